@@ -1,0 +1,112 @@
+# mlopsd - plain Makefile (redis style).  Override CC, OPT, WARN, CFLAGS,
+# LDFLAGS on the command line; `make WERROR=1` adds -Werror (CI does).
+#
+#   make            build build/mlopsd
+#   make test       install missing packages, build, run unit + integration
+#                   tests against a throwaway MariaDB (tests/run.sh)
+#   make unit       unit tests only (no database)
+#   make asan       the whole suite under AddressSanitizer + UBSan
+#   make tsan       the concurrency tests under ThreadSanitizer
+#   make bench      benchmarks (bench/), figures printed, never pass/fail
+#   make deps       install missing Debian packages (scripts/install-deps.sh)
+
+CC      ?= cc
+OPT     ?= -O2 -g
+WARN    ?= -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+SAN     ?=
+BUILD   ?= build
+PKGS    := libmariadb libcurl libcjson yaml-0.1 libmicrohttpd
+# XGBoost's Debian package ships no .pc file: the header is in the default
+# include path and the library links as -lxgboost.  Override if installed
+# elsewhere, e.g. make XGB_CFLAGS=-I/opt/xgb/include XGB_LIBS="-L/opt/xgb/lib -lxgboost"
+XGB_CFLAGS ?=
+XGB_LIBS   ?= -lxgboost
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+ALL_CFLAGS  = -std=gnu11 $(OPT) $(WARN) $(SAN) -Iinclude -Isrc -MMD -MP \
+              -D_GNU_SOURCE -DMLOPSD_VERSION=\"$(VERSION)\" \
+              $(PKG_CFLAGS) $(XGB_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+LIBS        = $(PKG_LIBS) $(XGB_LIBS) -lpthread -lm
+
+SRCS      := $(filter-out src/main.c,$(wildcard src/*.c))
+OBJS      := $(SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+INT_SRCS  := $(wildcard tests/integration/test_*.c)
+BENCH_SRCS:= $(wildcard bench/bench_*.c)
+TEST_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%) $(INT_SRCS:%.c=$(BUILD)/%)
+BENCH_BINS:= $(BENCH_SRCS:%.c=$(BUILD)/%)
+
+.PHONY: all test unit integration asan tsan ubsan bench deps clean demo \
+        demo-stop demo-clean install check-deps
+all: $(BUILD)/mlopsd
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libmlopsd.a: $(OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/mlopsd: $(BUILD)/src/main.o $(BUILD)/libmlopsd.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libmlopsd.a tests/check.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libmlopsd.a $(ALL_LDFLAGS) $(LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libmlopsd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libmlopsd.a $(ALL_LDFLAGS) $(LIBS)
+
+tests-build: $(BUILD)/mlopsd $(TEST_BINS)
+.PHONY: tests-build
+
+deps:
+	scripts/install-deps.sh
+
+# The test command users and CI run: set up, build, run everything.
+test: deps
+	$(MAKE) tests-build
+	tests/run.sh $(BUILD) all
+
+unit: $(TEST_BINS) $(BUILD)/mlopsd
+	tests/run.sh $(BUILD) unit
+
+integration: tests-build
+	tests/run.sh $(BUILD) integration
+
+asan: deps
+	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" tests-build
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  tests/run.sh build/asan all
+
+tsan: deps
+	$(MAKE) BUILD=build/tsan OPT="-O1 -g" SAN="-fsanitize=thread" tests-build
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  tests/run.sh build/tsan tsan
+
+bench: $(BUILD)/mlopsd $(BENCH_BINS)
+	bench/run.sh $(BUILD)
+
+PREFIX ?= /usr/local
+install: $(BUILD)/mlopsd
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mlopsd
+	install -m 0755 $(BUILD)/mlopsd $(DESTDIR)$(PREFIX)/bin/mlopsd
+	cp -r config sql $(DESTDIR)$(PREFIX)/share/mlopsd/
+
+clean:
+	rm -rf build
+
+-include $(OBJS:.o=.d) $(BUILD)/src/main.d

@@ -1,0 +1,79 @@
+/* cfg.h - the daemon configuration (config/mlopsd.yaml).
+ *
+ * One table in cfg.c lists every key with its type, default, min/max and
+ * whether it may change on reload.  cfg_load() reads the YAML file with
+ * libyaml, then applies MLOPSD_SECTION_KEY environment overrides (e.g.
+ * MLOPSD_DATABASE_HOST, MLOPSD_SERVER_LISTEN), then resolves secrets:
+ * the database password comes from the environment variable named by
+ * database.password_env (default MLOPSD_DATABASE_PASSWORD) or from the file
+ * named by database.password_file; never from the YAML itself.
+ *
+ * Unknown keys, wrong types and out-of-range values are errors whose message
+ * gives file:line:column and the expected form.  A missing file is an error
+ * unless the path is the default and the caller allows defaults.
+ *
+ * The struct is plain data and read-only once loaded: a reload builds a new
+ * one (cfg_load) and swaps it in.  Thread rule: cfg_load/cfg_destroy from
+ * one thread; a loaded cfg may be read from any thread.
+ */
+#ifndef MLOPSD_CFG_H
+#define MLOPSD_CFG_H
+
+#include "mlopsd/err.h"
+
+struct cfg {
+  /* server */
+  char server_listen[128];      /* "0.0.0.0:3000" */
+  int server_threads;           /* 2 */
+  long server_max_body_bytes;   /* 1048576 */
+  int server_max_connections;   /* 1024 */
+  int server_idle_timeout_s;    /* 30: idle / slow clients are dropped */
+  char server_default_model[128]; /* "credit_score_classification" */
+  char server_log_full_policy[16]; /* "reject" (503) or "serve" unlogged */
+  char server_spool_dir[512];   /* "var/spool" */
+  long server_spool_max_bytes;  /* 256 MiB */
+  /* auth */
+  char auth_admin_token_env[128]; /* "MLOPSD_ADMIN_TOKEN" */
+  char admin_token[256];        /* resolved secret; "" = admin API off */
+  /* database */
+  char db_host[256];            /* "127.0.0.1" */
+  int db_port;                  /* 3306 */
+  char db_user[128];            /* "root" */
+  char db_password_env[128];    /* "MLOPSD_DATABASE_PASSWORD" */
+  char db_password_file[512];   /* "" */
+  char db_password[256];        /* resolved secret, never logged */
+  char db_name[128];            /* "mlops" */
+  char db_socket[512];          /* "" = TCP */
+  int db_pool;                  /* 8 */
+  int db_connect_timeout_s;     /* 5 */
+  /* scheduler */
+  char sched_dags_dir[512];     /* "config/dags" */
+  char sched_timezone[64];      /* "Asia/Seoul" */
+  int sched_workers;            /* 2 */
+  int sched_tick_ms;            /* 1000 */
+  int sched_lease_s;            /* 30: a claim without heartbeat expires */
+  /* models */
+  char models_specs_dir[512];   /* "config/models" */
+  char models_registry_dir[512];/* "var/registry" */
+  int models_train_threads;     /* 1: XGBoost nthread for training */
+  /* logging */
+  int log_level;                /* enum log_level, LOG_INFO */
+  int log_format;               /* enum log_format, LOG_FMT_TEXT */
+
+  char path[512];               /* file it was loaded from ("" = defaults) */
+};
+
+/* Fill c with the built-in defaults (the one place defaults live). */
+void cfg_defaults(struct cfg *c);
+
+/* Load path (NULL: $MLOPSD_CONFIG, else "config/mlopsd.yaml"; a missing
+ * default file means defaults + environment).  Applies env overrides and
+ * resolves secrets.  On error fills e (ERR_CONFIG / ERR_PARSE / ERR_IO) with
+ * "FILE:LINE:COL: message (expected ...)" and leaves c undefined. */
+enum err_code cfg_load(struct cfg *c, const char *path, struct err *e)
+    MLOPSD_WUR;
+
+/* Write the effective config as YAML to fd, secrets shown as "***". */
+void cfg_dump(const struct cfg *c, int fd);
+
+#endif

@@ -1,0 +1,56 @@
+#!/bin/sh
+# install-deps.sh - install the Debian packages mlopsd needs to build, test
+# and run.  Does nothing (and needs no network) when every package is there.
+#
+#   scripts/install-deps.sh            build + test + runtime packages
+#   scripts/install-deps.sh --runtime  only what the daemon needs to run
+#
+# Used by `make deps`, `make test`, `make demo` and docker/Dockerfile, so the
+# list below is the one place that names our dependencies.
+set -eu
+
+BUILD_PKGS="build-essential pkg-config libmariadb-dev libcurl4-openssl-dev
+libcjson-dev libyaml-dev libmicrohttpd-dev libxgboost-dev"
+RUNTIME_PKGS="libmariadb3 libcurl4 libcjson1 libyaml-0-2 libmicrohttpd12
+libxgboost0 tzdata ca-certificates"
+TEST_PKGS="mariadb-server mariadb-client python3-xgboost python3-numpy curl
+wrk docker-compose clang libclang-rt-14-dev valgrind"
+
+case "${1:-}" in
+  --runtime) want="$RUNTIME_PKGS" ;;
+  --build)   want="$BUILD_PKGS $RUNTIME_PKGS" ;;
+  ""|--all)  want="$BUILD_PKGS $RUNTIME_PKGS $TEST_PKGS" ;;
+  -h|--help)
+    echo "usage: scripts/install-deps.sh [--runtime|--build|--all]"; exit 0 ;;
+  *) echo "install-deps.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+    missing="$missing $p"
+  fi
+done
+
+if [ -z "$missing" ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "install-deps.sh: missing packages:$missing" >&2
+    echo "install-deps.sh: run as root (or install sudo) to install them" >&2
+    exit 1
+  fi
+else
+  SUDO=""
+fi
+
+echo "install-deps.sh: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# The Debian mariadb-server package starts a system server on install in
+# some environments; mlopsd's tests and demo use their own private server.
+echo "install-deps.sh: done"

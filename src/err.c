@@ -1,0 +1,73 @@
+/* err.c - error codes and detail messages (see err.h). */
+#include "mlopsd/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const err_names[ERR__COUNT] = {
+    [ERR_OK] = "ok",
+    [ERR_NOMEM] = "out of memory",
+    [ERR_INVAL] = "invalid argument",
+    [ERR_IO] = "I/O error",
+    [ERR_PARSE] = "parse error",
+    [ERR_CONFIG] = "configuration error",
+    [ERR_DB] = "database error",
+    [ERR_DB_CONN] = "database connection error",
+    [ERR_FULL] = "full",
+    [ERR_SHUTDOWN] = "shutting down",
+    [ERR_TIMEOUT] = "timed out",
+    [ERR_CANCELED] = "canceled",
+    [ERR_NOTFOUND] = "not found",
+    [ERR_EXISTS] = "already exists",
+    [ERR_XGB] = "XGBoost error",
+    [ERR_UNSUPPORTED] = "unsupported",
+    [ERR_STATE] = "invalid state",
+    [ERR_AUTH] = "authentication failed",
+    [ERR_INTERNAL] = "internal error",
+};
+
+const char *err_str(enum err_code code)
+{
+  if ((int)code < 0 || code >= ERR__COUNT || !err_names[code])
+    return "unknown error";
+  return err_names[code];
+}
+
+enum err_code err_set(struct err *e, enum err_code code, const char *fmt, ...)
+{
+  if (!e)
+    return code;
+  e->code = code;
+  if (!fmt) {
+    snprintf(e->msg, sizeof(e->msg), "%s", err_str(code));
+    return code;
+  }
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+void err_prefix(struct err *e, const char *fmt, ...)
+{
+  if (!e)
+    return;
+  char pre[ERR_MSG_MAX];
+  char old[ERR_MSG_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(pre, sizeof(pre), fmt, ap);
+  va_end(ap);
+  memcpy(old, e->msg, sizeof(old));
+  snprintf(e->msg, sizeof(e->msg), "%s: %s", pre, old);
+}
+
+void err_clear(struct err *e)
+{
+  if (!e)
+    return;
+  e->code = ERR_OK;
+  e->msg[0] = '\0';
+}

@@ -1,0 +1,98 @@
+/* check.h - a tiny test framework (after redis testhelp.h / curl unitcheck).
+ *
+ *   TEST(name) { CHECK(x == 1); CHECK_EQ_INT(a, b); CHECK_EQ_STR(s, "x"); }
+ *   int main(void) { RUN(name); ...; return check_done(); }
+ *
+ * A failed CHECK prints file:line and the expression, marks the current
+ * test failed and carries on with the next statement (tests should not
+ * crash on a failed check; use REQUIRE to leave the test).  check_done()
+ * prints "check: N passed, N failed" (counted per test function) and returns
+ * the exit status; tests/run.sh adds the lines of all binaries up.
+ */
+#ifndef MLOPSD_CHECK_H
+#define MLOPSD_CHECK_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int check_passed, check_failed, check_cur_failed;
+static const char *check_cur_name;
+
+#define TEST(name) static void name(void)
+
+#define CHECK(cond)                                                           \
+  do {                                                                        \
+    if (!(cond)) {                                                            \
+      fprintf(stderr, "  FAIL %s:%d: %s: %s\n", __FILE__, __LINE__,           \
+              check_cur_name, #cond);                                         \
+      check_cur_failed = 1;                                                   \
+    }                                                                         \
+  } while (0)
+
+#define REQUIRE(cond)                                                         \
+  do {                                                                        \
+    if (!(cond)) {                                                            \
+      fprintf(stderr, "  FAIL %s:%d: %s: required %s\n", __FILE__, __LINE__, \
+              check_cur_name, #cond);                                         \
+      check_cur_failed = 1;                                                   \
+      return;                                                                 \
+    }                                                                         \
+  } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                    \
+  do {                                                                        \
+    long long check_a_ = (long long)(a), check_b_ = (long long)(b);           \
+    if (check_a_ != check_b_) {                                               \
+      fprintf(stderr, "  FAIL %s:%d: %s: %s == %s (%lld != %lld)\n",          \
+              __FILE__, __LINE__, check_cur_name, #a, #b, check_a_,          \
+              check_b_);                                                      \
+      check_cur_failed = 1;                                                   \
+    }                                                                         \
+  } while (0)
+
+#define CHECK_EQ_STR(a, b)                                                    \
+  do {                                                                        \
+    const char *check_a_ = (a), *check_b_ = (b);                              \
+    if (!check_a_ || !check_b_ || strcmp(check_a_, check_b_) != 0) {          \
+      fprintf(stderr, "  FAIL %s:%d: %s: %s == %s (\"%s\" != \"%s\")\n",      \
+              __FILE__, __LINE__, check_cur_name, #a, #b,                     \
+              check_a_ ? check_a_ : "(null)",                                 \
+              check_b_ ? check_b_ : "(null)");                                \
+      check_cur_failed = 1;                                                   \
+    }                                                                         \
+  } while (0)
+
+#define CHECK_NEAR(a, b, eps)                                                 \
+  do {                                                                        \
+    double check_a_ = (double)(a), check_b_ = (double)(b);                    \
+    if (!(check_a_ - check_b_ <= (eps) && check_b_ - check_a_ <= (eps))) {    \
+      fprintf(stderr, "  FAIL %s:%d: %s: %s ~= %s (%.9g vs %.9g)\n",          \
+              __FILE__, __LINE__, check_cur_name, #a, #b, check_a_,          \
+              check_b_);                                                      \
+      check_cur_failed = 1;                                                   \
+    }                                                                         \
+  } while (0)
+
+#define RUN(fn)                                                               \
+  do {                                                                        \
+    check_cur_name = #fn;                                                     \
+    check_cur_failed = 0;                                                     \
+    fn();                                                                     \
+    if (check_cur_failed) {                                                   \
+      check_failed++;                                                         \
+      fprintf(stderr, "not ok %s\n", #fn);                                    \
+    } else {                                                                  \
+      check_passed++;                                                         \
+      fprintf(stderr, "ok %s\n", #fn);                                        \
+    }                                                                         \
+  } while (0)
+
+static inline int check_done(void)
+{
+  printf("check: %d passed, %d failed\n", check_passed, check_failed);
+  fflush(stdout);
+  return check_failed ? 1 : 0;
+}
+
+#endif

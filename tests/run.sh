@@ -1,0 +1,105 @@
+#!/bin/bash
+# tests/run.sh BUILD MODE - run the test binaries of BUILD and sum them up.
+#
+# MODE: unit | integration | all | tsan
+#   unit         build/tests/unit/test_*           (no database)
+#   integration  build/tests/integration/test_*    and tests/integration/*.sh
+#   all          both
+#   tsan         the tests whose source says "check: tsan" (concurrency)
+#
+# For integration tests a private MariaDB is started in a temp dir on a free
+# port (tests/mariadb.sh) and always stopped and removed on exit, also on
+# failure or Ctrl-C.  Each test gets MLOPSD_DATABASE_* in its environment,
+# MLOPSD_BIN (the daemon binary) and MLOPSD_SRC (the source tree).
+# Every test is killed after MLOPSD_TEST_TIMEOUT seconds (default 600).
+# The last line is "N passed, N failed" for the whole run.
+set -u
+BUILD=${1:-build}; MODE=${2:-all}
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+cd "$SRC"
+export MLOPSD_SRC=$SRC
+export MLOPSD_BIN=$SRC/$BUILD/mlopsd
+TIMEOUT=${MLOPSD_TEST_TIMEOUT:-600}
+passed=0; failed=0; failed_names=""
+DBDIR=""
+
+cleanup() {
+  if [ -n "$DBDIR" ]; then
+    tests/mariadb.sh stop "$DBDIR" >/dev/null 2>&1 || true
+    rm -rf "$DBDIR"
+    DBDIR=""
+  fi
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+start_db() {
+  DBDIR=$(mktemp -d /tmp/mlopsd-test-db.XXXXXX)
+  local envs
+  if ! envs=$(tests/mariadb.sh start "$DBDIR"); then
+    echo "run.sh: could not start MariaDB: integration tests cannot run" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
+  eval "$envs"
+  export MLOPSD_DATABASE_NAME=mlops_test
+}
+
+run_one() {  # run_one NAME CMD...
+  local name=$1; shift
+  local out; out=$(mktemp)
+  local t0; t0=$(date +%s.%N)
+  timeout --kill-after=10 "$TIMEOUT" "$@" >"$out" 2>&1
+  local rc=$?
+  local t1; t1=$(date +%s.%N)
+  local line p f
+  line=$(grep -E '^check: [0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+  if [ -n "$line" ]; then
+    p=$(echo "$line" | sed -E 's/^check: ([0-9]+) passed.*/\1/')
+    f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+  else
+    p=0; f=0
+  fi
+  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi   # crash, timeout, sanitizer
+  passed=$((passed + p)); failed=$((failed + f))
+  printf '%-44s %4s passed %3s failed  %6.1fs%s\n' "$name" "$p" "$f" \
+    "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$([ "$rc" = 124 ] && echo '  TIMEOUT')"
+  if [ "$f" != 0 ] || [ "$rc" != 0 ]; then
+    failed_names="$failed_names $name"
+    sed 's/^/    | /' "$out" | tail -60
+  elif [ -n "${VERBOSE:-}" ]; then
+    sed 's/^/    | /' "$out"
+  fi
+  rm -f "$out"
+}
+
+units=(); ints=(); shells=()
+case "$MODE" in
+  unit|all)
+    for b in "$BUILD"/tests/unit/test_*; do [ -x "$b" ] && [ ! -d "$b" ] && units+=("$b"); done ;;
+esac
+case "$MODE" in
+  integration|all)
+    for b in "$BUILD"/tests/integration/test_*; do
+      case "$b" in *.d|*.o) continue ;; esac
+      [ -x "$b" ] && [ ! -d "$b" ] && ints+=("$b"); done
+    for s in tests/integration/test_*.sh; do [ -f "$s" ] && shells+=("$s"); done ;;
+  tsan)
+    for src in tests/unit/test_*.c tests/integration/test_*.c; do
+      [ -f "$src" ] || continue
+      grep -q 'check: tsan' "$src" || continue
+      b="$BUILD/${src%.c}"
+      case "$src" in tests/integration/*) ints+=("$b") ;; *) units+=("$b") ;; esac
+    done ;;
+esac
+
+for b in "${units[@]+"${units[@]}"}"; do run_one "${b#"$BUILD"/tests/}" "$b"; done
+if [ ${#ints[@]} -gt 0 ] || [ ${#shells[@]} -gt 0 ]; then
+  start_db
+  for b in "${ints[@]+"${ints[@]}"}"; do run_one "${b#"$BUILD"/tests/}" "$b"; done
+  for s in "${shells[@]+"${shells[@]}"}"; do run_one "${s#tests/}" bash "$s"; done
+fi
+
+[ -n "$failed_names" ] && echo "failed:$failed_names"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
