@@ -1,0 +1,188 @@
+/* registry.h - the file-based model registry (docs/registry.md).
+ *
+ * Plain files under a root directory, readable without mlopsd:
+ *
+ *   NAME/versions/N/{model.ubj, preprocess.json, meta.json, reference.json}
+ *   NAME/runs/RUN_ID/{params.json, metrics.json}
+ *   NAME/aliases/ALIAS            text file holding a version number
+ *   NAME/tmp/                     drafts being written (private)
+ *   NAME/.lock                    flock taken while numbering versions
+ *
+ * A version is written as a draft in NAME/tmp/, then committed: its files
+ * are fsync'd, and under an exclusive flock on NAME/.lock the next number
+ * N = max + 1 is chosen and the draft directory renamed to versions/N, so a
+ * version appears complete or not at all, numbers have no gaps or
+ * duplicates across threads and processes, and a writer killed at any
+ * point leaves no partial version (its draft is removed later).  Alias
+ * files are replaced by temp file + fsync + rename.
+ *
+ * Names (models, aliases, run ids, file names) must match
+ * [A-Za-z0-9_][A-Za-z0-9_.-]{0,127} and not contain ".."; versions are
+ * integers 1..INT_MAX; every path is built from validated parts, so no
+ * path escapes the root.
+ *
+ * Thread rule: a struct registry is immutable after registry_open and may
+ * be used from any number of threads and processes at once.  A draft
+ * belongs to one thread until commit/abort.
+ */
+#ifndef MLOPSD_REGISTRY_H
+#define MLOPSD_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "mlopsd/err.h"
+
+#define REGISTRY_NAME_MAX 128
+#define REGISTRY_PATH_MAX 4096
+#define REGISTRY_JSON_MAX (16u << 20) /* JSON files read are capped */
+#define REGISTRY_PRODUCTION "production"
+
+struct registry;       /* opaque */
+struct registry_draft; /* opaque */
+
+/* Open (creating the directory, with parents, if missing) the registry at
+ * root.  Errors: ERR_INVAL (path too long), ERR_IO. */
+MLOPSD_WUR enum err_code registry_open(const char *root,
+                                       struct registry **out, struct err *e);
+void registry_close(struct registry *r); /* NULL-safe */
+const char *registry_root(const struct registry *r); /* borrowed */
+
+/* 1 if s is a valid model / alias / run id / file name. */
+int registry_name_valid(const char *s);
+
+/* Start a new version of model name: creates NAME/tmp/draft-XXXXXX and
+ * removes stale drafts of killed writers.  Write the version's files with
+ * registry_draft_path().  Errors: ERR_INVAL (bad name), ERR_IO, ERR_NOMEM. */
+MLOPSD_WUR enum err_code registry_version_begin(struct registry *r,
+                                                const char *name,
+                                                struct registry_draft **out,
+                                                struct err *e);
+
+/* The draft directory (borrowed until commit/abort). */
+const char *registry_draft_dir(const struct registry_draft *d);
+
+/* Path of file inside the draft into buf (cap bytes).  Errors: ERR_INVAL
+ * (bad file name, too long). */
+MLOPSD_WUR enum err_code registry_draft_path(const struct registry_draft *d,
+                                             const char *file, char *buf,
+                                             size_t cap, struct err *e);
+
+/* Publish the draft as the next version; *version gets its number.  The
+ * draft is consumed whatever the result (on failure its files are
+ * removed).  Errors: ERR_IO, ERR_INVAL (draft holds something other than
+ * regular files). */
+MLOPSD_WUR enum err_code registry_version_commit(struct registry_draft *d,
+                                                 int *version, struct err *e);
+
+/* Throw the draft away (removes its files).  NULL-safe. */
+void registry_version_abort(struct registry_draft *d);
+
+/* Model names (directories with a valid name), sorted.  *names is a new
+ * NULL-terminated array; free with registry_strv_free.  An empty registry
+ * gives n == 0. */
+MLOPSD_WUR enum err_code registry_list_models(struct registry *r,
+                                              char ***names, size_t *n,
+                                              struct err *e);
+void registry_strv_free(char **v); /* NULL-safe */
+
+/* Version numbers of name, ascending; *versions is a new array (free()),
+ * NULL when n == 0.  A model without versions is not an error.  Errors:
+ * ERR_INVAL (bad name), ERR_NOTFOUND (no such model), ERR_IO. */
+MLOPSD_WUR enum err_code registry_list_versions(struct registry *r,
+                                                const char *name,
+                                                int **versions, size_t *n,
+                                                struct err *e);
+
+/* Highest version of name.  Errors: ERR_NOTFOUND (no model / no version). */
+MLOPSD_WUR enum err_code registry_latest(struct registry *r, const char *name,
+                                         int *version, struct err *e);
+
+/* 1 if NAME/versions/VERSION exists. */
+int registry_version_exists(struct registry *r, const char *name,
+                            int version);
+
+/* Read alias (e.g. "production").  Errors: ERR_NOTFOUND (not set),
+ * ERR_PARSE (file does not hold a version number; names the path). */
+MLOPSD_WUR enum err_code registry_alias_get(struct registry *r,
+                                            const char *name,
+                                            const char *alias, int *version,
+                                            struct err *e);
+
+/* Point alias at version (which must exist: else ERR_NOTFOUND); written
+ * atomically (temp + fsync + rename).  *previous (if non-NULL) gets the
+ * version it pointed at before, 0 if none. */
+MLOPSD_WUR enum err_code registry_alias_set(struct registry *r,
+                                            const char *name,
+                                            const char *alias, int version,
+                                            int *previous, struct err *e);
+
+/* Remove an alias; ERR_NOTFOUND if it was not set. */
+MLOPSD_WUR enum err_code registry_alias_delete(struct registry *r,
+                                               const char *name,
+                                               const char *alias,
+                                               struct err *e);
+
+/* Change detector for an alias file, for cheap polling: a stat() only.
+ * Every registry_alias_set replaces the file (new inode), so comparing two
+ * stamps tells whether the alias may have changed.  exists is 0 when the
+ * alias is not set (then the other fields are 0). */
+struct registry_stamp {
+  int exists;
+  uint64_t dev;
+  uint64_t ino;
+  int64_t mtime_ns;
+  int64_t size;
+};
+MLOPSD_WUR enum err_code registry_alias_stamp(struct registry *r,
+                                              const char *name,
+                                              const char *alias,
+                                              struct registry_stamp *st,
+                                              struct err *e);
+int registry_stamp_equal(const struct registry_stamp *a,
+                         const struct registry_stamp *b);
+
+/* Parse NAME/versions/VERSION/FILE as JSON into *out (cJSON_Delete).
+ * Errors: ERR_NOTFOUND (no such version/file), ERR_PARSE (corrupt; the
+ * message names the path and the byte offset), ERR_IO. */
+MLOPSD_WUR enum err_code registry_read_json(struct registry *r,
+                                            const char *name, int version,
+                                            const char *file, cJSON **out,
+                                            struct err *e);
+/* registry_read_json(r, name, version, "meta.json", out, e). */
+MLOPSD_WUR enum err_code registry_read_meta(struct registry *r,
+                                            const char *name, int version,
+                                            cJSON **out, struct err *e);
+
+/* Record a grid-search trial: NAME/runs/RUN_ID/params.json and
+ * metrics.json, each written atomically (an existing run is overwritten).
+ * params/metrics are borrowed; either may be NULL to skip that file. */
+MLOPSD_WUR enum err_code registry_run_write(struct registry *r,
+                                            const char *name,
+                                            const char *run_id,
+                                            const cJSON *params,
+                                            const cJSON *metrics,
+                                            struct err *e);
+
+/* Run ids of name, sorted (registry_strv_free). */
+MLOPSD_WUR enum err_code registry_list_runs(struct registry *r,
+                                            const char *name, char ***ids,
+                                            size_t *n, struct err *e);
+
+/* Safe path builder: ROOT/NAME/versions/VERSION/FILE (file NULL: the
+ * version directory) into buf.  Does not check existence.  Errors:
+ * ERR_INVAL (bad name, version < 1, bad file name, too long). */
+MLOPSD_WUR enum err_code registry_path(const struct registry *r,
+                                       const char *name, int version,
+                                       const char *file, char *buf,
+                                       size_t cap, struct err *e);
+
+/* Write len bytes to path atomically (temp file in the same directory,
+ * fsync, rename, fsync of the directory).  For files outside drafts. */
+MLOPSD_WUR enum err_code registry_write_file(const char *path,
+                                             const void *data, size_t len,
+                                             struct err *e);
+
+#endif
