@@ -63,17 +63,42 @@ struct cfg {
   char path[512];               /* file it was loaded from ("" = defaults) */
 };
 
-/* Fill c with the built-in defaults (the one place defaults live). */
+/* Fill c with the built-in defaults (the one place defaults live: the key
+ * table in cfg.c).  Secrets and path are left empty.  Any thread. */
 void cfg_defaults(struct cfg *c);
 
-/* Load path (NULL: $MLOPSD_CONFIG, else "config/mlopsd.yaml"; a missing
- * default file means defaults + environment).  Applies env overrides and
- * resolves secrets.  On error fills e (ERR_CONFIG / ERR_PARSE / ERR_IO) with
- * "FILE:LINE:COL: message (expected ...)" and leaves c undefined. */
+/* Load path (NULL: $MLOPSD_CONFIG if set and non-empty, else
+ * "config/mlopsd.yaml"; only that implicit default may be missing, which
+ * means defaults + environment).  Applies MLOPSD_SECTION_KEY overrides and
+ * resolves secrets (password_file wins over password_env when both are
+ * set).  Errors fill e with one line:
+ *   ERR_PARSE   "FILE:LINE:COL: YAML syntax error: ..."
+ *   ERR_CONFIG  "FILE:LINE:COL: key 'server.threads': expected integer
+ *               1..256, got 'abc'" (unknown section/key, wrong type, out
+ *               of range, bad enum, duplicate key, a secret in the file),
+ *               or "environment variable MLOPSD_X_Y: key 'x.y': ..."
+ *   ERR_IO      "cannot open FILE: No such file or directory", unreadable
+ *               password_file, ...
+ * (LINE and COL are 1-based.)  On error the secrets in c are wiped and the
+ * rest of c is undefined.  MLOPSD_* variables that look like keys of a
+ * section but are not keys are logged as a warning, not an error. */
 enum err_code cfg_load(struct cfg *c, const char *path, struct err *e)
     MLOPSD_WUR;
 
-/* Write the effective config as YAML to fd, secrets shown as "***". */
+/* Write the effective config as YAML (block style, loadable again by
+ * cfg_load) to fd.  Secrets appear only as comments showing "***" when
+ * set, never their value.  Any thread. */
 void cfg_dump(const struct cfg *c, int fd);
+
+/* For a reload: ERR_OK if nw differs from old only in reloadable keys,
+ * else ERR_CONFIG naming the first key that needs a restart.  Secrets and
+ * path are not compared. */
+enum err_code cfg_check_reload(const struct cfg *old, const struct cfg *nw,
+                               struct err *e) MLOPSD_WUR;
+
+/* The key table, for docs and tests: cfg_key_count() keys, the i-th as
+ * "section.key" (static storage; NULL if i is out of range). */
+int cfg_key_count(void);
+const char *cfg_key_name(int i);
 
 #endif

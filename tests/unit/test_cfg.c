@@ -1,0 +1,875 @@
+/* test_cfg.c - unit tests of cfg.c: defaults, block and flow YAML, every
+ * kind of error with its exact FILE:LINE:COL message, environment
+ * overrides, secrets (env and password_file), cfg_dump, reload checks, and
+ * that config/mlopsd.yaml and docs/configuration.md cover every key.
+ *
+ * Files are written under a mkdtemp directory removed at the end.  Every
+ * MLOPSD_* variable of the caller's environment is removed first so the
+ * results do not depend on the shell the tests run from.
+ */
+#include <ctype.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "mlopsd/cfg.h"
+#include "mlopsd/log.h"
+
+static char tmpdir[64];
+static char srcdir[PATH_MAX];
+static char paths[64][PATH_MAX];
+static int npaths;
+
+/* Write text to tmpdir/name; returns the path (static storage). */
+static const char *write_file(const char *name, const char *text)
+{
+  char full[PATH_MAX];
+  char *p = NULL;
+  snprintf(full, sizeof(full), "%s/%s", tmpdir, name);
+  for (int i = 0; i < npaths && !p; i++)
+    if (strcmp(paths[i], full) == 0)
+      p = paths[i];
+  if (!p && npaths < 64)
+    p = paths[npaths++];
+  if (!p)
+    abort(); /* more distinct files than this test is written for */
+  memcpy(p, full, sizeof(full));
+  FILE *f = fopen(p, "w");
+  if (f) {
+    fputs(text, f);
+    fclose(f);
+  }
+  return p;
+}
+
+/* Load text written as tmpdir/c.yaml. */
+static enum err_code load_text(struct cfg *c, const char *text, struct err *e)
+{
+  const char *p = write_file("c.yaml", text);
+  return cfg_load(c, p, e);
+}
+
+/* The message with "TMPDIR/" removed, so tests can compare exactly. */
+static const char *rel(const struct err *e)
+{
+  static char buf[ERR_MSG_MAX];
+  size_t tl = strlen(tmpdir);
+  const char *m = e->msg;
+  size_t n = 0;
+  while (*m && n + 1 < sizeof(buf)) {
+    if (strncmp(m, tmpdir, tl) == 0 && m[tl] == '/') {
+      m += tl + 1;
+      continue;
+    }
+    buf[n++] = *m++;
+  }
+  buf[n] = '\0';
+  return buf;
+}
+
+/* cfg_dump output as a string (static storage), without the first
+ * (comment) line that names the source. */
+static const char *dump(const struct cfg *c)
+{
+  static char buf[16384];
+  int fd = memfd_create("dump", 0);
+  if (fd < 0)
+    return "";
+  cfg_dump(c, fd);
+  ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+  close(fd);
+  buf[n > 0 ? n : 0] = '\0';
+  return buf;
+}
+
+/* Non-zero if a and b dump the same values (first line aside). */
+static int same_values(const struct cfg *a, const struct cfg *b)
+{
+  static char da[16384];
+  snprintf(da, sizeof(da), "%s", dump(a));
+  const char *db = dump(b);
+  const char *ba = strchr(da, '\n'), *bb = strchr(db, '\n');
+  if (ba && bb && strcmp(ba, bb) == 0)
+    return 1;
+  fprintf(stderr, "  dumps differ:\n%s\n--- vs ---\n%s\n", da, db);
+  return 0;
+}
+
+/* Remove MLOPSD_CONFIG and every MLOPSD_<SECTION>_* variable. */
+static void clear_env(void)
+{
+  extern char **environ;
+  char names[64][128];
+  int n = 0;
+  for (char **ep = environ; ep && *ep && n < 64; ep++) {
+    const char *eq = strchr(*ep, '=');
+    size_t l = eq ? (size_t)(eq - *ep) : strlen(*ep);
+    if (strncmp(*ep, "MLOPSD_", 7) != 0 || l >= sizeof(names[0]))
+      continue;
+    if (strncmp(*ep, "MLOPSD_SRC=", 11) == 0 ||
+        strncmp(*ep, "MLOPSD_BIN=", 11) == 0 ||
+        strncmp(*ep, "MLOPSD_TEST_", 12) == 0)
+      continue;
+    memcpy(names[n], *ep, l);
+    names[n++][l] = '\0';
+  }
+  for (int i = 0; i < n; i++)
+    unsetenv(names[i]);
+  unsetenv("OTHER_DB_PW");
+  unsetenv("OTHER_TOKEN");
+}
+
+/* Expect load of text to fail with code and exactly msg (paths relative). */
+#define CHECK_LOAD_ERR(text, want_code, want_msg)                             \
+  do {                                                                        \
+    struct cfg c_;                                                            \
+    struct err e_ = {0};                                                      \
+    CHECK_EQ_INT(load_text(&c_, (text), &e_), (want_code));                   \
+    CHECK_EQ_INT(e_.code, (want_code));                                       \
+    CHECK_EQ_STR(rel(&e_), (want_msg));                                       \
+  } while (0)
+
+TEST(test_defaults)
+{
+  struct cfg c;
+  memset(&c, 0x5a, sizeof(c));
+  cfg_defaults(&c);
+  CHECK_EQ_STR(c.server_listen, "0.0.0.0:3000");
+  CHECK_EQ_INT(c.server_threads, 2);
+  CHECK_EQ_INT(c.server_max_body_bytes, 1048576);
+  CHECK_EQ_INT(c.server_max_connections, 1024);
+  CHECK_EQ_INT(c.server_idle_timeout_s, 30);
+  CHECK_EQ_STR(c.server_default_model, "credit_score_classification");
+  CHECK_EQ_STR(c.server_log_full_policy, "reject");
+  CHECK_EQ_STR(c.server_spool_dir, "var/spool");
+  CHECK_EQ_INT(c.server_spool_max_bytes, 256L * 1024 * 1024);
+  CHECK_EQ_STR(c.auth_admin_token_env, "MLOPSD_ADMIN_TOKEN");
+  CHECK_EQ_STR(c.admin_token, "");
+  CHECK_EQ_STR(c.db_host, "127.0.0.1");
+  CHECK_EQ_INT(c.db_port, 3306);
+  CHECK_EQ_STR(c.db_user, "root");
+  CHECK_EQ_STR(c.db_password_env, "MLOPSD_DATABASE_PASSWORD");
+  CHECK_EQ_STR(c.db_password_file, "");
+  CHECK_EQ_STR(c.db_password, "");
+  CHECK_EQ_STR(c.db_name, "mlops");
+  CHECK_EQ_STR(c.db_socket, "");
+  CHECK_EQ_INT(c.db_pool, 8);
+  CHECK_EQ_INT(c.db_connect_timeout_s, 5);
+  CHECK_EQ_STR(c.sched_dags_dir, "config/dags");
+  CHECK_EQ_STR(c.sched_timezone, "Asia/Seoul");
+  CHECK_EQ_INT(c.sched_workers, 2);
+  CHECK_EQ_INT(c.sched_tick_ms, 1000);
+  CHECK_EQ_INT(c.sched_lease_s, 30);
+  CHECK_EQ_STR(c.models_specs_dir, "config/models");
+  CHECK_EQ_STR(c.models_registry_dir, "var/registry");
+  CHECK_EQ_INT(c.models_train_threads, 1);
+  CHECK_EQ_INT(c.log_level, LOG_INFO);
+  CHECK_EQ_INT(c.log_format, LOG_FMT_TEXT);
+  CHECK_EQ_STR(c.path, "");
+}
+
+TEST(test_key_table)
+{
+  int n = cfg_key_count();
+  CHECK_EQ_INT(n, 29);
+  CHECK(cfg_key_name(-1) == NULL);
+  CHECK(cfg_key_name(n) == NULL);
+  CHECK_EQ_STR(cfg_key_name(0), "server.listen");
+  for (int i = 0; i < n; i++)
+    for (int j = i + 1; j < n; j++)
+      CHECK(strcmp(cfg_key_name(i), cfg_key_name(j)) != 0);
+}
+
+/* The default path only: no file there means defaults + environment. */
+TEST(test_default_path_missing)
+{
+  char cwd[PATH_MAX];
+  struct cfg c;
+  struct err e = {0};
+  REQUIRE(getcwd(cwd, sizeof(cwd)) != NULL);
+  REQUIRE(chdir(tmpdir) == 0);
+  setenv("MLOPSD_DATABASE_PORT", "3307", 1);
+  CHECK_EQ_INT(cfg_load(&c, NULL, &e), ERR_OK);
+  CHECK_EQ_STR(c.path, "");
+  CHECK_EQ_INT(c.db_port, 3307);
+  CHECK_EQ_INT(c.server_threads, 2);
+  /* An empty MLOPSD_CONFIG counts as unset. */
+  setenv("MLOPSD_CONFIG", "", 1);
+  CHECK_EQ_INT(cfg_load(&c, NULL, &e), ERR_OK);
+  /* The default file is used when present. */
+  REQUIRE(mkdir("config", 0700) == 0);
+  write_file("config/mlopsd.yaml", "server: { threads: 5 }\n");
+  CHECK_EQ_INT(cfg_load(&c, NULL, &e), ERR_OK);
+  CHECK_EQ_INT(c.server_threads, 5);
+  CHECK_EQ_STR(c.path, "config/mlopsd.yaml");
+  unlink("config/mlopsd.yaml");
+  rmdir("config");
+  CHECK(chdir(cwd) == 0);
+  clear_env();
+}
+
+TEST(test_missing_files)
+{
+  struct cfg c;
+  struct err e = {0};
+  char p[PATH_MAX + 16];
+  snprintf(p, sizeof(p), "%s/nope.yaml", tmpdir);
+  CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_IO);
+  CHECK_EQ_STR(rel(&e), "cannot open nope.yaml: No such file or directory");
+  /* MLOPSD_CONFIG names a file explicitly: missing is an error too. */
+  setenv("MLOPSD_CONFIG", p, 1);
+  CHECK_EQ_INT(cfg_load(&c, NULL, &e), ERR_IO);
+  CHECK_EQ_STR(rel(&e), "cannot open nope.yaml: No such file or directory");
+  /* ... and is used when it exists; an explicit path wins over it. */
+  setenv("MLOPSD_CONFIG", write_file("env.yaml", "database: {port: 1}\n"), 1);
+  CHECK_EQ_INT(cfg_load(&c, NULL, &e), ERR_OK);
+  CHECK_EQ_INT(c.db_port, 1);
+  CHECK_EQ_INT(cfg_load(&c, write_file("arg.yaml", "database: {port: 2}\n"),
+                        &e),
+               ERR_OK);
+  CHECK_EQ_INT(c.db_port, 2);
+  unsetenv("MLOPSD_CONFIG");
+  CHECK_EQ_INT(cfg_load(&c, tmpdir, &e), ERR_IO);
+  CHECK(strstr(e.msg, ": Is a directory") != NULL);
+}
+
+TEST(test_block_file)
+{
+  struct cfg c;
+  struct err e = {0};
+  const char *y =
+      "# every key, none at its default\n"
+      "server:\n"
+      "  listen: \"127.0.0.1:8080\"\n"
+      "  threads: 4\n"
+      "  max_body_bytes: 65536\n"
+      "  max_connections: 100\n"
+      "  idle_timeout: 10\n"
+      "  default_model: other_model\n"
+      "  log_full_policy: serve\n"
+      "  spool_dir: /var/lib/mlopsd/spool\n"
+      "  spool_max_bytes: 1073741824   # 1 GiB\n"
+      "auth:\n"
+      "  admin_token_env: OTHER_TOKEN\n"
+      "database:\n"
+      "  host: db.example\n"
+      "  port: 3307\n"
+      "  user: 'mlops'\n"
+      "  password_env: OTHER_DB_PW\n"
+      "  password_file:\n"
+      "  name: mlops_test\n"
+      "  socket: /run/mysqld/mysqld.sock\n"
+      "  pool: 16\n"
+      "  connect_timeout: 3\n"
+      "scheduler:\n"
+      "  dags_dir: dags\n"
+      "  timezone: UTC\n"
+      "  workers: 3\n"
+      "  tick_ms: 250\n"
+      "  lease_s: 60\n"
+      "models:\n"
+      "  specs_dir: specs\n"
+      "  registry_dir: reg\n"
+      "  train_threads: 2\n"
+      "logging:\n"
+      "  level: debug\n"
+      "  format: json\n";
+  CHECK_EQ_INT(load_text(&c, y, &e), ERR_OK);
+  CHECK_EQ_STR(e.msg, "");
+  CHECK_EQ_STR(c.server_listen, "127.0.0.1:8080");
+  CHECK_EQ_INT(c.server_threads, 4);
+  CHECK_EQ_INT(c.server_max_body_bytes, 65536);
+  CHECK_EQ_INT(c.server_max_connections, 100);
+  CHECK_EQ_INT(c.server_idle_timeout_s, 10);
+  CHECK_EQ_STR(c.server_default_model, "other_model");
+  CHECK_EQ_STR(c.server_log_full_policy, "serve");
+  CHECK_EQ_STR(c.server_spool_dir, "/var/lib/mlopsd/spool");
+  CHECK_EQ_INT(c.server_spool_max_bytes, 1073741824L);
+  CHECK_EQ_STR(c.auth_admin_token_env, "OTHER_TOKEN");
+  CHECK_EQ_STR(c.db_host, "db.example");
+  CHECK_EQ_INT(c.db_port, 3307);
+  CHECK_EQ_STR(c.db_user, "mlops");
+  CHECK_EQ_STR(c.db_password_env, "OTHER_DB_PW");
+  CHECK_EQ_STR(c.db_password_file, "");
+  CHECK_EQ_STR(c.db_name, "mlops_test");
+  CHECK_EQ_STR(c.db_socket, "/run/mysqld/mysqld.sock");
+  CHECK_EQ_INT(c.db_pool, 16);
+  CHECK_EQ_INT(c.db_connect_timeout_s, 3);
+  CHECK_EQ_STR(c.sched_dags_dir, "dags");
+  CHECK_EQ_STR(c.sched_timezone, "UTC");
+  CHECK_EQ_INT(c.sched_workers, 3);
+  CHECK_EQ_INT(c.sched_tick_ms, 250);
+  CHECK_EQ_INT(c.sched_lease_s, 60);
+  CHECK_EQ_STR(c.models_specs_dir, "specs");
+  CHECK_EQ_STR(c.models_registry_dir, "reg");
+  CHECK_EQ_INT(c.models_train_threads, 2);
+  CHECK_EQ_INT(c.log_level, LOG_DEBUG);
+  CHECK_EQ_INT(c.log_format, LOG_FMT_JSON);
+  CHECK(strstr(c.path, "/c.yaml") != NULL);
+}
+
+TEST(test_flow_file)
+{
+  /* DESIGN.md's example, verbatim. */
+  struct cfg c;
+  struct err e = {0};
+  const char *y =
+      "server:    { listen: \"0.0.0.0:3000\", threads: 2, max_body_bytes: "
+      "1048576 }\n"
+      "auth:      { admin_token_env: MLOPSD_ADMIN_TOKEN }   # Bearer token "
+      "for /api/v2\n"
+      "database:  { host: 127.0.0.1, port: 3306, user: root, password_env: "
+      "MLOPSD_DATABASE_PASSWORD,\n"
+      "             name: mlops, pool: 8 }\n"
+      "scheduler: { dags_dir: config/dags, timezone: Asia/Seoul, workers: 2 "
+      "}\n"
+      "models:    { specs_dir: config/models, registry_dir: var/registry }\n"
+      "logging:   { level: info, format: text }             # or json\n";
+  struct cfg d;
+  cfg_defaults(&d);
+  CHECK_EQ_INT(load_text(&c, y, &e), ERR_OK);
+  CHECK(same_values(&c, &d));
+
+  /* Flow and block mixed, a document marker, a flow mapping on several
+   * lines, a quoted number for an int, an upper-case enum. */
+  y = "---\n"
+      "server: {threads: \"7\",\n"
+      "         listen: \"[::1]:3001\"}\n"
+      "logging:\n"
+      "  level: WARN\n"
+      "database: {socket: \"/tmp/s.sock\", name: x}\n"
+      "...\n";
+  CHECK_EQ_INT(load_text(&c, y, &e), ERR_OK);
+  CHECK_EQ_STR(e.msg, "");
+  CHECK_EQ_INT(c.server_threads, 7);
+  CHECK_EQ_STR(c.server_listen, "[::1]:3001");
+  CHECK_EQ_INT(c.log_level, LOG_WARN);
+  CHECK_EQ_STR(c.db_socket, "/tmp/s.sock");
+  CHECK_EQ_STR(c.db_name, "x");
+}
+
+TEST(test_empty_files)
+{
+  struct cfg c, d;
+  struct err e = {0};
+  cfg_defaults(&d);
+  const char *texts[] = {"", "# only a comment\n", "---\n", "~\n",
+                         "server:\nlogging:\n", "server: {}\nauth: ~\n"};
+  for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+    CHECK_EQ_INT(load_text(&c, texts[i], &e), ERR_OK);
+    CHECK(same_values(&c, &d));
+  }
+  /* An empty string value clears a string key; null too. */
+  CHECK_EQ_INT(load_text(&c, "database: {password_env: '', socket: ~}\n", &e),
+               ERR_OK);
+  CHECK_EQ_STR(c.db_password_env, "");
+  CHECK_EQ_STR(c.db_socket, "");
+}
+
+TEST(test_errors_keys)
+{
+  CHECK_LOAD_ERR("server:\n  threads: 2\nfoo:\n  a: 1\n", ERR_CONFIG,
+                 "c.yaml:3:1: unknown section 'foo' (expected one of: "
+                 "server, auth, database, scheduler, models, logging)");
+  CHECK_LOAD_ERR("server:\n  threads: 2\n  thread: 3\n", ERR_CONFIG,
+                 "c.yaml:3:3: unknown key 'server.thread' (expected one of: "
+                 "listen, threads, max_body_bytes, max_connections, "
+                 "idle_timeout, default_model, log_full_policy, spool_dir, "
+                 "spool_max_bytes)");
+  CHECK_LOAD_ERR("logging: { level: info, colour: yes }\n", ERR_CONFIG,
+                 "c.yaml:1:25: unknown key 'logging.colour' (expected one "
+                 "of: level, format)");
+  CHECK_LOAD_ERR("server: {threads: 2, threads: 3}\n", ERR_CONFIG,
+                 "c.yaml:1:22: duplicate key 'server.threads' (first at "
+                 "line 1, column 10)");
+  CHECK_LOAD_ERR("server:\n  threads: 2\nlogging: {}\nserver:\n"
+                 "  listen: ':1'\n",
+                 ERR_CONFIG,
+                 "c.yaml:4:1: duplicate section 'server' (first at line 1, "
+                 "column 1)");
+  CHECK_LOAD_ERR("- server\n- database\n", ERR_CONFIG,
+                 "c.yaml:1:1: expected a mapping of sections (server:, "
+                 "database:, ...), got a list");
+  CHECK_LOAD_ERR("just text\n", ERR_CONFIG,
+                 "c.yaml:1:1: expected a mapping of sections (server:, "
+                 "database:, ...), got a scalar");
+  CHECK_LOAD_ERR("server: 5\n", ERR_CONFIG,
+                 "c.yaml:1:9: section 'server': expected a mapping of keys, "
+                 "got a scalar");
+  CHECK_LOAD_ERR("database:\n  - host\n", ERR_CONFIG,
+                 "c.yaml:2:3: section 'database': expected a mapping of "
+                 "keys, got a list");
+  CHECK_LOAD_ERR("server: {threads: 2}\n---\nlogging: {level: info}\n",
+                 ERR_CONFIG, "c.yaml:2:1: only one YAML document is allowed");
+  CHECK_LOAD_ERR("{server: {threads: 2}, [a]: 1}\n", ERR_CONFIG,
+                 "c.yaml:1:24: expected a section name (server, auth, "
+                 "database, scheduler, models, logging), got a list");
+}
+
+TEST(test_errors_values)
+{
+  /* The message of the brief, in flow style. */
+  CHECK_LOAD_ERR("server: { listen: \"0.0.0.0:3000\", threads: abc }\n",
+                 ERR_CONFIG,
+                 "c.yaml:1:44: key 'server.threads': expected integer "
+                 "1..256, got 'abc'");
+  CHECK_LOAD_ERR("server:\n  threads: [1, 2]\n", ERR_CONFIG,
+                 "c.yaml:2:12: key 'server.threads': expected integer "
+                 "1..256, got a list");
+  CHECK_LOAD_ERR("database:\n  host: {a: 1}\n", ERR_CONFIG,
+                 "c.yaml:2:9: key 'database.host': expected a non-empty "
+                 "string of at most 255 bytes, got a mapping");
+  CHECK_LOAD_ERR("server:\n  threads: 0\n", ERR_CONFIG,
+                 "c.yaml:2:12: key 'server.threads': expected integer "
+                 "1..256, got '0'");
+  CHECK_LOAD_ERR("server:\n  threads: 257\n", ERR_CONFIG,
+                 "c.yaml:2:12: key 'server.threads': expected integer "
+                 "1..256, got '257'");
+  CHECK_LOAD_ERR("server:\n  threads: 99999999999999999999999\n", ERR_CONFIG,
+                 "c.yaml:2:12: key 'server.threads': expected integer "
+                 "1..256, got '99999999999999999999999'");
+  CHECK_LOAD_ERR("server:\n  threads: 2.5\n", ERR_CONFIG,
+                 "c.yaml:2:12: key 'server.threads': expected integer "
+                 "1..256, got '2.5'");
+  /* An empty value is reported right after its key's colon. */
+  CHECK_LOAD_ERR("server:\n  threads:\n", ERR_CONFIG,
+                 "c.yaml:2:11: key 'server.threads': expected integer "
+                 "1..256, got an empty value");
+  CHECK_LOAD_ERR("server:\n  max_body_bytes: 512\n", ERR_CONFIG,
+                 "c.yaml:2:19: key 'server.max_body_bytes': expected integer "
+                 "1024..1073741824, got '512'");
+  CHECK_LOAD_ERR("logging:\n  level: verbose\n", ERR_CONFIG,
+                 "c.yaml:2:10: key 'logging.level': expected one of "
+                 "error|warn|info|debug, got 'verbose'");
+  CHECK_LOAD_ERR("server: {log_full_policy: drop}\n", ERR_CONFIG,
+                 "c.yaml:1:27: key 'server.log_full_policy': expected one "
+                 "of reject|serve, got 'drop'");
+  CHECK_LOAD_ERR("server:\n  listen: 3000\n", ERR_CONFIG,
+                 "c.yaml:2:11: key 'server.listen': expected HOST:PORT with "
+                 "port 0..65535, got '3000'");
+  CHECK_LOAD_ERR("server:\n  listen: \"0.0.0.0:70000\"\n", ERR_CONFIG,
+                 "c.yaml:2:11: key 'server.listen': expected HOST:PORT with "
+                 "port 0..65535, got '0.0.0.0:70000'");
+  CHECK_LOAD_ERR("database:\n  name: \"mlops; drop\"\n", ERR_CONFIG,
+                 "c.yaml:2:9: key 'database.name': expected a database name "
+                 "of 1..64 letters, digits or _, got 'mlops; drop'");
+  /* A password put where the variable name belongs is not echoed. */
+  CHECK_LOAD_ERR("database:\n  password_env: \"hunter2!\"\n", ERR_CONFIG,
+                 "c.yaml:2:17: key 'database.password_env': expected an "
+                 "environment variable name ([A-Za-z_][A-Za-z0-9_]*, at most "
+                 "127 bytes) or empty, got a value that is not one (not "
+                 "shown)");
+  setenv("MLOPSD_AUTH_ADMIN_TOKEN_ENV", "s3cr3t-t0ken", 1);
+  CHECK_LOAD_ERR("", ERR_CONFIG,
+                 "environment variable MLOPSD_AUTH_ADMIN_TOKEN_ENV: key "
+                 "'auth.admin_token_env': expected an environment variable "
+                 "name ([A-Za-z_][A-Za-z0-9_]*, at most 127 bytes) or empty, "
+                 "got a value that is not one (not shown)");
+  unsetenv("MLOPSD_AUTH_ADMIN_TOKEN_ENV");
+  CHECK_LOAD_ERR("database:\n  user: \"\"\n", ERR_CONFIG,
+                 "c.yaml:2:9: key 'database.user': expected a non-empty "
+                 "string of at most 127 bytes, got an empty value");
+  CHECK_LOAD_ERR("server:\n  threads: &t 2\n  max_connections: *t\n",
+                 ERR_CONFIG,
+                 "c.yaml:3:20: key 'server.max_connections': expected "
+                 "integer 1..65535, got an alias (aliases are not "
+                 "supported)");
+  /* A control character and an overlong value are quoted back safely. */
+  CHECK_LOAD_ERR("server:\n  threads: \"1\\t2\"\n", ERR_CONFIG,
+                 "c.yaml:2:12: key 'server.threads': expected integer "
+                 "1..256, got '1\\x092'");
+  char y[600];
+  snprintf(y, sizeof(y), "database:\n  host: %0300d\n", 7);
+  CHECK_LOAD_ERR(y, ERR_CONFIG,
+                 "c.yaml:2:9: key 'database.host': expected a non-empty "
+                 "string of at most 255 bytes, got "
+                 "'000000000000000000000000000000000000000000000000...'");
+}
+
+TEST(test_errors_syntax)
+{
+  CHECK_LOAD_ERR("server:\n  threads: [1, 2\n", ERR_PARSE,
+                 "c.yaml:3:1: YAML syntax error: did not find expected ',' "
+                 "or ']' while parsing a flow sequence");
+  CHECK_LOAD_ERR("server:\n  listen: \"0.0.0.0:3000\n  threads: 2\n",
+                 ERR_PARSE,
+                 "c.yaml:4:1: YAML syntax error: found unexpected end of "
+                 "stream while scanning a quoted scalar");
+  CHECK_LOAD_ERR("server:\n  threads: 2\n   listen: x: y\n", ERR_PARSE,
+                 "c.yaml:3:10: YAML syntax error: mapping values are not "
+                 "allowed in this context");
+  CHECK_LOAD_ERR("server:\n\tthreads: 2\n", ERR_PARSE,
+                 "c.yaml:2:1: YAML syntax error: found character that "
+                 "cannot start any token while scanning for the next token");
+  /* Bad UTF-8: libyaml gives an offset; the message still has line:col. */
+  CHECK_LOAD_ERR("server:\n  listen: \"\xff\"\n", ERR_PARSE,
+                 "c.yaml:2:12: YAML syntax error: invalid leading UTF-8 "
+                 "octet");
+}
+
+TEST(test_password_in_yaml)
+{
+  struct cfg c;
+  struct err e = {0};
+  CHECK_EQ_INT(load_text(&c,
+                         "database:\n  host: h\n  password: hunter2\n", &e),
+               ERR_CONFIG);
+  CHECK_EQ_STR(rel(&e),
+               "c.yaml:3:3: key 'database.password': secrets are never read "
+               "from the config file; use database.password_env (the name "
+               "of an environment variable) or database.password_file");
+  CHECK(strstr(e.msg, "hunter2") == NULL);
+  CHECK_EQ_STR(c.db_password, "");
+  CHECK_LOAD_ERR("auth: {admin_token: abc}\n", ERR_CONFIG,
+                 "c.yaml:1:8: key 'auth.admin_token': secrets are never read "
+                 "from the config file; use auth.admin_token_env (the name "
+                 "of an environment variable)");
+}
+
+TEST(test_env_overrides)
+{
+  struct cfg c;
+  struct err e = {0};
+  const char *p =
+      write_file("env.yaml", "database: {host: filehost, port: 3310}\n"
+                             "server: {threads: 3}\n");
+  setenv("MLOPSD_DATABASE_HOST", "envhost", 1);
+  setenv("MLOPSD_SERVER_LISTEN", "127.0.0.1:9000", 1);
+  setenv("MLOPSD_LOGGING_LEVEL", "DEBUG", 1);
+  setenv("MLOPSD_LOGGING_FORMAT", "json", 1);
+  setenv("MLOPSD_SCHEDULER_LEASE_S", "45", 1);
+  setenv("MLOPSD_SERVER_SPOOL_MAX_BYTES", "2147483648", 1);
+  setenv("MLOPSD_SERVER_LOG_FULL_POLICY", "serve", 1);
+  setenv("MLOPSD_DATABASE_SOCKET", "", 1);
+  CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_OK);
+  CHECK_EQ_STR(e.msg, "");
+  CHECK_EQ_STR(c.db_host, "envhost");     /* env wins over the file */
+  CHECK_EQ_INT(c.db_port, 3310);          /* file wins over default */
+  CHECK_EQ_INT(c.server_threads, 3);
+  CHECK_EQ_STR(c.server_listen, "127.0.0.1:9000");
+  CHECK_EQ_INT(c.log_level, LOG_DEBUG);
+  CHECK_EQ_INT(c.log_format, LOG_FMT_JSON);
+  CHECK_EQ_INT(c.sched_lease_s, 45);
+  CHECK_EQ_INT(c.server_spool_max_bytes, 2147483648L);
+  CHECK_EQ_STR(c.server_log_full_policy, "serve");
+  CHECK_EQ_STR(c.db_socket, "");
+
+  setenv("MLOPSD_SERVER_THREADS", "abc", 1);
+  CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_CONFIG);
+  CHECK_EQ_STR(e.msg, "environment variable MLOPSD_SERVER_THREADS: key "
+                      "'server.threads': expected integer 1..256, got 'abc'");
+  setenv("MLOPSD_SERVER_THREADS", "4", 1);
+  setenv("MLOPSD_DATABASE_PORT", "0", 1);
+  CHECK_EQ_INT(cfg_load(&c, NULL, &e), ERR_CONFIG);
+  CHECK_EQ_STR(e.msg, "environment variable MLOPSD_DATABASE_PORT: key "
+                      "'database.port': expected integer 1..65535, got '0'");
+  unsetenv("MLOPSD_DATABASE_PORT");
+  setenv("MLOPSD_LOGGING_LEVEL", "loud", 1);
+  CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_CONFIG);
+  CHECK_EQ_STR(e.msg, "environment variable MLOPSD_LOGGING_LEVEL: key "
+                      "'logging.level': expected one of "
+                      "error|warn|info|debug, got 'loud'");
+  clear_env();
+}
+
+TEST(test_env_enum_matches_log)
+{
+  /* The table's enum order must be log.h's: check with log.c's parsers. */
+  const char *lv[] = {"error", "warn", "info", "debug"};
+  const char *fm[] = {"text", "json"};
+  struct cfg c;
+  struct err e = {0};
+  const char *p = write_file("empty.yaml", "");
+  for (int i = 0; i < 4; i++) {
+    enum log_level l;
+    setenv("MLOPSD_LOGGING_LEVEL", lv[i], 1);
+    CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_OK);
+    CHECK_EQ_INT(log_level_parse(lv[i], &l), ERR_OK);
+    CHECK_EQ_INT(c.log_level, l);
+  }
+  for (int i = 0; i < 2; i++) {
+    enum log_format f;
+    setenv("MLOPSD_LOGGING_FORMAT", fm[i], 1);
+    CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_OK);
+    CHECK_EQ_INT(log_format_parse(fm[i], &f), ERR_OK);
+    CHECK_EQ_INT(c.log_format, f);
+  }
+  clear_env();
+}
+
+TEST(test_env_unknown_warns)
+{
+  int pfd[2];
+  char buf[2048] = {0};
+  struct cfg c;
+  struct err e = {0};
+  REQUIRE(pipe(pfd) == 0);
+  fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+  log_set_fd(pfd[1]);
+  setenv("MLOPSD_SERVER_THREDS", "4", 1);
+  setenv("MLOPSD_DATABASE_PASSWORD", "not-a-key-but-the-secret", 1);
+  setenv("MLOPSD_UNRELATED", "x", 1);
+  CHECK_EQ_INT(cfg_load(&c, write_file("empty.yaml", ""), &e), ERR_OK);
+  log_set_fd(2);
+  ssize_t n = read(pfd[0], buf, sizeof(buf) - 1);
+  CHECK(n > 0);
+  CHECK(strstr(buf, "WARN  cfg tid=") != NULL);
+  CHECK(strstr(buf, "environment variable MLOPSD_SERVER_THREDS is not a "
+                    "config key (ignored)") != NULL);
+  CHECK(strstr(buf, "PASSWORD") == NULL);
+  CHECK(strstr(buf, "UNRELATED") == NULL);
+  close(pfd[0]);
+  close(pfd[1]);
+  unsetenv("MLOPSD_UNRELATED");
+  clear_env();
+}
+
+TEST(test_secrets_env)
+{
+  struct cfg c;
+  struct err e = {0};
+  const char *p = write_file("empty.yaml", "");
+  CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_OK);
+  CHECK_EQ_STR(c.db_password, "");
+  CHECK_EQ_STR(c.admin_token, "");
+  setenv("MLOPSD_DATABASE_PASSWORD", "pw-from-env", 1);
+  setenv("MLOPSD_ADMIN_TOKEN", "tok-from-env", 1);
+  CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_OK);
+  CHECK_EQ_STR(c.db_password, "pw-from-env");
+  CHECK_EQ_STR(c.admin_token, "tok-from-env");
+  /* Other variable names, from the file and from the environment. */
+  setenv("OTHER_DB_PW", "other-pw", 1);
+  setenv("OTHER_TOKEN", "other-tok", 1);
+  CHECK_EQ_INT(cfg_load(&c,
+                        write_file("s.yaml", "database: {password_env: "
+                                             "OTHER_DB_PW}\n"),
+                        &e),
+               ERR_OK);
+  CHECK_EQ_STR(c.db_password, "other-pw");
+  CHECK_EQ_STR(c.admin_token, "tok-from-env");
+  setenv("MLOPSD_AUTH_ADMIN_TOKEN_ENV", "OTHER_TOKEN", 1);
+  CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_OK);
+  CHECK_EQ_STR(c.admin_token, "other-tok");
+  /* Empty names: nothing is read. */
+  setenv("MLOPSD_AUTH_ADMIN_TOKEN_ENV", "", 1);
+  setenv("MLOPSD_DATABASE_PASSWORD_ENV", "", 1);
+  CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_OK);
+  CHECK_EQ_STR(c.admin_token, "");
+  CHECK_EQ_STR(c.db_password, "");
+  clear_env();
+  /* Too long for the buffer: an error naming the variable, not the value. */
+  char big[300];
+  memset(big, 'p', sizeof(big) - 1);
+  big[sizeof(big) - 1] = '\0';
+  setenv("MLOPSD_DATABASE_PASSWORD", big, 1);
+  CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_CONFIG);
+  CHECK_EQ_STR(e.msg, "environment variable MLOPSD_DATABASE_PASSWORD "
+                      "(database.password_env): expected a password of at "
+                      "most 255 bytes");
+  CHECK_EQ_STR(c.db_password, "");
+  clear_env();
+}
+
+TEST(test_password_file)
+{
+  struct cfg c;
+  struct err e = {0};
+  char y[PATH_MAX + 64];
+  const char *pf = write_file("pw.txt", "file-pw\n");
+  setenv("MLOPSD_DATABASE_PASSWORD", "env-pw", 1);
+  snprintf(y, sizeof(y), "database:\n  password_file: %s\n", pf);
+  CHECK_EQ_INT(load_text(&c, y, &e), ERR_OK);
+  CHECK_EQ_STR(c.db_password, "file-pw"); /* the file wins over the env */
+  write_file("pw.txt", "crlf-pw\r\n");
+  CHECK_EQ_INT(load_text(&c, y, &e), ERR_OK);
+  CHECK_EQ_STR(c.db_password, "crlf-pw");
+  write_file("pw.txt", "no-newline");
+  CHECK_EQ_INT(load_text(&c, y, &e), ERR_OK);
+  CHECK_EQ_STR(c.db_password, "no-newline");
+  write_file("pw.txt", "with space inside \n");
+  CHECK_EQ_INT(load_text(&c, y, &e), ERR_OK);
+  CHECK_EQ_STR(c.db_password, "with space inside ");
+  /* Through the environment as well. */
+  setenv("MLOPSD_DATABASE_PASSWORD_FILE", pf, 1);
+  CHECK_EQ_INT(cfg_load(&c, write_file("empty.yaml", ""), &e), ERR_OK);
+  CHECK_EQ_STR(c.db_password, "with space inside ");
+  unsetenv("MLOPSD_DATABASE_PASSWORD_FILE");
+
+  /* Unreadable: missing, a directory, too long. */
+  snprintf(y, sizeof(y), "database: {password_file: %s/missing.txt}\n",
+           tmpdir);
+  CHECK_EQ_INT(load_text(&c, y, &e), ERR_IO);
+  CHECK_EQ_STR(rel(&e), "database.password_file: cannot read missing.txt: "
+                        "No such file or directory");
+  CHECK_EQ_STR(c.db_password, "");
+  snprintf(y, sizeof(y), "database: {password_file: %s}\n", tmpdir);
+  CHECK_EQ_INT(load_text(&c, y, &e), ERR_IO);
+  CHECK(strstr(e.msg, ": Is a directory") != NULL);
+  char big[400];
+  memset(big, 'q', sizeof(big) - 1);
+  big[sizeof(big) - 1] = '\0';
+  write_file("pw.txt", big);
+  snprintf(y, sizeof(y), "database: {password_file: %s}\n", pf);
+  CHECK_EQ_INT(load_text(&c, y, &e), ERR_IO);
+  CHECK_EQ_STR(rel(&e),
+               "database.password_file: cannot read pw.txt: file too large");
+  memset(big + 255, '\0', 1);
+  write_file("pw.txt", big); /* exactly 255 bytes: fits */
+  CHECK_EQ_INT(load_text(&c, y, &e), ERR_OK);
+  CHECK_EQ_INT(strlen(c.db_password), 255);
+  clear_env();
+}
+
+TEST(test_dump_hides_secrets)
+{
+  struct cfg c, c2;
+  struct err e = {0};
+  setenv("MLOPSD_DATABASE_PASSWORD", "Sup3r-S3cret", 1);
+  setenv("MLOPSD_ADMIN_TOKEN", "adm1n-T0ken", 1);
+  const char *p = write_file("d.yaml", "server: {default_model: \"a\\\"b\"}\n"
+                                       "database: {socket: /tmp/x.sock}\n");
+  REQUIRE(cfg_load(&c, p, &e) == ERR_OK);
+  char out[16384];
+  snprintf(out, sizeof(out), "%s", dump(&c));
+  CHECK(strstr(out, "Sup3r") == NULL);
+  CHECK(strstr(out, "adm1n") == NULL);
+  CHECK(strstr(out, "  # password: ***\n") != NULL);
+  CHECK(strstr(out, "  # admin_token: ***\n") != NULL);
+  CHECK(strstr(out, "  threads: 2\n") != NULL);
+  CHECK(strstr(out, "  listen: \"0.0.0.0:3000\"\n") != NULL);
+  CHECK(strstr(out, "  default_model: \"a\\\"b\"\n") != NULL);
+  CHECK(strstr(out, "  level: info\n") != NULL);
+  CHECK(strstr(out, "# mlopsd configuration in effect (from ") == out);
+
+  /* The dump is a valid config giving the same values back. */
+  REQUIRE(cfg_load(&c2, write_file("dump.yaml", out), &e) == ERR_OK);
+  CHECK_EQ_STR(c2.server_default_model, "a\"b");
+  CHECK(same_values(&c, &c2));
+
+  clear_env();
+  REQUIRE(cfg_load(&c, p, &e) == ERR_OK);
+  snprintf(out, sizeof(out), "%s", dump(&c));
+  CHECK(strstr(out, "  # password: (not set)\n") != NULL);
+  CHECK(strstr(out, "  # admin_token: (not set)\n") != NULL);
+}
+
+TEST(test_check_reload)
+{
+  struct cfg a, b;
+  struct err e = {0};
+  cfg_defaults(&a);
+  cfg_defaults(&b);
+  CHECK_EQ_INT(cfg_check_reload(&a, &b, &e), ERR_OK);
+  b.log_level = LOG_DEBUG;
+  snprintf(b.server_default_model, sizeof(b.server_default_model), "m2");
+  b.sched_tick_ms = 500;
+  snprintf(b.db_password, sizeof(b.db_password), "changed");
+  CHECK_EQ_INT(cfg_check_reload(&a, &b, &e), ERR_OK);
+  snprintf(b.server_listen, sizeof(b.server_listen), "0.0.0.0:4000");
+  CHECK_EQ_INT(cfg_check_reload(&a, &b, &e), ERR_CONFIG);
+  CHECK_EQ_STR(e.msg, "key 'server.listen' changed (\"0.0.0.0:3000\" -> "
+                      "\"0.0.0.0:4000\") but cannot change on reload: "
+                      "restart mlopsd");
+  cfg_defaults(&b);
+  b.db_pool = 9;
+  CHECK_EQ_INT(cfg_check_reload(&a, &b, &e), ERR_CONFIG);
+  CHECK(strstr(e.msg, "'database.pool' changed (8 -> 9)") != NULL);
+}
+
+/* Read a file of the source tree into a malloc'd string (NULL if absent). */
+static char *read_src(const char *rel_path)
+{
+  char p[PATH_MAX * 2];
+  snprintf(p, sizeof(p), "%s/%s", srcdir, rel_path);
+  FILE *f = fopen(p, "r");
+  if (!f)
+    return NULL;
+  char *buf = calloc(1, 1 << 20);
+  if (buf && fread(buf, 1, (1 << 20) - 1, f) == 0)
+    FREE_NULL(buf);
+  fclose(f);
+  return buf;
+}
+
+TEST(test_shipped_config)
+{
+  struct cfg c, d;
+  struct err e = {0};
+  char p[PATH_MAX * 2];
+  snprintf(p, sizeof(p), "%s/config/mlopsd.yaml", srcdir);
+  CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_OK);
+  CHECK_EQ_STR(e.msg, "");
+  cfg_defaults(&d);
+  CHECK(same_values(&c, &d)); /* values match defaults */
+
+  /* Every key is written (and so documented) in the shipped file, and
+   * has a row in docs/configuration.md with its variable. */
+  char *yaml = read_src("config/mlopsd.yaml");
+  char *doc = read_src("docs/configuration.md");
+  REQUIRE(yaml != NULL);
+  REQUIRE(doc != NULL);
+  for (int i = 0; i < cfg_key_count(); i++) {
+    const char *full = cfg_key_name(i);
+    const char *dot = strchr(full, '.');
+    char line[160], env[160], row[160];
+    snprintf(line, sizeof(line), "\n  %s: ", dot + 1);
+    snprintf(env, sizeof(env), "MLOPSD_%.*s_%s", (int)(dot - full), full,
+             dot + 1);
+    for (char *q = env; *q; q++)
+      *q = (char)toupper((unsigned char)*q);
+    snprintf(row, sizeof(row), "| `%s` |", full);
+    if (!strstr(yaml, line)) {
+      fprintf(stderr, "  config/mlopsd.yaml lacks %s\n", full);
+      CHECK(!"key in config/mlopsd.yaml");
+    }
+    if (!strstr(doc, row) || !strstr(doc, env)) {
+      fprintf(stderr, "  docs/configuration.md lacks %s / %s\n", full, env);
+      CHECK(!"key in docs/configuration.md");
+    }
+  }
+  free(yaml);
+  free(doc);
+}
+
+int main(void)
+{
+  const char *s = getenv("MLOPSD_SRC");
+  snprintf(srcdir, sizeof(srcdir), "%s", s && *s ? s : ".");
+  clear_env();
+  snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_cfg.XXXXXX");
+  if (!mkdtemp(tmpdir)) {
+    perror("mkdtemp");
+    return 1;
+  }
+
+  RUN(test_defaults);
+  RUN(test_key_table);
+  RUN(test_default_path_missing);
+  RUN(test_missing_files);
+  RUN(test_block_file);
+  RUN(test_flow_file);
+  RUN(test_empty_files);
+  RUN(test_errors_keys);
+  RUN(test_errors_values);
+  RUN(test_errors_syntax);
+  RUN(test_password_in_yaml);
+  RUN(test_env_overrides);
+  RUN(test_env_enum_matches_log);
+  RUN(test_env_unknown_warns);
+  RUN(test_secrets_env);
+  RUN(test_password_file);
+  RUN(test_dump_hides_secrets);
+  RUN(test_check_reload);
+  RUN(test_shipped_config);
+
+  for (int i = 0; i < npaths; i++)
+    unlink(paths[i]);
+  rmdir(tmpdir);
+  return check_done();
+}
