@@ -133,10 +133,11 @@ void queue_get_stats(struct queue *q, struct queue_stats *s);
  * the running jobs get until deadline_ms (<= 0: no grace) to return; those
  * still running then (left_running) have their stop flag raised and are
  * waited for without limit, so jobs must poll queue_job_should_stop.  When
- * it returns, every done callback has returned, no callback will run again
- * and the workers have exited.  Logs one line (module "queue") with what
- * was left.  A second call (also a concurrent one) waits for the first to
- * finish and reports the same counts.  Not from a job or done callback. */
+ * it returns, every done callback has returned and no callback will run
+ * again (the workers are exiting; queue_destroy joins them).  Logs one
+ * line (module "queue") with what was left.  A second call (also a
+ * concurrent one) waits for the first to finish and reports the same
+ * counts.  Not from a job or done callback. */
 void queue_shutdown(struct queue *q, int deadline_ms, int *left_running,
                     int *left_queued);
 
