@@ -89,7 +89,12 @@ MLOPSD_WUR enum err_code prep_transform_rows(const struct prep *p,
                                              float *out, struct err *e);
 
 /* One value handed to prep_transform_one by a lookup callback. */
-enum prep_vkind { PREP_V_MISSING = 0, PREP_V_NUM, PREP_V_STR };
+enum prep_vkind {
+  PREP_V_MISSING = 0, /* absent or null: NaN / no column set */
+  PREP_V_NUM,         /* a number (NaN counts as missing) */
+  PREP_V_STR,         /* a string */
+  PREP_V_OTHER,       /* some other type: rejected with ERR_INVAL */
+};
 struct prep_value {
   enum prep_vkind kind;
   double num;      /* PREP_V_NUM */
