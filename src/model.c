@@ -37,6 +37,7 @@ struct model {
   BoosterHandle h;
   struct tree_model *tm; /* NULL when refused at compile */
   int native;            /* tm verified: model_predict uses it */
+  int inplace;           /* XGBoost in-place predict works */
   size_t nfeat, out_dim, num_class, rounds;
   char objective[64];
   char status[ERR_MSG_MAX + 64];
@@ -87,6 +88,9 @@ static enum err_code xgb_fail(struct err *e, const char *what)
   const char *m = XGBGetLastError();
   if (!m)
     m = "unknown error";
+  /* Drop the "[hh:mm:ss] " time stamp XGBoost puts first. */
+  if (m[0] == '[' && strlen(m) > 11 && m[9] == ']' && m[10] == ' ')
+    m += 11;
   size_t n = strcspn(m, "\n");
   return err_set(e, ERR_XGB, "XGBoost %s: %.*s", what, (int)n, m);
 }
@@ -114,13 +118,26 @@ void model_unref(struct model *m)
     model_free(m);
 }
 
-enum err_code model_predict_xgb(const struct model *m, const float *rows,
-                                size_t n, float *out, struct err *e)
+/* Copy XGBoost's result (owned by the thread/booster pair) at once. */
+static enum err_code copy_result(const struct model *m, size_t n,
+                                 bst_ulong const *shape, bst_ulong dim,
+                                 const float *res, float *out,
+                                 struct err *e)
 {
-  if (!m || (n && (!rows || !out)))
-    return err_set(e, ERR_INVAL, "model_predict: NULL argument");
-  if (!n)
-    return ERR_OK;
+  size_t len = 1;
+  for (bst_ulong i = 0; i < dim; i++)
+    len *= (size_t)shape[i];
+  if (len != n * m->out_dim)
+    return err_set(e, ERR_XGB, "XGBoost predict: %zu values for %zu rows "
+                               "of %zu", len, n, m->out_dim);
+  memcpy(out, res, len * sizeof(float));
+  return ERR_OK;
+}
+
+/* In-place predict: the fast XGBoost path (gbtree and dart). */
+static enum err_code xgb_inplace(const struct model *m, const float *rows,
+                                 size_t n, float *out, struct err *e)
+{
   char arr[192];
   snprintf(arr, sizeof(arr),
            "{\"data\": [%ju, true], \"shape\": [%zu, %zu], "
@@ -132,14 +149,40 @@ enum err_code model_predict_xgb(const struct model *m, const float *rows,
   if (XGBoosterPredictFromDense(m->h, arr, m->pred_cfg, thread_proxy(),
                                 &shape, &dim, &res))
     return xgb_fail(e, "predict");
-  size_t len = 1;
-  for (bst_ulong i = 0; i < dim; i++)
-    len *= (size_t)shape[i];
-  if (m->out_dim && len != n * m->out_dim)
-    return err_set(e, ERR_XGB, "XGBoost predict: %zu values for %zu rows "
-                               "of %zu", len, n, m->out_dim);
-  memcpy(out, res, len * sizeof(float));
-  return ERR_OK;
+  return copy_result(m, n, shape, dim, res, out, e);
+}
+
+/* Through a DMatrix per call: for boosters without in-place predict
+ * (gblinear). */
+static enum err_code xgb_dmatrix(const struct model *m, const float *rows,
+                                 size_t n, float *out, struct err *e)
+{
+  DMatrixHandle dm;
+  if (XGDMatrixCreateFromMat(rows, (bst_ulong)n, (bst_ulong)m->nfeat, NAN,
+                             &dm))
+    return xgb_fail(e, "DMatrix");
+  bst_ulong const *shape;
+  bst_ulong dim;
+  const float *res;
+  enum err_code rc;
+  if (XGBoosterPredictFromDMatrix(m->h, dm, m->pred_cfg, &shape, &dim,
+                                  &res))
+    rc = xgb_fail(e, "predict");
+  else
+    rc = copy_result(m, n, shape, dim, res, out, e);
+  XGDMatrixFree(dm);
+  return rc;
+}
+
+enum err_code model_predict_xgb(const struct model *m, const float *rows,
+                                size_t n, float *out, struct err *e)
+{
+  if (!m || (n && (!rows || !out)))
+    return err_set(e, ERR_INVAL, "model_predict: NULL argument");
+  if (!n)
+    return ERR_OK;
+  return m->inplace ? xgb_inplace(m, rows, n, out, e)
+                    : xgb_dmatrix(m, rows, n, out, e);
 }
 
 enum err_code model_predict_native(const struct model *m, const float *rows,
@@ -251,7 +294,12 @@ static enum err_code setup_native(struct model *m,
     return ERR_OK;
   }
   if (tree_compile_file(m->path, &m->tm, &te)) {
-    snprintf(m->status, sizeof(m->status), "xgboost: %s", te.msg);
+    /* The message names the file; the status belongs to this model. */
+    const char *msg = te.msg;
+    size_t pl = strlen(m->path);
+    if (!strncmp(msg, m->path, pl) && !strncmp(msg + pl, ": ", 2))
+      msg += pl + 2;
+    snprintf(m->status, sizeof(m->status), "xgboost: %s", msg);
     return ERR_OK;
   }
   if (tree_nfeat(m->tm) != m->nfeat || tree_output_dim(m->tm) != m->out_dim) {
@@ -351,41 +399,48 @@ enum err_code model_load(const char *path, size_t nfeat,
            "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, "
            "\"iteration_end\": 0, \"strict_shape\": false, "
            "\"cache_id\": 0, \"missing\": NaN}");
-  /* One row through XGBoost: configures the booster before it is shared
-   * and tells the output width. */
+  /* One row through XGBoost: configures the booster before it is shared,
+   * tells the output width and whether in-place predict works (not for
+   * gblinear). */
   {
-    float *row = calloc(m->nfeat, sizeof(float));
+    float *row = malloc(m->nfeat * sizeof(float));
     if (!row) {
       rc = err_set(e, ERR_NOMEM, "model_load: out of memory");
       goto fail;
     }
     for (size_t i = 0; i < m->nfeat; i++)
       row[i] = NAN;
-    m->out_dim = 0;
     bst_ulong const *shape;
     bst_ulong dim;
-    const float *res;
+    const float *out1;
+    DMatrixHandle dm = NULL;
+    m->inplace = 1;
     char arr[192];
     snprintf(arr, sizeof(arr),
              "{\"data\": [%ju, true], \"shape\": [1, %zu], "
              "\"typestr\": \"<f4\", \"version\": 3}",
              (uintmax_t)(uintptr_t)row, m->nfeat);
     if (XGBoosterPredictFromDense(m->h, arr, m->pred_cfg, thread_proxy(),
-                                  &shape, &dim, &res)) {
-      free(row);
-      rc = xgb_fail(e, "predict");
-      err_prefix(e, "model %s", m->path);
-      goto fail;
+                                  &shape, &dim, &out1)) {
+      m->inplace = 0;
+      if (XGDMatrixCreateFromMat(row, 1, (bst_ulong)m->nfeat, NAN, &dm) ||
+          XGBoosterPredictFromDMatrix(m->h, dm, m->pred_cfg, &shape, &dim,
+                                      &out1)) {
+        rc = xgb_fail(e, "predict");
+        err_prefix(e, "model %s", m->path);
+      }
     }
     size_t len = 1;
-    for (bst_ulong i = 0; i < dim; i++)
+    for (bst_ulong i = 0; !rc && i < dim; i++)
       len *= (size_t)shape[i];
-    free(row);
-    if (!len || len > TREE_MAX_CLASSES) {
+    if (!rc && (!len || len > TREE_MAX_CLASSES))
       rc = err_set(e, ERR_UNSUPPORTED, "model %s: %zu outputs per row",
                    m->path, len);
+    if (dm)
+      XGDMatrixFree(dm);
+    free(row);
+    if (rc)
       goto fail;
-    }
     m->out_dim = len;
   }
   if ((rc = setup_native(m, o, e)))

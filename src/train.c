@@ -43,6 +43,9 @@ static enum err_code xgb_fail(struct err *e, const char *what)
   const char *m = XGBGetLastError();
   if (!m)
     m = "unknown error";
+  /* Drop the "[hh:mm:ss] " time stamp XGBoost puts first. */
+  if (m[0] == '[' && strlen(m) > 11 && m[9] == ']' && m[10] == ' ')
+    m += 11;
   size_t n = strcspn(m, "\n");
   return err_set(e, ERR_XGB, "XGBoost %s: %.*s", what, (int)n, m);
 }
@@ -254,7 +257,7 @@ enum err_code train_fit(const struct train_data *d,
     goto out;
   }
 
-  double best = NAN;
+  double best = NAN, last = NAN;
   int best_it = 0, it;
   const char *names[1] = {"val"};
   for (it = 0; it < p->num_boost_round; it++) {
@@ -277,6 +280,7 @@ enum err_code train_fit(const struct train_data *d,
                    metric, evs);
       goto out;
     }
+    last = v;
     if (p->progress)
       p->progress(p->ud, it, v);
     if (it == 0 || (maximize ? v > best : v < best) ||
@@ -289,6 +293,11 @@ enum err_code train_fit(const struct train_data *d,
       it++;
       break;
     }
+  }
+  if (p->early_stopping_rounds == 0) {
+    /* No early stopping: every round is kept, as XGBoost does. */
+    best_it = it - 1;
+    best = last;
   }
   r->rounds_run = it;
   r->best_iteration = best_it;

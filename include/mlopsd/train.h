@@ -56,7 +56,9 @@ struct train_params {
   size_t n_params;
   int num_boost_round;     /* maximum rounds, >= 1 */
   int early_stopping_rounds; /* stop after this many rounds without a
-                                strict improvement; 0 = never */
+                                strict improvement and keep the best
+                                round and those before it; 0 = train
+                                num_boost_round rounds and keep all */
   int nthread;             /* XGBoost/OpenMP threads; 0 = XGBoost default */
   const char *eval_metric; /* metric for early stopping ("mlogloss",
                               "logloss", "rmse", "merror", "auc", ...);

@@ -1,0 +1,723 @@
+/* test_tree.c - native evaluator (tree.c) and serving model (model.c)
+ * against real XGBoost: every row of iris, wine and breast_cancer, with
+ * and without missing values, for each supported objective; unsupported
+ * and corrupt models; concurrent predictions; python-xgboost reading our
+ * saved model.
+ */
+/* check: tsan */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "mlopsd/model.h"
+#include "mlopsd/train.h"
+#include "mlopsd/tree.h"
+#include "tree_testdata.h"
+
+static char tmpdir[256];
+
+static void path_in_tmp(char *buf, size_t cap, const char *name)
+{
+  snprintf(buf, cap, "%s/%s", tmpdir, name);
+}
+
+/* Train a small model on d and save it to tmpdir/name. */
+static int train_save(const struct td *d, const char *obj,
+                      const struct train_kv *kv, size_t nkv, int rounds,
+                      const char *name, struct train_result *r)
+{
+  struct train_data data = {d->xt, d->yt, d->nt, d->xv, d->yv, d->nv,
+                            d->nfeat, NULL};
+  struct train_params p = {.objective = obj,
+                           .params = kv,
+                           .n_params = nkv,
+                           .num_boost_round = rounds,
+                           .nthread = 1};
+  struct err e = {0};
+  if (train_fit(&data, &p, r, &e)) {
+    fprintf(stderr, "  train %s: %s\n", obj, e.msg);
+    return -1;
+  }
+  char path[512];
+  path_in_tmp(path, sizeof(path), name);
+  if (train_result_save(r, path, &e)) {
+    fprintf(stderr, "  save: %s\n", e.msg);
+    train_result_free(r);
+    return -1;
+  }
+  return 0;
+}
+
+struct cmp {
+  double maxd;
+  size_t exact, total;
+};
+
+/* Predict all rows of d natively and through XGBoost; 0 on success. */
+static int compare_rows(const struct model *m, const float *x, size_t n,
+                        struct cmp *c)
+{
+  size_t od = model_output_dim(m);
+  float *a = malloc(n * od * sizeof(float));
+  float *b = malloc(n * od * sizeof(float));
+  struct err e = {0};
+  int rc = 0;
+  if (model_predict_native(m, x, n, a, &e) ||
+      model_predict_xgb(m, x, n, b, &e)) {
+    fprintf(stderr, "  predict: %s\n", e.msg);
+    rc = -1;
+  }
+  memset(c, 0, sizeof(*c));
+  for (size_t i = 0; !rc && i < n * od; i++) {
+    double d = fabs((double)a[i] - (double)b[i]);
+    if (d > c->maxd || isnan(d))
+      c->maxd = isnan(d) ? INFINITY : d;
+    c->exact += memcmp(&a[i], &b[i], sizeof(float)) == 0;
+    c->total++;
+  }
+  free(a);
+  free(b);
+  return rc;
+}
+
+/* Train obj on dataset `file` (optionally with 10% NaN), check that the
+ * native evaluator is accepted and matches XGBoost on every row. */
+static void check_objective(const char *file, const char *obj, int nan,
+                            const struct train_kv *kv, size_t nkv)
+{
+  struct td d;
+  REQUIRE(td_load(file, &d) == 0);
+  if (nan)
+    td_add_nan(&d, 0.10, 7);
+  struct train_kv base[8] = {{"max_depth", "4"}, {"eta", "0.3"},
+                             {"tree_method", "hist"}, {"seed", "1"}};
+  size_t nb = 4;
+  for (size_t i = 0; i < nkv && nb < 8; i++)
+    base[nb++] = kv[i];
+  struct train_result r;
+  char name[64];
+  snprintf(name, sizeof(name), "m_%s_%d.ubj", obj + 5, nan);
+  for (char *p = name; *p; p++)
+    if (*p == ':')
+      *p = '_';
+  REQUIRE(train_save(&d, obj, base, nb, 12, name, &r) == 0);
+  char path[512];
+  path_in_tmp(path, sizeof(path), name);
+
+  struct tree_model *tm = NULL;
+  struct err e = {0};
+  CHECK_EQ_INT(tree_compile_file(path, &tm, &e), ERR_OK);
+  if (tm) {
+    CHECK_EQ_INT(tree_num_trees(tm), r.num_trees);
+    CHECK_EQ_STR(tree_objective_name(tm), obj);
+    CHECK_EQ_INT(tree_nfeat(tm), d.nfeat);
+    for (size_t i = 0; i < nkv; i++)
+      if (!strcmp(kv[i].key, "base_score"))
+        CHECK(tree_base_score(tm) == strtof(kv[i].value, NULL));
+    tree_destroy(tm);
+  } else {
+    fprintf(stderr, "  compile: %s\n", e.msg);
+  }
+
+  struct model_load_opts o = {.sample_rows = d.xv, .n_sample = d.nv};
+  struct model *m = NULL;
+  CHECK_EQ_INT(model_load(path, d.nfeat, &o, &m, &e), ERR_OK);
+  if (m) {
+    CHECK(model_native(m));
+    struct cmp c;
+    CHECK(compare_rows(m, d.x, d.n, &c) == 0);
+    fprintf(stderr, "  %-18s %-16s nan=%d trees=%d: %zu/%zu values "
+                    "bit-equal, max |diff| %.3g; %s\n",
+            file, obj, nan, r.num_trees, c.exact, c.total, c.maxd,
+            model_native_status(m));
+    CHECK(c.maxd <= 1e-6);
+    CHECK_EQ_INT(c.exact, c.total);
+    /* The output of model_predict is the native one, same as XGBoost's
+     * predict through train_result_predict on a DMatrix. */
+    size_t od = model_output_dim(m), nout = 0;
+    float *a = malloc(d.n * od * sizeof(float));
+    float *b = malloc(d.n * od * sizeof(float));
+    CHECK_EQ_INT(model_predict(m, d.x, d.n, a, &e), ERR_OK);
+    CHECK_EQ_INT(train_result_predict(&r, d.x, d.n, d.nfeat, b, d.n * od,
+                                      &nout, &e),
+                 ERR_OK);
+    CHECK_EQ_INT(nout, d.n * od);
+    CHECK(memcmp(a, b, d.n * od * sizeof(float)) == 0);
+    free(a);
+    free(b);
+    model_unref(m);
+  } else {
+    fprintf(stderr, "  model_load: %s\n", e.msg);
+  }
+  train_result_free(&r);
+  td_free(&d);
+}
+
+TEST(iris_softprob) { check_objective("iris.csv", "multi:softprob", 0, 0, 0); }
+TEST(iris_softprob_nan)
+{
+  check_objective("iris.csv", "multi:softprob", 1, 0, 0);
+}
+TEST(iris_softmax_nan)
+{
+  check_objective("iris.csv", "multi:softmax", 1, 0, 0);
+}
+TEST(wine_softprob) { check_objective("wine_data.csv", "multi:softprob", 0, 0, 0); }
+TEST(wine_softprob_nan)
+{
+  static const struct train_kv kv[] = {{"colsample_bytree", "0.8"},
+                                       {"lambda", "3"}};
+  check_objective("wine_data.csv", "multi:softprob", 1, kv, 2);
+}
+TEST(wine_softmax) { check_objective("wine_data.csv", "multi:softmax", 0, 0, 0); }
+TEST(wine_regression_nan)
+{
+  check_objective("wine_data.csv", "reg:squarederror", 1, 0, 0);
+}
+TEST(cancer_logistic) { check_objective("breast_cancer.csv", "binary:logistic", 0, 0, 0); }
+TEST(cancer_logistic_nan)
+{
+  check_objective("breast_cancer.csv", "binary:logistic", 1, 0, 0);
+}
+TEST(cancer_logistic_base_score)
+{
+  /* base_score is stored as a probability; the margin starts at its
+   * logit. */
+  static const struct train_kv kv[] = {{"base_score", "0.3"}};
+  check_objective("breast_cancer.csv", "binary:logistic", 1, kv, 1);
+}
+TEST(cancer_regression_base_score)
+{
+  static const struct train_kv kv[] = {{"base_score", "0.7"},
+                                       {"max_depth", "8"}};
+  check_objective("breast_cancer.csv", "reg:squarederror", 1, kv, 2);
+}
+TEST(cancer_deep_lossguide)
+{
+  static const struct train_kv kv[] = {{"max_depth", "0"},
+                                       {"grow_policy", "lossguide"},
+                                       {"max_leaves", "64"}};
+  check_objective("breast_cancer.csv", "binary:logistic", 1, kv, 3);
+}
+
+/* The JSON form of a model compiles to the same evaluator. */
+TEST(json_equals_ubj)
+{
+  struct td d;
+  REQUIRE(td_load("wine_data.csv", &d) == 0);
+  td_add_nan(&d, 0.1, 3);
+  struct train_result r;
+  static const struct train_kv kv[] = {{"max_depth", "5"}};
+  REQUIRE(train_save(&d, "multi:softprob", kv, 1, 8, "j.ubj", &r) == 0);
+  char pj[512], pu[512];
+  path_in_tmp(pj, sizeof(pj), "j.json");
+  path_in_tmp(pu, sizeof(pu), "j.ubj");
+  struct err e = {0};
+  CHECK_EQ_INT(train_result_save(&r, pj, &e), ERR_OK);
+  struct tree_model *a = NULL, *b = NULL;
+  CHECK_EQ_INT(tree_compile_file(pj, &a, &e), ERR_OK);
+  CHECK_EQ_INT(tree_compile_file(pu, &b, &e), ERR_OK);
+  if (a && b) {
+    CHECK_EQ_INT(tree_num_nodes(a), tree_num_nodes(b));
+    size_t od = tree_output_dim(a);
+    float *pa = malloc(d.n * od * sizeof(float));
+    float *pb = malloc(d.n * od * sizeof(float));
+    CHECK_EQ_INT(tree_predict(a, d.x, d.n, d.nfeat, pa, &e), ERR_OK);
+    CHECK_EQ_INT(tree_predict(b, d.x, d.n, d.nfeat, pb, &e), ERR_OK);
+    CHECK(memcmp(pa, pb, d.n * od * sizeof(float)) == 0);
+    free(pa);
+    free(pb);
+  }
+  tree_destroy(a);
+  tree_destroy(b);
+  /* A model saved as JSON also loads for serving. */
+  struct model *m = NULL;
+  CHECK_EQ_INT(model_load(pj, 0, NULL, &m, &e), ERR_OK);
+  if (m)
+    CHECK(model_native(m));
+  model_unref(m);
+  train_result_free(&r);
+  td_free(&d);
+}
+
+/* Unsupported models: refused by the compiler with a clear message and
+ * served through XGBoost by model_load. */
+static void check_refused(const char *obj, const struct train_kv *kv,
+                          size_t nkv, const char *name, const char *needle)
+{
+  struct td d;
+  REQUIRE(td_load("breast_cancer.csv", &d) == 0);
+  td_add_nan(&d, 0.1, 5);
+  struct train_result r;
+  REQUIRE(train_save(&d, obj, kv, nkv, 5, name, &r) == 0);
+  char path[512];
+  path_in_tmp(path, sizeof(path), name);
+  struct tree_model *tm = NULL;
+  struct err e = {0};
+  CHECK_EQ_INT(tree_compile_file(path, &tm, &e), ERR_UNSUPPORTED);
+  CHECK(tm == NULL);
+  CHECK(strstr(e.msg, needle) != NULL);
+  fprintf(stderr, "  refused: %s\n", e.msg);
+  struct model *m = NULL;
+  CHECK_EQ_INT(model_load(path, d.nfeat, NULL, &m, &e), ERR_OK);
+  if (!m)
+    fprintf(stderr, "  model_load: %s\n", e.msg);
+  if (m) {
+    CHECK(!model_native(m));
+    CHECK(strncmp(model_native_status(m), "xgboost: ", 9) == 0);
+    CHECK(strstr(model_native_status(m), needle) != NULL);
+    float *a = malloc(d.n * sizeof(float)), *b = malloc(d.n * sizeof(float));
+    size_t nout = 0;
+    CHECK_EQ_INT(model_predict(m, d.x, d.n, a, &e), ERR_OK);
+    CHECK_EQ_INT(train_result_predict(&r, d.x, d.n, d.nfeat, b, d.n, &nout,
+                                      &e),
+                 ERR_OK);
+    CHECK(memcmp(a, b, d.n * sizeof(float)) == 0);
+    CHECK_EQ_INT(model_predict_native(m, d.x, 1, a, &e), ERR_UNSUPPORTED);
+    free(a);
+    free(b);
+    model_unref(m);
+  }
+  train_result_free(&r);
+  td_free(&d);
+}
+
+TEST(dart_refused)
+{
+  static const struct train_kv kv[] = {{"booster", "dart"},
+                                       {"rate_drop", "0.1"},
+                                       {"max_depth", "3"}};
+  check_refused("binary:logistic", kv, 3, "dart.ubj", "dart");
+}
+TEST(gblinear_refused)
+{
+  static const struct train_kv kv[] = {{"booster", "gblinear"}};
+  check_refused("binary:logistic", kv, 1, "linear.ubj", "gblinear");
+}
+TEST(objective_refused)
+{
+  static const struct train_kv kv[] = {{"max_depth", "3"}};
+  check_refused("reg:logistic", kv, 1, "reglog.ubj", "reg:logistic");
+}
+
+static int write_file(const char *path, const void *buf, size_t len)
+{
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    return -1;
+  size_t w = fwrite(buf, 1, len, f);
+  return (fclose(f) || w != len) ? -1 : 0;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *b = malloc((size_t)n + 1);
+  *len = fread(b, 1, (size_t)n, f);
+  b[*len] = 0;
+  fclose(f);
+  return b;
+}
+
+/* Replace the first occurrence of from by to in a malloc'd string. */
+static char *replace1(const char *s, const char *from, const char *to)
+{
+  const char *p = strstr(s, from);
+  if (!p)
+    return NULL;
+  size_t a = (size_t)(p - s), fl = strlen(from), tl = strlen(to);
+  char *o = malloc(strlen(s) - fl + tl + 1);
+  memcpy(o, s, a);
+  memcpy(o + a, to, tl);
+  strcpy(o + a + tl, p + fl);
+  return o;
+}
+
+TEST(corrupt_models)
+{
+  struct td d;
+  REQUIRE(td_load("iris.csv", &d) == 0);
+  struct train_result r;
+  REQUIRE(train_save(&d, "multi:softprob", NULL, 0, 4, "c.ubj", &r) == 0);
+  char path[512], bad[512], js[512];
+  path_in_tmp(path, sizeof(path), "c.ubj");
+  path_in_tmp(bad, sizeof(bad), "bad.ubj");
+  path_in_tmp(js, sizeof(js), "c.json");
+  struct err e = {0};
+  CHECK_EQ_INT(train_result_save(&r, js, &e), ERR_OK);
+  size_t len;
+  char *buf = read_file(path, &len);
+  REQUIRE(buf && len > 100);
+  struct tree_model *tm = NULL;
+  struct model *m = NULL;
+
+  /* Truncated at several points: a parse error naming the byte. */
+  size_t cuts[] = {1, 7, len / 3, len / 2, len - 3};
+  for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+    CHECK_EQ_INT(tree_compile_buffer(buf, cuts[i], &tm, &e), ERR_PARSE);
+    CHECK(tm == NULL);
+    CHECK(strchr(e.msg, '\n') == NULL);
+  }
+  fprintf(stderr, "  truncated: %s\n", e.msg);
+  /* Truncated file: XGBoost refuses too; one-line message. */
+  CHECK(write_file(bad, buf, len / 2) == 0);
+  CHECK_EQ_INT(model_load(bad, 0, NULL, &m, &e), ERR_XGB);
+  CHECK(m == NULL);
+  CHECK(strchr(e.msg, '\n') == NULL);
+  CHECK(strstr(e.msg, "bad.ubj") != NULL);
+  fprintf(stderr, "  model_load truncated: %s\n", e.msg);
+  /* Garbage and empty files. */
+  CHECK(write_file(bad, "hello world, not a model", 24) == 0);
+  CHECK_EQ_INT(tree_compile_file(bad, &tm, &e), ERR_PARSE);
+  CHECK(strstr(e.msg, "not an XGBoost model") != NULL);
+  CHECK_EQ_INT(model_load(bad, 0, NULL, &m, &e), ERR_XGB);
+  CHECK(write_file(bad, "", 0) == 0);
+  CHECK_EQ_INT(tree_compile_file(bad, &tm, &e), ERR_PARSE);
+  CHECK(model_load(bad, 0, NULL, &m, &e) != ERR_OK);
+  /* Every single-byte corruption of the header area fails cleanly or
+   * compiles (fuzz-ish, for ASan). */
+  for (size_t i = 0; i < len && i < 600; i += 3) {
+    char save = buf[i];
+    buf[i] = (char)(buf[i] ^ 0x5a);
+    if (tree_compile_buffer(buf, len, &tm, &e) == ERR_OK)
+      tree_destroy(tm);
+    tm = NULL;
+    buf[i] = save;
+  }
+  /* Missing file. */
+  CHECK_EQ_INT(model_load("/nonexistent/model.ubj", 0, NULL, &m, &e),
+               ERR_NOTFOUND);
+  CHECK_EQ_INT(tree_compile_file("/nonexistent/model.ubj", &tm, &e),
+               ERR_IO);
+  /* Wrong feature count. */
+  CHECK_EQ_INT(model_load(path, d.nfeat + 1, NULL, &m, &e), ERR_INVAL);
+  CHECK(strstr(e.msg, "features") != NULL);
+  /* A cycle in a tree (left child of the root is the root). */
+  size_t jl;
+  char *j = read_file(js, &jl);
+  REQUIRE(j);
+  char *cyc = replace1(j, "\"left_children\":[1,", "\"left_children\":[0,");
+  REQUIRE(cyc);
+  CHECK_EQ_INT(tree_compile_buffer(cyc, strlen(cyc), &tm, &e), ERR_PARSE);
+  CHECK(strstr(e.msg, "child") != NULL);
+  fprintf(stderr, "  cycle: %s\n", e.msg);
+  free(cyc);
+  /* A split on a feature the model does not have. */
+  char *feat = replace1(j, "\"split_indices\":[", "\"split_indices\":[99");
+  REQUIRE(feat);
+  CHECK_EQ_INT(tree_compile_buffer(feat, strlen(feat), &tm, &e), ERR_PARSE);
+  CHECK(strstr(e.msg, "feature") != NULL);
+  free(feat);
+  /* Categorical split marked in split_type. */
+  char *cat = replace1(j, "\"split_type\":[0", "\"split_type\":[1");
+  REQUIRE(cat);
+  CHECK_EQ_INT(tree_compile_buffer(cat, strlen(cat), &tm, &e),
+               ERR_UNSUPPORTED);
+  CHECK(strstr(e.msg, "categorical") != NULL);
+  free(cat);
+  free(j);
+  /* Wrong feature count at predict time. */
+  CHECK_EQ_INT(tree_compile_file(path, &tm, &e), ERR_OK);
+  if (tm) {
+    float out[3];
+    CHECK_EQ_INT(tree_predict(tm, d.x, 1, d.nfeat - 1, out, &e), ERR_INVAL);
+    CHECK(strstr(e.msg, "features") != NULL);
+    tree_destroy(tm);
+  }
+  free(buf);
+  train_result_free(&r);
+  td_free(&d);
+}
+
+/* A model where XGBoost and the native parser read different numbers
+ * (a duplicated key in JSON): verification must refuse native. */
+TEST(verification_refuses_mismatch)
+{
+  struct td d;
+  REQUIRE(td_load("wine_data.csv", &d) == 0);
+  struct train_result r;
+  REQUIRE(train_save(&d, "reg:squarederror", NULL, 0, 4, "v.json", &r) ==
+          0);
+  char path[512], bad[512];
+  path_in_tmp(path, sizeof(path), "v.json");
+  path_in_tmp(bad, sizeof(bad), "vdup.json");
+  size_t len;
+  char *j = read_file(path, &len);
+  REQUIRE(j);
+  /* XGBoost keeps the last of duplicated keys, the native reader the
+   * first: base_score 0.9 vs 0.5 shifts every native value by 0.4. */
+  char *dup = replace1(j, "\"base_score\":", "\"base_score\":\"9E-1\","
+                                             "\"base_score\":");
+  REQUIRE(dup);
+  CHECK(write_file(bad, dup, strlen(dup)) == 0);
+  struct err e = {0};
+  struct model *m = NULL;
+  CHECK_EQ_INT(model_load(bad, 0, NULL, &m, &e), ERR_OK);
+  if (m) {
+    CHECK(!model_native(m));
+    CHECK(strstr(model_native_status(m), "refused") != NULL);
+    fprintf(stderr, "  %s\n", model_native_status(m));
+    float a[4], b[4];
+    CHECK_EQ_INT(model_predict(m, d.x, 4, a, &e), ERR_OK);
+    CHECK_EQ_INT(model_predict_xgb(m, d.x, 4, b, &e), ERR_OK);
+    CHECK(memcmp(a, b, sizeof(a)) == 0);
+    model_unref(m);
+  }
+  free(dup);
+  free(j);
+  train_result_free(&r);
+  td_free(&d);
+}
+
+/* Generated verification rows: thresholds, just below them, NaN. */
+TEST(generated_rows)
+{
+  struct td d;
+  REQUIRE(td_load("breast_cancer.csv", &d) == 0);
+  struct train_result r;
+  REQUIRE(train_save(&d, "binary:logistic", NULL, 0, 6, "g.ubj", &r) == 0);
+  char path[512];
+  path_in_tmp(path, sizeof(path), "g.ubj");
+  struct tree_model *tm = NULL;
+  struct err e = {0};
+  REQUIRE(tree_compile_file(path, &tm, &e) == ERR_OK);
+  size_t n = 512, nf = tree_nfeat(tm);
+  float *x = malloc(n * nf * sizeof(float));
+  float *y = malloc(n * nf * sizeof(float));
+  tree_gen_rows(tm, n, 42, x);
+  tree_gen_rows(tm, n, 42, y);
+  CHECK(memcmp(x, y, n * nf * sizeof(float)) == 0);
+  size_t nans = 0;
+  for (size_t i = 0; i < n * nf; i++)
+    nans += isnan(x[i]) != 0;
+  CHECK(nans > n * nf / 20 && nans < n * nf / 5);
+  struct model *m = NULL;
+  struct model_load_opts o = {.n_generated = 64};
+  CHECK_EQ_INT(model_load(path, nf, &o, &m, &e), ERR_OK);
+  if (m) {
+    CHECK(model_native(m));
+    CHECK(strstr(model_native_status(m), "64 rows") != NULL);
+    struct cmp c;
+    CHECK(compare_rows(m, x, n, &c) == 0);
+    CHECK_EQ_INT(c.exact, c.total);
+    model_unref(m);
+  }
+  o.no_native = 1;
+  CHECK_EQ_INT(model_load(path, nf, &o, &m, &e), ERR_OK);
+  if (m) {
+    CHECK(!model_native(m));
+    model_unref(m);
+  }
+  free(x);
+  free(y);
+  tree_destroy(tm);
+  train_result_free(&r);
+  td_free(&d);
+}
+
+/* Loading from a directory holding model.ubj, refcounting. */
+TEST(load_dir_and_refs)
+{
+  struct td d;
+  REQUIRE(td_load("iris.csv", &d) == 0);
+  struct train_result r;
+  REQUIRE(train_save(&d, "multi:softprob", NULL, 0, 3, "model.ubj", &r) ==
+          0);
+  struct err e = {0};
+  struct model *m = NULL;
+  CHECK_EQ_INT(model_load(tmpdir, 4, NULL, &m, &e), ERR_OK);
+  REQUIRE(m);
+  CHECK(strstr(model_path(m), "/model.ubj") != NULL);
+  CHECK_EQ_INT(model_num_class(m), 3);
+  CHECK_EQ_INT(model_output_dim(m), 3);
+  CHECK_EQ_INT(model_nfeat(m), 4);
+  CHECK_EQ_INT(model_num_rounds(m), 3);
+  CHECK_EQ_STR(model_objective(m), "multi:softprob");
+  CHECK(model_ref(m) == m);
+  model_unref(m);
+  float out[3];
+  CHECK_EQ_INT(model_predict(m, d.x, 1, out, &e), ERR_OK);
+  CHECK_NEAR(out[0] + out[1] + out[2], 1.0, 1e-6);
+  model_unref(m);
+  model_unref(NULL);
+  CHECK(model_ref(NULL) == NULL);
+  train_result_free(&r);
+  td_free(&d);
+}
+
+/* ---- concurrency ---------------------------------------------------- */
+
+struct conc {
+  struct model *m;
+  const float *x;
+  size_t n, nfeat, od;
+  const float *want; /* single-threaded native result */
+  int xgb;           /* 1: through XGBoost */
+  int bad;
+};
+
+static void *conc_run(void *arg)
+{
+  struct conc *c = arg;
+  float out[64 * 3];
+  struct err e = {0};
+  for (int it = 0; it < 30; it++) {
+    for (size_t r0 = 0; r0 < c->n; r0 += 64) {
+      size_t nb = c->n - r0 < 64 ? c->n - r0 : 64;
+      if (it & 1)
+        nb = 1;
+      struct model *m = model_ref(c->m);
+      enum err_code rc =
+          c->xgb ? model_predict_xgb(m, c->x + r0 * c->nfeat, nb, out, &e)
+                 : model_predict(m, c->x + r0 * c->nfeat, nb, out, &e);
+      model_unref(m);
+      if (rc || memcmp(out, c->want + r0 * c->od, nb * c->od * 4))
+        c->bad++;
+    }
+  }
+  return NULL;
+}
+
+TEST(concurrent_predict)
+{
+  struct td d;
+  REQUIRE(td_load("wine_data.csv", &d) == 0);
+  td_add_nan(&d, 0.1, 9);
+  struct train_result r;
+  REQUIRE(train_save(&d, "multi:softprob", NULL, 0, 10, "t.ubj", &r) == 0);
+  char path[512];
+  path_in_tmp(path, sizeof(path), "t.ubj");
+  struct err e = {0};
+  struct model *m = NULL;
+  REQUIRE(model_load(path, d.nfeat, NULL, &m, &e) == ERR_OK);
+  CHECK(model_native(m));
+  float *want = malloc(d.n * 3 * sizeof(float));
+  CHECK_EQ_INT(model_predict(m, d.x, d.n, want, &e), ERR_OK);
+  pthread_t th[4];
+  struct conc c[4];
+  for (int i = 0; i < 4; i++) {
+    c[i] = (struct conc){model_ref(m), d.x, d.n, d.nfeat, 3, want, i & 1, 0};
+    CHECK(pthread_create(&th[i], NULL, conc_run, &c[i]) == 0);
+  }
+  /* The publisher drops its reference while readers still predict: the
+   * last reader frees the model. */
+  model_unref(m);
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    CHECK_EQ_INT(c[i].bad, 0);
+    model_unref(c[i].m);
+  }
+  free(want);
+  train_result_free(&r);
+  td_free(&d);
+}
+
+/* ---- another XGBoost consumer reads our model ----------------------- */
+
+TEST(python_xgboost_reads_model)
+{
+  if (access("/usr/bin/python3", X_OK) != 0) {
+    fprintf(stderr, "  /usr/bin/python3 missing\n");
+    CHECK(0);
+    return;
+  }
+  struct td d;
+  REQUIRE(td_load("wine_data.csv", &d) == 0);
+  td_add_nan(&d, 0.1, 11);
+  struct train_result r;
+  static const struct train_kv kv[] = {{"max_depth", "6"}};
+  REQUIRE(train_save(&d, "multi:softprob", kv, 1, 20, "py.ubj", &r) == 0);
+  char mpath[512], xpath[512], ppath[512], cmd[2048];
+  path_in_tmp(mpath, sizeof(mpath), "py.ubj");
+  path_in_tmp(xpath, sizeof(xpath), "rows.f32");
+  path_in_tmp(ppath, sizeof(ppath), "py.f32");
+  CHECK(write_file(xpath, d.x, d.n * d.nfeat * sizeof(float)) == 0);
+  snprintf(cmd, sizeof(cmd),
+           "/usr/bin/python3 -c '\n"
+           "import sys, numpy as np, xgboost as xgb\n"
+           "b = xgb.Booster(model_file=sys.argv[1])\n"
+           "x = np.fromfile(sys.argv[2], dtype=np.float32)"
+           ".reshape(-1, %zu)\n"
+           "p = b.predict(xgb.DMatrix(x, missing=np.nan))\n"
+           "p.astype(np.float32).tofile(sys.argv[3])\n"
+           "' %s %s %s",
+           d.nfeat, mpath, xpath, ppath);
+  CHECK_EQ_INT(system(cmd), 0);
+  size_t len = 0;
+  char *py = read_file(ppath, &len);
+  REQUIRE(py);
+  CHECK_EQ_INT(len, d.n * 3 * sizeof(float));
+  struct err e = {0};
+  struct model *m = NULL;
+  CHECK_EQ_INT(model_load(mpath, d.nfeat, NULL, &m, &e), ERR_OK);
+  if (m && len == d.n * 3 * sizeof(float)) {
+    CHECK(model_native(m));
+    float *ours = malloc(len);
+    CHECK_EQ_INT(model_predict(m, d.x, d.n, ours, &e), ERR_OK);
+    const float *pp = (const float *)py;
+    double maxd = 0;
+    for (size_t i = 0; i < d.n * 3; i++)
+      if (fabs((double)ours[i] - pp[i]) > maxd)
+        maxd = fabs((double)ours[i] - pp[i]);
+    fprintf(stderr, "  python-xgboost vs mlopsd native: max |diff| %.3g "
+                    "over %zu values\n", maxd, d.n * 3);
+    CHECK(maxd <= 1e-6);
+    free(ours);
+  }
+  model_unref(m);
+  free(py);
+  train_result_free(&r);
+  td_free(&d);
+}
+
+static void rm_tmp(void)
+{
+  char cmd[300];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+int main(void)
+{
+  snprintf(tmpdir, sizeof(tmpdir), "/tmp/mlopsd-test-tree.XXXXXX");
+  if (!mkdtemp(tmpdir)) {
+    perror("mkdtemp");
+    return 1;
+  }
+  RUN(iris_softprob);
+  RUN(iris_softprob_nan);
+  RUN(iris_softmax_nan);
+  RUN(wine_softprob);
+  RUN(wine_softprob_nan);
+  RUN(wine_softmax);
+  RUN(wine_regression_nan);
+  RUN(cancer_logistic);
+  RUN(cancer_logistic_nan);
+  RUN(cancer_logistic_base_score);
+  RUN(cancer_regression_base_score);
+  RUN(cancer_deep_lossguide);
+  RUN(json_equals_ubj);
+  RUN(dart_refused);
+  RUN(gblinear_refused);
+  RUN(objective_refused);
+  RUN(corrupt_models);
+  RUN(verification_refuses_mismatch);
+  RUN(generated_rows);
+  RUN(load_dir_and_refs);
+  RUN(concurrent_predict);
+  RUN(python_xgboost_reads_model);
+  rm_tmp();
+  return check_done();
+}
