@@ -314,6 +314,15 @@ enum err_code train_fit(const struct train_data *d,
     XGBoosterFree(b);
     b = s;
   }
+  /* Names go into the saved model (the C API does not take them from the
+   * DMatrix). */
+  if (d->feature_names &&
+      XGBoosterSetStrFeatureInfo(b, "feature_name",
+                                 (const char **)d->feature_names,
+                                 (bst_ulong)d->nfeat)) {
+    rc = xgb_fail(e, "feature names");
+    goto out;
+  }
   int rounds = 0;
   if (XGBoosterBoostedRounds(b, &rounds)) {
     rc = xgb_fail(e, "boosted rounds");
