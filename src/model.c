@@ -281,25 +281,52 @@ out:
   return rc;
 }
 
-/* Compile and verify the native evaluator; sets m->status either way.
+/* Message of te without the "PATH: " prefix tree.c puts first. */
+static const char *strip_path(const struct model *m, const struct err *te)
+{
+  size_t pl = strlen(m->path);
+  if (!strncmp(te->msg, m->path, pl) && !strncmp(te->msg + pl, ": ", 2))
+    return te->msg + pl + 2;
+  return te->msg;
+}
+
+/* Parse the file with mlopsd's own reader before XGBoost sees it: XGBoost
+ * 1.7's UBJSON reader reads past the end of a truncated file (found with
+ * ASan), and a corrupt tree (a cycle) would loop forever in its predict.
+ * A malformed file is refused here; a well-formed model the native
+ * evaluator does not implement goes on to XGBoost. */
+static enum err_code precheck(struct model *m, struct err *e)
+{
+  struct err te = {0};
+  enum err_code rc = tree_compile_file(m->path, &m->tm, &te);
+  switch (rc) {
+  case ERR_OK:
+    return ERR_OK;
+  case ERR_UNSUPPORTED:
+    snprintf(m->status, sizeof(m->status), "xgboost: %s",
+             strip_path(m, &te));
+    return ERR_OK;
+  case ERR_PARSE:
+    return err_set(e, ERR_PARSE, "model %s is corrupt or not an XGBoost "
+                                 "model: %s", m->path, strip_path(m, &te));
+  default:
+    if (e)
+      *e = te;
+    return rc;
+  }
+}
+
+/* Verify the compiled native evaluator against XGBoost; sets m->status.
  * Only errors of the XGBoost side (or memory) are returned. */
 static enum err_code setup_native(struct model *m,
                                   const struct model_load_opts *o,
                                   struct err *e)
 {
-  struct err te = {0};
+  if (!m->tm)
+    return ERR_OK; /* refused at compile: status already set */
   if (o->no_native) {
     snprintf(m->status, sizeof(m->status), "xgboost: native evaluator "
                                            "disabled");
-    return ERR_OK;
-  }
-  if (tree_compile_file(m->path, &m->tm, &te)) {
-    /* The message names the file; the status belongs to this model. */
-    const char *msg = te.msg;
-    size_t pl = strlen(m->path);
-    if (!strncmp(msg, m->path, pl) && !strncmp(msg + pl, ": ", 2))
-      msg += pl + 2;
-    snprintf(m->status, sizeof(m->status), "xgboost: %s", msg);
     return ERR_OK;
   }
   if (tree_nfeat(m->tm) != m->nfeat || tree_output_dim(m->tm) != m->out_dim) {
@@ -368,6 +395,8 @@ enum err_code model_load(const char *path, size_t nfeat,
                  errno == ENOENT ? "no such file" : "not a readable file");
     goto fail;
   }
+  if ((rc = precheck(m, e)))
+    goto fail;
   if (XGBoosterCreate(NULL, 0, &m->h)) {
     rc = xgb_fail(e, "create booster");
     goto fail;
