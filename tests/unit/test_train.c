@@ -3,6 +3,7 @@
  * the saved model holds exactly those), cancel, errors, grid order and
  * selection, concurrent trials.
  */
+/* check: tsan */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
