@@ -851,10 +851,21 @@ static enum err_code ld_number(struct ld *l, const cJSON *o, const char *key,
   const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, key);
   if (!m)
     return ld_fail(l, ERR_CONFIG, "%s.%s: is missing", ctx, key);
-  if (!cJSON_IsNumber(m) || !isfinite(m->valuedouble))
+  double v = 0;
+  int ok = 0;
+  if (cJSON_IsNumber(m)) {
+    v = m->valuedouble;
+    ok = 1;
+  } else if (cJSON_IsRaw(m) && m->valuestring) {
+    /* a tree from prep_to_json (not yet printed) holds raw number text */
+    char *end;
+    v = strtod(m->valuestring, &end);
+    ok = end != m->valuestring && !*end;
+  }
+  if (!ok || !isfinite(v))
     return ld_fail(l, ERR_CONFIG, "%s.%s: must be a finite number", ctx,
                    key);
-  *out = m->valuedouble;
+  *out = v;
   return ERR_OK;
 }
 
@@ -1086,8 +1097,8 @@ enum err_code prep_load_json(const char *path, struct prep **out,
   if (!root) {
     size_t off = end && end >= buf ? (size_t)(end - buf) : 0;
     free(buf);
-    return err_set(e, ERR_PARSE, "%s: invalid JSON at byte %zu%s", path, off,
-                   off >= len ? " (truncated?)" : "");
+    return err_set(e, ERR_PARSE, "%s: invalid JSON at byte %zu of %zu "
+                   "(corrupt or truncated)", path, off, len);
   }
   free(buf);
   enum err_code rc = prep_from_json(root, path, out, e);

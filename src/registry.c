@@ -965,8 +965,8 @@ enum err_code registry_read_json(struct registry *r, const char *name,
   if (!j) {
     size_t off = end && end >= b ? (size_t)(end - b) : 0;
     free(b);
-    return err_set(e, ERR_PARSE, "registry: %s: invalid JSON at byte %zu%s",
-                   p, off, off >= len ? " (truncated?)" : "");
+    return err_set(e, ERR_PARSE, "registry: %s: invalid JSON at byte %zu of "
+                   "%zu (corrupt or truncated)", p, off, len);
   }
   free(b);
   *out = j;
