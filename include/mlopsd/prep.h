@@ -19,8 +19,11 @@
  *                      byte, empty tokens dropped; the unknown column is 1
  *                      if any token is not in the vocabulary.
  *
- * Vocabularies hold the training split's values seen at least min_count
- * times, capped at max_vocab (most frequent first, ties by bytes), sorted.
+ * Vocabularies hold the training split's values (tokens) that occur in at
+ * least min_count training rows, capped at max_vocab (most frequent first,
+ * ties by bytes), sorted by bytes.  Output names can contain any bytes of
+ * the data's values: sanitise them before handing them to XGBoost as
+ * feature names ('[', ']' and '<' are refused there).
  * Output matrices are dense, row-major float, prep_n_outputs() wide.
  *
  * Thread rule: a fitted or loaded prep is immutable; every function taking

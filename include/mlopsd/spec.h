@@ -69,7 +69,7 @@ struct spec_feature {
   char **allowed;
   size_t n_allowed;
   /* categorical and text: vocabulary limits used by prep_fit */
-  size_t min_count; /* values seen fewer times map to unknown (default 1) */
+  size_t min_count; /* values in fewer training rows -> unknown (def. 1) */
   size_t max_vocab; /* keep the most frequent this many (default 1000) */
   /* text: split on any of these bytes (non-empty) */
   char *delimiters;
