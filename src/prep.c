@@ -645,12 +645,12 @@ cJSON *prep_to_json(const struct prep *p)
   cJSON *ins = cJSON_CreateArray();
   int ok = root && ins;
   if (ok) {
-    cJSON_AddItemToObject(root, "inputs", ins);
     ok = cJSON_AddStringToObject(root, "format", PREP_FORMAT) &&
          cJSON_AddNumberToObject(root, "format_version",
                                  PREP_FORMAT_VERSION) &&
          cJSON_AddNumberToObject(root, "fit_rows", (double)p->fit_rows) &&
          cJSON_AddNumberToObject(root, "n_outputs", (double)p->n_out);
+    cJSON_AddItemToObject(root, "inputs", ins);
   } else {
     cJSON_Delete(ins);
   }
