@@ -1,0 +1,480 @@
+/* schema.c - the migration runner behind `mlopsd db init`.
+ *
+ * Reads NNN_name.sql files from a directory, splits them into statements
+ * and applies the ones not yet recorded in schema_version, in order.  The
+ * files stay the source of truth (nothing is compiled in), and their
+ * sha256 is recorded so that editing an applied migration is caught
+ * instead of leaving databases that differ while claiming one version.
+ */
+#include "mlopsd/schema.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "mlopsd/log.h"
+#include "mlopsd/sha256.h"
+#include "mlopsd/sqlsplit.h"
+
+/* Largest migration file read into memory (a migration is DDL, not data). */
+#define SCHEMA_FILE_MAX (16L * 1024 * 1024)
+/* Seconds to wait for another runner's lock. */
+#define SCHEMA_LOCK_WAIT_S 60
+
+/* ------------------------------------------------------------ directory */
+
+const char *schema_dir(const char *explicit_dir)
+{
+  if (explicit_dir && explicit_dir[0])
+    return explicit_dir;
+  const char *env = getenv(SCHEMA_DIR_ENV);
+  if (env && env[0])
+    return env;
+  return SCHEMA_DIR_DEFAULT;
+}
+
+/* Read a whole file (capped); *buf is malloc'ed and NUL-terminated. */
+static enum err_code read_file(const char *path, char **buf, size_t *len,
+                               struct err *e)
+{
+  *buf = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+  char *b = NULL;
+  size_t n = 0, cap = 0;
+  for (;;) {
+    if (cap - n < 4096) {
+      if (cap >= (size_t)SCHEMA_FILE_MAX) {
+        fclose(f);
+        free(b);
+        return err_set(e, ERR_INVAL, "%s: larger than %ld bytes", path,
+                       SCHEMA_FILE_MAX);
+      }
+      size_t ncap = cap ? cap * 2 : 65536;
+      char *nb = realloc(b, ncap + 1);
+      if (!nb) {
+        fclose(f);
+        free(b);
+        return err_set(e, ERR_NOMEM, "%s: out of memory", path);
+      }
+      b = nb;
+      cap = ncap;
+    }
+    size_t got = fread(b + n, 1, cap - n, f);
+    n += got;
+    if (got == 0)
+      break;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (bad) {
+    free(b);
+    return err_set(e, ERR_IO, "%s: read error", path);
+  }
+  b[n] = '\0';
+  *buf = b;
+  *len = n;
+  return ERR_OK;
+}
+
+static void hex_sum(const void *buf, size_t len, char out[SHA256_HEX_LEN])
+{
+  uint8_t d[SHA256_DIGEST_LEN];
+  sha256_buf(buf, len, d);
+  sha256_hex(d, out);
+}
+
+/* "NNN_name.sql" -> version; -1 if the name does not have that form. */
+static int parse_name(const char *name)
+{
+  const char *p = name;
+  long v = 0;
+  if (*p < '0' || *p > '9')
+    return -1;
+  while (*p >= '0' && *p <= '9') {
+    v = v * 10 + (*p - '0');
+    if (v > 999999999)
+      return -1;
+    p++;
+  }
+  if (*p++ != '_')
+    return -1;
+  const char *stem = p;
+  while (*p && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+    p++;
+  if (p == stem || strcmp(p, ".sql") != 0 || v <= 0)
+    return -1;
+  return (int)v;
+}
+
+static int cmp_file(const void *a, const void *b)
+{
+  const struct schema_file *x = a, *y = b;
+  return (x->version > y->version) - (x->version < y->version);
+}
+
+enum err_code schema_scan(const char *dir, struct schema_file **out, int *n,
+                          struct err *e)
+{
+  *out = NULL;
+  *n = 0;
+  DIR *d = opendir(dir);
+  if (!d)
+    return err_set(e, ERR_IO, "migrations directory %s: %s", dir,
+                   strerror(errno));
+  struct schema_file *v = NULL;
+  int nv = 0, cap = 0;
+  enum err_code rc = ERR_OK;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    const char *nm = de->d_name;
+    size_t l = strlen(nm);
+    if (nm[0] == '.' || l < 4 || strcmp(nm + l - 4, ".sql") != 0)
+      continue;
+    int ver = parse_name(nm);
+    if (ver < 0) {
+      rc = err_set(e, ERR_INVAL,
+                   "%s/%s: migration file names must be NNN_name.sql "
+                   "(NNN > 0, name of letters, digits, _ and -)",
+                   dir, nm);
+      break;
+    }
+    if (nv == cap) {
+      int ncap = cap ? cap * 2 : 16;
+      struct schema_file *nvp = realloc(v, (size_t)ncap * sizeof(*v));
+      if (!nvp) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+        break;
+      }
+      v = nvp;
+      cap = ncap;
+    }
+    struct schema_file *f = &v[nv];
+    memset(f, 0, sizeof(*f));
+    f->version = ver;
+    if (l >= sizeof(f->name) ||
+        (size_t)snprintf(f->path, sizeof(f->path), "%s/%s", dir, nm) >=
+            sizeof(f->path)) {
+      rc = err_set(e, ERR_INVAL, "%s/%s: path too long", dir, nm);
+      break;
+    }
+    memcpy(f->name, nm, l + 1);
+    nv++;
+  }
+  closedir(d);
+  if (rc != ERR_OK) {
+    free(v);
+    return rc;
+  }
+  if (nv > 1)
+    qsort(v, (size_t)nv, sizeof(*v), cmp_file);
+  for (int i = 0; i < nv; i++) {
+    if (i > 0 && v[i].version == v[i - 1].version) {
+      rc = err_set(e, ERR_INVAL, "%s: %s and %s have the same version %d",
+                   dir, v[i - 1].name, v[i].name, v[i].version);
+      break;
+    }
+    char *buf;
+    size_t len;
+    rc = read_file(v[i].path, &buf, &len, e);
+    if (rc != ERR_OK)
+      break;
+    hex_sum(buf, len, v[i].checksum);
+    free(buf);
+  }
+  if (rc != ERR_OK) {
+    free(v);
+    return rc;
+  }
+  *out = v;
+  *n = nv;
+  return ERR_OK;
+}
+
+/* ------------------------------------------------------------ migrating */
+
+/* A row of schema_version. */
+struct applied {
+  int version;
+  char name[256];
+  char checksum[65];
+};
+
+struct applied_list {
+  struct applied *v;
+  int n, cap;
+  int oom;
+};
+
+static int applied_row(void *user, const struct db_row *row)
+{
+  struct applied_list *l = user;
+  if (l->n == l->cap) {
+    int ncap = l->cap ? l->cap * 2 : 16;
+    struct applied *nv = realloc(l->v, (size_t)ncap * sizeof(*nv));
+    if (!nv) {
+      l->oom = 1;
+      return 1;
+    }
+    l->v = nv;
+    l->cap = ncap;
+  }
+  struct applied *a = &l->v[l->n++];
+  memset(a, 0, sizeof(*a));
+  a->version = (int)db_row_i64(row, 0);
+  const char *s = db_row_str(row, 1, NULL);
+  snprintf(a->name, sizeof(a->name), "%s", s ? s : "");
+  s = db_row_str(row, 2, NULL);
+  snprintf(a->checksum, sizeof(a->checksum), "%s", s ? s : "");
+  return 0;
+}
+
+static const char *const create_version_sql =
+    "CREATE TABLE IF NOT EXISTS `schema_version` ("
+    " `version` int NOT NULL,"
+    " `name` varchar(255) NOT NULL,"
+    " `checksum` char(64) NOT NULL,"
+    " `applied_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),"
+    " PRIMARY KEY (`version`)"
+    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+/* Load schema_version into l; a missing table leaves l empty when
+ * may_be_missing (read-only status), else it is created first. */
+static enum err_code load_applied(struct db_conn *c, int may_be_missing,
+                                  struct applied_list *l, struct err *e)
+{
+  enum err_code rc;
+  if (may_be_missing) {
+    int64_t n = 0;
+    rc = db_query_i64(c,
+                      "SELECT COUNT(*) FROM information_schema.TABLES "
+                      "WHERE TABLE_SCHEMA = DATABASE() "
+                      "AND TABLE_NAME = 'schema_version'",
+                      NULL, 0, &n, e);
+    if (rc != ERR_OK)
+      return rc;
+    if (n == 0)
+      return ERR_OK;
+  } else {
+    rc = db_exec(c, create_version_sql, NULL, e);
+    if (rc != ERR_OK) {
+      err_prefix(e, "creating schema_version");
+      return rc;
+    }
+  }
+  rc = db_query(c,
+                "SELECT `version`, `name`, `checksum` FROM `schema_version` "
+                "ORDER BY `version`",
+                NULL, 0, applied_row, l, NULL, e);
+  if (rc == ERR_OK && l->oom)
+    rc = err_set(e, ERR_NOMEM, "out of memory");
+  if (rc != ERR_OK)
+    err_prefix(e, "reading schema_version");
+  return rc;
+}
+
+/* Every recorded migration must still be there, unchanged. */
+static enum err_code verify(const char *dir, const struct schema_file *f,
+                            int nf, const struct applied_list *l,
+                            struct err *e)
+{
+  for (int i = 0; i < l->n; i++) {
+    const struct applied *a = &l->v[i];
+    const struct schema_file *m = NULL;
+    for (int j = 0; j < nf && !m; j++)
+      if (f[j].version == a->version)
+        m = &f[j];
+    if (!m)
+      return err_set(e, ERR_NOTFOUND,
+                     "migration %d (%s) is recorded in schema_version but "
+                     "%s has no such file: the database is newer than these "
+                     "migrations, or a file was removed",
+                     a->version, a->name, dir);
+    if (strcmp(m->checksum, a->checksum) != 0)
+      return err_set(e, ERR_INVAL,
+                     "%s: checksum mismatch: the file changed after it was "
+                     "applied as version %d (recorded sha256 %.12s..., file "
+                     "%.12s...); add a new migration instead of editing it",
+                     m->path, a->version, a->checksum, m->checksum);
+  }
+  return ERR_OK;
+}
+
+static int is_applied(const struct applied_list *l, int version)
+{
+  for (int i = 0; i < l->n; i++)
+    if (l->v[i].version == version)
+      return 1;
+  return 0;
+}
+
+static double now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static enum err_code apply_one(struct db_conn *c, const struct schema_file *f,
+                               int *nstmts, struct err *e)
+{
+  char *buf;
+  size_t len;
+  enum err_code rc = read_file(f->path, &buf, &len, e);
+  if (rc != ERR_OK)
+    return rc;
+  char sum[65];
+  hex_sum(buf, len, sum);
+  if (strcmp(sum, f->checksum) != 0) {
+    free(buf);
+    return err_set(e, ERR_STATE, "%s: changed while being applied", f->path);
+  }
+  struct sqlsplit_list l;
+  rc = sqlsplit_split(buf, &l, e);
+  free(buf);
+  if (rc != ERR_OK) {
+    err_prefix(e, "%s", f->path);
+    return rc;
+  }
+  for (size_t i = 0; i < l.n && rc == ERR_OK; i++) {
+    rc = db_exec(c, l.v[i].sql, NULL, e);
+    if (rc != ERR_OK)
+      err_prefix(e, "%s:%d", f->path, l.v[i].line);
+  }
+  int n = (int)l.n;
+  sqlsplit_list_free(&l);
+  if (rc != ERR_OK)
+    return rc;
+  struct db_val p[3] = {DB_V_INT(f->version), DB_V_STR(f->name),
+                        DB_V_STR(f->checksum)};
+  rc = db_exec_params(c,
+                      "INSERT INTO `schema_version` "
+                      "(`version`, `name`, `checksum`, `applied_at`) "
+                      "VALUES (?, ?, ?, UTC_TIMESTAMP(6))",
+                      p, 3, NULL, e);
+  if (rc != ERR_OK) {
+    err_prefix(e, "%s: recording version %d", f->path, f->version);
+    return rc;
+  }
+  *nstmts = n;
+  return ERR_OK;
+}
+
+static enum err_code take_lock(struct db_conn *c, struct err *e)
+{
+  int64_t got = 0;
+  struct db_val p[1] = {DB_V_INT(SCHEMA_LOCK_WAIT_S)};
+  enum err_code rc = db_query_i64(
+      c, "SELECT GET_LOCK(CONCAT('mlopsd.schema.', DATABASE()), ?)", p, 1,
+      &got, e);
+  if (rc == ERR_NOTFOUND) /* NULL: an error inside GET_LOCK */
+    return err_set(e, ERR_DB, "GET_LOCK failed for the schema lock");
+  if (rc != ERR_OK) {
+    err_prefix(e, "taking the schema lock");
+    return rc;
+  }
+  if (got != 1)
+    return err_set(e, ERR_TIMEOUT,
+                   "another mlopsd db init has held the schema lock for "
+                   "%d s",
+                   SCHEMA_LOCK_WAIT_S);
+  return ERR_OK;
+}
+
+static void drop_lock(struct db_conn *c)
+{
+  int64_t ignored;
+  struct err e2 = {0};
+  if (db_query_i64(c,
+                   "SELECT RELEASE_LOCK(CONCAT('mlopsd.schema.', DATABASE()))",
+                   NULL, 0, &ignored, &e2) != ERR_OK)
+    LOG_D("schema", "release lock: %s", e2.msg);
+}
+
+enum err_code schema_migrate(struct db_conn *c, const char *dir,
+                             schema_applied_fn cb, void *user,
+                             struct schema_result *res, struct err *e)
+{
+  if (res)
+    memset(res, 0, sizeof(*res));
+  struct schema_file *files = NULL;
+  int nf = 0;
+  enum err_code rc = schema_scan(dir, &files, &nf, e);
+  if (rc != ERR_OK)
+    return rc;
+  if (nf == 0) {
+    free(files);
+    return err_set(e, ERR_NOTFOUND, "no NNN_name.sql migrations in %s", dir);
+  }
+  rc = take_lock(c, e);
+  if (rc != ERR_OK) {
+    free(files);
+    return rc;
+  }
+  struct applied_list l = {0};
+  int applied = 0, top_new = 0;
+  rc = load_applied(c, 0, &l, e);
+  if (rc == ERR_OK)
+    rc = verify(dir, files, nf, &l, e);
+  for (int i = 0; rc == ERR_OK && i < nf; i++) {
+    if (is_applied(&l, files[i].version))
+      continue;
+    double t0 = now_ms();
+    int nst = 0;
+    rc = apply_one(c, &files[i], &nst, e);
+    if (rc != ERR_OK)
+      break;
+    applied++;
+    if (files[i].version > top_new)
+      top_new = files[i].version;
+    LOG_D("schema", "applied %s statements=%d", files[i].name, nst);
+    if (cb)
+      cb(user, &files[i], nst, now_ms() - t0);
+  }
+  if (res) {
+    res->applied = applied;
+    res->total = l.n + applied;
+    for (int i = 0; i < l.n; i++)
+      if (l.v[i].version > res->version)
+        res->version = l.v[i].version;
+    if (top_new > res->version)
+      res->version = top_new;
+  }
+  drop_lock(c);
+  free(l.v);
+  free(files);
+  return rc;
+}
+
+enum err_code schema_status(struct db_conn *c, const char *dir,
+                            int *current, int *pending, struct err *e)
+{
+  *current = 0;
+  *pending = 0;
+  struct schema_file *files = NULL;
+  int nf = 0;
+  enum err_code rc = schema_scan(dir, &files, &nf, e);
+  if (rc != ERR_OK)
+    return rc;
+  struct applied_list l = {0};
+  rc = load_applied(c, 1, &l, e);
+  if (rc == ERR_OK)
+    rc = verify(dir, files, nf, &l, e);
+  if (rc == ERR_OK) {
+    for (int i = 0; i < l.n; i++)
+      if (l.v[i].version > *current)
+        *current = l.v[i].version;
+    for (int i = 0; i < nf; i++)
+      if (!is_applied(&l, files[i].version))
+        (*pending)++;
+  }
+  free(l.v);
+  free(files);
+  return rc;
+}
