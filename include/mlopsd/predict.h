@@ -1,0 +1,99 @@
+/* predict.h - the prediction surface of the HTTP server.
+ *
+ * Routes (predict_routes):
+ *   POST /predict                 the default model (server.default_model)
+ *   POST /models/{name}/predict   any served model
+ *   GET|POST /metadata            the default model's /metadata
+ *   GET /models/{name}/metadata   another model's
+ *   GET /readyz                   200 when the default model is loaded,
+ *                                 MariaDB was reachable at the last contact
+ *                                 and the log spool is not full; else 503
+ *                                 with the reasons
+ *
+ * A prediction request is {"data": {...}} (one) or {"data": [{...}, ...]}
+ * (a batch), Content-Type application/json.  The body is checked in one
+ * pass before cJSON sees it (predict_scan: UTF-8, nesting depth, JSON
+ * syntax with the byte position of the first error, number length), then
+ * parsed, validated against the model spec (every bad field named), run
+ * through the version's preprocessing into per-thread scratch rows,
+ * predicted (model_predict: the verified native evaluator) and answered
+ * {"customer_id", "predict", "confidence", "model_version"} (or a list).
+ * Each item is logged through plog with the item's bytes exactly as
+ * received.  No lock is taken and no database is touched on the way.
+ *
+ * Answers: 400 bad JSON / bad input ({"error": "invalid input", "fields":
+ * {"age": "must be > 0"}} with batch fields as "data[3].age"), 404 unknown
+ * model, 413 body too big (the HTTP layer), 415 not JSON, 503 no model
+ * deployed or prediction log full (policy reject), 500 on an internal
+ * failure.
+ *
+ * Thread rule: create/routes/destroy from one thread, before the server
+ * starts and after it stopped; handlers run on any number of HTTP threads.
+ */
+#ifndef MLOPSD_PREDICT_H
+#define MLOPSD_PREDICT_H
+
+#include <stddef.h>
+
+#include "mlopsd/err.h"
+
+struct predict;
+struct serving;
+struct plog;
+struct metrics;
+struct http;
+
+#define PREDICT_MAX_DEPTH 16    /* JSON nesting accepted (3 is needed) */
+#define PREDICT_MAX_BATCH 4096  /* items in one request */
+#define PREDICT_MAX_NUMBER 63   /* characters in one JSON number */
+#define PREDICT_MAX_FIELDS 64   /* bad fields listed in one 400 */
+
+struct predict_opts {
+  struct serving *serving; /* borrowed, required */
+  struct plog *plog;       /* borrowed; NULL = predictions are not logged */
+  struct metrics *metrics; /* borrowed, may be NULL */
+  size_t max_batch;        /* 0 = PREDICT_MAX_BATCH */
+};
+
+enum err_code predict_create(struct predict **out,
+                             const struct predict_opts *o,
+                             struct err *e) MLOPSD_WUR;
+
+/* Register the routes above on srv (before http_start).  p must outlive
+ * the server's threads. */
+enum err_code predict_routes(struct predict *p, struct http *srv,
+                             struct err *e) MLOPSD_WUR;
+
+void predict_destroy(struct predict *p); /* NULL-safe */
+
+/* ---- the JSON pre-check (exposed for tests and the fuzzer) ------------ */
+
+struct predict_span {
+  size_t start, end; /* byte range [start, end) of a value in the body */
+};
+
+struct predict_scan {
+  /* in */
+  int max_depth;              /* 0 = PREDICT_MAX_DEPTH */
+  struct predict_span *items; /* room for the spans of data's elements */
+  size_t items_cap;
+  /* out */
+  int has_data;               /* top-level object has a member "data" */
+  struct predict_span data;   /* its value (the first one if repeated) */
+  int data_kind;              /* '{', '[' or another first byte */
+  size_t n_items;             /* elements of data when it is an array
+                                 (counted also beyond items_cap) */
+  size_t err_pos;             /* byte offset of the error */
+  int err_line, err_col;      /* 1-based */
+  const char *err;            /* static message, NULL when valid */
+};
+
+/* Check that buf[0..len) is one JSON value in valid UTF-8 (RFC 8259: no
+ * lone surrogates in \u escapes, no control characters in strings), at
+ * most max_depth deep, with numbers of at most PREDICT_MAX_NUMBER
+ * characters, surrounded only by whitespace; record the spans above.
+ * Returns 0 when valid, -1 with err, err_pos, err_line and err_col set.
+ * Allocates nothing; any thread. */
+int predict_scan(const char *buf, size_t len, struct predict_scan *sc);
+
+#endif

@@ -1,0 +1,1234 @@
+/* plog.c - the prediction log writer (see plog.h, docs/serving.md).
+ *
+ * Why it looks like this:
+ *
+ * - Request threads only memcpy into a shard buffer under that shard's
+ *   mutex; a thread sticks to one shard (thread-local index), so with N
+ *   HTTP threads there is no contention but the flusher's brief swap.
+ *   Buffers keep their capacity, so steady state allocates nothing.
+ *
+ * - One flush at a time (flush_mu, and the ticker submits a job only when
+ *   none is in flight), so sequence numbers are handed out by one thread
+ *   and the spool sees batches in order.
+ *
+ * - Sequence numbers are assigned when rows leave memory, not when they
+ *   enter it: a row in memory is lost by a SIGKILL anyway, and numbering
+ *   in the flusher needs no atomics on the request path.  The state file
+ *   always holds a number above every number handed out (reserved ahead,
+ *   fsync'd), so a restart never reuses one.
+ *
+ * - While the spool holds records, new batches are appended behind them
+ *   instead of going to MariaDB, so the table receives rows in order; the
+ *   replay drains the spool first on every flush.
+ *
+ * - (log_source, log_seq) is UNIQUE in the table and the insert ends with
+ *   ON DUPLICATE KEY UPDATE log_seq = log_seq: storing a batch twice is
+ *   harmless, which is what makes "insert, then commit the spool cursor"
+ *   exactly-once across crashes and lost COMMIT answers.
+ */
+#include "mlopsd/plog.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "mlopsd/db.h"
+#include "mlopsd/log.h"
+#include "mlopsd/metrics.h"
+#include "mlopsd/queue.h"
+#include "mlopsd/registry.h"
+#include "mlopsd/spool.h"
+
+#define MOD "plog"
+#define NSHARDS 8
+#define NCOLS 10
+#define REC_MAGIC 0x31474c50u /* "PLG1" */
+#define REC_ROW_HDR 44 /* fixed bytes per row in a spool record */
+#define SPOOL_CHUNK_ROWS 1000
+#define SPOOL_CHUNK_BYTES ((size_t)4 << 20)
+#define INSERT_BYTES ((size_t)4 << 20) /* per multi-row statement */
+#define REPLAY_BUDGET_MS 500
+#define PING_EVERY_MS 2000
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 5000
+#define SEQ_FILE "plog-seq"
+
+/* A row in memory; its strings are in the owning buffer's bytes. */
+struct prow {
+  uint64_t seq;
+  int64_t created_us;
+  double conf;
+  int32_t elapsed_ms;
+  int32_t model_version;
+  size_t off;
+  uint16_t cid_len, pred_len, model_len;
+  uint32_t feat_len;
+};
+
+struct rbuf {
+  struct prow *rows;
+  size_t n, cap;
+  char *bytes;
+  size_t blen, bcap;
+};
+
+struct shard {
+  pthread_mutex_t mu;
+  struct rbuf b;
+  char pad[64];
+};
+
+/* A row to store, pointing into a buffer or a spool record. */
+struct rview {
+  uint64_t seq;
+  int64_t created_us;
+  double conf;
+  int32_t elapsed_ms, model_version;
+  const char *cid, *pred, *model, *feat;
+  size_t cid_len, pred_len, model_len, feat_len;
+};
+
+static const char *const cols[NCOLS] = {
+    "customer_id", "features",      "prediction", "confidence",
+    "elapsed_ms",  "created_at",    "model_name", "model_version",
+    "log_source",  "log_seq"};
+
+struct plog {
+  struct plog_opts o;
+  char table[72];
+  char *spool_dir;
+  struct spool *sp;
+  int64_t source; /* spool id, 63 bits */
+
+  struct shard shards[NSHARDS];
+  atomic_size_t pending; /* rows in shards + work not yet stored */
+  size_t shard_bytes;
+
+  /* flusher state (flush_mu) */
+  pthread_mutex_t flush_mu;
+  struct rbuf spare[NSHARDS];
+  struct rbuf work;  /* rows [work_off, work.n) still to store */
+  size_t work_off;
+  uint64_t next_seq, seq_limit;
+  atomic_uint_fast64_t next_seq_pub; /* next_seq for readers */
+  struct rview *views;
+  size_t views_cap;
+  struct db_val *vals;
+  size_t vals_cap;
+  char (*ts)[24];
+  size_t ts_cap;
+  char *enc;
+  size_t enc_cap;
+  int64_t next_try_ms; /* database back-off */
+  int backoff_ms;
+  int64_t last_contact_ms;
+  int64_t last_warn_ms;
+  int schema_checked;
+  uint64_t replay_last_ok;
+  enum err_code replay_rc;
+  struct err replay_err;
+  size_t replay_rows;
+
+  /* shared status */
+  atomic_int db_ok;
+  atomic_int spool_full;
+  atomic_int spool_backlog;
+  atomic_int inflight;
+  pthread_mutex_t st_mu; /* reason strings */
+  char db_reason[ERR_MSG_MAX];
+  char schema_reason[ERR_MSG_MAX + 160];
+
+  atomic_uint_fast64_t written, spooled, replayed, dups, unlogged, rejected;
+  struct metrics_counter *c_written, *c_spooled, *c_replayed, *c_dups,
+      *c_unlogged, *c_rejected, *c_lost;
+  struct metrics_gauge *g_backlog, *g_spool_bytes, *g_spool_recs, *g_db_up;
+  struct metrics_hist *h_flush;
+
+  /* ticker */
+  pthread_t th;
+  int started, stopped;
+  pthread_mutex_t tk_mu;
+  pthread_cond_t tk_cv; /* kicks, stop, inflight reaching 0 */
+  int stop, kicked;
+};
+
+static _Thread_local int tl_shard = -1;
+static atomic_uint shard_rr;
+
+static int64_t now_ms(void)
+{
+  return queue_now_ms();
+}
+
+void plog_opts_defaults(struct plog_opts *o)
+{
+  memset(o, 0, sizeof(*o));
+  o->spool_max_bytes = (uint64_t)256 << 20;
+  o->flush_ms = 50;
+  o->flush_rows = 2048;
+  o->max_rows = 65536;
+  o->max_bytes = (size_t)64 << 20;
+  o->policy = PLOG_FULL_REJECT;
+  o->acquire_ms = 1000;
+}
+
+/* ---- buffers ---------------------------------------------------------- */
+
+static int rbuf_reserve(struct rbuf *b, size_t rows, size_t bytes)
+{
+  if (b->n + rows > b->cap) {
+    size_t nc = b->cap ? b->cap : 256;
+    while (nc < b->n + rows)
+      nc *= 2;
+    struct prow *r = realloc(b->rows, nc * sizeof(*r));
+    if (!r)
+      return -1;
+    b->rows = r;
+    b->cap = nc;
+  }
+  if (b->blen + bytes > b->bcap) {
+    size_t nc = b->bcap ? b->bcap : 65536;
+    while (nc < b->blen + bytes)
+      nc *= 2;
+    char *p = realloc(b->bytes, nc);
+    if (!p)
+      return -1;
+    b->bytes = p;
+    b->bcap = nc;
+  }
+  return 0;
+}
+
+static void rbuf_free(struct rbuf *b)
+{
+  free(b->rows);
+  free(b->bytes);
+  memset(b, 0, sizeof(*b));
+}
+
+/* Length of s cut to at most max characters at a UTF-8 boundary. */
+static size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+  size_t chars = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (((unsigned char)s[i] & 0xC0) != 0x80) {
+      if (chars == max)
+        return i;
+      chars++;
+    }
+  }
+  return len;
+}
+
+static void rbuf_push(struct rbuf *b, const struct plog_row *r)
+{
+  struct prow *w = &b->rows[b->n++];
+  const char *cid = r->customer_id ? r->customer_id : "";
+  size_t cl = r->customer_id ? r->customer_id_len : 0;
+  const char *pred = r->prediction ? r->prediction : "";
+  const char *model = r->model ? r->model : "";
+  cl = utf8_cut(cid, cl, PLOG_CUSTOMER_ID_MAX);
+  size_t pl = utf8_cut(pred, strlen(pred), PLOG_PREDICTION_MAX);
+  size_t ml = strlen(model);
+  if (ml > 128)
+    ml = 128;
+  w->seq = 0;
+  w->created_us = r->created_us;
+  w->conf = isfinite(r->confidence) ? r->confidence : 0;
+  w->elapsed_ms = r->elapsed_ms < 0 ? 0 : r->elapsed_ms;
+  w->model_version = r->model_version;
+  w->off = b->blen;
+  w->cid_len = (uint16_t)cl;
+  w->pred_len = (uint16_t)pl;
+  w->model_len = (uint16_t)ml;
+  w->feat_len = (uint32_t)r->features_len;
+  char *d = b->bytes + b->blen;
+  memcpy(d, cid, cl);
+  memcpy(d + cl, pred, pl);
+  memcpy(d + cl + pl, model, ml);
+  memcpy(d + cl + pl + ml, r->features, r->features_len);
+  b->blen += cl + pl + ml + r->features_len;
+}
+
+/* ---- request side ----------------------------------------------------- */
+
+static void count(atomic_uint_fast64_t *a, struct metrics_counter *c,
+                  uint64_t n)
+{
+  atomic_fetch_add_explicit(a, n, memory_order_relaxed);
+  if (c)
+    metrics_counter_add(c, n);
+}
+
+enum err_code plog_admit(struct plog *p, size_t n)
+{
+  if (p->o.policy == PLOG_FULL_REJECT &&
+      atomic_load_explicit(&p->pending, memory_order_relaxed) + n >
+          p->o.max_rows) {
+    count(&p->rejected, p->c_rejected, n);
+    return ERR_FULL;
+  }
+  return ERR_OK;
+}
+
+enum err_code plog_append(struct plog *p, const struct plog_row *rows,
+                          size_t n, int *logged)
+{
+  size_t bytes = 0;
+  if (logged)
+    *logged = 0;
+  if (n == 0)
+    return ERR_OK;
+  int too_big = 0;
+  for (size_t i = 0; i < n; i++) {
+    bytes += PLOG_CUSTOMER_ID_MAX * 4 + PLOG_PREDICTION_MAX * 4 + 128 +
+             rows[i].features_len;
+    if (rows[i].features_len > UINT32_MAX)
+      too_big = 1;
+  }
+  size_t prev = atomic_fetch_add(&p->pending, n);
+  if (prev + n > p->o.max_rows || bytes > p->shard_bytes || too_big)
+    goto full;
+  if (tl_shard < 0)
+    tl_shard = (int)(atomic_fetch_add(&shard_rr, 1) % NSHARDS);
+  struct shard *sh = &p->shards[tl_shard];
+  pthread_mutex_lock(&sh->mu);
+  if (sh->b.blen + bytes > p->shard_bytes ||
+      rbuf_reserve(&sh->b, n, bytes) != 0) {
+    pthread_mutex_unlock(&sh->mu);
+    goto full;
+  }
+  for (size_t i = 0; i < n; i++)
+    rbuf_push(&sh->b, &rows[i]);
+  pthread_mutex_unlock(&sh->mu);
+  if (prev < p->o.flush_rows && prev + n >= p->o.flush_rows)
+    plog_kick(p);
+  if (logged)
+    *logged = 1;
+  return ERR_OK;
+full:
+  atomic_fetch_sub(&p->pending, n);
+  if (p->o.policy == PLOG_FULL_SERVE) {
+    count(&p->unlogged, p->c_unlogged, n);
+    return ERR_OK;
+  }
+  count(&p->rejected, p->c_rejected, n);
+  return ERR_FULL;
+}
+
+void plog_kick(struct plog *p)
+{
+  pthread_mutex_lock(&p->tk_mu);
+  p->kicked = 1;
+  pthread_cond_signal(&p->tk_cv);
+  pthread_mutex_unlock(&p->tk_mu);
+}
+
+/* ---- sequence numbers ------------------------------------------------- */
+
+static enum err_code seq_write(struct plog *p, uint64_t limit, struct err *e)
+{
+  char path[1024], text[64];
+  int n = snprintf(path, sizeof(path), "%s/" SEQ_FILE, p->spool_dir);
+  if (n < 0 || (size_t)n >= sizeof(path))
+    return err_set(e, ERR_INVAL, "plog: spool dir path too long");
+  n = snprintf(text, sizeof(text), "next=%" PRIu64 "\n", limit);
+  if (registry_write_file(path, text, (size_t)n, e) != ERR_OK) {
+    err_prefix(e, "plog: sequence state");
+    return e->code;
+  }
+  p->seq_limit = limit;
+  return ERR_OK;
+}
+
+static enum err_code seq_open(struct plog *p, struct err *e)
+{
+  char path[1024];
+  uint64_t next = 1;
+  snprintf(path, sizeof(path), "%s/" SEQ_FILE, p->spool_dir);
+  FILE *f = fopen(path, "r");
+  if (f) {
+    char line[64] = "";
+    if (!fgets(line, sizeof(line), f) ||
+        sscanf(line, "next=%" SCNu64, &next) != 1 || next == 0) {
+      fclose(f);
+      return err_set(e, ERR_PARSE, "plog: %s: expected 'next=N'", path);
+    }
+    fclose(f);
+  } else if (errno != ENOENT) {
+    return err_set(e, ERR_IO, "plog: open %s: %s", path, strerror(errno));
+  }
+  p->next_seq = next;
+  atomic_store(&p->next_seq_pub, next);
+  return seq_write(p, next + PLOG_SEQ_RESERVE, e);
+}
+
+static enum err_code seq_take(struct plog *p, size_t n, uint64_t *first,
+                              struct err *e)
+{
+  if (p->next_seq + n > p->seq_limit) {
+    enum err_code rc = seq_write(p, p->next_seq + n + PLOG_SEQ_RESERVE, e);
+    if (rc != ERR_OK)
+      return rc;
+  }
+  *first = p->next_seq;
+  p->next_seq += n;
+  atomic_store(&p->next_seq_pub, p->next_seq);
+  return ERR_OK;
+}
+
+/* ---- storing ---------------------------------------------------------- */
+
+static int grow(void **buf, size_t *cap, size_t need, size_t elem)
+{
+  if (need <= *cap)
+    return 0;
+  size_t nc = *cap ? *cap : 256;
+  while (nc < need)
+    nc *= 2;
+  void *q = realloc(*buf, nc * elem);
+  if (!q)
+    return -1;
+  *buf = q;
+  *cap = nc;
+  return 0;
+}
+
+static void set_db_state(struct plog *p, int ok, const struct err *e)
+{
+  int was = atomic_exchange(&p->db_ok, ok);
+  p->last_contact_ms = now_ms();
+  if (ok) {
+    p->backoff_ms = 0;
+    p->next_try_ms = 0;
+    if (!was)
+      LOG_I(MOD, "database reachable: writing the prediction log");
+    return;
+  }
+  p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_MIN_MS;
+  if (p->backoff_ms > BACKOFF_MAX_MS)
+    p->backoff_ms = BACKOFF_MAX_MS;
+  p->next_try_ms = now_ms() + p->backoff_ms;
+  pthread_mutex_lock(&p->st_mu);
+  snprintf(p->db_reason, sizeof(p->db_reason), "%s", e ? e->msg : "");
+  pthread_mutex_unlock(&p->st_mu);
+  if (was || now_ms() - p->last_warn_ms > 10000) {
+    p->last_warn_ms = now_ms();
+    LOG_W(MOD, "database unavailable, prediction log goes to the spool: %s",
+          e ? e->msg : "");
+  }
+}
+
+static int db_allowed(struct plog *p)
+{
+  return atomic_load(&p->db_ok) || now_ms() >= p->next_try_ms;
+}
+
+/* Check once per connection-up period that the table has our columns. */
+static void schema_check(struct plog *p, struct db_conn *c)
+{
+  char sql[256];
+  struct err e = {0};
+  if (p->schema_checked)
+    return;
+  snprintf(sql, sizeof(sql),
+           "SELECT customer_id, features, prediction, confidence, "
+           "elapsed_ms, created_at, model_name, model_version, log_source, "
+           "log_seq FROM %s LIMIT 0",
+           p->table);
+  enum err_code rc = db_query(c, sql, NULL, 0, NULL, NULL, NULL, &e);
+  if (rc == ERR_DB_CONN)
+    return;
+  p->schema_checked = 1;
+  pthread_mutex_lock(&p->st_mu);
+  if (rc != ERR_OK) {
+    snprintf(p->schema_reason, sizeof(p->schema_reason),
+             "table %s is not usable for the prediction log (run `mlopsd db "
+             "init`): %s",
+             p->table, e.msg);
+    LOG_E(MOD, "%s", p->schema_reason);
+  } else {
+    p->schema_reason[0] = 0;
+  }
+  pthread_mutex_unlock(&p->st_mu);
+}
+
+static void fmt_ts(char *out, int64_t us)
+{
+  struct tm tm;
+  time_t s = (time_t)(us / 1000000);
+  gmtime_r(&s, &tm);
+  if (strftime(out, 24, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+    snprintf(out, 24, "1970-01-01 00:00:01");
+}
+
+/* Insert views[0..n) in one transaction.  *inserted gets new rows. */
+static enum err_code store_db(struct plog *p, const struct rview *v, size_t n,
+                              int64_t *inserted, struct err *e)
+{
+  struct db_conn *c = NULL;
+  size_t maxlen = 1;
+  enum err_code rc;
+  *inserted = 0;
+  if (grow((void **)&p->vals, &p->vals_cap, n * NCOLS, sizeof(*p->vals)) ||
+      grow((void **)&p->ts, &p->ts_cap, n, sizeof(*p->ts)))
+    return err_set(e, ERR_NOMEM, "plog: out of memory");
+  for (size_t i = 0; i < n; i++) {
+    struct db_val *r = p->vals + i * NCOLS;
+    fmt_ts(p->ts[i], v[i].created_us);
+    r[0] = DB_V_STRN(v[i].cid, v[i].cid_len);
+    r[1] = DB_V_STRN(v[i].feat, v[i].feat_len);
+    r[2] = DB_V_STRN(v[i].pred, v[i].pred_len);
+    r[3] = DB_V_DBL(v[i].conf);
+    r[4] = DB_V_INT(v[i].elapsed_ms);
+    r[5] = DB_V_STR(p->ts[i]);
+    r[6] = DB_V_STRN(v[i].model, v[i].model_len);
+    r[7] = DB_V_INT(v[i].model_version);
+    r[8] = DB_V_INT(p->source);
+    r[9] = DB_V_INT((int64_t)v[i].seq);
+    size_t len = v[i].feat_len + v[i].cid_len + 256;
+    if (len > maxlen)
+      maxlen = len;
+  }
+  size_t batch = INSERT_BYTES / maxlen;
+  if (batch < 1)
+    batch = 1;
+  if (batch > 500)
+    batch = 500;
+  rc = db_acquire(p->o.pool, p->o.acquire_ms, &c, e);
+  if (rc != ERR_OK)
+    return rc;
+  schema_check(p, c);
+  rc = db_exec(c, "SET time_zone = '+00:00'", NULL, e);
+  if (rc == ERR_OK)
+    rc = db_begin(c, e);
+  if (rc == ERR_OK)
+    rc = db_bulk_insert(c, p->table, cols, NCOLS, p->vals, (int64_t)n,
+                        (int)batch, " ON DUPLICATE KEY UPDATE log_seq = log_seq",
+                        inserted, e);
+  if (rc == ERR_OK)
+    rc = db_commit(c, e);
+  if (rc != ERR_OK) {
+    struct err e2;
+    (void)db_rollback(c, &e2);
+    *inserted = 0;
+  }
+  db_release(p->o.pool, c);
+  return rc;
+}
+
+/* ---- spool records ---------------------------------------------------- */
+
+static void put32(char **d, uint32_t x)
+{
+  memcpy(*d, &x, 4);
+  *d += 4;
+}
+static void put64(char **d, uint64_t x)
+{
+  memcpy(*d, &x, 8);
+  *d += 8;
+}
+
+/* Encode views into p->enc; returns the length or 0 (no memory). */
+static size_t encode(struct plog *p, const struct rview *v, size_t n)
+{
+  size_t len = 8;
+  for (size_t i = 0; i < n; i++)
+    len += REC_ROW_HDR + v[i].cid_len + v[i].pred_len + v[i].model_len +
+           v[i].feat_len;
+  if (grow((void **)&p->enc, &p->enc_cap, len, 1))
+    return 0;
+  char *d = p->enc;
+  put32(&d, REC_MAGIC);
+  put32(&d, (uint32_t)n);
+  for (size_t i = 0; i < n; i++) {
+    uint64_t conf;
+    memcpy(&conf, &v[i].conf, 8);
+    put64(&d, v[i].seq);
+    put64(&d, (uint64_t)v[i].created_us);
+    put64(&d, conf);
+    put32(&d, (uint32_t)v[i].elapsed_ms);
+    put32(&d, (uint32_t)v[i].model_version);
+    uint16_t l16[3] = {(uint16_t)v[i].cid_len, (uint16_t)v[i].pred_len,
+                       (uint16_t)v[i].model_len};
+    memcpy(d, l16, 6);
+    d += 6;
+    /* 2 bytes of padding, then the features length */
+    memset(d, 0, 2);
+    d += 2;
+    put32(&d, (uint32_t)v[i].feat_len);
+    memcpy(d, v[i].cid, v[i].cid_len);
+    d += v[i].cid_len;
+    memcpy(d, v[i].pred, v[i].pred_len);
+    d += v[i].pred_len;
+    memcpy(d, v[i].model, v[i].model_len);
+    d += v[i].model_len;
+    memcpy(d, v[i].feat, v[i].feat_len);
+    d += v[i].feat_len;
+  }
+  return len;
+}
+
+/* Decode a record into p->views; returns the row count or -1. */
+static long decode(struct plog *p, const void *data, size_t len)
+{
+  const char *s = data, *end = s + len;
+  uint32_t magic, n;
+  if (len < 8)
+    return -1;
+  memcpy(&magic, s, 4);
+  memcpy(&n, s + 4, 4);
+  s += 8;
+  if (magic != REC_MAGIC || n > len / REC_ROW_HDR)
+    return -1;
+  if (grow((void **)&p->views, &p->views_cap, n, sizeof(*p->views)))
+    return -1;
+  for (uint32_t i = 0; i < n; i++) {
+    struct rview *v = &p->views[i];
+    uint64_t seq, cu, conf;
+    uint32_t el, mv, fl;
+    uint16_t l16[3];
+    if ((size_t)(end - s) < REC_ROW_HDR)
+      return -1;
+    memcpy(&seq, s, 8);
+    memcpy(&cu, s + 8, 8);
+    memcpy(&conf, s + 16, 8);
+    memcpy(&el, s + 24, 4);
+    memcpy(&mv, s + 28, 4);
+    memcpy(l16, s + 32, 6);
+    memcpy(&fl, s + 40, 4);
+    s += 44;
+    size_t need = (size_t)l16[0] + l16[1] + l16[2] + fl;
+    if ((size_t)(end - s) < need)
+      return -1;
+    v->seq = seq;
+    v->created_us = (int64_t)cu;
+    memcpy(&v->conf, &conf, 8);
+    v->elapsed_ms = (int32_t)el;
+    v->model_version = (int32_t)mv;
+    v->cid = s;
+    v->cid_len = l16[0];
+    v->pred = s + l16[0];
+    v->pred_len = l16[1];
+    v->model = v->pred + l16[1];
+    v->model_len = l16[2];
+    v->feat = v->model + l16[2];
+    v->feat_len = fl;
+    s += need;
+  }
+  return s == end ? (long)n : -1;
+}
+
+/* ---- the flush -------------------------------------------------------- */
+
+static int replay_cb(void *arg, uint64_t seq, const void *data, size_t len)
+{
+  struct plog *p = arg;
+  int64_t ins = 0;
+  long n = decode(p, data, len);
+  if (n < 0) {
+    /* The spool's CRC passed, so this is not disk damage but a record
+     * this version cannot read: skipping is the only way forward. */
+    LOG_E(MOD, "spool record %" PRIu64 " (%zu bytes) is not a prediction "
+               "log batch; skipped",
+          seq, len);
+    if (p->c_lost)
+      metrics_counter_add(p->c_lost, 1);
+    p->replay_last_ok = seq;
+    return 0;
+  }
+  p->replay_rc = store_db(p, p->views, (size_t)n, &ins, &p->replay_err);
+  if (p->replay_rc != ERR_OK)
+    return 1;
+  p->replay_last_ok = seq;
+  p->replay_rows += (size_t)n;
+  count(&p->written, p->c_written, (uint64_t)ins);
+  count(&p->replayed, p->c_replayed, (uint64_t)n);
+  if ((uint64_t)ins < (uint64_t)n)
+    count(&p->dups, p->c_dups, (uint64_t)n - (uint64_t)ins);
+  return 0;
+}
+
+/* Replay the spool while the database takes it. */
+static void replay(struct plog *p, int64_t budget_ms)
+{
+  int64_t t0 = now_ms();
+  for (;;) {
+    size_t got = 0;
+    struct err e = {0};
+    p->replay_rc = ERR_OK;
+    p->replay_last_ok = 0;
+    p->replay_rows = 0;
+    enum err_code rc = spool_next_batch(p->sp, 8, replay_cb, p, &got, &e);
+    if (p->replay_last_ok) {
+      struct err ce = {0};
+      if (spool_commit(p->sp, p->replay_last_ok, &ce) != ERR_OK)
+        LOG_E(MOD, "spool cursor not saved (rows may be stored twice, the "
+                   "table keeps one): %s",
+              ce.msg);
+    }
+    if (p->replay_rows)
+      LOG_I(MOD, "replayed rows=%zu from the spool", p->replay_rows);
+    if (p->replay_rc != ERR_OK) {
+      set_db_state(p, 0, &p->replay_err);
+      return;
+    }
+    if (p->replay_rows || got)
+      set_db_state(p, 1, NULL);
+    if (rc != ERR_OK) {
+      LOG_E(MOD, "spool unreadable, replay stopped: %s", e.msg);
+      return;
+    }
+    if (got == 0 || now_ms() - t0 > budget_ms)
+      return;
+  }
+}
+
+/* Move every shard's rows into work and number them. */
+static enum err_code drain(struct plog *p, struct err *e)
+{
+  for (int i = 0; i < NSHARDS; i++) {
+    struct shard *sh = &p->shards[i];
+    struct rbuf tmp;
+    pthread_mutex_lock(&sh->mu);
+    if (sh->b.n == 0) {
+      pthread_mutex_unlock(&sh->mu);
+      continue;
+    }
+    /* Room in work first (rarely grows once warm), so a failure leaves
+     * the rows where they are. */
+    if (rbuf_reserve(&p->work, sh->b.n, sh->b.blen) != 0) {
+      pthread_mutex_unlock(&sh->mu);
+      return err_set(e, ERR_NOMEM, "plog: out of memory draining rows");
+    }
+    tmp = sh->b;
+    sh->b = p->spare[i];
+    pthread_mutex_unlock(&sh->mu);
+    size_t base = p->work.blen;
+    memcpy(p->work.bytes + base, tmp.bytes, tmp.blen);
+    p->work.blen += tmp.blen;
+    for (size_t k = 0; k < tmp.n; k++) {
+      struct prow r = tmp.rows[k];
+      r.off += base;
+      p->work.rows[p->work.n++] = r;
+    }
+    tmp.n = tmp.blen = 0;
+    p->spare[i] = tmp;
+  }
+  size_t fresh = 0;
+  for (size_t k = p->work.n; k > p->work_off && p->work.rows[k - 1].seq == 0;
+       k--)
+    fresh++;
+  if (fresh) {
+    uint64_t first;
+    enum err_code rc = seq_take(p, fresh, &first, e);
+    if (rc != ERR_OK)
+      return rc;
+    for (size_t k = p->work.n - fresh; k < p->work.n; k++)
+      p->work.rows[k].seq = first++;
+  }
+  return ERR_OK;
+}
+
+static size_t work_views(struct plog *p, size_t from, size_t max)
+{
+  size_t n = p->work.n - from;
+  if (n > max)
+    n = max;
+  if (grow((void **)&p->views, &p->views_cap, n, sizeof(*p->views)))
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    const struct prow *r = &p->work.rows[from + i];
+    struct rview *v = &p->views[i];
+    const char *b = p->work.bytes + r->off;
+    v->seq = r->seq;
+    v->created_us = r->created_us;
+    v->conf = r->conf;
+    v->elapsed_ms = r->elapsed_ms;
+    v->model_version = r->model_version;
+    v->cid = b;
+    v->cid_len = r->cid_len;
+    v->pred = b + r->cid_len;
+    v->pred_len = r->pred_len;
+    v->model = v->pred + r->pred_len;
+    v->model_len = r->model_len;
+    v->feat = v->model + r->model_len;
+    v->feat_len = r->feat_len;
+  }
+  return n;
+}
+
+static void work_done(struct plog *p, size_t n)
+{
+  p->work_off += n;
+  atomic_fetch_sub(&p->pending, n);
+  if (p->work_off == p->work.n) {
+    p->work.n = p->work.blen = 0;
+    p->work_off = 0;
+  }
+}
+
+/* Append the rest of work to the spool and sync. */
+static void to_spool(struct plog *p)
+{
+  struct err e = {0};
+  size_t done = 0;
+  enum err_code rc = ERR_OK;
+  while (p->work_off + done < p->work.n) {
+    size_t from = p->work_off + done, n = 0, bytes = 0;
+    while (from + n < p->work.n && n < SPOOL_CHUNK_ROWS) {
+      const struct prow *r = &p->work.rows[from + n];
+      size_t b = REC_ROW_HDR + r->cid_len + r->pred_len + r->model_len +
+                 r->feat_len;
+      if (n > 0 && bytes + b > SPOOL_CHUNK_BYTES)
+        break;
+      bytes += b;
+      n++;
+    }
+    n = work_views(p, from, n);
+    size_t len = n ? encode(p, p->views, n) : 0;
+    if (!len) {
+      rc = err_set(&e, ERR_NOMEM, "plog: out of memory encoding a batch");
+      break;
+    }
+    rc = spool_append(p->sp, p->enc, len, NULL, &e);
+    if (rc != ERR_OK)
+      break;
+    done += n;
+  }
+  if (done) {
+    struct err se = {0};
+    if (spool_sync(p->sp, &se) != ERR_OK) {
+      LOG_E(MOD, "spool sync failed, rows kept in memory: %s", se.msg);
+      return; /* the appended records were dropped by the spool */
+    }
+    work_done(p, done);
+    count(&p->spooled, p->c_spooled, done);
+    atomic_store(&p->spool_backlog, 1);
+  }
+  if (rc == ERR_FULL) {
+    if (!atomic_exchange(&p->spool_full, 1))
+      LOG_E(MOD, "spool full (%" PRIu64 " bytes): prediction log rows wait "
+                 "in memory; policy %s",
+            p->o.spool_max_bytes,
+            p->o.policy == PLOG_FULL_REJECT ? "reject (503)" : "serve");
+  } else if (rc != ERR_OK) {
+    LOG_E(MOD, "spool append failed, rows kept in memory: %s", e.msg);
+  } else {
+    atomic_store(&p->spool_full, 0);
+  }
+}
+
+static void flush_once(struct plog *p, int final)
+{
+  struct err e = {0};
+  struct spool_stats st;
+  int64_t t0 = now_ms();
+  if (p->work_off == p->work.n) {
+    if (drain(p, &e) != ERR_OK)
+      LOG_E(MOD, "%s", e.msg);
+  }
+  spool_stats(p->sp, &st);
+  int backlog = st.pending > 0 && !st.corrupt;
+  if (backlog && !final && db_allowed(p)) {
+    replay(p, REPLAY_BUDGET_MS);
+    spool_stats(p->sp, &st);
+    backlog = st.pending > 0 && !st.corrupt;
+  }
+  atomic_store(&p->spool_backlog, st.pending > 0);
+  if (p->work_off < p->work.n) {
+    if (!backlog && db_allowed(p)) {
+      size_t n = p->work.n - p->work_off;
+      int64_t ins = 0;
+      n = work_views(p, p->work_off, n);
+      enum err_code rc =
+          n ? store_db(p, p->views, n, &ins, &e) : ERR_NOMEM;
+      if (rc == ERR_OK) {
+        set_db_state(p, 1, NULL);
+        work_done(p, n);
+        count(&p->written, p->c_written, (uint64_t)ins);
+        if ((uint64_t)ins < n)
+          count(&p->dups, p->c_dups, n - (uint64_t)ins);
+      } else {
+        set_db_state(p, 0, &e);
+      }
+    }
+    if (p->work_off < p->work.n)
+      to_spool(p);
+  } else if (!final && !backlog &&
+             now_ms() - p->last_contact_ms >= PING_EVERY_MS &&
+             db_allowed(p)) {
+    struct db_conn *c = NULL;
+    int64_t one = 0;
+    enum err_code rc = db_acquire(p->o.pool, p->o.acquire_ms, &c, &e);
+    if (rc == ERR_OK) {
+      schema_check(p, c);
+      rc = db_query_i64(c, "SELECT 1", NULL, 0, &one, &e);
+      db_release(p->o.pool, c);
+    }
+    set_db_state(p, rc == ERR_OK, &e);
+  }
+  if (!atomic_load(&p->db_ok))
+    p->schema_checked = 0;
+  if (p->h_flush)
+    metrics_hist_observe(p->h_flush, (double)(now_ms() - t0));
+}
+
+static enum err_code flush_job(struct queue_job_ctx *ctx, void *arg,
+                               struct err *e)
+{
+  struct plog *p = arg;
+  (void)ctx;
+  (void)e;
+  pthread_mutex_lock(&p->flush_mu);
+  flush_once(p, 0);
+  pthread_mutex_unlock(&p->flush_mu);
+  return ERR_OK;
+}
+
+static void flush_done(uint64_t id, enum err_code code, const struct err *e,
+                       void *arg)
+{
+  struct plog *p = arg;
+  (void)id;
+  (void)code;
+  (void)e;
+  pthread_mutex_lock(&p->tk_mu);
+  atomic_store(&p->inflight, 0);
+  pthread_cond_broadcast(&p->tk_cv);
+  pthread_mutex_unlock(&p->tk_mu);
+}
+
+static void *tick_main(void *arg)
+{
+  struct plog *p = arg;
+  pthread_mutex_lock(&p->tk_mu);
+  while (!p->stop) {
+    if (!p->kicked) {
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      ts.tv_nsec += (long)p->o.flush_ms * 1000000L;
+      ts.tv_sec += ts.tv_nsec / 1000000000L;
+      ts.tv_nsec %= 1000000000L;
+      pthread_cond_timedwait(&p->tk_cv, &p->tk_mu, &ts);
+    }
+    if (p->stop)
+      break;
+    p->kicked = 0;
+    if (atomic_load(&p->inflight))
+      continue;
+    int need = atomic_load(&p->pending) > 0 ||
+               atomic_load(&p->spool_backlog) ||
+               now_ms() - p->last_contact_ms >= PING_EVERY_MS;
+    if (!need)
+      continue;
+    atomic_store(&p->inflight, 1);
+    pthread_mutex_unlock(&p->tk_mu);
+    if (p->o.queue) {
+      if (queue_submit(p->o.queue, QUEUE_PRIO_HIGH, flush_job, flush_done, p,
+                       0, NULL) != ERR_OK)
+        atomic_store(&p->inflight, 0);
+    } else {
+      struct err e = {0};
+      (void)flush_job(NULL, p, &e);
+      atomic_store(&p->inflight, 0);
+    }
+    pthread_mutex_lock(&p->tk_mu);
+  }
+  pthread_mutex_unlock(&p->tk_mu);
+  return NULL;
+}
+
+/* ---- metrics ---------------------------------------------------------- */
+
+static double g_backlog(void *arg)
+{
+  struct plog *p = arg;
+  return (double)atomic_load(&p->pending);
+}
+
+static double g_spool_bytes(void *arg)
+{
+  struct plog *p = arg;
+  struct spool_stats st;
+  spool_stats(p->sp, &st);
+  return (double)st.bytes;
+}
+
+static double g_spool_recs(void *arg)
+{
+  struct plog *p = arg;
+  struct spool_stats st;
+  spool_stats(p->sp, &st);
+  return (double)st.pending;
+}
+
+static double g_db_up(void *arg)
+{
+  struct plog *p = arg;
+  return atomic_load(&p->db_ok);
+}
+
+static void make_metrics(struct plog *p)
+{
+  struct metrics *m = p->o.metrics;
+  struct err e = {0};
+  if (!m)
+    return;
+  if (metrics_counter_new(m, "mlopsd_plog_rows_written_total",
+                          "Prediction log rows inserted into MariaDB.", NULL,
+                          0, &p->c_written, &e) ||
+      metrics_counter_new(m, "mlopsd_plog_rows_spooled_total",
+                          "Prediction log rows written to the spool.", NULL,
+                          0, &p->c_spooled, &e) ||
+      metrics_counter_new(m, "mlopsd_plog_rows_replayed_total",
+                          "Prediction log rows replayed from the spool.",
+                          NULL, 0, &p->c_replayed, &e) ||
+      metrics_counter_new(m, "mlopsd_plog_rows_duplicate_total",
+                          "Replayed rows the table already had.", NULL, 0,
+                          &p->c_dups, &e) ||
+      metrics_counter_new(m, "mlopsd_plog_rows_unlogged_total",
+                          "Predictions served without a log row (log full, "
+                          "policy serve).",
+                          NULL, 0, &p->c_unlogged, &e) ||
+      metrics_counter_new(m, "mlopsd_plog_rows_rejected_total",
+                          "Predictions refused because the log was full "
+                          "(policy reject).",
+                          NULL, 0, &p->c_rejected, &e) ||
+      metrics_counter_new(m, "mlopsd_plog_records_skipped_total",
+                          "Spool records that could not be decoded.", NULL,
+                          0, &p->c_lost, &e) ||
+      metrics_gauge_fn_new(m, "mlopsd_plog_backlog_rows",
+                           "Prediction log rows in memory, not yet stored.",
+                           NULL, g_backlog, p, &p->g_backlog, &e) ||
+      metrics_gauge_fn_new(m, "mlopsd_plog_spool_bytes",
+                           "Bytes in the prediction log spool.", NULL,
+                           g_spool_bytes, p, &p->g_spool_bytes, &e) ||
+      metrics_gauge_fn_new(m, "mlopsd_plog_spool_records",
+                           "Spool records waiting for MariaDB.", NULL,
+                           g_spool_recs, p, &p->g_spool_recs, &e) ||
+      metrics_gauge_fn_new(m, "mlopsd_plog_db_up",
+                           "1 when the last contact with MariaDB worked.",
+                           NULL, g_db_up, p, &p->g_db_up, &e) ||
+      metrics_hist_new(m, "mlopsd_plog_flush_duration_ms",
+                       "Duration of one prediction log flush.", NULL, NULL, 0,
+                       0, &p->h_flush, &e))
+    LOG_W(MOD, "metrics not registered: %s", e.msg);
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+enum err_code plog_create(struct plog **out, const struct plog_opts *o,
+                          struct err *e)
+{
+  struct plog *p;
+  enum err_code rc;
+  *out = NULL;
+  if (!o || !o->pool || !o->spool_dir || !*o->spool_dir)
+    return err_set(e, ERR_INVAL, "plog: pool and spool_dir are required");
+  const char *table = o->table ? o->table : PLOG_TABLE_DEFAULT;
+  if (!db_ident_ok(table))
+    return err_set(e, ERR_INVAL, "plog: bad table name '%s'", table);
+  p = calloc(1, sizeof(*p));
+  if (!p)
+    return err_set(e, ERR_NOMEM, "plog: out of memory");
+  p->o = *o;
+  if (!p->o.flush_ms)
+    p->o.flush_ms = 50;
+  if (!p->o.flush_rows)
+    p->o.flush_rows = 2048;
+  if (!p->o.max_rows)
+    p->o.max_rows = 65536;
+  if (!p->o.max_bytes)
+    p->o.max_bytes = (size_t)64 << 20;
+  if (!p->o.spool_max_bytes)
+    p->o.spool_max_bytes = (uint64_t)256 << 20;
+  if (!p->o.acquire_ms)
+    p->o.acquire_ms = 1000;
+  p->shard_bytes = p->o.max_bytes / NSHARDS;
+  snprintf(p->table, sizeof(p->table), "%s", table);
+  p->spool_dir = strdup(o->spool_dir);
+  if (!p->spool_dir) {
+    free(p);
+    return err_set(e, ERR_NOMEM, "plog: out of memory");
+  }
+  p->o.spool_dir = p->spool_dir;
+  p->o.table = p->table;
+  for (int i = 0; i < NSHARDS; i++)
+    pthread_mutex_init(&p->shards[i].mu, NULL);
+  pthread_mutex_init(&p->flush_mu, NULL);
+  pthread_mutex_init(&p->st_mu, NULL);
+  pthread_mutex_init(&p->tk_mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->tk_cv, &ca);
+  pthread_condattr_destroy(&ca);
+  snprintf(p->db_reason, sizeof(p->db_reason),
+           "database not contacted yet");
+
+  struct spool_opts so;
+  spool_opts_defaults(&so);
+  so.dir = p->spool_dir;
+  so.max_bytes = p->o.spool_max_bytes;
+  rc = spool_create(&p->sp, &so, e);
+  if (rc == ERR_OK)
+    rc = seq_open(p, e);
+  if (rc != ERR_OK) {
+    plog_destroy(p);
+    return rc;
+  }
+  p->source = (int64_t)(spool_id(p->sp) & INT64_MAX);
+  struct spool_stats st;
+  spool_stats(p->sp, &st);
+  atomic_store(&p->spool_backlog, st.pending > 0);
+  if (st.pending)
+    LOG_I(MOD, "spool holds %" PRIu64 " records (%" PRIu64 " bytes) from a "
+               "previous run: replayed first",
+          st.pending, st.bytes);
+  make_metrics(p);
+  p->stopped = 0;
+  *out = p;
+  return ERR_OK;
+}
+
+enum err_code plog_start(struct plog *p, struct err *e)
+{
+  if (p->started)
+    return err_set(e, ERR_STATE, "plog already started");
+  p->stop = 0;
+  p->kicked = 1; /* first tick at once: replay, ping */
+  p->last_contact_ms = now_ms() - PING_EVERY_MS;
+  if (pthread_create(&p->th, NULL, tick_main, p) != 0)
+    return err_set(e, ERR_INTERNAL, "plog: cannot start the ticker thread");
+  pthread_setname_np(p->th, "plog-tick");
+  p->started = 1;
+  return ERR_OK;
+}
+
+void plog_stop(struct plog *p, int deadline_ms, size_t *lost)
+{
+  if (lost)
+    *lost = 0;
+  if (!p || p->stopped)
+    return;
+  p->stopped = 1;
+  if (p->started) {
+    pthread_mutex_lock(&p->tk_mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->tk_cv);
+    pthread_mutex_unlock(&p->tk_mu);
+    pthread_join(p->th, NULL);
+    p->started = 0;
+  }
+  pthread_mutex_lock(&p->tk_mu);
+  while (atomic_load(&p->inflight))
+    pthread_cond_wait(&p->tk_cv, &p->tk_mu);
+  pthread_mutex_unlock(&p->tk_mu);
+  int64_t end = now_ms() + (deadline_ms > 0 ? deadline_ms : 0);
+  pthread_mutex_lock(&p->flush_mu);
+  for (;;) {
+    flush_once(p, 1);
+    if (atomic_load(&p->pending) == 0 || now_ms() >= end)
+      break;
+    /* the database refused and the spool too: wait a little */
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+    p->next_try_ms = 0;
+  }
+  size_t left = atomic_load(&p->pending);
+  pthread_mutex_unlock(&p->flush_mu);
+  if (left) {
+    LOG_E(MOD, "%zu prediction log rows could not be stored (database and "
+               "spool unavailable) and are lost",
+          left);
+    if (p->c_lost)
+      metrics_counter_add(p->c_lost, left);
+  } else {
+    LOG_I(MOD, "prediction log flushed: written=%" PRIu64 " spooled=%" PRIu64,
+          (uint64_t)atomic_load(&p->written),
+          (uint64_t)atomic_load(&p->spooled));
+  }
+  if (lost)
+    *lost = left;
+}
+
+void plog_destroy(struct plog *p)
+{
+  if (!p)
+    return;
+  if (p->sp)
+    plog_stop(p, 5000, NULL);
+  if (p->g_backlog)
+    metrics_gauge_fn_detach(p->g_backlog);
+  if (p->g_spool_bytes)
+    metrics_gauge_fn_detach(p->g_spool_bytes);
+  if (p->g_spool_recs)
+    metrics_gauge_fn_detach(p->g_spool_recs);
+  if (p->g_db_up)
+    metrics_gauge_fn_detach(p->g_db_up);
+  spool_destroy(p->sp);
+  for (int i = 0; i < NSHARDS; i++) {
+    rbuf_free(&p->shards[i].b);
+    rbuf_free(&p->spare[i]);
+    pthread_mutex_destroy(&p->shards[i].mu);
+  }
+  rbuf_free(&p->work);
+  free(p->views);
+  free(p->vals);
+  free(p->ts);
+  free(p->enc);
+  pthread_mutex_destroy(&p->flush_mu);
+  pthread_mutex_destroy(&p->st_mu);
+  pthread_mutex_destroy(&p->tk_mu);
+  pthread_cond_destroy(&p->tk_cv);
+  free(p->spool_dir);
+  free(p);
+}
+
+int plog_ready(struct plog *p, char *buf, size_t cap)
+{
+  int ok = 1;
+  pthread_mutex_lock(&p->st_mu);
+  if (!atomic_load(&p->db_ok)) {
+    snprintf(buf, cap, "database unreachable: %s", p->db_reason);
+    ok = 0;
+  } else if (p->schema_reason[0]) {
+    snprintf(buf, cap, "%s", p->schema_reason);
+    ok = 0;
+  } else if (atomic_load(&p->spool_full)) {
+    snprintf(buf, cap, "prediction log spool is full (%" PRIu64 " bytes)",
+             p->o.spool_max_bytes);
+    ok = 0;
+  }
+  pthread_mutex_unlock(&p->st_mu);
+  return ok;
+}
+
+void plog_get_stats(struct plog *p, struct plog_stats *s)
+{
+  struct spool_stats st;
+  spool_stats(p->sp, &st);
+  memset(s, 0, sizeof(*s));
+  s->pending = atomic_load(&p->pending);
+  s->written = atomic_load(&p->written);
+  s->spooled = atomic_load(&p->spooled);
+  s->replayed = atomic_load(&p->replayed);
+  s->duplicates = atomic_load(&p->dups);
+  s->unlogged = atomic_load(&p->unlogged);
+  s->rejected = atomic_load(&p->rejected);
+  s->spool_bytes = st.bytes;
+  s->spool_records = st.pending;
+  s->source = (uint64_t)p->source;
+  s->db_ok = atomic_load(&p->db_ok);
+  s->spool_full = atomic_load(&p->spool_full);
+  s->next_seq = atomic_load(&p->next_seq_pub);
+}

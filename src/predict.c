@@ -1,0 +1,1035 @@
+/* predict.c - POST /predict and friends (see predict.h).
+ *
+ * Why a scanner before cJSON: cJSON reports a parse error through a
+ * process-wide variable (a data race between HTTP threads) and says
+ * nothing about why; it also accepts invalid UTF-8 and recurses up to
+ * 1000 levels.  predict_scan checks the body in one pass without
+ * allocating and gives the position and reason of the first error, so
+ * cJSON only ever sees valid JSON.  The scan also records the byte range
+ * of every item of "data", which is what the prediction log stores: the
+ * item exactly as the client sent it, without printing it again.
+ *
+ * Per-thread scratch (rows, outputs, spans, log rows) grows to the
+ * largest request a thread has seen and is then reused, so a request
+ * allocates only what cJSON allocates for the parse tree.
+ */
+#include "mlopsd/predict.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "mlopsd/http.h"
+#include "mlopsd/log.h"
+#include "mlopsd/metrics.h"
+#include "mlopsd/model.h"
+#include "mlopsd/plog.h"
+#include "mlopsd/prep.h"
+#include "mlopsd/serving.h"
+#include "mlopsd/spec.h"
+
+#define MOD "predict"
+#define CID_TEXT 32
+
+enum reject {
+  R_CTYPE = 0,
+  R_EMPTY,
+  R_UTF8,
+  R_JSON,
+  R_SHAPE,
+  R_INPUT,
+  R_UNKNOWN,
+  R_NOT_DEPLOYED,
+  R_LOG_FULL,
+  R_INTERNAL,
+  R_COUNT
+};
+static const char *const reject_names[R_COUNT] = {
+    "content_type", "empty_body", "not_utf8", "malformed_json",
+    "bad_shape",    "invalid_input", "unknown_model", "not_deployed",
+    "log_full",     "internal"};
+
+struct predict {
+  struct serving *sv;
+  struct plog *pl;
+  struct metrics *m;
+  size_t max_batch;
+  struct metrics_counter *c_reject[R_COUNT];
+  struct metrics_counter *c_items;
+};
+
+/* ---- UTF-8 and JSON scanning ------------------------------------------ */
+
+/* Offset of the first byte that is not part of valid UTF-8, or len. */
+static size_t utf8_bad(const unsigned char *s, size_t len)
+{
+  size_t i = 0;
+  while (i < len) {
+    /* ASCII runs 8 bytes at a time */
+    while (i + 8 <= len) {
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if (w & 0x8080808080808080ull)
+        break;
+      i += 8;
+    }
+    if (i >= len)
+      break;
+    unsigned c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t need;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      need = 2;
+      if (c == 0xE0)
+        lo = 0xA0;
+      else if (c == 0xED)
+        hi = 0x9F; /* no UTF-16 surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      need = 3;
+      if (c == 0xF0)
+        lo = 0x90;
+      else if (c == 0xF4)
+        hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + need >= len)
+      return i;
+    if (s[i + 1] < lo || s[i + 1] > hi)
+      return i;
+    for (size_t k = 2; k <= need; k++)
+      if ((s[i + k] & 0xC0) != 0x80)
+        return i;
+    i += need + 1;
+  }
+  return len;
+}
+
+struct scan_st {
+  const unsigned char *s;
+  size_t n, i;
+  int depth, max;
+  struct predict_scan *o;
+};
+
+static int scan_fail(struct scan_st *st, const char *msg)
+{
+  if (!st->o->err) {
+    st->o->err = msg;
+    st->o->err_pos = st->i;
+  }
+  return -1;
+}
+
+static void skip_ws(struct scan_st *st)
+{
+  while (st->i < st->n) {
+    unsigned char c = st->s[st->i];
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+      break;
+    st->i++;
+  }
+}
+
+static int hex4(const unsigned char *p, unsigned *out)
+{
+  unsigned v = 0;
+  for (int k = 0; k < 4; k++) {
+    unsigned c = p[k], d;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
+    else
+      return -1;
+    v = v * 16 + d;
+  }
+  *out = v;
+  return 0;
+}
+
+static int scan_string(struct scan_st *st)
+{
+  st->i++; /* opening quote */
+  for (;;) {
+    if (st->i >= st->n)
+      return scan_fail(st, "unterminated string");
+    unsigned c = st->s[st->i];
+    if (c == '"') {
+      st->i++;
+      return 0;
+    }
+    if (c < 0x20)
+      return scan_fail(st, "control character in a string (must be "
+                           "escaped)");
+    if (c != '\\') {
+      st->i++;
+      continue;
+    }
+    if (st->i + 1 >= st->n)
+      return scan_fail(st, "unterminated string");
+    c = st->s[st->i + 1];
+    if (strchr("\"\\/bfnrt", (int)c) && c) {
+      st->i += 2;
+      continue;
+    }
+    if (c != 'u')
+      return scan_fail(st, "invalid escape in a string");
+    unsigned cp, lo;
+    if (st->i + 6 > st->n || hex4(st->s + st->i + 2, &cp))
+      return scan_fail(st, "invalid \\u escape (4 hex digits expected)");
+    if (cp == 0)
+      return scan_fail(st, "\\u0000 is not allowed in a string");
+    if (cp >= 0xDC00 && cp <= 0xDFFF)
+      return scan_fail(st, "lone low surrogate in a \\u escape");
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+      if (st->i + 12 > st->n || st->s[st->i + 6] != '\\' ||
+          st->s[st->i + 7] != 'u' || hex4(st->s + st->i + 8, &lo) ||
+          lo < 0xDC00 || lo > 0xDFFF)
+        return scan_fail(st, "lone high surrogate in a \\u escape");
+      st->i += 12;
+    } else {
+      st->i += 6;
+    }
+  }
+}
+
+static int scan_number(struct scan_st *st)
+{
+  size_t start = st->i;
+  const unsigned char *s = st->s;
+  if (s[st->i] == '-')
+    st->i++;
+  if (st->i >= st->n)
+    return scan_fail(st, "unexpected end of input in a number");
+  if (s[st->i] == '0') {
+    st->i++;
+  } else if (s[st->i] >= '1' && s[st->i] <= '9') {
+    while (st->i < st->n && s[st->i] >= '0' && s[st->i] <= '9')
+      st->i++;
+  } else {
+    return scan_fail(st, "invalid number");
+  }
+  if (st->i < st->n && s[st->i] == '.') {
+    st->i++;
+    if (st->i >= st->n || s[st->i] < '0' || s[st->i] > '9')
+      return scan_fail(st, "invalid number (digit expected after '.')");
+    while (st->i < st->n && s[st->i] >= '0' && s[st->i] <= '9')
+      st->i++;
+  }
+  if (st->i < st->n && (s[st->i] == 'e' || s[st->i] == 'E')) {
+    st->i++;
+    if (st->i < st->n && (s[st->i] == '+' || s[st->i] == '-'))
+      st->i++;
+    if (st->i >= st->n || s[st->i] < '0' || s[st->i] > '9')
+      return scan_fail(st, "invalid number (digit expected in exponent)");
+    while (st->i < st->n && s[st->i] >= '0' && s[st->i] <= '9')
+      st->i++;
+  }
+  if (st->i - start > PREDICT_MAX_NUMBER) {
+    st->i = start;
+    return scan_fail(st, "number too long (more than 63 characters)");
+  }
+  return 0;
+}
+
+/* role: 1 = top-level value, 2 = the value of top-level "data". */
+static int scan_value(struct scan_st *st, int role);
+
+static int scan_object(struct scan_st *st, int role)
+{
+  if (++st->depth > st->max)
+    return scan_fail(st, "JSON nested too deeply");
+  st->i++;
+  skip_ws(st);
+  if (st->i < st->n && st->s[st->i] == '}') {
+    st->i++;
+    st->depth--;
+    return 0;
+  }
+  for (;;) {
+    skip_ws(st);
+    if (st->i >= st->n)
+      return scan_fail(st, "unexpected end of input (object not closed)");
+    if (st->s[st->i] != '"')
+      return scan_fail(st, "expected a string (member name)");
+    size_t k0 = st->i + 1;
+    if (scan_string(st))
+      return -1;
+    size_t k1 = st->i - 1;
+    skip_ws(st);
+    if (st->i >= st->n)
+      return scan_fail(st, "unexpected end of input (object not closed)");
+    if (st->s[st->i] != ':')
+      return scan_fail(st, "expected ':' after a member name");
+    st->i++;
+    skip_ws(st);
+    int is_data = role == 1 && !st->o->has_data && k1 - k0 == 4 &&
+                  memcmp(st->s + k0, "data", 4) == 0;
+    size_t v0 = st->i;
+    if (scan_value(st, is_data ? 2 : 0))
+      return -1;
+    if (is_data) {
+      st->o->has_data = 1;
+      st->o->data.start = v0;
+      st->o->data.end = st->i;
+      st->o->data_kind = st->s[v0];
+    }
+    skip_ws(st);
+    if (st->i >= st->n)
+      return scan_fail(st, "unexpected end of input (object not closed)");
+    if (st->s[st->i] == ',') {
+      st->i++;
+      continue;
+    }
+    if (st->s[st->i] == '}') {
+      st->i++;
+      break;
+    }
+    return scan_fail(st, "expected ',' or '}'");
+  }
+  st->depth--;
+  return 0;
+}
+
+static int scan_array(struct scan_st *st, int role)
+{
+  if (++st->depth > st->max)
+    return scan_fail(st, "JSON nested too deeply");
+  st->i++;
+  skip_ws(st);
+  if (st->i < st->n && st->s[st->i] == ']') {
+    st->i++;
+    st->depth--;
+    return 0;
+  }
+  for (;;) {
+    skip_ws(st);
+    size_t v0 = st->i;
+    if (scan_value(st, 0))
+      return -1;
+    if (role == 2) {
+      struct predict_scan *o = st->o;
+      if (o->n_items < o->items_cap) {
+        o->items[o->n_items].start = v0;
+        o->items[o->n_items].end = st->i;
+      }
+      o->n_items++;
+    }
+    skip_ws(st);
+    if (st->i >= st->n)
+      return scan_fail(st, "unexpected end of input (array not closed)");
+    if (st->s[st->i] == ',') {
+      st->i++;
+      continue;
+    }
+    if (st->s[st->i] == ']') {
+      st->i++;
+      break;
+    }
+    return scan_fail(st, "expected ',' or ']'");
+  }
+  st->depth--;
+  return 0;
+}
+
+static int scan_lit(struct scan_st *st, const char *lit, size_t n)
+{
+  if (st->n - st->i < n || memcmp(st->s + st->i, lit, n) != 0)
+    return scan_fail(st, "invalid literal (true, false or null expected)");
+  st->i += n;
+  return 0;
+}
+
+static int scan_value(struct scan_st *st, int role)
+{
+  if (st->i >= st->n)
+    return scan_fail(st, "unexpected end of input (value expected)");
+  switch (st->s[st->i]) {
+  case '{':
+    return scan_object(st, role);
+  case '[':
+    return scan_array(st, role);
+  case '"':
+    return scan_string(st);
+  case 't':
+    return scan_lit(st, "true", 4);
+  case 'f':
+    return scan_lit(st, "false", 5);
+  case 'n':
+    return scan_lit(st, "null", 4);
+  default:
+    if (st->s[st->i] == '-' || (st->s[st->i] >= '0' && st->s[st->i] <= '9'))
+      return scan_number(st);
+    return scan_fail(st, "unexpected character (value expected)");
+  }
+}
+
+int predict_scan(const char *buf, size_t len, struct predict_scan *o)
+{
+  struct scan_st st = {.s = (const unsigned char *)buf,
+                       .n = len,
+                       .max = o->max_depth > 0 ? o->max_depth
+                                               : PREDICT_MAX_DEPTH,
+                       .o = o};
+  o->has_data = 0;
+  o->data.start = o->data.end = 0;
+  o->data_kind = 0;
+  o->n_items = 0;
+  o->err = NULL;
+  o->err_pos = 0;
+  o->err_line = o->err_col = 0;
+  size_t bad = utf8_bad(st.s, len);
+  if (bad < len) {
+    st.i = bad;
+    scan_fail(&st, "invalid UTF-8");
+  } else {
+    skip_ws(&st);
+    if (scan_value(&st, 1) == 0) {
+      skip_ws(&st);
+      if (st.i < st.n)
+        scan_fail(&st, "unexpected data after the JSON value");
+    }
+  }
+  if (!o->err)
+    return 0;
+  int line = 1, col = 1;
+  for (size_t k = 0; k < o->err_pos && k < len; k++) {
+    if (buf[k] == '\n') {
+      line++;
+      col = 1;
+    } else if (((unsigned char)buf[k] & 0xC0) != 0x80) {
+      col++;
+    }
+  }
+  o->err_line = line;
+  o->err_col = col;
+  return -1;
+}
+
+/* ---- per-thread scratch ----------------------------------------------- */
+
+struct scratch {
+  float *rows, *out;
+  size_t rows_cap, out_cap;
+  struct predict_span *spans;
+  size_t spans_cap;
+  struct plog_row *lrows;
+  size_t lrows_cap;
+  char (*cid)[CID_TEXT];
+  size_t cid_cap;
+  const cJSON **items;
+  size_t items_cap;
+  int *cls;
+  size_t cls_cap;
+  char **printed; /* fallback feature texts to free */
+  size_t n_printed;
+  struct spec_report rep;
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct scratch *tl_scratch;
+
+static void scratch_free(void *arg)
+{
+  struct scratch *s = arg;
+  if (!s)
+    return;
+  free(s->rows);
+  free(s->out);
+  free(s->spans);
+  free(s->lrows);
+  free(s->cid);
+  free(s->items);
+  free(s->cls);
+  free(s->printed);
+  free(s);
+}
+
+static void scratch_key_init(void)
+{
+  (void)pthread_key_create(&scratch_key, scratch_free);
+}
+
+static struct scratch *scratch_get(void)
+{
+  if (tl_scratch)
+    return tl_scratch;
+  pthread_once(&scratch_once, scratch_key_init);
+  struct scratch *s = calloc(1, sizeof(*s));
+  if (!s)
+    return NULL;
+  pthread_setspecific(scratch_key, s);
+  tl_scratch = s;
+  return s;
+}
+
+static int sgrow(void **p, size_t *cap, size_t need, size_t elem)
+{
+  if (need <= *cap)
+    return 0;
+  size_t nc = *cap ? *cap : 16;
+  while (nc < need)
+    nc *= 2;
+  void *q = realloc(*p, nc * elem);
+  if (!q)
+    return -1;
+  *p = q;
+  *cap = nc;
+  return 0;
+}
+
+/* Size the buffers for n items of model m. */
+static int scratch_fit(struct scratch *s, size_t n, size_t nfeat,
+                       size_t out_dim)
+{
+  size_t np = s->n_printed;
+  return sgrow((void **)&s->rows, &s->rows_cap, n * nfeat, sizeof(float)) ||
+         sgrow((void **)&s->out, &s->out_cap, n * out_dim, sizeof(float)) ||
+         sgrow((void **)&s->lrows, &s->lrows_cap, n, sizeof(*s->lrows)) ||
+         sgrow((void **)&s->cid, &s->cid_cap, n, sizeof(*s->cid)) ||
+         sgrow((void **)&s->items, &s->items_cap, n, sizeof(*s->items)) ||
+         sgrow((void **)&s->cls, &s->cls_cap, n, sizeof(*s->cls)) ||
+         sgrow((void **)&s->printed, &np, n, sizeof(*s->printed));
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static int64_t mono_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t wall_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void reject(struct predict *p, enum reject r)
+{
+  if (p->c_reject[r])
+    metrics_counter_add(p->c_reject[r], 1);
+}
+
+static int ctype_json(const char *ct)
+{
+  if (!ct)
+    return 0;
+  while (*ct == ' ' || *ct == '\t')
+    ct++;
+  if (strncasecmp(ct, "application/json", 16) != 0)
+    return 0;
+  ct += 16;
+  return *ct == 0 || *ct == ';' || *ct == ' ' || *ct == '\t';
+}
+
+#define W(resp, lit) http_resp_write((resp), (lit), sizeof(lit) - 1)
+
+/* Customer id text (for the log and the answer) of one item. */
+static void customer_id(const struct spec *sp, const cJSON *item,
+                        char *buf, const char **txt, size_t *len,
+                        const cJSON **val)
+{
+  const char *key = sp->source.key ? sp->source.key : "customer_id";
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, key);
+  *val = NULL;
+  *txt = NULL;
+  *len = 0;
+  if (cJSON_IsString(v)) {
+    *val = v;
+    *txt = v->valuestring;
+    *len = strlen(v->valuestring);
+  } else if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
+    double d = v->valuedouble;
+    int n;
+    if (d == floor(d) && fabs(d) < 9007199254740992.0)
+      n = snprintf(buf, CID_TEXT, "%lld", (long long)d);
+    else
+      n = snprintf(buf, CID_TEXT, "%.17g", d);
+    *val = v;
+    *txt = buf;
+    *len = n > 0 && n < CID_TEXT ? (size_t)n : 0;
+  }
+}
+
+/* Start (or continue) the 400 invalid-input body with one field. */
+static enum err_code add_field(struct http_resp *resp, size_t *nf,
+                               size_t *more, const char *prefix,
+                               size_t index, int batch, const char *field,
+                               const char *msg)
+{
+  char name[SPEC_REPORT_FIELD + 48];
+  enum err_code rc = ERR_OK;
+  if (*nf >= PREDICT_MAX_FIELDS) {
+    (*more)++;
+    return ERR_OK;
+  }
+  if (batch)
+    snprintf(name, sizeof(name), "%s[%zu]%s%s", prefix, index,
+             field[0] ? "." : "", field);
+  else
+    snprintf(name, sizeof(name), "%s", field[0] ? field : prefix);
+  if (*nf == 0)
+    rc = W(resp, "{\"error\":\"invalid input\",\"fields\":{");
+  else
+    rc = W(resp, ",");
+  if (!rc)
+    rc = http_resp_json_str(resp, name);
+  if (!rc)
+    rc = W(resp, ":");
+  if (!rc)
+    rc = http_resp_json_str(resp, msg);
+  (*nf)++;
+  return rc;
+}
+
+static void end_fields(struct http_resp *resp, size_t nf, size_t more)
+{
+  enum err_code rc = ERR_OK;
+  if (more)
+    rc = http_resp_printf(resp, ",\"...\":\"%zu more invalid fields not "
+                                "listed\"",
+                          more);
+  if (!rc)
+    rc = W(resp, "}}");
+  (void)nf;
+  http_resp_status(resp, 400);
+  if (rc)
+    http_resp_error(resp, 400, "invalid input");
+}
+
+/* ---- POST /predict ---------------------------------------------------- */
+
+static void do_predict(struct predict *p, struct http_req *req,
+                       struct http_resp *resp, const char *name)
+{
+  int64_t t0 = mono_ns();
+  int64_t created = wall_us();
+  struct serving_model *m = NULL;
+  cJSON *root = NULL;
+  struct scratch *s = scratch_get();
+  size_t len = 0, n = 0;
+  const char *body;
+
+  if (!s) {
+    reject(p, R_INTERNAL);
+    http_resp_error(resp, 500, "out of memory");
+    return;
+  }
+  s->n_printed = 0;
+  if (!ctype_json(http_req_content_type(req))) {
+    reject(p, R_CTYPE);
+    const char *ct = http_req_content_type(req);
+    http_resp_error(resp, 415,
+                    "unsupported content type '%.100s': send "
+                    "application/json",
+                    ct ? ct : "(none)");
+    return;
+  }
+  switch (serving_acquire(p->sv, name, &m)) {
+  case SERVING_OK:
+    break;
+  case SERVING_UNKNOWN:
+    reject(p, R_UNKNOWN);
+    http_resp_error(resp, 404, "unknown model '%.128s'", name);
+    return;
+  default:
+    reject(p, R_NOT_DEPLOYED);
+    http_resp_error(resp, 503, "no model deployed for '%.128s'",
+                    name ? name : serving_default_name(p->sv));
+    return;
+  }
+  const struct spec *sp = serving_model_spec(m);
+  body = http_req_body(req, &len);
+  size_t ws = 0;
+  while (ws < len && (body[ws] == ' ' || body[ws] == '\n' ||
+                      body[ws] == '\r' || body[ws] == '\t'))
+    ws++;
+  if (ws == len) {
+    reject(p, R_EMPTY);
+    http_resp_error(resp, 400, "empty request body: send {\"data\": "
+                               "{...}} or {\"data\": [{...}, ...]}");
+    goto out;
+  }
+  if (!s->spans &&
+      sgrow((void **)&s->spans, &s->spans_cap, p->max_batch + 1,
+            sizeof(*s->spans))) {
+    reject(p, R_INTERNAL);
+    http_resp_error(resp, 500, "out of memory");
+    goto out;
+  }
+  struct predict_scan sc = {.items = s->spans, .items_cap = s->spans_cap};
+  if (predict_scan(body, len, &sc) != 0) {
+    if (strcmp(sc.err, "invalid UTF-8") == 0) {
+      reject(p, R_UTF8);
+      http_resp_error(resp, 400,
+                      "request body is not valid UTF-8 (byte %zu)",
+                      sc.err_pos);
+    } else {
+      reject(p, R_JSON);
+      http_resp_error(resp, 400,
+                      "malformed JSON: %s at line %d, column %d (byte %zu)",
+                      sc.err, sc.err_line, sc.err_col, sc.err_pos);
+    }
+    goto out;
+  }
+  root = cJSON_ParseWithLengthOpts(body, len, NULL, 0);
+  if (!root) {
+    reject(p, R_INTERNAL);
+    http_resp_error(resp, 500, "out of memory parsing the request");
+    goto out;
+  }
+  /* shape: {"data": {...}} or {"data": [{...}, ...]} */
+  size_t nf = 0, more = 0;
+  int wrc = 0, n_data = 0;
+  if (!cJSON_IsObject(root)) {
+    reject(p, R_SHAPE);
+    http_resp_error(resp, 400, "request body must be a JSON object "
+                               "{\"data\": ...}");
+    goto out;
+  }
+  for (const cJSON *k = root->child; k; k = k->next) {
+    if (k->string && strcmp(k->string, "data") == 0) {
+      if (n_data++)
+        wrc |= add_field(resp, &nf, &more, "data", 0, 0, "",
+                         "duplicate field");
+    } else {
+      wrc |= add_field(resp, &nf, &more, "", 0, 0,
+                       k->string ? k->string : "", "unknown field");
+    }
+  }
+  const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+  int batch = cJSON_IsArray(data);
+  if (!data) {
+    wrc |= add_field(resp, &nf, &more, "data", 0, 0, "", "is required");
+  } else if (batch) {
+    n = (size_t)cJSON_GetArraySize(data);
+    if (n == 0)
+      wrc |= add_field(resp, &nf, &more, "data", 0, 0, "",
+                       "must not be an empty list");
+    else if (n > p->max_batch) {
+      char msg[64];
+      snprintf(msg, sizeof(msg), "at most %zu items per request",
+               p->max_batch);
+      wrc |= add_field(resp, &nf, &more, "data", 0, 0, "", msg);
+    }
+  } else if (cJSON_IsObject(data)) {
+    n = 1;
+  } else {
+    wrc |= add_field(resp, &nf, &more, "data", 0, 0, "",
+                     "must be an object or a list of objects");
+  }
+  if (nf) {
+    reject(p, R_SHAPE);
+    end_fields(resp, nf, more);
+    goto out;
+  }
+  size_t nfeat = serving_model_nfeat(m), od = serving_model_out_dim(m);
+  if (scratch_fit(s, n, nfeat, od)) {
+    reject(p, R_INTERNAL);
+    http_resp_error(resp, 500, "out of memory");
+    goto out;
+  }
+  /* validate every item, report every bad field */
+  {
+    size_t i = 0;
+    const cJSON *it = batch ? data->child : data;
+    for (; it && i < n; it = batch ? it->next : NULL, i++) {
+      s->items[i] = it;
+      if (spec_validate_request(sp, it, &s->rep) == ERR_OK)
+        continue;
+      for (size_t k = 0; k < s->rep.n; k++)
+        wrc |= add_field(resp, &nf, &more, "data", i, batch,
+                         s->rep.e[k].field, s->rep.e[k].msg);
+      more += s->rep.n_more;
+    }
+  }
+  if (nf || more) {
+    reject(p, R_INPUT);
+    end_fields(resp, nf, more);
+    goto out;
+  }
+  if (wrc) {
+    reject(p, R_INTERNAL);
+    http_resp_error(resp, 500, "out of memory");
+    goto out;
+  }
+  if (p->pl && plog_admit(p->pl, n) != ERR_OK) {
+    reject(p, R_LOG_FULL);
+    http_resp_error(resp, 503, "prediction log is full; try again later");
+    if (http_resp_header(resp, "Retry-After", "1") != ERR_OK)
+      LOG_D(MOD, "Retry-After header not set");
+    goto out;
+  }
+  const struct prep *pr = serving_model_prep(m);
+  for (size_t i = 0; i < n; i++) {
+    struct err e = {0};
+    if (prep_transform_json(pr, s->items[i], s->rows + i * nfeat, &e) !=
+        ERR_OK) {
+      reject(p, R_INPUT);
+      http_resp_clear(resp);
+      (void)add_field(resp, &nf, &more, "data", i, batch, "", e.msg);
+      end_fields(resp, nf, more);
+      goto out;
+    }
+  }
+  {
+    struct err e = {0};
+    if (model_predict(serving_model_model(m), s->rows, n, s->out, &e) !=
+        ERR_OK) {
+      reject(p, R_INTERNAL);
+      LOG_E(MOD, "model=%s version=%d predict failed: %s",
+            serving_model_name(m), serving_model_version(m), e.msg);
+      http_resp_error(resp, 500, "prediction failed");
+      goto out;
+    }
+  }
+  int elapsed = (int)((mono_ns() - t0 + 500000) / 1000000);
+  size_t vlen;
+  const char *vjson = serving_model_version_json(m, &vlen);
+  if (batch)
+    wrc |= W(resp, "[");
+  for (size_t i = 0; i < n; i++) {
+    const char *label, *ctxt;
+    double conf, value;
+    size_t clen;
+    const cJSON *cval;
+    int idx = serving_model_decide(m, s->out + i * od, &label, &conf, &value);
+    customer_id(sp, s->items[i], s->cid[i], &ctxt, &clen, &cval);
+    if (i)
+      wrc |= W(resp, ",");
+    wrc |= W(resp, "{\"customer_id\":");
+    if (!cval)
+      wrc |= W(resp, "null");
+    else if (cJSON_IsString(cval))
+      wrc |= http_resp_json_str(resp, cval->valuestring);
+    else
+      wrc |= http_resp_write(resp, ctxt, clen);
+    char num[64];
+    if (label) {
+      wrc |= W(resp, ",\"predict\":");
+      wrc |= http_resp_json_str(resp, label);
+      int k = snprintf(num, sizeof(num), ",\"confidence\":%.9g", conf);
+      wrc |= http_resp_write(resp, num, (size_t)k);
+    } else {
+      int k = snprintf(num, sizeof(num),
+                       ",\"predict\":%.9g,\"confidence\":null", value);
+      wrc |= http_resp_write(resp, num, (size_t)k);
+    }
+    wrc |= W(resp, ",\"model_version\":");
+    wrc |= http_resp_write(resp, vjson, vlen);
+    wrc |= W(resp, "}");
+
+    struct plog_row *lr = &s->lrows[i];
+    const struct predict_span *span =
+        batch ? (i < sc.items_cap ? &s->spans[i] : NULL)
+              : (sc.has_data ? &sc.data : NULL);
+    if (span) {
+      lr->features = body + span->start;
+      lr->features_len = span->end - span->start;
+    } else {
+      char *txt = cJSON_PrintUnformatted(s->items[i]);
+      s->printed[s->n_printed++] = txt;
+      lr->features = txt ? txt : "{}";
+      lr->features_len = txt ? strlen(txt) : 2;
+    }
+    lr->customer_id = ctxt;
+    lr->customer_id_len = clen;
+    if (label) {
+      lr->prediction = label;
+    } else {
+      snprintf(s->cid[i], CID_TEXT, "%.6g", value);
+      lr->prediction = s->cid[i];
+    }
+    lr->confidence = label ? conf : 0;
+    lr->elapsed_ms = elapsed;
+    lr->created_us = created;
+    lr->model = serving_model_name(m);
+    lr->model_version = serving_model_version(m);
+    s->cls[i] = idx;
+  }
+  if (batch)
+    wrc |= W(resp, "]");
+  if (wrc) {
+    reject(p, R_INTERNAL);
+    http_resp_error(resp, 500, "out of memory building the answer");
+    goto out;
+  }
+  if (p->pl && plog_append(p->pl, s->lrows, n, NULL) != ERR_OK) {
+    reject(p, R_LOG_FULL);
+    http_resp_error(resp, 503, "prediction log is full; try again later");
+    if (http_resp_header(resp, "Retry-After", "1") != ERR_OK)
+      LOG_D(MOD, "Retry-After header not set");
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++)
+    serving_model_count(m, s->cls[i]);
+  if (p->c_items)
+    metrics_counter_add(p->c_items, n);
+  http_resp_status(resp, 200);
+out:
+  for (size_t i = 0; i < s->n_printed; i++)
+    cJSON_free(s->printed[i]);
+  s->n_printed = 0;
+  cJSON_Delete(root);
+  serving_release(m);
+}
+
+static void h_predict(struct http_req *req, struct http_resp *resp,
+                      void *arg)
+{
+  do_predict(arg, req, resp, NULL);
+}
+
+static void h_model_predict(struct http_req *req, struct http_resp *resp,
+                            void *arg)
+{
+  do_predict(arg, req, resp, http_req_param(req, "name"));
+}
+
+/* ---- /metadata, /readyz ----------------------------------------------- */
+
+static void write_json(struct http_resp *resp, cJSON *o, int status)
+{
+  char *txt = o ? cJSON_PrintUnformatted(o) : NULL;
+  if (!txt) {
+    http_resp_error(resp, 500, "out of memory");
+    return;
+  }
+  http_resp_status(resp, status);
+  if (http_resp_write(resp, txt, strlen(txt)) != ERR_OK)
+    http_resp_error(resp, 500, "out of memory");
+  cJSON_free(txt);
+}
+
+static void h_metadata(struct http_req *req, struct http_resp *resp,
+                       void *arg)
+{
+  struct predict *p = arg;
+  int status = 500;
+  const char *name = http_req_param(req, "name");
+  if (!name)
+    name = http_req_query(req, "model");
+  cJSON *o = serving_describe(p->sv, name, &status);
+  write_json(resp, o, status);
+  cJSON_Delete(o);
+}
+
+static void h_readyz(struct http_req *req, struct http_resp *resp, void *arg)
+{
+  struct predict *p = arg;
+  char r1[ERR_MSG_MAX + 160], r2[ERR_MSG_MAX + 160];
+  int ok1 = serving_ready(p->sv, r1, sizeof(r1));
+  int ok2 = p->pl ? plog_ready(p->pl, r2, sizeof(r2)) : 1;
+  (void)req;
+  if (ok1 && ok2) {
+    struct serving_model *m = NULL;
+    int rc = W(resp, "{\"status\":\"ready\"");
+    if (serving_acquire(p->sv, NULL, &m) == SERVING_OK) {
+      size_t vl;
+      const char *v = serving_model_version_json(m, &vl);
+      rc |= W(resp, ",\"model\":");
+      rc |= http_resp_json_str(resp, serving_model_name(m));
+      rc |= W(resp, ",\"model_version\":");
+      rc |= http_resp_write(resp, v, vl);
+      serving_release(m);
+    }
+    rc |= W(resp, "}");
+    http_resp_status(resp, 200);
+    if (rc)
+      http_resp_error(resp, 500, "out of memory");
+    return;
+  }
+  int rc = W(resp, "{\"status\":\"not ready\",\"reasons\":[");
+  int first = 1;
+  if (!ok1) {
+    rc |= http_resp_json_str(resp, r1);
+    first = 0;
+  }
+  if (!ok2) {
+    if (!first)
+      rc |= W(resp, ",");
+    rc |= http_resp_json_str(resp, r2);
+  }
+  rc |= W(resp, "]}");
+  http_resp_status(resp, 503);
+  if (rc)
+    http_resp_error(resp, 503, "not ready");
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+enum err_code predict_create(struct predict **out,
+                             const struct predict_opts *o, struct err *e)
+{
+  *out = NULL;
+  if (!o || !o->serving)
+    return err_set(e, ERR_INVAL, "predict: serving is required");
+  struct predict *p = calloc(1, sizeof(*p));
+  if (!p)
+    return err_set(e, ERR_NOMEM, "predict: out of memory");
+  p->sv = o->serving;
+  p->pl = o->plog;
+  p->m = o->metrics;
+  p->max_batch = o->max_batch ? o->max_batch : PREDICT_MAX_BATCH;
+  if (p->m) {
+    for (int r = 0; r < R_COUNT; r++) {
+      const char *lab[] = {"reason", reject_names[r], NULL};
+      if (metrics_counter_new(p->m, "mlopsd_predict_rejected_total",
+                              "Prediction requests refused, by reason.",
+                              lab, METRICS_HIDE_ZERO, &p->c_reject[r],
+                              e) != ERR_OK) {
+        predict_destroy(p);
+        return e->code;
+      }
+    }
+    if (metrics_counter_new(p->m, "mlopsd_predict_items_total",
+                            "Items predicted and answered 200.", NULL, 0,
+                            &p->c_items, e) != ERR_OK) {
+      predict_destroy(p);
+      return e->code;
+    }
+  }
+  *out = p;
+  return ERR_OK;
+}
+
+enum err_code predict_routes(struct predict *p, struct http *srv,
+                             struct err *e)
+{
+  enum err_code rc;
+  if ((rc = http_route(srv, "POST", "/predict", h_predict, p, e)) ||
+      (rc = http_route(srv, "POST", "/models/{name}/predict",
+                       h_model_predict, p, e)) ||
+      (rc = http_route(srv, "GET", "/metadata", h_metadata, p, e)) ||
+      (rc = http_route(srv, "POST", "/metadata", h_metadata, p, e)) ||
+      (rc = http_route(srv, "GET", "/models/{name}/metadata", h_metadata, p,
+                       e)) ||
+      (rc = http_route(srv, "GET", "/readyz", h_readyz, p, e)))
+    return rc;
+  return ERR_OK;
+}
+
+void predict_destroy(struct predict *p)
+{
+  free(p);
+}
