@@ -1263,13 +1263,14 @@ enum err_code http_start(struct http *srv, struct err *e)
   if (v6)
     flags |= MHD_USE_IPv6;
   struct MHD_OptionItem opts[] = {
+      /* the logger first, or the library prints to stderr until it is set */
+      {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, srv},
       {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->o.max_connections, NULL},
       {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->o.idle_timeout_s, NULL},
       {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)srv->o.conn_memory_bytes,
        NULL},
       {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv},
       {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, srv},
-      {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, srv},
       {MHD_OPTION_SOCK_ADDR, 0, &ss},
       {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
       {srv->o.threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,

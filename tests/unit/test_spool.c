@@ -177,7 +177,7 @@ static void seg_path(const char *dir, bool last, char *out, size_t cap)
 {
   DIR *d = opendir(dir);
   struct dirent *de;
-  char best[64] = "";
+  char best[300] = "";
   while (d && (de = readdir(d))) {
     size_t l = strlen(de->d_name);
     if (strncmp(de->d_name, "seg-", 4) != 0 || l < 5
