@@ -1,0 +1,1244 @@
+/* test_task.c - the task executors (src/task*.c) against real parts: a
+ * real MariaDB (database it_task), real processes through /bin/sh, a real
+ * HTTP server on 127.0.0.1 (our http module) and a real job queue.
+ *
+ * Each test builds a task_ctx by hand: fields from a cJSON object, a log
+ * sink collecting lines in memory, a conf object, a trigger callback.
+ *
+ * Needs MLOPSD_DATABASE_HOST/PORT/USER/PASSWORD (tests/run.sh provides
+ * them; by hand: DIR=$(mktemp -d); eval "$(tests/mariadb.sh start $DIR)";
+ * build/tests/integration/test_task; tests/mariadb.sh stop $DIR).
+ *
+ * The process is made a child subreaper so that the orphans of a killed
+ * command are reparented to it and reaped by the shell executor: then
+ * "no process of the group is left" can be checked exactly.
+ *
+ * check: tsan
+ */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "mlopsd/db.h"
+#include "mlopsd/http.h"
+#include "mlopsd/log.h"
+#include "mlopsd/queue.h"
+#include "mlopsd/task.h"
+
+static struct err E;
+static struct db_pool *P; /* size 3, database it_task */
+static char TMP[256];     /* scratch directory */
+
+#define CHECK_OK(call)                                                        \
+  do {                                                                        \
+    enum err_code rc_ = (call);                                               \
+    if (rc_ != ERR_OK) {                                                      \
+      fprintf(stderr, "  FAIL %s:%d: %s: %s -> %s: %s\n", __FILE__,           \
+              __LINE__, check_cur_name, #call, err_str(rc_), E.msg);          \
+      check_cur_failed = 1;                                                   \
+    }                                                                         \
+  } while (0)
+
+#define CHECK_HAS(s, sub)                                                     \
+  do {                                                                        \
+    const char *s_ = (s);                                                     \
+    if (!s_ || !strstr(s_, (sub))) {                                          \
+      fprintf(stderr, "  FAIL %s:%d: %s: \"%s\" lacks \"%s\"\n", __FILE__,    \
+              __LINE__, check_cur_name, s_ ? s_ : "(null)", (sub));           \
+      check_cur_failed = 1;                                                   \
+    }                                                                         \
+  } while (0)
+
+/* ------------------------------------------------------------------ */
+/* a hand-built task context */
+
+#define MAXLINES 4096
+
+struct tc {
+  struct task_ctx t;
+  cJSON *fields;
+  cJSON *conf;
+  pthread_mutex_t mu;
+  int n;
+  char *stream[MAXLINES];
+  char *line[MAXLINES];
+  /* trigger */
+  int ntrig;
+  char trig_dag[128], trig_date[64];
+  char *trig_conf;
+};
+
+static const char *tc_field(const struct task_ctx *t, const char *name)
+{
+  const struct tc *c = (const struct tc *)t;
+  const cJSON *j = cJSON_GetObjectItemCaseSensitive(c->fields, name);
+  return cJSON_IsString(j) ? j->valuestring : NULL;
+}
+
+static const struct cJSON *tc_field_json(const struct task_ctx *t,
+                                         const char *name)
+{
+  const struct tc *c = (const struct tc *)t;
+  return cJSON_GetObjectItemCaseSensitive(c->fields, name);
+}
+
+static void tc_log(const struct task_ctx *t, const char *stream,
+                   const char *line)
+{
+  struct tc *c = (struct tc *)t;
+  pthread_mutex_lock(&c->mu);
+  if (c->n < MAXLINES) {
+    c->stream[c->n] = strdup(stream);
+    c->line[c->n] = strdup(line);
+    c->n++;
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
+static enum err_code tc_trigger(const struct task_ctx *t, const char *dag_id,
+                                const char *logical_date,
+                                const struct cJSON *conf, char *run_id_out,
+                                int run_id_cap, struct err *e)
+{
+  struct tc *c = (struct tc *)t;
+  (void)e;
+  c->ntrig++;
+  snprintf(c->trig_dag, sizeof(c->trig_dag), "%s", dag_id);
+  snprintf(c->trig_date, sizeof(c->trig_date), "%s", logical_date);
+  free(c->trig_conf);
+  c->trig_conf = conf ? cJSON_PrintUnformatted(conf) : NULL;
+  snprintf(run_id_out, (size_t)run_id_cap, "manual__%s_%d", logical_date,
+           c->ntrig);
+  return ERR_OK;
+}
+
+/* fields and conf as JSON text (NULL conf: none). */
+static struct tc *tc_new(const char *fields, const char *conf)
+{
+  struct tc *c = calloc(1, sizeof(*c));
+  pthread_mutex_init(&c->mu, NULL);
+  c->fields = cJSON_Parse(fields);
+  if (!c->fields)
+    fprintf(stderr, "  bad test JSON: %s\n", fields);
+  c->conf = conf ? cJSON_Parse(conf) : NULL;
+  c->t.dag_id = "it_dag";
+  c->t.run_id = "scheduled__2025-09-01";
+  c->t.task_id = "it_task";
+  c->t.try_number = 2;
+  c->t.ds = "2025-09-01";
+  c->t.field = tc_field;
+  c->t.field_json = tc_field_json;
+  c->t.conf = c->conf;
+  c->t.db = P;
+  c->t.log_line = tc_log;
+  c->t.trigger = tc_trigger;
+  return c;
+}
+
+static void tc_free(struct tc *c)
+{
+  if (!c)
+    return;
+  for (int i = 0; i < c->n; i++) {
+    free(c->stream[i]);
+    free(c->line[i]);
+  }
+  cJSON_Delete(c->fields);
+  cJSON_Delete(c->conf);
+  free(c->trig_conf);
+  pthread_mutex_destroy(&c->mu);
+  free(c);
+}
+
+/* The i-th line of stream (0-based), NULL if none. */
+static const char *tc_nth(struct tc *c, const char *stream, int i)
+{
+  const char *r = NULL;
+  pthread_mutex_lock(&c->mu);
+  for (int k = 0; k < c->n; k++)
+    if (strcmp(c->stream[k], stream) == 0 && i-- == 0) {
+      r = c->line[k];
+      break;
+    }
+  pthread_mutex_unlock(&c->mu);
+  return r;
+}
+
+static int tc_count(struct tc *c, const char *stream)
+{
+  int n = 0;
+  pthread_mutex_lock(&c->mu);
+  for (int k = 0; k < c->n; k++)
+    n += strcmp(c->stream[k], stream) == 0;
+  pthread_mutex_unlock(&c->mu);
+  return n;
+}
+
+/* Does any line of stream contain sub? */
+static int tc_has(struct tc *c, const char *stream, const char *sub)
+{
+  int r = 0;
+  pthread_mutex_lock(&c->mu);
+  for (int k = 0; k < c->n && !r; k++)
+    r = strcmp(c->stream[k], stream) == 0 && strstr(c->line[k], sub);
+  pthread_mutex_unlock(&c->mu);
+  return r;
+}
+
+static void tc_dump(struct tc *c)
+{
+  pthread_mutex_lock(&c->mu);
+  for (int k = 0; k < c->n; k++)
+    fprintf(stderr, "    [%s] %s\n", c->stream[k], c->line[k]);
+  pthread_mutex_unlock(&c->mu);
+}
+
+static enum err_code run_type(struct tc *c, const char *type)
+{
+  const struct task_type *ty = task_type_find(type);
+  if (!ty)
+    return err_set(&E, ERR_NOTFOUND, "no type %s", type);
+  err_clear(&E);
+  enum err_code rc = ty->run(&c->t, &E);
+  if (rc != ERR_OK && getenv("VERBOSE"))
+    tc_dump(c);
+  return rc;
+}
+
+static int64_t q1(const char *sql)
+{
+  struct db_conn *c;
+  int64_t v = INT64_MIN;
+  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
+    return INT64_MIN;
+  if (db_query_i64(c, sql, NULL, 0, &v, &E) != ERR_OK)
+    v = INT64_MIN;
+  db_release(P, c);
+  return v;
+}
+
+static int str_row(void *user, const struct db_row *row)
+{
+  snprintf(user, 256, "%s", db_row_str(row, 0, NULL) ? db_row_str(row, 0, NULL)
+                                                     : "(null)");
+  return 1;
+}
+
+static void qs(const char *sql, char out[256])
+{
+  struct db_conn *c;
+  out[0] = '\0';
+  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
+    return;
+  if (db_query(c, sql, NULL, 0, str_row, out, NULL, &E) != ERR_OK)
+    snprintf(out, 256, "error: %.200s", E.msg);
+  db_release(P, c);
+}
+
+static void msleep(int ms)
+{
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* type table */
+
+TEST(t_table)
+{
+  const char *names[] = {"sql",   "shell",    "http",   "trigger_dag",
+                         "train", "validate", "deploy", "drift"};
+  int n = 0;
+  while (task_type_at(n))
+    n++;
+  CHECK_EQ_INT(n, 8);
+  CHECK(task_type_at(-1) == NULL);
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    const struct task_type *ty = task_type_find(names[i]);
+    REQUIRE(ty != NULL);
+    CHECK_EQ_STR(ty->name, names[i]);
+    CHECK(ty->fields != NULL && ty->run != NULL);
+  }
+  CHECK(task_type_find("bash") == NULL);
+  CHECK(task_type_find(NULL) == NULL);
+  CHECK(task_type_field(&task_type_sql, "sql_file") != NULL);
+  CHECK_EQ_INT(task_type_field(&task_type_sql, "sql_file")->one_of, 1);
+  CHECK_EQ_INT(task_type_field(&task_type_shell, "command")->required, 1);
+  CHECK_EQ_INT(task_type_field(&task_type_http, "headers")->kind,
+               TASK_F_MAP);
+  CHECK(task_type_field(&task_type_http, "nope") == NULL);
+  CHECK(task_type_field(&task_type_train, "model") != NULL);
+  CHECK(task_type_field(&task_type_drift, "threshold") != NULL);
+}
+
+TEST(t_ml_stub)
+{
+  const char *ml[] = {"train", "validate", "deploy", "drift"};
+  for (size_t i = 0; i < 4; i++) {
+    struct tc *c = tc_new("{\"model\": \"credit\"}", NULL);
+    CHECK_EQ_INT(run_type(c, ml[i]), ERR_UNSUPPORTED);
+    char want[64];
+    snprintf(want, sizeof(want), "task type '%s' is not built yet", ml[i]);
+    CHECK_EQ_STR(E.msg, want);
+    tc_free(c);
+  }
+}
+
+TEST(t_check)
+{
+  struct {
+    const char *type, *fields, *msg; /* msg NULL: accepted */
+  } cases[] = {
+      {"sql", "{\"sql\": \"SELECT 1\"}", NULL},
+      {"sql", "{\"sql_file\": \"sql/features.sql\", \"transaction\": true}",
+       NULL},
+      {"sql", "{\"sql\": \"x\", \"sql_file\": \"y\"}", "exactly one"},
+      {"sql", "{}", "exactly one"},
+      {"sql", "{\"sql\": \"x\", \"transaction\": \"maybe\"}", "true or false"},
+      {"shell", "{\"command\": \"ls\", \"env\": {\"A_1\": \"x\"}}", NULL},
+      {"shell", "{\"command\": \"ls\", \"env\": {\"A-1\": \"x\"}}",
+       "bad variable name"},
+      {"shell", "{\"command\": \"ls\", \"env\": [1]}", "map"},
+      {"http", "{\"url\": \"https://x/y\", \"method\": \"patch\", "
+               "\"expect_status\": [200, 204], \"timeout\": 5}", NULL},
+      {"http", "{\"url\": \"{{ params.base }}/y\"}", NULL},
+      {"http", "{\"url\": \"ftp://x/y\"}", "http://"},
+      {"http", "{\"url\": \"http://x\", \"method\": \"TRACE\"}", "TRACE"},
+      {"http", "{\"url\": \"http://x\", \"expect_status\": 99}",
+       "expect_status"},
+      {"http", "{\"url\": \"http://x\", \"expect_status\": [\"abc\"]}",
+       "expect_status"},
+      {"http", "{\"url\": \"http://x\", \"timeout\": 0}", "timeout"},
+      {"http", "{\"url\": \"http://x\", \"headers\": {\"A\": \"b\\r\\nC: "
+               "d\"}}", "CR/LF"},
+      {"http", "{\"url\": \"http://x\", \"headers\": {\"A B\": \"c\"}}",
+       "bad header name"},
+      {"trigger_dag", "{\"dag_id\": \"credit_ct\", \"conf\": {\"a\": 1}}",
+       NULL},
+      {"trigger_dag", "{\"dag_id\": \"bad id!\"}", "not a DAG id"},
+      {"trigger_dag", "{\"dag_id\": \"x\", \"logical_date\": \"2025-13-01\"}",
+       "not a date"},
+      {"trigger_dag", "{\"dag_id\": \"x\", \"conf\": [1]}", "map"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    struct tc *c = tc_new(cases[i].fields, NULL);
+    const struct task_type *ty = task_type_find(cases[i].type);
+    err_clear(&E);
+    enum err_code rc = ty->check(&c->t, &E);
+    if (!cases[i].msg) {
+      if (rc != ERR_OK)
+        fprintf(stderr, "  case %zu: %s\n", i, E.msg);
+      CHECK_EQ_INT(rc, ERR_OK);
+    } else {
+      CHECK_EQ_INT(rc, ERR_INVAL);
+      CHECK_HAS(E.msg, cases[i].msg);
+    }
+    tc_free(c);
+  }
+}
+
+TEST(t_logf)
+{
+  struct tc *c = tc_new("{}", NULL);
+  task_logf(&c->t, "a %d\nb\r\n\nc", 1);
+  CHECK_EQ_INT(tc_count(c, "log"), 4);
+  CHECK_EQ_STR(tc_nth(c, "log", 0), "a 1");
+  CHECK_EQ_STR(tc_nth(c, "log", 1), "b");
+  CHECK_EQ_STR(tc_nth(c, "log", 2), "");
+  CHECK_EQ_STR(tc_nth(c, "log", 3), "c");
+  char big[TASK_LOG_LINE_MAX + 10];
+  memset(big, 'x', sizeof(big) - 1);
+  big[sizeof(big) - 1] = '\0';
+  task_logf(&c->t, "%s", big);
+  CHECK_EQ_INT(strlen(tc_nth(c, "log", 4)), TASK_LOG_LINE_MAX);
+  CHECK_EQ_INT(strlen(tc_nth(c, "log", 5)), 9);
+  tc_free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* sql */
+
+static struct tc *sql_ctx(const char *sql, const char *extra,
+                          const char *conf)
+{
+  cJSON *f = cJSON_CreateObject();
+  cJSON_AddStringToObject(f, "sql", sql);
+  char *txt = cJSON_PrintUnformatted(f);
+  cJSON_Delete(f);
+  char buf[8192];
+  size_t l = strlen(txt);
+  snprintf(buf, sizeof(buf), "%.*s%s%s}", (int)(l - 1), txt,
+           extra ? ", " : "", extra ? extra : "");
+  free(txt);
+  return tc_new(buf, conf);
+}
+
+TEST(t_sql_script)
+{
+  const char *sql =
+      "DROP TABLE IF EXISTS t1;\n"
+      "CREATE TABLE t1 (id INT PRIMARY KEY, s VARCHAR(100));\n"
+      "-- a comment; with a semicolon\n"
+      "INSERT INTO t1 VALUES (1, 'a;b'), (2, 'it''s; fine'); /* c; */\n"
+      "INSERT INTO t1 VALUES (3, \"dq;\"),\n"
+      "  (4, 'x\\';y'), (5, `nope`) ;\n"
+      "# hash comment ; here\n"
+      "UPDATE t1 SET s = CONCAT(s, '!') WHERE id >= 3\n";
+  /* statement 4 references column `nope`: make it valid first */
+  char fixed[1024];
+  snprintf(fixed, sizeof(fixed), "%s", sql);
+  char *p = strstr(fixed, "`nope`");
+  memcpy(p, "'ok;!'", 6);
+  struct tc *c = sql_ctx(fixed, NULL, NULL);
+  CHECK_OK(run_type(c, "sql"));
+  CHECK(tc_has(c, "log", "statement 1 of 5 (line 1): DROP TABLE IF EXISTS "
+                         "t1"));
+  CHECK(tc_has(c, "log", "statement 3 of 5 (line 4): INSERT INTO t1 VALUES "
+                         "(1, 'a;b')"));
+  CHECK(tc_has(c, "log", "statement 4 of 5 (line 5): INSERT INTO t1 VALUES "
+                         "(3, \"dq;\"), ..."));
+  CHECK(tc_has(c, "log", "statement 5 of 5 (line 8): UPDATE t1"));
+  /* rows affected of each statement, in order */
+  int k = 0;
+  const char *want[] = {"rows affected: 0", "rows affected: 0",
+                        "rows affected: 2", "rows affected: 3",
+                        "rows affected: 3"};
+  for (int i = 0; i < tc_count(c, "log"); i++) {
+    const char *l = tc_nth(c, "log", i);
+    if (strncmp(l, "rows affected", 13) == 0 && k < 5)
+      CHECK_EQ_STR(l, want[k++]);
+  }
+  CHECK_EQ_INT(k, 5);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t1"), 5);
+  char s[256];
+  qs("SELECT s FROM t1 WHERE id = 1", s);
+  CHECK_EQ_STR(s, "a;b");
+  qs("SELECT s FROM t1 WHERE id = 2", s);
+  CHECK_EQ_STR(s, "it's; fine");
+  qs("SELECT s FROM t1 WHERE id = 4", s);
+  CHECK_EQ_STR(s, "x';y!");
+  qs("SELECT s FROM t1 WHERE id = 5", s);
+  CHECK_EQ_STR(s, "ok;!!");
+  tc_free(c);
+}
+
+TEST(t_sql_error_stops)
+{
+  struct tc *c = sql_ctx("CREATE TABLE IF NOT EXISTS t2 (id INT PRIMARY KEY);"
+                         "\nDELETE FROM t2;\n"
+                         "INSERT INTO t2 VALUES (10);\n"
+                         "INSERT INTO t2 VALUES (10);\n"
+                         "INSERT INTO t2 VALUES (11)",
+                         NULL, NULL);
+  CHECK_EQ_INT(run_type(c, "sql"), ERR_DB);
+  CHECK_HAS(E.msg, "statement 4 of 5 (line 4)");
+  CHECK_HAS(E.msg, "Duplicate entry '10'");
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t2 WHERE id = 10"), 1);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t2 WHERE id = 11"), 0);
+  CHECK(!tc_has(c, "log", "statement 5"));
+  tc_free(c);
+
+  /* the error on the 2nd statement of a 3-statement script */
+  c = sql_ctx("INSERT INTO t2 VALUES (12);\n\n"
+              "INSERT INTO t2 VALUES (12);\nINSERT INTO t2 VALUES (13);",
+              NULL, NULL);
+  CHECK_EQ_INT(run_type(c, "sql"), ERR_DB);
+  CHECK_HAS(E.msg, "statement 2 of 3 (line 3)");
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t2 WHERE id = 13"), 0);
+  tc_free(c);
+
+  /* with transaction: true nothing stays */
+  c = sql_ctx("INSERT INTO t2 VALUES (20);\nINSERT INTO t2 VALUES (20);\n"
+              "INSERT INTO t2 VALUES (21);",
+              "\"transaction\": true", NULL);
+  CHECK_EQ_INT(run_type(c, "sql"), ERR_DB);
+  CHECK_HAS(E.msg, "statement 2 of 3 (line 2)");
+  CHECK(tc_has(c, "log", "transaction rolled back"));
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t2 WHERE id IN (20, 21)"), 0);
+  tc_free(c);
+
+  c = sql_ctx("INSERT INTO t2 VALUES (22);\nINSERT INTO t2 VALUES (23);",
+              "\"transaction\": \"yes\"", NULL);
+  CHECK_OK(run_type(c, "sql"));
+  CHECK(tc_has(c, "log", "transaction committed"));
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t2 WHERE id IN (22, 23)"), 2);
+  tc_free(c);
+
+  /* a syntax error in the script itself */
+  c = sql_ctx("SELECT 1;\nSELECT 'unterminated", NULL, NULL);
+  CHECK_EQ_INT(run_type(c, "sql"), ERR_PARSE);
+  CHECK_HAS(E.msg, "line 2");
+  tc_free(c);
+}
+
+TEST(t_sql_conf_bound)
+{
+  const char *evil = "x'; DROP TABLE t3; --";
+  char conf[256];
+  snprintf(conf, sizeof(conf), "{\"name\": \"%s\", \"n\": 7}", evil);
+  struct tc *c = sql_ctx(
+      "CREATE TABLE IF NOT EXISTS t3 (id INT, s VARCHAR(100), d DATE);\n"
+      "DELETE FROM t3;\n"
+      "INSERT INTO t3 VALUES ({{ conf.n }}, {{ conf.name }}, '{{ ds }}');\n"
+      "INSERT INTO t3 VALUES (8, 'plain', '{{ ds_add(-1) }}');\n"
+      "UPDATE t3 SET id = id + 100 WHERE s = {{ conf.name }}",
+      NULL, conf);
+  CHECK_OK(run_type(c, "sql"));
+  /* the log shows the placeholders, never the values */
+  CHECK(tc_has(c, "log", "VALUES (?, ?, '2025-09-01')"));
+  CHECK(!tc_has(c, "log", "DROP TABLE t3"));
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t3"), 2);
+  char s[256];
+  qs("SELECT s FROM t3 WHERE id = 107", s);
+  CHECK_EQ_STR(s, evil);
+  qs("SELECT d FROM t3 WHERE id = 8", s);
+  CHECK_EQ_STR(s, "2025-08-31");
+  tc_free(c);
+
+  /* a missing conf value fails before anything runs */
+  c = sql_ctx("DELETE FROM t3;\nINSERT INTO t3 VALUES (1, {{ conf.nope }}, "
+              "NULL)", NULL, "{}");
+  CHECK_EQ_INT(run_type(c, "sql"), ERR_INVAL);
+  CHECK_HAS(E.msg, "field 'sql'");
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t3"), 2);
+  tc_free(c);
+}
+
+TEST(t_sql_file)
+{
+  char dag[512], file[512];
+  snprintf(dag, sizeof(dag), "%s/dags/it.yaml", TMP);
+  snprintf(file, sizeof(file), "%s/dags/it_task_file.sql", TMP);
+  FILE *f = fopen(file, "w");
+  REQUIRE(f != NULL);
+  fputs("CREATE TABLE IF NOT EXISTS t4 (d DATE);\nDELETE FROM t4;\n"
+        "INSERT INTO t4 VALUES ('{{ ds }}'), ('{{ ds_add(7) }}');\n", f);
+  fclose(f);
+  /* relative to the DAG file's directory (not in the working dir) */
+  struct tc *c = tc_new("{\"sql_file\": \"it_task_file.sql\"}", NULL);
+  c->t.dag_file = dag;
+  CHECK_OK(run_type(c, "sql"));
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t4 WHERE d IN ('2025-09-01', "
+                  "'2025-09-08')"), 2);
+  tc_free(c);
+  /* absolute */
+  char fields[1024];
+  snprintf(fields, sizeof(fields), "{\"sql_file\": \"%s\"}", file);
+  c = tc_new(fields, NULL);
+  CHECK_OK(run_type(c, "sql"));
+  tc_free(c);
+  /* missing */
+  c = tc_new("{\"sql_file\": \"no/such/file.sql\"}", NULL);
+  c->t.dag_file = dag;
+  CHECK_EQ_INT(run_type(c, "sql"), ERR_IO);
+  CHECK_HAS(E.msg, "no/such/file.sql");
+  tc_free(c);
+}
+
+TEST(t_sql_timeout_kill)
+{
+  struct tc *c = sql_ctx("SELECT 1;\nDO SLEEP(60);\nCREATE TABLE t5 (x INT)",
+                         NULL, NULL);
+  c->t.deadline_ms = queue_now_ms() + 500;
+  c->t.timeout_s = 1;
+  CHECK_EQ_INT(run_type(c, "sql"), ERR_TIMEOUT);
+  CHECK_HAS(E.msg, "after timeout of 1s");
+  CHECK(tc_has(c, "log", "KILL QUERY"));
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM information_schema.tables WHERE "
+                  "table_schema = 'it_task' AND table_name = 't5'"), 0);
+  /* every pooled connection (the killed one too) still works */
+  struct db_conn *k[3] = {NULL, NULL, NULL};
+  for (int i = 0; i < 3; i++) {
+    CHECK_OK(db_acquire(P, 10000, &k[i], &E));
+    int64_t v = 0;
+    if (k[i])
+      CHECK_OK(db_query_i64(k[i], "SELECT 41 + 1", NULL, 0, &v, &E));
+    CHECK_EQ_INT(v, 42);
+  }
+  for (int i = 0; i < 3; i++)
+    db_release(P, k[i]);
+  tc_free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* shell */
+
+static struct tc *sh_ctx(const char *cmd, const char *extra)
+{
+  cJSON *f = cJSON_CreateObject();
+  cJSON_AddStringToObject(f, "command", cmd);
+  char *txt = cJSON_PrintUnformatted(f);
+  cJSON_Delete(f);
+  char buf[8192];
+  size_t l = strlen(txt);
+  snprintf(buf, sizeof(buf), "%.*s%s%s}", (int)(l - 1), txt,
+           extra ? ", " : "", extra ? extra : "");
+  free(txt);
+  return tc_new(buf, NULL);
+}
+
+TEST(t_shell_streams)
+{
+  struct tc *c = sh_ctx("echo out1; echo err1 >&2; echo out2; "
+                        "echo err2 >&2; printf 'no newline'",
+                        NULL);
+  CHECK_OK(run_type(c, "shell"));
+  CHECK_EQ_INT(tc_count(c, "stdout"), 3);
+  CHECK_EQ_STR(tc_nth(c, "stdout", 0), "out1");
+  CHECK_EQ_STR(tc_nth(c, "stdout", 1), "out2");
+  CHECK_EQ_STR(tc_nth(c, "stdout", 2), "no newline");
+  CHECK_EQ_INT(tc_count(c, "stderr"), 2);
+  CHECK_EQ_STR(tc_nth(c, "stderr", 0), "err1");
+  CHECK_EQ_STR(tc_nth(c, "stderr", 1), "err2");
+  CHECK(tc_has(c, "log", "exited with status 0"));
+  tc_free(c);
+
+  /* a long line is cut at TASK_LOG_LINE_MAX; many lines all arrive */
+  c = sh_ctx("head -c 10000 /dev/zero | tr '\\0' x; echo; seq 1 3000", NULL);
+  CHECK_OK(run_type(c, "shell"));
+  CHECK_EQ_INT(tc_count(c, "stdout"), 3 + 3000);
+  CHECK_EQ_INT(strlen(tc_nth(c, "stdout", 0)), TASK_LOG_LINE_MAX);
+  CHECK_EQ_INT(strlen(tc_nth(c, "stdout", 1)), TASK_LOG_LINE_MAX);
+  CHECK_EQ_INT(strlen(tc_nth(c, "stdout", 2)), 10000 - 2 * TASK_LOG_LINE_MAX);
+  CHECK_EQ_STR(tc_nth(c, "stdout", 3002), "3000");
+  tc_free(c);
+
+  /* templates in the command; conf values as one quoted word */
+  c = sh_ctx("echo {{ ds_nodash }} {{ conf.v }}", NULL);
+  c->conf = cJSON_Parse("{\"v\": \"a b; echo injected\"}");
+  c->t.conf = c->conf;
+  CHECK_OK(run_type(c, "shell"));
+  CHECK_EQ_STR(tc_nth(c, "stdout", 0), "20250901 a b; echo injected");
+  CHECK_EQ_INT(tc_count(c, "stdout"), 1);
+  tc_free(c);
+}
+
+TEST(t_shell_exit)
+{
+  struct tc *c = sh_ctx("echo bye; exit 3", NULL);
+  CHECK_EQ_INT(run_type(c, "shell"), ERR_STATE);
+  CHECK_EQ_STR(E.msg, "command exited with status 3");
+  CHECK_EQ_STR(tc_nth(c, "stdout", 0), "bye");
+  tc_free(c);
+
+  c = sh_ctx("kill -USR1 $$", NULL);
+  CHECK_EQ_INT(run_type(c, "shell"), ERR_STATE);
+  CHECK_HAS(E.msg, "killed by signal 10 (SIGUSR1)");
+  tc_free(c);
+
+  c = sh_ctx("no_such_command_xyz", NULL);
+  CHECK_EQ_INT(run_type(c, "shell"), ERR_STATE);
+  CHECK_EQ_STR(E.msg, "command exited with status 127");
+  CHECK(tc_count(c, "stderr") >= 1);
+  tc_free(c);
+}
+
+TEST(t_shell_env_cwd)
+{
+  char dir[512], extra[1024], real[PATH_MAX];
+  snprintf(dir, sizeof(dir), "%s/cwd dir", TMP);
+  mkdir(dir, 0700);
+  REQUIRE(realpath(dir, real) != NULL);
+  snprintf(extra, sizeof(extra),
+           "\"cwd\": \"%s\", \"env\": {\"FOO\": \"bar {{ ds }}\", "
+           "\"NUM\": 42, \"FLAG\": true, \"MLOPSD_DS\": \"overridden\"}",
+           dir);
+  struct tc *c = sh_ctx("echo \"$FOO|$NUM|$FLAG|$(pwd)\"; "
+                        "echo \"$MLOPSD_DAG_ID|$MLOPSD_RUN_ID|$MLOPSD_TASK_ID"
+                        "|$MLOPSD_DS|$MLOPSD_TRY_NUMBER\"; "
+                        "test -t 0 || read x || echo stdin-empty",
+                        extra);
+  CHECK_OK(run_type(c, "shell"));
+  char want[PATH_MAX + 64];
+  snprintf(want, sizeof(want), "bar 2025-09-01|42|true|%s", real);
+  CHECK_EQ_STR(tc_nth(c, "stdout", 0), want);
+  CHECK_EQ_STR(tc_nth(c, "stdout", 1),
+               "it_dag|scheduled__2025-09-01|it_task|overridden|2");
+  CHECK_EQ_STR(tc_nth(c, "stdout", 2), "stdin-empty");
+  tc_free(c);
+
+  c = sh_ctx("pwd", "\"cwd\": \"/no/such/dir\"");
+  CHECK_EQ_INT(run_type(c, "shell"), ERR_IO);
+  CHECK_HAS(E.msg, "cannot change to directory '/no/such/dir'");
+  tc_free(c);
+
+  c = sh_ctx("true", "\"env\": {\"BAD-NAME\": \"x\"}");
+  CHECK_EQ_INT(run_type(c, "shell"), ERR_INVAL);
+  tc_free(c);
+
+  /* only the command's own descriptors are open in the child */
+  c = sh_ctx("ls /proc/self/fd | wc -l", NULL);
+  CHECK_OK(run_type(c, "shell"));
+  /* 0, 1, 2 and the one ls opens to read the directory */
+  CHECK_EQ_STR(tc_nth(c, "stdout", 0), "4");
+  tc_free(c);
+}
+
+TEST(t_shell_secrets)
+{
+  char *saved = getenv("MLOPSD_DATABASE_PASSWORD");
+  saved = saved ? strdup(saved) : NULL;
+  setenv("MLOPSD_DATABASE_PASSWORD", "db-secret", 1);
+  setenv("MLOPSD_ADMIN_TOKEN", "admin-secret", 1);
+  setenv("MYSQL_PWD", "my-secret", 1);
+  setenv("IT_TASK_KEEP", "kept", 1);
+  const char *cmd = "echo \"${MLOPSD_DATABASE_PASSWORD-unset}|"
+                    "${MLOPSD_ADMIN_TOKEN-unset}|${MYSQL_PWD-unset}|"
+                    "${IT_TASK_KEEP-unset}\"";
+  struct tc *c = sh_ctx(cmd, NULL);
+  CHECK_OK(run_type(c, "shell"));
+  CHECK_EQ_STR(tc_nth(c, "stdout", 0), "unset|unset|unset|kept");
+  tc_free(c);
+  c = sh_ctx(cmd, "\"env\": {\"MLOPSD_ADMIN_TOKEN\": \"explicit\"}");
+  CHECK_OK(run_type(c, "shell"));
+  CHECK_EQ_STR(tc_nth(c, "stdout", 0), "unset|explicit|unset|kept");
+  tc_free(c);
+  if (saved)
+    setenv("MLOPSD_DATABASE_PASSWORD", saved, 1);
+  else
+    unsetenv("MLOPSD_DATABASE_PASSWORD");
+  free(saved);
+  unsetenv("MLOPSD_ADMIN_TOKEN");
+  unsetenv("MYSQL_PWD");
+  unsetenv("IT_TASK_KEEP");
+}
+
+/* The group's id as printed by the command ($$ of the shell). */
+static pid_t pgid_of(struct tc *c)
+{
+  const char *l = tc_nth(c, "stdout", 0);
+  return l ? (pid_t)atoi(l) : 0;
+}
+
+static int group_gone(pid_t pgid)
+{
+  return pgid > 1 && kill(-pgid, 0) == -1 && errno == ESRCH;
+}
+
+TEST(t_shell_timeout_group)
+{
+  /* the shell and a background grandchild, both killed by SIGTERM */
+  struct tc *c = sh_ctx("echo $$; sleep 100 & sh -c 'sleep 100' & wait",
+                        NULL);
+  c->t.deadline_ms = queue_now_ms() + 300;
+  CHECK_EQ_INT(run_type(c, "shell"), ERR_TIMEOUT);
+  CHECK_HAS(E.msg, "killed after timeout of 1s");
+  pid_t g = pgid_of(c);
+  CHECK(g > 1);
+  CHECK(group_gone(g));
+  CHECK(tc_has(c, "log", "SIGTERM"));
+  tc_free(c);
+
+  /* a command that ignores SIGTERM gets SIGKILL after the grace period */
+  c = sh_ctx("trap '' TERM; echo $$; sleep 100 & wait; wait", NULL);
+  c->t.deadline_ms = queue_now_ms() + 300;
+  c->t.timeout_s = 7;
+  CHECK_EQ_INT(run_type(c, "shell"), ERR_TIMEOUT);
+  CHECK_EQ_STR(E.msg, "command killed after timeout of 7s");
+  CHECK(tc_has(c, "log", "SIGKILL sent"));
+  g = pgid_of(c);
+  CHECK(group_gone(g));
+  tc_free(c);
+
+  /* a command that exits while a background job still runs: the job is
+   * killed, the task succeeds */
+  c = sh_ctx("echo $$; sleep 100 & echo started", NULL);
+  CHECK_OK(run_type(c, "shell"));
+  CHECK_EQ_STR(tc_nth(c, "stdout", 1), "started");
+  CHECK(tc_has(c, "log", "killed its process group"));
+  CHECK(group_gone(pgid_of(c)));
+  tc_free(c);
+}
+
+struct job {
+  struct tc *c;
+  const char *type;
+  enum err_code run_rc;
+  char run_msg[ERR_MSG_MAX];
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;
+  enum err_code done_rc;
+};
+
+static enum err_code job_fn(struct queue_job_ctx *ctx, void *arg,
+                            struct err *e)
+{
+  struct job *j = arg;
+  struct err e2 = {0};
+  j->c->t.job = ctx;
+  j->run_rc = task_type_find(j->type)->run(&j->c->t, &e2);
+  memcpy(j->run_msg, e2.msg, sizeof(j->run_msg));
+  return err_set(e, j->run_rc, "%s", e2.msg);
+}
+
+static void job_done(uint64_t id, enum err_code code, const struct err *e,
+                     void *arg)
+{
+  (void)id;
+  (void)e;
+  struct job *j = arg;
+  pthread_mutex_lock(&j->mu);
+  j->done = 1;
+  j->done_rc = code;
+  pthread_cond_signal(&j->cv);
+  pthread_mutex_unlock(&j->mu);
+}
+
+/* Run c as a queue job, cancel it once a log line containing `started`
+ * appears on stream, wait for it to end. */
+static void cancel_run(struct queue *q, struct job *j, const char *stream,
+                       const char *started)
+{
+  pthread_mutex_init(&j->mu, NULL);
+  pthread_cond_init(&j->cv, NULL);
+  uint64_t id = 0;
+  if (queue_submit(q, QUEUE_PRIO_NORMAL, job_fn, job_done, j, 0, &id) !=
+      ERR_OK) {
+    fprintf(stderr, "  queue_submit failed\n");
+    check_cur_failed = 1;
+    return;
+  }
+  for (int i = 0; i < 2000 && !tc_has(j->c, stream, started); i++)
+    msleep(5);
+  CHECK(tc_has(j->c, stream, started));
+  CHECK_EQ_INT(queue_cancel(q, id), ERR_OK);
+  pthread_mutex_lock(&j->mu);
+  while (!j->done)
+    pthread_cond_wait(&j->cv, &j->mu);
+  pthread_mutex_unlock(&j->mu);
+  pthread_cond_destroy(&j->cv);
+  pthread_mutex_destroy(&j->mu);
+}
+
+TEST(t_shell_cancel)
+{
+  struct queue *q = NULL;
+  struct queue_opts o = {.workers = 1, .capacity = 4, .name = "it_task"};
+  CHECK_OK(queue_create(&q, &o, &E));
+  REQUIRE(q != NULL);
+  struct job j = {.type = "shell"};
+  j.c = sh_ctx("echo $$; sleep 100 & echo started; wait", NULL);
+  cancel_run(q, &j, "stdout", "started");
+  CHECK_EQ_INT(j.run_rc, ERR_CANCELED);
+  CHECK_HAS(j.run_msg, "command killed: attempt cancelled");
+  CHECK_EQ_INT(j.done_rc, ERR_CANCELED);
+  CHECK(group_gone(pgid_of(j.c)));
+  tc_free(j.c);
+  queue_destroy(q);
+}
+
+/* ------------------------------------------------------------------ */
+/* http */
+
+static struct http *SRV;
+static int SPORT;
+static pthread_mutex_t SMU = PTHREAD_MUTEX_INITIALIZER;
+static int S_NREQ;
+static char S_METHOD[16], S_BODY[1024], S_HDR[256], S_CTYPE[128],
+    S_INJ[64];
+
+static void h_ok(struct http_req *req, struct http_resp *resp, void *arg)
+{
+  (void)arg;
+  pthread_mutex_lock(&SMU);
+  S_NREQ++;
+  pthread_mutex_unlock(&SMU);
+  (void)req;
+  http_resp_content_type(resp, "text/plain");
+  if (http_resp_printf(resp, "hello\nworld\n") != ERR_OK)
+    http_resp_status(resp, 500);
+}
+
+static void h_fail(struct http_req *req, struct http_resp *resp, void *arg)
+{
+  (void)arg;
+  (void)req;
+  pthread_mutex_lock(&SMU);
+  S_NREQ++;
+  pthread_mutex_unlock(&SMU);
+  http_resp_error(resp, 500, "it broke");
+}
+
+static void h_echo(struct http_req *req, struct http_resp *resp, void *arg)
+{
+  (void)arg;
+  size_t n;
+  const char *b = http_req_body(req, &n);
+  const char *h = http_req_header(req, "X-Test");
+  const char *ct = http_req_content_type(req);
+  const char *inj = http_req_header(req, "X-Injected");
+  pthread_mutex_lock(&SMU);
+  S_NREQ++;
+  snprintf(S_METHOD, sizeof(S_METHOD), "%s", http_req_method(req));
+  snprintf(S_BODY, sizeof(S_BODY), "%.*s", (int)n, b);
+  snprintf(S_HDR, sizeof(S_HDR), "%s", h ? h : "");
+  snprintf(S_CTYPE, sizeof(S_CTYPE), "%s", ct ? ct : "");
+  snprintf(S_INJ, sizeof(S_INJ), "%s", inj ? inj : "");
+  pthread_mutex_unlock(&SMU);
+  http_resp_status(resp, 201);
+  if (http_resp_printf(resp, "{\"ok\": true}") != ERR_OK)
+    http_resp_status(resp, 500);
+}
+
+static void h_big(struct http_req *req, struct http_resp *resp, void *arg)
+{
+  (void)arg;
+  (void)req;
+  char *p = http_resp_reserve(resp, 10000);
+  if (!p)
+    return;
+  memset(p, 'b', 10000);
+  http_resp_commit(resp, 10000);
+}
+
+static int nreq(void)
+{
+  pthread_mutex_lock(&SMU);
+  int n = S_NREQ;
+  pthread_mutex_unlock(&SMU);
+  return n;
+}
+
+static struct tc *http_ctx(const char *path, const char *extra)
+{
+  char buf[4096];
+  snprintf(buf, sizeof(buf), "{\"url\": \"http://127.0.0.1:%d%s\"%s%s}",
+           SPORT, path, extra ? ", " : "", extra ? extra : "");
+  return tc_new(buf, NULL);
+}
+
+TEST(t_http_status)
+{
+  struct tc *c = http_ctx("/ok", NULL);
+  CHECK_OK(run_type(c, "http"));
+  CHECK(tc_has(c, "log", "GET http://127.0.0.1:"));
+  CHECK(tc_has(c, "log", "response: HTTP 200, 12 bytes"));
+  CHECK(tc_has(c, "log", "hello"));
+  CHECK(tc_has(c, "log", "world"));
+  tc_free(c);
+
+  c = http_ctx("/fail", NULL);
+  CHECK_EQ_INT(run_type(c, "http"), ERR_STATE);
+  CHECK_HAS(E.msg, "HTTP status 500, expected 2xx");
+  CHECK(tc_has(c, "log", "it broke"));
+  tc_free(c);
+
+  c = http_ctx("/fail", "\"expect_status\": [200, 500]");
+  CHECK_OK(run_type(c, "http"));
+  tc_free(c);
+
+  c = http_ctx("/ok", "\"expect_status\": 201");
+  CHECK_EQ_INT(run_type(c, "http"), ERR_STATE);
+  CHECK_HAS(E.msg, "HTTP status 200, expected 201");
+  tc_free(c);
+
+  c = http_ctx("/ok", "\"expect_status\": [\"204\", 201]");
+  CHECK_EQ_INT(run_type(c, "http"), ERR_STATE);
+  CHECK_HAS(E.msg, "expected 204, 201");
+  tc_free(c);
+
+  c = http_ctx("/nope", NULL);
+  CHECK_EQ_INT(run_type(c, "http"), ERR_STATE);
+  CHECK_HAS(E.msg, "HTTP status 404");
+  tc_free(c);
+
+  /* only the first 4 KiB of the body are logged */
+  c = http_ctx("/big", NULL);
+  CHECK_OK(run_type(c, "http"));
+  CHECK(tc_has(c, "log", "10000 bytes"));
+  CHECK(tc_has(c, "log", "cut: 5904 more bytes"));
+  tc_free(c);
+}
+
+TEST(t_http_post)
+{
+  int before = nreq();
+  struct tc *c = http_ctx("/echo", "\"method\": \"POST\", \"body\": "
+                                   "\"{\\\"ds\\\": \\\"{{ ds }}\\\"}\", "
+                                   "\"headers\": {\"X-Test\": "
+                                   "\"v-{{ ds_nodash }}\"}");
+  CHECK_OK(run_type(c, "http"));
+  CHECK_EQ_INT(nreq(), before + 1);
+  pthread_mutex_lock(&SMU);
+  CHECK_EQ_STR(S_METHOD, "POST");
+  CHECK_EQ_STR(S_BODY, "{\"ds\": \"2025-09-01\"}");
+  CHECK_EQ_STR(S_HDR, "v-20250901");
+  CHECK_EQ_STR(S_CTYPE, "application/json");
+  pthread_mutex_unlock(&SMU);
+  CHECK(tc_has(c, "log", "response: HTTP 201"));
+  tc_free(c);
+
+  c = http_ctx("/echo", "\"method\": \"put\", \"body\": \"plain text\"");
+  CHECK_OK(run_type(c, "http"));
+  pthread_mutex_lock(&SMU);
+  CHECK_EQ_STR(S_METHOD, "PUT");
+  CHECK_EQ_STR(S_BODY, "plain text");
+  CHECK_HAS(S_CTYPE, "text/plain");
+  pthread_mutex_unlock(&SMU);
+  tc_free(c);
+
+  c = http_ctx("/echo", "\"method\": \"DELETE\"");
+  CHECK_OK(run_type(c, "http"));
+  pthread_mutex_lock(&SMU);
+  CHECK_EQ_STR(S_METHOD, "DELETE");
+  pthread_mutex_unlock(&SMU);
+  tc_free(c);
+
+  c = http_ctx("/echo", "\"method\": \"TRACE\"");
+  CHECK_EQ_INT(run_type(c, "http"), ERR_INVAL);
+  tc_free(c);
+}
+
+TEST(t_http_injection)
+{
+  int before = nreq();
+  struct tc *c = http_ctx("/echo", "\"method\": \"POST\", \"headers\": "
+                                   "{\"X-Test\": \"a\\r\\nX-Injected: 1\"}");
+  CHECK_EQ_INT(run_type(c, "http"), ERR_INVAL);
+  CHECK_HAS(E.msg, "headers.X-Test");
+  tc_free(c);
+
+  /* the same through a conf value */
+  c = http_ctx("/echo", "\"method\": \"POST\", \"headers\": "
+                        "{\"X-Test\": \"{{ conf.v }}\"}");
+  c->conf = cJSON_Parse("{\"v\": \"a\\nX-Injected: 1\"}");
+  c->t.conf = c->conf;
+  CHECK_EQ_INT(run_type(c, "http"), ERR_INVAL);
+  CHECK_HAS(E.msg, "headers.X-Test");
+  tc_free(c);
+
+  c = http_ctx("/echo", "\"headers\": {\"X-Test\\r\\nX-Injected\": \"1\"}");
+  CHECK_EQ_INT(run_type(c, "http"), ERR_INVAL);
+  tc_free(c);
+  CHECK_EQ_INT(nreq(), before); /* nothing was sent */
+
+  /* conf in a URL is percent-encoded: it cannot change the path */
+  c = http_ctx("/echo?q={{ conf.v }}", "\"method\": \"POST\"");
+  c->conf = cJSON_Parse("{\"v\": \"a b/../x\\r\\nX-Injected: 1\"}");
+  c->t.conf = c->conf;
+  CHECK_OK(run_type(c, "http"));
+  pthread_mutex_lock(&SMU);
+  CHECK_EQ_STR(S_INJ, "");
+  pthread_mutex_unlock(&SMU);
+  tc_free(c);
+
+  c = tc_new("{\"url\": \"file:///etc/passwd\"}", NULL);
+  CHECK_EQ_INT(run_type(c, "http"), ERR_INVAL);
+  CHECK_HAS(E.msg, "http://");
+  tc_free(c);
+
+  /* the password of a URL is not logged */
+  char url[256];
+  snprintf(url, sizeof(url), "{\"url\": \"http://u:pw123@127.0.0.1:%d/ok\"}",
+           SPORT);
+  c = tc_new(url, NULL);
+  CHECK_OK(run_type(c, "http"));
+  CHECK(tc_has(c, "log", "http://***@127.0.0.1"));
+  CHECK(!tc_has(c, "log", "pw123"));
+  tc_free(c);
+}
+
+/* A server that accepts connections (the kernel does) and never answers. */
+static int mute_listener(int *port)
+{
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t al = sizeof(a);
+  if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+      listen(s, 16) != 0 || getsockname(s, (struct sockaddr *)&a, &al) != 0)
+    return -1;
+  *port = ntohs(a.sin_port);
+  return s;
+}
+
+TEST(t_http_timeout)
+{
+  int port = 0;
+  int s = mute_listener(&port);
+  REQUIRE(s >= 0);
+  char f[256];
+  snprintf(f, sizeof(f), "{\"url\": \"http://127.0.0.1:%d/x\", "
+                         "\"timeout\": 1}", port);
+  struct tc *c = tc_new(f, NULL);
+  CHECK_EQ_INT(run_type(c, "http"), ERR_TIMEOUT);
+  CHECK_HAS(E.msg, "no complete answer within 1000 ms");
+  tc_free(c);
+
+  /* the attempt's deadline bounds the request */
+  snprintf(f, sizeof(f), "{\"url\": \"http://127.0.0.1:%d/x\"}", port);
+  c = tc_new(f, NULL);
+  c->t.deadline_ms = queue_now_ms() + 300;
+  c->t.timeout_s = 3;
+  CHECK_EQ_INT(run_type(c, "http"), ERR_TIMEOUT);
+  tc_free(c);
+
+  /* cancelled through the queue */
+  struct queue *q = NULL;
+  struct queue_opts o = {.workers = 1, .capacity = 4, .name = "it_http"};
+  CHECK_OK(queue_create(&q, &o, &E));
+  REQUIRE(q != NULL);
+  struct job j = {.type = "http"};
+  j.c = tc_new(f, NULL);
+  cancel_run(q, &j, "log", "GET http");
+  CHECK_EQ_INT(j.run_rc, ERR_CANCELED);
+  CHECK_HAS(j.run_msg, "http request stopped: attempt cancelled");
+  tc_free(j.c);
+  queue_destroy(q);
+
+  /* nothing listens: connection refused */
+  close(s);
+  c = tc_new(f, NULL);
+  CHECK_EQ_INT(run_type(c, "http"), ERR_IO);
+  tc_free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* trigger_dag */
+
+TEST(t_trigger)
+{
+  struct tc *c = tc_new("{\"dag_id\": \"credit_score_ct\", \"conf\": "
+                        "{\"from\": \"{{ dag_id }}/{{ ds }}\", \"n\": 5, "
+                        "\"nested\": {\"d\": \"{{ ds_add(1) }}\"}}}",
+                        NULL);
+  CHECK_OK(run_type(c, "trigger_dag"));
+  CHECK_EQ_INT(c->ntrig, 1);
+  CHECK_EQ_STR(c->trig_dag, "credit_score_ct");
+  CHECK_EQ_STR(c->trig_date, "2025-09-01");
+  CHECK_EQ_STR(c->trig_conf, "{\"from\":\"it_dag/2025-09-01\",\"n\":5,"
+                             "\"nested\":{\"d\":\"2025-09-02\"}}");
+  CHECK(tc_has(c, "log", "run manual__2025-09-01_1"));
+  tc_free(c);
+
+  c = tc_new("{\"dag_id\": \"other\", \"logical_date\": "
+             "\"{{ ds_add(-31) }}\"}", NULL);
+  CHECK_OK(run_type(c, "trigger_dag"));
+  CHECK_EQ_STR(c->trig_date, "2025-08-01");
+  CHECK(c->trig_conf == NULL);
+  tc_free(c);
+
+  c = tc_new("{\"dag_id\": \"{{ conf.d }}\"}", "{\"d\": \"x; y\"}");
+  CHECK_EQ_INT(run_type(c, "trigger_dag"), ERR_INVAL);
+  CHECK_HAS(E.msg, "not a DAG id");
+  CHECK_EQ_INT(c->ntrig, 0);
+  tc_free(c);
+
+  c = tc_new("{\"dag_id\": \"other\"}", NULL);
+  c->t.trigger = NULL;
+  CHECK_EQ_INT(run_type(c, "trigger_dag"), ERR_UNSUPPORTED);
+  tc_free(c);
+}
+
+/* ------------------------------------------------------------------ */
+
+int main(void)
+{
+  const char *host = getenv("MLOPSD_DATABASE_HOST");
+  const char *user = getenv("MLOPSD_DATABASE_USER");
+  const char *pass = getenv("MLOPSD_DATABASE_PASSWORD");
+  const char *port = getenv("MLOPSD_DATABASE_PORT");
+  if (!host || !user || !pass || !port) {
+    fprintf(stderr, "test_task: MLOPSD_DATABASE_HOST/PORT/USER/PASSWORD "
+                    "must be set (tests/run.sh does)\n");
+    printf("check: 0 passed, 1 failed\n");
+    return 1;
+  }
+  log_set_level(LOG_ERROR);
+  signal(SIGPIPE, SIG_IGN);
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+    perror("prctl(PR_SET_CHILD_SUBREAPER)");
+
+  snprintf(TMP, sizeof(TMP), "/tmp/it_task.XXXXXX");
+  if (!mkdtemp(TMP)) {
+    perror("mkdtemp");
+    return 1;
+  }
+  char d[300];
+  snprintf(d, sizeof(d), "%s/dags", TMP);
+  mkdir(d, 0700);
+
+  struct db_opts o = {.host = host, .port = atoi(port), .user = user,
+                      .password = pass, .size = 1, .connect_timeout_s = 5,
+                      .read_timeout_s = 60};
+  struct db_pool *admin = NULL;
+  struct db_conn *c = NULL;
+  if (db_pool_create(&admin, &o, &E) != ERR_OK ||
+      db_acquire(admin, 20000, &c, &E) != ERR_OK ||
+      db_exec(c, "DROP DATABASE IF EXISTS it_task", NULL, &E) != ERR_OK ||
+      db_exec(c, "CREATE DATABASE it_task CHARACTER SET utf8mb4", NULL,
+              &E) != ERR_OK) {
+    fprintf(stderr, "test_task: setting up it_task: %s\n", E.msg);
+    printf("check: 0 passed, 1 failed\n");
+    return 1;
+  }
+  db_release(admin, c);
+  db_pool_destroy(admin);
+  o.database = "it_task";
+  o.size = 3;
+  if (db_pool_create(&P, &o, &E) != ERR_OK) {
+    fprintf(stderr, "test_task: %s\n", E.msg);
+    return 1;
+  }
+
+  struct http_opts ho;
+  http_opts_defaults(&ho);
+  ho.listen = "127.0.0.1:0";
+  if (http_create(&SRV, &ho, &E) != ERR_OK ||
+      http_route(SRV, "GET", "/ok", h_ok, NULL, &E) != ERR_OK ||
+      http_route(SRV, "GET", "/fail", h_fail, NULL, &E) != ERR_OK ||
+      http_route(SRV, "GET", "/big", h_big, NULL, &E) != ERR_OK ||
+      http_route(SRV, "POST", "/echo", h_echo, NULL, &E) != ERR_OK ||
+      http_route(SRV, "PUT", "/echo", h_echo, NULL, &E) != ERR_OK ||
+      http_route(SRV, "DELETE", "/echo", h_echo, NULL, &E) != ERR_OK ||
+      http_start(SRV, &E) != ERR_OK) {
+    fprintf(stderr, "test_task: http server: %s\n", E.msg);
+    return 1;
+  }
+  SPORT = http_port(SRV);
+
+  RUN(t_table);
+  RUN(t_ml_stub);
+  RUN(t_check);
+  RUN(t_logf);
+  RUN(t_sql_script);
+  RUN(t_sql_error_stops);
+  RUN(t_sql_conf_bound);
+  RUN(t_sql_file);
+  RUN(t_sql_timeout_kill);
+  RUN(t_shell_streams);
+  RUN(t_shell_exit);
+  RUN(t_shell_env_cwd);
+  RUN(t_shell_secrets);
+  RUN(t_shell_timeout_group);
+  RUN(t_shell_cancel);
+  RUN(t_http_status);
+  RUN(t_http_post);
+  RUN(t_http_injection);
+  RUN(t_http_timeout);
+  RUN(t_trigger);
+
+  struct err se = {0};
+  if (http_stop(SRV, 1000, &se) != ERR_OK)
+    fprintf(stderr, "test_task: http_stop: %s\n", se.msg);
+  http_destroy(SRV);
+  db_pool_destroy(P);
+  char cmd[400];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", TMP);
+  if (system(cmd) != 0)
+    fprintf(stderr, "test_task: could not remove %s\n", TMP);
+  return check_done();
+}
