@@ -159,7 +159,10 @@ static void check_objective(const char *file, const char *obj, int nan,
   td_free(&d);
 }
 
-TEST(iris_softprob) { check_objective("iris.csv", "multi:softprob", 0, 0, 0); }
+TEST(iris_softprob)
+{
+  check_objective("iris.csv", "multi:softprob", 0, 0, 0);
+}
 TEST(iris_softprob_nan)
 {
   check_objective("iris.csv", "multi:softprob", 1, 0, 0);
@@ -168,19 +171,28 @@ TEST(iris_softmax_nan)
 {
   check_objective("iris.csv", "multi:softmax", 1, 0, 0);
 }
-TEST(wine_softprob) { check_objective("wine_data.csv", "multi:softprob", 0, 0, 0); }
+TEST(wine_softprob)
+{
+  check_objective("wine_data.csv", "multi:softprob", 0, 0, 0);
+}
 TEST(wine_softprob_nan)
 {
   static const struct train_kv kv[] = {{"colsample_bytree", "0.8"},
                                        {"lambda", "3"}};
   check_objective("wine_data.csv", "multi:softprob", 1, kv, 2);
 }
-TEST(wine_softmax) { check_objective("wine_data.csv", "multi:softmax", 0, 0, 0); }
+TEST(wine_softmax)
+{
+  check_objective("wine_data.csv", "multi:softmax", 0, 0, 0);
+}
 TEST(wine_regression_nan)
 {
   check_objective("wine_data.csv", "reg:squarederror", 1, 0, 0);
 }
-TEST(cancer_logistic) { check_objective("breast_cancer.csv", "binary:logistic", 0, 0, 0); }
+TEST(cancer_logistic)
+{
+  check_objective("breast_cancer.csv", "binary:logistic", 0, 0, 0);
+}
 TEST(cancer_logistic_nan)
 {
   check_objective("breast_cancer.csv", "binary:logistic", 1, 0, 0);
