@@ -3,7 +3,7 @@
 #
 #   tests/mariadb.sh start DIR   create DIR (datadir, socket, log), start
 #                                mariadbd on a free 127.0.0.1 port, create the
-#                                user mlops/mlops with all privileges, print
+#                                user mlops (password mlops-test-pw) with all privileges, print
 #                                shell `export` lines for the environment
 #   tests/mariadb.sh stop DIR    stop that server (SIGTERM, then SIGKILL)
 #   tests/mariadb.sh restart DIR stop, then start again on the same port
@@ -40,7 +40,7 @@ start_server() {
   echo "$port" > "$dir/port"
   for _ in $(seq 1 150); do
     if mariadb --no-defaults -uroot --socket="$dir/mysqld.sock" -e 'SELECT 1' >/dev/null 2>&1 ||
-       mariadb --no-defaults -umlops -pmlops --socket="$dir/mysqld.sock" -e 'SELECT 1' >/dev/null 2>&1; then
+       mariadb --no-defaults -umlops -pmlops-test-pw --socket="$dir/mysqld.sock" -e 'SELECT 1' >/dev/null 2>&1; then
       return 0
     fi
     sleep 0.2
@@ -80,11 +80,16 @@ case "$cmd" in
       fresh=0
     fi
     port=$(cat "$dir/port" 2>/dev/null || free_port)
-    start_server "$port"
+    running_pid=$(cat "$dir/mysqld.pid" 2>/dev/null || true)
+    if [ -n "$running_pid" ] && kill -0 "$running_pid" 2>/dev/null; then
+      : # already running: just print the environment again
+    else
+      start_server "$port"
+    fi
     if [ "$fresh" = 1 ]; then
       mariadb --no-defaults -uroot --socket="$dir/mysqld.sock" <<'SQL'
-CREATE USER IF NOT EXISTS 'mlops'@'%' IDENTIFIED BY 'mlops';
-CREATE USER IF NOT EXISTS 'mlops'@'localhost' IDENTIFIED BY 'mlops';
+CREATE USER IF NOT EXISTS 'mlops'@'%' IDENTIFIED BY 'mlops-test-pw';
+CREATE USER IF NOT EXISTS 'mlops'@'localhost' IDENTIFIED BY 'mlops-test-pw';
 GRANT ALL PRIVILEGES ON *.* TO 'mlops'@'%' WITH GRANT OPTION;
 GRANT ALL PRIVILEGES ON *.* TO 'mlops'@'localhost' WITH GRANT OPTION;
 FLUSH PRIVILEGES;
@@ -94,7 +99,7 @@ SQL
 export MLOPSD_DATABASE_HOST=127.0.0.1
 export MLOPSD_DATABASE_PORT=$port
 export MLOPSD_DATABASE_USER=mlops
-export MLOPSD_DATABASE_PASSWORD=mlops
+export MLOPSD_DATABASE_PASSWORD=mlops-test-pw
 export MLOPSD_TEST_DB_DIR=$dir
 export MLOPSD_TEST_DB_SOCKET=$dir/mysqld.sock
 ENV
