@@ -40,7 +40,7 @@ static const struct task_field http_fields[] = {
     {.name = "body", .templated = 1},
     {.name = "expect_status", .kind = TASK_F_INT_OR_LIST},
     {.name = "timeout", .kind = TASK_F_INT},
-    {NULL},
+    {.name = NULL},
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;

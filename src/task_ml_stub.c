@@ -21,7 +21,7 @@ static enum err_code not_built(const struct task_ctx *t, const char *type,
 
 static const struct task_field train_fields[] = {
     {.name = "model", .required = 1, .templated = 1},
-    {NULL},
+    {.name = NULL},
 };
 
 static enum err_code train_run(struct task_ctx *t, struct err *e)
@@ -41,7 +41,7 @@ static const struct task_field validate_fields[] = {
     {.name = "model", .required = 1, .templated = 1},
     {.name = "metric"},
     {.name = "tolerance"},
-    {NULL},
+    {.name = NULL},
 };
 
 static enum err_code validate_run(struct task_ctx *t, struct err *e)
@@ -60,7 +60,7 @@ const struct task_type task_type_validate = {
 static const struct task_field deploy_fields[] = {
     {.name = "model", .required = 1, .templated = 1},
     {.name = "version", .templated = 1},
-    {NULL},
+    {.name = NULL},
 };
 
 static enum err_code deploy_run(struct task_ctx *t, struct err *e)
@@ -81,7 +81,7 @@ static const struct task_field drift_fields[] = {
     {.name = "window"},
     {.name = "threshold"},
     {.name = "trigger_dag"},
-    {NULL},
+    {.name = NULL},
 };
 
 static enum err_code drift_run(struct task_ctx *t, struct err *e)

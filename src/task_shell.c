@@ -42,12 +42,13 @@ extern char **environ;
 #define SHELL_GRACE_MS 5000    /* SIGTERM -> SIGKILL */
 #define SHELL_TICK_MS 100      /* stop-flag polling while waiting */
 #define SHELL_EOF_WAIT_MS 1000 /* output after the group was killed */
+#define SHELL_READ_MAX ((size_t)256 << 10) /* per stream and wake-up */
 
 static const struct task_field shell_fields[] = {
     {.name = "command", .required = 1, .templated = 1},
     {.name = "env", .templated = 1, .kind = TASK_F_MAP},
     {.name = "cwd", .templated = 1},
-    {NULL},
+    {.name = NULL},
 };
 
 /* ------------------------------------------------------------------ */
@@ -238,14 +239,19 @@ static void stream_feed(const struct task_ctx *t, struct stream *s,
   }
 }
 
-/* Read what is available (the fd is non-blocking).  Closes at EOF. */
-static void stream_read(const struct task_ctx *t, struct stream *s)
+/* Read what is available (the fd is non-blocking), up to max bytes so
+ * that a command writing without pause cannot keep us from checking the
+ * stop flag.  Closes at EOF. */
+static void stream_read(const struct task_ctx *t, struct stream *s,
+                        size_t max)
 {
   char tmp[16384];
-  while (s->fd >= 0) {
+  size_t got = 0;
+  while (s->fd >= 0 && got < max) {
     ssize_t r = read(s->fd, tmp, sizeof(tmp));
     if (r > 0) {
       stream_feed(t, s, tmp, (size_t)r);
+      got += (size_t)r;
       continue;
     }
     if (r < 0 && errno == EINTR)
@@ -374,8 +380,8 @@ static int64_t min_pos(int64_t a, int64_t b)
 static int finish(const struct task_ctx *t, pid_t pid,
                   struct stream *so, struct stream *se)
 {
-  stream_read(t, so);
-  stream_read(t, se);
+  stream_read(t, so, SHELL_READ_MAX);
+  stream_read(t, se, SHELL_READ_MAX);
   int held = so->fd >= 0 || se->fd >= 0;
   kill(-pid, SIGKILL);
   if (held)
@@ -394,8 +400,8 @@ static int finish(const struct task_ctx *t, pid_t pid,
       break; /* something outside the group holds the pipes */
     if (poll(pf, (nfds_t)n, (int)left) < 0 && errno != EINTR)
       break;
-    stream_read(t, so);
-    stream_read(t, se);
+    stream_read(t, so, SHELL_READ_MAX);
+    stream_read(t, se, SHELL_READ_MAX);
   }
   stream_close(t, so);
   stream_close(t, se);
@@ -556,8 +562,8 @@ static enum err_code shell_run(struct task_ctx *t, struct err *e)
       finish(t, pid, &so, &se);
       goto out;
     }
-    stream_read(t, &so);
-    stream_read(t, &se);
+    stream_read(t, &so, SHELL_READ_MAX);
+    stream_read(t, &se, SHELL_READ_MAX);
   }
   int status = finish(t, pid, &so, &se);
 

@@ -45,7 +45,7 @@ static const struct task_field sql_fields[] = {
     {.name = "sql", .templated = 1, .one_of = 1},
     {.name = "sql_file", .one_of = 1},
     {.name = "transaction", .kind = TASK_F_BOOL},
-    {NULL},
+    {.name = NULL},
 };
 
 /* ------------------------------------------------------------------ */

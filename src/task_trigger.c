@@ -18,7 +18,7 @@ static const struct task_field trigger_fields[] = {
     {.name = "dag_id", .required = 1, .templated = 1},
     {.name = "conf", .templated = 1, .kind = TASK_F_MAP},
     {.name = "logical_date", .templated = 1},
-    {NULL},
+    {.name = NULL},
 };
 
 #define TRIGGER_DAG_ID_MAX 250

@@ -42,7 +42,7 @@ enum task_field_kind {
   TASK_F_INT_OR_LIST /* an integer or a sequence (http expect_status) */
 };
 
-/* One field a type accepts in YAML.  Lists end with {NULL}. */
+/* One field a type accepts in YAML.  Lists end with {.name = NULL}. */
 struct task_field {
   const char *name;
   int required;   /* 1: must be present (see also one_of) */
@@ -115,7 +115,7 @@ struct task_ctx {
 
 struct task_type {
   const char *name;                  /* YAML `type:` value */
-  const struct task_field *fields;   /* terminated by {NULL} */
+  const struct task_field *fields;   /* terminated by {.name = NULL} */
   /* Extra load-time check of the fields (may be NULL).  Gets a ctx with
    * only field/field_json/field_user (and possibly dag_id, task_id,
    * dag_file) set: no db, job, log or trigger.  Templated values are

@@ -760,6 +760,14 @@ TEST(t_shell_timeout_group)
   CHECK(tc_has(c, "log", "killed its process group"));
   CHECK(group_gone(pgid_of(c)));
   tc_free(c);
+
+  /* ... also one that floods the output pipe without pause */
+  c = sh_ctx("echo $$ >&2; yes &", NULL);
+  CHECK_OK(run_type(c, "shell"));
+  CHECK(tc_has(c, "log", "killed its process group"));
+  const char *l = tc_nth(c, "stderr", 0);
+  CHECK(l && group_gone((pid_t)atoi(l)));
+  tc_free(c);
 }
 
 struct job {
