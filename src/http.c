@@ -677,7 +677,7 @@ static enum err_code rm_register(struct http *srv, struct route_metrics *rm,
       return rc;
   }
   for (int i = 0; i < N_CLASS; i++) {
-    char cl[8];
+    char cl[16];
     snprintf(cl, sizeof(cl), "%dxx", i + 1);
     const char *lab[] = {"route", route, "method", method, "status_class", cl,
                          NULL};

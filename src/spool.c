@@ -455,7 +455,8 @@ static enum err_code load_segments(struct spool *sp, struct err *e)
   closedir(d);
   if (rc)
     return rc;
-  qsort(sp->segs, sp->nsegs, sizeof(sp->segs[0]), seg_cmp);
+  if (sp->nsegs > 1)
+    qsort(sp->segs, sp->nsegs, sizeof(sp->segs[0]), seg_cmp);
   return ERR_OK;
 }
 

@@ -29,7 +29,8 @@
  * (headers and body) within idle_timeout_s of opening or of its previous
  * response, otherwise it is closed: an idle keep-alive connection and a
  * client sending one byte a second are treated alike.  At most
- * max_connections connections; more are refused by the library.
+ * max_connections connections: at the limit the library stops accepting
+ * and newcomers wait in the listen backlog until a slot frees.
  *
  * Metrics (recorded for every request that reached routing, into the
  * registry given in the options or one of the server's own):
