@@ -572,7 +572,63 @@ TEST(t_exec)
   CHECK_OK(db_exec_params(c, "SELECT * FROM ex WHERE v > ?", &v, 1, &aff,
                           &E));
   CHECK_EQ_INT(q1(c, "SELECT SUM(v) FROM ex"), 1 + 3 + 4 + 9);
+
+  /* procedures return several results: all are read */
+  CHECK_OK(db_exec(c, "DROP PROCEDURE IF EXISTS two_sets", NULL, &E));
+  CHECK_OK(db_exec(c,
+                   "CREATE PROCEDURE two_sets(IN x INT) BEGIN "
+                   "SELECT seq FROM seq_1_to_5 WHERE seq <= x; "
+                   "SELECT 'second'; END",
+                   NULL, &E));
+  int64_t n = 0;
+  struct db_val three = DB_V_INT(3);
+  CHECK_OK(db_query(c, "CALL two_sets(?)", &three, 1, NULL, NULL, &n, &E));
+  CHECK_EQ_INT(n, 3); /* the first result set */
+  CHECK_EQ_INT(q1(c, "SELECT 11"), 11);
+  CHECK_OK(db_exec_params(c, "CALL two_sets(?)", &three, 1, NULL, &E));
+  CHECK_EQ_INT(q1(c, "SELECT 12"), 12);
+  CHECK_OK(db_exec(c, "CALL two_sets(2)", NULL, &E));
+  CHECK_EQ_INT(q1(c, "SELECT 13"), 13);
+
+  /* several statements in one db_exec only when asked for */
+  const char *script = "CREATE TABLE ms (a INT); INSERT INTO ms VALUES (1);"
+                       " INSERT INTO ms VALUES (2), (3)";
+  CHECK_OK(db_exec(c, "DROP TABLE IF EXISTS ms", NULL, &E));
+  CHECK_EQ_INT(db_exec(c, script, NULL, &E), ERR_DB);
+  CHECK_EQ_INT(db_last_errno(c), 1064);
   db_release(P, c);
+
+  struct db_opts o = opts_for("it_db", PASS, 1);
+  o.multi_statements = 1;
+  struct db_pool *p = NULL;
+  REQUIRE_OK(db_pool_create(&p, &o, &E));
+  REQUIRE_OK(db_acquire(p, 10000, &c, &E));
+  aff = 0;
+  CHECK_OK(db_exec(c, script, &aff, &E));
+  CHECK_EQ_INT(aff, 3);
+  CHECK_EQ_INT(q1(c, "SELECT SUM(a) FROM ms"), 6);
+  /* an error in a later statement is reported, the connection survives */
+  CHECK_EQ_INT(db_exec(c, "INSERT INTO ms VALUES (4); INSERT INTO nope "
+                          "VALUES (5)", NULL, &E),
+               ERR_DB);
+  CHECK_EQ_INT(db_last_errno(c), 1146);
+  CHECK_EQ_INT(q1(c, "SELECT SUM(a) FROM ms"), 10);
+  db_release(p, c);
+  db_pool_destroy(p);
+}
+
+struct cols_ctx {
+  int ncols;
+  char last[16];
+};
+
+static int cols_cb(void *user, const struct db_row *r)
+{
+  struct cols_ctx *cc = user;
+  cc->ncols = db_row_ncols(r);
+  const char *v = db_row_str(r, cc->ncols - 1, NULL);
+  snprintf(cc->last, sizeof(cc->last), "%s", v ? v : "(null)");
+  return 0;
 }
 
 TEST(t_stmt_cache)
@@ -608,10 +664,10 @@ TEST(t_stmt_cache)
   CHECK_EQ_STR(sc.buf, "1");
   CHECK_OK(db_exec(c, "ALTER TABLE al ADD COLUMN b VARCHAR(8) DEFAULT 'bee'",
                    NULL, &E));
-  CHECK_OK(db_query(c, "SELECT * FROM al", NULL, 0, NULL, NULL, NULL, &E));
-  int64_t nb = -1;
-  CHECK_OK(db_query_i64(c, "SELECT LENGTH(b) FROM al", NULL, 0, &nb, &E));
-  CHECK_EQ_INT(nb, 3);
+  struct cols_ctx cc = {0, ""};
+  CHECK_OK(db_query(c, "SELECT * FROM al", NULL, 0, cols_cb, &cc, NULL, &E));
+  CHECK_EQ_INT(cc.ncols, 2);
+  CHECK_EQ_STR(cc.last, "bee");
   db_release(P, c);
 }
 
@@ -980,6 +1036,53 @@ TEST(t_wrong_password)
   CHECK(p == NULL);
 }
 
+struct inflight {
+  struct db_conn *c;
+  enum err_code rc;
+  struct err e;
+  int64_t v;
+};
+
+static void *inflight_main(void *arg)
+{
+  struct inflight *f = arg;
+  f->rc = db_query_i64(f->c, "SELECT SLEEP(30)", NULL, 0, &f->v, &f->e);
+  return NULL;
+}
+
+TEST(t_killed_in_flight)
+{
+  struct db_conn *c, *w;
+  REQUIRE_OK(db_acquire(P, 10000, &c, &E));
+  REQUIRE_OK(db_acquire(P, 10000, &w, &E));
+  int64_t id = q1(c, "SELECT CONNECTION_ID()");
+  struct inflight f = {c, ERR_INTERNAL, {0, ""}, -1};
+  pthread_t th;
+  REQUIRE(pthread_create(&th, NULL, inflight_main, &f) == 0);
+  struct db_val idv = DB_V_INT(id);
+  int64_t running = 0;
+  for (int i = 0; i < 500 && running < 1; i++) {
+    msleep(20);
+    if (db_query_i64(w, "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                        "WHERE ID = ? AND INFO LIKE 'SELECT SLEEP%'",
+                     &idv, 1, &running, &E) != ERR_OK)
+      break;
+  }
+  CHECK_EQ_INT(running, 1);
+  char kill[64];
+  snprintf(kill, sizeof(kill), "KILL CONNECTION %" PRId64, id);
+  CHECK_OK(db_exec(w, kill, NULL, &E));
+  pthread_join(th, NULL);
+  CHECK_EQ_INT(f.rc, ERR_DB_CONN);
+  CHECK_HAS(f.e.msg, "SELECT SLEEP(30): database connection lost");
+  CHECK(db_conn_broken(c));
+  db_release(P, c);
+  db_release(P, w);
+  REQUIRE_OK(db_acquire(P, 10000, &c, &E));
+  CHECK_EQ_INT(q1(c, "SELECT 8"), 8);
+  db_release(P, c);
+}
+
 static int restart_server(void)
 {
   return sh("'%s' restart '%s' >/dev/null", SCRIPT, DIR_);
@@ -987,10 +1090,11 @@ static int restart_server(void)
 
 TEST(t_server_restart)
 {
-  struct db_opts o = opts_for("it_db", PASS, 2);
+  struct db_opts o = opts_for("it_db", PASS, 3);
   struct db_pool *p = NULL;
   REQUIRE_OK(db_pool_create(&p, &o, &E));
-  struct db_conn *c1, *c2, *c3 = NULL, *c4 = NULL;
+  struct db_conn *c0, *c1, *c2, *c3 = NULL, *c4 = NULL;
+  REQUIRE_OK(db_acquire(p, 10000, &c0, &E));
   REQUIRE_OK(db_acquire(p, 10000, &c1, &E));
   REQUIRE_OK(db_acquire(p, 10000, &c2, &E));
   struct db_val v = DB_V_INT(41);
@@ -998,10 +1102,31 @@ TEST(t_server_restart)
   CHECK_OK(db_query_i64(c1, "SELECT ? + 1", &v, 1, &out, &E));
   CHECK_OK(db_query_i64(c2, "SELECT ? + 1", &v, 1, &out, &E));
   CHECK_EQ_INT(out, 42);
-  db_release(p, c2); /* idle across the restart */
+  /* c0 has a query in flight during the restart */
+  int64_t id = q1(c0, "SELECT CONNECTION_ID()");
+  struct inflight f = {c0, ERR_INTERNAL, {0, ""}, -1};
+  pthread_t th;
+  REQUIRE(pthread_create(&th, NULL, inflight_main, &f) == 0);
+  struct db_val idv = DB_V_INT(id);
+  int64_t running = 0;
+  for (int i = 0; i < 500 && running < 1; i++) {
+    msleep(20);
+    if (db_query_i64(c2, "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                         "WHERE ID = ? AND INFO LIKE 'SELECT SLEEP%'",
+                     &idv, 1, &running, &E) != ERR_OK)
+      break;
+  }
+  CHECK_EQ_INT(running, 1);
+  db_release(p, c2); /* c2 idles across the restart */
 
-  REQUIRE(restart_server() == 0);
+  int restarted = restart_server();
+  pthread_join(th, NULL);
+  REQUIRE(restarted == 0);
+  CHECK_EQ_INT(f.rc, ERR_DB_CONN);
+  CHECK_HAS(f.e.msg, "SELECT SLEEP(30): database connection lost");
+  CHECK(db_conn_broken(c0));
 
+  /* c1 was between queries: its next call fails */
   out = 0;
   CHECK_EQ_INT(db_query_i64(c1, "SELECT ? + 1", &v, 1, &out, &E),
                ERR_DB_CONN);
@@ -1021,15 +1146,18 @@ TEST(t_server_restart)
   CHECK_OK(db_query_i64(c3, "SELECT ? + 1", &v, 1, &out, &E));
   CHECK_EQ_INT(out, 42);
   db_release(p, c1);
+  db_release(p, c0);
   REQUIRE_OK(db_acquire(p, 20000, &c4, &E));
   CHECK(!db_conn_broken(c4));
   out = 0;
-  CHECK_OK(db_query_i64(c4, "SELECT ? + 1", &v, 1, &out, &E));
+  CHECK_OK(db_query_i64(c4, "SELECT ? + 1", &v, 1, &out, &E)); /* prepared
+                                                                  again */
   CHECK_EQ_INT(out, 42);
   struct db_pool_stats st;
   db_pool_stats(p, &st);
-  CHECK_EQ_INT(st.lost, 2);
-  CHECK_EQ_INT(st.connects, 4);
+  CHECK_EQ_INT(st.lost, 3);
+  CHECK_EQ_INT(st.connects, 5);
+  CHECK_EQ_INT(st.open, 2);
   db_release(p, c3);
   db_release(p, c4);
   db_pool_destroy(p);
@@ -1228,6 +1356,7 @@ int main(void)
   RUN(t_duplicate_key);
   RUN(t_wrong_password);
   RUN(t_threads);
+  RUN(t_killed_in_flight);
   RUN(t_server_restart);
   RUN(t_server_stopped);
   RUN(t_threads); /* the shared pool after the server went away twice */
