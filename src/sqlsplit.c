@@ -236,7 +236,7 @@ enum err_code sqlsplit_split(const char *sql, struct sqlsplit_list *out,
   }
   if (rc == ERR_OK && sc.ctx != SQLSPLIT_CODE &&
       sc.ctx != SQLSPLIT_LINE_COMMENT)
-    rc = err_set(e, ERR_PARSE, "line %d: unterminated %s", sc.ctx_line,
+    rc = err_set(e, ERR_PARSE, "line %d: %s is never closed", sc.ctx_line,
                  sqlsplit_ctx_name(sc.ctx));
   if (rc == ERR_OK)
     rc = emit(sql, &pd, out, &cap, e);

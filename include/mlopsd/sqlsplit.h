@@ -71,7 +71,7 @@ struct sqlsplit_list {
 
 /* Split sql (NUL-terminated).  On success *out holds the statements
  * (possibly none); free with sqlsplit_list_free.  ERR_PARSE "line N:
- * unterminated '...' string" (or comment / DELIMITER), ERR_NOMEM.  On error
+ * a '...' string is never closed" (or comment / DELIMITER), ERR_NOMEM.  On error
  * *out is empty. */
 enum err_code sqlsplit_split(const char *sql, struct sqlsplit_list *out,
                              struct err *e) MLOPSD_WUR;

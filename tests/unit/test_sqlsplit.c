@@ -135,14 +135,14 @@ TEST(errors)
   struct err e = {0};
   CHECK_EQ_INT(sqlsplit_split("SELECT 1;\nSELECT 'abc;\n", &l, &e),
                ERR_PARSE);
-  CHECK_EQ_STR(e.msg, "line 2: unterminated a '...' string");
+  CHECK_EQ_STR(e.msg, "line 2: a '...' string is never closed");
   CHECK(l.n == 0 && l.v == NULL);
   CHECK_EQ_INT(sqlsplit_split("SELECT \"x", &l, &e), ERR_PARSE);
-  CHECK_EQ_STR(e.msg, "line 1: unterminated a \"...\" string");
+  CHECK_EQ_STR(e.msg, "line 1: a \"...\" string is never closed");
   CHECK_EQ_INT(sqlsplit_split("SELECT 1;\n\n/* open", &l, &e), ERR_PARSE);
-  CHECK_EQ_STR(e.msg, "line 3: unterminated a /* */ comment");
+  CHECK_EQ_STR(e.msg, "line 3: a /* */ comment is never closed");
   CHECK_EQ_INT(sqlsplit_split("SELECT `x", &l, &e), ERR_PARSE);
-  CHECK_EQ_STR(e.msg, "line 1: unterminated a `...` identifier");
+  CHECK_EQ_STR(e.msg, "line 1: a `...` identifier is never closed");
   CHECK_EQ_INT(sqlsplit_split("SELECT 'it\\'", &l, &e), ERR_PARSE);
   CHECK_EQ_INT(sqlsplit_split("SELECT 1;\ndelimiter $$\nSELECT 2$$", &l,
                               &e),

@@ -1,0 +1,1948 @@
+/* dag.c - load and validate DAG files (see dag.h for the format).
+ *
+ * The file is read whole (capped), parsed with libyaml's document API
+ * (which keeps a line:column mark on every node, so every error can say
+ * FILE:LINE:COL), and walked once into a struct dag.  Task fields are
+ * validated against the task-type registry of task.h: the executors own
+ * the list of fields they accept and a check() of their values, so the
+ * loader and the runner cannot disagree about what a task may contain.
+ * Templates in fields are checked here with tmpl_check (names, placement)
+ * so a typo fails `dags validate`, not a run at 3 a.m.
+ *
+ * Errors stop at the first problem of a file; dag_load_dir collects one
+ * error per broken file and keeps loading the others.
+ */
+#include "mlopsd/dag.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "mlopsd/sqlsplit.h"
+#include "mlopsd/task.h"
+#include "mlopsd/tmpl.h"
+
+#define DAG_SQL_FILE_MAX ((size_t)16 << 20)
+#define DAG_JSON_NODES_MAX 100000
+#define DAG_JSON_DEPTH_MAX 32
+#define DAG_DURATION_MAX (365 * 86400)
+
+const char *dag_trigger_rule_name(enum dag_trigger_rule r)
+{
+  switch (r) {
+  case DAG_TR_ALL_SUCCESS: return "all_success";
+  case DAG_TR_ALL_DONE: return "all_done";
+  case DAG_TR_ONE_SUCCESS: return "one_success";
+  case DAG_TR_ALL_FAILED: return "all_failed";
+  case DAG_TR_NONE_FAILED: return "none_failed";
+  case DAG_TR_ONE_FAILED: return "one_failed";
+  case DAG_TR_NONE_SKIPPED: return "none_skipped";
+  }
+  return "?";
+}
+
+int dag_retry_delay(const struct dag_retry *r, int try_number)
+{
+  int64_t d = r->retry_delay_s;
+  if (r->exponential_backoff)
+    for (int i = 1; i < try_number && d < DAG_DURATION_MAX; i++)
+      d *= 2;
+  if (r->max_retry_delay_s > 0 && d > r->max_retry_delay_s)
+    d = r->max_retry_delay_s;
+  return (int)d;
+}
+
+/* ------------------------------------------------------------------ */
+/* freeing                                                             */
+
+static void strv_free(char **v, size_t n)
+{
+  for (size_t i = 0; v && i < n; i++)
+    free(v[i]);
+  free(v);
+}
+
+static void callback_free(struct dag_callback *c)
+{
+  free(c->url);
+  free(c->method);
+  cJSON_Delete(c->headers);
+  free(c->body);
+}
+
+static void dag_free(struct dag *d)
+{
+  if (!d)
+    return;
+  for (size_t i = 0; i < d->ntasks; i++) {
+    struct dag_task *t = &d->tasks[i];
+    free(t->id);
+    free(t->type_name);
+    free(t->description);
+    strv_free(t->depends_on, t->nupstream);
+    free(t->upstream);
+    free(t->downstream);
+    cJSON_Delete(t->fields);
+    free(t->sql_file_path);
+    free(t->sql_text);
+  }
+  free(d->tasks);
+  free(d->topo);
+  free(d->dag_id);
+  free(d->description);
+  free(d->schedule);
+  strv_free(d->tags, d->ntags);
+  cJSON_Delete(d->params);
+  callback_free(&d->on_failure);
+  callback_free(&d->on_success);
+  for (size_t i = 0; i < d->nsources; i++)
+    free(d->sources[i].path);
+  free(d->sources);
+  free(d->path);
+  free(d);
+}
+
+struct dag *dag_ref(struct dag *d)
+{
+  if (d)
+    __atomic_add_fetch(&d->refs_, 1, __ATOMIC_RELAXED);
+  return d;
+}
+
+void dag_destroy(struct dag *d)
+{
+  if (d && __atomic_sub_fetch(&d->refs_, 1, __ATOMIC_ACQ_REL) == 0)
+    dag_free(d);
+}
+
+/* ------------------------------------------------------------------ */
+/* files                                                               */
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+  const unsigned char *s = p;
+  for (size_t i = 0; i < n; i++) {
+    h ^= s[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+/* Read a regular file whole, at most cap bytes.  The message names path
+ * only (the caller prefixes where it was referenced). */
+static enum err_code read_file(const char *path, size_t cap, char **out,
+                               size_t *len, struct stat *st, struct err *e)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
+                   "cannot open %s: %s", path, strerror(errno));
+  if (fstat(fileno(f), st) != 0 || !S_ISREG(st->st_mode)) {
+    fclose(f);
+    return err_set(e, ERR_IO, "%s is not a regular file", path);
+  }
+  if ((uint64_t)st->st_size > cap) {
+    fclose(f);
+    return err_set(e, ERR_IO, "%s is larger than %zu bytes", path, cap);
+  }
+  size_t n = (size_t)st->st_size;
+  char *buf = malloc(n + 1);
+  if (!buf) {
+    fclose(f);
+    return err_set(e, ERR_NOMEM, "out of memory reading %s", path);
+  }
+  size_t got = fread(buf, 1, n + 1, f);
+  int bad = ferror(f);
+  fclose(f);
+  if (bad || got > n) {
+    free(buf);
+    return err_set(e, ERR_IO, "cannot read %s (changed while reading?)",
+                   path);
+  }
+  buf[got] = '\0';
+  if (memchr(buf, '\0', got)) {
+    free(buf);
+    return err_set(e, ERR_PARSE, "%s holds a NUL byte", path);
+  }
+  *out = buf;
+  *len = got;
+  return ERR_OK;
+}
+
+static int64_t mtime_ns(const struct stat *st)
+{
+  return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+int dag_sources_changed(const struct dag *d)
+{
+  for (size_t i = 0; i < d->nsources; i++) {
+    struct stat st;
+    if (stat(d->sources[i].path, &st) != 0 ||
+        mtime_ns(&st) != d->sources[i].mtime_ns ||
+        (int64_t)st.st_size != d->sources[i].size)
+      return 1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* loader state and errors                                             */
+
+struct loader {
+  const char *path;
+  char *text;
+  size_t len;
+  yaml_document_t doc;
+  int have_doc;
+  struct dag *d;
+  struct err *e;
+  int json_nodes;
+};
+
+static enum err_code fail_at(struct loader *L, int line, int col,
+                             enum err_code code, const char *fmt, ...)
+    MLOPSD_PRINTF(5, 6);
+static enum err_code fail_at(struct loader *L, int line, int col,
+                             enum err_code code, const char *fmt, ...)
+{
+  char msg[ERR_MSG_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  return err_set(L->e, code, "%s:%d:%d: %s", L->path, line, col, msg);
+}
+
+#define MARK(n) (int)(n)->start_mark.line + 1, (int)(n)->start_mark.column + 1
+#define FAIL(L, n, ...) fail_at((L), MARK(n), ERR_PARSE, __VA_ARGS__)
+
+static yaml_node_t *node(struct loader *L, int i)
+{
+  return yaml_document_get_node(&L->doc, i);
+}
+
+static int is_scalar(const yaml_node_t *n)
+{
+  return n->type == YAML_SCALAR_NODE;
+}
+
+static const char *sval(const yaml_node_t *n)
+{
+  return (const char *)n->data.scalar.value;
+}
+
+static int is_plain(const yaml_node_t *n)
+{
+  return is_scalar(n) && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+}
+
+static int is_null(const yaml_node_t *n)
+{
+  if (!is_plain(n))
+    return 0;
+  const char *s = sval(n);
+  return !*s || !strcmp(s, "~") || !strcmp(s, "null") ||
+         !strcmp(s, "Null") || !strcmp(s, "NULL");
+}
+
+static const char *what_is(const yaml_node_t *n)
+{
+  if (n->type == YAML_MAPPING_NODE)
+    return "a mapping";
+  if (n->type == YAML_SEQUENCE_NODE)
+    return "a list";
+  if (is_null(n))
+    return "null";
+  return "a single value";
+}
+
+/* Where in the file is position p of the text of scalar n?  Exact for
+ * one-line plain scalars and literal (|) blocks, and for quoted scalars
+ * without escapes before p; else the start of the value. */
+static void scalar_pos(struct loader *L, const yaml_node_t *n,
+                       const struct tmpl_pos *p, int *line, int *col)
+{
+  *line = (int)n->start_mark.line + 1;
+  *col = (int)n->start_mark.column + 1;
+  yaml_scalar_style_t st = n->data.scalar.style;
+  if (p->line == 1 && (st == YAML_PLAIN_SCALAR_STYLE ||
+                       st == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+                       st == YAML_DOUBLE_QUOTED_SCALAR_STYLE)) {
+    *col += p->col - 1 + (st != YAML_PLAIN_SCALAR_STYLE);
+    return;
+  }
+  if (st != YAML_LITERAL_SCALAR_STYLE)
+    return;
+  /* content line k sits k lines below the "|"; the block's indentation
+   * is that of its first non-blank line */
+  size_t off = n->start_mark.index;
+  while (off < L->len && L->text[off] != '\n')
+    off++;
+  int indent = 0;
+  for (size_t i = off + 1; i < L->len; i++) {
+    if (L->text[i] == ' ') {
+      indent++;
+    } else if (L->text[i] == '\n' || L->text[i] == '\r') {
+      indent = 0;
+    } else {
+      break;
+    }
+  }
+  *line = (int)n->start_mark.line + 1 + p->line;
+  *col = indent + p->col;
+}
+
+/* ------------------------------------------------------------------ */
+/* scalar readers                                                      */
+
+static enum err_code get_str(struct loader *L, yaml_node_t *n,
+                             const char *what, char **out)
+{
+  if (!is_scalar(n) || is_null(n))
+    return FAIL(L, n, "%s must be a single value, not %s", what, what_is(n));
+  free(*out);
+  *out = strdup(sval(n));
+  return *out ? ERR_OK : err_set(L->e, ERR_NOMEM, "out of memory");
+}
+
+static int bool_word(const char *s, int *v)
+{
+  static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes",
+                                    "YES", "on", "On", "ON"};
+  static const char *const no[] = {"false", "False", "FALSE", "no", "No",
+                                   "NO", "off", "Off", "OFF"};
+  for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+    if (!strcmp(s, yes[i])) {
+      *v = 1;
+      return 1;
+    }
+    if (!strcmp(s, no[i])) {
+      *v = 0;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static enum err_code get_bool(struct loader *L, yaml_node_t *n,
+                              const char *what, int *out)
+{
+  if (!is_plain(n) || !bool_word(sval(n), out))
+    return FAIL(L, n, "%s must be true or false, not %s%s%s", what,
+                is_scalar(n) ? "'" : "", is_scalar(n) ? sval(n) : what_is(n),
+                is_scalar(n) ? "'" : "");
+  return ERR_OK;
+}
+
+static int parse_long(const char *s, long *v)
+{
+  char *end;
+  errno = 0;
+  if (!*s || isspace((unsigned char)*s))
+    return 0;
+  long x = strtol(s, &end, 10);
+  if (errno || *end)
+    return 0;
+  *v = x;
+  return 1;
+}
+
+static enum err_code get_int(struct loader *L, yaml_node_t *n,
+                             const char *what, long min, long max, int *out)
+{
+  long v;
+  if (!is_plain(n) || !parse_long(sval(n), &v) || v < min || v > max)
+    return FAIL(L, n, "%s must be an integer %ld..%ld, not %s%s%s", what,
+                min, max, is_scalar(n) ? "'" : "",
+                is_scalar(n) ? sval(n) : what_is(n), is_scalar(n) ? "'" : "");
+  *out = (int)v;
+  return ERR_OK;
+}
+
+/* "90", "30s", "5m", "1h30m", "2d" -> seconds; -1 if malformed. */
+static long parse_duration(const char *s)
+{
+  long v;
+  if (parse_long(s, &v))
+    return v >= 0 ? v : -1;
+  long total = 0;
+  const char *p = s;
+  int units = 0;
+  char last = 0;
+  while (*p) {
+    if (!isdigit((unsigned char)*p))
+      return -1;
+    long n = 0;
+    while (isdigit((unsigned char)*p)) {
+      n = n * 10 + (*p++ - '0');
+      if (n > DAG_DURATION_MAX)
+        return -1;
+    }
+    long mul;
+    switch (*p) {
+    case 'd': mul = 86400; break;
+    case 'h': mul = 3600; break;
+    case 'm': mul = 60; break;
+    case 's': mul = 1; break;
+    default: return -1;
+    }
+    /* units in decreasing order, each once */
+    if (last && mul >= (last == 'd' ? 86400 : last == 'h' ? 3600
+                                    : last == 'm' ? 60 : 1))
+      return -1;
+    last = *p++;
+    total += n * mul;
+    if (total > DAG_DURATION_MAX)
+      return -1;
+    units++;
+  }
+  return units ? total : -1;
+}
+
+static enum err_code get_duration(struct loader *L, yaml_node_t *n,
+                                  const char *what, int *out)
+{
+  long v = is_plain(n) || (is_scalar(n) && !is_null(n)) ? parse_duration(sval(n))
+                                                       : -1;
+  if (v < 0 || v > DAG_DURATION_MAX)
+    return FAIL(L, n,
+                "%s must be a duration like 30s, 5m, 1h30m, 2d or seconds "
+                "(up to 365d), not %s%s%s",
+                what, is_scalar(n) ? "'" : "",
+                is_scalar(n) ? sval(n) : what_is(n), is_scalar(n) ? "'" : "");
+  *out = (int)v;
+  return ERR_OK;
+}
+
+static int id_ok(const char *s)
+{
+  size_t n = strlen(s);
+  if (n < 1 || n > DAG_ID_MAX)
+    return 0;
+  for (; *s; s++)
+    if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.' && *s != '-')
+      return 0;
+  return 1;
+}
+
+/* Keys of a mapping must be single values and unique. */
+static enum err_code map_check(struct loader *L, yaml_node_t *m,
+                               const char *what)
+{
+  yaml_node_pair_t *b = m->data.mapping.pairs.start;
+  yaml_node_pair_t *e = m->data.mapping.pairs.top;
+  for (yaml_node_pair_t *p = b; p < e; p++) {
+    yaml_node_t *k = node(L, p->key);
+    if (!is_scalar(k) || is_null(k))
+      return FAIL(L, k, "keys of %s must be names, not %s", what,
+                  what_is(k));
+    for (yaml_node_pair_t *q = b; q < p; q++) {
+      yaml_node_t *k2 = node(L, q->key);
+      if (!strcmp(sval(k), sval(k2)))
+        return FAIL(L, k, "duplicate key '%s' in %s (first at line %d)",
+                    sval(k), what, (int)k2->start_mark.line + 1);
+    }
+  }
+  return ERR_OK;
+}
+
+#define FOR_PAIRS(L, m, p)                                                  \
+  for (yaml_node_pair_t *p = (m)->data.mapping.pairs.start;                 \
+       p < (m)->data.mapping.pairs.top; p++)
+#define FOR_ITEMS(L, s, it)                                                 \
+  for (yaml_node_item_t *it = (s)->data.sequence.items.start;               \
+       it < (s)->data.sequence.items.top; it++)
+
+/* YAML -> JSON: scalars as strings, null as null.  Capped in size and
+ * depth (aliases can make a small file expand). */
+static cJSON *to_json(struct loader *L, yaml_node_t *n, int depth)
+{
+  if (depth > DAG_JSON_DEPTH_MAX || ++L->json_nodes > DAG_JSON_NODES_MAX)
+    return NULL;
+  if (is_scalar(n))
+    return is_null(n) ? cJSON_CreateNull() : cJSON_CreateString(sval(n));
+  cJSON *j = n->type == YAML_MAPPING_NODE ? cJSON_CreateObject()
+                                          : cJSON_CreateArray();
+  if (!j)
+    return NULL;
+  if (n->type == YAML_MAPPING_NODE) {
+    FOR_PAIRS(L, n, p) {
+      cJSON *v = to_json(L, node(L, p->value), depth + 1);
+      if (!v || !cJSON_AddItemToObject(j, sval(node(L, p->key)), v)) {
+        cJSON_Delete(v);
+        cJSON_Delete(j);
+        return NULL;
+      }
+    }
+  } else {
+    FOR_ITEMS(L, n, it) {
+      cJSON *v = to_json(L, node(L, *it), depth + 1);
+      if (!v || !cJSON_AddItemToArray(j, v)) {
+        cJSON_Delete(v);
+        cJSON_Delete(j);
+        return NULL;
+      }
+    }
+  }
+  return j;
+}
+
+/* Check every mapping inside n (to_json relies on unique names). */
+static enum err_code deep_map_check(struct loader *L, yaml_node_t *n,
+                                    const char *what, int depth)
+{
+  enum err_code rc;
+  if (depth > DAG_JSON_DEPTH_MAX)
+    return FAIL(L, n, "%s is nested too deeply", what);
+  if (n->type == YAML_MAPPING_NODE) {
+    if ((rc = map_check(L, n, what)) != ERR_OK)
+      return rc;
+    FOR_PAIRS(L, n, p)
+    if ((rc = deep_map_check(L, node(L, p->value), what, depth + 1)))
+      return rc;
+  } else if (n->type == YAML_SEQUENCE_NODE) {
+    FOR_ITEMS(L, n, it)
+    if ((rc = deep_map_check(L, node(L, *it), what, depth + 1)))
+      return rc;
+  }
+  return ERR_OK;
+}
+
+static enum err_code json_of(struct loader *L, yaml_node_t *n,
+                             const char *what, cJSON **out)
+{
+  enum err_code rc = deep_map_check(L, n, what, 0);
+  if (rc)
+    return rc;
+  *out = to_json(L, n, 0);
+  if (!*out)
+    return L->json_nodes > DAG_JSON_NODES_MAX
+               ? FAIL(L, n, "%s is too large (more than %d values after "
+                      "aliases)", what, DAG_JSON_NODES_MAX)
+               : err_set(L->e, ERR_NOMEM, "out of memory");
+  return ERR_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* templates                                                           */
+
+static enum tmpl_mode field_mode(const char *field)
+{
+  if (!strcmp(field, "sql"))
+    return TMPL_SQL;
+  if (!strcmp(field, "command"))
+    return TMPL_SHELL;
+  if (!strcmp(field, "url"))
+    return TMPL_URL;
+  if (!strcmp(field, "headers"))
+    return TMPL_HEADER;
+  return TMPL_PLAIN;
+}
+
+/* Names of the DAG's params, for tmpl_check (borrowed from d->params). */
+struct names {
+  const char **v;
+  size_t n;
+};
+
+static enum err_code param_names(struct loader *L, struct names *nm)
+{
+  size_t n = (size_t)cJSON_GetArraySize(L->d->params);
+  nm->v = calloc(n ? n : 1, sizeof(*nm->v));
+  if (!nm->v)
+    return err_set(L->e, ERR_NOMEM, "out of memory");
+  nm->n = 0;
+  for (const cJSON *it = L->d->params->child; it; it = it->next)
+    nm->v[nm->n++] = it->string;
+  return ERR_OK;
+}
+
+/* Check the template text of scalar n (or of a file's text, when file is
+ * set: positions then refer to that file).  ctx names the field for
+ * messages ("task 'x': field 'sql'"). */
+static enum err_code check_text(struct loader *L, const struct names *nm,
+                                const char *text, enum tmpl_mode mode,
+                                yaml_node_t *n, const char *file,
+                                const char *ctx)
+{
+  struct tmpl_pos p = {0, 1, 1};
+  struct err te = {0};
+  int line, col;
+  enum err_code rc = tmpl_check(text, mode, nm->v, nm->n, &p, &te);
+  if (rc == ERR_OK) {
+    /* params spliced into this text must be acceptable in this mode */
+    size_t pos = 0;
+    struct tmpl_tag t;
+    while (tmpl_next(text, &pos, &t, &te) == ERR_OK) {
+      if (t.kind != TMPL_PARAM)
+        continue;
+      char name[256];
+      snprintf(name, sizeof(name), "%.*s", (int)t.name_len, t.name);
+      const cJSON *v = cJSON_GetObjectItemCaseSensitive(L->d->params, name);
+      if (v && cJSON_IsString(v) &&
+          tmpl_check_value(mode, TMPL_PARAM, v->valuestring, &te) != ERR_OK) {
+        tmpl_pos_at(text, t.off, &p);
+        rc = ERR_PARSE;
+        break;
+      }
+    }
+    if (rc == ERR_OK)
+      return ERR_OK;
+  }
+  if (file)
+    return err_set(L->e, ERR_PARSE, "%s:%d:%d: %s (%s at %s:%d:%d)", file,
+                   p.line, p.col, te.msg, ctx, L->path, MARK(n));
+  scalar_pos(L, n, &p, &line, &col);
+  return fail_at(L, line, col, ERR_PARSE, "%s: %s", ctx, te.msg);
+}
+
+/* SQL that sqlsplit cannot split (unterminated string...) fails now. */
+static enum err_code check_sql_split(struct loader *L, const char *text,
+                                     yaml_node_t *n, const char *file,
+                                     const char *ctx)
+{
+  struct sqlsplit_list l;
+  struct err se = {0};
+  if (sqlsplit_split(text, &l, &se) == ERR_OK) {
+    sqlsplit_list_free(&l);
+    return ERR_OK;
+  }
+  if (se.code == ERR_NOMEM)
+    return err_set(L->e, ERR_NOMEM, "out of memory");
+  int sl = 1;
+  const char *msg = se.msg;
+  if (sscanf(se.msg, "line %d: ", &sl) == 1 && strstr(se.msg, ": "))
+    msg = strstr(se.msg, ": ") + 2;
+  if (file)
+    return err_set(L->e, ERR_PARSE, "%s:%d:1: %s (%s at %s:%d:%d)", file, sl,
+                   msg, ctx, L->path, MARK(n));
+  struct tmpl_pos p = {0, sl, 1};
+  int line, col;
+  scalar_pos(L, n, &p, &line, &col);
+  return fail_at(L, line, col, ERR_PARSE, "%s: %s", ctx, msg);
+}
+
+/* Check every string of a field value (scalar, map values, list items). */
+static enum err_code check_field_templates(struct loader *L,
+                                           const struct names *nm,
+                                           const char *field, yaml_node_t *n,
+                                           const char *ctx)
+{
+  enum tmpl_mode mode = field_mode(field);
+  enum err_code rc;
+  if (is_scalar(n))
+    return is_null(n) ? ERR_OK
+                      : check_text(L, nm, sval(n), mode, n, NULL, ctx);
+  if (n->type == YAML_MAPPING_NODE) {
+    FOR_PAIRS(L, n, p) {
+      yaml_node_t *v = node(L, p->value);
+      if (is_scalar(v) && !is_null(v) &&
+          (rc = check_text(L, nm, sval(v), mode, v, NULL, ctx)) != ERR_OK)
+        return rc;
+    }
+  } else {
+    /* a list is an argv: no shell quoting applies */
+    if (mode == TMPL_SHELL)
+      mode = TMPL_PLAIN;
+    FOR_ITEMS(L, n, it) {
+      yaml_node_t *v = node(L, *it);
+      if (is_scalar(v) && !is_null(v) &&
+          (rc = check_text(L, nm, sval(v), mode, v, NULL, ctx)) != ERR_OK)
+        return rc;
+    }
+  }
+  return ERR_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* DAG-level keys                                                      */
+
+static enum err_code parse_params(struct loader *L, yaml_node_t *n)
+{
+  enum err_code rc;
+  if (is_null(n))
+    return ERR_OK;
+  if (n->type != YAML_MAPPING_NODE)
+    return FAIL(L, n, "params must be a mapping (NAME: value), not %s",
+                what_is(n));
+  if ((rc = map_check(L, n, "params")) != ERR_OK)
+    return rc;
+  FOR_PAIRS(L, n, p) {
+    yaml_node_t *k = node(L, p->key), *v = node(L, p->value);
+    if (!is_scalar(v))
+      return FAIL(L, v, "params: '%s' must be a single value, not %s",
+                  sval(k), what_is(v));
+    if (!cJSON_AddStringToObject(L->d->params, sval(k),
+                                 is_null(v) ? "" : sval(v)))
+      return err_set(L->e, ERR_NOMEM, "out of memory");
+  }
+  return ERR_OK;
+}
+
+static enum err_code parse_strlist(struct loader *L, yaml_node_t *n,
+                                   const char *what, char ***out,
+                                   size_t *count)
+{
+  if (is_null(n))
+    return ERR_OK;
+  if (is_scalar(n)) {
+    *out = calloc(1, sizeof(char *));
+    if (!*out || !((*out)[0] = strdup(sval(n))))
+      return err_set(L->e, ERR_NOMEM, "out of memory");
+    *count = 1;
+    return ERR_OK;
+  }
+  if (n->type != YAML_SEQUENCE_NODE)
+    return FAIL(L, n, "%s must be a list, not %s", what, what_is(n));
+  size_t cnt = (size_t)(n->data.sequence.items.top -
+                        n->data.sequence.items.start);
+  *out = calloc(cnt ? cnt : 1, sizeof(char *));
+  if (!*out)
+    return err_set(L->e, ERR_NOMEM, "out of memory");
+  *count = 0;
+  FOR_ITEMS(L, n, it) {
+    yaml_node_t *v = node(L, *it);
+    if (!is_scalar(v) || is_null(v))
+      return FAIL(L, v, "items of %s must be names, not %s", what,
+                  what_is(v));
+    if (!((*out)[(*count)++] = strdup(sval(v))))
+      return err_set(L->e, ERR_NOMEM, "out of memory");
+  }
+  return ERR_OK;
+}
+
+static const char *const rule_names[] = {
+    "all_success", "all_done",    "one_success",  "all_failed",
+    "none_failed", "one_failed", "none_skipped", NULL};
+
+static enum err_code get_rule(struct loader *L, const char *ctx,
+                              yaml_node_t *n, enum dag_trigger_rule *out)
+{
+  if (is_scalar(n))
+    for (int i = 0; rule_names[i]; i++)
+      if (!strcmp(sval(n), rule_names[i])) {
+        *out = (enum dag_trigger_rule)i;
+        return ERR_OK;
+      }
+  return FAIL(L, n,
+              "%s: trigger_rule %s%s%s is not one of all_success, all_done, "
+              "one_success, all_failed, none_failed, one_failed, "
+              "none_skipped",
+              ctx, is_scalar(n) ? "'" : "", is_scalar(n) ? sval(n) : what_is(n),
+              is_scalar(n) ? "'" : "");
+}
+
+/* The retry/timeout keys shared by default_args and tasks.  Returns 1 if
+ * key was one of them (rc set), 0 otherwise. */
+static int retry_key(struct loader *L, const char *prefix, const char *key,
+                     yaml_node_t *v, struct dag_retry *r, enum err_code *rc)
+{
+  char w[400];
+  snprintf(w, sizeof(w), "%s%s%s", prefix ? prefix : "", prefix ? ": " : "",
+           key);
+  if (!strcmp(key, "retries"))
+    *rc = get_int(L, v, w, 0, 100, &r->retries);
+  else if (!strcmp(key, "retry_delay"))
+    *rc = get_duration(L, v, w, &r->retry_delay_s);
+  else if (!strcmp(key, "retry_exponential_backoff"))
+    *rc = get_bool(L, v, w, &r->exponential_backoff);
+  else if (!strcmp(key, "max_retry_delay"))
+    *rc = get_duration(L, v, w, &r->max_retry_delay_s);
+  else if (!strcmp(key, "timeout"))
+    *rc = is_null(v) ? (r->timeout_s = 0, ERR_OK)
+                     : get_duration(L, v, w, &r->timeout_s);
+  else
+    return 0;
+  return 1;
+}
+
+static enum err_code parse_default_args(struct loader *L, yaml_node_t *n)
+{
+  enum err_code rc;
+  if (is_null(n))
+    return ERR_OK;
+  if (n->type != YAML_MAPPING_NODE)
+    return FAIL(L, n, "default_args must be a mapping, not %s", what_is(n));
+  if ((rc = map_check(L, n, "default_args")) != ERR_OK)
+    return rc;
+  FOR_PAIRS(L, n, p) {
+    yaml_node_t *k = node(L, p->key), *v = node(L, p->value);
+    if (retry_key(L, "default_args", sval(k), v, &L->d->default_args, &rc)) {
+      if (rc)
+        return rc;
+    } else if (!strcmp(sval(k), "trigger_rule")) {
+      if ((rc = get_rule(L, "default_args", v, &L->d->default_trigger_rule)) != ERR_OK)
+        return rc;
+    } else {
+      return FAIL(L, k,
+                  "unknown key '%s' in default_args (known: retries, "
+                  "retry_delay, retry_exponential_backoff, max_retry_delay, "
+                  "timeout, trigger_rule)",
+                  sval(k));
+    }
+  }
+  return ERR_OK;
+}
+
+static enum err_code parse_callback(struct loader *L, const struct names *nm,
+                                    yaml_node_t *n, const char *what,
+                                    struct dag_callback *cb)
+{
+  enum err_code rc;
+  char ctx[64];
+  yaml_node_t *url = NULL, *method = NULL, *headers = NULL, *body = NULL;
+  if (is_null(n))
+    return ERR_OK;
+  cb->line = (int)n->start_mark.line + 1;
+  cb->col = (int)n->start_mark.column + 1;
+  if (is_scalar(n)) {
+    url = n;
+  } else if (n->type == YAML_MAPPING_NODE) {
+    if ((rc = map_check(L, n, what)) != ERR_OK)
+      return rc;
+    FOR_PAIRS(L, n, p) {
+      yaml_node_t *k = node(L, p->key), *v = node(L, p->value);
+      if (!strcmp(sval(k), "url"))
+        url = v;
+      else if (!strcmp(sval(k), "method"))
+        method = v;
+      else if (!strcmp(sval(k), "headers"))
+        headers = v;
+      else if (!strcmp(sval(k), "body"))
+        body = v;
+      else
+        return FAIL(L, k, "unknown key '%s' in %s (known: url, method, "
+                    "headers, body)", sval(k), what);
+    }
+    if (!url)
+      return FAIL(L, n, "%s needs a url", what);
+  } else {
+    return FAIL(L, n, "%s must be a URL or a mapping with url, method, "
+                "headers, body, not %s", what, what_is(n));
+  }
+  snprintf(ctx, sizeof(ctx), "%s url", what);
+  if ((rc = get_str(L, url, ctx, &cb->url)) != ERR_OK)
+    return rc;
+  if (strncmp(cb->url, "{{", 2) != 0 && strncmp(cb->url, "http://", 7) &&
+      strncmp(cb->url, "https://", 8))
+    return FAIL(L, url, "%s url must start with http:// or https://", what);
+  if ((rc = check_text(L, nm, cb->url, TMPL_URL, url, NULL, ctx)) != ERR_OK)
+    return rc;
+  if (method) {
+    static const char *const methods[] = {"GET", "POST", "PUT", "PATCH",
+                                          "DELETE", NULL};
+    if ((rc = get_str(L, method, "method", &cb->method)) != ERR_OK)
+      return rc;
+    int ok = 0;
+    for (int i = 0; methods[i]; i++)
+      if (!strcasecmp(cb->method, methods[i])) {
+        strcpy(cb->method, methods[i]);
+        ok = 1;
+      }
+    if (!ok)
+      return FAIL(L, method, "%s method '%s' is not one of GET, POST, PUT, "
+                  "PATCH, DELETE", what, cb->method);
+  } else if (!(cb->method = strdup("POST"))) {
+    return err_set(L->e, ERR_NOMEM, "out of memory");
+  }
+  if (headers && !is_null(headers)) {
+    snprintf(ctx, sizeof(ctx), "%s headers", what);
+    if (headers->type != YAML_MAPPING_NODE)
+      return FAIL(L, headers, "%s must be a mapping (Name: value), not %s",
+                  ctx, what_is(headers));
+    if ((rc = map_check(L, headers, ctx)) != ERR_OK)
+      return rc;
+    FOR_PAIRS(L, headers, p) {
+      yaml_node_t *v = node(L, p->value);
+      if (!is_scalar(v) || is_null(v))
+        return FAIL(L, v, "%s: '%s' must be a single value, not %s", ctx,
+                    sval(node(L, p->key)), what_is(v));
+    }
+    if ((rc = check_field_templates(L, nm, "headers", headers, ctx)) ||
+        (rc = json_of(L, headers, ctx, &cb->headers)))
+      return rc;
+  }
+  if (body && !is_null(body)) {
+    snprintf(ctx, sizeof(ctx), "%s body", what);
+    if ((rc = get_str(L, body, ctx, &cb->body)) != ERR_OK ||
+        (rc = check_text(L, nm, cb->body, TMPL_PLAIN, body, NULL, ctx)))
+      return rc;
+  }
+  return ERR_OK;
+}
+
+static enum err_code parse_start_date(struct loader *L, yaml_node_t *n)
+{
+  struct dag_datetime *dt = &L->d->start_date;
+  if (is_null(n))
+    return ERR_OK;
+  const char *s = is_scalar(n) ? sval(n) : "";
+  char date[11];
+  int h = 0, mi = 0, se = 0, used = 0;
+  size_t len = strlen(s);
+  int ok = len >= 10;
+  if (ok) {
+    memcpy(date, s, 10);
+    date[10] = '\0';
+    ok = cron_parse_date(date, &dt->year, &dt->month, &dt->day) == ERR_OK;
+  }
+  if (ok && len > 10) {
+    ok = (s[10] == 'T' || s[10] == ' ') &&
+         (sscanf(s + 11, "%2d:%2d%n", &h, &mi, &used) == 2) &&
+         isdigit((unsigned char)s[11]) && isdigit((unsigned char)s[12]) &&
+         isdigit((unsigned char)s[14]) && isdigit((unsigned char)s[15]);
+    if (ok && s[11 + used] == ':') {
+      int u2 = 0;
+      ok = sscanf(s + 12 + used, "%2d%n", &se, &u2) == 1 && u2 == 2;
+      used += 1 + u2;
+    }
+    ok = ok && s[11 + used] == '\0' && h < 24 && mi < 60 && se < 60;
+  }
+  if (!ok)
+    return FAIL(L, n,
+                "start_date %s%s%s is not a date YYYY-MM-DD or date-time "
+                "YYYY-MM-DDTHH:MM[:SS] (scheduler time zone)",
+                is_scalar(n) ? "'" : "", is_scalar(n) ? s : what_is(n),
+                is_scalar(n) ? "'" : "");
+  dt->hour = h;
+  dt->minute = mi;
+  dt->second = se;
+  dt->set = 1;
+  return ERR_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* tasks                                                               */
+
+#define COMMON_LIST                                                         \
+  "id, type, depends_on, trigger_rule, retries, retry_delay, "             \
+  "retry_exponential_backoff, max_retry_delay, timeout, description"
+
+static void type_list(char *buf, size_t cap)
+{
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int i = 0; task_type_at(i); i++) {
+    int n = snprintf(buf + used, cap - used, "%s%s", i ? ", " : "",
+                     task_type_at(i)->name);
+    if (n < 0 || (size_t)n >= cap - used)
+      break;
+    used += (size_t)n;
+  }
+}
+
+static void field_list(const struct task_type *ty, char *buf, size_t cap)
+{
+  size_t used = 0;
+  buf[0] = '\0';
+  for (const struct task_field *f = ty->fields; f && f->name; f++) {
+    int n = snprintf(buf + used, cap - used, "%s%s",
+                     f == ty->fields ? "" : ", ", f->name);
+    if (n < 0 || (size_t)n >= cap - used)
+      break;
+    used += (size_t)n;
+  }
+}
+
+/* Does value n have the YAML shape field f declares? */
+static enum err_code field_kind_ok(struct loader *L, const char *ctx,
+                                   const struct task_field *f, yaml_node_t *n)
+{
+  long v;
+  int b;
+  switch (f->kind) {
+  case TASK_F_SCALAR:
+    if (!is_scalar(n))
+      return FAIL(L, n, "%s: field '%s' must be a single value, not %s",
+                  ctx, f->name, what_is(n));
+    return ERR_OK;
+  case TASK_F_INT:
+    if (!is_plain(n) || !parse_long(sval(n), &v))
+      return FAIL(L, n, "%s: field '%s' must be an integer, not %s%s%s", ctx,
+                  f->name, is_scalar(n) ? "'" : "",
+                  is_scalar(n) ? sval(n) : what_is(n),
+                  is_scalar(n) ? "'" : "");
+    return ERR_OK;
+  case TASK_F_BOOL:
+    if (!is_plain(n) || !bool_word(sval(n), &b))
+      return FAIL(L, n, "%s: field '%s' must be true or false, not %s%s%s",
+                  ctx, f->name, is_scalar(n) ? "'" : "",
+                  is_scalar(n) ? sval(n) : what_is(n),
+                  is_scalar(n) ? "'" : "");
+    return ERR_OK;
+  case TASK_F_MAP:
+    if (n->type != YAML_MAPPING_NODE)
+      return FAIL(L, n, "%s: field '%s' must be a mapping (NAME: value), "
+                  "not %s", ctx, f->name, what_is(n));
+    FOR_PAIRS(L, n, p) {
+      yaml_node_t *x = node(L, p->value);
+      if (!is_scalar(x))
+        return FAIL(L, x, "%s: field '%s': '%s' must be a single value, "
+                    "not %s", ctx, f->name, sval(node(L, p->key)),
+                    what_is(x));
+    }
+    return ERR_OK;
+  case TASK_F_LIST:
+    if (n->type != YAML_SEQUENCE_NODE)
+      return FAIL(L, n, "%s: field '%s' must be a list, not %s", ctx,
+                  f->name, what_is(n));
+    return ERR_OK;
+  case TASK_F_INT_OR_LIST:
+    if (n->type == YAML_SEQUENCE_NODE) {
+      FOR_ITEMS(L, n, it) {
+        yaml_node_t *x = node(L, *it);
+        if (!is_plain(x) || !parse_long(sval(x), &v))
+          return FAIL(L, x, "%s: field '%s' must hold integers, not %s%s%s",
+                      ctx, f->name, is_scalar(x) ? "'" : "",
+                      is_scalar(x) ? sval(x) : what_is(x),
+                      is_scalar(x) ? "'" : "");
+      }
+      return ERR_OK;
+    }
+    if (!is_plain(n) || !parse_long(sval(n), &v))
+      return FAIL(L, n, "%s: field '%s' must be an integer or a list of "
+                  "integers, not %s%s%s", ctx, f->name,
+                  is_scalar(n) ? "'" : "", is_scalar(n) ? sval(n) : what_is(n),
+                  is_scalar(n) ? "'" : "");
+    return ERR_OK;
+  }
+  return ERR_OK;
+}
+
+static const char *ctx_field(const struct task_ctx *t, const char *name)
+{
+  const cJSON *j = cJSON_GetObjectItemCaseSensitive(t->field_user, name);
+  return cJSON_IsString(j) ? j->valuestring : NULL;
+}
+
+static const cJSON *ctx_field_json(const struct task_ctx *t, const char *name)
+{
+  return cJSON_GetObjectItemCaseSensitive(t->field_user, name);
+}
+
+/* The sql_file the sql task will read (same rule as task_sql.c). */
+static char *resolve_sql_file(const char *dag_path, const char *rel)
+{
+  if (rel[0] == '/' || access(rel, F_OK) == 0)
+    return strdup(rel);
+  const char *slash = strrchr(dag_path, '/');
+  if (!slash)
+    return strdup(rel);
+  size_t n = (size_t)(slash - dag_path) + 1 + strlen(rel) + 1;
+  char *p = malloc(n);
+  if (p)
+    snprintf(p, n, "%.*s/%s", (int)(slash - dag_path), dag_path, rel);
+  if (p && access(p, F_OK) != 0) {
+    free(p);
+    return strdup(rel);
+  }
+  return p;
+}
+
+static enum err_code add_source(struct loader *L, const char *path,
+                                const struct stat *st)
+{
+  struct dag *d = L->d;
+  struct dag_source *v = realloc(d->sources, (d->nsources + 1) * sizeof(*v));
+  if (!v)
+    return err_set(L->e, ERR_NOMEM, "out of memory");
+  d->sources = v;
+  if (!(v[d->nsources].path = strdup(path)))
+    return err_set(L->e, ERR_NOMEM, "out of memory");
+  v[d->nsources].mtime_ns = mtime_ns(st);
+  v[d->nsources].size = (int64_t)st->st_size;
+  d->nsources++;
+  return ERR_OK;
+}
+
+static enum err_code load_sql_file(struct loader *L, const struct names *nm,
+                                   struct dag_task *t, yaml_node_t *n,
+                                   const char *ctx)
+{
+  struct stat st;
+  size_t len;
+  struct err fe = {0};
+  if (!(t->sql_file_path = resolve_sql_file(L->path, sval(n))))
+    return err_set(L->e, ERR_NOMEM, "out of memory");
+  enum err_code rc = read_file(t->sql_file_path, DAG_SQL_FILE_MAX,
+                               &t->sql_text, &len, &st, &fe);
+  if (rc != ERR_OK)
+    return fail_at(L, MARK(n), rc == ERR_NOMEM ? rc : ERR_PARSE,
+                   "%s: sql_file: %s", ctx, fe.msg);
+  L->d->hash = fnv1a(L->d->hash, "\0", 1);
+  L->d->hash = fnv1a(L->d->hash, t->sql_text, len);
+  if ((rc = add_source(L, t->sql_file_path, &st)) != ERR_OK)
+    return rc;
+  char fctx[400];
+  snprintf(fctx, sizeof(fctx), "sql_file of %s", ctx);
+  if ((rc = check_text(L, nm, t->sql_text, TMPL_SQL, n, t->sql_file_path,
+                       fctx)) != ERR_OK)
+    return rc;
+  return check_sql_split(L, t->sql_text, n, t->sql_file_path, fctx);
+}
+
+/* Remembered per task for the second pass (depends_on positions). */
+struct task_nodes {
+  yaml_node_t *map;
+  yaml_node_t *deps; /* depends_on value or NULL */
+};
+
+static yaml_node_t *dep_item(struct loader *L, yaml_node_t *deps, size_t i)
+{
+  if (is_scalar(deps))
+    return deps;
+  return node(L, deps->data.sequence.items.start[i]);
+}
+
+static enum err_code parse_task(struct loader *L, const struct names *nm,
+                                yaml_node_t *n, struct dag_task *t,
+                                struct task_nodes *tn)
+{
+  enum err_code rc;
+  char ctx[300];
+  yaml_node_t *idn = NULL, *typen = NULL, *sql_file = NULL;
+  tn->map = n;
+  t->line = (int)n->start_mark.line + 1;
+  t->col = (int)n->start_mark.column + 1;
+  t->retry = L->d->default_args;
+  t->trigger_rule = L->d->default_trigger_rule;
+  if (!(t->fields = cJSON_CreateObject()))
+    return err_set(L->e, ERR_NOMEM, "out of memory");
+  if (n->type != YAML_MAPPING_NODE)
+    return FAIL(L, n, "a task must be a mapping with id and type, not %s",
+                what_is(n));
+  if ((rc = map_check(L, n, "a task")) != ERR_OK)
+    return rc;
+  FOR_PAIRS(L, n, p) {
+    const char *k = sval(node(L, p->key));
+    if (!strcmp(k, "id"))
+      idn = node(L, p->value);
+    else if (!strcmp(k, "type"))
+      typen = node(L, p->value);
+  }
+  if (!idn)
+    return FAIL(L, n, "task has no id");
+  if ((rc = get_str(L, idn, "task id", &t->id)) != ERR_OK)
+    return rc;
+  if (!id_ok(t->id))
+    return FAIL(L, idn, "task id '%s' must be 1-%d letters, digits, _ . -",
+                t->id, DAG_ID_MAX);
+  snprintf(ctx, sizeof(ctx), "task '%s'", t->id);
+  if (!typen)
+    return FAIL(L, n, "%s has no type", ctx);
+  if ((rc = get_str(L, typen, "task type", &t->type_name)) != ERR_OK)
+    return rc;
+  if (!(t->type = task_type_find(t->type_name))) {
+    char types[256];
+    type_list(types, sizeof(types));
+    return FAIL(L, typen, "%s: unknown type '%s' (types: %s)", ctx,
+                t->type_name, types);
+  }
+
+  /* common keys, then the type's fields */
+  FOR_PAIRS(L, n, p) {
+    yaml_node_t *kn = node(L, p->key), *v = node(L, p->value);
+    const char *k = sval(kn);
+    if (!strcmp(k, "id") || !strcmp(k, "type"))
+      continue;
+    if (retry_key(L, ctx, k, v, &t->retry, &rc)) {
+      if (rc)
+        return rc;
+      /* a type may declare a common key too (http timeout): pass it on */
+      if (task_type_field(t->type, k)) {
+        char num[32];
+        snprintf(num, sizeof(num), "%d",
+                 !strcmp(k, "timeout") ? t->retry.timeout_s
+                 : !strcmp(k, "retries") ? t->retry.retries
+                 : !strcmp(k, "retry_delay") ? t->retry.retry_delay_s
+                 : !strcmp(k, "max_retry_delay") ? t->retry.max_retry_delay_s
+                                                 : t->retry.exponential_backoff);
+        if (!cJSON_AddStringToObject(t->fields, k, num))
+          return err_set(L->e, ERR_NOMEM, "out of memory");
+      }
+      continue;
+    }
+    if (!strcmp(k, "depends_on")) {
+      tn->deps = v;
+      if ((rc = parse_strlist(L, v, "depends_on", &t->depends_on,
+                              &t->nupstream)) != ERR_OK)
+        return rc;
+      continue;
+    }
+    if (!strcmp(k, "trigger_rule")) {
+      if ((rc = get_rule(L, ctx, v, &t->trigger_rule)) != ERR_OK)
+        return rc;
+      continue;
+    }
+    if (!strcmp(k, "description")) {
+      if ((rc = get_str(L, v, "description", &t->description)) != ERR_OK)
+        return rc;
+      continue;
+    }
+    const struct task_field *f = task_type_field(t->type, k);
+    if (!f) {
+      char fields[512];
+      field_list(t->type, fields, sizeof(fields));
+      return FAIL(L, kn,
+                  "%s: unknown field '%s' for type '%s' (fields: %s; common: "
+                  COMMON_LIST ")",
+                  ctx, k, t->type->name, *fields ? fields : "none");
+    }
+    if (is_null(v))
+      continue; /* "body: ~" = absent */
+    if ((rc = field_kind_ok(L, ctx, f, v)) != ERR_OK)
+      return rc;
+    char fctx[400];
+    snprintf(fctx, sizeof(fctx), "%s: field '%s'", ctx, k);
+    if (f->templated &&
+        (rc = check_field_templates(L, nm, k, v, fctx)) != ERR_OK)
+      return rc;
+    cJSON *j;
+    if ((rc = json_of(L, v, fctx, &j)) != ERR_OK)
+      return rc;
+    if (!cJSON_AddItemToObject(t->fields, k, j)) {
+      cJSON_Delete(j);
+      return err_set(L->e, ERR_NOMEM, "out of memory");
+    }
+    if (!strcmp(k, "sql") && is_scalar(v) &&
+        (rc = check_sql_split(L, sval(v), v, NULL, fctx)) != ERR_OK)
+      return rc;
+    if (!strcmp(k, "sql_file") && is_scalar(v) && *sval(v) &&
+        !strcmp(t->type->name, "sql"))
+      sql_file = v;
+  }
+
+  /* required fields and one-of groups */
+  for (const struct task_field *f = t->type->fields; f && f->name; f++) {
+    int have = cJSON_GetObjectItemCaseSensitive(t->fields, f->name) != NULL;
+    if (f->required && !have)
+      return FAIL(L, n, "%s: type '%s' needs field '%s'", ctx,
+                  t->type->name, f->name);
+    if (f->one_of > 0 && (f == t->type->fields || f[-1].one_of != f->one_of)) {
+      /* first field of its group: count the group */
+      int cnt = 0;
+      char names[256] = "";
+      size_t used = 0;
+      for (const struct task_field *g = f; g->name; g++) {
+        if (g->one_of != f->one_of)
+          continue;
+        cnt += cJSON_GetObjectItemCaseSensitive(t->fields, g->name) != NULL;
+        int w = snprintf(names + used, sizeof(names) - used, "%s'%s'",
+                         used ? " or " : "", g->name);
+        if (w > 0 && (size_t)w < sizeof(names) - used)
+          used += (size_t)w;
+      }
+      if (cnt != 1)
+        return FAIL(L, n, "%s: give exactly one of %s", ctx, names);
+    }
+  }
+
+  if (sql_file && (rc = load_sql_file(L, nm, t, sql_file, ctx)) != ERR_OK)
+    return rc;
+
+  /* the type's own check of values */
+  if (t->type->check) {
+    struct task_ctx tc;
+    struct err ce = {0};
+    memset(&tc, 0, sizeof(tc));
+    tc.dag_id = L->d->dag_id;
+    tc.task_id = t->id;
+    tc.dag_file = L->path;
+    tc.field = ctx_field;
+    tc.field_json = ctx_field_json;
+    tc.field_user = t->fields;
+    if ((rc = t->type->check(&tc, &ce)) != ERR_OK) {
+      /* point at the field the message names ("field 'x'..."), if any */
+      yaml_node_t *at = n;
+      char fname[128];
+      if (sscanf(ce.msg, "field '%127[^'.]", fname) == 1) {
+        FOR_PAIRS(L, n, p) {
+          if (!strcmp(sval(node(L, p->key)), fname))
+            at = node(L, p->value);
+        }
+      }
+      return fail_at(L, MARK(at), rc == ERR_NOMEM ? rc : ERR_PARSE, "%s: %s",
+                     ctx, ce.msg);
+    }
+  }
+  return ERR_OK;
+}
+
+/* ids sorted for lookup */
+struct idref {
+  const char *id;
+  size_t idx;
+};
+
+static int idref_cmp(const void *a, const void *b)
+{
+  const struct idref *x = a, *y = b;
+  int c = strcmp(x->id, y->id);
+  if (c)
+    return c;
+  return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static ptrdiff_t idref_find(const struct idref *v, size_t n, const char *id)
+{
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(v[mid].id, id);
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < n && !strcmp(v[lo].id, id) ? (ptrdiff_t)v[lo].idx : -1;
+}
+
+static enum err_code link_tasks(struct loader *L, struct task_nodes *tn)
+{
+  struct dag *d = L->d;
+  size_t n = d->ntasks;
+  enum err_code rc = ERR_OK;
+  struct idref *ids = malloc((n ? n : 1) * sizeof(*ids));
+  size_t *ndown = calloc(n ? n : 1, sizeof(*ndown));
+  if (!ids || !ndown) {
+    rc = err_set(L->e, ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++)
+    ids[i] = (struct idref){d->tasks[i].id, i};
+  qsort(ids, n, sizeof(*ids), idref_cmp);
+  /* duplicate ids: report the earliest repeat, naming the first use
+   * (sorting by (id, index) puts the first use right before its repeats) */
+  size_t dup = (size_t)-1, first = 0;
+  for (size_t i = 0; i < n;) {
+    size_t j = i + 1;
+    while (j < n && !strcmp(ids[j].id, ids[i].id))
+      j++;
+    if (j - i > 1 && ids[i + 1].idx < dup) {
+      dup = ids[i + 1].idx;
+      first = ids[i].idx;
+    }
+    i = j;
+  }
+  if (dup != (size_t)-1) {
+    yaml_node_t *m = tn[dup].map;
+    yaml_node_t *at = m;
+    FOR_PAIRS(L, m, p) {
+      if (!strcmp(sval(node(L, p->key)), "id"))
+        at = node(L, p->value);
+    }
+    rc = FAIL(L, at, "duplicate task id '%s' (first at line %d)",
+              d->tasks[dup].id, d->tasks[first].line);
+    goto out;
+  }
+  /* depends_on -> indices */
+  for (size_t i = 0; i < n; i++) {
+    struct dag_task *t = &d->tasks[i];
+    if (!t->nupstream)
+      continue;
+    if (!(t->upstream = malloc(t->nupstream * sizeof(size_t)))) {
+      rc = err_set(L->e, ERR_NOMEM, "out of memory");
+      goto out;
+    }
+    for (size_t k = 0; k < t->nupstream; k++) {
+      ptrdiff_t j = idref_find(ids, n, t->depends_on[k]);
+      if (j < 0) {
+        rc = FAIL(L, dep_item(L, tn[i].deps, k),
+                  "task '%s' depends on unknown task '%s'", t->id,
+                  t->depends_on[k]);
+        goto out;
+      }
+      for (size_t q = 0; q < k; q++)
+        if (t->upstream[q] == (size_t)j) {
+          rc = FAIL(L, dep_item(L, tn[i].deps, k),
+                    "task '%s' lists '%s' twice in depends_on", t->id,
+                    t->depends_on[k]);
+          goto out;
+        }
+      t->upstream[k] = (size_t)j;
+      ndown[j]++;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (ndown[i] &&
+        !(d->tasks[i].downstream = malloc(ndown[i] * sizeof(size_t)))) {
+      rc = err_set(L->e, ERR_NOMEM, "out of memory");
+      goto out;
+    }
+  }
+  for (size_t i = 0; i < n; i++) /* downstream lists in file order */
+    for (size_t k = 0; k < d->tasks[i].nupstream; k++) {
+      struct dag_task *u = &d->tasks[d->tasks[i].upstream[k]];
+      u->downstream[u->ndownstream++] = i;
+    }
+out:
+  free(ids);
+  free(ndown);
+  return rc;
+}
+
+/* Iterative DFS along downstream edges; a grey task met again closes a
+ * cycle, reported from that task around to itself. */
+static enum err_code find_cycle(struct loader *L, struct task_nodes *tn)
+{
+  struct dag *d = L->d;
+  size_t n = d->ntasks;
+  enum err_code rc = ERR_OK;
+  unsigned char *color = calloc(n ? n : 1, 1);
+  size_t *stk = malloc((n ? n : 1) * sizeof(size_t));
+  size_t *pos = calloc(n ? n : 1, sizeof(size_t));
+  if (!color || !stk || !pos) {
+    rc = err_set(L->e, ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  for (size_t s = 0; s < n && rc == ERR_OK; s++) {
+    if (color[s])
+      continue;
+    size_t top = 0;
+    stk[top++] = s;
+    color[s] = 1;
+    while (top > 0) {
+      size_t u = stk[top - 1];
+      struct dag_task *tu = &d->tasks[u];
+      if (pos[u] >= tu->ndownstream) {
+        color[u] = 2;
+        top--;
+        continue;
+      }
+      size_t v = tu->downstream[pos[u]++];
+      if (color[v] == 0) {
+        color[v] = 1;
+        stk[top++] = v;
+        continue;
+      }
+      if (color[v] != 1)
+        continue;
+      /* cycle: v ... u -> v */
+      char msg[ERR_MSG_MAX];
+      size_t used = 0, b = top;
+      while (b > 0 && stk[b - 1] != v)
+        b--;
+      msg[0] = '\0';
+      for (size_t i = b - 1; i < top && used < sizeof(msg); i++) {
+        int w = snprintf(msg + used, sizeof(msg) - used, "%s -> ",
+                         d->tasks[stk[i]].id);
+        if (w < 0)
+          break;
+        used += (size_t)w;
+      }
+      if (used < sizeof(msg))
+        snprintf(msg + used, sizeof(msg) - used, "%s", d->tasks[v].id);
+      /* point at v's depends_on entry naming u */
+      struct dag_task *tv = &d->tasks[v];
+      yaml_node_t *at = tn[v].map;
+      for (size_t k = 0; k < tv->nupstream; k++)
+        if (tv->upstream[k] == u)
+          at = dep_item(L, tn[v].deps, k);
+      rc = FAIL(L, at, "cycle: %s", msg);
+      break;
+    }
+  }
+out:
+  free(color);
+  free(stk);
+  free(pos);
+  return rc;
+}
+
+static enum err_code topo_sort(struct loader *L)
+{
+  struct dag *d = L->d;
+  size_t n = d->ntasks, head = 0, tail = 0;
+  size_t *indeg = calloc(n ? n : 1, sizeof(size_t));
+  d->topo = malloc((n ? n : 1) * sizeof(size_t));
+  if (!indeg || !d->topo) {
+    free(indeg);
+    return err_set(L->e, ERR_NOMEM, "out of memory");
+  }
+  for (size_t i = 0; i < n; i++)
+    indeg[i] = d->tasks[i].nupstream;
+  for (size_t i = 0; i < n; i++)
+    if (!indeg[i])
+      d->topo[tail++] = i;
+  while (head < tail) {
+    struct dag_task *t = &d->tasks[d->topo[head++]];
+    for (size_t k = 0; k < t->ndownstream; k++)
+      if (--indeg[t->downstream[k]] == 0)
+        d->topo[tail++] = t->downstream[k];
+  }
+  free(indeg);
+  if (tail != n) /* find_cycle ran first: cannot happen */
+    return err_set(L->e, ERR_INTERNAL, "%s: topological sort failed",
+                   L->path);
+  return ERR_OK;
+}
+
+static enum err_code parse_tasks(struct loader *L, const struct names *nm,
+                                 yaml_node_t *n)
+{
+  struct dag *d = L->d;
+  enum err_code rc = ERR_OK;
+  if (is_null(n) || n->type != YAML_SEQUENCE_NODE)
+    return FAIL(L, n, "tasks must be a list of tasks, not %s", what_is(n));
+  size_t cnt = (size_t)(n->data.sequence.items.top -
+                        n->data.sequence.items.start);
+  if (cnt == 0)
+    return FAIL(L, n, "tasks is empty: a DAG needs at least one task");
+  if (cnt > DAG_TASKS_MAX)
+    return FAIL(L, n, "more than %d tasks", DAG_TASKS_MAX);
+  struct task_nodes *tn = calloc(cnt, sizeof(*tn));
+  d->tasks = calloc(cnt, sizeof(*d->tasks));
+  if (!tn || !d->tasks) {
+    free(tn);
+    return err_set(L->e, ERR_NOMEM, "out of memory");
+  }
+  FOR_ITEMS(L, n, it) {
+    rc = parse_task(L, nm, node(L, *it), &d->tasks[d->ntasks],
+                    &tn[d->ntasks]);
+    d->ntasks++; /* counted even on error so dag_free sees its fields */
+    if (rc != ERR_OK)
+      break;
+  }
+  if (rc == ERR_OK)
+    rc = link_tasks(L, tn);
+  if (rc == ERR_OK)
+    rc = find_cycle(L, tn);
+  if (rc == ERR_OK)
+    rc = topo_sort(L);
+  free(tn);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* the file                                                            */
+
+static const struct {
+  const char *key;
+  const char *hint;
+} top_hints[] = {
+    {"schedule_interval", " (use 'schedule')"},
+    {"start", " (use 'start_date')"},
+    {"retries", " (put it in default_args or a task)"},
+    {"retry_delay", " (put it in default_args or a task)"},
+    {"timeout", " (put it in default_args or a task)"},
+    {"default_view", ""},
+};
+
+static enum err_code parse_root(struct loader *L, yaml_node_t *root)
+{
+  struct dag *d = L->d;
+  enum err_code rc;
+  enum {
+    K_DAG_ID, K_DESC, K_SCHEDULE, K_START, K_CATCHUP, K_MAR, K_TAGS,
+    K_PARAMS, K_DEFAULT_ARGS, K_ON_FAILURE, K_ON_SUCCESS, K_TASKS, K_N
+  };
+  static const char *const keys[K_N] = {
+      "dag_id", "description", "schedule", "start_date", "catchup",
+      "max_active_runs", "tags", "params", "default_args", "on_failure",
+      "on_success", "tasks"};
+  yaml_node_t *v[K_N] = {0};
+  if (root->type != YAML_MAPPING_NODE)
+    return FAIL(L, root, "a DAG file must be a mapping with dag_id and "
+                "tasks, not %s", what_is(root));
+  if ((rc = map_check(L, root, "the DAG")) != ERR_OK)
+    return rc;
+  FOR_PAIRS(L, root, p) {
+    yaml_node_t *k = node(L, p->key);
+    int i;
+    for (i = 0; i < K_N; i++)
+      if (!strcmp(sval(k), keys[i]))
+        break;
+    if (i < K_N) {
+      v[i] = node(L, p->value);
+      continue;
+    }
+    const char *hint = "";
+    for (size_t h = 0; h < sizeof(top_hints) / sizeof(top_hints[0]); h++)
+      if (!strcmp(sval(k), top_hints[h].key))
+        hint = top_hints[h].hint;
+    return FAIL(L, k,
+                "unknown key '%s'%s (known: dag_id, description, schedule, "
+                "start_date, catchup, max_active_runs, tags, params, "
+                "default_args, on_failure, on_success, tasks)",
+                sval(k), hint);
+  }
+  if (!v[K_DAG_ID])
+    return FAIL(L, root, "missing dag_id");
+  if ((rc = get_str(L, v[K_DAG_ID], "dag_id", &d->dag_id)) != ERR_OK)
+    return rc;
+  d->id_line = (int)v[K_DAG_ID]->start_mark.line + 1;
+  d->id_col = (int)v[K_DAG_ID]->start_mark.column + 1;
+  if (!id_ok(d->dag_id))
+    return FAIL(L, v[K_DAG_ID],
+                "dag_id '%s' must be 1-%d letters, digits, _ . -", d->dag_id,
+                DAG_ID_MAX);
+  if (v[K_DESC] && !is_null(v[K_DESC]) &&
+      (rc = get_str(L, v[K_DESC], "description", &d->description)))
+    return rc;
+  if (v[K_SCHEDULE] && !is_null(v[K_SCHEDULE])) {
+    struct err ce = {0};
+    if ((rc = get_str(L, v[K_SCHEDULE], "schedule", &d->schedule)))
+      return rc;
+    if (cron_parse(&d->cron, d->schedule, &ce) != ERR_OK)
+      return FAIL(L, v[K_SCHEDULE], "%s", ce.msg);
+  }
+  if (v[K_START] && (rc = parse_start_date(L, v[K_START])))
+    return rc;
+  if (v[K_CATCHUP] && (rc = get_bool(L, v[K_CATCHUP], "catchup",
+                                     &d->catchup)))
+    return rc;
+  if (v[K_MAR] && (rc = get_int(L, v[K_MAR], "max_active_runs", 1, 10000,
+                                &d->max_active_runs)))
+    return rc;
+  if (v[K_TAGS] && (rc = parse_strlist(L, v[K_TAGS], "tags", &d->tags,
+                                       &d->ntags)))
+    return rc;
+  if (v[K_PARAMS] && (rc = parse_params(L, v[K_PARAMS])))
+    return rc;
+  if (v[K_DEFAULT_ARGS] && (rc = parse_default_args(L, v[K_DEFAULT_ARGS])))
+    return rc;
+  struct names nm = {0};
+  if ((rc = param_names(L, &nm)) != ERR_OK)
+    return rc;
+  if (v[K_ON_FAILURE])
+    rc = parse_callback(L, &nm, v[K_ON_FAILURE], "on_failure",
+                        &d->on_failure);
+  if (rc == ERR_OK && v[K_ON_SUCCESS])
+    rc = parse_callback(L, &nm, v[K_ON_SUCCESS], "on_success",
+                        &d->on_success);
+  if (rc == ERR_OK && !v[K_TASKS])
+    rc = FAIL(L, root, "missing tasks");
+  if (rc == ERR_OK)
+    rc = parse_tasks(L, &nm, v[K_TASKS]);
+  free(nm.v);
+  return rc;
+}
+
+static enum err_code yaml_fail(struct loader *L, yaml_parser_t *p)
+{
+  if (p->error == YAML_MEMORY_ERROR)
+    return err_set(L->e, ERR_NOMEM, "%s: out of memory parsing YAML",
+                   L->path);
+  const yaml_mark_t *m = &p->problem_mark;
+  if (p->context)
+    return fail_at(L, (int)m->line + 1, (int)m->column + 1, ERR_PARSE,
+                   "YAML syntax error: %s (%s at line %d)",
+                   p->problem ? p->problem : "error", p->context,
+                   (int)p->context_mark.line + 1);
+  return fail_at(L, (int)m->line + 1, (int)m->column + 1, ERR_PARSE,
+                 "YAML syntax error: %s", p->problem ? p->problem : "error");
+}
+
+enum err_code dag_load_file(const char *path, struct dag **out,
+                            struct err *e)
+{
+  struct loader L = {0};
+  struct stat st;
+  yaml_parser_t parser;
+  enum err_code rc;
+  L.path = path;
+  L.e = e;
+  if ((rc = read_file(path, DAG_FILE_MAX, &L.text, &L.len, &st, e)))
+    return rc;
+  if (!(L.d = calloc(1, sizeof(*L.d))) || !(L.d->params = cJSON_CreateObject()) ||
+      !(L.d->path = strdup(path))) {
+    free(L.text);
+    dag_free(L.d);
+    return err_set(e, ERR_NOMEM, "out of memory");
+  }
+  struct dag *d = L.d;
+  d->refs_ = 1;
+  d->max_active_runs = 16;
+  d->default_args.retry_delay_s = 300;
+  d->default_args.max_retry_delay_s = 86400;
+  d->hash = fnv1a(1469598103934665603ull, L.text, L.len);
+  if ((rc = add_source(&L, path, &st)) != ERR_OK)
+    goto out;
+
+  if (!yaml_parser_initialize(&parser)) {
+    rc = err_set(e, ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  yaml_parser_set_input_string(&parser, (const unsigned char *)L.text, L.len);
+  if (!yaml_parser_load(&parser, &L.doc)) {
+    rc = yaml_fail(&L, &parser);
+    yaml_parser_delete(&parser);
+    goto out;
+  }
+  L.have_doc = 1;
+  yaml_node_t *root = yaml_document_get_root_node(&L.doc);
+  if (root) {
+    yaml_document_t more;
+    if (!yaml_parser_load(&parser, &more)) {
+      rc = yaml_fail(&L, &parser);
+    } else {
+      yaml_node_t *r2 = yaml_document_get_root_node(&more);
+      if (r2)
+        rc = FAIL(&L, r2, "a DAG file holds one YAML document; this is a "
+                  "second one");
+      yaml_document_delete(&more);
+    }
+  }
+  yaml_parser_delete(&parser);
+  if (rc != ERR_OK)
+    goto out;
+  if (!root) {
+    rc = fail_at(&L, 1, 1, ERR_PARSE,
+                 "empty file: a DAG needs dag_id and tasks");
+    goto out;
+  }
+  rc = parse_root(&L, root);
+out:
+  if (L.have_doc)
+    yaml_document_delete(&L.doc);
+  free(L.text);
+  if (rc != ERR_OK) {
+    dag_free(d);
+    return rc;
+  }
+  *out = d;
+  return ERR_OK;
+}
+
+ptrdiff_t dag_task_index(const struct dag *d, const char *id)
+{
+  for (size_t i = 0; id && i < d->ntasks; i++)
+    if (!strcmp(d->tasks[i].id, id))
+      return (ptrdiff_t)i;
+  return -1;
+}
+
+const char *dag_task_str(const struct dag_task *t, const char *name)
+{
+  const cJSON *j = cJSON_GetObjectItemCaseSensitive(t->fields, name);
+  return cJSON_IsString(j) ? j->valuestring : NULL;
+}
+
+const struct cJSON *dag_task_json(const struct dag_task *t, const char *name)
+{
+  return cJSON_GetObjectItemCaseSensitive(t->fields, name);
+}
+
+/* ------------------------------------------------------------------ */
+/* sets                                                                */
+
+struct dag_set {
+  struct dag **v; /* sorted by dag_id */
+  size_t n, cap;
+};
+
+enum err_code dag_set_create(struct dag_set **out, struct err *e)
+{
+  struct dag_set *s = calloc(1, sizeof(*s));
+  if (!s)
+    return err_set(e, ERR_NOMEM, "out of memory");
+  *out = s;
+  return ERR_OK;
+}
+
+void dag_set_destroy(struct dag_set *s)
+{
+  if (!s)
+    return;
+  for (size_t i = 0; i < s->n; i++)
+    dag_destroy(s->v[i]);
+  free(s->v);
+  free(s);
+}
+
+size_t dag_set_count(const struct dag_set *s) { return s ? s->n : 0; }
+
+struct dag *dag_set_at(const struct dag_set *s, size_t i)
+{
+  return s && i < s->n ? s->v[i] : NULL;
+}
+
+/* First index whose id is >= id. */
+static size_t set_lower(const struct dag_set *s, const char *id)
+{
+  size_t lo = 0, hi = s->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (strcmp(s->v[mid]->dag_id, id) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+struct dag *dag_set_find(const struct dag_set *s, const char *dag_id)
+{
+  if (!s || !dag_id)
+    return NULL;
+  size_t i = set_lower(s, dag_id);
+  return i < s->n && !strcmp(s->v[i]->dag_id, dag_id) ? s->v[i] : NULL;
+}
+
+enum err_code dag_set_add(struct dag_set *s, struct dag *d, struct err *e)
+{
+  size_t i = set_lower(s, d->dag_id);
+  if (i < s->n && !strcmp(s->v[i]->dag_id, d->dag_id))
+    return err_set(e, ERR_EXISTS, "dag_id '%s' is already defined in %s",
+                   d->dag_id, s->v[i]->path);
+  if (s->n == s->cap) {
+    size_t nc = s->cap ? s->cap * 2 : 16;
+    struct dag **nv = realloc(s->v, nc * sizeof(*nv));
+    if (!nv)
+      return err_set(e, ERR_NOMEM, "out of memory");
+    s->v = nv;
+    s->cap = nc;
+  }
+  memmove(s->v + i + 1, s->v + i, (s->n - i) * sizeof(*s->v));
+  s->v[i] = d;
+  s->n++;
+  return ERR_OK;
+}
+
+struct dag *dag_set_take(struct dag_set *s, const char *dag_id)
+{
+  if (!s || !dag_id)
+    return NULL;
+  size_t i = set_lower(s, dag_id);
+  if (i >= s->n || strcmp(s->v[i]->dag_id, dag_id))
+    return NULL;
+  struct dag *d = s->v[i];
+  memmove(s->v + i, s->v + i + 1, (s->n - i - 1) * sizeof(*s->v));
+  s->n--;
+  return d;
+}
+
+void dag_errors_free(struct dag_errors *errs)
+{
+  if (!errs)
+    return;
+  for (size_t i = 0; i < errs->n; i++) {
+    free(errs->v[i].file);
+    free(errs->v[i].msg);
+  }
+  free(errs->v);
+  errs->v = NULL;
+  errs->n = 0;
+}
+
+static enum err_code errs_add(struct dag_errors *errs, const char *file,
+                              enum err_code code, const char *msg)
+{
+  struct dag_error *v = realloc(errs->v, (errs->n + 1) * sizeof(*v));
+  if (!v)
+    return ERR_NOMEM;
+  errs->v = v;
+  v[errs->n].file = strdup(file);
+  v[errs->n].msg = strdup(msg);
+  v[errs->n].code = code;
+  if (!v[errs->n].file || !v[errs->n].msg) {
+    free(v[errs->n].file);
+    free(v[errs->n].msg);
+    return ERR_NOMEM;
+  }
+  errs->n++;
+  return ERR_OK;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int dag_file_name(const char *n)
+{
+  size_t len = strlen(n);
+  if (n[0] == '.' || n[0] == '#')
+    return 0;
+  return (len > 5 && !strcmp(n + len - 5, ".yaml")) ||
+         (len > 4 && !strcmp(n + len - 4, ".yml"));
+}
+
+enum err_code dag_load_dir(const char *dir, struct dag_set **out,
+                           struct dag_errors *errs, struct err *e)
+{
+  struct dag_set *s = NULL;
+  char **names = NULL;
+  size_t n = 0, cap = 0;
+  enum err_code rc;
+  dag_errors_free(errs);
+  DIR *dh = opendir(dir);
+  if (!dh)
+    return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
+                   "cannot open DAG directory %s: %s", dir, strerror(errno));
+  struct dirent *de;
+  rc = ERR_OK;
+  while ((de = readdir(dh)) != NULL) {
+    if (!dag_file_name(de->d_name))
+      continue;
+    if (n == cap) {
+      size_t nc = cap ? cap * 2 : 32;
+      char **nv = realloc(names, nc * sizeof(*nv));
+      if (!nv) {
+        rc = ERR_NOMEM;
+        break;
+      }
+      names = nv;
+      cap = nc;
+    }
+    if (!(names[n] = strdup(de->d_name))) {
+      rc = ERR_NOMEM;
+      break;
+    }
+    n++;
+  }
+  closedir(dh);
+  if (rc == ERR_OK)
+    rc = dag_set_create(&s, e);
+  if (rc == ERR_OK)
+    qsort(names, n, sizeof(*names), name_cmp);
+  for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+    size_t plen = strlen(dir) + 1 + strlen(names[i]) + 1;
+    char *path = malloc(plen);
+    if (!path) {
+      rc = ERR_NOMEM;
+      break;
+    }
+    snprintf(path, plen, "%s/%s", dir, names[i]);
+    struct dag *d = NULL;
+    struct err fe = {0};
+    enum err_code frc = dag_load_file(path, &d, &fe);
+    if (frc == ERR_OK) {
+      struct dag *prev = dag_set_find(s, d->dag_id);
+      if (prev) {
+        snprintf(fe.msg, sizeof(fe.msg),
+                 "%s:%d:%d: dag_id '%s' is already defined in %s", path,
+                 d->id_line, d->id_col, d->dag_id, prev->path);
+        frc = ERR_EXISTS;
+        dag_destroy(d);
+      } else if ((frc = dag_set_add(s, d, &fe)) != ERR_OK) {
+        dag_destroy(d);
+      }
+    }
+    if (frc == ERR_NOMEM)
+      rc = ERR_NOMEM;
+    else if (frc != ERR_OK && errs_add(errs, path, frc, fe.msg) != ERR_OK)
+      rc = ERR_NOMEM;
+    free(path);
+  }
+  strv_free(names, n);
+  if (rc != ERR_OK) {
+    dag_set_destroy(s);
+    dag_errors_free(errs);
+    return rc == ERR_NOMEM ? err_set(e, ERR_NOMEM, "out of memory loading %s",
+                                     dir)
+                           : rc;
+  }
+  *out = s;
+  return ERR_OK;
+}
