@@ -71,9 +71,9 @@ struct tc {
   cJSON *fields;
   cJSON *conf;
   pthread_mutex_t mu;
-  int n;
-  char *stream[MAXLINES];
-  char *line[MAXLINES];
+  int n, nout;
+  char *stream[2 * MAXLINES];
+  char *line[2 * MAXLINES];
   /* trigger */
   int ntrig;
   char trig_dag[128], trig_date[64];
@@ -99,7 +99,11 @@ static void tc_log(const struct task_ctx *t, const char *stream,
 {
   struct tc *c = (struct tc *)t;
   pthread_mutex_lock(&c->mu);
-  if (c->n < MAXLINES) {
+  /* Output lines are capped at MAXLINES (a flooding command), the
+   * executor's own "log" lines always fit. */
+  int is_log = strcmp(stream, "log") == 0;
+  if (c->n < 2 * MAXLINES && (is_log || c->nout < MAXLINES)) {
+    c->nout += !is_log;
     c->stream[c->n] = strdup(stream);
     c->line[c->n] = strdup(line);
     c->n++;
