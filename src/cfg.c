@@ -128,6 +128,9 @@ static const struct cfg_key cfg_keys[] = {
           "MLOPSD_ADMIN_TOKEN", CFG_CK_ENVNAME, 0,
           "environment variable holding the /api/v2 Bearer token (unset or "
           "empty: admin API off)"),
+    K_BOOL("auth", "console_read_open", auth_console_read_open, "false", 0,
+           "true: the read-only /api/v2 GET endpoints (what the web console "
+           "shows) answer without the token; changes always need it"),
     /* database */
     K_STR("database", "host", db_host, "127.0.0.1", CFG_CK_NONEMPTY, 0,
           "MariaDB host name or address"),

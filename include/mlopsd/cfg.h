@@ -35,6 +35,8 @@ struct cfg {
   /* auth */
   char auth_admin_token_env[128]; /* "MLOPSD_ADMIN_TOKEN" */
   char admin_token[256];        /* resolved secret; "" = admin API off */
+  int auth_console_read_open;   /* 0: read-only /api/v2 GETs need the
+                                   token too; 1: open (console demo) */
   /* database */
   char db_host[256];            /* "127.0.0.1" */
   int db_port;                  /* 3306 */
