@@ -110,3 +110,10 @@ clean:
 	rm -rf build
 
 -include $(OBJS:.o=.d) $(BUILD)/src/main.d $(TEST_BINS:=.d) $(BENCH_BINS:=.d)
+
+demo:
+	scripts/demo.sh start
+demo-stop:
+	scripts/demo.sh stop
+demo-clean:
+	scripts/demo.sh clean
