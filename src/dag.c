@@ -206,7 +206,9 @@ struct loader {
   int have_doc;
   struct dag *d;
   struct err *e;
-  int json_nodes;
+  int json_nodes; /* values converted by to_json (one field) */
+  int walked;     /* values visited by a walk (one field) */
+  yaml_node_t *walk_top; /* the field being walked, for "too large" */
 };
 
 static enum err_code fail_at(struct loader *L, int line, int col,
@@ -504,6 +506,9 @@ static enum err_code deep_map_check(struct loader *L, yaml_node_t *n,
   enum err_code rc;
   if (depth > DAG_JSON_DEPTH_MAX)
     return FAIL(L, n, "%s is nested too deeply", what);
+  if (++L->walked > DAG_JSON_NODES_MAX)
+    return FAIL(L, L->walk_top, "%s is too large (more than %d values "
+                "after aliases)", what, DAG_JSON_NODES_MAX);
   if (n->type == YAML_MAPPING_NODE) {
     if ((rc = map_check(L, n, what)) != ERR_OK)
       return rc;
@@ -521,6 +526,9 @@ static enum err_code deep_map_check(struct loader *L, yaml_node_t *n,
 static enum err_code json_of(struct loader *L, yaml_node_t *n,
                              const char *what, cJSON **out)
 {
+  L->walked = 0;
+  L->json_nodes = 0;
+  L->walk_top = n;
   enum err_code rc = deep_map_check(L, n, what, 0);
   if (rc)
     return rc;
@@ -632,36 +640,45 @@ static enum err_code check_sql_split(struct loader *L, const char *text,
   return fail_at(L, line, col, ERR_PARSE, "%s: %s", ctx, msg);
 }
 
-/* Check every string of a field value (scalar, map values, list items). */
+/* Check every string of a value: a scalar, or the values and items of
+ * maps and lists at any depth (not the keys). */
+static enum err_code check_tree(struct loader *L, const struct names *nm,
+                                enum tmpl_mode mode, yaml_node_t *n,
+                                const char *ctx, int depth)
+{
+  enum err_code rc;
+  if (depth > DAG_JSON_DEPTH_MAX)
+    return FAIL(L, n, "%s is nested too deeply", ctx);
+  if (++L->walked > DAG_JSON_NODES_MAX)
+    return FAIL(L, L->walk_top, "%s is too large (more than %d values "
+                "after aliases)", ctx, DAG_JSON_NODES_MAX);
+  if (is_scalar(n))
+    return is_null(n) ? ERR_OK
+                      : check_text(L, nm, sval(n), mode, n, NULL, ctx);
+  if (n->type == YAML_MAPPING_NODE) {
+    FOR_PAIRS(L, n, p)
+    if ((rc = check_tree(L, nm, mode, node(L, p->value), ctx, depth + 1)))
+      return rc;
+  } else {
+    FOR_ITEMS(L, n, it)
+    if ((rc = check_tree(L, nm, mode, node(L, *it), ctx, depth + 1)))
+      return rc;
+  }
+  return ERR_OK;
+}
+
 static enum err_code check_field_templates(struct loader *L,
                                            const struct names *nm,
                                            const char *field, yaml_node_t *n,
                                            const char *ctx)
 {
   enum tmpl_mode mode = field_mode(field);
-  enum err_code rc;
-  if (is_scalar(n))
-    return is_null(n) ? ERR_OK
-                      : check_text(L, nm, sval(n), mode, n, NULL, ctx);
-  if (n->type == YAML_MAPPING_NODE) {
-    FOR_PAIRS(L, n, p) {
-      yaml_node_t *v = node(L, p->value);
-      if (is_scalar(v) && !is_null(v) &&
-          (rc = check_text(L, nm, sval(v), mode, v, NULL, ctx)) != ERR_OK)
-        return rc;
-    }
-  } else {
-    /* a list is an argv: no shell quoting applies */
-    if (mode == TMPL_SHELL)
-      mode = TMPL_PLAIN;
-    FOR_ITEMS(L, n, it) {
-      yaml_node_t *v = node(L, *it);
-      if (is_scalar(v) && !is_null(v) &&
-          (rc = check_text(L, nm, sval(v), mode, v, NULL, ctx)) != ERR_OK)
-        return rc;
-    }
-  }
-  return ERR_OK;
+  /* a list is an argv: no shell quoting applies */
+  if (mode == TMPL_SHELL && n->type == YAML_SEQUENCE_NODE)
+    mode = TMPL_PLAIN;
+  L->walked = 0;
+  L->walk_top = n;
+  return check_tree(L, nm, mode, n, ctx, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -868,8 +885,8 @@ static enum err_code parse_callback(struct loader *L, const struct names *nm,
         return FAIL(L, v, "%s: '%s' must be a single value, not %s", ctx,
                     sval(node(L, p->key)), what_is(v));
     }
-    if ((rc = check_field_templates(L, nm, "headers", headers, ctx)) ||
-        (rc = json_of(L, headers, ctx, &cb->headers)))
+    if ((rc = json_of(L, headers, ctx, &cb->headers)) ||
+        (rc = check_field_templates(L, nm, "headers", headers, ctx)))
       return rc;
   }
   if (body && !is_null(body)) {
@@ -981,16 +998,11 @@ static enum err_code field_kind_ok(struct loader *L, const char *ctx,
                   is_scalar(n) ? "'" : "");
     return ERR_OK;
   case TASK_F_MAP:
+    /* values may nest (trigger_dag conf); types that want single values
+     * (env, headers) say so in their check() */
     if (n->type != YAML_MAPPING_NODE)
       return FAIL(L, n, "%s: field '%s' must be a mapping (NAME: value), "
                   "not %s", ctx, f->name, what_is(n));
-    FOR_PAIRS(L, n, p) {
-      yaml_node_t *x = node(L, p->value);
-      if (!is_scalar(x))
-        return FAIL(L, x, "%s: field '%s': '%s' must be a single value, "
-                    "not %s", ctx, f->name, sval(node(L, p->key)),
-                    what_is(x));
-    }
     return ERR_OK;
   case TASK_F_LIST:
     if (n->type != YAML_SEQUENCE_NODE)
@@ -1204,9 +1216,6 @@ static enum err_code parse_task(struct loader *L, const struct names *nm,
       return rc;
     char fctx[400];
     snprintf(fctx, sizeof(fctx), "%s: field '%s'", ctx, k);
-    if (f->templated &&
-        (rc = check_field_templates(L, nm, k, v, fctx)) != ERR_OK)
-      return rc;
     cJSON *j;
     if ((rc = json_of(L, v, fctx, &j)) != ERR_OK)
       return rc;
@@ -1214,6 +1223,9 @@ static enum err_code parse_task(struct loader *L, const struct names *nm,
       cJSON_Delete(j);
       return err_set(L->e, ERR_NOMEM, "out of memory");
     }
+    if (f->templated &&
+        (rc = check_field_templates(L, nm, k, v, fctx)) != ERR_OK)
+      return rc;
     if (!strcmp(k, "sql") && is_scalar(v) &&
         (rc = check_sql_split(L, sval(v), v, NULL, fctx)) != ERR_OK)
       return rc;

@@ -474,8 +474,26 @@ TEST(positions_and_yaml)
                          "      f: [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
                          &d, &e),
                ERR_PARSE);
-  CHECK(strstr(e.msg, "task 'a': field 'conf': 'a' must be a single "
-                      "value") != NULL);
+  CHECK(strstr(e.msg, "7:7: task 'a': field 'conf' is too large (more than "
+                      "100000 values after aliases)") != NULL);
+  /* nested conf is allowed and its strings are checked at any depth;
+   * env must stay flat (the shell type's check, pointed at the field) */
+  REQUIRE(load_text("dag_id: x\ntasks:\n- {id: a, type: trigger_dag, "
+                    "dag_id: y, conf: {k: {n: [1, '{{ ds }}']}}}\n",
+                    &d, &e) == ERR_OK);
+  dag_destroy(d);
+  CHECK_EQ_INT(load_text("dag_id: x\ntasks:\n- {id: a, type: trigger_dag, "
+                         "dag_id: y, conf: {k: {n: [1, '{{ dz }}']}}}\n",
+                         &d, &e),
+               ERR_PARSE);
+  CHECK(strncmp(tail(&e), "3:60: task 'a': field 'conf': unknown template "
+                          "name 'dz'", 55) == 0);
+  CHECK_EQ_INT(load_text("dag_id: x\ntasks:\n- {id: a, type: shell, "
+                         "command: x, env: {A: {B: c}}}\n",
+                         &d, &e),
+               ERR_PARSE);
+  CHECK_EQ_STR(tail(&e), "3:41: task 'a': field 'env.A': expected a single "
+                         "value");
   /* tasks declared downstream first: topo still puts upstream first */
   REQUIRE(load_text("dag_id: x\ntasks:\n"
                     "- {id: d, type: shell, command: x, depends_on: [b, c]}\n"
