@@ -1607,6 +1607,13 @@ static enum err_code parse_root(struct loader *L, yaml_node_t *root)
       return rc;
     if (cron_parse(&d->cron, d->schedule, &ce) != ERR_OK)
       return FAIL(L, v[K_SCHEDULE], "%s", ce.msg);
+    /* a day that no month has ("0 0 30 2 *") is a mistake, not a DAG
+     * that waits forever; 28 years from 2000 include every calendar */
+    time_t next;
+    if (cron_next(&d->cron, NULL, (time_t)946684800, &next, &ce) != ERR_OK)
+      return FAIL(L, v[K_SCHEDULE],
+                  "schedule '%s' never fires (no month in it has that day)",
+                  d->schedule);
   }
   if (v[K_START] && (rc = parse_start_date(L, v[K_START])))
     return rc;

@@ -209,6 +209,8 @@ static const struct {
     {"bad_cron", "2:11: schedule '61 * * * *': minute 61 out of range 0-59"},
     {"bad_cron_name", "2:11: schedule '0 0 * * FUNDAY': day-of-week 'FUNDAY' "
                       "is not a number or name"},
+    {"never_fires", "2:11: schedule '0 0 31 4,6 *' never fires (no month in "
+                    "it has that day)"},
     {"bad_trigger_rule", "8:19: task 'b': trigger_rule 'all_succes' is not "
                          "one of all_success, all_done, one_success, "
                          "all_failed, none_failed, one_failed, "
