@@ -1,10 +1,69 @@
-/* cli_serve.c - command line for the serve commands (placeholder until built). */
+/* cli_serve.c - `mlopsd serve`: run the daemon (daemon.h) in the
+ * foreground until SIGTERM or SIGINT.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "mlopsd/cfg.h"
 #include "mlopsd/cli.h"
+#include "mlopsd/daemon.h"
+
+static void serve_usage(FILE *f)
+{
+  fprintf(f,
+          "usage: mlopsd [-c FILE] serve [--pid-file FILE]\n"
+          "\n"
+          "Run the daemon in the foreground: the HTTP server (POST /predict,\n"
+          "POST /models/NAME/predict, /metadata, /healthz, /readyz,\n"
+          "/metrics), the served models (alias 'production' of each model\n"
+          "in models.registry_dir, swapped in when the alias changes), the\n"
+          "prediction log to MariaDB (spooled to server.spool_dir while the\n"
+          "database is away) and the job queue.\n"
+          "\n"
+          "options:\n"
+          "  -c, --config FILE   config file (default: $MLOPSD_CONFIG or\n"
+          "                      config/mlopsd.yaml)\n"
+          "  --pid-file FILE     write the process id to FILE, removed at\n"
+          "                      exit; refuses to start if FILE names a\n"
+          "                      running process\n"
+          "  -h, --help          this help\n"
+          "\n"
+          "Signals: SIGTERM/SIGINT stop gracefully (requests in flight\n"
+          "finish, the prediction log is flushed); SIGHUP reloads the\n"
+          "config's logging settings.  See docs/serving.md.\n");
+}
 
 int cli_serve(int argc, char **argv)
 {
-  (void)argc;
-  (void)argv;
-  return cli_not_built("serve");
+  const char *pid_file = NULL;
+  struct cfg c;
+  if (cli_wants_help(argc, argv)) {
+    serve_usage(stdout);
+    return CLI_OK;
+  }
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--pid-file") == 0) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "mlopsd: serve: --pid-file needs a FILE argument\n");
+        return CLI_USAGE;
+      }
+      pid_file = argv[++i];
+    } else if (strncmp(argv[i], "--pid-file=", 11) == 0) {
+      pid_file = argv[i] + 11;
+    } else {
+      fprintf(stderr, "mlopsd: serve: unknown argument '%s' (try mlopsd "
+                      "serve --help)\n",
+              argv[i]);
+      return CLI_USAGE;
+    }
+  }
+  int rc = cli_load_config(&c);
+  if (rc != CLI_OK)
+    return rc;
+  struct daemon_opts o = {.cfg = &c,
+                          .config_path = cli_g.config_path,
+                          .pid_file = pid_file};
+  rc = daemon_main(&o) == 0 ? CLI_OK : CLI_FAIL;
+  memset(&c, 0, sizeof(c)); /* wipe secrets */
+  return rc;
 }
-

@@ -661,6 +661,7 @@ static int replay_cb(void *arg, uint64_t seq, const void *data, size_t len)
 static void replay(struct plog *p, int64_t budget_ms)
 {
   int64_t t0 = now_ms();
+  size_t total = 0;
   for (;;) {
     size_t got = 0;
     struct err e = {0};
@@ -675,20 +676,25 @@ static void replay(struct plog *p, int64_t budget_ms)
                    "table keeps one): %s",
               ce.msg);
     }
-    if (p->replay_rows)
-      LOG_I(MOD, "replayed rows=%zu from the spool", p->replay_rows);
+    total += p->replay_rows;
     if (p->replay_rc != ERR_OK) {
       set_db_state(p, 0, &p->replay_err);
-      return;
+      break;
     }
     if (p->replay_rows || got)
       set_db_state(p, 1, NULL);
     if (rc != ERR_OK) {
       LOG_E(MOD, "spool unreadable, replay stopped: %s", e.msg);
-      return;
+      break;
     }
     if (got == 0 || now_ms() - t0 > budget_ms)
-      return;
+      break;
+  }
+  if (total) {
+    struct spool_stats st;
+    spool_stats(p->sp, &st);
+    LOG_I(MOD, "replayed rows=%zu from the spool ms=%lld; records left=%llu",
+          total, (long long)(now_ms() - t0), (unsigned long long)st.pending);
   }
 }
 

@@ -1,0 +1,420 @@
+/* daemon.c - wiring of `mlopsd serve`: build, start, run, stop (daemon.h).
+ *
+ * Why the order: everything a request can touch (served models, the log)
+ * exists before the HTTP server accepts, and the HTTP server stops
+ * accepting before anything it uses goes away.  The prediction log is
+ * flushed after the last request finished and before the queue stops,
+ * because its flushes run on the queue.  Signals are taken synchronously
+ * with sigwait on the main thread: no async-signal-safety puzzles, and a
+ * stop runs the same code whatever triggered it.
+ */
+#include "mlopsd/daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mlopsd/cfg.h"
+#include "mlopsd/db.h"
+#include "mlopsd/http.h"
+#include "mlopsd/log.h"
+#include "mlopsd/metrics.h"
+#include "mlopsd/model.h"
+#include "mlopsd/plog.h"
+#include "mlopsd/predict.h"
+#include "mlopsd/queue.h"
+#include "mlopsd/registry.h"
+#include "mlopsd/serving.h"
+
+#define MOD "daemon"
+#define PLOG_POOL 2
+#define QUEUE_CAPACITY 4096
+
+struct daemon {
+  struct cfg cfg;
+  char config_path[512];
+  int has_config_path;
+  char pid_file[512];
+  int pid_written;
+  int stop_timeout_ms;
+  daemon_hook_fn on_routes, sched_start;
+  daemon_stop_fn sched_stop;
+  void *hook_ud;
+
+  struct metrics *metrics;
+  struct db_pool *db, *log_db;
+  struct queue *q;
+  struct registry *reg;
+  struct serving *sv;
+  struct plog *pl;
+  struct predict *pr;
+  struct http *http;
+  struct metrics_gauge *g_queue_depth, *g_queue_running, *g_up;
+
+  sigset_t sigs;
+  atomic_int stop_requested;
+  int started, sched_started, stopped;
+};
+
+/* ---- accessors -------------------------------------------------------- */
+
+const struct cfg *daemon_cfg(const struct daemon *d) { return &d->cfg; }
+struct db_pool *daemon_db(struct daemon *d) { return d->db; }
+struct queue *daemon_queue(struct daemon *d) { return d->q; }
+struct registry *daemon_registry(struct daemon *d) { return d->reg; }
+struct serving *daemon_serving(struct daemon *d) { return d->sv; }
+struct plog *daemon_plog(struct daemon *d) { return d->pl; }
+struct http *daemon_http(struct daemon *d) { return d->http; }
+struct metrics *daemon_metrics(struct daemon *d) { return d->metrics; }
+
+/* ---- pid file --------------------------------------------------------- */
+
+static enum err_code pid_write(struct daemon *d, struct err *e)
+{
+  char buf[32];
+  FILE *f = fopen(d->pid_file, "r");
+  if (f) {
+    long pid = 0;
+    if (fscanf(f, "%ld", &pid) == 1 && pid > 0 && pid != (long)getpid() &&
+        (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+      fclose(f);
+      return err_set(e, ERR_EXISTS,
+                     "pid file %s: mlopsd already running as pid %ld",
+                     d->pid_file, pid);
+    }
+    fclose(f);
+  }
+  int fd = open(d->pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return err_set(e, ERR_IO, "pid file %s: %s", d->pid_file,
+                   strerror(errno));
+  int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+  if (write(fd, buf, (size_t)n) != n) {
+    int er = errno;
+    close(fd);
+    return err_set(e, ERR_IO, "pid file %s: %s", d->pid_file, strerror(er));
+  }
+  close(fd);
+  d->pid_written = 1;
+  return ERR_OK;
+}
+
+/* ---- metrics ---------------------------------------------------------- */
+
+static double g_qdepth(void *arg)
+{
+  struct queue_stats st;
+  queue_get_stats(arg, &st);
+  return st.queued;
+}
+
+static double g_qrunning(void *arg)
+{
+  struct queue_stats st;
+  queue_get_stats(arg, &st);
+  return st.running;
+}
+
+/* ---- build ------------------------------------------------------------ */
+
+static void db_opts_from_cfg(const struct cfg *c, struct db_opts *o)
+{
+  memset(o, 0, sizeof(*o));
+  o->host = c->db_host;
+  o->port = c->db_port;
+  o->user = c->db_user;
+  o->password = c->db_password;
+  o->database = c->db_name;
+  o->socket = c->db_socket[0] ? c->db_socket : NULL;
+  o->size = c->db_pool;
+  o->connect_timeout_s = c->db_connect_timeout_s;
+  o->read_timeout_s = 30;
+}
+
+enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
+                            struct err *e)
+{
+  struct daemon *d;
+  enum err_code rc;
+  *out = NULL;
+  if (!o || !o->cfg)
+    return err_set(e, ERR_INVAL, "daemon: cfg is required");
+  d = calloc(1, sizeof(*d));
+  if (!d)
+    return err_set(e, ERR_NOMEM, "daemon: out of memory");
+  d->cfg = *o->cfg;
+  if (o->config_path) {
+    snprintf(d->config_path, sizeof(d->config_path), "%s", o->config_path);
+    d->has_config_path = 1;
+  }
+  if (o->pid_file)
+    snprintf(d->pid_file, sizeof(d->pid_file), "%s", o->pid_file);
+  d->stop_timeout_ms = o->stop_timeout_ms > 0 ? o->stop_timeout_ms : 10000;
+  d->on_routes = o->on_routes;
+  d->sched_start = o->sched_start;
+  d->sched_stop = o->sched_stop;
+  d->hook_ud = o->hook_ud;
+  atomic_init(&d->stop_requested, 0);
+
+  /* Before any thread exists: every thread inherits the blocked set. */
+  sigemptyset(&d->sigs);
+  sigaddset(&d->sigs, SIGTERM);
+  sigaddset(&d->sigs, SIGINT);
+  sigaddset(&d->sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &d->sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  const struct cfg *c = &d->cfg;
+  if (d->pid_file[0] && (rc = pid_write(d, e)))
+    goto fail;
+  if ((rc = metrics_create(&d->metrics, e)))
+    goto fail;
+
+  struct db_opts dbo;
+  db_opts_from_cfg(c, &dbo);
+  if ((rc = db_pool_create(&d->db, &dbo, e)))
+    goto fail;
+  dbo.size = PLOG_POOL;
+  dbo.read_timeout_s = 10;
+  if ((rc = db_pool_create(&d->log_db, &dbo, e)))
+    goto fail;
+  struct err pe = {0};
+  if (db_ping(d->db, &pe) != ERR_OK)
+    LOG_W(MOD, "database not reachable at start (serving anyway; the "
+               "prediction log spools): %s",
+          pe.msg);
+
+  struct queue_opts qo = {.workers = c->sched_workers + 1,
+                          .reserved_high = 1,
+                          .capacity = QUEUE_CAPACITY,
+                          .name = "mlopsd"};
+  if ((rc = queue_create(&d->q, &qo, e)))
+    goto fail;
+  {
+    struct err me = {0};
+    if (metrics_gauge_fn_new(d->metrics, "mlopsd_queue_depth",
+                             "Jobs waiting in the queue.", NULL, g_qdepth,
+                             d->q, &d->g_queue_depth, &me) ||
+        metrics_gauge_fn_new(d->metrics, "mlopsd_queue_running",
+                             "Jobs running on queue workers.", NULL,
+                             g_qrunning, d->q, &d->g_queue_running, &me) ||
+        metrics_gauge_new(d->metrics, "mlopsd_up",
+                          "1 while the daemon runs.", NULL, 0, &d->g_up,
+                          &me))
+      LOG_W(MOD, "metrics not registered: %s", me.msg);
+  }
+
+  if ((rc = registry_open(c->models_registry_dir, &d->reg, e)))
+    goto fail;
+  struct serving_opts so = {.registry = d->reg,
+                            .specs_dir = c->models_specs_dir,
+                            .default_model = c->server_default_model,
+                            .metrics = d->metrics};
+  if ((rc = serving_create(&d->sv, &so, e)))
+    goto fail;
+
+  struct plog_opts po;
+  plog_opts_defaults(&po);
+  po.pool = d->log_db;
+  po.queue = d->q;
+  po.metrics = d->metrics;
+  po.spool_dir = c->server_spool_dir;
+  po.spool_max_bytes = (uint64_t)c->server_spool_max_bytes;
+  po.policy = strcmp(c->server_log_full_policy, "serve") == 0
+                  ? PLOG_FULL_SERVE
+                  : PLOG_FULL_REJECT;
+  if ((rc = plog_create(&d->pl, &po, e)))
+    goto fail;
+
+  struct predict_opts pro = {
+      .serving = d->sv, .plog = d->pl, .metrics = d->metrics};
+  if ((rc = predict_create(&d->pr, &pro, e)))
+    goto fail;
+
+  struct http_opts ho;
+  http_opts_defaults(&ho);
+  ho.listen = c->server_listen;
+  ho.threads = c->server_threads;
+  ho.max_connections = (unsigned)c->server_max_connections;
+  ho.idle_timeout_s = (unsigned)c->server_idle_timeout_s;
+  ho.max_body_bytes = (size_t)c->server_max_body_bytes;
+  ho.metrics = d->metrics;
+  if ((rc = http_create(&d->http, &ho, e)))
+    goto fail;
+  if ((rc = predict_routes(d->pr, d->http, e)))
+    goto fail;
+  if (d->on_routes && (rc = d->on_routes(d, d->hook_ud, e)))
+    goto fail;
+  *out = d;
+  return ERR_OK;
+fail:
+  daemon_destroy(d);
+  return rc;
+}
+
+/* ---- run -------------------------------------------------------------- */
+
+enum err_code daemon_start(struct daemon *d, struct err *e)
+{
+  enum err_code rc;
+  if (d->started)
+    return err_set(e, ERR_STATE, "daemon already started");
+  if ((rc = plog_start(d->pl, e)) || (rc = serving_start(d->sv, e)) ||
+      (rc = http_start(d->http, e)))
+    return rc;
+  d->started = 1;
+  if (d->g_up)
+    metrics_gauge_set(d->g_up, 1);
+
+  struct serving_model *m = NULL;
+  char ver[16] = "none";
+  const char *evaluator = "-";
+  if (serving_acquire(d->sv, NULL, &m) == SERVING_OK) {
+    snprintf(ver, sizeof(ver), "%d", serving_model_version(m));
+    evaluator =
+        model_native(serving_model_model(m)) ? "native" : "xgboost";
+  }
+  LOG_I(MOD, "serving listen=%s port=%d model=%s version=%s evaluator=%s "
+             "pid=%ld",
+        d->cfg.server_listen, http_port(d->http),
+        d->cfg.server_default_model, ver, evaluator, (long)getpid());
+  serving_release(m);
+
+  if (d->sched_start) {
+    if ((rc = d->sched_start(d, d->hook_ud, e)) != ERR_OK)
+      return rc;
+    d->sched_started = 1;
+  }
+  return ERR_OK;
+}
+
+void daemon_request_stop(struct daemon *d)
+{
+  atomic_store(&d->stop_requested, 1);
+  kill(getpid(), SIGTERM);
+}
+
+static void reload(struct daemon *d)
+{
+  struct cfg nc;
+  struct err e = {0};
+  LOG_I(MOD, "SIGHUP: reloading the configuration");
+  if (cfg_load(&nc, d->has_config_path ? d->config_path : NULL, &e) !=
+      ERR_OK) {
+    LOG_E(MOD, "reload failed, keeping the running configuration: %s",
+          e.msg);
+    return;
+  }
+  if (cfg_check_reload(&d->cfg, &nc, &e) != ERR_OK)
+    LOG_W(MOD, "reload: %s (needs a restart; applying logging settings "
+               "only)",
+          e.msg);
+  log_set_level((enum log_level)nc.log_level);
+  log_set_format((enum log_format)nc.log_format);
+  LOG_I(MOD, "reloaded: logging level and format applied");
+  memset(&nc, 0, sizeof(nc)); /* wipe secrets */
+}
+
+void daemon_run(struct daemon *d)
+{
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&d->sigs, &sig) != 0)
+      continue;
+    if (sig == SIGHUP) {
+      reload(d);
+      continue;
+    }
+    LOG_I(MOD, "%s: stopping",
+          atomic_load(&d->stop_requested)
+              ? "stop requested"
+              : (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    return;
+  }
+}
+
+enum err_code daemon_stop(struct daemon *d, struct err *e)
+{
+  enum err_code rc = ERR_OK;
+  struct err he = {0};
+  size_t lost = 0;
+  int left_running = 0, left_queued = 0;
+  if (!d || d->stopped)
+    return ERR_OK;
+  d->stopped = 1;
+  if (d->http && http_stop(d->http, d->stop_timeout_ms, &he) != ERR_OK) {
+    LOG_W(MOD, "HTTP stop: %s", he.msg);
+    rc = err_set(e, ERR_TIMEOUT, "%s", he.msg);
+  }
+  if (d->sched_started && d->sched_stop)
+    d->sched_stop(d, d->hook_ud);
+  d->sched_started = 0;
+  serving_stop(d->sv);
+  if (d->pl) {
+    plog_stop(d->pl, d->stop_timeout_ms, &lost);
+    if (lost && rc == ERR_OK)
+      rc = err_set(e, ERR_TIMEOUT, "%zu prediction log rows lost", lost);
+  }
+  if (d->q)
+    queue_shutdown(d->q, d->stop_timeout_ms, &left_running, &left_queued);
+  if (d->g_up)
+    metrics_gauge_set(d->g_up, 0);
+  LOG_I(MOD, "stopped");
+  return rc;
+}
+
+void daemon_destroy(struct daemon *d)
+{
+  if (!d)
+    return;
+  struct err e = {0};
+  if (d->started && daemon_stop(d, &e) != ERR_OK)
+    LOG_W(MOD, "stop: %s", e.msg);
+  http_destroy(d->http);
+  predict_destroy(d->pr);
+  if (d->g_queue_depth)
+    metrics_gauge_fn_detach(d->g_queue_depth);
+  if (d->g_queue_running)
+    metrics_gauge_fn_detach(d->g_queue_running);
+  plog_destroy(d->pl);
+  queue_destroy(d->q);
+  serving_destroy(d->sv);
+  registry_close(d->reg);
+  db_pool_destroy(d->log_db);
+  db_pool_destroy(d->db);
+  metrics_destroy(d->metrics);
+  if (d->pid_written)
+    unlink(d->pid_file);
+  memset(&d->cfg, 0, sizeof(d->cfg)); /* wipe secrets */
+  free(d);
+}
+
+int daemon_main(const struct daemon_opts *o)
+{
+  struct daemon *d = NULL;
+  struct err e = {0};
+  if (daemon_create(&d, o, &e) != ERR_OK) {
+    LOG_E(MOD, "cannot start: %s", e.msg);
+    return 1;
+  }
+  if (daemon_start(d, &e) != ERR_OK) {
+    LOG_E(MOD, "cannot start: %s", e.msg);
+    daemon_destroy(d);
+    return 1;
+  }
+  daemon_run(d);
+  int code = 0;
+  if (daemon_stop(d, &e) != ERR_OK) {
+    LOG_W(MOD, "unclean stop: %s", e.msg);
+    code = 1;
+  }
+  daemon_destroy(d);
+  return code;
+}

@@ -1,0 +1,1565 @@
+/* test_serve.c - `mlopsd serve` over real HTTP against a real MariaDB.
+ *
+ * The test trains two small versions of the course model (spec
+ * config/models/credit_score_classification.yaml, rows of
+ * shared/data/credit/credit_score_features.csv with their labels) with
+ * the train_/prep_ API into a registry in a temp dir, runs `mlopsd db
+ * init` on its own database it_serve, starts the daemon binary
+ * ($MLOPSD_BIN) on a free port and talks to it with libcurl:
+ *
+ *   valid single and batch predictions (predict_requests.jsonl), every
+ *   validation rule and every kind of bad body (each the right 4xx with a
+ *   clear message, the daemon still serving), metadata, readiness,
+ *   metrics, log rows == 200 answers, hot swap under load, MariaDB
+ *   stopped under a request stream (every answered row stored exactly
+ *   once), kill -9 with rows in the spool (replayed exactly once after a
+ *   restart) and a graceful SIGTERM that flushes the log.
+ *
+ * `test_serve --make-registry DIR [VERSIONS]` only builds the registry
+ * (bench/bench_serve.sh uses it).
+ */
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "mlopsd/db.h"
+#include "mlopsd/prep.h"
+#include "mlopsd/registry.h"
+#include "mlopsd/spec.h"
+#include "mlopsd/train.h"
+
+#define MODEL "credit_score_classification"
+#define DBNAME "it_serve"
+
+static char g_src[1024], g_bin[1024], g_tmp[256], g_cfg[512], g_reg[512],
+    g_dbdir[512], g_log[512];
+static int g_port;
+static pid_t g_pid;
+static char **g_lines; /* predict_requests.jsonl */
+static size_t g_nlines;
+static struct db_pool *g_db;
+static int g_v1, g_v2;
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void msleep(int ms)
+{
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *b = malloc((size_t)n + 1);
+  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+    free(b);
+    b = NULL;
+  }
+  fclose(f);
+  if (b) {
+    b[n] = 0;
+    if (len)
+      *len = (size_t)n;
+  }
+  return b;
+}
+
+static int write_text(const char *path, const char *text)
+{
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return -1;
+  fputs(text, f);
+  return fclose(f);
+}
+
+/* ---- CSV (RFC 4180: quoted fields may hold commas) ---------------------- */
+
+struct csv {
+  char ***rows; /* rows[i][j] */
+  size_t nrows, ncols;
+  char **header;
+};
+
+static char **csv_line(char **pp, size_t *nf)
+{
+  char *p = *pp;
+  size_t cap = 32, n = 0;
+  char **f = malloc(cap * sizeof(*f));
+  for (;;) {
+    char *out = p, *start = p;
+    if (*p == '"') {
+      p++;
+      start = out = p;
+      for (;;) {
+        if (*p == '"' && p[1] == '"') {
+          *out++ = '"';
+          p += 2;
+        } else if (*p == '"') {
+          p++;
+          break;
+        } else if (!*p) {
+          break;
+        } else {
+          *out++ = *p++;
+        }
+      }
+    } else {
+      while (*p && *p != ',' && *p != '\n' && *p != '\r')
+        out++, p++;
+    }
+    char end = *p;
+    if (end)
+      p++;
+    *out = 0;
+    if (n == cap)
+      f = realloc(f, (cap *= 2) * sizeof(*f));
+    f[n++] = start;
+    if (end == ',')
+      continue;
+    while (*p == '\r' || *p == '\n')
+      p++;
+    break;
+  }
+  *pp = p;
+  *nf = n;
+  return f;
+}
+
+static int csv_load(const char *path, struct csv *c)
+{
+  char *text = read_file(path, NULL), *p = text;
+  if (!text)
+    return -1;
+  memset(c, 0, sizeof(*c));
+  c->header = csv_line(&p, &c->ncols);
+  size_t cap = 1024;
+  c->rows = malloc(cap * sizeof(*c->rows));
+  while (*p) {
+    size_t nf;
+    char **f = csv_line(&p, &nf);
+    if (nf != c->ncols) {
+      free(f);
+      continue;
+    }
+    if (c->nrows == cap)
+      c->rows = realloc(c->rows, (cap *= 2) * sizeof(*c->rows));
+    c->rows[c->nrows++] = f;
+  }
+  return 0; /* text stays allocated: fields point into it */
+}
+
+static int csv_col(const struct csv *c, const char *name)
+{
+  for (size_t j = 0; j < c->ncols; j++)
+    if (strcmp(c->header[j], name) == 0)
+      return (int)j;
+  return -1;
+}
+
+/* ---- training a registry version ---------------------------------------- */
+
+struct trainset {
+  struct spec *spec;
+  size_t n;
+  struct prep_column *cols;
+  float *y;
+};
+
+static int trainset_load(const char *src, struct trainset *ts)
+{
+  char path[2048];
+  struct err e = {0};
+  struct csv feat, lab;
+  memset(ts, 0, sizeof(*ts));
+  snprintf(path, sizeof(path), "%s/config/models/%s.yaml", src, MODEL);
+  if (spec_load(path, &ts->spec, &e) != ERR_OK) {
+    fprintf(stderr, "spec: %s\n", e.msg);
+    return -1;
+  }
+  if (csv_load("/work/shared/data/credit/credit_score_features.csv", &feat) ||
+      csv_load("/work/shared/data/credit/credit_score.csv", &lab)) {
+    snprintf(path, sizeof(path), "%s/sql/data/credit_score_features.csv",
+             src);
+    if (csv_load(path, &feat))
+      return -1;
+    snprintf(path, sizeof(path), "%s/sql/data/credit_score.csv", src);
+    if (csv_load(path, &lab))
+      return -1;
+  }
+  int lid = csv_col(&lab, "id"), ldate = csv_col(&lab, "date"),
+      lcs = csv_col(&lab, "credit_score");
+  int fid = csv_col(&feat, "id"), fdate = csv_col(&feat, "date");
+  const struct spec *sp = ts->spec;
+  size_t nf = sp->n_features;
+  int *fc = calloc(nf, sizeof(int));
+  for (size_t k = 0; k < nf; k++)
+    if ((fc[k] = csv_col(&feat, sp->features[k].name)) < 0) {
+      fprintf(stderr, "trainset: no column %s\n", sp->features[k].name);
+      return -1;
+    }
+  ts->cols = calloc(nf, sizeof(*ts->cols));
+  double **num = calloc(nf, sizeof(double *));
+  const char ***str = calloc(nf, sizeof(char **));
+  for (size_t k = 0; k < nf; k++) {
+    if (sp->features[k].kind == SPEC_NUMERIC)
+      ts->cols[k].num = num[k] = malloc(feat.nrows * sizeof(double));
+    else
+      ts->cols[k].str = str[k] = malloc(feat.nrows * sizeof(char *));
+  }
+  ts->y = malloc(feat.nrows * sizeof(float));
+  for (size_t i = 0; i < feat.nrows; i++) {
+    char **r = feat.rows[i];
+    int cls = -1;
+    for (size_t j = 0; j < lab.nrows && cls < 0; j++)
+      if (!strcmp(lab.rows[j][lid], r[fid]) &&
+          !strcmp(lab.rows[j][ldate], r[fdate]))
+        cls = spec_class_index(sp, lab.rows[j][lcs]);
+    if (cls < 0)
+      continue;
+    size_t n = ts->n++;
+    ts->y[n] = (float)cls;
+    for (size_t k = 0; k < nf; k++) {
+      const char *v = r[fc[k]];
+      if (sp->features[k].kind == SPEC_NUMERIC)
+        num[k][n] = *v ? strtod(v, NULL) : NAN;
+      else
+        str[k][n] = *v ? v : NULL;
+    }
+  }
+  free(num);
+  free(str);
+  free(fc);
+  if (ts->n <= 100)
+    fprintf(stderr, "trainset: only %zu labelled rows\n", ts->n);
+  return ts->n > 100 ? 0 : -1;
+}
+
+/* Train one version (depth, rounds) and point production at it if asked. */
+static int make_version(struct registry *reg, struct trainset *ts, int depth,
+                        int rounds, int *version)
+{
+  struct err e = {0};
+  struct prep *pp = NULL;
+  struct prep_input in = {ts->n, ts->spec->n_features, ts->cols};
+  size_t *tr = NULL, *va = NULL, ntr = 0, nva = 0;
+  if (prep_split(ts->n, 0.3, 42, &tr, &ntr, &va, &nva, &e) ||
+      prep_fit(ts->spec, &in, tr, ntr, &pp, &e)) {
+    fprintf(stderr, "prep: %s\n", e.msg);
+    return -1;
+  }
+  size_t no = prep_n_outputs(pp);
+  float *xtr = malloc(ntr * no * sizeof(float)),
+        *xva = malloc(nva * no * sizeof(float));
+  float *ytr = malloc(ntr * sizeof(float)), *yva = malloc(nva * sizeof(float));
+  if (prep_transform_rows(pp, &in, tr, ntr, xtr, &e) ||
+      prep_transform_rows(pp, &in, va, nva, xva, &e))
+    return -1;
+  for (size_t i = 0; i < ntr; i++)
+    ytr[i] = ts->y[tr[i]];
+  for (size_t i = 0; i < nva; i++)
+    yva[i] = ts->y[va[i]];
+  const char **names = malloc(no * sizeof(char *));
+  for (size_t j = 0; j < no; j++)
+    names[j] = prep_output_name(pp, j);
+  char dep[16];
+  snprintf(dep, sizeof(dep), "%d", depth);
+  struct train_kv kv[] = {{"max_depth", dep},
+                          {"eta", "0.3"},
+                          {"tree_method", "hist"},
+                          {"seed", "7"}};
+  struct train_data td = {xtr, ytr, ntr, xva, yva, nva, no, names};
+  struct train_params tp = {.objective = "multi:softprob",
+                            .num_class = 3,
+                            .params = kv,
+                            .n_params = 4,
+                            .num_boost_round = rounds,
+                            .nthread = 1};
+  struct train_result res;
+  if (train_fit(&td, &tp, &res, &e) != ERR_OK) {
+    fprintf(stderr, "train: %s\n", e.msg);
+    return -1;
+  }
+  struct registry_draft *d = NULL;
+  char path[REGISTRY_PATH_MAX];
+  int rc = -1;
+  if (registry_version_begin(reg, MODEL, &d, &e))
+    goto out;
+  if (registry_draft_path(d, "model.ubj", path, sizeof(path), &e) ||
+      train_result_save(&res, path, &e))
+    goto out;
+  if (registry_draft_path(d, "preprocess.json", path, sizeof(path), &e) ||
+      prep_save_json(pp, path, &e))
+    goto out;
+  /* meta.json */
+  cJSON *meta = cJSON_CreateObject();
+  char ct[32];
+  time_t t = time(NULL);
+  strftime(ct, sizeof(ct), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+  cJSON_AddStringToObject(meta, "creation_time", ct);
+  cJSON *par = cJSON_AddObjectToObject(meta, "params");
+  for (size_t i = 0; i < 4; i++)
+    cJSON_AddStringToObject(par, kv[i].key, kv[i].value);
+  cJSON *met = cJSON_AddObjectToObject(meta, "metrics");
+  cJSON_AddNumberToObject(met, "accuracy", res.metrics.accuracy);
+  cJSON_AddNumberToObject(met, "logloss", res.metrics.logloss);
+  char *txt = cJSON_Print(meta);
+  cJSON_Delete(meta);
+  if (registry_draft_path(d, "meta.json", path, sizeof(path), &e) ||
+      registry_write_file(path, txt, strlen(txt), &e)) {
+    free(txt);
+    goto out;
+  }
+  free(txt);
+  /* sample.json: request objects the server verifies the evaluator on */
+  cJSON *sample = cJSON_CreateObject();
+  cJSON *rows = cJSON_AddArrayToObject(sample, "rows");
+  for (size_t i = 0; i < g_nlines && i < 200; i++) {
+    cJSON *l = cJSON_Parse(g_lines[i]);
+    cJSON *dd = cJSON_DetachItemFromObject(l, "data");
+    cJSON_AddItemToArray(rows, dd);
+    cJSON_Delete(l);
+  }
+  txt = cJSON_PrintUnformatted(sample);
+  cJSON_Delete(sample);
+  if (registry_draft_path(d, "sample.json", path, sizeof(path), &e) ||
+      registry_write_file(path, txt, strlen(txt), &e)) {
+    free(txt);
+    goto out;
+  }
+  free(txt);
+  rc = registry_version_commit(d, version, &e) == ERR_OK ? 0 : -1;
+  d = NULL;
+out:
+  if (rc)
+    fprintf(stderr, "make_version: %s\n", e.msg);
+  registry_version_abort(d);
+  train_result_free(&res);
+  prep_destroy(pp);
+  free(xtr);
+  free(xva);
+  free(ytr);
+  free(yva);
+  free(names);
+  free(tr);
+  free(va);
+  return rc;
+}
+
+static int load_lines(void)
+{
+  size_t len;
+  char *t = read_file("/work/shared/data/credit/predict_requests.jsonl", &len);
+  if (!t)
+    return -1;
+  size_t cap = 8192;
+  g_lines = malloc(cap * sizeof(char *));
+  for (char *p = t; *p;) {
+    char *nl = strchr(p, '\n');
+    if (nl)
+      *nl = 0;
+    if (*p) {
+      if (g_nlines == cap)
+        g_lines = realloc(g_lines, (cap *= 2) * sizeof(char *));
+      g_lines[g_nlines++] = p;
+    }
+    if (!nl)
+      break;
+    p = nl + 1;
+  }
+  return 0;
+}
+
+/* Build a registry with two versions; production -> v1. */
+static int make_registry(const char *dir, int *v1, int *v2)
+{
+  struct registry *reg = NULL;
+  struct err e = {0};
+  struct trainset ts;
+  if (!g_lines && load_lines())
+    return -1;
+  if (registry_open(dir, &reg, &e)) {
+    fprintf(stderr, "registry: %s\n", e.msg);
+    return -1;
+  }
+  if (trainset_load(g_src, &ts))
+    return -1;
+  if (make_version(reg, &ts, 4, 30, v1) || make_version(reg, &ts, 2, 8, v2))
+    return -1;
+  if (registry_alias_set(reg, MODEL, REGISTRY_PRODUCTION, *v1, NULL, &e))
+    return -1;
+  registry_close(reg);
+  return 0;
+}
+
+static int set_production(int version)
+{
+  struct registry *reg = NULL;
+  struct err e = {0};
+  if (registry_open(g_reg, &reg, &e))
+    return -1;
+  int rc = registry_alias_set(reg, MODEL, REGISTRY_PRODUCTION, version, NULL,
+                              &e)
+               ? -1
+               : 0;
+  registry_close(reg);
+  return rc;
+}
+
+/* ---- HTTP client --------------------------------------------------------- */
+
+struct buf {
+  char *p;
+  size_t n;
+};
+
+static size_t on_data(char *d, size_t sz, size_t nm, void *arg)
+{
+  struct buf *b = arg;
+  size_t k = sz * nm;
+  b->p = realloc(b->p, b->n + k + 1);
+  memcpy(b->p + b->n, d, k);
+  b->n += k;
+  b->p[b->n] = 0;
+  return k;
+}
+
+struct answer {
+  long status;
+  char *body;
+  cJSON *json;
+};
+
+static void answer_free(struct answer *a)
+{
+  free(a->body);
+  cJSON_Delete(a->json);
+  memset(a, 0, sizeof(*a));
+}
+
+static _Thread_local CURL *tl_curl;
+
+/* method "GET" or "POST"; ctype NULL = application/json. */
+static int req(const char *method, const char *path, const char *ctype,
+               const char *body, size_t len, struct answer *a)
+{
+  char url[512], ct[256];
+  struct buf b = {0};
+  struct curl_slist *h = NULL;
+  memset(a, 0, sizeof(*a));
+  if (!tl_curl)
+    tl_curl = curl_easy_init();
+  CURL *c = tl_curl;
+  curl_easy_reset(c);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", g_port, path);
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  if (strcmp(method, "POST") == 0) {
+    snprintf(ct, sizeof(ct), "Content-Type: %s",
+             ctype ? ctype : "application/json");
+    h = curl_slist_append(h, ct);
+    h = curl_slist_append(h, "Expect:");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+  }
+  CURLcode rc = curl_easy_perform(c);
+  curl_slist_free_all(h);
+  if (rc != CURLE_OK) {
+    free(b.p);
+    a->status = -1;
+    return -1;
+  }
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
+  a->body = b.p ? b.p : strdup("");
+  a->json = cJSON_Parse(a->body);
+  return 0;
+}
+
+static int post(const char *path, const char *body, struct answer *a)
+{
+  return req("POST", path, NULL, body, strlen(body), a);
+}
+
+static int get(const char *path, struct answer *a)
+{
+  return req("GET", path, NULL, NULL, 0, a);
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The field message of a 400 answer, or NULL. */
+static const char *field_msg(const struct answer *a, const char *field)
+{
+  const cJSON *f = cJSON_GetObjectItemCaseSensitive(a->json, "fields");
+  return jstr(f, field);
+}
+
+/* Value of an unlabelled metric in /metrics, or -1. */
+static double metric(const char *name)
+{
+  struct answer a;
+  double v = -1;
+  if (get("/metrics", &a) || a.status != 200) {
+    answer_free(&a);
+    return -1;
+  }
+  size_t nl = strlen(name);
+  for (char *p = a.body; p && *p;) {
+    if (strncmp(p, name, nl) == 0 && p[nl] == ' ') {
+      v = strtod(p + nl + 1, NULL);
+      break;
+    }
+    p = strchr(p, '\n');
+    if (p)
+      p++;
+  }
+  answer_free(&a);
+  return v;
+}
+
+/* A request line with data.customer_id replaced by cid (a string). */
+static char *with_cid(size_t line, const char *cid)
+{
+  cJSON *l = cJSON_Parse(g_lines[line % g_nlines]);
+  cJSON *d = cJSON_GetObjectItemCaseSensitive(l, "data");
+  cJSON_ReplaceItemInObjectCaseSensitive(d, "customer_id",
+                                         cJSON_CreateString(cid));
+  char *t = cJSON_PrintUnformatted(l);
+  cJSON_Delete(l);
+  return t;
+}
+
+/* A request line's data with one member replaced (json text of value, or
+ * NULL to remove it). */
+static char *with_field(size_t line, const char *field, const char *value)
+{
+  cJSON *l = cJSON_Parse(g_lines[line]);
+  cJSON *d = cJSON_GetObjectItemCaseSensitive(l, "data");
+  if (value) {
+    cJSON *v = cJSON_Parse(value);
+    if (cJSON_GetObjectItemCaseSensitive(d, field))
+      cJSON_ReplaceItemInObjectCaseSensitive(d, field, v);
+    else
+      cJSON_AddItemToObject(d, field, v);
+  } else {
+    cJSON_DeleteItemFromObjectCaseSensitive(d, field);
+  }
+  char *t = cJSON_PrintUnformatted(l);
+  cJSON_Delete(l);
+  return t;
+}
+
+/* ---- database ------------------------------------------------------------ */
+
+static int64_t db_count(const char *where)
+{
+  struct db_conn *c = NULL;
+  struct err e = {0};
+  char sql[512];
+  int64_t n = -1;
+  snprintf(sql, sizeof(sql),
+           "SELECT COUNT(*) FROM credit_predictions_api_log WHERE %s", where);
+  if (db_acquire(g_db, 10000, &c, &e) == ERR_OK) {
+    if (db_query_i64(c, sql, NULL, 0, &n, &e) != ERR_OK)
+      fprintf(stderr, "db_count: %s\n", e.msg);
+    db_release(g_db, c);
+  } else {
+    fprintf(stderr, "db_count: %s\n", e.msg);
+  }
+  return n;
+}
+
+struct idset {
+  char **ids;
+  size_t n, cap;
+  pthread_mutex_t mu;
+};
+
+static void idset_add(struct idset *s, const char *id)
+{
+  pthread_mutex_lock(&s->mu);
+  if (s->n == s->cap)
+    s->ids = realloc(s->ids, (s->cap = s->cap ? s->cap * 2 : 256) *
+                                 sizeof(char *));
+  s->ids[s->n++] = strdup(id);
+  pthread_mutex_unlock(&s->mu);
+}
+
+struct rowcount {
+  struct idset *want;
+  size_t found, dup, extra;
+  char *seen; /* per want id */
+};
+
+static int count_row(void *user, const struct db_row *r)
+{
+  struct rowcount *rc = user;
+  const char *id = db_row_str(r, 0, NULL);
+  int64_t n = db_row_i64(r, 1);
+  for (size_t i = 0; i < rc->want->n; i++) {
+    if (strcmp(rc->want->ids[i], id) == 0) {
+      rc->seen[i] = 1;
+      rc->found++;
+      if (n != 1)
+        rc->dup++;
+      return 0;
+    }
+  }
+  rc->extra++;
+  return 0;
+}
+
+/* Every id of want has exactly one row whose customer_id starts with
+ * prefix; no row with that prefix is unexpected. */
+static int check_exactly_once(struct idset *want, const char *prefix,
+                              size_t *found, size_t *dup, size_t *extra)
+{
+  struct db_conn *c = NULL;
+  struct err e = {0};
+  char like[32];
+  struct rowcount rc = {want, 0, 0, 0, calloc(want->n + 1, 1)};
+  snprintf(like, sizeof(like), "%s%%", prefix);
+  struct db_val p = DB_V_STR(like);
+  int ok = -1;
+  if (db_acquire(g_db, 10000, &c, &e) == ERR_OK) {
+    if (db_query(c,
+                 "SELECT customer_id, COUNT(*) FROM credit_predictions_api_log"
+                 " WHERE customer_id LIKE ? GROUP BY customer_id",
+                 &p, 1, count_row, &rc, NULL, &e) == ERR_OK)
+      ok = 0;
+    else
+      fprintf(stderr, "check_exactly_once: %s\n", e.msg);
+    db_release(g_db, c);
+  }
+  *found = rc.found;
+  *dup = rc.dup;
+  *extra = rc.extra;
+  free(rc.seen);
+  return ok;
+}
+
+/* Wait until the log has nothing in memory nor in the spool. */
+static int wait_log_drained(double timeout_s)
+{
+  double t0 = now_s();
+  while (now_s() - t0 < timeout_s) {
+    if (metric("mlopsd_plog_backlog_rows") == 0 &&
+        metric("mlopsd_plog_spool_records") == 0)
+      return 0;
+    msleep(100);
+  }
+  return -1;
+}
+
+/* ---- the daemon ---------------------------------------------------------- */
+
+static int free_port(void)
+{
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t l = sizeof(a);
+  bind(s, (struct sockaddr *)&a, sizeof(a));
+  getsockname(s, (struct sockaddr *)&a, &l);
+  close(s);
+  return ntohs(a.sin_port);
+}
+
+static int run_cmd(const char *cmd)
+{
+  int st = system(cmd);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int wait_ready(double timeout_s)
+{
+  double t0 = now_s();
+  while (now_s() - t0 < timeout_s) {
+    struct answer a;
+    if (get("/readyz", &a) == 0 && a.status == 200) {
+      answer_free(&a);
+      return 0;
+    }
+    answer_free(&a);
+    msleep(100);
+  }
+  return -1;
+}
+
+static int daemon_start(void)
+{
+  g_pid = fork();
+  if (g_pid == 0) {
+    int fd = open(g_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 2);
+    dup2(fd, 1);
+    char pidf[600];
+    snprintf(pidf, sizeof(pidf), "%s/mlopsd.pid", g_tmp);
+    execl(g_bin, g_bin, "-c", g_cfg, "serve", "--pid-file", pidf,
+          (char *)NULL);
+    _exit(127);
+  }
+  return g_pid > 0 ? 0 : -1;
+}
+
+/* SIGTERM and wait; returns the exit status or -1. */
+static int daemon_term(void)
+{
+  int st;
+  if (g_pid <= 0)
+    return -1;
+  kill(g_pid, SIGTERM);
+  for (int i = 0; i < 300; i++) {
+    if (waitpid(g_pid, &st, WNOHANG) == g_pid) {
+      g_pid = 0;
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    msleep(100);
+  }
+  kill(g_pid, SIGKILL);
+  waitpid(g_pid, &st, 0);
+  g_pid = 0;
+  return -1;
+}
+
+static void daemon_kill9(void)
+{
+  int st;
+  kill(g_pid, SIGKILL);
+  waitpid(g_pid, &st, 0);
+  g_pid = 0;
+}
+
+static void db_stop(void)
+{
+  char cmd[2048];
+  snprintf(cmd, sizeof(cmd), "%s/tests/mariadb.sh stop %s >/dev/null 2>&1",
+           g_src, g_dbdir);
+  run_cmd(cmd);
+}
+
+static void db_start(void)
+{
+  char cmd[2048];
+  snprintf(cmd, sizeof(cmd), "%s/tests/mariadb.sh start %s >/dev/null 2>&1",
+           g_src, g_dbdir);
+  run_cmd(cmd);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static size_t g_ok_items; /* items answered 200 (rows expected) */
+
+TEST(single_valid)
+{
+  struct answer a;
+  REQUIRE(post("/predict", g_lines[0], &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK(cJSON_IsNumber(cJSON_GetObjectItem(a.json, "customer_id")));
+  CHECK_EQ_INT(cJSON_GetObjectItem(a.json, "customer_id")->valuedouble, 4096);
+  const char *p = jstr(a.json, "predict");
+  CHECK(p && (!strcmp(p, "Poor") || !strcmp(p, "Standard") ||
+              !strcmp(p, "Good")));
+  double conf = cJSON_GetNumberValue(cJSON_GetObjectItem(a.json, "confidence"));
+  CHECK(conf > 0.33 && conf <= 1.0);
+  CHECK_EQ_STR(jstr(a.json, "model_version"), "1");
+  if (a.status == 200)
+    g_ok_items++;
+  answer_free(&a);
+  /* the same model by name */
+  REQUIRE(post("/models/" MODEL "/predict", g_lines[1], &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  if (a.status == 200)
+    g_ok_items++;
+  answer_free(&a);
+  /* the first 200 lines one by one */
+  int ok = 0;
+  for (size_t i = 0; i < 200; i++) {
+    if (post("/predict", g_lines[i], &a) == 0 && a.status == 200)
+      ok++;
+    else
+      fprintf(stderr, "  line %zu: %ld %s\n", i, a.status,
+              a.body ? a.body : "");
+    answer_free(&a);
+  }
+  CHECK_EQ_INT(ok, 200);
+  g_ok_items += (size_t)ok;
+}
+
+TEST(batch_valid)
+{
+  size_t cap = 1 << 20, n = 0;
+  char *b = malloc(cap);
+  n += (size_t)snprintf(b, cap, "{\"data\": [");
+  for (size_t i = 0; i < 200; i++) {
+    const char *d = strstr(g_lines[i], "{\"customer_id\"");
+    size_t l = strlen(d) - 1; /* drop the outer } */
+    memcpy(b + n, d, l);
+    n += l;
+    b[n++] = i + 1 < 200 ? ',' : ']';
+  }
+  b[n++] = '}';
+  b[n] = 0;
+  struct answer a;
+  REQUIRE(post("/predict", b, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK(cJSON_IsArray(a.json));
+  CHECK_EQ_INT(cJSON_GetArraySize(a.json), 200);
+  /* answers in order, the same as single requests */
+  cJSON *first = cJSON_GetArrayItem(a.json, 0);
+  CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(first, "customer_id")),
+               4096);
+  struct answer s;
+  REQUIRE(post("/predict", g_lines[0], &s) == 0);
+  CHECK_EQ_STR(jstr(first, "predict"), jstr(s.json, "predict"));
+  CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(first, "confidence")),
+             cJSON_GetNumberValue(cJSON_GetObjectItem(s.json, "confidence")),
+             1e-9);
+  if (s.status == 200)
+    g_ok_items++;
+  if (a.status == 200)
+    g_ok_items += 200;
+  answer_free(&s);
+  answer_free(&a);
+  /* a batch of one */
+  char *one = malloc(strlen(g_lines[5]) + 8);
+  const char *d = strstr(g_lines[5], "{\"customer_id\"");
+  sprintf(one, "{\"data\":[%.*s]}", (int)(strlen(d) - 1), d);
+  REQUIRE(post("/predict", one, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK_EQ_INT(cJSON_GetArraySize(a.json), 1);
+  if (a.status == 200)
+    g_ok_items++;
+  answer_free(&a);
+  free(one);
+  free(b);
+}
+
+/* Expect a 400 naming field with msg (substring). */
+static void expect_field(const char *body, const char *field,
+                         const char *msg, int line)
+{
+  struct answer a;
+  if (post("/predict", body, &a) != 0) {
+    fprintf(stderr, "  FAIL line %d: no answer\n", line);
+    check_cur_failed = 1;
+    return;
+  }
+  const char *m = field_msg(&a, field);
+  if (a.status != 400 || !m || !strstr(m, msg) ||
+      strcmp(jstr(a.json, "error") ? jstr(a.json, "error") : "",
+             "invalid input") != 0) {
+    fprintf(stderr, "  FAIL line %d: want 400 %s: %s, got %ld %s\n", line,
+            field, msg, a.status, a.body);
+    check_cur_failed = 1;
+  }
+  answer_free(&a);
+}
+
+TEST(validation_rules)
+{
+  char *b;
+  expect_field(b = with_field(0, "age", "-5"), "age", "must be > 0",
+               __LINE__);
+  free(b);
+  expect_field(b = with_field(0, "age", "0"), "age", "must be > 0",
+               __LINE__);
+  free(b);
+  expect_field(b = with_field(0, "age", "18.5"), "age", "integer", __LINE__);
+  free(b);
+  expect_field(b = with_field(0, "age", "\"abc\""), "age", "number",
+               __LINE__);
+  free(b);
+  expect_field(b = with_field(0, "credit_history_age", "0"),
+               "credit_history_age", "> 0", __LINE__);
+  free(b);
+  expect_field(b = with_field(0, "credit_mix", "\"Weird\""), "credit_mix",
+               "one of", __LINE__);
+  free(b);
+  expect_field(b = with_field(0, "credit_mix", "7"), "credit_mix",
+               "string", __LINE__);
+  free(b);
+  expect_field(b = with_field(0, "occupation", NULL), "occupation",
+               "required", __LINE__);
+  free(b);
+  expect_field(b = with_field(0, "occupation", "null"), "occupation",
+               "required", __LINE__);
+  free(b);
+  expect_field(b = with_field(0, "favourite_colour", "\"blue\""),
+               "favourite_colour", "unknown field", __LINE__);
+  free(b);
+  /* huge numbers: the raw text, cJSON would print 1e400 as null */
+  {
+    const char *at = strstr(g_lines[0], "\"age\": 18,");
+    REQUIRE(at != NULL);
+    size_t k = (size_t)(at - g_lines[0]);
+    char *t = malloc(strlen(g_lines[0]) + 16);
+    sprintf(t, "%.*s\"age\": 1e400,%s", (int)k, g_lines[0],
+            at + strlen("\"age\": 18,"));
+    expect_field(t, "age", "number", __LINE__);
+    sprintf(t, "%.*s\"age\": -1e400,%s", (int)k, g_lines[0],
+            at + strlen("\"age\": 18,"));
+    expect_field(t, "age", "number", __LINE__);
+    sprintf(t, "%.*s\"age\": 1e300,%s", (int)k, g_lines[0],
+            at + strlen("\"age\": 18,"));
+    struct answer a;
+    CHECK(post("/predict", t, &a) == 0 && a.status == 200);
+    if (a.status == 200)
+      g_ok_items++;
+    answer_free(&a);
+    free(t);
+  }
+  expect_field(b = with_field(0, "annual_income", "[1,2]"), "annual_income",
+               "number", __LINE__);
+  free(b);
+  /* every bad field is named at once */
+  {
+    char *b1 = with_field(0, "age", "-1");
+    char *b2 = with_field(0, "credit_mix", "\"x\"");
+    cJSON *j1 = cJSON_Parse(b1), *j2 = cJSON_Parse(b2);
+    cJSON *d1 = cJSON_GetObjectItem(j1, "data");
+    cJSON_ReplaceItemInObject(
+        d1, "credit_mix",
+        cJSON_Duplicate(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(j2, "data"), "credit_mix"),
+            1));
+    cJSON_DeleteItemFromObject(d1, "monthly_balance");
+    char *t = cJSON_PrintUnformatted(j1);
+    struct answer a;
+    REQUIRE(post("/predict", t, &a) == 0);
+    CHECK_EQ_INT(a.status, 400);
+    CHECK(field_msg(&a, "age") != NULL);
+    CHECK(field_msg(&a, "credit_mix") != NULL);
+    CHECK(field_msg(&a, "monthly_balance") != NULL);
+    answer_free(&a);
+    free(t);
+    free(b1);
+    free(b2);
+    cJSON_Delete(j1);
+    cJSON_Delete(j2);
+  }
+  /* a batch names the item */
+  {
+    char *bad = with_field(3, "age", "-7");
+    const char *d0 = strstr(g_lines[0], "{\"customer_id\"");
+    const char *d3 = strstr(bad, "{\"customer_id\"");
+    size_t cap = strlen(g_lines[0]) * 4 + strlen(bad) + 64;
+    char *t = malloc(cap);
+    snprintf(t, cap, "{\"data\":[%.*s,%.*s,%.*s,%.*s]}",
+             (int)(strlen(d0) - 1), d0, (int)(strlen(d0) - 1), d0,
+             (int)(strlen(d0) - 1), d0, (int)(strlen(d3) - 1), d3);
+    struct answer a;
+    REQUIRE(post("/predict", t, &a) == 0);
+    CHECK_EQ_INT(a.status, 400);
+    CHECK(field_msg(&a, "data[3].age") != NULL);
+    CHECK(strstr(field_msg(&a, "data[3].age") ? field_msg(&a, "data[3].age")
+                                              : "",
+                 "> 0") != NULL);
+    answer_free(&a);
+    free(t);
+    free(bad);
+  }
+  /* shapes */
+  expect_field("{}", "data", "required", __LINE__);
+  expect_field("{\"data\": 5}", "data", "object", __LINE__);
+  expect_field("{\"data\": []}", "data", "empty", __LINE__);
+  expect_field("{\"data\": {}, \"extra\": 1}", "extra", "unknown field",
+               __LINE__);
+  expect_field("{\"data\": [5]}", "data[0]", "object", __LINE__);
+}
+
+/* Expect status and a substring of "error". */
+static void expect_error(const char *ctype, const char *body, size_t len,
+                         long status, const char *msg, int line)
+{
+  struct answer a;
+  if (req("POST", "/predict", ctype, body, len, &a) != 0) {
+    fprintf(stderr, "  FAIL line %d: no answer\n", line);
+    check_cur_failed = 1;
+    return;
+  }
+  const char *m = jstr(a.json, "error");
+  if (a.status != status || !m || (msg && !strstr(m, msg))) {
+    fprintf(stderr, "  FAIL line %d: want %ld '%s', got %ld %.300s\n", line,
+            status, msg ? msg : "", a.status, a.body);
+    check_cur_failed = 1;
+  }
+  answer_free(&a);
+}
+
+static void still_serving(void)
+{
+  struct answer a;
+  CHECK(get("/healthz", &a) == 0 && a.status == 200);
+  answer_free(&a);
+  CHECK(post("/predict", g_lines[7], &a) == 0 && a.status == 200);
+  if (a.status == 200)
+    g_ok_items++;
+  answer_free(&a);
+}
+
+TEST(bad_bodies)
+{
+  const char *l0 = g_lines[0];
+  size_t n0 = strlen(l0);
+  expect_error(NULL, "{\"data\": {\"age\": }}", 19, 400, "malformed JSON",
+               __LINE__);
+  expect_error(NULL, "{\"data\": {\"age\": }}", 19, 400, "line 1, column",
+               __LINE__);
+  expect_error(NULL, l0, n0 / 2, 400, "unexpected end of input", __LINE__);
+  expect_error(NULL, l0, n0 - 1, 400, "malformed JSON", __LINE__);
+  expect_error(NULL, "{\"data\": {}} trailing", 21, 400, "after the JSON",
+               __LINE__);
+  expect_error(NULL, "{'data': 1}", 11, 400, "malformed JSON", __LINE__);
+  expect_error(NULL, "", 0, 400, "empty", __LINE__);
+  expect_error(NULL, "  \n ", 4, 400, "empty", __LINE__);
+  expect_error(NULL, "[1,2]", 5, 400, "JSON object", __LINE__);
+  /* deep nesting */
+  {
+    size_t n = 100000;
+    char *d = malloc(n + 32);
+    size_t k = (size_t)sprintf(d, "{\"data\":");
+    for (size_t i = 0; i < n; i++)
+      d[k++] = '[';
+    expect_error(NULL, d, k, 400, "nested too deeply", __LINE__);
+    free(d);
+  }
+  /* non-UTF-8 */
+  {
+    char *b = with_field(0, "occupation", "\"Lawyer\"");
+    char *p = strstr(b, "Lawyer");
+    p[1] = (char)0xff;
+    expect_error(NULL, b, strlen(b), 400, "not valid UTF-8", __LINE__);
+    p[1] = (char)0xc3; /* truncated 2-byte sequence */
+    p[2] = 'x';
+    expect_error(NULL, b, strlen(b), 400, "not valid UTF-8", __LINE__);
+    free(b);
+    const char *lone = "{\"data\": {\"occupation\": \"\\ud800\"}}";
+    expect_error(NULL, lone, strlen(lone), 400, "surrogate", __LINE__);
+    const char *nul = "{\"data\": {\"occupation\": \"a\\u0000b\"}}";
+    expect_error(NULL, nul, strlen(nul), 400, "u0000", __LINE__);
+    char ctl[] = "{\"data\": {\"occupation\": \"a\tb\"}}";
+    expect_error(NULL, ctl, strlen(ctl), 400, "control character", __LINE__);
+  }
+  /* a number too long for any parser */
+  {
+    char b[256];
+    snprintf(b, sizeof(b), "{\"data\": {\"age\": 1%080d}}", 0);
+    expect_error(NULL, b, strlen(b), 400, "number too long", __LINE__);
+  }
+  /* wrong content types */
+  expect_error("text/plain", l0, n0, 415, "content type", __LINE__);
+  expect_error("application/x-www-form-urlencoded", l0, n0, 415,
+               "application/json", __LINE__);
+  expect_error("application/jsonx", l0, n0, 415, NULL, __LINE__);
+  /* charset parameter is fine */
+  {
+    struct answer a;
+    CHECK(req("POST", "/predict", "application/json; charset=utf-8", l0, n0,
+              &a) == 0 &&
+          a.status == 200);
+    if (a.status == 200)
+      g_ok_items++;
+    answer_free(&a);
+  }
+  /* 2 MB body */
+  {
+    size_t n = 2u << 20;
+    char *big = malloc(n + 1);
+    memset(big, ' ', n);
+    memcpy(big, "{\"data\": {\"occupation\": \"", 25);
+    big[n - 3] = '"';
+    big[n - 2] = '}';
+    big[n - 1] = '}';
+    big[n] = 0;
+    struct answer a;
+    int r = req("POST", "/predict", NULL, big, n, &a);
+    /* the server may close the connection before reading it all */
+    CHECK(r != 0 || a.status == 413);
+    answer_free(&a);
+    free(big);
+  }
+  /* unknown model, GET on /predict */
+  {
+    struct answer a;
+    REQUIRE(post("/models/no_such_model/predict", l0, &a) == 0);
+    CHECK_EQ_INT(a.status, 404);
+    CHECK(jstr(a.json, "error") && strstr(jstr(a.json, "error"), "unknown"));
+    answer_free(&a);
+    REQUIRE(get("/predict", &a) == 0);
+    CHECK_EQ_INT(a.status, 405);
+    answer_free(&a);
+  }
+  still_serving();
+}
+
+TEST(metadata_metrics_ready)
+{
+  struct answer a;
+  REQUIRE(get("/metadata", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK_EQ_STR(jstr(a.json, "model_name"), MODEL);
+  CHECK_EQ_STR(jstr(a.json, "model_version"), "1");
+  CHECK(jstr(a.json, "creation_time") != NULL);
+  CHECK(cJSON_IsObject(cJSON_GetObjectItem(a.json, "params")));
+  CHECK(cJSON_IsObject(cJSON_GetObjectItem(a.json, "metrics")));
+  cJSON *nat = cJSON_GetObjectItem(a.json, "native");
+  CHECK(cJSON_IsTrue(cJSON_GetObjectItem(nat, "enabled")));
+  CHECK(jstr(nat, "status") && strstr(jstr(nat, "status"), "native"));
+  answer_free(&a);
+  REQUIRE(req("POST", "/metadata", NULL, "{}", 2, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  answer_free(&a);
+  REQUIRE(get("/models/nope/metadata", &a) == 0);
+  CHECK_EQ_INT(a.status, 404);
+  answer_free(&a);
+  REQUIRE(get("/readyz", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK_EQ_STR(jstr(a.json, "model_version"), "1");
+  answer_free(&a);
+  REQUIRE(get("/metrics", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK(strstr(a.body, "mlopsd_predictions_total{model=\"" MODEL "\"") != NULL);
+  CHECK(strstr(a.body, "mlopsd_plog_backlog_rows") != NULL);
+  CHECK(strstr(a.body, "mlopsd_plog_spool_bytes") != NULL);
+  CHECK(strstr(a.body, "mlopsd_queue_depth") != NULL);
+  CHECK(strstr(a.body, "mlopsd_model_version{model=\"" MODEL "\"} 1") != NULL);
+  CHECK(strstr(a.body, "mlopsd_model_load_ms") != NULL);
+  CHECK(strstr(a.body, "mlopsd_plog_rows_unlogged_total") != NULL);
+  CHECK(strstr(a.body, "http_requests_total") != NULL);
+  answer_free(&a);
+}
+
+TEST(log_rows_match_answers)
+{
+  REQUIRE(wait_log_drained(20) == 0);
+  CHECK_EQ_INT(db_count("1"), (int64_t)g_ok_items);
+  /* features exactly as received, customer_id as text */
+  struct db_conn *c = NULL;
+  struct err e = {0};
+  REQUIRE(db_acquire(g_db, 5000, &c, &e) == ERR_OK);
+  int64_t n = -1;
+  const char *d = strstr(g_lines[0], "{\"customer_id\"");
+  char *item = strndup(d, strlen(d) - 1);
+  struct db_val p[2] = {DB_V_STR(item), DB_V_STR("4096")};
+  CHECK(db_query_i64(c,
+                     "SELECT COUNT(*) FROM credit_predictions_api_log "
+                     "WHERE features = ? AND customer_id = ? AND "
+                     "model_name = '" MODEL "' AND model_version = 1 AND "
+                     "log_seq IS NOT NULL AND elapsed_ms >= 0",
+                     p, 2, &n, &e) == ERR_OK);
+  CHECK(n >= 3);
+  db_release(g_db, c);
+  free(item);
+}
+
+/* ---- hot swap under load --------------------------------------------------- */
+
+struct loader {
+  atomic_int stop;
+  atomic_long ok, bad, v1, v2, other;
+};
+
+static void *load_main(void *arg)
+{
+  struct loader *l = arg;
+  size_t i = 0;
+  while (!atomic_load(&l->stop)) {
+    struct answer a;
+    if (post("/predict", g_lines[i++ % 500], &a) == 0 && a.status == 200) {
+      atomic_fetch_add(&l->ok, 1);
+      const char *v = jstr(a.json, "model_version");
+      if (v && !strcmp(v, "1"))
+        atomic_fetch_add(&l->v1, 1);
+      else if (v && !strcmp(v, "2"))
+        atomic_fetch_add(&l->v2, 1);
+      else
+        atomic_fetch_add(&l->other, 1);
+    } else {
+      atomic_fetch_add(&l->bad, 1);
+      fprintf(stderr, "  hot swap: %ld %s\n", a.status, a.body ? a.body : "");
+    }
+    answer_free(&a);
+  }
+  curl_easy_cleanup(tl_curl);
+  tl_curl = NULL;
+  return NULL;
+}
+
+TEST(hot_swap)
+{
+  struct loader l = {0};
+  pthread_t th[3];
+  for (int i = 0; i < 3; i++)
+    pthread_create(&th[i], NULL, load_main, &l);
+  for (int k = 0; k < 10; k++) {
+    msleep(300);
+    CHECK(set_production(k % 2 == 0 ? g_v2 : g_v1) == 0);
+  }
+  msleep(300);
+  CHECK(set_production(g_v2) == 0);
+  msleep(1500); /* watcher period 500 ms + load */
+  atomic_store(&l.stop, 1);
+  for (int i = 0; i < 3; i++)
+    pthread_join(th[i], NULL);
+  g_ok_items += (size_t)l.ok;
+  fprintf(stderr, "  hot swap: ok=%ld bad=%ld v1=%ld v2=%ld\n", l.ok, l.bad,
+          l.v1, l.v2);
+  CHECK_EQ_INT(l.bad, 0);
+  CHECK_EQ_INT(l.other, 0);
+  CHECK(l.v1 > 0 && l.v2 > 0);
+  struct answer a;
+  REQUIRE(post("/predict", g_lines[0], &a) == 0);
+  CHECK_EQ_STR(jstr(a.json, "model_version"), "2");
+  if (a.status == 200)
+    g_ok_items++;
+  answer_free(&a);
+  REQUIRE(get("/metadata", &a) == 0);
+  CHECK_EQ_STR(jstr(a.json, "model_version"), "2");
+  answer_free(&a);
+  /* a broken version is refused, the old one keeps serving */
+  {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/" MODEL "/versions/%d/model.ubj", g_reg,
+             g_v1);
+    char bad_dir[1024];
+    snprintf(bad_dir, sizeof(bad_dir), "%s/" MODEL "/versions/%d", g_reg,
+             g_v1);
+    /* break v1's model file in place (tests only) */
+    CHECK(write_text(path, "not a model") == 0);
+    CHECK(set_production(g_v1) == 0);
+    msleep(1500);
+    REQUIRE(post("/predict", g_lines[0], &a) == 0);
+    CHECK_EQ_INT(a.status, 200);
+    CHECK_EQ_STR(jstr(a.json, "model_version"), "2");
+    if (a.status == 200)
+      g_ok_items++;
+    answer_free(&a);
+    REQUIRE(get("/metadata", &a) == 0);
+    cJSON *le = cJSON_GetObjectItem(a.json, "last_error");
+    CHECK(cJSON_IsObject(le));
+    CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(le, "version")),
+                 g_v1);
+    answer_free(&a);
+    CHECK(set_production(g_v2) == 0);
+  }
+  REQUIRE(wait_log_drained(20) == 0);
+  CHECK_EQ_INT(db_count("1"), (int64_t)g_ok_items);
+}
+
+/* ---- MariaDB stopped under a request stream -------------------------------- */
+
+struct streamer {
+  atomic_int stop;
+  const char *prefix;
+  struct idset *ok;
+  atomic_long n, fail;
+};
+
+static void *stream_main(void *arg)
+{
+  struct streamer *s = arg;
+  long i = 0;
+  while (!atomic_load(&s->stop)) {
+    char cid[40], *b;
+    snprintf(cid, sizeof(cid), "%s%06ld", s->prefix, i % 1000000);
+    b = with_cid((size_t)i, cid);
+    struct answer a;
+    if (post("/predict", b, &a) == 0 && a.status == 200)
+      idset_add(s->ok, cid);
+    else
+      atomic_fetch_add(&s->fail, 1);
+    answer_free(&a);
+    free(b);
+    i++;
+    atomic_store(&s->n, i);
+    msleep(2);
+  }
+  curl_easy_cleanup(tl_curl);
+  tl_curl = NULL;
+  return NULL;
+}
+
+TEST(db_outage)
+{
+  struct idset ok = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  struct streamer s = {.prefix = "f", .ok = &ok};
+  pthread_t th;
+  pthread_create(&th, NULL, stream_main, &s);
+  msleep(1000);
+  double t0 = now_s();
+  db_stop();
+  /* while it is down: answers go on, /readyz says why */
+  msleep(1500);
+  struct answer a;
+  CHECK(get("/readyz", &a) == 0 && a.status == 503);
+  CHECK(a.body && strstr(a.body, "database unreachable") != NULL);
+  answer_free(&a);
+  CHECK(metric("mlopsd_plog_spool_records") > 0);
+  while (now_s() - t0 < 8)
+    msleep(100);
+  db_start();
+  fprintf(stderr, "  db outage: %.1f s\n", now_s() - t0);
+  msleep(2000);
+  atomic_store(&s.stop, 1);
+  pthread_join(th, NULL);
+  fprintf(stderr, "  db outage: requests=%ld ok=%zu failed=%ld\n",
+          (long)s.n, ok.n, (long)s.fail);
+  CHECK_EQ_INT(s.fail, 0);
+  REQUIRE(wait_log_drained(30) == 0);
+  REQUIRE(wait_ready(10) == 0);
+  size_t found = 0, dup = 0, extra = 0;
+  REQUIRE(check_exactly_once(&ok, "f", &found, &dup, &extra) == 0);
+  CHECK_EQ_INT(found, ok.n);
+  CHECK_EQ_INT(dup, 0);
+  CHECK_EQ_INT(extra, 0);
+  CHECK(metric("mlopsd_plog_rows_replayed_total") > 0);
+  for (size_t i = 0; i < ok.n; i++)
+    free(ok.ids[i]);
+  free(ok.ids);
+}
+
+TEST(kill9_with_spooled_rows)
+{
+  struct idset ok = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  db_stop();
+  for (int i = 0; i < 300; i++) {
+    char cid[40], *b;
+    snprintf(cid, sizeof(cid), "k%06d", i);
+    b = with_cid((size_t)i, cid);
+    struct answer a;
+    if (post("/predict", b, &a) == 0 && a.status == 200)
+      idset_add(&ok, cid);
+    answer_free(&a);
+    free(b);
+  }
+  CHECK_EQ_INT(ok.n, 300);
+  /* wait until every row left memory for the spool */
+  double t0 = now_s();
+  while (now_s() - t0 < 10 && metric("mlopsd_plog_backlog_rows") != 0)
+    msleep(50);
+  CHECK_EQ_INT(metric("mlopsd_plog_backlog_rows"), 0);
+  CHECK(metric("mlopsd_plog_spool_records") > 0);
+  daemon_kill9();
+  db_start();
+  REQUIRE(daemon_start() == 0);
+  REQUIRE(wait_ready(30) == 0);
+  REQUIRE(wait_log_drained(30) == 0);
+  size_t found = 0, dup = 0, extra = 0;
+  REQUIRE(check_exactly_once(&ok, "k", &found, &dup, &extra) == 0);
+  CHECK_EQ_INT(found, 300);
+  CHECK_EQ_INT(dup, 0);
+  CHECK_EQ_INT(extra, 0);
+  for (size_t i = 0; i < ok.n; i++)
+    free(ok.ids[i]);
+  free(ok.ids);
+}
+
+TEST(sigterm_flushes)
+{
+  struct idset ok = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  for (int i = 0; i < 100; i++) {
+    char cid[40], *b;
+    snprintf(cid, sizeof(cid), "t%06d", i);
+    b = with_cid((size_t)i, cid);
+    struct answer a;
+    if (post("/predict", b, &a) == 0 && a.status == 200)
+      idset_add(&ok, cid);
+    answer_free(&a);
+    free(b);
+  }
+  CHECK_EQ_INT(daemon_term(), 0);
+  size_t found = 0, dup = 0, extra = 0;
+  REQUIRE(check_exactly_once(&ok, "t", &found, &dup, &extra) == 0);
+  CHECK_EQ_INT(found, 100);
+  CHECK_EQ_INT(dup, 0);
+  for (size_t i = 0; i < ok.n; i++)
+    free(ok.ids[i]);
+  free(ok.ids);
+  /* the pid file is gone, the log has the start line */
+  char pidf[600];
+  snprintf(pidf, sizeof(pidf), "%s/mlopsd.pid", g_tmp);
+  CHECK(access(pidf, F_OK) != 0);
+  char *log = read_file(g_log, NULL);
+  CHECK(log && strstr(log, "serving listen=127.0.0.1:") &&
+        strstr(log, "model=" MODEL));
+  free(log);
+}
+
+/* ---- set-up ---------------------------------------------------------------- */
+
+static int setup_db(void)
+{
+  struct db_opts o = {0};
+  struct err e = {0};
+  struct db_pool *p = NULL;
+  struct db_conn *c = NULL;
+  o.host = getenv("MLOPSD_DATABASE_HOST");
+  o.port = atoi(getenv("MLOPSD_DATABASE_PORT") ? getenv("MLOPSD_DATABASE_PORT")
+                                               : "3306");
+  o.user = getenv("MLOPSD_DATABASE_USER");
+  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
+  o.size = 2;
+  o.connect_timeout_s = 5;
+  if (db_pool_create(&p, &o, &e) || db_acquire(p, 10000, &c, &e) ||
+      db_exec(c, "DROP DATABASE IF EXISTS " DBNAME, NULL, &e)) {
+    fprintf(stderr, "setup_db: %s\n", e.msg);
+    return -1;
+  }
+  db_release(p, c);
+  db_pool_destroy(p);
+  char cmd[4096];
+  snprintf(cmd, sizeof(cmd),
+           "cd %s && MLOPSD_SQL_DIR=%s/sql/migrations %s -c %s db init "
+           ">>%s 2>&1",
+           g_tmp, g_src, g_bin, g_cfg, g_log);
+  if (run_cmd(cmd) != 0) {
+    fprintf(stderr, "db init failed, see %s\n", g_log);
+    return -1;
+  }
+  o.database = DBNAME;
+  o.size = 4;
+  if (db_pool_create(&g_db, &o, &e)) {
+    fprintf(stderr, "setup_db: %s\n", e.msg);
+    return -1;
+  }
+  return 0;
+}
+
+static int setup(void)
+{
+  const char *s = getenv("MLOPSD_SRC"), *b = getenv("MLOPSD_BIN"),
+             *d = getenv("MLOPSD_TEST_DB_DIR");
+  if (!s || !b || !d) {
+    fprintf(stderr, "test_serve: MLOPSD_SRC, MLOPSD_BIN and "
+                    "MLOPSD_TEST_DB_DIR must be set (tests/run.sh)\n");
+    return -1;
+  }
+  snprintf(g_src, sizeof(g_src), "%s", s);
+  snprintf(g_bin, sizeof(g_bin), "%s", b);
+  snprintf(g_dbdir, sizeof(g_dbdir), "%s", d);
+  snprintf(g_tmp, sizeof(g_tmp), "/tmp/mlopsd-it-serve.XXXXXX");
+  if (!mkdtemp(g_tmp))
+    return -1;
+  snprintf(g_reg, sizeof(g_reg), "%s/registry", g_tmp);
+  snprintf(g_cfg, sizeof(g_cfg), "%s/mlopsd.yaml", g_tmp);
+  snprintf(g_log, sizeof(g_log), "%s/daemon.log", g_tmp);
+  g_port = free_port();
+  setenv("MLOPSD_DATABASE_NAME", DBNAME, 1);
+  unsetenv("MLOPSD_SERVER_LISTEN");
+  char cfg[4096];
+  snprintf(cfg, sizeof(cfg),
+           "server:\n"
+           "  listen: \"127.0.0.1:%d\"\n"
+           "  threads: 2\n"
+           "  spool_dir: %s/spool\n"
+           "  default_model: " MODEL "\n"
+           "database:\n"
+           "  name: " DBNAME "\n"
+           "  connect_timeout: 2\n"
+           "models:\n"
+           "  specs_dir: %s/config/models\n"
+           "  registry_dir: %s\n"
+           "scheduler:\n"
+           "  dags_dir: %s/dags\n"
+           "logging:\n"
+           "  level: info\n",
+           g_port, g_tmp, g_src, g_reg, g_tmp);
+  if (write_text(g_cfg, cfg))
+    return -1;
+  if (load_lines() || g_nlines < 500)
+    return -1;
+  if (make_registry(g_reg, &g_v1, &g_v2))
+    return -1;
+  if (setup_db())
+    return -1;
+  if (daemon_start() || wait_ready(30)) {
+    fprintf(stderr, "daemon did not become ready; log %s\n", g_log);
+    return -1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  if (argc >= 3 && strcmp(argv[1], "--make-registry") == 0) {
+    const char *s = getenv("MLOPSD_SRC");
+    snprintf(g_src, sizeof(g_src), "%s", s ? s : ".");
+    int v1, v2;
+    if (make_registry(argv[2], &v1, &v2)) {
+      fprintf(stderr, "make-registry failed\n");
+      return 1;
+    }
+    printf("registry %s: versions %d and %d, production -> %d\n", argv[2],
+           v1, v2, v1);
+    return 0;
+  }
+  curl_global_init(CURL_GLOBAL_ALL);
+  if (setup() != 0) {
+    fprintf(stderr, "test_serve: set-up failed\n");
+    if (g_pid > 0)
+      daemon_kill9();
+    printf("check: 0 passed, 1 failed\n");
+    return 1;
+  }
+  RUN(single_valid);
+  RUN(batch_valid);
+  RUN(validation_rules);
+  RUN(bad_bodies);
+  RUN(metadata_metrics_ready);
+  RUN(log_rows_match_answers);
+  RUN(hot_swap);
+  RUN(db_outage);
+  RUN(kill9_with_spooled_rows);
+  RUN(sigterm_flushes);
+  if (g_pid > 0)
+    daemon_term();
+  db_pool_destroy(g_db);
+  if (tl_curl)
+    curl_easy_cleanup(tl_curl);
+  curl_global_cleanup();
+  if (!getenv("MLOPSD_KEEP_TMP")) {
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_tmp);
+    run_cmd(cmd);
+  }
+  return check_done();
+}
