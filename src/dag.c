@@ -414,8 +414,7 @@ static long parse_duration(const char *s)
 static enum err_code get_duration(struct loader *L, yaml_node_t *n,
                                   const char *what, int *out)
 {
-  long v = is_plain(n) || (is_scalar(n) && !is_null(n)) ? parse_duration(sval(n))
-                                                       : -1;
+  long v = is_scalar(n) && !is_null(n) ? parse_duration(sval(n)) : -1;
   if (v < 0 || v > DAG_DURATION_MAX)
     return FAIL(L, n,
                 "%s must be a duration like 30s, 5m, 1h30m, 2d or seconds "
@@ -798,7 +797,8 @@ static enum err_code parse_default_args(struct loader *L, yaml_node_t *n)
       if (rc)
         return rc;
     } else if (!strcmp(sval(k), "trigger_rule")) {
-      if ((rc = get_rule(L, "default_args", v, &L->d->default_trigger_rule)) != ERR_OK)
+      rc = get_rule(L, "default_args", v, &L->d->default_trigger_rule);
+      if (rc != ERR_OK)
         return rc;
     } else {
       return FAIL(L, k,
@@ -1173,12 +1173,13 @@ static enum err_code parse_task(struct loader *L, const struct names *nm,
       /* a type may declare a common key too (http timeout): pass it on */
       if (task_type_field(t->type, k)) {
         char num[32];
+        const struct dag_retry *r = &t->retry;
         snprintf(num, sizeof(num), "%d",
-                 !strcmp(k, "timeout") ? t->retry.timeout_s
-                 : !strcmp(k, "retries") ? t->retry.retries
-                 : !strcmp(k, "retry_delay") ? t->retry.retry_delay_s
-                 : !strcmp(k, "max_retry_delay") ? t->retry.max_retry_delay_s
-                                                 : t->retry.exponential_backoff);
+                 !strcmp(k, "timeout")           ? r->timeout_s
+                 : !strcmp(k, "retries")         ? r->retries
+                 : !strcmp(k, "retry_delay")     ? r->retry_delay_s
+                 : !strcmp(k, "max_retry_delay") ? r->max_retry_delay_s
+                                                 : r->exponential_backoff);
         if (!cJSON_AddStringToObject(t->fields, k, num))
           return err_set(L->e, ERR_NOMEM, "out of memory");
       }
@@ -1673,8 +1674,8 @@ enum err_code dag_load_file(const char *path, struct dag **out,
   L.e = e;
   if ((rc = read_file(path, DAG_FILE_MAX, &L.text, &L.len, &st, e)))
     return rc;
-  if (!(L.d = calloc(1, sizeof(*L.d))) || !(L.d->params = cJSON_CreateObject()) ||
-      !(L.d->path = strdup(path))) {
+  if (!(L.d = calloc(1, sizeof(*L.d))) ||
+      !(L.d->params = cJSON_CreateObject()) || !(L.d->path = strdup(path))) {
     free(L.text);
     dag_free(L.d);
     return err_set(e, ERR_NOMEM, "out of memory");

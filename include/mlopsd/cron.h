@@ -5,13 +5,15 @@
  *   minute(0-59) hour(0-23) day-of-month(1-31) month(1-12) day-of-week(0-7)
  *
  * Each field is a comma list of items: `*`, `N`, `A-B`, each with an
- * optional step `/S` (star-slash-15 = every 15, 1-10/2, 5/15 = 5-max/15).  Months may be written JAN-DEC
- * and weekdays SUN-SAT (any case); day-of-week 7 is Sunday like 0.  Macros:
+ * optional step `/S` (star-slash-15 = every 15, 1-10/2, 5/15 =
+ * 5-max/15).  Months may be written JAN-DEC and weekdays SUN-SAT (any
+ * case); day-of-week 7 is Sunday like 0.  Macros:
  * @hourly, @daily = @midnight, @weekly, @monthly, @yearly = @annually.
  *
  * Day rule (Vixie cron): if day-of-month or day-of-week begins with `*`
- * (also star-slash-N), a day must match both fields; if both are restricted, a day
- * matching either fires ("0 0 13 * FRI" = every 13th and every Friday).
+ * (also star-slash-N), a day must match both fields; if both are
+ * restricted, a day matching either fires ("0 0 13 * FRI" = every 13th
+ * and every Friday).
  *
  * Time zones: cron_tz_load() reads the compiled zone file
  * $TZDIR/NAME (default /usr/share/zoneinfo/NAME) itself, transitions plus

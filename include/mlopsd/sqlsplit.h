@@ -70,9 +70,9 @@ struct sqlsplit_list {
 };
 
 /* Split sql (NUL-terminated).  On success *out holds the statements
- * (possibly none); free with sqlsplit_list_free.  ERR_PARSE "line N:
- * a '...' string is never closed" (or comment / DELIMITER), ERR_NOMEM.  On error
- * *out is empty. */
+ * (possibly none); free with sqlsplit_list_free.  ERR_PARSE "line N: a
+ * '...' string is never closed" (or comment / DELIMITER), ERR_NOMEM.  On
+ * error *out is empty. */
 enum err_code sqlsplit_split(const char *sql, struct sqlsplit_list *out,
                              struct err *e) MLOPSD_WUR;
 void sqlsplit_list_free(struct sqlsplit_list *l); /* NULL-safe, resets */
