@@ -107,7 +107,6 @@ else
   done
 fi
 
-req=$(head -1 sql/data/predict_example.json 2>/dev/null || true)
 cat <<MSG
 
 mlopsd is serving on http://127.0.0.1:$PORT  (console: http://127.0.0.1:$PORT/)
