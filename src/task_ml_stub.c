@@ -1,5 +1,5 @@
-/* task_ml_stub.c - placeholders for the ML task types (train, validate,
- * deploy, drift) until their own issues build them.
+/* task_ml_stub.c - placeholders for the ML task types not built yet
+ * (drift; train, validate and deploy live in src/task_<type>.c).
  *
  * Each placeholder already has the type's field list, so DAG files that
  * use it load and validate today; running one fails the attempt with
@@ -16,63 +16,6 @@ static enum err_code not_built(const struct task_ctx *t, const char *type,
   return err_set(e, ERR_UNSUPPORTED, "task type '%s' is not built yet",
                  type);
 }
-
-/* ---- train ---------------------------------------------------------- */
-
-static const struct task_field train_fields[] = {
-    {.name = "model", .required = 1, .templated = 1},
-    {.name = NULL},
-};
-
-static enum err_code train_run(struct task_ctx *t, struct err *e)
-{
-  return not_built(t, "train", e);
-}
-
-const struct task_type task_type_train = {
-    .name = "train",
-    .fields = train_fields,
-    .run = train_run,
-};
-
-/* ---- validate ------------------------------------------------------- */
-
-static const struct task_field validate_fields[] = {
-    {.name = "model", .required = 1, .templated = 1},
-    {.name = "metric"},
-    {.name = "tolerance"},
-    {.name = NULL},
-};
-
-static enum err_code validate_run(struct task_ctx *t, struct err *e)
-{
-  return not_built(t, "validate", e);
-}
-
-const struct task_type task_type_validate = {
-    .name = "validate",
-    .fields = validate_fields,
-    .run = validate_run,
-};
-
-/* ---- deploy --------------------------------------------------------- */
-
-static const struct task_field deploy_fields[] = {
-    {.name = "model", .required = 1, .templated = 1},
-    {.name = "version", .templated = 1},
-    {.name = NULL},
-};
-
-static enum err_code deploy_run(struct task_ctx *t, struct err *e)
-{
-  return not_built(t, "deploy", e);
-}
-
-const struct task_type task_type_deploy = {
-    .name = "deploy",
-    .fields = deploy_fields,
-    .run = deploy_run,
-};
 
 /* ---- drift ---------------------------------------------------------- */
 

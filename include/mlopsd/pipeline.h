@@ -1,0 +1,231 @@
+/* pipeline.h - the training pipeline and the registry glue around it
+ * (docs/training.md).
+ *
+ * pipeline_train() turns a model spec and a logical date into a new
+ * registry version, end to end:
+ *
+ *   fstore_read_training -> split (spec seed / val_fraction / stratify)
+ *   -> prep_fit on the training split only -> transform both splits
+ *   -> grid search: one train_fit per grid point, the grid values set
+ *      after the spec's params; each trial recorded under
+ *      NAME/runs/<run prefix>-tNN/{params,metrics}.json
+ *   -> the best trial by the spec's selection metric becomes a version
+ *      draft: model.ubj, preprocess.json, meta.json, reference.json,
+ *      validation.jsonl, sample.json -> commit -> version N.
+ *
+ * The version directory (files beyond DESIGN.md's four):
+ *   validation.jsonl  the validation split as raw rows in the request
+ *                     shape, one JSON object per line:
+ *                     {"label": "Good", "data": {...request object...}};
+ *                     the first line is a header {"format":
+ *                     "mlopsd.validation", "format_version": 1, "rows": N,
+ *                     "target": COLUMN}.  Any version's preprocess.json
+ *                     can transform these rows, so the validate gate
+ *                     scores candidate and production on the same rows.
+ *   sample.json       {"rows": [request objects]}: the first
+ *                     PIPELINE_SAMPLE_ROWS validation rows, which the
+ *                     server predicts through XGBoost and the native
+ *                     evaluator before it accepts a version (serving.h).
+ *
+ * Thread rule: every function may be called from any thread; calls share
+ * no state except the registry files (which registry.h makes safe).
+ */
+#ifndef MLOPSD_PIPELINE_H
+#define MLOPSD_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "mlopsd/err.h"
+#include "mlopsd/sha256.h"
+#include "mlopsd/spec.h"
+#include "mlopsd/train.h"
+
+struct db_pool;
+struct registry;
+struct prep;
+struct model;
+
+#define PIPELINE_SAMPLE_ROWS 2000   /* rows of sample.json */
+#define PIPELINE_REF_BINS 10        /* numeric bins of reference.json */
+#define PIPELINE_REF_MAX_CATS 1000  /* categories kept per feature */
+#define PIPELINE_RUN_ID_MAX 120     /* run prefix, before "-tNN" */
+
+/* One line of progress for the task log (no newline). */
+typedef void (*pipeline_log_fn)(void *ud, const char *line);
+/* Polled while reading, between trials and before every boosting round;
+ * non-zero stops with ERR_CANCELED. */
+typedef int (*pipeline_cancel_fn)(void *ud);
+
+struct pipeline_opts {
+  const char *ds;         /* logical date YYYY-MM-DD, required */
+  const char *dag_id;     /* lineage (may be NULL) */
+  const char *dag_run_id; /* lineage; also names the trial runs (made a
+                             valid registry name: other bytes -> '_').
+                             NULL: "adhoc-YYYYMMDDTHHMMSSZ-PID" */
+  int nthread;            /* XGBoost threads per trial; 0 = 1 */
+  /* Overrides for tests and benchmarks (0 = the spec's value): */
+  size_t max_trials;          /* run only the first N grid points */
+  int num_boost_round;        /* > 0 replaces xgboost.num_boost_round */
+  int early_stopping_rounds;  /* > 0 replaces it; -1 turns it off */
+  pipeline_log_fn log;
+  void *log_ud;
+  pipeline_cancel_fn cancel;
+  void *cancel_ud;
+};
+
+/* One trial's outcome (for benchmarks and reports). */
+struct pipeline_trial {
+  struct train_metrics m;
+  int best_iteration;
+  int rounds_run;
+  int n_trees;
+  double seconds;
+};
+
+struct pipeline_result {
+  int version;               /* the version committed */
+  char run_prefix[PIPELINE_RUN_ID_MAX + 1];
+  size_t n_rows, n_train, n_val;
+  size_t n_inputs, n_outputs; /* spec features, preprocessed columns */
+  size_t n_trials, best_trial; /* best_trial is 0-based */
+  struct pipeline_trial *trials; /* n_trials entries, owned */
+  struct train_metrics best;
+  double read_s;    /* query + fetch into columns */
+  double prep_s;    /* split + fit + transform + reference + hashes */
+  double search_s;  /* all trials */
+  double write_s;   /* version files + commit */
+  double total_s;
+  size_t arena_bytes;            /* string arena of the read */
+  char data_sha256[SHA256_HEX_LEN];
+};
+
+/* Train spec for o->ds into registry reg, reading from db.  On ERR_OK
+ * res describes the new version (pipeline_result_free).  The spec is
+ * borrowed; reg and db are used from this thread only for the call.
+ * Errors: those of fstore_read_training (ERR_NOTFOUND "no training rows
+ * in ..."), prep (ERR_INVAL), train (ERR_XGB, ERR_INVAL), the registry
+ * (ERR_IO), ERR_CANCELED.  On error no version is created (trial records
+ * already written stay, as MLflow keeps failed runs). */
+MLOPSD_WUR enum err_code pipeline_train(struct registry *reg,
+                                        struct db_pool *db,
+                                        const struct spec *spec,
+                                        const struct pipeline_opts *o,
+                                        struct pipeline_result *res,
+                                        struct err *e);
+
+void pipeline_result_free(struct pipeline_result *r); /* NULL-safe */
+
+/* ---- scoring and the validate gate ------------------------------------ */
+
+/* Score version `version` of model name on the validation rows stored
+ * with version `rows_version` (validation.jsonl): each row is transformed
+ * with the scored version's own preprocess.json and predicted by its
+ * model (model_predict).  Labels are mapped through the scored version's
+ * classes (meta.json "classes").  *n_rows (may be NULL) gets the rows
+ * scored.  Errors: ERR_NOTFOUND (version or file missing), ERR_PARSE /
+ * ERR_CONFIG (corrupt file, naming it), ERR_INVAL (a label the scored
+ * version does not know), ERR_XGB, ERR_NOMEM. */
+MLOPSD_WUR enum err_code pipeline_score(struct registry *reg,
+                                        const char *name, int version,
+                                        int rows_version,
+                                        struct train_metrics *m,
+                                        size_t *n_rows, struct err *e);
+
+/* The value of metric in m (NaN when it does not apply). */
+double pipeline_metric_value(enum spec_metric metric,
+                             const struct train_metrics *m);
+
+/* Outcome of the validate gate. */
+struct pipeline_verdict {
+  int pass;
+  int candidate;        /* latest version */
+  int production;       /* alias production, 0 when unset */
+  double cand_score;    /* NaN when not scored */
+  double prod_score;
+  size_t n_rows;        /* validation rows scored */
+  char message[ERR_MSG_MAX]; /* one line, for the task log / reason */
+};
+
+/* The gate: the candidate (latest version) passes when there is no
+ * production version, or when it is the production version, or when its
+ * score on its own validation rows is at least the production version's
+ * score on the same rows minus tolerance (for logloss and rmse: at most
+ * the production score plus tolerance).  ERR_OK means the gate ran (see
+ * v->pass); errors mean it could not run (no version, unreadable files).
+ */
+MLOPSD_WUR enum err_code pipeline_validate(struct registry *reg,
+                                           const char *name,
+                                           enum spec_metric metric,
+                                           double tolerance,
+                                           struct pipeline_verdict *v,
+                                           struct err *e);
+
+/* ---- deployments -------------------------------------------------------- */
+
+/* Insert one row into `deployment` (sql/migrations/002): action is
+ * "deploy", "promote", "rollback" or "skip"; from/to 0 = NULL; reason and
+ * actor may be NULL; dag_run may be NULL or a dag_run.run_id (its numeric
+ * id is looked up; unknown -> NULL).  Errors: ERR_DB, ERR_DB_CONN,
+ * ERR_TIMEOUT. */
+MLOPSD_WUR enum err_code pipeline_record_deployment(
+    struct db_pool *db, const char *model, const char *alias, int from,
+    int to, const char *action, const char *reason, const char *actor,
+    const char *dag_run, struct err *e);
+
+/* The version `alias` of model pointed at before its current one, from
+ * the `deployment` history: replaying deploy/promote (push to_version)
+ * and rollback (pop) rows in id order gives a stack of versions; the
+ * answer is the entry below the top.  Errors: ERR_NOTFOUND (no earlier
+ * version recorded), ERR_DB, ERR_DB_CONN. */
+MLOPSD_WUR enum err_code pipeline_previous_version(struct db_pool *db,
+                                                   const char *model,
+                                                   const char *alias,
+                                                   int *current,
+                                                   int *previous,
+                                                   struct err *e);
+
+/* ---- offline prediction (`mlopsd predict`) ------------------------------ */
+
+struct pipeline_served; /* opaque: spec + prep + model of one version */
+
+/* Load version `version` of name: preprocess.json and model.ubj of the
+ * version, the spec from specs_dir/NAME.yaml (as the server does), the
+ * native evaluator verified on sample.json.  Errors as model_load,
+ * prep_load_json, spec_load; ERR_CONFIG when prep and spec disagree. */
+MLOPSD_WUR enum err_code pipeline_served_load(struct registry *reg,
+                                              const char *specs_dir,
+                                              const char *name, int version,
+                                              struct pipeline_served **out,
+                                              struct err *e);
+void pipeline_served_free(struct pipeline_served *m); /* NULL-safe */
+const struct spec *pipeline_served_spec(const struct pipeline_served *m);
+const struct prep *pipeline_served_prep(const struct pipeline_served *m);
+const struct model *pipeline_served_model(const struct pipeline_served *m);
+
+/* Answer one /predict body exactly as the server does (same checks, same
+ * messages, same JSON): *status gets the HTTP status (200 or 400) and
+ * *answer a malloc'd NUL-terminated JSON text (free()).  With rows_out
+ * non-NULL (the --print-rows debugging aid), *rows_out gets instead a
+ * malloc'd JSON text {"columns": [...], "rows": [[...], ...]} of the
+ * preprocessed float rows (%.9g, NaN as null) when the body is valid.
+ * Errors (not answers): ERR_NOMEM, ERR_XGB. */
+MLOPSD_WUR enum err_code pipeline_predict_body(
+    const struct pipeline_served *m, const char *body, size_t len,
+    int *status, char **answer, char **rows_out, struct err *e);
+
+/* Load the spec of model name from specs_dir (NAME.yaml, else NAME.yml).
+ * Errors: ERR_INVAL (not a valid model name), ERR_NOTFOUND ("no model
+ * spec DIR/NAME.yaml"), and those of spec_load. */
+MLOPSD_WUR enum err_code pipeline_spec_load(const char *specs_dir,
+                                            const char *name,
+                                            struct spec **out,
+                                            struct err *e);
+
+/* Turn a name into a valid registry name: bytes outside [A-Za-z0-9_.-]
+ * become '_', ".." is broken up, at most cap-1 bytes; "" -> "_". */
+void pipeline_safe_name(const char *in, char *out, size_t cap);
+
+#endif

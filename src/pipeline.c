@@ -1,0 +1,1081 @@
+/* pipeline.c - from a model spec and a logical date to a registry version
+ * (see pipeline.h and docs/training.md).
+ *
+ * Why the order of steps: everything derived from the raw columns (the
+ * fitted preprocessing, the drift reference, the validation rows in the
+ * request shape, the data hash) is produced first and written into the
+ * version draft, then the raw columns are freed, so the grid search runs
+ * with only the two float matrices in memory.  The draft is opened before
+ * the search and committed only after the best model is saved, so a
+ * failed or cancelled run leaves no version (its trial records stay, as
+ * MLflow keeps failed runs).
+ *
+ * Trials run one after another on the calling thread (the task's job):
+ * each uses nthread XGBoost threads, the daemon's training-threads
+ * setting, so training never takes the cores the prediction server needs.
+ * Only the best trial's booster is kept in memory.
+ */
+#include "mlopsd/pipeline.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mlopsd/db.h"
+#include "mlopsd/fstore.h"
+#include "mlopsd/model.h"
+#include "mlopsd/prep.h"
+#include "mlopsd/registry.h"
+
+#define MAX_KV 256
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static double mono_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void utc_iso(char *buf, size_t cap, int compact)
+{
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  if (compact)
+    strftime(buf, cap, "%Y%m%dT%H%M%SZ", &tm);
+  else {
+    char b[32];
+    strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (snprintf(buf, cap, "%s.%06ldZ", b, ts.tv_nsec / 1000) >= (int)cap)
+      buf[0] = '\0';
+  }
+}
+
+static void plog(const struct pipeline_opts *o, const char *fmt, ...)
+    MLOPSD_PRINTF(2, 3);
+static void plog(const struct pipeline_opts *o, const char *fmt, ...)
+{
+  if (!o->log)
+    return;
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  o->log(o->log_ud, line);
+}
+
+void pipeline_safe_name(const char *in, char *out, size_t cap)
+{
+  size_t n = 0;
+  if (cap == 0)
+    return;
+  for (const char *p = in ? in : ""; *p && n + 1 < cap; p++) {
+    char c = *p;
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+             (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+    if (!ok || (c == '.' && n > 0 && out[n - 1] == '.'))
+      c = '_';
+    if (n == 0 && (c == '.' || c == '-'))
+      c = '_';
+    out[n++] = c;
+  }
+  if (n == 0 && cap > 1)
+    out[n++] = '_';
+  out[n] = '\0';
+}
+
+enum err_code pipeline_spec_load(const char *specs_dir, const char *name,
+                                 struct spec **out, struct err *e)
+{
+  static const char *const ext[] = {".yaml", ".yml"};
+  char path[4096];
+  *out = NULL;
+  if (!name || !spec_name_valid(name))
+    return err_set(e, ERR_INVAL, "'%.130s' is not a valid model name",
+                   name ? name : "(null)");
+  for (size_t i = 0; i < 2; i++) {
+    int n = snprintf(path, sizeof(path), "%s/%s%s", specs_dir, name, ext[i]);
+    if (n < 0 || (size_t)n >= sizeof(path))
+      return err_set(e, ERR_INVAL, "spec path for model '%s' is too long",
+                     name);
+    if (access(path, F_OK) == 0)
+      return spec_load(path, out, e);
+  }
+  return err_set(e, ERR_NOTFOUND, "no model spec %s/%s.yaml", specs_dir,
+                 name);
+}
+
+/* A parameter value as JSON: a number when the text is one, else text. */
+static cJSON *json_scalar(const char *v)
+{
+  char *end;
+  errno = 0;
+  double d = strtod(v, &end);
+  if (end != v && *end == '\0' && !errno && isfinite(d) &&
+      (v[0] == '-' || (v[0] >= '0' && v[0] <= '9') || v[0] == '.'))
+    return cJSON_CreateNumber(d);
+  return cJSON_CreateString(v);
+}
+
+static int add_num(cJSON *o, const char *k, double v)
+{
+  return cJSON_AddItemToObject(o, k, isfinite(v) ? cJSON_CreateNumber(v)
+                                                 : cJSON_CreateNull())
+             ? 0
+             : -1;
+}
+
+/* Write a cJSON document to path (inside a draft: the commit fsyncs). */
+static enum err_code write_json(const char *path, const cJSON *doc,
+                                int pretty, struct err *e)
+{
+  char *txt = pretty ? cJSON_Print(doc) : cJSON_PrintUnformatted(doc);
+  if (!txt)
+    return err_set(e, ERR_NOMEM, "out of memory printing %s", path);
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    cJSON_free(txt);
+    return err_set(e, ERR_IO, "cannot create %s: %s", path, strerror(errno));
+  }
+  size_t n = strlen(txt);
+  int bad = fwrite(txt, 1, n, f) != n || fputc('\n', f) == EOF;
+  bad |= fclose(f) != 0;
+  cJSON_free(txt);
+  if (bad)
+    return err_set(e, ERR_IO, "cannot write %s: %s", path, strerror(errno));
+  return ERR_OK;
+}
+
+static enum err_code draft_path(struct registry_draft *d, const char *file,
+                                char *buf, size_t cap, struct err *e)
+{
+  return registry_draft_path(d, file, buf, cap, e);
+}
+
+/* The key as a JSON number when it is a plain integer (the course sends
+ * customer_id as a number), else as the text read. */
+static cJSON *key_json(const char *k)
+{
+  const char *p = k;
+  if (*p == '-')
+    p++;
+  size_t n = strlen(p);
+  int digits = n > 0 && n < 16 && (p[0] != '0' || n == 1);
+  for (size_t i = 0; digits && i < n; i++)
+    digits = p[i] >= '0' && p[i] <= '9';
+  return digits ? cJSON_CreateNumber(strtod(k, NULL)) : cJSON_CreateString(k);
+}
+
+/* Row i of the set as a request object. */
+static cJSON *row_request(const struct spec *sp, const struct fstore_set *s,
+                          size_t i)
+{
+  cJSON *o = cJSON_CreateObject();
+  if (!o)
+    return NULL;
+  if (s->keys && sp->source.key) {
+    cJSON *k = s->keys[i] ? key_json(s->keys[i]) : cJSON_CreateNull();
+    if (!cJSON_AddItemToObject(o, sp->source.key, k))
+      goto fail;
+  }
+  for (size_t j = 0; j < s->n_features; j++) {
+    cJSON *v;
+    if (s->cols[j].num)
+      v = isnan(s->cols[j].num[i]) ? cJSON_CreateNull()
+                                   : cJSON_CreateNumber(s->cols[j].num[i]);
+    else
+      v = s->cols[j].str[i] ? cJSON_CreateString(s->cols[j].str[i])
+                            : cJSON_CreateNull();
+    if (!cJSON_AddItemToObject(o, sp->features[j].name, v))
+      goto fail;
+  }
+  return o;
+fail:
+  cJSON_Delete(o);
+  return NULL;
+}
+
+/* ---- reference.json --------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+  uintptr_t x = (uintptr_t) * (const char *const *)a;
+  uintptr_t y = (uintptr_t) * (const char *const *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* A counted string (a category or a token). */
+struct cnt {
+  const char *s;
+  size_t len;
+  size_t n;
+};
+
+static int cmp_cnt_bytes(const void *a, const void *b)
+{
+  const struct cnt *x = a, *y = b;
+  size_t m = x->len < y->len ? x->len : y->len;
+  int c = memcmp(x->s, y->s, m);
+  if (c)
+    return c;
+  return x->len < y->len ? -1 : x->len > y->len;
+}
+
+static int cmp_cnt_freq(const void *a, const void *b)
+{
+  const struct cnt *x = a, *y = b;
+  if (x->n != y->n)
+    return x->n > y->n ? -1 : 1;
+  return cmp_cnt_bytes(a, b);
+}
+
+/* Sort by bytes and merge equal strings, summing counts. */
+static size_t merge_cnt(struct cnt *c, size_t n)
+{
+  if (n == 0)
+    return 0;
+  qsort(c, n, sizeof(*c), cmp_cnt_bytes);
+  size_t k = 0;
+  for (size_t i = 1; i < n; i++) {
+    if (cmp_cnt_bytes(&c[k], &c[i]) == 0)
+      c[k].n += c[i].n;
+    else
+      c[++k] = c[i];
+  }
+  return k + 1;
+}
+
+/* numpy-style linear quantile of sorted a[0..n-1]. */
+static double quantile(const double *a, size_t n, double q)
+{
+  double pos = q * (double)(n - 1);
+  size_t lo = (size_t)floor(pos);
+  if (lo >= n - 1)
+    return a[n - 1];
+  double f = pos - (double)lo;
+  return a[lo] + (a[lo + 1] - a[lo]) * f;
+}
+
+static int ref_numeric(cJSON *o, const double *col, const size_t *idx,
+                       size_t n, double *buf)
+{
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isnan(col[idx[i]]))
+      buf[k++] = col[idx[i]];
+  add_num(o, "missing_share", n ? (double)(n - k) / (double)n : 0);
+  cJSON *edges = cJSON_AddArrayToObject(o, "edges");
+  cJSON *counts = cJSON_AddArrayToObject(o, "counts");
+  cJSON *shares = cJSON_AddArrayToObject(o, "shares");
+  if (!edges || !counts || !shares)
+    return -1;
+  if (k == 0)
+    return 0;
+  qsort(buf, k, sizeof(double), cmp_double);
+  double e[PIPELINE_REF_BINS + 1];
+  size_t c[PIPELINE_REF_BINS] = {0};
+  for (int b = 0; b <= PIPELINE_REF_BINS; b++)
+    e[b] = quantile(buf, k, (double)b / PIPELINE_REF_BINS);
+  /* bin = number of inner edges <= v (values sorted: one sweep) */
+  size_t b = 0;
+  for (size_t i = 0; i < k; i++) {
+    while (b + 1 < PIPELINE_REF_BINS && e[b + 1] <= buf[i])
+      b++;
+    c[b]++;
+  }
+  for (int j = 0; j <= PIPELINE_REF_BINS; j++)
+    cJSON_AddItemToArray(edges, cJSON_CreateNumber(e[j]));
+  for (int j = 0; j < PIPELINE_REF_BINS; j++) {
+    cJSON_AddItemToArray(counts, cJSON_CreateNumber((double)c[j]));
+    cJSON_AddItemToArray(shares,
+                         cJSON_CreateNumber((double)c[j] / (double)k));
+  }
+  return 0;
+}
+
+/* Categories (text: tokens) of a string column over rows idx. */
+static int ref_strings(cJSON *o, const char *const *col, const size_t *idx,
+                       size_t n, const char *delims, const char **pbuf)
+{
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (col[idx[i]])
+      pbuf[k++] = col[idx[i]];
+  add_num(o, "missing_share", n ? (double)(n - k) / (double)n : 0);
+  /* interned strings: equal values are equal pointers */
+  qsort(pbuf, k, sizeof(*pbuf), cmp_ptr);
+  size_t nd = 0, cap = 64;
+  struct cnt *c = malloc(cap * sizeof(*c));
+  if (!c)
+    return -1;
+  for (size_t i = 0; i < k;) {
+    size_t j = i;
+    while (j < k && pbuf[j] == pbuf[i])
+      j++;
+    size_t run = j - i;
+    const char *s = pbuf[i];
+    if (!delims) {
+      if (nd == cap) {
+        struct cnt *q = realloc(c, 2 * cap * sizeof(*c));
+        if (!q)
+          goto oom;
+        c = q;
+        cap *= 2;
+      }
+      c[nd++] = (struct cnt){s, strlen(s), run};
+    } else {
+      const char *p = s;
+      while (*p) {
+        p += strspn(p, delims);
+        size_t len = strcspn(p, delims);
+        if (!len)
+          break;
+        if (nd == cap) {
+          struct cnt *q = realloc(c, 2 * cap * sizeof(*c));
+          if (!q)
+            goto oom;
+          c = q;
+          cap *= 2;
+        }
+        c[nd++] = (struct cnt){p, len, run};
+        p += len;
+      }
+    }
+    i = j;
+  }
+  nd = merge_cnt(c, nd);
+  qsort(c, nd, sizeof(*c), cmp_cnt_freq);
+  size_t total = 0, other = 0;
+  for (size_t i = 0; i < nd; i++) {
+    total += c[i].n;
+    if (i >= PIPELINE_REF_MAX_CATS)
+      other += c[i].n;
+  }
+  cJSON *cats = cJSON_AddObjectToObject(o, delims ? "tokens" : "categories");
+  if (!cats)
+    goto oom;
+  for (size_t i = 0; i < nd && i < PIPELINE_REF_MAX_CATS; i++) {
+    char kb[512];
+    snprintf(kb, sizeof(kb), "%.*s", (int)(c[i].len < 511 ? c[i].len : 511),
+             c[i].s);
+    cJSON_AddItemToObject(
+        cats, kb, cJSON_CreateNumber((double)c[i].n / (double)total));
+  }
+  add_num(o, "other_share", total ? (double)other / (double)total : 0);
+  add_num(o, "distinct", (double)nd);
+  free(c);
+  return 0;
+oom:
+  free(c);
+  return -1;
+}
+
+static cJSON *build_reference(const struct spec *sp,
+                              const struct fstore_set *s, const size_t *idx,
+                              size_t n)
+{
+  cJSON *root = cJSON_CreateObject();
+  double *dbuf = malloc((n ? n : 1) * sizeof(double));
+  const char **pbuf = malloc((n ? n : 1) * sizeof(char *));
+  if (!root || !dbuf || !pbuf)
+    goto fail;
+  cJSON_AddStringToObject(root, "format", "mlopsd.reference");
+  cJSON_AddNumberToObject(root, "format_version", 1);
+  cJSON_AddStringToObject(root, "split", "train");
+  cJSON_AddNumberToObject(root, "rows", (double)n);
+  cJSON_AddNumberToObject(root, "bins", PIPELINE_REF_BINS);
+  cJSON *feats = cJSON_AddArrayToObject(root, "features");
+  if (!feats)
+    goto fail;
+  for (size_t j = 0; j < sp->n_features; j++) {
+    const struct spec_feature *f = &sp->features[j];
+    cJSON *h = cJSON_CreateObject();
+    if (!h || !cJSON_AddItemToArray(feats, h))
+      goto fail;
+    cJSON_AddStringToObject(h, "name", f->name);
+    cJSON_AddStringToObject(h, "kind", spec_kind_name(f->kind));
+    int bad = f->kind == SPEC_NUMERIC
+                  ? ref_numeric(h, s->cols[j].num, idx, n, dbuf)
+                  : ref_strings(h, s->cols[j].str, idx, n,
+                                f->kind == SPEC_TEXT ? f->delimiters : NULL,
+                                pbuf);
+    if (bad)
+      goto fail;
+  }
+  free(dbuf);
+  free(pbuf);
+  return root;
+fail:
+  free(dbuf);
+  free(pbuf);
+  cJSON_Delete(root);
+  return NULL;
+}
+
+/* ---- validation rows -------------------------------------------------- */
+
+static enum err_code write_validation(struct registry_draft *d,
+                                      const struct spec *sp,
+                                      const struct fstore_set *s,
+                                      const size_t *val, size_t n_val,
+                                      struct err *e)
+{
+  char path[REGISTRY_PATH_MAX], spath[REGISTRY_PATH_MAX];
+  enum err_code rc;
+  if ((rc = draft_path(d, "validation.jsonl", path, sizeof(path), e)) ||
+      (rc = draft_path(d, "sample.json", spath, sizeof(spath), e)))
+    return rc;
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return err_set(e, ERR_IO, "cannot create %s: %s", path, strerror(errno));
+  cJSON *sample = cJSON_CreateObject();
+  cJSON *srows = sample ? cJSON_AddArrayToObject(sample, "rows") : NULL;
+  int bad = !srows;
+  fprintf(f,
+          "{\"format\":\"mlopsd.validation\",\"format_version\":1,"
+          "\"rows\":%zu,\"target\":",
+          n_val);
+  {
+    cJSON *t = cJSON_CreateString(sp->target.column);
+    char *tt = t ? cJSON_PrintUnformatted(t) : NULL;
+    bad |= !tt;
+    fprintf(f, "%s}\n", tt ? tt : "null");
+    cJSON_free(tt);
+    cJSON_Delete(t);
+  }
+  for (size_t i = 0; i < n_val && !bad; i++) {
+    size_t r = val[i];
+    cJSON *line = cJSON_CreateObject();
+    cJSON *data = row_request(sp, s, r);
+    if (!line || !data) {
+      cJSON_Delete(line);
+      cJSON_Delete(data);
+      bad = 1;
+      break;
+    }
+    if (s->target)
+      cJSON_AddNumberToObject(line, "label", s->target[r]);
+    else
+      cJSON_AddStringToObject(line, "label",
+                              sp->target.classes[s->labels[r]]);
+    cJSON_AddItemToObject(line, "data", data);
+    char *txt = cJSON_PrintUnformatted(line);
+    if (!txt) {
+      cJSON_Delete(line);
+      bad = 1;
+      break;
+    }
+    bad |= fputs(txt, f) == EOF || fputc('\n', f) == EOF;
+    cJSON_free(txt);
+    if (i < PIPELINE_SAMPLE_ROWS) {
+      cJSON *copy = cJSON_Duplicate(data, 1);
+      bad |= !copy || !cJSON_AddItemToArray(srows, copy);
+    }
+    cJSON_Delete(line);
+  }
+  bad |= fclose(f) != 0;
+  if (bad) {
+    cJSON_Delete(sample);
+    return err_set(e, ERR_IO, "cannot write %s", path);
+  }
+  rc = write_json(spath, sample, 0, e);
+  cJSON_Delete(sample);
+  return rc;
+}
+
+/* ---- the search ------------------------------------------------------- */
+
+static enum train_select select_of(enum spec_metric m)
+{
+  switch (m) {
+  case SPEC_METRIC_F1_MACRO:
+    return TRAIN_SELECT_F1_MACRO;
+  case SPEC_METRIC_LOGLOSS:
+    return TRAIN_SELECT_LOGLOSS;
+  case SPEC_METRIC_RMSE:
+    return TRAIN_SELECT_RMSE;
+  default:
+    return TRAIN_SELECT_ACCURACY;
+  }
+}
+
+double pipeline_metric_value(enum spec_metric metric,
+                             const struct train_metrics *m)
+{
+  switch (metric) {
+  case SPEC_METRIC_ACCURACY:
+    return m->accuracy;
+  case SPEC_METRIC_F1_MACRO:
+    return m->f1_macro;
+  case SPEC_METRIC_LOGLOSS:
+    return m->logloss;
+  case SPEC_METRIC_RMSE:
+    return m->rmse;
+  }
+  return NAN;
+}
+
+/* Params as a JSON object: later keys replace earlier ones, except that
+ * a key repeated within the base params (eval_metric lists) becomes an
+ * array, as the spec wrote it. */
+static cJSON *params_json(const char *objective, int num_class,
+                          const struct train_kv *kv, size_t n, size_t n_base)
+{
+  cJSON *o = cJSON_CreateObject();
+  if (!o)
+    return NULL;
+  cJSON_AddStringToObject(o, "objective", objective);
+  if (num_class)
+    cJSON_AddNumberToObject(o, "num_class", num_class);
+  for (size_t i = 0; i < n; i++) {
+    cJSON *v = json_scalar(kv[i].value);
+    cJSON *old = cJSON_GetObjectItemCaseSensitive(o, kv[i].key);
+    if (!v)
+      goto fail;
+    if (!old) {
+      cJSON_AddItemToObject(o, kv[i].key, v);
+    } else if (i >= n_base) {
+      cJSON_ReplaceItemViaPointer(o, old, v);
+    } else if (cJSON_IsArray(old)) {
+      cJSON_AddItemToArray(old, v);
+    } else {
+      cJSON *arr = cJSON_CreateArray();
+      if (!arr) {
+        cJSON_Delete(v);
+        goto fail;
+      }
+      cJSON_AddItemToArray(arr, cJSON_Duplicate(old, 1));
+      cJSON_AddItemToArray(arr, v);
+      cJSON_ReplaceItemViaPointer(o, old, arr);
+    }
+  }
+  return o;
+fail:
+  cJSON_Delete(o);
+  return NULL;
+}
+
+static cJSON *metrics_json(const struct spec *sp,
+                           const struct train_result *r, double seconds)
+{
+  cJSON *o = cJSON_CreateObject();
+  if (!o)
+    return NULL;
+  if (sp->task == SPEC_TASK_REGRESSION) {
+    add_num(o, "rmse", r->metrics.rmse);
+    add_num(o, "mae", r->metrics.mae);
+  } else {
+    add_num(o, "accuracy", r->metrics.accuracy);
+    add_num(o, "f1_macro", r->metrics.f1_macro);
+    add_num(o, "logloss", r->metrics.logloss);
+  }
+  add_num(o, "best_iteration", r->best_iteration);
+  add_num(o, "n_trees", r->num_trees);
+  add_num(o, "rounds_run", r->rounds_run);
+  add_num(o, "best_score", r->best_score);
+  cJSON_AddStringToObject(o, "eval_metric", r->eval_metric);
+  add_num(o, "seconds", round(seconds * 1000) / 1000);
+  return o;
+}
+
+static int train_cancel(void *ud)
+{
+  const struct pipeline_opts *o = ud;
+  return o->cancel && o->cancel(o->cancel_ud);
+}
+
+/* XGBoost refuses '[', ']' and '<' in feature names, and names must be
+ * unique: replace those bytes and suffix duplicates. */
+static char **xgb_names(const struct prep *p, size_t n)
+{
+  char **v = calloc(n ? n : 1, sizeof(char *));
+  if (!v)
+    return NULL;
+  for (size_t j = 0; j < n; j++) {
+    const char *s = prep_output_name(p, j);
+    size_t len = strlen(s);
+    char *t = malloc(len + 24);
+    if (!t)
+      goto fail;
+    for (size_t k = 0; k <= len; k++)
+      t[k] = (s[k] == '[' || s[k] == ']' || s[k] == '<') ? '_' : s[k];
+    for (size_t k = 0; k < j; k++)
+      if (strcmp(v[k], t) == 0) {
+        snprintf(t + len, 24, "~%zu", j);
+        break;
+      }
+    v[j] = t;
+  }
+  return v;
+fail:
+  for (size_t j = 0; j < n; j++)
+    free(v[j]);
+  free(v);
+  return NULL;
+}
+
+static void free_names(char **v, size_t n)
+{
+  if (!v)
+    return;
+  for (size_t j = 0; j < n; j++)
+    free(v[j]);
+  free(v);
+}
+
+/* ---- meta.json --------------------------------------------------------- */
+
+struct meta_in {
+  const struct spec *sp;
+  const struct pipeline_opts *o;
+  const struct pipeline_result *res;
+  const struct prep *prep;
+  const char *sql;
+  const char *best_run;
+  cJSON *params;  /* taken */
+  cJSON *metrics; /* taken */
+  const struct train_result *best;
+  const char *objective;
+  int nthread, num_boost_round, early_stopping_rounds;
+};
+
+static cJSON *build_meta(struct meta_in *m)
+{
+  char now[48];
+  cJSON *o = cJSON_CreateObject();
+  if (!o) {
+    cJSON_Delete(m->params);
+    cJSON_Delete(m->metrics);
+    return NULL;
+  }
+  utc_iso(now, sizeof(now), 0);
+  cJSON_AddStringToObject(o, "format", "mlopsd.meta");
+  cJSON_AddNumberToObject(o, "format_version", 1);
+  cJSON_AddStringToObject(o, "name", m->sp->name);
+  cJSON_AddStringToObject(o, "creation_time", now);
+  cJSON_AddStringToObject(o, "logical_date", m->o->ds);
+  cJSON_AddItemToObject(o, "dag_id", m->o->dag_id
+                                         ? cJSON_CreateString(m->o->dag_id)
+                                         : cJSON_CreateNull());
+  cJSON_AddItemToObject(o, "dag_run_id",
+                        m->o->dag_run_id ? cJSON_CreateString(m->o->dag_run_id)
+                                         : cJSON_CreateNull());
+  cJSON_AddStringToObject(o, "best_run", m->best_run);
+  cJSON_AddStringToObject(o, "task", spec_task_name(m->sp->task));
+  cJSON_AddStringToObject(o, "objective", m->objective);
+  cJSON_AddNumberToObject(o, "num_class", m->best->num_class);
+  cJSON_AddStringToObject(o, "target", m->sp->target.column);
+  cJSON *cls = cJSON_AddArrayToObject(o, "classes");
+  for (size_t i = 0; cls && i < m->sp->target.n_classes; i++)
+    cJSON_AddItemToArray(cls, cJSON_CreateString(m->sp->target.classes[i]));
+  cJSON_AddItemToObject(o, "params", m->params);
+  cJSON_AddItemToObject(o, "metrics", m->metrics);
+  cJSON *sel = cJSON_AddObjectToObject(o, "selection");
+  if (sel) {
+    cJSON_AddStringToObject(sel, "metric", spec_metric_name(m->sp->metric));
+    add_num(sel, "value",
+            pipeline_metric_value(m->sp->metric, &m->best->metrics));
+    cJSON_AddNumberToObject(sel, "trial", (double)m->res->best_trial + 1);
+  }
+  cJSON_AddNumberToObject(o, "training_rows", (double)m->res->n_rows);
+  cJSON_AddNumberToObject(o, "train_rows", (double)m->res->n_train);
+  cJSON_AddNumberToObject(o, "val_rows", (double)m->res->n_val);
+  cJSON_AddNumberToObject(o, "trial_count", (double)m->res->n_trials);
+  cJSON_AddNumberToObject(o, "grid_size", (double)m->sp->grid_size);
+  cJSON_AddStringToObject(o, "data_sha256", m->res->data_sha256);
+  cJSON_AddStringToObject(o, "spec_sha256", m->sp->sha256);
+  cJSON_AddStringToObject(o, "spec_path", m->sp->path);
+  cJSON_AddStringToObject(o, "xgboost_version", train_xgb_version());
+  cJSON_AddStringToObject(o, "mlopsd_version", MLOPSD_VERSION);
+  cJSON *src = cJSON_AddObjectToObject(o, "source");
+  if (src) {
+    cJSON_AddStringToObject(src, "table", m->sp->source.table);
+    cJSON_AddStringToObject(src, "query", m->sql);
+  }
+  cJSON *split = cJSON_AddObjectToObject(o, "split");
+  if (split) {
+    cJSON_AddNumberToObject(split, "val_fraction", m->sp->val_fraction);
+    cJSON_AddNumberToObject(split, "seed", (double)m->sp->seed);
+    cJSON_AddBoolToObject(split, "stratify", m->sp->stratify);
+  }
+  cJSON *tr = cJSON_AddObjectToObject(o, "training");
+  if (tr) {
+    cJSON_AddNumberToObject(tr, "nthread", m->nthread);
+    cJSON_AddNumberToObject(tr, "num_boost_round", m->num_boost_round);
+    cJSON_AddNumberToObject(tr, "early_stopping_rounds",
+                            m->early_stopping_rounds);
+    add_num(tr, "read_seconds", round(m->res->read_s * 1000) / 1000);
+    add_num(tr, "prep_seconds", round(m->res->prep_s * 1000) / 1000);
+    add_num(tr, "search_seconds", round(m->res->search_s * 1000) / 1000);
+  }
+  cJSON *schema = prep_schema_json(m->prep);
+  if (schema)
+    cJSON_AddItemToObject(o, "feature_schema", schema);
+  return o;
+}
+
+/* ---- pipeline_train ------------------------------------------------------ */
+
+void pipeline_result_free(struct pipeline_result *r)
+{
+  if (!r)
+    return;
+  free(r->trials);
+  memset(r, 0, sizeof(*r));
+}
+
+/* Labels as floats for XGBoost. */
+static float *labels_of(const struct fstore_set *s, const size_t *idx,
+                        size_t n)
+{
+  float *y = malloc((n ? n : 1) * sizeof(float));
+  if (!y)
+    return NULL;
+  for (size_t i = 0; i < n; i++)
+    y[i] = s->target ? (float)s->target[idx[i]] : (float)s->labels[idx[i]];
+  return y;
+}
+
+enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
+                             const struct spec *sp,
+                             const struct pipeline_opts *o,
+                             struct pipeline_result *res, struct err *e)
+{
+  double t_start = mono_s();
+  memset(res, 0, sizeof(*res));
+  if (!reg || !db || !sp || !o || !o->ds)
+    return err_set(e, ERR_INVAL, "pipeline: registry, database, spec and "
+                                 "logical date are required");
+  struct fstore_set *s = NULL;
+  struct prep *prep = NULL;
+  struct registry_draft *draft = NULL;
+  size_t *tr = NULL, *va = NULL, n_tr = 0, n_va = 0;
+  float *xtr = NULL, *xva = NULL, *ytr = NULL, *yva = NULL;
+  char **names = NULL;
+  size_t nout = 0;
+  struct train_result best = {0};
+  struct train_kv *kv = NULL;
+  enum err_code rc;
+  char prefix[PIPELINE_RUN_ID_MAX + 1], path[REGISTRY_PATH_MAX];
+  cJSON *best_params = NULL, *best_metrics = NULL;
+
+  if (o->dag_run_id) {
+    pipeline_safe_name(o->dag_run_id, prefix, sizeof(prefix));
+  } else {
+    char ts[32];
+    utc_iso(ts, sizeof(ts), 1);
+    snprintf(prefix, sizeof(prefix), "adhoc-%s-%ld", ts, (long)getpid());
+  }
+  snprintf(res->run_prefix, sizeof(res->run_prefix), "%s", prefix);
+
+  /* 1. read */
+  plog(o, "reading %s for %s", sp->source.table, o->ds);
+  if ((rc = fstore_read_training(db, sp, o->ds, o->cancel, o->cancel_ud, &s,
+                                 e)))
+    goto out;
+  res->n_rows = s->n_rows;
+  res->read_s = s->read_s;
+  res->arena_bytes = s->arena_bytes;
+  res->n_inputs = sp->n_features;
+  plog(o, "read %zu rows x %zu features in %.2f s (%.0f rows/s, %zu "
+          "distinct strings)",
+       s->n_rows, s->n_features, s->read_s,
+       s->read_s > 0 ? (double)s->n_rows / s->read_s : 0.0,
+       s->n_distinct_strings);
+  if (s->n_rows < 2) {
+    rc = err_set(e, ERR_INVAL,
+                 "only %zu training row in %s for %s: need at least 2 to "
+                 "split",
+                 s->n_rows, sp->source.table, o->ds);
+    goto out;
+  }
+
+  /* 2. split, fit, transform */
+  double t0 = mono_s();
+  if (sp->stratify && sp->task != SPEC_TASK_REGRESSION)
+    rc = prep_split_stratified(s->n_rows, s->labels, sp->target.n_classes,
+                               sp->val_fraction, sp->seed, &tr, &n_tr, &va,
+                               &n_va, e);
+  else
+    rc = prep_split(s->n_rows, sp->val_fraction, sp->seed, &tr, &n_tr, &va,
+                    &n_va, e);
+  if (rc)
+    goto out;
+  res->n_train = n_tr;
+  res->n_val = n_va;
+  if ((rc = prep_fit(sp, &s->input, tr, n_tr, &prep, e)))
+    goto out;
+  nout = prep_n_outputs(prep);
+  res->n_outputs = nout;
+  xtr = malloc(n_tr * nout * sizeof(float));
+  xva = malloc(n_va * nout * sizeof(float));
+  ytr = labels_of(s, tr, n_tr);
+  yva = labels_of(s, va, n_va);
+  names = xgb_names(prep, nout);
+  if (!xtr || !xva || !ytr || !yva || !names) {
+    rc = err_set(e, ERR_NOMEM, "pipeline: out of memory for %zu x %zu "
+                               "matrices",
+                 s->n_rows, nout);
+    goto out;
+  }
+  if ((rc = prep_transform_rows(prep, &s->input, tr, n_tr, xtr, e)) ||
+      (rc = prep_transform_rows(prep, &s->input, va, n_va, xva, e)))
+    goto out;
+  res->prep_s = mono_s() - t0;
+  plog(o, "split %zu train / %zu validation rows (seed %llu%s); "
+          "preprocessing: %zu inputs -> %zu columns in %.2f s",
+       n_tr, n_va, (unsigned long long)sp->seed,
+       sp->stratify ? ", stratified" : "", sp->n_features, nout, res->prep_s);
+
+  /* 3. artefacts that need the raw columns, into the draft */
+  double tw = mono_s();
+  if ((rc = registry_version_begin(reg, sp->name, &draft, e)))
+    goto out;
+  if ((rc = draft_path(draft, "preprocess.json", path, sizeof(path), e)) ||
+      (rc = prep_save_json(prep, path, e)))
+    goto out;
+  {
+    cJSON *ref = build_reference(sp, s, tr, n_tr);
+    if (!ref) {
+      rc = err_set(e, ERR_NOMEM, "pipeline: out of memory building "
+                                 "reference.json");
+      goto out;
+    }
+    if (!(rc = draft_path(draft, "reference.json", path, sizeof(path), e)))
+      rc = write_json(path, ref, 0, e);
+    cJSON_Delete(ref);
+    if (rc)
+      goto out;
+  }
+  if ((rc = write_validation(draft, sp, s, va, n_va, e)))
+    goto out;
+  fstore_set_sha256(s, sp, res->data_sha256);
+  char sql[FSTORE_SQL_MAX];
+  snprintf(sql, sizeof(sql), "%s", s->sql);
+  fstore_set_free(s);
+  s = NULL;
+  double t_art = mono_s() - tw;
+
+  /* 4. the grid */
+  const char *objective = spec_param(sp, "objective");
+  const char *eval_metric = NULL;
+  size_t n_base = 0;
+  kv = calloc(MAX_KV, sizeof(*kv));
+  if (!kv) {
+    rc = err_set(e, ERR_NOMEM, "pipeline: out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < sp->n_params; i++) {
+    const char *k = sp->params[i].key;
+    if (!strcmp(k, "objective") || !strcmp(k, "num_class") ||
+        !strcmp(k, "nthread") || !strcmp(k, "n_jobs"))
+      continue;
+    if (!strcmp(k, "eval_metric"))
+      eval_metric = sp->params[i].value; /* the last one stops early */
+    if (n_base + sp->n_grid >= MAX_KV) {
+      rc = err_set(e, ERR_INVAL, "%s: more than %d xgboost params", sp->path,
+                   MAX_KV);
+      goto out;
+    }
+    kv[n_base++] = (struct train_kv){k, sp->params[i].value};
+  }
+  size_t total = sp->grid_size ? sp->grid_size : 1;
+  if (o->max_trials && o->max_trials < total)
+    total = o->max_trials;
+  int nbr = o->num_boost_round > 0 ? o->num_boost_round : sp->num_boost_round;
+  int esr = o->early_stopping_rounds > 0   ? o->early_stopping_rounds
+            : o->early_stopping_rounds < 0 ? 0
+                                           : sp->early_stopping_rounds;
+  int nthread = o->nthread > 0 ? o->nthread : 1;
+  res->trials = calloc(total, sizeof(*res->trials));
+  if (!res->trials) {
+    rc = err_set(e, ERR_NOMEM, "pipeline: out of memory");
+    goto out;
+  }
+  int width = total >= 1000 ? 4 : total >= 100 ? 3 : 2;
+  enum train_select sel = select_of(sp->metric);
+  plog(o, "grid search: %zu trial%s of %zu, up to %d rounds, early "
+          "stopping %d, %d XGBoost thread%s, selection by %s",
+       total, total == 1 ? "" : "s", sp->grid_size, nbr, esr, nthread,
+       nthread == 1 ? "" : "s", spec_metric_name(sp->metric));
+  double ts0 = mono_s();
+  struct train_data td = {.x_train = xtr, .y_train = ytr, .n_train = n_tr,
+                          .x_val = xva, .y_val = yva, .n_val = n_va,
+                          .nfeat = nout,
+                          .feature_names = (const char *const *)names};
+  size_t best_i = 0;
+  char best_run[PIPELINE_RUN_ID_MAX + 16] = "";
+  for (size_t t = 0; t < total; t++) {
+    if (o->cancel && o->cancel(o->cancel_ud)) {
+      rc = err_set(e, ERR_CANCELED, "training cancelled before trial %zu/%zu",
+                   t + 1, total);
+      goto out;
+    }
+    size_t n_kv = n_base;
+    char desc[512];
+    size_t dl = 0;
+    desc[0] = '\0';
+    for (size_t a = 0; a < sp->n_grid; a++) {
+      const char *v = spec_grid_value(sp, t, a);
+      kv[n_kv++] = (struct train_kv){sp->grid[a].key, v};
+      if (dl < sizeof(desc))
+        dl += (size_t)snprintf(desc + dl, sizeof(desc) - dl, " %s=%s",
+                               sp->grid[a].key, v);
+    }
+    struct train_params tp = {
+        .objective = objective,
+        .num_class = sp->task == SPEC_TASK_MULTICLASS
+                         ? (int)sp->target.n_classes
+                         : 0,
+        .params = kv,
+        .n_params = n_kv,
+        .num_boost_round = nbr,
+        .early_stopping_rounds = esr,
+        .nthread = nthread,
+        .eval_metric = eval_metric,
+        .cancel = train_cancel,
+        .ud = (void *)o,
+    };
+    struct train_result r;
+    double t1 = mono_s();
+    if ((rc = train_fit(&td, &tp, &r, e))) {
+      err_prefix(e, "trial %zu/%zu%s", t + 1, total, desc);
+      goto out;
+    }
+    double secs = mono_s() - t1;
+    struct pipeline_trial *pt = &res->trials[t];
+    pt->m = r.metrics;
+    pt->best_iteration = r.best_iteration;
+    pt->rounds_run = r.rounds_run;
+    pt->n_trees = r.num_trees;
+    pt->seconds = secs;
+    res->n_trials = t + 1;
+
+    char run_id[PIPELINE_RUN_ID_MAX + 16];
+    if (snprintf(run_id, sizeof(run_id), "%s-t%0*zu", prefix, width,
+                 t + 1) >= (int)sizeof(run_id)) {
+      train_result_free(&r);
+      rc = err_set(e, ERR_INTERNAL, "pipeline: run id too long");
+      goto out;
+    }
+    cJSON *pj = params_json(objective, r.num_class > 2 ? r.num_class : 0, kv,
+                            n_kv, n_base);
+    cJSON *mj = metrics_json(sp, &r, secs);
+    if (pj) {
+      cJSON_AddNumberToObject(pj, "num_boost_round", nbr);
+      cJSON_AddNumberToObject(pj, "early_stopping_rounds", esr);
+    }
+    if (mj) {
+      cJSON_AddNumberToObject(mj, "trial", (double)t + 1);
+      cJSON_AddNumberToObject(mj, "trials", (double)total);
+      cJSON_AddStringToObject(mj, "logical_date", o->ds);
+    }
+    if (!pj || !mj) {
+      cJSON_Delete(pj);
+      cJSON_Delete(mj);
+      train_result_free(&r);
+      rc = err_set(e, ERR_NOMEM, "pipeline: out of memory");
+      goto out;
+    }
+    rc = registry_run_write(reg, sp->name, run_id, pj, mj, e);
+    if (rc) {
+      cJSON_Delete(pj);
+      cJSON_Delete(mj);
+      train_result_free(&r);
+      goto out;
+    }
+    int better = t == 0 || train_better(sel, &r.metrics, &best.metrics);
+    if (better) {
+      train_result_free(&best);
+      best = r;
+      best_i = t;
+      cJSON_Delete(best_params);
+      cJSON_Delete(best_metrics);
+      best_params = pj;
+      best_metrics = mj;
+      snprintf(best_run, sizeof(best_run), "%s", run_id);
+    } else {
+      train_result_free(&r);
+      cJSON_Delete(pj);
+      cJSON_Delete(mj);
+    }
+    const char *mn = spec_metric_name(sp->metric);
+    plog(o, "trial %zu/%zu%s: %s=%.4f best so far %.4f (trial %zu) "
+            "[%d rounds, best %d, %.1f s]",
+         t + 1, total, desc, mn, pipeline_metric_value(sp->metric, &pt->m),
+         pipeline_metric_value(sp->metric, &best.metrics), best_i + 1,
+         pt->rounds_run, pt->best_iteration, secs);
+  }
+  res->search_s = mono_s() - ts0;
+  res->best_trial = best_i;
+  res->best = best.metrics;
+
+  /* 5. the version */
+  tw = mono_s();
+  if ((rc = draft_path(draft, MODEL_FILE_NAME, path, sizeof(path), e)) ||
+      (rc = train_result_save(&best, path, e)))
+    goto out;
+  {
+    struct meta_in mi = {.sp = sp, .o = o, .res = res, .prep = prep,
+                         .sql = sql, .best_run = best_run,
+                         .params = best_params, .metrics = best_metrics,
+                         .best = &best, .objective = objective,
+                         .nthread = nthread, .num_boost_round = nbr,
+                         .early_stopping_rounds = esr};
+    best_params = best_metrics = NULL; /* taken by build_meta */
+    cJSON *meta = build_meta(&mi);
+    if (!meta) {
+      rc = err_set(e, ERR_NOMEM, "pipeline: out of memory building "
+                                 "meta.json");
+      goto out;
+    }
+    if (!(rc = draft_path(draft, "meta.json", path, sizeof(path), e)))
+      rc = write_json(path, meta, 1, e);
+    cJSON_Delete(meta);
+    if (rc)
+      goto out;
+  }
+  rc = registry_version_commit(draft, &res->version, e);
+  draft = NULL;
+  if (rc)
+    goto out;
+  res->write_s = mono_s() - tw + t_art;
+  res->total_s = mono_s() - t_start;
+  plog(o, "registered %s version %d from trial %zu/%zu (%s): accuracy=%.4f "
+          "f1_macro=%.4f logloss=%.4f; %zu rows, data sha256 %.12s; total "
+          "%.1f s",
+       sp->name, res->version, best_i + 1, res->n_trials, best_run,
+       best.metrics.accuracy, best.metrics.f1_macro, best.metrics.logloss,
+       res->n_rows, res->data_sha256, res->total_s);
+out:
+  registry_version_abort(draft);
+  cJSON_Delete(best_params);
+  cJSON_Delete(best_metrics);
+  train_result_free(&best);
+  fstore_set_free(s);
+  prep_destroy(prep);
+  free(tr);
+  free(va);
+  free(xtr);
+  free(xva);
+  free(ytr);
+  free(yva);
+  free_names(names, nout);
+  free(kv);
+  return rc;
+}

@@ -1,0 +1,427 @@
+/* pipeline_gate.c - scoring versions on stored validation rows, the
+ * validate gate, and the `deployment` table (see pipeline.h).
+ *
+ * Why raw rows: each version has its own fitted preprocessing (a new
+ * vocabulary, new medians), so the candidate's preprocessed matrix means
+ * nothing to the production model.  The candidate's validation split is
+ * stored as raw rows in the request shape (validation.jsonl), and each
+ * version scores them through its own preprocess.json and model, exactly
+ * as it would answer those rows over HTTP.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mlopsd/db.h"
+#include "mlopsd/model.h"
+#include "mlopsd/pipeline.h"
+#include "mlopsd/prep.h"
+#include "mlopsd/registry.h"
+
+#define LINE_MAX_BYTES ((size_t)1 << 20)
+#define DB_WAIT_MS 10000
+
+/* ---- scoring ------------------------------------------------------------ */
+
+struct scored {
+  cJSON *meta;
+  const cJSON *classes;
+  const char *objective;
+  int num_class;
+  struct prep *prep;
+  struct model *model;
+};
+
+static void scored_free(struct scored *s)
+{
+  cJSON_Delete(s->meta);
+  prep_destroy(s->prep);
+  model_unref(s->model);
+  memset(s, 0, sizeof(*s));
+}
+
+static enum err_code scored_load(struct registry *reg, const char *name,
+                                 int version, struct scored *s, struct err *e)
+{
+  char path[REGISTRY_PATH_MAX];
+  enum err_code rc;
+  memset(s, 0, sizeof(*s));
+  if ((rc = registry_read_meta(reg, name, version, &s->meta, e)))
+    return rc;
+  const cJSON *obj = cJSON_GetObjectItemCaseSensitive(s->meta, "objective");
+  const cJSON *nc = cJSON_GetObjectItemCaseSensitive(s->meta, "num_class");
+  s->classes = cJSON_GetObjectItemCaseSensitive(s->meta, "classes");
+  if (!cJSON_IsString(obj) || !cJSON_IsNumber(nc) ||
+      !cJSON_IsArray(s->classes)) {
+    scored_free(s);
+    return err_set(e, ERR_CONFIG,
+                   "%s version %d: meta.json lacks objective, num_class or "
+                   "classes",
+                   name, version);
+  }
+  s->objective = obj->valuestring;
+  s->num_class = (int)nc->valuedouble;
+  if ((rc = registry_path(reg, name, version, "preprocess.json", path,
+                          sizeof(path), e)) ||
+      (rc = prep_load_json(path, &s->prep, e)) ||
+      (rc = registry_path(reg, name, version, NULL, path, sizeof(path), e)) ||
+      (rc = model_load(path, prep_n_outputs(s->prep), NULL, &s->model, e))) {
+    scored_free(s);
+    err_prefix(e, "%s version %d", name, version);
+    return rc;
+  }
+  return ERR_OK;
+}
+
+static int class_of(const cJSON *classes, const char *label)
+{
+  int i = 0;
+  const cJSON *c;
+  cJSON_ArrayForEach(c, classes)
+  {
+    if (cJSON_IsString(c) && strcmp(c->valuestring, label) == 0)
+      return i;
+    i++;
+  }
+  return -1;
+}
+
+enum err_code pipeline_score(struct registry *reg, const char *name,
+                             int version, int rows_version,
+                             struct train_metrics *m, size_t *n_rows,
+                             struct err *e)
+{
+  struct scored s;
+  char path[REGISTRY_PATH_MAX];
+  enum err_code rc;
+  float *x = NULL, *y = NULL, *out = NULL;
+  size_t n = 0, cap = 0;
+  char *line = NULL;
+  size_t lcap = 0;
+  FILE *f = NULL;
+  if (n_rows)
+    *n_rows = 0;
+  if ((rc = registry_path(reg, name, rows_version, "validation.jsonl", path,
+                          sizeof(path), e)))
+    return rc;
+  if ((rc = scored_load(reg, name, version, &s, e)))
+    return rc;
+  size_t nf = prep_n_outputs(s.prep);
+  f = fopen(path, "r");
+  if (!f) {
+    rc = err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
+                 "%s version %d has no readable validation rows (%s: %s)",
+                 name, rows_version, path, strerror(errno));
+    goto out;
+  }
+  long lineno = 0;
+  ssize_t len;
+  while ((len = getline(&line, &lcap, f)) >= 0) {
+    lineno++;
+    if ((size_t)len > LINE_MAX_BYTES) {
+      rc = err_set(e, ERR_PARSE, "%s:%ld: line longer than %zu bytes", path,
+                   lineno, LINE_MAX_BYTES);
+      goto out;
+    }
+    cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
+    if (!j) {
+      rc = err_set(e, ERR_PARSE, "%s:%ld: not valid JSON (corrupt file?)",
+                   path, lineno);
+      goto out;
+    }
+    if (lineno == 1) {
+      const cJSON *fm = cJSON_GetObjectItemCaseSensitive(j, "format");
+      int ok = cJSON_IsString(fm) &&
+               strcmp(fm->valuestring, "mlopsd.validation") == 0;
+      cJSON_Delete(j);
+      if (!ok) {
+        rc = err_set(e, ERR_PARSE,
+                     "%s:1: header {\"format\": \"mlopsd.validation\"} "
+                     "missing",
+                     path);
+        goto out;
+      }
+      continue;
+    }
+    const cJSON *lab = cJSON_GetObjectItemCaseSensitive(j, "label");
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data");
+    if (!cJSON_IsObject(data) ||
+        !(cJSON_IsString(lab) || cJSON_IsNumber(lab))) {
+      cJSON_Delete(j);
+      rc = err_set(e, ERR_PARSE, "%s:%ld: expected {\"label\": ..., "
+                                 "\"data\": {...}}",
+                   path, lineno);
+      goto out;
+    }
+    if (n == cap) {
+      size_t nc = cap ? cap * 2 : 1024;
+      float *nx = realloc(x, nc * nf * sizeof(float));
+      if (nx)
+        x = nx;
+      float *ny = nx ? realloc(y, nc * sizeof(float)) : NULL;
+      if (!nx || !ny) {
+        cJSON_Delete(j);
+        rc = err_set(e, ERR_NOMEM, "out of memory scoring %s", name);
+        goto out;
+      }
+      y = ny;
+      cap = nc;
+    }
+    if (cJSON_IsString(lab)) {
+      int k = class_of(s.classes, lab->valuestring);
+      if (k < 0) {
+        rc = err_set(e, ERR_INVAL,
+                     "%s:%ld: label '%.60s' is not a class of %s version %d",
+                     path, lineno, lab->valuestring, name, version);
+        cJSON_Delete(j);
+        goto out;
+      }
+      y[n] = (float)k;
+    } else {
+      y[n] = (float)lab->valuedouble;
+    }
+    rc = prep_transform_json(s.prep, data, x + n * nf, e);
+    cJSON_Delete(j);
+    if (rc) {
+      err_prefix(e, "%s:%ld", path, lineno);
+      goto out;
+    }
+    n++;
+  }
+  if (n == 0) {
+    rc = err_set(e, ERR_PARSE, "%s: no validation rows", path);
+    goto out;
+  }
+  size_t od = model_output_dim(s.model);
+  out = malloc(n * od * sizeof(float));
+  if (!out) {
+    rc = err_set(e, ERR_NOMEM, "out of memory scoring %s", name);
+    goto out;
+  }
+  if ((rc = model_predict(s.model, x, n, out, e)) ||
+      (rc = train_eval_metrics(s.objective, s.num_class, y, out, n, m, e))) {
+    err_prefix(e, "scoring %s version %d", name, version);
+    goto out;
+  }
+  if (n_rows)
+    *n_rows = n;
+out:
+  if (f)
+    fclose(f);
+  free(line);
+  free(x);
+  free(y);
+  free(out);
+  scored_free(&s);
+  return rc;
+}
+
+/* ---- the gate ----------------------------------------------------------- */
+
+enum err_code pipeline_validate(struct registry *reg, const char *name,
+                                enum spec_metric metric, double tolerance,
+                                struct pipeline_verdict *v, struct err *e)
+{
+  memset(v, 0, sizeof(*v));
+  v->cand_score = v->prod_score = NAN;
+  enum err_code rc = registry_latest(reg, name, &v->candidate, e);
+  if (rc) {
+    err_prefix(e, "validate: no candidate version");
+    return rc;
+  }
+  struct err ae = {0};
+  rc = registry_alias_get(reg, name, REGISTRY_PRODUCTION, &v->production,
+                          &ae);
+  if (rc == ERR_NOTFOUND) {
+    v->production = 0;
+    v->pass = 1;
+    snprintf(v->message, sizeof(v->message),
+             "no production version: candidate %d passes", v->candidate);
+    return ERR_OK;
+  }
+  if (rc) {
+    *e = ae;
+    return rc;
+  }
+  if (v->production == v->candidate) {
+    v->pass = 1;
+    snprintf(v->message, sizeof(v->message),
+             "candidate %d is already the production version: passes",
+             v->candidate);
+    return ERR_OK;
+  }
+  struct train_metrics mc, mp;
+  size_t nc = 0, np = 0;
+  if ((rc = pipeline_score(reg, name, v->candidate, v->candidate, &mc, &nc,
+                           e)))
+    return rc;
+  if ((rc = pipeline_score(reg, name, v->production, v->candidate, &mp, &np,
+                           e)))
+    return rc;
+  v->n_rows = nc;
+  v->cand_score = pipeline_metric_value(metric, &mc);
+  v->prod_score = pipeline_metric_value(metric, &mp);
+  const char *mn = spec_metric_name(metric);
+  if (spec_metric_higher_is_better(metric))
+    v->pass = v->cand_score >= v->prod_score - tolerance;
+  else
+    v->pass = v->cand_score <= v->prod_score + tolerance;
+  if (isnan(v->cand_score) || isnan(v->prod_score))
+    v->pass = 0;
+  snprintf(v->message, sizeof(v->message),
+           "candidate %d %s=%.6f %s production %d %s=%.6f on %zu "
+           "validation rows of version %d (tolerance %g, %s is better): %s",
+           v->candidate, mn, v->cand_score,
+           v->pass ? "vs" : "is worse than", v->production, mn,
+           v->prod_score, nc, v->candidate, tolerance,
+           spec_metric_higher_is_better(metric) ? "higher" : "lower",
+           v->pass ? "passes" : "fails");
+  return ERR_OK;
+}
+
+/* ---- deployment table --------------------------------------------------- */
+
+/* Cut s to at most cap-1 bytes on a UTF-8 boundary. */
+static void cut_utf8(const char *s, char *buf, size_t cap)
+{
+  size_t n = strlen(s);
+  if (n >= cap) {
+    n = cap - 1;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+      n--;
+  }
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+}
+
+enum err_code pipeline_record_deployment(struct db_pool *db,
+                                         const char *model, const char *alias,
+                                         int from, int to, const char *action,
+                                         const char *reason,
+                                         const char *actor,
+                                         const char *dag_run, struct err *e)
+{
+  struct db_conn *c = NULL;
+  enum err_code rc = db_acquire(db, DB_WAIT_MS, &c, e);
+  if (rc)
+    return rc;
+  int64_t run_pk = 0;
+  int have_run = 0;
+  if (dag_run && *dag_run) {
+    struct db_val p[1] = {DB_V_STR(dag_run)};
+    struct err le = {0};
+    enum err_code r2 = db_query_i64(
+        c, "SELECT id FROM dag_run WHERE run_id = ?", p, 1, &run_pk, &le);
+    if (r2 == ERR_OK)
+      have_run = 1;
+    else if (r2 != ERR_NOTFOUND) {
+      *e = le;
+      db_release(db, c);
+      return r2;
+    }
+  }
+  char rb[1024], ab[256];
+  if (reason)
+    cut_utf8(reason, rb, sizeof(rb));
+  if (actor)
+    cut_utf8(actor, ab, sizeof(ab));
+  struct db_val p[8] = {
+      DB_V_STR(model),
+      DB_V_STR(alias),
+      from > 0 ? DB_V_INT(from) : DB_V_NULL,
+      to > 0 ? DB_V_INT(to) : DB_V_NULL,
+      DB_V_STR(action),
+      reason ? DB_V_STR(rb) : DB_V_NULL,
+      actor ? DB_V_STR(ab) : DB_V_NULL,
+      have_run ? DB_V_INT(run_pk) : DB_V_NULL,
+  };
+  rc = db_exec_params_retry(
+      c,
+      "INSERT INTO deployment (model, alias, from_version, to_version, "
+      "action, reason, actor, dag_run_id, created_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))",
+      p, 8, 3, NULL, e);
+  if (rc)
+    err_prefix(e, "recording the %s of %s in table deployment", action,
+               model);
+  db_release(db, c);
+  return rc;
+}
+
+struct hist {
+  int *v;
+  size_t n, cap;
+  int oom;
+};
+
+static int hist_push(struct hist *h, int x)
+{
+  if (h->n == h->cap) {
+    size_t nc = h->cap ? h->cap * 2 : 16;
+    int *q = realloc(h->v, nc * sizeof(int));
+    if (!q) {
+      h->oom = 1;
+      return 1;
+    }
+    h->v = q;
+    h->cap = nc;
+  }
+  h->v[h->n++] = x;
+  return 0;
+}
+
+static int hist_row(void *user, const struct db_row *row)
+{
+  struct hist *h = user;
+  const char *action = db_row_str(row, 0, NULL);
+  int to = db_row_is_null(row, 2) ? 0 : (int)db_row_i64(row, 2);
+  if (!action || to <= 0)
+    return 0;
+  if (strcmp(action, "rollback") == 0) {
+    if (h->n > 0)
+      h->n--;
+    if (h->n == 0 || h->v[h->n - 1] != to)
+      return hist_push(h, to);
+    return 0;
+  }
+  if (h->n == 0 || h->v[h->n - 1] != to)
+    return hist_push(h, to);
+  return 0;
+}
+
+enum err_code pipeline_previous_version(struct db_pool *db,
+                                        const char *model, const char *alias,
+                                        int *current, int *previous,
+                                        struct err *e)
+{
+  struct db_conn *c = NULL;
+  *current = *previous = 0;
+  enum err_code rc = db_acquire(db, DB_WAIT_MS, &c, e);
+  if (rc)
+    return rc;
+  struct hist h = {0};
+  struct db_val p[2] = {DB_V_STR(model), DB_V_STR(alias)};
+  rc = db_query(c,
+                "SELECT action, from_version, to_version FROM deployment "
+                "WHERE model = ? AND alias = ? AND action IN ('deploy', "
+                "'promote', 'rollback') ORDER BY id",
+                p, 2, hist_row, &h, NULL, e);
+  db_release(db, c);
+  if (rc == ERR_OK && h.oom)
+    rc = err_set(e, ERR_NOMEM, "out of memory reading deployments");
+  if (rc == ERR_OK) {
+    if (h.n > 0)
+      *current = h.v[h.n - 1];
+    if (h.n < 2)
+      rc = err_set(e, ERR_NOTFOUND,
+                   "no earlier %s version of %s is recorded in table "
+                   "deployment",
+                   alias, model);
+    else
+      *previous = h.v[h.n - 2];
+  }
+  free(h.v);
+  return rc;
+}

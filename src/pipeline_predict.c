@@ -1,0 +1,565 @@
+/* pipeline_predict.c - offline prediction for `mlopsd predict` (see
+ * pipeline.h).
+ *
+ * The server's handler (predict.c) writes its answer straight into an
+ * HTTP response and takes its model from the serving set (production
+ * versions only), so the CLI cannot call it.  This file answers a body
+ * with the same building blocks in the same order (predict_scan, the
+ * spec's request validation, prep_transform_json, model_predict) and the
+ * same messages and JSON shape, for any version.  The integration test
+ * compares the two on the same requests.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mlopsd/model.h"
+#include "mlopsd/pipeline.h"
+#include "mlopsd/predict.h"
+#include "mlopsd/prep.h"
+#include "mlopsd/registry.h"
+#include "mlopsd/spec.h"
+
+struct pipeline_served {
+  struct spec *spec;
+  struct prep *prep;
+  struct model *model;
+  int version;
+  size_t nfeat, out_dim, n_class;
+  int regression, softmax, binary;
+};
+
+/* ---- loading ------------------------------------------------------------ */
+
+void pipeline_served_free(struct pipeline_served *m)
+{
+  if (!m)
+    return;
+  spec_destroy(m->spec);
+  prep_destroy(m->prep);
+  model_unref(m->model);
+  free(m);
+}
+
+const struct spec *pipeline_served_spec(const struct pipeline_served *m)
+{
+  return m->spec;
+}
+const struct prep *pipeline_served_prep(const struct pipeline_served *m)
+{
+  return m->prep;
+}
+const struct model *pipeline_served_model(const struct pipeline_served *m)
+{
+  return m->model;
+}
+
+static enum err_code find_spec(const char *dir, const char *name, char *path,
+                               size_t cap, struct err *e)
+{
+  static const char *const ext[] = {".yaml", ".yml"};
+  for (size_t i = 0; i < 2; i++) {
+    int n = snprintf(path, cap, "%s/%s%s", dir, name, ext[i]);
+    if (n < 0 || (size_t)n >= cap)
+      return err_set(e, ERR_INVAL, "spec path for model '%s' is too long",
+                     name);
+    FILE *f = fopen(path, "r");
+    if (f) {
+      fclose(f);
+      return ERR_OK;
+    }
+  }
+  return err_set(e, ERR_NOTFOUND, "no model spec %s/%s.yaml", dir, name);
+}
+
+/* sample.json rows, preprocessed, for the native evaluator check. */
+static void load_sample(struct registry *reg, const char *name, int version,
+                        const struct prep *p, float **rows, size_t *n)
+{
+  cJSON *doc = NULL;
+  struct err e = {0};
+  *rows = NULL;
+  *n = 0;
+  if (registry_read_json(reg, name, version, "sample.json", &doc, &e))
+    return;
+  const cJSON *arr = cJSON_GetObjectItemCaseSensitive(doc, "rows");
+  int cnt = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
+  size_t nf = prep_n_outputs(p);
+  float *buf = cnt > 0 ? malloc((size_t)cnt * nf * sizeof(float)) : NULL;
+  size_t k = 0;
+  const cJSON *it;
+  if (buf)
+    cJSON_ArrayForEach(it, arr)
+    {
+      if (prep_transform_json(p, it, buf + k * nf, &e) == ERR_OK)
+        k++;
+    }
+  cJSON_Delete(doc);
+  if (k == 0) {
+    free(buf);
+    return;
+  }
+  *rows = buf;
+  *n = k;
+}
+
+enum err_code pipeline_served_load(struct registry *reg,
+                                   const char *specs_dir, const char *name,
+                                   int version, struct pipeline_served **out,
+                                   struct err *e)
+{
+  char path[REGISTRY_PATH_MAX];
+  enum err_code rc;
+  float *sample = NULL;
+  size_t n_sample = 0;
+  *out = NULL;
+  struct pipeline_served *m = calloc(1, sizeof(*m));
+  if (!m)
+    return err_set(e, ERR_NOMEM, "out of memory loading %s", name);
+  m->version = version;
+  if ((rc = registry_path(reg, name, version, "preprocess.json", path,
+                          sizeof(path), e)) ||
+      (rc = prep_load_json(path, &m->prep, e)) ||
+      (rc = find_spec(specs_dir, name, path, sizeof(path), e)) ||
+      (rc = spec_load(path, &m->spec, e)))
+    goto fail;
+  const struct spec *sp = m->spec;
+  if (prep_n_inputs(m->prep) != sp->n_features) {
+    rc = err_set(e, ERR_CONFIG,
+                 "preprocess.json has %zu inputs but spec %s has %zu "
+                 "features",
+                 prep_n_inputs(m->prep), sp->path, sp->n_features);
+    goto fail;
+  }
+  for (size_t i = 0; i < sp->n_features; i++)
+    if (strcmp(prep_input_name(m->prep, i), sp->features[i].name) != 0 ||
+        prep_input_kind(m->prep, i) != sp->features[i].kind) {
+      rc = err_set(e, ERR_CONFIG,
+                   "preprocess.json input %zu is '%s' (%s) but spec %s "
+                   "feature %zu is '%s' (%s)",
+                   i, prep_input_name(m->prep, i),
+                   spec_kind_name(prep_input_kind(m->prep, i)), sp->path, i,
+                   sp->features[i].name,
+                   spec_kind_name(sp->features[i].kind));
+      goto fail;
+    }
+  m->nfeat = prep_n_outputs(m->prep);
+  load_sample(reg, name, version, m->prep, &sample, &n_sample);
+  struct model_load_opts lo = {.sample_rows = sample, .n_sample = n_sample};
+  if ((rc = registry_path(reg, name, version, NULL, path, sizeof(path), e)))
+    goto fail;
+  rc = model_load(path, m->nfeat, &lo, &m->model, e);
+  free(sample);
+  if (rc)
+    goto fail;
+  m->out_dim = model_output_dim(m->model);
+  m->n_class = sp->target.n_classes;
+  const char *obj = model_objective(m->model);
+  if (sp->task == SPEC_TASK_REGRESSION) {
+    m->regression = 1;
+  } else if (strcmp(obj, "binary:logistic") == 0) {
+    m->binary = 1;
+    if (m->n_class != 2 || m->out_dim != 1) {
+      rc = err_set(e, ERR_CONFIG,
+                   "model objective %s does not fit spec with %zu classes",
+                   obj, m->n_class);
+      goto fail;
+    }
+  } else if (strncmp(obj, "multi:", 6) == 0) {
+    m->softmax = strcmp(obj, "multi:softmax") == 0;
+    if (model_num_class(m->model) != m->n_class ||
+        (!m->softmax && m->out_dim != m->n_class)) {
+      rc = err_set(e, ERR_CONFIG,
+                   "model has %zu classes but spec %s declares %zu",
+                   model_num_class(m->model), sp->path, m->n_class);
+      goto fail;
+    }
+  } else {
+    rc = err_set(e, ERR_UNSUPPORTED,
+                 "objective %s cannot serve classification spec %s", obj,
+                 sp->path);
+    goto fail;
+  }
+  *out = m;
+  return ERR_OK;
+fail:
+  pipeline_served_free(m);
+  err_prefix(e, "model %s version %d", name, version);
+  return rc;
+}
+
+/* ---- a small JSON text builder ------------------------------------------ */
+
+struct sb {
+  char *p;
+  size_t n, cap;
+  int oom;
+};
+
+static void sb_put(struct sb *b, const char *s, size_t n)
+{
+  if (b->oom)
+    return;
+  if (b->n + n + 1 > b->cap) {
+    size_t nc = b->cap ? b->cap : 256;
+    while (nc < b->n + n + 1)
+      nc *= 2;
+    char *q = realloc(b->p, nc);
+    if (!q) {
+      b->oom = 1;
+      return;
+    }
+    b->p = q;
+    b->cap = nc;
+  }
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+  b->p[b->n] = '\0';
+}
+
+#define SB_LIT(b, lit) sb_put((b), (lit), sizeof(lit) - 1)
+
+static void sb_printf(struct sb *b, const char *fmt, ...) MLOPSD_PRINTF(2, 3);
+static void sb_printf(struct sb *b, const char *fmt, ...)
+{
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  sb_put(b, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+/* A JSON string as the HTTP layer writes it (http_resp_json_str). */
+static void sb_str(struct sb *b, const char *s)
+{
+  static const char hex[] = "0123456789abcdef";
+  if (!s) {
+    SB_LIT(b, "null");
+    return;
+  }
+  SB_LIT(b, "\"");
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    unsigned char c = *p;
+    if (c == '"' || c == '\\') {
+      char t[2] = {'\\', (char)c};
+      sb_put(b, t, 2);
+    } else if (c == '\n') {
+      SB_LIT(b, "\\n");
+    } else if (c == '\t') {
+      SB_LIT(b, "\\t");
+    } else if (c == '\r') {
+      SB_LIT(b, "\\r");
+    } else if (c < 0x20) {
+      char t[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+      sb_put(b, t, 6);
+    } else {
+      sb_put(b, (const char *)p, 1);
+    }
+  }
+  SB_LIT(b, "\"");
+}
+
+/* {"error": msg}, as http_resp_error. */
+static void sb_error(struct sb *b, const char *fmt, ...) MLOPSD_PRINTF(2, 3);
+static void sb_error(struct sb *b, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  b->n = 0;
+  if (b->p)
+    b->p[0] = '\0';
+  SB_LIT(b, "{\"error\":");
+  sb_str(b, msg);
+  SB_LIT(b, "}");
+}
+
+/* The 400 "invalid input" body, one field at a time (predict.c's
+ * add_field/end_fields). */
+static void add_field(struct sb *b, size_t *nf, size_t *more,
+                      const char *prefix, size_t index, int batch,
+                      const char *field, const char *msg)
+{
+  char name[SPEC_REPORT_FIELD + 48];
+  if (*nf >= PREDICT_MAX_FIELDS) {
+    (*more)++;
+    return;
+  }
+  if (batch)
+    snprintf(name, sizeof(name), "%s[%zu]%s%s", prefix, index,
+             field[0] ? "." : "", field);
+  else
+    snprintf(name, sizeof(name), "%s", field[0] ? field : prefix);
+  if (*nf == 0)
+    SB_LIT(b, "{\"error\":\"invalid input\",\"fields\":{");
+  else
+    SB_LIT(b, ",");
+  sb_str(b, name);
+  SB_LIT(b, ":");
+  sb_str(b, msg);
+  (*nf)++;
+}
+
+static void end_fields(struct sb *b, size_t more)
+{
+  if (more)
+    sb_printf(b, ",\"...\":\"%zu more invalid fields not listed\"", more);
+  SB_LIT(b, "}}");
+}
+
+/* ---- answering ---------------------------------------------------------- */
+
+static int decide(const struct pipeline_served *m, const float *out,
+                  const char **label, double *confidence, double *value)
+{
+  int idx = 0;
+  double conf = 1.0;
+  *value = out[0];
+  if (m->regression) {
+    *label = NULL;
+    *confidence = 0;
+    return -1;
+  }
+  if (m->softmax) {
+    idx = (int)out[0];
+    if (idx < 0 || (size_t)idx >= m->n_class)
+      idx = 0;
+  } else if (m->binary) {
+    double p = out[0];
+    idx = p >= 0.5 ? 1 : 0;
+    conf = idx ? p : 1.0 - p;
+  } else {
+    float best = out[0];
+    for (size_t k = 1; k < m->out_dim; k++)
+      if (out[k] > best) {
+        best = out[k];
+        idx = (int)k;
+      }
+    conf = best;
+  }
+  *label = m->spec->target.classes[idx];
+  *confidence = conf;
+  return idx;
+}
+
+static void customer_id(struct sb *b, const struct spec *sp,
+                        const cJSON *item)
+{
+  const char *key = sp->source.key ? sp->source.key : "customer_id";
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, key);
+  if (cJSON_IsString(v)) {
+    sb_str(b, v->valuestring);
+  } else if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
+    double d = v->valuedouble;
+    if (d == floor(d) && fabs(d) < 9007199254740992.0)
+      sb_printf(b, "%lld", (long long)d);
+    else
+      sb_printf(b, "%.17g", d);
+  } else {
+    SB_LIT(b, "null");
+  }
+}
+
+enum err_code pipeline_predict_body(const struct pipeline_served *m,
+                                    const char *body, size_t len,
+                                    int *status, char **answer,
+                                    char **rows_out, struct err *e)
+{
+  struct sb b = {0};
+  struct predict_span *spans = NULL;
+  cJSON *root = NULL;
+  const cJSON **items = NULL;
+  float *rows = NULL, *out = NULL;
+  struct spec_report *rep = NULL;
+  enum err_code rc = ERR_OK;
+  size_t n = 0, nf = 0, more = 0;
+  const struct spec *sp = m->spec;
+  *status = 400;
+  *answer = NULL;
+  if (rows_out)
+    *rows_out = NULL;
+
+  size_t ws = 0;
+  while (ws < len && (body[ws] == ' ' || body[ws] == '\n' ||
+                      body[ws] == '\r' || body[ws] == '\t'))
+    ws++;
+  if (ws == len) {
+    sb_error(&b, "empty request body: send {\"data\": {...}} or "
+                 "{\"data\": [{...}, ...]}");
+    goto done;
+  }
+  spans = malloc((PREDICT_MAX_BATCH + 1) * sizeof(*spans));
+  rep = malloc(sizeof(*rep));
+  if (!spans || !rep)
+    goto oom;
+  struct predict_scan sc = {.items = spans, .items_cap = PREDICT_MAX_BATCH + 1};
+  if (predict_scan(body, len, &sc) != 0) {
+    if (strcmp(sc.err, "invalid UTF-8") == 0)
+      sb_error(&b, "request body is not valid UTF-8 (byte %zu)", sc.err_pos);
+    else
+      sb_error(&b, "malformed JSON: %s at line %d, column %d (byte %zu)",
+               sc.err, sc.err_line, sc.err_col, sc.err_pos);
+    goto done;
+  }
+  root = cJSON_ParseWithLengthOpts(body, len, NULL, 0);
+  if (!root)
+    goto oom;
+  if (!cJSON_IsObject(root)) {
+    sb_error(&b, "request body must be a JSON object {\"data\": ...}");
+    goto done;
+  }
+  int n_data = 0;
+  for (const cJSON *k = root->child; k; k = k->next) {
+    if (k->string && strcmp(k->string, "data") == 0) {
+      if (n_data++)
+        add_field(&b, &nf, &more, "data", 0, 0, "", "duplicate field");
+    } else {
+      add_field(&b, &nf, &more, "", 0, 0, k->string ? k->string : "",
+                "unknown field");
+    }
+  }
+  const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+  int batch = cJSON_IsArray(data);
+  if (!data) {
+    add_field(&b, &nf, &more, "data", 0, 0, "", "is required");
+  } else if (batch) {
+    n = (size_t)cJSON_GetArraySize(data);
+    if (n == 0)
+      add_field(&b, &nf, &more, "data", 0, 0, "",
+                "must not be an empty list");
+    else if (n > PREDICT_MAX_BATCH) {
+      char msg[64];
+      snprintf(msg, sizeof(msg), "at most %d items per request",
+               PREDICT_MAX_BATCH);
+      add_field(&b, &nf, &more, "data", 0, 0, "", msg);
+    }
+  } else if (cJSON_IsObject(data)) {
+    n = 1;
+  } else {
+    add_field(&b, &nf, &more, "data", 0, 0, "",
+              "must be an object or a list of objects");
+  }
+  if (nf) {
+    end_fields(&b, more);
+    goto done;
+  }
+  items = malloc(n * sizeof(*items));
+  rows = malloc(n * m->nfeat * sizeof(float));
+  out = malloc(n * m->out_dim * sizeof(float));
+  if (!items || !rows || !out)
+    goto oom;
+  {
+    size_t i = 0;
+    const cJSON *it = batch ? data->child : data;
+    for (; it && i < n; it = batch ? it->next : NULL, i++) {
+      items[i] = it;
+      if (spec_validate_request(sp, it, rep) == ERR_OK)
+        continue;
+      for (size_t k = 0; k < rep->n; k++)
+        add_field(&b, &nf, &more, "data", i, batch, rep->e[k].field,
+                  rep->e[k].msg);
+      more += rep->n_more;
+    }
+  }
+  if (nf || more) {
+    end_fields(&b, more);
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    struct err te = {0};
+    if (prep_transform_json(m->prep, items[i], rows + i * m->nfeat, &te) !=
+        ERR_OK) {
+      b.n = 0;
+      add_field(&b, &nf, &more, "data", i, batch, "", te.msg);
+      end_fields(&b, more);
+      goto done;
+    }
+  }
+  if (rows_out) {
+    struct sb r = {0};
+    SB_LIT(&r, "{\"columns\":[");
+    for (size_t j = 0; j < m->nfeat; j++) {
+      if (j)
+        SB_LIT(&r, ",");
+      sb_str(&r, prep_output_name(m->prep, j));
+    }
+    SB_LIT(&r, "],\"rows\":[");
+    for (size_t i = 0; i < n; i++) {
+      SB_LIT(&r, i ? ",[" : "[");
+      for (size_t j = 0; j < m->nfeat; j++) {
+        float v = rows[i * m->nfeat + j];
+        if (j)
+          SB_LIT(&r, ",");
+        if (isnan(v))
+          SB_LIT(&r, "null");
+        else
+          sb_printf(&r, "%.9g", (double)v);
+      }
+      SB_LIT(&r, "]");
+    }
+    SB_LIT(&r, "]}");
+    if (r.oom) {
+      free(r.p);
+      goto oom;
+    }
+    *rows_out = r.p;
+  }
+  if ((rc = model_predict(m->model, rows, n, out, e))) {
+    err_prefix(e, "prediction failed");
+    goto out;
+  }
+  char vjson[24];
+  snprintf(vjson, sizeof(vjson), "\"%d\"", m->version);
+  if (batch)
+    SB_LIT(&b, "[");
+  for (size_t i = 0; i < n; i++) {
+    const char *label;
+    double conf, value;
+    decide(m, out + i * m->out_dim, &label, &conf, &value);
+    if (i)
+      SB_LIT(&b, ",");
+    SB_LIT(&b, "{\"customer_id\":");
+    customer_id(&b, sp, items[i]);
+    if (label) {
+      SB_LIT(&b, ",\"predict\":");
+      sb_str(&b, label);
+      sb_printf(&b, ",\"confidence\":%.9g", conf);
+    } else {
+      sb_printf(&b, ",\"predict\":%.9g,\"confidence\":null", value);
+    }
+    SB_LIT(&b, ",\"model_version\":");
+    sb_put(&b, vjson, strlen(vjson));
+    SB_LIT(&b, "}");
+  }
+  if (batch)
+    SB_LIT(&b, "]");
+  *status = 200;
+done:
+  if (b.oom)
+    goto oom;
+  *answer = b.p;
+  b.p = NULL;
+  goto out;
+oom:
+  rc = err_set(e, ERR_NOMEM, "out of memory answering a prediction");
+out:
+  if (rc && rows_out) {
+    free(*rows_out);
+    *rows_out = NULL;
+  }
+  free(b.p);
+  free(spans);
+  free(rep);
+  free(items);
+  free(rows);
+  free(out);
+  cJSON_Delete(root);
+  return rc;
+}

@@ -1,0 +1,155 @@
+/* task_deploy.c - the `deploy` task type: point alias `production` of a
+ * model at a version and record the change in `deployment`.
+ *
+ * YAML:  - {id: deploy, type: deploy, model: NAME, version: 3}
+ *          (version optional: default, or "latest", the latest version)
+ *
+ * The alias file is replaced atomically (registry_alias_set); the server
+ * polls it and swaps the version in on its own (serving.h), so this task
+ * never talks to the server.  Then a row (model, alias, from_version,
+ * to_version, action 'deploy', reason, actor "dag:DAG_ID/RUN_ID", the
+ * run's dag_run id, created_at UTC) goes into `deployment`.  If that
+ * insert fails the alias is put back and the task fails, so the alias
+ * never moves without a record (a retry starts from the same state).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mlopsd/cfg.h"
+#include "mlopsd/pipeline.h"
+#include "mlopsd/registry.h"
+#include "mlopsd/spec.h"
+#include "mlopsd/task.h"
+#include "mlopsd/tmpl.h"
+
+static const struct task_field deploy_fields[] = {
+    {.name = "model", .required = 1, .templated = 1},
+    {.name = "version", .templated = 1},
+    {.name = NULL},
+};
+
+/* "latest"/absent -> 0, a version number -> it, else -1. */
+static int version_parse(const char *s)
+{
+  if (!s || !*s || strcmp(s, "latest") == 0)
+    return 0;
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (end == s || *end || errno || v < 1 || v > INT_MAX)
+    return -1;
+  return (int)v;
+}
+
+static enum err_code deploy_check(const struct task_ctx *t, struct err *e)
+{
+  char nb[64], vb[64];
+  const char *m, *v;
+  enum err_code rc;
+  if ((rc = task_field_text(t, "model", nb, sizeof(nb), &m, e)) ||
+      (rc = task_field_text(t, "version", vb, sizeof(vb), &v, e)))
+    return rc;
+  if (m && !strstr(m, "{{") && !spec_name_valid(m))
+    return err_set(e, ERR_INVAL, "field 'model': '%.130s' is not a valid "
+                                 "model name",
+                   m);
+  if (v && !strstr(v, "{{") && version_parse(v) < 0)
+    return err_set(e, ERR_INVAL, "field 'version': expected a version "
+                                 "number or 'latest', got '%.40s'",
+                   v);
+  return ERR_OK;
+}
+
+static enum err_code deploy_run(struct task_ctx *t, struct err *e)
+{
+  struct cfg defaults;
+  const struct cfg *c = t->cfg;
+  if (!c) {
+    cfg_defaults(&defaults);
+    c = &defaults;
+  }
+  char nb[64], vb[64];
+  const char *raw, *vraw;
+  char *name = NULL, *vtext = NULL;
+  struct registry *reg = NULL;
+  enum err_code rc;
+  if ((rc = task_field_text(t, "model", nb, sizeof(nb), &raw, e)) ||
+      (rc = task_field_text(t, "version", vb, sizeof(vb), &vraw, e)) ||
+      (rc = task_render(t, "model", raw, TMPL_PLAIN, &name, NULL, e)) ||
+      (vraw &&
+       (rc = task_render(t, "version", vraw, TMPL_PLAIN, &vtext, NULL, e))))
+    goto out;
+  if (!spec_name_valid(name)) {
+    rc = err_set(e, ERR_INVAL, "field 'model': '%.130s' is not a valid "
+                               "model name",
+                 name);
+    goto out;
+  }
+  int version = version_parse(vtext);
+  if (version < 0) {
+    rc = err_set(e, ERR_INVAL, "field 'version': expected a version number "
+                               "or 'latest', got '%.40s'",
+                 vtext);
+    goto out;
+  }
+  if (!t->db) {
+    rc = err_set(e, ERR_STATE, "deploy: no database connection pool");
+    goto out;
+  }
+  if ((rc = registry_open(c->models_registry_dir, &reg, e)))
+    goto out;
+  if (version == 0 && (rc = registry_latest(reg, name, &version, e)))
+    goto out;
+  int prev = 0;
+  if ((rc = registry_alias_set(reg, name, REGISTRY_PRODUCTION, version,
+                               &prev, e)))
+    goto out;
+  char actor[600], reason[256];
+  snprintf(actor, sizeof(actor), "dag:%s/%s", t->dag_id ? t->dag_id : "",
+           t->run_id ? t->run_id : "");
+  if (prev == version)
+    snprintf(reason, sizeof(reason), "version %d was already production",
+             version);
+  else if (prev == 0)
+    snprintf(reason, sizeof(reason), "first deployment (version %d)",
+             version);
+  else
+    snprintf(reason, sizeof(reason), "deploy task: version %d replaces %d",
+             version, prev);
+  rc = pipeline_record_deployment(t->db, name, REGISTRY_PRODUCTION, prev,
+                                  version, "deploy", reason, actor,
+                                  t->run_id, e);
+  if (rc) {
+    /* put the alias back so the change is never unrecorded */
+    struct err ue = {0};
+    enum err_code u =
+        prev > 0 ? registry_alias_set(reg, name, REGISTRY_PRODUCTION, prev,
+                                      NULL, &ue)
+                 : registry_alias_delete(reg, name, REGISTRY_PRODUCTION, &ue);
+    if (u)
+      task_logf(t, "could not restore alias production of %s: %s", name,
+                ue.msg);
+    else
+      task_logf(t, "alias production of %s restored to %d", name, prev);
+    goto out;
+  }
+  if (prev > 0)
+    task_logf(t, "%s: production %d -> %d", name, prev, version);
+  else
+    task_logf(t, "%s: production -> %d (first deployment)", name, version);
+out:
+  registry_close(reg);
+  free(name);
+  free(vtext);
+  return rc;
+}
+
+const struct task_type task_type_deploy = {
+    .name = "deploy",
+    .fields = deploy_fields,
+    .check = deploy_check,
+    .run = deploy_run,
+};

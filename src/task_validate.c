@@ -1,0 +1,167 @@
+/* task_validate.c - the `validate` task type: the gate between training
+ * and deployment (pipeline_validate in pipeline.h).
+ *
+ * YAML:  - {id: validate, type: validate, model: NAME,
+ *           metric: accuracy, tolerance: 0.01}     (both optional)
+ *
+ * The candidate is the latest version, the reference the version alias
+ * `production` points at.  Both score the candidate's stored validation
+ * rows, each through its own preprocessing and model.  The candidate
+ * passes when there is no production version, or when its score is at
+ * least production's minus the tolerance (logloss, rmse: at most plus
+ * the tolerance).  metric defaults to the spec's selection metric,
+ * tolerance to the spec's validate.tolerance.  A failed gate fails the
+ * task with both scores in the message and is recorded in `deployment`
+ * as action 'skip' with that reason, so every decision not to deploy is
+ * on record next to the deployments.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mlopsd/cfg.h"
+#include "mlopsd/pipeline.h"
+#include "mlopsd/registry.h"
+#include "mlopsd/spec.h"
+#include "mlopsd/task.h"
+#include "mlopsd/tmpl.h"
+
+static const struct task_field validate_fields[] = {
+    {.name = "model", .required = 1, .templated = 1},
+    {.name = "metric"},
+    {.name = "tolerance"},
+    {.name = NULL},
+};
+
+static int metric_parse(const char *s, enum spec_metric *out)
+{
+  static const enum spec_metric all[] = {
+      SPEC_METRIC_ACCURACY, SPEC_METRIC_F1_MACRO, SPEC_METRIC_LOGLOSS,
+      SPEC_METRIC_RMSE};
+  for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+    if (strcmp(s, spec_metric_name(all[i])) == 0) {
+      *out = all[i];
+      return 0;
+    }
+  return -1;
+}
+
+static int tolerance_parse(const char *s, double *out)
+{
+  char *end;
+  errno = 0;
+  double d = strtod(s, &end);
+  while (*end == ' ')
+    end++;
+  if (end == s || *end || errno || !isfinite(d) || d < 0)
+    return -1;
+  *out = d;
+  return 0;
+}
+
+/* Fields as given (metric/tolerance NULL when absent). */
+static enum err_code read_fields(const struct task_ctx *t, char *mb,
+                                 size_t mcap, char *tb, size_t tcap,
+                                 const char **metric, const char **tol,
+                                 struct err *e)
+{
+  enum err_code rc;
+  if ((rc = task_field_text(t, "metric", mb, mcap, metric, e)) ||
+      (rc = task_field_text(t, "tolerance", tb, tcap, tol, e)))
+    return rc;
+  enum spec_metric m;
+  double d;
+  if (*metric && metric_parse(*metric, &m))
+    return err_set(e, ERR_INVAL,
+                   "field 'metric': '%.40s' is not one of accuracy, "
+                   "f1_macro, logloss, rmse",
+                   *metric);
+  if (*tol && tolerance_parse(*tol, &d))
+    return err_set(e, ERR_INVAL,
+                   "field 'tolerance': expected a number >= 0, got '%.40s'",
+                   *tol);
+  return ERR_OK;
+}
+
+static enum err_code validate_check(const struct task_ctx *t, struct err *e)
+{
+  char mb[64], tb[64], nb[64];
+  const char *metric, *tol, *m;
+  enum err_code rc = read_fields(t, mb, sizeof(mb), tb, sizeof(tb), &metric,
+                                 &tol, e);
+  if (rc)
+    return rc;
+  if ((rc = task_field_text(t, "model", nb, sizeof(nb), &m, e)))
+    return rc;
+  if (m && !strstr(m, "{{") && !spec_name_valid(m))
+    return err_set(e, ERR_INVAL, "field 'model': '%.130s' is not a valid "
+                                 "model name",
+                   m);
+  return ERR_OK;
+}
+
+static enum err_code validate_run(struct task_ctx *t, struct err *e)
+{
+  struct cfg defaults;
+  const struct cfg *c = t->cfg;
+  if (!c) {
+    cfg_defaults(&defaults);
+    c = &defaults;
+  }
+  char mb[64], tb[64], nb[64];
+  const char *metric_s, *tol_s, *raw;
+  char *name = NULL;
+  struct spec *spec = NULL;
+  struct registry *reg = NULL;
+  enum err_code rc;
+  if ((rc = read_fields(t, mb, sizeof(mb), tb, sizeof(tb), &metric_s, &tol_s,
+                        e)) ||
+      (rc = task_field_text(t, "model", nb, sizeof(nb), &raw, e)) ||
+      (rc = task_render(t, "model", raw, TMPL_PLAIN, &name, NULL, e)))
+    goto out;
+  if ((rc = pipeline_spec_load(c->models_specs_dir, name, &spec, e)) ||
+      (rc = registry_open(c->models_registry_dir, &reg, e)))
+    goto out;
+  enum spec_metric metric = spec->metric;
+  double tol = spec->tolerance;
+  if (metric_s)
+    (void)metric_parse(metric_s, &metric);
+  if (tol_s)
+    (void)tolerance_parse(tol_s, &tol);
+  struct pipeline_verdict v;
+  if ((rc = pipeline_validate(reg, name, metric, tol, &v, e)))
+    goto out;
+  task_logf(t, "%s", v.message);
+  if (v.pass)
+    goto out;
+  char actor[600];
+  snprintf(actor, sizeof(actor), "dag:%s/%s", t->dag_id ? t->dag_id : "",
+           t->run_id ? t->run_id : "");
+  char reason[ERR_MSG_MAX + 16];
+  snprintf(reason, sizeof(reason), "validate: %s", v.message);
+  struct err de = {0};
+  if (!t->db ||
+      pipeline_record_deployment(t->db, name, REGISTRY_PRODUCTION,
+                                 v.production, v.candidate, "skip", reason,
+                                 actor, t->run_id, &de) != ERR_OK)
+    task_logf(t, "could not record the skip in table deployment: %s",
+              t->db ? de.msg : "no database");
+  else
+    task_logf(t, "recorded skip of version %d in table deployment",
+              v.candidate);
+  rc = err_set(e, ERR_STATE, "validation failed: %s", v.message);
+out:
+  registry_close(reg);
+  spec_destroy(spec);
+  free(name);
+  return rc;
+}
+
+const struct task_type task_type_validate = {
+    .name = "validate",
+    .fields = validate_fields,
+    .check = validate_check,
+    .run = validate_run,
+};
