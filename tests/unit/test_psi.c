@@ -1,0 +1,362 @@
+/* test_psi.c - PSI arithmetic, binning, reference.json parsing (the
+ * format src/pipeline.c writes) and the live accumulator, against values
+ * computed by hand: shares written out, the formula
+ * sum((a - e) * ln(a / e)) evaluated term by term (and once more in
+ * Python for the literal constants).
+ */
+#include <math.h>
+
+#include "check.h"
+#include "mlopsd/psi.h"
+
+#ifndef CHECK_NEAR
+#define CHECK_NEAR(a, b, eps) CHECK(fabs((double)(a) - (double)(b)) <= (eps))
+#endif
+
+static struct err E;
+
+/* (a - e) * ln(a / e) with the 1e-4 floor, written out for readability. */
+static double term(double a, double e)
+{
+  if (a < 1e-4)
+    a = 1e-4;
+  if (e < 1e-4)
+    e = 1e-4;
+  return (a - e) * log(a / e);
+}
+
+TEST(counts_basic)
+{
+  double e[] = {50, 50}, a[] = {25, 75};
+  /* 0.25 ln 2 + 0.25 ln 1.5 */
+  CHECK_NEAR(psi_counts(e, a, 2, PSI_EPS, NULL), 0.27465307216702745,
+             1e-12);
+  /* symmetric in scale: counts are normalised per side */
+  double e2[] = {1, 1}, a2[] = {1000, 3000};
+  CHECK_NEAR(psi_counts(e2, a2, 2, PSI_EPS, NULL), 0.27465307216702745,
+             1e-12);
+  CHECK_NEAR(psi_counts(e, e, 2, PSI_EPS, NULL), 0.0, 1e-15);
+}
+
+TEST(counts_empty_bins)
+{
+  /* expected shares .5 .5 0 -> the third floored at 1e-4 */
+  double e[] = {5, 5, 0}, a[] = {4, 4, 2};
+  double c[3];
+  double want = 2 * (-0.1) * log(0.8) + (0.2 - 1e-4) * log(0.2 / 1e-4);
+  CHECK_NEAR(want, 1.5640491119253042, 1e-12);
+  CHECK_NEAR(psi_counts(e, a, 3, PSI_EPS, c), want, 1e-12);
+  CHECK_NEAR(c[2], (0.2 - 1e-4) * log(2000.0), 1e-12);
+  /* a bin empty on both sides adds nothing */
+  double e4[] = {5, 5, 0, 0}, a4[] = {4, 4, 2, 0};
+  CHECK_NEAR(psi_counts(e4, a4, 4, PSI_EPS, NULL), want, 1e-12);
+  /* empty on the live side */
+  double e5[] = {2, 8}, a5[] = {0, 10};
+  CHECK_NEAR(psi_counts(e5, a5, 2, PSI_EPS, NULL),
+             (1e-4 - 0.2) * log(1e-4 / 0.2) + 0.2 * log(1.0 / 0.8), 1e-12);
+  /* no rows at all: undefined */
+  double z[] = {0, 0};
+  CHECK(isnan(psi_counts(e, z, 2, PSI_EPS, NULL)));
+  CHECK(isnan(psi_counts(z, a, 2, PSI_EPS, NULL)));
+  CHECK(isnan(psi_counts(e, a, 0, PSI_EPS, NULL)));
+}
+
+TEST(bin_rule)
+{
+  double ed[] = {1, 2, 3};
+  CHECK_EQ_INT(psi_bin(ed, 3, 0.5), 0);
+  CHECK_EQ_INT(psi_bin(ed, 3, -1e300), 0);
+  CHECK_EQ_INT(psi_bin(ed, 3, 1), 1); /* an edge opens its bin */
+  CHECK_EQ_INT(psi_bin(ed, 3, 1.5), 1);
+  CHECK_EQ_INT(psi_bin(ed, 3, 2.999), 2);
+  CHECK_EQ_INT(psi_bin(ed, 3, 3), 3);
+  CHECK_EQ_INT(psi_bin(ed, 3, 1e300), 3); /* above the last: last bin */
+  CHECK_EQ_INT(psi_bin(ed, 0, 5), 0);
+}
+
+/* In the shape pipeline.c writes: numeric edges are the quantiles 0 (min),
+ * inner cut points, 1 (max); shares are among present values. */
+static const char *REF =
+    "{\"format\": \"mlopsd.reference\", \"format_version\": 1, \"rows\": 10,"
+    " \"bins\": 3, \"features\": ["
+    "  {\"name\": \"x\", \"kind\": \"numeric\", \"missing_share\": 0.2,"
+    "   \"edges\": [0, 10, 20, 30], \"counts\": [2, 4, 2],"
+    "   \"shares\": [0.25, 0.5, 0.25]},"
+    "  {\"name\": \"c\", \"kind\": \"categorical\", \"missing_share\": 0,"
+    "   \"categories\": {\"B\": 0.4, \"A\": 0.6}, \"other_share\": 0,"
+    "   \"distinct\": 2},"
+    "  {\"name\": \"t\", \"kind\": \"text\", \"missing_share\": 0,"
+    "   \"tokens\": {\"a\": 0.5, \"b\": 0.5}, \"other_share\": 0}"
+    "]}";
+
+static const char *LIVE[] = {
+    "{\"x\": 5, \"c\": \"A\", \"t\": \"a,a b\", \"other\": 1}",
+    "{\"x\": 15, \"c\": \"B\", \"t\": \"c\"}",
+    "{\"x\": 25, \"c\": \"Z\", \"t\": \"a, c\"}",
+    "{\"x\": null, \"t\": null}",
+};
+
+static struct psi_ref *load_ref(const char *text, const cJSON *prep)
+{
+  cJSON *j = cJSON_Parse(text);
+  struct psi_ref *r = NULL;
+  if (!j)
+    return NULL;
+  if (psi_ref_from_json(j, prep, "ref.json", &r, &E) != ERR_OK)
+    r = NULL;
+  cJSON_Delete(j);
+  return r;
+}
+
+static struct psi_live *feed(const struct psi_ref *r, const char **rows,
+                             size_t n)
+{
+  struct psi_live *l;
+  if (psi_live_create(r, &l, &E) != ERR_OK)
+    return NULL;
+  for (size_t i = 0; i < n; i++) {
+    cJSON *j = cJSON_Parse(rows[i]);
+    CHECK(psi_live_add(l, j) == 0);
+    cJSON_Delete(j);
+  }
+  return l;
+}
+
+TEST(live_numeric_missing)
+{
+  struct psi_ref *r = load_ref(REF, NULL);
+  REQUIRE(r);
+  CHECK_EQ_INT(psi_ref_n_features(r), 3);
+  CHECK_EQ_STR(psi_ref_feature_name(r, 1), "c");
+  CHECK(psi_ref_feature_kind(r, 2) == SPEC_TEXT);
+  struct psi_live *l = feed(r, LIVE, 4);
+  REQUIRE(l);
+  CHECK_EQ_INT(psi_live_rows(l), 4);
+  struct psi_score s;
+  REQUIRE(psi_live_score(l, 0, &s, &E) == ERR_OK);
+  /* bins <10, [10,20), >=20, missing: ref .8 * (.25 .5 .25) and .2,
+   * live .25 each:
+   * 3 * .05 ln 1.25 + (-.15) ln .625 = .15 ln 2 */
+  CHECK_NEAR(s.psi, 0.15 * log(2.0), 1e-12);
+  CHECK_NEAR(s.missing_ref, 0.2, 1e-12);
+  CHECK_NEAR(s.missing_live, 0.25, 1e-12);
+  CHECK_EQ_INT(s.n_bins, 4);
+  CHECK_EQ_STR(s.top_bin, "[10, 20)");
+  CHECK_NEAR(s.top_ref, 0.4, 1e-12);
+  CHECK_NEAR(s.top_live, 0.25, 1e-12);
+  psi_live_destroy(l);
+  psi_ref_destroy(r);
+}
+
+TEST(live_categorical_unseen)
+{
+  struct psi_ref *r = load_ref(REF, NULL);
+  REQUIRE(r);
+  struct psi_live *l = feed(r, LIVE, 4);
+  REQUIRE(l);
+  struct psi_score s;
+  REQUIRE(psi_live_score(l, 1, &s, &E) == ERR_OK);
+  /* bins A B unseen missing: ref .6 .4 0 0, live .25 each */
+  double want = term(0.25, 0.6) + term(0.25, 0.4) + 2 * term(0.25, 0);
+  CHECK_NEAR(s.psi, want, 1e-12);
+  CHECK_NEAR(s.psi, 4.2873727986867, 1e-9);
+  CHECK_NEAR(s.missing_live, 0.25, 1e-12);
+  CHECK_NEAR(s.missing_ref, 0, 0);
+  /* unseen and missing tie; the first (unseen) is reported */
+  CHECK_EQ_STR(s.top_bin, "(unseen)");
+  psi_live_destroy(l);
+  psi_ref_destroy(r);
+}
+
+TEST(live_text_multihot)
+{
+  struct psi_ref *r = load_ref(REF, NULL);
+  REQUIRE(r);
+  struct psi_live *l = feed(r, LIVE, 4);
+  REQUIRE(l);
+  struct psi_score s;
+  REQUIRE(psi_live_score(l, 2, &s, &E) == ERR_OK);
+  /* token occurrences of the 3 present rows: a 3 (twice in the first),
+   * b 1, unseen 2 (c twice) -> shares of 6 times .75 present: a .375,
+   * b .125, unseen .25; missing .25.  Ref: a .5, b .5. */
+  double want = term(0.375, 0.5) + term(0.125, 0.5) + term(0.25, 0) +
+                term(0.25, 0);
+  CHECK_NEAR(s.psi, want, 1e-12);
+  CHECK_NEAR(s.psi, 4.466278840702406, 1e-9);
+  CHECK_NEAR(s.missing_live, 0.25, 1e-12);
+  psi_live_destroy(l);
+  psi_ref_destroy(r);
+}
+
+TEST(scores_json)
+{
+  struct psi_ref *r = load_ref(REF, NULL);
+  REQUIRE(r);
+  struct psi_live *l = feed(r, LIVE, 4);
+  REQUIRE(l);
+  cJSON *j;
+  double mx;
+  int worst;
+  REQUIRE(psi_live_scores_json(l, &j, &mx, &worst, &E) == ERR_OK);
+  CHECK_EQ_INT(worst, 2); /* the text feature */
+  CHECK_NEAR(mx, 4.466278840702406, 1e-9);
+  const cJSON *c = cJSON_GetObjectItem(j, "c");
+  CHECK(cJSON_IsNumber(cJSON_GetObjectItem(c, "psi")));
+  CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(c, "kind")),
+               "categorical");
+  CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(c, "top_bin")),
+               "(unseen)");
+  cJSON_Delete(j);
+  psi_live_destroy(l);
+  /* no live rows: every psi is null, no worst feature */
+  REQUIRE(psi_live_create(r, &l, &E) == ERR_OK);
+  REQUIRE(psi_live_scores_json(l, &j, &mx, &worst, &E) == ERR_OK);
+  CHECK_EQ_INT(worst, -1);
+  CHECK(isnan(mx));
+  CHECK(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "x"),
+                                         "psi")));
+  cJSON_Delete(j);
+  CHECK(psi_live_add(l, NULL) == -1);
+  psi_live_destroy(l);
+  psi_ref_destroy(r);
+}
+
+TEST(live_odd_values)
+{
+  struct psi_ref *r = load_ref(REF, NULL);
+  REQUIRE(r);
+  /* a string for a numeric: missing; a number for a categorical: unseen;
+   * text of delimiters only: present, but adds no token; values beyond the
+   * reference's min and max: the end bins */
+  const char *rows[] = {"{\"x\": \"5\", \"c\": 3, \"t\": \" ,,\"}",
+                        "{\"x\": -100, \"c\": \"A\", \"t\": \"a\"}",
+                        "{\"x\": 1e9, \"c\": \"A\", \"t\": \"a\"}"};
+  struct psi_live *l = feed(r, rows, 3);
+  REQUIRE(l);
+  struct psi_score s;
+  REQUIRE(psi_live_score(l, 0, &s, &E) == ERR_OK);
+  CHECK_NEAR(s.missing_live, 1.0 / 3, 1e-15);
+  /* live <10 1/3, [10,20) 0, >=20 1/3, missing 1/3 */
+  CHECK_NEAR(s.psi, term(1.0 / 3, 0.2) + term(0, 0.4) + term(1.0 / 3, 0.2) +
+                        term(1.0 / 3, 0.2), 1e-12);
+  CHECK_EQ_STR(s.top_bin, "[10, 20)");
+  REQUIRE(psi_live_score(l, 1, &s, &E) == ERR_OK);
+  CHECK_NEAR(s.missing_live, 0, 0);
+  CHECK_NEAR(s.psi, term(2.0 / 3, 0.6) + term(0, 0.4) + term(1.0 / 3, 0),
+             1e-12);
+  CHECK_EQ_STR(s.top_bin, "B"); /* (0 - .4) ln(1e-4 / .4) is the largest */
+  REQUIRE(psi_live_score(l, 2, &s, &E) == ERR_OK);
+  CHECK_NEAR(s.missing_live, 0, 0);
+  /* the token-less row adds no token: a is all the tokens there are */
+  CHECK_NEAR(s.psi, term(1, 0.5) + term(0, 0.5), 1e-12);
+  CHECK(psi_live_score(l, 3, &s, &E) == ERR_INVAL);
+  psi_live_destroy(l);
+  psi_ref_destroy(r);
+}
+
+static void bad_ref(const char *text, const char *needle)
+{
+  cJSON *j = cJSON_Parse(text);
+  struct psi_ref *r = NULL;
+  enum err_code rc = psi_ref_from_json(j, NULL, "r.json", &r, &E);
+  CHECK(rc == ERR_PARSE);
+  CHECK(r == NULL);
+  if (!strstr(E.msg, needle)) {
+    fprintf(stderr, "  message '%s' lacks '%s'\n", E.msg, needle);
+    check_cur_failed = 1;
+  }
+  cJSON_Delete(j);
+}
+
+#define HDR "{\"format\": \"mlopsd.reference\", \"format_version\": 1, " \
+            "\"rows\": 4, \"features\": ["
+
+TEST(parse_errors)
+{
+  bad_ref("[]", "must be a JSON object");
+  bad_ref("{\"format\": \"x\"}", "format");
+  bad_ref("{\"format\": \"mlopsd.reference\", \"format_version\": 2}",
+          "format_version");
+  bad_ref(HDR "{\"name\": \"x\", \"kind\": \"numeric\", \"edges\": [2, 1, 3],"
+              " \"shares\": [1, 1]}]}", "x.edges[1]");
+  bad_ref(HDR "{\"name\": \"x\", \"kind\": \"numeric\", \"edges\": [1, 2],"
+              " \"shares\": [1, 1]}]}", "2 edges need 1 shares, got 2");
+  bad_ref(HDR "{\"name\": \"x\", \"kind\": \"numeric\", \"edges\": [1],"
+              " \"shares\": []}]}", "1 edges");
+  bad_ref(HDR "{\"name\": \"x\", \"kind\": \"numeric\", \"edges\": [1, 2],"
+              " \"shares\": [-1]}]}", "x.shares[0]");
+  bad_ref(HDR "{\"name\": \"x\", \"kind\": \"numeric\", \"edges\": [1, 2],"
+              " \"shares\": [1], \"missing_share\": 2}]}", "x.missing_share");
+  bad_ref(HDR "{\"name\": \"c\", \"kind\": \"categorical\", \"categories\":"
+              " {\"a\": 1, \"a\": 1}}]}", "duplicate \"a\"");
+  bad_ref(HDR "{\"name\": \"c\", \"kind\": \"categorical\", \"categories\":"
+              " [\"a\"]}]}", "c.categories");
+  bad_ref(HDR "{\"name\": \"c\", \"kind\": \"categorical\", \"categories\":"
+              " {\"a\": \"x\"}}]}", "c.categories[\"a\"]");
+  bad_ref(HDR "{\"name\": \"t\", \"kind\": \"text\", \"categories\": {}}]}",
+          "t.tokens");
+  bad_ref(HDR "{\"name\": \"t\", \"kind\": \"blob\"}]}", "t.kind");
+  bad_ref(HDR "{\"kind\": \"numeric\"}]}", "features[0]");
+  bad_ref(HDR "{\"name\": \"x\", \"kind\": \"numeric\", \"edges\": [],"
+              " \"shares\": []}, {\"name\": \"x\", \"kind\": \"numeric\","
+              " \"edges\": [], \"shares\": []}]}", "listed twice");
+}
+
+TEST(numeric_all_missing_in_training)
+{
+  /* no present training value: edges and shares empty, all mass missing */
+  const char *ref = "{\"format\": \"mlopsd.reference\", \"format_version\":"
+                    " 1, \"rows\": 5, \"features\": [{\"name\": \"x\","
+                    " \"kind\": \"numeric\", \"missing_share\": 1,"
+                    " \"edges\": [], \"shares\": []}]}";
+  struct psi_ref *r = load_ref(ref, NULL);
+  REQUIRE(r);
+  const char *rows[] = {"{\"x\": 1}", "{\"x\": null}"};
+  struct psi_live *l = feed(r, rows, 2);
+  REQUIRE(l);
+  struct psi_score s;
+  REQUIRE(psi_live_score(l, 0, &s, &E) == ERR_OK);
+  /* ref (all) 0, missing 1; live .5 .5 */
+  CHECK_NEAR(s.psi, term(0.5, 0) + term(0.5, 1), 1e-12);
+  CHECK_EQ_STR(s.top_bin, "(all)");
+  psi_live_destroy(l);
+  psi_ref_destroy(r);
+}
+
+TEST(text_delimiters_from_preprocess)
+{
+  const char *ref = "{\"format\": \"mlopsd.reference\", \"format_version\":"
+                    " 1, \"rows\": 5, \"features\": [{\"name\": \"t\","
+                    " \"kind\": \"text\", \"tokens\": {\"a b\": 0.5,"
+                    " \"c\": 0.5}}]}";
+  cJSON *prep = cJSON_Parse("{\"inputs\": [{\"name\": \"t\", \"kind\":"
+                            " \"text\", \"delimiters\": \"|\"}]}");
+  struct psi_ref *r = load_ref(ref, prep);
+  cJSON_Delete(prep);
+  REQUIRE(r);
+  /* split on '|' only: "a b" is one token */
+  const char *rows[] = {"{\"t\": \"a b|c\"}"};
+  struct psi_live *l = feed(r, rows, 1);
+  REQUIRE(l);
+  struct psi_score s;
+  REQUIRE(psi_live_score(l, 0, &s, &E) == ERR_OK);
+  CHECK_NEAR(s.psi, 0, 1e-15);
+  psi_live_destroy(l);
+  psi_ref_destroy(r);
+}
+
+int main(void)
+{
+  RUN(counts_basic);
+  RUN(counts_empty_bins);
+  RUN(bin_rule);
+  RUN(live_numeric_missing);
+  RUN(live_categorical_unseen);
+  RUN(live_text_multihot);
+  RUN(scores_json);
+  RUN(live_odd_values);
+  RUN(parse_errors);
+  RUN(numeric_all_missing_in_training);
+  RUN(text_delimiters_from_preprocess);
+  return check_done();
+}
