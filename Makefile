@@ -37,6 +37,9 @@ LIBS        = $(PKG_LIBS) $(XGB_LIBS) -lpthread -lm
 
 SRCS      := $(filter-out src/main.c,$(wildcard src/*.c))
 OBJS      := $(SRCS:%.c=$(BUILD)/%.o)
+# The web console's files, embedded into the library (console.h).
+WEB_FILES := $(wildcard web/*)
+OBJS      += $(BUILD)/gen/console_assets.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 INT_SRCS  := $(wildcard tests/integration/test_*.c)
 BENCH_SRCS:= $(wildcard bench/bench_*.c)
@@ -49,6 +52,13 @@ all: $(BUILD)/mlopsd
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/console_assets.c: $(WEB_FILES) scripts/embed.sh
+	@mkdir -p $(dir $@)
+	scripts/embed.sh $@ $(WEB_FILES)
+
+$(BUILD)/gen/console_assets.o: $(BUILD)/gen/console_assets.c
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/libmlopsd.a: $(OBJS)

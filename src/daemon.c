@@ -21,7 +21,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mlopsd/admin.h"
 #include "mlopsd/cfg.h"
+#include "mlopsd/console.h"
 #include "mlopsd/db.h"
 #include "mlopsd/http.h"
 #include "mlopsd/log.h"
@@ -56,6 +58,7 @@ struct daemon {
   struct plog *pl;
   struct predict *pr;
   struct http *http;
+  struct admin *admin;
   struct metrics_gauge *g_queue_depth, *g_queue_running, *g_up;
 
   sigset_t sigs;
@@ -250,6 +253,9 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
     goto fail;
   if ((rc = predict_routes(d->pr, d->http, e)))
     goto fail;
+  if ((rc = admin_register(d, &d->admin, e)) ||
+      (rc = console_register(d->http, e)))
+    goto fail;
   if (d->on_routes && (rc = d->on_routes(d, d->hook_ud, e)))
     goto fail;
   *out = d;
@@ -378,6 +384,7 @@ void daemon_destroy(struct daemon *d)
   if (d->started && daemon_stop(d, &e) != ERR_OK)
     LOG_W(MOD, "stop: %s", e.msg);
   http_destroy(d->http);
+  admin_destroy(d->admin);
   predict_destroy(d->pr);
   if (d->g_queue_depth)
     metrics_gauge_fn_detach(d->g_queue_depth);

@@ -1,0 +1,112 @@
+/* admin.h - the admin API (/api/v2/...), shaped like Airflow's REST API,
+ * and the live serving figures behind the web console (docs/admin-api.md).
+ *
+ * Routes (admin_routes):
+ *   GET   /api/v2/auth                        what the caller may do (open)
+ *   GET   /api/v2/dags                        DAGs: schedule, next run,
+ *                                             paused, tasks, last run
+ *   GET   /api/v2/dags/{dag_id}
+ *   PATCH /api/v2/dags/{dag_id}               {"is_paused": true|false}
+ *   POST  /api/v2/dags/{dag_id}               (the same, for clients
+ *                                             without PATCH)
+ *   GET   /api/v2/dags/{dag_id}/grid          recent runs x task states
+ *   POST  /api/v2/dags/{dag_id}/dagRuns       {"logical_date", "conf"}
+ *   GET   /api/v2/dags/{dag_id}/dagRuns
+ *   GET   /api/v2/dags/{dag_id}/dagRuns/{run_id}
+ *   GET   .../dagRuns/{run_id}/taskInstances
+ *   GET   .../dagRuns/{run_id}/taskInstances/{task_id}   with attempts
+ *   GET   .../taskInstances/{task_id}/logs/{try_number}  JSON, JSON lines
+ *                                             or text (Accept header)
+ *   GET   /api/v2/models
+ *   GET   /api/v2/models/{name}               versions, production,
+ *                                             deployments
+ *   GET   /api/v2/models/{name}/versions/{version}/trials
+ *   GET   /api/v2/models/{name}/drift         drift_report rows
+ *   POST  /api/v2/models/{name}/promote       {"version": N}
+ *   POST  /api/v2/models/{name}/rollback
+ *   GET   /api/v2/serving                     req/s, latency percentiles,
+ *                                             predictions per class, log
+ *                                             backlog and spool: now and
+ *                                             a one-hour ring
+ *
+ * Authentication: "Authorization: Bearer TOKEN", compared in constant
+ * time (SHA-256 of both sides, compared without an early exit) with
+ * cfg->admin_token.  No token configured: the admin API is off (403 with
+ * how to turn it on).  Missing or wrong token: 401 with
+ * WWW-Authenticate: Bearer.  With cfg->auth_console_read_open the GET
+ * routes answer without a token; anything that changes state always
+ * needs it.  Errors are JSON {"error": "...", "detail": ...}.
+ *
+ * Database: the admin API reads and writes dag, dag_run, task_instance,
+ * task_log, deployment and drift_report through a small pool of its own
+ * (2 connections), acquired with a short timeout from the HTTP thread
+ * (the admin API only; /predict never touches MariaDB); when MariaDB
+ * cannot be reached the answer is 503.  Models come from the registry
+ * files, serving figures from the metrics registry (sampled by a thread
+ * of this module into a ring of per-interval samples).
+ *
+ * Thread rule: create/routes/destroy from one thread (routes before the
+ * server starts, destroy after it stopped); handlers run on any number of
+ * HTTP threads.
+ */
+#ifndef MLOPSD_ADMIN_H
+#define MLOPSD_ADMIN_H
+
+#include "mlopsd/err.h"
+
+struct admin;
+struct cfg;
+struct daemon;
+struct db_pool;
+struct http;
+struct metrics;
+struct registry;
+struct serving;
+
+#define ADMIN_RING 60           /* samples kept for the serving charts */
+#define ADMIN_SAMPLE_MS 60000   /* default sample interval: 1 minute */
+#define ADMIN_DB_ACQUIRE_MS 2000
+#define ADMIN_LIMIT_MAX 1000    /* largest ?limit= of a list */
+
+struct admin_opts {
+  const struct cfg *cfg;       /* borrowed, must outlive the admin: token,
+                                  read_open, database, scheduler.dags_dir
+                                  and timezone */
+  struct registry *registry;   /* borrowed, required */
+  struct serving *serving;     /* borrowed, may be NULL: promote/rollback
+                                  then do not reload the served model */
+  struct metrics *metrics;     /* borrowed, may be NULL: no serving
+                                  figures */
+  struct db_pool *db;          /* borrowed; NULL = a pool of 2 made from
+                                  cfg (owned) */
+  int sample_ms;               /* 0 = $MLOPSD_ADMIN_SAMPLE_MS if set, else
+                                  ADMIN_SAMPLE_MS */
+  int acquire_ms;              /* 0 = ADMIN_DB_ACQUIRE_MS */
+};
+
+/* Build the admin state and start the sampler thread (when metrics are
+ * given).  Loads nothing from MariaDB.  Errors: ERR_INVAL (opts),
+ * ERR_NOMEM, ERR_INTERNAL (thread). */
+enum err_code admin_create(struct admin **out, const struct admin_opts *o,
+                           struct err *e) MLOPSD_WUR;
+
+/* Register the routes above on srv (before http_start).  a must outlive
+ * the server's threads. */
+enum err_code admin_routes(struct admin *a, struct http *srv,
+                           struct err *e) MLOPSD_WUR;
+
+/* Stop the sampler and free.  After the HTTP server stopped.  NULL-safe. */
+void admin_destroy(struct admin *a);
+
+/* Daemon glue: admin_create from the daemon's parts (cfg, registry,
+ * serving, metrics; a pool of its own) and admin_routes on its HTTP
+ * server.  *out must be given to admin_destroy after the HTTP server is
+ * destroyed.  Main thread, inside daemon_create. */
+enum err_code admin_register(struct daemon *d, struct admin **out,
+                             struct err *e) MLOPSD_WUR;
+
+/* Take one serving sample now (tests; the sampler thread does this every
+ * sample_ms).  Any thread. */
+void admin_sample_now(struct admin *a);
+
+#endif
