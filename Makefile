@@ -9,6 +9,8 @@
 #   make tsan       the concurrency tests under ThreadSanitizer
 #   make bench      benchmarks (bench/), figures printed, never pass/fail
 #   make deps       install missing Debian packages (scripts/install-deps.sh)
+#   make fuzz       build the libFuzzer targets (tests/fuzz/fuzz_*.c) into
+#                   build/fuzz with clang and run each FUZZ_SECONDS (60)
 
 CC      ?= cc
 OPT     ?= -O2 -g
@@ -110,6 +112,30 @@ tsan: deps
 bench: $(BUILD)/mlopsd $(BENCH_BINS)
 	bench/run.sh $(BUILD)
 
+# libFuzzer targets: the library compiled by clang with
+# -fsanitize=fuzzer-no-link,address,undefined into build/fuzz, each
+# tests/fuzz/fuzz_X.c linked with -fsanitize=fuzzer into build/fuzz/fuzz_X.
+# `make fuzz` runs each for FUZZ_SECONDS (tests/fuzz/run.sh); `make test`
+# replays the corpora and fuzzes a few seconds (tests/integration/test_fuzz.sh).
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_BINS     = $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+.PHONY: fuzz fuzz-build fuzz-bins
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
+
+fuzz-build:
+	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" fuzz-bins
+
+fuzz-bins: $(FUZZ_BINS)
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libmlopsd.a
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libmlopsd.a \
+	  -fsanitize=fuzzer $(FUZZ_SAN) $(LDFLAGS) $(LIBS)
+
 PREFIX ?= /usr/local
 install: $(BUILD)/mlopsd
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mlopsd
@@ -120,6 +146,7 @@ clean:
 	rm -rf build
 
 -include $(OBJS:.o=.d) $(BUILD)/src/main.d $(TEST_BINS:=.d) $(BENCH_BINS:=.d)
+-include $(FUZZ_BINS:=.d)
 
 demo:
 	scripts/demo.sh start
