@@ -138,6 +138,7 @@ extern const struct task_type task_type_train;
 extern const struct task_type task_type_validate;
 extern const struct task_type task_type_deploy;
 extern const struct task_type task_type_drift;
+extern const struct task_type task_type_label_feedback;
 
 /* The type named name, or NULL.  Any thread. */
 const struct task_type *task_type_find(const char *name);

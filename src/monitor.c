@@ -1,0 +1,278 @@
+/* monitor.c - what the monitoring task types (drift, label_feedback)
+ * share: the model field, the registry, and starting the CT DAG when a
+ * check fails (see monitor_int.h).
+ *
+ * Why a cool-down: a drifted population stays drifted after retraining
+ * (the CT DAG trains on the feature store's month, not on the live
+ * requests), so an hourly monitor would start a retraining every hour.
+ * The cool-down looks at dag_run (the scheduler's own record of what was
+ * started, with its conf) instead of keeping state of its own, so it
+ * holds across restarts and across daemons sharing the database.
+ */
+#include "monitor_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mlopsd/cfg.h"
+#include "mlopsd/db.h"
+
+#define CONF_DEPTH 16
+
+enum err_code monitor_model(const struct task_ctx *t, char **out,
+                            struct err *e)
+{
+  char tmp[64];
+  const char *raw;
+  *out = NULL;
+  enum err_code rc = task_field_text(t, "model", tmp, sizeof(tmp), &raw, e);
+  if (rc != ERR_OK)
+    return rc;
+  if (!raw || !*raw)
+    return err_set(e, ERR_INVAL, "field 'model' is required");
+  rc = task_render(t, "model", raw, TMPL_PLAIN, out, NULL, e);
+  if (rc != ERR_OK)
+    return rc;
+  if (!registry_name_valid(*out)) {
+    rc = err_set(e, ERR_INVAL, "field 'model': '%.80s' is not a model name",
+                 *out);
+    FREE_NULL(*out);
+  }
+  return rc;
+}
+
+enum err_code monitor_registry(const struct task_ctx *t,
+                               struct registry **out, struct err *e)
+{
+  const char *dir = t->cfg && t->cfg->models_registry_dir[0]
+                        ? t->cfg->models_registry_dir
+                        : MONITOR_DEFAULT_REGISTRY;
+  return registry_open(dir, out, e);
+}
+
+enum err_code monitor_field_double(const struct task_ctx *t,
+                                   const char *name, double def, double min,
+                                   double max, double *out, struct err *e)
+{
+  char buf[64];
+  const char *s;
+  enum err_code rc = task_field_text(t, name, buf, sizeof(buf), &s, e);
+  if (rc != ERR_OK)
+    return rc;
+  if (!s) {
+    *out = def;
+    return ERR_OK;
+  }
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  while (*end == ' ' || *end == '\t')
+    end++;
+  if (errno || end == s || *end || !isfinite(v) || v < min || v > max)
+    return err_set(e, ERR_INVAL, "field '%s': expected a number %g..%g, "
+                   "got '%.40s'", name, min, max, s);
+  *out = v;
+  return ERR_OK;
+}
+
+enum err_code monitor_check_common(const struct task_ctx *t, struct err *e)
+{
+  long v;
+  const cJSON *c = t->field_json ? t->field_json(t, "conf") : NULL;
+  if (c && !cJSON_IsNull(c) && !cJSON_IsObject(c))
+    return err_set(e, ERR_INVAL, "field 'conf': expected a map");
+  return task_field_int(t, "cooldown_minutes", 0, 0, 525600, &v, e);
+}
+
+int monitor_has_trigger(const struct task_ctx *t)
+{
+  char tmp[64];
+  const char *s = NULL;
+  struct err e;
+  if (task_field_text(t, "trigger_dag", tmp, sizeof(tmp), &s, &e) != ERR_OK)
+    return 0;
+  return s && *s;
+}
+
+/* Copy v with every string rendered as plain text (keys as written). */
+static enum err_code render_json(const struct task_ctx *t, const cJSON *v,
+                                 const char *path, int depth, cJSON **out,
+                                 struct err *e)
+{
+  *out = NULL;
+  if (depth > CONF_DEPTH)
+    return err_set(e, ERR_INVAL, "field '%s': nested too deeply", path);
+  if (cJSON_IsString(v)) {
+    char *s;
+    enum err_code rc = task_render(t, path, v->valuestring, TMPL_PLAIN, &s,
+                                   NULL, e);
+    if (rc != ERR_OK)
+      return rc;
+    *out = cJSON_CreateString(s);
+    free(s);
+  } else if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+    *out = cJSON_IsArray(v) ? cJSON_CreateArray() : cJSON_CreateObject();
+    for (const cJSON *it = v->child; *out && it; it = it->next) {
+      char sub[160];
+      snprintf(sub, sizeof(sub), "%s%s%s", path,
+               cJSON_IsArray(v) ? "[]" : ".",
+               cJSON_IsArray(v) ? "" : it->string);
+      cJSON *c;
+      enum err_code rc = render_json(t, it, sub, depth + 1, &c, e);
+      if (rc != ERR_OK) {
+        cJSON_Delete(*out);
+        *out = NULL;
+        return rc;
+      }
+      if (cJSON_IsArray(v))
+        cJSON_AddItemToArray(*out, c);
+      else
+        cJSON_AddItemToObject(*out, it->string, c);
+    }
+  } else {
+    *out = cJSON_Duplicate(v, 1);
+  }
+  if (!*out)
+    return err_set(e, ERR_NOMEM, "out of memory rendering '%s'", path);
+  return ERR_OK;
+}
+
+/* Runs of dag_id queued in the last `minutes` minutes with the same
+ * reason and model in their conf. */
+static enum err_code recent_runs(const struct task_ctx *t, const char *dag,
+                                 const char *reason, const char *model,
+                                 long minutes, int64_t *n, struct err *e)
+{
+  struct db_conn *c;
+  enum err_code rc = db_acquire(t->db, MONITOR_ACQUIRE_MS, &c, e);
+  if (rc != ERR_OK)
+    return rc;
+  struct db_val p[] = {DB_V_STR(dag), DB_V_INT(minutes), DB_V_STR(reason),
+                       DB_V_STR(model)};
+  rc = db_query_i64(c,
+                    "SELECT COUNT(*) FROM dag_run WHERE dag_id = ? AND "
+                    "queued_at >= UTC_TIMESTAMP(6) - INTERVAL ? MINUTE AND "
+                    "JSON_VALUE(conf, '$.reason') = ? AND "
+                    "JSON_VALUE(conf, '$.model') = ?",
+                    p, 4, n, e);
+  db_release(t->db, c);
+  return rc;
+}
+
+static int date_ok(const char *s)
+{
+  if (strlen(s) < 10)
+    return 0;
+  for (int i = 0; i < 10; i++)
+    if (i == 4 || i == 7 ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
+      return 0;
+  return s[10] == '\0' || s[10] == 'T' || s[10] == ' ';
+}
+
+enum err_code monitor_trigger(struct task_ctx *t, const cJSON *why,
+                              int *started, char *run_id, int run_id_cap,
+                              struct err *e)
+{
+  char tmp[64], date[64];
+  const char *raw;
+  char *dag = NULL, *ld = NULL;
+  cJSON *conf = NULL;
+  long cooldown = 0;
+  *started = 0;
+  if (run_id_cap > 0)
+    run_id[0] = '\0';
+  enum err_code rc = task_field_text(t, "trigger_dag", tmp, sizeof(tmp),
+                                     &raw, e);
+  if (rc != ERR_OK)
+    return rc;
+  if (!raw || !*raw)
+    return err_set(e, ERR_INVAL, "field 'trigger_dag' is not set");
+  if ((rc = task_render(t, "trigger_dag", raw, TMPL_PLAIN, &dag, NULL, e)))
+    goto out;
+  if ((rc = task_field_int(t, "cooldown_minutes", 0, 0, 525600, &cooldown,
+                           e)))
+    goto out;
+  if ((rc = task_field_text(t, "logical_date", tmp, sizeof(tmp), &raw, e)))
+    goto out;
+  if (raw) {
+    if ((rc = task_render(t, "logical_date", raw, TMPL_PLAIN, &ld, NULL, e)))
+      goto out;
+    snprintf(date, sizeof(date), "%s", ld);
+  } else {
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(date, sizeof(date), "%.10sT%02d:%02d:%02d", t->ds ? t->ds : "",
+             tm.tm_hour, tm.tm_min, tm.tm_sec);
+  }
+  if (!date_ok(date)) {
+    rc = err_set(e, ERR_INVAL, "field 'logical_date': '%.40s' is not a date "
+                 "(YYYY-MM-DD)", date);
+    goto out;
+  }
+  const cJSON *c = t->field_json ? t->field_json(t, "conf") : NULL;
+  if (c && cJSON_IsObject(c)) {
+    if ((rc = render_json(t, c, "conf", 0, &conf, e)))
+      goto out;
+  } else if (!(conf = cJSON_CreateObject())) {
+    rc = err_set(e, ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  for (const cJSON *it = why ? why->child : NULL; it; it = it->next) {
+    cJSON *d = cJSON_Duplicate(it, 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(conf, it->string);
+    if (!d || !cJSON_AddItemToObject(conf, it->string, d)) {
+      cJSON_Delete(d);
+      rc = err_set(e, ERR_NOMEM, "out of memory building the conf");
+      goto out;
+    }
+  }
+  if (cooldown > 0) {
+    const char *reason = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(conf, "reason"));
+    const char *model = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(conf, "model"));
+    int64_t n = 0;
+    if ((rc = recent_runs(t, dag, reason ? reason : "", model ? model : "",
+                          cooldown, &n, e)))
+      goto out;
+    if (n > 0) {
+      task_logf(t, "not starting %s: %lld run(s) started for the same "
+                "reason in the last %ld minutes (cooldown_minutes)", dag,
+                (long long)n, cooldown);
+      goto out;
+    }
+  }
+  if (!t->trigger) {
+    rc = err_set(e, ERR_UNSUPPORTED, "cannot start DAG '%s': triggering "
+                 "runs is not available here", dag);
+    goto out;
+  }
+  char rid[256] = "";
+  struct err te;
+  err_clear(&te);
+  rc = t->trigger(t, dag, date, conf, rid, (int)sizeof(rid), &te);
+  char *ct = cJSON_PrintUnformatted(conf);
+  if (rc == ERR_EXISTS) {
+    task_logf(t, "DAG %s already has a run for %s: %s", dag, date, te.msg);
+    rc = ERR_OK;
+  } else if (rc != ERR_OK) {
+    err_set(e, rc, "cannot start DAG '%s' for %s: %s", dag, date, te.msg);
+  } else {
+    *started = 1;
+    if (run_id_cap > 0)
+      snprintf(run_id, (size_t)run_id_cap, "%s", rid);
+    task_logf(t, "started DAG %s run %s for %s with conf %s", dag, rid,
+              date, ct ? ct : "?");
+  }
+  cJSON_free(ct);
+out:
+  free(dag);
+  free(ld);
+  cJSON_Delete(conf);
+  return rc;
+}

@@ -1,0 +1,73 @@
+/* monitor_int.h - helpers shared by the monitoring task types (drift in
+ * src/task_drift.c, label_feedback in src/task_feedback.c), implemented in
+ * src/monitor.c.  Friend header: not part of the public interface.
+ *
+ * Both tasks look up the production version of a model in the registry,
+ * and both may start the CT DAG when a check fails, with a conf that says
+ * why; that second part (field rendering, the cool-down, ERR_EXISTS) is
+ * here so the two behave alike.  docs/monitoring.md describes the fields.
+ *
+ * Thread rule: every function may be called from any worker thread with
+ * the ctx of the attempt being run.
+ */
+#ifndef MLOPSD_MONITOR_INT_H
+#define MLOPSD_MONITOR_INT_H
+
+#include <cjson/cJSON.h>
+
+#include "mlopsd/registry.h"
+#include "mlopsd/task.h"
+
+#define MONITOR_LOG_TABLE "credit_predictions_api_log"
+#define MONITOR_ACQUIRE_MS 10000
+#define MONITOR_DEFAULT_REGISTRY "var/registry"
+
+/* The fields every monitoring type has besides its own (model, trigger
+ * and its knobs); appended to each type's list by hand. */
+#define MONITOR_COMMON_FIELDS                                                \
+  {.name = "model", .required = 1, .templated = 1},                          \
+      {.name = "trigger_dag", .templated = 1},                               \
+      {.name = "conf", .templated = 1, .kind = TASK_F_MAP},                  \
+      {.name = "logical_date", .templated = 1},                              \
+      {.name = "cooldown_minutes", .kind = TASK_F_INT}
+
+/* Render field "model" and check it is a registry name; *out is malloc'd
+ * (free).  ERR_INVAL. */
+MLOPSD_WUR enum err_code monitor_model(const struct task_ctx *t, char **out,
+                                       struct err *e);
+
+/* Open the registry at the configured models.registry_dir (t->cfg) or
+ * MONITOR_DEFAULT_REGISTRY. */
+MLOPSD_WUR enum err_code monitor_registry(const struct task_ctx *t,
+                                          struct registry **out,
+                                          struct err *e);
+
+/* A floating-point field in [min, max]; *out = def when absent.
+ * ERR_INVAL naming the field. */
+MLOPSD_WUR enum err_code monitor_field_double(const struct task_ctx *t,
+                                              const char *name, double def,
+                                              double min, double max,
+                                              double *out, struct err *e);
+
+/* Load-time check of the common fields that hold no template. */
+MLOPSD_WUR enum err_code monitor_check_common(const struct task_ctx *t,
+                                              struct err *e);
+
+/* Start trigger_dag (rendered; the caller checked it is set) with conf =
+ * the task's own `conf` map (strings rendered) overlaid by why (borrowed;
+ * its keys win), for logical date `logical_date` (rendered) or by default
+ * "{{ ds }}THH:MM:SS" with the current UTC time of day, so repeated
+ * checks on one day start separate runs.  With cooldown_minutes > 0, no
+ * run starts when trigger_dag has a run queued in the last that many
+ * minutes whose conf has the same reason and model (*started = 0, logged).
+ * A run that already exists for that logical date (ERR_EXISTS) is logged,
+ * not an error.  *started = 1 when a run was recorded; run_id gets it. */
+MLOPSD_WUR enum err_code monitor_trigger(struct task_ctx *t,
+                                         const cJSON *why, int *started,
+                                         char *run_id, int run_id_cap,
+                                         struct err *e);
+
+/* Non-zero when the field trigger_dag is set (non-empty). */
+int monitor_has_trigger(const struct task_ctx *t);
+
+#endif

@@ -1,0 +1,291 @@
+/* task_drift.c - the `drift` task type: compare the inputs of the latest
+ * logged predictions with the production version's training reference
+ * (Population Stability Index per feature, psi.h), store one drift_report
+ * row, and start the CT DAG when the population moved too far.
+ *
+ * The window is the newest `window` rows of credit_predictions_api_log
+ * for the model (or with no model recorded), read newest first along the
+ * primary key and streamed: each row's features JSON is parsed, counted
+ * into the live histograms and dropped, so memory does not grow with the
+ * window.  Verdicts: insufficient_data (fewer than min_rows rows: no
+ * trigger, the task succeeds), drift (max PSI > threshold), ok.
+ * docs/monitoring.md has the fields and the report format.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mlopsd/db.h"
+#include "mlopsd/psi.h"
+#include "mlopsd/registry.h"
+#include "mlopsd/task.h"
+#include "monitor_int.h"
+
+#define DRIFT_WINDOW_DEFAULT 1000
+#define DRIFT_WINDOW_MAX 10000000
+#define DRIFT_THRESHOLD_DEFAULT 0.2
+#define DRIFT_MIN_ROWS_DEFAULT 100
+#define DRIFT_LOG_TOP 5
+
+static const struct task_field drift_fields[] = {
+    MONITOR_COMMON_FIELDS,
+    {.name = "window", .kind = TASK_F_INT},
+    {.name = "threshold"},
+    {.name = "min_rows", .kind = TASK_F_INT},
+    {.name = NULL},
+};
+
+struct drift_opts {
+  long window, min_rows;
+  double threshold;
+};
+
+static enum err_code read_opts(const struct task_ctx *t,
+                               struct drift_opts *o, struct err *e)
+{
+  enum err_code rc;
+  if ((rc = task_field_int(t, "window", DRIFT_WINDOW_DEFAULT, 1,
+                           DRIFT_WINDOW_MAX, &o->window, e)) ||
+      (rc = task_field_int(t, "min_rows", DRIFT_MIN_ROWS_DEFAULT, 0,
+                           DRIFT_WINDOW_MAX, &o->min_rows, e)) ||
+      (rc = monitor_field_double(t, "threshold", DRIFT_THRESHOLD_DEFAULT, 0,
+                                 1e9, &o->threshold, e)))
+    return rc;
+  return ERR_OK;
+}
+
+static enum err_code drift_check(const struct task_ctx *t, struct err *e)
+{
+  struct drift_opts o;
+  enum err_code rc = read_opts(t, &o, e);
+  return rc ? rc : monitor_check_common(t, e);
+}
+
+/* ---- reading the window --------------------------------------------- */
+
+struct scan {
+  const struct task_ctx *t;
+  struct psi_live *live;
+  int64_t seen, bad;
+  int stopped;
+};
+
+static int scan_row(void *ud, const struct db_row *row)
+{
+  struct scan *s = ud;
+  size_t len = 0;
+  const char *txt = db_row_str(row, 0, &len);
+  s->seen++;
+  if ((s->seen & 255) == 0 && task_should_stop(s->t)) {
+    s->stopped = 1;
+    return 1;
+  }
+  cJSON *j = txt ? cJSON_ParseWithLength(txt, len) : NULL;
+  if (!j || psi_live_add(s->live, j) != 0)
+    s->bad++;
+  cJSON_Delete(j);
+  return 0;
+}
+
+static enum err_code read_window(const struct task_ctx *t, const char *model,
+                                 long window, struct scan *s, struct err *e)
+{
+  struct db_conn *c;
+  enum err_code rc = db_acquire(t->db, MONITOR_ACQUIRE_MS, &c, e);
+  if (rc != ERR_OK)
+    return rc;
+  struct db_val p[] = {DB_V_STR(model), DB_V_INT(window)};
+  rc = db_query(c,
+                "SELECT features FROM " MONITOR_LOG_TABLE
+                " WHERE model_name = ? OR model_name IS NULL"
+                " ORDER BY id DESC LIMIT ?",
+                p, 2, scan_row, s, NULL, e);
+  db_release(t->db, c);
+  return rc;
+}
+
+/* ---- the report ------------------------------------------------------ */
+
+static enum err_code write_report(const struct task_ctx *t,
+                                  const char *model, int version,
+                                  int64_t rows, const char *scores,
+                                  double max_psi, const char *verdict,
+                                  int64_t *id, struct err *e)
+{
+  struct db_conn *c;
+  enum err_code rc = db_acquire(t->db, MONITOR_ACQUIRE_MS, &c, e);
+  if (rc != ERR_OK)
+    return rc;
+  struct db_val p[] = {
+      DB_V_STR(model),
+      DB_V_INT(version),
+      DB_V_INT(rows),
+      scores ? DB_V_STR(scores) : DB_V_NULL,
+      isnan(max_psi) ? DB_V_NULL : DB_V_DBL(max_psi),
+      DB_V_STR(verdict),
+  };
+  rc = db_exec_params_retry(c,
+                            "INSERT INTO drift_report (model, version, "
+                            "window_rows, scores, max_score, verdict) "
+                            "VALUES (?, ?, ?, ?, ?, ?)",
+                            p, 6, 3, NULL, e);
+  if (rc == ERR_OK)
+    *id = db_last_insert_id(c);
+  db_release(t->db, c);
+  if (rc != ERR_OK)
+    err_prefix(e, "drift: storing the report");
+  return rc;
+}
+
+static int cmp_score_desc(const void *a, const void *b)
+{
+  const struct psi_score *x = a, *y = b;
+  return (x->psi < y->psi) - (x->psi > y->psi);
+}
+
+/* Log the DRIFT_LOG_TOP features with the highest PSI, worst first. */
+static void log_top(const struct task_ctx *t, const struct psi_ref *ref,
+                    const struct psi_live *l)
+{
+  size_t n = psi_ref_n_features(ref), m = 0;
+  struct psi_score *s = calloc(n ? n : 1, sizeof(*s));
+  if (!s)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    struct err e;
+    if (psi_live_score(l, i, &s[m], &e) == ERR_OK && !isnan(s[m].psi))
+      m++;
+  }
+  qsort(s, m, sizeof(*s), cmp_score_desc);
+  for (size_t k = 0; k < m && k < DRIFT_LOG_TOP; k++)
+    task_logf(t, "  %-26s psi=%.4f  worst bin %s: ref %.3f live %.3f; "
+              "missing ref %.3f live %.3f",
+              s[k].name, s[k].psi, s[k].top_bin, s[k].top_ref,
+              s[k].top_live, s[k].missing_ref, s[k].missing_live);
+  free(s);
+}
+
+static enum err_code drift_run(struct task_ctx *t, struct err *e)
+{
+  struct drift_opts o;
+  char *model = NULL, *scores_txt = NULL;
+  struct registry *reg = NULL;
+  cJSON *refj = NULL, *prepj = NULL, *scores = NULL, *why = NULL;
+  struct psi_ref *ref = NULL;
+  struct psi_live *live = NULL;
+  int version = 0;
+  enum err_code rc;
+  int timeout_s = task_timeout_s(t);
+
+  if ((rc = read_opts(t, &o, e)) || (rc = monitor_model(t, &model, e)))
+    goto out;
+  if (!t->db) {
+    rc = err_set(e, ERR_UNSUPPORTED, "drift: no database here");
+    goto out;
+  }
+  if ((rc = monitor_registry(t, &reg, e)))
+    goto out;
+  rc = registry_alias_get(reg, model, REGISTRY_PRODUCTION, &version, e);
+  if (rc == ERR_NOTFOUND) {
+    task_logf(t, "drift: model %s has no production version: nothing to "
+              "compare (skipped)", model);
+    t->skip = 1;
+    rc = ERR_OK;
+    goto out;
+  }
+  if (rc)
+    goto out;
+  char what[REGISTRY_NAME_MAX + 64];
+  snprintf(what, sizeof(what), "%s/versions/%d/reference.json", model,
+           version);
+  if ((rc = registry_read_json(reg, model, version, "reference.json", &refj,
+                               e)))
+    goto out;
+  /* preprocess.json gives the text delimiters; optional */
+  struct err pe;
+  if (registry_read_json(reg, model, version, "preprocess.json", &prepj,
+                         &pe) != ERR_OK)
+    prepj = NULL;
+  if ((rc = psi_ref_from_json(refj, prepj, what, &ref, e)) ||
+      (rc = psi_live_create(ref, &live, e)))
+    goto out;
+
+  struct scan s = {.t = t, .live = live};
+  rc = read_window(t, model, o.window, &s, e);
+  if (rc == ERR_OK && s.stopped)
+    rc = task_stopped(t, "drift check stopped", timeout_s, e);
+  if (rc)
+    goto out;
+  int64_t rows = (int64_t)psi_live_rows(live);
+  if (s.bad)
+    task_logf(t, "drift: %lld of %lld logged rows have no readable "
+              "features object (ignored)", (long long)s.bad,
+              (long long)s.seen);
+
+  double max_psi = NAN;
+  int worst = -1;
+  if ((rc = psi_live_scores_json(live, &scores, &max_psi, &worst, e)))
+    goto out;
+  const char *verdict = rows < o.min_rows          ? "insufficient_data"
+                        : max_psi > o.threshold ? "drift"
+                                                   : "ok";
+  if (rows > 0 && !(scores_txt = cJSON_PrintUnformatted(scores))) {
+    rc = err_set(e, ERR_NOMEM, "drift: out of memory");
+    goto out;
+  }
+  int64_t id = 0;
+  if ((rc = write_report(t, model, version, rows, scores_txt, max_psi,
+                         verdict, &id, e)))
+    goto out;
+  const char *wname = worst >= 0 ? psi_ref_feature_name(ref, (size_t)worst)
+                                 : "-";
+  task_logf(t, "drift: model %s version %d: %lld rows (window %ld, "
+            "min_rows %ld), max PSI %.4f (%s), threshold %g -> %s "
+            "(report %lld)", model, version, (long long)rows, o.window,
+            o.min_rows, isnan(max_psi) ? 0.0 : max_psi, wname, o.threshold,
+            verdict, (long long)id);
+  if (rows > 0)
+    log_top(t, ref, live);
+  if (strcmp(verdict, "drift") != 0)
+    goto out;
+  if (!monitor_has_trigger(t)) {
+    rc = err_set(e, ERR_STATE, "drift on model %s version %d: %s PSI %.4f "
+                 "> threshold %g (report %lld; no trigger_dag set)", model,
+                 version, wname, max_psi, o.threshold, (long long)id);
+    goto out;
+  }
+  why = cJSON_CreateObject();
+  if (!why || !cJSON_AddStringToObject(why, "reason", "drift") ||
+      !cJSON_AddStringToObject(why, "model", model) ||
+      !cJSON_AddNumberToObject(why, "version", version) ||
+      !cJSON_AddStringToObject(why, "feature", wname) ||
+      !cJSON_AddNumberToObject(why, "psi", max_psi) ||
+      !cJSON_AddNumberToObject(why, "threshold", o.threshold) ||
+      !cJSON_AddNumberToObject(why, "report_id", (double)id)) {
+    rc = err_set(e, ERR_NOMEM, "drift: out of memory");
+    goto out;
+  }
+  int started;
+  char run_id[256];
+  rc = monitor_trigger(t, why, &started, run_id, (int)sizeof(run_id), e);
+out:
+  cJSON_Delete(why);
+  cJSON_free(scores_txt);
+  cJSON_Delete(scores);
+  psi_live_destroy(live);
+  psi_ref_destroy(ref);
+  cJSON_Delete(prepj);
+  cJSON_Delete(refj);
+  registry_close(reg);
+  free(model);
+  return rc;
+}
+
+const struct task_type task_type_drift = {
+    .name = "drift",
+    .fields = drift_fields,
+    .check = drift_check,
+    .run = drift_run,
+};

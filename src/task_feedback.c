@@ -1,0 +1,409 @@
+/* task_feedback.c - the `label_feedback` task type: once the true labels
+ * of served predictions arrive, measure how right the model was, per
+ * model version and day, into live_metrics; optionally start the CT DAG
+ * when the production version's accuracy falls below a floor.
+ *
+ * The join (docs/monitoring.md, "Label feedback"): a logged prediction
+ * (credit_predictions_api_log) made at created_at (UTC) for customer_id
+ * gets the label of credit_score with the same customer_id whose date
+ * (varchar 'YYYY-MM-DD', one row per customer and month in the course's
+ * data) falls in the same calendar month as created_at; if a month has
+ * several, the latest date wins.  The correlated subquery reads the
+ * credit_score_customer_date index (customer_id, date) as a range.
+ * Predictions without a label yet are counted and left out; each run
+ * recomputes every day of its window, so days whose labels arrive later
+ * are filled in by later runs (live_metrics is upserted).
+ *
+ * The version is the log's model_version (written by src/plog.c); rows
+ * without one (older rows, other writers) count for the production
+ * version at the time of the run.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mlopsd/db.h"
+#include "mlopsd/registry.h"
+#include "mlopsd/task.h"
+#include "monitor_int.h"
+
+#define FB_DAYS_DEFAULT 7
+#define FB_DAYS_MAX 3660
+#define FB_MIN_ROWS_DEFAULT 50
+#define FB_MAX_CLASSES 64
+#define FB_LABEL_MAX 32
+
+static const struct task_field fb_fields[] = {
+    MONITOR_COMMON_FIELDS,
+    {.name = "days", .kind = TASK_F_INT},
+    {.name = "floor_accuracy"},
+    {.name = "min_rows", .kind = TASK_F_INT},
+    {.name = NULL},
+};
+
+struct fb_opts {
+  long days, min_rows;
+  double floor; /* NaN: no floor */
+};
+
+static enum err_code read_opts(const struct task_ctx *t, struct fb_opts *o,
+                               struct err *e)
+{
+  enum err_code rc;
+  if ((rc = task_field_int(t, "days", FB_DAYS_DEFAULT, 1, FB_DAYS_MAX,
+                           &o->days, e)) ||
+      (rc = task_field_int(t, "min_rows", FB_MIN_ROWS_DEFAULT, 1, 1000000000,
+                           &o->min_rows, e)) ||
+      (rc = monitor_field_double(t, "floor_accuracy", NAN, 0, 1, &o->floor,
+                                 e)))
+    return rc;
+  return ERR_OK;
+}
+
+static enum err_code fb_check(const struct task_ctx *t, struct err *e)
+{
+  struct fb_opts o;
+  enum err_code rc = read_opts(t, &o, e);
+  return rc ? rc : monitor_check_common(t, e);
+}
+
+/* ---- accumulating (version, day) groups --------------------------------- */
+
+struct group {
+  int version;
+  char day[11];
+  int64_t n, correct;
+  int ncls;
+  char cls[FB_MAX_CLASSES][FB_LABEL_MAX];
+  int64_t tp[FB_MAX_CLASSES], fp[FB_MAX_CLASSES], fn[FB_MAX_CLASSES];
+};
+
+struct acc {
+  const struct task_ctx *t;
+  int prod;              /* production version, 0 = none */
+  struct group *g;
+  size_t n, cap;
+  size_t last;           /* index of the last group hit */
+  int64_t rows, unlabelled, unversioned;
+  int oom, too_many, stopped;
+};
+
+static struct group *group_of(struct acc *a, int version, const char *day)
+{
+  if (a->n && a->g[a->last].version == version &&
+      strcmp(a->g[a->last].day, day) == 0)
+    return &a->g[a->last];
+  for (size_t i = 0; i < a->n; i++)
+    if (a->g[i].version == version && strcmp(a->g[i].day, day) == 0) {
+      a->last = i;
+      return &a->g[i];
+    }
+  if (a->n == a->cap) {
+    size_t nc = a->cap ? a->cap * 2 : 16;
+    struct group *ng = realloc(a->g, nc * sizeof(*ng));
+    if (!ng) {
+      a->oom = 1;
+      return NULL;
+    }
+    a->g = ng;
+    a->cap = nc;
+  }
+  struct group *g = &a->g[a->n];
+  memset(g, 0, sizeof(*g));
+  g->version = version;
+  snprintf(g->day, sizeof(g->day), "%s", day);
+  a->last = a->n++;
+  return g;
+}
+
+static int class_of(struct acc *a, struct group *g, const char *label)
+{
+  for (int i = 0; i < g->ncls; i++)
+    if (strcmp(g->cls[i], label) == 0)
+      return i;
+  if (g->ncls == FB_MAX_CLASSES) {
+    a->too_many = 1;
+    return -1;
+  }
+  snprintf(g->cls[g->ncls], FB_LABEL_MAX, "%s", label);
+  return g->ncls++;
+}
+
+/* Columns: model_version, day, prediction, label. */
+static int acc_row(void *ud, const struct db_row *row)
+{
+  struct acc *a = ud;
+  a->rows++;
+  if ((a->rows & 1023) == 0 && task_should_stop(a->t)) {
+    a->stopped = 1;
+    return 1;
+  }
+  const char *day = db_row_str(row, 1, NULL);
+  const char *pred = db_row_str(row, 2, NULL);
+  const char *label = db_row_str(row, 3, NULL);
+  if (!label) {
+    a->unlabelled++;
+    return 0;
+  }
+  int version = db_row_is_null(row, 0) ? a->prod : (int)db_row_i64(row, 0);
+  if (version <= 0 || !day || !pred) {
+    a->unversioned++;
+    return 0;
+  }
+  struct group *g = group_of(a, version, day);
+  if (!g)
+    return 1;
+  int ct = class_of(a, g, label), cp = class_of(a, g, pred);
+  if (ct < 0 || cp < 0)
+    return 1;
+  g->n++;
+  if (ct == cp) {
+    g->correct++;
+    g->tp[ct]++;
+  } else {
+    g->fn[ct]++;
+    g->fp[cp]++;
+  }
+  return 0;
+}
+
+/* Macro F1 over the classes seen (as label or prediction) in the group,
+ * as sklearn's f1_score(average="macro") with its default labels. */
+static double group_f1(const struct group *g)
+{
+  double s = 0;
+  for (int i = 0; i < g->ncls; i++) {
+    double d = (double)(2 * g->tp[i] + g->fp[i] + g->fn[i]);
+    s += d > 0 ? 2.0 * (double)g->tp[i] / d : 0;
+  }
+  return g->ncls ? s / g->ncls : NAN;
+}
+
+/* ---- dates ------------------------------------------------------------- */
+
+/* ds + days as "YYYY-MM-DD 00:00:00" (UTC calendar arithmetic). */
+static int date_add(const char *ds, long days, char *out, size_t cap)
+{
+  struct tm tm;
+  memset(&tm, 0, sizeof(tm));
+  if (!ds || sscanf(ds, "%4d-%2d-%2d", &tm.tm_year, &tm.tm_mon,
+                    &tm.tm_mday) != 3)
+    return -1;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  time_t x = timegm(&tm) + (time_t)days * 86400;
+  struct tm r;
+  if (!gmtime_r(&x, &r))
+    return -1;
+  if (r.tm_year < -1900 || r.tm_year > 9999 - 1900)
+    return -1;
+  snprintf(out, cap, "%04d-%02d-%02d 00:00:00", (r.tm_year + 1900) % 10000,
+           (r.tm_mon + 1) % 100, r.tm_mday % 100);
+  return 0;
+}
+
+/* ---- database ---------------------------------------------------------- */
+
+static enum err_code read_groups(const struct task_ctx *t, const char *model,
+                                 const char *from, const char *to,
+                                 struct acc *a, struct err *e)
+{
+  struct db_conn *c;
+  enum err_code rc = db_acquire(t->db, MONITOR_ACQUIRE_MS, &c, e);
+  if (rc != ERR_OK)
+    return rc;
+  struct db_val p[] = {DB_V_STR(model), DB_V_STR(from), DB_V_STR(to)};
+  rc = db_query(
+      c,
+      "SELECT p.model_version, DATE_FORMAT(p.created_at, '%Y-%m-%d'),"
+      " p.prediction,"
+      " (SELECT cs.credit_score FROM credit_score cs"
+      "   WHERE cs.customer_id = p.customer_id"
+      "     AND cs.date >= DATE_FORMAT(p.created_at, '%Y-%m-01')"
+      "     AND cs.date < DATE_FORMAT(p.created_at + INTERVAL 1 MONTH,"
+      "                               '%Y-%m-01')"
+      "   ORDER BY cs.date DESC, cs.id DESC LIMIT 1)"
+      " FROM " MONITOR_LOG_TABLE " p"
+      " WHERE (p.model_name = ? OR p.model_name IS NULL)"
+      "   AND p.created_at >= ? AND p.created_at < ?",
+      p, 3, acc_row, a, NULL, e);
+  db_release(t->db, c);
+  return rc;
+}
+
+struct upsert {
+  const char *model;
+  const struct acc *a;
+};
+
+static enum err_code upsert_txn(struct db_conn *c, void *user,
+                                struct err *e)
+{
+  const struct upsert *u = user;
+  for (size_t i = 0; i < u->a->n; i++) {
+    const struct group *g = &u->a->g[i];
+    double f1 = group_f1(g);
+    struct db_val p[] = {
+        DB_V_STR(u->model),
+        DB_V_INT(g->version),
+        DB_V_STR(g->day),
+        DB_V_INT(g->n),
+        DB_V_DBL((double)g->correct / (double)g->n),
+        isnan(f1) ? DB_V_NULL : DB_V_DBL(f1),
+    };
+    enum err_code rc = db_exec_params(
+        c,
+        "INSERT INTO live_metrics (model, version, day, n, accuracy, "
+        "f1_macro) VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE "
+        "n = VALUES(n), accuracy = VALUES(accuracy), "
+        "f1_macro = VALUES(f1_macro)",
+        p, 6, NULL, e);
+    if (rc != ERR_OK)
+      return rc;
+  }
+  return ERR_OK;
+}
+
+static enum err_code store(const struct task_ctx *t, const char *model,
+                           const struct acc *a, struct err *e)
+{
+  if (a->n == 0)
+    return ERR_OK;
+  struct db_conn *c;
+  enum err_code rc = db_acquire(t->db, MONITOR_ACQUIRE_MS, &c, e);
+  if (rc != ERR_OK)
+    return rc;
+  struct upsert u = {model, a};
+  rc = db_txn_retry(c, 3, upsert_txn, &u, e);
+  db_release(t->db, c);
+  if (rc != ERR_OK)
+    err_prefix(e, "label_feedback: storing live_metrics");
+  return rc;
+}
+
+static int cmp_group(const void *x, const void *y)
+{
+  const struct group *a = x, *b = y;
+  if (a->version != b->version)
+    return a->version < b->version ? -1 : 1;
+  return strcmp(a->day, b->day);
+}
+
+static enum err_code fb_run(struct task_ctx *t, struct err *e)
+{
+  struct fb_opts o;
+  char *model = NULL;
+  struct registry *reg = NULL;
+  struct acc a;
+  cJSON *why = NULL;
+  enum err_code rc;
+  int timeout_s = task_timeout_s(t);
+  memset(&a, 0, sizeof(a));
+  a.t = t;
+
+  if ((rc = read_opts(t, &o, e)) || (rc = monitor_model(t, &model, e)))
+    goto out;
+  if (!t->db) {
+    rc = err_set(e, ERR_UNSUPPORTED, "label_feedback: no database here");
+    goto out;
+  }
+  if ((rc = monitor_registry(t, &reg, e)))
+    goto out;
+  rc = registry_alias_get(reg, model, REGISTRY_PRODUCTION, &a.prod, e);
+  if (rc == ERR_NOTFOUND) {
+    a.prod = 0;
+    rc = ERR_OK;
+  }
+  if (rc)
+    goto out;
+  char from[48], to[48];
+  if (date_add(t->ds, -(o.days - 1), from, sizeof(from)) ||
+      date_add(t->ds, 1, to, sizeof(to))) {
+    rc = err_set(e, ERR_INVAL, "label_feedback: logical date '%.20s' is "
+                 "not YYYY-MM-DD", t->ds ? t->ds : "(none)");
+    goto out;
+  }
+  rc = read_groups(t, model, from, to, &a, e);
+  if (rc == ERR_OK && a.stopped)
+    rc = task_stopped(t, "label feedback stopped", timeout_s, e);
+  if (rc == ERR_OK && a.oom)
+    rc = err_set(e, ERR_NOMEM, "label_feedback: out of memory");
+  if (rc == ERR_OK && a.too_many)
+    rc = err_set(e, ERR_INVAL, "label_feedback: more than %d distinct "
+                 "labels and predictions in one day", FB_MAX_CLASSES);
+  if (rc)
+    goto out;
+  qsort(a.g, a.n, sizeof(*a.g), cmp_group);
+  task_logf(t, "label_feedback: model %s, predictions %.10s .. %.10s "
+            "(UTC days): %lld logged, %lld without a label yet, %lld "
+            "without a version (no production version)", model, from,
+            t->ds, (long long)a.rows, (long long)a.unlabelled,
+            (long long)a.unversioned);
+  if ((rc = store(t, model, &a, e)))
+    goto out;
+  int64_t pn = 0, pc = 0;
+  for (size_t i = 0; i < a.n; i++) {
+    const struct group *g = &a.g[i];
+    task_logf(t, "  version %d day %s: n=%lld accuracy=%.4f f1_macro=%.4f",
+              g->version, g->day, (long long)g->n,
+              (double)g->correct / (double)g->n, group_f1(g));
+    if (g->version == a.prod) {
+      pn += g->n;
+      pc += g->correct;
+    }
+  }
+  if (isnan(o.floor))
+    goto out;
+  if (a.prod == 0) {
+    task_logf(t, "floor check: model %s has no production version", model);
+    goto out;
+  }
+  if (pn < o.min_rows) {
+    task_logf(t, "floor check: %lld labelled predictions of version %d "
+              "(min_rows %ld): not enough to judge", (long long)pn, a.prod,
+              o.min_rows);
+    goto out;
+  }
+  double accuracy = (double)pc / (double)pn;
+  task_logf(t, "floor check: version %d accuracy %.4f over %lld labelled "
+            "predictions, floor %g -> %s", a.prod, accuracy, (long long)pn,
+            o.floor, accuracy < o.floor ? "below" : "ok");
+  if (!(accuracy < o.floor))
+    goto out;
+  if (!monitor_has_trigger(t)) {
+    rc = err_set(e, ERR_STATE, "model %s version %d: live accuracy %.4f "
+                 "below the floor %g (%lld labelled predictions; no "
+                 "trigger_dag set)", model, a.prod, accuracy, o.floor,
+                 (long long)pn);
+    goto out;
+  }
+  why = cJSON_CreateObject();
+  if (!why || !cJSON_AddStringToObject(why, "reason", "accuracy") ||
+      !cJSON_AddStringToObject(why, "model", model) ||
+      !cJSON_AddNumberToObject(why, "version", a.prod) ||
+      !cJSON_AddNumberToObject(why, "accuracy", accuracy) ||
+      !cJSON_AddNumberToObject(why, "floor", o.floor) ||
+      !cJSON_AddNumberToObject(why, "n", (double)pn)) {
+    rc = err_set(e, ERR_NOMEM, "label_feedback: out of memory");
+    goto out;
+  }
+  int started;
+  char run_id[256];
+  rc = monitor_trigger(t, why, &started, run_id, (int)sizeof(run_id), e);
+out:
+  cJSON_Delete(why);
+  free(a.g);
+  registry_close(reg);
+  free(model);
+  return rc;
+}
+
+const struct task_type task_type_label_feedback = {
+    .name = "label_feedback",
+    .fields = fb_fields,
+    .check = fb_check,
+    .run = fb_run,
+};
