@@ -1,17 +1,882 @@
-/* cli_models.c - command line for the models commands (placeholder until built). */
+/* cli_models.c - `mlopsd models list|show|promote|rollback` and
+ * `mlopsd predict` (docs/training.md, "Command line").
+ *
+ * list and show read the registry only.  promote and rollback move an
+ * alias (atomically, registry_alias_set) and record the change in the
+ * `deployment` table with actor "cli:USER"; they need MariaDB (rollback
+ * finds the previous version there) and fail before touching the alias
+ * when it cannot be reached.  If the record cannot be written after the
+ * alias moved, the alias is put back.  predict answers a /predict body
+ * offline from the registry (pipeline_predict_body: same checks, messages
+ * and JSON as the server).
+ *
+ * Exit codes: 0 ok, 1 failure, 2 usage error.  Errors are one line on
+ * stderr: "mlopsd: models promote: <what>".
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
 #include "mlopsd/cli.h"
+#include "mlopsd/db.h"
+#include "mlopsd/pipeline.h"
+#include "mlopsd/registry.h"
+#include "mlopsd/spec.h"
+
+#define DB_CLI_ACQUIRE_MS 5000
+#define BODY_MAX_DEFAULT (1L << 20)
+
+/* ---- help --------------------------------------------------------------- */
+
+static const char usage_models[] =
+    "usage: mlopsd [-c FILE] models list [--json]\n"
+    "       mlopsd [-c FILE] models show NAME[:VERSION|@ALIAS] [--json]\n"
+    "       mlopsd [-c FILE] models promote NAME VERSION [--alias ALIAS] "
+    "[--reason TEXT]\n"
+    "       mlopsd [-c FILE] models rollback NAME [--alias ALIAS] "
+    "[--reason TEXT]\n"
+    "\n"
+    "The model registry (models.registry_dir).\n"
+    "  list      every model: versions, latest, production version and the\n"
+    "            latest version's metrics\n"
+    "  show      one version: params, metrics and lineage (logical date,\n"
+    "            DAG run, rows, data and spec sha256, creation time).  NAME\n"
+    "            alone shows the production version, or the latest if none\n"
+    "  promote   point ALIAS (default production) at VERSION\n"
+    "  rollback  point ALIAS (default production) back at the version it\n"
+    "            pointed at before, from the deployment table\n"
+    "promote and rollback record the change in the deployment table (actor\n"
+    "cli:$USER); they need MariaDB and change nothing when it is down.\n"
+    "Run `mlopsd models COMMAND --help` for one command.\n"
+    "Exit codes: 0 ok, 1 failure, 2 usage error.\n";
+
+static const char usage_list[] =
+    "usage: mlopsd [-c FILE] models list [--json]\n"
+    "\n"
+    "One line per model of the registry: NAME, number of versions, latest\n"
+    "version, production version (alias production, '-' if none) and the\n"
+    "latest version's validation metrics and logical date.  A version whose\n"
+    "meta.json cannot be read is reported on its line; the others still\n"
+    "list.  --json prints a JSON array instead.\n"
+    "Exit codes: 0 ok, 1 failure, 2 usage error.\n";
+
+static const char usage_show[] =
+    "usage: mlopsd [-c FILE] models show NAME[:VERSION|@ALIAS] [--json]\n"
+    "\n"
+    "Params, metrics and lineage of one version: NAME:3 is version 3,\n"
+    "NAME@production the version an alias points at, NAME alone the\n"
+    "production version (the latest when none is deployed).  --json prints\n"
+    "{\"name\", \"version\", \"aliases\", \"meta\"} with meta.json as stored.\n"
+    "Exit codes: 0 ok, 1 failure (no such version, corrupt meta.json),\n"
+    "2 usage error.\n";
+
+static const char usage_promote[] =
+    "usage: mlopsd [-c FILE] models promote NAME VERSION [--alias ALIAS]\n"
+    "                                       [--reason TEXT]\n"
+    "\n"
+    "Point ALIAS (default production) of NAME at VERSION (atomic file\n"
+    "replace; a running server swaps the version in within a second) and\n"
+    "record it in the deployment table as action 'promote', actor\n"
+    "cli:$USER.  Needs MariaDB: when it cannot be reached nothing changes.\n"
+    "Exit codes: 0 ok, 1 failure, 2 usage error.\n";
+
+static const char usage_rollback[] =
+    "usage: mlopsd [-c FILE] models rollback NAME [--alias ALIAS] "
+    "[--reason TEXT]\n"
+    "\n"
+    "Point ALIAS (default production) of NAME back at the version it\n"
+    "pointed at before its current one, as recorded in the deployment\n"
+    "table (deploy and promote push a version, rollback pops one, so\n"
+    "repeated rollbacks walk back through the history), and record the\n"
+    "change as action 'rollback', actor cli:$USER.  Needs MariaDB.\n"
+    "Exit codes: 0 ok, 1 failure (no earlier version, database down),\n"
+    "2 usage error.\n";
+
+static const char usage_predict[] =
+    "usage: mlopsd [-c FILE] predict NAME[:VERSION|@ALIAS] (--json JSON | "
+    "--file FILE)\n"
+    "                               [--print-rows]\n"
+    "\n"
+    "Answer a prediction request offline, from the registry, as POST\n"
+    "/models/NAME/predict would: the body is {\"data\": {...}} or\n"
+    "{\"data\": [{...}, ...]}; the answer (or the 400 error body, with\n"
+    "every bad field) is printed on stdout.  NAME alone uses the production\n"
+    "version.  --file - reads standard input.\n"
+    "--print-rows  (debugging aid) print instead {\"columns\": [...],\n"
+    "              \"rows\": [[...]], \"outputs\": [[...]]}: the preprocessed\n"
+    "              float rows fed to the model and its raw outputs (class\n"
+    "              probabilities)\n"
+    "Exit codes: 0 answered, 1 failure or invalid input (400), 2 usage\n"
+    "error.\n";
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int fail(const char *cmd, const char *fmt, ...) MLOPSD_PRINTF(2, 3);
+static int fail(const char *cmd, const char *fmt, ...)
+{
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  for (char *p = msg; *p; p++)
+    if (*p == '\n' || *p == '\r')
+      *p = ' ';
+  fprintf(stderr, "mlopsd: %s: %s\n", cmd, msg);
+  return CLI_FAIL;
+}
+
+static int usage_err(const char *cmd, const char *help, const char *fmt,
+                     ...) MLOPSD_PRINTF(3, 4);
+static int usage_err(const char *cmd, const char *help, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "mlopsd: %s: %s (try mlopsd %s --help)\n", cmd, msg, help);
+  return CLI_USAGE;
+}
+
+static int parse_version(const char *s)
+{
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (end == s || *end || errno || v < 1 || v > INT_MAX)
+    return -1;
+  return (int)v;
+}
+
+/* NAME, NAME:V or NAME@ALIAS.  *version 0 and *alias NULL for NAME. */
+struct ref {
+  char name[REGISTRY_NAME_MAX + 1];
+  int version;
+  char alias[REGISTRY_NAME_MAX + 1];
+  int has_alias;
+};
+
+static int parse_ref(const char *s, struct ref *r, char *why, size_t cap)
+{
+  memset(r, 0, sizeof(*r));
+  const char *sep = strpbrk(s, ":@");
+  size_t n = sep ? (size_t)(sep - s) : strlen(s);
+  if (n == 0 || n > REGISTRY_NAME_MAX) {
+    snprintf(why, cap, "'%.200s' is not NAME, NAME:VERSION or NAME@ALIAS",
+             s);
+    return -1;
+  }
+  memcpy(r->name, s, n);
+  r->name[n] = '\0';
+  if (!registry_name_valid(r->name)) {
+    snprintf(why, cap, "'%.130s' is not a valid model name", r->name);
+    return -1;
+  }
+  if (sep && *sep == ':') {
+    if ((r->version = parse_version(sep + 1)) < 0) {
+      snprintf(why, cap, "'%.40s' is not a version number", sep + 1);
+      return -1;
+    }
+  } else if (sep) {
+    if (!registry_name_valid(sep + 1)) {
+      snprintf(why, cap, "'%.130s' is not a valid alias name", sep + 1);
+      return -1;
+    }
+    snprintf(r->alias, sizeof(r->alias), "%s", sep + 1);
+    r->has_alias = 1;
+  }
+  return 0;
+}
+
+/* The version a ref names; prod_default: NAME alone = production (else
+ * latest when prod_default is 2). */
+static enum err_code resolve(struct registry *reg, const struct ref *r,
+                             int prod_default, int *version, struct err *e)
+{
+  if (r->version) {
+    if (!registry_version_exists(reg, r->name, r->version))
+      return err_set(e, ERR_NOTFOUND, "%s has no version %d", r->name,
+                     r->version);
+    *version = r->version;
+    return ERR_OK;
+  }
+  const char *alias = r->has_alias ? r->alias : REGISTRY_PRODUCTION;
+  enum err_code rc = registry_alias_get(reg, r->name, alias, version, e);
+  if (rc == ERR_NOTFOUND && !r->has_alias && prod_default == 2)
+    return registry_latest(reg, r->name, version, e);
+  if (rc == ERR_NOTFOUND) {
+    int dummy;
+    struct err le = {0};
+    if (registry_latest(reg, r->name, &dummy, &le) == ERR_NOTFOUND)
+      return err_set(e, ERR_NOTFOUND, "no model %s in the registry (%s)",
+                     r->name, registry_root(reg));
+    return err_set(e, ERR_NOTFOUND,
+                   "alias %s of %s is not set (no version deployed); name "
+                   "a version as %s:VERSION",
+                   alias, r->name, r->name);
+  }
+  return rc;
+}
+
+static const char *user_name(void)
+{
+  const char *u = getenv("USER");
+  if (u && *u)
+    return u;
+  struct passwd *pw = getpwuid(getuid());
+  return pw && pw->pw_name ? pw->pw_name : "unknown";
+}
+
+static int open_registry(const struct cfg *c, const char *cmd,
+                         struct registry **reg)
+{
+  struct err e = {0};
+  if (registry_open(c->models_registry_dir, reg, &e) != ERR_OK)
+    return fail(cmd, "%s", e.msg);
+  return CLI_OK;
+}
+
+/* A pool and a checked connection (released again: the pipeline_*
+ * helpers acquire their own). */
+static int open_db(const struct cfg *c, const char *cmd,
+                   struct db_pool **pool)
+{
+  struct db_opts o = {
+      .host = c->db_host,
+      .port = c->db_port,
+      .user = c->db_user,
+      .password = c->db_password,
+      .database = c->db_name,
+      .socket = c->db_socket[0] ? c->db_socket : NULL,
+      .size = 2,
+      .connect_timeout_s = c->db_connect_timeout_s,
+      .read_timeout_s = 60,
+  };
+  struct err e = {0};
+  *pool = NULL;
+  if (db_pool_create(pool, &o, &e) != ERR_OK)
+    return fail(cmd, "%s", e.msg);
+  struct db_conn *conn = NULL;
+  int ms = c->db_connect_timeout_s * 1000;
+  if (ms < DB_CLI_ACQUIRE_MS)
+    ms = DB_CLI_ACQUIRE_MS;
+  if (db_acquire(*pool, ms, &conn, &e) != ERR_OK) {
+    db_pool_destroy(*pool);
+    *pool = NULL;
+    char where[600];
+    if (c->db_socket[0])
+      snprintf(where, sizeof(where), "%s", c->db_socket);
+    else
+      snprintf(where, sizeof(where), "%s:%d", c->db_host, c->db_port);
+    return fail(cmd,
+                "cannot reach MariaDB at %s (database %s) to record the "
+                "change; nothing was changed: %s",
+                where, c->db_name, e.msg);
+  }
+  db_release(*pool, conn);
+  return CLI_OK;
+}
+
+/* Options shared by promote and rollback. */
+struct move_opts {
+  const char *alias;
+  const char *reason;
+  const char *pos[3];
+  int npos;
+};
+
+static int parse_move(int argc, char **argv, const char *cmd,
+                      const char *help, struct move_opts *o)
+{
+  memset(o, 0, sizeof(*o));
+  o->alias = REGISTRY_PRODUCTION;
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--alias") == 0 || strcmp(a, "--reason") == 0) {
+      if (i + 1 >= argc)
+        return usage_err(cmd, help, "option %s needs a value", a);
+      if (a[2] == 'a')
+        o->alias = argv[++i];
+      else
+        o->reason = argv[++i];
+    } else if (strncmp(a, "--alias=", 8) == 0) {
+      o->alias = a + 8;
+    } else if (strncmp(a, "--reason=", 9) == 0) {
+      o->reason = a + 9;
+    } else if (a[0] == '-' && a[1]) {
+      return usage_err(cmd, help, "unknown option '%s'", a);
+    } else if (o->npos < 3) {
+      o->pos[o->npos++] = a;
+    } else {
+      return usage_err(cmd, help, "unexpected argument '%s'", a);
+    }
+  }
+  if (!registry_name_valid(o->alias))
+    return usage_err(cmd, help, "'%s' is not a valid alias name", o->alias);
+  return CLI_OK;
+}
+
+/* Move the alias and record it; restore the alias if the record fails. */
+static int move_alias(struct registry *reg, struct db_pool *pool,
+                      const char *cmd, const char *name, const char *alias,
+                      int to, const char *action, const char *reason)
+{
+  struct err e = {0};
+  int prev = 0;
+  if (registry_alias_set(reg, name, alias, to, &prev, &e) != ERR_OK)
+    return fail(cmd, "%s", e.msg);
+  char actor[300];
+  snprintf(actor, sizeof(actor), "cli:%s", user_name());
+  if (pipeline_record_deployment(pool, name, alias, prev, to, action, reason,
+                                 actor, NULL, &e) != ERR_OK) {
+    struct err ue = {0};
+    enum err_code u =
+        prev > 0 ? registry_alias_set(reg, name, alias, prev, NULL, &ue)
+                 : registry_alias_delete(reg, name, alias, &ue);
+    if (u)
+      return fail(cmd, "%s; and the alias could not be restored to %d: %s",
+                  e.msg, prev, ue.msg);
+    return fail(cmd, "%s; alias %s left at %d", e.msg, alias, prev);
+  }
+  if (prev)
+    printf("%s: %s %d -> %d (%s)\n", name, alias, prev, to, action);
+  else
+    printf("%s: %s -> %d (%s)\n", name, alias, to, action);
+  return CLI_OK;
+}
+
+/* ---- list --------------------------------------------------------------- */
+
+static void metrics_text(const cJSON *meta, char *buf, size_t cap)
+{
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(meta, "metrics");
+  const cJSON *ds = cJSON_GetObjectItemCaseSensitive(meta, "logical_date");
+  size_t n = 0;
+  buf[0] = '\0';
+  static const char *const keys[] = {"accuracy", "f1_macro", "logloss",
+                                     "rmse", "mae"};
+  for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, keys[i]);
+    if (cJSON_IsNumber(v) && n < cap)
+      n += (size_t)snprintf(buf + n, cap - n, "%s%s=%.4f", n ? " " : "",
+                            keys[i], v->valuedouble);
+  }
+  if (cJSON_IsString(ds) && n < cap)
+    snprintf(buf + n, cap - n, "%s(ds %s)", n ? " " : "", ds->valuestring);
+}
+
+static int models_list(int argc, char **argv)
+{
+  int json = 0;
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      json = 1;
+    else
+      return usage_err("models list", "models list",
+                       "unexpected argument '%s'", argv[i]);
+  }
+  struct cfg c;
+  int rc = cli_load_config(&c);
+  if (rc != CLI_OK)
+    return rc;
+  struct registry *reg;
+  if ((rc = open_registry(&c, "models list", &reg)) != CLI_OK)
+    return rc;
+  struct err e = {0};
+  char **names = NULL;
+  size_t n = 0;
+  if (registry_list_models(reg, &names, &n, &e) != ERR_OK) {
+    registry_close(reg);
+    return fail("models list", "%s", e.msg);
+  }
+  cJSON *arr = json ? cJSON_CreateArray() : NULL;
+  if (!json) {
+    if (n == 0)
+      printf("no models in %s\n", registry_root(reg));
+    else
+      printf("%-32s %8s %6s %10s  %s\n", "NAME", "VERSIONS", "LATEST",
+             "PRODUCTION", "LATEST METRICS");
+  }
+  for (size_t i = 0; i < n; i++) {
+    int *vers = NULL;
+    size_t nv = 0;
+    int prod = 0;
+    cJSON *meta = NULL;
+    char mt[512] = "", err_txt[ERR_MSG_MAX + 32] = "";
+    if (registry_list_versions(reg, names[i], &vers, &nv, &e) != ERR_OK) {
+      snprintf(err_txt, sizeof(err_txt), "%s", e.msg);
+      nv = 0;
+    }
+    struct err ae = {0};
+    enum err_code arc =
+        registry_alias_get(reg, names[i], REGISTRY_PRODUCTION, &prod, &ae);
+    if (arc != ERR_OK && arc != ERR_NOTFOUND)
+      snprintf(err_txt, sizeof(err_txt), "%s", ae.msg);
+    int latest = nv ? vers[nv - 1] : 0;
+    if (latest) {
+      struct err me = {0};
+      if (registry_read_meta(reg, names[i], latest, &meta, &me) != ERR_OK)
+        snprintf(err_txt, sizeof(err_txt), "version %d: %s", latest, me.msg);
+      else
+        metrics_text(meta, mt, sizeof(mt));
+    }
+    if (json) {
+      cJSON *o = cJSON_CreateObject();
+      cJSON_AddStringToObject(o, "name", names[i]);
+      cJSON *va = cJSON_AddArrayToObject(o, "versions");
+      for (size_t k = 0; k < nv; k++)
+        cJSON_AddItemToArray(va, cJSON_CreateNumber(vers[k]));
+      cJSON_AddItemToObject(o, "latest", latest ? cJSON_CreateNumber(latest)
+                                                : cJSON_CreateNull());
+      cJSON_AddItemToObject(o, "production", prod ? cJSON_CreateNumber(prod)
+                                                  : cJSON_CreateNull());
+      const cJSON *m = cJSON_GetObjectItemCaseSensitive(meta, "metrics");
+      cJSON_AddItemToObject(o, "metrics", m ? cJSON_Duplicate(m, 1)
+                                            : cJSON_CreateNull());
+      cJSON_AddItemToObject(o, "error", err_txt[0]
+                                            ? cJSON_CreateString(err_txt)
+                                            : cJSON_CreateNull());
+      cJSON_AddItemToArray(arr, o);
+    } else {
+      char ps[16] = "-", ls[16] = "-";
+      if (prod)
+        snprintf(ps, sizeof(ps), "%d", prod);
+      if (latest)
+        snprintf(ls, sizeof(ls), "%d", latest);
+      printf("%-32s %8zu %6s %10s  %s\n", names[i], nv, ls, ps,
+             err_txt[0] ? err_txt : mt);
+    }
+    cJSON_Delete(meta);
+    free(vers);
+  }
+  if (json) {
+    char *t = cJSON_Print(arr);
+    printf("%s\n", t ? t : "[]");
+    cJSON_free(t);
+    cJSON_Delete(arr);
+  }
+  registry_strv_free(names);
+  registry_close(reg);
+  return CLI_OK;
+}
+
+/* ---- show --------------------------------------------------------------- */
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* "k=v k=v" of a flat object. */
+static void kv_line(const cJSON *o, char *buf, size_t cap)
+{
+  size_t n = 0;
+  buf[0] = '\0';
+  const cJSON *it;
+  cJSON_ArrayForEach(it, o)
+  {
+    char *v = cJSON_IsString(it) ? NULL : cJSON_PrintUnformatted(it);
+    if (n < cap)
+      n += (size_t)snprintf(buf + n, cap - n, "%s%s=%s", n ? " " : "",
+                            it->string ? it->string : "?",
+                            cJSON_IsString(it) ? it->valuestring
+                                               : (v ? v : "?"));
+    cJSON_free(v);
+  }
+}
+
+static int models_show(int argc, char **argv)
+{
+  int json = 0;
+  const char *refs = NULL;
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      json = 1;
+    else if (argv[i][0] == '-' && argv[i][1])
+      return usage_err("models show", "models show", "unknown option '%s'",
+                       argv[i]);
+    else if (!refs)
+      refs = argv[i];
+    else
+      return usage_err("models show", "models show",
+                       "unexpected argument '%s'", argv[i]);
+  }
+  if (!refs)
+    return usage_err("models show", "models show",
+                     "missing NAME[:VERSION|@ALIAS]");
+  struct ref r;
+  char why[300];
+  if (parse_ref(refs, &r, why, sizeof(why)))
+    return usage_err("models show", "models show", "%s", why);
+  struct cfg c;
+  int rc = cli_load_config(&c);
+  if (rc != CLI_OK)
+    return rc;
+  struct registry *reg;
+  if ((rc = open_registry(&c, "models show", &reg)) != CLI_OK)
+    return rc;
+  struct err e = {0};
+  int v = 0;
+  cJSON *meta = NULL;
+  if (resolve(reg, &r, 2, &v, &e) != ERR_OK ||
+      registry_read_meta(reg, r.name, v, &meta, &e) != ERR_OK) {
+    registry_close(reg);
+    return fail("models show", "%s", e.msg);
+  }
+  int prod = 0;
+  struct err ae = {0};
+  if (registry_alias_get(reg, r.name, REGISTRY_PRODUCTION, &prod, &ae))
+    prod = 0;
+  if (json) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", r.name);
+    cJSON_AddNumberToObject(o, "version", v);
+    cJSON *al = cJSON_AddArrayToObject(o, "aliases");
+    if (prod == v)
+      cJSON_AddItemToArray(al, cJSON_CreateString(REGISTRY_PRODUCTION));
+    if (r.has_alias && strcmp(r.alias, REGISTRY_PRODUCTION) != 0)
+      cJSON_AddItemToArray(al, cJSON_CreateString(r.alias));
+    cJSON_AddItemToObject(o, "meta", meta);
+    meta = NULL;
+    char *t = cJSON_Print(o);
+    printf("%s\n", t ? t : "{}");
+    cJSON_free(t);
+    cJSON_Delete(o);
+  } else {
+    char line[2048];
+    const cJSON *fs = cJSON_GetObjectItemCaseSensitive(meta,
+                                                       "feature_schema");
+    const cJSON *outs = cJSON_GetObjectItemCaseSensitive(fs, "outputs");
+    const cJSON *ins = cJSON_GetObjectItemCaseSensitive(fs, "inputs");
+    printf("model          %s\n", r.name);
+    printf("version        %d%s\n", v,
+           prod == v ? "  (production)" : prod ? "" : "  (nothing deployed)");
+    printf("created        %s\n", jstr(meta, "creation_time")
+                                      ? jstr(meta, "creation_time")
+                                      : "?");
+    printf("logical date   %s\n", jstr(meta, "logical_date")
+                                      ? jstr(meta, "logical_date")
+                                      : "?");
+    printf("dag run        %s / %s\n",
+           jstr(meta, "dag_id") ? jstr(meta, "dag_id") : "-",
+           jstr(meta, "dag_run_id") ? jstr(meta, "dag_run_id") : "-");
+    printf("rows           %.0f (train %.0f, validation %.0f)\n",
+           jnum(meta, "training_rows"), jnum(meta, "train_rows"),
+           jnum(meta, "val_rows"));
+    printf("data sha256    %s\n", jstr(meta, "data_sha256")
+                                      ? jstr(meta, "data_sha256")
+                                      : "?");
+    printf("spec           %s (sha256 %s)\n",
+           jstr(meta, "spec_path") ? jstr(meta, "spec_path") : "?",
+           jstr(meta, "spec_sha256") ? jstr(meta, "spec_sha256") : "?");
+    printf("xgboost        %s\n", jstr(meta, "xgboost_version")
+                                      ? jstr(meta, "xgboost_version")
+                                      : "?");
+    printf("best run       %s (trial %.0f of %.0f)\n",
+           jstr(meta, "best_run") ? jstr(meta, "best_run") : "?",
+           jnum(cJSON_GetObjectItemCaseSensitive(meta, "selection"),
+                "trial"),
+           jnum(meta, "trial_count"));
+    kv_line(cJSON_GetObjectItemCaseSensitive(meta, "params"), line,
+            sizeof(line));
+    printf("params         %s\n", line);
+    kv_line(cJSON_GetObjectItemCaseSensitive(meta, "metrics"), line,
+            sizeof(line));
+    printf("metrics        %s\n", line);
+    printf("features       %d inputs -> %d columns\n",
+           cJSON_IsArray(ins) ? cJSON_GetArraySize(ins) : 0,
+           cJSON_IsArray(outs) ? cJSON_GetArraySize(outs) : 0);
+  }
+  cJSON_Delete(meta);
+  registry_close(reg);
+  return CLI_OK;
+}
+
+/* ---- promote / rollback ------------------------------------------------- */
+
+static int models_promote(int argc, char **argv)
+{
+  struct move_opts o;
+  int rc = parse_move(argc, argv, "models promote", "models promote", &o);
+  if (rc != CLI_OK)
+    return rc;
+  if (o.npos != 2)
+    return usage_err("models promote", "models promote",
+                     "expected NAME VERSION");
+  if (!registry_name_valid(o.pos[0]))
+    return usage_err("models promote", "models promote",
+                     "'%s' is not a valid model name", o.pos[0]);
+  int v = parse_version(o.pos[1]);
+  if (v < 0)
+    return usage_err("models promote", "models promote",
+                     "'%s' is not a version number", o.pos[1]);
+  struct cfg c;
+  if ((rc = cli_load_config(&c)) != CLI_OK)
+    return rc;
+  struct registry *reg;
+  if ((rc = open_registry(&c, "models promote", &reg)) != CLI_OK)
+    return rc;
+  if (!registry_version_exists(reg, o.pos[0], v)) {
+    registry_close(reg);
+    return fail("models promote", "%s has no version %d in %s", o.pos[0], v,
+                c.models_registry_dir);
+  }
+  struct db_pool *pool = NULL;
+  if ((rc = open_db(&c, "models promote", &pool)) == CLI_OK) {
+    char reason[1024];
+    snprintf(reason, sizeof(reason), "%s",
+             o.reason ? o.reason : "promoted from the command line");
+    rc = move_alias(reg, pool, "models promote", o.pos[0], o.alias, v,
+                    "promote", reason);
+  }
+  db_pool_destroy(pool);
+  registry_close(reg);
+  return rc;
+}
+
+static int models_rollback(int argc, char **argv)
+{
+  struct move_opts o;
+  int rc = parse_move(argc, argv, "models rollback", "models rollback", &o);
+  if (rc != CLI_OK)
+    return rc;
+  if (o.npos != 1)
+    return usage_err("models rollback", "models rollback", "expected NAME");
+  if (!registry_name_valid(o.pos[0]))
+    return usage_err("models rollback", "models rollback",
+                     "'%s' is not a valid model name", o.pos[0]);
+  const char *name = o.pos[0];
+  struct cfg c;
+  if ((rc = cli_load_config(&c)) != CLI_OK)
+    return rc;
+  struct registry *reg;
+  if ((rc = open_registry(&c, "models rollback", &reg)) != CLI_OK)
+    return rc;
+  struct db_pool *pool = NULL;
+  if ((rc = open_db(&c, "models rollback", &pool)) != CLI_OK) {
+    registry_close(reg);
+    return rc;
+  }
+  struct err e = {0};
+  int cur = 0, prev = 0, alias_now = 0;
+  if (pipeline_previous_version(pool, name, o.alias, &cur, &prev, &e)) {
+    rc = fail("models rollback", "%s", e.msg);
+    goto out;
+  }
+  struct err ae = {0};
+  if (registry_alias_get(reg, name, o.alias, &alias_now, &ae) == ERR_OK &&
+      alias_now != cur)
+    fprintf(stderr,
+            "mlopsd: models rollback: warning: alias %s of %s is %d but "
+            "the deployment table last recorded %d; rolling back to %d\n",
+            o.alias, name, alias_now, cur, prev);
+  if (!registry_version_exists(reg, name, prev)) {
+    rc = fail("models rollback", "%s version %d (the previous %s) no longer "
+                                 "exists in %s",
+              name, prev, o.alias, c.models_registry_dir);
+    goto out;
+  }
+  char reason[1024];
+  snprintf(reason, sizeof(reason), "%s",
+           o.reason ? o.reason : "rolled back from the command line");
+  rc = move_alias(reg, pool, "models rollback", name, o.alias, prev,
+                  "rollback", reason);
+out:
+  db_pool_destroy(pool);
+  registry_close(reg);
+  return rc;
+}
 
 int cli_models(int argc, char **argv)
 {
-  (void)argc;
-  (void)argv;
-  return cli_not_built("models");
+  if (argc < 2) {
+    fputs(usage_models, stderr);
+    return CLI_USAGE;
+  }
+  const char *sub = argv[1];
+  const char *help = NULL;
+  int (*fn)(int, char **) = NULL;
+  if (strcmp(sub, "list") == 0) {
+    help = usage_list;
+    fn = models_list;
+  } else if (strcmp(sub, "show") == 0) {
+    help = usage_show;
+    fn = models_show;
+  } else if (strcmp(sub, "promote") == 0) {
+    help = usage_promote;
+    fn = models_promote;
+  } else if (strcmp(sub, "rollback") == 0) {
+    help = usage_rollback;
+    fn = models_rollback;
+  }
+  if (cli_wants_help(argc, argv)) {
+    fputs(help ? help : usage_models, stdout);
+    return CLI_OK;
+  }
+  if (!fn) {
+    fprintf(stderr, "mlopsd: models: unknown subcommand '%s' (try mlopsd "
+                    "models --help)\n",
+            sub);
+    return CLI_USAGE;
+  }
+  return fn(argc, argv);
+}
+
+/* ---- predict ------------------------------------------------------------ */
+
+static char *read_all(const char *path, long cap, size_t *len, char *why,
+                      size_t wcap)
+{
+  FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+  if (!f) {
+    snprintf(why, wcap, "cannot open %s: %s", path, strerror(errno));
+    return NULL;
+  }
+  size_t n = 0, bcap = 4096;
+  char *buf = malloc(bcap);
+  while (buf) {
+    if (n + 1 >= bcap) {
+      char *q = realloc(buf, bcap * 2);
+      if (!q) {
+        free(buf);
+        buf = NULL;
+        break;
+      }
+      buf = q;
+      bcap *= 2;
+    }
+    size_t k = fread(buf + n, 1, bcap - n - 1, f);
+    n += k;
+    if ((long)n > cap) {
+      snprintf(why, wcap, "%s is larger than %ld bytes "
+                          "(server.max_body_bytes)",
+               path, cap);
+      free(buf);
+      buf = NULL;
+      break;
+    }
+    if (k == 0)
+      break;
+  }
+  if (f != stdin)
+    fclose(f);
+  if (!buf) {
+    if (!why[0])
+      snprintf(why, wcap, "out of memory reading %s", path);
+    return NULL;
+  }
+  buf[n] = '\0';
+  *len = n;
+  return buf;
 }
 
 int cli_predict(int argc, char **argv)
 {
-  (void)argc;
-  (void)argv;
-  return cli_not_built("predict");
+  if (cli_wants_help(argc, argv)) {
+    fputs(usage_predict, stdout);
+    return CLI_OK;
+  }
+  const char *refs = NULL, *json = NULL, *file = NULL;
+  int print_rows = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if ((strcmp(a, "--json") == 0 || strcmp(a, "--file") == 0)) {
+      if (i + 1 >= argc)
+        return usage_err("predict", "predict", "option %s needs a value", a);
+      if (a[2] == 'j')
+        json = argv[++i];
+      else
+        file = argv[++i];
+    } else if (strncmp(a, "--json=", 7) == 0) {
+      json = a + 7;
+    } else if (strncmp(a, "--file=", 7) == 0) {
+      file = a + 7;
+    } else if (strcmp(a, "--print-rows") == 0) {
+      print_rows = 1;
+    } else if (a[0] == '-' && a[1]) {
+      return usage_err("predict", "predict", "unknown option '%s'", a);
+    } else if (!refs) {
+      refs = a;
+    } else {
+      return usage_err("predict", "predict", "unexpected argument '%s'", a);
+    }
+  }
+  if (!refs)
+    return usage_err("predict", "predict", "missing NAME[:VERSION|@ALIAS]");
+  if (!json == !file)
+    return usage_err("predict", "predict",
+                     "give exactly one of --json JSON and --file FILE");
+  struct ref r;
+  char why[600] = "";
+  if (parse_ref(refs, &r, why, sizeof(why)))
+    return usage_err("predict", "predict", "%s", why);
+  struct cfg c;
+  int rc = cli_load_config(&c);
+  if (rc != CLI_OK)
+    return rc;
+  long cap = c.server_max_body_bytes > 0 ? c.server_max_body_bytes
+                                         : BODY_MAX_DEFAULT;
+  char *body = NULL;
+  size_t len = 0;
+  if (file) {
+    if (!(body = read_all(file, cap, &len, why, sizeof(why))))
+      return fail("predict", "%s", why);
+  } else {
+    len = strlen(json);
+    if ((long)len > cap)
+      return fail("predict", "--json is larger than %ld bytes "
+                             "(server.max_body_bytes)",
+                  cap);
+    body = strdup(json);
+    if (!body)
+      return fail("predict", "out of memory");
+  }
+  struct registry *reg = NULL;
+  struct pipeline_served *m = NULL;
+  char *answer = NULL, *rows = NULL;
+  int status = 0, v = 0;
+  struct err e = {0};
+  if ((rc = open_registry(&c, "predict", &reg)) != CLI_OK)
+    goto out;
+  if (resolve(reg, &r, 1, &v, &e) ||
+      pipeline_served_load(reg, c.models_specs_dir, r.name, v, &m, &e) ||
+      pipeline_predict_body(m, body, len, &status, &answer,
+                            print_rows ? &rows : NULL, &e)) {
+    rc = fail("predict", "%s", e.msg);
+    goto out;
+  }
+  if (print_rows && rows)
+    printf("%s\n", rows);
+  else
+    printf("%s\n", answer);
+  if (status != 200) {
+    rc = CLI_FAIL;
+    fprintf(stderr, "mlopsd: predict: request rejected (HTTP %d)\n", status);
+  } else {
+    rc = CLI_OK;
+  }
+out:
+  free(answer);
+  free(rows);
+  free(body);
+  pipeline_served_free(m);
+  registry_close(reg);
+  return rc;
 }
-

@@ -409,6 +409,8 @@ static cJSON *build_reference(const struct spec *sp,
       goto fail;
     cJSON_AddStringToObject(h, "name", f->name);
     cJSON_AddStringToObject(h, "kind", spec_kind_name(f->kind));
+    if (f->kind == SPEC_TEXT)
+      cJSON_AddStringToObject(h, "delimiters", f->delimiters);
     int bad = f->kind == SPEC_NUMERIC
                   ? ref_numeric(h, s->cols[j].num, idx, n, dbuf)
                   : ref_strings(h, s->cols[j].str, idx, n,

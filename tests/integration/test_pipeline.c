@@ -1,0 +1,1068 @@
+/* test_pipeline.c - the training pipeline end to end on the course data:
+ * real MariaDB (database it_pipeline, seeded with `mlopsd db init` and
+ * `db seed`, features built by sql/features.sql for 2025-09-01), real
+ * XGBoost, a registry in a temp dir, and the real binary for the CLI.
+ *
+ * Covers: fstore (2,500 rows, canonical hash stable across reads, point
+ * lookup, unknown labels), pipeline_train with a small grid (registry
+ * layout, runs, meta.json fields, reference.json, validation rows),
+ * split/training determinism, the train / validate / deploy task types
+ * (pass with no production, fail against a better production with a
+ * 'skip' row), promote / rollback through the CLI with their deployment
+ * rows, corrupt meta.json, offline predict, zero-row dates, cancel.
+ *
+ * The grid is cut to 2 trials of at most 30 rounds (pipeline_opts
+ * overrides; the train task reads a copy of the spec with a small grid),
+ * so the whole binary runs in seconds.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "mlopsd/cfg.h"
+#include "mlopsd/db.h"
+#include "mlopsd/fstore.h"
+#include "mlopsd/pipeline.h"
+#include "mlopsd/registry.h"
+#include "mlopsd/spec.h"
+#include "mlopsd/sqlsplit.h"
+#include "mlopsd/task.h"
+#include "mlopsd/tmpl.h"
+
+#define DBNAME "it_pipeline"
+#define MODEL "credit_score_classification"
+#define DS "2025-09-01"
+#define OUT_MAX (1 << 20)
+
+static const char *bin, *src;
+static char tmpdir[256], regdir[300], specsdir[300];
+static struct db_pool *pool;
+static struct registry *reg;
+static struct spec *spec;
+static int setup_ok;
+
+/* ------------------------------------------------------------- helpers */
+
+struct run {
+  int rc;
+  char *out, *err;
+};
+
+static void slurp(int fd, char *buf, size_t cap)
+{
+  size_t n = 0;
+  lseek(fd, 0, SEEK_SET);
+  for (;;) {
+    ssize_t k = read(fd, buf + n, cap - 1 - n);
+    if (k <= 0)
+      break;
+    n += (size_t)k;
+  }
+  buf[n] = '\0';
+  close(fd);
+}
+
+/* Run mlopsd args in $MLOPSD_SRC with the test database and registry. */
+static void mlopsd(struct run *r, const char *const *args)
+{
+  char o[300], e[300];
+  snprintf(o, sizeof(o), "%s/out.XXXXXX", tmpdir);
+  snprintf(e, sizeof(e), "%s/err.XXXXXX", tmpdir);
+  int fo = mkstemp(o), fe = mkstemp(e);
+  unlink(o);
+  unlink(e);
+  const char *argv[32];
+  int n = 0;
+  argv[n++] = bin;
+  for (int i = 0; args[i] && n < 31; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(src) != 0)
+      _exit(126);
+    setenv("MLOPSD_DATABASE_NAME", DBNAME, 1);
+    setenv("MLOPSD_MODELS_REGISTRY_DIR", regdir, 1);
+    setenv("MLOPSD_MODELS_SPECS_DIR", specsdir, 1);
+    setenv("USER", "tester", 1);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    execv(bin, (char *const *)argv);
+    _exit(127);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  r->rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r->out = malloc(OUT_MAX);
+  r->err = malloc(OUT_MAX);
+  slurp(fo, r->out, OUT_MAX);
+  slurp(fe, r->err, OUT_MAX);
+}
+
+static void run_free(struct run *r)
+{
+  free(r->out);
+  free(r->err);
+}
+
+static void show(const char *what, const struct run *r)
+{
+  fprintf(stderr, "  [%s] rc=%d\n  stdout: %.2000s\n  stderr: %.2000s\n",
+          what, r->rc, r->out, r->err);
+}
+
+static struct db_pool *pool_for(const char *database, int size)
+{
+  struct db_opts o = {0};
+  o.host = getenv("MLOPSD_DATABASE_HOST");
+  o.port = atoi(getenv("MLOPSD_DATABASE_PORT"));
+  o.user = getenv("MLOPSD_DATABASE_USER");
+  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
+  o.database = database;
+  o.size = size;
+  o.connect_timeout_s = 10;
+  o.read_timeout_s = 300;
+  struct db_pool *p = NULL;
+  struct err e = {0};
+  if (db_pool_create(&p, &o, &e) != ERR_OK) {
+    fprintf(stderr, "pool: %s\n", e.msg);
+    return NULL;
+  }
+  return p;
+}
+
+static int exec_sql(struct db_pool *p, const char *sql)
+{
+  struct db_conn *c = NULL;
+  struct err e = {0};
+  int ok = db_acquire(p, 10000, &c, &e) == ERR_OK &&
+           db_exec(c, sql, NULL, &e) == ERR_OK;
+  if (!ok)
+    fprintf(stderr, "  exec failed: %.200s: %s\n", sql, e.msg);
+  db_release(p, c);
+  return ok;
+}
+
+static int64_t q1(const char *sql, const char *arg)
+{
+  struct db_conn *c = NULL;
+  struct err e = {0};
+  int64_t v = -1;
+  struct db_val p[1] = {DB_V_STR(arg)};
+  if (db_acquire(pool, 10000, &c, &e) != ERR_OK ||
+      db_query_i64(c, sql, p, arg ? 1 : 0, &v, &e) != ERR_OK) {
+    fprintf(stderr, "  query failed: %s: %s\n", sql, e.msg);
+    v = -1;
+  }
+  db_release(pool, c);
+  return v;
+}
+
+static char *read_file(const char *path)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *b = malloc((size_t)n + 1);
+  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+    free(b);
+    b = NULL;
+  }
+  if (b)
+    b[n] = '\0';
+  fclose(f);
+  return b;
+}
+
+/* s with the first old replaced by new (s is freed; NULL if absent). */
+static char *replace(char *s, const char *old, const char *nw)
+{
+  char *p = s ? strstr(s, old) : NULL;
+  if (!p) {
+    free(s);
+    return NULL;
+  }
+  size_t a = (size_t)(p - s), lo = strlen(old), ln = strlen(nw);
+  char *r = malloc(strlen(s) - lo + ln + 1);
+  if (r) {
+    memcpy(r, s, a);
+    memcpy(r + a, nw, ln);
+    strcpy(r + a + ln, p + lo);
+  }
+  free(s);
+  return r;
+}
+
+static int write_text(const char *path, const char *text)
+{
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return 0;
+  fputs(text, f);
+  return fclose(f) == 0;
+}
+
+static int exists(const char *fmt, ...) MLOPSD_PRINTF(1, 2);
+static int exists(const char *fmt, ...)
+{
+  char p[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(p, sizeof(p), fmt, ap);
+  va_end(ap);
+  struct stat st;
+  return stat(p, &st) == 0;
+}
+
+/* Run sql/features.sql for ds on pool. */
+static int run_features(const char *ds)
+{
+  char path[600];
+  snprintf(path, sizeof(path), "%s/sql/features.sql", src);
+  char *text = read_file(path), *sql = NULL;
+  struct tmpl_ctx tc = {.ds = ds};
+  struct tmpl_binds b = {0};
+  struct sqlsplit_list l = {0};
+  struct err e = {0};
+  int ok = text && tmpl_render(text, &tc, TMPL_SQL, &sql, &b, &e) == ERR_OK &&
+           sqlsplit_split(sql, &l, &e) == ERR_OK;
+  for (size_t i = 0; ok && i < l.n; i++)
+    ok = exec_sql(pool, l.v[i].sql);
+  if (!ok && e.msg[0])
+    fprintf(stderr, "  features.sql: %s\n", e.msg);
+  sqlsplit_list_free(&l);
+  tmpl_binds_free(&b);
+  free(sql);
+  free(text);
+  return ok;
+}
+
+static cJSON *read_json(const char *fmt, ...) MLOPSD_PRINTF(1, 2);
+static cJSON *read_json(const char *fmt, ...)
+{
+  char p[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(p, sizeof(p), fmt, ap);
+  va_end(ap);
+  char *t = read_file(p);
+  cJSON *j = t ? cJSON_Parse(t) : NULL;
+  free(t);
+  return j;
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Lines collected from pipeline progress. */
+static char logbuf[65536];
+static size_t loglen;
+static void log_cb(void *ud, const char *line)
+{
+  (void)ud;
+  int n = snprintf(logbuf + loglen, sizeof(logbuf) - loglen, "%s\n", line);
+  if (n > 0 && loglen + (size_t)n < sizeof(logbuf))
+    loglen += (size_t)n;
+}
+
+static enum err_code train_small(const char *run_id, size_t trials,
+                                 int rounds, int esr,
+                                 struct pipeline_result *res, struct err *e)
+{
+  struct pipeline_opts o = {.ds = DS,
+                            .dag_id = "test_dag",
+                            .dag_run_id = run_id,
+                            .nthread = 1,
+                            .max_trials = trials,
+                            .num_boost_round = rounds,
+                            .early_stopping_rounds = esr,
+                            .log = log_cb};
+  loglen = 0;
+  logbuf[0] = '\0';
+  return pipeline_train(reg, pool, spec, &o, res, e);
+}
+
+/* ---- a task context over a flat list of fields ----------------------- */
+
+struct tfields {
+  const char *k[4], *v[4];
+  int n;
+  char log[16384];
+  size_t loglen;
+  struct cfg cfg;
+};
+
+static const char *tf_field(const struct task_ctx *t, const char *name)
+{
+  const struct tfields *f = t->field_user;
+  for (int i = 0; i < f->n; i++)
+    if (strcmp(f->k[i], name) == 0)
+      return f->v[i];
+  return NULL;
+}
+
+static void tf_log(const struct task_ctx *t, const char *stream,
+                   const char *line)
+{
+  struct tfields *f = t->log_user;
+  (void)stream;
+  int n = snprintf(f->log + f->loglen, sizeof(f->log) - f->loglen, "%s\n",
+                   line);
+  if (n > 0 && f->loglen + (size_t)n < sizeof(f->log))
+    f->loglen += (size_t)n;
+}
+
+static void task_setup(struct task_ctx *t, struct tfields *f,
+                       const char *run_id)
+{
+  memset(t, 0, sizeof(*t));
+  cfg_defaults(&f->cfg);
+  snprintf(f->cfg.models_registry_dir, sizeof(f->cfg.models_registry_dir),
+           "%s", regdir);
+  snprintf(f->cfg.models_specs_dir, sizeof(f->cfg.models_specs_dir), "%s",
+           specsdir);
+  f->cfg.models_train_threads = 1;
+  f->loglen = 0;
+  f->log[0] = '\0';
+  t->dag_id = "test_dag";
+  t->run_id = run_id;
+  t->task_id = "task";
+  t->try_number = 1;
+  t->ds = DS;
+  t->field = tf_field;
+  t->field_user = f;
+  t->cfg = &f->cfg;
+  t->db = pool;
+  t->log_line = tf_log;
+  t->log_user = f;
+}
+
+/* ------------------------------------------------------------- setup */
+
+static int setup(void)
+{
+  bin = getenv("MLOPSD_BIN");
+  src = getenv("MLOPSD_SRC");
+  if (!bin || !src || !getenv("MLOPSD_DATABASE_HOST")) {
+    fprintf(stderr, "needs MLOPSD_BIN, MLOPSD_SRC and MLOPSD_DATABASE_* "
+                    "(run through tests/run.sh)\n");
+    return 0;
+  }
+  snprintf(tmpdir, sizeof(tmpdir), "/tmp/it_pipeline.XXXXXX");
+  if (!mkdtemp(tmpdir))
+    return 0;
+  snprintf(regdir, sizeof(regdir), "%s/registry", tmpdir);
+  snprintf(specsdir, sizeof(specsdir), "%s/specs", tmpdir);
+  mkdir(specsdir, 0755);
+  /* A copy of the course spec with a small grid for the train task. */
+  char path[700];
+  snprintf(path, sizeof(path), "%s/config/models/%s.yaml", src, MODEL);
+  char *y = read_file(path);
+  if (!y)
+    return 0;
+  y = replace(y, "num_boost_round: 2000", "num_boost_round: 30");
+  if (!y)
+    return 0;
+  char *g = strstr(y, "search:");
+  char *sel = strstr(y, "selection:");
+  if (!g || !sel)
+    return 0;
+  *g = '\0';
+  char spec_copy[8192];
+  snprintf(spec_copy, sizeof(spec_copy),
+           "%ssearch:\n  grid:\n    max_depth: [3, 4]\n\n%s", y, sel);
+  free(y);
+  snprintf(path, sizeof(path), "%s/%s.yaml", specsdir, MODEL);
+  if (!write_text(path, spec_copy))
+    return 0;
+
+  struct db_pool *root = pool_for(NULL, 1);
+  if (!root || !exec_sql(root, "DROP DATABASE IF EXISTS " DBNAME)) {
+    db_pool_destroy(root);
+    return 0;
+  }
+  db_pool_destroy(root);
+  struct run r;
+  const char *init[] = {"db", "init", NULL};
+  mlopsd(&r, init);
+  if (r.rc != 0) {
+    show("db init", &r);
+    run_free(&r);
+    return 0;
+  }
+  run_free(&r);
+  const char *seed[] = {"db", "seed", NULL};
+  mlopsd(&r, seed);
+  if (r.rc != 0) {
+    show("db seed", &r);
+    run_free(&r);
+    return 0;
+  }
+  run_free(&r);
+  pool = pool_for(DBNAME, 4);
+  if (!pool || !run_features(DS))
+    return 0;
+  struct err e = {0};
+  snprintf(path, sizeof(path), "%s/config/models/%s.yaml", src, MODEL);
+  if (spec_load(path, &spec, &e) != ERR_OK ||
+      registry_open(regdir, &reg, &e) != ERR_OK) {
+    fprintf(stderr, "setup: %s\n", e.msg);
+    return 0;
+  }
+  return 1;
+}
+
+/* ------------------------------------------------------------- fstore */
+
+TEST(fstore_reads_the_training_set)
+{
+  REQUIRE(setup_ok);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM credit_score_features_target "
+                  "WHERE base_dt = ?",
+                  DS),
+               2500);
+  struct fstore_set *s = NULL, *s2 = NULL;
+  struct err e = {0};
+  REQUIRE(fstore_read_training(pool, spec, DS, NULL, NULL, &s, &e) ==
+          ERR_OK);
+  CHECK_EQ_INT(s->n_rows, 2500);
+  CHECK_EQ_INT(s->n_features, spec->n_features);
+  CHECK(strstr(s->sql, "ORDER BY `base_dt`, `id`, `customer_id`") != NULL);
+  CHECK(strstr(s->sql, "WHERE (base_dt = '2025-09-01')") != NULL);
+  /* real missing values: NaN for numbers, NULL for strings */
+  size_t nan_num = 0, null_str = 0, cls[3] = {0};
+  for (size_t j = 0; j < s->n_features; j++)
+    for (size_t i = 0; i < s->n_rows; i++) {
+      if (s->cols[j].num)
+        nan_num += isnan(s->cols[j].num[i]);
+      else
+        null_str += s->cols[j].str[i] == NULL;
+    }
+  for (size_t i = 0; i < s->n_rows; i++)
+    cls[s->labels[i]]++;
+  CHECK(nan_num > 0);
+  CHECK(cls[0] > 0 && cls[1] > 0 && cls[2] > 0);
+  CHECK_EQ_INT(cls[0] + cls[1] + cls[2], 2500);
+  /* interning: equal strings share one copy */
+  int occ = spec_feature_index(spec, "occupation");
+  REQUIRE(occ >= 0);
+  const char *a = NULL;
+  int shared = 0;
+  for (size_t i = 0; i < s->n_rows && !shared; i++) {
+    const char *v = s->cols[occ].str[i];
+    if (!v)
+      continue;
+    if (!a) {
+      a = v;
+      continue;
+    }
+    if (strcmp(a, v) == 0)
+      shared = a == v;
+  }
+  CHECK(shared);
+  CHECK(s->n_distinct_strings < 2500 * 5);
+  /* the keys come along, and the hash is stable across reads */
+  REQUIRE(s->keys != NULL);
+  REQUIRE(fstore_read_training(pool, spec, DS, NULL, NULL, &s2, &e) ==
+          ERR_OK);
+  char h1[SHA256_HEX_LEN], h2[SHA256_HEX_LEN];
+  fstore_set_sha256(s, spec, h1);
+  fstore_set_sha256(s2, spec, h2);
+  CHECK_EQ_STR(h1, h2);
+  CHECK_EQ_INT(strlen(h1), 64);
+  (void)null_str;
+
+  /* point lookup of the newest row of one customer */
+  cJSON *obj = NULL;
+  const char *key = s->keys[0];
+  REQUIRE(fstore_lookup(pool, spec, key, &obj, &e) == ERR_OK);
+  CHECK(cJSON_GetObjectItemCaseSensitive(obj, "customer_id") != NULL);
+  CHECK(cJSON_GetObjectItemCaseSensitive(obj, "age") != NULL);
+  CHECK(cJSON_GetObjectItemCaseSensitive(obj, "credit_score") == NULL);
+  cJSON_Delete(obj);
+  obj = NULL;
+  CHECK(fstore_lookup(pool, spec, "no-such", &obj, &e) == ERR_NOTFOUND);
+  CHECK(strstr(e.msg, "no row in credit_score_features_target with "
+                      "customer_id=no-such") != NULL);
+  fstore_set_free(s);
+  fstore_set_free(s2);
+}
+
+TEST(fstore_errors)
+{
+  REQUIRE(setup_ok);
+  struct fstore_set *s = NULL;
+  struct err e = {0};
+  CHECK(fstore_read_training(pool, spec, "2025-05-01", NULL, NULL, &s, &e) ==
+        ERR_NOTFOUND);
+  CHECK_EQ_STR(e.msg, "no training rows in credit_score_features_target for "
+                      "base_dt=2025-05-01");
+  CHECK(fstore_read_training(pool, spec, "2025-02-30", NULL, NULL, &s, &e) ==
+        ERR_INVAL);
+  CHECK(strstr(e.msg, "not a valid YYYY-MM-DD") != NULL);
+  CHECK(fstore_read_training(pool, spec, "x' OR '1'='1", NULL, NULL, &s, &e) ==
+        ERR_INVAL);
+  /* a label outside the spec's classes is named with its row */
+  char path[700];
+  snprintf(path, sizeof(path), "%s/config/models/%s.yaml", src, MODEL);
+  char *y = read_file(path);
+  REQUIRE(y);
+  char *c = strstr(y, "classes: [Poor, Standard, Good]");
+  REQUIRE(c);
+  memcpy(c, "classes: [Poor, Standard]      ", 31);
+  y = replace(y, "objective: multi:softprob", "objective: binary:logistic");
+  REQUIRE(y);
+  struct spec *bad = NULL;
+  if (spec_load_buf(path, y, strlen(y), &bad, &e) != ERR_OK)
+    fprintf(stderr, "  %s\n", e.msg);
+  REQUIRE(bad);
+  CHECK(fstore_read_training(pool, bad, DS, NULL, NULL, &s, &e) ==
+        ERR_INVAL);
+  CHECK(strstr(e.msg, "label 'Good' in column credit_score (row ") != NULL);
+  CHECK(strstr(e.msg, "is not one of the classes Poor, Standard") != NULL);
+  spec_destroy(bad);
+  free(y);
+}
+
+/* ------------------------------------------------------------- train */
+
+static int version1;
+
+TEST(train_registers_a_version)
+{
+  REQUIRE(setup_ok);
+  struct pipeline_result res;
+  struct err e = {0};
+  enum err_code rc = train_small("manual__2025-09-01T00:00:00+00:00", 2, 30,
+                                 0, &res, &e);
+  if (rc)
+    fprintf(stderr, "  %s\n%s", e.msg, logbuf);
+  REQUIRE(rc == ERR_OK);
+  version1 = res.version;
+  CHECK_EQ_INT(res.version, 1);
+  CHECK_EQ_INT(res.n_rows, 2500);
+  CHECK_EQ_INT(res.n_val, 750);
+  CHECK_EQ_INT(res.n_train, 1750);
+  CHECK_EQ_INT(res.n_trials, 2);
+  CHECK(res.best.accuracy > 0.5 && res.best.accuracy <= 1);
+  CHECK_EQ_STR(res.run_prefix, "manual__2025-09-01T00_00_00_00_00");
+  /* progress lines */
+  CHECK(strstr(logbuf, "read 2500 rows x 22 features") != NULL);
+  CHECK(strstr(logbuf, "trial 1/2 max_depth=7 colsample_bytree=0.8 "
+                       "lambda=3: accuracy=") != NULL);
+  CHECK(strstr(logbuf, "trial 2/2 max_depth=7 colsample_bytree=0.8 "
+                       "lambda=5: accuracy=") != NULL);
+  CHECK(strstr(logbuf, "best so far") != NULL);
+  CHECK(strstr(logbuf, "registered credit_score_classification version 1")
+        != NULL);
+
+  /* layout */
+  const char *files[] = {"model.ubj",        "preprocess.json", "meta.json",
+                         "reference.json",   "validation.jsonl",
+                         "sample.json"};
+  for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+    CHECK(exists("%s/%s/versions/1/%s", regdir, MODEL, files[i]));
+  for (int t = 1; t <= 2; t++) {
+    CHECK(exists("%s/%s/runs/%s-t%02d/params.json", regdir, MODEL,
+                 res.run_prefix, t));
+    CHECK(exists("%s/%s/runs/%s-t%02d/metrics.json", regdir, MODEL,
+                 res.run_prefix, t));
+  }
+  cJSON *p2 = read_json("%s/%s/runs/%s-t02/params.json", regdir, MODEL,
+                        res.run_prefix);
+  cJSON *m2 = read_json("%s/%s/runs/%s-t02/metrics.json", regdir, MODEL,
+                        res.run_prefix);
+  REQUIRE(p2 && m2);
+  CHECK_EQ_STR(jstr(p2, "objective"), "multi:softprob");
+  CHECK_EQ_INT(jnum(p2, "num_class"), 3);
+  CHECK_NEAR(jnum(p2, "eta"), 0.3, 1e-12);
+  CHECK_EQ_INT(jnum(p2, "max_depth"), 7);
+  CHECK_EQ_INT(jnum(p2, "lambda"), 5);
+  CHECK_EQ_INT(jnum(p2, "num_boost_round"), 30);
+  CHECK_EQ_INT(jnum(p2, "early_stopping_rounds"), 50);
+  CHECK_NEAR(jnum(m2, "accuracy"), res.trials[1].m.accuracy, 1e-12);
+  CHECK(jnum(m2, "f1_macro") > 0);
+  CHECK(jnum(m2, "logloss") > 0);
+  CHECK(jnum(m2, "best_iteration") >= 0);
+  CHECK_EQ_INT(jnum(m2, "n_trees"), 3 * (jnum(m2, "best_iteration") + 1));
+  CHECK(jnum(m2, "seconds") >= 0);
+  cJSON_Delete(p2);
+  cJSON_Delete(m2);
+
+  /* meta.json */
+  cJSON *meta = NULL;
+  REQUIRE(registry_read_meta(reg, MODEL, 1, &meta, &e) == ERR_OK);
+  CHECK_EQ_STR(jstr(meta, "logical_date"), DS);
+  CHECK_EQ_STR(jstr(meta, "dag_id"), "test_dag");
+  CHECK_EQ_STR(jstr(meta, "dag_run_id"), "manual__2025-09-01T00:00:00+00:00");
+  CHECK_EQ_INT(jnum(meta, "training_rows"), 2500);
+  CHECK_EQ_INT(jnum(meta, "val_rows"), 750);
+  CHECK_EQ_INT(jnum(meta, "trial_count"), 2);
+  CHECK_EQ_INT(jnum(meta, "grid_size"), 27);
+  CHECK_EQ_STR(jstr(meta, "spec_sha256"), spec->sha256);
+  CHECK_EQ_STR(jstr(meta, "data_sha256"), res.data_sha256);
+  CHECK_EQ_STR(jstr(meta, "xgboost_version"), train_xgb_version());
+  const char *ct = jstr(meta, "creation_time");
+  CHECK(ct && strlen(ct) == 27 && ct[10] == 'T' && ct[26] == 'Z');
+  const cJSON *params = cJSON_GetObjectItemCaseSensitive(meta, "params");
+  const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(meta, "metrics");
+  CHECK(cJSON_IsObject(params) && cJSON_IsObject(metrics));
+  CHECK_NEAR(jnum(metrics, "accuracy"), res.best.accuracy, 1e-12);
+  CHECK_NEAR(jnum(metrics, "f1_macro"), res.best.f1_macro, 1e-12);
+  const cJSON *fs = cJSON_GetObjectItemCaseSensitive(meta, "feature_schema");
+  const cJSON *outs = cJSON_GetObjectItemCaseSensitive(fs, "outputs");
+  CHECK_EQ_INT(cJSON_GetArraySize(outs), res.n_outputs);
+  const cJSON *cls = cJSON_GetObjectItemCaseSensitive(meta, "classes");
+  CHECK_EQ_INT(cJSON_GetArraySize(cls), 3);
+  cJSON_Delete(meta);
+
+  /* reference.json: train split histograms */
+  cJSON *ref = read_json("%s/%s/versions/1/reference.json", regdir, MODEL);
+  REQUIRE(ref);
+  CHECK_EQ_STR(jstr(ref, "format"), "mlopsd.reference");
+  CHECK_EQ_INT(jnum(ref, "rows"), 1750);
+  const cJSON *feats = cJSON_GetObjectItemCaseSensitive(ref, "features");
+  CHECK_EQ_INT(cJSON_GetArraySize(feats), 22);
+  const cJSON *f0 = cJSON_GetArrayItem(feats, 0);
+  CHECK_EQ_STR(jstr(f0, "name"), "age");
+  CHECK_EQ_INT(cJSON_GetArraySize(
+                   cJSON_GetObjectItemCaseSensitive(f0, "edges")),
+               11);
+  double sum = 0;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(f0, "counts"))
+      sum += it->valuedouble;
+  CHECK_NEAR(sum, 1750 * (1 - jnum(f0, "missing_share")), 0.5);
+  const cJSON *occ = cJSON_GetArrayItem(feats, 17);
+  CHECK_EQ_STR(jstr(occ, "kind"), "categorical");
+  CHECK(cJSON_GetObjectItemCaseSensitive(occ, "categories") != NULL);
+  const cJSON *tl = cJSON_GetArrayItem(feats, 20);
+  CHECK_EQ_STR(jstr(tl, "kind"), "text");
+  CHECK(cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(tl, "tokens"), "loan") != NULL);
+  cJSON_Delete(ref);
+
+  /* validation rows: 750 lines after the header, request shape */
+  char path[900];
+  snprintf(path, sizeof(path), "%s/%s/versions/1/validation.jsonl", regdir,
+           MODEL);
+  char *v = read_file(path);
+  REQUIRE(v);
+  int lines = 0;
+  for (char *q = v; *q; q++)
+    lines += *q == '\n';
+  CHECK_EQ_INT(lines, 751);
+  CHECK(strncmp(v, "{\"format\":\"mlopsd.validation\"", 29) == 0);
+  CHECK(strstr(v, "\"data\":{\"customer_id\":") != NULL);
+  free(v);
+
+  /* scoring the version on its own rows gives its recorded metrics */
+  struct train_metrics sm;
+  size_t n = 0;
+  REQUIRE(pipeline_score(reg, MODEL, 1, 1, &sm, &n, &e) == ERR_OK);
+  CHECK_EQ_INT(n, 750);
+  CHECK_NEAR(sm.accuracy, res.best.accuracy, 1e-12);
+  CHECK_NEAR(sm.logloss, res.best.logloss, 1e-5);
+  pipeline_result_free(&res);
+}
+
+TEST(training_is_deterministic)
+{
+  REQUIRE(setup_ok && version1);
+  /* the same data, split seed and params give the same metrics; the
+   * version is thrown away afterwards by training into a scratch name */
+  struct pipeline_result a, b;
+  struct err e = {0};
+  REQUIRE(train_small("det-a", 1, 20, 0, &a, &e) == ERR_OK);
+  REQUIRE(train_small("det-b", 1, 20, 0, &b, &e) == ERR_OK);
+  CHECK_EQ_INT(b.version, a.version + 1);
+  CHECK_EQ_STR(a.data_sha256, b.data_sha256);
+  CHECK_NEAR(a.best.accuracy, b.best.accuracy, 0);
+  CHECK_NEAR(a.best.logloss, b.best.logloss, 0);
+  /* the model files are byte-identical */
+  char pa[900], pb[900];
+  snprintf(pa, sizeof(pa), "%s/%s/versions/%d/model.ubj", regdir, MODEL,
+           a.version);
+  snprintf(pb, sizeof(pb), "%s/%s/versions/%d/model.ubj", regdir, MODEL,
+           b.version);
+  char *fa = read_file(pa), *fb = read_file(pb);
+  struct stat sa, sb;
+  CHECK(fa && fb && stat(pa, &sa) == 0 && stat(pb, &sb) == 0 &&
+        sa.st_size == sb.st_size &&
+        memcmp(fa, fb, (size_t)sa.st_size) == 0);
+  free(fa);
+  free(fb);
+  pipeline_result_free(&a);
+  pipeline_result_free(&b);
+}
+
+/* ------------------------------------------------------------- tasks */
+
+static int latest_version(void)
+{
+  int v = 0;
+  struct err e = {0};
+  if (registry_latest(reg, MODEL, &v, &e) != ERR_OK)
+    return 0;
+  return v;
+}
+
+TEST(validate_passes_without_production_and_deploy_records)
+{
+  REQUIRE(setup_ok && version1);
+  struct task_ctx t;
+  struct tfields f = {.k = {"model"}, .v = {MODEL}, .n = 1};
+  task_setup(&t, &f, "run_validate_1");
+  struct err e = {0};
+  int latest = latest_version();
+  REQUIRE(task_type_validate.run(&t, &e) == ERR_OK);
+  char want[128];
+  snprintf(want, sizeof(want), "no production version: candidate %d passes",
+           latest);
+  CHECK(strstr(f.log, want) != NULL);
+
+  /* deploy version 1 explicitly */
+  struct tfields d = {.k = {"model", "version"}, .v = {MODEL, "1"}, .n = 2};
+  task_setup(&t, &d, "run_deploy_1");
+  enum err_code rc = task_type_deploy.run(&t, &e);
+  if (rc)
+    fprintf(stderr, "  deploy: %s\n", e.msg);
+  REQUIRE(rc == ERR_OK);
+  int v = 0;
+  REQUIRE(registry_alias_get(reg, MODEL, "production", &v, &e) == ERR_OK);
+  CHECK_EQ_INT(v, 1);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
+                  "action = 'deploy' AND to_version = 1 AND from_version "
+                  "IS NULL AND alias = 'production' AND actor = "
+                  "'dag:test_dag/run_deploy_1' AND created_at IS NOT NULL",
+                  MODEL),
+               1);
+  /* a bad version field is refused at load time */
+  struct tfields b = {.k = {"model", "version"}, .v = {MODEL, "x"}, .n = 2};
+  task_setup(&t, &b, "r");
+  CHECK(task_type_deploy.check(&t, &e) == ERR_INVAL);
+  struct tfields bm = {.k = {"model"}, .v = {"../etc"}, .n = 1};
+  task_setup(&t, &bm, "r");
+  CHECK(task_type_train.check(&t, &e) == ERR_INVAL);
+  struct tfields bv = {.k = {"model", "metric"}, .v = {MODEL, "auc"},
+                       .n = 2};
+  task_setup(&t, &bv, "r");
+  CHECK(task_type_validate.check(&t, &e) == ERR_INVAL);
+}
+
+TEST(validate_fails_a_worse_candidate)
+{
+  REQUIRE(setup_ok && version1);
+  /* one boosting round: clearly worse than production (version 1) */
+  struct pipeline_result w;
+  struct err e = {0};
+  REQUIRE(train_small("worse", 1, 1, -1, &w, &e) == ERR_OK);
+  struct task_ctx t;
+  struct tfields f = {.k = {"model", "tolerance"}, .v = {MODEL, "0"}, .n = 2};
+  task_setup(&t, &f, "run_validate_2");
+  enum err_code rc = task_type_validate.run(&t, &e);
+  CHECK(rc == ERR_STATE);
+  CHECK(strstr(e.msg, "validation failed: candidate") != NULL);
+  CHECK(strstr(e.msg, "accuracy=") != NULL);
+  CHECK(strstr(e.msg, "is worse than production 1") != NULL);
+  fprintf(stderr, "  (gate: %s)\n", e.msg);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
+                  "action = 'skip' AND from_version = 1 AND to_version = "
+                  "(SELECT MAX(to_version) FROM deployment) AND reason LIKE "
+                  "'validate: candidate % fails'",
+                  MODEL),
+               1);
+  /* logloss as the metric: lower is better, still fails */
+  struct tfields g = {.k = {"model", "metric"}, .v = {MODEL, "logloss"},
+                      .n = 2};
+  task_setup(&t, &g, "run_validate_3");
+  CHECK(task_type_validate.run(&t, &e) == ERR_STATE);
+  CHECK(strstr(e.msg, "logloss=") != NULL);
+  /* a huge tolerance lets it pass */
+  struct tfields h = {.k = {"model", "tolerance"}, .v = {MODEL, "1"}, .n = 2};
+  task_setup(&t, &h, "run_validate_4");
+  CHECK(task_type_validate.run(&t, &e) == ERR_OK);
+  pipeline_result_free(&w);
+}
+
+TEST(train_task_logs_progress_and_version)
+{
+  REQUIRE(setup_ok);
+  struct task_ctx t;
+  struct tfields f = {.k = {"model"}, .v = {MODEL}, .n = 1};
+  task_setup(&t, &f, "run_train_1");
+  struct err e = {0};
+  int before = latest_version();
+  enum err_code rc = task_type_train.run(&t, &e);
+  if (rc)
+    fprintf(stderr, "  train: %s\n%s", e.msg, f.log);
+  REQUIRE(rc == ERR_OK);
+  CHECK_EQ_INT(latest_version(), before + 1);
+  CHECK(strstr(f.log, "trial 1/2 max_depth=3: accuracy=") != NULL);
+  CHECK(strstr(f.log, "trial 2/2 max_depth=4: accuracy=") != NULL);
+  char want[64];
+  snprintf(want, sizeof(want), "\nversion %d\n", before + 1);
+  CHECK(strstr(f.log, want) != NULL);
+  /* its runs are named after the DAG run */
+  CHECK(exists("%s/%s/runs/run_train_1-t01/metrics.json", regdir, MODEL));
+  /* a zero-row date fails the task clearly */
+  t.ds = "2025-05-01";
+  CHECK(task_type_train.run(&t, &e) == ERR_NOTFOUND);
+  CHECK_EQ_STR(e.msg, "no training rows in credit_score_features_target for "
+                      "base_dt=2025-05-01");
+  CHECK_EQ_INT(latest_version(), before + 1);
+}
+
+static int cancel_after;
+static int cancel_fn(void *ud)
+{
+  (void)ud;
+  return --cancel_after < 0;
+}
+
+TEST(cancel_leaves_no_version)
+{
+  REQUIRE(setup_ok);
+  int before = latest_version();
+  struct pipeline_opts o = {.ds = DS, .nthread = 1, .max_trials = 2,
+                            .num_boost_round = 30, .cancel = cancel_fn};
+  struct pipeline_result res;
+  struct err e = {0};
+  cancel_after = 3; /* a few polls: stops while reading or training */
+  CHECK(pipeline_train(reg, pool, spec, &o, &res, &e) == ERR_CANCELED);
+  CHECK_EQ_INT(latest_version(), before);
+  cancel_after = 40;
+  CHECK(pipeline_train(reg, pool, spec, &o, &res, &e) == ERR_CANCELED);
+  CHECK_EQ_INT(latest_version(), before);
+  /* no draft left behind */
+  char tdir[900];
+  snprintf(tdir, sizeof(tdir), "%s/%s/tmp", regdir, MODEL);
+  DIR *d = opendir(tdir);
+  int drafts = 0;
+  struct dirent *de;
+  while (d && (de = readdir(d)))
+    drafts += strncmp(de->d_name, "draft-", 6) == 0 &&
+              !strstr(de->d_name, ".lock");
+  if (d)
+    closedir(d);
+  CHECK_EQ_INT(drafts, 0);
+}
+
+/* ------------------------------------------------------------- CLI */
+
+TEST(cli_promote_rollback_show_list)
+{
+  REQUIRE(setup_ok && version1);
+  int latest = latest_version();
+  REQUIRE(latest >= 3);
+  char vs[16];
+  snprintf(vs, sizeof(vs), "%d", latest);
+  struct run r;
+  const char *pr[] = {"models", "promote", MODEL, vs, NULL};
+  mlopsd(&r, pr);
+  if (r.rc)
+    show("promote", &r);
+  CHECK_EQ_INT(r.rc, 0);
+  char want[128];
+  snprintf(want, sizeof(want), "%s: production 1 -> %d (promote)", MODEL,
+           latest);
+  CHECK(strstr(r.out, want) != NULL);
+  run_free(&r);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
+                  "action = 'promote' AND from_version = 1 AND actor = "
+                  "'cli:tester'",
+                  MODEL),
+               1);
+
+  const char *rb[] = {"models", "rollback", MODEL, NULL};
+  mlopsd(&r, rb);
+  if (r.rc)
+    show("rollback", &r);
+  CHECK_EQ_INT(r.rc, 0);
+  snprintf(want, sizeof(want), "%s: production %d -> 1 (rollback)", MODEL,
+           latest);
+  CHECK(strstr(r.out, want) != NULL);
+  run_free(&r);
+  int v = 0;
+  struct err e = {0};
+  REQUIRE(registry_alias_get(reg, MODEL, "production", &v, &e) == ERR_OK);
+  CHECK_EQ_INT(v, 1);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
+                  "action = 'rollback' AND to_version = 1",
+                  MODEL),
+               1);
+  /* nothing before version 1: a second rollback fails, alias unchanged */
+  mlopsd(&r, rb);
+  CHECK_EQ_INT(r.rc, 1);
+  CHECK(strstr(r.err, "no earlier production version of "
+                      "credit_score_classification") != NULL);
+  run_free(&r);
+  REQUIRE(registry_alias_get(reg, MODEL, "production", &v, &e) == ERR_OK);
+  CHECK_EQ_INT(v, 1);
+
+  /* usage errors */
+  const char *bad1[] = {"models", "promote", MODEL, "x", NULL};
+  mlopsd(&r, bad1);
+  CHECK_EQ_INT(r.rc, 2);
+  run_free(&r);
+  const char *bad2[] = {"models", "promote", MODEL, "999", NULL};
+  mlopsd(&r, bad2);
+  CHECK_EQ_INT(r.rc, 1);
+  CHECK(strstr(r.err, "has no version 999") != NULL);
+  run_free(&r);
+  const char *bad3[] = {"models", "frobnicate", NULL};
+  mlopsd(&r, bad3);
+  CHECK_EQ_INT(r.rc, 2);
+  run_free(&r);
+  const char *help[] = {"models", "rollback", "--help", NULL};
+  mlopsd(&r, help);
+  CHECK_EQ_INT(r.rc, 0);
+  CHECK(strstr(r.out, "usage: mlopsd [-c FILE] models rollback") != NULL);
+  run_free(&r);
+
+  /* show and list */
+  const char *sh[] = {"models", "show", MODEL, NULL};
+  mlopsd(&r, sh);
+  CHECK_EQ_INT(r.rc, 0);
+  CHECK(strstr(r.out, "version        1  (production)") != NULL);
+  CHECK(strstr(r.out, "logical date   2025-09-01") != NULL);
+  CHECK(strstr(r.out, "rows           2500 (train 1750, validation 750)") !=
+        NULL);
+  CHECK(strstr(r.out, "data sha256    ") != NULL);
+  CHECK(strstr(r.out, "metrics        accuracy=") != NULL);
+  run_free(&r);
+  const char *shj[] = {"models", "show", MODEL ":1", "--json", NULL};
+  mlopsd(&r, shj);
+  CHECK_EQ_INT(r.rc, 0);
+  cJSON *j = cJSON_Parse(r.out);
+  CHECK(j && jnum(j, "version") == 1);
+  CHECK(j && jnum(cJSON_GetObjectItemCaseSensitive(j, "meta"),
+                  "training_rows") == 2500);
+  cJSON_Delete(j);
+  run_free(&r);
+  const char *ls[] = {"models", "list", NULL};
+  mlopsd(&r, ls);
+  CHECK_EQ_INT(r.rc, 0);
+  CHECK(strstr(r.out, MODEL) != NULL);
+  CHECK(strstr(r.out, "accuracy=") != NULL);
+  run_free(&r);
+}
+
+TEST(corrupt_meta_is_reported_and_others_still_work)
+{
+  REQUIRE(setup_ok && version1);
+  char p[900];
+  snprintf(p, sizeof(p), "%s/%s/versions/2/meta.json", regdir, MODEL);
+  REQUIRE(write_text(p, "{\"format\": \"mlopsd.meta\", \"params\": {"));
+  struct run r;
+  const char *sh[] = {"models", "show", MODEL ":2", NULL};
+  mlopsd(&r, sh);
+  CHECK_EQ_INT(r.rc, 1);
+  CHECK(strstr(r.err, "versions/2/meta.json") != NULL);
+  CHECK(strstr(r.err, "invalid JSON") != NULL);
+  run_free(&r);
+  const char *sh1[] = {"models", "show", MODEL ":1", NULL};
+  mlopsd(&r, sh1);
+  CHECK_EQ_INT(r.rc, 0);
+  run_free(&r);
+  const char *ls[] = {"models", "list", "--json", NULL};
+  mlopsd(&r, ls);
+  CHECK_EQ_INT(r.rc, 0);
+  run_free(&r);
+  /* predict with version 2 needs no meta.json; with version 1 neither */
+  const char *body = "{\"data\": {\"customer_id\": 4096, \"age\": 18, "
+                     "\"occupation\": \"Lawyer\", \"annual_income\": "
+                     "30625.94, \"monthly_inhand_salary\": 2706.16, "
+                     "\"num_bank_accounts\": 6, \"num_credit_card\": 5, "
+                     "\"interest_rate\": 27, \"num_of_loan\": 2, "
+                     "\"type_of_loan\": \"credit-builder loan,home equity "
+                     "loan\", \"delay_from_due_date\": 57, "
+                     "\"num_of_delayed_payment\": 26, "
+                     "\"changed_credit_limit\": 1.63, "
+                     "\"num_credit_inquiries\": 11, \"credit_mix\": \"Bad\", "
+                     "\"outstanding_debt\": 1562.91, "
+                     "\"credit_utilization_ratio\": 30.07, "
+                     "\"credit_history_age\": 129, \"payment_of_min_amount\": "
+                     "\"Yes\", \"total_emi_per_month\": 42.94, "
+                     "\"amount_invested_monthly\": 77.31, "
+                     "\"payment_behaviour\": "
+                     "\"High_spent_Medium_value_payments\", "
+                     "\"monthly_balance\": 400.36}}";
+  const char *pv[] = {"predict", MODEL, "--json", body, NULL};
+  mlopsd(&r, pv);
+  if (r.rc)
+    show("predict", &r);
+  CHECK_EQ_INT(r.rc, 0);
+  CHECK(strstr(r.out, "{\"customer_id\":4096,\"predict\":\"") != NULL);
+  CHECK(strstr(r.out, "\"model_version\":\"1\"}") != NULL);
+  run_free(&r);
+  /* invalid input: every bad field, exit 1, 400 body on stdout */
+  const char *bad = "{\"data\": [{\"age\": -3, \"credit_mix\": \"Weird\", "
+                    "\"x\": 1}]}";
+  const char *pb[] = {"predict", MODEL ":2", "--json", bad, NULL};
+  mlopsd(&r, pb);
+  CHECK_EQ_INT(r.rc, 1);
+  CHECK(strstr(r.out, "{\"error\":\"invalid input\",\"fields\":{") != NULL);
+  CHECK(strstr(r.out, "\"data[0].age\":\"must be > 0\"") != NULL);
+  CHECK(strstr(r.out, "\"data[0].credit_mix\":\"must be one of Good, Bad, "
+                      "Standard\"") != NULL);
+  CHECK(strstr(r.out, "\"data[0].x\":\"unknown field\"") != NULL);
+  run_free(&r);
+  const char *pj[] = {"predict", MODEL, "--json", "{\"data\": ", NULL};
+  mlopsd(&r, pj);
+  CHECK_EQ_INT(r.rc, 1);
+  CHECK(strstr(r.out, "{\"error\":\"malformed JSON: ") != NULL);
+  run_free(&r);
+  cJSON *m = NULL;
+  struct err e = {0};
+  CHECK(registry_read_meta(reg, MODEL, 2, &m, &e) == ERR_PARSE);
+  cJSON_Delete(m);
+}
+
+int main(void)
+{
+  setup_ok = setup();
+  if (!setup_ok)
+    fprintf(stderr, "setup failed\n");
+  RUN(fstore_reads_the_training_set);
+  RUN(fstore_errors);
+  RUN(train_registers_a_version);
+  RUN(training_is_deterministic);
+  RUN(validate_passes_without_production_and_deploy_records);
+  RUN(validate_fails_a_worse_candidate);
+  RUN(train_task_logs_progress_and_version);
+  RUN(cancel_leaves_no_version);
+  RUN(cli_promote_rollback_show_list);
+  RUN(corrupt_meta_is_reported_and_others_still_work);
+  registry_close(reg);
+  spec_destroy(spec);
+  db_pool_destroy(pool);
+  if (setup_ok) {
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+      fprintf(stderr, "could not remove %s\n", tmpdir);
+  }
+  return check_done();
+}
