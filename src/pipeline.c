@@ -1079,5 +1079,7 @@ out:
   free(yva);
   free_names(names, nout);
   free(kv);
+  if (rc)
+    pipeline_result_free(res);
   return rc;
 }

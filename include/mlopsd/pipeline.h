@@ -108,7 +108,8 @@ struct pipeline_result {
  * Errors: those of fstore_read_training (ERR_NOTFOUND "no training rows
  * in ..."), prep (ERR_INVAL), train (ERR_XGB, ERR_INVAL), the registry
  * (ERR_IO), ERR_CANCELED.  On error no version is created (trial records
- * already written stay, as MLflow keeps failed runs). */
+ * already written stay, as MLflow keeps failed runs) and res is left
+ * empty. */
 MLOPSD_WUR enum err_code pipeline_train(struct registry *reg,
                                         struct db_pool *db,
                                         const struct spec *spec,
@@ -209,8 +210,10 @@ const struct model *pipeline_served_model(const struct pipeline_served *m);
  * messages, same JSON): *status gets the HTTP status (200 or 400) and
  * *answer a malloc'd NUL-terminated JSON text (free()).  With rows_out
  * non-NULL (the --print-rows debugging aid), *rows_out gets instead a
- * malloc'd JSON text {"columns": [...], "rows": [[...], ...]} of the
- * preprocessed float rows (%.9g, NaN as null) when the body is valid.
+ * malloc'd JSON text {"columns": [...], "rows": [[...], ...], "outputs":
+ * [[...], ...]} of the preprocessed float rows and the model's raw
+ * outputs (class probabilities; %.9g, NaN as null) when the body is
+ * valid.
  * Errors (not answers): ERR_NOMEM, ERR_XGB. */
 MLOPSD_WUR enum err_code pipeline_predict_body(
     const struct pipeline_served *m, const char *body, size_t len,
