@@ -109,7 +109,12 @@ struct plog {
 
   struct shard shards[NSHARDS];
   atomic_size_t pending; /* rows in shards + work not yet stored */
-  size_t shard_bytes;
+  atomic_size_t pending_bytes; /* their row_bytes() */
+  atomic_size_t fresh;   /* rows appended since the last drain */
+  pthread_mutex_t room_mu; /* waiting for room (full buffer) */
+  pthread_cond_t room_cv;
+  atomic_int waiters;
+  atomic_int closing;
 
   /* flusher state (flush_mu) */
   pthread_mutex_t flush_mu;
@@ -177,6 +182,7 @@ void plog_opts_defaults(struct plog_opts *o)
   o->max_bytes = (size_t)64 << 20;
   o->policy = PLOG_FULL_REJECT;
   o->acquire_ms = 1000;
+  o->full_wait_ms = 1000;
 }
 
 /* ---- buffers ---------------------------------------------------------- */
@@ -267,54 +273,111 @@ static void count(atomic_uint_fast64_t *a, struct metrics_counter *c,
     metrics_counter_add(c, n);
 }
 
+/* Bytes a row takes in a buffer (upper bound, before cutting). */
+static size_t row_bytes(const struct plog_row *r)
+{
+  return PLOG_CUSTOMER_ID_MAX * 4 + PLOG_PREDICTION_MAX * 4 + 128 +
+         r->features_len;
+}
+
+static int over(struct plog *p, size_t n, size_t bytes)
+{
+  return atomic_load_explicit(&p->pending, memory_order_relaxed) + n >
+             p->o.max_rows ||
+         atomic_load_explicit(&p->pending_bytes, memory_order_relaxed) +
+                 bytes >
+             p->o.max_bytes;
+}
+
+/* Under policy reject, a full buffer makes the request wait (up to
+ * full_wait_ms) for the flusher to make room: the server slows down to
+ * what the database takes instead of failing at once.  Returns 0 when
+ * there may be room now. */
+static int wait_room(struct plog *p, size_t n, size_t bytes)
+{
+  struct timespec ts;
+  int rc = 0;
+  if (p->o.full_wait_ms <= 0 || p->o.policy != PLOG_FULL_REJECT)
+    return -1;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ts.tv_nsec += (long)(p->o.full_wait_ms % 1000) * 1000000L;
+  ts.tv_sec += p->o.full_wait_ms / 1000 + ts.tv_nsec / 1000000000L;
+  ts.tv_nsec %= 1000000000L;
+  pthread_mutex_lock(&p->room_mu);
+  atomic_fetch_add(&p->waiters, 1);
+  while (over(p, n, bytes) && !atomic_load(&p->closing) && rc == 0)
+    rc = pthread_cond_timedwait(&p->room_cv, &p->room_mu, &ts);
+  atomic_fetch_sub(&p->waiters, 1);
+  pthread_mutex_unlock(&p->room_mu);
+  return over(p, n, bytes) ? -1 : 0;
+}
+
+/* Wake requests waiting for room (flusher, after rows were stored). */
+static void room_made(struct plog *p)
+{
+  if (!atomic_load(&p->waiters))
+    return;
+  pthread_mutex_lock(&p->room_mu);
+  pthread_cond_broadcast(&p->room_cv);
+  pthread_mutex_unlock(&p->room_mu);
+}
+
 enum err_code plog_admit(struct plog *p, size_t n)
 {
-  if (p->o.policy == PLOG_FULL_REJECT &&
-      atomic_load_explicit(&p->pending, memory_order_relaxed) + n >
-          p->o.max_rows) {
-    count(&p->rejected, p->c_rejected, n);
-    return ERR_FULL;
-  }
-  return ERR_OK;
+  if (p->o.policy != PLOG_FULL_REJECT || !over(p, n, 0))
+    return ERR_OK;
+  if (wait_room(p, n, 0) == 0)
+    return ERR_OK;
+  count(&p->rejected, p->c_rejected, n);
+  return ERR_FULL;
 }
 
 enum err_code plog_append(struct plog *p, const struct plog_row *rows,
                           size_t n, int *logged)
 {
   size_t bytes = 0;
+  int too_big = 0, waited = 0;
   if (logged)
     *logged = 0;
   if (n == 0)
     return ERR_OK;
-  int too_big = 0;
   for (size_t i = 0; i < n; i++) {
-    bytes += PLOG_CUSTOMER_ID_MAX * 4 + PLOG_PREDICTION_MAX * 4 + 128 +
-             rows[i].features_len;
+    bytes += row_bytes(&rows[i]);
     if (rows[i].features_len > UINT32_MAX)
       too_big = 1;
   }
-  size_t prev = atomic_fetch_add(&p->pending, n);
-  if (prev + n > p->o.max_rows || bytes > p->shard_bytes || too_big)
+  if (too_big || bytes > p->o.max_bytes)
     goto full;
+again:;
+  size_t prev = atomic_fetch_add(&p->pending, n);
+  size_t prevb = atomic_fetch_add(&p->pending_bytes, bytes);
+  if (prev + n > p->o.max_rows || prevb + bytes > p->o.max_bytes)
+    goto undo;
   if (tl_shard < 0)
     tl_shard = (int)(atomic_fetch_add(&shard_rr, 1) % NSHARDS);
   struct shard *sh = &p->shards[tl_shard];
   pthread_mutex_lock(&sh->mu);
-  if (sh->b.blen + bytes > p->shard_bytes ||
-      rbuf_reserve(&sh->b, n, bytes) != 0) {
+  if (rbuf_reserve(&sh->b, n, bytes) != 0) {
     pthread_mutex_unlock(&sh->mu);
-    goto full;
+    goto undo;
   }
   for (size_t i = 0; i < n; i++)
     rbuf_push(&sh->b, &rows[i]);
   pthread_mutex_unlock(&sh->mu);
-  if (prev < p->o.flush_rows && prev + n >= p->o.flush_rows)
+  size_t fresh = atomic_fetch_add(&p->fresh, n);
+  if (fresh < p->o.flush_rows && fresh + n >= p->o.flush_rows)
     plog_kick(p);
   if (logged)
     *logged = 1;
   return ERR_OK;
-full:
+undo:
   atomic_fetch_sub(&p->pending, n);
+  atomic_fetch_sub(&p->pending_bytes, bytes);
+  if (!waited && wait_room(p, n, bytes) == 0) {
+    waited = 1;
+    goto again;
+  }
+full:
   if (p->o.policy == PLOG_FULL_SERVE) {
     count(&p->unlogged, p->c_unlogged, n);
     return ERR_OK;
@@ -701,6 +764,7 @@ static void replay(struct plog *p, int64_t budget_ms)
 /* Move every shard's rows into work and number them. */
 static enum err_code drain(struct plog *p, struct err *e)
 {
+  atomic_store(&p->fresh, 0);
   for (int i = 0; i < NSHARDS; i++) {
     struct shard *sh = &p->shards[i];
     struct rbuf tmp;
@@ -774,8 +838,16 @@ static size_t work_views(struct plog *p, size_t from, size_t max)
 
 static void work_done(struct plog *p, size_t n)
 {
+  size_t bytes = 0;
+  for (size_t k = p->work_off; k < p->work_off + n; k++) {
+    const struct prow *r = &p->work.rows[k];
+    bytes += PLOG_CUSTOMER_ID_MAX * 4 + PLOG_PREDICTION_MAX * 4 + 128 +
+             r->feat_len;
+  }
   p->work_off += n;
+  atomic_fetch_sub(&p->pending_bytes, bytes);
   atomic_fetch_sub(&p->pending, n);
+  room_made(p);
   if (p->work_off == p->work.n) {
     p->work.n = p->work.blen = 0;
     p->work_off = 0;
@@ -1059,7 +1131,16 @@ enum err_code plog_create(struct plog **out, const struct plog_opts *o,
     p->o.spool_max_bytes = (uint64_t)256 << 20;
   if (!p->o.acquire_ms)
     p->o.acquire_ms = 1000;
-  p->shard_bytes = p->o.max_bytes / NSHARDS;
+  if (p->o.full_wait_ms == 0)
+    p->o.full_wait_ms = 1000;
+  else if (p->o.full_wait_ms < 0)
+    p->o.full_wait_ms = 0;
+  pthread_mutex_init(&p->room_mu, NULL);
+  pthread_condattr_t ra;
+  pthread_condattr_init(&ra);
+  pthread_condattr_setclock(&ra, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->room_cv, &ra);
+  pthread_condattr_destroy(&ra);
   snprintf(p->table, sizeof(p->table), "%s", table);
   p->spool_dir = strdup(o->spool_dir);
   if (!p->spool_dir) {
@@ -1127,6 +1208,10 @@ void plog_stop(struct plog *p, int deadline_ms, size_t *lost)
   if (!p || p->stopped)
     return;
   p->stopped = 1;
+  atomic_store(&p->closing, 1);
+  pthread_mutex_lock(&p->room_mu);
+  pthread_cond_broadcast(&p->room_cv);
+  pthread_mutex_unlock(&p->room_mu);
   if (p->started) {
     pthread_mutex_lock(&p->tk_mu);
     p->stop = 1;
@@ -1193,6 +1278,8 @@ void plog_destroy(struct plog *p)
   free(p->ts);
   free(p->enc);
   pthread_mutex_destroy(&p->flush_mu);
+  pthread_mutex_destroy(&p->room_mu);
+  pthread_cond_destroy(&p->room_cv);
   pthread_mutex_destroy(&p->st_mu);
   pthread_mutex_destroy(&p->tk_mu);
   pthread_cond_destroy(&p->tk_cv);

@@ -421,6 +421,53 @@ int predict_scan(const char *buf, size_t len, struct predict_scan *o)
   return -1;
 }
 
+/* ---- cJSON arena -------------------------------------------------------
+ * A request's parse tree is allocated from a per-thread bump arena and
+ * dropped as a whole afterwards.  cJSON's hooks are process-wide, so
+ * they fall back to malloc/free whenever the calling thread has no
+ * active arena (every other cJSON user) or the arena is used up; free
+ * recognises arena pointers by address and ignores them. */
+
+#define ARENA_BYTES ((size_t)256 << 10)
+
+struct arena {
+  char *base;
+  size_t used;
+  int active;
+  size_t spilled; /* allocations that went to malloc while active */
+};
+static _Thread_local struct arena tl_arena;
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static void *arena_alloc(size_t sz)
+{
+  struct arena *a = &tl_arena;
+  if (a->active) {
+    size_t need = (sz + 15) & ~(size_t)15;
+    if (need <= ARENA_BYTES - a->used) {
+      void *p = a->base + a->used;
+      a->used += need;
+      return p;
+    }
+    a->spilled++;
+  }
+  return malloc(sz);
+}
+
+static void arena_free(void *p)
+{
+  const struct arena *a = &tl_arena;
+  if (a->base && (char *)p >= a->base && (char *)p < a->base + ARENA_BYTES)
+    return;
+  free(p);
+}
+
+static void hooks_init(void)
+{
+  cJSON_Hooks h = {arena_alloc, arena_free};
+  cJSON_InitHooks(&h);
+}
+
 /* ---- per-thread scratch ----------------------------------------------- */
 
 struct scratch {
@@ -436,8 +483,11 @@ struct scratch {
   size_t items_cap;
   int *cls;
   size_t cls_cap;
+  const cJSON **byf; /* members of one item by feature index */
+  size_t byf_cap;
   char **printed; /* fallback feature texts to free */
   size_t n_printed;
+  char *arena;    /* ARENA_BYTES for tl_arena */
   struct spec_report rep;
 };
 
@@ -457,7 +507,11 @@ static void scratch_free(void *arg)
   free(s->cid);
   free(s->items);
   free(s->cls);
+  free(s->byf);
   free(s->printed);
+  if (tl_arena.base == s->arena)
+    memset(&tl_arena, 0, sizeof(tl_arena));
+  free(s->arena);
   free(s);
 }
 
@@ -474,6 +528,12 @@ static struct scratch *scratch_get(void)
   struct scratch *s = calloc(1, sizeof(*s));
   if (!s)
     return NULL;
+  s->arena = malloc(ARENA_BYTES);
+  if (!s->arena) {
+    free(s);
+    return NULL;
+  }
+  tl_arena.base = s->arena;
   pthread_setspecific(scratch_key, s);
   tl_scratch = s;
   return s;
@@ -496,10 +556,11 @@ static int sgrow(void **p, size_t *cap, size_t need, size_t elem)
 
 /* Size the buffers for n items of model m. */
 static int scratch_fit(struct scratch *s, size_t n, size_t nfeat,
-                       size_t out_dim)
+                       size_t out_dim, size_t n_inputs)
 {
   size_t np = s->n_printed;
-  return sgrow((void **)&s->rows, &s->rows_cap, n * nfeat, sizeof(float)) ||
+  return sgrow((void **)&s->byf, &s->byf_cap, n_inputs + 1,
+               sizeof(*s->byf)) || sgrow((void **)&s->rows, &s->rows_cap, n * nfeat, sizeof(float)) ||
          sgrow((void **)&s->out, &s->out_cap, n * out_dim, sizeof(float)) ||
          sgrow((void **)&s->lrows, &s->lrows_cap, n, sizeof(*s->lrows)) ||
          sgrow((void **)&s->cid, &s->cid_cap, n, sizeof(*s->cid)) ||
@@ -617,6 +678,26 @@ static void end_fields(struct http_resp *resp, size_t nf, size_t more)
     http_resp_error(resp, 400, "invalid input");
 }
 
+/* prep lookup over the members sorted by feature index (ctx: byf). */
+static int member_value(void *ctx, size_t i, const char *name,
+                        struct prep_value *v)
+{
+  const cJSON *c = ((const cJSON *const *)ctx)[i];
+  (void)name;
+  if (!c || cJSON_IsNull(c)) {
+    v->kind = PREP_V_MISSING;
+  } else if (cJSON_IsNumber(c)) {
+    v->kind = PREP_V_NUM;
+    v->num = c->valuedouble;
+  } else if (cJSON_IsString(c)) {
+    v->kind = PREP_V_STR;
+    v->str = c->valuestring;
+  } else {
+    v->kind = PREP_V_OTHER;
+  }
+  return 0;
+}
+
 /* ---- POST /predict ---------------------------------------------------- */
 
 static void do_predict(struct predict *p, struct http_req *req,
@@ -692,7 +773,11 @@ static void do_predict(struct predict *p, struct http_req *req,
     }
     goto out;
   }
+  tl_arena.used = 0;
+  tl_arena.spilled = 0;
+  tl_arena.active = 1;
   root = cJSON_ParseWithLengthOpts(body, len, NULL, 0);
+  tl_arena.active = 0;
   if (!root) {
     reject(p, R_INTERNAL);
     http_resp_error(resp, 500, "out of memory parsing the request");
@@ -744,7 +829,7 @@ static void do_predict(struct predict *p, struct http_req *req,
     goto out;
   }
   size_t nfeat = serving_model_nfeat(m), od = serving_model_out_dim(m);
-  if (scratch_fit(s, n, nfeat, od)) {
+  if (scratch_fit(s, n, nfeat, od, sp->n_features)) {
     reject(p, R_INTERNAL);
     http_resp_error(resp, 500, "out of memory");
     goto out;
@@ -783,8 +868,15 @@ static void do_predict(struct predict *p, struct http_req *req,
   const struct prep *pr = serving_model_prep(m);
   for (size_t i = 0; i < n; i++) {
     struct err e = {0};
-    if (prep_transform_json(pr, s->items[i], s->rows + i * nfeat, &e) !=
-        ERR_OK) {
+    /* one pass over the members instead of a search per feature */
+    memset(s->byf, 0, sp->n_features * sizeof(*s->byf));
+    for (const cJSON *c = s->items[i]->child; c; c = c->next) {
+      int k = c->string ? serving_model_feature_index(m, c->string) : -1;
+      if (k >= 0 && !s->byf[k])
+        s->byf[k] = c;
+    }
+    if (prep_transform_one(pr, member_value, s->byf, s->rows + i * nfeat,
+                           &e) != ERR_OK) {
       reject(p, R_INPUT);
       http_resp_clear(resp);
       (void)add_field(resp, &nf, &more, "data", i, batch, "", e.msg);
@@ -890,7 +982,10 @@ out:
   for (size_t i = 0; i < s->n_printed; i++)
     cJSON_free(s->printed[i]);
   s->n_printed = 0;
-  cJSON_Delete(root);
+  /* nodes in the arena need no free; walk the tree only for spills */
+  if (root && tl_arena.spilled)
+    cJSON_Delete(root);
+  tl_arena.used = 0;
   serving_release(m);
 }
 
@@ -991,6 +1086,7 @@ enum err_code predict_create(struct predict **out,
   p->pl = o->plog;
   p->m = o->metrics;
   p->max_batch = o->max_batch ? o->max_batch : PREDICT_MAX_BATCH;
+  pthread_once(&hooks_once, hooks_init);
   if (p->m) {
     for (int r = 0; r < R_COUNT; r++) {
       const char *lab[] = {"reason", reject_names[r], NULL};

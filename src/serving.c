@@ -54,6 +54,8 @@ struct serving_model {
   int regression, softmax, binary;
   struct metrics_counter **class_ctr; /* n_class (1 for regression) */
   cJSON *meta;                        /* pre-built /metadata object */
+  uint32_t *fmap;                     /* feature name hash: index + 1 */
+  size_t fmap_mask;
 };
 
 struct slot {
@@ -99,6 +101,7 @@ static void bundle_free(struct serving_model *m)
   prep_destroy(m->prep);
   spec_destroy(m->spec);
   free(m->class_ctr);
+  free(m->fmap);
   cJSON_Delete(m->meta);
   free(m);
 }
@@ -187,6 +190,50 @@ void serving_model_count(const struct serving_model *m, int idx)
     idx = 0;
   if ((size_t)idx < m->n_class && m->class_ctr[idx])
     metrics_counter_add(m->class_ctr[idx], 1);
+}
+
+/* ---- feature name map -------------------------------------------------- */
+
+static uint32_t fnv1a(const char *s)
+{
+  uint32_t h = 2166136261u;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+/* Open addressing, at most half full: a lookup is one hash and usually
+ * one strcmp, against a linear scan of every feature name. */
+static enum err_code build_fmap(struct serving_model *m, struct err *e)
+{
+  size_t n = m->spec->n_features, cap = 16;
+  while (cap < n * 2)
+    cap *= 2;
+  m->fmap = calloc(cap, sizeof(*m->fmap));
+  if (!m->fmap)
+    return err_set(e, ERR_NOMEM, "out of memory");
+  m->fmap_mask = cap - 1;
+  for (size_t i = 0; i < n; i++) {
+    size_t k = fnv1a(m->spec->features[i].name) & m->fmap_mask;
+    while (m->fmap[k])
+      k = (k + 1) & m->fmap_mask;
+    m->fmap[k] = (uint32_t)i + 1;
+  }
+  return ERR_OK;
+}
+
+int serving_model_feature_index(const struct serving_model *m,
+                                const char *name)
+{
+  size_t k = fnv1a(name) & m->fmap_mask;
+  for (;;) {
+    uint32_t v = m->fmap[k];
+    if (!v)
+      return -1;
+    if (strcmp(m->spec->features[v - 1].name, name) == 0)
+      return (int)v - 1;
+    k = (k + 1) & m->fmap_mask;
+  }
 }
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -427,7 +474,7 @@ static enum err_code load_version(struct serving *s, const char *name,
                  m->spec->path);
     goto fail;
   }
-  if ((rc = register_counters(s, m, e)))
+  if ((rc = register_counters(s, m, e)) || (rc = build_fmap(m, e)))
     goto fail;
   if ((rc = build_meta(m, meta, mono_ms() - t0, e)))
     goto fail;

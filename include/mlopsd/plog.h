@@ -23,10 +23,12 @@
  * row.  Rows still in memory when the process is killed with SIGKILL are
  * lost (at most about one flush interval); plog_stop flushes them.
  *
- * When the in-memory buffer is full (the flush cannot unload it because
- * the spool is full too), plog_append answers ERR_FULL under policy
- * "reject" (the server answers 503) or counts the rows as unlogged under
- * policy "serve".
+ * When the in-memory buffer is full (the database takes rows slower than
+ * they come, and the spool cannot take them either), plog_admit and
+ * plog_append wait up to full_wait_ms for room under policy "reject" (so
+ * the server slows down to what the log can store), then answer ERR_FULL
+ * (the server answers 503); under policy "serve" they do not wait and
+ * count the rows as unlogged.
  *
  * Thread rule: create/start/stop/destroy from one thread (stop before the
  * queue shuts down).  plog_admit, plog_append, plog_status and the stats
@@ -66,6 +68,9 @@ struct plog_opts {
   size_t max_bytes;       /* in-memory cap on bytes; 0 = 64 MiB */
   enum plog_policy policy;
   int acquire_ms;         /* wait for a DB connection; 0 = 1000 */
+  int full_wait_ms;       /* policy reject: how long a request waits for
+                             room in a full buffer before ERR_FULL;
+                             0 = 1000, < 0 = no wait */
 };
 
 void plog_opts_defaults(struct plog_opts *o);
@@ -105,13 +110,15 @@ void plog_stop(struct plog *p, int deadline_ms, size_t *lost);
 /* Stop (deadline 5 s) if needed, close the spool, free.  NULL-safe. */
 void plog_destroy(struct plog *p);
 
-/* Cheap check before predicting: ERR_FULL when n more rows would not fit
- * and the policy is reject; ERR_OK otherwise.  Lock-free. */
+/* Check before predicting: ERR_FULL when n more rows do not fit (after
+ * waiting up to full_wait_ms) and the policy is reject; ERR_OK otherwise.
+ * Lock-free unless the buffer is full. */
 enum err_code plog_admit(struct plog *p, size_t n);
 
 /* Append n rows, all or none.  ERR_OK (also when the buffer is full and
  * the policy is serve: the rows are then counted as unlogged and
- * *logged, if non-NULL, is 0), ERR_FULL (buffer full, policy reject). */
+ * *logged, if non-NULL, is 0), ERR_FULL (buffer still full after
+ * full_wait_ms, policy reject).  May block up to full_wait_ms. */
 enum err_code plog_append(struct plog *p, const struct plog_row *rows,
                           size_t n, int *logged);
 

@@ -27,8 +27,14 @@
  * deployed or prediction log full (policy reject), 500 on an internal
  * failure.
  *
+ * The parse tree of a request lives in a per-thread arena: the first
+ * predict_create installs process-wide cJSON hooks (cJSON_InitHooks) that
+ * allocate from the calling thread's arena while a request parses and
+ * use malloc/free otherwise, so other cJSON users see no difference.
+ *
  * Thread rule: create/routes/destroy from one thread, before the server
- * starts and after it stopped; handlers run on any number of HTTP threads.
+ * starts and after it stopped (predict_create before other threads use
+ * cJSON); handlers run on any number of HTTP threads.
  */
 #ifndef MLOPSD_PREDICT_H
 #define MLOPSD_PREDICT_H

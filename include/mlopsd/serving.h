@@ -135,6 +135,10 @@ const char *serving_model_version_json(const struct serving_model *m,
 const struct model *serving_model_model(const struct serving_model *m);
 const struct prep *serving_model_prep(const struct serving_model *m);
 const struct spec *serving_model_spec(const struct serving_model *m);
+/* Index of a spec feature (= prep input) by name, or -1; one hash
+ * lookup.  Lock-free. */
+int serving_model_feature_index(const struct serving_model *m,
+                                const char *name);
 /* Floats per input row (prep outputs = model features). */
 size_t serving_model_nfeat(const struct serving_model *m);
 /* Floats per output row (model_output_dim). */
