@@ -7,6 +7,7 @@
 #include "mlopsd/cfg.h"
 #include "mlopsd/cli.h"
 #include "mlopsd/daemon.h"
+#include "mlopsd/sched.h"
 
 static void serve_usage(FILE *f)
 {
@@ -62,7 +63,9 @@ int cli_serve(int argc, char **argv)
     return rc;
   struct daemon_opts o = {.cfg = &c,
                           .config_path = cli_g.config_path,
-                          .pid_file = pid_file};
+                          .pid_file = pid_file,
+                          .sched_start = sched_daemon_start,
+                          .sched_stop = sched_daemon_stop};
   rc = daemon_main(&o) == 0 ? CLI_OK : CLI_FAIL;
   memset(&c, 0, sizeof(c)); /* wipe secrets */
   return rc;

@@ -1,0 +1,1843 @@
+/* sched.c - the scheduler loop of `mlopsd serve` (sched.h).
+ *
+ * One scheduler thread does, every tick (scheduler.tick_ms):
+ *   1. every rescan_ms, look at the DAG directory: files whose stat (or
+ *      sql_file) changed are loaded again; a file that no longer loads
+ *      keeps its last good version (error logged once, and stored in
+ *      dag.import_error), a removed file drops its DAG;
+ *   2. create the runs due by cron (catch-up rules below), under the DAG's
+ *      `dag` row lock so daemons sharing the database agree;
+ *   3. promote queued runs to running while max_active_runs allows (same
+ *      lock), inserting their task instances;
+ *   4. every second, take over expired claims; every few seconds,
+ *      re-evaluate running runs (recovery after crashes and DAG edits);
+ *   5. claim queued task instances up to the free worker slots and submit
+ *      one queue job per attempt.
+ * A finished attempt records its result and evaluates its run on the
+ * worker thread that ran it, then claims the next task right there: the
+ * downstream task of a chain starts without waiting for a tick.  A second
+ * thread (sched_run.c) flushes task logs and sends heartbeats.
+ *
+ * Catch-up (logical date = cron fire time, Airflow 3's
+ * CronTriggerTimetable): `dag.last_scheduled_date` holds the latest fire
+ * time a run was created for.  catchup: false creates a run for the
+ * latest fire time <= now only (after downtime: one run, never a burst);
+ * catchup: true creates every fire time after last_scheduled_date (or
+ * from start_date), oldest first, while queued + running runs stay below
+ * max_active_runs, the rest on later ticks.  Runs for fire times older
+ * than the latest are recorded as run_type 'backfill'.
+ */
+#include "mlopsd/sched.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mlopsd/cfg.h"
+#include "mlopsd/cron.h"
+#include "mlopsd/daemon.h"
+#include "mlopsd/log.h"
+#include "mlopsd/metrics.h"
+#include "mlopsd/queue.h"
+#include "sched_int.h"
+
+#define MOD "sched"
+#define EXCL_MAX 64
+#define SWEEP_MS 5000
+#define CATCHUP_BATCH 500
+#define LIST_MAX 2000
+#define CB_SUBMIT_TIMEOUT_MS 30000
+
+/* One DAG in a snapshot.  next_check is used by the scheduler thread
+ * only. */
+struct sdag {
+  struct dag *d;
+  int paused;
+  time_t next_check;       /* next time run creation may have work */
+};
+
+/* An immutable set of loaded DAGs, shared by reference count. */
+struct snap {
+  atomic_int refs;
+  struct sdag *v;          /* sorted by dag_id */
+  size_t n;
+  char *in_list;           /* "?,?,?" for the claim filter */
+};
+
+/* A DAG file as last seen (scheduler thread only). */
+struct dfile {
+  char *path;
+  int64_t mtime_ns, size;  /* of the YAML at the last load attempt */
+  struct dag *good;        /* last version that loaded, or NULL */
+  char *err;               /* last error logged, or NULL */
+  int synced;              /* `dag` row written for good */
+};
+
+struct excl {
+  int64_t id;
+  uint64_t gen;
+};
+
+struct sched {
+  struct sched_core core;
+  struct cfg cfg;
+  struct queue *q;
+  struct cron_tz *tz;
+  char dags_dir[512];
+  int tick_ms, lease_s, workers, grace_ms, rescan_ms;
+
+  pthread_t thr;
+  int started, stopped;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stopping;
+  int wake_promote, wake_rescan, wake_claim;
+  int inflight;            /* attempts submitted or being claimed */
+  struct snap *snap;
+  uint64_t gen;            /* rescans done */
+  struct excl excl[EXCL_MAX];
+  int nexcl;
+
+  /* scheduler thread only */
+  struct dfile *files;
+  size_t nfiles;
+  int dir_warned;
+
+  struct metrics_counter *m_ti[4];   /* success failed up_for_retry skipped */
+  struct metrics_counter *m_run[2];  /* success failed */
+};
+
+static struct sched *g_slot; /* sched_daemon_* without a ud slot */
+
+/* ------------------------------------------------------------------ */
+/* snapshots                                                           */
+
+static void snap_unref(struct snap *s)
+{
+  if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+    return;
+  for (size_t i = 0; i < s->n; i++)
+    dag_destroy(s->v[i].d);
+  free(s->v);
+  free(s->in_list);
+  free(s);
+}
+
+static struct snap *snap_get(struct sched *s)
+{
+  pthread_mutex_lock(&s->mu);
+  struct snap *p = s->snap;
+  atomic_fetch_add(&p->refs, 1);
+  pthread_mutex_unlock(&s->mu);
+  return p;
+}
+
+static int sdag_cmp(const void *a, const void *b)
+{
+  return strcmp(((const struct sdag *)a)->d->dag_id,
+                ((const struct sdag *)b)->d->dag_id);
+}
+
+static struct sdag *snap_find(const struct snap *p, const char *dag_id)
+{
+  size_t lo = 0, hi = p->n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    int c = strcmp(p->v[mid].d->dag_id, dag_id);
+    if (c == 0)
+      return &p->v[mid];
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return NULL;
+}
+
+static struct dag *dag_get_cb(void *user, const char *dag_id)
+{
+  struct sched *s = user;
+  struct dag *d = NULL;
+  pthread_mutex_lock(&s->mu);
+  struct sdag *sd = snap_find(s->snap, dag_id);
+  if (sd)
+    d = dag_ref(sd->d);
+  pthread_mutex_unlock(&s->mu);
+  return d;
+}
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                       */
+
+static struct db_conn *conn_get(struct sched *s, const char *what)
+{
+  struct db_conn *c = NULL;
+  struct err e = {0};
+  if (db_acquire(s->core.meta, SCHED_ACQUIRE_MS, &c, &e) != ERR_OK) {
+    sched_warn(&s->core, "%s: %s", what, e.msg);
+    return NULL;
+  }
+  return c;
+}
+
+static void conn_put(struct sched *s, struct db_conn *c)
+{
+  db_release(s->core.meta, c);
+}
+
+static void count_ti(struct sched *s, const char *state)
+{
+  static const char *const names[4] = {TI_SUCCESS, TI_FAILED,
+                                       TI_UP_FOR_RETRY, TI_SKIPPED};
+  for (int i = 0; i < 4; i++)
+    if (s->m_ti[i] && !strcmp(state, names[i]))
+      metrics_counter_add(s->m_ti[i], 1);
+}
+
+struct runinfo {
+  time_t logical_ts;
+  char *conf;
+  int found;
+};
+
+static int runinfo_cb(void *user, const struct db_row *row)
+{
+  struct runinfo *r = user;
+  r->found = sched_parse_utc(db_row_str(row, 0, NULL), &r->logical_ts) == 0;
+  const char *c = db_row_str(row, 1, NULL);
+  r->conf = c ? strdup(c) : NULL;
+  return 1;
+}
+
+/* A finished run: log, count, callback (a LOW job: an HTTP call never
+ * holds up the worker that finished the run). */
+struct cb_job {
+  struct sched *s;
+  struct dag *d;
+  char run_id[SCHED_RUN_ID_MAX + 1];
+  char state[16];
+  char failed[512];
+  time_t logical_ts;
+  cJSON *conf;
+  const struct cron_tz *tz;
+};
+
+static enum err_code cb_fn(struct queue_job_ctx *jc, void *arg, struct err *e)
+{
+  struct cb_job *j = arg;
+  (void)jc;
+  (void)e;
+  if (j->logical_ts == 0) {
+    struct db_conn *c = conn_get(j->s, "callback");
+    struct runinfo ri = {0};
+    struct err qe = {0};
+    struct db_val q[1] = {DB_V_STR(j->run_id)};
+    if (c && db_query(c,
+                      "SELECT logical_date, conf FROM dag_run WHERE run_id "
+                      "= ?",
+                      q, 1, runinfo_cb, &ri, NULL, &qe) == ERR_OK &&
+        ri.found) {
+      j->logical_ts = ri.logical_ts;
+      if (!j->conf && ri.conf)
+        j->conf = cJSON_Parse(ri.conf);
+    }
+    free(ri.conf);
+    if (c)
+      conn_put(j->s, c);
+  }
+  sched_callback_send(j->d, j->run_id, j->state, j->tz, j->logical_ts,
+                      j->conf, j->failed);
+  return ERR_OK;
+}
+
+static void cb_done(uint64_t id, enum err_code code, const struct err *e,
+                    void *arg)
+{
+  struct cb_job *j = arg;
+  (void)id;
+  if (code != ERR_OK)
+    LOG_W(MOD, "dag=%s run=%s callback not sent: %s", j->d->dag_id,
+          j->run_id, e ? e->msg : err_str(code));
+  dag_destroy(j->d);
+  cJSON_Delete(j->conf);
+  free(j);
+}
+
+static void run_finished(struct sched *s, struct dag *d, const char *run_id,
+                         const struct sched_eval *ev, time_t logical_ts,
+                         const cJSON *conf)
+{
+  int ok = !strcmp(ev->state, "success");
+  if (ok)
+    LOG_I(MOD, "dag=%s run=%s finished state=success", d->dag_id, run_id);
+  else
+    LOG_W(MOD, "dag=%s run=%s finished state=failed failed_tasks=%s",
+          d->dag_id, run_id, ev->failed[0] ? ev->failed : "-");
+  if (s->m_run[ok ? 0 : 1])
+    metrics_counter_add(s->m_run[ok ? 0 : 1], 1);
+  const struct dag_callback *cb = ok ? &d->on_success : &d->on_failure;
+  pthread_mutex_lock(&s->mu);
+  s->wake_promote = 1;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  if (!cb->url)
+    return;
+  struct cb_job *j = calloc(1, sizeof(*j));
+  if (!j)
+    return;
+  j->s = s;
+  j->d = dag_ref(d);
+  snprintf(j->run_id, sizeof(j->run_id), "%s", run_id);
+  snprintf(j->state, sizeof(j->state), "%s", ev->state);
+  snprintf(j->failed, sizeof(j->failed), "%s", ev->failed);
+  j->logical_ts = logical_ts;
+  j->conf = conf ? cJSON_Duplicate(conf, 1) : NULL;
+  j->tz = s->tz;
+  if (queue_submit(s->q, QUEUE_PRIO_LOW, cb_fn, cb_done, j,
+                   CB_SUBMIT_TIMEOUT_MS, NULL) != ERR_OK) {
+    LOG_W(MOD, "dag=%s run=%s callback not sent: queue full or stopping",
+          d->dag_id, run_id);
+    cb_done(0, ERR_OK, NULL, j);
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* DAG directory                                                       */
+
+static int dag_file_name(const char *n)
+{
+  size_t len = strlen(n);
+  if (n[0] == '.' || n[0] == '#')
+    return 0;
+  return (len > 5 && !strcmp(n + len - 5, ".yaml")) ||
+         (len > 4 && !strcmp(n + len - 4, ".yml"));
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void dfile_free(struct dfile *f)
+{
+  free(f->path);
+  dag_destroy(f->good);
+  free(f->err);
+}
+
+/* Write the `dag` row of a (re)loaded DAG; clears its import error. */
+static enum err_code dag_row_sync(struct db_conn *c, const struct dag *d,
+                                  struct err *e)
+{
+  struct db_val p[2] = {DB_V_STR(d->dag_id), DB_V_STR(d->path)};
+  return db_exec_params(c,
+                        "INSERT INTO dag (dag_id, is_paused, last_parsed_at, "
+                        "fileloc) VALUES (?, 0, UTC_TIMESTAMP(6), ?) ON "
+                        "DUPLICATE KEY UPDATE last_parsed_at = "
+                        "VALUES(last_parsed_at), fileloc = VALUES(fileloc), "
+                        "import_error = NULL",
+                        p, 2, NULL, e);
+}
+
+static void dag_row_error(struct sched *s, const char *dag_id,
+                          const char *msg)
+{
+  struct db_conn *c = conn_get(s, "import error");
+  struct err e = {0};
+  if (!c)
+    return;
+  struct db_val p[2] = {DB_V_STR(msg), DB_V_STR(dag_id)};
+  if (db_exec_params(c, "UPDATE dag SET import_error = ? WHERE dag_id = ?",
+                     p, 2, NULL, &e) != ERR_OK)
+    sched_warn(&s->core, "import error of %s not stored: %s", dag_id, e.msg);
+  conn_put(s, c);
+}
+
+struct paused_set {
+  char **v;
+  size_t n, cap;
+  int oom;
+};
+
+static int paused_cb(void *user, const struct db_row *row)
+{
+  struct paused_set *p = user;
+  if (p->n == p->cap) {
+    size_t nc = p->cap ? p->cap * 2 : 16;
+    char **nv = realloc(p->v, nc * sizeof(*nv));
+    if (!nv) {
+      p->oom = 1;
+      return 1;
+    }
+    p->v = nv;
+    p->cap = nc;
+  }
+  const char *id = db_row_str(row, 0, NULL);
+  if (!(p->v[p->n] = strdup(id ? id : ""))) {
+    p->oom = 1;
+    return 1;
+  }
+  p->n++;
+  return 0;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Look at the directory and publish a new snapshot. */
+static void rescan(struct sched *s)
+{
+  DIR *dh = opendir(s->dags_dir);
+  if (!dh) {
+    if (!s->dir_warned)
+      LOG_W(MOD, "DAG directory %s: %s (keeping the DAGs loaded; looking "
+                 "again every %d ms)",
+            s->dags_dir, strerror(errno), s->rescan_ms);
+    s->dir_warned = 1;
+    pthread_mutex_lock(&s->mu);
+    s->gen++;
+    pthread_mutex_unlock(&s->mu);
+    return;
+  }
+  s->dir_warned = 0;
+  char **names = NULL;
+  size_t n = 0, cap = 0;
+  struct dirent *de;
+  while ((de = readdir(dh)) != NULL) {
+    if (!dag_file_name(de->d_name))
+      continue;
+    if (n == cap) {
+      size_t nc = cap ? cap * 2 : 32;
+      char **nv = realloc(names, nc * sizeof(*nv));
+      if (!nv)
+        break;
+      names = nv;
+      cap = nc;
+    }
+    if (!(names[n] = strdup(de->d_name)))
+      break;
+    n++;
+  }
+  closedir(dh);
+  if (n)
+    qsort(names, n, sizeof(*names), name_cmp);
+
+  struct dfile *nf = calloc(n ? n : 1, sizeof(*nf));
+  if (!nf) {
+    for (size_t i = 0; i < n; i++)
+      free(names[i]);
+    free(names);
+    return;
+  }
+  int changed = 0;
+  size_t nn = 0;
+  for (size_t i = 0; i < n; i++) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", s->dags_dir, names[i]);
+    free(names[i]);
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000LL +
+                 st.st_mtim.tv_nsec;
+    struct dfile *old = NULL;
+    for (size_t k = 0; k < s->nfiles; k++)
+      if (s->files[k].path && !strcmp(s->files[k].path, path)) {
+        old = &s->files[k];
+        break;
+      }
+    struct dfile *f = &nf[nn];
+    if (old) {
+      *f = *old;
+      memset(old, 0, sizeof(*old));
+    } else if (!(f->path = strdup(path))) {
+      continue;
+    }
+    nn++;
+    int same_stat = old && f->mtime_ns == mt && f->size == (int64_t)st.st_size;
+    if (same_stat && f->good && !f->err && !dag_sources_changed(f->good))
+      continue;
+    f->mtime_ns = mt;
+    f->size = (int64_t)st.st_size;
+    struct dag *d = NULL;
+    struct err e = {0};
+    if (dag_load_file(path, &d, &e) == ERR_OK) {
+      if (f->good && f->good->hash == d->hash &&
+          !strcmp(f->good->dag_id, d->dag_id) && !f->err) {
+        dag_destroy(d); /* touched, not changed */
+        continue;
+      }
+      LOG_I(MOD, "dag=%s %s from %s (%zu tasks, schedule %s)", d->dag_id,
+            f->good ? "reloaded" : "loaded", path, d->ntasks,
+            d->schedule ? d->schedule : "none");
+      dag_destroy(f->good);
+      f->good = d;
+      FREE_NULL(f->err);
+      f->synced = 0;
+      changed = 1;
+    } else if (!f->err || strcmp(f->err, e.msg) != 0) {
+      if (f->good)
+        LOG_E(MOD, "dag=%s %s (keeping the last good version)",
+              f->good->dag_id, e.msg);
+      else
+        LOG_E(MOD, "%s (DAG not loaded)", e.msg);
+      free(f->err);
+      f->err = strdup(e.msg);
+      if (f->good)
+        dag_row_error(s, f->good->dag_id, e.msg);
+    }
+  }
+  free(names);
+  for (size_t k = 0; k < s->nfiles; k++) {
+    if (s->files[k].good) {
+      LOG_I(MOD, "dag=%s removed (%s is gone)", s->files[k].good->dag_id,
+            s->files[k].path);
+      changed = 1;
+    }
+    dfile_free(&s->files[k]);
+  }
+  free(s->files);
+  s->files = nf;
+  s->nfiles = nn;
+
+  /* `dag` rows of new versions, then the pause flags. */
+  struct db_conn *c = NULL;
+  for (size_t i = 0; i < nn; i++) {
+    if (!nf[i].good || nf[i].synced)
+      continue;
+    if (!c && !(c = conn_get(s, "DAG rows")))
+      break;
+    struct err e = {0};
+    if (dag_row_sync(c, nf[i].good, &e) == ERR_OK)
+      nf[i].synced = 1;
+    else
+      sched_warn(&s->core, "dag=%s row not written: %s",
+                 nf[i].good->dag_id, e.msg);
+  }
+  struct paused_set ps = {0};
+  int have_paused = 0;
+  if (c || (c = conn_get(s, "pause flags"))) {
+    struct err e = {0};
+    if (db_query(c, "SELECT dag_id FROM dag WHERE is_paused = 1", NULL, 0,
+                 paused_cb, &ps, NULL, &e) == ERR_OK &&
+        !ps.oom)
+      have_paused = 1;
+    else
+      sched_warn(&s->core, "pause flags: %s", e.msg);
+    conn_put(s, c);
+  }
+  if (have_paused && ps.n)
+    qsort(ps.v, ps.n, sizeof(*ps.v), str_cmp);
+
+  struct snap *old = s->snap;
+  struct snap *p = calloc(1, sizeof(*p));
+  if (p)
+    p->v = calloc(nn ? nn : 1, sizeof(*p->v));
+  if (!p || !p->v) {
+    free(p);
+    goto out;
+  }
+  atomic_init(&p->refs, 1);
+  for (size_t i = 0; i < nn; i++) {
+    struct dag *d = nf[i].good;
+    if (!d)
+      continue;
+    int dup = 0;
+    for (size_t k = 0; k < p->n && !dup; k++)
+      dup = !strcmp(p->v[k].d->dag_id, d->dag_id);
+    if (dup) {
+      char msg[ERR_MSG_MAX];
+      snprintf(msg, sizeof(msg), "%s:%d:%d: dag_id '%s' is already defined "
+                                 "by another file",
+               d->path, d->id_line, d->id_col, d->dag_id);
+      if (!nf[i].err || strcmp(nf[i].err, msg)) {
+        LOG_E(MOD, "%s (file ignored)", msg);
+        free(nf[i].err);
+        nf[i].err = strdup(msg);
+      }
+      continue;
+    }
+    struct sdag *sd = &p->v[p->n++];
+    sd->d = dag_ref(d);
+    struct sdag *prev = old ? snap_find(old, d->dag_id) : NULL;
+    sd->next_check = prev && prev->d == d ? prev->next_check : 0;
+    if (have_paused)
+      sd->paused = ps.n && bsearch(&d->dag_id, ps.v, ps.n, sizeof(*ps.v),
+                                   str_cmp) != NULL;
+    else
+      sd->paused = prev ? prev->paused : 0;
+  }
+  qsort(p->v, p->n, sizeof(*p->v), sdag_cmp);
+  size_t ll = p->n * 2 + 1;
+  p->in_list = malloc(ll);
+  if (p->in_list) {
+    for (size_t i = 0; i < p->n; i++) {
+      p->in_list[2 * i] = '?';
+      p->in_list[2 * i + 1] = ',';
+    }
+    p->in_list[p->n ? p->n * 2 - 1 : 0] = '\0';
+  }
+  pthread_mutex_lock(&s->mu);
+  s->snap = p;
+  s->gen++;
+  pthread_mutex_unlock(&s->mu);
+  snap_unref(old);
+  if (changed)
+    LOG_D(MOD, "%zu DAGs loaded from %s", p->n, s->dags_dir);
+out:
+  for (size_t i = 0; i < ps.n; i++)
+    free(ps.v[i]);
+  free(ps.v);
+}
+
+/* ------------------------------------------------------------------ */
+/* creating scheduled runs                                             */
+
+struct create {
+  struct sched *s;
+  const struct dag *d;
+  time_t now;
+  int paused, created;
+  time_t next_check;
+  char last_run[SCHED_RUN_ID_MAX + 1];
+};
+
+struct dagrow {
+  int found;
+  int paused;
+  char last[32];
+};
+
+static int dagrow_cb(void *user, const struct db_row *row)
+{
+  struct dagrow *r = user;
+  const char *l = db_row_str(row, 1, NULL);
+  r->found = 1;
+  r->paused = (int)db_row_i64(row, 0);
+  snprintf(r->last, sizeof(r->last), "%s", l ? l : "");
+  return 1;
+}
+
+/* Lock the DAG's `dag` row (inserting it if missing). */
+static enum err_code lock_dag_row(struct db_conn *c, const char *dag_id,
+                                  struct dagrow *r, struct err *e)
+{
+  struct db_val p[1] = {DB_V_STR(dag_id)};
+  for (int i = 0; i < 2; i++) {
+    memset(r, 0, sizeof(*r));
+    enum err_code rc = db_query(c,
+                                "SELECT is_paused, last_scheduled_date FROM "
+                                "dag WHERE dag_id = ? FOR UPDATE",
+                                p, 1, dagrow_cb, r, NULL, e);
+    if (rc != ERR_OK || r->found)
+      return rc;
+    rc = db_exec_params(c, "INSERT IGNORE INTO dag (dag_id) VALUES (?)", p,
+                        1, NULL, e);
+    if (rc != ERR_OK)
+      return rc;
+  }
+  return err_set(e, ERR_DB, "dag row of %s missing", dag_id);
+}
+
+static enum err_code insert_sched_run(struct db_conn *c, struct create *cr,
+                                      time_t t, const char *type,
+                                      struct err *e)
+{
+  char rid[SCHED_RUN_ID_MAX + 1], when[20];
+  sched_run_id(cr->d->dag_id, type, cr->s->tz, t, rid, sizeof(rid));
+  sched_fmt_utc(t, when);
+  int64_t aff = 0;
+  struct db_val p[4] = {DB_V_STR(rid), DB_V_STR(cr->d->dag_id),
+                        DB_V_STR(when), DB_V_STR(type)};
+  enum err_code rc = db_exec_params(
+      c,
+      "INSERT INTO dag_run (run_id, dag_id, logical_date, run_type, state, "
+      "queued_at, external_trigger) VALUES (?, ?, ?, ?, 'queued', "
+      "UTC_TIMESTAMP(6), 0) ON DUPLICATE KEY UPDATE id = id",
+      p, 4, &aff, e);
+  if (rc == ERR_OK && aff == 1) {
+    cr->created++;
+    snprintf(cr->last_run, sizeof(cr->last_run), "%s", rid);
+  }
+  return rc;
+}
+
+static enum err_code create_txn(struct db_conn *c, void *user, struct err *e)
+{
+  struct create *cr = user;
+  const struct dag *d = cr->d;
+  const struct cron_tz *tz = cr->s->tz;
+  struct dagrow r;
+  enum err_code rc;
+  cr->paused = cr->created = 0;
+  cr->next_check = 0;
+  if ((rc = lock_dag_row(c, d->dag_id, &r, e)) != ERR_OK)
+    return rc;
+  if (r.paused) {
+    cr->paused = 1;
+    return ERR_OK;
+  }
+  time_t now = cr->now, last = 0, start = 0, latest = 0, t;
+  int have_last = r.last[0] && sched_parse_utc(r.last, &last) == 0;
+  if (d->start_date.set)
+    start = cron_tz_resolve(tz, d->start_date.year, d->start_date.month,
+                            d->start_date.day, d->start_date.hour,
+                            d->start_date.minute, d->start_date.second);
+  struct err ce = {0};
+  int have_latest = cron_prev(&d->cron, tz, now, &latest, &ce) == ERR_OK;
+  if (!have_latest || (d->start_date.set && latest < start) ||
+      (have_last && latest <= last)) {
+    time_t from = now;
+    if (d->start_date.set && start - 1 > from)
+      from = start - 1;
+    if (cron_next(&d->cron, tz, from, &t, &ce) == ERR_OK)
+      cr->next_check = t;
+    else
+      cr->next_check = now + 86400;
+    return ERR_OK;
+  }
+  int64_t active = 0;
+  struct db_val p[1] = {DB_V_STR(d->dag_id)};
+  if ((rc = db_query_i64(c,
+                         "SELECT COUNT(*) FROM dag_run WHERE dag_id = ? AND "
+                         "state IN ('queued', 'running')",
+                         p, 1, &active, e)) != ERR_OK)
+    return rc;
+  int64_t room = d->max_active_runs - active;
+  time_t added = 0;
+  if (d->catchup && (have_last || d->start_date.set)) {
+    time_t from = have_last ? last : start - 1;
+    int k = 0;
+    while (k < room && k < CATCHUP_BATCH &&
+           cron_next(&d->cron, tz, from, &t, &ce) == ERR_OK && t <= now) {
+      rc = insert_sched_run(c, cr, t, t == latest ? "scheduled" : "backfill",
+                            e);
+      if (rc != ERR_OK)
+        return rc;
+      added = from = t;
+      k++;
+    }
+  } else if (room > 0) {
+    if ((rc = insert_sched_run(c, cr, latest, "scheduled", e)) != ERR_OK)
+      return rc;
+    added = latest;
+  }
+  if (added) {
+    char when[20];
+    sched_fmt_utc(added, when);
+    struct db_val u[2] = {DB_V_STR(when), DB_V_STR(d->dag_id)};
+    if ((rc = db_exec_params(c,
+                             "UPDATE dag SET last_scheduled_date = ? WHERE "
+                             "dag_id = ?",
+                             u, 2, NULL, e)) != ERR_OK)
+      return rc;
+  }
+  if (added == latest && cron_next(&d->cron, tz, latest, &t, &ce) == ERR_OK)
+    cr->next_check = t;
+  else
+    cr->next_check = now; /* more to create when runs finish */
+  return ERR_OK;
+}
+
+static void create_runs(struct sched *s, struct snap *p)
+{
+  struct db_conn *c = NULL;
+  time_t now = time(NULL);
+  for (size_t i = 0; i < p->n; i++) {
+    struct sdag *sd = &p->v[i];
+    if (!sd->d->schedule || sd->paused ||
+        (sd->next_check && now < sd->next_check))
+      continue;
+    if (!c && !(c = conn_get(s, "creating runs")))
+      return;
+    struct create cr = {.s = s, .d = sd->d, .now = now};
+    struct err e = {0};
+    if (sched_txn(c, create_txn, &cr, &e) != ERR_OK) {
+      sched_warn(&s->core, "dag=%s creating runs: %s", sd->d->dag_id,
+                 e.msg);
+      if (db_conn_broken(c)) {
+        conn_put(s, c);
+        c = NULL;
+      }
+      continue;
+    }
+    if (cr.paused) {
+      sd->paused = 1;
+      continue;
+    }
+    sd->next_check = cr.next_check;
+    if (cr.created) {
+      LOG_I(MOD, "dag=%s created %d run(s), latest %s", sd->d->dag_id,
+            cr.created, cr.last_run);
+      pthread_mutex_lock(&s->mu);
+      s->wake_promote = 1;
+      pthread_mutex_unlock(&s->mu);
+    }
+  }
+  if (c)
+    conn_put(s, c);
+}
+
+/* ------------------------------------------------------------------ */
+/* promoting queued runs                                               */
+
+struct idlist {
+  int64_t *id;
+  char **str;
+  size_t n, cap;
+  int oom;
+};
+
+static void idlist_free(struct idlist *l)
+{
+  for (size_t i = 0; i < l->n; i++)
+    free(l->str[i]);
+  free(l->str);
+  free(l->id);
+  memset(l, 0, sizeof(*l));
+}
+
+/* Rows of (id, text). */
+static int idlist_cb(void *user, const struct db_row *row)
+{
+  struct idlist *l = user;
+  if (l->n == l->cap) {
+    size_t nc = l->cap ? l->cap * 2 : 16;
+    int64_t *ni = realloc(l->id, nc * sizeof(*ni));
+    if (ni)
+      l->id = ni;
+    char **ns = ni ? realloc(l->str, nc * sizeof(*ns)) : NULL;
+    if (!ns) {
+      l->oom = 1;
+      return 1;
+    }
+    l->str = ns;
+    l->cap = nc;
+  }
+  const char *t = db_row_str(row, 1, NULL);
+  l->id[l->n] = db_row_i64(row, 0);
+  if (!(l->str[l->n] = strdup(t ? t : ""))) {
+    l->oom = 1;
+    return 1;
+  }
+  l->n++;
+  return 0;
+}
+
+struct promote {
+  const struct dag *d;
+  int promoted;
+  char first[SCHED_RUN_ID_MAX + 1];
+};
+
+static enum err_code promote_txn(struct db_conn *c, void *user, struct err *e)
+{
+  struct promote *pr = user;
+  const struct dag *d = pr->d;
+  struct dagrow r;
+  struct idlist l = {0};
+  enum err_code rc;
+  pr->promoted = 0;
+  if ((rc = lock_dag_row(c, d->dag_id, &r, e)) != ERR_OK || r.paused)
+    return rc;
+  int64_t running = 0;
+  struct db_val p[2] = {DB_V_STR(d->dag_id), DB_V_INT(0)};
+  if ((rc = db_query_i64(c,
+                         "SELECT COUNT(*) FROM dag_run WHERE dag_id = ? AND "
+                         "state = 'running'",
+                         p, 1, &running, e)) != ERR_OK)
+    return rc;
+  int64_t room = d->max_active_runs - running;
+  if (room <= 0)
+    return ERR_OK;
+  p[1] = DB_V_INT(room);
+  rc = db_query(c,
+                "SELECT id, run_id FROM dag_run WHERE dag_id = ? AND state = "
+                "'queued' ORDER BY logical_date, id LIMIT ?",
+                p, 2, idlist_cb, &l, NULL, e);
+  if (rc == ERR_OK && l.oom)
+    rc = err_set(e, ERR_NOMEM, "promote: out of memory");
+  for (size_t i = 0; rc == ERR_OK && i < l.n; i++) {
+    int64_t aff = 0;
+    struct db_val u[1] = {DB_V_INT(l.id[i])};
+    rc = db_exec_params(c,
+                        "UPDATE dag_run SET state = 'running', start_date = "
+                        "UTC_TIMESTAMP(6) WHERE id = ? AND state = 'queued'",
+                        u, 1, &aff, e);
+    if (rc == ERR_OK && aff == 1) {
+      rc = sched_insert_tis(c, d, l.str[i], 0, e);
+      if (pr->promoted++ == 0)
+        snprintf(pr->first, sizeof(pr->first), "%s", l.str[i]);
+    }
+  }
+  idlist_free(&l);
+  return rc;
+}
+
+static int promote(struct sched *s, struct snap *p)
+{
+  struct db_conn *c = conn_get(s, "promoting runs");
+  struct idlist dags = {0};
+  struct err e = {0};
+  int total = 0;
+  if (!c)
+    return 0;
+  if (db_query(c,
+               "SELECT 0, dag_id FROM dag_run WHERE state = 'queued' GROUP "
+               "BY dag_id LIMIT 2000",
+               NULL, 0, idlist_cb, &dags, NULL, &e) != ERR_OK) {
+    sched_warn(&s->core, "promoting runs: %s", e.msg);
+    goto out;
+  }
+  for (size_t i = 0; i < dags.n; i++) {
+    struct sdag *sd = snap_find(p, dags.str[i]);
+    if (!sd || sd->paused)
+      continue;
+    struct promote pr = {.d = sd->d};
+    if (sched_txn(c, promote_txn, &pr, &e) != ERR_OK) {
+      sched_warn(&s->core, "dag=%s promoting runs: %s", sd->d->dag_id,
+                 e.msg);
+      if (db_conn_broken(c))
+        break;
+      continue;
+    }
+    if (pr.promoted)
+      LOG_I(MOD, "dag=%s started %d run(s): %s%s", sd->d->dag_id,
+            pr.promoted, pr.first, pr.promoted > 1 ? ", ..." : "");
+    total += pr.promoted;
+  }
+out:
+  idlist_free(&dags);
+  conn_put(s, c);
+  return total;
+}
+
+/* ------------------------------------------------------------------ */
+/* claiming and running task instances                                 */
+
+struct claimed {
+  int64_t id;
+  char run_id[SCHED_RUN_ID_MAX + 1];
+  char dag_id[DAG_ID_MAX + 1];
+  char task_id[256];
+  int try_number, max_tries;
+  int was_retry;
+};
+
+struct claim {
+  struct sched *s;
+  struct snap *p;
+  int want;
+  const int64_t *excl;
+  int nexcl;
+  struct claimed *v;
+  int n;
+};
+
+static int claim_row_cb(void *user, const struct db_row *row)
+{
+  struct claim *cl = user;
+  if (cl->n >= cl->want)
+    return 1;
+  struct claimed *c = &cl->v[cl->n++];
+  const char *s;
+  c->id = db_row_i64(row, 0);
+  snprintf(c->run_id, sizeof(c->run_id), "%s",
+           (s = db_row_str(row, 1, NULL)) ? s : "");
+  snprintf(c->dag_id, sizeof(c->dag_id), "%s",
+           (s = db_row_str(row, 2, NULL)) ? s : "");
+  snprintf(c->task_id, sizeof(c->task_id), "%s",
+           (s = db_row_str(row, 3, NULL)) ? s : "");
+  c->try_number = (int)db_row_i64(row, 4) + 1;
+  c->max_tries = (int)db_row_i64(row, 5);
+  c->was_retry = (s = db_row_str(row, 6, NULL)) && !strcmp(s, TI_UP_FOR_RETRY);
+  return 0;
+}
+
+static enum err_code claim_txn(struct db_conn *c, void *user, struct err *e)
+{
+  struct claim *cl = user;
+  struct sched *s = cl->s;
+  size_t np = cl->p->n + (size_t)cl->nexcl + 1;
+  size_t cap = 512 + np * 2;
+  char *sql = malloc(cap);
+  struct db_val *pv = calloc(np, sizeof(*pv));
+  enum err_code rc;
+  cl->n = 0;
+  if (!sql || !pv) {
+    free(sql);
+    free(pv);
+    return err_set(e, ERR_NOMEM, "claim: out of memory");
+  }
+  int len = snprintf(sql, cap,
+                     "SELECT id, run_id, dag_id, task_id, try_number, "
+                     "max_tries, state FROM task_instance WHERE (state = "
+                     "'queued' OR (state = 'up_for_retry' AND next_try_at <= "
+                     "UTC_TIMESTAMP(6))) AND dag_id IN (%s)",
+                     cl->p->in_list);
+  size_t k = 0;
+  for (size_t i = 0; i < cl->p->n; i++)
+    pv[k++] = DB_V_STR(cl->p->v[i].d->dag_id);
+  if (cl->nexcl) {
+    len += snprintf(sql + len, cap - (size_t)len, " AND id NOT IN (");
+    for (int i = 0; i < cl->nexcl; i++) {
+      len += snprintf(sql + len, cap - (size_t)len, "%s?", i ? "," : "");
+      pv[k++] = DB_V_INT(cl->excl[i]);
+    }
+    len += snprintf(sql + len, cap - (size_t)len, ")");
+  }
+  snprintf(sql + len, cap - (size_t)len,
+           " ORDER BY state, next_try_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
+  pv[k++] = DB_V_INT(cl->want);
+  rc = db_query(c, sql, pv, (int)k, claim_row_cb, cl, NULL, e);
+  free(sql);
+  free(pv);
+  for (int i = 0; rc == ERR_OK && i < cl->n; i++) {
+    struct db_val u[4] = {DB_V_STR(s->core.host), DB_V_INT(s->core.pid),
+                          DB_V_STR(s->core.claim_id), DB_V_INT(cl->v[i].id)};
+    rc = db_exec_params(
+        c,
+        "UPDATE task_instance SET state = 'running', try_number = "
+        "try_number + 1, start_date = UTC_TIMESTAMP(6), end_date = NULL, "
+        "duration = NULL, hostname = ?, pid = ?, claimed_by = ?, "
+        "heartbeat_at = UTC_TIMESTAMP(6), next_try_at = NULL WHERE id = ?",
+        u, 4, NULL, e);
+  }
+  return rc;
+}
+
+/* Give a claim back (the job could not be submitted, or the task is not
+ * in this daemon's version of the DAG yet). */
+static void unclaim(struct sched *s, struct db_conn *c,
+                    const struct claimed *t)
+{
+  struct err e = {0};
+  struct db_val p[4] = {DB_V_STR(t->was_retry ? TI_UP_FOR_RETRY : TI_QUEUED),
+                        DB_V_INT(t->was_retry), DB_V_INT(t->id),
+                        DB_V_STR(s->core.claim_id)};
+  if (db_exec_params(c,
+                     "UPDATE task_instance SET state = ?, try_number = "
+                     "try_number - 1, claimed_by = NULL, heartbeat_at = "
+                     "NULL, start_date = NULL, next_try_at = IF(? = 1, "
+                     "UTC_TIMESTAMP(6), NULL) WHERE id = ? AND claimed_by = "
+                     "? AND state = 'running'",
+                     p, 4, NULL, &e) != ERR_OK)
+    LOG_W(MOD, "run=%s task=%s: giving the claim back failed: %s (the "
+               "lease will expire)",
+          t->run_id, t->task_id, e.msg);
+}
+
+static enum err_code job_fn(struct queue_job_ctx *jc, void *arg,
+                            struct err *e)
+{
+  return sched_attempt_exec(arg, jc, 0, e);
+}
+
+static int claim(struct sched *s);
+
+static void job_done(uint64_t id, enum err_code code, const struct err *e,
+                     void *arg)
+{
+  struct sched_attempt *a = arg;
+  struct sched *s = a->owner;
+  const char *task_id = a->dag->tasks[a->task].id;
+  char state[16] = "";
+  int lost = 0;
+  struct sched_eval ev;
+  struct err fe = {0};
+  (void)id;
+  memset(&ev, 0, sizeof(ev));
+  if (sched_attempt_finish(a, code, e, state, &lost, &ev, &fe) != ERR_OK) {
+    LOG_E(MOD, "dag=%s run=%s task=%s try=%d: result %s not recorded: %s "
+               "(the claim's lease will expire and the task be retried or "
+               "failed)",
+          a->dag->dag_id, a->run_id, task_id, a->try_number, state, fe.msg);
+  } else if (!lost) {
+    if (!strcmp(state, TI_SUCCESS) || !strcmp(state, TI_SKIPPED))
+      LOG_I(MOD, "dag=%s run=%s task=%s try=%d state=%s", a->dag->dag_id,
+            a->run_id, task_id, a->try_number, state);
+    else
+      LOG_W(MOD, "dag=%s run=%s task=%s try=%d state=%s: %s",
+            a->dag->dag_id, a->run_id, task_id, a->try_number, state,
+            e && e->msg[0] ? e->msg : err_str(code));
+    count_ti(s, state);
+  }
+  sched_live_remove(a);
+  if (ev.finished)
+    run_finished(s, a->dag, a->run_id, &ev, a->logical_ts, a->conf);
+  pthread_mutex_lock(&s->mu);
+  s->inflight--;
+  int stopping = s->stopping;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  sched_attempt_unref(a);
+  if (!stopping)
+    claim(s);
+}
+
+struct fail_ti {
+  const struct dag *d;
+  const struct claimed *t;
+  const char *claim_id;
+  struct sched_eval ev;
+};
+
+static enum err_code fail_txn(struct db_conn *c, void *user, struct err *e)
+{
+  struct fail_ti *f = user;
+  int64_t id;
+  char msg[600];
+  enum err_code rc;
+  memset(&f->ev, 0, sizeof(f->ev));
+  struct db_val p[1] = {DB_V_STR(f->t->run_id)};
+  if ((rc = db_query_i64(c,
+                         "SELECT id FROM dag_run WHERE run_id = ? FOR UPDATE",
+                         p, 1, &id, e)) != ERR_OK)
+    return rc == ERR_NOTFOUND ? ERR_OK : rc;
+  struct db_val u[2] = {DB_V_INT(f->t->id), DB_V_STR(f->claim_id)};
+  if ((rc = db_exec_params(c,
+                           "UPDATE task_instance SET state = 'failed', "
+                           "end_date = UTC_TIMESTAMP(6), duration = 0 WHERE "
+                           "id = ? AND claimed_by = ? AND state = 'running'",
+                           u, 2, NULL, e)) != ERR_OK)
+    return rc;
+  snprintf(msg, sizeof(msg), "task '%s' is not in DAG '%s' as loaded from "
+                             "%s: failed",
+           f->t->task_id, f->d->dag_id, f->d->path);
+  if ((rc = sched_log_direct(c, f->t->run_id, f->t->task_id,
+                             f->t->try_number, msg, e)) != ERR_OK)
+    return rc;
+  return sched_evaluate(c, f->d, f->t->run_id, &f->ev, e);
+}
+
+/* The task is not in this daemon's version of its DAG.  The first time,
+ * give it back and look at the DAG files again (another daemon may have
+ * a newer version); if it is still unknown after that, fail it. */
+static int unknown_task(struct sched *s, struct db_conn *c,
+                        const struct claimed *t, const struct dag *d)
+{
+  int fail = 0;
+  pthread_mutex_lock(&s->mu);
+  int k = 0;
+  while (k < s->nexcl && s->excl[k].id != t->id)
+    k++;
+  if (k < s->nexcl && s->excl[k].gen < s->gen) {
+    fail = 1;
+    s->excl[k] = s->excl[--s->nexcl];
+  } else if (k == s->nexcl && s->nexcl < EXCL_MAX) {
+    s->excl[s->nexcl].id = t->id;
+    s->excl[s->nexcl++].gen = s->gen;
+  }
+  s->wake_rescan = 1;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  if (!fail) {
+    unclaim(s, c, t);
+    return 0;
+  }
+  struct fail_ti f = {.d = d, .t = t, .claim_id = s->core.claim_id};
+  struct err e = {0};
+  LOG_E(MOD, "dag=%s run=%s task=%s: not in the DAG (%s): failed",
+        d->dag_id, t->run_id, t->task_id, d->path);
+  if (sched_txn(c, fail_txn, &f, &e) != ERR_OK)
+    LOG_W(MOD, "run=%s task=%s: %s", t->run_id, t->task_id, e.msg);
+  else if (f.ev.finished)
+    run_finished(s, (struct dag *)d, t->run_id, &f.ev, 0, NULL);
+  return 0;
+}
+
+/* Claim up to the free worker slots and submit the attempts.  Any thread
+ * (the scheduler thread, or a worker right after a task finished).
+ * Returns the number submitted. */
+static int claim(struct sched *s)
+{
+  int64_t excl[EXCL_MAX];
+  int nexcl = 0, want, submitted = 0;
+  pthread_mutex_lock(&s->mu);
+  want = s->workers - s->inflight;
+  if (s->stopping || want <= 0 || s->snap->n == 0) {
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+  }
+  s->inflight += want;
+  struct snap *p = s->snap;
+  atomic_fetch_add(&p->refs, 1);
+  for (int i = 0; i < s->nexcl; i++) {
+    if (s->excl[i].gen + 2 < s->gen) {
+      s->excl[i--] = s->excl[--s->nexcl]; /* resolved long ago */
+      continue;
+    }
+    if (s->excl[i].gen == s->gen)
+      excl[nexcl++] = s->excl[i].id;
+  }
+  pthread_mutex_unlock(&s->mu);
+
+  struct claimed v[QUEUE_MAX_WORKERS];
+  struct claim cl = {.s = s, .p = p, .want = want, .excl = excl,
+                     .nexcl = nexcl, .v = v};
+  struct err e = {0};
+  struct db_conn *c = conn_get(s, "claiming tasks");
+  if (!c)
+    goto out;
+  if (sched_txn(c, claim_txn, &cl, &e) != ERR_OK) {
+    sched_warn(&s->core, "claiming tasks: %s", e.msg);
+    cl.n = 0;
+  }
+  for (int i = 0; i < cl.n; i++) {
+    struct claimed *t = &v[i];
+    struct sdag *sd = snap_find(p, t->dag_id);
+    ptrdiff_t ti = sd ? dag_task_index(sd->d, t->task_id) : -1;
+    if (!sd) {
+      unclaim(s, c, t);
+      continue;
+    }
+    if (ti < 0) {
+      unknown_task(s, c, t, sd->d);
+      continue;
+    }
+    struct runinfo ri = {0};
+    struct db_val q[1] = {DB_V_STR(t->run_id)};
+    if (db_query(c, "SELECT logical_date, conf FROM dag_run WHERE run_id = ?",
+                 q, 1, runinfo_cb, &ri, NULL, &e) != ERR_OK ||
+        !ri.found) {
+      LOG_W(MOD, "run=%s task=%s: run not readable: %s", t->run_id,
+            t->task_id, ri.found ? e.msg : "no such run");
+      free(ri.conf);
+      unclaim(s, c, t);
+      continue;
+    }
+    struct sched_attempt *a = sched_attempt_new(
+        &s->core, sd->d, (size_t)ti, t->id, t->run_id, t->try_number,
+        t->max_tries, ri.logical_ts, ri.conf);
+    free(ri.conf);
+    if (!a) {
+      unclaim(s, c, t);
+      continue;
+    }
+    a->owner = s;
+    sched_live_add(a);
+    int tmo = sd->d->tasks[ti].retry.timeout_s;
+    uint64_t jid = 0;
+    enum err_code rc =
+        queue_submit(s->q, QUEUE_PRIO_NORMAL, job_fn, job_done, a,
+                     tmo > 0 ? (tmo > 2000000 ? 2000000000 : tmo * 1000) : 0,
+                     &jid);
+    if (rc != ERR_OK) {
+      LOG_W(MOD, "run=%s task=%s: not started: %s", t->run_id, t->task_id,
+            err_str(rc));
+      sched_live_remove(a);
+      sched_attempt_unref(a);
+      unclaim(s, c, t);
+      continue;
+    }
+    pthread_mutex_lock(&s->core.mu);
+    a->job_id = jid;
+    pthread_mutex_unlock(&s->core.mu);
+    LOG_D(MOD, "dag=%s run=%s task=%s try=%d started job=%llu",
+          sd->d->dag_id, t->run_id, t->task_id, t->try_number,
+          (unsigned long long)jid);
+    submitted++;
+  }
+  conn_put(s, c);
+out:
+  pthread_mutex_lock(&s->mu);
+  s->inflight -= want - submitted;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  snap_unref(p);
+  return submitted;
+}
+
+/* ------------------------------------------------------------------ */
+/* takeover of expired claims, sweeping running runs                   */
+
+struct orphan {
+  int64_t id;
+  char run_id[SCHED_RUN_ID_MAX + 1];
+  char dag_id[DAG_ID_MAX + 1];
+  char task_id[256];
+  char claimed_by[SCHED_CLAIM_MAX];
+  int try_number, max_tries, expired;
+};
+
+struct orphans {
+  struct orphan *v;
+  size_t n, cap;
+};
+
+static int orphan_cb(void *user, const struct db_row *row)
+{
+  struct orphans *o = user;
+  if (o->n == o->cap) {
+    size_t nc = o->cap ? o->cap * 2 : 16;
+    struct orphan *nv = realloc(o->v, nc * sizeof(*nv));
+    if (!nv)
+      return 1;
+    o->v = nv;
+    o->cap = nc;
+  }
+  struct orphan *r = &o->v[o->n++];
+  const char *s;
+  r->id = db_row_i64(row, 0);
+  snprintf(r->run_id, sizeof(r->run_id), "%s",
+           (s = db_row_str(row, 1, NULL)) ? s : "");
+  snprintf(r->dag_id, sizeof(r->dag_id), "%s",
+           (s = db_row_str(row, 2, NULL)) ? s : "");
+  snprintf(r->task_id, sizeof(r->task_id), "%s",
+           (s = db_row_str(row, 3, NULL)) ? s : "");
+  snprintf(r->claimed_by, sizeof(r->claimed_by), "%s",
+           (s = db_row_str(row, 4, NULL)) ? s : "");
+  r->try_number = (int)db_row_i64(row, 5);
+  r->max_tries = (int)db_row_i64(row, 6);
+  r->expired = (int)db_row_i64(row, 7);
+  return 0;
+}
+
+struct takeover {
+  struct sched *s;
+  const struct dag *d;
+  const struct orphan *o;
+  const char *why;
+  const char *state;
+  int retry_in;
+  int done;
+  struct sched_eval ev;
+};
+
+static enum err_code takeover_txn(struct db_conn *c, void *user,
+                                  struct err *e)
+{
+  struct takeover *t = user;
+  const struct orphan *o = t->o;
+  char buf[SCHED_CLAIM_MAX + 64], want[SCHED_CLAIM_MAX + 64], msg[700];
+  int64_t id;
+  enum err_code rc;
+  t->done = 0;
+  memset(&t->ev, 0, sizeof(t->ev));
+  struct db_val p[1] = {DB_V_STR(o->run_id)};
+  rc = db_query_i64(c, "SELECT id FROM dag_run WHERE run_id = ? FOR UPDATE",
+                    p, 1, &id, e);
+  if (rc != ERR_OK)
+    return rc == ERR_NOTFOUND ? ERR_OK : rc;
+  struct db_val q[1] = {DB_V_INT(o->id)};
+  buf[0] = '\0';
+  struct idlist l = {0};
+  rc = db_query(c,
+                "SELECT try_number, CONCAT(state, '|', claimed_by) FROM "
+                "task_instance WHERE id = ? FOR UPDATE",
+                q, 1, idlist_cb, &l, NULL, e);
+  if (rc == ERR_OK && l.n == 1)
+    snprintf(buf, sizeof(buf), "%lld|%s", (long long)l.id[0], l.str[0]);
+  idlist_free(&l);
+  if (rc != ERR_OK)
+    return rc;
+  snprintf(want, sizeof(want), "%d|running|%s", o->try_number, o->claimed_by);
+  if (strcmp(buf, want) != 0)
+    return ERR_OK; /* finished or taken over meanwhile */
+  int retry = o->try_number < o->max_tries;
+  const struct dag_task *task = NULL;
+  ptrdiff_t ti = dag_task_index(t->d, o->task_id);
+  if (ti >= 0)
+    task = &t->d->tasks[ti];
+  t->state = retry ? TI_UP_FOR_RETRY : TI_FAILED;
+  t->retry_in = retry && task ? dag_retry_delay(&task->retry, o->try_number)
+                              : 0;
+  struct db_val u[4] = {DB_V_STR(t->state), DB_V_INT(retry),
+                        DB_V_INT(t->retry_in), DB_V_INT(o->id)};
+  rc = db_exec_params(
+      c,
+      "UPDATE task_instance SET state = ?, end_date = UTC_TIMESTAMP(6), "
+      "duration = TIMESTAMPDIFF(MICROSECOND, start_date, "
+      "UTC_TIMESTAMP(6)) / 1000000, next_try_at = IF(? = 1, "
+      "UTC_TIMESTAMP(6) + INTERVAL ? SECOND, NULL) WHERE id = ?",
+      u, 4, NULL, e);
+  if (rc != ERR_OK)
+    return rc;
+  snprintf(msg, sizeof(msg),
+           "attempt %d lost: its daemon %s %s; marked %s by %s",
+           o->try_number, o->claimed_by, t->why, t->state,
+           t->s->core.claim_id);
+  if ((rc = sched_log_direct(c, o->run_id, o->task_id, o->try_number, msg,
+                             e)) != ERR_OK)
+    return rc;
+  t->done = 1;
+  return sched_evaluate(c, t->d, o->run_id, &t->ev, e);
+}
+
+static int is_live(struct sched *s, int64_t id)
+{
+  int live = 0;
+  pthread_mutex_lock(&s->core.mu);
+  for (struct sched_attempt *a = s->core.live; a && !live; a = a->next)
+    live = a->ti_id == id;
+  pthread_mutex_unlock(&s->core.mu);
+  return live;
+}
+
+static void takeover(struct sched *s, struct snap *p)
+{
+  struct orphans o = {0};
+  struct err e = {0};
+  struct db_conn *c = conn_get(s, "lease check");
+  if (!c)
+    return;
+  struct db_val q[1] = {DB_V_INT(s->lease_s)};
+  if (db_query(c,
+               "SELECT id, run_id, dag_id, task_id, claimed_by, try_number, "
+               "max_tries, (heartbeat_at IS NULL OR heartbeat_at < "
+               "UTC_TIMESTAMP(6) - INTERVAL ? SECOND) FROM task_instance "
+               "WHERE state = 'running' LIMIT 5000",
+               q, 1, orphan_cb, &o, NULL, &e) != ERR_OK) {
+    sched_warn(&s->core, "lease check: %s", e.msg);
+    goto out;
+  }
+  for (size_t i = 0; i < o.n; i++) {
+    const struct orphan *r = &o.v[i];
+    const char *why = NULL;
+    struct sdag *sd = snap_find(p, r->dag_id);
+    if (!sd)
+      continue;
+    if (!strcmp(r->claimed_by, s->core.claim_id)) {
+      if (r->expired && !is_live(s, r->id))
+        why = "(this daemon) lost track of it";
+    } else if (sched_claim_dead(&s->core, r->claimed_by)) {
+      why = "is no longer running on this host";
+    } else if (r->expired) {
+      why = "stopped sending heartbeats (lease expired)";
+    }
+    if (!why)
+      continue;
+    struct takeover t = {.s = s, .d = sd->d, .o = r, .why = why};
+    if (sched_txn(c, takeover_txn, &t, &e) != ERR_OK) {
+      sched_warn(&s->core, "run=%s task=%s takeover: %s", r->run_id,
+                 r->task_id, e.msg);
+      continue;
+    }
+    if (!t.done)
+      continue;
+    LOG_W(MOD, "dag=%s run=%s task=%s try=%d: claim of %s taken over (%s): "
+               "%s",
+          r->dag_id, r->run_id, r->task_id, r->try_number, r->claimed_by,
+          why, t.state);
+    count_ti(s, t.state);
+    if (t.ev.finished)
+      run_finished(s, sd->d, r->run_id, &t.ev, 0, NULL);
+  }
+out:
+  free(o.v);
+  conn_put(s, c);
+}
+
+struct sweep {
+  struct sched *s;
+  const struct dag *d;
+  const char *run_id;
+  int took_test;
+  struct sched_eval ev;
+};
+
+static int sweep_lock_cb(void *user, const struct db_row *row)
+{
+  struct sweep *w = user;
+  const char *cl = db_row_str(row, 1, NULL);
+  w->took_test = cl && !strncmp(cl, "test:", 5) ? 1 : 0;
+  w->ev.queued = -1; /* locked marker */
+  return 1;
+}
+
+static enum err_code sweep_txn(struct db_conn *c, void *user, struct err *e)
+{
+  struct sweep *w = user;
+  enum err_code rc;
+  memset(&w->ev, 0, sizeof(w->ev));
+  w->took_test = 0;
+  struct db_val p[1] = {DB_V_STR(w->run_id)};
+  rc = db_query(c,
+                "SELECT id, claimed_by FROM dag_run WHERE run_id = ? AND "
+                "state = 'running' FOR UPDATE SKIP LOCKED",
+                p, 1, sweep_lock_cb, w, NULL, e);
+  if (rc != ERR_OK || w->ev.queued != -1) {
+    w->ev.queued = 0;
+    return rc;
+  }
+  w->ev.queued = 0;
+  if (w->took_test &&
+      (rc = db_exec_params(c,
+                           "UPDATE dag_run SET claimed_by = NULL WHERE "
+                           "run_id = ?",
+                           p, 1, NULL, e)) != ERR_OK)
+    return rc;
+  return sched_evaluate(c, w->d, w->run_id, &w->ev, e);
+}
+
+struct runrow {
+  char run_id[SCHED_RUN_ID_MAX + 1];
+  char dag_id[DAG_ID_MAX + 1];
+  char claimed_by[SCHED_CLAIM_MAX];
+  int stale;
+  time_t logical_ts;
+};
+
+struct runrows {
+  struct runrow *v;
+  size_t n, cap;
+};
+
+static int runrow_cb(void *user, const struct db_row *row)
+{
+  struct runrows *o = user;
+  if (o->n == o->cap) {
+    size_t nc = o->cap ? o->cap * 2 : 16;
+    struct runrow *nv = realloc(o->v, nc * sizeof(*nv));
+    if (!nv)
+      return 1;
+    o->v = nv;
+    o->cap = nc;
+  }
+  struct runrow *r = &o->v[o->n++];
+  const char *s;
+  snprintf(r->run_id, sizeof(r->run_id), "%s",
+           (s = db_row_str(row, 0, NULL)) ? s : "");
+  snprintf(r->dag_id, sizeof(r->dag_id), "%s",
+           (s = db_row_str(row, 1, NULL)) ? s : "");
+  snprintf(r->claimed_by, sizeof(r->claimed_by), "%s",
+           (s = db_row_str(row, 2, NULL)) ? s : "");
+  r->stale = (int)db_row_i64(row, 3);
+  if (sched_parse_utc(db_row_str(row, 4, NULL), &r->logical_ts) != 0)
+    r->logical_ts = 0;
+  return 0;
+}
+
+/* Evaluate every running run: finishes runs whose last task ended while
+ * their DAG was not loaded, applies DAG edits, and takes over the runs of
+ * `dags test` processes that died. */
+static void sweep(struct sched *s, struct snap *p)
+{
+  struct runrows rr = {0};
+  struct err e = {0};
+  int queued = 0;
+  struct db_conn *c = conn_get(s, "sweep");
+  if (!c)
+    return;
+  struct db_val q[1] = {DB_V_INT(s->lease_s)};
+  if (db_query(c,
+               "SELECT run_id, dag_id, claimed_by, (heartbeat_at IS NULL OR "
+               "heartbeat_at < UTC_TIMESTAMP(6) - INTERVAL ? SECOND), "
+               "logical_date FROM dag_run WHERE state = 'running' LIMIT 2000",
+               q, 1, runrow_cb, &rr, NULL, &e) != ERR_OK) {
+    sched_warn(&s->core, "sweep: %s", e.msg);
+    goto out;
+  }
+  for (size_t i = 0; i < rr.n; i++) {
+    struct runrow *r = &rr.v[i];
+    struct sdag *sd = snap_find(p, r->dag_id);
+    if (!sd)
+      continue;
+    if (!strncmp(r->claimed_by, "test:", 5) && !r->stale &&
+        !sched_claim_dead(&s->core, r->claimed_by))
+      continue; /* a live `dags test` drives it */
+    struct sweep w = {.s = s, .d = sd->d, .run_id = r->run_id};
+    if (sched_txn(c, sweep_txn, &w, &e) != ERR_OK) {
+      sched_warn(&s->core, "run=%s sweep: %s", r->run_id, e.msg);
+      continue;
+    }
+    if (w.took_test)
+      LOG_W(MOD, "dag=%s run=%s: the `dags test` process %s is gone; this "
+                 "daemon carries the run on",
+            r->dag_id, r->run_id, r->claimed_by);
+    queued += w.ev.queued;
+    if (w.ev.finished)
+      run_finished(s, sd->d, r->run_id, &w.ev, r->logical_ts, NULL);
+  }
+out:
+  free(rr.v);
+  conn_put(s, c);
+  (void)queued;
+}
+
+/* ------------------------------------------------------------------ */
+/* the scheduler thread                                                */
+
+static void *sched_main(void *arg)
+{
+  struct sched *s = arg;
+  int64_t next_rescan = 0, next_tick = 0, next_takeover = 0, next_sweep = 0;
+  int takeover_ms = s->lease_s * 1000 / 3;
+  if (takeover_ms > 1000)
+    takeover_ms = 1000;
+  if (takeover_ms < 200)
+    takeover_ms = 200;
+  for (;;) {
+    pthread_mutex_lock(&s->mu);
+    int stop = s->stopping;
+    int do_rescan = s->wake_rescan, do_promote = s->wake_promote;
+    s->wake_rescan = s->wake_promote = s->wake_claim = 0;
+    pthread_mutex_unlock(&s->mu);
+    if (stop)
+      break;
+    int64_t now = queue_now_ms();
+    if (do_rescan || now >= next_rescan) {
+      rescan(s);
+      next_rescan = now + s->rescan_ms;
+    }
+    struct snap *p = snap_get(s);
+    if (now >= next_tick) {
+      create_runs(s, p);
+      do_promote = 1;
+      next_tick = now + s->tick_ms;
+    }
+    if (do_promote)
+      promote(s, p);
+    if (now >= next_takeover) {
+      takeover(s, p);
+      next_takeover = now + takeover_ms;
+    }
+    if (now >= next_sweep) {
+      sweep(s, p);
+      next_sweep = now + SWEEP_MS;
+    }
+    snap_unref(p);
+    claim(s);
+
+    int64_t wake = next_tick;
+    if (next_rescan < wake)
+      wake = next_rescan;
+    if (next_takeover < wake)
+      wake = next_takeover;
+    if (next_sweep < wake)
+      wake = next_sweep;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping && !s->wake_rescan && !s->wake_promote &&
+           !s->wake_claim && queue_now_ms() < wake) {
+      int64_t w = wake;
+      struct timespec ts = {.tv_sec = (time_t)(w / 1000),
+                            .tv_nsec = (long)(w % 1000) * 1000000L};
+      pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* lifecycle                                                           */
+
+enum err_code sched_create(struct sched **out, const struct sched_opts *o,
+                           struct err *e)
+{
+  *out = NULL;
+  if (!o || !o->cfg || !o->queue || !o->task_db)
+    return err_set(e, ERR_INVAL, "sched: cfg, queue and task_db are "
+                                 "required");
+  struct sched *s = calloc(1, sizeof(*s));
+  if (!s)
+    return err_set(e, ERR_NOMEM, "sched: out of memory");
+  enum err_code rc;
+  s->cfg = *o->cfg;
+  s->q = o->queue;
+  snprintf(s->dags_dir, sizeof(s->dags_dir), "%s", s->cfg.sched_dags_dir);
+  s->tick_ms = s->cfg.sched_tick_ms > 0 ? s->cfg.sched_tick_ms : 1000;
+  s->lease_s = s->cfg.sched_lease_s > 0 ? s->cfg.sched_lease_s : 30;
+  s->workers = s->cfg.sched_workers > 0 ? s->cfg.sched_workers : 2;
+  if (s->workers > QUEUE_MAX_WORKERS)
+    s->workers = QUEUE_MAX_WORKERS;
+  s->grace_ms = o->stop_grace_ms > 0 ? o->stop_grace_ms : 5000;
+  s->rescan_ms = o->rescan_ms > 0 ? o->rescan_ms : 2000;
+  if (pthread_mutex_init(&s->mu, NULL) != 0) {
+    free(s);
+    return err_set(e, ERR_INTERNAL, "sched: mutex");
+  }
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  if (sched_core_init(&s->core) != 0) {
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return err_set(e, ERR_INTERNAL, "sched: mutex");
+  }
+  s->snap = calloc(1, sizeof(*s->snap));
+  if (!s->snap) {
+    rc = err_set(e, ERR_NOMEM, "sched: out of memory");
+    goto fail;
+  }
+  atomic_init(&s->snap->refs, 1);
+  if ((rc = cron_tz_load(&s->tz, s->cfg.sched_timezone, e)) != ERR_OK) {
+    err_prefix(e, "scheduler.timezone");
+    goto fail;
+  }
+  struct db_opts dbo;
+  memset(&dbo, 0, sizeof(dbo));
+  dbo.host = s->cfg.db_host;
+  dbo.port = s->cfg.db_port;
+  dbo.user = s->cfg.db_user;
+  dbo.password = s->cfg.db_password;
+  dbo.database = s->cfg.db_name;
+  dbo.socket = s->cfg.db_socket[0] ? s->cfg.db_socket : NULL;
+  dbo.size = s->workers + 3;
+  dbo.connect_timeout_s = s->cfg.db_connect_timeout_s > 0
+                              ? s->cfg.db_connect_timeout_s
+                              : 5;
+  dbo.read_timeout_s = 30;
+  if ((rc = db_pool_create(&s->core.meta, &dbo, e)) != ERR_OK)
+    goto fail;
+  s->core.cfg = &s->cfg;
+  s->core.task_db = o->task_db;
+  s->core.tz = s->tz;
+  s->core.lease_s = s->lease_s;
+  s->core.dag_get = dag_get_cb;
+  s->core.dag_get_user = s;
+  sched_core_ids(&s->core, NULL);
+  if (o->metrics) {
+    static const char *const ti[4] = {TI_SUCCESS, TI_FAILED, TI_UP_FOR_RETRY,
+                                      TI_SKIPPED};
+    struct err me = {0};
+    for (int i = 0; i < 4; i++) {
+      const char *lab[] = {"state", ti[i], NULL};
+      if (metrics_counter_new(o->metrics, "mlopsd_task_outcomes_total",
+                              "Task attempts recorded, by outcome.", lab, 0,
+                              &s->m_ti[i], &me) != ERR_OK)
+        LOG_W(MOD, "metrics: %s", me.msg);
+    }
+    for (int i = 0; i < 2; i++) {
+      const char *lab[] = {"state", i ? "failed" : "success", NULL};
+      if (metrics_counter_new(o->metrics, "mlopsd_dag_runs_total",
+                              "DAG runs finished, by state.", lab, 0,
+                              &s->m_run[i], &me) != ERR_OK)
+        LOG_W(MOD, "metrics: %s", me.msg);
+    }
+  }
+  *out = s;
+  return ERR_OK;
+fail:
+  sched_destroy(s);
+  return rc;
+}
+
+enum err_code sched_start(struct sched *s, struct err *e)
+{
+  enum err_code rc;
+  if (s->started)
+    return err_set(e, ERR_STATE, "sched: already started");
+  if ((rc = sched_core_hb_start(&s->core, e)) != ERR_OK)
+    return rc;
+  if (pthread_create(&s->thr, NULL, sched_main, s) != 0) {
+    sched_core_hb_stop(&s->core);
+    return err_set(e, ERR_INTERNAL, "sched: cannot start the scheduler "
+                                    "thread");
+  }
+  s->started = 1;
+  LOG_I(MOD, "scheduler started dags_dir=%s timezone=%s workers=%d "
+             "tick_ms=%d lease_s=%d claim=%s",
+        s->dags_dir, s->cfg.sched_timezone, s->workers, s->tick_ms,
+        s->lease_s, s->core.claim_id);
+  return ERR_OK;
+}
+
+static void wait_inflight(struct sched *s, int64_t until)
+{
+  pthread_mutex_lock(&s->mu);
+  while (s->inflight > 0 && queue_now_ms() < until) {
+    struct timespec ts = {.tv_sec = (time_t)(until / 1000),
+                          .tv_nsec = (long)(until % 1000) * 1000000L};
+    pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+void sched_stop(struct sched *s)
+{
+  if (!s || !s->started || s->stopped)
+    return;
+  s->stopped = 1;
+  pthread_mutex_lock(&s->mu);
+  s->stopping = 1;
+  s->core.stopping = 1;
+  int n = s->inflight;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  pthread_join(s->thr, NULL);
+  if (n > 0)
+    LOG_I(MOD, "stopping: %d task attempt(s) running, waiting up to %d ms",
+          n, s->grace_ms);
+  wait_inflight(s, queue_now_ms() + s->grace_ms);
+  for (;;) {
+    pthread_mutex_lock(&s->mu);
+    int left = s->inflight;
+    pthread_mutex_unlock(&s->mu);
+    if (left == 0)
+      break;
+    uint64_t ids[64];
+    int k = 0;
+    pthread_mutex_lock(&s->core.mu);
+    for (struct sched_attempt *a = s->core.live; a && k < 64; a = a->next) {
+      if (a->job_id && !atomic_load(&a->interrupted)) {
+        atomic_store(&a->interrupted, 1);
+        ids[k++] = a->job_id;
+      }
+    }
+    pthread_mutex_unlock(&s->core.mu);
+    for (int i = 0; i < k; i++)
+      (void)queue_cancel(s->q, ids[i]);
+    wait_inflight(s, queue_now_ms() + 200);
+  }
+  sched_core_hb_stop(&s->core);
+  LOG_I(MOD, "scheduler stopped");
+}
+
+void sched_destroy(struct sched *s)
+{
+  if (!s)
+    return;
+  sched_stop(s);
+  for (size_t i = 0; i < s->nfiles; i++)
+    dfile_free(&s->files[i]);
+  free(s->files);
+  snap_unref(s->snap);
+  db_pool_destroy(s->core.meta);
+  cron_tz_destroy(s->tz);
+  sched_core_fini(&s->core);
+  pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->mu);
+  memset(&s->cfg, 0, sizeof(s->cfg)); /* wipe secrets */
+  free(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* daemon hooks                                                        */
+
+enum err_code sched_daemon_start(struct daemon *d, void *ud, struct err *e)
+{
+  struct sched **slot = ud ? ud : &g_slot;
+  struct sched_opts o = {.cfg = daemon_cfg(d),
+                         .queue = daemon_queue(d),
+                         .task_db = daemon_db(d),
+                         .metrics = daemon_metrics(d)};
+  enum err_code rc = sched_create(slot, &o, e);
+  if (rc != ERR_OK)
+    return rc;
+  if ((rc = sched_start(*slot, e)) != ERR_OK) {
+    sched_destroy(*slot);
+    *slot = NULL;
+  }
+  return rc;
+}
+
+void sched_daemon_stop(struct daemon *d, void *ud)
+{
+  struct sched **slot = ud ? ud : &g_slot;
+  (void)d;
+  sched_destroy(*slot);
+  *slot = NULL;
+}
