@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -32,8 +33,9 @@
 #include "mlopsd/registry.h"
 #include "mlopsd/spec.h"
 
-#define DB_CLI_ACQUIRE_MS 5000
+#define DB_CLI_ACQUIRE_MS 1000
 #define BODY_MAX_DEFAULT (1L << 20)
+#define CHANGE_WHY "to record the change; nothing was changed"
 
 /* ---- help --------------------------------------------------------------- */
 
@@ -44,6 +46,7 @@ static const char usage_models[] =
     "[--reason TEXT]\n"
     "       mlopsd [-c FILE] models rollback NAME [--alias ALIAS] "
     "[--reason TEXT]\n"
+    "       mlopsd [-c FILE] models train NAME --date YYYY-MM-DD [...]\n"
     "\n"
     "The model registry (models.registry_dir).\n"
     "  list      every model: versions, latest, production version and the\n"
@@ -54,6 +57,8 @@ static const char usage_models[] =
     "  promote   point ALIAS (default production) at VERSION\n"
     "  rollback  point ALIAS (default production) back at the version it\n"
     "            pointed at before, from the deployment table\n"
+    "  train     train NAME for a logical date outside any DAG (what the\n"
+    "            train task does) and register the best trial\n"
     "promote and rollback record the change in the deployment table (actor\n"
     "cli:$USER); they need MariaDB and change nothing when it is down.\n"
     "Run `mlopsd models COMMAND --help` for one command.\n"
@@ -99,6 +104,25 @@ static const char usage_rollback[] =
     "repeated rollbacks walk back through the history), and record the\n"
     "change as action 'rollback', actor cli:$USER.  Needs MariaDB.\n"
     "Exit codes: 0 ok, 1 failure (no earlier version, database down),\n"
+    "2 usage error.\n";
+
+static const char usage_train[] =
+    "usage: mlopsd [-c FILE] models train NAME --date YYYY-MM-DD\n"
+    "                [--max-trials N] [--rounds N] [--early-stopping N]\n"
+    "                [--threads N] [--run-id ID]\n"
+    "\n"
+    "Run the training pipeline of model NAME (spec in models.specs_dir) for\n"
+    "a logical date, as the DAG task `type: train` does: read the training\n"
+    "set from MariaDB, split, fit the preprocessing, grid-search XGBoost,\n"
+    "record every trial under NAME/runs/ and register the best trial as a\n"
+    "new version (printed last as \"version N\").  Progress goes to stdout.\n"
+    "  --max-trials N      run only the first N grid points\n"
+    "  --rounds N          at most N boosting rounds (default: the spec's)\n"
+    "  --early-stopping N  early stopping rounds (0: off; default: spec's)\n"
+    "  --threads N         XGBoost threads (default models.train_threads)\n"
+    "  --run-id ID         names the trial runs ID-t01... (default\n"
+    "                      cli-<UTC time>)\n"
+    "Exit codes: 0 ok, 1 failure (e.g. no training rows for the date),\n"
     "2 usage error.\n";
 
 static const char usage_predict[] =
@@ -248,7 +272,7 @@ static int open_registry(const struct cfg *c, const char *cmd,
 
 /* A pool and a checked connection (released again: the pipeline_*
  * helpers acquire their own). */
-static int open_db(const struct cfg *c, const char *cmd,
+static int open_db(const struct cfg *c, const char *cmd, const char *why,
                    struct db_pool **pool)
 {
   struct db_opts o = {
@@ -278,10 +302,8 @@ static int open_db(const struct cfg *c, const char *cmd,
       snprintf(where, sizeof(where), "%s", c->db_socket);
     else
       snprintf(where, sizeof(where), "%s:%d", c->db_host, c->db_port);
-    return fail(cmd,
-                "cannot reach MariaDB at %s (database %s) to record the "
-                "change; nothing was changed: %s",
-                where, c->db_name, e.msg);
+    return fail(cmd, "cannot reach MariaDB at %s (database %s) %s: %s",
+                where, c->db_name, why, e.msg);
   }
   db_release(*pool, conn);
   return CLI_OK;
@@ -639,7 +661,7 @@ static int models_promote(int argc, char **argv)
                 c.models_registry_dir);
   }
   struct db_pool *pool = NULL;
-  if ((rc = open_db(&c, "models promote", &pool)) == CLI_OK) {
+  if ((rc = open_db(&c, "models promote", CHANGE_WHY, &pool)) == CLI_OK) {
     char reason[1024];
     snprintf(reason, sizeof(reason), "%s",
              o.reason ? o.reason : "promoted from the command line");
@@ -670,7 +692,7 @@ static int models_rollback(int argc, char **argv)
   if ((rc = open_registry(&c, "models rollback", &reg)) != CLI_OK)
     return rc;
   struct db_pool *pool = NULL;
-  if ((rc = open_db(&c, "models rollback", &pool)) != CLI_OK) {
+  if ((rc = open_db(&c, "models rollback", CHANGE_WHY, &pool)) != CLI_OK) {
     registry_close(reg);
     return rc;
   }
@@ -704,6 +726,129 @@ out:
   return rc;
 }
 
+/* ---- train -------------------------------------------------------------- */
+
+static void print_line(void *ud, const char *line)
+{
+  (void)ud;
+  printf("%s\n", line);
+  fflush(stdout);
+}
+
+static int parse_count(const char *s, long min, long max, long *out)
+{
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (end == s || *end || errno || v < min || v > max)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static int models_train(int argc, char **argv)
+{
+  const char *name = NULL, *ds = NULL, *run_id = NULL;
+  long trials = 0, rounds = 0, esr = -2, threads = 0;
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    long *num = NULL;
+    long lo = 0, hi = 0;
+    if (strcmp(a, "--date") == 0 || strcmp(a, "--run-id") == 0) {
+      if (!v)
+        return usage_err("models train", "models train",
+                         "option %s needs a value", a);
+      if (a[2] == 'd')
+        ds = v;
+      else
+        run_id = v;
+      i++;
+      continue;
+    }
+    if (strcmp(a, "--max-trials") == 0) {
+      num = &trials;
+      lo = 1;
+      hi = 100000;
+    } else if (strcmp(a, "--rounds") == 0) {
+      num = &rounds;
+      lo = 1;
+      hi = 100000;
+    } else if (strcmp(a, "--early-stopping") == 0) {
+      num = &esr;
+      lo = 0;
+      hi = 100000;
+    } else if (strcmp(a, "--threads") == 0) {
+      num = &threads;
+      lo = 1;
+      hi = 256;
+    } else if (a[0] == '-' && a[1]) {
+      return usage_err("models train", "models train", "unknown option "
+                                                       "'%s'",
+                       a);
+    } else if (!name) {
+      name = a;
+      continue;
+    } else {
+      return usage_err("models train", "models train",
+                       "unexpected argument '%s'", a);
+    }
+    if (!v || parse_count(v, lo, hi, num))
+      return usage_err("models train", "models train",
+                       "option %s needs an integer %ld..%ld", a, lo, hi);
+    i++;
+  }
+  if (!name || !ds)
+    return usage_err("models train", "models train",
+                     "expected NAME --date YYYY-MM-DD");
+  if (!spec_name_valid(name))
+    return usage_err("models train", "models train",
+                     "'%s' is not a valid model name", name);
+  struct cfg c;
+  int rc = cli_load_config(&c);
+  if (rc != CLI_OK)
+    return rc;
+  struct err e = {0};
+  struct spec *spec = NULL;
+  if (pipeline_spec_load(c.models_specs_dir, name, &spec, &e) != ERR_OK)
+    return fail("models train", "%s", e.msg);
+  struct registry *reg = NULL;
+  struct db_pool *pool = NULL;
+  if ((rc = open_registry(&c, "models train", &reg)) != CLI_OK) {
+    spec_destroy(spec);
+    return rc;
+  }
+  char rid[PIPELINE_RUN_ID_MAX + 1];
+  if (!run_id) {
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(rid, sizeof(rid), "cli-%Y%m%dT%H%M%SZ", &tm);
+    run_id = rid;
+  }
+  struct pipeline_opts o = {
+      .ds = ds,
+      .dag_run_id = run_id,
+      .nthread = threads ? (int)threads : c.models_train_threads,
+      .max_trials = (size_t)trials,
+      .num_boost_round = (int)rounds,
+      .early_stopping_rounds = esr == -2 ? 0 : esr == 0 ? -1 : (int)esr,
+      .log = print_line,
+  };
+  struct pipeline_result res = {0};
+  if ((rc = open_db(&c, "models train", "to read the training set", &pool)) == CLI_OK) {
+    if (pipeline_train(reg, pool, spec, &o, &res, &e) != ERR_OK)
+      rc = fail("models train", "%s", e.msg);
+    else
+      printf("version %d\n", res.version);
+  }
+  pipeline_result_free(&res);
+  db_pool_destroy(pool);
+  registry_close(reg);
+  spec_destroy(spec);
+  return rc;
+}
+
 int cli_models(int argc, char **argv)
 {
   if (argc < 2) {
@@ -725,6 +870,9 @@ int cli_models(int argc, char **argv)
   } else if (strcmp(sub, "rollback") == 0) {
     help = usage_rollback;
     fn = models_rollback;
+  } else if (strcmp(sub, "train") == 0) {
+    help = usage_train;
+    fn = models_train;
   }
   if (cli_wants_help(argc, argv)) {
     fputs(help ? help : usage_models, stdout);

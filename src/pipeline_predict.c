@@ -482,6 +482,10 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
       goto done;
     }
   }
+  if ((rc = model_predict(m->model, rows, n, out, e))) {
+    err_prefix(e, "prediction failed");
+    goto out;
+  }
   if (rows_out) {
     struct sb r = {0};
     SB_LIT(&r, "{\"columns\":[");
@@ -492,7 +496,7 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
     }
     SB_LIT(&r, "],\"rows\":[");
     for (size_t i = 0; i < n; i++) {
-      SB_LIT(&r, i ? ",[" : "[");
+      sb_put(&r, i ? ",[" : "[", i ? 2u : 1u);
       for (size_t j = 0; j < m->nfeat; j++) {
         float v = rows[i * m->nfeat + j];
         if (j)
@@ -504,16 +508,19 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
       }
       SB_LIT(&r, "]");
     }
+    SB_LIT(&r, "],\"outputs\":[");
+    for (size_t i = 0; i < n; i++) {
+      sb_put(&r, i ? ",[" : "[", i ? 2u : 1u);
+      for (size_t k = 0; k < m->out_dim; k++)
+        sb_printf(&r, "%s%.9g", k ? "," : "", (double)out[i * m->out_dim + k]);
+      SB_LIT(&r, "]");
+    }
     SB_LIT(&r, "]}");
     if (r.oom) {
       free(r.p);
       goto oom;
     }
     *rows_out = r.p;
-  }
-  if ((rc = model_predict(m->model, rows, n, out, e))) {
-    err_prefix(e, "prediction failed");
-    goto out;
   }
   char vjson[24];
   snprintf(vjson, sizeof(vjson), "\"%d\"", m->version);
