@@ -27,6 +27,7 @@ static const struct {
     {"logs", cli_logs, "logs RUN_ID [TASK_ID]       task logs of a run"},
     {"models", cli_models, "models list|show|promote|rollback ...   the model registry"},
     {"predict", cli_predict, "predict NAME (--json JSON | --file FILE)   offline prediction"},
+    {"drift", cli_drift, "drift NAME [--limit N] [--json]   latest drift reports, worst features"},
 };
 #define NCMDS (int)(sizeof(cmds) / sizeof(cmds[0]))
 

@@ -497,41 +497,61 @@ enum err_code psi_live_score(const struct psi_live *l, size_t i,
   if (i >= l->ref->n)
     return err_set(e, ERR_INVAL, "psi: feature index %zu out of range", i);
   const struct psi_feat *f = &l->ref->f[i];
-  double *buf = malloc(2 * f->n_bins * sizeof(double));
+  size_t nv = f->n_vbins;
+  double *buf = malloc(3 * nv * sizeof(double));
   if (!buf)
     return err_set(e, ERR_NOMEM, "psi: out of memory");
-  double *live = buf, *contrib = buf + f->n_bins;
+  double *ref = buf, *live = buf + nv, *contrib = buf + 2 * nv;
   out->name = f->name;
   out->kind = f->kind;
   out->n_bins = f->n_bins;
   out->missing_ref = f->missing;
-  out->psi = NAN;
-  if (l->rows > 0) {
-    /* live shares laid out like the reference: present values scaled by
-     * the present share, missing last.  A present text without any token
-     * (only delimiters) adds no token; if no present row has one, the
-     * present share goes to "unseen" (there is no token to compare). */
-    double m = l->missing[i] / (double)l->rows, t = 0;
-    for (size_t b = 0; b < f->n_vbins; b++)
-      t += l->counts[i][b];
-    for (size_t b = 0; b < f->n_vbins; b++)
-      live[b] = t > 0 ? l->counts[i][b] / t * (1 - m) : 0;
-    if (t == 0 && m < 1)
-      live[f->n_vbins - 1] = 1 - m;
-    live[f->n_vbins] = m;
-    out->missing_live = m;
-    out->psi = psi_counts(f->ref, live, f->n_bins, PSI_EPS, contrib);
+  out->psi = out->value_psi = out->missing_psi = NAN;
+  if (l->rows == 0)
+    goto done;
+  double m = l->missing[i] / (double)l->rows, t = 0;
+  out->missing_live = m;
+  /* value bins among present values on both sides */
+  for (size_t b = 0; b < nv; b++) {
+    ref[b] = f->ref[b];
+    live[b] = l->counts[i][b];
+    t += live[b];
   }
-  if (!isnan(out->psi)) {
-    size_t best = 0;
-    for (size_t b = 1; b < f->n_bins; b++)
-      if (contrib[b] > contrib[best])
-        best = b;
-    out->top_contrib = contrib[best];
-    out->top_ref = f->ref[best];
-    out->top_live = live[best];
-    bin_label(f, best, out->top_bin, sizeof(out->top_bin));
+  if (t == 0 && m < 1)
+    live[nv - 1] = 1; /* present, yet no token at all: "unseen" */
+  out->value_psi = psi_counts(ref, live, nv, PSI_EPS, contrib);
+  double me[2] = {f->missing, 1 - f->missing}, ma[2] = {m, 1 - m};
+  out->missing_psi = psi_counts(me, ma, 2, PSI_EPS, NULL);
+  if (isnan(out->value_psi))
+    /* one side has no present value at all: only the shares say it */
+    out->psi = out->missing_psi;
+  else
+    out->psi = out->value_psi + (m > f->missing ? out->missing_psi : 0);
+  /* the bin that moved most */
+  double best = -INFINITY;
+  if (!isnan(out->value_psi)) {
+    double tr = 0, tl = 0;
+    for (size_t b = 0; b < nv; b++) {
+      tr += ref[b];
+      tl += live[b];
+    }
+    for (size_t b = 0; b < nv; b++)
+      if (contrib[b] > best) {
+        best = contrib[b];
+        out->top_ref = ref[b] / tr;
+        out->top_live = live[b] / tl;
+        bin_label(f, b, out->top_bin, sizeof(out->top_bin));
+      }
   }
+  if ((m > f->missing || isnan(out->value_psi)) &&
+      out->missing_psi > best) {
+    best = out->missing_psi;
+    out->top_ref = f->missing;
+    out->top_live = m;
+    bin_label(f, nv, out->top_bin, sizeof(out->top_bin));
+  }
+  out->top_contrib = best;
+done:
   free(buf);
   return ERR_OK;
 }
@@ -560,6 +580,12 @@ enum err_code psi_live_scores_json(const struct psi_live *l, cJSON **out,
     ok = ok &&
          (isnan(s.psi) ? cJSON_AddNullToObject(o, "psi")
                        : cJSON_AddNumberToObject(o, "psi", s.psi)) &&
+         (isnan(s.value_psi)
+              ? cJSON_AddNullToObject(o, "value_psi")
+              : cJSON_AddNumberToObject(o, "value_psi", s.value_psi)) &&
+         (isnan(s.missing_psi)
+              ? cJSON_AddNullToObject(o, "missing_psi")
+              : cJSON_AddNumberToObject(o, "missing_psi", s.missing_psi)) &&
          cJSON_AddStringToObject(o, "kind", spec_kind_name(s.kind)) &&
          cJSON_AddNumberToObject(o, "missing_ref", s.missing_ref) &&
          cJSON_AddNumberToObject(o, "missing_live", s.missing_live);

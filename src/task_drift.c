@@ -231,7 +231,21 @@ static enum err_code drift_run(struct task_ctx *t, struct err *e)
   const char *verdict = rows < o.min_rows          ? "insufficient_data"
                         : max_psi > o.threshold ? "drift"
                                                    : "ok";
-  if (rows > 0 && !(scores_txt = cJSON_PrintUnformatted(scores))) {
+  /* {"threshold", "min_rows", "window", "bad_rows", "features": {...}} */
+  cJSON *wrap = cJSON_CreateObject();
+  if (wrap) {
+    cJSON_AddNumberToObject(wrap, "threshold", o.threshold);
+    cJSON_AddNumberToObject(wrap, "min_rows", (double)o.min_rows);
+    cJSON_AddNumberToObject(wrap, "window", (double)o.window);
+    cJSON_AddNumberToObject(wrap, "bad_rows", (double)s.bad);
+    cJSON_AddStringToObject(wrap, "worst",
+                            worst >= 0 ? psi_ref_feature_name(ref,
+                                                              (size_t)worst)
+                                       : "");
+    cJSON_AddItemToObject(wrap, "features", scores);
+    scores = wrap;
+  }
+  if (!wrap || !(scores_txt = cJSON_PrintUnformatted(scores))) {
     rc = err_set(e, ERR_NOMEM, "drift: out of memory");
     goto out;
   }

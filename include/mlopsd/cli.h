@@ -34,6 +34,10 @@ int cli_runs(int argc, char **argv);
 int cli_logs(int argc, char **argv);
 int cli_models(int argc, char **argv);
 int cli_predict(int argc, char **argv);
+/* src/cli_monitor.c: `mlopsd drift NAME`, and `mlopsd models history
+ * NAME` (called by cli_models with argv[0] == "models"). */
+int cli_drift(int argc, char **argv);
+int cli_models_history(int argc, char **argv);
 
 /* Print "mlopsd: 'WHAT' is not built yet" and return CLI_FAIL. */
 int cli_not_built(const char *what);

@@ -15,12 +15,20 @@
  * (1e-4, the usual choice) before the sum; shares are not renormalised
  * afterwards.  A bin empty on both sides adds exactly 0.
  *
- * Missing values (JSON null, an absent member, a numeric feature given
- * something other than a number) are one more bin of every feature: the
- * distribution compared is "missing" with the missing share m, and each
- * value bin with its share among present values times (1 - m).  So a
- * change in the share of missing values moves the same score.  Value bins
- * per kind:
+ * Each feature gets two comparisons:
+ *   value_psi    PSI of the value bins among present values (each side's
+ *                shares renormalised over its present rows);
+ *   missing_psi  PSI of the two shares (missing, present).  Missing means
+ *                JSON null, an absent member, or a numeric feature given
+ *                something other than a number.
+ * and its score is
+ *   psi = value_psi + (missing_live > missing_ref ? missing_psi : 0)
+ * The missing part counts one way only: the server rejects requests that
+ * lack a required field, so served rows have fewer missing values than
+ * the training table as a matter of course (the sample data: up to 21%
+ * missing in training, none in requests); more missing values than in
+ * training is a data-quality regression and counts.  When one side has no
+ * present value at all, psi = missing_psi.  Value bins per kind:
  *   numeric      reference.json's edges are the quantiles 0, 0.1, ...,
  *                1 of the training values (min and max at the ends; ties
  *                repeat an edge).  Bin j holds e_j <= x < e_{j+1}; values
@@ -117,11 +125,15 @@ size_t psi_live_rows(const struct psi_live *l);
 struct psi_score {
   const char *name;      /* borrowed from the reference */
   enum spec_kind kind;
-  double psi;            /* NaN when no live rows */
+  double psi;            /* the score (see top); NaN: no live rows */
+  double value_psi;      /* value bins among present values; NaN if a
+                            side has no present value */
+  double missing_psi;    /* (missing, present) shares, both ways */
   double missing_ref;    /* share of missing rows, reference */
   double missing_live;   /* share of missing rows, live */
-  size_t n_bins;         /* bins compared (missing included) */
-  double top_contrib;    /* the largest bin term */
+  size_t n_bins;         /* value bins + the missing bin */
+  double top_contrib;    /* the largest term: a value bin's, or
+                            missing_psi when it counts */
   char top_bin[PSI_LABEL_MAX]; /* its label: "[1.5, 2.25)", "<1.5",
                                   ">=9", "Lawyer", "(unseen)",
                                   "(missing)" */
@@ -134,8 +146,9 @@ MLOPSD_WUR enum err_code psi_live_score(const struct psi_live *l, size_t i,
                                         struct psi_score *out,
                                         struct err *e);
 
-/* Every feature's score as the JSON stored in drift_report.scores:
- * {"age": {"psi": 0.01, "kind": "numeric", "missing_ref": 0,
+/* Every feature's score as JSON (drift_report.scores.features):
+ * {"age": {"psi": 0.01, "value_psi": 0.01, "missing_psi": 0,
+ * "kind": "numeric", "missing_ref": 0,
  * "missing_live": 0, "top_bin": "[30, 34)", "top_ref": 0.1,
  * "top_live": 0.2}, ...}; *max_psi and *worst (index, -1 if none) give
  * the worst feature.  *out: cJSON_Delete.  ERR_NOMEM. */

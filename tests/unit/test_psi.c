@@ -134,16 +134,20 @@ TEST(live_numeric_missing)
   CHECK_EQ_INT(psi_live_rows(l), 4);
   struct psi_score s;
   REQUIRE(psi_live_score(l, 0, &s, &E) == ERR_OK);
-  /* bins <10, [10,20), >=20, missing: ref .8 * (.25 .5 .25) and .2,
-   * live .25 each:
-   * 3 * .05 ln 1.25 + (-.15) ln .625 = .15 ln 2 */
-  CHECK_NEAR(s.psi, 0.15 * log(2.0), 1e-12);
+  /* values among present rows: ref .25 .5 .25, live 1/3 each; missing
+   * .2 -> .25 went up, so its two-bin PSI counts too */
+  double value = 2 * term(1.0 / 3, 0.25) + term(1.0 / 3, 0.5);
+  double missing = term(0.25, 0.2) + term(0.75, 0.8);
+  CHECK_NEAR(s.value_psi, value, 1e-12);
+  CHECK_NEAR(s.missing_psi, missing, 1e-12);
+  CHECK_NEAR(s.psi, value + missing, 1e-12);
+  CHECK_NEAR(s.psi, 0.12990863371591324, 1e-12);
   CHECK_NEAR(s.missing_ref, 0.2, 1e-12);
   CHECK_NEAR(s.missing_live, 0.25, 1e-12);
   CHECK_EQ_INT(s.n_bins, 4);
   CHECK_EQ_STR(s.top_bin, "[10, 20)");
-  CHECK_NEAR(s.top_ref, 0.4, 1e-12);
-  CHECK_NEAR(s.top_live, 0.25, 1e-12);
+  CHECK_NEAR(s.top_ref, 0.5, 1e-12);
+  CHECK_NEAR(s.top_live, 1.0 / 3, 1e-12);
   psi_live_destroy(l);
   psi_ref_destroy(r);
 }
@@ -156,14 +160,18 @@ TEST(live_categorical_unseen)
   REQUIRE(l);
   struct psi_score s;
   REQUIRE(psi_live_score(l, 1, &s, &E) == ERR_OK);
-  /* bins A B unseen missing: ref .6 .4 0 0, live .25 each */
-  double want = term(0.25, 0.6) + term(0.25, 0.4) + 2 * term(0.25, 0);
+  /* present values A B unseen: ref .6 .4 0, live 1/3 each; missing 0 ->
+   * .25 counts (more missing than in training) */
+  double want = term(1.0 / 3, 0.6) + term(1.0 / 3, 0.4) +
+                term(1.0 / 3, 0) + term(0.25, 0) + term(0.75, 1);
   CHECK_NEAR(s.psi, want, 1e-12);
-  CHECK_NEAR(s.psi, 4.2873727986867, 1e-9);
+  CHECK_NEAR(s.psi, 4.899145685613788, 1e-9);
   CHECK_NEAR(s.missing_live, 0.25, 1e-12);
   CHECK_NEAR(s.missing_ref, 0, 0);
-  /* unseen and missing tie; the first (unseen) is reported */
+  /* the unseen bin (2.70) outweighs the missing part (2.03) */
   CHECK_EQ_STR(s.top_bin, "(unseen)");
+  CHECK_NEAR(s.top_ref, 0, 0);
+  CHECK_NEAR(s.top_live, 1.0 / 3, 1e-12);
   psi_live_destroy(l);
   psi_ref_destroy(r);
 }
@@ -177,12 +185,12 @@ TEST(live_text_multihot)
   struct psi_score s;
   REQUIRE(psi_live_score(l, 2, &s, &E) == ERR_OK);
   /* token occurrences of the 3 present rows: a 3 (twice in the first),
-   * b 1, unseen 2 (c twice) -> shares of 6 times .75 present: a .375,
-   * b .125, unseen .25; missing .25.  Ref: a .5, b .5. */
-  double want = term(0.375, 0.5) + term(0.125, 0.5) + term(0.25, 0) +
-                term(0.25, 0);
+   * b 1, unseen 2 (c twice) -> .5, 1/6, 1/3 of 6; ref a .5, b .5.
+   * Missing 0 -> .25 counts. */
+  double want = term(0.5, 0.5) + term(1.0 / 6, 0.5) + term(1.0 / 3, 0) +
+                term(0.25, 0) + term(0.75, 1);
   CHECK_NEAR(s.psi, want, 1e-12);
-  CHECK_NEAR(s.psi, 4.466278840702406, 1e-9);
+  CHECK_NEAR(s.psi, 5.096451900742996, 1e-9);
   CHECK_NEAR(s.missing_live, 0.25, 1e-12);
   psi_live_destroy(l);
   psi_ref_destroy(r);
@@ -199,7 +207,7 @@ TEST(scores_json)
   int worst;
   REQUIRE(psi_live_scores_json(l, &j, &mx, &worst, &E) == ERR_OK);
   CHECK_EQ_INT(worst, 2); /* the text feature */
-  CHECK_NEAR(mx, 4.466278840702406, 1e-9);
+  CHECK_NEAR(mx, 5.096451900742996, 1e-9);
   const cJSON *c = cJSON_GetObjectItem(j, "c");
   CHECK(cJSON_IsNumber(cJSON_GetObjectItem(c, "psi")));
   CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(c, "kind")),
@@ -236,12 +244,14 @@ TEST(live_odd_values)
   struct psi_score s;
   REQUIRE(psi_live_score(l, 0, &s, &E) == ERR_OK);
   CHECK_NEAR(s.missing_live, 1.0 / 3, 1e-15);
-  /* live <10 1/3, [10,20) 0, >=20 1/3, missing 1/3 */
-  CHECK_NEAR(s.psi, term(1.0 / 3, 0.2) + term(0, 0.4) + term(1.0 / 3, 0.2) +
-                        term(1.0 / 3, 0.2), 1e-12);
+  /* present: <10 .5, [10,20) 0, >=20 .5 vs .25 .5 .25; missing .2 -> 1/3 */
+  CHECK_NEAR(s.psi, 2 * term(0.5, 0.25) + term(0, 0.5) +
+                        term(1.0 / 3, 0.2) + term(2.0 / 3, 0.8), 1e-12);
   CHECK_EQ_STR(s.top_bin, "[10, 20)");
   REQUIRE(psi_live_score(l, 1, &s, &E) == ERR_OK);
   CHECK_NEAR(s.missing_live, 0, 0);
+  /* missing 0 -> 0: the missing part does not count */
+  CHECK_NEAR(s.missing_psi, 0, 0);
   CHECK_NEAR(s.psi, term(2.0 / 3, 0.6) + term(0, 0.4) + term(1.0 / 3, 0),
              1e-12);
   CHECK_EQ_STR(s.top_bin, "B"); /* (0 - .4) ln(1e-4 / .4) is the largest */
@@ -316,9 +326,10 @@ TEST(numeric_all_missing_in_training)
   REQUIRE(l);
   struct psi_score s;
   REQUIRE(psi_live_score(l, 0, &s, &E) == ERR_OK);
-  /* ref (all) 0, missing 1; live .5 .5 */
+  /* no present training value: only the shares compare, both ways */
+  CHECK(isnan(s.value_psi));
   CHECK_NEAR(s.psi, term(0.5, 0) + term(0.5, 1), 1e-12);
-  CHECK_EQ_STR(s.top_bin, "(all)");
+  CHECK_EQ_STR(s.top_bin, "(missing)");
   psi_live_destroy(l);
   psi_ref_destroy(r);
 }

@@ -1,0 +1,968 @@
+/* test_drift.c - drift and label feedback against real parts: a real
+ * MariaDB (database it_drift, made with `mlopsd db init` and `db seed`),
+ * a real model version trained by the pipeline on the seeded sample data
+ * (its real reference.json), prediction-log rows drawn from
+ * ../shared/data/credit/predict_requests.jsonl, and the `mlopsd drift`
+ * command.
+ *
+ * The task tests build a task_ctx by hand (fields from a cJSON object, a
+ * log sink collecting lines, a trigger callback that records the call),
+ * as tests/integration/test_task.c does.
+ *
+ * Needs MLOPSD_DATABASE_HOST/PORT/USER/PASSWORD, MLOPSD_BIN and
+ * MLOPSD_SRC (tests/run.sh provides them).
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "mlopsd/cfg.h"
+#include "mlopsd/db.h"
+#include "mlopsd/pipeline.h"
+#include "mlopsd/registry.h"
+#include "mlopsd/spec.h"
+#include "mlopsd/sqlsplit.h"
+#include "mlopsd/task.h"
+
+#define DBNAME "it_drift"
+#define MODEL "credit_score_classification"
+#define LOGT "credit_predictions_api_log"
+
+static struct err E;
+static struct db_pool *P;
+static struct cfg CFG;
+static char g_src[512], g_bin[512], g_tmp[256], g_cfg[300], g_reg[300],
+    g_log[300];
+static char **g_lines; /* predict_requests.jsonl, the "data" objects */
+static size_t g_nlines;
+
+#define CHECK_OK(call)                                                        \
+  do {                                                                        \
+    enum err_code rc_ = (call);                                               \
+    if (rc_ != ERR_OK) {                                                      \
+      fprintf(stderr, "  FAIL %s:%d: %s: %s -> %s: %s\n", __FILE__,           \
+              __LINE__, check_cur_name, #call, err_str(rc_), E.msg);          \
+      check_cur_failed = 1;                                                   \
+    }                                                                         \
+  } while (0)
+
+#define CHECK_HAS(s, sub)                                                     \
+  do {                                                                        \
+    const char *s_ = (s);                                                     \
+    if (!s_ || !strstr(s_, (sub))) {                                          \
+      fprintf(stderr, "  FAIL %s:%d: %s: \"%.300s\" lacks \"%s\"\n",          \
+              __FILE__, __LINE__, check_cur_name, s_ ? s_ : "(null)",         \
+              (sub));                                                         \
+      check_cur_failed = 1;                                                   \
+    }                                                                         \
+  } while (0)
+
+/* ---- a hand-built task context -------------------------------------- */
+
+#define MAXLINES 512
+
+struct tc {
+  struct task_ctx t;
+  cJSON *fields;
+  int n;
+  char *line[MAXLINES];
+  int ntrig;
+  char trig_dag[128], trig_date[64];
+  cJSON *trig_conf;
+  enum err_code trig_rc; /* what the callback answers */
+};
+
+static const char *tc_field(const struct task_ctx *t, const char *name)
+{
+  const struct tc *c = (const struct tc *)t;
+  const cJSON *j = cJSON_GetObjectItemCaseSensitive(c->fields, name);
+  return cJSON_IsString(j) ? j->valuestring : NULL;
+}
+
+static const struct cJSON *tc_field_json(const struct task_ctx *t,
+                                         const char *name)
+{
+  const struct tc *c = (const struct tc *)t;
+  return cJSON_GetObjectItemCaseSensitive(c->fields, name);
+}
+
+static void tc_log(const struct task_ctx *t, const char *stream,
+                   const char *line)
+{
+  struct tc *c = (struct tc *)t;
+  (void)stream;
+  if (c->n < MAXLINES)
+    c->line[c->n++] = strdup(line);
+  if (getenv("VERBOSE"))
+    fprintf(stderr, "    [log] %s\n", line);
+}
+
+static enum err_code tc_trigger(const struct task_ctx *t, const char *dag_id,
+                                const char *logical_date,
+                                const struct cJSON *conf, char *run_id_out,
+                                int run_id_cap, struct err *e)
+{
+  struct tc *c = (struct tc *)t;
+  if (c->trig_rc != ERR_OK)
+    return err_set(e, c->trig_rc, "DAG '%s' already has a run", dag_id);
+  c->ntrig++;
+  snprintf(c->trig_dag, sizeof(c->trig_dag), "%s", dag_id);
+  snprintf(c->trig_date, sizeof(c->trig_date), "%s", logical_date);
+  cJSON_Delete(c->trig_conf);
+  c->trig_conf = conf ? cJSON_Duplicate(conf, 1) : NULL;
+  snprintf(run_id_out, (size_t)run_id_cap, "manual__%s", logical_date);
+  return ERR_OK;
+}
+
+static struct tc *tc_new(const char *fields, const char *ds)
+{
+  struct tc *c = calloc(1, sizeof(*c));
+  c->fields = cJSON_Parse(fields);
+  if (!c->fields)
+    fprintf(stderr, "  bad test JSON: %s\n", fields);
+  c->t.dag_id = "credit_score_monitor";
+  c->t.run_id = "scheduled__test";
+  c->t.task_id = "check";
+  c->t.try_number = 1;
+  c->t.ds = ds;
+  c->t.field = tc_field;
+  c->t.field_json = tc_field_json;
+  c->t.cfg = &CFG;
+  c->t.db = P;
+  c->t.log_line = tc_log;
+  c->t.trigger = tc_trigger;
+  return c;
+}
+
+static void tc_free(struct tc *c)
+{
+  if (!c)
+    return;
+  for (int i = 0; i < c->n; i++)
+    free(c->line[i]);
+  cJSON_Delete(c->fields);
+  cJSON_Delete(c->trig_conf);
+  free(c);
+}
+
+static int tc_has(const struct tc *c, const char *sub)
+{
+  for (int i = 0; i < c->n; i++)
+    if (strstr(c->line[i], sub))
+      return 1;
+  return 0;
+}
+
+static enum err_code run_type(struct tc *c, const char *type)
+{
+  const struct task_type *ty = task_type_find(type);
+  if (!ty)
+    return err_set(&E, ERR_NOTFOUND, "no type %s", type);
+  err_clear(&E);
+  return ty->run(&c->t, &E);
+}
+
+/* ---- database helpers ------------------------------------------------ */
+
+static int exec(const char *sql)
+{
+  struct db_conn *c;
+  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
+    return -1;
+  int r = db_exec(c, sql, NULL, &E) == ERR_OK ? 0 : -1;
+  if (r)
+    fprintf(stderr, "  exec: %s\n", E.msg);
+  db_release(P, c);
+  return r;
+}
+
+static int64_t q1(const char *sql)
+{
+  struct db_conn *c;
+  int64_t v = INT64_MIN;
+  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
+    return INT64_MIN;
+  if (db_query_i64(c, sql, NULL, 0, &v, &E) != ERR_OK)
+    v = INT64_MIN;
+  db_release(P, c);
+  return v;
+}
+
+struct strbuf {
+  char s[8192];
+};
+
+static int str_row(void *user, const struct db_row *row)
+{
+  struct strbuf *b = user;
+  const char *v = db_row_str(row, 0, NULL);
+  snprintf(b->s, sizeof(b->s), "%s", v ? v : "(null)");
+  return 1;
+}
+
+static void qs(const char *sql, struct strbuf *out)
+{
+  struct db_conn *c;
+  out->s[0] = '\0';
+  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
+    return;
+  if (db_query(c, sql, NULL, 0, str_row, out, NULL, &E) != ERR_OK)
+    snprintf(out->s, sizeof(out->s), "error: %.200s", E.msg);
+  db_release(P, c);
+}
+
+/* One prediction-log row; created_at NULL = now; version 0 = NULL. */
+static int log_row(const char *cid, const char *features, const char *pred,
+                   const char *created_at, const char *model, int version)
+{
+  struct db_conn *c;
+  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
+    return -1;
+  struct db_val p[] = {
+      DB_V_STR(cid),
+      DB_V_STR(features),
+      DB_V_STR(pred),
+      created_at ? DB_V_STR(created_at) : DB_V_NULL,
+      model ? DB_V_STR(model) : DB_V_NULL,
+      version ? DB_V_INT(version) : DB_V_NULL,
+  };
+  int r = db_exec_params(c,
+                         "INSERT INTO " LOGT " (customer_id, features, "
+                         "prediction, confidence, elapsed_ms, created_at, "
+                         "model_name, model_version) VALUES (?, ?, ?, 0.5, "
+                         "1, COALESCE(?, UTC_TIMESTAMP()), ?, ?)",
+                         p, 6, NULL, &E) == ERR_OK
+              ? 0
+              : -1;
+  if (r)
+    fprintf(stderr, "  log_row: %s\n", E.msg);
+  db_release(P, c);
+  return r;
+}
+
+/* Log n request rows from line `from` on; shift: annual_income x3 and an
+ * occupation never seen in training. */
+static int log_requests(size_t from, size_t n, int shift)
+{
+  for (size_t i = 0; i < n; i++) {
+    cJSON *d = cJSON_Parse(g_lines[(from + i) % g_nlines]);
+    if (!d)
+      return -1;
+    if (shift) {
+      cJSON *inc = cJSON_GetObjectItem(d, "annual_income");
+      if (cJSON_IsNumber(inc))
+        cJSON_SetNumberValue(inc, inc->valuedouble * 3);
+      cJSON_ReplaceItemInObject(d, "occupation",
+                                cJSON_CreateString("Astronaut"));
+    }
+    char cid[16];
+    const cJSON *ci = cJSON_GetObjectItem(d, "customer_id");
+    snprintf(cid, sizeof(cid), "%d", cJSON_IsNumber(ci) ? ci->valueint : 0);
+    char *txt = cJSON_PrintUnformatted(d);
+    int r = log_row(cid, txt, "Standard", NULL, MODEL, 1);
+    cJSON_free(txt);
+    cJSON_Delete(d);
+    if (r)
+      return -1;
+  }
+  return 0;
+}
+
+/* ---- set-up ----------------------------------------------------------- */
+
+static int run_cmd(const char *cmd)
+{
+  int st = system(cmd);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *b = malloc((size_t)n + 1);
+  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+    free(b);
+    b = NULL;
+  }
+  fclose(f);
+  if (b) {
+    b[n] = '\0';
+    if (len)
+      *len = (size_t)n;
+  }
+  return b;
+}
+
+static int load_lines(void)
+{
+  char path[700];
+  snprintf(path, sizeof(path),
+           "%s/../shared/data/credit/predict_requests.jsonl", g_src);
+  char *all = read_file(path, NULL);
+  if (!all) {
+    snprintf(path, sizeof(path),
+             "/work/shared/data/credit/predict_requests.jsonl");
+    all = read_file(path, NULL);
+  }
+  if (!all) {
+    fprintf(stderr, "cannot read predict_requests.jsonl\n");
+    return -1;
+  }
+  size_t cap = 8192;
+  g_lines = calloc(cap, sizeof(char *));
+  for (char *p = all, *nl; p && *p; p = nl ? nl + 1 : NULL) {
+    nl = strchr(p, '\n');
+    if (nl)
+      *nl = '\0';
+    cJSON *j = cJSON_Parse(p);
+    const cJSON *d = cJSON_GetObjectItem(j, "data");
+    if (cJSON_IsObject(d) && g_nlines < cap)
+      g_lines[g_nlines++] = cJSON_PrintUnformatted(d);
+    cJSON_Delete(j);
+  }
+  free(all);
+  return g_nlines >= 2000 ? 0 : -1;
+}
+
+/* features.sql for ds, run statement by statement. */
+static int extract_features(const char *ds)
+{
+  char path[700];
+  snprintf(path, sizeof(path), "%s/sql/features.sql", g_src);
+  size_t len;
+  char *src = read_file(path, &len);
+  if (!src)
+    return -1;
+  /* {{ ds }} -> the date: same length budget is not needed, build anew */
+  char *out = malloc(len * 2 + 1);
+  size_t o = 0;
+  for (const char *p = src; *p;) {
+    if (strncmp(p, "{{ ds }}", 8) == 0) {
+      o += (size_t)sprintf(out + o, "%s", ds);
+      p += 8;
+    } else {
+      out[o++] = *p++;
+    }
+  }
+  out[o] = '\0';
+  free(src);
+  struct sqlsplit_list l = {0};
+  int r = sqlsplit_split(out, &l, &E) == ERR_OK ? 0 : -1;
+  for (size_t i = 0; r == 0 && i < l.n; i++)
+    r = exec(l.v[i].sql);
+  sqlsplit_list_free(&l);
+  free(out);
+  return r;
+}
+
+static int train_production(void)
+{
+  char path[700];
+  struct spec *sp = NULL;
+  struct registry *reg = NULL;
+  struct pipeline_result res;
+  memset(&res, 0, sizeof(res));
+  snprintf(path, sizeof(path), "%s/config/models/" MODEL ".yaml", g_src);
+  struct pipeline_opts o = {0};
+  o.ds = "2025-09-01";
+  o.dag_id = "it_drift";
+  o.dag_run_id = "it_drift_train";
+  o.nthread = 1;
+  o.max_trials = 1;
+  o.num_boost_round = 10;
+  o.early_stopping_rounds = -1;
+  int r = -1;
+  if (spec_load(path, &sp, &E) || registry_open(g_reg, &reg, &E) ||
+      pipeline_train(reg, P, sp, &o, &res, &E) ||
+      registry_alias_set(reg, MODEL, REGISTRY_PRODUCTION, res.version, NULL,
+                         &E))
+    fprintf(stderr, "train: %s\n", E.msg);
+  else
+    r = 0;
+  pipeline_result_free(&res);
+  registry_close(reg);
+  spec_destroy(sp);
+  return r;
+}
+
+static int setup(void)
+{
+  const char *s = getenv("MLOPSD_SRC"), *b = getenv("MLOPSD_BIN");
+  if (!s || !b || !getenv("MLOPSD_DATABASE_HOST")) {
+    fprintf(stderr, "test_drift: MLOPSD_SRC, MLOPSD_BIN and "
+                    "MLOPSD_DATABASE_* must be set (tests/run.sh)\n");
+    return -1;
+  }
+  snprintf(g_src, sizeof(g_src), "%s", s);
+  snprintf(g_bin, sizeof(g_bin), "%s", b);
+  snprintf(g_tmp, sizeof(g_tmp), "/tmp/mlopsd-it-drift.XXXXXX");
+  if (!mkdtemp(g_tmp))
+    return -1;
+  snprintf(g_reg, sizeof(g_reg), "%s/registry", g_tmp);
+  snprintf(g_cfg, sizeof(g_cfg), "%s/mlopsd.yaml", g_tmp);
+  snprintf(g_log, sizeof(g_log), "%s/cmd.log", g_tmp);
+  setenv("MLOPSD_DATABASE_NAME", DBNAME, 1);
+  FILE *f = fopen(g_cfg, "w");
+  if (!f)
+    return -1;
+  fprintf(f,
+          "database:\n  name: " DBNAME "\n"
+          "models:\n  specs_dir: %s/config/models\n  registry_dir: %s\n"
+          "scheduler:\n  dags_dir: %s/dags\n",
+          g_src, g_reg, g_tmp);
+  fclose(f);
+  cfg_defaults(&CFG);
+  snprintf(CFG.models_registry_dir, sizeof(CFG.models_registry_dir), "%.300s",
+           g_reg);
+
+  struct db_opts o = {0};
+  o.host = getenv("MLOPSD_DATABASE_HOST");
+  o.port = atoi(getenv("MLOPSD_DATABASE_PORT") ? getenv("MLOPSD_DATABASE_PORT")
+                                               : "3306");
+  o.user = getenv("MLOPSD_DATABASE_USER");
+  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
+  o.size = 3;
+  o.connect_timeout_s = 5;
+  struct db_pool *p0 = NULL;
+  struct db_conn *c = NULL;
+  if (db_pool_create(&p0, &o, &E) || db_acquire(p0, 10000, &c, &E) ||
+      db_exec(c, "DROP DATABASE IF EXISTS " DBNAME, NULL, &E)) {
+    fprintf(stderr, "setup: %s\n", E.msg);
+    return -1;
+  }
+  db_release(p0, c);
+  db_pool_destroy(p0);
+  char cmd[8192];
+  snprintf(cmd, sizeof(cmd),
+           "cd %s && %s -c %s db init >>%s 2>&1 && "
+           "%s -c %s db seed --dir %s/sql/data >>%s 2>&1",
+           g_src, g_bin, g_cfg, g_log, g_bin, g_cfg, g_src, g_log);
+  if (run_cmd(cmd) != 0) {
+    fprintf(stderr, "db init/seed failed, see %s\n", g_log);
+    return -1;
+  }
+  o.database = DBNAME;
+  if (db_pool_create(&P, &o, &E)) {
+    fprintf(stderr, "setup: %s\n", E.msg);
+    return -1;
+  }
+  if (load_lines() || extract_features("2025-09-01") || train_production())
+    return -1;
+  return 0;
+}
+
+/* ---- drift -------------------------------------------------------------- */
+
+#define DRIFT_FIELDS(extra)                                                   \
+  "{\"model\": \"" MODEL "\", \"window\": 1000, \"threshold\": 0.2,"          \
+  " \"min_rows\": 100, \"trigger_dag\": \"credit_score_classification_ct\""  \
+  extra "}"
+
+static int64_t last_report(void)
+{
+  return q1("SELECT MAX(id) FROM drift_report");
+}
+
+TEST(no_rows_insufficient)
+{
+  struct tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
+  CHECK_OK(run_type(c, "drift"));
+  CHECK_EQ_INT(c->ntrig, 0);
+  CHECK_EQ_INT(c->t.skip, 0);
+  struct strbuf b;
+  qs("SELECT CONCAT(model, ' ', version, ' ', window_rows, ' ', verdict, "
+     "' ', COALESCE(max_score, 'null')) FROM drift_report ORDER BY id DESC "
+     "LIMIT 1", &b);
+  CHECK_EQ_STR(b.s, MODEL " 1 0 insufficient_data null");
+  tc_free(c);
+}
+
+/* Rows of the training table itself (the month the version was trained
+ * on), logged as the server would log them: the same population. */
+static int log_training_rows(size_t n)
+{
+  char sql[4096];
+  snprintf(sql, sizeof(sql),
+           "INSERT INTO " LOGT " (customer_id, features, prediction, "
+           "confidence, elapsed_ms, model_name, model_version) "
+           "SELECT customer_id, JSON_OBJECT('customer_id', customer_id, "
+           "'age', age, 'occupation', occupation, 'annual_income', "
+           "annual_income, 'monthly_inhand_salary', monthly_inhand_salary, "
+           "'num_bank_accounts', num_bank_accounts, 'num_credit_card', "
+           "num_credit_card, 'interest_rate', interest_rate, 'num_of_loan', "
+           "num_of_loan, 'type_of_loan', type_of_loan, "
+           "'delay_from_due_date', delay_from_due_date, "
+           "'num_of_delayed_payment', num_of_delayed_payment, "
+           "'changed_credit_limit', changed_credit_limit, "
+           "'num_credit_inquiries', num_credit_inquiries, 'credit_mix', "
+           "credit_mix, 'outstanding_debt', outstanding_debt, "
+           "'credit_utilization_ratio', credit_utilization_ratio, "
+           "'credit_history_age', credit_history_age, "
+           "'payment_of_min_amount', payment_of_min_amount, "
+           "'total_emi_per_month', total_emi_per_month, "
+           "'amount_invested_monthly', amount_invested_monthly, "
+           "'payment_behaviour', payment_behaviour, 'monthly_balance', "
+           "monthly_balance), credit_score, 0.5, 1, '" MODEL "', 1 "
+           "FROM credit_score_features_target WHERE base_dt = '2025-09-01' "
+           "ORDER BY id LIMIT %zu",
+           n);
+  return exec(sql);
+}
+
+/* The latest report's scores ("features" object) into *j. */
+static const cJSON *latest_scores(cJSON **j)
+{
+  static struct strbuf b;
+  qs("SELECT scores FROM drift_report ORDER BY id DESC LIMIT 1", &b);
+  *j = cJSON_Parse(b.s);
+  return cJSON_GetObjectItem(*j, "features");
+}
+
+static double feature_psi(const cJSON *f, const char *name)
+{
+  return cJSON_GetNumberValue(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(f, name), "psi"));
+}
+
+TEST(stable_population_ok)
+{
+  REQUIRE(log_training_rows(1000) == 0);
+  struct tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
+  CHECK_OK(run_type(c, "drift"));
+  CHECK_EQ_INT(c->ntrig, 0);
+  struct strbuf b;
+  qs("SELECT CONCAT(window_rows, ' ', verdict) FROM drift_report ORDER BY "
+     "id DESC LIMIT 1", &b);
+  CHECK_EQ_STR(b.s, "1000 ok");
+  /* every feature of the spec has a score, all below the threshold */
+  cJSON *j;
+  const cJSON *f = latest_scores(&j);
+  CHECK_EQ_INT(cJSON_GetArraySize(f), 22);
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "threshold")) == 0.2);
+  const cJSON *x;
+  double mx = 0;
+  cJSON_ArrayForEach(x, f)
+  {
+    double v = cJSON_GetNumberValue(cJSON_GetObjectItem(x, "psi"));
+    CHECK(v >= 0 && v < 0.2);
+    if (v > mx)
+      mx = v;
+  }
+  CHECK(mx > 0);
+  /* the missing shares of the training table come through as such */
+  const cJSON *cm = cJSON_GetObjectItem(f, "credit_mix");
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(cm, "missing_live")) > 0.1);
+  double stored = (double)q1("SELECT ROUND(max_score * 1e6) FROM "
+                             "drift_report ORDER BY id DESC LIMIT 1") / 1e6;
+  CHECK(fabs(stored - mx) < 2e-6);
+  cJSON_Delete(j);
+  CHECK(tc_has(c, "-> ok"));
+  if (getenv("VERBOSE"))
+    fprintf(stderr, "    stable max PSI %.4f\n", mx);
+  tc_free(c);
+}
+
+/* predict_requests.jsonl holds complete rows only: no missing value and
+ * no customer without loans (their type_of_loan is missing, which the
+ * spec requires).  PSI sees exactly that and nothing else. */
+TEST(complete_case_requests)
+{
+  REQUIRE(log_requests(0, 1000, 0) == 0);
+  struct tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
+  CHECK_OK(run_type(c, "drift"));
+  cJSON *j;
+  const cJSON *f = latest_scores(&j);
+  const cJSON *x;
+  cJSON_ArrayForEach(x, f)
+  {
+    double v = cJSON_GetNumberValue(cJSON_GetObjectItem(x, "psi"));
+    int loans = !strcmp(x->string, "num_of_loan") ||
+                !strcmp(x->string, "total_emi_per_month");
+    if (loans ? !(v > 0.2) : !(v < 0.1)) {
+      fprintf(stderr, "  %s: psi %.4f\n", x->string, v);
+      check_cur_failed = 1;
+    }
+    /* fewer missing values than in training never count */
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(x, "missing_live")) == 0);
+  }
+  const cJSON *nl = cJSON_GetObjectItem(f, "num_of_loan");
+  CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(nl, "top_bin")),
+               "[0, 1)");
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(nl, "top_live")) == 0);
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(nl, "top_ref")) > 0.05);
+  cJSON_Delete(j);
+  CHECK_EQ_INT(c->ntrig, 1);
+  tc_free(c);
+}
+
+TEST(min_rows_not_met)
+{
+  struct tc *c = tc_new("{\"model\": \"" MODEL "\", \"min_rows\": 5000,"
+                        " \"trigger_dag\": \"ct\"}", "2025-09-01");
+  CHECK_OK(run_type(c, "drift"));
+  CHECK_EQ_INT(c->ntrig, 0);
+  struct strbuf b;
+  qs("SELECT CONCAT(window_rows, ' ', verdict) FROM drift_report ORDER BY "
+     "id DESC LIMIT 1", &b);
+  CHECK_EQ_STR(b.s, "1000 insufficient_data");
+  tc_free(c);
+}
+
+TEST(shifted_population_triggers)
+{
+  REQUIRE(log_requests(1000, 1000, 1) == 0);
+  struct tc *c = tc_new(DRIFT_FIELDS(", \"conf\": {\"note\": \"from "
+                                     "{{ dag_id }}\"}"),
+                        "2025-09-01");
+  CHECK_OK(run_type(c, "drift"));
+  int64_t id = last_report();
+  struct strbuf b;
+  if (getenv("VERBOSE"))
+    fprintf(stderr, "    shifted: report %lld\n", (long long)id);
+  qs("SELECT CONCAT(window_rows, ' ', verdict) FROM drift_report ORDER BY "
+     "id DESC LIMIT 1", &b);
+  CHECK_EQ_STR(b.s, "1000 drift");
+  cJSON *j;
+  const cJSON *f = latest_scores(&j);
+  double inc = feature_psi(f, "annual_income");
+  double occ = feature_psi(f, "occupation");
+  CHECK(inc > 0.2);
+  CHECK(occ > 0.2);
+  CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(
+                   cJSON_GetObjectItem(f, "occupation"), "top_bin")),
+               "(unseen)");
+  /* an unshifted feature stays quiet */
+  double age = feature_psi(f, "age");
+  CHECK(age < 0.2);
+  CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "worst")),
+               "occupation");
+  cJSON_Delete(j);
+  /* the CT DAG was started with the reason */
+  CHECK_EQ_INT(c->ntrig, 1);
+  CHECK_EQ_STR(c->trig_dag, "credit_score_classification_ct");
+  CHECK(strncmp(c->trig_date, "2025-09-01T", 11) == 0);
+  const cJSON *cf = c->trig_conf;
+  CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cf, "reason")),
+               "drift");
+  CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cf, "feature")),
+               "occupation");
+  CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cf, "model")),
+               MODEL);
+  CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(cf, "report_id")),
+               id);
+  CHECK(fabs(cJSON_GetNumberValue(cJSON_GetObjectItem(cf, "psi")) - occ) <
+        1e-9);
+  CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cf, "note")),
+               "from credit_score_monitor");
+  CHECK(tc_has(c, "started DAG credit_score_classification_ct"));
+  CHECK(tc_has(c, "occupation"));
+  tc_free(c);
+}
+
+TEST(drift_without_trigger_fails)
+{
+  struct tc *c = tc_new("{\"model\": \"" MODEL "\", \"window\": 500}",
+                        "2025-09-01");
+  CHECK(run_type(c, "drift") == ERR_STATE);
+  CHECK_HAS(E.msg, "no trigger_dag set");
+  CHECK_HAS(E.msg, "threshold 0.2");
+  CHECK_EQ_INT(c->ntrig, 0);
+  struct strbuf b;
+  qs("SELECT CONCAT(window_rows, ' ', verdict) FROM drift_report ORDER BY "
+     "id DESC LIMIT 1", &b);
+  CHECK_EQ_STR(b.s, "500 drift");
+  tc_free(c);
+}
+
+TEST(existing_run_is_not_an_error)
+{
+  struct tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
+  c->trig_rc = ERR_EXISTS;
+  CHECK_OK(run_type(c, "drift"));
+  CHECK(tc_has(c, "already has a run"));
+  tc_free(c);
+}
+
+TEST(cooldown)
+{
+  /* a drift-triggered run of the CT DAG 5 minutes ago */
+  REQUIRE(exec("INSERT INTO dag_run (run_id, dag_id, logical_date, run_type,"
+               " conf, queued_at) VALUES ('it_cool', "
+               "'credit_score_classification_ct', '2025-09-01 01:00:00', "
+               "'manual', '{\"reason\": \"drift\", \"model\": \"" MODEL
+               "\"}', UTC_TIMESTAMP(6) - INTERVAL 5 MINUTE)") == 0);
+  struct tc *c = tc_new(DRIFT_FIELDS(", \"cooldown_minutes\": 60"),
+                        "2025-09-01");
+  CHECK_OK(run_type(c, "drift"));
+  CHECK_EQ_INT(c->ntrig, 0);
+  CHECK(tc_has(c, "cooldown_minutes"));
+  tc_free(c);
+  c = tc_new(DRIFT_FIELDS(", \"cooldown_minutes\": 3"), "2025-09-01");
+  CHECK_OK(run_type(c, "drift"));
+  CHECK_EQ_INT(c->ntrig, 1);
+  tc_free(c);
+  REQUIRE(exec("DELETE FROM dag_run WHERE run_id = 'it_cool'") == 0);
+}
+
+TEST(no_production_version_skips)
+{
+  struct registry *reg;
+  REQUIRE(registry_open(g_reg, &reg, &E) == ERR_OK);
+  REQUIRE(registry_alias_delete(reg, MODEL, REGISTRY_PRODUCTION, &E) ==
+          ERR_OK);
+  int64_t before = last_report();
+  struct tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
+  CHECK_OK(run_type(c, "drift"));
+  CHECK_EQ_INT(c->t.skip, 1);
+  CHECK_EQ_INT(c->ntrig, 0);
+  CHECK_EQ_INT(last_report(), before);
+  tc_free(c);
+  REQUIRE(registry_alias_set(reg, MODEL, REGISTRY_PRODUCTION, 1, NULL, &E) ==
+          ERR_OK);
+  registry_close(reg);
+}
+
+TEST(field_checks)
+{
+  const struct task_type *ty = task_type_find("drift");
+  REQUIRE(ty && ty->check);
+  struct tc *c = tc_new("{\"model\": \"m\", \"threshold\": \"abc\"}", "");
+  CHECK(ty->check(&c->t, &E) == ERR_INVAL);
+  CHECK_HAS(E.msg, "threshold");
+  tc_free(c);
+  c = tc_new("{\"model\": \"m\", \"window\": 0}", "");
+  CHECK(ty->check(&c->t, &E) == ERR_INVAL);
+  CHECK_HAS(E.msg, "window");
+  tc_free(c);
+  c = tc_new("{\"model\": \"m\", \"conf\": [1]}", "");
+  CHECK(ty->check(&c->t, &E) == ERR_INVAL);
+  tc_free(c);
+  c = tc_new("{\"model\": \"m\", \"window\": 10, \"threshold\": 0.1}", "");
+  CHECK_OK(ty->check(&c->t, &E));
+  tc_free(c);
+  c = tc_new("{\"model\": \"../x\"}", "2025-09-01");
+  CHECK(run_type(c, "drift") == ERR_INVAL);
+  tc_free(c);
+  ty = task_type_find("label_feedback");
+  REQUIRE(ty && ty->check);
+  c = tc_new("{\"model\": \"m\", \"floor_accuracy\": 1.5}", "");
+  CHECK(ty->check(&c->t, &E) == ERR_INVAL);
+  CHECK_HAS(E.msg, "floor_accuracy");
+  tc_free(c);
+}
+
+/* ---- label feedback ----------------------------------------------------- */
+
+static const char *FEAT = "{\"age\": 30}";
+
+/* (label, prediction) pairs of customers fbNN logged at `at` */
+static int fb_rows(int first, const char *const (*pairs)[2], int n,
+                   const char *at, int version, const char *model)
+{
+  for (int i = 0; i < n; i++) {
+    char cid[16], sql[512];
+    snprintf(cid, sizeof(cid), "fb%d", first + i);
+    if (pairs[i][0]) {
+      snprintf(sql, sizeof(sql),
+               "INSERT INTO credit_score (id, customer_id, date, "
+               "credit_score) VALUES ('l%d', '%s', '2030-01-01', '%s')",
+               first + i, cid, pairs[i][0]);
+      if (exec(sql))
+        return -1;
+    }
+    if (log_row(cid, FEAT, pairs[i][1], at, model, version))
+      return -1;
+  }
+  return 0;
+}
+
+TEST(label_feedback_metrics)
+{
+  /* version 1 on 2030-01-15: 7 of 10 right */
+  static const char *const d15[][2] = {
+      {"Good", "Good"},         {"Good", "Good"},
+      {"Good", "Good"},         {"Standard", "Standard"},
+      {"Standard", "Standard"}, {"Standard", "Standard"},
+      {"Poor", "Poor"},         {"Good", "Standard"},
+      {"Poor", "Standard"},     {"Poor", "Standard"},
+  };
+  REQUIRE(fb_rows(100, d15, 10, "2030-01-15 10:00:00", 1, MODEL) == 0);
+  /* no version recorded (counts for production = 1) on 2030-01-16: 4 of 4 */
+  static const char *const d16a[][2] = {
+      {"Good", "Good"}, {"Poor", "Poor"}, {"Good", "Good"}, {"Poor", "Poor"}};
+  REQUIRE(fb_rows(200, d16a, 4, "2030-01-16 23:59:59", 0, NULL) == 0);
+  /* version 2 on 2030-01-16: 2 of 5 */
+  static const char *const d16b[][2] = {{"Good", "Good"},
+                                        {"Good", "Poor"},
+                                        {"Standard", "Standard"},
+                                        {"Standard", "Good"},
+                                        {"Poor", "Good"}};
+  REQUIRE(fb_rows(300, d16b, 5, "2030-01-16 08:00:00", 2, MODEL) == 0);
+  /* left out: no label yet, another model, outside the window */
+  static const char *const nolabel[][2] = {{NULL, "Good"}};
+  REQUIRE(fb_rows(400, nolabel, 1, "2030-01-16 09:00:00", 1, MODEL) == 0);
+  static const char *const other[][2] = {{"Good", "Poor"}};
+  REQUIRE(fb_rows(500, other, 1, "2030-01-16 09:00:00", 1, "other_model") ==
+          0);
+  static const char *const late[][2] = {{"Good", "Poor"}};
+  REQUIRE(fb_rows(600, late, 1, "2030-01-17 00:00:00", 1, MODEL) == 0);
+  /* a label of another month does not count for a January prediction */
+  REQUIRE(exec("INSERT INTO credit_score (id, customer_id, date, "
+               "credit_score) VALUES ('l700', 'fb700', '2029-12-01', "
+               "'Good')") == 0);
+  REQUIRE(log_row("fb700", FEAT, "Good", "2030-01-16 09:00:00", MODEL, 1) ==
+          0);
+
+  for (int round = 0; round < 2; round++) { /* the second run upserts */
+    struct tc *c = tc_new("{\"model\": \"" MODEL "\", \"days\": 7}",
+                          "2030-01-16");
+    CHECK_OK(run_type(c, "label_feedback"));
+    CHECK_EQ_INT(c->ntrig, 0);
+    CHECK(tc_has(c, "2 without a label yet"));
+    tc_free(c);
+  }
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM live_metrics"), 3);
+  struct strbuf b;
+  qs("SELECT CONCAT(n, ' ', ROUND(accuracy, 6), ' ', ROUND(f1_macro, 6)) "
+     "FROM live_metrics WHERE model = '" MODEL "' AND version = 1 AND day = "
+     "'2030-01-15'", &b);
+  /* F1: Good 6/7, Standard 6/9, Poor 2/4 -> mean 0.674603 */
+  CHECK_EQ_STR(b.s, "10 0.700000 0.674603");
+  qs("SELECT CONCAT(n, ' ', ROUND(accuracy, 6), ' ', ROUND(f1_macro, 6)) "
+     "FROM live_metrics WHERE version = 1 AND day = '2030-01-16'", &b);
+  CHECK_EQ_STR(b.s, "4 1.000000 1.000000");
+  /* version 2: Good tp1 fp2 fn1 -> 2/5; Standard tp1 fn1 -> 2/3; Poor tp0
+   * fp1 fn1 -> 0; mean (0.4 + 0.666667 + 0) / 3 */
+  qs("SELECT CONCAT(n, ' ', ROUND(accuracy, 6), ' ', ROUND(f1_macro, 6)) "
+     "FROM live_metrics WHERE version = 2 AND day = '2030-01-16'", &b);
+  CHECK_EQ_STR(b.s, "5 0.400000 0.355556");
+}
+
+TEST(label_feedback_floor)
+{
+  /* production version 1 over the window: 11 of 14 = 0.7857 */
+  struct tc *c = tc_new("{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.5,"
+                        " \"min_rows\": 5, \"trigger_dag\": \"ct\"}",
+                        "2030-01-16");
+  CHECK_OK(run_type(c, "label_feedback"));
+  CHECK_EQ_INT(c->ntrig, 0);
+  CHECK(tc_has(c, "accuracy 0.7857 over 14"));
+  tc_free(c);
+  c = tc_new("{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.9,"
+             " \"min_rows\": 100, \"trigger_dag\": \"ct\"}",
+             "2030-01-16");
+  CHECK_OK(run_type(c, "label_feedback"));
+  CHECK_EQ_INT(c->ntrig, 0);
+  CHECK(tc_has(c, "not enough to judge"));
+  tc_free(c);
+  c = tc_new("{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.9,"
+             " \"min_rows\": 5, \"trigger_dag\": \"ct\"}",
+             "2030-01-16");
+  CHECK_OK(run_type(c, "label_feedback"));
+  CHECK_EQ_INT(c->ntrig, 1);
+  CHECK_EQ_STR(c->trig_dag, "ct");
+  CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(c->trig_conf,
+                                                        "reason")),
+               "accuracy");
+  CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(c->trig_conf, "n")),
+               14);
+  CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(c->trig_conf,
+                                                        "version")),
+               1);
+  tc_free(c);
+  c = tc_new("{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.9,"
+             " \"min_rows\": 5}",
+             "2030-01-16");
+  CHECK(run_type(c, "label_feedback") == ERR_STATE);
+  CHECK_HAS(E.msg, "below the floor 0.9");
+  tc_free(c);
+  /* a one-day window only sees 2030-01-16: 4 of 4 for version 1 */
+  c = tc_new("{\"model\": \"" MODEL "\", \"days\": 1, \"floor_accuracy\":"
+             " 0.9, \"min_rows\": 1, \"trigger_dag\": \"ct\"}",
+             "2030-01-16");
+  CHECK_OK(run_type(c, "label_feedback"));
+  CHECK_EQ_INT(c->ntrig, 0);
+  CHECK(tc_has(c, "accuracy 1.0000 over 4"));
+  tc_free(c);
+}
+
+/* ---- the command line ----------------------------------------------------- */
+
+static char *run_out(const char *args, int *status)
+{
+  char cmd[4096], out[700];
+  snprintf(out, sizeof(out), "%s/out.txt", g_tmp);
+  snprintf(cmd, sizeof(cmd), "cd %s && %s -c %s %s >%s 2>&1", g_tmp, g_bin,
+           g_cfg, args, out);
+  *status = run_cmd(cmd);
+  return read_file(out, NULL);
+}
+
+TEST(cli_drift)
+{
+  int st;
+  char *o = run_out("drift " MODEL " --limit 3", &st);
+  CHECK_EQ_INT(st, 0);
+  CHECK_HAS(o, "drift");
+  CHECK_HAS(o, "occupation");
+  CHECK_HAS(o, "(unseen)");
+  free(o);
+  o = run_out("drift " MODEL " --json --limit 2", &st);
+  CHECK_EQ_INT(st, 0);
+  cJSON *j = o ? cJSON_Parse(o) : NULL;
+  CHECK(cJSON_IsObject(j));
+  CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(j, "reports")), 2);
+  cJSON_Delete(j);
+  free(o);
+  o = run_out("drift no_such_model", &st);
+  CHECK_EQ_INT(st, 0);
+  CHECK_HAS(o, "no drift reports");
+  free(o);
+  o = run_out("drift", &st);
+  CHECK_EQ_INT(st, 2);
+  free(o);
+  o = run_out("drift " MODEL " --limit x", &st);
+  CHECK_EQ_INT(st, 2);
+  free(o);
+}
+
+int main(void)
+{
+  if (setup() != 0) {
+    fprintf(stderr, "test_drift: set-up failed\n");
+    return 1;
+  }
+  RUN(no_rows_insufficient);
+  RUN(stable_population_ok);
+  RUN(complete_case_requests);
+  RUN(min_rows_not_met);
+  RUN(shifted_population_triggers);
+  RUN(drift_without_trigger_fails);
+  RUN(existing_run_is_not_an_error);
+  RUN(cooldown);
+  RUN(no_production_version_skips);
+  RUN(field_checks);
+  RUN(label_feedback_metrics);
+  RUN(label_feedback_floor);
+  RUN(cli_drift);
+  db_pool_destroy(P);
+  for (size_t i = 0; i < g_nlines; i++)
+    cJSON_free(g_lines[i]);
+  free(g_lines);
+  char cmd[600];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", g_tmp);
+  if (!getenv("KEEP_TMP") && run_cmd(cmd) != 0)
+    fprintf(stderr, "cannot remove %s\n", g_tmp);
+  return check_done();
+}
