@@ -858,6 +858,7 @@ int cli_models(int argc, char **argv)
   const char *sub = argv[1];
   const char *help = NULL;
   int (*fn)(int, char **) = NULL;
+  if (strcmp(sub, "history") == 0) return cli_models_history(argc, argv);
   if (strcmp(sub, "list") == 0) {
     help = usage_list;
     fn = models_list;

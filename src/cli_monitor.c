@@ -469,8 +469,12 @@ static void print_history(const cJSON *doc)
     if (cJSON_IsObject(live))
       snprintf(days, sizeof(days), "%.10s..%.10s", str(live, "first_day"),
                str(live, "last_day"));
-    printf("%-9s %-21.20s %-11.10s %-6s %-8s %-8s %-7s %-8s %-8s %s\n", ver,
-           str(v, "creation_time"), str(v, "logical_date"),
+    char created[24];
+    snprintf(created, sizeof(created), "%.19s", str(v, "creation_time"));
+    if (created[10] == 'T')
+      created[10] = ' ';
+    printf("%-9s %-21s %-11.10s %-6s %-8s %-8s %-7s %-8s %-8s %s\n", ver,
+           created, str(v, "logical_date"),
            fmt_num(f, sizeof(f), num(v, "training_rows"), 0),
            fmt_num(a, sizeof(a), num(off, "accuracy"), 4),
            fmt_num(b, sizeof(b), num(off, "f1_macro"), 4),

@@ -932,7 +932,54 @@ TEST(cli_drift)
   o = run_out("drift", &st);
   CHECK_EQ_INT(st, 2);
   free(o);
+  o = run_out("drift --help", &st);
+  CHECK_EQ_INT(st, 0);
+  CHECK_HAS(o, "--limit");
+  free(o);
   o = run_out("drift " MODEL " --limit x", &st);
+  CHECK_EQ_INT(st, 2);
+  free(o);
+}
+
+TEST(cli_models_history)
+{
+  /* a deployment and a skip with their reasons; live metrics come from
+   * the label feedback tests above */
+  CHECK_OK(pipeline_record_deployment(P, MODEL, REGISTRY_PRODUCTION, 0, 1,
+                                      "deploy", "first version", "it_drift",
+                                      NULL, &E));
+  CHECK_OK(pipeline_record_deployment(P, MODEL, REGISTRY_PRODUCTION, 1, 1,
+                                      "skip", "candidate worse: 0.61 < 0.62",
+                                      "scheduler", NULL, &E));
+  int st;
+  char *o = run_out("models history " MODEL, &st);
+  CHECK_EQ_INT(st, 0);
+  CHECK_HAS(o, "production = 1");
+  CHECK_HAS(o, "1 *");
+  CHECK_HAS(o, "2025-09-01");
+  CHECK_HAS(o, "first version");
+  CHECK_HAS(o, "candidate worse: 0.61 < 0.62");
+  CHECK_HAS(o, "2030-01-15..2030-01-16");
+  free(o);
+  o = run_out("models history " MODEL " --json", &st);
+  CHECK_EQ_INT(st, 0);
+  cJSON *j = o ? cJSON_Parse(o) : NULL;
+  const cJSON *v = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "versions"), 0);
+  const cJSON *live = cJSON_GetObjectItem(v, "live");
+  /* version 1 over both days: 14 labelled, 11 right */
+  CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(live, "n")), 14);
+  CHECK(fabs(cJSON_GetNumberValue(cJSON_GetObjectItem(live, "accuracy")) -
+             11.0 / 14) < 1e-9);
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(
+            cJSON_GetObjectItem(v, "offline"), "accuracy")) > 0.3);
+  CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(j, "deployments")), 2);
+  CHECK(!cJSON_GetObjectItem(j, "warning"));
+  cJSON_Delete(j);
+  free(o);
+  o = run_out("models history no_such_model", &st);
+  CHECK_EQ_INT(st, 1);
+  free(o);
+  o = run_out("models history", &st);
   CHECK_EQ_INT(st, 2);
   free(o);
 }
@@ -956,6 +1003,7 @@ int main(void)
   RUN(label_feedback_metrics);
   RUN(label_feedback_floor);
   RUN(cli_drift);
+  RUN(cli_models_history);
   db_pool_destroy(P);
   for (size_t i = 0; i < g_nlines; i++)
     cJSON_free(g_lines[i]);
