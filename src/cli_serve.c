@@ -12,7 +12,7 @@
 static void serve_usage(FILE *f)
 {
   fprintf(f,
-          "usage: mlopsd [-c FILE] serve [--pid-file FILE]\n"
+          "usage: mlopsd [-c FILE] serve [--pid-file FILE] [--no-native]\n"
           "\n"
           "Run the daemon in the foreground: the HTTP server (POST /predict,\n"
           "POST /models/NAME/predict, /metadata, /healthz, /readyz,\n"
@@ -27,6 +27,9 @@ static void serve_usage(FILE *f)
           "  --pid-file FILE     write the process id to FILE, removed at\n"
           "                      exit; refuses to start if FILE names a\n"
           "                      running process\n"
+          "  --no-native         predict through XGBoost only, not mlopsd's\n"
+          "                      own evaluator (for benchmarks and\n"
+          "                      diagnosis; answers are the same)\n"
           "  -h, --help          this help\n"
           "\n"
           "Signals: SIGTERM/SIGINT stop gracefully (requests in flight\n"
@@ -37,6 +40,7 @@ static void serve_usage(FILE *f)
 int cli_serve(int argc, char **argv)
 {
   const char *pid_file = NULL;
+  int no_native = 0;
   struct cfg c;
   if (cli_wants_help(argc, argv)) {
     serve_usage(stdout);
@@ -51,6 +55,8 @@ int cli_serve(int argc, char **argv)
       pid_file = argv[++i];
     } else if (strncmp(argv[i], "--pid-file=", 11) == 0) {
       pid_file = argv[i] + 11;
+    } else if (strcmp(argv[i], "--no-native") == 0) {
+      no_native = 1;
     } else {
       fprintf(stderr, "mlopsd: serve: unknown argument '%s' (try mlopsd "
                       "serve --help)\n",
@@ -64,6 +70,7 @@ int cli_serve(int argc, char **argv)
   struct daemon_opts o = {.cfg = &c,
                           .config_path = cli_g.config_path,
                           .pid_file = pid_file,
+                          .no_native = no_native,
                           .sched_start = sched_daemon_start,
                           .sched_stop = sched_daemon_stop};
   rc = daemon_main(&o) == 0 ? CLI_OK : CLI_FAIL;

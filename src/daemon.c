@@ -46,6 +46,7 @@ struct daemon {
   char pid_file[512];
   int pid_written;
   int stop_timeout_ms;
+  int no_native;
   daemon_hook_fn on_routes, sched_start;
   daemon_stop_fn sched_stop;
   void *hook_ud;
@@ -160,6 +161,7 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
   if (o->pid_file)
     snprintf(d->pid_file, sizeof(d->pid_file), "%s", o->pid_file);
   d->stop_timeout_ms = o->stop_timeout_ms > 0 ? o->stop_timeout_ms : 10000;
+  d->no_native = o->no_native;
   d->on_routes = o->on_routes;
   d->sched_start = o->sched_start;
   d->sched_stop = o->sched_stop;
@@ -219,7 +221,8 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
   struct serving_opts so = {.registry = d->reg,
                             .specs_dir = c->models_specs_dir,
                             .default_model = c->server_default_model,
-                            .metrics = d->metrics};
+                            .metrics = d->metrics,
+                            .no_native = d->no_native};
   if ((rc = serving_create(&d->sv, &so, e)))
     goto fail;
 

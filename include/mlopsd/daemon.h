@@ -55,6 +55,8 @@ struct daemon_opts {
   const char *config_path;  /* re-read on SIGHUP; NULL = as cfg_load */
   const char *pid_file;     /* written at start, removed at exit; NULL */
   int stop_timeout_ms;      /* 0 = 10000 */
+  int no_native;            /* predict through XGBoost only (benchmarks,
+                               diagnosis; see serving_opts) */
   daemon_hook_fn on_routes; /* may be NULL */
   daemon_hook_fn sched_start;
   daemon_stop_fn sched_stop;
