@@ -963,6 +963,13 @@ static enum err_code walk(struct spool *sp, size_t max, uint64_t upto,
       rc = mark_corrupt(sp, seg, off, "sequence went backwards", e);
       break;
     }
+    /* A segment is named after its first seq: a record of an earlier
+     * segment at or past the next one's first is damage, not a record
+     * waiting to become durable (that would stall the reader). */
+    if (sn.more && seq >= sn.next_first) {
+      rc = mark_corrupt(sp, seg, off, "sequence beyond the next segment", e);
+      break;
+    }
     if (seq > sn.durable || seq > upto)
       break;
     if (seq <= sp->committed) { /* consumed before: move the cursor on */
