@@ -338,10 +338,12 @@ static enum err_code fb_run(struct task_ctx *t, struct err *e)
     goto out;
   qsort(a.g, a.n, sizeof(*a.g), cmp_group);
   task_logf(t, "label_feedback: model %s, predictions %.10s .. %.10s "
-            "(UTC days): %lld logged, %lld without a label yet, %lld "
-            "without a version (no production version)", model, from,
-            t->ds, (long long)a.rows, (long long)a.unlabelled,
-            (long long)a.unversioned);
+            "(UTC days): %lld logged, %lld without a label yet", model, from,
+            t->ds, (long long)a.rows, (long long)a.unlabelled);
+  if (a.unversioned)
+    task_logf(t, "label_feedback: %lld labelled predictions left out: no "
+              "model_version logged and no production version to count "
+              "them for", (long long)a.unversioned);
   if ((rc = store(t, model, &a, e)))
     goto out;
   int64_t pn = 0, pc = 0;
