@@ -176,14 +176,16 @@ static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
 struct page {
   int64_t limit;
   int64_t before, after; /* 0 = not given */
+  int named;             /* in: the cursor is a name (?after=NAME), read
+                            by the caller */
 };
 
 static int page_args(struct http_req *req, struct http_resp *resp,
                      int64_t def, int64_t max, struct page *pg)
 {
   const char *l = http_req_query(req, "limit"),
-             *b = http_req_query(req, "before"),
-             *f = http_req_query(req, "after");
+             *b = pg->named ? NULL : http_req_query(req, "before"),
+             *f = pg->named ? NULL : http_req_query(req, "after");
   pg->limit = def;
   pg->before = pg->after = 0;
   if (l && parse_i64(l, 1, max, &pg->limit)) {
@@ -655,6 +657,7 @@ static int dag_known(struct admin *a, struct db_conn *c, const char *dag_id,
     *known = 1;
   else if (rc != ERR_NOTFOUND)
     return -1;
+  err_clear(e);
   return 0;
 }
 
@@ -683,9 +686,10 @@ static void h_dags_list(struct http_req *req, struct http_resp *resp,
 {
   struct admin *a = arg;
   const char *after = http_req_query(req, "after");
-  struct page pg;
+  struct page pg = {0};
   if (!authorize(a, req, resp, NEED_READ))
     return;
+  pg.named = 1;
   if (page_args(req, resp, 100, ADMIN_LIMIT_MAX, &pg) < 0)
     return;
   /* the files, then ids only in the table (DAG files removed) */
@@ -1085,7 +1089,7 @@ static void h_runs_list(struct http_req *req, struct http_resp *resp,
 {
   struct admin *a = arg;
   const char *dag_id = http_req_param(req, "dag_id");
-  struct page pg;
+  struct page pg = {0};
   if (!authorize(a, req, resp, NEED_READ))
     return;
   if (page_args(req, resp, 25, ADMIN_LIMIT_MAX, &pg) < 0)
@@ -1243,7 +1247,7 @@ static void h_tis_list(struct http_req *req, struct http_resp *resp,
   struct admin *a = arg;
   const char *dag_id = http_req_param(req, "dag_id"),
              *run_id = http_req_param(req, "run_id");
-  struct page pg;
+  struct page pg = {0};
   if (!authorize(a, req, resp, NEED_READ))
     return;
   if (page_args(req, resp, ADMIN_LIMIT_MAX, ADMIN_LIMIT_MAX, &pg) < 0)
@@ -1417,7 +1421,7 @@ static void h_log(struct http_req *req, struct http_resp *resp, void *arg)
   const char *accept = http_req_header(req, "Accept");
   const char *fmt = http_req_query(req, "format");
   int64_t try_n;
-  struct page pg;
+  struct page pg = {0};
   struct err e = {0};
   if (!authorize(a, req, resp, NEED_READ))
     return;
@@ -1552,7 +1556,7 @@ static void h_grid(struct http_req *req, struct http_resp *resp, void *arg)
 {
   struct admin *a = arg;
   const char *dag_id = http_req_param(req, "dag_id");
-  struct page pg;
+  struct page pg = {0};
   struct err e = {0};
   if (!authorize(a, req, resp, NEED_READ))
     return;
@@ -1741,12 +1745,13 @@ static void h_models_list(struct http_req *req, struct http_resp *resp,
 {
   struct admin *a = arg;
   const char *after = http_req_query(req, "after");
-  struct page pg;
+  struct page pg = {0};
   struct err e = {0};
   char **names = NULL;
   size_t n = 0;
   if (!authorize(a, req, resp, NEED_READ))
     return;
+  pg.named = 1;
   if (page_args(req, resp, 100, ADMIN_LIMIT_MAX, &pg) < 0)
     return;
   if (registry_list_models(a->reg, &names, &n, &e) != ERR_OK) {
@@ -1868,7 +1873,7 @@ static void h_model_get(struct http_req *req, struct http_resp *resp,
   else
     cJSON_AddNullToObject(o, "selection_metric");
   /* deployments (newest first, keyset by id), from MariaDB */
-  struct page pg;
+  struct page pg = {0};
   if (page_args(req, resp, 50, ADMIN_LIMIT_MAX, &pg) < 0) {
     cJSON_Delete(o);
     return;
@@ -2224,7 +2229,7 @@ static void h_drift(struct http_req *req, struct http_resp *resp, void *arg)
   const char *name = http_req_param(req, "name");
   int *vs = NULL;
   size_t nv = 0;
-  struct page pg;
+  struct page pg = {0};
   if (!authorize(a, req, resp, NEED_READ))
     return;
   if (page_args(req, resp, 100, ADMIN_LIMIT_MAX, &pg) < 0)

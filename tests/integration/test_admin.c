@@ -1,0 +1,1624 @@
+/* test_admin.c - the admin API (/api/v2) and the console's assets over
+ * real HTTP, against a real `mlopsd serve` ($MLOPSD_BIN) and MariaDB.
+ *
+ * Set-up: a temp dir with a registry holding two versions of the course
+ * model (trained here with the prep_/train_ API on the request examples
+ * of shared/data/credit/predict_requests.jsonl, labels derived from
+ * credit_mix: small and quick, real XGBoost models the daemon loads and
+ * verifies), grid-search trial records, two DAG files, a config file, its
+ * own database it_admin (mlopsd db init) with runs, task instances, log
+ * lines and drift reports inserted by SQL, and the daemon on a free port
+ * with MLOPSD_ADMIN_TOKEN set.
+ *
+ * Checked: no token / wrong token -> 401 with WWW-Authenticate: Bearer;
+ * a daemon without a token -> admin API off (403 saying how to enable),
+ * with auth.console_read_open reads open and writes still refused; DAG
+ * list (schedule, next run, tasks in order); trigger -> dag_run row, 409
+ * on a duplicate date, 400 on bad JSON / date / conf, 404 on an unknown
+ * DAG; pause and unpause (dag row); run pages with keyset cursors; task
+ * instances, attempts, logs as JSON, JSON lines and text with a cursor;
+ * models, versions with metrics and lineage, trials; promote -> alias
+ * file changes, deployment row, /metadata serves the new version; rollback
+ * back; serving figures after predictions; drift reports with the DAG's
+ * threshold; console assets with ETag/304 and CSP; MariaDB stopped -> 503
+ * and back.
+ *
+ * `test_admin --fixture DIR PORT DBNAME` only builds the same fixture in
+ * DIR (config, registry, DAGs, database rows) for the browser test
+ * (tests/integration/test_console.sh) and prints nothing else on success.
+ */
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "mlopsd/db.h"
+#include "mlopsd/prep.h"
+#include "mlopsd/registry.h"
+#include "mlopsd/spec.h"
+#include "mlopsd/train.h"
+
+#define MODEL "credit_score_classification"
+#define DAG "it_etl"
+#define TOKEN "it-admin-t0ken"
+#define RUN_OK "scheduled__2025-08-30T03:00:00+09:00"
+#define RUN_BAD "scheduled__2025-08-31T03:00:00+09:00"
+#define RUN_LIVE "manual__2025-09-05T00:00:00+09:00"
+
+static char g_src[1024], g_bin[1024], g_tmp[512], g_cfg[600], g_reg[600],
+    g_log[600], g_dbdir[512], g_db[64] = "it_admin";
+static int g_port;
+static pid_t g_pid;
+static struct db_pool *g_pool;
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void msleep(int ms)
+{
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static int write_text(const char *path, const char *text)
+{
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return -1;
+  fputs(text, f);
+  return fclose(f);
+}
+
+static char *read_text(const char *path)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *b = malloc((size_t)n + 1);
+  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+    free(b);
+    b = NULL;
+  }
+  if (b)
+    b[n] = 0;
+  fclose(f);
+  return b;
+}
+
+static int free_port(void)
+{
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t l = sizeof(a);
+  if (bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+      getsockname(s, (struct sockaddr *)&a, &l) != 0) {
+    close(s);
+    return -1;
+  }
+  close(s);
+  return ntohs(a.sin_port);
+}
+
+static int run_cmd(const char *cmd)
+{
+  int st = system(cmd);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ---- HTTP client ---------------------------------------------------------- */
+
+struct buf {
+  char *p;
+  size_t n;
+};
+
+static size_t on_data(char *d, size_t sz, size_t nm, void *arg)
+{
+  struct buf *b = arg;
+  size_t k = sz * nm;
+  char *np = realloc(b->p, b->n + k + 1);
+  if (!np)
+    return 0;
+  b->p = np;
+  memcpy(b->p + b->n, d, k);
+  b->n += k;
+  b->p[b->n] = 0;
+  return k;
+}
+
+struct answer {
+  long status;
+  char *body;
+  char *headers;
+  cJSON *json;
+};
+
+static void answer_free(struct answer *a)
+{
+  free(a->body);
+  free(a->headers);
+  cJSON_Delete(a->json);
+  memset(a, 0, sizeof(*a));
+}
+
+static CURL *g_curl;
+
+/* token: NULL = no Authorization header.  extra: one more header line. */
+static int req_port(int port, const char *method, const char *path,
+                    const char *token, const char *body, const char *extra,
+                    struct answer *a)
+{
+  char url[1024], auth[300];
+  struct buf b = {0}, hb = {0};
+  struct curl_slist *h = NULL;
+  memset(a, 0, sizeof(*a));
+  if (!g_curl)
+    g_curl = curl_easy_init();
+  curl_easy_reset(g_curl);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+  curl_easy_setopt(g_curl, CURLOPT_URL, url);
+  curl_easy_setopt(g_curl, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(g_curl, CURLOPT_WRITEDATA, &b);
+  curl_easy_setopt(g_curl, CURLOPT_HEADERFUNCTION, on_data);
+  curl_easy_setopt(g_curl, CURLOPT_HEADERDATA, &hb);
+  curl_easy_setopt(g_curl, CURLOPT_TIMEOUT, 30L);
+  curl_easy_setopt(g_curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(g_curl, CURLOPT_CUSTOMREQUEST, method);
+  if (token) {
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    h = curl_slist_append(h, auth);
+  }
+  if (extra)
+    h = curl_slist_append(h, extra);
+  if (body) {
+    h = curl_slist_append(h, "Content-Type: application/json");
+    h = curl_slist_append(h, "Expect:");
+    curl_easy_setopt(g_curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(g_curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                     (curl_off_t)strlen(body));
+  }
+  curl_easy_setopt(g_curl, CURLOPT_HTTPHEADER, h);
+  CURLcode rc = curl_easy_perform(g_curl);
+  curl_slist_free_all(h);
+  if (rc != CURLE_OK) {
+    free(b.p);
+    free(hb.p);
+    a->status = -1;
+    return -1;
+  }
+  curl_easy_getinfo(g_curl, CURLINFO_RESPONSE_CODE, &a->status);
+  a->body = b.p ? b.p : strdup("");
+  a->headers = hb.p ? hb.p : strdup("");
+  a->json = cJSON_Parse(a->body);
+  return 0;
+}
+
+static int req(const char *method, const char *path, const char *token,
+               const char *body, struct answer *a)
+{
+  return req_port(g_port, method, path, token, body, NULL, a);
+}
+
+static int get(const char *path, struct answer *a)
+{
+  return req("GET", path, TOKEN, NULL, a);
+}
+
+static const cJSON *jget(const cJSON *o, const char *k)
+{
+  return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+  const cJSON *v = jget(o, k);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+  const cJSON *v = jget(o, k);
+  return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* Header value (case-insensitive name) from a captured header block into
+ * out; 0 when found. */
+static int header(const struct answer *a, const char *name, char *out,
+                  size_t cap)
+{
+  size_t nl = strlen(name);
+  for (const char *p = a->headers; p && *p;) {
+    if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+      p += nl + 1;
+      while (*p == ' ')
+        p++;
+      size_t k = strcspn(p, "\r\n");
+      snprintf(out, cap, "%.*s", (int)k, p);
+      return 0;
+    }
+    p = strchr(p, '\n');
+    if (p)
+      p++;
+  }
+  return -1;
+}
+
+/* ---- database ------------------------------------------------------------- */
+
+static int64_t sql_i64(const char *sql, const char *arg)
+{
+  struct db_conn *c = NULL;
+  struct err e = {0};
+  int64_t n = -1;
+  struct db_val p[] = {DB_V_STR(arg ? arg : "")};
+  if (db_acquire(g_pool, 10000, &c, &e) == ERR_OK) {
+    if (db_query_i64(c, sql, p, arg ? 1 : 0, &n, &e) != ERR_OK)
+      fprintf(stderr, "sql_i64: %s\n", e.msg);
+    db_release(g_pool, c);
+  } else {
+    fprintf(stderr, "sql_i64: %s\n", e.msg);
+  }
+  return n;
+}
+
+static int sql_exec(const char *sql)
+{
+  struct db_conn *c = NULL;
+  struct err e = {0};
+  int rc = -1;
+  if (db_acquire(g_pool, 10000, &c, &e) == ERR_OK) {
+    rc = db_exec(c, sql, NULL, &e) == ERR_OK ? 0 : -1;
+    if (rc)
+      fprintf(stderr, "sql_exec: %s\n", e.msg);
+    db_release(g_pool, c);
+  }
+  return rc;
+}
+
+/* ---- the fixture: registry ------------------------------------------------- */
+
+struct rows {
+  cJSON **items; /* the "data" objects */
+  size_t n;
+};
+
+static int load_requests(struct rows *r, size_t max)
+{
+  char path[] = "/work/shared/data/credit/predict_requests.jsonl";
+  char alt[1200];
+  char *text = read_text(path);
+  if (!text) {
+    snprintf(alt, sizeof(alt), "%s/sql/data/predict_requests.jsonl", g_src);
+    text = read_text(alt);
+  }
+  if (!text)
+    return -1;
+  r->items = calloc(max, sizeof(*r->items));
+  r->n = 0;
+  for (char *p = text; *p && r->n < max;) {
+    char *nl = strchr(p, '\n');
+    if (nl)
+      *nl = 0;
+    cJSON *l = cJSON_Parse(p);
+    cJSON *d = l ? cJSON_DetachItemFromObject(l, "data") : NULL;
+    cJSON_Delete(l);
+    if (cJSON_IsObject(d))
+      r->items[r->n++] = d;
+    else
+      cJSON_Delete(d);
+    if (!nl)
+      break;
+    p = nl + 1;
+  }
+  free(text);
+  return r->n >= 200 ? 0 : -1;
+}
+
+static void rows_free(struct rows *r)
+{
+  for (size_t i = 0; i < r->n; i++)
+    cJSON_Delete(r->items[i]);
+  free(r->items);
+}
+
+/* Train a version (max_depth depth) on the request examples with labels
+ * from credit_mix (Bad -> Poor), write it with its trial records. */
+static int make_version(struct registry *reg, const struct spec *sp,
+                        const struct rows *rq, int depth, const char *prefix,
+                        int *version)
+{
+  struct err e = {0};
+  size_t n = rq->n, nf = sp->n_features;
+  struct prep_column *cols = calloc(nf, sizeof(*cols));
+  double **num = calloc(nf, sizeof(*num));
+  const char ***str = calloc(nf, sizeof(*str));
+  float *y = calloc(n, sizeof(float));
+  for (size_t k = 0; k < nf; k++) {
+    if (sp->features[k].kind == SPEC_NUMERIC)
+      cols[k].num = num[k] = calloc(n, sizeof(double));
+    else
+      cols[k].str = str[k] = calloc(n, sizeof(char *));
+  }
+  for (size_t i = 0; i < n; i++) {
+    for (size_t k = 0; k < nf; k++) {
+      const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+          rq->items[i], sp->features[k].name);
+      if (num[k])
+        num[k][i] = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+      else
+        str[k][i] = cJSON_IsString(v) ? v->valuestring : NULL;
+    }
+    const char *mix = jstr(rq->items[i], "credit_mix");
+    int cls = spec_class_index(sp, mix && !strcmp(mix, "Bad") ? "Poor"
+                                   : mix && !strcmp(mix, "Good") ? "Good"
+                                                                 : "Standard");
+    y[i] = (float)(cls < 0 ? 0 : cls);
+  }
+  struct prep_input in = {n, nf, cols};
+  struct prep *pp = NULL;
+  size_t *tr = NULL, *va = NULL, ntr = 0, nva = 0;
+  int rc = -1;
+  float *xtr = NULL, *xva = NULL, *ytr = NULL, *yva = NULL;
+  const char **names = NULL;
+  struct train_result res = {0};
+  struct registry_draft *d = NULL;
+  if (prep_split(n, 0.3, 42, &tr, &ntr, &va, &nva, &e) ||
+      prep_fit(sp, &in, tr, ntr, &pp, &e))
+    goto out;
+  size_t no = prep_n_outputs(pp);
+  xtr = malloc(ntr * no * sizeof(float));
+  xva = malloc(nva * no * sizeof(float));
+  ytr = malloc(ntr * sizeof(float));
+  yva = malloc(nva * sizeof(float));
+  names = malloc(no * sizeof(char *));
+  if (prep_transform_rows(pp, &in, tr, ntr, xtr, &e) ||
+      prep_transform_rows(pp, &in, va, nva, xva, &e))
+    goto out;
+  for (size_t i = 0; i < ntr; i++)
+    ytr[i] = y[tr[i]];
+  for (size_t i = 0; i < nva; i++)
+    yva[i] = y[va[i]];
+  for (size_t j = 0; j < no; j++)
+    names[j] = prep_output_name(pp, j);
+  char dep[16];
+  snprintf(dep, sizeof(dep), "%d", depth);
+  struct train_kv kv[] = {{"max_depth", dep}, {"eta", "0.3"},
+                          {"tree_method", "hist"}, {"seed", "7"}};
+  struct train_data td = {xtr, ytr, ntr, xva, yva, nva, no, names};
+  struct train_params tp = {.objective = "multi:softprob",
+                            .num_class = 3,
+                            .params = kv,
+                            .n_params = 4,
+                            .num_boost_round = 8,
+                            .nthread = 1};
+  if (train_fit(&td, &tp, &res, &e) != ERR_OK)
+    goto out;
+  /* two trial records per version: the kept one and a worse one */
+  char best[128], other[128];
+  snprintf(best, sizeof(best), "%s-t01", prefix);
+  snprintf(other, sizeof(other), "%s-t02", prefix);
+  cJSON *pj = cJSON_CreateObject(), *mj = cJSON_CreateObject();
+  cJSON_AddStringToObject(pj, "max_depth", dep);
+  cJSON_AddNumberToObject(mj, "accuracy", res.metrics.accuracy);
+  cJSON_AddNumberToObject(mj, "logloss", res.metrics.logloss);
+  int wr = registry_run_write(reg, MODEL, best, pj, mj, &e);
+  cJSON_ReplaceItemInObject(pj, "max_depth", cJSON_CreateString("1"));
+  cJSON_ReplaceItemInObject(mj, "accuracy",
+                            cJSON_CreateNumber(res.metrics.accuracy / 2));
+  if (!wr)
+    wr = registry_run_write(reg, MODEL, other, pj, mj, &e);
+  cJSON_Delete(pj);
+  cJSON_Delete(mj);
+  if (wr)
+    goto out;
+  char path[REGISTRY_PATH_MAX];
+  if (registry_version_begin(reg, MODEL, &d, &e) ||
+      registry_draft_path(d, "model.ubj", path, sizeof(path), &e) ||
+      train_result_save(&res, path, &e) ||
+      registry_draft_path(d, "preprocess.json", path, sizeof(path), &e) ||
+      prep_save_json(pp, path, &e))
+    goto out;
+  cJSON *meta = cJSON_CreateObject();
+  cJSON_AddStringToObject(meta, "format", "mlopsd.meta");
+  cJSON_AddStringToObject(meta, "name", MODEL);
+  cJSON_AddStringToObject(meta, "creation_time", "2025-09-01T00:10:00Z");
+  cJSON_AddStringToObject(meta, "logical_date", "2025-09-01");
+  cJSON_AddStringToObject(meta, "dag_id", "credit_score_ct");
+  cJSON_AddStringToObject(meta, "dag_run_id", prefix);
+  cJSON_AddStringToObject(meta, "best_run", best);
+  cJSON *par = cJSON_AddObjectToObject(meta, "params");
+  for (size_t i = 0; i < 4; i++)
+    cJSON_AddStringToObject(par, kv[i].key, kv[i].value);
+  cJSON *met = cJSON_AddObjectToObject(meta, "metrics");
+  cJSON_AddNumberToObject(met, "accuracy", res.metrics.accuracy);
+  cJSON_AddNumberToObject(met, "f1_macro", res.metrics.f1_macro);
+  cJSON_AddNumberToObject(met, "logloss", res.metrics.logloss);
+  cJSON *sel = cJSON_AddObjectToObject(meta, "selection");
+  cJSON_AddStringToObject(sel, "metric", "accuracy");
+  cJSON_AddNumberToObject(sel, "value", res.metrics.accuracy);
+  cJSON_AddNumberToObject(meta, "training_rows", (double)n);
+  cJSON_AddNumberToObject(meta, "train_rows", (double)ntr);
+  cJSON_AddNumberToObject(meta, "val_rows", (double)nva);
+  cJSON_AddNumberToObject(meta, "trial_count", 2);
+  cJSON_AddStringToObject(meta, "data_sha256",
+                          "9f2b6c1d0e4a7b3c5d8e1f2a3b4c5d6e7f8091a2b3c4d5e6f"
+                          "708192a3b4c5d6e7f");
+  char *txt = cJSON_Print(meta);
+  cJSON_Delete(meta);
+  if (registry_draft_path(d, "meta.json", path, sizeof(path), &e) ||
+      registry_write_file(path, txt, strlen(txt), &e)) {
+    free(txt);
+    goto out;
+  }
+  free(txt);
+  rc = registry_version_commit(d, version, &e) == ERR_OK ? 0 : -1;
+  d = NULL;
+out:
+  if (rc)
+    fprintf(stderr, "make_version: %s\n", e.msg);
+  registry_version_abort(d);
+  train_result_free(&res);
+  prep_destroy(pp);
+  for (size_t k = 0; k < nf; k++) {
+    free(num[k]);
+    free(str[k]);
+  }
+  free(num);
+  free(str);
+  free(cols);
+  free(y);
+  free(xtr);
+  free(xva);
+  free(ytr);
+  free(yva);
+  free(names);
+  free(tr);
+  free(va);
+  return rc;
+}
+
+/* Two versions; production -> v1 when set_prod. */
+static int make_registry(const char *dir, int set_prod)
+{
+  struct registry *reg = NULL;
+  struct spec *sp = NULL;
+  struct err e = {0};
+  struct rows rq = {0};
+  char path[1400];
+  int v1 = 0, v2 = 0, rc = -1;
+  snprintf(path, sizeof(path), "%s/config/models/%s.yaml", g_src, MODEL);
+  if (spec_load(path, &sp, &e) != ERR_OK) {
+    fprintf(stderr, "spec: %s\n", e.msg);
+    return -1;
+  }
+  if (load_requests(&rq, 1500) || registry_open(dir, &reg, &e))
+    goto out;
+  if (make_version(reg, sp, &rq, 2, "ct-2025-09-01", &v1) ||
+      make_version(reg, sp, &rq, 5, "ct-2025-09-02", &v2))
+    goto out;
+  if (set_prod &&
+      registry_alias_set(reg, MODEL, REGISTRY_PRODUCTION, v1, NULL, &e))
+    goto out;
+  rc = (v1 == 1 && v2 == 2) ? 0 : -1;
+out:
+  if (rc)
+    fprintf(stderr, "make_registry: %s\n", e.msg);
+  registry_close(reg);
+  spec_destroy(sp);
+  rows_free(&rq);
+  return rc;
+}
+
+/* ---- the fixture: files, database ------------------------------------------ */
+
+static int write_files(const char *dir, int port, const char *db,
+                       int read_open)
+{
+  char p[700], cfg[4096];
+  snprintf(p, sizeof(p), "%s/dags", dir);
+  if (mkdir(p, 0755) != 0 && errno != EEXIST)
+    return -1;
+  snprintf(p, sizeof(p), "%s/dags/etl.yaml", dir);
+  if (write_text(p,
+                 "dag_id: " DAG "\n"
+                 "description: Extract, transform and load every day\n"
+                 "schedule: \"0 3 * * *\"\n"
+                 "start_date: 2025-01-01\n"
+                 "tags: [it, etl]\n"
+                 "tasks:\n"
+                 "  - id: extract\n"
+                 "    type: shell\n"
+                 "    command: echo extract {{ ds }}\n"
+                 "  - id: transform\n"
+                 "    type: shell\n"
+                 "    depends_on: [extract]\n"
+                 "    command: echo transform\n"
+                 "  - id: load\n"
+                 "    type: shell\n"
+                 "    depends_on: [transform]\n"
+                 "    command: echo load\n"))
+    return -1;
+  snprintf(p, sizeof(p), "%s/dags/monitor.yaml", dir);
+  if (write_text(p,
+                 "dag_id: it_monitor\n"
+                 "description: Drift check of the served model (manual)\n"
+                 "schedule: null\n"
+                 "tasks:\n"
+                 "  - id: drift\n"
+                 "    type: drift\n"
+                 "    model: " MODEL "\n"
+                 "    window: 500\n"
+                 "    threshold: 0.2\n"))
+    return -1;
+  snprintf(cfg, sizeof(cfg),
+           "server:\n"
+           "  listen: \"127.0.0.1:%d\"\n"
+           "  threads: 2\n"
+           "  spool_dir: %s/spool\n"
+           "  default_model: " MODEL "\n"
+           "auth:\n"
+           "  console_read_open: %s\n"
+           "database:\n"
+           "  name: %s\n"
+           "  connect_timeout: 2\n"
+           "models:\n"
+           "  specs_dir: %s/config/models\n"
+           "  registry_dir: %s/registry\n"
+           "scheduler:\n"
+           "  dags_dir: %s/dags\n"
+           "  tick_ms: 500\n"
+           "logging:\n"
+           "  level: info\n",
+           port, dir, read_open ? "true" : "false", db, g_src, dir, dir);
+  snprintf(p, sizeof(p), "%s/mlopsd.yaml", dir);
+  return write_text(p, cfg);
+}
+
+static int open_pool(const char *db)
+{
+  struct db_opts o = {0};
+  struct err e = {0};
+  const char *port = getenv("MLOPSD_DATABASE_PORT");
+  o.host = getenv("MLOPSD_DATABASE_HOST");
+  o.port = port ? atoi(port) : 3306;
+  o.user = getenv("MLOPSD_DATABASE_USER");
+  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
+  o.database = db;
+  o.size = 2;
+  o.connect_timeout_s = 5;
+  o.read_timeout_s = 30;
+  if (db_pool_create(&g_pool, &o, &e) != ERR_OK) {
+    fprintf(stderr, "pool: %s\n", e.msg);
+    return -1;
+  }
+  return 0;
+}
+
+/* Drop and create db with `mlopsd db init`, then insert the rows. */
+static int setup_db(const char *dir, const char *db)
+{
+  struct db_opts o = {0};
+  struct err e = {0};
+  struct db_pool *p = NULL;
+  struct db_conn *c = NULL;
+  char sql[256], cmd[4096];
+  const char *port = getenv("MLOPSD_DATABASE_PORT");
+  o.host = getenv("MLOPSD_DATABASE_HOST");
+  o.port = port ? atoi(port) : 3306;
+  o.user = getenv("MLOPSD_DATABASE_USER");
+  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
+  o.size = 1;
+  o.connect_timeout_s = 5;
+  snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", db);
+  if (db_pool_create(&p, &o, &e) || db_acquire(p, 10000, &c, &e) ||
+      db_exec(c, sql, NULL, &e)) {
+    fprintf(stderr, "setup_db: %s\n", e.msg);
+    db_release(p, c);
+    db_pool_destroy(p);
+    return -1;
+  }
+  db_release(p, c);
+  db_pool_destroy(p);
+  snprintf(cmd, sizeof(cmd),
+           "cd %s && MLOPSD_DATABASE_NAME=%s MLOPSD_SQL_DIR=%s/sql/migrations "
+           "%s -c %s/mlopsd.yaml db init >>%s/daemon.log 2>&1",
+           dir, db, g_src, g_bin, dir, dir);
+  if (run_cmd(cmd) != 0) {
+    fprintf(stderr, "db init failed, see %s/daemon.log\n", dir);
+    return -1;
+  }
+  if (open_pool(db))
+    return -1;
+  /* Runs of it_etl: one success, one failed (transform failed twice,
+   * load upstream_failed), one running whose claim holds a lease far in
+   * the future so no scheduler takes it over.  The DAG is paused so no
+   * scheduler starts new runs of it during the test. */
+  static const char *const rows[] = {
+      "INSERT INTO dag (dag_id, is_paused) VALUES ('" DAG "', 1)",
+      "INSERT INTO dag_run (run_id, dag_id, logical_date, run_type, state, "
+      "conf, queued_at, start_date, end_date) VALUES "
+      "('" RUN_OK "', '" DAG "', '2025-08-29 18:00:00', 'scheduled', "
+      "'success', '{}', UTC_TIMESTAMP(6) - INTERVAL 3 HOUR, "
+      "UTC_TIMESTAMP(6) - INTERVAL 3 HOUR, UTC_TIMESTAMP(6) - INTERVAL 170 "
+      "MINUTE), "
+      "('" RUN_BAD "', '" DAG "', '2025-08-30 18:00:00', 'scheduled', "
+      "'failed', '{}', UTC_TIMESTAMP(6) - INTERVAL 2 HOUR, "
+      "UTC_TIMESTAMP(6) - INTERVAL 2 HOUR, UTC_TIMESTAMP(6) - INTERVAL 100 "
+      "MINUTE), "
+      "('" RUN_LIVE "', '" DAG "', '2025-09-04 15:00:00', 'manual', "
+      "'running', '{\"why\": \"test\"}', UTC_TIMESTAMP(6) - INTERVAL 2 "
+      "MINUTE, UTC_TIMESTAMP(6) - INTERVAL 2 MINUTE, NULL)",
+      "INSERT INTO task_instance (run_id, dag_id, task_id, try_number, "
+      "max_tries, state, start_date, end_date, duration, hostname, pid, "
+      "claimed_by, heartbeat_at) VALUES "
+      "('" RUN_OK "', '" DAG "', 'extract', 1, 1, 'success', UTC_TIMESTAMP(6)"
+      " - INTERVAL 3 HOUR, UTC_TIMESTAMP(6) - INTERVAL 178 MINUTE, 120, "
+      "'it-host', 101, NULL, NULL), "
+      "('" RUN_OK "', '" DAG "', 'transform', 1, 1, 'success', "
+      "UTC_TIMESTAMP(6) - INTERVAL 178 MINUTE, UTC_TIMESTAMP(6) - INTERVAL "
+      "175 MINUTE, 180, 'it-host', 102, NULL, NULL), "
+      "('" RUN_OK "', '" DAG "', 'load', 1, 1, 'success', UTC_TIMESTAMP(6) "
+      "- INTERVAL 175 MINUTE, UTC_TIMESTAMP(6) - INTERVAL 170 MINUTE, 300, "
+      "'it-host', 103, NULL, NULL), "
+      "('" RUN_BAD "', '" DAG "', 'extract', 1, 1, 'success', "
+      "UTC_TIMESTAMP(6) - INTERVAL 2 HOUR, UTC_TIMESTAMP(6) - INTERVAL 118 "
+      "MINUTE, 120, 'it-host', 201, NULL, NULL), "
+      "('" RUN_BAD "', '" DAG "', 'transform', 2, 2, 'failed', "
+      "UTC_TIMESTAMP(6) - INTERVAL 118 MINUTE, UTC_TIMESTAMP(6) - INTERVAL "
+      "100 MINUTE, 1080, 'it-host', 202, NULL, NULL), "
+      "('" RUN_BAD "', '" DAG "', 'load', 0, 1, 'upstream_failed', NULL, "
+      "UTC_TIMESTAMP(6) - INTERVAL 100 MINUTE, NULL, NULL, NULL, NULL, "
+      "NULL), "
+      "('" RUN_LIVE "', '" DAG "', 'extract', 1, 1, 'success', "
+      "UTC_TIMESTAMP(6) - INTERVAL 2 MINUTE, UTC_TIMESTAMP(6) - INTERVAL 1 "
+      "MINUTE, 60, 'it-host', 301, NULL, NULL), "
+      "('" RUN_LIVE "', '" DAG "', 'transform', 1, 2, 'running', "
+      "UTC_TIMESTAMP(6) - INTERVAL 1 MINUTE, NULL, NULL, 'it-host', 302, "
+      "'it-other-host:302:fixture', UTC_TIMESTAMP(6) + INTERVAL 1 DAY), "
+      "('" RUN_LIVE "', '" DAG "', 'load', 0, 1, 'scheduled', NULL, NULL, "
+      "NULL, NULL, NULL, NULL, NULL)",
+      "INSERT INTO task_log (run_id, task_id, try_number, ts, stream, line) "
+      "VALUES "
+      "('" RUN_OK "', 'extract', 1, UTC_TIMESTAMP(6), 'stdout', "
+      "'extract 2025-08-30'), "
+      "('" RUN_BAD "', 'transform', 1, UTC_TIMESTAMP(6), 'stdout', "
+      "'transform: reading 2,500 rows'), "
+      "('" RUN_BAD "', 'transform', 1, UTC_TIMESTAMP(6), 'stderr', "
+      "'ZeroDivisionError: division by zero'), "
+      "('" RUN_BAD "', 'transform', 2, UTC_TIMESTAMP(6), 'stdout', "
+      "'transform: reading 2,500 rows (attempt 2)'), "
+      "('" RUN_BAD "', 'transform', 2, UTC_TIMESTAMP(6), 'stderr', "
+      "'ValueError: column credit_mix has <b>no</b> values'), "
+      "('" RUN_BAD "', 'transform', 2, UTC_TIMESTAMP(6), 'log', "
+      "'task failed after 2 attempts (exit status 1)'), "
+      "('" RUN_LIVE "', 'transform', 1, UTC_TIMESTAMP(6), 'stdout', "
+      "'transform: started')",
+      "INSERT INTO drift_report (model, version, window_rows, scores, "
+      "max_score, verdict, created_at) VALUES "
+      "('" MODEL "', 1, 500, '{\"age\": {\"psi\": 0.02, \"kind\": "
+      "\"numeric\"}, \"annual_income\": {\"psi\": 0.05}, \"credit_mix\": "
+      "{\"psi\": 0.01}}', 0.05, 'ok', UTC_TIMESTAMP(6) - INTERVAL 3 HOUR), "
+      "('" MODEL "', 1, 500, '{\"age\": {\"psi\": 0.08}, \"annual_income\": "
+      "{\"psi\": 0.12}, \"credit_mix\": {\"psi\": 0.03}}', 0.12, 'ok', "
+      "UTC_TIMESTAMP(6) - INTERVAL 2 HOUR), "
+      "('" MODEL "', 1, 500, '{\"age\": {\"psi\": 0.11}, \"annual_income\": "
+      "{\"psi\": 0.31}, \"credit_mix\": {\"psi\": 0.04}}', 0.31, 'drift', "
+      "UTC_TIMESTAMP(6) - INTERVAL 1 HOUR)",
+  };
+  for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+    if (sql_exec(rows[i]))
+      return -1;
+  return 0;
+}
+
+/* ---- daemon -------------------------------------------------------------- */
+
+/* Start `mlopsd -c CFG serve` with the admin token (or none). */
+static pid_t daemon_spawn(const char *cfg, const char *log, const char *db,
+                          const char *token)
+{
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 2);
+    dup2(fd, 1);
+    setenv("MLOPSD_DATABASE_NAME", db, 1);
+    setenv("MLOPSD_ADMIN_SAMPLE_MS", "500", 1);
+    unsetenv("MLOPSD_SERVER_LISTEN");
+    unsetenv("MLOPSD_AUTH_CONSOLE_READ_OPEN");
+    if (token)
+      setenv("MLOPSD_ADMIN_TOKEN", token, 1);
+    else
+      unsetenv("MLOPSD_ADMIN_TOKEN");
+    execl(g_bin, g_bin, "-c", cfg, "serve", (char *)NULL);
+    _exit(127);
+  }
+  return pid;
+}
+
+static int wait_up(int port, double timeout_s)
+{
+  for (int i = 0; i < timeout_s * 10; i++) {
+    struct answer a;
+    if (req_port(port, "GET", "/healthz", NULL, NULL, NULL, &a) == 0 &&
+        a.status == 200) {
+      answer_free(&a);
+      return 0;
+    }
+    answer_free(&a);
+    msleep(100);
+  }
+  return -1;
+}
+
+/* SIGTERM and wait; the exit status (0 = clean, also under ASan), or -1. */
+static int daemon_term(pid_t pid)
+{
+  int st;
+  if (pid <= 0)
+    return -1;
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 300; i++) {
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    msleep(100);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &st, 0);
+  return -1;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+TEST(auth_required)
+{
+  struct answer a;
+  char h[256];
+  REQUIRE(req("GET", "/api/v2/dags", NULL, NULL, &a) == 0);
+  CHECK_EQ_INT(a.status, 401);
+  CHECK(header(&a, "WWW-Authenticate", h, sizeof(h)) == 0 &&
+        strncmp(h, "Bearer", 6) == 0);
+  CHECK(jstr(a.json, "error") != NULL);
+  answer_free(&a);
+  /* wrong token, and a token that is a prefix of the right one */
+  REQUIRE(req("GET", "/api/v2/dags", "wrong", NULL, &a) == 0);
+  CHECK_EQ_INT(a.status, 401);
+  CHECK(header(&a, "WWW-Authenticate", h, sizeof(h)) == 0 &&
+        strstr(h, "invalid_token") != NULL);
+  answer_free(&a);
+  REQUIRE(req("GET", "/api/v2/dags", "it-admin", NULL, &a) == 0);
+  CHECK_EQ_INT(a.status, 401);
+  answer_free(&a);
+  REQUIRE(req("POST", "/api/v2/models/" MODEL "/rollback", "nope", "{}",
+              &a) == 0);
+  CHECK_EQ_INT(a.status, 401);
+  answer_free(&a);
+  /* a Basic header is not a Bearer token */
+  REQUIRE(req_port(g_port, "GET", "/api/v2/models", NULL, NULL,
+                   "Authorization: Basic aXQ6aXQ=", &a) == 0);
+  CHECK_EQ_INT(a.status, 401);
+  answer_free(&a);
+  /* the right one; the scheme is case-insensitive */
+  REQUIRE(req_port(g_port, "GET", "/api/v2/models", NULL, NULL,
+                   "Authorization: bearer " TOKEN, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  answer_free(&a);
+  REQUIRE(req("GET", "/api/v2/auth", NULL, NULL, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK(cJSON_IsTrue(jget(a.json, "admin_enabled")));
+  CHECK(cJSON_IsFalse(jget(a.json, "authenticated")));
+  CHECK(cJSON_IsFalse(jget(a.json, "read_open")));
+  answer_free(&a);
+  REQUIRE(req("GET", "/api/v2/auth", TOKEN, NULL, &a) == 0);
+  CHECK(cJSON_IsTrue(jget(a.json, "authenticated")));
+  answer_free(&a);
+}
+
+/* A second daemon without a token: the admin API is off; with
+ * console_read_open the GETs answer, changes still do not. */
+TEST(token_off)
+{
+  char dir[600], cfg[700], log[700];
+  struct answer a;
+  int port = free_port();
+  snprintf(dir, sizeof(dir), "%s/off", g_tmp);
+  REQUIRE(mkdir(dir, 0755) == 0);
+  char cmd[2048];
+  snprintf(cmd, sizeof(cmd), "ln -s %s %s/registry", g_reg, dir);
+  REQUIRE(run_cmd(cmd) == 0);
+  REQUIRE(write_files(dir, port, g_db, 0) == 0);
+  snprintf(cfg, sizeof(cfg), "%s/mlopsd.yaml", dir);
+  snprintf(log, sizeof(log), "%s/daemon.log", dir);
+  pid_t pid = daemon_spawn(cfg, log, g_db, NULL);
+  REQUIRE(wait_up(port, 30) == 0);
+  REQUIRE(req_port(port, "GET", "/api/v2/dags", TOKEN, NULL, NULL, &a) == 0);
+  CHECK_EQ_INT(a.status, 403);
+  CHECK(jstr(a.json, "detail") &&
+        strstr(jstr(a.json, "detail"), "MLOPSD_ADMIN_TOKEN"));
+  answer_free(&a);
+  REQUIRE(req_port(port, "POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
+                   "{\"logical_date\": \"2030-01-01\"}", NULL, &a) == 0);
+  CHECK_EQ_INT(a.status, 403);
+  answer_free(&a);
+  CHECK_EQ_INT(daemon_term(pid), 0);
+
+  /* read-open */
+  REQUIRE(write_files(dir, port, g_db, 1) == 0);
+  pid = daemon_spawn(cfg, log, g_db, NULL);
+  REQUIRE(wait_up(port, 30) == 0);
+  REQUIRE(req_port(port, "GET", "/api/v2/dags", NULL, NULL, NULL, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  answer_free(&a);
+  REQUIRE(req_port(port, "GET", "/api/v2/models/" MODEL, NULL, NULL, NULL,
+                   &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  answer_free(&a);
+  REQUIRE(req_port(port, "PATCH", "/api/v2/dags/" DAG, NULL,
+                   "{\"is_paused\": false}", NULL, &a) == 0);
+  CHECK_EQ_INT(a.status, 403);
+  answer_free(&a);
+  REQUIRE(req_port(port, "GET", "/api/v2/auth", NULL, NULL, NULL, &a) == 0);
+  CHECK(cJSON_IsFalse(jget(a.json, "admin_enabled")));
+  CHECK(cJSON_IsTrue(jget(a.json, "read_open")));
+  answer_free(&a);
+  CHECK_EQ_INT(daemon_term(pid), 0);
+}
+
+static const cJSON *find_by(const cJSON *arr, const char *key,
+                            const char *val)
+{
+  const cJSON *x;
+  cJSON_ArrayForEach(x, arr)
+  {
+    const char *s = jstr(x, key);
+    if (s && !strcmp(s, val))
+      return x;
+  }
+  return NULL;
+}
+
+TEST(list_dags)
+{
+  struct answer a;
+  REQUIRE(get("/api/v2/dags", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  const cJSON *dags = jget(a.json, "dags");
+  CHECK_EQ_INT(cJSON_GetArraySize(dags), 2);
+  CHECK_EQ_INT(jnum(a.json, "total_entries"), 2);
+  const cJSON *d = find_by(dags, "dag_id", DAG);
+  REQUIRE(d != NULL);
+  CHECK_EQ_STR(jstr(d, "schedule"), "0 3 * * *");
+  CHECK(jstr(d, "next_dagrun_logical_date") &&
+        strstr(jstr(d, "next_dagrun_logical_date"), "T03:00:00+09:00"));
+  CHECK(cJSON_IsTrue(jget(d, "is_paused")));
+  const cJSON *tasks = jget(d, "tasks");
+  CHECK_EQ_INT(cJSON_GetArraySize(tasks), 3);
+  CHECK_EQ_STR(jstr(cJSON_GetArrayItem(tasks, 0), "task_id"), "extract");
+  CHECK_EQ_STR(jstr(cJSON_GetArrayItem(tasks, 2), "task_id"), "load");
+  CHECK_EQ_STR(jstr(jget(d, "last_run"), "dag_run_id"), RUN_LIVE);
+  const cJSON *m = find_by(dags, "dag_id", "it_monitor");
+  REQUIRE(m != NULL);
+  CHECK(cJSON_IsNull(jget(m, "schedule")));
+  CHECK(cJSON_IsNull(jget(m, "next_dagrun_logical_date")));
+  answer_free(&a);
+  /* keyset page by dag_id */
+  REQUIRE(get("/api/v2/dags?limit=1", &a) == 0);
+  CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "dags")), 1);
+  CHECK_EQ_STR(jstr(a.json, "next_after"), DAG);
+  answer_free(&a);
+  REQUIRE(get("/api/v2/dags?limit=1&after=" DAG, &a) == 0);
+  CHECK_EQ_STR(jstr(cJSON_GetArrayItem(jget(a.json, "dags"), 0), "dag_id"),
+               "it_monitor");
+  CHECK(cJSON_IsNull(jget(a.json, "next_after")));
+  answer_free(&a);
+  REQUIRE(get("/api/v2/dags/" DAG, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK_EQ_STR(jstr(a.json, "dag_id"), DAG);
+  answer_free(&a);
+  REQUIRE(get("/api/v2/dags?limit=0", &a) == 0);
+  CHECK_EQ_INT(a.status, 400);
+  answer_free(&a);
+}
+
+TEST(trigger_run)
+{
+  struct answer a;
+  REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
+              "{\"logical_date\": \"2025-09-01\", \"conf\": {\"k\": \"v\"}}",
+              &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  const char *rid = jstr(a.json, "dag_run_id");
+  REQUIRE(rid != NULL);
+  CHECK_EQ_STR(jstr(a.json, "dag_id"), DAG);
+  CHECK_EQ_STR(jstr(a.json, "run_type"), "manual");
+  CHECK_EQ_STR(jstr(jget(a.json, "conf"), "k"), "v");
+  /* midnight in Asia/Seoul is 15:00 UTC the day before */
+  CHECK_EQ_STR(jstr(a.json, "logical_date"), "2025-08-31T15:00:00Z");
+  CHECK_EQ_INT(sql_i64("SELECT COUNT(*) FROM dag_run WHERE run_id = ?", rid),
+               1);
+  CHECK_EQ_INT(sql_i64("SELECT COUNT(*) FROM dag_run WHERE run_id = ? AND "
+                       "JSON_VALUE(conf, '$.k') = 'v'",
+                       rid),
+               1);
+  answer_free(&a);
+  /* the same date again */
+  REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
+              "{\"logical_date\": \"2025-09-01\"}", &a) == 0);
+  CHECK_EQ_INT(a.status, 409);
+  CHECK(jstr(a.json, "error") != NULL);
+  answer_free(&a);
+  CHECK_EQ_INT(sql_i64("SELECT COUNT(*) FROM dag_run WHERE dag_id = ? AND "
+                       "logical_date = '2025-08-31 15:00:00'",
+                       DAG),
+               1);
+  /* bad bodies */
+  REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
+              "{\"logical_date\": \"2025-09-0", &a) == 0);
+  CHECK_EQ_INT(a.status, 400);
+  CHECK(jstr(a.json, "detail") && strstr(jstr(a.json, "detail"), "column"));
+  answer_free(&a);
+  REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
+              "{\"logical_date\": \"2025-02-30\"}", &a) == 0);
+  CHECK_EQ_INT(a.status, 400);
+  answer_free(&a);
+  REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
+              "{\"logical_date\": \"2025-09-03\", \"conf\": [1]}", &a) == 0);
+  CHECK_EQ_INT(a.status, 400);
+  answer_free(&a);
+  REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN, "[1, 2]", &a) ==
+          0);
+  CHECK_EQ_INT(a.status, 400);
+  answer_free(&a);
+  /* an unknown DAG */
+  REQUIRE(req("POST", "/api/v2/dags/no_such_dag/dagRuns", TOKEN,
+              "{\"logical_date\": \"2025-09-01\"}", &a) == 0);
+  CHECK_EQ_INT(a.status, 404);
+  answer_free(&a);
+  /* an explicit time with an offset, and injection-looking input stays
+   * data */
+  REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
+              "{\"logical_date\": \"2025-09-02T06:30:00Z\", \"conf\": "
+              "{\"x\": \"'); DROP TABLE dag_run; --\"}}",
+              &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK_EQ_STR(jstr(a.json, "logical_date"), "2025-09-02T06:30:00Z");
+  answer_free(&a);
+  CHECK(sql_i64("SELECT COUNT(*) FROM dag_run WHERE dag_id = ?", DAG) >= 5);
+}
+
+TEST(pause_unpause)
+{
+  struct answer a;
+  REQUIRE(req("PATCH", "/api/v2/dags/it_monitor", TOKEN,
+              "{\"is_paused\": true}", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK(cJSON_IsTrue(jget(a.json, "is_paused")));
+  answer_free(&a);
+  CHECK_EQ_INT(sql_i64("SELECT is_paused FROM dag WHERE dag_id = ?",
+                       "it_monitor"),
+               1);
+  REQUIRE(req("POST", "/api/v2/dags/it_monitor", TOKEN,
+              "{\"is_paused\": false}", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK(cJSON_IsFalse(jget(a.json, "is_paused")));
+  answer_free(&a);
+  CHECK_EQ_INT(sql_i64("SELECT is_paused FROM dag WHERE dag_id = ?",
+                       "it_monitor"),
+               0);
+  REQUIRE(req("PATCH", "/api/v2/dags/it_monitor", TOKEN,
+              "{\"is_paused\": \"yes\"}", &a) == 0);
+  CHECK_EQ_INT(a.status, 400);
+  answer_free(&a);
+  REQUIRE(req("PATCH", "/api/v2/dags/nope", TOKEN, "{\"is_paused\": true}",
+              &a) == 0);
+  CHECK_EQ_INT(a.status, 404);
+  answer_free(&a);
+  REQUIRE(req("PATCH", "/api/v2/dags/it_monitor", NULL,
+              "{\"is_paused\": true}", &a) == 0);
+  CHECK_EQ_INT(a.status, 401);
+  answer_free(&a);
+}
+
+TEST(list_runs)
+{
+  struct answer a;
+  int total;
+  REQUIRE(get("/api/v2/dags/" DAG "/dagRuns", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  total = (int)jnum(a.json, "total_entries");
+  CHECK(total >= 5);
+  CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "dag_runs")), total);
+  answer_free(&a);
+  /* walk back two at a time with the before cursor: every run once,
+   * newest first */
+  int seen = 0;
+  double before = 0, last_id = 1e18;
+  for (int page = 0; page < 10; page++) {
+    char path[200];
+    if (before > 0)
+      snprintf(path, sizeof(path), "/api/v2/dags/" DAG
+               "/dagRuns?limit=2&before=%.0f", before);
+    else
+      snprintf(path, sizeof(path), "/api/v2/dags/" DAG "/dagRuns?limit=2");
+    REQUIRE(get(path, &a) == 0);
+    const cJSON *r;
+    cJSON_ArrayForEach(r, jget(a.json, "dag_runs"))
+    {
+      CHECK(jnum(r, "id") < last_id);
+      last_id = jnum(r, "id");
+      seen++;
+    }
+    const cJSON *nb = jget(a.json, "next_before");
+    int more = cJSON_IsNumber(nb);
+    before = more ? nb->valuedouble : 0;
+    answer_free(&a);
+    if (!more)
+      break;
+  }
+  CHECK_EQ_INT(seen, total);
+  /* forward from the oldest */
+  char path[200];
+  snprintf(path, sizeof(path), "/api/v2/dags/" DAG "/dagRuns?limit=2&after=%.0f",
+           last_id);
+  REQUIRE(get(path, &a) == 0);
+  CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "dag_runs")), 2);
+  CHECK(cJSON_IsNumber(jget(a.json, "next_after")));
+  answer_free(&a);
+  /* one run */
+  REQUIRE(get("/api/v2/dags/" DAG "/dagRuns/" RUN_BAD, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK_EQ_STR(jstr(a.json, "state"), "failed");
+  answer_free(&a);
+  /* the same id percent-encoded ('+' as %2B) */
+  REQUIRE(get("/api/v2/dags/" DAG
+              "/dagRuns/scheduled__2025-08-31T03:00:00%2B09:00",
+              &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  answer_free(&a);
+  REQUIRE(get("/api/v2/dags/" DAG "/dagRuns/nope", &a) == 0);
+  CHECK_EQ_INT(a.status, 404);
+  answer_free(&a);
+  REQUIRE(get("/api/v2/dags/nope/dagRuns", &a) == 0);
+  CHECK_EQ_INT(a.status, 404);
+  answer_free(&a);
+  REQUIRE(get("/api/v2/dags/" DAG "/dagRuns?before=x", &a) == 0);
+  CHECK_EQ_INT(a.status, 400);
+  answer_free(&a);
+}
+
+#define TIS "/api/v2/dags/" DAG "/dagRuns/" RUN_BAD "/taskInstances"
+
+TEST(task_instances_and_logs)
+{
+  struct answer a;
+  char h[128];
+  REQUIRE(get(TIS, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  const cJSON *tis = jget(a.json, "task_instances");
+  CHECK_EQ_INT(cJSON_GetArraySize(tis), 3);
+  /* in the DAG's order */
+  CHECK_EQ_STR(jstr(cJSON_GetArrayItem(tis, 0), "task_id"), "extract");
+  CHECK_EQ_STR(jstr(cJSON_GetArrayItem(tis, 1), "task_id"), "transform");
+  CHECK_EQ_STR(jstr(cJSON_GetArrayItem(tis, 1), "state"), "failed");
+  CHECK_EQ_INT(jnum(cJSON_GetArrayItem(tis, 1), "try_number"), 2);
+  CHECK_EQ_STR(jstr(cJSON_GetArrayItem(tis, 2), "state"), "upstream_failed");
+  answer_free(&a);
+  REQUIRE(get(TIS "/transform", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  const cJSON *att = jget(a.json, "attempts");
+  CHECK_EQ_INT(cJSON_GetArraySize(att), 2);
+  CHECK_EQ_INT(jnum(cJSON_GetArrayItem(att, 1), "lines"), 3);
+  answer_free(&a);
+  /* JSON log of attempt 1 */
+  REQUIRE(get(TIS "/transform/logs/1", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  const cJSON *content = jget(a.json, "content");
+  CHECK_EQ_INT(cJSON_GetArraySize(content), 2);
+  CHECK_EQ_STR(jstr(cJSON_GetArrayItem(content, 1), "line"),
+               "ZeroDivisionError: division by zero");
+  CHECK_EQ_STR(jstr(cJSON_GetArrayItem(content, 1), "stream"), "stderr");
+  CHECK_EQ_STR(jstr(a.json, "task_state"), "failed");
+  const char *tok = jstr(a.json, "continuation_token");
+  REQUIRE(tok != NULL);
+  char path[300];
+  snprintf(path, sizeof(path), TIS "/transform/logs/1?after=%s", tok);
+  answer_free(&a);
+  /* nothing after the cursor */
+  REQUIRE(get(path, &a) == 0);
+  CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "content")), 0);
+  answer_free(&a);
+  /* cursor paging one line at a time */
+  REQUIRE(get(TIS "/transform/logs/2?limit=1", &a) == 0);
+  CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "content")), 1);
+  CHECK(cJSON_IsTrue(jget(a.json, "more")));
+  answer_free(&a);
+  /* text and JSON lines */
+  REQUIRE(req_port(g_port, "GET", TIS "/transform/logs/2", TOKEN, NULL,
+                   "Accept: text/plain", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK(header(&a, "Content-Type", h, sizeof(h)) == 0 &&
+        strncmp(h, "text/plain", 10) == 0);
+  CHECK(strstr(a.body, "stderr ValueError: column credit_mix has <b>no</b> "
+                       "values\n") != NULL);
+  CHECK(header(&a, "X-Continuation-Token", h, sizeof(h)) == 0);
+  answer_free(&a);
+  REQUIRE(get(TIS "/transform/logs/2?format=jsonl", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  int lines = 0;
+  for (char *p = a.body; (p = strchr(p, '\n')) != NULL; p++)
+    lines++;
+  CHECK_EQ_INT(lines, 3);
+  cJSON *first = cJSON_ParseWithLength(a.body, strcspn(a.body, "\n"));
+  CHECK(first && jstr(first, "line") &&
+        strstr(jstr(first, "line"), "attempt 2"));
+  cJSON_Delete(first);
+  answer_free(&a);
+  /* attempts that did not start, unknown tasks */
+  REQUIRE(get(TIS "/transform/logs/3", &a) == 0);
+  CHECK_EQ_INT(a.status, 404);
+  answer_free(&a);
+  REQUIRE(get(TIS "/transform/logs/0", &a) == 0);
+  CHECK_EQ_INT(a.status, 400);
+  answer_free(&a);
+  REQUIRE(get(TIS "/nope/logs/1", &a) == 0);
+  CHECK_EQ_INT(a.status, 404);
+  answer_free(&a);
+  REQUIRE(get(TIS "/nope", &a) == 0);
+  CHECK_EQ_INT(a.status, 404);
+  answer_free(&a);
+  /* the grid: runs x tasks in one answer */
+  REQUIRE(get("/api/v2/dags/" DAG "/grid?limit=10", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  const cJSON *runs = jget(a.json, "dag_runs");
+  const cJSON *bad = find_by(runs, "dag_run_id", RUN_BAD);
+  REQUIRE(bad != NULL);
+  CHECK_EQ_STR(jstr(jget(jget(bad, "task_instances"), "transform"), "state"),
+               "failed");
+  CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "tasks")), 3);
+  answer_free(&a);
+}
+
+TEST(unknown_things)
+{
+  static const char *const paths[] = {
+      "/api/v2/dags/nope",
+      "/api/v2/dags/nope/grid",
+      "/api/v2/models/nope",
+      "/api/v2/models/nope/drift",
+      "/api/v2/models/nope/versions/1/trials",
+      "/api/v2/models/" MODEL "/versions/99/trials",
+      "/api/v2/models/..%2F..%2Fetc/versions/1/trials",
+      "/api/v2/nope",
+  };
+  for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+    struct answer a;
+    REQUIRE(get(paths[i], &a) == 0);
+    if (a.status != 404)
+      fprintf(stderr, "  %s -> %ld\n", paths[i], a.status);
+    CHECK_EQ_INT(a.status, 404);
+    CHECK(jstr(a.json, "error") != NULL);
+    answer_free(&a);
+  }
+  struct answer a;
+  REQUIRE(req("POST", "/api/v2/models/nope/promote", TOKEN,
+              "{\"version\": 1}", &a) == 0);
+  CHECK_EQ_INT(a.status, 404);
+  answer_free(&a);
+  REQUIRE(req("POST", "/api/v2/models/nope/rollback", TOKEN, "{}", &a) == 0);
+  CHECK_EQ_INT(a.status, 404);
+  answer_free(&a);
+}
+
+static int alias_file(void)
+{
+  char p[800];
+  snprintf(p, sizeof(p), "%s/" MODEL "/aliases/production", g_reg);
+  char *t = read_text(p);
+  int v = t ? atoi(t) : 0;
+  free(t);
+  return v;
+}
+
+static int served(void)
+{
+  struct answer a;
+  int v = 0;
+  if (req("GET", "/metadata", NULL, NULL, &a) == 0 && a.status == 200)
+    v = atoi(jstr(a.json, "model_version") ? jstr(a.json, "model_version")
+                                           : "0");
+  answer_free(&a);
+  return v;
+}
+
+TEST(models)
+{
+  struct answer a;
+  REQUIRE(get("/api/v2/models", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  const cJSON *m = find_by(jget(a.json, "models"), "name", MODEL);
+  REQUIRE(m != NULL);
+  CHECK_EQ_INT(jnum(m, "versions"), 2);
+  CHECK_EQ_INT(jnum(m, "latest_version"), 2);
+  answer_free(&a);
+  REQUIRE(get("/api/v2/models/" MODEL, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  const cJSON *vs = jget(a.json, "versions");
+  CHECK_EQ_INT(cJSON_GetArraySize(vs), 2);
+  const cJSON *v2 = cJSON_GetArrayItem(vs, 0);
+  CHECK_EQ_INT(jnum(v2, "version"), 2);
+  CHECK(jnum(jget(v2, "metrics"), "accuracy") > 0.3);
+  CHECK_EQ_STR(jstr(jget(v2, "params"), "max_depth"), "5");
+  CHECK_EQ_STR(jstr(jget(v2, "lineage"), "logical_date"), "2025-09-01");
+  CHECK_EQ_STR(jstr(jget(v2, "lineage"), "dag_run_id"), "ct-2025-09-02");
+  CHECK(jstr(jget(v2, "lineage"), "data_sha256") != NULL);
+  CHECK_EQ_STR(jstr(a.json, "selection_metric"), "accuracy");
+  CHECK(cJSON_IsArray(jget(a.json, "deployments")));
+  answer_free(&a);
+  /* trials of v2: its two runs, the kept one marked */
+  REQUIRE(get("/api/v2/models/" MODEL "/versions/2/trials", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  const cJSON *tr = jget(a.json, "trials");
+  CHECK_EQ_INT(cJSON_GetArraySize(tr), 2);
+  const cJSON *best = find_by(tr, "run_id", "ct-2025-09-02-t01");
+  REQUIRE(best != NULL);
+  CHECK(cJSON_IsTrue(jget(best, "is_best")));
+  CHECK(jnum(jget(best, "metrics"), "accuracy") > 0.3);
+  CHECK_EQ_STR(jstr(jget(best, "params"), "max_depth"), "5");
+  answer_free(&a);
+}
+
+TEST(promote_and_rollback)
+{
+  struct answer a;
+  /* nothing recorded yet: production was set on disk (v1) */
+  CHECK_EQ_INT(alias_file(), 1);
+  CHECK_EQ_INT(served(), 1);
+  REQUIRE(req("POST", "/api/v2/models/" MODEL "/rollback", TOKEN, "", &a) ==
+          0);
+  CHECK_EQ_INT(a.status, 409);
+  answer_free(&a);
+  /* bad bodies and versions */
+  REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
+              "{\"version\": \"two\"}", &a) == 0);
+  CHECK_EQ_INT(a.status, 400);
+  answer_free(&a);
+  REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN, "{\"vers",
+              &a) == 0);
+  CHECK_EQ_INT(a.status, 400);
+  answer_free(&a);
+  REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
+              "{\"version\": 7}", &a) == 0);
+  CHECK_EQ_INT(a.status, 404);
+  answer_free(&a);
+  REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
+              "{\"version\": 1}", &a) == 0);
+  CHECK_EQ_INT(a.status, 409);
+  answer_free(&a);
+  REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", NULL,
+              "{\"version\": 2}", &a) == 0);
+  CHECK_EQ_INT(a.status, 401);
+  answer_free(&a);
+  CHECK_EQ_INT(alias_file(), 1);
+  /* promote v2 */
+  REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
+              "{\"version\": 2, \"reason\": \"it test\"}", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK_EQ_INT(jnum(a.json, "from_version"), 1);
+  CHECK_EQ_INT(jnum(a.json, "to_version"), 2);
+  CHECK_EQ_INT(jnum(jget(a.json, "serving"), "version"), 2);
+  answer_free(&a);
+  CHECK_EQ_INT(alias_file(), 2);
+  CHECK_EQ_INT(served(), 2);
+  CHECK_EQ_INT(sql_i64("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
+                       "action = 'promote' AND to_version = 2 AND "
+                       "from_version = 1 AND reason = 'it test'",
+                       MODEL),
+               1);
+  /* promote v1 back, then roll back: the history says v2 */
+  REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
+              "{\"version\": \"1\"}", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  answer_free(&a);
+  CHECK_EQ_INT(served(), 1);
+  REQUIRE(req("POST", "/api/v2/models/" MODEL "/rollback", TOKEN, NULL, &a) ==
+          0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK_EQ_INT(jnum(a.json, "from_version"), 1);
+  CHECK_EQ_INT(jnum(a.json, "to_version"), 2);
+  answer_free(&a);
+  CHECK_EQ_INT(alias_file(), 2);
+  CHECK_EQ_INT(served(), 2);
+  CHECK_EQ_INT(sql_i64("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
+                       "action = 'rollback' AND to_version = 2",
+                       MODEL),
+               1);
+  /* the model page shows it */
+  REQUIRE(get("/api/v2/models/" MODEL, &a) == 0);
+  CHECK_EQ_INT(jnum(a.json, "production_version"), 2);
+  CHECK_EQ_INT(jnum(a.json, "served_version"), 2);
+  CHECK(jstr(a.json, "production_since") != NULL);
+  CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "deployments")), 3);
+  answer_free(&a);
+}
+
+TEST(serving_figures)
+{
+  struct answer a;
+  char *line = NULL;
+  struct rows rq = {0};
+  REQUIRE(load_requests(&rq, 300) == 0);
+  int ok = 0;
+  for (size_t i = 0; i < 20; i++) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "data", cJSON_Duplicate(rq.items[i], 1));
+    line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (req("POST", "/predict", NULL, line, &a) == 0 && a.status == 200)
+      ok++;
+    answer_free(&a);
+    free(line);
+  }
+  rows_free(&rq);
+  CHECK_EQ_INT(ok, 20);
+  REQUIRE(get("/api/v2/serving", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  const cJSON *tot = jget(a.json, "totals");
+  CHECK(jnum(tot, "items") >= 20);
+  CHECK(jnum(tot, "requests") >= 20);
+  double by_class = 0;
+  const cJSON *c;
+  cJSON_ArrayForEach(c, jget(jget(tot, "predictions"), MODEL))
+  by_class += c->valuedouble;
+  CHECK(by_class >= 20);
+  CHECK(cJSON_IsObject(jget(a.json, "log")));
+  CHECK(cJSON_IsArray(jget(a.json, "series")));
+  CHECK(cJSON_IsTrue(jget(jget(a.json, "log"), "db_up")));
+  CHECK_EQ_STR(jstr(a.json, "default_model"), MODEL);
+  answer_free(&a);
+  /* the sampler runs every 500 ms here: within a few seconds the ring
+   * holds intervals that saw the predictions */
+  double seen = 0;
+  for (int i = 0; i < 40 && seen < 20; i++) {
+    msleep(250);
+    REQUIRE(get("/api/v2/serving", &a) == 0);
+    seen = 0;
+    const cJSON *pt;
+    cJSON_ArrayForEach(pt, jget(a.json, "series")) seen += jnum(pt, "requests");
+    answer_free(&a);
+  }
+  CHECK(seen >= 20);
+}
+
+TEST(drift_reports)
+{
+  struct answer a;
+  REQUIRE(get("/api/v2/models/" MODEL "/drift", &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  const cJSON *r = jget(a.json, "reports");
+  CHECK_EQ_INT(cJSON_GetArraySize(r), 3);
+  CHECK_EQ_STR(jstr(cJSON_GetArrayItem(r, 0), "verdict"), "drift");
+  CHECK_NEAR(jnum(jget(jget(cJSON_GetArrayItem(r, 0), "scores"),
+                       "annual_income"),
+                  "psi"),
+             0.31, 1e-9);
+  CHECK_NEAR(jnum(a.json, "threshold"), 0.2, 1e-9);
+  answer_free(&a);
+  REQUIRE(get("/api/v2/models/" MODEL "/drift?limit=1", &a) == 0);
+  CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "reports")), 1);
+  CHECK(cJSON_IsNumber(jget(a.json, "next_before")));
+  answer_free(&a);
+}
+
+TEST(console_assets)
+{
+  struct answer a;
+  char h[512], etag[128];
+  REQUIRE(req("GET", "/", NULL, NULL, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK(header(&a, "Content-Type", h, sizeof(h)) == 0 &&
+        strncmp(h, "text/html", 9) == 0);
+  CHECK(header(&a, "Content-Security-Policy", h, sizeof(h)) == 0 &&
+        strstr(h, "default-src 'self'"));
+  CHECK(strstr(a.body, "/console/app.js") != NULL);
+  answer_free(&a);
+  REQUIRE(req("GET", "/console/app.js", NULL, NULL, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK(header(&a, "Content-Type", h, sizeof(h)) == 0 &&
+        strstr(h, "javascript"));
+  REQUIRE(header(&a, "ETag", etag, sizeof(etag)) == 0);
+  /* the embedded file is the source file */
+  char p[1200];
+  snprintf(p, sizeof(p), "%s/web/app.js", g_src);
+  char *src = read_text(p);
+  CHECK(src && strcmp(src, a.body) == 0);
+  free(src);
+  answer_free(&a);
+  char inm[200];
+  snprintf(inm, sizeof(inm), "If-None-Match: %s", etag);
+  REQUIRE(req_port(g_port, "GET", "/console/app.js", NULL, NULL, inm, &a) ==
+          0);
+  CHECK_EQ_INT(a.status, 304);
+  answer_free(&a);
+  REQUIRE(req("GET", "/console/style.css", NULL, NULL, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  answer_free(&a);
+  REQUIRE(req("GET", "/console/nope.js", NULL, NULL, &a) == 0);
+  CHECK_EQ_INT(a.status, 404);
+  answer_free(&a);
+}
+
+/* MariaDB away: the admin endpoints that need it answer 503 quickly, the
+ * registry-only ones still work; back to 200 when it returns. */
+TEST(database_down)
+{
+  struct answer a;
+  char cmd[2048];
+  snprintf(cmd, sizeof(cmd), "%s/tests/mariadb.sh stop %s >/dev/null 2>&1",
+           g_src, g_dbdir);
+  REQUIRE(run_cmd(cmd) == 0);
+  REQUIRE(get("/api/v2/dags/" DAG "/dagRuns", &a) == 0);
+  CHECK_EQ_INT(a.status, 503);
+  CHECK(jstr(a.json, "error") && strstr(jstr(a.json, "error"), "database"));
+  answer_free(&a);
+  REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
+              "{\"version\": 1}", &a) == 0);
+  CHECK_EQ_INT(a.status, 503);
+  answer_free(&a);
+  CHECK_EQ_INT(alias_file(), 2); /* not moved without a record */
+  REQUIRE(get("/api/v2/models/" MODEL, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK(jstr(a.json, "deployments_unavailable") != NULL);
+  answer_free(&a);
+  snprintf(cmd, sizeof(cmd), "%s/tests/mariadb.sh start %s >/dev/null 2>&1",
+           g_src, g_dbdir);
+  REQUIRE(run_cmd(cmd) == 0);
+  int st = 0;
+  for (int i = 0; i < 100 && st != 200; i++) {
+    REQUIRE(get("/api/v2/dags/" DAG "/dagRuns", &a) == 0);
+    st = (int)a.status;
+    answer_free(&a);
+    if (st != 200)
+      msleep(200);
+  }
+  CHECK_EQ_INT(st, 200);
+}
+
+TEST(clean_stop)
+{
+  CHECK_EQ_INT(daemon_term(g_pid), 0);
+  g_pid = 0;
+}
+
+/* ---- set-up ------------------------------------------------------------------ */
+
+static int fixture(const char *dir, int port, const char *db, int set_prod)
+{
+  char reg[700];
+  snprintf(reg, sizeof(reg), "%s/registry", dir);
+  if (make_registry(reg, set_prod) || write_files(dir, port, db, 0) ||
+      setup_db(dir, db))
+    return -1;
+  if (!set_prod) {
+    /* production v1 through a recorded deploy, as a CT run leaves it */
+    struct registry *r = NULL;
+    struct err e = {0};
+    if (registry_open(reg, &r, &e) ||
+        registry_alias_set(r, MODEL, REGISTRY_PRODUCTION, 1, NULL, &e)) {
+      registry_close(r);
+      return -1;
+    }
+    registry_close(r);
+    if (sql_exec("INSERT INTO deployment (model, alias, from_version, "
+                 "to_version, action, reason, actor, created_at) VALUES ('" MODEL
+                 "', 'production', NULL, 1, 'deploy', 'first model of the "
+                 "CT DAG', 'task:deploy', UTC_TIMESTAMP(6) - INTERVAL 1 DAY)"))
+      return -1;
+  }
+  return 0;
+}
+
+static int env_paths(void)
+{
+  const char *s = getenv("MLOPSD_SRC"), *b = getenv("MLOPSD_BIN"),
+             *d = getenv("MLOPSD_TEST_DB_DIR");
+  if (!s || !b) {
+    fprintf(stderr, "test_admin: MLOPSD_SRC and MLOPSD_BIN must be set "
+                    "(tests/run.sh)\n");
+    return -1;
+  }
+  snprintf(g_src, sizeof(g_src), "%s", s);
+  snprintf(g_bin, sizeof(g_bin), "%s", b);
+  snprintf(g_dbdir, sizeof(g_dbdir), "%s", d ? d : "");
+  return 0;
+}
+
+static int setup(void)
+{
+  if (env_paths() || !g_dbdir[0])
+    return -1;
+  snprintf(g_tmp, sizeof(g_tmp), "/tmp/mlopsd-it-admin.XXXXXX");
+  if (!mkdtemp(g_tmp))
+    return -1;
+  snprintf(g_reg, sizeof(g_reg), "%s/registry", g_tmp);
+  snprintf(g_cfg, sizeof(g_cfg), "%s/mlopsd.yaml", g_tmp);
+  snprintf(g_log, sizeof(g_log), "%s/daemon.log", g_tmp);
+  g_port = free_port();
+  if (g_port <= 0 || fixture(g_tmp, g_port, g_db, 1))
+    return -1;
+  g_pid = daemon_spawn(g_cfg, g_log, g_db, TOKEN);
+  if (wait_up(g_port, 60)) {
+    fprintf(stderr, "daemon did not come up; log %s\n", g_log);
+    return -1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  curl_global_init(CURL_GLOBAL_ALL);
+  if (argc == 5 && strcmp(argv[1], "--fixture") == 0) {
+    int rc = env_paths() == 0 &&
+                     fixture(argv[2], atoi(argv[3]), argv[4], 0) == 0
+                 ? 0
+                 : 1;
+    db_pool_destroy(g_pool);
+    curl_global_cleanup();
+    return rc;
+  }
+  if (setup() != 0) {
+    fprintf(stderr, "test_admin: set-up failed (log %s)\n", g_log);
+    if (g_pid > 0) {
+      kill(g_pid, SIGKILL);
+      waitpid(g_pid, NULL, 0);
+    }
+    printf("check: 0 passed, 1 failed\n");
+    return 1;
+  }
+  RUN(auth_required);
+  RUN(token_off);
+  RUN(list_dags);
+  RUN(trigger_run);
+  RUN(pause_unpause);
+  RUN(list_runs);
+  RUN(task_instances_and_logs);
+  RUN(unknown_things);
+  RUN(models);
+  RUN(promote_and_rollback);
+  RUN(serving_figures);
+  RUN(drift_reports);
+  RUN(console_assets);
+  RUN(database_down);
+  RUN(clean_stop);
+  if (g_pid > 0)
+    daemon_term(g_pid);
+  db_pool_destroy(g_pool);
+  if (g_curl)
+    curl_easy_cleanup(g_curl);
+  curl_global_cleanup();
+  int rc = check_done();
+  if (rc != 0 || getenv("MLOPSD_KEEP_TMP"))
+    fprintf(stderr, "test_admin: files kept in %s\n", g_tmp);
+  else {
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_tmp);
+    run_cmd(cmd);
+  }
+  return rc;
+}

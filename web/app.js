@@ -1,0 +1,1175 @@
+/* app.js - the mlopsd web console: a small single-page app over the JSON
+ * admin API (/api/v2/...).  No framework and nothing fetched from outside
+ * the daemon: DOM built with createElement/textContent (data is never
+ * parsed as HTML), charts drawn as hand-written SVG.
+ *
+ * Pages (hash routes): #/dags, #/models[/NAME], #/serving, #/admin.
+ * The admin token is entered once on the Admin page and kept in
+ * sessionStorage (gone when the tab closes); every request sends it as a
+ * Bearer token when it is set.
+ */
+'use strict';
+
+(function () {
+  const TOKEN_KEY = 'mlopsd.token';
+  const SVGNS = 'http://www.w3.org/2000/svg';
+  const STATES = ['success', 'failed', 'running', 'queued', 'scheduled',
+    'up_for_retry', 'upstream_failed', 'skipped'];
+  const LIVE_STATES = ['running', 'queued', 'scheduled', 'up_for_retry'];
+  const PALETTE = ['#245c7a', '#e67e22', '#2e9a44', '#8e44ad', '#c0392b',
+    '#16a085', '#d4ac0d', '#7f8c8d', '#2c3e50', '#e84393'];
+
+  /* ---- DOM helpers ---------------------------------------------------- */
+
+  function h(tag, attrs) {
+    const el = document.createElement(tag);
+    setAttrs(el, attrs);
+    for (let i = 2; i < arguments.length; i++) append(el, arguments[i]);
+    return el;
+  }
+
+  function s(tag, attrs) {
+    const el = document.createElementNS(SVGNS, tag);
+    setAttrs(el, attrs);
+    for (let i = 2; i < arguments.length; i++) append(el, arguments[i]);
+    return el;
+  }
+
+  function setAttrs(el, attrs) {
+    if (!attrs) return;
+    for (const k of Object.keys(attrs)) {
+      const v = attrs[k];
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'text') el.textContent = String(v);
+      else if (k === 'class') el.setAttribute('class', v);
+      else if (k.startsWith('on') && typeof v === 'function')
+        el.addEventListener(k.slice(2), v);
+      else if (k === 'value') el.value = v;
+      else el.setAttribute(k, v === true ? '' : String(v));
+    }
+  }
+
+  function append(el) {
+    for (let i = 1; i < arguments.length; i++) {
+      const kid = arguments[i];
+      if (kid === undefined || kid === null || kid === false) continue;
+      if (Array.isArray(kid)) kid.forEach((k) => append(el, k));
+      else if (typeof kid === 'string' || typeof kid === 'number')
+        el.appendChild(document.createTextNode(String(kid)));
+      else el.appendChild(kid);
+    }
+  }
+
+  function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); }
+  const $ = (sel) => document.querySelector(sel);
+
+  function fmtTime(iso) {
+    if (!iso) return '—';
+    const d = new Date(iso);
+    if (isNaN(d)) return String(iso);
+    return d.toLocaleString(undefined, { year: 'numeric', month: '2-digit',
+      day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  }
+
+  /* An ISO time with an offset, shown as the wall time of that offset
+   * (the scheduler's zone), not the browser's. */
+  function fmtZoned(iso) {
+    const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(:\d{2})?/.exec(iso || '');
+    return m ? m[1] + ' ' + m[2] : (iso || '—');
+  }
+
+  function fmtNum(v, digits) {
+    if (v === null || v === undefined || Number.isNaN(v)) return '—';
+    if (typeof v !== 'number') return String(v);
+    if (Number.isInteger(v) && digits === undefined) return v.toLocaleString();
+    return v.toFixed(digits === undefined ? 4 : digits);
+  }
+
+  function fmtBytes(b) {
+    if (b === null || b === undefined) return '—';
+    const u = ['B', 'KiB', 'MiB', 'GiB'];
+    let i = 0;
+    while (b >= 1024 && i < u.length - 1) { b /= 1024; i++; }
+    return (i ? b.toFixed(1) : String(b)) + ' ' + u[i];
+  }
+
+  function fmtDuration(sec) {
+    if (sec === null || sec === undefined) return '—';
+    if (sec < 60) return sec.toFixed(1) + ' s';
+    const m = Math.floor(sec / 60);
+    if (m < 60) return m + ' min ' + Math.round(sec % 60) + ' s';
+    return Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
+  }
+
+  function stateBadge(st) {
+    return h('span', { class: 'badge state st-' + (st || 'none'),
+      'data-state': st || 'none', text: st || 'none' });
+  }
+
+  /* ---- API ------------------------------------------------------------ */
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && (body.error + (body.detail ? ': ' + body.detail : ''))) ||
+        ('HTTP ' + status));
+      this.status = status;
+      this.body = body;
+    }
+  }
+
+  const api = {
+    token() { return sessionStorage.getItem(TOKEN_KEY) || ''; },
+    setToken(t) {
+      if (t) sessionStorage.setItem(TOKEN_KEY, t);
+      else sessionStorage.removeItem(TOKEN_KEY);
+    },
+    async call(method, path, body) {
+      const headers = { Accept: 'application/json' };
+      const tok = api.token();
+      if (tok) headers.Authorization = 'Bearer ' + tok;
+      const opt = { method, headers, cache: 'no-store' };
+      if (body !== undefined) {
+        headers['Content-Type'] = 'application/json';
+        opt.body = JSON.stringify(body);
+      }
+      const r = await fetch(path, opt);
+      let data = null;
+      try { data = await r.json(); } catch (e) { data = null; }
+      if (!r.ok) throw new ApiError(r.status, data);
+      return data;
+    },
+    get(path) { return api.call('GET', path); },
+    post(path, body) { return api.call('POST', path, body || {}); },
+    patch(path, body) { return api.call('PATCH', path, body); },
+  };
+
+  const enc = encodeURIComponent;
+
+  /* ---- app state and routing ------------------------------------------ */
+
+  const app = {
+    auth: null,          /* /api/v2/auth */
+    timers: [],          /* cleared on navigation */
+    gen: 0,              /* navigation generation: late answers are dropped */
+    drawerTimer: null,
+  };
+
+  function every(ms, fn) {
+    const id = setInterval(fn, ms);
+    app.timers.push(id);
+    return id;
+  }
+
+  function stopTimers() {
+    app.timers.forEach(clearInterval);
+    app.timers = [];
+  }
+
+  function banner(text, kind) {
+    const b = $('#banner');
+    clear(b);
+    if (!text) { b.hidden = true; return; }
+    b.className = 'banner' + (kind === 'error' ? ' error' : '');
+    append(b, text);
+    b.hidden = false;
+  }
+
+  function showError(where, err) {
+    clear(where);
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+      append(where, h('div', { class: 'card' },
+        h('h2', { text: err.status === 401 ? 'Admin token needed'
+                                           : 'Admin API disabled' }),
+        h('p', { text: err.message }),
+        err.status === 401
+          ? h('p', {}, 'Enter the token on the ',
+            h('a', { href: '#/admin', text: 'Admin page' }),
+            ' (it is kept for this browser tab only), or start the daemon ' +
+            'with auth.console_read_open: true for a read-only console.')
+          : null));
+      return;
+    }
+    append(where, h('div', { class: 'card' },
+      h('h2', { text: 'Could not load' }),
+      h('p', { class: 'msg err', text: String(err && err.message || err) })));
+  }
+
+  async function refreshAuth() {
+    try {
+      app.auth = await api.get('/api/v2/auth');
+    } catch (e) {
+      app.auth = null;
+    }
+    const el = $('#auth-status');
+    clear(el);
+    if (!app.auth) return;
+    el.className = 'auth-status' + (app.auth.authenticated ? ' on' : '');
+    el.textContent = app.auth.authenticated
+      ? 'admin: signed in'
+      : (app.auth.token_given ? 'admin: wrong token'
+        : (app.auth.admin_enabled ? 'read-only' : 'admin API off'));
+    el.title = 'mlopsd ' + (app.auth.version || '');
+  }
+
+  const canWrite = () => app.auth && app.auth.authenticated;
+
+  function route() {
+    stopTimers();
+    closeDrawer();
+    app.gen++;
+    const parts = (location.hash || '#/dags').replace(/^#\/?/, '')
+      .split('?')[0].split('/').map(decodeURIComponent);
+    const page = parts[0] || 'dags';
+    document.querySelectorAll('#nav a').forEach((a) =>
+      a.classList.toggle('active', a.dataset.page === page));
+    const main = $('#main');
+    clear(main);
+    banner(null);
+    if (page === 'models') return pageModels(main, parts[1]);
+    if (page === 'serving') return pageServing(main);
+    if (page === 'admin') return pageAdmin(main);
+    return pageDags(main);
+  }
+
+  /* ---- charts (SVG) ----------------------------------------------------- */
+
+  /* opts: {series: [{name, color, points: [[x, y], ...]}], x: 'time' |
+   * 'int', yMin, yMax, yFmt, threshold, height, title, markers: bool} */
+  function lineChart(opts) {
+    const W = 640, H = opts.height || 220;
+    const m = { l: 52, r: 14, t: 12, b: 28 };
+    const all = [];
+    opts.series.forEach((sr) => sr.points.forEach((p) => {
+      if (p[1] !== null && p[1] !== undefined && isFinite(p[1])) all.push(p);
+    }));
+    const root = s('svg', { class: 'chart', viewBox: '0 0 ' + W + ' ' + H,
+      role: 'img', 'aria-label': opts.title || 'chart' });
+    const wrap = h('div', { class: 'chart-box' });
+    if (opts.title) append(wrap, h('h3', { text: opts.title }));
+    append(wrap, root);
+    if (!all.length) {
+      append(root, s('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle',
+        text: opts.empty || 'no data yet' }));
+      return wrap;
+    }
+    let x0 = Math.min(...all.map((p) => p[0]));
+    let x1 = Math.max(...all.map((p) => p[0]));
+    if (x0 === x1) { x0 -= 1; x1 += 1; }
+    let y0 = opts.yMin !== undefined ? opts.yMin
+      : Math.min(...all.map((p) => p[1]));
+    let y1 = opts.yMax !== undefined ? opts.yMax
+      : Math.max(...all.map((p) => p[1]));
+    if (opts.threshold !== undefined && opts.threshold !== null)
+      y1 = Math.max(y1, opts.threshold * 1.15);
+    if (y0 === y1) { y1 = y0 + (Math.abs(y0) || 1); }
+    if (opts.yMin === undefined && y0 > 0 && y0 < (y1 - y0) * 0.6) y0 = 0;
+    const pad = (y1 - y0) * 0.06;
+    if (opts.yMax === undefined) y1 += pad;
+    const X = (x) => m.l + (x - x0) / (x1 - x0) * (W - m.l - m.r);
+    const Y = (y) => H - m.b - (y - y0) / (y1 - y0) * (H - m.t - m.b);
+    const yFmt = opts.yFmt || ((v) => fmtNum(v, Math.abs(y1) < 10 ? 3 : 0));
+    /* y grid and labels */
+    for (let i = 0; i <= 4; i++) {
+      const v = y0 + (y1 - y0) * i / 4;
+      append(root, s('line', { class: 'gridline', x1: m.l, x2: W - m.r,
+        y1: Y(v), y2: Y(v) }));
+      append(root, s('text', { x: m.l - 6, y: Y(v) + 3, 'text-anchor': 'end',
+        text: yFmt(v) }));
+    }
+    /* x labels */
+    const nx = opts.x === 'int' ? Math.min(8, Math.round(x1 - x0) + 1) : 5;
+    for (let i = 0; i < nx; i++) {
+      const v = nx === 1 ? x0 : x0 + (x1 - x0) * i / (nx - 1);
+      let label;
+      if (opts.x === 'time') {
+        const d = new Date(v);
+        label = d.toLocaleTimeString(undefined, { hour: '2-digit',
+          minute: '2-digit' });
+      } else if (opts.x === 'date') {
+        label = new Date(v).toLocaleDateString(undefined,
+          { month: 'short', day: 'numeric' });
+      } else {
+        label = (opts.xPrefix || '') + Math.round(v);
+      }
+      append(root, s('text', { x: X(v), y: H - 8, 'text-anchor': 'middle',
+        text: label }));
+    }
+    append(root, s('line', { class: 'axis', x1: m.l, x2: W - m.r,
+      y1: H - m.b, y2: H - m.b }));
+    append(root, s('line', { class: 'axis', x1: m.l, x2: m.l, y1: m.t,
+      y2: H - m.b }));
+    if (opts.threshold !== undefined && opts.threshold !== null) {
+      append(root, s('line', { class: 'threshold', x1: m.l, x2: W - m.r,
+        y1: Y(opts.threshold), y2: Y(opts.threshold),
+        'data-threshold': opts.threshold }));
+      append(root, s('text', { x: W - m.r - 2, y: Y(opts.threshold) - 4,
+        'text-anchor': 'end', fill: '#c0392b',
+        text: 'threshold ' + opts.threshold }));
+    }
+    const legend = h('div', { class: 'chart-legend' });
+    opts.series.forEach((sr, i) => {
+      const color = sr.color || PALETTE[i % PALETTE.length];
+      const pts = sr.points.filter((p) => p[1] !== null && isFinite(p[1]));
+      if (!pts.length) return;
+      const d = pts.map((p, k) => (k ? 'L' : 'M') + X(p[0]).toFixed(1) + ' ' +
+        Y(p[1]).toFixed(1)).join(' ');
+      append(root, s('path', { d, fill: 'none', stroke: color,
+        'stroke-width': sr.width || 2, 'stroke-linejoin': 'round',
+        'data-series': sr.name }));
+      if (opts.markers || pts.length < 40) {
+        pts.forEach((p) => {
+          const c = s('circle', { cx: X(p[0]), cy: Y(p[1]),
+            r: (sr.highlight && sr.highlight(p)) ? 5.5 : 3,
+            fill: (sr.highlight && sr.highlight(p)) ? '#fff' : color,
+            stroke: color, 'stroke-width': 2 });
+          append(c, s('title', { text: sr.name + ': ' +
+            (opts.x === 'time' ? new Date(p[0]).toLocaleTimeString()
+              : opts.x === 'date' ? new Date(p[0]).toLocaleString()
+                : (opts.xPrefix || '') + p[0]) + ' → ' + yFmt(p[1]) }));
+          append(root, c);
+        });
+      }
+      append(legend, h('span', {}, h('i', { style: null }), sr.name));
+      legend.lastChild.firstChild.style.background = color;
+    });
+    if (opts.series.length > 1 || opts.legend) append(wrap, legend);
+    return wrap;
+  }
+
+  /* ---- drawer: a task instance, its attempts and log --------------------- */
+
+  function closeDrawer() {
+    if (app.drawerTimer) { clearInterval(app.drawerTimer); app.drawerTimer = null; }
+    $('#drawer').hidden = true;
+    document.querySelectorAll('.cell.sel').forEach((c) =>
+      c.classList.remove('sel'));
+  }
+
+  async function openTask(dagId, runId, taskId) {
+    closeDrawer();
+    const drawer = $('#drawer'), body = $('#drawer-body');
+    $('#drawer-title').textContent = taskId;
+    clear(body);
+    drawer.hidden = false;
+    const base = '/api/v2/dags/' + enc(dagId) + '/dagRuns/' + enc(runId) +
+      '/taskInstances/' + enc(taskId);
+    let ti;
+    try {
+      ti = await api.get(base);
+    } catch (e) {
+      if (e.status === 404) {
+        append(body, h('p', { class: 'muted', text:
+          'Task "' + taskId + '" has no instance in run ' + runId +
+          ' yet: it starts when the run reaches it.' }));
+      } else {
+        showError(body, e);
+      }
+      return;
+    }
+    const info = h('div', { id: 'ti-info' });
+    const tabs = h('div', { class: 'tabs', id: 'attempt-tabs' });
+    const follow = h('span', { class: 'follow', id: 'log-follow' });
+    const pre = h('pre', { class: 'log', id: 'log-content' });
+    append(body, info, h('div', { class: 'row' }, h('h3', { text: 'Log' }),
+      follow), tabs, pre);
+    let shown = 0, cursor = 0;
+
+    function renderInfo() {
+      clear(info);
+      append(info, h('div', { class: 'kv' },
+        h('span', {}, 'state ', stateBadge(ti.state)),
+        h('span', {}, 'run ', h('b', { text: runId })),
+        h('span', {}, 'attempts ', h('b', { text: String(ti.try_number) }),
+          ' of ', h('b', { text: String(ti.max_tries) })),
+        h('span', {}, 'started ', h('b', { text: fmtTime(ti.start_date) })),
+        h('span', {}, 'ended ', h('b', { text: fmtTime(ti.end_date) })),
+        h('span', {}, 'duration ', h('b', { text: fmtDuration(ti.duration) })),
+        ti.hostname ? h('span', {}, 'host ', h('b', {
+          text: ti.hostname + (ti.pid ? ' pid ' + ti.pid : '') })) : null,
+        ti.next_try_at ? h('span', {}, 'next try ',
+          h('b', { text: fmtTime(ti.next_try_at) })) : null));
+    }
+
+    function renderTabs() {
+      clear(tabs);
+      const n = Math.max(ti.try_number, 0);
+      if (!n) {
+        append(tabs, h('span', { class: 'muted small',
+          text: 'not started yet' }));
+        return;
+      }
+      for (let t = 1; t <= n; t++) {
+        const a = (ti.attempts || [])[t - 1];
+        append(tabs, h('button', { type: 'button',
+          class: t === shown ? 'active' : '', 'data-try': t,
+          title: a && a.first_log_at ? fmtTime(a.first_log_at) : '',
+          text: 'attempt ' + t + (a ? ' (' + a.lines + ' lines)' : ''),
+          onclick: () => { if (t !== shown) loadLog(t, true); } }));
+      }
+    }
+
+    async function loadLog(t, reset) {
+      if (reset) { shown = t; cursor = 0; clear(pre); renderTabs(); }
+      let r;
+      try {
+        r = await api.get(base + '/logs/' + t + '?after=' + cursor +
+          '&limit=5000');
+      } catch (e) {
+        append(pre, h('span', { class: 'stderr', text: String(e.message) + '\n' }));
+        return;
+      }
+      if (t !== shown) return;
+      const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      r.content.forEach((l) => {
+        append(pre, h('span', { class: 'ts', text: fmtTime(l.timestamp) + ' ' }),
+          h('span', { class: l.stream === 'stderr' ? 'stderr' : '',
+            text: l.line + '\n' }));
+      });
+      cursor = Number(r.continuation_token) || cursor;
+      if (!pre.firstChild)
+        append(pre, h('span', { class: 'ts', text: '(no log lines)\n' }));
+      if (atEnd) pre.scrollTop = pre.scrollHeight;
+    }
+
+    renderInfo();
+    shown = ti.try_number || 0;
+    renderTabs();
+    if (shown) await loadLog(shown, true);
+    /* follow live while the task can still change */
+    const live = () => LIVE_STATES.includes(ti.state);
+    follow.textContent = live() ? '● following live' : '';
+    if (live()) {
+      app.drawerTimer = setInterval(async () => {
+        try {
+          const prevTry = ti.try_number;
+          ti = await api.get(base);
+          renderInfo();
+          if (ti.try_number !== prevTry) {
+            await loadLog(ti.try_number, true);
+          } else if (shown === ti.try_number) {
+            renderTabs();
+            await loadLog(shown, false);
+          }
+          if (!live()) {
+            follow.textContent = '';
+            clearInterval(app.drawerTimer);
+            app.drawerTimer = null;
+            await loadLog(shown, false);
+          }
+        } catch (e) { /* keep trying */ }
+      }, 2000);
+    }
+  }
+
+  /* ---- DAGs ------------------------------------------------------------- */
+
+  function gridTable(dagId, grid) {
+    const runs = grid.dag_runs.slice().reverse(); /* oldest left */
+    const tasks = grid.tasks;
+    if (!runs.length)
+      return h('p', { class: 'muted', text: 'No runs yet.' +
+        (grid.dag.next_dagrun_logical_date ? ' The next scheduled run is ' +
+          fmtZoned(grid.dag.next_dagrun_logical_date) + ' (' +
+          grid.dag.timezone + ').' : '') });
+    const maxDur = Math.max(1, ...runs.map(runSeconds));
+    const head = h('tr', {}, h('th', { class: 'task', text: '' }));
+    runs.forEach((r) => {
+      const bar = h('div', { class: 'runbar st-' + r.state,
+        'data-run': r.dag_run_id, 'data-state': r.state,
+        title: r.dag_run_id + '\nstate: ' + r.state + '\nlogical date: ' +
+          fmtTime(r.logical_date) + '\nduration: ' +
+          fmtDuration(runSeconds(r) || null) });
+      bar.style.height = (8 + 34 * (runSeconds(r) / maxDur)) + 'px';
+      append(head, h('th', { class: 'run' }, bar));
+    });
+    const tb = h('tbody');
+    tasks.forEach((t) => {
+      const tr = h('tr', {}, h('th', { class: 'task', text: t.task_id,
+        title: (t.type || '') + (t.depends_on && t.depends_on.length
+          ? ' ← ' + t.depends_on.join(', ') : '') }));
+      runs.forEach((r) => {
+        const ti = r.task_instances[t.task_id];
+        const st = ti ? ti.state : 'none';
+        const cell = h('div', { class: 'cell' + (ti ? ' st-' + st : ''),
+          'data-dag': dagId, 'data-run': r.dag_run_id, 'data-task': t.task_id,
+          'data-state': st,
+          title: t.task_id + ' · ' + st + (ti && ti.try_number > 1
+            ? ' · ' + ti.try_number + ' attempts' : '') + '\n' + r.dag_run_id,
+          onclick: (ev) => {
+            openTask(dagId, r.dag_run_id, t.task_id).then(() => {
+              ev.target.classList.add('sel');
+            });
+          } });
+        append(tr, h('td', {}, cell));
+      });
+      append(tb, tr);
+    });
+    return h('div', { class: 'grid-wrap' },
+      h('table', { class: 'grid', 'data-dag': dagId }, h('thead', {}, head), tb));
+  }
+
+  function runSeconds(r) {
+    if (!r.start_date) return 0;
+    const end = r.end_date ? new Date(r.end_date) : new Date();
+    return Math.max(0, (end - new Date(r.start_date)) / 1000);
+  }
+
+  function legend() {
+    return h('div', { class: 'legend' }, STATES.map((st) =>
+      h('span', {}, h('span', { class: 'sw st-' + st }), st)),
+    h('span', {}, h('span', { class: 'sw' }), 'no instance'));
+  }
+
+  async function pageDags(main) {
+    const gen = app.gen;
+    append(main, h('h1', { text: 'DAGs' }));
+    const list = h('div', { id: 'dag-list' }, h('p', { class: 'muted',
+      text: 'Loading…' }));
+    append(main, list);
+    let data;
+    try {
+      data = await api.get('/api/v2/dags?limit=200');
+    } catch (e) { showError(list, e); return; }
+    if (gen !== app.gen) return;
+    clear(list);
+    if (data.import_errors && data.import_errors.length) {
+      append(list, h('div', { class: 'card' }, h('h2', { text: 'DAG files with errors' }),
+        data.import_errors.map((er) => h('pre', { class: 'msg err',
+          text: er.error }))));
+    }
+    if (!data.dags.length) {
+      append(list, h('div', { class: 'card empty', text:
+        'No DAGs: put DAG files (*.yaml) in scheduler.dags_dir.' }));
+      return;
+    }
+    const grids = {};
+    data.dags.forEach((d) => {
+      const gridBox = h('div', { class: 'grid-box', 'data-dag': d.dag_id },
+        h('p', { class: 'muted', text: 'Loading runs…' }));
+      grids[d.dag_id] = gridBox;
+      const pauseBtn = canWrite() ? h('button', { type: 'button',
+        class: 'btn ghost', 'data-action': 'pause', text: d.is_paused
+          ? 'Unpause' : 'Pause',
+        onclick: async () => {
+          try {
+            await api.patch('/api/v2/dags/' + enc(d.dag_id),
+              { is_paused: !d.is_paused });
+            route();
+          } catch (e) { banner(e.message, 'error'); }
+        } }) : null;
+      const trigBtn = canWrite() ? h('a', { class: 'btn ghost',
+        href: '#/admin?dag=' + enc(d.dag_id), text: 'Trigger…' }) : null;
+      append(list, h('section', { class: 'card dag', 'data-dag': d.dag_id },
+        h('div', { class: 'card-head' },
+          h('span', { class: 'title', text: d.dag_id }),
+          d.is_paused ? h('span', { class: 'badge paused', text: 'paused' })
+            : h('span', { class: 'badge active', text: 'active' }),
+          !d.is_active ? h('span', { class: 'badge', text: 'no DAG file' }) : null,
+          (d.tags || []).map((t) => h('span', { class: 'badge', text: t })),
+          h('span', { class: 'spacer' }), pauseBtn, trigBtn),
+        d.description ? h('p', { class: 'muted', text: d.description }) : null,
+        h('div', { class: 'kv' },
+          h('span', {}, 'schedule ', h('b', { class: 'mono',
+            text: d.schedule || 'manual only' })),
+          h('span', {}, 'next run ', h('b', { 'data-field': 'next-run',
+            text: d.next_dagrun_logical_date
+              ? fmtZoned(d.next_dagrun_logical_date) + ' (' + d.timezone + ')'
+              : '—' })),
+          h('span', {}, 'last run ', d.last_run ? stateBadge(d.last_run.state)
+            : h('b', { text: '—' })),
+          h('span', {}, 'tasks ', h('b', { text: String((d.tasks || []).length) }))),
+        gridBox));
+    });
+    append(list, legend());
+    async function loadGrids() {
+      for (const id of Object.keys(grids)) {
+        try {
+          const g = await api.get('/api/v2/dags/' + enc(id) + '/grid?limit=25');
+          if (gen !== app.gen) return;
+          const box = grids[id];
+          const sel = document.querySelector('.cell.sel');
+          const selKey = sel ? sel.dataset.run + '|' + sel.dataset.task : null;
+          clear(box);
+          append(box, gridTable(id, g));
+          if (selKey) {
+            box.querySelectorAll('.cell').forEach((c) => {
+              if (c.dataset.run + '|' + c.dataset.task === selKey)
+                c.classList.add('sel');
+            });
+          }
+        } catch (e) {
+          if (gen === app.gen) showError(grids[id], e);
+        }
+      }
+    }
+    await loadGrids();
+    every(5000, loadGrids);
+  }
+
+  /* ---- Models ----------------------------------------------------------- */
+
+  async function pageModels(main, name) {
+    const gen = app.gen;
+    append(main, h('h1', { text: 'Models' }));
+    const split = h('div', { class: 'split' });
+    const side = h('div', { class: 'card list', id: 'model-list' });
+    const detail = h('div', { id: 'model-detail' });
+    append(main, split);
+    append(split, side, detail);
+    let models;
+    try {
+      models = await api.get('/api/v2/models?limit=1000');
+    } catch (e) { showError(detail, e); return; }
+    if (gen !== app.gen) return;
+    if (!models.models.length) {
+      append(detail, h('div', { class: 'card empty',
+        text: 'No models in the registry yet: a train task registers one.' }));
+      return;
+    }
+    if (!name) name = models.models[0].name;
+    models.models.forEach((m) => append(side, h('a', {
+      href: '#/models/' + enc(m.name), class: m.name === name ? 'active' : '',
+      text: m.name + (m.production_version ? '  (v' + m.production_version + ')'
+        : '') })));
+    await modelDetail(detail, name, gen);
+  }
+
+  function metricKeys(versions) {
+    const keys = [];
+    versions.forEach((v) => Object.keys(v.metrics || {}).forEach((k) => {
+      if (!keys.includes(k)) keys.push(k);
+    }));
+    return keys;
+  }
+
+  async function modelDetail(box, name, gen) {
+    let m;
+    try {
+      m = await api.get('/api/v2/models/' + enc(name));
+    } catch (e) { showError(box, e); return; }
+    if (gen !== app.gen) return;
+    clear(box);
+    const vers = m.versions;
+    const metric = m.selection_metric ||
+      (metricKeys(vers).includes('accuracy') ? 'accuracy' : metricKeys(vers)[0]);
+    const prod = m.production_version;
+    const head = h('div', { class: 'card' },
+      h('div', { class: 'card-head' },
+        h('span', { class: 'title', text: m.name }),
+        prod ? h('span', { class: 'badge prod', 'data-field': 'production',
+          text: 'production v' + prod }) : h('span', { class: 'badge',
+          text: 'nothing in production' }),
+        m.served_version && m.served_version !== prod
+          ? h('span', { class: 'badge paused', text: 'serving v' +
+            m.served_version + ' (swap pending)' }) : null),
+      h('div', { class: 'kv' },
+        h('span', {}, 'versions ', h('b', { text: String(vers.length) })),
+        h('span', {}, 'served now ', h('b', { 'data-field': 'served',
+          text: m.served_version ? 'v' + m.served_version : '—' })),
+        h('span', {}, 'production since ', h('b', {
+          text: m.production_since ? fmtTime(m.production_since) : 'unknown' })),
+        m.production_change ? h('span', {}, 'by ', h('b', {
+          text: (m.production_change.action || '') + ' · ' +
+            (m.production_change.actor || '?') })) : null,
+        h('span', {}, 'selection metric ', h('b', { text: metric || '—' }))),
+      m.production_change && m.production_change.reason
+        ? h('p', { class: 'muted small', text: 'reason: ' +
+          m.production_change.reason }) : null);
+    append(box, head);
+
+    /* the selection metric per version */
+    if (metric) {
+      const pts = vers.filter((v) => v.metrics && typeof v.metrics[metric] ===
+        'number').map((v) => [v.version, v.metrics[metric]]).reverse();
+      append(box, h('div', { class: 'card', id: 'metric-chart' },
+        lineChart({ title: metric + ' per version (validation split; ' +
+          'hollow = production)', x: 'int', xPrefix: 'v', markers: true,
+          series: [{ name: metric, points: pts,
+            highlight: (p) => p[0] === prod }] })));
+    }
+
+    /* versions */
+    const mk = metricKeys(vers);
+    const tbl = h('table', { class: 'tbl', id: 'versions' });
+    append(tbl, h('thead', {}, h('tr', {},
+      ['version', 'created', 'logical date', ...mk, 'params', 'lineage', '']
+        .map((k) => h('th', { text: k })))));
+    const tb = h('tbody');
+    vers.forEach((v) => {
+      const lin = v.lineage || {};
+      const params = v.params ? Object.keys(v.params).filter((k) =>
+        !['objective', 'num_class', 'eval_metric', 'nthread'].includes(k))
+        .map((k) => k + '=' + v.params[k]).join(' ') : '';
+      const act = canWrite() && !v.is_production ? h('button', {
+        type: 'button', class: 'btn ghost', 'data-action': 'promote',
+        'data-version': v.version, text: 'Promote',
+        onclick: () => promote(name, v.version, box) }) : null;
+      append(tb, h('tr', { class: v.is_production ? 'prod' : '',
+        'data-version': v.version },
+        h('td', {}, h('b', { text: 'v' + v.version }), ' ',
+          v.is_production ? h('span', { class: 'badge prod', text: 'production' })
+            : null),
+        h('td', { text: fmtTime(v.creation_time) }),
+        h('td', { text: lin.logical_date || '—' }),
+        mk.map((k) => h('td', { class: 'num', text: fmtNum(v.metrics
+          ? v.metrics[k] : null) })),
+        h('td', { class: 'mono small', text: params }),
+        h('td', { class: 'small' },
+          lin.dag_run_id ? h('div', { text: 'run ' + lin.dag_run_id }) : null,
+          lin.training_rows !== undefined ? h('div', { text: 'rows ' +
+            fmtNum(lin.training_rows) + (lin.train_rows !== undefined
+              ? ' (' + lin.train_rows + ' train / ' + lin.val_rows + ' val)'
+              : '') }) : null,
+          lin.data_sha256 ? h('div', { class: 'mono', title: lin.data_sha256,
+            text: 'data ' + String(lin.data_sha256).slice(0, 12) + '…' }) : null,
+          lin.trial_count ? h('div', { text: lin.trial_count + ' trials' }) : null,
+          v.meta_error ? h('div', { class: 'msg err', text: v.meta_error }) : null),
+        h('td', {}, act)));
+    });
+    append(tbl, tb);
+    append(box, h('div', { class: 'card' }, h('h2', { text: 'Versions' }), tbl,
+      canWrite() ? h('div', { class: 'row' }, h('button', { type: 'button',
+        class: 'btn danger', 'data-action': 'rollback', text: 'Roll back',
+        onclick: () => rollback(name, box) })) : h('p', { class: 'muted small',
+        text: 'Promote and roll back from here after entering the admin ' +
+          'token on the Admin page.' }),
+      h('div', { class: 'msg', id: 'model-msg' })));
+
+    /* trials of a version */
+    const trialsBox = h('div', { id: 'trials' });
+    const pick = h('select', { id: 'trial-version', onchange: () =>
+      loadTrials(name, Number(pick.value), trialsBox, gen) });
+    vers.forEach((v) => append(pick, h('option', { value: v.version,
+      text: 'v' + v.version + (v.is_production ? ' (production)' : '') })));
+    append(box, h('div', { class: 'card' }, h('div', { class: 'card-head' },
+      h('h2', { text: 'Grid-search trials' }), pick), trialsBox));
+    if (vers.length) loadTrials(name, vers[0].version, trialsBox, gen);
+
+    /* deployments */
+    const deps = m.deployments;
+    const dt = h('table', { class: 'tbl', id: 'deployments' },
+      h('thead', {}, h('tr', {}, ['when', 'action', 'from', 'to', 'by', 'reason']
+        .map((k) => h('th', { text: k })))));
+    const dtb = h('tbody');
+    (deps || []).forEach((d) => append(dtb, h('tr', {},
+      h('td', { text: fmtTime(d.created_at) }), h('td', { text: d.action }),
+      h('td', { text: d.from_version ? 'v' + d.from_version : '—' }),
+      h('td', { text: d.to_version ? 'v' + d.to_version : '—' }),
+      h('td', { text: d.actor || '—' }), h('td', { text: d.reason || '' }))));
+    append(dt, dtb);
+    append(box, h('div', { class: 'card' }, h('h2', { text: 'Deployments' }),
+      deps === null ? h('p', { class: 'muted', text: 'MariaDB unavailable: ' +
+        (m.deployments_unavailable || '') }) : (deps.length ? dt
+        : h('p', { class: 'muted', text: 'No alias changes recorded.' }))));
+  }
+
+  async function loadTrials(name, version, box, gen) {
+    clear(box);
+    let t;
+    try {
+      t = await api.get('/api/v2/models/' + enc(name) + '/versions/' +
+        version + '/trials');
+    } catch (e) { showError(box, e); return; }
+    if (gen !== app.gen) return;
+    if (!t.trials.length) {
+      append(box, h('p', { class: 'muted', text: 'No trial records for v' +
+        version + '.' }));
+      return;
+    }
+    const pk = [], mk = [];
+    t.trials.forEach((tr) => {
+      Object.keys(tr.params || {}).forEach((k) => {
+        if (!pk.includes(k) && new Set(t.trials.map((x) =>
+          JSON.stringify((x.params || {})[k]))).size > 1) pk.push(k);
+      });
+      Object.keys(tr.metrics || {}).forEach((k) => {
+        if (!mk.includes(k) && typeof tr.metrics[k] === 'number') mk.push(k);
+      });
+    });
+    const cols = [{ k: 'run_id', get: (x) => x.run_id, num: false }]
+      .concat(pk.map((k) => ({ k, get: (x) => (x.params || {})[k],
+        num: true, param: true })))
+      .concat(mk.map((k) => ({ k, get: (x) => (x.metrics || {})[k], num: true })));
+    let sortKey = t.selection_metric && mk.includes(t.selection_metric)
+      ? t.selection_metric : (mk[0] || 'run_id');
+    let desc = sortKey !== 'logloss' && sortKey !== 'rmse' && sortKey !== 'mae';
+    const table = h('table', { class: 'tbl', id: 'trials-table' });
+    function draw() {
+      clear(table);
+      const col = cols.find((c) => c.k === sortKey) || cols[0];
+      const rows = t.trials.slice().sort((a, b) => {
+        let x = col.get(a), y = col.get(b);
+        if (col.num) { x = Number(x); y = Number(y); }
+        if (x === y) return 0;
+        if (x === undefined || Number.isNaN(x)) return 1;
+        if (y === undefined || Number.isNaN(y)) return -1;
+        return (x < y ? -1 : 1) * (desc ? -1 : 1);
+      });
+      append(table, h('thead', {}, h('tr', {}, cols.map((c) => h('th', {
+        class: 'sortable', 'data-key': c.k,
+        text: c.k + (c.k === sortKey ? (desc ? ' ▼' : ' ▲') : ''),
+        onclick: () => {
+          if (sortKey === c.k) desc = !desc;
+          else { sortKey = c.k; desc = c.num; }
+          draw();
+        } })))));
+      const tb = h('tbody');
+      rows.forEach((r) => append(tb, h('tr', { class: r.is_best ? 'best' : '' },
+        cols.map((c) => h('td', { class: c.num ? 'num' : 'mono small',
+          text: c.num && !c.param ? fmtNum(c.get(r)) : String(c.get(r) ?? '—') })))));
+      append(table, tb);
+    }
+    draw();
+    append(box, h('p', { class: 'muted small', text: t.trials.length +
+      ' trials; best (green) ' + (t.best_run || '—') +
+      '. Click a column to sort.' }), table);
+  }
+
+  async function promote(name, version, box) {
+    const msg = $('#model-msg');
+    try {
+      const r = await api.post('/api/v2/models/' + enc(name) + '/promote',
+        { version });
+      msg.className = 'msg ok';
+      msg.textContent = 'Production is now v' + r.to_version +
+        (r.serving && r.serving.version ? ' (serving v' + r.serving.version + ')'
+          : '');
+      setTimeout(() => { if (location.hash.startsWith('#/models')) route(); }, 800);
+    } catch (e) {
+      msg.className = 'msg err';
+      msg.textContent = e.message;
+    }
+  }
+
+  async function rollback(name) {
+    const msg = $('#model-msg');
+    try {
+      const r = await api.post('/api/v2/models/' + enc(name) + '/rollback', {});
+      msg.className = 'msg ok';
+      msg.textContent = 'Rolled back: production v' + r.from_version + ' → v' +
+        r.to_version;
+      setTimeout(() => { if (location.hash.startsWith('#/models')) route(); }, 800);
+    } catch (e) {
+      msg.className = 'msg err';
+      msg.textContent = e.message;
+    }
+  }
+
+  /* ---- Serving ---------------------------------------------------------- */
+
+  async function pageServing(main) {
+    const gen = app.gen;
+    append(main, h('h1', { text: 'Serving' }));
+    const tiles = h('div', { class: 'tiles', id: 'serving-tiles' });
+    const charts = h('div', { class: 'charts', id: 'serving-charts' });
+    const drift = h('div', { id: 'drift' });
+    append(main, tiles, charts, h('h2', { text: 'Drift' }), drift);
+    let driftModel = null;
+
+    function tile(label, value, cls, key) {
+      return h('div', { class: 'tile' + (cls ? ' ' + cls : ''),
+        'data-tile': key }, h('div', { class: 'l', text: label }),
+        h('div', { class: 'v', text: value }));
+    }
+
+    async function load() {
+      let d;
+      try {
+        d = await api.get('/api/v2/serving');
+      } catch (e) { if (gen === app.gen) showError(charts, e); return; }
+      if (gen !== app.gen) return;
+      clear(tiles);
+      clear(charts);
+      const now = d.now || {};
+      const lat = now.latency_ms || {};
+      const log = d.log || {};
+      const served = (d.models || []).find((x) => x.model === d.default_model);
+      append(tiles,
+        tile('requests / s', fmtNum(now.requests_per_s, 1), null, 'rps'),
+        tile('latency p50', lat.p50 === null || lat.p50 === undefined ? '—'
+          : fmtNum(lat.p50, 2) + ' ms', null, 'p50'),
+        tile('latency p99', lat.p99 === null || lat.p99 === undefined ? '—'
+          : fmtNum(lat.p99, 2) + ' ms', null, 'p99'),
+        tile('errors / s', fmtNum(now.errors_per_s, 2),
+          now.errors_per_s > 0 ? 'bad' : null, 'eps'),
+        tile('predictions (total)', fmtNum(d.totals ? d.totals.items : null),
+          null, 'items'),
+        tile('log backlog', fmtNum(log.backlog_rows) + ' rows',
+          log.backlog_rows > 1000 ? 'bad' : null, 'backlog'),
+        tile('spool', fmtBytes(log.spool_bytes) + ' · ' +
+          fmtNum(log.spool_records) + ' rec', log.spool_bytes > 0 ? 'bad' : null,
+        'spool'),
+        tile('MariaDB (log)', log.db_up === true ? 'up' : log.db_up === false
+          ? 'down' : '—', log.db_up === false ? 'bad' : 'good', 'db'),
+        tile('served model', served ? (served.version ? 'v' + served.version
+          : 'none') : '—', d.model_ready === false ? 'bad' : null, 'model'));
+      if (d.model_not_ready) banner(d.model_not_ready);
+      /* series: ring + the partial interval now */
+      const pts = (d.series || []).slice();
+      if (d.now && d.now.t) pts.push(d.now);
+      const t = (p) => new Date(p.t).getTime();
+      const span = 'last hour, ' + (d.interval_s >= 60 ? (d.interval_s / 60) +
+        '-minute' : d.interval_s + '-second') + ' samples';
+      append(charts,
+        h('div', { class: 'card' }, lineChart({ title: 'Requests per second (' +
+          span + ')', x: 'time', yMin: 0, series: [
+          { name: 'requests/s', points: pts.map((p) => [t(p), p.requests_per_s]) },
+          { name: 'errors/s', color: '#c0392b',
+            points: pts.map((p) => [t(p), p.errors_per_s]) }] })),
+        h('div', { class: 'card' }, lineChart({ title: 'Latency percentiles (ms)',
+          x: 'time', yMin: 0, yFmt: (v) => fmtNum(v, 2), series: ['p50', 'p90',
+          'p99'].map((q, i) => ({ name: q, color: PALETTE[i],
+          points: pts.map((p) => [t(p), (p.latency_ms || {})[q]]) })) })));
+      /* predictions per class of each model */
+      const classes = {};
+      pts.forEach((p) => Object.keys(p.predictions || {}).forEach((mo) =>
+        Object.keys(p.predictions[mo]).forEach((c) => {
+          classes[mo + ' · ' + c] = classes[mo + ' · ' + c] || [];
+          classes[mo + ' · ' + c].push([t(p), p.predictions[mo][c] /
+            Math.max(p.seconds || 1, 0.001)]);
+        })));
+      append(charts, h('div', { class: 'card' }, lineChart({
+        title: 'Predictions per class (per second)', x: 'time', yMin: 0,
+        legend: true, series: Object.keys(classes).map((k) => ({ name: k,
+          points: classes[k] })) })),
+      h('div', { class: 'card' }, lineChart({ title: 'Prediction log backlog ' +
+        'and spool', x: 'time', yMin: 0, legend: true, series: [
+        { name: 'backlog rows', points: pts.map((p) => [t(p), p.log_backlog_rows]) },
+        { name: 'spool records', color: '#c0392b',
+          points: pts.map((p) => [t(p), p.spool_records]) }] })));
+      if (!driftModel && d.default_model) {
+        driftModel = d.default_model;
+        loadDrift(driftModel);
+      }
+    }
+
+    async function loadDrift(model) {
+      let r;
+      try {
+        r = await api.get('/api/v2/models/' + enc(model) + '/drift?limit=200');
+      } catch (e) {
+        if (gen !== app.gen) return;
+        clear(drift);
+        if (e.status === 404) append(drift, h('p', { class: 'muted',
+          text: 'Model ' + model + ' is not in the registry yet.' }));
+        else showError(drift, e);
+        return;
+      }
+      if (gen !== app.gen) return;
+      clear(drift);
+      const reps = r.reports.slice().reverse(); /* oldest first */
+      if (!reps.length) {
+        append(drift, h('div', { class: 'card empty', text: 'No drift reports ' +
+          'for ' + model + ' yet (a drift task writes them).' }));
+        return;
+      }
+      const feats = {};
+      reps.forEach((rep) => {
+        const sc = rep.scores || {};
+        Object.keys(sc).forEach((f) => {
+          const v = typeof sc[f] === 'number' ? sc[f]
+            : (sc[f] && typeof sc[f].psi === 'number' ? sc[f].psi : null);
+          if (v === null) return;
+          feats[f] = feats[f] || [];
+          feats[f].push([new Date(rep.created_at).getTime(), v]);
+        });
+      });
+      /* the worst features first; at most 10 lines */
+      const names = Object.keys(feats).sort((a, b) =>
+        Math.max(...feats[b].map((p) => p[1])) -
+        Math.max(...feats[a].map((p) => p[1]))).slice(0, 10);
+      const last = reps[reps.length - 1];
+      append(drift, h('div', { class: 'card', id: 'drift-chart' },
+        h('div', { class: 'kv' },
+          h('span', {}, 'latest ', h('b', { text: fmtTime(last.created_at) })),
+          h('span', {}, 'verdict ', h('b', { text: last.verdict })),
+          h('span', {}, 'max PSI ', h('b', { text: fmtNum(last.max_score) })),
+          h('span', {}, 'window ', h('b', { text: fmtNum(last.window_rows) +
+            ' rows' })),
+          h('span', {}, 'reports ', h('b', { text: String(reps.length) }))),
+        lineChart({ title: 'PSI per feature over time (worst ' + names.length +
+          ')', x: 'date', yMin: 0, threshold: r.threshold, legend: true,
+        markers: true, height: 260,
+        series: names.map((n) => ({ name: n, points: feats[n] })) })));
+    }
+
+    await load();
+    every(5000, load);
+  }
+
+  /* ---- Admin ------------------------------------------------------------ */
+
+  async function pageAdmin(main) {
+    const gen = app.gen;
+    const params = new URLSearchParams((location.hash.split('?')[1]) || '');
+    append(main, h('h1', { text: 'Admin' }));
+    const tokenIn = h('input', { type: 'password', id: 'token-input',
+      autocomplete: 'off', placeholder: 'admin token', size: 36 });
+    const tokMsg = h('div', { class: 'msg', id: 'token-msg' });
+    const auth = app.auth || {};
+    append(main, h('div', { class: 'card' },
+      h('h2', { text: 'Admin token' }),
+      !auth.admin_enabled ? h('p', { class: 'msg err', text:
+        'The admin API is off: no token is configured. Set the environment ' +
+        'variable ' + (auth.token_env || 'MLOPSD_ADMIN_TOKEN') +
+        ' and restart mlopsd serve.' }) : null,
+      h('p', { class: 'muted small', text: 'Kept in this tab only ' +
+        '(sessionStorage) and sent as a Bearer token to /api/v2.' }),
+      h('form', { class: 'row', id: 'token-form', onsubmit: async (ev) => {
+        ev.preventDefault();
+        api.setToken(tokenIn.value.trim());
+        await refreshAuth();
+        tokMsg.className = 'msg ' + (canWrite() ? 'ok' : 'err');
+        tokMsg.textContent = canWrite() ? 'Signed in.'
+          : 'That is not the admin token.';
+        if (canWrite()) { setTimeout(route, 300); }
+      } }, tokenIn, h('button', { class: 'btn', type: 'submit', text: 'Use token' }),
+      api.token() ? h('button', { class: 'btn ghost', type: 'button',
+        text: 'Forget token', onclick: async () => {
+          api.setToken(''); await refreshAuth(); route();
+        } }) : null), tokMsg));
+    if (!canWrite()) {
+      append(main, h('p', { class: 'muted', text: 'Enter the token to trigger ' +
+        'runs, pause DAGs and promote or roll back models.' }));
+      return;
+    }
+    let dags = [], models = [];
+    try {
+      dags = (await api.get('/api/v2/dags?limit=1000')).dags;
+      models = (await api.get('/api/v2/models?limit=1000')).models;
+    } catch (e) { showError(main, e); return; }
+    if (gen !== app.gen) return;
+
+    /* trigger */
+    const dagSel = h('select', { id: 'trigger-dag' });
+    dags.forEach((d) => append(dagSel, h('option', { value: d.dag_id,
+      text: d.dag_id })));
+    if (params.get('dag')) dagSel.value = params.get('dag');
+    const today = new Date();
+    const dateIn = h('input', { type: 'date', id: 'trigger-date',
+      value: today.getFullYear() + '-' + String(today.getMonth() + 1)
+        .padStart(2, '0') + '-' + String(today.getDate()).padStart(2, '0') });
+    const confIn = h('textarea', { id: 'trigger-conf', rows: 3, cols: 50,
+      text: '{}' });
+    const trigMsg = h('div', { class: 'msg', id: 'trigger-msg' });
+    append(main, h('div', { class: 'card' }, h('h2', { text: 'Trigger a DAG run' }),
+      h('form', { id: 'trigger-form', onsubmit: async (ev) => {
+        ev.preventDefault();
+        let conf;
+        try { conf = JSON.parse(confIn.value || '{}'); } catch (e) {
+          trigMsg.className = 'msg err';
+          trigMsg.textContent = 'conf is not valid JSON: ' + e.message;
+          return;
+        }
+        try {
+          const r = await api.post('/api/v2/dags/' + enc(dagSel.value) +
+            '/dagRuns', { logical_date: dateIn.value, conf });
+          trigMsg.className = 'msg ok';
+          clear(trigMsg);
+          append(trigMsg, 'Queued ' + r.dag_run_id + ' (' + r.state + '). ',
+            h('a', { href: '#/dags', text: 'See the grid' }));
+        } catch (e) {
+          trigMsg.className = 'msg err';
+          trigMsg.textContent = e.message;
+        }
+      } },
+      h('div', { class: 'row' },
+        h('div', {}, h('label', { text: 'DAG' }), dagSel),
+        h('div', {}, h('label', { text: 'logical date' }), dateIn)),
+      h('label', { text: 'conf (JSON object)' }), confIn,
+      h('div', {}, h('button', { class: 'btn', type: 'submit', text: 'Trigger' }))),
+      trigMsg));
+
+    /* pause / unpause */
+    const pt = h('table', { class: 'tbl', id: 'pause-table' });
+    const pauseMsg = h('div', { class: 'msg' });
+    dags.forEach((d) => append(pt, h('tr', { 'data-dag': d.dag_id },
+      h('td', { text: d.dag_id }),
+      h('td', {}, d.is_paused ? h('span', { class: 'badge paused', text: 'paused' })
+        : h('span', { class: 'badge active', text: 'active' })),
+      h('td', {}, h('button', { type: 'button', class: 'btn ghost',
+        text: d.is_paused ? 'Unpause' : 'Pause', onclick: async () => {
+          try {
+            await api.patch('/api/v2/dags/' + enc(d.dag_id),
+              { is_paused: !d.is_paused });
+            route();
+          } catch (e) {
+            pauseMsg.className = 'msg err';
+            pauseMsg.textContent = e.message;
+          }
+        } })))));
+    append(main, h('div', { class: 'card' }, h('h2', { text: 'Pause / unpause' }),
+      dags.length ? pt : h('p', { class: 'muted', text: 'No DAGs.' }), pauseMsg));
+
+    /* promote / rollback */
+    const modelSel = h('select', { id: 'promote-model' });
+    const verSel = h('select', { id: 'promote-version' });
+    const modMsg = h('div', { class: 'msg', id: 'promote-msg' });
+    const prodInfo = h('span', { class: 'muted small', id: 'promote-prod' });
+    models.forEach((m) => append(modelSel, h('option', { value: m.name,
+      text: m.name })));
+    async function fillVersions() {
+      clear(verSel);
+      if (!modelSel.value) return;
+      try {
+        const m = await api.get('/api/v2/models/' + enc(modelSel.value));
+        m.versions.forEach((v) => append(verSel, h('option', { value: v.version,
+          text: 'v' + v.version + (v.is_production ? ' (production)' : '') +
+            (v.metrics && m.selection_metric && v.metrics[m.selection_metric] !==
+              undefined ? ' · ' + m.selection_metric + ' ' +
+              fmtNum(v.metrics[m.selection_metric]) : '') })));
+        prodInfo.textContent = m.production_version
+          ? 'production is v' + m.production_version : 'no production version';
+      } catch (e) { prodInfo.textContent = e.message; }
+    }
+    modelSel.addEventListener('change', fillVersions);
+    append(main, h('div', { class: 'card' }, h('h2', { text: 'Promote / roll back' }),
+      models.length ? h('form', { id: 'promote-form', onsubmit: async (ev) => {
+        ev.preventDefault();
+        try {
+          const r = await api.post('/api/v2/models/' + enc(modelSel.value) +
+            '/promote', { version: Number(verSel.value) });
+          modMsg.className = 'msg ok';
+          modMsg.textContent = 'Production of ' + r.model + ': v' +
+            (r.from_version || '—') + ' → v' + r.to_version +
+            (r.serving ? '; serving v' + r.serving.version : '');
+          await fillVersions();
+        } catch (e) {
+          modMsg.className = 'msg err';
+          modMsg.textContent = e.message;
+        }
+      } }, h('div', { class: 'row' },
+        h('div', {}, h('label', { text: 'model' }), modelSel),
+        h('div', {}, h('label', { text: 'version' }), verSel),
+        h('div', {}, h('button', { class: 'btn', type: 'submit', id: 'promote-btn',
+          text: 'Promote' })),
+        h('div', {}, h('button', { class: 'btn danger', type: 'button',
+          id: 'rollback-btn', text: 'Roll back', onclick: async () => {
+            try {
+              const r = await api.post('/api/v2/models/' +
+                enc(modelSel.value) + '/rollback', {});
+              modMsg.className = 'msg ok';
+              modMsg.textContent = 'Rolled back ' + r.model + ': v' +
+                r.from_version + ' → v' + r.to_version;
+              await fillVersions();
+            } catch (e) {
+              modMsg.className = 'msg err';
+              modMsg.textContent = e.message;
+            }
+          } })), prodInfo)) : h('p', { class: 'muted', text: 'No models.' }),
+      modMsg));
+    await fillVersions();
+  }
+
+  /* ---- start -------------------------------------------------------------- */
+
+  document.addEventListener('DOMContentLoaded', async () => {
+    $('#drawer-close').addEventListener('click', closeDrawer);
+    document.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape') closeDrawer();
+    });
+    window.addEventListener('hashchange', route);
+    await refreshAuth();
+    route();
+  });
+})();
