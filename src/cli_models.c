@@ -836,7 +836,8 @@ static int models_train(int argc, char **argv)
       .log = print_line,
   };
   struct pipeline_result res = {0};
-  if ((rc = open_db(&c, "models train", "to read the training set", &pool)) == CLI_OK) {
+  rc = open_db(&c, "models train", "to read the training set", &pool);
+  if (rc == CLI_OK) {
     if (pipeline_train(reg, pool, spec, &o, &res, &e) != ERR_OK)
       rc = fail("models train", "%s", e.msg);
     else
