@@ -309,9 +309,10 @@ static enum err_code parse_values(const cJSON *o, const cJSON *prep,
   qsort(tmp, nv, sizeof(*tmp), cmp_str);
   for (j = 1; j < nv; j++)
     if (strcmp(tmp[j - 1].v, tmp[j].v) == 0) {
+      enum err_code rc = BAD("%s: features.%s.%s: duplicate \"%.60s\"",
+                             what, f->name, key, tmp[j].v);
       free(tmp);
-      return BAD("%s: features.%s.%s: duplicate \"%.60s\"", what, f->name,
-                 key, tmp[j].v);
+      return rc;
     }
   f->n_vbins = nv + 1;
   f->n_bins = nv + 2;

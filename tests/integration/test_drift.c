@@ -906,7 +906,14 @@ static char *run_out(const char *args, int *status)
   snprintf(cmd, sizeof(cmd), "cd %s && %s -c %s %s >%s 2>&1", g_tmp, g_bin,
            g_cfg, args, out);
   *status = run_cmd(cmd);
-  return read_file(out, NULL);
+  char *o = read_file(out, NULL);
+  /* a sanitizer build of the binary reports on stderr: that is a failure */
+  if (o && (strstr(o, "Sanitizer") || strstr(o, "runtime error:"))) {
+    fprintf(stderr, "  FAIL: %s: sanitizer report from '%s':\n%s\n",
+            check_cur_name, args, o);
+    check_cur_failed = 1;
+  }
+  return o;
 }
 
 TEST(cli_drift)
