@@ -897,7 +897,7 @@ TEST(label_feedback_floor)
   tc_free(c);
 }
 
-/* ---- the command line ----------------------------------------------------- */
+/* ---- the command line --------------------------------------------------- */
 
 static char *run_out(const char *args, int *status)
 {
