@@ -4,6 +4,9 @@
 #
 #   scripts/install-deps.sh            build + test + runtime packages
 #   scripts/install-deps.sh --runtime  only what the daemon needs to run
+#   scripts/install-deps.sh --browser  Chromium for the web console's
+#                                      browser test (large, optional: the
+#                                      test skips without it)
 #
 # Used by `make deps`, `make test`, `make demo` and docker/Dockerfile, so the
 # list below is the one place that names our dependencies.
@@ -15,13 +18,17 @@ RUNTIME_PKGS="libmariadb3 libcurl4 libcjson1 libyaml-0-2 libmicrohttpd12
 libxgboost0 tzdata ca-certificates"
 TEST_PKGS="mariadb-server mariadb-client python3-xgboost python3-numpy curl
 wrk docker-compose clang libclang-rt-14-dev valgrind"
+# Optional, only for tests/integration/test_console.sh (headless browser
+# test of the web console); not part of --all because it is ~300 MB.
+BROWSER_PKGS="chromium"
 
 case "${1:-}" in
   --runtime) want="$RUNTIME_PKGS" ;;
   --build)   want="$BUILD_PKGS $RUNTIME_PKGS" ;;
+  --browser) want="$BROWSER_PKGS" ;;
   ""|--all)  want="$BUILD_PKGS $RUNTIME_PKGS $TEST_PKGS" ;;
   -h|--help)
-    echo "usage: scripts/install-deps.sh [--runtime|--build|--all]"; exit 0 ;;
+    echo "usage: scripts/install-deps.sh [--runtime|--build|--all|--browser]"; exit 0 ;;
   *) echo "install-deps.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 esac
 

@@ -243,7 +243,7 @@
       if (p[1] !== null && p[1] !== undefined && isFinite(p[1])) all.push(p);
     }));
     const root = s('svg', { class: 'chart', viewBox: '0 0 ' + W + ' ' + H,
-      role: 'img', 'aria-label': opts.title || 'chart' });
+      width: W, height: H, role: 'img', 'aria-label': opts.title || 'chart' });
     const wrap = h('div', { class: 'chart-box' });
     if (opts.title) append(wrap, h('h3', { text: opts.title }));
     append(wrap, root);
@@ -261,13 +261,23 @@
       : Math.max(...all.map((p) => p[1]));
     if (opts.threshold !== undefined && opts.threshold !== null)
       y1 = Math.max(y1, opts.threshold * 1.15);
-    if (y0 === y1) { y1 = y0 + (Math.abs(y0) || 1); }
+    if (y0 === y1) {
+      if (opts.yMin !== undefined) {
+        y1 = y0 + 1;
+      } else {
+        const d = Math.max(Math.abs(y0) * 0.05, 0.01);
+        y0 -= d;
+        y1 += d;
+      }
+    }
     if (opts.yMin === undefined && y0 > 0 && y0 < (y1 - y0) * 0.6) y0 = 0;
     const pad = (y1 - y0) * 0.06;
     if (opts.yMax === undefined) y1 += pad;
     const X = (x) => m.l + (x - x0) / (x1 - x0) * (W - m.l - m.r);
     const Y = (y) => H - m.b - (y - y0) / (y1 - y0) * (H - m.t - m.b);
-    const yFmt = opts.yFmt || ((v) => fmtNum(v, Math.abs(y1) < 10 ? 3 : 0));
+    const span = y1 - y0;
+    const yFmt = opts.yFmt || ((v) => fmtNum(v, span >= 20 ? 0 : span >= 2 ? 1
+      : span >= 0.2 ? 2 : 3));
     /* y grid and labels */
     for (let i = 0; i <= 4; i++) {
       const v = y0 + (y1 - y0) * i / 4;
@@ -283,16 +293,21 @@
       let label;
       if (opts.x === 'time') {
         const d = new Date(v);
-        label = d.toLocaleTimeString(undefined, { hour: '2-digit',
-          minute: '2-digit' });
+        label = d.toLocaleTimeString(undefined, x1 - x0 < 600000
+          ? { hour: '2-digit', minute: '2-digit', second: '2-digit' }
+          : { hour: '2-digit', minute: '2-digit' });
       } else if (opts.x === 'date') {
-        label = new Date(v).toLocaleDateString(undefined,
-          { month: 'short', day: 'numeric' });
+        label = x1 - x0 < 36 * 3600 * 1000
+          ? new Date(v).toLocaleTimeString(undefined, { hour: '2-digit',
+            minute: '2-digit' })
+          : new Date(v).toLocaleDateString(undefined,
+            { month: 'short', day: 'numeric' });
       } else {
         label = (opts.xPrefix || '') + Math.round(v);
       }
-      append(root, s('text', { x: X(v), y: H - 8, 'text-anchor': 'middle',
-        text: label }));
+      append(root, s('text', { x: X(v), y: H - 8, text: label,
+        'text-anchor': nx > 1 && i === 0 ? 'start'
+          : nx > 1 && i === nx - 1 ? 'end' : 'middle' }));
     }
     append(root, s('line', { class: 'axis', x1: m.l, x2: W - m.r,
       y1: H - m.b, y2: H - m.b }));
@@ -517,7 +532,7 @@
   function legend() {
     return h('div', { class: 'legend' }, STATES.map((st) =>
       h('span', {}, h('span', { class: 'sw st-' + st }), st)),
-    h('span', {}, h('span', { class: 'sw' }), 'no instance'));
+    h('span', {}, h('span', { class: 'sw none' }), 'no instance'));
   }
 
   async function pageDags(main) {

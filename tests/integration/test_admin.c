@@ -365,10 +365,15 @@ static int make_version(struct registry *reg, const struct spec *sp,
       else
         str[k][i] = cJSON_IsString(v) ? v->valuestring : NULL;
     }
+    /* the label follows credit_mix for most rows and the customer id
+     * for the rest, so deeper trees score differently */
     const char *mix = jstr(rq->items[i], "credit_mix");
+    int cid = (int)jnum(rq->items[i], "customer_id");
     int cls = spec_class_index(sp, mix && !strcmp(mix, "Bad") ? "Poor"
                                    : mix && !strcmp(mix, "Good") ? "Good"
                                                                  : "Standard");
+    if (cid % 10 >= 7)
+      cls = (cid / 10) % 3;
     y[i] = (float)(cls < 0 ? 0 : cls);
   }
   struct prep_input in = {n, nf, cols};
