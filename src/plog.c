@@ -54,6 +54,7 @@
 #define SPOOL_CHUNK_ROWS 1000
 #define SPOOL_CHUNK_BYTES ((size_t)4 << 20)
 #define INSERT_BYTES ((size_t)4 << 20) /* per multi-row statement */
+#define STORE_CHUNK 2000 /* rows per transaction */
 #define REPLAY_BUDGET_MS 500
 #define PING_EVERY_MS 2000
 #define BACKOFF_MIN_MS 250
@@ -178,8 +179,8 @@ void plog_opts_defaults(struct plog_opts *o)
   o->spool_max_bytes = (uint64_t)256 << 20;
   o->flush_ms = 50;
   o->flush_rows = 2048;
-  o->max_rows = 65536;
-  o->max_bytes = (size_t)64 << 20;
+  o->max_rows = 32768;
+  o->max_bytes = (size_t)16 << 20;
   o->policy = PLOG_FULL_REJECT;
   o->acquire_ms = 1000;
   o->full_wait_ms = 1000;
@@ -525,11 +526,20 @@ static void schema_check(struct plog *p, struct db_conn *c)
 
 static void fmt_ts(char *out, int64_t us)
 {
+  /* rows of one flush mostly share their second: format it once */
+  static _Thread_local time_t last = (time_t)-1;
+  static _Thread_local char last_txt[24];
   struct tm tm;
   time_t s = (time_t)(us / 1000000);
+  if (s == last) {
+    memcpy(out, last_txt, sizeof(last_txt));
+    return;
+  }
   gmtime_r(&s, &tm);
   if (strftime(out, 24, "%Y-%m-%d %H:%M:%S", &tm) == 0)
     snprintf(out, 24, "1970-01-01 00:00:01");
+  memcpy(last_txt, out, sizeof(last_txt));
+  last = s;
 }
 
 /* Insert views[0..n) in one transaction.  *inserted gets new rows. */
@@ -923,21 +933,23 @@ static void flush_once(struct plog *p, int final)
   }
   atomic_store(&p->spool_backlog, st.pending > 0);
   if (p->work_off < p->work.n) {
-    if (!backlog && db_allowed(p)) {
+    /* In chunks: each one frees room for waiting requests as soon as it
+     * is stored, instead of after the whole backlog. */
+    while (!backlog && p->work_off < p->work.n && db_allowed(p)) {
       size_t n = p->work.n - p->work_off;
       int64_t ins = 0;
-      n = work_views(p, p->work_off, n);
+      n = work_views(p, p->work_off, n < STORE_CHUNK ? n : STORE_CHUNK);
       enum err_code rc =
           n ? store_db(p, p->views, n, &ins, &e) : ERR_NOMEM;
-      if (rc == ERR_OK) {
-        set_db_state(p, 1, NULL);
-        work_done(p, n);
-        count(&p->written, p->c_written, (uint64_t)ins);
-        if ((uint64_t)ins < n)
-          count(&p->dups, p->c_dups, n - (uint64_t)ins);
-      } else {
+      if (rc != ERR_OK) {
         set_db_state(p, 0, &e);
+        break;
       }
+      set_db_state(p, 1, NULL);
+      work_done(p, n);
+      count(&p->written, p->c_written, (uint64_t)ins);
+      if ((uint64_t)ins < n)
+        count(&p->dups, p->c_dups, n - (uint64_t)ins);
     }
     if (p->work_off < p->work.n)
       to_spool(p);
@@ -1124,9 +1136,9 @@ enum err_code plog_create(struct plog **out, const struct plog_opts *o,
   if (!p->o.flush_rows)
     p->o.flush_rows = 2048;
   if (!p->o.max_rows)
-    p->o.max_rows = 65536;
+    p->o.max_rows = 32768;
   if (!p->o.max_bytes)
-    p->o.max_bytes = (size_t)64 << 20;
+    p->o.max_bytes = (size_t)16 << 20;
   if (!p->o.spool_max_bytes)
     p->o.spool_max_bytes = (uint64_t)256 << 20;
   if (!p->o.acquire_ms)

@@ -64,8 +64,9 @@ struct plog_opts {
   uint64_t spool_max_bytes; /* 0 = 256 MiB */
   int flush_ms;           /* 0 = 50 */
   size_t flush_rows;      /* pending rows that trigger a flush; 0 = 2048 */
-  size_t max_rows;        /* in-memory cap on rows; 0 = 65536 */
-  size_t max_bytes;       /* in-memory cap on bytes; 0 = 64 MiB */
+  size_t max_rows;        /* in-memory cap on rows; 0 = 32768 */
+  size_t max_bytes;       /* in-memory cap on bytes (about 1 KiB per row
+                             of the course model); 0 = 16 MiB */
   enum plog_policy policy;
   int acquire_ms;         /* wait for a DB connection; 0 = 1000 */
   int full_wait_ms;       /* policy reject: how long a request waits for
