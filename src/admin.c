@@ -12,6 +12,9 @@
  * connections with a short acquire timeout keep the console responsive
  * and turn a MariaDB outage into a quick 503.
  *
+ * Triggering and pausing go through the scheduler's own functions
+ * (sched_trigger, sched_set_paused: the same rows and run ids as the CLI).
+ *
  * Why DAGs are read from the files here: the dag table only holds the
  * pause flag; schedule, tasks and description live in the YAML files.
  * The files are loaded with dag_load_dir (the scheduler's loader) into a
@@ -53,6 +56,7 @@
 #include "mlopsd/pipeline.h"
 #include "mlopsd/predict.h"
 #include "mlopsd/registry.h"
+#include "mlopsd/sched.h"
 #include "mlopsd/serving.h"
 #include "mlopsd/sha256.h"
 
@@ -877,12 +881,7 @@ static void h_dag_patch(struct http_req *req, struct http_resp *resp,
     fail(resp, 404, "DAG not found", "no DAG with dag_id '%s'", dag_id);
     return;
   }
-  struct db_val v[] = {DB_V_STR(dag_id), DB_V_INT(paused)};
-  if (db_exec_params_retry(c,
-                           "INSERT INTO dag (dag_id, is_paused) VALUES (?, ?) "
-                           "ON DUPLICATE KEY UPDATE is_paused = "
-                           "VALUES(is_paused)",
-                           v, 2, 3, NULL, &e) != ERR_OK) {
+  if (sched_set_paused(c, dag_id, paused, &e) != ERR_OK) {
     db_release(a->db, c);
     fail_db(resp, &e);
     return;
@@ -969,13 +968,16 @@ done:;
   return 0;
 }
 
+/* The run itself is recorded by the scheduler's sched_trigger (same run
+ * ids, same checks as `mlopsd dags trigger`); a date given with Z or an
+ * offset is turned into the scheduler zone's wall time for it. */
 static void h_run_trigger(struct http_req *req, struct http_resp *resp,
                           void *arg)
 {
   struct admin *a = arg;
   const char *dag_id = http_req_param(req, "dag_id");
   struct err e = {0};
-  char ld[24], iso[CRON_ISO_LEN], run_id[300];
+  char ld[24] = "", local[32], run_id[SCHED_RUN_ID_MAX + 1] = "";
   time_t inst;
   if (!authorize(a, req, resp, NEED_WRITE))
     return;
@@ -984,19 +986,14 @@ static void h_run_trigger(struct http_req *req, struct http_resp *resp,
     return;
   const char *lds = obj_str(b, "logical_date");
   const cJSON *conf = cJSON_GetObjectItemCaseSensitive(b, "conf");
-  const char *rid = obj_str(b, "dag_run_id");
-  if (!lds) {
-    /* Airflow: no logical date = now */
-    inst = time(NULL);
-    struct tm tm;
-    gmtime_r(&inst, &tm);
-    strftime(ld, sizeof(ld), "%Y-%m-%d %H:%M:%S", &tm);
-  } else if (parse_logical(a, lds, ld, &inst)) {
+  const cJSON *ldv = cJSON_GetObjectItemCaseSensitive(b, "logical_date");
+  if ((ldv && !cJSON_IsNull(ldv) && !lds) ||
+      (lds && parse_logical(a, lds, ld, &inst))) {
     cJSON_Delete(b);
     fail(resp, 400, "bad request body",
-         "logical_date must be YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS with Z or "
-         "an offset, got '%.64s'",
-         lds);
+         "logical_date must be YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (in %s) or "
+         "with Z or an offset, got '%.64s'",
+         cron_tz_name(a->tz), lds ? lds : "(not a string)");
     return;
   }
   if (conf && !cJSON_IsObject(conf) && !cJSON_IsNull(conf)) {
@@ -1004,67 +1001,58 @@ static void h_run_trigger(struct http_req *req, struct http_resp *resp,
     fail(resp, 400, "bad request body", "conf must be a JSON object");
     return;
   }
-  if (cJSON_GetObjectItemCaseSensitive(b, "dag_run_id") &&
-      (!rid || !*rid || strlen(rid) > 250)) {
+  if (cJSON_GetObjectItemCaseSensitive(b, "dag_run_id")) {
     cJSON_Delete(b);
     fail(resp, 400, "bad request body",
-         "dag_run_id must be a string of 1..250 characters");
+         "dag_run_id is chosen by mlopsd (DAG, run type and logical date); "
+         "leave it out");
     return;
   }
-  cron_fmt_iso(a->tz, inst, iso);
-  if (rid)
-    snprintf(run_id, sizeof(run_id), "%s", rid);
-  else
-    snprintf(run_id, sizeof(run_id), "manual__%s", iso);
-  char *conf_txt = conf && cJSON_IsObject(conf)
-                       ? cJSON_PrintUnformatted(conf)
-                       : strdup("{}");
-  cJSON_Delete(b);
-  if (!conf_txt) {
-    fail(resp, 500, "out of memory", NULL);
-    return;
+  if (lds) {
+    struct cron_civil cv;
+    cron_tz_civil(a->tz, inst, &cv);
+    snprintf(local, sizeof(local), "%04d-%02d-%02dT%02d:%02d:%02d", cv.year,
+             cv.month, cv.day, cv.hour, cv.minute, cv.second);
   }
   struct db_conn *c = conn_get(a, resp);
   if (!c) {
-    free(conf_txt);
+    cJSON_Delete(b);
     return;
   }
   int known = 0;
   if (dag_known(a, c, dag_id, &e, &known) || !known) {
     db_release(a->db, c);
-    free(conf_txt);
+    cJSON_Delete(b);
     if (e.code)
       fail_db(resp, &e);
     else
       fail(resp, 404, "DAG not found", "no DAG with dag_id '%s'", dag_id);
     return;
   }
-  struct db_val v[] = {DB_V_STR(run_id), DB_V_STR(dag_id), DB_V_STR(ld),
-                       DB_V_STR(conf_txt)};
-  enum err_code rc = db_exec_params_retry(
-      c,
-      "INSERT INTO dag_run (run_id, dag_id, logical_date, run_type, state, "
-      "conf, queued_at, external_trigger) VALUES (?, ?, ?, 'manual', "
-      "'queued', ?, UTC_TIMESTAMP(6), 1)",
-      v, 4, 3, NULL, &e);
-  free(conf_txt);
-  if (rc != ERR_OK && db_last_errno(c) == 1062) {
-    struct db_val q[] = {DB_V_STR(dag_id), DB_V_STR(ld), DB_V_STR(run_id)};
+  enum err_code rc = sched_trigger(c, a->tz, dag_id, lds ? local : NULL,
+                                   conf, run_id, sizeof(run_id), &e);
+  cJSON_Delete(b);
+  if (rc == ERR_EXISTS) {
+    struct db_val q[] = {DB_V_STR(dag_id), DB_V_STR(ld)};
     cJSON *ex = NULL;
-    int qr = query_one(c, resp,
-                       RUN_SELECT "WHERE (dag_id = ? AND logical_date = ?) "
-                                  "OR run_id = ? LIMIT 1",
-                       q, 3, run_cols, NRUNCOLS, &ex);
+    int qr = ld[0] ? query_one(c, resp,
+                               RUN_SELECT "WHERE dag_id = ? AND "
+                                          "logical_date = ?",
+                               q, 2, run_cols, NRUNCOLS, &ex)
+                   : 0;
     db_release(a->db, c);
     if (qr)
       return;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "error", "DAG run exists");
-    cJSON_AddStringToObject(o, "detail",
-                            "a run of this DAG for this logical date (or "
-                            "with this dag_run_id) already exists");
+    cJSON_AddStringToObject(o, "detail", e.msg);
     cJSON_AddItemToObject(o, "dag_run", ex ? ex : cJSON_CreateNull());
     reply(resp, 409, o);
+    return;
+  }
+  if (rc == ERR_INVAL) {
+    db_release(a->db, c);
+    fail(resp, 400, "bad request body", "%s", e.msg);
     return;
   }
   if (rc != ERR_OK) {
