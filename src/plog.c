@@ -134,7 +134,7 @@ struct plog {
   size_t enc_cap;
   int64_t next_try_ms; /* database back-off */
   int backoff_ms;
-  int64_t last_contact_ms;
+  _Atomic int64_t last_contact_ms; /* read by the ticker */
   int64_t last_warn_ms;
   int schema_checked;
   uint64_t replay_last_ok;
@@ -468,7 +468,7 @@ static int grow(void **buf, size_t *cap, size_t need, size_t elem)
 static void set_db_state(struct plog *p, int ok, const struct err *e)
 {
   int was = atomic_exchange(&p->db_ok, ok);
-  p->last_contact_ms = now_ms();
+  atomic_store(&p->last_contact_ms, now_ms());
   if (ok) {
     p->backoff_ms = 0;
     p->next_try_ms = 0;
@@ -954,7 +954,7 @@ static void flush_once(struct plog *p, int final)
     if (p->work_off < p->work.n)
       to_spool(p);
   } else if (!final && !backlog &&
-             now_ms() - p->last_contact_ms >= PING_EVERY_MS &&
+             now_ms() - atomic_load(&p->last_contact_ms) >= PING_EVERY_MS &&
              db_allowed(p)) {
     struct db_conn *c = NULL;
     int64_t one = 0;
@@ -1017,7 +1017,7 @@ static void *tick_main(void *arg)
       continue;
     int need = atomic_load(&p->pending) > 0 ||
                atomic_load(&p->spool_backlog) ||
-               now_ms() - p->last_contact_ms >= PING_EVERY_MS;
+               now_ms() - atomic_load(&p->last_contact_ms) >= PING_EVERY_MS;
     if (!need)
       continue;
     atomic_store(&p->inflight, 1);
@@ -1205,7 +1205,7 @@ enum err_code plog_start(struct plog *p, struct err *e)
     return err_set(e, ERR_STATE, "plog already started");
   p->stop = 0;
   p->kicked = 1; /* first tick at once: replay, ping */
-  p->last_contact_ms = now_ms() - PING_EVERY_MS;
+  atomic_store(&p->last_contact_ms, now_ms() - PING_EVERY_MS);
   if (pthread_create(&p->th, NULL, tick_main, p) != 0)
     return err_set(e, ERR_INTERNAL, "plog: cannot start the ticker thread");
   pthread_setname_np(p->th, "plog-tick");
@@ -1304,7 +1304,8 @@ int plog_ready(struct plog *p, char *buf, size_t cap)
   int ok = 1;
   pthread_mutex_lock(&p->st_mu);
   if (!atomic_load(&p->db_ok)) {
-    snprintf(buf, cap, "database unreachable: %s", p->db_reason);
+    snprintf(buf, cap, "prediction log cannot write to MariaDB: %s",
+             p->db_reason);
     ok = 0;
   } else if (p->schema_reason[0]) {
     snprintf(buf, cap, "%s", p->schema_reason);

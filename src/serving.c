@@ -15,7 +15,9 @@
  * Slots live in a fixed array and are only ever appended (under add_mu),
  * published by a release store of n_slots, so lookups take no lock.  A
  * slot's mutex serialises loads of that model (watcher vs serving_reload)
- * and guards its error and stamp fields; the request path never takes it.
+ * and guards its stamp; a second one guards the error fields, so
+ * /metadata and /readyz never wait for a load.  The request path takes
+ * neither.
  */
 #include "mlopsd/serving.h"
 
@@ -62,9 +64,10 @@ struct slot {
   char name[SPEC_NAME_MAX + 1];
   _Atomic(struct serving_model *) cur;
   atomic_int readers;
-  pthread_mutex_t mu; /* loads, stamp, error fields */
+  pthread_mutex_t mu; /* loads and the stamp */
   struct registry_stamp stamp;
   int stamp_valid;
+  pthread_mutex_t emu; /* the error fields below (never held long) */
   int failed_version; /* version whose load failed (0: none) */
   char last_error[ERR_MSG_MAX];
   char last_error_at[32];
@@ -582,12 +585,14 @@ enum serving_status serving_acquire(struct serving *s, const char *name,
   return SERVING_OK;
 }
 
-/* Record a failed load in the slot (caller holds sl->mu). */
+/* Record a failed load in the slot. */
 static void slot_fail(struct slot *sl, int version, const struct err *e)
 {
+  pthread_mutex_lock(&sl->emu);
   sl->failed_version = version;
   snprintf(sl->last_error, sizeof(sl->last_error), "%s", e->msg);
   utc_now(sl->last_error_at, sizeof(sl->last_error_at));
+  pthread_mutex_unlock(&sl->emu);
   if (sl->c_fail)
     metrics_counter_add(sl->c_fail, 1);
 }
@@ -615,9 +620,11 @@ static enum err_code slot_load(struct serving *s, struct slot *sl,
   double ms = mono_ms() - t0;
   int native = model_native(m->model);
   publish(sl, m);
+  pthread_mutex_lock(&sl->emu);
   sl->failed_version = 0;
   sl->last_error[0] = 0;
   sl->last_error_at[0] = 0;
+  pthread_mutex_unlock(&sl->emu);
   if (sl->g_version) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -787,6 +794,7 @@ enum err_code serving_create(struct serving **out,
     atomic_init(&s->slots[i].cur, NULL);
     atomic_init(&s->slots[i].readers, 0);
     pthread_mutex_init(&s->slots[i].mu, NULL);
+    pthread_mutex_init(&s->slots[i].emu, NULL);
   }
   atomic_init(&s->n_slots, 0);
   if (o->default_model && *o->default_model) {
@@ -834,6 +842,7 @@ void serving_destroy(struct serving *s)
     if (i < n)
       serving_release(atomic_exchange(&s->slots[i].cur, NULL));
     pthread_mutex_destroy(&s->slots[i].mu);
+    pthread_mutex_destroy(&s->slots[i].emu);
   }
   pthread_mutex_destroy(&s->add_mu);
   pthread_mutex_destroy(&s->th_mu);
@@ -880,7 +889,7 @@ int serving_ready(struct serving *s, char *buf, size_t cap)
     return 1;
   }
   struct slot *sl = &s->slots[0];
-  pthread_mutex_lock(&sl->mu);
+  pthread_mutex_lock(&sl->emu);
   if (sl->last_error[0])
     snprintf(buf, cap, "model '%s' is not loaded: %s", sl->name,
              sl->last_error);
@@ -888,7 +897,7 @@ int serving_ready(struct serving *s, char *buf, size_t cap)
     snprintf(buf, cap, "no version of model '%s' is deployed (alias %s not "
                        "set)",
              sl->name, REGISTRY_PRODUCTION);
-  pthread_mutex_unlock(&sl->mu);
+  pthread_mutex_unlock(&sl->emu);
   return 0;
 }
 
@@ -934,7 +943,7 @@ cJSON *serving_describe(struct serving *s, const char *name,
   serving_release(m);
   if (!o)
     return NULL;
-  pthread_mutex_lock(&sl->mu);
+  pthread_mutex_lock(&sl->emu);
   if (sl->last_error[0]) {
     cJSON *le = cJSON_AddObjectToObject(o, "last_error");
     if (le) {
@@ -946,6 +955,6 @@ cJSON *serving_describe(struct serving *s, const char *name,
   } else {
     cJSON_AddNullToObject(o, "last_error");
   }
-  pthread_mutex_unlock(&sl->mu);
+  pthread_mutex_unlock(&sl->emu);
   return o;
 }
