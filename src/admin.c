@@ -37,6 +37,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,7 @@
 #define LOG_LIMIT_DEFAULT 1000
 #define LOG_LIMIT_MAX 10000
 #define GRID_RUNS_MAX 100
+#define DB_RETRY_MS 2000    /* after a failed contact, 503 at once this long */
 
 /* SQL: a DATETIME(6) column (UTC) as ISO 8601 with Z. */
 #define TS(c) "DATE_FORMAT(" c ", '%Y-%m-%dT%H:%i:%s.%fZ')"
@@ -79,6 +81,7 @@ struct admin {
   struct db_pool *db;
   int own_db;
   int acquire_ms;
+  atomic_llong db_down_until; /* monotonic ms: answer 503 until then */
   int token_set;
   int read_open;
   uint8_t token_digest[SHA256_DIGEST_LEN];
@@ -148,13 +151,34 @@ static void fail_db(struct http_resp *resp, const struct err *e)
     fail(resp, 500, "database error", "%s", e->msg);
 }
 
+/* A connection of the admin pool.  After a failed contact, calls fail at
+ * once for DB_RETRY_MS instead of each waiting for the acquire timeout:
+ * these handlers run on the HTTP workers, which also serve /predict, so a
+ * MariaDB outage must not make every console poll hold a worker. */
+static enum err_code conn_try(struct admin *a, struct db_conn **c,
+                              struct err *e)
+{
+  int64_t now = mono_ms(), until = atomic_load(&a->db_down_until);
+  *c = NULL;
+  if (now < until)
+    return err_set(e, ERR_DB_CONN,
+                   "MariaDB could not be reached a moment ago; trying "
+                   "again in %lld ms",
+                   (long long)(until - now));
+  enum err_code rc = db_acquire(a->db, a->acquire_ms, c, e);
+  if (rc == ERR_TIMEOUT)
+    rc = e->code = ERR_DB_CONN;
+  if (rc == ERR_DB_CONN)
+    atomic_store(&a->db_down_until, mono_ms() + DB_RETRY_MS);
+  return rc;
+}
+
+/* conn_try, or NULL with the failure answered (503). */
 static struct db_conn *conn_get(struct admin *a, struct http_resp *resp)
 {
   struct db_conn *c = NULL;
   struct err e = {0};
-  if (db_acquire(a->db, a->acquire_ms, &c, &e) != ERR_OK) {
-    if (e.code == ERR_TIMEOUT)
-      e.code = ERR_DB_CONN;
+  if (conn_try(a, &c, &e) != ERR_OK) {
     fail_db(resp, &e);
     return NULL;
   }
@@ -1752,7 +1776,7 @@ static void h_models_list(struct http_req *req, struct http_resp *resp,
   /* the deployment table is optional here: files answer without it */
   struct db_conn *c = NULL;
   struct err de = {0};
-  int db_ok = db_acquire(a->db, a->acquire_ms, &c, &de) == ERR_OK;
+  int db_ok = conn_try(a, &c, &de) == ERR_OK;
   for (size_t i = 0; i < n; i++) {
     if (after && strcmp(names[i], after) <= 0)
       continue;
@@ -1867,7 +1891,7 @@ static void h_model_get(struct http_req *req, struct http_resp *resp,
     return;
   }
   struct db_conn *c = NULL;
-  if (db_acquire(a->db, a->acquire_ms, &c, &e) != ERR_OK) {
+  if (conn_try(a, &c, &e) != ERR_OK) {
     cJSON_AddNullToObject(o, "deployments");
     cJSON_AddNullToObject(o, "production_since");
     cJSON_AddStringToObject(o, "deployments_unavailable", e.msg);
@@ -2400,10 +2424,8 @@ enum err_code admin_create(struct admin **out, const struct admin_opts *o,
                           .database = c->db_name,
                           .socket = c->db_socket[0] ? c->db_socket : NULL,
                           .size = 2,
-                          .connect_timeout_s = c->db_connect_timeout_s < 2
-                                                   ? c->db_connect_timeout_s
-                                                   : 2,
-                          .read_timeout_s = 10};
+                          .connect_timeout_s = 1,
+                          .read_timeout_s = 5};
     if ((rc = db_pool_create(&a->db, &dbo, e)) != ERR_OK) {
       admin_destroy(a);
       return rc;

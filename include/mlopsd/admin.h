@@ -41,7 +41,9 @@
  * task_log, deployment and drift_report through a small pool of its own
  * (2 connections), acquired with a short timeout from the HTTP thread
  * (the admin API only; /predict never touches MariaDB); when MariaDB
- * cannot be reached the answer is 503.  Models come from the registry
+ * cannot be reached the answer is 503, and for the next two seconds 503
+ * comes at once without trying, so an outage does not make console polls
+ * hold the HTTP workers that also serve /predict.  Models come from the registry
  * files, serving figures from the metrics registry (sampled by a thread
  * of this module into a ring of per-interval samples).
  *
@@ -65,7 +67,7 @@ struct serving;
 
 #define ADMIN_RING 60           /* samples kept for the serving charts */
 #define ADMIN_SAMPLE_MS 60000   /* default sample interval: 1 minute */
-#define ADMIN_DB_ACQUIRE_MS 2000
+#define ADMIN_DB_ACQUIRE_MS 1000
 #define ADMIN_LIMIT_MAX 1000    /* largest ?limit= of a list */
 
 struct admin_opts {
