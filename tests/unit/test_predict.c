@@ -1,0 +1,185 @@
+/* test_predict.c - the /predict body pre-check (predict_scan): what it
+ * accepts, where it reports the first error, and the spans it records
+ * for the prediction log.  The HTTP path itself is covered by
+ * tests/integration/test_serve.c.
+ */
+#include <string.h>
+
+#include "check.h"
+#include "mlopsd/predict.h"
+
+static struct predict_span sp8[8];
+
+static int scan(const char *s, struct predict_scan *sc)
+{
+  memset(sc, 0, sizeof(*sc));
+  sc->items = sp8;
+  sc->items_cap = 8;
+  return predict_scan(s, strlen(s), sc);
+}
+
+static int ok(const char *s)
+{
+  struct predict_scan sc;
+  return scan(s, &sc) == 0;
+}
+
+/* The error message (substring) and byte offset of a bad body. */
+static int bad_at(const char *s, const char *msg, size_t pos)
+{
+  struct predict_scan sc;
+  if (scan(s, &sc) == 0) {
+    fprintf(stderr, "  accepted: %s\n", s);
+    return 0;
+  }
+  if (!strstr(sc.err, msg) || sc.err_pos != pos) {
+    fprintf(stderr, "  %s: got '%s' at %zu, want '%s' at %zu\n", s, sc.err,
+            sc.err_pos, msg, pos);
+    return 0;
+  }
+  return 1;
+}
+
+TEST(valid_json)
+{
+  CHECK(ok("{}"));
+  CHECK(ok("[]"));
+  CHECK(ok(" \t\r\n{ \"a\" : [ 1 , -2.5e+3 , 0 , 0.0 , 1E9 ] } \n"));
+  CHECK(ok("\"x\""));
+  CHECK(ok("true"));
+  CHECK(ok("null"));
+  CHECK(ok("-0"));
+  CHECK(ok("{\"s\": \"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\ud83d\\ude00\"}"));
+  CHECK(ok("{\"s\": \"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}"));
+  CHECK(ok("{\"age\": 1e400}")); /* syntax is fine; the spec refuses it */
+}
+
+TEST(errors_and_positions)
+{
+  CHECK(bad_at("", "end of input", 0));
+  CHECK(bad_at("{", "end of input", 1));
+  CHECK(bad_at("{\"a\": }", "value expected", 6));
+  CHECK(bad_at("{\"a\" 1}", "expected ':'", 5));
+  CHECK(bad_at("{\"a\": 1,}", "member name", 8));
+  CHECK(bad_at("[1,]", "value expected", 3));
+  CHECK(bad_at("[1 2]", "expected ',' or ']'", 3));
+  CHECK(bad_at("{\"a\": 1 \"b\": 2}", "expected ',' or '}'", 8));
+  CHECK(bad_at("{} x", "after the JSON value", 3));
+  CHECK(bad_at("{'a': 1}", "member name", 1));
+  CHECK(bad_at("[01]", "expected ',' or ']'", 2));
+  CHECK(bad_at("[1.]", "digit expected after '.'", 3));
+  CHECK(bad_at("[1e]", "exponent", 3));
+  CHECK(bad_at("[-]", "invalid number", 2));
+  CHECK(bad_at("[tru]", "invalid literal", 1));
+  CHECK(bad_at("[NaN]", "unexpected character", 1));
+  CHECK(bad_at("[\"abc", "unterminated string", 5));
+  CHECK(bad_at("[\"a\\x\"]", "invalid escape", 3));
+  CHECK(bad_at("[\"\\u12G4\"]", "4 hex digits", 2));
+  CHECK(bad_at("[\"\\ud800\"]", "lone high surrogate", 2));
+  CHECK(bad_at("[\"\\udc00\"]", "lone low surrogate", 2));
+  CHECK(bad_at("[\"\\ud800\\u0041\"]", "lone high surrogate", 2));
+  CHECK(bad_at("[\"a\\u0000\"]", "u0000", 3));
+  CHECK(bad_at("[\"a\tb\"]", "control character", 3));
+  {
+    char num[100] = "[";
+    memset(num + 1, '1', 64);
+    strcat(num, "]");
+    CHECK(bad_at(num, "number too long", 1));
+    num[64] = ']';
+    num[65] = 0;
+    CHECK(ok(num)); /* 63 digits */
+  }
+}
+
+TEST(utf8)
+{
+  CHECK(bad_at("[\"\xff\"]", "invalid UTF-8", 2));
+  CHECK(bad_at("[\"\xc3\"]", "invalid UTF-8", 2));        /* cut short */
+  CHECK(bad_at("[\"\xc0\xaf\"]", "invalid UTF-8", 2));    /* overlong */
+  CHECK(bad_at("[\"\xe0\x80\xaf\"]", "invalid UTF-8", 2)); /* overlong */
+  CHECK(bad_at("[\"\xed\xa0\x80\"]", "invalid UTF-8", 2)); /* surrogate */
+  CHECK(bad_at("[\"\xf4\x90\x80\x80\"]", "invalid UTF-8", 2)); /* > U+10FFFF */
+  CHECK(bad_at("[\"ok\", \"\x80\"]", "invalid UTF-8", 8));
+  /* an invalid byte far into an ASCII run (the 8-byte fast path) */
+  char b[64];
+  snprintf(b, sizeof(b), "[\"aaaaaaaaaaaaaaaaaaaaaaa\xfe\"]");
+  CHECK(bad_at(b, "invalid UTF-8", 25));
+  /* line and column of an error */
+  struct predict_scan sc;
+  CHECK(scan("{\n  \"a\": 1,\n  \"\xc3\xa9\": x\n}", &sc) == -1);
+  CHECK_EQ_INT(sc.err_line, 3);
+  CHECK_EQ_INT(sc.err_col, 8);
+}
+
+TEST(depth)
+{
+  char b[256];
+  struct predict_scan sc;
+  /* 16 levels pass, 17 do not */
+  memset(b, '[', 16);
+  memset(b + 16, ']', 16);
+  b[32] = 0;
+  CHECK(ok(b));
+  memset(b, '[', 17);
+  memset(b + 17, ']', 17);
+  b[34] = 0;
+  CHECK(bad_at(b, "nested too deeply", 16));
+  memset(&sc, 0, sizeof(sc));
+  sc.max_depth = 3;
+  CHECK(predict_scan("{\"data\": [{}]}", 14, &sc) == 0);
+  sc.max_depth = 2;
+  CHECK(predict_scan("{\"data\": [{}]}", 14, &sc) == -1);
+  /* a long run of '[' is refused at the limit, not parsed to the end */
+  char big[100001];
+  memset(big, '[', 100000);
+  big[100000] = 0;
+  CHECK(bad_at(big, "nested too deeply", 16));
+}
+
+TEST(spans)
+{
+  struct predict_scan sc;
+  const char *one = "{\"x\": 1, \"data\" : {\"age\": 18, \"n\": [1, 2]} }";
+  REQUIRE(scan(one, &sc) == 0);
+  CHECK(sc.has_data);
+  CHECK_EQ_INT(sc.data_kind, '{');
+  CHECK(strncmp(one + sc.data.start, "{\"age\": 18, \"n\": [1, 2]}",
+                sc.data.end - sc.data.start) == 0);
+  CHECK_EQ_INT(sc.data.end - sc.data.start, 24);
+  CHECK_EQ_INT(sc.n_items, 0);
+
+  const char *batch = "{\"data\": [ {\"a\": 1} ,{\"b\": \"]\"}, 7 ]}";
+  REQUIRE(scan(batch, &sc) == 0);
+  CHECK_EQ_INT(sc.data_kind, '[');
+  CHECK_EQ_INT(sc.n_items, 3);
+  CHECK(strncmp(batch + sp8[0].start, "{\"a\": 1}", 8) == 0);
+  CHECK_EQ_INT(sp8[0].end - sp8[0].start, 8);
+  CHECK(strncmp(batch + sp8[1].start, "{\"b\": \"]\"}", 10) == 0);
+  CHECK_EQ_INT(sp8[1].end - sp8[1].start, 10);
+  CHECK_EQ_INT(sp8[2].end - sp8[2].start, 1);
+
+  /* only the top-level "data", the first one; nested ones are ignored */
+  const char *nested = "{\"a\": {\"data\": [1]}, \"data\": {}, \"data\": []}";
+  REQUIRE(scan(nested, &sc) == 0);
+  CHECK_EQ_INT(sc.data_kind, '{');
+  CHECK(strncmp(nested + sc.data.start, "{}", 2) == 0);
+  CHECK(scan("[{\"data\": 1}]", &sc) == 0 && !sc.has_data);
+
+  /* more items than room: counted, not recorded past the cap */
+  char many[256] = "{\"data\": [";
+  for (int i = 0; i < 20; i++)
+    strcat(many, i ? ",{}" : "{}");
+  strcat(many, "]}");
+  REQUIRE(scan(many, &sc) == 0);
+  CHECK_EQ_INT(sc.n_items, 20);
+}
+
+int main(void)
+{
+  RUN(valid_json);
+  RUN(errors_and_positions);
+  RUN(utf8);
+  RUN(depth);
+  RUN(spans);
+  return check_done();
+}
