@@ -514,12 +514,24 @@ static void kv_line(const cJSON *o, char *buf, size_t cap)
   const cJSON *it;
   cJSON_ArrayForEach(it, o)
   {
-    char *v = cJSON_IsString(it) ? NULL : cJSON_PrintUnformatted(it);
+    char num[64];
+    char *v = NULL;
+    if (cJSON_IsNumber(it)) {
+      double d = it->valuedouble;
+      if (d == floor(d) && fabs(d) < 1e15)
+        snprintf(num, sizeof(num), "%.0f", d);
+      else
+        snprintf(num, sizeof(num), "%.6g", d);
+    } else if (!cJSON_IsString(it)) {
+      v = cJSON_PrintUnformatted(it);
+    }
     if (n < cap)
       n += (size_t)snprintf(buf + n, cap - n, "%s%s=%s", n ? " " : "",
                             it->string ? it->string : "?",
-                            cJSON_IsString(it) ? it->valuestring
-                                               : (v ? v : "?"));
+                            cJSON_IsString(it)   ? it->valuestring
+                            : cJSON_IsNumber(it) ? num
+                            : v                  ? v
+                                                 : "?");
     cJSON_free(v);
   }
 }

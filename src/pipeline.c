@@ -686,6 +686,10 @@ static cJSON *build_meta(struct meta_in *m)
   for (size_t i = 0; cls && i < m->sp->target.n_classes; i++)
     cJSON_AddItemToArray(cls, cJSON_CreateString(m->sp->target.classes[i]));
   cJSON_AddItemToObject(o, "params", m->params);
+  /* the run record's bookkeeping is not a metric of the version */
+  cJSON_DeleteItemFromObjectCaseSensitive(m->metrics, "trial");
+  cJSON_DeleteItemFromObjectCaseSensitive(m->metrics, "trials");
+  cJSON_DeleteItemFromObjectCaseSensitive(m->metrics, "logical_date");
   cJSON_AddItemToObject(o, "metrics", m->metrics);
   cJSON *sel = cJSON_AddObjectToObject(o, "selection");
   if (sel) {
