@@ -152,7 +152,7 @@ EOF
 "$BIN" -c "$tmp/mlopsd.yaml" serve >"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
 ready=0
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
   if curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then
     ready=1; break; fi
   sleep 0.1
@@ -216,7 +216,7 @@ has answer_names_v1 "$tmp/http.out" '"model_version":"1"'
 expect promote_v2 0 "$BIN" models promote $MODEL 2 --reason "better"
 has promote_v2_msg "$tmp/out" "$MODEL: production 1 -> 2 (promote)"
 swapped=0
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
   if curl -s -X POST -H 'Content-Type: application/json' \
        --data-binary @$body "http://127.0.0.1:$port/predict" |
      grep -q '"model_version":"2"'; then swapped=1; break; fi
