@@ -1013,11 +1013,11 @@ static void h_run_trigger(struct http_req *req, struct http_resp *resp,
   const cJSON *ldv = cJSON_GetObjectItemCaseSensitive(b, "logical_date");
   if ((ldv && !cJSON_IsNull(ldv) && !lds) ||
       (lds && parse_logical(a, lds, ld, &inst))) {
-    cJSON_Delete(b);
     fail(resp, 400, "bad request body",
          "logical_date must be YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (in %s) or "
          "with Z or an offset, got '%.64s'",
          cron_tz_name(a->tz), lds ? lds : "(not a string)");
+    cJSON_Delete(b); /* lds points into it */
     return;
   }
   if (conf && !cJSON_IsObject(conf) && !cJSON_IsNull(conf)) {

@@ -1478,18 +1478,28 @@ TEST(database_down)
   snprintf(cmd, sizeof(cmd), "%s/tests/mariadb.sh stop %s >/dev/null 2>&1",
            g_src, g_dbdir);
   REQUIRE(run_cmd(cmd) == 0);
-  REQUIRE(get("/api/v2/dags/" DAG "/dagRuns", &a) == 0);
-  CHECK_EQ_INT(a.status, 503);
-  CHECK(jstr(a.json, "error") && strstr(jstr(a.json, "error"), "database"));
+  /* no REQUIRE until MariaDB runs again: the later tests need it */
+  if (get("/api/v2/dags/" DAG "/dagRuns", &a) == 0) {
+    CHECK_EQ_INT(a.status, 503);
+    CHECK(jstr(a.json, "error") &&
+          strstr(jstr(a.json, "error"), "database"));
+  } else {
+    CHECK(!"request failed");
+  }
   answer_free(&a);
-  REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
-              "{\"version\": 1}", &a) == 0);
-  CHECK_EQ_INT(a.status, 503);
+  if (req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
+          "{\"version\": 1}", &a) == 0)
+    CHECK_EQ_INT(a.status, 503);
+  else
+    CHECK(!"request failed");
   answer_free(&a);
   CHECK_EQ_INT(alias_file(), 2); /* not moved without a record */
-  REQUIRE(get("/api/v2/models/" MODEL, &a) == 0);
-  CHECK_EQ_INT(a.status, 200);
-  CHECK(jstr(a.json, "deployments_unavailable") != NULL);
+  if (get("/api/v2/models/" MODEL, &a) == 0) {
+    CHECK_EQ_INT(a.status, 200);
+    CHECK(jstr(a.json, "deployments_unavailable") != NULL);
+  } else {
+    CHECK(!"request failed");
+  }
   answer_free(&a);
   snprintf(cmd, sizeof(cmd), "%s/tests/mariadb.sh start %s >/dev/null 2>&1",
            g_src, g_dbdir);
