@@ -345,10 +345,12 @@ static int dags_list(int argc, char **argv)
     ctx_close(&x);
     return rc;
   }
-  struct dag_set *s = load_dags(W, &x.cfg, 1);
-  if (!s) {
+  struct dag_set *s = NULL;
+  struct dag_errors errs = {0};
+  struct err le = {0};
+  if (dag_load_dir(x.cfg.sched_dags_dir, &s, &errs, &le) != ERR_OK) {
     ctx_close(&x);
-    return CLI_FAIL;
+    return fail(W, le.msg);
   }
   size_t n = dag_set_count(s), first = 0;
   if (after)
@@ -376,6 +378,7 @@ static int dags_list(int argc, char **argv)
                  "SELECT state, logical_date FROM dag_run WHERE dag_id = ? "
                  "ORDER BY logical_date DESC LIMIT 1",
                  p, 1, lastrun_cb, &r, NULL, &e) != ERR_OK) {
+      dag_errors_free(&errs);
       dag_set_destroy(s);
       ctx_close(&x);
       return fail(W, e.msg);
@@ -392,6 +395,11 @@ static int dags_list(int argc, char **argv)
   if (end < n)
     printf("(%zu more: mlopsd dags list --after %s)\n", n - end,
            dag_set_at(s, end - 1)->dag_id);
+  /* Files that do not load now (a daemon may still run their last good
+   * version: see "import error" above). */
+  for (size_t i = 0; i < errs.n; i++)
+    printf("broken: %s\n", errs.v[i].msg);
+  dag_errors_free(&errs);
   dag_set_destroy(s);
   ctx_close(&x);
   return CLI_OK;
