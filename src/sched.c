@@ -861,8 +861,9 @@ static enum err_code promote_txn(struct db_conn *c, void *user, struct err *e)
     return ERR_OK;
   p[1] = DB_V_INT(room);
   rc = db_query(c,
-                "SELECT id, run_id FROM dag_run WHERE dag_id = ? AND state = "
-                "'queued' ORDER BY logical_date, id LIMIT ?",
+                "SELECT id, run_id FROM dag_run FORCE INDEX "
+                "(dag_run_dag_state) WHERE dag_id = ? AND state = 'queued' "
+                "ORDER BY logical_date, id LIMIT ?",
                 p, 2, idlist_cb, &l, NULL, e);
   if (rc == ERR_OK && l.oom)
     rc = err_set(e, ERR_NOMEM, "promote: out of memory");

@@ -201,7 +201,7 @@ int sched_claim_parse(const char *claim, char *host, size_t cap, long *pid)
   if (end != last || v <= 0)
     return -1;
   size_t hl = (size_t)(p - claim);
-  if (hl + 1 > cap)
+  if (hl == 0 || hl + 1 > cap)
     return -1;
   memcpy(host, claim, hl);
   host[hl] = '\0';
