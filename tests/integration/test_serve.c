@@ -104,6 +104,21 @@ static int write_text(const char *path, const char *text)
   return fclose(f);
 }
 
+/* The sample data file NAME: ../shared/data/credit next to the source
+ * tree, /work/shared/data/credit, or the copy in sql/data. */
+static const char *data_path(const char *name)
+{
+  static char buf[2048];
+  snprintf(buf, sizeof(buf), "%s/../shared/data/credit/%s", g_src, name);
+  if (access(buf, R_OK) == 0)
+    return buf;
+  snprintf(buf, sizeof(buf), "/work/shared/data/credit/%s", name);
+  if (access(buf, R_OK) == 0)
+    return buf;
+  snprintf(buf, sizeof(buf), "%s/sql/data/%s", g_src, name);
+  return buf;
+}
+
 /* ---- CSV (RFC 4180: quoted fields may hold commas) ---------------------- */
 
 struct csv {
@@ -235,15 +250,10 @@ static int trainset_load(const char *src, struct trainset *ts)
     fprintf(stderr, "spec: %s\n", e.msg);
     return -1;
   }
-  if (csv_load("/work/shared/data/credit/credit_score_features.csv", feat) ||
-      csv_load("/work/shared/data/credit/credit_score.csv", &lab)) {
-    snprintf(path, sizeof(path), "%s/sql/data/credit_score_features.csv",
-             src);
-    if (csv_load(path, feat))
-      return -1;
-    snprintf(path, sizeof(path), "%s/sql/data/credit_score.csv", src);
-    if (csv_load(path, &lab))
-      return -1;
+  if (csv_load(data_path("credit_score_features.csv"), feat) ||
+      csv_load(data_path("credit_score.csv"), &lab)) {
+    fprintf(stderr, "trainset: cannot read the sample data\n");
+    return -1;
   }
   int lid = csv_col(&lab, "id"), ldate = csv_col(&lab, "date"),
       lcs = csv_col(&lab, "credit_score");
@@ -408,7 +418,7 @@ out:
 static int load_lines(void)
 {
   size_t len;
-  char *t = read_file("/work/shared/data/credit/predict_requests.jsonl", &len);
+  char *t = read_file(data_path("predict_requests.jsonl"), &len);
   if (!t)
     return -1;
   g_lines_text = t;
