@@ -1002,7 +1002,7 @@ static void h_run_trigger(struct http_req *req, struct http_resp *resp,
   const char *dag_id = http_req_param(req, "dag_id");
   struct err e = {0};
   char ld[24] = "", local[32], run_id[SCHED_RUN_ID_MAX + 1] = "";
-  time_t inst;
+  time_t inst = 0;
   if (!authorize(a, req, resp, NEED_WRITE))
     return;
   cJSON *b = body_object(req, resp);
