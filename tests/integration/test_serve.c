@@ -811,9 +811,12 @@ static void daemon_kill9(void)
   g_pid = 0;
 }
 
+static int g_db_stopped; /* restart it at the end whatever happened */
+
 static void db_stop(void)
 {
   char cmd[2048];
+  g_db_stopped = 1;
   snprintf(cmd, sizeof(cmd), "%s/tests/mariadb.sh stop %s >/dev/null 2>&1",
            g_src, g_dbdir);
   run_cmd(cmd);
@@ -822,6 +825,7 @@ static void db_stop(void)
 static void db_start(void)
 {
   char cmd[2048];
+  g_db_stopped = 0;
   snprintf(cmd, sizeof(cmd), "%s/tests/mariadb.sh start %s >/dev/null 2>&1",
            g_src, g_dbdir);
   run_cmd(cmd);
@@ -1613,6 +1617,8 @@ int main(int argc, char **argv)
   RUN(no_sanitizer_reports);
   if (g_pid > 0)
     daemon_term();
+  if (g_db_stopped)
+    db_start(); /* the next integration test needs it */
   free(g_lines);
   free(g_lines_text);
   db_pool_destroy(g_db);
