@@ -486,7 +486,7 @@ struct scratch {
   const cJSON **byf; /* members of one item by feature index */
   size_t byf_cap;
   char **printed; /* fallback feature texts to free */
-  size_t n_printed;
+  size_t n_printed, printed_cap;
   char *arena;    /* ARENA_BYTES for tl_arena */
   struct spec_report rep;
 };
@@ -558,7 +558,6 @@ static int sgrow(void **p, size_t *cap, size_t need, size_t elem)
 static int scratch_fit(struct scratch *s, size_t n, size_t nfeat,
                        size_t out_dim, size_t n_inputs)
 {
-  size_t np = s->n_printed;
   return sgrow((void **)&s->byf, &s->byf_cap, n_inputs + 1,
                sizeof(*s->byf)) || sgrow((void **)&s->rows, &s->rows_cap, n * nfeat, sizeof(float)) ||
          sgrow((void **)&s->out, &s->out_cap, n * out_dim, sizeof(float)) ||
@@ -566,7 +565,8 @@ static int scratch_fit(struct scratch *s, size_t n, size_t nfeat,
          sgrow((void **)&s->cid, &s->cid_cap, n, sizeof(*s->cid)) ||
          sgrow((void **)&s->items, &s->items_cap, n, sizeof(*s->items)) ||
          sgrow((void **)&s->cls, &s->cls_cap, n, sizeof(*s->cls)) ||
-         sgrow((void **)&s->printed, &np, n, sizeof(*s->printed));
+         sgrow((void **)&s->printed, &s->printed_cap, n,
+               sizeof(*s->printed));
 }
 
 /* ---- helpers ---------------------------------------------------------- */
