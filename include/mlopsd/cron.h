@@ -43,9 +43,12 @@
 
 #include "mlopsd/err.h"
 
-/* A next/prev search gives up (ERR_NOTFOUND) after this many years:
- * the longest real gap is 8 years (Feb 29 across 2100). */
-#define CRON_SEARCH_YEARS 28
+/* A next/prev search gives up (ERR_NOTFOUND) after this many years.  The
+ * longest real gap is 40 years: Feb 29 that must also be one weekday
+ * (day-of-week written as a star step makes both day fields apply), e.g.
+ * Monday Feb 29 2072 -> 2112 across 2100, so a schedule that fires at
+ * all is always found. */
+#define CRON_SEARCH_YEARS 40
 
 /* A parsed expression: plain value, no resources; copy freely.
  * Read-only for users; filled by cron_parse. */
