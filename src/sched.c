@@ -1405,8 +1405,8 @@ static void takeover(struct sched *s, struct snap *p)
     const struct orphan *r = &o.v[i];
     const char *why = NULL;
     struct sdag *sd = snap_find(p, r->dag_id);
-    if (!sd)
-      continue;
+    if (!sd || !strncmp(r->claimed_by, "test:", 5))
+      continue; /* `dags test` runs: see sweep() */
     if (!strcmp(r->claimed_by, s->core.claim_id)) {
       if (r->expired && !is_live(s, r->id))
         why = "(this daemon) lost track of it";
@@ -1471,13 +1471,35 @@ static enum err_code sweep_txn(struct db_conn *c, void *user, struct err *e)
     return rc;
   }
   w->ev.queued = 0;
-  if (w->took_test &&
+  if (!w->took_test)
+    return sched_evaluate(c, w->d, w->run_id, &w->ev, e);
+  /* The `dags test` process that drove this run is gone: what it was
+   * running failed, what it had not started will not run. */
+  struct db_val q[2] = {DB_V_STR(w->run_id), DB_V_STR(w->run_id)};
+  if ((rc = db_exec_params(c,
+                           "INSERT INTO task_log (run_id, task_id, "
+                           "try_number, ts, stream, line) SELECT run_id, "
+                           "task_id, try_number, UTC_TIMESTAMP(6), 'log', "
+                           "'the dags test process running this attempt "
+                           "is gone: failed' FROM task_instance WHERE "
+                           "run_id = ? AND state = 'running'",
+                           p, 1, NULL, e)) != ERR_OK ||
       (rc = db_exec_params(c,
-                           "UPDATE dag_run SET claimed_by = NULL WHERE "
-                           "run_id = ?",
-                           p, 1, NULL, e)) != ERR_OK)
+                           "UPDATE task_instance SET state = IF(state = "
+                           "'running', 'failed', 'upstream_failed'), "
+                           "end_date = UTC_TIMESTAMP(6) WHERE run_id = ? AND "
+                           "state IN ('running', 'scheduled', 'queued', "
+                           "'up_for_retry')",
+                           p, 1, NULL, e)) != ERR_OK ||
+      (rc = db_exec_params(c,
+                           "UPDATE dag_run SET state = 'failed', end_date = "
+                           "UTC_TIMESTAMP(6) WHERE run_id = ? AND state = "
+                           "'running' AND run_id = ?",
+                           q, 2, NULL, e)) != ERR_OK)
     return rc;
-  return sched_evaluate(c, w->d, w->run_id, &w->ev, e);
+  w->ev.finished = 1;
+  snprintf(w->ev.state, sizeof(w->ev.state), "failed");
+  return ERR_OK;
 }
 
 struct runrow {
@@ -1519,8 +1541,9 @@ static int runrow_cb(void *user, const struct db_row *row)
 }
 
 /* Evaluate every running run: finishes runs whose last task ended while
- * their DAG was not loaded, applies DAG edits, and takes over the runs of
- * `dags test` processes that died. */
+ * their DAG was not loaded and applies DAG edits.  A run driven by a
+ * `dags test` process that died (its lease expired, or its pid is gone on
+ * this host) is failed, not carried on: the user stopped it. */
 static void sweep(struct sched *s, struct snap *p)
 {
   struct runrows rr = {0};
@@ -1552,8 +1575,8 @@ static void sweep(struct sched *s, struct snap *p)
       continue;
     }
     if (w.took_test)
-      LOG_W(MOD, "dag=%s run=%s: the `dags test` process %s is gone; this "
-                 "daemon carries the run on",
+      LOG_W(MOD, "dag=%s run=%s: the `dags test` process %s is gone: run "
+                 "marked failed",
             r->dag_id, r->run_id, r->claimed_by);
     queued += w.ev.queued;
     if (w.ev.finished)

@@ -17,7 +17,10 @@
  *   4. `mlopsd dags test credit_score_classification_ct --date 2025-09-01`
  *      on the seeded course data: 2,500 rows, as the hand-run query.
  * Waits have generous limits that only guard against a hang; nothing
- * asserts on how long something took.
+ * asserts on how long something took.  On failure (or with SCHED_IT_KEEP
+ * set) the temp dir with the daemons' logs is kept.
+ *
+ * check: tsan (the daemons run the tsan build under `make tsan`)
  */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -593,7 +596,8 @@ static int setup(void)
       "it_fan.yaml",     "it_rules.yaml",   "it_retry_ok.yaml",
       "it_retry_exhaust.yaml", "it_timeout.yaml", "it_maxactive.yaml",
       "it_trigger.yaml", "it_target.yaml",  "it_chatty.yaml",
-      "it_paused.yaml",  "it_crash.yaml",   "it_multi.yaml"};
+      "it_paused.yaml",  "it_crash.yaml",   "it_multi.yaml",
+      "it_testkill.yaml"};
   for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
     if (copy_dag(files[i]))
       return -1;
@@ -691,7 +695,7 @@ TEST(phase1_runs)
   REQUIRE(trigger("it_retry_exhaust", "2025-03-01", NULL, r_retry_ex) == 0);
   REQUIRE(trigger("it_timeout", "2025-03-01", NULL, r_timeout) == 0);
   for (int i = 0; i < 6; i++) {
-    char d[16];
+    char d[32];
     snprintf(d, sizeof(d), "2025-03-%02d", i + 1);
     REQUIRE(trigger("it_maxactive", d, NULL, r_max[i]) == 0);
   }
@@ -1223,6 +1227,54 @@ TEST(cli_with_runs)
   free(out);
 }
 
+TEST(dags_test_killed)
+{
+  char rid[] = "it_testkill__test__2025-03-01T00:00:00+09:00";
+  char st[32], path[700];
+  int tn;
+  snprintf(path, sizeof(path), "%s/testkill.pid", g_work);
+  pid_t cli_pid = fork();
+  if (cli_pid == 0) {
+    int fd = open("/dev/null", O_WRONLY);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    if (chdir(g_src) != 0)
+      _exit(126);
+    execl(g_bin, g_bin, "-c", g_cfg_a, "dags", "test", "it_testkill",
+          "--date", "2025-03-01", (char *)NULL);
+    _exit(127);
+  }
+  REQUIRE(cli_pid > 0);
+  double t0 = now_s();
+  long spid = 0;
+  while (now_s() - t0 < 30) {
+    ti(rid, "slow", st, sizeof(st), &tn);
+    char *t = read_text(path);
+    spid = atol(t);
+    free(t);
+    if (!strcmp(st, "running") && spid > 0)
+      break;
+    msleep(50);
+  }
+  REQUIRE(!strcmp(st, "running"));
+  kill(cli_pid, SIGKILL);
+  waitpid(cli_pid, NULL, 0);
+  CHECK_EQ_INT(wait_run(rid, 60), 0);
+  ti(rid, "slow", st, sizeof(st), &tn);
+  CHECK_EQ_STR(st, "failed");
+  ti(rid, "after", st, sizeof(st), &tn);
+  CHECK_EQ_STR(st, "upstream_failed");
+  CHECK_EQ_INT(tn, 0);
+  msleep(1000); /* nothing of it runs in the daemon afterwards */
+  snprintf(path, sizeof(path), "%s/testkill.txt", g_work);
+  CHECK(access(path, F_OK) != 0);
+  char *l = task_log(rid, "slow", 1);
+  CHECK(strstr(l, "dags test process") != NULL);
+  free(l);
+  if (spid > 0)
+    kill((pid_t)spid, SIGKILL);
+}
+
 TEST(graceful_stop)
 {
   CHECK_EQ_INT(daemon_term(&g_pid_a), 0);
@@ -1284,7 +1336,7 @@ TEST(two_daemons_exactly_once)
   g_pid_c = daemon_spawn(g_cfg_c, log2);
   REQUIRE(g_pid_b > 0 && g_pid_c > 0);
   for (int i = 0; i < 50; i++) {
-    char d[16];
+    char d[32];
     snprintf(d, sizeof(d), "2024-%02d-%02d", 1 + i / 28, 1 + i % 28);
     REQUIRE(trigger("it_multi", d, NULL, rid) == 0);
   }
@@ -1444,6 +1496,7 @@ int main(void)
   RUN_T(paused_dag);
   RUN_T(catchup);
   RUN_T(cli_with_runs);
+  RUN_T(dags_test_killed);
   RUN_T(graceful_stop);
   RUN_T(kill9_recovery);
   RUN_T(two_daemons_exactly_once);
@@ -1453,7 +1506,7 @@ int main(void)
   daemon_kill9(&g_pid_c);
   db_pool_destroy(g_db);
   cron_tz_destroy(g_tz);
-  if (!check_failed) {
+  if (!check_failed && !getenv("SCHED_IT_KEEP")) {
     char cmd[700];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", g_tmp);
     if (system(cmd) != 0)
