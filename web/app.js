@@ -275,9 +275,10 @@
     if (opts.yMax === undefined) y1 += pad;
     const X = (x) => m.l + (x - x0) / (x1 - x0) * (W - m.l - m.r);
     const Y = (y) => H - m.b - (y - y0) / (y1 - y0) * (H - m.t - m.b);
-    const span = y1 - y0;
-    const yFmt = opts.yFmt || ((v) => fmtNum(v, span >= 20 ? 0 : span >= 2 ? 1
-      : span >= 0.2 ? 2 : 3));
+    /* enough decimals for the five grid labels to differ */
+    const digits = Math.min(6, Math.max(0,
+      Math.ceil(-Math.log10((y1 - y0) / 4))));
+    const yFmt = opts.yFmt || ((v) => fmtNum(v, digits));
     /* y grid and labels */
     for (let i = 0; i <= 4; i++) {
       const v = y0 + (y1 - y0) * i / 4;
