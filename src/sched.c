@@ -217,16 +217,15 @@ static int runinfo_cb(void *user, const struct db_row *row)
 }
 
 /* A finished run: log, count, callback (a LOW job: an HTTP call never
- * holds up the worker that finished the run). */
+ * holds up the worker that finished the run).  The job carries copies of
+ * all it needs, so it does not depend on the scheduler staying alive. */
 struct cb_job {
-  struct sched *s;
   struct dag *d;
   char run_id[SCHED_RUN_ID_MAX + 1];
   char state[16];
   char failed[512];
-  time_t logical_ts;
+  char ds[CRON_DATE_LEN], iso[CRON_ISO_LEN];
   cJSON *conf;
-  const struct cron_tz *tz;
 };
 
 static enum err_code cb_fn(struct queue_job_ctx *jc, void *arg, struct err *e)
@@ -234,26 +233,8 @@ static enum err_code cb_fn(struct queue_job_ctx *jc, void *arg, struct err *e)
   struct cb_job *j = arg;
   (void)jc;
   (void)e;
-  if (j->logical_ts == 0) {
-    struct db_conn *c = conn_get(j->s, "callback");
-    struct runinfo ri = {0};
-    struct err qe = {0};
-    struct db_val q[1] = {DB_V_STR(j->run_id)};
-    if (c && db_query(c,
-                      "SELECT logical_date, conf FROM dag_run WHERE run_id "
-                      "= ?",
-                      q, 1, runinfo_cb, &ri, NULL, &qe) == ERR_OK &&
-        ri.found) {
-      j->logical_ts = ri.logical_ts;
-      if (!j->conf && ri.conf)
-        j->conf = cJSON_Parse(ri.conf);
-    }
-    free(ri.conf);
-    if (c)
-      conn_put(j->s, c);
-  }
-  sched_callback_send(j->d, j->run_id, j->state, j->tz, j->logical_ts,
-                      j->conf, j->failed);
+  sched_callback_send(j->d, j->run_id, j->state, j->ds, j->iso, j->conf,
+                      j->failed);
   return ERR_OK;
 }
 
@@ -292,14 +273,31 @@ static void run_finished(struct sched *s, struct dag *d, const char *run_id,
   struct cb_job *j = calloc(1, sizeof(*j));
   if (!j)
     return;
-  j->s = s;
+  char *conf_text = NULL;
+  if (logical_ts == 0 || !conf) { /* the caller did not have the run */
+    struct db_conn *c = conn_get(s, "callback");
+    struct runinfo ri = {0};
+    struct err qe = {0};
+    struct db_val q[1] = {DB_V_STR(run_id)};
+    if (c && db_query(c,
+                      "SELECT logical_date, conf FROM dag_run WHERE run_id "
+                      "= ?",
+                      q, 1, runinfo_cb, &ri, NULL, &qe) == ERR_OK &&
+        ri.found && logical_ts == 0)
+      logical_ts = ri.logical_ts;
+    conf_text = ri.conf;
+    if (c)
+      conn_put(s, c);
+  }
   j->d = dag_ref(d);
   snprintf(j->run_id, sizeof(j->run_id), "%s", run_id);
   snprintf(j->state, sizeof(j->state), "%s", ev->state);
   snprintf(j->failed, sizeof(j->failed), "%s", ev->failed);
-  j->logical_ts = logical_ts;
-  j->conf = conf ? cJSON_Duplicate(conf, 1) : NULL;
-  j->tz = s->tz;
+  cron_fmt_date(s->tz, logical_ts, j->ds);
+  cron_fmt_iso(s->tz, logical_ts, j->iso);
+  j->conf = conf ? cJSON_Duplicate(conf, 1)
+                 : conf_text ? cJSON_Parse(conf_text) : NULL;
+  free(conf_text);
   if (queue_submit(s->q, QUEUE_PRIO_LOW, cb_fn, cb_done, j,
                    CB_SUBMIT_TIMEOUT_MS, NULL) != ERR_OK) {
     LOG_W(MOD, "dag=%s run=%s callback not sent: queue full or stopping",

@@ -249,12 +249,13 @@ void sched_core_fini(struct sched_core *c);
 /* ---- callbacks ------------------------------------------------------ */
 
 /* POST the DAG's on_success / on_failure callback for a finished run
- * (best effort: the outcome is logged, never an error).  conf may be
- * NULL. */
+ * (best effort: the outcome is logged, never an error).  ds and iso are
+ * the logical date as {{ ds }} and as local ISO 8601; conf may be NULL.
+ * Uses nothing but its arguments (runs as a queue job that may outlive
+ * the scheduler). */
 void sched_callback_send(const struct dag *d, const char *run_id,
-                         const char *state, const struct cron_tz *tz,
-                         time_t logical_ts, const struct cJSON *conf,
-                         const char *failed_tasks);
+                         const char *state, const char *ds, const char *iso,
+                         const struct cJSON *conf, const char *failed_tasks);
 
 /* Rate-limited warning (one per 10 s per core). */
 void sched_warn(struct sched_core *c, const char *fmt, ...)

@@ -1290,18 +1290,14 @@ static size_t cb_write(char *p, size_t sz, size_t nm, void *user)
 }
 
 void sched_callback_send(const struct dag *d, const char *run_id,
-                         const char *state, const struct cron_tz *tz,
-                         time_t logical_ts, const struct cJSON *conf,
-                         const char *failed_tasks)
+                         const char *state, const char *ds, const char *iso,
+                         const struct cJSON *conf, const char *failed_tasks)
 {
   const struct dag_callback *cb =
       strcmp(state, "success") == 0 ? &d->on_success : &d->on_failure;
   const char *which = cb == &d->on_success ? "on_success" : "on_failure";
   if (!cb->url)
     return;
-  char ds[CRON_DATE_LEN], iso[CRON_ISO_LEN];
-  cron_fmt_date(tz, logical_ts, ds);
-  cron_fmt_iso(tz, logical_ts, iso);
   struct task_ctx t;
   memset(&t, 0, sizeof(t));
   t.dag_id = d->dag_id;
