@@ -1,0 +1,308 @@
+# lib_fault.sh - helpers shared by test_security.sh, test_fault_*.sh and
+# tests/soak/soak.sh (sourced, not run: run.sh only runs test_*.sh).
+#
+# Each test gets its own temp dir ($T), its own database ($DB), a config
+# file ($T/mlopsd.yaml) with its own port, spool, registry, DAG and spec
+# directories, and starts the real daemon ($MLOPSD_BIN) against the test
+# MariaDB that tests/run.sh started (MLOPSD_DATABASE_*, MLOPSD_TEST_DB_DIR).
+#
+#   lf_init NAME            temp dir, database name it_NAME, cleanup trap
+#   lf_fast_spec            $T/models: the course spec with a small grid
+#   lf_config [YAML...]     write $T/mlopsd.yaml (extra lines appended)
+#   lf_db_prepare           drop/create $DB, db init, db seed, features of
+#                           2025-09-01
+#   lf_train_promote N      train N versions with `models train`, promote
+#                           version 1
+#   lf_start [ENV=V...]     start the daemon ($DPID, log $T/daemon.log)
+#   lf_wait_ready [S]       wait for /readyz 200
+#   lf_term / lf_kill9      graceful stop (exit code in $DRC) / SIGKILL
+#   lf_metric NAME          a value from /metrics (first matching series)
+#   lf_predict ID           POST /predict with customer_id ID; prints
+#                           the status code
+#   ok/bad/skip/expect/has/hasnt, lf_done   checks and the summary line
+set -u
+cd "${MLOPSD_SRC:-$(dirname "${BASH_SOURCE[0]}")/../..}" || exit 1
+SRC=$(pwd)
+BIN=${MLOPSD_BIN:-$SRC/build/mlopsd}
+MODEL=credit_score_classification
+BODY=$SRC/sql/data/predict_example.json
+pass=0; fail=0; skipped=0
+DPID=""; DRC=""; T=""; DB=""; PORT=""
+LF_CLEANUP_EXTRA=""
+
+ok()   { pass=$((pass + 1)); echo "ok $1"; }
+bad()  { fail=$((fail + 1)); echo "not ok $1${2:+: $2}"; }
+skip() { skipped=$((skipped + 1)); echo "skip $1: $2"; }
+# check NAME CONDITION-COMMAND... : ok if the command succeeds
+check() { local n=$1; shift; if "$@"; then ok "$n"; else bad "$n"; fi; }
+expect() {  # expect NAME WANT_RC CMD... (output in $T/out, $T/err)
+  local name=$1 want=$2; shift 2
+  "$@" >"$T/out" 2>"$T/err"
+  local rc=$?
+  if [ "$rc" = "$want" ]; then ok "$name"; else
+    echo "  rc=$rc want=$want"
+    sed 's/^/  | /' "$T/out" "$T/err" | head -20
+    bad "$name"
+  fi
+}
+has() {  # has NAME FILE TEXT
+  if grep -qF -- "$3" "$2"; then ok "$1"; else
+    echo "  '$3' not in $2:"; sed 's/^/  | /' "$2" | head -20; bad "$1"; fi
+}
+hasnt() {  # hasnt NAME FILE TEXT
+  if ! grep -qF -- "$3" "$2"; then ok "$1"; else
+    echo "  '$3' found in $2:"; grep -nF -- "$3" "$2" | head -5 |
+      sed 's/^/  | /'; bad "$1"; fi
+}
+section() { echo "## $1 (t=${SECONDS}s)"; }
+eq() {  # eq NAME GOT WANT
+  if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "got '$2', want '$3'"; fi
+}
+
+lf_done() {
+  echo "figures: ${LF_FIGURES:-}"
+  [ "$skipped" -gt 0 ] && echo "($skipped checks skipped)"
+  echo "check: $pass passed, $fail failed"
+  [ "$fail" = 0 ]
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+sql() {  # sql [DB] -e ...   (batch mode, no column names)
+  MYSQL_PWD=${MLOPSD_DATABASE_PASSWORD:-} mariadb --protocol=TCP \
+    -h "${MLOPSD_DATABASE_HOST:-127.0.0.1}" -P "${MLOPSD_DATABASE_PORT:-3306}" \
+    -u "${MLOPSD_DATABASE_USER:-root}" -N -B "$@"
+}
+
+lf_cleanup() {
+  if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
+    kill -KILL "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null
+  fi
+  [ -n "$LF_CLEANUP_EXTRA" ] && eval "$LF_CLEANUP_EXTRA"
+  # the test MariaDB must be up for the next test, whatever happened here
+  if [ -n "${MLOPSD_TEST_DB_DIR:-}" ] &&
+     ! sql -e 'SELECT 1' >/dev/null 2>&1; then
+    "$SRC/tests/mariadb.sh" start "$MLOPSD_TEST_DB_DIR" >/dev/null 2>&1
+  fi
+  if [ -n "$T" ] && [ -z "${MLOPSD_KEEP_TMP:-}" ]; then
+    sql -e "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
+    rm -rf "$T"
+  elif [ -n "$T" ]; then
+    echo "kept $T (database $DB)"
+  fi
+}
+
+lf_init() {  # lf_init NAME
+  if [ -z "${MLOPSD_DATABASE_HOST:-}" ]; then
+    echo "needs the test MariaDB (tests/run.sh sets MLOPSD_DATABASE_*)"
+    echo "check: 0 passed, 1 failed"; exit 1
+  fi
+  T=$(mktemp -d "/tmp/it_$1.XXXXXX")
+  chmod 755 "$T"
+  DB=it_$1
+  PORT=$(free_port)
+  mkdir -p "$T/dags" "$T/spool" "$T/registry"
+  trap lf_cleanup EXIT
+  trap 'exit 130' INT TERM
+  export MLOPSD_CONFIG=$T/mlopsd.yaml
+  export MLOPSD_DATABASE_NAME=$DB
+  unset MLOPSD_MODELS_REGISTRY_DIR MLOPSD_SERVER_SPOOL_DIR \
+    MLOPSD_SCHEDULER_DAGS_DIR MLOPSD_MODELS_SPECS_DIR MLOPSD_SERVER_LISTEN
+}
+
+# The course spec with a small grid (GRID: yaml flow map, default one
+# trial) and few rounds, so training takes about a second per trial.
+lf_fast_spec() {  # lf_fast_spec [GRID] [ROUNDS]
+  local grid=${1:-"{max_depth: [4]}"} rounds=${2:-40}
+  mkdir -p "$T/models"
+  python3 - "$SRC/config/models/$MODEL.yaml" "$T/models/$MODEL.yaml" \
+    "$grid" "$rounds" <<'EOF'
+import re, sys
+src, dst, grid, rounds = sys.argv[1:5]
+t = open(src).read()
+t = re.sub(r"num_boost_round: \d+", "num_boost_round: " + rounds, t)
+t = re.sub(r"early_stopping_rounds: \d+", "early_stopping_rounds: 10", t)
+t = re.sub(r"search:\n  grid:.*?\n((    .*\n)+)", "search:\n  grid: " + grid
+           + "\n", t)
+open(dst, "w").write(t)
+EOF
+}
+
+lf_config() {  # lf_config [EXTRA YAML LINES...]: sections may be repeated
+  {                 # as flow maps only by the caller, so keep it simple
+    cat <<EOF
+server:
+  listen: "127.0.0.1:$PORT"
+  threads: 2
+  spool_dir: $T/spool
+  default_model: $MODEL
+  idle_timeout: ${LF_IDLE_TIMEOUT:-30}
+  max_connections: ${LF_MAX_CONNECTIONS:-1024}
+  log_full_policy: ${LF_POLICY:-reject}
+  spool_max_bytes: ${LF_SPOOL_MAX:-268435456}
+database:
+  name: $DB
+  connect_timeout: 2
+models:
+  specs_dir: ${LF_SPECS_DIR:-$T/models}
+  registry_dir: ${LF_REGISTRY_DIR:-$T/registry}
+scheduler:
+  dags_dir: $T/dags
+  tick_ms: 200
+  lease_s: ${LF_LEASE_S:-5}
+logging:
+  level: ${LF_LOG_LEVEL:-info}
+EOF
+  } >"$T/mlopsd.yaml"
+}
+
+lf_db_prepare() {
+  sql -e "DROP DATABASE IF EXISTS $DB" &&
+    "$BIN" db init >"$T/init.log" 2>&1 &&
+    "$BIN" db seed >>"$T/init.log" 2>&1 &&
+    sed 's/{{ ds }}/2025-09-01/g' sql/features.sql | sql "$DB" &&
+    return 0
+  cat "$T/init.log"
+  return 1
+}
+
+lf_train_promote() {  # lf_train_promote N
+  local i
+  for i in $(seq 1 "$1"); do
+    "$BIN" models train $MODEL --date 2025-09-01 --run-id "setup_v$i" \
+      >>"$T/train.log" 2>&1 || { cat "$T/train.log"; return 1; }
+  done
+  "$BIN" models promote $MODEL 1 >>"$T/train.log" 2>&1 ||
+    { cat "$T/train.log"; return 1; }
+}
+
+LF_NSTART=0
+lf_start() {  # lf_start [ENV=VALUE...]: the daemon in the background
+  LF_NSTART=$((LF_NSTART + 1))
+  echo "---- start $LF_NSTART $(date +%T.%N)" >>"$T/daemon.log"
+  (cd "$T" && exec env "$@" "$BIN" serve --pid-file "$T/mlopsd.pid") \
+    >>"$T/daemon.log" 2>&1 &
+  DPID=$!
+}
+
+lf_wait_ready() {  # lf_wait_ready [SECONDS]: 0 when /readyz answers 200
+  local i n=$(( ${1:-30} * 10 ))
+  for i in $(seq 1 $n); do
+    curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz" && return 0
+    kill -0 "$DPID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+lf_wait_up() {  # lf_wait_up [SECONDS]: 0 when /healthz answers 200
+  local i n=$(( ${1:-30} * 10 ))
+  for i in $(seq 1 $n); do
+    curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz" && return 0
+    kill -0 "$DPID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+lf_term() {  # graceful stop; exit status in DRC (-1: needed SIGKILL)
+  DRC=-1
+  [ -n "$DPID" ] || return
+  kill -TERM "$DPID" 2>/dev/null
+  local i
+  for i in $(seq 1 600); do
+    if ! kill -0 "$DPID" 2>/dev/null; then
+      wait "$DPID"; DRC=$?; DPID=""; return
+    fi
+    sleep 0.1
+  done
+  kill -KILL "$DPID"; wait "$DPID" 2>/dev/null; DPID=""
+}
+
+lf_kill9() {
+  [ -n "$DPID" ] || return
+  kill -KILL "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID=""
+}
+
+lf_metric() {  # lf_metric NAME [LABEL-SUBSTRING]: value or empty
+  curl -s "http://127.0.0.1:$PORT/metrics" |
+    awk -v n="$1" -v l="${2:-}" '
+      ($1 == n || index($1, n "{") == 1) && index($1, l) { print $2; exit }'
+}
+
+lf_body() {  # lf_body ID: the example body with customer_id ID
+  sed "s/\"customer_id\": 4096/\"customer_id\": $1/" "$BODY"
+}
+
+lf_predict() {  # lf_predict ID [PATH]: prints the HTTP status
+  lf_body "$1" | curl -s -o /dev/null -w '%{http_code}' -X POST \
+    -H 'Content-Type: application/json' --data-binary @- \
+    "http://127.0.0.1:$PORT${2:-/predict}"
+}
+
+lf_dbstop()  { "$SRC/tests/mariadb.sh" stop "$MLOPSD_TEST_DB_DIR" >/dev/null 2>&1; }
+lf_dbstart() { "$SRC/tests/mariadb.sh" start "$MLOPSD_TEST_DB_DIR" >/dev/null 2>&1; }
+
+# Rows of the prediction log per customer_id of a load run, compared with
+# the answers the load generator recorded ("ID STATUS" lines).  Prints
+# "answered200=N found=N lost=N dup=N phantom=N".
+lf_exactly_once() {  # lf_exactly_once ANSWERS_FILE [ID_MIN ID_MAX]
+  local lo=${2:-0} hi=${3:-9999999999}
+  sql "$DB" -e "SELECT customer_id, COUNT(*) FROM credit_predictions_api_log
+    WHERE CAST(customer_id AS UNSIGNED) BETWEEN $lo AND $hi
+    GROUP BY customer_id" >"$T/rows.tsv" || { echo "query failed"; return 1; }
+  python3 - "$1" "$T/rows.tsv" <<'EOF'
+import sys
+ans = {}
+for line in open(sys.argv[1]):
+    p = line.split()
+    if len(p) >= 2:
+        ans[p[0]] = p[1]
+rows = {}
+for line in open(sys.argv[2]):
+    p = line.split("\t")
+    if len(p) == 2:
+        rows[p[0]] = int(p[1])
+ok200 = [i for i, s in ans.items() if s == "200"]
+lost = sum(1 for i in ok200 if rows.get(i, 0) == 0)
+dup = sum(max(0, n - 1) for n in rows.values())
+phantom = sum(1 for i in rows if ans.get(i) not in ("200", "000", "ERR"))
+print(f"answered200={len(ok200)} found={sum(1 for i in ok200 if i in rows)}"
+      f" lost={lost} dup={dup} phantom={phantom}")
+EOF
+}
+
+# Spool/registry helpers
+lf_registry_consistent() {  # lf_registry_consistent REGDIR: 0 if every
+  python3 - "$1/$MODEL" <<'EOF'  # version is complete and parses
+import json, os, sys
+root = sys.argv[1]
+vdir = os.path.join(root, "versions")
+vs = sorted(int(v) for v in os.listdir(vdir)) if os.path.isdir(vdir) else []
+bad = []
+for v in vs:
+    d = os.path.join(vdir, str(v))
+    for f in ("model.ubj", "meta.json", "preprocess.json"):
+        p = os.path.join(d, f)
+        if not os.path.isfile(p) or os.path.getsize(p) == 0:
+            bad.append(f"{v}/{f} missing or empty")
+    for f in ("meta.json", "preprocess.json"):
+        try:
+            json.load(open(os.path.join(d, f)))
+        except Exception as ex:
+            bad.append(f"{v}/{f}: {ex}")
+if vs and vs != list(range(1, len(vs) + 1)):
+    bad.append(f"version numbers {vs} have gaps")
+alias = os.path.join(root, "aliases", "production")
+if os.path.exists(alias):
+    a = int(open(alias).read().strip())
+    if a not in vs:
+        bad.append(f"production -> {a}, not a version")
+print(f"versions={vs}")
+for b in bad:
+    print("BAD", b)
+sys.exit(1 if bad else 0)
+EOF
+}
