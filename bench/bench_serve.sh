@@ -32,7 +32,7 @@ BUILD=${BUILD:-build}
 BIN=${MLOPSD_BIN:-$SRC/$BUILD/mlopsd}
 DUR=${1:-${BENCH_SERVE_SECONDS:-10}}
 DATA=${MLOPSD_DATA:-$SRC/../shared/data/credit/predict_requests.jsonl}
-[ -f "$DATA" ] || DATA=/work/shared/data/credit/predict_requests.jsonl
+[ -f "$DATA" ] || DATA=${MLOPSD_SHARED:-/work/shared}/data/credit/predict_requests.jsonl
 LUA=$SRC/bench/bench_serve.lua
 cd "$SRC" || exit 1
 

@@ -19,6 +19,13 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 cd "$SRC"
 export MLOPSD_SRC=$SRC
 export MLOPSD_BIN=$SRC/$BUILD/mlopsd
+# The shared sample data (tests read ../shared/data next to the clone, as CI
+# lays it out; /work/shared on the developers' machines).
+if [ -z "${MLOPSD_SHARED:-}" ]; then
+  if [ -d "$SRC/../shared/data" ]; then MLOPSD_SHARED=$(cd "$SRC/../shared" && pwd)
+  else MLOPSD_SHARED=/work/shared; fi
+fi
+export MLOPSD_SHARED
 TIMEOUT=${MLOPSD_TEST_TIMEOUT:-600}
 passed=0; failed=0; failed_names=""
 DBDIR=""

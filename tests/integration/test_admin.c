@@ -301,7 +301,11 @@ struct rows {
 
 static int load_requests(struct rows *r, size_t max)
 {
-  char path[] = "/work/shared/data/credit/predict_requests.jsonl";
+  char path[1200] = "/work/shared/data/credit/predict_requests.jsonl";
+  const char *shared = getenv("MLOPSD_SHARED");
+  if (shared && *shared)
+    snprintf(path, sizeof(path), "%s/data/credit/predict_requests.jsonl",
+             shared);
   char alt[1200];
   char *text = read_text(path);
   if (!text) {

@@ -64,7 +64,11 @@ static int td_load(const char *name, struct td *d)
 {
   memset(d, 0, sizeof(*d));
   char path[512];
-  snprintf(path, sizeof(path), "%s/%s", TD_DATA_DIR, name);
+  const char *shared = getenv("MLOPSD_SHARED");
+  if (shared && *shared)
+    snprintf(path, sizeof(path), "%s/data/sklearn/%s", shared, name);
+  else
+    snprintf(path, sizeof(path), "%s/%s", TD_DATA_DIR, name);
   FILE *f = fopen(path, "r");
   if (!f)
     return -1;
