@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "mlopsd/cfg.h"
 #include "mlopsd/pipeline.h"
 #include "mlopsd/registry.h"
@@ -28,6 +30,9 @@
 static const struct task_field deploy_fields[] = {
     {.name = "model", .required = 1, .templated = 1},
     {.name = "version", .templated = 1},
+    /* The course's CD branch: deploy only when the candidate was created
+     * after the version in production, else end as skipped. */
+    {.name = "only_if_newer", .kind = TASK_F_BOOL},
     {.name = NULL},
 };
 
@@ -60,6 +65,65 @@ static enum err_code deploy_check(const struct task_ctx *t, struct err *e)
     return err_set(e, ERR_INVAL, "field 'version': expected a version "
                                  "number or 'latest', got '%.40s'",
                    v);
+  return ERR_OK;
+}
+
+/* creation_time (ISO-8601 UTC text, so it orders as a string) of a
+ * version, copied into buf; "" when meta.json has none. */
+static enum err_code deploy_ctime(struct registry *reg, const char *name,
+                                  int version, char *buf, size_t cap,
+                                  struct err *e)
+{
+  cJSON *meta = NULL;
+  enum err_code rc = registry_read_meta(reg, name, version, &meta, e);
+  if (rc)
+    return rc;
+  const cJSON *ct = cJSON_GetObjectItemCaseSensitive(meta, "creation_time");
+  snprintf(buf, cap, "%s", cJSON_IsString(ct) ? ct->valuestring : "");
+  cJSON_Delete(meta);
+  return ERR_OK;
+}
+
+/* only_if_newer: *skip = 1 (and a 'skip' deployment row) when the
+ * production version is as new as the candidate. */
+static enum err_code deploy_newer_check(struct task_ctx *t,
+                                        struct registry *reg,
+                                        const char *name, int version,
+                                        int *skip, struct err *e)
+{
+  int prod = 0;
+  struct err ae = {0};
+  enum err_code rc =
+      registry_alias_get(reg, name, REGISTRY_PRODUCTION, &prod, &ae);
+  if (rc == ERR_NOTFOUND) {
+    task_logf(t, "%s: nothing in production: deploying version %d", name,
+              version);
+    return ERR_OK;
+  }
+  if (rc)
+    return err_set(e, rc, "%s", ae.msg);
+  char cand[64], cur[64];
+  if ((rc = deploy_ctime(reg, name, version, cand, sizeof(cand), e)) ||
+      (rc = deploy_ctime(reg, name, prod, cur, sizeof(cur), e)))
+    return rc;
+  task_logf(t, "%s: production version %d created %s, candidate %d created "
+               "%s",
+            name, prod, cur[0] ? cur : "?", version, cand[0] ? cand : "?");
+  if (prod != version && strcmp(cand, cur) > 0)
+    return ERR_OK;
+  char reason[256], actor[600];
+  snprintf(reason, sizeof(reason),
+           "skip: production version %d is not older than candidate %d",
+           prod, version);
+  snprintf(actor, sizeof(actor), "dag:%s/%s", t->dag_id ? t->dag_id : "",
+           t->run_id ? t->run_id : "");
+  if ((rc = pipeline_record_deployment(t->db, name, REGISTRY_PRODUCTION,
+                                       prod, prod, "skip", reason, actor,
+                                       t->run_id, e)))
+    return rc;
+  task_logf(t, "%s", reason);
+  t->skip = 1;
+  *skip = 1;
   return ERR_OK;
 }
 
@@ -103,6 +167,16 @@ static enum err_code deploy_run(struct task_ctx *t, struct err *e)
     goto out;
   if (version == 0 && (rc = registry_latest(reg, name, &version, e)))
     goto out;
+  int only_newer = 0;
+  if ((rc = task_field_bool(t, "only_if_newer", 0, &only_newer, e)))
+    goto out;
+  if (only_newer) {
+    int skip = 0;
+    if ((rc = deploy_newer_check(t, reg, name, version, &skip, e)))
+      goto out;
+    if (skip)
+      goto out;
+  }
   int prev = 0;
   if ((rc = registry_alias_set(reg, name, REGISTRY_PRODUCTION, version,
                                &prev, e)))
