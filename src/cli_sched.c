@@ -183,6 +183,9 @@ static void dags_usage(FILE *f)
       "JSON]\n"
       "                                    [--wait [--timeout SECONDS]]\n"
       "       mlopsd [-c FILE] dags test DAG_ID [--date DATE]\n"
+      "       mlopsd [-c FILE] dags backfill DAG_ID --from DATE --to DATE\n"
+      "                  [--conf JSON] [--wait [--timeout S] | --local "
+      "[--verbose]]\n"
       "       mlopsd [-c FILE] dags pause|unpause DAG_ID\n"
       "\n"
       "list      the DAGs of scheduler.dags_dir: id, schedule, next run (in\n"
@@ -207,6 +210,19 @@ static void dags_usage(FILE *f)
       "          recorded (run_type manual, run id DAG__test__DATE) and\n"
       "          replaces a finished run of the same date.  Exit 0 if the\n"
       "          run succeeds, 1 otherwise.\n"
+      "backfill  create runs (run_type backfill) for every logical date\n"
+      "          in [--from, --to], oldest first: the DAG's cron fire times,\n"
+      "          or one a day (at --from's time) for a DAG without schedule;\n"
+      "          a plain date as --to includes that whole day.  A date that\n"
+      "          already has a run is skipped and reported, never run twice.\n"
+      "          The daemons run them, max_active_runs at a time; --wait\n"
+      "          follows them and prints a line per run as it finishes.\n"
+      "          --local runs them here instead, one after another, as\n"
+      "          `dags test` does (no daemon needed; waits while the DAG has\n"
+      "          max_active_runs running elsewhere); --verbose prints the\n"
+      "          task logs.  Ctrl-C stops after the run in progress.  Exit 0\n"
+      "          if every run created succeeded (or was only queued), 1 if\n"
+      "          one failed.\n"
       "pause     stop creating scheduled runs (queued runs wait; running\n"
       "          ones finish); unpause resumes (catch-up rules apply).\n"
       "\n"
@@ -643,21 +659,29 @@ static int dags_trigger(int argc, char **argv)
   return rc;
 }
 
-/* ---- dags test ---- */
+/* ---- running a DAG in this process: dags test, dags backfill --local ---- */
 
 struct prep {
   const struct dag *d;
   const struct sched_core *core;
   const char *run_id;
   const char *when;
+  const char *conf;          /* JSON text or NULL */
+  int backfill;              /* existing run: report, don't replace;
+                                count max_active_runs */
+  /* out (reset by every try of the transaction) */
   int64_t run_row;
-  char replaced[SCHED_RUN_ID_MAX + 32];
+  int exists;                /* backfill: the date already has a run */
+  int busy;                  /* backfill: max_active_runs are running */
+  int64_t running;
+  char other[SCHED_RUN_ID_MAX + 64]; /* the existing or replaced run */
 };
 
 struct oldrun {
   int64_t id;
   char state[16];
   char run_id[SCHED_RUN_ID_MAX + 1];
+  char claimed_by[SCHED_CLAIM_MAX];
 };
 
 static int oldrun_cb(void *user, const struct db_row *row)
@@ -669,50 +693,118 @@ static int oldrun_cb(void *user, const struct db_row *row)
            (s = db_row_str(row, 1, NULL)) ? s : "");
   snprintf(o->run_id, sizeof(o->run_id), "%s",
            (s = db_row_str(row, 2, NULL)) ? s : "");
+  snprintf(o->claimed_by, sizeof(o->claimed_by), "%s",
+           (s = db_row_str(row, 3, NULL)) ? s : "");
   return 1;
 }
 
+static int noop_cb(void *user, const struct db_row *row)
+{
+  (void)user;
+  (void)row;
+  return 0;
+}
+
+static enum err_code drop_run(struct db_conn *c, const struct oldrun *o,
+                              struct err *e)
+{
+  enum err_code rc;
+  struct db_val q[1] = {DB_V_STR(o->run_id)};
+  struct db_val qi[1] = {DB_V_INT(o->id)};
+  if ((rc = db_exec_params(c, "DELETE FROM task_log WHERE run_id = ?", q, 1,
+                           NULL, e)) != ERR_OK ||
+      (rc = db_exec_params(c, "DELETE FROM task_instance WHERE run_id = ?",
+                           q, 1, NULL, e)) != ERR_OK)
+    return rc;
+  return db_exec_params(c, "DELETE FROM dag_run WHERE id = ?", qi, 1, NULL,
+                        e);
+}
+
+/* Record the run as running under this process's claim, with its task
+ * instances.  dags test replaces a finished run of the date and refuses an
+ * active one; backfill keeps any run it finds (pr->exists) except one left
+ * running by a dead `test:` process on this host, and counts running runs
+ * under the `dag` row lock the daemons take when they promote runs. */
 static enum err_code prep_txn(struct db_conn *c, void *user, struct err *e)
 {
   struct prep *pr = user;
-  struct oldrun o = {0};
+  struct oldrun o;
   enum err_code rc;
-  pr->replaced[0] = '\0';
+  memset(&o, 0, sizeof(o));
+  pr->run_row = 0;
+  pr->exists = pr->busy = 0;
+  pr->running = 0;
+  pr->other[0] = '\0';
   struct db_val p[2] = {DB_V_STR(pr->d->dag_id), DB_V_STR(pr->when)};
+  if (pr->backfill &&
+      ((rc = db_exec_params(c, "INSERT IGNORE INTO dag (dag_id) VALUES (?)",
+                            p, 1, NULL, e)) != ERR_OK ||
+       (rc = db_query(c, "SELECT dag_id FROM dag WHERE dag_id = ? FOR UPDATE",
+                      p, 1, noop_cb, NULL, NULL, e)) != ERR_OK))
+    return rc;
   rc = db_query(c,
-                "SELECT id, state, run_id FROM dag_run WHERE dag_id = ? AND "
-                "logical_date = ? FOR UPDATE",
+                "SELECT id, state, run_id, claimed_by FROM dag_run WHERE "
+                "dag_id = ? AND logical_date = ? FOR UPDATE",
                 p, 2, oldrun_cb, &o, NULL, e);
   if (rc != ERR_OK)
     return rc;
+  int orphan = 0;
   if (o.id) {
-    if (!strcmp(o.state, "queued") || !strcmp(o.state, "running"))
+    int active = !strcmp(o.state, "queued") || !strcmp(o.state, "running");
+    orphan = pr->backfill && !strcmp(o.state, "running") &&
+             !strncmp(o.claimed_by, "test:", 5) &&
+             sched_claim_dead(pr->core, o.claimed_by);
+    if (pr->backfill && !orphan) {
+      pr->exists = 1;
+      snprintf(pr->other, sizeof(pr->other), "%s (%s)", o.run_id, o.state);
+      return ERR_OK;
+    }
+    if (active && !orphan)
       return err_set(e, ERR_STATE,
                      "run %s of that date is %s; wait for it to finish or "
                      "test another date",
                      o.run_id, o.state);
-    struct db_val q[1] = {DB_V_STR(o.run_id)};
-    struct db_val qi[1] = {DB_V_INT(o.id)};
-    if ((rc = db_exec_params(c, "DELETE FROM task_log WHERE run_id = ?", q,
-                             1, NULL, e)) != ERR_OK ||
-        (rc = db_exec_params(c, "DELETE FROM task_instance WHERE run_id = ?",
-                             q, 1, NULL, e)) != ERR_OK ||
-        (rc = db_exec_params(c, "DELETE FROM dag_run WHERE id = ?", qi, 1,
-                             NULL, e)) != ERR_OK)
-      return rc;
-    snprintf(pr->replaced, sizeof(pr->replaced), "%s (%s)", o.run_id,
-             o.state);
   }
-  struct db_val ins[4] = {DB_V_STR(pr->run_id), DB_V_STR(pr->d->dag_id),
-                          DB_V_STR(pr->when), DB_V_STR(pr->core->claim_id)};
+  if (pr->backfill) {
+    if ((rc = db_query_i64(c,
+                           "SELECT COUNT(*) FROM dag_run WHERE dag_id = ? "
+                           "AND state = 'running'",
+                           p, 1, &pr->running, e)) != ERR_OK)
+      return rc;
+    if (orphan)
+      pr->running--;
+    if (pr->running >= pr->d->max_active_runs) {
+      pr->busy = 1;
+      return ERR_OK;
+    }
+  }
+  if (o.id) {
+    if ((rc = drop_run(c, &o, e)) != ERR_OK)
+      return rc;
+    snprintf(pr->other, sizeof(pr->other), "%s (%s%s)", o.run_id, o.state,
+             orphan ? ", left by a process that is gone" : "");
+  }
+  struct db_val ins[6] = {DB_V_STR(pr->run_id),
+                          DB_V_STR(pr->d->dag_id),
+                          DB_V_STR(pr->when),
+                          DB_V_STR(pr->backfill ? "backfill" : "manual"),
+                          pr->conf ? DB_V_STR(pr->conf) : DB_V_NULL,
+                          DB_V_STR(pr->core->claim_id)};
   if ((rc = db_exec_params(c,
-                           "INSERT INTO dag_run (run_id, dag_id, "
-                           "logical_date, run_type, state, queued_at, "
-                           "start_date, external_trigger, claimed_by, "
-                           "heartbeat_at) VALUES (?, ?, ?, 'manual', "
-                           "'running', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), 1, "
-                           "?, UTC_TIMESTAMP(6))",
-                           ins, 4, NULL, e)) != ERR_OK)
+                           pr->backfill
+                               ? "INSERT INTO dag_run (run_id, dag_id, "
+                                 "logical_date, run_type, state, conf, "
+                                 "queued_at, start_date, external_trigger, "
+                                 "claimed_by, heartbeat_at) VALUES (?, ?, ?, "
+                                 "?, 'running', ?, UTC_TIMESTAMP(6), "
+                                 "UTC_TIMESTAMP(6), 0, ?, UTC_TIMESTAMP(6))"
+                               : "INSERT INTO dag_run (run_id, dag_id, "
+                                 "logical_date, run_type, state, conf, "
+                                 "queued_at, start_date, external_trigger, "
+                                 "claimed_by, heartbeat_at) VALUES (?, ?, ?, "
+                                 "?, 'running', ?, UTC_TIMESTAMP(6), "
+                                 "UTC_TIMESTAMP(6), 1, ?, UTC_TIMESTAMP(6))",
+                           ins, 6, NULL, e)) != ERR_OK)
     return rc;
   pr->run_row = db_last_insert_id(c);
   return sched_insert_tis(c, pr->d, pr->run_id, 1, e);
@@ -757,6 +849,240 @@ static struct dag *test_dag_get(void *user, const char *dag_id)
   struct dag *d = dag_set_find(l->set, dag_id);
   return d ? dag_ref(d) : NULL;
 }
+
+/* What running DAGs in this process needs: the tasks' own pool (as in the
+ * daemon) and a scheduler core with its heartbeat / log flusher thread. */
+struct local {
+  struct ctx *x;
+  struct db_pool *task_db;
+  struct sched_core core;
+  struct test_lookup tl;
+  int core_ok, hb_ok;
+};
+
+/* Returns a CLI code (the error printed). */
+static int local_open(struct local *l, const char *W, struct ctx *x,
+                      struct dag_set *set, int echo)
+{
+  struct err e = {0};
+  memset(l, 0, sizeof(*l));
+  l->x = x;
+  l->tl.set = set;
+  struct db_opts o;
+  memset(&o, 0, sizeof(o));
+  o.host = x->cfg.db_host;
+  o.port = x->cfg.db_port;
+  o.user = x->cfg.db_user;
+  o.password = x->cfg.db_password;
+  o.database = x->cfg.db_name;
+  o.socket = x->cfg.db_socket[0] ? x->cfg.db_socket : NULL;
+  o.size = 3;
+  o.connect_timeout_s = x->cfg.db_connect_timeout_s;
+  o.read_timeout_s = 0;
+  if (db_pool_create(&l->task_db, &o, &e) != ERR_OK)
+    return fail(W, e.msg);
+  if (sched_core_init(&l->core) != 0)
+    return fail(W, "out of memory");
+  l->core_ok = 1;
+  l->core.cfg = &x->cfg;
+  l->core.meta = x->pool;
+  l->core.task_db = l->task_db;
+  l->core.tz = x->tz;
+  l->core.lease_s = x->cfg.sched_lease_s > 0 ? x->cfg.sched_lease_s : 30;
+  l->core.echo = echo;
+  l->core.dag_get = test_dag_get;
+  l->core.dag_get_user = &l->tl;
+  sched_core_ids(&l->core, "test:");
+  return CLI_OK;
+}
+
+static void local_close(struct local *l)
+{
+  if (l->hb_ok)
+    sched_core_hb_stop(&l->core);
+  if (l->core_ok)
+    sched_core_fini(&l->core);
+  db_pool_destroy(l->task_db);
+  memset(l, 0, sizeof(*l));
+}
+
+/* The outcome of one run in this process. */
+struct lres {
+  char run_id[SCHED_RUN_ID_MAX + 1];
+  int exists;                  /* backfill: the date has a run: nothing done */
+  int busy;                    /* backfill: max_active_runs: nothing done */
+  int64_t running;             /* ... that many are running */
+  char other[SCHED_RUN_ID_MAX + 64];
+  int failed;                  /* the run ended failed */
+  double secs;
+  char failed_task[DAG_ID_MAX + 1];
+  char error[ERR_MSG_MAX];     /* of the first failed task */
+};
+
+enum local_mode { LOCAL_TEST, LOCAL_BACKFILL, LOCAL_BACKFILL_VERBOSE };
+
+/* Run every task of d for logical time lt in this process, in topological
+ * order with the trigger rules, no retries, no callbacks.  LOCAL_TEST
+ * prints what `dags test` prints; the backfill modes print nothing but
+ * (verbose) the task lines.  CLI_OK when the run was decided (r->exists,
+ * r->busy, or it ran: r->failed), else a CLI code with the error
+ * printed. */
+static int local_run(struct local *l, const char *W, struct dag *d,
+                     time_t lt, enum local_mode mode, const char *conf,
+                     struct lres *r)
+{
+  struct ctx *x = l->x;
+  struct sched_core *core = &l->core;
+  struct err e = {0};
+  int tasks_out = mode != LOCAL_BACKFILL;
+  memset(r, 0, sizeof(*r));
+  char when[20], iso[CRON_ISO_LEN], ds[CRON_DATE_LEN];
+  sched_run_id(d->dag_id, mode == LOCAL_TEST ? "test" : "backfill", x->tz,
+               lt, r->run_id, sizeof(r->run_id));
+  sched_fmt_utc(lt, when);
+  cron_fmt_iso(x->tz, lt, iso);
+  cron_fmt_date(x->tz, lt, ds);
+  struct prep pr = {.d = d,
+                    .core = core,
+                    .run_id = r->run_id,
+                    .when = when,
+                    .conf = conf,
+                    .backfill = mode != LOCAL_TEST};
+  if (sched_txn(x->c, prep_txn, &pr, &e) != ERR_OK)
+    return fail(W, e.msg);
+  snprintf(r->other, sizeof(r->other), "%s", pr.other);
+  if (pr.exists || pr.busy) {
+    r->exists = pr.exists;
+    r->busy = pr.busy;
+    r->running = pr.running;
+    return CLI_OK;
+  }
+  atomic_store(&core->run_hb_id, pr.run_row);
+  if (!l->hb_ok) {
+    if (sched_core_hb_start(core, &e) != ERR_OK)
+      return fail(W, e.msg);
+    l->hb_ok = 1;
+  }
+  if (mode == LOCAL_TEST) {
+    if (pr.other[0])
+      printf("replacing run %s\n", pr.other);
+    printf("dags test: DAG %s, run %s, logical date %s (ds %s), %zu tasks\n",
+           d->dag_id, r->run_id, iso, ds, d->ntasks);
+  } else if (pr.other[0]) {
+    printf("replacing run %s\n", pr.other);
+  }
+  fflush(stdout);
+
+  /* In-memory states in dag task order: every upstream task is decided
+   * before its downstream ones (topological order), so trigger rules
+   * never have to wait. */
+  enum { T_SUCCESS = 1, T_FAILED, T_SKIPPED, T_UFAIL };
+  int code = CLI_FAIL;
+  int64_t run_t0 = queue_now_ms();
+  int *st = calloc(d->ntasks ? d->ntasks : 1, sizeof(*st));
+  if (!st) {
+    fail(W, "out of memory");
+    goto out;
+  }
+  for (size_t k = 0; k < d->ntasks; k++) {
+    size_t i = d->topo[k];
+    const struct dag_task *t = &d->tasks[i];
+    int cnt[5] = {0};
+    for (size_t u = 0; u < t->nupstream; u++)
+      cnt[st[t->upstream[u]]]++;
+    enum sched_decision dec =
+        sched_trigger_rule(t->trigger_rule, (int)t->nupstream, cnt[T_SUCCESS],
+                           cnt[T_SKIPPED], cnt[T_FAILED], cnt[T_UFAIL]);
+    int64_t ti_id = 0;
+    if (dec != SCHED_RUN) {
+      const char *s = dec == SCHED_SKIP ? TI_SKIPPED : TI_UPSTREAM_FAILED;
+      st[i] = dec == SCHED_SKIP ? T_SKIPPED : T_UFAIL;
+      if (ti_mark(x->c, r->run_id, t->id, s, core, &ti_id, &e) != ERR_OK) {
+        fail(W, e.msg);
+        goto out;
+      }
+      if (tasks_out)
+        printf("=== %s: %s (trigger rule %s) ===\n", t->id, s,
+               dag_trigger_rule_name(t->trigger_rule));
+      fflush(stdout);
+      continue;
+    }
+    if (ti_mark(x->c, r->run_id, t->id, TI_RUNNING, core, &ti_id, &e) !=
+        ERR_OK) {
+      fail(W, e.msg);
+      goto out;
+    }
+    if (tasks_out) {
+      printf("=== %s (%s) ===\n", t->id, t->type_name);
+      fflush(stdout);
+    }
+    struct sched_attempt *a =
+        sched_attempt_new(core, d, i, ti_id, r->run_id, 1, 1, lt, conf);
+    if (!a) {
+      fail(W, "out of memory");
+      goto out;
+    }
+    a->run_hb = 1;
+    sched_live_add(a);
+    int64_t t0 = queue_now_ms();
+    int64_t deadline =
+        t->retry.timeout_s > 0 ? t0 + (int64_t)t->retry.timeout_s * 1000 : 0;
+    struct err te = {0};
+    enum err_code trc = sched_attempt_exec(a, NULL, deadline, &te);
+    char state[16] = "";
+    int lost = 0;
+    struct err fe = {0};
+    enum err_code frc =
+        sched_attempt_finish(a, trc, &te, state, &lost, NULL, &fe);
+    sched_live_remove(a);
+    sched_attempt_unref(a);
+    if (frc != ERR_OK) {
+      fail(W, fe.msg);
+      goto out;
+    }
+    st[i] = !strcmp(state, TI_SUCCESS)   ? T_SUCCESS
+            : !strcmp(state, TI_SKIPPED) ? T_SKIPPED
+                                         : T_FAILED;
+    if (st[i] == T_FAILED && !r->failed_task[0]) {
+      snprintf(r->failed_task, sizeof(r->failed_task), "%s", t->id);
+      snprintf(r->error, sizeof(r->error), "%s",
+               te.msg[0] ? te.msg : err_str(trc));
+    }
+    if (tasks_out) {
+      printf("=== %s: %s (%.1fs)%s%s ===\n", t->id, state,
+             (double)(queue_now_ms() - t0) / 1000.0, trc ? ": " : "",
+             trc ? te.msg : "");
+      fflush(stdout);
+    }
+  }
+  int failed = 0;
+  for (size_t i = 0; i < d->ntasks; i++) {
+    int leaf = d->tasks[i].ndownstream == 0;
+    if (leaf && (st[i] == T_FAILED || st[i] == T_UFAIL))
+      failed = 1;
+  }
+  const char *rs = failed ? "failed" : "success";
+  struct db_val u[3] = {DB_V_STR(rs), DB_V_INT(pr.run_row),
+                        DB_V_STR(core->claim_id)};
+  if (db_exec_params(x->c,
+                     "UPDATE dag_run SET state = ?, end_date = "
+                     "UTC_TIMESTAMP(6) WHERE id = ? AND claimed_by = ?",
+                     u, 3, NULL, &e) != ERR_OK) {
+    fail(W, e.msg);
+    goto out;
+  }
+  r->failed = failed;
+  r->secs = (double)(queue_now_ms() - run_t0) / 1000.0;
+  if (mode == LOCAL_TEST)
+    printf("run %s: %s\n", r->run_id, rs);
+  code = CLI_OK;
+out:
+  atomic_store(&core->run_hb_id, 0);
+  free(st);
+  return code;
+}
+
+/* ---- dags test ---- */
 
 static int dags_test(int argc, char **argv)
 {
@@ -806,161 +1132,519 @@ static int dags_test(int argc, char **argv)
     ctx_close(&x);
     return fail(W, msg);
   }
-  /* Tasks get their own pool, as in the daemon. */
-  struct db_pool *task_db = NULL;
-  struct db_opts o;
-  memset(&o, 0, sizeof(o));
-  o.host = x.cfg.db_host;
-  o.port = x.cfg.db_port;
-  o.user = x.cfg.db_user;
-  o.password = x.cfg.db_password;
-  o.database = x.cfg.db_name;
-  o.socket = x.cfg.db_socket[0] ? x.cfg.db_socket : NULL;
-  o.size = 3;
-  o.connect_timeout_s = x.cfg.db_connect_timeout_s;
-  o.read_timeout_s = 0;
-  if (db_pool_create(&task_db, &o, &e) != ERR_OK) {
-    dag_set_destroy(set);
-    ctx_close(&x);
-    return fail(W, e.msg);
+  struct local l;
+  struct lres r;
+  int code = local_open(&l, W, &x, set, 1);
+  if (code == CLI_OK) {
+    code = local_run(&l, W, d, lt, LOCAL_TEST, NULL, &r);
+    if (code == CLI_OK && r.failed)
+      code = CLI_FAIL;
   }
-  struct sched_core core;
-  memset(&core, 0, sizeof(core));
-  struct test_lookup tl = {set};
-  if (sched_core_init(&core) != 0) {
-    db_pool_destroy(task_db);
-    dag_set_destroy(set);
-    ctx_close(&x);
-    return fail(W, "out of memory");
-  }
-  core.cfg = &x.cfg;
-  core.meta = x.pool;
-  core.task_db = task_db;
-  core.tz = x.tz;
-  core.lease_s = x.cfg.sched_lease_s > 0 ? x.cfg.sched_lease_s : 30;
-  core.echo = 1;
-  core.dag_get = test_dag_get;
-  core.dag_get_user = &tl;
-  sched_core_ids(&core, "test:");
+  local_close(&l);
+  dag_set_destroy(set);
+  ctx_close(&x);
+  return code;
+}
 
-  char run_id[SCHED_RUN_ID_MAX + 1], when[20], iso[CRON_ISO_LEN];
-  char ds[CRON_DATE_LEN];
-  sched_run_id(d->dag_id, "test", x.tz, lt, run_id, sizeof(run_id));
-  sched_fmt_utc(lt, when);
-  cron_fmt_iso(x.tz, lt, iso);
-  cron_fmt_date(x.tz, lt, ds);
-  struct prep pr = {.d = d, .core = &core, .run_id = run_id, .when = when};
-  int code = CLI_FAIL;
-  int *st = NULL;
-  if (sched_txn(x.c, prep_txn, &pr, &e) != ERR_OK) {
-    fail(W, e.msg);
-    goto out;
-  }
-  atomic_store(&core.run_hb_id, pr.run_row);
-  if (sched_core_hb_start(&core, &e) != ERR_OK) {
-    fail(W, e.msg);
-    goto out;
-  }
-  if (pr.replaced[0])
-    printf("replacing run %s\n", pr.replaced);
-  printf("dags test: DAG %s, run %s, logical date %s (ds %s), %zu tasks\n",
-         d->dag_id, run_id, iso, ds, d->ntasks);
-  fflush(stdout);
+/* ---- dags backfill ---- */
 
-  /* In-memory states in dag task order: every upstream task is decided
-   * before its downstream ones (topological order), so trigger rules
-   * never have to wait. */
-  enum { T_SUCCESS = 1, T_FAILED, T_SKIPPED, T_UFAIL };
-  st = calloc(d->ntasks ? d->ntasks : 1, sizeof(*st));
-  if (!st) {
-    fail(W, "out of memory");
-    goto stop;
-  }
-  for (size_t k = 0; k < d->ntasks; k++) {
-    size_t i = d->topo[k];
-    const struct dag_task *t = &d->tasks[i];
-    int cnt[5] = {0};
-    for (size_t u = 0; u < t->nupstream; u++)
-      cnt[st[t->upstream[u]]]++;
-    enum sched_decision dec =
-        sched_trigger_rule(t->trigger_rule, (int)t->nupstream, cnt[T_SUCCESS],
-                           cnt[T_SKIPPED], cnt[T_FAILED], cnt[T_UFAIL]);
-    int64_t ti_id = 0;
-    if (dec != SCHED_RUN) {
-      const char *s = dec == SCHED_SKIP ? TI_SKIPPED : TI_UPSTREAM_FAILED;
-      st[i] = dec == SCHED_SKIP ? T_SKIPPED : T_UFAIL;
-      if (ti_mark(x.c, run_id, t->id, s, &core, &ti_id, &e) != ERR_OK) {
-        fail(W, e.msg);
-        goto stop;
+#define BACKFILL_MAX 10000
+#define BACKFILL_BUSY_POLL_MS 2000
+
+/* The logical dates of d in [from, to], oldest first: its cron fire times,
+ * or for a DAG without schedule one a day at from's local time of day.
+ * *out is malloc'd.  0 ok, -1 out of memory, -2 more than BACKFILL_MAX. */
+static int backfill_dates(const struct dag *d, const struct cron_tz *tz,
+                          time_t from, time_t to, time_t **out, size_t *n)
+{
+  time_t *v = NULL, t;
+  size_t cnt = 0, cap = 0;
+  struct err e = {0};
+  struct cron_civil c0;
+  cron_tz_civil(tz, from, &c0);
+  int64_t day = cron_days_from_civil(c0.year, c0.month, c0.day);
+  for (;;) {
+    if (d->schedule) {
+      if (cron_next(&d->cron, tz, cnt ? v[cnt - 1] : from - 1, &t, &e) !=
+          ERR_OK)
+        break;
+    } else {
+      int y, m, dd;
+      cron_civil_from_days(day++, &y, &m, &dd);
+      t = cron_tz_resolve(tz, y, m, dd, c0.hour, c0.minute, c0.second);
+    }
+    if (t > to)
+      break;
+    if (cnt == BACKFILL_MAX) {
+      free(v);
+      return -2;
+    }
+    if (cnt == cap) {
+      size_t nc = cap ? cap * 2 : 64;
+      time_t *nv = realloc(v, nc * sizeof(*nv));
+      if (!nv) {
+        free(v);
+        return -1;
       }
-      printf("=== %s: %s (trigger rule %s) ===\n", t->id, s,
-             dag_trigger_rule_name(t->trigger_rule));
-      fflush(stdout);
+      v = nv;
+      cap = nc;
+    }
+    v[cnt++] = t;
+  }
+  *out = v;
+  *n = cnt;
+  return 0;
+}
+
+/* "ISO  STATE  SECONDS  RUN_ID": one finished (or skipped) date. */
+static void backfill_line(const struct cron_tz *tz, time_t lt,
+                          const char *state, double secs, const char *what)
+{
+  char iso[CRON_ISO_LEN], took[32] = "-";
+  cron_fmt_iso(tz, lt, iso);
+  if (secs >= 0)
+    snprintf(took, sizeof(took), "%.1fs", secs);
+  printf("%s  %-7s  %8s  %s\n", iso, state, took, what);
+  fflush(stdout);
+}
+
+struct bfrun {
+  time_t lt;
+  char run_id[SCHED_RUN_ID_MAX + 1];
+  int wait;                    /* created by us, not finished yet */
+};
+
+/* Queue a backfill run of d at t (daemon mode).  *created 0: the date has
+ * a run already, described in other. */
+static enum err_code backfill_queue(struct db_conn *c,
+                                    const struct cron_tz *tz,
+                                    const struct dag *d, time_t t,
+                                    const char *conf, char *run_id,
+                                    size_t cap, int *created, char *other,
+                                    size_t ocap, struct err *e)
+{
+  char when[20];
+  sched_run_id(d->dag_id, "backfill", tz, t, run_id, cap);
+  sched_fmt_utc(t, when);
+  int64_t aff = 0;
+  struct db_val p[4] = {DB_V_STR(run_id), DB_V_STR(d->dag_id),
+                        DB_V_STR(when), conf ? DB_V_STR(conf) : DB_V_NULL};
+  enum err_code rc = db_exec_params(
+      c,
+      "INSERT INTO dag_run (run_id, dag_id, logical_date, run_type, state, "
+      "conf, queued_at, external_trigger) VALUES (?, ?, ?, 'backfill', "
+      "'queued', ?, UTC_TIMESTAMP(6), 0) ON DUPLICATE KEY UPDATE id = id",
+      p, 4, &aff, e);
+  if (rc != ERR_OK)
+    return rc;
+  *created = aff == 1;
+  if (*created)
+    return ERR_OK;
+  struct oldrun o;
+  memset(&o, 0, sizeof(o));
+  struct db_val q[2] = {DB_V_STR(d->dag_id), DB_V_STR(when)};
+  if ((rc = db_query(c,
+                     "SELECT id, state, run_id, claimed_by FROM dag_run "
+                     "WHERE dag_id = ? AND logical_date = ?",
+                     q, 2, oldrun_cb, &o, NULL, e)) != ERR_OK)
+    return rc;
+  snprintf(other, ocap, "%s (%s)", o.id ? o.run_id : "?",
+           o.id ? o.state : "?");
+  return ERR_OK;
+}
+
+/* Print "    TASK: attempt 1 failed: ..." for the failed tasks of a run. */
+static int failline_cb(void *user, const struct db_row *row)
+{
+  const char *task = user;
+  const char *s = db_row_str(row, 0, NULL);
+  printf("    %s: %s\n", task, s ? s : "failed");
+  return 1;
+}
+
+static void backfill_why(struct db_conn *c, const char *run_id)
+{
+  struct tistates t = {0};
+  struct err e = {0};
+  struct db_val p[1] = {DB_V_STR(run_id)};
+  if (db_query(c,
+               "SELECT task_id, state, try_number FROM task_instance WHERE "
+               "run_id = ? AND state = 'failed' ORDER BY id",
+               p, 1, tistate_cb, &t, NULL, &e) != ERR_OK)
+    return;
+  for (size_t i = 0; i < t.n; i++) {
+    struct db_val q[2] = {DB_V_STR(run_id), DB_V_STR(t.v[i].task)};
+    if (db_query(c,
+                 "SELECT line FROM task_log WHERE run_id = ? AND task_id = "
+                 "? AND stream = 'log' AND line LIKE 'attempt % failed:%' "
+                 "ORDER BY id DESC LIMIT 1",
+                 q, 2, failline_cb, t.v[i].task, NULL, &e) != ERR_OK)
+      break;
+  }
+  fflush(stdout);
+  free(t.v);
+}
+
+struct bfwait {
+  const struct cron_tz *tz;
+  struct bfrun *runs;
+  size_t n;
+  size_t left;
+  int failed, succeeded;
+  char (*done)[SCHED_RUN_ID_MAX + 1]; /* finished this poll, to explain */
+  size_t ndone;
+};
+
+static int bfdone_cb(void *user, const struct db_row *row)
+{
+  struct bfwait *w = user;
+  const char *rid = db_row_str(row, 0, NULL);
+  const char *st = db_row_str(row, 1, NULL);
+  if (!rid || !st)
+    return 0;
+  for (size_t i = 0; i < w->n; i++) {
+    struct bfrun *r = &w->runs[i];
+    if (!r->wait || strcmp(r->run_id, rid))
+      continue;
+    r->wait = 0;
+    w->left--;
+    double secs = db_row_is_null(row, 2) ? -1 : db_row_f64(row, 2);
+    backfill_line(w->tz, r->lt, st, secs, rid);
+    if (!strcmp(st, "success")) {
+      w->succeeded++;
+    } else {
+      w->failed++;
+      snprintf(w->done[w->ndone++], SCHED_RUN_ID_MAX + 1, "%s", rid);
+    }
+    break;
+  }
+  return 0;
+}
+
+/* Follow the runs we queued until each has finished (a line each, in the
+ * order they finish) or timeout_s passed.  CLI code. */
+static int backfill_wait(struct ctx *x, const struct dag *d,
+                         struct bfwait *w, long timeout_s)
+{
+  const char *W = "dags backfill";
+  struct err e = {0};
+  int64_t until = timeout_s > 0 ? queue_now_ms() + timeout_s * 1000 : 0;
+  char lo[20], hi[20];
+  time_t tlo = 0, thi = 0;
+  for (size_t i = 0; i < w->n; i++) {
+    if (!w->runs[i].wait)
+      continue;
+    if (!tlo || w->runs[i].lt < tlo)
+      tlo = w->runs[i].lt;
+    if (w->runs[i].lt > thi)
+      thi = w->runs[i].lt;
+  }
+  sched_fmt_utc(tlo, lo);
+  sched_fmt_utc(thi, hi);
+  w->done = calloc(w->n ? w->n : 1, sizeof(*w->done));
+  if (!w->done)
+    return fail(W, "out of memory");
+  while (w->left > 0) {
+    w->ndone = 0;
+    struct db_val p[3] = {DB_V_STR(d->dag_id), DB_V_STR(lo), DB_V_STR(hi)};
+    if (db_query(x->c,
+                 "SELECT run_id, state, TIMESTAMPDIFF(MICROSECOND, "
+                 "start_date, end_date) / 1e6 FROM dag_run WHERE dag_id = ? "
+                 "AND logical_date BETWEEN ? AND ? AND run_type = "
+                 "'backfill' AND state IN ('success', 'failed') ORDER BY "
+                 "end_date, id",
+                 p, 3, bfdone_cb, w, NULL, &e) != ERR_OK) {
+      fprintf(stderr, "mlopsd: %s: %s (retrying)\n", W, e.msg);
+      db_release(x->pool, x->c);
+      x->c = NULL;
+      if (db_acquire(x->pool, 5000, &x->c, &e) != ERR_OK)
+        return fail(W, e.msg);
+      usleep(WAIT_POLL_MS * 1000);
       continue;
     }
-    if (ti_mark(x.c, run_id, t->id, TI_RUNNING, &core, &ti_id, &e) !=
-        ERR_OK) {
-      fail(W, e.msg);
-      goto stop;
+    for (size_t i = 0; i < w->ndone; i++)
+      backfill_why(x->c, w->done[i]);
+    if (w->left == 0)
+      break;
+    if (until && queue_now_ms() >= until) {
+      char msg[200];
+      snprintf(msg, sizeof(msg), "%zu run(s) still unfinished after %lds",
+               w->left, timeout_s);
+      return fail(W, msg);
     }
-    printf("=== %s (%s) ===\n", t->id, t->type_name);
+    usleep(WAIT_POLL_MS * 1000);
+  }
+  return CLI_OK;
+}
+
+static volatile sig_atomic_t backfill_stop;
+
+/* First Ctrl-C: finish the run in progress, then stop; second: die. */
+static void backfill_sig(int sig)
+{
+  static const char msg[] = "\nmlopsd: dags backfill: stopping after the "
+                            "run in progress (again to abort it)\n";
+  if (backfill_stop) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
+  backfill_stop = 1;
+  ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+  (void)w;
+}
+
+static int dags_backfill(int argc, char **argv)
+{
+  const char *W = "dags backfill";
+  const char *dag_id = NULL, *from_s = NULL, *to_s = NULL, *conf_text = NULL;
+  const char *v;
+  int wait = 0, local = 0, verbose = 0;
+  long timeout_s = 0;
+  for (int i = 2; i < argc; i++) {
+    int r;
+    if ((r = opt_val(argc, argv, &i, "--from", &v)) != 0) {
+      if (r < 0)
+        return usage_err("dags", "--from needs YYYY-MM-DD", NULL);
+      from_s = v;
+    } else if ((r = opt_val(argc, argv, &i, "--to", &v)) != 0) {
+      if (r < 0)
+        return usage_err("dags", "--to needs YYYY-MM-DD", NULL);
+      to_s = v;
+    } else if ((r = opt_val(argc, argv, &i, "--conf", &v)) != 0) {
+      if (r < 0)
+        return usage_err("dags", "--conf needs a JSON object", NULL);
+      conf_text = v;
+    } else if ((r = opt_val(argc, argv, &i, "--timeout", &v)) != 0) {
+      if (r < 0 || parse_count(v, 1, 86400 * 30, &timeout_s))
+        return usage_err("dags", "--timeout needs seconds", v);
+    } else if (!strcmp(argv[i], "--wait")) {
+      wait = 1;
+    } else if (!strcmp(argv[i], "--local")) {
+      local = 1;
+    } else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {
+      verbose = 1;
+    } else if (argv[i][0] == '-') {
+      return usage_err("dags", "unknown option", argv[i]);
+    } else if (!dag_id) {
+      dag_id = argv[i];
+    } else {
+      return usage_err("dags", "unexpected argument", argv[i]);
+    }
+  }
+  if (!dag_id)
+    return usage_err("dags", "backfill needs a DAG_ID", NULL);
+  if (!from_s || !to_s)
+    return usage_err("dags", "backfill needs --from DATE and --to DATE",
+                     NULL);
+  if (timeout_s && (!wait || local))
+    return usage_err("dags", "--timeout goes with --wait (not --local)",
+                     NULL);
+  if (verbose && !local)
+    return usage_err("dags", "--verbose goes with --local", NULL);
+  cJSON *conf = NULL;
+  char *conf_norm = NULL;
+  if (conf_text) {
+    conf = cJSON_Parse(conf_text);
+    if (!conf || !cJSON_IsObject(conf)) {
+      cJSON_Delete(conf);
+      return usage_err("dags", "--conf must be a JSON object", conf_text);
+    }
+    conf_norm = cJSON_PrintUnformatted(conf);
+    cJSON_Delete(conf);
+    if (!conf_norm)
+      return fail(W, "out of memory");
+    if (strlen(conf_norm) > SCHED_CONF_MAX) {
+      free(conf_norm);
+      return usage_err("dags", "--conf is larger than 64 KiB", NULL);
+    }
+  }
+  struct ctx x;
+  int rc = ctx_open(&x, W, 1, local ? 3 : 1);
+  if (rc != CLI_OK) {
+    free(conf_norm);
+    ctx_close(&x);
+    return rc;
+  }
+  struct err e = {0};
+  time_t t_from, t_to;
+  if (sched_parse_date(x.tz, from_s, &t_from, &e) != ERR_OK ||
+      sched_parse_date(x.tz, to_s, &t_to, &e) != ERR_OK) {
+    free(conf_norm);
+    ctx_close(&x);
+    return usage_err("dags", e.msg, NULL);
+  }
+  /* A plain date as --to takes in the whole day. */
+  if (strlen(to_s) == 10) {
+    struct cron_civil c;
+    int y, m, dd;
+    cron_tz_civil(x.tz, t_to, &c);
+    cron_civil_from_days(cron_days_from_civil(c.year, c.month, c.day) + 1,
+                         &y, &m, &dd);
+    t_to = cron_tz_resolve(x.tz, y, m, dd, 0, 0, 0) - 1;
+  }
+  if (t_to < t_from) {
+    free(conf_norm);
+    ctx_close(&x);
+    return usage_err("dags", "--to is before --from", NULL);
+  }
+  struct dag_set *set = load_dags(W, &x.cfg, 0);
+  struct dag *d = set ? dag_set_find(set, dag_id) : NULL;
+  if (!d) {
+    char msg[600];
+    snprintf(msg, sizeof(msg),
+             "no DAG '%s' in %s (mlopsd dags validate shows broken files)",
+             dag_id, x.cfg.sched_dags_dir);
+    free(conf_norm);
+    dag_set_destroy(set);
+    ctx_close(&x);
+    return fail(W, msg);
+  }
+  time_t *dates = NULL;
+  size_t n = 0;
+  int dr = backfill_dates(d, x.tz, t_from, t_to, &dates, &n);
+  if (dr != 0) {
+    char msg[200];
+    snprintf(msg, sizeof(msg),
+             dr == -2 ? "more than %d logical dates in that range: "
+                        "backfill a shorter one"
+                      : "out of memory (%d)",
+             BACKFILL_MAX);
+    free(conf_norm);
+    dag_set_destroy(set);
+    ctx_close(&x);
+    return fail(W, msg);
+  }
+  char iso_a[CRON_ISO_LEN], iso_b[CRON_ISO_LEN];
+  cron_fmt_iso(x.tz, t_from, iso_a);
+  cron_fmt_iso(x.tz, t_to, iso_b);
+  printf("backfill %s: %zu logical date(s) in [%s, %s] (%s%s), "
+         "max_active_runs %d, %s\n",
+         d->dag_id, n, iso_a, iso_b, d->schedule ? "schedule " : "",
+         d->schedule ? d->schedule : "no schedule: one a day",
+         d->max_active_runs,
+         local ? "running in this process" : "queued for the daemons");
+  fflush(stdout);
+
+  int64_t t0 = queue_now_ms();
+  int created = 0, existing = 0, succeeded = 0, failed = 0;
+  int code = CLI_OK;
+  if (local) {
+    struct local l;
+    code = local_open(&l, W, &x, set, verbose);
+    /* Ctrl-C / SIGTERM: stop after the run in progress. */
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = backfill_sig;
+    sigemptyset(&sa.sa_mask);
+    backfill_stop = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    for (size_t i = 0; code == CLI_OK && i < n; i++) {
+      if (backfill_stop) {
+        printf("stopped by a signal: %zu date(s) not run\n", n - i);
+        code = CLI_FAIL;
+        break;
+      }
+      struct lres r;
+      int waited = 0;
+      for (;;) {
+        code = local_run(&l, W, d, dates[i],
+                         verbose ? LOCAL_BACKFILL_VERBOSE : LOCAL_BACKFILL,
+                         conf_norm, &r);
+        if (code != CLI_OK || !r.busy || backfill_stop)
+          break;
+        if (!waited++) {
+          char iso[CRON_ISO_LEN];
+          cron_fmt_iso(x.tz, dates[i], iso);
+          printf("%s  waiting: %lld run(s) of %s running "
+                 "(max_active_runs %d)\n",
+                 iso, (long long)r.running, d->dag_id, d->max_active_runs);
+          fflush(stdout);
+        }
+        usleep(BACKFILL_BUSY_POLL_MS * 1000);
+      }
+      if (code != CLI_OK || r.busy)
+        continue;
+      if (r.exists) {
+        existing++;
+        backfill_line(x.tz, dates[i], "exists", -1, r.other);
+        continue;
+      }
+      created++;
+      if (r.failed)
+        failed++;
+      else
+        succeeded++;
+      backfill_line(x.tz, dates[i], r.failed ? "failed" : "success", r.secs,
+                    r.run_id);
+      if (r.failed) {
+        printf("    %s: %s\n", r.failed_task[0] ? r.failed_task : "run",
+               r.failed_task[0] ? r.error : "a leaf task did not succeed");
+        fflush(stdout);
+      }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    local_close(&l);
+  } else {
+    struct bfrun *runs = calloc(n ? n : 1, sizeof(*runs));
+    if (!runs)
+      code = fail(W, "out of memory");
+    for (size_t i = 0; code == CLI_OK && i < n; i++) {
+      char other[SCHED_RUN_ID_MAX + 64];
+      int made = 0;
+      runs[i].lt = dates[i];
+      if (backfill_queue(x.c, x.tz, d, dates[i], conf_norm, runs[i].run_id,
+                         sizeof(runs[i].run_id), &made, other,
+                         sizeof(other), &e) != ERR_OK) {
+        code = fail(W, e.msg);
+        break;
+      }
+      if (made) {
+        created++;
+        runs[i].wait = 1;
+        if (!wait)
+          backfill_line(x.tz, dates[i], "queued", -1, runs[i].run_id);
+      } else {
+        existing++;
+        backfill_line(x.tz, dates[i], "exists", -1, other);
+      }
+    }
+    int64_t paused = 0;
+    struct db_val p[1] = {DB_V_STR(d->dag_id)};
+    if (code == CLI_OK && created &&
+        db_query_i64(x.c, "SELECT is_paused FROM dag WHERE dag_id = ?", p, 1,
+                     &paused, &e) == ERR_OK &&
+        paused)
+      printf("note: DAG %s is paused; its runs start when it is unpaused\n",
+             d->dag_id);
     fflush(stdout);
-    struct sched_attempt *a =
-        sched_attempt_new(&core, d, i, ti_id, run_id, 1, 1, lt, NULL);
-    if (!a) {
-      fail(W, "out of memory");
-      goto stop;
+    if (code == CLI_OK && wait && created) {
+      struct bfwait w = {.tz = x.tz, .runs = runs, .n = n,
+                         .left = (size_t)created};
+      code = backfill_wait(&x, d, &w, timeout_s);
+      succeeded = w.succeeded;
+      failed = w.failed;
+      free(w.done);
     }
-    a->run_hb = 1;
-    sched_live_add(a);
-    int64_t t0 = queue_now_ms();
-    int64_t deadline =
-        t->retry.timeout_s > 0 ? t0 + (int64_t)t->retry.timeout_s * 1000 : 0;
-    struct err te = {0};
-    enum err_code trc = sched_attempt_exec(a, NULL, deadline, &te);
-    char state[16] = "";
-    int lost = 0;
-    struct err fe = {0};
-    enum err_code frc =
-        sched_attempt_finish(a, trc, &te, state, &lost, NULL, &fe);
-    sched_live_remove(a);
-    sched_attempt_unref(a);
-    if (frc != ERR_OK) {
-      fail(W, fe.msg);
-      goto stop;
-    }
-    st[i] = !strcmp(state, TI_SUCCESS)   ? T_SUCCESS
-            : !strcmp(state, TI_SKIPPED) ? T_SKIPPED
-                                         : T_FAILED;
-    printf("=== %s: %s (%.1fs)%s%s ===\n", t->id, state,
-           (double)(queue_now_ms() - t0) / 1000.0, trc ? ": " : "",
-           trc ? te.msg : "");
-    fflush(stdout);
+    free(runs);
   }
-  int failed = 0;
-  for (size_t i = 0; i < d->ntasks; i++) {
-    int leaf = d->tasks[i].ndownstream == 0;
-    if (leaf && (st[i] == T_FAILED || st[i] == T_UFAIL))
-      failed = 1;
-  }
-  const char *rs = failed ? "failed" : "success";
-  struct db_val u[3] = {DB_V_STR(rs), DB_V_INT(pr.run_row),
-                        DB_V_STR(core.claim_id)};
-  if (db_exec_params(x.c,
-                     "UPDATE dag_run SET state = ?, end_date = "
-                     "UTC_TIMESTAMP(6) WHERE id = ? AND claimed_by = ?",
-                     u, 3, NULL, &e) != ERR_OK) {
-    fail(W, e.msg);
-    goto stop;
-  }
-  printf("run %s: %s\n", run_id, rs);
-  code = failed ? CLI_FAIL : CLI_OK;
-stop:
-  sched_core_hb_stop(&core);
-out:
-  free(st);
-  sched_core_fini(&core);
-  db_pool_destroy(task_db);
+  double secs = (double)(queue_now_ms() - t0) / 1000.0;
+  if (local || wait)
+    printf("backfill %s: %zu date(s): %d run(s) succeeded, %d failed, %d "
+           "already had a run (skipped)%s; %.1fs\n",
+           d->dag_id, n, succeeded, failed, existing,
+           created - succeeded - failed > 0 ? ", some not finished" : "",
+           secs);
+  else
+    printf("backfill %s: %zu date(s): %d run(s) queued, %d already had a "
+           "run (skipped)\n",
+           d->dag_id, n, created, existing);
+  if (code == CLI_OK && failed)
+    code = CLI_FAIL;
+  free(dates);
+  free(conf_norm);
   dag_set_destroy(set);
   ctx_close(&x);
   return code;
@@ -981,6 +1665,8 @@ int cli_dags(int argc, char **argv)
     return dags_trigger(argc, argv);
   if (!strcmp(sub, "test"))
     return dags_test(argc, argv);
+  if (!strcmp(sub, "backfill"))
+    return dags_backfill(argc, argv);
   if (!strcmp(sub, "pause"))
     return dags_pause(argc, argv, 1);
   if (!strcmp(sub, "unpause"))
