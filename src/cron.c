@@ -745,6 +745,10 @@ static enum err_code tz_expand(struct cron_tz *tz, const struct posix_tz *z,
     cron_civil_from_days(floor_div(last, 86400), &y, &m, &d);
     y0 = y - 1;
   }
+  /* a last transition far in the past (a damaged file: year -10^11) must
+   * not size the table; no DST rule is older than 1900 */
+  if (y0 < 1900)
+    y0 = 1900;
   if (y0 > TZ_RULE_LAST_YEAR)
     return ERR_OK;
   size_t ng = 2 * (size_t)(TZ_RULE_LAST_YEAR - y0 + 1);

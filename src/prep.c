@@ -1008,8 +1008,8 @@ enum err_code prep_from_json(const cJSON *root, const char *what,
   if (ver != PREP_FORMAT_VERSION)
     return ld_fail(&l, ERR_CONFIG, "$.format_version: %g is not supported "
                    "(this build reads %d)", ver, PREP_FORMAT_VERSION);
-  if (rows < 0 || rows != floor(rows) || nout < 0 || nout != floor(nout) ||
-      nout > 1e9)
+  if (rows < 0 || rows != floor(rows) || rows > 9007199254740992.0 ||
+      nout < 0 || nout != floor(nout) || nout > 1e9)
     return ld_fail(&l, ERR_CONFIG, "$.fit_rows / n_outputs: must be "
                    "non-negative integers");
   const cJSON *ins = cJSON_GetObjectItemCaseSensitive(root, "inputs");

@@ -460,7 +460,8 @@ static enum err_code load_segments(struct spool *sp, struct err *e)
   return ERR_OK;
 }
 
-/* Delete segments whose every record is <= committed.  Caller holds mu. */
+/* Delete segments whose every record is <= committed.  Caller holds mu
+ * and rmu (or is spool_create). */
 static void do_delete_consumed(struct spool *sp)
 {
   while (sp->nsegs > 0) {
@@ -473,6 +474,8 @@ static void do_delete_consumed(struct spool *sp)
       break;
     if (sp->corrupt_hint_seg == s->first)
       break; /* keep damaged files for inspection */
+    if (sp->corrupt && sp->corrupt_seg == s->first)
+      break; /* the reader stopped at damage in it: kept for quarantine */
     if (last && sp->wfd >= 0) {
       close(sp->wfd);
       sp->wfd = -1;
