@@ -77,9 +77,7 @@ sql() {  # sql [DB] -e ...   (batch mode, no column names)
 }
 
 lf_cleanup() {
-  if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
-    kill -KILL "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null
-  fi
+  if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then lf_kill9; fi
   [ -n "$LF_CLEANUP_EXTRA" ] && eval "$LF_CLEANUP_EXTRA"
   # the test MariaDB must be up for the next test, whatever happened here
   if [ -n "${MLOPSD_TEST_DB_DIR:-}" ] &&
@@ -114,16 +112,16 @@ lf_init() {  # lf_init NAME
 
 # The course spec with a small grid (GRID: yaml flow map, default one
 # trial) and few rounds, so training takes about a second per trial.
-lf_fast_spec() {  # lf_fast_spec [GRID] [ROUNDS]
-  local grid=${1:-"{max_depth: [4]}"} rounds=${2:-40}
+lf_fast_spec() {  # lf_fast_spec [GRID] [ROUNDS] [EARLY_STOPPING]
+  local grid=${1:-"{max_depth: [4]}"} rounds=${2:-40} es=${3:-10}
   mkdir -p "$T/models"
   python3 - "$SRC/config/models/$MODEL.yaml" "$T/models/$MODEL.yaml" \
-    "$grid" "$rounds" <<'EOF'
+    "$grid" "$rounds" "$es" <<'EOF'
 import re, sys
-src, dst, grid, rounds = sys.argv[1:5]
+src, dst, grid, rounds, es = sys.argv[1:6]
 t = open(src).read()
 t = re.sub(r"num_boost_round: \d+", "num_boost_round: " + rounds, t)
-t = re.sub(r"early_stopping_rounds: \d+", "early_stopping_rounds: 10", t)
+t = re.sub(r"early_stopping_rounds: \d+", "early_stopping_rounds: " + es, t)
 t = re.sub(r"search:\n  grid:.*?\n((    .*\n)+)", "search:\n  grid: " + grid
            + "\n", t)
 open(dst, "w").write(t)
@@ -180,9 +178,12 @@ lf_train_promote() {  # lf_train_promote N
 
 LF_NSTART=0
 lf_start() {  # lf_start [ENV=VALUE...]: the daemon in the background
+  # (LF_PREFIX: a command to run it under, e.g. strace)
   LF_NSTART=$((LF_NSTART + 1))
   echo "---- start $LF_NSTART $(date +%T.%N)" >>"$T/daemon.log"
-  (cd "$T" && exec env "$@" "$BIN" serve --pid-file "$T/mlopsd.pid") \
+  # shellcheck disable=SC2086  # LF_PREFIX: a command such as strace
+  (cd "$T" && exec env "$@" ${LF_PREFIX:-} "$BIN" serve \
+    --pid-file "$T/mlopsd.pid") \
     >>"$T/daemon.log" 2>&1 &
   DPID=$!
 }
@@ -221,9 +222,17 @@ lf_term() {  # graceful stop; exit status in DRC (-1: needed SIGKILL)
   kill -KILL "$DPID"; wait "$DPID" 2>/dev/null; DPID=""
 }
 
-lf_kill9() {
+lf_kill9() {  # SIGKILL the daemon (also when it runs under LF_PREFIX)
   [ -n "$DPID" ] || return
+  local p; p=$(cat "$T/mlopsd.pid" 2>/dev/null)
+  [ -n "$p" ] && [ "$p" != "$DPID" ] && kill -KILL "$p" 2>/dev/null
   kill -KILL "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID=""
+  local i  # a daemon run under LF_PREFIX is not our child: wait for it
+  for i in $(seq 1 100); do
+    [ -n "$p" ] && [ -d "/proc/$p" ] || break
+    grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null && break
+    sleep 0.05
+  done
 }
 
 lf_metric() {  # lf_metric NAME [LABEL-SUBSTRING]: value or empty
