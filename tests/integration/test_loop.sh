@@ -1,0 +1,321 @@
+#!/bin/bash
+# test_loop.sh - the continuous-training loop end to end (issue 7), with a
+# real daemon (`mlopsd serve`: scheduler + HTTP) and MariaDB (database
+# it_loop), a registry in a temp dir, copies of config/dags (no schedules:
+# every run is triggered here) and of the model spec with a small grid:
+#
+#   1. CT for 2025-09-01 deploys version 1; /metadata serves it.
+#   2. 1000 requests built from the training table's own rows (missing
+#      values and customers without loans included: the spec copy makes
+#      every feature optional) -> monitor DAG -> drift_report verdict ok,
+#      no CT run started.
+#   3. The same rows with annual_income x3 and occupation "Astronaut" ->
+#      monitor -> verdict drift over the threshold -> a CT run started by
+#      the drift task with conf reason=drift -> version 2 trained ->
+#      validate passes or fails as its logged scores dictate, and the
+#      deployment table says 'deploy' or 'skip' to match -> when it passed,
+#      /metadata shows version 2 (same daemon, no restart).
+#   4. The CD DAG (params.api = this daemon): a version trained with
+#      `models train` (not deployed) is deployed by it; run again,
+#      deploy_new_model ends skipped with a 'skip' deployment row.
+set -u
+cd "${MLOPSD_SRC:-$(dirname "$0")/../..}" || exit 1
+BIN=${MLOPSD_BIN:-build/mlopsd}
+MODEL=credit_score_classification
+CT=credit_score_classification_ct
+CD=credit_score_classification_cd
+MON=credit_score_monitor
+pass=0; fail=0
+ok()  { pass=$((pass + 1)); echo "ok $1"; }
+bad() { fail=$((fail + 1)); echo "not ok $1"; }
+check() {  # check NAME CMD...: pass if CMD succeeds
+  local name=$1; shift
+  if "$@"; then ok "$name"; else bad "$name"; fi
+}
+eq() {  # eq NAME GOT WANT
+  if [ "$2" = "$3" ]; then ok "$1"; else
+    echo "  got '$2', want '$3'"; bad "$1"; fi
+}
+
+tmp=$(mktemp -d /tmp/it_loop.XXXXXX)
+daemon_pid=""
+cleanup() {
+  if [ -n "$daemon_pid" ]; then
+    kill "$daemon_pid" 2>/dev/null
+    wait "$daemon_pid" 2>/dev/null
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+export MLOPSD_DATABASE_NAME=it_loop
+export MLOPSD_MODELS_REGISTRY_DIR=$tmp/registry
+export MLOPSD_MODELS_SPECS_DIR=$tmp/specs
+export MLOPSD_SCHEDULER_DAGS_DIR=$tmp/dags
+export MYSQL_PWD=${MLOPSD_DATABASE_PASSWORD:-}
+sql() {
+  mariadb --protocol=TCP -h "${MLOPSD_DATABASE_HOST:-127.0.0.1}" \
+    -P "${MLOPSD_DATABASE_PORT:-3306}" -u "${MLOPSD_DATABASE_USER:-root}" \
+    -N -B -r "$@"
+}
+q() { sql it_loop -e "$1"; }
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+api=http://127.0.0.1:$port
+mlopsd() { "$BIN" -c "$tmp/mlopsd.yaml" "$@"; }
+
+# ---- a small grid, every feature optional; DAG copies without schedules
+mkdir -p "$tmp/specs" "$tmp/dags" "$tmp/spool"
+sed -E -e 's/^( *max_depth:).*/\1 [4]/' \
+  -e 's/^( *colsample_bytree:).*/\1 [0.8, 1.0]/' \
+  -e 's/^( *lambda:).*/\1 [3]/' \
+  -e 's/^( *num_boost_round:).*/\1 30/' \
+  -e 's/^( *early_stopping_rounds:).*/\1 10/' \
+  -e 's/^( *- \{name: [a-z_]+)/\1, required: false/' \
+  config/models/$MODEL.yaml >"$tmp/specs/$MODEL.yaml"
+sed -E -e 's/^( *retries:).*/\1 0/' config/dags/credit_score_ct.yaml \
+  >"$tmp/dags/credit_score_ct.yaml"
+sed -E -e 's/^schedule:.*/schedule: null/' -e 's/^( *retries:).*/\1 0/' \
+  config/dags/credit_score_monitor.yaml >"$tmp/dags/credit_score_monitor.yaml"
+sed -E -e 's/^schedule:.*/schedule: null/' \
+  -e "s#^( *api:).*#\\1 $api#" \
+  config/dags/credit_score_cd.yaml >"$tmp/dags/credit_score_cd.yaml"
+cat >"$tmp/mlopsd.yaml" <<EOF
+server:
+  listen: "127.0.0.1:$port"
+  threads: 2
+  spool_dir: $tmp/spool
+  default_model: $MODEL
+database:
+  name: it_loop
+models:
+  specs_dir: $tmp/specs
+  registry_dir: $tmp/registry
+scheduler:
+  dags_dir: $tmp/dags
+  tick_ms: 200
+  workers: 2
+logging:
+  level: warn
+EOF
+n_opt=$(grep -c 'required: false' "$tmp/specs/$MODEL.yaml")
+eq spec_copy_optional_features "$n_opt" 22
+check spec_copy_small_grid grep -q 'max_depth: \[4\]' "$tmp/specs/$MODEL.yaml"
+if mlopsd dags validate >"$tmp/validate.out" 2>&1; then ok dags_copies_valid
+else cat "$tmp/validate.out"; bad dags_copies_valid; fi
+check cd_copy_points_here grep -q "api: $api" "$tmp/dags/credit_score_cd.yaml"
+
+# ---- data
+if sql -e "DROP DATABASE IF EXISTS it_loop" &&
+   mlopsd db init >"$tmp/init.log" 2>&1 &&
+   mlopsd db seed >"$tmp/seed.log" 2>&1; then
+  ok database_ready
+else
+  cat "$tmp"/*.log; bad database_ready
+fi
+
+# ---- the daemon
+mlopsd serve >"$tmp/daemon.log" 2>&1 &
+daemon_pid=$!
+up=0
+for _ in $(seq 1 300); do
+  curl -sf "$api/healthz" >/dev/null 2>&1 && { up=1; break; }
+  sleep 0.1
+done
+eq daemon_up "$up" 1
+
+served_version() {  # the version /metadata shows, or "-"
+  curl -s "$api/metadata" | python3 -c '
+import json, sys
+try: print(json.load(sys.stdin).get("model_version") or "-")
+except Exception: print("-")'
+}
+wait_served() {  # wait_served VERSION: up to 15 s for the hot swap
+  local v
+  for _ in $(seq 1 150); do
+    v=$(served_version)
+    [ "$v" = "$1" ] && { echo "$v"; return; }
+    sleep 0.1
+  done
+  echo "$v"
+}
+run_state() {  # run_state RUN_ID: state of the run
+  q "SELECT state FROM dag_run WHERE run_id = '$1'"
+}
+ti_state() {  # ti_state RUN_ID TASK
+  q "SELECT state FROM task_instance WHERE run_id = '$1' AND task_id = '$2'"
+}
+RUN=""
+trigger() {  # trigger NAME DAG DATE: run it through the daemon, wait; RUN=id
+  local name=$1 dag=$2 date=$3
+  if mlopsd dags trigger "$dag" --date "$date" --wait --timeout 90 \
+       >"$tmp/$name.out" 2>&1; then ok "$name"; else
+    sed 's/^/  | /' "$tmp/$name.out" | tail -30; bad "$name"; fi
+  RUN=$(sed -n 's/^queued run //p' "$tmp/$name.out" | tail -1)
+}
+
+# ---- 1. a first model: CT for 2025-09-01 (the August rows)
+trigger ct_first_run $CT 2025-09-01
+ct1=$RUN
+eq ct_first_run_id "$ct1" "${CT}__manual__2025-09-01T00:00:00+09:00"
+eq first_version_trials "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["trial_count"])' \
+  "$tmp/registry/$MODEL/versions/1/meta.json" 2>/dev/null)" 2
+eq first_deploy_row "$(q "SELECT CONCAT(action, ' ', COALESCE(from_version, '-'),
+  ' ', to_version) FROM deployment WHERE model = '$MODEL' ORDER BY id")" \
+  "deploy - 1"
+eq served_v1 "$(wait_served 1)" 1
+
+# ---- request bodies drawn from the training table (what version 1 saw)
+q "SELECT JSON_OBJECT('customer_id', customer_id, 'age', age, 'occupation',
+  occupation, 'annual_income', annual_income, 'monthly_inhand_salary',
+  monthly_inhand_salary, 'num_bank_accounts', num_bank_accounts,
+  'num_credit_card', num_credit_card, 'interest_rate', interest_rate,
+  'num_of_loan', num_of_loan, 'type_of_loan', type_of_loan,
+  'delay_from_due_date', delay_from_due_date, 'num_of_delayed_payment',
+  num_of_delayed_payment, 'changed_credit_limit', changed_credit_limit,
+  'num_credit_inquiries', num_credit_inquiries, 'credit_mix', credit_mix,
+  'outstanding_debt', outstanding_debt, 'credit_utilization_ratio',
+  credit_utilization_ratio, 'credit_history_age', credit_history_age,
+  'payment_of_min_amount', payment_of_min_amount, 'total_emi_per_month',
+  total_emi_per_month, 'amount_invested_monthly', amount_invested_monthly,
+  'payment_behaviour', payment_behaviour, 'monthly_balance', monthly_balance)
+  FROM credit_score_features_target WHERE base_dt = '2025-09-01'
+  ORDER BY id LIMIT 1000" >"$tmp/rows.jsonl"
+eq request_rows "$(wc -l <"$tmp/rows.jsonl")" 1000
+send() {  # send FILE SHIFT: POST the rows in batches of 100; prints the 200s
+  python3 - "$1" "$2" "$api/predict" <<'EOF'
+import json, sys, urllib.request
+rows = [json.loads(l) for l in open(sys.argv[1])]
+if sys.argv[2] == "shift":
+    for r in rows:
+        if r["annual_income"] is not None:
+            r["annual_income"] *= 3
+        r["occupation"] = "Astronaut"
+ok = 0
+for i in range(0, len(rows), 100):
+    body = json.dumps({"data": rows[i:i + 100]}).encode()
+    req = urllib.request.Request(sys.argv[3], body,
+                                 {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            ans = json.load(r)
+            ok += sum(1 for a in ans if a.get("predict") is not None)
+    except urllib.error.HTTPError as e:
+        print(e.code, e.read()[:300].decode(), file=sys.stderr)
+print(ok)
+EOF
+}
+wait_logged() {  # wait_logged N: the prediction log holds N rows
+  local n=0
+  for _ in $(seq 1 200); do
+    n=$(q "SELECT COUNT(*) FROM credit_predictions_api_log")
+    [ "$n" = "$1" ] && break
+    sleep 0.1
+  done
+  echo "$n"
+}
+drift_runs() {
+  q "SELECT COUNT(*) FROM dag_run WHERE dag_id = '$CT' AND
+     JSON_VALUE(conf, '$.reason') = 'drift'"
+}
+
+# ---- 2. the training population: no drift, no retraining
+eq send_training_rows "$(send "$tmp/rows.jsonl" same)" 1000
+eq logged_training_rows "$(wait_logged 1000)" 1000
+trigger monitor_ok_run $MON 2025-09-01T01:00
+mon1=$RUN
+eq monitor_ok_drift_task "$(ti_state "$mon1" drift_check)" success
+read -r verdict rows score <<<"$(q "SELECT verdict, window_rows, max_score
+  FROM drift_report ORDER BY id DESC LIMIT 1")"
+eq report_ok_verdict "$verdict" ok
+eq report_ok_rows "$rows" 1000
+check report_ok_below_threshold \
+  awk -v s="$score" 'BEGIN { exit !(s > 0 && s < 0.2) }'
+echo "  training rows: max PSI $score"
+eq no_ct_after_ok "$(drift_runs)" 0
+eq ct_runs_after_ok "$(q "SELECT COUNT(*) FROM dag_run WHERE dag_id = '$CT'")" 1
+
+# ---- 3. a shifted population: drift, the CT DAG starts by itself
+eq send_shifted_rows "$(send "$tmp/rows.jsonl" shift)" 1000
+eq logged_shifted_rows "$(wait_logged 2000)" 2000
+trigger monitor_drift_run $MON 2025-09-01T02:00
+mon2=$RUN
+read -r verdict rows score worst <<<"$(q "SELECT verdict, window_rows,
+  max_score, JSON_VALUE(scores, '$.worst') FROM drift_report ORDER BY id
+  DESC LIMIT 1")"
+eq report_drift_verdict "$verdict" drift
+eq report_drift_rows "$rows" 1000
+check report_drift_over_threshold awk -v s="$score" 'BEGIN { exit !(s > 0.2) }'
+eq report_drift_worst "$worst" occupation
+echo "  shifted rows: max PSI $score ($worst)"
+eq ct_started_by_drift "$(drift_runs)" 1
+read -r ct2 conf_model <<<"$(q "SELECT run_id, JSON_VALUE(conf, '$.model')
+  FROM dag_run WHERE dag_id = '$CT' AND JSON_VALUE(conf, '$.reason') =
+  'drift'")"
+eq ct_drift_conf_model "$conf_model" $MODEL
+st=""
+for _ in $(seq 1 900); do
+  st=$(run_state "$ct2")
+  case "$st" in success|failed) break ;; esac
+  sleep 0.1
+done
+check ct_drift_run_finished test "$st" = success -o "$st" = failed
+eq ct_drift_trained "$(ti_state "$ct2" model_training)" success
+check version_2_registered test -f "$tmp/registry/$MODEL/versions/2/meta.json"
+vstate=$(ti_state "$ct2" model_validation)
+vline=$(q "SELECT line FROM task_log WHERE run_id = '$ct2' AND task_id =
+  'model_validation' AND line LIKE 'candidate 2 %' ORDER BY id LIMIT 1")
+echo "  validate ($vstate): $vline"
+# the verdict the scores in the log line dictate
+want=$(echo "$vline" | sed -nE \
+  's/^candidate 2 accuracy=([0-9.]+) .* production 1 accuracy=([0-9.]+) .*\(tolerance ([0-9.e-]+),.*/\1 \2 \3/p' |
+  awk '{ print ($1 >= $2 - $3) ? "success" : "failed" }')
+check validate_line_parsed test -n "$want"
+eq validate_as_scores_dictate "$vstate" "$want"
+last=$(q "SELECT CONCAT(action, ' ', from_version, ' ', to_version) FROM
+  deployment WHERE model = '$MODEL' ORDER BY id DESC LIMIT 1")
+if [ "$vstate" = success ]; then
+  eq deployment_deploy_v2 "$last" "deploy 1 2"
+  eq ct_drift_run_success "$st" success
+  eq served_v2_without_restart "$(wait_served 2)" 2
+else
+  eq deployment_skip_v2 "$last" "skip 1 2"
+  eq ct_drift_deploy_not_run "$(ti_state "$ct2" model_deployment)" \
+    upstream_failed
+  eq still_served_v1 "$(served_version)" 1
+fi
+prod=$(tr -d ' \n' <"$tmp/registry/$MODEL/aliases/production")
+
+# ---- 4. the CD DAG: a newer version not yet in production gets deployed
+if mlopsd models train $MODEL --date 2025-09-01 --max-trials 1 --rounds 10 \
+     --run-id loop_v3 >"$tmp/train3.out" 2>&1; then ok train_v3; else
+  sed 's/^/  | /' "$tmp/train3.out" | tail; bad train_v3; fi
+eq v3_not_deployed "$(tr -d ' \n' <"$tmp/registry/$MODEL/aliases/production")" "$prod"
+trigger cd_deploy_run $CD 2025-09-01T03:00
+cd1=$RUN
+eq cd_api_checked "$(ti_state "$cd1" get_branch_by_api_status)" success
+eq cd_metadata_read "$(ti_state "$cd1" get_deployed_model_metadata)" success
+eq cd_deployed "$(ti_state "$cd1" deploy_new_model)" success
+eq cd_deploy_row "$(q "SELECT CONCAT(action, ' ', from_version, ' ',
+  to_version) FROM deployment WHERE model = '$MODEL' ORDER BY id DESC
+  LIMIT 1")" "deploy $prod 3"
+eq served_v3 "$(wait_served 3)" 3
+trigger cd_again_run $CD 2025-09-01T03:30
+cd2=$RUN
+eq cd_again_skipped "$(ti_state "$cd2" deploy_new_model)" skipped
+eq cd_again_run_success "$(run_state "$cd2")" success
+eq cd_skip_row "$(q "SELECT CONCAT(action, ' ', from_version, ' ',
+  to_version, ' ', actor) FROM deployment WHERE model = '$MODEL' ORDER BY id
+  DESC LIMIT 1")" "skip 3 3 dag:$CD/$cd2"
+eq still_served_v3 "$(served_version)" 3
+
+# ---- the same daemon all along; the history tells the story
+check daemon_never_restarted kill -0 "$daemon_pid"
+if mlopsd models history $MODEL >"$tmp/history.out" 2>&1 &&
+   mlopsd models history $MODEL --json >"$tmp/history.json" 2>&1; then
+  ok history; else bad history; fi
+check history_has_drift_run grep -qF "dag:$CT/$ct2" "$tmp/history.json"
+check history_has_cd_skip grep -qF "skip: production version 3 is not older" \
+  "$tmp/history.out"
+[ -n "${VERBOSE:-}" ] && cat "$tmp/history.out"
+
+echo "check: $pass passed, $fail failed"
+[ "$fail" = 0 ]
