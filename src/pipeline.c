@@ -492,8 +492,9 @@ static enum err_code write_validation(struct registry_draft *d,
   }
   bad |= fclose(f) != 0;
   if (bad) {
+    int err = errno; /* from the failed write or close (ENOSPC, EIO) */
     cJSON_Delete(sample);
-    return err_set(e, ERR_IO, "cannot write %s", path);
+    return err_set(e, ERR_IO, "cannot write %s: %s", path, strerror(err));
   }
   rc = write_json(spath, sample, 0, e);
   cJSON_Delete(sample);
