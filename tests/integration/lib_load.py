@@ -12,12 +12,16 @@ ends as one line "ID OUTCOME" in OUT:
 
   lib_load.py --port P --out FILE --start ID [--threads N] [--count N]
               [--seconds S] [--rate R] [--stop-after-refused K]
-              [--path /predict] [--body FILE] [--close]
+              [--path /predict] [--body FILE] [--close] [--batch N]
 
 Keep-alive connections (one per thread) unless --close.  --rate limits the
 total requests per second.  Stops after --count requests, after --seconds,
-on SIGTERM/SIGINT, or when K connections in a row were refused.  Prints a
+on SIGTERM/SIGINT, when K connections in a row were refused, or after
+--stop-after-errors E answers other than 200.  Prints a
 summary line "sent=N 200=N other=N refused=N noanswer=N" at the end.
+With --batch N each request carries N items ({"data": [...]}) with the
+customer_ids ID..ID+N-1, and each item gets its own line (the request's
+outcome); the counts are per request.
 """
 import argparse
 import http.client
@@ -39,6 +43,8 @@ ap.add_argument("--stop-after-refused", type=int, default=0)
 ap.add_argument("--path", default="/predict")
 ap.add_argument("--body", default="sql/data/predict_example.json")
 ap.add_argument("--close", action="store_true")
+ap.add_argument("--batch", type=int, default=0)
+ap.add_argument("--stop-after-errors", type=int, default=0)
 a = ap.parse_args()
 
 template = json.load(open(a.body))
@@ -62,7 +68,7 @@ def take_id():
         if a.rate:
             due = t0 + issued[0] / a.rate
         i = next_id[0]
-        next_id[0] += 1
+        next_id[0] += max(a.batch, 1)
         issued[0] += 1
     if a.rate:
         d = due - time.monotonic()
@@ -73,7 +79,8 @@ def take_id():
 
 def record(i, outcome):
     with lock:
-        out.write(f"{i} {outcome}\n")
+        for k in range(max(a.batch, 1)):
+            out.write(f"{i + k} {outcome}\n")
         counts["sent"] += outcome != "REF"
         if outcome == "200":
             counts["200"] += 1
@@ -83,6 +90,8 @@ def record(i, outcome):
             counts["noanswer"] += 1
         else:
             counts["other"] += 1
+            if a.stop_after_errors and counts["other"] >= a.stop_after_errors:
+                stop.set()
 
 
 def worker():
@@ -93,7 +102,11 @@ def worker():
         if i is None:
             break
         body = dict(template)
-        body["data"] = dict(template["data"], customer_id=i)
+        if a.batch:
+            body["data"] = [dict(template["data"], customer_id=i + k)
+                            for k in range(a.batch)]
+        else:
+            body["data"] = dict(template["data"], customer_id=i)
         payload = json.dumps(body).encode()
         hdr = {"Content-Type": "application/json"}
         if a.close:
