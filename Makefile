@@ -136,11 +136,23 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libmlopsd.a
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libmlopsd.a \
 	  -fsanitize=fuzzer $(FUZZ_SAN) $(LDFLAGS) $(LIBS)
 
+# make install [PREFIX=/usr/local] [DESTDIR=...] [SYSTEMD=1]: the binary to
+# PREFIX/bin; config (DAGs, model specs), SQL and docs to PREFIX/share/mlopsd;
+# with SYSTEMD=1 also config/mlopsd.service, its paths set to PREFIX, to
+# PREFIX/lib/systemd/system (docs/operations.md).
 PREFIX ?= /usr/local
 install: $(BUILD)/mlopsd
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mlopsd
 	install -m 0755 $(BUILD)/mlopsd $(DESTDIR)$(PREFIX)/bin/mlopsd
 	cp -r config sql $(DESTDIR)$(PREFIX)/share/mlopsd/
+	if [ -d docs ]; then cp -r docs $(DESTDIR)$(PREFIX)/share/mlopsd/; fi
+	if [ -f README.md ]; then install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/mlopsd/; fi
+ifeq ($(SYSTEMD),1)
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's#/usr/local/#$(PREFIX)/#g' config/mlopsd.service \
+	  > $(DESTDIR)$(PREFIX)/lib/systemd/system/mlopsd.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/mlopsd.service
+endif
 
 clean:
 	rm -rf build
