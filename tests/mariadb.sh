@@ -72,7 +72,7 @@ case "$cmd" in
       # shellcheck disable=SC2086
       "$INSTALL_DB" --no-defaults $local_user --datadir="$dir/data" \
         --auth-root-authentication-method=socket --skip-test-db \
-        --skip-name-resolve \
+        --force \
         >"$dir/install.log" 2>&1 || {
           echo "tests/mariadb.sh: mariadb-install-db failed, see $dir/install.log" >&2
           tail -20 "$dir/install.log" >&2; exit 1; }
