@@ -16,13 +16,25 @@
 # at 16 and 64 connections (wrk -t2), SECONDS each (default 10).  Between
 # runs it waits until the log has stored everything, so a run never pays
 # for the previous one.  Reports requests/s, items/s, p50/p99, non-2xx,
-# the daemon's CPU per request, its RSS (current and peak) and the log
-# rows written; at the end checks that the table holds one row per item
-# answered 200.  Figures only: nothing here passes or fails on them.
+# the daemon's and wrk's CPU per request, the daemon's RSS (current and
+# peak), the log rows
+# written, MariaDB's CPU per row stored, how long the log took after the
+# run to store what was still pending (drain_s), the sustained rate that
+# makes (items / (SECONDS + drain_s): what the database really kept up
+# with) and the load average at the end of the run; at the end checks that
+# the table holds one row per item answered 200.  Figures only: nothing
+# here passes or fails on them.
 #
 #   bench/bench_serve.sh [SECONDS]
 #   BENCH_SERVE_PERF=1 bench/bench_serve.sh   also perf-profile the daemon
-#                                             during single/16 (top symbols)
+#                                             during single/16 (top symbols;
+#                                             =db: MariaDB instead;
+#                                             BENCH_SERVE_PERF_KEEP=FILE
+#                                             keeps perf.data)
+#   BENCH_SERVE_RUNS="healthz16 single16"     only these runs (default all:
+#       healthz16 healthz64 single16 single64 batch16 batch64 healthz16b
+#       xgb16 xgb64)
+#   BENCH_SERVE_THREADS=N                     server.threads (default 2)
 #
 # Environment: BUILD (default build), MLOPSD_SRC, MLOPSD_BIN (set by
 # bench/run.sh).  Needs wrk (scripts/install-deps.sh) and python3.
@@ -60,7 +72,7 @@ mkdir -p "$T/dags"
 cat >"$T/mlopsd.yaml" <<EOF
 server:
   listen: "127.0.0.1:$PORT"
-  threads: 2
+  threads: ${BENCH_SERVE_THREADS:-2}
   spool_dir: $T/spool
 database:
   name: bench_serve
@@ -117,20 +129,33 @@ wait_drained() {
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$DPID/stat"; }
+DBPID=$(cat "$T/db/mysqld.pid" 2>/dev/null)
+db_ticks() { awk '{print $14 + $15}' "/proc/$DBPID/stat" 2>/dev/null || echo 0; }
+RUNS=" ${BENCH_SERVE_RUNS:-healthz16 healthz64 single16 single64 batch16 batch64 healthz16b xgb16 xgb64} "
+want() { case "$RUNS" in *" $1 "*) return 0 ;; esac; return 1; }
 rss_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$DPID/status"; }
 
 ITEMS_OK=0
-printf '%-22s %5s %9s %9s %8s %8s %7s %9s %8s %8s %9s\n' \
-  run conns req/s items/s p50_ms p99_ms non2xx cpu_us/req rss_MB peak_MB log_rows
+printf '%-16s %5s %7s %7s %7s %7s %6s %6s %6s %6s %6s %8s %6s %6s %8s %5s\n' \
+  run conns req/s items/s p50_ms p99_ms non2xx us/req wrk_us rss_MB peak_MB \
+  log_rows db_us/row drain_s sustained load
 run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
   local name=$1 c=$2 path=$3 bodies=$4 per=$5 out w0 w1 t0 t1
   w0=$(metric mlopsd_plog_rows_written_total)
   t0=$(cpu_ticks)
+  local d0 d1 e0 e1 drain
+  d0=$(db_ticks)
   [ "$bodies" = - ] && bodies=""
-  out=$(BODIES=$bodies TARGET=$path wrk -t2 -c"$c" -d"${DUR}s" -s "$LUA" \
-    "http://127.0.0.1:$PORT$path" | grep RESULT)
+  out=$(BODIES=$bodies TARGET=$path /usr/bin/time -f "%U %S" -o "$T/wrk.time" \
+    wrk -t2 -c"$c" -d"${DUR}s" -s "$LUA" "http://127.0.0.1:$PORT$path" |
+    grep RESULT)
   t1=$(cpu_ticks)
+  local load; load=$(cut -d' ' -f1 /proc/loadavg)
+  e0=$(date +%s.%N)
   [ "$per" -gt 0 ] && wait_drained
+  e1=$(date +%s.%N)
+  d1=$(db_ticks)
+  drain=$(awk -v a="$e0" -v b="$e1" 'BEGIN { printf "%.1f", b - a }')
   w1=$(metric mlopsd_plog_rows_written_total)
   local rps p50 p99 non reqs
   rps=$(echo "$out" | sed -n 's/.*rps=\([0-9.]*\).*/\1/p')
@@ -143,37 +168,54 @@ run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
   if [ "$per" -gt 0 ]; then
     ITEMS_OK=$((ITEMS_OK + (reqs - ${non:-0}) * per))
   fi
-  printf '%-22s %5s %9.0f %9.0f %8s %8s %7s %9s %8d %8d %9s\n' "$name" "$c" \
-    "${rps:-0}" "$(awk -v r="${rps:-0}" -v p="$per" 'BEGIN{print r * (p ? p : 1)}')" \
-    "$p50" "$p99" "${non:-0}" "$cpu" $(( $(rss_kb VmRSS) / 1024 )) \
-    $(( $(rss_kb VmHWM) / 1024 )) "$((w1 - w0))"
+  local wus; wus=$(awk -v r="${rps:-0}" -v d="$DUR" \
+    '{ if (r > 0) printf "%.1f", ($1 + $2) * 1e6 / (r * d); else print "-" }' \
+    "$T/wrk.time" 2>/dev/null)
+  local dbus="-" sus="-"
+  if [ "$per" -gt 0 ] && [ "$((w1 - w0))" -gt 0 ]; then
+    dbus=$(awk -v a="$d0" -v b="$d1" -v n="$((w1 - w0))" \
+      'BEGIN { printf "%.1f", (b - a) * 10000 / n }')
+    sus=$(awk -v n="$((w1 - w0))" -v d="$DUR" -v x="$drain" \
+      'BEGIN { printf "%.0f", n / (d + x) }')
+  fi
+  printf '%-16s %5s %7.0f %7.0f %7s %7s %6s %6s %6s %6d %6d %8s %6s %6s %8s %5s\n' \
+    "$name" "$c" "${rps:-0}" \
+    "$(awk -v r="${rps:-0}" -v p="$per" 'BEGIN{print r * (p ? p : 1)}')" \
+    "$p50" "$p99" "${non:-0}" "$cpu" "${wus:--}" $(( $(rss_kb VmRSS) / 1024 )) \
+    $(( $(rss_kb VmHWM) / 1024 )) "$((w1 - w0))" "$dbus" \
+    "$([ "$per" -gt 0 ] && echo "$drain" || echo -)" "$sus" "$load"
 }
 
 start_daemon
-run healthz 16 /healthz - 0
-run healthz 64 /healthz - 0
-if [ -n "${BENCH_SERVE_PERF:-}" ] && command -v perf >/dev/null; then
-  perf record -o "$T/perf.data" -g -p "$DPID" -- sleep "$DUR" >/dev/null 2>&1 &
+want healthz16 && run healthz 16 /healthz - 0
+want healthz64 && run healthz 64 /healthz - 0
+if want single16 && [ -n "${BENCH_SERVE_PERF:-}" ] && command -v perf >/dev/null; then
+  PERF_PID=$DPID PERF_WHO=daemon
+  [ "$BENCH_SERVE_PERF" = db ] && PERF_PID=$DBPID PERF_WHO=MariaDB
+  perf record -o "$T/perf.data" ${BENCH_SERVE_PERF_CG:--g} -p "$PERF_PID" -- sleep "$DUR" >/dev/null 2>&1 &
   PERF=$!
 fi
-run "predict single" 16 /predict "$T/single.jsonl" 1
+want single16 && run "predict single" 16 /predict "$T/single.jsonl" 1
 if [ -n "${PERF:-}" ]; then
   wait "$PERF"
-  echo "--- perf: daemon during predict single/16, top symbols (self) ---"
+  echo "--- perf: $PERF_WHO during predict single/16, top symbols (self) ---"
   perf report -i "$T/perf.data" --no-children --sort dso,symbol -g none 2>/dev/null |
-    grep -v '^#' | grep '%' | head -25
+    grep -v '^#' | grep '%' | head -${BENCH_SERVE_PERF_TOP:-25}
+  [ -n "${BENCH_SERVE_PERF_KEEP:-}" ] && cp "$T/perf.data" "$BENCH_SERVE_PERF_KEEP"
 fi
-run "predict single" 64 /predict "$T/single.jsonl" 1
-run "predict batch64" 16 /predict "$T/batch64.jsonl" 64
-run "predict batch64" 64 /predict "$T/batch64.jsonl" 64
-run healthz 16 /healthz - 0
+want single64 && run "predict single" 64 /predict "$T/single.jsonl" 1
+want batch16 && run "predict batch64" 16 /predict "$T/batch64.jsonl" 64
+want batch64 && run "predict batch64" 64 /predict "$T/batch64.jsonl" 64
+want healthz16b && run healthz 16 /healthz - 0
 ITEMS_SRV=$(metric mlopsd_predict_items_total)
 stop_daemon
-start_daemon --no-native
-run "single, xgboost" 16 /predict "$T/single.jsonl" 1
-run "single, xgboost" 64 /predict "$T/single.jsonl" 1
-ITEMS_SRV=$((ITEMS_SRV + $(metric mlopsd_predict_items_total)))
-stop_daemon
+if want xgb16 || want xgb64; then
+  start_daemon --no-native
+  want xgb16 && run "single, xgboost" 16 /predict "$T/single.jsonl" 1
+  want xgb64 && run "single, xgboost" 64 /predict "$T/single.jsonl" 1
+  ITEMS_SRV=$((ITEMS_SRV + $(metric mlopsd_predict_items_total)))
+  stop_daemon
+fi
 
 rows=$(mariadb --no-defaults -u"$MLOPSD_DATABASE_USER" -p"$MLOPSD_DATABASE_PASSWORD" \
   -h127.0.0.1 -P"$MLOPSD_DATABASE_PORT" -N -e \
