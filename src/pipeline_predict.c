@@ -3,11 +3,13 @@
  *
  * The server's handler (predict.c) writes its answer straight into an
  * HTTP response and takes its model from the serving set (production
- * versions only), so the CLI cannot call it.  This file answers a body
- * with the same building blocks in the same order (predict_scan, the
- * spec's request validation, prep_transform_json, model_predict) and the
- * same messages and JSON shape, for any version.  The integration test
- * compares the two on the same requests.
+ * versions only), so the CLI cannot call it.  This file loads any
+ * version with the server's own loader (serving_model_load: the same
+ * bundle, checks and class decision) and answers a body with the same
+ * building blocks in the same order (predict_scan, the spec's request
+ * validation, prep_transform_json, model_predict, serving_model_decide)
+ * and the same messages and JSON shape.  The integration test compares
+ * the two on the same requests.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -19,16 +21,13 @@
 #include "mlopsd/pipeline.h"
 #include "mlopsd/predict.h"
 #include "mlopsd/prep.h"
-#include "mlopsd/registry.h"
+#include "mlopsd/serving.h"
 #include "mlopsd/spec.h"
 
+/* The version's bundle as the server loads it (serving_model_load), so
+ * the offline answer cannot differ from the online one. */
 struct pipeline_served {
-  struct spec *spec;
-  struct prep *prep;
-  struct model *model;
-  int version;
-  size_t nfeat, out_dim, n_class;
-  int regression, softmax, binary;
+  struct serving_model *sm;
 };
 
 /* ---- loading ------------------------------------------------------------ */
@@ -37,72 +36,21 @@ void pipeline_served_free(struct pipeline_served *m)
 {
   if (!m)
     return;
-  spec_destroy(m->spec);
-  prep_destroy(m->prep);
-  model_unref(m->model);
+  serving_release(m->sm);
   free(m);
 }
 
 const struct spec *pipeline_served_spec(const struct pipeline_served *m)
 {
-  return m->spec;
+  return serving_model_spec(m->sm);
 }
 const struct prep *pipeline_served_prep(const struct pipeline_served *m)
 {
-  return m->prep;
+  return serving_model_prep(m->sm);
 }
 const struct model *pipeline_served_model(const struct pipeline_served *m)
 {
-  return m->model;
-}
-
-static enum err_code find_spec(const char *dir, const char *name, char *path,
-                               size_t cap, struct err *e)
-{
-  static const char *const ext[] = {".yaml", ".yml"};
-  for (size_t i = 0; i < 2; i++) {
-    int n = snprintf(path, cap, "%s/%s%s", dir, name, ext[i]);
-    if (n < 0 || (size_t)n >= cap)
-      return err_set(e, ERR_INVAL, "spec path for model '%s' is too long",
-                     name);
-    FILE *f = fopen(path, "r");
-    if (f) {
-      fclose(f);
-      return ERR_OK;
-    }
-  }
-  return err_set(e, ERR_NOTFOUND, "no model spec %s/%s.yaml", dir, name);
-}
-
-/* sample.json rows, preprocessed, for the native evaluator check. */
-static void load_sample(struct registry *reg, const char *name, int version,
-                        const struct prep *p, float **rows, size_t *n)
-{
-  cJSON *doc = NULL;
-  struct err e = {0};
-  *rows = NULL;
-  *n = 0;
-  if (registry_read_json(reg, name, version, "sample.json", &doc, &e))
-    return;
-  const cJSON *arr = cJSON_GetObjectItemCaseSensitive(doc, "rows");
-  int cnt = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
-  size_t nf = prep_n_outputs(p);
-  float *buf = cnt > 0 ? malloc((size_t)cnt * nf * sizeof(float)) : NULL;
-  size_t k = 0;
-  const cJSON *it;
-  if (buf)
-    cJSON_ArrayForEach(it, arr)
-    {
-      if (prep_transform_json(p, it, buf + k * nf, &e) == ERR_OK)
-        k++;
-    }
-  cJSON_Delete(doc);
-  if (k == 0) {
-    free(buf);
-    return;
-  }
-  *rows = buf;
-  *n = k;
+  return serving_model_model(m->sm);
 }
 
 enum err_code pipeline_served_load(struct registry *reg,
@@ -110,84 +58,18 @@ enum err_code pipeline_served_load(struct registry *reg,
                                    int version, struct pipeline_served **out,
                                    struct err *e)
 {
-  char path[REGISTRY_PATH_MAX];
-  enum err_code rc;
-  float *sample = NULL;
-  size_t n_sample = 0;
   *out = NULL;
   struct pipeline_served *m = calloc(1, sizeof(*m));
   if (!m)
     return err_set(e, ERR_NOMEM, "out of memory loading %s", name);
-  m->version = version;
-  if ((rc = registry_path(reg, name, version, "preprocess.json", path,
-                          sizeof(path), e)) ||
-      (rc = prep_load_json(path, &m->prep, e)) ||
-      (rc = find_spec(specs_dir, name, path, sizeof(path), e)) ||
-      (rc = spec_load(path, &m->spec, e)))
-    goto fail;
-  const struct spec *sp = m->spec;
-  if (prep_n_inputs(m->prep) != sp->n_features) {
-    rc = err_set(e, ERR_CONFIG,
-                 "preprocess.json has %zu inputs but spec %s has %zu "
-                 "features",
-                 prep_n_inputs(m->prep), sp->path, sp->n_features);
-    goto fail;
-  }
-  for (size_t i = 0; i < sp->n_features; i++)
-    if (strcmp(prep_input_name(m->prep, i), sp->features[i].name) != 0 ||
-        prep_input_kind(m->prep, i) != sp->features[i].kind) {
-      rc = err_set(e, ERR_CONFIG,
-                   "preprocess.json input %zu is '%s' (%s) but spec %s "
-                   "feature %zu is '%s' (%s)",
-                   i, prep_input_name(m->prep, i),
-                   spec_kind_name(prep_input_kind(m->prep, i)), sp->path, i,
-                   sp->features[i].name,
-                   spec_kind_name(sp->features[i].kind));
-      goto fail;
-    }
-  m->nfeat = prep_n_outputs(m->prep);
-  load_sample(reg, name, version, m->prep, &sample, &n_sample);
-  struct model_load_opts lo = {.sample_rows = sample, .n_sample = n_sample};
-  if ((rc = registry_path(reg, name, version, NULL, path, sizeof(path), e)))
-    goto fail;
-  rc = model_load(path, m->nfeat, &lo, &m->model, e);
-  free(sample);
-  if (rc)
-    goto fail;
-  m->out_dim = model_output_dim(m->model);
-  m->n_class = sp->target.n_classes;
-  const char *obj = model_objective(m->model);
-  if (sp->task == SPEC_TASK_REGRESSION) {
-    m->regression = 1;
-  } else if (strcmp(obj, "binary:logistic") == 0) {
-    m->binary = 1;
-    if (m->n_class != 2 || m->out_dim != 1) {
-      rc = err_set(e, ERR_CONFIG,
-                   "model objective %s does not fit spec with %zu classes",
-                   obj, m->n_class);
-      goto fail;
-    }
-  } else if (strncmp(obj, "multi:", 6) == 0) {
-    m->softmax = strcmp(obj, "multi:softmax") == 0;
-    if (model_num_class(m->model) != m->n_class ||
-        (!m->softmax && m->out_dim != m->n_class)) {
-      rc = err_set(e, ERR_CONFIG,
-                   "model has %zu classes but spec %s declares %zu",
-                   model_num_class(m->model), sp->path, m->n_class);
-      goto fail;
-    }
-  } else {
-    rc = err_set(e, ERR_UNSUPPORTED,
-                 "objective %s cannot serve classification spec %s", obj,
-                 sp->path);
-    goto fail;
+  enum err_code rc = serving_model_load(reg, specs_dir, name, version,
+                                        &m->sm, e);
+  if (rc) {
+    free(m);
+    return rc;
   }
   *out = m;
   return ERR_OK;
-fail:
-  pipeline_served_free(m);
-  err_prefix(e, "model %s version %d", name, version);
-  return rc;
 }
 
 /* ---- a small JSON text builder ------------------------------------------ */
@@ -316,39 +198,6 @@ static void end_fields(struct sb *b, size_t more)
 
 /* ---- answering ---------------------------------------------------------- */
 
-static int decide(const struct pipeline_served *m, const float *out,
-                  const char **label, double *confidence, double *value)
-{
-  int idx = 0;
-  double conf = 1.0;
-  *value = out[0];
-  if (m->regression) {
-    *label = NULL;
-    *confidence = 0;
-    return -1;
-  }
-  if (m->softmax) {
-    idx = (int)out[0];
-    if (idx < 0 || (size_t)idx >= m->n_class)
-      idx = 0;
-  } else if (m->binary) {
-    double p = out[0];
-    idx = p >= 0.5 ? 1 : 0;
-    conf = idx ? p : 1.0 - p;
-  } else {
-    float best = out[0];
-    for (size_t k = 1; k < m->out_dim; k++)
-      if (out[k] > best) {
-        best = out[k];
-        idx = (int)k;
-      }
-    conf = best;
-  }
-  *label = m->spec->target.classes[idx];
-  *confidence = conf;
-  return idx;
-}
-
 static void customer_id(struct sb *b, const struct spec *sp,
                         const cJSON *item)
 {
@@ -380,7 +229,11 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
   struct spec_report *rep = NULL;
   enum err_code rc = ERR_OK;
   size_t n = 0, nf = 0, more = 0;
-  const struct spec *sp = m->spec;
+  const struct serving_model *sm = m->sm;
+  const struct spec *sp = serving_model_spec(sm);
+  const struct prep *prep = serving_model_prep(sm);
+  const size_t nfeat = serving_model_nfeat(sm);
+  const size_t out_dim = serving_model_out_dim(sm);
   *status = 400;
   *answer = NULL;
   if (rows_out)
@@ -451,8 +304,8 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
     goto done;
   }
   items = malloc(n * sizeof(*items));
-  rows = malloc(n * m->nfeat * sizeof(float));
-  out = malloc(n * m->out_dim * sizeof(float));
+  rows = malloc(n * nfeat * sizeof(float));
+  out = malloc(n * out_dim * sizeof(float));
   if (!items || !rows || !out)
     goto oom;
   {
@@ -474,7 +327,7 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
   }
   for (size_t i = 0; i < n; i++) {
     struct err te = {0};
-    if (prep_transform_json(m->prep, items[i], rows + i * m->nfeat, &te) !=
+    if (prep_transform_json(prep, items[i], rows + i * nfeat, &te) !=
         ERR_OK) {
       b.n = 0;
       add_field(&b, &nf, &more, "data", i, batch, "", te.msg);
@@ -482,23 +335,23 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
       goto done;
     }
   }
-  if ((rc = model_predict(m->model, rows, n, out, e))) {
+  if ((rc = model_predict(serving_model_model(sm), rows, n, out, e))) {
     err_prefix(e, "prediction failed");
     goto out;
   }
   if (rows_out) {
     struct sb r = {0};
     SB_LIT(&r, "{\"columns\":[");
-    for (size_t j = 0; j < m->nfeat; j++) {
+    for (size_t j = 0; j < nfeat; j++) {
       if (j)
         SB_LIT(&r, ",");
-      sb_str(&r, prep_output_name(m->prep, j));
+      sb_str(&r, prep_output_name(prep, j));
     }
     SB_LIT(&r, "],\"rows\":[");
     for (size_t i = 0; i < n; i++) {
       sb_put(&r, i ? ",[" : "[", i ? 2u : 1u);
-      for (size_t j = 0; j < m->nfeat; j++) {
-        float v = rows[i * m->nfeat + j];
+      for (size_t j = 0; j < nfeat; j++) {
+        float v = rows[i * nfeat + j];
         if (j)
           SB_LIT(&r, ",");
         if (isnan(v))
@@ -511,8 +364,8 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
     SB_LIT(&r, "],\"outputs\":[");
     for (size_t i = 0; i < n; i++) {
       sb_put(&r, i ? ",[" : "[", i ? 2u : 1u);
-      for (size_t k = 0; k < m->out_dim; k++)
-        sb_printf(&r, "%s%.9g", k ? "," : "", (double)out[i * m->out_dim + k]);
+      for (size_t k = 0; k < out_dim; k++)
+        sb_printf(&r, "%s%.9g", k ? "," : "", (double)out[i * out_dim + k]);
       SB_LIT(&r, "]");
     }
     SB_LIT(&r, "]}");
@@ -522,14 +375,14 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
     }
     *rows_out = r.p;
   }
-  char vjson[24];
-  snprintf(vjson, sizeof(vjson), "\"%d\"", m->version);
+  size_t vlen;
+  const char *vjson = serving_model_version_json(sm, &vlen);
   if (batch)
     SB_LIT(&b, "[");
   for (size_t i = 0; i < n; i++) {
     const char *label;
     double conf, value;
-    decide(m, out + i * m->out_dim, &label, &conf, &value);
+    serving_model_decide(sm, out + i * out_dim, &label, &conf, &value);
     if (i)
       SB_LIT(&b, ",");
     SB_LIT(&b, "{\"customer_id\":");
@@ -542,7 +395,7 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
       sb_printf(&b, ",\"predict\":%.9g,\"confidence\":null", value);
     }
     SB_LIT(&b, ",\"model_version\":");
-    sb_put(&b, vjson, strlen(vjson));
+    sb_put(&b, vjson, vlen);
     SB_LIT(&b, "}");
   }
   if (batch)

@@ -260,12 +260,12 @@ static double mono_ms(void)
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static enum err_code find_spec(const struct serving *s, const char *name,
+static enum err_code find_spec(const char *specs_dir, const char *name,
                                char *path, size_t cap, struct err *e)
 {
   static const char *const ext[] = {".yaml", ".yml"};
   for (size_t i = 0; i < 2; i++) {
-    int n = snprintf(path, cap, "%s/%s%s", s->specs_dir, name, ext[i]);
+    int n = snprintf(path, cap, "%s/%s%s", specs_dir, name, ext[i]);
     if (n < 0 || (size_t)n >= cap)
       return err_set(e, ERR_INVAL, "spec path for model '%s' is too long",
                      name);
@@ -275,7 +275,7 @@ static enum err_code find_spec(const struct serving *s, const char *name,
       return ERR_OK;
     }
   }
-  return err_set(e, ERR_NOTFOUND, "no model spec %s/%s.yaml", s->specs_dir,
+  return err_set(e, ERR_NOTFOUND, "no model spec %s/%s.yaml", specs_dir,
                  name);
 }
 
@@ -303,14 +303,14 @@ static enum err_code check_prep_spec(const struct prep *p,
 }
 
 /* sample.json: {"rows": [{...}, ...]} -> preprocessed float rows. */
-static void load_sample(struct serving *s, const char *name, int version,
+static void load_sample(struct registry *reg, const char *name, int version,
                         const struct prep *p, float **rows, size_t *n)
 {
   cJSON *doc = NULL;
   struct err e = {0};
   *rows = NULL;
   *n = 0;
-  if (registry_read_json(s->reg, name, version, "sample.json", &doc, &e) !=
+  if (registry_read_json(reg, name, version, "sample.json", &doc, &e) !=
       ERR_OK) {
     if (e.code != ERR_NOTFOUND)
       LOG_W(MOD, "model=%s version=%d sample.json ignored: %s", name,
@@ -381,12 +381,12 @@ static enum err_code build_meta(struct serving_model *m, const cJSON *meta,
   return ERR_OK;
 }
 
-static enum err_code register_counters(struct serving *s,
+static enum err_code register_counters(struct metrics *metrics,
                                        struct serving_model *m,
                                        struct err *e)
 {
   size_t n = m->regression ? 1 : m->n_class;
-  if (!s->metrics)
+  if (!metrics)
     return ERR_OK;
   m->class_ctr = calloc(n, sizeof(*m->class_ctr));
   if (!m->class_ctr)
@@ -394,7 +394,7 @@ static enum err_code register_counters(struct serving *s,
   for (size_t i = 0; i < n; i++) {
     const char *cl = m->regression ? "value" : m->spec->target.classes[i];
     const char *lab[] = {"model", m->name, "class", cl, NULL};
-    if (metrics_counter_new(s->metrics, "mlopsd_predictions_total",
+    if (metrics_counter_new(metrics, "mlopsd_predictions_total",
                             "Predictions answered, by model and class.",
                             lab, 0, &m->class_ctr[i], e) != ERR_OK)
       return e->code;
@@ -402,11 +402,13 @@ static enum err_code register_counters(struct serving *s,
   return ERR_OK;
 }
 
-/* Load name@version into a new bundle (refs = 1).  Runs off the request
- * path (watcher thread, creation, serving_reload). */
-static enum err_code load_version(struct serving *s, const char *name,
-                                  int version, struct serving_model **out,
-                                  struct err *e)
+/* Load name@version into a new bundle (refs = 1); counters are
+ * registered in metrics when not NULL.  Runs off the request path
+ * (watcher thread, creation, serving_reload, serving_model_load). */
+static enum err_code load_bundle(struct registry *reg, const char *specs_dir,
+                                 struct metrics *metrics, int no_native,
+                                 const char *name, int version,
+                                 struct serving_model **out, struct err *e)
 {
   double t0 = mono_ms();
   char dir[REGISTRY_PATH_MAX], path[REGISTRY_PATH_MAX];
@@ -423,28 +425,28 @@ static enum err_code load_version(struct serving *s, const char *name,
   m->version_json_len = (size_t)snprintf(
       m->version_json, sizeof(m->version_json), "\"%d\"", version);
 
-  if ((rc = registry_path(s->reg, name, version, NULL, dir, sizeof(dir), e)))
+  if ((rc = registry_path(reg, name, version, NULL, dir, sizeof(dir), e)))
     goto fail;
-  if ((rc = registry_path(s->reg, name, version, "preprocess.json", path,
+  if ((rc = registry_path(reg, name, version, "preprocess.json", path,
                           sizeof(path), e)))
     goto fail;
   if ((rc = prep_load_json(path, &m->prep, e)))
     goto fail;
-  if ((rc = find_spec(s, name, path, sizeof(path), e)))
+  if ((rc = find_spec(specs_dir, name, path, sizeof(path), e)))
     goto fail;
   if ((rc = spec_load(path, &m->spec, e)))
     goto fail;
   if ((rc = check_prep_spec(m->prep, m->spec, e)))
     goto fail;
-  rc = registry_read_meta(s->reg, name, version, &meta, e);
+  rc = registry_read_meta(reg, name, version, &meta, e);
   if (rc != ERR_OK && rc != ERR_NOTFOUND)
     goto fail;
   err_clear(e);
   m->nfeat = prep_n_outputs(m->prep);
-  load_sample(s, name, version, m->prep, &sample, &n_sample);
+  load_sample(reg, name, version, m->prep, &sample, &n_sample);
   struct model_load_opts lo = {.sample_rows = sample,
                                .n_sample = n_sample,
-                               .no_native = s->no_native};
+                               .no_native = no_native};
   rc = model_load(dir, m->nfeat, &lo, &m->model, e);
   FREE_NULL(sample);
   if (rc)
@@ -477,7 +479,7 @@ static enum err_code load_version(struct serving *s, const char *name,
                  m->spec->path);
     goto fail;
   }
-  if ((rc = register_counters(s, m, e)) || (rc = build_fmap(m, e)))
+  if ((rc = register_counters(metrics, m, e)) || (rc = build_fmap(m, e)))
     goto fail;
   if ((rc = build_meta(m, meta, mono_ms() - t0, e)))
     goto fail;
@@ -490,6 +492,24 @@ fail:
   bundle_free(m);
   err_prefix(e, "model %s version %d", name, version);
   return rc;
+}
+
+static enum err_code load_version(struct serving *s, const char *name,
+                                  int version, struct serving_model **out,
+                                  struct err *e)
+{
+  return load_bundle(s->reg, s->specs_dir, s->metrics, s->no_native, name,
+                     version, out, e);
+}
+
+enum err_code serving_model_load(struct registry *reg, const char *specs_dir,
+                                 const char *name, int version,
+                                 struct serving_model **out, struct err *e)
+{
+  *out = NULL;
+  if (!reg || !specs_dir || !name)
+    return err_set(e, ERR_INVAL, "serving_model_load: missing argument");
+  return load_bundle(reg, specs_dir, NULL, 0, name, version, out, e);
 }
 
 /* ---- slots ------------------------------------------------------------ */
