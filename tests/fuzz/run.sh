@@ -75,6 +75,11 @@ run_target() {  # run_target NAME -> writes $RES/NAME
     rc=$?
   fi
   t1=$(date +%s.%N)
+  # scratch dirs of targets that crashed (abort skips their clean-up)
+  local d
+  for d in /dev/shm/mlopsd-fuzz-"$t"-* /tmp/mlopsd-fuzz-"$t"-*; do
+    [ -d "$d" ] && ! kill -0 "${d##*-}" 2>/dev/null && rm -rf "$d"
+  done
   local execs corpus secs
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   [ -n "$execs" ] || execs=$(grep -c '^Executed ' "$log")
