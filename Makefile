@@ -7,6 +7,8 @@
 #   make unit       unit tests only (no database)
 #   make asan       the whole suite under AddressSanitizer + UBSan
 #   make tsan       the concurrency tests under ThreadSanitizer
+#   make valgrind   the daemon's integration tests, the daemon under valgrind
+#                   memcheck (zero errors and definite leaks required)
 #   make bench      benchmarks (bench/), figures printed, never pass/fail
 #   make deps       install missing Debian packages (scripts/install-deps.sh)
 #   make fuzz       build the libFuzzer targets (tests/fuzz/fuzz_*.c) into
@@ -48,7 +50,7 @@ BENCH_SRCS:= $(wildcard bench/bench_*.c)
 TEST_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%) $(INT_SRCS:%.c=$(BUILD)/%)
 BENCH_BINS:= $(BENCH_SRCS:%.c=$(BUILD)/%)
 
-.PHONY: all test unit integration asan tsan ubsan bench deps clean demo \
+.PHONY: all test unit integration asan tsan ubsan bench deps clean demo valgrind \
         demo-stop demo-clean install check-deps
 all: $(BUILD)/mlopsd
 
@@ -108,6 +110,37 @@ tsan: deps
 	$(MAKE) BUILD=build/tsan OPT="-O1 -g" SAN="-fsanitize=thread" tests-build
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	  tests/run.sh build/tsan tsan
+
+# The daemon's integration tests with every `mlopsd serve` they start
+# under valgrind memcheck: $(BUILD)/valgrind/mlopsd runs `serve` as
+# $$MLOPSD_WRAP build/mlopsd ... and every other command directly, and
+# $(BUILD)/valgrind/tests points at the test binaries, so tests/run.sh
+# runs them unchanged.  One log per daemon in $(BUILD)/valgrind/vg.PID.log;
+# the target fails on any memcheck error or definitely lost block (also
+# when the test itself passed).  VALGRIND_TESTS picks the tests;
+# tests/valgrind.supp holds the third-party suppressions.
+VALGRIND_TESTS ?= test_(serve|admin|sched|models_cli|security|fault_db|fault_sigterm)
+VALGRIND_CMD   ?= valgrind --tool=memcheck --leak-check=full \
+                  --errors-for-leak-kinds=definite --error-exitcode=99 \
+                  --num-callers=30 --suppressions=$(CURDIR)/tests/valgrind.supp
+valgrind: deps
+	$(MAKE) tests-build
+	rm -rf $(BUILD)/valgrind && mkdir -p $(BUILD)/valgrind
+	ln -s ../tests $(BUILD)/valgrind/tests
+	printf '%s\n' '#!/bin/sh' \
+	  '# make valgrind: `serve` under $$MLOPSD_WRAP, the rest directly' \
+	  'for a in "$$@"; do [ "$$a" = serve ] && exec $$MLOPSD_WRAP $(CURDIR)/$(BUILD)/mlopsd "$$@"; done' \
+	  'exec $(CURDIR)/$(BUILD)/mlopsd "$$@"' >$(BUILD)/valgrind/mlopsd
+	chmod +x $(BUILD)/valgrind/mlopsd
+	MLOPSD_WRAP="$(VALGRIND_CMD) --log-file=$(CURDIR)/$(BUILD)/valgrind/vg.%p.log" \
+	MLOPSD_TESTS='$(VALGRIND_TESTS)' MLOPSD_TEST_TIMEOUT=1800 \
+	  tests/run.sh $(BUILD)/valgrind integration; rc=$$?; \
+	n=$$(ls $(BUILD)/valgrind/vg.*.log 2>/dev/null | wc -l); \
+	bad=$$(grep -lE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]' \
+	  $(BUILD)/valgrind/vg.*.log 2>/dev/null); \
+	for f in $$bad; do echo "== $$f"; cat $$f; done; \
+	echo "valgrind: $$n daemon runs, $$(echo $$bad | wc -w) with errors or definite leaks"; \
+	[ $$rc = 0 ] && [ -z "$$bad" ] && [ $$n -gt 0 ]
 
 bench: $(BUILD)/mlopsd $(BENCH_BINS)
 	bench/run.sh $(BUILD)

@@ -12,6 +12,7 @@
 # failure or Ctrl-C.  Each test gets MLOPSD_DATABASE_* in its environment,
 # MLOPSD_BIN (the daemon binary) and MLOPSD_SRC (the source tree).
 # Every test is killed after MLOPSD_TEST_TIMEOUT seconds (default 600).
+# MLOPSD_TESTS=REGEX runs only the tests whose name matches.
 # The last line is "N passed, N failed" for the whole run.
 set -u
 BUILD=${1:-build}; MODE=${2:-all}
@@ -54,6 +55,8 @@ start_db() {
 
 run_one() {  # run_one NAME CMD...
   local name=$1; shift
+  # MLOPSD_TESTS=REGEX: only the tests whose name matches (make valgrind)
+  [ -n "${MLOPSD_TESTS:-}" ] && ! [[ "$name" =~ $MLOPSD_TESTS ]] && return
   local out; out=$(mktemp)
   local t0; t0=$(date +%s.%N)
   timeout --kill-after=10 "$TIMEOUT" "$@" >"$out" 2>&1

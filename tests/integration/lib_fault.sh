@@ -60,6 +60,15 @@ eq() {  # eq NAME GOT WANT
 }
 
 lf_done() {
+  # under `make asan` / `make tsan` the daemons' reports land in their logs
+  local f
+  for f in "$T"/daemon*.log; do
+    [ -f "$f" ] || continue
+    if grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$f"; then
+      grep -m3 -A12 -E 'Sanitizer|runtime error:' "$f" | sed 's/^/  | /'
+      bad "sanitizer_report_in_$(basename "$f")"
+    fi
+  done
   echo "figures: ${LF_FIGURES:-}"
   [ "$skipped" -gt 0 ] && echo "($skipped checks skipped)"
   echo "check: $pass passed, $fail failed"
