@@ -17,7 +17,9 @@ libcjson-dev libyaml-dev libmicrohttpd-dev libxgboost-dev"
 RUNTIME_PKGS="libmariadb3 libcurl4 libcjson1 libyaml-0-2 libmicrohttpd12
 libxgboost0 tzdata ca-certificates"
 TEST_PKGS="mariadb-server mariadb-client python3-xgboost python3-numpy curl
-wrk docker-compose clang libclang-rt-14-dev valgrind"
+wrk docker-compose clang libclang-rt-14-dev valgrind strace"
+# strace: test_fault_kill.sh kills the daemon at exact system calls
+# (strace -e inject=...:signal=KILL).
 # Optional, only for tests/integration/test_console.sh (headless browser
 # test of the web console); not part of --all because it is ~300 MB.
 BROWSER_PKGS="chromium"
