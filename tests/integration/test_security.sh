@@ -242,6 +242,8 @@ check sqli_cli_logs bash -c "[ $rc != 0 ] && ! grep -q 'statement 1' '$T/out'"
 "$BIN" runs list "$q" >"$T/out" 2>&1
 hasnt sqli_cli_runs_list "$T/out" "sec_conf__manual"
 expect sqli_cli_models_show 2 "$BIN" models show "$q"
+expect sqli_cli_models_history 2 "$BIN" models history "$q"
+expect sqli_cli_drift 2 "$BIN" drift "$q"
 expect sqli_cli_models_promote 2 "$BIN" models promote "m'; DROP TABLE deployment; --" 1
 eq sqli_cli_paused_flags "$(sql "$DB" -e "SELECT COUNT(*) FROM dag WHERE is_paused=1")" 0
 
