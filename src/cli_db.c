@@ -82,37 +82,14 @@ static int fail(const char *what, struct err *e)
   return CLI_FAIL;
 }
 
-static void fill_opts(struct db_opts *o, const struct cfg *c,
-                      const char *database)
-{
-  memset(o, 0, sizeof(*o));
-  o->host = c->db_host;
-  o->port = c->db_port;
-  o->user = c->db_user;
-  o->password = c->db_password;
-  o->database = database;
-  o->socket = c->db_socket[0] ? c->db_socket : NULL;
-  o->size = c->db_pool > 0 ? c->db_pool : 1;
-  o->connect_timeout_s = c->db_connect_timeout_s;
-  o->read_timeout_s = DB_CLI_READ_TIMEOUT_S;
-}
-
-/* "127.0.0.1:3306" or the socket path, for messages. */
-static void endpoint(const struct cfg *c, char *buf, size_t cap)
-{
-  if (c->db_socket[0])
-    snprintf(buf, cap, "%s", c->db_socket);
-  else
-    snprintf(buf, cap, "%s:%d", c->db_host, c->db_port);
-}
-
 /* Create a pool for database (NULL: none) and take one connection. */
 static enum err_code open_conn(const struct cfg *c, const char *database,
                              struct db_pool **pool, struct db_conn **conn,
                              struct err *e)
 {
   struct db_opts o;
-  fill_opts(&o, c, database);
+  cli_db_opts(c, c->db_pool > 0 ? c->db_pool : 1, DB_CLI_READ_TIMEOUT_S, &o);
+  o.database = database;
   *conn = NULL;
   enum err_code rc = db_pool_create(pool, &o, e);
   if (rc != ERR_OK)
@@ -134,7 +111,7 @@ static enum err_code open_conn(const struct cfg *c, const char *database,
         rest = cut;
     }
     char ep[600], detail[ERR_MSG_MAX + 4];
-    endpoint(c, ep, sizeof(ep));
+    cli_db_endpoint(c, ep, sizeof(ep));
     snprintf(detail, sizeof(detail), "%s%s", rest == e->msg ? ": " : "",
              rest);
     scrub(detail, sizeof(detail), c->db_password);

@@ -144,21 +144,6 @@ static const char usage_predict[] =
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static int fail(const char *cmd, const char *fmt, ...) MLOPSD_PRINTF(2, 3);
-static int fail(const char *cmd, const char *fmt, ...)
-{
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
-  va_end(ap);
-  for (char *p = msg; *p; p++)
-    if (*p == '\n' || *p == '\r')
-      *p = ' ';
-  fprintf(stderr, "mlopsd: %s: %s\n", cmd, msg);
-  return CLI_FAIL;
-}
-
 static int usage_err(const char *cmd, const char *help, const char *fmt,
                      ...) MLOPSD_PRINTF(3, 4);
 static int usage_err(const char *cmd, const char *help, const char *fmt, ...)
@@ -266,46 +251,7 @@ static int open_registry(const struct cfg *c, const char *cmd,
 {
   struct err e = {0};
   if (registry_open(c->models_registry_dir, reg, &e) != ERR_OK)
-    return fail(cmd, "%s", e.msg);
-  return CLI_OK;
-}
-
-/* A pool and a checked connection (released again: the pipeline_*
- * helpers acquire their own). */
-static int open_db(const struct cfg *c, const char *cmd, const char *why,
-                   struct db_pool **pool)
-{
-  struct db_opts o = {
-      .host = c->db_host,
-      .port = c->db_port,
-      .user = c->db_user,
-      .password = c->db_password,
-      .database = c->db_name,
-      .socket = c->db_socket[0] ? c->db_socket : NULL,
-      .size = 2,
-      .connect_timeout_s = c->db_connect_timeout_s,
-      .read_timeout_s = 60,
-  };
-  struct err e = {0};
-  *pool = NULL;
-  if (db_pool_create(pool, &o, &e) != ERR_OK)
-    return fail(cmd, "%s", e.msg);
-  struct db_conn *conn = NULL;
-  int ms = c->db_connect_timeout_s * 1000;
-  if (ms < DB_CLI_ACQUIRE_MS)
-    ms = DB_CLI_ACQUIRE_MS;
-  if (db_acquire(*pool, ms, &conn, &e) != ERR_OK) {
-    db_pool_destroy(*pool);
-    *pool = NULL;
-    char where[600];
-    if (c->db_socket[0])
-      snprintf(where, sizeof(where), "%s", c->db_socket);
-    else
-      snprintf(where, sizeof(where), "%s:%d", c->db_host, c->db_port);
-    return fail(cmd, "cannot reach MariaDB at %s (database %s) %s: %s",
-                where, c->db_name, why, e.msg);
-  }
-  db_release(*pool, conn);
+    return cli_fail(cmd, "%s", e.msg);
   return CLI_OK;
 }
 
@@ -356,7 +302,7 @@ static int move_alias(struct registry *reg, struct db_pool *pool,
   struct err e = {0};
   int prev = 0;
   if (registry_alias_set(reg, name, alias, to, &prev, &e) != ERR_OK)
-    return fail(cmd, "%s", e.msg);
+    return cli_fail(cmd, "%s", e.msg);
   char actor[300];
   snprintf(actor, sizeof(actor), "cli:%s", user_name());
   if (pipeline_record_deployment(pool, name, alias, prev, to, action, reason,
@@ -366,9 +312,9 @@ static int move_alias(struct registry *reg, struct db_pool *pool,
         prev > 0 ? registry_alias_set(reg, name, alias, prev, NULL, &ue)
                  : registry_alias_delete(reg, name, alias, &ue);
     if (u)
-      return fail(cmd, "%s; and the alias could not be restored to %d: %s",
-                  e.msg, prev, ue.msg);
-    return fail(cmd, "%s; alias %s left at %d", e.msg, alias, prev);
+      return cli_fail(cmd, "%s; and the alias could not be restored to %d: %s",
+                      e.msg, prev, ue.msg);
+    return cli_fail(cmd, "%s; alias %s left at %d", e.msg, alias, prev);
   }
   if (prev)
     printf("%s: %s %d -> %d (%s)\n", name, alias, prev, to, action);
@@ -419,7 +365,7 @@ static int models_list(int argc, char **argv)
   size_t n = 0;
   if (registry_list_models(reg, &names, &n, &e) != ERR_OK) {
     registry_close(reg);
-    return fail("models list", "%s", e.msg);
+    return cli_fail("models list", "%s", e.msg);
   }
   cJSON *arr = json ? cJSON_CreateArray() : NULL;
   if (!json) {
@@ -572,7 +518,7 @@ static int models_show(int argc, char **argv)
   if (resolve(reg, &r, 2, &v, &e) != ERR_OK ||
       registry_read_meta(reg, r.name, v, &meta, &e) != ERR_OK) {
     registry_close(reg);
-    return fail("models show", "%s", e.msg);
+    return cli_fail("models show", "%s", e.msg);
   }
   int prod = 0;
   struct err ae = {0};
@@ -669,11 +615,12 @@ static int models_promote(int argc, char **argv)
     return rc;
   if (!registry_version_exists(reg, o.pos[0], v)) {
     registry_close(reg);
-    return fail("models promote", "%s has no version %d in %s", o.pos[0], v,
-                c.models_registry_dir);
+    return cli_fail("models promote", "%s has no version %d in %s", o.pos[0], v,
+                    c.models_registry_dir);
   }
   struct db_pool *pool = NULL;
-  if ((rc = open_db(&c, "models promote", CHANGE_WHY, &pool)) == CLI_OK) {
+  if ((rc = cli_db_open(&c, "models promote", CHANGE_WHY, 2, DB_CLI_ACQUIRE_MS,
+                        &pool, NULL)) == CLI_OK) {
     char reason[1024];
     snprintf(reason, sizeof(reason), "%s",
              o.reason ? o.reason : "promoted from the command line");
@@ -704,14 +651,15 @@ static int models_rollback(int argc, char **argv)
   if ((rc = open_registry(&c, "models rollback", &reg)) != CLI_OK)
     return rc;
   struct db_pool *pool = NULL;
-  if ((rc = open_db(&c, "models rollback", CHANGE_WHY, &pool)) != CLI_OK) {
+  if ((rc = cli_db_open(&c, "models rollback", CHANGE_WHY, 2, DB_CLI_ACQUIRE_MS,
+                        &pool, NULL)) != CLI_OK) {
     registry_close(reg);
     return rc;
   }
   struct err e = {0};
   int cur = 0, prev = 0, alias_now = 0;
   if (pipeline_previous_version(pool, name, o.alias, &cur, &prev, &e)) {
-    rc = fail("models rollback", "%s", e.msg);
+    rc = cli_fail("models rollback", "%s", e.msg);
     goto out;
   }
   struct err ae = {0};
@@ -722,9 +670,10 @@ static int models_rollback(int argc, char **argv)
             "the deployment table last recorded %d; rolling back to %d\n",
             o.alias, name, alias_now, cur, prev);
   if (!registry_version_exists(reg, name, prev)) {
-    rc = fail("models rollback", "%s version %d (the previous %s) no longer "
-                                 "exists in %s",
-              name, prev, o.alias, c.models_registry_dir);
+    rc = cli_fail("models rollback",
+                  "%s version %d (the previous %s) no longer "
+                  "exists in %s",
+                  name, prev, o.alias, c.models_registry_dir);
     goto out;
   }
   char reason[1024];
@@ -823,7 +772,7 @@ static int models_train(int argc, char **argv)
   struct err e = {0};
   struct spec *spec = NULL;
   if (pipeline_spec_load(c.models_specs_dir, name, &spec, &e) != ERR_OK)
-    return fail("models train", "%s", e.msg);
+    return cli_fail("models train", "%s", e.msg);
   struct registry *reg = NULL;
   struct db_pool *pool = NULL;
   if ((rc = open_registry(&c, "models train", &reg)) != CLI_OK) {
@@ -848,10 +797,11 @@ static int models_train(int argc, char **argv)
       .log = print_line,
   };
   struct pipeline_result res = {0};
-  rc = open_db(&c, "models train", "to read the training set", &pool);
+  rc = cli_db_open(&c, "models train", "to read the training set", 2,
+                   DB_CLI_ACQUIRE_MS, &pool, NULL);
   if (rc == CLI_OK) {
     if (pipeline_train(reg, pool, spec, &o, &res, &e) != ERR_OK)
-      rc = fail("models train", "%s", e.msg);
+      rc = cli_fail("models train", "%s", e.msg);
     else
       printf("version %d\n", res.version);
   }
@@ -999,16 +949,17 @@ int cli_predict(int argc, char **argv)
   size_t len = 0;
   if (file) {
     if (!(body = read_all(file, cap, &len, why, sizeof(why))))
-      return fail("predict", "%s", why);
+      return cli_fail("predict", "%s", why);
   } else {
     len = strlen(json);
     if ((long)len > cap)
-      return fail("predict", "--json is larger than %ld bytes "
-                             "(server.max_body_bytes)",
-                  cap);
+      return cli_fail("predict",
+                      "--json is larger than %ld bytes "
+                      "(server.max_body_bytes)",
+                      cap);
     body = strdup(json);
     if (!body)
-      return fail("predict", "out of memory");
+      return cli_fail("predict", "out of memory");
   }
   struct registry *reg = NULL;
   struct pipeline_served *m = NULL;
@@ -1021,7 +972,7 @@ int cli_predict(int argc, char **argv)
       pipeline_served_load(reg, c.models_specs_dir, r.name, v, &m, &e) ||
       pipeline_predict_body(m, body, len, &status, &answer,
                             print_rows ? &rows : NULL, &e)) {
-    rc = fail("predict", "%s", e.msg);
+    rc = cli_fail("predict", "%s", e.msg);
     goto out;
   }
   if (print_rows && rows)

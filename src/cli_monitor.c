@@ -12,7 +12,6 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,67 +47,10 @@ static const char usage_history[] =
     "\n"
     "  --json      print one JSON document instead\n";
 
-static int fail(const char *cmd, const char *fmt, ...) MLOPSD_PRINTF(2, 3);
-static int fail(const char *cmd, const char *fmt, ...)
-{
-  char m[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(m, sizeof(m), fmt, ap);
-  va_end(ap);
-  for (char *p = m; *p; p++)
-    if (*p == '\n' || *p == '\r')
-      *p = ' ';
-  fprintf(stderr, "mlopsd: %s: %s\n", cmd, m);
-  return CLI_FAIL;
-}
-
 static int usage(const char *cmd, const char *help, const char *why)
 {
   fprintf(stderr, "mlopsd: %s: %s\n%s", cmd, why, help);
   return CLI_USAGE;
-}
-
-static int open_db(const struct cfg *c, const char *cmd,
-                   struct db_pool **pool, struct db_conn **conn)
-{
-  struct db_opts o = {
-      .host = c->db_host,
-      .port = c->db_port,
-      .user = c->db_user,
-      .password = c->db_password,
-      .database = c->db_name,
-      .socket = c->db_socket[0] ? c->db_socket : NULL,
-      .size = 1,
-      .connect_timeout_s = c->db_connect_timeout_s,
-      .read_timeout_s = 60,
-  };
-  struct err e = {0};
-  *pool = NULL;
-  *conn = NULL;
-  if (db_pool_create(pool, &o, &e) != ERR_OK)
-    return fail(cmd, "%s", e.msg);
-  int ms = c->db_connect_timeout_s * 1000;
-  if (ms < MON_ACQUIRE_MS)
-    ms = MON_ACQUIRE_MS;
-  if (db_acquire(*pool, ms, conn, &e) != ERR_OK) {
-    db_pool_destroy(*pool);
-    *pool = NULL;
-    char where[600];
-    if (c->db_socket[0])
-      snprintf(where, sizeof(where), "%s", c->db_socket);
-    else
-      snprintf(where, sizeof(where), "%s:%d", c->db_host, c->db_port);
-    return fail(cmd, "cannot reach MariaDB at %s (database %s): %s", where,
-                c->db_name, e.msg);
-  }
-  return CLI_OK;
-}
-
-static void close_db(struct db_pool *pool, struct db_conn *conn)
-{
-  db_release(pool, conn);
-  db_pool_destroy(pool);
 }
 
 /* ---- rows to JSON -------------------------------------------------------- */
@@ -347,7 +289,8 @@ int cli_drift(int argc, char **argv)
     return rc;
   struct db_pool *pool;
   struct db_conn *conn;
-  if ((rc = open_db(&c, "drift", &pool, &conn)) != CLI_OK)
+  if ((rc = cli_db_open(&c, "drift", NULL, 1, MON_ACQUIRE_MS, &pool, &conn)) !=
+      CLI_OK)
     return rc;
   static const struct col cols[] = {
       {"id", 'i'},         {"created_at", 's'}, {"version", 'i'},
@@ -362,10 +305,10 @@ int cli_drift(int argc, char **argv)
                  "version, window_rows, max_score, verdict, scores FROM "
                  "drift_report WHERE model = ? ORDER BY id DESC LIMIT ?",
                  p, 2, cols, 7, &arr, &e) != ERR_OK) {
-    close_db(pool, conn);
-    return fail("drift", "%s", e.msg);
+    cli_db_close(pool, conn);
+    return cli_fail("drift", "%s", e.msg);
   }
-  close_db(pool, conn);
+  cli_db_close(pool, conn);
   if (json) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", name);
@@ -540,10 +483,10 @@ int cli_models_history(int argc, char **argv)
   int *vers = NULL;
   size_t nv = 0;
   if (registry_open(c.models_registry_dir, &reg, &e) != ERR_OK)
-    return fail("models history", "%s", e.msg);
+    return cli_fail("models history", "%s", e.msg);
   if (registry_list_versions(reg, name, &vers, &nv, &e) != ERR_OK) {
     registry_close(reg);
-    return fail("models history", "%s", e.msg);
+    return cli_fail("models history", "%s", e.msg);
   }
   int prod = 0;
   struct err pe = {0};
@@ -557,17 +500,8 @@ int cli_models_history(int argc, char **argv)
   char warn[700] = "";
   struct db_pool *pool = NULL;
   struct db_conn *conn = NULL;
-  struct db_opts o = {
-      .host = c.db_host,
-      .port = c.db_port,
-      .user = c.db_user,
-      .password = c.db_password,
-      .database = c.db_name,
-      .socket = c.db_socket[0] ? c.db_socket : NULL,
-      .size = 1,
-      .connect_timeout_s = c.db_connect_timeout_s,
-      .read_timeout_s = 60,
-  };
+  struct db_opts o;
+  cli_db_opts(&c, 1, 60, &o);
   static const struct col dcols[] = {
       {"id", 'i'},          {"created_at", 's'}, {"alias", 's'},
       {"action", 's'},      {"from_version", 'i'}, {"to_version", 'i'},

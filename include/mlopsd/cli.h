@@ -11,6 +11,11 @@
 #define MLOPSD_CLI_H
 
 #include "mlopsd/cfg.h"
+#include "mlopsd/err.h"
+
+struct db_opts;
+struct db_pool;
+struct db_conn;
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
@@ -38,6 +43,35 @@ int cli_predict(int argc, char **argv);
  * NAME` (called by cli_models with argv[0] == "models"). */
 int cli_drift(int argc, char **argv);
 int cli_models_history(int argc, char **argv);
+
+/* ---- shared helpers (src/cli_util.c) ---------------------------------- */
+
+/* Print "mlopsd: CMD: MESSAGE" (line breaks in the message folded to
+ * spaces) on stderr and return CLI_FAIL. */
+int cli_fail(const char *cmd, const char *fmt, ...) MLOPSD_PRINTF(2, 3);
+
+/* Fill *o for the configured database (database.*): pool size size,
+ * read timeout read_timeout_s. */
+void cli_db_opts(const struct cfg *c, int size, int read_timeout_s,
+                 struct db_opts *o);
+
+/* "127.0.0.1:3306" or the socket path of the configured database, for
+ * messages. */
+void cli_db_endpoint(const struct cfg *c, char *buf, size_t cap);
+
+/* Open a pool of size connections (read timeout 60 s) and check that
+ * MariaDB answers, waiting for a connection up to the connect timeout but
+ * at least min_wait_ms.  With conn non-NULL the checked connection is
+ * handed out (release it with cli_db_close), else it is released.  On
+ * failure prints "mlopsd: CMD: cannot reach MariaDB at WHERE (database
+ * NAME)[ WHY]: ..." (why may be NULL) and returns CLI_FAIL with *pool
+ * NULL. */
+int cli_db_open(const struct cfg *c, const char *cmd, const char *why,
+                int size, int min_wait_ms, struct db_pool **pool,
+                struct db_conn **conn);
+
+/* Release conn (may be NULL) and destroy pool (NULL-safe). */
+void cli_db_close(struct db_pool *pool, struct db_conn *conn);
 
 /* Print "mlopsd: 'WHAT' is not built yet" and return CLI_FAIL. */
 int cli_not_built(const char *what);

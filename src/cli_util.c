@@ -1,0 +1,86 @@
+/* cli_util.c - helpers shared by the cli_*.c subcommands (cli.h): the
+ * one-line error, and the MariaDB connection a command opens from the
+ * config, so every command reports an unreachable database the same way.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mlopsd/cli.h"
+#include "mlopsd/db.h"
+
+int cli_fail(const char *cmd, const char *fmt, ...)
+{
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  for (char *p = msg; *p; p++)
+    if (*p == '\n' || *p == '\r')
+      *p = ' ';
+  fprintf(stderr, "mlopsd: %s: %s\n", cmd, msg);
+  return CLI_FAIL;
+}
+
+void cli_db_opts(const struct cfg *c, int size, int read_timeout_s,
+                 struct db_opts *o)
+{
+  memset(o, 0, sizeof(*o));
+  o->host = c->db_host;
+  o->port = c->db_port;
+  o->user = c->db_user;
+  o->password = c->db_password;
+  o->database = c->db_name;
+  o->socket = c->db_socket[0] ? c->db_socket : NULL;
+  o->size = size;
+  o->connect_timeout_s = c->db_connect_timeout_s;
+  o->read_timeout_s = read_timeout_s;
+}
+
+void cli_db_endpoint(const struct cfg *c, char *buf, size_t cap)
+{
+  if (c->db_socket[0])
+    snprintf(buf, cap, "%s", c->db_socket);
+  else
+    snprintf(buf, cap, "%s:%d", c->db_host, c->db_port);
+}
+
+int cli_db_open(const struct cfg *c, const char *cmd, const char *why,
+                int size, int min_wait_ms, struct db_pool **pool,
+                struct db_conn **conn)
+{
+  struct db_opts o;
+  struct err e = {0};
+  struct db_conn *cn = NULL;
+  cli_db_opts(c, size, 60, &o);
+  *pool = NULL;
+  if (conn)
+    *conn = NULL;
+  if (db_pool_create(pool, &o, &e) != ERR_OK)
+    return cli_fail(cmd, "%s", e.msg);
+  int ms = c->db_connect_timeout_s * 1000;
+  if (ms < min_wait_ms)
+    ms = min_wait_ms;
+  if (db_acquire(*pool, ms, &cn, &e) != ERR_OK) {
+    db_pool_destroy(*pool);
+    *pool = NULL;
+    char where[600];
+    cli_db_endpoint(c, where, sizeof(where));
+    return cli_fail(cmd, "cannot reach MariaDB at %s (database %s)%s%s: %s",
+                    where, c->db_name, why ? " " : "", why ? why : "",
+                    e.msg);
+  }
+  if (conn)
+    *conn = cn;
+  else
+    db_release(*pool, cn);
+  return CLI_OK;
+}
+
+void cli_db_close(struct db_pool *pool, struct db_conn *conn)
+{
+  if (conn)
+    db_release(pool, conn);
+  db_pool_destroy(pool);
+}
