@@ -483,7 +483,7 @@ struct scratch {
   size_t items_cap;
   int *cls;
   size_t cls_cap;
-  const cJSON **byf; /* members of one item by feature index */
+  const cJSON **byf; /* members of each item by feature index (n x nf) */
   size_t byf_cap;
   char **printed; /* fallback feature texts to free */
   size_t n_printed, printed_cap;
@@ -558,8 +558,9 @@ static int sgrow(void **p, size_t *cap, size_t need, size_t elem)
 static int scratch_fit(struct scratch *s, size_t n, size_t nfeat,
                        size_t out_dim, size_t n_inputs)
 {
-  return sgrow((void **)&s->byf, &s->byf_cap, n_inputs + 1,
-               sizeof(*s->byf)) || sgrow((void **)&s->rows, &s->rows_cap, n * nfeat, sizeof(float)) ||
+  return sgrow((void **)&s->byf, &s->byf_cap, n * n_inputs + 1,
+               sizeof(*s->byf)) ||
+         sgrow((void **)&s->rows, &s->rows_cap, n * nfeat, sizeof(float)) ||
          sgrow((void **)&s->out, &s->out_cap, n * out_dim, sizeof(float)) ||
          sgrow((void **)&s->lrows, &s->lrows_cap, n, sizeof(*s->lrows)) ||
          sgrow((void **)&s->cid, &s->cid_cap, n, sizeof(*s->cid)) ||
@@ -840,7 +841,10 @@ static void do_predict(struct predict *p, struct http_req *req,
     const cJSON *it = batch ? data->child : data;
     for (; it && i < n; it = batch ? it->next : NULL, i++) {
       s->items[i] = it;
-      if (spec_validate_request(sp, it, &s->rep) == ERR_OK)
+      /* also records each feature's member for the preprocessing */
+      if (spec_validate_request_members(sp, it, &s->rep,
+                                        s->byf + i * sp->n_features) ==
+          ERR_OK)
         continue;
       for (size_t k = 0; k < s->rep.n; k++)
         wrc |= add_field(resp, &nf, &more, "data", i, batch,
@@ -868,15 +872,9 @@ static void do_predict(struct predict *p, struct http_req *req,
   const struct prep *pr = serving_model_prep(m);
   for (size_t i = 0; i < n; i++) {
     struct err e = {0};
-    /* one pass over the members instead of a search per feature */
-    memset(s->byf, 0, sp->n_features * sizeof(*s->byf));
-    for (const cJSON *c = s->items[i]->child; c; c = c->next) {
-      int k = c->string ? serving_model_feature_index(m, c->string) : -1;
-      if (k >= 0 && !s->byf[k])
-        s->byf[k] = c;
-    }
-    if (prep_transform_one(pr, member_value, s->byf, s->rows + i * nfeat,
-                           &e) != ERR_OK) {
+    /* the members by feature index, found by the validation */
+    if (prep_transform_one(pr, member_value, s->byf + i * sp->n_features,
+                           s->rows + i * nfeat, &e) != ERR_OK) {
       reject(p, R_INPUT);
       http_resp_clear(resp);
       (void)add_field(resp, &nf, &more, "data", i, batch, "", e.msg);

@@ -1002,6 +1002,35 @@ static enum err_code parse_root(struct sp *p, struct spec *s,
 
 /* ---- load / destroy --------------------------------------------------- */
 
+/* FNV-1a, for the feature-name hash. */
+static uint32_t name_hash(const char *k)
+{
+  uint32_t h = 2166136261u;
+  for (; *k; k++)
+    h = (h ^ (unsigned char)*k) * 16777619u;
+  return h;
+}
+
+/* Build s->fmap (at least twice as many slots as features). */
+static int fmap_build(struct spec *s)
+{
+  size_t slots = 8;
+  while (slots < 2 * s->n_features)
+    slots *= 2;
+  uint32_t *m = calloc(slots, sizeof(*m));
+  if (!m)
+    return -1;
+  for (size_t i = 0; i < s->n_features; i++) {
+    size_t k = name_hash(s->features[i].name) & (slots - 1);
+    while (m[k])
+      k = (k + 1) & (slots - 1);
+    m[k] = (uint32_t)i + 1;
+  }
+  s->fmap = m;
+  s->fmap_mask = slots - 1;
+  return 0;
+}
+
 void spec_destroy(struct spec *s)
 {
   if (!s)
@@ -1033,6 +1062,7 @@ void spec_destroy(struct spec *s)
     strv_free(s->grid[i].values, s->grid[i].n_values);
   }
   free(s->grid);
+  free(s->fmap);
   free(s);
 }
 
@@ -1087,6 +1117,8 @@ enum err_code spec_load_buf(const char *path, const char *buf, size_t len,
     rc = parse_root(&p, s, root);
   yaml_document_delete(&doc);
   yaml_parser_delete(&parser);
+  if (rc == ERR_OK && fmap_build(s) != 0)
+    rc = err_set(e, ERR_NOMEM, "%s: out of memory", path);
   if (rc) {
     spec_destroy(s);
     return rc;
@@ -1267,6 +1299,16 @@ const struct spec *spec_find(struct spec *const *specs, size_t n,
 
 int spec_feature_index(const struct spec *s, const char *name)
 {
+  if (s->fmap && name) {
+    for (size_t k = name_hash(name) & s->fmap_mask;;
+         k = (k + 1) & s->fmap_mask) {
+      uint32_t v = s->fmap[k];
+      if (!v)
+        return -1;
+      if (!strcmp(s->features[v - 1].name, name))
+        return (int)v - 1;
+    }
+  }
   for (size_t i = 0; i < s->n_features && name; i++)
     if (!strcmp(s->features[i].name, name))
       return (int)i;
@@ -1433,6 +1475,16 @@ static void check_allowed(const struct spec_feature *f, const char *val,
 enum err_code spec_validate_request(const struct spec *s, const cJSON *obj,
                                     struct spec_report *r)
 {
+  return spec_validate_request_members(s, obj, r, NULL);
+}
+
+enum err_code spec_validate_request_members(const struct spec *s,
+                                            const cJSON *obj,
+                                            struct spec_report *r,
+                                            const cJSON **members)
+{
+  if (members)
+    memset(members, 0, s->n_features * sizeof(*members));
   r->n = 0;
   r->n_more = 0;
   if (!cJSON_IsObject(obj)) {
@@ -1463,6 +1515,8 @@ enum err_code spec_validate_request(const struct spec *s, const cJSON *obj,
       continue;
     }
     seen[i / 8] |= (unsigned char)(1u << (i % 8));
+    if (members)
+      members[i] = m;
     const struct spec_feature *f = &s->features[i];
     if (cJSON_IsNull(m)) {
       if (f->required)

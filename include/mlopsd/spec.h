@@ -132,6 +132,13 @@ struct spec {
   int stratify;        /* split.stratify, default 0 */
 
   double tolerance; /* validate.tolerance, >= 0, default 0 */
+
+  /* Private to spec.c: open-addressing hash of the feature names built by
+   * spec_load (slots hold index + 1, 0 = empty; mask + 1 slots), used by
+   * spec_feature_index and request validation.  NULL in a spec built by
+   * hand: lookups then compare names one by one. */
+  uint32_t *fmap;
+  size_t fmap_mask;
 };
 
 /* Load and validate one spec file.  On success *out is a new spec (free
@@ -221,6 +228,14 @@ struct spec_report {
 MLOPSD_WUR enum err_code spec_validate_request(const struct spec *s,
                                                const cJSON *obj,
                                                struct spec_report *report);
+
+/* The same, and when members is non-NULL (n_features entries) it also
+ * stores at each feature's index the member that carries it, or NULL when
+ * the feature is absent (whatever the result), so that the caller need
+ * not look the names up again. */
+MLOPSD_WUR enum err_code spec_validate_request_members(
+    const struct spec *s, const cJSON *obj, struct spec_report *report,
+    const cJSON **members);
 
 /* The report as a JSON object {"age": "must be > 0", ...} for the 400
  * body's "fields"; NULL on allocation failure.  Caller frees with
