@@ -709,6 +709,19 @@ static void h_auth(struct http_req *req, struct http_resp *resp, void *arg)
 
 /* ---- DAGs ----------------------------------------------------------------- */
 
+/* o.next_after: the key of arr's last item when more follow, else null
+ * (lists paged by name). */
+static void add_next_after_key(cJSON *o, int more, const cJSON *arr,
+                               const char *key)
+{
+  int n = cJSON_GetArraySize(arr);
+  if (more && n)
+    cJSON_AddStringToObject(
+        o, "next_after", obj_str(cJSON_GetArrayItem(arr, n - 1), key));
+  else
+    cJSON_AddNullToObject(o, "next_after");
+}
+
 static void h_dags_list(struct http_req *req, struct http_resp *resp,
                         void *arg)
 {
@@ -808,14 +821,9 @@ static void h_dags_list(struct http_req *req, struct http_resp *resp,
   }
   db_release(a->db, c);
   cJSON *o = cJSON_CreateObject();
-  n = cJSON_GetArraySize(arr);
   cJSON_AddItemToObject(o, "dags", arr);
   cJSON_AddNumberToObject(o, "total_entries", (double)total);
-  if (more && n)
-    cJSON_AddStringToObject(
-        o, "next_after", obj_str(cJSON_GetArrayItem(arr, n - 1), "dag_id"));
-  else
-    cJSON_AddNullToObject(o, "next_after");
+  add_next_after_key(o, more, arr, "dag_id");
   cJSON_AddItemToObject(o, "import_errors", errs);
   reply(resp, 200, o);
 }
@@ -1201,6 +1209,26 @@ static const struct col ti_cols[] = {
   TS("start_date") ", " TS("end_date") ", duration, hostname, pid, "        \
   TS("next_try_at") " FROM task_instance "
 
+/* The task instance (dag_id, run_id, task_id) into *out, or -1 with the
+ * answer set (404, 503). */
+static int ti_lookup(struct db_conn *c, struct http_resp *resp,
+                     const char *dag_id, const char *run_id,
+                     const char *task_id, cJSON **out)
+{
+  struct db_val p[] = {DB_V_STR(dag_id), DB_V_STR(run_id),
+                       DB_V_STR(task_id)};
+  if (query_one(c, resp,
+                TI_SELECT "WHERE dag_id = ? AND run_id = ? AND task_id = ?",
+                p, 3, ti_cols, NTICOLS, out))
+    return -1;
+  if (!*out) {
+    fail(resp, 404, "task instance not found",
+         "no task '%s' in run '%s' of DAG '%s'", task_id, run_id, dag_id);
+    return -1;
+  }
+  return 0;
+}
+
 /* Order task instances as the DAG's topological order (tasks unknown to
  * the file last, by task_id). */
 static void sort_by_dag(struct admin *a, const char *dag_id, cJSON *arr)
@@ -1314,18 +1342,8 @@ static void h_ti_get(struct http_req *req, struct http_resp *resp, void *arg)
   if (!c)
     return;
   cJSON *ti = NULL, *att = NULL;
-  struct db_val p[] = {DB_V_STR(dag_id), DB_V_STR(run_id),
-                       DB_V_STR(task_id)};
-  if (query_one(c, resp,
-                TI_SELECT "WHERE dag_id = ? AND run_id = ? AND task_id = ?",
-                p, 3, ti_cols, NTICOLS, &ti)) {
+  if (ti_lookup(c, resp, dag_id, run_id, task_id, &ti)) {
     db_release(a->db, c);
-    return;
-  }
-  if (!ti) {
-    db_release(a->db, c);
-    fail(resp, 404, "task instance not found",
-         "no task '%s' in run '%s' of DAG '%s'", task_id, run_id, dag_id);
     return;
   }
   /* attempts: one per try, with the span and size of its log */
@@ -1456,18 +1474,8 @@ static void h_log(struct http_req *req, struct http_resp *resp, void *arg)
   if (!c)
     return;
   cJSON *ti = NULL;
-  struct db_val p[] = {DB_V_STR(dag_id), DB_V_STR(run_id),
-                       DB_V_STR(task_id)};
-  if (query_one(c, resp,
-                TI_SELECT "WHERE dag_id = ? AND run_id = ? AND task_id = ?",
-                p, 3, ti_cols, NTICOLS, &ti)) {
+  if (ti_lookup(c, resp, dag_id, run_id, task_id, &ti)) {
     db_release(a->db, c);
-    return;
-  }
-  if (!ti) {
-    db_release(a->db, c);
-    fail(resp, 404, "task instance not found",
-         "no task '%s' in run '%s' of DAG '%s'", task_id, run_id, dag_id);
     return;
   }
   int64_t tries = obj_i64(ti, "try_number");
@@ -1827,17 +1835,23 @@ static void h_models_list(struct http_req *req, struct http_resp *resp,
   if (c)
     db_release(a->db, c);
   cJSON *o = cJSON_CreateObject();
-  int cnt = cJSON_GetArraySize(arr);
   cJSON_AddItemToObject(o, "models", arr);
   cJSON_AddNumberToObject(o, "total_entries", (double)n);
-  if (more && cnt)
-    cJSON_AddStringToObject(
-        o, "next_after", obj_str(cJSON_GetArrayItem(arr, cnt - 1), "name"));
-  else
-    cJSON_AddNullToObject(o, "next_after");
+  add_next_after_key(o, more, arr, "name");
   if (!db_ok)
     cJSON_AddStringToObject(o, "deployments_unavailable", de.msg);
   registry_strv_free(names);
+  reply(resp, 200, o);
+}
+
+/* Answer 200 with o, its deployment fields null and why they are missing
+ * (MariaDB unavailable): the registry part is still worth showing. */
+static void reply_no_deployments(struct http_resp *resp, cJSON *o,
+                                 const char *why)
+{
+  cJSON_AddNullToObject(o, "deployments");
+  cJSON_AddNullToObject(o, "production_since");
+  cJSON_AddStringToObject(o, "deployments_unavailable", why);
   reply(resp, 200, o);
 }
 
@@ -1892,10 +1906,7 @@ static void h_model_get(struct http_req *req, struct http_resp *resp,
   }
   struct db_conn *c = NULL;
   if (conn_try(a, &c, &e) != ERR_OK) {
-    cJSON_AddNullToObject(o, "deployments");
-    cJSON_AddNullToObject(o, "production_since");
-    cJSON_AddStringToObject(o, "deployments_unavailable", e.msg);
-    reply(resp, 200, o);
+    reply_no_deployments(resp, o, e.msg);
     return;
   }
   struct rows rs = {deploy_cols, NDEPLOYCOLS, cJSON_CreateArray(), 0, 0};
@@ -1922,10 +1933,7 @@ static void h_model_get(struct http_req *req, struct http_resp *resp,
   if (rc != ERR_OK) {
     cJSON_Delete(rs.arr);
     cJSON_Delete(since);
-    cJSON_AddNullToObject(o, "deployments");
-    cJSON_AddNullToObject(o, "production_since");
-    cJSON_AddStringToObject(o, "deployments_unavailable", e.msg);
-    reply(resp, 200, o);
+    reply_no_deployments(resp, o, e.msg);
     return;
   }
   struct page pg2 = pg;
