@@ -21,8 +21,6 @@
 #include "mlopsd/cfg.h"
 #include "mlopsd/db.h"
 
-#define CONF_DEPTH 16
-
 enum err_code monitor_model(const struct task_ctx *t, char **out,
                             struct err *e)
 {
@@ -96,49 +94,6 @@ int monitor_has_trigger(const struct task_ctx *t)
   if (task_field_text(t, "trigger_dag", tmp, sizeof(tmp), &s, &e) != ERR_OK)
     return 0;
   return s && *s;
-}
-
-/* Copy v with every string rendered as plain text (keys as written). */
-static enum err_code render_json(const struct task_ctx *t, const cJSON *v,
-                                 const char *path, int depth, cJSON **out,
-                                 struct err *e)
-{
-  *out = NULL;
-  if (depth > CONF_DEPTH)
-    return err_set(e, ERR_INVAL, "field '%s': nested too deeply", path);
-  if (cJSON_IsString(v)) {
-    char *s;
-    enum err_code rc = task_render(t, path, v->valuestring, TMPL_PLAIN, &s,
-                                   NULL, e);
-    if (rc != ERR_OK)
-      return rc;
-    *out = cJSON_CreateString(s);
-    free(s);
-  } else if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
-    *out = cJSON_IsArray(v) ? cJSON_CreateArray() : cJSON_CreateObject();
-    for (const cJSON *it = v->child; *out && it; it = it->next) {
-      char sub[160];
-      snprintf(sub, sizeof(sub), "%s%s%s", path,
-               cJSON_IsArray(v) ? "[]" : ".",
-               cJSON_IsArray(v) ? "" : it->string);
-      cJSON *c;
-      enum err_code rc = render_json(t, it, sub, depth + 1, &c, e);
-      if (rc != ERR_OK) {
-        cJSON_Delete(*out);
-        *out = NULL;
-        return rc;
-      }
-      if (cJSON_IsArray(v))
-        cJSON_AddItemToArray(*out, c);
-      else
-        cJSON_AddItemToObject(*out, it->string, c);
-    }
-  } else {
-    *out = cJSON_Duplicate(v, 1);
-  }
-  if (!*out)
-    return err_set(e, ERR_NOMEM, "out of memory rendering '%s'", path);
-  return ERR_OK;
 }
 
 /* Runs of dag_id queued in the last `minutes` minutes with the same
@@ -216,7 +171,7 @@ enum err_code monitor_trigger(struct task_ctx *t, const cJSON *why,
   }
   const cJSON *c = t->field_json ? t->field_json(t, "conf") : NULL;
   if (c && cJSON_IsObject(c)) {
-    if ((rc = render_json(t, c, "conf", 0, &conf, e)))
+    if ((rc = task_render_json(t, c, "conf", &conf, e)))
       goto out;
   } else if (!(conf = cJSON_CreateObject())) {
     rc = err_set(e, ERR_NOMEM, "out of memory");

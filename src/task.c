@@ -298,3 +298,54 @@ enum err_code task_render(const struct task_ctx *t, const char *what,
     err_prefix(e, "field '%s'", what);
   return rc;
 }
+
+/* Nesting past this in a rendered map or list is refused. */
+#define TASK_JSON_DEPTH 16
+
+static enum err_code render_json(const struct task_ctx *t, const cJSON *v,
+                                 const char *path, int depth, cJSON **out,
+                                 struct err *e)
+{
+  *out = NULL;
+  if (depth > TASK_JSON_DEPTH)
+    return err_set(e, ERR_INVAL, "field '%s': nested too deeply", path);
+  if (cJSON_IsString(v)) {
+    char *s;
+    enum err_code rc = task_render(t, path, v->valuestring, TMPL_PLAIN, &s,
+                                   NULL, e);
+    if (rc != ERR_OK)
+      return rc;
+    *out = cJSON_CreateString(s);
+    free(s);
+  } else if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+    *out = cJSON_IsArray(v) ? cJSON_CreateArray() : cJSON_CreateObject();
+    for (const cJSON *it = v->child; *out && it; it = it->next) {
+      char sub[160];
+      snprintf(sub, sizeof(sub), "%s%s%s", path,
+               cJSON_IsArray(v) ? "[]" : ".",
+               cJSON_IsArray(v) ? "" : it->string);
+      cJSON *c;
+      enum err_code rc = render_json(t, it, sub, depth + 1, &c, e);
+      if (rc != ERR_OK) {
+        cJSON_Delete(*out);
+        *out = NULL;
+        return rc;
+      }
+      if (cJSON_IsArray(v))
+        cJSON_AddItemToArray(*out, c);
+      else
+        cJSON_AddItemToObject(*out, it->string, c);
+    }
+  } else {
+    *out = cJSON_Duplicate(v, 1);
+  }
+  if (!*out)
+    return err_set(e, ERR_NOMEM, "out of memory rendering '%s'", path);
+  return ERR_OK;
+}
+
+enum err_code task_render_json(const struct task_ctx *t, const cJSON *v,
+                               const char *path, cJSON **out, struct err *e)
+{
+  return render_json(t, v, path, 0, out, e);
+}

@@ -23,7 +23,6 @@ static const struct task_field trigger_fields[] = {
 
 #define TRIGGER_DAG_ID_MAX 250
 #define TRIGGER_RUN_ID_MAX 256
-#define TRIGGER_CONF_DEPTH 16
 
 static int dag_id_ok(const char *s)
 {
@@ -57,50 +56,6 @@ static int date_ok(const char *s)
   if (m < 1 || m > 12 || d < 1 || d > 31)
     return 0;
   return s[10] == '\0' || s[10] == 'T' || s[10] == ' ';
-}
-
-/* Copy v with every string rendered (keys kept as written). */
-static enum err_code render_json(const struct task_ctx *t, const cJSON *v,
-                                 const char *path, int depth, cJSON **out,
-                                 struct err *e)
-{
-  *out = NULL;
-  if (depth > TRIGGER_CONF_DEPTH)
-    return err_set(e, ERR_INVAL, "field '%s': nested too deeply", path);
-  if (cJSON_IsString(v)) {
-    char *s;
-    enum err_code rc = task_render(t, path, v->valuestring, TMPL_PLAIN, &s,
-                                   NULL, e);
-    if (rc != ERR_OK)
-      return rc;
-    *out = cJSON_CreateString(s);
-    free(s);
-  } else if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
-    *out = cJSON_IsArray(v) ? cJSON_CreateArray() : cJSON_CreateObject();
-    for (const cJSON *it = v->child; *out && it; it = it->next) {
-      char sub[160];
-      if (cJSON_IsArray(v))
-        snprintf(sub, sizeof(sub), "%s[]", path);
-      else
-        snprintf(sub, sizeof(sub), "%s.%s", path, it->string);
-      cJSON *c;
-      enum err_code rc = render_json(t, it, sub, depth + 1, &c, e);
-      if (rc != ERR_OK) {
-        cJSON_Delete(*out);
-        *out = NULL;
-        return rc;
-      }
-      if (cJSON_IsArray(v))
-        cJSON_AddItemToArray(*out, c);
-      else
-        cJSON_AddItemToObject(*out, it->string, c);
-    }
-  } else {
-    *out = cJSON_Duplicate(v, 1);
-  }
-  if (!*out)
-    return err_set(e, ERR_NOMEM, "trigger_dag: out of memory");
-  return ERR_OK;
 }
 
 static enum err_code trigger_run(struct task_ctx *t, struct err *e)
@@ -140,7 +95,7 @@ static enum err_code trigger_run(struct task_ctx *t, struct err *e)
       rc = err_set(e, ERR_INVAL, "field 'conf': expected a map");
       goto out;
     }
-    rc = render_json(t, c, "conf", 0, &conf, e);
+    rc = task_render_json(t, c, "conf", &conf, e);
     if (rc != ERR_OK)
       goto out;
   }

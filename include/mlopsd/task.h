@@ -206,4 +206,12 @@ enum err_code task_render(const struct task_ctx *t, const char *what,
                           struct tmpl_binds *binds, struct err *e)
     MLOPSD_WUR;
 
+/* A copy of v (cJSON_Delete) with every string rendered as plain text by
+ * task_render (keys kept as written, other values copied).  path names v
+ * in messages; nested items are "path.key" and "path[]".  ERR_INVAL when
+ * nested more than 16 deep, ERR_NOMEM, and the errors of task_render. */
+enum err_code task_render_json(const struct task_ctx *t,
+                               const struct cJSON *v, const char *path,
+                               struct cJSON **out, struct err *e) MLOPSD_WUR;
+
 #endif
