@@ -403,12 +403,14 @@ static enum err_code register_counters(struct metrics *metrics,
 }
 
 /* Load name@version into a new bundle (refs = 1); counters are
- * registered in metrics when not NULL.  Runs off the request path
+ * registered in metrics when not NULL; meta.json is read (and must be
+ * valid when present) only with read_meta.  Runs off the request path
  * (watcher thread, creation, serving_reload, serving_model_load). */
 static enum err_code load_bundle(struct registry *reg, const char *specs_dir,
                                  struct metrics *metrics, int no_native,
-                                 const char *name, int version,
-                                 struct serving_model **out, struct err *e)
+                                 int read_meta, const char *name,
+                                 int version, struct serving_model **out,
+                                 struct err *e)
 {
   double t0 = mono_ms();
   char dir[REGISTRY_PATH_MAX], path[REGISTRY_PATH_MAX];
@@ -438,10 +440,12 @@ static enum err_code load_bundle(struct registry *reg, const char *specs_dir,
     goto fail;
   if ((rc = check_prep_spec(m->prep, m->spec, e)))
     goto fail;
-  rc = registry_read_meta(reg, name, version, &meta, e);
-  if (rc != ERR_OK && rc != ERR_NOTFOUND)
-    goto fail;
-  err_clear(e);
+  if (read_meta) {
+    rc = registry_read_meta(reg, name, version, &meta, e);
+    if (rc != ERR_OK && rc != ERR_NOTFOUND)
+      goto fail;
+    err_clear(e);
+  }
   m->nfeat = prep_n_outputs(m->prep);
   load_sample(reg, name, version, m->prep, &sample, &n_sample);
   struct model_load_opts lo = {.sample_rows = sample,
@@ -498,8 +502,8 @@ static enum err_code load_version(struct serving *s, const char *name,
                                   int version, struct serving_model **out,
                                   struct err *e)
 {
-  return load_bundle(s->reg, s->specs_dir, s->metrics, s->no_native, name,
-                     version, out, e);
+  return load_bundle(s->reg, s->specs_dir, s->metrics, s->no_native, 1,
+                     name, version, out, e);
 }
 
 enum err_code serving_model_load(struct registry *reg, const char *specs_dir,
@@ -509,7 +513,7 @@ enum err_code serving_model_load(struct registry *reg, const char *specs_dir,
   *out = NULL;
   if (!reg || !specs_dir || !name)
     return err_set(e, ERR_INVAL, "serving_model_load: missing argument");
-  return load_bundle(reg, specs_dir, NULL, 0, name, version, out, e);
+  return load_bundle(reg, specs_dir, NULL, 0, 0, name, version, out, e);
 }
 
 /* ---- slots ------------------------------------------------------------ */

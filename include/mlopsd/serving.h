@@ -155,11 +155,12 @@ int serving_model_decide(const struct serving_model *m, const float *out,
 /* Load name@version outside any serving set (the offline `mlopsd
  * predict`): the very bundle a server would publish for that version
  * (same files, checks and messages, native evaluator verified on
- * sample.json), without metrics counters.  reg is borrowed for the call;
- * on success the caller owns one reference: serving_release(*out).
- * Errors: ERR_INVAL (arguments), ERR_NOTFOUND (no spec), ERR_CONFIG
- * (prep, spec and model disagree), and those of registry_path,
- * prep_load_json, spec_load, registry_read_meta and model_load. */
+ * sample.json), without metrics counters and without reading meta.json
+ * (not needed to answer: its /metadata fields are null).  reg is borrowed
+ * for the call; on success the caller owns one reference:
+ * serving_release(*out).  Errors: ERR_INVAL (arguments), ERR_NOTFOUND (no
+ * spec), ERR_CONFIG (prep, spec and model disagree), and those of
+ * registry_path, prep_load_json, spec_load and model_load. */
 enum err_code serving_model_load(struct registry *reg, const char *specs_dir,
                                  const char *name, int version,
                                  struct serving_model **out,
