@@ -30,6 +30,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mlopsd/registry.h"
+
 #define PREP_FORMAT "mlopsd.preprocess"
 #define PREP_FORMAT_VERSION 1
 #define PREP_UNKNOWN "#unknown"
@@ -725,77 +727,25 @@ cJSON *prep_schema_json(const struct prep *p)
   return root;
 }
 
-static enum err_code write_all(int fd, const char *buf, size_t len)
-{
-  while (len) {
-    ssize_t w = write(fd, buf, len);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      return ERR_IO;
-    }
-    buf += w;
-    len -= (size_t)w;
-  }
-  return ERR_OK;
-}
-
+/* Written with registry_write_file: temp file, fsync, rename, fsync of
+ * the directory, so a reader sees the old file or the whole new one. */
 enum err_code prep_save_json(const struct prep *p, const char *path,
                              struct err *e)
 {
   cJSON *root = prep_to_json(p);
   char *text = root ? cJSON_Print(root) : NULL;
   cJSON_Delete(root);
-  if (!text)
+  size_t len = text ? strlen(text) : 0;
+  char *nl = text ? realloc(text, len + 2) : NULL;
+  if (!nl) {
+    free(text);
     return err_set(e, ERR_NOMEM, "%s: out of memory", path);
-  char tmp[4096];
-  int w = snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path);
-  if (w < 0 || (size_t)w >= sizeof(tmp)) {
-    free(text);
-    return err_set(e, ERR_INVAL, "%s: path too long", path);
   }
-  int fd = mkostemp(tmp, O_CLOEXEC);
-  if (fd < 0) {
-    int saved = errno;
-    free(text);
-    return err_set(e, ERR_IO, "%s: %s", path, strerror(saved));
-  }
-  size_t len = strlen(text);
-  enum err_code rc = write_all(fd, text, len);
-  if (!rc && write_all(fd, "\n", 1))
-    rc = ERR_IO;
-  int saved = errno;
-  free(text);
-  if (!rc && fsync(fd) < 0) {
-    rc = ERR_IO;
-    saved = errno;
-  }
-  if (close(fd) < 0 && !rc) {
-    rc = ERR_IO;
-    saved = errno;
-  }
-  if (!rc && rename(tmp, path) < 0) {
-    rc = ERR_IO;
-    saved = errno;
-  }
-  if (rc) {
-    unlink(tmp);
-    return err_set(e, ERR_IO, "%s: write: %s", path, strerror(saved));
-  }
-  /* make the rename itself durable */
-  char dir[4096];
-  snprintf(dir, sizeof(dir), "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (slash)
-    *(slash == dir ? slash + 1 : slash) = '\0';
-  else
-    snprintf(dir, sizeof(dir), ".");
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)fsync(dfd);
-    close(dfd);
-  }
-  return ERR_OK;
+  nl[len++] = '\n';
+  nl[len] = '\0';
+  enum err_code rc = registry_write_file(path, nl, len, e);
+  free(nl);
+  return rc;
 }
 
 /* -- loading: every field checked, errors name the file and field -- */
