@@ -703,9 +703,7 @@ struct lk {
   int oom;
 };
 
-/* The key as a JSON number when it is a plain integer (the course's
- * request shape), else as the string read. */
-static cJSON *key_json(const char *k)
+cJSON *fstore_key_json(const char *k)
 {
   const char *p = k;
   if (*p == '-')
@@ -727,7 +725,7 @@ static int lk_row(void *user, const struct db_row *row)
     return 1;
   }
   const char *k = db_row_str(row, (int)sp->n_features, NULL);
-  cJSON *kv = k ? key_json(k) : cJSON_CreateNull();
+  cJSON *kv = k ? fstore_key_json(k) : cJSON_CreateNull();
   if (!kv || !cJSON_AddItemToObject(o, sp->source.key, kv))
     l->oom = 1;
   for (size_t j = 0; j < sp->n_features && !l->oom; j++) {

@@ -161,20 +161,6 @@ static enum err_code draft_path(struct registry_draft *d, const char *file,
   return registry_draft_path(d, file, buf, cap, e);
 }
 
-/* The key as a JSON number when it is a plain integer (the course sends
- * customer_id as a number), else as the text read. */
-static cJSON *key_json(const char *k)
-{
-  const char *p = k;
-  if (*p == '-')
-    p++;
-  size_t n = strlen(p);
-  int digits = n > 0 && n < 16 && (p[0] != '0' || n == 1);
-  for (size_t i = 0; digits && i < n; i++)
-    digits = p[i] >= '0' && p[i] <= '9';
-  return digits ? cJSON_CreateNumber(strtod(k, NULL)) : cJSON_CreateString(k);
-}
-
 /* Row i of the set as a request object. */
 static cJSON *row_request(const struct spec *sp, const struct fstore_set *s,
                           size_t i)
@@ -183,7 +169,8 @@ static cJSON *row_request(const struct spec *sp, const struct fstore_set *s,
   if (!o)
     return NULL;
   if (s->keys && sp->source.key) {
-    cJSON *k = s->keys[i] ? key_json(s->keys[i]) : cJSON_CreateNull();
+    cJSON *k =
+        s->keys[i] ? fstore_key_json(s->keys[i]) : cJSON_CreateNull();
     if (!cJSON_AddItemToObject(o, sp->source.key, k))
       goto fail;
   }

@@ -118,4 +118,10 @@ MLOPSD_WUR enum err_code fstore_lookup(struct db_pool *db,
 /* How long fstore waits for a pool connection, ms. */
 #define FSTORE_ACQUIRE_MS 10000
 
+/* A key as read from the table as JSON: a number when it is a plain
+ * integer (at most 15 digits, may be negative; the course sends
+ * customer_id as a number), else the text.  New item (cJSON_Delete),
+ * NULL on ENOMEM. */
+cJSON *fstore_key_json(const char *k);
+
 #endif
