@@ -83,7 +83,7 @@ static DMatrixHandle thread_proxy(void)
 
 /* ---- helpers -------------------------------------------------------- */
 
-static enum err_code xgb_fail(struct err *e, const char *what)
+enum err_code model_xgb_error(struct err *e, const char *what)
 {
   const char *m = XGBGetLastError();
   if (!m)
@@ -148,7 +148,7 @@ static enum err_code xgb_inplace(const struct model *m, const float *rows,
   const float *res;
   if (XGBoosterPredictFromDense(m->h, arr, m->pred_cfg, thread_proxy(),
                                 &shape, &dim, &res))
-    return xgb_fail(e, "predict");
+    return model_xgb_error(e, "predict");
   return copy_result(m, n, shape, dim, res, out, e);
 }
 
@@ -160,14 +160,14 @@ static enum err_code xgb_dmatrix(const struct model *m, const float *rows,
   DMatrixHandle dm;
   if (XGDMatrixCreateFromMat(rows, (bst_ulong)n, (bst_ulong)m->nfeat, NAN,
                              &dm))
-    return xgb_fail(e, "DMatrix");
+    return model_xgb_error(e, "DMatrix");
   bst_ulong const *shape;
   bst_ulong dim;
   const float *res;
   enum err_code rc;
   if (XGBoosterPredictFromDMatrix(m->h, dm, m->pred_cfg, &shape, &dim,
                                   &res))
-    rc = xgb_fail(e, "predict");
+    rc = model_xgb_error(e, "predict");
   else
     rc = copy_result(m, n, shape, dim, res, out, e);
   XGDMatrixFree(dm);
@@ -216,7 +216,7 @@ static enum err_code read_config(struct model *m, struct err *e)
   bst_ulong len;
   const char *cfg;
   if (XGBoosterSaveJsonConfig(m->h, &len, &cfg))
-    return xgb_fail(e, "config");
+    return model_xgb_error(e, "config");
   cJSON *j = cJSON_ParseWithLength(cfg, (size_t)len);
   if (!j)
     return err_set(e, ERR_XGB, "XGBoost config is not JSON");
@@ -398,11 +398,11 @@ enum err_code model_load(const char *path, size_t nfeat,
   if ((rc = precheck(m, e)))
     goto fail;
   if (XGBoosterCreate(NULL, 0, &m->h)) {
-    rc = xgb_fail(e, "create booster");
+    rc = model_xgb_error(e, "create booster");
     goto fail;
   }
   if (XGBoosterLoadModel(m->h, m->path)) {
-    rc = xgb_fail(e, "load");
+    rc = model_xgb_error(e, "load");
     err_prefix(e, "model %s", m->path);
     goto fail;
   }
@@ -411,7 +411,7 @@ enum err_code model_load(const char *path, size_t nfeat,
   if (XGBoosterSetParam(m->h, "nthread", "1") ||
       XGBoosterGetNumFeature(m->h, &nf) ||
       XGBoosterBoostedRounds(m->h, &rounds)) {
-    rc = xgb_fail(e, "configure");
+    rc = model_xgb_error(e, "configure");
     err_prefix(e, "model %s", m->path);
     goto fail;
   }
@@ -455,7 +455,7 @@ enum err_code model_load(const char *path, size_t nfeat,
       if (XGDMatrixCreateFromMat(row, 1, (bst_ulong)m->nfeat, NAN, &dm) ||
           XGBoosterPredictFromDMatrix(m->h, dm, m->pred_cfg, &shape, &dim,
                                       &out1)) {
-        rc = xgb_fail(e, "predict");
+        rc = model_xgb_error(e, "predict");
         err_prefix(e, "model %s", m->path);
       }
     }

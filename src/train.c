@@ -22,6 +22,8 @@
 #include <string.h>
 #include <xgboost/c_api.h>
 
+#include "mlopsd/model.h"
+
 struct train_booster {
   BoosterHandle h;
   size_t nfeat;
@@ -34,20 +36,6 @@ const char *train_xgb_version(void)
   XGBoostVersion(&maj, &min, &pat);
   snprintf(buf, sizeof(buf), "%d.%d.%d", maj, min, pat);
   return buf;
-}
-
-/* ERR_XGB with the first line of XGBoost's message (it appends a stack
- * trace in the Debian build). */
-static enum err_code xgb_fail(struct err *e, const char *what)
-{
-  const char *m = XGBGetLastError();
-  if (!m)
-    m = "unknown error";
-  /* Drop the "[hh:mm:ss] " time stamp XGBoost puts first. */
-  if (m[0] == '[' && strlen(m) > 11 && m[9] == ']' && m[10] == ' ')
-    m += 11;
-  size_t n = strcspn(m, "\n");
-  return err_set(e, ERR_XGB, "XGBoost %s: %.*s", what, (int)n, m);
 }
 
 enum obj_kind { OBJ_MULTI, OBJ_BINARY, OBJ_REG };
@@ -102,11 +90,11 @@ static enum err_code make_dmatrix(const float *x, const float *y, size_t n,
     rc = XGDMatrixCreateFromMat(x, (bst_ulong)n, (bst_ulong)d->nfeat, NAN,
                                 out);
   if (rc)
-    return xgb_fail(e, "DMatrix");
+    return model_xgb_error(e, "DMatrix");
   if (y && XGDMatrixSetFloatInfo(*out, "label", y, (bst_ulong)n)) {
     XGDMatrixFree(*out);
     *out = NULL;
-    return xgb_fail(e, "labels");
+    return model_xgb_error(e, "labels");
   }
   if (d->feature_names &&
       XGDMatrixSetStrFeatureInfo(*out, "feature_name",
@@ -114,7 +102,7 @@ static enum err_code make_dmatrix(const float *x, const float *y, size_t n,
                                  (bst_ulong)d->nfeat)) {
     XGDMatrixFree(*out);
     *out = NULL;
-    return xgb_fail(e, "feature names");
+    return model_xgb_error(e, "feature names");
   }
   return ERR_OK;
 }
@@ -150,7 +138,7 @@ static enum err_code predict_dm(BoosterHandle h, DMatrixHandle dm,
   bst_ulong dim;
   const float *res;
   if (XGBoosterPredictFromDMatrix(h, dm, cfg, &shape, &dim, &res))
-    return xgb_fail(e, "predict");
+    return model_xgb_error(e, "predict");
   size_t len = 1;
   for (bst_ulong i = 0; i < dim; i++)
     len *= (size_t)shape[i];
@@ -228,7 +216,7 @@ enum err_code train_fit(const struct train_data *d,
     goto out;
   DMatrixHandle cache[2] = {dtrain, dval};
   if (XGBoosterCreate(cache, 2, &b)) {
-    rc = xgb_fail(e, "create booster");
+    rc = model_xgb_error(e, "create booster");
     goto out;
   }
   char nc[16], nt[16];
@@ -237,7 +225,7 @@ enum err_code train_fit(const struct train_data *d,
   if (XGBoosterSetParam(b, "objective", p->objective) ||
       (kind == OBJ_MULTI && XGBoosterSetParam(b, "num_class", nc)) ||
       (p->nthread > 0 && XGBoosterSetParam(b, "nthread", nt))) {
-    rc = xgb_fail(e, "set parameter");
+    rc = model_xgb_error(e, "set parameter");
     goto out;
   }
   for (size_t i = 0; i < p->n_params; i++) {
@@ -247,13 +235,13 @@ enum err_code train_fit(const struct train_data *d,
       goto out;
     }
     if (XGBoosterSetParam(b, kv->key, kv->value)) {
-      rc = xgb_fail(e, "set parameter");
+      rc = model_xgb_error(e, "set parameter");
       err_prefix(e, "%s=%s", kv->key, kv->value);
       goto out;
     }
   }
   if (XGBoosterSetParam(b, "eval_metric", metric)) {
-    rc = xgb_fail(e, "set eval_metric");
+    rc = model_xgb_error(e, "set eval_metric");
     goto out;
   }
 
@@ -266,13 +254,13 @@ enum err_code train_fit(const struct train_data *d,
       goto out;
     }
     if (XGBoosterUpdateOneIter(b, it, dtrain)) {
-      rc = xgb_fail(e, "update");
+      rc = model_xgb_error(e, "update");
       goto out;
     }
     const char *evs;
     double v;
     if (XGBoosterEvalOneIter(b, it, &dval, names, 1, &evs)) {
-      rc = xgb_fail(e, "eval");
+      rc = model_xgb_error(e, "eval");
       goto out;
     }
     if (parse_eval(evs, "val", metric, &v)) {
@@ -308,7 +296,7 @@ enum err_code train_fit(const struct train_data *d,
   if (r->num_rounds < r->rounds_run) {
     BoosterHandle s = NULL;
     if (XGBoosterSlice(b, 0, r->num_rounds, 1, &s)) {
-      rc = xgb_fail(e, "slice");
+      rc = model_xgb_error(e, "slice");
       goto out;
     }
     XGBoosterFree(b);
@@ -320,12 +308,12 @@ enum err_code train_fit(const struct train_data *d,
       XGBoosterSetStrFeatureInfo(b, "feature_name",
                                  (const char **)d->feature_names,
                                  (bst_ulong)d->nfeat)) {
-    rc = xgb_fail(e, "feature names");
+    rc = model_xgb_error(e, "feature names");
     goto out;
   }
   int rounds = 0;
   if (XGBoosterBoostedRounds(b, &rounds)) {
-    rc = xgb_fail(e, "boosted rounds");
+    rc = model_xgb_error(e, "boosted rounds");
     goto out;
   }
   if (rounds != r->num_rounds) {
@@ -390,7 +378,7 @@ enum err_code train_result_save(const struct train_result *r,
     return err_set(e, ERR_INVAL,
                    "train: model file %s must end in .ubj or .json", path);
   if (XGBoosterSaveModel(r->booster->h, path)) {
-    enum err_code rc = xgb_fail(e, "save");
+    enum err_code rc = model_xgb_error(e, "save");
     err_prefix(e, "%s", path);
     return rc;
   }

@@ -95,4 +95,9 @@ size_t model_num_rounds(const struct model *m);
 /* Path of the model file loaded, borrowed like the status. */
 const char *model_path(const struct model *m);
 
+/* Fill e with ERR_XGB "XGBoost WHAT: <message>": the first line of
+ * XGBGetLastError() without its "[hh:mm:ss] " stamp (the Debian build
+ * appends a stack trace).  Returns ERR_XGB.  For model.c and train.c. */
+enum err_code model_xgb_error(struct err *e, const char *what);
+
 #endif
