@@ -336,7 +336,8 @@ static enum err_code fb_run(struct task_ctx *t, struct err *e)
                  "labels and predictions in one day", FB_MAX_CLASSES);
   if (rc)
     goto out;
-  qsort(a.g, a.n, sizeof(*a.g), cmp_group);
+  if (a.n > 1) /* qsort(NULL, 0, ...) is undefined */
+    qsort(a.g, a.n, sizeof(*a.g), cmp_group);
   task_logf(t, "label_feedback: model %s, predictions %.10s .. %.10s "
             "(UTC days): %lld logged, %lld without a label yet", model, from,
             t->ds, (long long)a.rows, (long long)a.unlabelled);

@@ -342,5 +342,8 @@ check history_has_cd_skip grep -qF "skip: production version 4 is not older" \
   "$tmp/history.out"
 [ -n "${VERBOSE:-}" ] && cat "$tmp/history.out"
 
+if [ "$fail" != 0 ]; then
+  echo "  daemon log (last 60 lines):"; tail -60 "$tmp/daemon.log" | sed 's/^/  | /'
+fi
 echo "check: $pass passed, $fail failed"
 [ "$fail" = 0 ]
