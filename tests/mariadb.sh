@@ -16,6 +16,8 @@ cmd=${1:-}; dir=${2:-}
 if [ -z "$cmd" ] || [ -z "$dir" ]; then
   echo "usage: tests/mariadb.sh start|stop|restart DIR" >&2; exit 2
 fi
+# mariadbd resolves a relative --datadir against its basedir (/usr)
+case "$dir" in /*) ;; *) dir=$PWD/$dir ;; esac
 
 MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
 [ -x "$MARIADBD" ] || MARIADBD=/usr/sbin/mariadbd
