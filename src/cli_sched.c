@@ -4,6 +4,10 @@
  * Every command reads and writes MariaDB directly and needs no running
  * daemon: `dags trigger` records a queued run that a daemon starts when
  * it sees it (now or later), `dags test` runs the tasks in this process.
+ * `dags backfill` does either for every logical date of a range: queued
+ * runs for the daemons (max_active_runs at a time, --wait follows them),
+ * or with --local one run after another here, with the code `dags test`
+ * uses (local_run), so the course's history replays without a daemon.
  * Listings are paginated by the tables' indexes (runs by (dag_id, id),
  * logs by (run_id, task_id, try_number, id)), so months of history cost
  * the same as a day.  `dags validate` needs no database at all.
