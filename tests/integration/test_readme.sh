@@ -145,4 +145,13 @@ else
   bad "ctrl_c_stops_everything"; tail -5 "$work/demo2.out"; tail -5 "$VAR/mlopsd.log"
 fi
 
+# under make asan / tsan the daemon ran with sanitizers: no reports
+if grep -qE "ERROR: (Address|Leak|Thread|UndefinedBehavior)Sanitizer|runtime error:|WARNING: ThreadSanitizer" \
+     "$VAR/mlopsd.log" "$work/demo.out" "$work/demo2.out" 2>/dev/null; then
+  bad "no_sanitizer_reports"
+  grep -m5 -E "Sanitizer|runtime error" "$VAR/mlopsd.log" "$work"/demo*.out
+else
+  ok "no_sanitizer_reports"
+fi
+
 done_
