@@ -185,9 +185,38 @@ lf_train_promote() {  # lf_train_promote N
     { cat "$T/train.log"; return 1; }
 }
 
+# The course's CT DAG (extract -> train -> validate -> deploy) as the fault
+# tests need it: the SQL file by absolute path, RETRIES retries 1 s apart.
+# Written here, not copied from config/dags, so the tests do not depend on
+# edits of the shipped file.
+lf_ct_dag() {  # lf_ct_dag FILE RETRIES
+  cat >"$1" <<EOF
+dag_id: credit_score_classification_ct
+schedule: null
+start_date: 2025-01-01
+catchup: false
+max_active_runs: 1
+params: {model: $MODEL}
+default_args: {retries: $2, retry_delay: 1s, timeout: 1h}
+tasks:
+  - {id: data_extraction, type: sql, sql_file: $SRC/sql/features.sql,
+     transaction: true}
+  - {id: model_training, type: train, depends_on: [data_extraction],
+     model: "{{ params.model }}"}
+  - {id: model_validation, type: validate, depends_on: [model_training],
+     model: "{{ params.model }}", metric: accuracy, tolerance: 0.005}
+  - {id: model_deployment, type: deploy, depends_on: [model_validation],
+     model: "{{ params.model }}"}
+EOF
+}
+
 LF_NSTART=0
 lf_start() {  # lf_start [ENV=VALUE...]: the daemon in the background
   # (LF_PREFIX: a command to run it under, e.g. strace)
+  if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
+    echo "  (lf_start: the previous daemon was still running: killed)"
+    lf_kill9
+  fi
   LF_NSTART=$((LF_NSTART + 1))
   echo "---- start $LF_NSTART $(date +%T.%N)" >>"$T/daemon.log"
   # shellcheck disable=SC2086  # LF_PREFIX: a command such as strace

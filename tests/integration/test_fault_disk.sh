@@ -41,8 +41,7 @@ section setup
 lf_fast_spec
 lf_config
 if lf_db_prepare && lf_train_promote 1; then ok setup; else bad setup; lf_done; exit 1; fi
-sed -e "s|sql_file: sql/features.sql|sql_file: $SRC/sql/features.sql|" \
-    -e 's/retries: 1/retries: 0/' config/dags/credit_score_ct.yaml >"$T/dags/ct.yaml"
+lf_ct_dag "$T/dags/ct.yaml" 0
 CT=credit_score_classification_ct
 wait_run() {  # wait_run RUN_ID: final state
   local i st=""
