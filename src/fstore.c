@@ -13,6 +13,13 @@
  * The row order comes from the table's primary key so the seeded split is
  * reproducible: the same data read twice gives the same rows in the same
  * order, whatever plan the server picks.
+ *
+ * The primary-key columns are selected too, as row keys: a training
+ * version records the keys of the rows it learned from, and the validate
+ * gate leaves those rows out when it scores that version later.  The key
+ * columns that hold one value over the set (the snapshot date the filter
+ * pins) are dropped after the read, so the same source record extracted
+ * for two logical dates has the same key in both sets.
  */
 #include "mlopsd/fstore.h"
 
@@ -29,7 +36,7 @@
 
 #define ARENA_BLOCK ((size_t)1 << 20)
 #define CANCEL_EVERY 4096
-#define MAX_PK_COLS 16
+#define MAX_PK_COLS FSTORE_MAX_KEY_COLS
 
 /* ---- string arena with interning --------------------------------------- */
 
@@ -298,6 +305,8 @@ struct rd {
   size_t cap;       /* rows allocated */
   int key_col;      /* db column of the key, -1 if none */
   int target_col;
+  int rk_col;       /* db column of the first row-key column */
+  size_t n_rk;      /* row-key columns selected (before pruning) */
   const char *table;
   fstore_cancel_fn cancel;
   void *cancel_ud;
@@ -353,6 +362,12 @@ static int rd_grow(struct rd *r)
     if (!p)
       return -1;
     s->keys = p;
+  }
+  if (r->n_rk > 0) {
+    const char **p = realloc(s->row_keys, nc * r->n_rk * sizeof(char *));
+    if (!p)
+      return -1;
+    s->row_keys = p;
   }
   r->cap = nc;
   return 0;
@@ -466,8 +481,61 @@ static int rd_row(void *user, const struct db_row *row)
                      i + 1);
     s->keys[i] = p;
   }
+  /* row keys: rows come in primary-key order, so a value equal to the
+   * previous row's (the snapshot date, a leading key column) shares its
+   * copy; others (mostly unique ids) are stored without interning */
+  for (size_t k = 0; k < r->n_rk; k++) {
+    size_t klen = 0;
+    const char *v = db_row_str(row, r->rk_col + (int)k, &klen);
+    const char *prev = i > 0 ? s->row_keys[(i - 1) * r->n_rk + k] : NULL;
+    const char *p = NULL;
+    if (v && prev && strlen(prev) == strnlen(v, klen) &&
+        memcmp(prev, v, strlen(prev)) == 0)
+      p = prev;
+    else if (v && !(p = arena_put(s->arena, v, strnlen(v, klen))))
+      return rd_fail(r, ERR_NOMEM, "%s: out of memory at row %zu", r->table,
+                     i + 1);
+    s->row_keys[i * r->n_rk + k] = p;
+  }
   s->n_rows = i + 1;
   return 0;
+}
+
+static int same_str(const char *a, const char *b)
+{
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Keep the row-key columns whose value varies over the set (all of them
+ * when none varies: fewer than 2 rows). */
+static void prune_row_keys(struct fstore_set *s, size_t n_rk)
+{
+  int keep[MAX_PK_COLS];
+  size_t n_keep = 0;
+  for (size_t k = 0; k < n_rk; k++) {
+    keep[k] = 0;
+    for (size_t i = 1; i < s->n_rows && !keep[k]; i++)
+      keep[k] = !same_str(s->row_keys[i * n_rk + k], s->row_keys[k]);
+    n_keep += (size_t)keep[k];
+  }
+  if (n_keep == 0 || n_keep == n_rk) {
+    s->n_row_key_cols = n_rk;
+    return;
+  }
+  size_t o = 0;
+  for (size_t i = 0; i < s->n_rows; i++)
+    for (size_t k = 0; k < n_rk; k++)
+      if (keep[k])
+        s->row_keys[o++] = s->row_keys[i * n_rk + k];
+  size_t c = 0;
+  for (size_t k = 0; k < n_rk; k++)
+    if (keep[k]) {
+      if (c != k)
+        memcpy(s->row_key_cols[c], s->row_key_cols[k],
+               sizeof(s->row_key_cols[0]));
+      c++;
+    }
+  s->n_row_key_cols = n_keep;
 }
 
 void fstore_set_free(struct fstore_set *s)
@@ -483,6 +551,7 @@ void fstore_set_free(struct fstore_set *s)
   free(s->labels);
   free(s->target);
   free(s->keys);
+  free(s->row_keys);
   arena_free(s->arena);
   free(s);
 }
@@ -561,22 +630,36 @@ enum err_code fstore_read_training(struct db_pool *db,
   }
   s->n_features = spec->n_features;
 
-  size_t len = 0;
-  if (select_list(spec, s->sql, sizeof(s->sql), &len, &r.target_col,
-                  &r.key_col) ||
-      sql_addf(s->sql, sizeof(s->sql), &len, " FROM %s", tq) ||
-      (filter && sql_addf(s->sql, sizeof(s->sql), &len, " WHERE (%s)",
-                          filter))) {
-    rc = err_set(e, ERR_INVAL, "fstore: query for %s longer than %d bytes",
-                 spec->source.table, FSTORE_SQL_MAX);
-    goto fail;
-  }
   if ((rc = db_acquire(db, FSTORE_ACQUIRE_MS, &c, e)) != ERR_OK)
     goto fail;
   struct pk_ctx pk;
   if ((rc = primary_key(c, schema, name, &pk, e)) != ERR_OK)
     goto fail;
-  int bad = sql_addf(s->sql, sizeof(s->sql), &len, " ORDER BY ");
+  /* row-key columns: the primary key, else source.key */
+  if (pk.n > 0) {
+    s->n_row_key_cols = (size_t)pk.n;
+    for (int k = 0; k < pk.n; k++)
+      snprintf(s->row_key_cols[k], sizeof(s->row_key_cols[0]), "%s",
+               pk.cols[k]);
+  } else if (spec->source.key) {
+    s->n_row_key_cols = 1;
+    snprintf(s->row_key_cols[0], sizeof(s->row_key_cols[0]), "%s",
+             spec->source.key);
+  }
+  r.n_rk = s->n_row_key_cols;
+  size_t len = 0;
+  int bad = select_list(spec, s->sql, sizeof(s->sql), &len, &r.target_col,
+                        &r.key_col);
+  r.rk_col = (int)spec->n_features + 1 + (spec->source.key ? 1 : 0);
+  for (size_t k = 0; k < r.n_rk && !bad; k++)
+    bad = sql_addf(s->sql, sizeof(s->sql), &len, ", `%s`",
+                   s->row_key_cols[k]);
+  if (!bad)
+    bad = sql_addf(s->sql, sizeof(s->sql), &len, " FROM %s", tq) ||
+          (filter && sql_addf(s->sql, sizeof(s->sql), &len, " WHERE (%s)",
+                              filter));
+  if (!bad)
+    bad = sql_addf(s->sql, sizeof(s->sql), &len, " ORDER BY ");
   if (pk.n > 0) {
     for (int k = 0; k < pk.n && !bad; k++)
       bad = sql_addf(s->sql, sizeof(s->sql), &len, "%s`%s`", k ? ", " : "",
@@ -585,7 +668,7 @@ enum err_code fstore_read_training(struct db_pool *db,
     /* No primary key: order by every selected column so equal rows are
      * the only ones whose order is left open (and they are equal). */
     int ncol = (int)spec->n_features + 1 + (spec->source.key ? 1 : 0);
-    if (spec->source.key)
+    if (spec->source.key && !bad)
       bad = sql_addf(s->sql, sizeof(s->sql), &len, "`%s`, ",
                      spec->source.key);
     for (int k = 1; k <= ncol && !bad; k++)
@@ -617,6 +700,8 @@ enum err_code fstore_read_training(struct db_pool *db,
     goto fail;
   }
   db_release(db, c);
+  if (r.n_rk > 0)
+    prune_row_keys(s, r.n_rk);
   s->input.n_rows = s->n_rows;
   s->input.n_cols = s->n_features;
   s->input.cols = s->cols;

@@ -416,6 +416,119 @@ fail:
   return NULL;
 }
 
+/* ---- row keys ---------------------------------------------------------- */
+
+/* Row i's key as a JSON array of its key columns' values (text as read,
+ * null for SQL NULL); NULL when the set has no row keys or on ENOMEM. */
+static cJSON *row_key_json(const struct fstore_set *s, size_t i)
+{
+  if (s->n_row_key_cols == 0)
+    return NULL;
+  cJSON *a = cJSON_CreateArray();
+  for (size_t k = 0; a && k < s->n_row_key_cols; k++) {
+    const char *v = s->row_keys[i * s->n_row_key_cols + k];
+    cJSON *x = v ? cJSON_CreateString(v) : cJSON_CreateNull();
+    if (!x || !cJSON_AddItemToArray(a, x)) {
+      cJSON_Delete(x);
+      cJSON_Delete(a);
+      a = NULL;
+    }
+  }
+  return a;
+}
+
+/* ["col", ...] of the set's row-key columns (NULL on ENOMEM). */
+static cJSON *row_key_columns(const struct fstore_set *s)
+{
+  cJSON *a = cJSON_CreateArray();
+  for (size_t k = 0; a && k < s->n_row_key_cols; k++)
+    if (!cJSON_AddItemToArray(a, cJSON_CreateString(s->row_key_cols[k]))) {
+      cJSON_Delete(a);
+      a = NULL;
+    }
+  return a;
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* train_keys.jsonl: a header line, then the distinct row keys of the
+ * training split, one compact JSON array per line, sorted by their bytes
+ * (docs/training.md).  Not written when the set has no row keys. */
+static enum err_code write_train_keys(struct registry_draft *d,
+                                      const struct fstore_set *s,
+                                      const size_t *tr, size_t n_tr,
+                                      size_t *n_keys, struct err *e)
+{
+  char path[REGISTRY_PATH_MAX];
+  enum err_code rc;
+  *n_keys = 0;
+  if (s->n_row_key_cols == 0)
+    return ERR_OK;
+  if ((rc = draft_path(d, PIPELINE_TRAIN_KEYS, path, sizeof(path), e)))
+    return rc;
+  char **k = calloc(n_tr ? n_tr : 1, sizeof(*k));
+  cJSON *cols = row_key_columns(s);
+  char *ctext = cols ? cJSON_PrintUnformatted(cols) : NULL;
+  cJSON_Delete(cols);
+  if (!k || !ctext) {
+    free(k);
+    cJSON_free(ctext);
+    return err_set(e, ERR_NOMEM, "out of memory writing %s", path);
+  }
+  size_t n = 0;
+  rc = ERR_OK;
+  for (size_t i = 0; i < n_tr; i++) {
+    cJSON *a = row_key_json(s, tr[i]);
+    k[n] = a ? cJSON_PrintUnformatted(a) : NULL;
+    cJSON_Delete(a);
+    if (!k[n]) {
+      rc = err_set(e, ERR_NOMEM, "out of memory writing %s", path);
+      break;
+    }
+    n++;
+  }
+  size_t u = 0;
+  if (rc == ERR_OK && n > 0) {
+    qsort(k, n, sizeof(*k), cmp_cstr);
+    u = 1;
+    for (size_t i = 1; i < n; i++)
+      if (strcmp(k[i], k[u - 1]) != 0)
+        k[u++] = k[i];
+      else
+        cJSON_free(k[i]);
+  } else {
+    u = n;
+  }
+  FILE *f = rc == ERR_OK ? fopen(path, "w") : NULL;
+  if (rc == ERR_OK && !f)
+    rc = err_set(e, ERR_IO, "cannot create %s: %s", path, strerror(errno));
+  if (f) {
+    int bad = fprintf(f,
+                      "{\"format\":\"mlopsd.train_keys\",\"format_version\":"
+                      "1,\"columns\":%s,\"rows\":%zu,\"keys\":%zu}\n",
+                      ctext, n_tr, u) < 0;
+    for (size_t i = 0; i < u && !bad; i++)
+      bad = fputs(k[i], f) == EOF || fputc('\n', f) == EOF;
+    int err = errno;
+    if (fclose(f) != 0 && !bad) {
+      bad = 1;
+      err = errno;
+    }
+    if (bad)
+      rc = err_set(e, ERR_IO, "cannot write %s: %s", path, strerror(err));
+  }
+  for (size_t i = 0; i < u; i++)
+    cJSON_free(k[i]);
+  free(k);
+  cJSON_free(ctext);
+  if (rc == ERR_OK)
+    *n_keys = u;
+  return rc;
+}
+
 /* ---- validation rows -------------------------------------------------- */
 
 static enum err_code write_validation(struct registry_draft *d,
@@ -443,20 +556,33 @@ static enum err_code write_validation(struct registry_draft *d,
     cJSON *t = cJSON_CreateString(sp->target.column);
     char *tt = t ? cJSON_PrintUnformatted(t) : NULL;
     bad |= !tt;
-    fprintf(f, "%s}\n", tt ? tt : "null");
+    fprintf(f, "%s", tt ? tt : "null");
     cJSON_free(tt);
     cJSON_Delete(t);
+    if (s->n_row_key_cols > 0) {
+      cJSON *kc = row_key_columns(s);
+      char *kt = kc ? cJSON_PrintUnformatted(kc) : NULL;
+      bad |= !kt;
+      fprintf(f, ",\"key_columns\":%s", kt ? kt : "null");
+      cJSON_free(kt);
+      cJSON_Delete(kc);
+    }
+    fputs("}\n", f);
   }
   for (size_t i = 0; i < n_val && !bad; i++) {
     size_t r = val[i];
     cJSON *line = cJSON_CreateObject();
     cJSON *data = row_request(sp, s, r);
-    if (!line || !data) {
+    cJSON *key = s->n_row_key_cols > 0 ? row_key_json(s, r) : NULL;
+    if (!line || !data || (s->n_row_key_cols > 0 && !key)) {
       cJSON_Delete(line);
       cJSON_Delete(data);
+      cJSON_Delete(key);
       bad = 1;
       break;
     }
+    if (key)
+      cJSON_AddItemToObject(line, "key", key);
     if (s->target)
       cJSON_AddNumberToObject(line, "label", s->target[r]);
     else
@@ -858,6 +984,18 @@ enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
   }
   if ((rc = write_validation(draft, sp, s, va, n_va, e)))
     goto out;
+  {
+    size_t n_keys = 0;
+    if ((rc = write_train_keys(draft, s, tr, n_tr, &n_keys, e)))
+      goto out;
+    if (s->n_row_key_cols == 0)
+      plog(o, "%s has no primary key and the spec no source.key: no %s "
+              "(the validate gate will score on all validation rows)",
+           sp->source.table, PIPELINE_TRAIN_KEYS);
+    else if (n_keys != n_tr)
+      plog(o, "%s: %zu distinct row keys for %zu training rows",
+           PIPELINE_TRAIN_KEYS, n_keys, n_tr);
+  }
   fstore_set_sha256(s, sp, res->data_sha256);
   char sql[FSTORE_SQL_MAX];
   snprintf(sql, sizeof(sql), "%s", s->sql);

@@ -7,6 +7,15 @@
  * stored as raw rows in the request shape (validation.jsonl), and each
  * version scores them through its own preprocess.json and model, exactly
  * as it would answer those rows over HTTP.
+ *
+ * Why held-out rows: daily windows overlap (each day extracts the month
+ * before it), so most of a candidate's validation rows were in the
+ * production version's training split; scored on them, production is
+ * largely in-sample and no later model can beat it.  Each version stores
+ * the row keys of its training split (train_keys.jsonl), each validation
+ * row its key, and the gate scores both versions only on the rows
+ * production was not trained on (the candidate never trains on its own
+ * validation rows).
  */
 #include <errno.h>
 #include <math.h>
@@ -88,21 +97,173 @@ static int class_of(const cJSON *classes, const char *label)
   return -1;
 }
 
-enum err_code pipeline_score(struct registry *reg, const char *name,
-                             int version, int rows_version,
-                             struct train_metrics *m, size_t *n_rows,
-                             struct err *e)
+/* ---- row keys ----------------------------------------------------------- */
+
+/* The training row keys of a version (train_keys.jsonl), sorted. */
+struct keyset {
+  char *text;   /* the file, lines cut in place */
+  char **k;     /* n keys (pointers into text) */
+  size_t n;
+  char *cols;   /* the header's "columns" as compact JSON */
+};
+
+static void keyset_free(struct keyset *ks)
+{
+  free(ks->text);
+  free(ks->k);
+  cJSON_free(ks->cols);
+  memset(ks, 0, sizeof(*ks));
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Read NAME/versions/V/train_keys.jsonl.  ERR_NOTFOUND when the version
+ * has none (trained before row keys were kept, or no key columns). */
+static enum err_code keyset_load(struct registry *reg, const char *name,
+                                 int version, struct keyset *ks,
+                                 struct err *e)
+{
+  char path[REGISTRY_PATH_MAX];
+  enum err_code rc;
+  memset(ks, 0, sizeof(*ks));
+  if ((rc = registry_path(reg, name, version, PIPELINE_TRAIN_KEYS, path,
+                          sizeof(path), e)))
+    return rc;
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
+                   "%s version %d has no readable %s (%s)", name, version,
+                   PIPELINE_TRAIN_KEYS, strerror(errno));
+  long size = -1;
+  if (fseek(f, 0, SEEK_END) == 0)
+    size = ftell(f);
+  if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    fclose(f);
+    return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+  }
+  ks->text = malloc((size_t)size + 1);
+  if (!ks->text) {
+    fclose(f);
+    return err_set(e, ERR_NOMEM, "out of memory reading %s", path);
+  }
+  size_t got = fread(ks->text, 1, (size_t)size, f);
+  fclose(f);
+  if (got != (size_t)size) {
+    keyset_free(ks);
+    return err_set(e, ERR_IO, "%s: short read", path);
+  }
+  ks->text[got] = '\0';
+  size_t lines = 0;
+  for (size_t i = 0; i < got; i++)
+    lines += ks->text[i] == '\n';
+  ks->k = malloc((lines + 1) * sizeof(*ks->k));
+  if (!ks->k) {
+    keyset_free(ks);
+    return err_set(e, ERR_NOMEM, "out of memory reading %s", path);
+  }
+  char *p = ks->text;
+  int sorted = 1;
+  for (size_t ln = 1; *p; ln++) {
+    char *nl = strchr(p, '\n');
+    if (nl)
+      *nl = '\0';
+    if (ln == 1) {
+      cJSON *h = cJSON_Parse(p);
+      const cJSON *fm = cJSON_GetObjectItemCaseSensitive(h, "format");
+      const cJSON *c = cJSON_GetObjectItemCaseSensitive(h, "columns");
+      if (cJSON_IsString(fm) &&
+          strcmp(fm->valuestring, "mlopsd.train_keys") == 0 &&
+          cJSON_IsArray(c))
+        ks->cols = cJSON_PrintUnformatted(c);
+      cJSON_Delete(h);
+      if (!ks->cols) {
+        keyset_free(ks);
+        return err_set(e, ERR_PARSE,
+                       "%s:1: header {\"format\": \"mlopsd.train_keys\", "
+                       "\"columns\": [...]} missing",
+                       path);
+      }
+    } else if (*p) {
+      if (ks->n > 0 && strcmp(ks->k[ks->n - 1], p) > 0)
+        sorted = 0;
+      ks->k[ks->n++] = p;
+    }
+    if (!nl)
+      break;
+    p = nl + 1;
+  }
+  if (!ks->cols) {
+    keyset_free(ks);
+    return err_set(e, ERR_PARSE, "%s: empty file", path);
+  }
+  if (!sorted) /* edited by hand: still usable */
+    qsort(ks->k, ks->n, sizeof(*ks->k), cmp_key);
+  return ERR_OK;
+}
+
+static int keyset_has(const struct keyset *ks, const char *key)
+{
+  return bsearch(&key, ks->k, ks->n, sizeof(*ks->k), cmp_key) != NULL;
+}
+
+/* The "key_columns" of a version's validation.jsonl header as compact
+ * JSON into buf ("" when the rows carry no keys). */
+static enum err_code rows_key_columns(struct registry *reg, const char *name,
+                                      int version, char *buf, size_t cap,
+                                      struct err *e)
+{
+  char path[REGISTRY_PATH_MAX];
+  enum err_code rc;
+  buf[0] = '\0';
+  if ((rc = registry_path(reg, name, version, "validation.jsonl", path,
+                          sizeof(path), e)))
+    return rc;
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
+                   "%s version %d has no readable validation rows (%s: %s)",
+                   name, version, path, strerror(errno));
+  char *line = NULL;
+  size_t lcap = 0;
+  ssize_t len = getline(&line, &lcap, f);
+  fclose(f);
+  cJSON *h = len > 0 ? cJSON_ParseWithLength(line, (size_t)len) : NULL;
+  free(line);
+  const cJSON *c = cJSON_GetObjectItemCaseSensitive(h, "key_columns");
+  char *t = cJSON_IsArray(c) ? cJSON_PrintUnformatted(c) : NULL;
+  if (t)
+    snprintf(buf, cap, "%s", t);
+  cJSON_free(t);
+  cJSON_Delete(h);
+  return ERR_OK;
+}
+
+/* ---- scoring ------------------------------------------------------------ */
+
+/* Score version on rows_version's validation rows, leaving out those
+ * whose key is in drop (NULL: none).  With drop, zero rows left is not an
+ * error (*n_rows = 0). */
+static enum err_code score_rows(struct registry *reg, const char *name,
+                                int version, int rows_version,
+                                const struct keyset *drop,
+                                struct train_metrics *m, size_t *n_rows,
+                                size_t *n_dropped, struct err *e)
 {
   struct scored s;
   char path[REGISTRY_PATH_MAX];
   enum err_code rc;
   float *x = NULL, *y = NULL, *out = NULL;
-  size_t n = 0, cap = 0;
+  size_t n = 0, cap = 0, dropped = 0;
   char *line = NULL;
   size_t lcap = 0;
   FILE *f = NULL;
   if (n_rows)
     *n_rows = 0;
+  if (n_dropped)
+    *n_dropped = 0;
   if ((rc = registry_path(reg, name, rows_version, "validation.jsonl", path,
                           sizeof(path), e)))
     return rc;
@@ -135,6 +296,11 @@ enum err_code pipeline_score(struct registry *reg, const char *name,
       const cJSON *fm = cJSON_GetObjectItemCaseSensitive(j, "format");
       int ok = cJSON_IsString(fm) &&
                strcmp(fm->valuestring, "mlopsd.validation") == 0;
+      char *kc = NULL;
+      if (ok && drop) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "key_columns");
+        kc = cJSON_IsArray(c) ? cJSON_PrintUnformatted(c) : NULL;
+      }
       cJSON_Delete(j);
       if (!ok) {
         rc = err_set(e, ERR_PARSE,
@@ -143,6 +309,15 @@ enum err_code pipeline_score(struct registry *reg, const char *name,
                      path);
         goto out;
       }
+      if (drop && (!kc || strcmp(kc, drop->cols) != 0)) {
+        rc = err_set(e, kc ? ERR_CONFIG : ERR_NOTFOUND,
+                     "%s: the validation rows' key columns %s are not the "
+                     "training keys' %s",
+                     path, kc ? kc : "(none)", drop->cols);
+        cJSON_free(kc);
+        goto out;
+      }
+      cJSON_free(kc);
       continue;
     }
     const cJSON *lab = cJSON_GetObjectItemCaseSensitive(j, "label");
@@ -154,6 +329,17 @@ enum err_code pipeline_score(struct registry *reg, const char *name,
                                  "\"data\": {...}}",
                    path, lineno);
       goto out;
+    }
+    if (drop) {
+      const cJSON *key = cJSON_GetObjectItemCaseSensitive(j, "key");
+      char *kt = cJSON_IsArray(key) ? cJSON_PrintUnformatted(key) : NULL;
+      int trained = !kt || keyset_has(drop, kt);
+      cJSON_free(kt);
+      if (trained) { /* or without a key: not known to be held out */
+        dropped++;
+        cJSON_Delete(j);
+        continue;
+      }
     }
     if (n == cap) {
       size_t nc = cap ? cap * 2 : 1024;
@@ -190,6 +376,10 @@ enum err_code pipeline_score(struct registry *reg, const char *name,
     }
     n++;
   }
+  if (n_dropped)
+    *n_dropped = dropped;
+  if (n == 0 && drop)
+    goto out; /* all dropped: the caller decides */
   if (n == 0) {
     rc = err_set(e, ERR_PARSE, "%s: no validation rows", path);
     goto out;
@@ -218,11 +408,41 @@ out:
   return rc;
 }
 
+enum err_code pipeline_score(struct registry *reg, const char *name,
+                             int version, int rows_version,
+                             struct train_metrics *m, size_t *n_rows,
+                             struct err *e)
+{
+  return score_rows(reg, name, version, rows_version, NULL, m, n_rows, NULL,
+                    e);
+}
+
+enum err_code pipeline_score_heldout(struct registry *reg, const char *name,
+                                     int version, int rows_version,
+                                     int exclude_version,
+                                     struct train_metrics *m, size_t *n_rows,
+                                     size_t *n_dropped, struct err *e)
+{
+  struct keyset ks;
+  if (n_rows)
+    *n_rows = 0;
+  if (n_dropped)
+    *n_dropped = 0;
+  enum err_code rc = keyset_load(reg, name, exclude_version, &ks, e);
+  if (rc)
+    return rc;
+  rc = score_rows(reg, name, version, rows_version, &ks, m, n_rows,
+                  n_dropped, e);
+  keyset_free(&ks);
+  return rc;
+}
+
 /* ---- the gate ----------------------------------------------------------- */
 
 enum err_code pipeline_validate(struct registry *reg, const char *name,
                                 enum spec_metric metric, double tolerance,
-                                struct pipeline_verdict *v, struct err *e)
+                                size_t min_rows, struct pipeline_verdict *v,
+                                struct err *e)
 {
   memset(v, 0, sizeof(*v));
   v->cand_score = v->prod_score = NAN;
@@ -252,15 +472,72 @@ enum err_code pipeline_validate(struct registry *reg, const char *name,
              v->candidate);
     return ERR_OK;
   }
+
+  /* which rows: those production was not trained on, when both versions
+   * carry the keys to tell */
+  struct keyset ks;
+  struct err ke = {0};
+  char kc[2048];
+  int held = 0;
+  rc = keyset_load(reg, name, v->production, &ks, &ke);
+  if (rc == ERR_NOTFOUND) {
+    snprintf(v->note, sizeof(v->note),
+             "production version %d has no %s (trained before row keys "
+             "were kept): scoring on all validation rows of version %d, "
+             "as before row keys",
+             v->production, PIPELINE_TRAIN_KEYS, v->candidate);
+  } else if (rc) {
+    *e = ke;
+    return rc;
+  } else if ((rc = rows_key_columns(reg, name, v->candidate, kc, sizeof(kc),
+                                    e))) {
+    keyset_free(&ks);
+    return rc;
+  } else if (strcmp(kc, ks.cols) != 0) {
+    snprintf(v->note, sizeof(v->note),
+             "the validation rows of version %d are keyed by %.160s, "
+             "production version %d's training rows by %.160s: scoring on "
+             "all validation rows",
+             v->candidate, kc[0] ? kc : "nothing", v->production, ks.cols);
+  } else {
+    held = 1;
+  }
+
   struct train_metrics mc, mp;
-  size_t nc = 0, np = 0;
-  if ((rc = pipeline_score(reg, name, v->candidate, v->candidate, &mc, &nc,
-                           e)))
+  size_t nc = 0, np = 0, dropped = 0;
+  rc = score_rows(reg, name, v->candidate, v->candidate, held ? &ks : NULL,
+                  &mc, &nc, &dropped, e);
+  size_t need = min_rows ? min_rows : 1;
+  if (rc == ERR_OK && held && nc < need) {
+    v->heldout = 1;
+    v->n_rows = nc;
+    v->n_dropped = dropped;
+    snprintf(v->note, sizeof(v->note),
+             "scored on %zu rows neither version trained on (%zu dropped: "
+             "in production version %d's training split)",
+             nc, dropped, v->production);
+    snprintf(v->message, sizeof(v->message),
+             "candidate %d: only %zu of its %zu validation rows were not in "
+             "production version %d's training split (%zu dropped), fewer "
+             "than min_rows %zu: too few to compare, production stays",
+             v->candidate, nc, nc + dropped, v->production, dropped, need);
+    keyset_free(&ks);
+    return ERR_OK;
+  }
+  if (rc == ERR_OK)
+    rc = score_rows(reg, name, v->production, v->candidate,
+                    held ? &ks : NULL, &mp, &np, NULL, e);
+  keyset_free(&ks);
+  if (rc)
     return rc;
-  if ((rc = pipeline_score(reg, name, v->production, v->candidate, &mp, &np,
-                           e)))
-    return rc;
+  v->heldout = held;
   v->n_rows = nc;
+  v->n_dropped = dropped;
+  if (held)
+    snprintf(v->note, sizeof(v->note),
+             "scored on %zu rows neither version trained on (%zu dropped: "
+             "in production version %d's training split)",
+             nc, dropped, v->production);
   v->cand_score = pipeline_metric_value(metric, &mc);
   v->prod_score = pipeline_metric_value(metric, &mp);
   const char *mn = spec_metric_name(metric);
@@ -270,12 +547,23 @@ enum err_code pipeline_validate(struct registry *reg, const char *name,
     v->pass = v->cand_score <= v->prod_score + tolerance;
   if (isnan(v->cand_score) || isnan(v->prod_score))
     v->pass = 0;
+  char rows[160];
+  if (held)
+    snprintf(rows, sizeof(rows),
+             "%zu validation rows of version %d that neither version "
+             "trained on, %zu dropped",
+             nc, v->candidate, dropped);
+  else
+    snprintf(rows, sizeof(rows),
+             "all %zu validation rows of version %d, not checked against "
+             "production's training rows",
+             nc, v->candidate);
   snprintf(v->message, sizeof(v->message),
-           "candidate %d %s=%.6f %s production %d %s=%.6f on %zu "
-           "validation rows of version %d (tolerance %g, %s is better): %s",
+           "candidate %d %s=%.6f %s production %d %s=%.6f on %s "
+           "(tolerance %g, %s is better): %s",
            v->candidate, mn, v->cand_score,
            v->pass ? "vs" : "is worse than", v->production, mn,
-           v->prod_score, nc, v->candidate, tolerance,
+           v->prod_score, rows, tolerance,
            spec_metric_higher_is_better(metric) ? "higher" : "lower",
            v->pass ? "passes" : "fails");
   return ERR_OK;

@@ -2,18 +2,20 @@
  * and deployment (pipeline_validate in pipeline.h).
  *
  * YAML:  - {id: validate, type: validate, model: NAME,
- *           metric: accuracy, tolerance: 0.01}     (both optional)
+ *           metric: accuracy, tolerance: 0.01, min_rows: 50}  (optional)
  *
  * The candidate is the latest version, the reference the version alias
  * `production` points at.  Both score the candidate's stored validation
- * rows, each through its own preprocessing and model.  The candidate
- * passes when there is no production version, or when its score is at
- * least production's minus the tolerance (logloss, rmse: at most plus
- * the tolerance).  metric defaults to the spec's selection metric,
- * tolerance to the spec's validate.tolerance.  A failed gate fails the
- * task with both scores in the message and is recorded in `deployment`
- * as action 'skip' with that reason, so every decision not to deploy is
- * on record next to the deployments.
+ * rows that production was not trained on (its train_keys.jsonl), each
+ * through its own preprocessing and model.  The candidate passes when
+ * there is no production version, or when its score is at least
+ * production's minus the tolerance (logloss, rmse: at most plus the
+ * tolerance); fewer than min_rows such rows fail it (production stays).
+ * metric defaults to the spec's selection metric, tolerance to the spec's
+ * validate.tolerance, min_rows to PIPELINE_MIN_ROWS.  A failed gate
+ * fails the task with both scores in the message and is recorded in
+ * `deployment` as action 'skip' with that reason, so every decision not
+ * to deploy is on record next to the deployments.
  */
 #include <errno.h>
 #include <math.h>
@@ -32,6 +34,7 @@ static const struct task_field validate_fields[] = {
     {.name = "model", .required = 1, .templated = 1},
     {.name = "metric"},
     {.name = "tolerance"},
+    {.name = "min_rows", .kind = TASK_F_INT},
     {.name = NULL},
 };
 
@@ -82,7 +85,9 @@ static enum err_code read_fields(const struct task_ctx *t, char *mb,
     return err_set(e, ERR_INVAL,
                    "field 'tolerance': expected a number >= 0, got '%.40s'",
                    *tol);
-  return ERR_OK;
+  long mr;
+  return task_field_int(t, "min_rows", PIPELINE_MIN_ROWS, 1, 1000000000L,
+                        &mr, e);
 }
 
 static enum err_code validate_check(const struct task_ctx *t, struct err *e)
@@ -130,9 +135,16 @@ static enum err_code validate_run(struct task_ctx *t, struct err *e)
     (void)metric_parse(metric_s, &metric);
   if (tol_s)
     (void)tolerance_parse(tol_s, &tol);
-  struct pipeline_verdict v;
-  if ((rc = pipeline_validate(reg, name, metric, tol, &v, e)))
+  long min_rows = PIPELINE_MIN_ROWS;
+  if ((rc = task_field_int(t, "min_rows", PIPELINE_MIN_ROWS, 1, 1000000000L,
+                           &min_rows, e)))
     goto out;
+  struct pipeline_verdict v;
+  if ((rc = pipeline_validate(reg, name, metric, tol, (size_t)min_rows, &v,
+                              e)))
+    goto out;
+  if (v.note[0])
+    task_logf(t, "%s", v.note);
   task_logf(t, "%s", v.message);
   if (v.pass)
     goto out;

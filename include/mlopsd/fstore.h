@@ -3,8 +3,8 @@
  *
  * fstore_read_training() runs ONE prepared, streaming query
  *
- *   SELECT `f1`, ..., `fN`, `target` [, `key`] FROM `table`
- *    WHERE (<spec filter rendered for ds>)
+ *   SELECT `f1`, ..., `fN`, `target` [, `key`] [, `pk1`, ...]
+ *     FROM `table` WHERE (<spec filter rendered for ds>)
  *    ORDER BY <primary key of the table>
  *
  * and stores the rows straight into column arrays: numeric features as
@@ -45,6 +45,8 @@ struct fstore_arena;
 #define FSTORE_MAX_ROWS ((size_t)50 * 1000 * 1000)
 /* Longest SQL text built (filter included). */
 #define FSTORE_SQL_MAX 65536
+/* Most primary-key columns used for row keys. */
+#define FSTORE_MAX_KEY_COLS 16
 
 /* Polled every few thousand rows; non-zero stops the read with
  * ERR_CANCELED. */
@@ -60,6 +62,17 @@ struct fstore_set {
   double *target;             /* regression: target per row (else NULL) */
   const char **keys;          /* source.key per row (NULL = missing), or
                                  NULL when the spec has no key */
+  /* Row keys: what identifies a row across reads of different logical
+   * dates (train_keys.jsonl, the validate gate's held-out rows).  The
+   * columns are the table's primary key minus the columns that hold one
+   * value over the whole set (the snapshot date the filter pins, e.g.
+   * base_dt), so the same source record read for two dates has the same
+   * row key; without a primary key, source.key.  n_row_key_cols == 0
+   * (and row_keys NULL) when the table has neither. */
+  size_t n_row_key_cols;
+  char row_key_cols[FSTORE_MAX_KEY_COLS][72]; /* column names, key order */
+  const char **row_keys;      /* n_rows x n_row_key_cols values, row-major
+                                 (NULL = SQL NULL), text as read */
   size_t n_distinct_strings;  /* interned strings */
   size_t arena_bytes;         /* bytes held by the string arena */
   char sql[FSTORE_SQL_MAX];   /* the query run (for logs and meta.json) */

@@ -11,17 +11,29 @@
  *      NAME/runs/<run prefix>-tNN/{params,metrics}.json
  *   -> the best trial by the spec's selection metric becomes a version
  *      draft: model.ubj, preprocess.json, meta.json, reference.json,
- *      validation.jsonl, sample.json -> commit -> version N.
+ *      validation.jsonl, train_keys.jsonl, sample.json -> commit ->
+ *      version N.
  *
  * The version directory (files beyond DESIGN.md's four):
  *   validation.jsonl  the validation split as raw rows in the request
  *                     shape, one JSON object per line:
- *                     {"label": "Good", "data": {...request object...}};
- *                     the first line is a header {"format":
- *                     "mlopsd.validation", "format_version": 1, "rows": N,
- *                     "target": COLUMN}.  Any version's preprocess.json
- *                     can transform these rows, so the validate gate
- *                     scores candidate and production on the same rows.
+ *                     {"key": [...], "label": "Good", "data":
+ *                     {...request object...}}; the first line is a header
+ *                     {"format": "mlopsd.validation", "format_version": 1,
+ *                     "rows": N, "target": COLUMN, "key_columns": [...]}.
+ *                     "key" is the row key (fstore.h: the primary-key
+ *                     values that identify the source record across
+ *                     logical dates; absent, with key_columns, when the
+ *                     table has none).  Any version's preprocess.json can
+ *                     transform these rows, so the validate gate scores
+ *                     candidate and production on the same rows.
+ *   train_keys.jsonl  the distinct row keys of the training split: a
+ *                     header {"format": "mlopsd.train_keys",
+ *                     "format_version": 1, "columns": [...], "rows": N,
+ *                     "keys": K}, then one key per line as a compact JSON
+ *                     array, sorted by bytes.  The gate drops the
+ *                     candidate's validation rows whose key is here for
+ *                     the production version (rows it was trained on).
  *   sample.json       {"rows": [request objects]}: the first
  *                     PIPELINE_SAMPLE_ROWS validation rows, which the
  *                     server predicts through XGBoost and the native
@@ -52,6 +64,9 @@ struct model;
 #define PIPELINE_REF_BINS 10        /* numeric bins of reference.json */
 #define PIPELINE_REF_MAX_CATS 1000  /* categories kept per feature */
 #define PIPELINE_RUN_ID_MAX 120     /* run prefix, before "-tNN" */
+#define PIPELINE_TRAIN_KEYS "train_keys.jsonl"
+/* Fewest held-out rows the gate decides on (validate field min_rows). */
+#define PIPELINE_MIN_ROWS 50
 
 /* One line of progress for the task log (no newline). */
 typedef void (*pipeline_log_fn)(void *ud, const char *line);
@@ -135,6 +150,24 @@ MLOPSD_WUR enum err_code pipeline_score(struct registry *reg,
                                         struct train_metrics *m,
                                         size_t *n_rows, struct err *e);
 
+/* As pipeline_score, but leaving out the rows whose key is in
+ * train_keys.jsonl of version `exclude_version` (the rows it was trained
+ * on).  *n_rows gets the rows scored, *n_dropped (may be NULL) those left
+ * out (rows without a key included: they cannot be shown to be held
+ * out).  No row left: ERR_OK with *n_rows 0 and m untouched.  Errors as
+ * pipeline_score, and ERR_NOTFOUND when exclude_version has no
+ * train_keys.jsonl or rows_version's validation rows carry no keys,
+ * ERR_CONFIG when their key columns differ. */
+MLOPSD_WUR enum err_code pipeline_score_heldout(struct registry *reg,
+                                                const char *name,
+                                                int version,
+                                                int rows_version,
+                                                int exclude_version,
+                                                struct train_metrics *m,
+                                                size_t *n_rows,
+                                                size_t *n_dropped,
+                                                struct err *e);
+
 /* The value of metric in m (NaN when it does not apply). */
 double pipeline_metric_value(enum spec_metric metric,
                              const struct train_metrics *m);
@@ -147,20 +180,34 @@ struct pipeline_verdict {
   double cand_score;    /* NaN when not scored */
   double prod_score;
   size_t n_rows;        /* validation rows scored */
+  size_t n_dropped;     /* validation rows left out (production's
+                           training rows) */
+  int heldout;          /* 1: scored on held-out rows only; 0: on all
+                           the candidate's validation rows (fallback, see
+                           note) or not scored */
+  char note[ERR_MSG_MAX];    /* which rows were scored and why, for the
+                                task log ("" when nothing was scored) */
   char message[ERR_MSG_MAX]; /* one line, for the task log / reason */
 };
 
 /* The gate: the candidate (latest version) passes when there is no
  * production version, or when it is the production version, or when its
- * score on its own validation rows is at least the production version's
- * score on the same rows minus tolerance (for logloss and rmse: at most
- * the production score plus tolerance).  ERR_OK means the gate ran (see
- * v->pass); errors mean it could not run (no version, unreadable files).
- */
+ * score is at least the production version's minus tolerance (for
+ * logloss and rmse: at most the production score plus tolerance), both
+ * scored on the candidate's validation rows that production was not
+ * trained on (pipeline_score_heldout: rows neither version trained on).
+ * Fewer than min_rows such rows: the candidate fails (production stays;
+ * the message says so).  Production without train_keys.jsonl (trained
+ * before row keys were kept), a candidate whose validation rows carry no
+ * keys, or different key columns: both are scored on all the candidate's
+ * validation rows, as before, and v->note says why.  ERR_OK means the
+ * gate ran (see v->pass); errors mean it could not run (no version,
+ * unreadable files). */
 MLOPSD_WUR enum err_code pipeline_validate(struct registry *reg,
                                            const char *name,
                                            enum spec_metric metric,
                                            double tolerance,
+                                           size_t min_rows,
                                            struct pipeline_verdict *v,
                                            struct err *e);
 

@@ -166,11 +166,14 @@ gate() {
   local name=$1 run=$2 cand=$3 prodv=$4 vstate vline want last
   vstate=$(ti_state "$run" model_validation)
   vline=$(q "SELECT line FROM task_log WHERE run_id = '$run' AND task_id =
-    'model_validation' AND line LIKE 'candidate $cand %' ORDER BY id LIMIT 1")
+    'model_validation' AND line LIKE 'candidate $cand%' ORDER BY id LIMIT 1")
   echo "  $name: validate $vstate: $vline"
   want=$(echo "$vline" | sed -nE \
     "s/^candidate $cand accuracy=([0-9.]+) .* production $prodv accuracy=([0-9.]+) .*\(tolerance ([0-9.e-]+),.*/\1 \2 \3/p" |
     awk '{ print ($1 >= $2 - $3) ? "success" : "failed" }')
+  # too few rows neither version trained on: fails, production stays
+  case "$vline" in "candidate $cand: only "*"fewer than min_rows"*)
+    want=failed ;; esac
   if [ -n "$want" ]; then ok "${name}_validate_line"; else
     bad "${name}_validate_line"; fi
   eq "${name}_validate_as_scores_dictate" "$vstate" "$want"

@@ -9,7 +9,11 @@
  * split/training determinism, the train / validate / deploy task types
  * (pass with no production, fail against a better production with a
  * 'skip' row), promote / rollback through the CLI with their deployment
- * rows, corrupt meta.json, offline predict, zero-row dates, cancel.
+ * rows, corrupt meta.json, offline predict, zero-row dates, cancel;
+ * overlapping windows (2025-09-01 and 2025-09-02): the gate scores only
+ * the candidate's validation rows that production was not trained on
+ * (train_keys.jsonl), fails safe with too few, falls back to all rows
+ * for a production without train keys.
  *
  * The grid is cut to 2 trials of at most 30 rounds (pipeline_opts
  * overrides; the train task reads a copy of the spec with a small grid),
@@ -484,6 +488,20 @@ TEST(fstore_reads_the_training_set)
   CHECK(s->n_distinct_strings < 2500 * 5);
   /* the keys come along, and the hash is stable across reads */
   REQUIRE(s->keys != NULL);
+  /* row keys: the primary key without base_dt (one value over the set) */
+  CHECK(strstr(s->sql, "`customer_id`, `base_dt`, `id`, `customer_id` FROM")
+        != NULL);
+  CHECK_EQ_INT(s->n_row_key_cols, 2);
+  CHECK_EQ_STR(s->row_key_cols[0], "id");
+  CHECK_EQ_STR(s->row_key_cols[1], "customer_id");
+  REQUIRE(s->row_keys != NULL);
+  CHECK_EQ_STR(s->row_keys[1], s->keys[0]); /* row 0's customer_id */
+  int distinct_ids = 1;
+  for (size_t i = 1; i < s->n_rows && distinct_ids; i++)
+    distinct_ids = strcmp(s->row_keys[2 * i], s->row_keys[2 * (i - 1)]) ||
+                   strcmp(s->row_keys[2 * i + 1],
+                          s->row_keys[2 * (i - 1) + 1]);
+  CHECK(distinct_ids);
   REQUIRE(fstore_read_training(pool, spec, DS, NULL, NULL, &s2, &e) ==
           ERR_OK);
   char h1[SHA256_HEX_LEN], h2[SHA256_HEX_LEN];
@@ -787,6 +805,13 @@ TEST(validate_fails_a_worse_candidate)
   CHECK(strstr(e.msg, "accuracy=") != NULL);
   CHECK(strstr(e.msg, "is worse than production 1") != NULL);
   fprintf(stderr, "  (gate: %s)\n", e.msg);
+  /* every version here trained on the same rows with the same split: no
+   * validation row of the candidate was a training row of version 1 */
+  char want[160];
+  snprintf(want, sizeof(want), "scored on 750 rows neither version trained "
+                               "on (0 dropped: in production version 1's "
+                               "training split)");
+  CHECK(strstr(f.log, want) != NULL);
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
                   "action = 'skip' AND from_version = 1 AND to_version = "
                   "(SELECT MAX(to_version) FROM deployment) AND reason LIKE "
@@ -803,6 +828,10 @@ TEST(validate_fails_a_worse_candidate)
   struct tfields h = {.k = {"model", "tolerance"}, .v = {MODEL, "1"}, .n = 2};
   task_setup(&t, &h, "run_validate_4");
   CHECK(task_type_validate.run(&t, &e) == ERR_OK);
+  /* min_rows must be a positive integer */
+  struct tfields mr = {.k = {"model", "min_rows"}, .v = {MODEL, "0"}, .n = 2};
+  task_setup(&t, &mr, "r");
+  CHECK(task_type_validate.check(&t, &e) == ERR_INVAL);
   pipeline_result_free(&w);
 }
 
@@ -1040,6 +1069,178 @@ TEST(corrupt_meta_is_reported_and_others_still_work)
   cJSON_Delete(m);
 }
 
+/* ---- overlapping windows: held-out rows only ------------------------- */
+
+/* Rows of version val_version's validation.jsonl whose "key" is a line of
+ * version train_version's train_keys.jsonl; *n_val gets all its rows. */
+static size_t count_overlap(int val_version, int train_version,
+                            size_t *n_val)
+{
+  char p[900];
+  snprintf(p, sizeof(p), "%s/%s/versions/%d/train_keys.jsonl", regdir, MODEL,
+           train_version);
+  char *keys = read_file(p);
+  snprintf(p, sizeof(p), "%s/%s/versions/%d/validation.jsonl", regdir, MODEL,
+           val_version);
+  char *rows = read_file(p);
+  size_t hits = 0;
+  *n_val = 0;
+  char *save = NULL;
+  for (char *l = rows ? strtok_r(rows, "\n", &save) : NULL; l && keys;
+       l = strtok_r(NULL, "\n", &save)) {
+    cJSON *j = cJSON_Parse(l);
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "key");
+    char *kt = cJSON_IsArray(k) ? cJSON_PrintUnformatted(k) : NULL;
+    if (kt) {
+      char needle[256];
+      snprintf(needle, sizeof(needle), "\n%s\n", kt);
+      hits += strstr(keys, needle) != NULL;
+      (*n_val)++;
+    }
+    cJSON_free(kt);
+    cJSON_Delete(j);
+  }
+  free(keys);
+  free(rows);
+  return hits;
+}
+
+TEST(validate_scores_rows_neither_version_trained_on)
+{
+  REQUIRE(setup_ok && version1);
+  struct err e = {0};
+  int prod = 0;
+  REQUIRE(registry_alias_get(reg, MODEL, "production", &prod, &e) == ERR_OK);
+  REQUIRE(prod == 1); /* the CLI test rolled back to it */
+  /* the next day's window (2025-08-02..09-02) is most of version 1's */
+  REQUIRE(run_features("2025-09-02"));
+  CHECK(q1("SELECT COUNT(*) FROM credit_score_features_target WHERE "
+           "base_dt = ?",
+           "2025-09-02") > 2000);
+  struct pipeline_opts o = {.ds = "2025-09-02", .dag_id = "test_dag",
+                            .dag_run_id = "overlap", .nthread = 1,
+                            .max_trials = 2, .num_boost_round = 30,
+                            .log = log_cb};
+  struct pipeline_result res;
+  REQUIRE(pipeline_train(reg, pool, spec, &o, &res, &e) == ERR_OK);
+  int cand = res.version;
+
+  /* version 1's training keys: the (id, customer_id) of its 1,750 rows
+   * (base_dt, one value over the set, is not part of the key) */
+  cJSON *h = NULL;
+  {
+    char p[900];
+    snprintf(p, sizeof(p), "%s/%s/versions/1/train_keys.jsonl", regdir,
+             MODEL);
+    char *t = read_file(p);
+    REQUIRE(t);
+    char *nl = strchr(t, '\n');
+    if (nl)
+      *nl = '\0';
+    h = cJSON_Parse(t);
+    free(t);
+  }
+  REQUIRE(h);
+  CHECK_EQ_STR(jstr(h, "format"), "mlopsd.train_keys");
+  CHECK_EQ_INT(jnum(h, "rows"), 1750);
+  CHECK_EQ_INT(jnum(h, "keys"), 1750);
+  char *cols =
+      cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(h, "columns"));
+  CHECK_EQ_STR(cols, "[\"id\",\"customer_id\"]");
+  cJSON_free(cols);
+  cJSON_Delete(h);
+  size_t n_val = 0;
+  size_t overlap = count_overlap(cand, 1, &n_val);
+  CHECK_EQ_INT(n_val, res.n_val);
+  CHECK(overlap > n_val / 2); /* most were version 1's training rows */
+
+  /* the gate scores both on the rest only */
+  struct pipeline_verdict v;
+  REQUIRE(pipeline_validate(reg, MODEL, SPEC_METRIC_ACCURACY, 0, 50, &v,
+                            &e) == ERR_OK);
+  CHECK_EQ_INT(v.candidate, cand);
+  CHECK_EQ_INT(v.production, 1);
+  CHECK_EQ_INT(v.heldout, 1);
+  CHECK_EQ_INT(v.n_dropped, overlap);
+  CHECK_EQ_INT(v.n_rows, n_val - overlap);
+  char want[256];
+  snprintf(want, sizeof(want),
+           "scored on %zu rows neither version trained on (%zu dropped",
+           n_val - overlap, overlap);
+  CHECK(strstr(v.note, want) != NULL);
+  snprintf(want, sizeof(want),
+           "on %zu validation rows of version %d that neither version "
+           "trained on, %zu dropped (tolerance 0",
+           n_val - overlap, cand, overlap);
+  CHECK(strstr(v.message, want) != NULL);
+  /* the old way (all the candidate's validation rows) scores production
+   * largely in-sample: far above its held-out score */
+  struct train_metrics all, ho;
+  size_t n = 0, nd = 0;
+  REQUIRE(pipeline_score(reg, MODEL, 1, cand, &all, &n, &e) == ERR_OK);
+  CHECK_EQ_INT(n, n_val);
+  fprintf(stderr,
+          "  (production 1 on all %zu rows: accuracy %.4f; on the %zu "
+          "held-out rows: %.4f; candidate %d there: %.4f)\n",
+          n, all.accuracy, v.n_rows, v.prod_score, cand, v.cand_score);
+  CHECK(all.accuracy > v.prod_score + 0.1);
+  REQUIRE(pipeline_score_heldout(reg, MODEL, 1, cand, 1, &ho, &n, &nd,
+                                 &e) == ERR_OK);
+  CHECK_EQ_INT(n, v.n_rows);
+  CHECK_EQ_INT(nd, overlap);
+  CHECK_NEAR(ho.accuracy, v.prod_score, 0);
+
+  /* too few held-out rows: the candidate fails, production stays */
+  struct task_ctx t;
+  struct tfields f = {.k = {"model", "min_rows"}, .v = {MODEL, "100000"},
+                      .n = 2};
+  task_setup(&t, &f, "run_validate_few");
+  CHECK(task_type_validate.run(&t, &e) == ERR_STATE);
+  snprintf(want, sizeof(want),
+           "candidate %d: only %zu of its %zu validation rows were not in "
+           "production version 1's training split (%zu dropped), fewer than "
+           "min_rows 100000",
+           cand, n_val - overlap, n_val, overlap);
+  CHECK(strstr(e.msg, want) != NULL);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
+                  "action = 'skip' AND reason LIKE '%fewer than min_rows%'",
+                  MODEL),
+               1);
+  REQUIRE(registry_alias_get(reg, MODEL, "production", &prod, &e) == ERR_OK);
+  CHECK_EQ_INT(prod, 1);
+
+  /* a production version without train keys (an old one): all rows, as
+   * before, and the note says why */
+  char kp[900], kb[920];
+  snprintf(kp, sizeof(kp), "%s/%s/versions/1/train_keys.jsonl", regdir,
+           MODEL);
+  snprintf(kb, sizeof(kb), "%s.away", kp);
+  REQUIRE(rename(kp, kb) == 0);
+  struct pipeline_verdict fb;
+  enum err_code rc = pipeline_validate(reg, MODEL, SPEC_METRIC_ACCURACY, 0,
+                                       50, &fb, &e);
+  REQUIRE(rename(kb, kp) == 0);
+  REQUIRE(rc == ERR_OK);
+  CHECK_EQ_INT(fb.heldout, 0);
+  CHECK_EQ_INT(fb.n_rows, n_val);
+  CHECK_EQ_INT(fb.n_dropped, 0);
+  CHECK(strstr(fb.note, "production version 1 has no train_keys.jsonl") !=
+        NULL);
+  CHECK(strstr(fb.message, "on all ") != NULL);
+  CHECK_NEAR(fb.prod_score, all.accuracy, 0);
+
+  /* a pass logs the rows it was decided on */
+  struct tfields g = {.k = {"model", "tolerance"}, .v = {MODEL, "1"},
+                      .n = 2};
+  task_setup(&t, &g, "run_validate_overlap");
+  REQUIRE(task_type_validate.run(&t, &e) == ERR_OK);
+  snprintf(want, sizeof(want),
+           "scored on %zu rows neither version trained on (%zu dropped",
+           n_val - overlap, overlap);
+  CHECK(strstr(g.log, want) != NULL);
+  pipeline_result_free(&res);
+}
+
 int main(void)
 {
   setup_ok = setup();
@@ -1055,6 +1256,7 @@ int main(void)
   RUN(cancel_leaves_no_version);
   RUN(cli_promote_rollback_show_list);
   RUN(corrupt_meta_is_reported_and_others_still_work);
+  RUN(validate_scores_rows_neither_version_trained_on);
   registry_close(reg);
   spec_destroy(spec);
   db_pool_destroy(pool);
