@@ -1,8 +1,11 @@
 /* task_deploy.c - the `deploy` task type: point alias `production` of a
  * model at a version and record the change in `deployment`.
  *
- * YAML:  - {id: deploy, type: deploy, model: NAME, version: 3}
- *          (version optional: default, or "latest", the latest version)
+ * YAML:  - {id: deploy, type: deploy, model: NAME, version: staging}
+ *          (version optional: a number; "latest", the default, the latest
+ *          version; or an alias name: the version it points at.  The CT
+ *          and CD DAGs deploy `staging`, which only the validate task
+ *          moves, to a version that passed the gate.)
  *
  * The alias file is replaced atomically (registry_alias_set); the server
  * polls it and swaps the version in on its own (serving.h), so this task
@@ -36,17 +39,21 @@ static const struct task_field deploy_fields[] = {
     {.name = NULL},
 };
 
-/* "latest"/absent -> 0, a version number -> it, else -1. */
+/* "latest"/absent -> 0, a version number -> it, an alias name -> -2
+ * (looked up at run time), else -1. */
 static int version_parse(const char *s)
 {
   if (!s || !*s || strcmp(s, "latest") == 0)
     return 0;
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (end == s || *end || errno || v < 1 || v > INT_MAX)
-    return -1;
-  return (int)v;
+  if (s[0] >= '0' && s[0] <= '9') {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < 1 || v > INT_MAX)
+      return -1;
+    return (int)v;
+  }
+  return registry_name_valid(s) ? -2 : -1;
 }
 
 static enum err_code deploy_check(const struct task_ctx *t, struct err *e)
@@ -61,9 +68,10 @@ static enum err_code deploy_check(const struct task_ctx *t, struct err *e)
     return err_set(e, ERR_INVAL, "field 'model': '%.130s' is not a valid "
                                  "model name",
                    m);
-  if (v && !strstr(v, "{{") && version_parse(v) < 0)
+  if (v && !strstr(v, "{{") && version_parse(v) == -1)
     return err_set(e, ERR_INVAL, "field 'version': expected a version "
-                                 "number or 'latest', got '%.40s'",
+                                 "number, 'latest' or an alias name, got "
+                                 "'%.40s'",
                    v);
   return ERR_OK;
 }
@@ -153,9 +161,9 @@ static enum err_code deploy_run(struct task_ctx *t, struct err *e)
     goto out;
   }
   int version = version_parse(vtext);
-  if (version < 0) {
-    rc = err_set(e, ERR_INVAL, "field 'version': expected a version number "
-                               "or 'latest', got '%.40s'",
+  if (version == -1) {
+    rc = err_set(e, ERR_INVAL, "field 'version': expected a version number, "
+                               "'latest' or an alias name, got '%.40s'",
                  vtext);
     goto out;
   }
@@ -163,13 +171,40 @@ static enum err_code deploy_run(struct task_ctx *t, struct err *e)
     rc = err_set(e, ERR_STATE, "deploy: no database connection pool");
     goto out;
   }
+  int only_newer = 0;
+  if ((rc = task_field_bool(t, "only_if_newer", 0, &only_newer, e)))
+    goto out;
   if ((rc = registry_open(c->models_registry_dir, &reg, e)))
     goto out;
   if (version == 0 && (rc = registry_latest(reg, name, &version, e)))
     goto out;
-  int only_newer = 0;
-  if ((rc = task_field_bool(t, "only_if_newer", 0, &only_newer, e)))
-    goto out;
+  int from_alias = version == -2;
+  if (from_alias) {
+    struct err ae = {0};
+    const char *why = strcmp(vtext, PIPELINE_STAGING) == 0
+                          ? " (no version has passed validate)"
+                          : "";
+    rc = registry_alias_get(reg, name, vtext, &version, &ae);
+    if (rc == ERR_NOTFOUND && only_newer) {
+      /* the CD branch before anything passed validate: nothing to do */
+      task_logf(t, "%s: alias %s is not set%s: nothing to deploy", name,
+                vtext, why);
+      t->skip = 1;
+      rc = ERR_OK;
+      goto out;
+    }
+    if (rc == ERR_NOTFOUND) {
+      rc = err_set(e, ERR_NOTFOUND, "alias %s of %s is not set%s: nothing "
+                                    "to deploy",
+                   vtext, name, why);
+      goto out;
+    }
+    if (rc) {
+      *e = ae;
+      goto out;
+    }
+    task_logf(t, "%s: alias %s -> version %d", name, vtext, version);
+  }
   if (only_newer) {
     int skip = 0;
     if ((rc = deploy_newer_check(t, reg, name, version, &skip, e)))
@@ -184,15 +219,18 @@ static enum err_code deploy_run(struct task_ctx *t, struct err *e)
   char actor[600], reason[256];
   snprintf(actor, sizeof(actor), "dag:%s/%s", t->dag_id ? t->dag_id : "",
            t->run_id ? t->run_id : "");
+  char via[96] = "";
+  if (from_alias)
+    snprintf(via, sizeof(via), " (alias %.64s)", vtext);
   if (prev == version)
-    snprintf(reason, sizeof(reason), "version %d was already production",
-             version);
+    snprintf(reason, sizeof(reason), "version %d%s was already production",
+             version, via);
   else if (prev == 0)
-    snprintf(reason, sizeof(reason), "first deployment (version %d)",
-             version);
+    snprintf(reason, sizeof(reason), "first deployment (version %d%s%.64s)",
+             version, from_alias ? ", alias " : "", from_alias ? vtext : "");
   else
-    snprintf(reason, sizeof(reason), "deploy task: version %d replaces %d",
-             version, prev);
+    snprintf(reason, sizeof(reason), "deploy task: version %d%s replaces %d",
+             version, via, prev);
   rc = pipeline_record_deployment(t->db, name, REGISTRY_PRODUCTION, prev,
                                   version, "deploy", reason, actor,
                                   t->run_id, e);

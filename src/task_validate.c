@@ -12,10 +12,17 @@
  * production's minus the tolerance (logloss, rmse: at most plus the
  * tolerance); fewer than min_rows such rows fail it (production stays).
  * metric defaults to the spec's selection metric, tolerance to the spec's
- * validate.tolerance, min_rows to PIPELINE_MIN_ROWS.  A failed gate
- * fails the task with both scores in the message and is recorded in
- * `deployment` as action 'skip' with that reason, so every decision not
- * to deploy is on record next to the deployments.
+ * validate.tolerance, min_rows to PIPELINE_MIN_ROWS.
+ *
+ * A candidate that passes gets alias `staging` (PIPELINE_STAGING): the
+ * deploy tasks of the CT and CD DAGs deploy `staging`, so only versions
+ * that passed the gate reach production through a DAG.  The alias move is
+ * not a row in `deployment` (that table records what production served
+ * and the decisions not to deploy); the pass line in the task log is its
+ * record.  A failed gate fails the task with both scores in the message,
+ * leaves `staging` where it was and is recorded in `deployment` as action
+ * 'skip' with that reason, so every decision not to deploy is on record
+ * next to the deployments.
  */
 #include <errno.h>
 #include <math.h>
@@ -146,8 +153,25 @@ static enum err_code validate_run(struct task_ctx *t, struct err *e)
   if (v.note[0])
     task_logf(t, "%s", v.note);
   task_logf(t, "%s", v.message);
-  if (v.pass)
+  if (v.pass) {
+    int prev = 0;
+    if ((rc = registry_alias_set(reg, name, PIPELINE_STAGING, v.candidate,
+                                 &prev, e))) {
+      err_prefix(e, "validate passed but alias %s could not be set",
+                 PIPELINE_STAGING);
+      goto out;
+    }
+    if (prev == v.candidate)
+      task_logf(t, "alias %s of %s already at version %d", PIPELINE_STAGING,
+                name, v.candidate);
+    else if (prev > 0)
+      task_logf(t, "alias %s of %s: %d -> %d", PIPELINE_STAGING, name, prev,
+                v.candidate);
+    else
+      task_logf(t, "alias %s of %s -> %d", PIPELINE_STAGING, name,
+                v.candidate);
     goto out;
+  }
   char actor[600];
   snprintf(actor, sizeof(actor), "dag:%s/%s", t->dag_id ? t->dag_id : "",
            t->run_id ? t->run_id : "");

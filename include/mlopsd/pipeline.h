@@ -67,6 +67,9 @@ struct model;
 #define PIPELINE_TRAIN_KEYS "train_keys.jsonl"
 /* Fewest held-out rows the gate decides on (validate field min_rows). */
 #define PIPELINE_MIN_ROWS 50
+/* The alias the validate gate points at a candidate that passes; the
+ * deploy tasks of the CT and CD DAGs deploy it. */
+#define PIPELINE_STAGING "staging"
 
 /* One line of progress for the task log (no newline). */
 typedef void (*pipeline_log_fn)(void *ud, const char *line);

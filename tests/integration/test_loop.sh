@@ -17,9 +17,11 @@
 #      /metadata shows version 2 (same daemon, no restart).
 #      Then a CT run on a part of August (2025-09-20), version 3, judged
 #      the same way (this one is normally kept out: 'skip').
-#   4. The CD DAG (params.api = this daemon): a version trained with
-#      `models train` (not deployed) is deployed by it; run again,
-#      deploy_new_model ends skipped with a 'skip' deployment row.
+#   4. The CD DAG (params.api = this daemon) deploys alias staging, which
+#      only a passing validate moves: a version trained with `models
+#      train` (never validated) is NOT deployed by it (skipped); staged
+#      by hand (`models promote NAME 4 --alias staging`) it is; run
+#      again, deploy_new_model ends skipped with a 'skip' deployment row.
 set -u
 cd "${MLOPSD_SRC:-$(dirname "$0")/../..}" || exit 1
 BIN=${MLOPSD_BIN:-build/mlopsd}
@@ -180,6 +182,7 @@ gate() {
   last=$(q "SELECT CONCAT(action, ' ', from_version, ' ', to_version) FROM
     deployment WHERE model = '$MODEL' ORDER BY id DESC LIMIT 1")
   if [ "$vstate" = success ]; then
+    eq "${name}_staged" "$(tr -d ' \n' <"$tmp/registry/$MODEL/aliases/staging")" "$cand"
     eq "${name}_deployment_deploy" "$last" "deploy $prodv $cand"
     eq "${name}_run_success" "$(run_state "$run")" success
     eq "${name}_served_without_restart" "$(wait_served "$cand")" "$cand"
@@ -310,13 +313,27 @@ trigger ct_subwindow_run $CT 2025-09-20 ended
 gate subwindow "$RUN" 3 "$prod"
 prod=$(tr -d ' \n' <"$tmp/registry/$MODEL/aliases/production")
 
-# ---- 4. the CD DAG: a newer version not yet in production gets deployed
+# ---- 4. the CD DAG deploys alias staging: only validated versions
 # (2025-09-20: the feature store keeps a week, the 09-01 rows are gone)
 if mlopsd models train $MODEL --date 2025-09-20 --max-trials 1 --rounds 10 \
      --run-id loop_v4 >"$tmp/train4.out" 2>&1; then ok train_v4; else
   sed 's/^/  | /' "$tmp/train4.out" | tail; bad train_v4; fi
 check version_4_registered test -f "$tmp/registry/$MODEL/versions/4/meta.json"
 eq v4_not_deployed "$(tr -d ' \n' <"$tmp/registry/$MODEL/aliases/production")" "$prod"
+# the last version that passed validate is the one in production
+eq staging_is_production "$(tr -d ' \n' <"$tmp/registry/$MODEL/aliases/staging")" "$prod"
+trigger cd_unvalidated_run $CD 2025-09-01T02:45
+cd0=$RUN
+eq cd_unvalidated_skipped "$(ti_state "$cd0" deploy_new_model)" skipped
+eq cd_unvalidated_skip_row "$(q "SELECT CONCAT(action, ' ', from_version, ' ',
+  to_version) FROM deployment WHERE model = '$MODEL' ORDER BY id DESC
+  LIMIT 1")" "skip $prod $prod"
+eq cd_unvalidated_still_served "$(served_version)" "$prod"
+# staged by hand (as a validate run that passed would)
+if mlopsd models promote $MODEL 4 --alias staging \
+     --reason "loop test: stage v4" >"$tmp/stage4.out" 2>&1; then
+  ok stage_v4; else sed 's/^/  | /' "$tmp/stage4.out"; bad stage_v4; fi
+eq v4_staged "$(tr -d ' \n' <"$tmp/registry/$MODEL/aliases/staging")" 4
 trigger cd_deploy_run $CD 2025-09-01T03:00
 cd1=$RUN
 eq cd_api_checked "$(ti_state "$cd1" get_branch_by_api_status)" success

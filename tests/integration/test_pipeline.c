@@ -13,7 +13,8 @@
  * overlapping windows (2025-09-01 and 2025-09-02): the gate scores only
  * the candidate's validation rows that production was not trained on
  * (train_keys.jsonl), fails safe with too few, falls back to all rows
- * for a production without train keys.
+ * for a production without train keys; alias staging set by a passing
+ * validate and deployed by `version: staging`.
  *
  * The grid is cut to 2 trials of at most 30 rounds (pipeline_opts
  * overrides; the train task reads a copy of the spec with a small grid),
@@ -759,6 +760,15 @@ TEST(validate_passes_without_production_and_deploy_records)
   snprintf(want, sizeof(want), "no production version: candidate %d passes",
            latest);
   CHECK(strstr(f.log, want) != NULL);
+  /* a candidate that passes gets alias staging (no deployment row) */
+  int st = 0;
+  REQUIRE(registry_alias_get(reg, MODEL, PIPELINE_STAGING, &st, &e) ==
+          ERR_OK);
+  CHECK_EQ_INT(st, latest);
+  snprintf(want, sizeof(want), "alias staging of %s -> %d", MODEL, latest);
+  CHECK(strstr(f.log, want) != NULL);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ?", MODEL),
+               0);
 
   /* deploy version 1 explicitly */
   struct tfields d = {.k = {"model", "version"}, .v = {MODEL, "1"}, .n = 2};
@@ -776,10 +786,19 @@ TEST(validate_passes_without_production_and_deploy_records)
                   "'dag:test_dag/run_deploy_1' AND created_at IS NOT NULL",
                   MODEL),
                1);
-  /* a bad version field is refused at load time */
-  struct tfields b = {.k = {"model", "version"}, .v = {MODEL, "x"}, .n = 2};
-  task_setup(&t, &b, "r");
-  CHECK(task_type_deploy.check(&t, &e) == ERR_INVAL);
+  /* a bad version field is refused at load time (a name is an alias) */
+  const char *badv[] = {"../x", "0", "2x", "a b"};
+  for (size_t i = 0; i < sizeof(badv) / sizeof(badv[0]); i++) {
+    struct tfields b = {.k = {"model", "version"}, .v = {MODEL, badv[i]},
+                        .n = 2};
+    task_setup(&t, &b, "r");
+    CHECK(task_type_deploy.check(&t, &e) == ERR_INVAL);
+    CHECK(strstr(e.msg, "'latest' or an alias name") != NULL);
+  }
+  struct tfields ba = {.k = {"model", "version"}, .v = {MODEL, "staging"},
+                       .n = 2};
+  task_setup(&t, &ba, "r");
+  CHECK(task_type_deploy.check(&t, &e) == ERR_OK);
   struct tfields bm = {.k = {"model"}, .v = {"../etc"}, .n = 1};
   task_setup(&t, &bm, "r");
   CHECK(task_type_train.check(&t, &e) == ERR_INVAL);
@@ -812,6 +831,11 @@ TEST(validate_fails_a_worse_candidate)
                                "on (0 dropped: in production version 1's "
                                "training split)");
   CHECK(strstr(f.log, want) != NULL);
+  /* a failed gate leaves staging where it was */
+  int st = 0;
+  REQUIRE(registry_alias_get(reg, MODEL, PIPELINE_STAGING, &st, &e) ==
+          ERR_OK);
+  CHECK(st != w.version);
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
                   "action = 'skip' AND from_version = 1 AND to_version = "
                   "(SELECT MAX(to_version) FROM deployment) AND reason LIKE "
@@ -824,10 +848,13 @@ TEST(validate_fails_a_worse_candidate)
   task_setup(&t, &g, "run_validate_3");
   CHECK(task_type_validate.run(&t, &e) == ERR_STATE);
   CHECK(strstr(e.msg, "logloss=") != NULL);
-  /* a huge tolerance lets it pass */
+  /* a huge tolerance lets it pass, and it becomes staging */
   struct tfields h = {.k = {"model", "tolerance"}, .v = {MODEL, "1"}, .n = 2};
   task_setup(&t, &h, "run_validate_4");
   CHECK(task_type_validate.run(&t, &e) == ERR_OK);
+  REQUIRE(registry_alias_get(reg, MODEL, PIPELINE_STAGING, &st, &e) ==
+          ERR_OK);
+  CHECK_EQ_INT(st, w.version);
   /* min_rows must be a positive integer */
   struct tfields mr = {.k = {"model", "min_rows"}, .v = {MODEL, "0"}, .n = 2};
   task_setup(&t, &mr, "r");
@@ -1191,6 +1218,9 @@ TEST(validate_scores_rows_neither_version_trained_on)
   CHECK_NEAR(ho.accuracy, v.prod_score, 0);
 
   /* too few held-out rows: the candidate fails, production stays */
+  int staged = 0;
+  REQUIRE(registry_alias_get(reg, MODEL, PIPELINE_STAGING, &staged, &e) ==
+          ERR_OK);
   struct task_ctx t;
   struct tfields f = {.k = {"model", "min_rows"}, .v = {MODEL, "100000"},
                       .n = 2};
@@ -1206,8 +1236,10 @@ TEST(validate_scores_rows_neither_version_trained_on)
                   "action = 'skip' AND reason LIKE '%fewer than min_rows%'",
                   MODEL),
                1);
-  REQUIRE(registry_alias_get(reg, MODEL, "production", &prod, &e) == ERR_OK);
-  CHECK_EQ_INT(prod, 1);
+  int st = 0;
+  REQUIRE(registry_alias_get(reg, MODEL, PIPELINE_STAGING, &st, &e) ==
+          ERR_OK);
+  CHECK_EQ_INT(st, staged);
 
   /* a production version without train keys (an old one): all rows, as
    * before, and the note says why */
@@ -1229,7 +1261,7 @@ TEST(validate_scores_rows_neither_version_trained_on)
   CHECK(strstr(fb.message, "on all ") != NULL);
   CHECK_NEAR(fb.prod_score, all.accuracy, 0);
 
-  /* a pass logs the rows it was decided on */
+  /* a pass moves staging; `version: staging` deploys it */
   struct tfields g = {.k = {"model", "tolerance"}, .v = {MODEL, "1"},
                       .n = 2};
   task_setup(&t, &g, "run_validate_overlap");
@@ -1238,6 +1270,38 @@ TEST(validate_scores_rows_neither_version_trained_on)
            "scored on %zu rows neither version trained on (%zu dropped",
            n_val - overlap, overlap);
   CHECK(strstr(g.log, want) != NULL);
+  REQUIRE(registry_alias_get(reg, MODEL, PIPELINE_STAGING, &st, &e) ==
+          ERR_OK);
+  CHECK_EQ_INT(st, cand);
+  struct tfields d = {.k = {"model", "version"}, .v = {MODEL, "staging"},
+                      .n = 2};
+  task_setup(&t, &d, "run_deploy_staging");
+  rc = task_type_deploy.run(&t, &e);
+  if (rc)
+    fprintf(stderr, "  deploy: %s\n", e.msg);
+  CHECK(rc == ERR_OK);
+  REQUIRE(registry_alias_get(reg, MODEL, "production", &prod, &e) == ERR_OK);
+  CHECK_EQ_INT(prod, cand);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
+                  "action = 'deploy' AND from_version = 1 AND reason LIKE "
+                  "'deploy task: version % (alias staging) replaces 1'",
+                  MODEL),
+               1);
+  /* an alias that is not set: a clear failure; with only_if_newer (the
+   * CD branch) a skip */
+  struct tfields u = {.k = {"model", "version"}, .v = {MODEL, "canary"},
+                      .n = 2};
+  task_setup(&t, &u, "run_deploy_canary");
+  CHECK(task_type_deploy.run(&t, &e) == ERR_NOTFOUND);
+  CHECK(strstr(e.msg, "alias canary of credit_score_classification is not "
+                      "set") != NULL);
+  struct tfields un = {.k = {"model", "version", "only_if_newer"},
+                       .v = {MODEL, "canary", "true"}, .n = 3};
+  task_setup(&t, &un, "run_deploy_canary2");
+  CHECK(task_type_deploy.run(&t, &e) == ERR_OK);
+  CHECK_EQ_INT(t.skip, 1);
+  REQUIRE(registry_alias_get(reg, MODEL, "production", &prod, &e) == ERR_OK);
+  CHECK_EQ_INT(prod, cand);
   pipeline_result_free(&res);
 }
 
