@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "mlopsd/cfg.h"
+#include "mlopsd/cron.h"
 #include "mlopsd/db.h"
 
 enum err_code monitor_model(const struct task_ctx *t, char **out,
@@ -158,11 +159,18 @@ enum err_code monitor_trigger(struct task_ctx *t, const cJSON *why,
       goto out;
     snprintf(date, sizeof(date), "%s", ld);
   } else {
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
+    /* The run's date plus the current wall time in the scheduler's zone
+     * (logical dates are local), so it does not collide with the day's
+     * own CT run.  UTC if the zone cannot be loaded. */
+    struct cron_tz *tz = NULL;
+    struct err te = {0};
+    if (t->cfg && cron_tz_load(&tz, t->cfg->sched_timezone, &te) != ERR_OK)
+      tz = NULL;
+    struct cron_civil cv;
+    cron_tz_civil(tz, time(NULL), &cv);
+    cron_tz_destroy(tz);
     snprintf(date, sizeof(date), "%.10sT%02d:%02d:%02d", t->ds ? t->ds : "",
-             tm.tm_hour, tm.tm_min, tm.tm_sec);
+             cv.hour, cv.minute, cv.second);
   }
   if (!date_ok(date)) {
     rc = err_set(e, ERR_INVAL, "field 'logical_date': '%.40s' is not a date "
