@@ -176,11 +176,24 @@ static struct dag *dag_get_cb(void *user, const char *dag_id)
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
 
+static int is_stopping(struct sched *s)
+{
+  pthread_mutex_lock(&s->mu);
+  int stop = s->stopping;
+  pthread_mutex_unlock(&s->mu);
+  return stop;
+}
+
+/* A bookkeeping connection, or NULL (warned, rate limited).  Once a stop
+ * is requested the wait is short: with MariaDB down every acquire sits
+ * through its whole timeout in connect retries, and the steps of one
+ * scheduler pass would add those up past Docker's 30 s stop grace. */
 static struct db_conn *conn_get(struct sched *s, const char *what)
 {
   struct db_conn *c = NULL;
   struct err e = {0};
-  if (db_acquire(s->core.meta, SCHED_ACQUIRE_MS, &c, &e) != ERR_OK) {
+  int ms = is_stopping(s) ? SCHED_STOP_ACQUIRE_MS : SCHED_ACQUIRE_MS;
+  if (db_acquire(s->core.meta, ms, &c, &e) != ERR_OK) {
     sched_warn(&s->core, "%s: %s", what, e.msg);
     return NULL;
   }
@@ -1607,23 +1620,25 @@ static void *sched_main(void *arg)
     if (stop)
       break;
     int64_t now = queue_now_ms();
+    /* Each step may wait SCHED_ACQUIRE_MS for MariaDB: look at the stop
+     * flag between them (conn_get also gives nothing once stopping). */
     if (do_rescan || now >= next_rescan) {
       rescan(s);
       next_rescan = now + s->rescan_ms;
     }
     struct snap *p = snap_get(s);
-    if (now >= next_tick) {
+    if (now >= next_tick && !is_stopping(s)) {
       create_runs(s, p);
       do_promote = 1;
       next_tick = now + s->tick_ms;
     }
-    if (do_promote)
+    if (do_promote && !is_stopping(s))
       promote(s, p);
-    if (now >= next_takeover) {
+    if (now >= next_takeover && !is_stopping(s)) {
       takeover(s, p);
       next_takeover = now + takeover_ms;
     }
-    if (now >= next_sweep) {
+    if (now >= next_sweep && !is_stopping(s)) {
       sweep(s, p);
       next_sweep = now + SWEEP_MS;
     }

@@ -34,6 +34,7 @@ struct queue_job_ctx;
 struct sched_attempt;
 
 #define SCHED_ACQUIRE_MS 5000     /* wait for a bookkeeping connection */
+#define SCHED_STOP_ACQUIRE_MS 500 /* the same once a stop is requested */
 #define SCHED_LOG_BATCH 256       /* lines that make a writer flush */
 #define SCHED_LOG_FLUSH_MS 200    /* age that makes the flusher flush */
 #define SCHED_LOG_MAX_PENDING 50000 /* lines kept while MariaDB is away */

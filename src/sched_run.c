@@ -1092,7 +1092,10 @@ enum err_code sched_attempt_finish(struct sched_attempt *a,
   enum err_code rc;
   for (;;) {
     struct db_conn *c = NULL;
-    rc = db_acquire(a->core->meta, SCHED_ACQUIRE_MS, &c, e);
+    rc = db_acquire(a->core->meta,
+                    a->core->stopping ? SCHED_STOP_ACQUIRE_MS
+                                      : SCHED_ACQUIRE_MS,
+                    &c, e);
     if (rc == ERR_OK) {
       rc = sched_txn(c, finish_txn, &f, e);
       db_release(a->core->meta, c);
