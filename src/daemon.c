@@ -310,6 +310,32 @@ void daemon_request_stop(struct daemon *d)
   kill(getpid(), SIGTERM);
 }
 
+/* Keys cfg.c lists as reloadable that the running parts copied at start
+ * (serving, plog, scheduler, task runner): a change is not silently
+ * dropped but named, once per SIGHUP. */
+static void reload_warn_unapplied(const struct cfg *o, const struct cfg *n)
+{
+  const struct {
+    const char *key;
+    int changed;
+  } k[] = {
+      {"server.default_model",
+       strcmp(o->server_default_model, n->server_default_model) != 0},
+      {"server.log_full_policy",
+       strcmp(o->server_log_full_policy, n->server_log_full_policy) != 0},
+      {"scheduler.dags_dir", strcmp(o->sched_dags_dir, n->sched_dags_dir) != 0},
+      {"scheduler.tick_ms", o->sched_tick_ms != n->sched_tick_ms},
+      {"models.specs_dir",
+       strcmp(o->models_specs_dir, n->models_specs_dir) != 0},
+      {"models.train_threads",
+       o->models_train_threads != n->models_train_threads},
+  };
+  for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
+    if (k[i].changed)
+      LOG_W(MOD, "reload: key %s changed: takes effect after restart",
+            k[i].key);
+}
+
 static void reload(struct daemon *d)
 {
   struct cfg nc;
@@ -328,6 +354,7 @@ static void reload(struct daemon *d)
   log_set_level((enum log_level)nc.log_level);
   log_set_format((enum log_format)nc.log_format);
   LOG_I(MOD, "reloaded: logging level and format applied");
+  reload_warn_unapplied(&d->cfg, &nc);
   memset(&nc, 0, sizeof(nc)); /* wipe secrets */
 }
 
