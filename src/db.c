@@ -19,9 +19,9 @@
  * - Reads are unbuffered (no mysql_stmt_store_result): every column is
  *   bound as a string into a per-statement buffer that grows when a value
  *   does not fit (MYSQL_DATA_TRUNCATED -> mysql_stmt_fetch_column into a
- *   bigger buffer).  FLOAT/DOUBLE columns get buffers wide enough for the
- *   client's shortest round-trip formatting, which otherwise silently
- *   shortens to the buffer size.
+ *   bigger buffer).  FLOAT/DOUBLE columns are bound as doubles and printed
+ *   here (shortest round-trip "%.15g".."%.17g"): libmariadb 10.11.18 gives
+ *   '' for them through a string binding.
  *
  * Lock order: only p->mu; it is never held across a network call.
  */
@@ -67,6 +67,8 @@ struct db_col {
   unsigned long len;
   my_bool is_null;
   my_bool error;
+  int num;     /* 0, or the FLOAT/DOUBLE field type: bound as a double */
+  double d;    /* the value of a num column */
 };
 
 struct db_stmt {
@@ -967,6 +969,31 @@ static unsigned long col_initial_cap(const MYSQL_FIELD *f)
   return want;
 }
 
+/* A FLOAT/DOUBLE column's text: the shortest "%.Ng" that reads back as
+ * the same value (float precision for FLOAT), as the client library's own
+ * string conversion gives; done here because some libmariadb versions
+ * (3.x of 10.11.18) return '' for a DOUBLE bound as a string.  cap >= 32:
+ * "%.17g" needs at most 24 characters plus the NUL. */
+static void num_format(struct db_col *col)
+{
+  int n = 0;
+  if (col->num == MYSQL_TYPE_FLOAT) {
+    float f = (float)col->d;
+    for (int p = 6; p <= 9; p++) {
+      n = snprintf(col->buf, col->cap, "%.*g", p, (double)f);
+      if (strtof(col->buf, NULL) == f)
+        break;
+    }
+  } else {
+    for (int p = 15; p <= 17; p++) {
+      n = snprintf(col->buf, col->cap, "%.*g", p, col->d);
+      if (strtod(col->buf, NULL) == col->d)
+        break;
+    }
+  }
+  col->len = n > 0 && (unsigned long)n < col->cap ? (unsigned long)n : 0;
+}
+
 /* Make s ready to receive ncols string columns. */
 static enum err_code cols_setup(struct db_conn *c, struct db_stmt *s,
                                 unsigned ncols, MYSQL_RES *meta,
@@ -1001,9 +1028,19 @@ static enum err_code cols_setup(struct db_conn *c, struct db_stmt *s,
     }
     MYSQL_BIND *b = &s->rbind[i];
     memset(b, 0, sizeof(*b));
-    b->buffer_type = MYSQL_TYPE_STRING;
-    b->buffer = col->buf;
-    b->buffer_length = col->cap;
+    col->num = f && (f->type == MYSQL_TYPE_FLOAT ||
+                     f->type == MYSQL_TYPE_DOUBLE)
+                   ? (int)f->type
+                   : 0;
+    if (col->num) { /* formatted in C: see num_format() */
+      b->buffer_type = MYSQL_TYPE_DOUBLE;
+      b->buffer = &col->d;
+      b->buffer_length = sizeof(col->d);
+    } else {
+      b->buffer_type = MYSQL_TYPE_STRING;
+      b->buffer = col->buf;
+      b->buffer_length = col->cap;
+    }
     b->length = &col->len;
     b->is_null = &col->is_null;
     b->error = &col->error;
@@ -1020,7 +1057,7 @@ static enum err_code cols_refetch(struct db_conn *c, struct db_stmt *s,
   int rebind = 0;
   for (unsigned i = 0; i < ncols; i++) {
     struct db_col *col = &s->cols[i];
-    if (col->is_null || col->len < col->cap)
+    if (col->is_null || col->num || col->len < col->cap)
       continue;
     unsigned long cap = col->cap;
     while (cap <= col->len)
@@ -1103,9 +1140,13 @@ enum err_code db_query(struct db_conn *c, const char *sql,
     rc = cols_refetch(c, s, ncols, sql, e);
     if (rc != ERR_OK)
       break;
-    for (unsigned i = 0; i < ncols; i++)
-      if (!s->cols[i].is_null)
-        s->cols[i].buf[s->cols[i].len] = '\0';
+    for (unsigned i = 0; i < ncols; i++) {
+      if (s->cols[i].is_null)
+        continue;
+      if (s->cols[i].num)
+        num_format(&s->cols[i]);
+      s->cols[i].buf[s->cols[i].len] = '\0';
+    }
     n++;
     if (cb && cb(user, &row) != 0)
       break;
