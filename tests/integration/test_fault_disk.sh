@@ -100,7 +100,7 @@ eq a_readyz_503 "$code" 503
 echo "  /readyz: $(cat "$T/readyz")"
 eq a_healthz "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/healthz")" 200
 lf_dbstart
-drained 20
+drained 10
 eq a_spool_drained "$(lf_metric mlopsd_plog_spool_records)/$(lf_metric mlopsd_plog_backlog_rows)" 0/0
 for _ in $(seq 1 50); do
   curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz" && break; sleep 0.1
@@ -134,7 +134,7 @@ check b_unlogged_counted bash -c "[ ${unlogged:-0} -gt 0 ]"
 code=$(curl -s -o "$T/readyz" -w '%{http_code}' "http://127.0.0.1:$PORT/readyz")
 eq b_readyz_503 "$code" 503
 lf_dbstart
-drained 20
+drained 10
 eq b_drained "$(lf_metric mlopsd_plog_spool_records)/$(lf_metric mlopsd_plog_backlog_rows)" 0/0
 lf_term
 eq b_clean_exit "$DRC" 0
