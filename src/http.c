@@ -132,6 +132,7 @@ struct conn {
   /* current request (owned by the connection's worker thread) */
   int64_t t0_ns;
   bool queued, too_large, in_flight;
+  bool shutting; /* began after http_stop started: answer 503 only */
   size_t dropped;           /* body bytes dropped after a 413 */
   int match;                /* 0 ok, 404, 405 */
   char allow[64];           /* for 405 */
@@ -879,7 +880,12 @@ static void request_begin(struct conn *c, struct MHD_Connection *mc,
   c->too_large = false;
   c->dropped = 0;
   c->in_flight = true;
-  atomic_fetch_add_explicit(&srv->inflight, 1, memory_order_relaxed);
+  /* Sequentially consistent with http_stop's store of `stopping` and its
+   * read of `inflight`: either http_stop sees this request in flight and
+   * waits for it, or the request sees `stopping` and is refused without
+   * running its handler (never processed and then cut off unanswered). */
+  atomic_fetch_add_explicit(&srv->inflight, 1, memory_order_seq_cst);
+  c->shutting = atomic_load_explicit(&srv->stopping, memory_order_seq_cst);
   memset(&c->req, 0, sizeof(c->req));
   c->req.mc = mc;
   c->req.method = method;
@@ -900,6 +906,10 @@ static void request_begin(struct conn *c, struct MHD_Connection *mc,
 static void dispatch(struct conn *c)
 {
   struct http_resp *r = &c->resp;
+  if (c->shutting) {
+    http_resp_error(r, 503, "server shutting down");
+    return;
+  }
   if (c->too_large) {
     answer_too_large(c);
     return;
@@ -1306,13 +1316,13 @@ enum err_code http_stop(struct http *srv, int timeout_ms, struct err *e)
 {
   if (!srv->started || srv->stopped)
     return ERR_OK;
-  atomic_store(&srv->stopping, true);
+  atomic_store_explicit(&srv->stopping, true, memory_order_seq_cst);
   srv->listen_fd = MHD_quiesce_daemon(srv->d);
   if (srv->listen_fd != MHD_INVALID_SOCKET)
     shutdown(srv->listen_fd, SHUT_RDWR); /* refuse, not queue, newcomers */
   int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
   int left;
-  while ((left = atomic_load_explicit(&srv->inflight, memory_order_acquire))
+  while ((left = atomic_load_explicit(&srv->inflight, memory_order_seq_cst))
              > 0
          && now_ms() < deadline) {
     struct timespec ts = {0, 5 * 1000000};

@@ -1151,9 +1151,11 @@ void spool_stats(struct spool *sp, struct spool_stats *st)
   st->next_seq = sp->next_seq;
   st->committed = sp->committed;
   st->durable = sp->durable;
-  st->pending = sp->next_seq - 1 > sp->committed
-                    ? sp->next_seq - 1 - sp->committed
-                    : 0;
+  /* Only durable records wait for the reader: an append whose write or
+   * sync failed (disk full) is dropped and must not look like backlog,
+   * or the caller keeps routing new rows to a spool that cannot take
+   * them (found by test_fault_disk). */
+  st->pending = sp->durable > sp->committed ? sp->durable - sp->committed : 0;
   st->corrupt = sp->corrupt_hint_seg != 0;
   pthread_mutex_unlock(&sp->mu);
   /* the reader's own flag, without waiting for a running batch */

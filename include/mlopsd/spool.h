@@ -66,7 +66,7 @@ struct spool_stats {
   uint64_t next_seq;       /* seq the next append gets */
   uint64_t committed;      /* cursor: everything <= is consumed */
   uint64_t durable;        /* highest synced seq (0 if none) */
-  uint64_t pending;        /* records appended after the cursor */
+  uint64_t pending;        /* durable records after the cursor */
   int corrupt;             /* 1 if the reader is stopped at corruption */
 };
 
