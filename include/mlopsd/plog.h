@@ -23,6 +23,12 @@
  * row.  Rows still in memory when the process is killed with SIGKILL are
  * lost (at most about one flush interval); plog_stop flushes them.
  *
+ * When the database takes rows slower than they come, plog_append (policy
+ * reject) slows the calling threads down smoothly once the buffer is a
+ * quarter full: a small delay per row that grows with the backlog, paid
+ * in short sleeps (pace_us), so the server settles at the rate MariaDB
+ * stores instead of running into a full buffer.
+ *
  * When the in-memory buffer is full (the database takes rows slower than
  * they come, and the spool cannot take them either), plog_admit and
  * plog_append wait up to full_wait_ms for room under policy "reject" (so
@@ -72,6 +78,10 @@ struct plog_opts {
   int full_wait_ms;       /* policy reject: how long a request waits for
                              room in a full buffer before ERR_FULL;
                              0 = 1000, < 0 = no wait */
+  int pace_us;            /* policy reject: delay per row appended when
+                             the buffer is full, growing from 0 at a
+                             quarter of max_rows/max_bytes (see
+                             plog_append); 0 = 2000, < 0 = off */
 };
 
 void plog_opts_defaults(struct plog_opts *o);
@@ -121,7 +131,9 @@ enum err_code plog_admit(struct plog *p, size_t n);
 /* Append n rows, all or none.  ERR_OK (also when the buffer is full and
  * the policy is serve: the rows are then counted as unlogged and
  * *logged, if non-NULL, is 0), ERR_FULL (buffer still full after
- * full_wait_ms, policy reject).  May block up to full_wait_ms. */
+ * full_wait_ms, policy reject).  May block up to full_wait_ms; under
+ * policy reject it may also sleep for pacing (at most 0.5 ms per call,
+ * more for a batch of rows). */
 enum err_code plog_append(struct plog *p, const struct plog_row *rows,
                           size_t n, int *logged);
 
@@ -144,6 +156,8 @@ struct plog_stats {
   uint64_t source;    /* log_source of this instance (spool id) */
   int db_ok;
   int spool_full;
+  uint64_t paced_us;  /* time request threads slept for pacing */
+  uint64_t full_waits; /* appends/admits that waited for room (full) */
 };
 void plog_get_stats(struct plog *p, struct plog_stats *st);
 
