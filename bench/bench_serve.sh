@@ -15,15 +15,18 @@
 #
 # at 16 and 64 connections (wrk -t2), SECONDS each (default 10).  Between
 # runs it waits until the log has stored everything, so a run never pays
-# for the previous one.  Reports requests/s, items/s, p50/p99, non-2xx,
-# the daemon's and wrk's CPU per request, the daemon's RSS (current and
-# peak), the log rows
-# written, MariaDB's CPU per row stored, how long the log took after the
-# run to store what was still pending (drain_s), the sustained rate that
-# makes (items / (SECONDS + drain_s): what the database really kept up
-# with) and the load average at the end of the run; at the end checks that
-# the table holds one row per item answered 200.  Figures only: nothing
-# here passes or fails on them.
+# for the previous one.  Reports per run: requests/s, items/s, p50/p99
+# (wrk), non-2xx, the daemon's and wrk's CPU per request, the daemon's RSS
+# (current and peak), log rows written, MariaDB's CPU per row stored, how
+# long the log took after the run to store what was still pending
+# (drain_s), the sustained rate that makes (rows / (SECONDS + drain_s):
+# what the database really kept up with), the time request threads were
+# slowed down by the log's pacing (pace_ms, both threads together) and
+# the requests that waited for room in a full log (waits), the share of
+# 2xx answers the server itself took over 5 ms for (srv>5ms%: the rest of
+# wrk's tail is outside the handler) and the load average at the end of
+# the run.  At the end it checks that the table holds one row per item
+# answered 200.  Figures only: nothing here passes or fails on them.
 #
 #   bench/bench_serve.sh [SECONDS]
 #   BENCH_SERVE_PERF=1 bench/bench_serve.sh   also perf-profile the daemon
@@ -100,8 +103,21 @@ with open(sys.argv[2], "w") as f:
         f.write(json.dumps({"data": items[i:i + 64]}) + "\n")
 EOF
 
-metric() {  # metric NAME: value of an unlabelled series
-  curl -s "http://127.0.0.1:$PORT/metrics" | awk -v n="$1" '$1 == n {print $2}'
+metric() {  # metric NAME: value of an unlabelled series (0 if absent)
+  curl -s "http://127.0.0.1:$PORT/metrics" |
+    awk -v n="$1" '$1 == n {v = $2} END {print v + 0}'
+}
+
+# slow5 ROUTE: "requests over 5 ms, requests" answered 2xx on ROUTE, as the
+# server measured them (headers in -> answer handed to the kernel)
+slow5() {
+  curl -s "http://127.0.0.1:$PORT/metrics" | awk -v r="route=\"$1\"" '
+    index($1, "http_request_duration_ms_bucket{") == 1 && index($1, r) &&
+      index($1, "status_class=\"2xx\"") {
+      if (index($1, "le=\"5\"")) le5 = $2
+      if (index($1, "le=\"+Inf\"")) all = $2
+    }
+    END { print all - le5 + 0, all + 0 }'
 }
 
 start_daemon() {  # start_daemon [--no-native]
@@ -136,12 +152,16 @@ want() { case "$RUNS" in *" $1 "*) return 0 ;; esac; return 1; }
 rss_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$DPID/status"; }
 
 ITEMS_OK=0
-printf '%-16s %5s %7s %7s %7s %7s %6s %6s %6s %6s %6s %8s %6s %6s %8s %5s\n' \
+printf '%-16s %5s %7s %7s %7s %7s %6s %6s %6s %6s %6s %8s %6s %6s %8s %7s %6s %6s %5s\n' \
   run conns req/s items/s p50_ms p99_ms non2xx us/req wrk_us rss_MB peak_MB \
-  log_rows db_us/row drain_s sustained load
+  log_rows db_us/row drain_s sustained pace_ms waits 'srv>5ms%' load
 run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
   local name=$1 c=$2 path=$3 bodies=$4 per=$5 out w0 w1 t0 t1
   w0=$(metric mlopsd_plog_rows_written_total)
+  local pa0 fw0 sl0
+  pa0=$(metric mlopsd_plog_pace_us_total)
+  fw0=$(metric mlopsd_plog_full_waits_total)
+  sl0=$(slow5 "$path")
   t0=$(cpu_ticks)
   local d0 d1 e0 e1 drain
   d0=$(db_ticks)
@@ -151,6 +171,12 @@ run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
     grep RESULT)
   t1=$(cpu_ticks)
   local load; load=$(cut -d' ' -f1 /proc/loadavg)
+  local pace fw sl
+  pace=$(awk -v a="$pa0" -v b="$(metric mlopsd_plog_pace_us_total)" \
+    'BEGIN { printf "%.0f", (b - a) / 1000 }')
+  fw=$(( $(metric mlopsd_plog_full_waits_total) - fw0 ))
+  sl=$(slow5 "$path" | awk -v a="$sl0" '{ split(a, x, " ");
+    n = $2 - x[2]; printf "%.2f", (n > 0 ? 100 * ($1 - x[1]) / n : 0) }')
   e0=$(date +%s.%N)
   [ "$per" -gt 0 ] && wait_drained
   e1=$(date +%s.%N)
@@ -178,12 +204,13 @@ run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
     sus=$(awk -v n="$((w1 - w0))" -v d="$DUR" -v x="$drain" \
       'BEGIN { printf "%.0f", n / (d + x) }')
   fi
-  printf '%-16s %5s %7.0f %7.0f %7s %7s %6s %6s %6s %6d %6d %8s %6s %6s %8s %5s\n' \
+  printf '%-16s %5s %7.0f %7.0f %7s %7s %6s %6s %6s %6d %6d %8s %6s %6s %8s %7s %6s %6s %5s\n' \
     "$name" "$c" "${rps:-0}" \
     "$(awk -v r="${rps:-0}" -v p="$per" 'BEGIN{print r * (p ? p : 1)}')" \
     "$p50" "$p99" "${non:-0}" "$cpu" "${wus:--}" $(( $(rss_kb VmRSS) / 1024 )) \
     $(( $(rss_kb VmHWM) / 1024 )) "$((w1 - w0))" "$dbus" \
-    "$([ "$per" -gt 0 ] && echo "$drain" || echo -)" "$sus" "$load"
+    "$([ "$per" -gt 0 ] && echo "$drain" || echo -)" "$sus" "$pace" "$fw" \
+    "$sl" "$load"
 }
 
 start_daemon
