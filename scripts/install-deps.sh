@@ -4,9 +4,9 @@
 #
 #   scripts/install-deps.sh            build + test + runtime packages
 #   scripts/install-deps.sh --runtime  only what the daemon needs to run
-#   scripts/install-deps.sh --browser  Chromium for the web console's
-#                                      browser test (large, optional: the
-#                                      test skips without it)
+#   scripts/install-deps.sh --browser  only what the web console's browser
+#                                      test needs (Chromium, node, npm and
+#                                      tests/browser's npm packages)
 #
 # Used by `make deps`, `make test`, `make demo` and docker/Dockerfile, so the
 # list below is the one place that names our dependencies.
@@ -20,19 +20,40 @@ TEST_PKGS="mariadb-server mariadb-client python3-xgboost python3-numpy curl
 wrk docker-compose clang libclang-rt-14-dev valgrind strace"
 # strace: test_fault_kill.sh kills the daemon at exact system calls
 # (strace -e inject=...:signal=KILL).
-# Optional, only for tests/integration/test_console.sh (headless browser
-# test of the web console); not part of --all because it is ~300 MB.
-BROWSER_PKGS="chromium"
+# tests/integration/test_console.sh (the web console in headless Chromium,
+# driven by playwright-core from npm): part of the default set, so that the
+# test never skips for want of a package (a skip fails under CI=true).
+BROWSER_PKGS="chromium nodejs"
+# npm: a package of its own in Debian, inside nodejs in NodeSource's builds
+# (where Debian's npm would conflict): asked for only when it is missing.
+command -v npm >/dev/null 2>&1 || BROWSER_PKGS="$BROWSER_PKGS npm"
 
 case "${1:-}" in
   --runtime) want="$RUNTIME_PKGS" ;;
   --build)   want="$BUILD_PKGS $RUNTIME_PKGS" ;;
   --browser) want="$BROWSER_PKGS" ;;
-  ""|--all)  want="$BUILD_PKGS $RUNTIME_PKGS $TEST_PKGS" ;;
+  ""|--all)  want="$BUILD_PKGS $RUNTIME_PKGS $TEST_PKGS $BROWSER_PKGS" ;;
   -h|--help)
     echo "usage: scripts/install-deps.sh [--runtime|--build|--all|--browser]"; exit 0 ;;
   *) echo "install-deps.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 esac
+
+# tests/browser's npm packages (playwright-core, pinned in its
+# package-lock.json) for the browser test: npm ci from npm's cache when it
+# has them (--prefer-offline), and a clear failure when neither the cache
+# nor the registry can supply them.
+browser_npm() {
+  [ -f "$root/tests/browser/node_modules/playwright-core/package.json" ] && return 0
+  echo "install-deps.sh: npm ci in tests/browser (playwright-core)"
+  if ! (cd "$root/tests/browser" &&
+        npm ci --prefer-offline --no-audit --no-fund >/dev/null); then
+    echo "install-deps.sh: npm ci in tests/browser failed: the browser test" \
+      "(tests/integration/test_console.sh) cannot run" >&2
+    return 1
+  fi
+}
+root=$(cd "$(dirname "$0")/.." && pwd)
+case "$want" in *chromium*) npm_too=1 ;; *) npm_too=0 ;; esac
 
 missing=""
 for p in $want; do
@@ -42,7 +63,8 @@ for p in $want; do
 done
 
 if [ -z "$missing" ]; then
-  exit 0
+  [ "$npm_too" = 0 ] || browser_npm
+  exit
 fi
 
 if [ "$(id -u)" != 0 ]; then
@@ -62,4 +84,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 # The Debian mariadb-server package starts a system server on install in
 # some environments; mlopsd's tests and demo use their own private server.
+[ "$npm_too" = 0 ] || browser_npm
 echo "install-deps.sh: done"

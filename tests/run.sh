@@ -13,7 +13,19 @@
 # MLOPSD_BIN (the daemon binary) and MLOPSD_SRC (the source tree).
 # Every test is killed after MLOPSD_TEST_TIMEOUT seconds (default 600).
 # MLOPSD_TESTS=REGEX runs only the tests whose name matches.
-# The last line is "N passed, N failed" for the whole run.
+#
+# What a test prints (stdout or stderr, both are read):
+#   check: N passed, N failed[, N skipped]   its summary, once, at the end
+#   check: skip NAME: REASON                 one line per skipped scenario
+# A test that exits non-zero without a failure counted (crash, timeout,
+# sanitizer report) counts one failure.
+#
+# Skips are never silent: each one is counted and listed with its reason
+# before the last line.  Under CI=true (.ci/run sets it) every skip also
+# counts as a failure: CI installs every dependency a test needs
+# (scripts/install-deps.sh) and runs as root, so a skip there means a
+# missing install step, not a machine that cannot run the test.
+# The last line is "N passed, N failed, N skipped" for the whole run.
 set -u
 BUILD=${1:-build}; MODE=${2:-all}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +40,8 @@ if [ -z "${MLOPSD_SHARED:-}" ]; then
 fi
 export MLOPSD_SHARED
 TIMEOUT=${MLOPSD_TEST_TIMEOUT:-600}
-passed=0; failed=0; failed_names=""
+passed=0; failed=0; skipped=0; failed_names=""; skip_lines=""
+CI_STRICT=0; [ "${CI:-}" = true ] && CI_STRICT=1
 DBDIR=""
 
 cleanup() {
@@ -46,7 +59,7 @@ start_db() {
   local envs
   if ! envs=$(tests/mariadb.sh start "$DBDIR"); then
     echo "run.sh: could not start MariaDB: integration tests cannot run" >&2
-    echo "0 passed, 1 failed"
+    echo "0 passed, 1 failed, 0 skipped"
     exit 1
   fi
   eval "$envs"
@@ -62,17 +75,25 @@ run_one() {  # run_one NAME CMD...
   timeout --kill-after=10 "$TIMEOUT" "$@" >"$out" 2>&1
   local rc=$?
   local t1; t1=$(date +%s.%N)
-  local line p f
+  local line p f s sk
   line=$(grep -E '^check: [0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
   if [ -n "$line" ]; then
     p=$(echo "$line" | sed -E 's/^check: ([0-9]+) passed.*/\1/')
-    f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+    f=$(echo "$line" | sed -E 's/^check: [0-9]+ passed, ([0-9]+) failed.*/\1/')
   else
     p=0; f=0
   fi
   if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi   # crash, timeout, sanitizer
-  passed=$((passed + p)); failed=$((failed + f))
-  printf '%-44s %4s passed %3s failed  %6.1fs%s\n' "$name" "$p" "$f" \
+  sk=$(grep -E '^check: skip ' "$out" | sed -E 's/^check: skip //')
+  s=0; [ -n "$sk" ] && s=$(printf '%s\n' "$sk" | wc -l)
+  if [ "$s" != 0 ]; then
+    skip_lines="$skip_lines$(printf '%s\n' "$sk" | sed "s|^|  $name: |")
+"
+    # CI=true: a skip is a missing install step, so it fails the run
+    [ "$CI_STRICT" = 1 ] && f=$((f + s))
+  fi
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  printf '%-44s %4s passed %3s failed %3s skipped  %6.1fs%s\n' "$name" "$p" "$f" "$s" \
     "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$([ "$rc" = 124 ] && echo '  TIMEOUT')"
   if [ "$f" != 0 ] || [ "$rc" != 0 ]; then
     failed_names="$failed_names $name"
@@ -111,5 +132,13 @@ if [ ${#ints[@]} -gt 0 ] || [ ${#shells[@]} -gt 0 ]; then
 fi
 
 [ -n "$failed_names" ] && echo "failed:$failed_names"
-echo "$passed passed, $failed failed"
+if [ -n "$skip_lines" ]; then
+  if [ "$CI_STRICT" = 1 ]; then
+    echo "skipped (counted as failed: CI=true):"
+  else
+    echo "skipped (each fails under CI=true):"
+  fi
+  printf '%s' "$skip_lines"
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
