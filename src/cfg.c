@@ -17,20 +17,21 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
+#include "mlopsd/fsx.h"
 #include "mlopsd/log.h"
 
 #define CFG_DEFAULT_PATH "config/mlopsd.yaml"
 #define CFG_FILE_MAX (1024 * 1024) /* a config file is small; cap reads */
+#define PASSWORD_FILE_MAX 4096     /* read cap; the password's own limit
+                                      is checked after the read */
 #define CFG_GOT_MAX 48             /* bytes of a bad value quoted back */
 
 enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL, CFG_ENUM };
@@ -786,56 +787,6 @@ static enum err_code cfg_parse_yaml(struct cfg *c, const char *file,
 
 /* ---- files, environment, secrets --------------------------------------- */
 
-/* Read all of path (at most max bytes) into a malloc'd, NUL-terminated
- * buffer.  On failure returns -1 with errno set (EFBIG if too large). */
-static int cfg_slurp(const char *path, size_t max, char **out, size_t *len)
-{
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  struct stat st;
-  char *buf = NULL;
-  size_t n = 0;
-  if (fd < 0)
-    return -1;
-  if (fstat(fd, &st) != 0)
-    goto fail;
-  if (S_ISDIR(st.st_mode)) {
-    errno = EISDIR;
-    goto fail;
-  }
-  buf = malloc(max + 2);
-  if (!buf)
-    goto fail;
-  for (;;) {
-    ssize_t r = read(fd, buf + n, max + 1 - n);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0)
-      goto fail;
-    if (r == 0)
-      break;
-    n += (size_t)r;
-    if (n > max) {
-      errno = EFBIG;
-      goto fail;
-    }
-  }
-  close(fd);
-  buf[n] = '\0';
-  *out = buf;
-  *len = n;
-  return 0;
-fail : {
-  int saved = errno;
-  if (buf) {
-    explicit_bzero(buf, max + 2);
-    free(buf);
-  }
-  close(fd);
-  errno = saved;
-  return -1;
-}
-}
-
 static enum err_code cfg_env_overrides(struct cfg *c, struct err *e)
 {
   char name[128], why[400];
@@ -890,18 +841,27 @@ static void cfg_env_unknown(const struct cfg *c)
   }
 }
 
+/* A file that cannot be read is ERR_IO for cfg's callers, missing or not. */
+static enum err_code as_io(struct err *e)
+{
+  if (e)
+    e->code = ERR_IO;
+  return ERR_IO;
+}
+
 static enum err_code cfg_secrets(struct cfg *c, struct err *e)
 {
   const char *v;
   if (c->db_password_file[0]) {
     char *buf = NULL;
     size_t len = 0;
-    if (cfg_slurp(c->db_password_file, sizeof(c->db_password) - 1 + 2, &buf,
-                  &len) != 0)
-      return err_set(e, ERR_IO,
-                     "database.password_file: cannot read %s: %s",
-                     c->db_password_file,
-                     errno == EFBIG ? "file too large" : strerror(errno));
+    /* The cap only bounds the read; the length check below names the
+     * real limit. */
+    if (fsx_read(c->db_password_file, PASSWORD_FILE_MAX,
+                 FSX_ANY_FILE | FSX_SECRET, &buf, &len, e) != ERR_OK) {
+      err_prefix(e, "database.password_file");
+      return as_io(e);
+    }
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
       len--;
     int bad = len >= sizeof(c->db_password) || memchr(buf, '\0', len);
@@ -943,13 +903,12 @@ static enum err_code cfg_load_file(struct cfg *c, const char *path,
   enum err_code rc;
   if (strlen(path) >= sizeof(c->path))
     return err_set(e, ERR_CONFIG, "config path too long: %.64s...", path);
-  if (cfg_slurp(path, CFG_FILE_MAX, &buf, &len) != 0) {
-    if (errno == ENOENT && may_be_missing)
+  if ((rc = fsx_read(path, CFG_FILE_MAX, FSX_ANY_FILE, &buf, &len, e))) {
+    if (rc == ERR_NOTFOUND && may_be_missing) {
+      err_clear(e);
       return ERR_OK;
-    if (errno == EFBIG)
-      return err_set(e, ERR_IO, "cannot read %s: larger than %d bytes", path,
-                     CFG_FILE_MAX);
-    return err_set(e, ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    }
+    return as_io(e);
   }
   snprintf(c->path, sizeof(c->path), "%s", path);
   rc = cfg_parse_yaml(c, path, (const unsigned char *)buf, len, e);

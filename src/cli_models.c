@@ -29,6 +29,7 @@
 
 #include "mlopsd/cli.h"
 #include "mlopsd/db.h"
+#include "mlopsd/fsx.h"
 #include "mlopsd/pipeline.h"
 #include "mlopsd/registry.h"
 #include "mlopsd/spec.h"
@@ -187,7 +188,7 @@ static int parse_ref(const char *s, struct ref *r, char *why, size_t cap)
   }
   memcpy(r->name, s, n);
   r->name[n] = '\0';
-  if (!registry_name_valid(r->name)) {
+  if (!fsx_name_valid(r->name)) {
     snprintf(why, cap, "'%.130s' is not a valid model name", r->name);
     return -1;
   }
@@ -197,7 +198,7 @@ static int parse_ref(const char *s, struct ref *r, char *why, size_t cap)
       return -1;
     }
   } else if (sep) {
-    if (!registry_name_valid(sep + 1)) {
+    if (!fsx_name_valid(sep + 1)) {
       snprintf(why, cap, "'%.130s' is not a valid alias name", sep + 1);
       return -1;
     }
@@ -289,7 +290,7 @@ static int parse_move(int argc, char **argv, const char *cmd,
       return usage_err(cmd, help, "unexpected argument '%s'", a);
     }
   }
-  if (!registry_name_valid(o->alias))
+  if (!fsx_name_valid(o->alias))
     return usage_err(cmd, help, "'%s' is not a valid alias name", o->alias);
   return CLI_OK;
 }
@@ -600,7 +601,7 @@ static int models_promote(int argc, char **argv)
   if (o.npos != 2)
     return usage_err("models promote", "models promote",
                      "expected NAME VERSION");
-  if (!registry_name_valid(o.pos[0]))
+  if (!fsx_name_valid(o.pos[0]))
     return usage_err("models promote", "models promote",
                      "'%s' is not a valid model name", o.pos[0]);
   int v = parse_version(o.pos[1]);
@@ -640,7 +641,7 @@ static int models_rollback(int argc, char **argv)
     return rc;
   if (o.npos != 1)
     return usage_err("models rollback", "models rollback", "expected NAME");
-  if (!registry_name_valid(o.pos[0]))
+  if (!fsx_name_valid(o.pos[0]))
     return usage_err("models rollback", "models rollback",
                      "'%s' is not a valid model name", o.pos[0]);
   const char *name = o.pos[0];
@@ -762,7 +763,7 @@ static int models_train(int argc, char **argv)
   if (!name || !ds)
     return usage_err("models train", "models train",
                      "expected NAME --date YYYY-MM-DD");
-  if (!spec_name_valid(name))
+  if (!fsx_name_valid(name))
     return usage_err("models train", "models train",
                      "'%s' is not a valid model name", name);
   struct cfg c;
@@ -853,52 +854,6 @@ int cli_models(int argc, char **argv)
 
 /* ---- predict ------------------------------------------------------------ */
 
-static char *read_all(const char *path, long cap, size_t *len, char *why,
-                      size_t wcap)
-{
-  FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-  if (!f) {
-    snprintf(why, wcap, "cannot open %s: %s", path, strerror(errno));
-    return NULL;
-  }
-  size_t n = 0, bcap = 4096;
-  char *buf = malloc(bcap);
-  while (buf) {
-    if (n + 1 >= bcap) {
-      char *q = realloc(buf, bcap * 2);
-      if (!q) {
-        free(buf);
-        buf = NULL;
-        break;
-      }
-      buf = q;
-      bcap *= 2;
-    }
-    size_t k = fread(buf + n, 1, bcap - n - 1, f);
-    n += k;
-    if ((long)n > cap) {
-      snprintf(why, wcap, "%s is larger than %ld bytes "
-                          "(server.max_body_bytes)",
-               path, cap);
-      free(buf);
-      buf = NULL;
-      break;
-    }
-    if (k == 0)
-      break;
-  }
-  if (f != stdin)
-    fclose(f);
-  if (!buf) {
-    if (!why[0])
-      snprintf(why, wcap, "out of memory reading %s", path);
-    return NULL;
-  }
-  buf[n] = '\0';
-  *len = n;
-  return buf;
-}
-
 int cli_predict(int argc, char **argv)
 {
   if (cli_wants_help(argc, argv)) {
@@ -948,8 +903,12 @@ int cli_predict(int argc, char **argv)
   char *body = NULL;
   size_t len = 0;
   if (file) {
-    if (!(body = read_all(file, cap, &len, why, sizeof(why))))
-      return cli_fail("predict", "%s", why);
+    struct err re = {0};
+    if (fsx_read(file, (size_t)cap, FSX_ANY_FILE | FSX_STDIN, &body, &len,
+                 &re) != ERR_OK)
+      return cli_fail("predict", "%s%s", re.msg,
+                      strstr(re.msg, " is larger than ")
+                          ? " (server.max_body_bytes)" : "");
   } else {
     len = strlen(json);
     if ((long)len > cap)

@@ -19,6 +19,7 @@
 #include "mlopsd/cfg.h"
 #include "mlopsd/cli.h"
 #include "mlopsd/db.h"
+#include "mlopsd/fsx.h"
 #include "mlopsd/registry.h"
 
 #define MON_ACQUIRE_MS 5000
@@ -280,7 +281,7 @@ int cli_drift(int argc, char **argv)
   }
   if (!name)
     return usage("drift", usage_drift, "model NAME is required");
-  if (!registry_name_valid(name))
+  if (!fsx_name_valid(name))
     return usage("drift", usage_drift, "NAME is not a model name");
 
   struct cfg c;
@@ -471,7 +472,7 @@ int cli_models_history(int argc, char **argv)
   }
   if (!name)
     return usage("models history", usage_history, "model NAME is required");
-  if (!registry_name_valid(name))
+  if (!fsx_name_valid(name))
     return usage("models history", usage_history,
                  "NAME is not a model name");
   struct cfg c;

@@ -21,6 +21,7 @@
 #include "mlopsd/cfg.h"
 #include "mlopsd/cron.h"
 #include "mlopsd/db.h"
+#include "mlopsd/fsx.h"
 
 enum err_code monitor_model(const struct task_ctx *t, char **out,
                             struct err *e)
@@ -36,7 +37,7 @@ enum err_code monitor_model(const struct task_ctx *t, char **out,
   rc = task_render(t, "model", raw, TMPL_PLAIN, out, NULL, e);
   if (rc != ERR_OK)
     return rc;
-  if (!registry_name_valid(*out)) {
+  if (!fsx_name_valid(*out)) {
     rc = err_set(e, ERR_INVAL, "field 'model': '%.80s' is not a model name",
                  *out);
     FREE_NULL(*out);

@@ -43,7 +43,7 @@
 #include "mlopsd/log.h"
 #include "mlopsd/metrics.h"
 #include "mlopsd/queue.h"
-#include "mlopsd/registry.h"
+#include "mlopsd/fsx.h"
 #include "mlopsd/spool.h"
 
 #define MOD "plog"
@@ -462,7 +462,7 @@ static enum err_code seq_write(struct plog *p, uint64_t limit, struct err *e)
   if (n < 0 || (size_t)n >= sizeof(path))
     return err_set(e, ERR_INVAL, "plog: spool dir path too long");
   n = snprintf(text, sizeof(text), "next=%" PRIu64 "\n", limit);
-  if (registry_write_file(path, text, (size_t)n, e) != ERR_OK) {
+  if (fsx_write_atomic(path, text, (size_t)n, e) != ERR_OK) {
     err_prefix(e, "plog: sequence state");
     return e->code;
   }

@@ -29,8 +29,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "mlopsd/fsx.h"
 
-#include "mlopsd/registry.h"
 
 #define PREP_FORMAT "mlopsd.preprocess"
 #define PREP_FORMAT_VERSION 1
@@ -727,7 +727,7 @@ cJSON *prep_schema_json(const struct prep *p)
   return root;
 }
 
-/* Written with registry_write_file: temp file, fsync, rename, fsync of
+/* Written with fsx_write_atomic: temp file, fsync, rename, fsync of
  * the directory, so a reader sees the old file or the whole new one. */
 enum err_code prep_save_json(const struct prep *p, const char *path,
                              struct err *e)
@@ -743,7 +743,7 @@ enum err_code prep_save_json(const struct prep *p, const char *path,
   }
   nl[len++] = '\n';
   nl[len] = '\0';
-  enum err_code rc = registry_write_file(path, nl, len, e);
+  enum err_code rc = fsx_write_atomic(path, nl, len, e);
   free(nl);
   return rc;
 }
@@ -1011,37 +1011,11 @@ enum err_code prep_load_json(const char *path, struct prep **out,
                              struct err *e)
 {
   *out = NULL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: %s",
-                   path, strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-      st.st_size > (off_t)PREP_FILE_MAX) {
-    close(fd);
-    return err_set(e, ERR_IO, "%s: not a regular file of at most %u bytes",
-                   path, PREP_FILE_MAX);
-  }
-  size_t len = (size_t)st.st_size, got = 0;
-  char *buf = malloc(len + 1);
-  if (!buf) {
-    close(fd);
-    return err_set(e, ERR_NOMEM, "%s: out of memory", path);
-  }
-  while (got < len) {
-    ssize_t r = read(fd, buf + got, len - got);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      break;
-    got += (size_t)r;
-  }
-  close(fd);
-  if (got != len) {
-    free(buf);
-    return err_set(e, ERR_IO, "%s: short read", path);
-  }
-  buf[len] = '\0';
+  char *buf;
+  size_t len;
+  enum err_code rc = fsx_read(path, PREP_FILE_MAX, 0, &buf, &len, e);
+  if (rc)
+    return rc;
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
   if (!root) {
@@ -1051,7 +1025,7 @@ enum err_code prep_load_json(const char *path, struct prep **out,
                    "(corrupt or truncated)", path, off, len);
   }
   free(buf);
-  enum err_code rc = prep_from_json(root, path, out, e);
+  rc = prep_from_json(root, path, out, e);
   cJSON_Delete(root);
   return rc;
 }

@@ -20,10 +20,11 @@
  * drafts without a lock file.  Drafts are created under NAME/.lock too, so
  * the cleaner never sees one half made.
  *
- * Every path is built from names checked by registry_name_valid() and
+ * Every path is built from names checked by fsx_name_valid() and
  * positive version numbers, so nothing outside the root can be named.
  */
 #include "mlopsd/registry.h"
+#include "mlopsd/fsx.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -55,22 +56,7 @@ struct registry_draft {
 
 /* ---- names and paths -------------------------------------------------- */
 
-int registry_name_valid(const char *s)
-{
-  if (!s || !*s)
-    return 0;
-  size_t n = strlen(s);
-  if (n > REGISTRY_NAME_MAX)
-    return 0;
-  if (!(isalnum((unsigned char)s[0]) || s[0] == '_'))
-    return 0;
-  for (size_t i = 1; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (!(isalnum(c) || c == '_' || c == '.' || c == '-'))
-      return 0;
-  }
-  return strstr(s, "..") == NULL;
-}
+int registry_name_valid(const char *s) { return fsx_name_valid(s); }
 
 MLOPSD_PRINTF(4, 5)
 static enum err_code fmt_path(char *buf, size_t cap, struct err *e,
@@ -88,7 +74,7 @@ static enum err_code fmt_path(char *buf, size_t cap, struct err *e,
 static enum err_code check_name(const char *what, const char *s,
                                 struct err *e)
 {
-  if (registry_name_valid(s))
+  if (fsx_name_valid(s))
     return ERR_OK;
   return err_set(e, ERR_INVAL,
                  "registry: invalid %s '%.*s' (want "
@@ -172,15 +158,6 @@ static enum err_code mkdir_p(const char *path, struct err *e)
   return ERR_OK;
 }
 
-static void fsync_dir(const char *path)
-{
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-}
-
 /* Remove name (file or tree) inside directory dfd; ENOENT is success. */
 static int rm_rf_at(int dfd, const char *name, int depth)
 {
@@ -214,102 +191,14 @@ static int rm_rf(const char *path)
   return rm_rf_at(AT_FDCWD, path, 0);
 }
 
-static enum err_code write_all(int fd, const void *data, size_t len)
-{
-  const char *p = data;
-  while (len) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      return ERR_IO;
-    }
-    p += w;
-    len -= (size_t)w;
-  }
-  return ERR_OK;
-}
-
-enum err_code registry_write_file(const char *path, const void *data,
-                                  size_t len, struct err *e)
-{
-  char dir[REGISTRY_PATH_MAX], tmp[REGISTRY_PATH_MAX];
-  if (fmt_path(dir, sizeof(dir), e, "%s", path))
-    return ERR_INVAL;
-  char *slash = strrchr(dir, '/');
-  const char *base = slash ? slash + 1 : dir;
-  if (slash == dir)
-    dir[1] = '\0';
-  else if (slash)
-    *slash = '\0';
-  enum err_code rc = slash ? fmt_path(tmp, sizeof(tmp), e, "%s/.%s.tmp-XXXXXX",
-                                      dir, base)
-                           : fmt_path(tmp, sizeof(tmp), e, ".%s.tmp-XXXXXX",
-                                      base);
-  if (rc)
-    return rc;
-  if (!slash)
-    snprintf(dir, sizeof(dir), ".");
-  int fd = mkostemp(tmp, O_CLOEXEC);
-  if (fd < 0)
-    return err_set(e, ERR_IO, "registry: create temp for %s: %s", path,
-                   strerror(errno));
-  int saved = 0;
-  if (write_all(fd, data, len) || fchmod(fd, 0644) < 0 || fsync(fd) < 0)
-    saved = errno;
-  if (close(fd) < 0 && !saved)
-    saved = errno;
-  if (!saved && rename(tmp, path) < 0)
-    saved = errno;
-  if (saved) {
-    unlink(tmp);
-    return err_set(e, ERR_IO, "registry: write %s: %s", path,
-                   strerror(saved));
-  }
-  fsync_dir(dir);
-  return ERR_OK;
-}
-
-/* Read a whole (capped) file.  ENOENT -> ERR_NOTFOUND. */
+/* A whole (capped) registry file.  ENOENT -> ERR_NOTFOUND. */
 static enum err_code read_small(const char *path, size_t cap, char **out,
                                 size_t *len, struct err *e)
 {
-  *out = NULL;
-  *len = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return err_set(e, errno == ENOENT || errno == ENOTDIR ? ERR_NOTFOUND
-                                                          : ERR_IO,
-                   "registry: %s: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return err_set(e, ERR_IO, "registry: %s: not a regular file", path);
-  }
-  if ((size_t)st.st_size > cap) {
-    close(fd);
-    return err_set(e, ERR_IO, "registry: %s: larger than %zu bytes", path,
-                   cap);
-  }
-  size_t n = (size_t)st.st_size, got = 0;
-  char *b = malloc(n + 1);
-  if (!b) {
-    close(fd);
-    return err_set(e, ERR_NOMEM, "registry: %s: out of memory", path);
-  }
-  while (got < n) {
-    ssize_t r = read(fd, b + got, n - got);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      break;
-    got += (size_t)r;
-  }
-  close(fd);
-  b[got] = '\0';
-  *out = b;
-  *len = got;
-  return ERR_OK;
+  enum err_code rc = fsx_read(path, cap, 0, out, len, e);
+  if (rc)
+    err_prefix(e, "registry");
+  return rc;
 }
 
 /* Exclusive flock on ROOT/NAME/.lock; returns the fd or -1 (e filled). */
@@ -559,7 +448,7 @@ static enum err_code sync_draft(const char *dir, struct err *e)
   }
   closedir(dd);
   if (!rc)
-    fsync_dir(dir);
+    (void)fsx_fsync_dir(dir);
   return rc;
 }
 
@@ -617,8 +506,8 @@ enum err_code registry_version_commit(struct registry_draft *d, int *version,
     rc = err_set(e, ERR_IO, "registry: rename %s -> %s: %s", d->dir, dst,
                  strerror(errno));
   if (!rc) {
-    fsync_dir(vdir);
-    fsync_dir(tdir);
+    (void)fsx_fsync_dir(vdir);
+    (void)fsx_fsync_dir(tdir);
     *version = n + 1;
     /* the draft dir is gone; drop its lock file while still numbering so
      * a cleaner never races with us */
@@ -668,7 +557,7 @@ static enum err_code list_dirs(const char *dir, char ***out, size_t *n,
   enum err_code rc = v ? ERR_OK : ERR_NOMEM;
   struct dirent *de;
   while (!rc && (de = readdir(d))) {
-    if (!registry_name_valid(de->d_name))
+    if (!fsx_name_valid(de->d_name))
       continue;
     struct stat st;
     if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
@@ -888,7 +777,7 @@ enum err_code registry_alias_set(struct registry *r, const char *name,
     prev = 0;
   char text[32];
   int w = snprintf(text, sizeof(text), "%d\n", version);
-  rc = registry_write_file(p, text, (size_t)w, e);
+  rc = fsx_write_atomic(p, text, (size_t)w, e);
   unlock_model(lk);
   if (!rc && previous)
     *previous = prev;
@@ -910,7 +799,7 @@ enum err_code registry_alias_delete(struct registry *r, const char *name,
                      name, alias);
     return err_set(e, ERR_IO, "registry: unlink %s: %s", p, strerror(errno));
   }
-  fsync_dir(adir);
+  (void)fsx_fsync_dir(adir);
   return ERR_OK;
 }
 
@@ -997,7 +886,7 @@ static enum err_code write_json(const char *dir, const char *file,
   }
   t2[n] = '\n';
   t2[n + 1] = '\0';
-  rc = registry_write_file(p, t2, n + 1, e);
+  rc = fsx_write_atomic(p, t2, n + 1, e);
   free(t2);
   return rc;
 }

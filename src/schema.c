@@ -16,12 +16,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "mlopsd/fsx.h"
 #include "mlopsd/log.h"
 #include "mlopsd/sha256.h"
 #include "mlopsd/sqlsplit.h"
 
 /* Largest migration file read into memory (a migration is DDL, not data). */
-#define SCHEMA_FILE_MAX (16L * 1024 * 1024)
+#define SCHEMA_FILE_MAX (16u << 20)
 /* Seconds to wait for another runner's lock. */
 #define SCHEMA_LOCK_WAIT_S 60
 
@@ -35,51 +36,6 @@ const char *schema_dir(const char *explicit_dir)
   if (env && env[0])
     return env;
   return SCHEMA_DIR_DEFAULT;
-}
-
-/* Read a whole file (capped); *buf is malloc'ed and NUL-terminated. */
-static enum err_code read_file(const char *path, char **buf, size_t *len,
-                               struct err *e)
-{
-  *buf = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
-  char *b = NULL;
-  size_t n = 0, cap = 0;
-  for (;;) {
-    if (cap - n < 4096) {
-      if (cap >= (size_t)SCHEMA_FILE_MAX) {
-        fclose(f);
-        free(b);
-        return err_set(e, ERR_INVAL, "%s: larger than %ld bytes", path,
-                       SCHEMA_FILE_MAX);
-      }
-      size_t ncap = cap ? cap * 2 : 65536;
-      char *nb = realloc(b, ncap + 1);
-      if (!nb) {
-        fclose(f);
-        free(b);
-        return err_set(e, ERR_NOMEM, "%s: out of memory", path);
-      }
-      b = nb;
-      cap = ncap;
-    }
-    size_t got = fread(b + n, 1, cap - n, f);
-    n += got;
-    if (got == 0)
-      break;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(b);
-    return err_set(e, ERR_IO, "%s: read error", path);
-  }
-  b[n] = '\0';
-  *buf = b;
-  *len = n;
-  return ERR_OK;
 }
 
 static void hex_sum(const void *buf, size_t len, char out[SHA256_HEX_LEN])
@@ -182,7 +138,7 @@ enum err_code schema_scan(const char *dir, struct schema_file **out, int *n,
     }
     char *buf;
     size_t len;
-    rc = read_file(v[i].path, &buf, &len, e);
+    rc = fsx_read(v[i].path, SCHEMA_FILE_MAX, 0, &buf, &len, e);
     if (rc != ERR_OK)
       break;
     hex_sum(buf, len, v[i].checksum);
@@ -326,7 +282,7 @@ static enum err_code apply_one(struct db_conn *c, const struct schema_file *f,
 {
   char *buf;
   size_t len;
-  enum err_code rc = read_file(f->path, &buf, &len, e);
+  enum err_code rc = fsx_read(f->path, SCHEMA_FILE_MAX, 0, &buf, &len, e);
   if (rc != ERR_OK)
     return rc;
   char sum[65];

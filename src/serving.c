@@ -33,6 +33,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "mlopsd/fsx.h"
 #include "mlopsd/log.h"
 #include "mlopsd/metrics.h"
 #include "mlopsd/model.h"
@@ -555,7 +556,7 @@ static void slot_metrics(struct serving *s, struct slot *sl)
 static struct slot *add_slot(struct serving *s, const char *name)
 {
   struct slot *sl;
-  if (!spec_name_valid(name))
+  if (!fsx_name_valid(name))
     return NULL;
   pthread_mutex_lock(&s->add_mu);
   sl = find_slot(s, name);
@@ -795,7 +796,7 @@ enum err_code serving_create(struct serving **out,
   if (!o || !o->registry || !o->specs_dir)
     return err_set(e, ERR_INVAL, "serving: registry and specs_dir needed");
   if (o->default_model && *o->default_model &&
-      !spec_name_valid(o->default_model))
+      !fsx_name_valid(o->default_model))
     return err_set(e, ERR_INVAL, "serving: bad default model name '%s'",
                    o->default_model);
   s = calloc(1, sizeof(*s));
@@ -883,7 +884,7 @@ enum err_code serving_reload(struct serving *s, const char *name,
     name = s->default_name;
   sl = find_slot(s, name);
   if (!sl) {
-    if (!spec_name_valid(name))
+    if (!fsx_name_valid(name))
       return err_set(e, ERR_INVAL, "bad model name '%s'", name);
     int v;
     if (registry_latest(s->reg, name, &v, e) != ERR_OK)

@@ -24,6 +24,7 @@
 #include <cjson/cJSON.h>
 
 #include "mlopsd/cfg.h"
+#include "mlopsd/fsx.h"
 #include "mlopsd/pipeline.h"
 #include "mlopsd/registry.h"
 #include "mlopsd/spec.h"
@@ -53,7 +54,7 @@ static int version_parse(const char *s)
       return -1;
     return (int)v;
   }
-  return registry_name_valid(s) ? -2 : -1;
+  return fsx_name_valid(s) ? -2 : -1;
 }
 
 static enum err_code deploy_check(const struct task_ctx *t, struct err *e)
@@ -64,7 +65,7 @@ static enum err_code deploy_check(const struct task_ctx *t, struct err *e)
   if ((rc = task_field_text(t, "model", nb, sizeof(nb), &m, e)) ||
       (rc = task_field_text(t, "version", vb, sizeof(vb), &v, e)))
     return rc;
-  if (m && !strstr(m, "{{") && !spec_name_valid(m))
+  if (m && !strstr(m, "{{") && !fsx_name_valid(m))
     return err_set(e, ERR_INVAL, "field 'model': '%.130s' is not a valid "
                                  "model name",
                    m);
@@ -154,7 +155,7 @@ static enum err_code deploy_run(struct task_ctx *t, struct err *e)
       (vraw &&
        (rc = task_render(t, "version", vraw, TMPL_PLAIN, &vtext, NULL, e))))
     goto out;
-  if (!spec_name_valid(name)) {
+  if (!fsx_name_valid(name)) {
     rc = err_set(e, ERR_INVAL, "field 'model': '%.130s' is not a valid "
                                "model name",
                  name);

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "mlopsd/db.h"
+#include "mlopsd/fsx.h"
 #include "mlopsd/queue.h"
 #include "mlopsd/sqlsplit.h"
 #include "mlopsd/task.h"
@@ -51,41 +52,17 @@ static const struct task_field sql_fields[] = {
 /* ------------------------------------------------------------------ */
 /* script text */
 
+/* Every failure to read the script is ERR_IO for the task (ERR_NOMEM
+ * aside), as a missing file is in the DAG's own check. */
 static enum err_code read_file(const char *path, char **out, struct err *e)
 {
-  *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return err_set(e, ERR_IO, "field 'sql_file': cannot open '%s': %s",
-                   path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
-      (size_t)st.st_size > SQL_FILE_MAX) {
-    fclose(f);
-    return err_set(e, ERR_IO, "field 'sql_file': '%s' is not a regular "
-                   "file of at most %zu bytes", path, SQL_FILE_MAX);
+  enum err_code rc = fsx_read(path, SQL_FILE_MAX, FSX_NO_NUL, out, NULL, e);
+  if (rc) {
+    err_prefix(e, "field 'sql_file'");
+    if (rc != ERR_NOMEM && e)
+      e->code = rc = ERR_IO;
   }
-  size_t n = (size_t)st.st_size;
-  char *s = malloc(n + 1);
-  if (!s) {
-    fclose(f);
-    return err_set(e, ERR_NOMEM, "sql: out of memory");
-  }
-  size_t got = fread(s, 1, n, f);
-  int bad = ferror(f);
-  fclose(f);
-  if (bad || got != n) {
-    free(s);
-    return err_set(e, ERR_IO, "field 'sql_file': cannot read '%s'", path);
-  }
-  s[n] = '\0';
-  if (strlen(s) != n) {
-    free(s);
-    return err_set(e, ERR_IO, "field 'sql_file': '%s' holds a NUL byte",
-                   path);
-  }
-  *out = s;
-  return ERR_OK;
+  return rc;
 }
 
 /* The path sql_file names: as given if absolute or present relative to

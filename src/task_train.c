@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "mlopsd/cfg.h"
+#include "mlopsd/fsx.h"
 #include "mlopsd/pipeline.h"
 #include "mlopsd/registry.h"
 #include "mlopsd/spec.h"
@@ -32,7 +33,7 @@ static enum err_code train_check(const struct task_ctx *t, struct err *e)
   enum err_code rc = task_field_text(t, "model", buf, sizeof(buf), &m, e);
   if (rc)
     return rc;
-  if (m && !strstr(m, "{{") && !spec_name_valid(m))
+  if (m && !strstr(m, "{{") && !fsx_name_valid(m))
     return err_set(e, ERR_INVAL, "field 'model': '%.130s' is not a valid "
                                  "model name",
                    m);

@@ -124,7 +124,7 @@ MLOPSD_WUR enum err_code prep_transform_json(const struct prep *p,
                                              const cJSON *obj, float *row,
                                              struct err *e);
 
-/* Serialise to path (registry_write_file: temp file, fsync, rename, mode
+/* Serialise to path (fsx_write_atomic: temp file, fsync, rename, mode
  * 0644).  Numbers are written with 17 significant digits so a load gives
  * the same bits.  Errors: ERR_IO, ERR_NOMEM, ERR_INVAL (path too long). */
 MLOPSD_WUR enum err_code prep_save_json(const struct prep *p,

@@ -16,8 +16,8 @@
  * point leaves no partial version (its draft is removed later).  Alias
  * files are replaced by temp file + fsync + rename.
  *
- * Names (models, aliases, run ids, file names) must match
- * [A-Za-z0-9_][A-Za-z0-9_.-]{0,127} and not contain ".."; versions are
+ * Names (models, aliases, run ids, file names) must pass fsx_name_valid
+ * ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}, no ".."); versions are
  * integers 1..INT_MAX; every path is built from validated parts, so no
  * path escapes the root.
  *
@@ -34,8 +34,9 @@
 #include <cjson/cJSON.h>
 
 #include "mlopsd/err.h"
+#include "mlopsd/fsx.h"
 
-#define REGISTRY_NAME_MAX 128
+#define REGISTRY_NAME_MAX FSX_NAME_MAX
 #define REGISTRY_PATH_MAX 4096
 #define REGISTRY_JSON_MAX (16u << 20) /* JSON files read are capped */
 #define REGISTRY_PRODUCTION "production"
@@ -50,7 +51,8 @@ MLOPSD_WUR enum err_code registry_open(const char *root,
 void registry_close(struct registry *r); /* NULL-safe */
 const char *registry_root(const struct registry *r); /* borrowed */
 
-/* 1 if s is a valid model / alias / run id / file name. */
+/* 1 if s is a valid model / alias / run id / file name: fsx_name_valid,
+ * the one name check (fsx.h). */
 int registry_name_valid(const char *s);
 
 /* Start a new version of model name: creates NAME/tmp/draft-XXXXXX and
@@ -178,11 +180,5 @@ MLOPSD_WUR enum err_code registry_path(const struct registry *r,
                                        const char *name, int version,
                                        const char *file, char *buf,
                                        size_t cap, struct err *e);
-
-/* Write len bytes to path atomically (temp file in the same directory,
- * fsync, rename, fsync of the directory).  For files outside drafts. */
-MLOPSD_WUR enum err_code registry_write_file(const char *path,
-                                             const void *data, size_t len,
-                                             struct err *e);
 
 #endif

@@ -472,7 +472,7 @@ static int make_version(struct registry *reg, const struct spec *sp,
   char *txt = cJSON_Print(meta);
   cJSON_Delete(meta);
   if (registry_draft_path(d, "meta.json", path, sizeof(path), &e) ||
-      registry_write_file(path, txt, strlen(txt), &e)) {
+      fsx_write_atomic(path, txt, strlen(txt), &e)) {
     free(txt);
     goto out;
   }

@@ -375,7 +375,7 @@ static int make_version(struct registry *reg, struct trainset *ts, int depth,
   char *txt = cJSON_Print(meta);
   cJSON_Delete(meta);
   if (registry_draft_path(d, "meta.json", path, sizeof(path), &e) ||
-      registry_write_file(path, txt, strlen(txt), &e)) {
+      fsx_write_atomic(path, txt, strlen(txt), &e)) {
     free(txt);
     goto out;
   }
@@ -392,7 +392,7 @@ static int make_version(struct registry *reg, struct trainset *ts, int depth,
   txt = cJSON_PrintUnformatted(sample);
   cJSON_Delete(sample);
   if (registry_draft_path(d, "sample.json", path, sizeof(path), &e) ||
-      registry_write_file(path, txt, strlen(txt), &e)) {
+      fsx_write_atomic(path, txt, strlen(txt), &e)) {
     free(txt);
     goto out;
   }

@@ -236,7 +236,7 @@ TEST(test_missing_files)
   CHECK_EQ_INT(c.db_port, 2);
   unsetenv("MLOPSD_CONFIG");
   CHECK_EQ_INT(cfg_load(&c, tmpdir, &e), ERR_IO);
-  CHECK(strstr(e.msg, ": Is a directory") != NULL);
+  CHECK(strstr(e.msg, " is a directory") != NULL);
 }
 
 TEST(test_block_file)
@@ -705,20 +705,28 @@ TEST(test_password_file)
   snprintf(y, sizeof(y), "database: {password_file: %s/missing.txt}\n",
            tmpdir);
   CHECK_EQ_INT(load_text(&c, y, &e), ERR_IO);
-  CHECK_EQ_STR(rel(&e), "database.password_file: cannot read missing.txt: "
+  CHECK_EQ_STR(rel(&e), "database.password_file: cannot open missing.txt: "
                         "No such file or directory");
   CHECK_EQ_STR(c.db_password, "");
   snprintf(y, sizeof(y), "database: {password_file: %s}\n", tmpdir);
   CHECK_EQ_INT(load_text(&c, y, &e), ERR_IO);
-  CHECK(strstr(e.msg, ": Is a directory") != NULL);
+  CHECK(strstr(e.msg, " is a directory") != NULL);
   char big[400];
   memset(big, 'q', sizeof(big) - 1);
   big[sizeof(big) - 1] = '\0';
   write_file("pw.txt", big);
   snprintf(y, sizeof(y), "database: {password_file: %s}\n", pf);
+  CHECK_EQ_INT(load_text(&c, y, &e), ERR_CONFIG);
+  CHECK_EQ_STR(rel(&e), "database.password_file pw.txt: expected a password "
+                        "of at most 255 bytes without NUL bytes");
+  CHECK_EQ_STR(c.db_password, "");
+  /* a file far over any password: refused by the read cap */
+  static char huge[8192];
+  memset(huge, 'q', sizeof(huge) - 1);
+  write_file("pw.txt", huge);
   CHECK_EQ_INT(load_text(&c, y, &e), ERR_IO);
-  CHECK_EQ_STR(rel(&e),
-               "database.password_file: cannot read pw.txt: file too large");
+  CHECK_EQ_STR(rel(&e), "database.password_file: pw.txt is larger than "
+                        "4096 bytes");
   memset(big + 255, '\0', 1);
   write_file("pw.txt", big); /* exactly 255 bytes: fits */
   CHECK_EQ_INT(load_text(&c, y, &e), ERR_OK);

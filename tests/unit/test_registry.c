@@ -572,24 +572,6 @@ TEST(alias_round_trip_and_stamp)
   registry_close(r);
 }
 
-TEST(write_file_atomic_replaces)
-{
-  char p[4096];
-  snprintf(p, sizeof(p), "%s/atomic.txt", root);
-  struct err e = {0};
-  CHECK_EQ_INT(registry_write_file(p, "one", 3, &e), ERR_OK);
-  CHECK_EQ_INT(registry_write_file(p, "second", 6, &e), ERR_OK);
-  FILE *f = fopen(p, "r");
-  char buf[16] = {0};
-  CHECK(f && fread(buf, 1, sizeof(buf) - 1, f) == 6);
-  if (f)
-    fclose(f);
-  CHECK_EQ_STR(buf, "second");
-  snprintf(p, sizeof(p), "%s/no/such/dir/x", root);
-  CHECK_EQ_INT(registry_write_file(p, "x", 1, &e), ERR_IO);
-  CHECK(strstr(e.msg, "no/such/dir") != NULL);
-}
-
 int main(void)
 {
   root = mkdtemp(root_tpl);
@@ -605,7 +587,6 @@ int main(void)
   RUN(escaping_names_rejected);
   RUN(corrupt_meta_other_versions_ok);
   RUN(alias_round_trip_and_stamp);
-  RUN(write_file_atomic_replaces);
   int rc = check_done();
   rm_tree(root);
   return rc;
