@@ -67,8 +67,11 @@
     if (!iso) return '—';
     const d = new Date(iso);
     if (isNaN(d)) return String(iso);
-    return d.toLocaleString(undefined, { year: 'numeric', month: '2-digit',
-      day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    /* local time, ISO order: short, sortable, one line in a table cell */
+    const p2 = (n) => String(n).padStart(2, '0');
+    return d.getFullYear() + '-' + p2(d.getMonth() + 1) + '-' +
+      p2(d.getDate()) + ' ' + p2(d.getHours()) + ':' + p2(d.getMinutes()) +
+      ':' + p2(d.getSeconds());
   }
 
   /* An ISO time with an offset, shown as the wall time of that offset
@@ -104,6 +107,57 @@
   function stateBadge(st) {
     return h('span', { class: 'badge state st-' + (st || 'none'),
       'data-state': st || 'none', text: st || 'none' });
+  }
+
+  /* A long id (run ids of a CT DAG run to 40+ characters) shortened in the
+   * middle, where ids of one run share their text; the end (-t07) tells
+   * trials apart.  The full id is the tooltip and data-full. */
+  function shortId(id, max) {
+    const full = String(id === null || id === undefined ? '—' : id);
+    const n = max || 28;
+    if (full.length <= n)
+      return h('span', { class: 'mono id', 'data-full': full, text: full });
+    const tail = Math.max(6, Math.floor(n / 3));
+    return h('span', { class: 'mono id', title: full, 'data-full': full,
+      text: full.slice(0, n - tail - 1) + '…' + full.slice(-tail) });
+  }
+
+  function fmtParam(v) {
+    if (v === null || v === undefined) return '—';
+    return typeof v === 'object' ? JSON.stringify(v) : String(v);
+  }
+
+  /* Training parameters as a collapsed cell: "7 params". */
+  const PARAMS_HIDDEN = ['objective', 'num_class', 'eval_metric', 'nthread'];
+  function paramsCell(params) {
+    const keys = Object.keys(params || {}).filter((k) =>
+      !PARAMS_HIDDEN.includes(k));
+    return foldCell(keys.map((k) => [k, fmtParam(params[k])]), 'param');
+  }
+
+  /* [[key, text], ...] as a collapsed "N things" cell (all of them in
+   * the tooltip), opened to one line each; its width is that of the
+   * words, so a long value never widens the table */
+  function foldCell(pairs, noun) {
+    if (!pairs.length) return h('span', { class: 'muted', text: '—' });
+    const all = pairs.map((p) => p[0] + '=' + p[1]);
+    return h('details', { class: 'params', 'data-fold': noun },
+      h('summary', { title: all.join('\n') }, h('span', { class: 'count',
+        text: pairs.length + ' ' + noun + (pairs.length === 1 ? '' : 's') })),
+      h('dl', { class: 'mono' }, pairs.map((p) => [h('dt', {}, headText(p[0])),
+        h('dd', { text: p[1] })])));
+  }
+
+  /* a column name that may break after an underscore (f1_/macro), never
+   * inside a word */
+  function headText(k) {
+    const parts = String(k).split('_');
+    const out = [];
+    parts.forEach((p, i) => {
+      if (i) out.push(h('wbr'));
+      out.push(p + (i < parts.length - 1 ? '_' : ''));
+    });
+    return out;
   }
 
   /* ---- API ------------------------------------------------------------ */
@@ -233,83 +287,169 @@
 
   /* ---- charts (SVG) ----------------------------------------------------- */
 
-  /* opts: {series: [{name, color, points: [[x, y], ...]}], x: 'time' |
-   * 'int', yMin, yMax, yFmt, threshold, height, title, markers: bool} */
+  const pad2 = (n) => String(n).padStart(2, '0');
+  const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug',
+    'Sep', 'Oct', 'Nov', 'Dec'];
+
+  /* Wall-clock labels in the browser's zone, 24-hour and zero-padded so
+   * they are short and two different instants never print alike at the
+   * precision the tick step asks for. */
+  function fmtClock(ms, seconds) {
+    const d = new Date(ms);
+    return pad2(d.getHours()) + ':' + pad2(d.getMinutes()) +
+      (seconds ? ':' + pad2(d.getSeconds()) : '');
+  }
+  function fmtDay(ms) {
+    const d = new Date(ms);
+    return MONTHS[d.getMonth()] + ' ' + d.getDate();
+  }
+  const dayKey = (ms) => new Date(ms).toDateString();
+
+  /* Tick steps a reader counts in: seconds, minutes, hours, days. */
+  const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800,
+    3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800, 1209600,
+    2592000].map((x) => x * 1000);
+
+  /* Ticks for a time axis over [t0, t1] (ms): at most maxTicks, on round
+   * local times, each label distinct.  One instant gets one tick. */
+  function timeTicks(t0, t1, maxTicks) {
+    const max = maxTicks || 6;
+    if (!(t1 > t0)) return [{ v: t0, label: fmtClock(t0, true) }];
+    const span = t1 - t0;
+    const step = TIME_STEPS.find((st) => span / st <= max - 1) ||
+      TIME_STEPS[TIME_STEPS.length - 1];
+    /* align to the local zone (minutes east of UTC) for steps above a minute */
+    const off = -new Date(t0).getTimezoneOffset() * 60000;
+    let v = Math.ceil((t0 + off) / step) * step - off;
+    const vals = [];
+    for (; v <= t1 + 1e-6 && vals.length < 100; v += step) vals.push(v);
+    if (!vals.length) vals.push(t0);
+    let prevDay = null;
+    const multiDay = dayKey(t0) !== dayKey(t1);
+    const ticks = vals.map((x, i) => {
+      let label;
+      if (step >= 86400000) label = fmtDay(x);
+      else {
+        label = fmtClock(x, step < 60000);
+        /* a tick on another day than the one before says which day */
+        if (multiDay && (i === 0 || dayKey(x) !== prevDay))
+          label = fmtDay(x) + ' ' + label;
+      }
+      prevDay = dayKey(x);
+      return { v: x, label };
+    });
+    return ticks;
+  }
+
+  /* Round numbers for a value axis: [lo, hi] widened to multiples of a
+   * 1/2/2.5/5 x 10^k step, with the decimals that step needs. */
+  function niceTicks(lo, hi, n) {
+    const want = n || 4;
+    if (!(hi > lo)) hi = lo + (lo === 0 ? 1 : Math.abs(lo) * 0.1);
+    const raw = (hi - lo) / want;
+    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const f = raw / mag;
+    const step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) *
+      mag;
+    const a = Math.floor(lo / step + 1e-9) * step;
+    const b = Math.ceil(hi / step - 1e-9) * step;
+    const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9) +
+      (Math.abs(step / mag - 2.5) < 1e-9 ? 1 : 0));
+    const ticks = [];
+    for (let v = a; v <= b + step / 2; v += step)
+      ticks.push(Number(v.toFixed(Math.min(digits + 2, 12))));
+    return { lo: a, hi: b, ticks, digits };
+  }
+
+  const finite = (v) => typeof v === 'number' && isFinite(v);
+
+  /* opts: {title, series: [{name, color, points: [[x, y], ...], highlight}],
+   *   x: 'time' | 'version', xDomain: [x0, x1] (time: the span the data
+   *   covers, also where a series has gaps), yMin, yMax, yFmt, threshold,
+   *   height, width, unit: what one x value is ('sample', 'report',
+   *   'version'), empty: text when nothing is drawn, legend: bool}.
+   * Every series is a <g class="series" data-series=NAME> holding a line
+   * (two or more points) and a dot per point; x ticks are <text
+   * class="xtick">.  With fewer than three x values a note under the
+   * chart says how many there are, so one dot is not read as a flat line
+   * that fell off the chart. */
   function lineChart(opts) {
-    const W = 640, H = opts.height || 220;
-    const m = { l: 52, r: 14, t: 12, b: 28 };
-    const all = [];
-    opts.series.forEach((sr) => sr.points.forEach((p) => {
-      if (p[1] !== null && p[1] !== undefined && isFinite(p[1])) all.push(p);
-    }));
+    const W = opts.width || 640, H = opts.height || 220;
+    const m = { l: 52, r: 16, t: 12, b: 28 };
+    const unit = opts.unit || 'sample';
+    const series = opts.series.map((sr, i) => ({
+      name: sr.name, color: sr.color || PALETTE[i % PALETTE.length],
+      width: sr.width, highlight: sr.highlight,
+      pts: sr.points.filter((p) => finite(p[0]) && finite(p[1])) }));
+    const xs = [...new Set([].concat(...series.map((sr) =>
+      sr.pts.map((p) => p[0]))))].sort((a, b) => a - b);
     const root = s('svg', { class: 'chart', viewBox: '0 0 ' + W + ' ' + H,
       width: W, height: H, role: 'img', 'aria-label': opts.title || 'chart' });
     const wrap = h('div', { class: 'chart-box' });
     if (opts.title) append(wrap, h('h3', { text: opts.title }));
-    append(wrap, root);
-    if (!all.length) {
-      append(root, s('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle',
-        text: opts.empty || 'no data yet' }));
+    if (!xs.length) {
+      append(wrap, h('p', { class: 'chart-empty', text: opts.empty ||
+        'No data yet.' }));
       return wrap;
     }
-    let x0 = Math.min(...all.map((p) => p[0]));
-    let x1 = Math.max(...all.map((p) => p[0]));
-    if (x0 === x1) { x0 -= 1; x1 += 1; }
-    let y0 = opts.yMin !== undefined ? opts.yMin
-      : Math.min(...all.map((p) => p[1]));
-    let y1 = opts.yMax !== undefined ? opts.yMax
-      : Math.max(...all.map((p) => p[1]));
-    if (opts.threshold !== undefined && opts.threshold !== null)
-      y1 = Math.max(y1, opts.threshold * 1.15);
-    if (y0 === y1) {
-      if (opts.yMin !== undefined) {
-        y1 = y0 + 1;
+    append(wrap, root);
+    /* x scale */
+    let X, ticks;
+    const plotW = W - m.l - m.r;
+    if (opts.x === 'version') {
+      /* one band per version that exists; nothing in between */
+      const band = plotW / xs.length;
+      const idx = new Map(xs.map((v, i) => [v, i]));
+      X = (v) => m.l + (idx.get(v) + 0.5) * band;
+      const every = Math.ceil(xs.length / 12);
+      ticks = xs.filter((v, i) => i % every === 0 || i === xs.length - 1)
+        .map((v) => ({ v, label: (opts.xPrefix || 'v') + v }));
+    } else {
+      let x0 = xs[0], x1 = xs[xs.length - 1];
+      if (opts.xDomain) {
+        x0 = Math.min(x0, opts.xDomain[0]);
+        x1 = Math.max(x1, opts.xDomain[1]);
+      }
+      if (x1 > x0) {
+        const px = (x1 - x0) * 0.03; /* dots at the ends stay inside */
+        X = (v) => m.l + (v - x0 + px) / (x1 - x0 + 2 * px) * plotW;
+        ticks = timeTicks(x0, x1);
       } else {
-        const d = Math.max(Math.abs(y0) * 0.05, 0.01);
-        y0 -= d;
-        y1 += d;
+        X = () => m.l + plotW / 2;
+        ticks = timeTicks(x0, x0);
       }
     }
-    if (opts.yMin === undefined && y0 > 0 && y0 < (y1 - y0) * 0.6) y0 = 0;
-    const pad = (y1 - y0) * 0.06;
-    if (opts.yMax === undefined) y1 += pad;
-    const X = (x) => m.l + (x - x0) / (x1 - x0) * (W - m.l - m.r);
+    /* y scale */
+    const ys = [].concat(...series.map((sr) => sr.pts.map((p) => p[1])));
+    let lo = opts.yMin !== undefined ? opts.yMin : Math.min(...ys);
+    let hi = opts.yMax !== undefined ? opts.yMax : Math.max(...ys);
+    if (opts.threshold !== undefined && opts.threshold !== null)
+      hi = Math.max(hi, opts.threshold * 1.15);
+    if (opts.yMin === undefined && lo > 0 && lo < (hi - lo) * 0.6) lo = 0;
+    if (hi === lo && opts.yMin === undefined) {
+      const d = Math.max(Math.abs(lo) * 0.05, 0.01);
+      lo -= d;
+      hi += d;
+    }
+    const ny = niceTicks(lo, hi, 4);
+    const y0 = opts.yMin !== undefined ? opts.yMin : ny.lo;
+    const y1 = opts.yMax !== undefined ? opts.yMax : ny.hi;
     const Y = (y) => H - m.b - (y - y0) / (y1 - y0) * (H - m.t - m.b);
-    /* enough decimals for the five grid labels to differ */
-    const digits = Math.min(6, Math.max(0,
-      Math.ceil(-Math.log10((y1 - y0) / 4))));
-    const yFmt = opts.yFmt || ((v) => fmtNum(v, digits));
-    /* y grid and labels */
-    for (let i = 0; i <= 4; i++) {
-      const v = y0 + (y1 - y0) * i / 4;
+    const yFmt = opts.yFmt || ((v) => fmtNum(v, ny.digits));
+    ny.ticks.filter((v) => v >= y0 - 1e-12 && v <= y1 + 1e-12).forEach((v) => {
       append(root, s('line', { class: 'gridline', x1: m.l, x2: W - m.r,
         y1: Y(v), y2: Y(v) }));
-      append(root, s('text', { x: m.l - 6, y: Y(v) + 3, 'text-anchor': 'end',
-        text: yFmt(v) }));
-    }
-    /* x labels */
-    const nx = opts.x === 'int' ? Math.min(8, Math.round(x1 - x0) + 1) : 5;
-    for (let i = 0; i < nx; i++) {
-      const v = nx === 1 ? x0 : x0 + (x1 - x0) * i / (nx - 1);
-      let label;
-      if (opts.x === 'time') {
-        const d = new Date(v);
-        label = d.toLocaleTimeString(undefined, x1 - x0 < 600000
-          ? { hour: '2-digit', minute: '2-digit', second: '2-digit' }
-          : { hour: '2-digit', minute: '2-digit' });
-      } else if (opts.x === 'date') {
-        label = x1 - x0 < 36 * 3600 * 1000
-          ? new Date(v).toLocaleTimeString(undefined, { hour: '2-digit',
-            minute: '2-digit' })
-          : new Date(v).toLocaleDateString(undefined,
-            { month: 'short', day: 'numeric' });
-      } else {
-        label = (opts.xPrefix || '') + Math.round(v);
-      }
-      append(root, s('text', { x: X(v), y: H - 8, text: label,
-        'text-anchor': nx > 1 && i === 0 ? 'start'
-          : nx > 1 && i === nx - 1 ? 'end' : 'middle' }));
-    }
+      append(root, s('text', { class: 'ytick', x: m.l - 6, y: Y(v) + 3,
+        'text-anchor': 'end', text: yFmt(v) }));
+    });
+    ticks.forEach((tk) => {
+      const x = X(tk.v);
+      append(root, s('line', { class: 'axis', x1: x, x2: x, y1: H - m.b,
+        y2: H - m.b + 4 }));
+      append(root, s('text', { class: 'xtick', x, y: H - 8, text: tk.label,
+        'text-anchor': x - m.l < 30 ? 'start' : W - m.r - x < 30 ? 'end'
+          : 'middle' }));
+    });
     append(root, s('line', { class: 'axis', x1: m.l, x2: W - m.r,
       y1: H - m.b, y2: H - m.b }));
     append(root, s('line', { class: 'axis', x1: m.l, x2: m.l, y1: m.t,
@@ -322,36 +462,44 @@
         'text-anchor': 'end', fill: '#c0392b',
         text: 'threshold ' + opts.threshold }));
     }
+    const xText = (x) => opts.x === 'version' ? (opts.xPrefix || 'v') + x
+      : fmtDay(x) + ' ' + fmtClock(x, true);
     const legend = h('div', { class: 'chart-legend' });
-    opts.series.forEach((sr, i) => {
-      const color = sr.color || PALETTE[i % PALETTE.length];
-      const pts = sr.points.filter((p) => p[1] !== null && isFinite(p[1]));
-      if (!pts.length) return;
-      const d = pts.map((p, k) => (k ? 'L' : 'M') + X(p[0]).toFixed(1) + ' ' +
-        Y(p[1]).toFixed(1)).join(' ');
-      append(root, s('path', { d, fill: 'none', stroke: color,
-        'stroke-width': sr.width || 2, 'stroke-linejoin': 'round',
-        'data-series': sr.name }));
-      if (opts.markers || pts.length < 40) {
-        pts.forEach((p) => {
-          const c = s('circle', { cx: X(p[0]), cy: Y(p[1]),
-            r: (sr.highlight && sr.highlight(p)) ? 5.5 : 3,
-            fill: (sr.highlight && sr.highlight(p)) ? '#fff' : color,
-            stroke: color, 'stroke-width': 2 });
-          append(c, s('title', { text: sr.name + ': ' +
-            (opts.x === 'time' ? new Date(p[0]).toLocaleTimeString()
-              : opts.x === 'date' ? new Date(p[0]).toLocaleString()
-                : (opts.xPrefix || '') + p[0]) + ' → ' + yFmt(p[1]) }));
-          append(root, c);
+    series.forEach((sr) => {
+      if (!sr.pts.length) return;
+      const g = s('g', { class: 'series', 'data-series': sr.name,
+        'data-points': sr.pts.length });
+      if (sr.pts.length > 1) {
+        const d = sr.pts.map((p, k) => (k ? 'L' : 'M') + X(p[0]).toFixed(1) +
+          ' ' + Y(p[1]).toFixed(1)).join(' ');
+        append(g, s('path', { d, fill: 'none', stroke: sr.color,
+          'stroke-width': sr.width || 2, 'stroke-linejoin': 'round',
+          'data-series': sr.name }));
+      }
+      if (sr.pts.length < 80) {
+        sr.pts.forEach((p) => {
+          const hl = sr.highlight && sr.highlight(p);
+          const c = s('circle', { class: 'pt', cx: X(p[0]), cy: Y(p[1]),
+            r: hl ? 5.5 : sr.pts.length === 1 ? 4 : 3,
+            fill: hl ? '#fff' : sr.color, stroke: sr.color, 'stroke-width': 2 });
+          append(c, s('title', { text: sr.name + ': ' + xText(p[0]) + ' → ' +
+            yFmt(p[1]) }));
+          append(g, c);
         });
       }
-      append(legend, h('span', {}, h('i', { style: null }), sr.name));
-      legend.lastChild.firstChild.style.background = color;
+      append(root, g);
+      append(legend, h('span', { 'data-series': sr.name }, h('i', {}),
+        sr.name));
+      legend.lastChild.firstChild.style.background = sr.color;
     });
+    if (xs.length < 3) {
+      append(wrap, h('p', { class: 'chart-note', text: xs.length + ' ' + unit +
+        (xs.length === 1 ? '' : 's') + ' so far' + (opts.sparseNote
+          ? ': ' + opts.sparseNote : '') + '.' }));
+    }
     if (opts.series.length > 1 || opts.legend) append(wrap, legend);
     return wrap;
   }
-
   /* ---- drawer: a task instance, its attempts and log --------------------- */
 
   function closeDrawer() {
@@ -699,23 +847,27 @@
         'number').map((v) => [v.version, v.metrics[metric]]).reverse();
       append(box, h('div', { class: 'card', id: 'metric-chart' },
         lineChart({ title: metric + ' per version (validation split; ' +
-          'hollow = production)', x: 'int', xPrefix: 'v', markers: true,
+          'hollow = production)', x: 'version', unit: 'version',
+          empty: 'No version records ' + metric + '.',
           series: [{ name: metric, points: pts,
             highlight: (p) => p[0] === prod }] })));
     }
 
     /* versions */
-    const mk = metricKeys(vers);
+    /* the selection metric and three more as columns, the rest folded */
+    const allMk = metricKeys(vers);
+    const mk = (metric && allMk.includes(metric) ? [metric] : [])
+      .concat(allMk.filter((k) => k !== metric)).slice(0, 4);
+    const moreMk = allMk.filter((k) => !mk.includes(k));
     const tbl = h('table', { class: 'tbl', id: 'versions' });
+    const tblWrap = h('div', { class: 'tbl-wrap' }, tbl);
     append(tbl, h('thead', {}, h('tr', {},
-      ['version', 'created', 'logical date', ...mk, 'params', 'lineage', '']
-        .map((k) => h('th', { text: k })))));
+      ['version', 'created', ...mk, moreMk.length ? 'more metrics' : null,
+        'params', 'lineage', ''].filter((k) => k !== null)
+        .map((k) => h('th', {}, headText(k))))));
     const tb = h('tbody');
     vers.forEach((v) => {
       const lin = v.lineage || {};
-      const params = v.params ? Object.keys(v.params).filter((k) =>
-        !['objective', 'num_class', 'eval_metric', 'nthread'].includes(k))
-        .map((k) => k + '=' + v.params[k]).join(' ') : '';
       const act = canWrite() && !v.is_production ? h('button', {
         type: 'button', class: 'btn ghost', 'data-action': 'promote',
         'data-version': v.version, text: 'Promote',
@@ -725,13 +877,18 @@
         h('td', {}, h('b', { text: 'v' + v.version }), ' ',
           v.is_production ? h('span', { class: 'badge prod', text: 'production' })
             : null),
-        h('td', { text: fmtTime(v.creation_time) }),
-        h('td', { text: lin.logical_date || '—' }),
+        h('td', { class: 'small' }, h('div', { text: fmtTime(v.creation_time) }),
+          lin.logical_date ? h('div', { class: 'muted',
+            text: 'logical date ' + lin.logical_date }) : null),
         mk.map((k) => h('td', { class: 'num', text: fmtNum(v.metrics
           ? v.metrics[k] : null) })),
-        h('td', { class: 'mono small', text: params }),
-        h('td', { class: 'small' },
-          lin.dag_run_id ? h('div', { text: 'run ' + lin.dag_run_id }) : null,
+        moreMk.length ? h('td', { class: 'params-cell' }, foldCell(moreMk.map(
+          (k) => [k, fmtNum(v.metrics ? v.metrics[k] : null)]), 'metric'))
+          : null,
+        h('td', { class: 'params-cell' }, paramsCell(v.params)),
+        h('td', { class: 'small lineage' },
+          lin.dag_run_id ? h('div', {}, 'run ', shortId(lin.dag_run_id, 20))
+            : null,
           lin.training_rows !== undefined ? h('div', { text: 'rows ' +
             fmtNum(lin.training_rows) + (lin.train_rows !== undefined
               ? ' (' + lin.train_rows + ' train / ' + lin.val_rows + ' val)'
@@ -743,7 +900,8 @@
         h('td', {}, act)));
     });
     append(tbl, tb);
-    append(box, h('div', { class: 'card' }, h('h2', { text: 'Versions' }), tbl,
+    append(box, h('div', { class: 'card' }, h('h2', { text: 'Versions' }),
+      tblWrap,
       canWrite() ? h('div', { class: 'row' }, h('button', { type: 'button',
         class: 'btn danger', 'data-action': 'rollback', text: 'Roll back',
         onclick: () => rollback(name, box) })) : h('p', { class: 'muted small',
@@ -822,23 +980,25 @@
         return (x < y ? -1 : 1) * (desc ? -1 : 1);
       });
       append(table, h('thead', {}, h('tr', {}, cols.map((c) => h('th', {
-        class: 'sortable', 'data-key': c.k,
-        text: c.k + (c.k === sortKey ? (desc ? ' ▼' : ' ▲') : ''),
-        onclick: () => {
+        class: 'sortable', 'data-key': c.k, onclick: () => {
           if (sortKey === c.k) desc = !desc;
           else { sortKey = c.k; desc = c.num; }
           draw();
-        } })))));
+        } }, headText(c.k), c.k === sortKey ? (desc ? ' ▼' : ' ▲') : '')))));
       const tb = h('tbody');
-      rows.forEach((r) => append(tb, h('tr', { class: r.is_best ? 'best' : '' },
-        cols.map((c) => h('td', { class: c.num ? 'num' : 'mono small',
-          text: c.num && !c.param ? fmtNum(c.get(r)) : String(c.get(r) ?? '—') })))));
+      rows.forEach((r) => append(tb, h('tr', { class: r.is_best ? 'best' : '',
+        'data-run': r.run_id },
+        cols.map((c) => c.k === 'run_id'
+          ? h('td', { class: 'small' }, shortId(r.run_id, 26))
+          : h('td', { class: c.num ? 'num' : 'mono small',
+            text: c.num && !c.param ? fmtNum(c.get(r))
+              : fmtParam(c.get(r)) })))));
       append(table, tb);
     }
     draw();
-    append(box, h('p', { class: 'muted small', text: t.trials.length +
-      ' trials; best (green) ' + (t.best_run || '—') +
-      '. Click a column to sort.' }), table);
+    append(box, h('p', { class: 'muted small' }, t.trials.length +
+      ' trials; best (green) ', t.best_run ? shortId(t.best_run, 40) : '—',
+    '. Click a column to sort.'), h('div', { class: 'tbl-wrap' }, table));
   }
 
   async function promote(name, version, box) {
@@ -873,13 +1033,60 @@
 
   /* ---- Serving ---------------------------------------------------------- */
 
+  /* The per-feature scores of one drift report, {feature: psi} with only
+   * finite PSI values.  The drift task writes {"threshold", "min_rows",
+   * "window", "bad_rows", "worst", "features": {NAME: {"psi", ...}}}: the
+   * settings beside "features" are not features.  Reports written before
+   * that wrapper held {NAME: {"psi", ...}} at the top level; an entry
+   * counts as a feature only when it is an object with a numeric psi, so a
+   * setting (a plain number) is never read as one. */
+  function driftFeatures(scores) {
+    const out = {};
+    if (!scores || typeof scores !== 'object') return out;
+    const src = scores.features && typeof scores.features === 'object'
+      ? scores.features : scores;
+    Object.keys(src).forEach((f) => {
+      const v = src[f];
+      if (v && typeof v === 'object' && finite(v.psi)) out[f] = v.psi;
+    });
+    return out;
+  }
+
+  /* a report's settings, from its scores or the report row */
+  function driftSetting(rep, key) {
+    const sc = rep.scores || {};
+    return finite(sc[key]) ? sc[key] : null;
+  }
+
+  function driftSummary(rep) {
+    const minRows = driftSetting(rep, 'min_rows');
+    const sc = rep.scores || {};
+    return h('div', { class: 'kv', 'data-field': 'drift-latest' },
+      h('span', {}, 'latest report ', h('b', { text: fmtTime(rep.created_at) })),
+      h('span', {}, 'verdict ', h('b', { 'data-field': 'verdict',
+        text: rep.verdict })),
+      h('span', {}, 'rows compared ', h('b', { text: fmtNum(rep.window_rows) })),
+      minRows !== null ? h('span', {}, 'min_rows ', h('b', {
+        text: fmtNum(minRows) })) : null,
+      /* a PSI on too few rows is noise: not shown as a measurement */
+      rep.max_score !== null && rep.max_score !== undefined &&
+        rep.verdict !== 'insufficient_data'
+        ? h('span', {}, 'max PSI ', h('b', { text: fmtNum(rep.max_score) }),
+          sc.worst ? ' (' + sc.worst + ')' : '') : null,
+      finite(sc.bad_rows) && sc.bad_rows > 0 ? h('span', {}, 'unreadable rows ',
+        h('b', { text: fmtNum(sc.bad_rows) })) : null);
+  }
+
   async function pageServing(main) {
     const gen = app.gen;
     append(main, h('h1', { text: 'Serving' }));
     const tiles = h('div', { class: 'tiles', id: 'serving-tiles' });
     const charts = h('div', { class: 'charts', id: 'serving-charts' });
     const drift = h('div', { id: 'drift' });
-    append(main, tiles, charts, h('h2', { text: 'Drift' }), drift);
+    const driftSel = h('select', { id: 'drift-model', onchange: () =>
+      loadDrift(driftSel.value) });
+    append(main, tiles, charts, h('div', { class: 'card-head section-head' },
+      h('h2', { text: 'Drift' }), driftSel), drift);
     let driftModel = null;
 
     function tile(label, value, cls, key) {
@@ -924,18 +1131,27 @@
       const pts = (d.series || []).slice();
       if (d.now && d.now.t) pts.push(d.now);
       const t = (p) => new Date(p.t).getTime();
+      /* every chart spans the same sampled time, also where a series has
+       * no value (no requests: no latency) */
+      const dom = pts.length ? [t(pts[0]), t(pts[pts.length - 1])] : null;
       const span = 'last hour, ' + (d.interval_s >= 60 ? (d.interval_s / 60) +
         '-minute' : d.interval_s + '-second') + ' samples';
       append(charts,
-        h('div', { class: 'card' }, lineChart({ title: 'Requests per second (' +
-          span + ')', x: 'time', yMin: 0, series: [
-          { name: 'requests/s', points: pts.map((p) => [t(p), p.requests_per_s]) },
-          { name: 'errors/s', color: '#c0392b',
-            points: pts.map((p) => [t(p), p.errors_per_s]) }] })),
-        h('div', { class: 'card' }, lineChart({ title: 'Latency percentiles (ms)',
-          x: 'time', yMin: 0, yFmt: (v) => fmtNum(v, 2), series: ['p50', 'p90',
-          'p99'].map((q, i) => ({ name: q, color: PALETTE[i],
-          points: pts.map((p) => [t(p), (p.latency_ms || {})[q]]) })) })));
+        h('div', { class: 'card', id: 'chart-rps' }, lineChart({
+          title: 'Requests per second (' + span + ')', x: 'time', xDomain: dom,
+          yMin: 0, empty: 'No samples yet: the first one is taken ' +
+            d.interval_s + ' s after the start.', series: [
+            { name: 'requests/s', points: pts.map((p) => [t(p), p.requests_per_s]) },
+            { name: 'errors/s', color: '#c0392b',
+              points: pts.map((p) => [t(p), p.errors_per_s]) }] })),
+        h('div', { class: 'card', id: 'chart-latency' }, lineChart({
+          title: 'Latency percentiles (ms)', x: 'time', xDomain: dom, yMin: 0,
+          yFmt: (v) => fmtNum(v, 2), empty: 'No prediction requests in the ' +
+            'last hour: no latency to show.',
+          sparseNote: 'only intervals with prediction requests have a latency',
+          series: ['p50', 'p90', 'p99'].map((q, i) => ({ name: q,
+            color: PALETTE[i], points: pts.map((p) => [t(p),
+              (p.latency_ms || {})[q]]) })) })));
       /* predictions per class of each model */
       const classes = {};
       pts.forEach((p) => Object.keys(p.predictions || {}).forEach((mo) =>
@@ -944,69 +1160,114 @@
           classes[mo + ' · ' + c].push([t(p), p.predictions[mo][c] /
             Math.max(p.seconds || 1, 0.001)]);
         })));
-      append(charts, h('div', { class: 'card' }, lineChart({
-        title: 'Predictions per class (per second)', x: 'time', yMin: 0,
-        legend: true, series: Object.keys(classes).map((k) => ({ name: k,
+      append(charts, h('div', { class: 'card', id: 'chart-classes' }, lineChart({
+        title: 'Predictions per class (per second)', x: 'time', xDomain: dom,
+        yMin: 0, legend: true, empty: 'No predictions in the last hour.',
+        series: Object.keys(classes).map((k) => ({ name: k,
           points: classes[k] })) })),
-      h('div', { class: 'card' }, lineChart({ title: 'Prediction log backlog ' +
-        'and spool', x: 'time', yMin: 0, legend: true, series: [
-        { name: 'backlog rows', points: pts.map((p) => [t(p), p.log_backlog_rows]) },
-        { name: 'spool records', color: '#c0392b',
-          points: pts.map((p) => [t(p), p.spool_records]) }] })));
+      h('div', { class: 'card', id: 'chart-backlog' }, lineChart({
+        title: 'Prediction log backlog and spool', x: 'time', xDomain: dom,
+        yMin: 0, legend: true, series: [
+          { name: 'backlog rows', points: pts.map((p) => [t(p),
+            p.log_backlog_rows]) },
+          { name: 'spool records', color: '#c0392b',
+            points: pts.map((p) => [t(p), p.spool_records]) }] })));
       if (!driftModel && d.default_model) {
         driftModel = d.default_model;
+        fillDriftModels();
         loadDrift(driftModel);
       }
     }
 
+    async function fillDriftModels() {
+      let ms = [];
+      try {
+        ms = (await api.get('/api/v2/models?limit=1000')).models;
+      } catch (e) { ms = []; }
+      if (gen !== app.gen) return;
+      clear(driftSel);
+      const names = ms.map((x) => x.name);
+      if (driftModel && !names.includes(driftModel)) names.unshift(driftModel);
+      names.forEach((n) => append(driftSel, h('option', { value: n, text: n })));
+      driftSel.value = driftModel;
+    }
+
     async function loadDrift(model) {
+      driftModel = model;
       let r;
       try {
         r = await api.get('/api/v2/models/' + enc(model) + '/drift?limit=200');
       } catch (e) {
-        if (gen !== app.gen) return;
+        if (gen !== app.gen || model !== driftModel) return;
         clear(drift);
         if (e.status === 404) append(drift, h('p', { class: 'muted',
           text: 'Model ' + model + ' is not in the registry yet.' }));
         else showError(drift, e);
         return;
       }
-      if (gen !== app.gen) return;
+      if (gen !== app.gen || model !== driftModel) return;
       clear(drift);
+      const box = h('div', { class: 'card', id: 'drift-chart',
+        'data-model': model });
+      append(drift, box);
       const reps = r.reports.slice().reverse(); /* oldest first */
       if (!reps.length) {
-        append(drift, h('div', { class: 'card empty', text: 'No drift reports ' +
+        append(box, h('p', { class: 'drift-words', text: 'No drift reports ' +
           'for ' + model + ' yet (a drift task writes them).' }));
         return;
       }
-      const feats = {};
+      const last = reps[reps.length - 1];
+      append(box, driftSummary(last));
+      /* a report below min_rows measured noise: it is listed, not drawn */
+      const usable = [], short = [], empty = [];
       reps.forEach((rep) => {
-        const sc = rep.scores || {};
-        Object.keys(sc).forEach((f) => {
-          const v = typeof sc[f] === 'number' ? sc[f]
-            : (sc[f] && typeof sc[f].psi === 'number' ? sc[f].psi : null);
-          if (v === null) return;
-          feats[f] = feats[f] || [];
-          feats[f].push([new Date(rep.created_at).getTime(), v]);
-        });
+        const f = driftFeatures(rep.scores);
+        if (rep.verdict === 'insufficient_data') short.push(rep);
+        else if (!Object.keys(f).length) empty.push(rep);
+        else usable.push({ rep, f });
       });
+      if (!usable.length) {
+        const minRows = driftSetting(last, 'min_rows');
+        let words;
+        if (last.verdict === 'insufficient_data') {
+          words = 'Not enough data to measure drift yet: the latest check ' +
+            'compared ' + fmtNum(last.window_rows) + ' logged prediction' +
+            (last.window_rows === 1 ? '' : 's') +
+            (minRows !== null ? ', and a check needs at least ' +
+              fmtNum(minRows) + ' (min_rows)' : ', fewer than the check needs') +
+            ' before PSI says anything. Nothing is drawn until a report has ' +
+            'enough rows.';
+        } else {
+          words = 'The latest report has no per-feature scores (verdict ' +
+            last.verdict + '): nothing to draw.';
+        }
+        append(box, h('p', { class: 'drift-words', text: words }));
+        if (reps.length > 1)
+          append(box, h('p', { class: 'muted small', text: reps.length +
+            ' reports, none with per-feature scores on enough rows.' }));
+        return;
+      }
+      const feats = {};
+      usable.forEach((u) => Object.keys(u.f).forEach((name) => {
+        feats[name] = feats[name] || [];
+        feats[name].push([new Date(u.rep.created_at).getTime(), u.f[name]]);
+      }));
       /* the worst features first; at most 10 lines */
       const names = Object.keys(feats).sort((a, b) =>
         Math.max(...feats[b].map((p) => p[1])) -
         Math.max(...feats[a].map((p) => p[1]))).slice(0, 10);
-      const last = reps[reps.length - 1];
-      append(drift, h('div', { class: 'card', id: 'drift-chart' },
-        h('div', { class: 'kv' },
-          h('span', {}, 'latest ', h('b', { text: fmtTime(last.created_at) })),
-          h('span', {}, 'verdict ', h('b', { text: last.verdict })),
-          h('span', {}, 'max PSI ', h('b', { text: fmtNum(last.max_score) })),
-          h('span', {}, 'window ', h('b', { text: fmtNum(last.window_rows) +
-            ' rows' })),
-          h('span', {}, 'reports ', h('b', { text: String(reps.length) }))),
-        lineChart({ title: 'PSI per feature over time (worst ' + names.length +
-          ')', x: 'date', yMin: 0, threshold: r.threshold, legend: true,
-        markers: true, height: 260,
-        series: names.map((n) => ({ name: n, points: feats[n] })) })));
+      append(box, lineChart({ title: 'PSI per feature over time (worst ' +
+        names.length + ' of ' + Object.keys(feats).length + ')', x: 'time',
+      yMin: 0, threshold: r.threshold, legend: true, height: 260, width: 1000,
+      unit: 'report', series: names.map((n) => ({ name: n, points: feats[n] })) }));
+      const skipped = short.length + empty.length;
+      if (skipped)
+        append(box, h('p', { class: 'muted small', 'data-field': 'drift-skipped',
+          text: skipped + ' report' + (skipped === 1 ? '' : 's') +
+            (short.length ? ' with insufficient data (fewer rows than ' +
+              'min_rows)' : '') + (short.length && empty.length ? ' or' : '') +
+            (empty.length ? ' without per-feature scores' : '') +
+            ' not drawn.' }));
     }
 
     await load();
@@ -1178,6 +1439,9 @@
   }
 
   /* ---- start -------------------------------------------------------------- */
+
+  /* the chart functions, for the browser test to draw known data with */
+  window.mlopsdConsole = Object.freeze({ timeTicks, niceTicks, lineChart });
 
   document.addEventListener('DOMContentLoaded', async () => {
     $('#drawer-close').addEventListener('click', closeDrawer);

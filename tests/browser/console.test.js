@@ -2,15 +2,24 @@
  * driven by playwright-core) against a real daemon and MariaDB set up by
  * tests/integration/test_console.sh (fixture: test_admin --fixture).
  *
- *   node console.test.js BASE_URL TOKEN ARTIFACT_DIR
+ *   node console.test.js BASE_URL TOKEN ARTIFACT_DIR REGISTRY_DIR
  *
  * Checks: the DAG grid shows each run's task states; a failed task's log
  * is readable (both attempts, text not HTML); a running task's log is
- * followed live; the models page shows versions, the metric chart and
- * sortable trials; the serving page draws its charts and the drift
- * threshold; a promotion through the Admin page changes /metadata.
- * Screenshots of every page go to ARTIFACT_DIR.  Prints "ok NAME" /
- * "not ok NAME" and "check: N passed, N failed" (tests/run.sh reads it).
+ * followed live; the models page shows versions, the metric chart (ticks
+ * only at versions that exist) and sortable trials; a model with long run
+ * ids and many parameters fits the page (ids shortened with the full value
+ * on hover, parameters in a collapsed cell); the serving page draws its
+ * charts with distinct time ticks, the drift chart draws features only
+ * (never the report's settings), and a drift report with too few rows is
+ * said in words; sparse series are dots with a "N samples so far" note;
+ * a promotion through the Admin page changes /metadata; no page scrolls
+ * sideways at 1280 and 1400 px.  Screenshots of every page go to
+ * ARTIFACT_DIR.  Prints "ok NAME" / "not ok NAME" and "check: N passed, N
+ * failed" (tests/run.sh reads it).
+ *
+ * REGISTRY_DIR is the fixture's registry: a second model with a CT run's
+ * long ids is written there as plain files (docs/registry.md's layout).
  */
 'use strict';
 
@@ -20,8 +29,15 @@ const path = require('path');
 const { execFileSync } = require('child_process');
 const { chromium } = require('playwright-core');
 
-const [BASE, TOKEN, ARTIFACTS] = process.argv.slice(2);
+const [BASE, TOKEN, ARTIFACTS, REGISTRY] = process.argv.slice(2);
 const MODEL = 'credit_score_classification';
+/* one version, a nightly CT run's long ids, twelve trials, many params */
+const WIDE = 'credit_score_wide';
+const WIDE_RUN = 'scheduled__2025-09-02T03_00_00_09_00_credit_score_ct_nightly';
+const LONG_PARAM = '[[0,1,2,3,4,5],[6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]]';
+/* keys of a drift report that are settings, not features */
+const DRIFT_SETTINGS = ['window', 'min_rows', 'threshold', 'bad_rows', 'worst',
+  'features'];
 const DAG = 'it_etl';
 const RUN_OK = 'scheduled__2025-08-30T03:00:00+09:00';
 const RUN_BAD = 'scheduled__2025-08-31T03:00:00+09:00';
@@ -66,6 +82,89 @@ async function json(p, opts) {
   return { status: r.status, body: await r.json() };
 }
 
+/* The wide model: version 1 of MODEL copied (model, preprocessing,
+ * reference), with the meta.json and trial records of a nightly CT run. */
+function makeWideModel() {
+  const src = path.join(REGISTRY, MODEL, 'versions', '1');
+  const dir = path.join(REGISTRY, WIDE);
+  const dst = path.join(dir, 'versions', '1');
+  fs.mkdirSync(dst, { recursive: true });
+  for (const f of fs.readdirSync(src))
+    if (f !== 'meta.json') fs.copyFileSync(path.join(src, f), path.join(dst, f));
+  const meta = JSON.parse(fs.readFileSync(path.join(src, 'meta.json'), 'utf8'));
+  meta.name = WIDE;
+  meta.dag_run_id = WIDE_RUN;
+  meta.best_run = WIDE_RUN + '-t07';
+  meta.trial_count = 12;
+  meta.params = { objective: 'multi:softprob', num_class: '3',
+    max_depth: '6', eta: '0.1', min_child_weight: '2', subsample: '0.8',
+    colsample_bytree: '0.8', gamma: '0.5', lambda: '1.5', alpha: '0.25',
+    tree_method: 'hist', interaction_constraints: LONG_PARAM, seed: '7' };
+  meta.metrics = { accuracy: 0.8123, f1_macro: 0.8011, logloss: 0.5123,
+    precision_macro: 0.8055, recall_macro: 0.7987, balanced_accuracy: 0.7987,
+    top2_accuracy: 0.9611 };
+  fs.writeFileSync(path.join(dst, 'meta.json'), JSON.stringify(meta, null, 2));
+  for (let i = 1; i <= 12; i++) {
+    const run = path.join(dir, 'runs', WIDE_RUN + '-t' + String(i).padStart(2, '0'));
+    fs.mkdirSync(run, { recursive: true });
+    fs.writeFileSync(path.join(run, 'params.json'), JSON.stringify({
+      max_depth: String(3 + i % 4), eta: ['0.05', '0.1', '0.3'][i % 3],
+      min_child_weight: String(1 + i % 2), colsample_bytree: ['0.8', '1'][i % 2],
+      interaction_constraints: LONG_PARAM }));
+    fs.writeFileSync(path.join(run, 'metrics.json'), JSON.stringify({
+      accuracy: 0.7 + i / 100, f1_macro: 0.69 + i / 100, logloss: 0.6 - i / 100,
+      precision_macro: 0.7, recall_macro: 0.69 }));
+  }
+  fs.mkdirSync(path.join(dir, 'aliases'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'aliases', 'production'), '1\n');
+}
+
+/* A drift report as the drift task writes it (docs/monitoring.md). */
+function driftRow(model, rows, verdict, psis, ago) {
+  const features = {};
+  let max = null, worst = '';
+  for (const f of Object.keys(psis)) {
+    features[f] = { psi: psis[f], value_psi: psis[f], missing_psi: 0,
+      kind: 'numeric', missing_ref: 0, missing_live: 0, top_bin: '[0, 1)',
+      top_ref: 0.1, top_live: 0.2 };
+    if (max === null || psis[f] > max) { max = psis[f]; worst = f; }
+  }
+  const scores = JSON.stringify({ threshold: 0.2, min_rows: 100, window: 1000,
+    bad_rows: 0, worst, features });
+  sql('INSERT INTO drift_report (model, version, window_rows, scores, ' +
+    `max_score, verdict, created_at) VALUES ('${model}', 1, ${rows}, ` +
+    `'${scores}', ${max === null ? 'NULL' : max}, '${verdict}', ` +
+    `UTC_TIMESTAMP(6) - INTERVAL ${ago} SECOND)`);
+}
+
+/* What a chart box draws: series (and how many points each), x tick
+ * labels, the note under it, whether any SVG is there. */
+async function drawn(page, sel) {
+  return page.$eval(sel, (box) => ({
+    svg: box.querySelectorAll('svg').length,
+    series: [...box.querySelectorAll('svg g.series')].map((g) => ({
+      name: g.dataset.series, points: g.querySelectorAll('circle.pt').length,
+      line: g.querySelector('path') !== null })),
+    xticks: [...box.querySelectorAll('svg text.xtick')].map((t) => t.textContent),
+    note: (box.querySelector('.chart-note') || {}).textContent || '',
+    text: box.textContent,
+  }));
+}
+
+const distinct = (a) => new Set(a).size === a.length;
+
+/* no horizontal scrolling of the whole page */
+async function noOverflow(page, what) {
+  const w = await page.evaluate(() => ({
+    sw: document.documentElement.scrollWidth, iw: window.innerWidth,
+    wide: [...document.querySelectorAll('body *')].filter((el) =>
+      el.getBoundingClientRect().right > window.innerWidth + 0.5 &&
+      !el.closest('[hidden]') && getComputedStyle(el).position !== 'fixed')
+      .slice(0, 3).map((el) => el.tagName + '.' + el.className + '#' + el.id) }));
+  check(w.sw <= w.iw, what + ': page scrolls sideways, scrollWidth ' + w.sw +
+    ' > innerWidth ' + w.iw + ' (' + w.wide.join(', ') + ')');
+}
+
 async function shot(page, name) {
   await page.screenshot({ path: path.join(ARTIFACTS, name + '.png'),
     fullPage: true });
@@ -73,6 +172,15 @@ async function shot(page, name) {
 
 (async () => {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
+  makeWideModel();
+  /* the served model: its fixture reports (the old flat scores), one
+   * report as the drift task writes it now, and a newer one on too few
+   * rows; the wide model: one report on too few rows only */
+  driftRow(MODEL, 1000, 'ok', { age: 0.09, annual_income: 0.18,
+    credit_mix: 0.02, num_bank_accounts: 0.07 }, 1800);
+  driftRow(MODEL, 12, 'insufficient_data', { age: 1.9, annual_income: 3.2,
+    credit_mix: 0.7, num_bank_accounts: 2.5 }, 60);
+  driftRow(WIDE, 3, 'insufficient_data', { age: 4.1, annual_income: 6.3 }, 120);
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'mlopsd-chromium-'));
   const ctx = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
@@ -161,8 +269,13 @@ async function shot(page, name) {
     check(prod.includes('v1'), 'production v1 before the promotion: ' + prod);
     check(await page.$('#versions tr.prod[data-version="1"]') !== null,
       'v1 row marked production');
-    check(await page.$('#metric-chart svg path[data-series="accuracy"]') !== null,
-      'selection metric chart drawn');
+    const mc = await drawn(page, '#metric-chart');
+    check(mc.series.length === 1 && mc.series[0].name === 'accuracy' &&
+      mc.series[0].points === 2 && mc.series[0].line,
+    'selection metric chart: one line through two versions: ' +
+      JSON.stringify(mc.series));
+    check(JSON.stringify(mc.xticks) === '["v1","v2"]',
+      'version ticks only at versions that exist: ' + mc.xticks);
     await page.waitForSelector('#trials-table tbody tr');
     const rows = await page.$$('#trials-table tbody tr');
     check(rows.length === 2, 'two trials');
@@ -176,6 +289,59 @@ async function shot(page, name) {
     const deps = await page.textContent('#deployments');
     check(deps.includes('deploy'), 'deployment history shown');
     await shot(page, 'console-models');
+  });
+
+  await test('models_page_fits_long_ids_and_params', async () => {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(BASE + '/#/models/' + WIDE);
+    await page.waitForSelector('#versions tbody tr[data-version="1"]');
+    await page.waitForSelector('#trials-table tbody tr');
+    const mc = await drawn(page, '#metric-chart');
+    check(JSON.stringify(mc.xticks) === '["v1"]',
+      'one version, one tick (not v0..v2): ' + mc.xticks);
+    check(mc.series[0].points === 1 && !mc.series[0].line &&
+      mc.note === '1 version so far.', 'one version: a dot and a note: ' +
+      JSON.stringify(mc));
+    /* params: collapsed, all of them one click away */
+    const sum = await page.textContent('#versions details[data-fold="param"] summary');
+    check(sum.startsWith('11 params'), 'params summary: ' + sum);
+    check(await page.$eval('#versions details[data-fold="param"]', (d) => !d.open),
+      'params collapsed');
+    await noOverflow(page, 'models ' + WIDE + ' (params closed)');
+    await page.click('#versions details[data-fold="param"] summary');
+    const dd = await page.$$eval('#versions details[data-fold="param"] dd',
+      (x) => x.map((e) => e.textContent));
+    check(dd.includes(LONG_PARAM), 'the long parameter in full when opened');
+    const more = await page.textContent('#versions details[data-fold="metric"] summary');
+    check(more.startsWith('3 metrics'), 'metrics past four folded: ' + more);
+    const heads = await page.$$eval('#versions th', (x) => x.map((e) => e.textContent));
+    check(heads.slice(2, 6).join() === 'accuracy,f1_macro,logloss,precision_macro',
+      'selection metric first, three more as columns: ' + heads);
+    /* ids: shortened, full on hover */
+    const runs = await page.$$eval('#trials-table tbody tr td:first-child .id',
+      (x) => x.map((e) => ({ text: e.textContent, title: e.title,
+        full: e.dataset.full })));
+    check(runs.length === 12, 'twelve trials: ' + runs.length);
+    check(runs.every((r) => r.text.includes('…') && r.title === r.full &&
+      r.full.startsWith(WIDE_RUN) && r.text.length < r.full.length),
+    'run ids shortened with the full id as tooltip: ' + JSON.stringify(runs[0]));
+    check(distinct(runs.map((r) => r.text)), 'shortened ids still distinct');
+    const lin = await page.$eval('#versions td.lineage .id',
+      (e) => ({ title: e.title, text: e.textContent }));
+    check(lin.title === WIDE_RUN && lin.text.length < WIDE_RUN.length,
+      'lineage run id shortened: ' + JSON.stringify(lin));
+    /* the tables fit their cards: nothing hidden behind a scrollbar */
+    for (const t of ['#versions', '#trials-table', '#deployments']) {
+      const f = await page.$eval(t, (el) => ({ w: el.scrollWidth,
+        c: el.parentElement.clientWidth, cols: [...el.querySelectorAll(
+          'tbody tr:first-child td')].map((td) => Math.round(td.offsetWidth)) }))
+        .catch(() => null);
+      if (t === '#deployments' && f === null) continue;
+      check(f && f.w <= f.c, t + ' fits its card: ' + JSON.stringify(f));
+    }
+    await noOverflow(page, 'models ' + WIDE + ' (params open)');
+    await shot(page, 'console-models-wide-1280');
+    await page.setViewportSize({ width: 1360, height: 900 });
   });
 
   await test('serving_page', async () => {
@@ -192,19 +358,136 @@ async function shot(page, name) {
     await new Promise((r) => setTimeout(r, 2500)); /* a few samples */
     await page.goto(BASE + '/#/serving');
     await page.waitForSelector('[data-tile="rps"]');
-    await page.waitForSelector('#serving-charts svg path[data-series="requests/s"]');
+    await page.waitForSelector('#chart-rps svg g[data-series="requests/s"]');
     const items = await page.textContent('[data-tile="items"] .v');
     check(Number(items.replace(/\D/g, '')) >= ok, 'total predictions ' + items);
-    check(await page.$('#serving-charts svg path[data-series="p99"]') !== null,
-      'latency chart');
+    /* every time axis: distinct clock labels; a series with fewer than
+     * three samples is dots and a note, never one repeated label */
+    for (const id of ['#chart-rps', '#chart-latency', '#chart-classes',
+      '#chart-backlog']) {
+      const c = await drawn(page, id);
+      check(c.svg === 1, id + ' drawn');
+      check(c.xticks.length >= 1 && distinct(c.xticks),
+        id + ' tick labels distinct: ' + c.xticks.join(' | '));
+      check(c.xticks.every((l) => /^([A-Z][a-z]{2} \d{1,2} )?\d{2}:\d{2}(:\d{2})?$/
+        .test(l)), id + ' tick labels are clock times: ' + c.xticks.join(' | '));
+      c.series.forEach((sr) => check(sr.line === (sr.points !== 1),
+        id + ' ' + sr.name + ': a line only through two or more points'));
+    }
+    const rps = await drawn(page, '#chart-rps');
+    check(rps.series.map((x) => x.name).join() === 'requests/s,errors/s',
+      'requests chart series: ' + rps.series.map((x) => x.name));
+    const lat = await drawn(page, '#chart-latency');
+    check(lat.series.map((x) => x.name).join() === 'p50,p90,p99',
+      'latency series: ' + lat.series.map((x) => x.name));
+    const latN = Math.max(...lat.series.map((x) => x.points));
+    if (latN < 3)
+      check(lat.note.startsWith(latN + (latN === 1 ? ' sample ' : ' samples ') +
+        'so far'), 'latency with ' + latN + ' sample(s) says so: ' + lat.note);
+    else
+      check(lat.note === '', 'no sparse note with ' + latN + ' samples');
     await page.waitForSelector('#drift-chart svg line.threshold',
       { state: 'attached' });
     const thr = await page.getAttribute('#drift-chart svg line.threshold',
       'data-threshold');
     check(thr === '0.2', 'drift threshold 0.2, got ' + thr);
-    check(await page.$('#drift-chart svg path[data-series="annual_income"]') !== null,
-      'drift per feature');
+    const dr = await drawn(page, '#drift-chart');
+    const names = dr.series.map((x) => x.name).sort();
+    check(names.join() === 'age,annual_income,credit_mix,num_bank_accounts',
+      'drift series are the features: ' + names);
+    check(!dr.series.some((x) => DRIFT_SETTINGS.includes(x.name)),
+      'no report setting drawn as a feature');
+    /* 3 fixture reports + the new-format one; the 12-row report not drawn */
+    check(dr.series.find((x) => x.name === 'annual_income').points === 4,
+      'annual_income over four reports');
+    check(dr.series.find((x) => x.name === 'num_bank_accounts').points === 1,
+      'a feature in one report is one dot');
+    check(/1 report with insufficient data .* not drawn/.test(dr.text),
+      'the short report is named, not drawn: ' + dr.text);
+    check(dr.text.includes('insufficient_data') && dr.text.includes('12'),
+      'latest report verdict and rows shown');
+    check(distinct(dr.xticks), 'drift ticks distinct: ' + dr.xticks.join(' | '));
+    const yMax = await page.$$eval('#drift-chart svg text.ytick',
+      (ts) => Math.max(...ts.map((t) => Number(t.textContent))));
+    check(yMax < 1, 'PSI axis up to the features\' PSI, got ' + yMax);
     await shot(page, 'console-serving');
+  });
+
+  await test('drift_with_too_few_rows_said_in_words', async () => {
+    await page.selectOption('#drift-model', WIDE);
+    await page.waitForSelector(`#drift-chart[data-model="${WIDE}"]`);
+    let dr = await drawn(page, '#drift-chart');
+    check(dr.svg === 0, 'nothing drawn for an insufficient_data report');
+    check(dr.text.includes('Not enough data to measure drift yet') &&
+      dr.text.includes('compared 3 logged predictions') &&
+      dr.text.includes('at least 100 (min_rows)'), 'said in words: ' + dr.text);
+    for (const k of DRIFT_SETTINGS.slice(0, 4))
+      check(!new RegExp('\\b' + k + '\\b').test(dr.text.replace('(min_rows)', '')),
+        'setting ' + k + ' not shown as a feature');
+    await shot(page, 'console-drift-insufficient');
+    /* a first report on enough rows: dots, "1 report so far" */
+    driftRow(WIDE, 1000, 'ok', { age: 0.04, annual_income: 0.11 }, 10);
+    await page.selectOption('#drift-model', MODEL);
+    await page.waitForSelector(`#drift-chart[data-model="${MODEL}"]`);
+    await page.selectOption('#drift-model', WIDE);
+    await page.waitForSelector(`#drift-chart[data-model="${WIDE}"] svg`);
+    dr = await drawn(page, '#drift-chart');
+    check(dr.series.map((x) => x.name).sort().join() === 'age,annual_income',
+      'features of the one report: ' + dr.series.map((x) => x.name));
+    check(dr.series.every((x) => x.points === 1 && !x.line), 'one dot each');
+    check(dr.note === '1 report so far.', 'note: ' + dr.note);
+    check(dr.xticks.length === 1, 'one instant, one tick: ' + dr.xticks);
+    await shot(page, 'console-drift-one-report');
+  });
+
+  await test('chart_axes_for_sparse_and_long_spans', async () => {
+    /* the chart code itself, on known data in the page */
+    const r = await page.evaluate(() => {
+      const C = window.mlopsdConsole;
+      const t = Date.UTC(2026, 11, 4, 13, 54, 43);
+      const box = document.createElement('div');
+      document.body.appendChild(box);
+      const one = C.lineChart({ x: 'time', yMin: 0, series: [
+        { name: 'requests/s', points: [[t, 4]] }] });
+      box.appendChild(one);
+      const info = (el) => ({
+        xticks: [...el.querySelectorAll('text.xtick')].map((x) => x.textContent),
+        paths: el.querySelectorAll('path').length,
+        dots: el.querySelectorAll('circle.pt').length,
+        note: (el.querySelector('.chart-note') || {}).textContent || '' });
+      const a = info(one);
+      const ver = C.lineChart({ x: 'version', unit: 'version', series: [
+        { name: 'accuracy', points: [[3, 0.8]] }] });
+      const b = info(ver);
+      const gap = C.lineChart({ x: 'version', unit: 'version', series: [
+        { name: 'accuracy', points: [[2, 0.8], [5, 0.82], [9, 0.79]] }] });
+      const c = info(gap);
+      box.remove();
+      const lab = (a0, a1) => C.timeTicks(a0, a1).map((x) => x.label);
+      return { a, b, c, hour: lab(t - 3600000, t), min5: lab(t - 300000, t),
+        sec4: lab(t - 4000, t), days: lab(t - 3 * 86400000, t),
+        night: lab(t, t + 14 * 3600000),
+        y: C.niceTicks(0, 1060, 4).ticks, y2: C.niceTicks(0, 0.31, 4).ticks };
+    });
+    check(r.a.xticks.length === 1 && r.a.paths === 0 && r.a.dots === 1 &&
+      r.a.note === '1 sample so far.', 'one sample: one tick, one dot, a note: ' +
+      JSON.stringify(r.a));
+    check(JSON.stringify(r.b.xticks) === '["v3"]' && r.b.note ===
+      '1 version so far.', 'one version: tick v3 only: ' + JSON.stringify(r.b));
+    check(JSON.stringify(r.c.xticks) === '["v2","v5","v9"]' && r.c.paths === 1,
+      'versions 2, 5, 9: three ticks, no v3/v4: ' + JSON.stringify(r.c));
+    for (const k of ['hour', 'min5', 'sec4', 'days', 'night']) {
+      check(r[k].length >= 2 && r[k].length <= 7 && distinct(r[k]),
+        k + ': 2-7 distinct ticks: ' + r[k].join(' | '));
+    }
+    check(r.sec4.every((l) => /^\d{2}:\d{2}:\d{2}$/.test(l)),
+      'seconds shown when ticks are seconds apart: ' + r.sec4);
+    check(r.hour.every((l) => /^\d{2}:\d{2}$/.test(l)),
+      'minutes when ticks are minutes apart: ' + r.hour);
+    check(r.night.some((l) => /^[A-Z][a-z]{2} \d+ \d{2}:\d{2}$/.test(l)),
+      'a span over midnight names the day: ' + r.night);
+    check(JSON.stringify(r.y2) === '[0,0.1,0.2,0.3,0.4]',
+      'round value ticks: ' + r.y2);
   });
 
   await test('promotion_through_console_changes_metadata', async () => {
@@ -248,6 +531,25 @@ async function shot(page, name) {
     const prod = await page.textContent('[data-field="production"]');
     check(prod.includes('v2'), 'models page after the promotion: ' + prod);
     await shot(page, 'console-models-after-promotion');
+  });
+
+  await test('no_page_scrolls_sideways_at_1280_and_1400', async () => {
+    const pages = [['dags', '/#/dags', 'table.grid'],
+      ['models', '/#/models/' + MODEL, '#trials-table tbody tr'],
+      ['models-wide', '/#/models/' + WIDE, '#trials-table tbody tr'],
+      ['serving', '/#/serving', '#drift-chart'],
+      ['admin', '/#/admin', '#promote-form']];
+    for (const width of [1280, 1400]) {
+      await page.setViewportSize({ width, height: 900 });
+      for (const [name, url, ready] of pages) {
+        await page.goto(BASE + url);
+        await page.waitForSelector(ready);
+        await page.waitForTimeout(300); /* late parts (trials, drift) */
+        await noOverflow(page, name + ' at ' + width + ' px');
+        if (width === 1280) await shot(page, 'console-' + name + '-1280');
+      }
+    }
+    await page.setViewportSize({ width: 1360, height: 900 });
   });
 
   await test('no_page_errors_and_nothing_fetched_from_outside', async () => {

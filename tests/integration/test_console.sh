@@ -68,7 +68,7 @@ done
 mkdir -p "$ARTIFACTS"
 MLOPSD_DATABASE_NAME=$DB NODE_PATH="$SRC/tests/browser/node_modules" \
   node tests/browser/console.test.js "http://127.0.0.1:$PORT" "$TOKEN" \
-  "$ARTIFACTS"
+  "$ARTIFACTS" "$TMP/registry"
 rc=$?
 
 kill -TERM "$PID" 2>/dev/null
