@@ -23,7 +23,17 @@ if [ "${MLOPSD_SEED:-0}" = 1 ]; then
 fi
 if [ -n "${MLOPSD_BOOTSTRAP_DAG:-}" ]; then
   # Queue a first run (e.g. the CT DAG) so a fresh stack trains a model.
-  mlopsd dags trigger "$MLOPSD_BOOTSTRAP_DAG" \
-    --date "${MLOPSD_BOOTSTRAP_DATE:-2025-09-01}" || true
+  # On every later start the run exists already (one run per DAG and
+  # date): that is the expected case and stays quiet; any other failure
+  # is shown, and the daemon starts anyway.
+  if ! out=$(mlopsd dags trigger "$MLOPSD_BOOTSTRAP_DAG" \
+      --date "${MLOPSD_BOOTSTRAP_DATE:-2025-09-01}" 2>&1); then
+    case "$out" in
+      *"already has a run"*) ;;
+      *) echo "docker-entrypoint: bootstrap run not queued: $out" >&2 ;;
+    esac
+  else
+    echo "$out"
+  fi
 fi
 exec mlopsd serve

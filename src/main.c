@@ -28,6 +28,7 @@ static const struct {
     {"models", cli_models, "models list|show|promote|rollback ...   the model registry"},
     {"predict", cli_predict, "predict NAME (--json JSON | --file FILE)   offline prediction"},
     {"drift", cli_drift, "drift NAME [--limit N] [--json]   latest drift reports, worst features"},
+    {"health", cli_health, "health [--ready] [--url URL]   exit 0 if the running daemon answers /healthz"},
 };
 #define NCMDS (int)(sizeof(cmds) / sizeof(cmds[0]))
 
