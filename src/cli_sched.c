@@ -1,5 +1,5 @@
-/* cli_sched.c - `mlopsd dags ...`, `mlopsd runs ...` and `mlopsd logs`:
- * the scheduler's command line.
+/* cli_sched.c - `mlopsd dags ...`: the scheduler's command line (`runs`
+ * and `logs` are in cli_runs.c, their shared helpers in cli_sched_util.c).
  *
  * Every command reads and writes MariaDB directly and needs no running
  * daemon: `dags trigger` records a queued run that a daemon starts when
@@ -7,10 +7,8 @@
  * `dags backfill` does either for every logical date of a range: queued
  * runs for the daemons (max_active_runs at a time, --wait follows them),
  * or with --local one run after another here, with the code `dags test`
- * uses (local_run), so the course's history replays without a daemon.
- * Listings are paginated by the tables' indexes (runs by (dag_id, id),
- * logs by (run_id, task_id, try_number, id)), so months of history cost
- * the same as a day.  `dags validate` needs no database at all.
+ * uses (sched_local.h), so the course's history replays without a daemon.
+ * `dags validate` needs no database at all.
  *
  * Errors are one line on stderr, "mlopsd: dags trigger: ...", exit 1; a
  * bad command line exits 2.
@@ -32,147 +30,10 @@
 #include "mlopsd/log.h"
 #include "mlopsd/queue.h"
 #include "mlopsd/sched.h"
-#include "sched_int.h"
+#include "mlopsd/sched_local.h"
+#include "cli_sched_int.h"
 
 #define LIST_DEFAULT 100
-#define RUNS_DEFAULT 25
-#define LIST_MAX_ROWS 1000
-#define WAIT_POLL_MS 500
-
-/* ------------------------------------------------------------------ */
-/* small helpers                                                       */
-
-static int fail(const char *what, const char *msg)
-{
-  char buf[ERR_MSG_MAX + 64];
-  snprintf(buf, sizeof(buf), "%s", msg);
-  for (char *p = buf; *p; p++)
-    if (*p == '\n' || *p == '\r')
-      *p = ' ';
-  fprintf(stderr, "mlopsd: %s: %s\n", what, buf);
-  return CLI_FAIL;
-}
-
-static int usage_err(const char *what, const char *msg, const char *arg)
-{
-  fprintf(stderr, "mlopsd: %s: %s%s%s%s (try mlopsd %s --help)\n", what, msg,
-          arg ? " '" : "", arg ? arg : "", arg ? "'" : "", what);
-  return CLI_USAGE;
-}
-
-/* "--name VALUE" or "--name=VALUE" at argv[*i]: 1 and *val set (i moved
- * past it), 0 if argv[*i] is not this option, -1 if VALUE is missing. */
-static int opt_val(int argc, char **argv, int *i, const char *name,
-                   const char **val)
-{
-  size_t n = strlen(name);
-  const char *a = argv[*i];
-  if (strncmp(a, name, n) != 0)
-    return 0;
-  if (a[n] == '=') {
-    *val = a + n + 1;
-    return 1;
-  }
-  if (a[n] != '\0')
-    return 0;
-  if (*i + 1 >= argc)
-    return -1;
-  *val = argv[++*i];
-  return 1;
-}
-
-static int parse_count(const char *s, long min, long max, long *out)
-{
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < min || v > max)
-    return -1;
-  *out = v;
-  return 0;
-}
-
-struct ctx {
-  struct cfg cfg;
-  struct cron_tz *tz;
-  struct db_pool *pool;
-  struct db_conn *c;
-};
-
-static void ctx_close(struct ctx *x)
-{
-  if (x->c)
-    db_release(x->pool, x->c);
-  db_pool_destroy(x->pool);
-  cron_tz_destroy(x->tz);
-  memset(&x->cfg, 0, sizeof(x->cfg));
-}
-
-/* Config, time zone and (if db) one connection.  Returns a CLI code. */
-static int ctx_open(struct ctx *x, const char *what, int db, int pool_size)
-{
-  struct err e = {0};
-  memset(x, 0, sizeof(*x));
-  int rc = cli_load_config(&x->cfg);
-  if (rc != CLI_OK)
-    return rc;
-  if (cron_tz_load(&x->tz, x->cfg.sched_timezone, &e) != ERR_OK) {
-    err_prefix(&e, "scheduler.timezone");
-    return fail(what, e.msg);
-  }
-  if (!db)
-    return CLI_OK;
-  struct db_opts o;
-  memset(&o, 0, sizeof(o));
-  o.host = x->cfg.db_host;
-  o.port = x->cfg.db_port;
-  o.user = x->cfg.db_user;
-  o.password = x->cfg.db_password;
-  o.database = x->cfg.db_name;
-  o.socket = x->cfg.db_socket[0] ? x->cfg.db_socket : NULL;
-  o.size = pool_size > 0 ? pool_size : 1;
-  o.connect_timeout_s = x->cfg.db_connect_timeout_s;
-  o.read_timeout_s = 60;
-  int ms = x->cfg.db_connect_timeout_s * 1000;
-  if (db_pool_create(&x->pool, &o, &e) != ERR_OK ||
-      db_acquire(x->pool, ms < 1000 ? 1000 : ms, &x->c, &e) != ERR_OK)
-    return fail(what, e.msg);
-  return CLI_OK;
-}
-
-/* "2025-09-01T00:00:00+09:00" of a DATETIME (UTC) text, or "-". */
-static void local_iso(const struct cron_tz *tz, const char *utc, char *out,
-                      size_t cap)
-{
-  time_t t;
-  char iso[CRON_ISO_LEN];
-  if (!utc || sched_parse_utc(utc, &t) != 0) {
-    snprintf(out, cap, "-");
-    return;
-  }
-  cron_fmt_iso(tz, t, iso);
-  snprintf(out, cap, "%s", iso);
-}
-
-static const char *nz(const char *s) { return s && *s ? s : "-"; }
-
-/* Load the DAG directory; print broken files to stderr when verbose. */
-static struct dag_set *load_dags(const char *what, const struct cfg *c,
-                                 int show_errors)
-{
-  struct dag_set *s = NULL;
-  struct dag_errors errs = {0};
-  struct err e = {0};
-  if (dag_load_dir(c->sched_dags_dir, &s, &errs, &e) != ERR_OK) {
-    fail(what, e.msg);
-    return NULL;
-  }
-  if (show_errors)
-    for (size_t i = 0; i < errs.n; i++)
-      fprintf(stderr, "mlopsd: %s: warning: %s\n", what, errs.v[i].msg);
-  dag_errors_free(&errs);
-  return s;
-}
 
 /* ------------------------------------------------------------------ */
 /* dags                                                                */
@@ -241,7 +102,7 @@ static int dags_validate(int argc, char **argv)
   struct err e = {0};
   for (int i = 2; i < argc; i++) {
     if (argv[i][0] == '-' && argv[i][1])
-      return usage_err("dags", "unknown option", argv[i]);
+      return cli_sched_usage("dags", "unknown option", argv[i]);
   }
   if (argc > 2) {
     for (int i = 2; i < argc; i++) {
@@ -265,7 +126,7 @@ static int dags_validate(int argc, char **argv)
   struct dag_errors errs = {0};
   if (dag_load_dir(c.sched_dags_dir, &s, &errs, &e) != ERR_OK) {
     memset(&c, 0, sizeof(c));
-    return fail("dags validate", e.msg);
+    return cli_sched_fail("dags validate", e.msg);
   }
   for (size_t i = 0; i < dag_set_count(s); i++) {
     struct dag *d = dag_set_at(s, i);
@@ -348,29 +209,29 @@ static int dags_list(int argc, char **argv)
   const char *after = NULL, *v;
   for (int i = 2; i < argc; i++) {
     int r;
-    if ((r = opt_val(argc, argv, &i, "--limit", &v)) != 0) {
-      if (r < 0 || parse_count(v, 1, LIST_MAX_ROWS, &limit))
-        return usage_err("dags", "--limit needs a number 1..1000", v);
-    } else if ((r = opt_val(argc, argv, &i, "--after", &v)) != 0) {
+    if ((r = cli_sched_opt(argc, argv, &i, "--limit", &v)) != 0) {
+      if (r < 0 || cli_sched_count(v, 1, CLI_SCHED_LIST_MAX_ROWS, &limit))
+        return cli_sched_usage("dags", "--limit needs a number 1..1000", v);
+    } else if ((r = cli_sched_opt(argc, argv, &i, "--after", &v)) != 0) {
       if (r < 0)
-        return usage_err("dags", "--after needs a DAG id", NULL);
+        return cli_sched_usage("dags", "--after needs a DAG id", NULL);
       after = v;
     } else {
-      return usage_err("dags", "unexpected argument", argv[i]);
+      return cli_sched_usage("dags", "unexpected argument", argv[i]);
     }
   }
-  struct ctx x;
-  int rc = ctx_open(&x, W, 1, 1);
+  struct cli_sched_ctx x;
+  int rc = cli_sched_open(&x, W, 1, 1);
   if (rc != CLI_OK) {
-    ctx_close(&x);
+    cli_sched_close(&x);
     return rc;
   }
   struct dag_set *s = NULL;
   struct dag_errors errs = {0};
   struct err le = {0};
   if (dag_load_dir(x.cfg.sched_dags_dir, &s, &errs, &le) != ERR_OK) {
-    ctx_close(&x);
-    return fail(W, le.msg);
+    cli_sched_close(&x);
+    return cli_sched_fail(W, le.msg);
   }
   size_t n = dag_set_count(s), first = 0;
   if (after)
@@ -400,15 +261,15 @@ static int dags_list(int argc, char **argv)
                  p, 1, lastrun_cb, &r, NULL, &e) != ERR_OK) {
       dag_errors_free(&errs);
       dag_set_destroy(s);
-      ctx_close(&x);
-      return fail(W, e.msg);
+      cli_sched_close(&x);
+      return cli_sched_fail(W, e.msg);
     }
     char nxt[CRON_ISO_LEN + 8], ld[CRON_ISO_LEN + 8];
     next_run(x.tz, d, r.last_sched, nxt, sizeof(nxt));
-    local_iso(x.tz, r.last_date[0] ? r.last_date : NULL, ld, sizeof(ld));
+    cli_sched_iso(x.tz, r.last_date[0] ? r.last_date : NULL, ld, sizeof(ld));
     printf("%-*s  %-15s  %-25s  %-8s  %-25s  %-6s  %zu\n", (int)wid,
            d->dag_id, d->schedule ? d->schedule : "none", nxt,
-           nz(r.last_state), ld, r.paused ? "yes" : "no", d->ntasks);
+           cli_sched_nz(r.last_state), ld, r.paused ? "yes" : "no", d->ntasks);
     if (r.import_error[0])
       printf("  import error: %s\n", r.import_error);
   }
@@ -421,7 +282,7 @@ static int dags_list(int argc, char **argv)
     printf("broken: %s\n", errs.v[i].msg);
   dag_errors_free(&errs);
   dag_set_destroy(s);
-  ctx_close(&x);
+  cli_sched_close(&x);
   return CLI_OK;
 }
 
@@ -431,16 +292,16 @@ static int dags_pause(int argc, char **argv, int paused)
 {
   const char *W = paused ? "dags pause" : "dags unpause";
   if (argc != 3 || argv[2][0] == '-')
-    return usage_err("dags", paused ? "pause needs one DAG_ID"
+    return cli_sched_usage("dags", paused ? "pause needs one DAG_ID"
                                     : "unpause needs one DAG_ID",
                      NULL);
-  struct ctx x;
-  int rc = ctx_open(&x, W, 1, 1);
+  struct cli_sched_ctx x;
+  int rc = cli_sched_open(&x, W, 1, 1);
   if (rc != CLI_OK) {
-    ctx_close(&x);
+    cli_sched_close(&x);
     return rc;
   }
-  struct dag_set *s = load_dags(W, &x.cfg, 0);
+  struct dag_set *s = cli_sched_load_dags(W, &x.cfg, 0);
   int64_t known = 0;
   struct err e = {0};
   if (s && dag_set_find(s, argv[2]))
@@ -450,58 +311,26 @@ static int dags_pause(int argc, char **argv, int paused)
   if (!known &&
       db_query_i64(x.c, "SELECT COUNT(*) FROM dag WHERE dag_id = ?", p, 1,
                    &known, &e) != ERR_OK) {
-    ctx_close(&x);
-    return fail(W, e.msg);
+    cli_sched_close(&x);
+    return cli_sched_fail(W, e.msg);
   }
   if (!known) {
     char msg[600];
     snprintf(msg, sizeof(msg), "no DAG '%s' in %s", argv[2],
              x.cfg.sched_dags_dir);
-    ctx_close(&x);
-    return fail(W, msg);
+    cli_sched_close(&x);
+    return cli_sched_fail(W, msg);
   }
   if (sched_set_paused(x.c, argv[2], paused, &e) != ERR_OK) {
-    ctx_close(&x);
-    return fail(W, e.msg);
+    cli_sched_close(&x);
+    return cli_sched_fail(W, e.msg);
   }
   printf("DAG %s %s\n", argv[2], paused ? "paused" : "unpaused");
-  ctx_close(&x);
+  cli_sched_close(&x);
   return CLI_OK;
 }
 
 /* ---- dags trigger ---- */
-
-struct tistate {
-  char task[256];
-  char state[16];
-  int try_number;
-};
-
-struct tistates {
-  struct tistate *v;
-  size_t n, cap;
-};
-
-static int tistate_cb(void *user, const struct db_row *row)
-{
-  struct tistates *t = user;
-  if (t->n == t->cap) {
-    size_t nc = t->cap ? t->cap * 2 : 16;
-    struct tistate *nv = realloc(t->v, nc * sizeof(*nv));
-    if (!nv)
-      return 1;
-    t->v = nv;
-    t->cap = nc;
-  }
-  const char *s;
-  struct tistate *x = &t->v[t->n++];
-  snprintf(x->task, sizeof(x->task), "%s",
-           (s = db_row_str(row, 0, NULL)) ? s : "");
-  snprintf(x->state, sizeof(x->state), "%s",
-           (s = db_row_str(row, 1, NULL)) ? s : "");
-  x->try_number = (int)db_row_i64(row, 2);
-  return 0;
-}
 
 static int str1_cb(void *user, const struct db_row *row)
 {
@@ -512,22 +341,22 @@ static int str1_cb(void *user, const struct db_row *row)
 }
 
 /* Follow a run until it ends; 0 success, 1 failed or timed out. */
-static int wait_run(struct ctx *x, const char *run_id, long timeout_s)
+static int wait_run(struct cli_sched_ctx *x, const char *run_id, long timeout_s)
 {
-  struct tistates prev = {0};
+  struct cli_sched_tistates prev = {0};
   char last_run[32] = "";
   struct err e = {0};
   int64_t until = timeout_s > 0 ? queue_now_ms() + timeout_s * 1000 : 0;
   for (;;) {
     char st[32] = "";
-    struct tistates cur = {0};
+    struct cli_sched_tistates cur = {0};
     struct db_val p[1] = {DB_V_STR(run_id)};
     if (db_query(x->c, "SELECT state FROM dag_run WHERE run_id = ?", p, 1,
                  str1_cb, st, NULL, &e) != ERR_OK ||
         db_query(x->c,
                  "SELECT task_id, state, try_number FROM task_instance "
                  "WHERE run_id = ? ORDER BY id",
-                 p, 1, tistate_cb, &cur, NULL, &e) != ERR_OK) {
+                 p, 1, cli_sched_tistate_cb, &cur, NULL, &e) != ERR_OK) {
       /* The connection may have dropped: take a new one and go on. */
       fprintf(stderr, "mlopsd: dags trigger: %s (retrying)\n", e.msg);
       db_release(x->pool, x->c);
@@ -535,7 +364,7 @@ static int wait_run(struct ctx *x, const char *run_id, long timeout_s)
       if (db_acquire(x->pool, 5000, &x->c, &e) != ERR_OK) {
         free(prev.v);
         free(cur.v);
-        return fail("dags trigger", e.msg);
+        return cli_sched_fail("dags trigger", e.msg);
       }
       free(cur.v);
       continue;
@@ -547,14 +376,14 @@ static int wait_run(struct ctx *x, const char *run_id, long timeout_s)
       run_changed = 0;
     }
     for (size_t i = 0; i < cur.n; i++) {
-      const struct tistate *o = NULL;
+      const struct cli_sched_tistate *o = NULL;
       for (size_t k = 0; k < prev.n && !o; k++)
         if (!strcmp(prev.v[k].task, cur.v[i].task))
           o = &prev.v[k];
       if (o && !strcmp(o->state, cur.v[i].state) &&
           o->try_number == cur.v[i].try_number)
         continue;
-      if (!o && !strcmp(cur.v[i].state, TI_SCHEDULED))
+      if (!o && !strcmp(cur.v[i].state, "scheduled"))
         continue;
       printf("  %-30s %s", cur.v[i].task, cur.v[i].state);
       if (cur.v[i].try_number > 0)
@@ -575,9 +404,9 @@ static int wait_run(struct ctx *x, const char *run_id, long timeout_s)
       char msg[400];
       snprintf(msg, sizeof(msg), "run %s still %s after %lds", run_id, st,
                timeout_s);
-      return fail("dags trigger", msg);
+      return cli_sched_fail("dags trigger", msg);
     }
-    usleep(WAIT_POLL_MS * 1000);
+    usleep(CLI_SCHED_WAIT_POLL_MS * 1000);
   }
 }
 
@@ -589,45 +418,45 @@ static int dags_trigger(int argc, char **argv)
   long timeout_s = 0;
   for (int i = 2; i < argc; i++) {
     int r;
-    if ((r = opt_val(argc, argv, &i, "--date", &v)) != 0) {
+    if ((r = cli_sched_opt(argc, argv, &i, "--date", &v)) != 0) {
       if (r < 0)
-        return usage_err("dags", "--date needs YYYY-MM-DD", NULL);
+        return cli_sched_usage("dags", "--date needs YYYY-MM-DD", NULL);
       date = v;
-    } else if ((r = opt_val(argc, argv, &i, "--conf", &v)) != 0) {
+    } else if ((r = cli_sched_opt(argc, argv, &i, "--conf", &v)) != 0) {
       if (r < 0)
-        return usage_err("dags", "--conf needs a JSON object", NULL);
+        return cli_sched_usage("dags", "--conf needs a JSON object", NULL);
       conf_text = v;
-    } else if ((r = opt_val(argc, argv, &i, "--timeout", &v)) != 0) {
-      if (r < 0 || parse_count(v, 1, 86400 * 30, &timeout_s))
-        return usage_err("dags", "--timeout needs seconds", v);
+    } else if ((r = cli_sched_opt(argc, argv, &i, "--timeout", &v)) != 0) {
+      if (r < 0 || cli_sched_count(v, 1, 86400 * 30, &timeout_s))
+        return cli_sched_usage("dags", "--timeout needs seconds", v);
     } else if (!strcmp(argv[i], "--wait")) {
       wait = 1;
     } else if (argv[i][0] == '-') {
-      return usage_err("dags", "unknown option", argv[i]);
+      return cli_sched_usage("dags", "unknown option", argv[i]);
     } else if (!dag_id) {
       dag_id = argv[i];
     } else {
-      return usage_err("dags", "unexpected argument", argv[i]);
+      return cli_sched_usage("dags", "unexpected argument", argv[i]);
     }
   }
   if (!dag_id)
-    return usage_err("dags", "trigger needs a DAG_ID", NULL);
+    return cli_sched_usage("dags", "trigger needs a DAG_ID", NULL);
   cJSON *conf = NULL;
   if (conf_text) {
     conf = cJSON_Parse(conf_text);
     if (!conf || !cJSON_IsObject(conf)) {
       cJSON_Delete(conf);
-      return usage_err("dags", "--conf must be a JSON object", conf_text);
+      return cli_sched_usage("dags", "--conf must be a JSON object", conf_text);
     }
   }
-  struct ctx x;
-  int rc = ctx_open(&x, W, 1, 1);
+  struct cli_sched_ctx x;
+  int rc = cli_sched_open(&x, W, 1, 1);
   if (rc != CLI_OK) {
     cJSON_Delete(conf);
-    ctx_close(&x);
+    cli_sched_close(&x);
     return rc;
   }
-  struct dag_set *s = load_dags(W, &x.cfg, 0);
+  struct dag_set *s = cli_sched_load_dags(W, &x.cfg, 0);
   int known = s && dag_set_find(s, dag_id);
   dag_set_destroy(s);
   if (!known) {
@@ -636,17 +465,17 @@ static int dags_trigger(int argc, char **argv)
              "no DAG '%s' in %s (mlopsd dags validate shows broken files)",
              dag_id, x.cfg.sched_dags_dir);
     cJSON_Delete(conf);
-    ctx_close(&x);
-    return fail(W, msg);
+    cli_sched_close(&x);
+    return cli_sched_fail(W, msg);
   }
   char run_id[SCHED_RUN_ID_MAX + 1];
   struct err e = {0};
   if (sched_trigger(x.c, x.tz, dag_id, date, conf, run_id, sizeof(run_id),
                     &e) != ERR_OK) {
     cJSON_Delete(conf);
-    ctx_close(&x);
-    return e.code == ERR_INVAL ? usage_err("dags", e.msg, NULL)
-                               : fail(W, e.msg);
+    cli_sched_close(&x);
+    return e.code == ERR_INVAL ? cli_sched_usage("dags", e.msg, NULL)
+                               : cli_sched_fail(W, e.msg);
   }
   cJSON_Delete(conf);
   printf("queued run %s\n", run_id);
@@ -659,431 +488,8 @@ static int dags_trigger(int argc, char **argv)
            dag_id);
   fflush(stdout);
   rc = wait ? wait_run(&x, run_id, timeout_s) : CLI_OK;
-  ctx_close(&x);
+  cli_sched_close(&x);
   return rc;
-}
-
-/* ---- running a DAG in this process: dags test, dags backfill --local ---- */
-
-struct prep {
-  const struct dag *d;
-  const struct sched_core *core;
-  const char *run_id;
-  const char *when;
-  const char *conf;          /* JSON text or NULL */
-  int backfill;              /* existing run: report, don't replace;
-                                count max_active_runs */
-  /* out (reset by every try of the transaction) */
-  int64_t run_row;
-  int exists;                /* backfill: the date already has a run */
-  int busy;                  /* backfill: max_active_runs are running */
-  int64_t running;
-  char other[SCHED_RUN_ID_MAX + 64]; /* the existing or replaced run */
-};
-
-struct oldrun {
-  int64_t id;
-  char state[16];
-  char run_id[SCHED_RUN_ID_MAX + 1];
-  char claimed_by[SCHED_CLAIM_MAX];
-};
-
-static int oldrun_cb(void *user, const struct db_row *row)
-{
-  struct oldrun *o = user;
-  const char *s;
-  o->id = db_row_i64(row, 0);
-  snprintf(o->state, sizeof(o->state), "%s",
-           (s = db_row_str(row, 1, NULL)) ? s : "");
-  snprintf(o->run_id, sizeof(o->run_id), "%s",
-           (s = db_row_str(row, 2, NULL)) ? s : "");
-  snprintf(o->claimed_by, sizeof(o->claimed_by), "%s",
-           (s = db_row_str(row, 3, NULL)) ? s : "");
-  return 1;
-}
-
-static int noop_cb(void *user, const struct db_row *row)
-{
-  (void)user;
-  (void)row;
-  return 0;
-}
-
-static enum err_code drop_run(struct db_conn *c, const struct oldrun *o,
-                              struct err *e)
-{
-  enum err_code rc;
-  struct db_val q[1] = {DB_V_STR(o->run_id)};
-  struct db_val qi[1] = {DB_V_INT(o->id)};
-  if ((rc = db_exec_params(c, "DELETE FROM task_log WHERE run_id = ?", q, 1,
-                           NULL, e)) != ERR_OK ||
-      (rc = db_exec_params(c, "DELETE FROM task_instance WHERE run_id = ?",
-                           q, 1, NULL, e)) != ERR_OK)
-    return rc;
-  return db_exec_params(c, "DELETE FROM dag_run WHERE id = ?", qi, 1, NULL,
-                        e);
-}
-
-/* Record the run as running under this process's claim, with its task
- * instances.  dags test replaces a finished run of the date and refuses an
- * active one; backfill keeps any run it finds (pr->exists) except one left
- * running by a dead `test:` process on this host, and counts running runs
- * under the `dag` row lock the daemons take when they promote runs. */
-static enum err_code prep_txn(struct db_conn *c, void *user, struct err *e)
-{
-  struct prep *pr = user;
-  struct oldrun o;
-  enum err_code rc;
-  memset(&o, 0, sizeof(o));
-  pr->run_row = 0;
-  pr->exists = pr->busy = 0;
-  pr->running = 0;
-  pr->other[0] = '\0';
-  struct db_val p[2] = {DB_V_STR(pr->d->dag_id), DB_V_STR(pr->when)};
-  if (pr->backfill &&
-      ((rc = db_exec_params(c, "INSERT IGNORE INTO dag (dag_id) VALUES (?)",
-                            p, 1, NULL, e)) != ERR_OK ||
-       (rc = db_query(c, "SELECT dag_id FROM dag WHERE dag_id = ? FOR UPDATE",
-                      p, 1, noop_cb, NULL, NULL, e)) != ERR_OK))
-    return rc;
-  rc = db_query(c,
-                "SELECT id, state, run_id, claimed_by FROM dag_run WHERE "
-                "dag_id = ? AND logical_date = ? FOR UPDATE",
-                p, 2, oldrun_cb, &o, NULL, e);
-  if (rc != ERR_OK)
-    return rc;
-  int orphan = 0;
-  if (o.id) {
-    int active = !strcmp(o.state, "queued") || !strcmp(o.state, "running");
-    orphan = pr->backfill && !strcmp(o.state, "running") &&
-             !strncmp(o.claimed_by, "test:", 5) &&
-             sched_claim_dead(pr->core, o.claimed_by);
-    if (pr->backfill && !orphan) {
-      pr->exists = 1;
-      snprintf(pr->other, sizeof(pr->other), "%s (%s)", o.run_id, o.state);
-      return ERR_OK;
-    }
-    if (active && !orphan)
-      return err_set(e, ERR_STATE,
-                     "run %s of that date is %s; wait for it to finish or "
-                     "test another date",
-                     o.run_id, o.state);
-  }
-  if (pr->backfill) {
-    if ((rc = db_query_i64(c,
-                           "SELECT COUNT(*) FROM dag_run WHERE dag_id = ? "
-                           "AND state = 'running'",
-                           p, 1, &pr->running, e)) != ERR_OK)
-      return rc;
-    if (orphan)
-      pr->running--;
-    if (pr->running >= pr->d->max_active_runs) {
-      pr->busy = 1;
-      return ERR_OK;
-    }
-  }
-  if (o.id) {
-    if ((rc = drop_run(c, &o, e)) != ERR_OK)
-      return rc;
-    snprintf(pr->other, sizeof(pr->other), "%s (%s%s)", o.run_id, o.state,
-             orphan ? ", left by a process that is gone" : "");
-  }
-  struct db_val ins[6] = {DB_V_STR(pr->run_id),
-                          DB_V_STR(pr->d->dag_id),
-                          DB_V_STR(pr->when),
-                          DB_V_STR(pr->backfill ? "backfill" : "manual"),
-                          pr->conf ? DB_V_STR(pr->conf) : DB_V_NULL,
-                          DB_V_STR(pr->core->claim_id)};
-  if ((rc = db_exec_params(c,
-                           pr->backfill
-                               ? "INSERT INTO dag_run (run_id, dag_id, "
-                                 "logical_date, run_type, state, conf, "
-                                 "queued_at, start_date, external_trigger, "
-                                 "claimed_by, heartbeat_at) VALUES (?, ?, ?, "
-                                 "?, 'running', ?, UTC_TIMESTAMP(6), "
-                                 "UTC_TIMESTAMP(6), 0, ?, UTC_TIMESTAMP(6))"
-                               : "INSERT INTO dag_run (run_id, dag_id, "
-                                 "logical_date, run_type, state, conf, "
-                                 "queued_at, start_date, external_trigger, "
-                                 "claimed_by, heartbeat_at) VALUES (?, ?, ?, "
-                                 "?, 'running', ?, UTC_TIMESTAMP(6), "
-                                 "UTC_TIMESTAMP(6), 1, ?, UTC_TIMESTAMP(6))",
-                           ins, 6, NULL, e)) != ERR_OK)
-    return rc;
-  pr->run_row = db_last_insert_id(c);
-  return sched_insert_tis(c, pr->d, pr->run_id, 1, e);
-}
-
-static enum err_code ti_mark(struct db_conn *c, const char *run_id,
-                             const char *task_id, const char *state,
-                             const struct sched_core *core, int64_t *ti_id,
-                             struct err *e)
-{
-  struct db_val p[2] = {DB_V_STR(run_id), DB_V_STR(task_id)};
-  enum err_code rc = db_query_i64(c,
-                                  "SELECT id FROM task_instance WHERE "
-                                  "run_id = ? AND task_id = ?",
-                                  p, 2, ti_id, e);
-  if (rc != ERR_OK)
-    return rc;
-  if (!strcmp(state, TI_RUNNING)) {
-    struct db_val u[4] = {DB_V_STR(core->host), DB_V_INT(core->pid),
-                          DB_V_STR(core->claim_id), DB_V_INT(*ti_id)};
-    return db_exec_params(c,
-                          "UPDATE task_instance SET state = 'running', "
-                          "try_number = 1, start_date = UTC_TIMESTAMP(6), "
-                          "hostname = ?, pid = ?, claimed_by = ?, "
-                          "heartbeat_at = UTC_TIMESTAMP(6) WHERE id = ?",
-                          u, 4, NULL, e);
-  }
-  struct db_val u[2] = {DB_V_STR(state), DB_V_INT(*ti_id)};
-  return db_exec_params(c,
-                        "UPDATE task_instance SET state = ?, end_date = "
-                        "UTC_TIMESTAMP(6) WHERE id = ?",
-                        u, 2, NULL, e);
-}
-
-struct test_lookup {
-  struct dag_set *set;
-};
-
-static struct dag *test_dag_get(void *user, const char *dag_id)
-{
-  struct test_lookup *l = user;
-  struct dag *d = dag_set_find(l->set, dag_id);
-  return d ? dag_ref(d) : NULL;
-}
-
-/* What running DAGs in this process needs: the tasks' own pool (as in the
- * daemon) and a scheduler core with its heartbeat / log flusher thread. */
-struct local {
-  struct ctx *x;
-  struct db_pool *task_db;
-  struct sched_core core;
-  struct test_lookup tl;
-  int core_ok, hb_ok;
-};
-
-/* Returns a CLI code (the error printed). */
-static int local_open(struct local *l, const char *W, struct ctx *x,
-                      struct dag_set *set, int echo)
-{
-  struct err e = {0};
-  memset(l, 0, sizeof(*l));
-  l->x = x;
-  l->tl.set = set;
-  struct db_opts o;
-  memset(&o, 0, sizeof(o));
-  o.host = x->cfg.db_host;
-  o.port = x->cfg.db_port;
-  o.user = x->cfg.db_user;
-  o.password = x->cfg.db_password;
-  o.database = x->cfg.db_name;
-  o.socket = x->cfg.db_socket[0] ? x->cfg.db_socket : NULL;
-  o.size = 3;
-  o.connect_timeout_s = x->cfg.db_connect_timeout_s;
-  o.read_timeout_s = 0;
-  if (db_pool_create(&l->task_db, &o, &e) != ERR_OK)
-    return fail(W, e.msg);
-  if (sched_core_init(&l->core) != 0)
-    return fail(W, "out of memory");
-  l->core_ok = 1;
-  l->core.cfg = &x->cfg;
-  l->core.meta = x->pool;
-  l->core.task_db = l->task_db;
-  l->core.tz = x->tz;
-  l->core.lease_s = x->cfg.sched_lease_s > 0 ? x->cfg.sched_lease_s : 30;
-  l->core.echo = echo;
-  l->core.dag_get = test_dag_get;
-  l->core.dag_get_user = &l->tl;
-  sched_core_ids(&l->core, "test:");
-  return CLI_OK;
-}
-
-static void local_close(struct local *l)
-{
-  if (l->hb_ok)
-    sched_core_hb_stop(&l->core);
-  if (l->core_ok)
-    sched_core_fini(&l->core);
-  db_pool_destroy(l->task_db);
-  memset(l, 0, sizeof(*l));
-}
-
-/* The outcome of one run in this process. */
-struct lres {
-  char run_id[SCHED_RUN_ID_MAX + 1];
-  int exists;                  /* backfill: the date has a run: nothing done */
-  int busy;                    /* backfill: max_active_runs: nothing done */
-  int64_t running;             /* ... that many are running */
-  char other[SCHED_RUN_ID_MAX + 64];
-  int failed;                  /* the run ended failed */
-  double secs;
-  char failed_task[DAG_ID_MAX + 1];
-  char error[ERR_MSG_MAX];     /* of the first failed task */
-};
-
-enum local_mode { LOCAL_TEST, LOCAL_BACKFILL, LOCAL_BACKFILL_VERBOSE };
-
-/* Run every task of d for logical time lt in this process, in topological
- * order with the trigger rules, no retries, no callbacks.  LOCAL_TEST
- * prints what `dags test` prints; the backfill modes print nothing but
- * (verbose) the task lines.  CLI_OK when the run was decided (r->exists,
- * r->busy, or it ran: r->failed), else a CLI code with the error
- * printed. */
-static int local_run(struct local *l, const char *W, struct dag *d,
-                     time_t lt, enum local_mode mode, const char *conf,
-                     struct lres *r)
-{
-  struct ctx *x = l->x;
-  struct sched_core *core = &l->core;
-  struct err e = {0};
-  int tasks_out = mode != LOCAL_BACKFILL;
-  memset(r, 0, sizeof(*r));
-  char when[20], iso[CRON_ISO_LEN], ds[CRON_DATE_LEN];
-  sched_run_id(d->dag_id, mode == LOCAL_TEST ? "test" : "backfill", x->tz,
-               lt, r->run_id, sizeof(r->run_id));
-  sched_fmt_utc(lt, when);
-  cron_fmt_iso(x->tz, lt, iso);
-  cron_fmt_date(x->tz, lt, ds);
-  struct prep pr = {.d = d,
-                    .core = core,
-                    .run_id = r->run_id,
-                    .when = when,
-                    .conf = conf,
-                    .backfill = mode != LOCAL_TEST};
-  if (sched_txn(x->c, prep_txn, &pr, &e) != ERR_OK)
-    return fail(W, e.msg);
-  snprintf(r->other, sizeof(r->other), "%s", pr.other);
-  if (pr.exists || pr.busy) {
-    r->exists = pr.exists;
-    r->busy = pr.busy;
-    r->running = pr.running;
-    return CLI_OK;
-  }
-  atomic_store(&core->run_hb_id, pr.run_row);
-  if (!l->hb_ok) {
-    if (sched_core_hb_start(core, &e) != ERR_OK)
-      return fail(W, e.msg);
-    l->hb_ok = 1;
-  }
-  if (mode == LOCAL_TEST) {
-    if (pr.other[0])
-      printf("replacing run %s\n", pr.other);
-    printf("dags test: DAG %s, run %s, logical date %s (ds %s), %zu tasks\n",
-           d->dag_id, r->run_id, iso, ds, d->ntasks);
-  } else if (pr.other[0]) {
-    printf("replacing run %s\n", pr.other);
-  }
-  fflush(stdout);
-
-  /* In-memory states in dag task order: every upstream task is decided
-   * before its downstream ones (topological order), so trigger rules
-   * never have to wait. */
-  enum { T_SUCCESS = 1, T_FAILED, T_SKIPPED, T_UFAIL };
-  int code = CLI_FAIL;
-  int64_t run_t0 = queue_now_ms();
-  int *st = calloc(d->ntasks ? d->ntasks : 1, sizeof(*st));
-  if (!st) {
-    fail(W, "out of memory");
-    goto out;
-  }
-  for (size_t k = 0; k < d->ntasks; k++) {
-    size_t i = d->topo[k];
-    const struct dag_task *t = &d->tasks[i];
-    int cnt[5] = {0};
-    for (size_t u = 0; u < t->nupstream; u++)
-      cnt[st[t->upstream[u]]]++;
-    enum sched_decision dec =
-        sched_trigger_rule(t->trigger_rule, (int)t->nupstream, cnt[T_SUCCESS],
-                           cnt[T_SKIPPED], cnt[T_FAILED], cnt[T_UFAIL]);
-    int64_t ti_id = 0;
-    if (dec != SCHED_RUN) {
-      const char *s = dec == SCHED_SKIP ? TI_SKIPPED : TI_UPSTREAM_FAILED;
-      st[i] = dec == SCHED_SKIP ? T_SKIPPED : T_UFAIL;
-      if (ti_mark(x->c, r->run_id, t->id, s, core, &ti_id, &e) != ERR_OK) {
-        fail(W, e.msg);
-        goto out;
-      }
-      if (tasks_out)
-        printf("=== %s: %s (trigger rule %s) ===\n", t->id, s,
-               dag_trigger_rule_name(t->trigger_rule));
-      fflush(stdout);
-      continue;
-    }
-    if (ti_mark(x->c, r->run_id, t->id, TI_RUNNING, core, &ti_id, &e) !=
-        ERR_OK) {
-      fail(W, e.msg);
-      goto out;
-    }
-    if (tasks_out) {
-      printf("=== %s (%s) ===\n", t->id, t->type_name);
-      fflush(stdout);
-    }
-    struct sched_attempt *a =
-        sched_attempt_new(core, d, i, ti_id, r->run_id, 1, 1, lt, conf);
-    if (!a) {
-      fail(W, "out of memory");
-      goto out;
-    }
-    a->run_hb = 1;
-    sched_live_add(a);
-    int64_t t0 = queue_now_ms();
-    int64_t deadline =
-        t->retry.timeout_s > 0 ? t0 + (int64_t)t->retry.timeout_s * 1000 : 0;
-    struct err te = {0};
-    enum err_code trc = sched_attempt_exec(a, NULL, deadline, &te);
-    char state[16] = "";
-    int lost = 0;
-    struct err fe = {0};
-    enum err_code frc =
-        sched_attempt_finish(a, trc, &te, state, &lost, NULL, &fe);
-    sched_live_remove(a);
-    sched_attempt_unref(a);
-    if (frc != ERR_OK) {
-      fail(W, fe.msg);
-      goto out;
-    }
-    st[i] = !strcmp(state, TI_SUCCESS)   ? T_SUCCESS
-            : !strcmp(state, TI_SKIPPED) ? T_SKIPPED
-                                         : T_FAILED;
-    if (st[i] == T_FAILED && !r->failed_task[0]) {
-      snprintf(r->failed_task, sizeof(r->failed_task), "%s", t->id);
-      snprintf(r->error, sizeof(r->error), "%s",
-               te.msg[0] ? te.msg : err_str(trc));
-    }
-    if (tasks_out) {
-      printf("=== %s: %s (%.1fs)%s%s ===\n", t->id, state,
-             (double)(queue_now_ms() - t0) / 1000.0, trc ? ": " : "",
-             trc ? te.msg : "");
-      fflush(stdout);
-    }
-  }
-  int failed = 0;
-  for (size_t i = 0; i < d->ntasks; i++) {
-    int leaf = d->tasks[i].ndownstream == 0;
-    if (leaf && (st[i] == T_FAILED || st[i] == T_UFAIL))
-      failed = 1;
-  }
-  const char *rs = failed ? "failed" : "success";
-  struct db_val u[3] = {DB_V_STR(rs), DB_V_INT(pr.run_row),
-                        DB_V_STR(core->claim_id)};
-  if (db_exec_params(x->c,
-                     "UPDATE dag_run SET state = ?, end_date = "
-                     "UTC_TIMESTAMP(6) WHERE id = ? AND claimed_by = ?",
-                     u, 3, NULL, &e) != ERR_OK) {
-    fail(W, e.msg);
-    goto out;
-  }
-  r->failed = failed;
-  r->secs = (double)(queue_now_ms() - run_t0) / 1000.0;
-  if (mode == LOCAL_TEST)
-    printf("run %s: %s\n", r->run_id, rs);
-  code = CLI_OK;
-out:
-  atomic_store(&core->run_hb_id, 0);
-  free(st);
-  return code;
 }
 
 /* ---- dags test ---- */
@@ -1094,24 +500,24 @@ static int dags_test(int argc, char **argv)
   const char *dag_id = NULL, *date = NULL, *v;
   for (int i = 2; i < argc; i++) {
     int r;
-    if ((r = opt_val(argc, argv, &i, "--date", &v)) != 0) {
+    if ((r = cli_sched_opt(argc, argv, &i, "--date", &v)) != 0) {
       if (r < 0)
-        return usage_err("dags", "--date needs YYYY-MM-DD", NULL);
+        return cli_sched_usage("dags", "--date needs YYYY-MM-DD", NULL);
       date = v;
     } else if (argv[i][0] == '-') {
-      return usage_err("dags", "unknown option", argv[i]);
+      return cli_sched_usage("dags", "unknown option", argv[i]);
     } else if (!dag_id) {
       dag_id = argv[i];
     } else {
-      return usage_err("dags", "unexpected argument", argv[i]);
+      return cli_sched_usage("dags", "unexpected argument", argv[i]);
     }
   }
   if (!dag_id)
-    return usage_err("dags", "test needs a DAG_ID", NULL);
-  struct ctx x;
-  int rc = ctx_open(&x, W, 1, 3);
+    return cli_sched_usage("dags", "test needs a DAG_ID", NULL);
+  struct cli_sched_ctx x;
+  int rc = cli_sched_open(&x, W, 1, 3);
   if (rc != CLI_OK) {
-    ctx_close(&x);
+    cli_sched_close(&x);
     return rc;
   }
   struct err e = {0};
@@ -1122,10 +528,10 @@ static int dags_test(int argc, char **argv)
     date = today;
   }
   if (sched_parse_date(x.tz, date, &lt, &e) != ERR_OK) {
-    ctx_close(&x);
-    return usage_err("dags", e.msg, NULL);
+    cli_sched_close(&x);
+    return cli_sched_usage("dags", e.msg, NULL);
   }
-  struct dag_set *set = load_dags(W, &x.cfg, 0);
+  struct dag_set *set = cli_sched_load_dags(W, &x.cfg, 0);
   struct dag *d = set ? dag_set_find(set, dag_id) : NULL;
   if (!d) {
     char msg[600];
@@ -1133,20 +539,21 @@ static int dags_test(int argc, char **argv)
              "no DAG '%s' in %s (mlopsd dags validate shows broken files)",
              dag_id, x.cfg.sched_dags_dir);
     dag_set_destroy(set);
-    ctx_close(&x);
-    return fail(W, msg);
+    cli_sched_close(&x);
+    return cli_sched_fail(W, msg);
   }
-  struct local l;
-  struct lres r;
-  int code = local_open(&l, W, &x, set, 1);
-  if (code == CLI_OK) {
-    code = local_run(&l, W, d, lt, LOCAL_TEST, NULL, &r);
-    if (code == CLI_OK && r.failed)
-      code = CLI_FAIL;
-  }
-  local_close(&l);
+  struct sched_local *l = NULL;
+  struct sched_local_result r;
+  int code = CLI_OK;
+  if (sched_local_create(&l, &x.cfg, x.tz, x.pool, x.c, set, 1, &e) !=
+          ERR_OK ||
+      sched_local_run(l, d, lt, SCHED_LOCAL_TEST, NULL, &r, &e) != ERR_OK)
+    code = cli_sched_fail(W, e.msg);
+  else if (r.failed)
+    code = CLI_FAIL;
+  sched_local_destroy(l);
   dag_set_destroy(set);
-  ctx_close(&x);
+  cli_sched_close(&x);
   return code;
 }
 
@@ -1218,45 +625,6 @@ struct bfrun {
   int wait;                    /* created by us, not finished yet */
 };
 
-/* Queue a backfill run of d at t (daemon mode).  *created 0: the date has
- * a run already, described in other. */
-static enum err_code backfill_queue(struct db_conn *c,
-                                    const struct cron_tz *tz,
-                                    const struct dag *d, time_t t,
-                                    const char *conf, char *run_id,
-                                    size_t cap, int *created, char *other,
-                                    size_t ocap, struct err *e)
-{
-  char when[20];
-  sched_run_id(d->dag_id, "backfill", tz, t, run_id, cap);
-  sched_fmt_utc(t, when);
-  int64_t aff = 0;
-  struct db_val p[4] = {DB_V_STR(run_id), DB_V_STR(d->dag_id),
-                        DB_V_STR(when), conf ? DB_V_STR(conf) : DB_V_NULL};
-  enum err_code rc = db_exec_params(
-      c,
-      "INSERT INTO dag_run (run_id, dag_id, logical_date, run_type, state, "
-      "conf, queued_at, external_trigger) VALUES (?, ?, ?, 'backfill', "
-      "'queued', ?, UTC_TIMESTAMP(6), 0) ON DUPLICATE KEY UPDATE id = id",
-      p, 4, &aff, e);
-  if (rc != ERR_OK)
-    return rc;
-  *created = aff == 1;
-  if (*created)
-    return ERR_OK;
-  struct oldrun o;
-  memset(&o, 0, sizeof(o));
-  struct db_val q[2] = {DB_V_STR(d->dag_id), DB_V_STR(when)};
-  if ((rc = db_query(c,
-                     "SELECT id, state, run_id, claimed_by FROM dag_run "
-                     "WHERE dag_id = ? AND logical_date = ?",
-                     q, 2, oldrun_cb, &o, NULL, e)) != ERR_OK)
-    return rc;
-  snprintf(other, ocap, "%s (%s)", o.id ? o.run_id : "?",
-           o.id ? o.state : "?");
-  return ERR_OK;
-}
-
 /* Print "    TASK: attempt 1 failed: ..." for the failed tasks of a run. */
 static int failline_cb(void *user, const struct db_row *row)
 {
@@ -1268,13 +636,13 @@ static int failline_cb(void *user, const struct db_row *row)
 
 static void backfill_why(struct db_conn *c, const char *run_id)
 {
-  struct tistates t = {0};
+  struct cli_sched_tistates t = {0};
   struct err e = {0};
   struct db_val p[1] = {DB_V_STR(run_id)};
   if (db_query(c,
                "SELECT task_id, state, try_number FROM task_instance WHERE "
                "run_id = ? AND state = 'failed' ORDER BY id",
-               p, 1, tistate_cb, &t, NULL, &e) != ERR_OK)
+               p, 1, cli_sched_tistate_cb, &t, NULL, &e) != ERR_OK)
     return;
   for (size_t i = 0; i < t.n; i++) {
     struct db_val q[2] = {DB_V_STR(run_id), DB_V_STR(t.v[i].task)};
@@ -1327,7 +695,7 @@ static int bfdone_cb(void *user, const struct db_row *row)
 
 /* Follow the runs we queued until each has finished (a line each, in the
  * order they finish) or timeout_s passed.  CLI code. */
-static int backfill_wait(struct ctx *x, const struct dag *d,
+static int backfill_wait(struct cli_sched_ctx *x, const struct dag *d,
                          struct bfwait *w, long timeout_s)
 {
   const char *W = "dags backfill";
@@ -1347,7 +715,7 @@ static int backfill_wait(struct ctx *x, const struct dag *d,
   sched_fmt_utc(thi, hi);
   w->done = calloc(w->n ? w->n : 1, sizeof(*w->done));
   if (!w->done)
-    return fail(W, "out of memory");
+    return cli_sched_fail(W, "out of memory");
   while (w->left > 0) {
     w->ndone = 0;
     struct db_val p[3] = {DB_V_STR(d->dag_id), DB_V_STR(lo), DB_V_STR(hi)};
@@ -1362,8 +730,8 @@ static int backfill_wait(struct ctx *x, const struct dag *d,
       db_release(x->pool, x->c);
       x->c = NULL;
       if (db_acquire(x->pool, 5000, &x->c, &e) != ERR_OK)
-        return fail(W, e.msg);
-      usleep(WAIT_POLL_MS * 1000);
+        return cli_sched_fail(W, e.msg);
+      usleep(CLI_SCHED_WAIT_POLL_MS * 1000);
       continue;
     }
     for (size_t i = 0; i < w->ndone; i++)
@@ -1374,9 +742,9 @@ static int backfill_wait(struct ctx *x, const struct dag *d,
       char msg[200];
       snprintf(msg, sizeof(msg), "%zu run(s) still unfinished after %lds",
                w->left, timeout_s);
-      return fail(W, msg);
+      return cli_sched_fail(W, msg);
     }
-    usleep(WAIT_POLL_MS * 1000);
+    usleep(CLI_SCHED_WAIT_POLL_MS * 1000);
   }
   return CLI_OK;
 }
@@ -1407,21 +775,21 @@ static int dags_backfill(int argc, char **argv)
   long timeout_s = 0;
   for (int i = 2; i < argc; i++) {
     int r;
-    if ((r = opt_val(argc, argv, &i, "--from", &v)) != 0) {
+    if ((r = cli_sched_opt(argc, argv, &i, "--from", &v)) != 0) {
       if (r < 0)
-        return usage_err("dags", "--from needs YYYY-MM-DD", NULL);
+        return cli_sched_usage("dags", "--from needs YYYY-MM-DD", NULL);
       from_s = v;
-    } else if ((r = opt_val(argc, argv, &i, "--to", &v)) != 0) {
+    } else if ((r = cli_sched_opt(argc, argv, &i, "--to", &v)) != 0) {
       if (r < 0)
-        return usage_err("dags", "--to needs YYYY-MM-DD", NULL);
+        return cli_sched_usage("dags", "--to needs YYYY-MM-DD", NULL);
       to_s = v;
-    } else if ((r = opt_val(argc, argv, &i, "--conf", &v)) != 0) {
+    } else if ((r = cli_sched_opt(argc, argv, &i, "--conf", &v)) != 0) {
       if (r < 0)
-        return usage_err("dags", "--conf needs a JSON object", NULL);
+        return cli_sched_usage("dags", "--conf needs a JSON object", NULL);
       conf_text = v;
-    } else if ((r = opt_val(argc, argv, &i, "--timeout", &v)) != 0) {
-      if (r < 0 || parse_count(v, 1, 86400 * 30, &timeout_s))
-        return usage_err("dags", "--timeout needs seconds", v);
+    } else if ((r = cli_sched_opt(argc, argv, &i, "--timeout", &v)) != 0) {
+      if (r < 0 || cli_sched_count(v, 1, 86400 * 30, &timeout_s))
+        return cli_sched_usage("dags", "--timeout needs seconds", v);
     } else if (!strcmp(argv[i], "--wait")) {
       wait = 1;
     } else if (!strcmp(argv[i], "--local")) {
@@ -1429,45 +797,45 @@ static int dags_backfill(int argc, char **argv)
     } else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {
       verbose = 1;
     } else if (argv[i][0] == '-') {
-      return usage_err("dags", "unknown option", argv[i]);
+      return cli_sched_usage("dags", "unknown option", argv[i]);
     } else if (!dag_id) {
       dag_id = argv[i];
     } else {
-      return usage_err("dags", "unexpected argument", argv[i]);
+      return cli_sched_usage("dags", "unexpected argument", argv[i]);
     }
   }
   if (!dag_id)
-    return usage_err("dags", "backfill needs a DAG_ID", NULL);
+    return cli_sched_usage("dags", "backfill needs a DAG_ID", NULL);
   if (!from_s || !to_s)
-    return usage_err("dags", "backfill needs --from DATE and --to DATE",
+    return cli_sched_usage("dags", "backfill needs --from DATE and --to DATE",
                      NULL);
   if (timeout_s && (!wait || local))
-    return usage_err("dags", "--timeout goes with --wait (not --local)",
+    return cli_sched_usage("dags", "--timeout goes with --wait (not --local)",
                      NULL);
   if (verbose && !local)
-    return usage_err("dags", "--verbose goes with --local", NULL);
+    return cli_sched_usage("dags", "--verbose goes with --local", NULL);
   cJSON *conf = NULL;
   char *conf_norm = NULL;
   if (conf_text) {
     conf = cJSON_Parse(conf_text);
     if (!conf || !cJSON_IsObject(conf)) {
       cJSON_Delete(conf);
-      return usage_err("dags", "--conf must be a JSON object", conf_text);
+      return cli_sched_usage("dags", "--conf must be a JSON object", conf_text);
     }
     conf_norm = cJSON_PrintUnformatted(conf);
     cJSON_Delete(conf);
     if (!conf_norm)
-      return fail(W, "out of memory");
+      return cli_sched_fail(W, "out of memory");
     if (strlen(conf_norm) > SCHED_CONF_MAX) {
       free(conf_norm);
-      return usage_err("dags", "--conf is larger than 64 KiB", NULL);
+      return cli_sched_usage("dags", "--conf is larger than 64 KiB", NULL);
     }
   }
-  struct ctx x;
-  int rc = ctx_open(&x, W, 1, local ? 3 : 1);
+  struct cli_sched_ctx x;
+  int rc = cli_sched_open(&x, W, 1, local ? 3 : 1);
   if (rc != CLI_OK) {
     free(conf_norm);
-    ctx_close(&x);
+    cli_sched_close(&x);
     return rc;
   }
   struct err e = {0};
@@ -1475,8 +843,8 @@ static int dags_backfill(int argc, char **argv)
   if (sched_parse_date(x.tz, from_s, &t_from, &e) != ERR_OK ||
       sched_parse_date(x.tz, to_s, &t_to, &e) != ERR_OK) {
     free(conf_norm);
-    ctx_close(&x);
-    return usage_err("dags", e.msg, NULL);
+    cli_sched_close(&x);
+    return cli_sched_usage("dags", e.msg, NULL);
   }
   /* A plain date as --to takes in the whole day. */
   if (strlen(to_s) == 10) {
@@ -1489,10 +857,10 @@ static int dags_backfill(int argc, char **argv)
   }
   if (t_to < t_from) {
     free(conf_norm);
-    ctx_close(&x);
-    return usage_err("dags", "--to is before --from", NULL);
+    cli_sched_close(&x);
+    return cli_sched_usage("dags", "--to is before --from", NULL);
   }
-  struct dag_set *set = load_dags(W, &x.cfg, 0);
+  struct dag_set *set = cli_sched_load_dags(W, &x.cfg, 0);
   struct dag *d = set ? dag_set_find(set, dag_id) : NULL;
   if (!d) {
     char msg[600];
@@ -1501,8 +869,8 @@ static int dags_backfill(int argc, char **argv)
              dag_id, x.cfg.sched_dags_dir);
     free(conf_norm);
     dag_set_destroy(set);
-    ctx_close(&x);
-    return fail(W, msg);
+    cli_sched_close(&x);
+    return cli_sched_fail(W, msg);
   }
   time_t *dates = NULL;
   size_t n = 0;
@@ -1516,8 +884,8 @@ static int dags_backfill(int argc, char **argv)
              BACKFILL_MAX);
     free(conf_norm);
     dag_set_destroy(set);
-    ctx_close(&x);
-    return fail(W, msg);
+    cli_sched_close(&x);
+    return cli_sched_fail(W, msg);
   }
   char iso_a[CRON_ISO_LEN], iso_b[CRON_ISO_LEN];
   cron_fmt_iso(x.tz, t_from, iso_a);
@@ -1534,8 +902,10 @@ static int dags_backfill(int argc, char **argv)
   int created = 0, existing = 0, succeeded = 0, failed = 0;
   int code = CLI_OK;
   if (local) {
-    struct local l;
-    code = local_open(&l, W, &x, set, verbose);
+    struct sched_local *l = NULL;
+    if (sched_local_create(&l, &x.cfg, x.tz, x.pool, x.c, set, verbose,
+                           &e) != ERR_OK)
+      code = cli_sched_fail(W, e.msg);
     /* Ctrl-C / SIGTERM: stop after the run in progress. */
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof(sa));
@@ -1550,12 +920,14 @@ static int dags_backfill(int argc, char **argv)
         code = CLI_FAIL;
         break;
       }
-      struct lres r;
+      struct sched_local_result r;
       int waited = 0;
       for (;;) {
-        code = local_run(&l, W, d, dates[i],
-                         verbose ? LOCAL_BACKFILL_VERBOSE : LOCAL_BACKFILL,
-                         conf_norm, &r);
+        if (sched_local_run(l, d, dates[i],
+                            verbose ? SCHED_LOCAL_BACKFILL_VERBOSE
+                                    : SCHED_LOCAL_BACKFILL,
+                            conf_norm, &r, &e) != ERR_OK)
+          code = cli_sched_fail(W, e.msg);
         if (code != CLI_OK || !r.busy || backfill_stop)
           break;
         if (!waited++) {
@@ -1590,19 +962,20 @@ static int dags_backfill(int argc, char **argv)
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    local_close(&l);
+    sched_local_destroy(l);
   } else {
     struct bfrun *runs = calloc(n ? n : 1, sizeof(*runs));
     if (!runs)
-      code = fail(W, "out of memory");
+      code = cli_sched_fail(W, "out of memory");
     for (size_t i = 0; code == CLI_OK && i < n; i++) {
       char other[SCHED_RUN_ID_MAX + 64];
       int made = 0;
       runs[i].lt = dates[i];
-      if (backfill_queue(x.c, x.tz, d, dates[i], conf_norm, runs[i].run_id,
-                         sizeof(runs[i].run_id), &made, other,
-                         sizeof(other), &e) != ERR_OK) {
-        code = fail(W, e.msg);
+      if (sched_backfill_queue(x.c, x.tz, d, dates[i], conf_norm,
+                               runs[i].run_id, sizeof(runs[i].run_id),
+                               &made, other, sizeof(other),
+                               &e) != ERR_OK) {
+        code = cli_sched_fail(W, e.msg);
         break;
       }
       if (made) {
@@ -1650,7 +1023,7 @@ static int dags_backfill(int argc, char **argv)
   free(dates);
   free(conf_norm);
   dag_set_destroy(set);
-  ctx_close(&x);
+  cli_sched_close(&x);
   return code;
 }
 
@@ -1675,375 +1048,6 @@ int cli_dags(int argc, char **argv)
     return dags_pause(argc, argv, 1);
   if (!strcmp(sub, "unpause"))
     return dags_pause(argc, argv, 0);
-  return usage_err("dags", "unknown subcommand", sub);
+  return cli_sched_usage("dags", "unknown subcommand", sub);
 }
 
-/* ------------------------------------------------------------------ */
-/* runs                                                                */
-
-static void runs_usage(FILE *f)
-{
-  fprintf(f,
-          "usage: mlopsd [-c FILE] runs list [DAG_ID] [--limit N] [--before "
-          "ID]\n"
-          "       mlopsd [-c FILE] runs show RUN_ID\n"
-          "\n"
-          "list  DAG runs, newest first, N per page (default 25, at most\n"
-          "      1000); the next page with --before the last ID shown.\n"
-          "      Logical dates are shown in scheduler.timezone.\n"
-          "show  one run (RUN_ID, or its numeric ID) and its task instances:\n"
-          "      state, try, start, end, duration, host and pid.\n"
-          "\n"
-          "Exit codes: 0 ok, 1 failure (also: no such run), 2 usage "
-          "error.\n");
-}
-
-struct runlist {
-  const struct cron_tz *tz;
-  long limit;
-  long shown;
-  int64_t last_id;
-  int more;
-};
-
-static int runlist_cb(void *user, const struct db_row *row)
-{
-  struct runlist *l = user;
-  if (l->shown == l->limit) {
-    l->more = 1;
-    return 1;
-  }
-  char ld[CRON_ISO_LEN + 8], dur[32] = "-";
-  local_iso(l->tz, db_row_str(row, 5, NULL), ld, sizeof(ld));
-  time_t s, en;
-  if (sched_parse_utc(db_row_str(row, 6, NULL), &s) == 0 &&
-      sched_parse_utc(db_row_str(row, 7, NULL), &en) == 0)
-    snprintf(dur, sizeof(dur), "%lds", (long)(en - s));
-  l->last_id = db_row_i64(row, 0);
-  printf("%-7lld  %-9s  %-9s  %-25s  %-7s  %s  %s\n", (long long)l->last_id,
-         nz(db_row_str(row, 4, NULL)), nz(db_row_str(row, 3, NULL)), ld, dur,
-         nz(db_row_str(row, 2, NULL)), nz(db_row_str(row, 1, NULL)));
-  l->shown++;
-  return 0;
-}
-
-static int runs_list(int argc, char **argv)
-{
-  const char *W = "runs list";
-  const char *dag_id = NULL, *v;
-  long limit = RUNS_DEFAULT, before = 0;
-  for (int i = 2; i < argc; i++) {
-    int r;
-    if ((r = opt_val(argc, argv, &i, "--limit", &v)) != 0) {
-      if (r < 0 || parse_count(v, 1, LIST_MAX_ROWS, &limit))
-        return usage_err("runs", "--limit needs a number 1..1000", v);
-    } else if ((r = opt_val(argc, argv, &i, "--before", &v)) != 0) {
-      if (r < 0 || parse_count(v, 1, 0x7fffffffffffffffL, &before))
-        return usage_err("runs", "--before needs a run ID (number)", v);
-    } else if (argv[i][0] == '-') {
-      return usage_err("runs", "unknown option", argv[i]);
-    } else if (!dag_id) {
-      dag_id = argv[i];
-    } else {
-      return usage_err("runs", "unexpected argument", argv[i]);
-    }
-  }
-  struct ctx x;
-  int rc = ctx_open(&x, W, 1, 1);
-  if (rc != CLI_OK) {
-    ctx_close(&x);
-    return rc;
-  }
-  char sql[512];
-  struct db_val p[3];
-  int np = 0;
-  snprintf(sql, sizeof(sql),
-           "SELECT id, run_id, dag_id, run_type, state, logical_date, "
-           "start_date, end_date FROM dag_run%s%s%s ORDER BY id DESC LIMIT ?",
-           dag_id || before ? " WHERE " : "", dag_id ? "dag_id = ?" : "",
-           before ? (dag_id ? " AND id < ?" : "id < ?") : "");
-  if (dag_id)
-    p[np++] = DB_V_STR(dag_id);
-  if (before)
-    p[np++] = DB_V_INT(before);
-  p[np++] = DB_V_INT(limit + 1);
-  printf("%-7s  %-9s  %-9s  %-25s  %-7s  %s  %s\n", "ID", "STATE", "TYPE",
-         "LOGICAL_DATE", "TOOK", "DAG_ID", "RUN_ID");
-  struct runlist l = {.tz = x.tz, .limit = limit};
-  struct err e = {0};
-  if (db_query(x.c, sql, p, np, runlist_cb, &l, NULL, &e) != ERR_OK) {
-    ctx_close(&x);
-    return fail(W, e.msg);
-  }
-  if (l.more)
-    printf("(more: mlopsd runs list%s%s --before %lld)\n", dag_id ? " " : "",
-           dag_id ? dag_id : "", (long long)l.last_id);
-  ctx_close(&x);
-  return CLI_OK;
-}
-
-struct runhdr {
-  int found;
-  char run_id[SCHED_RUN_ID_MAX + 1];
-  char text[2048];
-  const struct cron_tz *tz;
-};
-
-static int runhdr_cb(void *user, const struct db_row *row)
-{
-  struct runhdr *h = user;
-  char ld[CRON_ISO_LEN + 8], q[CRON_ISO_LEN + 8], s[CRON_ISO_LEN + 8],
-      en[CRON_ISO_LEN + 8];
-  h->found = 1;
-  snprintf(h->run_id, sizeof(h->run_id), "%s", nz(db_row_str(row, 1, NULL)));
-  local_iso(h->tz, db_row_str(row, 5, NULL), ld, sizeof(ld));
-  local_iso(h->tz, db_row_str(row, 6, NULL), q, sizeof(q));
-  local_iso(h->tz, db_row_str(row, 7, NULL), s, sizeof(s));
-  local_iso(h->tz, db_row_str(row, 8, NULL), en, sizeof(en));
-  snprintf(h->text, sizeof(h->text),
-           "run:          %s (id %lld)\n"
-           "dag:          %s\n"
-           "type:         %s\n"
-           "state:        %s\n"
-           "logical date: %s\n"
-           "queued:       %s\n"
-           "started:      %s\n"
-           "ended:        %s\n"
-           "conf:         %s\n",
-           h->run_id, (long long)db_row_i64(row, 0),
-           nz(db_row_str(row, 2, NULL)), nz(db_row_str(row, 3, NULL)),
-           nz(db_row_str(row, 4, NULL)), ld, q, s, en,
-           nz(db_row_str(row, 9, NULL)));
-  return 1;
-}
-
-struct tirows {
-  const struct cron_tz *tz;
-  size_t wid;
-};
-
-static int tirow_cb(void *user, const struct db_row *row)
-{
-  struct tirows *t = user;
-  char s[CRON_ISO_LEN + 8], en[CRON_ISO_LEN + 8], dur[32] = "-";
-  local_iso(t->tz, db_row_str(row, 4, NULL), s, sizeof(s));
-  local_iso(t->tz, db_row_str(row, 5, NULL), en, sizeof(en));
-  if (!db_row_is_null(row, 6))
-    snprintf(dur, sizeof(dur), "%.3fs", db_row_f64(row, 6));
-  char host[300] = "-";
-  if (!db_row_is_null(row, 7))
-    snprintf(host, sizeof(host), "%s:%lld", nz(db_row_str(row, 7, NULL)),
-             (long long)db_row_i64(row, 8));
-  printf("%-*s  %-15s  %3lld/%-3lld  %-25s  %-25s  %-9s  %s\n",
-         (int)t->wid, nz(db_row_str(row, 0, NULL)),
-         nz(db_row_str(row, 1, NULL)), (long long)db_row_i64(row, 2),
-         (long long)db_row_i64(row, 3), s, en, dur, host);
-  return 0;
-}
-
-static int maxlen_cb(void *user, const struct db_row *row)
-{
-  size_t *w = user;
-  size_t n = strlen(nz(db_row_str(row, 0, NULL)));
-  if (n > *w)
-    *w = n;
-  return 0;
-}
-
-static const char RUN_SHOW_SQL[] =
-    "SELECT id, run_id, dag_id, run_type, state, logical_date, queued_at, "
-    "start_date, end_date, conf FROM dag_run WHERE ";
-
-/* Find a run by run_id (or numeric id); fills h.  CLI code. */
-static int find_run(const char *W, struct ctx *x, const char *arg,
-                    struct runhdr *h)
-{
-  struct err e = {0};
-  char sql[400];
-  struct db_val p[1] = {DB_V_STR(arg)};
-  h->tz = x->tz;
-  snprintf(sql, sizeof(sql), "%srun_id = ?", RUN_SHOW_SQL);
-  if (db_query(x->c, sql, p, 1, runhdr_cb, h, NULL, &e) != ERR_OK)
-    return fail(W, e.msg);
-  long id;
-  if (!h->found && parse_count(arg, 1, 0x7fffffffffffffffL, &id) == 0) {
-    struct db_val q[1] = {DB_V_INT(id)};
-    snprintf(sql, sizeof(sql), "%sid = ?", RUN_SHOW_SQL);
-    if (db_query(x->c, sql, q, 1, runhdr_cb, h, NULL, &e) != ERR_OK)
-      return fail(W, e.msg);
-  }
-  if (!h->found) {
-    char msg[400];
-    snprintf(msg, sizeof(msg), "no run '%s'", arg);
-    return fail(W, msg);
-  }
-  return CLI_OK;
-}
-
-static int runs_show(int argc, char **argv)
-{
-  const char *W = "runs show";
-  if (argc != 3 || argv[2][0] == '-')
-    return usage_err("runs", "show needs one RUN_ID", NULL);
-  struct ctx x;
-  int rc = ctx_open(&x, W, 1, 1);
-  if (rc != CLI_OK) {
-    ctx_close(&x);
-    return rc;
-  }
-  struct runhdr h;
-  memset(&h, 0, sizeof(h));
-  if ((rc = find_run(W, &x, argv[2], &h)) != CLI_OK) {
-    ctx_close(&x);
-    return rc;
-  }
-  fputs(h.text, stdout);
-  struct tirows t = {.tz = x.tz, .wid = 7};
-  struct err e = {0};
-  struct db_val p[1] = {DB_V_STR(h.run_id)};
-  if (db_query(x.c, "SELECT task_id FROM task_instance WHERE run_id = ?", p,
-               1, maxlen_cb, &t.wid, NULL, &e) != ERR_OK) {
-    ctx_close(&x);
-    return fail(W, e.msg);
-  }
-  printf("\n%-*s  %-15s  %7s  %-25s  %-25s  %-9s  %s\n", (int)t.wid, "TASK_ID",
-         "STATE", "TRY/MAX", "START", "END", "DURATION", "HOST:PID");
-  if (db_query(x.c,
-               "SELECT task_id, state, try_number, max_tries, start_date, "
-               "end_date, duration, hostname, pid FROM task_instance WHERE "
-               "run_id = ? ORDER BY id",
-               p, 1, tirow_cb, &t, NULL, &e) != ERR_OK) {
-    ctx_close(&x);
-    return fail(W, e.msg);
-  }
-  ctx_close(&x);
-  return CLI_OK;
-}
-
-int cli_runs(int argc, char **argv)
-{
-  if (argc < 2 || cli_wants_help(argc, argv)) {
-    runs_usage(argc < 2 ? stderr : stdout);
-    return argc < 2 ? CLI_USAGE : CLI_OK;
-  }
-  if (!strcmp(argv[1], "list"))
-    return runs_list(argc, argv);
-  if (!strcmp(argv[1], "show"))
-    return runs_show(argc, argv);
-  return usage_err("runs", "unknown subcommand", argv[1]);
-}
-
-/* ------------------------------------------------------------------ */
-/* logs                                                                */
-
-static void logs_usage(FILE *f)
-{
-  fprintf(f,
-          "usage: mlopsd [-c FILE] logs RUN_ID [TASK_ID] [--try N]\n"
-          "\n"
-          "Print the task log of a run (RUN_ID or its numeric ID): every\n"
-          "task in run order, every attempt, or only TASK_ID, or only its\n"
-          "attempt N.  Lines are \"TIME STREAM| TEXT\", TIME in UTC; STREAM\n"
-          "is stdout, stderr (a shell task's output) or log (the task's and\n"
-          "scheduler's own notes).\n"
-          "\n"
-          "Exit codes: 0 ok, 1 failure (no such run or task), 2 usage "
-          "error.\n");
-}
-
-static int logline_cb(void *user, const struct db_row *row)
-{
-  (void)user;
-  const char *ts = db_row_str(row, 0, NULL);
-  char t[40];
-  snprintf(t, sizeof(t), "%.10sT%.15sZ", ts ? ts : "",
-           ts && strlen(ts) > 11 ? ts + 11 : "");
-  printf("%s %-6s| %s\n", t, nz(db_row_str(row, 1, NULL)),
-         db_row_str(row, 2, NULL) ? db_row_str(row, 2, NULL) : "");
-  return 0;
-}
-
-int cli_logs(int argc, char **argv)
-{
-  const char *W = "logs";
-  const char *run = NULL, *task = NULL, *v;
-  long try_n = 0;
-  if (cli_wants_help(argc, argv)) {
-    logs_usage(stdout);
-    return CLI_OK;
-  }
-  for (int i = 1; i < argc; i++) {
-    int r;
-    if ((r = opt_val(argc, argv, &i, "--try", &v)) != 0) {
-      if (r < 0 || parse_count(v, 1, 1000000, &try_n))
-        return usage_err("logs", "--try needs an attempt number", v);
-    } else if (argv[i][0] == '-') {
-      return usage_err("logs", "unknown option", argv[i]);
-    } else if (!run) {
-      run = argv[i];
-    } else if (!task) {
-      task = argv[i];
-    } else {
-      return usage_err("logs", "unexpected argument", argv[i]);
-    }
-  }
-  if (!run) {
-    logs_usage(stderr);
-    return CLI_USAGE;
-  }
-  struct ctx x;
-  int rc = ctx_open(&x, W, 1, 1);
-  if (rc != CLI_OK) {
-    ctx_close(&x);
-    return rc;
-  }
-  struct runhdr h;
-  memset(&h, 0, sizeof(h));
-  if ((rc = find_run(W, &x, run, &h)) != CLI_OK) {
-    ctx_close(&x);
-    return rc;
-  }
-  struct tistates tis = {0};
-  struct err e = {0};
-  struct db_val p[1] = {DB_V_STR(h.run_id)};
-  if (db_query(x.c,
-               "SELECT task_id, state, try_number FROM task_instance WHERE "
-               "run_id = ? ORDER BY id",
-               p, 1, tistate_cb, &tis, NULL, &e) != ERR_OK) {
-    ctx_close(&x);
-    return fail(W, e.msg);
-  }
-  int shown = 0;
-  for (size_t i = 0; i < tis.n; i++) {
-    const struct tistate *t = &tis.v[i];
-    if (task && strcmp(task, t->task))
-      continue;
-    shown++;
-    int lo = try_n ? (int)try_n : 1, hi = try_n ? (int)try_n : t->try_number;
-    if (!try_n && hi < 1)
-      printf("--- %s: %s, no attempt yet ---\n", t->task, t->state);
-    for (int k = lo; k <= hi; k++) {
-      printf("--- %s try %d%s%s ---\n", t->task, k,
-             k == t->try_number ? ": " : "",
-             k == t->try_number ? t->state : "");
-      struct db_val q[3] = {DB_V_STR(h.run_id), DB_V_STR(t->task),
-                            DB_V_INT(k)};
-      if (db_query(x.c,
-                   "SELECT ts, stream, line FROM task_log WHERE run_id = ? "
-                   "AND task_id = ? AND try_number = ? ORDER BY id",
-                   q, 3, logline_cb, NULL, NULL, &e) != ERR_OK) {
-        free(tis.v);
-        ctx_close(&x);
-        return fail(W, e.msg);
-      }
-    }
-  }
-  free(tis.v);
-  ctx_close(&x);
-  if (task && !shown) {
-    char msg[600];
-    snprintf(msg, sizeof(msg), "run %s has no task '%s'", h.run_id, task);
-    return fail(W, msg);
-  }
-  return CLI_OK;
-}

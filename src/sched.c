@@ -16,7 +16,8 @@
  * A finished attempt records its result and evaluates its run on the
  * worker thread that ran it, then claims the next task right there: the
  * downstream task of a chain starts without waiting for a tick.  A second
- * thread (sched_run.c) flushes task logs and sends heartbeats.
+ * thread (sched_run.c) flushes task logs and sends heartbeats.  Steps 4
+ * and 5 (claims, attempts, takeover, sweep) are in sched_claim.c.
  *
  * Catch-up (logical date = cron fire time, Airflow 3's
  * CronTriggerTimetable): `dag.last_scheduled_date` holds the latest fire
@@ -47,29 +48,10 @@
 #include "mlopsd/metrics.h"
 #include "mlopsd/queue.h"
 #include "sched_int.h"
+#include "sched_loop_int.h"
 
-#define MOD "sched"
-#define EXCL_MAX 64
-#define SWEEP_MS 5000
 #define CATCHUP_BATCH 500
-#define LIST_MAX 2000
 #define CB_SUBMIT_TIMEOUT_MS 30000
-
-/* One DAG in a snapshot.  next_check is used by the scheduler thread
- * only. */
-struct sdag {
-  struct dag *d;
-  int paused;
-  time_t next_check;       /* next time run creation may have work */
-};
-
-/* An immutable set of loaded DAGs, shared by reference count. */
-struct snap {
-  atomic_int refs;
-  struct sdag *v;          /* sorted by dag_id */
-  size_t n;
-  char *in_list;           /* "?,?,?" for the claim filter */
-};
 
 /* A DAG file as last seen (scheduler thread only). */
 struct dfile {
@@ -80,46 +62,12 @@ struct dfile {
   int synced;              /* `dag` row written for good */
 };
 
-struct excl {
-  int64_t id;
-  uint64_t gen;
-};
-
-struct sched {
-  struct sched_core core;
-  struct cfg cfg;
-  struct queue *q;
-  struct cron_tz *tz;
-  char dags_dir[512];
-  int tick_ms, lease_s, workers, grace_ms, rescan_ms;
-
-  pthread_t thr;
-  int started, stopped;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int stopping;
-  int wake_promote, wake_rescan, wake_claim;
-  int inflight;            /* attempts submitted or being claimed */
-  struct snap *snap;
-  uint64_t gen;            /* rescans done */
-  struct excl excl[EXCL_MAX];
-  int nexcl;
-
-  /* scheduler thread only */
-  struct dfile *files;
-  size_t nfiles;
-  int dir_warned;
-
-  struct metrics_counter *m_ti[4];   /* success failed up_for_retry skipped */
-  struct metrics_counter *m_run[2];  /* success failed */
-};
-
 static struct sched *g_slot; /* sched_daemon_* without a ud slot */
 
 /* ------------------------------------------------------------------ */
 /* snapshots                                                           */
 
-static void snap_unref(struct snap *s)
+void sched_snap_unref(struct snap *s)
 {
   if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
     return;
@@ -145,7 +93,7 @@ static int sdag_cmp(const void *a, const void *b)
                 ((const struct sdag *)b)->d->dag_id);
 }
 
-static struct sdag *snap_find(const struct snap *p, const char *dag_id)
+struct sdag *sched_snap_find(const struct snap *p, const char *dag_id)
 {
   size_t lo = 0, hi = p->n;
   while (lo < hi) {
@@ -166,7 +114,7 @@ static struct dag *dag_get_cb(void *user, const char *dag_id)
   struct sched *s = user;
   struct dag *d = NULL;
   pthread_mutex_lock(&s->mu);
-  struct sdag *sd = snap_find(s->snap, dag_id);
+  struct sdag *sd = sched_snap_find(s->snap, dag_id);
   if (sd)
     d = dag_ref(sd->d);
   pthread_mutex_unlock(&s->mu);
@@ -176,7 +124,7 @@ static struct dag *dag_get_cb(void *user, const char *dag_id)
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
 
-static int is_stopping(struct sched *s)
+int sched_is_stopping(struct sched *s)
 {
   pthread_mutex_lock(&s->mu);
   int stop = s->stopping;
@@ -188,11 +136,11 @@ static int is_stopping(struct sched *s)
  * is requested the wait is short: with MariaDB down every acquire sits
  * through its whole timeout in connect retries, and the steps of one
  * scheduler pass would add those up past Docker's 30 s stop grace. */
-static struct db_conn *conn_get(struct sched *s, const char *what)
+struct db_conn *sched_conn_get(struct sched *s, const char *what)
 {
   struct db_conn *c = NULL;
   struct err e = {0};
-  int ms = is_stopping(s) ? SCHED_STOP_ACQUIRE_MS : SCHED_ACQUIRE_MS;
+  int ms = sched_is_stopping(s) ? SCHED_STOP_ACQUIRE_MS : SCHED_ACQUIRE_MS;
   if (db_acquire(s->core.meta, ms, &c, &e) != ERR_OK) {
     sched_warn(&s->core, "%s: %s", what, e.msg);
     return NULL;
@@ -200,12 +148,12 @@ static struct db_conn *conn_get(struct sched *s, const char *what)
   return c;
 }
 
-static void conn_put(struct sched *s, struct db_conn *c)
+void sched_conn_put(struct sched *s, struct db_conn *c)
 {
   db_release(s->core.meta, c);
 }
 
-static void count_ti(struct sched *s, const char *state)
+void sched_count_ti(struct sched *s, const char *state)
 {
   static const char *const names[4] = {TI_SUCCESS, TI_FAILED,
                                        TI_UP_FOR_RETRY, TI_SKIPPED};
@@ -214,13 +162,7 @@ static void count_ti(struct sched *s, const char *state)
       metrics_counter_add(s->m_ti[i], 1);
 }
 
-struct runinfo {
-  time_t logical_ts;
-  char *conf;
-  int found;
-};
-
-static int runinfo_cb(void *user, const struct db_row *row)
+int sched_runinfo_cb(void *user, const struct db_row *row)
 {
   struct runinfo *r = user;
   r->found = sched_parse_utc(db_row_str(row, 0, NULL), &r->logical_ts) == 0;
@@ -264,7 +206,7 @@ static void cb_done(uint64_t id, enum err_code code, const struct err *e,
   free(j);
 }
 
-static void run_finished(struct sched *s, struct dag *d, const char *run_id,
+void sched_run_finished(struct sched *s, struct dag *d, const char *run_id,
                          const struct sched_eval *ev, time_t logical_ts,
                          const cJSON *conf)
 {
@@ -288,19 +230,19 @@ static void run_finished(struct sched *s, struct dag *d, const char *run_id,
     return;
   char *conf_text = NULL;
   if (logical_ts == 0 || !conf) { /* the caller did not have the run */
-    struct db_conn *c = conn_get(s, "callback");
+    struct db_conn *c = sched_conn_get(s, "callback");
     struct runinfo ri = {0};
     struct err qe = {0};
     struct db_val q[1] = {DB_V_STR(run_id)};
     if (c && db_query(c,
                       "SELECT logical_date, conf FROM dag_run WHERE run_id "
                       "= ?",
-                      q, 1, runinfo_cb, &ri, NULL, &qe) == ERR_OK &&
+                      q, 1, sched_runinfo_cb, &ri, NULL, &qe) == ERR_OK &&
         ri.found && logical_ts == 0)
       logical_ts = ri.logical_ts;
     conf_text = ri.conf;
     if (c)
-      conn_put(s, c);
+      sched_conn_put(s, c);
   }
   j->d = dag_ref(d);
   snprintf(j->run_id, sizeof(j->run_id), "%s", run_id);
@@ -360,7 +302,7 @@ static enum err_code dag_row_sync(struct db_conn *c, const struct dag *d,
 static void dag_row_error(struct sched *s, const char *dag_id,
                           const char *msg)
 {
-  struct db_conn *c = conn_get(s, "import error");
+  struct db_conn *c = sched_conn_get(s, "import error");
   struct err e = {0};
   if (!c)
     return;
@@ -368,7 +310,7 @@ static void dag_row_error(struct sched *s, const char *dag_id,
   if (db_exec_params(c, "UPDATE dag SET import_error = ? WHERE dag_id = ?",
                      p, 2, NULL, &e) != ERR_OK)
     sched_warn(&s->core, "import error of %s not stored: %s", dag_id, e.msg);
-  conn_put(s, c);
+  sched_conn_put(s, c);
 }
 
 struct paused_set {
@@ -525,7 +467,7 @@ static void rescan(struct sched *s)
   for (size_t i = 0; i < nn; i++) {
     if (!nf[i].good || nf[i].synced)
       continue;
-    if (!c && !(c = conn_get(s, "DAG rows")))
+    if (!c && !(c = sched_conn_get(s, "DAG rows")))
       break;
     struct err e = {0};
     if (dag_row_sync(c, nf[i].good, &e) == ERR_OK)
@@ -536,7 +478,7 @@ static void rescan(struct sched *s)
   }
   struct paused_set ps = {0};
   int have_paused = 0;
-  if (c || (c = conn_get(s, "pause flags"))) {
+  if (c || (c = sched_conn_get(s, "pause flags"))) {
     struct err e = {0};
     if (db_query(c, "SELECT dag_id FROM dag WHERE is_paused = 1", NULL, 0,
                  paused_cb, &ps, NULL, &e) == ERR_OK &&
@@ -544,7 +486,7 @@ static void rescan(struct sched *s)
       have_paused = 1;
     else
       sched_warn(&s->core, "pause flags: %s", e.msg);
-    conn_put(s, c);
+    sched_conn_put(s, c);
   }
   if (have_paused && ps.n)
     qsort(ps.v, ps.n, sizeof(*ps.v), str_cmp);
@@ -579,7 +521,7 @@ static void rescan(struct sched *s)
     }
     struct sdag *sd = &p->v[p->n++];
     sd->d = dag_ref(d);
-    struct sdag *prev = old ? snap_find(old, d->dag_id) : NULL;
+    struct sdag *prev = old ? sched_snap_find(old, d->dag_id) : NULL;
     sd->next_check = prev && prev->d == d ? prev->next_check : 0;
     if (have_paused)
       sd->paused = ps.n && bsearch(&d->dag_id, ps.v, ps.n, sizeof(*ps.v),
@@ -601,7 +543,7 @@ static void rescan(struct sched *s)
   s->snap = p;
   s->gen++;
   pthread_mutex_unlock(&s->mu);
-  snap_unref(old);
+  sched_snap_unref(old);
   if (changed)
     LOG_D(MOD, "%zu DAGs loaded from %s", p->n, s->dags_dir);
 out:
@@ -768,7 +710,7 @@ static void create_runs(struct sched *s, struct snap *p)
     if (!sd->d->schedule || sd->paused ||
         (sd->next_check && now < sd->next_check))
       continue;
-    if (!c && !(c = conn_get(s, "creating runs")))
+    if (!c && !(c = sched_conn_get(s, "creating runs")))
       return;
     struct create cr = {.s = s, .d = sd->d, .now = now};
     struct err e = {0};
@@ -776,7 +718,7 @@ static void create_runs(struct sched *s, struct snap *p)
       sched_warn(&s->core, "dag=%s creating runs: %s", sd->d->dag_id,
                  e.msg);
       if (db_conn_broken(c)) {
-        conn_put(s, c);
+        sched_conn_put(s, c);
         c = NULL;
       }
       continue;
@@ -795,20 +737,13 @@ static void create_runs(struct sched *s, struct snap *p)
     }
   }
   if (c)
-    conn_put(s, c);
+    sched_conn_put(s, c);
 }
 
 /* ------------------------------------------------------------------ */
 /* promoting queued runs                                               */
 
-struct idlist {
-  int64_t *id;
-  char **str;
-  size_t n, cap;
-  int oom;
-};
-
-static void idlist_free(struct idlist *l)
+void sched_idlist_free(struct idlist *l)
 {
   for (size_t i = 0; i < l->n; i++)
     free(l->str[i]);
@@ -818,7 +753,7 @@ static void idlist_free(struct idlist *l)
 }
 
 /* Rows of (id, text). */
-static int idlist_cb(void *user, const struct db_row *row)
+int sched_idlist_cb(void *user, const struct db_row *row)
 {
   struct idlist *l = user;
   if (l->n == l->cap) {
@@ -875,7 +810,7 @@ static enum err_code promote_txn(struct db_conn *c, void *user, struct err *e)
                 "SELECT id, run_id FROM dag_run FORCE INDEX "
                 "(dag_run_dag_state) WHERE dag_id = ? AND state = 'queued' "
                 "ORDER BY logical_date, id LIMIT ?",
-                p, 2, idlist_cb, &l, NULL, e);
+                p, 2, sched_idlist_cb, &l, NULL, e);
   if (rc == ERR_OK && l.oom)
     rc = err_set(e, ERR_NOMEM, "promote: out of memory");
   for (size_t i = 0; rc == ERR_OK && i < l.n; i++) {
@@ -891,13 +826,13 @@ static enum err_code promote_txn(struct db_conn *c, void *user, struct err *e)
         snprintf(pr->first, sizeof(pr->first), "%s", l.str[i]);
     }
   }
-  idlist_free(&l);
+  sched_idlist_free(&l);
   return rc;
 }
 
 static int promote(struct sched *s, struct snap *p)
 {
-  struct db_conn *c = conn_get(s, "promoting runs");
+  struct db_conn *c = sched_conn_get(s, "promoting runs");
   struct idlist dags = {0};
   struct err e = {0};
   int total = 0;
@@ -906,12 +841,12 @@ static int promote(struct sched *s, struct snap *p)
   if (db_query(c,
                "SELECT 0, dag_id FROM dag_run WHERE state = 'queued' GROUP "
                "BY dag_id LIMIT 2000",
-               NULL, 0, idlist_cb, &dags, NULL, &e) != ERR_OK) {
+               NULL, 0, sched_idlist_cb, &dags, NULL, &e) != ERR_OK) {
     sched_warn(&s->core, "promoting runs: %s", e.msg);
     goto out;
   }
   for (size_t i = 0; i < dags.n; i++) {
-    struct sdag *sd = snap_find(p, dags.str[i]);
+    struct sdag *sd = sched_snap_find(p, dags.str[i]);
     if (!sd || sd->paused)
       continue;
     struct promote pr = {.d = sd->d};
@@ -928,675 +863,9 @@ static int promote(struct sched *s, struct snap *p)
     total += pr.promoted;
   }
 out:
-  idlist_free(&dags);
-  conn_put(s, c);
+  sched_idlist_free(&dags);
+  sched_conn_put(s, c);
   return total;
-}
-
-/* ------------------------------------------------------------------ */
-/* claiming and running task instances                                 */
-
-struct claimed {
-  int64_t id;
-  char run_id[SCHED_RUN_ID_MAX + 1];
-  char dag_id[DAG_ID_MAX + 1];
-  char task_id[256];
-  int try_number, max_tries;
-  int was_retry;
-};
-
-struct claim {
-  struct sched *s;
-  struct snap *p;
-  int want;
-  const int64_t *excl;
-  int nexcl;
-  struct claimed *v;
-  int n;
-};
-
-static int claim_row_cb(void *user, const struct db_row *row)
-{
-  struct claim *cl = user;
-  if (cl->n >= cl->want)
-    return 1;
-  struct claimed *c = &cl->v[cl->n++];
-  const char *s;
-  c->id = db_row_i64(row, 0);
-  snprintf(c->run_id, sizeof(c->run_id), "%s",
-           (s = db_row_str(row, 1, NULL)) ? s : "");
-  snprintf(c->dag_id, sizeof(c->dag_id), "%s",
-           (s = db_row_str(row, 2, NULL)) ? s : "");
-  snprintf(c->task_id, sizeof(c->task_id), "%s",
-           (s = db_row_str(row, 3, NULL)) ? s : "");
-  c->try_number = (int)db_row_i64(row, 4) + 1;
-  c->max_tries = (int)db_row_i64(row, 5);
-  c->was_retry = (s = db_row_str(row, 6, NULL)) && !strcmp(s, TI_UP_FOR_RETRY);
-  return 0;
-}
-
-static enum err_code claim_txn(struct db_conn *c, void *user, struct err *e)
-{
-  struct claim *cl = user;
-  struct sched *s = cl->s;
-  size_t np = cl->p->n + (size_t)cl->nexcl + 1;
-  size_t cap = 512 + np * 2;
-  char *sql = malloc(cap);
-  struct db_val *pv = calloc(np, sizeof(*pv));
-  enum err_code rc;
-  cl->n = 0;
-  if (!sql || !pv) {
-    free(sql);
-    free(pv);
-    return err_set(e, ERR_NOMEM, "claim: out of memory");
-  }
-  int len = snprintf(sql, cap,
-                     "SELECT id, run_id, dag_id, task_id, try_number, "
-                     "max_tries, state FROM task_instance WHERE (state = "
-                     "'queued' OR (state = 'up_for_retry' AND next_try_at <= "
-                     "UTC_TIMESTAMP(6))) AND dag_id IN (%s)",
-                     cl->p->in_list);
-  size_t k = 0;
-  for (size_t i = 0; i < cl->p->n; i++)
-    pv[k++] = DB_V_STR(cl->p->v[i].d->dag_id);
-  if (cl->nexcl) {
-    len += snprintf(sql + len, cap - (size_t)len, " AND id NOT IN (");
-    for (int i = 0; i < cl->nexcl; i++) {
-      len += snprintf(sql + len, cap - (size_t)len, "%s?", i ? "," : "");
-      pv[k++] = DB_V_INT(cl->excl[i]);
-    }
-    len += snprintf(sql + len, cap - (size_t)len, ")");
-  }
-  snprintf(sql + len, cap - (size_t)len,
-           " ORDER BY state, next_try_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
-  pv[k++] = DB_V_INT(cl->want);
-  rc = db_query(c, sql, pv, (int)k, claim_row_cb, cl, NULL, e);
-  free(sql);
-  free(pv);
-  for (int i = 0; rc == ERR_OK && i < cl->n; i++) {
-    struct db_val u[4] = {DB_V_STR(s->core.host), DB_V_INT(s->core.pid),
-                          DB_V_STR(s->core.claim_id), DB_V_INT(cl->v[i].id)};
-    rc = db_exec_params(
-        c,
-        "UPDATE task_instance SET state = 'running', try_number = "
-        "try_number + 1, start_date = UTC_TIMESTAMP(6), end_date = NULL, "
-        "duration = NULL, hostname = ?, pid = ?, claimed_by = ?, "
-        "heartbeat_at = UTC_TIMESTAMP(6), next_try_at = NULL WHERE id = ?",
-        u, 4, NULL, e);
-  }
-  return rc;
-}
-
-/* Give a claim back (the job could not be submitted, or the task is not
- * in this daemon's version of the DAG yet). */
-static void unclaim(struct sched *s, struct db_conn *c,
-                    const struct claimed *t)
-{
-  struct err e = {0};
-  struct db_val p[4] = {DB_V_STR(t->was_retry ? TI_UP_FOR_RETRY : TI_QUEUED),
-                        DB_V_INT(t->was_retry), DB_V_INT(t->id),
-                        DB_V_STR(s->core.claim_id)};
-  if (db_exec_params(c,
-                     "UPDATE task_instance SET state = ?, try_number = "
-                     "try_number - 1, claimed_by = NULL, heartbeat_at = "
-                     "NULL, start_date = NULL, next_try_at = IF(? = 1, "
-                     "UTC_TIMESTAMP(6), NULL) WHERE id = ? AND claimed_by = "
-                     "? AND state = 'running'",
-                     p, 4, NULL, &e) != ERR_OK)
-    LOG_W(MOD, "run=%s task=%s: giving the claim back failed: %s (the "
-               "lease will expire)",
-          t->run_id, t->task_id, e.msg);
-}
-
-static enum err_code job_fn(struct queue_job_ctx *jc, void *arg,
-                            struct err *e)
-{
-  return sched_attempt_exec(arg, jc, 0, e);
-}
-
-static int claim(struct sched *s);
-
-static void job_done(uint64_t id, enum err_code code, const struct err *e,
-                     void *arg)
-{
-  struct sched_attempt *a = arg;
-  struct sched *s = a->owner;
-  const char *task_id = a->dag->tasks[a->task].id;
-  char state[16] = "";
-  int lost = 0;
-  struct sched_eval ev;
-  struct err fe = {0};
-  (void)id;
-  memset(&ev, 0, sizeof(ev));
-  if (sched_attempt_finish(a, code, e, state, &lost, &ev, &fe) != ERR_OK) {
-    LOG_E(MOD, "dag=%s run=%s task=%s try=%d: result %s not recorded: %s "
-               "(the claim's lease will expire and the task be retried or "
-               "failed)",
-          a->dag->dag_id, a->run_id, task_id, a->try_number, state, fe.msg);
-  } else if (!lost) {
-    if (!strcmp(state, TI_SUCCESS) || !strcmp(state, TI_SKIPPED))
-      LOG_I(MOD, "dag=%s run=%s task=%s try=%d state=%s", a->dag->dag_id,
-            a->run_id, task_id, a->try_number, state);
-    else
-      LOG_W(MOD, "dag=%s run=%s task=%s try=%d state=%s: %s",
-            a->dag->dag_id, a->run_id, task_id, a->try_number, state,
-            e && e->msg[0] ? e->msg : err_str(code));
-    count_ti(s, state);
-  }
-  sched_live_remove(a);
-  if (ev.finished)
-    run_finished(s, a->dag, a->run_id, &ev, a->logical_ts, a->conf);
-  pthread_mutex_lock(&s->mu);
-  s->inflight--;
-  int stopping = s->stopping;
-  pthread_cond_broadcast(&s->cv);
-  pthread_mutex_unlock(&s->mu);
-  sched_attempt_unref(a);
-  if (!stopping)
-    claim(s);
-}
-
-struct fail_ti {
-  const struct dag *d;
-  const struct claimed *t;
-  const char *claim_id;
-  struct sched_eval ev;
-};
-
-static enum err_code fail_txn(struct db_conn *c, void *user, struct err *e)
-{
-  struct fail_ti *f = user;
-  int64_t id;
-  char msg[600];
-  enum err_code rc;
-  memset(&f->ev, 0, sizeof(f->ev));
-  struct db_val p[1] = {DB_V_STR(f->t->run_id)};
-  if ((rc = db_query_i64(c,
-                         "SELECT id FROM dag_run WHERE run_id = ? FOR UPDATE",
-                         p, 1, &id, e)) != ERR_OK)
-    return rc == ERR_NOTFOUND ? ERR_OK : rc;
-  struct db_val u[2] = {DB_V_INT(f->t->id), DB_V_STR(f->claim_id)};
-  if ((rc = db_exec_params(c,
-                           "UPDATE task_instance SET state = 'failed', "
-                           "end_date = UTC_TIMESTAMP(6), duration = 0 WHERE "
-                           "id = ? AND claimed_by = ? AND state = 'running'",
-                           u, 2, NULL, e)) != ERR_OK)
-    return rc;
-  snprintf(msg, sizeof(msg), "task '%s' is not in DAG '%s' as loaded from "
-                             "%s: failed",
-           f->t->task_id, f->d->dag_id, f->d->path);
-  if ((rc = sched_log_direct(c, f->t->run_id, f->t->task_id,
-                             f->t->try_number, msg, e)) != ERR_OK)
-    return rc;
-  return sched_evaluate(c, f->d, f->t->run_id, &f->ev, e);
-}
-
-/* The task is not in this daemon's version of its DAG.  The first time,
- * give it back and look at the DAG files again (another daemon may have
- * a newer version); if it is still unknown after that, fail it. */
-static int unknown_task(struct sched *s, struct db_conn *c,
-                        const struct claimed *t, const struct dag *d)
-{
-  int fail = 0;
-  pthread_mutex_lock(&s->mu);
-  int k = 0;
-  while (k < s->nexcl && s->excl[k].id != t->id)
-    k++;
-  if (k < s->nexcl && s->excl[k].gen < s->gen) {
-    fail = 1;
-    s->excl[k] = s->excl[--s->nexcl];
-  } else if (k == s->nexcl && s->nexcl < EXCL_MAX) {
-    s->excl[s->nexcl].id = t->id;
-    s->excl[s->nexcl++].gen = s->gen;
-  }
-  s->wake_rescan = 1;
-  pthread_cond_broadcast(&s->cv);
-  pthread_mutex_unlock(&s->mu);
-  if (!fail) {
-    unclaim(s, c, t);
-    return 0;
-  }
-  struct fail_ti f = {.d = d, .t = t, .claim_id = s->core.claim_id};
-  struct err e = {0};
-  LOG_E(MOD, "dag=%s run=%s task=%s: not in the DAG (%s): failed",
-        d->dag_id, t->run_id, t->task_id, d->path);
-  if (sched_txn(c, fail_txn, &f, &e) != ERR_OK)
-    LOG_W(MOD, "run=%s task=%s: %s", t->run_id, t->task_id, e.msg);
-  else if (f.ev.finished)
-    run_finished(s, (struct dag *)d, t->run_id, &f.ev, 0, NULL);
-  return 0;
-}
-
-/* Claim up to the free worker slots and submit the attempts.  Any thread
- * (the scheduler thread, or a worker right after a task finished).
- * Returns the number submitted. */
-static int claim(struct sched *s)
-{
-  int64_t excl[EXCL_MAX];
-  int nexcl = 0, want, submitted = 0;
-  pthread_mutex_lock(&s->mu);
-  want = s->workers - s->inflight;
-  if (s->stopping || want <= 0 || s->snap->n == 0) {
-    pthread_mutex_unlock(&s->mu);
-    return 0;
-  }
-  s->inflight += want;
-  struct snap *p = s->snap;
-  atomic_fetch_add(&p->refs, 1);
-  for (int i = 0; i < s->nexcl; i++) {
-    if (s->excl[i].gen + 2 < s->gen) {
-      s->excl[i--] = s->excl[--s->nexcl]; /* resolved long ago */
-      continue;
-    }
-    if (s->excl[i].gen == s->gen)
-      excl[nexcl++] = s->excl[i].id;
-  }
-  pthread_mutex_unlock(&s->mu);
-
-  struct claimed v[QUEUE_MAX_WORKERS];
-  struct claim cl = {.s = s, .p = p, .want = want, .excl = excl,
-                     .nexcl = nexcl, .v = v};
-  struct err e = {0};
-  struct db_conn *c = conn_get(s, "claiming tasks");
-  if (!c)
-    goto out;
-  if (sched_txn(c, claim_txn, &cl, &e) != ERR_OK) {
-    sched_warn(&s->core, "claiming tasks: %s", e.msg);
-    cl.n = 0;
-  }
-  for (int i = 0; i < cl.n; i++) {
-    struct claimed *t = &v[i];
-    struct sdag *sd = snap_find(p, t->dag_id);
-    ptrdiff_t ti = sd ? dag_task_index(sd->d, t->task_id) : -1;
-    if (!sd) {
-      unclaim(s, c, t);
-      continue;
-    }
-    if (ti < 0) {
-      unknown_task(s, c, t, sd->d);
-      continue;
-    }
-    struct runinfo ri = {0};
-    struct db_val q[1] = {DB_V_STR(t->run_id)};
-    if (db_query(c, "SELECT logical_date, conf FROM dag_run WHERE run_id = ?",
-                 q, 1, runinfo_cb, &ri, NULL, &e) != ERR_OK ||
-        !ri.found) {
-      LOG_W(MOD, "run=%s task=%s: run not readable: %s", t->run_id,
-            t->task_id, ri.found ? e.msg : "no such run");
-      free(ri.conf);
-      unclaim(s, c, t);
-      continue;
-    }
-    struct sched_attempt *a = sched_attempt_new(
-        &s->core, sd->d, (size_t)ti, t->id, t->run_id, t->try_number,
-        t->max_tries, ri.logical_ts, ri.conf);
-    free(ri.conf);
-    if (!a) {
-      unclaim(s, c, t);
-      continue;
-    }
-    a->owner = s;
-    sched_live_add(a);
-    int tmo = sd->d->tasks[ti].retry.timeout_s;
-    uint64_t jid = 0;
-    enum err_code rc =
-        queue_submit(s->q, QUEUE_PRIO_NORMAL, job_fn, job_done, a,
-                     tmo > 0 ? (tmo > 2000000 ? 2000000000 : tmo * 1000) : 0,
-                     &jid);
-    if (rc != ERR_OK) {
-      LOG_W(MOD, "run=%s task=%s: not started: %s", t->run_id, t->task_id,
-            err_str(rc));
-      sched_live_remove(a);
-      sched_attempt_unref(a);
-      unclaim(s, c, t);
-      continue;
-    }
-    pthread_mutex_lock(&s->core.mu);
-    a->job_id = jid;
-    pthread_mutex_unlock(&s->core.mu);
-    LOG_D(MOD, "dag=%s run=%s task=%s try=%d started job=%llu",
-          sd->d->dag_id, t->run_id, t->task_id, t->try_number,
-          (unsigned long long)jid);
-    submitted++;
-  }
-  conn_put(s, c);
-out:
-  pthread_mutex_lock(&s->mu);
-  s->inflight -= want - submitted;
-  pthread_cond_broadcast(&s->cv);
-  pthread_mutex_unlock(&s->mu);
-  snap_unref(p);
-  return submitted;
-}
-
-/* ------------------------------------------------------------------ */
-/* takeover of expired claims, sweeping running runs                   */
-
-struct orphan {
-  int64_t id;
-  char run_id[SCHED_RUN_ID_MAX + 1];
-  char dag_id[DAG_ID_MAX + 1];
-  char task_id[256];
-  char claimed_by[SCHED_CLAIM_MAX];
-  int try_number, max_tries, expired;
-};
-
-struct orphans {
-  struct orphan *v;
-  size_t n, cap;
-};
-
-static int orphan_cb(void *user, const struct db_row *row)
-{
-  struct orphans *o = user;
-  if (o->n == o->cap) {
-    size_t nc = o->cap ? o->cap * 2 : 16;
-    struct orphan *nv = realloc(o->v, nc * sizeof(*nv));
-    if (!nv)
-      return 1;
-    o->v = nv;
-    o->cap = nc;
-  }
-  struct orphan *r = &o->v[o->n++];
-  const char *s;
-  r->id = db_row_i64(row, 0);
-  snprintf(r->run_id, sizeof(r->run_id), "%s",
-           (s = db_row_str(row, 1, NULL)) ? s : "");
-  snprintf(r->dag_id, sizeof(r->dag_id), "%s",
-           (s = db_row_str(row, 2, NULL)) ? s : "");
-  snprintf(r->task_id, sizeof(r->task_id), "%s",
-           (s = db_row_str(row, 3, NULL)) ? s : "");
-  snprintf(r->claimed_by, sizeof(r->claimed_by), "%s",
-           (s = db_row_str(row, 4, NULL)) ? s : "");
-  r->try_number = (int)db_row_i64(row, 5);
-  r->max_tries = (int)db_row_i64(row, 6);
-  r->expired = (int)db_row_i64(row, 7);
-  return 0;
-}
-
-struct takeover {
-  struct sched *s;
-  const struct dag *d;
-  const struct orphan *o;
-  const char *why;
-  const char *state;
-  int retry_in;
-  int done;
-  struct sched_eval ev;
-};
-
-static enum err_code takeover_txn(struct db_conn *c, void *user,
-                                  struct err *e)
-{
-  struct takeover *t = user;
-  const struct orphan *o = t->o;
-  char buf[SCHED_CLAIM_MAX + 64], want[SCHED_CLAIM_MAX + 64], msg[700];
-  int64_t id;
-  enum err_code rc;
-  t->done = 0;
-  memset(&t->ev, 0, sizeof(t->ev));
-  struct db_val p[1] = {DB_V_STR(o->run_id)};
-  rc = db_query_i64(c, "SELECT id FROM dag_run WHERE run_id = ? FOR UPDATE",
-                    p, 1, &id, e);
-  if (rc != ERR_OK)
-    return rc == ERR_NOTFOUND ? ERR_OK : rc;
-  struct db_val q[1] = {DB_V_INT(o->id)};
-  buf[0] = '\0';
-  struct idlist l = {0};
-  rc = db_query(c,
-                "SELECT try_number, CONCAT(state, '|', claimed_by) FROM "
-                "task_instance WHERE id = ? FOR UPDATE",
-                q, 1, idlist_cb, &l, NULL, e);
-  if (rc == ERR_OK && l.n == 1)
-    snprintf(buf, sizeof(buf), "%lld|%s", (long long)l.id[0], l.str[0]);
-  idlist_free(&l);
-  if (rc != ERR_OK)
-    return rc;
-  snprintf(want, sizeof(want), "%d|running|%s", o->try_number, o->claimed_by);
-  if (strcmp(buf, want) != 0)
-    return ERR_OK; /* finished or taken over meanwhile */
-  int retry = o->try_number < o->max_tries;
-  const struct dag_task *task = NULL;
-  ptrdiff_t ti = dag_task_index(t->d, o->task_id);
-  if (ti >= 0)
-    task = &t->d->tasks[ti];
-  t->state = retry ? TI_UP_FOR_RETRY : TI_FAILED;
-  t->retry_in = retry && task ? dag_retry_delay(&task->retry, o->try_number)
-                              : 0;
-  struct db_val u[4] = {DB_V_STR(t->state), DB_V_INT(retry),
-                        DB_V_INT(t->retry_in), DB_V_INT(o->id)};
-  rc = db_exec_params(
-      c,
-      "UPDATE task_instance SET state = ?, end_date = UTC_TIMESTAMP(6), "
-      "duration = TIMESTAMPDIFF(MICROSECOND, start_date, "
-      "UTC_TIMESTAMP(6)) / 1000000, next_try_at = IF(? = 1, "
-      "UTC_TIMESTAMP(6) + INTERVAL ? SECOND, NULL) WHERE id = ?",
-      u, 4, NULL, e);
-  if (rc != ERR_OK)
-    return rc;
-  snprintf(msg, sizeof(msg),
-           "attempt %d lost: its daemon %s %s; marked %s by %s",
-           o->try_number, o->claimed_by, t->why, t->state,
-           t->s->core.claim_id);
-  if ((rc = sched_log_direct(c, o->run_id, o->task_id, o->try_number, msg,
-                             e)) != ERR_OK)
-    return rc;
-  t->done = 1;
-  return sched_evaluate(c, t->d, o->run_id, &t->ev, e);
-}
-
-static int is_live(struct sched *s, int64_t id)
-{
-  int live = 0;
-  pthread_mutex_lock(&s->core.mu);
-  for (struct sched_attempt *a = s->core.live; a && !live; a = a->next)
-    live = a->ti_id == id;
-  pthread_mutex_unlock(&s->core.mu);
-  return live;
-}
-
-static void takeover(struct sched *s, struct snap *p)
-{
-  struct orphans o = {0};
-  struct err e = {0};
-  struct db_conn *c = conn_get(s, "lease check");
-  if (!c)
-    return;
-  struct db_val q[1] = {DB_V_INT(s->lease_s)};
-  if (db_query(c,
-               "SELECT id, run_id, dag_id, task_id, claimed_by, try_number, "
-               "max_tries, (heartbeat_at IS NULL OR heartbeat_at < "
-               "UTC_TIMESTAMP(6) - INTERVAL ? SECOND) FROM task_instance "
-               "WHERE state = 'running' LIMIT 5000",
-               q, 1, orphan_cb, &o, NULL, &e) != ERR_OK) {
-    sched_warn(&s->core, "lease check: %s", e.msg);
-    goto out;
-  }
-  for (size_t i = 0; i < o.n; i++) {
-    const struct orphan *r = &o.v[i];
-    const char *why = NULL;
-    struct sdag *sd = snap_find(p, r->dag_id);
-    if (!sd || !strncmp(r->claimed_by, "test:", 5))
-      continue; /* `dags test` runs: see sweep() */
-    if (!strcmp(r->claimed_by, s->core.claim_id)) {
-      if (r->expired && !is_live(s, r->id))
-        why = "(this daemon) lost track of it";
-    } else if (sched_claim_dead(&s->core, r->claimed_by)) {
-      why = "is no longer running on this host";
-    } else if (r->expired) {
-      why = "stopped sending heartbeats (lease expired)";
-    }
-    if (!why)
-      continue;
-    struct takeover t = {.s = s, .d = sd->d, .o = r, .why = why};
-    if (sched_txn(c, takeover_txn, &t, &e) != ERR_OK) {
-      sched_warn(&s->core, "run=%s task=%s takeover: %s", r->run_id,
-                 r->task_id, e.msg);
-      continue;
-    }
-    if (!t.done)
-      continue;
-    LOG_W(MOD, "dag=%s run=%s task=%s try=%d: claim of %s taken over (%s): "
-               "%s",
-          r->dag_id, r->run_id, r->task_id, r->try_number, r->claimed_by,
-          why, t.state);
-    count_ti(s, t.state);
-    if (t.ev.finished)
-      run_finished(s, sd->d, r->run_id, &t.ev, 0, NULL);
-  }
-out:
-  free(o.v);
-  conn_put(s, c);
-}
-
-struct sweep {
-  struct sched *s;
-  const struct dag *d;
-  const char *run_id;
-  int took_test;
-  struct sched_eval ev;
-};
-
-static int sweep_lock_cb(void *user, const struct db_row *row)
-{
-  struct sweep *w = user;
-  const char *cl = db_row_str(row, 1, NULL);
-  w->took_test = cl && !strncmp(cl, "test:", 5) ? 1 : 0;
-  w->ev.queued = -1; /* locked marker */
-  return 1;
-}
-
-static enum err_code sweep_txn(struct db_conn *c, void *user, struct err *e)
-{
-  struct sweep *w = user;
-  enum err_code rc;
-  memset(&w->ev, 0, sizeof(w->ev));
-  w->took_test = 0;
-  struct db_val p[1] = {DB_V_STR(w->run_id)};
-  rc = db_query(c,
-                "SELECT id, claimed_by FROM dag_run WHERE run_id = ? AND "
-                "state = 'running' FOR UPDATE SKIP LOCKED",
-                p, 1, sweep_lock_cb, w, NULL, e);
-  if (rc != ERR_OK || w->ev.queued != -1) {
-    w->ev.queued = 0;
-    return rc;
-  }
-  w->ev.queued = 0;
-  if (!w->took_test)
-    return sched_evaluate(c, w->d, w->run_id, &w->ev, e);
-  /* The `dags test` process that drove this run is gone: what it was
-   * running failed, what it had not started will not run. */
-  struct db_val q[2] = {DB_V_STR(w->run_id), DB_V_STR(w->run_id)};
-  if ((rc = db_exec_params(c,
-                           "INSERT INTO task_log (run_id, task_id, "
-                           "try_number, ts, stream, line) SELECT run_id, "
-                           "task_id, try_number, UTC_TIMESTAMP(6), 'log', "
-                           "'the dags test process running this attempt "
-                           "is gone: failed' FROM task_instance WHERE "
-                           "run_id = ? AND state = 'running'",
-                           p, 1, NULL, e)) != ERR_OK ||
-      (rc = db_exec_params(c,
-                           "UPDATE task_instance SET state = IF(state = "
-                           "'running', 'failed', 'upstream_failed'), "
-                           "end_date = UTC_TIMESTAMP(6) WHERE run_id = ? AND "
-                           "state IN ('running', 'scheduled', 'queued', "
-                           "'up_for_retry')",
-                           p, 1, NULL, e)) != ERR_OK ||
-      (rc = db_exec_params(c,
-                           "UPDATE dag_run SET state = 'failed', end_date = "
-                           "UTC_TIMESTAMP(6) WHERE run_id = ? AND state = "
-                           "'running' AND run_id = ?",
-                           q, 2, NULL, e)) != ERR_OK)
-    return rc;
-  w->ev.finished = 1;
-  snprintf(w->ev.state, sizeof(w->ev.state), "failed");
-  return ERR_OK;
-}
-
-struct runrow {
-  char run_id[SCHED_RUN_ID_MAX + 1];
-  char dag_id[DAG_ID_MAX + 1];
-  char claimed_by[SCHED_CLAIM_MAX];
-  int stale;
-  time_t logical_ts;
-};
-
-struct runrows {
-  struct runrow *v;
-  size_t n, cap;
-};
-
-static int runrow_cb(void *user, const struct db_row *row)
-{
-  struct runrows *o = user;
-  if (o->n == o->cap) {
-    size_t nc = o->cap ? o->cap * 2 : 16;
-    struct runrow *nv = realloc(o->v, nc * sizeof(*nv));
-    if (!nv)
-      return 1;
-    o->v = nv;
-    o->cap = nc;
-  }
-  struct runrow *r = &o->v[o->n++];
-  const char *s;
-  snprintf(r->run_id, sizeof(r->run_id), "%s",
-           (s = db_row_str(row, 0, NULL)) ? s : "");
-  snprintf(r->dag_id, sizeof(r->dag_id), "%s",
-           (s = db_row_str(row, 1, NULL)) ? s : "");
-  snprintf(r->claimed_by, sizeof(r->claimed_by), "%s",
-           (s = db_row_str(row, 2, NULL)) ? s : "");
-  r->stale = (int)db_row_i64(row, 3);
-  if (sched_parse_utc(db_row_str(row, 4, NULL), &r->logical_ts) != 0)
-    r->logical_ts = 0;
-  return 0;
-}
-
-/* Evaluate every running run: finishes runs whose last task ended while
- * their DAG was not loaded and applies DAG edits.  A run driven by a
- * `dags test` process that died (its lease expired, or its pid is gone on
- * this host) is failed, not carried on: the user stopped it. */
-static void sweep(struct sched *s, struct snap *p)
-{
-  struct runrows rr = {0};
-  struct err e = {0};
-  int queued = 0;
-  struct db_conn *c = conn_get(s, "sweep");
-  if (!c)
-    return;
-  struct db_val q[1] = {DB_V_INT(s->lease_s)};
-  if (db_query(c,
-               "SELECT run_id, dag_id, claimed_by, (heartbeat_at IS NULL OR "
-               "heartbeat_at < UTC_TIMESTAMP(6) - INTERVAL ? SECOND), "
-               "logical_date FROM dag_run WHERE state = 'running' LIMIT 2000",
-               q, 1, runrow_cb, &rr, NULL, &e) != ERR_OK) {
-    sched_warn(&s->core, "sweep: %s", e.msg);
-    goto out;
-  }
-  for (size_t i = 0; i < rr.n; i++) {
-    struct runrow *r = &rr.v[i];
-    struct sdag *sd = snap_find(p, r->dag_id);
-    if (!sd)
-      continue;
-    if (!strncmp(r->claimed_by, "test:", 5) && !r->stale &&
-        !sched_claim_dead(&s->core, r->claimed_by))
-      continue; /* a live `dags test` drives it */
-    struct sweep w = {.s = s, .d = sd->d, .run_id = r->run_id};
-    if (sched_txn(c, sweep_txn, &w, &e) != ERR_OK) {
-      sched_warn(&s->core, "run=%s sweep: %s", r->run_id, e.msg);
-      continue;
-    }
-    if (w.took_test)
-      LOG_W(MOD, "dag=%s run=%s: the `dags test` process %s is gone: run "
-                 "marked failed",
-            r->dag_id, r->run_id, r->claimed_by);
-    queued += w.ev.queued;
-    if (w.ev.finished)
-      run_finished(s, sd->d, r->run_id, &w.ev, r->logical_ts, NULL);
-  }
-out:
-  free(rr.v);
-  conn_put(s, c);
-  (void)queued;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1621,29 +890,29 @@ static void *sched_main(void *arg)
       break;
     int64_t now = queue_now_ms();
     /* Each step may wait SCHED_ACQUIRE_MS for MariaDB: look at the stop
-     * flag between them (conn_get also gives nothing once stopping). */
+     * flag between them (sched_conn_get also gives nothing once stopping). */
     if (do_rescan || now >= next_rescan) {
       rescan(s);
       next_rescan = now + s->rescan_ms;
     }
     struct snap *p = snap_get(s);
-    if (now >= next_tick && !is_stopping(s)) {
+    if (now >= next_tick && !sched_is_stopping(s)) {
       create_runs(s, p);
       do_promote = 1;
       next_tick = now + s->tick_ms;
     }
-    if (do_promote && !is_stopping(s))
+    if (do_promote && !sched_is_stopping(s))
       promote(s, p);
-    if (now >= next_takeover && !is_stopping(s)) {
-      takeover(s, p);
+    if (now >= next_takeover && !sched_is_stopping(s)) {
+      sched_takeover(s, p);
       next_takeover = now + takeover_ms;
     }
-    if (now >= next_sweep && !is_stopping(s)) {
-      sweep(s, p);
-      next_sweep = now + SWEEP_MS;
+    if (now >= next_sweep && !sched_is_stopping(s)) {
+      sched_sweep(s, p);
+      next_sweep = now + SCHED_SWEEP_MS;
     }
-    snap_unref(p);
-    claim(s);
+    sched_snap_unref(p);
+    sched_claim(s);
 
     int64_t wake = next_tick;
     if (next_rescan < wake)
@@ -1841,7 +1110,7 @@ void sched_destroy(struct sched *s)
   for (size_t i = 0; i < s->nfiles; i++)
     dfile_free(&s->files[i]);
   free(s->files);
-  snap_unref(s->snap);
+  sched_snap_unref(s->snap);
   db_pool_destroy(s->core.meta);
   cron_tz_destroy(s->tz);
   sched_core_fini(&s->core);

@@ -1,6 +1,7 @@
 /* sched_int.h - friend interface of the scheduler files: sched.c (the
  * daemon's loop), sched_run.c (run and task state transitions, attempts,
- * task logs, callbacks) and cli_sched.c (`dags test` runs attempts in the
+ * task logs, callbacks), sched_claim.c (claims) and sched_local.c (`dags
+ * test` and `dags backfill --local` run attempts in the
  * CLI process with the same code).
  *
  * Lock order (never the other way round, so transactions cannot wait on
@@ -39,7 +40,6 @@ struct sched_attempt;
 #define SCHED_LOG_FLUSH_MS 200    /* age that makes the flusher flush */
 #define SCHED_LOG_MAX_PENDING 50000 /* lines kept while MariaDB is away */
 #define SCHED_LOG_LINE_MAX 16384  /* bytes kept of one line */
-#define SCHED_CONF_MAX 65536      /* bytes of a run's conf JSON */
 #define SCHED_CLAIM_MAX 300       /* "test:" + host + pid + nonce */
 #define SCHED_HOST_MAX 256
 
@@ -59,7 +59,7 @@ struct sched_core {
   const struct cfg *cfg;       /* borrowed */
   struct db_pool *meta;        /* bookkeeping connections */
   struct db_pool *task_db;     /* ctx->db */
-  struct cron_tz *tz;          /* borrowed */
+  const struct cron_tz *tz;    /* borrowed */
   char host[SCHED_HOST_MAX];
   long pid;
   char claim_id[SCHED_CLAIM_MAX]; /* [test:]host:pid:nonce */
@@ -124,19 +124,12 @@ struct sched_logline {
   char *text;
 };
 
-/* ---- time and ids ------------------------------------------------- */
+/* ---- time and ids (sched_fmt_utc, sched_parse_*: sched.h) ----- */
 
-/* "YYYY-MM-DD HH:MM:SS" (UTC) for DATETIME parameters. */
-void sched_fmt_utc(time_t t, char out[20]);
-/* Parse "YYYY-MM-DD HH:MM:SS[.ffffff]" (UTC) -> 0 and *out, -1 if bad. */
-int sched_parse_utc(const char *s, time_t *out);
 /* The run id of dag_id at t: "DAG__TYPE__2025-09-01T00:00:00+09:00"
  * (the DAG part shortened with a hash if it would not fit). */
 void sched_run_id(const char *dag_id, const char *type,
                   const struct cron_tz *tz, time_t t, char *out, size_t cap);
-/* Parse a trigger date (sched_trigger's rules) into *t.  ERR_INVAL. */
-enum err_code sched_parse_date(const struct cron_tz *tz, const char *date,
-                               time_t *t, struct err *e) MLOPSD_WUR;
 /* Fill host, pid and claim_id ("[prefix]host:pid:nonce"). */
 void sched_core_ids(struct sched_core *c, const char *prefix);
 /* Split a claim id into host and pid; 0 ok, -1 if malformed. */

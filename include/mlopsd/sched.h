@@ -31,6 +31,7 @@
 #define MLOPSD_SCHED_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include "mlopsd/err.h"
 
@@ -97,6 +98,17 @@ void sched_daemon_stop(struct daemon *d, void *ud);
 /* ---- requests other modules make (CLI, admin API) ------------------- */
 
 #define SCHED_RUN_ID_MAX 250
+#define SCHED_CONF_MAX 65536      /* bytes of a run's conf JSON */
+
+/* "YYYY-MM-DD HH:MM:SS" (UTC) for DATETIME parameters. */
+void sched_fmt_utc(time_t t, char out[20]);
+/* Parse "YYYY-MM-DD HH:MM:SS[.ffffff]" (UTC, as DATETIME columns read)
+ * -> 0 and *out, -1 if bad. */
+int sched_parse_utc(const char *s, time_t *out);
+/* Parse a trigger date (sched_trigger's rules below) into *t.
+ * ERR_INVAL. */
+enum err_code sched_parse_date(const struct cron_tz *tz, const char *date,
+                               time_t *t, struct err *e) MLOPSD_WUR;
 
 /* Record a queued manual run of dag_id (the caller checked that the DAG
  * exists) for `date`: "YYYY-MM-DD" (midnight in tz), "YYYY-MM-DDTHH:MM"
