@@ -55,7 +55,7 @@
 #include "mlopsd/http.h"
 #include "mlopsd/log.h"
 #include "mlopsd/pipeline.h"
-#include "mlopsd/predict.h"
+#include "mlopsd/reqjson.h"
 #include "mlopsd/registry.h"
 #include "mlopsd/sched.h"
 #include "mlopsd/serving.h"
@@ -249,8 +249,8 @@ static cJSON *body_object(struct http_req *req, struct http_resp *resp)
     i++;
   if (i == len)
     return cJSON_CreateObject();
-  struct predict_scan sc = {.max_depth = BODY_DEPTH};
-  if (predict_scan(b, len, &sc) != 0) {
+  struct reqjson_scan sc = {.max_depth = BODY_DEPTH};
+  if (reqjson_scan(b, len, &sc) != 0) {
     fail(resp, 400, "malformed JSON", "%s at line %d, column %d", sc.err,
          sc.err_line, sc.err_col);
     return NULL;

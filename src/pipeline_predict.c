@@ -6,7 +6,7 @@
  * versions only), so the CLI cannot call it.  This file loads any
  * version with the server's own loader (serving_model_load: the same
  * bundle, checks and class decision) and answers a body with the same
- * building blocks in the same order (predict_scan, the spec's request
+ * building blocks in the same order (reqjson_scan, the spec's request
  * validation, prep_transform_json, model_predict, serving_model_decide)
  * and the same messages and JSON shape.  The integration test compares
  * the two on the same requests.
@@ -21,6 +21,7 @@
 #include "mlopsd/pipeline.h"
 #include "mlopsd/predict.h"
 #include "mlopsd/prep.h"
+#include "mlopsd/reqjson.h"
 #include "mlopsd/serving.h"
 #include "mlopsd/spec.h"
 
@@ -222,7 +223,7 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
                                     char **rows_out, struct err *e)
 {
   struct sb b = {0};
-  struct predict_span *spans = NULL;
+  struct reqjson_span *spans = NULL;
   cJSON *root = NULL;
   const cJSON **items = NULL;
   float *rows = NULL, *out = NULL;
@@ -252,8 +253,8 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
   rep = malloc(sizeof(*rep));
   if (!spans || !rep)
     goto oom;
-  struct predict_scan sc = {.items = spans, .items_cap = PREDICT_MAX_BATCH + 1};
-  if (predict_scan(body, len, &sc) != 0) {
+  struct reqjson_scan sc = {.items = spans, .items_cap = PREDICT_MAX_BATCH + 1};
+  if (reqjson_scan(body, len, &sc) != 0) {
     if (strcmp(sc.err, "invalid UTF-8") == 0)
       sb_error(&b, "request body is not valid UTF-8 (byte %zu)", sc.err_pos);
     else

@@ -1,16 +1,9 @@
 /* predict.c - POST /predict and friends (see predict.h).
  *
- * Why a scanner before cJSON: cJSON reports a parse error through a
- * process-wide variable (a data race between HTTP threads) and says
- * nothing about why; it also accepts invalid UTF-8 and recurses up to
- * 1000 levels.  predict_scan checks the body in one pass without
- * allocating and gives the position and reason of the first error, so
- * only valid JSON is ever parsed.  The scan also records the byte range
- * of every item of "data", which is what the prediction log stores: the
- * item exactly as the client sent it, without printing it again.  The
- * parse tree itself (cJSON nodes, what validation and preprocessing
- * read) is then built by predict_tree_parse, which trusts the scan and so
- * costs a fraction of cJSON's own parse (predict_tree.h).
+ * A body is checked by reqjson_scan before anything parses it and parsed
+ * by reqjson_parse (reqjson.h: why a scanner first, and why our own
+ * parser), which trusts the scan and so costs a fraction of cJSON's own
+ * parse.
  *
  * Per-thread scratch (rows, outputs, spans, log rows) grows to the
  * largest request a thread has seen and is then reused, so a request
@@ -33,8 +26,8 @@
 #include "mlopsd/metrics.h"
 #include "mlopsd/model.h"
 #include "mlopsd/plog.h"
-#include "mlopsd/predict_tree.h"
 #include "mlopsd/prep.h"
+#include "mlopsd/reqjson.h"
 #include "mlopsd/serving.h"
 #include "mlopsd/spec.h"
 
@@ -68,366 +61,9 @@ struct predict {
   struct metrics_counter *c_items;
 };
 
-/* ---- UTF-8 and JSON scanning ------------------------------------------ */
-
-/* Offset of the first byte that is not part of valid UTF-8, or len. */
-static size_t utf8_bad(const unsigned char *s, size_t len)
-{
-  size_t i = 0;
-  while (i < len) {
-    /* ASCII runs 8 bytes at a time */
-    while (i + 8 <= len) {
-      uint64_t w;
-      memcpy(&w, s + i, 8);
-      if (w & 0x8080808080808080ull)
-        break;
-      i += 8;
-    }
-    if (i >= len)
-      break;
-    unsigned c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t need;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      need = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      need = 2;
-      if (c == 0xE0)
-        lo = 0xA0;
-      else if (c == 0xED)
-        hi = 0x9F; /* no UTF-16 surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      need = 3;
-      if (c == 0xF0)
-        lo = 0x90;
-      else if (c == 0xF4)
-        hi = 0x8F;
-    } else {
-      return i;
-    }
-    if (i + need >= len)
-      return i;
-    if (s[i + 1] < lo || s[i + 1] > hi)
-      return i;
-    for (size_t k = 2; k <= need; k++)
-      if ((s[i + k] & 0xC0) != 0x80)
-        return i;
-    i += need + 1;
-  }
-  return len;
-}
-
-struct scan_st {
-  const unsigned char *s;
-  size_t n, i;
-  int depth, max;
-  struct predict_scan *o;
-};
-
-static int scan_fail(struct scan_st *st, const char *msg)
-{
-  if (!st->o->err) {
-    st->o->err = msg;
-    st->o->err_pos = st->i;
-  }
-  return -1;
-}
-
-static void skip_ws(struct scan_st *st)
-{
-  while (st->i < st->n) {
-    unsigned char c = st->s[st->i];
-    if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
-      break;
-    st->i++;
-  }
-}
-
-static int hex4(const unsigned char *p, unsigned *out)
-{
-  unsigned v = 0;
-  for (int k = 0; k < 4; k++) {
-    unsigned c = p[k], d;
-    if (c >= '0' && c <= '9')
-      d = c - '0';
-    else if (c >= 'a' && c <= 'f')
-      d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F')
-      d = c - 'A' + 10;
-    else
-      return -1;
-    v = v * 16 + d;
-  }
-  *out = v;
-  return 0;
-}
-
-static int scan_string(struct scan_st *st)
-{
-  st->i++; /* opening quote */
-  for (;;) {
-    if (st->i >= st->n)
-      return scan_fail(st, "unterminated string");
-    unsigned c = st->s[st->i];
-    if (c == '"') {
-      st->i++;
-      return 0;
-    }
-    if (c < 0x20)
-      return scan_fail(st, "control character in a string (must be "
-                           "escaped)");
-    if (c != '\\') {
-      st->i++;
-      continue;
-    }
-    if (st->i + 1 >= st->n)
-      return scan_fail(st, "unterminated string");
-    c = st->s[st->i + 1];
-    if (strchr("\"\\/bfnrt", (int)c) && c) {
-      st->i += 2;
-      continue;
-    }
-    if (c != 'u')
-      return scan_fail(st, "invalid escape in a string");
-    unsigned cp, lo;
-    if (st->i + 6 > st->n || hex4(st->s + st->i + 2, &cp))
-      return scan_fail(st, "invalid \\u escape (4 hex digits expected)");
-    if (cp == 0)
-      return scan_fail(st, "\\u0000 is not allowed in a string");
-    if (cp >= 0xDC00 && cp <= 0xDFFF)
-      return scan_fail(st, "lone low surrogate in a \\u escape");
-    if (cp >= 0xD800 && cp <= 0xDBFF) {
-      if (st->i + 12 > st->n || st->s[st->i + 6] != '\\' ||
-          st->s[st->i + 7] != 'u' || hex4(st->s + st->i + 8, &lo) ||
-          lo < 0xDC00 || lo > 0xDFFF)
-        return scan_fail(st, "lone high surrogate in a \\u escape");
-      st->i += 12;
-    } else {
-      st->i += 6;
-    }
-  }
-}
-
-static int scan_number(struct scan_st *st)
-{
-  size_t start = st->i;
-  const unsigned char *s = st->s;
-  if (s[st->i] == '-')
-    st->i++;
-  if (st->i >= st->n)
-    return scan_fail(st, "unexpected end of input in a number");
-  if (s[st->i] == '0') {
-    st->i++;
-  } else if (s[st->i] >= '1' && s[st->i] <= '9') {
-    while (st->i < st->n && s[st->i] >= '0' && s[st->i] <= '9')
-      st->i++;
-  } else {
-    return scan_fail(st, "invalid number");
-  }
-  if (st->i < st->n && s[st->i] == '.') {
-    st->i++;
-    if (st->i >= st->n || s[st->i] < '0' || s[st->i] > '9')
-      return scan_fail(st, "invalid number (digit expected after '.')");
-    while (st->i < st->n && s[st->i] >= '0' && s[st->i] <= '9')
-      st->i++;
-  }
-  if (st->i < st->n && (s[st->i] == 'e' || s[st->i] == 'E')) {
-    st->i++;
-    if (st->i < st->n && (s[st->i] == '+' || s[st->i] == '-'))
-      st->i++;
-    if (st->i >= st->n || s[st->i] < '0' || s[st->i] > '9')
-      return scan_fail(st, "invalid number (digit expected in exponent)");
-    while (st->i < st->n && s[st->i] >= '0' && s[st->i] <= '9')
-      st->i++;
-  }
-  if (st->i - start > PREDICT_MAX_NUMBER) {
-    st->i = start;
-    return scan_fail(st, "number too long (more than 63 characters)");
-  }
-  return 0;
-}
-
-/* role: 1 = top-level value, 2 = the value of top-level "data". */
-static int scan_value(struct scan_st *st, int role);
-
-static int scan_object(struct scan_st *st, int role)
-{
-  if (++st->depth > st->max)
-    return scan_fail(st, "JSON nested too deeply");
-  st->i++;
-  skip_ws(st);
-  if (st->i < st->n && st->s[st->i] == '}') {
-    st->i++;
-    st->depth--;
-    return 0;
-  }
-  for (;;) {
-    skip_ws(st);
-    if (st->i >= st->n)
-      return scan_fail(st, "unexpected end of input (object not closed)");
-    if (st->s[st->i] != '"')
-      return scan_fail(st, "expected a string (member name)");
-    size_t k0 = st->i + 1;
-    if (scan_string(st))
-      return -1;
-    size_t k1 = st->i - 1;
-    skip_ws(st);
-    if (st->i >= st->n)
-      return scan_fail(st, "unexpected end of input (object not closed)");
-    if (st->s[st->i] != ':')
-      return scan_fail(st, "expected ':' after a member name");
-    st->i++;
-    skip_ws(st);
-    int is_data = role == 1 && !st->o->has_data && k1 - k0 == 4 &&
-                  memcmp(st->s + k0, "data", 4) == 0;
-    size_t v0 = st->i;
-    if (scan_value(st, is_data ? 2 : 0))
-      return -1;
-    if (is_data) {
-      st->o->has_data = 1;
-      st->o->data.start = v0;
-      st->o->data.end = st->i;
-      st->o->data_kind = st->s[v0];
-    }
-    skip_ws(st);
-    if (st->i >= st->n)
-      return scan_fail(st, "unexpected end of input (object not closed)");
-    if (st->s[st->i] == ',') {
-      st->i++;
-      continue;
-    }
-    if (st->s[st->i] == '}') {
-      st->i++;
-      break;
-    }
-    return scan_fail(st, "expected ',' or '}'");
-  }
-  st->depth--;
-  return 0;
-}
-
-static int scan_array(struct scan_st *st, int role)
-{
-  if (++st->depth > st->max)
-    return scan_fail(st, "JSON nested too deeply");
-  st->i++;
-  skip_ws(st);
-  if (st->i < st->n && st->s[st->i] == ']') {
-    st->i++;
-    st->depth--;
-    return 0;
-  }
-  for (;;) {
-    skip_ws(st);
-    size_t v0 = st->i;
-    if (scan_value(st, 0))
-      return -1;
-    if (role == 2) {
-      struct predict_scan *o = st->o;
-      if (o->n_items < o->items_cap) {
-        o->items[o->n_items].start = v0;
-        o->items[o->n_items].end = st->i;
-      }
-      o->n_items++;
-    }
-    skip_ws(st);
-    if (st->i >= st->n)
-      return scan_fail(st, "unexpected end of input (array not closed)");
-    if (st->s[st->i] == ',') {
-      st->i++;
-      continue;
-    }
-    if (st->s[st->i] == ']') {
-      st->i++;
-      break;
-    }
-    return scan_fail(st, "expected ',' or ']'");
-  }
-  st->depth--;
-  return 0;
-}
-
-static int scan_lit(struct scan_st *st, const char *lit, size_t n)
-{
-  if (st->n - st->i < n || memcmp(st->s + st->i, lit, n) != 0)
-    return scan_fail(st, "invalid literal (true, false or null expected)");
-  st->i += n;
-  return 0;
-}
-
-static int scan_value(struct scan_st *st, int role)
-{
-  if (st->i >= st->n)
-    return scan_fail(st, "unexpected end of input (value expected)");
-  switch (st->s[st->i]) {
-  case '{':
-    return scan_object(st, role);
-  case '[':
-    return scan_array(st, role);
-  case '"':
-    return scan_string(st);
-  case 't':
-    return scan_lit(st, "true", 4);
-  case 'f':
-    return scan_lit(st, "false", 5);
-  case 'n':
-    return scan_lit(st, "null", 4);
-  default:
-    if (st->s[st->i] == '-' || (st->s[st->i] >= '0' && st->s[st->i] <= '9'))
-      return scan_number(st);
-    return scan_fail(st, "unexpected character (value expected)");
-  }
-}
-
-int predict_scan(const char *buf, size_t len, struct predict_scan *o)
-{
-  struct scan_st st = {.s = (const unsigned char *)buf,
-                       .n = len,
-                       .max = o->max_depth > 0 ? o->max_depth
-                                               : PREDICT_MAX_DEPTH,
-                       .o = o};
-  o->has_data = 0;
-  o->data.start = o->data.end = 0;
-  o->data_kind = 0;
-  o->n_items = 0;
-  o->err = NULL;
-  o->err_pos = 0;
-  o->err_line = o->err_col = 0;
-  size_t bad = utf8_bad(st.s, len);
-  if (bad < len) {
-    st.i = bad;
-    scan_fail(&st, "invalid UTF-8");
-  } else {
-    skip_ws(&st);
-    if (scan_value(&st, 1) == 0) {
-      skip_ws(&st);
-      if (st.i < st.n)
-        scan_fail(&st, "unexpected data after the JSON value");
-    }
-  }
-  if (!o->err)
-    return 0;
-  int line = 1, col = 1;
-  for (size_t k = 0; k < o->err_pos && k < len; k++) {
-    if (buf[k] == '\n') {
-      line++;
-      col = 1;
-    } else if (((unsigned char)buf[k] & 0xC0) != 0x80) {
-      col++;
-    }
-  }
-  o->err_line = line;
-  o->err_col = col;
-  return -1;
-}
-
 /* ---- cJSON arena -------------------------------------------------------
  * A request's parse tree is allocated from a per-thread bump arena and
- * dropped as a whole afterwards.  The tree is built by predict_tree_parse
+ * dropped as a whole afterwards.  The tree is built by reqjson_parse
  * with arena_alloc; cJSON's hooks are installed too (process-wide), so
  * that cJSON_Delete of a tree that spilled over to malloc, and
  * cJSON_PrintUnformatted of an item, work on it.  They fall back to
@@ -480,7 +116,7 @@ static void hooks_init(void)
 struct scratch {
   float *rows, *out;
   size_t rows_cap, out_cap;
-  struct predict_span *spans;
+  struct reqjson_span *spans;
   size_t spans_cap;
   struct plog_row *lrows;
   size_t lrows_cap;
@@ -766,8 +402,8 @@ static void do_predict(struct predict *p, struct http_req *req,
     http_resp_error(resp, 500, "out of memory");
     goto out;
   }
-  struct predict_scan sc = {.items = s->spans, .items_cap = s->spans_cap};
-  if (predict_scan(body, len, &sc) != 0) {
+  struct reqjson_scan sc = {.items = s->spans, .items_cap = s->spans_cap};
+  if (reqjson_scan(body, len, &sc) != 0) {
     if (strcmp(sc.err, "invalid UTF-8") == 0) {
       reject(p, R_UTF8);
       http_resp_error(resp, 400,
@@ -785,8 +421,8 @@ static void do_predict(struct predict *p, struct http_req *req,
   tl_arena.spilled = 0;
   tl_arena.active = 1;
   /* the scan proved the body valid: build cJSON's tree without cJSON's
-   * second validation (predict_tree.h) */
-  enum err_code trc = predict_tree_parse(body, len, arena_alloc, &root);
+   * second validation (reqjson.h) */
+  enum err_code trc = reqjson_parse(body, len, arena_alloc, &root);
   tl_arena.active = 0;
   if (trc != ERR_OK) {
     reject(p, R_INTERNAL);
@@ -939,7 +575,7 @@ static void do_predict(struct predict *p, struct http_req *req,
     wrc |= W(resp, "}");
 
     struct plog_row *lr = &s->lrows[i];
-    const struct predict_span *span =
+    const struct reqjson_span *span =
         batch ? (i < sc.items_cap ? &s->spans[i] : NULL)
               : (sc.has_data ? &sc.data : NULL);
     if (span) {

@@ -12,9 +12,9 @@
  *
  * A prediction request is {"data": {...}} (one) or {"data": [{...}, ...]}
  * (a batch), Content-Type application/json.  The body is checked in one
- * pass before cJSON sees it (predict_scan: UTF-8, nesting depth, JSON
+ * pass before it is parsed (reqjson.h: UTF-8, nesting depth, JSON
  * syntax with the byte position of the first error, number length), then
- * parsed, validated against the model spec (every bad field named), run
+ * parsed (reqjson_parse), validated against the model spec (every bad field named), run
  * through the version's preprocessing into per-thread scratch rows,
  * predicted (model_predict: the verified native evaluator) and answered
  * {"customer_id", "predict", "confidence", "model_version"} (or a list).
@@ -49,9 +49,7 @@ struct plog;
 struct metrics;
 struct http;
 
-#define PREDICT_MAX_DEPTH 16    /* JSON nesting accepted (3 is needed) */
 #define PREDICT_MAX_BATCH 4096  /* items in one request */
-#define PREDICT_MAX_NUMBER 63   /* characters in one JSON number */
 #define PREDICT_MAX_FIELDS 64   /* bad fields listed in one 400 */
 
 struct predict_opts {
@@ -71,35 +69,5 @@ enum err_code predict_routes(struct predict *p, struct http *srv,
                              struct err *e) MLOPSD_WUR;
 
 void predict_destroy(struct predict *p); /* NULL-safe */
-
-/* ---- the JSON pre-check (exposed for tests and the fuzzer) ------------ */
-
-struct predict_span {
-  size_t start, end; /* byte range [start, end) of a value in the body */
-};
-
-struct predict_scan {
-  /* in */
-  int max_depth;              /* 0 = PREDICT_MAX_DEPTH */
-  struct predict_span *items; /* room for the spans of data's elements */
-  size_t items_cap;
-  /* out */
-  int has_data;               /* top-level object has a member "data" */
-  struct predict_span data;   /* its value (the first one if repeated) */
-  int data_kind;              /* '{', '[' or another first byte */
-  size_t n_items;             /* elements of data when it is an array
-                                 (counted also beyond items_cap) */
-  size_t err_pos;             /* byte offset of the error */
-  int err_line, err_col;      /* 1-based */
-  const char *err;            /* static message, NULL when valid */
-};
-
-/* Check that buf[0..len) is one JSON value in valid UTF-8 (RFC 8259: no
- * lone surrogates in \u escapes, no control characters in strings), at
- * most max_depth deep, with numbers of at most PREDICT_MAX_NUMBER
- * characters, surrounded only by whitespace; record the spans above.
- * Returns 0 when valid, -1 with err, err_pos, err_line and err_col set.
- * Allocates nothing; any thread. */
-int predict_scan(const char *buf, size_t len, struct predict_scan *sc);
 
 #endif

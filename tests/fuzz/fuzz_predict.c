@@ -1,13 +1,13 @@
 /* fuzz_predict.c - libFuzzer target for the /predict request path up to
- * the model: the body pre-check (predict_scan), cJSON, the request shape,
+ * the model: the body pre-check (reqjson_scan), cJSON, the request shape,
  * validation against the course's model spec (spec_validate_request with
  * config/models/credit_score_classification.yaml) and preprocessing
  * (prep_transform_json with a prep fitted for that spec) - the same steps,
  * in the same order, as predict.c's handler.
  *
  * Input: an HTTP request body.  Checked beyond "no crash":
- *   - a body predict_scan accepts is one cJSON accepts;
- *   - the spans predict_scan records (logged as the item's exact bytes)
+ *   - a body reqjson_scan accepts is one cJSON accepts;
+ *   - the spans reqjson_scan records (logged as the item's exact bytes)
  *     hold exactly data's value and data's array elements, as cJSON sees
  *     them, and n_items is the array size;
  *   - an item that validates is transformed without error, and the
@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "mlopsd/predict.h"
+#include "mlopsd/reqjson.h"
 
 static struct spec *spec;
 static struct prep *prep;
@@ -37,7 +38,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 #define SPANS 64
 
 /* The value at span sp parses to the same JSON as item. */
-static void same_json(const uint8_t *body, const struct predict_span *sp,
+static void same_json(const uint8_t *body, const struct reqjson_span *sp,
                       const cJSON *item)
 {
   FUZZ_CHECK(sp->start < sp->end);
@@ -80,9 +81,9 @@ static void check_item(const cJSON *it)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-  static struct predict_span spans[SPANS];
-  struct predict_scan sc = {.items = spans, .items_cap = SPANS};
-  if (predict_scan((const char *)data, size, &sc) != 0) {
+  static struct reqjson_span spans[SPANS];
+  struct reqjson_scan sc = {.items = spans, .items_cap = SPANS};
+  if (reqjson_scan((const char *)data, size, &sc) != 0) {
     FUZZ_CHECK(sc.err != NULL && sc.err_pos <= size && sc.err_line >= 1 &&
                sc.err_col >= 1);
     return 0;

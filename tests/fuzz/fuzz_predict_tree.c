@@ -1,5 +1,5 @@
-/* fuzz_predict_tree.c - libFuzzer target for predict_tree_parse: for every
- * body predict_scan accepts, the tree it builds is exactly the tree
+/* fuzz_predict_tree.c - libFuzzer target for reqjson_parse: for every
+ * body reqjson_scan accepts, the tree it builds is exactly the tree
  * cJSON_ParseWithLengthOpts builds (node types, member names and order,
  * strings byte for byte, valuedouble bit for bit, valueint, sibling
  * links), and a parse with an allocator that fails part way leaves a tree
@@ -9,8 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "mlopsd/predict.h"
-#include "mlopsd/predict_tree.h"
+#include "mlopsd/reqjson.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -47,21 +46,21 @@ static void *failing_alloc(size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-  static struct predict_span spans[64];
-  struct predict_scan sc = {.items = spans, .items_cap = 64};
+  static struct reqjson_span spans[64];
+  struct reqjson_scan sc = {.items = spans, .items_cap = 64};
   const char *s = (const char *)data;
-  if (predict_scan(s, size, &sc) != 0)
+  if (reqjson_scan(s, size, &sc) != 0)
     return 0;
   cJSON *ref = cJSON_ParseWithLengthOpts(s, size, NULL, 0), *t = NULL;
   FUZZ_CHECK(ref != NULL);
-  FUZZ_CHECK(predict_tree_parse(s, size, malloc, &t) == ERR_OK && t);
+  FUZZ_CHECK(reqjson_parse(s, size, malloc, &t) == ERR_OK && t);
   same(t, ref);
   cJSON_Delete(t);
   cJSON_Delete(ref);
   /* out of memory after a size-dependent number of allocations */
   budget = (long)(size % 97);
   t = NULL;
-  enum err_code rc = predict_tree_parse(s, size, failing_alloc, &t);
+  enum err_code rc = reqjson_parse(s, size, failing_alloc, &t);
   FUZZ_CHECK(rc == ERR_OK || rc == ERR_NOMEM);
   cJSON_Delete(t);
   return 0;

@@ -1,4 +1,4 @@
-/* test_predict.c - the /predict body pre-check (predict_scan): what it
+/* test_predict.c - the /predict body pre-check (reqjson_scan): what it
  * accepts, where it reports the first error, and the spans it records
  * for the prediction log.  The HTTP path itself is covered by
  * tests/integration/test_serve.c.
@@ -6,28 +6,28 @@
 #include <string.h>
 
 #include "check.h"
-#include "mlopsd/predict.h"
+#include "mlopsd/reqjson.h"
 
-static struct predict_span sp8[8];
+static struct reqjson_span sp8[8];
 
-static int scan(const char *s, struct predict_scan *sc)
+static int scan(const char *s, struct reqjson_scan *sc)
 {
   memset(sc, 0, sizeof(*sc));
   sc->items = sp8;
   sc->items_cap = 8;
-  return predict_scan(s, strlen(s), sc);
+  return reqjson_scan(s, strlen(s), sc);
 }
 
 static int ok(const char *s)
 {
-  struct predict_scan sc;
+  struct reqjson_scan sc;
   return scan(s, &sc) == 0;
 }
 
 /* The error message (substring) and byte offset of a bad body. */
 static int bad_at(const char *s, const char *msg, size_t pos)
 {
-  struct predict_scan sc;
+  struct reqjson_scan sc;
   if (scan(s, &sc) == 0) {
     fprintf(stderr, "  accepted: %s\n", s);
     return 0;
@@ -105,7 +105,7 @@ TEST(utf8)
   snprintf(b, sizeof(b), "[\"aaaaaaaaaaaaaaaaaaaaaaa\xfe\"]");
   CHECK(bad_at(b, "invalid UTF-8", 25));
   /* line and column of an error */
-  struct predict_scan sc;
+  struct reqjson_scan sc;
   CHECK(scan("{\n  \"a\": 1,\n  \"\xc3\xa9\": x\n}", &sc) == -1);
   CHECK_EQ_INT(sc.err_line, 3);
   CHECK_EQ_INT(sc.err_col, 8);
@@ -114,7 +114,7 @@ TEST(utf8)
 TEST(depth)
 {
   char b[256];
-  struct predict_scan sc;
+  struct reqjson_scan sc;
   /* 16 levels pass, 17 do not */
   memset(b, '[', 16);
   memset(b + 16, ']', 16);
@@ -126,9 +126,9 @@ TEST(depth)
   CHECK(bad_at(b, "nested too deeply", 16));
   memset(&sc, 0, sizeof(sc));
   sc.max_depth = 3;
-  CHECK(predict_scan("{\"data\": [{}]}", 14, &sc) == 0);
+  CHECK(reqjson_scan("{\"data\": [{}]}", 14, &sc) == 0);
   sc.max_depth = 2;
-  CHECK(predict_scan("{\"data\": [{}]}", 14, &sc) == -1);
+  CHECK(reqjson_scan("{\"data\": [{}]}", 14, &sc) == -1);
   /* a long run of '[' is refused at the limit, not parsed to the end */
   char big[100001];
   memset(big, '[', 100000);
@@ -138,7 +138,7 @@ TEST(depth)
 
 TEST(spans)
 {
-  struct predict_scan sc;
+  struct reqjson_scan sc;
   const char *one = "{\"x\": 1, \"data\" : {\"age\": 18, \"n\": [1, 2]} }";
   REQUIRE(scan(one, &sc) == 0);
   CHECK(sc.has_data);

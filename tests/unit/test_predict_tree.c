@@ -1,5 +1,5 @@
-/* test_predict_tree.c - predict_tree_parse builds exactly the tree cJSON
- * builds for every body predict_scan accepts: node types, member names and
+/* test_predict_tree.c - reqjson_parse builds exactly the tree cJSON
+ * builds for every body reqjson_scan accepts: node types, member names and
  * order (repeated names kept), decoded strings byte for byte, valuedouble
  * bit for bit, valueint, the links (head->prev is the last sibling).
  * Compared on every request of the sample data (single and as batches),
@@ -15,18 +15,17 @@
 #include <string.h>
 
 #include "check.h"
-#include "mlopsd/predict.h"
-#include "mlopsd/predict_tree.h"
+#include "mlopsd/reqjson.h"
 
-static struct predict_span spans[8192];
+static struct reqjson_span spans[8192];
 
 static int accepted(const char *s, size_t n)
 {
-  struct predict_scan sc;
+  struct reqjson_scan sc;
   memset(&sc, 0, sizeof(sc));
   sc.items = spans;
   sc.items_cap = sizeof(spans) / sizeof(spans[0]);
-  return predict_scan(s, n, &sc) == 0;
+  return reqjson_scan(s, n, &sc) == 0;
 }
 
 static char why[256];
@@ -90,7 +89,7 @@ static int same(const cJSON *a, const cJSON *b, const char *path)
 static int both(const char *s, size_t n)
 {
   cJSON *ref = cJSON_ParseWithLengthOpts(s, n, NULL, 0), *t = NULL;
-  int ok = ref && predict_tree_parse(s, n, malloc, &t) == ERR_OK && t &&
+  int ok = ref && reqjson_parse(s, n, malloc, &t) == ERR_OK && t &&
            same(t, ref, "");
   if (!ok)
     fprintf(stderr, "  differs on %.80s: %s\n", s, why);
@@ -272,7 +271,7 @@ TEST(out_of_memory_at_every_step)
   for (long b = 0;; b++) {
     cJSON *t = NULL;
     budget = b;
-    enum err_code rc = predict_tree_parse(s, strlen(s), failing_alloc, &t);
+    enum err_code rc = reqjson_parse(s, strlen(s), failing_alloc, &t);
     if (rc == ERR_OK) {
       CHECK(t != NULL);
       cJSON_Delete(t);

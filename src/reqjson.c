@@ -1,0 +1,705 @@
+/* reqjson.c - request JSON: the pre-scanner and the parser of a
+ * /predict body (see reqjson.h).
+ *
+ * The scanner (reqjson_scan) checks a body in one pass without allocating:
+ * UTF-8, JSON syntax with the position and reason of the first error,
+ * nesting and number length, and records the byte range of "data" and of
+ * each of its items.
+ *
+ * The parser (reqjson_parse), why it looks like this:
+ *
+ * - No checks: reqjson_scan proved the body is one valid JSON value in
+ *   UTF-8 with bounded nesting and short numbers, so this walks it once,
+ *   straight.  Every read is still bounded by the end of the buffer, so a
+ *   caller that breaks the precondition gets a wrong tree, not a crash.
+ *
+ * - A node is linked into its parent before anything is allocated for
+ *   it, so when the allocator fails the tree built so far is consistent
+ *   and the caller releases it as usual.
+ *
+ * - Strings without a backslash (nearly all) are one memcpy; the decoded
+ *   length of any string is at most its raw length, so one allocation of
+ *   the raw length is always enough.
+ *
+ * - Numbers: significant digits are gathered into an integer; with at
+ *   most 15 of them (so the integer is exact in a double) and a decimal
+ *   exponent within +-22 (so the power of ten is exact too), the value is
+ *   that integer multiplied or divided by the power of ten once: a single
+ *   correctly rounded operation on exact operands gives the correctly
+ *   rounded result, which is what strtod returns.  Anything else is
+ *   copied (at most REQJSON_MAX_NUMBER characters) and given to strtod,
+ *   as cJSON does.
+ */
+#include "mlopsd/reqjson.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- UTF-8 and JSON scanning ------------------------------------------ */
+
+/* Offset of the first byte that is not part of valid UTF-8, or len. */
+static size_t utf8_bad(const unsigned char *s, size_t len)
+{
+  size_t i = 0;
+  while (i < len) {
+    /* ASCII runs 8 bytes at a time */
+    while (i + 8 <= len) {
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if (w & 0x8080808080808080ull)
+        break;
+      i += 8;
+    }
+    if (i >= len)
+      break;
+    unsigned c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t need;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      need = 2;
+      if (c == 0xE0)
+        lo = 0xA0;
+      else if (c == 0xED)
+        hi = 0x9F; /* no UTF-16 surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      need = 3;
+      if (c == 0xF0)
+        lo = 0x90;
+      else if (c == 0xF4)
+        hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + need >= len)
+      return i;
+    if (s[i + 1] < lo || s[i + 1] > hi)
+      return i;
+    for (size_t k = 2; k <= need; k++)
+      if ((s[i + k] & 0xC0) != 0x80)
+        return i;
+    i += need + 1;
+  }
+  return len;
+}
+
+struct scan_st {
+  const unsigned char *s;
+  size_t n, i;
+  int depth, max;
+  struct reqjson_scan *o;
+};
+
+static int scan_fail(struct scan_st *st, const char *msg)
+{
+  if (!st->o->err) {
+    st->o->err = msg;
+    st->o->err_pos = st->i;
+  }
+  return -1;
+}
+
+static void skip_ws(struct scan_st *st)
+{
+  while (st->i < st->n) {
+    unsigned char c = st->s[st->i];
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+      break;
+    st->i++;
+  }
+}
+
+static int hex4(const unsigned char *p, unsigned *out)
+{
+  unsigned v = 0;
+  for (int k = 0; k < 4; k++) {
+    unsigned c = p[k], d;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
+    else
+      return -1;
+    v = v * 16 + d;
+  }
+  *out = v;
+  return 0;
+}
+
+static int scan_string(struct scan_st *st)
+{
+  st->i++; /* opening quote */
+  for (;;) {
+    if (st->i >= st->n)
+      return scan_fail(st, "unterminated string");
+    unsigned c = st->s[st->i];
+    if (c == '"') {
+      st->i++;
+      return 0;
+    }
+    if (c < 0x20)
+      return scan_fail(st, "control character in a string (must be "
+                           "escaped)");
+    if (c != '\\') {
+      st->i++;
+      continue;
+    }
+    if (st->i + 1 >= st->n)
+      return scan_fail(st, "unterminated string");
+    c = st->s[st->i + 1];
+    if (strchr("\"\\/bfnrt", (int)c) && c) {
+      st->i += 2;
+      continue;
+    }
+    if (c != 'u')
+      return scan_fail(st, "invalid escape in a string");
+    unsigned cp, lo;
+    if (st->i + 6 > st->n || hex4(st->s + st->i + 2, &cp))
+      return scan_fail(st, "invalid \\u escape (4 hex digits expected)");
+    if (cp == 0)
+      return scan_fail(st, "\\u0000 is not allowed in a string");
+    if (cp >= 0xDC00 && cp <= 0xDFFF)
+      return scan_fail(st, "lone low surrogate in a \\u escape");
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+      if (st->i + 12 > st->n || st->s[st->i + 6] != '\\' ||
+          st->s[st->i + 7] != 'u' || hex4(st->s + st->i + 8, &lo) ||
+          lo < 0xDC00 || lo > 0xDFFF)
+        return scan_fail(st, "lone high surrogate in a \\u escape");
+      st->i += 12;
+    } else {
+      st->i += 6;
+    }
+  }
+}
+
+static int scan_number(struct scan_st *st)
+{
+  size_t start = st->i;
+  const unsigned char *s = st->s;
+  if (s[st->i] == '-')
+    st->i++;
+  if (st->i >= st->n)
+    return scan_fail(st, "unexpected end of input in a number");
+  if (s[st->i] == '0') {
+    st->i++;
+  } else if (s[st->i] >= '1' && s[st->i] <= '9') {
+    while (st->i < st->n && s[st->i] >= '0' && s[st->i] <= '9')
+      st->i++;
+  } else {
+    return scan_fail(st, "invalid number");
+  }
+  if (st->i < st->n && s[st->i] == '.') {
+    st->i++;
+    if (st->i >= st->n || s[st->i] < '0' || s[st->i] > '9')
+      return scan_fail(st, "invalid number (digit expected after '.')");
+    while (st->i < st->n && s[st->i] >= '0' && s[st->i] <= '9')
+      st->i++;
+  }
+  if (st->i < st->n && (s[st->i] == 'e' || s[st->i] == 'E')) {
+    st->i++;
+    if (st->i < st->n && (s[st->i] == '+' || s[st->i] == '-'))
+      st->i++;
+    if (st->i >= st->n || s[st->i] < '0' || s[st->i] > '9')
+      return scan_fail(st, "invalid number (digit expected in exponent)");
+    while (st->i < st->n && s[st->i] >= '0' && s[st->i] <= '9')
+      st->i++;
+  }
+  if (st->i - start > REQJSON_MAX_NUMBER) {
+    st->i = start;
+    return scan_fail(st, "number too long (more than 63 characters)");
+  }
+  return 0;
+}
+
+/* role: 1 = top-level value, 2 = the value of top-level "data". */
+static int scan_value(struct scan_st *st, int role);
+
+static int scan_object(struct scan_st *st, int role)
+{
+  if (++st->depth > st->max)
+    return scan_fail(st, "JSON nested too deeply");
+  st->i++;
+  skip_ws(st);
+  if (st->i < st->n && st->s[st->i] == '}') {
+    st->i++;
+    st->depth--;
+    return 0;
+  }
+  for (;;) {
+    skip_ws(st);
+    if (st->i >= st->n)
+      return scan_fail(st, "unexpected end of input (object not closed)");
+    if (st->s[st->i] != '"')
+      return scan_fail(st, "expected a string (member name)");
+    size_t k0 = st->i + 1;
+    if (scan_string(st))
+      return -1;
+    size_t k1 = st->i - 1;
+    skip_ws(st);
+    if (st->i >= st->n)
+      return scan_fail(st, "unexpected end of input (object not closed)");
+    if (st->s[st->i] != ':')
+      return scan_fail(st, "expected ':' after a member name");
+    st->i++;
+    skip_ws(st);
+    int is_data = role == 1 && !st->o->has_data && k1 - k0 == 4 &&
+                  memcmp(st->s + k0, "data", 4) == 0;
+    size_t v0 = st->i;
+    if (scan_value(st, is_data ? 2 : 0))
+      return -1;
+    if (is_data) {
+      st->o->has_data = 1;
+      st->o->data.start = v0;
+      st->o->data.end = st->i;
+      st->o->data_kind = st->s[v0];
+    }
+    skip_ws(st);
+    if (st->i >= st->n)
+      return scan_fail(st, "unexpected end of input (object not closed)");
+    if (st->s[st->i] == ',') {
+      st->i++;
+      continue;
+    }
+    if (st->s[st->i] == '}') {
+      st->i++;
+      break;
+    }
+    return scan_fail(st, "expected ',' or '}'");
+  }
+  st->depth--;
+  return 0;
+}
+
+static int scan_array(struct scan_st *st, int role)
+{
+  if (++st->depth > st->max)
+    return scan_fail(st, "JSON nested too deeply");
+  st->i++;
+  skip_ws(st);
+  if (st->i < st->n && st->s[st->i] == ']') {
+    st->i++;
+    st->depth--;
+    return 0;
+  }
+  for (;;) {
+    skip_ws(st);
+    size_t v0 = st->i;
+    if (scan_value(st, 0))
+      return -1;
+    if (role == 2) {
+      struct reqjson_scan *o = st->o;
+      if (o->n_items < o->items_cap) {
+        o->items[o->n_items].start = v0;
+        o->items[o->n_items].end = st->i;
+      }
+      o->n_items++;
+    }
+    skip_ws(st);
+    if (st->i >= st->n)
+      return scan_fail(st, "unexpected end of input (array not closed)");
+    if (st->s[st->i] == ',') {
+      st->i++;
+      continue;
+    }
+    if (st->s[st->i] == ']') {
+      st->i++;
+      break;
+    }
+    return scan_fail(st, "expected ',' or ']'");
+  }
+  st->depth--;
+  return 0;
+}
+
+static int scan_lit(struct scan_st *st, const char *lit, size_t n)
+{
+  if (st->n - st->i < n || memcmp(st->s + st->i, lit, n) != 0)
+    return scan_fail(st, "invalid literal (true, false or null expected)");
+  st->i += n;
+  return 0;
+}
+
+static int scan_value(struct scan_st *st, int role)
+{
+  if (st->i >= st->n)
+    return scan_fail(st, "unexpected end of input (value expected)");
+  switch (st->s[st->i]) {
+  case '{':
+    return scan_object(st, role);
+  case '[':
+    return scan_array(st, role);
+  case '"':
+    return scan_string(st);
+  case 't':
+    return scan_lit(st, "true", 4);
+  case 'f':
+    return scan_lit(st, "false", 5);
+  case 'n':
+    return scan_lit(st, "null", 4);
+  default:
+    if (st->s[st->i] == '-' || (st->s[st->i] >= '0' && st->s[st->i] <= '9'))
+      return scan_number(st);
+    return scan_fail(st, "unexpected character (value expected)");
+  }
+}
+
+int reqjson_scan(const char *buf, size_t len, struct reqjson_scan *o)
+{
+  struct scan_st st = {.s = (const unsigned char *)buf,
+                       .n = len,
+                       .max = o->max_depth > 0 ? o->max_depth
+                                               : REQJSON_MAX_DEPTH,
+                       .o = o};
+  o->has_data = 0;
+  o->data.start = o->data.end = 0;
+  o->data_kind = 0;
+  o->n_items = 0;
+  o->err = NULL;
+  o->err_pos = 0;
+  o->err_line = o->err_col = 0;
+  size_t bad = utf8_bad(st.s, len);
+  if (bad < len) {
+    st.i = bad;
+    scan_fail(&st, "invalid UTF-8");
+  } else {
+    skip_ws(&st);
+    if (scan_value(&st, 1) == 0) {
+      skip_ws(&st);
+      if (st.i < st.n)
+        scan_fail(&st, "unexpected data after the JSON value");
+    }
+  }
+  if (!o->err)
+    return 0;
+  int line = 1, col = 1;
+  for (size_t k = 0; k < o->err_pos && k < len; k++) {
+    if (buf[k] == '\n') {
+      line++;
+      col = 1;
+    } else if (((unsigned char)buf[k] & 0xC0) != 0x80) {
+      col++;
+    }
+  }
+  o->err_line = line;
+  o->err_col = col;
+  return -1;
+}
+
+/* ---- the parser ------------------------------------------------------- */
+
+struct tp {
+  const unsigned char *s, *end;
+  void *(*alloc)(size_t);
+  int oom;
+};
+
+static const double pow10_exact[23] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+static void tp_skip_ws(struct tp *t)
+{
+  while (t->s < t->end &&
+         (*t->s == ' ' || *t->s == '\n' || *t->s == '\r' || *t->s == '\t'))
+    t->s++;
+}
+
+static cJSON *new_node(struct tp *t)
+{
+  cJSON *n = t->alloc(sizeof(*n));
+  if (!n) {
+    t->oom = 1;
+    return NULL;
+  }
+  memset(n, 0, sizeof(*n));
+  return n;
+}
+
+static unsigned tp_hex4(const unsigned char *p)
+{
+  unsigned v = 0;
+  for (int k = 0; k < 4; k++) {
+    unsigned c = p[k];
+    v = v * 16 + (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+  }
+  return v;
+}
+
+static char *put_utf8(char *o, unsigned cp)
+{
+  if (cp < 0x80) {
+    *o++ = (char)cp;
+  } else if (cp < 0x800) {
+    *o++ = (char)(0xC0 | (cp >> 6));
+    *o++ = (char)(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    *o++ = (char)(0xE0 | (cp >> 12));
+    *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+    *o++ = (char)(0x80 | (cp & 0x3F));
+  } else {
+    *o++ = (char)(0xF0 | (cp >> 18));
+    *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+    *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+    *o++ = (char)(0x80 | (cp & 0x3F));
+  }
+  return o;
+}
+
+/* The string whose opening quote is at t->s, decoded into a new
+ * allocation (NULL when out of memory); t->s moves past it. */
+static char *parse_str(struct tp *t)
+{
+  const unsigned char *p = t->s + 1, *end = t->end;
+  /* the closing quote is the first one unless a backslash comes first */
+  const unsigned char *q = memchr(p, '"', (size_t)(end - p));
+  if (!q)
+    q = end;
+  const unsigned char *bs = memchr(p, '\\', (size_t)(q - p));
+  int esc = bs != NULL;
+  if (esc) {
+    for (q = bs; q < end && *q != '"'; q++)
+      if (*q == '\\')
+        q++;
+    if (q > end)
+      q = end;
+  }
+  size_t raw = (size_t)(q - p);
+  t->s = q < end ? q + 1 : end;
+  char *out = t->alloc(raw + 1);
+  if (!out) {
+    t->oom = 1;
+    return NULL;
+  }
+  if (!esc) {
+    memcpy(out, p, raw);
+    out[raw] = '\0';
+    return out;
+  }
+  char *o = out;
+  while (p < q) {
+    if (*p != '\\') {
+      *o++ = (char)*p++;
+      continue;
+    }
+    if (q - p < 2)
+      break;
+    unsigned char c = p[1];
+    if (c == 'u') {
+      if (q - p < 6)
+        break;
+      unsigned cp = tp_hex4(p + 2);
+      p += 6;
+      if (cp >= 0xD800 && cp <= 0xDBFF && q - p >= 6 && p[0] == '\\' &&
+          p[1] == 'u') {
+        unsigned lo = tp_hex4(p + 2);
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        p += 6;
+      }
+      o = put_utf8(o, cp);
+      continue;
+    }
+    switch (c) {
+    case 'b':
+      *o++ = '\b';
+      break;
+    case 'f':
+      *o++ = '\f';
+      break;
+    case 'n':
+      *o++ = '\n';
+      break;
+    case 'r':
+      *o++ = '\r';
+      break;
+    case 't':
+      *o++ = '\t';
+      break;
+    default: /* " \ / */
+      *o++ = (char)c;
+    }
+    p += 2;
+  }
+  *o = '\0';
+  return out;
+}
+
+static double parse_num(struct tp *t)
+{
+  const unsigned char *p = t->s, *start = p, *end = t->end;
+  int neg = 0, nd = 0, q = 0, dropped = 0;
+  uint64_t w = 0;
+  if (p < end && *p == '-') {
+    neg = 1;
+    p++;
+  }
+  for (; p < end && *p >= '0' && *p <= '9'; p++) {
+    if (nd < 19 && (w || *p != '0')) {
+      w = w * 10 + (uint64_t)(*p - '0');
+      nd += 1;
+    } else if (nd >= 19) {
+      q++;
+      dropped = 1;
+    }
+  }
+  if (p < end && *p == '.') {
+    for (p++; p < end && *p >= '0' && *p <= '9'; p++) {
+      if (nd < 19 && (w || *p != '0')) {
+        w = w * 10 + (uint64_t)(*p - '0');
+        nd += 1;
+        q--;
+      } else if (nd < 19) {
+        q--; /* a leading zero of the fraction */
+      } else {
+        dropped = 1;
+      }
+    }
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    int eneg = 0, ex = 0;
+    p++;
+    if (p < end && (*p == '+' || *p == '-'))
+      eneg = *p++ == '-';
+    for (; p < end && *p >= '0' && *p <= '9'; p++)
+      if (ex < 100000)
+        ex = ex * 10 + (*p - '0');
+    q += eneg ? -ex : ex;
+  }
+  t->s = p;
+  if (w == 0 && !dropped)
+    return neg ? -0.0 : 0.0;
+  if (!dropped && nd <= 15 && q >= -22 && q <= 22) {
+    double d = (double)w;
+    d = q < 0 ? d / pow10_exact[-q] : d * pow10_exact[q];
+    return neg ? -d : d;
+  }
+  char buf[REQJSON_MAX_NUMBER + 1];
+  size_t n = (size_t)(p - start);
+  if (n > REQJSON_MAX_NUMBER)
+    n = REQJSON_MAX_NUMBER;
+  memcpy(buf, start, n);
+  buf[n] = '\0';
+  return strtod(buf, NULL);
+}
+
+static void set_number(cJSON *item, double d)
+{
+  item->type = cJSON_Number;
+  item->valuedouble = d;
+  /* cJSON's saturation */
+  if (d >= INT_MAX)
+    item->valueint = INT_MAX;
+  else if (d <= (double)INT_MIN)
+    item->valueint = INT_MIN;
+  else
+    item->valueint = (int)d;
+}
+
+static void parse_value(struct tp *t, cJSON *item);
+
+/* Object (obj = 1) or array at t->s. */
+static void parse_container(struct tp *t, cJSON *item, int obj)
+{
+  cJSON *head = NULL, *last = NULL;
+  item->type = obj ? cJSON_Object : cJSON_Array;
+  t->s++;
+  tp_skip_ws(t);
+  if (t->s < t->end && *t->s == (obj ? '}' : ']')) {
+    t->s++;
+    return;
+  }
+  while (t->s < t->end) {
+    cJSON *c = new_node(t);
+    if (!c)
+      break;
+    if (!head) {
+      head = c;
+      item->child = c;
+    } else {
+      last->next = c;
+      c->prev = last;
+    }
+    last = c;
+    head->prev = last;
+    tp_skip_ws(t);
+    if (obj) {
+      if (t->s >= t->end || *t->s != '"')
+        break;
+      c->string = parse_str(t);
+      if (t->oom)
+        break;
+      tp_skip_ws(t);
+      if (t->s < t->end)
+        t->s++; /* ':' */
+      tp_skip_ws(t);
+    }
+    parse_value(t, c);
+    if (t->oom)
+      break;
+    tp_skip_ws(t);
+    if (t->s < t->end && *t->s == ',') {
+      t->s++;
+      continue;
+    }
+    if (t->s < t->end)
+      t->s++; /* '}' or ']' */
+    break;
+  }
+}
+
+static void parse_value(struct tp *t, cJSON *item)
+{
+  if (t->s >= t->end)
+    return;
+  switch (*t->s) {
+  case '{':
+    parse_container(t, item, 1);
+    break;
+  case '[':
+    parse_container(t, item, 0);
+    break;
+  case '"':
+    item->type = cJSON_String;
+    item->valuestring = parse_str(t);
+    break;
+  case 't':
+    item->type = cJSON_True;
+    item->valueint = 1;
+    t->s += (size_t)(t->end - t->s) < 4 ? (size_t)(t->end - t->s) : 4;
+    break;
+  case 'f':
+    item->type = cJSON_False;
+    t->s += (size_t)(t->end - t->s) < 5 ? (size_t)(t->end - t->s) : 5;
+    break;
+  case 'n':
+    item->type = cJSON_NULL;
+    t->s += (size_t)(t->end - t->s) < 4 ? (size_t)(t->end - t->s) : 4;
+    break;
+  default:
+    set_number(item, parse_num(t));
+  }
+}
+
+enum err_code reqjson_parse(const char *buf, size_t len,
+                                 void *(*alloc)(size_t), cJSON **root)
+{
+  struct tp t = {.s = (const unsigned char *)buf,
+                 .end = (const unsigned char *)buf + len,
+                 .alloc = alloc};
+  *root = NULL;
+  tp_skip_ws(&t);
+  cJSON *r = new_node(&t);
+  if (!r)
+    return ERR_NOMEM;
+  *root = r;
+  parse_value(&t, r);
+  return t.oom ? ERR_NOMEM : ERR_OK;
+}
