@@ -10,6 +10,7 @@
 #   make valgrind   the daemon's integration tests, the daemon under valgrind
 #                   memcheck (zero errors and definite leaks required)
 #   make bench      benchmarks (bench/), figures printed, never pass/fail
+#   make bench-report  the README's headline table from one bench run
 #   make deps       install missing Debian packages (scripts/install-deps.sh)
 #   make fuzz       build the libFuzzer targets (tests/fuzz/fuzz_*.c) into
 #                   build/fuzz with clang and run each FUZZ_SECONDS (60)
@@ -50,7 +51,7 @@ BENCH_SRCS:= $(wildcard bench/bench_*.c)
 TEST_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%) $(INT_SRCS:%.c=$(BUILD)/%)
 BENCH_BINS:= $(BENCH_SRCS:%.c=$(BUILD)/%)
 
-.PHONY: all test unit integration asan tsan ubsan bench deps clean demo valgrind \
+.PHONY: all test unit integration asan tsan ubsan bench bench-report deps clean demo valgrind \
         demo-stop demo-clean install check-deps
 all: $(BUILD)/mlopsd
 
@@ -147,6 +148,10 @@ valgrind: deps
 
 bench: $(BUILD)/mlopsd $(BENCH_BINS)
 	bench/run.sh $(BUILD)
+
+# The README's headline table from one run of bench/bench_serve.sh.
+bench-report: tests-build
+	BUILD=$(BUILD) bench/report.sh
 
 # libFuzzer targets: the library compiled by clang with
 # -fsanitize=fuzzer-no-link,address,undefined into build/fuzz, each

@@ -3,7 +3,8 @@
 #
 # Runs every built benchmark binary BUILD/bench/bench_* (from bench/bench_*.c,
 # see the Makefile; `make bench` builds them and calls this script), then
-# every script bench/*.sh other than this one.  With NAMEs, runs only those
+# every script bench/*.sh other than this one and report.sh (which runs
+# bench_serve.sh and prints the README's headline table).  With NAMEs, runs only those
 # (NAME is the file name without directory or .sh: bench_queue, bench_db).
 # Extra arguments for a benchmark can be passed as BENCH_ARGS_<name>, e.g.
 # BENCH_ARGS_bench_queue=50000.
@@ -56,7 +57,7 @@ for b in "$BUILD"/bench/bench_*; do
 done
 for s in bench/*.sh; do
   [ -f "$s" ] || continue
-  [ "$(basename "$s")" = run.sh ] && continue
+  case "$(basename "$s")" in run.sh|report.sh) continue ;; esac  # drivers
   name=$(basename "$s" .sh)
   wanted "$name" && run_one "$name" bash "$s"
 done

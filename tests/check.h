@@ -5,9 +5,12 @@
  *
  * A failed CHECK prints file:line and the expression, marks the current
  * test failed and carries on with the next statement (tests should not
- * crash on a failed check; use REQUIRE to leave the test).  check_done()
- * prints "check: N passed, N failed" (counted per test function) and returns
- * the exit status; tests/run.sh adds the lines of all binaries up.
+ * crash on a failed check; use REQUIRE to leave the test).  SKIP("why")
+ * leaves a test that cannot run here (a missing tool, not root) and prints
+ * "check: skip NAME: why", which tests/run.sh lists and, under CI=true,
+ * counts as a failure.  check_done() prints "check: N passed, N failed,
+ * N skipped" (one unit per TEST function: a scenario) and returns the exit
+ * status; tests/run.sh adds the lines of all binaries up.
  */
 #ifndef MLOPSD_CHECK_H
 #define MLOPSD_CHECK_H
@@ -16,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int check_passed, check_failed, check_cur_failed;
+static int check_passed, check_failed, check_skipped, check_cur_failed,
+    check_cur_skipped;
 static const char *check_cur_name;
 
 #define TEST(name) static void name(void)
@@ -38,6 +42,14 @@ static const char *check_cur_name;
       check_cur_failed = 1;                                                   \
       return;                                                                 \
     }                                                                         \
+  } while (0)
+
+#define SKIP(reason)                                                          \
+  do {                                                                        \
+    printf("check: skip %s: %s\n", check_cur_name, (reason));                 \
+    fflush(stdout);                                                           \
+    check_cur_skipped = 1;                                                    \
+    return;                                                                   \
   } while (0)
 
 #define CHECK_EQ_INT(a, b)                                                    \
@@ -78,8 +90,12 @@ static const char *check_cur_name;
   do {                                                                        \
     check_cur_name = #fn;                                                     \
     check_cur_failed = 0;                                                     \
+    check_cur_skipped = 0;                                                    \
     fn();                                                                     \
-    if (check_cur_failed) {                                                   \
+    if (check_cur_skipped && !check_cur_failed) {                             \
+      check_skipped++;                                                        \
+      fprintf(stderr, "skip %s\n", #fn);                                      \
+    } else if (check_cur_failed) {                                                   \
       check_failed++;                                                         \
       fprintf(stderr, "not ok %s\n", #fn);                                    \
     } else {                                                                  \
@@ -90,7 +106,8 @@ static const char *check_cur_name;
 
 static inline int check_done(void)
 {
-  printf("check: %d passed, %d failed\n", check_passed, check_failed);
+  printf("check: %d passed, %d failed, %d skipped\n", check_passed,
+         check_failed, check_skipped);
   fflush(stdout);
   return check_failed ? 1 : 0;
 }

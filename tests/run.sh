@@ -32,12 +32,9 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 cd "$SRC"
 export MLOPSD_SRC=$SRC
 export MLOPSD_BIN=$SRC/$BUILD/mlopsd
-# The shared sample data (tests read ../shared/data next to the clone, as CI
-# lays it out; /work/shared on the developers' machines).
-if [ -z "${MLOPSD_SHARED:-}" ]; then
-  if [ -d "$SRC/../shared/data" ]; then MLOPSD_SHARED=$(cd "$SRC/../shared" && pwd)
-  else MLOPSD_SHARED=/work/shared; fi
-fi
+# The shared sample data: shared/ beside the clone, as CI lays it out, or
+# beside the main checkout of a git worktree (tests/shared_dir.sh).
+MLOPSD_SHARED=$(tests/shared_dir.sh) || MLOPSD_SHARED=$SRC/../shared
 export MLOPSD_SHARED
 TIMEOUT=${MLOPSD_TEST_TIMEOUT:-600}
 passed=0; failed=0; skipped=0; failed_names=""; skip_lines=""

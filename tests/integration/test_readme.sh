@@ -15,7 +15,12 @@
 # terminal), with the demo's defaults mapped to the test's: 127.0.0.1:3000
 # -> the test port, var/ -> the temp state directory, config/dags/ -> the
 # copy, build/mlopsd -> $MLOPSD_BIN.  Each block must exit 0 (the README
-# uses curl -f, so an HTTP error fails it).  Then checks the curl the demo
+# uses curl -f, so an HTTP error fails it).  Where the README shows the
+# answer right after the block (a ```json fence, or a plain fence whose
+# first line is JSON), the first JSON value of the block's output must have
+# the same shape: the same keys at every level, lists of the same length,
+# the same types, and the same values except floats and "predict" (model
+# output).  Then checks the curl the demo
 # printed (200), Ctrl-C of a foreground demo (a second run: finds the model
 # deployed; everything it started is stopped) and make demo-stop.
 #
@@ -61,10 +66,69 @@ awk -v dir="$work" '
   want == 1 && /^```sh$/ {
     n++; f = sprintf("%s/block%02d.sh", dir, n); inb = 1; want = 0
     printf "%s", ex > (f ".expect"); close(f ".expect"); next }
-  inb && /^```$/ { inb = 0; close(f); next }
+  inb && /^```$/ { inb = 0; close(f); after = 1; next }
   inb { print > f; next }
+  # the answer the README shows for the block just read
+  after && /^```(json)?$/ { after = 0; shown = 1; next }
+  after && NF { after = 0 }
+  shown && /^```$/ { shown = 0; close(f ".shown"); next }
+  shown { print > (f ".shown"); next }
   want == 1 && NF { want = 0 }   # a marker must be followed by the fence
 ' README.md
+# same_json SHOWN OUTPUT: the first JSON value of OUTPUT has the shape of
+# the one SHOWN starts with (exit 2: SHOWN is not JSON, not compared)
+same_json() {
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+shown_text = open(sys.argv[1]).read().strip()
+try:
+    shown = json.JSONDecoder().raw_decode(shown_text)[0]
+except ValueError:
+    sys.exit(2)
+out = open(sys.argv[2]).read()
+got = None
+for i, line in enumerate(out.splitlines()):
+    if line.lstrip()[:1] in "{[":
+        try:
+            got = json.JSONDecoder().raw_decode(
+                "\n".join(out.splitlines()[i:]).lstrip())[0]
+            break
+        except ValueError:
+            pass
+if got is None:
+    print("    no JSON in the output")
+    sys.exit(1)
+diffs = []
+def cmp(w, g, path, key):
+    if isinstance(w, dict):
+        if not isinstance(g, dict):
+            diffs.append(f"{path}: object shown, got {type(g).__name__}")
+            return
+        if set(w) != set(g):
+            diffs.append(f"{path}: keys {sorted(w)} shown, got {sorted(g)}")
+        for k in w:
+            if k in g:
+                cmp(w[k], g[k], f"{path}.{k}", k)
+    elif isinstance(w, list):
+        if not isinstance(g, list) or len(w) != len(g):
+            diffs.append(f"{path}: a list of {len(w)} shown, got {json.dumps(g)[:80]}")
+            return
+        for i, (a, b) in enumerate(zip(w, g)):
+            cmp(a, b, f"{path}[{i}]", key)
+    elif type(w) is not type(g) and not (
+            isinstance(w, (int, float)) and isinstance(g, (int, float))
+            and not isinstance(g, bool)):
+        diffs.append(f"{path}: {type(w).__name__} shown, got {json.dumps(g)}")
+    elif isinstance(w, float) or isinstance(g, float) or key == "predict":
+        pass  # model output: the type is what the README promises
+    elif w != g:
+        diffs.append(f"{path}: {json.dumps(w)} shown, got {json.dumps(g)}")
+cmp(shown, got, "$", None)
+for d in diffs:
+    print("    " + d)
+sys.exit(1 if diffs else 0)
+EOF
+}
 blocks=("$work"/block*.sh)
 nblocks=0; [ -e "${blocks[0]}" ] && nblocks=${#blocks[@]}
 if [ "$nblocks" -ge 8 ]; then ok "readme_blocks_found ($nblocks)"; else
@@ -92,6 +156,7 @@ if [ "$code" = 200 ]; then ok "printed_curl_200"; else
   bad "printed_curl_200: '$printed' -> $code"; fi
 
 # ---- 3. run each block -----------------------------------------------------
+njson=0
 for b in "${blocks[@]}"; do
   [ -e "$b" ] || continue
   name=$(basename "$b" .sh)
@@ -110,7 +175,18 @@ for b in "${blocks[@]}"; do
     bad "$name: $first (exit $rc${want:+, expected output with '$want'})"
     sed 's/^/    | /' <<<"$out" | tail -30
   fi
+  if [ -f "$b.shown" ]; then
+    printf '%s\n' "$out" >"$b.out"
+    same_json "$b.shown" "$b.out" >"$b.cmp"; jrc=$?
+    [ "$jrc" = 2 ] || njson=$((njson + 1))
+    if [ "$jrc" = 0 ]; then ok "$name: answer has the JSON shape the README shows"
+    elif [ "$jrc" = 1 ]; then
+      bad "$name: answer differs from the JSON the README shows"; cat "$b.cmp"
+    fi
+  fi
 done
+if [ "$njson" -ge 3 ]; then ok "readme_answers_found ($njson)"; else
+  bad "readme_answers_found: $njson blocks with a JSON answer shown, expected >= 3"; fi
 
 # ---- 4. stop, then a foreground demo stopped with Ctrl-C -----------------
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
