@@ -12,8 +12,8 @@
 #   - the bench's own lines (its table, the log-table check) below.
 #
 # The course-stack column is quoted, not measured here: the figures of the
-# course's Python stack (Airflow + MLflow + BentoML) as the README gives
-# them; nothing in this repository runs that stack.
+# course's Python stack (Airflow + MLflow + BentoML) as the README has
+# always given them; nothing in this repository runs that stack.
 #
 # The machine is shared (other builds, tests): run it when the load
 # average is low and compare figures of one run only.  Exit status: the
@@ -36,7 +36,7 @@ rc=$?
 # fig RUN KEY: the value of KEY on the line of RUN
 fig() { awk -v r="run=$1" -v k="$2=" '$1 == r {
   for (i = 2; i <= NF; i++) if (index($i, k) == 1) print substr($i, length(k) + 1) }' "$figs"; }
-thousands() { LC_ALL=C printf "%'.0f" "$1" 2>/dev/null || printf '%.0f' "$1"; }
+thousands() { printf '%.0f' "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/' -e 'ta'; }
 
 starts=$(grep -c '^start=' "$figs")
 if [ "$rc" != 0 ] || [ "$starts" = 0 ] || [ -z "$(fig single16 rps)" ]; then

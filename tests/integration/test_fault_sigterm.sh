@@ -31,6 +31,18 @@ noanswer_rows() {  # rows of requests that got no answer ("000")
     WHERE customer_id IN ($ids)"
 }
 
+# wait_answers FILE: until the load generator has 50 answers in FILE (a
+# loaded machine may take longer than the 2 s the rounds allow at least),
+# at most 30 s, so that SIGTERM always meets requests in flight
+wait_answers() {
+  local i
+  sleep 2
+  for i in $(seq 1 280); do
+    [ "$(wc -l <"$1" 2>/dev/null || echo 0)" -ge 50 ] && return
+    sleep 0.1
+  done
+}
+
 round() {  # round NAME START [LOAD ARGS...]
   local name=$1 start=$2; shift 2
   lf_start
@@ -39,7 +51,7 @@ round() {  # round NAME START [LOAD ARGS...]
     --out "$T/$name.ans" --start "$start" --threads 4 --seconds 120 \
     --stop-after-refused 10 "$@" >"$T/$name.out" &
   local load=$!
-  sleep 2
+  wait_answers "$T/$name.ans"
   local t0=$SECONDS
   lf_term
   wait $load
@@ -54,6 +66,7 @@ round() {  # round NAME START [LOAD ARGS...]
   # 503 "shutting down" is a fair answer for a request that came too late
   eq "${name}_only_200_or_503" "$((nall - n200 - n503 - nref - n000))" 0
   RES=$(lf_exactly_once "$T/$name.ans" "$start" $((start + 999999)))
+  check "${name}_requests_before_sigterm" test "$n200" -ge 50
   echo "  $name: sent $((nall - nref)), 200: $n200, 503: $n503, no answer: $n000, refused: $nref; $RES"
   FIG="$name: $((nall - nref)) requests sent, $n200 answered 200, $n503 answered 503, $n000 without an answer (rows for them: NROWS), $RES"
 }
@@ -78,7 +91,7 @@ lf_dbstop
 python3 "$SRC/tests/integration/lib_load.py" --port "$PORT" --out "$T/db.ans" \
   --start 7000000 --threads 4 --seconds 120 --stop-after-refused 10 >"$T/db.out" &
 LOAD=$!
-sleep 2
+wait_answers "$T/db.ans"
 lf_term
 wait $LOAD
 eq db_exit_0 "$DRC" 0
