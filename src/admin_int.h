@@ -1,15 +1,208 @@
-/* admin_int.h - friend interface between admin.c (routes) and
- * admin_stats.c (the serving figures sampler).  Not for other modules.
+/* admin_int.h - friend interface of the admin API's files.  Not for
+ * other modules.
+ *
+ *   admin.c         create/destroy, routes, the one prologue of every
+ *                   handler (authorization, then a connection on demand),
+ *                   answers, paging, rows to JSON
+ *   admin_dags.c    the DAG file cache, /dags, pause
+ *   admin_runs.c    runs, task instances, logs, the grid
+ *   admin_models.c  models, trials, promote/rollback, drift, /serving
+ *   admin_stats.c   the serving figures sampler
+ *
+ * Thread rule: every admin_* helper below runs on the HTTP thread of the
+ * request it serves; struct admin is read-only after admin_create except
+ * the DAG cache (dag_mu) and db_down_until (atomic).
  */
 #ifndef MLOPSD_ADMIN_INT_H
 #define MLOPSD_ADMIN_INT_H
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 
+#include "mlopsd/dag.h"
 #include "mlopsd/err.h"
+#include "mlopsd/sha256.h"
 
 struct metrics;
 struct admin_stats;
+struct cfg;
+struct cron_tz;
+struct db_conn;
+struct db_pool;
+struct db_row;
+struct db_val;
+struct http_req;
+struct http_resp;
+struct registry;
+struct serving;
+
+/* SQL: a DATETIME(6) column (UTC) as ISO 8601 with Z. */
+#define ADMIN_TS(c) "DATE_FORMAT(" c ", '%Y-%m-%dT%H:%i:%s.%fZ')"
+#define ADMIN_TS0(c) "DATE_FORMAT(" c ", '%Y-%m-%dT%H:%i:%sZ')"
+
+struct admin_bound;
+
+struct admin {
+  const struct cfg *cfg;
+  struct registry *reg;
+  struct serving *sv;
+  struct db_pool *db;
+  int own_db;
+  int acquire_ms;
+  atomic_llong db_down_until; /* monotonic ms: answer 503 until then */
+  int token_set;
+  int read_open;
+  uint8_t token_digest[SHA256_DIGEST_LEN];
+  struct cron_tz *tz;
+  struct admin_stats *stats;
+  struct admin_bound *bound; /* one per registered route (admin_routes) */
+  size_t nbound;
+
+  pthread_mutex_t dag_mu;   /* guards dags, errs, dags_loaded_ms */
+  struct dag_set *dags;
+  struct dag_errors errs;
+  int64_t dags_loaded_ms;
+  int64_t dags_dir_mtime_ns;
+};
+
+/* ---- the handler prologue ---------------------------------------------- */
+
+/* One request as a handler sees it.  The dispatcher (admin.c) checks the
+ * route's need before the handler runs, and releases c after it
+ * returned: handlers never release on their error paths. */
+struct admin_call {
+  struct admin *a;
+  struct http_req *req;
+  struct http_resp *resp;
+  struct db_conn *c; /* held connection of the admin pool, or NULL */
+};
+
+enum admin_need {
+  ADMIN_OPEN,  /* no check (GET /api/v2/auth) */
+  ADMIN_READ,  /* token, or auth.console_read_open */
+  ADMIN_WRITE, /* token, always */
+};
+
+typedef void (*admin_handler_fn)(struct admin_call *x);
+
+struct admin_route {
+  const char *method;
+  const char *pattern;
+  enum admin_need need;
+  admin_handler_fn fn;
+};
+
+/* The routes of each file, registered in this order. */
+extern const struct admin_route admin_dag_routes[];
+extern const size_t admin_dag_nroutes;
+extern const struct admin_route admin_run_routes[];
+extern const size_t admin_run_nroutes;
+extern const struct admin_route admin_model_routes[];
+extern const size_t admin_model_nroutes;
+
+/* The call's connection (acquired on first use, ADMIN_DB_ACQUIRE_MS at
+ * most; after a failed contact 503 at once for two seconds), or NULL with
+ * the failure answered (503/500). */
+struct db_conn *admin_conn(struct admin_call *x);
+/* The same without answering: NULL and *e set (optional database). */
+struct db_conn *admin_conn_opt(struct admin_call *x, struct err *e);
+/* Give the connection back early (before a call that takes its own
+ * connection from the same pool).  No-op without one. */
+void admin_conn_release(struct admin_call *x);
+
+/* ---- answers ------------------------------------------------------------ */
+
+int64_t admin_mono_ms(void);
+/* Answer o (consumed) as JSON with status. */
+void admin_reply(struct http_resp *resp, int status, cJSON *o);
+/* {"error": error, "detail": detail-or-null}. */
+void admin_fail(struct http_resp *resp, int status, const char *error,
+                const char *fmt, ...) MLOPSD_PRINTF(4, 5);
+/* A database failure: 503 when MariaDB is unreachable, else 500. */
+void admin_fail_db(struct http_resp *resp, const struct err *e);
+
+/* ---- request arguments --------------------------------------------------- */
+
+/* Parse a decimal int64 in [lo, hi]; -1 when absent or bad. */
+int admin_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
+
+/* ?limit= (default def, 1..max) and ?before= / ?after= id cursors. */
+struct admin_page {
+  int64_t limit;
+  int64_t before, after; /* 0 = not given */
+  int named;             /* in: the cursor is a name (?after=NAME), read
+                            by the caller */
+};
+/* Answers 400 and returns -1 on a bad value. */
+int admin_page_args(struct http_req *req, struct http_resp *resp, int64_t def,
+                    int64_t max, struct admin_page *pg);
+
+/* The request body as a JSON object (cJSON_Delete); an empty body gives
+ * an empty object.  Answers 400 and returns NULL on a bad body. */
+cJSON *admin_body_object(struct http_req *req, struct http_resp *resp);
+
+/* ---- rows to JSON -------------------------------------------------------- */
+
+/* Column kinds: 's' string, 'i' integer, 'f' number, 'b' boolean, 'j' JSON
+ * text (parsed; kept as a string if it does not parse). */
+struct admin_col {
+  const char *key;
+  char kind;
+};
+
+/* db_query callback state of admin_rows_cb: each row appended to arr. */
+struct admin_rows {
+  const struct admin_col *cols;
+  int ncols;
+  cJSON *arr;
+  int64_t last_id; /* column 0 when it is "id" */
+  int oom;
+};
+
+cJSON *admin_row_object(const struct admin_col *cols, int n,
+                        const struct db_row *r);
+int admin_rows_cb(void *user, const struct db_row *r);
+/* Run a query whose columns are cols into a new array (*out).  Answers
+ * the failure and returns -1. */
+int admin_query_rows(struct db_conn *c, struct http_resp *resp,
+                     const char *sql, const struct db_val *p, int np,
+                     const struct admin_col *cols, int ncols, cJSON **out);
+/* One row as an object (*out NULL when there is none). */
+int admin_query_one(struct db_conn *c, struct http_resp *resp,
+                    const char *sql, const struct db_val *p, int np,
+                    const struct admin_col *cols, int ncols, cJSON **out);
+
+int64_t admin_obj_i64(const cJSON *o, const char *k);
+const char *admin_obj_str(const cJSON *o, const char *k);
+
+/* A page of rows (newest first, by "id") with cursors: fetched limit + 1
+ * to know whether more exist.  arr holds up to limit + 1 rows in the
+ * order asked; this trims it and adds next_before / next_after. */
+void admin_page_finish(cJSON *o, const char *key, cJSON *arr,
+                       const struct admin_page *pg, int ascending_fetch);
+/* o.next_after: the key of arr's last item when more follow, else null
+ * (lists paged by name). */
+void admin_add_next_after_key(cJSON *o, int more, const cJSON *arr,
+                              const char *key);
+
+/* ---- the DAG file cache (admin_dags.c) ------------------------------------ */
+
+/* Lock dag_mu with an up-to-date a->dags / a->errs (reloaded through
+ * dag_load_dir when a file changed, at most every two seconds).  Always
+ * returns locked; a->dags may still be NULL. */
+void admin_dags_lock(struct admin *a);
+void admin_dags_unlock(struct admin *a);
+/* *known = 1 when dag_id is in the files or the dag table; -1 and e set
+ * on a database error. */
+int admin_dag_known(struct admin *a, struct db_conn *c, const char *dag_id,
+                    struct err *e, int *known);
+/* The DAG object for dag_id (files + table), or NULL with the answer set
+ * (404, 503). */
+cJSON *admin_dag_lookup(struct admin *a, struct db_conn *c,
+                        struct http_resp *resp, const char *dag_id);
 
 /* Make a sampler over m that keeps `ring` samples taken every sample_ms
  * by a thread of its own (started here; one sample is taken at once).

@@ -7,7 +7,6 @@
 #include "mlopsd/cfg.h"
 #include "mlopsd/cli.h"
 #include "mlopsd/daemon.h"
-#include "mlopsd/sched.h"
 
 static void serve_usage(FILE *f)
 {
@@ -70,9 +69,7 @@ int cli_serve(int argc, char **argv)
   struct daemon_opts o = {.cfg = &c,
                           .config_path = cli_g.config_path,
                           .pid_file = pid_file,
-                          .no_native = no_native,
-                          .sched_start = sched_daemon_start,
-                          .sched_stop = sched_daemon_stop};
+                          .no_native = no_native};
   rc = daemon_main(&o) == 0 ? CLI_OK : CLI_FAIL;
   memset(&c, 0, sizeof(c)); /* wipe secrets */
   return rc;

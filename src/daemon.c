@@ -33,6 +33,7 @@
 #include "mlopsd/predict.h"
 #include "mlopsd/queue.h"
 #include "mlopsd/registry.h"
+#include "mlopsd/sched.h"
 #include "mlopsd/serving.h"
 
 #define MOD "daemon"
@@ -47,9 +48,7 @@ struct daemon {
   int pid_written;
   int stop_timeout_ms;
   int no_native;
-  daemon_hook_fn on_routes, sched_start;
-  daemon_stop_fn sched_stop;
-  void *hook_ud;
+  int no_sched;
 
   struct metrics *metrics;
   struct db_pool *db, *log_db;
@@ -60,23 +59,17 @@ struct daemon {
   struct predict *pr;
   struct http *http;
   struct admin *admin;
+  struct sched *sched;
   struct metrics_gauge *g_queue_depth, *g_queue_running, *g_up;
 
   sigset_t sigs;
   atomic_int stop_requested;
-  int started, sched_started, stopped;
+  int started, stopped;
 };
 
-/* ---- accessors -------------------------------------------------------- */
+/* ---- queries ------------------------------------------------------------ */
 
-const struct cfg *daemon_cfg(const struct daemon *d) { return &d->cfg; }
-struct db_pool *daemon_db(struct daemon *d) { return d->db; }
-struct queue *daemon_queue(struct daemon *d) { return d->q; }
-struct registry *daemon_registry(struct daemon *d) { return d->reg; }
-struct serving *daemon_serving(struct daemon *d) { return d->sv; }
-struct plog *daemon_plog(struct daemon *d) { return d->pl; }
-struct http *daemon_http(struct daemon *d) { return d->http; }
-struct metrics *daemon_metrics(struct daemon *d) { return d->metrics; }
+int daemon_http_port(const struct daemon *d) { return http_port(d->http); }
 
 /* ---- pid file --------------------------------------------------------- */
 
@@ -162,10 +155,7 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
     snprintf(d->pid_file, sizeof(d->pid_file), "%s", o->pid_file);
   d->stop_timeout_ms = o->stop_timeout_ms > 0 ? o->stop_timeout_ms : 10000;
   d->no_native = o->no_native;
-  d->on_routes = o->on_routes;
-  d->sched_start = o->sched_start;
-  d->sched_stop = o->sched_stop;
-  d->hook_ud = o->hook_ud;
+  d->no_sched = o->no_sched;
   atomic_init(&d->stop_requested, 0);
 
   /* Before any thread exists: every thread inherits the blocked set. */
@@ -256,10 +246,13 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
     goto fail;
   if ((rc = predict_routes(d->pr, d->http, e)))
     goto fail;
-  if ((rc = admin_register(d, &d->admin, e)) ||
+  struct admin_opts ao = {.cfg = &d->cfg,
+                          .registry = d->reg,
+                          .serving = d->sv,
+                          .metrics = d->metrics};
+  if ((rc = admin_create(&d->admin, &ao, e)) ||
+      (rc = admin_routes(d->admin, d->http, e)) ||
       (rc = console_register(d->http, e)))
-    goto fail;
-  if (d->on_routes && (rc = d->on_routes(d, d->hook_ud, e)))
     goto fail;
   *out = d;
   return ERR_OK;
@@ -296,10 +289,18 @@ enum err_code daemon_start(struct daemon *d, struct err *e)
         d->cfg.server_default_model, ver, evaluator, (long)getpid());
   serving_release(m);
 
-  if (d->sched_start) {
-    if ((rc = d->sched_start(d, d->hook_ud, e)) != ERR_OK)
+  if (!d->no_sched) {
+    struct sched_opts so = {.cfg = &d->cfg,
+                            .queue = d->q,
+                            .task_db = d->db,
+                            .metrics = d->metrics};
+    if ((rc = sched_create(&d->sched, &so, e)) != ERR_OK)
       return rc;
-    d->sched_started = 1;
+    if ((rc = sched_start(d->sched, e)) != ERR_OK) {
+      sched_destroy(d->sched);
+      d->sched = NULL;
+      return rc;
+    }
   }
   return ERR_OK;
 }
@@ -389,9 +390,9 @@ enum err_code daemon_stop(struct daemon *d, struct err *e)
     LOG_W(MOD, "HTTP stop: %s", he.msg);
     rc = err_set(e, ERR_TIMEOUT, "%s", he.msg);
   }
-  if (d->sched_started && d->sched_stop)
-    d->sched_stop(d, d->hook_ud);
-  d->sched_started = 0;
+  /* before the queue: running attempts are recorded through it */
+  sched_destroy(d->sched);
+  d->sched = NULL;
   serving_stop(d->sv);
   if (d->pl) {
     plog_stop(d->pl, d->stop_timeout_ms, &lost);

@@ -43,7 +43,6 @@
 
 #include "mlopsd/cfg.h"
 #include "mlopsd/cron.h"
-#include "mlopsd/daemon.h"
 #include "mlopsd/log.h"
 #include "mlopsd/metrics.h"
 #include "mlopsd/queue.h"
@@ -62,7 +61,6 @@ struct dfile {
   int synced;              /* `dag` row written for good */
 };
 
-static struct sched *g_slot; /* sched_daemon_* without a ud slot */
 
 /* ------------------------------------------------------------------ */
 /* snapshots                                                           */
@@ -1118,32 +1116,4 @@ void sched_destroy(struct sched *s)
   pthread_mutex_destroy(&s->mu);
   memset(&s->cfg, 0, sizeof(s->cfg)); /* wipe secrets */
   free(s);
-}
-
-/* ------------------------------------------------------------------ */
-/* daemon hooks                                                        */
-
-enum err_code sched_daemon_start(struct daemon *d, void *ud, struct err *e)
-{
-  struct sched **slot = ud ? ud : &g_slot;
-  struct sched_opts o = {.cfg = daemon_cfg(d),
-                         .queue = daemon_queue(d),
-                         .task_db = daemon_db(d),
-                         .metrics = daemon_metrics(d)};
-  enum err_code rc = sched_create(slot, &o, e);
-  if (rc != ERR_OK)
-    return rc;
-  if ((rc = sched_start(*slot, e)) != ERR_OK) {
-    sched_destroy(*slot);
-    *slot = NULL;
-  }
-  return rc;
-}
-
-void sched_daemon_stop(struct daemon *d, void *ud)
-{
-  struct sched **slot = ud ? ud : &g_slot;
-  (void)d;
-  sched_destroy(*slot);
-  *slot = NULL;
 }

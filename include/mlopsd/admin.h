@@ -58,7 +58,6 @@
 
 struct admin;
 struct cfg;
-struct daemon;
 struct db_pool;
 struct http;
 struct metrics;
@@ -99,13 +98,6 @@ enum err_code admin_routes(struct admin *a, struct http *srv,
 
 /* Stop the sampler and free.  After the HTTP server stopped.  NULL-safe. */
 void admin_destroy(struct admin *a);
-
-/* Daemon glue: admin_create from the daemon's parts (cfg, registry,
- * serving, metrics; a pool of its own) and admin_routes on its HTTP
- * server.  *out must be given to admin_destroy after the HTTP server is
- * destroyed.  Main thread, inside daemon_create. */
-enum err_code admin_register(struct daemon *d, struct admin **out,
-                             struct err *e) MLOPSD_WUR;
 
 /* Take one serving sample now (tests; the sampler thread does this every
  * sample_ms).  Any thread. */

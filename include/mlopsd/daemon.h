@@ -1,17 +1,25 @@
 /* daemon.h - start and stop of the whole `mlopsd serve` process.
  *
+ * The daemon is the only wirer: it builds every part and hands each the
+ * parts it needs through that module's own *_opts at create time; no
+ * module includes this header or calls back into the daemon (the module
+ * graph is checked by `make check-deps`).
+ *
  * daemon_create builds, in order: the metrics registry, the MariaDB pools
  * (one for the scheduler and tasks, a small one of its own for the
  * prediction log, so a busy task pool never delays log flushes), the job
  * queue (scheduler.workers + 1 workers, one reserved for QUEUE_PRIO_HIGH
  * jobs such as log flushes), the model registry, the served models
  * (loaded now), the prediction log (its spool is replayed first once
- * running) and the HTTP server with its routes.  daemon_start starts the
- * threads and logs one line with the listen address, model and version;
+ * running), the HTTP server, and its routes: /predict (predict.h), the
+ * admin API (admin.h: cfg, registry, serving, metrics; a pool of its own)
+ * and the web console.  daemon_start starts the threads, logs one line
+ * with the listen address, model and version, then builds and starts the
+ * scheduler (sched.h: cfg, queue, task pool, metrics) unless no_sched;
  * daemon_run waits for signals; daemon_stop shuts down gracefully:
  *
  *   1. HTTP: stop accepting, finish requests in flight (stop_timeout_ms);
- *   2. the scheduler hook (sched_stop), the model watcher;
+ *   2. the scheduler (sched_destroy), the model watcher;
  *   3. the prediction log: every pending row to MariaDB or the spool;
  *   4. the queue (running jobs get stop_timeout_ms), then the pools.
  *
@@ -22,14 +30,12 @@
  * thread starts, so every thread inherits the mask and only daemon_run's
  * sigwait sees them.
  *
- * Hooks (daemon_opts) let later modules join without editing this file:
- * on_routes runs before the HTTP server starts (add routes, e.g. the
- * admin API); sched_start after it started; sched_stop first thing at
- * stop.  The accessors give hooks the shared parts.
+ * A new part joins by being built here and given what it needs; it
+ * never reaches for the daemon.
  *
  * Thread rule: create/start/run/stop/destroy from the main thread.
- * daemon_request_stop from any thread.  Accessors from any thread while
- * the daemon exists.
+ * daemon_request_stop and daemon_http_port from any thread while the
+ * daemon exists.
  */
 #ifndef MLOPSD_DAEMON_H
 #define MLOPSD_DAEMON_H
@@ -38,17 +44,6 @@
 
 struct daemon;
 struct cfg;
-struct db_pool;
-struct queue;
-struct registry;
-struct serving;
-struct plog;
-struct http;
-struct metrics;
-
-typedef enum err_code (*daemon_hook_fn)(struct daemon *d, void *ud,
-                                        struct err *e);
-typedef void (*daemon_stop_fn)(struct daemon *d, void *ud);
 
 struct daemon_opts {
   const struct cfg *cfg;    /* copied */
@@ -57,10 +52,8 @@ struct daemon_opts {
   int stop_timeout_ms;      /* 0 = 10000 */
   int no_native;            /* predict through XGBoost only (benchmarks,
                                diagnosis; see serving_opts) */
-  daemon_hook_fn on_routes; /* may be NULL */
-  daemon_hook_fn sched_start;
-  daemon_stop_fn sched_stop;
-  void *hook_ud;
+  int no_sched;             /* do not run the scheduler (serving only:
+                               tests, benchmarks) */
 };
 
 /* Build everything (see above).  A database that cannot be reached is
@@ -91,13 +84,8 @@ void daemon_destroy(struct daemon *d);
  * or 1 with the error logged). */
 int daemon_main(const struct daemon_opts *o);
 
-const struct cfg *daemon_cfg(const struct daemon *d);
-struct db_pool *daemon_db(struct daemon *d);
-struct queue *daemon_queue(struct daemon *d);
-struct registry *daemon_registry(struct daemon *d);
-struct serving *daemon_serving(struct daemon *d);
-struct plog *daemon_plog(struct daemon *d);
-struct http *daemon_http(struct daemon *d);
-struct metrics *daemon_metrics(struct daemon *d);
+/* The TCP port the HTTP server listens on (after daemon_start; useful
+ * with server.listen port 0). */
+int daemon_http_port(const struct daemon *d);
 
 #endif

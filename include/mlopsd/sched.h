@@ -38,7 +38,6 @@
 struct cfg;
 struct cJSON;
 struct cron_tz;
-struct daemon;
 struct db_conn;
 struct db_pool;
 struct metrics;
@@ -85,15 +84,6 @@ void sched_stop(struct sched *s);
 
 /* Stop if needed and free.  NULL-safe. */
 void sched_destroy(struct sched *s);
-
-/* Hooks for daemon_opts (daemon.h): sched_daemon_start builds and starts a
- * scheduler from the daemon's config, queue, pool and metrics;
- * sched_daemon_stop stops and frees it.  ud is a `struct sched **` slot
- * to keep the handle in, or NULL for a slot inside this module (one
- * daemon per process). */
-enum err_code sched_daemon_start(struct daemon *d, void *ud,
-                                 struct err *e) MLOPSD_WUR;
-void sched_daemon_stop(struct daemon *d, void *ud);
 
 /* ---- requests other modules make (CLI, admin API) ------------------- */
 

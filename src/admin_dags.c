@@ -1,0 +1,439 @@
+/* admin_dags.c - the admin API's DAGs (admin.h): the cache of the DAG
+ * files, GET /api/v2/dags[/{dag_id}], pause and unpause.
+ *
+ * Why DAGs are read from the files here: the dag table only holds the
+ * pause flag; schedule, tasks and description live in the YAML files.
+ * The files are loaded with dag_load_dir (the one loader of DAG
+ * directories, also the scheduler's) into a cache that is reloaded when
+ * a source changed or a file appeared, at most every two seconds.  The
+ * next run is the next cron fire time after now (or after start_date), in
+ * scheduler.timezone.
+ *
+ * Pausing goes through the scheduler's own sched_set_paused (the same
+ * rows as the CLI).
+ */
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "admin_int.h"
+#include "mlopsd/admin.h"
+#include "mlopsd/cfg.h"
+#include "mlopsd/cron.h"
+#include "mlopsd/dag.h"
+#include "mlopsd/db.h"
+#include "mlopsd/http.h"
+#include "mlopsd/log.h"
+#include "mlopsd/sched.h"
+
+#define MOD "admin"
+#define DAG_RELOAD_MS 2000
+
+/* ---- DAG files ---------------------------------------------------------- */
+
+static int64_t dir_mtime_ns(const char *dir)
+{
+  struct stat st;
+  if (stat(dir, &st) != 0)
+    return -1;
+  return (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+}
+
+static int dags_stale(struct admin *a)
+{
+  if (!a->dags)
+    return 1;
+  if (dir_mtime_ns(a->cfg->sched_dags_dir) != a->dags_dir_mtime_ns)
+    return 1;
+  for (size_t i = 0; i < dag_set_count(a->dags); i++)
+    if (dag_sources_changed(dag_set_at(a->dags, i)))
+      return 1;
+  /* a broken file that was fixed in place: its mtime is not tracked */
+  return a->errs.n > 0;
+}
+
+/* Lock dag_mu with an up-to-date set.  Always returns locked. */
+void admin_dags_lock(struct admin *a)
+{
+  pthread_mutex_lock(&a->dag_mu);
+  int64_t now = admin_mono_ms();
+  if (a->dags && now - a->dags_loaded_ms < DAG_RELOAD_MS)
+    return;
+  if (!dags_stale(a)) {
+    a->dags_loaded_ms = now;
+    return;
+  }
+  struct dag_set *s = NULL;
+  struct dag_errors errs = {0};
+  struct err e = {0};
+  int64_t mt = dir_mtime_ns(a->cfg->sched_dags_dir);
+  if (dag_load_dir(a->cfg->sched_dags_dir, &s, &errs, &e) != ERR_OK) {
+    if (!a->dags && dag_set_create(&s, &e) != ERR_OK)
+      s = NULL;
+    if (e.code != ERR_OK && a->dags_loaded_ms == 0)
+      LOG_W(MOD, "DAG files: %s", e.msg);
+  }
+  if (s) {
+    dag_set_destroy(a->dags);
+    dag_errors_free(&a->errs);
+    a->dags = s;
+    a->errs = errs;
+    a->dags_dir_mtime_ns = mt;
+  } else {
+    dag_errors_free(&errs);
+  }
+  a->dags_loaded_ms = now;
+}
+
+void admin_dags_unlock(struct admin *a) { pthread_mutex_unlock(&a->dag_mu); }
+
+/* Next fire time of d after now as ISO 8601 in the scheduler zone; "" for
+ * a manual-only DAG. */
+static void dag_next(struct admin *a, const struct dag *d, char out[40])
+{
+  time_t now = time(NULL), after = now, t;
+  struct err e = {0};
+  out[0] = '\0';
+  if (!d->schedule)
+    return;
+  if (d->start_date.set) {
+    time_t st = cron_tz_resolve(a->tz, d->start_date.year, d->start_date.month,
+                                d->start_date.day, d->start_date.hour,
+                                d->start_date.minute, d->start_date.second);
+    if (st - 1 > after)
+      after = st - 1;
+  }
+  if (cron_next(&d->cron, a->tz, after, &t, &e) == ERR_OK) {
+    char iso[CRON_ISO_LEN];
+    cron_fmt_iso(a->tz, t, iso);
+    snprintf(out, 40, "%s", iso);
+  }
+}
+
+/* The DAG's description as an Airflow-like object (no run data). */
+static cJSON *dag_json(struct admin *a, const struct dag *d)
+{
+  char next[40];
+  cJSON *o = cJSON_CreateObject();
+  if (!o)
+    return NULL;
+  cJSON_AddStringToObject(o, "dag_id", d->dag_id);
+  if (d->description)
+    cJSON_AddStringToObject(o, "description", d->description);
+  else
+    cJSON_AddNullToObject(o, "description");
+  if (d->schedule)
+    cJSON_AddStringToObject(o, "schedule", d->schedule);
+  else
+    cJSON_AddNullToObject(o, "schedule");
+  cJSON_AddStringToObject(o, "timezone", cron_tz_name(a->tz));
+  dag_next(a, d, next);
+  if (next[0])
+    cJSON_AddStringToObject(o, "next_dagrun_logical_date", next);
+  else
+    cJSON_AddNullToObject(o, "next_dagrun_logical_date");
+  cJSON_AddBoolToObject(o, "catchup", d->catchup);
+  cJSON_AddNumberToObject(o, "max_active_runs", d->max_active_runs);
+  cJSON *tags = cJSON_AddArrayToObject(o, "tags");
+  for (size_t i = 0; tags && i < d->ntags; i++)
+    cJSON_AddItemToArray(tags, cJSON_CreateString(d->tags[i]));
+  cJSON *tasks = cJSON_AddArrayToObject(o, "tasks");
+  for (size_t k = 0; tasks && k < d->ntasks; k++) {
+    const struct dag_task *t = &d->tasks[d->topo[k]];
+    cJSON *to = cJSON_CreateObject();
+    if (!to)
+      break;
+    cJSON_AddStringToObject(to, "task_id", t->id);
+    cJSON_AddStringToObject(to, "type", t->type_name);
+    cJSON *up = cJSON_AddArrayToObject(to, "depends_on");
+    for (size_t u = 0; up && u < t->nupstream; u++)
+      cJSON_AddItemToArray(up, cJSON_CreateString(d->tasks[t->upstream[u]].id));
+    cJSON_AddStringToObject(to, "trigger_rule",
+                            dag_trigger_rule_name(t->trigger_rule));
+    cJSON_AddItemToArray(tasks, to);
+  }
+  cJSON_AddStringToObject(o, "fileloc", d->path);
+  cJSON_AddBoolToObject(o, "is_active", 1);
+  return o;
+}
+
+/* Add is_paused and the last run from the dag / dag_run tables. */
+static const struct admin_col last_run_cols[] = {
+    {"id", 'i'},       {"dag_run_id", 's'}, {"logical_date", 's'},
+    {"state", 's'},    {"run_type", 's'},   {"start_date", 's'},
+    {"end_date", 's'},
+};
+#define LAST_RUN_SQL                                                                        \
+  "SELECT id, run_id, " ADMIN_TS0("logical_date") ", state, "                               \
+                                                  "run_type, " ADMIN_TS("star"              \
+                                                                        "t_"                \
+                                                                        "dat"               \
+                                                                        "e") ", " ADMIN_TS( \
+                                                      "end_date") " FROM "                  \
+                                                                  "dag_run "                \
+                                                                  "WHERE "                  \
+                                                                  "dag_id = "               \
+                                                                  "? ORDER "                \
+                                                                  "BY id "                  \
+                                                                  "DESC "                   \
+                                                                  "LIMIT 1"
+
+static int dag_add_db(struct db_conn *c, struct http_resp *resp, cJSON *o,
+                      const char *dag_id)
+{
+  struct err e = {0};
+  int64_t paused = 0;
+  struct db_val p[] = {DB_V_STR(dag_id)};
+  enum err_code rc = db_query_i64(
+      c, "SELECT is_paused FROM dag WHERE dag_id = ?", p, 1, &paused, &e);
+  if (rc != ERR_OK && rc != ERR_NOTFOUND) {
+    admin_fail_db(resp, &e);
+    return -1;
+  }
+  cJSON_AddBoolToObject(o, "is_paused", paused != 0);
+  cJSON *last;
+  if (admin_query_one(c, resp, LAST_RUN_SQL, p, 1, last_run_cols,
+                      (int)(sizeof(last_run_cols) / sizeof(last_run_cols[0])),
+                      &last))
+    return -1;
+  cJSON_AddItemToObject(o, "last_run", last ? last : cJSON_CreateNull());
+  return 0;
+}
+
+/* 1 when dag_id is known: in the files or in the dag table. */
+int admin_dag_known(struct admin *a, struct db_conn *c, const char *dag_id,
+                    struct err *e, int *known)
+{
+  int64_t one;
+  struct db_val p[] = {DB_V_STR(dag_id)};
+  admin_dags_lock(a);
+  *known = a->dags && dag_set_find(a->dags, dag_id) != NULL;
+  admin_dags_unlock(a);
+  if (*known)
+    return 0;
+  enum err_code rc =
+      db_query_i64(c, "SELECT 1 FROM dag WHERE dag_id = ?", p, 1, &one, e);
+  if (rc == ERR_OK)
+    *known = 1;
+  else if (rc != ERR_NOTFOUND)
+    return -1;
+  err_clear(e);
+  return 0;
+}
+
+/* ---- DAGs -----------------------------------------------------------------
+ */
+
+static void h_dags_list(struct admin_call *x)
+{
+  struct admin *a = x->a;
+  struct http_req *req = x->req;
+  struct http_resp *resp = x->resp;
+  const char *after = http_req_query(req, "after");
+  struct admin_page pg = {0};
+  pg.named = 1;
+  if (admin_page_args(req, resp, 100, ADMIN_LIMIT_MAX, &pg) < 0)
+    return;
+  /* the files, then ids only in the table (DAG files removed) */
+  cJSON *arr = cJSON_CreateArray(), *errs = cJSON_CreateArray();
+  admin_dags_lock(a);
+  size_t total = a->dags ? dag_set_count(a->dags) : 0;
+  for (size_t i = 0; a->dags && i < total; i++) {
+    const struct dag *d = dag_set_at(a->dags, i);
+    if (after && strcmp(d->dag_id, after) <= 0)
+      continue;
+    if (cJSON_GetArraySize(arr) >= pg.limit + 1)
+      break;
+    cJSON_AddItemToArray(arr, dag_json(a, d));
+  }
+  for (size_t i = 0; i < a->errs.n; i++) {
+    cJSON *eo = cJSON_CreateObject();
+    cJSON_AddStringToObject(eo, "file", a->errs.v[i].file);
+    cJSON_AddStringToObject(eo, "error", a->errs.v[i].msg);
+    cJSON_AddItemToArray(errs, eo);
+  }
+  admin_dags_unlock(a);
+
+  struct db_conn *c = admin_conn(x);
+  if (!c) {
+    cJSON_Delete(arr);
+    cJSON_Delete(errs);
+    return;
+  }
+  /* DAGs in the table without a file (removed, or only known so far) */
+  struct admin_col gone_cols[] = {{"dag_id", 's'}, {"fileloc", 's'}};
+  cJSON *gone = NULL;
+  struct db_val gp[] = {DB_V_STR(after ? after : "")};
+  if (admin_query_rows(
+          c, resp,
+          "SELECT dag_id, fileloc FROM dag WHERE dag_id > ? ORDER BY "
+          "dag_id LIMIT 1000",
+          gp, 1, gone_cols, 2, &gone)) {
+    cJSON_Delete(arr);
+    cJSON_Delete(errs);
+    return;
+  }
+  cJSON *g;
+  cJSON_ArrayForEach(g, gone)
+  {
+    const char *id = admin_obj_str(g, "dag_id");
+    int have = 0;
+    cJSON *it;
+    cJSON_ArrayForEach(it, arr) if (id && admin_obj_str(it, "dag_id") &&
+                                    !strcmp(admin_obj_str(it, "dag_id"), id))
+        have = 1;
+    admin_dags_lock(a);
+    if (a->dags && id && dag_set_find(a->dags, id))
+      have = 1;
+    admin_dags_unlock(a);
+    if (!have && id) {
+      cJSON *o = cJSON_CreateObject();
+      cJSON_AddStringToObject(o, "dag_id", id);
+      cJSON_AddNullToObject(o, "description");
+      cJSON_AddNullToObject(o, "schedule");
+      cJSON_AddNullToObject(o, "next_dagrun_logical_date");
+      cJSON_AddArrayToObject(o, "tasks");
+      cJSON_AddBoolToObject(o, "is_active", 0);
+      cJSON_AddItemToArray(arr, o);
+      total++;
+    }
+  }
+  cJSON_Delete(gone);
+  /* keep dag_id order across both sources, then cut to the page */
+  int n = cJSON_GetArraySize(arr);
+  for (int i = 1; i < n; i++) /* insertion sort: lists are short */
+    for (int j = i; j > 0; j--) {
+      cJSON *p = cJSON_GetArrayItem(arr, j - 1),
+            *y = cJSON_GetArrayItem(arr, j);
+      if (strcmp(admin_obj_str(p, "dag_id"), admin_obj_str(y, "dag_id")) <= 0)
+        break;
+      cJSON_DetachItemViaPointer(arr, y);
+      cJSON_InsertItemInArray(arr, j - 1, y);
+    }
+  int more = n > pg.limit;
+  while (cJSON_GetArraySize(arr) > pg.limit)
+    cJSON_DeleteItemFromArray(arr, cJSON_GetArraySize(arr) - 1);
+  cJSON_ArrayForEach(g, arr)
+  {
+    if (dag_add_db(c, resp, g, admin_obj_str(g, "dag_id"))) {
+      cJSON_Delete(arr);
+      cJSON_Delete(errs);
+      return;
+    }
+  }
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddItemToObject(o, "dags", arr);
+  cJSON_AddNumberToObject(o, "total_entries", (double)total);
+  admin_add_next_after_key(o, more, arr, "dag_id");
+  cJSON_AddItemToObject(o, "import_errors", errs);
+  admin_reply(resp, 200, o);
+}
+
+/* The DAG object for dag_id (files + table), or NULL with the answer set
+ * (404, 503). */
+cJSON *admin_dag_lookup(struct admin *a, struct db_conn *c,
+                        struct http_resp *resp, const char *dag_id)
+{
+  cJSON *o = NULL;
+  admin_dags_lock(a);
+  const struct dag *d = a->dags ? dag_set_find(a->dags, dag_id) : NULL;
+  if (d)
+    o = dag_json(a, d);
+  admin_dags_unlock(a);
+  if (!o) {
+    struct err e = {0};
+    int known = 0;
+    if (admin_dag_known(a, c, dag_id, &e, &known)) {
+      admin_fail_db(resp, &e);
+      return NULL;
+    }
+    if (!known) {
+      admin_fail(resp, 404, "DAG not found", "no DAG with dag_id '%s'", dag_id);
+      return NULL;
+    }
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "dag_id", dag_id);
+    cJSON_AddNullToObject(o, "schedule");
+    cJSON_AddNullToObject(o, "next_dagrun_logical_date");
+    cJSON_AddArrayToObject(o, "tasks");
+    cJSON_AddBoolToObject(o, "is_active", 0);
+  }
+  if (dag_add_db(c, resp, o, dag_id)) {
+    cJSON_Delete(o);
+    return NULL;
+  }
+  return o;
+}
+
+static void h_dag_get(struct admin_call *x)
+{
+  struct admin *a = x->a;
+  struct http_req *req = x->req;
+  struct http_resp *resp = x->resp;
+  struct db_conn *c = admin_conn(x);
+  if (!c)
+    return;
+  cJSON *o = admin_dag_lookup(a, c, resp, http_req_param(req, "dag_id"));
+  if (o)
+    admin_reply(resp, 200, o);
+}
+
+static void h_dag_patch(struct admin_call *x)
+{
+  struct admin *a = x->a;
+  struct http_req *req = x->req;
+  struct http_resp *resp = x->resp;
+  const char *dag_id = http_req_param(req, "dag_id");
+  struct err e = {0};
+  cJSON *b = admin_body_object(req, resp);
+  if (!b)
+    return;
+  const cJSON *p = cJSON_GetObjectItemCaseSensitive(b, "is_paused");
+  if (!cJSON_IsBool(p)) {
+    cJSON_Delete(b);
+    admin_fail(resp, 400, "bad request body",
+               "expected {\"is_paused\": true} or {\"is_paused\": false}");
+    return;
+  }
+  int paused = cJSON_IsTrue(p);
+  cJSON_Delete(b);
+  struct db_conn *c = admin_conn(x);
+  if (!c)
+    return;
+  int known = 0;
+  if (admin_dag_known(a, c, dag_id, &e, &known)) {
+    admin_fail_db(resp, &e);
+    return;
+  }
+  if (!known) {
+    admin_fail(resp, 404, "DAG not found", "no DAG with dag_id '%s'", dag_id);
+    return;
+  }
+  if (sched_set_paused(c, dag_id, paused, &e) != ERR_OK) {
+    admin_fail_db(resp, &e);
+    return;
+  }
+  LOG_I(MOD, "dag=%s %s through the admin API", dag_id,
+        paused ? "paused" : "unpaused");
+  cJSON *o = admin_dag_lookup(a, c, resp, dag_id);
+  if (o)
+    admin_reply(resp, 200, o);
+}
+
+const struct admin_route admin_dag_routes[] = {
+    {"GET", "/api/v2/dags", ADMIN_READ, h_dags_list},
+    {"GET", "/api/v2/dags/{dag_id}", ADMIN_READ, h_dag_get},
+    {"PATCH", "/api/v2/dags/{dag_id}", ADMIN_WRITE, h_dag_patch},
+    {"POST", "/api/v2/dags/{dag_id}", ADMIN_WRITE, h_dag_patch},
+};
+const size_t admin_dag_nroutes =
+    sizeof(admin_dag_routes) / sizeof(admin_dag_routes[0]);

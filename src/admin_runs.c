@@ -1,0 +1,782 @@
+/* admin_runs.c - the admin API's runs (admin.h): DAG runs (list, get,
+ * trigger), task instances with their attempts, task logs (JSON, JSON
+ * lines or text) and the grid the console draws.
+ *
+ * Triggering goes through the scheduler's own sched_trigger (the same
+ * rows and run ids as `mlopsd dags trigger`).
+ */
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "admin_int.h"
+#include "mlopsd/admin.h"
+#include "mlopsd/cfg.h"
+#include "mlopsd/cron.h"
+#include "mlopsd/dag.h"
+#include "mlopsd/db.h"
+#include "mlopsd/http.h"
+#include "mlopsd/log.h"
+#include "mlopsd/sched.h"
+
+#define MOD "admin"
+#define LOG_LIMIT_DEFAULT 1000
+#define LOG_LIMIT_MAX 10000
+#define GRID_RUNS_MAX 100
+
+/* ---- runs -----------------------------------------------------------------
+ */
+
+static const struct admin_col run_cols[] = {
+    {"id", 'i'},           {"dag_run_id", 's'},       {"dag_id", 's'},
+    {"logical_date", 's'}, {"run_type", 's'},         {"state", 's'},
+    {"conf", 'j'},         {"queued_at", 's'},        {"start_date", 's'},
+    {"end_date", 's'},     {"external_trigger", 'b'},
+};
+#define NRUNCOLS (int)(sizeof(run_cols) / sizeof(run_cols[0]))
+#define RUN_SELECT                                                             \
+  "SELECT id, run_id, dag_id, " ADMIN_TS0(                                     \
+      "logical_date") ", run_type, state, "                                    \
+                      "conf, " ADMIN_TS("queued_at") ", " ADMIN_TS(            \
+                          "start_date") ", " ADMIN_TS("end_date") ", "         \
+                                                                  "external_"  \
+                                                                  "trigger "   \
+                                                                  "FROM "      \
+                                                                  "dag_run "
+
+/* logical_date: "YYYY-MM-DD" (midnight in the scheduler zone) or
+ * "YYYY-MM-DDTHH:MM[:SS](Z|+HH:MM|-HH:MM)".  UTC "YYYY-MM-DD HH:MM:SS"
+ * into out; -1 on a bad value. */
+static int parse_logical(struct admin *a, const char *s, char out[24],
+                         time_t *inst)
+{
+  int y, mo, d, h = 0, mi = 0, se = 0;
+  char date[11];
+  time_t t;
+  if (strlen(s) < 10)
+    return -1;
+  memcpy(date, s, 10);
+  date[10] = '\0';
+  if (cron_parse_date(date, &y, &mo, &d) != ERR_OK)
+    return -1;
+  if (s[10] == '\0') {
+    t = cron_tz_resolve(a->tz, y, mo, d, 0, 0, 0);
+  } else {
+    const char *p = s + 10;
+    int n = 0, off = 0;
+    if ((*p != 'T' && *p != ' ') ||
+        sscanf(p + 1, "%2d:%2d%n", &h, &mi, &n) != 2)
+      return -1;
+    p += 1 + n;
+    if (*p == ':') {
+      if (sscanf(p + 1, "%2d%n", &se, &n) != 1)
+        return -1;
+      p += 1 + n;
+      if (*p == '.') /* fractions are dropped */
+        while (isdigit((unsigned char)*++p))
+          ;
+    }
+    if (h > 23 || mi > 59 || se > 59)
+      return -1;
+    if (*p == 'Z' && p[1] == '\0') {
+      off = 0;
+    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':' &&
+               isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
+               isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5])) {
+      off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 +
+            ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
+      if (*p == '-')
+        off = -off;
+    } else if (*p == '\0') { /* no offset: the scheduler zone */
+      t = cron_tz_resolve(a->tz, y, mo, d, h, mi, se);
+      goto done;
+    } else {
+      return -1;
+    }
+    t = (time_t)(cron_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 +
+                 se - off);
+  }
+done:;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(out, 24, "%Y-%m-%d %H:%M:%S", &tm);
+  *inst = t;
+  return 0;
+}
+
+/* The run itself is recorded by the scheduler's sched_trigger (same run
+ * ids, same checks as `mlopsd dags trigger`); a date given with Z or an
+ * offset is turned into the scheduler zone's wall time for it. */
+static void h_run_trigger(struct admin_call *x)
+{
+  struct admin *a = x->a;
+  struct http_req *req = x->req;
+  struct http_resp *resp = x->resp;
+  const char *dag_id = http_req_param(req, "dag_id");
+  struct err e = {0};
+  char ld[24] = "", local[32], run_id[SCHED_RUN_ID_MAX + 1] = "";
+  time_t inst = 0;
+  cJSON *b = admin_body_object(req, resp);
+  if (!b)
+    return;
+  const char *lds = admin_obj_str(b, "logical_date");
+  const cJSON *conf = cJSON_GetObjectItemCaseSensitive(b, "conf");
+  const cJSON *ldv = cJSON_GetObjectItemCaseSensitive(b, "logical_date");
+  if ((ldv && !cJSON_IsNull(ldv) && !lds) ||
+      (lds && parse_logical(a, lds, ld, &inst))) {
+    admin_fail(
+        resp, 400, "bad request body",
+        "logical_date must be YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (in %s) or "
+        "with Z or an offset, got '%.64s'",
+        cron_tz_name(a->tz), lds ? lds : "(not a string)");
+    cJSON_Delete(b); /* lds points into it */
+    return;
+  }
+  if (conf && !cJSON_IsObject(conf) && !cJSON_IsNull(conf)) {
+    cJSON_Delete(b);
+    admin_fail(resp, 400, "bad request body", "conf must be a JSON object");
+    return;
+  }
+  if (cJSON_GetObjectItemCaseSensitive(b, "dag_run_id")) {
+    cJSON_Delete(b);
+    admin_fail(
+        resp, 400, "bad request body",
+        "dag_run_id is chosen by mlopsd (DAG, run type and logical date); "
+        "leave it out");
+    return;
+  }
+  if (lds) {
+    struct cron_civil cv;
+    cron_tz_civil(a->tz, inst, &cv);
+    snprintf(local, sizeof(local), "%04d-%02d-%02dT%02d:%02d:%02d", cv.year,
+             cv.month, cv.day, cv.hour, cv.minute, cv.second);
+  }
+  struct db_conn *c = admin_conn(x);
+  if (!c) {
+    cJSON_Delete(b);
+    return;
+  }
+  int known = 0;
+  if (admin_dag_known(a, c, dag_id, &e, &known) || !known) {
+    cJSON_Delete(b);
+    if (e.code)
+      admin_fail_db(resp, &e);
+    else
+      admin_fail(resp, 404, "DAG not found", "no DAG with dag_id '%s'", dag_id);
+    return;
+  }
+  enum err_code rc = sched_trigger(c, a->tz, dag_id, lds ? local : NULL, conf,
+                                   run_id, sizeof(run_id), &e);
+  cJSON_Delete(b);
+  if (rc == ERR_EXISTS) {
+    struct db_val q[] = {DB_V_STR(dag_id), DB_V_STR(ld)};
+    cJSON *ex = NULL;
+    int qr = ld[0] ? admin_query_one(c, resp,
+                                     RUN_SELECT "WHERE dag_id = ? AND "
+                                                "logical_date = ?",
+                                     q, 2, run_cols, NRUNCOLS, &ex)
+                   : 0;
+    if (qr)
+      return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", "DAG run exists");
+    cJSON_AddStringToObject(o, "detail", e.msg);
+    cJSON_AddItemToObject(o, "dag_run", ex ? ex : cJSON_CreateNull());
+    admin_reply(resp, 409, o);
+    return;
+  }
+  if (rc == ERR_INVAL) {
+    admin_fail(resp, 400, "bad request body", "%s", e.msg);
+    return;
+  }
+  if (rc != ERR_OK) {
+    admin_fail_db(resp, &e);
+    return;
+  }
+  struct db_val q[] = {DB_V_STR(run_id)};
+  cJSON *run = NULL;
+  int qr = admin_query_one(c, resp, RUN_SELECT "WHERE run_id = ?", q, 1,
+                           run_cols, NRUNCOLS, &run);
+  if (qr)
+    return;
+  LOG_I(MOD, "dag=%s run=%s triggered through the admin API", dag_id, run_id);
+  admin_reply(resp, 200, run ? run : cJSON_CreateObject());
+}
+
+static void h_runs_list(struct admin_call *x)
+{
+  struct admin *a = x->a;
+  struct http_req *req = x->req;
+  struct http_resp *resp = x->resp;
+  const char *dag_id = http_req_param(req, "dag_id");
+  struct admin_page pg = {0};
+  if (admin_page_args(req, resp, 25, ADMIN_LIMIT_MAX, &pg) < 0)
+    return;
+  struct db_conn *c = admin_conn(x);
+  if (!c)
+    return;
+  cJSON *dag = admin_dag_lookup(a, c, resp, dag_id);
+  if (!dag)
+    return;
+  cJSON_Delete(dag);
+  cJSON *arr;
+  struct db_val p[] = {DB_V_STR(dag_id), DB_V_INT(0), DB_V_INT(pg.limit + 1)};
+  int r;
+  if (pg.after) {
+    p[1] = DB_V_INT(pg.after);
+    r = admin_query_rows(c, resp,
+                         RUN_SELECT
+                         "WHERE dag_id = ? AND id > ? ORDER BY id ASC "
+                         "LIMIT ?",
+                         p, 3, run_cols, NRUNCOLS, &arr);
+  } else {
+    p[1] = DB_V_INT(pg.before ? pg.before : INT64_MAX);
+    r = admin_query_rows(c, resp,
+                         RUN_SELECT
+                         "WHERE dag_id = ? AND id < ? ORDER BY id DESC "
+                         "LIMIT ?",
+                         p, 3, run_cols, NRUNCOLS, &arr);
+  }
+  if (r)
+    return;
+  int64_t total = 0;
+  struct err e = {0};
+  if (db_query_i64(c, "SELECT COUNT(*) FROM dag_run WHERE dag_id = ?", p, 1,
+                   &total, &e) != ERR_OK) {
+    cJSON_Delete(arr);
+    admin_fail_db(resp, &e);
+    return;
+  }
+  cJSON *o = cJSON_CreateObject();
+  admin_page_finish(o, "dag_runs", arr, &pg, pg.after != 0);
+  cJSON_AddNumberToObject(o, "total_entries", (double)total);
+  admin_reply(resp, 200, o);
+}
+
+/* The run (*out) or an answer (404 when it is not a run of dag_id). */
+static int run_lookup(struct admin *a, struct db_conn *c,
+                      struct http_resp *resp, const char *dag_id,
+                      const char *run_id, cJSON **out)
+{
+  struct db_val p[] = {DB_V_STR(run_id), DB_V_STR(dag_id)};
+  (void)a;
+  if (admin_query_one(c, resp, RUN_SELECT "WHERE run_id = ? AND dag_id = ?", p,
+                      2, run_cols, NRUNCOLS, out))
+    return -1;
+  if (!*out) {
+    admin_fail(resp, 404, "DAG run not found", "no run '%s' of DAG '%s'",
+               run_id, dag_id);
+    return -1;
+  }
+  return 0;
+}
+
+static void h_run_get(struct admin_call *x)
+{
+  struct admin *a = x->a;
+  struct http_req *req = x->req;
+  struct http_resp *resp = x->resp;
+  struct db_conn *c = admin_conn(x);
+  if (!c)
+    return;
+  cJSON *run = NULL;
+  int r = run_lookup(a, c, resp, http_req_param(req, "dag_id"),
+                     http_req_param(req, "run_id"), &run);
+  if (!r)
+    admin_reply(resp, 200, run);
+}
+
+/* ---- task instances ------------------------------------------------------ */
+
+static const struct admin_col ti_cols[] = {
+    {"id", 'i'},          {"task_id", 's'},    {"dag_id", 's'},
+    {"dag_run_id", 's'},  {"state", 's'},      {"try_number", 'i'},
+    {"max_tries", 'i'},   {"start_date", 's'}, {"end_date", 's'},
+    {"duration", 'f'},    {"hostname", 's'},   {"pid", 'i'},
+    {"next_try_at", 's'},
+};
+#define NTICOLS (int)(sizeof(ti_cols) / sizeof(ti_cols[0]))
+#define TI_SELECT                                                              \
+  "SELECT id, task_id, dag_id, run_id, state, try_number, "                    \
+  "max_tries, " ADMIN_TS("start_date") ", " ADMIN_TS(                          \
+      "end_date") ", duration, hostname, pid, " ADMIN_TS("next_try_at") " FRO" \
+                                                                        "M "   \
+                                                                        "task" \
+                                                                        "_ins" \
+                                                                        "tanc" \
+                                                                        "e "
+
+/* The task instance (dag_id, run_id, task_id) into *out, or -1 with the
+ * answer set (404, 503). */
+static int ti_lookup(struct db_conn *c, struct http_resp *resp,
+                     const char *dag_id, const char *run_id,
+                     const char *task_id, cJSON **out)
+{
+  struct db_val p[] = {DB_V_STR(dag_id), DB_V_STR(run_id), DB_V_STR(task_id)};
+  if (admin_query_one(
+          c, resp, TI_SELECT "WHERE dag_id = ? AND run_id = ? AND task_id = ?",
+          p, 3, ti_cols, NTICOLS, out))
+    return -1;
+  if (!*out) {
+    admin_fail(resp, 404, "task instance not found",
+               "no task '%s' in run '%s' of DAG '%s'", task_id, run_id, dag_id);
+    return -1;
+  }
+  return 0;
+}
+
+/* Order task instances as the DAG's topological order (tasks unknown to
+ * the file last, by task_id). */
+static void sort_by_dag(struct admin *a, const char *dag_id, cJSON *arr)
+{
+  int n = cJSON_GetArraySize(arr);
+  if (n < 2)
+    return;
+  admin_dags_lock(a);
+  const struct dag *d = a->dags ? dag_set_find(a->dags, dag_id) : NULL;
+  size_t *rank = calloc((size_t)n, sizeof(*rank));
+  cJSON **items = calloc((size_t)n, sizeof(*items));
+  if (!rank || !items) {
+    admin_dags_unlock(a);
+    free(rank);
+    free(items);
+    return;
+  }
+  for (int i = 0; i < n; i++) {
+    items[i] = cJSON_GetArrayItem(arr, i);
+    rank[i] = SIZE_MAX;
+    const char *t = admin_obj_str(items[i], "task_id");
+    if (d && t)
+      for (size_t k = 0; k < d->ntasks; k++)
+        if (!strcmp(d->tasks[d->topo[k]].id, t)) {
+          rank[i] = k;
+          break;
+        }
+  }
+  admin_dags_unlock(a);
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0; j--) {
+      int swap = rank[j] < rank[j - 1] ||
+                 (rank[j] == rank[j - 1] &&
+                  strcmp(admin_obj_str(items[j], "task_id"),
+                         admin_obj_str(items[j - 1], "task_id")) < 0);
+      if (!swap)
+        break;
+      size_t tr = rank[j];
+      rank[j] = rank[j - 1];
+      rank[j - 1] = tr;
+      cJSON *ti = items[j];
+      items[j] = items[j - 1];
+      items[j - 1] = ti;
+    }
+  for (int i = 0; i < n; i++)
+    cJSON_DetachItemViaPointer(arr, items[i]);
+  for (int i = 0; i < n; i++)
+    cJSON_AddItemToArray(arr, items[i]);
+  free(rank);
+  free(items);
+}
+
+static void h_tis_list(struct admin_call *x)
+{
+  struct admin *a = x->a;
+  struct http_req *req = x->req;
+  struct http_resp *resp = x->resp;
+  const char *dag_id = http_req_param(req, "dag_id"),
+             *run_id = http_req_param(req, "run_id");
+  struct admin_page pg = {0};
+  if (admin_page_args(req, resp, ADMIN_LIMIT_MAX, ADMIN_LIMIT_MAX, &pg) < 0)
+    return;
+  struct db_conn *c = admin_conn(x);
+  if (!c)
+    return;
+  cJSON *run = NULL, *arr = NULL;
+  if (run_lookup(a, c, resp, dag_id, run_id, &run))
+    return;
+  cJSON_Delete(run);
+  struct db_val p[] = {DB_V_STR(dag_id), DB_V_STR(run_id), DB_V_INT(pg.after),
+                       DB_V_INT(pg.limit + 1)};
+  int r =
+      admin_query_rows(c, resp,
+                       TI_SELECT "WHERE dag_id = ? AND run_id = ? AND id > ? "
+                                 "ORDER BY id LIMIT ?",
+                       p, 4, ti_cols, NTICOLS, &arr);
+  if (r)
+    return;
+  int n = cJSON_GetArraySize(arr), more = n > pg.limit;
+  if (more)
+    cJSON_DeleteItemFromArray(arr, --n);
+  int64_t last = n ? admin_obj_i64(cJSON_GetArrayItem(arr, n - 1), "id") : 0;
+  sort_by_dag(a, dag_id, arr);
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddItemToObject(o, "task_instances", arr);
+  cJSON_AddNumberToObject(o, "total_entries", n);
+  if (more)
+    cJSON_AddNumberToObject(o, "next_after", (double)last);
+  else
+    cJSON_AddNullToObject(o, "next_after");
+  admin_reply(resp, 200, o);
+}
+
+static const struct admin_col attempt_cols[] = {
+    {"try_number", 'i'},
+    {"first_log_at", 's'},
+    {"last_log_at", 's'},
+    {"lines", 'i'},
+};
+
+static void h_ti_get(struct admin_call *x)
+{
+  struct http_req *req = x->req;
+  struct http_resp *resp = x->resp;
+  const char *dag_id = http_req_param(req, "dag_id"),
+             *run_id = http_req_param(req, "run_id"),
+             *task_id = http_req_param(req, "task_id");
+  struct db_conn *c = admin_conn(x);
+  if (!c)
+    return;
+  cJSON *ti = NULL, *att = NULL;
+  if (ti_lookup(c, resp, dag_id, run_id, task_id, &ti))
+    return;
+  /* attempts: one per try, with the span and size of its log */
+  struct db_val q[] = {DB_V_STR(run_id), DB_V_STR(task_id)};
+  int r = admin_query_rows(
+      c, resp,
+      "SELECT try_number, " ADMIN_TS("MIN(ts)") ", " ADMIN_TS(
+          "MAX(ts)") ", COUNT(*) FROM task_log WHERE run_id = ? AND "
+                     "task_id = ? GROUP BY try_number ORDER BY try_number",
+      q, 2, attempt_cols, 4, &att);
+  if (r) {
+    cJSON_Delete(ti);
+    return;
+  }
+  /* tries without log lines still count as attempts */
+  int64_t tries = admin_obj_i64(ti, "try_number");
+  cJSON *all = cJSON_CreateArray();
+  for (int64_t t = 1; all && t <= tries; t++) {
+    cJSON *found = NULL, *it;
+    cJSON_ArrayForEach(it, att) if (admin_obj_i64(it, "try_number") == t)
+        found = it;
+    if (found) {
+      cJSON_AddItemToArray(all, cJSON_Duplicate(found, 1));
+    } else {
+      cJSON *o = cJSON_CreateObject();
+      cJSON_AddNumberToObject(o, "try_number", (double)t);
+      cJSON_AddNullToObject(o, "first_log_at");
+      cJSON_AddNullToObject(o, "last_log_at");
+      cJSON_AddNumberToObject(o, "lines", 0);
+      cJSON_AddItemToArray(all, o);
+    }
+  }
+  cJSON_Delete(att);
+  cJSON_AddItemToObject(ti, "attempts", all);
+  admin_reply(resp, 200, ti);
+}
+
+/* ---- logs -----------------------------------------------------------------
+ */
+
+struct logout {
+  struct http_resp *resp;
+  int mode; /* 0 JSON (collected), 1 JSON lines, 2 text */
+  cJSON *arr;
+  int64_t last_id;
+  int64_t n;
+  int failed;
+};
+
+static int log_cb(void *user, const struct db_row *r)
+{
+  struct logout *lo = user;
+  lo->last_id = db_row_i64(r, 0);
+  lo->n++;
+  if (lo->mode == 0) {
+    static const struct admin_col cols[] = {{"id", 'i'},
+                                            {"try_number", 'i'},
+                                            {"timestamp", 's'},
+                                            {"stream", 's'},
+                                            {"line", 's'}};
+    cJSON *o = admin_row_object(cols, 5, r);
+    if (!o) {
+      lo->failed = 1;
+      return 1;
+    }
+    cJSON_AddItemToArray(lo->arr, o);
+    return 0;
+  }
+  if (lo->mode == 1) {
+    enum err_code rc = http_resp_printf(
+        lo->resp, "{\"id\":%lld,\"try_number\":%lld,\"timestamp\":",
+        (long long)db_row_i64(r, 0), (long long)db_row_i64(r, 1));
+    if (!rc)
+      rc = http_resp_json_str(lo->resp, db_row_str(r, 2, NULL));
+    if (!rc)
+      rc = http_resp_printf(lo->resp, ",\"stream\":");
+    if (!rc)
+      rc = http_resp_json_str(lo->resp, db_row_str(r, 3, NULL));
+    if (!rc)
+      rc = http_resp_printf(lo->resp, ",\"line\":");
+    if (!rc)
+      rc = http_resp_json_str(lo->resp, db_row_str(r, 4, NULL));
+    if (!rc)
+      rc = http_resp_printf(lo->resp, "}\n");
+    if (rc)
+      lo->failed = 1;
+    return rc != ERR_OK;
+  }
+  size_t len = 0;
+  const char *line = db_row_str(r, 4, &len);
+  const char *ts = db_row_str(r, 2, NULL);
+  if (http_resp_printf(lo->resp, "[%s] %s ", ts ? ts : "",
+                       db_row_str(r, 3, NULL)) != ERR_OK ||
+      http_resp_write(lo->resp, line ? line : "", line ? len : 0) != ERR_OK ||
+      http_resp_write(lo->resp, "\n", 1) != ERR_OK) {
+    lo->failed = 1;
+    return 1;
+  }
+  return 0;
+}
+
+static void h_log(struct admin_call *x)
+{
+  struct http_req *req = x->req;
+  struct http_resp *resp = x->resp;
+  const char *dag_id = http_req_param(req, "dag_id"),
+             *run_id = http_req_param(req, "run_id"),
+             *task_id = http_req_param(req, "task_id");
+  const char *accept = http_req_header(req, "Accept");
+  const char *fmt = http_req_query(req, "format");
+  int64_t try_n;
+  struct admin_page pg = {0};
+  struct err e = {0};
+  if (admin_parse_i64(http_req_param(req, "try_number"), 1, INT_MAX, &try_n)) {
+    admin_fail(resp, 400, "bad try_number",
+               "try_number must be a positive "
+               "integer");
+    return;
+  }
+  if (admin_page_args(req, resp, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, &pg) < 0)
+    return;
+  int mode = 0;
+  if ((fmt && !strcmp(fmt, "text")) ||
+      (!fmt && accept && strstr(accept, "text/plain")))
+    mode = 2;
+  else if ((fmt && !strcmp(fmt, "jsonl")) ||
+           (!fmt && accept &&
+            (strstr(accept, "application/x-ndjson") ||
+             strstr(accept, "application/jsonl"))))
+    mode = 1;
+  struct db_conn *c = admin_conn(x);
+  if (!c)
+    return;
+  cJSON *ti = NULL;
+  if (ti_lookup(c, resp, dag_id, run_id, task_id, &ti))
+    return;
+  int64_t tries = admin_obj_i64(ti, "try_number");
+  if (try_n > tries) {
+    cJSON_Delete(ti);
+    admin_fail(resp, 404, "attempt not found",
+               "task '%s' has %lld attempt(s); attempt %lld did not start",
+               task_id, (long long)tries, (long long)try_n);
+    return;
+  }
+  struct logout lo = {resp, mode, NULL, pg.after, 0, 0};
+  if (mode == 0)
+    lo.arr = cJSON_CreateArray();
+  else
+    http_resp_content_type(resp, mode == 1 ? "application/x-ndjson"
+                                           : "text/plain; charset=utf-8");
+  struct db_val q[] = {DB_V_STR(run_id), DB_V_STR(task_id), DB_V_INT(try_n),
+                       DB_V_INT(pg.after), DB_V_INT(pg.limit)};
+  enum err_code rc = db_query(c,
+                              "SELECT id, try_number, " ADMIN_TS(
+                                  "ts") ", stream, line FROM task_log "
+                                        "WHERE run_id = ? AND task_id = ? AND "
+                                        "try_number = ? AND id > ? "
+                                        "ORDER BY id LIMIT ?",
+                              q, 5, log_cb, &lo, NULL, &e);
+  if (rc != ERR_OK || lo.failed) {
+    cJSON_Delete(lo.arr);
+    cJSON_Delete(ti);
+    http_resp_clear(resp);
+    if (rc != ERR_OK)
+      admin_fail_db(resp, &e);
+    else
+      admin_fail(resp, 500, "log too large",
+                 "ask for fewer lines with ?limit=");
+    return;
+  }
+  char cursor[32];
+  snprintf(cursor, sizeof(cursor), "%lld", (long long)lo.last_id);
+  if (mode != 0) {
+    if (http_resp_header(resp, "X-Continuation-Token", cursor) != ERR_OK ||
+        http_resp_header(resp, "X-Task-State",
+                         admin_obj_str(ti, "state") ? admin_obj_str(ti, "state")
+                                                    : "") != ERR_OK)
+      LOG_W(MOD, "log headers not added");
+    cJSON_Delete(ti);
+    http_resp_status(resp, 200);
+    return;
+  }
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "dag_id", dag_id);
+  cJSON_AddStringToObject(o, "dag_run_id", run_id);
+  cJSON_AddStringToObject(o, "task_id", task_id);
+  cJSON_AddNumberToObject(o, "try_number", (double)try_n);
+  cJSON *st = cJSON_DetachItemFromObject(ti, "state");
+  cJSON_AddItemToObject(o, "task_state", st ? st : cJSON_CreateNull());
+  cJSON_AddBoolToObject(o, "current_try", try_n == tries);
+  cJSON_AddItemToObject(o, "content", lo.arr);
+  cJSON_AddStringToObject(o, "continuation_token", cursor);
+  cJSON_AddBoolToObject(o, "more", lo.n == pg.limit);
+  cJSON_Delete(ti);
+  admin_reply(resp, 200, o);
+}
+
+/* ---- grid (console) --------------------------------------------------------
+ */
+
+struct grid_ti {
+  cJSON *runs; /* array of run objects, each with "task_instances" {} */
+};
+
+static int grid_cb(void *user, const struct db_row *r)
+{
+  struct grid_ti *g = user;
+  const char *rid = db_row_str(r, 0, NULL);
+  const char *tid = db_row_str(r, 1, NULL);
+  cJSON *run;
+  cJSON_ArrayForEach(run, g->runs)
+  {
+    const char *x = admin_obj_str(run, "dag_run_id");
+    if (x && rid && !strcmp(x, rid)) {
+      cJSON *tis = cJSON_GetObjectItemCaseSensitive(run, "task_instances");
+      static const struct admin_col cols[] = {
+          {"run_id", 's'},     {"task_id", 's'},    {"state", 's'},
+          {"try_number", 'i'}, {"start_date", 's'}, {"end_date", 's'},
+          {"duration", 'f'}};
+      cJSON *o = admin_row_object(cols, 7, r);
+      if (o) {
+        cJSON_DeleteItemFromObject(o, "run_id");
+        cJSON_DeleteItemFromObject(o, "task_id");
+        cJSON_AddItemToObject(tis, tid ? tid : "?", o);
+      }
+      break;
+    }
+  }
+  return 0;
+}
+
+static void h_grid(struct admin_call *x)
+{
+  struct admin *a = x->a;
+  struct http_req *req = x->req;
+  struct http_resp *resp = x->resp;
+  const char *dag_id = http_req_param(req, "dag_id");
+  struct admin_page pg = {0};
+  struct err e = {0};
+  if (admin_page_args(req, resp, 25, GRID_RUNS_MAX, &pg) < 0)
+    return;
+  struct db_conn *c = admin_conn(x);
+  if (!c)
+    return;
+  cJSON *dag = admin_dag_lookup(a, c, resp, dag_id), *runs = NULL;
+  if (!dag)
+    return;
+  struct db_val p[] = {DB_V_STR(dag_id),
+                       DB_V_INT(pg.before ? pg.before : INT64_MAX),
+                       DB_V_INT(pg.limit)};
+  if (admin_query_rows(c, resp,
+                       RUN_SELECT
+                       "WHERE dag_id = ? AND id < ? ORDER BY id DESC "
+                       "LIMIT ?",
+                       p, 3, run_cols, NRUNCOLS, &runs)) {
+    cJSON_Delete(dag);
+    return;
+  }
+  int nr = cJSON_GetArraySize(runs);
+  cJSON *run;
+  cJSON_ArrayForEach(run, runs) cJSON_AddObjectToObject(run, "task_instances");
+  if (nr > 0) {
+    int64_t lo = admin_obj_i64(cJSON_GetArrayItem(runs, nr - 1), "id");
+    int64_t hi = admin_obj_i64(cJSON_GetArrayItem(runs, 0), "id");
+    struct db_val q[] = {DB_V_STR(dag_id), DB_V_INT(lo), DB_V_INT(hi)};
+    struct grid_ti g = {runs};
+    /* the task instances of the runs in the id window, one query */
+    if (db_query(
+            c,
+            "SELECT t.run_id, t.task_id, t.state, t.try_number, " ADMIN_TS(
+                "t.start_date") ", " ADMIN_TS("t.end_date") ", t.duration "
+                                                            "FROM "
+                                                            "task_instance t "
+                                                            "JOIN dag_run r ON "
+                                                            "r.run_id = "
+                                                            "t.run_id "
+                                                            "WHERE r.dag_id = "
+                                                            "? AND r.id "
+                                                            "BETWEEN ? AND ?",
+            q, 3, grid_cb, &g, NULL, &e) != ERR_OK) {
+      cJSON_Delete(dag);
+      cJSON_Delete(runs);
+      admin_fail_db(resp, &e);
+      return;
+    }
+  }
+  /* tasks: the DAG's, then any only seen in task instances */
+  cJSON *tasks = cJSON_DetachItemFromObject(dag, "tasks");
+  if (!tasks)
+    tasks = cJSON_CreateArray();
+  cJSON_ArrayForEach(run, runs)
+  {
+    cJSON *ti;
+    cJSON_ArrayForEach(ti,
+                       cJSON_GetObjectItemCaseSensitive(run, "task_instances"))
+    {
+      int have = 0;
+      cJSON *t;
+      cJSON_ArrayForEach(t, tasks) if (!strcmp(admin_obj_str(t, "task_id"),
+                                               ti->string)) have = 1;
+      if (!have) {
+        cJSON *t2 = cJSON_CreateObject();
+        cJSON_AddStringToObject(t2, "task_id", ti->string);
+        cJSON_AddNullToObject(t2, "type");
+        cJSON_AddArrayToObject(t2, "depends_on");
+        cJSON_AddItemToArray(tasks, t2);
+      }
+    }
+  }
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddItemToObject(o, "dag", dag);
+  cJSON_AddItemToObject(o, "tasks", tasks);
+  cJSON_AddItemToObject(o, "dag_runs", runs);
+  if (nr == pg.limit)
+    cJSON_AddNumberToObject(
+        o, "next_before",
+        (double)admin_obj_i64(cJSON_GetArrayItem(runs, nr - 1), "id"));
+  else
+    cJSON_AddNullToObject(o, "next_before");
+  admin_reply(resp, 200, o);
+}
+
+#define RUNS "/api/v2/dags/{dag_id}/dagRuns"
+#define TIS RUNS "/{run_id}/taskInstances"
+const struct admin_route admin_run_routes[] = {
+    {"GET", "/api/v2/dags/{dag_id}/grid", ADMIN_READ, h_grid},
+    {"POST", RUNS, ADMIN_WRITE, h_run_trigger},
+    {"GET", RUNS, ADMIN_READ, h_runs_list},
+    {"GET", RUNS "/{run_id}", ADMIN_READ, h_run_get},
+    {"GET", TIS, ADMIN_READ, h_tis_list},
+    {"GET", TIS "/{task_id}", ADMIN_READ, h_ti_get},
+    {"GET", TIS "/{task_id}/logs/{try_number}", ADMIN_READ, h_log},
+};
+const size_t admin_run_nroutes =
+    sizeof(admin_run_routes) / sizeof(admin_run_routes[0]);
