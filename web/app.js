@@ -925,15 +925,34 @@
       h('thead', {}, h('tr', {}, ['when', 'action', 'from', 'to', 'by', 'reason']
         .map((k) => h('th', { text: k })))));
     const dtb = h('tbody');
-    (deps || []).forEach((d) => append(dtb, h('tr', {},
-      h('td', { text: fmtTime(d.created_at) }), h('td', { text: d.action }),
+    const ctx = { vers, metric };
+    (deps || []).forEach((d) => {
+      /* a click opens the decision: the gate's numbers, the two versions */
+      const detail = h('tr', { class: 'detail', hidden: true });
+      const tr = h('tr', { class: 'clickable', 'data-deployment': d.id,
+        title: 'Show the decision', onclick: () => {
+          if (!detail.firstChild)
+            append(detail, h('td', { colspan: 6 }, decisionView(d, ctx)));
+          detail.hidden = !detail.hidden;
+          tr.classList.toggle('selected', !detail.hidden);
+        } },
+      h('td', { class: 'small' }, fmtTime(d.created_at)),
+      h('td', {}, h('span', { class: 'badge action-' + d.action,
+        text: d.action })),
       h('td', { text: d.from_version ? 'v' + d.from_version : '—' }),
       h('td', { text: d.to_version ? 'v' + d.to_version : '—' }),
-      h('td', { text: d.actor || '—' }), h('td', { text: d.reason || '' }))));
+      h('td', { class: 'small' }, shortId(d.actor || '—', 28)),
+      h('td', { class: 'small reason', text: d.reason || '' }));
+      append(dtb, tr, detail);
+    });
     append(dt, dtb);
+    trustCard(ctx, box);
     append(box, h('div', { class: 'card' }, h('h2', { text: 'Deployments' }),
+      h('p', { class: 'muted small', text: 'Click a row for the decision: ' +
+        'the gate\'s numbers and the two versions side by side.' }),
       deps === null ? h('p', { class: 'muted', text: 'MariaDB unavailable: ' +
-        (m.deployments_unavailable || '') }) : (deps.length ? dt
+        (m.deployments_unavailable || '') }) : (deps.length
+        ? h('div', { class: 'tbl-wrap' }, dt)
         : h('p', { class: 'muted', text: 'No alias changes recorded.' }))));
   }
 
@@ -1031,6 +1050,458 @@
     }
   }
 
+  /* ---- trust: the numbers behind an automated decision ------------------- */
+
+  /* The deploy gate, the calibration and the reason codes are recorded by
+   * the trust work (issue 13): per deployment row the gate's n,
+   * difference (candidate - production), its interval and p-value; per
+   * version meta.json's calibration and global importance; per logged
+   * prediction its explanation when the request asked for one.  These
+   * readers accept the field names below and return null when a record
+   * has none, and the views then say "not recorded" instead of drawing
+   * zeros.  One place to adjust if the recorded names differ. */
+
+  const pickNum = (o, keys) => {
+    for (const k of keys) if (o && finite(o[k])) return o[k];
+    return null;
+  };
+
+  function asObject(v) {
+    if (typeof v === 'string') {
+      try { v = JSON.parse(v); } catch (e) { return null; }
+    }
+    return v && typeof v === 'object' ? v : null;
+  }
+
+  function gateOf(d) {
+    const g = asObject(d.gate) || d;
+    const n = pickNum(g, ['n', 'gate_rows', 'n_rows']);
+    const diff = pickNum(g, ['difference', 'diff', 'delta']);
+    if (n === null || diff === null) return null;
+    let lo = pickNum(g, ['ci_low', 'ci_lo', 'lower']);
+    let hi = pickNum(g, ['ci_high', 'ci_hi', 'upper']);
+    const iv = g.interval || g.ci;
+    if (Array.isArray(iv) && iv.length === 2 && finite(iv[0]) && finite(iv[1])) {
+      lo = iv[0];
+      hi = iv[1];
+    } else if (iv && typeof iv === 'object') {
+      lo = pickNum(iv, ['low', 'lo', 'lower']);
+      hi = pickNum(iv, ['high', 'hi', 'upper']);
+    }
+    return { n, diff, lo, hi,
+      p: pickNum(g, ['p_value', 'p']),
+      level: pickNum(g, ['level', 'confidence_level']),
+      maxReg: pickNum(g, ['max_regression']),
+      cand: pickNum(g, ['candidate_score', 'candidate']),
+      prod: pickNum(g, ['production_score', 'production']),
+      metric: typeof g.metric === 'string' ? g.metric : null,
+      method: typeof g.method === 'string' ? g.method
+        : typeof g.test === 'string' ? g.test : null };
+  }
+
+  function binsOf(list) {
+    if (!Array.isArray(list)) return null;
+    const out = list.map((b) => ({
+      conf: pickNum(b, ['confidence', 'mean_confidence', 'predicted']),
+      acc: pickNum(b, ['accuracy', 'observed', 'frequency']),
+      n: pickNum(b, ['count', 'n']) })).filter((b) => b.conf !== null &&
+      b.acc !== null && b.n !== 0);
+    return out.length ? out : null;
+  }
+
+  function calibrationOf(v) {
+    const c = asObject(v.calibration);
+    if (!c) return null;
+    const after = asObject(c.after) || {};
+    const before = asObject(c.before) || {};
+    const bins = binsOf(c.bins || c.reliability || after.bins);
+    const binsBefore = binsOf(c.bins_before || before.bins);
+    const two = (k) => {
+      const o = asObject(c[k]) || {};
+      return {
+        before: pickNum(c, [k + '_before']) ?? pickNum(o, ['before']) ??
+          pickNum(before, [k]),
+        after: pickNum(c, [k + '_after', k]) ?? pickNum(o, ['after']) ??
+          pickNum(after, [k]) };
+    };
+    const ece = two('ece'), brier = two('brier');
+    if (!bins && !binsBefore && ece.after === null && ece.before === null)
+      return null;
+    return { bins, binsBefore, ece, brier,
+      method: typeof c.method === 'string' ? c.method : null,
+      temperature: pickNum(c, ['temperature', 't']),
+      rows: pickNum(c, ['rows', 'n']) };
+  }
+
+  function importanceOf(v) {
+    const imp = asObject(v.importance || v.feature_importance);
+    if (!imp) return null;
+    const rows = {};
+    const add = (f, k, x) => {
+      if (!finite(x)) return;
+      rows[f] = rows[f] || { feature: f, shap: null, gain: null };
+      rows[f][k] = x;
+    };
+    if (Array.isArray(imp)) {
+      imp.forEach((r) => {
+        const f = r && (r.feature || r.name);
+        if (!f) return;
+        add(f, 'shap', pickNum(r, ['mean_abs_shap', 'shap']));
+        add(f, 'gain', pickNum(r, ['gain']));
+      });
+    } else {
+      const shap = asObject(imp.mean_abs_shap || imp.shap);
+      const gain = asObject(imp.gain);
+      if (shap || gain) {
+        Object.keys(shap || {}).forEach((f) => add(f, 'shap', shap[f]));
+        Object.keys(gain || {}).forEach((f) => add(f, 'gain', gain[f]));
+      } else {
+        Object.keys(imp).forEach((f) => add(f, 'shap', imp[f]));
+      }
+    }
+    const list = Object.values(rows);
+    if (!list.length) return null;
+    const key = list.some((r) => r.shap !== null) ? 'shap' : 'gain';
+    list.sort((a, b) => (b[key] || 0) - (a[key] || 0));
+    return { list, key };
+  }
+
+  function reasonsOf(p) {
+    const x = asObject(p.explain || p.explanation || p.reasons);
+    if (!x) return null;
+    let c = x.contributions || x.reasons || x.top;
+    if (c && !Array.isArray(c) && typeof c === 'object')
+      c = Object.keys(c).map((f) => ({ feature: f, value: c[f] }));
+    if (!Array.isArray(c)) return null;
+    const list = c.map((r) => ({ feature: r.feature || r.field || r.name,
+      value: pickNum(r, ['value', 'contribution', 'shap']) }))
+      .filter((r) => r.feature && r.value !== null)
+      .sort((a, b) => Math.abs(b.value) - Math.abs(a.value));
+    if (!list.length) return null;
+    return { list, bias: pickNum(x, ['bias', 'base_value']),
+      margin: pickNum(x, ['margin']),
+      cls: typeof x.class === 'string' ? x.class : null };
+  }
+
+  const notRecorded = (what, key) => h('p', { class: 'not-recorded',
+    'data-missing': key, text: what });
+
+  /* The gate's interval on one axis: 0, -max_regression, the interval and
+   * the difference. */
+  function intervalChart(g) {
+    const W = 460, H = 64, m = { l: 16, r: 16 };
+    const vals = [0, g.diff].concat(g.lo !== null ? [g.lo] : [],
+      g.hi !== null ? [g.hi] : [], g.maxReg !== null ? [-g.maxReg] : []);
+    const nt = niceTicks(Math.min(...vals), Math.max(...vals), 4);
+    const X = (v) => m.l + (v - nt.lo) / (nt.hi - nt.lo) * (W - m.l - m.r);
+    const root = s('svg', { class: 'chart interval', viewBox: '0 0 ' + W + ' ' +
+      H, width: W, height: H, role: 'img',
+    'aria-label': 'difference and its interval' });
+    const yA = 38;
+    append(root, s('line', { class: 'axis', x1: m.l, x2: W - m.r, y1: yA, y2: yA }));
+    nt.ticks.forEach((v) => append(root, s('text', { class: 'xtick', x: X(v),
+      y: H - 6, 'text-anchor': 'middle', text: (v > 0 ? '+' : '') +
+        fmtNum(v, nt.digits) })));
+    append(root, s('line', { class: 'gridline zero', x1: X(0), x2: X(0), y1: 6,
+      y2: yA + 4 }));
+    if (g.maxReg !== null) {
+      append(root, s('line', { class: 'threshold', x1: X(-g.maxReg),
+        x2: X(-g.maxReg), y1: 6, y2: yA + 4, 'data-max-regression': g.maxReg }));
+      append(root, s('text', { x: X(-g.maxReg) + 4, y: 12,
+        'text-anchor': 'start', fill: '#c0392b', text: '−max_regression' }));
+    }
+    if (g.lo !== null && g.hi !== null)
+      append(root, s('line', { class: 'ci', x1: X(g.lo), x2: X(g.hi), y1: 24,
+        y2: 24, stroke: '#245c7a', 'stroke-width': 5,
+        'stroke-linecap': 'round' }));
+    append(root, s('circle', { cx: X(g.diff), cy: 24, r: 5, fill: '#fff',
+      stroke: '#245c7a', 'stroke-width': 2 }));
+    return root;
+  }
+
+  function gateView(d) {
+    const g = gateOf(d);
+    const box = h('div', { class: 'gate', 'data-field': 'gate' },
+      h('h3', { text: 'The gate' }));
+    if (!g) {
+      append(box, notRecorded('Gate numbers not recorded for this decision' +
+        (d.action === 'promote' || d.action === 'rollback'
+          ? ' (a manual ' + d.action + ' passes no gate).'
+          : ' (no n, difference or interval in its deployment row).'),
+      'gate'));
+      return box;
+    }
+    const pct = (x) => (x > 0 ? '+' : '') + fmtNum(x, 4);
+    append(box, h('div', { class: 'kv' },
+      h('span', {}, 'n ', h('b', { 'data-field': 'gate-n', text: fmtNum(g.n) }),
+        ' gate rows'),
+      g.metric ? h('span', {}, 'metric ', h('b', { text: g.metric })) : null,
+      g.cand !== null ? h('span', {}, 'candidate ', h('b', {
+        text: fmtNum(g.cand) })) : null,
+      g.prod !== null ? h('span', {}, 'production ', h('b', {
+        text: fmtNum(g.prod) })) : null,
+      h('span', {}, 'difference ', h('b', { 'data-field': 'gate-diff',
+        text: pct(g.diff) })),
+      g.lo !== null && g.hi !== null ? h('span', {},
+        (g.level !== null ? Math.round(g.level * 100) + '% ' : '') +
+        'interval ', h('b', { 'data-field': 'gate-interval',
+          text: '[' + pct(g.lo) + ', ' + pct(g.hi) + ']' })) : null,
+      g.p !== null ? h('span', {}, 'p ', h('b', { text: fmtNum(g.p, 4) })) : null,
+      g.maxReg !== null ? h('span', {}, 'max_regression ', h('b', {
+        text: fmtNum(g.maxReg) })) : null,
+      g.method ? h('span', {}, 'test ', h('b', { text: g.method })) : null),
+    intervalChart(g));
+    if (g.lo !== null && g.maxReg !== null)
+      append(box, h('p', { class: 'muted small', text: 'Deploy when the lower ' +
+        'bound of the difference is above −max_regression: ' + pct(g.lo) +
+        (g.lo > -g.maxReg ? ' > ' : ' ≤ ') + pct(-g.maxReg) + '.' }));
+    return box;
+  }
+
+  /* The two versions of a decision, one column each. */
+  function versionsSide(d, m) {
+    const byV = new Map(m.vers.map((v) => [v.version, v]));
+    const cols = [[d.from_version, d.action === 'rollback' ? 'production before'
+      : 'production then'], [d.to_version, { rollback: 'rolled back to',
+      skip: 'candidate (kept out)', promote: 'promoted' }[d.action] ||
+      'candidate']].filter((c) => c[0]);
+    const box = h('div', { class: 'side', 'data-field': 'side-by-side' },
+      h('h3', { text: 'The two versions' }));
+    if (!cols.length) {
+      append(box, h('p', { class: 'muted', text: 'No versions recorded.' }));
+      return box;
+    }
+    const vs = cols.map((c) => byV.get(c[0]) || null);
+    const mk = metricKeys(vs.filter(Boolean));
+    const row = (label, f, cls) => h('tr', { class: cls || '' },
+      h('th', {}, headText(label)), vs.map((v) => h('td', { class: 'num' },
+        v ? f(v) : '—')));
+    const lin = (v) => v.lineage || {};
+    const pk = [...new Set([].concat(...vs.filter(Boolean).map((v) =>
+      Object.keys(v.params || {}))))].filter((k) => !PARAMS_HIDDEN.includes(k));
+    const differ = pk.filter((k) => vs.some((v) => !v) || new Set(vs.map((v) =>
+      fmtParam((v.params || {})[k]))).size > 1);
+    const t = h('table', { class: 'tbl side-tbl' },
+      h('thead', {}, h('tr', {}, h('th', {}), cols.map((c, i) => h('th', {
+        'data-version': c[0] }, 'v' + c[0] + ' · ' + c[1],
+      vs[i] ? null : ' (not in the registry)')))),
+      h('tbody', {},
+        row('created', (v) => fmtTime(v.creation_time)),
+        row('logical date', (v) => lin(v).logical_date || '—'),
+        row('training rows', (v) => fmtNum(lin(v).training_rows) +
+          (lin(v).train_rows !== undefined ? ' (' + lin(v).train_rows +
+            ' / ' + lin(v).val_rows + ')' : '')),
+        mk.map((k) => row(k, (v) => fmtNum(v.metrics ? v.metrics[k] : null),
+          k === m.metric ? 'sel' : '')),
+        row('ECE (calibrated)', (v) => {
+          const c = calibrationOf(v);
+          return c && c.ece.after !== null ? fmtNum(c.ece.after) : 'not recorded';
+        }),
+        differ.map((k) => row(k, (v) => fmtParam((v.params || {})[k]),
+          'param'))));
+    append(box, h('div', { class: 'tbl-wrap' }, t));
+    if (pk.length)
+      append(box, h('p', { class: 'muted small', text: differ.length
+        ? (pk.length - differ.length) + ' other params the same.'
+        : 'All ' + pk.length + ' params the same.' }));
+    return box;
+  }
+
+  function decisionView(d, m) {
+    return h('div', { class: 'decision', 'data-deployment': d.id },
+      h('p', { class: 'small' }, h('b', { text: d.action }), ' by ',
+        d.actor || '?', ' at ', fmtTime(d.created_at),
+        d.reason ? ': ' + d.reason : ''),
+      h('div', { class: 'decision-grid' }, gateView(d), versionsSide(d, m)));
+  }
+
+  /* Reliability diagram: per confidence bin the observed accuracy against
+   * the mean confidence; on the diagonal is calibrated. */
+  function reliabilityChart(c) {
+    const W = 300, H = 280, m = { l: 40, r: 12, t: 10, b: 34 };
+    const X = (v) => m.l + v * (W - m.l - m.r);
+    const Y = (v) => H - m.b - v * (H - m.t - m.b);
+    const root = s('svg', { class: 'chart reliability', viewBox: '0 0 ' + W +
+      ' ' + H, width: W, height: H, role: 'img',
+    'aria-label': 'reliability diagram' });
+    [0, 0.25, 0.5, 0.75, 1].forEach((v) => {
+      append(root, s('line', { class: 'gridline', x1: X(0), x2: X(1), y1: Y(v),
+        y2: Y(v) }));
+      append(root, s('text', { class: 'ytick', x: m.l - 5, y: Y(v) + 3,
+        'text-anchor': 'end', text: fmtNum(v, 2) }));
+      append(root, s('text', { class: 'xtick', x: X(v), y: H - m.b + 14,
+        'text-anchor': 'middle', text: fmtNum(v, 2) }));
+    });
+    append(root, s('text', { x: X(0.5), y: H - 4, 'text-anchor': 'middle',
+      text: 'mean confidence' }));
+    append(root, s('text', { x: 10, y: Y(0.5), 'text-anchor': 'middle',
+      transform: 'rotate(-90 10 ' + Y(0.5) + ')', text: 'accuracy' }));
+    append(root, s('line', { class: 'diagonal', x1: X(0), y1: Y(0), x2: X(1),
+      y2: Y(1), stroke: '#9aa4b2', 'stroke-dasharray': '4 4' }));
+    const total = (bins) => bins.reduce((a, b) => a + (b.n || 0), 0) || 1;
+    const draw = (bins, name, color, hollow) => {
+      const g = s('g', { class: 'series', 'data-series': name });
+      const tot = total(bins);
+      bins.forEach((b) => {
+        append(g, s('line', { x1: X(b.conf), y1: Y(b.conf), x2: X(b.conf),
+          y2: Y(b.acc), stroke: color, 'stroke-width': 1, opacity: 0.6 }));
+        const c = s('circle', { class: 'pt', cx: X(b.conf), cy: Y(b.acc),
+          r: b.n ? 2.5 + 6 * Math.sqrt(b.n / tot) : 3.5,
+          fill: hollow ? '#fff' : color, stroke: color, 'stroke-width': 1.5 });
+        append(c, s('title', { text: name + ': confidence ' + fmtNum(b.conf, 3) +
+          ', accuracy ' + fmtNum(b.acc, 3) + (b.n ? ', ' + b.n + ' rows' : '') }));
+        append(g, c);
+      });
+      append(root, g);
+    };
+    if (c.binsBefore) draw(c.binsBefore, 'before calibration', '#9aa4b2', true);
+    if (c.bins) draw(c.bins, c.binsBefore ? 'after calibration' : 'calibrated',
+      '#245c7a', false);
+    return root;
+  }
+
+  function calibrationView(v) {
+    const c = calibrationOf(v);
+    const box = h('div', { class: 'trust-part', 'data-field': 'calibration' },
+      h('h3', { text: 'Calibration' }));
+    if (!c) {
+      append(box, notRecorded('Calibration not recorded for this version.',
+        'calibration'));
+      return box;
+    }
+    const ba = (x) => x.before !== null && x.after !== null
+      ? fmtNum(x.before) + ' → ' + fmtNum(x.after)
+      : fmtNum(x.after !== null ? x.after : x.before);
+    append(box, h('div', { class: 'kv' },
+      c.method ? h('span', {}, 'method ', h('b', { text: c.method +
+        (c.temperature !== null ? ' (T = ' + fmtNum(c.temperature, 3) + ')'
+          : '') })) : null,
+      h('span', {}, 'ECE ', h('b', { 'data-field': 'ece', text: ba(c.ece) })),
+      c.brier.after !== null || c.brier.before !== null ? h('span', {},
+        'Brier ', h('b', { text: ba(c.brier) })) : null,
+      c.rows !== null ? h('span', {}, 'on ', h('b', { text: fmtNum(c.rows) }),
+        ' rows') : null));
+    if (c.bins || c.binsBefore) append(box, reliabilityChart(c));
+    else append(box, notRecorded('Reliability bins not recorded for this ' +
+      'version.', 'bins'));
+    return box;
+  }
+
+  /* bars of |value| for a list of {feature, value}, strongest first */
+  function barList(rows, fmt, cls) {
+    const max = Math.max(...rows.map((r) => Math.abs(r.value))) || 1;
+    return h('div', { class: 'bars ' + (cls || '') }, rows.map((r) => {
+      const bar = h('span', { class: 'bar' + (r.value < 0 ? ' neg' : '') });
+      bar.style.width = (100 * Math.abs(r.value) / max).toFixed(1) + '%';
+      return h('div', { class: 'bar-row', 'data-feature': r.feature },
+        h('span', { class: 'bar-label', title: r.feature, text: r.feature }),
+        h('span', { class: 'bar-track' }, bar),
+        h('span', { class: 'bar-value', text: fmt(r) }));
+    }));
+  }
+
+  function importanceView(v) {
+    const imp = importanceOf(v);
+    const box = h('div', { class: 'trust-part', 'data-field': 'importance' },
+      h('h3', { text: 'Global feature importance' }));
+    if (!imp) {
+      append(box, notRecorded('Feature importance not recorded for this ' +
+        'version.', 'importance'));
+      return box;
+    }
+    const top = imp.list.slice(0, 15);
+    append(box, h('p', { class: 'muted small', text: (imp.key === 'shap'
+      ? 'mean |SHAP| per input field' : 'gain per input field') +
+      (imp.list.some((r) => r.shap !== null && r.gain !== null)
+        ? ' (gain in brackets)' : '') + '; ' + top.length + ' of ' +
+      imp.list.length + ' fields.' }),
+    barList(top.map((r) => ({ feature: r.feature, value: r[imp.key] || 0,
+      gain: r.gain, shap: r.shap })), (r) => fmtNum(r.value, 4) +
+      (imp.key === 'shap' && r.gain !== null ? ' (' + fmtNum(r.gain, 1) + ')'
+        : ''), 'importance'));
+    return box;
+  }
+
+  function trustCard(m, box) {
+    const pick = h('select', { id: 'trust-version' });
+    m.vers.forEach((v) => append(pick, h('option', { value: v.version,
+      text: 'v' + v.version + (v.is_production ? ' (production)' : '') })));
+    const prod = m.vers.find((v) => v.is_production) || m.vers[0];
+    if (prod) pick.value = String(prod.version);
+    const body = h('div', { class: 'trust-grid' });
+    const show = () => {
+      clear(body);
+      const v = m.vers.find((x) => String(x.version) === pick.value);
+      if (!v) return;
+      body.dataset.version = v.version;
+      append(body, calibrationView(v), importanceView(v));
+    };
+    pick.addEventListener('change', show);
+    show();
+    append(box, h('div', { class: 'card', id: 'trust' }, h('div', {
+      class: 'card-head' }, h('h2', { text: 'Calibration and importance' }),
+    pick), body));
+  }
+
+  /* ---- recent predictions and their reason codes --------------------- */
+
+  function reasonsView(p) {
+    const r = reasonsOf(p);
+    if (!r) return notRecorded('No reason codes: this prediction did not ask ' +
+      'for an explanation.', 'reasons');
+    const top = r.list.slice(0, 8);
+    return h('div', { class: 'reasons' },
+      h('p', { class: 'muted small', text: 'Contributions to the margin of ' +
+        (r.cls || p.prediction || 'the predicted class') + ', strongest first' +
+        (r.bias !== null ? '; bias ' + fmtNum(r.bias, 4) : '') +
+        (r.margin !== null ? '; margin ' + fmtNum(r.margin, 4) : '') + '.' }),
+      barList(top, (x) => (x.value > 0 ? '+' : '') + fmtNum(x.value, 4),
+        'reason-bars'));
+  }
+
+  async function loadPredictions(model, box, gen) {
+    let r;
+    try {
+      r = await api.get('/api/v2/models/' + enc(model) +
+        '/predictions?limit=20');
+    } catch (e) {
+      if (gen !== app.gen) return;
+      clear(box);
+      append(box, notRecorded(e.status === 404
+        ? 'The prediction log of ' + model + ' is not served by this ' +
+          'daemon\'s admin API, so reason codes cannot be shown here.'
+        : 'Could not load the prediction log: ' + e.message, 'predictions'));
+      return;
+    }
+    if (gen !== app.gen) return;
+    clear(box);
+    const rows = r.predictions || [];
+    if (!rows.length) {
+      append(box, h('p', { class: 'muted', text: 'No logged predictions yet.' }));
+      return;
+    }
+    const t = h('table', { class: 'tbl', id: 'predictions-table' },
+      h('thead', {}, h('tr', {}, ['when', 'customer', 'version', 'prediction',
+        'confidence', 'reason codes'].map((k) => h('th', { text: k })))));
+    const tb = h('tbody');
+    rows.forEach((p) => {
+      const has = reasonsOf(p) !== null;
+      const detail = h('tr', { class: 'detail', hidden: true },
+        h('td', { colspan: 6 }, reasonsView(p)));
+      const tr = h('tr', { class: 'clickable', 'data-prediction': p.id,
+        onclick: () => { detail.hidden = !detail.hidden; } },
+      h('td', { text: fmtTime(p.created_at) }),
+      h('td', {}, shortId(p.customer_id, 16)),
+      h('td', { text: p.model_version ? 'v' + p.model_version : '—' }),
+      h('td', { text: p.prediction || '—' }),
+      h('td', { class: 'num', text: fmtNum(p.confidence, 3) }),
+      h('td', { class: has ? '' : 'muted', text: has ? 'show' : 'not asked' }));
+      append(tb, tr, detail);
+    });
+    append(t, tb);
+    append(box, h('div', { class: 'tbl-wrap' }, t));
+  }
+
   /* ---- Serving ---------------------------------------------------------- */
 
   /* The per-feature scores of one drift report, {feature: psi} with only
@@ -1085,8 +1556,10 @@
     const drift = h('div', { id: 'drift' });
     const driftSel = h('select', { id: 'drift-model', onchange: () =>
       loadDrift(driftSel.value) });
+    const preds = h('div', { class: 'card', id: 'predictions' });
     append(main, tiles, charts, h('div', { class: 'card-head section-head' },
-      h('h2', { text: 'Drift' }), driftSel), drift);
+      h('h2', { text: 'Drift' }), driftSel), drift,
+    h('h2', { class: 'section-head', text: 'Recent predictions' }), preds);
     let driftModel = null;
 
     function tile(label, value, cls, key) {
@@ -1194,6 +1667,7 @@
 
     async function loadDrift(model) {
       driftModel = model;
+      loadPredictions(model, preds, gen);
       let r;
       try {
         r = await api.get('/api/v2/models/' + enc(model) + '/drift?limit=200');

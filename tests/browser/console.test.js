@@ -193,7 +193,12 @@ async function shot(page, name) {
   const page = ctx.pages()[0] || await ctx.newPage();
   page.setDefaultTimeout(15000);
   page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()); });
+  page.on('console', (m) => {
+    /* the prediction log endpoint does not exist yet: its 404 is expected
+     * (trust_views_say_not_recorded checks what the page says instead) */
+    if (m.type() === 'error' && !/\/api\/v2\/models\/[^/]+\/predictions/
+      .test((m.location() || {}).url || '')) pageErrors.push(m.text());
+  });
   /* nothing may be fetched from anywhere but the daemon */
   const foreign = [];
   page.on('request', (r) => {
@@ -289,6 +294,32 @@ async function shot(page, name) {
     const deps = await page.textContent('#deployments');
     check(deps.includes('deploy'), 'deployment history shown');
     await shot(page, 'console-models');
+  });
+
+  await test('trust_views_say_not_recorded', async () => {
+    /* the fixture's versions and deployment rows carry no gate numbers,
+     * calibration or importance: each view says so, nothing is drawn */
+    await page.goto(BASE + '/#/models/' + MODEL);
+    await page.waitForSelector('#trust [data-field="calibration"]');
+    check((await page.textContent('#trust [data-missing="calibration"]')) ===
+      'Calibration not recorded for this version.', 'calibration missing');
+    check((await page.textContent('#trust [data-missing="importance"]')) ===
+      'Feature importance not recorded for this version.', 'importance missing');
+    check(await page.$('#trust svg') === null, 'no diagram without bins');
+    await page.click('#deployments tr[data-deployment]');
+    await page.waitForSelector('#deployments .decision');
+    const gate = await page.textContent('#deployments .decision [data-missing="gate"]');
+    check(gate.startsWith('Gate numbers not recorded for this decision'),
+      'gate missing: ' + gate);
+    const side = await page.$$eval('#deployments .decision .side-tbl thead th',
+      (x) => x.map((e) => e.textContent));
+    check(side.join('|') === '|v1 · candidate', 'first deploy: only the ' +
+      'version deployed: ' + side.join('|'));
+    await page.goto(BASE + '/#/serving');
+    await page.waitForSelector('#predictions [data-missing="predictions"]');
+    const pr = await page.textContent('#predictions');
+    check(pr.includes('not served by this daemon\'s admin API'),
+      'prediction log without an endpoint: ' + pr);
   });
 
   await test('models_page_fits_long_ids_and_params', async () => {
@@ -531,6 +562,113 @@ async function shot(page, name) {
     const prod = await page.textContent('[data-field="production"]');
     check(prod.includes('v2'), 'models page after the promotion: ' + prod);
     await shot(page, 'console-models-after-promotion');
+  });
+
+  await test('decision_shows_two_versions_side_by_side', async () => {
+    /* the promotion above: v1 -> v2, both versions from the registry */
+    await page.goto(BASE + '/#/models/' + MODEL);
+    await page.waitForSelector('#deployments tr[data-deployment]');
+    await page.click('#deployments tbody tr[data-deployment]:first-child');
+    await page.waitForSelector('#deployments .decision .side-tbl');
+    const t = await page.$eval('#deployments .decision .side-tbl', (el) => ({
+      head: [...el.querySelectorAll('thead th')].map((e) => e.textContent),
+      rows: Object.fromEntries([...el.querySelectorAll('tbody tr')].map((tr) =>
+        [tr.querySelector('th').textContent, [...tr.querySelectorAll('td')]
+          .map((e) => e.textContent)])) }));
+    check(t.head.join('|') === '|v1 · production then|v2 · promoted',
+      'columns: ' + t.head.join('|'));
+    const m = await json('/api/v2/models/' + MODEL);
+    const acc = (v) => m.body.versions.find((x) => x.version === v)
+      .metrics.accuracy.toFixed(4);
+    check(JSON.stringify(t.rows.accuracy) === JSON.stringify([acc(1), acc(2)]),
+      'accuracy side by side: ' + JSON.stringify(t.rows.accuracy));
+    check(JSON.stringify(t.rows.max_depth) === '["2","5"]',
+      'the param that differs: ' + JSON.stringify(t.rows.max_depth));
+    check(!('eta' in t.rows), 'params that are the same are not repeated');
+    await shot(page, 'console-decision-v1-v2');
+  });
+
+  await test('trust_views_render_recorded_numbers', async () => {
+    /* The admin API does not carry these records yet (issue 13 adds the
+     * gate numbers to deployment rows, calibration and importance to
+     * meta.json, reason codes to the log).  To check what the console
+     * draws from them, the daemon's own answer for the model page is
+     * extended here with numbers in the shape app.js reads, and the
+     * prediction log endpoint is answered with two rows.  Replace with
+     * the fixture's real records once issue 13 has landed. */
+    const bins = [[0.35, 0.31, 40], [0.5, 0.47, 120], [0.65, 0.66, 210],
+      [0.8, 0.78, 160], [0.93, 0.9, 70]].map(([c, a, n]) =>
+      ({ confidence: c, accuracy: a, count: n }));
+    await page.route(new RegExp('/api/v2/models/' + MODEL + '$'), async (route) => {
+      const r = await route.fetch();
+      const body = await r.json();
+      body.versions.forEach((v) => {
+        v.calibration = { method: 'temperature', temperature: 1.42,
+          ece_before: 0.071, ece_after: 0.021, brier_before: 0.52,
+          brier_after: 0.49, rows: 600, bins };
+        v.importance = { mean_abs_shap: { outstanding_debt: 0.41,
+          credit_mix: 0.77, interest_rate: 0.35, age: 0.05 },
+        gain: { outstanding_debt: 12.5, credit_mix: 30.1, interest_rate: 9.9,
+          age: 1.2 } };
+      });
+      body.deployments[0].gate = { n: 612, metric: 'accuracy',
+        candidate_score: 0.8311, production_score: 0.8333, difference: -0.0022,
+        interval: [-0.0145, 0.0101], level: 0.95, p_value: 0.74,
+        max_regression: 0.02, method: 'paired bootstrap' };
+      await route.fulfill({ response: r, json: body });
+    });
+    await page.route(/\/api\/v2\/models\/[^/]+\/predictions/, (route) =>
+      route.fulfill({ json: { predictions: [
+        { id: 2, created_at: new Date().toISOString(), customer_id: 'CUS_0x1f2e',
+          model_version: 2, prediction: 'Good', confidence: 0.71,
+          explain: { class: 'Good', bias: -0.12, margin: 1.05, contributions: [
+            { feature: 'credit_mix', value: 0.91 },
+            { feature: 'outstanding_debt', value: -0.33 },
+            { feature: 'interest_rate', value: 0.59 }] } },
+        { id: 1, created_at: new Date().toISOString(), customer_id: 'CUS_0x2a3b',
+          model_version: 2, prediction: 'Standard', confidence: 0.55 }] } }));
+    try {
+      await page.goto(BASE + '/#/models/' + MODEL);
+      await page.reload(); /* the same hash would not render again */
+      await page.waitForSelector('#trust svg.reliability');
+      const cal = await page.$eval('#trust', (el) => ({
+        dots: el.querySelectorAll('svg.reliability circle.pt').length,
+        ece: el.querySelector('[data-field="ece"]').textContent,
+        feats: [...el.querySelectorAll('.importance .bar-row')]
+          .map((r) => r.dataset.feature) }));
+      check(cal.dots === 5, 'one dot per bin: ' + cal.dots);
+      check(cal.ece === '0.0710 → 0.0210', 'ECE before → after: ' + cal.ece);
+      check(cal.feats.join() === 'credit_mix,outstanding_debt,interest_rate,age',
+        'importance strongest first: ' + cal.feats);
+      await page.click('#deployments tbody tr[data-deployment]:first-child');
+      await page.waitForSelector('#deployments .decision [data-field="gate"] svg');
+      const g = await page.$eval('#deployments .decision [data-field="gate"]',
+        (el) => ({ n: el.querySelector('[data-field="gate-n"]').textContent,
+          diff: el.querySelector('[data-field="gate-diff"]').textContent,
+          iv: el.querySelector('[data-field="gate-interval"]').textContent,
+          maxReg: el.querySelector('line.threshold').dataset.maxRegression,
+          text: el.textContent }));
+      check(g.n === '612' && g.diff === '-0.0022' &&
+        g.iv === '[-0.0145, +0.0101]' && g.maxReg === '0.02',
+      'gate numbers: ' + JSON.stringify(g));
+      check(g.text.includes('95% interval') && g.text.includes('-0.0145 > -0.0200'),
+        'the rule applied: ' + g.text);
+      await shot(page, 'console-trust-recorded');
+      await page.goto(BASE + '/#/serving');
+      await page.waitForSelector('#predictions-table tbody tr[data-prediction="2"]');
+      await page.click('#predictions-table tr[data-prediction="2"]');
+      const rc = await page.$$eval('#predictions-table .reason-bars .bar-row',
+        (x) => x.map((r) => r.dataset.feature + ' ' +
+          r.querySelector('.bar-value').textContent));
+      check(rc.join() === 'credit_mix +0.9100,interest_rate +0.5900,' +
+        'outstanding_debt -0.3300', 'reason codes strongest first: ' + rc);
+      await page.click('#predictions-table tr[data-prediction="1"]');
+      const none = await page.textContent('#predictions-table [data-missing="reasons"]');
+      check(none.startsWith('No reason codes'), 'not asked: ' + none);
+      await shot(page, 'console-reason-codes');
+    } finally {
+      await page.unrouteAll();
+    }
   });
 
   await test('no_page_scrolls_sideways_at_1280_and_1400', async () => {
