@@ -91,6 +91,7 @@ static const char *const cfg_level_names[] = {"error", "warn", "info",
                                               "debug", NULL};
 static const char *const cfg_format_names[] = {"text", "json", NULL};
 static const char *const cfg_policy_names[] = {"reject", "serve", NULL};
+static const char *const cfg_durability_names[] = {"process", "fsync", NULL};
 
 #define KIB 1024LL
 #define MIB (1024LL * 1024)
@@ -124,6 +125,14 @@ static const struct cfg_key cfg_keys[] = {
           "on-disk spool for prediction log rows while MariaDB is away"),
     K_INT("server", "spool_max_bytes", server_spool_max_bytes, "268435456",
           MIB, 1024 * GIB, 0, "size cap of the spool directory"),
+    K_ENUMS("server", "log_durability", server_log_durability, "process",
+            cfg_durability_names, 0,
+            "an answered prediction's log row survives: process (a crash or "
+            "kill -9 of the daemon) or fsync (also a power loss: answers "
+            "wait for a shared fdatasync)"),
+    K_STR("server", "log_buffer_dir", server_log_buffer_dir, "", CFG_CK_ANY,
+          0, "directory of the prediction log's buffer file plog-buffer "
+             "(preallocated, about 30 MB); empty: server.spool_dir"),
     /* auth */
     K_STR("auth", "admin_token_env", auth_admin_token_env,
           "MLOPSD_ADMIN_TOKEN", CFG_CK_ENVNAME, 0,

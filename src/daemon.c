@@ -223,6 +223,11 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
   po.metrics = d->metrics;
   po.spool_dir = c->server_spool_dir;
   po.spool_max_bytes = (uint64_t)c->server_spool_max_bytes;
+  po.durability = strcmp(c->server_log_durability, "fsync") == 0
+                      ? PLOG_DUR_FSYNC
+                      : PLOG_DUR_PROCESS;
+  po.buffer_dir = c->server_log_buffer_dir;
+  po.max_item_bytes = (size_t)c->server_max_body_bytes;
   po.policy = strcmp(c->server_log_full_policy, "serve") == 0
                   ? PLOG_FULL_SERVE
                   : PLOG_FULL_REJECT;
@@ -397,7 +402,10 @@ enum err_code daemon_stop(struct daemon *d, struct err *e)
   if (d->pl) {
     plog_stop(d->pl, d->stop_timeout_ms, &lost);
     if (lost && rc == ERR_OK)
-      rc = err_set(e, ERR_TIMEOUT, "%zu prediction log rows lost", lost);
+      rc = err_set(e, ERR_TIMEOUT, "%zu prediction log rows not stored "
+                                   "(kept in the log buffer file for the "
+                                   "next start)",
+                   lost);
   }
   if (d->q)
     queue_shutdown(d->q, d->stop_timeout_ms, &left_running, &left_queued);

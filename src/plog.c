@@ -42,6 +42,7 @@
 #include "mlopsd/db.h"
 #include "mlopsd/log.h"
 #include "mlopsd/metrics.h"
+#include "mlopsd/pbuf.h"
 #include "mlopsd/queue.h"
 #include "mlopsd/fsx.h"
 #include "mlopsd/spool.h"
@@ -65,40 +66,25 @@
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
 #define SEQ_FILE "plog-seq"
-
-/* A row in memory; its strings are in the owning buffer's bytes. */
-struct prow {
-  uint64_t seq;
-  int64_t created_us;
-  double conf;
-  int32_t elapsed_ms;
-  int32_t model_version;
-  size_t off;
-  uint16_t cid_len, pred_len, model_len;
-  uint32_t feat_len;
-};
-
-struct rbuf {
-  struct prow *rows;
-  size_t n, cap;
-  char *bytes;
-  size_t blen, bcap;
-};
+#define BUF_SLACK_CHUNKS 6 /* chunks beyond max_bytes: partly filled ones */
 
 struct shard {
   pthread_mutex_t mu;
-  struct rbuf b;
+  struct pbuf_chunk *cur;   /* being filled */
+  struct pbuf_chunk **full; /* filled, not yet taken by the flusher */
+  size_t nfull;
+  struct pbuf_chunk **tmp;  /* chunks taken for one append */
   char pad[64];
 };
 
-/* A row to store, pointing into a buffer or a spool record. */
-struct rview {
-  uint64_t seq;
-  int64_t created_us;
-  double conf;
-  int32_t elapsed_ms, model_version;
-  const char *cid, *pred, *model, *feat;
-  size_t cid_len, pred_len, model_len, feat_len;
+/* Where the flusher stands in its work list: chunk wk[ci], row ri at
+ * byte offset off; bytes = row_bytes() of the rows passed since the
+ * cursor was copied (for the pending counters). */
+struct wcur {
+  size_t ci;
+  uint32_t ri;
+  size_t off;
+  size_t bytes;
 };
 
 static const char *const cols[NCOLS] = {
@@ -114,6 +100,7 @@ struct plog {
   int64_t source; /* spool id, 63 bits */
 
   struct shard shards[NSHARDS];
+  struct pbuf *pb;         /* the crash-safe buffer file (pbuf.h) */
   atomic_size_t pending; /* rows in shards + work not yet stored */
   atomic_size_t pending_bytes; /* their row_bytes() */
   atomic_size_t fresh;   /* rows appended since the last drain */
@@ -124,12 +111,13 @@ struct plog {
 
   /* flusher state (flush_mu) */
   pthread_mutex_t flush_mu;
-  struct rbuf spare[NSHARDS];
-  struct rbuf work;  /* rows [work_off, work.n) still to store */
-  size_t work_off;
+  struct pbuf_chunk **wk; /* drained chunks, fill order; rows from
+                             wdone on still to store */
+  size_t wk_n, wk_cap;
+  struct wcur wdone;
   uint64_t next_seq, seq_limit;
   atomic_uint_fast64_t next_seq_pub; /* next_seq for readers */
-  struct rview *views;
+  struct pbuf_row *views;
   size_t views_cap;
   struct db_val *vals;
   size_t vals_cap;
@@ -197,38 +185,6 @@ void plog_opts_defaults(struct plog_opts *o)
 
 /* ---- buffers ---------------------------------------------------------- */
 
-static int rbuf_reserve(struct rbuf *b, size_t rows, size_t bytes)
-{
-  if (b->n + rows > b->cap) {
-    size_t nc = b->cap ? b->cap : 256;
-    while (nc < b->n + rows)
-      nc *= 2;
-    struct prow *r = realloc(b->rows, nc * sizeof(*r));
-    if (!r)
-      return -1;
-    b->rows = r;
-    b->cap = nc;
-  }
-  if (b->blen + bytes > b->bcap) {
-    size_t nc = b->bcap ? b->bcap : 65536;
-    while (nc < b->blen + bytes)
-      nc *= 2;
-    char *p = realloc(b->bytes, nc);
-    if (!p)
-      return -1;
-    b->bytes = p;
-    b->bcap = nc;
-  }
-  return 0;
-}
-
-static void rbuf_free(struct rbuf *b)
-{
-  free(b->rows);
-  free(b->bytes);
-  memset(b, 0, sizeof(*b));
-}
-
 /* Length of s cut to at most max characters at a UTF-8 boundary. */
 static size_t utf8_cut(const char *s, size_t len, size_t max)
 {
@@ -243,34 +199,32 @@ static size_t utf8_cut(const char *s, size_t len, size_t max)
   return len;
 }
 
-static void rbuf_push(struct rbuf *b, const struct plog_row *r)
+/* The row as it goes into the buffer: strings cut to their columns. */
+static void row_view(const struct plog_row *r, struct pbuf_row *w)
 {
-  struct prow *w = &b->rows[b->n++];
   const char *cid = r->customer_id ? r->customer_id : "";
   size_t cl = r->customer_id ? r->customer_id_len : 0;
   const char *pred = r->prediction ? r->prediction : "";
   const char *model = r->model ? r->model : "";
-  cl = utf8_cut(cid, cl, PLOG_CUSTOMER_ID_MAX);
-  size_t pl = utf8_cut(pred, strlen(pred), PLOG_PREDICTION_MAX);
   size_t ml = strlen(model);
-  if (ml > 128)
-    ml = 128;
   w->seq = 0;
   w->created_us = r->created_us;
   w->conf = isfinite(r->confidence) ? r->confidence : 0;
   w->elapsed_ms = r->elapsed_ms < 0 ? 0 : r->elapsed_ms;
   w->model_version = r->model_version;
-  w->off = b->blen;
-  w->cid_len = (uint16_t)cl;
-  w->pred_len = (uint16_t)pl;
-  w->model_len = (uint16_t)ml;
-  w->feat_len = (uint32_t)r->features_len;
-  char *d = b->bytes + b->blen;
-  memcpy(d, cid, cl);
-  memcpy(d + cl, pred, pl);
-  memcpy(d + cl + pl, model, ml);
-  memcpy(d + cl + pl + ml, r->features, r->features_len);
-  b->blen += cl + pl + ml + r->features_len;
+  w->cid = cid;
+  w->cid_len = utf8_cut(cid, cl, PLOG_CUSTOMER_ID_MAX);
+  w->pred = pred;
+  w->pred_len = utf8_cut(pred, strlen(pred), PLOG_PREDICTION_MAX);
+  w->model = model;
+  w->model_len = ml > 128 ? 128 : ml;
+  w->feat = r->features;
+  w->feat_len = r->features_len;
+}
+
+static size_t view_size(const struct pbuf_row *w)
+{
+  return pbuf_row_size(w->cid_len, w->pred_len, w->model_len, w->feat_len);
 }
 
 /* ---- request side ----------------------------------------------------- */
@@ -303,7 +257,7 @@ static int over(struct plog *p, size_t n, size_t bytes)
  * full_wait_ms) for the flusher to make room: the server slows down to
  * what the database takes instead of failing at once.  Returns 0 when
  * there may be room now. */
-static int wait_room(struct plog *p, size_t n, size_t bytes)
+static int wait_room(struct plog *p, size_t n, size_t bytes, size_t chunks)
 {
   struct timespec ts;
   int rc = 0;
@@ -316,11 +270,12 @@ static int wait_room(struct plog *p, size_t n, size_t bytes)
   count(&p->full_waits, p->c_full_waits, 1);
   pthread_mutex_lock(&p->room_mu);
   atomic_fetch_add(&p->waiters, 1);
-  while (over(p, n, bytes) && !atomic_load(&p->closing) && rc == 0)
+  while ((over(p, n, bytes) || pbuf_free_count(p->pb) < chunks) &&
+         !atomic_load(&p->closing) && rc == 0)
     rc = pthread_cond_timedwait(&p->room_cv, &p->room_mu, &ts);
   atomic_fetch_sub(&p->waiters, 1);
   pthread_mutex_unlock(&p->room_mu);
-  return over(p, n, bytes) ? -1 : 0;
+  return over(p, n, bytes) || pbuf_free_count(p->pb) < chunks ? -1 : 0;
 }
 
 /* Wake requests waiting for room (flusher, after rows were stored). */
@@ -384,16 +339,39 @@ enum err_code plog_admit(struct plog *p, size_t n)
 {
   if (p->o.policy != PLOG_FULL_REJECT || !over(p, n, 0))
     return ERR_OK;
-  if (wait_room(p, n, 0) == 0)
+  if (wait_room(p, n, 0, 0) == 0)
     return ERR_OK;
   count(&p->rejected, p->c_rejected, n);
   return ERR_FULL;
+}
+
+/* Chunks an append of rows[0..n) needs beyond the shard's current one;
+ * -1 when a row is larger than a chunk. */
+static long chunks_needed(struct plog *p, struct shard *sh,
+                          const struct plog_row *rows, size_t n)
+{
+  size_t room = sh->cur ? pbuf_room(sh->cur) : 0, max = pbuf_max_row(p->pb);
+  long k = 0;
+  for (size_t i = 0; i < n; i++) {
+    struct pbuf_row w;
+    row_view(&rows[i], &w);
+    size_t sz = view_size(&w);
+    if (sz > max)
+      return -1;
+    if (sz > room) {
+      k++;
+      room = max;
+    }
+    room -= sz;
+  }
+  return k;
 }
 
 enum err_code plog_append(struct plog *p, const struct plog_row *rows,
                           size_t n, int *logged)
 {
   size_t bytes = 0;
+  long need = 0;
   int too_big = 0, waited = 0;
   if (logged)
     *logged = 0;
@@ -406,22 +384,40 @@ enum err_code plog_append(struct plog *p, const struct plog_row *rows,
   }
   if (too_big || bytes > p->o.max_bytes)
     goto full;
+  if (tl_shard < 0)
+    tl_shard = (int)(atomic_fetch_add(&shard_rr, 1) % NSHARDS);
+  struct shard *sh = &p->shards[tl_shard];
 again:;
   size_t prev = atomic_fetch_add(&p->pending, n);
   size_t prevb = atomic_fetch_add(&p->pending_bytes, bytes);
   if (prev + n > p->o.max_rows || prevb + bytes > p->o.max_bytes)
     goto undo;
-  if (tl_shard < 0)
-    tl_shard = (int)(atomic_fetch_add(&shard_rr, 1) % NSHARDS);
-  struct shard *sh = &p->shards[tl_shard];
+  /* Every row goes into the mapped buffer file before this returns, so
+   * it survives the process (pbuf.h); the caller answers after that. */
   pthread_mutex_lock(&sh->mu);
-  if (rbuf_reserve(&sh->b, n, bytes) != 0) {
+  need = chunks_needed(p, sh, rows, n);
+  if (need < 0 || (need > 0 && pbuf_take(p->pb, sh->tmp, (size_t)need))) {
     pthread_mutex_unlock(&sh->mu);
+    if (need < 0) {
+      atomic_fetch_sub(&p->pending, n);
+      atomic_fetch_sub(&p->pending_bytes, bytes);
+      goto full;
+    }
     goto undo;
   }
-  for (size_t i = 0; i < n; i++)
-    rbuf_push(&sh->b, &rows[i]);
+  for (size_t i = 0, t = 0; i < n; i++) {
+    struct pbuf_row w;
+    row_view(&rows[i], &w);
+    if (!sh->cur || pbuf_room(sh->cur) < view_size(&w)) {
+      if (sh->cur)
+        sh->full[sh->nfull++] = sh->cur;
+      sh->cur = sh->tmp[t++];
+    }
+    pbuf_put(sh->cur, &w);
+  }
   pthread_mutex_unlock(&sh->mu);
+  if (p->o.durability == PLOG_DUR_FSYNC && pbuf_sync_wait(p->pb) != ERR_OK)
+    return ERR_IO; /* logged by pbuf; the rows stay and are stored */
   size_t fresh = atomic_fetch_add(&p->fresh, n);
   if (fresh < p->o.flush_rows && fresh + n >= p->o.flush_rows)
     plog_kick(p);
@@ -432,7 +428,7 @@ again:;
 undo:
   atomic_fetch_sub(&p->pending, n);
   atomic_fetch_sub(&p->pending_bytes, bytes);
-  if (!waited && wait_room(p, n, bytes) == 0) {
+  if (!waited && wait_room(p, n, bytes, need > 0 ? (size_t)need : 0) == 0) {
     waited = 1;
     goto again;
   }
@@ -601,7 +597,7 @@ static void fmt_ts(char *out, int64_t us)
 }
 
 /* Insert views[0..n) in one transaction.  *inserted gets new rows. */
-static enum err_code store_db(struct plog *p, const struct rview *v, size_t n,
+static enum err_code store_db(struct plog *p, const struct pbuf_row *v, size_t n,
                               int64_t *inserted, struct err *e)
 {
   struct db_conn *c = NULL;
@@ -683,7 +679,7 @@ static void put64(char **d, uint64_t x)
 }
 
 /* Encode views into p->enc; returns the length or 0 (no memory). */
-static size_t encode(struct plog *p, const struct rview *v, size_t n)
+static size_t encode(struct plog *p, const struct pbuf_row *v, size_t n)
 {
   size_t len = 8;
   for (size_t i = 0; i < n; i++)
@@ -737,7 +733,7 @@ static long decode(struct plog *p, const void *data, size_t len)
   if (grow((void **)&p->views, &p->views_cap, n, sizeof(*p->views)))
     return -1;
   for (uint32_t i = 0; i < n; i++) {
-    struct rview *v = &p->views[i];
+    struct pbuf_row *v = &p->views[i];
     uint64_t seq, cu, conf;
     uint32_t el, mv, fl;
     uint16_t l16[3];
@@ -843,97 +839,133 @@ static void replay(struct plog *p, int64_t budget_ms)
   }
 }
 
-/* Move every shard's rows into work and number them. */
-static enum err_code drain(struct plog *p, struct err *e)
+static int work_empty(const struct plog *p) { return p->wdone.ci >= p->wk_n; }
+
+static size_t view_bytes(const struct pbuf_row *v)
 {
-  atomic_store(&p->fresh, 0);
-  for (int i = 0; i < NSHARDS; i++) {
-    struct shard *sh = &p->shards[i];
-    struct rbuf tmp;
-    pthread_mutex_lock(&sh->mu);
-    if (sh->b.n == 0) {
-      pthread_mutex_unlock(&sh->mu);
-      continue;
-    }
-    /* Room in work first (rarely grows once warm), so a failure leaves
-     * the rows where they are. */
-    if (rbuf_reserve(&p->work, sh->b.n, sh->b.blen) != 0) {
-      pthread_mutex_unlock(&sh->mu);
-      return err_set(e, ERR_NOMEM, "plog: out of memory draining rows");
-    }
-    tmp = sh->b;
-    sh->b = p->spare[i];
-    pthread_mutex_unlock(&sh->mu);
-    size_t base = p->work.blen;
-    memcpy(p->work.bytes + base, tmp.bytes, tmp.blen);
-    p->work.blen += tmp.blen;
-    for (size_t k = 0; k < tmp.n; k++) {
-      struct prow r = tmp.rows[k];
-      r.off += base;
-      p->work.rows[p->work.n++] = r;
-    }
-    tmp.n = tmp.blen = 0;
-    p->spare[i] = tmp;
-  }
+  return PLOG_CUSTOMER_ID_MAX * 4 + PLOG_PREDICTION_MAX * 4 + 128 +
+         v->feat_len;
+}
+
+/* Number the rows of wk[from..wk_n) that have no seq yet (in the
+ * mapping, before any write attempt: a row stored and then replayed
+ * after a crash keeps its number, and the table's key drops it). */
+static enum err_code number(struct plog *p, size_t from, struct err *e)
+{
   size_t fresh = 0;
-  for (size_t k = p->work.n; k > p->work_off && p->work.rows[k - 1].seq == 0;
-       k--)
-    fresh++;
-  if (fresh) {
-    uint64_t first;
-    enum err_code rc = seq_take(p, fresh, &first, e);
-    if (rc != ERR_OK)
-      return rc;
-    for (size_t k = p->work.n - fresh; k < p->work.n; k++)
-      p->work.rows[k].seq = first++;
+  for (size_t k = from; k < p->wk_n; k++) {
+    size_t off = 0;
+    struct pbuf_row r;
+    while (pbuf_next(p->wk[k], &off, &r))
+      fresh += r.seq == 0;
   }
+  if (!fresh)
+    return ERR_OK;
+  uint64_t first;
+  enum err_code rc = seq_take(p, fresh, &first, e);
+  if (rc != ERR_OK)
+    return rc;
+  for (size_t k = from; k < p->wk_n; k++) {
+    size_t off = 0, at = 0;
+    struct pbuf_row r;
+    while (pbuf_next(p->wk[k], &off, &r)) {
+      if (r.seq == 0)
+        pbuf_set_seq(p->wk[k], at, first++);
+      at = off;
+    }
+  }
+  /* durability fsync: the numbers must be on disk before an insert
+   * that a power loss could otherwise make us repeat under new ones */
+  if (p->o.durability == PLOG_DUR_FSYNC)
+    return pbuf_sync(p->pb, e);
   return ERR_OK;
 }
 
-static size_t work_views(struct plog *p, size_t from, size_t max)
+/* Take every shard's filled chunks (and the one being filled) into the
+ * work list, oldest first, and number their rows.  Work is empty. */
+static enum err_code drain(struct plog *p, struct err *e)
 {
-  size_t n = p->work.n - from;
-  if (n > max)
-    n = max;
-  if (grow((void **)&p->views, &p->views_cap, n, sizeof(*p->views)))
+  atomic_store(&p->fresh, 0);
+  p->wk_n = 0;
+  memset(&p->wdone, 0, sizeof(p->wdone));
+  for (int i = 0; i < NSHARDS; i++) {
+    struct shard *sh = &p->shards[i];
+    pthread_mutex_lock(&sh->mu);
+    for (size_t k = 0; k < sh->nfull; k++)
+      p->wk[p->wk_n++] = sh->full[k];
+    sh->nfull = 0;
+    if (sh->cur && pbuf_rows(sh->cur) > 0) {
+      p->wk[p->wk_n++] = sh->cur;
+      sh->cur = NULL;
+    }
+    pthread_mutex_unlock(&sh->mu);
+  }
+  return number(p, 0, e);
+}
+
+/* Up to max rows (and, past the first, max_enc bytes as a spool record)
+ * from cursor c on into p->views (c moves past them). */
+static size_t work_views(struct plog *p, struct wcur *c, size_t max,
+                         size_t max_enc)
+{
+  size_t n = 0, enc = 0;
+  if (grow((void **)&p->views, &p->views_cap, max, sizeof(*p->views)))
     return 0;
-  for (size_t i = 0; i < n; i++) {
-    const struct prow *r = &p->work.rows[from + i];
-    struct rview *v = &p->views[i];
-    const char *b = p->work.bytes + r->off;
-    v->seq = r->seq;
-    v->created_us = r->created_us;
-    v->conf = r->conf;
-    v->elapsed_ms = r->elapsed_ms;
-    v->model_version = r->model_version;
-    v->cid = b;
-    v->cid_len = r->cid_len;
-    v->pred = b + r->cid_len;
-    v->pred_len = r->pred_len;
-    v->model = v->pred + r->pred_len;
-    v->model_len = r->model_len;
-    v->feat = v->model + r->model_len;
-    v->feat_len = r->feat_len;
+  while (n < max && c->ci < p->wk_n) {
+    struct pbuf_chunk *ch = p->wk[c->ci];
+    if (c->ri == 0 && c->off == 0) {
+      /* a recovered chunk: skip the rows the previous run stored */
+      struct pbuf_row skip;
+      for (uint32_t d = pbuf_done(ch); c->ri < d; c->ri++)
+        if (!pbuf_next(ch, &c->off, &skip))
+          break;
+    }
+    size_t off0 = c->off;
+    if (c->ri >= pbuf_rows(ch) || !pbuf_next(ch, &c->off, &p->views[n])) {
+      c->ci++;
+      c->ri = 0;
+      c->off = 0;
+      continue;
+    }
+    const struct pbuf_row *v = &p->views[n];
+    size_t b = REC_ROW_HDR + v->cid_len + v->pred_len + v->model_len +
+               v->feat_len;
+    if (n > 0 && enc + b > max_enc) {
+      c->off = off0;
+      break;
+    }
+    enc += b;
+    c->ri++;
+    c->bytes += view_bytes(&p->views[n]);
+    n++;
   }
   return n;
 }
 
-static void work_done(struct plog *p, size_t n)
+/* n rows up to cursor c are stored (or spooled): release the chunks
+ * behind it, record progress in the current one, free room. */
+static void work_done(struct plog *p, size_t n, const struct wcur *c)
 {
-  size_t bytes = 0;
-  for (size_t k = p->work_off; k < p->work_off + n; k++) {
-    const struct prow *r = &p->work.rows[k];
-    bytes += PLOG_CUSTOMER_ID_MAX * 4 + PLOG_PREDICTION_MAX * 4 + 128 +
-             r->feat_len;
+  for (size_t k = p->wdone.ci; k < c->ci && k < p->wk_n; k++)
+    pbuf_release(p->pb, p->wk[k]);
+  p->wdone = *c;
+  p->wdone.bytes = 0;
+  while (p->wdone.ci < p->wk_n &&
+         p->wdone.ri >= pbuf_rows(p->wk[p->wdone.ci])) {
+    pbuf_release(p->pb, p->wk[p->wdone.ci]);
+    p->wdone.ci++;
+    p->wdone.ri = 0;
+    p->wdone.off = 0;
   }
-  p->work_off += n;
-  atomic_fetch_sub(&p->pending_bytes, bytes);
+  if (p->wdone.ci < p->wk_n && p->wdone.ri > 0)
+    pbuf_set_done(p->wk[p->wdone.ci], p->wdone.ri);
+  if (p->wdone.ci >= p->wk_n) {
+    p->wk_n = 0;
+    memset(&p->wdone, 0, sizeof(p->wdone));
+  }
+  atomic_fetch_sub(&p->pending_bytes, c->bytes);
   atomic_fetch_sub(&p->pending, n);
   room_made(p);
-  if (p->work_off == p->work.n) {
-    p->work.n = p->work.blen = 0;
-    p->work_off = 0;
-  }
 }
 
 /* Append the rest of work to the spool and sync. */
@@ -942,19 +974,15 @@ static void to_spool(struct plog *p)
   struct err e = {0};
   size_t done = 0;
   enum err_code rc = ERR_OK;
-  while (p->work_off + done < p->work.n) {
-    size_t from = p->work_off + done, n = 0, bytes = 0;
-    while (from + n < p->work.n && n < SPOOL_CHUNK_ROWS) {
-      const struct prow *r = &p->work.rows[from + n];
-      size_t b = REC_ROW_HDR + r->cid_len + r->pred_len + r->model_len +
-                 r->feat_len;
-      if (n > 0 && bytes + b > SPOOL_CHUNK_BYTES)
-        break;
-      bytes += b;
-      n++;
-    }
-    n = work_views(p, from, n);
-    size_t len = n ? encode(p, p->views, n) : 0;
+  struct wcur c = p->wdone, ok = p->wdone;
+  c.bytes = ok.bytes = 0;
+  while (c.ci < p->wk_n) {
+    /* a record of at most SPOOL_CHUNK_ROWS rows and about
+     * SPOOL_CHUNK_BYTES (a chunk of the buffer is smaller than that) */
+    size_t n = work_views(p, &c, SPOOL_CHUNK_ROWS, SPOOL_CHUNK_BYTES);
+    if (n == 0)
+      break;
+    size_t len = encode(p, p->views, n);
     if (!len) {
       rc = err_set(&e, ERR_NOMEM, "plog: out of memory encoding a batch");
       break;
@@ -963,25 +991,26 @@ static void to_spool(struct plog *p)
     if (rc != ERR_OK)
       break;
     done += n;
+    ok = c;
   }
   if (done) {
     struct err se = {0};
     if (spool_sync(p->sp, &se) != ERR_OK) {
-      LOG_E(MOD, "spool sync failed, rows kept in memory: %s", se.msg);
+      LOG_E(MOD, "spool sync failed, rows kept in the buffer: %s", se.msg);
       return; /* the appended records were dropped by the spool */
     }
-    work_done(p, done);
+    work_done(p, done, &ok);
     count(&p->spooled, p->c_spooled, done);
     atomic_store(&p->spool_backlog, 1);
   }
   if (rc == ERR_FULL) {
     if (!atomic_exchange(&p->spool_full, 1))
       LOG_E(MOD, "spool full (%" PRIu64 " bytes): prediction log rows wait "
-                 "in memory; policy %s",
+                 "in the buffer; policy %s",
             p->o.spool_max_bytes,
             p->o.policy == PLOG_FULL_REJECT ? "reject (503)" : "serve");
   } else if (rc != ERR_OK) {
-    LOG_E(MOD, "spool append failed, rows kept in memory: %s", e.msg);
+    LOG_E(MOD, "spool append failed, rows kept in the buffer: %s", e.msg);
   } else {
     atomic_store(&p->spool_full, 0);
   }
@@ -992,7 +1021,7 @@ static void flush_once(struct plog *p, int final)
   struct err e = {0};
   struct spool_stats st;
   int64_t t0 = now_ms();
-  if (p->work_off == p->work.n) {
+  if (work_empty(p)) {
     if (drain(p, &e) != ERR_OK)
       LOG_E(MOD, "%s", e.msg);
   }
@@ -1004,26 +1033,32 @@ static void flush_once(struct plog *p, int final)
     backlog = st.pending > 0 && !st.corrupt;
   }
   atomic_store(&p->spool_backlog, st.pending > 0);
-  if (p->work_off < p->work.n) {
-    /* In chunks: each one frees room for waiting requests as soon as it
+  if (!work_empty(p)) {
+    /* In pieces: each one frees room for waiting requests as soon as it
      * is stored, instead of after the whole backlog. */
-    while (!backlog && p->work_off < p->work.n && db_allowed(p)) {
-      size_t n = p->work.n - p->work_off;
+    while (!backlog && !work_empty(p) && db_allowed(p)) {
       int64_t ins = 0;
-      n = work_views(p, p->work_off, n < STORE_CHUNK ? n : STORE_CHUNK);
-      enum err_code rc =
-          n ? store_db(p, p->views, n, &ins, &e) : ERR_NOMEM;
+      struct wcur c = p->wdone;
+      c.bytes = 0;
+      size_t n = work_views(p, &c, STORE_CHUNK, INSERT_BYTES);
+      if (n == 0) {
+        if (c.ci == p->wdone.ci)
+          break; /* out of memory for the views */
+        work_done(p, 0, &c); /* skipped chunks without rows */
+        continue;
+      }
+      enum err_code rc = store_db(p, p->views, n, &ins, &e);
       if (rc != ERR_OK) {
         set_db_state(p, 0, &e);
         break;
       }
       set_db_state(p, 1, NULL);
-      work_done(p, n);
+      work_done(p, n, &c);
       count(&p->written, p->c_written, (uint64_t)ins);
       if ((uint64_t)ins < n)
         count(&p->dups, p->c_dups, n - (uint64_t)ins);
     }
-    if (p->work_off < p->work.n)
+    if (!work_empty(p))
       to_spool(p);
   } else if (!final && !backlog &&
              now_ms() - atomic_load(&p->last_contact_ms) >= PING_EVERY_MS &&
@@ -1196,6 +1231,66 @@ static void make_metrics(struct plog *p)
 
 /* ---- life cycle ------------------------------------------------------- */
 
+/* Open the buffer file and take over what a previous process left in it
+ * (rows it answered but had not stored): they become the first work,
+ * numbered if they were not yet. */
+static enum err_code open_buffer(struct plog *p, struct err *e)
+{
+  char path[1024];
+  const char *dir = p->o.buffer_dir && *p->o.buffer_dir ? p->o.buffer_dir
+                                                         : p->spool_dir;
+  size_t item = p->o.max_item_bytes ? p->o.max_item_bytes : (size_t)1 << 20;
+  size_t cb = (size_t)1 << 20;
+  /* a chunk holds at least one item with its other columns */
+  while (cb < item + PBUF_CHUNK_HDR + PBUF_ROW_HDR + 512)
+    cb *= 2;
+  size_t nch = (p->o.max_bytes + cb - 1) / cb + BUF_SLACK_CHUNKS;
+  int n = snprintf(path, sizeof(path), "%s/" PLOG_BUFFER_FILE, dir);
+  if (n < 0 || (size_t)n >= sizeof(path))
+    return err_set(e, ERR_INVAL, "plog: buffer dir path too long");
+  if (dir != p->spool_dir && mkdir(dir, 0750) != 0 && errno != EEXIST)
+    return err_set(e, ERR_IO, "plog: mkdir %s: %s", dir, strerror(errno));
+  enum err_code rc = pbuf_open(&p->pb, path, cb, nch, e);
+  if (rc != ERR_OK)
+    return rc;
+  struct pbuf_chunk **rec;
+  size_t nrec;
+  uint64_t rows;
+  pbuf_recovered(p->pb, &rec, &nrec, &rows);
+  /* any append or drain holds at most all the chunks (the file may have
+   * more than asked for, pbuf_open keeps them) */
+  size_t cap = pbuf_nchunks(p->pb);
+  p->wk_cap = cap;
+  p->wk = calloc(cap, sizeof(*p->wk));
+  for (int i = 0; i < NSHARDS; i++) {
+    p->shards[i].full = calloc(cap, sizeof(*p->shards[i].full));
+    p->shards[i].tmp = calloc(cap, sizeof(*p->shards[i].tmp));
+    if (!p->shards[i].full || !p->shards[i].tmp)
+      return err_set(e, ERR_NOMEM, "plog: out of memory");
+  }
+  if (!p->wk)
+    return err_set(e, ERR_NOMEM, "plog: out of memory");
+  if (!nrec)
+    return ERR_OK;
+  memcpy(p->wk, rec, nrec * sizeof(*rec));
+  p->wk_n = nrec;
+  memset(&p->wdone, 0, sizeof(p->wdone));
+  rc = number(p, 0, e);
+  if (rc != ERR_OK)
+    return rc;
+  /* count what is left as pending, as if just appended */
+  struct wcur c = p->wdone;
+  size_t got = 0, k;
+  while ((k = work_views(p, &c, 4096, SIZE_MAX)) > 0)
+    got += k;
+  atomic_store(&p->pending, got);
+  atomic_store(&p->pending_bytes, c.bytes);
+  LOG_I(MOD, "log buffer %s holds %zu rows answered by a previous run and "
+             "not yet stored (in %zu chunks): stored first",
+        path, got, nrec);
+  return ERR_OK;
+}
+
 enum err_code plog_create(struct plog **out, const struct plog_opts *o,
                           struct err *e)
 {
@@ -1264,6 +1359,8 @@ enum err_code plog_create(struct plog **out, const struct plog_opts *o,
   rc = spool_create(&p->sp, &so, e);
   if (rc == ERR_OK)
     rc = seq_open(p, e);
+  if (rc == ERR_OK)
+    rc = open_buffer(p, e);
   if (rc != ERR_OK) {
     plog_destroy(p);
     return rc;
@@ -1334,10 +1431,9 @@ void plog_stop(struct plog *p, int deadline_ms, size_t *lost)
   pthread_mutex_unlock(&p->flush_mu);
   if (left) {
     LOG_E(MOD, "%zu prediction log rows could not be stored (database and "
-               "spool unavailable) and are lost",
+               "spool unavailable): they stay in the buffer file and are "
+               "stored at the next start",
           left);
-    if (p->c_lost)
-      metrics_counter_add(p->c_lost, left);
   } else {
     LOG_I(MOD, "prediction log flushed: written=%" PRIu64 " spooled=%" PRIu64,
           (uint64_t)atomic_load(&p->written),
@@ -1351,7 +1447,7 @@ void plog_destroy(struct plog *p)
 {
   if (!p)
     return;
-  if (p->sp)
+  if (p->sp && p->pb)
     plog_stop(p, 5000, NULL);
   if (p->g_backlog)
     metrics_gauge_fn_detach(p->g_backlog);
@@ -1363,11 +1459,12 @@ void plog_destroy(struct plog *p)
     metrics_gauge_fn_detach(p->g_db_up);
   spool_destroy(p->sp);
   for (int i = 0; i < NSHARDS; i++) {
-    rbuf_free(&p->shards[i].b);
-    rbuf_free(&p->spare[i]);
+    free(p->shards[i].full);
+    free(p->shards[i].tmp);
     pthread_mutex_destroy(&p->shards[i].mu);
   }
-  rbuf_free(&p->work);
+  free(p->wk);
+  pbuf_close(p->pb);
   free(p->views);
   free(p->vals);
   free(p->ts);

@@ -32,6 +32,8 @@ struct cfg {
   char server_log_full_policy[16]; /* "reject" (503) or "serve" unlogged */
   char server_spool_dir[512];   /* "var/spool" */
   long server_spool_max_bytes;  /* 256 MiB */
+  char server_log_durability[16]; /* "process" or "fsync" */
+  char server_log_buffer_dir[512]; /* "" = server_spool_dir */
   /* auth */
   char auth_admin_token_env[128]; /* "MLOPSD_ADMIN_TOKEN" */
   char admin_token[256];        /* resolved secret; "" = admin API off */

@@ -20,8 +20,15 @@
  * (migration 010_plog_seq.sql) and are inserted with ON DUPLICATE KEY
  * UPDATE log_seq = log_seq, so a batch stored twice (a commit whose
  * answer was lost, a crash between insert and cursor commit) gives one
- * row.  Rows still in memory when the process is killed with SIGKILL are
- * lost (at most about one flush interval); plog_stop flushes them.
+ * row.
+ *
+ * Rows wait for the flusher in a buffer file mapped MAP_SHARED
+ * (pbuf.h, SPOOL_DIR/plog-buffer): plog_append returns once the row is in
+ * the kernel's page cache, so a process killed at any moment (SIGKILL)
+ * loses no row it answered; the next plog_create finds the rows not yet
+ * stored and stores them first, under the numbers they had (exactly once
+ * through the key).  With durability fsync the append also waits for an
+ * fdatasync shared by all threads waiting at the time.
  *
  * When the database takes rows slower than they come, plog_append (policy
  * reject) slows the calling threads down smoothly once the buffer is a
@@ -60,6 +67,15 @@ struct metrics;
 
 enum plog_policy { PLOG_FULL_REJECT = 0, PLOG_FULL_SERVE = 1 };
 
+/* What an answered row survives (docs/serving.md "Durability"):
+ * PROCESS - the row is in the mapped buffer file before plog_append
+ * returns: a killed process loses nothing, a power loss may;
+ * FSYNC - plog_append also waits for an fdatasync of the buffer file
+ * (group commit: one sync for every thread waiting at the time). */
+enum plog_durability { PLOG_DUR_PROCESS = 0, PLOG_DUR_FSYNC = 1 };
+
+#define PLOG_BUFFER_FILE "plog-buffer"
+
 struct plog_opts {
   struct db_pool *pool;   /* borrowed; best a pool of its own (size 1-2) */
   struct queue *queue;    /* borrowed: flush jobs; NULL = the ticker thread
@@ -78,6 +94,11 @@ struct plog_opts {
   int full_wait_ms;       /* policy reject: how long a request waits for
                              room in a full buffer before ERR_FULL;
                              0 = 1000, < 0 = no wait */
+  enum plog_durability durability;
+  const char *buffer_dir; /* directory of PLOG_BUFFER_FILE; NULL or "" =
+                             spool_dir.  The file is preallocated: about
+                             max_bytes + 6 chunks of 2 x max_item_bytes */
+  size_t max_item_bytes;  /* largest features value to log; 0 = 1 MiB */
   int pace_us;            /* policy reject: delay per row appended when
                              the buffer is full, growing from 0 at a
                              quarter of max_rows/max_bytes (see
@@ -117,7 +138,8 @@ enum err_code plog_start(struct plog *p, struct err *e) MLOPSD_WUR;
 /* Stop the ticker, wait for a flush in progress, then flush every pending
  * row (to MariaDB, else to the spool) on this thread, trying until
  * deadline_ms from now.  *lost (may be NULL) gets rows that could be
- * stored nowhere (spool full or failing).  Idempotent. */
+ * stored nowhere now (database and spool failing); they stay in the
+ * buffer file and are stored by the next plog_create.  Idempotent. */
 void plog_stop(struct plog *p, int deadline_ms, size_t *lost);
 
 /* Stop (deadline 5 s) if needed, close the spool, free.  NULL-safe. */
@@ -131,7 +153,8 @@ enum err_code plog_admit(struct plog *p, size_t n);
 /* Append n rows, all or none.  ERR_OK (also when the buffer is full and
  * the policy is serve: the rows are then counted as unlogged and
  * *logged, if non-NULL, is 0), ERR_FULL (buffer still full after
- * full_wait_ms, policy reject).  May block up to full_wait_ms; under
+ * full_wait_ms, policy reject), ERR_IO (durability fsync: the sync
+ * failed; the rows are kept and stored).  May block up to full_wait_ms; under
  * policy reject it may also sleep for pacing (at most 0.5 ms per call,
  * more for a batch of rows). */
 enum err_code plog_append(struct plog *p, const struct plog_row *rows,

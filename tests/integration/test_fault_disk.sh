@@ -3,7 +3,8 @@
 # root for mount(8) (tmpfs, read-only bind mounts); skipped with a
 # message otherwise.  Real daemon ($MLOPSD_BIN), database it_fault_disk.
 #
-#   spool, disk full      the spool on a 2 MiB tmpfs, spool_max_bytes far
+#   spool, disk full      the spool on a 2 MiB tmpfs (the log buffer file,
+#                         preallocated, elsewhere), spool_max_bytes far
 #                         above it, MariaDB stopped, predictions until the
 #                         disk is full: a clear error in the log, /readyz
 #                         503, policy reject answers 503 (never a 200 that
@@ -77,7 +78,7 @@ drained() {  # drained SECONDS: spool and memory empty
 section "spool disk full, policy reject"
 mnt "$T/spoolfs" -t tmpfs -o size=2m,mode=0755 tmpfs || bad mount_spoolfs
 LF_SPOOL_MAX=67108864 lf_config
-sed -i "s|spool_dir: .*|spool_dir: $T/spoolfs/spool|" "$T/mlopsd.yaml"
+sed -i "s|spool_dir: .*|spool_dir: $T/spoolfs/spool\n  log_buffer_dir: $T/buf|" "$T/mlopsd.yaml"
 lf_start
 lf_wait_ready 30 && ok a_ready || bad a_ready
 lf_dbstop
@@ -121,7 +122,7 @@ umount "$T/spoolfs" && MOUNTS=()
 section "spool cap reached, policy serve"
 mnt "$T/spoolfs" -t tmpfs -o size=2m,mode=0755 tmpfs || bad mount_spoolfs2
 LF_SPOOL_MAX=1048576 LF_POLICY=serve lf_config
-sed -i "s|spool_dir: .*|spool_dir: $T/spoolfs/spool|" "$T/mlopsd.yaml"
+sed -i "s|spool_dir: .*|spool_dir: $T/spoolfs/spool\n  log_buffer_dir: $T/buf|" "$T/mlopsd.yaml"
 lf_start
 lf_wait_ready 30 && ok b_ready || bad b_ready
 lf_dbstop

@@ -7,10 +7,12 @@
  */
 /* check: tsan */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -182,6 +184,60 @@ TEST(full_log_serves_unlogged)
   plog_destroy(p);
 }
 
+/* Issue 16: rows appended by a process killed with SIGKILL before any
+ * flush are all taken over by the next one (from the buffer file). */
+TEST(killed_process_loses_no_row)
+{
+  struct plog_opts o;
+  struct err e = {0};
+  char path[128];
+  snprintf(path, sizeof(path), "%s/k", dir);
+  plog_opts_defaults(&o);
+  o.pool = pool;
+  o.spool_dir = path;
+  o.flush_ms = 60000; /* no flush before the kill */
+  o.flush_rows = 100000;
+  o.acquire_ms = 20;
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    struct plog *p = NULL;
+    if (plog_create(&p, &o, &e) != ERR_OK || plog_start(p, &e) != ERR_OK)
+      _exit(3);
+    char cid[16];
+    for (int i = 0; i < 500; i++) {
+      snprintf(cid, sizeof(cid), "k%d", i);
+      struct plog_row r = row(cid);
+      if (plog_append(p, &r, 1, NULL) != ERR_OK)
+        _exit(4);
+    }
+    raise(SIGKILL);
+    _exit(5);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  struct plog *p = NULL;
+  o.flush_ms = 5;
+  REQUIRE(plog_create(&p, &o, &e) == ERR_OK);
+  struct plog_stats s;
+  plog_get_stats(p, &s);
+  CHECK_EQ_INT(s.pending, 500);
+  REQUIRE(plog_start(p, &e) == ERR_OK);
+  CHECK(wait_pending(p, 0, 5000) == 0);
+  size_t lost = 9;
+  plog_stop(p, 1000, &lost);
+  CHECK_EQ_INT(lost, 0);
+  plog_get_stats(p, &s);
+  CHECK_EQ_INT(s.spooled, 500);
+  plog_destroy(p);
+  /* and nothing is taken over twice */
+  REQUIRE(plog_create(&p, &o, &e) == ERR_OK);
+  plog_get_stats(p, &s);
+  CHECK_EQ_INT(s.pending, 0);
+  plog_destroy(p);
+}
+
 struct worker {
   struct plog *p;
   int n, fails;
@@ -259,6 +315,7 @@ int main(void)
   RUN(full_log_rejects);
   RUN(full_log_serves_unlogged);
   RUN(concurrent_appends);
+  RUN(killed_process_loses_no_row);
   RUN(bad_options);
   db_pool_destroy(pool);
   char cmd[128];
