@@ -53,6 +53,7 @@
 
 #include "mlopsd/log.h"
 #include "mlopsd/metrics.h"
+#include "mlopsd/vec.h"
 
 #define HTTP_MAX_HEADERS 16
 #define HTTP_HDR_ARENA 2048
@@ -195,21 +196,10 @@ static int status_index(int status)
   return N_STATUS;
 }
 
+/* Room for need bytes in a connection buffer, never more than limit. */
 static bool grow(char **p, size_t *cap, size_t need, size_t limit)
 {
-  if (need <= *cap)
-    return true;
-  if (need > limit)
-    return false;
-  size_t ncap = *cap ? *cap : 1024;
-  while (ncap < need)
-    ncap = ncap > limit / 2 ? limit : ncap * 2;
-  char *np = realloc(*p, ncap);
-  if (!np)
-    return false;
-  *p = np;
-  *cap = ncap;
-  return true;
+  return need <= limit && VEC_RESERVE(*p, *cap, need) == 0;
 }
 
 /* ---- response builder ------------------------------------------------ */

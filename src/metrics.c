@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "mlopsd/vec.h"
 
 const double metrics_ms_buckets[METRICS_MS_NBUCKETS] = {
     0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000};
@@ -108,19 +109,11 @@ static bool sb_reserve(struct sbuf *b, size_t more)
 {
   if (b->oom)
     return false;
-  size_t need = *b->len + more + 1; /* +1: keep room for the NUL */
-  if (need <= *b->cap)
-    return true;
-  size_t ncap = *b->cap ? *b->cap : 1024;
-  while (ncap < need)
-    ncap *= 2;
-  char *np = realloc(*b->p, ncap);
-  if (!np) {
+  /* +1: keep room for the NUL */
+  if (VEC_RESERVE(*b->p, *b->cap, *b->len + more + 1)) {
     b->oom = true;
     return false;
   }
-  *b->p = np;
-  *b->cap = ncap;
   return true;
 }
 

@@ -28,6 +28,7 @@
 #include "mlopsd/pipeline.h"
 #include "mlopsd/prep.h"
 #include "mlopsd/registry.h"
+#include "mlopsd/vec.h"
 
 #define LINE_MAX_BYTES ((size_t)1 << 20)
 #define DB_WAIT_MS 10000
@@ -256,7 +257,7 @@ static enum err_code score_rows(struct registry *reg, const char *name,
   char path[REGISTRY_PATH_MAX];
   enum err_code rc;
   float *x = NULL, *y = NULL, *out = NULL;
-  size_t n = 0, cap = 0, dropped = 0;
+  size_t n = 0, cap = 0, xcap = 0, dropped = 0;
   char *line = NULL;
   size_t lcap = 0;
   FILE *f = NULL;
@@ -341,19 +342,10 @@ static enum err_code score_rows(struct registry *reg, const char *name,
         continue;
       }
     }
-    if (n == cap) {
-      size_t nc = cap ? cap * 2 : 1024;
-      float *nx = realloc(x, nc * nf * sizeof(float));
-      if (nx)
-        x = nx;
-      float *ny = nx ? realloc(y, nc * sizeof(float)) : NULL;
-      if (!nx || !ny) {
-        cJSON_Delete(j);
-        rc = err_set(e, ERR_NOMEM, "out of memory scoring %s", name);
-        goto out;
-      }
-      y = ny;
-      cap = nc;
+    if (VEC_RESERVE(x, xcap, (n + 1) * nf) || VEC_RESERVE(y, cap, n + 1)) {
+      cJSON_Delete(j);
+      rc = err_set(e, ERR_NOMEM, "out of memory scoring %s", name);
+      goto out;
     }
     if (cJSON_IsString(lab)) {
       int k = class_of(s.classes, lab->valuestring);
@@ -646,17 +638,10 @@ struct hist {
 
 static int hist_push(struct hist *h, int x)
 {
-  if (h->n == h->cap) {
-    size_t nc = h->cap ? h->cap * 2 : 16;
-    int *q = realloc(h->v, nc * sizeof(int));
-    if (!q) {
-      h->oom = 1;
-      return 1;
-    }
-    h->v = q;
-    h->cap = nc;
+  if (VEC_PUSH(h->v, h->n, h->cap, x)) {
+    h->oom = 1;
+    return 1;
   }
-  h->v[h->n++] = x;
   return 0;
 }
 

@@ -25,6 +25,7 @@
  */
 #include "mlopsd/registry.h"
 #include "mlopsd/fsx.h"
+#include "mlopsd/vec.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -552,9 +553,11 @@ static enum err_code list_dirs(const char *dir, char ***out, size_t *n,
   if (!d)
     return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
                    "registry: %s: %s", dir, strerror(errno));
-  size_t cnt = 0, cap = 8;
-  char **v = calloc(cap, sizeof(*v));
-  enum err_code rc = v ? ERR_OK : ERR_NOMEM;
+  size_t cnt = 0, cap = 0;
+  char **v = NULL;
+  enum err_code rc = VEC_RESERVE(v, cap, 1) ? ERR_NOMEM : ERR_OK;
+  if (!rc)
+    v[0] = NULL;
   struct dirent *de;
   while (!rc && (de = readdir(d))) {
     if (!fsx_name_valid(de->d_name))
@@ -563,14 +566,9 @@ static enum err_code list_dirs(const char *dir, char ***out, size_t *n,
     if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
         !S_ISDIR(st.st_mode))
       continue;
-    if (cnt + 1 >= cap) {
-      char **nv = realloc(v, cap * 2 * sizeof(*nv));
-      if (!nv) {
-        rc = ERR_NOMEM;
-        break;
-      }
-      v = nv;
-      cap *= 2;
+    if (VEC_RESERVE(v, cap, cnt + 2)) {
+      rc = ERR_NOMEM;
+      break;
     }
     if (!(v[cnt] = strdup(de->d_name))) {
       rc = ERR_NOMEM;
@@ -623,18 +621,11 @@ enum err_code registry_list_versions(struct registry *r, const char *name,
     int x = parse_version(de->d_name);
     if (!x)
       continue;
-    if (cnt == cap) {
-      size_t nc = cap ? cap * 2 : 16;
-      int *nv = realloc(v, nc * sizeof(*nv));
-      if (!nv) {
-        free(v);
-        closedir(d);
-        return err_set(e, ERR_NOMEM, "registry: out of memory");
-      }
-      v = nv;
-      cap = nc;
+    if (VEC_PUSH(v, cnt, cap, x)) {
+      free(v);
+      closedir(d);
+      return err_set(e, ERR_NOMEM, "registry: out of memory");
     }
-    v[cnt++] = x;
   }
   closedir(d);
   if (cnt)

@@ -33,6 +33,7 @@
 #include "mlopsd/queue.h"
 #include "mlopsd/task.h"
 #include "mlopsd/tmpl.h"
+#include "mlopsd/vec.h"
 #include "sched_int.h"
 
 #define MOD "sched"
@@ -366,15 +367,9 @@ static void ti_rows_free(struct ti_rows *r)
 static int ti_row_cb(void *user, const struct db_row *row)
 {
   struct ti_rows *r = user;
-  if (r->n == r->cap) {
-    size_t nc = r->cap ? r->cap * 2 : 32;
-    struct ti_row *nv = realloc(r->v, nc * sizeof(*nv));
-    if (!nv) {
-      r->oom = 1;
-      return 1;
-    }
-    r->v = nv;
-    r->cap = nc;
+  if (VEC_RESERVE(r->v, r->cap, r->n + 1)) {
+    r->oom = 1;
+    return 1;
   }
   struct ti_row *t = &r->v[r->n];
   t->id = db_row_i64(row, 0);
@@ -784,17 +779,11 @@ void sched_attempt_log(struct sched_attempt *a, const char *stream,
   }
   int flush = 0;
   pthread_mutex_lock(&a->log_mu);
-  if (a->nlines == a->caplines) {
-    size_t nc = a->caplines ? a->caplines * 2 : 64;
-    struct sched_logline *nv = realloc(a->lines, nc * sizeof(*nv));
-    if (!nv) {
-      a->dropped++;
-      pthread_mutex_unlock(&a->log_mu);
-      free(l.text);
-      return;
-    }
-    a->lines = nv;
-    a->caplines = nc;
+  if (VEC_RESERVE(a->lines, a->caplines, a->nlines + 1)) {
+    a->dropped++;
+    pthread_mutex_unlock(&a->log_mu);
+    free(l.text);
+    return;
   }
   if (a->nlines == 0)
     a->first_ms = queue_now_ms();

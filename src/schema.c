@@ -20,6 +20,7 @@
 #include "mlopsd/log.h"
 #include "mlopsd/sha256.h"
 #include "mlopsd/sqlsplit.h"
+#include "mlopsd/vec.h"
 
 /* Largest migration file read into memory (a migration is DDL, not data). */
 #define SCHEMA_FILE_MAX (16u << 20)
@@ -85,7 +86,8 @@ enum err_code schema_scan(const char *dir, struct schema_file **out, int *n,
     return err_set(e, ERR_IO, "migrations directory %s: %s", dir,
                    strerror(errno));
   struct schema_file *v = NULL;
-  int nv = 0, cap = 0;
+  int nv = 0;
+  size_t cap = 0;
   enum err_code rc = ERR_OK;
   struct dirent *de;
   while ((de = readdir(d)) != NULL) {
@@ -101,15 +103,9 @@ enum err_code schema_scan(const char *dir, struct schema_file **out, int *n,
                    dir, nm);
       break;
     }
-    if (nv == cap) {
-      int ncap = cap ? cap * 2 : 16;
-      struct schema_file *nvp = realloc(v, (size_t)ncap * sizeof(*v));
-      if (!nvp) {
-        rc = err_set(e, ERR_NOMEM, "out of memory");
-        break;
-      }
-      v = nvp;
-      cap = ncap;
+    if (VEC_RESERVE(v, cap, nv + 1)) {
+      rc = err_set(e, ERR_NOMEM, "out of memory");
+      break;
     }
     struct schema_file *f = &v[nv];
     memset(f, 0, sizeof(*f));
@@ -164,22 +160,17 @@ struct applied {
 
 struct applied_list {
   struct applied *v;
-  int n, cap;
+  int n;
+  size_t cap;
   int oom;
 };
 
 static int applied_row(void *user, const struct db_row *row)
 {
   struct applied_list *l = user;
-  if (l->n == l->cap) {
-    int ncap = l->cap ? l->cap * 2 : 16;
-    struct applied *nv = realloc(l->v, (size_t)ncap * sizeof(*nv));
-    if (!nv) {
-      l->oom = 1;
-      return 1;
-    }
-    l->v = nv;
-    l->cap = ncap;
+  if (VEC_RESERVE(l->v, l->cap, l->n + 1)) {
+    l->oom = 1;
+    return 1;
   }
   struct applied *a = &l->v[l->n++];
   memset(a, 0, sizeof(*a));

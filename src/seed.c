@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "mlopsd/log.h"
+#include "mlopsd/vec.h"
 
 #define CSV_MAX_RECORD (1024 * 1024) /* bytes of one record */
 #define CSV_MAX_FIELDS 1024
@@ -39,9 +40,12 @@ struct seed_csv {
   int bom_checked;
   char *buf;           /* fields of the record, each NUL-terminated */
   size_t len, cap;
-  size_t *off, *flen;
-  unsigned char *quoted;
-  int nf, fcap;
+  struct field {
+    size_t off, len;     /* in buf */
+    int quoted;
+  } *fields;
+  int nf;
+  size_t fcap;
   long line;           /* line of the next byte */
   long rec_line;       /* line where the last record started */
 };
@@ -100,9 +104,7 @@ void seed_csv_close(struct seed_csv *r)
   if (r->own && r->f)
     fclose(r->f);
   free(r->buf);
-  free(r->off);
-  free(r->flen);
-  free(r->quoted);
+  free(r->fields);
   free(r);
 }
 
@@ -112,12 +114,8 @@ static enum err_code put(struct seed_csv *r, char c, struct err *e)
     if (r->cap >= CSV_MAX_RECORD)
       return err_set(e, ERR_PARSE, "%s:%ld: record longer than %d bytes",
                      r->name, r->rec_line, CSV_MAX_RECORD);
-    size_t ncap = r->cap ? r->cap * 2 : 4096;
-    char *nb = realloc(r->buf, ncap);
-    if (!nb)
+    if (VEC_RESERVE(r->buf, r->cap, r->len + 2))
       return err_set(e, ERR_NOMEM, "out of memory");
-    r->buf = nb;
-    r->cap = ncap;
   }
   r->buf[r->len++] = c;
   return ERR_OK;
@@ -128,34 +126,20 @@ static enum err_code field_begin(struct seed_csv *r, struct err *e)
   if (r->nf == CSV_MAX_FIELDS)
     return err_set(e, ERR_PARSE, "%s:%ld: more than %d fields", r->name,
                    r->rec_line, CSV_MAX_FIELDS);
-  if (r->nf == r->fcap) {
-    int ncap = r->fcap ? r->fcap * 2 : 32;
-    size_t *no = realloc(r->off, (size_t)ncap * sizeof(*no));
-    if (!no)
-      return err_set(e, ERR_NOMEM, "out of memory");
-    r->off = no;
-    size_t *nl = realloc(r->flen, (size_t)ncap * sizeof(*nl));
-    if (!nl)
-      return err_set(e, ERR_NOMEM, "out of memory");
-    r->flen = nl;
-    unsigned char *nq = realloc(r->quoted, (size_t)ncap);
-    if (!nq)
-      return err_set(e, ERR_NOMEM, "out of memory");
-    r->quoted = nq;
-    r->fcap = ncap;
-  }
-  r->off[r->nf] = r->len;
-  r->quoted[r->nf] = 0;
+  if (VEC_RESERVE(r->fields, r->fcap, (size_t)r->nf + 1))
+    return err_set(e, ERR_NOMEM, "out of memory");
+  r->fields[r->nf].off = r->len;
+  r->fields[r->nf].quoted = 0;
   return ERR_OK;
 }
 
 static enum err_code field_end(struct seed_csv *r, struct err *e)
 {
-  size_t l = r->len - r->off[r->nf];
+  size_t l = r->len - r->fields[r->nf].off;
   enum err_code rc = put(r, '\0', e);
   if (rc != ERR_OK)
     return rc;
-  r->flen[r->nf++] = l;
+  r->fields[r->nf++].len = l;
   return ERR_OK;
 }
 
@@ -213,7 +197,7 @@ enum err_code seed_csv_next(struct seed_csv *r, int *nfields, struct err *e)
       return rc;
     if (c == '"') {
       long open_line = r->line;
-      r->quoted[r->nf] = 1;
+      r->fields[r->nf].quoted = 1;
       for (;;) {
         c = rd(r);
         if (c == EOF)
@@ -276,10 +260,10 @@ const char *seed_csv_field(const struct seed_csv *r, int i, size_t *len,
   if (i < 0 || i >= r->nf)
     return NULL;
   if (len)
-    *len = r->flen[i];
+    *len = r->fields[i].len;
   if (quoted)
-    *quoted = r->quoted[i];
-  return r->buf + r->off[i];
+    *quoted = r->fields[i].quoted;
+  return r->buf + r->fields[i].off;
 }
 
 long seed_csv_line(const struct seed_csv *r) { return r->rec_line; }
@@ -482,16 +466,8 @@ struct chunk {
 static enum err_code arena_add(struct chunk *ch, const char *s, size_t n,
                                size_t *off, struct err *e)
 {
-  if (ch->alen + n + 1 > ch->acap) {
-    size_t ncap = ch->acap ? ch->acap : 65536;
-    while (ncap < ch->alen + n + 1)
-      ncap *= 2;
-    char *na = realloc(ch->arena, ncap);
-    if (!na)
-      return err_set(e, ERR_NOMEM, "out of memory");
-    ch->arena = na;
-    ch->acap = ncap;
-  }
+  if (VEC_RESERVE(ch->arena, ch->acap, ch->alen + n + 1))
+    return err_set(e, ERR_NOMEM, "out of memory");
   memcpy(ch->arena + ch->alen, s, n);
   ch->arena[ch->alen + n] = '\0';
   *off = ch->alen;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "mlopsd/vec.h"
 
 void sqlsplit_scan_init(struct sqlsplit_scan *sc, const char *s, size_t len)
 {
@@ -157,14 +158,8 @@ static enum err_code emit(const char *sql, struct pending *pd,
                    "line %d: DELIMITER is a mysql client command, not SQL "
                    "(statements are split on ';' only)",
                    pd->line);
-  if (out->n == *cap) {
-    size_t nc = *cap ? *cap * 2 : 8;
-    struct sqlsplit_stmt *v = realloc(out->v, nc * sizeof(*v));
-    if (!v)
-      return err_set(e, ERR_NOMEM, "out of memory splitting SQL");
-    out->v = v;
-    *cap = nc;
-  }
+  if (VEC_RESERVE(out->v, *cap, out->n + 1))
+    return err_set(e, ERR_NOMEM, "out of memory splitting SQL");
   char *s = malloc(len + 1);
   if (!s)
     return err_set(e, ERR_NOMEM, "out of memory splitting SQL");

@@ -36,6 +36,7 @@
 #include "mlopsd/cfg.h"
 #include "mlopsd/queue.h"
 #include "mlopsd/task.h"
+#include "mlopsd/vec.h"
 
 extern char **environ;
 
@@ -63,15 +64,9 @@ static int envb_add(struct envb *b, char *s)
 {
   if (!s)
     return -1;
-  if (b->n + 2 > b->cap) {
-    size_t nc = b->cap ? b->cap * 2 : 64;
-    char **nv = realloc(b->v, nc * sizeof(*nv));
-    if (!nv) {
-      free(s);
-      return -1;
-    }
-    b->v = nv;
-    b->cap = nc;
+  if (VEC_RESERVE(b->v, b->cap, b->n + 2)) {
+    free(s);
+    return -1;
   }
   b->v[b->n++] = s;
   b->v[b->n] = NULL;

@@ -17,8 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mlopsd/buf.h"
 #include "mlopsd/cron.h"
 #include "mlopsd/sqlsplit.h"
+#include "mlopsd/vec.h"
 
 #define TMPL_KNOWN                                                          \
   "known: ds, ds_nodash, ds_add(N), run_id, dag_id, params.NAME, "         \
@@ -468,40 +470,10 @@ enum err_code tmpl_check_value(enum tmpl_mode mode, enum tmpl_kind kind,
 /* ------------------------------------------------------------------ */
 /* render                                                              */
 
-struct buf {
-  char *p;
-  size_t len, cap;
-  enum err_code rc;
-};
+/* Values are appended to a struct buf capped at TMPL_OUT_MAX (buf.h);
+ * its sticky error is checked once per tag. */
 
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-  if (b->rc)
-    return;
-  if (n > TMPL_OUT_MAX - b->len) {
-    b->rc = ERR_FULL;
-    return;
-  }
-  if (b->len + n + 1 > b->cap) {
-    size_t nc = b->cap ? b->cap : 256;
-    while (nc < b->len + n + 1)
-      nc *= 2;
-    char *np = realloc(b->p, nc);
-    if (!np) {
-      b->rc = ERR_NOMEM;
-      return;
-    }
-    b->p = np;
-    b->cap = nc;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static void buf_str(struct buf *b, const char *s) { buf_add(b, s, strlen(s)); }
-
-static void buf_url(struct buf *b, const char *s)
+static void add_url(struct buf *b, const char *s)
 {
   static const char hex[] = "0123456789ABCDEF";
   for (; *s; s++) {
@@ -515,7 +487,7 @@ static void buf_url(struct buf *b, const char *s)
   }
 }
 
-static void buf_shell(struct buf *b, const char *s)
+static void add_shell(struct buf *b, const char *s)
 {
   buf_add(b, "'", 1);
   for (; *s; s++) {
@@ -589,12 +561,13 @@ enum err_code tmpl_render(const char *text, const struct tmpl_ctx *ctx,
                           enum tmpl_mode mode, char **out,
                           struct tmpl_binds *binds, struct err *e)
 {
-  struct buf b = {0};
+  struct buf b;
   struct placer pl;
   struct span *spans = NULL;
   size_t nspans = 0, capspans = 0, pos = 0, last = 0;
   enum err_code rc = ERR_OK;
   *out = NULL;
+  buf_init(&b, TMPL_OUT_MAX);
   if (mode == TMPL_SQL) {
     if (!binds)
       return err_set(e, ERR_INVAL, "sql template rendered without binds");
@@ -700,24 +673,18 @@ enum err_code tmpl_render(const char *text, const struct tmpl_ctx *ctx,
         break;
       }
     } else if (mode == TMPL_SQL) {
-      if (nspans == capspans) {
-        size_t nc = capspans ? capspans * 2 : 8;
-        struct span *ns = realloc(spans, nc * sizeof(*ns));
-        if (!ns) {
-          rc = err_set(e, ERR_NOMEM, "out of memory rendering a template");
-          break;
-        }
-        spans = ns;
-        capspans = nc;
+      if (VEC_PUSH(spans, nspans, capspans,
+                   ((struct span){b.len, strlen(v), sqlctx, t.off}))) {
+        rc = err_set(e, ERR_NOMEM, "out of memory rendering a template");
+        break;
       }
-      spans[nspans++] = (struct span){b.len, strlen(v), sqlctx, t.off};
-      buf_str(&b, v);
+      buf_adds(&b, v);
     } else if (mode == TMPL_SHELL && t.kind == TMPL_CONF) {
-      buf_shell(&b, v);
+      add_shell(&b, v);
     } else if (mode == TMPL_URL && t.kind != TMPL_PARAM) {
-      buf_url(&b, v);
+      add_url(&b, v);
     } else {
-      buf_str(&b, v);
+      buf_adds(&b, v);
     }
     if (b.rc)
       break;
@@ -732,7 +699,7 @@ enum err_code tmpl_render(const char *text, const struct tmpl_ctx *ctx,
     }
   }
   if (rc == ERR_OK && !b.rc)
-    buf_str(&b, text + last);
+    buf_adds(&b, text + last);
   if (rc == ERR_OK && b.rc)
     rc = b.rc == ERR_FULL
              ? err_set(e, ERR_FULL, "rendered text exceeds %zu bytes",
@@ -761,16 +728,12 @@ enum err_code tmpl_render(const char *text, const struct tmpl_ctx *ctx,
   }
   free(spans);
   if (rc != ERR_OK) {
-    free(b.p);
+    buf_free(&b);
     if (mode == TMPL_SQL)
       tmpl_binds_free(binds);
     return rc;
   }
-  if (!b.p) {
-    b.p = strdup("");
-    if (!b.p)
-      return err_set(e, ERR_NOMEM, "out of memory rendering a template");
-  }
-  *out = b.p;
+  if (!(*out = buf_take(&b, NULL)))
+    return err_set(e, ERR_NOMEM, "out of memory rendering a template");
   return ERR_OK;
 }

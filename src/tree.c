@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "mlopsd/vec.h"
 
 /* ------------------------------------------------------------------ */
 /* Value tree for the parsed file                                      */
@@ -74,14 +75,8 @@ struct jvec {
 
 static int jvec_push(struct jvec *vec, struct jv **slot)
 {
-  if (vec->n == vec->cap) {
-    size_t nc = vec->cap ? vec->cap * 2 : 8;
-    struct jv *ni = realloc(vec->items, nc * sizeof(*ni));
-    if (!ni)
-      return -1;
-    vec->items = ni;
-    vec->cap = nc;
-  }
+  if (VEC_RESERVE(vec->items, vec->cap, vec->n + 1))
+    return -1;
   *slot = &vec->items[vec->n++];
   memset(*slot, 0, sizeof(**slot));
   return 0;
