@@ -158,14 +158,11 @@ static int usage_err(const char *cmd, const char *help, const char *fmt, ...)
   return CLI_USAGE;
 }
 
+/* A version number 1..INT_MAX, or -1. */
 static int parse_version(const char *s)
 {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (end == s || *end || errno || v < 1 || v > INT_MAX)
-    return -1;
-  return (int)v;
+  long v;
+  return cli_parse_long(s, 1, INT_MAX, &v) ? -1 : (int)v;
 }
 
 /* NAME, NAME:V or NAME@ALIAS.  *version 0 and *alias NULL for NAME. */
@@ -697,17 +694,6 @@ static void print_line(void *ud, const char *line)
   fflush(stdout);
 }
 
-static int parse_count(const char *s, long min, long max, long *out)
-{
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (end == s || *end || errno || v < min || v > max)
-    return -1;
-  *out = v;
-  return 0;
-}
-
 static int models_train(int argc, char **argv)
 {
   const char *name = NULL, *ds = NULL, *run_id = NULL;
@@ -755,7 +741,7 @@ static int models_train(int argc, char **argv)
       return usage_err("models train", "models train",
                        "unexpected argument '%s'", a);
     }
-    if (!v || parse_count(v, lo, hi, num))
+    if (!v || cli_parse_long(v, lo, hi, num))
       return usage_err("models train", "models train",
                        "option %s needs an integer %ld..%ld", a, lo, hi);
     i++;

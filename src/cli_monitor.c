@@ -148,17 +148,6 @@ static const char *fmt_num(char *buf, size_t cap, double v, int prec)
   return buf;
 }
 
-static int parse_limit(const char *s, long *out)
-{
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < 1 || v > MON_LIMIT_MAX)
-    return -1;
-  *out = v;
-  return 0;
-}
-
 /* ---- mlopsd drift ----------------------------------------------------- */
 
 struct feat {
@@ -266,7 +255,7 @@ int cli_drift(int argc, char **argv)
       json = 1;
     } else if (strcmp(a, "--limit") == 0 || strncmp(a, "--limit=", 8) == 0) {
       const char *v = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : NULL);
-      if (!v || parse_limit(v, &limit))
+      if (!v || cli_parse_long(v, 1, MON_LIMIT_MAX, &limit))
         return usage("drift", usage_drift,
                      "--limit needs a number 1..10000");
     } else if (a[0] == '-') {

@@ -2,8 +2,10 @@
  * one-line error, and the MariaDB connection a command opens from the
  * config, so every command reports an unreachable database the same way.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mlopsd/cli.h"
@@ -21,6 +23,17 @@ int cli_fail(const char *cmd, const char *fmt, ...)
       *p = ' ';
   fprintf(stderr, "mlopsd: %s: %s\n", cmd, msg);
   return CLI_FAIL;
+}
+
+int cli_parse_long(const char *s, long min, long max, long *out)
+{
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < min || v > max)
+    return -1;
+  *out = v;
+  return 0;
 }
 
 void cli_db_opts(const struct cfg *c, int size, int read_timeout_s,

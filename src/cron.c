@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "mlopsd/fsx.h"
 
 /* ------------------------------------------------------------------ */
 /* civil calendar (proleptic Gregorian, H. Hinnant's algorithms)       */
@@ -948,29 +949,18 @@ enum err_code cron_tz_load(struct cron_tz **out, const char *name,
     dir = "/usr/share/zoneinfo";
   char path[512];
   snprintf(path, sizeof(path), "%s/%s", dir, name);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    int er = errno;
-    if (strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0) {
-      *out = tz; /* no tzdata installed: UTC needs none */
-      return ERR_OK;
-    }
-    cron_tz_destroy(tz);
-    return err_set(e, er == ENOENT ? ERR_NOTFOUND : ERR_IO,
-                   "time zone '%s': cannot open %s: %s", name, path,
-                   strerror(er));
+  char *buf = NULL;
+  size_t len = 0;
+  enum err_code rc = fsx_read(path, TZ_FILE_MAX, 0, &buf, &len, e);
+  if (rc && (strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0)) {
+    err_clear(e);
+    *out = tz; /* no tzdata installed: UTC needs none */
+    return ERR_OK;
   }
-  unsigned char *buf = malloc(TZ_FILE_MAX);
-  size_t len = buf ? fread(buf, 1, TZ_FILE_MAX, f) : 0;
-  int rd_err = ferror(f);
-  fclose(f);
-  enum err_code rc;
-  if (!buf)
-    rc = err_set(e, ERR_NOMEM, "time zone '%s': out of memory", name);
-  else if (rd_err)
-    rc = err_set(e, ERR_IO, "time zone '%s': cannot read %s", name, path);
+  if (rc)
+    err_prefix(e, "time zone '%s'", name);
   else
-    rc = tz_parse(tz, buf, len, e);
+    rc = tz_parse(tz, (const unsigned char *)buf, len, e);
   free(buf);
   if (rc) {
     cron_tz_destroy(tz);

@@ -21,29 +21,6 @@
 #include "mlopsd/cfg.h"
 #include "mlopsd/cron.h"
 #include "mlopsd/db.h"
-#include "mlopsd/fsx.h"
-
-enum err_code monitor_model(const struct task_ctx *t, char **out,
-                            struct err *e)
-{
-  char tmp[64];
-  const char *raw;
-  *out = NULL;
-  enum err_code rc = task_field_text(t, "model", tmp, sizeof(tmp), &raw, e);
-  if (rc != ERR_OK)
-    return rc;
-  if (!raw || !*raw)
-    return err_set(e, ERR_INVAL, "field 'model' is required");
-  rc = task_render(t, "model", raw, TMPL_PLAIN, out, NULL, e);
-  if (rc != ERR_OK)
-    return rc;
-  if (!fsx_name_valid(*out)) {
-    rc = err_set(e, ERR_INVAL, "field 'model': '%.80s' is not a model name",
-                 *out);
-    FREE_NULL(*out);
-  }
-  return rc;
-}
 
 enum err_code monitor_registry(const struct task_ctx *t,
                                struct registry **out, struct err *e)

@@ -31,11 +31,6 @@
       {.name = "logical_date", .templated = 1},                              \
       {.name = "cooldown_minutes", .kind = TASK_F_INT}
 
-/* Render field "model" and check it is a registry name; *out is malloc'd
- * (free).  ERR_INVAL. */
-MLOPSD_WUR enum err_code monitor_model(const struct task_ctx *t, char **out,
-                                       struct err *e);
-
 /* Open the registry at the configured models.registry_dir (t->cfg) or
  * MONITOR_DEFAULT_REGISTRY. */
 MLOPSD_WUR enum err_code monitor_registry(const struct task_ctx *t,

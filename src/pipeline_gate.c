@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "mlopsd/db.h"
+#include "mlopsd/fsx.h"
 #include "mlopsd/model.h"
 #include "mlopsd/pipeline.h"
 #include "mlopsd/prep.h"
@@ -32,6 +33,9 @@
 
 #define LINE_MAX_BYTES ((size_t)1 << 20)
 #define DB_WAIT_MS 10000
+/* train_keys.jsonl: one key a training row, at most FSTORE_MAX_ROWS rows;
+ * the cap only stops a runaway file from being read whole. */
+#define KEYS_FILE_MAX ((size_t)4 << 30)
 
 /* ---- scoring ------------------------------------------------------------ */
 
@@ -133,30 +137,12 @@ static enum err_code keyset_load(struct registry *reg, const char *name,
   if ((rc = registry_path(reg, name, version, PIPELINE_TRAIN_KEYS, path,
                           sizeof(path), e)))
     return rc;
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
-                   "%s version %d has no readable %s (%s)", name, version,
-                   PIPELINE_TRAIN_KEYS, strerror(errno));
-  long size = -1;
-  if (fseek(f, 0, SEEK_END) == 0)
-    size = ftell(f);
-  if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-    fclose(f);
-    return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+  size_t got;
+  if ((rc = fsx_read(path, KEYS_FILE_MAX, 0, &ks->text, &got, e))) {
+    err_prefix(e, "%s version %d has no readable %s", name, version,
+               PIPELINE_TRAIN_KEYS);
+    return rc;
   }
-  ks->text = malloc((size_t)size + 1);
-  if (!ks->text) {
-    fclose(f);
-    return err_set(e, ERR_NOMEM, "out of memory reading %s", path);
-  }
-  size_t got = fread(ks->text, 1, (size_t)size, f);
-  fclose(f);
-  if (got != (size_t)size) {
-    keyset_free(ks);
-    return err_set(e, ERR_IO, "%s: short read", path);
-  }
-  ks->text[got] = '\0';
   size_t lines = 0;
   for (size_t i = 0; i < got; i++)
     lines += ks->text[i] == '\n';

@@ -698,6 +698,18 @@ static enum err_code alias_path(struct registry *r, const char *name,
   return rc;
 }
 
+/* The alias file and its directory (REGISTRY_PATH_MAX bytes each), for
+ * the writers that fsync the directory. */
+static enum err_code alias_paths(struct registry *r, const char *name,
+                                 const char *alias, char *file, char *dir,
+                                 struct err *e)
+{
+  enum err_code rc = alias_path(r, name, alias, file, REGISTRY_PATH_MAX, e);
+  if (!rc)
+    rc = model_path(r, name, "aliases", dir, REGISTRY_PATH_MAX, e);
+  return rc;
+}
+
 static enum err_code alias_read(const char *path, int *version,
                                 struct err *e)
 {
@@ -748,9 +760,7 @@ enum err_code registry_alias_set(struct registry *r, const char *name,
   if (previous)
     *previous = 0;
   char p[REGISTRY_PATH_MAX], adir[REGISTRY_PATH_MAX];
-  enum err_code rc = alias_path(r, name, alias, p, sizeof(p), e);
-  if (!rc)
-    rc = model_path(r, name, "aliases", adir, sizeof(adir), e);
+  enum err_code rc = alias_paths(r, name, alias, p, adir, e);
   if (rc)
     return rc;
   if (version < 1 || !registry_version_exists(r, name, version))
@@ -779,9 +789,7 @@ enum err_code registry_alias_delete(struct registry *r, const char *name,
                                     const char *alias, struct err *e)
 {
   char p[REGISTRY_PATH_MAX], adir[REGISTRY_PATH_MAX];
-  enum err_code rc = alias_path(r, name, alias, p, sizeof(p), e);
-  if (!rc)
-    rc = model_path(r, name, "aliases", adir, sizeof(adir), e);
+  enum err_code rc = alias_paths(r, name, alias, p, adir, e);
   if (rc)
     return rc;
   if (unlink(p) < 0) {

@@ -30,6 +30,7 @@
 #include "mlopsd/spec.h"
 #include "mlopsd/task.h"
 #include "mlopsd/tmpl.h"
+#include "task_model_int.h"
 
 static const struct task_field deploy_fields[] = {
     {.name = "model", .required = 1, .templated = 1},
@@ -59,16 +60,12 @@ static int version_parse(const char *s)
 
 static enum err_code deploy_check(const struct task_ctx *t, struct err *e)
 {
-  char nb[64], vb[64];
-  const char *m, *v;
+  char vb[64];
+  const char *v;
   enum err_code rc;
-  if ((rc = task_field_text(t, "model", nb, sizeof(nb), &m, e)) ||
+  if ((rc = task_model_check(t, e)) ||
       (rc = task_field_text(t, "version", vb, sizeof(vb), &v, e)))
     return rc;
-  if (m && !strstr(m, "{{") && !fsx_name_valid(m))
-    return err_set(e, ERR_INVAL, "field 'model': '%.130s' is not a valid "
-                                 "model name",
-                   m);
   if (v && !strstr(v, "{{") && version_parse(v) == -1)
     return err_set(e, ERR_INVAL, "field 'version': expected a version "
                                  "number, 'latest' or an alias name, got "
@@ -139,28 +136,17 @@ static enum err_code deploy_newer_check(struct task_ctx *t,
 static enum err_code deploy_run(struct task_ctx *t, struct err *e)
 {
   struct cfg defaults;
-  const struct cfg *c = t->cfg;
-  if (!c) {
-    cfg_defaults(&defaults);
-    c = &defaults;
-  }
-  char nb[64], vb[64];
-  const char *raw, *vraw;
+  const struct cfg *c = task_model_cfg(t, &defaults);
+  char vb[64];
+  const char *vraw;
   char *name = NULL, *vtext = NULL;
   struct registry *reg = NULL;
   enum err_code rc;
-  if ((rc = task_field_text(t, "model", nb, sizeof(nb), &raw, e)) ||
+  if ((rc = task_model_name(t, &name, e)) ||
       (rc = task_field_text(t, "version", vb, sizeof(vb), &vraw, e)) ||
-      (rc = task_render(t, "model", raw, TMPL_PLAIN, &name, NULL, e)) ||
       (vraw &&
        (rc = task_render(t, "version", vraw, TMPL_PLAIN, &vtext, NULL, e))))
     goto out;
-  if (!fsx_name_valid(name)) {
-    rc = err_set(e, ERR_INVAL, "field 'model': '%.130s' is not a valid "
-                               "model name",
-                 name);
-    goto out;
-  }
   int version = version_parse(vtext);
   if (version == -1) {
     rc = err_set(e, ERR_INVAL, "field 'version': expected a version number, "

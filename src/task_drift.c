@@ -22,6 +22,7 @@
 #include "mlopsd/registry.h"
 #include "mlopsd/task.h"
 #include "monitor_int.h"
+#include "task_model_int.h"
 
 #define DRIFT_WINDOW_DEFAULT 1000
 #define DRIFT_WINDOW_MAX 10000000
@@ -179,7 +180,7 @@ static enum err_code drift_run(struct task_ctx *t, struct err *e)
   enum err_code rc;
   int timeout_s = task_timeout_s(t);
 
-  if ((rc = read_opts(t, &o, e)) || (rc = monitor_model(t, &model, e)))
+  if ((rc = read_opts(t, &o, e)) || (rc = task_model_name(t, &model, e)))
     goto out;
   if (!t->db) {
     rc = err_set(e, ERR_UNSUPPORTED, "drift: no database here");

@@ -29,6 +29,7 @@
 #include "mlopsd/registry.h"
 #include "mlopsd/task.h"
 #include "monitor_int.h"
+#include "task_model_int.h"
 
 #define FB_DAYS_DEFAULT 7
 #define FB_DAYS_MAX 3660
@@ -304,7 +305,7 @@ static enum err_code fb_run(struct task_ctx *t, struct err *e)
   memset(&a, 0, sizeof(a));
   a.t = t;
 
-  if ((rc = read_opts(t, &o, e)) || (rc = monitor_model(t, &model, e)))
+  if ((rc = read_opts(t, &o, e)) || (rc = task_model_name(t, &model, e)))
     goto out;
   if (!t->db) {
     rc = err_set(e, ERR_UNSUPPORTED, "label_feedback: no database here");

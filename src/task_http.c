@@ -284,6 +284,31 @@ static enum err_code build_headers(const struct task_ctx *t,
   return ERR_OK;
 }
 
+/* The fields check and run read alike: method (default GET), expect,
+ * timeout and the url as written (required; tmp holds the values). */
+static enum err_code read_fields(const struct task_ctx *t, char *tmp,
+                                 size_t cap, const char **method,
+                                 struct expect *x, long *tsec,
+                                 const char **url, struct err *e)
+{
+  const char *raw;
+  enum err_code rc = task_field_text(t, "method", tmp, cap, &raw, e);
+  if (rc != ERR_OK)
+    return rc;
+  *method = raw ? method_find(raw) : "GET";
+  if (!*method)
+    return err_set(e, ERR_INVAL, "field 'method': '%.20s' is not one of "
+                   "GET, POST, PUT, DELETE, PATCH", raw);
+  if ((rc = expect_parse(t, x, e)) != ERR_OK ||
+      (rc = task_field_int(t, "timeout", HTTP_TASK_DEF_TIMEOUT_S, 1,
+                           HTTP_TASK_MAX_TIMEOUT_S, tsec, e)) != ERR_OK ||
+      (rc = task_field_text(t, "url", tmp, cap, url, e)) != ERR_OK)
+    return rc;
+  if (!*url || !**url)
+    return err_set(e, ERR_INVAL, "field 'url' is required");
+  return ERR_OK;
+}
+
 static enum err_code http_run(struct task_ctx *t, struct err *e)
 {
   const int tmo = task_timeout_s(t);
@@ -296,20 +321,11 @@ static enum err_code http_run(struct task_ctx *t, struct err *e)
   long tsec;
   int has_ctype;
 
-  enum err_code rc = task_field_text(t, "method", tmp, sizeof(tmp), &raw, e);
+  const char *method;
+  enum err_code rc = read_fields(t, tmp, sizeof(tmp), &method, &x, &tsec,
+                                 &raw, e);
   if (rc != ERR_OK)
     return rc;
-  const char *method = raw ? method_find(raw) : "GET";
-  if (!method)
-    return err_set(e, ERR_INVAL, "field 'method': '%.20s' is not one of "
-                   "GET, POST, PUT, DELETE, PATCH", raw);
-  if ((rc = expect_parse(t, &x, e)) != ERR_OK ||
-      (rc = task_field_int(t, "timeout", HTTP_TASK_DEF_TIMEOUT_S, 1,
-                           HTTP_TASK_MAX_TIMEOUT_S, &tsec, e)) != ERR_OK ||
-      (rc = task_field_text(t, "url", tmp, sizeof(tmp), &raw, e)) != ERR_OK)
-    return rc;
-  if (!raw || !*raw)
-    return err_set(e, ERR_INVAL, "field 'url' is required");
   if ((rc = task_render(t, "url", raw, TMPL_URL, &url, NULL, e)) != ERR_OK)
     goto out;
   url_shown(url, shown, sizeof(shown));
@@ -449,19 +465,11 @@ static enum err_code http_check(const struct task_ctx *t, struct err *e)
   const char *s;
   struct expect x;
   long tsec;
-  enum err_code rc = task_field_text(t, "method", tmp, sizeof(tmp), &s, e);
+  const char *method;
+  enum err_code rc = read_fields(t, tmp, sizeof(tmp), &method, &x, &tsec,
+                                 &s, e);
   if (rc != ERR_OK)
     return rc;
-  if (s && !method_find(s))
-    return err_set(e, ERR_INVAL, "field 'method': '%.20s' is not one of "
-                   "GET, POST, PUT, DELETE, PATCH", s);
-  if ((rc = expect_parse(t, &x, e)) != ERR_OK ||
-      (rc = task_field_int(t, "timeout", HTTP_TASK_DEF_TIMEOUT_S, 1,
-                           HTTP_TASK_MAX_TIMEOUT_S, &tsec, e)) != ERR_OK ||
-      (rc = task_field_text(t, "url", tmp, sizeof(tmp), &s, e)) != ERR_OK)
-    return rc;
-  if (!s || !*s)
-    return err_set(e, ERR_INVAL, "field 'url' is required");
   /* A URL that starts with a template (a params base URL) is checked
    * when rendered. */
   if (strncmp(s, "{{", 2) != 0 && !scheme_ok(s))

@@ -14,31 +14,16 @@
 #include <string.h>
 
 #include "mlopsd/cfg.h"
-#include "mlopsd/fsx.h"
 #include "mlopsd/pipeline.h"
 #include "mlopsd/registry.h"
 #include "mlopsd/spec.h"
 #include "mlopsd/task.h"
-#include "mlopsd/tmpl.h"
+#include "task_model_int.h"
 
 static const struct task_field train_fields[] = {
     {.name = "model", .required = 1, .templated = 1},
     {.name = NULL},
 };
-
-static enum err_code train_check(const struct task_ctx *t, struct err *e)
-{
-  char buf[64];
-  const char *m;
-  enum err_code rc = task_field_text(t, "model", buf, sizeof(buf), &m, e);
-  if (rc)
-    return rc;
-  if (m && !strstr(m, "{{") && !fsx_name_valid(m))
-    return err_set(e, ERR_INVAL, "field 'model': '%.130s' is not a valid "
-                                 "model name",
-                   m);
-  return ERR_OK;
-}
 
 static void log_cb(void *ud, const char *line)
 {
@@ -53,21 +38,14 @@ static int cancel_cb(void *ud)
 static enum err_code train_run(struct task_ctx *t, struct err *e)
 {
   struct cfg defaults;
-  const struct cfg *c = t->cfg;
-  if (!c) {
-    cfg_defaults(&defaults);
-    c = &defaults;
-  }
+  const struct cfg *c = task_model_cfg(t, &defaults);
   int timeout_s = task_timeout_s(t);
-  char buf[64];
-  const char *raw;
   char *name = NULL;
   struct spec *spec = NULL;
   struct registry *reg = NULL;
   struct pipeline_result res = {0};
   enum err_code rc;
-  if ((rc = task_field_text(t, "model", buf, sizeof(buf), &raw, e)) ||
-      (rc = task_render(t, "model", raw, TMPL_PLAIN, &name, NULL, e)))
+  if ((rc = task_model_name(t, &name, e)))
     return rc;
   if (!t->db) {
     rc = err_set(e, ERR_STATE, "train: no database connection pool");
@@ -108,6 +86,6 @@ out:
 const struct task_type task_type_train = {
     .name = "train",
     .fields = train_fields,
-    .check = train_check,
+    .check = task_model_check,
     .run = train_run,
 };

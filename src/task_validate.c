@@ -31,12 +31,11 @@
 #include <string.h>
 
 #include "mlopsd/cfg.h"
-#include "mlopsd/fsx.h"
 #include "mlopsd/pipeline.h"
 #include "mlopsd/registry.h"
 #include "mlopsd/spec.h"
 #include "mlopsd/task.h"
-#include "mlopsd/tmpl.h"
+#include "task_model_int.h"
 
 static const struct task_field validate_fields[] = {
     {.name = "model", .required = 1, .templated = 1},
@@ -100,39 +99,28 @@ static enum err_code read_fields(const struct task_ctx *t, char *mb,
 
 static enum err_code validate_check(const struct task_ctx *t, struct err *e)
 {
-  char mb[64], tb[64], nb[64];
-  const char *metric, *tol, *m;
+  char mb[64], tb[64];
+  const char *metric, *tol;
   enum err_code rc = read_fields(t, mb, sizeof(mb), tb, sizeof(tb), &metric,
                                  &tol, e);
   if (rc)
     return rc;
-  if ((rc = task_field_text(t, "model", nb, sizeof(nb), &m, e)))
-    return rc;
-  if (m && !strstr(m, "{{") && !fsx_name_valid(m))
-    return err_set(e, ERR_INVAL, "field 'model': '%.130s' is not a valid "
-                                 "model name",
-                   m);
-  return ERR_OK;
+  return task_model_check(t, e);
 }
 
 static enum err_code validate_run(struct task_ctx *t, struct err *e)
 {
   struct cfg defaults;
-  const struct cfg *c = t->cfg;
-  if (!c) {
-    cfg_defaults(&defaults);
-    c = &defaults;
-  }
-  char mb[64], tb[64], nb[64];
-  const char *metric_s, *tol_s, *raw;
+  const struct cfg *c = task_model_cfg(t, &defaults);
+  char mb[64], tb[64];
+  const char *metric_s, *tol_s;
   char *name = NULL;
   struct spec *spec = NULL;
   struct registry *reg = NULL;
   enum err_code rc;
   if ((rc = read_fields(t, mb, sizeof(mb), tb, sizeof(tb), &metric_s, &tol_s,
                         e)) ||
-      (rc = task_field_text(t, "model", nb, sizeof(nb), &raw, e)) ||
-      (rc = task_render(t, "model", raw, TMPL_PLAIN, &name, NULL, e)))
+      (rc = task_model_name(t, &name, e)))
     goto out;
   if ((rc = pipeline_spec_load(c->models_specs_dir, name, &spec, e)) ||
       (rc = registry_open(c->models_registry_dir, &reg, e)))

@@ -22,7 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include "mlopsd/fsx.h"
 #include "mlopsd/vec.h"
 
 /* ------------------------------------------------------------------ */
@@ -988,35 +988,18 @@ enum err_code tree_compile_file(const char *path, struct tree_model **out,
                                 struct err *e)
 {
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return err_set(e, ERR_IO, "cannot open model %s: %s", path,
-                   strerror(errno));
-  struct stat sb;
-  if (fstat(fileno(f), &sb) || !S_ISREG(sb.st_mode)) {
-    fclose(f);
-    return err_set(e, ERR_IO, "model %s is not a regular file", path);
+  char *buf;
+  size_t len;
+  enum err_code rc = fsx_read(path, TREE_MAX_FILE_BYTES, 0, &buf, &len, e);
+  if (rc) {
+    err_prefix(e, "model");
+    if (rc == ERR_NOTFOUND) /* the contract: ERR_IO for any unreadable file */
+      rc = ERR_IO;
+    if (e)
+      e->code = rc;
+    return rc;
   }
-  if ((uint64_t)sb.st_size > TREE_MAX_FILE_BYTES) {
-    fclose(f);
-    return err_set(e, ERR_IO, "model %s is larger than %zu bytes", path,
-                   TREE_MAX_FILE_BYTES);
-  }
-  size_t len = (size_t)sb.st_size;
-  unsigned char *buf = malloc(len ? len : 1);
-  if (!buf) {
-    fclose(f);
-    return err_set(e, ERR_NOMEM, "cannot read model %s: out of memory",
-                   path);
-  }
-  size_t got = fread(buf, 1, len, f);
-  int rerr = ferror(f);
-  fclose(f);
-  if (got != len || rerr) {
-    free(buf);
-    return err_set(e, ERR_IO, "cannot read model %s", path);
-  }
-  enum err_code rc = tree_compile_buffer(buf, len, out, e);
+  rc = tree_compile_buffer(buf, len, out, e);
   free(buf);
   if (rc)
     err_prefix(e, "%s", path);

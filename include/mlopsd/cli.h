@@ -75,6 +75,11 @@ int cli_db_open(const struct cfg *c, const char *cmd, const char *why,
 /* Release conn (may be NULL) and destroy pool (NULL-safe). */
 void cli_db_close(struct db_pool *pool, struct db_conn *conn);
 
+/* A whole decimal number (strtol: leading blanks and a sign allowed, no
+ * trailing text) in min..max into *out.  Returns 0, or -1 (*out
+ * untouched). */
+int cli_parse_long(const char *s, long min, long max, long *out);
+
 /* Print "mlopsd: 'WHAT' is not built yet" and return CLI_FAIL. */
 int cli_not_built(const char *what);
 
