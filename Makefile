@@ -12,6 +12,9 @@
 #   make bench      benchmarks (bench/), figures printed, never pass/fail
 #   make bench-report  the README's headline table from one bench run
 #   make deps       install missing Debian packages (scripts/install-deps.sh)
+#   make test-docker  the compose stack in a private Docker engine: images
+#                   built here, up, healthy, /predict, logged, stop, down/up
+#                   (tests/docker/run.sh; root; .ci/run runs it too)
 #   make fuzz       build the libFuzzer targets (tests/fuzz/fuzz_*.c) into
 #                   build/fuzz with clang and run each FUZZ_SECONDS (60)
 
@@ -92,6 +95,12 @@ deps:
 test: deps
 	$(MAKE) tests-build
 	tests/run.sh $(BUILD) all
+
+# MLOPSD_DOCKER_CACHE=DIR keeps the engine's images between runs.
+.PHONY: test-docker
+test-docker:
+	scripts/install-deps.sh --docker
+	tests/docker/run.sh
 
 unit: $(TEST_BINS) $(BUILD)/mlopsd
 	tests/run.sh $(BUILD) unit

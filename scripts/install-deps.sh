@@ -4,6 +4,8 @@
 #
 #   scripts/install-deps.sh            build + test + runtime packages
 #   scripts/install-deps.sh --runtime  only what the daemon needs to run
+#   scripts/install-deps.sh --docker   only what `make test-docker` needs
+#                                      (a Docker engine, compose v1, debootstrap)
 #   scripts/install-deps.sh --browser  only what the web console's browser
 #                                      test needs (Chromium, node, npm and
 #                                      tests/browser's npm packages)
@@ -28,13 +30,18 @@ BROWSER_PKGS="chromium nodejs"
 # (where Debian's npm would conflict): asked for only when it is missing.
 command -v npm >/dev/null 2>&1 || BROWSER_PKGS="$BROWSER_PKGS npm"
 
+# tests/docker/run.sh (make test-docker): a private dockerd, compose v1 and
+# debootstrap for the locally built base image; not in the default set.
+DOCKER_PKGS="docker.io debootstrap docker-compose"
+
 case "${1:-}" in
   --runtime) want="$RUNTIME_PKGS" ;;
   --build)   want="$BUILD_PKGS $RUNTIME_PKGS" ;;
   --browser) want="$BROWSER_PKGS" ;;
+  --docker)  want="$DOCKER_PKGS" ;;
   ""|--all)  want="$BUILD_PKGS $RUNTIME_PKGS $TEST_PKGS $BROWSER_PKGS" ;;
   -h|--help)
-    echo "usage: scripts/install-deps.sh [--runtime|--build|--all|--browser]"; exit 0 ;;
+    echo "usage: scripts/install-deps.sh [--runtime|--build|--all|--browser|--docker]"; exit 0 ;;
   *) echo "install-deps.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 esac
 
@@ -80,6 +87,12 @@ fi
 echo "install-deps.sh: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+# docker.io would start a system dockerd (on /var/lib/docker) on install;
+# the container test runs its own: forbid service starts while installing.
+case "$missing" in *docker.io*) if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod 755 /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT; fi ;; esac
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 # The Debian mariadb-server package starts a system server on install in
