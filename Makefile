@@ -26,7 +26,7 @@ WARN    += -Werror
 endif
 SAN     ?=
 BUILD   ?= build
-PKGS    := libmariadb libcurl libcjson yaml-0.1 libmicrohttpd
+PKGS    := libmariadb libcurl libcjson yaml-0.1 libmicrohttpd zlib
 # XGBoost's Debian package ships no .pc file: the header is in the default
 # include path and the library links as -lxgboost.  Override if installed
 # elsewhere, e.g. make XGB_CFLAGS=-I/opt/xgb/include XGB_LIBS="-L/opt/xgb/lib -lxgboost"

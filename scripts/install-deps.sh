@@ -15,9 +15,11 @@
 set -eu
 
 BUILD_PKGS="build-essential pkg-config libmariadb-dev libcurl4-openssl-dev
-libcjson-dev libyaml-dev libmicrohttpd-dev libxgboost-dev"
+libcjson-dev libyaml-dev libmicrohttpd-dev libxgboost-dev
+zlib1g-dev"
+# zlib1g-dev: archives of dropped prediction log partitions (src/logpart.c)
 RUNTIME_PKGS="libmariadb3 libcurl4 libcjson1 libyaml-0-2 libmicrohttpd12
-libxgboost0 tzdata ca-certificates"
+libxgboost0 tzdata ca-certificates zlib1g"
 TEST_PKGS="mariadb-server mariadb-client python3-xgboost python3-numpy curl
 wrk docker-compose clang libclang-rt-14-dev valgrind strace"
 # strace: test_fault_kill.sh kills the daemon at exact system calls

@@ -133,6 +133,10 @@ static const struct cfg_key cfg_keys[] = {
     K_STR("server", "log_buffer_dir", server_log_buffer_dir, "", CFG_CK_ANY,
           0, "directory of the prediction log's buffer file plog-buffer "
              "(preallocated, about 30 MB); empty: server.spool_dir"),
+    K_INT("server", "spool_min_free_bytes", server_spool_min_free_bytes, "0",
+          0, 1024 * GIB, 0,
+          "/readyz is not ready while the spool's file system has less "
+          "free space; 0: 64 MiB or a quarter of the file system"),
     /* auth */
     K_STR("auth", "admin_token_env", auth_admin_token_env,
           "MLOPSD_ADMIN_TOKEN", CFG_CK_ENVNAME, 0,
@@ -186,6 +190,24 @@ static const struct cfg_key cfg_keys[] = {
            "error, warn, info or debug"),
     K_ENUM("logging", "format", log_format, "text", cfg_format_names, 1,
            "text lines or json lines, to stderr"),
+    K_INT("logging", "retention_days", log_retention_days, "0", 0, 36500, 0,
+          "days of prediction log rows kept (whole partitions are dropped "
+          "behind the window); 0 keeps every row"),
+    K_INT("logging", "retention_s", log_retention_s, "0", 0, 3650L * 86400,
+          0, "test setting: retention in seconds, wins over retention_days "
+             "when > 0"),
+    K_INT("logging", "partition_s", log_partition_s, "86400", 10,
+          31L * 86400, 0,
+          "width of one prediction log partition in seconds (daily; "
+          "shorter for tests)"),
+    K_INT("logging", "partitions_ahead", log_partitions_ahead, "3", 1, 1000,
+          0, "prediction log partitions created ahead of the current one"),
+    K_INT("logging", "maintenance_s", log_maintenance_s, "60", 1, 86400, 0,
+          "seconds between prediction log maintenance passes (partitions, "
+          "retention, size figures)"),
+    K_STR("logging", "archive_dir", log_archive_dir, "", CFG_CK_ANY, 0,
+          "directory where a partition is written (gzip JSON lines + "
+          "manifest.jsonl) before it is dropped; empty: not archived"),
 };
 #define CFG_NKEYS (int)(sizeof(cfg_keys) / sizeof(cfg_keys[0]))
 

@@ -29,6 +29,7 @@
 #include "mlopsd/log.h"
 #include "mlopsd/metrics.h"
 #include "mlopsd/model.h"
+#include "mlopsd/logpart.h"
 #include "mlopsd/plog.h"
 #include "mlopsd/predict.h"
 #include "mlopsd/queue.h"
@@ -56,6 +57,7 @@ struct daemon {
   struct registry *reg;
   struct serving *sv;
   struct plog *pl;
+  struct logpart *lpart;
   struct predict *pr;
   struct http *http;
   struct admin *admin;
@@ -228,10 +230,13 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
                       : PLOG_DUR_PROCESS;
   po.buffer_dir = c->server_log_buffer_dir;
   po.max_item_bytes = (size_t)c->server_max_body_bytes;
+  po.spool_min_free = (uint64_t)c->server_spool_min_free_bytes;
   po.policy = strcmp(c->server_log_full_policy, "serve") == 0
                   ? PLOG_FULL_SERVE
                   : PLOG_FULL_REJECT;
   if ((rc = plog_create(&d->pl, &po, e)))
+    goto fail;
+  if ((rc = logpart_from_cfg(c, d->db, d->metrics, &d->lpart, e)))
     goto fail;
 
   struct predict_opts pro = {
@@ -273,7 +278,8 @@ enum err_code daemon_start(struct daemon *d, struct err *e)
   enum err_code rc;
   if (d->started)
     return err_set(e, ERR_STATE, "daemon already started");
-  if ((rc = plog_start(d->pl, e)) || (rc = serving_start(d->sv, e)) ||
+  if ((rc = plog_start(d->pl, e)) || (rc = logpart_start(d->lpart, e)) ||
+      (rc = serving_start(d->sv, e)) ||
       (rc = http_start(d->http, e)))
     return rc;
   d->started = 1;
@@ -407,6 +413,7 @@ enum err_code daemon_stop(struct daemon *d, struct err *e)
                                    "next start)",
                    lost);
   }
+  logpart_stop(d->lpart);
   if (d->q)
     queue_shutdown(d->q, d->stop_timeout_ms, &left_running, &left_queued);
   if (d->g_up)
@@ -429,6 +436,7 @@ void daemon_destroy(struct daemon *d)
     metrics_gauge_fn_detach(d->g_queue_depth);
   if (d->g_queue_running)
     metrics_gauge_fn_detach(d->g_queue_running);
+  logpart_destroy(d->lpart);
   plog_destroy(d->pl);
   queue_destroy(d->q);
   serving_destroy(d->sv);

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "mlopsd/db.h"
@@ -1496,6 +1497,22 @@ int plog_ready(struct plog *p, char *buf, size_t cap)
     ok = 0;
   }
   pthread_mutex_unlock(&p->st_mu);
+  /* not ready before the spool's disk is full, not once it is (issue 20) */
+  struct statvfs v;
+  if (ok && statvfs(p->spool_dir, &v) == 0) {
+    uint64_t fs = (uint64_t)v.f_blocks * v.f_frsize;
+    uint64_t avail = (uint64_t)v.f_bavail * v.f_frsize;
+    uint64_t want = p->o.spool_min_free;
+    if (!want)
+      want = fs / 4 < ((uint64_t)64 << 20) ? fs / 4 : (uint64_t)64 << 20;
+    if (avail < want) {
+      snprintf(buf, cap,
+               "disk of the prediction log spool %s nearly full: %" PRIu64
+               " bytes free, below %" PRIu64,
+               p->spool_dir, avail, want);
+      ok = 0;
+    }
+  }
   return ok;
 }
 

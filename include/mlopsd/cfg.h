@@ -34,6 +34,7 @@ struct cfg {
   long server_spool_max_bytes;  /* 256 MiB */
   char server_log_durability[16]; /* "process" or "fsync" */
   char server_log_buffer_dir[512]; /* "" = server_spool_dir */
+  long server_spool_min_free_bytes; /* 0: min(64 MiB, fs / 4) */
   /* auth */
   char auth_admin_token_env[128]; /* "MLOPSD_ADMIN_TOKEN" */
   char admin_token[256];        /* resolved secret; "" = admin API off */
@@ -63,6 +64,12 @@ struct cfg {
   /* logging */
   int log_level;                /* enum log_level, LOG_INFO */
   int log_format;               /* enum log_format, LOG_FMT_TEXT */
+  int log_retention_days;       /* 0: prediction log rows kept forever */
+  long log_retention_s;         /* 0: use retention_days (test setting) */
+  long log_partition_s;         /* 86400: width of a log partition */
+  int log_partitions_ahead;     /* 3 */
+  int log_maintenance_s;        /* 60: seconds between passes */
+  char log_archive_dir[512];    /* "": partitions dropped unarchived */
 
   char path[512];               /* file it was loaded from ("" = defaults) */
 };

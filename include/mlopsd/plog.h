@@ -84,6 +84,9 @@ struct plog_opts {
   const char *table;      /* NULL = PLOG_TABLE_DEFAULT; validated */
   const char *spool_dir;  /* required; created if missing */
   uint64_t spool_max_bytes; /* 0 = 256 MiB */
+  uint64_t spool_min_free; /* plog_ready fails while the spool's file
+                              system has less free space; 0 = 64 MiB or
+                              a quarter of the file system (smaller) */
   int flush_ms;           /* 0 = 50 */
   size_t flush_rows;      /* pending rows that trigger a flush; 0 = 2048 */
   size_t max_rows;        /* in-memory cap on rows; 0 = 32768 */
@@ -161,8 +164,8 @@ enum err_code plog_append(struct plog *p, const struct plog_row *rows,
                           size_t n, int *logged);
 
 /* Readiness: 1 when the last contact with MariaDB worked, the log table
- * has the expected columns and the spool is not full; else 0 and a reason
- * in buf. */
+ * has the expected columns, the spool is not full and its file system has
+ * spool_min_free bytes free; else 0 and a reason in buf. */
 int plog_ready(struct plog *p, char *buf, size_t cap);
 
 struct plog_stats {

@@ -177,7 +177,7 @@ TEST(test_defaults)
 TEST(test_key_table)
 {
   int n = cfg_key_count();
-  CHECK_EQ_INT(n, 32);
+  CHECK_EQ_INT(n, 39);
   CHECK(cfg_key_name(-1) == NULL);
   CHECK(cfg_key_name(n) == NULL);
   CHECK_EQ_STR(cfg_key_name(0), "server.listen");
@@ -381,10 +381,13 @@ TEST(test_errors_keys)
                  "c.yaml:3:3: unknown key 'server.thread' (expected one of: "
                  "listen, threads, max_body_bytes, max_connections, "
                  "idle_timeout, default_model, log_full_policy, spool_dir, "
-                 "spool_max_bytes, log_durability, log_buffer_dir)");
+                 "spool_max_bytes, log_durability, log_buffer_dir, "
+                 "spool_min_free_bytes)");
   CHECK_LOAD_ERR("logging: { level: info, colour: yes }\n", ERR_CONFIG,
                  "c.yaml:1:25: unknown key 'logging.colour' (expected one "
-                 "of: level, format)");
+                 "of: level, format, retention_days, retention_s, "
+                 "partition_s, partitions_ahead, maintenance_s, "
+                 "archive_dir)");
   CHECK_LOAD_ERR("server: {threads: 2, threads: 3}\n", ERR_CONFIG,
                  "c.yaml:1:22: duplicate key 'server.threads' (first at "
                  "line 1, column 10)");

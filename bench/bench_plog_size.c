@@ -1,0 +1,428 @@
+/* bench_plog_size.c - bytes per logged prediction row and MariaDB's CPU
+ * per row, for the prediction log table's possible formats (issue 20).
+ *
+ * Each variant is a table shaped like credit_predictions_api_log (the
+ * course's columns plus migration 010's) in a different format.  Rows go
+ * in through the daemon's own writer (plog: the same multi-row INSERT ...
+ * ON DUPLICATE KEY UPDATE statements and 500-row transactions as
+ * `mlopsd serve`), with the features JSON of the course's requests
+ * (predict_requests.jsonl, as the course's client sends them, ", " and
+ * ": " separators).  Then it prints, per variant:
+ *
+ *   data+idx B/row   (DATA_LENGTH + INDEX_LENGTH) / rows after ANALYZE
+ *                    TABLE: pages in use, what the issue's 1,093 B counted
+ *   disk B/row       ALLOCATED_SIZE of the table's tablespaces / rows,
+ *                    after FLUSH TABLES ... FOR EXPORT wrote every page:
+ *                    the bytes the file system gives it (page compression
+ *                    shows only here, as punched holes)
+ *   server us/row    mariadbd's CPU time (user + system, /proc) over the
+ *                    insert, per row: needs the server on this machine
+ *   rows/s           wall clock of the insert
+ *
+ * Needs MLOPSD_DATABASE_HOST/PORT/USER/PASSWORD of a server it may create
+ * a database on (tests/mariadb.sh prints them; bench/run.sh scripts start
+ * one).  BENCH_PLOG_ROWS (default 50000) rows per variant.  Prints
+ * figures, never fails on them.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mlopsd/db.h"
+#include "mlopsd/log.h"
+#include "mlopsd/plog.h"
+
+#define DBNAME "bench_plog_size"
+
+static const char COLS[] =
+    "`id` bigint(20) NOT NULL AUTO_INCREMENT,"
+    "`customer_id` varchar(10) NOT NULL,"
+    "`features` json %s NOT NULL,"
+    "`prediction` varchar(10) NOT NULL,"
+    "`confidence` float NOT NULL,"
+    "`elapsed_ms` int NOT NULL,"
+    "`created_at` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,"
+    "`model_name` varchar(128) DEFAULT NULL,"
+    "`model_version` int DEFAULT NULL,"
+    "`log_source` bigint DEFAULT NULL,"
+    "`log_seq` bigint DEFAULT NULL,";
+
+static const char KEYS_BEFORE[] =
+    "PRIMARY KEY (`id`), KEY `c` (`created_at`),"
+    "UNIQUE KEY `s` (`log_source`, `log_seq`)";
+static const char KEYS_PART[] =
+    "PRIMARY KEY (`id`, `created_at`), KEY `c` (`created_at`),"
+    "UNIQUE KEY `s` (`log_source`, `log_seq`, `created_at`)";
+static const char KEYS_PART_NOC[] =
+    "PRIMARY KEY (`id`, `created_at`),"
+    "UNIQUE KEY `s` (`log_source`, `log_seq`, `created_at`)";
+/* daily partitions: the bench's rows all fall in today's */
+static const char PARTS[] =
+    " PARTITION BY RANGE (UNIX_TIMESTAMP(`created_at`)) ("
+    "PARTITION p1 VALUES LESS THAN (%lld),"
+    "PARTITION p2 VALUES LESS THAN (%lld),"
+    "PARTITION pmax VALUES LESS THAN MAXVALUE)";
+
+struct variant {
+  const char *name;
+  const char *col_attr; /* after `features json` */
+  const char *keys;
+  const char *table_opts;
+  int partitioned;
+  int compact; /* features without the separators' spaces */
+};
+
+static const struct variant VARS[] = {
+    {"before: 001+010 (DYNAMIC)", "", KEYS_BEFORE, "", 0, 0},
+    {"before, compact JSON", "", KEYS_BEFORE, "", 0, 1},
+    {"daily partitions", "", KEYS_PART, "", 1, 0},
+    {"partitions, no created_at idx", "", KEYS_PART_NOC, "", 1, 0},
+    {"partitions + COMPRESSED column", "COMPRESSED", KEYS_PART, "", 1, 0},
+    {"partitions + PAGE_COMPRESSED", "", KEYS_PART, " PAGE_COMPRESSED=1", 1,
+     0},
+    {"partitions + PAGE_COMPRESSED, compact", "", KEYS_PART,
+     " PAGE_COMPRESSED=1", 1, 1},
+    {"partitions + PAGE_COMPRESSED lvl1", "", KEYS_PART,
+     " PAGE_COMPRESSED=1 PAGE_COMPRESSION_LEVEL=1", 1, 0},
+    {"partitions + ROW_FORMAT=COMPRESSED 8K", "", KEYS_PART,
+     " ROW_FORMAT=COMPRESSED KEY_BLOCK_SIZE=8", 1, 0},
+    {"partitions + ROW_FORMAT=COMPRESSED 4K", "", KEYS_PART,
+     " ROW_FORMAT=COMPRESSED KEY_BLOCK_SIZE=4", 1, 0},
+};
+#define NVARS (sizeof(VARS) / sizeof(VARS[0]))
+
+static struct db_pool *P;
+static char **FEAT, **FEAT_C;
+static size_t NFEAT;
+static pid_t SERVER_PID;
+
+static void die(const char *what, const struct err *e)
+{
+  fprintf(stderr, "bench_plog_size: %s: %s\n", what, e ? e->msg : "");
+  exit(1);
+}
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void exec(const char *sql)
+{
+  struct err e;
+  struct db_conn *c;
+  if (db_acquire(P, 5000, &c, &e) != ERR_OK)
+    die("connect", &e);
+  if (db_exec(c, sql, NULL, &e) != ERR_OK) {
+    fprintf(stderr, "bench_plog_size: %s\n", sql);
+    die("exec", &e);
+  }
+  db_release(P, c);
+}
+
+static int64_t q1(const char *sql)
+{
+  struct err e;
+  struct db_conn *c;
+  int64_t v = -1;
+  if (db_acquire(P, 5000, &c, &e) != ERR_OK)
+    die("connect", &e);
+  if (db_query_i64(c, sql, NULL, 0, &v, &e) != ERR_OK) {
+    fprintf(stderr, "bench_plog_size: %s\n", sql);
+    die("query", &e);
+  }
+  db_release(P, c);
+  return v;
+}
+
+static int str_cb(void *user, const struct db_row *r)
+{
+  size_t len;
+  const char *s = db_row_str(r, 0, &len);
+  snprintf(user, 512, "%.*s", (int)len, s ? s : "");
+  return 0;
+}
+
+/* mariadbd's CPU seconds, or -1 when it is not on this machine */
+static double server_cpu_s(void)
+{
+  char path[64], buf[1024];
+  if (SERVER_PID <= 0)
+    return -1;
+  snprintf(path, sizeof(path), "/proc/%ld/stat", (long)SERVER_PID);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  if (!p)
+    return -1;
+  unsigned long ut = 0, st = 0;
+  /* fields after the name: state(3) ... utime(14) stime(15) */
+  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+             &ut, &st) != 2)
+    return -1;
+  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void find_server_pid(void)
+{
+  struct err e;
+  struct db_conn *c;
+  char pidfile[512] = "";
+  if (db_acquire(P, 5000, &c, &e) != ERR_OK)
+    die("connect", &e);
+  if (db_query(c, "SELECT @@pid_file", NULL, 0, str_cb, pidfile, NULL, &e) !=
+      ERR_OK)
+    die("pid_file", &e);
+  db_release(P, c);
+  FILE *f = fopen(pidfile, "r");
+  long pid = 0;
+  if (f) {
+    if (fscanf(f, "%ld", &pid) != 1)
+      pid = 0;
+    fclose(f);
+  }
+  SERVER_PID = (pid_t)pid;
+}
+
+/* The course's requests: the "data" object of each line, as sent. */
+static void load_features(void)
+{
+  const char *env = getenv("BENCH_REQUESTS");
+  const char *src = getenv("MLOPSD_SRC");
+  char path[1024];
+  FILE *f = NULL;
+  if (env)
+    f = fopen(env, "r");
+  if (!f && src) {
+    snprintf(path, sizeof(path),
+             "%s/../shared/data/credit/predict_requests.jsonl", src);
+    f = fopen(path, "r");
+    if (!f) {
+      snprintf(path, sizeof(path),
+               "%s/../../shared/data/credit/predict_requests.jsonl", src);
+      f = fopen(path, "r");
+    }
+  }
+  if (!f)
+    f = fopen("/work/shared/data/credit/predict_requests.jsonl", "r");
+  if (!f) {
+    fprintf(stderr, "bench_plog_size: predict_requests.jsonl not found "
+                    "(set BENCH_REQUESTS)\n");
+    exit(1);
+  }
+  char line[8192];
+  size_t cap = 0;
+  while (fgets(line, sizeof(line), f)) {
+    char *s = strstr(line, "\"data\":");
+    if (!s)
+      continue;
+    s = strchr(s, '{');
+    char *end = strrchr(line, '}');
+    if (!s || !end || end <= s)
+      continue;
+    /* the line's own closing brace is the last; data's is before it */
+    *end = 0;
+    end = strrchr(s, '}');
+    if (!end)
+      continue;
+    end[1] = 0;
+    if (NFEAT == cap) {
+      cap = cap ? cap * 2 : 1024;
+      FEAT = realloc(FEAT, cap * sizeof(*FEAT));
+      FEAT_C = realloc(FEAT_C, cap * sizeof(*FEAT_C));
+      if (!FEAT || !FEAT_C)
+        die("out of memory", NULL);
+    }
+    FEAT[NFEAT] = strdup(s);
+    /* compact: drop the space after ',' and ':' outside strings */
+    char *c = strdup(s), *w = c;
+    int in_str = 0;
+    for (const char *r = s; *r; r++) {
+      if (*r == '"' && (r == s || r[-1] != '\\'))
+        in_str = !in_str;
+      if (!in_str && *r == ' ' && r > s && (r[-1] == ',' || r[-1] == ':'))
+        continue;
+      *w++ = *r;
+    }
+    *w = 0;
+    FEAT_C[NFEAT] = c;
+    NFEAT++;
+  }
+  fclose(f);
+  if (!NFEAT)
+    die("no requests in predict_requests.jsonl", NULL);
+}
+
+static void run_variant(const struct variant *v, int64_t nrows, int idx)
+{
+  char sql[4096], cols[1024], table[64], spool[256];
+  struct err e;
+  snprintf(table, sizeof(table), "log_v%d", idx);
+  snprintf(cols, sizeof(cols), COLS, v->col_attr);
+  snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", table);
+  exec(sql);
+  int n = snprintf(sql, sizeof(sql),
+                   "CREATE TABLE %s (%s %s) ENGINE=InnoDB DEFAULT "
+                   "CHARSET=utf8mb4%s",
+                   table, cols, v->keys, v->table_opts);
+  if (v->partitioned) {
+    long long day = (long long)time(NULL) / 86400 * 86400;
+    snprintf(sql + n, sizeof(sql) - (size_t)n, PARTS, day + 86400,
+             day + 2 * 86400);
+  }
+  exec(sql);
+
+  snprintf(spool, sizeof(spool), "/tmp/bench_plog_size.%ld.%d", (long)getpid(),
+           idx);
+  struct plog_opts o;
+  plog_opts_defaults(&o);
+  o.pool = P;
+  o.table = table;
+  o.spool_dir = spool;
+  o.max_rows = 200000;
+  o.max_bytes = (size_t)256 << 20;
+  o.pace_us = -1;
+  o.full_wait_ms = 60000;
+  struct plog *pl;
+  if (plog_create(&pl, &o, &e) != ERR_OK)
+    die("plog_create", &e);
+  if (plog_start(pl, &e) != ERR_OK)
+    die("plog_start", &e);
+  double c0 = server_cpu_s(), t0 = now_s();
+  struct timeval tv;
+  for (int64_t i = 0; i < nrows; i++) {
+    char cid[16];
+    snprintf(cid, sizeof(cid), "%" PRId64, 1000 + i % 50000);
+    gettimeofday(&tv, NULL);
+    const char *f = v->compact ? FEAT_C[i % (int64_t)NFEAT]
+                               : FEAT[i % (int64_t)NFEAT];
+    struct plog_row r = {.customer_id = cid,
+                         .customer_id_len = strlen(cid),
+                         .features = f,
+                         .features_len = strlen(f),
+                         .prediction = (i % 3) ? "Standard" : "Good",
+                         .confidence = 0.5 + (double)(i % 500) / 1000.0,
+                         .elapsed_ms = (int)(i % 7),
+                         .created_us = (int64_t)tv.tv_sec * 1000000 +
+                                       tv.tv_usec,
+                         .model = "credit_score_classification",
+                         .model_version = 3};
+    if (plog_append(pl, &r, 1, NULL) != ERR_OK)
+      die("plog_append: log full", NULL);
+  }
+  size_t lost = 0;
+  plog_stop(pl, 60000, &lost);
+  double t1 = now_s();
+  /* write every page of the table out, so the tablespace files show
+   * what compression gives (page compression happens when a page is
+   * written) and the server's CPU includes that work */
+  {
+    struct db_conn *c;
+    if (db_acquire(P, 5000, &c, &e) != ERR_OK)
+      die("connect", &e);
+    snprintf(sql, sizeof(sql), "FLUSH TABLES %s FOR EXPORT", table);
+    if (db_exec(c, sql, NULL, &e) != ERR_OK)
+      die("flush for export", &e);
+    if (db_exec(c, "UNLOCK TABLES", NULL, &e) != ERR_OK)
+      die("unlock", &e);
+    db_release(P, c);
+  }
+  double c1 = server_cpu_s();
+  struct plog_stats st;
+  plog_get_stats(pl, &st);
+  plog_destroy(pl);
+  snprintf(sql, sizeof(sql), "rm -rf '%s'", spool);
+  if (system(sql) != 0)
+    fprintf(stderr, "bench_plog_size: could not remove %s\n", spool);
+  if (lost || st.spooled)
+    fprintf(stderr, "bench_plog_size: %s: %zu lost, %" PRIu64
+                    " spooled (database trouble?)\n",
+            v->name, lost, st.spooled);
+
+  snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
+  int64_t rows = q1(sql);
+  snprintf(sql, sizeof(sql), "ANALYZE TABLE %s", table);
+  exec(sql);
+  snprintf(sql, sizeof(sql),
+           "SELECT DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES"
+           " WHERE TABLE_SCHEMA = '" DBNAME "' AND TABLE_NAME = '%s'",
+           table);
+  int64_t dil = q1(sql);
+  snprintf(sql, sizeof(sql),
+           "SELECT SUM(ALLOCATED_SIZE) FROM "
+           "information_schema.INNODB_SYS_TABLESPACES WHERE NAME = "
+           "'" DBNAME "/%s' OR NAME LIKE '" DBNAME "/%s#P#%%'",
+           table, table);
+  int64_t alloc = q1(sql);
+  double cpu = (c0 >= 0 && c1 >= 0) ? (c1 - c0) * 1e6 / (double)rows : -1;
+  printf("  %-38s %7" PRId64 " rows  data+idx %5.0f B/row  disk %5.0f B/row"
+         "  server %5.1f us/row  %6.0f rows/s\n",
+         v->name, rows, (double)dil / (double)rows,
+         (double)alloc / (double)rows, cpu, (double)rows / (t1 - t0));
+  fflush(stdout);
+  snprintf(sql, sizeof(sql), "DROP TABLE %s", table);
+  exec(sql);
+}
+
+int main(int argc, char **argv)
+{
+  const char *host = getenv("MLOPSD_DATABASE_HOST");
+  const char *port = getenv("MLOPSD_DATABASE_PORT");
+  const char *user = getenv("MLOPSD_DATABASE_USER");
+  const char *pass = getenv("MLOPSD_DATABASE_PASSWORD");
+  struct err e;
+  if (!host || !port || !user) {
+    printf("bench_plog_size: no MLOPSD_DATABASE_HOST/PORT/USER: skipped\n");
+    return 0;
+  }
+  int64_t nrows = getenv("BENCH_PLOG_ROWS") ? atoll(getenv("BENCH_PLOG_ROWS"))
+                                            : 50000;
+  if (nrows < 1000)
+    nrows = 1000;
+  log_set_level(LOG_WARN);
+  load_features();
+
+  struct db_opts o = {0};
+  o.host = host;
+  o.port = atoi(port);
+  o.user = user;
+  o.password = pass ? pass : "";
+  o.size = 2;
+  o.connect_timeout_s = 5;
+  if (db_pool_create(&P, &o, &e) != ERR_OK)
+    die("connect", &e);
+  exec("CREATE DATABASE IF NOT EXISTS " DBNAME);
+  db_pool_destroy(P);
+  o.database = DBNAME;
+  if (db_pool_create(&P, &o, &e) != ERR_OK)
+    die("connect", &e);
+  find_server_pid();
+
+  size_t flen = 0, clen = 0;
+  for (size_t i = 0; i < NFEAT; i++) {
+    flen += strlen(FEAT[i]);
+    clen += strlen(FEAT_C[i]);
+  }
+  printf("bench_plog_size: %" PRId64 " rows per variant, features JSON "
+         "%.0f B as sent, %.0f B compact (%zu requests); server pid %ld\n",
+         nrows, (double)flen / (double)NFEAT, (double)clen / (double)NFEAT,
+         NFEAT, (long)SERVER_PID);
+  for (size_t i = 0; i < NVARS; i++) {
+    if (argc > 1 && !strstr(VARS[i].name, argv[1]))
+      continue;
+    run_variant(&VARS[i], nrows, (int)i);
+  }
+  exec("DROP DATABASE " DBNAME);
+  db_pool_destroy(P);
+  return 0;
+}

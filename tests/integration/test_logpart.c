@@ -1,0 +1,893 @@
+/* test_logpart.c - the prediction log's time partitions and retention
+ * (src/logpart.c, migration 040_plog_partitions.sql) against real parts:
+ * a real MariaDB (database it_logpart, made with `mlopsd db init` and
+ * `db seed`), the daemon's own log writer (plog) under a sustained load,
+ * a real model version trained by the pipeline for the drift check.
+ *
+ *   partitions_fake_time   logpart_run at chosen times: partitions made
+ *                          ahead (aligned, named after their first
+ *                          second), idempotent, rows beyond the last
+ *                          partition kept in pmax, partitions behind the
+ *                          window dropped and archived, the archive loaded
+ *                          back exactly once, a table without partitions
+ *                          refused
+ *   dedupe_partitioned     the writer's exactly-once key under
+ *                          partitioning: the same (log_source, log_seq,
+ *                          created_at) stored twice gives one row
+ *   sustained_load         plog at ~1,500 rows/s for 75 s, partitions of
+ *                          10 s, retention 30 s, a pass every 2 s: the
+ *                          table stays bounded, partitions exist ahead and
+ *                          go behind, every row inside the window is there
+ *                          exactly once, a drift check and label feedback
+ *                          run across the drops
+ *
+ * Needs MLOPSD_DATABASE_HOST/PORT/USER/PASSWORD, MLOPSD_BIN and
+ * MLOPSD_SRC (tests/run.sh provides them).
+ */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "mlopsd/cfg.h"
+#include "mlopsd/db.h"
+#include "mlopsd/logpart.h"
+#include "mlopsd/pipeline.h"
+#include "mlopsd/plog.h"
+#include "mlopsd/registry.h"
+#include "mlopsd/spec.h"
+#include "mlopsd/sqlsplit.h"
+#include "mlopsd/task.h"
+
+#define DBNAME "it_logpart"
+#define MODEL "credit_score_classification"
+#define LOGT "credit_predictions_api_log"
+
+static struct err E;
+static struct db_pool *P;
+static struct cfg CFG;
+static char g_src[512], g_bin[512], g_tmp[256], g_cfg[300], g_reg[300],
+    g_log[300];
+static char **g_lines; /* predict_requests.jsonl, the "data" objects */
+static size_t g_nlines;
+
+#define CHECK_OK(call)                                                        \
+  do {                                                                        \
+    enum err_code rc_ = (call);                                               \
+    if (rc_ != ERR_OK) {                                                      \
+      fprintf(stderr, "  FAIL %s:%d: %s: %s -> %s: %s\n", __FILE__,           \
+              __LINE__, check_cur_name, #call, err_str(rc_), E.msg);          \
+      check_cur_failed = 1;                                                   \
+    }                                                                         \
+  } while (0)
+
+#define CHECK_HAS(s, sub)                                                     \
+  do {                                                                        \
+    const char *s_ = (s);                                                     \
+    if (!s_ || !strstr(s_, (sub))) {                                          \
+      fprintf(stderr, "  FAIL %s:%d: %s: \"%.300s\" lacks \"%s\"\n",          \
+              __FILE__, __LINE__, check_cur_name, s_ ? s_ : "(null)",         \
+              (sub));                                                         \
+      check_cur_failed = 1;                                                   \
+    }                                                                         \
+  } while (0)
+
+/* ---- a hand-built task context -------------------------------------- */
+
+#define MAXLINES 512
+
+struct tc {
+  struct task_ctx t;
+  cJSON *fields;
+  int n;
+  char *line[MAXLINES];
+  int ntrig;
+  char trig_dag[128], trig_date[64];
+  cJSON *trig_conf;
+  enum err_code trig_rc; /* what the callback answers */
+};
+
+static const char *tc_field(const struct task_ctx *t, const char *name)
+{
+  const struct tc *c = (const struct tc *)t;
+  const cJSON *j = cJSON_GetObjectItemCaseSensitive(c->fields, name);
+  return cJSON_IsString(j) ? j->valuestring : NULL;
+}
+
+static const struct cJSON *tc_field_json(const struct task_ctx *t,
+                                         const char *name)
+{
+  const struct tc *c = (const struct tc *)t;
+  return cJSON_GetObjectItemCaseSensitive(c->fields, name);
+}
+
+static void tc_log(const struct task_ctx *t, const char *stream,
+                   const char *line)
+{
+  struct tc *c = (struct tc *)t;
+  (void)stream;
+  if (c->n < MAXLINES)
+    c->line[c->n++] = strdup(line);
+  if (getenv("VERBOSE"))
+    fprintf(stderr, "    [log] %s\n", line);
+}
+
+static enum err_code tc_trigger(const struct task_ctx *t, const char *dag_id,
+                                const char *logical_date,
+                                const struct cJSON *conf, char *run_id_out,
+                                int run_id_cap, struct err *e)
+{
+  struct tc *c = (struct tc *)t;
+  if (c->trig_rc != ERR_OK)
+    return err_set(e, c->trig_rc, "DAG '%s' already has a run", dag_id);
+  c->ntrig++;
+  snprintf(c->trig_dag, sizeof(c->trig_dag), "%s", dag_id);
+  snprintf(c->trig_date, sizeof(c->trig_date), "%s", logical_date);
+  cJSON_Delete(c->trig_conf);
+  c->trig_conf = conf ? cJSON_Duplicate(conf, 1) : NULL;
+  snprintf(run_id_out, (size_t)run_id_cap, "manual__%s", logical_date);
+  return ERR_OK;
+}
+
+static struct tc *tc_new(const char *fields, const char *ds)
+{
+  struct tc *c = calloc(1, sizeof(*c));
+  c->fields = cJSON_Parse(fields);
+  if (!c->fields)
+    fprintf(stderr, "  bad test JSON: %s\n", fields);
+  c->t.dag_id = "credit_score_monitor";
+  c->t.run_id = "scheduled__test";
+  c->t.task_id = "check";
+  c->t.try_number = 1;
+  c->t.ds = ds;
+  c->t.field = tc_field;
+  c->t.field_json = tc_field_json;
+  c->t.cfg = &CFG;
+  c->t.db = P;
+  c->t.log_line = tc_log;
+  c->t.trigger = tc_trigger;
+  return c;
+}
+
+static void tc_free(struct tc *c)
+{
+  if (!c)
+    return;
+  for (int i = 0; i < c->n; i++)
+    free(c->line[i]);
+  cJSON_Delete(c->fields);
+  cJSON_Delete(c->trig_conf);
+  free(c);
+}
+
+static enum err_code run_type(struct tc *c, const char *type)
+{
+  const struct task_type *ty = task_type_find(type);
+  if (!ty)
+    return err_set(&E, ERR_NOTFOUND, "no type %s", type);
+  err_clear(&E);
+  return ty->run(&c->t, &E);
+}
+
+/* ---- database helpers ------------------------------------------------ */
+
+static int exec(const char *sql)
+{
+  struct db_conn *c;
+  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
+    return -1;
+  int r = db_exec(c, sql, NULL, &E) == ERR_OK ? 0 : -1;
+  if (r)
+    fprintf(stderr, "  exec: %s\n", E.msg);
+  db_release(P, c);
+  return r;
+}
+
+static int64_t q1(const char *sql)
+{
+  struct db_conn *c;
+  int64_t v = INT64_MIN;
+  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
+    return INT64_MIN;
+  if (db_query_i64(c, sql, NULL, 0, &v, &E) != ERR_OK)
+    v = INT64_MIN;
+  db_release(P, c);
+  return v;
+}
+
+struct strbuf {
+  char s[8192];
+};
+
+static int str_row(void *user, const struct db_row *row)
+{
+  struct strbuf *b = user;
+  const char *v = db_row_str(row, 0, NULL);
+  snprintf(b->s, sizeof(b->s), "%s", v ? v : "(null)");
+  return 1;
+}
+
+static void qs(const char *sql, struct strbuf *out)
+{
+  struct db_conn *c;
+  out->s[0] = '\0';
+  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
+    return;
+  if (db_query(c, sql, NULL, 0, str_row, out, NULL, &E) != ERR_OK)
+    snprintf(out->s, sizeof(out->s), "error: %.200s", E.msg);
+  db_release(P, c);
+}
+
+/* ---- set-up ----------------------------------------------------------- */
+
+static int run_cmd(const char *cmd)
+{
+  int st = system(cmd);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *b = malloc((size_t)n + 1);
+  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+    free(b);
+    b = NULL;
+  }
+  fclose(f);
+  if (b) {
+    b[n] = '\0';
+    if (len)
+      *len = (size_t)n;
+  }
+  return b;
+}
+
+static int load_lines(void)
+{
+  char path[700];
+  snprintf(path, sizeof(path),
+           "%s/../shared/data/credit/predict_requests.jsonl", g_src);
+  char *all = read_file(path, NULL);
+  if (!all) {
+    snprintf(path, sizeof(path),
+             "/work/shared/data/credit/predict_requests.jsonl");
+    all = read_file(path, NULL);
+  }
+  if (!all) {
+    fprintf(stderr, "cannot read predict_requests.jsonl\n");
+    return -1;
+  }
+  size_t cap = 8192;
+  g_lines = calloc(cap, sizeof(char *));
+  for (char *p = all, *nl; p && *p; p = nl ? nl + 1 : NULL) {
+    nl = strchr(p, '\n');
+    if (nl)
+      *nl = '\0';
+    cJSON *j = cJSON_Parse(p);
+    const cJSON *d = cJSON_GetObjectItem(j, "data");
+    if (cJSON_IsObject(d) && g_nlines < cap)
+      g_lines[g_nlines++] = cJSON_PrintUnformatted(d);
+    cJSON_Delete(j);
+  }
+  free(all);
+  return g_nlines >= 2000 ? 0 : -1;
+}
+
+/* features.sql for ds, run statement by statement. */
+static int extract_features(const char *ds)
+{
+  char path[700];
+  snprintf(path, sizeof(path), "%s/sql/features.sql", g_src);
+  size_t len;
+  char *src = read_file(path, &len);
+  if (!src)
+    return -1;
+  /* {{ ds }} -> the date: same length budget is not needed, build anew */
+  char *out = malloc(len * 2 + 1);
+  size_t o = 0;
+  for (const char *p = src; *p;) {
+    if (strncmp(p, "{{ ds }}", 8) == 0) {
+      o += (size_t)sprintf(out + o, "%s", ds);
+      p += 8;
+    } else {
+      out[o++] = *p++;
+    }
+  }
+  out[o] = '\0';
+  free(src);
+  struct sqlsplit_list l = {0};
+  int r = sqlsplit_split(out, &l, &E) == ERR_OK ? 0 : -1;
+  for (size_t i = 0; r == 0 && i < l.n; i++)
+    r = exec(l.v[i].sql);
+  sqlsplit_list_free(&l);
+  free(out);
+  return r;
+}
+
+static int train_production(void)
+{
+  char path[700];
+  struct spec *sp = NULL;
+  struct registry *reg = NULL;
+  struct pipeline_result res;
+  memset(&res, 0, sizeof(res));
+  snprintf(path, sizeof(path), "%s/config/models/" MODEL ".yaml", g_src);
+  struct pipeline_opts o = {0};
+  o.ds = "2025-09-01";
+  o.dag_id = "it_logpart";
+  o.dag_run_id = "it_logpart_train";
+  o.nthread = 1;
+  o.max_trials = 1;
+  o.num_boost_round = 10;
+  o.early_stopping_rounds = -1;
+  int r = -1;
+  if (spec_load(path, &sp, &E) || registry_open(g_reg, &reg, &E) ||
+      pipeline_train(reg, P, sp, &o, &res, &E) ||
+      registry_alias_set(reg, MODEL, REGISTRY_PRODUCTION, res.version, NULL,
+                         &E))
+    fprintf(stderr, "train: %s\n", E.msg);
+  else
+    r = 0;
+  pipeline_result_free(&res);
+  registry_close(reg);
+  spec_destroy(sp);
+  return r;
+}
+
+static int setup(void)
+{
+  const char *s = getenv("MLOPSD_SRC"), *b = getenv("MLOPSD_BIN");
+  if (!s || !b || !getenv("MLOPSD_DATABASE_HOST")) {
+    fprintf(stderr, "test_logpart: MLOPSD_SRC, MLOPSD_BIN and "
+                    "MLOPSD_DATABASE_* must be set (tests/run.sh)\n");
+    return -1;
+  }
+  snprintf(g_src, sizeof(g_src), "%s", s);
+  snprintf(g_bin, sizeof(g_bin), "%s", b);
+  snprintf(g_tmp, sizeof(g_tmp), "/tmp/mlopsd-it-logpart.XXXXXX");
+  if (!mkdtemp(g_tmp))
+    return -1;
+  snprintf(g_reg, sizeof(g_reg), "%s/registry", g_tmp);
+  snprintf(g_cfg, sizeof(g_cfg), "%s/mlopsd.yaml", g_tmp);
+  snprintf(g_log, sizeof(g_log), "%s/cmd.log", g_tmp);
+  setenv("MLOPSD_DATABASE_NAME", DBNAME, 1);
+  FILE *f = fopen(g_cfg, "w");
+  if (!f)
+    return -1;
+  fprintf(f,
+          "database:\n  name: " DBNAME "\n"
+          "models:\n  specs_dir: %s/config/models\n  registry_dir: %s\n"
+          "scheduler:\n  dags_dir: %s/dags\n",
+          g_src, g_reg, g_tmp);
+  fclose(f);
+  cfg_defaults(&CFG);
+  snprintf(CFG.models_registry_dir, sizeof(CFG.models_registry_dir), "%.300s",
+           g_reg);
+
+  struct db_opts o = {0};
+  o.host = getenv("MLOPSD_DATABASE_HOST");
+  o.port = atoi(getenv("MLOPSD_DATABASE_PORT") ? getenv("MLOPSD_DATABASE_PORT")
+                                               : "3306");
+  o.user = getenv("MLOPSD_DATABASE_USER");
+  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
+  o.size = 6;
+  o.connect_timeout_s = 5;
+  struct db_pool *p0 = NULL;
+  struct db_conn *c = NULL;
+  if (db_pool_create(&p0, &o, &E) || db_acquire(p0, 10000, &c, &E) ||
+      db_exec(c, "DROP DATABASE IF EXISTS " DBNAME, NULL, &E)) {
+    fprintf(stderr, "setup: %s\n", E.msg);
+    return -1;
+  }
+  db_release(p0, c);
+  db_pool_destroy(p0);
+  char cmd[8192];
+  snprintf(cmd, sizeof(cmd),
+           "cd %s && %s -c %s db init >>%s 2>&1 && "
+           "%s -c %s db seed --dir %s/sql/data >>%s 2>&1",
+           g_src, g_bin, g_cfg, g_log, g_bin, g_cfg, g_src, g_log);
+  if (run_cmd(cmd) != 0) {
+    fprintf(stderr, "db init/seed failed, see %s\n", g_log);
+    return -1;
+  }
+  o.database = DBNAME;
+  if (db_pool_create(&P, &o, &E)) {
+    fprintf(stderr, "setup: %s\n", E.msg);
+    return -1;
+  }
+  if (load_lines() || extract_features("2025-09-01") || train_production())
+    return -1;
+  return 0;
+}
+
+/* ---- partitions at chosen times ---------------------------------------- */
+
+static time_t utc(int y, int mo, int d, int h, int mi)
+{
+  struct tm tm = {0};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  return timegm(&tm);
+}
+
+/* A row of table t at a time (epoch s, so the session's time zone does
+ * not matter), keyed (source 7, seq). */
+static int fake_row(const char *t, time_t at, int seq)
+{
+  char sql[512];
+  snprintf(sql, sizeof(sql),
+           "INSERT INTO %s (customer_id, features, prediction, confidence, "
+           "elapsed_ms, created_at, model_name, model_version, log_source, "
+           "log_seq) VALUES ('c%d', '{\"n\": %d, \"x\": 1.50}', 'Good', 0.5, "
+           "1, FROM_UNIXTIME(%lld), '" MODEL "', 1, 7, %d)",
+           t, seq, seq, (long long)at, seq);
+  return exec(sql);
+}
+
+static struct logpart *lp_new(const char *table, long interval, int ahead,
+                              long retention, const char *archive)
+{
+  struct logpart_opts o = {0};
+  struct logpart *lp = NULL;
+  o.pool = P;
+  o.table = table;
+  o.interval_s = interval;
+  o.ahead = ahead;
+  o.retention_s = retention;
+  o.archive_dir = archive;
+  o.spool_dir = g_tmp;
+  o.check_s = 2;
+  o.db_local = 1;
+  if (logpart_create(&lp, &o, &E) != ERR_OK)
+    fprintf(stderr, "  logpart_create: %s\n", E.msg);
+  return lp;
+}
+
+static void part_list(const char *t, struct strbuf *b)
+{
+  char sql[512];
+  snprintf(sql, sizeof(sql),
+           "SELECT GROUP_CONCAT(CONCAT(PARTITION_NAME, '<', "
+           "PARTITION_DESCRIPTION) ORDER BY PARTITION_ORDINAL_POSITION "
+           "SEPARATOR ' ') FROM information_schema.PARTITIONS WHERE "
+           "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '%s'",
+           t);
+  qs(sql, b);
+}
+
+TEST(partitions_fake_time)
+{
+  struct strbuf b;
+  char exp[1024], arch[400];
+  REQUIRE(exec("DROP TABLE IF EXISTS lp_fake") == 0);
+  REQUIRE(exec("CREATE TABLE lp_fake LIKE " LOGT) == 0);
+  snprintf(arch, sizeof(arch), "%s/archive", g_tmp);
+  struct logpart *lp = lp_new("lp_fake", 3600, 3, 0, arch);
+  REQUIRE(lp);
+  time_t t0 = utc(2030, 1, 10, 12, 20);
+  struct logpart_result r;
+  CHECK_OK(logpart_run(lp, t0, &r, &E));
+  CHECK_EQ_INT(r.created, 4);
+  CHECK_EQ_INT(r.dropped, 0);
+  part_list("lp_fake", &b);
+  time_t h12 = utc(2030, 1, 10, 12, 0);
+  snprintf(exp, sizeof(exp),
+           "p20300110_120000<%lld p20300110_130000<%lld "
+           "p20300110_140000<%lld p20300110_150000<%lld pmax<MAXVALUE",
+           (long long)h12 + 3600, (long long)h12 + 7200,
+           (long long)h12 + 10800, (long long)h12 + 14400);
+  CHECK_EQ_STR(b.s, exp);
+  /* a second pass at the same time changes nothing */
+  CHECK_OK(logpart_run(lp, t0 + 60, &r, &E));
+  CHECK_EQ_INT(r.created, 0);
+  struct logpart_stats st;
+  logpart_get_stats(lp, &st);
+  CHECK_EQ_INT(st.partitions, 4);
+  CHECK_EQ_INT(st.ahead, 3);
+  CHECK_EQ_INT(st.created, 4);
+
+  /* rows: older than every partition, in three of them, beyond all */
+  REQUIRE(fake_row("lp_fake", utc(2030, 1, 9, 23, 0), 1) == 0);
+  REQUIRE(fake_row("lp_fake", utc(2030, 1, 10, 12, 30), 2) == 0);
+  REQUIRE(fake_row("lp_fake", utc(2030, 1, 10, 14, 0) - 1, 3) == 0);
+  REQUIRE(fake_row("lp_fake", utc(2030, 1, 10, 14, 0), 4) == 0);
+  REQUIRE(fake_row("lp_fake", utc(2030, 1, 10, 15, 30), 5) == 0);
+  REQUIRE(fake_row("lp_fake", utc(2030, 1, 11, 0, 0), 6) == 0);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM lp_fake PARTITION "
+                  "(p20300110_120000)"),
+               2);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM lp_fake PARTITION (pmax)"), 1);
+
+  /* 16:30 with a 2-hour window: the cutoff is 14:30, so the partitions
+   * ending 13:00 and 14:00 go (rows 1-3); 14:00-15:00 stays (row 4 is
+   * older than the cutoff but shares its partition with newer times) */
+  logpart_destroy(lp);
+  lp = lp_new("lp_fake", 3600, 3, 7200, arch);
+  REQUIRE(lp);
+  time_t t1 = utc(2030, 1, 10, 16, 30);
+  CHECK_OK(logpart_run(lp, t1, &r, &E));
+  CHECK_EQ_INT(r.dropped, 2);
+  CHECK_EQ_INT(r.dropped_rows, 3);
+  CHECK_EQ_INT(r.created, 4); /* 16-17 .. 19-20 */
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM lp_fake"), 3);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM lp_fake WHERE log_seq IN (4, 5, 6)"),
+               3);
+  /* the row of 01-11 is still beyond the last partition (20:00) */
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM lp_fake PARTITION (pmax)"), 1);
+  part_list("lp_fake", &b);
+  CHECK(strncmp(b.s, "p20300110_140000<", 17) == 0);
+  CHECK(strstr(b.s, "p20300110_190000<") != NULL);
+
+  /* archived before the drop: two files and two manifest lines */
+  char path[600];
+  snprintf(path, sizeof(path), "%s/manifest.jsonl", arch);
+  size_t mlen = 0;
+  char *man = read_file(path, &mlen);
+  REQUIRE(man);
+  CHECK(strstr(man, "\"partition\":\"p20300110_120000\",\"from\":null,"
+                    "\"to\":\"2030-01-10T13:00:00Z\",\"rows\":2") != NULL);
+  CHECK(strstr(man, "\"partition\":\"p20300110_130000\",\"from\":"
+                    "\"2030-01-10T13:00:00Z\",\"to\":\"2030-01-10T14:00:00Z\","
+                    "\"rows\":1") != NULL);
+  free(man);
+  logpart_get_stats(lp, &st);
+  CHECK_EQ_INT(st.archived, 2);
+
+  /* loaded back into a copy of the table: the same rows, the features
+   * text as it was, and a second load adds nothing */
+  REQUIRE(exec("DROP TABLE IF EXISTS lp_back") == 0);
+  REQUIRE(exec("CREATE TABLE lp_back LIKE " LOGT) == 0);
+  int64_t rows = 0, added = 0;
+  snprintf(path, sizeof(path), "%s/lp_fake.p20300110_120000.jsonl.gz", arch);
+  CHECK_OK(logpart_load_archive(P, path, "lp_back", &rows, &added, &E));
+  CHECK_EQ_INT(rows, 2);
+  CHECK_EQ_INT(added, 2);
+  CHECK_OK(logpart_load_archive(P, path, "lp_back", &rows, &added, &E));
+  CHECK_EQ_INT(rows, 2);
+  CHECK_EQ_INT(added, 0);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM lp_back"), 2);
+  qs("SELECT CONCAT(features, ' ', UNIX_TIMESTAMP(created_at), ' ', "
+     "log_source, ' ', log_seq) FROM lp_back WHERE log_seq = 1",
+     &b);
+  snprintf(exp, sizeof(exp), "{\"n\": 1, \"x\": 1.50} %lld 7 1",
+           (long long)utc(2030, 1, 9, 23, 0));
+  CHECK_EQ_STR(b.s, exp);
+  CHECK_EQ_INT(q1("SELECT JSON_EXTRACT(features, '$.n') FROM lp_back WHERE "
+                  "log_seq = 2"),
+               2);
+  /* a damaged archive is refused with file and line */
+  snprintf(path, sizeof(path), "%s/bad.jsonl.gz", arch);
+  FILE *f = fopen(path, "w");
+  REQUIRE(f);
+  fputs("not json\n", f); /* gzread passes plain files through */
+  fclose(f);
+  CHECK(logpart_load_archive(P, path, "lp_back", &rows, &added, &E) ==
+        ERR_PARSE);
+  CHECK_HAS(E.msg, "bad.jsonl.gz:1:");
+  logpart_destroy(lp);
+
+  /* a table without partitions is refused, not changed */
+  REQUIRE(exec("DROP TABLE IF EXISTS lp_plain") == 0);
+  REQUIRE(exec("CREATE TABLE lp_plain (id int PRIMARY KEY)") == 0);
+  lp = lp_new("lp_plain", 3600, 3, 3600, NULL);
+  REQUIRE(lp);
+  CHECK(logpart_run(lp, t0, &r, &E) == ERR_STATE);
+  CHECK_HAS(E.msg, "not partitioned");
+  logpart_destroy(lp);
+  exec("DROP TABLE lp_plain");
+  exec("DROP TABLE lp_back");
+  exec("DROP TABLE lp_fake");
+}
+
+/* ---- exactly-once under partitioning --------------------------------- */
+
+TEST(dedupe_partitioned)
+{
+  /* the writer's statement (src/plog.c): the same row twice is one row,
+   * because created_at travels with it and the key holds it */
+  const char *ins =
+      "INSERT INTO " LOGT " (customer_id, features, prediction, confidence, "
+      "elapsed_ms, created_at, model_name, model_version, log_source, "
+      "log_seq) VALUES ('d1', '{}', 'Good', 0.5, 1, "
+      "FROM_UNIXTIME(1896170400), '" MODEL "', 1, 99, 1) "
+      "ON DUPLICATE KEY UPDATE log_seq = log_seq";
+  REQUIRE(exec(ins) == 0);
+  REQUIRE(exec(ins) == 0);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM " LOGT " WHERE log_source = 99"), 1);
+  exec("DELETE FROM " LOGT " WHERE log_source = 99");
+}
+
+/* ---- sustained load ---------------------------------------------------- */
+
+#define LOAD_S 75
+#define LOAD_RATE 1500 /* rows per second */
+#define IV_S 10
+#define RET_S 30
+#define AHEAD 2
+#define MAX_ROWS (LOAD_S * LOAD_RATE * 2)
+
+struct load {
+  struct plog *pl;
+  atomic_int stop, pause, paused;
+  int64_t *created_s; /* per row i: created_at second */
+  atomic_long n;      /* rows appended */
+  int failed;
+};
+
+static void *load_main(void *arg)
+{
+  struct load *L = arg;
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  double t0 = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+  while (!atomic_load(&L->stop)) {
+    if (atomic_load(&L->pause)) {
+      atomic_store(&L->paused, 1);
+      usleep(10000);
+      /* pacing restarts from the resume */
+      gettimeofday(&tv, NULL);
+      t0 = (double)tv.tv_sec + (double)tv.tv_usec / 1e6 -
+           (double)atomic_load(&L->n) / LOAD_RATE;
+      continue;
+    }
+    atomic_store(&L->paused, 0);
+    long i = atomic_load(&L->n);
+    if (i >= MAX_ROWS)
+      break;
+    gettimeofday(&tv, NULL);
+    double now = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+    if (now < t0 + (double)i / LOAD_RATE) {
+      usleep(1000);
+      continue;
+    }
+    char cid[24];
+    snprintf(cid, sizeof(cid), "s%ld", i);
+    const char *f = g_lines[(size_t)i % g_nlines];
+    struct plog_row r = {.customer_id = cid,
+                         .customer_id_len = strlen(cid),
+                         .features = f,
+                         .features_len = strlen(f),
+                         .prediction = "Standard",
+                         .confidence = 0.6,
+                         .elapsed_ms = 1,
+                         .created_us =
+                             (int64_t)tv.tv_sec * 1000000 + tv.tv_usec,
+                         .model = MODEL,
+                         .model_version = 1};
+    L->created_s[i] = (int64_t)tv.tv_sec;
+    if (plog_append(L->pl, &r, 1, NULL) != ERR_OK) {
+      L->failed = 1;
+      break;
+    }
+    atomic_store(&L->n, i + 1);
+  }
+  atomic_store(&L->paused, 1);
+  return NULL;
+}
+
+static int wait_stored(struct plog *pl, int ms)
+{
+  for (int i = 0; i < ms / 20; i++) {
+    struct plog_stats st;
+    plog_kick(pl);
+    plog_get_stats(pl, &st);
+    if (st.pending == 0 && st.spool_records == 0)
+      return 0;
+    usleep(20000);
+  }
+  return -1;
+}
+
+TEST(sustained_load)
+{
+  char spool[400], sql[512];
+  struct load L = {0};
+  L.created_s = calloc(MAX_ROWS, sizeof(*L.created_s));
+  REQUIRE(L.created_s);
+  snprintf(spool, sizeof(spool), "%s/spool", g_tmp);
+  REQUIRE(exec("TRUNCATE TABLE " LOGT) == 0);
+  REQUIRE(exec("DELETE FROM live_metrics") == 0);
+
+  /* labels for every 10th customer, dated today (UTC), half of them the
+   * class the load predicts */
+  char today[16];
+  {
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(today, sizeof(today), "%Y-%m-%d", &tm);
+    static const char *const cols[] = {"id", "customer_id", "date",
+                                       "credit_score"};
+    int nl = LOAD_S * LOAD_RATE * 2 / 10;
+    struct db_val *v = calloc((size_t)nl * 4, sizeof(*v));
+    char(*ids)[2][16] = calloc((size_t)nl, sizeof(*ids));
+    REQUIRE(v && ids);
+    for (int k = 0; k < nl; k++) {
+      snprintf(ids[k][0], 16, "lp%d", k);
+      snprintf(ids[k][1], 16, "s%d", k * 10);
+      v[k * 4] = DB_V_STR(ids[k][0]);
+      v[k * 4 + 1] = DB_V_STR(ids[k][1]);
+      v[k * 4 + 2] = DB_V_STR(today);
+      v[k * 4 + 3] = DB_V_STR(k % 2 ? "Good" : "Standard");
+    }
+    struct db_conn *c;
+    REQUIRE(db_acquire(P, 10000, &c, &E) == ERR_OK);
+    CHECK_OK(db_bulk_insert(c, "credit_score", cols, 4, v, nl, 500, NULL,
+                            NULL, &E));
+    db_release(P, c);
+    free(v);
+    free(ids);
+  }
+
+  struct plog_opts po;
+  plog_opts_defaults(&po);
+  po.pool = P;
+  po.spool_dir = spool;
+  po.full_wait_ms = 5000;
+  REQUIRE(plog_create(&L.pl, &po, &E) == ERR_OK);
+  REQUIRE(plog_start(L.pl, &E) == ERR_OK);
+  struct logpart *lp = lp_new(NULL, IV_S, AHEAD, RET_S, NULL);
+  REQUIRE(lp);
+  REQUIRE(logpart_start(lp, &E) == ERR_OK);
+
+  pthread_t th;
+  REQUIRE(pthread_create(&th, NULL, load_main, &L) == 0);
+  int64_t max_rows = 0;
+  int max_parts = 0, min_ahead = 1000, checks_done = 0, drift_rows = -1;
+  int64_t fb_n = -1, fb_expect = -2, drift_before = 0, drift_after = 0;
+  uint64_t dropped_at_checks = 0;
+  time_t start = time(NULL);
+  while (time(NULL) - start < LOAD_S) {
+    sleep(2);
+    struct logpart_stats st;
+    logpart_get_stats(lp, &st);
+    if (st.passes > 0) {
+      if (st.partitions > max_parts)
+        max_parts = st.partitions;
+      if (st.ahead < min_ahead)
+        min_ahead = st.ahead;
+    }
+    int64_t n = q1("SELECT COUNT(*) FROM " LOGT);
+    if (n > max_rows)
+      max_rows = n;
+    if (getenv("VERBOSE"))
+      fprintf(stderr, "    t=%lds rows=%" PRId64 " parts=%d ahead=%d "
+                      "dropped=%" PRIu64 "\n",
+              (long)(time(NULL) - start), n, st.partitions, st.ahead,
+              st.dropped);
+    /* once a drop has happened: drift check and label feedback, with the
+     * load paused so the expected figures hold still */
+    if (!checks_done && st.dropped >= 2) {
+      atomic_store(&L.pause, 1);
+      while (!atomic_load(&L.paused))
+        usleep(1000);
+      CHECK(wait_stored(L.pl, 10000) == 0);
+      dropped_at_checks = st.dropped;
+      drift_before = q1("SELECT COUNT(*) FROM drift_report");
+      struct tc *c = tc_new("{\"model\": \"" MODEL "\", \"window\": 1000, "
+                            "\"threshold\": 5, \"min_rows\": 100}",
+                            today);
+      CHECK_OK(run_type(c, "drift"));
+      tc_free(c);
+      drift_after = q1("SELECT COUNT(*) FROM drift_report");
+      drift_rows = (int)q1("SELECT window_rows FROM drift_report ORDER BY id "
+                           "DESC LIMIT 1");
+      /* labelled predictions still in the table, as the task will see
+       * them (same UTC day) */
+      fb_expect = q1("SELECT COUNT(*) FROM " LOGT " p JOIN credit_score cs "
+                     "ON cs.customer_id = p.customer_id AND cs.id LIKE 'lp%'");
+      c = tc_new("{\"model\": \"" MODEL "\", \"days\": 1, \"min_rows\": 1}",
+                 today);
+      CHECK_OK(run_type(c, "label_feedback"));
+      tc_free(c);
+      snprintf(sql, sizeof(sql),
+               "SELECT COALESCE(SUM(n), -1) FROM live_metrics WHERE model = "
+               "'" MODEL "' AND version = 1 AND day = '%s'",
+               today);
+      fb_n = q1(sql);
+      checks_done = 1;
+      atomic_store(&L.pause, 0);
+    }
+  }
+  atomic_store(&L.stop, 1);
+  pthread_join(th, NULL);
+  CHECK(!L.failed);
+  size_t lost = 1;
+  plog_stop(L.pl, 20000, &lost);
+  CHECK_EQ_INT(lost, 0);
+  logpart_stop(lp);
+  /* a last pass as of now, then the window is [cutoff, now] */
+  time_t tend = time(NULL);
+  struct logpart_result r;
+  CHECK_OK(logpart_run(lp, tend, &r, &E));
+  struct logpart_stats st;
+  logpart_get_stats(lp, &st);
+  int64_t cutoff = (int64_t)tend - RET_S;
+  long n = atomic_load(&L.n);
+  int64_t want = 0, newest_window = 0;
+  for (long i = 0; i < n; i++) {
+    if (L.created_s[i] >= cutoff)
+      want++;
+    if (L.created_s[i] >= (int64_t)tend - (RET_S + IV_S + 4))
+      newest_window++;
+  }
+  fprintf(stderr, "    %ld rows appended in %d s; table at most %" PRId64
+                  " rows, %d partitions; %" PRIu64 " created, %" PRIu64
+                  " dropped; %" PRId64 " rows in the last %d s\n",
+          n, LOAD_S, max_rows, max_parts, st.created, st.dropped, want,
+          RET_S);
+
+  CHECK(n > LOAD_S * LOAD_RATE / 2); /* the load really ran */
+  /* partitions ahead at every look, made and dropped as time went */
+  CHECK(min_ahead >= AHEAD);
+  CHECK(st.created >= (uint64_t)(LOAD_S / IV_S));
+  CHECK(st.dropped >= (uint64_t)((LOAD_S - RET_S) / IV_S - 2));
+  /* bounded: never more partitions than the window, the current one,
+   * the ones ahead and one waiting for the next pass */
+  CHECK(max_parts <= RET_S / IV_S + AHEAD + 2);
+  /* and far fewer rows than were written */
+  CHECK(max_rows < n);
+  CHECK(q1("SELECT COUNT(*) FROM " LOGT) <= newest_window);
+  /* every row inside the window, exactly once */
+  snprintf(sql, sizeof(sql),
+           "SELECT COUNT(*) FROM " LOGT " WHERE created_at >= "
+           "FROM_UNIXTIME(%" PRId64 ")",
+           cutoff);
+  CHECK_EQ_INT(q1(sql), want);
+  snprintf(sql, sizeof(sql),
+           "SELECT COUNT(DISTINCT customer_id) FROM " LOGT " WHERE "
+           "created_at >= FROM_UNIXTIME(%" PRId64 ")",
+           cutoff);
+  CHECK_EQ_INT(q1(sql), want);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) - COUNT(DISTINCT log_seq) FROM " LOGT), 0);
+  /* the oldest row left is no older than one partition before the cutoff */
+  CHECK(q1("SELECT UNIX_TIMESTAMP(MIN(created_at)) FROM " LOGT) >=
+        cutoff - IV_S);
+
+  /* drift and label feedback ran across the drops */
+  CHECK(checks_done);
+  CHECK(dropped_at_checks >= 2);
+  CHECK_EQ_INT(drift_after, drift_before + 1);
+  CHECK_EQ_INT(drift_rows, 1000);
+  CHECK(fb_expect > 0);
+  CHECK_EQ_INT(fb_n, fb_expect);
+
+  logpart_destroy(lp);
+  plog_destroy(L.pl);
+  free(L.created_s);
+}
+
+int main(void)
+{
+  if (setup() != 0) {
+    fprintf(stderr, "test_logpart: setup failed\n");
+    return 1;
+  }
+  RUN(partitions_fake_time);
+  RUN(dedupe_partitioned);
+  RUN(sustained_load);
+  db_pool_destroy(P);
+  char cmd[600];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", g_tmp);
+  if (!getenv("KEEP") && system(cmd) != 0)
+    fprintf(stderr, "could not remove %s\n", g_tmp);
+  return check_done();
+}
