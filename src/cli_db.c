@@ -1,4 +1,4 @@
-/* cli_db.c - `mlopsd db init` and `mlopsd db seed`.
+/* cli_db.c - `mlopsd db init`, `db seed` and `db load-archive`.
  *
  * init: create the configured database if missing, then apply the
  * migrations of the SQL directory (schema.c).  seed: load the sample CSVs
@@ -15,6 +15,7 @@
 
 #include "mlopsd/cli.h"
 #include "mlopsd/db.h"
+#include "mlopsd/logpart.h"
 #include "mlopsd/schema.h"
 #include "mlopsd/seed.h"
 
@@ -28,6 +29,7 @@ static void usage(FILE *f)
   fprintf(f,
           "usage: mlopsd [-c FILE] db init [--sql-dir DIR]\n"
           "       mlopsd [-c FILE] db seed [--dir DIR]\n"
+          "       mlopsd [-c FILE] db load-archive FILE [--table T]\n"
           "\n"
           "init  create the configured database if it does not exist and\n"
           "      apply the migrations (NNN_name.sql) not applied yet, in\n"
@@ -43,6 +45,12 @@ static void usage(FILE *f)
           "      nothing.  Empty fields become NULL.\n"
           "      --dir DIR      data directory (default: " SEED_DIR_DEFAULT
           ")\n"
+          "load-archive  load a prediction log partition archived before\n"
+          "      retention dropped it (logging.archive_dir,\n"
+          "      TABLE.PARTITION.jsonl.gz) back; ids, times and keys are\n"
+          "      kept, so loading it again adds nothing.\n"
+          "      --table T      target table with the log's columns\n"
+          "                     (default: credit_predictions_api_log)\n"
           "\n"
           "The connection comes from the database section of the config\n"
           "(MLOPSD_DATABASE_HOST, _PORT, _USER, _NAME, _SOCKET and the\n"
@@ -306,6 +314,60 @@ static int db_seed(int argc, char **argv)
   return CLI_OK;
 }
 
+static int db_load_archive(int argc, char **argv)
+{
+  const char *file = NULL, *table = NULL;
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--table") == 0 && i + 1 < argc) {
+      table = argv[++i];
+    } else if (strncmp(argv[i], "--table=", 8) == 0) {
+      table = argv[i] + 8;
+    } else if (argv[i][0] != '-' && !file) {
+      file = argv[i];
+    } else {
+      fprintf(stderr, "mlopsd: db load-archive: unexpected argument '%s' "
+                      "(try mlopsd db --help)\n",
+              argv[i]);
+      return CLI_USAGE;
+    }
+  }
+  if (!file) {
+    fprintf(stderr, "mlopsd: db load-archive: which FILE? (try mlopsd db "
+                    "--help)\n");
+    return CLI_USAGE;
+  }
+  if (table && !db_ident_ok(table)) {
+    fprintf(stderr, "mlopsd: db load-archive: --table '%s' is not a plain "
+                    "table name\n",
+            table);
+    return CLI_USAGE;
+  }
+  struct cfg c;
+  int rc;
+  if ((rc = cli_load_config(&c)) != CLI_OK)
+    return rc;
+  if ((rc = check_name(&c, "load-archive")) != CLI_OK)
+    return rc;
+  struct err e = {0};
+  struct db_pool *pool;
+  struct db_conn *conn;
+  if (open_conn(&c, c.db_name, &pool, &conn, &e) != ERR_OK)
+    return fail("load-archive", &e);
+  db_release(pool, conn);
+  int64_t rows = 0, added = 0;
+  double t0 = now_ms();
+  enum err_code erc =
+      logpart_load_archive(pool, file, table, &rows, &added, &e);
+  db_pool_destroy(pool);
+  if (erc != ERR_OK)
+    return fail("load-archive", &e);
+  printf("%s: %lld rows (%lld new) into %s in %.2f s\n", file,
+         (long long)rows, (long long)added,
+         table ? table : "credit_predictions_api_log",
+         (now_ms() - t0) / 1e3);
+  return CLI_OK;
+}
+
 int cli_db(int argc, char **argv)
 {
   if (cli_wants_help(argc, argv)) {
@@ -320,6 +382,8 @@ int cli_db(int argc, char **argv)
     return db_init(argc, argv);
   if (strcmp(argv[1], "seed") == 0)
     return db_seed(argc, argv);
+  if (strcmp(argv[1], "load-archive") == 0)
+    return db_load_archive(argc, argv);
   fprintf(stderr, "mlopsd: db: unknown subcommand '%s' (try mlopsd db "
                   "--help)\n",
           argv[1]);
