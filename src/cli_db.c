@@ -1,4 +1,5 @@
-/* cli_db.c - `mlopsd db init`, `db seed` and `db load-archive`.
+/* cli_db.c - `mlopsd db init`, `db seed`, `db load-archive` and
+ * `db clean`.
  *
  * init: create the configured database if missing, then apply the
  * migrations of the SQL directory (schema.c).  seed: load the sample CSVs
@@ -15,6 +16,7 @@
 
 #include "mlopsd/cli.h"
 #include "mlopsd/db.h"
+#include "mlopsd/dbclean.h"
 #include "mlopsd/logpart.h"
 #include "mlopsd/schema.h"
 #include "mlopsd/seed.h"
@@ -30,6 +32,8 @@ static void usage(FILE *f)
           "usage: mlopsd [-c FILE] db init [--sql-dir DIR]\n"
           "       mlopsd [-c FILE] db seed [--dir DIR]\n"
           "       mlopsd [-c FILE] db load-archive FILE [--table T]\n"
+          "       mlopsd [-c FILE] db clean --older-than AGE [--dry-run]\n"
+          "                                 [--batch N]\n"
           "\n"
           "init  create the configured database if it does not exist and\n"
           "      apply the migrations (NNN_name.sql) not applied yet, in\n"
@@ -51,6 +55,13 @@ static void usage(FILE *f)
           "      kept, so loading it again adds nothing.\n"
           "      --table T      target table with the log's columns\n"
           "                     (default: credit_predictions_api_log)\n"
+          "clean  remove finished DAG runs older than AGE (N days, or Nd,\n"
+          "      Nh, Nm, Ns) with their task instances and task logs, and\n"
+          "      drift reports older than AGE; each DAG's newest run and\n"
+          "      each model's newest report stay; running and queued runs\n"
+          "      are never touched.  DELETEs of at most N rows (--batch,\n"
+          "      default 1000), each waiting at most 2 s for a lock.\n"
+          "      --dry-run      print what would go, change nothing\n"
           "\n"
           "The connection comes from the database section of the config\n"
           "(MLOPSD_DATABASE_HOST, _PORT, _USER, _NAME, _SOCKET and the\n"
@@ -368,6 +379,87 @@ static int db_load_archive(int argc, char **argv)
   return CLI_OK;
 }
 
+static int db_clean(int argc, char **argv)
+{
+  struct dbclean_opts o = {0};
+  const char *age = NULL;
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--older-than") == 0 && i + 1 < argc)
+      age = argv[++i];
+    else if (strncmp(a, "--older-than=", 13) == 0)
+      age = a + 13;
+    else if (strcmp(a, "--dry-run") == 0)
+      o.dry_run = 1;
+    else if ((strcmp(a, "--batch") == 0 && i + 1 < argc) ||
+             strncmp(a, "--batch=", 8) == 0) {
+      const char *v = a[7] == '=' ? a + 8 : argv[++i];
+      char *end;
+      long b = strtol(v, &end, 10);
+      if (*end || b < 1 || b > 100000) {
+        fprintf(stderr, "mlopsd: db clean: --batch '%s': expected 1..100000 "
+                        "rows\n",
+                v);
+        return CLI_USAGE;
+      }
+      o.batch = (int)b;
+    } else {
+      fprintf(stderr, "mlopsd: db clean: unexpected argument '%s' (try "
+                      "mlopsd db --help)\n",
+              a);
+      return CLI_USAGE;
+    }
+  }
+  if (!age) {
+    fprintf(stderr, "mlopsd: db clean: --older-than AGE is required (e.g. "
+                    "--older-than 30 for 30 days)\n");
+    return CLI_USAGE;
+  }
+  o.older_than_s = dbclean_parse_age(age);
+  if (o.older_than_s <= 0) {
+    fprintf(stderr, "mlopsd: db clean: --older-than '%s': expected a "
+                    "positive number of days, or N followed by d, h, m or "
+                    "s\n",
+            age);
+    return CLI_USAGE;
+  }
+  struct cfg c;
+  int rc;
+  if ((rc = cli_load_config(&c)) != CLI_OK)
+    return rc;
+  if ((rc = check_name(&c, "clean")) != CLI_OK)
+    return rc;
+  struct err e = {0};
+  struct db_pool *pool;
+  struct db_conn *conn;
+  if (open_conn(&c, c.db_name, &pool, &conn, &e) != ERR_OK)
+    return fail("clean", &e);
+  db_release(pool, conn);
+  struct dbclean_result r;
+  enum err_code erc = dbclean_run(pool, &o, &r, &e);
+  db_pool_destroy(pool);
+  const char *verb = o.dry_run ? "would remove" : "removed";
+  printf("dag_run: %s %lld rows\n"
+         "task_instance: %s %lld rows\n"
+         "task_log: %s %lld rows\n"
+         "drift_report: %s %lld rows\n",
+         verb, (long long)r.dag_run, verb, (long long)r.task_instance, verb,
+         (long long)r.task_log, verb, (long long)r.drift_report);
+  if (o.dry_run)
+    printf("older than %s UTC; dry run, nothing changed\n", r.cutoff);
+  else
+    printf("older than %s UTC: %lld rows in %lld statements (%lld "
+           "retried), longest %.0f ms, %.2f s\n",
+           r.cutoff,
+           (long long)(r.dag_run + r.task_instance + r.task_log +
+                       r.drift_report),
+           (long long)r.statements, (long long)r.retries, r.max_stmt_ms,
+           r.ms / 1e3);
+  if (erc != ERR_OK)
+    return fail("clean", &e);
+  return CLI_OK;
+}
+
 int cli_db(int argc, char **argv)
 {
   if (cli_wants_help(argc, argv)) {
@@ -384,6 +476,8 @@ int cli_db(int argc, char **argv)
     return db_seed(argc, argv);
   if (strcmp(argv[1], "load-archive") == 0)
     return db_load_archive(argc, argv);
+  if (strcmp(argv[1], "clean") == 0)
+    return db_clean(argc, argv);
   fprintf(stderr, "mlopsd: db: unknown subcommand '%s' (try mlopsd db "
                   "--help)\n",
           argv[1]);

@@ -27,6 +27,7 @@ static const struct task_type *const types[] = {
     &task_type_trigger_dag, &task_type_train, &task_type_validate,
     &task_type_deploy, &task_type_drift,
     &task_type_label_feedback,
+    &task_type_db_clean,
 };
 #define NTYPES ((int)(sizeof(types) / sizeof(types[0])))
 

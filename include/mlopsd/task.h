@@ -139,6 +139,7 @@ extern const struct task_type task_type_validate;
 extern const struct task_type task_type_deploy;
 extern const struct task_type task_type_drift;
 extern const struct task_type task_type_label_feedback;
+extern const struct task_type task_type_db_clean; /* task_clean.c */
 
 /* The type named name, or NULL.  Any thread. */
 const struct task_type *task_type_find(const char *name);

@@ -410,6 +410,28 @@ static int setup(void)
     fprintf(stderr, "setup: %s\n", E.msg);
     return -1;
   }
+  /* 040 is one ALTER restating keys and partitions: a second run of it
+   * (an interrupted `db init` runs a file again) must leave the table as
+   * it was */
+  {
+    char path[700];
+    snprintf(path, sizeof(path), "%s/sql/migrations/040_plog_partitions.sql",
+             g_src);
+    char *sqltxt = read_file(path, NULL);
+    struct sqlsplit_list l = {0};
+    if (!sqltxt || sqlsplit_split(sqltxt, &l, &E) != ERR_OK) {
+      fprintf(stderr, "040: %s\n", sqltxt ? E.msg : "cannot read");
+      free(sqltxt);
+      return -1;
+    }
+    int bad = 0;
+    for (size_t i = 0; i < l.n && !bad; i++)
+      bad = exec(l.v[i].sql);
+    sqlsplit_list_free(&l);
+    free(sqltxt);
+    if (bad)
+      return -1;
+  }
   if (load_lines() || extract_features("2025-09-01") || train_production())
     return -1;
   return 0;

@@ -106,6 +106,13 @@ TEST(scan_repo_migrations)
                ((strncmp(q, "CREATE ", 7) != 0 &&
                  strncmp(q, "ALTER ", 6) != 0) ||
                 strstr(q, "IF NOT EXISTS") != NULL);
+      /* 040 repartitions the log in one ALTER that restates the whole
+       * key set (DROP PRIMARY KEY + ADD, DROP INDEX IF EXISTS + ADD) and
+       * the partitioning: running it again gives the same table
+       * (tests/integration/test_logpart applies it a second time) */
+      if (!ok && f[i].version == 40 && strncmp(q, "ALTER TABLE ", 12) == 0 &&
+          strstr(q, "ADD PRIMARY KEY") && strstr(q, "PARTITION BY RANGE"))
+        ok = 1;
       if (!ok)
         fprintf(stderr, "  %s:%d: not a safe re-runnable statement\n",
                 f[i].name, l.v[k].line);
