@@ -21,7 +21,7 @@ static const struct {
   const char *usage;
 } cmds[] = {
     {"serve", cli_serve, "serve [-c FILE]            run the daemon (scheduler, workers, HTTP)"},
-    {"db", cli_db, "db init|seed [--dir DIR]    create/upgrade tables; load the sample data"},
+    {"db", cli_db, "db init|seed|clean|load-archive  tables, sample data, clean-up"},
     {"dags", cli_dags, "dags list|validate|trigger|test|backfill|pause|unpause ...   manage DAGs"},
     {"runs", cli_runs, "runs list [DAG_ID] | show RUN_ID   DAG runs recorded in MariaDB"},
     {"logs", cli_logs, "logs RUN_ID [TASK_ID]       task logs of a run"},
