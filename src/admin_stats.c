@@ -63,6 +63,8 @@ struct snap {
   struct st_model mod[ST_MODELS];
   double backlog, spool_bytes, spool_records, db_up, queue_depth;
   double written, spooled, rejected, unlogged, in_flight, connections;
+  /* the log table and the disks (src/logpart.c); NAN when unknown */
+  double table_bytes, table_disk, table_growth_h, spool_free, db_free;
 };
 
 struct admin_stats {
@@ -240,6 +242,16 @@ static void parse_line(struct snap *s, const char *line, size_t len)
     s->spool_bytes = v;
   } else if (strcmp(name, "mlopsd_plog_spool_records") == 0) {
     s->spool_records = v;
+  } else if (strcmp(name, "mlopsd_plog_table_bytes") == 0) {
+    s->table_bytes = v;
+  } else if (strcmp(name, "mlopsd_plog_table_disk_bytes") == 0) {
+    s->table_disk = v;
+  } else if (strcmp(name, "mlopsd_plog_table_growth_bytes_per_hour") == 0) {
+    s->table_growth_h = v;
+  } else if (strcmp(name, "mlopsd_spool_disk_free_bytes") == 0) {
+    s->spool_free = v;
+  } else if (strcmp(name, "mlopsd_db_disk_free_bytes") == 0) {
+    s->db_free = v;
   } else if (strcmp(name, "mlopsd_plog_db_up") == 0) {
     s->db_up = v;
   } else if (strcmp(name, "mlopsd_plog_rows_written_total") == 0) {
@@ -267,6 +279,8 @@ static int take(struct admin_stats *st, struct snap *s)
   struct err e = {0};
   memset(s, 0, sizeof(*s));
   s->db_up = NAN;
+  s->table_bytes = s->table_disk = s->table_growth_h = NAN;
+  s->spool_free = s->db_free = NAN;
   s->wall_ms = now_ms(CLOCK_REALTIME);
   s->mono_ms = now_ms(CLOCK_MONOTONIC);
   if (metrics_render(st->m, &buf, &len, &cap, &e) != ERR_OK) {
@@ -545,6 +559,11 @@ cJSON *admin_stats_json(struct admin_stats *st)
       add_num(lg, "rows_spooled", cur->spooled);
       add_num(lg, "rows_rejected", cur->rejected);
       add_num(lg, "rows_unlogged", cur->unlogged);
+      add_num(lg, "table_bytes", cur->table_bytes);
+      add_num(lg, "table_disk_bytes", cur->table_disk);
+      add_num(lg, "table_growth_bytes_per_hour", cur->table_growth_h);
+      add_num(lg, "spool_disk_free_bytes", cur->spool_free);
+      add_num(lg, "db_disk_free_bytes", cur->db_free);
     }
     add_num(o, "queue_depth", cur->queue_depth);
     add_num(o, "http_in_flight", cur->in_flight);

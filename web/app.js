@@ -1597,6 +1597,17 @@
         'spool'),
         tile('MariaDB (log)', log.db_up === true ? 'up' : log.db_up === false
           ? 'down' : '—', log.db_up === false ? 'bad' : 'good', 'db'),
+        tile('log table', fmtBytes(log.table_disk_bytes !== null &&
+          log.table_disk_bytes !== undefined ? log.table_disk_bytes
+          : log.table_bytes) + (log.table_growth_bytes_per_hour !== null &&
+          log.table_growth_bytes_per_hour !== undefined ? ' · +' +
+          fmtBytes(log.table_growth_bytes_per_hour) + '/h' : ''), null,
+        'logtable'),
+        tile('free disk', 'MariaDB ' + fmtBytes(log.db_disk_free_bytes) +
+          ' · spool ' + fmtBytes(log.spool_disk_free_bytes),
+          (log.spool_disk_free_bytes !== null &&
+           log.spool_disk_free_bytes !== undefined &&
+           log.spool_disk_free_bytes < 256 * 1048576) ? 'bad' : null, 'disk'),
         tile('served model', served ? (served.version ? 'v' + served.version
           : 'none') : '—', d.model_ready === false ? 'bad' : null, 'model'));
       if (d.model_not_ready) banner(d.model_not_ready);

@@ -17,8 +17,9 @@
 #               `dags test`, removes an old run and says so in its log
 #   usage       bad ages and arguments exit 2 with the reason
 #   partitions  the daemon (logging.partition_s 10, maintenance_s 1) makes
-#               partitions ahead; /metrics shows the log's size, partitions
-#               and free space of the spool's and MariaDB's disks
+#               partitions ahead; /metrics and the console's
+#               /api/v2/serving show the log's size, partitions and free
+#               space of the spool's and MariaDB's disks
 #   readyz      server.spool_min_free_bytes above the free space: /readyz
 #               503 naming the spool's disk
 . "$(dirname "$0")/lib_fault.sh"
@@ -96,7 +97,7 @@ has dry_nothing "$T/out" "dry run, nothing changed"
 eq dry_unchanged "$(counts)" "9 27 13500 4"
 
 section clean_while_a_dag_runs
-lf_start
+lf_start MLOPSD_ADMIN_TOKEN=dbclean-token
 if lf_wait_up 30; then ok up; else bad up; fi
 if "$BIN" dags trigger slow --date 2026-01-01 >"$T/trigger.out" 2>&1; then
   ok triggered; else cat "$T/trigger.out"; bad triggered; fi
@@ -177,6 +178,20 @@ sf=$(lf_metric mlopsd_spool_disk_free_bytes)
 check spool_free_positive awk -v v="$sf" 'BEGIN { exit !(v + 0 > 0) }'
 dbf=$(lf_metric mlopsd_db_disk_free_bytes)
 check db_free_positive awk -v v="$dbf" 'BEGIN { exit !(v + 0 > 0) }'
+# the console's serving page gets the same figures
+for _ in $(seq 1 50); do
+  curl -s -H "Authorization: Bearer dbclean-token" \
+    "http://127.0.0.1:$PORT/api/v2/serving" >"$T/serving.json"
+  python3 -c 'import json,sys; l=json.load(open(sys.argv[1]))["log"]
+sys.exit(0 if l.get("table_bytes") is not None and l.get("spool_disk_free_bytes") else 1)' \
+    "$T/serving.json" 2>/dev/null && break
+  sleep 0.2
+done
+check serving_log_figures python3 -c 'import json,sys
+l = json.load(open(sys.argv[1]))["log"]
+assert l["table_bytes"] >= 0 and l["spool_disk_free_bytes"] > 0
+assert l["db_disk_free_bytes"] > 0 and "table_growth_bytes_per_hour" in l' \
+  "$T/serving.json"
 lf_term
 eq exit_code_0 "$DRC" 0
 
