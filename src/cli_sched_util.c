@@ -32,7 +32,7 @@ int cli_sched_usage(const char *what, const char *msg, const char *arg)
 /* "--name VALUE" or "--name=VALUE" at argv[*i]: 1 and *val set (i moved
  * past it), 0 if argv[*i] is not this option, -1 if VALUE is missing. */
 int cli_sched_opt(int argc, char **argv, int *i, const char *name,
-                   const char **val)
+                  const char **val)
 {
   size_t n = strlen(name);
   const char *a = argv[*i];
@@ -104,7 +104,7 @@ int cli_sched_open(struct cli_sched_ctx *x, const char *what, int db, int pool_s
 
 /* "2025-09-01T00:00:00+09:00" of a DATETIME (UTC) text, or "-". */
 void cli_sched_iso(const struct cron_tz *tz, const char *utc, char *out,
-                      size_t cap)
+                   size_t cap)
 {
   time_t t;
   char iso[CRON_ISO_LEN];
@@ -120,7 +120,7 @@ const char *cli_sched_nz(const char *s) { return s && *s ? s : "-"; }
 
 /* Load the DAG directory; print broken files to stderr when verbose. */
 struct dag_set *cli_sched_load_dags(const char *what, const struct cfg *c,
-                                 int show_errors)
+                                    int show_errors)
 {
   struct dag_set *s = NULL;
   struct dag_errors errs = {0};

@@ -9,8 +9,9 @@
  * Templates in fields are checked here with tmpl_check (names, placement)
  * so a typo fails `dags validate`, not a run at 3 a.m.
  *
- * Errors stop at the first problem of a file; dag_load_dir collects one
- * error per broken file and keeps loading the others.
+ * Errors stop at the first problem of a file; dag_load_dir (dag_dir.c)
+ * collects one error per broken file and keeps loading the others.  The
+ * YAML readers (scalars, durations, YAML -> JSON) are in dag_yaml.c.
  */
 #include "mlopsd/dag.h"
 
@@ -30,11 +31,9 @@
 #include "mlopsd/sqlsplit.h"
 #include "mlopsd/task.h"
 #include "mlopsd/tmpl.h"
+#include "dag_int.h"
 
 #define DAG_SQL_FILE_MAX ((size_t)16 << 20)
-#define DAG_JSON_NODES_MAX 100000
-#define DAG_JSON_DEPTH_MAX 32
-#define DAG_DURATION_MAX (365 * 86400)
 
 const char *dag_trigger_rule_name(enum dag_trigger_rule r)
 {
@@ -196,351 +195,6 @@ int dag_sources_changed(const struct dag *d)
 }
 
 /* ------------------------------------------------------------------ */
-/* loader state and errors                                             */
-
-struct loader {
-  const char *path;
-  char *text;
-  size_t len;
-  yaml_document_t doc;
-  int have_doc;
-  struct dag *d;
-  struct err *e;
-  int json_nodes; /* values converted by to_json (one field) */
-  int walked;     /* values visited by a walk (one field) */
-  yaml_node_t *walk_top; /* the field being walked, for "too large" */
-};
-
-static enum err_code fail_at(struct loader *L, int line, int col,
-                             enum err_code code, const char *fmt, ...)
-    MLOPSD_PRINTF(5, 6);
-static enum err_code fail_at(struct loader *L, int line, int col,
-                             enum err_code code, const char *fmt, ...)
-{
-  char msg[ERR_MSG_MAX];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
-  va_end(ap);
-  return err_set(L->e, code, "%s:%d:%d: %s", L->path, line, col, msg);
-}
-
-#define MARK(n) (int)(n)->start_mark.line + 1, (int)(n)->start_mark.column + 1
-#define FAIL(L, n, ...) fail_at((L), MARK(n), ERR_PARSE, __VA_ARGS__)
-
-static yaml_node_t *node(struct loader *L, int i)
-{
-  return yaml_document_get_node(&L->doc, i);
-}
-
-static int is_scalar(const yaml_node_t *n)
-{
-  return n->type == YAML_SCALAR_NODE;
-}
-
-static const char *sval(const yaml_node_t *n)
-{
-  return (const char *)n->data.scalar.value;
-}
-
-static int is_plain(const yaml_node_t *n)
-{
-  return is_scalar(n) && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-}
-
-static int is_null(const yaml_node_t *n)
-{
-  if (!is_plain(n))
-    return 0;
-  const char *s = sval(n);
-  return !*s || !strcmp(s, "~") || !strcmp(s, "null") ||
-         !strcmp(s, "Null") || !strcmp(s, "NULL");
-}
-
-static const char *what_is(const yaml_node_t *n)
-{
-  if (n->type == YAML_MAPPING_NODE)
-    return "a mapping";
-  if (n->type == YAML_SEQUENCE_NODE)
-    return "a list";
-  if (is_null(n))
-    return "null";
-  return "a single value";
-}
-
-/* Where in the file is position p of the text of scalar n?  Exact for
- * one-line plain scalars and literal (|) blocks, and for quoted scalars
- * without escapes before p; else the start of the value. */
-static void scalar_pos(struct loader *L, const yaml_node_t *n,
-                       const struct tmpl_pos *p, int *line, int *col)
-{
-  *line = (int)n->start_mark.line + 1;
-  *col = (int)n->start_mark.column + 1;
-  yaml_scalar_style_t st = n->data.scalar.style;
-  if (p->line == 1 && (st == YAML_PLAIN_SCALAR_STYLE ||
-                       st == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
-                       st == YAML_DOUBLE_QUOTED_SCALAR_STYLE)) {
-    *col += p->col - 1 + (st != YAML_PLAIN_SCALAR_STYLE);
-    return;
-  }
-  if (st != YAML_LITERAL_SCALAR_STYLE)
-    return;
-  /* content line k sits k lines below the "|"; the block's indentation
-   * is that of its first non-blank line */
-  size_t off = n->start_mark.index;
-  while (off < L->len && L->text[off] != '\n')
-    off++;
-  int indent = 0;
-  for (size_t i = off + 1; i < L->len; i++) {
-    if (L->text[i] == ' ') {
-      indent++;
-    } else if (L->text[i] == '\n' || L->text[i] == '\r') {
-      indent = 0;
-    } else {
-      break;
-    }
-  }
-  *line = (int)n->start_mark.line + 1 + p->line;
-  *col = indent + p->col;
-}
-
-/* ------------------------------------------------------------------ */
-/* scalar readers                                                      */
-
-static enum err_code get_str(struct loader *L, yaml_node_t *n,
-                             const char *what, char **out)
-{
-  if (!is_scalar(n) || is_null(n))
-    return FAIL(L, n, "%s must be a single value, not %s", what, what_is(n));
-  free(*out);
-  *out = strdup(sval(n));
-  return *out ? ERR_OK : err_set(L->e, ERR_NOMEM, "out of memory");
-}
-
-static int bool_word(const char *s, int *v)
-{
-  static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes",
-                                    "YES", "on", "On", "ON"};
-  static const char *const no[] = {"false", "False", "FALSE", "no", "No",
-                                   "NO", "off", "Off", "OFF"};
-  for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-    if (!strcmp(s, yes[i])) {
-      *v = 1;
-      return 1;
-    }
-    if (!strcmp(s, no[i])) {
-      *v = 0;
-      return 1;
-    }
-  }
-  return 0;
-}
-
-static enum err_code get_bool(struct loader *L, yaml_node_t *n,
-                              const char *what, int *out)
-{
-  if (!is_plain(n) || !bool_word(sval(n), out))
-    return FAIL(L, n, "%s must be true or false, not %s%s%s", what,
-                is_scalar(n) ? "'" : "", is_scalar(n) ? sval(n) : what_is(n),
-                is_scalar(n) ? "'" : "");
-  return ERR_OK;
-}
-
-static int parse_long(const char *s, long *v)
-{
-  char *end;
-  errno = 0;
-  if (!*s || isspace((unsigned char)*s))
-    return 0;
-  long x = strtol(s, &end, 10);
-  if (errno || *end)
-    return 0;
-  *v = x;
-  return 1;
-}
-
-static enum err_code get_int(struct loader *L, yaml_node_t *n,
-                             const char *what, long min, long max, int *out)
-{
-  long v;
-  if (!is_plain(n) || !parse_long(sval(n), &v) || v < min || v > max)
-    return FAIL(L, n, "%s must be an integer %ld..%ld, not %s%s%s", what,
-                min, max, is_scalar(n) ? "'" : "",
-                is_scalar(n) ? sval(n) : what_is(n), is_scalar(n) ? "'" : "");
-  *out = (int)v;
-  return ERR_OK;
-}
-
-/* "90", "30s", "5m", "1h30m", "2d" -> seconds; -1 if malformed. */
-static long parse_duration(const char *s)
-{
-  long v;
-  if (parse_long(s, &v))
-    return v >= 0 ? v : -1;
-  long total = 0;
-  const char *p = s;
-  int units = 0;
-  char last = 0;
-  while (*p) {
-    if (!isdigit((unsigned char)*p))
-      return -1;
-    long n = 0;
-    while (isdigit((unsigned char)*p)) {
-      n = n * 10 + (*p++ - '0');
-      if (n > DAG_DURATION_MAX)
-        return -1;
-    }
-    long mul;
-    switch (*p) {
-    case 'd': mul = 86400; break;
-    case 'h': mul = 3600; break;
-    case 'm': mul = 60; break;
-    case 's': mul = 1; break;
-    default: return -1;
-    }
-    /* units in decreasing order, each once */
-    if (last && mul >= (last == 'd' ? 86400 : last == 'h' ? 3600
-                                    : last == 'm' ? 60 : 1))
-      return -1;
-    last = *p++;
-    total += n * mul;
-    if (total > DAG_DURATION_MAX)
-      return -1;
-    units++;
-  }
-  return units ? total : -1;
-}
-
-static enum err_code get_duration(struct loader *L, yaml_node_t *n,
-                                  const char *what, int *out)
-{
-  long v = is_scalar(n) && !is_null(n) ? parse_duration(sval(n)) : -1;
-  if (v < 0 || v > DAG_DURATION_MAX)
-    return FAIL(L, n,
-                "%s must be a duration like 30s, 5m, 1h30m, 2d or seconds "
-                "(up to 365d), not %s%s%s",
-                what, is_scalar(n) ? "'" : "",
-                is_scalar(n) ? sval(n) : what_is(n), is_scalar(n) ? "'" : "");
-  *out = (int)v;
-  return ERR_OK;
-}
-
-static int id_ok(const char *s)
-{
-  size_t n = strlen(s);
-  if (n < 1 || n > DAG_ID_MAX)
-    return 0;
-  for (; *s; s++)
-    if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.' && *s != '-')
-      return 0;
-  return 1;
-}
-
-/* Keys of a mapping must be single values and unique. */
-static enum err_code map_check(struct loader *L, yaml_node_t *m,
-                               const char *what)
-{
-  yaml_node_pair_t *b = m->data.mapping.pairs.start;
-  yaml_node_pair_t *e = m->data.mapping.pairs.top;
-  for (yaml_node_pair_t *p = b; p < e; p++) {
-    yaml_node_t *k = node(L, p->key);
-    if (!is_scalar(k) || is_null(k))
-      return FAIL(L, k, "keys of %s must be names, not %s", what,
-                  what_is(k));
-    for (yaml_node_pair_t *q = b; q < p; q++) {
-      yaml_node_t *k2 = node(L, q->key);
-      if (!strcmp(sval(k), sval(k2)))
-        return FAIL(L, k, "duplicate key '%s' in %s (first at line %d)",
-                    sval(k), what, (int)k2->start_mark.line + 1);
-    }
-  }
-  return ERR_OK;
-}
-
-#define FOR_PAIRS(L, m, p)                                                  \
-  for (yaml_node_pair_t *p = (m)->data.mapping.pairs.start;                 \
-       p < (m)->data.mapping.pairs.top; p++)
-#define FOR_ITEMS(L, s, it)                                                 \
-  for (yaml_node_item_t *it = (s)->data.sequence.items.start;               \
-       it < (s)->data.sequence.items.top; it++)
-
-/* YAML -> JSON: scalars as strings, null as null.  Capped in size and
- * depth (aliases can make a small file expand). */
-static cJSON *to_json(struct loader *L, yaml_node_t *n, int depth)
-{
-  if (depth > DAG_JSON_DEPTH_MAX || ++L->json_nodes > DAG_JSON_NODES_MAX)
-    return NULL;
-  if (is_scalar(n))
-    return is_null(n) ? cJSON_CreateNull() : cJSON_CreateString(sval(n));
-  cJSON *j = n->type == YAML_MAPPING_NODE ? cJSON_CreateObject()
-                                          : cJSON_CreateArray();
-  if (!j)
-    return NULL;
-  if (n->type == YAML_MAPPING_NODE) {
-    FOR_PAIRS(L, n, p) {
-      cJSON *v = to_json(L, node(L, p->value), depth + 1);
-      if (!v || !cJSON_AddItemToObject(j, sval(node(L, p->key)), v)) {
-        cJSON_Delete(v);
-        cJSON_Delete(j);
-        return NULL;
-      }
-    }
-  } else {
-    FOR_ITEMS(L, n, it) {
-      cJSON *v = to_json(L, node(L, *it), depth + 1);
-      if (!v || !cJSON_AddItemToArray(j, v)) {
-        cJSON_Delete(v);
-        cJSON_Delete(j);
-        return NULL;
-      }
-    }
-  }
-  return j;
-}
-
-/* Check every mapping inside n (to_json relies on unique names). */
-static enum err_code deep_map_check(struct loader *L, yaml_node_t *n,
-                                    const char *what, int depth)
-{
-  enum err_code rc;
-  if (depth > DAG_JSON_DEPTH_MAX)
-    return FAIL(L, n, "%s is nested too deeply", what);
-  if (++L->walked > DAG_JSON_NODES_MAX)
-    return FAIL(L, L->walk_top, "%s is too large (more than %d values "
-                "after aliases)", what, DAG_JSON_NODES_MAX);
-  if (n->type == YAML_MAPPING_NODE) {
-    if ((rc = map_check(L, n, what)) != ERR_OK)
-      return rc;
-    FOR_PAIRS(L, n, p)
-    if ((rc = deep_map_check(L, node(L, p->value), what, depth + 1)))
-      return rc;
-  } else if (n->type == YAML_SEQUENCE_NODE) {
-    FOR_ITEMS(L, n, it)
-    if ((rc = deep_map_check(L, node(L, *it), what, depth + 1)))
-      return rc;
-  }
-  return ERR_OK;
-}
-
-static enum err_code json_of(struct loader *L, yaml_node_t *n,
-                             const char *what, cJSON **out)
-{
-  L->walked = 0;
-  L->json_nodes = 0;
-  L->walk_top = n;
-  enum err_code rc = deep_map_check(L, n, what, 0);
-  if (rc)
-    return rc;
-  *out = to_json(L, n, 0);
-  if (!*out)
-    return L->json_nodes > DAG_JSON_NODES_MAX
-               ? FAIL(L, n, "%s is too large (more than %d values after "
-                      "aliases)", what, DAG_JSON_NODES_MAX)
-               : err_set(L->e, ERR_NOMEM, "out of memory");
-  return ERR_OK;
-}
-
-/* ------------------------------------------------------------------ */
 /* templates                                                           */
 
 static enum tmpl_mode field_mode(const char *field)
@@ -609,8 +263,8 @@ static enum err_code check_text(struct loader *L, const struct names *nm,
   if (file)
     return err_set(L->e, ERR_PARSE, "%s:%d:%d: %s (%s at %s:%d:%d)", file,
                    p.line, p.col, te.msg, ctx, L->path, MARK(n));
-  scalar_pos(L, n, &p, &line, &col);
-  return fail_at(L, line, col, ERR_PARSE, "%s: %s", ctx, te.msg);
+  dagy_scalar_pos(L, n, &p, &line, &col);
+  return dagy_fail_at(L, line, col, ERR_PARSE, "%s: %s", ctx, te.msg);
 }
 
 /* SQL that sqlsplit cannot split (unterminated string...) fails now. */
@@ -635,8 +289,8 @@ static enum err_code check_sql_split(struct loader *L, const char *text,
                    msg, ctx, L->path, MARK(n));
   struct tmpl_pos p = {0, sl, 1};
   int line, col;
-  scalar_pos(L, n, &p, &line, &col);
-  return fail_at(L, line, col, ERR_PARSE, "%s: %s", ctx, msg);
+  dagy_scalar_pos(L, n, &p, &line, &col);
+  return dagy_fail_at(L, line, col, ERR_PARSE, "%s: %s", ctx, msg);
 }
 
 /* Check every string of a value: a scalar, or the values and items of
@@ -690,14 +344,14 @@ static enum err_code parse_params(struct loader *L, yaml_node_t *n)
     return ERR_OK;
   if (n->type != YAML_MAPPING_NODE)
     return FAIL(L, n, "params must be a mapping (NAME: value), not %s",
-                what_is(n));
-  if ((rc = map_check(L, n, "params")) != ERR_OK)
+                dagy_what_is(n));
+  if ((rc = dagy_map_check(L, n, "params")) != ERR_OK)
     return rc;
   FOR_PAIRS(L, n, p) {
     yaml_node_t *k = node(L, p->key), *v = node(L, p->value);
     if (!is_scalar(v))
       return FAIL(L, v, "params: '%s' must be a single value, not %s",
-                  sval(k), what_is(v));
+                  sval(k), dagy_what_is(v));
     if (!cJSON_AddStringToObject(L->d->params, sval(k),
                                  is_null(v) ? "" : sval(v)))
       return err_set(L->e, ERR_NOMEM, "out of memory");
@@ -719,7 +373,7 @@ static enum err_code parse_strlist(struct loader *L, yaml_node_t *n,
     return ERR_OK;
   }
   if (n->type != YAML_SEQUENCE_NODE)
-    return FAIL(L, n, "%s must be a list, not %s", what, what_is(n));
+    return FAIL(L, n, "%s must be a list, not %s", what, dagy_what_is(n));
   size_t cnt = (size_t)(n->data.sequence.items.top -
                         n->data.sequence.items.start);
   *out = calloc(cnt ? cnt : 1, sizeof(char *));
@@ -730,7 +384,7 @@ static enum err_code parse_strlist(struct loader *L, yaml_node_t *n,
     yaml_node_t *v = node(L, *it);
     if (!is_scalar(v) || is_null(v))
       return FAIL(L, v, "items of %s must be names, not %s", what,
-                  what_is(v));
+                  dagy_what_is(v));
     if (!((*out)[(*count)++] = strdup(sval(v))))
       return err_set(L->e, ERR_NOMEM, "out of memory");
   }
@@ -754,7 +408,7 @@ static enum err_code get_rule(struct loader *L, const char *ctx,
               "%s: trigger_rule %s%s%s is not one of all_success, all_done, "
               "one_success, all_failed, none_failed, one_failed, "
               "none_skipped",
-              ctx, is_scalar(n) ? "'" : "", is_scalar(n) ? sval(n) : what_is(n),
+              ctx, is_scalar(n) ? "'" : "", is_scalar(n) ? sval(n) : dagy_what_is(n),
               is_scalar(n) ? "'" : "");
 }
 
@@ -767,16 +421,16 @@ static int retry_key(struct loader *L, const char *prefix, const char *key,
   snprintf(w, sizeof(w), "%s%s%s", prefix ? prefix : "", prefix ? ": " : "",
            key);
   if (!strcmp(key, "retries"))
-    *rc = get_int(L, v, w, 0, 100, &r->retries);
+    *rc = dagy_int(L, v, w, 0, 100, &r->retries);
   else if (!strcmp(key, "retry_delay"))
-    *rc = get_duration(L, v, w, &r->retry_delay_s);
+    *rc = dagy_duration(L, v, w, &r->retry_delay_s);
   else if (!strcmp(key, "retry_exponential_backoff"))
-    *rc = get_bool(L, v, w, &r->exponential_backoff);
+    *rc = dagy_bool(L, v, w, &r->exponential_backoff);
   else if (!strcmp(key, "max_retry_delay"))
-    *rc = get_duration(L, v, w, &r->max_retry_delay_s);
+    *rc = dagy_duration(L, v, w, &r->max_retry_delay_s);
   else if (!strcmp(key, "timeout"))
     *rc = is_null(v) ? (r->timeout_s = 0, ERR_OK)
-                     : get_duration(L, v, w, &r->timeout_s);
+                     : dagy_duration(L, v, w, &r->timeout_s);
   else
     return 0;
   return 1;
@@ -788,8 +442,8 @@ static enum err_code parse_default_args(struct loader *L, yaml_node_t *n)
   if (is_null(n))
     return ERR_OK;
   if (n->type != YAML_MAPPING_NODE)
-    return FAIL(L, n, "default_args must be a mapping, not %s", what_is(n));
-  if ((rc = map_check(L, n, "default_args")) != ERR_OK)
+    return FAIL(L, n, "default_args must be a mapping, not %s", dagy_what_is(n));
+  if ((rc = dagy_map_check(L, n, "default_args")) != ERR_OK)
     return rc;
   FOR_PAIRS(L, n, p) {
     yaml_node_t *k = node(L, p->key), *v = node(L, p->value);
@@ -825,7 +479,7 @@ static enum err_code parse_callback(struct loader *L, const struct names *nm,
   if (is_scalar(n)) {
     url = n;
   } else if (n->type == YAML_MAPPING_NODE) {
-    if ((rc = map_check(L, n, what)) != ERR_OK)
+    if ((rc = dagy_map_check(L, n, what)) != ERR_OK)
       return rc;
     FOR_PAIRS(L, n, p) {
       yaml_node_t *k = node(L, p->key), *v = node(L, p->value);
@@ -845,10 +499,10 @@ static enum err_code parse_callback(struct loader *L, const struct names *nm,
       return FAIL(L, n, "%s needs a url", what);
   } else {
     return FAIL(L, n, "%s must be a URL or a mapping with url, method, "
-                "headers, body, not %s", what, what_is(n));
+                "headers, body, not %s", what, dagy_what_is(n));
   }
   snprintf(ctx, sizeof(ctx), "%s url", what);
-  if ((rc = get_str(L, url, ctx, &cb->url)) != ERR_OK)
+  if ((rc = dagy_str(L, url, ctx, &cb->url)) != ERR_OK)
     return rc;
   if (strncmp(cb->url, "{{", 2) != 0 && strncmp(cb->url, "http://", 7) &&
       strncmp(cb->url, "https://", 8))
@@ -858,7 +512,7 @@ static enum err_code parse_callback(struct loader *L, const struct names *nm,
   if (method) {
     static const char *const methods[] = {"GET", "POST", "PUT", "PATCH",
                                           "DELETE", NULL};
-    if ((rc = get_str(L, method, "method", &cb->method)) != ERR_OK)
+    if ((rc = dagy_str(L, method, "method", &cb->method)) != ERR_OK)
       return rc;
     int ok = 0;
     for (int i = 0; methods[i]; i++)
@@ -876,22 +530,22 @@ static enum err_code parse_callback(struct loader *L, const struct names *nm,
     snprintf(ctx, sizeof(ctx), "%s headers", what);
     if (headers->type != YAML_MAPPING_NODE)
       return FAIL(L, headers, "%s must be a mapping (Name: value), not %s",
-                  ctx, what_is(headers));
-    if ((rc = map_check(L, headers, ctx)) != ERR_OK)
+                  ctx, dagy_what_is(headers));
+    if ((rc = dagy_map_check(L, headers, ctx)) != ERR_OK)
       return rc;
     FOR_PAIRS(L, headers, p) {
       yaml_node_t *v = node(L, p->value);
       if (!is_scalar(v) || is_null(v))
         return FAIL(L, v, "%s: '%s' must be a single value, not %s", ctx,
-                    sval(node(L, p->key)), what_is(v));
+                    sval(node(L, p->key)), dagy_what_is(v));
     }
-    if ((rc = json_of(L, headers, ctx, &cb->headers)) ||
+    if ((rc = dagy_json_of(L, headers, ctx, &cb->headers)) ||
         (rc = check_field_templates(L, nm, "headers", headers, ctx)))
       return rc;
   }
   if (body && !is_null(body)) {
     snprintf(ctx, sizeof(ctx), "%s body", what);
-    if ((rc = get_str(L, body, ctx, &cb->body)) != ERR_OK ||
+    if ((rc = dagy_str(L, body, ctx, &cb->body)) != ERR_OK ||
         (rc = check_text(L, nm, cb->body, TMPL_PLAIN, body, NULL, ctx)))
       return rc;
   }
@@ -929,7 +583,7 @@ static enum err_code parse_start_date(struct loader *L, yaml_node_t *n)
     return FAIL(L, n,
                 "start_date %s%s%s is not a date YYYY-MM-DD or date-time "
                 "YYYY-MM-DDTHH:MM[:SS] (scheduler time zone)",
-                is_scalar(n) ? "'" : "", is_scalar(n) ? s : what_is(n),
+                is_scalar(n) ? "'" : "", is_scalar(n) ? s : dagy_what_is(n),
                 is_scalar(n) ? "'" : "");
   dt->hour = h;
   dt->minute = mi;
@@ -981,20 +635,20 @@ static enum err_code field_kind_ok(struct loader *L, const char *ctx,
   case TASK_F_SCALAR:
     if (!is_scalar(n))
       return FAIL(L, n, "%s: field '%s' must be a single value, not %s",
-                  ctx, f->name, what_is(n));
+                  ctx, f->name, dagy_what_is(n));
     return ERR_OK;
   case TASK_F_INT:
-    if (!is_plain(n) || !parse_long(sval(n), &v))
+    if (!is_plain(n) || !dagy_parse_long(sval(n), &v))
       return FAIL(L, n, "%s: field '%s' must be an integer, not %s%s%s", ctx,
                   f->name, is_scalar(n) ? "'" : "",
-                  is_scalar(n) ? sval(n) : what_is(n),
+                  is_scalar(n) ? sval(n) : dagy_what_is(n),
                   is_scalar(n) ? "'" : "");
     return ERR_OK;
   case TASK_F_BOOL:
-    if (!is_plain(n) || !bool_word(sval(n), &b))
+    if (!is_plain(n) || !dagy_bool_word(sval(n), &b))
       return FAIL(L, n, "%s: field '%s' must be true or false, not %s%s%s",
                   ctx, f->name, is_scalar(n) ? "'" : "",
-                  is_scalar(n) ? sval(n) : what_is(n),
+                  is_scalar(n) ? sval(n) : dagy_what_is(n),
                   is_scalar(n) ? "'" : "");
     return ERR_OK;
   case TASK_F_MAP:
@@ -1002,29 +656,29 @@ static enum err_code field_kind_ok(struct loader *L, const char *ctx,
      * (env, headers) say so in their check() */
     if (n->type != YAML_MAPPING_NODE)
       return FAIL(L, n, "%s: field '%s' must be a mapping (NAME: value), "
-                  "not %s", ctx, f->name, what_is(n));
+                  "not %s", ctx, f->name, dagy_what_is(n));
     return ERR_OK;
   case TASK_F_LIST:
     if (n->type != YAML_SEQUENCE_NODE)
       return FAIL(L, n, "%s: field '%s' must be a list, not %s", ctx,
-                  f->name, what_is(n));
+                  f->name, dagy_what_is(n));
     return ERR_OK;
   case TASK_F_INT_OR_LIST:
     if (n->type == YAML_SEQUENCE_NODE) {
       FOR_ITEMS(L, n, it) {
         yaml_node_t *x = node(L, *it);
-        if (!is_plain(x) || !parse_long(sval(x), &v))
+        if (!is_plain(x) || !dagy_parse_long(sval(x), &v))
           return FAIL(L, x, "%s: field '%s' must hold integers, not %s%s%s",
                       ctx, f->name, is_scalar(x) ? "'" : "",
-                      is_scalar(x) ? sval(x) : what_is(x),
+                      is_scalar(x) ? sval(x) : dagy_what_is(x),
                       is_scalar(x) ? "'" : "");
       }
       return ERR_OK;
     }
-    if (!is_plain(n) || !parse_long(sval(n), &v))
+    if (!is_plain(n) || !dagy_parse_long(sval(n), &v))
       return FAIL(L, n, "%s: field '%s' must be an integer or a list of "
                   "integers, not %s%s%s", ctx, f->name,
-                  is_scalar(n) ? "'" : "", is_scalar(n) ? sval(n) : what_is(n),
+                  is_scalar(n) ? "'" : "", is_scalar(n) ? sval(n) : dagy_what_is(n),
                   is_scalar(n) ? "'" : "");
     return ERR_OK;
   }
@@ -1089,7 +743,7 @@ static enum err_code load_sql_file(struct loader *L, const struct names *nm,
   enum err_code rc = read_file(t->sql_file_path, DAG_SQL_FILE_MAX,
                                &t->sql_text, &len, &st, &fe);
   if (rc != ERR_OK)
-    return fail_at(L, MARK(n), rc == ERR_NOMEM ? rc : ERR_PARSE,
+    return dagy_fail_at(L, MARK(n), rc == ERR_NOMEM ? rc : ERR_PARSE,
                    "%s: sql_file: %s", ctx, fe.msg);
   L->d->hash = fnv1a(L->d->hash, "\0", 1);
   L->d->hash = fnv1a(L->d->hash, t->sql_text, len);
@@ -1132,8 +786,8 @@ static enum err_code parse_task(struct loader *L, const struct names *nm,
     return err_set(L->e, ERR_NOMEM, "out of memory");
   if (n->type != YAML_MAPPING_NODE)
     return FAIL(L, n, "a task must be a mapping with id and type, not %s",
-                what_is(n));
-  if ((rc = map_check(L, n, "a task")) != ERR_OK)
+                dagy_what_is(n));
+  if ((rc = dagy_map_check(L, n, "a task")) != ERR_OK)
     return rc;
   FOR_PAIRS(L, n, p) {
     const char *k = sval(node(L, p->key));
@@ -1144,15 +798,15 @@ static enum err_code parse_task(struct loader *L, const struct names *nm,
   }
   if (!idn)
     return FAIL(L, n, "task has no id");
-  if ((rc = get_str(L, idn, "task id", &t->id)) != ERR_OK)
+  if ((rc = dagy_str(L, idn, "task id", &t->id)) != ERR_OK)
     return rc;
-  if (!id_ok(t->id))
+  if (!dagy_id_ok(t->id))
     return FAIL(L, idn, "task id '%s' must be 1-%d letters, digits, _ . -",
                 t->id, DAG_ID_MAX);
   snprintf(ctx, sizeof(ctx), "task '%s'", t->id);
   if (!typen)
     return FAIL(L, n, "%s has no type", ctx);
-  if ((rc = get_str(L, typen, "task type", &t->type_name)) != ERR_OK)
+  if ((rc = dagy_str(L, typen, "task type", &t->type_name)) != ERR_OK)
     return rc;
   if (!(t->type = task_type_find(t->type_name))) {
     char types[256];
@@ -1198,7 +852,7 @@ static enum err_code parse_task(struct loader *L, const struct names *nm,
       continue;
     }
     if (!strcmp(k, "description")) {
-      if ((rc = get_str(L, v, "description", &t->description)) != ERR_OK)
+      if ((rc = dagy_str(L, v, "description", &t->description)) != ERR_OK)
         return rc;
       continue;
     }
@@ -1218,7 +872,7 @@ static enum err_code parse_task(struct loader *L, const struct names *nm,
     char fctx[400];
     snprintf(fctx, sizeof(fctx), "%s: field '%s'", ctx, k);
     cJSON *j;
-    if ((rc = json_of(L, v, fctx, &j)) != ERR_OK)
+    if ((rc = dagy_json_of(L, v, fctx, &j)) != ERR_OK)
       return rc;
     if (!cJSON_AddItemToObject(t->fields, k, j)) {
       cJSON_Delete(j);
@@ -1284,7 +938,7 @@ static enum err_code parse_task(struct loader *L, const struct names *nm,
             at = node(L, p->value);
         }
       }
-      return fail_at(L, MARK(at), rc == ERR_NOMEM ? rc : ERR_PARSE, "%s: %s",
+      return dagy_fail_at(L, MARK(at), rc == ERR_NOMEM ? rc : ERR_PARSE, "%s: %s",
                      ctx, ce.msg);
     }
   }
@@ -1506,7 +1160,7 @@ static enum err_code parse_tasks(struct loader *L, const struct names *nm,
   struct dag *d = L->d;
   enum err_code rc = ERR_OK;
   if (is_null(n) || n->type != YAML_SEQUENCE_NODE)
-    return FAIL(L, n, "tasks must be a list of tasks, not %s", what_is(n));
+    return FAIL(L, n, "tasks must be a list of tasks, not %s", dagy_what_is(n));
   size_t cnt = (size_t)(n->data.sequence.items.top -
                         n->data.sequence.items.start);
   if (cnt == 0)
@@ -1566,8 +1220,8 @@ static enum err_code parse_root(struct loader *L, yaml_node_t *root)
   yaml_node_t *v[K_N] = {0};
   if (root->type != YAML_MAPPING_NODE)
     return FAIL(L, root, "a DAG file must be a mapping with dag_id and "
-                "tasks, not %s", what_is(root));
-  if ((rc = map_check(L, root, "the DAG")) != ERR_OK)
+                "tasks, not %s", dagy_what_is(root));
+  if ((rc = dagy_map_check(L, root, "the DAG")) != ERR_OK)
     return rc;
   FOR_PAIRS(L, root, p) {
     yaml_node_t *k = node(L, p->key);
@@ -1591,20 +1245,20 @@ static enum err_code parse_root(struct loader *L, yaml_node_t *root)
   }
   if (!v[K_DAG_ID])
     return FAIL(L, root, "missing dag_id");
-  if ((rc = get_str(L, v[K_DAG_ID], "dag_id", &d->dag_id)) != ERR_OK)
+  if ((rc = dagy_str(L, v[K_DAG_ID], "dag_id", &d->dag_id)) != ERR_OK)
     return rc;
   d->id_line = (int)v[K_DAG_ID]->start_mark.line + 1;
   d->id_col = (int)v[K_DAG_ID]->start_mark.column + 1;
-  if (!id_ok(d->dag_id))
+  if (!dagy_id_ok(d->dag_id))
     return FAIL(L, v[K_DAG_ID],
                 "dag_id '%s' must be 1-%d letters, digits, _ . -", d->dag_id,
                 DAG_ID_MAX);
   if (v[K_DESC] && !is_null(v[K_DESC]) &&
-      (rc = get_str(L, v[K_DESC], "description", &d->description)))
+      (rc = dagy_str(L, v[K_DESC], "description", &d->description)))
     return rc;
   if (v[K_SCHEDULE] && !is_null(v[K_SCHEDULE])) {
     struct err ce = {0};
-    if ((rc = get_str(L, v[K_SCHEDULE], "schedule", &d->schedule)))
+    if ((rc = dagy_str(L, v[K_SCHEDULE], "schedule", &d->schedule)))
       return rc;
     if (cron_parse(&d->cron, d->schedule, &ce) != ERR_OK)
       return FAIL(L, v[K_SCHEDULE], "%s", ce.msg);
@@ -1618,10 +1272,10 @@ static enum err_code parse_root(struct loader *L, yaml_node_t *root)
   }
   if (v[K_START] && (rc = parse_start_date(L, v[K_START])))
     return rc;
-  if (v[K_CATCHUP] && (rc = get_bool(L, v[K_CATCHUP], "catchup",
+  if (v[K_CATCHUP] && (rc = dagy_bool(L, v[K_CATCHUP], "catchup",
                                      &d->catchup)))
     return rc;
-  if (v[K_MAR] && (rc = get_int(L, v[K_MAR], "max_active_runs", 1, 10000,
+  if (v[K_MAR] && (rc = dagy_int(L, v[K_MAR], "max_active_runs", 1, 10000,
                                 &d->max_active_runs)))
     return rc;
   if (v[K_TAGS] && (rc = parse_strlist(L, v[K_TAGS], "tags", &d->tags,
@@ -1655,11 +1309,11 @@ static enum err_code yaml_fail(struct loader *L, yaml_parser_t *p)
                    L->path);
   const yaml_mark_t *m = &p->problem_mark;
   if (p->context)
-    return fail_at(L, (int)m->line + 1, (int)m->column + 1, ERR_PARSE,
+    return dagy_fail_at(L, (int)m->line + 1, (int)m->column + 1, ERR_PARSE,
                    "YAML syntax error: %s (%s at line %d)",
                    p->problem ? p->problem : "error", p->context,
                    (int)p->context_mark.line + 1);
-  return fail_at(L, (int)m->line + 1, (int)m->column + 1, ERR_PARSE,
+  return dagy_fail_at(L, (int)m->line + 1, (int)m->column + 1, ERR_PARSE,
                  "YAML syntax error: %s", p->problem ? p->problem : "error");
 }
 
@@ -1717,7 +1371,7 @@ enum err_code dag_load_file(const char *path, struct dag **out,
   if (rc != ERR_OK)
     goto out;
   if (!root) {
-    rc = fail_at(&L, 1, 1, ERR_PARSE,
+    rc = dagy_fail_at(&L, 1, 1, ERR_PARSE,
                  "empty file: a DAG needs dag_id and tasks");
     goto out;
   }
@@ -1751,218 +1405,4 @@ const char *dag_task_str(const struct dag_task *t, const char *name)
 const struct cJSON *dag_task_json(const struct dag_task *t, const char *name)
 {
   return cJSON_GetObjectItemCaseSensitive(t->fields, name);
-}
-
-/* ------------------------------------------------------------------ */
-/* sets                                                                */
-
-struct dag_set {
-  struct dag **v; /* sorted by dag_id */
-  size_t n, cap;
-};
-
-enum err_code dag_set_create(struct dag_set **out, struct err *e)
-{
-  struct dag_set *s = calloc(1, sizeof(*s));
-  if (!s)
-    return err_set(e, ERR_NOMEM, "out of memory");
-  *out = s;
-  return ERR_OK;
-}
-
-void dag_set_destroy(struct dag_set *s)
-{
-  if (!s)
-    return;
-  for (size_t i = 0; i < s->n; i++)
-    dag_destroy(s->v[i]);
-  free(s->v);
-  free(s);
-}
-
-size_t dag_set_count(const struct dag_set *s) { return s ? s->n : 0; }
-
-struct dag *dag_set_at(const struct dag_set *s, size_t i)
-{
-  return s && i < s->n ? s->v[i] : NULL;
-}
-
-/* First index whose id is >= id. */
-static size_t set_lower(const struct dag_set *s, const char *id)
-{
-  size_t lo = 0, hi = s->n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (strcmp(s->v[mid]->dag_id, id) < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
-}
-
-struct dag *dag_set_find(const struct dag_set *s, const char *dag_id)
-{
-  if (!s || !dag_id)
-    return NULL;
-  size_t i = set_lower(s, dag_id);
-  return i < s->n && !strcmp(s->v[i]->dag_id, dag_id) ? s->v[i] : NULL;
-}
-
-enum err_code dag_set_add(struct dag_set *s, struct dag *d, struct err *e)
-{
-  size_t i = set_lower(s, d->dag_id);
-  if (i < s->n && !strcmp(s->v[i]->dag_id, d->dag_id))
-    return err_set(e, ERR_EXISTS, "dag_id '%s' is already defined in %s",
-                   d->dag_id, s->v[i]->path);
-  if (s->n == s->cap) {
-    size_t nc = s->cap ? s->cap * 2 : 16;
-    struct dag **nv = realloc(s->v, nc * sizeof(*nv));
-    if (!nv)
-      return err_set(e, ERR_NOMEM, "out of memory");
-    s->v = nv;
-    s->cap = nc;
-  }
-  memmove(s->v + i + 1, s->v + i, (s->n - i) * sizeof(*s->v));
-  s->v[i] = d;
-  s->n++;
-  return ERR_OK;
-}
-
-struct dag *dag_set_take(struct dag_set *s, const char *dag_id)
-{
-  if (!s || !dag_id)
-    return NULL;
-  size_t i = set_lower(s, dag_id);
-  if (i >= s->n || strcmp(s->v[i]->dag_id, dag_id))
-    return NULL;
-  struct dag *d = s->v[i];
-  memmove(s->v + i, s->v + i + 1, (s->n - i - 1) * sizeof(*s->v));
-  s->n--;
-  return d;
-}
-
-void dag_errors_free(struct dag_errors *errs)
-{
-  if (!errs)
-    return;
-  for (size_t i = 0; i < errs->n; i++) {
-    free(errs->v[i].file);
-    free(errs->v[i].msg);
-  }
-  free(errs->v);
-  errs->v = NULL;
-  errs->n = 0;
-}
-
-static enum err_code errs_add(struct dag_errors *errs, const char *file,
-                              enum err_code code, const char *msg)
-{
-  struct dag_error *v = realloc(errs->v, (errs->n + 1) * sizeof(*v));
-  if (!v)
-    return ERR_NOMEM;
-  errs->v = v;
-  v[errs->n].file = strdup(file);
-  v[errs->n].msg = strdup(msg);
-  v[errs->n].code = code;
-  if (!v[errs->n].file || !v[errs->n].msg) {
-    free(v[errs->n].file);
-    free(v[errs->n].msg);
-    return ERR_NOMEM;
-  }
-  errs->n++;
-  return ERR_OK;
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int dag_file_name(const char *n)
-{
-  size_t len = strlen(n);
-  if (n[0] == '.' || n[0] == '#')
-    return 0;
-  return (len > 5 && !strcmp(n + len - 5, ".yaml")) ||
-         (len > 4 && !strcmp(n + len - 4, ".yml"));
-}
-
-enum err_code dag_load_dir(const char *dir, struct dag_set **out,
-                           struct dag_errors *errs, struct err *e)
-{
-  struct dag_set *s = NULL;
-  char **names = NULL;
-  size_t n = 0, cap = 0;
-  enum err_code rc;
-  dag_errors_free(errs);
-  DIR *dh = opendir(dir);
-  if (!dh)
-    return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
-                   "cannot open DAG directory %s: %s", dir, strerror(errno));
-  struct dirent *de;
-  rc = ERR_OK;
-  while ((de = readdir(dh)) != NULL) {
-    if (!dag_file_name(de->d_name))
-      continue;
-    if (n == cap) {
-      size_t nc = cap ? cap * 2 : 32;
-      char **nv = realloc(names, nc * sizeof(*nv));
-      if (!nv) {
-        rc = ERR_NOMEM;
-        break;
-      }
-      names = nv;
-      cap = nc;
-    }
-    if (!(names[n] = strdup(de->d_name))) {
-      rc = ERR_NOMEM;
-      break;
-    }
-    n++;
-  }
-  closedir(dh);
-  if (rc == ERR_OK)
-    rc = dag_set_create(&s, e);
-  if (rc == ERR_OK)
-    qsort(names, n, sizeof(*names), name_cmp);
-  for (size_t i = 0; rc == ERR_OK && i < n; i++) {
-    size_t plen = strlen(dir) + 1 + strlen(names[i]) + 1;
-    char *path = malloc(plen);
-    if (!path) {
-      rc = ERR_NOMEM;
-      break;
-    }
-    snprintf(path, plen, "%s/%s", dir, names[i]);
-    struct dag *d = NULL;
-    struct err fe = {0};
-    enum err_code frc = dag_load_file(path, &d, &fe);
-    if (frc == ERR_OK) {
-      struct dag *prev = dag_set_find(s, d->dag_id);
-      if (prev) {
-        snprintf(fe.msg, sizeof(fe.msg),
-                 "%s:%d:%d: dag_id '%s' is already defined in %s", path,
-                 d->id_line, d->id_col, d->dag_id, prev->path);
-        frc = ERR_EXISTS;
-        dag_destroy(d);
-      } else if ((frc = dag_set_add(s, d, &fe)) != ERR_OK) {
-        dag_destroy(d);
-      }
-    }
-    if (frc == ERR_NOMEM)
-      rc = ERR_NOMEM;
-    else if (frc != ERR_OK && errs_add(errs, path, frc, fe.msg) != ERR_OK)
-      rc = ERR_NOMEM;
-    free(path);
-  }
-  strv_free(names, n);
-  if (rc != ERR_OK) {
-    dag_set_destroy(s);
-    dag_errors_free(errs);
-    return rc == ERR_NOMEM ? err_set(e, ERR_NOMEM, "out of memory loading %s",
-                                     dir)
-                           : rc;
-  }
-  *out = s;
-  return ERR_OK;
 }

@@ -24,6 +24,8 @@
  *   '' for them through a string binding.
  *
  * Lock order: only p->mu; it is never held across a network call.
+ *
+ * Result columns, rows and db_query are in db_result.c (db_int.h).
  */
 #include "mlopsd/db.h"
 
@@ -41,87 +43,8 @@
 #include <mysql.h>
 
 #include "mlopsd/log.h"
+#include "db_int.h"
 
-#define DB_STMT_CACHE 64         /* prepared statements per connection */
-#define DB_IDLE_PING_MS 30000    /* ping connections idle longer than this */
-#define DB_BACKOFF_MIN_MS 100
-#define DB_BACKOFF_MAX_MS 5000
-#define DB_MAX_PLACEHOLDERS 65535 /* protocol limit per statement */
-#define DB_SQL_BRIEF 80           /* SQL characters quoted in messages */
-#define DB_COL_MIN 32             /* initial result buffer (any integer) */
-#define DB_COL_INIT_MAX 256       /* initial buffer cap for long columns */
-#define DB_COL_NUM 340            /* > MAX_DOUBLE_STRING_REP_LENGTH (331) */
-#define DB_COL_KEEP (1UL << 20)   /* buffers above this are freed after */
-#define DB_POOL_MAX 1024
-
-#ifndef ER_NEED_REPREPARE
-#define ER_NEED_REPREPARE 1615
-#endif
-#ifndef ER_UNKNOWN_STMT_HANDLER
-#define ER_UNKNOWN_STMT_HANDLER 1243
-#endif
-
-struct db_col {
-  char *buf;
-  unsigned long cap;
-  unsigned long len;
-  my_bool is_null;
-  my_bool error;
-  int num;     /* 0, or the FLOAT/DOUBLE field type: bound as a double */
-  double d;    /* the value of a num column */
-};
-
-struct db_stmt {
-  char *sql;
-  size_t sql_len;
-  uint64_t hash;
-  uint64_t used; /* LRU tick */
-  MYSQL_STMT *st;
-  unsigned nparams;
-  MYSQL_BIND *pbind;  /* nparams */
-  unsigned long *plen;/* nparams */
-  unsigned ccap;      /* allocated result columns */
-  MYSQL_BIND *rbind;  /* ccap */
-  struct db_col *cols;/* ccap */
-};
-
-struct db_conn {
-  struct db_pool *pool;
-  MYSQL *my;            /* NULL while not connected */
-  int in_use;           /* guarded by pool->mu */
-  int broken;           /* lost its server; owner only */
-  int in_txn;           /* db_begin() without commit/rollback yet */
-  int busy;             /* streaming a result (db_query running) */
-  unsigned last_errno;
-  int64_t last_insert_id;
-  int64_t last_used_ms; /* guarded by pool->mu */
-  uint64_t tick;
-  int nstmts;
-  struct db_stmt *stmts[DB_STMT_CACHE];
-  char lost_msg[ERR_MSG_MAX]; /* "database connection lost (...): ..." */
-};
-
-struct db_row {
-  struct db_stmt *s;
-  MYSQL_RES *meta;
-  unsigned ncols;
-};
-
-struct db_pool {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int size;
-  struct db_conn *conns;
-  char *host, *user, *password, *database, *socket;
-  int port;
-  int connect_timeout_s;
-  int read_timeout_s;
-  int multi_statements;
-  char where[256]; /* "host:port" or the socket path, for messages */
-  int waiting;     /* guarded by mu */
-  /* counters: updated with __atomic builtins */
-  int64_t n_acquires, n_timeouts, n_connects, n_connect_fails, n_lost;
-};
 
 /* ------------------------------------------------------------------ */
 /* small helpers */
@@ -176,7 +99,7 @@ static uint64_t fnv1a(const char *s, size_t n)
 /* The first DB_SQL_BRIEF characters of sql, whitespace runs folded into
  * one space, "..." when cut.  Never contains parameter values: those are
  * not part of the SQL text. */
-static const char *sql_brief(const char *sql, char *out, size_t outsz)
+const char *db_sql_brief(const char *sql, char *out, size_t outsz)
 {
   size_t o = 0, max = outsz - 4;
   int sp = 0;
@@ -269,7 +192,7 @@ static enum err_code conn_fail(struct db_conn *c, unsigned n, const char *msg,
   char m[MYSQL_ERRMSG_SIZE + 1];
   /* msg may live in the handle that a later call clears: copy first */
   snprintf(m, sizeof(m), "%s", (msg && *msg) ? msg : "unknown error");
-  sql_brief(sql, brief, sizeof(brief));
+  db_sql_brief(sql, brief, sizeof(brief));
   c->last_errno = n;
   if (errno_is_conn(n) || sock_invalid(c->my)) {
     if (!c->broken) {
@@ -294,8 +217,8 @@ static enum err_code conn_fail_my(struct db_conn *c, const char *sql,
   return conn_fail(c, n, m, sql, e);
 }
 
-static enum err_code stmt_fail(struct db_conn *c, MYSQL_STMT *st,
-                               const char *sql, struct err *e)
+enum err_code db_stmt_fail(struct db_conn *c, MYSQL_STMT *st,
+                           const char *sql, struct err *e)
 {
   unsigned n = mysql_stmt_errno(st);
   const char *m = mysql_stmt_error(st);
@@ -309,8 +232,8 @@ static enum err_code stmt_fail(struct db_conn *c, MYSQL_STMT *st,
 }
 
 /* Entry check of every call on a connection. */
-static enum err_code conn_check(struct db_conn *c, const char *sql,
-                                struct err *e)
+enum err_code db_conn_check(struct db_conn *c, const char *sql,
+                            struct err *e)
 {
   char brief[DB_SQL_BRIEF + 8];
   if (!c)
@@ -322,11 +245,11 @@ static enum err_code conn_check(struct db_conn *c, const char *sql,
     return err_set(e, ERR_STATE,
                    "%s: connection is busy streaming another result "
                    "(use a second connection inside a db_query callback)",
-                   sql_brief(sql, brief, sizeof(brief)));
+                   db_sql_brief(sql, brief, sizeof(brief)));
   }
   if (c->broken || !c->my)
     return err_set(e, ERR_DB_CONN, "%s: %s",
-                   sql_brief(sql, brief, sizeof(brief)),
+                   db_sql_brief(sql, brief, sizeof(brief)),
                    c->lost_msg[0] ? c->lost_msg : "database not connected");
   return ERR_OK;
 }
@@ -446,14 +369,14 @@ static enum err_code bind_params(struct db_conn *c, struct db_stmt *s,
   if (nparams < 0 || (unsigned)nparams != s->nparams) {
     c->last_errno = 0;
     return err_set(e, ERR_INVAL, "%s: expects %u parameters, got %d",
-                   sql_brief(sql, brief, sizeof(brief)), s->nparams, nparams);
+                   db_sql_brief(sql, brief, sizeof(brief)), s->nparams, nparams);
   }
   if (!nparams)
     return ERR_OK;
   if (!params) {
     c->last_errno = 0;
     return err_set(e, ERR_INVAL, "%s: NULL parameter array",
-                   sql_brief(sql, brief, sizeof(brief)));
+                   db_sql_brief(sql, brief, sizeof(brief)));
   }
   memset(s->pbind, 0, sizeof(*s->pbind) * s->nparams);
   for (int i = 0; i < nparams; i++) {
@@ -487,20 +410,20 @@ static enum err_code bind_params(struct db_conn *c, struct db_stmt *s,
     default:
       c->last_errno = 0;
       return err_set(e, ERR_INVAL, "%s: parameter %d has unknown type %d",
-                     sql_brief(sql, brief, sizeof(brief)), i + 1,
+                     db_sql_brief(sql, brief, sizeof(brief)), i + 1,
                      (int)v->type);
     }
   }
   if (mysql_stmt_bind_param(s->st, s->pbind) != 0)
-    return stmt_fail(c, s->st, sql, e);
+    return db_stmt_fail(c, s->st, sql, e);
   return ERR_OK;
 }
 
 /* Prepare (or find), bind and execute.  A statement that the server wants
  * prepared again (table altered, statement gone) is prepared once more. */
-static enum err_code stmt_run(struct db_conn *c, const char *sql,
-                              const struct db_val *params, int nparams,
-                              struct db_stmt **out, struct err *e)
+enum err_code db_stmt_run(struct db_conn *c, const char *sql,
+                          const struct db_val *params, int nparams,
+                          struct db_stmt **out, struct err *e)
 {
   for (int attempt = 0;; attempt++) {
     struct db_stmt *s;
@@ -521,20 +444,20 @@ static enum err_code stmt_run(struct db_conn *c, const char *sql,
       stmt_evict(c, s);
       continue;
     }
-    return stmt_fail(c, s->st, sql, e);
+    return db_stmt_fail(c, s->st, sql, e);
   }
 }
 
 /* Read and drop what is left of the result(s) of s, so that the
  * connection accepts the next command. */
-static enum err_code stmt_drain(struct db_conn *c, struct db_stmt *s,
-                                const char *sql, struct err *e)
+enum err_code db_stmt_drain(struct db_conn *c, struct db_stmt *s,
+                            const char *sql, struct err *e)
 {
   mysql_stmt_free_result(s->st);
   while (mysql_stmt_more_results(s->st)) {
     int r = mysql_stmt_next_result(s->st);
     if (r > 0)
-      return stmt_fail(c, s->st, sql, e);
+      return db_stmt_fail(c, s->st, sql, e);
     if (r < 0)
       break;
     mysql_stmt_free_result(s->st);
@@ -901,7 +824,7 @@ enum err_code db_ping(struct db_pool *p, struct err *e)
 enum err_code db_exec(struct db_conn *c, const char *sql, int64_t *affected,
                       struct err *e)
 {
-  enum err_code rc = conn_check(c, sql, e);
+  enum err_code rc = db_conn_check(c, sql, e);
   if (affected)
     *affected = 0;
   if (rc != ERR_OK)
@@ -935,13 +858,13 @@ enum err_code db_exec_params(struct db_conn *c, const char *sql,
                              const struct db_val *params, int nparams,
                              int64_t *affected, struct err *e)
 {
-  enum err_code rc = conn_check(c, sql, e);
+  enum err_code rc = db_conn_check(c, sql, e);
   if (affected)
     *affected = 0;
   if (rc != ERR_OK)
     return rc;
   struct db_stmt *s;
-  rc = stmt_run(c, sql, params, nparams, &s, e);
+  rc = db_stmt_run(c, sql, params, nparams, &s, e);
   if (rc != ERR_OK)
     return rc;
   int64_t a = 0;
@@ -951,299 +874,12 @@ enum err_code db_exec_params(struct db_conn *c, const char *sql,
       a = (int64_t)n;
     c->last_insert_id = (int64_t)mysql_stmt_insert_id(s->st);
   }
-  rc = stmt_drain(c, s, sql, e);
+  rc = db_stmt_drain(c, s, sql, e);
   if (rc == ERR_OK && affected)
     *affected = a;
   return rc;
 }
 
-static unsigned long col_initial_cap(const MYSQL_FIELD *f)
-{
-  if (f && (f->type == MYSQL_TYPE_FLOAT || f->type == MYSQL_TYPE_DOUBLE))
-    return DB_COL_NUM;
-  unsigned long want = f ? f->length + 1 : DB_COL_MIN;
-  if (want < DB_COL_MIN)
-    want = DB_COL_MIN;
-  if (want > DB_COL_INIT_MAX)
-    want = DB_COL_INIT_MAX;
-  return want;
-}
-
-/* A FLOAT/DOUBLE column's text: the shortest "%.Ng" that reads back as
- * the same value (float precision for FLOAT), as the client library's own
- * string conversion gives; done here because some libmariadb versions
- * (3.x of 10.11.18) return '' for a DOUBLE bound as a string.  cap >= 32:
- * "%.17g" needs at most 24 characters plus the NUL. */
-static void num_format(struct db_col *col)
-{
-  int n = 0;
-  if (col->num == MYSQL_TYPE_FLOAT) {
-    float f = (float)col->d;
-    for (int p = 6; p <= 9; p++) {
-      n = snprintf(col->buf, col->cap, "%.*g", p, (double)f);
-      if (strtof(col->buf, NULL) == f)
-        break;
-    }
-  } else {
-    for (int p = 15; p <= 17; p++) {
-      n = snprintf(col->buf, col->cap, "%.*g", p, col->d);
-      if (strtod(col->buf, NULL) == col->d)
-        break;
-    }
-  }
-  col->len = n > 0 && (unsigned long)n < col->cap ? (unsigned long)n : 0;
-}
-
-/* Make s ready to receive ncols string columns. */
-static enum err_code cols_setup(struct db_conn *c, struct db_stmt *s,
-                                unsigned ncols, MYSQL_RES *meta,
-                                struct err *e)
-{
-  if (ncols > s->ccap) {
-    struct db_col *nc = realloc(s->cols, ncols * sizeof(*nc));
-    if (nc)
-      s->cols = nc;
-    MYSQL_BIND *nb = nc ? realloc(s->rbind, ncols * sizeof(*nb)) : NULL;
-    if (!nc || !nb) {
-      c->last_errno = 0;
-      return err_set(e, ERR_NOMEM, "db: out of memory for %u columns",
-                     ncols);
-    }
-    s->rbind = nb;
-    memset(s->cols + s->ccap, 0, (ncols - s->ccap) * sizeof(*nc));
-    s->ccap = ncols;
-  }
-  for (unsigned i = 0; i < ncols; i++) {
-    struct db_col *col = &s->cols[i];
-    MYSQL_FIELD *f = meta ? mysql_fetch_field_direct(meta, i) : NULL;
-    unsigned long want = col_initial_cap(f);
-    if (!col->buf || col->cap < want) {
-      char *nb = realloc(col->buf, want);
-      if (!nb) {
-        c->last_errno = 0;
-        return err_set(e, ERR_NOMEM, "db: out of memory for a column");
-      }
-      col->buf = nb;
-      col->cap = want;
-    }
-    MYSQL_BIND *b = &s->rbind[i];
-    memset(b, 0, sizeof(*b));
-    col->num = f && (f->type == MYSQL_TYPE_FLOAT ||
-                     f->type == MYSQL_TYPE_DOUBLE)
-                   ? (int)f->type
-                   : 0;
-    if (col->num) { /* formatted in C: see num_format() */
-      b->buffer_type = MYSQL_TYPE_DOUBLE;
-      b->buffer = &col->d;
-      b->buffer_length = sizeof(col->d);
-    } else {
-      b->buffer_type = MYSQL_TYPE_STRING;
-      b->buffer = col->buf;
-      b->buffer_length = col->cap;
-    }
-    b->length = &col->len;
-    b->is_null = &col->is_null;
-    b->error = &col->error;
-  }
-  return ERR_OK;
-}
-
-/* Values longer than their buffer: fetch them again into a bigger one,
- * then rebind so the next rows use it. */
-static enum err_code cols_refetch(struct db_conn *c, struct db_stmt *s,
-                                  unsigned ncols, const char *sql,
-                                  struct err *e)
-{
-  int rebind = 0;
-  for (unsigned i = 0; i < ncols; i++) {
-    struct db_col *col = &s->cols[i];
-    if (col->is_null || col->num || col->len < col->cap)
-      continue;
-    unsigned long cap = col->cap;
-    while (cap <= col->len)
-      cap = cap * 2 > col->len + 1 ? cap * 2 : col->len + 1;
-    char *nb = realloc(col->buf, cap);
-    if (!nb) {
-      c->last_errno = 0;
-      return err_set(e, ERR_NOMEM, "db: out of memory for a %lu-byte value",
-                     col->len);
-    }
-    col->buf = nb;
-    col->cap = cap;
-    MYSQL_BIND b;
-    unsigned long len = 0;
-    my_bool isnull = 0, error = 0;
-    memset(&b, 0, sizeof(b));
-    b.buffer_type = MYSQL_TYPE_STRING;
-    b.buffer = nb;
-    b.buffer_length = cap;
-    b.length = &len;
-    b.is_null = &isnull;
-    b.error = &error;
-    if (mysql_stmt_fetch_column(s->st, &b, i, 0) != 0)
-      return stmt_fail(c, s->st, sql, e);
-    col->len = len < cap ? len : cap - 1;
-    s->rbind[i].buffer = nb;
-    s->rbind[i].buffer_length = cap;
-    rebind = 1;
-  }
-  if (rebind && mysql_stmt_bind_result(s->st, s->rbind) != 0)
-    return stmt_fail(c, s->st, sql, e);
-  return ERR_OK;
-}
-
-static void cols_trim(struct db_stmt *s)
-{
-  for (unsigned i = 0; i < s->ccap; i++) {
-    if (s->cols[i].cap > DB_COL_KEEP) {
-      FREE_NULL(s->cols[i].buf);
-      s->cols[i].cap = 0;
-    }
-  }
-}
-
-enum err_code db_query(struct db_conn *c, const char *sql,
-                       const struct db_val *params, int nparams,
-                       db_row_fn cb, void *user, int64_t *nrows,
-                       struct err *e)
-{
-  enum err_code rc = conn_check(c, sql, e);
-  if (nrows)
-    *nrows = 0;
-  if (rc != ERR_OK)
-    return rc;
-  struct db_stmt *s;
-  rc = stmt_run(c, sql, params, nparams, &s, e);
-  if (rc != ERR_OK)
-    return rc;
-  unsigned ncols = mysql_stmt_field_count(s->st);
-  if (ncols == 0) {
-    c->last_insert_id = (int64_t)mysql_stmt_insert_id(s->st);
-    return stmt_drain(c, s, sql, e);
-  }
-  MYSQL_RES *meta = mysql_stmt_result_metadata(s->st);
-  rc = cols_setup(c, s, ncols, meta, e);
-  if (rc == ERR_OK && mysql_stmt_bind_result(s->st, s->rbind) != 0)
-    rc = stmt_fail(c, s->st, sql, e);
-  struct db_row row = {.s = s, .meta = meta, .ncols = ncols};
-  int64_t n = 0;
-  c->busy = 1;
-  while (rc == ERR_OK) {
-    int r = mysql_stmt_fetch(s->st);
-    if (r == MYSQL_NO_DATA)
-      break;
-    if (r == 1) {
-      rc = stmt_fail(c, s->st, sql, e);
-      break;
-    }
-    /* 0 or MYSQL_DATA_TRUNCATED: check the lengths either way */
-    rc = cols_refetch(c, s, ncols, sql, e);
-    if (rc != ERR_OK)
-      break;
-    for (unsigned i = 0; i < ncols; i++) {
-      if (s->cols[i].is_null)
-        continue;
-      if (s->cols[i].num)
-        num_format(&s->cols[i]);
-      s->cols[i].buf[s->cols[i].len] = '\0';
-    }
-    n++;
-    if (cb && cb(user, &row) != 0)
-      break;
-  }
-  c->busy = 0;
-  if (meta)
-    mysql_free_result(meta);
-  if (!c->broken) {
-    struct err e2;
-    enum err_code rc2 = stmt_drain(c, s, sql, rc == ERR_OK ? e : &e2);
-    if (rc == ERR_OK)
-      rc = rc2;
-  }
-  if (!c->broken)
-    cols_trim(s);
-  if (nrows)
-    *nrows = n;
-  return rc;
-}
-
-int db_row_ncols(const struct db_row *r)
-{
-  return r ? (int)r->ncols : 0;
-}
-
-const char *db_row_name(const struct db_row *r, int col)
-{
-  if (!r || !r->meta || col < 0 || (unsigned)col >= r->ncols)
-    return "";
-  MYSQL_FIELD *f = mysql_fetch_field_direct(r->meta, (unsigned)col);
-  return f && f->name ? f->name : "";
-}
-
-int db_row_is_null(const struct db_row *r, int col)
-{
-  if (!r || col < 0 || (unsigned)col >= r->ncols)
-    return 1;
-  return r->s->cols[col].is_null != 0;
-}
-
-const char *db_row_str(const struct db_row *r, int col, size_t *len)
-{
-  if (len)
-    *len = 0;
-  if (db_row_is_null(r, col))
-    return NULL;
-  if (len)
-    *len = r->s->cols[col].len;
-  return r->s->cols[col].buf;
-}
-
-int64_t db_row_i64(const struct db_row *r, int col)
-{
-  const char *s = db_row_str(r, col, NULL);
-  return s ? (int64_t)strtoll(s, NULL, 10) : 0;
-}
-
-double db_row_f64(const struct db_row *r, int col)
-{
-  const char *s = db_row_str(r, col, NULL);
-  return s ? strtod(s, NULL) : NAN;
-}
-
-struct first_i64 {
-  int got, null;
-  int64_t v;
-};
-
-static int first_i64_cb(void *user, const struct db_row *row)
-{
-  struct first_i64 *f = user;
-  f->got = 1;
-  f->null = db_row_is_null(row, 0);
-  f->v = db_row_i64(row, 0);
-  return 1;
-}
-
-enum err_code db_query_i64(struct db_conn *c, const char *sql,
-                           const struct db_val *params, int nparams,
-                           int64_t *out, struct err *e)
-{
-  struct first_i64 f = {0, 0, 0};
-  char brief[DB_SQL_BRIEF + 8];
-  enum err_code rc =
-      db_query(c, sql, params, nparams, first_i64_cb, &f, NULL, e);
-  if (rc != ERR_OK)
-    return rc;
-  if (!f.got)
-    return err_set(e, ERR_NOTFOUND, "%s: no row",
-                   sql_brief(sql, brief, sizeof(brief)));
-  if (f.null)
-    return err_set(e, ERR_NOTFOUND, "%s: value is NULL",
-                   sql_brief(sql, brief, sizeof(brief)));
-  if (out)
-    *out = f.v;
-  return ERR_OK;
-}
 
 /* ------------------------------------------------------------------ */
 /* transactions */
@@ -1444,7 +1080,7 @@ enum err_code db_bulk_insert(struct db_conn *c, const char *table,
   if (nrows < 0 || (nrows > 0 && !vals))
     return err_set(e, ERR_INVAL, "bulk insert into %s: bad row count %" PRId64,
                    table, nrows);
-  enum err_code rc = conn_check(c, "INSERT", e);
+  enum err_code rc = db_conn_check(c, "INSERT", e);
   if (rc != ERR_OK)
     return rc;
   if (nrows == 0)
@@ -1472,13 +1108,13 @@ enum err_code db_bulk_insert(struct db_conn *c, const char *table,
     int64_t rows = k < full ? batch : rem;
     const char *q = k < full ? sql : tail;
     struct db_stmt *s;
-    rc = stmt_run(c, q, vals + first * ncols, (int)(rows * ncols), &s, e);
+    rc = db_stmt_run(c, q, vals + first * ncols, (int)(rows * ncols), &s, e);
     if (rc == ERR_OK) {
       my_ulonglong a = mysql_stmt_affected_rows(s->st);
       if (a != (my_ulonglong)-1)
         total += (int64_t)a;
       c->last_insert_id = (int64_t)mysql_stmt_insert_id(s->st);
-      rc = stmt_drain(c, s, q, e);
+      rc = db_stmt_drain(c, s, q, e);
       if (k >= full)
         stmt_evict(c, s); /* one-off size: keep the cache for real use */
     }

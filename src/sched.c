@@ -31,13 +31,11 @@
 #include "mlopsd/sched.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,15 +49,6 @@
 
 #define CATCHUP_BATCH 500
 #define CB_SUBMIT_TIMEOUT_MS 30000
-
-/* A DAG file as last seen (scheduler thread only). */
-struct dfile {
-  char *path;
-  int64_t mtime_ns, size;  /* of the YAML at the last load attempt */
-  struct dag *good;        /* last version that loaded, or NULL */
-  char *err;               /* last error logged, or NULL */
-  int synced;              /* `dag` row written for good */
-};
 
 
 /* ------------------------------------------------------------------ */
@@ -205,8 +194,8 @@ static void cb_done(uint64_t id, enum err_code code, const struct err *e,
 }
 
 void sched_run_finished(struct sched *s, struct dag *d, const char *run_id,
-                         const struct sched_eval *ev, time_t logical_ts,
-                         const cJSON *conf)
+                        const struct sched_eval *ev, time_t logical_ts,
+                        const cJSON *conf)
 {
   int ok = !strcmp(ev->state, "success");
   if (ok)
@@ -261,27 +250,6 @@ void sched_run_finished(struct sched *s, struct dag *d, const char *run_id,
 
 /* ------------------------------------------------------------------ */
 /* DAG directory                                                       */
-
-static int dag_file_name(const char *n)
-{
-  size_t len = strlen(n);
-  if (n[0] == '.' || n[0] == '#')
-    return 0;
-  return (len > 5 && !strcmp(n + len - 5, ".yaml")) ||
-         (len > 4 && !strcmp(n + len - 4, ".yml"));
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void dfile_free(struct dfile *f)
-{
-  free(f->path);
-  dag_destroy(f->good);
-  free(f->err);
-}
 
 /* Write the `dag` row of a (re)loaded DAG; clears its import error. */
 static enum err_code dag_row_sync(struct db_conn *c, const struct dag *d,
@@ -344,186 +312,98 @@ static int str_cmp(const void *a, const void *b)
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Look at the directory and publish a new snapshot. */
-static void rescan(struct sched *s)
+/* What a rescan found changed in the directory (dag_dir_scan): logged,
+ * and a file that broke has its error stored in its `dag` row. */
+static void dir_event(void *user, enum dag_dir_event ev,
+                      const struct dag_dir_file *f)
 {
-  DIR *dh = opendir(s->dags_dir);
-  if (!dh) {
-    if (!s->dir_warned)
-      LOG_W(MOD, "DAG directory %s: %s (keeping the DAGs loaded; looking "
-                 "again every %d ms)",
-            s->dags_dir, strerror(errno), s->rescan_ms);
-    s->dir_warned = 1;
-    pthread_mutex_lock(&s->mu);
-    s->gen++;
-    pthread_mutex_unlock(&s->mu);
-    return;
-  }
-  s->dir_warned = 0;
-  char **names = NULL;
-  size_t n = 0, cap = 0;
-  struct dirent *de;
-  while ((de = readdir(dh)) != NULL) {
-    if (!dag_file_name(de->d_name))
-      continue;
-    if (n == cap) {
-      size_t nc = cap ? cap * 2 : 32;
-      char **nv = realloc(names, nc * sizeof(*nv));
-      if (!nv)
-        break;
-      names = nv;
-      cap = nc;
+  struct sched *s = user;
+  switch (ev) {
+  case DAG_DIR_LOADED:
+  case DAG_DIR_RELOADED:
+    LOG_I(MOD, "dag=%s %s from %s (%zu tasks, schedule %s)", f->good->dag_id,
+          ev == DAG_DIR_LOADED ? "loaded" : "reloaded", f->path,
+          f->good->ntasks, f->good->schedule ? f->good->schedule : "none");
+    break;
+  case DAG_DIR_BROKEN:
+    if (f->good) {
+      LOG_E(MOD, "dag=%s %s (keeping the last good version)",
+            f->good->dag_id, f->err);
+      dag_row_error(s, f->good->dag_id, f->err);
+    } else {
+      LOG_E(MOD, "%s (DAG not loaded)", f->err);
     }
-    if (!(names[n] = strdup(de->d_name)))
-      break;
-    n++;
+    break;
+  case DAG_DIR_REMOVED:
+    LOG_I(MOD, "dag=%s removed (%s is gone)", f->good->dag_id, f->path);
+    break;
+  case DAG_DIR_DUPLICATE:
+    LOG_E(MOD, "%s (file ignored)", f->dup);
+    break;
   }
-  closedir(dh);
-  if (n)
-    qsort(names, n, sizeof(*names), name_cmp);
+}
 
-  struct dfile *nf = calloc(n ? n : 1, sizeof(*nf));
-  if (!nf) {
-    for (size_t i = 0; i < n; i++)
-      free(names[i]);
-    free(names);
-    return;
-  }
-  int changed = 0;
-  size_t nn = 0;
-  for (size_t i = 0; i < n; i++) {
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/%s", s->dags_dir, names[i]);
-    free(names[i]);
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-      continue;
-    int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000LL +
-                 st.st_mtim.tv_nsec;
-    struct dfile *old = NULL;
-    for (size_t k = 0; k < s->nfiles; k++)
-      if (s->files[k].path && !strcmp(s->files[k].path, path)) {
-        old = &s->files[k];
-        break;
-      }
-    struct dfile *f = &nf[nn];
-    if (old) {
-      *f = *old;
-      memset(old, 0, sizeof(*old));
-    } else if (!(f->path = strdup(path))) {
-      continue;
-    }
-    nn++;
-    int same_stat = old && f->mtime_ns == mt && f->size == (int64_t)st.st_size;
-    if (same_stat && f->good && !f->err && !dag_sources_changed(f->good))
-      continue;
-    f->mtime_ns = mt;
-    f->size = (int64_t)st.st_size;
-    struct dag *d = NULL;
-    struct err e = {0};
-    if (dag_load_file(path, &d, &e) == ERR_OK) {
-      if (f->good && f->good->hash == d->hash &&
-          !strcmp(f->good->dag_id, d->dag_id) && !f->err) {
-        dag_destroy(d); /* touched, not changed */
-        continue;
-      }
-      LOG_I(MOD, "dag=%s %s from %s (%zu tasks, schedule %s)", d->dag_id,
-            f->good ? "reloaded" : "loaded", path, d->ntasks,
-            d->schedule ? d->schedule : "none");
-      dag_destroy(f->good);
-      f->good = d;
-      FREE_NULL(f->err);
-      f->synced = 0;
-      changed = 1;
-    } else if (!f->err || strcmp(f->err, e.msg) != 0) {
-      if (f->good)
-        LOG_E(MOD, "dag=%s %s (keeping the last good version)",
-              f->good->dag_id, e.msg);
-      else
-        LOG_E(MOD, "%s (DAG not loaded)", e.msg);
-      free(f->err);
-      f->err = strdup(e.msg);
-      if (f->good)
-        dag_row_error(s, f->good->dag_id, e.msg);
-    }
-  }
-  free(names);
-  for (size_t k = 0; k < s->nfiles; k++) {
-    if (s->files[k].good) {
-      LOG_I(MOD, "dag=%s removed (%s is gone)", s->files[k].good->dag_id,
-            s->files[k].path);
-      changed = 1;
-    }
-    dfile_free(&s->files[k]);
-  }
-  free(s->files);
-  s->files = nf;
-  s->nfiles = nn;
-
-  /* `dag` rows of new versions, then the pause flags. */
+/* Write the `dag` rows of new versions (mark: written), then read the
+ * pause flags into *ps (sorted).  Returns 1 if the flags were read. */
+static int sync_dag_rows(struct sched *s, struct paused_set *ps)
+{
   struct db_conn *c = NULL;
-  for (size_t i = 0; i < nn; i++) {
-    if (!nf[i].good || nf[i].synced)
+  for (size_t i = 0; i < dag_dir_count(s->dir); i++) {
+    struct dag_dir_file *f = dag_dir_at(s->dir, i);
+    if (!f->good || f->dup || f->mark)
       continue;
     if (!c && !(c = sched_conn_get(s, "DAG rows")))
       break;
     struct err e = {0};
-    if (dag_row_sync(c, nf[i].good, &e) == ERR_OK)
-      nf[i].synced = 1;
+    if (dag_row_sync(c, f->good, &e) == ERR_OK)
+      f->mark = 1;
     else
-      sched_warn(&s->core, "dag=%s row not written: %s",
-                 nf[i].good->dag_id, e.msg);
+      sched_warn(&s->core, "dag=%s row not written: %s", f->good->dag_id,
+                 e.msg);
   }
-  struct paused_set ps = {0};
   int have_paused = 0;
   if (c || (c = sched_conn_get(s, "pause flags"))) {
     struct err e = {0};
     if (db_query(c, "SELECT dag_id FROM dag WHERE is_paused = 1", NULL, 0,
-                 paused_cb, &ps, NULL, &e) == ERR_OK &&
-        !ps.oom)
+                 paused_cb, ps, NULL, &e) == ERR_OK &&
+        !ps->oom)
       have_paused = 1;
     else
       sched_warn(&s->core, "pause flags: %s", e.msg);
     sched_conn_put(s, c);
   }
-  if (have_paused && ps.n)
-    qsort(ps.v, ps.n, sizeof(*ps.v), str_cmp);
+  if (have_paused && ps->n)
+    qsort(ps->v, ps->n, sizeof(*ps->v), str_cmp);
+  return have_paused;
+}
 
-  struct snap *old = s->snap;
+/* A snapshot of the good versions (duplicates left out), carrying over
+ * next_check of unchanged DAGs and, when the flags could not be read,
+ * their pause flags.  NULL on out of memory. */
+static struct snap *snap_build(struct sched *s, const struct snap *old,
+                               const struct paused_set *ps, int have_paused)
+{
+  size_t nn = dag_dir_count(s->dir);
   struct snap *p = calloc(1, sizeof(*p));
   if (p)
     p->v = calloc(nn ? nn : 1, sizeof(*p->v));
   if (!p || !p->v) {
     free(p);
-    goto out;
+    return NULL;
   }
   atomic_init(&p->refs, 1);
   for (size_t i = 0; i < nn; i++) {
-    struct dag *d = nf[i].good;
-    if (!d)
+    const struct dag_dir_file *f = dag_dir_at(s->dir, i);
+    struct dag *d = f->good;
+    if (!d || f->dup)
       continue;
-    int dup = 0;
-    for (size_t k = 0; k < p->n && !dup; k++)
-      dup = !strcmp(p->v[k].d->dag_id, d->dag_id);
-    if (dup) {
-      char msg[ERR_MSG_MAX];
-      snprintf(msg, sizeof(msg), "%s:%d:%d: dag_id '%s' is already defined "
-                                 "by another file",
-               d->path, d->id_line, d->id_col, d->dag_id);
-      if (!nf[i].err || strcmp(nf[i].err, msg)) {
-        LOG_E(MOD, "%s (file ignored)", msg);
-        free(nf[i].err);
-        nf[i].err = strdup(msg);
-      }
-      continue;
-    }
     struct sdag *sd = &p->v[p->n++];
     sd->d = dag_ref(d);
     struct sdag *prev = old ? sched_snap_find(old, d->dag_id) : NULL;
     sd->next_check = prev && prev->d == d ? prev->next_check : 0;
     if (have_paused)
-      sd->paused = ps.n && bsearch(&d->dag_id, ps.v, ps.n, sizeof(*ps.v),
-                                   str_cmp) != NULL;
+      sd->paused = ps->n && bsearch(&d->dag_id, ps->v, ps->n, sizeof(*ps->v),
+                                    str_cmp) != NULL;
     else
       sd->paused = prev ? prev->paused : 0;
   }
@@ -537,14 +417,43 @@ static void rescan(struct sched *s)
     }
     p->in_list[p->n ? p->n * 2 - 1 : 0] = '\0';
   }
-  pthread_mutex_lock(&s->mu);
-  s->snap = p;
-  s->gen++;
-  pthread_mutex_unlock(&s->mu);
-  sched_snap_unref(old);
-  if (changed)
-    LOG_D(MOD, "%zu DAGs loaded from %s", p->n, s->dags_dir);
-out:
+  return p;
+}
+
+/* Look at the directory and publish a new snapshot: load what changed
+ * (dag_dir_scan), write the `dag` rows and read the pause flags
+ * (sync_dag_rows), build and publish the snapshot (snap_build). */
+static void rescan(struct sched *s)
+{
+  struct err e = {0};
+  int changed = 0;
+  enum err_code rc = dag_dir_scan(s->dir, dir_event, s, &changed, &e);
+  if (rc == ERR_NOTFOUND || rc == ERR_IO) {
+    if (!s->dir_warned)
+      LOG_W(MOD, "%s (keeping the DAGs loaded; looking again every %d ms)",
+            e.msg, s->rescan_ms);
+    s->dir_warned = 1;
+    pthread_mutex_lock(&s->mu);
+    s->gen++;
+    pthread_mutex_unlock(&s->mu);
+    return;
+  }
+  s->dir_warned = 0;
+  if (rc != ERR_OK)
+    sched_warn(&s->core, "%s", e.msg);
+  struct paused_set ps = {0};
+  int have_paused = sync_dag_rows(s, &ps);
+  struct snap *old = s->snap;
+  struct snap *p = snap_build(s, old, &ps, have_paused);
+  if (p) {
+    pthread_mutex_lock(&s->mu);
+    s->snap = p;
+    s->gen++;
+    pthread_mutex_unlock(&s->mu);
+    sched_snap_unref(old);
+    if (changed)
+      LOG_D(MOD, "%zu DAGs loaded from %s", p->n, s->dags_dir);
+  }
   for (size_t i = 0; i < ps.n; i++)
     free(ps.v[i]);
   free(ps.v);
@@ -977,6 +886,8 @@ enum err_code sched_create(struct sched **out, const struct sched_opts *o,
     goto fail;
   }
   atomic_init(&s->snap->refs, 1);
+  if ((rc = dag_dir_create(s->dags_dir, &s->dir, e)) != ERR_OK)
+    goto fail;
   if ((rc = cron_tz_load(&s->tz, s->cfg.sched_timezone, e)) != ERR_OK) {
     err_prefix(e, "scheduler.timezone");
     goto fail;
@@ -1105,9 +1016,7 @@ void sched_destroy(struct sched *s)
   if (!s)
     return;
   sched_stop(s);
-  for (size_t i = 0; i < s->nfiles; i++)
-    dfile_free(&s->files[i]);
-  free(s->files);
+  dag_dir_destroy(s->dir);
   sched_snap_unref(s->snap);
   db_pool_destroy(s->core.meta);
   cron_tz_destroy(s->tz);

@@ -462,11 +462,11 @@ enum err_code sched_local_run(struct sched_local *l, struct dag *d,
 /* Queue a backfill run of d at t (daemon mode).  *created 0: the date has
  * a run already, described in other. */
 enum err_code sched_backfill_queue(struct db_conn *c,
-                                    const struct cron_tz *tz,
-                                    const struct dag *d, time_t t,
-                                    const char *conf, char *run_id,
-                                    size_t cap, int *created, char *other,
-                                    size_t ocap, struct err *e)
+                                   const struct cron_tz *tz,
+                                   const struct dag *d, time_t t,
+                                   const char *conf, char *run_id,
+                                   size_t cap, int *created, char *other,
+                                   size_t ocap, struct err *e)
 {
   char when[20];
   sched_run_id(d->dag_id, "backfill", tz, t, run_id, cap);

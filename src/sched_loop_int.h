@@ -24,7 +24,6 @@
 #define SCHED_SWEEP_MS 5000
 
 struct cJSON;
-struct dfile;
 struct metrics_counter;
 struct queue;
 /* One DAG in a snapshot.  next_check is used by the scheduler thread
@@ -71,8 +70,7 @@ struct sched {
   int nexcl;
 
   /* scheduler thread only */
-  struct dfile *files;
-  size_t nfiles;
+  struct dag_dir *dir;     /* the DAG directory as last scanned */
   int dir_warned;
 
   struct metrics_counter *m_ti[4];   /* success failed up_for_retry skipped */

@@ -1,5 +1,4 @@
-/* spec.c - load and validate model specs (config/models/NAME.yaml), and
- * validate prediction requests against them.
+/* spec.c - load and validate model specs (config/models/NAME.yaml).
  *
  * The YAML file is loaded with libyaml's document API (a node tree with
  * line/column marks), then walked by hand against the schema documented in
@@ -10,9 +9,7 @@
  * of the offending key; unknown keys are errors so typos do not silently
  * fall back to defaults.
  *
- * Request validation (spec_validate_request) runs on the HTTP threads for
- * every prediction: it only reads the spec and writes into the caller's
- * fixed-size report, never allocating.
+ * Lookups and request validation are in spec_query.c.
  */
 #include "mlopsd/spec.h"
 
@@ -29,7 +26,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#define SPEC_FEATURES_MAX 4096
+#include "spec_int.h"
+
 #define SPEC_LIST_MAX 100000 /* allowed values, classes, grid values */
 #define SPEC_GRID_MAX 10000  /* trials in one grid */
 #define SPEC_IDENT_MAX 64    /* SQL identifiers */
@@ -1002,35 +1000,6 @@ static enum err_code parse_root(struct sp *p, struct spec *s,
 
 /* ---- load / destroy --------------------------------------------------- */
 
-/* FNV-1a, for the feature-name hash. */
-static uint32_t name_hash(const char *k)
-{
-  uint32_t h = 2166136261u;
-  for (; *k; k++)
-    h = (h ^ (unsigned char)*k) * 16777619u;
-  return h;
-}
-
-/* Build s->fmap (at least twice as many slots as features). */
-static int fmap_build(struct spec *s)
-{
-  size_t slots = 8;
-  while (slots < 2 * s->n_features)
-    slots *= 2;
-  uint32_t *m = calloc(slots, sizeof(*m));
-  if (!m)
-    return -1;
-  for (size_t i = 0; i < s->n_features; i++) {
-    size_t k = name_hash(s->features[i].name) & (slots - 1);
-    while (m[k])
-      k = (k + 1) & (slots - 1);
-    m[k] = (uint32_t)i + 1;
-  }
-  s->fmap = m;
-  s->fmap_mask = slots - 1;
-  return 0;
-}
-
 void spec_destroy(struct spec *s)
 {
   if (!s)
@@ -1117,7 +1086,7 @@ enum err_code spec_load_buf(const char *path, const char *buf, size_t len,
     rc = parse_root(&p, s, root);
   yaml_document_delete(&doc);
   yaml_parser_delete(&parser);
-  if (rc == ERR_OK && fmap_build(s) != 0)
+  if (rc == ERR_OK && spec_fmap_build(s) != 0)
     rc = err_set(e, ERR_NOMEM, "%s: out of memory", path);
   if (rc) {
     spec_destroy(s);
@@ -1284,279 +1253,4 @@ enum err_code spec_load_dir(const char *dir, struct spec ***out, size_t *n,
   *out = specs;
   *n = ns;
   return ERR_OK;
-}
-
-/* ---- lookups ---------------------------------------------------------- */
-
-const struct spec *spec_find(struct spec *const *specs, size_t n,
-                             const char *name)
-{
-  for (size_t i = 0; i < n && name; i++)
-    if (!strcmp(specs[i]->name, name))
-      return specs[i];
-  return NULL;
-}
-
-int spec_feature_index(const struct spec *s, const char *name)
-{
-  if (s->fmap && name) {
-    for (size_t k = name_hash(name) & s->fmap_mask;;
-         k = (k + 1) & s->fmap_mask) {
-      uint32_t v = s->fmap[k];
-      if (!v)
-        return -1;
-      if (!strcmp(s->features[v - 1].name, name))
-        return (int)v - 1;
-    }
-  }
-  for (size_t i = 0; i < s->n_features && name; i++)
-    if (!strcmp(s->features[i].name, name))
-      return (int)i;
-  return -1;
-}
-
-int spec_class_index(const struct spec *s, const char *label)
-{
-  for (size_t i = 0; i < s->target.n_classes && label; i++)
-    if (!strcmp(s->target.classes[i], label))
-      return (int)i;
-  return -1;
-}
-
-const char *spec_param(const struct spec *s, const char *key)
-{
-  for (size_t i = 0; i < s->n_params; i++)
-    if (!strcmp(s->params[i].key, key))
-      return s->params[i].value;
-  return NULL;
-}
-
-const char *spec_grid_value(const struct spec *s, size_t trial, size_t axis)
-{
-  if (trial >= s->grid_size || axis >= s->n_grid)
-    return NULL;
-  /* mixed radix, last axis least significant */
-  size_t t = trial;
-  for (size_t a = s->n_grid; a-- > axis + 1;)
-    t /= s->grid[a].n_values;
-  return s->grid[axis].values[t % s->grid[axis].n_values];
-}
-
-const char *spec_scaling_name(enum spec_scaling sc)
-{
-  switch (sc) {
-  case SPEC_SCALE_ROBUST:
-    return "robust";
-  case SPEC_SCALE_STANDARD:
-    return "standard";
-  default:
-    return "none";
-  }
-}
-
-const char *spec_metric_name(enum spec_metric m)
-{
-  switch (m) {
-  case SPEC_METRIC_ACCURACY:
-    return "accuracy";
-  case SPEC_METRIC_F1_MACRO:
-    return "f1_macro";
-  case SPEC_METRIC_LOGLOSS:
-    return "logloss";
-  default:
-    return "rmse";
-  }
-}
-
-const char *spec_task_name(enum spec_task t)
-{
-  switch (t) {
-  case SPEC_TASK_BINARY:
-    return "binary";
-  case SPEC_TASK_MULTICLASS:
-    return "multiclass";
-  default:
-    return "regression";
-  }
-}
-
-const char *spec_kind_name(enum spec_kind k)
-{
-  switch (k) {
-  case SPEC_CATEGORICAL:
-    return "categorical";
-  case SPEC_TEXT:
-    return "text";
-  default:
-    return "numeric";
-  }
-}
-
-int spec_metric_higher_is_better(enum spec_metric m)
-{
-  return m == SPEC_METRIC_ACCURACY || m == SPEC_METRIC_F1_MACRO;
-}
-
-/* ---- request validation ----------------------------------------------- */
-
-/* Shortest %g form that reads back as the same double. */
-static void fmt_num(char *buf, size_t cap, double v)
-{
-  snprintf(buf, cap, "%.15g", v);
-  if (strtod(buf, NULL) != v)
-    snprintf(buf, cap, "%.17g", v);
-}
-
-MLOPSD_PRINTF(3, 4)
-static void report_add(struct spec_report *r, const char *field,
-                       const char *fmt, ...)
-{
-  if (r->n >= SPEC_REPORT_MAX) {
-    r->n_more++;
-    return;
-  }
-  struct spec_report_entry *en = &r->e[r->n++];
-  snprintf(en->field, sizeof(en->field), "%s", field ? field : "");
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(en->msg, sizeof(en->msg), fmt, ap);
-  va_end(ap);
-}
-
-static void check_numeric(const struct spec_feature *f, const cJSON *v,
-                          struct spec_report *r)
-{
-  char b[40];
-  if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
-    report_add(r, f->name, "must be a number");
-    return;
-  }
-  double x = v->valuedouble;
-  if (f->integer && x != floor(x)) {
-    report_add(r, f->name, "must be an integer");
-    return;
-  }
-  if ((f->bounds & SPEC_BOUND_GT) && !(x > f->gt)) {
-    fmt_num(b, sizeof(b), f->gt);
-    report_add(r, f->name, "must be > %s", b);
-  } else if ((f->bounds & SPEC_BOUND_GE) && !(x >= f->ge)) {
-    fmt_num(b, sizeof(b), f->ge);
-    report_add(r, f->name, "must be >= %s", b);
-  } else if ((f->bounds & SPEC_BOUND_LT) && !(x < f->lt)) {
-    fmt_num(b, sizeof(b), f->lt);
-    report_add(r, f->name, "must be < %s", b);
-  } else if ((f->bounds & SPEC_BOUND_LE) && !(x <= f->le)) {
-    fmt_num(b, sizeof(b), f->le);
-    report_add(r, f->name, "must be <= %s", b);
-  }
-}
-
-static void check_allowed(const struct spec_feature *f, const char *val,
-                          struct spec_report *r)
-{
-  for (size_t i = 0; i < f->n_allowed; i++)
-    if (!strcmp(f->allowed[i], val))
-      return;
-  char msg[SPEC_REPORT_MSG];
-  size_t off = (size_t)snprintf(msg, sizeof(msg), "must be one of ");
-  for (size_t i = 0; i < f->n_allowed; i++) {
-    const char *sep = i ? ", " : "";
-    size_t need = strlen(sep) + strlen(f->allowed[i]);
-    if (off + need + 5 >= sizeof(msg)) {
-      snprintf(msg + off, sizeof(msg) - off, ", ...");
-      break;
-    }
-    off += (size_t)snprintf(msg + off, sizeof(msg) - off, "%s%s", sep,
-                            f->allowed[i]);
-  }
-  report_add(r, f->name, "%s", msg);
-}
-
-enum err_code spec_validate_request(const struct spec *s, const cJSON *obj,
-                                    struct spec_report *r)
-{
-  return spec_validate_request_members(s, obj, r, NULL);
-}
-
-enum err_code spec_validate_request_members(const struct spec *s,
-                                            const cJSON *obj,
-                                            struct spec_report *r,
-                                            const cJSON **members)
-{
-  if (members)
-    memset(members, 0, s->n_features * sizeof(*members));
-  r->n = 0;
-  r->n_more = 0;
-  if (!cJSON_IsObject(obj)) {
-    report_add(r, "", "must be a JSON object");
-    return ERR_INVAL;
-  }
-  /* one bit per feature: seen in this request (features <= 4096) */
-  unsigned char seen[SPEC_FEATURES_MAX / 8];
-  memset(seen, 0, (s->n_features + 7) / 8);
-  int key_seen = 0;
-  for (const cJSON *m = obj->child; m; m = m->next) {
-    const char *k = m->string ? m->string : "";
-    if (s->source.key && !strcmp(k, s->source.key)) {
-      if (key_seen++)
-        report_add(r, k, "duplicate field");
-      else if (!cJSON_IsNull(m) && !cJSON_IsString(m) &&
-               !(cJSON_IsNumber(m) && isfinite(m->valuedouble)))
-        report_add(r, k, "must be a number or a string");
-      continue;
-    }
-    int i = spec_feature_index(s, k);
-    if (i < 0) {
-      report_add(r, k, "unknown field");
-      continue;
-    }
-    if (seen[i / 8] & (1u << (i % 8))) {
-      report_add(r, k, "duplicate field");
-      continue;
-    }
-    seen[i / 8] |= (unsigned char)(1u << (i % 8));
-    if (members)
-      members[i] = m;
-    const struct spec_feature *f = &s->features[i];
-    if (cJSON_IsNull(m)) {
-      if (f->required)
-        report_add(r, k, "is required");
-      continue;
-    }
-    if (f->kind == SPEC_NUMERIC) {
-      check_numeric(f, m, r);
-    } else if (!cJSON_IsString(m)) {
-      report_add(r, k, "must be a string");
-    } else if (f->kind == SPEC_CATEGORICAL && f->n_allowed) {
-      check_allowed(f, m->valuestring, r);
-    }
-  }
-  for (size_t i = 0; i < s->n_features; i++)
-    if (s->features[i].required && !(seen[i / 8] & (1u << (i % 8))))
-      report_add(r, s->features[i].name, "is required");
-  return r->n || r->n_more ? ERR_INVAL : ERR_OK;
-}
-
-cJSON *spec_report_json(const struct spec_report *r)
-{
-  cJSON *o = cJSON_CreateObject();
-  if (!o)
-    return NULL;
-  for (size_t i = 0; i < r->n; i++) {
-    if (cJSON_GetObjectItemCaseSensitive(o, r->e[i].field))
-      continue; /* first message per field wins */
-    if (!cJSON_AddStringToObject(o, r->e[i].field, r->e[i].msg)) {
-      cJSON_Delete(o);
-      return NULL;
-    }
-  }
-  if (r->n_more) {
-    char b[64];
-    snprintf(b, sizeof(b), "%zu more invalid fields not listed", r->n_more);
-    if (!cJSON_AddStringToObject(o, "...", b)) {
-      cJSON_Delete(o);
-      return NULL;
-    }
-  }
-  return o;
 }

@@ -227,4 +227,59 @@ struct dag *dag_set_take(struct dag_set *s, const char *dag_id);
 /* Thread rule: a dag_set is not locked: build it on one thread, then
  * share it read-only (count/at/find) or hand it over whole. */
 
+/* ---- the DAG directory loader ------------------------------------- */
+
+/* A DAG directory as last scanned: one entry per *.yaml / *.yml file (not
+ * hidden, regular, by name).  The one loader of DAG directories: the
+ * scheduler keeps one and rescans it; dag_load_dir scans a fresh one. */
+struct dag_dir;
+
+struct dag_dir_file {
+  char *path;                  /* DIR/NAME */
+  struct dag *good;            /* last version that loaded (the entry's
+                                  reference), or NULL */
+  char *err;                   /* why the file does not load now, or NULL
+                                  (good, if any, is the version kept) */
+  enum err_code err_code;
+  char *dup;                   /* good's dag_id is already defined by an
+                                  earlier file: why this one is ignored */
+  int mark;                    /* the caller's flag, cleared whenever good
+                                  changes (the scheduler: `dag` row written) */
+  int64_t mtime_ns, size;      /* of the YAML at the last load attempt */
+};
+
+enum dag_dir_event {
+  DAG_DIR_LOADED,              /* a new file loaded: f->good */
+  DAG_DIR_RELOADED,            /* a file changed and loaded: f->good */
+  DAG_DIR_BROKEN,              /* a file fails with a new error: f->err
+                                  (f->good is the version kept, or NULL) */
+  DAG_DIR_REMOVED,             /* a file with a good version is gone (f is
+                                  dropped after the call) */
+  DAG_DIR_DUPLICATE            /* a new reason to ignore a file: f->dup */
+};
+typedef void (*dag_dir_event_fn)(void *user, enum dag_dir_event ev,
+                                 const struct dag_dir_file *f);
+
+enum err_code dag_dir_create(const char *dir, struct dag_dir **out,
+                             struct err *e) MLOPSD_WUR;
+void dag_dir_destroy(struct dag_dir *w); /* NULL-safe */
+
+/* Look at the directory again.  A file is loaded again only when the stat
+ * of its YAML or of a source (sql_file) changed or it failed last time; a
+ * file that no longer loads keeps its last good version; a file whose
+ * dag_id an earlier file defines is marked dup.  fn (may be NULL) hears
+ * of every change, in file order, on the calling thread.  *changed (may
+ * be NULL): the good versions changed.  ERR_NOTFOUND / ERR_IO "cannot
+ * open DAG directory DIR: why" (the files as last seen are kept),
+ * ERR_NOMEM (the files that could be handled are). */
+enum err_code dag_dir_scan(struct dag_dir *w, dag_dir_event_fn fn,
+                           void *user, int *changed,
+                           struct err *e) MLOPSD_WUR;
+size_t dag_dir_count(const struct dag_dir *w);
+/* i-th file (by name), NULL past the end.  Only mark may be written. */
+struct dag_dir_file *dag_dir_at(struct dag_dir *w, size_t i);
+
+/* Thread rule: a dag_dir belongs to one thread at a time; the DAGs it
+ * holds are reference counted (dag_ref) and may be shared. */
+
 #endif
