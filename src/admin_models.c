@@ -25,6 +25,7 @@
 #include "mlopsd/cron.h"
 #include "mlopsd/dag.h"
 #include "mlopsd/db.h"
+#include "mlopsd/fsx.h"
 #include "mlopsd/http.h"
 #include "mlopsd/log.h"
 #include "mlopsd/pipeline.h"
@@ -32,6 +33,7 @@
 #include "mlopsd/serving.h"
 
 #define MOD "admin"
+#define RUN_FILE_MAX 65535 /* params.json, metrics.json of one trial */
 
 /* ---- models ----------------------------------------------------------------
  */
@@ -43,7 +45,7 @@ static int model_missing(struct admin *a, struct http_resp *resp,
   struct err e = {0};
   *versions = NULL;
   *nv = 0;
-  if (!registry_name_valid(name)) {
+  if (!fsx_name_valid(name)) {
     admin_fail(resp, 404, "model not found", "'%.128s' is not a model name",
                name);
     return 1;
@@ -383,15 +385,13 @@ static void h_trials(struct admin_call *x)
       for (int f = 0; f < 2; f++) {
         char path[REGISTRY_PATH_MAX + 64];
         snprintf(path, sizeof(path), "%s/%s/%s.json", root, ids[i], files[f]);
-        FILE *fp = fopen(path, "rb");
+        /* a missing, unreadable or oversized file shows as null */
+        char *text = NULL;
+        size_t k = 0;
         cJSON *j = NULL;
-        if (fp) {
-          char buf[65536];
-          size_t k = fread(buf, 1, sizeof(buf) - 1, fp);
-          fclose(fp);
-          buf[k] = '\0';
-          j = cJSON_ParseWithLength(buf, k);
-        }
+        if (fsx_read(path, RUN_FILE_MAX, 0, &text, &k, NULL) == ERR_OK)
+          j = cJSON_ParseWithLength(text, k);
+        free(text);
         cJSON_AddItemToObject(t, files[f], j ? j : cJSON_CreateNull());
       }
       cJSON_AddItemToArray(arr, t);

@@ -17,6 +17,15 @@ void buf_init(struct buf *b, size_t max)
   b->rc = ERR_OK;
 }
 
+void buf_attach(struct buf *b, char *p, size_t len, size_t cap, size_t max)
+{
+  b->p = p;
+  b->len = len;
+  b->cap = cap;
+  b->max = max;
+  b->rc = ERR_OK;
+}
+
 /* Room for more bytes plus the NUL. */
 static enum err_code reserve(struct buf *b, size_t more)
 {

@@ -75,10 +75,10 @@ static int runs_list(int argc, char **argv)
   for (int i = 2; i < argc; i++) {
     int r;
     if ((r = cli_sched_opt(argc, argv, &i, "--limit", &v)) != 0) {
-      if (r < 0 || cli_sched_count(v, 1, CLI_SCHED_LIST_MAX_ROWS, &limit))
+      if (r < 0 || cli_parse_long(v, 1, CLI_SCHED_LIST_MAX_ROWS, &limit))
         return cli_sched_usage("runs", "--limit needs a number 1..1000", v);
     } else if ((r = cli_sched_opt(argc, argv, &i, "--before", &v)) != 0) {
-      if (r < 0 || cli_sched_count(v, 1, 0x7fffffffffffffffL, &before))
+      if (r < 0 || cli_parse_long(v, 1, 0x7fffffffffffffffL, &before))
         return cli_sched_usage("runs", "--before needs a run ID (number)", v);
     } else if (argv[i][0] == '-') {
       return cli_sched_usage("runs", "unknown option", argv[i]);
@@ -206,7 +206,7 @@ static int find_run(const char *W, struct cli_sched_ctx *x, const char *arg,
   if (db_query(x->c, sql, p, 1, runhdr_cb, h, NULL, &e) != ERR_OK)
     return cli_sched_fail(W, e.msg);
   long id;
-  if (!h->found && cli_sched_count(arg, 1, 0x7fffffffffffffffL, &id) == 0) {
+  if (!h->found && cli_parse_long(arg, 1, 0x7fffffffffffffffL, &id) == 0) {
     struct db_val q[1] = {DB_V_INT(id)};
     snprintf(sql, sizeof(sql), "%sid = ?", RUN_SHOW_SQL);
     if (db_query(x->c, sql, q, 1, runhdr_cb, h, NULL, &e) != ERR_OK)
@@ -315,7 +315,7 @@ int cli_logs(int argc, char **argv)
   for (int i = 1; i < argc; i++) {
     int r;
     if ((r = cli_sched_opt(argc, argv, &i, "--try", &v)) != 0) {
-      if (r < 0 || cli_sched_count(v, 1, 1000000, &try_n))
+      if (r < 0 || cli_parse_long(v, 1, 1000000, &try_n))
         return cli_sched_usage("logs", "--try needs an attempt number", v);
     } else if (argv[i][0] == '-') {
       return cli_sched_usage("logs", "unknown option", argv[i]);

@@ -31,6 +31,7 @@
 #include "mlopsd/queue.h"
 #include "mlopsd/sched.h"
 #include "mlopsd/sched_local.h"
+#include "mlopsd/vec.h"
 #include "cli_sched_int.h"
 
 #define LIST_DEFAULT 100
@@ -210,7 +211,7 @@ static int dags_list(int argc, char **argv)
   for (int i = 2; i < argc; i++) {
     int r;
     if ((r = cli_sched_opt(argc, argv, &i, "--limit", &v)) != 0) {
-      if (r < 0 || cli_sched_count(v, 1, CLI_SCHED_LIST_MAX_ROWS, &limit))
+      if (r < 0 || cli_parse_long(v, 1, CLI_SCHED_LIST_MAX_ROWS, &limit))
         return cli_sched_usage("dags", "--limit needs a number 1..1000", v);
     } else if ((r = cli_sched_opt(argc, argv, &i, "--after", &v)) != 0) {
       if (r < 0)
@@ -427,7 +428,7 @@ static int dags_trigger(int argc, char **argv)
         return cli_sched_usage("dags", "--conf needs a JSON object", NULL);
       conf_text = v;
     } else if ((r = cli_sched_opt(argc, argv, &i, "--timeout", &v)) != 0) {
-      if (r < 0 || cli_sched_count(v, 1, 86400 * 30, &timeout_s))
+      if (r < 0 || cli_parse_long(v, 1, 86400 * 30, &timeout_s))
         return cli_sched_usage("dags", "--timeout needs seconds", v);
     } else if (!strcmp(argv[i], "--wait")) {
       wait = 1;
@@ -590,17 +591,10 @@ static int backfill_dates(const struct dag *d, const struct cron_tz *tz,
       free(v);
       return -2;
     }
-    if (cnt == cap) {
-      size_t nc = cap ? cap * 2 : 64;
-      time_t *nv = realloc(v, nc * sizeof(*nv));
-      if (!nv) {
-        free(v);
-        return -1;
-      }
-      v = nv;
-      cap = nc;
+    if (VEC_PUSH(v, cnt, cap, t)) {
+      free(v);
+      return -1;
     }
-    v[cnt++] = t;
   }
   *out = v;
   *n = cnt;
@@ -788,7 +782,7 @@ static int dags_backfill(int argc, char **argv)
         return cli_sched_usage("dags", "--conf needs a JSON object", NULL);
       conf_text = v;
     } else if ((r = cli_sched_opt(argc, argv, &i, "--timeout", &v)) != 0) {
-      if (r < 0 || cli_sched_count(v, 1, 86400 * 30, &timeout_s))
+      if (r < 0 || cli_parse_long(v, 1, 86400 * 30, &timeout_s))
         return cli_sched_usage("dags", "--timeout needs seconds", v);
     } else if (!strcmp(argv[i], "--wait")) {
       wait = 1;

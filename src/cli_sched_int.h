@@ -26,8 +26,6 @@ int cli_sched_usage(const char *what, const char *msg, const char *arg);
  * past it), 0 if argv[*i] is not this option, -1 if VALUE is missing. */
 int cli_sched_opt(int argc, char **argv, int *i, const char *name,
                   const char **val);
-/* A decimal in [min, max] -> 0 and *out, else -1. */
-int cli_sched_count(const char *s, long min, long max, long *out);
 
 /* What a command opens: config, time zone, one connection. */
 struct cli_sched_ctx {

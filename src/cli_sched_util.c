@@ -1,7 +1,6 @@
 /* cli_sched_util.c - helpers of the scheduler's command line
  * (cli_sched_int.h).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 
 #include "mlopsd/cli.h"
 #include "mlopsd/sched.h"
+#include "mlopsd/vec.h"
 #include "cli_sched_int.h"
 
 int cli_sched_fail(const char *what, const char *msg)
@@ -48,17 +48,6 @@ int cli_sched_opt(int argc, char **argv, int *i, const char *name,
     return -1;
   *val = argv[++*i];
   return 1;
-}
-
-int cli_sched_count(const char *s, long min, long max, long *out)
-{
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < min || v > max)
-    return -1;
-  *out = v;
-  return 0;
 }
 
 void cli_sched_close(struct cli_sched_ctx *x)
@@ -139,14 +128,8 @@ struct dag_set *cli_sched_load_dags(const char *what, const struct cfg *c,
 int cli_sched_tistate_cb(void *user, const struct db_row *row)
 {
   struct cli_sched_tistates *t = user;
-  if (t->n == t->cap) {
-    size_t nc = t->cap ? t->cap * 2 : 16;
-    struct cli_sched_tistate *nv = realloc(t->v, nc * sizeof(*nv));
-    if (!nv)
-      return 1;
-    t->v = nv;
-    t->cap = nc;
-  }
+  if (VEC_RESERVE(t->v, t->cap, t->n + 1))
+    return 1;
   const char *s;
   struct cli_sched_tistate *x = &t->v[t->n++];
   snprintf(x->task, sizeof(x->task), "%s",

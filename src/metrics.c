@@ -25,7 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "mlopsd/vec.h"
+#include "mlopsd/buf.h"
 
 const double metrics_ms_buckets[METRICS_MS_NBUCKETS] = {
     0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000};
@@ -98,116 +98,63 @@ static bool name_ok(const char *s, bool colon)
   return true;
 }
 
-/* Growable string used for both label bodies and rendering. */
-struct sbuf {
-  char **p;
-  size_t *len, *cap;
-  bool oom;
-};
-
-static bool sb_reserve(struct sbuf *b, size_t more)
-{
-  if (b->oom)
-    return false;
-  /* +1: keep room for the NUL */
-  if (VEC_RESERVE(*b->p, *b->cap, *b->len + more + 1)) {
-    b->oom = true;
-    return false;
-  }
-  return true;
-}
-
-static void sb_put(struct sbuf *b, const char *s, size_t n)
-{
-  if (!sb_reserve(b, n))
-    return;
-  memcpy(*b->p + *b->len, s, n);
-  *b->len += n;
-  (*b->p)[*b->len] = '\0';
-}
-
-static void sb_str(struct sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) MLOPSD_PRINTF(2, 3);
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-  char tmp[128];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    return;
-  if ((size_t)n < sizeof(tmp)) {
-    sb_put(b, tmp, (size_t)n);
-    return;
-  }
-  if (!sb_reserve(b, (size_t)n))
-    return;
-  va_start(ap, fmt);
-  vsnprintf(*b->p + *b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  *b->len += (size_t)n;
-}
+/* Label bodies and the rendering are built in a struct buf (buf.h); out
+ * of memory is sticky and checked once at the end. */
 
 /* Label values escape backslash, quote and newline; help text only
  * backslash and newline (the exposition format's rules). */
-static void sb_escaped(struct sbuf *b, const char *s, bool quote)
+static void add_escaped(struct buf *b, const char *s, bool quote)
 {
   for (; *s; s++) {
     if (*s == '\\')
-      sb_put(b, "\\\\", 2);
+      buf_add(b, "\\\\", 2);
     else if (*s == '\n')
-      sb_put(b, "\\n", 2);
+      buf_add(b, "\\n", 2);
     else if (quote && *s == '"')
-      sb_put(b, "\\\"", 2);
+      buf_add(b, "\\\"", 2);
     else
-      sb_put(b, s, 1);
+      buf_add(b, s, 1);
   }
 }
 
 /* Prometheus floats: shortest text that round-trips for the usual values,
  * and the spellings +Inf, -Inf, NaN. */
-static void sb_double(struct sbuf *b, double v)
+static void add_double(struct buf *b, double v)
 {
   if (isnan(v))
-    sb_str(b, "NaN");
+    buf_adds(b, "NaN");
   else if (isinf(v))
-    sb_str(b, v > 0 ? "+Inf" : "-Inf");
+    buf_adds(b, v > 0 ? "+Inf" : "-Inf");
   else
-    sb_printf(b, "%.15g", v);
+    buf_addf(b, "%.15g", v);
 }
 
 static enum err_code labels_build(const char *const *labels, char **out,
                                   struct err *e)
 {
-  char *p = NULL;
-  size_t len = 0, cap = 0;
-  struct sbuf b = {&p, &len, &cap, false};
-  if (sb_reserve(&b, 0))
-    p[0] = '\0';
+  struct buf b = BUF_INIT(BUF_NO_MAX);
+  buf_add(&b, "", 0); /* no labels: "" */
   for (size_t i = 0; labels && labels[i]; i += 2) {
     const char *k = labels[i], *v = labels[i + 1];
     if (!v) {
-      free(p);
+      buf_free(&b);
       return err_set(e, ERR_INVAL, "metrics: label %s has no value", k);
     }
     if (!name_ok(k, false) || strcmp(k, "le") == 0 || strncmp(k, "__", 2) == 0) {
-      free(p);
+      buf_free(&b);
       return err_set(e, ERR_INVAL, "metrics: bad label name '%s'", k);
     }
     if (i > 0)
-      sb_put(&b, ",", 1);
-    sb_str(&b, k);
-    sb_put(&b, "=\"", 2);
-    sb_escaped(&b, v, true);
-    sb_put(&b, "\"", 1);
+      buf_add(&b, ",", 1);
+    buf_adds(&b, k);
+    buf_add(&b, "=\"", 2);
+    add_escaped(&b, v, true);
+    buf_add(&b, "\"", 1);
   }
-  if (b.oom) {
-    free(p);
+  if (buf_error(&b) || !(*out = buf_take(&b, NULL))) {
+    buf_free(&b);
     return err_set(e, ERR_NOMEM, "metrics: out of memory for labels");
   }
-  *out = p;
   return ERR_OK;
 }
 
@@ -536,26 +483,26 @@ double metrics_hist_sum(const struct metrics_hist *h)
 
 /* ---- rendering ------------------------------------------------------- */
 
-static void series_name(struct sbuf *b, const char *name, const char *suffix,
+static void series_name(struct buf *b, const char *name, const char *suffix,
                         const char *labels, const char *extra)
 {
-  sb_str(b, name);
-  sb_str(b, suffix);
+  buf_adds(b, name);
+  buf_adds(b, suffix);
   if (*labels || extra) {
-    sb_put(b, "{", 1);
-    sb_str(b, labels);
+    buf_add(b, "{", 1);
+    buf_adds(b, labels);
     if (extra) {
       if (*labels)
-        sb_put(b, ",", 1);
-      sb_str(b, extra);
+        buf_add(b, ",", 1);
+      buf_adds(b, extra);
     }
-    sb_put(b, "}", 1);
+    buf_add(b, "}", 1);
   }
-  sb_put(b, " ", 1);
+  buf_add(b, " ", 1);
 }
 
 /* Returns false if the series is to be left out. */
-static bool render_series(struct sbuf *b, struct family *f, struct series *s,
+static bool render_series(struct buf *b, struct family *f, struct series *s,
                           bool dry)
 {
   switch (f->type) {
@@ -565,7 +512,7 @@ static bool render_series(struct sbuf *b, struct family *f, struct series *s,
       return false;
     if (!dry) {
       series_name(b, f->name, "", s->labels, NULL);
-      sb_printf(b, "%llu\n", (unsigned long long)v);
+      buf_addf(b, "%llu\n", (unsigned long long)v);
     }
     return true;
   }
@@ -585,8 +532,8 @@ static bool render_series(struct sbuf *b, struct family *f, struct series *s,
       return false;
     if (!dry) {
       series_name(b, f->name, "", s->labels, NULL);
-      sb_double(b, v);
-      sb_put(b, "\n", 1);
+      add_double(b, v);
+      buf_add(b, "\n", 1);
     }
     return true;
   }
@@ -610,13 +557,13 @@ static bool render_series(struct sbuf *b, struct family *f, struct series *s,
       else
         snprintf(le, sizeof(le), "le=\"+Inf\"");
       series_name(b, f->name, "_bucket", s->labels, le);
-      sb_printf(b, "%llu\n", (unsigned long long)cum);
+      buf_addf(b, "%llu\n", (unsigned long long)cum);
     }
     series_name(b, f->name, "_sum", s->labels, NULL);
-    sb_double(b, metrics_hist_sum(h));
-    sb_put(b, "\n", 1);
+    add_double(b, metrics_hist_sum(h));
+    buf_add(b, "\n", 1);
     series_name(b, f->name, "_count", s->labels, NULL);
-    sb_printf(b, "%llu\n", (unsigned long long)total);
+    buf_addf(b, "%llu\n", (unsigned long long)total);
     return true;
   }
   }
@@ -626,30 +573,33 @@ static bool render_series(struct sbuf *b, struct family *f, struct series *s,
 enum err_code metrics_render(struct metrics *m, char **buf, size_t *len,
                              size_t *cap, struct err *e)
 {
-  struct sbuf b = {buf, len, cap, false};
-  if (sb_reserve(&b, 0))
-    (*buf)[*len] = '\0';
+  struct buf b;
+  buf_attach(&b, *buf, *len, *cap, BUF_NO_MAX);
+  buf_add(&b, "", 0); /* NUL-terminated even when nothing is rendered */
   pthread_mutex_lock(&m->mu);
-  for (struct family *f = m->head; f && !b.oom; f = f->next) {
+  for (struct family *f = m->head; f && !buf_error(&b); f = f->next) {
     bool any = false;
     for (struct series *s = f->head; s && !any; s = s->next)
       any = render_series(&b, f, s, true);
     if (!any)
       continue;
-    sb_str(&b, "# HELP ");
-    sb_str(&b, f->name);
-    sb_put(&b, " ", 1);
-    sb_escaped(&b, f->help, false);
-    sb_str(&b, "\n# TYPE ");
-    sb_str(&b, f->name);
-    sb_put(&b, " ", 1);
-    sb_str(&b, type_name(f->type));
-    sb_put(&b, "\n", 1);
+    buf_adds(&b, "# HELP ");
+    buf_adds(&b, f->name);
+    buf_add(&b, " ", 1);
+    add_escaped(&b, f->help, false);
+    buf_adds(&b, "\n# TYPE ");
+    buf_adds(&b, f->name);
+    buf_add(&b, " ", 1);
+    buf_adds(&b, type_name(f->type));
+    buf_add(&b, "\n", 1);
     for (struct series *s = f->head; s; s = s->next)
       render_series(&b, f, s, false);
   }
   pthread_mutex_unlock(&m->mu);
-  if (b.oom)
+  *buf = b.p;
+  *len = b.len;
+  *cap = b.cap;
+  if (buf_error(&b))
     return err_set(e, ERR_NOMEM, "metrics: out of memory while rendering");
   return ERR_OK;
 }

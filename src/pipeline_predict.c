@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mlopsd/buf.h"
 #include "mlopsd/model.h"
 #include "mlopsd/pipeline.h"
 #include "mlopsd/predict.h"
@@ -75,50 +76,12 @@ enum err_code pipeline_served_load(struct registry *reg,
 
 /* ---- a small JSON text builder ------------------------------------------ */
 
-struct sb {
-  char *p;
-  size_t n, cap;
-  int oom;
-};
-
-static void sb_put(struct sb *b, const char *s, size_t n)
-{
-  if (b->oom)
-    return;
-  if (b->n + n + 1 > b->cap) {
-    size_t nc = b->cap ? b->cap : 256;
-    while (nc < b->n + n + 1)
-      nc *= 2;
-    char *q = realloc(b->p, nc);
-    if (!q) {
-      b->oom = 1;
-      return;
-    }
-    b->p = q;
-    b->cap = nc;
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = '\0';
-}
-
-#define SB_LIT(b, lit) sb_put((b), (lit), sizeof(lit) - 1)
-
-static void sb_printf(struct sb *b, const char *fmt, ...) MLOPSD_PRINTF(2, 3);
-static void sb_printf(struct sb *b, const char *fmt, ...)
-{
-  char buf[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    return;
-  sb_put(b, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
-}
+/* Text goes into a struct buf (buf.h): out of memory is sticky and
+ * checked once at the end. */
+#define SB_LIT(b, lit) buf_add((b), (lit), sizeof(lit) - 1)
 
 /* A JSON string as the HTTP layer writes it (http_resp_json_str). */
-static void sb_str(struct sb *b, const char *s)
+static void add_jstr(struct buf *b, const char *s)
 {
   static const char hex[] = "0123456789abcdef";
   if (!s) {
@@ -130,7 +93,7 @@ static void sb_str(struct sb *b, const char *s)
     unsigned char c = *p;
     if (c == '"' || c == '\\') {
       char t[2] = {'\\', (char)c};
-      sb_put(b, t, 2);
+      buf_add(b, t, 2);
     } else if (c == '\n') {
       SB_LIT(b, "\\n");
     } else if (c == '\t') {
@@ -139,34 +102,32 @@ static void sb_str(struct sb *b, const char *s)
       SB_LIT(b, "\\r");
     } else if (c < 0x20) {
       char t[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-      sb_put(b, t, 6);
+      buf_add(b, t, 6);
     } else {
-      sb_put(b, (const char *)p, 1);
+      buf_add(b, (const char *)p, 1);
     }
   }
   SB_LIT(b, "\"");
 }
 
 /* {"error": msg}, as http_resp_error. */
-static void sb_error(struct sb *b, const char *fmt, ...) MLOPSD_PRINTF(2, 3);
-static void sb_error(struct sb *b, const char *fmt, ...)
+static void set_error(struct buf *b, const char *fmt, ...) MLOPSD_PRINTF(2, 3);
+static void set_error(struct buf *b, const char *fmt, ...)
 {
   char msg[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  b->n = 0;
-  if (b->p)
-    b->p[0] = '\0';
+  buf_reset(b);
   SB_LIT(b, "{\"error\":");
-  sb_str(b, msg);
+  add_jstr(b, msg);
   SB_LIT(b, "}");
 }
 
 /* The 400 "invalid input" body, one field at a time (predict.c's
  * add_field/end_fields). */
-static void add_field(struct sb *b, size_t *nf, size_t *more,
+static void add_field(struct buf *b, size_t *nf, size_t *more,
                       const char *prefix, size_t index, int batch,
                       const char *field, const char *msg)
 {
@@ -184,34 +145,34 @@ static void add_field(struct sb *b, size_t *nf, size_t *more,
     SB_LIT(b, "{\"error\":\"invalid input\",\"fields\":{");
   else
     SB_LIT(b, ",");
-  sb_str(b, name);
+  add_jstr(b, name);
   SB_LIT(b, ":");
-  sb_str(b, msg);
+  add_jstr(b, msg);
   (*nf)++;
 }
 
-static void end_fields(struct sb *b, size_t more)
+static void end_fields(struct buf *b, size_t more)
 {
   if (more)
-    sb_printf(b, ",\"...\":\"%zu more invalid fields not listed\"", more);
+    buf_addf(b, ",\"...\":\"%zu more invalid fields not listed\"", more);
   SB_LIT(b, "}}");
 }
 
 /* ---- answering ---------------------------------------------------------- */
 
-static void customer_id(struct sb *b, const struct spec *sp,
+static void customer_id(struct buf *b, const struct spec *sp,
                         const cJSON *item)
 {
   const char *key = sp->source.key ? sp->source.key : "customer_id";
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, key);
   if (cJSON_IsString(v)) {
-    sb_str(b, v->valuestring);
+    add_jstr(b, v->valuestring);
   } else if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
     double d = v->valuedouble;
     if (d == floor(d) && fabs(d) < 9007199254740992.0)
-      sb_printf(b, "%lld", (long long)d);
+      buf_addf(b, "%lld", (long long)d);
     else
-      sb_printf(b, "%.17g", d);
+      buf_addf(b, "%.17g", d);
   } else {
     SB_LIT(b, "null");
   }
@@ -222,7 +183,7 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
                                     int *status, char **answer,
                                     char **rows_out, struct err *e)
 {
-  struct sb b = {0};
+  struct buf b = BUF_INIT(BUF_NO_MAX);
   struct reqjson_span *spans = NULL;
   cJSON *root = NULL;
   const cJSON **items = NULL;
@@ -245,7 +206,7 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
                       body[ws] == '\r' || body[ws] == '\t'))
     ws++;
   if (ws == len) {
-    sb_error(&b, "empty request body: send {\"data\": {...}} or "
+    set_error(&b, "empty request body: send {\"data\": {...}} or "
                  "{\"data\": [{...}, ...]}");
     goto done;
   }
@@ -256,9 +217,9 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
   struct reqjson_scan sc = {.items = spans, .items_cap = PREDICT_MAX_BATCH + 1};
   if (reqjson_scan(body, len, &sc) != 0) {
     if (strcmp(sc.err, "invalid UTF-8") == 0)
-      sb_error(&b, "request body is not valid UTF-8 (byte %zu)", sc.err_pos);
+      set_error(&b, "request body is not valid UTF-8 (byte %zu)", sc.err_pos);
     else
-      sb_error(&b, "malformed JSON: %s at line %d, column %d (byte %zu)",
+      set_error(&b, "malformed JSON: %s at line %d, column %d (byte %zu)",
                sc.err, sc.err_line, sc.err_col, sc.err_pos);
     goto done;
   }
@@ -266,7 +227,7 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
   if (!root)
     goto oom;
   if (!cJSON_IsObject(root)) {
-    sb_error(&b, "request body must be a JSON object {\"data\": ...}");
+    set_error(&b, "request body must be a JSON object {\"data\": ...}");
     goto done;
   }
   int n_data = 0;
@@ -330,7 +291,7 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
     struct err te = {0};
     if (prep_transform_json(prep, items[i], rows + i * nfeat, &te) !=
         ERR_OK) {
-      b.n = 0;
+      buf_reset(&b);
       add_field(&b, &nf, &more, "data", i, batch, "", te.msg);
       end_fields(&b, more);
       goto done;
@@ -341,16 +302,16 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
     goto out;
   }
   if (rows_out) {
-    struct sb r = {0};
+    struct buf r = BUF_INIT(BUF_NO_MAX);
     SB_LIT(&r, "{\"columns\":[");
     for (size_t j = 0; j < nfeat; j++) {
       if (j)
         SB_LIT(&r, ",");
-      sb_str(&r, prep_output_name(prep, j));
+      add_jstr(&r, prep_output_name(prep, j));
     }
     SB_LIT(&r, "],\"rows\":[");
     for (size_t i = 0; i < n; i++) {
-      sb_put(&r, i ? ",[" : "[", i ? 2u : 1u);
+      buf_add(&r, i ? ",[" : "[", i ? 2u : 1u);
       for (size_t j = 0; j < nfeat; j++) {
         float v = rows[i * nfeat + j];
         if (j)
@@ -358,23 +319,22 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
         if (isnan(v))
           SB_LIT(&r, "null");
         else
-          sb_printf(&r, "%.9g", (double)v);
+          buf_addf(&r, "%.9g", (double)v);
       }
       SB_LIT(&r, "]");
     }
     SB_LIT(&r, "],\"outputs\":[");
     for (size_t i = 0; i < n; i++) {
-      sb_put(&r, i ? ",[" : "[", i ? 2u : 1u);
+      buf_add(&r, i ? ",[" : "[", i ? 2u : 1u);
       for (size_t k = 0; k < out_dim; k++)
-        sb_printf(&r, "%s%.9g", k ? "," : "", (double)out[i * out_dim + k]);
+        buf_addf(&r, "%s%.9g", k ? "," : "", (double)out[i * out_dim + k]);
       SB_LIT(&r, "]");
     }
     SB_LIT(&r, "]}");
-    if (r.oom) {
-      free(r.p);
+    if (buf_error(&r) || !(*rows_out = buf_take(&r, NULL))) {
+      buf_free(&r);
       goto oom;
     }
-    *rows_out = r.p;
   }
   size_t vlen;
   const char *vjson = serving_model_version_json(sm, &vlen);
@@ -390,23 +350,21 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
     customer_id(&b, sp, items[i]);
     if (label) {
       SB_LIT(&b, ",\"predict\":");
-      sb_str(&b, label);
-      sb_printf(&b, ",\"confidence\":%.9g", conf);
+      add_jstr(&b, label);
+      buf_addf(&b, ",\"confidence\":%.9g", conf);
     } else {
-      sb_printf(&b, ",\"predict\":%.9g,\"confidence\":null", value);
+      buf_addf(&b, ",\"predict\":%.9g,\"confidence\":null", value);
     }
     SB_LIT(&b, ",\"model_version\":");
-    sb_put(&b, vjson, vlen);
+    buf_add(&b, vjson, vlen);
     SB_LIT(&b, "}");
   }
   if (batch)
     SB_LIT(&b, "]");
   *status = 200;
 done:
-  if (b.oom)
+  if (buf_error(&b) || !(*answer = buf_take(&b, NULL)))
     goto oom;
-  *answer = b.p;
-  b.p = NULL;
   goto out;
 oom:
   rc = err_set(e, ERR_NOMEM, "out of memory answering a prediction");
@@ -415,7 +373,7 @@ out:
     free(*rows_out);
     *rows_out = NULL;
   }
-  free(b.p);
+  buf_free(&b);
   free(spans);
   free(rep);
   free(items);

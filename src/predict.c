@@ -30,6 +30,7 @@
 #include "mlopsd/reqjson.h"
 #include "mlopsd/serving.h"
 #include "mlopsd/spec.h"
+#include "mlopsd/vec.h"
 
 #define MOD "predict"
 #define CID_TEXT 32
@@ -182,35 +183,18 @@ static struct scratch *scratch_get(void)
   return s;
 }
 
-static int sgrow(void **p, size_t *cap, size_t need, size_t elem)
-{
-  if (need <= *cap)
-    return 0;
-  size_t nc = *cap ? *cap : 16;
-  while (nc < need)
-    nc *= 2;
-  void *q = realloc(*p, nc * elem);
-  if (!q)
-    return -1;
-  *p = q;
-  *cap = nc;
-  return 0;
-}
-
 /* Size the buffers for n items of model m. */
 static int scratch_fit(struct scratch *s, size_t n, size_t nfeat,
                        size_t out_dim, size_t n_inputs)
 {
-  return sgrow((void **)&s->byf, &s->byf_cap, n * n_inputs + 1,
-               sizeof(*s->byf)) ||
-         sgrow((void **)&s->rows, &s->rows_cap, n * nfeat, sizeof(float)) ||
-         sgrow((void **)&s->out, &s->out_cap, n * out_dim, sizeof(float)) ||
-         sgrow((void **)&s->lrows, &s->lrows_cap, n, sizeof(*s->lrows)) ||
-         sgrow((void **)&s->cid, &s->cid_cap, n, sizeof(*s->cid)) ||
-         sgrow((void **)&s->items, &s->items_cap, n, sizeof(*s->items)) ||
-         sgrow((void **)&s->cls, &s->cls_cap, n, sizeof(*s->cls)) ||
-         sgrow((void **)&s->printed, &s->printed_cap, n,
-               sizeof(*s->printed));
+  return VEC_RESERVE(s->byf, s->byf_cap, n * n_inputs + 1) ||
+         VEC_RESERVE(s->rows, s->rows_cap, n * nfeat) ||
+         VEC_RESERVE(s->out, s->out_cap, n * out_dim) ||
+         VEC_RESERVE(s->lrows, s->lrows_cap, n) ||
+         VEC_RESERVE(s->cid, s->cid_cap, n) ||
+         VEC_RESERVE(s->items, s->items_cap, n) ||
+         VEC_RESERVE(s->cls, s->cls_cap, n) ||
+         VEC_RESERVE(s->printed, s->printed_cap, n);
 }
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -396,8 +380,7 @@ static void do_predict(struct predict *p, struct http_req *req,
     goto out;
   }
   if (!s->spans &&
-      sgrow((void **)&s->spans, &s->spans_cap, p->max_batch + 1,
-            sizeof(*s->spans))) {
+      VEC_RESERVE(s->spans, s->spans_cap, p->max_batch + 1)) {
     reject(p, R_INTERNAL);
     http_resp_error(resp, 500, "out of memory");
     goto out;

@@ -57,8 +57,6 @@ struct registry_draft {
 
 /* ---- names and paths -------------------------------------------------- */
 
-int registry_name_valid(const char *s) { return fsx_name_valid(s); }
-
 MLOPSD_PRINTF(4, 5)
 static enum err_code fmt_path(char *buf, size_t cap, struct err *e,
                               const char *fmt, ...)

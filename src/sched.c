@@ -44,6 +44,7 @@
 #include "mlopsd/log.h"
 #include "mlopsd/metrics.h"
 #include "mlopsd/queue.h"
+#include "mlopsd/vec.h"
 #include "sched_int.h"
 #include "sched_loop_int.h"
 
@@ -288,15 +289,9 @@ struct paused_set {
 static int paused_cb(void *user, const struct db_row *row)
 {
   struct paused_set *p = user;
-  if (p->n == p->cap) {
-    size_t nc = p->cap ? p->cap * 2 : 16;
-    char **nv = realloc(p->v, nc * sizeof(*nv));
-    if (!nv) {
-      p->oom = 1;
-      return 1;
-    }
-    p->v = nv;
-    p->cap = nc;
+  if (VEC_RESERVE(p->v, p->cap, p->n + 1)) {
+    p->oom = 1;
+    return 1;
   }
   const char *id = db_row_str(row, 0, NULL);
   if (!(p->v[p->n] = strdup(id ? id : ""))) {
@@ -663,18 +658,10 @@ void sched_idlist_free(struct idlist *l)
 int sched_idlist_cb(void *user, const struct db_row *row)
 {
   struct idlist *l = user;
-  if (l->n == l->cap) {
-    size_t nc = l->cap ? l->cap * 2 : 16;
-    int64_t *ni = realloc(l->id, nc * sizeof(*ni));
-    if (ni)
-      l->id = ni;
-    char **ns = ni ? realloc(l->str, nc * sizeof(*ns)) : NULL;
-    if (!ns) {
-      l->oom = 1;
-      return 1;
-    }
-    l->str = ns;
-    l->cap = nc;
+  if (VEC_RESERVE(l->id, l->cap, l->n + 1) ||
+      VEC_RESERVE(l->str, l->scap, l->n + 1)) {
+    l->oom = 1;
+    return 1;
   }
   const char *t = db_row_str(row, 1, NULL);
   l->id[l->n] = db_row_i64(row, 0);

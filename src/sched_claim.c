@@ -16,6 +16,7 @@
 
 #include "mlopsd/log.h"
 #include "mlopsd/queue.h"
+#include "mlopsd/vec.h"
 #include "sched_int.h"
 #include "sched_loop_int.h"
 
@@ -373,14 +374,8 @@ struct orphans {
 static int orphan_cb(void *user, const struct db_row *row)
 {
   struct orphans *o = user;
-  if (o->n == o->cap) {
-    size_t nc = o->cap ? o->cap * 2 : 16;
-    struct orphan *nv = realloc(o->v, nc * sizeof(*nv));
-    if (!nv)
-      return 1;
-    o->v = nv;
-    o->cap = nc;
-  }
+  if (VEC_RESERVE(o->v, o->cap, o->n + 1))
+    return 1;
   struct orphan *r = &o->v[o->n++];
   const char *s;
   r->id = db_row_i64(row, 0);
@@ -613,14 +608,8 @@ struct runrows {
 static int runrow_cb(void *user, const struct db_row *row)
 {
   struct runrows *o = user;
-  if (o->n == o->cap) {
-    size_t nc = o->cap ? o->cap * 2 : 16;
-    struct runrow *nv = realloc(o->v, nc * sizeof(*nv));
-    if (!nv)
-      return 1;
-    o->v = nv;
-    o->cap = nc;
-  }
+  if (VEC_RESERVE(o->v, o->cap, o->n + 1))
+    return 1;
   struct runrow *r = &o->v[o->n++];
   const char *s;
   snprintf(r->run_id, sizeof(r->run_id), "%s",

@@ -85,7 +85,7 @@ struct runinfo {
 struct idlist {
   int64_t *id;
   char **str;
-  size_t n, cap;
+  size_t n, cap, scap; /* cap: of id, scap: of str */
   int oom;
 };
 

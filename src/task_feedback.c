@@ -28,6 +28,7 @@
 #include "mlopsd/db.h"
 #include "mlopsd/registry.h"
 #include "mlopsd/task.h"
+#include "mlopsd/vec.h"
 #include "monitor_int.h"
 #include "task_model_int.h"
 
@@ -102,15 +103,9 @@ static struct group *group_of(struct acc *a, int version, const char *day)
       a->last = i;
       return &a->g[i];
     }
-  if (a->n == a->cap) {
-    size_t nc = a->cap ? a->cap * 2 : 16;
-    struct group *ng = realloc(a->g, nc * sizeof(*ng));
-    if (!ng) {
-      a->oom = 1;
-      return NULL;
-    }
-    a->g = ng;
-    a->cap = nc;
+  if (VEC_RESERVE(a->g, a->cap, a->n + 1)) {
+    a->oom = 1;
+    return NULL;
   }
   struct group *g = &a->g[a->n];
   memset(g, 0, sizeof(*g));

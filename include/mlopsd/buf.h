@@ -37,6 +37,14 @@ struct buf {
 
 /* An empty buffer that holds at most max bytes.  Allocates nothing. */
 void buf_init(struct buf *b, size_t max);
+/* The same as an initialiser: struct buf b = BUF_INIT(1 << 20); */
+#define BUF_INIT(max) {NULL, 0, 0, (max), ERR_OK}
+
+/* Build on an existing allocation: p (malloc'd, cap bytes, may be NULL
+ * with cap 0) holding len bytes of content is taken over, adds append
+ * after it.  For callers that keep their buffer as a (p, len, cap) triple
+ * between uses; read the fields back when done. */
+void buf_attach(struct buf *b, char *p, size_t len, size_t cap, size_t max);
 
 /* Append n bytes of data.  Errors (sticky, nothing appended): ERR_FULL
  * (len would pass max), ERR_NOMEM. */

@@ -51,10 +51,6 @@ MLOPSD_WUR enum err_code registry_open(const char *root,
 void registry_close(struct registry *r); /* NULL-safe */
 const char *registry_root(const struct registry *r); /* borrowed */
 
-/* 1 if s is a valid model / alias / run id / file name: fsx_name_valid,
- * the one name check (fsx.h). */
-int registry_name_valid(const char *s);
-
 /* Start a new version of model name: creates NAME/tmp/draft-XXXXXX and
  * removes stale drafts of killed writers.  Write the version's files with
  * registry_draft_path().  Errors: ERR_INVAL (bad name), ERR_IO, ERR_NOMEM. */

@@ -34,9 +34,12 @@
 MLOPSD_WUR int vec_reserve_(void *pp, size_t *cap, size_t need, size_t elem);
 
 /* VEC_RESERVE(p, cap, need): p is a T * lvalue, cap a size_t lvalue.
- * 0 or -1 as vec_reserve_. */
+ * 0 or -1 as vec_reserve_.  The check that there is room already is
+ * inline, so a reserve on a hot path that rarely grows costs a compare.
+ * The arguments may be evaluated more than once. */
 #define VEC_RESERVE(p, cap, need)                                           \
-  vec_reserve_(&(p), &(cap), (need), sizeof(*(p)))
+  ((size_t)(need) <= (cap) ? 0                                              \
+                           : vec_reserve_(&(p), &(cap), (need), sizeof(*(p))))
 
 /* VEC_PUSH(p, n, cap, v): append v at p[n] and count it in n (size_t).
  * 0, or -1 (nothing appended, p unchanged). */

@@ -80,10 +80,31 @@ TEST(take_hands_over)
   free(s);
 }
 
+/* A (p, len, cap) triple kept between uses, as metrics_render's. */
+TEST(attach_appends)
+{
+  char *p = malloc(8);
+  REQUIRE(p != NULL);
+  memcpy(p, "abc", 3);
+  struct buf b;
+  buf_attach(&b, p, 3, 8, 10);
+  CHECK_EQ_INT(buf_adds(&b, "defg"), ERR_OK); /* 7 + NUL fits in 8 */
+  CHECK(b.p == p);
+  CHECK_EQ_INT(buf_adds(&b, "hij"), ERR_OK); /* grows; 10 = max */
+  CHECK_EQ_STR(buf_str(&b), "abcdefghij");
+  CHECK_EQ_INT(buf_add(&b, "k", 1), ERR_FULL);
+  buf_free(&b);
+  buf_attach(&b, NULL, 0, 0, BUF_NO_MAX);
+  CHECK_EQ_INT(buf_add(&b, "", 0), ERR_OK); /* allocates, terminates */
+  CHECK(b.p != NULL && b.p[0] == '\0' && b.len == 0);
+  buf_free(&b);
+}
+
 int main(void)
 {
   RUN(add_and_format);
   RUN(cap_is_exact_and_sticky);
   RUN(take_hands_over);
+  RUN(attach_appends);
   return check_done();
 }

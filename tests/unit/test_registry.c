@@ -4,6 +4,7 @@
  * corrupt meta.json, aliases and their change stamps. */
 /* check: tsan */
 #include "check.h"
+#include "mlopsd/fsx.h"
 #include "mlopsd/registry.h"
 
 #include <dirent.h>
@@ -444,7 +445,7 @@ TEST(escaping_names_rejected)
                        "-x", "x/", "/abs", "a b", "a\\b", longname};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     struct registry_draft *d = NULL;
-    CHECK(!registry_name_valid(bad[i]));
+    CHECK(!fsx_name_valid(bad[i]));
     CHECK_EQ_INT(registry_version_begin(r, bad[i], &d, &e), ERR_INVAL);
     CHECK(d == NULL);
     int *vs;
@@ -464,9 +465,9 @@ TEST(escaping_names_rejected)
   }
   memset(longname, 'a', 128);
   longname[128] = '\0';
-  CHECK(registry_name_valid(longname));
-  CHECK(registry_name_valid("credit_score_classification"));
-  CHECK(registry_name_valid("v1.2-rc_3"));
+  CHECK(fsx_name_valid(longname));
+  CHECK(fsx_name_valid("credit_score_classification"));
+  CHECK(fsx_name_valid("v1.2-rc_3"));
   char p[4096];
   CHECK_EQ_INT(registry_path(r, "m", 0, NULL, p, sizeof(p), &e), ERR_INVAL);
   CHECK_EQ_INT(registry_path(r, "m", -3, "meta.json", p, sizeof(p), &e),
