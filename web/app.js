@@ -122,6 +122,13 @@
       text: full.slice(0, n - tail - 1) + '…' + full.slice(-tail) });
   }
 
+  /* A long id shown whole, broken anywhere over lines (where the
+   * distinguishing part is in the middle, like a DAG run's date). */
+  function wrapId(id) {
+    return h('span', { class: 'mono wrap-id', 'data-full': String(id),
+      text: String(id) });
+  }
+
   function fmtParam(v) {
     if (v === null || v === undefined) return '—';
     return typeof v === 'object' ? JSON.stringify(v) : String(v);
@@ -316,7 +323,7 @@
     const max = maxTicks || 6;
     if (!(t1 > t0)) return [{ v: t0, label: fmtClock(t0, true) }];
     const span = t1 - t0;
-    const step = TIME_STEPS.find((st) => span / st <= max - 1) ||
+    const step = TIME_STEPS.find((st) => span / st <= max) ||
       TIME_STEPS[TIME_STEPS.length - 1];
     /* align to the local zone (minutes east of UTC) for steps above a minute */
     const off = -new Date(t0).getTimezoneOffset() * 60000;
@@ -324,21 +331,15 @@
     const vals = [];
     for (; v <= t1 + 1e-6 && vals.length < 100; v += step) vals.push(v);
     if (!vals.length) vals.push(t0);
-    let prevDay = null;
+    if (step >= 86400000) return vals.map((x) => ({ v: x, label: fmtDay(x) }));
+    const clock = vals.map((x) => fmtClock(x, step < 60000));
     const multiDay = dayKey(t0) !== dayKey(t1);
-    const ticks = vals.map((x, i) => {
-      let label;
-      if (step >= 86400000) label = fmtDay(x);
-      else {
-        label = fmtClock(x, step < 60000);
-        /* a tick on another day than the one before says which day */
-        if (multiDay && (i === 0 || dayKey(x) !== prevDay))
-          label = fmtDay(x) + ' ' + label;
-      }
-      prevDay = dayKey(x);
-      return { v: x, label };
-    });
-    return ticks;
+    /* over several days: the first tick of each day says which day, and
+     * every tick does when a clock time comes back on another day */
+    const allDays = multiDay && new Set(clock).size < clock.length;
+    return vals.map((x, i) => ({ v: x, label: multiDay && (allDays || i === 0 ||
+      dayKey(x) !== dayKey(vals[i - 1])) ? fmtDay(x) + ' ' + clock[i]
+      : clock[i] }));
   }
 
   /* Round numbers for a value axis: [lo, hi] widened to multiples of a
@@ -887,7 +888,7 @@
           : null,
         h('td', { class: 'params-cell' }, paramsCell(v.params)),
         h('td', { class: 'small lineage' },
-          lin.dag_run_id ? h('div', {}, 'run ', shortId(lin.dag_run_id, 20))
+          lin.dag_run_id ? h('div', {}, 'run ', wrapId(lin.dag_run_id))
             : null,
           lin.training_rows !== undefined ? h('div', { text: 'rows ' +
             fmtNum(lin.training_rows) + (lin.train_rows !== undefined
@@ -941,7 +942,7 @@
         text: d.action })),
       h('td', { text: d.from_version ? 'v' + d.from_version : '—' }),
       h('td', { text: d.to_version ? 'v' + d.to_version : '—' }),
-      h('td', { class: 'small' }, shortId(d.actor || '—', 28)),
+      h('td', { class: 'small actor' }, wrapId(d.actor || '—')),
       h('td', { class: 'small reason', text: d.reason || '' }));
       append(dtb, tr, detail);
     });

@@ -357,10 +357,10 @@ async function shot(page, name) {
       r.full.startsWith(WIDE_RUN) && r.text.length < r.full.length),
     'run ids shortened with the full id as tooltip: ' + JSON.stringify(runs[0]));
     check(distinct(runs.map((r) => r.text)), 'shortened ids still distinct');
-    const lin = await page.$eval('#versions td.lineage .id',
-      (e) => ({ title: e.title, text: e.textContent }));
-    check(lin.title === WIDE_RUN && lin.text.length < WIDE_RUN.length,
-      'lineage run id shortened: ' + JSON.stringify(lin));
+    const lin = await page.$eval('#versions td.lineage .wrap-id',
+      (e) => ({ text: e.textContent, lines: e.getClientRects().length }));
+    check(lin.text === WIDE_RUN && lin.lines >= 2,
+      'lineage run id whole, wrapped over lines: ' + JSON.stringify(lin));
     /* the tables fit their cards: nothing hidden behind a scrollbar */
     for (const t of ['#versions', '#trials-table', '#deployments']) {
       const f = await page.$eval(t, (el) => ({ w: el.scrollWidth,
