@@ -1564,6 +1564,9 @@
     let driftModel = null;
 
     function tile(label, value, cls, key) {
+      /* a two-part figure (free disk of two places) in a smaller type, so
+       * the row of tiles keeps one height */
+      if (String(value).length > 14) cls = (cls ? cls + ' ' : '') + 'long';
       return h('div', { class: 'tile' + (cls ? ' ' + cls : ''),
         'data-tile': key }, h('div', { class: 'l', text: label }),
         h('div', { class: 'v', text: value }));
