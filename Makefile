@@ -15,6 +15,7 @@
 #   make test-docker  the compose stack in a private Docker engine: images
 #                   built here, up, healthy, /predict, logged, stop, down/up
 #                   (tests/docker/run.sh; root; .ci/run runs it too)
+#   make check-deps the module include graph: no cycle, daemon/main on top
 #   make fuzz       build the libFuzzer targets (tests/fuzz/fuzz_*.c) into
 #                   build/fuzz with clang and run each FUZZ_SECONDS (60)
 
@@ -90,6 +91,12 @@ tests-build: $(BUILD)/mlopsd $(TEST_BINS)
 
 deps:
 	scripts/install-deps.sh
+
+# The module include graph: fails on a cycle or a module including
+# daemon.h (scripts/check-deps.sh; also run by make test as
+# tests/integration/test_deps.sh).  `make check-deps V=1` prints the edges.
+check-deps:
+	scripts/check-deps.sh $(if $(V),-v)
 
 # The test command users and CI run: set up, build, run everything.
 test: deps

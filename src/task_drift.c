@@ -21,7 +21,7 @@
 #include "mlopsd/psi.h"
 #include "mlopsd/registry.h"
 #include "mlopsd/task.h"
-#include "monitor_int.h"
+#include "task_monitor_int.h"
 #include "task_model_int.h"
 
 #define DRIFT_WINDOW_DEFAULT 1000
@@ -51,8 +51,8 @@ static enum err_code read_opts(const struct task_ctx *t,
                            DRIFT_WINDOW_MAX, &o->window, e)) ||
       (rc = task_field_int(t, "min_rows", DRIFT_MIN_ROWS_DEFAULT, 0,
                            DRIFT_WINDOW_MAX, &o->min_rows, e)) ||
-      (rc = monitor_field_double(t, "threshold", DRIFT_THRESHOLD_DEFAULT, 0,
-                                 1e9, &o->threshold, e)))
+      (rc = task_monitor_field_double(t, "threshold", DRIFT_THRESHOLD_DEFAULT,
+                                      0, 1e9, &o->threshold, e)))
     return rc;
   return ERR_OK;
 }
@@ -61,7 +61,7 @@ static enum err_code drift_check(const struct task_ctx *t, struct err *e)
 {
   struct drift_opts o;
   enum err_code rc = read_opts(t, &o, e);
-  return rc ? rc : monitor_check_common(t, e);
+  return rc ? rc : task_monitor_check_common(t, e);
 }
 
 /* ---- reading the window --------------------------------------------- */
@@ -186,7 +186,7 @@ static enum err_code drift_run(struct task_ctx *t, struct err *e)
     rc = err_set(e, ERR_UNSUPPORTED, "drift: no database here");
     goto out;
   }
-  if ((rc = monitor_registry(t, &reg, e)))
+  if ((rc = task_monitor_registry(t, &reg, e)))
     goto out;
   rc = registry_alias_get(reg, model, REGISTRY_PRODUCTION, &version, e);
   if (rc == ERR_NOTFOUND) {
@@ -265,10 +265,11 @@ static enum err_code drift_run(struct task_ctx *t, struct err *e)
     log_top(t, ref, live);
   if (strcmp(verdict, "drift") != 0)
     goto out;
-  if (!monitor_has_trigger(t)) {
-    rc = err_set(e, ERR_STATE, "drift on model %s version %d: %s PSI %.4f "
-                 "> threshold %g (report %lld; no trigger_dag set)", model,
-                 version, wname, max_psi, o.threshold, (long long)id);
+  if (!task_monitor_has_trigger(t)) {
+    rc = err_set(e, ERR_STATE,
+                 "drift on model %s version %d: %s PSI %.4f "
+                 "> threshold %g (report %lld; no trigger_dag set)",
+                 model, version, wname, max_psi, o.threshold, (long long)id);
     goto out;
   }
   why = cJSON_CreateObject();
@@ -284,7 +285,7 @@ static enum err_code drift_run(struct task_ctx *t, struct err *e)
   }
   int started;
   char run_id[256];
-  rc = monitor_trigger(t, why, &started, run_id, (int)sizeof(run_id), e);
+  rc = task_monitor_trigger(t, why, &started, run_id, (int)sizeof(run_id), e);
 out:
   cJSON_Delete(why);
   cJSON_free(scores_txt);

@@ -29,7 +29,7 @@
 #include "mlopsd/registry.h"
 #include "mlopsd/task.h"
 #include "mlopsd/vec.h"
-#include "monitor_int.h"
+#include "task_monitor_int.h"
 #include "task_model_int.h"
 
 #define FB_DAYS_DEFAULT 7
@@ -55,12 +55,12 @@ static enum err_code read_opts(const struct task_ctx *t, struct fb_opts *o,
                                struct err *e)
 {
   enum err_code rc;
-  if ((rc = task_field_int(t, "days", FB_DAYS_DEFAULT, 1, FB_DAYS_MAX,
-                           &o->days, e)) ||
+  if ((rc = task_field_int(t, "days", FB_DAYS_DEFAULT, 1, FB_DAYS_MAX, &o->days,
+                           e)) ||
       (rc = task_field_int(t, "min_rows", FB_MIN_ROWS_DEFAULT, 1, 1000000000,
                            &o->min_rows, e)) ||
-      (rc = monitor_field_double(t, "floor_accuracy", NAN, 0, 1, &o->floor,
-                                 e)))
+      (rc = task_monitor_field_double(t, "floor_accuracy", NAN, 0, 1, &o->floor,
+                                      e)))
     return rc;
   return ERR_OK;
 }
@@ -69,7 +69,7 @@ static enum err_code fb_check(const struct task_ctx *t, struct err *e)
 {
   struct fb_opts o;
   enum err_code rc = read_opts(t, &o, e);
-  return rc ? rc : monitor_check_common(t, e);
+  return rc ? rc : task_monitor_check_common(t, e);
 }
 
 /* ---- accumulating (version, day) groups --------------------------------- */
@@ -306,7 +306,7 @@ static enum err_code fb_run(struct task_ctx *t, struct err *e)
     rc = err_set(e, ERR_UNSUPPORTED, "label_feedback: no database here");
     goto out;
   }
-  if ((rc = monitor_registry(t, &reg, e)))
+  if ((rc = task_monitor_registry(t, &reg, e)))
     goto out;
   rc = registry_alias_get(reg, model, REGISTRY_PRODUCTION, &a.prod, e);
   if (rc == ERR_NOTFOUND) {
@@ -372,11 +372,12 @@ static enum err_code fb_run(struct task_ctx *t, struct err *e)
             o.floor, accuracy < o.floor ? "below" : "ok");
   if (!(accuracy < o.floor))
     goto out;
-  if (!monitor_has_trigger(t)) {
-    rc = err_set(e, ERR_STATE, "model %s version %d: live accuracy %.4f "
+  if (!task_monitor_has_trigger(t)) {
+    rc = err_set(e, ERR_STATE,
+                 "model %s version %d: live accuracy %.4f "
                  "below the floor %g (%lld labelled predictions; no "
-                 "trigger_dag set)", model, a.prod, accuracy, o.floor,
-                 (long long)pn);
+                 "trigger_dag set)",
+                 model, a.prod, accuracy, o.floor, (long long)pn);
     goto out;
   }
   why = cJSON_CreateObject();
@@ -391,7 +392,7 @@ static enum err_code fb_run(struct task_ctx *t, struct err *e)
   }
   int started;
   char run_id[256];
-  rc = monitor_trigger(t, why, &started, run_id, (int)sizeof(run_id), e);
+  rc = task_monitor_trigger(t, why, &started, run_id, (int)sizeof(run_id), e);
 out:
   cJSON_Delete(why);
   free(a.g);

@@ -1,6 +1,6 @@
-/* monitor_int.h - helpers shared by the monitoring task types (drift in
+/* task_monitor_int.h - helpers shared by the monitoring task types (drift in
  * src/task_drift.c, label_feedback in src/task_feedback.c), implemented in
- * src/monitor.c.  Friend header: not part of the public interface.
+ * src/task_monitor.c.  Friend header: not part of the public interface.
  *
  * Both tasks look up the production version of a model in the registry,
  * and both may start the CT DAG when a check fails, with a conf that says
@@ -10,8 +10,8 @@
  * Thread rule: every function may be called from any worker thread with
  * the ctx of the attempt being run.
  */
-#ifndef MLOPSD_MONITOR_INT_H
-#define MLOPSD_MONITOR_INT_H
+#ifndef MLOPSD_TASK_MONITOR_INT_H
+#define MLOPSD_TASK_MONITOR_INT_H
 
 #include <cjson/cJSON.h>
 
@@ -33,20 +33,20 @@
 
 /* Open the registry at the configured models.registry_dir (t->cfg) or
  * MONITOR_DEFAULT_REGISTRY. */
-MLOPSD_WUR enum err_code monitor_registry(const struct task_ctx *t,
-                                          struct registry **out,
-                                          struct err *e);
+MLOPSD_WUR enum err_code task_monitor_registry(const struct task_ctx *t,
+                                               struct registry **out,
+                                               struct err *e);
 
 /* A floating-point field in [min, max]; *out = def when absent.
  * ERR_INVAL naming the field. */
-MLOPSD_WUR enum err_code monitor_field_double(const struct task_ctx *t,
-                                              const char *name, double def,
-                                              double min, double max,
-                                              double *out, struct err *e);
+MLOPSD_WUR enum err_code task_monitor_field_double(const struct task_ctx *t,
+                                                   const char *name, double def,
+                                                   double min, double max,
+                                                   double *out, struct err *e);
 
 /* Load-time check of the common fields that hold no template. */
-MLOPSD_WUR enum err_code monitor_check_common(const struct task_ctx *t,
-                                              struct err *e);
+MLOPSD_WUR enum err_code task_monitor_check_common(const struct task_ctx *t,
+                                                   struct err *e);
 
 /* Start trigger_dag (rendered; the caller checked it is set) with conf =
  * the task's own `conf` map (strings rendered) overlaid by why (borrowed;
@@ -57,12 +57,12 @@ MLOPSD_WUR enum err_code monitor_check_common(const struct task_ctx *t,
  * minutes whose conf has the same reason and model (*started = 0, logged).
  * A run that already exists for that logical date (ERR_EXISTS) is logged,
  * not an error.  *started = 1 when a run was recorded; run_id gets it. */
-MLOPSD_WUR enum err_code monitor_trigger(struct task_ctx *t,
-                                         const cJSON *why, int *started,
-                                         char *run_id, int run_id_cap,
-                                         struct err *e);
+MLOPSD_WUR enum err_code task_monitor_trigger(struct task_ctx *t,
+                                              const cJSON *why, int *started,
+                                              char *run_id, int run_id_cap,
+                                              struct err *e);
 
 /* Non-zero when the field trigger_dag is set (non-empty). */
-int monitor_has_trigger(const struct task_ctx *t);
+int task_monitor_has_trigger(const struct task_ctx *t);
 
 #endif

@@ -1,6 +1,6 @@
-/* monitor.c - what the monitoring task types (drift, label_feedback)
+/* task_monitor.c - what the monitoring task types (drift, label_feedback)
  * share: the model field, the registry, and starting the CT DAG when a
- * check fails (see monitor_int.h).
+ * check fails (see task_monitor_int.h).
  *
  * Why a cool-down: a drifted population stays drifted after retraining
  * (the CT DAG trains on the feature store's month, not on the live
@@ -9,7 +9,7 @@
  * started, with its conf) instead of keeping state of its own, so it
  * holds across restarts and across daemons sharing the database.
  */
-#include "monitor_int.h"
+#include "task_monitor_int.h"
 
 #include <errno.h>
 #include <math.h>
@@ -22,8 +22,8 @@
 #include "mlopsd/cron.h"
 #include "mlopsd/db.h"
 
-enum err_code monitor_registry(const struct task_ctx *t,
-                               struct registry **out, struct err *e)
+enum err_code task_monitor_registry(const struct task_ctx *t,
+                                    struct registry **out, struct err *e)
 {
   const char *dir = t->cfg && t->cfg->models_registry_dir[0]
                         ? t->cfg->models_registry_dir
@@ -31,9 +31,10 @@ enum err_code monitor_registry(const struct task_ctx *t,
   return registry_open(dir, out, e);
 }
 
-enum err_code monitor_field_double(const struct task_ctx *t,
-                                   const char *name, double def, double min,
-                                   double max, double *out, struct err *e)
+enum err_code task_monitor_field_double(const struct task_ctx *t,
+                                        const char *name, double def,
+                                        double min, double max, double *out,
+                                        struct err *e)
 {
   char buf[64];
   const char *s;
@@ -56,7 +57,7 @@ enum err_code monitor_field_double(const struct task_ctx *t,
   return ERR_OK;
 }
 
-enum err_code monitor_check_common(const struct task_ctx *t, struct err *e)
+enum err_code task_monitor_check_common(const struct task_ctx *t, struct err *e)
 {
   long v;
   const cJSON *c = t->field_json ? t->field_json(t, "conf") : NULL;
@@ -65,7 +66,7 @@ enum err_code monitor_check_common(const struct task_ctx *t, struct err *e)
   return task_field_int(t, "cooldown_minutes", 0, 0, 525600, &v, e);
 }
 
-int monitor_has_trigger(const struct task_ctx *t)
+int task_monitor_has_trigger(const struct task_ctx *t)
 {
   char tmp[64];
   const char *s = NULL;
@@ -107,9 +108,9 @@ static int date_ok(const char *s)
   return s[10] == '\0' || s[10] == 'T' || s[10] == ' ';
 }
 
-enum err_code monitor_trigger(struct task_ctx *t, const cJSON *why,
-                              int *started, char *run_id, int run_id_cap,
-                              struct err *e)
+enum err_code task_monitor_trigger(struct task_ctx *t, const cJSON *why,
+                                   int *started, char *run_id, int run_id_cap,
+                                   struct err *e)
 {
   char tmp[64], date[64];
   const char *raw;
