@@ -58,13 +58,14 @@ struct daemon_opts {
 
 /* Build everything (see above).  A database that cannot be reached is
  * not an error (the log spools, /readyz says so); a bad registry or spool
- * directory, a listen address that cannot be parsed or a pid file held by
- * a running process are.  *out only on ERR_OK. */
+ * directory or a pid file held by a running process are.  *out only on
+ * ERR_OK. */
 enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
                             struct err *e) MLOPSD_WUR;
 
-/* Start the threads and bind the listen address (ERR_IO if it cannot be
- * bound). */
+/* Start the threads and bind the listen address (ERR_INVAL naming it if
+ * it cannot be parsed, ERR_IO if it cannot be bound), then the
+ * scheduler. */
 enum err_code daemon_start(struct daemon *d, struct err *e) MLOPSD_WUR;
 
 /* Wait for SIGTERM/SIGINT (or daemon_request_stop); handles SIGHUP. */
