@@ -573,9 +573,9 @@ enum err_code admin_create(struct admin **out, const struct admin_opts *o,
                           .password = c->db_password,
                           .database = c->db_name,
                           .socket = c->db_socket[0] ? c->db_socket : NULL,
-                          .size = 2,
+                          .size = ADMIN_DB_POOL,
                           .connect_timeout_s = 1,
-                          .read_timeout_s = 5};
+                          .read_timeout_s = ADMIN_DB_IO_TIMEOUT_S};
     if ((rc = db_pool_create(&a->db, &dbo, e)) != ERR_OK) {
       admin_destroy(a);
       return rc;

@@ -37,13 +37,26 @@
  * routes answer without a token; anything that changes state always
  * needs it.  Errors are JSON {"error": "...", "detail": ...}.
  *
- * Database: the admin API reads and writes dag, dag_run, task_instance,
- * task_log, deployment and drift_report through a small pool of its own
- * (2 connections), acquired with a short timeout from the HTTP thread
- * (the admin API only; /predict never touches MariaDB); when MariaDB
- * cannot be reached the answer is 503, and for the next two seconds 503
- * comes at once without trying, so an outage does not make console polls
- * hold the HTTP workers that also serve /predict.  Models come from the registry
+ * Database, and the real rule for the HTTP threads: /predict never
+ * touches MariaDB, but the admin handlers do, on the HTTP thread that
+ * serves them (dag, dag_run, task_instance, task_log, deployment and
+ * drift_report; /api/v2/auth and /api/v2/serving excepted).  The wait is
+ * bounded:
+ *   - a pool of its own, ADMIN_DB_POOL (2) connections: never the task
+ *     pool or the log's, so at most 2 HTTP threads are inside a MariaDB
+ *     call for the admin API at any moment;
+ *   - a connection is waited for at most ADMIN_DB_ACQUIRE_MS (1 s,
+ *     connecting included); then 503.  The one exception: promote and
+ *     rollback, once MariaDB answered that check, record through
+ *     pipeline_previous_version / pipeline_record_deployment (pipeline.h),
+ *     which wait up to 10 s for a connection of the same pool;
+ *   - every statement at most ADMIN_DB_IO_TIMEOUT_S (5 s, the pool's read
+ *     and write timeout);
+ *   - after a failed contact, 503 at once for two seconds without trying,
+ *     so an outage does not make console polls hold the HTTP workers.
+ * A prediction that arrives on an HTTP thread busy with an admin request
+ * waits behind it (within those bounds); docs/architecture.md says why
+ * the queries are not moved to the queue.  Models come from the registry
  * files, serving figures from the metrics registry (sampled by a thread
  * of this module into a ring of per-interval samples).
  *
@@ -66,7 +79,9 @@ struct serving;
 
 #define ADMIN_RING 60           /* samples kept for the serving charts */
 #define ADMIN_SAMPLE_MS 60000   /* default sample interval: 1 minute */
-#define ADMIN_DB_ACQUIRE_MS 1000
+#define ADMIN_DB_POOL 2         /* connections of the admin API's pool */
+#define ADMIN_DB_ACQUIRE_MS 1000 /* longest wait for one, connect included */
+#define ADMIN_DB_IO_TIMEOUT_S 5  /* longest wait for one statement */
 #define ADMIN_LIMIT_MAX 1000    /* largest ?limit= of a list */
 
 struct admin_opts {
@@ -78,8 +93,8 @@ struct admin_opts {
                                   then do not reload the served model */
   struct metrics *metrics;     /* borrowed, may be NULL: no serving
                                   figures */
-  struct db_pool *db;          /* borrowed; NULL = a pool of 2 made from
-                                  cfg (owned) */
+  struct db_pool *db;          /* borrowed; NULL = a pool of
+                                  ADMIN_DB_POOL made from cfg (owned) */
   int sample_ms;               /* 0 = $MLOPSD_ADMIN_SAMPLE_MS if set, else
                                   ADMIN_SAMPLE_MS */
   int acquire_ms;              /* 0 = ADMIN_DB_ACQUIRE_MS */
