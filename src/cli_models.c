@@ -27,11 +27,13 @@
 
 #include <cjson/cJSON.h>
 
+#include "mlopsd/bscore.h"
 #include "mlopsd/cli.h"
 #include "mlopsd/db.h"
 #include "mlopsd/fsx.h"
 #include "mlopsd/pipeline.h"
 #include "mlopsd/registry.h"
+#include "mlopsd/serving.h"
 #include "mlopsd/spec.h"
 
 #define DB_CLI_ACQUIRE_MS 1000
@@ -130,6 +132,9 @@ static const char usage_predict[] =
     "usage: mlopsd [-c FILE] predict NAME[:VERSION|@ALIAS] (--json JSON | "
     "--file FILE)\n"
     "                               [--print-rows]\n"
+    "       mlopsd [-c FILE] predict NAME[:VERSION|@ALIAS] --input FILE\n"
+    "                               [--format jsonl|csv] [--output FILE]\n"
+    "                               [--output-format jsonl|csv]\n"
     "\n"
     "Answer a prediction request offline, from the registry, as POST\n"
     "/models/NAME/predict would: the body is {\"data\": {...}} or\n"
@@ -140,8 +145,18 @@ static const char usage_predict[] =
     "              \"rows\": [[...]], \"outputs\": [[...]]}: the preprocessed\n"
     "              float rows fed to the model and its raw outputs (class\n"
     "              probabilities)\n"
-    "Exit codes: 0 answered, 1 failure or invalid input (400), 2 usage\n"
-    "error.\n";
+    "--input FILE  batch scoring of any size in constant memory: one record\n"
+    "              per JSON line (an item or {\"data\": {...}}) or CSV row\n"
+    "              (--format csv: the first line names the columns; columns\n"
+    "              that are not features are ignored), scored in blocks\n"
+    "              with the server's preprocessing and evaluator; one answer\n"
+    "              per record, in order, as JSON lines (default) or CSV\n"
+    "              (--output-format csv) on stdout or --output FILE.  A\n"
+    "              record that fails the checks gets an \"error\" and the\n"
+    "              rest are scored.  --input - reads standard input.  The\n"
+    "              format defaults from the name (.csv), else jsonl.\n"
+    "Exit codes: 0 answered (--input: every record read), 1 failure or\n"
+    "invalid input (400), 2 usage error.\n";
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -840,6 +855,92 @@ int cli_models(int argc, char **argv)
 
 /* ---- predict ------------------------------------------------------------ */
 
+static int fmt_of(const char *name, const char *path, enum bscore_format *f)
+{
+  if (!name) {
+    size_t n = path ? strlen(path) : 0;
+    *f = n > 4 && strcmp(path + n - 4, ".csv") == 0 ? BSCORE_CSV
+                                                     : BSCORE_JSONL;
+    return 0;
+  }
+  if (strcmp(name, "jsonl") == 0)
+    *f = BSCORE_JSONL;
+  else if (strcmp(name, "csv") == 0)
+    *f = BSCORE_CSV;
+  else
+    return -1;
+  return 0;
+}
+
+/* predict --input: stream any number of records (bscore.h). */
+static int predict_stream(const char *refs, const char *input,
+                          const char *format, const char *output,
+                          const char *oformat)
+{
+  enum bscore_format fin, fout;
+  struct ref r;
+  char why[600] = "";
+  if (fmt_of(format, input, &fin) || fmt_of(oformat, output, &fout))
+    return usage_err("predict", "predict",
+                     "--format and --output-format take jsonl or csv");
+  if (parse_ref(refs, &r, why, sizeof(why)))
+    return usage_err("predict", "predict", "%s", why);
+  struct cfg c;
+  int rc = cli_load_config(&c);
+  if (rc != CLI_OK)
+    return rc;
+  struct registry *reg = NULL;
+  struct serving_model *sm = NULL;
+  FILE *in = NULL, *out = NULL;
+  struct err e = {0};
+  int v = 0;
+  if ((rc = open_registry(&c, "predict", &reg)) != CLI_OK)
+    return rc;
+  if (resolve(reg, &r, 1, &v, &e) ||
+      serving_model_load(reg, c.models_specs_dir, r.name, v, &sm, &e)) {
+    rc = cli_fail("predict", "%s", e.msg);
+    goto out;
+  }
+  in = strcmp(input, "-") == 0 ? stdin : fopen(input, "r");
+  if (!in) {
+    rc = cli_fail("predict", "cannot open %s: %s", input, strerror(errno));
+    goto out;
+  }
+  out = !output || strcmp(output, "-") == 0 ? stdout : fopen(output, "w");
+  if (!out) {
+    rc = cli_fail("predict", "cannot create %s: %s", output,
+                  strerror(errno));
+    goto out;
+  }
+  struct bscore_stats st = {0};
+  if (bscore_stream(sm, in, input, fin, out, fout, &st, &e) != ERR_OK) {
+    rc = cli_fail("predict", "%s", e.msg);
+    goto out;
+  }
+  if (fflush(out) != 0 || (out != stdout && fclose(out) != 0)) {
+    out = NULL;
+    rc = cli_fail("predict", "writing %s: %s", output ? output : "stdout",
+                  strerror(errno));
+    goto out;
+  }
+  if (out != stdout)
+    out = NULL;
+  fprintf(stderr,
+          "mlopsd: predict: %llu records, %llu scored, %llu invalid "
+          "(model %s version %d)\n",
+          (unsigned long long)st.records, (unsigned long long)st.scored,
+          (unsigned long long)st.invalid, r.name, v);
+  rc = CLI_OK;
+out:
+  if (in && in != stdin)
+    fclose(in);
+  if (out && out != stdout)
+    fclose(out);
+  serving_release(sm);
+  registry_close(reg);
+  return rc;
+}
+
 int cli_predict(int argc, char **argv)
 {
   if (cli_wants_help(argc, argv)) {
@@ -847,10 +948,20 @@ int cli_predict(int argc, char **argv)
     return CLI_OK;
   }
   const char *refs = NULL, *json = NULL, *file = NULL;
+  const char *input = NULL, *format = NULL, *output = NULL, *oformat = NULL;
   int print_rows = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if ((strcmp(a, "--json") == 0 || strcmp(a, "--file") == 0)) {
+    const char **slot = strcmp(a, "--input") == 0    ? &input
+                        : strcmp(a, "--format") == 0 ? &format
+                        : strcmp(a, "--output") == 0 ? &output
+                        : strcmp(a, "--output-format") == 0 ? &oformat
+                                                            : NULL;
+    if (slot) {
+      if (i + 1 >= argc)
+        return usage_err("predict", "predict", "option %s needs a value", a);
+      *slot = argv[++i];
+    } else if ((strcmp(a, "--json") == 0 || strcmp(a, "--file") == 0)) {
       if (i + 1 >= argc)
         return usage_err("predict", "predict", "option %s needs a value", a);
       if (a[2] == 'j')
@@ -873,6 +984,16 @@ int cli_predict(int argc, char **argv)
   }
   if (!refs)
     return usage_err("predict", "predict", "missing NAME[:VERSION|@ALIAS]");
+  if (input) {
+    if (json || file || print_rows)
+      return usage_err("predict", "predict",
+                       "--input does not go with --json, --file or "
+                       "--print-rows");
+    return predict_stream(refs, input, format, output, oformat);
+  }
+  if (format || output || oformat)
+    return usage_err("predict", "predict",
+                     "--format, --output and --output-format need --input");
   if (!json == !file)
     return usage_err("predict", "predict",
                      "give exactly one of --json JSON and --file FILE");

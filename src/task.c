@@ -28,6 +28,7 @@ static const struct task_type *const types[] = {
     &task_type_deploy, &task_type_drift,
     &task_type_label_feedback,
     &task_type_db_clean,
+    &task_type_batch_predict,
 };
 #define NTYPES ((int)(sizeof(types) / sizeof(types[0])))
 

@@ -140,6 +140,7 @@ extern const struct task_type task_type_deploy;
 extern const struct task_type task_type_drift;
 extern const struct task_type task_type_label_feedback;
 extern const struct task_type task_type_db_clean; /* task_clean.c */
+extern const struct task_type task_type_batch_predict;
 
 /* The type named name, or NULL.  Any thread. */
 const struct task_type *task_type_find(const char *name);

@@ -123,7 +123,7 @@ TEST(all_types)
 {
   struct dag *d = load_ok(FX "valid/all_types.yaml");
   REQUIRE(d);
-  CHECK_EQ_INT(d->ntasks, 11);
+  CHECK_EQ_INT(d->ntasks, 12);
   for (int i = 0; task_type_at(i); i++) {
     int found = 0;
     for (size_t k = 0; k < d->ntasks; k++)
@@ -193,7 +193,7 @@ static const struct {
     {"self_cycle", "3:54: cycle: a -> a"},
     {"unknown_type", "4:11: task 'a': unknown type 'bash' (types: sql, "
                      "shell, http, trigger_dag, train, validate, deploy, "
-                     "drift, label_feedback, db_clean)"},
+                     "drift, label_feedback, db_clean, batch_predict)"},
     {"unknown_field", "6:5: task 'a': unknown field 'shell' for type 'shell' "
                       "(fields: command, env, cwd; common: id, type, "
                       "depends_on, trigger_rule, retries, retry_delay, "
@@ -306,7 +306,7 @@ TEST(directory)
   CHECK_EQ_STR(errs.v[0].msg, FX "dir/b_broken.yaml:3:19: task 'a': unknown "
                               "type 'shel' (types: sql, shell, http, "
                               "trigger_dag, train, validate, deploy, drift, "
-                              "label_feedback, db_clean)");
+                              "label_feedback, db_clean, batch_predict)");
   CHECK_EQ_INT(errs.v[1].code, ERR_EXISTS);
   CHECK_EQ_STR(errs.v[1].msg, FX "dir/c_dup.yaml:2:9: dag_id 'alpha' is "
                               "already defined in " FX "dir/a_good.yaml");
