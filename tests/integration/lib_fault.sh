@@ -16,50 +16,25 @@
 #   lf_start [ENV=V...]     start the daemon ($DPID, log $T/daemon.log)
 #   lf_wait_ready [S]       wait for /readyz 200
 #   lf_term / lf_kill9      graceful stop (exit code in $DRC) / SIGKILL
+#   lf_wait_run RUN [S]     a DAG run's final state
+#   lf_drained [S]          0 once the spool and the log's backlog are empty
 #   lf_metric NAME          a value from /metrics (first matching series)
 #   lf_predict ID           POST /predict with customer_id ID; prints
 #                           the status code
-#   ok/bad/skip/expect/has/hasnt, lf_done   checks and the summary line
-set -u
+#   section NAME            a scenario (the unit tests/run.sh counts)
+#   ok/bad/skip/expect/has/hasnt/eq/check, sql, free_port: tests/lib.sh
+#   lf_done                 sanitizer reports in the daemons' logs, the
+#                           figures line and the summary line
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 cd "${MLOPSD_SRC:-$(dirname "${BASH_SOURCE[0]}")/../..}" || exit 1
 SRC=$(pwd)
 BIN=${MLOPSD_BIN:-$SRC/build/mlopsd}
 MODEL=credit_score_classification
 BODY=$SRC/sql/data/predict_example.json
-pass=0; fail=0; skipped=0
 DPID=""; DRC=""; T=""; DB=""; PORT=""
 LF_CLEANUP_EXTRA=""
 
-ok()   { pass=$((pass + 1)); echo "ok $1"; }
-bad()  { fail=$((fail + 1)); echo "not ok $1${2:+: $2}"; }
-# skip NAME REASON: a part this machine cannot run (tests/run.sh lists it
-# and counts it as a failure under CI=true)
-skip() { skipped=$((skipped + 1)); echo "check: skip $1: $2"; }
-# check NAME CONDITION-COMMAND... : ok if the command succeeds
-check() { local n=$1; shift; if "$@"; then ok "$n"; else bad "$n"; fi; }
-expect() {  # expect NAME WANT_RC CMD... (output in $T/out, $T/err)
-  local name=$1 want=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  if [ "$rc" = "$want" ]; then ok "$name"; else
-    echo "  rc=$rc want=$want"
-    sed 's/^/  | /' "$T/out" "$T/err" | head -20
-    bad "$name"
-  fi
-}
-has() {  # has NAME FILE TEXT
-  if grep -qF -- "$3" "$2"; then ok "$1"; else
-    echo "  '$3' not in $2:"; sed 's/^/  | /' "$2" | head -20; bad "$1"; fi
-}
-hasnt() {  # hasnt NAME FILE TEXT
-  if ! grep -qF -- "$3" "$2"; then ok "$1"; else
-    echo "  '$3' found in $2:"; grep -nF -- "$3" "$2" | head -5 |
-      sed 's/^/  | /'; bad "$1"; fi
-}
-section() { echo "## $1 (t=${SECONDS}s)"; }
-eq() {  # eq NAME GOT WANT
-  if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "got '$2', want '$3'"; fi
-}
+section() { scenario "$@"; }   # the fault tests' word for a scenario
 
 lf_done() {
   # under `make asan` / `make tsan` the daemons' reports land in their logs
@@ -72,18 +47,7 @@ lf_done() {
     fi
   done
   echo "figures: ${LF_FIGURES:-}"
-  echo "check: $pass passed, $fail failed, $skipped skipped"
-  [ "$fail" = 0 ]
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-sql() {  # sql [DB] -e ...   (batch mode, no column names)
-  MYSQL_PWD=${MLOPSD_DATABASE_PASSWORD:-} mariadb --protocol=TCP \
-    -h "${MLOPSD_DATABASE_HOST:-127.0.0.1}" -P "${MLOPSD_DATABASE_PORT:-3306}" \
-    -u "${MLOPSD_DATABASE_USER:-root}" -N -B "$@"
+  tl_done
 }
 
 lf_cleanup() {
@@ -227,21 +191,26 @@ lf_start() {  # lf_start [ENV=VALUE...]: the daemon in the background
   DPID=$!
 }
 
-lf_wait_ready() {  # lf_wait_ready [SECONDS]: 0 when /readyz answers 200
-  local i n=$(( ${1:-30} * 10 ))
-  for i in $(seq 1 $n); do
-    curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz" && return 0
-    kill -0 "$DPID" 2>/dev/null || return 1
-    sleep 0.1
+# 0 when /readyz (/healthz) answers 200 within SECONDS (30); 1 at once
+# when the daemon has exited
+lf_wait_ready() { daemon_pid=$DPID wait_http "http://127.0.0.1:$PORT/readyz" "${1:-30}"; }
+lf_wait_up()    { daemon_pid=$DPID wait_http "http://127.0.0.1:$PORT/healthz" "${1:-30}"; }
+
+lf_wait_run() {  # lf_wait_run RUN_ID [SECONDS]: the run's final state
+  local i st=""   # (success or failed; what it was at the timeout, 60 s)
+  for i in $(seq 1 $(( ${2:-60} * 5 ))); do
+    st=$(sql "$DB" -e "SELECT state FROM dag_run WHERE run_id='$1'")
+    case "$st" in success|failed) break ;; esac
+    sleep 0.2
   done
-  return 1
+  echo "$st"
 }
 
-lf_wait_up() {  # lf_wait_up [SECONDS]: 0 when /healthz answers 200
-  local i n=$(( ${1:-30} * 10 ))
-  for i in $(seq 1 $n); do
-    curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz" && return 0
-    kill -0 "$DPID" 2>/dev/null || return 1
+lf_drained() {  # lf_drained [SECONDS]: 0 once spool and backlog are empty
+  local i
+  for i in $(seq 1 $(( ${1:-30} * 10 ))); do
+    [ "$(lf_metric mlopsd_plog_spool_records)" = 0 ] &&
+      [ "$(lf_metric mlopsd_plog_backlog_rows)" = 0 ] && return 0
     sleep 0.1
   done
   return 1

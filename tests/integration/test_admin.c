@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/db.h"
 #include "mlopsd/prep.h"
 #include "mlopsd/registry.h"
@@ -67,156 +68,33 @@ static struct db_pool *g_pool;
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static void msleep(int ms)
-{
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static int write_text(const char *path, const char *text)
-{
-  FILE *f = fopen(path, "w");
-  if (!f)
-    return -1;
-  fputs(text, f);
-  return fclose(f);
-}
-
-static char *read_text(const char *path)
-{
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  if (b)
-    b[n] = 0;
-  fclose(f);
-  return b;
-}
-
-static int free_port(void)
-{
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t l = sizeof(a);
-  if (bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-      getsockname(s, (struct sockaddr *)&a, &l) != 0) {
-    close(s);
-    return -1;
-  }
-  close(s);
-  return ntohs(a.sin_port);
-}
-
-static int run_cmd(const char *cmd)
-{
-  int st = system(cmd);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* ---- HTTP client ---------------------------------------------------------- */
-
-struct buf {
-  char *p;
-  size_t n;
-};
-
-static size_t on_data(char *d, size_t sz, size_t nm, void *arg)
-{
-  struct buf *b = arg;
-  size_t k = sz * nm;
-  char *np = realloc(b->p, b->n + k + 1);
-  if (!np)
-    return 0;
-  b->p = np;
-  memcpy(b->p + b->n, d, k);
-  b->n += k;
-  b->p[b->n] = 0;
-  return k;
-}
-
-struct answer {
-  long status;
-  char *body;
-  char *headers;
-  cJSON *json;
-};
-
-static void answer_free(struct answer *a)
-{
-  free(a->body);
-  free(a->headers);
-  cJSON_Delete(a->json);
-  memset(a, 0, sizeof(*a));
-}
-
-static CURL *g_curl;
 
 /* token: NULL = no Authorization header.  extra: one more header line. */
 static int req_port(int port, const char *method, const char *path,
                     const char *token, const char *body, const char *extra,
-                    struct answer *a)
+                    struct fx_answer *a)
 {
-  char url[1024], auth[300];
-  struct buf b = {0}, hb = {0};
-  struct curl_slist *h = NULL;
-  memset(a, 0, sizeof(*a));
-  if (!g_curl)
-    g_curl = curl_easy_init();
-  curl_easy_reset(g_curl);
-  snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-  curl_easy_setopt(g_curl, CURLOPT_URL, url);
-  curl_easy_setopt(g_curl, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(g_curl, CURLOPT_WRITEDATA, &b);
-  curl_easy_setopt(g_curl, CURLOPT_HEADERFUNCTION, on_data);
-  curl_easy_setopt(g_curl, CURLOPT_HEADERDATA, &hb);
-  curl_easy_setopt(g_curl, CURLOPT_TIMEOUT, 30L);
-  curl_easy_setopt(g_curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(g_curl, CURLOPT_CUSTOMREQUEST, method);
+  char auth[300];
+  const char *h[3];
+  int n = 0;
   if (token) {
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-    h = curl_slist_append(h, auth);
+    h[n++] = auth;
   }
   if (extra)
-    h = curl_slist_append(h, extra);
-  if (body) {
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:");
-    curl_easy_setopt(g_curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(g_curl, CURLOPT_POSTFIELDSIZE_LARGE,
-                     (curl_off_t)strlen(body));
-  }
-  curl_easy_setopt(g_curl, CURLOPT_HTTPHEADER, h);
-  CURLcode rc = curl_easy_perform(g_curl);
-  curl_slist_free_all(h);
-  if (rc != CURLE_OK) {
-    free(b.p);
-    free(hb.p);
-    a->status = -1;
-    return -1;
-  }
-  curl_easy_getinfo(g_curl, CURLINFO_RESPONSE_CODE, &a->status);
-  a->body = b.p ? b.p : strdup("");
-  a->headers = hb.p ? hb.p : strdup("");
-  a->json = cJSON_Parse(a->body);
-  return 0;
+    h[n++] = extra;
+  h[n] = NULL;
+  return fx_http(port, method, path, h, body, body ? strlen(body) : 0, a);
 }
 
 static int req(const char *method, const char *path, const char *token,
-               const char *body, struct answer *a)
+               const char *body, struct fx_answer *a)
 {
   return req_port(g_port, method, path, token, body, NULL, a);
 }
 
-static int get(const char *path, struct answer *a)
+static int get(const char *path, struct fx_answer *a)
 {
   return req("GET", path, TOKEN, NULL, a);
 }
@@ -240,7 +118,7 @@ static double jnum(const cJSON *o, const char *k)
 
 /* Header value (case-insensitive name) from a captured header block into
  * out; 0 when found. */
-static int header(const struct answer *a, const char *name, char *out,
+static int header(const struct fx_answer *a, const char *name, char *out,
                   size_t cap)
 {
   size_t nl = strlen(name);
@@ -301,17 +179,7 @@ struct rows {
 
 static int load_requests(struct rows *r, size_t max)
 {
-  char path[1200] = "/work/shared/data/credit/predict_requests.jsonl";
-  const char *shared = getenv("MLOPSD_SHARED");
-  if (shared && *shared)
-    snprintf(path, sizeof(path), "%s/data/credit/predict_requests.jsonl",
-             shared);
-  char alt[1200];
-  char *text = read_text(path);
-  if (!text) {
-    snprintf(alt, sizeof(alt), "%s/sql/data/predict_requests.jsonl", g_src);
-    text = read_text(alt);
-  }
+  char *text = fx_read_file(fx_data_path("predict_requests.jsonl"), NULL);
   if (!text)
     return -1;
   r->items = calloc(max, sizeof(*r->items));
@@ -545,7 +413,7 @@ static int write_files(const char *dir, int port, const char *db,
   if (mkdir(p, 0755) != 0 && errno != EEXIST)
     return -1;
   snprintf(p, sizeof(p), "%s/dags/etl.yaml", dir);
-  if (write_text(p,
+  if (fx_write_text(p,
                  "dag_id: " DAG "\n"
                  "description: Extract, transform and load every day\n"
                  "schedule: \"0 3 * * *\"\n"
@@ -565,7 +433,7 @@ static int write_files(const char *dir, int port, const char *db,
                  "    command: echo load\n"))
     return -1;
   snprintf(p, sizeof(p), "%s/dags/monitor.yaml", dir);
-  if (write_text(p,
+  if (fx_write_text(p,
                  "dag_id: it_monitor\n"
                  "description: Drift check of the served model (manual)\n"
                  "schedule: null\n"
@@ -597,7 +465,7 @@ static int write_files(const char *dir, int port, const char *db,
            "  level: info\n",
            port, dir, read_open ? "true" : "false", db, g_src, dir, dir);
   snprintf(p, sizeof(p), "%s/mlopsd.yaml", dir);
-  return write_text(p, cfg);
+  return fx_write_text(p, cfg);
 }
 
 static int open_pool(const char *db)
@@ -649,7 +517,7 @@ static int setup_db(const char *dir, const char *db)
            "cd %s && MLOPSD_DATABASE_NAME=%s MLOPSD_SQL_DIR=%s/sql/migrations "
            "%s -c %s/mlopsd.yaml db init >>%s/daemon.log 2>&1",
            dir, db, g_src, g_bin, dir, dir);
-  if (run_cmd(cmd) != 0) {
+  if (fx_run_cmd(cmd) != 0) {
     fprintf(stderr, "db init failed, see %s/daemon.log\n", dir);
     return -1;
   }
@@ -765,32 +633,15 @@ static pid_t daemon_spawn(const char *cfg, const char *log, const char *db,
 static int wait_up(int port, double timeout_s)
 {
   for (int i = 0; i < timeout_s * 10; i++) {
-    struct answer a;
+    struct fx_answer a;
     if (req_port(port, "GET", "/healthz", NULL, NULL, NULL, &a) == 0 &&
         a.status == 200) {
-      answer_free(&a);
+      fx_answer_free(&a);
       return 0;
     }
-    answer_free(&a);
-    msleep(100);
+    fx_answer_free(&a);
+    fx_msleep(100);
   }
-  return -1;
-}
-
-/* SIGTERM and wait; the exit status (0 = clean, also under ASan), or -1. */
-static int daemon_term(pid_t pid)
-{
-  int st;
-  if (pid <= 0)
-    return -1;
-  kill(pid, SIGTERM);
-  for (int i = 0; i < 300; i++) {
-    if (waitpid(pid, &st, WNOHANG) == pid)
-      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    msleep(100);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &st, 0);
   return -1;
 }
 
@@ -798,46 +649,46 @@ static int daemon_term(pid_t pid)
 
 TEST(auth_required)
 {
-  struct answer a;
+  struct fx_answer a;
   char h[256];
   REQUIRE(req("GET", "/api/v2/dags", NULL, NULL, &a) == 0);
   CHECK_EQ_INT(a.status, 401);
   CHECK(header(&a, "WWW-Authenticate", h, sizeof(h)) == 0 &&
         strncmp(h, "Bearer", 6) == 0);
   CHECK(jstr(a.json, "error") != NULL);
-  answer_free(&a);
+  fx_answer_free(&a);
   /* wrong token, and a token that is a prefix of the right one */
   REQUIRE(req("GET", "/api/v2/dags", "wrong", NULL, &a) == 0);
   CHECK_EQ_INT(a.status, 401);
   CHECK(header(&a, "WWW-Authenticate", h, sizeof(h)) == 0 &&
         strstr(h, "invalid_token") != NULL);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("GET", "/api/v2/dags", "it-admin", NULL, &a) == 0);
   CHECK_EQ_INT(a.status, 401);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/rollback", "nope", "{}",
               &a) == 0);
   CHECK_EQ_INT(a.status, 401);
-  answer_free(&a);
+  fx_answer_free(&a);
   /* a Basic header is not a Bearer token */
   REQUIRE(req_port(g_port, "GET", "/api/v2/models", NULL, NULL,
                    "Authorization: Basic aXQ6aXQ=", &a) == 0);
   CHECK_EQ_INT(a.status, 401);
-  answer_free(&a);
+  fx_answer_free(&a);
   /* the right one; the scheme is case-insensitive */
   REQUIRE(req_port(g_port, "GET", "/api/v2/models", NULL, NULL,
                    "Authorization: bearer " TOKEN, &a) == 0);
   CHECK_EQ_INT(a.status, 200);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("GET", "/api/v2/auth", NULL, NULL, &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   CHECK(cJSON_IsTrue(jget(a.json, "admin_enabled")));
   CHECK(cJSON_IsFalse(jget(a.json, "authenticated")));
   CHECK(cJSON_IsFalse(jget(a.json, "read_open")));
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("GET", "/api/v2/auth", TOKEN, NULL, &a) == 0);
   CHECK(cJSON_IsTrue(jget(a.json, "authenticated")));
-  answer_free(&a);
+  fx_answer_free(&a);
 }
 
 /* A second daemon without a token: the admin API is off; with
@@ -845,13 +696,13 @@ TEST(auth_required)
 TEST(token_off)
 {
   char dir[600], cfg[700], log[700];
-  struct answer a;
-  int port = free_port();
+  struct fx_answer a;
+  int port = fx_free_port();
   snprintf(dir, sizeof(dir), "%s/off", g_tmp);
   REQUIRE(mkdir(dir, 0755) == 0);
   char cmd[2048];
   snprintf(cmd, sizeof(cmd), "ln -s %s %s/registry", g_reg, dir);
-  REQUIRE(run_cmd(cmd) == 0);
+  REQUIRE(fx_run_cmd(cmd) == 0);
   REQUIRE(write_files(dir, port, g_db, 0) == 0);
   snprintf(cfg, sizeof(cfg), "%s/mlopsd.yaml", dir);
   snprintf(log, sizeof(log), "%s/daemon.log", dir);
@@ -861,12 +712,12 @@ TEST(token_off)
   CHECK_EQ_INT(a.status, 403);
   CHECK(jstr(a.json, "detail") &&
         strstr(jstr(a.json, "detail"), "MLOPSD_ADMIN_TOKEN"));
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req_port(port, "POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
                    "{\"logical_date\": \"2030-01-01\"}", NULL, &a) == 0);
   CHECK_EQ_INT(a.status, 403);
-  answer_free(&a);
-  CHECK_EQ_INT(daemon_term(pid), 0);
+  fx_answer_free(&a);
+  CHECK_EQ_INT(fx_daemon_term(&pid), 0);
 
   /* read-open */
   REQUIRE(write_files(dir, port, g_db, 1) == 0);
@@ -874,20 +725,20 @@ TEST(token_off)
   REQUIRE(wait_up(port, 30) == 0);
   REQUIRE(req_port(port, "GET", "/api/v2/dags", NULL, NULL, NULL, &a) == 0);
   CHECK_EQ_INT(a.status, 200);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req_port(port, "GET", "/api/v2/models/" MODEL, NULL, NULL, NULL,
                    &a) == 0);
   CHECK_EQ_INT(a.status, 200);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req_port(port, "PATCH", "/api/v2/dags/" DAG, NULL,
                    "{\"is_paused\": false}", NULL, &a) == 0);
   CHECK_EQ_INT(a.status, 403);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req_port(port, "GET", "/api/v2/auth", NULL, NULL, NULL, &a) == 0);
   CHECK(cJSON_IsFalse(jget(a.json, "admin_enabled")));
   CHECK(cJSON_IsTrue(jget(a.json, "read_open")));
-  answer_free(&a);
-  CHECK_EQ_INT(daemon_term(pid), 0);
+  fx_answer_free(&a);
+  CHECK_EQ_INT(fx_daemon_term(&pid), 0);
 }
 
 static const cJSON *find_by(const cJSON *arr, const char *key,
@@ -905,7 +756,7 @@ static const cJSON *find_by(const cJSON *arr, const char *key,
 
 TEST(list_dags)
 {
-  struct answer a;
+  struct fx_answer a;
   REQUIRE(get("/api/v2/dags", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   const cJSON *dags = jget(a.json, "dags");
@@ -926,29 +777,29 @@ TEST(list_dags)
   REQUIRE(m != NULL);
   CHECK(cJSON_IsNull(jget(m, "schedule")));
   CHECK(cJSON_IsNull(jget(m, "next_dagrun_logical_date")));
-  answer_free(&a);
+  fx_answer_free(&a);
   /* keyset page by dag_id */
   REQUIRE(get("/api/v2/dags?limit=1", &a) == 0);
   CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "dags")), 1);
   CHECK_EQ_STR(jstr(a.json, "next_after"), DAG);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get("/api/v2/dags?limit=1&after=" DAG, &a) == 0);
   CHECK_EQ_STR(jstr(cJSON_GetArrayItem(jget(a.json, "dags"), 0), "dag_id"),
                "it_monitor");
   CHECK(cJSON_IsNull(jget(a.json, "next_after")));
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get("/api/v2/dags/" DAG, &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   CHECK_EQ_STR(jstr(a.json, "dag_id"), DAG);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get("/api/v2/dags?limit=0", &a) == 0);
   CHECK_EQ_INT(a.status, 400);
-  answer_free(&a);
+  fx_answer_free(&a);
 }
 
 TEST(trigger_run)
 {
-  struct answer a;
+  struct fx_answer a;
   REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
               "{\"logical_date\": \"2025-09-01\", \"conf\": {\"k\": \"v\"}}",
               &a) == 0);
@@ -966,13 +817,13 @@ TEST(trigger_run)
                        "JSON_VALUE(conf, '$.k') = 'v'",
                        rid),
                1);
-  answer_free(&a);
+  fx_answer_free(&a);
   /* the same date again */
   REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
               "{\"logical_date\": \"2025-09-01\"}", &a) == 0);
   CHECK_EQ_INT(a.status, 409);
   CHECK(jstr(a.json, "error") != NULL);
-  answer_free(&a);
+  fx_answer_free(&a);
   CHECK_EQ_INT(sql_i64("SELECT COUNT(*) FROM dag_run WHERE dag_id = ? AND "
                        "logical_date = '2025-08-31 15:00:00'",
                        DAG),
@@ -982,24 +833,24 @@ TEST(trigger_run)
               "{\"logical_date\": \"2025-09-0", &a) == 0);
   CHECK_EQ_INT(a.status, 400);
   CHECK(jstr(a.json, "detail") && strstr(jstr(a.json, "detail"), "column"));
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
               "{\"logical_date\": \"2025-02-30\"}", &a) == 0);
   CHECK_EQ_INT(a.status, 400);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
               "{\"logical_date\": \"2025-09-03\", \"conf\": [1]}", &a) == 0);
   CHECK_EQ_INT(a.status, 400);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN, "[1, 2]", &a) ==
           0);
   CHECK_EQ_INT(a.status, 400);
-  answer_free(&a);
+  fx_answer_free(&a);
   /* an unknown DAG */
   REQUIRE(req("POST", "/api/v2/dags/no_such_dag/dagRuns", TOKEN,
               "{\"logical_date\": \"2025-09-01\"}", &a) == 0);
   CHECK_EQ_INT(a.status, 404);
-  answer_free(&a);
+  fx_answer_free(&a);
   /* an explicit time with an offset, and injection-looking input stays
    * data */
   REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
@@ -1008,18 +859,18 @@ TEST(trigger_run)
               &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   CHECK_EQ_STR(jstr(a.json, "logical_date"), "2025-09-02T06:30:00Z");
-  answer_free(&a);
+  fx_answer_free(&a);
   CHECK(sql_i64("SELECT COUNT(*) FROM dag_run WHERE dag_id = ?", DAG) >= 5);
 }
 
 TEST(pause_unpause)
 {
-  struct answer a;
+  struct fx_answer a;
   REQUIRE(req("PATCH", "/api/v2/dags/it_monitor", TOKEN,
               "{\"is_paused\": true}", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   CHECK(cJSON_IsTrue(jget(a.json, "is_paused")));
-  answer_free(&a);
+  fx_answer_free(&a);
   CHECK_EQ_INT(sql_i64("SELECT is_paused FROM dag WHERE dag_id = ?",
                        "it_monitor"),
                1);
@@ -1027,34 +878,34 @@ TEST(pause_unpause)
               "{\"is_paused\": false}", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   CHECK(cJSON_IsFalse(jget(a.json, "is_paused")));
-  answer_free(&a);
+  fx_answer_free(&a);
   CHECK_EQ_INT(sql_i64("SELECT is_paused FROM dag WHERE dag_id = ?",
                        "it_monitor"),
                0);
   REQUIRE(req("PATCH", "/api/v2/dags/it_monitor", TOKEN,
               "{\"is_paused\": \"yes\"}", &a) == 0);
   CHECK_EQ_INT(a.status, 400);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("PATCH", "/api/v2/dags/nope", TOKEN, "{\"is_paused\": true}",
               &a) == 0);
   CHECK_EQ_INT(a.status, 404);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("PATCH", "/api/v2/dags/it_monitor", NULL,
               "{\"is_paused\": true}", &a) == 0);
   CHECK_EQ_INT(a.status, 401);
-  answer_free(&a);
+  fx_answer_free(&a);
 }
 
 TEST(list_runs)
 {
-  struct answer a;
+  struct fx_answer a;
   int total;
   REQUIRE(get("/api/v2/dags/" DAG "/dagRuns", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   total = (int)jnum(a.json, "total_entries");
   CHECK(total >= 5);
   CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "dag_runs")), total);
-  answer_free(&a);
+  fx_answer_free(&a);
   /* walk back two at a time with the before cursor: every run once,
    * newest first */
   int seen = 0;
@@ -1077,7 +928,7 @@ TEST(list_runs)
     const cJSON *nb = jget(a.json, "next_before");
     int more = cJSON_IsNumber(nb);
     before = more ? nb->valuedouble : 0;
-    answer_free(&a);
+    fx_answer_free(&a);
     if (!more)
       break;
   }
@@ -1089,34 +940,34 @@ TEST(list_runs)
   REQUIRE(get(path, &a) == 0);
   CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "dag_runs")), 2);
   CHECK(cJSON_IsNumber(jget(a.json, "next_after")));
-  answer_free(&a);
+  fx_answer_free(&a);
   /* one run */
   REQUIRE(get("/api/v2/dags/" DAG "/dagRuns/" RUN_BAD, &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   CHECK_EQ_STR(jstr(a.json, "state"), "failed");
-  answer_free(&a);
+  fx_answer_free(&a);
   /* the same id percent-encoded ('+' as %2B) */
   REQUIRE(get("/api/v2/dags/" DAG
               "/dagRuns/scheduled__2025-08-31T03:00:00%2B09:00",
               &a) == 0);
   CHECK_EQ_INT(a.status, 200);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get("/api/v2/dags/" DAG "/dagRuns/nope", &a) == 0);
   CHECK_EQ_INT(a.status, 404);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get("/api/v2/dags/nope/dagRuns", &a) == 0);
   CHECK_EQ_INT(a.status, 404);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get("/api/v2/dags/" DAG "/dagRuns?before=x", &a) == 0);
   CHECK_EQ_INT(a.status, 400);
-  answer_free(&a);
+  fx_answer_free(&a);
 }
 
 #define TIS "/api/v2/dags/" DAG "/dagRuns/" RUN_BAD "/taskInstances"
 
 TEST(task_instances_and_logs)
 {
-  struct answer a;
+  struct fx_answer a;
   char h[128];
   REQUIRE(get(TIS, &a) == 0);
   CHECK_EQ_INT(a.status, 200);
@@ -1128,13 +979,13 @@ TEST(task_instances_and_logs)
   CHECK_EQ_STR(jstr(cJSON_GetArrayItem(tis, 1), "state"), "failed");
   CHECK_EQ_INT(jnum(cJSON_GetArrayItem(tis, 1), "try_number"), 2);
   CHECK_EQ_STR(jstr(cJSON_GetArrayItem(tis, 2), "state"), "upstream_failed");
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get(TIS "/transform", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   const cJSON *att = jget(a.json, "attempts");
   CHECK_EQ_INT(cJSON_GetArraySize(att), 2);
   CHECK_EQ_INT(jnum(cJSON_GetArrayItem(att, 1), "lines"), 3);
-  answer_free(&a);
+  fx_answer_free(&a);
   /* JSON log of attempt 1 */
   REQUIRE(get(TIS "/transform/logs/1", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
@@ -1148,16 +999,16 @@ TEST(task_instances_and_logs)
   REQUIRE(tok != NULL);
   char path[300];
   snprintf(path, sizeof(path), TIS "/transform/logs/1?after=%s", tok);
-  answer_free(&a);
+  fx_answer_free(&a);
   /* nothing after the cursor */
   REQUIRE(get(path, &a) == 0);
   CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "content")), 0);
-  answer_free(&a);
+  fx_answer_free(&a);
   /* cursor paging one line at a time */
   REQUIRE(get(TIS "/transform/logs/2?limit=1", &a) == 0);
   CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "content")), 1);
   CHECK(cJSON_IsTrue(jget(a.json, "more")));
-  answer_free(&a);
+  fx_answer_free(&a);
   /* text and JSON lines */
   REQUIRE(req_port(g_port, "GET", TIS "/transform/logs/2", TOKEN, NULL,
                    "Accept: text/plain", &a) == 0);
@@ -1167,7 +1018,7 @@ TEST(task_instances_and_logs)
   CHECK(strstr(a.body, "stderr ValueError: column credit_mix has <b>no</b> "
                        "values\n") != NULL);
   CHECK(header(&a, "X-Continuation-Token", h, sizeof(h)) == 0);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get(TIS "/transform/logs/2?format=jsonl", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   int lines = 0;
@@ -1178,20 +1029,20 @@ TEST(task_instances_and_logs)
   CHECK(first && jstr(first, "line") &&
         strstr(jstr(first, "line"), "attempt 2"));
   cJSON_Delete(first);
-  answer_free(&a);
+  fx_answer_free(&a);
   /* attempts that did not start, unknown tasks */
   REQUIRE(get(TIS "/transform/logs/3", &a) == 0);
   CHECK_EQ_INT(a.status, 404);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get(TIS "/transform/logs/0", &a) == 0);
   CHECK_EQ_INT(a.status, 400);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get(TIS "/nope/logs/1", &a) == 0);
   CHECK_EQ_INT(a.status, 404);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get(TIS "/nope", &a) == 0);
   CHECK_EQ_INT(a.status, 404);
-  answer_free(&a);
+  fx_answer_free(&a);
   /* the grid: runs x tasks in one answer */
   REQUIRE(get("/api/v2/dags/" DAG "/grid?limit=10", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
@@ -1201,7 +1052,7 @@ TEST(task_instances_and_logs)
   CHECK_EQ_STR(jstr(jget(jget(bad, "task_instances"), "transform"), "state"),
                "failed");
   CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "tasks")), 3);
-  answer_free(&a);
+  fx_answer_free(&a);
 }
 
 TEST(unknown_things)
@@ -1217,29 +1068,29 @@ TEST(unknown_things)
       "/api/v2/nope",
   };
   for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-    struct answer a;
+    struct fx_answer a;
     REQUIRE(get(paths[i], &a) == 0);
     if (a.status != 404)
       fprintf(stderr, "  %s -> %ld\n", paths[i], a.status);
     CHECK_EQ_INT(a.status, 404);
     CHECK(jstr(a.json, "error") != NULL);
-    answer_free(&a);
+    fx_answer_free(&a);
   }
-  struct answer a;
+  struct fx_answer a;
   REQUIRE(req("POST", "/api/v2/models/nope/promote", TOKEN,
               "{\"version\": 1}", &a) == 0);
   CHECK_EQ_INT(a.status, 404);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("POST", "/api/v2/models/nope/rollback", TOKEN, "{}", &a) == 0);
   CHECK_EQ_INT(a.status, 404);
-  answer_free(&a);
+  fx_answer_free(&a);
 }
 
 static int alias_file(void)
 {
   char p[800];
   snprintf(p, sizeof(p), "%s/" MODEL "/aliases/production", g_reg);
-  char *t = read_text(p);
+  char *t = fx_read_file(p, NULL);
   int v = t ? atoi(t) : 0;
   free(t);
   return v;
@@ -1247,25 +1098,25 @@ static int alias_file(void)
 
 static int served(void)
 {
-  struct answer a;
+  struct fx_answer a;
   int v = 0;
   if (req("GET", "/metadata", NULL, NULL, &a) == 0 && a.status == 200)
     v = atoi(jstr(a.json, "model_version") ? jstr(a.json, "model_version")
                                            : "0");
-  answer_free(&a);
+  fx_answer_free(&a);
   return v;
 }
 
 TEST(models)
 {
-  struct answer a;
+  struct fx_answer a;
   REQUIRE(get("/api/v2/models", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   const cJSON *m = find_by(jget(a.json, "models"), "name", MODEL);
   REQUIRE(m != NULL);
   CHECK_EQ_INT(jnum(m, "versions"), 2);
   CHECK_EQ_INT(jnum(m, "latest_version"), 2);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get("/api/v2/models/" MODEL, &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   const cJSON *vs = jget(a.json, "versions");
@@ -1279,7 +1130,7 @@ TEST(models)
   CHECK(jstr(jget(v2, "lineage"), "data_sha256") != NULL);
   CHECK_EQ_STR(jstr(a.json, "selection_metric"), "accuracy");
   CHECK(cJSON_IsArray(jget(a.json, "deployments")));
-  answer_free(&a);
+  fx_answer_free(&a);
   /* trials of v2: its two runs, the kept one marked */
   REQUIRE(get("/api/v2/models/" MODEL "/versions/2/trials", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
@@ -1290,40 +1141,40 @@ TEST(models)
   CHECK(cJSON_IsTrue(jget(best, "is_best")));
   CHECK(jnum(jget(best, "metrics"), "accuracy") > 0.3);
   CHECK_EQ_STR(jstr(jget(best, "params"), "max_depth"), "5");
-  answer_free(&a);
+  fx_answer_free(&a);
 }
 
 TEST(promote_and_rollback)
 {
-  struct answer a;
+  struct fx_answer a;
   /* nothing recorded yet: production was set on disk (v1) */
   CHECK_EQ_INT(alias_file(), 1);
   CHECK_EQ_INT(served(), 1);
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/rollback", TOKEN, "", &a) ==
           0);
   CHECK_EQ_INT(a.status, 409);
-  answer_free(&a);
+  fx_answer_free(&a);
   /* bad bodies and versions */
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
               "{\"version\": \"two\"}", &a) == 0);
   CHECK_EQ_INT(a.status, 400);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN, "{\"vers",
               &a) == 0);
   CHECK_EQ_INT(a.status, 400);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
               "{\"version\": 7}", &a) == 0);
   CHECK_EQ_INT(a.status, 404);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
               "{\"version\": 1}", &a) == 0);
   CHECK_EQ_INT(a.status, 409);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", NULL,
               "{\"version\": 2}", &a) == 0);
   CHECK_EQ_INT(a.status, 401);
-  answer_free(&a);
+  fx_answer_free(&a);
   CHECK_EQ_INT(alias_file(), 1);
   /* promote v2 */
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
@@ -1332,7 +1183,7 @@ TEST(promote_and_rollback)
   CHECK_EQ_INT(jnum(a.json, "from_version"), 1);
   CHECK_EQ_INT(jnum(a.json, "to_version"), 2);
   CHECK_EQ_INT(jnum(jget(a.json, "serving"), "version"), 2);
-  answer_free(&a);
+  fx_answer_free(&a);
   CHECK_EQ_INT(alias_file(), 2);
   CHECK_EQ_INT(served(), 2);
   CHECK_EQ_INT(sql_i64("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
@@ -1344,14 +1195,14 @@ TEST(promote_and_rollback)
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
               "{\"version\": \"1\"}", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
-  answer_free(&a);
+  fx_answer_free(&a);
   CHECK_EQ_INT(served(), 1);
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/rollback", TOKEN, NULL, &a) ==
           0);
   CHECK_EQ_INT(a.status, 200);
   CHECK_EQ_INT(jnum(a.json, "from_version"), 1);
   CHECK_EQ_INT(jnum(a.json, "to_version"), 2);
-  answer_free(&a);
+  fx_answer_free(&a);
   CHECK_EQ_INT(alias_file(), 2);
   CHECK_EQ_INT(served(), 2);
   CHECK_EQ_INT(sql_i64("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
@@ -1364,12 +1215,12 @@ TEST(promote_and_rollback)
   CHECK_EQ_INT(jnum(a.json, "served_version"), 2);
   CHECK(jstr(a.json, "production_since") != NULL);
   CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "deployments")), 3);
-  answer_free(&a);
+  fx_answer_free(&a);
 }
 
 TEST(serving_figures)
 {
-  struct answer a;
+  struct fx_answer a;
   char *line = NULL;
   struct rows rq = {0};
   REQUIRE(load_requests(&rq, 300) == 0);
@@ -1381,7 +1232,7 @@ TEST(serving_figures)
     cJSON_Delete(o);
     if (req("POST", "/predict", NULL, line, &a) == 0 && a.status == 200)
       ok++;
-    answer_free(&a);
+    fx_answer_free(&a);
     free(line);
   }
   rows_free(&rq);
@@ -1400,24 +1251,24 @@ TEST(serving_figures)
   CHECK(cJSON_IsArray(jget(a.json, "series")));
   CHECK(cJSON_IsTrue(jget(jget(a.json, "log"), "db_up")));
   CHECK_EQ_STR(jstr(a.json, "default_model"), MODEL);
-  answer_free(&a);
+  fx_answer_free(&a);
   /* the sampler runs every 500 ms here: within a few seconds the ring
    * holds intervals that saw the predictions */
   double seen = 0;
   for (int i = 0; i < 40 && seen < 20; i++) {
-    msleep(250);
+    fx_msleep(250);
     REQUIRE(get("/api/v2/serving", &a) == 0);
     seen = 0;
     const cJSON *pt;
     cJSON_ArrayForEach(pt, jget(a.json, "series")) seen += jnum(pt, "requests");
-    answer_free(&a);
+    fx_answer_free(&a);
   }
   CHECK(seen >= 20);
 }
 
 TEST(drift_reports)
 {
-  struct answer a;
+  struct fx_answer a;
   REQUIRE(get("/api/v2/models/" MODEL "/drift", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   const cJSON *r = jget(a.json, "reports");
@@ -1428,16 +1279,16 @@ TEST(drift_reports)
                   "psi"),
              0.31, 1e-9);
   CHECK_NEAR(jnum(a.json, "threshold"), 0.2, 1e-9);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get("/api/v2/models/" MODEL "/drift?limit=1", &a) == 0);
   CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "reports")), 1);
   CHECK(cJSON_IsNumber(jget(a.json, "next_before")));
-  answer_free(&a);
+  fx_answer_free(&a);
 }
 
 TEST(console_assets)
 {
-  struct answer a;
+  struct fx_answer a;
   char h[512], etag[128];
   REQUIRE(req("GET", "/", NULL, NULL, &a) == 0);
   CHECK_EQ_INT(a.status, 200);
@@ -1446,7 +1297,7 @@ TEST(console_assets)
   CHECK(header(&a, "Content-Security-Policy", h, sizeof(h)) == 0 &&
         strstr(h, "default-src 'self'"));
   CHECK(strstr(a.body, "/console/app.js") != NULL);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("GET", "/console/app.js", NULL, NULL, &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   CHECK(header(&a, "Content-Type", h, sizeof(h)) == 0 &&
@@ -1455,33 +1306,33 @@ TEST(console_assets)
   /* the embedded file is the source file */
   char p[1200];
   snprintf(p, sizeof(p), "%s/web/app.js", g_src);
-  char *src = read_text(p);
+  char *src = fx_read_file(p, NULL);
   CHECK(src && strcmp(src, a.body) == 0);
   free(src);
-  answer_free(&a);
+  fx_answer_free(&a);
   char inm[200];
   snprintf(inm, sizeof(inm), "If-None-Match: %s", etag);
   REQUIRE(req_port(g_port, "GET", "/console/app.js", NULL, NULL, inm, &a) ==
           0);
   CHECK_EQ_INT(a.status, 304);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("GET", "/console/style.css", NULL, NULL, &a) == 0);
   CHECK_EQ_INT(a.status, 200);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("GET", "/console/nope.js", NULL, NULL, &a) == 0);
   CHECK_EQ_INT(a.status, 404);
-  answer_free(&a);
+  fx_answer_free(&a);
 }
 
 /* MariaDB away: the admin endpoints that need it answer 503 quickly, the
  * registry-only ones still work; back to 200 when it returns. */
 TEST(database_down)
 {
-  struct answer a;
+  struct fx_answer a;
   char cmd[2048];
   snprintf(cmd, sizeof(cmd), "%s/tests/mariadb.sh stop %s >/dev/null 2>&1",
            g_src, g_dbdir);
-  REQUIRE(run_cmd(cmd) == 0);
+  REQUIRE(fx_run_cmd(cmd) == 0);
   /* no REQUIRE until MariaDB runs again: the later tests need it */
   if (get("/api/v2/dags/" DAG "/dagRuns", &a) == 0) {
     CHECK_EQ_INT(a.status, 503);
@@ -1490,13 +1341,13 @@ TEST(database_down)
   } else {
     CHECK(!"request failed");
   }
-  answer_free(&a);
+  fx_answer_free(&a);
   if (req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
           "{\"version\": 1}", &a) == 0)
     CHECK_EQ_INT(a.status, 503);
   else
     CHECK(!"request failed");
-  answer_free(&a);
+  fx_answer_free(&a);
   CHECK_EQ_INT(alias_file(), 2); /* not moved without a record */
   if (get("/api/v2/models/" MODEL, &a) == 0) {
     CHECK_EQ_INT(a.status, 200);
@@ -1504,24 +1355,24 @@ TEST(database_down)
   } else {
     CHECK(!"request failed");
   }
-  answer_free(&a);
+  fx_answer_free(&a);
   snprintf(cmd, sizeof(cmd), "%s/tests/mariadb.sh start %s >/dev/null 2>&1",
            g_src, g_dbdir);
-  REQUIRE(run_cmd(cmd) == 0);
+  REQUIRE(fx_run_cmd(cmd) == 0);
   int st = 0;
   for (int i = 0; i < 100 && st != 200; i++) {
     REQUIRE(get("/api/v2/dags/" DAG "/dagRuns", &a) == 0);
     st = (int)a.status;
-    answer_free(&a);
+    fx_answer_free(&a);
     if (st != 200)
-      msleep(200);
+      fx_msleep(200);
   }
   CHECK_EQ_INT(st, 200);
 }
 
 TEST(clean_stop)
 {
-  CHECK_EQ_INT(daemon_term(g_pid), 0);
+  CHECK_EQ_INT(fx_daemon_term(&g_pid), 0);
   g_pid = 0;
 }
 
@@ -1572,13 +1423,12 @@ static int setup(void)
 {
   if (env_paths() || !g_dbdir[0])
     return -1;
-  snprintf(g_tmp, sizeof(g_tmp), "/tmp/mlopsd-it-admin.XXXXXX");
-  if (!mkdtemp(g_tmp))
+  if (fx_tmpdir(g_tmp, sizeof(g_tmp), "it-admin"))
     return -1;
   snprintf(g_reg, sizeof(g_reg), "%s/registry", g_tmp);
   snprintf(g_cfg, sizeof(g_cfg), "%s/mlopsd.yaml", g_tmp);
   snprintf(g_log, sizeof(g_log), "%s/daemon.log", g_tmp);
-  g_port = free_port();
+  g_port = fx_free_port();
   if (g_port <= 0 || fixture(g_tmp, g_port, g_db, 1))
     return -1;
   g_pid = daemon_spawn(g_cfg, g_log, g_db, TOKEN);
@@ -1626,18 +1476,14 @@ int main(int argc, char **argv)
   RUN(database_down);
   RUN(clean_stop);
   if (g_pid > 0)
-    daemon_term(g_pid);
+    fx_daemon_term(&g_pid);
   db_pool_destroy(g_pool);
-  if (g_curl)
-    curl_easy_cleanup(g_curl);
   curl_global_cleanup();
   int rc = check_done();
   if (rc != 0 || getenv("MLOPSD_KEEP_TMP"))
     fprintf(stderr, "test_admin: files kept in %s\n", g_tmp);
   else {
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_tmp);
-    run_cmd(cmd);
+    fx_rmtree(g_tmp);
   }
   return rc;
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/db.h"
 #include "mlopsd/log.h"
 
@@ -27,36 +28,6 @@ static struct db_pool *P; /* size 4, database it_db */
 static const char *HOST, *USER, *PASS, *DIR_;
 static int PORT;
 static char SCRIPT[1024];
-
-#define CHECK_OK(call)                                                        \
-  do {                                                                        \
-    enum err_code rc_ = (call);                                               \
-    if (rc_ != ERR_OK) {                                                      \
-      fprintf(stderr, "  FAIL %s:%d: %s: %s -> %s: %s\n", __FILE__,           \
-              __LINE__, check_cur_name, #call, err_str(rc_), E.msg);          \
-      check_cur_failed = 1;                                                   \
-    }                                                                         \
-  } while (0)
-
-#define REQUIRE_OK(call)                                                      \
-  do {                                                                        \
-    enum err_code rc_ = (call);                                               \
-    if (rc_ != ERR_OK) {                                                      \
-      fprintf(stderr, "  FAIL %s:%d: %s: required %s -> %s: %s\n", __FILE__,  \
-              __LINE__, check_cur_name, #call, err_str(rc_), E.msg);          \
-      check_cur_failed = 1;                                                   \
-      return;                                                                 \
-    }                                                                         \
-  } while (0)
-
-#define CHECK_HAS(s, sub)                                                     \
-  do {                                                                        \
-    if (!strstr((s), (sub))) {                                                \
-      fprintf(stderr, "  FAIL %s:%d: %s: \"%s\" lacks \"%s\"\n", __FILE__,    \
-              __LINE__, check_cur_name, (s), (sub));                          \
-      check_cur_failed = 1;                                                   \
-    }                                                                         \
-  } while (0)
 
 static struct db_opts opts_for(const char *database, const char *password,
                                int size)
@@ -96,12 +67,6 @@ static int sh(const char *fmt, ...)
   if (rc != 0)
     fprintf(stderr, "  command failed (%d): %s\n", rc, cmd);
   return rc;
-}
-
-static void msleep(int ms)
-{
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
 }
 
 static uint64_t fnv(uint64_t h, const char *s, size_t n)
@@ -194,7 +159,7 @@ TEST(t_pool_exhaustion)
     db_pool_stats(p, &st);
     if (st.waiting == 1)
       break;
-    msleep(10);
+    fx_msleep(10);
   }
   CHECK_EQ_INT(st.waiting, 1);
   db_release(p, a);
@@ -857,7 +822,7 @@ TEST(t_deadlock)
    * snapshot only when it was not read for 100 ms: poll slower than that */
   int64_t waiting = 0;
   for (int i = 0; i < 200 && waiting < 1; i++) {
-    msleep(150);
+    fx_msleep(150);
     waiting = q1(w, "SELECT COUNT(*) FROM information_schema.innodb_trx "
                     "WHERE trx_state = 'LOCK WAIT'");
   }
@@ -1074,7 +1039,7 @@ TEST(t_killed_in_flight)
   struct db_val idv = DB_V_INT(id);
   int64_t running = 0;
   for (int i = 0; i < 500 && running < 1; i++) {
-    msleep(20);
+    fx_msleep(20);
     if (db_query_i64(w, "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
                         "WHERE ID = ? AND INFO LIKE 'SELECT SLEEP%'",
                      &idv, 1, &running, &E) != ERR_OK)
@@ -1122,7 +1087,7 @@ TEST(t_server_restart)
   struct db_val idv = DB_V_INT(id);
   int64_t running = 0;
   for (int i = 0; i < 500 && running < 1; i++) {
-    msleep(20);
+    fx_msleep(20);
     if (db_query_i64(c2, "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
                          "WHERE ID = ? AND INFO LIKE 'SELECT SLEEP%'",
                      &idv, 1, &running, &E) != ERR_OK)
@@ -1183,7 +1148,7 @@ struct starter {
 static void *starter_main(void *arg)
 {
   struct starter *s = arg;
-  msleep(s->delay_ms);
+  fx_msleep(s->delay_ms);
   s->rc = sh("'%s' start '%s' >/dev/null", SCRIPT, DIR_);
   return NULL;
 }

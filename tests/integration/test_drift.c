@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/cfg.h"
 #include "mlopsd/db.h"
 #include "mlopsd/pipeline.h"
@@ -41,27 +42,6 @@ static char g_src[512], g_bin[512], g_tmp[256], g_cfg[300], g_reg[300],
     g_log[300];
 static char **g_lines; /* predict_requests.jsonl, the "data" objects */
 static size_t g_nlines;
-
-#define CHECK_OK(call)                                                        \
-  do {                                                                        \
-    enum err_code rc_ = (call);                                               \
-    if (rc_ != ERR_OK) {                                                      \
-      fprintf(stderr, "  FAIL %s:%d: %s: %s -> %s: %s\n", __FILE__,           \
-              __LINE__, check_cur_name, #call, err_str(rc_), E.msg);          \
-      check_cur_failed = 1;                                                   \
-    }                                                                         \
-  } while (0)
-
-#define CHECK_HAS(s, sub)                                                     \
-  do {                                                                        \
-    const char *s_ = (s);                                                     \
-    if (!s_ || !strstr(s_, (sub))) {                                          \
-      fprintf(stderr, "  FAIL %s:%d: %s: \"%.300s\" lacks \"%s\"\n",          \
-              __FILE__, __LINE__, check_cur_name, s_ ? s_ : "(null)",         \
-              (sub));                                                         \
-      check_cur_failed = 1;                                                   \
-    }                                                                         \
-  } while (0)
 
 /* ---- a hand-built task context -------------------------------------- */
 
@@ -276,45 +256,9 @@ static int log_requests(size_t from, size_t n, int shift)
 
 /* ---- set-up ----------------------------------------------------------- */
 
-static int run_cmd(const char *cmd)
-{
-  int st = system(cmd);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  if (b) {
-    b[n] = '\0';
-    if (len)
-      *len = (size_t)n;
-  }
-  return b;
-}
-
 static int load_lines(void)
 {
-  char path[700];
-  snprintf(path, sizeof(path),
-           "%s/../shared/data/credit/predict_requests.jsonl", g_src);
-  char *all = read_file(path, NULL);
-  if (!all) {
-    snprintf(path, sizeof(path),
-             "/work/shared/data/credit/predict_requests.jsonl");
-    all = read_file(path, NULL);
-  }
+  char *all = fx_read_file(fx_data_path("predict_requests.jsonl"), NULL);
   if (!all) {
     fprintf(stderr, "cannot read predict_requests.jsonl\n");
     return -1;
@@ -341,7 +285,7 @@ static int extract_features(const char *ds)
   char path[700];
   snprintf(path, sizeof(path), "%s/sql/features.sql", g_src);
   size_t len;
-  char *src = read_file(path, &len);
+  char *src = fx_read_file(path, &len);
   if (!src)
     return -1;
   /* {{ ds }} -> the date: same length budget is not needed, build anew */
@@ -406,8 +350,7 @@ static int setup(void)
   }
   snprintf(g_src, sizeof(g_src), "%s", s);
   snprintf(g_bin, sizeof(g_bin), "%s", b);
-  snprintf(g_tmp, sizeof(g_tmp), "/tmp/mlopsd-it-drift.XXXXXX");
-  if (!mkdtemp(g_tmp))
+  if (fx_tmpdir(g_tmp, sizeof(g_tmp), "it-drift"))
     return -1;
   snprintf(g_reg, sizeof(g_reg), "%s/registry", g_tmp);
   snprintf(g_cfg, sizeof(g_cfg), "%s/mlopsd.yaml", g_tmp);
@@ -448,7 +391,7 @@ static int setup(void)
            "cd %s && %s -c %s db init >>%s 2>&1 && "
            "%s -c %s db seed --dir %s/sql/data >>%s 2>&1",
            g_src, g_bin, g_cfg, g_log, g_bin, g_cfg, g_src, g_log);
-  if (run_cmd(cmd) != 0) {
+  if (fx_run_cmd(cmd) != 0) {
     fprintf(stderr, "db init/seed failed, see %s\n", g_log);
     return -1;
   }
@@ -905,8 +848,8 @@ static char *run_out(const char *args, int *status)
   snprintf(out, sizeof(out), "%s/out.txt", g_tmp);
   snprintf(cmd, sizeof(cmd), "cd %s && %s -c %s %s >%s 2>&1", g_tmp, g_bin,
            g_cfg, args, out);
-  *status = run_cmd(cmd);
-  char *o = read_file(out, NULL);
+  *status = fx_run_cmd(cmd);
+  char *o = fx_read_file(out, NULL);
   /* a sanitizer build of the binary reports on stderr: that is a failure */
   if (o && (strstr(o, "Sanitizer") || strstr(o, "runtime error:"))) {
     fprintf(stderr, "  FAIL: %s: sanitizer report from '%s':\n%s\n",
@@ -1017,7 +960,7 @@ int main(void)
   free(g_lines);
   char cmd[600];
   snprintf(cmd, sizeof(cmd), "rm -rf %s", g_tmp);
-  if (!getenv("KEEP_TMP") && run_cmd(cmd) != 0)
+  if (!getenv("KEEP_TMP") && fx_run_cmd(cmd) != 0)
     fprintf(stderr, "cannot remove %s\n", g_tmp);
   return check_done();
 }

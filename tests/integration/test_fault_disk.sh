@@ -44,15 +44,6 @@ lf_config
 if lf_db_prepare && lf_train_promote 1; then ok setup; else bad setup; lf_done; exit 1; fi
 lf_ct_dag "$T/dags/ct.yaml" 0
 CT=credit_score_classification_ct
-wait_run() {  # wait_run RUN_ID: final state
-  local i st=""
-  for i in $(seq 1 300); do
-    st=$(sql "$DB" -e "SELECT state FROM dag_run WHERE run_id='$1'")
-    case "$st" in success|failed) break ;; esac
-    sleep 0.2
-  done
-  echo "$st"
-}
 load() {  # load NAME START COUNT [ARGS...]: the answers in $T/NAME.ans
   local n=$1 s=$2 c=$3; shift 3
   python3 "$SRC/tests/integration/lib_load.py" --port "$PORT" \
@@ -160,7 +151,7 @@ python3 "$SRC/tests/integration/lib_load.py" --port "$PORT" --out "$T/c.ans" \
 LOAD=$!
 "$BIN" dags trigger $CT --date 2025-09-01 >"$T/out" 2>&1
 RUN=$(sed -n 's/^queued run //p' "$T/out")
-eq c_run_failed "$(wait_run "$RUN")" failed
+eq c_run_failed "$(lf_wait_run "$RUN" 60)" failed
 sql "$DB" -e "SELECT line FROM task_log WHERE run_id='$RUN' AND task_id='model_training'" >"$T/c.tl"
 has c_train_error_clear "$T/c.tl" "No space left on device"
 echo "  task log: $(grep -m1 'No space' "$T/c.tl" | cut -c1-200)"
@@ -190,7 +181,7 @@ if mnt "$T/regro" --bind "$T/registry" && mount -o remount,bind,ro "$T/regro"; t
   lf_wait_ready 30 && ok d_ready || { tail -5 "$T/daemon.log"; bad d_ready; }
   "$BIN" dags trigger $CT --date 2025-09-01 >"$T/out" 2>&1
   RUN=$(sed -n 's/^queued run //p' "$T/out")
-  eq d_run_failed "$(wait_run "$RUN")" failed
+  eq d_run_failed "$(lf_wait_run "$RUN" 60)" failed
   sql "$DB" -e "SELECT line FROM task_log WHERE run_id='$RUN' AND task_id='model_training'" >"$T/d.tl"
   has d_train_error_clear "$T/d.tl" "Read-only file system"
   echo "  task log: $(grep -m1 'Read-only' "$T/d.tl" | cut -c1-200)"

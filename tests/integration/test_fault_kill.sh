@@ -43,15 +43,6 @@ ti_state() {  # ti_state RUN_ID TASK_ID: "state try_number"
     WHERE run_id='$1' AND task_id='$2'"
 }
 run_state() { sql "$DB" -e "SELECT state FROM dag_run WHERE run_id='$1'"; }
-wait_run() {  # wait_run RUN_ID SECONDS: final state
-  local i st=""
-  for i in $(seq 1 $(( $2 * 5 ))); do
-    st=$(run_state "$1")
-    case "$st" in success|failed) break ;; esac
-    sleep 0.2
-  done
-  echo "$st"
-}
 wait_log() {  # wait_log RUN_ID TEXT SECONDS: 0 once task_log has TEXT
   local i
   for i in $(seq 1 $(( $3 * 10 ))); do
@@ -142,7 +133,7 @@ fi
 
 lf_start
 lf_wait_ready 30 && ok k3_ready || bad k3_ready
-eq k3_run_success "$(wait_run "$RUN" 120)" success
+eq k3_run_success "$(lf_wait_run "$RUN" 120)" success
 eq k3_extract_once "$(ti_state "$RUN" data_extraction)" "success 1"
 eq k3_train_retried "$(ti_state "$RUN" model_training)" "success $tries_expected"
 eq k3_deploy_done "$(ti_state "$RUN" model_deployment | cut -d' ' -f1)" success
@@ -259,11 +250,7 @@ else
 fi
 lf_start
 lf_wait_ready 60 && ok s_ready_after || bad s_ready_after
-for _ in $(seq 1 300); do
-  [ "$(lf_metric mlopsd_plog_spool_records)" = 0 ] &&
-    [ "$(lf_metric mlopsd_plog_backlog_rows)" = 0 ] && break
-  sleep 0.1
-done
+lf_drained 30
 dups=$(lf_metric mlopsd_plog_rows_duplicate_total)
 [ "$HAVE_STRACE" = 1 ] && eq s_replayed_rows_deduplicated "${dups:-0}" "$mid"
 lf_term
@@ -284,7 +271,7 @@ eq d_middle_running "$(ti_state "$RUN" middle)" "running 1"
 lf_kill9; faults=$((faults + 1))
 lf_start
 lf_wait_ready 30 && ok d_ready_after || bad d_ready_after
-eq d_run_success "$(wait_run "$RUN" 60)" success
+eq d_run_success "$(lf_wait_run "$RUN" 60)" success
 eq d_first_once "$(cat "$T/side_first")" first
 eq d_middle_retried "$(ti_state "$RUN" middle)" "success 2"
 # The first attempt's shell (a process group of its own) outlives a

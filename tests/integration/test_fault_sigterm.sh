@@ -99,11 +99,7 @@ grep -E "flushed|spool" "$T/daemon.log" | tail -2 | sed 's/^/  | /'
 lf_dbstart
 lf_start
 lf_wait_ready 60 && ok db_restarted || bad db_restarted
-for _ in $(seq 1 300); do
-  [ "$(lf_metric mlopsd_plog_spool_records)" = 0 ] &&
-    [ "$(lf_metric mlopsd_plog_backlog_rows)" = 0 ] && break
-  sleep 0.1
-done
+lf_drained 30
 replayed=$(lf_metric mlopsd_plog_rows_replayed_total)
 lf_term
 eq db_exit_0_again "$DRC" 0

@@ -22,35 +22,13 @@
 #      train` (never validated) is NOT deployed by it (skipped); staged
 #      by hand (`models promote NAME 4 --alias staging`) it is; run
 #      again, deploy_new_model ends skipped with a 'skip' deployment row.
-set -u
-cd "${MLOPSD_SRC:-$(dirname "$0")/../..}" || exit 1
-BIN=${MLOPSD_BIN:-build/mlopsd}
+. "$(dirname "$0")/../lib.sh"
+tl_init loop
 MODEL=credit_score_classification
 CT=credit_score_classification_ct
 CD=credit_score_classification_cd
 MON=credit_score_monitor
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "ok $1"; }
-bad() { fail=$((fail + 1)); echo "not ok $1"; }
-check() {  # check NAME CMD...: pass if CMD succeeds
-  local name=$1; shift
-  if "$@"; then ok "$name"; else bad "$name"; fi
-}
-eq() {  # eq NAME GOT WANT
-  if [ "$2" = "$3" ]; then ok "$1"; else
-    echo "  got '$2', want '$3'"; bad "$1"; fi
-}
 
-tmp=$(mktemp -d /tmp/it_loop.XXXXXX)
-daemon_pid=""
-cleanup() {
-  if [ -n "$daemon_pid" ]; then
-    kill "$daemon_pid" 2>/dev/null
-    wait "$daemon_pid" 2>/dev/null
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 export MLOPSD_DATABASE_NAME=it_loop
 export MLOPSD_MODELS_REGISTRY_DIR=$tmp/registry
 export MLOPSD_MODELS_SPECS_DIR=$tmp/specs
@@ -62,11 +40,12 @@ sql() {
     -N -B -r "$@"
 }
 q() { sql it_loop -e "$1"; }
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+port=$(free_port)
 api=http://127.0.0.1:$port
 mlopsd() { "$BIN" -c "$tmp/mlopsd.yaml" "$@"; }
 
 # ---- a small grid, every feature optional; DAG copies without schedules
+scenario a_small_grid_every_feature_optional
 mkdir -p "$tmp/specs" "$tmp/dags" "$tmp/spool"
 sed -E -e 's/^( *max_depth:).*/\1 [4]/' \
   -e 's/^( *colsample_bytree:).*/\1 [0.8, 1.0]/' \
@@ -108,6 +87,7 @@ else cat "$tmp/validate.out"; bad dags_copies_valid; fi
 check cd_copy_points_here grep -q "api: $api" "$tmp/dags/credit_score_cd.yaml"
 
 # ---- data
+scenario data
 if sql -e "DROP DATABASE IF EXISTS it_loop" &&
    mlopsd db init >"$tmp/init.log" 2>&1 &&
    mlopsd db seed >"$tmp/seed.log" 2>&1; then
@@ -117,14 +97,10 @@ else
 fi
 
 # ---- the daemon
+scenario the_daemon
 "$BIN" -c "$tmp/mlopsd.yaml" serve >"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
-up=0
-for _ in $(seq 1 300); do
-  curl -sf "$api/healthz" >/dev/null 2>&1 && { up=1; break; }
-  sleep 0.1
-done
-eq daemon_up "$up" 1
+check daemon_up wait_http "$api/healthz" 30
 
 served_version() {  # the version /metadata shows, or "-"
   curl -s "$api/metadata" | python3 -c '
@@ -199,6 +175,7 @@ gate() {
 }
 
 # ---- 1. a first model: CT for 2025-09-01 (the August rows)
+scenario a_first_model_ct_for_2025
 trigger ct_first_run $CT 2025-09-01
 ct1=$RUN
 eq ct_first_run_id "$ct1" "${CT}__manual__2025-09-01T00:00:00+09:00"
@@ -210,6 +187,7 @@ eq first_deploy_row "$(q "SELECT CONCAT(action, ' ', COALESCE(from_version, '-')
 eq served_v1 "$(wait_served 1)" 1
 
 # ---- request bodies drawn from the training table (what version 1 saw)
+scenario request_bodies_drawn_from_the_training
 q "SELECT JSON_OBJECT('customer_id', customer_id, 'age', age, 'occupation',
   occupation, 'annual_income', annual_income, 'monthly_inhand_salary',
   monthly_inhand_salary, 'num_bank_accounts', num_bank_accounts,
@@ -264,6 +242,7 @@ drift_runs() {
 }
 
 # ---- 2. the training population: no drift, no retraining
+scenario the_training_population_no_drift_no
 eq send_training_rows "$(send "$tmp/rows.jsonl" same)" 1000
 eq logged_training_rows "$(wait_logged 1000)" 1000
 trigger monitor_ok_run $MON 2025-09-01T01:00
@@ -280,6 +259,7 @@ eq no_ct_after_ok "$(drift_runs)" 0
 eq ct_runs_after_ok "$(q "SELECT COUNT(*) FROM dag_run WHERE dag_id = '$CT'")" 1
 
 # ---- 3. a shifted population: drift, the CT DAG starts by itself
+scenario a_shifted_population_drift_the_ct
 eq send_shifted_rows "$(send "$tmp/rows.jsonl" shift)" 1000
 eq logged_shifted_rows "$(wait_logged 2000)" 2000
 trigger monitor_drift_run $MON 2025-09-01T02:00
@@ -315,6 +295,7 @@ eq drift_production_is_2 "$prod" 2
 # ---- a CT run on a part of August (2025-08-20..09-20) with a crippled
 # spec (one round of depth-1 stumps) against version 2 (30 rounds of
 # depth 4): the candidate scores far worse and must be kept out
+scenario a_ct_run_on_a_part
 cp "$tmp/specs/$MODEL.yaml" "$tmp/spec.full"
 sed -E -e 's/^( *max_depth:).*/\1 [1]/' \
   -e 's/^( *colsample_bytree:).*/\1 [1.0]/' \
@@ -328,6 +309,7 @@ prod=$(tr -d ' \n' <"$tmp/registry/$MODEL/aliases/production")
 eq subwindow_production_still_2 "$prod" 2
 
 # ---- 4. the CD DAG deploys alias staging: only validated versions
+scenario the_cd_dag_deploys_alias_staging
 # (2025-09-20: the feature store keeps a week, the 09-01 rows are gone)
 if mlopsd models train $MODEL --date 2025-09-20 --max-trials 1 --rounds 10 \
      --run-id loop_v4 >"$tmp/train4.out" 2>&1; then ok train_v4; else
@@ -367,6 +349,7 @@ eq cd_skip_row "$(q "SELECT CONCAT(action, ' ', from_version, ' ',
 eq still_served_v4 "$(served_version)" 4
 
 # ---- the same daemon all along; the history tells the story
+scenario the_same_daemon_all_along_the
 check daemon_never_restarted kill -0 "$daemon_pid"
 if mlopsd models history $MODEL >"$tmp/history.out" 2>&1 &&
    mlopsd models history $MODEL --json >"$tmp/history.json" 2>&1; then
@@ -379,5 +362,4 @@ check history_has_cd_skip grep -qF "skip: production version 4 is not older" \
 if [ "$fail" != 0 ]; then
   echo "  daemon log (last 60 lines):"; tail -60 "$tmp/daemon.log" | sed 's/^/  | /'
 fi
-echo "check: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+tl_done

@@ -10,36 +10,10 @@
 #   - offline `mlopsd predict` answers exactly as the running server's
 #     POST /models/NAME/predict (same status class, same bytes) for valid
 #     and invalid bodies, also after a promote the server swapped in
-set -u
-cd "${MLOPSD_SRC:-$(dirname "$0")/../..}" || exit 1
-BIN=${MLOPSD_BIN:-build/mlopsd}
+. "$(dirname "$0")/../lib.sh"
+tl_init models_cli
 MODEL=credit_score_classification
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "ok $1"; }
-bad() { fail=$((fail + 1)); echo "not ok $1"; }
-expect() {  # expect NAME WANT_RC CMD... : exit code check, output kept
-  local name=$1 want=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  if [ "$rc" = "$want" ]; then ok "$name"; else
-    echo "  rc=$rc want=$want"; sed 's/^/  | /' "$tmp/out" "$tmp/err" | head -20
-    bad "$name"; fi
-}
-has() {  # has NAME FILE TEXT
-  if grep -qF -- "$3" "$2"; then ok "$1"; else
-    echo "  '$3' not in:"; sed 's/^/  | /' "$2" | head -20; bad "$1"; fi
-}
 
-tmp=$(mktemp -d /tmp/it_models_cli.XXXXXX)
-daemon_pid=""
-cleanup() {
-  if [ -n "$daemon_pid" ]; then
-    kill "$daemon_pid" 2>/dev/null
-    wait "$daemon_pid" 2>/dev/null
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 export MLOPSD_DATABASE_NAME=it_models_cli
 export MLOPSD_MODELS_REGISTRY_DIR=$tmp/registry
 export MLOPSD_MODELS_SPECS_DIR=config/models
@@ -52,6 +26,7 @@ sql() {
 }
 
 # ---- help and usage
+scenario help_and_usage
 for sub in list show promote rollback train; do
   expect "help_$sub" 0 "$BIN" models $sub --help
   has "help_${sub}_text" "$tmp/out" "usage: mlopsd [-c FILE] models $sub"
@@ -72,6 +47,7 @@ expect usage_predict_nobody 2 "$BIN" predict $MODEL
 expect usage_predict_both 2 "$BIN" predict $MODEL --json '{}' --file x
 
 # ---- data and two versions
+scenario data_and_two_versions
 if sql -e "DROP DATABASE IF EXISTS it_models_cli" &&
    "$BIN" db init >"$tmp/init.log" 2>&1 &&
    "$BIN" db seed >"$tmp/seed.log" 2>&1 &&
@@ -117,6 +93,7 @@ expect predict_v1 0 "$BIN" predict $MODEL:1 --file $body
 has predict_v1_answer "$tmp/out" '"customer_id":4096,"predict":"'
 
 # ---- promote / rollback
+scenario promote_rollback
 expect promote_v1 0 "$BIN" models promote $MODEL 1
 has promote_v1_msg "$tmp/out" "$MODEL: production -> 1 (promote)"
 # MariaDB unreachable: nothing changes
@@ -131,7 +108,8 @@ rows=$(sql it_models_cli -e "SELECT COUNT(*) FROM deployment WHERE
 [ "$rows" = 1 ] && ok promote_row || { echo "  rows=$rows"; bad promote_row; }
 
 # ---- the server and the offline path answer alike
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+scenario the_server_and_the_offline_path
+port=$(free_port)
 mkdir -p "$tmp/dags" "$tmp/spool"
 cat >"$tmp/mlopsd.yaml" <<EOF
 server:
@@ -151,13 +129,8 @@ logging:
 EOF
 "$BIN" -c "$tmp/mlopsd.yaml" serve >"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
-ready=0
-for _ in $(seq 1 300); do
-  if curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then
-    ready=1; break; fi
-  sleep 0.1
-done
-[ "$ready" = 1 ] && ok server_ready || { cat "$tmp/daemon.log"; bad server_ready; }
+wait_http "http://127.0.0.1:$port/readyz" 30 && ok server_ready ||
+  { cat "$tmp/daemon.log"; bad server_ready; }
 
 mkbodies() {
   local d=$tmp/bodies; mkdir -p "$d"
@@ -245,5 +218,4 @@ assert m["versions"] == [1, 2] and m["production"] == 1 and m["latest"] == 2
 assert m["metrics"]["accuracy"] > 0 and m["error"] is None
 EOF
 
-echo "check: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+tl_done

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/cfg.h"
 #include "mlopsd/db.h"
 #include "mlopsd/fstore.h"
@@ -45,7 +46,6 @@
 #define DBNAME "it_pipeline"
 #define MODEL "credit_score_classification"
 #define DS "2025-09-01"
-#define OUT_MAX (1 << 20)
 
 static const char *bin, *src;
 static char tmpdir[256], regdir[300], specsdir[300];
@@ -56,93 +56,21 @@ static int setup_ok;
 
 /* ------------------------------------------------------------- helpers */
 
-struct run {
-  int rc;
-  char *out, *err;
-};
-
-static void slurp(int fd, char *buf, size_t cap)
-{
-  size_t n = 0;
-  lseek(fd, 0, SEEK_SET);
-  for (;;) {
-    ssize_t k = read(fd, buf + n, cap - 1 - n);
-    if (k <= 0)
-      break;
-    n += (size_t)k;
-  }
-  buf[n] = '\0';
-  close(fd);
-}
-
 /* Run mlopsd args in $MLOPSD_SRC with the test database and registry. */
-static void mlopsd(struct run *r, const char *const *args)
+static void mlopsd(struct fx_run *r, const char *const *args)
 {
-  char o[300], e[300];
-  snprintf(o, sizeof(o), "%s/out.XXXXXX", tmpdir);
-  snprintf(e, sizeof(e), "%s/err.XXXXXX", tmpdir);
-  int fo = mkstemp(o), fe = mkstemp(e);
-  unlink(o);
-  unlink(e);
+  char regenv[400], specs[400];
   const char *argv[32];
   int n = 0;
+  snprintf(regenv, sizeof(regenv), "MLOPSD_MODELS_REGISTRY_DIR=%s", regdir);
+  snprintf(specs, sizeof(specs), "MLOPSD_MODELS_SPECS_DIR=%s", specsdir);
+  const char *env[] = {"MLOPSD_DATABASE_NAME=" DBNAME, regenv, specs,
+                       "USER=tester", NULL};
   argv[n++] = bin;
   for (int i = 0; args[i] && n < 31; i++)
     argv[n++] = args[i];
   argv[n] = NULL;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (chdir(src) != 0)
-      _exit(126);
-    setenv("MLOPSD_DATABASE_NAME", DBNAME, 1);
-    setenv("MLOPSD_MODELS_REGISTRY_DIR", regdir, 1);
-    setenv("MLOPSD_MODELS_SPECS_DIR", specsdir, 1);
-    setenv("USER", "tester", 1);
-    dup2(fo, 1);
-    dup2(fe, 2);
-    execv(bin, (char *const *)argv);
-    _exit(127);
-  }
-  int st = 0;
-  waitpid(pid, &st, 0);
-  r->rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r->out = malloc(OUT_MAX);
-  r->err = malloc(OUT_MAX);
-  slurp(fo, r->out, OUT_MAX);
-  slurp(fe, r->err, OUT_MAX);
-}
-
-static void run_free(struct run *r)
-{
-  free(r->out);
-  free(r->err);
-}
-
-static void show(const char *what, const struct run *r)
-{
-  fprintf(stderr, "  [%s] rc=%d\n  stdout: %.2000s\n  stderr: %.2000s\n",
-          what, r->rc, r->out, r->err);
-}
-
-static struct db_pool *pool_for(const char *database, int size)
-{
-  struct db_opts o = {0};
-  o.host = getenv("MLOPSD_DATABASE_HOST");
-  o.port = atoi(getenv("MLOPSD_DATABASE_PORT"));
-  o.user = getenv("MLOPSD_DATABASE_USER");
-  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
-  o.database = database;
-  o.size = size;
-  o.connect_timeout_s = 10;
-  o.read_timeout_s = 300;
-  struct db_pool *p = NULL;
-  struct err e = {0};
-  if (db_pool_create(&p, &o, &e) != ERR_OK) {
-    fprintf(stderr, "pool: %s\n", e.msg);
-    return NULL;
-  }
-  return p;
+  fx_run(r, tmpdir, src, env, argv);
 }
 
 static int exec_sql(struct db_pool *p, const char *sql)
@@ -374,8 +302,7 @@ static int setup(void)
                     "(run through tests/run.sh)\n");
     return 0;
   }
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/it_pipeline.XXXXXX");
-  if (!mkdtemp(tmpdir))
+  if (fx_tmpdir(tmpdir, sizeof(tmpdir), "it_pipeline"))
     return 0;
   snprintf(regdir, sizeof(regdir), "%s/registry", tmpdir);
   snprintf(specsdir, sizeof(specsdir), "%s/specs", tmpdir);
@@ -402,30 +329,26 @@ static int setup(void)
   if (!write_text(path, spec_copy))
     return 0;
 
-  struct db_pool *root = pool_for(NULL, 1);
+  struct db_pool *root = fx_pool(NULL, 1);
   if (!root || !exec_sql(root, "DROP DATABASE IF EXISTS " DBNAME)) {
     db_pool_destroy(root);
     return 0;
   }
   db_pool_destroy(root);
-  struct run r;
+  struct fx_run r;
   const char *init[] = {"db", "init", NULL};
   mlopsd(&r, init);
   if (r.rc != 0) {
-    show("db init", &r);
-    run_free(&r);
+    fx_show("db init", &r);
     return 0;
   }
-  run_free(&r);
   const char *seed[] = {"db", "seed", NULL};
   mlopsd(&r, seed);
   if (r.rc != 0) {
-    show("db seed", &r);
-    run_free(&r);
+    fx_show("db seed", &r);
     return 0;
   }
-  run_free(&r);
-  pool = pool_for(DBNAME, 4);
+  pool = fx_pool(DBNAME, 4);
   if (!pool || !run_features(DS))
     return 0;
   struct err e = {0};
@@ -934,17 +857,16 @@ TEST(cli_promote_rollback_show_list)
   REQUIRE(latest >= 3);
   char vs[16];
   snprintf(vs, sizeof(vs), "%d", latest);
-  struct run r;
+  struct fx_run r;
   const char *pr[] = {"models", "promote", MODEL, vs, NULL};
   mlopsd(&r, pr);
   if (r.rc)
-    show("promote", &r);
+    fx_show("promote", &r);
   CHECK_EQ_INT(r.rc, 0);
   char want[128];
   snprintf(want, sizeof(want), "%s: production 1 -> %d (promote)", MODEL,
            latest);
   CHECK(strstr(r.out, want) != NULL);
-  run_free(&r);
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
                   "action = 'promote' AND from_version = 1 AND actor = "
                   "'cli:tester'",
@@ -954,12 +876,11 @@ TEST(cli_promote_rollback_show_list)
   const char *rb[] = {"models", "rollback", MODEL, NULL};
   mlopsd(&r, rb);
   if (r.rc)
-    show("rollback", &r);
+    fx_show("rollback", &r);
   CHECK_EQ_INT(r.rc, 0);
   snprintf(want, sizeof(want), "%s: production %d -> 1 (rollback)", MODEL,
            latest);
   CHECK(strstr(r.out, want) != NULL);
-  run_free(&r);
   int v = 0;
   struct err e = {0};
   REQUIRE(registry_alias_get(reg, MODEL, "production", &v, &e) == ERR_OK);
@@ -973,7 +894,6 @@ TEST(cli_promote_rollback_show_list)
   CHECK_EQ_INT(r.rc, 1);
   CHECK(strstr(r.err, "no earlier production version of "
                       "credit_score_classification") != NULL);
-  run_free(&r);
   REQUIRE(registry_alias_get(reg, MODEL, "production", &v, &e) == ERR_OK);
   CHECK_EQ_INT(v, 1);
 
@@ -981,21 +901,17 @@ TEST(cli_promote_rollback_show_list)
   const char *bad1[] = {"models", "promote", MODEL, "x", NULL};
   mlopsd(&r, bad1);
   CHECK_EQ_INT(r.rc, 2);
-  run_free(&r);
   const char *bad2[] = {"models", "promote", MODEL, "999", NULL};
   mlopsd(&r, bad2);
   CHECK_EQ_INT(r.rc, 1);
   CHECK(strstr(r.err, "has no version 999") != NULL);
-  run_free(&r);
   const char *bad3[] = {"models", "frobnicate", NULL};
   mlopsd(&r, bad3);
   CHECK_EQ_INT(r.rc, 2);
-  run_free(&r);
   const char *help[] = {"models", "rollback", "--help", NULL};
   mlopsd(&r, help);
   CHECK_EQ_INT(r.rc, 0);
   CHECK(strstr(r.out, "usage: mlopsd [-c FILE] models rollback") != NULL);
-  run_free(&r);
 
   /* show and list */
   const char *sh[] = {"models", "show", MODEL, NULL};
@@ -1007,7 +923,6 @@ TEST(cli_promote_rollback_show_list)
         NULL);
   CHECK(strstr(r.out, "data sha256    ") != NULL);
   CHECK(strstr(r.out, "metrics        accuracy=") != NULL);
-  run_free(&r);
   const char *shj[] = {"models", "show", MODEL ":1", "--json", NULL};
   mlopsd(&r, shj);
   CHECK_EQ_INT(r.rc, 0);
@@ -1016,13 +931,11 @@ TEST(cli_promote_rollback_show_list)
   CHECK(j && jnum(cJSON_GetObjectItemCaseSensitive(j, "meta"),
                   "training_rows") == 2500);
   cJSON_Delete(j);
-  run_free(&r);
   const char *ls[] = {"models", "list", NULL};
   mlopsd(&r, ls);
   CHECK_EQ_INT(r.rc, 0);
   CHECK(strstr(r.out, MODEL) != NULL);
   CHECK(strstr(r.out, "accuracy=") != NULL);
-  run_free(&r);
 }
 
 TEST(corrupt_meta_is_reported_and_others_still_work)
@@ -1031,21 +944,18 @@ TEST(corrupt_meta_is_reported_and_others_still_work)
   char p[900];
   snprintf(p, sizeof(p), "%s/%s/versions/2/meta.json", regdir, MODEL);
   REQUIRE(write_text(p, "{\"format\": \"mlopsd.meta\", \"params\": {"));
-  struct run r;
+  struct fx_run r;
   const char *sh[] = {"models", "show", MODEL ":2", NULL};
   mlopsd(&r, sh);
   CHECK_EQ_INT(r.rc, 1);
   CHECK(strstr(r.err, "versions/2/meta.json") != NULL);
   CHECK(strstr(r.err, "invalid JSON") != NULL);
-  run_free(&r);
   const char *sh1[] = {"models", "show", MODEL ":1", NULL};
   mlopsd(&r, sh1);
   CHECK_EQ_INT(r.rc, 0);
-  run_free(&r);
   const char *ls[] = {"models", "list", "--json", NULL};
   mlopsd(&r, ls);
   CHECK_EQ_INT(r.rc, 0);
-  run_free(&r);
   /* predict with version 2 needs no meta.json; with version 1 neither */
   const char *body = "{\"data\": {\"customer_id\": 4096, \"age\": 18, "
                      "\"occupation\": \"Lawyer\", \"annual_income\": "
@@ -1068,11 +978,10 @@ TEST(corrupt_meta_is_reported_and_others_still_work)
   const char *pv[] = {"predict", MODEL, "--json", body, NULL};
   mlopsd(&r, pv);
   if (r.rc)
-    show("predict", &r);
+    fx_show("predict", &r);
   CHECK_EQ_INT(r.rc, 0);
   CHECK(strstr(r.out, "{\"customer_id\":4096,\"predict\":\"") != NULL);
   CHECK(strstr(r.out, "\"model_version\":\"1\"}") != NULL);
-  run_free(&r);
   /* invalid input: every bad field, exit 1, 400 body on stdout */
   const char *bad = "{\"data\": [{\"age\": -3, \"credit_mix\": \"Weird\", "
                     "\"x\": 1}]}";
@@ -1084,12 +993,10 @@ TEST(corrupt_meta_is_reported_and_others_still_work)
   CHECK(strstr(r.out, "\"data[0].credit_mix\":\"must be one of Good, Bad, "
                       "Standard\"") != NULL);
   CHECK(strstr(r.out, "\"data[0].x\":\"unknown field\"") != NULL);
-  run_free(&r);
   const char *pj[] = {"predict", MODEL, "--json", "{\"data\": ", NULL};
   mlopsd(&r, pj);
   CHECK_EQ_INT(r.rc, 1);
   CHECK(strstr(r.out, "{\"error\":\"malformed JSON: ") != NULL);
-  run_free(&r);
   cJSON *m = NULL;
   struct err e = {0};
   CHECK(registry_read_meta(reg, MODEL, 2, &m, &e) == ERR_PARSE);
@@ -1325,10 +1232,7 @@ int main(void)
   spec_destroy(spec);
   db_pool_destroy(pool);
   if (setup_ok) {
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-      fprintf(stderr, "could not remove %s\n", tmpdir);
+    fx_rmtree(tmpdir);
   }
   return check_done();
 }

@@ -26,20 +26,17 @@
 #
 # Needs: a built $MLOPSD_BIN, mariadb-server, curl (tests/run.sh provides
 # the environment; MLOPSD_DATABASE_* from it are not used).
-set -u
+. "$(dirname "$0")/../lib.sh"
 SRC=${MLOPSD_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$SRC"
 BIN=${MLOPSD_BIN:-$SRC/build/mlopsd}
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "ok $1"; }
-bad() { fail=$((fail + 1)); echo "not ok $1"; }
-done_() { echo "check: $pass passed, $fail failed"; [ "$fail" = 0 ]; exit; }
+done_() { tl_done; exit; }
 
 work=$(mktemp -d /tmp/mlopsd-readme.XXXXXX)
 VAR=$work/var
 DAGS=$work/dags
 cp -r config/dags "$DAGS"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+PORT=$(free_port)
 
 # A clean environment: what a new terminal has, plus sanitizer settings
 # when the suite runs under make asan / tsan.
@@ -58,6 +55,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- 1. the marked blocks ------------------------------------------------
+scenario the_marked_blocks
 awk -v dir="$work" '
   /^<!-- readme-test( expect="[^"]*")? -->$/ {
     want = 1; ex = ""
@@ -135,6 +133,7 @@ if [ "$nblocks" -ge 8 ]; then ok "readme_blocks_found ($nblocks)"; else
   bad "readme_blocks_found: $nblocks marked sh blocks in README.md, expected >= 8"; fi
 
 # ---- 2. the demo, detached -----------------------------------------------
+scenario the_demo_detached
 t0=$(date +%s)
 if "${demo_env[@]}" DEMO_DETACH=1 make -s demo >"$work/demo.out" 2>&1; then
   ok "make_demo_detached ($(( $(date +%s) - t0 )) s)"
@@ -156,10 +155,12 @@ if [ "$code" = 200 ]; then ok "printed_curl_200"; else
   bad "printed_curl_200: '$printed' -> $code"; fi
 
 # ---- 3. run each block -----------------------------------------------------
+scenario run_each_block
 njson=0
 for b in "${blocks[@]}"; do
   [ -e "$b" ] || continue
   name=$(basename "$b" .sh)
+  scenario "$name"
   first=$(grep -v '^\s*#' "$b" | head -1 | cut -c1-60)
   sed -E -e "s#127\\.0\\.0\\.1:3000#127.0.0.1:$PORT#g" \
          -e "s#(^|[^A-Za-z0-9_./-])var/#\\1$VAR/#g" \
@@ -185,10 +186,12 @@ for b in "${blocks[@]}"; do
     fi
   fi
 done
+scenario answers_shown
 if [ "$njson" -ge 3 ]; then ok "readme_answers_found ($njson)"; else
   bad "readme_answers_found: $njson blocks with a JSON answer shown, expected >= 3"; fi
 
 # ---- 4. stop, then a foreground demo stopped with Ctrl-C -----------------
+scenario stop_then_a_foreground_demo_stopped
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 dbpid=$(cat "$VAR/mariadb/mysqld.pid" 2>/dev/null || echo none)
 "${demo_env[@]}" make -s demo-stop >/dev/null 2>&1

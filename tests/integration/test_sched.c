@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/cron.h"
 #include "mlopsd/db.h"
 #include "mlopsd/sched.h"
@@ -57,19 +58,6 @@ static int g_hook_port;
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static double now_s(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void msleep(int ms)
-{
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 static int write_text(const char *path, const char *text)
 {
   char tmp[1024];
@@ -85,32 +73,8 @@ static int write_text(const char *path, const char *text)
 /* Whole file, malloc'd ("" if missing). */
 static char *read_text(const char *path)
 {
-  FILE *f = fopen(path, "r");
-  char *buf = NULL;
-  size_t n = 0, cap = 0;
-  if (!f)
-    return strdup("");
-  for (;;) {
-    if (n + 4096 + 1 > cap) {
-      cap = cap ? cap * 2 : 8192;
-      buf = realloc(buf, cap);
-    }
-    size_t k = fread(buf + n, 1, cap - n - 1, f);
-    n += k;
-    if (k == 0)
-      break;
-  }
-  fclose(f);
-  buf[n] = '\0';
-  return buf;
-}
-
-static int count_lines(const char *s)
-{
-  int n = 0;
-  for (; *s; s++)
-    n += *s == '\n';
-  return n;
+  char *s = fx_read_file(path, NULL);
+  return s ? s : strdup("");
 }
 
 /* Run the CLI with args (a shell fragment), capture stdout+stderr into
@@ -166,36 +130,6 @@ static pid_t daemon_spawn(const char *cfg, const char *log)
     _exit(127);
   }
   return pid;
-}
-
-/* SIGTERM, wait; exit status or -1. */
-static int daemon_term(pid_t *pid)
-{
-  int st;
-  if (*pid <= 0)
-    return -1;
-  kill(*pid, SIGTERM);
-  for (int i = 0; i < 600; i++) {
-    if (waitpid(*pid, &st, WNOHANG) == *pid) {
-      *pid = 0;
-      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    }
-    msleep(50);
-  }
-  kill(*pid, SIGKILL);
-  waitpid(*pid, &st, 0);
-  *pid = 0;
-  return -1;
-}
-
-static void daemon_kill9(pid_t *pid)
-{
-  int st;
-  if (*pid <= 0)
-    return;
-  kill(*pid, SIGKILL);
-  waitpid(*pid, &st, 0);
-  *pid = 0;
 }
 
 /* ---- database helpers ---------------------------------------------------- */
@@ -279,15 +213,15 @@ static void run_state(const char *run_id, char *out, size_t cap)
 /* Wait until the run ended; returns 1 success, 0 failed, -1 timeout. */
 static int wait_run(const char *run_id, double limit_s)
 {
-  double t0 = now_s();
+  double t0 = fx_now_s();
   char st[32];
-  while (now_s() - t0 < limit_s) {
+  while (fx_now_s() - t0 < limit_s) {
     run_state(run_id, st, sizeof(st));
     if (!strcmp(st, "success"))
       return 1;
     if (!strcmp(st, "failed"))
       return 0;
-    msleep(100);
+    fx_msleep(100);
   }
   fprintf(stderr, "  run %s still '%s' after %.0fs\n", run_id, st, limit_s);
   return -1;
@@ -574,8 +508,7 @@ static int setup(void)
   }
   snprintf(g_src, sizeof(g_src), "%s", s);
   snprintf(g_bin, sizeof(g_bin), "%s", b);
-  snprintf(g_tmp, sizeof(g_tmp), "/tmp/mlopsd-it-sched.XXXXXX");
-  if (!mkdtemp(g_tmp))
+  if (fx_tmpdir(g_tmp, sizeof(g_tmp), "it-sched"))
     return -1;
   snprintf(g_work, sizeof(g_work), "%s/work", g_tmp);
   snprintf(g_dags, sizeof(g_dags), "%s/dags", g_tmp);
@@ -724,7 +657,7 @@ TEST(fan_out_fan_in)
   char path[700];
   snprintf(path, sizeof(path), "%s/fan.txt", g_work);
   char *t = read_text(path);
-  CHECK_EQ_INT(count_lines(t), 5);
+  CHECK_EQ_INT(fx_count_lines(t), 5);
   CHECK(!strncmp(t, "a\n", 2));
   size_t n = strlen(t);
   CHECK(n >= 2 && !strcmp(t + n - 2, "e\n"));
@@ -799,7 +732,7 @@ TEST(trigger_rules)
     nran += should_run;
     CHECK_EQ_INT(tn, should_run ? 1 : 0);
   }
-  CHECK_EQ_INT(count_lines(ran), nran);
+  CHECK_EQ_INT(fx_count_lines(ran), nran);
   free(ran);
 }
 
@@ -812,7 +745,7 @@ TEST(retry_then_success)
   CHECK_EQ_INT(tn, 2);
   snprintf(path, sizeof(path), "%s/retry_ok.txt", g_work);
   char *t = read_text(path);
-  CHECK_EQ_INT(count_lines(t), 2);
+  CHECK_EQ_INT(fx_count_lines(t), 2);
   free(t);
   char *l1 = task_log(r_retry_ok, "flaky", 1);
   char *l2 = task_log(r_retry_ok, "flaky", 2);
@@ -832,7 +765,7 @@ TEST(retry_exhaustion)
   CHECK_EQ_INT(tn, 2);
   snprintf(path, sizeof(path), "%s/retry_exhaust.txt", g_work);
   char *t = read_text(path);
-  CHECK_EQ_INT(count_lines(t), 2);
+  CHECK_EQ_INT(fx_count_lines(t), 2);
   free(t);
   char *l2 = task_log(r_retry_ex, "always_bad", 2);
   CHECK(strstr(l2, "attempt 2 failed: command exited with status 3"));
@@ -937,10 +870,10 @@ TEST(task_log_batched_in_order)
 
 TEST(callbacks)
 {
-  double t0 = now_s();
-  while (now_s() - t0 < 20 &&
+  double t0 = fx_now_s();
+  while (fx_now_s() - t0 < 20 &&
          !(hook_has("/ok {") && hook_has("/fail?dag=it_cb_fail")))
-    msleep(100);
+    fx_msleep(100);
   CHECK(hook_has("\"dag_id\":\"it_cb_ok\""));
   CHECK(hook_has("\"state\":\"success\""));
   CHECK(hook_has("\"ds\":\"2025-03-01\""));
@@ -1001,9 +934,9 @@ TEST(hot_reload)
                            "  - {id: a, type: shell, command: \"true\"}\n"
                            "  - {id: b, type: shell, command: \"true\", "
                            "depends_on: [a]}\n") == 0);
-  double t0 = now_s();
-  while (now_s() - t0 < 30 && parsed_mark("it_hr", NULL, 0) == m0)
-    msleep(100);
+  double t0 = fx_now_s();
+  while (fx_now_s() - t0 < 30 && parsed_mark("it_hr", NULL, 0) == m0)
+    fx_msleep(100);
   REQUIRE(parsed_mark("it_hr", NULL, 0) != m0);
   REQUIRE(trigger("it_hr", "2025-04-02", NULL, rid) == 0);
   CHECK_EQ_INT(wait_run(rid, 30), 1);
@@ -1014,12 +947,12 @@ TEST(hot_reload)
                            "  - {id: a, type: shell, command: \"true\"}\n"
                            "  - {id: b, type: shell, depends_on: [zz], "
                            "command: \"true\"}\n") == 0);
-  t0 = now_s();
-  while (now_s() - t0 < 30) {
+  t0 = fx_now_s();
+  while (fx_now_s() - t0 < 30) {
     parsed_mark("it_hr", err, sizeof(err));
     if (err[0])
       break;
-    msleep(100);
+    fx_msleep(100);
   }
   CHECK(strstr(err, "it_hr.yaml:5:") && strstr(err, "zz"));
   REQUIRE(trigger("it_hr", "2025-04-03", NULL, rid) == 0);
@@ -1035,12 +968,12 @@ TEST(hot_reload)
                            "  - {id: a, type: shell, command: \"true\"}\n"
                            "  - {id: c, type: shell, command: \"true\"}\n") ==
           0);
-  t0 = now_s();
-  while (now_s() - t0 < 30) {
+  t0 = fx_now_s();
+  while (fx_now_s() - t0 < 30) {
     parsed_mark("it_hr", err, sizeof(err));
     if (!err[0])
       break;
-    msleep(100);
+    fx_msleep(100);
   }
   CHECK_EQ_STR(err, "");
   REQUIRE(trigger("it_hr", "2025-04-04", NULL, rid) == 0);
@@ -1065,13 +998,13 @@ TEST(paused_dag)
   free(out);
   CHECK_EQ_INT(wait_run(rid, 30), 1);
   /* catchup: false: exactly one scheduled run, the latest fire time. */
-  double t0 = now_s();
-  while (now_s() - t0 < 30 &&
+  double t0 = fx_now_s();
+  while (fx_now_s() - t0 < 30 &&
          q_i64("SELECT COUNT(*) FROM dag_run WHERE dag_id = 'it_paused' AND "
                "run_type = 'scheduled'",
                NULL, 0) < 1)
-    msleep(100);
-  msleep(1000);
+    fx_msleep(100);
+  fx_msleep(1000);
   CHECK_EQ_INT(q_i64("SELECT COUNT(*) FROM dag_run WHERE dag_id = "
                      "'it_paused' AND run_type <> 'manual'",
                      NULL, 0),
@@ -1083,15 +1016,15 @@ TEST(catchup)
   char day[11], mid[20], today_now[11];
   /* catchup: true -> start_date (3 days back) .. today, each once. */
   struct rows r;
-  double t0 = now_s();
+  double t0 = fx_now_s();
   for (;;) {
     memset(&r, 0, sizeof(r));
     int64_t done = q_i64("SELECT COUNT(*) FROM dag_run WHERE dag_id = "
                          "'it_catchup_true' AND state = 'success'",
                          NULL, 0);
-    if (done >= 4 || now_s() - t0 > 60)
+    if (done >= 4 || fx_now_s() - t0 > 60)
       break;
-    msleep(200);
+    fx_msleep(200);
   }
   kst_day(0, today_now, mid);
   /* Around local midnight a fifth day may have come due: accept it. */
@@ -1119,7 +1052,7 @@ TEST(catchup)
   char path[700];
   snprintf(path, sizeof(path), "%s/catchup_true.txt", g_work);
   char *t = read_text(path);
-  CHECK(count_lines(t) == 4 || (extra && count_lines(t) == 5));
+  CHECK(fx_count_lines(t) == 4 || (extra && fx_count_lines(t) == 5));
   for (int k = -3; k <= 0 && !extra; k++) { /* each {{ ds }} once */
     char line[16];
     kst_day(k, day, mid);
@@ -1129,12 +1062,12 @@ TEST(catchup)
   }
   free(t);
   /* catchup: false -> only the latest fire time. */
-  t0 = now_s();
-  while (now_s() - t0 < 60 &&
+  t0 = fx_now_s();
+  while (fx_now_s() - t0 < 60 &&
          q_i64("SELECT COUNT(*) FROM dag_run WHERE dag_id = "
                "'it_catchup_false' AND state = 'success'",
                NULL, 0) < 1)
-    msleep(200);
+    fx_msleep(200);
   REQUIRE(q_rows(&r,
                  "SELECT logical_date, run_type FROM dag_run WHERE dag_id = "
                  "'it_catchup_false'",
@@ -1154,13 +1087,13 @@ TEST(cli_with_runs)
   CHECK_EQ_INT(cli(&out, g_cfg_a, "runs list it_maxactive --limit 2"), 0);
   char *more = out ? strstr(out, "--before ") : NULL;
   CHECK(more != NULL);
-  CHECK(out && count_lines(out) == 4); /* header, 2 rows, more line */
+  CHECK(out && fx_count_lines(out) == 4); /* header, 2 rows, more line */
   long before = more ? atol(more + 9) : 0;
   free(out);
   CHECK_EQ_INT(cli(&out, g_cfg_a, "runs list it_maxactive --before %ld",
                    before),
                0);
-  CHECK(out && count_lines(out) == 5 && !strstr(out, "--before"));
+  CHECK(out && fx_count_lines(out) == 5 && !strstr(out, "--before"));
   free(out);
   CHECK_EQ_INT(cli(&out, g_cfg_a, "runs show '%s'", r_fan), 0);
   CHECK(out && strstr(out, "state:        success") &&
@@ -1206,14 +1139,14 @@ TEST(cli_with_runs)
   char path[700];
   snprintf(path, sizeof(path), "%s/fan.txt", g_work);
   char *t = read_text(path);
-  int before_lines = count_lines(t);
+  int before_lines = fx_count_lines(t);
   free(t);
   CHECK_EQ_INT(cli(&out, g_cfg_a, "dags test it_fan --date 2025-07-01"), 0);
   CHECK(out && strstr(out, "=== e: success"));
   free(out);
-  msleep(1500); /* a daemon that wrongly picked tasks up would show now */
+  fx_msleep(1500); /* a daemon that wrongly picked tasks up would show now */
   t = read_text(path);
-  CHECK_EQ_INT(count_lines(t), before_lines + 5);
+  CHECK_EQ_INT(fx_count_lines(t), before_lines + 5);
   free(t);
   char st[32];
   run_state("it_fan__test__2025-07-01T00:00:00+09:00", st, sizeof(st));
@@ -1245,16 +1178,16 @@ TEST(dags_test_killed)
     _exit(127);
   }
   REQUIRE(cli_pid > 0);
-  double t0 = now_s();
+  double t0 = fx_now_s();
   long spid = 0;
-  while (now_s() - t0 < 30) {
+  while (fx_now_s() - t0 < 30) {
     ti(rid, "slow", st, sizeof(st), &tn);
     char *t = read_text(path);
     spid = atol(t);
     free(t);
     if (!strcmp(st, "running") && spid > 0)
       break;
-    msleep(50);
+    fx_msleep(50);
   }
   REQUIRE(!strcmp(st, "running"));
   kill(cli_pid, SIGKILL);
@@ -1265,7 +1198,7 @@ TEST(dags_test_killed)
   ti(rid, "after", st, sizeof(st), &tn);
   CHECK_EQ_STR(st, "upstream_failed");
   CHECK_EQ_INT(tn, 0);
-  msleep(1000); /* nothing of it runs in the daemon afterwards */
+  fx_msleep(1000); /* nothing of it runs in the daemon afterwards */
   snprintf(path, sizeof(path), "%s/testkill.txt", g_work);
   CHECK(access(path, F_OK) != 0);
   char *l = task_log(rid, "slow", 1);
@@ -1277,7 +1210,7 @@ TEST(dags_test_killed)
 
 TEST(graceful_stop)
 {
-  CHECK_EQ_INT(daemon_term(&g_pid_a), 0);
+  CHECK_EQ_INT(fx_daemon_term(&g_pid_a), 0);
 }
 
 /* ---- phase 2: kill -9 and restart --------------------------------------------- */
@@ -1291,18 +1224,18 @@ TEST(kill9_recovery)
   REQUIRE(g_pid_b > 0);
   REQUIRE(trigger("it_crash", "2025-08-01", NULL, rid) == 0);
   snprintf(path, sizeof(path), "%s/crash.pid", g_work);
-  double t0 = now_s();
+  double t0 = fx_now_s();
   for (;;) {
     ti(rid, "long", st, sizeof(st), &tn);
     char *t = read_text(path);
     int have = atol(t) > 0;
     free(t);
-    if ((!strcmp(st, "running") && have) || now_s() - t0 > 60)
+    if ((!strcmp(st, "running") && have) || fx_now_s() - t0 > 60)
       break;
-    msleep(50);
+    fx_msleep(50);
   }
   REQUIRE(!strcmp(st, "running") && tn == 1);
-  daemon_kill9(&g_pid_b);
+  fx_daemon_kill9(&g_pid_b);
   /* Restart (a new process: its claim id differs). */
   g_pid_b = daemon_spawn(g_cfg_b, log);
   REQUIRE(g_pid_b > 0);
@@ -1322,7 +1255,7 @@ TEST(kill9_recovery)
   free(t);
   if (pid > 0)
     kill((pid_t)pid, SIGKILL);
-  CHECK_EQ_INT(daemon_term(&g_pid_b), 0);
+  CHECK_EQ_INT(fx_daemon_term(&g_pid_b), 0);
 }
 
 /* ---- phase 3: two daemons ------------------------------------------------------- */
@@ -1340,12 +1273,12 @@ TEST(two_daemons_exactly_once)
     snprintf(d, sizeof(d), "2024-%02d-%02d", 1 + i / 28, 1 + i % 28);
     REQUIRE(trigger("it_multi", d, NULL, rid) == 0);
   }
-  double t0 = now_s();
-  while (now_s() - t0 < 180 &&
+  double t0 = fx_now_s();
+  while (fx_now_s() - t0 < 180 &&
          q_i64("SELECT COUNT(*) FROM dag_run WHERE dag_id = 'it_multi' AND "
                "state IN ('success', 'failed')",
                NULL, 0) < 50)
-    msleep(200);
+    fx_msleep(200);
   CHECK_EQ_INT(q_i64("SELECT COUNT(*) FROM dag_run WHERE dag_id = 'it_multi' "
                      "AND state = 'success'",
                      NULL, 0),
@@ -1358,7 +1291,7 @@ TEST(two_daemons_exactly_once)
   char path[700];
   snprintf(path, sizeof(path), "%s/multi.txt", g_work);
   char *t = read_text(path);
-  CHECK_EQ_INT(count_lines(t), 250);
+  CHECK_EQ_INT(fx_count_lines(t), 250);
   struct rows r;
   REQUIRE(q_rows(&r,
                  "SELECT CONCAT(run_id, ' ', task_id) FROM task_instance "
@@ -1397,8 +1330,8 @@ TEST(two_daemons_exactly_once)
               cell(&w, i, 0), cell(&w, i, 1));
     rows_free(&w);
   }
-  CHECK_EQ_INT(daemon_term(&g_pid_b), 0);
-  CHECK_EQ_INT(daemon_term(&g_pid_c), 0);
+  CHECK_EQ_INT(fx_daemon_term(&g_pid_b), 0);
+  CHECK_EQ_INT(fx_daemon_term(&g_pid_c), 0);
 }
 
 /* ---- phase 4: the course DAG ---------------------------------------------------- */
@@ -1469,9 +1402,9 @@ TEST(course_ct_dags_test)
 /* RUN, with the time each test took on stderr (for the eye only). */
 #define RUN_T(fn)                                                            \
   do {                                                                       \
-    double t0_ = now_s();                                                    \
+    double t0_ = fx_now_s();                                                    \
     RUN(fn);                                                                 \
-    fprintf(stderr, "  (%s: %.1f s)\n", #fn, now_s() - t0_);               \
+    fprintf(stderr, "  (%s: %.1f s)\n", #fn, fx_now_s() - t0_);               \
   } while (0)
 
 int main(void)
@@ -1501,16 +1434,13 @@ int main(void)
   RUN_T(kill9_recovery);
   RUN_T(two_daemons_exactly_once);
   RUN_T(course_ct_dags_test);
-  daemon_kill9(&g_pid_a);
-  daemon_kill9(&g_pid_b);
-  daemon_kill9(&g_pid_c);
+  fx_daemon_kill9(&g_pid_a);
+  fx_daemon_kill9(&g_pid_b);
+  fx_daemon_kill9(&g_pid_c);
   db_pool_destroy(g_db);
   cron_tz_destroy(g_tz);
   if (!check_failed && !getenv("SCHED_IT_KEEP")) {
-    char cmd[700];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_tmp);
-    if (system(cmd) != 0)
-      fprintf(stderr, "could not remove %s\n", g_tmp);
+    fx_rmtree(g_tmp);
   } else {
     fprintf(stderr, "daemon logs kept in %s\n", g_tmp);
   }

@@ -13,39 +13,9 @@
 #     started in logical-date order); a failing run prints the failed
 #     task's attempt line and exits 1; without --wait the runs are queued
 #   - --local waits while max_active_runs runs of the DAG run in a daemon
-set -u
-cd "${MLOPSD_SRC:-$(dirname "$0")/../..}" || exit 1
-BIN=${MLOPSD_BIN:-build/mlopsd}
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "ok $1"; }
-bad() { fail=$((fail + 1)); echo "not ok $1"; }
-expect() {  # expect NAME WANT_RC CMD... : exit code check, output kept
-  local name=$1 want=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  if [ "$rc" = "$want" ]; then ok "$name"; else
-    echo "  rc=$rc want=$want"; sed 's/^/  | /' "$tmp/out" "$tmp/err" | head -30
-    bad "$name"; fi
-}
-has() {  # has NAME FILE TEXT
-  if grep -qF -- "$3" "$2"; then ok "$1"; else
-    echo "  '$3' not in:"; sed 's/^/  | /' "$2" | head -30; bad "$1"; fi
-}
-eq() {  # eq NAME GOT WANT
-  if [ "$2" = "$3" ]; then ok "$1"; else
-    echo "  got '$2', want '$3'"; bad "$1"; fi
-}
+. "$(dirname "$0")/../lib.sh"
+tl_init sched_backfill
 
-tmp=$(mktemp -d /tmp/it_sched_backfill.XXXXXX)
-daemon_pid=""
-cleanup() {
-  if [ -n "$daemon_pid" ]; then
-    kill "$daemon_pid" 2>/dev/null
-    wait "$daemon_pid" 2>/dev/null
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 export MLOPSD_DATABASE_NAME=it_sched_backfill
 export MLOPSD_SCHEDULER_DAGS_DIR=$tmp/dags
 export MYSQL_PWD=${MLOPSD_DATABASE_PASSWORD:-}
@@ -102,6 +72,7 @@ if mariadb --protocol=TCP -h "${MLOPSD_DATABASE_HOST:-127.0.0.1}" \
 else cat "$tmp/init.log"; bad database_ready; fi
 
 # ---- help and usage
+scenario help_and_usage
 expect help 0 "$BIN" dags backfill --help
 has help_text "$tmp/out" "dags backfill DAG_ID --from DATE --to DATE"
 expect usage_no_dag 2 "$BIN" dags backfill
@@ -123,6 +94,7 @@ expect unknown_dag 1 "$BIN" dags backfill nosuch --from 2025-09-01 \
 has unknown_dag_msg "$tmp/err" "no DAG 'nosuch'"
 
 # ---- --local, scheduled DAG: fire times, conf, a failed date goes on
+scenario local_scheduled_dag_fire_times_conf
 expect local_first 1 "$BIN" dags backfill bf_sched --from 2025-09-01 \
   --to 2025-09-04 --local --conf '{"x": "hi"}'
 has local_header "$tmp/out" "backfill bf_sched: 4 logical date(s)"
@@ -153,6 +125,7 @@ eq local_again_rows "$(q "SELECT COUNT(*) FROM dag_run WHERE dag_id =
   'bf_sched'")" 5
 
 # ---- --local replaces a run left running by a process that is gone
+scenario local_replaces_a_run_left_running
 host=$(hostname)
 q "INSERT INTO dag_run (run_id, dag_id, logical_date, run_type, state,
    queued_at, start_date, external_trigger, claimed_by, heartbeat_at)
@@ -166,17 +139,13 @@ eq local_orphan_state "$(q "SELECT state FROM dag_run WHERE dag_id =
   'bf_sched' AND logical_date = '2025-09-05 18:00:00'")" success
 
 # ---- a daemon
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+scenario a_daemon
+port=$(free_port)
 MLOPSD_SERVER_LISTEN=127.0.0.1:$port MLOPSD_SERVER_SPOOL_DIR=$tmp/spool \
   MLOPSD_MODELS_REGISTRY_DIR=$tmp/registry MLOPSD_SCHEDULER_TICK_MS=100 \
   MLOPSD_LOGGING_LEVEL=warn "$BIN" serve >"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
-up=0
-for _ in $(seq 1 300); do
-  curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && { up=1; break; }
-  sleep 0.1
-done
-eq daemon_up "$up" 1
+check daemon_up wait_http "http://127.0.0.1:$port/healthz" 30
 
 expect daemon_wait 0 "$BIN" dags backfill bf_daily --from 2025-09-01 \
   --to 2025-09-04 --wait --timeout 60
@@ -201,6 +170,7 @@ has daemon_queue_queued "$tmp/out" "2025-09-06T00:00:00+09:00  queued"
 has daemon_queue_summary "$tmp/out" "2 run(s) queued, 2 already had a run"
 
 # ---- --local waits for a daemon's run (max_active_runs 1)
+scenario local_waits_for_a_daemon_s
 expect slow_queue 0 "$BIN" dags backfill bf_slow --from 2025-09-01 \
   --to 2025-09-01
 for _ in $(seq 1 100); do
@@ -216,5 +186,4 @@ eq slow_no_overlap "$(q "SELECT COUNT(*) FROM dag_run a JOIN dag_run b ON
 eq slow_both_done "$(q "SELECT GROUP_CONCAT(state) FROM dag_run WHERE
   dag_id = 'bf_slow'")" "success,success"
 
-echo "check: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+tl_done

@@ -15,122 +15,38 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/db.h"
 #include "mlopsd/schema.h"
 
 #define DB_MAIN "it_schema"
 #define DB_CK "it_schema_ck"
 #define DB_BAD "it_schema_bad"
-#define OUT_MAX 65536
 
 static const char *bin, *src;
 static char tmpdir[256];
 
 /* ------------------------------------------------------------- helpers */
 
-struct run {
-  int rc;                 /* exit code, or 128+signal */
-  char out[OUT_MAX];      /* stdout */
-  char err[OUT_MAX];      /* stderr */
-};
-
-static void slurp(int fd, char *buf, size_t cap)
-{
-  size_t n = 0;
-  lseek(fd, 0, SEEK_SET);
-  for (;;) {
-    ssize_t k = read(fd, buf + n, cap - 1 - n);
-    if (k <= 0)
-      break;
-    n += (size_t)k;
-  }
-  buf[n] = '\0';
-  close(fd);
-}
-
 /* Run mlopsd with args (NULL-terminated) in $MLOPSD_SRC with env changes
  * ("K=V" sets, "K" unsets; NULL-terminated, may be NULL). */
-static void mlopsd(struct run *r, const char *const *env,
+static void mlopsd(struct fx_run *r, const char *const *env,
                    const char *const *args)
 {
-  char o[300], e[300];
-  snprintf(o, sizeof(o), "%s/out.XXXXXX", tmpdir);
-  snprintf(e, sizeof(e), "%s/err.XXXXXX", tmpdir);
-  int fo = mkstemp(o), fe = mkstemp(e);
-  unlink(o);
-  unlink(e);
   const char *argv[32];
   int n = 0;
   argv[n++] = bin;
   for (int i = 0; args[i] && n < 31; i++)
     argv[n++] = args[i];
   argv[n] = NULL;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (chdir(src) != 0)
-      _exit(126);
-    for (int i = 0; env && env[i]; i++) {
-      const char *eq = strchr(env[i], '=');
-      if (eq) {
-        char k[128];
-        snprintf(k, sizeof(k), "%.*s", (int)(eq - env[i]), env[i]);
-        setenv(k, eq + 1, 1);
-      } else {
-        unsetenv(env[i]);
-      }
-    }
-    dup2(fo, 1);
-    dup2(fe, 2);
-    execv(bin, (char *const *)argv);
-    _exit(127);
-  }
-  int st = 0;
-  waitpid(pid, &st, 0);
-  r->rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  slurp(fo, r->out, sizeof(r->out));
-  slurp(fe, r->err, sizeof(r->err));
-}
-
-static int count_lines(const char *s)
-{
-  int n = 0;
-  for (; *s; s++)
-    n += *s == '\n';
-  return n;
-}
-
-static void show(const char *what, const struct run *r)
-{
-  fprintf(stderr, "  [%s] rc=%d\n  stdout: %s\n  stderr: %s\n", what, r->rc,
-          r->out, r->err);
-}
-
-static struct db_pool *pool_for(const char *database)
-{
-  struct db_opts o = {0};
-  o.host = getenv("MLOPSD_DATABASE_HOST");
-  o.port = atoi(getenv("MLOPSD_DATABASE_PORT"));
-  o.user = getenv("MLOPSD_DATABASE_USER");
-  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
-  o.database = database;
-  o.size = 1;
-  o.connect_timeout_s = 10;
-  o.read_timeout_s = 120;
-  struct db_pool *p = NULL;
-  struct err e = {0};
-  if (db_pool_create(&p, &o, &e) != ERR_OK) {
-    fprintf(stderr, "pool: %s\n", e.msg);
-    return NULL;
-  }
-  return p;
+  fx_run(r, tmpdir, src, env, argv);
 }
 
 /* First column of the first row of sql on database db as an integer;
  * -1 on any error (printed). */
 static int64_t q1(const char *database, const char *sql)
 {
-  struct db_pool *p = pool_for(database);
+  struct db_pool *p = fx_pool(database, 1);
   struct db_conn *c = NULL;
   struct err e = {0};
   int64_t v = -1;
@@ -149,7 +65,7 @@ static int64_t q1(const char *database, const char *sql)
  * quiet (for statements expected to fail). */
 static int exec_q(const char *database, const char *sql, int quiet)
 {
-  struct db_pool *p = pool_for(database);
+  struct db_pool *p = fx_pool(database, 1);
   struct db_conn *c = NULL;
   struct err e = {0};
   int ok = p && db_acquire(p, 10000, &c, &e) == ERR_OK &&
@@ -214,11 +130,11 @@ static const char *const env_main[] = {"MLOPSD_DATABASE_NAME=" DB_MAIN,
 
 TEST(init_twice)
 {
-  struct run r;
+  struct fx_run r;
   const char *init[] = {"db", "init", NULL};
   mlopsd(&r, env_main, init);
   if (r.rc != 0)
-    show("init 1", &r);
+    fx_show("init 1", &r);
   REQUIRE(r.rc == 0);
   CHECK(strstr(r.out, "created database " DB_MAIN) != NULL);
   CHECK(strstr(r.out, "applied 001_course_tables.sql") != NULL);
@@ -230,7 +146,7 @@ TEST(init_twice)
 
   mlopsd(&r, env_main, init);
   if (r.rc != 0)
-    show("init 2", &r);
+    fx_show("init 2", &r);
   CHECK_EQ_INT(r.rc, 0);
   char want[64];
   snprintf(want, sizeof(want), "schema up to date (version %d)\n", top);
@@ -292,11 +208,11 @@ TEST(init_twice)
 
 TEST(seed_twice)
 {
-  struct run r;
+  struct fx_run r;
   const char *seed[] = {"db", "seed", NULL};
   mlopsd(&r, env_main, seed);
   if (r.rc != 0)
-    show("seed 1", &r);
+    fx_show("seed 1", &r);
   REQUIRE(r.rc == 0);
   CHECK(strstr(r.out, "customer_info: 20000 rows (20000 new)") != NULL);
   CHECK(strstr(r.out, "credit_score: 20000 rows (20000 new)") != NULL);
@@ -307,7 +223,7 @@ TEST(seed_twice)
   const char *seed_dir[] = {"db", "seed", "--dir", "sql/data", NULL};
   mlopsd(&r, env_main, seed_dir);
   if (r.rc != 0)
-    show("seed 2", &r);
+    fx_show("seed 2", &r);
   CHECK_EQ_INT(r.rc, 0);
   CHECK(strstr(r.out, "customer_info: 20000 rows (0 new)") != NULL);
   CHECK(strstr(r.out, "credit_score: 20000 rows (0 new)") != NULL);
@@ -411,25 +327,25 @@ TEST(course_feature_join)
 
 TEST(wrong_password)
 {
-  struct run r;
+  struct fx_run r;
   const char *secret = "Wr0ng-pw-7f3a9c";
   const char *env[] = {"MLOPSD_DATABASE_NAME=" DB_MAIN,
                        "MLOPSD_DATABASE_PASSWORD=Wr0ng-pw-7f3a9c", NULL};
   const char *init[] = {"db", "init", NULL};
   mlopsd(&r, env, init);
   CHECK_EQ_INT(r.rc, 1);
-  CHECK_EQ_INT(count_lines(r.err), 1);
+  CHECK_EQ_INT(fx_count_lines(r.err), 1);
   CHECK(strncmp(r.err, "mlopsd: db init: cannot connect to MariaDB at ",
                 46) == 0);
   CHECK(strstr(r.err, "Access denied") != NULL);
   CHECK(strstr(r.err, secret) == NULL);
   CHECK(strstr(r.out, secret) == NULL);
-  if (r.rc != 1 || count_lines(r.err) != 1)
-    show("wrong password", &r);
+  if (r.rc != 1 || fx_count_lines(r.err) != 1)
+    fx_show("wrong password", &r);
   const char *seed[] = {"db", "seed", NULL};
   mlopsd(&r, env, seed);
   CHECK_EQ_INT(r.rc, 1);
-  CHECK_EQ_INT(count_lines(r.err), 1);
+  CHECK_EQ_INT(fx_count_lines(r.err), 1);
   CHECK(strstr(r.err, secret) == NULL);
 }
 
@@ -438,15 +354,15 @@ TEST(bad_config_and_usage)
   char cfgf[300];
   snprintf(cfgf, sizeof(cfgf), "%s/bad.yaml", tmpdir);
   REQUIRE(write_text(cfgf, "w", "database:\n  hostname: db\n"));
-  struct run r;
+  struct fx_run r;
   const char *init[] = {"-c", cfgf, "db", "init", NULL};
   mlopsd(&r, env_main, init);
   CHECK_EQ_INT(r.rc, 2);
-  CHECK_EQ_INT(count_lines(r.err), 1);
+  CHECK_EQ_INT(fx_count_lines(r.err), 1);
   CHECK(strstr(r.err, cfgf) != NULL);
   CHECK(strstr(r.err, "hostname") != NULL);
   if (r.rc != 2)
-    show("bad config", &r);
+    fx_show("bad config", &r);
   /* -c after the command works too. */
   const char *seed[] = {"db", "seed", "-c", cfgf, NULL};
   mlopsd(&r, env_main, seed);
@@ -493,14 +409,14 @@ TEST(migration_dir_changes)
   const char *env_bad[] = {"MLOPSD_DATABASE_NAME=" DB_CK,
                            "MLOPSD_SQL_DIR=/nonexistent/sql", NULL};
   const char *init[] = {"db", "init", NULL};
-  struct run r;
+  struct fx_run r;
   mlopsd(&r, env_bad, init);
   CHECK_EQ_INT(r.rc, 1);
   CHECK(strstr(r.err, "/nonexistent/sql") != NULL);
   const char *init_dir[] = {"db", "init", "--sql-dir", dir, NULL};
   mlopsd(&r, env_bad, init_dir);
   if (r.rc != 0)
-    show("init --sql-dir", &r);
+    fx_show("init --sql-dir", &r);
   CHECK_EQ_INT(r.rc, 0);
   CHECK(strstr(r.out, "applied 002_mlopsd_tables.sql") != NULL);
 
@@ -514,7 +430,7 @@ TEST(migration_dir_changes)
                      "INSERT INTO extra VALUES (1, 'semi;\ncolon');\n"));
   mlopsd(&r, env, init);
   if (r.rc != 0)
-    show("003", &r);
+    fx_show("003", &r);
   CHECK_EQ_INT(r.rc, 0);
   CHECK(strstr(r.out, "applied 003_extra.sql (2 statements") != NULL);
   CHECK(strstr(r.out, "001_") == NULL);
@@ -530,7 +446,7 @@ TEST(migration_dir_changes)
                      "SELEC oops;\n"));
   mlopsd(&r, env, init);
   CHECK_EQ_INT(r.rc, 1);
-  CHECK_EQ_INT(count_lines(r.err), 1);
+  CHECK_EQ_INT(fx_count_lines(r.err), 1);
   CHECK(strstr(r.err, "004_bad.sql:3") != NULL);
   CHECK_EQ_INT(q1(DB_CK, "SELECT COUNT(*) FROM schema_version"), 3);
   /* Fixed before it was ever recorded: fine. */
@@ -544,11 +460,11 @@ TEST(migration_dir_changes)
   REQUIRE(write_text(to, "a", "-- edited\n"));
   mlopsd(&r, env, init);
   CHECK_EQ_INT(r.rc, 1);
-  CHECK_EQ_INT(count_lines(r.err), 1);
+  CHECK_EQ_INT(fx_count_lines(r.err), 1);
   CHECK(strstr(r.err, "002_mlopsd_tables.sql") != NULL);
   CHECK(strstr(r.err, "checksum mismatch") != NULL);
   if (r.rc != 1)
-    show("checksum", &r);
+    fx_show("checksum", &r);
   /* So is a recorded migration whose file is gone. */
   snprintf(from, sizeof(from), "%s/sql/migrations/002_mlopsd_tables.sql",
            src);
@@ -562,7 +478,7 @@ TEST(migration_dir_changes)
 
 TEST(seed_bad_csv)
 {
-  struct run r;
+  struct fx_run r;
   const char *env[] = {"MLOPSD_DATABASE_NAME=" DB_BAD, "MLOPSD_SQL_DIR",
                        NULL};
   const char *seed0[] = {"db", "seed", NULL};
@@ -613,11 +529,11 @@ TEST(seed_bad_csv)
   fclose(out);
   mlopsd(&r, env, seed);
   CHECK_EQ_INT(r.rc, 1);
-  CHECK_EQ_INT(count_lines(r.err), 1);
+  CHECK_EQ_INT(fx_count_lines(r.err), 1);
   CHECK(strstr(r.err, "credit_score_features.csv:3000: column age: '4x5' "
                       "is not a number") != NULL);
   if (r.rc != 1)
-    show("bad csv", &r);
+    fx_show("bad csv", &r);
   CHECK_EQ_INT(q1(DB_BAD, "SELECT COUNT(*) FROM customer_info"), 20000);
   CHECK_EQ_INT(q1(DB_BAD, "SELECT COUNT(*) FROM credit_score_features"), 0);
 
@@ -655,8 +571,7 @@ int main(void)
                     "(run through tests/run.sh)\n");
     return 1;
   }
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/mlopsd-it-schema-XXXXXX");
-  if (!mkdtemp(tmpdir))
+  if (fx_tmpdir(tmpdir, sizeof(tmpdir), "it-schema"))
     return 1;
   if (!exec_on(NULL, "DROP DATABASE IF EXISTS " DB_MAIN) ||
       !exec_on(NULL, "DROP DATABASE IF EXISTS " DB_CK) ||
@@ -670,9 +585,6 @@ int main(void)
   RUN(bad_config_and_usage);
   RUN(migration_dir_changes);
   RUN(seed_bad_csv);
-  char cmd[400];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "could not remove %s\n", tmpdir);
+  fx_rmtree(tmpdir);
   return check_done();
 }

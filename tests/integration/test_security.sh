@@ -56,15 +56,6 @@ api() {  # api METHOD PATH [BODY] [AUTH-HEADER]: body to $T/api.out, prints code
     -H 'Content-Type: application/json' ${3:+--data-binary "$3"} "$U$2"
   cat "$T/api.out" >>"$T/answers.all"
 }
-wait_run() {  # wait_run RUN_ID: prints the final state
-  local i st=""
-  for i in $(seq 1 150); do
-    st=$(sql "$DB" -e "SELECT state FROM dag_run WHERE run_id='$1'")
-    case "$st" in success|failed) break ;; esac
-    sleep 0.2
-  done
-  echo "$st"
-}
 is4xx() { case "$1" in 4??) return 0 ;; *) return 1 ;; esac; }
 jsonq() { python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
 
@@ -220,7 +211,7 @@ eq sqli_conf_api_trigger "$(api POST /api/v2/dags/sec_conf/dagRuns \
   "{\"logical_date\": \"2025-09-02\", \"conf\": {\"note\": $(jsonq "$note2")}}")" 200
 rid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dag_run_id"])' \
   "$T/api.out" 2>/dev/null)
-eq sqli_conf_api_run "$(wait_run "$rid")" success
+eq sqli_conf_api_run "$(lf_wait_run "$rid" 30)" success
 eq sqli_conf_api_stored "$(sql -r "$DB" -e "SELECT note FROM sec_notes WHERE
   run_id = '$rid'")" "$note2"
 eq sqli_conf_api_bad_date "$(api POST /api/v2/dags/sec_conf/dagRuns \

@@ -39,6 +39,7 @@
 
 /* check: tsan */
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/db.h"
 #include "mlopsd/prep.h"
 #include "mlopsd/registry.h"
@@ -59,65 +60,6 @@ static struct db_pool *g_db;
 static int g_v1, g_v2;
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static void msleep(int ms)
-{
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static double now_s(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  if (b) {
-    b[n] = 0;
-    if (len)
-      *len = (size_t)n;
-  }
-  return b;
-}
-
-static int write_text(const char *path, const char *text)
-{
-  FILE *f = fopen(path, "w");
-  if (!f)
-    return -1;
-  fputs(text, f);
-  return fclose(f);
-}
-
-/* The sample data file NAME: ../shared/data/credit next to the source
- * tree, /work/shared/data/credit, or the copy in sql/data. */
-static const char *data_path(const char *name)
-{
-  static char buf[2048];
-  snprintf(buf, sizeof(buf), "%s/../shared/data/credit/%s", g_src, name);
-  if (access(buf, R_OK) == 0)
-    return buf;
-  snprintf(buf, sizeof(buf), "/work/shared/data/credit/%s", name);
-  if (access(buf, R_OK) == 0)
-    return buf;
-  snprintf(buf, sizeof(buf), "%s/sql/data/%s", g_src, name);
-  return buf;
-}
 
 /* ---- CSV (RFC 4180: quoted fields may hold commas) ---------------------- */
 
@@ -185,7 +127,7 @@ static char **csv_line(char **pp, size_t *nf)
 
 static int csv_load(const char *path, struct csv *c)
 {
-  char *text = read_file(path, NULL), *p = text;
+  char *text = fx_read_file(path, NULL), *p = text;
   if (!text)
     return -1;
   memset(c, 0, sizeof(*c));
@@ -250,8 +192,8 @@ static int trainset_load(const char *src, struct trainset *ts)
     fprintf(stderr, "spec: %s\n", e.msg);
     return -1;
   }
-  if (csv_load(data_path("credit_score_features.csv"), feat) ||
-      csv_load(data_path("credit_score.csv"), &lab)) {
+  if (csv_load(fx_data_path("credit_score_features.csv"), feat) ||
+      csv_load(fx_data_path("credit_score.csv"), &lab)) {
     fprintf(stderr, "trainset: cannot read the sample data\n");
     return -1;
   }
@@ -418,7 +360,7 @@ out:
 static int load_lines(void)
 {
   size_t len;
-  char *t = read_file(data_path("predict_requests.jsonl"), &len);
+  char *t = fx_read_file(fx_data_path("predict_requests.jsonl"), &len);
   if (!t)
     return -1;
   g_lines_text = t;
@@ -480,84 +422,28 @@ static int set_production(int version)
 
 /* ---- HTTP client --------------------------------------------------------- */
 
-struct buf {
-  char *p;
-  size_t n;
-};
-
-static size_t on_data(char *d, size_t sz, size_t nm, void *arg)
-{
-  struct buf *b = arg;
-  size_t k = sz * nm;
-  b->p = realloc(b->p, b->n + k + 1);
-  memcpy(b->p + b->n, d, k);
-  b->n += k;
-  b->p[b->n] = 0;
-  return k;
-}
-
-struct answer {
-  long status;
-  char *body;
-  cJSON *json;
-};
-
-static void answer_free(struct answer *a)
-{
-  free(a->body);
-  cJSON_Delete(a->json);
-  memset(a, 0, sizeof(*a));
-}
-
-static _Thread_local CURL *tl_curl;
-
 /* method "GET" or "POST"; ctype NULL = application/json. */
 static int req(const char *method, const char *path, const char *ctype,
-               const char *body, size_t len, struct answer *a)
+               const char *body, size_t len, struct fx_answer *a)
 {
-  char url[512], ct[256];
-  struct buf b = {0};
-  struct curl_slist *h = NULL;
-  memset(a, 0, sizeof(*a));
-  if (!tl_curl)
-    tl_curl = curl_easy_init();
-  CURL *c = tl_curl;
-  curl_easy_reset(c);
-  snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", g_port, path);
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  if (strcmp(method, "POST") == 0) {
+  char ct[256];
+  const char *h[2] = {NULL, NULL};
+  int post = strcmp(method, "POST") == 0;
+  if (post) {
     snprintf(ct, sizeof(ct), "Content-Type: %s",
              ctype ? ctype : "application/json");
-    h = curl_slist_append(h, ct);
-    h = curl_slist_append(h, "Expect:");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    h[0] = ct;
   }
-  CURLcode rc = curl_easy_perform(c);
-  curl_slist_free_all(h);
-  if (rc != CURLE_OK) {
-    free(b.p);
-    a->status = -1;
-    return -1;
-  }
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
-  a->body = b.p ? b.p : strdup("");
-  a->json = cJSON_Parse(a->body);
-  return 0;
+  return fx_http(g_port, method, path, h, post ? (body ? body : "") : NULL,
+                 len, a);
 }
 
-static int post(const char *path, const char *body, struct answer *a)
+static int post(const char *path, const char *body, struct fx_answer *a)
 {
   return req("POST", path, NULL, body, strlen(body), a);
 }
 
-static int get(const char *path, struct answer *a)
+static int get(const char *path, struct fx_answer *a)
 {
   return req("GET", path, NULL, NULL, 0, a);
 }
@@ -569,7 +455,7 @@ static const char *jstr(const cJSON *o, const char *k)
 }
 
 /* The field message of a 400 answer, or NULL. */
-static const char *field_msg(const struct answer *a, const char *field)
+static const char *field_msg(const struct fx_answer *a, const char *field)
 {
   const cJSON *f = cJSON_GetObjectItemCaseSensitive(a->json, "fields");
   return jstr(f, field);
@@ -578,10 +464,10 @@ static const char *field_msg(const struct answer *a, const char *field)
 /* Value of an unlabelled metric in /metrics, or -1. */
 static double metric(const char *name)
 {
-  struct answer a;
+  struct fx_answer a;
   double v = -1;
   if (get("/metrics", &a) || a.status != 200) {
-    answer_free(&a);
+    fx_answer_free(&a);
     return -1;
   }
   size_t nl = strlen(name);
@@ -594,7 +480,7 @@ static double metric(const char *name)
     if (p)
       p++;
   }
-  answer_free(&a);
+  fx_answer_free(&a);
   return v;
 }
 
@@ -722,93 +608,24 @@ static int check_exactly_once(struct idset *want, const char *prefix,
 /* Wait until the log has nothing in memory nor in the spool. */
 static int wait_log_drained(double timeout_s)
 {
-  double t0 = now_s();
-  while (now_s() - t0 < timeout_s) {
+  double t0 = fx_now_s();
+  while (fx_now_s() - t0 < timeout_s) {
     if (metric("mlopsd_plog_backlog_rows") == 0 &&
         metric("mlopsd_plog_spool_records") == 0)
       return 0;
-    msleep(100);
+    fx_msleep(100);
   }
   return -1;
 }
 
 /* ---- the daemon ---------------------------------------------------------- */
 
-static int free_port(void)
+static int daemon_start_(void)
 {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t l = sizeof(a);
-  bind(s, (struct sockaddr *)&a, sizeof(a));
-  getsockname(s, (struct sockaddr *)&a, &l);
-  close(s);
-  return ntohs(a.sin_port);
-}
-
-static int run_cmd(const char *cmd)
-{
-  int st = system(cmd);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int wait_ready(double timeout_s)
-{
-  double t0 = now_s();
-  while (now_s() - t0 < timeout_s) {
-    struct answer a;
-    if (get("/readyz", &a) == 0 && a.status == 200) {
-      answer_free(&a);
-      return 0;
-    }
-    answer_free(&a);
-    msleep(100);
-  }
-  return -1;
-}
-
-static int daemon_start(void)
-{
-  g_pid = fork();
-  if (g_pid == 0) {
-    int fd = open(g_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    dup2(fd, 2);
-    dup2(fd, 1);
-    char pidf[600];
-    snprintf(pidf, sizeof(pidf), "%s/mlopsd.pid", g_tmp);
-    execl(g_bin, g_bin, "-c", g_cfg, "serve", "--pid-file", pidf,
-          (char *)NULL);
-    _exit(127);
-  }
+  char pidf[600];
+  snprintf(pidf, sizeof(pidf), "%s/mlopsd.pid", g_tmp);
+  g_pid = fx_daemon_start(g_bin, g_cfg, g_log, pidf, NULL);
   return g_pid > 0 ? 0 : -1;
-}
-
-/* SIGTERM and wait; returns the exit status or -1. */
-static int daemon_term(void)
-{
-  int st;
-  if (g_pid <= 0)
-    return -1;
-  kill(g_pid, SIGTERM);
-  for (int i = 0; i < 300; i++) {
-    if (waitpid(g_pid, &st, WNOHANG) == g_pid) {
-      g_pid = 0;
-      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    }
-    msleep(100);
-  }
-  kill(g_pid, SIGKILL);
-  waitpid(g_pid, &st, 0);
-  g_pid = 0;
-  return -1;
-}
-
-static void daemon_kill9(void)
-{
-  int st;
-  kill(g_pid, SIGKILL);
-  waitpid(g_pid, &st, 0);
-  g_pid = 0;
 }
 
 static int g_db_stopped; /* restart it at the end whatever happened */
@@ -819,7 +636,7 @@ static void db_stop(void)
   g_db_stopped = 1;
   snprintf(cmd, sizeof(cmd), "%s/tests/mariadb.sh stop %s >/dev/null 2>&1",
            g_src, g_dbdir);
-  run_cmd(cmd);
+  fx_run_cmd(cmd);
 }
 
 static void db_start(void)
@@ -828,7 +645,7 @@ static void db_start(void)
   g_db_stopped = 0;
   snprintf(cmd, sizeof(cmd), "%s/tests/mariadb.sh start %s >/dev/null 2>&1",
            g_src, g_dbdir);
-  run_cmd(cmd);
+  fx_run_cmd(cmd);
 }
 
 /* ---- tests ---------------------------------------------------------------- */
@@ -837,7 +654,7 @@ static size_t g_ok_items; /* items answered 200 (rows expected) */
 
 TEST(single_valid)
 {
-  struct answer a;
+  struct fx_answer a;
   REQUIRE(post("/predict", g_lines[0], &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   CHECK(cJSON_IsNumber(cJSON_GetObjectItem(a.json, "customer_id")));
@@ -850,13 +667,13 @@ TEST(single_valid)
   CHECK_EQ_STR(jstr(a.json, "model_version"), "1");
   if (a.status == 200)
     g_ok_items++;
-  answer_free(&a);
+  fx_answer_free(&a);
   /* the same model by name */
   REQUIRE(post("/models/" MODEL "/predict", g_lines[1], &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   if (a.status == 200)
     g_ok_items++;
-  answer_free(&a);
+  fx_answer_free(&a);
   /* the first 200 lines one by one */
   int ok = 0;
   for (size_t i = 0; i < 200; i++) {
@@ -865,7 +682,7 @@ TEST(single_valid)
     else
       fprintf(stderr, "  line %zu: %ld %s\n", i, a.status,
               a.body ? a.body : "");
-    answer_free(&a);
+    fx_answer_free(&a);
   }
   CHECK_EQ_INT(ok, 200);
   g_ok_items += (size_t)ok;
@@ -885,7 +702,7 @@ TEST(batch_valid)
   }
   b[n++] = '}';
   b[n] = 0;
-  struct answer a;
+  struct fx_answer a;
   REQUIRE(post("/predict", b, &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   CHECK(cJSON_IsArray(a.json));
@@ -894,7 +711,7 @@ TEST(batch_valid)
   cJSON *first = cJSON_GetArrayItem(a.json, 0);
   CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(first, "customer_id")),
                4096);
-  struct answer s;
+  struct fx_answer s;
   REQUIRE(post("/predict", g_lines[0], &s) == 0);
   CHECK_EQ_STR(jstr(first, "predict"), jstr(s.json, "predict"));
   CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(first, "confidence")),
@@ -904,8 +721,8 @@ TEST(batch_valid)
     g_ok_items++;
   if (a.status == 200)
     g_ok_items += 200;
-  answer_free(&s);
-  answer_free(&a);
+  fx_answer_free(&s);
+  fx_answer_free(&a);
   /* a batch of one */
   char *one = malloc(strlen(g_lines[5]) + 8);
   const char *d = strstr(g_lines[5], "{\"customer_id\"");
@@ -915,7 +732,7 @@ TEST(batch_valid)
   CHECK_EQ_INT(cJSON_GetArraySize(a.json), 1);
   if (a.status == 200)
     g_ok_items++;
-  answer_free(&a);
+  fx_answer_free(&a);
   free(one);
   free(b);
 }
@@ -924,7 +741,7 @@ TEST(batch_valid)
 static void expect_field(const char *body, const char *field,
                          const char *msg, int line)
 {
-  struct answer a;
+  struct fx_answer a;
   if (post("/predict", body, &a) != 0) {
     fprintf(stderr, "  FAIL line %d: no answer\n", line);
     check_cur_failed = 1;
@@ -938,7 +755,7 @@ static void expect_field(const char *body, const char *field,
             field, msg, a.status, a.body);
     check_cur_failed = 1;
   }
-  answer_free(&a);
+  fx_answer_free(&a);
 }
 
 TEST(validation_rules)
@@ -987,11 +804,11 @@ TEST(validation_rules)
     expect_field(t, "age", "number", __LINE__);
     sprintf(t, "%.*s\"age\": 1e300,%s", (int)k, g_lines[0],
             at + strlen("\"age\": 18,"));
-    struct answer a;
+    struct fx_answer a;
     CHECK(post("/predict", t, &a) == 0 && a.status == 200);
     if (a.status == 200)
       g_ok_items++;
-    answer_free(&a);
+    fx_answer_free(&a);
     free(t);
   }
   expect_field(b = with_field(0, "annual_income", "[1,2]"), "annual_income",
@@ -1010,13 +827,13 @@ TEST(validation_rules)
             1));
     cJSON_DeleteItemFromObject(d1, "monthly_balance");
     char *t = cJSON_PrintUnformatted(j1);
-    struct answer a;
+    struct fx_answer a;
     REQUIRE(post("/predict", t, &a) == 0);
     CHECK_EQ_INT(a.status, 400);
     CHECK(field_msg(&a, "age") != NULL);
     CHECK(field_msg(&a, "credit_mix") != NULL);
     CHECK(field_msg(&a, "monthly_balance") != NULL);
-    answer_free(&a);
+    fx_answer_free(&a);
     free(t);
     free(b1);
     free(b2);
@@ -1033,14 +850,14 @@ TEST(validation_rules)
     snprintf(t, cap, "{\"data\":[%.*s,%.*s,%.*s,%.*s]}",
              (int)(strlen(d0) - 1), d0, (int)(strlen(d0) - 1), d0,
              (int)(strlen(d0) - 1), d0, (int)(strlen(d3) - 1), d3);
-    struct answer a;
+    struct fx_answer a;
     REQUIRE(post("/predict", t, &a) == 0);
     CHECK_EQ_INT(a.status, 400);
     CHECK(field_msg(&a, "data[3].age") != NULL);
     CHECK(strstr(field_msg(&a, "data[3].age") ? field_msg(&a, "data[3].age")
                                               : "",
                  "> 0") != NULL);
-    answer_free(&a);
+    fx_answer_free(&a);
     free(t);
     free(bad);
   }
@@ -1057,7 +874,7 @@ TEST(validation_rules)
 static void expect_error(const char *ctype, const char *body, size_t len,
                          long status, const char *msg, int line)
 {
-  struct answer a;
+  struct fx_answer a;
   if (req("POST", "/predict", ctype, body, len, &a) != 0) {
     fprintf(stderr, "  FAIL line %d: no answer\n", line);
     check_cur_failed = 1;
@@ -1069,18 +886,18 @@ static void expect_error(const char *ctype, const char *body, size_t len,
             status, msg ? msg : "", a.status, a.body);
     check_cur_failed = 1;
   }
-  answer_free(&a);
+  fx_answer_free(&a);
 }
 
 static void still_serving(void)
 {
-  struct answer a;
+  struct fx_answer a;
   CHECK(get("/healthz", &a) == 0 && a.status == 200);
-  answer_free(&a);
+  fx_answer_free(&a);
   CHECK(post("/predict", g_lines[7], &a) == 0 && a.status == 200);
   if (a.status == 200)
     g_ok_items++;
-  answer_free(&a);
+  fx_answer_free(&a);
 }
 
 TEST(bad_bodies)
@@ -1139,13 +956,13 @@ TEST(bad_bodies)
   expect_error("application/jsonx", l0, n0, 415, NULL, __LINE__);
   /* charset parameter is fine */
   {
-    struct answer a;
+    struct fx_answer a;
     CHECK(req("POST", "/predict", "application/json; charset=utf-8", l0, n0,
               &a) == 0 &&
           a.status == 200);
     if (a.status == 200)
       g_ok_items++;
-    answer_free(&a);
+    fx_answer_free(&a);
   }
   /* 2 MB body */
   {
@@ -1157,30 +974,30 @@ TEST(bad_bodies)
     big[n - 2] = '}';
     big[n - 1] = '}';
     big[n] = 0;
-    struct answer a;
+    struct fx_answer a;
     int r = req("POST", "/predict", NULL, big, n, &a);
     /* the server may close the connection before reading it all */
     CHECK(r != 0 || a.status == 413);
-    answer_free(&a);
+    fx_answer_free(&a);
     free(big);
   }
   /* unknown model, GET on /predict */
   {
-    struct answer a;
+    struct fx_answer a;
     REQUIRE(post("/models/no_such_model/predict", l0, &a) == 0);
     CHECK_EQ_INT(a.status, 404);
     CHECK(jstr(a.json, "error") && strstr(jstr(a.json, "error"), "unknown"));
-    answer_free(&a);
+    fx_answer_free(&a);
     REQUIRE(get("/predict", &a) == 0);
     CHECK_EQ_INT(a.status, 405);
-    answer_free(&a);
+    fx_answer_free(&a);
   }
   still_serving();
 }
 
 TEST(metadata_metrics_ready)
 {
-  struct answer a;
+  struct fx_answer a;
   REQUIRE(get("/metadata", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   CHECK_EQ_STR(jstr(a.json, "model_name"), MODEL);
@@ -1191,17 +1008,17 @@ TEST(metadata_metrics_ready)
   cJSON *nat = cJSON_GetObjectItem(a.json, "native");
   CHECK(cJSON_IsTrue(cJSON_GetObjectItem(nat, "enabled")));
   CHECK(jstr(nat, "status") && strstr(jstr(nat, "status"), "native"));
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(req("POST", "/metadata", NULL, "{}", 2, &a) == 0);
   CHECK_EQ_INT(a.status, 200);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get("/models/nope/metadata", &a) == 0);
   CHECK_EQ_INT(a.status, 404);
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get("/readyz", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   CHECK_EQ_STR(jstr(a.json, "model_version"), "1");
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get("/metrics", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   CHECK(strstr(a.body, "mlopsd_predictions_total{model=\"" MODEL "\"") != NULL);
@@ -1212,7 +1029,7 @@ TEST(metadata_metrics_ready)
   CHECK(strstr(a.body, "mlopsd_model_load_ms") != NULL);
   CHECK(strstr(a.body, "mlopsd_plog_rows_unlogged_total") != NULL);
   CHECK(strstr(a.body, "http_requests_total") != NULL);
-  answer_free(&a);
+  fx_answer_free(&a);
 }
 
 TEST(log_rows_match_answers)
@@ -1250,7 +1067,7 @@ static void *load_main(void *arg)
   struct loader *l = arg;
   size_t i = 0;
   while (!atomic_load(&l->stop)) {
-    struct answer a;
+    struct fx_answer a;
     if (post("/predict", g_lines[i++ % 500], &a) == 0 && a.status == 200) {
       atomic_fetch_add(&l->ok, 1);
       const char *v = jstr(a.json, "model_version");
@@ -1264,13 +1081,12 @@ static void *load_main(void *arg)
       atomic_fetch_add(&l->bad, 1);
       fprintf(stderr, "  hot swap: %ld %s\n", a.status, a.body ? a.body : "");
     }
-    answer_free(&a);
+    fx_answer_free(&a);
     /* a steady stream the log keeps up with on a busy machine: this test
      * is about swapping, the log's capacity is bench/'s business */
-    msleep(1);
+    fx_msleep(1);
   }
-  curl_easy_cleanup(tl_curl);
-  tl_curl = NULL;
+  fx_http_done();
   return NULL;
 }
 
@@ -1281,12 +1097,12 @@ TEST(hot_swap)
   for (int i = 0; i < 3; i++)
     pthread_create(&th[i], NULL, load_main, &l);
   for (int k = 0; k < 10; k++) {
-    msleep(300);
+    fx_msleep(300);
     CHECK(set_production(k % 2 == 0 ? g_v2 : g_v1) == 0);
   }
-  msleep(300);
+  fx_msleep(300);
   CHECK(set_production(g_v2) == 0);
-  msleep(1500); /* watcher period 500 ms + load */
+  fx_msleep(1500); /* watcher period 500 ms + load */
   atomic_store(&l.stop, 1);
   for (int i = 0; i < 3; i++)
     pthread_join(th[i], NULL);
@@ -1296,15 +1112,15 @@ TEST(hot_swap)
   CHECK_EQ_INT(l.bad, 0);
   CHECK_EQ_INT(l.other, 0);
   CHECK(l.v1 > 0 && l.v2 > 0);
-  struct answer a;
+  struct fx_answer a;
   REQUIRE(post("/predict", g_lines[0], &a) == 0);
   CHECK_EQ_STR(jstr(a.json, "model_version"), "2");
   if (a.status == 200)
     g_ok_items++;
-  answer_free(&a);
+  fx_answer_free(&a);
   REQUIRE(get("/metadata", &a) == 0);
   CHECK_EQ_STR(jstr(a.json, "model_version"), "2");
-  answer_free(&a);
+  fx_answer_free(&a);
   /* a broken version is refused, the old one keeps serving */
   {
     char path[1024];
@@ -1314,21 +1130,21 @@ TEST(hot_swap)
     snprintf(bad_dir, sizeof(bad_dir), "%s/" MODEL "/versions/%d", g_reg,
              g_v1);
     /* break v1's model file in place (tests only) */
-    CHECK(write_text(path, "not a model") == 0);
+    CHECK(fx_write_text(path, "not a model") == 0);
     CHECK(set_production(g_v1) == 0);
-    msleep(1500);
+    fx_msleep(1500);
     REQUIRE(post("/predict", g_lines[0], &a) == 0);
     CHECK_EQ_INT(a.status, 200);
     CHECK_EQ_STR(jstr(a.json, "model_version"), "2");
     if (a.status == 200)
       g_ok_items++;
-    answer_free(&a);
+    fx_answer_free(&a);
     REQUIRE(get("/metadata", &a) == 0);
     cJSON *le = cJSON_GetObjectItem(a.json, "last_error");
     CHECK(cJSON_IsObject(le));
     CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(le, "version")),
                  g_v1);
-    answer_free(&a);
+    fx_answer_free(&a);
     CHECK(set_production(g_v2) == 0);
   }
   REQUIRE(wait_log_drained(20) == 0);
@@ -1352,19 +1168,18 @@ static void *stream_main(void *arg)
     char cid[40], *b;
     snprintf(cid, sizeof(cid), "%s%06ld", s->prefix, i % 1000000);
     b = with_cid((size_t)i, cid);
-    struct answer a;
+    struct fx_answer a;
     if (post("/predict", b, &a) == 0 && a.status == 200)
       idset_add(s->ok, cid);
     else
       atomic_fetch_add(&s->fail, 1);
-    answer_free(&a);
+    fx_answer_free(&a);
     free(b);
     i++;
     atomic_store(&s->n, i);
-    msleep(2);
+    fx_msleep(2);
   }
-  curl_easy_cleanup(tl_curl);
-  tl_curl = NULL;
+  fx_http_done();
   return NULL;
 }
 
@@ -1374,28 +1189,28 @@ TEST(db_outage)
   struct streamer s = {.prefix = "f", .ok = &ok};
   pthread_t th;
   pthread_create(&th, NULL, stream_main, &s);
-  msleep(1000);
-  double t0 = now_s();
+  fx_msleep(1000);
+  double t0 = fx_now_s();
   db_stop();
   /* while it is down: answers go on, /readyz says why */
-  msleep(1500);
-  struct answer a;
+  fx_msleep(1500);
+  struct fx_answer a;
   CHECK(get("/readyz", &a) == 0 && a.status == 503);
   CHECK(a.body && strstr(a.body, "cannot write to MariaDB") != NULL);
-  answer_free(&a);
+  fx_answer_free(&a);
   CHECK(metric("mlopsd_plog_spool_records") > 0);
-  while (now_s() - t0 < 8)
-    msleep(100);
+  while (fx_now_s() - t0 < 8)
+    fx_msleep(100);
   db_start();
-  fprintf(stderr, "  db outage: %.1f s\n", now_s() - t0);
-  msleep(2000);
+  fprintf(stderr, "  db outage: %.1f s\n", fx_now_s() - t0);
+  fx_msleep(2000);
   atomic_store(&s.stop, 1);
   pthread_join(th, NULL);
   fprintf(stderr, "  db outage: requests=%ld ok=%zu failed=%ld\n",
           (long)s.n, ok.n, (long)s.fail);
   CHECK_EQ_INT(s.fail, 0);
   REQUIRE(wait_log_drained(30) == 0);
-  REQUIRE(wait_ready(10) == 0);
+  REQUIRE(fx_wait_http(g_port, "/readyz", 10) == 0);
   size_t found = 0, dup = 0, extra = 0;
   REQUIRE(check_exactly_once(&ok, "f", &found, &dup, &extra) == 0);
   CHECK_EQ_INT(found, ok.n);
@@ -1415,23 +1230,23 @@ TEST(kill9_with_spooled_rows)
     char cid[40], *b;
     snprintf(cid, sizeof(cid), "k%06d", i);
     b = with_cid((size_t)i, cid);
-    struct answer a;
+    struct fx_answer a;
     if (post("/predict", b, &a) == 0 && a.status == 200)
       idset_add(&ok, cid);
-    answer_free(&a);
+    fx_answer_free(&a);
     free(b);
   }
   CHECK_EQ_INT(ok.n, 300);
   /* wait until every row left memory for the spool */
-  double t0 = now_s();
-  while (now_s() - t0 < 10 && metric("mlopsd_plog_backlog_rows") != 0)
-    msleep(50);
+  double t0 = fx_now_s();
+  while (fx_now_s() - t0 < 10 && metric("mlopsd_plog_backlog_rows") != 0)
+    fx_msleep(50);
   CHECK_EQ_INT(metric("mlopsd_plog_backlog_rows"), 0);
   CHECK(metric("mlopsd_plog_spool_records") > 0);
-  daemon_kill9();
+  fx_daemon_kill9(&g_pid);
   db_start();
-  REQUIRE(daemon_start() == 0);
-  REQUIRE(wait_ready(30) == 0);
+  REQUIRE(daemon_start_() == 0);
+  REQUIRE(fx_wait_http(g_port, "/readyz", 30) == 0);
   REQUIRE(wait_log_drained(30) == 0);
   size_t found = 0, dup = 0, extra = 0;
   REQUIRE(check_exactly_once(&ok, "k", &found, &dup, &extra) == 0);
@@ -1450,13 +1265,13 @@ TEST(sigterm_flushes)
     char cid[40], *b;
     snprintf(cid, sizeof(cid), "t%06d", i);
     b = with_cid((size_t)i, cid);
-    struct answer a;
+    struct fx_answer a;
     if (post("/predict", b, &a) == 0 && a.status == 200)
       idset_add(&ok, cid);
-    answer_free(&a);
+    fx_answer_free(&a);
     free(b);
   }
-  CHECK_EQ_INT(daemon_term(), 0);
+  CHECK_EQ_INT(fx_daemon_term(&g_pid), 0);
   size_t found = 0, dup = 0, extra = 0;
   REQUIRE(check_exactly_once(&ok, "t", &found, &dup, &extra) == 0);
   CHECK_EQ_INT(found, 100);
@@ -1468,7 +1283,7 @@ TEST(sigterm_flushes)
   char pidf[600];
   snprintf(pidf, sizeof(pidf), "%s/mlopsd.pid", g_tmp);
   CHECK(access(pidf, F_OK) != 0);
-  char *log = read_file(g_log, NULL);
+  char *log = fx_read_file(g_log, NULL);
   CHECK(log && strstr(log, "serving listen=127.0.0.1:") &&
         strstr(log, "model=" MODEL));
   free(log);
@@ -1477,7 +1292,7 @@ TEST(sigterm_flushes)
 /* A daemon built with sanitizers writes its reports to its log. */
 TEST(no_sanitizer_reports)
 {
-  char *log = read_file(g_log, NULL);
+  char *log = fx_read_file(g_log, NULL);
   REQUIRE(log != NULL);
   CHECK(strstr(log, "ERROR: AddressSanitizer") == NULL);
   CHECK(strstr(log, "ERROR: LeakSanitizer") == NULL);
@@ -1513,7 +1328,7 @@ static int setup_db(void)
            "cd %s && MLOPSD_SQL_DIR=%s/sql/migrations %s -c %s db init "
            ">>%s 2>&1",
            g_tmp, g_src, g_bin, g_cfg, g_log);
-  if (run_cmd(cmd) != 0) {
+  if (fx_run_cmd(cmd) != 0) {
     fprintf(stderr, "db init failed, see %s\n", g_log);
     return -1;
   }
@@ -1538,13 +1353,12 @@ static int setup(void)
   snprintf(g_src, sizeof(g_src), "%s", s);
   snprintf(g_bin, sizeof(g_bin), "%s", b);
   snprintf(g_dbdir, sizeof(g_dbdir), "%s", d);
-  snprintf(g_tmp, sizeof(g_tmp), "/tmp/mlopsd-it-serve.XXXXXX");
-  if (!mkdtemp(g_tmp))
+  if (fx_tmpdir(g_tmp, sizeof(g_tmp), "it-serve"))
     return -1;
   snprintf(g_reg, sizeof(g_reg), "%s/registry", g_tmp);
   snprintf(g_cfg, sizeof(g_cfg), "%s/mlopsd.yaml", g_tmp);
   snprintf(g_log, sizeof(g_log), "%s/daemon.log", g_tmp);
-  g_port = free_port();
+  g_port = fx_free_port();
   setenv("MLOPSD_DATABASE_NAME", DBNAME, 1);
   unsetenv("MLOPSD_SERVER_LISTEN");
   char cfg[4096];
@@ -1565,7 +1379,7 @@ static int setup(void)
            "logging:\n"
            "  level: info\n",
            g_port, g_tmp, g_src, g_reg, g_tmp);
-  if (write_text(g_cfg, cfg))
+  if (fx_write_text(g_cfg, cfg))
     return -1;
   if (load_lines() || g_nlines < 500)
     return -1;
@@ -1573,7 +1387,7 @@ static int setup(void)
     return -1;
   if (setup_db())
     return -1;
-  if (daemon_start() || wait_ready(30)) {
+  if (daemon_start_() || fx_wait_http(g_port, "/readyz", 30)) {
     fprintf(stderr, "daemon did not become ready; log %s\n", g_log);
     return -1;
   }
@@ -1600,7 +1414,7 @@ int main(int argc, char **argv)
   if (setup() != 0) {
     fprintf(stderr, "test_serve: set-up failed\n");
     if (g_pid > 0)
-      daemon_kill9();
+      fx_daemon_kill9(&g_pid);
     printf("check: 0 passed, 1 failed\n");
     return 1;
   }
@@ -1616,19 +1430,16 @@ int main(int argc, char **argv)
   RUN(sigterm_flushes);
   RUN(no_sanitizer_reports);
   if (g_pid > 0)
-    daemon_term();
+    fx_daemon_term(&g_pid);
   if (g_db_stopped)
     db_start(); /* the next integration test needs it */
   free(g_lines);
   free(g_lines_text);
   db_pool_destroy(g_db);
-  if (tl_curl)
-    curl_easy_cleanup(tl_curl);
+  fx_http_done();
   curl_global_cleanup();
   if (!getenv("MLOPSD_KEEP_TMP")) {
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_tmp);
-    run_cmd(cmd);
+    fx_rmtree(g_tmp);
   }
   return check_done();
 }

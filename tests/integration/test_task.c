@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/db.h"
 #include "mlopsd/http.h"
 #include "mlopsd/log.h"
@@ -40,26 +41,6 @@
 static struct err E;
 static struct db_pool *P; /* size 3, database it_task */
 static char TMP[256];     /* scratch directory */
-
-#define CHECK_OK(call)                                                        \
-  do {                                                                        \
-    enum err_code rc_ = (call);                                               \
-    if (rc_ != ERR_OK) {                                                      \
-      fprintf(stderr, "  FAIL %s:%d: %s: %s -> %s: %s\n", __FILE__,           \
-              __LINE__, check_cur_name, #call, err_str(rc_), E.msg);          \
-      check_cur_failed = 1;                                                   \
-    }                                                                         \
-  } while (0)
-
-#define CHECK_HAS(s, sub)                                                     \
-  do {                                                                        \
-    const char *s_ = (s);                                                     \
-    if (!s_ || !strstr(s_, (sub))) {                                          \
-      fprintf(stderr, "  FAIL %s:%d: %s: \"%s\" lacks \"%s\"\n", __FILE__,    \
-              __LINE__, check_cur_name, s_ ? s_ : "(null)", (sub));           \
-      check_cur_failed = 1;                                                   \
-    }                                                                         \
-  } while (0)
 
 /* ------------------------------------------------------------------ */
 /* a hand-built task context */
@@ -249,12 +230,6 @@ static void qs(const char *sql, char out[256])
   if (db_query(c, sql, NULL, 0, str_row, out, NULL, &E) != ERR_OK)
     snprintf(out, 256, "error: %.200s", E.msg);
   db_release(P, c);
-}
-
-static void msleep(int ms)
-{
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -827,7 +802,7 @@ static void cancel_run(struct queue *q, struct job *j, const char *stream,
     return;
   }
   for (int i = 0; i < 2000 && !tc_has(j->c, stream, started); i++)
-    msleep(5);
+    fx_msleep(5);
   CHECK(tc_has(j->c, stream, started));
   CHECK_EQ_INT(queue_cancel(q, id), ERR_OK);
   pthread_mutex_lock(&j->mu);
@@ -1177,11 +1152,8 @@ int main(void)
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
     perror("prctl(PR_SET_CHILD_SUBREAPER)");
 
-  snprintf(TMP, sizeof(TMP), "/tmp/it_task.XXXXXX");
-  if (!mkdtemp(TMP)) {
-    perror("mkdtemp");
+  if (fx_tmpdir(TMP, sizeof(TMP), "it_task"))
     return 1;
-  }
   char d[300];
   snprintf(d, sizeof(d), "%s/dags", TMP);
   mkdir(d, 0700);
@@ -1251,9 +1223,6 @@ int main(void)
     fprintf(stderr, "test_task: http_stop: %s\n", se.msg);
   http_destroy(SRV);
   db_pool_destroy(P);
-  char cmd[400];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", TMP);
-  if (system(cmd) != 0)
-    fprintf(stderr, "test_task: could not remove %s\n", TMP);
+  fx_rmtree(TMP);
   return check_done();
 }

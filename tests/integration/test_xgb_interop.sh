@@ -10,18 +10,12 @@
 # for 2025-09-01 through the mariadb client), `mlopsd models train` with a
 # 2-trial grid into a temp registry, then the raw validation rows stored
 # with the version (sample.json, the request shape) as one batch request.
-set -u
-cd "${MLOPSD_SRC:-$(dirname "$0")/../..}" || exit 1
-BIN=${MLOPSD_BIN:-build/mlopsd}
+. "$(dirname "$0")/../lib.sh"
+tl_init interop
 PY=/usr/bin/python3
 MODEL=credit_score_classification
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "ok $1"; }
-bad() { fail=$((fail + 1)); echo "not ok $1"; }
-finish() { echo "check: $pass passed, $fail failed"; [ "$fail" = 0 ]; exit $?; }
+finish() { tl_done; exit $?; }
 
-tmp=$(mktemp -d /tmp/it_interop.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
 export MLOPSD_DATABASE_NAME=it_interop
 export MLOPSD_MODELS_REGISTRY_DIR=$tmp/registry
 export MLOPSD_MODELS_SPECS_DIR=config/models
@@ -37,6 +31,7 @@ if ! $PY -c 'import xgboost, numpy' 2>/dev/null; then
 fi
 
 # 1. data and a trained version
+scenario data_and_a_trained_version
 if sql -e "DROP DATABASE IF EXISTS it_interop" &&
    "$BIN" db init >"$tmp/init.log" 2>&1 &&
    "$BIN" db seed >"$tmp/seed.log" 2>&1 &&
@@ -51,6 +46,7 @@ fi
 vdir=$tmp/registry/$MODEL/versions/1
 
 # 2. a batch of raw rows: the stored validation sample (with its real
+scenario a_batch_of_raw_rows_the
 #    missing values: the predict side uses a copy of the spec where every
 #    feature is optional, so nulls pass as missing), minus rows the other
 #    request rules refuse (the training data is not filtered by them)
@@ -86,6 +82,7 @@ else
 fi
 
 # 3. python-xgboost on the same rows; python preprocessing from the file
+scenario python_xgboost_on_the_same_rows
 $PY - "$vdir" "$tmp/body.json" "$tmp/answer.json" "$tmp/rows.json" \
   >"$tmp/py.out" 2>&1 <<'EOF'
 import json, sys

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/cfg.h"
 #include "mlopsd/log.h"
 
@@ -853,11 +854,8 @@ int main(void)
   const char *s = getenv("MLOPSD_SRC");
   snprintf(srcdir, sizeof(srcdir), "%s", s && *s ? s : ".");
   clear_env();
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_cfg.XXXXXX");
-  if (!mkdtemp(tmpdir)) {
-    perror("mkdtemp");
+  if (fx_tmpdir(tmpdir, sizeof(tmpdir), "test_cfg"))
     return 1;
-  }
 
   RUN(test_defaults);
   RUN(test_key_table);

@@ -7,6 +7,7 @@
  * root (tests/run.sh does; MLOPSD_SRC is honoured).
  */
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/dag.h"
 #include "mlopsd/task.h"
 
@@ -593,11 +594,8 @@ int main(void)
   const char *src = getenv("MLOPSD_SRC");
   if (src && chdir(src) != 0)
     perror("chdir MLOPSD_SRC");
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/mlopsd-test-dag.XXXXXX");
-  if (!mkdtemp(tmpdir)) {
-    perror("mkdtemp");
+  if (fx_tmpdir(tmpdir, sizeof(tmpdir), "test-dag"))
     return 1;
-  }
   RUN(fanout);
   RUN(all_types);
   RUN(flow_style);
@@ -607,9 +605,6 @@ int main(void)
   RUN(retry_delay);
   RUN(positions_and_yaml);
   RUN(change_detection);
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "could not remove %s\n", tmpdir);
+  fx_rmtree(tmpdir);
   return check_done();
 }

@@ -4,6 +4,7 @@
  * seen by a concurrent reader and after a writer killed at random points
  * (always the old or the new content, whole), and the name check. */
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/fsx.h"
 
 #include <dirent.h>
@@ -367,9 +368,6 @@ int main(void)
   RUN(write_atomic_replaces);
   RUN(write_atomic_old_or_new);
   RUN(name_valid);
-  char cmd[4200];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-  if (system(cmd) != 0)
-    fprintf(stderr, "cleanup of %s failed\n", root);
+  fx_rmtree(root);
   return check_done();
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/db.h"
 #include "mlopsd/log.h"
 #include "mlopsd/plog.h"
@@ -318,9 +319,6 @@ int main(void)
   RUN(killed_process_loses_no_row);
   RUN(bad_options);
   db_pool_destroy(pool);
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "could not remove %s\n", dir);
+  fx_rmtree(dir);
   return check_done();
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/db.h"
 #include "mlopsd/log.h"
 #include "mlopsd/plog.h"
@@ -209,9 +210,6 @@ int main(void)
   RUN(serve_policy_and_off_never_pace);
   RUN(threads_pace_on_their_own);
   db_pool_destroy(pool);
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "could not remove %s\n", dir);
+  fx_rmtree(dir);
   return check_done();
 }

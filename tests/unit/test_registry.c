@@ -4,6 +4,7 @@
  * corrupt meta.json, aliases and their change stamps. */
 /* check: tsan */
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/fsx.h"
 #include "mlopsd/registry.h"
 
@@ -20,10 +21,7 @@ static char *root;
 
 static void rm_tree(const char *p)
 {
-  char cmd[4200];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p);
-  if (system(cmd) != 0)
-    fprintf(stderr, "cleanup of %s failed\n", p);
+  fx_rmtree(p);
 }
 
 /* a fresh registry in its own subdirectory of the test root */

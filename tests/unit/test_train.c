@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/model.h"
 #include "mlopsd/train.h"
 #include "mlopsd/tree.h"
@@ -582,11 +583,8 @@ TEST(concurrent_trials)
 
 int main(void)
 {
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/mlopsd-test-train.XXXXXX");
-  if (!mkdtemp(tmpdir)) {
-    perror("mkdtemp");
+  if (fx_tmpdir(tmpdir, sizeof(tmpdir), "test-train"))
     return 1;
-  }
   RUN(metrics_softprob);
   RUN(metrics_softmax_binary_reg);
   RUN(early_stopping_keeps_best);
@@ -599,9 +597,6 @@ int main(void)
   RUN(grid_params_order);
   RUN(grid_search);
   RUN(concurrent_trials);
-  char cmd[300];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "could not remove %s\n", tmpdir);
+  fx_rmtree(tmpdir);
   return check_done();
 }

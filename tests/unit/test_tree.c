@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/model.h"
 #include "mlopsd/train.h"
 #include "mlopsd/tree.h"
@@ -710,19 +711,13 @@ TEST(python_xgboost_reads_model)
 
 static void rm_tmp(void)
 {
-  char cmd[300];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "could not remove %s\n", tmpdir);
+  fx_rmtree(tmpdir);
 }
 
 int main(void)
 {
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/mlopsd-test-tree.XXXXXX");
-  if (!mkdtemp(tmpdir)) {
-    perror("mkdtemp");
+  if (fx_tmpdir(tmpdir, sizeof(tmpdir), "test-tree"))
     return 1;
-  }
   RUN(iris_softprob);
   RUN(iris_softprob_nan);
   RUN(iris_softmax_nan);
