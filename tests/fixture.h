@@ -23,6 +23,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -43,27 +44,27 @@
 
 /* ---- checks on calls that fill a struct err named E ------------------- */
 
-/* CHECK_OK(call): call returns ERR_OK, else the code and E.msg are shown */
-#define CHECK_OK(call)                                                        \
-  do {                                                                        \
-    enum err_code rc_ = (call);                                               \
-    if (rc_ != ERR_OK) {                                                      \
-      fprintf(stderr, "  FAIL %s:%d: %s: %s -> %s: %s\n", __FILE__,           \
-              __LINE__, check_cur_name, #call, err_str(rc_), E.msg);          \
-      check_cur_failed = 1;                                                   \
-    }                                                                         \
-  } while (0)
+/* 1 when RC is ERR_OK; else prints where, the call, the code and MSG (the
+ * struct err the call filled), marks the current test failed, 0. */
+static inline int fx_ok_(enum err_code rc, const char *file, int line,
+                         const char *call, const char *req, const char *msg)
+{
+  if (rc == ERR_OK)
+    return 1;
+  fprintf(stderr, "  FAIL %s:%d: %s: %s%s -> %s: %s\n", file, line,
+          check_cur_name, req, call, err_str(rc), msg);
+  check_cur_failed = 1;
+  return 0;
+}
 
-/* REQUIRE_OK(call): the same, and leaves the test on failure */
+/* CHECK_OK(call): call returns ERR_OK, else the code and E.msg are shown;
+ * REQUIRE_OK also leaves the test */
+#define CHECK_OK(call)                                                        \
+  ((void)fx_ok_((call), __FILE__, __LINE__, #call, "", E.msg))
 #define REQUIRE_OK(call)                                                      \
   do {                                                                        \
-    enum err_code rc_ = (call);                                               \
-    if (rc_ != ERR_OK) {                                                      \
-      fprintf(stderr, "  FAIL %s:%d: %s: required %s -> %s: %s\n", __FILE__,  \
-              __LINE__, check_cur_name, #call, err_str(rc_), E.msg);          \
-      check_cur_failed = 1;                                                   \
+    if (!fx_ok_((call), __FILE__, __LINE__, #call, "required ", E.msg))       \
       return;                                                                 \
-    }                                                                         \
   } while (0)
 
 /* CHECK_HAS(s, sub): s (may be NULL) contains sub */
@@ -170,6 +171,30 @@ static inline void fx_rmtree(const char *dir)
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
   if (system(cmd) != 0)
     fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* This test's own temp dir, /tmp/mlopsd-PROGRAM.XXXXXX, made on the first
+ * call and removed at exit (fx_rmtree: MLOPSD_KEEP_TMP=1 keeps it).  NULL
+ * when it cannot be made (printed).  Call it from the main thread first. */
+static char fx_tmp_dir[256];
+static pid_t fx_tmp_owner; /* a forked child's exit leaves it alone */
+static inline void fx_tmp_remove(void)
+{
+  if (getpid() == fx_tmp_owner)
+    fx_rmtree(fx_tmp_dir);
+}
+static inline const char *fx_tmp(void)
+{
+  if (!fx_tmp_dir[0]) {
+    if (fx_tmpdir(fx_tmp_dir, sizeof(fx_tmp_dir),
+                  program_invocation_short_name)) {
+      fx_tmp_dir[0] = 0;
+      return NULL;
+    }
+    fx_tmp_owner = getpid();
+    atexit(fx_tmp_remove);
+  }
+  return fx_tmp_dir;
 }
 
 /* ---- the environment tests/run.sh gives ------------------------------- */

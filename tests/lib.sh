@@ -27,6 +27,10 @@
 #   free_port             a free TCP port on 127.0.0.1
 #   wait_http URL [S]     0 when URL answers 2xx within S seconds (30);
 #                         gives up early when $daemon_pid has exited
+#   tl_config PORT DB SPECS [YAML...]  $T/mlopsd.yaml: the daemon on
+#                         127.0.0.1:PORT (2 threads, spool $T/spool),
+#                         database DB, specs SPECS, registry $T/registry,
+#                         DAGs $T/dags, level warn; YAML lines appended
 set -u
 pass=0; fail=0; skipped=0
 TL_SCEN=""; TL_SCEN_FAILED=0; TL_SCEN_CHECKS=0
@@ -105,6 +109,31 @@ wait_http() {
     sleep 0.1
   done
   return 1
+}
+
+tl_config() {
+  local port=$1 db=$2 specs=$3; shift 3
+  mkdir -p "$T/dags" "$T/spool"
+  {
+    cat <<EOF
+server:
+  listen: "127.0.0.1:$port"
+  threads: 2
+  spool_dir: $T/spool
+  default_model: ${MODEL:-credit_score_classification}
+database:
+  name: $db
+models:
+  specs_dir: $specs
+  registry_dir: $T/registry
+logging:
+  level: warn
+scheduler:
+  dags_dir: $T/dags
+EOF
+    local l
+    for l in "$@"; do echo "$l"; done
+  } >"$T/mlopsd.yaml"
 }
 
 tl_cleanup() {

@@ -16,6 +16,8 @@
 #   lf_start [ENV=V...]     start the daemon ($DPID, log $T/daemon.log)
 #   lf_wait_ready [S]       wait for /readyz 200
 #   lf_term / lf_kill9      graceful stop (exit code in $DRC) / SIGKILL
+#   lf_trigger DAG DATE     queue a run (RUN=its id)
+#   lf_load NAME START      the load generator in the background (LOAD)
 #   lf_wait_run RUN [S]     a DAG run's final state
 #   lf_drained [S]          0 once the spool and the log's backlog are empty
 #   lf_metric NAME          a value from /metrics (first matching series)
@@ -195,6 +197,21 @@ lf_start() {  # lf_start [ENV=VALUE...]: the daemon in the background
 # when the daemon has exited
 lf_wait_ready() { daemon_pid=$DPID wait_http "http://127.0.0.1:$PORT/readyz" "${1:-30}"; }
 lf_wait_up()    { daemon_pid=$DPID wait_http "http://127.0.0.1:$PORT/healthz" "${1:-30}"; }
+
+lf_trigger() {  # lf_trigger DAG DATE: queue a run; RUN=its id ("" if none)
+  "$BIN" dags trigger "$1" --date "$2" >"$T/out" 2>&1
+  RUN=$(sed -n 's/^queued run //p' "$T/out")
+}
+
+lf_load() {  # lf_load NAME START [ARGS...]: lib_load.py in the background,
+  # 2 threads at 100 requests/s for up to 10 minutes (ARGS may override);
+  # answers in $T/NAME.ans, its summary in $T/NAME.out, LOAD=its pid
+  local name=$1 start=$2; shift 2
+  python3 "$SRC/tests/integration/lib_load.py" --port "$PORT" \
+    --out "$T/$name.ans" --start "$start" --threads 2 --rate 100 \
+    --seconds 600 "$@" >"$T/$name.out" &
+  LOAD=$!
+}
 
 lf_wait_run() {  # lf_wait_run RUN_ID [SECONDS]: the run's final state
   local i st=""   # (success or failed; what it was at the timeout, 60 s)

@@ -468,26 +468,6 @@ static int write_files(const char *dir, int port, const char *db,
   return fx_write_text(p, cfg);
 }
 
-static int open_pool(const char *db)
-{
-  struct db_opts o = {0};
-  struct err e = {0};
-  const char *port = getenv("MLOPSD_DATABASE_PORT");
-  o.host = getenv("MLOPSD_DATABASE_HOST");
-  o.port = port ? atoi(port) : 3306;
-  o.user = getenv("MLOPSD_DATABASE_USER");
-  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
-  o.database = db;
-  o.size = 2;
-  o.connect_timeout_s = 5;
-  o.read_timeout_s = 30;
-  if (db_pool_create(&g_pool, &o, &e) != ERR_OK) {
-    fprintf(stderr, "pool: %s\n", e.msg);
-    return -1;
-  }
-  return 0;
-}
-
 /* Drop and create db with `mlopsd db init`, then insert the rows. */
 static int setup_db(const char *dir, const char *db)
 {
@@ -521,7 +501,7 @@ static int setup_db(const char *dir, const char *db)
     fprintf(stderr, "db init failed, see %s/daemon.log\n", dir);
     return -1;
   }
-  if (open_pool(db))
+  if (!(g_pool = fx_pool(db, 2)))
     return -1;
   /* Runs of it_etl: one success, one failed (transform failed twice,
    * load upstream_failed), one running whose claim holds a lease far in

@@ -23,6 +23,7 @@
 
 #include "check.h"
 #include "fixture.h"
+#include "task_ctx.h"
 #include "mlopsd/cfg.h"
 #include "mlopsd/db.h"
 #include "mlopsd/pipeline.h"
@@ -45,101 +46,21 @@ static size_t g_nlines;
 
 /* ---- a hand-built task context -------------------------------------- */
 
-#define MAXLINES 512
-
-struct tc {
-  struct task_ctx t;
-  cJSON *fields;
-  int n;
-  char *line[MAXLINES];
-  int ntrig;
-  char trig_dag[128], trig_date[64];
-  cJSON *trig_conf;
-  enum err_code trig_rc; /* what the callback answers */
-};
-
-static const char *tc_field(const struct task_ctx *t, const char *name)
+/* The monitor DAG's drift check at logical date DS. */
+static struct fx_tc *tc_new(const char *fields, const char *ds)
 {
-  const struct tc *c = (const struct tc *)t;
-  const cJSON *j = cJSON_GetObjectItemCaseSensitive(c->fields, name);
-  return cJSON_IsString(j) ? j->valuestring : NULL;
-}
-
-static const struct cJSON *tc_field_json(const struct task_ctx *t,
-                                         const char *name)
-{
-  const struct tc *c = (const struct tc *)t;
-  return cJSON_GetObjectItemCaseSensitive(c->fields, name);
-}
-
-static void tc_log(const struct task_ctx *t, const char *stream,
-                   const char *line)
-{
-  struct tc *c = (struct tc *)t;
-  (void)stream;
-  if (c->n < MAXLINES)
-    c->line[c->n++] = strdup(line);
-  if (getenv("VERBOSE"))
-    fprintf(stderr, "    [log] %s\n", line);
-}
-
-static enum err_code tc_trigger(const struct task_ctx *t, const char *dag_id,
-                                const char *logical_date,
-                                const struct cJSON *conf, char *run_id_out,
-                                int run_id_cap, struct err *e)
-{
-  struct tc *c = (struct tc *)t;
-  if (c->trig_rc != ERR_OK)
-    return err_set(e, c->trig_rc, "DAG '%s' already has a run", dag_id);
-  c->ntrig++;
-  snprintf(c->trig_dag, sizeof(c->trig_dag), "%s", dag_id);
-  snprintf(c->trig_date, sizeof(c->trig_date), "%s", logical_date);
-  cJSON_Delete(c->trig_conf);
-  c->trig_conf = conf ? cJSON_Duplicate(conf, 1) : NULL;
-  snprintf(run_id_out, (size_t)run_id_cap, "manual__%s", logical_date);
-  return ERR_OK;
-}
-
-static struct tc *tc_new(const char *fields, const char *ds)
-{
-  struct tc *c = calloc(1, sizeof(*c));
-  c->fields = cJSON_Parse(fields);
-  if (!c->fields)
-    fprintf(stderr, "  bad test JSON: %s\n", fields);
+  struct fx_tc *c = fx_tc_new(fields, NULL, P);
+  if (!c)
+    return NULL;
   c->t.dag_id = "credit_score_monitor";
   c->t.run_id = "scheduled__test";
   c->t.task_id = "check";
-  c->t.try_number = 1;
   c->t.ds = ds;
-  c->t.field = tc_field;
-  c->t.field_json = tc_field_json;
   c->t.cfg = &CFG;
-  c->t.db = P;
-  c->t.log_line = tc_log;
-  c->t.trigger = tc_trigger;
   return c;
 }
 
-static void tc_free(struct tc *c)
-{
-  if (!c)
-    return;
-  for (int i = 0; i < c->n; i++)
-    free(c->line[i]);
-  cJSON_Delete(c->fields);
-  cJSON_Delete(c->trig_conf);
-  free(c);
-}
-
-static int tc_has(const struct tc *c, const char *sub)
-{
-  for (int i = 0; i < c->n; i++)
-    if (strstr(c->line[i], sub))
-      return 1;
-  return 0;
-}
-
-static enum err_code run_type(struct tc *c, const char *type)
+static enum err_code run_type(struct fx_tc *c, const char *type)
 {
   const struct task_type *ty = task_type_find(type);
   if (!ty)
@@ -419,7 +340,7 @@ static int64_t last_report(void)
 
 TEST(no_rows_insufficient)
 {
-  struct tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
+  struct fx_tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
   CHECK_OK(run_type(c, "drift"));
   CHECK_EQ_INT(c->ntrig, 0);
   CHECK_EQ_INT(c->t.skip, 0);
@@ -428,7 +349,7 @@ TEST(no_rows_insufficient)
      "' ', COALESCE(max_score, 'null')) FROM drift_report ORDER BY id DESC "
      "LIMIT 1", &b);
   CHECK_EQ_STR(b.s, MODEL " 1 0 insufficient_data null");
-  tc_free(c);
+  fx_tc_free(c);
 }
 
 /* Rows of the training table itself (the month the version was trained
@@ -481,7 +402,7 @@ static double feature_psi(const cJSON *f, const char *name)
 TEST(stable_population_ok)
 {
   REQUIRE(log_training_rows(1000) == 0);
-  struct tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
+  struct fx_tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
   CHECK_OK(run_type(c, "drift"));
   CHECK_EQ_INT(c->ntrig, 0);
   struct strbuf b;
@@ -510,10 +431,10 @@ TEST(stable_population_ok)
                              "drift_report ORDER BY id DESC LIMIT 1") / 1e6;
   CHECK(fabs(stored - mx) < 2e-6);
   cJSON_Delete(j);
-  CHECK(tc_has(c, "-> ok"));
+  CHECK(fx_tc_has(c, NULL, "-> ok"));
   if (getenv("VERBOSE"))
     fprintf(stderr, "    stable max PSI %.4f\n", mx);
-  tc_free(c);
+  fx_tc_free(c);
 }
 
 /* predict_requests.jsonl holds complete rows only: no missing value and
@@ -522,7 +443,7 @@ TEST(stable_population_ok)
 TEST(complete_case_requests)
 {
   REQUIRE(log_requests(0, 1000, 0) == 0);
-  struct tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
+  struct fx_tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
   CHECK_OK(run_type(c, "drift"));
   cJSON *j;
   const cJSON *f = latest_scores(&j);
@@ -546,12 +467,12 @@ TEST(complete_case_requests)
   CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(nl, "top_ref")) > 0.05);
   cJSON_Delete(j);
   CHECK_EQ_INT(c->ntrig, 1);
-  tc_free(c);
+  fx_tc_free(c);
 }
 
 TEST(min_rows_not_met)
 {
-  struct tc *c = tc_new("{\"model\": \"" MODEL "\", \"min_rows\": 5000,"
+  struct fx_tc *c = tc_new("{\"model\": \"" MODEL "\", \"min_rows\": 5000,"
                         " \"trigger_dag\": \"ct\"}", "2025-09-01");
   CHECK_OK(run_type(c, "drift"));
   CHECK_EQ_INT(c->ntrig, 0);
@@ -559,13 +480,13 @@ TEST(min_rows_not_met)
   qs("SELECT CONCAT(window_rows, ' ', verdict) FROM drift_report ORDER BY "
      "id DESC LIMIT 1", &b);
   CHECK_EQ_STR(b.s, "1000 insufficient_data");
-  tc_free(c);
+  fx_tc_free(c);
 }
 
 TEST(shifted_population_triggers)
 {
   REQUIRE(log_requests(1000, 1000, 1) == 0);
-  struct tc *c = tc_new(DRIFT_FIELDS(", \"conf\": {\"note\": \"from "
+  struct fx_tc *c = tc_new(DRIFT_FIELDS(", \"conf\": {\"note\": \"from "
                                      "{{ dag_id }}\"}"),
                         "2025-09-01");
   CHECK_OK(run_type(c, "drift"));
@@ -608,14 +529,14 @@ TEST(shifted_population_triggers)
         1e-9);
   CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cf, "note")),
                "from credit_score_monitor");
-  CHECK(tc_has(c, "started DAG credit_score_classification_ct"));
-  CHECK(tc_has(c, "occupation"));
-  tc_free(c);
+  CHECK(fx_tc_has(c, NULL, "started DAG credit_score_classification_ct"));
+  CHECK(fx_tc_has(c, NULL, "occupation"));
+  fx_tc_free(c);
 }
 
 TEST(drift_without_trigger_fails)
 {
-  struct tc *c = tc_new("{\"model\": \"" MODEL "\", \"window\": 500}",
+  struct fx_tc *c = tc_new("{\"model\": \"" MODEL "\", \"window\": 500}",
                         "2025-09-01");
   CHECK(run_type(c, "drift") == ERR_STATE);
   CHECK_HAS(E.msg, "no trigger_dag set");
@@ -625,16 +546,16 @@ TEST(drift_without_trigger_fails)
   qs("SELECT CONCAT(window_rows, ' ', verdict) FROM drift_report ORDER BY "
      "id DESC LIMIT 1", &b);
   CHECK_EQ_STR(b.s, "500 drift");
-  tc_free(c);
+  fx_tc_free(c);
 }
 
 TEST(existing_run_is_not_an_error)
 {
-  struct tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
+  struct fx_tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
   c->trig_rc = ERR_EXISTS;
   CHECK_OK(run_type(c, "drift"));
-  CHECK(tc_has(c, "already has a run"));
-  tc_free(c);
+  CHECK(fx_tc_has(c, NULL, "already has a run"));
+  fx_tc_free(c);
 }
 
 TEST(cooldown)
@@ -645,16 +566,16 @@ TEST(cooldown)
                "'credit_score_classification_ct', '2025-09-01 01:00:00', "
                "'manual', '{\"reason\": \"drift\", \"model\": \"" MODEL
                "\"}', UTC_TIMESTAMP(6) - INTERVAL 5 MINUTE)") == 0);
-  struct tc *c = tc_new(DRIFT_FIELDS(", \"cooldown_minutes\": 60"),
+  struct fx_tc *c = tc_new(DRIFT_FIELDS(", \"cooldown_minutes\": 60"),
                         "2025-09-01");
   CHECK_OK(run_type(c, "drift"));
   CHECK_EQ_INT(c->ntrig, 0);
-  CHECK(tc_has(c, "cooldown_minutes"));
-  tc_free(c);
+  CHECK(fx_tc_has(c, NULL, "cooldown_minutes"));
+  fx_tc_free(c);
   c = tc_new(DRIFT_FIELDS(", \"cooldown_minutes\": 3"), "2025-09-01");
   CHECK_OK(run_type(c, "drift"));
   CHECK_EQ_INT(c->ntrig, 1);
-  tc_free(c);
+  fx_tc_free(c);
   REQUIRE(exec("DELETE FROM dag_run WHERE run_id = 'it_cool'") == 0);
 }
 
@@ -665,12 +586,12 @@ TEST(no_production_version_skips)
   REQUIRE(registry_alias_delete(reg, MODEL, REGISTRY_PRODUCTION, &E) ==
           ERR_OK);
   int64_t before = last_report();
-  struct tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
+  struct fx_tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
   CHECK_OK(run_type(c, "drift"));
   CHECK_EQ_INT(c->t.skip, 1);
   CHECK_EQ_INT(c->ntrig, 0);
   CHECK_EQ_INT(last_report(), before);
-  tc_free(c);
+  fx_tc_free(c);
   REQUIRE(registry_alias_set(reg, MODEL, REGISTRY_PRODUCTION, 1, NULL, &E) ==
           ERR_OK);
   registry_close(reg);
@@ -680,29 +601,29 @@ TEST(field_checks)
 {
   const struct task_type *ty = task_type_find("drift");
   REQUIRE(ty && ty->check);
-  struct tc *c = tc_new("{\"model\": \"m\", \"threshold\": \"abc\"}", "");
+  struct fx_tc *c = tc_new("{\"model\": \"m\", \"threshold\": \"abc\"}", "");
   CHECK(ty->check(&c->t, &E) == ERR_INVAL);
   CHECK_HAS(E.msg, "threshold");
-  tc_free(c);
+  fx_tc_free(c);
   c = tc_new("{\"model\": \"m\", \"window\": 0}", "");
   CHECK(ty->check(&c->t, &E) == ERR_INVAL);
   CHECK_HAS(E.msg, "window");
-  tc_free(c);
+  fx_tc_free(c);
   c = tc_new("{\"model\": \"m\", \"conf\": [1]}", "");
   CHECK(ty->check(&c->t, &E) == ERR_INVAL);
-  tc_free(c);
+  fx_tc_free(c);
   c = tc_new("{\"model\": \"m\", \"window\": 10, \"threshold\": 0.1}", "");
   CHECK_OK(ty->check(&c->t, &E));
-  tc_free(c);
+  fx_tc_free(c);
   c = tc_new("{\"model\": \"../x\"}", "2025-09-01");
   CHECK(run_type(c, "drift") == ERR_INVAL);
-  tc_free(c);
+  fx_tc_free(c);
   ty = task_type_find("label_feedback");
   REQUIRE(ty && ty->check);
   c = tc_new("{\"model\": \"m\", \"floor_accuracy\": 1.5}", "");
   CHECK(ty->check(&c->t, &E) == ERR_INVAL);
   CHECK_HAS(E.msg, "floor_accuracy");
-  tc_free(c);
+  fx_tc_free(c);
 }
 
 /* ---- label feedback ----------------------------------------------------- */
@@ -768,12 +689,12 @@ TEST(label_feedback_metrics)
           0);
 
   for (int round = 0; round < 2; round++) { /* the second run upserts */
-    struct tc *c = tc_new("{\"model\": \"" MODEL "\", \"days\": 7}",
+    struct fx_tc *c = tc_new("{\"model\": \"" MODEL "\", \"days\": 7}",
                           "2030-01-16");
     CHECK_OK(run_type(c, "label_feedback"));
     CHECK_EQ_INT(c->ntrig, 0);
-    CHECK(tc_has(c, "2 without a label yet"));
-    tc_free(c);
+    CHECK(fx_tc_has(c, NULL, "2 without a label yet"));
+    fx_tc_free(c);
   }
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM live_metrics"), 3);
   struct strbuf b;
@@ -795,20 +716,20 @@ TEST(label_feedback_metrics)
 TEST(label_feedback_floor)
 {
   /* production version 1 over the window: 11 of 14 = 0.7857 */
-  struct tc *c = tc_new("{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.5,"
+  struct fx_tc *c = tc_new("{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.5,"
                         " \"min_rows\": 5, \"trigger_dag\": \"ct\"}",
                         "2030-01-16");
   CHECK_OK(run_type(c, "label_feedback"));
   CHECK_EQ_INT(c->ntrig, 0);
-  CHECK(tc_has(c, "accuracy 0.7857 over 14"));
-  tc_free(c);
+  CHECK(fx_tc_has(c, NULL, "accuracy 0.7857 over 14"));
+  fx_tc_free(c);
   c = tc_new("{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.9,"
              " \"min_rows\": 100, \"trigger_dag\": \"ct\"}",
              "2030-01-16");
   CHECK_OK(run_type(c, "label_feedback"));
   CHECK_EQ_INT(c->ntrig, 0);
-  CHECK(tc_has(c, "not enough to judge"));
-  tc_free(c);
+  CHECK(fx_tc_has(c, NULL, "not enough to judge"));
+  fx_tc_free(c);
   c = tc_new("{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.9,"
              " \"min_rows\": 5, \"trigger_dag\": \"ct\"}",
              "2030-01-16");
@@ -823,21 +744,21 @@ TEST(label_feedback_floor)
   CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(c->trig_conf,
                                                         "version")),
                1);
-  tc_free(c);
+  fx_tc_free(c);
   c = tc_new("{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.9,"
              " \"min_rows\": 5}",
              "2030-01-16");
   CHECK(run_type(c, "label_feedback") == ERR_STATE);
   CHECK_HAS(E.msg, "below the floor 0.9");
-  tc_free(c);
+  fx_tc_free(c);
   /* a one-day window only sees 2030-01-16: 4 of 4 for version 1 */
   c = tc_new("{\"model\": \"" MODEL "\", \"days\": 1, \"floor_accuracy\":"
              " 0.9, \"min_rows\": 1, \"trigger_dag\": \"ct\"}",
              "2030-01-16");
   CHECK_OK(run_type(c, "label_feedback"));
   CHECK_EQ_INT(c->ntrig, 0);
-  CHECK(tc_has(c, "accuracy 1.0000 over 4"));
-  tc_free(c);
+  CHECK(fx_tc_has(c, NULL, "accuracy 1.0000 over 4"));
+  fx_tc_free(c);
 }
 
 /* ---- the command line --------------------------------------------------- */

@@ -146,11 +146,8 @@ cp -a "$T/registry" "$T/regfs/"
 LF_REGISTRY_DIR=$T/regfs/registry lf_config
 lf_start
 lf_wait_ready 30 && ok c_ready || bad c_ready
-python3 "$SRC/tests/integration/lib_load.py" --port "$PORT" --out "$T/c.ans" \
-  --start 6000000 --threads 2 --rate 100 --seconds 600 >"$T/c.out" &
-LOAD=$!
-"$BIN" dags trigger $CT --date 2025-09-01 >"$T/out" 2>&1
-RUN=$(sed -n 's/^queued run //p' "$T/out")
+lf_load c 6000000
+lf_trigger $CT 2025-09-01
 eq c_run_failed "$(lf_wait_run "$RUN" 60)" failed
 sql "$DB" -e "SELECT line FROM task_log WHERE run_id='$RUN' AND task_id='model_training'" >"$T/c.tl"
 has c_train_error_clear "$T/c.tl" "No space left on device"
@@ -179,8 +176,7 @@ if mnt "$T/regro" --bind "$T/registry" && mount -o remount,bind,ro "$T/regro"; t
     DELETE FROM task_instance WHERE dag_id='$CT'"
   lf_start
   lf_wait_ready 30 && ok d_ready || { tail -5 "$T/daemon.log"; bad d_ready; }
-  "$BIN" dags trigger $CT --date 2025-09-01 >"$T/out" 2>&1
-  RUN=$(sed -n 's/^queued run //p' "$T/out")
+  lf_trigger $CT 2025-09-01
   eq d_run_failed "$(lf_wait_run "$RUN" 60)" failed
   sql "$DB" -e "SELECT line FROM task_log WHERE run_id='$RUN' AND task_id='model_training'" >"$T/d.tl"
   has d_train_error_clear "$T/d.tl" "Read-only file system"

@@ -82,11 +82,8 @@ faults=0
 section "kill -9 during training"
 lf_start
 lf_wait_ready 30 && ok k1_ready || bad k1_ready
-python3 "$SRC/tests/integration/lib_load.py" --port "$PORT" --out "$T/k1.ans" \
-  --start 1000000 --threads 2 --rate 100 --seconds 600 >"$T/k1.load" &
-LOAD=$!
-"$BIN" dags trigger $CT --date 2025-09-01 >"$T/out" 2>&1
-RUN=$(sed -n 's/^queued run //p' "$T/out")
+lf_load k1 1000000
+lf_trigger $CT 2025-09-01
 check k1_triggered test -n "$RUN"
 # the train task opens its version draft first thing (then reads the
 # data and runs the grid): kill as soon as the draft holds a file
@@ -153,7 +150,7 @@ r=$(lf_exactly_once "$T/k1.ans")
 echo "  k1-k3 prediction log: $r"
 check k3_log_no_duplicates bash -c "echo '$r' | grep -q ' dup=0 '"
 check k3_log_no_phantoms bash -c "echo '$r' | grep -q ' phantom=0'"
-K1_FIG="$r; load: $(cat "$T/k1.load")"
+K1_FIG="$r; load: $(cat "$T/k1.out")"
 
 # ---- kill -9 in registry writes (models train / promote) ----------------
 section "kill -9 in registry writes"

@@ -61,24 +61,7 @@ sed -E -e 's/^schedule:.*/schedule: null/' -e 's/^( *retries:).*/\1 0/' \
 sed -E -e 's/^schedule:.*/schedule: null/' \
   -e "s#^( *api:).*#\\1 $api#" \
   config/dags/credit_score_cd.yaml >"$tmp/dags/credit_score_cd.yaml"
-cat >"$tmp/mlopsd.yaml" <<EOF
-server:
-  listen: "127.0.0.1:$port"
-  threads: 2
-  spool_dir: $tmp/spool
-  default_model: $MODEL
-database:
-  name: it_loop
-models:
-  specs_dir: $tmp/specs
-  registry_dir: $tmp/registry
-scheduler:
-  dags_dir: $tmp/dags
-  tick_ms: 200
-  workers: 2
-logging:
-  level: warn
-EOF
+tl_config "$port" it_loop "$tmp/specs" "  tick_ms: 200" "  workers: 2"
 n_opt=$(grep -c 'required: false' "$tmp/specs/$MODEL.yaml")
 eq spec_copy_optional_features "$n_opt" 22
 check spec_copy_small_grid grep -q 'max_depth: \[4\]' "$tmp/specs/$MODEL.yaml"

@@ -110,23 +110,7 @@ rows=$(sql it_models_cli -e "SELECT COUNT(*) FROM deployment WHERE
 # ---- the server and the offline path answer alike
 scenario the_server_and_the_offline_path
 port=$(free_port)
-mkdir -p "$tmp/dags" "$tmp/spool"
-cat >"$tmp/mlopsd.yaml" <<EOF
-server:
-  listen: "127.0.0.1:$port"
-  threads: 2
-  spool_dir: $tmp/spool
-  default_model: $MODEL
-database:
-  name: it_models_cli
-models:
-  specs_dir: config/models
-  registry_dir: $tmp/registry
-scheduler:
-  dags_dir: $tmp/dags
-logging:
-  level: warn
-EOF
+tl_config "$port" it_models_cli config/models
 "$BIN" -c "$tmp/mlopsd.yaml" serve >"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
 wait_http "http://127.0.0.1:$port/readyz" 30 && ok server_ready ||

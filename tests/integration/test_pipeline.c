@@ -100,25 +100,6 @@ static int64_t q1(const char *sql, const char *arg)
   return v;
 }
 
-static char *read_file(const char *path)
-{
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  if (b)
-    b[n] = '\0';
-  fclose(f);
-  return b;
-}
-
 /* s with the first old replaced by new (s is freed; NULL if absent). */
 static char *replace(char *s, const char *old, const char *nw)
 {
@@ -164,7 +145,7 @@ static int run_features(const char *ds)
 {
   char path[600];
   snprintf(path, sizeof(path), "%s/sql/features.sql", src);
-  char *text = read_file(path), *sql = NULL;
+  char *text = fx_read_file(path, NULL), *sql = NULL;
   struct tmpl_ctx tc = {.ds = ds};
   struct tmpl_binds b = {0};
   struct sqlsplit_list l = {0};
@@ -190,7 +171,7 @@ static cJSON *read_json(const char *fmt, ...)
   va_start(ap, fmt);
   vsnprintf(p, sizeof(p), fmt, ap);
   va_end(ap);
-  char *t = read_file(p);
+  char *t = fx_read_file(p, NULL);
   cJSON *j = t ? cJSON_Parse(t) : NULL;
   free(t);
   return j;
@@ -310,7 +291,7 @@ static int setup(void)
   /* A copy of the course spec with a small grid for the train task. */
   char path[700];
   snprintf(path, sizeof(path), "%s/config/models/%s.yaml", src, MODEL);
-  char *y = read_file(path);
+  char *y = fx_read_file(path, NULL);
   if (!y)
     return 0;
   y = replace(y, "num_boost_round: 2000", "num_boost_round: 30");
@@ -468,7 +449,7 @@ TEST(fstore_errors)
   /* a label outside the spec's classes is named with its row */
   char path[700];
   snprintf(path, sizeof(path), "%s/config/models/%s.yaml", src, MODEL);
-  char *y = read_file(path);
+  char *y = fx_read_file(path, NULL);
   REQUIRE(y);
   char *c = strstr(y, "classes: [Poor, Standard, Good]");
   REQUIRE(c);
@@ -609,7 +590,7 @@ TEST(train_registers_a_version)
   char path[900];
   snprintf(path, sizeof(path), "%s/%s/versions/1/validation.jsonl", regdir,
            MODEL);
-  char *v = read_file(path);
+  char *v = fx_read_file(path, NULL);
   REQUIRE(v);
   int lines = 0;
   for (char *q = v; *q; q++)
@@ -648,7 +629,7 @@ TEST(training_is_deterministic)
            a.version);
   snprintf(pb, sizeof(pb), "%s/%s/versions/%d/model.ubj", regdir, MODEL,
            b.version);
-  char *fa = read_file(pa), *fb = read_file(pb);
+  char *fa = fx_read_file(pa, NULL), *fb = fx_read_file(pb, NULL);
   struct stat sa, sb;
   CHECK(fa && fb && stat(pa, &sa) == 0 && stat(pb, &sb) == 0 &&
         sa.st_size == sb.st_size &&
@@ -1013,10 +994,10 @@ static size_t count_overlap(int val_version, int train_version,
   char p[900];
   snprintf(p, sizeof(p), "%s/%s/versions/%d/train_keys.jsonl", regdir, MODEL,
            train_version);
-  char *keys = read_file(p);
+  char *keys = fx_read_file(p, NULL);
   snprintf(p, sizeof(p), "%s/%s/versions/%d/validation.jsonl", regdir, MODEL,
            val_version);
-  char *rows = read_file(p);
+  char *rows = fx_read_file(p, NULL);
   size_t hits = 0;
   *n_val = 0;
   char *save = NULL;
@@ -1066,7 +1047,7 @@ TEST(validate_scores_rows_neither_version_trained_on)
     char p[900];
     snprintf(p, sizeof(p), "%s/%s/versions/1/train_keys.jsonl", regdir,
              MODEL);
-    char *t = read_file(p);
+    char *t = fx_read_file(p, NULL);
     REQUIRE(t);
     char *nl = strchr(t, '\n');
     if (nl)

@@ -66,13 +66,7 @@ static int64_t q1(const char *database, const char *sql)
 static int exec_q(const char *database, const char *sql, int quiet)
 {
   struct db_pool *p = fx_pool(database, 1);
-  struct db_conn *c = NULL;
-  struct err e = {0};
-  int ok = p && db_acquire(p, 10000, &c, &e) == ERR_OK &&
-           db_exec(c, sql, NULL, &e) == ERR_OK;
-  if (!ok && !quiet)
-    fprintf(stderr, "  exec failed: %s: %s\n", sql, e.msg);
-  db_release(p, c);
+  int ok = p && fx_exec(p, sql, quiet) == 0;
   db_pool_destroy(p);
   return ok;
 }

@@ -32,6 +32,7 @@
 
 #include "check.h"
 #include "fixture.h"
+#include "task_ctx.h"
 #include "mlopsd/db.h"
 #include "mlopsd/http.h"
 #include "mlopsd/log.h"
@@ -45,152 +46,16 @@ static char TMP[256];     /* scratch directory */
 /* ------------------------------------------------------------------ */
 /* a hand-built task context */
 
-#define MAXLINES 4096
-
-struct tc {
-  struct task_ctx t;
-  cJSON *fields;
-  cJSON *conf;
-  pthread_mutex_t mu;
-  int n, nout;
-  char *stream[2 * MAXLINES];
-  char *line[2 * MAXLINES];
-  /* trigger */
-  int ntrig;
-  char trig_dag[128], trig_date[64];
-  char *trig_conf;
-};
-
-static const char *tc_field(const struct task_ctx *t, const char *name)
+/* the executor runs tasks at their second attempt here (try_number 2) */
+static struct fx_tc *tc_new(const char *fields, const char *conf)
 {
-  const struct tc *c = (const struct tc *)t;
-  const cJSON *j = cJSON_GetObjectItemCaseSensitive(c->fields, name);
-  return cJSON_IsString(j) ? j->valuestring : NULL;
-}
-
-static const struct cJSON *tc_field_json(const struct task_ctx *t,
-                                         const char *name)
-{
-  const struct tc *c = (const struct tc *)t;
-  return cJSON_GetObjectItemCaseSensitive(c->fields, name);
-}
-
-static void tc_log(const struct task_ctx *t, const char *stream,
-                   const char *line)
-{
-  struct tc *c = (struct tc *)t;
-  pthread_mutex_lock(&c->mu);
-  /* Output lines are capped at MAXLINES (a flooding command), the
-   * executor's own "log" lines always fit. */
-  int is_log = strcmp(stream, "log") == 0;
-  if (c->n < 2 * MAXLINES && (is_log || c->nout < MAXLINES)) {
-    c->nout += !is_log;
-    c->stream[c->n] = strdup(stream);
-    c->line[c->n] = strdup(line);
-    c->n++;
-  }
-  pthread_mutex_unlock(&c->mu);
-}
-
-static enum err_code tc_trigger(const struct task_ctx *t, const char *dag_id,
-                                const char *logical_date,
-                                const struct cJSON *conf, char *run_id_out,
-                                int run_id_cap, struct err *e)
-{
-  struct tc *c = (struct tc *)t;
-  (void)e;
-  c->ntrig++;
-  snprintf(c->trig_dag, sizeof(c->trig_dag), "%s", dag_id);
-  snprintf(c->trig_date, sizeof(c->trig_date), "%s", logical_date);
-  free(c->trig_conf);
-  c->trig_conf = conf ? cJSON_PrintUnformatted(conf) : NULL;
-  snprintf(run_id_out, (size_t)run_id_cap, "manual__%s_%d", logical_date,
-           c->ntrig);
-  return ERR_OK;
-}
-
-/* fields and conf as JSON text (NULL conf: none). */
-static struct tc *tc_new(const char *fields, const char *conf)
-{
-  struct tc *c = calloc(1, sizeof(*c));
-  pthread_mutex_init(&c->mu, NULL);
-  c->fields = cJSON_Parse(fields);
-  if (!c->fields)
-    fprintf(stderr, "  bad test JSON: %s\n", fields);
-  c->conf = conf ? cJSON_Parse(conf) : NULL;
-  c->t.dag_id = "it_dag";
-  c->t.run_id = "scheduled__2025-09-01";
-  c->t.task_id = "it_task";
-  c->t.try_number = 2;
-  c->t.ds = "2025-09-01";
-  c->t.field = tc_field;
-  c->t.field_json = tc_field_json;
-  c->t.conf = c->conf;
-  c->t.db = P;
-  c->t.log_line = tc_log;
-  c->t.trigger = tc_trigger;
+  struct fx_tc *c = fx_tc_new(fields, conf, P);
+  if (c)
+    c->t.try_number = 2;
   return c;
 }
 
-static void tc_free(struct tc *c)
-{
-  if (!c)
-    return;
-  for (int i = 0; i < c->n; i++) {
-    free(c->stream[i]);
-    free(c->line[i]);
-  }
-  cJSON_Delete(c->fields);
-  cJSON_Delete(c->conf);
-  free(c->trig_conf);
-  pthread_mutex_destroy(&c->mu);
-  free(c);
-}
-
-/* The i-th line of stream (0-based), NULL if none. */
-static const char *tc_nth(struct tc *c, const char *stream, int i)
-{
-  const char *r = NULL;
-  pthread_mutex_lock(&c->mu);
-  for (int k = 0; k < c->n; k++)
-    if (strcmp(c->stream[k], stream) == 0 && i-- == 0) {
-      r = c->line[k];
-      break;
-    }
-  pthread_mutex_unlock(&c->mu);
-  return r;
-}
-
-static int tc_count(struct tc *c, const char *stream)
-{
-  int n = 0;
-  pthread_mutex_lock(&c->mu);
-  for (int k = 0; k < c->n; k++)
-    n += strcmp(c->stream[k], stream) == 0;
-  pthread_mutex_unlock(&c->mu);
-  return n;
-}
-
-/* Does any line of stream contain sub? */
-static int tc_has(struct tc *c, const char *stream, const char *sub)
-{
-  int r = 0;
-  pthread_mutex_lock(&c->mu);
-  for (int k = 0; k < c->n && !r; k++)
-    r = strcmp(c->stream[k], stream) == 0 && strstr(c->line[k], sub);
-  pthread_mutex_unlock(&c->mu);
-  return r;
-}
-
-static void tc_dump(struct tc *c)
-{
-  pthread_mutex_lock(&c->mu);
-  for (int k = 0; k < c->n; k++)
-    fprintf(stderr, "    [%s] %s\n", c->stream[k], c->line[k]);
-  pthread_mutex_unlock(&c->mu);
-}
-
-static enum err_code run_type(struct tc *c, const char *type)
+static enum err_code run_type(struct fx_tc *c, const char *type)
 {
   const struct task_type *ty = task_type_find(type);
   if (!ty)
@@ -198,7 +63,7 @@ static enum err_code run_type(struct tc *c, const char *type)
   err_clear(&E);
   enum err_code rc = ty->run(&c->t, &E);
   if (rc != ERR_OK && getenv("VERBOSE"))
-    tc_dump(c);
+    fx_tc_dump(c);
   return rc;
 }
 
@@ -270,11 +135,11 @@ TEST(t_ml_missing_model)
 {
   const char *ml[] = {"train", "validate", "deploy"};
   for (size_t i = 0; i < 3; i++) {
-    struct tc *c = tc_new("{\"model\": \"credit\"}", NULL);
+    struct fx_tc *c = tc_new("{\"model\": \"credit\"}", NULL);
     CHECK(run_type(c, ml[i]) != ERR_OK);
     CHECK(strstr(E.msg, "credit") != NULL);
     CHECK(strstr(E.msg, "not built yet") == NULL);
-    tc_free(c);
+    fx_tc_free(c);
   }
 }
 
@@ -315,7 +180,7 @@ TEST(t_check)
       {"trigger_dag", "{\"dag_id\": \"x\", \"conf\": [1]}", "map"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-    struct tc *c = tc_new(cases[i].fields, NULL);
+    struct fx_tc *c = tc_new(cases[i].fields, NULL);
     const struct task_type *ty = task_type_find(cases[i].type);
     err_clear(&E);
     enum err_code rc = ty->check(&c->t, &E);
@@ -327,32 +192,32 @@ TEST(t_check)
       CHECK_EQ_INT(rc, ERR_INVAL);
       CHECK_HAS(E.msg, cases[i].msg);
     }
-    tc_free(c);
+    fx_tc_free(c);
   }
 }
 
 TEST(t_logf)
 {
-  struct tc *c = tc_new("{}", NULL);
+  struct fx_tc *c = tc_new("{}", NULL);
   task_logf(&c->t, "a %d\nb\r\n\nc", 1);
-  CHECK_EQ_INT(tc_count(c, "log"), 4);
-  CHECK_EQ_STR(tc_nth(c, "log", 0), "a 1");
-  CHECK_EQ_STR(tc_nth(c, "log", 1), "b");
-  CHECK_EQ_STR(tc_nth(c, "log", 2), "");
-  CHECK_EQ_STR(tc_nth(c, "log", 3), "c");
+  CHECK_EQ_INT(fx_tc_count(c, "log"), 4);
+  CHECK_EQ_STR(fx_tc_nth(c, "log", 0), "a 1");
+  CHECK_EQ_STR(fx_tc_nth(c, "log", 1), "b");
+  CHECK_EQ_STR(fx_tc_nth(c, "log", 2), "");
+  CHECK_EQ_STR(fx_tc_nth(c, "log", 3), "c");
   char big[TASK_LOG_LINE_MAX + 10];
   memset(big, 'x', sizeof(big) - 1);
   big[sizeof(big) - 1] = '\0';
   task_logf(&c->t, "%s", big);
-  CHECK_EQ_INT(strlen(tc_nth(c, "log", 4)), TASK_LOG_LINE_MAX);
-  CHECK_EQ_INT(strlen(tc_nth(c, "log", 5)), 9);
-  tc_free(c);
+  CHECK_EQ_INT(strlen(fx_tc_nth(c, "log", 4)), TASK_LOG_LINE_MAX);
+  CHECK_EQ_INT(strlen(fx_tc_nth(c, "log", 5)), 9);
+  fx_tc_free(c);
 }
 
 /* ------------------------------------------------------------------ */
 /* sql */
 
-static struct tc *sql_ctx(const char *sql, const char *extra,
+static struct fx_tc *sql_ctx(const char *sql, const char *extra,
                           const char *conf)
 {
   cJSON *f = cJSON_CreateObject();
@@ -383,22 +248,22 @@ TEST(t_sql_script)
   snprintf(fixed, sizeof(fixed), "%s", sql);
   char *p = strstr(fixed, "`nope`");
   memcpy(p, "'ok;!'", 6);
-  struct tc *c = sql_ctx(fixed, NULL, NULL);
+  struct fx_tc *c = sql_ctx(fixed, NULL, NULL);
   CHECK_OK(run_type(c, "sql"));
-  CHECK(tc_has(c, "log", "statement 1 of 5 (line 1): DROP TABLE IF EXISTS "
+  CHECK(fx_tc_has(c, "log", "statement 1 of 5 (line 1): DROP TABLE IF EXISTS "
                          "t1"));
-  CHECK(tc_has(c, "log", "statement 3 of 5 (line 4): INSERT INTO t1 VALUES "
+  CHECK(fx_tc_has(c, "log", "statement 3 of 5 (line 4): INSERT INTO t1 VALUES "
                          "(1, 'a;b')"));
-  CHECK(tc_has(c, "log", "statement 4 of 5 (line 5): INSERT INTO t1 VALUES "
+  CHECK(fx_tc_has(c, "log", "statement 4 of 5 (line 5): INSERT INTO t1 VALUES "
                          "(3, \"dq;\"), ..."));
-  CHECK(tc_has(c, "log", "statement 5 of 5 (line 8): UPDATE t1"));
+  CHECK(fx_tc_has(c, "log", "statement 5 of 5 (line 8): UPDATE t1"));
   /* rows affected of each statement, in order */
   int k = 0;
   const char *want[] = {"rows affected: 0", "rows affected: 0",
                         "rows affected: 2", "rows affected: 3",
                         "rows affected: 3"};
-  for (int i = 0; i < tc_count(c, "log"); i++) {
-    const char *l = tc_nth(c, "log", i);
+  for (int i = 0; i < fx_tc_count(c, "log"); i++) {
+    const char *l = fx_tc_nth(c, "log", i);
     if (strncmp(l, "rows affected", 13) == 0 && k < 5)
       CHECK_EQ_STR(l, want[k++]);
   }
@@ -413,12 +278,12 @@ TEST(t_sql_script)
   CHECK_EQ_STR(s, "x';y!");
   qs("SELECT s FROM t1 WHERE id = 5", s);
   CHECK_EQ_STR(s, "ok;!!");
-  tc_free(c);
+  fx_tc_free(c);
 }
 
 TEST(t_sql_error_stops)
 {
-  struct tc *c = sql_ctx("CREATE TABLE IF NOT EXISTS t2 (id INT PRIMARY KEY);"
+  struct fx_tc *c = sql_ctx("CREATE TABLE IF NOT EXISTS t2 (id INT PRIMARY KEY);"
                          "\nDELETE FROM t2;\n"
                          "INSERT INTO t2 VALUES (10);\n"
                          "INSERT INTO t2 VALUES (10);\n"
@@ -429,8 +294,8 @@ TEST(t_sql_error_stops)
   CHECK_HAS(E.msg, "Duplicate entry '10'");
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t2 WHERE id = 10"), 1);
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t2 WHERE id = 11"), 0);
-  CHECK(!tc_has(c, "log", "statement 5"));
-  tc_free(c);
+  CHECK(!fx_tc_has(c, "log", "statement 5"));
+  fx_tc_free(c);
 
   /* the error on the 2nd statement of a 3-statement script */
   c = sql_ctx("INSERT INTO t2 VALUES (12);\n\n"
@@ -439,7 +304,7 @@ TEST(t_sql_error_stops)
   CHECK_EQ_INT(run_type(c, "sql"), ERR_DB);
   CHECK_HAS(E.msg, "statement 2 of 3 (line 3)");
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t2 WHERE id = 13"), 0);
-  tc_free(c);
+  fx_tc_free(c);
 
   /* with transaction: true nothing stays */
   c = sql_ctx("INSERT INTO t2 VALUES (20);\nINSERT INTO t2 VALUES (20);\n"
@@ -447,22 +312,22 @@ TEST(t_sql_error_stops)
               "\"transaction\": true", NULL);
   CHECK_EQ_INT(run_type(c, "sql"), ERR_DB);
   CHECK_HAS(E.msg, "statement 2 of 3 (line 2)");
-  CHECK(tc_has(c, "log", "transaction rolled back"));
+  CHECK(fx_tc_has(c, "log", "transaction rolled back"));
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t2 WHERE id IN (20, 21)"), 0);
-  tc_free(c);
+  fx_tc_free(c);
 
   c = sql_ctx("INSERT INTO t2 VALUES (22);\nINSERT INTO t2 VALUES (23);",
               "\"transaction\": \"yes\"", NULL);
   CHECK_OK(run_type(c, "sql"));
-  CHECK(tc_has(c, "log", "transaction committed"));
+  CHECK(fx_tc_has(c, "log", "transaction committed"));
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t2 WHERE id IN (22, 23)"), 2);
-  tc_free(c);
+  fx_tc_free(c);
 
   /* a syntax error in the script itself */
   c = sql_ctx("SELECT 1;\nSELECT 'unterminated", NULL, NULL);
   CHECK_EQ_INT(run_type(c, "sql"), ERR_PARSE);
   CHECK_HAS(E.msg, "line 2");
-  tc_free(c);
+  fx_tc_free(c);
 }
 
 TEST(t_sql_conf_bound)
@@ -470,7 +335,7 @@ TEST(t_sql_conf_bound)
   const char *evil = "x'; DROP TABLE t3; --";
   char conf[256];
   snprintf(conf, sizeof(conf), "{\"name\": \"%s\", \"n\": 7}", evil);
-  struct tc *c = sql_ctx(
+  struct fx_tc *c = sql_ctx(
       "CREATE TABLE IF NOT EXISTS t3 (id INT, s VARCHAR(100), d DATE);\n"
       "DELETE FROM t3;\n"
       "INSERT INTO t3 VALUES ({{ conf.n }}, {{ conf.name }}, '{{ ds }}');\n"
@@ -479,15 +344,15 @@ TEST(t_sql_conf_bound)
       NULL, conf);
   CHECK_OK(run_type(c, "sql"));
   /* the log shows the placeholders, never the values */
-  CHECK(tc_has(c, "log", "VALUES (?, ?, '2025-09-01')"));
-  CHECK(!tc_has(c, "log", "DROP TABLE t3"));
+  CHECK(fx_tc_has(c, "log", "VALUES (?, ?, '2025-09-01')"));
+  CHECK(!fx_tc_has(c, "log", "DROP TABLE t3"));
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t3"), 2);
   char s[256];
   qs("SELECT s FROM t3 WHERE id = 107", s);
   CHECK_EQ_STR(s, evil);
   qs("SELECT d FROM t3 WHERE id = 8", s);
   CHECK_EQ_STR(s, "2025-08-31");
-  tc_free(c);
+  fx_tc_free(c);
 
   /* a missing conf value fails before anything runs */
   c = sql_ctx("DELETE FROM t3;\nINSERT INTO t3 VALUES (1, {{ conf.nope }}, "
@@ -495,7 +360,7 @@ TEST(t_sql_conf_bound)
   CHECK_EQ_INT(run_type(c, "sql"), ERR_INVAL);
   CHECK_HAS(E.msg, "field 'sql'");
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t3"), 2);
-  tc_free(c);
+  fx_tc_free(c);
 }
 
 TEST(t_sql_file)
@@ -509,35 +374,35 @@ TEST(t_sql_file)
         "INSERT INTO t4 VALUES ('{{ ds }}'), ('{{ ds_add(7) }}');\n", f);
   fclose(f);
   /* relative to the DAG file's directory (not in the working dir) */
-  struct tc *c = tc_new("{\"sql_file\": \"it_task_file.sql\"}", NULL);
+  struct fx_tc *c = tc_new("{\"sql_file\": \"it_task_file.sql\"}", NULL);
   c->t.dag_file = dag;
   CHECK_OK(run_type(c, "sql"));
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t4 WHERE d IN ('2025-09-01', "
                   "'2025-09-08')"), 2);
-  tc_free(c);
+  fx_tc_free(c);
   /* absolute */
   char fields[1024];
   snprintf(fields, sizeof(fields), "{\"sql_file\": \"%s\"}", file);
   c = tc_new(fields, NULL);
   CHECK_OK(run_type(c, "sql"));
-  tc_free(c);
+  fx_tc_free(c);
   /* missing */
   c = tc_new("{\"sql_file\": \"no/such/file.sql\"}", NULL);
   c->t.dag_file = dag;
   CHECK_EQ_INT(run_type(c, "sql"), ERR_IO);
   CHECK_HAS(E.msg, "no/such/file.sql");
-  tc_free(c);
+  fx_tc_free(c);
 }
 
 TEST(t_sql_timeout_kill)
 {
-  struct tc *c = sql_ctx("SELECT 1;\nDO SLEEP(60);\nCREATE TABLE t5 (x INT)",
+  struct fx_tc *c = sql_ctx("SELECT 1;\nDO SLEEP(60);\nCREATE TABLE t5 (x INT)",
                          NULL, NULL);
   c->t.deadline_ms = queue_now_ms() + 500;
   c->t.timeout_s = 1;
   CHECK_EQ_INT(run_type(c, "sql"), ERR_TIMEOUT);
   CHECK_HAS(E.msg, "after timeout of 1s");
-  CHECK(tc_has(c, "log", "KILL QUERY"));
+  CHECK(fx_tc_has(c, "log", "KILL QUERY"));
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM information_schema.tables WHERE "
                   "table_schema = 'it_task' AND table_name = 't5'"), 0);
   /* every pooled connection (the killed one too) still works */
@@ -551,13 +416,13 @@ TEST(t_sql_timeout_kill)
   }
   for (int i = 0; i < 3; i++)
     db_release(P, k[i]);
-  tc_free(c);
+  fx_tc_free(c);
 }
 
 /* ------------------------------------------------------------------ */
 /* shell */
 
-static struct tc *sh_ctx(const char *cmd, const char *extra)
+static struct fx_tc *sh_ctx(const char *cmd, const char *extra)
 {
   cJSON *f = cJSON_CreateObject();
   cJSON_AddStringToObject(f, "command", cmd);
@@ -573,58 +438,58 @@ static struct tc *sh_ctx(const char *cmd, const char *extra)
 
 TEST(t_shell_streams)
 {
-  struct tc *c = sh_ctx("echo out1; echo err1 >&2; echo out2; "
+  struct fx_tc *c = sh_ctx("echo out1; echo err1 >&2; echo out2; "
                         "echo err2 >&2; printf 'no newline'",
                         NULL);
   CHECK_OK(run_type(c, "shell"));
-  CHECK_EQ_INT(tc_count(c, "stdout"), 3);
-  CHECK_EQ_STR(tc_nth(c, "stdout", 0), "out1");
-  CHECK_EQ_STR(tc_nth(c, "stdout", 1), "out2");
-  CHECK_EQ_STR(tc_nth(c, "stdout", 2), "no newline");
-  CHECK_EQ_INT(tc_count(c, "stderr"), 2);
-  CHECK_EQ_STR(tc_nth(c, "stderr", 0), "err1");
-  CHECK_EQ_STR(tc_nth(c, "stderr", 1), "err2");
-  CHECK(tc_has(c, "log", "exited with status 0"));
-  tc_free(c);
+  CHECK_EQ_INT(fx_tc_count(c, "stdout"), 3);
+  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 0), "out1");
+  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 1), "out2");
+  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 2), "no newline");
+  CHECK_EQ_INT(fx_tc_count(c, "stderr"), 2);
+  CHECK_EQ_STR(fx_tc_nth(c, "stderr", 0), "err1");
+  CHECK_EQ_STR(fx_tc_nth(c, "stderr", 1), "err2");
+  CHECK(fx_tc_has(c, "log", "exited with status 0"));
+  fx_tc_free(c);
 
   /* a long line is cut at TASK_LOG_LINE_MAX; many lines all arrive */
   c = sh_ctx("head -c 10000 /dev/zero | tr '\\0' x; echo; seq 1 3000", NULL);
   CHECK_OK(run_type(c, "shell"));
-  CHECK_EQ_INT(tc_count(c, "stdout"), 3 + 3000);
-  CHECK_EQ_INT(strlen(tc_nth(c, "stdout", 0)), TASK_LOG_LINE_MAX);
-  CHECK_EQ_INT(strlen(tc_nth(c, "stdout", 1)), TASK_LOG_LINE_MAX);
-  CHECK_EQ_INT(strlen(tc_nth(c, "stdout", 2)), 10000 - 2 * TASK_LOG_LINE_MAX);
-  CHECK_EQ_STR(tc_nth(c, "stdout", 3002), "3000");
-  tc_free(c);
+  CHECK_EQ_INT(fx_tc_count(c, "stdout"), 3 + 3000);
+  CHECK_EQ_INT(strlen(fx_tc_nth(c, "stdout", 0)), TASK_LOG_LINE_MAX);
+  CHECK_EQ_INT(strlen(fx_tc_nth(c, "stdout", 1)), TASK_LOG_LINE_MAX);
+  CHECK_EQ_INT(strlen(fx_tc_nth(c, "stdout", 2)), 10000 - 2 * TASK_LOG_LINE_MAX);
+  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 3002), "3000");
+  fx_tc_free(c);
 
   /* templates in the command; conf values as one quoted word */
   c = sh_ctx("echo {{ ds_nodash }} {{ conf.v }}", NULL);
   c->conf = cJSON_Parse("{\"v\": \"a b; echo injected\"}");
   c->t.conf = c->conf;
   CHECK_OK(run_type(c, "shell"));
-  CHECK_EQ_STR(tc_nth(c, "stdout", 0), "20250901 a b; echo injected");
-  CHECK_EQ_INT(tc_count(c, "stdout"), 1);
-  tc_free(c);
+  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 0), "20250901 a b; echo injected");
+  CHECK_EQ_INT(fx_tc_count(c, "stdout"), 1);
+  fx_tc_free(c);
 }
 
 TEST(t_shell_exit)
 {
-  struct tc *c = sh_ctx("echo bye; exit 3", NULL);
+  struct fx_tc *c = sh_ctx("echo bye; exit 3", NULL);
   CHECK_EQ_INT(run_type(c, "shell"), ERR_STATE);
   CHECK_EQ_STR(E.msg, "command exited with status 3");
-  CHECK_EQ_STR(tc_nth(c, "stdout", 0), "bye");
-  tc_free(c);
+  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 0), "bye");
+  fx_tc_free(c);
 
   c = sh_ctx("kill -USR1 $$", NULL);
   CHECK_EQ_INT(run_type(c, "shell"), ERR_STATE);
   CHECK_HAS(E.msg, "killed by signal 10 (SIGUSR1)");
-  tc_free(c);
+  fx_tc_free(c);
 
   c = sh_ctx("no_such_command_xyz", NULL);
   CHECK_EQ_INT(run_type(c, "shell"), ERR_STATE);
   CHECK_EQ_STR(E.msg, "command exited with status 127");
-  CHECK(tc_count(c, "stderr") >= 1);
-  tc_free(c);
+  CHECK(fx_tc_count(c, "stderr") >= 1);
+  fx_tc_free(c);
 }
 
 TEST(t_shell_env_cwd)
@@ -637,7 +502,7 @@ TEST(t_shell_env_cwd)
            "\"cwd\": \"%s\", \"env\": {\"FOO\": \"bar {{ ds }}\", "
            "\"NUM\": 42, \"FLAG\": true, \"MLOPSD_DS\": \"overridden\"}",
            dir);
-  struct tc *c = sh_ctx("echo \"$FOO|$NUM|$FLAG|$(pwd)\"; "
+  struct fx_tc *c = sh_ctx("echo \"$FOO|$NUM|$FLAG|$(pwd)\"; "
                         "echo \"$MLOPSD_DAG_ID|$MLOPSD_RUN_ID|$MLOPSD_TASK_ID"
                         "|$MLOPSD_DS|$MLOPSD_TRY_NUMBER\"; "
                         "test -t 0 || read x || echo stdin-empty",
@@ -645,27 +510,27 @@ TEST(t_shell_env_cwd)
   CHECK_OK(run_type(c, "shell"));
   char want[PATH_MAX + 64];
   snprintf(want, sizeof(want), "bar 2025-09-01|42|true|%s", real);
-  CHECK_EQ_STR(tc_nth(c, "stdout", 0), want);
-  CHECK_EQ_STR(tc_nth(c, "stdout", 1),
+  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 0), want);
+  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 1),
                "it_dag|scheduled__2025-09-01|it_task|overridden|2");
-  CHECK_EQ_STR(tc_nth(c, "stdout", 2), "stdin-empty");
-  tc_free(c);
+  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 2), "stdin-empty");
+  fx_tc_free(c);
 
   c = sh_ctx("pwd", "\"cwd\": \"/no/such/dir\"");
   CHECK_EQ_INT(run_type(c, "shell"), ERR_IO);
   CHECK_HAS(E.msg, "cannot change to directory '/no/such/dir'");
-  tc_free(c);
+  fx_tc_free(c);
 
   c = sh_ctx("true", "\"env\": {\"BAD-NAME\": \"x\"}");
   CHECK_EQ_INT(run_type(c, "shell"), ERR_INVAL);
-  tc_free(c);
+  fx_tc_free(c);
 
   /* only the command's own descriptors are open in the child */
   c = sh_ctx("ls /proc/self/fd | wc -l", NULL);
   CHECK_OK(run_type(c, "shell"));
   /* 0, 1, 2 and the one ls opens to read the directory */
-  CHECK_EQ_STR(tc_nth(c, "stdout", 0), "4");
-  tc_free(c);
+  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 0), "4");
+  fx_tc_free(c);
 }
 
 TEST(t_shell_secrets)
@@ -679,14 +544,14 @@ TEST(t_shell_secrets)
   const char *cmd = "echo \"${MLOPSD_DATABASE_PASSWORD-unset}|"
                     "${MLOPSD_ADMIN_TOKEN-unset}|${MYSQL_PWD-unset}|"
                     "${IT_TASK_KEEP-unset}\"";
-  struct tc *c = sh_ctx(cmd, NULL);
+  struct fx_tc *c = sh_ctx(cmd, NULL);
   CHECK_OK(run_type(c, "shell"));
-  CHECK_EQ_STR(tc_nth(c, "stdout", 0), "unset|unset|unset|kept");
-  tc_free(c);
+  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 0), "unset|unset|unset|kept");
+  fx_tc_free(c);
   c = sh_ctx(cmd, "\"env\": {\"MLOPSD_ADMIN_TOKEN\": \"explicit\"}");
   CHECK_OK(run_type(c, "shell"));
-  CHECK_EQ_STR(tc_nth(c, "stdout", 0), "unset|explicit|unset|kept");
-  tc_free(c);
+  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 0), "unset|explicit|unset|kept");
+  fx_tc_free(c);
   if (saved)
     setenv("MLOPSD_DATABASE_PASSWORD", saved, 1);
   else
@@ -698,9 +563,9 @@ TEST(t_shell_secrets)
 }
 
 /* The group's id as printed by the command ($$ of the shell). */
-static pid_t pgid_of(struct tc *c)
+static pid_t pgid_of(struct fx_tc *c)
 {
-  const char *l = tc_nth(c, "stdout", 0);
+  const char *l = fx_tc_nth(c, "stdout", 0);
   return l ? (pid_t)atoi(l) : 0;
 }
 
@@ -712,7 +577,7 @@ static int group_gone(pid_t pgid)
 TEST(t_shell_timeout_group)
 {
   /* the shell and a background grandchild, both killed by SIGTERM */
-  struct tc *c = sh_ctx("echo $$; sleep 100 & sh -c 'sleep 100' & wait",
+  struct fx_tc *c = sh_ctx("echo $$; sleep 100 & sh -c 'sleep 100' & wait",
                         NULL);
   c->t.deadline_ms = queue_now_ms() + 300;
   CHECK_EQ_INT(run_type(c, "shell"), ERR_TIMEOUT);
@@ -720,8 +585,8 @@ TEST(t_shell_timeout_group)
   pid_t g = pgid_of(c);
   CHECK(g > 1);
   CHECK(group_gone(g));
-  CHECK(tc_has(c, "log", "SIGTERM"));
-  tc_free(c);
+  CHECK(fx_tc_has(c, "log", "SIGTERM"));
+  fx_tc_free(c);
 
   /* a command that ignores SIGTERM gets SIGKILL after the grace period */
   c = sh_ctx("trap '' TERM; echo $$; sleep 100 & wait; wait", NULL);
@@ -729,31 +594,31 @@ TEST(t_shell_timeout_group)
   c->t.timeout_s = 7;
   CHECK_EQ_INT(run_type(c, "shell"), ERR_TIMEOUT);
   CHECK_EQ_STR(E.msg, "command killed after timeout of 7s");
-  CHECK(tc_has(c, "log", "SIGKILL sent"));
+  CHECK(fx_tc_has(c, "log", "SIGKILL sent"));
   g = pgid_of(c);
   CHECK(group_gone(g));
-  tc_free(c);
+  fx_tc_free(c);
 
   /* a command that exits while a background job still runs: the job is
    * killed, the task succeeds */
   c = sh_ctx("echo $$; sleep 100 & echo started", NULL);
   CHECK_OK(run_type(c, "shell"));
-  CHECK_EQ_STR(tc_nth(c, "stdout", 1), "started");
-  CHECK(tc_has(c, "log", "killed its process group"));
+  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 1), "started");
+  CHECK(fx_tc_has(c, "log", "killed its process group"));
   CHECK(group_gone(pgid_of(c)));
-  tc_free(c);
+  fx_tc_free(c);
 
   /* ... also one that floods the output pipe without pause */
   c = sh_ctx("echo $$ >&2; yes &", NULL);
   CHECK_OK(run_type(c, "shell"));
-  CHECK(tc_has(c, "log", "killed its process group"));
-  const char *l = tc_nth(c, "stderr", 0);
+  CHECK(fx_tc_has(c, "log", "killed its process group"));
+  const char *l = fx_tc_nth(c, "stderr", 0);
   CHECK(l && group_gone((pid_t)atoi(l)));
-  tc_free(c);
+  fx_tc_free(c);
 }
 
 struct job {
-  struct tc *c;
+  struct fx_tc *c;
   const char *type;
   enum err_code run_rc;
   char run_msg[ERR_MSG_MAX];
@@ -801,9 +666,9 @@ static void cancel_run(struct queue *q, struct job *j, const char *stream,
     check_cur_failed = 1;
     return;
   }
-  for (int i = 0; i < 2000 && !tc_has(j->c, stream, started); i++)
+  for (int i = 0; i < 2000 && !fx_tc_has(j->c, stream, started); i++)
     fx_msleep(5);
-  CHECK(tc_has(j->c, stream, started));
+  CHECK(fx_tc_has(j->c, stream, started));
   CHECK_EQ_INT(queue_cancel(q, id), ERR_OK);
   pthread_mutex_lock(&j->mu);
   while (!j->done)
@@ -826,7 +691,7 @@ TEST(t_shell_cancel)
   CHECK_HAS(j.run_msg, "command killed: attempt cancelled");
   CHECK_EQ_INT(j.done_rc, ERR_CANCELED);
   CHECK(group_gone(pgid_of(j.c)));
-  tc_free(j.c);
+  fx_tc_free(j.c);
   queue_destroy(q);
 }
 
@@ -902,7 +767,7 @@ static int nreq(void)
   return n;
 }
 
-static struct tc *http_ctx(const char *path, const char *extra)
+static struct fx_tc *http_ctx(const char *path, const char *extra)
 {
   char buf[4096];
   snprintf(buf, sizeof(buf), "{\"url\": \"http://127.0.0.1:%d%s\"%s%s}",
@@ -912,51 +777,51 @@ static struct tc *http_ctx(const char *path, const char *extra)
 
 TEST(t_http_status)
 {
-  struct tc *c = http_ctx("/ok", NULL);
+  struct fx_tc *c = http_ctx("/ok", NULL);
   CHECK_OK(run_type(c, "http"));
-  CHECK(tc_has(c, "log", "GET http://127.0.0.1:"));
-  CHECK(tc_has(c, "log", "response: HTTP 200, 12 bytes"));
-  CHECK(tc_has(c, "log", "hello"));
-  CHECK(tc_has(c, "log", "world"));
-  tc_free(c);
+  CHECK(fx_tc_has(c, "log", "GET http://127.0.0.1:"));
+  CHECK(fx_tc_has(c, "log", "response: HTTP 200, 12 bytes"));
+  CHECK(fx_tc_has(c, "log", "hello"));
+  CHECK(fx_tc_has(c, "log", "world"));
+  fx_tc_free(c);
 
   c = http_ctx("/fail", NULL);
   CHECK_EQ_INT(run_type(c, "http"), ERR_STATE);
   CHECK_HAS(E.msg, "HTTP status 500, expected 2xx");
-  CHECK(tc_has(c, "log", "it broke"));
-  tc_free(c);
+  CHECK(fx_tc_has(c, "log", "it broke"));
+  fx_tc_free(c);
 
   c = http_ctx("/fail", "\"expect_status\": [200, 500]");
   CHECK_OK(run_type(c, "http"));
-  tc_free(c);
+  fx_tc_free(c);
 
   c = http_ctx("/ok", "\"expect_status\": 201");
   CHECK_EQ_INT(run_type(c, "http"), ERR_STATE);
   CHECK_HAS(E.msg, "HTTP status 200, expected 201");
-  tc_free(c);
+  fx_tc_free(c);
 
   c = http_ctx("/ok", "\"expect_status\": [\"204\", 201]");
   CHECK_EQ_INT(run_type(c, "http"), ERR_STATE);
   CHECK_HAS(E.msg, "expected 204, 201");
-  tc_free(c);
+  fx_tc_free(c);
 
   c = http_ctx("/nope", NULL);
   CHECK_EQ_INT(run_type(c, "http"), ERR_STATE);
   CHECK_HAS(E.msg, "HTTP status 404");
-  tc_free(c);
+  fx_tc_free(c);
 
   /* only the first 4 KiB of the body are logged */
   c = http_ctx("/big", NULL);
   CHECK_OK(run_type(c, "http"));
-  CHECK(tc_has(c, "log", "10000 bytes"));
-  CHECK(tc_has(c, "log", "cut: 5904 more bytes"));
-  tc_free(c);
+  CHECK(fx_tc_has(c, "log", "10000 bytes"));
+  CHECK(fx_tc_has(c, "log", "cut: 5904 more bytes"));
+  fx_tc_free(c);
 }
 
 TEST(t_http_post)
 {
   int before = nreq();
-  struct tc *c = http_ctx("/echo", "\"method\": \"POST\", \"body\": "
+  struct fx_tc *c = http_ctx("/echo", "\"method\": \"POST\", \"body\": "
                                    "\"{\\\"ds\\\": \\\"{{ ds }}\\\"}\", "
                                    "\"headers\": {\"X-Test\": "
                                    "\"v-{{ ds_nodash }}\"}");
@@ -968,8 +833,8 @@ TEST(t_http_post)
   CHECK_EQ_STR(S_HDR, "v-20250901");
   CHECK_EQ_STR(S_CTYPE, "application/json");
   pthread_mutex_unlock(&SMU);
-  CHECK(tc_has(c, "log", "response: HTTP 201"));
-  tc_free(c);
+  CHECK(fx_tc_has(c, "log", "response: HTTP 201"));
+  fx_tc_free(c);
 
   c = http_ctx("/echo", "\"method\": \"put\", \"body\": \"plain text\"");
   CHECK_OK(run_type(c, "http"));
@@ -978,28 +843,28 @@ TEST(t_http_post)
   CHECK_EQ_STR(S_BODY, "plain text");
   CHECK_HAS(S_CTYPE, "text/plain");
   pthread_mutex_unlock(&SMU);
-  tc_free(c);
+  fx_tc_free(c);
 
   c = http_ctx("/echo", "\"method\": \"DELETE\"");
   CHECK_OK(run_type(c, "http"));
   pthread_mutex_lock(&SMU);
   CHECK_EQ_STR(S_METHOD, "DELETE");
   pthread_mutex_unlock(&SMU);
-  tc_free(c);
+  fx_tc_free(c);
 
   c = http_ctx("/echo", "\"method\": \"TRACE\"");
   CHECK_EQ_INT(run_type(c, "http"), ERR_INVAL);
-  tc_free(c);
+  fx_tc_free(c);
 }
 
 TEST(t_http_injection)
 {
   int before = nreq();
-  struct tc *c = http_ctx("/echo", "\"method\": \"POST\", \"headers\": "
+  struct fx_tc *c = http_ctx("/echo", "\"method\": \"POST\", \"headers\": "
                                    "{\"X-Test\": \"a\\r\\nX-Injected: 1\"}");
   CHECK_EQ_INT(run_type(c, "http"), ERR_INVAL);
   CHECK_HAS(E.msg, "headers.X-Test");
-  tc_free(c);
+  fx_tc_free(c);
 
   /* the same through a conf value */
   c = http_ctx("/echo", "\"method\": \"POST\", \"headers\": "
@@ -1008,11 +873,11 @@ TEST(t_http_injection)
   c->t.conf = c->conf;
   CHECK_EQ_INT(run_type(c, "http"), ERR_INVAL);
   CHECK_HAS(E.msg, "headers.X-Test");
-  tc_free(c);
+  fx_tc_free(c);
 
   c = http_ctx("/echo", "\"headers\": {\"X-Test\\r\\nX-Injected\": \"1\"}");
   CHECK_EQ_INT(run_type(c, "http"), ERR_INVAL);
-  tc_free(c);
+  fx_tc_free(c);
   CHECK_EQ_INT(nreq(), before); /* nothing was sent */
 
   /* conf in a URL is percent-encoded: it cannot change the path */
@@ -1023,12 +888,12 @@ TEST(t_http_injection)
   pthread_mutex_lock(&SMU);
   CHECK_EQ_STR(S_INJ, "");
   pthread_mutex_unlock(&SMU);
-  tc_free(c);
+  fx_tc_free(c);
 
   c = tc_new("{\"url\": \"file:///etc/passwd\"}", NULL);
   CHECK_EQ_INT(run_type(c, "http"), ERR_INVAL);
   CHECK_HAS(E.msg, "http://");
-  tc_free(c);
+  fx_tc_free(c);
 
   /* the password of a URL is not logged */
   char url[256];
@@ -1036,9 +901,9 @@ TEST(t_http_injection)
            SPORT);
   c = tc_new(url, NULL);
   CHECK_OK(run_type(c, "http"));
-  CHECK(tc_has(c, "log", "http://***@127.0.0.1"));
-  CHECK(!tc_has(c, "log", "pw123"));
-  tc_free(c);
+  CHECK(fx_tc_has(c, "log", "http://***@127.0.0.1"));
+  CHECK(!fx_tc_has(c, "log", "pw123"));
+  fx_tc_free(c);
 }
 
 /* A server that accepts connections (the kernel does) and never answers. */
@@ -1063,10 +928,10 @@ TEST(t_http_timeout)
   char f[256];
   snprintf(f, sizeof(f), "{\"url\": \"http://127.0.0.1:%d/x\", "
                          "\"timeout\": 1}", port);
-  struct tc *c = tc_new(f, NULL);
+  struct fx_tc *c = tc_new(f, NULL);
   CHECK_EQ_INT(run_type(c, "http"), ERR_TIMEOUT);
   CHECK_HAS(E.msg, "no complete answer within 1000 ms");
-  tc_free(c);
+  fx_tc_free(c);
 
   /* the attempt's deadline bounds the request */
   snprintf(f, sizeof(f), "{\"url\": \"http://127.0.0.1:%d/x\"}", port);
@@ -1074,7 +939,7 @@ TEST(t_http_timeout)
   c->t.deadline_ms = queue_now_ms() + 300;
   c->t.timeout_s = 3;
   CHECK_EQ_INT(run_type(c, "http"), ERR_TIMEOUT);
-  tc_free(c);
+  fx_tc_free(c);
 
   /* cancelled through the queue */
   struct queue *q = NULL;
@@ -1086,14 +951,14 @@ TEST(t_http_timeout)
   cancel_run(q, &j, "log", "GET http");
   CHECK_EQ_INT(j.run_rc, ERR_CANCELED);
   CHECK_HAS(j.run_msg, "http request stopped: attempt cancelled");
-  tc_free(j.c);
+  fx_tc_free(j.c);
   queue_destroy(q);
 
   /* nothing listens: connection refused */
   close(s);
   c = tc_new(f, NULL);
   CHECK_EQ_INT(run_type(c, "http"), ERR_IO);
-  tc_free(c);
+  fx_tc_free(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1101,7 +966,7 @@ TEST(t_http_timeout)
 
 TEST(t_trigger)
 {
-  struct tc *c = tc_new("{\"dag_id\": \"credit_score_ct\", \"conf\": "
+  struct fx_tc *c = tc_new("{\"dag_id\": \"credit_score_ct\", \"conf\": "
                         "{\"from\": \"{{ dag_id }}/{{ ds }}\", \"n\": 5, "
                         "\"nested\": {\"d\": \"{{ ds_add(1) }}\"}}}",
                         NULL);
@@ -1109,28 +974,30 @@ TEST(t_trigger)
   CHECK_EQ_INT(c->ntrig, 1);
   CHECK_EQ_STR(c->trig_dag, "credit_score_ct");
   CHECK_EQ_STR(c->trig_date, "2025-09-01");
-  CHECK_EQ_STR(c->trig_conf, "{\"from\":\"it_dag/2025-09-01\",\"n\":5,"
-                             "\"nested\":{\"d\":\"2025-09-02\"}}");
-  CHECK(tc_has(c, "log", "run manual__2025-09-01_1"));
-  tc_free(c);
+  char *conf = cJSON_PrintUnformatted(c->trig_conf);
+  CHECK_EQ_STR(conf, "{\"from\":\"it_dag/2025-09-01\",\"n\":5,"
+                     "\"nested\":{\"d\":\"2025-09-02\"}}");
+  free(conf);
+  CHECK(fx_tc_has(c, "log", "run manual__2025-09-01_1"));
+  fx_tc_free(c);
 
   c = tc_new("{\"dag_id\": \"other\", \"logical_date\": "
              "\"{{ ds_add(-31) }}\"}", NULL);
   CHECK_OK(run_type(c, "trigger_dag"));
   CHECK_EQ_STR(c->trig_date, "2025-08-01");
   CHECK(c->trig_conf == NULL);
-  tc_free(c);
+  fx_tc_free(c);
 
   c = tc_new("{\"dag_id\": \"{{ conf.d }}\"}", "{\"d\": \"x; y\"}");
   CHECK_EQ_INT(run_type(c, "trigger_dag"), ERR_INVAL);
   CHECK_HAS(E.msg, "not a DAG id");
   CHECK_EQ_INT(c->ntrig, 0);
-  tc_free(c);
+  fx_tc_free(c);
 
   c = tc_new("{\"dag_id\": \"other\"}", NULL);
   c->t.trigger = NULL;
   CHECK_EQ_INT(run_type(c, "trigger_dag"), ERR_UNSUPPORTED);
-  tc_free(c);
+  fx_tc_free(c);
 }
 
 /* ------------------------------------------------------------------ */

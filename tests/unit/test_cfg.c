@@ -22,7 +22,6 @@
 #include "mlopsd/cfg.h"
 #include "mlopsd/log.h"
 
-static char tmpdir[64];
 static char srcdir[PATH_MAX];
 static char paths[64][PATH_MAX];
 static int npaths;
@@ -32,7 +31,7 @@ static const char *write_file(const char *name, const char *text)
 {
   char full[PATH_MAX];
   char *p = NULL;
-  snprintf(full, sizeof(full), "%s/%s", tmpdir, name);
+  snprintf(full, sizeof(full), "%s/%s", fx_tmp(), name);
   for (int i = 0; i < npaths && !p; i++)
     if (strcmp(paths[i], full) == 0)
       p = paths[i];
@@ -60,11 +59,11 @@ static enum err_code load_text(struct cfg *c, const char *text, struct err *e)
 static const char *rel(const struct err *e)
 {
   static char buf[ERR_MSG_MAX];
-  size_t tl = strlen(tmpdir);
+  size_t tl = strlen(fx_tmp());
   const char *m = e->msg;
   size_t n = 0;
   while (*m && n + 1 < sizeof(buf)) {
-    if (strncmp(m, tmpdir, tl) == 0 && m[tl] == '/') {
+    if (strncmp(m, fx_tmp(), tl) == 0 && m[tl] == '/') {
       m += tl + 1;
       continue;
     }
@@ -194,7 +193,7 @@ TEST(test_default_path_missing)
   struct cfg c;
   struct err e = {0};
   REQUIRE(getcwd(cwd, sizeof(cwd)) != NULL);
-  REQUIRE(chdir(tmpdir) == 0);
+  REQUIRE(chdir(fx_tmp()) == 0);
   setenv("MLOPSD_DATABASE_PORT", "3307", 1);
   CHECK_EQ_INT(cfg_load(&c, NULL, &e), ERR_OK);
   CHECK_EQ_STR(c.path, "");
@@ -220,7 +219,7 @@ TEST(test_missing_files)
   struct cfg c;
   struct err e = {0};
   char p[PATH_MAX + 16];
-  snprintf(p, sizeof(p), "%s/nope.yaml", tmpdir);
+  snprintf(p, sizeof(p), "%s/nope.yaml", fx_tmp());
   CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_IO);
   CHECK_EQ_STR(rel(&e), "cannot open nope.yaml: No such file or directory");
   /* MLOPSD_CONFIG names a file explicitly: missing is an error too. */
@@ -236,7 +235,7 @@ TEST(test_missing_files)
                ERR_OK);
   CHECK_EQ_INT(c.db_port, 2);
   unsetenv("MLOPSD_CONFIG");
-  CHECK_EQ_INT(cfg_load(&c, tmpdir, &e), ERR_IO);
+  CHECK_EQ_INT(cfg_load(&c, fx_tmp(), &e), ERR_IO);
   CHECK(strstr(e.msg, " is a directory") != NULL);
 }
 
@@ -707,12 +706,12 @@ TEST(test_password_file)
 
   /* Unreadable: missing, a directory, too long. */
   snprintf(y, sizeof(y), "database: {password_file: %s/missing.txt}\n",
-           tmpdir);
+           fx_tmp());
   CHECK_EQ_INT(load_text(&c, y, &e), ERR_IO);
   CHECK_EQ_STR(rel(&e), "database.password_file: cannot open missing.txt: "
                         "No such file or directory");
   CHECK_EQ_STR(c.db_password, "");
-  snprintf(y, sizeof(y), "database: {password_file: %s}\n", tmpdir);
+  snprintf(y, sizeof(y), "database: {password_file: %s}\n", fx_tmp());
   CHECK_EQ_INT(load_text(&c, y, &e), ERR_IO);
   CHECK(strstr(e.msg, " is a directory") != NULL);
   char big[400];
@@ -854,8 +853,6 @@ int main(void)
   const char *s = getenv("MLOPSD_SRC");
   snprintf(srcdir, sizeof(srcdir), "%s", s && *s ? s : ".");
   clear_env();
-  if (fx_tmpdir(tmpdir, sizeof(tmpdir), "test_cfg"))
-    return 1;
 
   RUN(test_defaults);
   RUN(test_key_table);
@@ -879,6 +876,6 @@ int main(void)
 
   for (int i = 0; i < npaths; i++)
     unlink(paths[i]);
-  rmdir(tmpdir);
+  rmdir(fx_tmp());
   return check_done();
 }

@@ -342,12 +342,11 @@ TEST(directory)
 
 /* ---- files written on the fly ---------------------------------------- */
 
-static char tmpdir[64];
 
 static const char *write_tmp(const char *name, const char *text)
 {
   static char path[256];
-  snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+  snprintf(path, sizeof(path), "%s/%s", fx_tmp(), name);
   FILE *f = fopen(path, "w");
   if (!f)
     return NULL;
@@ -564,7 +563,7 @@ TEST(positions_and_yaml)
 TEST(change_detection)
 {
   char sqlp[128];
-  snprintf(sqlp, sizeof(sqlp), "%s/q.sql", tmpdir);
+  snprintf(sqlp, sizeof(sqlp), "%s/q.sql", fx_tmp());
   REQUIRE(write_tmp("q.sql", "SELECT '{{ ds }}';\n"));
   const char *yp = write_tmp("c.yaml", "dag_id: c\ntasks:\n"
                                        "- {id: a, type: sql, sql_file: "
@@ -594,8 +593,6 @@ int main(void)
   const char *src = getenv("MLOPSD_SRC");
   if (src && chdir(src) != 0)
     perror("chdir MLOPSD_SRC");
-  if (fx_tmpdir(tmpdir, sizeof(tmpdir), "test-dag"))
-    return 1;
   RUN(fanout);
   RUN(all_types);
   RUN(flow_style);
@@ -605,6 +602,5 @@ int main(void)
   RUN(retry_delay);
   RUN(positions_and_yaml);
   RUN(change_detection);
-  fx_rmtree(tmpdir);
   return check_done();
 }

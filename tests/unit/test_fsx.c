@@ -17,15 +17,13 @@
 #include <time.h>
 #include <unistd.h>
 
-static char root_tpl[] = "/tmp/test_fsx_XXXXXX";
-static char *root;
 
 static const char *path_of(const char *name)
 {
   static char p[4][4096];
   static int k;
   k = (k + 1) % 4;
-  snprintf(p[k], sizeof(p[k]), "%s/%s", root, name);
+  snprintf(p[k], sizeof(p[k]), "%s/%s", fx_tmp(), name);
   return p[k];
 }
 
@@ -98,10 +96,10 @@ TEST(read_errors_name_the_path)
   CHECK_EQ_STR(e.msg, want);
   CHECK_EQ_INT(fsx_read(path_of("a.txt/under-a-file"), 10, 0, &s, NULL, &e),
                ERR_NOTFOUND);
-  CHECK_EQ_INT(fsx_read(root, 10, 0, &s, NULL, &e), ERR_IO);
-  snprintf(want, sizeof(want), "%s is a directory", root);
+  CHECK_EQ_INT(fsx_read(fx_tmp(), 10, 0, &s, NULL, &e), ERR_IO);
+  snprintf(want, sizeof(want), "%s is a directory", fx_tmp());
   CHECK_EQ_STR(e.msg, want);
-  CHECK_EQ_INT(fsx_read(root, 10, FSX_ANY_FILE, &s, NULL, &e), ERR_IO);
+  CHECK_EQ_INT(fsx_read(fx_tmp(), 10, FSX_ANY_FILE, &s, NULL, &e), ERR_IO);
   CHECK(s == NULL);
 }
 
@@ -230,7 +228,7 @@ static int count_entries(const char *dir)
 TEST(write_atomic_replaces)
 {
   char sub[4096];
-  snprintf(sub, sizeof(sub), "%s/w", root);
+  snprintf(sub, sizeof(sub), "%s/w", fx_tmp());
   REQUIRE(mkdir(sub, 0755) == 0);
   char p[4200];
   snprintf(p, sizeof(p), "%s/atomic.txt", sub);
@@ -245,12 +243,12 @@ TEST(write_atomic_replaces)
   CHECK(stat(p, &st) == 0 && (st.st_mode & 0777) == 0644);
   CHECK_EQ_INT(count_entries(sub), 1); /* no temp file left */
   /* a missing directory: ERR_IO naming the path */
-  snprintf(p, sizeof(p), "%s/no/such/dir/x", root);
+  snprintf(p, sizeof(p), "%s/no/such/dir/x", fx_tmp());
   CHECK_EQ_INT(fsx_write_atomic(p, "x", 1, &e), ERR_IO);
   CHECK(strstr(e.msg, "no/such/dir/x") != NULL);
   /* the target is a directory: the rename fails, nothing changes, the
    * temp file is removed */
-  snprintf(p, sizeof(p), "%s/w/d", root);
+  snprintf(p, sizeof(p), "%s/w/d", fx_tmp());
   REQUIRE(mkdir(p, 0755) == 0);
   CHECK_EQ_INT(fsx_write_atomic(p, "x", 1, &e), ERR_IO);
   CHECK(strstr(e.msg, "write ") == e.msg);
@@ -299,7 +297,7 @@ static void writer_loop(const char *p)
 TEST(write_atomic_old_or_new)
 {
   char p[4200];
-  snprintf(p, sizeof(p), "%s/w/big", root);
+  snprintf(p, sizeof(p), "%s/w/big", fx_tmp());
   static char a[BIG];
   memset(a, 'A', BIG);
   struct err e = {0};
@@ -355,9 +353,6 @@ TEST(name_valid)
 
 int main(void)
 {
-  root = mkdtemp(root_tpl);
-  if (!root)
-    return 1;
   RUN(read_small_file);
   RUN(read_cap_exact_and_over);
   RUN(read_errors_name_the_path);
@@ -368,6 +363,5 @@ int main(void)
   RUN(write_atomic_replaces);
   RUN(write_atomic_old_or_new);
   RUN(name_valid);
-  fx_rmtree(root);
   return check_done();
 }

@@ -4,14 +4,12 @@
  * values, vocabulary limits, the request path, preprocess.json round trip
  * and corrupt files, and the deterministic split. */
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/prep.h"
 
 #include <dirent.h>
 #include <math.h>
 #include <unistd.h>
-
-static char tmpdir_tpl[] = "/tmp/test_prep_XXXXXX";
-static char *tmpdir;
 
 static struct spec *spec_from(const char *yaml)
 {
@@ -364,7 +362,7 @@ static char *path_in_tmp(const char *name)
   static char buf[4][4096];
   static int k;
   char *p = buf[k++ % 4];
-  snprintf(p, 4096, "%s/%s", tmpdir, name);
+  snprintf(p, 4096, "%s/%s", fx_tmp(), name);
   return p;
 }
 
@@ -426,7 +424,7 @@ TEST(save_load_round_trip)
     prep_destroy(l);
   }
   /* no temp files left behind */
-  DIR *d = opendir(tmpdir);
+  DIR *d = opendir(fx_tmp());
   struct dirent *de;
   while (d && (de = readdir(d)))
     CHECK(strstr(de->d_name, ".tmp-") == NULL);
@@ -678,9 +676,6 @@ TEST(split_stratified)
 
 int main(void)
 {
-  tmpdir = mkdtemp(tmpdir_tpl);
-  if (!tmpdir)
-    return 1;
   RUN(robust_odd_even_nan_zero);
   RUN(standard_and_none);
   RUN(layout_onehot_multihot);
@@ -691,10 +686,5 @@ int main(void)
   RUN(fit_errors);
   RUN(split_deterministic);
   RUN(split_stratified);
-  int rc = check_done();
-  char cmd[4200];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-  if (system(cmd) != 0)
-    rc = 1;
-  return rc;
+  return check_done();
 }

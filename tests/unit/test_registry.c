@@ -16,20 +16,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char root_tpl[] = "/tmp/test_registry_XXXXXX";
-static char *root;
-
-static void rm_tree(const char *p)
-{
-  fx_rmtree(p);
-}
-
 /* a fresh registry in its own subdirectory of the test root */
 static struct registry *fresh(const char *sub)
 {
   char p[4096];
-  snprintf(p, sizeof(p), "%s/%s", root, sub);
-  rm_tree(p);
+  snprintf(p, sizeof(p), "%s/%s", fx_tmp(), sub);
+  fx_rmtree(p);
   struct registry *r = NULL;
   struct err e = {0};
   if (registry_open(p, &r, &e)) {
@@ -117,14 +109,14 @@ TEST(layout)
     char p[4096], want[4096];
     CHECK_EQ_INT(registry_path(r, "credit", 1, files[i], p, sizeof(p), &e),
                  ERR_OK);
-    snprintf(want, sizeof(want), "%s/layout/credit/versions/1/%s", root,
+    snprintf(want, sizeof(want), "%s/layout/credit/versions/1/%s", fx_tmp(),
              files[i]);
     CHECK_EQ_STR(p, want);
     CHECK(file_exists(p));
   }
   /* the draft area holds nothing once committed */
   char tdir[4096];
-  snprintf(tdir, sizeof(tdir), "%s/layout/credit/tmp", root);
+  snprintf(tdir, sizeof(tdir), "%s/layout/credit/tmp", fx_tmp());
   CHECK_EQ_INT(count_entries(tdir), 0);
 
   cJSON *params = cJSON_Parse("{\"max_depth\": 7}");
@@ -134,9 +126,9 @@ TEST(layout)
   cJSON_Delete(params);
   cJSON_Delete(metrics);
   char p[4096];
-  snprintf(p, sizeof(p), "%s/layout/credit/runs/run-001/params.json", root);
+  snprintf(p, sizeof(p), "%s/layout/credit/runs/run-001/params.json", fx_tmp());
   CHECK(file_exists(p));
-  snprintf(p, sizeof(p), "%s/layout/credit/runs/run-001/metrics.json", root);
+  snprintf(p, sizeof(p), "%s/layout/credit/runs/run-001/metrics.json", fx_tmp());
   CHECK(file_exists(p));
   char **ids;
   size_t n;
@@ -150,7 +142,7 @@ TEST(layout)
   CHECK_EQ_INT(registry_alias_set(r, "credit", REGISTRY_PRODUCTION, 1, &prev,
                                   &e), ERR_OK);
   CHECK_EQ_INT(prev, 0);
-  snprintf(p, sizeof(p), "%s/layout/credit/aliases/production", root);
+  snprintf(p, sizeof(p), "%s/layout/credit/aliases/production", fx_tmp());
   FILE *f = fopen(p, "r");
   char buf[32] = {0};
   CHECK(f && fgets(buf, sizeof(buf), f));
@@ -194,9 +186,9 @@ TEST(numbering)
   CHECK(!registry_version_exists(r, "m", 4));
   /* junk in versions/ is not a version */
   char p[4096];
-  snprintf(p, sizeof(p), "%s/numbering/m/versions/007", root);
+  snprintf(p, sizeof(p), "%s/numbering/m/versions/007", fx_tmp());
   CHECK_EQ_INT(mkdir(p, 0755), 0);
-  snprintf(p, sizeof(p), "%s/numbering/m/versions/x1", root);
+  snprintf(p, sizeof(p), "%s/numbering/m/versions/x1", fx_tmp());
   CHECK_EQ_INT(mkdir(p, 0755), 0);
   CHECK_EQ_INT(add_version(r, "m", "{}"), 4);
   CHECK_EQ_INT(registry_list_versions(r, "m", &vs, &n, &e), ERR_OK);
@@ -363,7 +355,7 @@ TEST(kill_during_write)
   CHECK_EQ_INT(registry_latest(r, "m", &latest, &e), ERR_OK);
   CHECK_EQ_INT(latest, 2);
   char tdir[4096];
-  snprintf(tdir, sizeof(tdir), "%s/kill/m/tmp", root);
+  snprintf(tdir, sizeof(tdir), "%s/kill/m/tmp", fx_tmp());
   CHECK_EQ_INT(count_entries(tdir), 2); /* draft-XXXXXX + its .lock */
 
   /* ... until the next writer cleans it; the next number is 3 */
@@ -388,7 +380,7 @@ TEST(stale_drafts_cleaned_live_kept)
   struct err e = {0};
   CHECK_EQ_INT(add_version(r, "m", "{}"), 1);
   char tdir[4096], p[4200];
-  snprintf(tdir, sizeof(tdir), "%s/stale/m/tmp", root);
+  snprintf(tdir, sizeof(tdir), "%s/stale/m/tmp", fx_tmp());
   /* an orphan draft dir (no lock file) and a lock file nobody holds */
   snprintf(p, sizeof(p), "%s/draft-orphan", tdir);
   CHECK_EQ_INT(mkdir(p, 0755), 0);
@@ -477,7 +469,7 @@ TEST(escaping_names_rejected)
   CHECK_EQ_INT(n, 0);
   registry_strv_free(models);
   char parent[4096];
-  snprintf(parent, sizeof(parent), "%s/x", root);
+  snprintf(parent, sizeof(parent), "%s/x", fx_tmp());
   CHECK(!file_exists(parent));
   registry_close(r);
 }
@@ -494,7 +486,7 @@ TEST(corrupt_meta_other_versions_ok)
   CHECK_EQ_INT(registry_read_meta(r, "m", 2, &m, &e), ERR_PARSE);
   CHECK(m == NULL);
   char want[4096];
-  snprintf(want, sizeof(want), "%s/corrupt/m/versions/2/meta.json", root);
+  snprintf(want, sizeof(want), "%s/corrupt/m/versions/2/meta.json", fx_tmp());
   CHECK(strstr(e.msg, want) != NULL);
   CHECK(strstr(e.msg, "invalid JSON") != NULL);
   CHECK_EQ_INT(registry_read_meta(r, "m", 1, &m, &e), ERR_OK);
@@ -557,7 +549,7 @@ TEST(alias_round_trip_and_stamp)
   CHECK_EQ_INT(registry_alias_get(r, "m", "staging", &v, &e), ERR_NOTFOUND);
   /* no temp files left in aliases/ */
   char adir[4096];
-  snprintf(adir, sizeof(adir), "%s/alias/m/aliases", root);
+  snprintf(adir, sizeof(adir), "%s/alias/m/aliases", fx_tmp());
   CHECK_EQ_INT(count_entries(adir), 1);
   /* a hand-edited alias is read leniently, garbage is a clear error */
   char p[4200];
@@ -573,9 +565,6 @@ TEST(alias_round_trip_and_stamp)
 
 int main(void)
 {
-  root = mkdtemp(root_tpl);
-  if (!root)
-    return 1;
   RUN(layout);
   RUN(numbering);
   RUN(concurrent_processes);
@@ -586,7 +575,5 @@ int main(void)
   RUN(escaping_names_rejected);
   RUN(corrupt_meta_other_versions_ok);
   RUN(alias_round_trip_and_stamp);
-  int rc = check_done();
-  rm_tree(root);
-  return rc;
+  return check_done();
 }

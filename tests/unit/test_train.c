@@ -18,7 +18,6 @@
 #include "mlopsd/tree.h"
 #include "tree_testdata.h"
 
-static char tmpdir[256];
 
 static struct train_data data_of(const struct td *d)
 {
@@ -164,7 +163,7 @@ TEST(early_stopping_keeps_best)
   /* The saved model holds exactly the kept trees, and reloads to the same
    * predictions. */
   char path[512];
-  snprintf(path, sizeof(path), "%s/es.ubj", tmpdir);
+  snprintf(path, sizeof(path), "%s/es.ubj", fx_tmp());
   CHECK_EQ_INT(train_result_save(&r, path, &e), ERR_OK);
   struct tree_model *tm = NULL;
   CHECK_EQ_INT(tree_compile_file(path, &tm, &e), ERR_OK);
@@ -352,9 +351,9 @@ TEST(errors)
   /* Saving needs a .ubj/.json name. */
   CHECK_EQ_INT(train_fit(&data, &p, &r, &e), ERR_OK);
   char path[512];
-  snprintf(path, sizeof(path), "%s/model.bin", tmpdir);
+  snprintf(path, sizeof(path), "%s/model.bin", fx_tmp());
   CHECK_EQ_INT(train_result_save(&r, path, &e), ERR_INVAL);
-  snprintf(path, sizeof(path), "%s/nodir/model.ubj", tmpdir);
+  snprintf(path, sizeof(path), "%s/nodir/model.ubj", fx_tmp());
   CHECK_EQ_INT(train_result_save(&r, path, &e), ERR_XGB);
   float out[3];
   size_t n;
@@ -381,7 +380,7 @@ TEST(feature_names_in_model)
   struct err e = {0};
   REQUIRE(train_fit(&data, &p, &r, &e) == ERR_OK);
   char path[512];
-  snprintf(path, sizeof(path), "%s/names.json", tmpdir);
+  snprintf(path, sizeof(path), "%s/names.json", fx_tmp());
   CHECK_EQ_INT(train_result_save(&r, path, &e), ERR_OK);
   FILE *f = fopen(path, "r");
   char buf[4096] = "";
@@ -583,8 +582,6 @@ TEST(concurrent_trials)
 
 int main(void)
 {
-  if (fx_tmpdir(tmpdir, sizeof(tmpdir), "test-train"))
-    return 1;
   RUN(metrics_softprob);
   RUN(metrics_softmax_binary_reg);
   RUN(early_stopping_keeps_best);
@@ -597,6 +594,5 @@ int main(void)
   RUN(grid_params_order);
   RUN(grid_search);
   RUN(concurrent_trials);
-  fx_rmtree(tmpdir);
   return check_done();
 }

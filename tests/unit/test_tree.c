@@ -21,11 +21,10 @@
 #include "mlopsd/tree.h"
 #include "tree_testdata.h"
 
-static char tmpdir[256];
 
 static void path_in_tmp(char *buf, size_t cap, const char *name)
 {
-  snprintf(buf, cap, "%s/%s", tmpdir, name);
+  snprintf(buf, cap, "%s/%s", fx_tmp(), name);
 }
 
 /* Train a small model on d and save it to tmpdir/name. */
@@ -328,21 +327,6 @@ static int write_file(const char *path, const void *buf, size_t len)
   return (fclose(f) || w != len) ? -1 : 0;
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  *len = fread(b, 1, (size_t)n, f);
-  b[*len] = 0;
-  fclose(f);
-  return b;
-}
-
 /* Replace the first occurrence of from by to in a malloc'd string. */
 static char *replace1(const char *s, const char *from, const char *to)
 {
@@ -370,7 +354,7 @@ TEST(corrupt_models)
   struct err e = {0};
   CHECK_EQ_INT(train_result_save(&r, js, &e), ERR_OK);
   size_t len;
-  char *buf = read_file(path, &len);
+  char *buf = fx_read_file(path, &len);
   REQUIRE(buf && len > 100);
   struct tree_model *tm = NULL;
   struct model *m = NULL;
@@ -420,7 +404,7 @@ TEST(corrupt_models)
   CHECK(strstr(e.msg, "features") != NULL);
   /* A cycle in a tree (left child of the root is the root). */
   size_t jl;
-  char *j = read_file(js, &jl);
+  char *j = fx_read_file(js, &jl);
   REQUIRE(j);
   char *cyc = replace1(j, "\"left_children\":[1,", "\"left_children\":[0,");
   REQUIRE(cyc);
@@ -475,7 +459,7 @@ TEST(verification_refuses_mismatch)
   path_in_tmp(path, sizeof(path), "v.json");
   path_in_tmp(bad, sizeof(bad), "vdup.json");
   size_t len;
-  char *j = read_file(path, &len);
+  char *j = fx_read_file(path, &len);
   REQUIRE(j);
   /* XGBoost keeps the last of duplicated keys, the native reader the
    * first: base_score 0.9 vs 0.5 shifts every native value by 0.4. */
@@ -564,7 +548,7 @@ TEST(load_dir_and_refs)
           0);
   struct err e = {0};
   struct model *m = NULL;
-  CHECK_EQ_INT(model_load(tmpdir, 4, NULL, &m, &e), ERR_OK);
+  CHECK_EQ_INT(model_load(fx_tmp(), 4, NULL, &m, &e), ERR_OK);
   REQUIRE(m);
   CHECK(strstr(model_path(m), "/model.ubj") != NULL);
   CHECK_EQ_INT(model_num_class(m), 3);
@@ -683,7 +667,7 @@ TEST(python_xgboost_reads_model)
            d.nfeat, mpath, xpath, ppath);
   CHECK_EQ_INT(system(cmd), 0);
   size_t len = 0;
-  char *py = read_file(ppath, &len);
+  char *py = fx_read_file(ppath, &len);
   REQUIRE(py);
   CHECK_EQ_INT(len, d.n * 3 * sizeof(float));
   struct err e = {0};
@@ -711,13 +695,10 @@ TEST(python_xgboost_reads_model)
 
 static void rm_tmp(void)
 {
-  fx_rmtree(tmpdir);
 }
 
 int main(void)
 {
-  if (fx_tmpdir(tmpdir, sizeof(tmpdir), "test-tree"))
-    return 1;
   RUN(iris_softprob);
   RUN(iris_softprob_nan);
   RUN(iris_softmax_nan);
