@@ -28,7 +28,10 @@
 
 #include <cjson/cJSON.h>
 
+#include "check.h"
+#include "fixture.h"
 #include "mlopsd/err.h"
+#include "mlopsd/queue.h"
 #include "mlopsd/task.h"
 
 /* output lines kept per run (a flooding command is cut there; the
@@ -186,6 +189,114 @@ static inline void fx_tc_dump(struct fx_tc *c)
   for (int k = 0; k < c->n; k++)
     fprintf(stderr, "    [%s] %s\n", c->stream[k], c->line[k]);
   pthread_mutex_unlock(&c->mu);
+}
+
+/* A context whose fields are {KEY: VALUE} (VALUE a JSON string) plus the
+ * JSON members EXTRA ("\"timeout\": \"1s\"", NULL: none). */
+static inline struct fx_tc *fx_tc_with(const char *key, const char *value,
+                                       const char *extra, const char *conf,
+                                       struct db_pool *db)
+{
+  cJSON *f = cJSON_CreateObject();
+  cJSON_AddStringToObject(f, key, value);
+  char *txt = cJSON_PrintUnformatted(f);
+  cJSON_Delete(f);
+  size_t l = txt ? strlen(txt) : 0;
+  size_t cap = l + (extra ? strlen(extra) : 0) + 8;
+  char *buf = malloc(cap);
+  struct fx_tc *c = NULL;
+  if (txt && buf) {
+    snprintf(buf, cap, "%.*s%s%s}", (int)(l - 1), txt, extra ? ", " : "",
+             extra ? extra : "");
+    c = fx_tc_new(buf, conf, db);
+  }
+  free(buf);
+  free(txt);
+  return c;
+}
+
+/* Run task type TYPE on c (err e cleared first); with VERBOSE set, the
+ * kept lines are printed when it fails. */
+static inline enum err_code fx_tc_run(struct fx_tc *c, const char *type,
+                                      struct err *e)
+{
+  const struct task_type *ty = task_type_find(type);
+  if (!ty)
+    return err_set(e, ERR_NOTFOUND, "no type %s", type);
+  err_clear(e);
+  enum err_code rc = ty->run(&c->t, e);
+  if (rc != ERR_OK && getenv("VERBOSE"))
+    fx_tc_dump(c);
+  return rc;
+}
+
+/* ---- a task run as a queue job, to be cancelled ---------------------- */
+
+struct fx_tc_job {
+  struct fx_tc *c;
+  const char *type;
+  enum err_code run_rc;
+  char run_msg[ERR_MSG_MAX];
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;
+  enum err_code done_rc;
+};
+
+static inline enum err_code fx_tc_job_fn(struct queue_job_ctx *ctx,
+                                         void *arg,
+                            struct err *e)
+{
+  struct fx_tc_job *j = arg;
+  struct err e2 = {0};
+  j->c->t.job = ctx;
+  j->run_rc = task_type_find(j->type)->run(&j->c->t, &e2);
+  memcpy(j->run_msg, e2.msg, sizeof(j->run_msg));
+  return err_set(e, j->run_rc, "%s", e2.msg);
+}
+
+static inline void fx_tc_job_done(uint64_t id, enum err_code code,
+                                  const struct err *e,
+                     void *arg)
+{
+  (void)id;
+  (void)e;
+  struct fx_tc_job *j = arg;
+  pthread_mutex_lock(&j->mu);
+  j->done = 1;
+  j->done_rc = code;
+  pthread_cond_signal(&j->cv);
+  pthread_mutex_unlock(&j->mu);
+}
+
+/* Run j->c as a job of queue Q (task type j->type), cancel it once a line
+ * of STREAM contains STARTED, wait for it to end: j->run_rc and j->run_msg
+ * then say how the attempt ended.  Checks (check.h) that the line came
+ * and that the cancel was taken. */
+static inline void fx_tc_cancel_run(struct queue *q, struct fx_tc_job *j,
+                                    const char *stream,
+                                    const char *started)
+{
+  pthread_mutex_init(&j->mu, NULL);
+  pthread_cond_init(&j->cv, NULL);
+  uint64_t id = 0;
+  if (queue_submit(q, QUEUE_PRIO_NORMAL, fx_tc_job_fn, fx_tc_job_done, j, 0,
+                   &id) !=
+      ERR_OK) {
+    fprintf(stderr, "  queue_submit failed\n");
+    check_cur_failed = 1;
+    return;
+  }
+  for (int i = 0; i < 2000 && !fx_tc_has(j->c, stream, started); i++)
+    fx_msleep(5);
+  CHECK(fx_tc_has(j->c, stream, started));
+  CHECK_EQ_INT(queue_cancel(q, id), ERR_OK);
+  pthread_mutex_lock(&j->mu);
+  while (!j->done)
+    pthread_cond_wait(&j->cv, &j->mu);
+  pthread_mutex_unlock(&j->mu);
+  pthread_cond_destroy(&j->cv);
+  pthread_mutex_destroy(&j->mu);
 }
 
 #endif

@@ -55,18 +55,6 @@ static struct fx_tc *tc_new(const char *fields, const char *conf)
   return c;
 }
 
-static enum err_code run_type(struct fx_tc *c, const char *type)
-{
-  const struct task_type *ty = task_type_find(type);
-  if (!ty)
-    return err_set(&E, ERR_NOTFOUND, "no type %s", type);
-  err_clear(&E);
-  enum err_code rc = ty->run(&c->t, &E);
-  if (rc != ERR_OK && getenv("VERBOSE"))
-    fx_tc_dump(c);
-  return rc;
-}
-
 static int64_t q1(const char *sql)
 {
   struct db_conn *c;
@@ -136,7 +124,7 @@ TEST(t_ml_missing_model)
   const char *ml[] = {"train", "validate", "deploy"};
   for (size_t i = 0; i < 3; i++) {
     struct fx_tc *c = tc_new("{\"model\": \"credit\"}", NULL);
-    CHECK(run_type(c, ml[i]) != ERR_OK);
+    CHECK(fx_tc_run(c, ml[i], &E) != ERR_OK);
     CHECK(strstr(E.msg, "credit") != NULL);
     CHECK(strstr(E.msg, "not built yet") == NULL);
     fx_tc_free(c);
@@ -218,18 +206,12 @@ TEST(t_logf)
 /* sql */
 
 static struct fx_tc *sql_ctx(const char *sql, const char *extra,
-                          const char *conf)
+                             const char *conf)
 {
-  cJSON *f = cJSON_CreateObject();
-  cJSON_AddStringToObject(f, "sql", sql);
-  char *txt = cJSON_PrintUnformatted(f);
-  cJSON_Delete(f);
-  char buf[8192];
-  size_t l = strlen(txt);
-  snprintf(buf, sizeof(buf), "%.*s%s%s}", (int)(l - 1), txt,
-           extra ? ", " : "", extra ? extra : "");
-  free(txt);
-  return tc_new(buf, conf);
+  struct fx_tc *c = fx_tc_with("sql", sql, extra, conf, P);
+  if (c)
+    c->t.try_number = 2;
+  return c;
 }
 
 TEST(t_sql_script)
@@ -249,7 +231,7 @@ TEST(t_sql_script)
   char *p = strstr(fixed, "`nope`");
   memcpy(p, "'ok;!'", 6);
   struct fx_tc *c = sql_ctx(fixed, NULL, NULL);
-  CHECK_OK(run_type(c, "sql"));
+  CHECK_OK(fx_tc_run(c, "sql", &E));
   CHECK(fx_tc_has(c, "log", "statement 1 of 5 (line 1): DROP TABLE IF EXISTS "
                          "t1"));
   CHECK(fx_tc_has(c, "log", "statement 3 of 5 (line 4): INSERT INTO t1 VALUES "
@@ -289,7 +271,7 @@ TEST(t_sql_error_stops)
                          "INSERT INTO t2 VALUES (10);\n"
                          "INSERT INTO t2 VALUES (11)",
                          NULL, NULL);
-  CHECK_EQ_INT(run_type(c, "sql"), ERR_DB);
+  CHECK_EQ_INT(fx_tc_run(c, "sql", &E), ERR_DB);
   CHECK_HAS(E.msg, "statement 4 of 5 (line 4)");
   CHECK_HAS(E.msg, "Duplicate entry '10'");
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t2 WHERE id = 10"), 1);
@@ -301,7 +283,7 @@ TEST(t_sql_error_stops)
   c = sql_ctx("INSERT INTO t2 VALUES (12);\n\n"
               "INSERT INTO t2 VALUES (12);\nINSERT INTO t2 VALUES (13);",
               NULL, NULL);
-  CHECK_EQ_INT(run_type(c, "sql"), ERR_DB);
+  CHECK_EQ_INT(fx_tc_run(c, "sql", &E), ERR_DB);
   CHECK_HAS(E.msg, "statement 2 of 3 (line 3)");
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t2 WHERE id = 13"), 0);
   fx_tc_free(c);
@@ -310,7 +292,7 @@ TEST(t_sql_error_stops)
   c = sql_ctx("INSERT INTO t2 VALUES (20);\nINSERT INTO t2 VALUES (20);\n"
               "INSERT INTO t2 VALUES (21);",
               "\"transaction\": true", NULL);
-  CHECK_EQ_INT(run_type(c, "sql"), ERR_DB);
+  CHECK_EQ_INT(fx_tc_run(c, "sql", &E), ERR_DB);
   CHECK_HAS(E.msg, "statement 2 of 3 (line 2)");
   CHECK(fx_tc_has(c, "log", "transaction rolled back"));
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t2 WHERE id IN (20, 21)"), 0);
@@ -318,14 +300,14 @@ TEST(t_sql_error_stops)
 
   c = sql_ctx("INSERT INTO t2 VALUES (22);\nINSERT INTO t2 VALUES (23);",
               "\"transaction\": \"yes\"", NULL);
-  CHECK_OK(run_type(c, "sql"));
+  CHECK_OK(fx_tc_run(c, "sql", &E));
   CHECK(fx_tc_has(c, "log", "transaction committed"));
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t2 WHERE id IN (22, 23)"), 2);
   fx_tc_free(c);
 
   /* a syntax error in the script itself */
   c = sql_ctx("SELECT 1;\nSELECT 'unterminated", NULL, NULL);
-  CHECK_EQ_INT(run_type(c, "sql"), ERR_PARSE);
+  CHECK_EQ_INT(fx_tc_run(c, "sql", &E), ERR_PARSE);
   CHECK_HAS(E.msg, "line 2");
   fx_tc_free(c);
 }
@@ -342,7 +324,7 @@ TEST(t_sql_conf_bound)
       "INSERT INTO t3 VALUES (8, 'plain', '{{ ds_add(-1) }}');\n"
       "UPDATE t3 SET id = id + 100 WHERE s = {{ conf.name }}",
       NULL, conf);
-  CHECK_OK(run_type(c, "sql"));
+  CHECK_OK(fx_tc_run(c, "sql", &E));
   /* the log shows the placeholders, never the values */
   CHECK(fx_tc_has(c, "log", "VALUES (?, ?, '2025-09-01')"));
   CHECK(!fx_tc_has(c, "log", "DROP TABLE t3"));
@@ -357,7 +339,7 @@ TEST(t_sql_conf_bound)
   /* a missing conf value fails before anything runs */
   c = sql_ctx("DELETE FROM t3;\nINSERT INTO t3 VALUES (1, {{ conf.nope }}, "
               "NULL)", NULL, "{}");
-  CHECK_EQ_INT(run_type(c, "sql"), ERR_INVAL);
+  CHECK_EQ_INT(fx_tc_run(c, "sql", &E), ERR_INVAL);
   CHECK_HAS(E.msg, "field 'sql'");
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t3"), 2);
   fx_tc_free(c);
@@ -376,7 +358,7 @@ TEST(t_sql_file)
   /* relative to the DAG file's directory (not in the working dir) */
   struct fx_tc *c = tc_new("{\"sql_file\": \"it_task_file.sql\"}", NULL);
   c->t.dag_file = dag;
-  CHECK_OK(run_type(c, "sql"));
+  CHECK_OK(fx_tc_run(c, "sql", &E));
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t4 WHERE d IN ('2025-09-01', "
                   "'2025-09-08')"), 2);
   fx_tc_free(c);
@@ -384,12 +366,12 @@ TEST(t_sql_file)
   char fields[1024];
   snprintf(fields, sizeof(fields), "{\"sql_file\": \"%s\"}", file);
   c = tc_new(fields, NULL);
-  CHECK_OK(run_type(c, "sql"));
+  CHECK_OK(fx_tc_run(c, "sql", &E));
   fx_tc_free(c);
   /* missing */
   c = tc_new("{\"sql_file\": \"no/such/file.sql\"}", NULL);
   c->t.dag_file = dag;
-  CHECK_EQ_INT(run_type(c, "sql"), ERR_IO);
+  CHECK_EQ_INT(fx_tc_run(c, "sql", &E), ERR_IO);
   CHECK_HAS(E.msg, "no/such/file.sql");
   fx_tc_free(c);
 }
@@ -400,7 +382,7 @@ TEST(t_sql_timeout_kill)
                          NULL, NULL);
   c->t.deadline_ms = queue_now_ms() + 500;
   c->t.timeout_s = 1;
-  CHECK_EQ_INT(run_type(c, "sql"), ERR_TIMEOUT);
+  CHECK_EQ_INT(fx_tc_run(c, "sql", &E), ERR_TIMEOUT);
   CHECK_HAS(E.msg, "after timeout of 1s");
   CHECK(fx_tc_has(c, "log", "KILL QUERY"));
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM information_schema.tables WHERE "
@@ -418,285 +400,6 @@ TEST(t_sql_timeout_kill)
     db_release(P, k[i]);
   fx_tc_free(c);
 }
-
-/* ------------------------------------------------------------------ */
-/* shell */
-
-static struct fx_tc *sh_ctx(const char *cmd, const char *extra)
-{
-  cJSON *f = cJSON_CreateObject();
-  cJSON_AddStringToObject(f, "command", cmd);
-  char *txt = cJSON_PrintUnformatted(f);
-  cJSON_Delete(f);
-  char buf[8192];
-  size_t l = strlen(txt);
-  snprintf(buf, sizeof(buf), "%.*s%s%s}", (int)(l - 1), txt,
-           extra ? ", " : "", extra ? extra : "");
-  free(txt);
-  return tc_new(buf, NULL);
-}
-
-TEST(t_shell_streams)
-{
-  struct fx_tc *c = sh_ctx("echo out1; echo err1 >&2; echo out2; "
-                        "echo err2 >&2; printf 'no newline'",
-                        NULL);
-  CHECK_OK(run_type(c, "shell"));
-  CHECK_EQ_INT(fx_tc_count(c, "stdout"), 3);
-  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 0), "out1");
-  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 1), "out2");
-  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 2), "no newline");
-  CHECK_EQ_INT(fx_tc_count(c, "stderr"), 2);
-  CHECK_EQ_STR(fx_tc_nth(c, "stderr", 0), "err1");
-  CHECK_EQ_STR(fx_tc_nth(c, "stderr", 1), "err2");
-  CHECK(fx_tc_has(c, "log", "exited with status 0"));
-  fx_tc_free(c);
-
-  /* a long line is cut at TASK_LOG_LINE_MAX; many lines all arrive */
-  c = sh_ctx("head -c 10000 /dev/zero | tr '\\0' x; echo; seq 1 3000", NULL);
-  CHECK_OK(run_type(c, "shell"));
-  CHECK_EQ_INT(fx_tc_count(c, "stdout"), 3 + 3000);
-  CHECK_EQ_INT(strlen(fx_tc_nth(c, "stdout", 0)), TASK_LOG_LINE_MAX);
-  CHECK_EQ_INT(strlen(fx_tc_nth(c, "stdout", 1)), TASK_LOG_LINE_MAX);
-  CHECK_EQ_INT(strlen(fx_tc_nth(c, "stdout", 2)), 10000 - 2 * TASK_LOG_LINE_MAX);
-  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 3002), "3000");
-  fx_tc_free(c);
-
-  /* templates in the command; conf values as one quoted word */
-  c = sh_ctx("echo {{ ds_nodash }} {{ conf.v }}", NULL);
-  c->conf = cJSON_Parse("{\"v\": \"a b; echo injected\"}");
-  c->t.conf = c->conf;
-  CHECK_OK(run_type(c, "shell"));
-  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 0), "20250901 a b; echo injected");
-  CHECK_EQ_INT(fx_tc_count(c, "stdout"), 1);
-  fx_tc_free(c);
-}
-
-TEST(t_shell_exit)
-{
-  struct fx_tc *c = sh_ctx("echo bye; exit 3", NULL);
-  CHECK_EQ_INT(run_type(c, "shell"), ERR_STATE);
-  CHECK_EQ_STR(E.msg, "command exited with status 3");
-  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 0), "bye");
-  fx_tc_free(c);
-
-  c = sh_ctx("kill -USR1 $$", NULL);
-  CHECK_EQ_INT(run_type(c, "shell"), ERR_STATE);
-  CHECK_HAS(E.msg, "killed by signal 10 (SIGUSR1)");
-  fx_tc_free(c);
-
-  c = sh_ctx("no_such_command_xyz", NULL);
-  CHECK_EQ_INT(run_type(c, "shell"), ERR_STATE);
-  CHECK_EQ_STR(E.msg, "command exited with status 127");
-  CHECK(fx_tc_count(c, "stderr") >= 1);
-  fx_tc_free(c);
-}
-
-TEST(t_shell_env_cwd)
-{
-  char dir[512], extra[1024], real[PATH_MAX];
-  snprintf(dir, sizeof(dir), "%s/cwd dir", TMP);
-  mkdir(dir, 0700);
-  REQUIRE(realpath(dir, real) != NULL);
-  snprintf(extra, sizeof(extra),
-           "\"cwd\": \"%s\", \"env\": {\"FOO\": \"bar {{ ds }}\", "
-           "\"NUM\": 42, \"FLAG\": true, \"MLOPSD_DS\": \"overridden\"}",
-           dir);
-  struct fx_tc *c = sh_ctx("echo \"$FOO|$NUM|$FLAG|$(pwd)\"; "
-                        "echo \"$MLOPSD_DAG_ID|$MLOPSD_RUN_ID|$MLOPSD_TASK_ID"
-                        "|$MLOPSD_DS|$MLOPSD_TRY_NUMBER\"; "
-                        "test -t 0 || read x || echo stdin-empty",
-                        extra);
-  CHECK_OK(run_type(c, "shell"));
-  char want[PATH_MAX + 64];
-  snprintf(want, sizeof(want), "bar 2025-09-01|42|true|%s", real);
-  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 0), want);
-  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 1),
-               "it_dag|scheduled__2025-09-01|it_task|overridden|2");
-  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 2), "stdin-empty");
-  fx_tc_free(c);
-
-  c = sh_ctx("pwd", "\"cwd\": \"/no/such/dir\"");
-  CHECK_EQ_INT(run_type(c, "shell"), ERR_IO);
-  CHECK_HAS(E.msg, "cannot change to directory '/no/such/dir'");
-  fx_tc_free(c);
-
-  c = sh_ctx("true", "\"env\": {\"BAD-NAME\": \"x\"}");
-  CHECK_EQ_INT(run_type(c, "shell"), ERR_INVAL);
-  fx_tc_free(c);
-
-  /* only the command's own descriptors are open in the child */
-  c = sh_ctx("ls /proc/self/fd | wc -l", NULL);
-  CHECK_OK(run_type(c, "shell"));
-  /* 0, 1, 2 and the one ls opens to read the directory */
-  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 0), "4");
-  fx_tc_free(c);
-}
-
-TEST(t_shell_secrets)
-{
-  char *saved = getenv("MLOPSD_DATABASE_PASSWORD");
-  saved = saved ? strdup(saved) : NULL;
-  setenv("MLOPSD_DATABASE_PASSWORD", "db-secret", 1);
-  setenv("MLOPSD_ADMIN_TOKEN", "admin-secret", 1);
-  setenv("MYSQL_PWD", "my-secret", 1);
-  setenv("IT_TASK_KEEP", "kept", 1);
-  const char *cmd = "echo \"${MLOPSD_DATABASE_PASSWORD-unset}|"
-                    "${MLOPSD_ADMIN_TOKEN-unset}|${MYSQL_PWD-unset}|"
-                    "${IT_TASK_KEEP-unset}\"";
-  struct fx_tc *c = sh_ctx(cmd, NULL);
-  CHECK_OK(run_type(c, "shell"));
-  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 0), "unset|unset|unset|kept");
-  fx_tc_free(c);
-  c = sh_ctx(cmd, "\"env\": {\"MLOPSD_ADMIN_TOKEN\": \"explicit\"}");
-  CHECK_OK(run_type(c, "shell"));
-  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 0), "unset|explicit|unset|kept");
-  fx_tc_free(c);
-  if (saved)
-    setenv("MLOPSD_DATABASE_PASSWORD", saved, 1);
-  else
-    unsetenv("MLOPSD_DATABASE_PASSWORD");
-  free(saved);
-  unsetenv("MLOPSD_ADMIN_TOKEN");
-  unsetenv("MYSQL_PWD");
-  unsetenv("IT_TASK_KEEP");
-}
-
-/* The group's id as printed by the command ($$ of the shell). */
-static pid_t pgid_of(struct fx_tc *c)
-{
-  const char *l = fx_tc_nth(c, "stdout", 0);
-  return l ? (pid_t)atoi(l) : 0;
-}
-
-static int group_gone(pid_t pgid)
-{
-  return pgid > 1 && kill(-pgid, 0) == -1 && errno == ESRCH;
-}
-
-TEST(t_shell_timeout_group)
-{
-  /* the shell and a background grandchild, both killed by SIGTERM */
-  struct fx_tc *c = sh_ctx("echo $$; sleep 100 & sh -c 'sleep 100' & wait",
-                        NULL);
-  c->t.deadline_ms = queue_now_ms() + 300;
-  CHECK_EQ_INT(run_type(c, "shell"), ERR_TIMEOUT);
-  CHECK_HAS(E.msg, "killed after timeout of 1s");
-  pid_t g = pgid_of(c);
-  CHECK(g > 1);
-  CHECK(group_gone(g));
-  CHECK(fx_tc_has(c, "log", "SIGTERM"));
-  fx_tc_free(c);
-
-  /* a command that ignores SIGTERM gets SIGKILL after the grace period */
-  c = sh_ctx("trap '' TERM; echo $$; sleep 100 & wait; wait", NULL);
-  c->t.deadline_ms = queue_now_ms() + 300;
-  c->t.timeout_s = 7;
-  CHECK_EQ_INT(run_type(c, "shell"), ERR_TIMEOUT);
-  CHECK_EQ_STR(E.msg, "command killed after timeout of 7s");
-  CHECK(fx_tc_has(c, "log", "SIGKILL sent"));
-  g = pgid_of(c);
-  CHECK(group_gone(g));
-  fx_tc_free(c);
-
-  /* a command that exits while a background job still runs: the job is
-   * killed, the task succeeds */
-  c = sh_ctx("echo $$; sleep 100 & echo started", NULL);
-  CHECK_OK(run_type(c, "shell"));
-  CHECK_EQ_STR(fx_tc_nth(c, "stdout", 1), "started");
-  CHECK(fx_tc_has(c, "log", "killed its process group"));
-  CHECK(group_gone(pgid_of(c)));
-  fx_tc_free(c);
-
-  /* ... also one that floods the output pipe without pause */
-  c = sh_ctx("echo $$ >&2; yes &", NULL);
-  CHECK_OK(run_type(c, "shell"));
-  CHECK(fx_tc_has(c, "log", "killed its process group"));
-  const char *l = fx_tc_nth(c, "stderr", 0);
-  CHECK(l && group_gone((pid_t)atoi(l)));
-  fx_tc_free(c);
-}
-
-struct job {
-  struct fx_tc *c;
-  const char *type;
-  enum err_code run_rc;
-  char run_msg[ERR_MSG_MAX];
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int done;
-  enum err_code done_rc;
-};
-
-static enum err_code job_fn(struct queue_job_ctx *ctx, void *arg,
-                            struct err *e)
-{
-  struct job *j = arg;
-  struct err e2 = {0};
-  j->c->t.job = ctx;
-  j->run_rc = task_type_find(j->type)->run(&j->c->t, &e2);
-  memcpy(j->run_msg, e2.msg, sizeof(j->run_msg));
-  return err_set(e, j->run_rc, "%s", e2.msg);
-}
-
-static void job_done(uint64_t id, enum err_code code, const struct err *e,
-                     void *arg)
-{
-  (void)id;
-  (void)e;
-  struct job *j = arg;
-  pthread_mutex_lock(&j->mu);
-  j->done = 1;
-  j->done_rc = code;
-  pthread_cond_signal(&j->cv);
-  pthread_mutex_unlock(&j->mu);
-}
-
-/* Run c as a queue job, cancel it once a log line containing `started`
- * appears on stream, wait for it to end. */
-static void cancel_run(struct queue *q, struct job *j, const char *stream,
-                       const char *started)
-{
-  pthread_mutex_init(&j->mu, NULL);
-  pthread_cond_init(&j->cv, NULL);
-  uint64_t id = 0;
-  if (queue_submit(q, QUEUE_PRIO_NORMAL, job_fn, job_done, j, 0, &id) !=
-      ERR_OK) {
-    fprintf(stderr, "  queue_submit failed\n");
-    check_cur_failed = 1;
-    return;
-  }
-  for (int i = 0; i < 2000 && !fx_tc_has(j->c, stream, started); i++)
-    fx_msleep(5);
-  CHECK(fx_tc_has(j->c, stream, started));
-  CHECK_EQ_INT(queue_cancel(q, id), ERR_OK);
-  pthread_mutex_lock(&j->mu);
-  while (!j->done)
-    pthread_cond_wait(&j->cv, &j->mu);
-  pthread_mutex_unlock(&j->mu);
-  pthread_cond_destroy(&j->cv);
-  pthread_mutex_destroy(&j->mu);
-}
-
-TEST(t_shell_cancel)
-{
-  struct queue *q = NULL;
-  struct queue_opts o = {.workers = 1, .capacity = 4, .name = "it_task"};
-  CHECK_OK(queue_create(&q, &o, &E));
-  REQUIRE(q != NULL);
-  struct job j = {.type = "shell"};
-  j.c = sh_ctx("echo $$; sleep 100 & echo started; wait", NULL);
-  cancel_run(q, &j, "stdout", "started");
-  CHECK_EQ_INT(j.run_rc, ERR_CANCELED);
-  CHECK_HAS(j.run_msg, "command killed: attempt cancelled");
-  CHECK_EQ_INT(j.done_rc, ERR_CANCELED);
-  CHECK(group_gone(pgid_of(j.c)));
-  fx_tc_free(j.c);
-  queue_destroy(q);
-}
-
-/* ------------------------------------------------------------------ */
-/* http */
 
 static struct http *SRV;
 static int SPORT;
@@ -778,7 +481,7 @@ static struct fx_tc *http_ctx(const char *path, const char *extra)
 TEST(t_http_status)
 {
   struct fx_tc *c = http_ctx("/ok", NULL);
-  CHECK_OK(run_type(c, "http"));
+  CHECK_OK(fx_tc_run(c, "http", &E));
   CHECK(fx_tc_has(c, "log", "GET http://127.0.0.1:"));
   CHECK(fx_tc_has(c, "log", "response: HTTP 200, 12 bytes"));
   CHECK(fx_tc_has(c, "log", "hello"));
@@ -786,33 +489,33 @@ TEST(t_http_status)
   fx_tc_free(c);
 
   c = http_ctx("/fail", NULL);
-  CHECK_EQ_INT(run_type(c, "http"), ERR_STATE);
+  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_STATE);
   CHECK_HAS(E.msg, "HTTP status 500, expected 2xx");
   CHECK(fx_tc_has(c, "log", "it broke"));
   fx_tc_free(c);
 
   c = http_ctx("/fail", "\"expect_status\": [200, 500]");
-  CHECK_OK(run_type(c, "http"));
+  CHECK_OK(fx_tc_run(c, "http", &E));
   fx_tc_free(c);
 
   c = http_ctx("/ok", "\"expect_status\": 201");
-  CHECK_EQ_INT(run_type(c, "http"), ERR_STATE);
+  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_STATE);
   CHECK_HAS(E.msg, "HTTP status 200, expected 201");
   fx_tc_free(c);
 
   c = http_ctx("/ok", "\"expect_status\": [\"204\", 201]");
-  CHECK_EQ_INT(run_type(c, "http"), ERR_STATE);
+  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_STATE);
   CHECK_HAS(E.msg, "expected 204, 201");
   fx_tc_free(c);
 
   c = http_ctx("/nope", NULL);
-  CHECK_EQ_INT(run_type(c, "http"), ERR_STATE);
+  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_STATE);
   CHECK_HAS(E.msg, "HTTP status 404");
   fx_tc_free(c);
 
   /* only the first 4 KiB of the body are logged */
   c = http_ctx("/big", NULL);
-  CHECK_OK(run_type(c, "http"));
+  CHECK_OK(fx_tc_run(c, "http", &E));
   CHECK(fx_tc_has(c, "log", "10000 bytes"));
   CHECK(fx_tc_has(c, "log", "cut: 5904 more bytes"));
   fx_tc_free(c);
@@ -825,7 +528,7 @@ TEST(t_http_post)
                                    "\"{\\\"ds\\\": \\\"{{ ds }}\\\"}\", "
                                    "\"headers\": {\"X-Test\": "
                                    "\"v-{{ ds_nodash }}\"}");
-  CHECK_OK(run_type(c, "http"));
+  CHECK_OK(fx_tc_run(c, "http", &E));
   CHECK_EQ_INT(nreq(), before + 1);
   pthread_mutex_lock(&SMU);
   CHECK_EQ_STR(S_METHOD, "POST");
@@ -837,7 +540,7 @@ TEST(t_http_post)
   fx_tc_free(c);
 
   c = http_ctx("/echo", "\"method\": \"put\", \"body\": \"plain text\"");
-  CHECK_OK(run_type(c, "http"));
+  CHECK_OK(fx_tc_run(c, "http", &E));
   pthread_mutex_lock(&SMU);
   CHECK_EQ_STR(S_METHOD, "PUT");
   CHECK_EQ_STR(S_BODY, "plain text");
@@ -846,14 +549,14 @@ TEST(t_http_post)
   fx_tc_free(c);
 
   c = http_ctx("/echo", "\"method\": \"DELETE\"");
-  CHECK_OK(run_type(c, "http"));
+  CHECK_OK(fx_tc_run(c, "http", &E));
   pthread_mutex_lock(&SMU);
   CHECK_EQ_STR(S_METHOD, "DELETE");
   pthread_mutex_unlock(&SMU);
   fx_tc_free(c);
 
   c = http_ctx("/echo", "\"method\": \"TRACE\"");
-  CHECK_EQ_INT(run_type(c, "http"), ERR_INVAL);
+  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_INVAL);
   fx_tc_free(c);
 }
 
@@ -862,7 +565,7 @@ TEST(t_http_injection)
   int before = nreq();
   struct fx_tc *c = http_ctx("/echo", "\"method\": \"POST\", \"headers\": "
                                    "{\"X-Test\": \"a\\r\\nX-Injected: 1\"}");
-  CHECK_EQ_INT(run_type(c, "http"), ERR_INVAL);
+  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_INVAL);
   CHECK_HAS(E.msg, "headers.X-Test");
   fx_tc_free(c);
 
@@ -871,12 +574,12 @@ TEST(t_http_injection)
                         "{\"X-Test\": \"{{ conf.v }}\"}");
   c->conf = cJSON_Parse("{\"v\": \"a\\nX-Injected: 1\"}");
   c->t.conf = c->conf;
-  CHECK_EQ_INT(run_type(c, "http"), ERR_INVAL);
+  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_INVAL);
   CHECK_HAS(E.msg, "headers.X-Test");
   fx_tc_free(c);
 
   c = http_ctx("/echo", "\"headers\": {\"X-Test\\r\\nX-Injected\": \"1\"}");
-  CHECK_EQ_INT(run_type(c, "http"), ERR_INVAL);
+  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_INVAL);
   fx_tc_free(c);
   CHECK_EQ_INT(nreq(), before); /* nothing was sent */
 
@@ -884,14 +587,14 @@ TEST(t_http_injection)
   c = http_ctx("/echo?q={{ conf.v }}", "\"method\": \"POST\"");
   c->conf = cJSON_Parse("{\"v\": \"a b/../x\\r\\nX-Injected: 1\"}");
   c->t.conf = c->conf;
-  CHECK_OK(run_type(c, "http"));
+  CHECK_OK(fx_tc_run(c, "http", &E));
   pthread_mutex_lock(&SMU);
   CHECK_EQ_STR(S_INJ, "");
   pthread_mutex_unlock(&SMU);
   fx_tc_free(c);
 
   c = tc_new("{\"url\": \"file:///etc/passwd\"}", NULL);
-  CHECK_EQ_INT(run_type(c, "http"), ERR_INVAL);
+  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_INVAL);
   CHECK_HAS(E.msg, "http://");
   fx_tc_free(c);
 
@@ -900,7 +603,7 @@ TEST(t_http_injection)
   snprintf(url, sizeof(url), "{\"url\": \"http://u:pw123@127.0.0.1:%d/ok\"}",
            SPORT);
   c = tc_new(url, NULL);
-  CHECK_OK(run_type(c, "http"));
+  CHECK_OK(fx_tc_run(c, "http", &E));
   CHECK(fx_tc_has(c, "log", "http://***@127.0.0.1"));
   CHECK(!fx_tc_has(c, "log", "pw123"));
   fx_tc_free(c);
@@ -929,7 +632,7 @@ TEST(t_http_timeout)
   snprintf(f, sizeof(f), "{\"url\": \"http://127.0.0.1:%d/x\", "
                          "\"timeout\": 1}", port);
   struct fx_tc *c = tc_new(f, NULL);
-  CHECK_EQ_INT(run_type(c, "http"), ERR_TIMEOUT);
+  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_TIMEOUT);
   CHECK_HAS(E.msg, "no complete answer within 1000 ms");
   fx_tc_free(c);
 
@@ -938,7 +641,7 @@ TEST(t_http_timeout)
   c = tc_new(f, NULL);
   c->t.deadline_ms = queue_now_ms() + 300;
   c->t.timeout_s = 3;
-  CHECK_EQ_INT(run_type(c, "http"), ERR_TIMEOUT);
+  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_TIMEOUT);
   fx_tc_free(c);
 
   /* cancelled through the queue */
@@ -946,9 +649,9 @@ TEST(t_http_timeout)
   struct queue_opts o = {.workers = 1, .capacity = 4, .name = "it_http"};
   CHECK_OK(queue_create(&q, &o, &E));
   REQUIRE(q != NULL);
-  struct job j = {.type = "http"};
+  struct fx_tc_job j = {.type = "http"};
   j.c = tc_new(f, NULL);
-  cancel_run(q, &j, "log", "GET http");
+  fx_tc_cancel_run(q, &j, "log", "GET http");
   CHECK_EQ_INT(j.run_rc, ERR_CANCELED);
   CHECK_HAS(j.run_msg, "http request stopped: attempt cancelled");
   fx_tc_free(j.c);
@@ -957,46 +660,7 @@ TEST(t_http_timeout)
   /* nothing listens: connection refused */
   close(s);
   c = tc_new(f, NULL);
-  CHECK_EQ_INT(run_type(c, "http"), ERR_IO);
-  fx_tc_free(c);
-}
-
-/* ------------------------------------------------------------------ */
-/* trigger_dag */
-
-TEST(t_trigger)
-{
-  struct fx_tc *c = tc_new("{\"dag_id\": \"credit_score_ct\", \"conf\": "
-                        "{\"from\": \"{{ dag_id }}/{{ ds }}\", \"n\": 5, "
-                        "\"nested\": {\"d\": \"{{ ds_add(1) }}\"}}}",
-                        NULL);
-  CHECK_OK(run_type(c, "trigger_dag"));
-  CHECK_EQ_INT(c->ntrig, 1);
-  CHECK_EQ_STR(c->trig_dag, "credit_score_ct");
-  CHECK_EQ_STR(c->trig_date, "2025-09-01");
-  char *conf = cJSON_PrintUnformatted(c->trig_conf);
-  CHECK_EQ_STR(conf, "{\"from\":\"it_dag/2025-09-01\",\"n\":5,"
-                     "\"nested\":{\"d\":\"2025-09-02\"}}");
-  free(conf);
-  CHECK(fx_tc_has(c, "log", "run manual__2025-09-01_1"));
-  fx_tc_free(c);
-
-  c = tc_new("{\"dag_id\": \"other\", \"logical_date\": "
-             "\"{{ ds_add(-31) }}\"}", NULL);
-  CHECK_OK(run_type(c, "trigger_dag"));
-  CHECK_EQ_STR(c->trig_date, "2025-08-01");
-  CHECK(c->trig_conf == NULL);
-  fx_tc_free(c);
-
-  c = tc_new("{\"dag_id\": \"{{ conf.d }}\"}", "{\"d\": \"x; y\"}");
-  CHECK_EQ_INT(run_type(c, "trigger_dag"), ERR_INVAL);
-  CHECK_HAS(E.msg, "not a DAG id");
-  CHECK_EQ_INT(c->ntrig, 0);
-  fx_tc_free(c);
-
-  c = tc_new("{\"dag_id\": \"other\"}", NULL);
-  c->t.trigger = NULL;
-  CHECK_EQ_INT(run_type(c, "trigger_dag"), ERR_UNSUPPORTED);
+  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_IO);
   fx_tc_free(c);
 }
 
@@ -1073,17 +737,10 @@ int main(void)
   RUN(t_sql_conf_bound);
   RUN(t_sql_file);
   RUN(t_sql_timeout_kill);
-  RUN(t_shell_streams);
-  RUN(t_shell_exit);
-  RUN(t_shell_env_cwd);
-  RUN(t_shell_secrets);
-  RUN(t_shell_timeout_group);
-  RUN(t_shell_cancel);
   RUN(t_http_status);
   RUN(t_http_post);
   RUN(t_http_injection);
   RUN(t_http_timeout);
-  RUN(t_trigger);
 
   struct err se = {0};
   if (http_stop(SRV, 1000, &se) != ERR_OK)
