@@ -71,11 +71,20 @@ case "$cmd" in
     if [ ! -d "$dir/data/mysql" ]; then
       [ -n "$INSTALL_DB" ] || { echo "tests/mariadb.sh: mariadb-install-db not found (apt-get install mariadb-server)" >&2; exit 1; }
       local_user=""; [ "$(id -u)" = 0 ] && local_user="--user=root"
-      # shellcheck disable=SC2086
-      "$INSTALL_DB" --no-defaults $local_user --datadir="$dir/data" \
-        --auth-root-authentication-method=socket --skip-test-db \
-        --force \
-        >"$dir/install.log" 2>&1 || {
+      # Up to three tries: on a machine loaded by parallel builds and
+      # tests the bootstrap server has been seen to fail now and then.
+      ok=0
+      for try in 1 2 3; do
+        rm -rf "$dir/data"
+        # shellcheck disable=SC2086
+        if "$INSTALL_DB" --no-defaults $local_user --datadir="$dir/data" \
+             --auth-root-authentication-method=socket --skip-test-db \
+             --force >"$dir/install.log" 2>&1; then ok=1; break; fi
+        echo "tests/mariadb.sh: mariadb-install-db failed (try $try of 3):" >&2
+        grep -iE 'error|fail|abort' "$dir/install.log" | head -5 >&2
+        sleep 2
+      done
+      [ "$ok" = 1 ] || {
           echo "tests/mariadb.sh: mariadb-install-db failed, see $dir/install.log" >&2
           tail -20 "$dir/install.log" >&2; exit 1; }
       fresh=1

@@ -14,6 +14,12 @@
 # Every test is killed after MLOPSD_TEST_TIMEOUT seconds (default 600).
 # MLOPSD_TESTS=REGEX runs only the tests whose name matches.
 #
+# The unit counted everywhere is the scenario: one TEST function of a C
+# test (tests/check.h), one `scenario` (lib_fault.sh: `section`) of a
+# shell test (tests/lib.sh), one fuzz target (test_fuzz.sh).  A scenario
+# passes when every check in it passed; each check still prints its own
+# "ok NAME" / "not ok NAME" line for the reader.
+#
 # What a test prints (stdout or stderr, both are read):
 #   check: N passed, N failed[, N skipped]   its summary, once, at the end
 #   check: skip NAME: REASON                 one line per skipped scenario
