@@ -167,7 +167,9 @@ show_logs() {
 
 # ---- 1. private dockerd ------------------------------------------------------
 mkdir -p "$DATA" "$EXEC"
-"$DOCKERD" --data-root "$DATA" --exec-root "$EXEC" --pidfile "$WORK/d.pid" \
+# In a session of its own: a Ctrl-C reaches this script, whose trap takes
+# the stack down first, not dockerd directly.
+setsid "$DOCKERD" --data-root "$DATA" --exec-root "$EXEC" --pidfile "$WORK/d.pid" \
   -H "unix://$SOCK" --iptables=false --ip6tables=false --ip-forward=false \
   --ip-masq=false --bridge=none --log-level=warn >"$WORK/dockerd.log" 2>&1 &
 DPID=$!
@@ -182,6 +184,15 @@ if [ "$up" = 1 ]; then ok dockerd_started; else
   bad dockerd_started; echo "check: $pass passed, $fail failed"; exit 1
 fi
 say "dockerd $(dk version -f '{{.Server.Version}}'), data root $DATA"
+if [ -n "$CACHE" ]; then
+  # a kept data root keeps images only: no container, volume or network
+  # of an earlier (interrupted) run may leak into this one
+  ids=$(dk ps -aq)
+  # shellcheck disable=SC2086
+  [ -n "$ids" ] && dk rm -f $ids >/dev/null
+  dk volume prune -f >/dev/null
+  dk network prune -f >/dev/null
+fi
 
 # ---- 2. images ---------------------------------------------------------------
 mirror=${MLOPSD_DOCKER_MIRROR:-}
