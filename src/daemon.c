@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -145,6 +146,15 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
   *out = NULL;
   if (!o || !o->cfg)
     return err_set(e, ERR_INVAL, "daemon: cfg is required");
+  /* Memory under load (issue 16): glibc gave each allocating thread an
+   * arena of its own and, after a large buffer was freed, raised its mmap
+   * threshold so later large buffers stayed in the heap: 47 MB of
+   * anonymous RSS after a 60 s bench run, most of it free.  Two arenas,
+   * large buffers always mmap'd (returned on free), and the heap trimmed
+   * once 1 MiB is free at its top; plog's ticker also trims every 10 s. */
+  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
   d = calloc(1, sizeof(*d));
   if (!d)
     return err_set(e, ERR_NOMEM, "daemon: out of memory");

@@ -30,6 +30,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -67,6 +68,7 @@
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
 #define SEQ_FILE "plog-seq"
+#define TRIM_EVERY_MS 10000
 #define BUF_SLACK_CHUNKS 6 /* chunks beyond max_bytes: partly filled ones */
 
 struct shard {
@@ -161,6 +163,7 @@ struct plog {
   pthread_mutex_t tk_mu;
   pthread_cond_t tk_cv; /* kicks, stop, inflight reaching 0 */
   int stop, kicked;
+  int64_t last_trim_ms;
 };
 
 static _Thread_local int tl_shard = -1;
@@ -1121,6 +1124,17 @@ static void *tick_main(void *arg)
     if (p->stop)
       break;
     p->kicked = 0;
+    /* Give freed heap pages back to the kernel now and then (any arena,
+     * also free pages inside the heap): under a steady load the flusher
+     * and the HTTP threads free buffers that malloc otherwise keeps. */
+    if (now_ms() - p->last_trim_ms >= TRIM_EVERY_MS) {
+      p->last_trim_ms = now_ms();
+      pthread_mutex_unlock(&p->tk_mu);
+      malloc_trim(0);
+      pthread_mutex_lock(&p->tk_mu);
+      if (p->stop)
+        break;
+    }
     if (atomic_load(&p->inflight))
       continue;
     int need = atomic_load(&p->pending) > 0 ||
