@@ -6,6 +6,7 @@
 #                   tests against a throwaway MariaDB (tests/run.sh)
 #   make unit       unit tests only (no database)
 #   make asan       the whole suite under AddressSanitizer + UBSan
+#   make ubsan      the whole suite under UndefinedBehaviorSanitizer alone
 #   make tsan       the concurrency tests under ThreadSanitizer
 #   make valgrind   the daemon's integration tests, the daemon under valgrind
 #                   memcheck (zero errors and definite leaks required)
@@ -122,6 +123,14 @@ asan: deps
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  tests/run.sh build/asan all
+
+# UndefinedBehaviorSanitizer alone (faster than asan, no leak checks): the
+# whole suite, stopping at the first report.
+ubsan: deps
+	$(MAKE) BUILD=build/ubsan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=undefined -fno-sanitize-recover=undefined" tests-build
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  tests/run.sh build/ubsan all
 
 tsan: deps
 	$(MAKE) BUILD=build/tsan OPT="-O1 -g" SAN="-fsanitize=thread" tests-build

@@ -33,7 +33,7 @@
 #include "mlopsd/tmpl.h"
 #include "dag_int.h"
 
-#define DAG_SQL_FILE_MAX ((size_t)16 << 20)
+#define DAG_FIELD_FILE_MAX ((size_t)16 << 20)
 
 const char *dag_trigger_rule_name(enum dag_trigger_rule r)
 {
@@ -91,8 +91,8 @@ static void dag_free(struct dag *d)
     free(t->upstream);
     free(t->downstream);
     cJSON_Delete(t->fields);
-    free(t->sql_file_path);
-    free(t->sql_text);
+    free(t->file_path);
+    free(t->file_text);
   }
   free(d->tasks);
   free(d->topo);
@@ -196,19 +196,6 @@ int dag_sources_changed(const struct dag *d)
 
 /* ------------------------------------------------------------------ */
 /* templates                                                           */
-
-static enum tmpl_mode field_mode(const char *field)
-{
-  if (!strcmp(field, "sql"))
-    return TMPL_SQL;
-  if (!strcmp(field, "command"))
-    return TMPL_SHELL;
-  if (!strcmp(field, "url"))
-    return TMPL_URL;
-  if (!strcmp(field, "headers"))
-    return TMPL_HEADER;
-  return TMPL_PLAIN;
-}
 
 /* Names of the DAG's params, for tmpl_check (borrowed from d->params). */
 struct names {
@@ -320,12 +307,13 @@ static enum err_code check_tree(struct loader *L, const struct names *nm,
   return ERR_OK;
 }
 
+/* The templates in a value, in the mode of where it lands (a task
+ * field's: task_field.mode). */
 static enum err_code check_field_templates(struct loader *L,
                                            const struct names *nm,
-                                           const char *field, yaml_node_t *n,
-                                           const char *ctx)
+                                           enum tmpl_mode mode,
+                                           yaml_node_t *n, const char *ctx)
 {
-  enum tmpl_mode mode = field_mode(field);
   /* a list is an argv: no shell quoting applies */
   if (mode == TMPL_SHELL && n->type == YAML_SEQUENCE_NODE)
     mode = TMPL_PLAIN;
@@ -540,7 +528,7 @@ static enum err_code parse_callback(struct loader *L, const struct names *nm,
                     sval(node(L, p->key)), dagy_what_is(v));
     }
     if ((rc = dagy_json_of(L, headers, ctx, &cb->headers)) ||
-        (rc = check_field_templates(L, nm, "headers", headers, ctx)))
+        (rc = check_field_templates(L, nm, TMPL_HEADER, headers, ctx)))
       return rc;
   }
   if (body && !is_null(body)) {
@@ -696,8 +684,10 @@ static const cJSON *ctx_field_json(const struct task_ctx *t, const char *name)
   return cJSON_GetObjectItemCaseSensitive(t->field_user, name);
 }
 
-/* The sql_file the sql task will read (same rule as task_sql.c). */
-static char *resolve_sql_file(const char *dag_path, const char *rel)
+/* The file a file field names, as the task resolves it (task_sql.c):
+ * absolute, or found from the working directory, or next to the DAG
+ * file. */
+static char *resolve_file(const char *dag_path, const char *rel)
 {
   if (rel[0] == '/' || access(rel, F_OK) == 0)
     return strdup(rel);
@@ -731,30 +721,36 @@ static enum err_code add_source(struct loader *L, const char *path,
   return ERR_OK;
 }
 
-static enum err_code load_sql_file(struct loader *L, const struct names *nm,
-                                   struct dag_task *t, yaml_node_t *n,
-                                   const char *ctx)
+/* A file field (task_field.file): read the file it names (resolved as
+ * the task reads it), hash it into the DAG, watch it as a source and
+ * check its text in the field's template mode. */
+static enum err_code load_file_field(struct loader *L, const struct names *nm,
+                                     struct dag_task *t,
+                                     const struct task_field *f,
+                                     yaml_node_t *n, const char *ctx)
 {
   struct stat st;
   size_t len;
   struct err fe = {0};
-  if (!(t->sql_file_path = resolve_sql_file(L->path, sval(n))))
+  if (!(t->file_path = resolve_file(L->path, sval(n))))
     return err_set(L->e, ERR_NOMEM, "out of memory");
-  enum err_code rc = read_file(t->sql_file_path, DAG_SQL_FILE_MAX,
-                               &t->sql_text, &len, &st, &fe);
+  enum err_code rc = read_file(t->file_path, DAG_FIELD_FILE_MAX,
+                               &t->file_text, &len, &st, &fe);
   if (rc != ERR_OK)
     return dagy_fail_at(L, MARK(n), rc == ERR_NOMEM ? rc : ERR_PARSE,
-                   "%s: sql_file: %s", ctx, fe.msg);
+                        "%s: %s: %s", ctx, f->name, fe.msg);
   L->d->hash = fnv1a(L->d->hash, "\0", 1);
-  L->d->hash = fnv1a(L->d->hash, t->sql_text, len);
-  if ((rc = add_source(L, t->sql_file_path, &st)) != ERR_OK)
+  L->d->hash = fnv1a(L->d->hash, t->file_text, len);
+  if ((rc = add_source(L, t->file_path, &st)) != ERR_OK)
     return rc;
   char fctx[400];
-  snprintf(fctx, sizeof(fctx), "sql_file of %s", ctx);
-  if ((rc = check_text(L, nm, t->sql_text, TMPL_SQL, n, t->sql_file_path,
+  snprintf(fctx, sizeof(fctx), "%s of %s", f->name, ctx);
+  if ((rc = check_text(L, nm, t->file_text, f->mode, n, t->file_path,
                        fctx)) != ERR_OK)
     return rc;
-  return check_sql_split(L, t->sql_text, n, t->sql_file_path, fctx);
+  if (f->mode != TMPL_SQL)
+    return ERR_OK;
+  return check_sql_split(L, t->file_text, n, t->file_path, fctx);
 }
 
 /* Remembered per task for the second pass (depends_on positions). */
@@ -776,7 +772,8 @@ static enum err_code parse_task(struct loader *L, const struct names *nm,
 {
   enum err_code rc;
   char ctx[300];
-  yaml_node_t *idn = NULL, *typen = NULL, *sql_file = NULL;
+  yaml_node_t *idn = NULL, *typen = NULL, *file_node = NULL;
+  const struct task_field *file_field = NULL;
   tn->map = n;
   t->line = (int)n->start_mark.line + 1;
   t->col = (int)n->start_mark.column + 1;
@@ -879,14 +876,15 @@ static enum err_code parse_task(struct loader *L, const struct names *nm,
       return err_set(L->e, ERR_NOMEM, "out of memory");
     }
     if (f->templated &&
-        (rc = check_field_templates(L, nm, k, v, fctx)) != ERR_OK)
+        (rc = check_field_templates(L, nm, f->mode, v, fctx)) != ERR_OK)
       return rc;
-    if (!strcmp(k, "sql") && is_scalar(v) &&
+    if (f->mode == TMPL_SQL && !f->file && is_scalar(v) &&
         (rc = check_sql_split(L, sval(v), v, NULL, fctx)) != ERR_OK)
       return rc;
-    if (!strcmp(k, "sql_file") && is_scalar(v) && *sval(v) &&
-        !strcmp(t->type->name, "sql"))
-      sql_file = v;
+    if (f->file && is_scalar(v) && *sval(v)) {
+      file_node = v;
+      file_field = f;
+    }
   }
 
   /* required fields and one-of groups */
@@ -914,7 +912,8 @@ static enum err_code parse_task(struct loader *L, const struct names *nm,
     }
   }
 
-  if (sql_file && (rc = load_sql_file(L, nm, t, sql_file, ctx)) != ERR_OK)
+  if (file_node &&
+      (rc = load_file_field(L, nm, t, file_field, file_node, ctx)) != ERR_OK)
     return rc;
 
   /* the type's own check of values */

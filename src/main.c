@@ -75,12 +75,6 @@ int cli_wants_help(int argc, char **argv)
   return 0;
 }
 
-int cli_not_built(const char *what)
-{
-  fprintf(stderr, "mlopsd: '%s' is not built yet\n", what);
-  return CLI_FAIL;
-}
-
 int cli_load_config(struct cfg *c)
 {
   struct err e = {0};

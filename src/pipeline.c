@@ -871,6 +871,374 @@ static float *labels_of(const struct fstore_set *s, const size_t *idx,
   return y;
 }
 
+/* What pipeline_train's stages share; freed by ptrain_free. */
+struct ptrain {
+  struct registry *reg;
+  struct db_pool *db;
+  const struct spec *sp;
+  const struct pipeline_opts *o;
+  struct pipeline_result *res;
+  struct err *e;
+  char prefix[PIPELINE_RUN_ID_MAX + 1];
+  /* read, split, preprocessing */
+  struct fstore_set *s;        /* until the artefacts are written */
+  struct prep *prep;
+  size_t *tr, *va, n_tr, n_va;
+  float *xtr, *xva, *ytr, *yva;
+  char **names;
+  size_t nout;
+  char sql[FSTORE_SQL_MAX];    /* the training query, for meta.json */
+  struct registry_draft *draft;
+  double t_art;                /* seconds writing the artefacts */
+  /* the grid */
+  const char *objective, *eval_metric;
+  struct train_kv *kv;
+  size_t n_base, total;
+  int nbr, esr, nthread, width;
+  enum train_select sel;
+  struct train_data td;
+  /* the best trial so far */
+  struct train_result best;
+  size_t best_i;
+  char best_run[PIPELINE_RUN_ID_MAX + 16];
+  cJSON *best_params, *best_metrics;
+};
+
+static void ptrain_free(struct ptrain *T)
+{
+  registry_version_abort(T->draft);
+  cJSON_Delete(T->best_params);
+  cJSON_Delete(T->best_metrics);
+  train_result_free(&T->best);
+  fstore_set_free(T->s);
+  prep_destroy(T->prep);
+  free(T->tr);
+  free(T->va);
+  free(T->xtr);
+  free(T->xva);
+  free(T->ytr);
+  free(T->yva);
+  free_names(T->names, T->nout);
+  free(T->kv);
+}
+
+/* Stage 1: read the training rows of the logical date. */
+static enum err_code ptrain_read(struct ptrain *T)
+{
+  const struct spec *sp = T->sp;
+  const struct pipeline_opts *o = T->o;
+  struct fstore_set *s;
+  enum err_code rc;
+  plog(o, "reading %s for %s", sp->source.table, o->ds);
+  if ((rc = fstore_read_training(T->db, sp, o->ds, o->cancel, o->cancel_ud,
+                                 &T->s, T->e)))
+    return rc;
+  s = T->s;
+  T->res->n_rows = s->n_rows;
+  T->res->read_s = s->read_s;
+  T->res->arena_bytes = s->arena_bytes;
+  T->res->n_inputs = sp->n_features;
+  plog(o, "read %zu rows x %zu features in %.2f s (%.0f rows/s, %zu "
+          "distinct strings)",
+       s->n_rows, s->n_features, s->read_s,
+       s->read_s > 0 ? (double)s->n_rows / s->read_s : 0.0,
+       s->n_distinct_strings);
+  if (s->n_rows < 2)
+    return err_set(T->e, ERR_INVAL,
+                   "only %zu training row in %s for %s: need at least 2 to "
+                   "split",
+                   s->n_rows, sp->source.table, o->ds);
+  return ERR_OK;
+}
+
+/* Stage 2: split, fit the preprocessing on the training rows, transform
+ * both sides into XGBoost's matrices. */
+static enum err_code ptrain_prepare(struct ptrain *T)
+{
+  const struct spec *sp = T->sp;
+  struct fstore_set *s = T->s;
+  struct err *e = T->e;
+  enum err_code rc;
+  double t0 = mono_s();
+  if (sp->stratify && sp->task != SPEC_TASK_REGRESSION)
+    rc = prep_split_stratified(s->n_rows, s->labels, sp->target.n_classes,
+                               sp->val_fraction, sp->seed, &T->tr, &T->n_tr,
+                               &T->va, &T->n_va, e);
+  else
+    rc = prep_split(s->n_rows, sp->val_fraction, sp->seed, &T->tr, &T->n_tr,
+                    &T->va, &T->n_va, e);
+  if (rc)
+    return rc;
+  T->res->n_train = T->n_tr;
+  T->res->n_val = T->n_va;
+  if ((rc = prep_fit(sp, &s->input, T->tr, T->n_tr, &T->prep, e)))
+    return rc;
+  T->nout = prep_n_outputs(T->prep);
+  T->res->n_outputs = T->nout;
+  T->xtr = malloc(T->n_tr * T->nout * sizeof(float));
+  T->xva = malloc(T->n_va * T->nout * sizeof(float));
+  T->ytr = labels_of(s, T->tr, T->n_tr);
+  T->yva = labels_of(s, T->va, T->n_va);
+  T->names = xgb_names(T->prep, T->nout);
+  if (!T->xtr || !T->xva || !T->ytr || !T->yva || !T->names)
+    return err_set(e, ERR_NOMEM, "pipeline: out of memory for %zu x %zu "
+                                 "matrices",
+                   s->n_rows, T->nout);
+  if ((rc = prep_transform_rows(T->prep, &s->input, T->tr, T->n_tr, T->xtr,
+                                e)) ||
+      (rc = prep_transform_rows(T->prep, &s->input, T->va, T->n_va, T->xva,
+                                e)))
+    return rc;
+  T->res->prep_s = mono_s() - t0;
+  plog(T->o, "split %zu train / %zu validation rows (seed %llu%s); "
+             "preprocessing: %zu inputs -> %zu columns in %.2f s",
+       T->n_tr, T->n_va, (unsigned long long)sp->seed,
+       sp->stratify ? ", stratified" : "", sp->n_features, T->nout,
+       T->res->prep_s);
+  return ERR_OK;
+}
+
+/* Stage 3: the artefacts that need the raw columns, into a new draft;
+ * then the raw columns are freed. */
+static enum err_code ptrain_artefacts(struct ptrain *T)
+{
+  const struct spec *sp = T->sp;
+  struct fstore_set *s = T->s;
+  struct err *e = T->e;
+  char path[REGISTRY_PATH_MAX];
+  enum err_code rc;
+  double tw = mono_s();
+  if ((rc = registry_version_begin(T->reg, sp->name, &T->draft, e)))
+    return rc;
+  if ((rc = draft_path(T->draft, "preprocess.json", path, sizeof(path), e)) ||
+      (rc = prep_save_json(T->prep, path, e)))
+    return rc;
+  cJSON *ref = build_reference(sp, s, T->tr, T->n_tr);
+  if (!ref)
+    return err_set(e, ERR_NOMEM, "pipeline: out of memory building "
+                                 "reference.json");
+  if (!(rc = draft_path(T->draft, "reference.json", path, sizeof(path), e)))
+    rc = write_json(path, ref, 0, e);
+  cJSON_Delete(ref);
+  if (rc)
+    return rc;
+  if ((rc = write_validation(T->draft, sp, s, T->va, T->n_va, e)))
+    return rc;
+  size_t n_keys = 0;
+  if ((rc = write_train_keys(T->draft, s, T->tr, T->n_tr, &n_keys, e)))
+    return rc;
+  if (s->n_row_key_cols == 0)
+    plog(T->o, "%s has no primary key and the spec no source.key: no %s "
+               "(the validate gate will score on all validation rows)",
+         sp->source.table, PIPELINE_TRAIN_KEYS);
+  else if (n_keys != T->n_tr)
+    plog(T->o, "%s: %zu distinct row keys for %zu training rows",
+         PIPELINE_TRAIN_KEYS, n_keys, T->n_tr);
+  fstore_set_sha256(s, sp, T->res->data_sha256);
+  snprintf(T->sql, sizeof(T->sql), "%s", s->sql);
+  fstore_set_free(s);
+  T->s = NULL;
+  T->t_art = mono_s() - tw;
+  return ERR_OK;
+}
+
+/* Stage 4: the spec's fixed XGBoost params, the number of trials and the
+ * training settings of every trial. */
+static enum err_code ptrain_grid(struct ptrain *T)
+{
+  const struct spec *sp = T->sp;
+  const struct pipeline_opts *o = T->o;
+  T->objective = spec_param(sp, "objective");
+  T->kv = calloc(MAX_KV, sizeof(*T->kv));
+  if (!T->kv)
+    return err_set(T->e, ERR_NOMEM, "pipeline: out of memory");
+  for (size_t i = 0; i < sp->n_params; i++) {
+    const char *k = sp->params[i].key;
+    if (!strcmp(k, "objective") || !strcmp(k, "num_class") ||
+        !strcmp(k, "nthread") || !strcmp(k, "n_jobs"))
+      continue;
+    if (!strcmp(k, "eval_metric"))
+      T->eval_metric = sp->params[i].value; /* the last one stops early */
+    if (T->n_base + sp->n_grid >= MAX_KV)
+      return err_set(T->e, ERR_INVAL, "%s: more than %d xgboost params",
+                     sp->path, MAX_KV);
+    T->kv[T->n_base++] = (struct train_kv){k, sp->params[i].value};
+  }
+  T->total = sp->grid_size ? sp->grid_size : 1;
+  if (o->max_trials && o->max_trials < T->total)
+    T->total = o->max_trials;
+  T->nbr = o->num_boost_round > 0 ? o->num_boost_round : sp->num_boost_round;
+  T->esr = o->early_stopping_rounds > 0   ? o->early_stopping_rounds
+           : o->early_stopping_rounds < 0 ? 0
+                                          : sp->early_stopping_rounds;
+  T->nthread = o->nthread > 0 ? o->nthread : 1;
+  T->res->trials = calloc(T->total, sizeof(*T->res->trials));
+  if (!T->res->trials)
+    return err_set(T->e, ERR_NOMEM, "pipeline: out of memory");
+  T->width = T->total >= 1000 ? 4 : T->total >= 100 ? 3 : 2;
+  T->sel = select_of(sp->metric);
+  plog(o, "grid search: %zu trial%s of %zu, up to %d rounds, early "
+          "stopping %d, %d XGBoost thread%s, selection by %s",
+       T->total, T->total == 1 ? "" : "s", sp->grid_size, T->nbr, T->esr,
+       T->nthread, T->nthread == 1 ? "" : "s", spec_metric_name(sp->metric));
+  T->td = (struct train_data){.x_train = T->xtr, .y_train = T->ytr,
+                              .n_train = T->n_tr, .x_val = T->xva,
+                              .y_val = T->yva, .n_val = T->n_va,
+                              .nfeat = T->nout,
+                              .feature_names =
+                                  (const char *const *)T->names};
+  return ERR_OK;
+}
+
+/* Record trial t (run_id) in the registry's runs and keep it if it is the
+ * best so far (r, pj and mj are taken over in any case). */
+static enum err_code ptrain_record(struct ptrain *T, size_t t,
+                                   const char *run_id, struct train_result *r,
+                                   cJSON *pj, cJSON *mj)
+{
+  enum err_code rc =
+      registry_run_write(T->reg, T->sp->name, run_id, pj, mj, T->e);
+  int better = rc == ERR_OK &&
+               (t == 0 || train_better(T->sel, &r->metrics,
+                                       &T->best.metrics));
+  if (!better) {
+    train_result_free(r);
+    cJSON_Delete(pj);
+    cJSON_Delete(mj);
+    return rc;
+  }
+  train_result_free(&T->best);
+  T->best = *r;
+  T->best_i = t;
+  cJSON_Delete(T->best_params);
+  cJSON_Delete(T->best_metrics);
+  T->best_params = pj;
+  T->best_metrics = mj;
+  snprintf(T->best_run, sizeof(T->best_run), "%s", run_id);
+  return ERR_OK;
+}
+
+/* Stage 5, once per trial t of the grid: train, record, compare. */
+static enum err_code ptrain_trial(struct ptrain *T, size_t t)
+{
+  const struct spec *sp = T->sp;
+  const struct pipeline_opts *o = T->o;
+  struct err *e = T->e;
+  enum err_code rc;
+  if (o->cancel && o->cancel(o->cancel_ud))
+    return err_set(e, ERR_CANCELED, "training cancelled before trial %zu/%zu",
+                   t + 1, T->total);
+  size_t n_kv = T->n_base;
+  char desc[512];
+  size_t dl = 0;
+  desc[0] = '\0';
+  for (size_t a = 0; a < sp->n_grid; a++) {
+    const char *v = spec_grid_value(sp, t, a);
+    T->kv[n_kv++] = (struct train_kv){sp->grid[a].key, v};
+    if (dl < sizeof(desc))
+      dl += (size_t)snprintf(desc + dl, sizeof(desc) - dl, " %s=%s",
+                             sp->grid[a].key, v);
+  }
+  struct train_params tp = {
+      .objective = T->objective,
+      .num_class = sp->task == SPEC_TASK_MULTICLASS
+                       ? (int)sp->target.n_classes
+                       : 0,
+      .params = T->kv,
+      .n_params = n_kv,
+      .num_boost_round = T->nbr,
+      .early_stopping_rounds = T->esr,
+      .nthread = T->nthread,
+      .eval_metric = T->eval_metric,
+      .cancel = train_cancel,
+      .ud = (void *)o,
+  };
+  struct train_result r;
+  double t1 = mono_s();
+  if ((rc = train_fit(&T->td, &tp, &r, e))) {
+    err_prefix(e, "trial %zu/%zu%s", t + 1, T->total, desc);
+    return rc;
+  }
+  double secs = mono_s() - t1;
+  struct pipeline_trial *pt = &T->res->trials[t];
+  pt->m = r.metrics;
+  pt->best_iteration = r.best_iteration;
+  pt->rounds_run = r.rounds_run;
+  pt->n_trees = r.num_trees;
+  pt->seconds = secs;
+  T->res->n_trials = t + 1;
+
+  char run_id[PIPELINE_RUN_ID_MAX + 16];
+  if (snprintf(run_id, sizeof(run_id), "%s-t%0*zu", T->prefix, T->width,
+               t + 1) >= (int)sizeof(run_id)) {
+    train_result_free(&r);
+    return err_set(e, ERR_INTERNAL, "pipeline: run id too long");
+  }
+  cJSON *pj = params_json(T->objective, r.num_class > 2 ? r.num_class : 0,
+                          T->kv, n_kv, T->n_base);
+  cJSON *mj = metrics_json(sp, &r, secs);
+  if (pj) {
+    cJSON_AddNumberToObject(pj, "num_boost_round", T->nbr);
+    cJSON_AddNumberToObject(pj, "early_stopping_rounds", T->esr);
+  }
+  if (mj) {
+    cJSON_AddNumberToObject(mj, "trial", (double)t + 1);
+    cJSON_AddNumberToObject(mj, "trials", (double)T->total);
+    cJSON_AddStringToObject(mj, "logical_date", o->ds);
+  }
+  if (!pj || !mj) {
+    cJSON_Delete(pj);
+    cJSON_Delete(mj);
+    train_result_free(&r);
+    return err_set(e, ERR_NOMEM, "pipeline: out of memory");
+  }
+  if ((rc = ptrain_record(T, t, run_id, &r, pj, mj)))
+    return rc;
+  const char *mn = spec_metric_name(sp->metric);
+  plog(o, "trial %zu/%zu%s: %s=%.4f best so far %.4f (trial %zu) "
+          "[%d rounds, best %d, %.1f s]",
+       t + 1, T->total, desc, mn, pipeline_metric_value(sp->metric, &pt->m),
+       pipeline_metric_value(sp->metric, &T->best.metrics), T->best_i + 1,
+       pt->rounds_run, pt->best_iteration, secs);
+  return ERR_OK;
+}
+
+/* Stage 6: the best trial's model and meta.json into the draft, which
+ * becomes the next version. */
+static enum err_code ptrain_version(struct ptrain *T)
+{
+  struct err *e = T->e;
+  struct pipeline_result *res = T->res;
+  char path[REGISTRY_PATH_MAX];
+  enum err_code rc;
+  double tw = mono_s();
+  if ((rc = draft_path(T->draft, MODEL_FILE_NAME, path, sizeof(path), e)) ||
+      (rc = train_result_save(&T->best, path, e)))
+    return rc;
+  struct meta_in mi = {.sp = T->sp, .o = T->o, .res = res, .prep = T->prep,
+                       .sql = T->sql, .best_run = T->best_run,
+                       .params = T->best_params, .metrics = T->best_metrics,
+                       .best = &T->best, .objective = T->objective,
+                       .nthread = T->nthread, .num_boost_round = T->nbr,
+                       .early_stopping_rounds = T->esr};
+  T->best_params = T->best_metrics = NULL; /* taken by build_meta */
+  cJSON *meta = build_meta(&mi);
+  if (!meta)
+    return err_set(e, ERR_NOMEM, "pipeline: out of memory building "
+                                 "meta.json");
+  if (!(rc = draft_path(T->draft, "meta.json", path, sizeof(path), e)))
+    rc = write_json(path, meta, 1, e);
+  cJSON_Delete(meta);
+  if (rc)
+    return rc;
+  rc = registry_version_commit(T->draft, &res->version, e);
+  T->draft = NULL;
+  if (rc)
+    return rc;
+  res->write_s = mono_s() - tw + T->t_art;
+  return ERR_OK;
+}
+
 enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
                              const struct spec *sp,
                              const struct pipeline_opts *o,
@@ -881,334 +1249,49 @@ enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
   if (!reg || !db || !sp || !o || !o->ds)
     return err_set(e, ERR_INVAL, "pipeline: registry, database, spec and "
                                  "logical date are required");
-  struct fstore_set *s = NULL;
-  struct prep *prep = NULL;
-  struct registry_draft *draft = NULL;
-  size_t *tr = NULL, *va = NULL, n_tr = 0, n_va = 0;
-  float *xtr = NULL, *xva = NULL, *ytr = NULL, *yva = NULL;
-  char **names = NULL;
-  size_t nout = 0;
-  struct train_result best = {0};
-  struct train_kv *kv = NULL;
-  enum err_code rc;
-  char prefix[PIPELINE_RUN_ID_MAX + 1], path[REGISTRY_PATH_MAX];
-  cJSON *best_params = NULL, *best_metrics = NULL;
-
+  struct ptrain *T = calloc(1, sizeof(*T));
+  if (!T)
+    return err_set(e, ERR_NOMEM, "pipeline: out of memory");
+  *T = (struct ptrain){.reg = reg, .db = db, .sp = sp, .o = o, .res = res,
+                       .e = e};
   if (o->dag_run_id) {
-    pipeline_safe_name(o->dag_run_id, prefix, sizeof(prefix));
+    pipeline_safe_name(o->dag_run_id, T->prefix, sizeof(T->prefix));
   } else {
     char ts[32];
     utc_iso(ts, sizeof(ts), 1);
-    snprintf(prefix, sizeof(prefix), "adhoc-%s-%ld", ts, (long)getpid());
+    snprintf(T->prefix, sizeof(T->prefix), "adhoc-%s-%ld", ts,
+             (long)getpid());
   }
-  snprintf(res->run_prefix, sizeof(res->run_prefix), "%s", prefix);
+  snprintf(res->run_prefix, sizeof(res->run_prefix), "%s", T->prefix);
 
-  /* 1. read */
-  plog(o, "reading %s for %s", sp->source.table, o->ds);
-  if ((rc = fstore_read_training(db, sp, o->ds, o->cancel, o->cancel_ud, &s,
-                                 e)))
-    goto out;
-  res->n_rows = s->n_rows;
-  res->read_s = s->read_s;
-  res->arena_bytes = s->arena_bytes;
-  res->n_inputs = sp->n_features;
-  plog(o, "read %zu rows x %zu features in %.2f s (%.0f rows/s, %zu "
-          "distinct strings)",
-       s->n_rows, s->n_features, s->read_s,
-       s->read_s > 0 ? (double)s->n_rows / s->read_s : 0.0,
-       s->n_distinct_strings);
-  if (s->n_rows < 2) {
-    rc = err_set(e, ERR_INVAL,
-                 "only %zu training row in %s for %s: need at least 2 to "
-                 "split",
-                 s->n_rows, sp->source.table, o->ds);
-    goto out;
-  }
-
-  /* 2. split, fit, transform */
-  double t0 = mono_s();
-  if (sp->stratify && sp->task != SPEC_TASK_REGRESSION)
-    rc = prep_split_stratified(s->n_rows, s->labels, sp->target.n_classes,
-                               sp->val_fraction, sp->seed, &tr, &n_tr, &va,
-                               &n_va, e);
-  else
-    rc = prep_split(s->n_rows, sp->val_fraction, sp->seed, &tr, &n_tr, &va,
-                    &n_va, e);
-  if (rc)
-    goto out;
-  res->n_train = n_tr;
-  res->n_val = n_va;
-  if ((rc = prep_fit(sp, &s->input, tr, n_tr, &prep, e)))
-    goto out;
-  nout = prep_n_outputs(prep);
-  res->n_outputs = nout;
-  xtr = malloc(n_tr * nout * sizeof(float));
-  xva = malloc(n_va * nout * sizeof(float));
-  ytr = labels_of(s, tr, n_tr);
-  yva = labels_of(s, va, n_va);
-  names = xgb_names(prep, nout);
-  if (!xtr || !xva || !ytr || !yva || !names) {
-    rc = err_set(e, ERR_NOMEM, "pipeline: out of memory for %zu x %zu "
-                               "matrices",
-                 s->n_rows, nout);
-    goto out;
-  }
-  if ((rc = prep_transform_rows(prep, &s->input, tr, n_tr, xtr, e)) ||
-      (rc = prep_transform_rows(prep, &s->input, va, n_va, xva, e)))
-    goto out;
-  res->prep_s = mono_s() - t0;
-  plog(o, "split %zu train / %zu validation rows (seed %llu%s); "
-          "preprocessing: %zu inputs -> %zu columns in %.2f s",
-       n_tr, n_va, (unsigned long long)sp->seed,
-       sp->stratify ? ", stratified" : "", sp->n_features, nout, res->prep_s);
-
-  /* 3. artefacts that need the raw columns, into the draft */
-  double tw = mono_s();
-  if ((rc = registry_version_begin(reg, sp->name, &draft, e)))
-    goto out;
-  if ((rc = draft_path(draft, "preprocess.json", path, sizeof(path), e)) ||
-      (rc = prep_save_json(prep, path, e)))
-    goto out;
-  {
-    cJSON *ref = build_reference(sp, s, tr, n_tr);
-    if (!ref) {
-      rc = err_set(e, ERR_NOMEM, "pipeline: out of memory building "
-                                 "reference.json");
-      goto out;
-    }
-    if (!(rc = draft_path(draft, "reference.json", path, sizeof(path), e)))
-      rc = write_json(path, ref, 0, e);
-    cJSON_Delete(ref);
-    if (rc)
-      goto out;
-  }
-  if ((rc = write_validation(draft, sp, s, va, n_va, e)))
-    goto out;
-  {
-    size_t n_keys = 0;
-    if ((rc = write_train_keys(draft, s, tr, n_tr, &n_keys, e)))
-      goto out;
-    if (s->n_row_key_cols == 0)
-      plog(o, "%s has no primary key and the spec no source.key: no %s "
-              "(the validate gate will score on all validation rows)",
-           sp->source.table, PIPELINE_TRAIN_KEYS);
-    else if (n_keys != n_tr)
-      plog(o, "%s: %zu distinct row keys for %zu training rows",
-           PIPELINE_TRAIN_KEYS, n_keys, n_tr);
-  }
-  fstore_set_sha256(s, sp, res->data_sha256);
-  char sql[FSTORE_SQL_MAX];
-  snprintf(sql, sizeof(sql), "%s", s->sql);
-  fstore_set_free(s);
-  s = NULL;
-  double t_art = mono_s() - tw;
-
-  /* 4. the grid */
-  const char *objective = spec_param(sp, "objective");
-  const char *eval_metric = NULL;
-  size_t n_base = 0;
-  kv = calloc(MAX_KV, sizeof(*kv));
-  if (!kv) {
-    rc = err_set(e, ERR_NOMEM, "pipeline: out of memory");
-    goto out;
-  }
-  for (size_t i = 0; i < sp->n_params; i++) {
-    const char *k = sp->params[i].key;
-    if (!strcmp(k, "objective") || !strcmp(k, "num_class") ||
-        !strcmp(k, "nthread") || !strcmp(k, "n_jobs"))
-      continue;
-    if (!strcmp(k, "eval_metric"))
-      eval_metric = sp->params[i].value; /* the last one stops early */
-    if (n_base + sp->n_grid >= MAX_KV) {
-      rc = err_set(e, ERR_INVAL, "%s: more than %d xgboost params", sp->path,
-                   MAX_KV);
-      goto out;
-    }
-    kv[n_base++] = (struct train_kv){k, sp->params[i].value};
-  }
-  size_t total = sp->grid_size ? sp->grid_size : 1;
-  if (o->max_trials && o->max_trials < total)
-    total = o->max_trials;
-  int nbr = o->num_boost_round > 0 ? o->num_boost_round : sp->num_boost_round;
-  int esr = o->early_stopping_rounds > 0   ? o->early_stopping_rounds
-            : o->early_stopping_rounds < 0 ? 0
-                                           : sp->early_stopping_rounds;
-  int nthread = o->nthread > 0 ? o->nthread : 1;
-  res->trials = calloc(total, sizeof(*res->trials));
-  if (!res->trials) {
-    rc = err_set(e, ERR_NOMEM, "pipeline: out of memory");
-    goto out;
-  }
-  int width = total >= 1000 ? 4 : total >= 100 ? 3 : 2;
-  enum train_select sel = select_of(sp->metric);
-  plog(o, "grid search: %zu trial%s of %zu, up to %d rounds, early "
-          "stopping %d, %d XGBoost thread%s, selection by %s",
-       total, total == 1 ? "" : "s", sp->grid_size, nbr, esr, nthread,
-       nthread == 1 ? "" : "s", spec_metric_name(sp->metric));
+  enum err_code rc = ptrain_read(T);
+  if (!rc)
+    rc = ptrain_prepare(T);
+  if (!rc)
+    rc = ptrain_artefacts(T);
+  if (!rc)
+    rc = ptrain_grid(T);
   double ts0 = mono_s();
-  struct train_data td = {.x_train = xtr, .y_train = ytr, .n_train = n_tr,
-                          .x_val = xva, .y_val = yva, .n_val = n_va,
-                          .nfeat = nout,
-                          .feature_names = (const char *const *)names};
-  size_t best_i = 0;
-  char best_run[PIPELINE_RUN_ID_MAX + 16] = "";
-  for (size_t t = 0; t < total; t++) {
-    if (o->cancel && o->cancel(o->cancel_ud)) {
-      rc = err_set(e, ERR_CANCELED, "training cancelled before trial %zu/%zu",
-                   t + 1, total);
-      goto out;
-    }
-    size_t n_kv = n_base;
-    char desc[512];
-    size_t dl = 0;
-    desc[0] = '\0';
-    for (size_t a = 0; a < sp->n_grid; a++) {
-      const char *v = spec_grid_value(sp, t, a);
-      kv[n_kv++] = (struct train_kv){sp->grid[a].key, v};
-      if (dl < sizeof(desc))
-        dl += (size_t)snprintf(desc + dl, sizeof(desc) - dl, " %s=%s",
-                               sp->grid[a].key, v);
-    }
-    struct train_params tp = {
-        .objective = objective,
-        .num_class = sp->task == SPEC_TASK_MULTICLASS
-                         ? (int)sp->target.n_classes
-                         : 0,
-        .params = kv,
-        .n_params = n_kv,
-        .num_boost_round = nbr,
-        .early_stopping_rounds = esr,
-        .nthread = nthread,
-        .eval_metric = eval_metric,
-        .cancel = train_cancel,
-        .ud = (void *)o,
-    };
-    struct train_result r;
-    double t1 = mono_s();
-    if ((rc = train_fit(&td, &tp, &r, e))) {
-      err_prefix(e, "trial %zu/%zu%s", t + 1, total, desc);
-      goto out;
-    }
-    double secs = mono_s() - t1;
-    struct pipeline_trial *pt = &res->trials[t];
-    pt->m = r.metrics;
-    pt->best_iteration = r.best_iteration;
-    pt->rounds_run = r.rounds_run;
-    pt->n_trees = r.num_trees;
-    pt->seconds = secs;
-    res->n_trials = t + 1;
-
-    char run_id[PIPELINE_RUN_ID_MAX + 16];
-    if (snprintf(run_id, sizeof(run_id), "%s-t%0*zu", prefix, width,
-                 t + 1) >= (int)sizeof(run_id)) {
-      train_result_free(&r);
-      rc = err_set(e, ERR_INTERNAL, "pipeline: run id too long");
-      goto out;
-    }
-    cJSON *pj = params_json(objective, r.num_class > 2 ? r.num_class : 0, kv,
-                            n_kv, n_base);
-    cJSON *mj = metrics_json(sp, &r, secs);
-    if (pj) {
-      cJSON_AddNumberToObject(pj, "num_boost_round", nbr);
-      cJSON_AddNumberToObject(pj, "early_stopping_rounds", esr);
-    }
-    if (mj) {
-      cJSON_AddNumberToObject(mj, "trial", (double)t + 1);
-      cJSON_AddNumberToObject(mj, "trials", (double)total);
-      cJSON_AddStringToObject(mj, "logical_date", o->ds);
-    }
-    if (!pj || !mj) {
-      cJSON_Delete(pj);
-      cJSON_Delete(mj);
-      train_result_free(&r);
-      rc = err_set(e, ERR_NOMEM, "pipeline: out of memory");
-      goto out;
-    }
-    rc = registry_run_write(reg, sp->name, run_id, pj, mj, e);
-    if (rc) {
-      cJSON_Delete(pj);
-      cJSON_Delete(mj);
-      train_result_free(&r);
-      goto out;
-    }
-    int better = t == 0 || train_better(sel, &r.metrics, &best.metrics);
-    if (better) {
-      train_result_free(&best);
-      best = r;
-      best_i = t;
-      cJSON_Delete(best_params);
-      cJSON_Delete(best_metrics);
-      best_params = pj;
-      best_metrics = mj;
-      snprintf(best_run, sizeof(best_run), "%s", run_id);
-    } else {
-      train_result_free(&r);
-      cJSON_Delete(pj);
-      cJSON_Delete(mj);
-    }
-    const char *mn = spec_metric_name(sp->metric);
-    plog(o, "trial %zu/%zu%s: %s=%.4f best so far %.4f (trial %zu) "
-            "[%d rounds, best %d, %.1f s]",
-         t + 1, total, desc, mn, pipeline_metric_value(sp->metric, &pt->m),
-         pipeline_metric_value(sp->metric, &best.metrics), best_i + 1,
-         pt->rounds_run, pt->best_iteration, secs);
+  for (size_t t = 0; !rc && t < T->total; t++)
+    rc = ptrain_trial(T, t);
+  if (!rc) {
+    res->search_s = mono_s() - ts0;
+    res->best_trial = T->best_i;
+    res->best = T->best.metrics;
+    rc = ptrain_version(T);
   }
-  res->search_s = mono_s() - ts0;
-  res->best_trial = best_i;
-  res->best = best.metrics;
-
-  /* 5. the version */
-  tw = mono_s();
-  if ((rc = draft_path(draft, MODEL_FILE_NAME, path, sizeof(path), e)) ||
-      (rc = train_result_save(&best, path, e)))
-    goto out;
-  {
-    struct meta_in mi = {.sp = sp, .o = o, .res = res, .prep = prep,
-                         .sql = sql, .best_run = best_run,
-                         .params = best_params, .metrics = best_metrics,
-                         .best = &best, .objective = objective,
-                         .nthread = nthread, .num_boost_round = nbr,
-                         .early_stopping_rounds = esr};
-    best_params = best_metrics = NULL; /* taken by build_meta */
-    cJSON *meta = build_meta(&mi);
-    if (!meta) {
-      rc = err_set(e, ERR_NOMEM, "pipeline: out of memory building "
-                                 "meta.json");
-      goto out;
-    }
-    if (!(rc = draft_path(draft, "meta.json", path, sizeof(path), e)))
-      rc = write_json(path, meta, 1, e);
-    cJSON_Delete(meta);
-    if (rc)
-      goto out;
+  if (!rc) {
+    res->total_s = mono_s() - t_start;
+    plog(o, "registered %s version %d from trial %zu/%zu (%s): "
+            "accuracy=%.4f f1_macro=%.4f logloss=%.4f; %zu rows, data "
+            "sha256 %.12s; total %.1f s",
+         sp->name, res->version, T->best_i + 1, res->n_trials, T->best_run,
+         T->best.metrics.accuracy, T->best.metrics.f1_macro,
+         T->best.metrics.logloss, res->n_rows, res->data_sha256,
+         res->total_s);
   }
-  rc = registry_version_commit(draft, &res->version, e);
-  draft = NULL;
-  if (rc)
-    goto out;
-  res->write_s = mono_s() - tw + t_art;
-  res->total_s = mono_s() - t_start;
-  plog(o, "registered %s version %d from trial %zu/%zu (%s): accuracy=%.4f "
-          "f1_macro=%.4f logloss=%.4f; %zu rows, data sha256 %.12s; total "
-          "%.1f s",
-       sp->name, res->version, best_i + 1, res->n_trials, best_run,
-       best.metrics.accuracy, best.metrics.f1_macro, best.metrics.logloss,
-       res->n_rows, res->data_sha256, res->total_s);
-out:
-  registry_version_abort(draft);
-  cJSON_Delete(best_params);
-  cJSON_Delete(best_metrics);
-  train_result_free(&best);
-  fstore_set_free(s);
-  prep_destroy(prep);
-  free(tr);
-  free(va);
-  free(xtr);
-  free(xva);
-  free(ytr);
-  free(yva);
-  free_names(names, nout);
-  free(kv);
+  ptrain_free(T);
+  free(T);
   if (rc)
     pipeline_result_free(res);
   return rc;

@@ -328,211 +328,298 @@ static int member_value(void *ctx, size_t i, const char *name,
 
 /* ---- POST /predict ---------------------------------------------------- */
 
-static void do_predict(struct predict *p, struct http_req *req,
-                       struct http_resp *resp, const char *name)
-{
-  int64_t t0 = mono_ns();
-  int64_t created = wall_us();
-  struct serving_model *m = NULL;
-  cJSON *root = NULL;
-  struct scratch *s = scratch_get();
-  size_t len = 0, n = 0;
+/* One request on its way through do_predict's stages.  Each stage
+ * returns 0 to go on, or -1 when it has answered (and counted the
+ * reject). */
+struct preq {
+  struct predict *p;
+  struct http_resp *resp;
+  struct scratch *s;
+  struct serving_model *m;     /* acquired, released by do_predict */
+  const struct spec *sp;
   const char *body;
+  size_t len;
+  struct reqjson_scan sc;      /* spans of data's items */
+  cJSON *root;                 /* in the thread's arena */
+  const cJSON *data;
+  int batch;
+  size_t n, nfeat, od;         /* items, model inputs, outputs per item */
+  size_t nf, more;             /* fields listed in a 400, and not listed */
+  int wrc;                     /* a write into resp failed */
+  int64_t t0, created;
+};
 
-  if (!s) {
-    reject(p, R_INTERNAL);
-    http_resp_error(resp, 500, "out of memory");
-    return;
-  }
-  s->n_printed = 0;
+static int answer_500_oom(struct preq *q, const char *msg)
+{
+  reject(q->p, R_INTERNAL);
+  http_resp_error(q->resp, 500, "%s", msg);
+  return -1;
+}
+
+static int answer_log_full(struct preq *q)
+{
+  reject(q->p, R_LOG_FULL);
+  http_resp_error(q->resp, 503, "prediction log is full; try again later");
+  if (http_resp_header(q->resp, "Retry-After", "1") != ERR_OK)
+    LOG_D(MOD, "Retry-After header not set");
+  return -1;
+}
+
+/* Stage 1: a JSON body, for a model that is served (q->m acquired). */
+static int preq_admit(struct preq *q, struct http_req *req,
+                      const char *name)
+{
+  struct predict *p = q->p;
   if (!ctype_json(http_req_content_type(req))) {
     reject(p, R_CTYPE);
     const char *ct = http_req_content_type(req);
-    http_resp_error(resp, 415,
+    http_resp_error(q->resp, 415,
                     "unsupported content type '%.100s': send "
                     "application/json",
                     ct ? ct : "(none)");
-    return;
+    return -1;
   }
-  switch (serving_acquire(p->sv, name, &m)) {
+  switch (serving_acquire(p->sv, name, &q->m)) {
   case SERVING_OK:
     break;
   case SERVING_UNKNOWN:
     reject(p, R_UNKNOWN);
-    http_resp_error(resp, 404, "unknown model '%.128s'", name);
-    return;
+    http_resp_error(q->resp, 404, "unknown model '%.128s'", name);
+    return -1;
   default:
     reject(p, R_NOT_DEPLOYED);
-    http_resp_error(resp, 503, "no model deployed for '%.128s'",
+    http_resp_error(q->resp, 503, "no model deployed for '%.128s'",
                     name ? name : serving_default_name(p->sv));
-    return;
+    return -1;
   }
-  const struct spec *sp = serving_model_spec(m);
-  body = http_req_body(req, &len);
+  q->sp = serving_model_spec(q->m);
+  q->body = http_req_body(req, &q->len);
+  return 0;
+}
+
+/* Stage 2: scan the body (reqjson_scan: spans of the items) and parse it
+ * into the thread's arena. */
+static int preq_parse(struct preq *q)
+{
+  struct predict *p = q->p;
+  struct scratch *s = q->s;
   size_t ws = 0;
-  while (ws < len && (body[ws] == ' ' || body[ws] == '\n' ||
-                      body[ws] == '\r' || body[ws] == '\t'))
+  while (ws < q->len && (q->body[ws] == ' ' || q->body[ws] == '\n' ||
+                         q->body[ws] == '\r' || q->body[ws] == '\t'))
     ws++;
-  if (ws == len) {
+  if (ws == q->len) {
     reject(p, R_EMPTY);
-    http_resp_error(resp, 400, "empty request body: send {\"data\": "
-                               "{...}} or {\"data\": [{...}, ...]}");
-    goto out;
+    http_resp_error(q->resp, 400, "empty request body: send {\"data\": "
+                                  "{...}} or {\"data\": [{...}, ...]}");
+    return -1;
   }
   if (!s->spans &&
-      VEC_RESERVE(s->spans, s->spans_cap, p->max_batch + 1)) {
-    reject(p, R_INTERNAL);
-    http_resp_error(resp, 500, "out of memory");
-    goto out;
-  }
-  struct reqjson_scan sc = {.items = s->spans, .items_cap = s->spans_cap};
-  if (reqjson_scan(body, len, &sc) != 0) {
-    if (strcmp(sc.err, "invalid UTF-8") == 0) {
+      VEC_RESERVE(s->spans, s->spans_cap, p->max_batch + 1))
+    return answer_500_oom(q, "out of memory");
+  q->sc.items = s->spans;
+  q->sc.items_cap = s->spans_cap;
+  if (reqjson_scan(q->body, q->len, &q->sc) != 0) {
+    if (strcmp(q->sc.err, "invalid UTF-8") == 0) {
       reject(p, R_UTF8);
-      http_resp_error(resp, 400,
+      http_resp_error(q->resp, 400,
                       "request body is not valid UTF-8 (byte %zu)",
-                      sc.err_pos);
+                      q->sc.err_pos);
     } else {
       reject(p, R_JSON);
-      http_resp_error(resp, 400,
+      http_resp_error(q->resp, 400,
                       "malformed JSON: %s at line %d, column %d (byte %zu)",
-                      sc.err, sc.err_line, sc.err_col, sc.err_pos);
+                      q->sc.err, q->sc.err_line, q->sc.err_col,
+                      q->sc.err_pos);
     }
-    goto out;
+    return -1;
   }
   tl_arena.used = 0;
   tl_arena.spilled = 0;
   tl_arena.active = 1;
   /* the scan proved the body valid: build cJSON's tree without cJSON's
    * second validation (reqjson.h) */
-  enum err_code trc = reqjson_parse(body, len, arena_alloc, &root);
+  enum err_code trc = reqjson_parse(q->body, q->len, arena_alloc, &q->root);
   tl_arena.active = 0;
-  if (trc != ERR_OK) {
-    reject(p, R_INTERNAL);
-    http_resp_error(resp, 500, "out of memory parsing the request");
-    goto out;
-  }
-  /* shape: {"data": {...}} or {"data": [{...}, ...]} */
-  size_t nf = 0, more = 0;
-  int wrc = 0, n_data = 0;
-  if (!cJSON_IsObject(root)) {
+  if (trc != ERR_OK)
+    return answer_500_oom(q, "out of memory parsing the request");
+  return 0;
+}
+
+/* Stage 3, the shape: {"data": {...}} or {"data": [{...}, ...]} with
+ * 1..max_batch items; scratch sized for them. */
+static int preq_shape(struct preq *q)
+{
+  struct predict *p = q->p;
+  struct http_resp *resp = q->resp;
+  if (!cJSON_IsObject(q->root)) {
     reject(p, R_SHAPE);
     http_resp_error(resp, 400, "request body must be a JSON object "
                                "{\"data\": ...}");
-    goto out;
+    return -1;
   }
-  for (const cJSON *k = root->child; k; k = k->next) {
+  int n_data = 0;
+  for (const cJSON *k = q->root->child; k; k = k->next) {
     if (k->string && strcmp(k->string, "data") == 0) {
       if (n_data++)
-        wrc |= add_field(resp, &nf, &more, "data", 0, 0, "",
-                         "duplicate field");
+        q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "",
+                            "duplicate field");
     } else {
-      wrc |= add_field(resp, &nf, &more, "", 0, 0,
-                       k->string ? k->string : "", "unknown field");
+      q->wrc |= add_field(resp, &q->nf, &q->more, "", 0, 0,
+                          k->string ? k->string : "", "unknown field");
     }
   }
-  const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
-  int batch = cJSON_IsArray(data);
+  const cJSON *data = cJSON_GetObjectItemCaseSensitive(q->root, "data");
+  q->data = data;
+  q->batch = cJSON_IsArray(data);
   if (!data) {
-    wrc |= add_field(resp, &nf, &more, "data", 0, 0, "", "is required");
-  } else if (batch) {
-    n = (size_t)cJSON_GetArraySize(data);
-    if (n == 0)
-      wrc |= add_field(resp, &nf, &more, "data", 0, 0, "",
-                       "must not be an empty list");
-    else if (n > p->max_batch) {
+    q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "",
+                        "is required");
+  } else if (q->batch) {
+    q->n = (size_t)cJSON_GetArraySize(data);
+    if (q->n == 0) {
+      q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "",
+                          "must not be an empty list");
+    } else if (q->n > p->max_batch) {
       char msg[64];
       snprintf(msg, sizeof(msg), "at most %zu items per request",
                p->max_batch);
-      wrc |= add_field(resp, &nf, &more, "data", 0, 0, "", msg);
+      q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "", msg);
     }
   } else if (cJSON_IsObject(data)) {
-    n = 1;
+    q->n = 1;
   } else {
-    wrc |= add_field(resp, &nf, &more, "data", 0, 0, "",
-                     "must be an object or a list of objects");
+    q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "",
+                        "must be an object or a list of objects");
   }
-  if (nf) {
+  if (q->nf) {
     reject(p, R_SHAPE);
-    end_fields(resp, nf, more);
-    goto out;
+    end_fields(resp, q->nf, q->more);
+    return -1;
   }
-  size_t nfeat = serving_model_nfeat(m), od = serving_model_out_dim(m);
-  if (scratch_fit(s, n, nfeat, od, sp->n_features)) {
-    reject(p, R_INTERNAL);
-    http_resp_error(resp, 500, "out of memory");
-    goto out;
+  q->nfeat = serving_model_nfeat(q->m);
+  q->od = serving_model_out_dim(q->m);
+  if (scratch_fit(q->s, q->n, q->nfeat, q->od, q->sp->n_features))
+    return answer_500_oom(q, "out of memory");
+  return 0;
+}
+
+/* Stage 4: validate every item against the spec, reporting every bad
+ * field; then ask the prediction log for room. */
+static int preq_validate(struct preq *q)
+{
+  struct scratch *s = q->s;
+  const struct spec *sp = q->sp;
+  size_t i = 0;
+  const cJSON *it = q->batch ? q->data->child : q->data;
+  for (; it && i < q->n; it = q->batch ? it->next : NULL, i++) {
+    s->items[i] = it;
+    /* also records each feature's member for the preprocessing */
+    if (spec_validate_request_members(sp, it, &s->rep,
+                                      s->byf + i * sp->n_features) ==
+        ERR_OK)
+      continue;
+    for (size_t k = 0; k < s->rep.n; k++)
+      q->wrc |= add_field(q->resp, &q->nf, &q->more, "data", i, q->batch,
+                          s->rep.e[k].field, s->rep.e[k].msg);
+    q->more += s->rep.n_more;
   }
-  /* validate every item, report every bad field */
-  {
-    size_t i = 0;
-    const cJSON *it = batch ? data->child : data;
-    for (; it && i < n; it = batch ? it->next : NULL, i++) {
-      s->items[i] = it;
-      /* also records each feature's member for the preprocessing */
-      if (spec_validate_request_members(sp, it, &s->rep,
-                                        s->byf + i * sp->n_features) ==
-          ERR_OK)
-        continue;
-      for (size_t k = 0; k < s->rep.n; k++)
-        wrc |= add_field(resp, &nf, &more, "data", i, batch,
-                         s->rep.e[k].field, s->rep.e[k].msg);
-      more += s->rep.n_more;
-    }
+  if (q->nf || q->more) {
+    reject(q->p, R_INPUT);
+    end_fields(q->resp, q->nf, q->more);
+    return -1;
   }
-  if (nf || more) {
-    reject(p, R_INPUT);
-    end_fields(resp, nf, more);
-    goto out;
-  }
-  if (wrc) {
-    reject(p, R_INTERNAL);
-    http_resp_error(resp, 500, "out of memory");
-    goto out;
-  }
-  if (p->pl && plog_admit(p->pl, n) != ERR_OK) {
-    reject(p, R_LOG_FULL);
-    http_resp_error(resp, 503, "prediction log is full; try again later");
-    if (http_resp_header(resp, "Retry-After", "1") != ERR_OK)
-      LOG_D(MOD, "Retry-After header not set");
-    goto out;
-  }
-  const struct prep *pr = serving_model_prep(m);
-  for (size_t i = 0; i < n; i++) {
+  if (q->wrc)
+    return answer_500_oom(q, "out of memory");
+  if (q->p->pl && plog_admit(q->p->pl, q->n) != ERR_OK)
+    return answer_log_full(q);
+  return 0;
+}
+
+/* Stage 5: the version's preprocessing into scratch rows, then the
+ * model. */
+static int preq_predict(struct preq *q)
+{
+  struct scratch *s = q->s;
+  const struct prep *pr = serving_model_prep(q->m);
+  for (size_t i = 0; i < q->n; i++) {
     struct err e = {0};
     /* the members by feature index, found by the validation */
-    if (prep_transform_one(pr, member_value, s->byf + i * sp->n_features,
-                           s->rows + i * nfeat, &e) != ERR_OK) {
-      reject(p, R_INPUT);
-      http_resp_clear(resp);
-      (void)add_field(resp, &nf, &more, "data", i, batch, "", e.msg);
-      end_fields(resp, nf, more);
-      goto out;
+    if (prep_transform_one(pr, member_value, s->byf + i * q->sp->n_features,
+                           s->rows + i * q->nfeat, &e) != ERR_OK) {
+      reject(q->p, R_INPUT);
+      http_resp_clear(q->resp);
+      (void)add_field(q->resp, &q->nf, &q->more, "data", i, q->batch, "",
+                      e.msg);
+      end_fields(q->resp, q->nf, q->more);
+      return -1;
     }
   }
-  {
-    struct err e = {0};
-    if (model_predict(serving_model_model(m), s->rows, n, s->out, &e) !=
-        ERR_OK) {
-      reject(p, R_INTERNAL);
-      LOG_E(MOD, "model=%s version=%d predict failed: %s",
-            serving_model_name(m), serving_model_version(m), e.msg);
-      http_resp_error(resp, 500, "prediction failed");
-      goto out;
-    }
+  struct err e = {0};
+  if (model_predict(serving_model_model(q->m), s->rows, q->n, s->out, &e) !=
+      ERR_OK) {
+    reject(q->p, R_INTERNAL);
+    LOG_E(MOD, "model=%s version=%d predict failed: %s",
+          serving_model_name(q->m), serving_model_version(q->m), e.msg);
+    http_resp_error(q->resp, 500, "prediction failed");
+    return -1;
   }
-  int elapsed = (int)((mono_ns() - t0 + 500000) / 1000000);
+  return 0;
+}
+
+/* The log row of item i: its bytes as received (the scan's span) or, past
+ * the spans, printed again. */
+static void preq_log_row(struct preq *q, size_t i, const char *ctxt,
+                         size_t clen, const char *label, double conf,
+                         double value, int elapsed)
+{
+  struct scratch *s = q->s;
+  struct plog_row *lr = &s->lrows[i];
+  const struct reqjson_span *span =
+      q->batch ? (i < q->sc.items_cap ? &s->spans[i] : NULL)
+               : (q->sc.has_data ? &q->sc.data : NULL);
+  if (span) {
+    lr->features = q->body + span->start;
+    lr->features_len = span->end - span->start;
+  } else {
+    char *txt = cJSON_PrintUnformatted(s->items[i]);
+    s->printed[s->n_printed++] = txt;
+    lr->features = txt ? txt : "{}";
+    lr->features_len = txt ? strlen(txt) : 2;
+  }
+  lr->customer_id = ctxt;
+  lr->customer_id_len = clen;
+  if (label) {
+    lr->prediction = label;
+  } else {
+    snprintf(s->cid[i], CID_TEXT, "%.6g", value);
+    lr->prediction = s->cid[i];
+  }
+  lr->confidence = label ? conf : 0;
+  lr->elapsed_ms = elapsed;
+  lr->created_us = q->created;
+  lr->model = serving_model_name(q->m);
+  lr->model_version = serving_model_version(q->m);
+}
+
+/* Stage 6: the answer, one object per item, and the items' log rows. */
+static int preq_answer(struct preq *q)
+{
+  struct scratch *s = q->s;
+  struct http_resp *resp = q->resp;
+  int wrc = 0;
+  int elapsed = (int)((mono_ns() - q->t0 + 500000) / 1000000);
   size_t vlen;
-  const char *vjson = serving_model_version_json(m, &vlen);
-  if (batch)
+  const char *vjson = serving_model_version_json(q->m, &vlen);
+  if (q->batch)
     wrc |= W(resp, "[");
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < q->n; i++) {
     const char *label, *ctxt;
     double conf, value;
     size_t clen;
     const cJSON *cval;
-    int idx = serving_model_decide(m, s->out + i * od, &label, &conf, &value);
-    customer_id(sp, s->items[i], s->cid[i], &ctxt, &clen, &cval);
+    int idx = serving_model_decide(q->m, s->out + i * q->od, &label, &conf,
+                                   &value);
+    customer_id(q->sp, s->items[i], s->cid[i], &ctxt, &clen, &cval);
     if (i)
       wrc |= W(resp, ",");
     wrc |= W(resp, "{\"customer_id\":");
@@ -556,63 +643,56 @@ static void do_predict(struct predict *p, struct http_req *req,
     wrc |= W(resp, ",\"model_version\":");
     wrc |= http_resp_write(resp, vjson, vlen);
     wrc |= W(resp, "}");
-
-    struct plog_row *lr = &s->lrows[i];
-    const struct reqjson_span *span =
-        batch ? (i < sc.items_cap ? &s->spans[i] : NULL)
-              : (sc.has_data ? &sc.data : NULL);
-    if (span) {
-      lr->features = body + span->start;
-      lr->features_len = span->end - span->start;
-    } else {
-      char *txt = cJSON_PrintUnformatted(s->items[i]);
-      s->printed[s->n_printed++] = txt;
-      lr->features = txt ? txt : "{}";
-      lr->features_len = txt ? strlen(txt) : 2;
-    }
-    lr->customer_id = ctxt;
-    lr->customer_id_len = clen;
-    if (label) {
-      lr->prediction = label;
-    } else {
-      snprintf(s->cid[i], CID_TEXT, "%.6g", value);
-      lr->prediction = s->cid[i];
-    }
-    lr->confidence = label ? conf : 0;
-    lr->elapsed_ms = elapsed;
-    lr->created_us = created;
-    lr->model = serving_model_name(m);
-    lr->model_version = serving_model_version(m);
+    preq_log_row(q, i, ctxt, clen, label, conf, value, elapsed);
     s->cls[i] = idx;
   }
-  if (batch)
+  if (q->batch)
     wrc |= W(resp, "]");
-  if (wrc) {
+  if (wrc)
+    return answer_500_oom(q, "out of memory building the answer");
+  return 0;
+}
+
+/* Stage 7: log the items (plog), count them, 200. */
+static void preq_commit(struct preq *q)
+{
+  if (q->p->pl && plog_append(q->p->pl, q->s->lrows, q->n, NULL) != ERR_OK) {
+    answer_log_full(q);
+    return;
+  }
+  for (size_t i = 0; i < q->n; i++)
+    serving_model_count(q->m, q->s->cls[i]);
+  if (q->p->c_items)
+    metrics_counter_add(q->p->c_items, q->n);
+  http_resp_status(q->resp, 200);
+}
+
+static void do_predict(struct predict *p, struct http_req *req,
+                       struct http_resp *resp, const char *name)
+{
+  struct preq q = {.p = p, .resp = resp, .t0 = mono_ns(),
+                   .created = wall_us()};
+  q.s = scratch_get();
+  if (!q.s) {
     reject(p, R_INTERNAL);
-    http_resp_error(resp, 500, "out of memory building the answer");
-    goto out;
+    http_resp_error(resp, 500, "out of memory");
+    return;
   }
-  if (p->pl && plog_append(p->pl, s->lrows, n, NULL) != ERR_OK) {
-    reject(p, R_LOG_FULL);
-    http_resp_error(resp, 503, "prediction log is full; try again later");
-    if (http_resp_header(resp, "Retry-After", "1") != ERR_OK)
-      LOG_D(MOD, "Retry-After header not set");
-    goto out;
-  }
-  for (size_t i = 0; i < n; i++)
-    serving_model_count(m, s->cls[i]);
-  if (p->c_items)
-    metrics_counter_add(p->c_items, n);
-  http_resp_status(resp, 200);
-out:
+  q.s->n_printed = 0;
+  if (preq_admit(&q, req, name) != 0)
+    return;
+  if (preq_parse(&q) == 0 && preq_shape(&q) == 0 && preq_validate(&q) == 0 &&
+      preq_predict(&q) == 0 && preq_answer(&q) == 0)
+    preq_commit(&q);
+  struct scratch *s = q.s;
   for (size_t i = 0; i < s->n_printed; i++)
     cJSON_free(s->printed[i]);
   s->n_printed = 0;
   /* nodes in the arena need no free; walk the tree only for spills */
-  if (root && tl_arena.spilled)
-    cJSON_Delete(root);
+  if (q.root && tl_arena.spilled)
+    cJSON_Delete(q.root);
   tl_arena.used = 0;
-  serving_release(m);
+  serving_release(q.m);
 }
 
 static void h_predict(struct http_req *req, struct http_resp *resp,

@@ -34,9 +34,12 @@
 #define HTTP_TASK_MAX_EXPECT 32
 
 static const struct task_field http_fields[] = {
-    {.name = "url", .required = 1, .templated = 1},
+    {.name = "url", .required = 1, .templated = 1, .mode = TMPL_URL},
     {.name = "method"},
-    {.name = "headers", .templated = 1, .kind = TASK_F_MAP},
+    {.name = "headers",
+     .templated = 1,
+     .kind = TASK_F_MAP,
+     .mode = TMPL_HEADER},
     {.name = "body", .templated = 1},
     {.name = "expect_status", .kind = TASK_F_INT_OR_LIST},
     {.name = "timeout", .kind = TASK_F_INT},

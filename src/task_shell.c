@@ -46,7 +46,8 @@ extern char **environ;
 #define SHELL_READ_MAX ((size_t)256 << 10) /* per stream and wake-up */
 
 static const struct task_field shell_fields[] = {
-    {.name = "command", .required = 1, .templated = 1},
+    {.name = "command", .required = 1, .templated = 1,
+     .mode = TMPL_SHELL},
     {.name = "env", .templated = 1, .kind = TASK_F_MAP},
     {.name = "cwd", .templated = 1},
     {.name = NULL},

@@ -43,8 +43,8 @@
 #define SQL_SHOWN_MAX 200        /* statement text in the log */
 
 static const struct task_field sql_fields[] = {
-    {.name = "sql", .templated = 1, .one_of = 1},
-    {.name = "sql_file", .one_of = 1},
+    {.name = "sql", .templated = 1, .one_of = 1, .mode = TMPL_SQL},
+    {.name = "sql_file", .one_of = 1, .mode = TMPL_SQL, .file = 1},
     {.name = "transaction", .kind = TASK_F_BOOL},
     {.name = NULL},
 };

@@ -80,7 +80,4 @@ void cli_db_close(struct db_pool *pool, struct db_conn *conn);
  * untouched). */
 int cli_parse_long(const char *s, long min, long max, long *out);
 
-/* Print "mlopsd: 'WHAT' is not built yet" and return CLI_FAIL. */
-int cli_not_built(const char *what);
-
 #endif

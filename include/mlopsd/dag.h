@@ -121,8 +121,10 @@ struct dag_task {
    * NULL.  A field the type shares with the common keys (http `timeout`)
    * is also here, as seconds. */
   struct cJSON *fields;
-  char *sql_file_path;          /* sql_file as resolved; NULL if none */
-  char *sql_text;               /* its content read at load time */
+  char *file_path;              /* the type's file field (task_field.file,
+                                   e.g. sql_file) as resolved; NULL if
+                                   none */
+  char *file_text;              /* its content read at load time */
   int line, col;                /* the task's position in the file */
 };
 

@@ -3,9 +3,7 @@
  *
  * Each type is one file src/task_<type>.c defining one
  * `const struct task_type task_type_<type>` (declared below) and one line
- * in the table in src/task.c.  The ML types (train, validate, deploy,
- * drift) start as placeholders in src/task_ml_stub.c: to build one, add
- * src/task_<type>.c and delete its block from task_ml_stub.c.
+ * in the table in src/task.c.
  *
  * The DAG loader validates a task's fields against the type's field list
  * (and its check()); the scheduler calls run() on a worker thread of the
@@ -52,6 +50,16 @@ struct task_field {
   int one_of;     /* > 0: exactly one field of this group number must be
                      present (sql: `sql` or `sql_file`) */
   enum task_field_kind kind;
+  /* How {{ }} output is escaped where the value lands (tmpl.h): TMPL_SQL,
+   * TMPL_SHELL (a list value is an argv: plain), TMPL_URL, TMPL_HEADER;
+   * TMPL_PLAIN (0) otherwise.  A TMPL_SQL scalar is also checked to split
+   * into statements.  For a file field: the mode of the file's text. */
+  enum tmpl_mode mode;
+  /* 1: the value names a file (absolute, or relative to the working
+   * directory or the DAG file) that run() reads; the loader reads it too,
+   * checks its text in `mode` and reloads the DAG when it changes
+   * (dag_task.file_path).  At most one per type. */
+  int file;
 };
 
 /* What run() gets: everything borrowed for the duration of the call. */
@@ -128,8 +136,7 @@ struct task_type {
   enum err_code (*run)(struct task_ctx *t, struct err *e);
 };
 
-/* The built-in types (src/task_<name>.c, the ML ones in
- * src/task_ml_stub.c until built). */
+/* The built-in types (src/task_<name>.c). */
 extern const struct task_type task_type_sql;
 extern const struct task_type task_type_shell;
 extern const struct task_type task_type_http;

@@ -72,8 +72,8 @@ static void check_dag(const struct dag *d)
         FUZZ_CHECK(dl <= t->retry.max_retry_delay_s ||
                    dl <= t->retry.retry_delay_s);
     }
-    if (t->sql_file_path)
-      FUZZ_CHECK(t->sql_text != NULL);
+    if (t->file_path)
+      FUZZ_CHECK(t->file_text != NULL);
     (void)dag_task_str(t, "sql");
     (void)dag_task_json(t, "headers");
     FUZZ_CHECK(dag_trigger_rule_name(t->trigger_rule) != NULL);

@@ -135,9 +135,9 @@ TEST(all_types)
   }
   const struct dag_task *x = task(d, "extract");
   REQUIRE(x);
-  CHECK_EQ_STR(x->sql_file_path, FX "valid/queries/extract_features.sql");
-  REQUIRE(x->sql_text);
-  CHECK(strstr(x->sql_text, "INSERT INTO credit_score_features_target") !=
+  CHECK_EQ_STR(x->file_path, FX "valid/queries/extract_features.sql");
+  REQUIRE(x->file_text);
+  CHECK(strstr(x->file_text, "INSERT INTO credit_score_features_target") !=
         NULL);
   CHECK_EQ_INT(d->nsources, 2);
   CHECK_EQ_STR(d->sources[1].path, FX "valid/queries/extract_features.sql");
@@ -575,7 +575,7 @@ TEST(change_detection)
   struct err e = {0};
   REQUIRE(dag_load_file(ypath, &d1, &e) == ERR_OK);
   CHECK_EQ_INT(d1->nsources, 2);
-  CHECK_EQ_STR(d1->tasks[0].sql_file_path, sqlp);
+  CHECK_EQ_STR(d1->tasks[0].file_path, sqlp);
   CHECK_EQ_INT(dag_sources_changed(d1), 0);
   REQUIRE(write_tmp("q.sql", "SELECT '{{ ds }}', 2;\n"));
   CHECK_EQ_INT(dag_sources_changed(d1), 1);
