@@ -124,22 +124,44 @@ drain() {
 }
 
 # per round: lost, duplicated, phantom all 0 and every 200 found
-check_rounds() {  # check_rounds NAME BASE
-  local k r bad_rounds=0 tot=0
-  for k in $(seq 1 "$ROUNDS"); do
-    local lo=$(( $2 + k * 100000 ))
-    r=$(lf_exactly_once "$T/ans_${1}_$k" "$lo" $((lo + NREQ - 1)))
-    case $r in
-      *" lost=0 dup=0 phantom=0") ;;
-      *) bad_rounds=$((bad_rounds + 1)); echo "  round $k: $r" ;;
-    esac
-    local a=${r#answered200=}; a=${a%% *}
-    [ "$a" -gt 0 ] 2>/dev/null || { bad_rounds=$((bad_rounds + 1));
-      echo "  round $k: no answers ($r)"; }
-    tot=$((tot + a))
-  done
+check_rounds() {  # check_rounds NAME BASE: one query, every round checked
+  local lo=$(( $2 + 100000 )) hi=$(( $2 + (ROUNDS + 1) * 100000 ))
+  sql "$DB" -e "SELECT customer_id, COUNT(*) FROM credit_predictions_api_log
+    WHERE CAST(customer_id AS UNSIGNED) BETWEEN $lo AND $hi
+    GROUP BY customer_id" >"$T/rows_$1.tsv" || bad "${1}_query"
+  python3 - "$T" "$1" "$ROUNDS" "$T/rows_$1.tsv" >"$T/check_$1.out" <<'EOF'
+import sys
+t, name, rounds, rowsf = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+rows = {}
+for line in open(rowsf):
+    p = line.split("\t")
+    if len(p) == 2:
+        rows[p[0]] = int(p[1])
+seen = set()
+bad = tot = 0
+for k in range(1, rounds + 1):
+    ans = dict(l.split() for l in open(f"{t}/ans_{name}_{k}") if l.strip())
+    seen |= set(ans)
+    ok = [i for i, s in ans.items() if s == "200"]
+    lost = sum(1 for i in ok if rows.get(i, 0) == 0)
+    dup = sum(max(0, rows.get(i, 0) - 1) for i in ans)
+    phantom = sum(1 for i, s in ans.items() if s != "200" and rows.get(i))
+    tot += len(ok)
+    if lost or dup or phantom or not ok:
+        bad += 1
+        print(f"round {k}: answered200={len(ok)} lost={lost} dup={dup} phantom={phantom}")
+stray = sum(1 for i in rows if i not in seen)
+if stray:
+    bad += 1
+    print(f"rows for no request of this phase: {stray}")
+print(f"bad={bad} total={tot}")
+EOF
+  sed 's/^/  /' "$T/check_$1.out"
+  local last tot bad_rounds
+  last=$(tail -1 "$T/check_$1.out")
+  bad_rounds=${last#bad=}; bad_rounds=${bad_rounds%% *}
+  tot=${last##*total=}
   eq "${1}_every_round_exactly_once" "$bad_rounds" 0
-  echo "  $1: $ROUNDS rounds, $tot answers 200, rounds not exactly once: $bad_rounds"
   LF_FIGURES="${LF_FIGURES:+$LF_FIGURES; }$1: rounds=$ROUNDS answered200=$tot"
 }
 
