@@ -1,0 +1,32 @@
+#!/bin/bash
+# bench/plog_size.sh - bytes per logged prediction row (data + indexes, and
+# on disk) and MariaDB's CPU per row, for the prediction log's table
+# formats before and after migration 040 (issue 20; docs/operations.md
+# "Disk").  Starts its own MariaDB (tests/mariadb.sh) in a temp dir, runs
+# build/bench/bench_plog_size against it (see that file for what each
+# column means), prints the load average next to the figures, and stops
+# the server.  BENCH_PLOG_ROWS rows per variant (default 50000); an
+# argument selects the variants whose name contains it.
+#
+#   make build/bench/bench_plog_size && bench/plog_size.sh
+#   (make bench runs it with the others)
+set -u
+cd "$(dirname "$0")/.." || exit 1
+BUILD=${BUILD:-build}
+BIN=$BUILD/bench/bench_plog_size
+[ -x "$BIN" ] || { echo "plog_size: $BIN not built (make bench)" >&2; exit 1; }
+T=$(mktemp -d /tmp/bench_plog_size.XXXXXX)
+cleanup() {
+  tests/mariadb.sh stop "$T/db" >/dev/null 2>&1
+  rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+envs=$(tests/mariadb.sh start "$T/db") ||
+  { echo "plog_size: MariaDB did not start" >&2; exit 1; }
+eval "$envs"
+echo "load before: $(uptime | sed 's/.*load average/load average/')"
+MLOPSD_SRC=$(pwd) "$BIN" "$@"
+rc=$?
+echo "load after: $(uptime | sed 's/.*load average/load average/')"
+exit $rc
