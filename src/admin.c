@@ -563,6 +563,11 @@ enum err_code admin_create(struct admin **out, const struct admin_opts *o,
           o->cfg->sched_timezone, te.msg);
     a->tz = NULL;
   }
+  if ((rc = dag_dir_create(o->cfg->sched_dags_dir, &a->dagdir, e)) !=
+      ERR_OK) {
+    admin_destroy(a);
+    return rc;
+  }
   if (o->db) {
     a->db = o->db;
   } else {
@@ -611,6 +616,7 @@ void admin_destroy(struct admin *a)
   if (a->own_db)
     db_pool_destroy(a->db);
   dag_set_destroy(a->dags);
+  dag_dir_destroy(a->dagdir);
   dag_errors_free(&a->errs);
   cron_tz_destroy(a->tz);
   free(a->bound);

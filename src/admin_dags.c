@@ -3,9 +3,10 @@
  *
  * Why DAGs are read from the files here: the dag table only holds the
  * pause flag; schedule, tasks and description live in the YAML files.
- * The files are loaded with dag_load_dir (the one loader of DAG
- * directories, also the scheduler's) into a cache that is reloaded when
- * a source changed or a file appeared, at most every two seconds.  The
+ * The files are held in a dag_dir (dag.h: the one loader of DAG
+ * directories, also the scheduler's and dag_load_dir's), scanned again
+ * at most every two seconds when a request needs the DAGs; only files
+ * whose YAML or sources changed are parsed again.  The
  * next run is the next cron fire time after now (or after start_date), in
  * scheduler.timezone.
  *
@@ -22,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "admin_int.h"
@@ -40,56 +40,30 @@
 
 /* ---- DAG files ---------------------------------------------------------- */
 
-static int64_t dir_mtime_ns(const char *dir)
-{
-  struct stat st;
-  if (stat(dir, &st) != 0)
-    return -1;
-  return (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-}
-
-static int dags_stale(struct admin *a)
-{
-  if (!a->dags)
-    return 1;
-  if (dir_mtime_ns(a->cfg->sched_dags_dir) != a->dags_dir_mtime_ns)
-    return 1;
-  for (size_t i = 0; i < dag_set_count(a->dags); i++)
-    if (dag_sources_changed(dag_set_at(a->dags, i)))
-      return 1;
-  /* a broken file that was fixed in place: its mtime is not tracked */
-  return a->errs.n > 0;
-}
-
-/* Lock dag_mu with an up-to-date set.  Always returns locked. */
+/* Lock dag_mu with an up-to-date set.  Always returns locked.  At most
+ * every DAG_RELOAD_MS the directory is scanned again (dag_dir_scan loads
+ * only the files whose YAML or sources changed, and those that failed);
+ * the set is then rebuilt from the files (references, no parsing). */
 void admin_dags_lock(struct admin *a)
 {
   pthread_mutex_lock(&a->dag_mu);
   int64_t now = admin_mono_ms();
   if (a->dags && now - a->dags_loaded_ms < DAG_RELOAD_MS)
     return;
-  if (!dags_stale(a)) {
-    a->dags_loaded_ms = now;
-    return;
-  }
   struct dag_set *s = NULL;
   struct dag_errors errs = {0};
   struct err e = {0};
-  int64_t mt = dir_mtime_ns(a->cfg->sched_dags_dir);
-  if (dag_load_dir(a->cfg->sched_dags_dir, &s, &errs, &e) != ERR_OK) {
-    if (!a->dags && dag_set_create(&s, &e) != ERR_OK)
-      s = NULL;
-    if (e.code != ERR_OK && a->dags_loaded_ms == 0)
-      LOG_W(MOD, "DAG files: %s", e.msg);
-  }
-  if (s) {
+  if (dag_dir_scan(a->dagdir, NULL, NULL, NULL, &e) != ERR_OK &&
+      a->dags_loaded_ms == 0)
+    LOG_W(MOD, "DAG files: %s", e.msg);
+  err_clear(&e);
+  if (dag_dir_set(a->dagdir, &s, &errs, &e) == ERR_OK) {
     dag_set_destroy(a->dags);
     dag_errors_free(&a->errs);
     a->dags = s;
     a->errs = errs;
-    a->dags_dir_mtime_ns = mt;
   } else {
-    dag_errors_free(&errs);
+    LOG_W(MOD, "DAG files: %s", e.msg);
   }
   a->dags_loaded_ms = now;
 }

@@ -61,11 +61,11 @@ struct admin {
   struct admin_bound *bound; /* one per registered route (admin_routes) */
   size_t nbound;
 
-  pthread_mutex_t dag_mu;   /* guards dags, errs, dags_loaded_ms */
-  struct dag_set *dags;
-  struct dag_errors errs;
+  pthread_mutex_t dag_mu;   /* guards dagdir, dags, errs, dags_loaded_ms */
+  struct dag_dir *dagdir;   /* scheduler.dags_dir through dag.h's loader */
+  struct dag_set *dags;     /* the files that load now (dag_dir_set) */
+  struct dag_errors errs;   /* and the others */
   int64_t dags_loaded_ms;
-  int64_t dags_dir_mtime_ns;
 };
 
 /* ---- the handler prologue ---------------------------------------------- */
@@ -191,7 +191,7 @@ void admin_add_next_after_key(cJSON *o, int more, const cJSON *arr,
 /* ---- the DAG file cache (admin_dags.c) ------------------------------------ */
 
 /* Lock dag_mu with an up-to-date a->dags / a->errs (reloaded through
- * dag_load_dir when a file changed, at most every two seconds).  Always
+ * the DAG directory loader, at most every two seconds).  Always
  * returns locked; a->dags may still be NULL. */
 void admin_dags_lock(struct admin *a);
 void admin_dags_unlock(struct admin *a);

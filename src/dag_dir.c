@@ -378,17 +378,12 @@ enum err_code dag_dir_scan(struct dag_dir *w, dag_dir_event_fn fn,
   return ERR_OK;
 }
 
-enum err_code dag_load_dir(const char *dir, struct dag_set **out,
-                           struct dag_errors *errs, struct err *e)
+enum err_code dag_dir_set(const struct dag_dir *w, struct dag_set **out,
+                          struct dag_errors *errs, struct err *e)
 {
-  struct dag_dir *w = NULL;
   struct dag_set *s = NULL;
   dag_errors_free(errs);
-  enum err_code rc = dag_dir_create(dir, &w, e);
-  if (rc == ERR_OK)
-    rc = dag_dir_scan(w, NULL, NULL, NULL, e);
-  if (rc == ERR_OK)
-    rc = dag_set_create(&s, e);
+  enum err_code rc = dag_set_create(&s, e);
   for (size_t i = 0; rc == ERR_OK && i < w->n; i++) {
     const struct dag_dir_file *f = &w->v[i];
     if (f->err)
@@ -398,9 +393,8 @@ enum err_code dag_load_dir(const char *dir, struct dag_set **out,
     else if (f->good && (rc = dag_set_add(s, dag_ref(f->good), e)) != ERR_OK)
       dag_destroy(f->good); /* the reference just taken */
     if (rc != ERR_OK)
-      rc = err_set(e, ERR_NOMEM, "out of memory loading %s", dir);
+      rc = err_set(e, ERR_NOMEM, "out of memory loading %s", w->dir);
   }
-  dag_dir_destroy(w);
   if (rc != ERR_OK) {
     dag_set_destroy(s);
     dag_errors_free(errs);
@@ -408,4 +402,18 @@ enum err_code dag_load_dir(const char *dir, struct dag_set **out,
   }
   *out = s;
   return ERR_OK;
+}
+
+enum err_code dag_load_dir(const char *dir, struct dag_set **out,
+                           struct dag_errors *errs, struct err *e)
+{
+  struct dag_dir *w = NULL;
+  dag_errors_free(errs);
+  enum err_code rc = dag_dir_create(dir, &w, e);
+  if (rc == ERR_OK)
+    rc = dag_dir_scan(w, NULL, NULL, NULL, e);
+  if (rc == ERR_OK)
+    rc = dag_dir_set(w, out, errs, e);
+  dag_dir_destroy(w);
+  return rc;
 }

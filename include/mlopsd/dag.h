@@ -277,6 +277,12 @@ void dag_dir_destroy(struct dag_dir *w); /* NULL-safe */
 enum err_code dag_dir_scan(struct dag_dir *w, dag_dir_event_fn fn,
                            void *user, int *changed,
                            struct err *e) MLOPSD_WUR;
+/* The files of w as last scanned, in the shape dag_load_dir gives: a new
+ * set of the good versions of the files that load now (no error, no
+ * duplicate id; each DAG referenced, not copied) and *errs (reset first)
+ * for the others.  ERR_NOMEM (*out untouched, *errs emptied). */
+enum err_code dag_dir_set(const struct dag_dir *w, struct dag_set **out,
+                          struct dag_errors *errs, struct err *e) MLOPSD_WUR;
 size_t dag_dir_count(const struct dag_dir *w);
 /* i-th file (by name), NULL past the end.  Only mark may be written. */
 struct dag_dir_file *dag_dir_at(struct dag_dir *w, size_t i);
