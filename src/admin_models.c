@@ -31,6 +31,7 @@
 #include "mlopsd/pipeline.h"
 #include "mlopsd/registry.h"
 #include "mlopsd/serving.h"
+#include "mlopsd/task.h"
 
 #define MOD "admin"
 #define RUN_FILE_MAX 65535 /* params.json, metrics.json of one trial */
@@ -670,10 +671,9 @@ static void h_drift(struct admin_call *x)
       const struct dag *d = dag_set_at(a->dags, i);
       for (size_t k = 0; k < d->ntasks; k++) {
         const struct dag_task *t = &d->tasks[k];
-        const char *m = dag_task_str(t, "model"),
-                   *th = dag_task_str(t, "threshold");
-        if (t->type_name && !strcmp(t->type_name, "drift") && m && th &&
-            !strcmp(m, name)) {
+        const char *m = dag_task_role_str(t, TASK_ROLE_MODEL),
+                   *th = dag_task_role_str(t, TASK_ROLE_DRIFT_THRESHOLD);
+        if (m && th && !strcmp(m, name)) {
           thr = strtod(th, NULL);
           break;
         }

@@ -1401,6 +1401,15 @@ const char *dag_task_str(const struct dag_task *t, const char *name)
   return cJSON_IsString(j) ? j->valuestring : NULL;
 }
 
+const char *dag_task_role_str(const struct dag_task *t, int role)
+{
+  for (const struct task_field *f = t->type ? t->type->fields : NULL;
+       f && f->name; f++)
+    if ((int)f->role == role && role != TASK_ROLE_NONE)
+      return dag_task_str(t, f->name);
+  return NULL;
+}
+
 const struct cJSON *dag_task_json(const struct dag_task *t, const char *name)
 {
   return cJSON_GetObjectItemCaseSensitive(t->fields, name);

@@ -33,7 +33,7 @@
 #include "task_model_int.h"
 
 static const struct task_field deploy_fields[] = {
-    {.name = "model", .required = 1, .templated = 1},
+    {.name = "model", .required = 1, .templated = 1, .role = TASK_ROLE_MODEL},
     {.name = "version", .templated = 1},
     /* The course's CD branch: deploy only when the candidate was created
      * after the version in production, else end as skipped. */

@@ -33,7 +33,7 @@
 static const struct task_field drift_fields[] = {
     MONITOR_COMMON_FIELDS,
     {.name = "window", .kind = TASK_F_INT},
-    {.name = "threshold"},
+    {.name = "threshold", .role = TASK_ROLE_DRIFT_THRESHOLD},
     {.name = "min_rows", .kind = TASK_F_INT},
     {.name = NULL},
 };

@@ -25,7 +25,7 @@
 /* The fields every monitoring type has besides its own (model, trigger
  * and its knobs); appended to each type's list by hand. */
 #define MONITOR_COMMON_FIELDS                                                \
-  {.name = "model", .required = 1, .templated = 1},                          \
+  {.name = "model", .required = 1, .templated = 1, .role = TASK_ROLE_MODEL}, \
       {.name = "trigger_dag", .templated = 1},                               \
       {.name = "conf", .templated = 1, .kind = TASK_F_MAP},                  \
       {.name = "logical_date", .templated = 1},                              \

@@ -21,7 +21,7 @@
 #include "task_model_int.h"
 
 static const struct task_field train_fields[] = {
-    {.name = "model", .required = 1, .templated = 1},
+    {.name = "model", .required = 1, .templated = 1, .role = TASK_ROLE_MODEL},
     {.name = NULL},
 };
 

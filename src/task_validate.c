@@ -38,7 +38,7 @@
 #include "task_model_int.h"
 
 static const struct task_field validate_fields[] = {
-    {.name = "model", .required = 1, .templated = 1},
+    {.name = "model", .required = 1, .templated = 1, .role = TASK_ROLE_MODEL},
     {.name = "metric"},
     {.name = "tolerance"},
     {.name = "min_rows", .kind = TASK_F_INT},

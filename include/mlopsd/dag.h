@@ -180,6 +180,9 @@ ptrdiff_t dag_task_index(const struct dag *d, const char *id);
 const char *dag_task_str(const struct dag_task *t, const char *name);
 /* Any field of a task as JSON (borrowed from t), NULL if absent. */
 const struct cJSON *dag_task_json(const struct dag_task *t, const char *name);
+/* The scalar field of t whose type gives it role r (task.h enum
+ * task_field_role) as text (borrowed from t), NULL if none. */
+const char *dag_task_role_str(const struct dag_task *t, int role);
 
 /* 1 if a source file changed (mtime or size differs, or it is gone)
  * since d was loaded; 0 otherwise.  Cheap: one stat per source. */

@@ -40,6 +40,14 @@ enum task_field_kind {
   TASK_F_INT_OR_LIST /* an integer or a sequence (http expect_status) */
 };
 
+/* What a field means to other modules, so they can find it without
+ * naming a type or a field (the admin API's drift threshold of a model). */
+enum task_field_role {
+  TASK_ROLE_NONE = 0,
+  TASK_ROLE_MODEL,           /* the served model the task works on */
+  TASK_ROLE_DRIFT_THRESHOLD  /* the drift score that counts as drift */
+};
+
 /* One field a type accepts in YAML.  Lists end with {.name = NULL}. */
 struct task_field {
   const char *name;
@@ -60,6 +68,7 @@ struct task_field {
    * checks its text in `mode` and reloads the DAG when it changes
    * (dag_task.file_path).  At most one per type. */
   int file;
+  enum task_field_role role;
 };
 
 /* What run() gets: everything borrowed for the duration of the call. */
