@@ -136,11 +136,7 @@ static void add_field(struct buf *b, size_t *nf, size_t *more,
     (*more)++;
     return;
   }
-  if (batch)
-    snprintf(name, sizeof(name), "%s[%zu]%s%s", prefix, index,
-             field[0] ? "." : "", field);
-  else
-    snprintf(name, sizeof(name), "%s", field[0] ? field : prefix);
+  predict_field_name(name, sizeof(name), prefix, index, batch, field);
   if (*nf == 0)
     SB_LIT(b, "{\"error\":\"invalid input\",\"fields\":{");
   else

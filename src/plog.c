@@ -47,6 +47,7 @@
 #include "mlopsd/pbuf.h"
 #include "mlopsd/queue.h"
 #include "mlopsd/fsx.h"
+#include "mlopsd/vec.h"
 #include "mlopsd/spool.h"
 
 #define MOD "plog"
@@ -508,21 +509,6 @@ static enum err_code seq_take(struct plog *p, size_t n, uint64_t *first,
 
 /* ---- storing ---------------------------------------------------------- */
 
-static int grow(void **buf, size_t *cap, size_t need, size_t elem)
-{
-  if (need <= *cap)
-    return 0;
-  size_t nc = *cap ? *cap : 256;
-  while (nc < need)
-    nc *= 2;
-  void *q = realloc(*buf, nc * elem);
-  if (!q)
-    return -1;
-  *buf = q;
-  *cap = nc;
-  return 0;
-}
-
 static void set_db_state(struct plog *p, int ok, const struct err *e)
 {
   int was = atomic_exchange(&p->db_ok, ok);
@@ -608,8 +594,8 @@ static enum err_code store_db(struct plog *p, const struct pbuf_row *v, size_t n
   size_t maxlen = 1;
   enum err_code rc;
   *inserted = 0;
-  if (grow((void **)&p->vals, &p->vals_cap, n * NCOLS, sizeof(*p->vals)) ||
-      grow((void **)&p->ts, &p->ts_cap, n, sizeof(*p->ts)))
+  if (VEC_RESERVE(p->vals, p->vals_cap, n * NCOLS) ||
+      VEC_RESERVE(p->ts, p->ts_cap, n))
     return err_set(e, ERR_NOMEM, "plog: out of memory");
   for (size_t i = 0; i < n; i++) {
     struct db_val *r = p->vals + i * NCOLS;
@@ -689,7 +675,7 @@ static size_t encode(struct plog *p, const struct pbuf_row *v, size_t n)
   for (size_t i = 0; i < n; i++)
     len += REC_ROW_HDR + v[i].cid_len + v[i].pred_len + v[i].model_len +
            v[i].feat_len;
-  if (grow((void **)&p->enc, &p->enc_cap, len, 1))
+  if (VEC_RESERVE(p->enc, p->enc_cap, len))
     return 0;
   char *d = p->enc;
   put32(&d, REC_MAGIC);
@@ -734,7 +720,7 @@ static long decode(struct plog *p, const void *data, size_t len)
   s += 8;
   if (magic != REC_MAGIC || n > len / REC_ROW_HDR)
     return -1;
-  if (grow((void **)&p->views, &p->views_cap, n, sizeof(*p->views)))
+  if (VEC_RESERVE(p->views, p->views_cap, n))
     return -1;
   for (uint32_t i = 0; i < n; i++) {
     struct pbuf_row *v = &p->views[i];
@@ -913,7 +899,7 @@ static size_t work_views(struct plog *p, struct wcur *c, size_t max,
                          size_t max_enc)
 {
   size_t n = 0, enc = 0;
-  if (grow((void **)&p->views, &p->views_cap, max, sizeof(*p->views)))
+  if (VEC_RESERVE(p->views, p->views_cap, max))
     return 0;
   while (n < max && c->ci < p->wk_n) {
     struct pbuf_chunk *ch = p->wk[c->ci];

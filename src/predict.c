@@ -260,6 +260,16 @@ static void customer_id(const struct spec *sp, const cJSON *item,
   }
 }
 
+void predict_field_name(char *buf, size_t cap, const char *prefix,
+                        size_t index, int batch, const char *field)
+{
+  if (batch)
+    snprintf(buf, cap, "%s[%zu]%s%s", prefix, index, field[0] ? "." : "",
+             field);
+  else
+    snprintf(buf, cap, "%s", field[0] ? field : prefix);
+}
+
 /* Start (or continue) the 400 invalid-input body with one field. */
 static enum err_code add_field(struct http_resp *resp, size_t *nf,
                                size_t *more, const char *prefix,
@@ -272,11 +282,7 @@ static enum err_code add_field(struct http_resp *resp, size_t *nf,
     (*more)++;
     return ERR_OK;
   }
-  if (batch)
-    snprintf(name, sizeof(name), "%s[%zu]%s%s", prefix, index,
-             field[0] ? "." : "", field);
-  else
-    snprintf(name, sizeof(name), "%s", field[0] ? field : prefix);
+  predict_field_name(name, sizeof(name), prefix, index, batch, field);
   if (*nf == 0)
     rc = W(resp, "{\"error\":\"invalid input\",\"fields\":{");
   else

@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -44,7 +45,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mlopsd/fsx.h"
 #include "mlopsd/log.h"
+#include "mlopsd/vec.h"
 
 #define HDR 16
 #define TRAILER 4
@@ -285,44 +288,25 @@ static size_t rec_valid(const unsigned char *p, size_t avail, uint64_t after,
   return HDR + (size_t)len + TRAILER;
 }
 
+/* A whole segment.  It holds at most seg_bytes, or one record when that
+ * record alone is larger; the cap stops garbage appended by something
+ * else from being read whole. */
 static enum err_code read_file(struct spool *sp, const char *name,
                                unsigned char **out, size_t *len,
                                struct err *e)
 {
-  *out = NULL;
-  *len = 0;
-  int fd = openat(sp->dirfd, name, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return err_set(e, ERR_IO, "spool %s/%s: %s", sp->dir, name,
-                   strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    close(fd);
-    return err_set(e, ERR_IO, "spool %s/%s: %s", sp->dir, name,
-                   strerror(errno));
+  char path[PATH_MAX];
+  int n = snprintf(path, sizeof(path), "%s/%s", sp->dir, name);
+  if (n < 0 || (size_t)n >= sizeof(path))
+    return err_set(e, ERR_INVAL, "spool %s/%s: path too long", sp->dir, name);
+  size_t cap = (size_t)sp->seg_bytes + HDR + SPOOL_MAX_RECORD + TRAILER;
+  char *buf;
+  enum err_code rc = fsx_read(path, cap, 0, &buf, len, e);
+  if (rc) {
+    err_prefix(e, "spool");
+    return rc;
   }
-  unsigned char *buf = malloc((size_t)st.st_size + 1);
-  if (!buf) {
-    close(fd);
-    return err_set(e, ERR_NOMEM, "spool %s/%s: out of memory", sp->dir, name);
-  }
-  size_t got = 0;
-  while (got < (size_t)st.st_size) {
-    ssize_t k = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
-    if (k < 0) {
-      int saved = errno;
-      free(buf);
-      close(fd);
-      return err_set(e, ERR_IO, "spool %s/%s: read: %s", sp->dir, name,
-                     strerror(saved));
-    }
-    if (k == 0)
-      break;
-    got += (size_t)k;
-  }
-  close(fd);
-  *out = buf;
-  *len = got;
+  *out = (unsigned char *)buf;
   return ERR_OK;
 }
 
@@ -400,14 +384,8 @@ static int seg_cmp(const void *a, const void *b)
 
 static enum err_code seg_push(struct spool *sp, uint64_t first, struct err *e)
 {
-  if (sp->nsegs == sp->segcap) {
-    size_t nc = sp->segcap ? sp->segcap * 2 : 16;
-    struct seg *ns = realloc(sp->segs, nc * sizeof(*ns));
-    if (!ns)
-      return err_set(e, ERR_NOMEM, "spool: out of memory");
-    sp->segs = ns;
-    sp->segcap = nc;
-  }
+  if (VEC_RESERVE(sp->segs, sp->segcap, sp->nsegs + 1))
+    return err_set(e, ERR_NOMEM, "spool: out of memory");
   struct seg *s = &sp->segs[sp->nsegs++];
   memset(s, 0, sizeof(*s));
   s->first = first;
@@ -743,17 +721,9 @@ enum err_code spool_append(struct spool *sp, const void *data, size_t len,
     if ((rc = new_segment(sp, e)))
       goto out;
   }
-  if (sp->wlen + rec > sp->wcap) {
-    size_t nc = sp->wcap ? sp->wcap : 64 << 10;
-    while (nc < sp->wlen + rec)
-      nc *= 2;
-    unsigned char *nb = realloc(sp->wbuf, nc);
-    if (!nb) {
-      rc = err_set(e, ERR_NOMEM, "spool: out of memory");
-      goto out;
-    }
-    sp->wbuf = nb;
-    sp->wcap = nc;
+  if (VEC_RESERVE(sp->wbuf, sp->wcap, sp->wlen + rec)) {
+    rc = err_set(e, ERR_NOMEM, "spool: out of memory");
+    goto out;
   }
   uint64_t seq = sp->next_seq++;
   unsigned char *p = sp->wbuf + sp->wlen;
@@ -988,17 +958,10 @@ static enum err_code walk(struct spool *sp, size_t max, uint64_t upto,
     last = seq;
     off += total;
     delivered = true;
-    if (sp->nbp == sp->bpcap) {
-      size_t nc = sp->bpcap ? sp->bpcap * 2 : 256;
-      struct bpos *nb = realloc(sp->bp, nc * sizeof(*nb));
-      if (!nb) {
-        rc = err_set(e, ERR_NOMEM, "spool: out of memory");
-        break;
-      }
-      sp->bp = nb;
-      sp->bpcap = nc;
+    if (VEC_PUSH(sp->bp, sp->nbp, sp->bpcap, ((struct bpos){seq, seg, off}))) {
+      rc = err_set(e, ERR_NOMEM, "spool: out of memory");
+      break;
     }
-    sp->bp[sp->nbp++] = (struct bpos){seq, seg, off};
     n++;
   }
   *n_out = n;

@@ -225,22 +225,37 @@ static int on_progress(void *user, curl_off_t dt, curl_off_t dn,
   return t->job && queue_job_should_stop(t->job);
 }
 
-/* Headers from the map, rendered and checked, into *list. */
-static enum err_code build_headers(const struct task_ctx *t,
-                                   struct curl_slist **list, int *has_ctype,
-                                   struct err *e)
+/* The headers field as check and run see it: *out NULL when absent, else
+ * a map whose keys are all header names. */
+static enum err_code headers_map(const struct task_ctx *t, const cJSON **out,
+                                 struct err *e)
 {
   const cJSON *h = t->field_json ? t->field_json(t, "headers") : NULL;
-  *has_ctype = 0;
+  *out = NULL;
   if (!h || cJSON_IsNull(h))
     return ERR_OK;
   if (!cJSON_IsObject(h))
     return err_set(e, ERR_INVAL, "field 'headers': expected a map of "
                    "Name: value");
-  for (const cJSON *it = h->child; it; it = it->next) {
+  for (const cJSON *it = h->child; it; it = it->next)
     if (!header_name_ok(it->string))
       return err_set(e, ERR_INVAL, "field 'headers': bad header name "
                      "'%.64s'", it->string);
+  *out = h;
+  return ERR_OK;
+}
+
+/* Headers from the map, rendered and checked, into *list. */
+static enum err_code build_headers(const struct task_ctx *t,
+                                   struct curl_slist **list, int *has_ctype,
+                                   struct err *e)
+{
+  const cJSON *h;
+  *has_ctype = 0;
+  enum err_code hrc = headers_map(t, &h, e);
+  if (hrc != ERR_OK || !h)
+    return hrc;
+  for (const cJSON *it = h->child; it; it = it->next) {
     char what[160], num[64];
     snprintf(what, sizeof(what), "headers.%s", it->string);
     const char *src = NULL;
@@ -478,15 +493,11 @@ static enum err_code http_check(const struct task_ctx *t, struct err *e)
   if (strncmp(s, "{{", 2) != 0 && !scheme_ok(s))
     return err_set(e, ERR_INVAL, "field 'url': must start with http:// or "
                    "https://");
-  const cJSON *h = t->field_json ? t->field_json(t, "headers") : NULL;
-  if (h && !cJSON_IsNull(h)) {
-    if (!cJSON_IsObject(h))
-      return err_set(e, ERR_INVAL, "field 'headers': expected a map of "
-                     "Name: value");
+  const cJSON *h;
+  if ((rc = headers_map(t, &h, e)) != ERR_OK)
+    return rc;
+  if (h) {
     for (const cJSON *it = h->child; it; it = it->next) {
-      if (!header_name_ok(it->string))
-        return err_set(e, ERR_INVAL, "field 'headers': bad header name "
-                       "'%.64s'", it->string);
       if (cJSON_IsString(it) && !header_value_ok(it->valuestring))
         return err_set(e, ERR_INVAL, "field 'headers.%s': control "
                        "characters (CR/LF) are not allowed in a header "

@@ -215,7 +215,10 @@ static enum err_code ubj_header(struct rd *r, char *tm, size_t *count,
   return ERR_OK;
 }
 
-static enum err_code ubj_array(struct rd *r, struct jv *v, int depth)
+/* An array ('[') or object ('{') after its opening marker.  One loop for
+ * both: an object's member is a key and then a value like an array's. */
+static enum err_code ubj_container(struct rd *r, struct jv *v, int depth,
+                                   int obj)
 {
   char tm;
   size_t count = 0;
@@ -223,7 +226,7 @@ static enum err_code ubj_array(struct rd *r, struct jv *v, int depth)
   enum err_code rc = ubj_header(r, &tm, &count, &counted);
   if (rc)
     return rc;
-  size_t esz = ubj_size(tm);
+  size_t esz = obj ? 0 : ubj_size(tm);
   if (tm && esz) {
     /* Typed numeric array: keep it in the buffer. */
     if (count > (size_t)(r->end - r->p) / esz)
@@ -237,82 +240,40 @@ static enum err_code ubj_array(struct rd *r, struct jv *v, int depth)
   }
   struct jvec vec = {0};
   for (size_t i = 0;; i++) {
-    char m;
-    if (counted) {
-      if (i == count)
-        break;
-      if (tm)
-        m = tm;
-      else if ((rc = rd_marker(r, &m)))
-        goto fail;
-    } else {
-      if ((rc = rd_marker(r, &m)))
-        goto fail;
-      if (m == ']')
-        break;
+    if (counted && i == count)
+      break;
+    if (!counted && obj && r->p < r->end && *r->p == '}') {
+      r->p++;
+      break;
     }
-    struct jv *slot;
-    if (jvec_push(&vec, &slot)) {
-      rc = err_set(r->e, ERR_NOMEM, "UBJSON model: out of memory");
-      goto fail;
-    }
-    if ((rc = ubj_value(r, m, slot, depth + 1)))
-      goto fail;
-  }
-  v->kind = JK_ARR;
-  v->n = vec.n;
-  v->u.items = vec.items;
-  return ERR_OK;
-fail:
-  jvec_free(&vec);
-  return rc;
-}
-
-static enum err_code ubj_object(struct rd *r, struct jv *v, int depth)
-{
-  char tm;
-  size_t count = 0;
-  int counted;
-  enum err_code rc = ubj_header(r, &tm, &count, &counted);
-  if (rc)
-    return rc;
-  struct jvec vec = {0};
-  for (size_t i = 0;; i++) {
-    if (counted) {
-      if (i == count)
-        break;
-    } else {
-      if (r->p < r->end && *r->p == '}') {
-        r->p++;
-        break;
+    const char *key = NULL;
+    size_t klen = 0;
+    if (obj) {
+      if ((rc = rd_len(r, &klen)))
+        goto fail;
+      if (klen > (size_t)(r->end - r->p)) {
+        rc = rd_fail(r, "key beyond end of data");
+        goto fail;
       }
+      key = (const char *)r->p;
+      r->p += klen;
     }
-    size_t klen;
-    if ((rc = rd_len(r, &klen)))
-      goto fail;
-    if (klen > (size_t)(r->end - r->p)) {
-      rc = rd_fail(r, "key beyond end of data");
-      goto fail;
-    }
-    struct jv *slot;
-    if (jvec_push(&vec, &slot)) {
-      rc = err_set(r->e, ERR_NOMEM, "UBJSON model: out of memory");
-      goto fail;
-    }
-    slot->key = (const char *)r->p;
-    slot->klen = (unsigned)klen;
-    r->p += klen;
-    char m = tm;
+    char m = tm; /* uncounted containers are never typed */
     if (!m && (rc = rd_marker(r, &m)))
       goto fail;
-    const char *key = slot->key;
-    unsigned kl = slot->klen;
+    if (!obj && !counted && m == ']')
+      break;
+    struct jv *slot;
+    if (jvec_push(&vec, &slot)) {
+      rc = err_set(r->e, ERR_NOMEM, "UBJSON model: out of memory");
+      goto fail;
+    }
     if ((rc = ubj_value(r, m, slot, depth + 1)))
       goto fail;
     slot->key = key;
-    slot->klen = kl;
+    slot->klen = (unsigned)klen;
   }
-  v->kind = JK_OBJ;
+  v->kind = obj ? JK_OBJ : JK_ARR;
   v->n = vec.n;
   v->u.items = vec.items;
   return ERR_OK;
@@ -355,8 +316,8 @@ static enum err_code ubj_value(struct rd *r, char m, struct jv *v, int depth)
     r->p += len;
     return ERR_OK;
   }
-  case '[': return ubj_array(r, v, depth);
-  case '{': return ubj_object(r, v, depth);
+  case '[': return ubj_container(r, v, depth, 0);
+  case '{': return ubj_container(r, v, depth, 1);
   default: return rd_fail(r, "unknown type marker");
   }
 }
@@ -953,7 +914,7 @@ enum err_code tree_compile_buffer(const void *buf, size_t len,
   char *text = NULL;
   if (b[0] == '{' && strchr("iUIlL$#}", b[1])) {
     struct rd r = {b + 1, b, b + len, e};
-    rc = ubj_object(&r, &root, 0);
+    rc = ubj_container(&r, &root, 0, 1);
   } else if (b[0] == '{') {
     text = malloc(len + 1);
     if (!text)

@@ -52,6 +52,13 @@ struct http;
 #define PREDICT_MAX_BATCH 4096  /* items in one request */
 #define PREDICT_MAX_FIELDS 64   /* bad fields listed in one 400 */
 
+/* The name a bad field has in a 400 answer: "data[3].age" in a batch
+ * (prefix "data", index 3, field "age"), "age" for one item, the prefix
+ * alone when the field is "" (the item itself).  Cut to fit cap.  Shared
+ * with pipeline_predict so both answers name fields alike.  Any thread. */
+void predict_field_name(char *buf, size_t cap, const char *prefix,
+                        size_t index, int batch, const char *field);
+
 struct predict_opts {
   struct serving *serving; /* borrowed, required */
   struct plog *plog;       /* borrowed; NULL = predictions are not logged */
