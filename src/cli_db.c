@@ -107,7 +107,8 @@ static enum err_code open_conn(const struct cfg *c, const char *database,
                              struct err *e)
 {
   struct db_opts o;
-  cli_db_opts(c, c->db_pool > 0 ? c->db_pool : 1, DB_CLI_READ_TIMEOUT_S, &o);
+  db_opts_from_cfg(&o, c, c->db_pool > 0 ? c->db_pool : 1,
+                   DB_CLI_READ_TIMEOUT_S);
   o.database = database;
   *conn = NULL;
   enum err_code rc = db_pool_create(pool, &o, e);

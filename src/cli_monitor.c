@@ -491,7 +491,7 @@ int cli_models_history(int argc, char **argv)
   struct db_pool *pool = NULL;
   struct db_conn *conn = NULL;
   struct db_opts o;
-  cli_db_opts(&c, 1, 60, &o);
+  db_opts_from_cfg(&o, &c, 1, 60);
   static const struct col dcols[] = {
       {"id", 'i'},          {"created_at", 's'}, {"alias", 's'},
       {"action", 's'},      {"from_version", 'i'}, {"to_version", 'i'},

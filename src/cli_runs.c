@@ -220,23 +220,31 @@ static int find_run(const char *W, struct cli_sched_ctx *x, const char *arg,
   return CLI_OK;
 }
 
+/* Connect and find the run (id or run_id) for `runs show` and `logs`;
+ * on failure the context is closed and the error printed. */
+static int open_run(const char *W, struct cli_sched_ctx *x, const char *run,
+                    struct runhdr *h)
+{
+  int rc = cli_sched_open(x, W, 1, 1);
+  if (rc == CLI_OK) {
+    memset(h, 0, sizeof(*h));
+    rc = find_run(W, x, run, h);
+  }
+  if (rc != CLI_OK)
+    cli_sched_close(x);
+  return rc;
+}
+
 static int runs_show(int argc, char **argv)
 {
   const char *W = "runs show";
   if (argc != 3 || argv[2][0] == '-')
     return cli_sched_usage("runs", "show needs one RUN_ID", NULL);
   struct cli_sched_ctx x;
-  int rc = cli_sched_open(&x, W, 1, 1);
-  if (rc != CLI_OK) {
-    cli_sched_close(&x);
-    return rc;
-  }
   struct runhdr h;
-  memset(&h, 0, sizeof(h));
-  if ((rc = find_run(W, &x, argv[2], &h)) != CLI_OK) {
-    cli_sched_close(&x);
+  int rc = open_run(W, &x, argv[2], &h);
+  if (rc != CLI_OK)
     return rc;
-  }
   fputs(h.text, stdout);
   struct tirows t = {.tz = x.tz, .wid = 7};
   struct err e = {0};
@@ -332,17 +340,10 @@ int cli_logs(int argc, char **argv)
     return CLI_USAGE;
   }
   struct cli_sched_ctx x;
-  int rc = cli_sched_open(&x, W, 1, 1);
-  if (rc != CLI_OK) {
-    cli_sched_close(&x);
-    return rc;
-  }
   struct runhdr h;
-  memset(&h, 0, sizeof(h));
-  if ((rc = find_run(W, &x, run, &h)) != CLI_OK) {
-    cli_sched_close(&x);
+  int rc = open_run(W, &x, run, &h);
+  if (rc != CLI_OK)
     return rc;
-  }
   struct cli_sched_tistates tis = {0};
   struct err e = {0};
   struct db_val p[1] = {DB_V_STR(h.run_id)};

@@ -74,16 +74,7 @@ int cli_sched_open(struct cli_sched_ctx *x, const char *what, int db, int pool_s
   if (!db)
     return CLI_OK;
   struct db_opts o;
-  memset(&o, 0, sizeof(o));
-  o.host = x->cfg.db_host;
-  o.port = x->cfg.db_port;
-  o.user = x->cfg.db_user;
-  o.password = x->cfg.db_password;
-  o.database = x->cfg.db_name;
-  o.socket = x->cfg.db_socket[0] ? x->cfg.db_socket : NULL;
-  o.size = pool_size > 0 ? pool_size : 1;
-  o.connect_timeout_s = x->cfg.db_connect_timeout_s;
-  o.read_timeout_s = 60;
+  db_opts_from_cfg(&o, &x->cfg, pool_size > 0 ? pool_size : 1, 60);
   int ms = x->cfg.db_connect_timeout_s * 1000;
   if (db_pool_create(&x->pool, &o, &e) != ERR_OK ||
       db_acquire(x->pool, ms < 1000 ? 1000 : ms, &x->c, &e) != ERR_OK)

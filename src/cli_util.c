@@ -36,21 +36,6 @@ int cli_parse_long(const char *s, long min, long max, long *out)
   return 0;
 }
 
-void cli_db_opts(const struct cfg *c, int size, int read_timeout_s,
-                 struct db_opts *o)
-{
-  memset(o, 0, sizeof(*o));
-  o->host = c->db_host;
-  o->port = c->db_port;
-  o->user = c->db_user;
-  o->password = c->db_password;
-  o->database = c->db_name;
-  o->socket = c->db_socket[0] ? c->db_socket : NULL;
-  o->size = size;
-  o->connect_timeout_s = c->db_connect_timeout_s;
-  o->read_timeout_s = read_timeout_s;
-}
-
 void cli_db_endpoint(const struct cfg *c, char *buf, size_t cap)
 {
   if (c->db_socket[0])
@@ -66,7 +51,7 @@ int cli_db_open(const struct cfg *c, const char *cmd, const char *why,
   struct db_opts o;
   struct err e = {0};
   struct db_conn *cn = NULL;
-  cli_db_opts(c, size, 60, &o);
+  db_opts_from_cfg(&o, c, size, 60);
   *pool = NULL;
   if (conn)
     *conn = NULL;

@@ -124,20 +124,6 @@ static double g_qrunning(void *arg)
 
 /* ---- build ------------------------------------------------------------ */
 
-static void db_opts_from_cfg(const struct cfg *c, struct db_opts *o)
-{
-  memset(o, 0, sizeof(*o));
-  o->host = c->db_host;
-  o->port = c->db_port;
-  o->user = c->db_user;
-  o->password = c->db_password;
-  o->database = c->db_name;
-  o->socket = c->db_socket[0] ? c->db_socket : NULL;
-  o->size = c->db_pool;
-  o->connect_timeout_s = c->db_connect_timeout_s;
-  o->read_timeout_s = 30;
-}
-
 enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
                             struct err *e)
 {
@@ -185,7 +171,7 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
     goto fail;
 
   struct db_opts dbo;
-  db_opts_from_cfg(c, &dbo);
+  db_opts_from_cfg(&dbo, c, c->db_pool, 30);
   if ((rc = db_pool_create(&d->db, &dbo, e)))
     goto fail;
   dbo.size = PLOG_POOL;

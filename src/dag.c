@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "mlopsd/fsx.h"
 #include "mlopsd/sqlsplit.h"
 #include "mlopsd/task.h"
 #include "mlopsd/tmpl.h"
@@ -136,45 +137,17 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
   return h;
 }
 
-/* Read a regular file whole, at most cap bytes.  The message names path
- * only (the caller prefixes where it was referenced). */
+/* Read a regular file whole, at most cap bytes, with the stat taken
+ * before the read (a change after it shows as a newer file next scan,
+ * never as a missed one).  The message names path only (the caller
+ * prefixes where it was referenced). */
 static enum err_code read_file(const char *path, size_t cap, char **out,
                                size_t *len, struct stat *st, struct err *e)
 {
-  FILE *f = fopen(path, "rb");
-  if (!f)
+  if (stat(path, st) != 0)
     return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
                    "cannot open %s: %s", path, strerror(errno));
-  if (fstat(fileno(f), st) != 0 || !S_ISREG(st->st_mode)) {
-    fclose(f);
-    return err_set(e, ERR_IO, "%s is not a regular file", path);
-  }
-  if ((uint64_t)st->st_size > cap) {
-    fclose(f);
-    return err_set(e, ERR_IO, "%s is larger than %zu bytes", path, cap);
-  }
-  size_t n = (size_t)st->st_size;
-  char *buf = malloc(n + 1);
-  if (!buf) {
-    fclose(f);
-    return err_set(e, ERR_NOMEM, "out of memory reading %s", path);
-  }
-  size_t got = fread(buf, 1, n + 1, f);
-  int bad = ferror(f);
-  fclose(f);
-  if (bad || got > n) {
-    free(buf);
-    return err_set(e, ERR_IO, "cannot read %s (changed while reading?)",
-                   path);
-  }
-  buf[got] = '\0';
-  if (memchr(buf, '\0', got)) {
-    free(buf);
-    return err_set(e, ERR_PARSE, "%s holds a NUL byte", path);
-  }
-  *out = buf;
-  *len = got;
-  return ERR_OK;
+  return fsx_read(path, cap, FSX_NO_NUL, out, len, e);
 }
 
 static int64_t mtime_ns(const struct stat *st)

@@ -42,6 +42,7 @@
 #include <errmsg.h>
 #include <mysql.h>
 
+#include "mlopsd/cfg.h"
 #include "mlopsd/log.h"
 #include "db_int.h"
 
@@ -1163,3 +1164,18 @@ int db_conn_broken(const struct db_conn *c)
 }
 
 const char *db_client_version(void) { return mysql_get_client_info(); }
+
+void db_opts_from_cfg(struct db_opts *o, const struct cfg *c, int size,
+                      int read_timeout_s)
+{
+  memset(o, 0, sizeof(*o));
+  o->host = c->db_host;
+  o->port = c->db_port;
+  o->user = c->db_user;
+  o->password = c->db_password;
+  o->database = c->db_name;
+  o->socket = c->db_socket[0] ? c->db_socket : NULL;
+  o->size = size;
+  o->connect_timeout_s = c->db_connect_timeout_s;
+  o->read_timeout_s = read_timeout_s;
+}

@@ -28,6 +28,7 @@
 
 #include "mlopsd/db.h"
 #include "mlopsd/fstore.h"
+#include "mlopsd/fsx.h"
 #include "mlopsd/model.h"
 #include "mlopsd/prep.h"
 #include "mlopsd/registry.h"
@@ -99,7 +100,7 @@ enum err_code pipeline_spec_load(const char *specs_dir, const char *name,
   static const char *const ext[] = {".yaml", ".yml"};
   char path[4096];
   *out = NULL;
-  if (!name || !spec_name_valid(name))
+  if (!name || !fsx_name_valid(name))
     return err_set(e, ERR_INVAL, "'%.130s' is not a valid model name",
                    name ? name : "(null)");
   for (size_t i = 0; i < 2; i++) {

@@ -880,18 +880,9 @@ enum err_code sched_create(struct sched **out, const struct sched_opts *o,
     goto fail;
   }
   struct db_opts dbo;
-  memset(&dbo, 0, sizeof(dbo));
-  dbo.host = s->cfg.db_host;
-  dbo.port = s->cfg.db_port;
-  dbo.user = s->cfg.db_user;
-  dbo.password = s->cfg.db_password;
-  dbo.database = s->cfg.db_name;
-  dbo.socket = s->cfg.db_socket[0] ? s->cfg.db_socket : NULL;
-  dbo.size = s->workers + 3;
-  dbo.connect_timeout_s = s->cfg.db_connect_timeout_s > 0
-                              ? s->cfg.db_connect_timeout_s
-                              : 5;
-  dbo.read_timeout_s = 30;
+  db_opts_from_cfg(&dbo, &s->cfg, s->workers + 3, 30);
+  if (dbo.connect_timeout_s <= 0)
+    dbo.connect_timeout_s = 5;
   if ((rc = db_pool_create(&s->core.meta, &dbo, e)) != ERR_OK)
     goto fail;
   s->core.cfg = &s->cfg;

@@ -27,6 +27,7 @@
 #include <yaml.h>
 
 #include "spec_int.h"
+#include "mlopsd/fsx.h"
 
 #define SPEC_LIST_MAX 100000 /* allowed values, classes, grid values */
 #define SPEC_GRID_MAX 10000  /* trials in one grid */
@@ -42,23 +43,6 @@ static void strv_free(char **v, size_t n)
   for (size_t i = 0; i < n; i++)
     free(v[i]);
   free(v);
-}
-
-int spec_name_valid(const char *s)
-{
-  if (!s || !*s)
-    return 0;
-  size_t n = strlen(s);
-  if (n > SPEC_NAME_MAX)
-    return 0;
-  if (!(isalnum((unsigned char)s[0]) || s[0] == '_'))
-    return 0;
-  for (size_t i = 1; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (!(isalnum(c) || c == '_' || c == '.' || c == '-'))
-      return 0;
-  }
-  return strstr(s, "..") == NULL;
 }
 
 /* SQL identifier: [A-Za-z_][A-Za-z0-9_]{0,63}. */
@@ -972,7 +956,7 @@ static enum err_code parse_root(struct sp *p, struct spec *s,
     return rc;
   char stem[SPEC_NAME_MAX + 2];
   path_stem(p->path, stem, sizeof(stem));
-  if (!spec_name_valid(s->name))
+  if (!fsx_name_valid(s->name))
     return sp_fail(p, v[0],
                    "name: '%s' is not a valid model name "
                    "([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}, no '..')", s->name);
@@ -1096,76 +1080,12 @@ enum err_code spec_load_buf(const char *path, const char *buf, size_t len,
   return ERR_OK;
 }
 
-static enum err_code read_file(const char *path, char **buf, size_t *len,
-                               struct err *e)
-{
-  *buf = NULL;
-  *len = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: %s",
-                   path, strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return err_set(e, ERR_IO, "%s: not a regular file", path);
-  }
-  if (st.st_size > (off_t)SPEC_FILE_MAX) {
-    close(fd);
-    return err_set(e, ERR_IO, "%s: larger than %u bytes", path,
-                   SPEC_FILE_MAX);
-  }
-  size_t cap = (size_t)st.st_size + 1, n = 0;
-  char *b = malloc(cap);
-  if (!b) {
-    close(fd);
-    return err_set(e, ERR_NOMEM, "%s: out of memory", path);
-  }
-  for (;;) {
-    if (n == cap - 1) {
-      /* the file grew while we read it: stay within the cap */
-      if (cap - 1 >= SPEC_FILE_MAX) {
-        free(b);
-        close(fd);
-        return err_set(e, ERR_IO, "%s: larger than %u bytes", path,
-                       SPEC_FILE_MAX);
-      }
-      size_t nc = cap * 2 > SPEC_FILE_MAX + 1 ? SPEC_FILE_MAX + 1 : cap * 2;
-      char *nb = realloc(b, nc);
-      if (!nb) {
-        free(b);
-        close(fd);
-        return err_set(e, ERR_NOMEM, "%s: out of memory", path);
-      }
-      b = nb;
-      cap = nc;
-    }
-    ssize_t r = read(fd, b + n, cap - 1 - n);
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      int saved = errno;
-      free(b);
-      close(fd);
-      return err_set(e, ERR_IO, "%s: read: %s", path, strerror(saved));
-    }
-    if (r == 0)
-      break;
-    n += (size_t)r;
-  }
-  close(fd);
-  b[n] = '\0';
-  *buf = b;
-  *len = n;
-  return ERR_OK;
-}
-
 enum err_code spec_load(const char *path, struct spec **out, struct err *e)
 {
   *out = NULL;
   char *buf;
   size_t len;
-  enum err_code rc = read_file(path, &buf, &len, e);
+  enum err_code rc = fsx_read(path, SPEC_FILE_MAX, 0, &buf, &len, e);
   if (rc)
     return rc;
   rc = spec_load_buf(path, buf, len, out, e);

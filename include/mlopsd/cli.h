@@ -52,11 +52,6 @@ int cli_health(int argc, char **argv);
  * spaces) on stderr and return CLI_FAIL. */
 int cli_fail(const char *cmd, const char *fmt, ...) MLOPSD_PRINTF(2, 3);
 
-/* Fill *o for the configured database (database.*): pool size size,
- * read timeout read_timeout_s. */
-void cli_db_opts(const struct cfg *c, int size, int read_timeout_s,
-                 struct db_opts *o);
-
 /* "127.0.0.1:3306" or the socket path of the configured database, for
  * messages. */
 void cli_db_endpoint(const struct cfg *c, char *buf, size_t cap);

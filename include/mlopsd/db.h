@@ -81,6 +81,15 @@ struct db_opts {
                              ;-separated statements (for migrations) */
 };
 
+struct cfg;
+
+/* Fill *o for the configured database (the database.* keys of c): size
+ * connections, read timeout read_timeout_s, the rest zero.  The strings
+ * are borrowed from c (db_pool_create copies them).  Every pool the
+ * daemon and the CLI open is described this way.  Any thread. */
+void db_opts_from_cfg(struct db_opts *o, const struct cfg *c, int size,
+                      int read_timeout_s);
+
 /* Create a pool.  All strings of o are copied.  Opens no connection yet;
  * to check address and credentials at start-up call db_ping().
  * ERR_INVAL for a bad size (< 1 or > 1024) or a missing user. */

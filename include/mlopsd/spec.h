@@ -23,9 +23,10 @@
 #include <cjson/cJSON.h>
 
 #include "mlopsd/err.h"
+#include "mlopsd/fsx.h"
 #include "mlopsd/sha256.h"
 
-#define SPEC_NAME_MAX 128     /* model and feature names: bytes, no NUL */
+#define SPEC_NAME_MAX FSX_NAME_MAX /* model and feature names: bytes, no NUL */
 #define SPEC_FILE_MAX (1u << 20) /* a spec file is at most 1 MiB */
 
 enum spec_kind { SPEC_NUMERIC = 0, SPEC_CATEGORICAL, SPEC_TEXT };
@@ -188,10 +189,6 @@ const char *spec_task_name(enum spec_task t);
 const char *spec_kind_name(enum spec_kind k);
 /* 1 if a larger value of the metric is better (accuracy, f1_macro). */
 int spec_metric_higher_is_better(enum spec_metric m);
-
-/* 1 if name is a valid model/feature/registry name:
- * [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}, without "..". */
-int spec_name_valid(const char *name);
 
 /* ---- request validation ------------------------------------------------
  * spec_validate_request checks one request object ({"age": 18, ...}, the

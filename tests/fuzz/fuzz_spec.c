@@ -15,6 +15,7 @@
 #include <ctype.h>
 
 #include "fuzz.h"
+#include "mlopsd/fsx.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -54,7 +55,7 @@ static const char *const requests[] = {
 
 static void check_spec(const struct spec *s)
 {
-  FUZZ_CHECK(s->name && spec_name_valid(s->name));
+  FUZZ_CHECK(s->name && fsx_name_valid(s->name));
   FUZZ_CHECK(s->n_features ==
              s->n_numeric + s->n_categorical + s->n_text);
   for (size_t i = 0; i < s->n_features; i++) {

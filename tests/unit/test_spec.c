@@ -1,6 +1,7 @@
 /* test_spec.c - model spec loading (the course spec, fixtures, every kind
  * of schema error with FILE:LINE:COL) and request validation messages. */
 #include "check.h"
+#include "mlopsd/fsx.h"
 #include "mlopsd/spec.h"
 
 #include <math.h>
@@ -334,14 +335,14 @@ TEST(schema_errors)
 
 TEST(name_rule)
 {
-  CHECK(spec_name_valid("credit_score_classification"));
-  CHECK(spec_name_valid("a.b-c_1"));
-  CHECK(!spec_name_valid(""));
-  CHECK(!spec_name_valid("."));
-  CHECK(!spec_name_valid("a..b"));
-  CHECK(!spec_name_valid("a/b"));
-  CHECK(!spec_name_valid("-a"));
-  CHECK(!spec_name_valid(NULL));
+  CHECK(fsx_name_valid("credit_score_classification"));
+  CHECK(fsx_name_valid("a.b-c_1"));
+  CHECK(!fsx_name_valid(""));
+  CHECK(!fsx_name_valid("."));
+  CHECK(!fsx_name_valid("a..b"));
+  CHECK(!fsx_name_valid("a/b"));
+  CHECK(!fsx_name_valid("-a"));
+  CHECK(!fsx_name_valid(NULL));
 }
 
 /* a valid request: the first line of the course's predict_requests.jsonl */
