@@ -92,11 +92,12 @@ TEST(t_table)
 {
   const char *names[] = {"sql",      "shell",  "http",  "trigger_dag",
                          "train",    "validate", "deploy", "drift",
-                         "label_feedback"};
+                         "label_feedback", "db_clean", "batch_predict"};
   int n = 0;
   while (task_type_at(n))
     n++;
-  CHECK_EQ_INT(n, 9);
+  /* every registered type is named above, and nothing more */
+  CHECK_EQ_INT(n, (int)(sizeof(names) / sizeof(names[0])));
   CHECK(task_type_at(-1) == NULL);
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
     const struct task_type *ty = task_type_find(names[i]);
