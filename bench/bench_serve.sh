@@ -124,9 +124,9 @@ metric() {  # metric NAME: value of an unlabelled series (0 if absent)
 # server measured them (headers in -> answer handed to the kernel)
 slow5() {
   curl -s "http://127.0.0.1:$PORT/metrics" | awk -v r="route=\"$1\"" '
-    index($1, "http_request_duration_ms_bucket{") == 1 && index($1, r) &&
+    index($1, "mlopsd_http_request_duration_seconds_bucket{") == 1 && index($1, r) &&
       index($1, "status_class=\"2xx\"") {
-      if (index($1, "le=\"5\"")) le5 = $2
+      if (index($1, "le=\"0.005\"")) le5 = $2
       if (index($1, "le=\"+Inf\"")) all = $2
     }
     END { print all - le5 + 0, all + 0 }'
@@ -171,7 +171,7 @@ run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
   local name=$1 c=$2 path=$3 bodies=$4 per=$5 out w0 w1 t0 t1
   w0=$(metric mlopsd_plog_rows_written_total)
   local pa0 fw0 sl0
-  pa0=$(metric mlopsd_plog_pace_us_total)
+  pa0=$(metric mlopsd_plog_pace_seconds_total)
   fw0=$(metric mlopsd_plog_full_waits_total)
   sl0=$(slow5 "$path")
   t0=$(cpu_ticks)
@@ -184,8 +184,8 @@ run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
   t1=$(cpu_ticks)
   local load; load=$(cut -d' ' -f1 /proc/loadavg)
   local pace fw sl
-  pace=$(awk -v a="$pa0" -v b="$(metric mlopsd_plog_pace_us_total)" \
-    'BEGIN { printf "%.0f", (b - a) / 1000 }')
+  pace=$(awk -v a="$pa0" -v b="$(metric mlopsd_plog_pace_seconds_total)" \
+    'BEGIN { printf "%.0f", (b - a) * 1000 }')
   fw=$(( $(metric mlopsd_plog_full_waits_total) - fw0 ))
   sl=$(slow5 "$path" | awk -v a="$sl0" '{ split(a, x, " ");
     n = $2 - x[2]; printf "%.2f", (n > 0 ? 100 * ($1 - x[1]) / n : 0) }')

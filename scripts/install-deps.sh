@@ -24,6 +24,9 @@ TEST_PKGS="mariadb-server mariadb-client python3-xgboost python3-numpy curl
 wrk docker-compose clang libclang-rt-14-dev valgrind strace"
 # strace: test_fault_kill.sh kills the daemon at exact system calls
 # (strace -e inject=...:signal=KILL).
+# prometheus: promtool, for test_conventions.sh (`promtool check metrics`
+# on a live daemon's /metrics); its service is not used.
+TEST_PKGS="$TEST_PKGS prometheus"
 # tests/integration/test_console.sh (the web console in headless Chromium,
 # driven by playwright-core from npm): part of the default set, so that the
 # test never skips for want of a package (a skip fails under CI=true).

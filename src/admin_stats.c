@@ -206,7 +206,7 @@ static void parse_line(struct snap *s, const char *line, size_t len)
   double v;
   if (admin_prom_line(line, len, name, sizeof(name), lab, 8, &nl, &v))
     return;
-  if (strcmp(name, "http_requests_total") == 0) {
+  if (strcmp(name, "mlopsd_http_requests_total") == 0) {
     const char *st = label(lab, nl, "status");
     s->req_all += v;
     if (predict_route(label(lab, nl, "route"))) {
@@ -214,11 +214,13 @@ static void parse_line(struct snap *s, const char *line, size_t len)
       if (st && (st[0] == '4' || st[0] == '5'))
         s->req_err += v;
     }
-  } else if (strcmp(name, "http_request_duration_ms_bucket") == 0) {
+  } else if (strcmp(name, "mlopsd_http_request_duration_seconds_bucket")
+             == 0) {
     const char *le = label(lab, nl, "le");
     if (le && predict_route(label(lab, nl, "route")))
-      add_bucket(s, strcmp(le, "+Inf") == 0 ? INFINITY : strtod(le, NULL),
-                 v);
+      add_bucket(s,
+                 strcmp(le, "+Inf") == 0 ? INFINITY : strtod(le, NULL) * 1e3,
+                 v); /* bounds in s, the snapshot works in ms */
   } else if (strcmp(name, "mlopsd_predictions_total") == 0) {
     const char *mo = label(lab, nl, "model"), *cl = label(lab, nl, "class");
     if (mo && cl && s->ncls < ST_CLASSES) {
@@ -264,9 +266,9 @@ static void parse_line(struct snap *s, const char *line, size_t len)
     s->unlogged = v;
   } else if (strcmp(name, "mlopsd_queue_depth") == 0) {
     s->queue_depth = v;
-  } else if (strcmp(name, "http_requests_in_flight") == 0) {
+  } else if (strcmp(name, "mlopsd_http_requests_in_flight") == 0) {
     s->in_flight = v;
-  } else if (strcmp(name, "http_connections") == 0) {
+  } else if (strcmp(name, "mlopsd_http_connections") == 0) {
     s->connections = v;
   }
 }

@@ -660,7 +660,7 @@ static enum err_code rm_register(struct http *srv, struct route_metrics *rm,
     else
       snprintf(st, sizeof(st), "other");
     const char *lab[] = {"route", route, "method", method, "status", st, NULL};
-    rc = metrics_counter_new(srv->metrics, "http_requests_total",
+    rc = metrics_counter_new(srv->metrics, "mlopsd_http_requests_total",
                              "HTTP requests answered, by route pattern, "
                              "method and status.",
                              lab, METRICS_HIDE_ZERO, &rm->by_status[i], e);
@@ -672,10 +672,10 @@ static enum err_code rm_register(struct http *srv, struct route_metrics *rm,
     snprintf(cl, sizeof(cl), "%dxx", i + 1);
     const char *lab[] = {"route", route, "method", method, "status_class", cl,
                          NULL};
-    rc = metrics_hist_new(srv->metrics, "http_request_duration_ms",
+    rc = metrics_hist_new(srv->metrics, "mlopsd_http_request_duration_seconds",
                           "Time from request headers received to answer "
-                          "sent, in milliseconds.",
-                          lab, NULL, 0, METRICS_HIDE_ZERO, &rm->by_class[i],
+                          "sent, in seconds.",
+                          lab, metrics_s_buckets, METRICS_S_NBUCKETS, METRICS_HIDE_ZERO, &rm->by_class[i],
                           e);
     if (rc)
       return rc;
@@ -690,7 +690,7 @@ static void rm_record(const struct route_metrics *rm, int status,
   int cl = status / 100 - 1;
   if (cl < 0 || cl >= N_CLASS)
     cl = N_CLASS - 1;
-  metrics_hist_observe(rm->by_class[cl], (double)elapsed_ns / 1e6);
+  metrics_hist_observe(rm->by_class[cl], (double)elapsed_ns / 1e9);
 }
 
 static double gauge_conns(void *arg)
@@ -1179,20 +1179,22 @@ enum err_code http_create(struct http **out, const struct http_opts *o,
   if (!rc)
     rc = rm_register(srv, &srv->unmatched, "unmatched", "any", e);
   if (!rc)
-    rc = metrics_gauge_fn_new(srv->metrics, "http_connections",
+    rc = metrics_gauge_fn_new(srv->metrics, "mlopsd_http_connections",
                               "Open HTTP connections.", NULL, gauge_conns,
                               srv, &srv->g_conns, e);
   if (!rc)
-    rc = metrics_gauge_fn_new(srv->metrics, "http_requests_in_flight",
+    rc = metrics_gauge_fn_new(srv->metrics, "mlopsd_http_requests_in_flight",
                               "Requests received and not yet answered.",
                               NULL, gauge_inflight, srv, &srv->g_inflight, e);
   if (!rc)
-    rc = metrics_counter_new(srv->metrics, "http_connections_reaped_total",
+    rc = metrics_counter_new(srv->metrics, "mlopsd_http_connections_reaped_total",
                              "Connections closed because a request was not "
                              "received within the idle timeout.",
                              NULL, 0, &srv->c_reaped, e);
   if (!rc)
     rc = add_route(srv, "GET", "/healthz", h_healthz, srv, e);
+  if (!rc) /* BentoML's name for the same liveness probe */
+    rc = add_route(srv, "GET", "/livez", h_healthz, srv, e);
   if (!rc)
     rc = add_route(srv, "GET", "/metrics", h_metrics, srv, e);
   if (rc) {

@@ -29,6 +29,9 @@
 
 const double metrics_ms_buckets[METRICS_MS_NBUCKETS] = {
     0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000};
+const double metrics_s_buckets[METRICS_S_NBUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,  0.05,    0.1,    0.25,  0.5,    1};
 
 /* The histogram sum is an integer in units of 1e-6 of the observed unit,
  * so observing is an atomic add rather than a compare-and-swap loop. */
@@ -512,7 +515,12 @@ static bool render_series(struct buf *b, struct family *f, struct series *s,
       return false;
     if (!dry) {
       series_name(b, f->name, "", s->labels, NULL);
-      buf_addf(b, "%llu\n", (unsigned long long)v);
+      if (s->flags & METRICS_MICRO) {
+        add_double(b, (double)v / 1e6);
+        buf_add(b, "\n", 1);
+      } else {
+        buf_addf(b, "%llu\n", (unsigned long long)v);
+      }
     }
     return true;
   }

@@ -1066,7 +1066,7 @@ static void flush_once(struct plog *p, int final)
   if (!atomic_load(&p->db_ok))
     p->schema_checked = 0;
   if (p->h_flush)
-    metrics_hist_observe(p->h_flush, (double)(now_ms() - t0));
+    metrics_hist_observe(p->h_flush, (double)(now_ms() - t0) / 1e3);
 }
 
 static enum err_code flush_job(struct queue_job_ctx *ctx, void *arg,
@@ -1205,10 +1205,10 @@ static void make_metrics(struct plog *p)
                           "Requests that waited for room in a full "
                           "prediction log buffer (policy reject).",
                           NULL, 0, &p->c_full_waits, &e) ||
-      metrics_counter_new(m, "mlopsd_plog_pace_us_total",
+      metrics_counter_new(m, "mlopsd_plog_pace_seconds_total",
                           "Time request threads were slowed down to let "
-                          "the prediction log catch up (microseconds).",
-                          NULL, 0, &p->c_paced, &e) ||
+                          "the prediction log catch up.",
+                          NULL, METRICS_MICRO, &p->c_paced, &e) ||
       metrics_counter_new(m, "mlopsd_plog_records_skipped_total",
                           "Spool records that could not be decoded.", NULL,
                           0, &p->c_lost, &e) ||
@@ -1224,8 +1224,9 @@ static void make_metrics(struct plog *p)
       metrics_gauge_fn_new(m, "mlopsd_plog_db_up",
                            "1 when the last contact with MariaDB worked.",
                            NULL, g_db_up, p, &p->g_db_up, &e) ||
-      metrics_hist_new(m, "mlopsd_plog_flush_duration_ms",
-                       "Duration of one prediction log flush.", NULL, NULL, 0,
+      metrics_hist_new(m, "mlopsd_plog_flush_duration_seconds",
+                       "Duration of one prediction log flush.", NULL,
+                       metrics_s_buckets, METRICS_S_NBUCKETS,
                        0, &p->h_flush, &e))
     LOG_W(MOD, "metrics not registered: %s", e.msg);
 }

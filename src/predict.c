@@ -12,6 +12,8 @@
 #include "mlopsd/predict.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -219,10 +221,14 @@ static void reject(struct predict *p, enum reject r)
     metrics_counter_add(p->c_reject[r], 1);
 }
 
+/* No Content-Type at all is taken as JSON, as BentoML does, so that
+ * `requests.post(url, data=json_text)` works; a declared other type is
+ * still refused. */
 static int ctype_json(const char *ct)
 {
-  if (!ct)
-    return 0;
+  if (!ct || !*ct)
+    return 1;
+
   while (*ct == ' ' || *ct == '\t')
     ct++;
   if (strncasecmp(ct, "application/json", 16) != 0)
@@ -270,11 +276,69 @@ void predict_field_name(char *buf, size_t cap, const char *prefix,
     snprintf(buf, cap, "%s", field[0] ? field : prefix);
 }
 
-/* Start (or continue) the 400 invalid-input body with one field. */
+/* The 400 body's "detail" list (BentoML / pydantic style: one
+ * {type, loc, msg, input} per bad field, beside "fields"), built while the
+ * fields are streamed and written by end_fields.  Error path only, so
+ * plain cJSON allocations (the parse arena is off by then). */
+static _Thread_local cJSON *tl_detail;
+
+static const char *detail_type(const char *msg)
+{
+  if (strstr(msg, "is required"))
+    return "missing";
+  if (strcmp(msg, "unknown field") == 0)
+    return "extra_forbidden";
+  if (strstr(msg, "must be one of"))
+    return "enum";
+  /* the bounds, by pydantic's names */
+  if (strncmp(msg, "must be >= ", 11) == 0)
+    return "greater_than_equal";
+  if (strncmp(msg, "must be > ", 10) == 0)
+    return "greater_than";
+  if (strncmp(msg, "must be <= ", 11) == 0)
+    return "less_than_equal";
+  if (strncmp(msg, "must be < ", 10) == 0)
+    return "less_than";
+  if (strncmp(msg, "must be a number", 16) == 0
+      || strncmp(msg, "must be a string", 16) == 0
+      || strncmp(msg, "must be an object", 17) == 0)
+    return "type_error";
+  return "value_error";
+}
+
+static void add_detail(const char *prefix, size_t index, int batch,
+                       const char *field, const char *msg,
+                       const cJSON *input)
+{
+  if (!tl_detail)
+    return;
+  cJSON *d = cJSON_CreateObject(), *loc = cJSON_CreateArray();
+  if (!d || !loc) {
+    cJSON_Delete(d);
+    cJSON_Delete(loc);
+    return;
+  }
+  cJSON_AddItemToArray(loc, cJSON_CreateString("body"));
+  if (prefix[0])
+    cJSON_AddItemToArray(loc, cJSON_CreateString(prefix));
+  if (batch)
+    cJSON_AddItemToArray(loc, cJSON_CreateNumber((double)index));
+  if (field[0])
+    cJSON_AddItemToArray(loc, cJSON_CreateString(field));
+  cJSON_AddStringToObject(d, "type", detail_type(msg));
+  cJSON_AddItemToObject(d, "loc", loc);
+  cJSON_AddStringToObject(d, "msg", msg);
+  cJSON_AddItemToObject(d, "input", input ? cJSON_Duplicate(input, 1)
+                                          : cJSON_CreateNull());
+  cJSON_AddItemToArray(tl_detail, d);
+}
+
+/* Start (or continue) the 400 invalid-input body with one field; input is
+ * the offending value for "detail" (NULL: none, e.g. a missing field). */
 static enum err_code add_field(struct http_resp *resp, size_t *nf,
                                size_t *more, const char *prefix,
                                size_t index, int batch, const char *field,
-                               const char *msg)
+                               const char *msg, const cJSON *input)
 {
   char name[SPEC_REPORT_FIELD + 48];
   enum err_code rc = ERR_OK;
@@ -282,6 +346,11 @@ static enum err_code add_field(struct http_resp *resp, size_t *nf,
     (*more)++;
     return ERR_OK;
   }
+  if (*nf == 0) {
+    cJSON_Delete(tl_detail);
+    tl_detail = cJSON_CreateArray();
+  }
+  add_detail(prefix, index, batch, field, msg, input);
   predict_field_name(name, sizeof(name), prefix, index, batch, field);
   if (*nf == 0)
     rc = W(resp, "{\"error\":\"invalid input\",\"fields\":{");
@@ -305,11 +374,61 @@ static void end_fields(struct http_resp *resp, size_t nf, size_t more)
                                 "listed\"",
                           more);
   if (!rc)
-    rc = W(resp, "}}");
+    rc = W(resp, "}");
+  if (!rc && tl_detail) {
+    char *d = cJSON_PrintUnformatted(tl_detail);
+    if (d) {
+      rc = W(resp, ",\"detail\":");
+      if (!rc)
+        rc = http_resp_write(resp, d, strlen(d));
+      cJSON_free(d);
+    }
+  }
+  cJSON_Delete(tl_detail);
+  tl_detail = NULL;
+  if (!rc)
+    rc = W(resp, "}");
   (void)nf;
   http_resp_status(resp, 400);
   if (rc)
     http_resp_error(resp, 400, "invalid input");
+}
+
+/* Lax numbers, as pydantic's lax mode: a string member whose feature is
+ * numeric and whose text is a clean decimal number ("30", "-1.5e3"; no
+ * blanks, no hex, no inf/nan) is turned into that number in place before
+ * validation, so "age": "30" is served like "age": 30.  Anything else
+ * stays a string and gets the usual "must be a number" error.  The node's
+ * valuestring is left alone: freeing follows the node as parsed. */
+static void lax_numbers(const struct spec *sp, cJSON *item)
+{
+  if (!cJSON_IsObject(item))
+    return;
+  for (cJSON *c = item->child; c; c = c->next) {
+    if (!cJSON_IsString(c) || !c->string || !c->valuestring)
+      continue;
+    const char *t = c->valuestring;
+    size_t k = 0;
+    for (; t[k]; k++)
+      if (!strchr("0123456789+-.eE", t[k]))
+        break;
+    if (k == 0 || t[k] || k > 64)
+      continue;
+    const struct spec_feature *f = NULL;
+    for (size_t j = 0; j < sp->n_features && !f; j++)
+      if (strcmp(sp->features[j].name, c->string) == 0)
+        f = &sp->features[j];
+    if (!f || f->kind != SPEC_NUMERIC)
+      continue;
+    char *end;
+    errno = 0;
+    double d = strtod(t, &end);
+    if (*end || end == t || !isfinite(d) || errno == ERANGE)
+      continue;
+    c->type = (c->type & ~0xFF) | cJSON_Number; /* keep the flag bits */
+    c->valuedouble = d;
+    c->valueint = d >= INT_MAX ? INT_MAX : d <= INT_MIN ? INT_MIN : (int)d;
+  }
 }
 
 /* prep lookup over the members sorted by feature index (ctx: byf). */
@@ -468,10 +587,11 @@ static int preq_shape(struct preq *q)
     if (k->string && strcmp(k->string, "data") == 0) {
       if (n_data++)
         q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "",
-                            "duplicate field");
+                            "duplicate field", k);
     } else {
       q->wrc |= add_field(resp, &q->nf, &q->more, "", 0, 0,
-                          k->string ? k->string : "", "unknown field");
+                          k->string ? k->string : "", "unknown field",
+                          k);
     }
   }
   const cJSON *data = cJSON_GetObjectItemCaseSensitive(q->root, "data");
@@ -479,23 +599,24 @@ static int preq_shape(struct preq *q)
   q->batch = cJSON_IsArray(data);
   if (!data) {
     q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "",
-                        "is required");
+                        "is required", NULL);
   } else if (q->batch) {
     q->n = (size_t)cJSON_GetArraySize(data);
     if (q->n == 0) {
       q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "",
-                          "must not be an empty list");
+                          "must not be an empty list", data);
     } else if (q->n > p->max_batch) {
       char msg[64];
       snprintf(msg, sizeof(msg), "at most %zu items per request",
                p->max_batch);
-      q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "", msg);
+      q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "", msg,
+                          NULL);
     }
   } else if (cJSON_IsObject(data)) {
     q->n = 1;
   } else {
     q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "",
-                        "must be an object or a list of objects");
+                        "must be an object or a list of objects", data);
   }
   if (q->nf) {
     reject(p, R_SHAPE);
@@ -519,6 +640,7 @@ static int preq_validate(struct preq *q)
   const cJSON *it = q->batch ? q->data->child : q->data;
   for (; it && i < q->n; it = q->batch ? it->next : NULL, i++) {
     s->items[i] = it;
+    lax_numbers(sp, (cJSON *)it); /* our own parse tree: may change it */
     /* also records each feature's member for the preprocessing */
     if (spec_validate_request_members(sp, it, &s->rep,
                                       s->byf + i * sp->n_features) ==
@@ -526,7 +648,9 @@ static int preq_validate(struct preq *q)
       continue;
     for (size_t k = 0; k < s->rep.n; k++)
       q->wrc |= add_field(q->resp, &q->nf, &q->more, "data", i, q->batch,
-                          s->rep.e[k].field, s->rep.e[k].msg);
+                          s->rep.e[k].field, s->rep.e[k].msg,
+                          cJSON_GetObjectItemCaseSensitive(it,
+                                                           s->rep.e[k].field));
     q->more += s->rep.n_more;
   }
   if (q->nf || q->more) {
@@ -555,7 +679,7 @@ static int preq_predict(struct preq *q)
       reject(q->p, R_INPUT);
       http_resp_clear(q->resp);
       (void)add_field(q->resp, &q->nf, &q->more, "data", i, q->batch, "",
-                      e.msg);
+                      e.msg, NULL);
       end_fields(q->resp, q->nf, q->more);
       return -1;
     }

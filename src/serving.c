@@ -537,7 +537,7 @@ static void slot_metrics(struct serving *s, struct slot *sl)
   if (metrics_gauge_new(s->metrics, "mlopsd_model_version",
                         "Version served, 0 = none.", lab, 0, &sl->g_version,
                         &e) ||
-      metrics_gauge_new(s->metrics, "mlopsd_model_load_ms",
+      metrics_gauge_new(s->metrics, "mlopsd_model_load_seconds",
                         "Time the served version took to load and verify.",
                         lab, 0, &sl->g_load_ms, &e) ||
       metrics_gauge_new(s->metrics, "mlopsd_model_loaded_timestamp_seconds",
@@ -654,7 +654,7 @@ static enum err_code slot_load(struct serving *s, struct slot *sl,
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     metrics_gauge_set(sl->g_version, version);
-    metrics_gauge_set(sl->g_load_ms, ms);
+    metrics_gauge_set(sl->g_load_ms, ms / 1e3);
     metrics_gauge_set(sl->g_loaded_at,
                       (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
     metrics_gauge_set(sl->g_native, native);

@@ -5,7 +5,7 @@
  * pool of worker threads; handlers run on those threads.  Life cycle:
  *
  *   struct http_opts o; http_opts_defaults(&o); o.listen = "0.0.0.0:3000";
- *   http_create(&srv, &o, &e);              // GET /healthz, GET /metrics
+ *   http_create(&srv, &o, &e);              // GET /healthz, /livez, GET /metrics
  *   http_route(srv, "POST", "/models/{name}/predict", predict, ctx, &e);
  *   http_start(srv, &e);                    // binds, starts the threads
  *   ...
@@ -34,10 +34,10 @@
  *
  * Metrics (recorded for every request that reached routing, into the
  * registry given in the options or one of the server's own):
- *   http_requests_total{route,method,status}      counter
- *   http_request_duration_ms{route,method,status_class}  histogram (ms)
- *   http_connections, http_requests_in_flight      gauges
- *   http_connections_reaped_total                  counter (idle/slow)
+ *   mlopsd_http_requests_total{route,method,status}      counter
+ *   mlopsd_http_request_duration_seconds{route,method,status_class} histogram (s)
+ *   mlopsd_http_connections, mlopsd_http_requests_in_flight  gauges
+ *   mlopsd_http_connections_reaped_total                  counter (idle/slow)
  * route is the pattern ("/models/{name}/predict"), or "unmatched" (404 /
  * 405) with method "any".  status 499 = client went away before an answer.
  *

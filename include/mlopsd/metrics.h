@@ -9,7 +9,7 @@
  *
  *   struct metrics_counter *c;
  *   const char *lab[] = {"route", "/healthz", "method", "GET", NULL};
- *   metrics_counter_new(m, "http_requests_total", "HTTP requests.", lab, 0,
+ *   metrics_counter_new(m, "mlopsd_http_requests_total", "HTTP requests.", lab, 0,
  *                       &c, &e);
  *   metrics_counter_add(c, 1);          // any thread, lock-free
  *
@@ -46,11 +46,19 @@ struct metrics_hist;
  * label sets registered up front that are mostly never used, e.g. one
  * counter per HTTP status code. */
 #define METRICS_HIDE_ZERO 1u
+/* Flag for metrics_counter_new: the counter counts millionths of its unit
+ * (e.g. microseconds of a _seconds_total counter) and is rendered divided
+ * by 1e6, so base units are kept while adding stays an integer add. */
+#define METRICS_MICRO 2u
 
 /* The default histogram buckets, in milliseconds (upper bounds; +Inf is
  * implicit): 0.1 0.25 0.5 1 2.5 5 10 25 50 100 250 500 1000. */
 #define METRICS_MS_NBUCKETS 13
 extern const double metrics_ms_buckets[METRICS_MS_NBUCKETS];
+/* The same bounds in seconds, for *_seconds histograms (Prometheus base
+ * units): 0.0001 ... 1. */
+#define METRICS_S_NBUCKETS 13
+extern const double metrics_s_buckets[METRICS_S_NBUCKETS];
 
 /* Largest number of buckets a histogram may have (without +Inf). */
 #define METRICS_MAX_BUCKETS 32

@@ -363,7 +363,7 @@ eq http_413_admin "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: B
 code=$(curl -s -o /dev/null -w '%{http_code}' -H @"$T/bighdr" "$U/healthz")
 eq http_431_big_header "$code" 431
 eq http_serving_after_big "$(lf_predict 78)" 200
-reaped0=$(lf_metric http_connections_reaped_total); reaped0=${reaped0:-0}
+reaped0=$(lf_metric mlopsd_http_connections_reaped_total); reaped0=${reaped0:-0}
 python3 "$SRC/tests/integration/lib_sock.py" slow "$PORT" 0.25 30 >"$T/slow.out" &
 slow_pid=$!
 python3 "$SRC/tests/integration/lib_sock.py" idle "$PORT" 30 >"$T/idle.out" &
@@ -389,7 +389,7 @@ check http_many_opened bash -c "[ ${opened:-0} -ge 100 ]"
 sleep 0.5
 fd1=$(ls /proc/"$DPID"/fd | wc -l)
 check http_many_fds_back bash -c "[ $fd1 -le $((fd0 + 4)) ]"
-reaped1=$(lf_metric http_connections_reaped_total)
+reaped1=$(lf_metric mlopsd_http_connections_reaped_total)
 check http_slow_reaped_counted bash -c "[ ${reaped1:-0} -gt $reaped0 ]"
 eq http_serving_after_many "$(lf_predict 80)" 200
 LF_FIGURES="slow client closed after ${slow_after}s, idle after ${idle_after}s (idle_timeout 2 s); $opened idle connections reaped (fds $fd0 -> $fd1)"

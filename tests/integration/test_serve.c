@@ -1026,9 +1026,9 @@ TEST(metadata_metrics_ready)
   CHECK(strstr(a.body, "mlopsd_plog_spool_bytes") != NULL);
   CHECK(strstr(a.body, "mlopsd_queue_depth") != NULL);
   CHECK(strstr(a.body, "mlopsd_model_version{model=\"" MODEL "\"} 1") != NULL);
-  CHECK(strstr(a.body, "mlopsd_model_load_ms") != NULL);
+  CHECK(strstr(a.body, "mlopsd_model_load_seconds") != NULL);
   CHECK(strstr(a.body, "mlopsd_plog_rows_unlogged_total") != NULL);
-  CHECK(strstr(a.body, "http_requests_total") != NULL);
+  CHECK(strstr(a.body, "mlopsd_http_requests_total") != NULL);
   fx_answer_free(&a);
 }
 

@@ -96,7 +96,7 @@ sample() {
   thr=$(awk '/^Threads/ {print $2}' "/proc/$DAEMON/status" 2>/dev/null)
   fds=$(ls "/proc/$DAEMON/fd" 2>/dev/null | wc -l)
   n200=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '
-    /^http_requests_total\{/ && /route="\/predict"/ && /status="200"/ {s += $2}
+    /^mlopsd_http_requests_total\{/ && /route="\/predict"/ && /status="200"/ {s += $2}
     END {print s + 0}')
   rows=$(sql "$DB" -e "SELECT COUNT(*) FROM credit_predictions_api_log" 2>/dev/null)
   echo "$t,${rss:-},$fds,${thr:-},$n200,${rows:-}" >>"$OUT/soak.csv"

@@ -20,12 +20,12 @@ TEST(prom_line)
   struct admin_prom_label l[4];
   int n;
   double v;
-  const char *s = "http_requests_total{route=\"/models/{name}/predict\","
+  const char *s = "mlopsd_http_requests_total{route=\"/models/{name}/predict\","
                   "method=\"POST\",status=\"200\"} 42";
   CHECK_EQ_INT(admin_prom_line(s, strlen(s), name, sizeof(name), l, 4, &n,
                                &v),
                0);
-  CHECK_EQ_STR(name, "http_requests_total");
+  CHECK_EQ_STR(name, "mlopsd_http_requests_total");
   CHECK_EQ_INT(n, 3);
   CHECK_EQ_STR(l[0].key, "route");
   CHECK_EQ_STR(l[0].val, "/models/{name}/predict");
@@ -103,7 +103,7 @@ static void *hammer(void *arg)
   while (!atomic_load(&ld->stop)) {
     metrics_counter_add(ld->req, 1);
     metrics_counter_add(ld->cls_a, 1);
-    metrics_hist_observe(ld->lat, 0.3);
+    metrics_hist_observe(ld->lat, 0.0003); /* 0.3 ms */
     atomic_fetch_add(&ld->done, 1);
   }
   return NULL;
@@ -133,11 +133,12 @@ TEST(sampler)
   const char *lb[] = {"model", "m", "class", "B", NULL};
   struct metrics_counter *other;
   struct metrics_gauge *backlog;
-  REQUIRE(metrics_counter_new(m, "http_requests_total", "r", lr, 0, &ld.req,
+  REQUIRE(metrics_counter_new(m, "mlopsd_http_requests_total", "r", lr, 0, &ld.req,
                               &e) == ERR_OK);
-  REQUIRE(metrics_counter_new(m, "http_requests_total", "r", lo, 0, &other,
+  REQUIRE(metrics_counter_new(m, "mlopsd_http_requests_total", "r", lo, 0, &other,
                               &e) == ERR_OK);
-  REQUIRE(metrics_hist_new(m, "http_request_duration_ms", "d", lh, NULL, 0, 0,
+  REQUIRE(metrics_hist_new(m, "mlopsd_http_request_duration_seconds", "d", lh,
+                           metrics_s_buckets, METRICS_S_NBUCKETS, 0,
                            &ld.lat, &e) == ERR_OK);
   REQUIRE(metrics_counter_new(m, "mlopsd_predictions_total", "p", la, 0,
                               &ld.cls_a, &e) == ERR_OK);

@@ -665,8 +665,8 @@ TEST(slow_client_dropped_others_served)
   /* recorded */
   struct reply r;
   req(h, port, "GET", "/metrics", NULL, 0, NULL, &r);
-  CHECK(strstr(r.body, "http_connections_reaped_total "));
-  CHECK(!strstr(r.body, "http_connections_reaped_total 0\n"));
+  CHECK(strstr(r.body, "mlopsd_http_connections_reaped_total "));
+  CHECK(!strstr(r.body, "mlopsd_http_connections_reaped_total 0\n"));
   reply_free(&r);
   curl_easy_cleanup(h);
   http_destroy(srv);
@@ -693,24 +693,24 @@ TEST(metrics_counts_requests)
   CHECK_EQ_INT(r.status, 200);
   CHECK(strstr(r.hdrs, "Content-Type: text/plain; version=0.0.4"));
   const char *b = r.body;
-  CHECK(strstr(b, "# TYPE http_requests_total counter\n"));
-  CHECK(strstr(b, "http_requests_total{route=\"/healthz\",method=\"GET\","
+  CHECK(strstr(b, "# TYPE mlopsd_http_requests_total counter\n"));
+  CHECK(strstr(b, "mlopsd_http_requests_total{route=\"/healthz\",method=\"GET\","
                   "status=\"200\"} 3\n"));
-  CHECK(strstr(b, "http_requests_total{route=\"unmatched\",method=\"any\","
+  CHECK(strstr(b, "mlopsd_http_requests_total{route=\"unmatched\",method=\"any\","
                   "status=\"404\"} 1\n"));
-  CHECK(strstr(b, "http_requests_total{route=\"/models/{name}/predict\","
+  CHECK(strstr(b, "mlopsd_http_requests_total{route=\"/models/{name}/predict\","
                   "method=\"POST\",status=\"200\"} 1\n"));
-  CHECK(strstr(b, "http_requests_total{route=\"/teapot\",method=\"GET\","
+  CHECK(strstr(b, "mlopsd_http_requests_total{route=\"/teapot\",method=\"GET\","
                   "status=\"other\"} 1\n"));
-  CHECK(strstr(b, "# TYPE http_request_duration_ms histogram\n"));
-  CHECK(strstr(b, "http_request_duration_ms_count{route=\"/healthz\","
+  CHECK(strstr(b, "# TYPE mlopsd_http_request_duration_seconds histogram\n"));
+  CHECK(strstr(b, "mlopsd_http_request_duration_seconds_count{route=\"/healthz\","
                   "method=\"GET\",status_class=\"2xx\"} 3\n"));
-  CHECK(strstr(b, "http_request_duration_ms_bucket{route=\"/healthz\","
+  CHECK(strstr(b, "mlopsd_http_request_duration_seconds_bucket{route=\"/healthz\","
                   "method=\"GET\",status_class=\"2xx\",le=\"+Inf\"} 3\n"));
-  CHECK(strstr(b, "http_request_duration_ms_count{route=\"unmatched\","
+  CHECK(strstr(b, "mlopsd_http_request_duration_seconds_count{route=\"unmatched\","
                   "method=\"any\",status_class=\"4xx\"} 1\n"));
-  CHECK(strstr(b, "http_connections 1\n"));
-  CHECK(strstr(b, "http_requests_in_flight 1\n")); /* this one */
+  CHECK(strstr(b, "mlopsd_http_connections 1\n"));
+  CHECK(strstr(b, "mlopsd_http_requests_in_flight 1\n")); /* this one */
   CHECK(!strstr(b, "status=\"500\"")); /* zero series are hidden */
   reply_free(&r);
   curl_easy_cleanup(h);
@@ -927,7 +927,7 @@ TEST(shared_registry)
   size_t len = 0, cap = 0;
   REQUIRE(metrics_render(m, &buf, &len, &cap, &e) == ERR_OK);
   CHECK(strstr(buf, "status=\"200\"} 1\n"));
-  CHECK(!strstr(buf, "http_connections "));
+  CHECK(!strstr(buf, "mlopsd_http_connections "));
   free(buf);
   metrics_destroy(m);
 }

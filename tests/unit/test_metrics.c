@@ -35,9 +35,9 @@ TEST(text_format_exact)
   const char *l1[] = {"route", "/healthz", "method", "GET", "status", "200",
                       NULL};
   const char *l2[] = {"route", "/x", "method", "POST", "status", "404", NULL};
-  REQUIRE(metrics_counter_new(m, "http_requests_total", "HTTP requests.", l1,
+  REQUIRE(metrics_counter_new(m, "mlopsd_http_requests_total", "HTTP requests.", l1,
                               0, &c1, &e) == ERR_OK);
-  REQUIRE(metrics_counter_new(m, "http_requests_total", "HTTP requests.", l2,
+  REQUIRE(metrics_counter_new(m, "mlopsd_http_requests_total", "HTTP requests.", l2,
                               0, &c2, &e) == ERR_OK);
   REQUIRE(metrics_gauge_new(m, "model_version", "Served version.", NULL, 0,
                             &g, &e) == ERR_OK);
@@ -55,10 +55,10 @@ TEST(text_format_exact)
   char *t = render(m);
   REQUIRE(t);
   const char *want =
-      "# HELP http_requests_total HTTP requests.\n"
-      "# TYPE http_requests_total counter\n"
-      "http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 3\n"
-      "http_requests_total{route=\"/x\",method=\"POST\",status=\"404\"} 1\n"
+      "# HELP mlopsd_http_requests_total HTTP requests.\n"
+      "# TYPE mlopsd_http_requests_total counter\n"
+      "mlopsd_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 3\n"
+      "mlopsd_http_requests_total{route=\"/x\",method=\"POST\",status=\"404\"} 1\n"
       "# HELP model_version Served version.\n"
       "# TYPE model_version gauge\n"
       "model_version 7\n"
