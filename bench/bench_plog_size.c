@@ -213,8 +213,11 @@ static void load_features(void)
       f = fopen(path, "r");
     }
   }
-  if (!f)
-    f = fopen("/work/shared/data/credit/predict_requests.jsonl", "r");
+  if (!f && getenv("MLOPSD_SHARED")) {
+    snprintf(path, sizeof(path), "%s/data/credit/predict_requests.jsonl",
+             getenv("MLOPSD_SHARED"));
+    f = fopen(path, "r");
+  }
   if (!f) {
     fprintf(stderr, "bench_plog_size: predict_requests.jsonl not found "
                     "(set BENCH_REQUESTS)\n");

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.." || exit 1
 ROWS=${1:-1000000}
 BUILD=${2:-build}
 BIN=$PWD/$BUILD/mlopsd
-SHARED=${MLOPSD_SHARED:-$(tests/shared_dir.sh 2>/dev/null || echo /work/shared)}
+SHARED=${MLOPSD_SHARED:-$(tests/shared_dir.sh)}
 REQ=$SHARED/data/credit/predict_requests.jsonl
 T=$(mktemp -d /tmp/bench_predict_batch.XXXXXX)
 trap 'rm -rf "$T"' EXIT

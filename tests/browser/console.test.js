@@ -376,7 +376,7 @@ async function shot(page, name) {
   });
 
   await test('serving_page', async () => {
-    const lines = fs.readFileSync((process.env.MLOPSD_SHARED || '/work/shared') + '/data/credit/predict_requests.jsonl',
+    const lines = fs.readFileSync(process.env.MLOPSD_SHARED + '/data/credit/predict_requests.jsonl',
       'utf8').split('\n').filter(Boolean).slice(0, 60);
     let ok = 0;
     for (const l of lines) {

@@ -14,7 +14,7 @@ BUILD=${1:-build/fuzz}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$SRC"
 C=tests/fuzz/corpus
-DATA=${MLOPSD_DATA_DIR:-/work/shared/data/credit}
+DATA=${MLOPSD_DATA_DIR:-$(cd "$(dirname "$0")/../.." && tests/shared_dir.sh)/data/credit}
 for t in cfg cron dag meta predict prep spec spool sqlsplit tmpl tree tzif; do
   mkdir -p "$C/$t"
   find "$C/$t" -name 'seed-*' -delete
