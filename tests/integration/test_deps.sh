@@ -6,17 +6,17 @@
 set -u
 SRC=${MLOPSD_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 CHECK="$SRC/scripts/check-deps.sh"
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "ok $1"; }
-bad() { fail=$((fail + 1)); echo "not ok $1: $2"; }
+. "$SRC/tests/lib.sh"  # scenario, ok, bad, tl_done
 tmp=$(mktemp -d /tmp/mlopsd-deps.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
 # 1. the project itself
+scenario project_graph
 if out=$("$CHECK" "$SRC" 2>&1); then ok project_graph
 else bad project_graph "$out"; fi
 
 # 2. a cycle a -> b -> a (through a friend header) fails and is printed
+scenario cycle_fails
 mkdir -p "$tmp/cyc/src" "$tmp/cyc/include/mlopsd"
 printf '#include "mlopsd/b.h"\n' >"$tmp/cyc/src/a.c"
 printf '#include "b_int.h"\n' >"$tmp/cyc/src/b.c"
@@ -27,6 +27,7 @@ elif grep -Eq 'cycle: (a -> b -> a|b -> a -> b)' <<<"$out"; then ok cycle_fails
 else bad cycle_fails "no cycle printed: $out"; fi
 
 # 3. a module calling back into the daemon fails, naming the file
+scenario daemon_on_top
 mkdir -p "$tmp/up/src" "$tmp/up/include/mlopsd"
 printf '#include "mlopsd/daemon.h"\n' >"$tmp/up/src/admin.c"
 printf '#include "mlopsd/admin.h"\n' >"$tmp/up/src/daemon.c"
@@ -36,6 +37,7 @@ elif grep -q 'src/admin.c includes daemon.h' <<<"$out"; then ok daemon_on_top
 else bad daemon_on_top "file not named: $out"; fi
 
 # 4. a layered tree passes (the check is not always failing)
+scenario layered_passes
 mkdir -p "$tmp/ok/src" "$tmp/ok/include/mlopsd"
 printf '#include "mlopsd/daemon.h"\n' >"$tmp/ok/src/main.c"
 printf '#include "mlopsd/admin.h"\n#include "mlopsd/err.h"\n' >"$tmp/ok/src/daemon.c"
@@ -45,5 +47,4 @@ printf '#include "mlopsd/err.h"\n' >"$tmp/ok/src/admin_dags.c"
 if out=$("$CHECK" "$tmp/ok" 2>&1) && grep -q '4 modules, no cycle' <<<"$out"
 then ok layered_passes; else bad layered_passes "$out"; fi
 
-echo "check: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+tl_done

@@ -13,11 +13,10 @@
 # (make test-docker).
 set -u
 cd "${MLOPSD_SRC:-$(dirname "$0")/../..}"
-pass=0; fail=0
-ok()   { pass=$((pass + 1)); echo "ok $1"; }
-bad()  { fail=$((fail + 1)); echo "not ok $1"; }
+. tests/lib.sh  # scenario, ok, bad, tl_done: one count per scenario
 
 # 1. compose file
+scenario compose
 envf=$(mktemp); cp docker/.env.example "$envf"
 if cfgout=$(docker-compose -f docker/docker-compose.yml --env-file "$envf" config); then
   ok compose_config_valid
@@ -32,17 +31,20 @@ if docker-compose -f docker/docker-compose.yml --env-file "$envf" config |
    grep -q -- '- 0.0.0.0:3001:3000'; then ok compose_port_opened_by_env
 else bad compose_port_opened_by_env; fi
 rm -f "$envf"
+scenario dockerignore
 if [ -f .dockerignore ] && grep -qx '.git' .dockerignore &&
    grep -qx 'build/' .dockerignore && grep -qx 'var/' .dockerignore; then
   ok dockerignore_keeps_out_git_build_var
 else bad dockerignore_keeps_out_git_build_var; fi
 # The HEALTHCHECK needs nothing outside the image: no curl binary.
+scenario healthcheck
 if grep -A1 '^HEALTHCHECK' docker/Dockerfile | grep -q '"health"' &&
    ! grep -A1 '^HEALTHCHECK' docker/Dockerfile | grep -q curl; then
   ok healthcheck_is_mlopsd_health
 else bad healthcheck_is_mlopsd_health; fi
 
 # 2. COPY sources exist
+scenario dockerfile_copy_sources
 missing=""
 while read -r src; do
   [ -e "$src" ] || missing="$missing $src"
@@ -51,6 +53,7 @@ if [ -z "$missing" ]; then ok dockerfile_copy_sources_exist; else
   echo "  missing:$missing"; bad dockerfile_copy_sources_exist; fi
 
 # 3. build step
+scenario docker_build_step
 prefix=$(mktemp -d)
 if BUILD=build/docker-test scripts/docker-build.sh "$prefix" >/dev/null &&
    "$prefix/bin/mlopsd" --version >/dev/null &&
@@ -74,6 +77,7 @@ if [ -n "${MLOPSD_DATABASE_HOST:-}" ] && [ -x "$prefix/bin/mlopsd" ]; then
   printf '%s\n' 'dag_id: it_boot' 'schedule: null' 'tasks:' \
     '  - {id: t, type: shell, command: "true"}' >"$work/dags/it_boot.yaml"
   for start in 1 2; do
+    scenario "entrypoint_start$start"
     (
       cd "$prefix/share/mlopsd" &&
       PATH="$prefix/bin:$PATH" MLOPSD_DATABASE_NAME=$dbname \
@@ -105,6 +109,7 @@ if [ -n "${MLOPSD_DATABASE_HOST:-}" ] && [ -x "$prefix/bin/mlopsd" ]; then
     else wait "$pid"; rc=$?; if [ "$rc" = 0 ]; then ok "entrypoint_sigterm_stops_start$start"; else
       echo "  exit code $rc"; bad "entrypoint_sigterm_stops_start$start"; fi; fi
   done
+  scenario entrypoint_bootstrap_run
   if grep -q '^queued run it_boot__' "$work/out1.log"; then
     ok entrypoint_queues_bootstrap_run
   else sed 's/^/  | /' "$work/out1.log" | head -20; bad entrypoint_queues_bootstrap_run; fi
@@ -112,6 +117,7 @@ if [ -n "${MLOPSD_DATABASE_HOST:-}" ] && [ -x "$prefix/bin/mlopsd" ]; then
     ok entrypoint_restart_quiet
   else grep -E 'already|bootstrap' "$work/out2.log"; bad entrypoint_restart_quiet; fi
   # a stopped daemon is unhealthy: exit 1 and the reason on stderr
+  scenario mlopsd_health_cli
   herr=$(MLOPSD_SERVER_LISTEN="0.0.0.0:$port" \
     "$prefix/bin/mlopsd" -c "$prefix/share/mlopsd/config/mlopsd.yaml" health 2>&1 >/dev/null)
   hrc=$?
@@ -126,5 +132,4 @@ if [ -n "${MLOPSD_DATABASE_HOST:-}" ] && [ -x "$prefix/bin/mlopsd" ]; then
   rm -rf "$work"
 fi
 rm -rf "$prefix"
-echo "check: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+tl_done
