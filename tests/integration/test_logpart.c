@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/cfg.h"
 #include "mlopsd/db.h"
 #include "mlopsd/logpart.h"
@@ -47,6 +48,7 @@
 #include "mlopsd/spec.h"
 #include "mlopsd/sqlsplit.h"
 #include "mlopsd/task.h"
+#include "task_ctx.h"
 
 #define DBNAME "it_logpart"
 #define MODEL "credit_score_classification"
@@ -60,149 +62,22 @@ static char g_src[512], g_bin[512], g_tmp[256], g_cfg[300], g_reg[300],
 static char **g_lines; /* predict_requests.jsonl, the "data" objects */
 static size_t g_nlines;
 
-#define CHECK_OK(call)                                                        \
-  do {                                                                        \
-    enum err_code rc_ = (call);                                               \
-    if (rc_ != ERR_OK) {                                                      \
-      fprintf(stderr, "  FAIL %s:%d: %s: %s -> %s: %s\n", __FILE__,           \
-              __LINE__, check_cur_name, #call, err_str(rc_), E.msg);          \
-      check_cur_failed = 1;                                                   \
-    }                                                                         \
-  } while (0)
+/* ---- a task context for the drift and label_feedback types --------- */
 
-#define CHECK_HAS(s, sub)                                                     \
-  do {                                                                        \
-    const char *s_ = (s);                                                     \
-    if (!s_ || !strstr(s_, (sub))) {                                          \
-      fprintf(stderr, "  FAIL %s:%d: %s: \"%.300s\" lacks \"%s\"\n",          \
-              __FILE__, __LINE__, check_cur_name, s_ ? s_ : "(null)",         \
-              (sub));                                                         \
-      check_cur_failed = 1;                                                   \
-    }                                                                         \
-  } while (0)
-
-/* ---- a hand-built task context -------------------------------------- */
-
-#define MAXLINES 512
-
-struct tc {
-  struct task_ctx t;
-  cJSON *fields;
-  int n;
-  char *line[MAXLINES];
-  int ntrig;
-  char trig_dag[128], trig_date[64];
-  cJSON *trig_conf;
-  enum err_code trig_rc; /* what the callback answers */
-};
-
-static const char *tc_field(const struct task_ctx *t, const char *name)
+static struct fx_tc *tc_new(const char *fields, const char *ds)
 {
-  const struct tc *c = (const struct tc *)t;
-  const cJSON *j = cJSON_GetObjectItemCaseSensitive(c->fields, name);
-  return cJSON_IsString(j) ? j->valuestring : NULL;
-}
-
-static const struct cJSON *tc_field_json(const struct task_ctx *t,
-                                         const char *name)
-{
-  const struct tc *c = (const struct tc *)t;
-  return cJSON_GetObjectItemCaseSensitive(c->fields, name);
-}
-
-static void tc_log(const struct task_ctx *t, const char *stream,
-                   const char *line)
-{
-  struct tc *c = (struct tc *)t;
-  (void)stream;
-  if (c->n < MAXLINES)
-    c->line[c->n++] = strdup(line);
-  if (getenv("VERBOSE"))
-    fprintf(stderr, "    [log] %s\n", line);
-}
-
-static enum err_code tc_trigger(const struct task_ctx *t, const char *dag_id,
-                                const char *logical_date,
-                                const struct cJSON *conf, char *run_id_out,
-                                int run_id_cap, struct err *e)
-{
-  struct tc *c = (struct tc *)t;
-  if (c->trig_rc != ERR_OK)
-    return err_set(e, c->trig_rc, "DAG '%s' already has a run", dag_id);
-  c->ntrig++;
-  snprintf(c->trig_dag, sizeof(c->trig_dag), "%s", dag_id);
-  snprintf(c->trig_date, sizeof(c->trig_date), "%s", logical_date);
-  cJSON_Delete(c->trig_conf);
-  c->trig_conf = conf ? cJSON_Duplicate(conf, 1) : NULL;
-  snprintf(run_id_out, (size_t)run_id_cap, "manual__%s", logical_date);
-  return ERR_OK;
-}
-
-static struct tc *tc_new(const char *fields, const char *ds)
-{
-  struct tc *c = calloc(1, sizeof(*c));
-  c->fields = cJSON_Parse(fields);
-  if (!c->fields)
-    fprintf(stderr, "  bad test JSON: %s\n", fields);
+  struct fx_tc *c = fx_tc_new(fields, NULL, P);
+  if (!c)
+    return NULL;
   c->t.dag_id = "credit_score_monitor";
   c->t.run_id = "scheduled__test";
   c->t.task_id = "check";
-  c->t.try_number = 1;
   c->t.ds = ds;
-  c->t.field = tc_field;
-  c->t.field_json = tc_field_json;
   c->t.cfg = &CFG;
-  c->t.db = P;
-  c->t.log_line = tc_log;
-  c->t.trigger = tc_trigger;
   return c;
 }
 
-static void tc_free(struct tc *c)
-{
-  if (!c)
-    return;
-  for (int i = 0; i < c->n; i++)
-    free(c->line[i]);
-  cJSON_Delete(c->fields);
-  cJSON_Delete(c->trig_conf);
-  free(c);
-}
-
-static enum err_code run_type(struct tc *c, const char *type)
-{
-  const struct task_type *ty = task_type_find(type);
-  if (!ty)
-    return err_set(&E, ERR_NOTFOUND, "no type %s", type);
-  err_clear(&E);
-  return ty->run(&c->t, &E);
-}
-
 /* ---- database helpers ------------------------------------------------ */
-
-static int exec(const char *sql)
-{
-  struct db_conn *c;
-  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
-    return -1;
-  int r = db_exec(c, sql, NULL, &E) == ERR_OK ? 0 : -1;
-  if (r)
-    fprintf(stderr, "  exec: %s\n", E.msg);
-  db_release(P, c);
-  return r;
-}
-
-static int64_t q1(const char *sql)
-{
-  struct db_conn *c;
-  int64_t v = INT64_MIN;
-  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
-    return INT64_MIN;
-  if (db_query_i64(c, sql, NULL, 0, &v, &E) != ERR_OK)
-    v = INT64_MIN;
-  db_release(P, c);
-  return v;
-}
 
 struct strbuf {
   char s[8192];
@@ -229,46 +104,9 @@ static void qs(const char *sql, struct strbuf *out)
 
 /* ---- set-up ----------------------------------------------------------- */
 
-static int run_cmd(const char *cmd)
-{
-  int st = system(cmd);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  if (b) {
-    b[n] = '\0';
-    if (len)
-      *len = (size_t)n;
-  }
-  return b;
-}
-
 static int load_lines(void)
 {
-  char path[700];
-  snprintf(path, sizeof(path),
-           "%s/../shared/data/credit/predict_requests.jsonl", g_src);
-  char *all = read_file(path, NULL);
-  if (!all && getenv("MLOPSD_SHARED")) {
-    /* tests/run.sh exports the shared folder it found */
-    snprintf(path, sizeof(path), "%s/data/credit/predict_requests.jsonl",
-             getenv("MLOPSD_SHARED"));
-    all = read_file(path, NULL);
-  }
+  char *all = fx_read_file(fx_data_path("predict_requests.jsonl"), NULL);
   if (!all) {
     fprintf(stderr, "cannot read predict_requests.jsonl\n");
     return -1;
@@ -295,7 +133,7 @@ static int extract_features(const char *ds)
   char path[700];
   snprintf(path, sizeof(path), "%s/sql/features.sql", g_src);
   size_t len;
-  char *src = read_file(path, &len);
+  char *src = fx_read_file(path, &len);
   if (!src)
     return -1;
   /* {{ ds }} -> the date: same length budget is not needed, build anew */
@@ -314,7 +152,7 @@ static int extract_features(const char *ds)
   struct sqlsplit_list l = {0};
   int r = sqlsplit_split(out, &l, &E) == ERR_OK ? 0 : -1;
   for (size_t i = 0; r == 0 && i < l.n; i++)
-    r = exec(l.v[i].sql);
+    r = fx_exec(P, l.v[i].sql, 0);
   sqlsplit_list_free(&l);
   free(out);
   return r;
@@ -380,37 +218,22 @@ static int setup(void)
   snprintf(CFG.models_registry_dir, sizeof(CFG.models_registry_dir), "%.300s",
            g_reg);
 
-  struct db_opts o = {0};
-  o.host = getenv("MLOPSD_DATABASE_HOST");
-  o.port = atoi(getenv("MLOPSD_DATABASE_PORT") ? getenv("MLOPSD_DATABASE_PORT")
-                                               : "3306");
-  o.user = getenv("MLOPSD_DATABASE_USER");
-  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
-  o.size = 6;
-  o.connect_timeout_s = 5;
-  struct db_pool *p0 = NULL;
-  struct db_conn *c = NULL;
-  if (db_pool_create(&p0, &o, &E) || db_acquire(p0, 10000, &c, &E) ||
-      db_exec(c, "DROP DATABASE IF EXISTS " DBNAME, NULL, &E)) {
-    fprintf(stderr, "setup: %s\n", E.msg);
-    return -1;
-  }
-  db_release(p0, c);
+  struct db_pool *p0 = fx_pool(NULL, 1);
+  int dropped = p0 && fx_exec(p0, "DROP DATABASE IF EXISTS " DBNAME, 0) == 0;
   db_pool_destroy(p0);
+  if (!dropped)
+    return -1;
   char cmd[8192];
   snprintf(cmd, sizeof(cmd),
            "cd %s && %s -c %s db init >>%s 2>&1 && "
            "%s -c %s db seed --dir %s/sql/data >>%s 2>&1",
            g_src, g_bin, g_cfg, g_log, g_bin, g_cfg, g_src, g_log);
-  if (run_cmd(cmd) != 0) {
+  if (fx_run_cmd(cmd) != 0) {
     fprintf(stderr, "db init/seed failed, see %s\n", g_log);
     return -1;
   }
-  o.database = DBNAME;
-  if (db_pool_create(&P, &o, &E)) {
-    fprintf(stderr, "setup: %s\n", E.msg);
+  if (!(P = fx_pool(DBNAME, 6)))
     return -1;
-  }
   /* 040 is one ALTER restating keys and partitions: a second run of it
    * (an interrupted `db init` runs a file again) must leave the table as
    * it was */
@@ -418,7 +241,7 @@ static int setup(void)
     char path[700];
     snprintf(path, sizeof(path), "%s/sql/migrations/040_plog_partitions.sql",
              g_src);
-    char *sqltxt = read_file(path, NULL);
+    char *sqltxt = fx_read_file(path, NULL);
     struct sqlsplit_list l = {0};
     if (!sqltxt || sqlsplit_split(sqltxt, &l, &E) != ERR_OK) {
       fprintf(stderr, "040: %s\n", sqltxt ? E.msg : "cannot read");
@@ -427,7 +250,7 @@ static int setup(void)
     }
     int bad = 0;
     for (size_t i = 0; i < l.n && !bad; i++)
-      bad = exec(l.v[i].sql);
+      bad = fx_exec(P, l.v[i].sql, 0);
     sqlsplit_list_free(&l);
     free(sqltxt);
     if (bad)
@@ -462,7 +285,7 @@ static int fake_row(const char *t, time_t at, int seq)
            "log_seq) VALUES ('c%d', '{\"n\": %d, \"x\": 1.50}', 'Good', 0.5, "
            "1, FROM_UNIXTIME(%lld), '" MODEL "', 1, 7, %d)",
            t, seq, seq, (long long)at, seq);
-  return exec(sql);
+  return fx_exec(P, sql, 0);
 }
 
 static struct logpart *lp_new(const char *table, long interval, int ahead,
@@ -500,8 +323,8 @@ TEST(partitions_fake_time)
 {
   struct strbuf b;
   char exp[1024], arch[400];
-  REQUIRE(exec("DROP TABLE IF EXISTS lp_fake") == 0);
-  REQUIRE(exec("CREATE TABLE lp_fake LIKE " LOGT) == 0);
+  REQUIRE(fx_exec(P, "DROP TABLE IF EXISTS lp_fake", 0) == 0);
+  REQUIRE(fx_exec(P, "CREATE TABLE lp_fake LIKE " LOGT, 0) == 0);
   snprintf(arch, sizeof(arch), "%s/archive", g_tmp);
   struct logpart *lp = lp_new("lp_fake", 3600, 3, 0, arch);
   REQUIRE(lp);
@@ -534,10 +357,10 @@ TEST(partitions_fake_time)
   REQUIRE(fake_row("lp_fake", utc(2030, 1, 10, 14, 0), 4) == 0);
   REQUIRE(fake_row("lp_fake", utc(2030, 1, 10, 15, 30), 5) == 0);
   REQUIRE(fake_row("lp_fake", utc(2030, 1, 11, 0, 0), 6) == 0);
-  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM lp_fake PARTITION "
+  CHECK_EQ_INT(fx_q1(P, "SELECT COUNT(*) FROM lp_fake PARTITION "
                   "(p20300110_120000)"),
                2);
-  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM lp_fake PARTITION (pmax)"), 1);
+  CHECK_EQ_INT(fx_q1(P, "SELECT COUNT(*) FROM lp_fake PARTITION (pmax)"), 1);
 
   /* 16:30 with a 2-hour window: the cutoff is 14:30, so the partitions
    * ending 13:00 and 14:00 go (rows 1-3); 14:00-15:00 stays (row 4 is
@@ -550,11 +373,11 @@ TEST(partitions_fake_time)
   CHECK_EQ_INT(r.dropped, 2);
   CHECK_EQ_INT(r.dropped_rows, 3);
   CHECK_EQ_INT(r.created, 4); /* 16-17 .. 19-20 */
-  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM lp_fake"), 3);
-  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM lp_fake WHERE log_seq IN (4, 5, 6)"),
-               3);
+  CHECK_EQ_INT(fx_q1(P, "SELECT COUNT(*) FROM lp_fake"), 3);
+  CHECK_EQ_INT(
+      fx_q1(P, "SELECT COUNT(*) FROM lp_fake WHERE log_seq IN (4, 5, 6)"), 3);
   /* the row of 01-11 is still beyond the last partition (20:00) */
-  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM lp_fake PARTITION (pmax)"), 1);
+  CHECK_EQ_INT(fx_q1(P, "SELECT COUNT(*) FROM lp_fake PARTITION (pmax)"), 1);
   part_list("lp_fake", &b);
   CHECK(strncmp(b.s, "p20300110_140000<", 17) == 0);
   CHECK(strstr(b.s, "p20300110_190000<") != NULL);
@@ -563,7 +386,7 @@ TEST(partitions_fake_time)
   char path[600];
   snprintf(path, sizeof(path), "%s/manifest.jsonl", arch);
   size_t mlen = 0;
-  char *man = read_file(path, &mlen);
+  char *man = fx_read_file(path, &mlen);
   REQUIRE(man);
   CHECK(strstr(man, "\"partition\":\"p20300110_120000\",\"from\":null,"
                     "\"to\":\"2030-01-10T13:00:00Z\",\"rows\":2") != NULL);
@@ -576,8 +399,8 @@ TEST(partitions_fake_time)
 
   /* loaded back into a copy of the table: the same rows, the features
    * text as it was, and a second load adds nothing */
-  REQUIRE(exec("DROP TABLE IF EXISTS lp_back") == 0);
-  REQUIRE(exec("CREATE TABLE lp_back LIKE " LOGT) == 0);
+  REQUIRE(fx_exec(P, "DROP TABLE IF EXISTS lp_back", 0) == 0);
+  REQUIRE(fx_exec(P, "CREATE TABLE lp_back LIKE " LOGT, 0) == 0);
   int64_t rows = 0, added = 0;
   snprintf(path, sizeof(path), "%s/lp_fake.p20300110_120000.jsonl.gz", arch);
   CHECK_OK(logpart_load_archive(P, path, "lp_back", &rows, &added, &E));
@@ -586,15 +409,16 @@ TEST(partitions_fake_time)
   CHECK_OK(logpart_load_archive(P, path, "lp_back", &rows, &added, &E));
   CHECK_EQ_INT(rows, 2);
   CHECK_EQ_INT(added, 0);
-  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM lp_back"), 2);
+  CHECK_EQ_INT(fx_q1(P, "SELECT COUNT(*) FROM lp_back"), 2);
   qs("SELECT CONCAT(features, ' ', UNIX_TIMESTAMP(created_at), ' ', "
      "log_source, ' ', log_seq) FROM lp_back WHERE log_seq = 1",
      &b);
   snprintf(exp, sizeof(exp), "{\"n\": 1, \"x\": 1.50} %lld 7 1",
            (long long)utc(2030, 1, 9, 23, 0));
   CHECK_EQ_STR(b.s, exp);
-  CHECK_EQ_INT(q1("SELECT JSON_EXTRACT(features, '$.n') FROM lp_back WHERE "
-                  "log_seq = 2"),
+  CHECK_EQ_INT(fx_q1(P,
+                     "SELECT JSON_EXTRACT(features, '$.n') FROM lp_back WHERE "
+                     "log_seq = 2"),
                2);
   /* a damaged archive is refused with file and line */
   snprintf(path, sizeof(path), "%s/bad.jsonl.gz", arch);
@@ -608,16 +432,16 @@ TEST(partitions_fake_time)
   logpart_destroy(lp);
 
   /* a table without partitions is refused, not changed */
-  REQUIRE(exec("DROP TABLE IF EXISTS lp_plain") == 0);
-  REQUIRE(exec("CREATE TABLE lp_plain (id int PRIMARY KEY)") == 0);
+  REQUIRE(fx_exec(P, "DROP TABLE IF EXISTS lp_plain", 0) == 0);
+  REQUIRE(fx_exec(P, "CREATE TABLE lp_plain (id int PRIMARY KEY)", 0) == 0);
   lp = lp_new("lp_plain", 3600, 3, 3600, NULL);
   REQUIRE(lp);
   CHECK(logpart_run(lp, t0, &r, &E) == ERR_STATE);
   CHECK_HAS(E.msg, "not partitioned");
   logpart_destroy(lp);
-  exec("DROP TABLE lp_plain");
-  exec("DROP TABLE lp_back");
-  exec("DROP TABLE lp_fake");
+  fx_exec(P, "DROP TABLE lp_plain", 0);
+  fx_exec(P, "DROP TABLE lp_back", 0);
+  fx_exec(P, "DROP TABLE lp_fake", 0);
 }
 
 /* ---- exactly-once under partitioning --------------------------------- */
@@ -632,10 +456,11 @@ TEST(dedupe_partitioned)
       "log_seq) VALUES ('d1', '{}', 'Good', 0.5, 1, "
       "FROM_UNIXTIME(1896170400), '" MODEL "', 1, 99, 1) "
       "ON DUPLICATE KEY UPDATE log_seq = log_seq";
-  REQUIRE(exec(ins) == 0);
-  REQUIRE(exec(ins) == 0);
-  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM " LOGT " WHERE log_source = 99"), 1);
-  exec("DELETE FROM " LOGT " WHERE log_source = 99");
+  REQUIRE(fx_exec(P, ins, 0) == 0);
+  REQUIRE(fx_exec(P, ins, 0) == 0);
+  CHECK_EQ_INT(fx_q1(P, "SELECT COUNT(*) FROM " LOGT " WHERE log_source = 99"),
+               1);
+  fx_exec(P, "DELETE FROM " LOGT " WHERE log_source = 99", 0);
 }
 
 /* ---- sustained load ---------------------------------------------------- */
@@ -726,8 +551,8 @@ TEST(sustained_load)
   L.created_s = calloc(MAX_ROWS, sizeof(*L.created_s));
   REQUIRE(L.created_s);
   snprintf(spool, sizeof(spool), "%s/spool", g_tmp);
-  REQUIRE(exec("TRUNCATE TABLE " LOGT) == 0);
-  REQUIRE(exec("DELETE FROM live_metrics") == 0);
+  REQUIRE(fx_exec(P, "TRUNCATE TABLE " LOGT, 0) == 0);
+  REQUIRE(fx_exec(P, "DELETE FROM live_metrics", 0) == 0);
 
   /* labels for every 10th customer, dated today (UTC), half of them the
    * class the load predicts */
@@ -788,7 +613,7 @@ TEST(sustained_load)
       if (st.ahead < min_ahead)
         min_ahead = st.ahead;
     }
-    int64_t n = q1("SELECT COUNT(*) FROM " LOGT);
+    int64_t n = fx_q1(P, "SELECT COUNT(*) FROM " LOGT);
     if (n > max_rows)
       max_rows = n;
     if (getenv("VERBOSE"))
@@ -804,20 +629,22 @@ TEST(sustained_load)
         usleep(1000);
       CHECK(wait_stored(L.pl, 10000) == 0);
       dropped_at_checks = st.dropped;
-      drift_before = q1("SELECT COUNT(*) FROM drift_report");
-      struct tc *c = tc_new("{\"model\": \"" MODEL "\", \"window\": 1000, "
+      drift_before = fx_q1(P, "SELECT COUNT(*) FROM drift_report");
+      struct fx_tc *c = tc_new("{\"model\": \"" MODEL "\", \"window\": 1000, "
                             "\"threshold\": 5, \"min_rows\": 100}",
                             today);
       /* the window is the newest rows by id, whatever was dropped */
-      CHECK_OK(run_type(c, "drift"));
-      tc_free(c);
-      drift_after = q1("SELECT COUNT(*) FROM drift_report");
-      drift_rows = (int)q1("SELECT window_rows FROM drift_report ORDER BY id "
-                           "DESC LIMIT 1");
+      CHECK_OK(fx_tc_run(c, "drift", &E));
+      fx_tc_free(c);
+      drift_after = fx_q1(P, "SELECT COUNT(*) FROM drift_report");
+      drift_rows =
+          (int)fx_q1(P, "SELECT window_rows FROM drift_report ORDER BY id "
+                        "DESC LIMIT 1");
       /* labelled predictions still in the table, as the task will see
        * them (same UTC day) */
-      fb_expect = q1("SELECT COUNT(*) FROM " LOGT " p JOIN credit_score cs "
-                     "ON cs.customer_id = p.customer_id AND cs.id LIKE 'lp%'");
+      fb_expect =
+          fx_q1(P, "SELECT COUNT(*) FROM " LOGT " p JOIN credit_score cs "
+                   "ON cs.customer_id = p.customer_id AND cs.id LIKE 'lp%'");
       /* the feedback window is in UTC days up to ds: today as of now,
        * and yesterday, so a run across midnight still sees every row */
       char ds_now[16];
@@ -827,10 +654,11 @@ TEST(sustained_load)
       strftime(ds_now, sizeof(ds_now), "%Y-%m-%d", &tmn);
       c = tc_new("{\"model\": \"" MODEL "\", \"days\": 2, \"min_rows\": 1}",
                  ds_now);
-      CHECK_OK(run_type(c, "label_feedback"));
-      tc_free(c);
-      fb_n = q1("SELECT COALESCE(SUM(n), -1) FROM live_metrics WHERE model = "
-                "'" MODEL "' AND version = 1");
+      CHECK_OK(fx_tc_run(c, "label_feedback", &E));
+      fx_tc_free(c);
+      fb_n = fx_q1(
+          P, "SELECT COALESCE(SUM(n), -1) FROM live_metrics WHERE model = "
+             "'" MODEL "' AND version = 1");
       checks_done = 1;
       atomic_store(&L.pause, 0);
     }
@@ -876,21 +704,22 @@ TEST(sustained_load)
   CHECK(max_parts <= RET_S / IV_S + AHEAD + 3);
   /* and far fewer rows than were written */
   CHECK(max_rows < n);
-  CHECK(q1("SELECT COUNT(*) FROM " LOGT) <= newest_window);
+  CHECK(fx_q1(P, "SELECT COUNT(*) FROM " LOGT) <= newest_window);
   /* every row inside the window, exactly once */
   snprintf(sql, sizeof(sql),
            "SELECT COUNT(*) FROM " LOGT " WHERE created_at >= "
            "FROM_UNIXTIME(%" PRId64 ")",
            cutoff);
-  CHECK_EQ_INT(q1(sql), want);
+  CHECK_EQ_INT(fx_q1(P, sql), want);
   snprintf(sql, sizeof(sql),
            "SELECT COUNT(DISTINCT customer_id) FROM " LOGT " WHERE "
            "created_at >= FROM_UNIXTIME(%" PRId64 ")",
            cutoff);
-  CHECK_EQ_INT(q1(sql), want);
-  CHECK_EQ_INT(q1("SELECT COUNT(*) - COUNT(DISTINCT log_seq) FROM " LOGT), 0);
+  CHECK_EQ_INT(fx_q1(P, sql), want);
+  CHECK_EQ_INT(fx_q1(P, "SELECT COUNT(*) - COUNT(DISTINCT log_seq) FROM " LOGT),
+               0);
   /* the oldest row left is no older than one partition before the cutoff */
-  CHECK(q1("SELECT UNIX_TIMESTAMP(MIN(created_at)) FROM " LOGT) >=
+  CHECK(fx_q1(P, "SELECT UNIX_TIMESTAMP(MIN(created_at)) FROM " LOGT) >=
         cutoff - IV_S);
 
   /* drift and label feedback ran across the drops */
