@@ -69,7 +69,10 @@ drained() {  # drained SECONDS: spool and memory empty
 section "spool disk full, policy reject"
 mnt "$T/spoolfs" -t tmpfs -o size=2m,mode=0755 tmpfs || bad mount_spoolfs
 LF_SPOOL_MAX=67108864 lf_config
-sed -i "s|spool_dir: .*|spool_dir: $T/spoolfs/spool\n  log_buffer_dir: $T/buf|" "$T/mlopsd.yaml"
+# spool_min_free_bytes: the default readiness floor is a quarter of this
+# 2 MiB disk (512 KiB), more than the drained spool's open segment leaves;
+# 64 KiB keeps "ready again once drained" a meaningful check here.
+sed -i "s|spool_dir: .*|spool_dir: $T/spoolfs/spool\n  log_buffer_dir: $T/buf\n  spool_min_free_bytes: 65536|" "$T/mlopsd.yaml"
 lf_start
 lf_wait_ready 30 && ok a_ready || bad a_ready
 lf_dbstop
