@@ -127,14 +127,24 @@ static void set_error(struct buf *b, const char *fmt, ...)
 
 /* The 400 "invalid input" body, one field at a time (predict.c's
  * add_field/end_fields). */
-static void add_field(struct buf *b, size_t *nf, size_t *more,
+static void add_field(struct buf *b, cJSON **det, size_t *nf, size_t *more,
                       const char *prefix, size_t index, int batch,
-                      const char *field, const char *msg)
+                      const char *field, const char *msg,
+                      const cJSON *input)
 {
   char name[SPEC_REPORT_FIELD + 48];
   if (*nf >= PREDICT_MAX_FIELDS) {
     (*more)++;
     return;
+  }
+  if (*nf == 0) {
+    cJSON_Delete(*det);
+    *det = cJSON_CreateArray();
+  }
+  if (*det) {
+    cJSON *d = predict_detail_item(prefix, index, batch, field, msg, input);
+    if (d)
+      cJSON_AddItemToArray(*det, d);
   }
   predict_field_name(name, sizeof(name), prefix, index, batch, field);
   if (*nf == 0)
@@ -147,11 +157,20 @@ static void add_field(struct buf *b, size_t *nf, size_t *more,
   (*nf)++;
 }
 
-static void end_fields(struct buf *b, size_t more)
+static void end_fields(struct buf *b, cJSON **det, size_t more)
 {
   if (more)
     buf_addf(b, ",\"...\":\"%zu more invalid fields not listed\"", more);
-  SB_LIT(b, "}}");
+  SB_LIT(b, "}");
+  char *d = *det ? cJSON_PrintUnformatted(*det) : NULL;
+  if (d) {
+    SB_LIT(b, ",\"detail\":");
+    buf_add(b, d, strlen(d));
+    cJSON_free(d);
+  }
+  cJSON_Delete(*det);
+  *det = NULL;
+  SB_LIT(b, "}");
 }
 
 /* ---- answering ---------------------------------------------------------- */
@@ -181,7 +200,7 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
 {
   struct buf b = BUF_INIT(BUF_NO_MAX);
   struct reqjson_span *spans = NULL;
-  cJSON *root = NULL;
+  cJSON *root = NULL, *det = NULL;
   const cJSON **items = NULL;
   float *rows = NULL, *out = NULL;
   struct spec_report *rep = NULL;
@@ -230,35 +249,36 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
   for (const cJSON *k = root->child; k; k = k->next) {
     if (k->string && strcmp(k->string, "data") == 0) {
       if (n_data++)
-        add_field(&b, &nf, &more, "data", 0, 0, "", "duplicate field");
+        add_field(&b, &det, &nf, &more, "data", 0, 0, "", "duplicate field",
+                  k);
     } else {
-      add_field(&b, &nf, &more, "", 0, 0, k->string ? k->string : "",
-                "unknown field");
+      add_field(&b, &det, &nf, &more, "", 0, 0, k->string ? k->string : "",
+                "unknown field", k);
     }
   }
   const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
   int batch = cJSON_IsArray(data);
   if (!data) {
-    add_field(&b, &nf, &more, "data", 0, 0, "", "is required");
+    add_field(&b, &det, &nf, &more, "data", 0, 0, "", "is required", NULL);
   } else if (batch) {
     n = (size_t)cJSON_GetArraySize(data);
     if (n == 0)
-      add_field(&b, &nf, &more, "data", 0, 0, "",
-                "must not be an empty list");
+      add_field(&b, &det, &nf, &more, "data", 0, 0, "",
+                "must not be an empty list", data);
     else if (n > PREDICT_MAX_BATCH) {
       char msg[64];
       snprintf(msg, sizeof(msg), "at most %d items per request",
                PREDICT_MAX_BATCH);
-      add_field(&b, &nf, &more, "data", 0, 0, "", msg);
+      add_field(&b, &det, &nf, &more, "data", 0, 0, "", msg, NULL);
     }
   } else if (cJSON_IsObject(data)) {
     n = 1;
   } else {
-    add_field(&b, &nf, &more, "data", 0, 0, "",
-              "must be an object or a list of objects");
+    add_field(&b, &det, &nf, &more, "data", 0, 0, "",
+              "must be an object or a list of objects", data);
   }
   if (nf) {
-    end_fields(&b, more);
+    end_fields(&b, &det, more);
     goto done;
   }
   items = malloc(n * sizeof(*items));
@@ -271,16 +291,19 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
     const cJSON *it = batch ? data->child : data;
     for (; it && i < n; it = batch ? it->next : NULL, i++) {
       items[i] = it;
+      /* root is our own parse tree, as in the server (predict.c) */
+      predict_lax_numbers(sp, (cJSON *)it);
       if (spec_validate_request(sp, it, rep) == ERR_OK)
         continue;
       for (size_t k = 0; k < rep->n; k++)
-        add_field(&b, &nf, &more, "data", i, batch, rep->e[k].field,
-                  rep->e[k].msg);
+        add_field(&b, &det, &nf, &more, "data", i, batch, rep->e[k].field,
+                  rep->e[k].msg,
+                  cJSON_GetObjectItemCaseSensitive(it, rep->e[k].field));
       more += rep->n_more;
     }
   }
   if (nf || more) {
-    end_fields(&b, more);
+    end_fields(&b, &det, more);
     goto done;
   }
   for (size_t i = 0; i < n; i++) {
@@ -288,8 +311,8 @@ enum err_code pipeline_predict_body(const struct pipeline_served *m,
     if (prep_transform_json(prep, items[i], rows + i * nfeat, &te) !=
         ERR_OK) {
       buf_reset(&b);
-      add_field(&b, &nf, &more, "data", i, batch, "", te.msg);
-      end_fields(&b, more);
+      add_field(&b, &det, &nf, &more, "data", i, batch, "", te.msg, NULL);
+      end_fields(&b, &det, more);
       goto done;
     }
   }
@@ -370,6 +393,7 @@ out:
     *rows_out = NULL;
   }
   buf_free(&b);
+  cJSON_Delete(det); /* non-NULL only when an answer was cut short */
   free(spans);
   free(rep);
   free(items);

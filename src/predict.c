@@ -306,17 +306,15 @@ static const char *detail_type(const char *msg)
   return "value_error";
 }
 
-static void add_detail(const char *prefix, size_t index, int batch,
-                       const char *field, const char *msg,
-                       const cJSON *input)
+cJSON *predict_detail_item(const char *prefix, size_t index, int batch,
+                           const char *field, const char *msg,
+                           const cJSON *input)
 {
-  if (!tl_detail)
-    return;
   cJSON *d = cJSON_CreateObject(), *loc = cJSON_CreateArray();
   if (!d || !loc) {
     cJSON_Delete(d);
     cJSON_Delete(loc);
-    return;
+    return NULL;
   }
   cJSON_AddItemToArray(loc, cJSON_CreateString("body"));
   if (prefix[0])
@@ -330,7 +328,18 @@ static void add_detail(const char *prefix, size_t index, int batch,
   cJSON_AddStringToObject(d, "msg", msg);
   cJSON_AddItemToObject(d, "input", input ? cJSON_Duplicate(input, 1)
                                           : cJSON_CreateNull());
-  cJSON_AddItemToArray(tl_detail, d);
+  return d;
+}
+
+static void add_detail(const char *prefix, size_t index, int batch,
+                       const char *field, const char *msg,
+                       const cJSON *input)
+{
+  if (!tl_detail)
+    return;
+  cJSON *d = predict_detail_item(prefix, index, batch, field, msg, input);
+  if (d)
+    cJSON_AddItemToArray(tl_detail, d);
 }
 
 /* Start (or continue) the 400 invalid-input body with one field; input is
@@ -400,7 +409,7 @@ static void end_fields(struct http_resp *resp, size_t nf, size_t more)
  * validation, so "age": "30" is served like "age": 30.  Anything else
  * stays a string and gets the usual "must be a number" error.  The node's
  * valuestring is left alone: freeing follows the node as parsed. */
-static void lax_numbers(const struct spec *sp, cJSON *item)
+void predict_lax_numbers(const struct spec *sp, cJSON *item)
 {
   if (!cJSON_IsObject(item))
     return;
@@ -640,7 +649,7 @@ static int preq_validate(struct preq *q)
   const cJSON *it = q->batch ? q->data->child : q->data;
   for (; it && i < q->n; it = q->batch ? it->next : NULL, i++) {
     s->items[i] = it;
-    lax_numbers(sp, (cJSON *)it); /* our own parse tree: may change it */
+    predict_lax_numbers(sp, (cJSON *)it); /* our own parse tree: may change it */
     /* also records each feature's member for the preprocessing */
     if (spec_validate_request_members(sp, it, &s->rep,
                                       s->byf + i * sp->n_features) ==

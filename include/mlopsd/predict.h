@@ -59,6 +59,23 @@ struct http;
 void predict_field_name(char *buf, size_t cap, const char *prefix,
                         size_t index, int batch, const char *field);
 
+struct cJSON;
+struct spec;
+
+/* One entry of a 400 body's "detail" list, BentoML/pydantic style:
+ * {"type", "loc": ["body", prefix, index?, field?], "msg", "input"}; input
+ * (borrowed, may be NULL -> null) is copied.  Returns a new object the
+ * caller owns (cJSON_Delete), NULL when out of memory.  Shared with
+ * pipeline_predict so the offline answer equals the server's.  Any thread. */
+struct cJSON *predict_detail_item(const char *prefix, size_t index,
+                                  int batch, const char *field,
+                                  const char *msg, const struct cJSON *input);
+
+/* Lax numbers (pydantic's lax mode): a string member of item whose feature
+ * is numeric in sp and whose text is a clean decimal number becomes that
+ * number in place.  item must be the caller's own parse tree.  Any thread. */
+void predict_lax_numbers(const struct spec *sp, struct cJSON *item);
+
 struct predict_opts {
   struct serving *serving; /* borrowed, required */
   struct plog *plog;       /* borrowed; NULL = predictions are not logged */
