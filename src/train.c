@@ -159,11 +159,14 @@ static const char *kv_find(const struct train_params *p, const char *key)
   return v;
 }
 
-enum err_code train_fit(const struct train_data *d,
-                        const struct train_params *p,
-                        struct train_result *r, struct err *e)
+/* Stage 1 of train_fit: the inputs are usable and every label fits the
+ * objective; gives the objective's kind and class count (0 for
+ * regression, 2 for binary, the given or derived count for multi). */
+static enum err_code fit_check_input(const struct train_data *d,
+                                     const struct train_params *p,
+                                     enum obj_kind *kind_out,
+                                     int *num_class_out, struct err *e)
 {
-  memset(r, 0, sizeof(*r));
   if (!d || !p || !p->objective || !d->x_train || !d->y_train ||
       !d->x_val || !d->y_val || !d->n_train || !d->n_val || !d->nfeat)
     return err_set(e, ERR_INVAL,
@@ -195,79 +198,67 @@ enum err_code train_fit(const struct train_data *d,
       (rc = check_labels(d->y_val, d->n_val, kind, num_class, "validation",
                          e)))
     return rc;
+  *kind_out = kind;
+  *num_class_out = num_class;
+  return ERR_OK;
+}
 
-  const char *metric = p->eval_metric;
-  if (!metric)
-    metric = kind == OBJ_MULTI    ? "mlogloss"
-             : kind == OBJ_BINARY ? "logloss"
-                                  : "rmse";
-  if (strlen(metric) >= sizeof(r->eval_metric))
-    return err_set(e, ERR_INVAL, "train: eval metric name too long");
-  int maximize = metric_maximize(metric);
-
-  DMatrixHandle dtrain = NULL, dval = NULL;
-  BoosterHandle b = NULL;
-  float *pred = NULL;
-  size_t npred = 0;
-  if ((rc = make_dmatrix(d->x_train, d->y_train, d->n_train, d, p->nthread,
-                         &dtrain, e)) ||
-      (rc = make_dmatrix(d->x_val, d->y_val, d->n_val, d, p->nthread, &dval,
-                         e)))
-    goto out;
-  DMatrixHandle cache[2] = {dtrain, dval};
-  if (XGBoosterCreate(cache, 2, &b)) {
-    rc = model_xgb_error(e, "create booster");
-    goto out;
-  }
+/* Stage 2: the booster's parameters - objective, class count, threads,
+ * the caller's key/value pairs in order, then the eval metric whose
+ * "val-<metric>" fit_boost reads back. */
+static enum err_code fit_set_params(BoosterHandle b,
+                                    const struct train_params *p,
+                                    enum obj_kind kind, int num_class,
+                                    const char *metric, struct err *e)
+{
   char nc[16], nt[16];
   snprintf(nc, sizeof(nc), "%d", num_class);
   snprintf(nt, sizeof(nt), "%d", p->nthread);
   if (XGBoosterSetParam(b, "objective", p->objective) ||
       (kind == OBJ_MULTI && XGBoosterSetParam(b, "num_class", nc)) ||
-      (p->nthread > 0 && XGBoosterSetParam(b, "nthread", nt))) {
-    rc = model_xgb_error(e, "set parameter");
-    goto out;
-  }
+      (p->nthread > 0 && XGBoosterSetParam(b, "nthread", nt)))
+    return model_xgb_error(e, "set parameter");
   for (size_t i = 0; i < p->n_params; i++) {
     const struct train_kv *kv = &p->params[i];
-    if (!kv->key || !kv->value) {
-      rc = err_set(e, ERR_INVAL, "train: parameter %zu has no key/value", i);
-      goto out;
-    }
+    if (!kv->key || !kv->value)
+      return err_set(e, ERR_INVAL, "train: parameter %zu has no key/value",
+                     i);
     if (XGBoosterSetParam(b, kv->key, kv->value)) {
-      rc = model_xgb_error(e, "set parameter");
+      enum err_code rc = model_xgb_error(e, "set parameter");
       err_prefix(e, "%s=%s", kv->key, kv->value);
-      goto out;
+      return rc;
     }
   }
-  if (XGBoosterSetParam(b, "eval_metric", metric)) {
-    rc = model_xgb_error(e, "set eval_metric");
-    goto out;
-  }
+  if (XGBoosterSetParam(b, "eval_metric", metric))
+    return model_xgb_error(e, "set eval_metric");
+  return ERR_OK;
+}
 
+/* Stage 3: the boosting rounds with early stopping on the validation
+ * metric; fills r->rounds_run, r->best_iteration and r->best_score. */
+static enum err_code fit_boost(BoosterHandle b, DMatrixHandle dtrain,
+                               DMatrixHandle dval,
+                               const struct train_params *p,
+                               const char *metric, struct train_result *r,
+                               struct err *e)
+{
+  int maximize = metric_maximize(metric);
   double best = NAN, last = NAN;
   int best_it = 0, it;
   const char *names[1] = {"val"};
   for (it = 0; it < p->num_boost_round; it++) {
-    if (p->cancel && p->cancel(p->ud)) {
-      rc = err_set(e, ERR_CANCELED, "train: canceled at round %d", it);
-      goto out;
-    }
-    if (XGBoosterUpdateOneIter(b, it, dtrain)) {
-      rc = model_xgb_error(e, "update");
-      goto out;
-    }
+    if (p->cancel && p->cancel(p->ud))
+      return err_set(e, ERR_CANCELED, "train: canceled at round %d", it);
+    if (XGBoosterUpdateOneIter(b, it, dtrain))
+      return model_xgb_error(e, "update");
     const char *evs;
     double v;
-    if (XGBoosterEvalOneIter(b, it, &dval, names, 1, &evs)) {
-      rc = model_xgb_error(e, "eval");
-      goto out;
-    }
-    if (parse_eval(evs, "val", metric, &v)) {
-      rc = err_set(e, ERR_XGB, "train: no \"val-%s\" in eval output \"%s\"",
-                   metric, evs);
-      goto out;
-    }
+    if (XGBoosterEvalOneIter(b, it, &dval, names, 1, &evs))
+      return model_xgb_error(e, "eval");
+    if (parse_eval(evs, "val", metric, &v))
+      return err_set(e, ERR_XGB,
+                     "train: no \"val-%s\" in eval output \"%s\"", metric,
+                     evs);
     last = v;
     if (p->progress)
       p->progress(p->ud, it, v);
@@ -289,46 +280,87 @@ enum err_code train_fit(const struct train_data *d,
   }
   r->rounds_run = it;
   r->best_iteration = best_it;
-  r->num_rounds = best_it + 1;
   r->best_score = best;
-  r->num_class = num_class;
-  snprintf(r->eval_metric, sizeof(r->eval_metric), "%s", metric);
+  return ERR_OK;
+}
+
+/* Stage 4: keep only the rounds up to the best one (*b may be replaced by
+ * its slice), name the features in the model, and count its trees. */
+static enum err_code fit_keep_best(BoosterHandle *b,
+                                   const struct train_data *d,
+                                   const struct train_params *p,
+                                   enum obj_kind kind,
+                                   struct train_result *r, struct err *e)
+{
+  r->num_rounds = r->best_iteration + 1;
   if (r->num_rounds < r->rounds_run) {
     BoosterHandle s = NULL;
-    if (XGBoosterSlice(b, 0, r->num_rounds, 1, &s)) {
-      rc = model_xgb_error(e, "slice");
-      goto out;
-    }
-    XGBoosterFree(b);
-    b = s;
+    if (XGBoosterSlice(*b, 0, r->num_rounds, 1, &s))
+      return model_xgb_error(e, "slice");
+    XGBoosterFree(*b);
+    *b = s;
   }
   /* Names go into the saved model (the C API does not take them from the
    * DMatrix). */
   if (d->feature_names &&
-      XGBoosterSetStrFeatureInfo(b, "feature_name",
+      XGBoosterSetStrFeatureInfo(*b, "feature_name",
                                  (const char **)d->feature_names,
-                                 (bst_ulong)d->nfeat)) {
-    rc = model_xgb_error(e, "feature names");
-    goto out;
-  }
+                                 (bst_ulong)d->nfeat))
+    return model_xgb_error(e, "feature names");
   int rounds = 0;
-  if (XGBoosterBoostedRounds(b, &rounds)) {
-    rc = model_xgb_error(e, "boosted rounds");
-    goto out;
-  }
-  if (rounds != r->num_rounds) {
-    rc = err_set(e, ERR_INTERNAL, "train: kept %d rounds, expected %d",
-                 rounds, r->num_rounds);
-    goto out;
-  }
+  if (XGBoosterBoostedRounds(*b, &rounds))
+    return model_xgb_error(e, "boosted rounds");
+  if (rounds != r->num_rounds)
+    return err_set(e, ERR_INTERNAL, "train: kept %d rounds, expected %d",
+                   rounds, r->num_rounds);
   const char *npt = kv_find(p, "num_parallel_tree");
   int par = npt ? atoi(npt) : 1;
-  r->num_trees = r->num_rounds * (kind == OBJ_MULTI ? num_class : 1) *
+  r->num_trees = r->num_rounds * (kind == OBJ_MULTI ? r->num_class : 1) *
                  (par > 0 ? par : 1);
+  return ERR_OK;
+}
 
-  if ((rc = predict_dm(b, dval, &pred, &npred, e)))
+enum err_code train_fit(const struct train_data *d,
+                        const struct train_params *p,
+                        struct train_result *r, struct err *e)
+{
+  memset(r, 0, sizeof(*r));
+  enum obj_kind kind = OBJ_REG;
+  int num_class = 0;
+  enum err_code rc = fit_check_input(d, p, &kind, &num_class, e);
+  if (rc)
+    return rc;
+
+  const char *metric = p->eval_metric;
+  if (!metric)
+    metric = kind == OBJ_MULTI    ? "mlogloss"
+             : kind == OBJ_BINARY ? "logloss"
+                                  : "rmse";
+  if (strlen(metric) >= sizeof(r->eval_metric))
+    return err_set(e, ERR_INVAL, "train: eval metric name too long");
+
+  DMatrixHandle dtrain = NULL, dval = NULL;
+  BoosterHandle b = NULL;
+  float *pred = NULL;
+  size_t npred = 0;
+  if ((rc = make_dmatrix(d->x_train, d->y_train, d->n_train, d, p->nthread,
+                         &dtrain, e)) ||
+      (rc = make_dmatrix(d->x_val, d->y_val, d->n_val, d, p->nthread, &dval,
+                         e)))
     goto out;
-  if ((rc = train_eval_metrics(p->objective, num_class, d->y_val, pred,
+  DMatrixHandle cache[2] = {dtrain, dval};
+  if (XGBoosterCreate(cache, 2, &b)) {
+    rc = model_xgb_error(e, "create booster");
+    goto out;
+  }
+  if ((rc = fit_set_params(b, p, kind, num_class, metric, e)) ||
+      (rc = fit_boost(b, dtrain, dval, p, metric, r, e)))
+    goto out;
+  r->num_class = num_class;
+  snprintf(r->eval_metric, sizeof(r->eval_metric), "%s", metric);
+  if ((rc = fit_keep_best(&b, d, p, kind, r, e)) ||
+      (rc = predict_dm(b, dval, &pred, &npred, e)) ||
+      (rc = train_eval_metrics(p->objective, num_class, d->y_val, pred,
                                d->n_val, &r->metrics, e)))
     goto out;
   r->booster = malloc(sizeof(*r->booster));
