@@ -27,6 +27,10 @@ wrk docker-compose clang libclang-rt-14-dev valgrind strace"
 # prometheus: promtool, for test_conventions.sh (`promtool check metrics`
 # on a live daemon's /metrics); its service is not used.
 TEST_PKGS="$TEST_PKGS prometheus"
+# tests/s3.sh: a single-node OpenStack Swift with its S3 API (s3api,
+# tempauth, memcached) for the registry's S3 backend tests (issue 15).
+TEST_PKGS="$TEST_PKGS swift-proxy swift-object swift-container swift-account"
+TEST_PKGS="$TEST_PKGS python3-swift memcached"
 # tests/integration/test_console.sh (the web console in headless Chromium,
 # driven by playwright-core from npm): part of the default set, so that the
 # test never skips for want of a package (a skip fails under CI=true).
