@@ -193,196 +193,258 @@ static void customer_id(struct buf *b, const struct spec *sp,
   }
 }
 
-enum err_code pipeline_predict_body(const struct pipeline_served *m,
-                                    const char *body, size_t len,
-                                    int *status, char **answer,
-                                    char **rows_out, struct err *e)
-{
-  struct buf b = BUF_INIT(BUF_NO_MAX);
-  struct reqjson_span *spans = NULL;
-  cJSON *root = NULL, *det = NULL;
-  const cJSON **items = NULL;
-  float *rows = NULL, *out = NULL;
-  struct spec_report *rep = NULL;
-  enum err_code rc = ERR_OK;
-  size_t n = 0, nf = 0, more = 0;
-  const struct serving_model *sm = m->sm;
-  const struct spec *sp = serving_model_spec(sm);
-  const struct prep *prep = serving_model_prep(sm);
-  const size_t nfeat = serving_model_nfeat(sm);
-  const size_t out_dim = serving_model_out_dim(sm);
-  *status = 400;
-  *answer = NULL;
-  if (rows_out)
-    *rows_out = NULL;
+/* One body on its way through pipeline_predict_body's stages (the
+ * server's struct preq, without the HTTP response).  Each stage returns 0
+ * to go on, 1 when the answer in b is complete (a 400), -1 when out of
+ * memory. */
+struct pp_req {
+  const struct serving_model *sm;
+  const struct spec *sp;
+  const struct prep *prep;
+  size_t nfeat, out_dim;
+  struct buf b;                /* the answer */
+  struct reqjson_span *spans;
+  cJSON *root, *det;           /* det: a 400's "detail" list */
+  const cJSON *data;
+  const cJSON **items;
+  float *rows, *out;
+  struct spec_report *rep;
+  size_t n, nf, more;          /* items; fields listed, not listed */
+  int batch;
+};
 
+/* Stage 1: a non-empty body that scans (reqjson_scan) and parses into
+ * a JSON object. */
+static int pp_parse(struct pp_req *q, const char *body, size_t len)
+{
   size_t ws = 0;
   while (ws < len && (body[ws] == ' ' || body[ws] == '\n' ||
                       body[ws] == '\r' || body[ws] == '\t'))
     ws++;
   if (ws == len) {
-    set_error(&b, "empty request body: send {\"data\": {...}} or "
-                 "{\"data\": [{...}, ...]}");
-    goto done;
+    set_error(&q->b, "empty request body: send {\"data\": {...}} or "
+                     "{\"data\": [{...}, ...]}");
+    return 1;
   }
-  spans = malloc((PREDICT_MAX_BATCH + 1) * sizeof(*spans));
-  rep = malloc(sizeof(*rep));
-  if (!spans || !rep)
-    goto oom;
-  struct reqjson_scan sc = {.items = spans, .items_cap = PREDICT_MAX_BATCH + 1};
+  q->spans = malloc((PREDICT_MAX_BATCH + 1) * sizeof(*q->spans));
+  q->rep = malloc(sizeof(*q->rep));
+  if (!q->spans || !q->rep)
+    return -1;
+  struct reqjson_scan sc = {.items = q->spans,
+                            .items_cap = PREDICT_MAX_BATCH + 1};
   if (reqjson_scan(body, len, &sc) != 0) {
     if (strcmp(sc.err, "invalid UTF-8") == 0)
-      set_error(&b, "request body is not valid UTF-8 (byte %zu)", sc.err_pos);
+      set_error(&q->b, "request body is not valid UTF-8 (byte %zu)",
+                sc.err_pos);
     else
-      set_error(&b, "malformed JSON: %s at line %d, column %d (byte %zu)",
-               sc.err, sc.err_line, sc.err_col, sc.err_pos);
-    goto done;
+      set_error(&q->b, "malformed JSON: %s at line %d, column %d (byte %zu)",
+                sc.err, sc.err_line, sc.err_col, sc.err_pos);
+    return 1;
   }
-  root = cJSON_ParseWithLengthOpts(body, len, NULL, 0);
-  if (!root)
-    goto oom;
-  if (!cJSON_IsObject(root)) {
-    set_error(&b, "request body must be a JSON object {\"data\": ...}");
-    goto done;
+  q->root = cJSON_ParseWithLengthOpts(body, len, NULL, 0);
+  if (!q->root)
+    return -1;
+  if (!cJSON_IsObject(q->root)) {
+    set_error(&q->b, "request body must be a JSON object {\"data\": ...}");
+    return 1;
   }
+  return 0;
+}
+
+/* Stage 2, the shape: {"data": {...}} or {"data": [{...}, ...]} with
+ * 1..PREDICT_MAX_BATCH items; room for them. */
+static int pp_shape(struct pp_req *q)
+{
+  struct buf *b = &q->b;
   int n_data = 0;
-  for (const cJSON *k = root->child; k; k = k->next) {
+  for (const cJSON *k = q->root->child; k; k = k->next) {
     if (k->string && strcmp(k->string, "data") == 0) {
       if (n_data++)
-        add_field(&b, &det, &nf, &more, "data", 0, 0, "", "duplicate field",
-                  k);
+        add_field(b, &q->det, &q->nf, &q->more, "data", 0, 0, "",
+                  "duplicate field", k);
     } else {
-      add_field(&b, &det, &nf, &more, "", 0, 0, k->string ? k->string : "",
-                "unknown field", k);
+      add_field(b, &q->det, &q->nf, &q->more, "", 0, 0,
+                k->string ? k->string : "", "unknown field", k);
     }
   }
-  const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
-  int batch = cJSON_IsArray(data);
+  const cJSON *data = cJSON_GetObjectItemCaseSensitive(q->root, "data");
+  q->data = data;
+  q->batch = cJSON_IsArray(data);
   if (!data) {
-    add_field(&b, &det, &nf, &more, "data", 0, 0, "", "is required", NULL);
-  } else if (batch) {
-    n = (size_t)cJSON_GetArraySize(data);
-    if (n == 0)
-      add_field(&b, &det, &nf, &more, "data", 0, 0, "",
+    add_field(b, &q->det, &q->nf, &q->more, "data", 0, 0, "", "is required",
+              NULL);
+  } else if (q->batch) {
+    q->n = (size_t)cJSON_GetArraySize(data);
+    if (q->n == 0)
+      add_field(b, &q->det, &q->nf, &q->more, "data", 0, 0, "",
                 "must not be an empty list", data);
-    else if (n > PREDICT_MAX_BATCH) {
+    else if (q->n > PREDICT_MAX_BATCH) {
       char msg[64];
       snprintf(msg, sizeof(msg), "at most %d items per request",
                PREDICT_MAX_BATCH);
-      add_field(&b, &det, &nf, &more, "data", 0, 0, "", msg, NULL);
+      add_field(b, &q->det, &q->nf, &q->more, "data", 0, 0, "", msg, NULL);
     }
   } else if (cJSON_IsObject(data)) {
-    n = 1;
+    q->n = 1;
   } else {
-    add_field(&b, &det, &nf, &more, "data", 0, 0, "",
+    add_field(b, &q->det, &q->nf, &q->more, "data", 0, 0, "",
               "must be an object or a list of objects", data);
   }
-  if (nf) {
-    end_fields(&b, &det, more);
-    goto done;
+  if (q->nf) {
+    end_fields(b, &q->det, q->more);
+    return 1;
   }
-  items = malloc(n * sizeof(*items));
-  rows = malloc(n * nfeat * sizeof(float));
-  out = malloc(n * out_dim * sizeof(float));
-  if (!items || !rows || !out)
-    goto oom;
-  {
-    size_t i = 0;
-    const cJSON *it = batch ? data->child : data;
-    for (; it && i < n; it = batch ? it->next : NULL, i++) {
-      items[i] = it;
-      /* root is our own parse tree, as in the server (predict.c) */
-      predict_lax_numbers(sp, (cJSON *)it);
-      if (spec_validate_request(sp, it, rep) == ERR_OK)
-        continue;
-      for (size_t k = 0; k < rep->n; k++)
-        add_field(&b, &det, &nf, &more, "data", i, batch, rep->e[k].field,
-                  rep->e[k].msg,
-                  cJSON_GetObjectItemCaseSensitive(it, rep->e[k].field));
-      more += rep->n_more;
-    }
+  q->items = malloc(q->n * sizeof(*q->items));
+  q->rows = malloc(q->n * q->nfeat * sizeof(float));
+  q->out = malloc(q->n * q->out_dim * sizeof(float));
+  if (!q->items || !q->rows || !q->out)
+    return -1;
+  return 0;
+}
+
+/* Stage 3: every item against the spec, every bad field reported; then
+ * the version's preprocessing into rows. */
+static int pp_validate(struct pp_req *q)
+{
+  struct buf *b = &q->b;
+  struct spec_report *rep = q->rep;
+  size_t i = 0;
+  const cJSON *it = q->batch ? q->data->child : q->data;
+  for (; it && i < q->n; it = q->batch ? it->next : NULL, i++) {
+    q->items[i] = it;
+    /* root is our own parse tree, as in the server (predict.c) */
+    predict_lax_numbers(q->sp, (cJSON *)it);
+    if (spec_validate_request(q->sp, it, rep) == ERR_OK)
+      continue;
+    for (size_t k = 0; k < rep->n; k++)
+      add_field(b, &q->det, &q->nf, &q->more, "data", i, q->batch,
+                rep->e[k].field, rep->e[k].msg,
+                cJSON_GetObjectItemCaseSensitive(it, rep->e[k].field));
+    q->more += rep->n_more;
   }
-  if (nf || more) {
-    end_fields(&b, &det, more);
-    goto done;
+  if (q->nf || q->more) {
+    end_fields(b, &q->det, q->more);
+    return 1;
   }
-  for (size_t i = 0; i < n; i++) {
+  for (i = 0; i < q->n; i++) {
     struct err te = {0};
-    if (prep_transform_json(prep, items[i], rows + i * nfeat, &te) !=
-        ERR_OK) {
-      buf_reset(&b);
-      add_field(&b, &det, &nf, &more, "data", i, batch, "", te.msg, NULL);
-      end_fields(&b, &det, more);
-      goto done;
+    if (prep_transform_json(q->prep, q->items[i], q->rows + i * q->nfeat,
+                            &te) != ERR_OK) {
+      buf_reset(b);
+      add_field(b, &q->det, &q->nf, &q->more, "data", i, q->batch, "",
+                te.msg, NULL);
+      end_fields(b, &q->det, q->more);
+      return 1;
     }
   }
-  if ((rc = model_predict(serving_model_model(sm), rows, n, out, e))) {
+  return 0;
+}
+
+/* The model's input rows and raw outputs as JSON (pipeline.h: rows_out),
+ * for `mlopsd predict --rows`; NULL when out of memory. */
+static char *pp_rows_json(const struct pp_req *q)
+{
+  struct buf r = BUF_INIT(BUF_NO_MAX);
+  SB_LIT(&r, "{\"columns\":[");
+  for (size_t j = 0; j < q->nfeat; j++) {
+    if (j)
+      SB_LIT(&r, ",");
+    add_jstr(&r, prep_output_name(q->prep, j));
+  }
+  SB_LIT(&r, "],\"rows\":[");
+  for (size_t i = 0; i < q->n; i++) {
+    buf_add(&r, i ? ",[" : "[", i ? 2u : 1u);
+    for (size_t j = 0; j < q->nfeat; j++) {
+      float v = q->rows[i * q->nfeat + j];
+      if (j)
+        SB_LIT(&r, ",");
+      if (isnan(v))
+        SB_LIT(&r, "null");
+      else
+        buf_addf(&r, "%.9g", (double)v);
+    }
+    SB_LIT(&r, "]");
+  }
+  SB_LIT(&r, "],\"outputs\":[");
+  for (size_t i = 0; i < q->n; i++) {
+    buf_add(&r, i ? ",[" : "[", i ? 2u : 1u);
+    for (size_t k = 0; k < q->out_dim; k++)
+      buf_addf(&r, "%s%.9g", k ? "," : "",
+               (double)q->out[i * q->out_dim + k]);
+    SB_LIT(&r, "]");
+  }
+  SB_LIT(&r, "]}");
+  char *s = buf_error(&r) ? NULL : buf_take(&r, NULL);
+  buf_free(&r);
+  return s;
+}
+
+/* Stage 4, the 200 answer: one object per item (a list for a batch). */
+static void pp_answer(struct pp_req *q)
+{
+  struct buf *b = &q->b;
+  size_t vlen;
+  const char *vjson = serving_model_version_json(q->sm, &vlen);
+  if (q->batch)
+    SB_LIT(b, "[");
+  for (size_t i = 0; i < q->n; i++) {
+    const char *label;
+    double conf, value;
+    serving_model_decide(q->sm, q->out + i * q->out_dim, &label, &conf,
+                         &value);
+    if (i)
+      SB_LIT(b, ",");
+    SB_LIT(b, "{\"customer_id\":");
+    customer_id(b, q->sp, q->items[i]);
+    if (label) {
+      SB_LIT(b, ",\"predict\":");
+      add_jstr(b, label);
+      buf_addf(b, ",\"confidence\":%.9g", conf);
+    } else {
+      buf_addf(b, ",\"predict\":%.9g,\"confidence\":null", value);
+    }
+    SB_LIT(b, ",\"model_version\":");
+    buf_add(b, vjson, vlen);
+    SB_LIT(b, "}");
+  }
+  if (q->batch)
+    SB_LIT(b, "]");
+}
+
+enum err_code pipeline_predict_body(const struct pipeline_served *m,
+                                    const char *body, size_t len,
+                                    int *status, char **answer,
+                                    char **rows_out, struct err *e)
+{
+  struct pp_req q = {.sm = m->sm, .b = BUF_INIT(BUF_NO_MAX)};
+  enum err_code rc = ERR_OK;
+  int st;
+  q.sp = serving_model_spec(q.sm);
+  q.prep = serving_model_prep(q.sm);
+  q.nfeat = serving_model_nfeat(q.sm);
+  q.out_dim = serving_model_out_dim(q.sm);
+  *status = 400;
+  *answer = NULL;
+  if (rows_out)
+    *rows_out = NULL;
+
+  if ((st = pp_parse(&q, body, len)) || (st = pp_shape(&q)) ||
+      (st = pp_validate(&q))) {
+    if (st < 0)
+      goto oom;
+    goto done;
+  }
+  if ((rc = model_predict(serving_model_model(q.sm), q.rows, q.n, q.out,
+                          e))) {
     err_prefix(e, "prediction failed");
     goto out;
   }
-  if (rows_out) {
-    struct buf r = BUF_INIT(BUF_NO_MAX);
-    SB_LIT(&r, "{\"columns\":[");
-    for (size_t j = 0; j < nfeat; j++) {
-      if (j)
-        SB_LIT(&r, ",");
-      add_jstr(&r, prep_output_name(prep, j));
-    }
-    SB_LIT(&r, "],\"rows\":[");
-    for (size_t i = 0; i < n; i++) {
-      buf_add(&r, i ? ",[" : "[", i ? 2u : 1u);
-      for (size_t j = 0; j < nfeat; j++) {
-        float v = rows[i * nfeat + j];
-        if (j)
-          SB_LIT(&r, ",");
-        if (isnan(v))
-          SB_LIT(&r, "null");
-        else
-          buf_addf(&r, "%.9g", (double)v);
-      }
-      SB_LIT(&r, "]");
-    }
-    SB_LIT(&r, "],\"outputs\":[");
-    for (size_t i = 0; i < n; i++) {
-      buf_add(&r, i ? ",[" : "[", i ? 2u : 1u);
-      for (size_t k = 0; k < out_dim; k++)
-        buf_addf(&r, "%s%.9g", k ? "," : "", (double)out[i * out_dim + k]);
-      SB_LIT(&r, "]");
-    }
-    SB_LIT(&r, "]}");
-    if (buf_error(&r) || !(*rows_out = buf_take(&r, NULL))) {
-      buf_free(&r);
-      goto oom;
-    }
-  }
-  size_t vlen;
-  const char *vjson = serving_model_version_json(sm, &vlen);
-  if (batch)
-    SB_LIT(&b, "[");
-  for (size_t i = 0; i < n; i++) {
-    const char *label;
-    double conf, value;
-    serving_model_decide(sm, out + i * out_dim, &label, &conf, &value);
-    if (i)
-      SB_LIT(&b, ",");
-    SB_LIT(&b, "{\"customer_id\":");
-    customer_id(&b, sp, items[i]);
-    if (label) {
-      SB_LIT(&b, ",\"predict\":");
-      add_jstr(&b, label);
-      buf_addf(&b, ",\"confidence\":%.9g", conf);
-    } else {
-      buf_addf(&b, ",\"predict\":%.9g,\"confidence\":null", value);
-    }
-    SB_LIT(&b, ",\"model_version\":");
-    buf_add(&b, vjson, vlen);
-    SB_LIT(&b, "}");
-  }
-  if (batch)
-    SB_LIT(&b, "]");
+  if (rows_out && !(*rows_out = pp_rows_json(&q)))
+    goto oom;
+  pp_answer(&q);
   *status = 200;
 done:
-  if (buf_error(&b) || !(*answer = buf_take(&b, NULL)))
+  if (buf_error(&q.b) || !(*answer = buf_take(&q.b, NULL)))
     goto oom;
   goto out;
 oom:
@@ -392,13 +454,13 @@ out:
     free(*rows_out);
     *rows_out = NULL;
   }
-  buf_free(&b);
-  cJSON_Delete(det); /* non-NULL only when an answer was cut short */
-  free(spans);
-  free(rep);
-  free(items);
-  free(rows);
-  free(out);
-  cJSON_Delete(root);
+  buf_free(&q.b);
+  cJSON_Delete(q.det); /* non-NULL only when an answer was cut short */
+  free(q.spans);
+  free(q.rep);
+  free(q.items);
+  free(q.rows);
+  free(q.out);
+  cJSON_Delete(q.root);
   return rc;
 }
