@@ -760,107 +760,267 @@ static void backfill_sig(int sig)
   (void)w;
 }
 
-static int dags_backfill(int argc, char **argv)
+/* dags backfill's command line. */
+struct bf_opts {
+  const char *dag_id, *from_s, *to_s, *conf_text;
+  int wait, local, verbose;
+  long timeout_s;
+};
+
+/* The options and their combinations; CLI_OK or the usage code. */
+static int bf_parse_args(int argc, char **argv, struct bf_opts *o)
 {
-  const char *W = "dags backfill";
-  const char *dag_id = NULL, *from_s = NULL, *to_s = NULL, *conf_text = NULL;
   const char *v;
-  int wait = 0, local = 0, verbose = 0;
-  long timeout_s = 0;
   for (int i = 2; i < argc; i++) {
     int r;
     if ((r = cli_sched_opt(argc, argv, &i, "--from", &v)) != 0) {
       if (r < 0)
         return cli_sched_usage("dags", "--from needs YYYY-MM-DD", NULL);
-      from_s = v;
+      o->from_s = v;
     } else if ((r = cli_sched_opt(argc, argv, &i, "--to", &v)) != 0) {
       if (r < 0)
         return cli_sched_usage("dags", "--to needs YYYY-MM-DD", NULL);
-      to_s = v;
+      o->to_s = v;
     } else if ((r = cli_sched_opt(argc, argv, &i, "--conf", &v)) != 0) {
       if (r < 0)
         return cli_sched_usage("dags", "--conf needs a JSON object", NULL);
-      conf_text = v;
+      o->conf_text = v;
     } else if ((r = cli_sched_opt(argc, argv, &i, "--timeout", &v)) != 0) {
-      if (r < 0 || cli_parse_long(v, 1, 86400 * 30, &timeout_s))
+      if (r < 0 || cli_parse_long(v, 1, 86400 * 30, &o->timeout_s))
         return cli_sched_usage("dags", "--timeout needs seconds", v);
     } else if (!strcmp(argv[i], "--wait")) {
-      wait = 1;
+      o->wait = 1;
     } else if (!strcmp(argv[i], "--local")) {
-      local = 1;
+      o->local = 1;
     } else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {
-      verbose = 1;
+      o->verbose = 1;
     } else if (argv[i][0] == '-') {
       return cli_sched_usage("dags", "unknown option", argv[i]);
-    } else if (!dag_id) {
-      dag_id = argv[i];
+    } else if (!o->dag_id) {
+      o->dag_id = argv[i];
     } else {
       return cli_sched_usage("dags", "unexpected argument", argv[i]);
     }
   }
-  if (!dag_id)
+  if (!o->dag_id)
     return cli_sched_usage("dags", "backfill needs a DAG_ID", NULL);
-  if (!from_s || !to_s)
+  if (!o->from_s || !o->to_s)
     return cli_sched_usage("dags", "backfill needs --from DATE and --to DATE",
                      NULL);
-  if (timeout_s && (!wait || local))
+  if (o->timeout_s && (!o->wait || o->local))
     return cli_sched_usage("dags", "--timeout goes with --wait (not --local)",
                      NULL);
-  if (verbose && !local)
+  if (o->verbose && !o->local)
     return cli_sched_usage("dags", "--verbose goes with --local", NULL);
-  cJSON *conf = NULL;
-  char *conf_norm = NULL;
-  if (conf_text) {
-    conf = cJSON_Parse(conf_text);
-    if (!conf || !cJSON_IsObject(conf)) {
-      cJSON_Delete(conf);
-      return cli_sched_usage("dags", "--conf must be a JSON object", conf_text);
-    }
-    conf_norm = cJSON_PrintUnformatted(conf);
+  return CLI_OK;
+}
+
+/* --conf as the run's conf: one JSON object, printed compactly into
+ * *norm (free; NULL without --conf), at most SCHED_CONF_MAX bytes. */
+static int bf_conf(const char *text, char **norm)
+{
+  *norm = NULL;
+  if (!text)
+    return CLI_OK;
+  cJSON *conf = cJSON_Parse(text);
+  if (!conf || !cJSON_IsObject(conf)) {
     cJSON_Delete(conf);
-    if (!conf_norm)
-      return cli_sched_fail(W, "out of memory");
-    if (strlen(conf_norm) > SCHED_CONF_MAX) {
-      free(conf_norm);
-      return cli_sched_usage("dags", "--conf is larger than 64 KiB", NULL);
+    return cli_sched_usage("dags", "--conf must be a JSON object", text);
+  }
+  *norm = cJSON_PrintUnformatted(conf);
+  cJSON_Delete(conf);
+  if (!*norm)
+    return cli_sched_fail("dags backfill", "out of memory");
+  if (strlen(*norm) > SCHED_CONF_MAX) {
+    free(*norm);
+    *norm = NULL;
+    return cli_sched_usage("dags", "--conf is larger than 64 KiB", NULL);
+  }
+  return CLI_OK;
+}
+
+/* --from and --to in the scheduler's zone; a plain date as --to takes in
+ * the whole day. */
+static int bf_range(const struct cli_sched_ctx *x, const struct bf_opts *o,
+                    time_t *t_from, time_t *t_to)
+{
+  struct err e = {0};
+  if (sched_parse_date(x->tz, o->from_s, t_from, &e) != ERR_OK ||
+      sched_parse_date(x->tz, o->to_s, t_to, &e) != ERR_OK)
+    return cli_sched_usage("dags", e.msg, NULL);
+  if (strlen(o->to_s) == 10) {
+    struct cron_civil c;
+    int y, m, dd;
+    cron_tz_civil(x->tz, *t_to, &c);
+    cron_civil_from_days(cron_days_from_civil(c.year, c.month, c.day) + 1,
+                         &y, &m, &dd);
+    *t_to = cron_tz_resolve(x->tz, y, m, dd, 0, 0, 0) - 1;
+  }
+  if (*t_to < *t_from)
+    return cli_sched_usage("dags", "--to is before --from", NULL);
+  return CLI_OK;
+}
+
+/* What a backfill did, for its last line. */
+struct bf_tally {
+  int created, existing, succeeded, failed;
+};
+
+/* --local: each date run to its end in this process, one after the
+ * other (sched_local); the first Ctrl-C stops after the run in
+ * progress. */
+static int bf_run_local(struct cli_sched_ctx *x, struct dag_set *set,
+                        struct dag *d, const time_t *dates, size_t n,
+                        const char *conf_norm, int verbose,
+                        struct bf_tally *t)
+{
+  const char *W = "dags backfill";
+  struct err e = {0};
+  int code = CLI_OK;
+  struct sched_local *l = NULL;
+  if (sched_local_create(&l, &x->cfg, x->tz, x->pool, x->c, set, verbose,
+                         &e) != ERR_OK)
+    code = cli_sched_fail(W, e.msg);
+  /* Ctrl-C / SIGTERM: stop after the run in progress. */
+  struct sigaction sa, old_int, old_term;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = backfill_sig;
+  sigemptyset(&sa.sa_mask);
+  backfill_stop = 0;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  for (size_t i = 0; code == CLI_OK && i < n; i++) {
+    if (backfill_stop) {
+      printf("stopped by a signal: %zu date(s) not run\n", n - i);
+      code = CLI_FAIL;
+      break;
+    }
+    struct sched_local_result r;
+    int waited = 0;
+    for (;;) {
+      if (sched_local_run(l, d, dates[i],
+                          verbose ? SCHED_LOCAL_BACKFILL_VERBOSE
+                                  : SCHED_LOCAL_BACKFILL,
+                          conf_norm, &r, &e) != ERR_OK)
+        code = cli_sched_fail(W, e.msg);
+      if (code != CLI_OK || !r.busy || backfill_stop)
+        break;
+      if (!waited++) {
+        char iso[CRON_ISO_LEN];
+        cron_fmt_iso(x->tz, dates[i], iso);
+        printf("%s  waiting: %lld run(s) of %s running "
+               "(max_active_runs %d)\n",
+               iso, (long long)r.running, d->dag_id, d->max_active_runs);
+        fflush(stdout);
+      }
+      usleep(BACKFILL_BUSY_POLL_MS * 1000);
+    }
+    if (code != CLI_OK || r.busy)
+      continue;
+    if (r.exists) {
+      t->existing++;
+      backfill_line(x->tz, dates[i], "exists", -1, r.other);
+      continue;
+    }
+    t->created++;
+    if (r.failed)
+      t->failed++;
+    else
+      t->succeeded++;
+    backfill_line(x->tz, dates[i], r.failed ? "failed" : "success", r.secs,
+                  r.run_id);
+    if (r.failed) {
+      printf("    %s: %s\n", r.failed_task[0] ? r.failed_task : "run",
+             r.failed_task[0] ? r.error : "a leaf task did not succeed");
+      fflush(stdout);
     }
   }
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  sched_local_destroy(l);
+  return code;
+}
+
+/* Without --local: one queued backfill run per date for the daemons;
+ * with --wait, followed until each finished (backfill_wait). */
+static int bf_queue(struct cli_sched_ctx *x, const struct dag *d,
+                    const time_t *dates, size_t n, const char *conf_norm,
+                    const struct bf_opts *o, struct bf_tally *t)
+{
+  const char *W = "dags backfill";
+  struct err e = {0};
+  int code = CLI_OK;
+  struct bfrun *runs = calloc(n ? n : 1, sizeof(*runs));
+  if (!runs)
+    code = cli_sched_fail(W, "out of memory");
+  for (size_t i = 0; code == CLI_OK && i < n; i++) {
+    char other[SCHED_RUN_ID_MAX + 64];
+    int made = 0;
+    runs[i].lt = dates[i];
+    if (sched_backfill_queue(x->c, x->tz, d, dates[i], conf_norm,
+                             runs[i].run_id, sizeof(runs[i].run_id), &made,
+                             other, sizeof(other), &e) != ERR_OK) {
+      code = cli_sched_fail(W, e.msg);
+      break;
+    }
+    if (made) {
+      t->created++;
+      runs[i].wait = 1;
+      if (!o->wait)
+        backfill_line(x->tz, dates[i], "queued", -1, runs[i].run_id);
+    } else {
+      t->existing++;
+      backfill_line(x->tz, dates[i], "exists", -1, other);
+    }
+  }
+  int64_t paused = 0;
+  struct db_val p[1] = {DB_V_STR(d->dag_id)};
+  if (code == CLI_OK && t->created &&
+      db_query_i64(x->c, "SELECT is_paused FROM dag WHERE dag_id = ?", p, 1,
+                   &paused, &e) == ERR_OK &&
+      paused)
+    printf("note: DAG %s is paused; its runs start when it is unpaused\n",
+           d->dag_id);
+  fflush(stdout);
+  if (code == CLI_OK && o->wait && t->created) {
+    struct bfwait w = {.tz = x->tz, .runs = runs, .n = n,
+                       .left = (size_t)t->created};
+    code = backfill_wait(x, d, &w, o->timeout_s);
+    t->succeeded = w.succeeded;
+    t->failed = w.failed;
+    free(w.done);
+  }
+  free(runs);
+  return code;
+}
+
+static int dags_backfill(int argc, char **argv)
+{
+  const char *W = "dags backfill";
+  struct bf_opts o = {0};
+  char *conf_norm = NULL;
+  int rc = bf_parse_args(argc, argv, &o);
+  if (rc == CLI_OK)
+    rc = bf_conf(o.conf_text, &conf_norm);
+  if (rc != CLI_OK)
+    return rc;
   struct cli_sched_ctx x;
-  int rc = cli_sched_open(&x, W, 1, local ? 3 : 1);
+  rc = cli_sched_open(&x, W, 1, o.local ? 3 : 1);
+  time_t t_from, t_to;
+  if (rc == CLI_OK)
+    rc = bf_range(&x, &o, &t_from, &t_to);
   if (rc != CLI_OK) {
     free(conf_norm);
     cli_sched_close(&x);
     return rc;
   }
-  struct err e = {0};
-  time_t t_from, t_to;
-  if (sched_parse_date(x.tz, from_s, &t_from, &e) != ERR_OK ||
-      sched_parse_date(x.tz, to_s, &t_to, &e) != ERR_OK) {
-    free(conf_norm);
-    cli_sched_close(&x);
-    return cli_sched_usage("dags", e.msg, NULL);
-  }
-  /* A plain date as --to takes in the whole day. */
-  if (strlen(to_s) == 10) {
-    struct cron_civil c;
-    int y, m, dd;
-    cron_tz_civil(x.tz, t_to, &c);
-    cron_civil_from_days(cron_days_from_civil(c.year, c.month, c.day) + 1,
-                         &y, &m, &dd);
-    t_to = cron_tz_resolve(x.tz, y, m, dd, 0, 0, 0) - 1;
-  }
-  if (t_to < t_from) {
-    free(conf_norm);
-    cli_sched_close(&x);
-    return cli_sched_usage("dags", "--to is before --from", NULL);
-  }
   struct dag_set *set = cli_sched_load_dags(W, &x.cfg, 0);
-  struct dag *d = set ? dag_set_find(set, dag_id) : NULL;
+  struct dag *d = set ? dag_set_find(set, o.dag_id) : NULL;
   if (!d) {
     char msg[600];
     snprintf(msg, sizeof(msg),
              "no DAG '%s' in %s (mlopsd dags validate shows broken files)",
-             dag_id, x.cfg.sched_dags_dir);
+             o.dag_id, x.cfg.sched_dags_dir);
     free(conf_norm);
     dag_set_destroy(set);
     cli_sched_close(&x);
@@ -889,130 +1049,27 @@ static int dags_backfill(int argc, char **argv)
          d->dag_id, n, iso_a, iso_b, d->schedule ? "schedule " : "",
          d->schedule ? d->schedule : "no schedule: one a day",
          d->max_active_runs,
-         local ? "running in this process" : "queued for the daemons");
+         o.local ? "running in this process" : "queued for the daemons");
   fflush(stdout);
 
   int64_t t0 = queue_now_ms();
-  int created = 0, existing = 0, succeeded = 0, failed = 0;
-  int code = CLI_OK;
-  if (local) {
-    struct sched_local *l = NULL;
-    if (sched_local_create(&l, &x.cfg, x.tz, x.pool, x.c, set, verbose,
-                           &e) != ERR_OK)
-      code = cli_sched_fail(W, e.msg);
-    /* Ctrl-C / SIGTERM: stop after the run in progress. */
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = backfill_sig;
-    sigemptyset(&sa.sa_mask);
-    backfill_stop = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    for (size_t i = 0; code == CLI_OK && i < n; i++) {
-      if (backfill_stop) {
-        printf("stopped by a signal: %zu date(s) not run\n", n - i);
-        code = CLI_FAIL;
-        break;
-      }
-      struct sched_local_result r;
-      int waited = 0;
-      for (;;) {
-        if (sched_local_run(l, d, dates[i],
-                            verbose ? SCHED_LOCAL_BACKFILL_VERBOSE
-                                    : SCHED_LOCAL_BACKFILL,
-                            conf_norm, &r, &e) != ERR_OK)
-          code = cli_sched_fail(W, e.msg);
-        if (code != CLI_OK || !r.busy || backfill_stop)
-          break;
-        if (!waited++) {
-          char iso[CRON_ISO_LEN];
-          cron_fmt_iso(x.tz, dates[i], iso);
-          printf("%s  waiting: %lld run(s) of %s running "
-                 "(max_active_runs %d)\n",
-                 iso, (long long)r.running, d->dag_id, d->max_active_runs);
-          fflush(stdout);
-        }
-        usleep(BACKFILL_BUSY_POLL_MS * 1000);
-      }
-      if (code != CLI_OK || r.busy)
-        continue;
-      if (r.exists) {
-        existing++;
-        backfill_line(x.tz, dates[i], "exists", -1, r.other);
-        continue;
-      }
-      created++;
-      if (r.failed)
-        failed++;
-      else
-        succeeded++;
-      backfill_line(x.tz, dates[i], r.failed ? "failed" : "success", r.secs,
-                    r.run_id);
-      if (r.failed) {
-        printf("    %s: %s\n", r.failed_task[0] ? r.failed_task : "run",
-               r.failed_task[0] ? r.error : "a leaf task did not succeed");
-        fflush(stdout);
-      }
-    }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    sched_local_destroy(l);
-  } else {
-    struct bfrun *runs = calloc(n ? n : 1, sizeof(*runs));
-    if (!runs)
-      code = cli_sched_fail(W, "out of memory");
-    for (size_t i = 0; code == CLI_OK && i < n; i++) {
-      char other[SCHED_RUN_ID_MAX + 64];
-      int made = 0;
-      runs[i].lt = dates[i];
-      if (sched_backfill_queue(x.c, x.tz, d, dates[i], conf_norm,
-                               runs[i].run_id, sizeof(runs[i].run_id),
-                               &made, other, sizeof(other),
-                               &e) != ERR_OK) {
-        code = cli_sched_fail(W, e.msg);
-        break;
-      }
-      if (made) {
-        created++;
-        runs[i].wait = 1;
-        if (!wait)
-          backfill_line(x.tz, dates[i], "queued", -1, runs[i].run_id);
-      } else {
-        existing++;
-        backfill_line(x.tz, dates[i], "exists", -1, other);
-      }
-    }
-    int64_t paused = 0;
-    struct db_val p[1] = {DB_V_STR(d->dag_id)};
-    if (code == CLI_OK && created &&
-        db_query_i64(x.c, "SELECT is_paused FROM dag WHERE dag_id = ?", p, 1,
-                     &paused, &e) == ERR_OK &&
-        paused)
-      printf("note: DAG %s is paused; its runs start when it is unpaused\n",
-             d->dag_id);
-    fflush(stdout);
-    if (code == CLI_OK && wait && created) {
-      struct bfwait w = {.tz = x.tz, .runs = runs, .n = n,
-                         .left = (size_t)created};
-      code = backfill_wait(&x, d, &w, timeout_s);
-      succeeded = w.succeeded;
-      failed = w.failed;
-      free(w.done);
-    }
-    free(runs);
-  }
+  struct bf_tally t = {0};
+  int code = o.local ? bf_run_local(&x, set, d, dates, n, conf_norm,
+                                    o.verbose, &t)
+                     : bf_queue(&x, d, dates, n, conf_norm, &o, &t);
   double secs = (double)(queue_now_ms() - t0) / 1000.0;
-  if (local || wait)
+  if (o.local || o.wait)
     printf("backfill %s: %zu date(s): %d run(s) succeeded, %d failed, %d "
            "already had a run (skipped)%s; %.1fs\n",
-           d->dag_id, n, succeeded, failed, existing,
-           created - succeeded - failed > 0 ? ", some not finished" : "",
+           d->dag_id, n, t.succeeded, t.failed, t.existing,
+           t.created - t.succeeded - t.failed > 0 ? ", some not finished"
+                                                  : "",
            secs);
   else
     printf("backfill %s: %zu date(s): %d run(s) queued, %d already had a "
            "run (skipped)\n",
-           d->dag_id, n, created, existing);
-  if (code == CLI_OK && failed)
+           d->dag_id, n, t.created, t.existing);
+  if (code == CLI_OK && t.failed)
     code = CLI_FAIL;
   free(dates);
   free(conf_norm);
