@@ -557,17 +557,161 @@ static enum err_code tag_fail(const char *text, const struct tmpl_tag *t,
   return rc;
 }
 
+/* A date tag's value (ds, ds_nodash, macros.ds_add) from ctx->ds into
+ * date. */
+static enum err_code date_value(const char *text, const struct tmpl_ctx *ctx,
+                                const struct tmpl_tag *t,
+                                char date[CRON_DATE_LEN], struct err *e)
+{
+  int y, m, d;
+  if (!ctx->ds || cron_parse_date(ctx->ds, &y, &m, &d) != ERR_OK) {
+    err_set(e, ERR_INVAL, "logical date '%.40s' is not YYYY-MM-DD",
+            ctx->ds ? ctx->ds : "(none)");
+    return tag_fail(text, t, ERR_INVAL, e);
+  }
+  if (t->kind == TMPL_DS_ADD)
+    cron_civil_from_days(cron_days_from_civil(y, m, d) + t->days, &y, &m,
+                         &d);
+  if (y < 1 || y > 9999) {
+    err_set(e, ERR_INVAL, "date out of range");
+    return tag_fail(text, t, ERR_INVAL, e);
+  }
+  snprintf(date, CRON_DATE_LEN,
+           t->kind == TMPL_DS_NODASH ? "%04d%02d%02d" : "%04d-%02d-%02d",
+           y % 10000, m % 100, d % 100);
+  return ERR_OK;
+}
+
+/* A tag's value, checked for the mode (tmpl_check_value); *v points into
+ * ctx, date or name.  The error names the tag and its line. */
+static enum err_code tag_value(const char *text, const struct tmpl_ctx *ctx,
+                               enum tmpl_mode mode, const struct tmpl_tag *t,
+                               char date[CRON_DATE_LEN], char *name,
+                               size_t name_cap, const char **v,
+                               struct err *e)
+{
+  enum err_code rc;
+  *v = NULL;
+  switch (t->kind) {
+  case TMPL_DS:
+  case TMPL_DS_NODASH:
+  case TMPL_DS_ADD:
+    if ((rc = date_value(text, ctx, t, date, e)) != ERR_OK)
+      return rc;
+    *v = date;
+    break;
+  case TMPL_RUN_ID:
+    *v = ctx->run_id;
+    break;
+  case TMPL_DAG_ID:
+    *v = ctx->dag_id;
+    break;
+  case TMPL_PARAM:
+  case TMPL_CONF:
+    *v = lookup_var(ctx, t, name, name_cap);
+    if (!*v) {
+      if (t->kind == TMPL_PARAM)
+        err_set(e, ERR_INVAL, "param '%.*s' is not set", (int)t->name_len,
+                t->name);
+      else
+        err_set(e, ERR_INVAL,
+                "the run's conf has no '%.*s' (trigger with --conf "
+                "'{\"%.*s\": ...}')",
+                (int)t->name_len, t->name, (int)t->name_len, t->name);
+      return tag_fail(text, t, ERR_INVAL, e);
+    }
+    break;
+  }
+  if (!*v) {
+    err_set(e, ERR_INVAL, "%s is not set", kind_word(t->kind));
+    return tag_fail(text, t, ERR_INVAL, e);
+  }
+  if ((rc = tmpl_check_value(mode, t->kind, *v, e)) != ERR_OK)
+    return tag_fail(text, t, rc, e);
+  return ERR_OK;
+}
+
+/* The rendered text so far and, for SQL, where values were spliced. */
+struct render {
+  struct buf b;
+  struct span *spans;
+  size_t nspans, capspans;
+};
+
+/* A tag's value into the output as the mode wants it: a conf value in
+ * SQL becomes a ? with a bind; other SQL values are spliced and recorded
+ * for check_spans; shell conf values are quoted; URL values (but params)
+ * are percent-encoded. */
+static enum err_code emit_value(struct render *r, enum tmpl_mode mode,
+                                const struct tmpl_tag *t, const char *v,
+                                int sqlctx, struct tmpl_binds *binds,
+                                struct err *e)
+{
+  enum err_code rc;
+  if (mode == TMPL_SQL && t->kind == TMPL_CONF) {
+    buf_add(&r->b, "?", 1);
+    if ((rc = binds_add(binds, v)) != ERR_OK)
+      return err_set(e, rc, "out of memory rendering a template");
+  } else if (mode == TMPL_SQL) {
+    if (VEC_PUSH(r->spans, r->nspans, r->capspans,
+                 ((struct span){r->b.len, strlen(v), sqlctx, t->off})))
+      return err_set(e, ERR_NOMEM, "out of memory rendering a template");
+    buf_adds(&r->b, v);
+  } else if (mode == TMPL_SHELL && t->kind == TMPL_CONF) {
+    add_shell(&r->b, v);
+  } else if (mode == TMPL_URL && t->kind != TMPL_PARAM) {
+    add_url(&r->b, v);
+  } else {
+    buf_adds(&r->b, v);
+  }
+  return ERR_OK;
+}
+
+/* Prove the spliced SQL values did not open or close a string or
+ * comment: each span starts and ends in the context its tag was in. */
+static enum err_code check_spans(const char *text, const struct render *r,
+                                 struct err *e)
+{
+  struct sqlsplit_scan sc;
+  sqlsplit_scan_init(&sc, r->b.p, r->b.len);
+  for (size_t i = 0; i < r->nspans; i++) {
+    const struct span *s = &r->spans[i];
+    if ((int)sqlsplit_scan_to(&sc, s->off) != s->ctx ||
+        (int)sqlsplit_scan_to(&sc, s->off + s->len) != s->ctx) {
+      struct tmpl_tag t;
+      size_t p2 = s->tag_off;
+      struct err tmp;
+      if (tmpl_next(text, &p2, &t, &tmp) != ERR_OK)
+        t.off = s->tag_off, t.len = 2;
+      err_set(e, ERR_INVAL,
+              "its value would change the SQL around it (opens a "
+              "comment or string)");
+      return tag_fail(text, &t, ERR_INVAL, e);
+    }
+  }
+  return ERR_OK;
+}
+
+/* A '?' placeholder written in the template text itself is an error
+ * (placer_qmark); the message names its line. */
+static enum err_code qmark_fail(const char *text, size_t q, struct err *e)
+{
+  struct tmpl_pos p;
+  qmark_error(text, q, &p, e);
+  err_prefix(e, "line %d", p.line);
+  return ERR_PARSE;
+}
+
 enum err_code tmpl_render(const char *text, const struct tmpl_ctx *ctx,
                           enum tmpl_mode mode, char **out,
                           struct tmpl_binds *binds, struct err *e)
 {
-  struct buf b;
+  struct render r = {0};
   struct placer pl;
-  struct span *spans = NULL;
-  size_t nspans = 0, capspans = 0, pos = 0, last = 0;
+  size_t pos = 0, last = 0, q;
   enum err_code rc = ERR_OK;
   *out = NULL;
-  buf_init(&b, TMPL_OUT_MAX);
+  buf_init(&r.b, TMPL_OUT_MAX);
   if (mode == TMPL_SQL) {
     if (!binds)
       return err_set(e, ERR_INVAL, "sql template rendered without binds");
@@ -589,12 +733,8 @@ enum err_code tmpl_render(const char *text, const struct tmpl_ctx *ctx,
       err_prefix(e, "line %d", p.line);
       break;
     }
-    size_t q = placer_qmark(&pl, t.off);
-    if (q != (size_t)-1) {
-      struct tmpl_pos p;
-      qmark_error(text, q, &p, e);
-      err_prefix(e, "line %d", p.line);
-      rc = ERR_PARSE;
+    if ((q = placer_qmark(&pl, t.off)) != (size_t)-1) {
+      rc = qmark_fail(text, q, e);
       break;
     }
     int sqlctx;
@@ -602,138 +742,38 @@ enum err_code tmpl_render(const char *text, const struct tmpl_ctx *ctx,
       rc = tag_fail(text, &t, ERR_PARSE, e);
       break;
     }
-    buf_add(&b, text + last, t.off - last);
+    buf_add(&r.b, text + last, t.off - last);
     last = t.off + t.len;
 
     char date[CRON_DATE_LEN], name[128];
-    const char *v = NULL;
-    switch (t.kind) {
-    case TMPL_DS:
-    case TMPL_DS_NODASH:
-    case TMPL_DS_ADD: {
-      int y, m, d;
-      if (!ctx->ds || cron_parse_date(ctx->ds, &y, &m, &d) != ERR_OK) {
-        err_set(e, ERR_INVAL, "logical date '%.40s' is not YYYY-MM-DD",
-                ctx->ds ? ctx->ds : "(none)");
-        rc = tag_fail(text, &t, ERR_INVAL, e);
-        break;
-      }
-      if (t.kind == TMPL_DS_ADD)
-        cron_civil_from_days(cron_days_from_civil(y, m, d) + t.days, &y, &m,
-                             &d);
-      if (y < 1 || y > 9999) {
-        err_set(e, ERR_INVAL, "date out of range");
-        rc = tag_fail(text, &t, ERR_INVAL, e);
-        break;
-      }
-      snprintf(date, sizeof(date), t.kind == TMPL_DS_NODASH
-                                       ? "%04d%02d%02d"
-                                       : "%04d-%02d-%02d",
-               y % 10000, m % 100, d % 100);
-      v = date;
+    const char *v;
+    if ((rc = tag_value(text, ctx, mode, &t, date, name, sizeof(name), &v,
+                        e)) != ERR_OK ||
+        (rc = emit_value(&r, mode, &t, v, sqlctx, binds, e)) != ERR_OK)
       break;
-    }
-    case TMPL_RUN_ID:
-      v = ctx->run_id;
-      break;
-    case TMPL_DAG_ID:
-      v = ctx->dag_id;
-      break;
-    case TMPL_PARAM:
-    case TMPL_CONF:
-      v = lookup_var(ctx, &t, name, sizeof(name));
-      if (!v) {
-        if (t.kind == TMPL_PARAM)
-          err_set(e, ERR_INVAL, "param '%.*s' is not set", (int)t.name_len,
-                  t.name);
-        else
-          err_set(e, ERR_INVAL,
-                  "the run's conf has no '%.*s' (trigger with --conf "
-                  "'{\"%.*s\": ...}')",
-                  (int)t.name_len, t.name, (int)t.name_len, t.name);
-        rc = tag_fail(text, &t, ERR_INVAL, e);
-      }
-      break;
-    }
-    if (rc != ERR_OK)
-      break;
-    if (!v) {
-      err_set(e, ERR_INVAL, "%s is not set", kind_word(t.kind));
-      rc = tag_fail(text, &t, ERR_INVAL, e);
-      break;
-    }
-    if ((rc = tmpl_check_value(mode, t.kind, v, e)) != ERR_OK) {
-      tag_fail(text, &t, rc, e);
-      break;
-    }
-    if (mode == TMPL_SQL && t.kind == TMPL_CONF) {
-      buf_add(&b, "?", 1);
-      if ((rc = binds_add(binds, v)) != ERR_OK) {
-        err_set(e, rc, "out of memory rendering a template");
-        break;
-      }
-    } else if (mode == TMPL_SQL) {
-      if (VEC_PUSH(spans, nspans, capspans,
-                   ((struct span){b.len, strlen(v), sqlctx, t.off}))) {
-        rc = err_set(e, ERR_NOMEM, "out of memory rendering a template");
-        break;
-      }
-      buf_adds(&b, v);
-    } else if (mode == TMPL_SHELL && t.kind == TMPL_CONF) {
-      add_shell(&b, v);
-    } else if (mode == TMPL_URL && t.kind != TMPL_PARAM) {
-      add_url(&b, v);
-    } else {
-      buf_adds(&b, v);
-    }
-    if (b.rc)
+    if (r.b.rc)
       break;
   }
-  if (rc == ERR_OK && !b.rc) {
-    size_t q = placer_qmark(&pl, strlen(text));
-    if (q != (size_t)-1) {
-      struct tmpl_pos p;
-      qmark_error(text, q, &p, e);
-      err_prefix(e, "line %d", p.line);
-      rc = ERR_PARSE;
-    }
-  }
-  if (rc == ERR_OK && !b.rc)
-    buf_adds(&b, text + last);
-  if (rc == ERR_OK && b.rc)
-    rc = b.rc == ERR_FULL
+  if (rc == ERR_OK && !r.b.rc &&
+      (q = placer_qmark(&pl, strlen(text))) != (size_t)-1)
+    rc = qmark_fail(text, q, e);
+  if (rc == ERR_OK && !r.b.rc)
+    buf_adds(&r.b, text + last);
+  if (rc == ERR_OK && r.b.rc)
+    rc = r.b.rc == ERR_FULL
              ? err_set(e, ERR_FULL, "rendered text exceeds %zu bytes",
                        TMPL_OUT_MAX)
              : err_set(e, ERR_NOMEM, "out of memory rendering a template");
-  if (rc == ERR_OK && mode == TMPL_SQL && nspans > 0) {
-    /* prove the spliced values did not open or close a string/comment */
-    struct sqlsplit_scan sc;
-    sqlsplit_scan_init(&sc, b.p, b.len);
-    for (size_t i = 0; i < nspans; i++) {
-      struct span *s = &spans[i];
-      if ((int)sqlsplit_scan_to(&sc, s->off) != s->ctx ||
-          (int)sqlsplit_scan_to(&sc, s->off + s->len) != s->ctx) {
-        struct tmpl_tag t;
-        size_t p2 = s->tag_off;
-        struct err tmp;
-        if (tmpl_next(text, &p2, &t, &tmp) != ERR_OK)
-          t.off = s->tag_off, t.len = 2;
-        err_set(e, ERR_INVAL,
-                "its value would change the SQL around it (opens a "
-                "comment or string)");
-        rc = tag_fail(text, &t, ERR_INVAL, e);
-        break;
-      }
-    }
-  }
-  free(spans);
+  if (rc == ERR_OK && mode == TMPL_SQL && r.nspans > 0)
+    rc = check_spans(text, &r, e);
+  free(r.spans);
   if (rc != ERR_OK) {
-    buf_free(&b);
+    buf_free(&r.b);
     if (mode == TMPL_SQL)
       tmpl_binds_free(binds);
     return rc;
   }
-  if (!(*out = buf_take(&b, NULL)))
+  if (!(*out = buf_take(&r.b, NULL)))
     return err_set(e, ERR_NOMEM, "out of memory rendering a template");
   return ERR_OK;
 }
