@@ -92,6 +92,7 @@ static const char *const cfg_level_names[] = {"error", "warn", "info",
 static const char *const cfg_format_names[] = {"text", "json", NULL};
 static const char *const cfg_policy_names[] = {"reject", "serve", NULL};
 static const char *const cfg_durability_names[] = {"process", "fsync", NULL};
+static const char *const cfg_role_names[] = {"all", "api", "scheduler", NULL};
 
 #define KIB 1024LL
 #define MIB (1024LL * 1024)
@@ -105,6 +106,10 @@ static const struct cfg_key cfg_keys[] = {
     /* server */
     K_STR("server", "listen", server_listen, "0.0.0.0:3000", CFG_CK_LISTEN, 0,
           "address and port of the HTTP server (HOST:PORT)"),
+    K_ENUMS("server", "role", server_role, "all", cfg_role_names, 0,
+            "what this daemon does: api (predictions, metadata, console, "
+            "admin API; no DAGs), scheduler (DAGs and tasks; only /healthz, "
+            "/livez, /readyz, /metrics) or all (both: one machine)"),
     K_INT("server", "threads", server_threads, "2", 1, 256, 0,
           "HTTP worker threads"),
     K_INT("server", "max_body_bytes", server_max_body_bytes, "1048576", KIB,

@@ -11,7 +11,8 @@
 static void serve_usage(FILE *f)
 {
   fprintf(f,
-          "usage: mlopsd [-c FILE] serve [--pid-file FILE] [--no-native]\n"
+          "usage: mlopsd [-c FILE] serve [--role ROLE] [--pid-file FILE] "
+          "[--no-native]\n"
           "\n"
           "Run the daemon in the foreground: the HTTP server (POST /predict,\n"
           "POST /models/NAME/predict, /metadata, /healthz, /readyz,\n"
@@ -21,6 +22,12 @@ static void serve_usage(FILE *f)
           "database is away) and the job queue.\n"
           "\n"
           "options:\n"
+          "  --role ROLE         all (default: everything, one machine), api\n"
+          "                      (predictions, metadata, console, admin API;\n"
+          "                      no DAGs) or scheduler (DAGs and tasks; only\n"
+          "                      /healthz, /livez, /readyz, /metrics); wins\n"
+          "                      over server.role / MLOPSD_SERVER_ROLE.  See\n"
+          "                      docs/scale-out.md\n"
           "  -c, --config FILE   config file (default: $MLOPSD_CONFIG or\n"
           "                      config/mlopsd.yaml)\n"
           "  --pid-file FILE     write the process id to FILE, removed at\n"
@@ -38,7 +45,7 @@ static void serve_usage(FILE *f)
 
 int cli_serve(int argc, char **argv)
 {
-  const char *pid_file = NULL;
+  const char *pid_file = NULL, *role = NULL;
   int no_native = 0;
   struct cfg c;
   if (cli_wants_help(argc, argv)) {
@@ -54,6 +61,23 @@ int cli_serve(int argc, char **argv)
       pid_file = argv[++i];
     } else if (strncmp(argv[i], "--pid-file=", 11) == 0) {
       pid_file = argv[i] + 11;
+    } else if (strcmp(argv[i], "--role") == 0 ||
+               strncmp(argv[i], "--role=", 7) == 0) {
+      if (argv[i][6] == '=') {
+        role = argv[i] + 7;
+      } else if (i + 1 >= argc) {
+        fprintf(stderr, "mlopsd: serve: --role needs all, api or "
+                        "scheduler\n");
+        return CLI_USAGE;
+      } else {
+        role = argv[++i];
+      }
+      enum daemon_role r;
+      struct err re = {0};
+      if (daemon_role_parse(role, &r, &re) != ERR_OK) {
+        fprintf(stderr, "mlopsd: serve: --role: %s\n", re.msg);
+        return CLI_USAGE;
+      }
     } else if (strcmp(argv[i], "--no-native") == 0) {
       no_native = 1;
     } else {
@@ -66,6 +90,8 @@ int cli_serve(int argc, char **argv)
   int rc = cli_load_config(&c);
   if (rc != CLI_OK)
     return rc;
+  if (role)
+    snprintf(c.server_role, sizeof(c.server_role), "%s", role);
   struct daemon_opts o = {.cfg = &c,
                           .config_path = cli_g.config_path,
                           .pid_file = pid_file,

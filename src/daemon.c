@@ -51,6 +51,7 @@ struct daemon {
   int stop_timeout_ms;
   int no_native;
   int no_sched;
+  enum daemon_role role;
 
   struct metrics *metrics;
   struct db_pool *db, *log_db;
@@ -63,6 +64,7 @@ struct daemon {
   struct http *http;
   struct admin *admin;
   struct sched *sched;
+  _Atomic(struct sched *) sched_pub; /* d->sched for /readyz (HTTP threads) */
   struct metrics_gauge *g_queue_depth, *g_queue_running, *g_up;
 
   sigset_t sigs;
@@ -73,6 +75,53 @@ struct daemon {
 /* ---- queries ------------------------------------------------------------ */
 
 int daemon_http_port(const struct daemon *d) { return http_port(d->http); }
+
+static const char *const role_names[] = {"all", "api", "scheduler"};
+
+enum err_code daemon_role_parse(const char *s, enum daemon_role *out,
+                                struct err *e)
+{
+  for (int i = 0; i < 3; i++)
+    if (s && strcmp(s, role_names[i]) == 0) {
+      *out = (enum daemon_role)i;
+      return ERR_OK;
+    }
+  return err_set(e, ERR_INVAL, "role '%s': expected all, api or scheduler",
+                 s ? s : "");
+}
+
+const char *daemon_role_name(enum daemon_role r)
+{
+  return (unsigned)r < 3 ? role_names[r] : "?";
+}
+
+static int role_api(const struct daemon *d) { return d->role != DAEMON_SCHED; }
+static int role_sched(const struct daemon *d) { return d->role != DAEMON_API; }
+
+/* /readyz of a scheduler-only daemon (an api or all daemon answers it in
+ * predict.c): ready once the scheduler runs and its last request for a
+ * database connection was granted.  No database call on the HTTP thread. */
+static void h_sched_readyz(struct http_req *req, struct http_resp *resp,
+                           void *arg)
+{
+  struct daemon *d = arg;
+  char why[ERR_MSG_MAX + 64];
+  (void)req;
+  int ok = sched_ready(atomic_load(&d->sched_pub), why, sizeof(why));
+#define WS(s) http_resp_write(resp, s, strlen(s))
+  int rc = WS(ok ? "{\"status\":\"ready\"" : "{\"status\":\"not ready\"");
+  rc |= WS(",\"role\":\"scheduler\"");
+  if (!ok) {
+    rc |= WS(",\"reasons\":[");
+    rc |= http_resp_json_str(resp, why);
+    rc |= WS("]");
+  }
+  rc |= WS("}");
+#undef WS
+  http_resp_status(resp, ok ? 200 : 503);
+  if (rc)
+    http_resp_error(resp, 503, "not ready");
+}
 
 /* ---- pid file --------------------------------------------------------- */
 
@@ -154,6 +203,11 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
   d->stop_timeout_ms = o->stop_timeout_ms > 0 ? o->stop_timeout_ms : 10000;
   d->no_native = o->no_native;
   d->no_sched = o->no_sched;
+  if ((rc = daemon_role_parse(o->cfg->server_role, &d->role, e)) != ERR_OK) {
+    err_prefix(e, "server.role");
+    free(d);
+    return ERR_INVAL;
+  }
   atomic_init(&d->stop_requested, 0);
 
   /* Before any thread exists: every thread inherits the blocked set. */
@@ -204,6 +258,11 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
       LOG_W(MOD, "metrics not registered: %s", me.msg);
   }
 
+  /* A scheduler serves no predictions: no served models, no prediction
+   * log, no admin API (its tasks open what they need).  An api replica
+   * runs no DAGs and leaves the log partitions to the scheduler. */
+  if (!role_api(d))
+    goto http;
   if ((rc = registry_open(c->models_registry_dir, &d->reg, e)))
     goto fail;
   struct serving_opts so = {.registry = d->reg,
@@ -232,12 +291,17 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
                   : PLOG_FULL_REJECT;
   if ((rc = plog_create(&d->pl, &po, e)))
     goto fail;
-  if ((rc = logpart_from_cfg(c, d->db, d->metrics, &d->lpart, e)))
+
+  struct predict_opts pro = {.serving = d->sv,
+                             .plog = d->pl,
+                             .metrics = d->metrics,
+                             .role = daemon_role_name(d->role)};
+  if ((rc = predict_create(&d->pr, &pro, e)))
     goto fail;
 
-  struct predict_opts pro = {
-      .serving = d->sv, .plog = d->pl, .metrics = d->metrics};
-  if ((rc = predict_create(&d->pr, &pro, e)))
+http:
+  if (role_sched(d) &&
+      (rc = logpart_from_cfg(c, d->db, d->metrics, &d->lpart, e)))
     goto fail;
 
   struct http_opts ho;
@@ -250,6 +314,12 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
   ho.metrics = d->metrics;
   if ((rc = http_create(&d->http, &ho, e)))
     goto fail;
+  if (!role_api(d)) {
+    if ((rc = http_route(d->http, "GET", "/readyz", h_sched_readyz, d, e)))
+      goto fail;
+    *out = d;
+    return ERR_OK;
+  }
   if ((rc = predict_routes(d->pr, d->http, e)))
     goto fail;
   struct admin_opts ao = {.cfg = &d->cfg,
@@ -274,8 +344,9 @@ enum err_code daemon_start(struct daemon *d, struct err *e)
   enum err_code rc;
   if (d->started)
     return err_set(e, ERR_STATE, "daemon already started");
-  if ((rc = plog_start(d->pl, e)) || (rc = logpart_start(d->lpart, e)) ||
-      (rc = serving_start(d->sv, e)) ||
+  if ((d->pl && (rc = plog_start(d->pl, e))) ||
+      (d->lpart && (rc = logpart_start(d->lpart, e))) ||
+      (d->sv && (rc = serving_start(d->sv, e))) ||
       (rc = http_start(d->http, e)))
     return rc;
   d->started = 1;
@@ -285,18 +356,18 @@ enum err_code daemon_start(struct daemon *d, struct err *e)
   struct serving_model *m = NULL;
   char ver[16] = "none";
   const char *evaluator = "-";
-  if (serving_acquire(d->sv, NULL, &m) == SERVING_OK) {
+  if (d->sv && serving_acquire(d->sv, NULL, &m) == SERVING_OK) {
     snprintf(ver, sizeof(ver), "%d", serving_model_version(m));
     evaluator =
         model_native(serving_model_model(m)) ? "native" : "xgboost";
   }
-  LOG_I(MOD, "serving listen=%s port=%d model=%s version=%s evaluator=%s "
-             "pid=%ld",
-        d->cfg.server_listen, http_port(d->http),
+  LOG_I(MOD, "serving role=%s listen=%s port=%d model=%s version=%s "
+             "evaluator=%s pid=%ld",
+        daemon_role_name(d->role), d->cfg.server_listen, http_port(d->http),
         d->cfg.server_default_model, ver, evaluator, (long)getpid());
   serving_release(m);
 
-  if (!d->no_sched) {
+  if (!d->no_sched && role_sched(d)) {
     struct sched_opts so = {.cfg = &d->cfg,
                             .queue = d->q,
                             .task_db = d->db,
@@ -308,6 +379,7 @@ enum err_code daemon_start(struct daemon *d, struct err *e)
       d->sched = NULL;
       return rc;
     }
+    atomic_store(&d->sched_pub, d->sched);
   }
   return ERR_OK;
 }
@@ -355,6 +427,8 @@ static void reload(struct daemon *d)
           e.msg);
     return;
   }
+  /* serve --role may differ from the file: not a change */
+  memcpy(nc.server_role, d->cfg.server_role, sizeof(nc.server_role));
   if (cfg_check_reload(&d->cfg, &nc, &e) != ERR_OK)
     LOG_W(MOD, "reload: %s (needs a restart; applying logging settings "
                "only)",

@@ -60,6 +60,7 @@ struct predict {
   struct plog *pl;
   struct metrics *m;
   size_t max_batch;
+  char role[16];
   struct metrics_counter *c_reject[R_COUNT];
   struct metrics_counter *c_items;
 };
@@ -884,6 +885,10 @@ static void h_readyz(struct http_req *req, struct http_resp *resp, void *arg)
   if (ok1 && ok2) {
     struct serving_model *m = NULL;
     int rc = W(resp, "{\"status\":\"ready\"");
+    if (p->role[0]) {
+      rc |= W(resp, ",\"role\":");
+      rc |= http_resp_json_str(resp, p->role);
+    }
     if (serving_acquire(p->sv, NULL, &m) == SERVING_OK) {
       size_t vl;
       const char *v = serving_model_version_json(m, &vl);
@@ -899,7 +904,12 @@ static void h_readyz(struct http_req *req, struct http_resp *resp, void *arg)
       http_resp_error(resp, 500, "out of memory");
     return;
   }
-  int rc = W(resp, "{\"status\":\"not ready\",\"reasons\":[");
+  int rc = W(resp, "{\"status\":\"not ready\"");
+  if (p->role[0]) {
+    rc |= W(resp, ",\"role\":");
+    rc |= http_resp_json_str(resp, p->role);
+  }
+  rc |= W(resp, ",\"reasons\":[");
   int first = 1;
   if (!ok1) {
     rc |= http_resp_json_str(resp, r1);
@@ -931,6 +941,8 @@ enum err_code predict_create(struct predict **out,
   p->pl = o->plog;
   p->m = o->metrics;
   p->max_batch = o->max_batch ? o->max_batch : PREDICT_MAX_BATCH;
+  if (o->role)
+    snprintf(p->role, sizeof(p->role), "%s", o->role);
   pthread_once(&hooks_once, hooks_init);
   if (p->m) {
     for (int r = 0; r < R_COUNT; r++) {

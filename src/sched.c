@@ -131,9 +131,34 @@ struct db_conn *sched_conn_get(struct sched *s, const char *what)
   int ms = sched_is_stopping(s) ? SCHED_STOP_ACQUIRE_MS : SCHED_ACQUIRE_MS;
   if (db_acquire(s->core.meta, ms, &c, &e) != ERR_OK) {
     sched_warn(&s->core, "%s: %s", what, e.msg);
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->db_err, sizeof(s->db_err), "%s", e.msg);
+    pthread_mutex_unlock(&s->mu);
+    atomic_store(&s->db_fail_ms, queue_now_ms());
     return NULL;
   }
+  atomic_store(&s->db_ok_ms, queue_now_ms());
   return c;
+}
+
+int sched_ready(struct sched *s, char *buf, size_t cap)
+{
+  if (!s) {
+    snprintf(buf, cap, "scheduler not started");
+    return 0;
+  }
+  int64_t ok = atomic_load(&s->db_ok_ms), fail = atomic_load(&s->db_fail_ms);
+  if (ok == 0 && fail == 0) {
+    snprintf(buf, cap, "scheduler: no database contact yet");
+    return 0;
+  }
+  if (fail > ok) {
+    pthread_mutex_lock(&s->mu);
+    snprintf(buf, cap, "scheduler: database not reachable: %s", s->db_err);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+  }
+  return 1;
 }
 
 void sched_conn_put(struct sched *s, struct db_conn *c)

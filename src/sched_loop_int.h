@@ -68,6 +68,10 @@ struct sched {
   uint64_t gen;            /* rescans done */
   struct excl excl[SCHED_EXCL_MAX];
   int nexcl;
+  /* Database contact for sched_ready: the last bookkeeping connection
+   * handed out and the last refused, with its error (db_err under mu). */
+  _Atomic int64_t db_ok_ms, db_fail_ms;
+  char db_err[ERR_MSG_MAX];
 
   /* scheduler thread only */
   struct dag_dir *dir;     /* the DAG directory as last scanned */

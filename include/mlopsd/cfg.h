@@ -23,6 +23,7 @@
 
 struct cfg {
   /* server */
+  char server_role[16];         /* "all", "api" or "scheduler" */
   char server_listen[128];      /* "0.0.0.0:3000" */
   int server_threads;           /* 2 */
   long server_max_body_bytes;   /* 1048576 */

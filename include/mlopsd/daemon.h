@@ -45,6 +45,19 @@
 struct daemon;
 struct cfg;
 
+/* server.role (docs/scale-out.md).  all: everything below (one machine).
+ * api: the served models, the prediction log, /predict, /metadata,
+ * /readyz, the admin API and the console; no scheduler, no log partition
+ * maintenance.  scheduler: the scheduler, its tasks and the log partition
+ * maintenance; the HTTP server answers only /healthz, /livez, /metrics
+ * and /readyz (ready once the scheduler got a database connection). */
+enum daemon_role { DAEMON_ALL = 0, DAEMON_API, DAEMON_SCHED };
+
+/* "all" / "api" / "scheduler" -> *out; ERR_INVAL naming the value. */
+enum err_code daemon_role_parse(const char *s, enum daemon_role *out,
+                                struct err *e) MLOPSD_WUR;
+const char *daemon_role_name(enum daemon_role r);
+
 struct daemon_opts {
   const struct cfg *cfg;    /* copied */
   const char *config_path;  /* re-read on SIGHUP; NULL = as cfg_load */
@@ -53,7 +66,8 @@ struct daemon_opts {
   int no_native;            /* predict through XGBoost only (benchmarks,
                                diagnosis; see serving_opts) */
   int no_sched;             /* do not run the scheduler (serving only:
-                               tests, benchmarks) */
+                               tests, benchmarks); the role is
+                               cfg->server_role */
 };
 
 /* Build everything (see above).  A database that cannot be reached is

@@ -8,7 +8,8 @@
  *   GET /readyz                   200 when the default model is loaded,
  *                                 MariaDB was reachable at the last contact
  *                                 and the log spool is not full; else 503
- *                                 with the reasons
+ *                                 with the reasons; both name the
+ *                                 daemon's role when opts.role is set
  *
  * A prediction request is {"data": {...}} (one) or {"data": [{...}, ...]}
  * (a batch), Content-Type application/json.  The body is checked in one
@@ -81,6 +82,8 @@ struct predict_opts {
   struct plog *plog;       /* borrowed; NULL = predictions are not logged */
   struct metrics *metrics; /* borrowed, may be NULL */
   size_t max_batch;        /* 0 = PREDICT_MAX_BATCH */
+  const char *role;        /* copied; named in /readyz ("api", "all");
+                              NULL = not named */
 };
 
 enum err_code predict_create(struct predict **out,

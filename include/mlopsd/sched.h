@@ -85,6 +85,12 @@ void sched_stop(struct sched *s);
 /* Stop if needed and free.  NULL-safe. */
 void sched_destroy(struct sched *s);
 
+/* For /readyz of a scheduler: 1 when the last bookkeeping connection the
+ * scheduler asked for was handed out; else 0 with the reason in buf (not
+ * started (s NULL), no contact yet, or the database error).  Lock-free
+ * but for a short copy under sched.mu; no database call.  Any thread. */
+int sched_ready(struct sched *s, char *buf, size_t cap);
+
 /* ---- requests other modules make (CLI, admin API) ------------------- */
 
 #define SCHED_RUN_ID_MAX 250

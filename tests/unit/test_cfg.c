@@ -141,6 +141,7 @@ TEST(test_defaults)
   memset(&c, 0x5a, sizeof(c));
   cfg_defaults(&c);
   CHECK_EQ_STR(c.server_listen, "0.0.0.0:3000");
+  CHECK_EQ_STR(c.server_role, "all");
   CHECK_EQ_INT(c.server_threads, 2);
   CHECK_EQ_INT(c.server_max_body_bytes, 1048576);
   CHECK_EQ_INT(c.server_max_connections, 1024);
@@ -177,7 +178,7 @@ TEST(test_defaults)
 TEST(test_key_table)
 {
   int n = cfg_key_count();
-  CHECK_EQ_INT(n, 39);
+  CHECK_EQ_INT(n, 40);
   CHECK(cfg_key_name(-1) == NULL);
   CHECK(cfg_key_name(n) == NULL);
   CHECK_EQ_STR(cfg_key_name(0), "server.listen");
@@ -379,7 +380,7 @@ TEST(test_errors_keys)
                  "server, auth, database, scheduler, models, logging)");
   CHECK_LOAD_ERR("server:\n  threads: 2\n  thread: 3\n", ERR_CONFIG,
                  "c.yaml:3:3: unknown key 'server.thread' (expected one of: "
-                 "listen, threads, max_body_bytes, max_connections, "
+                 "listen, role, threads, max_body_bytes, max_connections, "
                  "idle_timeout, default_model, log_full_policy, spool_dir, "
                  "spool_max_bytes, log_durability, log_buffer_dir, "
                  "spool_min_free_bytes)");
@@ -550,6 +551,7 @@ TEST(test_env_overrides)
   setenv("MLOPSD_SERVER_SPOOL_MAX_BYTES", "2147483648", 1);
   setenv("MLOPSD_SERVER_LOG_FULL_POLICY", "serve", 1);
   setenv("MLOPSD_DATABASE_SOCKET", "", 1);
+  setenv("MLOPSD_SERVER_ROLE", "API", 1);
   CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_OK);
   CHECK_EQ_STR(e.msg, "");
   CHECK_EQ_STR(c.db_host, "envhost");     /* env wins over the file */
@@ -562,7 +564,14 @@ TEST(test_env_overrides)
   CHECK_EQ_INT(c.server_spool_max_bytes, 2147483648L);
   CHECK_EQ_STR(c.server_log_full_policy, "serve");
   CHECK_EQ_STR(c.db_socket, "");
+  CHECK_EQ_STR(c.server_role, "api");
 
+  setenv("MLOPSD_SERVER_ROLE", "worker", 1);
+  CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_CONFIG);
+  CHECK_EQ_STR(e.msg, "environment variable MLOPSD_SERVER_ROLE: key "
+                      "'server.role': expected one of "
+                      "all|api|scheduler, got 'worker'");
+  unsetenv("MLOPSD_SERVER_ROLE");
   setenv("MLOPSD_SERVER_THREADS", "abc", 1);
   CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_CONFIG);
   CHECK_EQ_STR(e.msg, "environment variable MLOPSD_SERVER_THREADS: key "
