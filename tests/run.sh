@@ -45,9 +45,14 @@ export MLOPSD_SHARED
 TIMEOUT=${MLOPSD_TEST_TIMEOUT:-600}
 passed=0; failed=0; skipped=0; failed_names=""; skip_lines=""
 CI_STRICT=0; [ "${CI:-}" = true ] && CI_STRICT=1
-DBDIR=""
+DBDIR=""; S3DIR=""
 
 cleanup() {
+  if [ -n "$S3DIR" ]; then
+    tests/s3.sh stop "$S3DIR" >/dev/null 2>&1 || true
+    rm -rf "$S3DIR"
+    S3DIR=""
+  fi
   if [ -n "$DBDIR" ]; then
     tests/mariadb.sh stop "$DBDIR" >/dev/null 2>&1 || true
     rm -rf "$DBDIR"
@@ -69,10 +74,25 @@ start_db() {
   export MLOPSD_DATABASE_NAME=mlops_test
 }
 
+# The S3 store (tests/s3.sh, a local Swift) for the tests named *s3*,
+# started once before the first of them; if it cannot start they skip
+# with the reason (MLOPSD_TEST_S3_* unset).
+start_s3() {
+  [ -n "$S3DIR" ] && return 0
+  S3DIR=$(mktemp -d /tmp/mlopsd-test-s3.XXXXXX)
+  local envs
+  if envs=$(tests/s3.sh start "$S3DIR"); then
+    eval "$envs"
+  else
+    echo "run.sh: could not start the S3 store (tests/s3.sh): the *s3* tests skip" >&2
+  fi
+}
+
 run_one() {  # run_one NAME CMD...
   local name=$1; shift
   # MLOPSD_TESTS=REGEX: only the tests whose name matches (make valgrind)
   [ -n "${MLOPSD_TESTS:-}" ] && ! [[ "$name" =~ $MLOPSD_TESTS ]] && return
+  case "$name" in integration/*s3*) start_s3 ;; esac
   local out; out=$(mktemp)
   local t0; t0=$(date +%s.%N)
   timeout --kill-after=10 "$TIMEOUT" "$@" >"$out" 2>&1
