@@ -190,6 +190,9 @@ static const struct cfg_key cfg_keys[] = {
           CFG_CK_NONEMPTY, 0, "directory of the model registry"),
     K_INT("models", "train_threads", models_train_threads, "1", 1, 256, 1,
           "XGBoost nthread for training"),
+    K_INT("models", "train_parallel", models_train_parallel, "0", 0, 256, 1,
+          "grid trials trained at once (each with train_threads threads); "
+          "0 = the CPUs / train_threads"),
     /* logging */
     K_ENUM("logging", "level", log_level, "info", cfg_level_names, 1,
            "error, warn, info or debug"),
@@ -229,6 +232,17 @@ static const struct {
 };
 
 int cfg_key_count(void) { return CFG_NKEYS; }
+
+int cfg_train_parallel(const struct cfg *c)
+{
+  if (c && c->models_train_parallel > 0)
+    return c->models_train_parallel;
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  int threads = c && c->models_train_threads > 0 ? c->models_train_threads
+                                                 : 1;
+  long n = (cpus > 0 ? cpus : 1) / threads;
+  return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
 
 const char *cfg_key_name(int i)
 {

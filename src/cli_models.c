@@ -112,7 +112,7 @@ static const char usage_rollback[] =
 static const char usage_train[] =
     "usage: mlopsd [-c FILE] models train NAME --date YYYY-MM-DD\n"
     "                [--max-trials N] [--rounds N] [--early-stopping N]\n"
-    "                [--threads N] [--run-id ID]\n"
+    "                [--threads N] [--parallel N] [--run-id ID]\n"
     "\n"
     "Run the training pipeline of model NAME (spec in models.specs_dir) for\n"
     "a logical date, as the DAG task `type: train` does: read the training\n"
@@ -123,6 +123,8 @@ static const char usage_train[] =
     "  --rounds N          at most N boosting rounds (default: the spec's)\n"
     "  --early-stopping N  early stopping rounds (0: off; default: spec's)\n"
     "  --threads N         XGBoost threads (default models.train_threads)\n"
+    "  --parallel N        trials trained at once (default\n"
+    "                      models.train_parallel: CPUs / threads)\n"
     "  --run-id ID         names the trial runs ID-t01... (default\n"
     "                      cli-<UTC time>)\n"
     "Exit codes: 0 ok, 1 failure (e.g. no training rows for the date),\n"
@@ -712,7 +714,7 @@ static void print_line(void *ud, const char *line)
 static int models_train(int argc, char **argv)
 {
   const char *name = NULL, *ds = NULL, *run_id = NULL;
-  long trials = 0, rounds = 0, esr = -2, threads = 0;
+  long trials = 0, rounds = 0, esr = -2, threads = 0, parallel = 0;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -743,6 +745,10 @@ static int models_train(int argc, char **argv)
       hi = 100000;
     } else if (strcmp(a, "--threads") == 0) {
       num = &threads;
+      lo = 1;
+      hi = 256;
+    } else if (strcmp(a, "--parallel") == 0) {
+      num = &parallel;
       lo = 1;
       hi = 256;
     } else if (a[0] == '-' && a[1]) {
@@ -789,10 +795,13 @@ static int models_train(int argc, char **argv)
     strftime(rid, sizeof(rid), "cli-%Y%m%dT%H%M%SZ", &tm);
     run_id = rid;
   }
+  if (threads)
+    c.models_train_threads = (int)threads; /* CPUs / threads by default */
   struct pipeline_opts o = {
       .ds = ds,
       .dag_run_id = run_id,
       .nthread = threads ? (int)threads : c.models_train_threads,
+      .parallel = parallel ? (int)parallel : cfg_train_parallel(&c),
       .max_trials = (size_t)trials,
       .num_boost_round = (int)rounds,
       .early_stopping_rounds = esr == -2 ? 0 : esr == 0 ? -1 : (int)esr,

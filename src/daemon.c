@@ -409,6 +409,8 @@ static void reload_warn_unapplied(const struct cfg *o, const struct cfg *n)
        strcmp(o->models_specs_dir, n->models_specs_dir) != 0},
       {"models.train_threads",
        o->models_train_threads != n->models_train_threads},
+      {"models.train_parallel",
+       o->models_train_parallel != n->models_train_parallel},
   };
   for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
     if (k[i].changed)

@@ -10,15 +10,25 @@
  * failed or cancelled run leaves no version (its trial records stay, as
  * MLflow keeps failed runs).
  *
- * Trials run one after another on the calling thread (the task's job):
- * each uses nthread XGBoost threads, the daemon's training-threads
- * setting, so training never takes the cores the prediction server needs.
- * Only the best trial's booster is kept in memory.
+ * Trials run `parallel` at a time (models.train_parallel): the calling
+ * thread (the task's job) and parallel-1 threads of its own take the next
+ * grid point from a shared counter, each trial with nthread XGBoost
+ * threads (models.train_threads), so the run uses parallel x nthread
+ * cores.  Why threads of the run and not jobs on the daemon's queue: a
+ * trial job could wait behind the very train task that waits for it.
+ * Trials share only the read-only matrices (XGBoost builds a DMatrix per
+ * trial; boosters and DMatrix handles of different threads are
+ * independent in 1.7).  The winner does not depend on the finishing
+ * order: a trial beats the best so far when it is strictly better, or
+ * equal and earlier in the grid, which is the sequential rule (ties keep
+ * the earlier trial).  Only the best trial's booster is kept in memory,
+ * plus the ones being trained.
  */
 #include "mlopsd/pipeline.h"
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -710,10 +720,12 @@ static cJSON *metrics_json(const struct spec *sp,
   return o;
 }
 
+struct ptrain;
+static int ptrain_stopping(struct ptrain *T);
+
 static int train_cancel(void *ud)
 {
-  const struct pipeline_opts *o = ud;
-  return o->cancel && o->cancel(o->cancel_ud);
+  return ptrain_stopping(ud);
 }
 
 /* XGBoost refuses '[', ']' and '<' in feature names, and names must be
@@ -898,6 +910,11 @@ struct ptrain {
   int nbr, esr, nthread, width;
   enum train_select sel;
   struct train_data td;
+  int parallel;                /* trials at once */
+  /* shared by the trial threads, under mu */
+  pthread_mutex_t mu;
+  size_t next, done;           /* next grid point to start, trials done */
+  int failed;                  /* a trial failed: start no more */
   /* the best trial so far */
   struct train_result best;
   size_t best_i;
@@ -1073,15 +1090,20 @@ static enum err_code ptrain_grid(struct ptrain *T)
            : o->early_stopping_rounds < 0 ? 0
                                           : sp->early_stopping_rounds;
   T->nthread = o->nthread > 0 ? o->nthread : 1;
+  T->parallel = o->parallel > 1 ? o->parallel : 1;
+  if ((size_t)T->parallel > T->total)
+    T->parallel = (int)T->total;
   T->res->trials = calloc(T->total, sizeof(*T->res->trials));
   if (!T->res->trials)
     return err_set(T->e, ERR_NOMEM, "pipeline: out of memory");
   T->width = T->total >= 1000 ? 4 : T->total >= 100 ? 3 : 2;
   T->sel = select_of(sp->metric);
   plog(o, "grid search: %zu trial%s of %zu, up to %d rounds, early "
-          "stopping %d, %d XGBoost thread%s, selection by %s",
+          "stopping %d, %d at a time with %d XGBoost thread%s each, "
+          "selection by %s",
        T->total, T->total == 1 ? "" : "s", sp->grid_size, T->nbr, T->esr,
-       T->nthread, T->nthread == 1 ? "" : "s", spec_metric_name(sp->metric));
+       T->parallel, T->nthread, T->nthread == 1 ? "" : "s",
+       spec_metric_name(sp->metric));
   T->td = (struct train_data){.x_train = T->xtr, .y_train = T->ytr,
                               .n_train = T->n_tr, .x_val = T->xva,
                               .y_val = T->yva, .n_val = T->n_va,
@@ -1095,13 +1117,17 @@ static enum err_code ptrain_grid(struct ptrain *T)
  * best so far (r, pj and mj are taken over in any case). */
 static enum err_code ptrain_record(struct ptrain *T, size_t t,
                                    const char *run_id, struct train_result *r,
-                                   cJSON *pj, cJSON *mj)
+                                   cJSON *pj, cJSON *mj, struct err *e)
 {
   enum err_code rc =
-      registry_run_write(T->reg, T->sp->name, run_id, pj, mj, T->e);
+      registry_run_write(T->reg, T->sp->name, run_id, pj, mj, e);
+  /* Strictly better, or as good and earlier in the grid: the same winner
+   * whatever order parallel trials finish in. */
   int better = rc == ERR_OK &&
-               (t == 0 || train_better(T->sel, &r->metrics,
-                                       &T->best.metrics));
+               (!T->best.booster ||
+                train_better(T->sel, &r->metrics, &T->best.metrics) ||
+                (t < T->best_i &&
+                 !train_better(T->sel, &T->best.metrics, &r->metrics)));
   if (!better) {
     train_result_free(r);
     cJSON_Delete(pj);
@@ -1119,23 +1145,25 @@ static enum err_code ptrain_record(struct ptrain *T, size_t t,
   return ERR_OK;
 }
 
-/* Stage 5, once per trial t of the grid: train, record, compare. */
-static enum err_code ptrain_trial(struct ptrain *T, size_t t)
+/* Stage 5, once per trial t of the grid: train, record, compare.  Runs on
+ * any trial thread: T's shared fields are touched only under T->mu. */
+static enum err_code ptrain_trial(struct ptrain *T, size_t t, struct err *e)
 {
   const struct spec *sp = T->sp;
   const struct pipeline_opts *o = T->o;
-  struct err *e = T->e;
   enum err_code rc;
   if (o->cancel && o->cancel(o->cancel_ud))
     return err_set(e, ERR_CANCELED, "training cancelled before trial %zu/%zu",
                    t + 1, T->total);
+  struct train_kv kv[MAX_KV];
   size_t n_kv = T->n_base;
+  memcpy(kv, T->kv, n_kv * sizeof(*kv));
   char desc[512];
   size_t dl = 0;
   desc[0] = '\0';
   for (size_t a = 0; a < sp->n_grid; a++) {
     const char *v = spec_grid_value(sp, t, a);
-    T->kv[n_kv++] = (struct train_kv){sp->grid[a].key, v};
+    kv[n_kv++] = (struct train_kv){sp->grid[a].key, v};
     if (dl < sizeof(desc))
       dl += (size_t)snprintf(desc + dl, sizeof(desc) - dl, " %s=%s",
                              sp->grid[a].key, v);
@@ -1145,14 +1173,14 @@ static enum err_code ptrain_trial(struct ptrain *T, size_t t)
       .num_class = sp->task == SPEC_TASK_MULTICLASS
                        ? (int)sp->target.n_classes
                        : 0,
-      .params = T->kv,
+      .params = kv,
       .n_params = n_kv,
       .num_boost_round = T->nbr,
       .early_stopping_rounds = T->esr,
       .nthread = T->nthread,
       .eval_metric = T->eval_metric,
       .cancel = train_cancel,
-      .ud = (void *)o,
+      .ud = T,
   };
   struct train_result r;
   double t1 = mono_s();
@@ -1161,13 +1189,12 @@ static enum err_code ptrain_trial(struct ptrain *T, size_t t)
     return rc;
   }
   double secs = mono_s() - t1;
-  struct pipeline_trial *pt = &T->res->trials[t];
+  struct pipeline_trial *pt = &T->res->trials[t]; /* this thread's slot */
   pt->m = r.metrics;
   pt->best_iteration = r.best_iteration;
   pt->rounds_run = r.rounds_run;
   pt->n_trees = r.num_trees;
   pt->seconds = secs;
-  T->res->n_trials = t + 1;
 
   char run_id[PIPELINE_RUN_ID_MAX + 16];
   if (snprintf(run_id, sizeof(run_id), "%s-t%0*zu", T->prefix, T->width,
@@ -1176,7 +1203,7 @@ static enum err_code ptrain_trial(struct ptrain *T, size_t t)
     return err_set(e, ERR_INTERNAL, "pipeline: run id too long");
   }
   cJSON *pj = params_json(T->objective, r.num_class > 2 ? r.num_class : 0,
-                          T->kv, n_kv, T->n_base);
+                          kv, n_kv, T->n_base);
   cJSON *mj = metrics_json(sp, &r, secs);
   if (pj) {
     cJSON_AddNumberToObject(pj, "num_boost_round", T->nbr);
@@ -1193,15 +1220,97 @@ static enum err_code ptrain_trial(struct ptrain *T, size_t t)
     train_result_free(&r);
     return err_set(e, ERR_NOMEM, "pipeline: out of memory");
   }
-  if ((rc = ptrain_record(T, t, run_id, &r, pj, mj)))
-    return rc;
-  const char *mn = spec_metric_name(sp->metric);
-  plog(o, "trial %zu/%zu%s: %s=%.4f best so far %.4f (trial %zu) "
-          "[%d rounds, best %d, %.1f s]",
-       t + 1, T->total, desc, mn, pipeline_metric_value(sp->metric, &pt->m),
-       pipeline_metric_value(sp->metric, &T->best.metrics), T->best_i + 1,
-       pt->rounds_run, pt->best_iteration, secs);
-  return ERR_OK;
+  pthread_mutex_lock(&T->mu);
+  rc = ptrain_record(T, t, run_id, &r, pj, mj, e);
+  if (!rc) {
+    const char *mn = spec_metric_name(sp->metric);
+    plog(o, "trial %zu/%zu%s: %s=%.4f best so far %.4f (trial %zu) "
+            "[%d rounds, best %d, %.1f s]",
+         t + 1, T->total, desc, mn, pipeline_metric_value(sp->metric, &pt->m),
+         pipeline_metric_value(sp->metric, &T->best.metrics), T->best_i + 1,
+         pt->rounds_run, pt->best_iteration, secs);
+  }
+  pthread_mutex_unlock(&T->mu);
+  return rc;
+}
+
+static int ptrain_stopping(struct ptrain *T)
+{
+  pthread_mutex_lock(&T->mu);
+  int failed = T->failed;
+  pthread_mutex_unlock(&T->mu);
+  return failed || (T->o->cancel && T->o->cancel(T->o->cancel_ud));
+}
+
+struct ptrain_worker {
+  struct ptrain *T;
+  enum err_code rc;
+  struct err e;
+};
+
+/* A trial thread: take the next grid point until none is left or a trial
+ * failed.  The first failure is the run's error. */
+static void *ptrain_worker(void *arg)
+{
+  struct ptrain_worker *w = arg;
+  struct ptrain *T = w->T;
+  for (;;) {
+    pthread_mutex_lock(&T->mu);
+    size_t t = T->failed ? T->total : T->next;
+    if (t < T->total)
+      T->next++;
+    pthread_mutex_unlock(&T->mu);
+    if (t >= T->total)
+      break;
+    enum err_code rc = ptrain_trial(T, t, &w->e);
+    pthread_mutex_lock(&T->mu);
+    if (rc && !T->failed) {
+      T->failed = 1;
+      w->rc = rc;
+    }
+    if (!rc)
+      T->done++;
+    pthread_mutex_unlock(&T->mu);
+    if (rc)
+      break;
+  }
+  return NULL;
+}
+
+/* Stage 5: every trial, T->parallel at a time (the calling thread is one
+ * of them). */
+static enum err_code ptrain_search(struct ptrain *T)
+{
+  int n = T->parallel;
+  struct ptrain_worker *w = calloc((size_t)n, sizeof(*w));
+  pthread_t *th = calloc((size_t)n, sizeof(*th));
+  if (!w || !th) {
+    free(w);
+    free(th);
+    return err_set(T->e, ERR_NOMEM, "pipeline: out of memory");
+  }
+  int started = 1;
+  for (int i = 0; i < n; i++)
+    w[i].T = T;
+  for (; started < n; started++)
+    if (pthread_create(&th[started], NULL, ptrain_worker, &w[started]))
+      break; /* fewer threads: the ones there take every trial */
+  ptrain_worker(&w[0]);
+  for (int i = 1; i < started; i++)
+    pthread_join(th[i], NULL);
+  enum err_code rc = ERR_OK;
+  for (int i = 0; i < started && !rc; i++)
+    if (w[i].rc) {
+      rc = w[i].rc;
+      *T->e = w[i].e;
+    }
+  if (!rc && T->done < T->total)
+    rc = err_set(T->e, ERR_INTERNAL, "pipeline: %zu of %zu trials ran",
+                 T->done, T->total);
+  T->res->n_trials = T->done;
+  free(w);
+  free(th);
+  return rc;
 }
 
 /* Stage 6: the best trial's model and meta.json into the draft, which
@@ -1255,6 +1364,7 @@ enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
     return err_set(e, ERR_NOMEM, "pipeline: out of memory");
   *T = (struct ptrain){.reg = reg, .db = db, .sp = sp, .o = o, .res = res,
                        .e = e};
+  pthread_mutex_init(&T->mu, NULL);
   if (o->dag_run_id) {
     pipeline_safe_name(o->dag_run_id, T->prefix, sizeof(T->prefix));
   } else {
@@ -1273,8 +1383,8 @@ enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
   if (!rc)
     rc = ptrain_grid(T);
   double ts0 = mono_s();
-  for (size_t t = 0; !rc && t < T->total; t++)
-    rc = ptrain_trial(T, t);
+  if (!rc)
+    rc = ptrain_search(T);
   if (!rc) {
     res->search_s = mono_s() - ts0;
     res->best_trial = T->best_i;
@@ -1292,6 +1402,7 @@ enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
          res->total_s);
   }
   ptrain_free(T);
+  pthread_mutex_destroy(&T->mu);
   free(T);
   if (rc)
     pipeline_result_free(res);

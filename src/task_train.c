@@ -62,6 +62,7 @@ static enum err_code train_run(struct task_ctx *t, struct err *e)
       .dag_id = t->dag_id,
       .dag_run_id = t->run_id,
       .nthread = c->models_train_threads,
+      .parallel = cfg_train_parallel(c),
       .log = log_cb,
       .log_ud = t,
       .cancel = cancel_cb,

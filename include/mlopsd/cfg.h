@@ -62,6 +62,9 @@ struct cfg {
   char models_specs_dir[512];   /* "config/models" */
   char models_registry_dir[512];/* "var/registry" */
   int models_train_threads;     /* 1: XGBoost nthread for training */
+  int models_train_parallel;    /* 0: grid trials at once, 0 = the CPUs
+                                   divided by train_threads (cfg.h
+                                   cfg_train_parallel) */
   /* logging */
   int log_level;                /* enum log_level, LOG_INFO */
   int log_format;               /* enum log_format, LOG_FMT_TEXT */
@@ -112,5 +115,11 @@ enum err_code cfg_check_reload(const struct cfg *old, const struct cfg *nw,
  * "section.key" (static storage; NULL if i is out of range). */
 int cfg_key_count(void);
 const char *cfg_key_name(int i);
+
+/* Grid trials a training run trains at once: models.train_parallel, or
+ * for 0 the online CPUs divided by models.train_threads (at least 1), so
+ * parallel trials x XGBoost threads fill the machine and no more.  c may
+ * be NULL (the defaults).  Any thread. */
+int cfg_train_parallel(const struct cfg *c);
 
 #endif

@@ -84,6 +84,10 @@ struct pipeline_opts {
                              valid registry name: other bytes -> '_').
                              NULL: "adhoc-YYYYMMDDTHHMMSSZ-PID" */
   int nthread;            /* XGBoost threads per trial; 0 = 1 */
+  int parallel;           /* trials run at once (threads of the call, the
+                             calling one included); 0 or 1 = one after
+                             another.  The best trial is the same either
+                             way (ties keep the earlier grid point). */
   /* Overrides for tests and benchmarks (0 = the spec's value): */
   size_t max_trials;          /* run only the first N grid points */
   int num_boost_round;        /* > 0 replaces xgboost.num_boost_round */

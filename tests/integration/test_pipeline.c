@@ -640,6 +640,83 @@ TEST(training_is_deterministic)
   pipeline_result_free(&b);
 }
 
+/* Trials trained several at a time pick the same winner, with the same
+ * model bytes and the same per-trial metrics, as one after another; every
+ * trial is recorded once. */
+TEST(parallel_trials_match_sequential)
+{
+  REQUIRE(setup_ok && version1);
+  struct pipeline_result r[2];
+  struct err e = {0};
+  const int par[2] = {1, 3};
+  for (int k = 0; k < 2; k++) {
+    struct pipeline_opts o = {.ds = DS, .dag_id = "test_dag",
+                              .dag_run_id = k ? "par-3" : "par-1",
+                              .nthread = 1, .parallel = par[k],
+                              .max_trials = 7, .num_boost_round = 25,
+                              .early_stopping_rounds = 5, .log = log_cb};
+    loglen = 0;
+    REQUIRE(pipeline_train(reg, pool, spec, &o, &r[k], &e) == ERR_OK);
+    CHECK_EQ_INT(r[k].n_trials, 7);
+  }
+  CHECK(strstr(logbuf, "3 at a time with 1 XGBoost thread each") != NULL);
+  CHECK_EQ_INT(r[1].best_trial, r[0].best_trial);
+  CHECK_NEAR(r[1].best.accuracy, r[0].best.accuracy, 0);
+  for (size_t i = 0; i < 7; i++) {
+    CHECK_NEAR(r[1].trials[i].m.accuracy, r[0].trials[i].m.accuracy, 0);
+    CHECK_NEAR(r[1].trials[i].m.logloss, r[0].trials[i].m.logloss, 0);
+    CHECK_EQ_INT(r[1].trials[i].rounds_run, r[0].trials[i].rounds_run);
+    CHECK(exists("%s/%s/runs/par-3-t%02zu/metrics.json", regdir, MODEL,
+                 i + 1));
+  }
+  CHECK(!exists("%s/%s/runs/par-3-t08", regdir, MODEL));
+  char pa[900], pb[900];
+  snprintf(pa, sizeof(pa), "%s/%s/versions/%d/model.ubj", regdir, MODEL,
+           r[0].version);
+  snprintf(pb, sizeof(pb), "%s/%s/versions/%d/model.ubj", regdir, MODEL,
+           r[1].version);
+  char *fa = fx_read_file(pa, NULL), *fb = fx_read_file(pb, NULL);
+  struct stat sa, sb;
+  CHECK(fa && fb && stat(pa, &sa) == 0 && stat(pb, &sb) == 0 &&
+        sa.st_size == sb.st_size &&
+        memcmp(fa, fb, (size_t)sa.st_size) == 0);
+  free(fa);
+  free(fb);
+  cJSON *m = read_json("%s/%s/versions/%d/meta.json", regdir, MODEL,
+                       r[1].version);
+  REQUIRE(m);
+  CHECK_EQ_INT(jnum(cJSON_GetObjectItem(m, "selection"), "trial"),
+               r[0].best_trial + 1);
+  cJSON_Delete(m);
+  pipeline_result_free(&r[0]);
+  pipeline_result_free(&r[1]);
+}
+
+static int latest_version(void);
+static _Atomic int par_cancel_after;
+static int par_cancel_fn(void *ud)
+{
+  (void)ud;
+  return --par_cancel_after < 0;
+}
+
+/* A stop request reaches every trial thread: no version, no draft. */
+TEST(parallel_cancel_leaves_no_version)
+{
+  REQUIRE(setup_ok);
+  int before = latest_version();
+  struct pipeline_opts o = {.ds = DS, .nthread = 1, .parallel = 2,
+                            .max_trials = 6, .num_boost_round = 30,
+                            .early_stopping_rounds = -1,
+                            .cancel = par_cancel_fn};
+  struct pipeline_result res;
+  struct err e = {0};
+  par_cancel_after = 60; /* past the read: inside the trials */
+  CHECK(pipeline_train(reg, pool, spec, &o, &res, &e) == ERR_CANCELED);
+  CHECK(strstr(e.msg, "cancel") != NULL);
+  CHECK_EQ_INT(latest_version(), before);
+}
+
 /* ------------------------------------------------------------- tasks */
 
 static int latest_version(void)
@@ -1206,6 +1283,8 @@ int main(void)
   RUN(validate_fails_a_worse_candidate);
   RUN(train_task_logs_progress_and_version);
   RUN(cancel_leaves_no_version);
+  RUN(parallel_trials_match_sequential);
+  RUN(parallel_cancel_leaves_no_version);
   RUN(cli_promote_rollback_show_list);
   RUN(corrupt_meta_is_reported_and_others_still_work);
   RUN(validate_scores_rows_neither_version_trained_on);
