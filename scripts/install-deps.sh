@@ -31,6 +31,9 @@ TEST_PKGS="$TEST_PKGS prometheus"
 # tempauth, memcached) for the registry's S3 backend tests (issue 15).
 TEST_PKGS="$TEST_PKGS swift-proxy swift-object swift-container swift-account"
 TEST_PKGS="$TEST_PKGS python3-swift memcached"
+# python3-jsonschema, python3-yaml: test_airflow_spec.sh validates the
+# admin API's answers against Airflow's OpenAPI spec (shared/specs).
+TEST_PKGS="$TEST_PKGS python3-jsonschema python3-yaml"
 # tests/integration/test_console.sh (the web console in headless Chromium,
 # driven by playwright-core from npm): part of the default set, so that the
 # test never skips for want of a package (a skip fails under CI=true).

@@ -324,6 +324,56 @@ int admin_query_one(struct db_conn *c, struct http_resp *resp, const char *sql,
   return 0;
 }
 
+void admin_put_default(cJSON *o, const char *key, cJSON *v)
+{
+  if (!v)
+    return;
+  if (!o || cJSON_HasObjectItem(o, key) || !cJSON_AddItemToObject(o, key, v))
+    cJSON_Delete(v);
+}
+
+void admin_uuid(char out[37], const char *ns, const char *name, int64_t n)
+{
+  uint8_t d[SHA256_DIGEST_LEN];
+  char buf[640];
+  int len = snprintf(buf, sizeof(buf), "%s\n%s\n%lld", ns, name ? name : "",
+                     (long long)n);
+  if (len < 0)
+    len = 0;
+  if ((size_t)len >= sizeof(buf))
+    len = (int)sizeof(buf) - 1;
+  sha256_buf(buf, (size_t)len, d);
+  d[6] = (uint8_t)((d[6] & 0x0f) | 0x50); /* version 5 (name-based) */
+  d[8] = (uint8_t)((d[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+  static const char hex[] = "0123456789abcdef";
+  int k = 0;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      out[k++] = '-';
+    out[k++] = hex[d[i] >> 4];
+    out[k++] = hex[d[i] & 15];
+  }
+  out[k] = '\0';
+}
+
+cJSON *admin_dag_version(const char *dag_id)
+{
+  char id[37];
+  cJSON *o = cJSON_CreateObject();
+  if (!o)
+    return NULL;
+  admin_uuid(id, "dag_version", dag_id, 1);
+  cJSON_AddStringToObject(o, "id", id);
+  cJSON_AddNumberToObject(o, "version_number", 1);
+  cJSON_AddStringToObject(o, "dag_id", dag_id);
+  cJSON_AddNullToObject(o, "bundle_name");
+  cJSON_AddNullToObject(o, "bundle_version");
+  cJSON_AddStringToObject(o, "created_at", "1970-01-01T00:00:00Z");
+  cJSON_AddStringToObject(o, "dag_display_name", dag_id);
+  cJSON_AddNullToObject(o, "bundle_url");
+  return o;
+}
+
 int64_t admin_obj_i64(const cJSON *o, const char *k)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);

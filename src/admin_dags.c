@@ -93,6 +93,41 @@ static void dag_next(struct admin *a, const struct dag *d, char out[40])
   }
 }
 
+/* The fields of Airflow's DAGResponse that mlopsd has no notion of, with
+ * Airflow's neutral values (docs/admin-api.md "Airflow's fields"), added
+ * where the object does not carry them yet: a DAG only the dag table
+ * knows gets them all. */
+static void dag_neutral(cJSON *o, const char *dag_id, const char *fileloc)
+{
+  char tok[37];
+  admin_put_default(o, "dag_display_name", cJSON_CreateString(dag_id));
+  admin_put_default(o, "is_stale", cJSON_CreateTrue()); /* no file */
+  admin_put_default(o, "last_parsed_time", cJSON_CreateNull());
+  admin_put_default(o, "last_expired", cJSON_CreateNull());
+  admin_put_default(o, "bundle_name", cJSON_CreateNull());
+  admin_put_default(o, "bundle_version", cJSON_CreateNull());
+  admin_put_default(o, "relative_fileloc", cJSON_CreateNull());
+  admin_put_default(o, "fileloc", cJSON_CreateString(fileloc ? fileloc : ""));
+  admin_put_default(o, "description", cJSON_CreateNull());
+  admin_put_default(o, "timetable_summary", cJSON_CreateNull());
+  admin_put_default(o, "timetable_description", cJSON_CreateNull());
+  admin_put_default(o, "tags", cJSON_CreateArray());
+  admin_put_default(o, "max_active_tasks", cJSON_CreateNumber(16));
+  admin_put_default(o, "max_active_runs", cJSON_CreateNull());
+  admin_put_default(o, "max_consecutive_failed_dag_runs",
+                    cJSON_CreateNumber(0));
+  admin_put_default(o, "has_task_concurrency_limits", cJSON_CreateFalse());
+  admin_put_default(o, "has_import_errors", cJSON_CreateFalse());
+  admin_put_default(o, "next_dagrun_logical_date", cJSON_CreateNull());
+  admin_put_default(o, "next_dagrun_data_interval_start", cJSON_CreateNull());
+  admin_put_default(o, "next_dagrun_data_interval_end", cJSON_CreateNull());
+  admin_put_default(o, "next_dagrun_run_after", cJSON_CreateNull());
+  admin_put_default(o, "owners", cJSON_CreateArray());
+  /* Airflow signs the file location; here an opaque id of the DAG */
+  admin_uuid(tok, "file_token", dag_id, 0);
+  admin_put_default(o, "file_token", cJSON_CreateString(tok));
+}
+
 /* The DAG's description as an Airflow-like object (no run data). */
 static cJSON *dag_json(struct admin *a, const struct dag *d)
 {
@@ -117,9 +152,14 @@ static cJSON *dag_json(struct admin *a, const struct dag *d)
     cJSON_AddNullToObject(o, "next_dagrun_logical_date");
   cJSON_AddBoolToObject(o, "catchup", d->catchup);
   cJSON_AddNumberToObject(o, "max_active_runs", d->max_active_runs);
+  /* Airflow's DagTagResponse objects, not bare strings */
   cJSON *tags = cJSON_AddArrayToObject(o, "tags");
-  for (size_t i = 0; tags && i < d->ntags; i++)
-    cJSON_AddItemToArray(tags, cJSON_CreateString(d->tags[i]));
+  for (size_t i = 0; tags && i < d->ntags; i++) {
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "name", d->tags[i]);
+    cJSON_AddStringToObject(t, "dag_id", d->dag_id);
+    cJSON_AddItemToArray(tags, t);
+  }
   cJSON *tasks = cJSON_AddArrayToObject(o, "tasks");
   for (size_t k = 0; tasks && k < d->ntasks; k++) {
     const struct dag_task *t = &d->tasks[d->topo[k]];
@@ -137,6 +177,22 @@ static cJSON *dag_json(struct admin *a, const struct dag *d)
   }
   cJSON_AddStringToObject(o, "fileloc", d->path);
   cJSON_AddBoolToObject(o, "is_active", 1);
+  cJSON_AddBoolToObject(o, "is_stale", 0);
+  /* relative_fileloc: the path below scheduler.dags_dir */
+  const char *dir = a->cfg->sched_dags_dir;
+  size_t dl = strlen(dir);
+  const char *rel = d->path;
+  if (dl && !strncmp(rel, dir, dl) && rel[dl] == '/')
+    rel += dl + 1;
+  cJSON_AddStringToObject(o, "relative_fileloc", rel);
+  /* a cron schedule fires at its logical date: run_after is the same */
+  cJSON_AddItemToObject(
+      o, "next_dagrun_run_after",
+      next[0] ? cJSON_CreateString(next) : cJSON_CreateNull());
+  if (d->schedule)
+    cJSON_AddStringToObject(o, "timetable_summary", d->schedule);
+  cJSON_AddNumberToObject(o, "max_active_tasks", (double)d->ntasks);
+  dag_neutral(o, d->dag_id, d->path);
   return o;
 }
 
@@ -164,16 +220,40 @@ static const struct admin_col last_run_cols[] = {
 static int dag_add_db(struct db_conn *c, struct http_resp *resp, cJSON *o,
                       const char *dag_id)
 {
-  struct err e = {0};
-  int64_t paused = 0;
+  static const struct admin_col dag_cols[] = {
+      {"is_paused", 'b'},
+      {"last_parsed_time", 's'},
+      {"has_import_errors", 'b'},
+      {"fileloc", 's'},
+  };
   struct db_val p[] = {DB_V_STR(dag_id)};
-  enum err_code rc = db_query_i64(
-      c, "SELECT is_paused FROM dag WHERE dag_id = ?", p, 1, &paused, &e);
-  if (rc != ERR_OK && rc != ERR_NOTFOUND) {
-    admin_fail_db(resp, &e);
+  cJSON *row;
+  if (admin_query_one(c, resp,
+                      "SELECT is_paused, " ADMIN_TS("last_parsed_at")
+                      ", import_error IS NOT NULL, fileloc FROM dag "
+                      "WHERE dag_id = ?",
+                      p, 1, dag_cols, 4, &row))
     return -1;
+  /* the scheduler's view of the file (parse time, import error) where it
+   * has one; a DAG it has not seen yet is not paused */
+  cJSON_DeleteItemFromObjectCaseSensitive(o, "is_paused");
+  cJSON_AddBoolToObject(o, "is_paused",
+                        row && cJSON_IsTrue(cJSON_GetObjectItem(row, "is_paused")));
+  if (row) {
+    cJSON *v = cJSON_DetachItemFromObject(row, "last_parsed_time");
+    if (v) {
+      cJSON_DeleteItemFromObjectCaseSensitive(o, "last_parsed_time");
+      cJSON_AddItemToObject(o, "last_parsed_time", v);
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItem(row, "has_import_errors"))) {
+      cJSON_DeleteItemFromObjectCaseSensitive(o, "has_import_errors");
+      cJSON_AddTrueToObject(o, "has_import_errors");
+    }
+    const char *fl = admin_obj_str(row, "fileloc");
+    dag_neutral(o, dag_id, fl);
   }
-  cJSON_AddBoolToObject(o, "is_paused", paused != 0);
+  dag_neutral(o, dag_id, NULL);
+  cJSON_Delete(row);
   cJSON *last;
   if (admin_query_one(c, resp, LAST_RUN_SQL, p, 1, last_run_cols,
                       (int)(sizeof(last_run_cols) / sizeof(last_run_cols[0])),

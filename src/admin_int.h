@@ -175,6 +175,21 @@ int admin_query_one(struct db_conn *c, struct http_resp *resp,
                     const char *sql, const struct db_val *p, int np,
                     const struct admin_col *cols, int ncols, cJSON **out);
 
+/* ---- Airflow's shapes ------------------------------------------------------ */
+
+/* Add key = v to o unless o has key already (v is consumed either way).
+ * How the Airflow fields with no meaning in mlopsd get their neutral
+ * values without overwriting what mlopsd knows. */
+void admin_put_default(cJSON *o, const char *key, cJSON *v);
+/* A UUID-shaped id (8-4-4-4-12 lowercase hex, version 5 and RFC 4122
+ * variant bits set) derived from the SHA-256 of ns, name and n:
+ * the same inputs always give the same id. */
+void admin_uuid(char out[37], const char *ns, const char *name, int64_t n);
+/* Airflow's DagVersionResponse for a DAG.  mlopsd does not version DAGs:
+ * one version per DAG id (version_number 1, created_at the epoch), its
+ * id derived from the dag_id.  NULL on allocation failure. */
+cJSON *admin_dag_version(const char *dag_id);
+
 int64_t admin_obj_i64(const cJSON *o, const char *k);
 const char *admin_obj_str(const cJSON *o, const char *k);
 

@@ -36,22 +36,49 @@
 /* ---- runs -----------------------------------------------------------------
  */
 
+/* A run as Airflow's DAGRunResponse plus mlopsd's id (the keyset cursor)
+ * and external_trigger.  Fields without a meaning here get Airflow's
+ * neutral values in SQL (docs/admin-api.md "Airflow's fields"): the data
+ * interval and run_after are the logical date (a cron trigger's run has
+ * an empty interval at its fire time), dag_versions is empty (DAGs are
+ * not versioned), triggered_by follows the run type. */
 static const struct admin_col run_cols[] = {
-    {"id", 'i'},           {"dag_run_id", 's'},       {"dag_id", 's'},
-    {"logical_date", 's'}, {"run_type", 's'},         {"state", 's'},
-    {"conf", 'j'},         {"queued_at", 's'},        {"start_date", 's'},
-    {"end_date", 's'},     {"external_trigger", 'b'},
+    {"id", 'i'},
+    {"dag_run_id", 's'},
+    {"dag_id", 's'},
+    {"logical_date", 's'},
+    {"run_type", 's'},
+    {"state", 's'},
+    {"conf", 'j'},
+    {"queued_at", 's'},
+    {"start_date", 's'},
+    {"end_date", 's'},
+    {"external_trigger", 'b'},
+    {"duration", 'f'},
+    {"data_interval_start", 's'},
+    {"data_interval_end", 's'},
+    {"run_after", 's'},
+    {"last_scheduling_decision", 's'},
+    {"triggered_by", 's'},
+    {"triggering_user_name", 's'},
+    {"note", 's'},
+    {"dag_versions", 'j'},
+    {"bundle_version", 's'},
+    {"dag_display_name", 's'},
 };
 #define NRUNCOLS (int)(sizeof(run_cols) / sizeof(run_cols[0]))
-#define RUN_SELECT                                                             \
-  "SELECT id, run_id, dag_id, " ADMIN_TS0(                                     \
-      "logical_date") ", run_type, state, "                                    \
-                      "conf, " ADMIN_TS("queued_at") ", " ADMIN_TS(            \
-                          "start_date") ", " ADMIN_TS("end_date") ", "         \
-                                                                  "external_"  \
-                                                                  "trigger "   \
-                                                                  "FROM "      \
-                                                                  "dag_run "
+/* clang-format off */
+#define RUN_SELECT                                                            \
+  "SELECT id, run_id, dag_id, " ADMIN_TS0("logical_date") ", run_type, "     \
+  "state, conf, " ADMIN_TS("queued_at") ", " ADMIN_TS("start_date") ", "    \
+  ADMIN_TS("end_date") ", external_trigger, "                               \
+  "TIMESTAMPDIFF(MICROSECOND, start_date, end_date) / 1e6, "                \
+  ADMIN_TS0("logical_date") ", " ADMIN_TS0("logical_date") ", "             \
+  ADMIN_TS0("logical_date") ", NULL, "                                      \
+  "CASE run_type WHEN 'scheduled' THEN 'timetable' "                        \
+  "WHEN 'backfill' THEN 'backfill' END, NULL, NULL, '[]', NULL, dag_id "    \
+  "FROM dag_run "
+/* clang-format on */
 
 /* logical_date: "YYYY-MM-DD" (midnight in the scheduler zone) or
  * "YYYY-MM-DDTHH:MM[:SS](Z|+HH:MM|-HH:MM)".  UTC "YYYY-MM-DD HH:MM:SS"
@@ -297,23 +324,85 @@ static void h_run_get(struct admin_call *x)
 
 /* ---- task instances ------------------------------------------------------ */
 
+/* A task instance as Airflow's TaskInstanceResponse: id is a UUID-shaped
+ * string (mlopsd's integer id as its last 12 hex digits; the integer is
+ * ti_id, the keyset cursor), logical_date and run_after are the run's,
+ * and the fields without a meaning here get Airflow's neutral values
+ * (map_index -1: not mapped; pool default_pool with one slot; queue
+ * default; executor_config "{}"); dag_version is added by ti_airflow. */
 static const struct admin_col ti_cols[] = {
-    {"id", 'i'},          {"task_id", 's'},    {"dag_id", 's'},
-    {"dag_run_id", 's'},  {"state", 's'},      {"try_number", 'i'},
-    {"max_tries", 'i'},   {"start_date", 's'}, {"end_date", 's'},
-    {"duration", 'f'},    {"hostname", 's'},   {"pid", 'i'},
+    {"ti_id", 'i'},
+    {"task_id", 's'},
+    {"dag_id", 's'},
+    {"dag_run_id", 's'},
+    {"state", 's'},
+    {"try_number", 'i'},
+    {"max_tries", 'i'},
+    {"start_date", 's'},
+    {"end_date", 's'},
+    {"duration", 'f'},
+    {"hostname", 's'},
+    {"pid", 'i'},
     {"next_try_at", 's'},
+    {"id", 's'},
+    {"map_index", 'i'},
+    {"logical_date", 's'},
+    {"run_after", 's'},
+    {"task_display_name", 's'},
+    {"dag_display_name", 's'},
+    {"unixname", 's'},
+    {"pool", 's'},
+    {"pool_slots", 'i'},
+    {"queue", 's'},
+    {"priority_weight", 'i'},
+    {"operator", 's'},
+    {"queued_when", 's'},
+    {"scheduled_when", 's'},
+    {"executor", 's'},
+    {"executor_config", 's'},
+    {"note", 's'},
+    {"rendered_map_index", 's'},
+    {"rendered_fields", 'j'},
+    {"trigger", 's'},
+    {"triggerer_job", 's'},
 };
 #define NTICOLS (int)(sizeof(ti_cols) / sizeof(ti_cols[0]))
-#define TI_SELECT                                                              \
-  "SELECT id, task_id, dag_id, run_id, state, try_number, "                    \
-  "max_tries, " ADMIN_TS("start_date") ", " ADMIN_TS(                          \
-      "end_date") ", duration, hostname, pid, " ADMIN_TS("next_try_at") " FRO" \
-                                                                        "M "   \
-                                                                        "task" \
-                                                                        "_ins" \
-                                                                        "tanc" \
-                                                                        "e "
+/* clang-format off */
+#define TI_RUN_TS                                                             \
+  "(SELECT " ADMIN_TS0("r.logical_date") " FROM dag_run r "                 \
+  "WHERE r.run_id = task_instance.run_id)"
+#define TI_SELECT                                                             \
+  "SELECT id, task_id, dag_id, run_id, state, try_number, max_tries, "      \
+  ADMIN_TS("start_date") ", " ADMIN_TS("end_date") ", duration, hostname, " \
+  "pid, " ADMIN_TS("next_try_at") ", "                                      \
+  "CONCAT('00000000-0000-0000-0000-', LPAD(LOWER(HEX(id)), 12, '0')), "     \
+  "-1, " TI_RUN_TS ", " TI_RUN_TS ", task_id, dag_id, NULL, "               \
+  "'default_pool', 1, 'default', 1, NULL, NULL, NULL, NULL, '{}', NULL, "   \
+  "NULL, '{}', NULL, NULL FROM task_instance "
+/* clang-format on */
+
+/* What SQL cannot give a task instance: its DAG's version object and the
+ * operator (the mlopsd task type, from the DAG file when it has the
+ * task). */
+static void ti_airflow(struct admin *a, cJSON *ti)
+{
+  const char *dag_id = admin_obj_str(ti, "dag_id"),
+             *task_id = admin_obj_str(ti, "task_id");
+  if (!dag_id || !task_id)
+    return;
+  cJSON_DeleteItemFromObjectCaseSensitive(ti, "dag_version");
+  cJSON *v = admin_dag_version(dag_id);
+  if (v)
+    cJSON_AddItemToObject(ti, "dag_version", v);
+  admin_dags_lock(a);
+  const struct dag *d = a->dags ? dag_set_find(a->dags, dag_id) : NULL;
+  ptrdiff_t k = d ? dag_task_index(d, task_id) : -1;
+  if (k >= 0) {
+    cJSON_DeleteItemFromObjectCaseSensitive(ti, "operator");
+    cJSON_AddStringToObject(ti, "operator", d->tasks[k].type_name);
+  }
+  admin_dags_unlock(a);
+}
 
 /* The task instance (dag_id, run_id, task_id) into *out, or -1 with the
  * answer set (404, 503). */
@@ -415,8 +504,10 @@ static void h_tis_list(struct admin_call *x)
   int n = cJSON_GetArraySize(arr), more = n > pg.limit;
   if (more)
     cJSON_DeleteItemFromArray(arr, --n);
-  int64_t last = n ? admin_obj_i64(cJSON_GetArrayItem(arr, n - 1), "id") : 0;
+  int64_t last = n ? admin_obj_i64(cJSON_GetArrayItem(arr, n - 1), "ti_id") : 0;
   sort_by_dag(a, dag_id, arr);
+  cJSON *it;
+  cJSON_ArrayForEach(it, arr) ti_airflow(a, it);
   cJSON *o = cJSON_CreateObject();
   cJSON_AddItemToObject(o, "task_instances", arr);
   cJSON_AddNumberToObject(o, "total_entries", n);
@@ -447,6 +538,7 @@ static void h_ti_get(struct admin_call *x)
   cJSON *ti = NULL, *att = NULL;
   if (ti_lookup(c, resp, dag_id, run_id, task_id, &ti))
     return;
+  ti_airflow(x->a, ti);
   /* attempts: one per try, with the span and size of its log */
   struct db_val q[] = {DB_V_STR(run_id), DB_V_STR(task_id)};
   int r = admin_query_rows(
@@ -506,7 +598,10 @@ static int log_cb(void *user, const struct db_row *r)
                                             {"stream", 's'},
                                             {"line", 's'}};
     cJSON *o = admin_row_object(cols, 5, r);
-    if (!o) {
+    /* Airflow's StructuredLogMessage: the text is its "event" */
+    const char *line = db_row_str(r, 4, NULL);
+    if (!o || !cJSON_AddStringToObject(o, "event", line ? line : "")) {
+      cJSON_Delete(o);
       lo->failed = 1;
       return 1;
     }
@@ -525,6 +620,10 @@ static int log_cb(void *user, const struct db_row *r)
       rc = http_resp_json_str(lo->resp, db_row_str(r, 3, NULL));
     if (!rc)
       rc = http_resp_printf(lo->resp, ",\"line\":");
+    if (!rc)
+      rc = http_resp_json_str(lo->resp, db_row_str(r, 4, NULL));
+    if (!rc)
+      rc = http_resp_printf(lo->resp, ",\"event\":");
     if (!rc)
       rc = http_resp_json_str(lo->resp, db_row_str(r, 4, NULL));
     if (!rc)

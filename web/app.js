@@ -730,7 +730,7 @@
           d.is_paused ? h('span', { class: 'badge paused', text: 'paused' })
             : h('span', { class: 'badge active', text: 'active' }),
           !d.is_active ? h('span', { class: 'badge', text: 'no DAG file' }) : null,
-          (d.tags || []).map((t) => h('span', { class: 'badge', text: t })),
+          (d.tags || []).map((t) => h('span', { class: 'badge', text: t.name || t })),
           h('span', { class: 'spacer' }), pauseBtn, trigBtn),
         d.description ? h('p', { class: 'muted', text: d.description }) : null,
         h('div', { class: 'kv' },
