@@ -739,26 +739,13 @@ static yaml_node_t *dep_item(struct loader *L, yaml_node_t *deps, size_t i)
   return node(L, deps->data.sequence.items.start[i]);
 }
 
-static enum err_code parse_task(struct loader *L, const struct names *nm,
-                                yaml_node_t *n, struct dag_task *t,
-                                struct task_nodes *tn)
+/* A task's id and type (the keys the rest depends on); ctx gets
+ * "task 'ID'" for the messages that follow. */
+static enum err_code task_head(struct loader *L, yaml_node_t *n,
+                               struct dag_task *t, char *ctx, size_t cap)
 {
   enum err_code rc;
-  char ctx[300];
-  yaml_node_t *idn = NULL, *typen = NULL, *file_node = NULL;
-  const struct task_field *file_field = NULL;
-  tn->map = n;
-  t->line = (int)n->start_mark.line + 1;
-  t->col = (int)n->start_mark.column + 1;
-  t->retry = L->d->default_args;
-  t->trigger_rule = L->d->default_trigger_rule;
-  if (!(t->fields = cJSON_CreateObject()))
-    return err_set(L->e, ERR_NOMEM, "out of memory");
-  if (n->type != YAML_MAPPING_NODE)
-    return FAIL(L, n, "a task must be a mapping with id and type, not %s",
-                dagy_what_is(n));
-  if ((rc = dagy_map_check(L, n, "a task")) != ERR_OK)
-    return rc;
+  yaml_node_t *idn = NULL, *typen = NULL;
   FOR_PAIRS(L, n, p) {
     const char *k = sval(node(L, p->key));
     if (!strcmp(k, "id"))
@@ -773,7 +760,7 @@ static enum err_code parse_task(struct loader *L, const struct names *nm,
   if (!dagy_id_ok(t->id))
     return FAIL(L, idn, "task id '%s' must be 1-%d letters, digits, _ . -",
                 t->id, DAG_ID_MAX);
-  snprintf(ctx, sizeof(ctx), "task '%s'", t->id);
+  snprintf(ctx, cap, "task '%s'", t->id);
   if (!typen)
     return FAIL(L, n, "%s has no type", ctx);
   if ((rc = dagy_str(L, typen, "task type", &t->type_name)) != ERR_OK)
@@ -784,83 +771,103 @@ static enum err_code parse_task(struct loader *L, const struct names *nm,
     return FAIL(L, typen, "%s: unknown type '%s' (types: %s)", ctx,
                 t->type_name, types);
   }
+  return ERR_OK;
+}
 
-  /* common keys, then the type's fields */
-  FOR_PAIRS(L, n, p) {
-    yaml_node_t *kn = node(L, p->key), *v = node(L, p->value);
-    const char *k = sval(kn);
-    if (!strcmp(k, "id") || !strcmp(k, "type"))
-      continue;
-    if (retry_key(L, ctx, k, v, &t->retry, &rc)) {
-      if (rc)
-        return rc;
-      /* a type may declare a common key too (http timeout): pass it on */
-      if (task_type_field(t->type, k)) {
-        char num[32];
-        const struct dag_retry *r = &t->retry;
-        snprintf(num, sizeof(num), "%d",
-                 !strcmp(k, "timeout")           ? r->timeout_s
-                 : !strcmp(k, "retries")         ? r->retries
-                 : !strcmp(k, "retry_delay")     ? r->retry_delay_s
-                 : !strcmp(k, "max_retry_delay") ? r->max_retry_delay_s
-                                                 : r->exponential_backoff);
-        if (!cJSON_AddStringToObject(t->fields, k, num))
-          return err_set(L->e, ERR_NOMEM, "out of memory");
-      }
-      continue;
+/* One of the keys every task has (retries and timeouts, depends_on,
+ * trigger_rule, description).  Returns 1 when k was one (*rc its
+ * result), 0 when it is for the type. */
+static int task_common_key(struct loader *L, const char *ctx,
+                           struct dag_task *t, struct task_nodes *tn,
+                           const char *k, yaml_node_t *v,
+                           enum err_code *rc)
+{
+  *rc = ERR_OK;
+  if (retry_key(L, ctx, k, v, &t->retry, rc)) {
+    if (*rc)
+      return 1;
+    /* a type may declare a common key too (http timeout): pass it on */
+    if (task_type_field(t->type, k)) {
+      char num[32];
+      const struct dag_retry *r = &t->retry;
+      snprintf(num, sizeof(num), "%d",
+               !strcmp(k, "timeout")           ? r->timeout_s
+               : !strcmp(k, "retries")         ? r->retries
+               : !strcmp(k, "retry_delay")     ? r->retry_delay_s
+               : !strcmp(k, "max_retry_delay") ? r->max_retry_delay_s
+                                               : r->exponential_backoff);
+      if (!cJSON_AddStringToObject(t->fields, k, num))
+        *rc = err_set(L->e, ERR_NOMEM, "out of memory");
     }
-    if (!strcmp(k, "depends_on")) {
-      tn->deps = v;
-      if ((rc = parse_strlist(L, v, "depends_on", &t->depends_on,
-                              &t->nupstream)) != ERR_OK)
-        return rc;
-      continue;
-    }
-    if (!strcmp(k, "trigger_rule")) {
-      if ((rc = get_rule(L, ctx, v, &t->trigger_rule)) != ERR_OK)
-        return rc;
-      continue;
-    }
-    if (!strcmp(k, "description")) {
-      if ((rc = dagy_str(L, v, "description", &t->description)) != ERR_OK)
-        return rc;
-      continue;
-    }
-    const struct task_field *f = task_type_field(t->type, k);
-    if (!f) {
-      char fields[512];
-      field_list(t->type, fields, sizeof(fields));
-      return FAIL(L, kn,
-                  "%s: unknown field '%s' for type '%s' (fields: %s; common: "
-                  COMMON_LIST ")",
-                  ctx, k, t->type->name, *fields ? fields : "none");
-    }
-    if (is_null(v))
-      continue; /* "body: ~" = absent */
-    if ((rc = field_kind_ok(L, ctx, f, v)) != ERR_OK)
-      return rc;
-    char fctx[400];
-    snprintf(fctx, sizeof(fctx), "%s: field '%s'", ctx, k);
-    cJSON *j;
-    if ((rc = dagy_json_of(L, v, fctx, &j)) != ERR_OK)
-      return rc;
-    if (!cJSON_AddItemToObject(t->fields, k, j)) {
-      cJSON_Delete(j);
-      return err_set(L->e, ERR_NOMEM, "out of memory");
-    }
-    if (f->templated &&
-        (rc = check_field_templates(L, nm, f->mode, v, fctx)) != ERR_OK)
-      return rc;
-    if (f->mode == TMPL_SQL && !f->file && is_scalar(v) &&
-        (rc = check_sql_split(L, sval(v), v, NULL, fctx)) != ERR_OK)
-      return rc;
-    if (f->file && is_scalar(v) && *sval(v)) {
-      file_node = v;
-      file_field = f;
-    }
+    return 1;
   }
+  if (!strcmp(k, "depends_on")) {
+    tn->deps = v;
+    *rc = parse_strlist(L, v, "depends_on", &t->depends_on, &t->nupstream);
+    return 1;
+  }
+  if (!strcmp(k, "trigger_rule")) {
+    *rc = get_rule(L, ctx, v, &t->trigger_rule);
+    return 1;
+  }
+  if (!strcmp(k, "description")) {
+    *rc = dagy_str(L, v, "description", &t->description);
+    return 1;
+  }
+  return 0;
+}
 
-  /* required fields and one-of groups */
+/* One field of the task's type into t->fields, its templates checked
+ * in the field's mode; a file field's node is remembered in *file_node
+ * for load_file_field. */
+static enum err_code task_type_key(struct loader *L, const struct names *nm,
+                                   const char *ctx, struct dag_task *t,
+                                   yaml_node_t *kn, yaml_node_t *v,
+                                   yaml_node_t **file_node,
+                                   const struct task_field **file_field)
+{
+  enum err_code rc;
+  const char *k = sval(kn);
+  const struct task_field *f = task_type_field(t->type, k);
+  if (!f) {
+    char fields[512];
+    field_list(t->type, fields, sizeof(fields));
+    return FAIL(L, kn,
+                "%s: unknown field '%s' for type '%s' (fields: %s; common: "
+                COMMON_LIST ")",
+                ctx, k, t->type->name, *fields ? fields : "none");
+  }
+  if (is_null(v))
+    return ERR_OK; /* "body: ~" = absent */
+  if ((rc = field_kind_ok(L, ctx, f, v)) != ERR_OK)
+    return rc;
+  char fctx[400];
+  snprintf(fctx, sizeof(fctx), "%s: field '%s'", ctx, k);
+  cJSON *j;
+  if ((rc = dagy_json_of(L, v, fctx, &j)) != ERR_OK)
+    return rc;
+  if (!cJSON_AddItemToObject(t->fields, k, j)) {
+    cJSON_Delete(j);
+    return err_set(L->e, ERR_NOMEM, "out of memory");
+  }
+  if (f->templated &&
+      (rc = check_field_templates(L, nm, f->mode, v, fctx)) != ERR_OK)
+    return rc;
+  if (f->mode == TMPL_SQL && !f->file && is_scalar(v) &&
+      (rc = check_sql_split(L, sval(v), v, NULL, fctx)) != ERR_OK)
+    return rc;
+  if (f->file && is_scalar(v) && *sval(v)) {
+    *file_node = v;
+    *file_field = f;
+  }
+  return ERR_OK;
+}
+
+/* The type's required fields are there, and exactly one of each one-of
+ * group. */
+static enum err_code task_required(struct loader *L, yaml_node_t *n,
+                                   const struct dag_task *t, const char *ctx)
+{
   for (const struct task_field *f = t->type->fields; f && f->name; f++) {
     int have = cJSON_GetObjectItemCaseSensitive(t->fields, f->name) != NULL;
     if (f->required && !have)
@@ -884,37 +891,79 @@ static enum err_code parse_task(struct loader *L, const struct names *nm,
         return FAIL(L, n, "%s: give exactly one of %s", ctx, names);
     }
   }
+  return ERR_OK;
+}
 
+/* The type's own check of its values (task_type.check); the error points
+ * at the field its message names ("field 'x'..."), else at the task. */
+static enum err_code task_type_check(struct loader *L, yaml_node_t *n,
+                                     struct dag_task *t, const char *ctx)
+{
+  if (!t->type->check)
+    return ERR_OK;
+  struct task_ctx tc;
+  struct err ce = {0};
+  enum err_code rc;
+  memset(&tc, 0, sizeof(tc));
+  tc.dag_id = L->d->dag_id;
+  tc.task_id = t->id;
+  tc.dag_file = L->path;
+  tc.field = ctx_field;
+  tc.field_json = ctx_field_json;
+  tc.field_user = t->fields;
+  if ((rc = t->type->check(&tc, &ce)) == ERR_OK)
+    return ERR_OK;
+  yaml_node_t *at = n;
+  char fname[128];
+  if (sscanf(ce.msg, "field '%127[^'.]", fname) == 1) {
+    FOR_PAIRS(L, n, p) {
+      if (!strcmp(sval(node(L, p->key)), fname))
+        at = node(L, p->value);
+    }
+  }
+  return dagy_fail_at(L, MARK(at), rc == ERR_NOMEM ? rc : ERR_PARSE, "%s: %s",
+                      ctx, ce.msg);
+}
+
+static enum err_code parse_task(struct loader *L, const struct names *nm,
+                                yaml_node_t *n, struct dag_task *t,
+                                struct task_nodes *tn)
+{
+  enum err_code rc;
+  char ctx[300];
+  yaml_node_t *file_node = NULL;
+  const struct task_field *file_field = NULL;
+  tn->map = n;
+  t->line = (int)n->start_mark.line + 1;
+  t->col = (int)n->start_mark.column + 1;
+  t->retry = L->d->default_args;
+  t->trigger_rule = L->d->default_trigger_rule;
+  if (!(t->fields = cJSON_CreateObject()))
+    return err_set(L->e, ERR_NOMEM, "out of memory");
+  if (n->type != YAML_MAPPING_NODE)
+    return FAIL(L, n, "a task must be a mapping with id and type, not %s",
+                dagy_what_is(n));
+  if ((rc = dagy_map_check(L, n, "a task")) != ERR_OK ||
+      (rc = task_head(L, n, t, ctx, sizeof(ctx))) != ERR_OK)
+    return rc;
+
+  /* common keys, then the type's fields */
+  FOR_PAIRS(L, n, p) {
+    yaml_node_t *kn = node(L, p->key), *v = node(L, p->value);
+    const char *k = sval(kn);
+    if (!strcmp(k, "id") || !strcmp(k, "type"))
+      continue;
+    if (!task_common_key(L, ctx, t, tn, k, v, &rc))
+      rc = task_type_key(L, nm, ctx, t, kn, v, &file_node, &file_field);
+    if (rc != ERR_OK)
+      return rc;
+  }
+  if ((rc = task_required(L, n, t, ctx)) != ERR_OK)
+    return rc;
   if (file_node &&
       (rc = load_file_field(L, nm, t, file_field, file_node, ctx)) != ERR_OK)
     return rc;
-
-  /* the type's own check of values */
-  if (t->type->check) {
-    struct task_ctx tc;
-    struct err ce = {0};
-    memset(&tc, 0, sizeof(tc));
-    tc.dag_id = L->d->dag_id;
-    tc.task_id = t->id;
-    tc.dag_file = L->path;
-    tc.field = ctx_field;
-    tc.field_json = ctx_field_json;
-    tc.field_user = t->fields;
-    if ((rc = t->type->check(&tc, &ce)) != ERR_OK) {
-      /* point at the field the message names ("field 'x'..."), if any */
-      yaml_node_t *at = n;
-      char fname[128];
-      if (sscanf(ce.msg, "field '%127[^'.]", fname) == 1) {
-        FOR_PAIRS(L, n, p) {
-          if (!strcmp(sval(node(L, p->key)), fname))
-            at = node(L, p->value);
-        }
-      }
-      return dagy_fail_at(L, MARK(at), rc == ERR_NOMEM ? rc : ERR_PARSE, "%s: %s",
-                     ctx, ce.msg);
-    }
-  }
-  return ERR_OK;
+  return task_type_check(L, n, t, ctx);
 }
 
 /* ids sorted for lookup */
