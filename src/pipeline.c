@@ -542,15 +542,19 @@ static enum err_code write_train_keys(struct registry_draft *d,
 
 /* ---- validation rows -------------------------------------------------- */
 
-static enum err_code write_validation(struct registry_draft *d,
-                                      const struct spec *sp,
-                                      const struct fstore_set *s,
-                                      const size_t *val, size_t n_val,
-                                      struct err *e)
+/* Rows val[0..n_val) as FILE (validation.jsonl, gate.jsonl: the same
+ * format, the header's "split" says which); with_sample also writes
+ * sample.json from the first of them. */
+static enum err_code write_rows(struct registry_draft *d,
+                                const struct spec *sp,
+                                const struct fstore_set *s,
+                                const size_t *val, size_t n_val,
+                                const char *file, const char *split,
+                                int with_sample, struct err *e)
 {
   char path[REGISTRY_PATH_MAX], spath[REGISTRY_PATH_MAX];
   enum err_code rc;
-  if ((rc = draft_path(d, "validation.jsonl", path, sizeof(path), e)) ||
+  if ((rc = draft_path(d, file, path, sizeof(path), e)) ||
       (rc = draft_path(d, "sample.json", spath, sizeof(spath), e)))
     return rc;
   FILE *f = fopen(path, "w");
@@ -561,8 +565,8 @@ static enum err_code write_validation(struct registry_draft *d,
   int bad = !srows;
   fprintf(f,
           "{\"format\":\"mlopsd.validation\",\"format_version\":1,"
-          "\"rows\":%zu,\"target\":",
-          n_val);
+          "\"split\":\"%s\",\"rows\":%zu,\"target\":",
+          split, n_val);
   {
     cJSON *t = cJSON_CreateString(sp->target.column);
     char *tt = t ? cJSON_PrintUnformatted(t) : NULL;
@@ -608,7 +612,7 @@ static enum err_code write_validation(struct registry_draft *d,
     }
     bad |= fputs(txt, f) == EOF || fputc('\n', f) == EOF;
     cJSON_free(txt);
-    if (i < PIPELINE_SAMPLE_ROWS) {
+    if (with_sample && i < PIPELINE_SAMPLE_ROWS) {
       cJSON *copy = cJSON_Duplicate(data, 1);
       bad |= !copy || !cJSON_AddItemToArray(srows, copy);
     }
@@ -620,7 +624,7 @@ static enum err_code write_validation(struct registry_draft *d,
     cJSON_Delete(sample);
     return err_set(e, ERR_IO, "cannot write %s: %s", path, strerror(err));
   }
-  rc = write_json(spath, sample, 0, e);
+  rc = with_sample ? write_json(spath, sample, 0, e) : ERR_OK;
   cJSON_Delete(sample);
   return rc;
 }
@@ -779,9 +783,33 @@ struct meta_in {
   cJSON *params;  /* taken */
   cJSON *metrics; /* taken */
   const struct train_result *best;
+  const struct train_metrics *m_train, *m_gate;
   const char *objective;
   int nthread, num_boost_round, early_stopping_rounds;
 };
+
+/* {"rows": n, "metrics": {...}} of one split (metrics only when scored). */
+static void add_split(cJSON *splits, const char *name, const struct spec *sp,
+                      size_t rows, const struct train_metrics *m)
+{
+  cJSON *o = cJSON_AddObjectToObject(splits, name);
+  if (!o)
+    return;
+  cJSON_AddNumberToObject(o, "rows", (double)rows);
+  if (!m || !rows)
+    return;
+  cJSON *mm = cJSON_AddObjectToObject(o, "metrics");
+  if (!mm)
+    return;
+  if (sp->task == SPEC_TASK_REGRESSION) {
+    add_num(mm, "rmse", m->rmse);
+    add_num(mm, "mae", m->mae);
+  } else {
+    add_num(mm, "accuracy", m->accuracy);
+    add_num(mm, "f1_macro", m->f1_macro);
+    add_num(mm, "logloss", m->logloss);
+  }
+}
 
 static cJSON *build_meta(struct meta_in *m)
 {
@@ -828,6 +856,13 @@ static cJSON *build_meta(struct meta_in *m)
   cJSON_AddNumberToObject(o, "training_rows", (double)m->res->n_rows);
   cJSON_AddNumberToObject(o, "train_rows", (double)m->res->n_train);
   cJSON_AddNumberToObject(o, "val_rows", (double)m->res->n_val);
+  cJSON_AddNumberToObject(o, "gate_rows", (double)m->res->n_gate);
+  cJSON *splits = cJSON_AddObjectToObject(o, "splits");
+  if (splits) {
+    add_split(splits, "train", m->sp, m->res->n_train, m->m_train);
+    add_split(splits, "valid", m->sp, m->res->n_val, &m->best->metrics);
+    add_split(splits, "gate", m->sp, m->res->n_gate, m->m_gate);
+  }
   cJSON_AddNumberToObject(o, "trial_count", (double)m->res->n_trials);
   cJSON_AddNumberToObject(o, "grid_size", (double)m->sp->grid_size);
   cJSON_AddStringToObject(o, "data_sha256", m->res->data_sha256);
@@ -845,6 +880,11 @@ static cJSON *build_meta(struct meta_in *m)
     cJSON_AddNumberToObject(split, "val_fraction", m->sp->val_fraction);
     cJSON_AddNumberToObject(split, "seed", (double)m->sp->seed);
     cJSON_AddBoolToObject(split, "stratify", m->sp->stratify);
+    cJSON_AddNumberToObject(split, "gate_fraction", m->sp->gate_fraction);
+    cJSON_AddItemToObject(split, "group_by",
+                          m->sp->group_by
+                              ? cJSON_CreateString(m->sp->group_by)
+                              : cJSON_CreateNull());
   }
   cJSON *tr = cJSON_AddObjectToObject(o, "training");
   if (tr) {
@@ -896,8 +936,8 @@ struct ptrain {
   /* read, split, preprocessing */
   struct fstore_set *s;        /* until the artefacts are written */
   struct prep *prep;
-  size_t *tr, *va, n_tr, n_va;
-  float *xtr, *xva, *ytr, *yva;
+  size_t *tr, *va, *ga, n_tr, n_va, n_ga;
+  float *xtr, *xva, *xga, *ytr, *yva, *yga;
   char **names;
   size_t nout;
   char sql[FSTORE_SQL_MAX];    /* the training query, for meta.json */
@@ -919,6 +959,8 @@ struct ptrain {
   struct train_result best;
   size_t best_i;
   char best_run[PIPELINE_RUN_ID_MAX + 16];
+  /* the kept model on the training and gate splits (NaN: not scored) */
+  struct train_metrics m_train, m_gate;
   cJSON *best_params, *best_metrics;
 };
 
@@ -932,12 +974,167 @@ static void ptrain_free(struct ptrain *T)
   prep_destroy(T->prep);
   free(T->tr);
   free(T->va);
+  free(T->ga);
   free(T->xtr);
   free(T->xva);
+  free(T->xga);
   free(T->ytr);
   free(T->yva);
+  free(T->yga);
   free_names(T->names, T->nout);
   free(T->kv);
+}
+
+/* ---- the three-way split ------------------------------------------------ */
+
+/* A row's split unit as text: the group_by value, else the row key (its
+ * columns joined by 0x1f), else the row number (not stable across
+ * logical dates: a table without keys). */
+static const char *split_unit(const struct spec *sp,
+                              const struct fstore_set *s, size_t i, int gcol,
+                              char *buf, size_t cap)
+{
+  if (sp->group_by) {
+    if (gcol < 0) /* source.key */
+      return s->keys && s->keys[i] ? s->keys[i] : "";
+    if (s->cols[gcol].num) {
+      double v = s->cols[gcol].num[i];
+      if (isnan(v))
+        return "";
+      snprintf(buf, cap, "%.17g", v);
+      return buf;
+    }
+    return s->cols[gcol].str[i] ? s->cols[gcol].str[i] : "";
+  }
+  if (s->n_row_key_cols == 0) {
+    snprintf(buf, cap, "#%zu", i);
+    return buf;
+  }
+  size_t n = 0;
+  buf[0] = '\0';
+  for (size_t k = 0; k < s->n_row_key_cols && n + 1 < cap; k++) {
+    const char *v = s->row_keys[i * s->n_row_key_cols + k];
+    int w = snprintf(buf + n, cap - n, "%s%s", k ? "\x1f" : "",
+                     v ? v : "\x1e");
+    if (w < 0)
+      break;
+    n += (size_t)w < cap - n ? (size_t)w : cap - n - 1;
+  }
+  return buf;
+}
+
+/* A number in [0, 1) from (seed, salt, text): FNV-1a 64 of the bytes,
+ * mixed with the seed by a splitmix64 step.  The same unit gets the same
+ * number on every logical date and machine, which keeps a record (or a
+ * customer) in the same split every day: a candidate's gate rows were
+ * then never fitted on by the production version either. */
+static double split_hash01(uint64_t seed, uint64_t salt, const char *u)
+{
+  uint64_t h = 1469598103934665603ULL;
+  for (const unsigned char *p = (const unsigned char *)u; *p; p++) {
+    h ^= *p;
+    h *= 1099511628211ULL;
+  }
+  uint64_t st = h ^ (seed * 0x9E3779B97F4A7C15ULL) ^ salt;
+  return (double)(prep_splitmix64(&st) >> 11) * 0x1.0p-53;
+}
+
+/* Train / valid / gate.  Without a gate fraction or group_by: the
+ * documented prep_split of all rows (no gate).  With group_by: each
+ * group's hash puts it in gate (< gate_fraction), else valid (a second
+ * hash < val_fraction), else train.  Without group_by: gate by the row
+ * key's hash, then prep_split (stratified if asked) of the other rows.
+ * val_fraction is a share of the rows outside the gate split. */
+static enum err_code split_three(const struct spec *sp,
+                                 const struct fstore_set *s,
+                                 struct ptrain *T, struct err *e)
+{
+  size_t n = s->n_rows;
+  enum err_code rc;
+  if (!(sp->gate_fraction > 0) && !sp->group_by) {
+    if (sp->stratify && sp->task != SPEC_TASK_REGRESSION)
+      return prep_split_stratified(n, s->labels, sp->target.n_classes,
+                                   sp->val_fraction, sp->seed, &T->tr,
+                                   &T->n_tr, &T->va, &T->n_va, e);
+    return prep_split(n, sp->val_fraction, sp->seed, &T->tr, &T->n_tr,
+                      &T->va, &T->n_va, e);
+  }
+  int gcol = -1;
+  if (sp->group_by && !(sp->source.key && !strcmp(sp->group_by,
+                                                   sp->source.key)))
+    gcol = spec_feature_index(sp, sp->group_by);
+  size_t *ga = malloc(n * sizeof(*ga)), *rest = malloc(n * sizeof(*rest));
+  size_t *va = malloc(n * sizeof(*va));
+  int *lab = s->labels ? malloc(n * sizeof(*lab)) : NULL;
+  if (!ga || !rest || !va || (s->labels && !lab)) {
+    free(ga);
+    free(rest);
+    free(va);
+    free(lab);
+    return err_set(e, ERR_NOMEM, "split: out of memory");
+  }
+  size_t ng = 0, nr = 0, nv = 0;
+  char buf[512];
+  for (size_t i = 0; i < n; i++) {
+    const char *u = split_unit(sp, s, i, gcol, buf, sizeof(buf));
+    if (split_hash01(sp->seed, 0x67617465 /* gate */, u) < sp->gate_fraction)
+      ga[ng++] = i;
+    else if (sp->group_by &&
+             split_hash01(sp->seed, 0x76616c /* val */, u) < sp->val_fraction)
+      va[nv++] = i;
+    else
+      rest[nr++] = i;
+  }
+  rc = ERR_OK;
+  if (sp->group_by) {
+    T->tr = rest;
+    T->n_tr = nr;
+    T->va = va;
+    T->n_va = nv;
+    rest = va = NULL;
+    if (T->n_tr == 0 || T->n_va == 0)
+      rc = err_set(e, ERR_INVAL,
+                   "split: grouping %zu rows by %s left %zu training and "
+                   "%zu validation rows (%zu in the gate split): need at "
+                   "least one of each",
+                   n, sp->group_by, T->n_tr, T->n_va, ng);
+  } else if (nr < 2) {
+    rc = err_set(e, ERR_INVAL,
+                 "split: only %zu of %zu rows outside the gate split "
+                 "(gate_fraction %g): need at least 2 to train and validate",
+                 nr, n, sp->gate_fraction);
+  } else {
+    size_t *tr2 = NULL, *va2 = NULL, ntr = 0, nva = 0;
+    for (size_t i = 0; lab && i < nr; i++)
+      lab[i] = s->labels[rest[i]];
+    if (sp->stratify && sp->task != SPEC_TASK_REGRESSION)
+      rc = prep_split_stratified(nr, lab, sp->target.n_classes,
+                                 sp->val_fraction, sp->seed, &tr2, &ntr,
+                                 &va2, &nva, e);
+    else
+      rc = prep_split(nr, sp->val_fraction, sp->seed, &tr2, &ntr, &va2,
+                      &nva, e);
+    if (!rc) { /* indices into rest -> rows; still ascending */
+      for (size_t i = 0; i < ntr; i++)
+        tr2[i] = rest[tr2[i]];
+      for (size_t i = 0; i < nva; i++)
+        va2[i] = rest[va2[i]];
+      T->tr = tr2;
+      T->n_tr = ntr;
+      T->va = va2;
+      T->n_va = nva;
+    }
+  }
+  free(rest);
+  free(va);
+  free(lab);
+  if (rc) {
+    free(ga);
+    return rc;
+  }
+  T->ga = ga;
+  T->n_ga = ng;
+  return ERR_OK;
 }
 
 /* Stage 1: read the training rows of the logical date. */
@@ -978,39 +1175,43 @@ static enum err_code ptrain_prepare(struct ptrain *T)
   struct err *e = T->e;
   enum err_code rc;
   double t0 = mono_s();
-  if (sp->stratify && sp->task != SPEC_TASK_REGRESSION)
-    rc = prep_split_stratified(s->n_rows, s->labels, sp->target.n_classes,
-                               sp->val_fraction, sp->seed, &T->tr, &T->n_tr,
-                               &T->va, &T->n_va, e);
-  else
-    rc = prep_split(s->n_rows, sp->val_fraction, sp->seed, &T->tr, &T->n_tr,
-                    &T->va, &T->n_va, e);
-  if (rc)
+  if ((rc = split_three(sp, s, T, e)))
     return rc;
   T->res->n_train = T->n_tr;
   T->res->n_val = T->n_va;
+  T->res->n_gate = T->n_ga;
   if ((rc = prep_fit(sp, &s->input, T->tr, T->n_tr, &T->prep, e)))
     return rc;
   T->nout = prep_n_outputs(T->prep);
   T->res->n_outputs = T->nout;
   T->xtr = malloc(T->n_tr * T->nout * sizeof(float));
   T->xva = malloc(T->n_va * T->nout * sizeof(float));
+  T->xga = malloc((T->n_ga ? T->n_ga : 1) * T->nout * sizeof(float));
   T->ytr = labels_of(s, T->tr, T->n_tr);
   T->yva = labels_of(s, T->va, T->n_va);
+  T->yga = labels_of(s, T->ga, T->n_ga);
   T->names = xgb_names(T->prep, T->nout);
-  if (!T->xtr || !T->xva || !T->ytr || !T->yva || !T->names)
+  if (!T->xtr || !T->xva || !T->xga || !T->ytr || !T->yva || !T->yga ||
+      !T->names)
     return err_set(e, ERR_NOMEM, "pipeline: out of memory for %zu x %zu "
                                  "matrices",
                    s->n_rows, T->nout);
   if ((rc = prep_transform_rows(T->prep, &s->input, T->tr, T->n_tr, T->xtr,
                                 e)) ||
       (rc = prep_transform_rows(T->prep, &s->input, T->va, T->n_va, T->xva,
-                                e)))
+                                e)) ||
+      (T->n_ga && (rc = prep_transform_rows(T->prep, &s->input, T->ga,
+                                            T->n_ga, T->xga, e))))
     return rc;
   T->res->prep_s = mono_s() - t0;
-  plog(T->o, "split %zu train / %zu validation rows (seed %llu%s); "
+  char gate[160] = "";
+  if (sp->gate_fraction > 0 || sp->group_by)
+    snprintf(gate, sizeof(gate), " / %zu gate rows (%s%s)", T->n_ga,
+             sp->group_by ? "grouped by " : "by row key",
+             sp->group_by ? sp->group_by : "");
+  plog(T->o, "split %zu train / %zu validation rows%s (seed %llu%s); "
              "preprocessing: %zu inputs -> %zu columns in %.2f s",
-       T->n_tr, T->n_va, (unsigned long long)sp->seed,
+       T->n_tr, T->n_va, gate, (unsigned long long)sp->seed,
        sp->stratify ? ", stratified" : "", sp->n_features, T->nout,
        T->res->prep_s);
   return ERR_OK;
@@ -1040,7 +1241,10 @@ static enum err_code ptrain_artefacts(struct ptrain *T)
   cJSON_Delete(ref);
   if (rc)
     return rc;
-  if ((rc = write_validation(T->draft, sp, s, T->va, T->n_va, e)))
+  if ((rc = write_rows(T->draft, sp, s, T->va, T->n_va, "validation.jsonl",
+                       "valid", 1, e)) ||
+      (T->n_ga && (rc = write_rows(T->draft, sp, s, T->ga, T->n_ga,
+                                   PIPELINE_GATE_ROWS, "gate", 0, e))))
     return rc;
   size_t n_keys = 0;
   if ((rc = write_train_keys(T->draft, s, T->tr, T->n_tr, &n_keys, e)))
@@ -1313,6 +1517,28 @@ static enum err_code ptrain_search(struct ptrain *T)
   return rc;
 }
 
+/* Metrics of the kept model on rows x (n x nout); n == 0: all NaN. */
+static enum err_code split_metrics(struct ptrain *T, const float *x,
+                                   const float *y, size_t n,
+                                   struct train_metrics *m)
+{
+  m->accuracy = m->f1_macro = m->logloss = m->rmse = m->mae = NAN;
+  if (!n)
+    return ERR_OK;
+  size_t k = T->best.num_class > 2 ? (size_t)T->best.num_class : 1;
+  size_t got = 0;
+  float *out = malloc(n * k * sizeof(float));
+  if (!out)
+    return err_set(T->e, ERR_NOMEM, "pipeline: out of memory");
+  enum err_code rc = train_result_predict(&T->best, x, n, T->nout, out,
+                                          n * k, &got, T->e);
+  if (!rc)
+    rc = train_eval_metrics(T->objective, T->best.num_class, y, out, n, m,
+                            T->e);
+  free(out);
+  return rc;
+}
+
 /* Stage 6: the best trial's model and meta.json into the draft, which
  * becomes the next version. */
 static enum err_code ptrain_version(struct ptrain *T)
@@ -1325,7 +1551,16 @@ static enum err_code ptrain_version(struct ptrain *T)
   if ((rc = draft_path(T->draft, MODEL_FILE_NAME, path, sizeof(path), e)) ||
       (rc = train_result_save(&T->best, path, e)))
     return rc;
+  if ((rc = split_metrics(T, T->xtr, T->ytr, T->n_tr, &T->m_train)) ||
+      (rc = split_metrics(T, T->xga, T->yga, T->n_ga, &T->m_gate)))
+    return rc;
+  if (T->n_ga)
+    plog(T->o, "kept model on the %zu gate rows (unseen by fitting and "
+               "selection): accuracy=%.4f f1_macro=%.4f logloss=%.4f",
+         T->n_ga, T->m_gate.accuracy, T->m_gate.f1_macro,
+         T->m_gate.logloss);
   struct meta_in mi = {.sp = T->sp, .o = T->o, .res = res, .prep = T->prep,
+                       .m_train = &T->m_train, .m_gate = &T->m_gate,
                        .sql = T->sql, .best_run = T->best_run,
                        .params = T->best_params, .metrics = T->best_metrics,
                        .best = &T->best, .objective = T->objective,

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mlopsd/db.h"
 #include "mlopsd/fsx.h"
@@ -32,6 +33,7 @@
 #include "mlopsd/vec.h"
 
 #define LINE_MAX_BYTES ((size_t)1 << 20)
+#define VALIDATION_ROWS "validation.jsonl"
 #define DB_WAIT_MS 10000
 /* train_keys.jsonl: one key a training row, at most FSTORE_MAX_ROWS rows;
  * the cap only stops a runaway file from being read whole. */
@@ -199,13 +201,13 @@ static int keyset_has(const struct keyset *ks, const char *key)
 /* The "key_columns" of a version's validation.jsonl header as compact
  * JSON into buf ("" when the rows carry no keys). */
 static enum err_code rows_key_columns(struct registry *reg, const char *name,
-                                      int version, char *buf, size_t cap,
-                                      struct err *e)
+                                      int version, const char *file,
+                                      char *buf, size_t cap, struct err *e)
 {
   char path[REGISTRY_PATH_MAX];
   enum err_code rc;
   buf[0] = '\0';
-  if ((rc = registry_path(reg, name, version, "validation.jsonl", path,
+  if ((rc = registry_path(reg, name, version, file, path,
                           sizeof(path), e)))
     return rc;
   FILE *f = fopen(path, "r");
@@ -235,7 +237,7 @@ static enum err_code rows_key_columns(struct registry *reg, const char *name,
  * error (*n_rows = 0). */
 static enum err_code score_rows(struct registry *reg, const char *name,
                                 int version, int rows_version,
-                                const struct keyset *drop,
+                                const char *file, const struct keyset *drop,
                                 struct train_metrics *m, size_t *n_rows,
                                 size_t *n_dropped, struct err *e)
 {
@@ -251,8 +253,8 @@ static enum err_code score_rows(struct registry *reg, const char *name,
     *n_rows = 0;
   if (n_dropped)
     *n_dropped = 0;
-  if ((rc = registry_path(reg, name, rows_version, "validation.jsonl", path,
-                          sizeof(path), e)))
+  if ((rc = registry_path(reg, name, rows_version, file, path, sizeof(path),
+                          e)))
     return rc;
   if ((rc = scored_load(reg, name, version, &s, e)))
     return rc;
@@ -391,8 +393,8 @@ enum err_code pipeline_score(struct registry *reg, const char *name,
                              struct train_metrics *m, size_t *n_rows,
                              struct err *e)
 {
-  return score_rows(reg, name, version, rows_version, NULL, m, n_rows, NULL,
-                    e);
+  return score_rows(reg, name, version, rows_version, VALIDATION_ROWS, NULL,
+                    m, n_rows, NULL, e);
 }
 
 enum err_code pipeline_score_heldout(struct registry *reg, const char *name,
@@ -409,8 +411,8 @@ enum err_code pipeline_score_heldout(struct registry *reg, const char *name,
   enum err_code rc = keyset_load(reg, name, exclude_version, &ks, e);
   if (rc)
     return rc;
-  rc = score_rows(reg, name, version, rows_version, &ks, m, n_rows,
-                  n_dropped, e);
+  rc = score_rows(reg, name, version, rows_version, VALIDATION_ROWS, &ks, m,
+                  n_rows, n_dropped, e);
   keyset_free(&ks);
   return rc;
 }
@@ -451,8 +453,19 @@ enum err_code pipeline_validate(struct registry *reg, const char *name,
     return ERR_OK;
   }
 
-  /* which rows: those production was not trained on, when both versions
+  /* which rows: the candidate's gate split (unseen by its fitting and
+   * trial selection) when it has one, else its validation split; of
+   * those, the ones production was not trained on, when both versions
    * carry the keys to tell */
+  const char *file = VALIDATION_ROWS, *what = "validation";
+  char gp[REGISTRY_PATH_MAX];
+  if (registry_path(reg, name, v->candidate, PIPELINE_GATE_ROWS, gp,
+                    sizeof(gp), e) == ERR_OK &&
+      access(gp, F_OK) == 0) {
+    file = PIPELINE_GATE_ROWS;
+    what = "gate";
+  }
+  v->gate_split = what[0] == 'g';
   struct keyset ks;
   struct err ke = {0};
   char kc[2048];
@@ -461,30 +474,31 @@ enum err_code pipeline_validate(struct registry *reg, const char *name,
   if (rc == ERR_NOTFOUND) {
     snprintf(v->note, sizeof(v->note),
              "production version %d has no %s (trained before row keys "
-             "were kept): scoring on all validation rows of version %d, "
+             "were kept): scoring on all %s rows of version %d, "
              "as before row keys",
-             v->production, PIPELINE_TRAIN_KEYS, v->candidate);
+             v->production, PIPELINE_TRAIN_KEYS, what, v->candidate);
   } else if (rc) {
     *e = ke;
     return rc;
-  } else if ((rc = rows_key_columns(reg, name, v->candidate, kc, sizeof(kc),
-                                    e))) {
+  } else if ((rc = rows_key_columns(reg, name, v->candidate, file, kc,
+                                    sizeof(kc), e))) {
     keyset_free(&ks);
     return rc;
   } else if (strcmp(kc, ks.cols) != 0) {
     snprintf(v->note, sizeof(v->note),
-             "the validation rows of version %d are keyed by %.160s, "
+             "the %s rows of version %d are keyed by %.160s, "
              "production version %d's training rows by %.160s: scoring on "
-             "all validation rows",
-             v->candidate, kc[0] ? kc : "nothing", v->production, ks.cols);
+             "all %s rows",
+             what, v->candidate, kc[0] ? kc : "nothing", v->production,
+             ks.cols, what);
   } else {
     held = 1;
   }
 
   struct train_metrics mc, mp;
   size_t nc = 0, np = 0, dropped = 0;
-  rc = score_rows(reg, name, v->candidate, v->candidate, held ? &ks : NULL,
-                  &mc, &nc, &dropped, e);
+  rc = score_rows(reg, name, v->candidate, v->candidate, file,
+                  held ? &ks : NULL, &mc, &nc, &dropped, e);
   size_t need = min_rows ? min_rows : 1;
   if (rc == ERR_OK && held && nc < need) {
     v->heldout = 1;
@@ -495,15 +509,16 @@ enum err_code pipeline_validate(struct registry *reg, const char *name,
              "in production version %d's training split)",
              nc, dropped, v->production);
     snprintf(v->message, sizeof(v->message),
-             "candidate %d: only %zu of its %zu validation rows were not in "
+             "candidate %d: only %zu of its %zu %s rows were not in "
              "production version %d's training split (%zu dropped), fewer "
              "than min_rows %zu: too few to compare, production stays",
-             v->candidate, nc, nc + dropped, v->production, dropped, need);
+             v->candidate, nc, nc + dropped, what, v->production, dropped,
+             need);
     keyset_free(&ks);
     return ERR_OK;
   }
   if (rc == ERR_OK)
-    rc = score_rows(reg, name, v->production, v->candidate,
+    rc = score_rows(reg, name, v->production, v->candidate, file,
                     held ? &ks : NULL, &mp, &np, NULL, e);
   keyset_free(&ks);
   if (rc)
@@ -528,14 +543,14 @@ enum err_code pipeline_validate(struct registry *reg, const char *name,
   char rows[160];
   if (held)
     snprintf(rows, sizeof(rows),
-             "%zu validation rows of version %d that neither version "
+             "%zu %s rows of version %d that neither version "
              "trained on, %zu dropped",
-             nc, v->candidate, dropped);
+             nc, what, v->candidate, dropped);
   else
     snprintf(rows, sizeof(rows),
-             "all %zu validation rows of version %d, not checked against "
+             "all %zu %s rows of version %d, not checked against "
              "production's training rows",
-             nc, v->candidate);
+             nc, what, v->candidate);
   snprintf(v->message, sizeof(v->message),
            "candidate %d %s=%.6f %s production %d %s=%.6f on %s "
            "(tolerance %g, %s is better): %s",

@@ -851,9 +851,10 @@ static enum err_code parse_selection(struct sp *p, struct spec *s,
 static enum err_code parse_split(struct sp *p, struct spec *s, yaml_node_t *n)
 {
   static const char *const keys[] = {"val_fraction", "seed", "stratify",
-                                     NULL};
-  yaml_node_t *v[3];
+                                     "gate_fraction", "group_by", NULL};
+  yaml_node_t *v[5];
   s->val_fraction = 0.3;
+  s->gate_fraction = 0;
   s->seed = 42;
   s->stratify = 0;
   if (!n)
@@ -883,24 +884,59 @@ static enum err_code parse_split(struct sp *p, struct spec *s, yaml_node_t *n)
     return rc;
   if (s->stratify && s->task == SPEC_TASK_REGRESSION)
     return sp_fail(p, v[2], "split.stratify: needs target.classes");
+  if (v[3]) {
+    if ((rc = sp_double(p, v[3], "split.gate_fraction", &s->gate_fraction)))
+      return rc;
+    if (!(s->gate_fraction >= 0 && s->gate_fraction < 1))
+      return sp_fail(p, v[3], "split.gate_fraction: must be >= 0 and < 1");
+  }
+  if (v[4]) {
+    if ((rc = sp_str(p, v[4], "split.group_by", 0, &s->group_by)))
+      return rc;
+    if (!(s->source.key && !strcmp(s->group_by, s->source.key)) &&
+        spec_feature_index(s, s->group_by) < 0)
+      return sp_fail(p, v[4],
+                     "split.group_by: '%s' is neither source.key nor a "
+                     "feature",
+                     s->group_by);
+  }
   return ERR_OK;
 }
 
 static enum err_code parse_validate(struct sp *p, struct spec *s,
                                     yaml_node_t *n)
 {
-  static const char *const keys[] = {"tolerance", NULL};
-  yaml_node_t *v[1];
+  static const char *const keys[] = {"tolerance", "max_regression",
+                                     "confidence", NULL};
+  yaml_node_t *v[3];
   s->tolerance = 0;
+  s->max_regression = 0.02;
+  s->confidence = 0.95;
   if (!n)
     return ERR_OK;
   enum err_code rc = sp_map(p, n, "validate", keys, v);
-  if (rc || !v[0])
+  if (rc)
     return rc;
-  if ((rc = sp_double(p, v[0], "validate.tolerance", &s->tolerance)))
-    return rc;
-  if (s->tolerance < 0)
-    return sp_fail(p, v[0], "validate.tolerance: must be >= 0");
+  if (v[0]) {
+    if ((rc = sp_double(p, v[0], "validate.tolerance", &s->tolerance)))
+      return rc;
+    if (s->tolerance < 0)
+      return sp_fail(p, v[0], "validate.tolerance: must be >= 0");
+  }
+  if (v[1]) {
+    if ((rc = sp_double(p, v[1], "validate.max_regression",
+                        &s->max_regression)))
+      return rc;
+    if (!(s->max_regression >= 0 && s->max_regression < 1))
+      return sp_fail(p, v[1], "validate.max_regression: must be >= 0 and "
+                              "< 1");
+  }
+  if (v[2]) {
+    if ((rc = sp_double(p, v[2], "validate.confidence", &s->confidence)))
+      return rc;
+    if (!(s->confidence >= 0.5 && s->confidence < 1))
+      return sp_fail(p, v[2], "validate.confidence: must be >= 0.5 and < 1");
+  }
   return ERR_OK;
 }
 
@@ -994,6 +1030,7 @@ void spec_destroy(struct spec *s)
   free(s->source.table);
   free(s->source.filter);
   free(s->source.key);
+  free(s->group_by);
   free(s->target.column);
   strv_free(s->target.classes, s->target.n_classes);
   strv_free(s->drop, s->n_drop);

@@ -65,6 +65,9 @@ struct model;
 #define PIPELINE_REF_MAX_CATS 1000  /* categories kept per feature */
 #define PIPELINE_RUN_ID_MAX 120     /* run prefix, before "-tNN" */
 #define PIPELINE_TRAIN_KEYS "train_keys.jsonl"
+/* The gate split as raw rows (validation.jsonl's format), when the spec
+ * has split.gate_fraction > 0 (docs/training.md). */
+#define PIPELINE_GATE_ROWS "gate.jsonl"
 /* Fewest held-out rows the gate decides on (validate field min_rows). */
 #define PIPELINE_MIN_ROWS 50
 /* The alias the validate gate points at a candidate that passes; the
@@ -110,7 +113,7 @@ struct pipeline_trial {
 struct pipeline_result {
   int version;               /* the version committed */
   char run_prefix[PIPELINE_RUN_ID_MAX + 1];
-  size_t n_rows, n_train, n_val;
+  size_t n_rows, n_train, n_val, n_gate;
   size_t n_inputs, n_outputs; /* spec features, preprocessed columns */
   size_t n_trials, best_trial; /* best_trial is 0-based */
   struct pipeline_trial *trials; /* n_trials entries, owned */
@@ -189,6 +192,8 @@ struct pipeline_verdict {
   size_t n_rows;        /* validation rows scored */
   size_t n_dropped;     /* validation rows left out (production's
                            training rows) */
+  int gate_split;       /* 1: scored on the candidate's gate split
+                           (gate.jsonl); 0: on its validation split */
   int heldout;          /* 1: scored on held-out rows only; 0: on all
                            the candidate's validation rows (fallback, see
                            note) or not scored */

@@ -131,8 +131,23 @@ struct spec {
   double val_fraction; /* split.val_fraction, (0, 1), default 0.3 */
   uint64_t seed;       /* split.seed, default 42 */
   int stratify;        /* split.stratify, default 0 */
+  /* split.gate_fraction, [0, 1), default 0 (off): share of all rows held
+   * out of fitting and trial selection for the validate gate (gate.jsonl);
+   * a row (or group) is in the gate split by a seeded hash of its row key
+   * (group value), so it stays there on every logical date. */
+  double gate_fraction;
+  /* split.group_by: source.key or a feature; rows with one value never sit
+   * in two splits.  NULL: rows split one by one. */
+  char *group_by;
 
   double tolerance; /* validate.tolerance, >= 0, default 0 */
+  /* validate.max_regression, [0, 1), default 0.02: the gate deploys when
+   * the lower confidence bound of (candidate - production) accuracy on
+   * the gate rows is above -max_regression. */
+  double max_regression;
+  /* validate.confidence, [0.5, 1), default 0.95: one-sided level of that
+   * bound. */
+  double confidence;
 
   /* Private to spec.c: open-addressing hash of the feature names built by
    * spec_load (slots hold index + 1, 0 = empty; mask + 1 slots), used by

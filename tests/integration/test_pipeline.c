@@ -1270,6 +1270,155 @@ TEST(validate_scores_rows_neither_version_trained_on)
   pipeline_result_free(&res);
 }
 
+/* ---- the three-way split (issue 13) ----------------------------------- */
+
+/* The customer_id (second key element) of every row of a version's
+ * FILE (validation.jsonl, gate.jsonl: "key" of each line; train_keys.jsonl:
+ * each line is the key) appended to out as "\n<id>\n" entries. */
+static size_t customers_of(int version, const char *file, char *out,
+                           size_t cap)
+{
+  char p[900];
+  snprintf(p, sizeof(p), "%s/%s/versions/%d/%s", regdir, MODEL, version,
+           file);
+  char *t = fx_read_file(p, NULL);
+  size_t n = 0, len = strlen(out);
+  char *save = NULL;
+  int first = 1;
+  for (char *l = t ? strtok_r(t, "\n", &save) : NULL; l;
+       l = strtok_r(NULL, "\n", &save), first = 0) {
+    if (first)
+      continue; /* header */
+    cJSON *j = cJSON_Parse(l);
+    const cJSON *k = cJSON_IsArray(j)
+                         ? j
+                         : cJSON_GetObjectItemCaseSensitive(j, "key");
+    const cJSON *c = cJSON_GetArrayItem(k, 1);
+    if (cJSON_IsString(c) && len + strlen(c->valuestring) + 3 < cap) {
+      len += (size_t)snprintf(out + len, cap - len, "\n%s\n",
+                              c->valuestring);
+      n++;
+    }
+    cJSON_Delete(j);
+  }
+  free(t);
+  return n;
+}
+
+/* how many "\n<id>\n" entries of a occur in b */
+static size_t shared_entries(const char *a, const char *b)
+{
+  size_t hits = 0;
+  char id[64];
+  for (const char *p = a; (p = strchr(p, '\n')) && p[1];) {
+    const char *q = strchr(p + 1, '\n');
+    if (!q)
+      break;
+    snprintf(id, sizeof(id), "\n%.*s\n", (int)(q - p - 1), p + 1);
+    hits += strstr(b, id) != NULL;
+    p = q + 1;
+  }
+  return hits;
+}
+
+TEST(three_way_split_grouped_by_customer)
+{
+  REQUIRE(setup_ok && version1);
+  struct err e = {0};
+  double gf = spec->gate_fraction;
+  spec->gate_fraction = 0.2;
+  spec->group_by = strdup("customer_id");
+  REQUIRE(spec->group_by);
+  struct pipeline_opts o = {.ds = DS, .dag_id = "test_dag",
+                            .dag_run_id = "gate1", .nthread = 1,
+                            .max_trials = 2, .num_boost_round = 30,
+                            .log = log_cb};
+  struct pipeline_result r1, r2;
+  enum err_code rc = pipeline_train(reg, pool, spec, &o, &r1, &e);
+  if (rc)
+    fprintf(stderr, "  train: %s\n", e.msg);
+  REQUIRE(rc == ERR_OK);
+  CHECK(strstr(logbuf, "gate rows (grouped by customer_id)") != NULL);
+  CHECK(strstr(logbuf, "kept model on the ") != NULL);
+  CHECK_EQ_INT(r1.n_train + r1.n_val + r1.n_gate, r1.n_rows);
+  /* about a fifth of the rows (customers: a binomial share) */
+  CHECK(r1.n_gate > r1.n_rows / 10 && r1.n_gate < r1.n_rows * 3 / 10);
+  cJSON *meta = read_json("%s/%s/versions/%d/meta.json", regdir, MODEL,
+                          r1.version);
+  REQUIRE(meta);
+  const cJSON *sp = cJSON_GetObjectItemCaseSensitive(meta, "splits");
+  const cJSON *g = cJSON_GetObjectItemCaseSensitive(sp, "gate");
+  CHECK_EQ_INT(jnum(meta, "gate_rows"), r1.n_gate);
+  CHECK_EQ_INT(jnum(g, "rows"), r1.n_gate);
+  double ga = jnum(cJSON_GetObjectItemCaseSensitive(g, "metrics"),
+                   "accuracy");
+  CHECK(ga > 0.3 && ga <= 1);
+  CHECK_EQ_INT(jnum(cJSON_GetObjectItemCaseSensitive(sp, "train"), "rows"),
+               r1.n_train);
+  CHECK_NEAR(jnum(cJSON_GetObjectItemCaseSensitive(
+                      cJSON_GetObjectItemCaseSensitive(sp, "valid"),
+                      "metrics"),
+                  "accuracy"),
+             r1.best.accuracy, 1e-9);
+  CHECK_EQ_STR(jstr(cJSON_GetObjectItemCaseSensitive(meta, "split"),
+                    "group_by"),
+               "customer_id");
+  cJSON_Delete(meta);
+  /* no customer sits in two splits */
+  static char ctr[1 << 18], cva[1 << 18], cga[1 << 18];
+  ctr[0] = cva[0] = cga[0] = '\0';
+  size_t ntr = customers_of(r1.version, "train_keys.jsonl", ctr, sizeof(ctr));
+  size_t nva = customers_of(r1.version, "validation.jsonl", cva, sizeof(cva));
+  size_t nga = customers_of(r1.version, "gate.jsonl", cga, sizeof(cga));
+  CHECK_EQ_INT(ntr, r1.n_train);
+  CHECK_EQ_INT(nva, r1.n_val);
+  CHECK_EQ_INT(nga, r1.n_gate);
+  CHECK_EQ_INT(shared_entries(cga, ctr), 0);
+  CHECK_EQ_INT(shared_entries(cga, cva), 0);
+  CHECK_EQ_INT(shared_entries(cva, ctr), 0);
+
+  /* the next day: a customer stays in its split, so the candidate's gate
+   * rows were never in production's training split either */
+  o.ds = "2025-09-02";
+  o.dag_run_id = "gate2";
+  rc = pipeline_train(reg, pool, spec, &o, &r2, &e);
+  REQUIRE(rc == ERR_OK);
+  static char c2[1 << 18];
+  c2[0] = '\0';
+  REQUIRE(customers_of(r2.version, "gate.jsonl", c2, sizeof(c2)) ==
+          r2.n_gate);
+  CHECK(shared_entries(c2, cga) > r2.n_gate / 2); /* mostly the same */
+  CHECK_EQ_INT(shared_entries(c2, ctr), 0);
+  CHECK_EQ_INT(shared_entries(c2, cva), 0);
+  REQUIRE(registry_alias_set(reg, MODEL, "production", r1.version, NULL,
+                             &e) == ERR_OK);
+  struct pipeline_verdict v;
+  REQUIRE(pipeline_validate(reg, MODEL, SPEC_METRIC_ACCURACY, 0, 50, &v,
+                            &e) == ERR_OK);
+  CHECK_EQ_INT(v.candidate, r2.version);
+  CHECK_EQ_INT(v.gate_split, 1);
+  CHECK_EQ_INT(v.heldout, 1);
+  CHECK_EQ_INT(v.n_dropped, 0);
+  CHECK_EQ_INT(v.n_rows, r2.n_gate);
+  CHECK(strstr(v.message, "gate rows of version") != NULL);
+
+  /* a spec naming an unknown group column is refused where it says so */
+  struct spec *bad = NULL;
+  const char *y = "name: m\nsource: {table: t, key: customer_id}\n"
+                  "target: {column: y, classes: [a, b]}\n"
+                  "features: {numeric: [x]}\n"
+                  "split: {gate_fraction: 0.2, group_by: nobody}\n";
+  CHECK(spec_load_buf("m.yaml", y, strlen(y), &bad, &e) == ERR_CONFIG);
+  CHECK(strstr(e.msg, "split.group_by: 'nobody' is neither source.key nor "
+                      "a feature") != NULL);
+  spec_destroy(bad);
+  free(spec->group_by);
+  spec->group_by = NULL;
+  spec->gate_fraction = gf;
+  pipeline_result_free(&r1);
+  pipeline_result_free(&r2);
+}
+
 int main(void)
 {
   setup_ok = setup();
@@ -1288,6 +1437,7 @@ int main(void)
   RUN(cli_promote_rollback_show_list);
   RUN(corrupt_meta_is_reported_and_others_still_work);
   RUN(validate_scores_rows_neither_version_trained_on);
+  RUN(three_way_split_grouped_by_customer);
   registry_close(reg);
   spec_destroy(spec);
   db_pool_destroy(pool);

@@ -119,6 +119,10 @@ TEST(course_spec)
   CHECK_EQ_INT(s->seed, 42);
   CHECK_EQ_INT(s->stratify, 0);
   CHECK(s->tolerance == 0);
+  CHECK(s->gate_fraction == 0);
+  CHECK(s->group_by == NULL);
+  CHECK(s->max_regression == 0.02);
+  CHECK(s->confidence == 0.95);
 
   char hex[SHA256_HEX_LEN];
   struct err e = {0};
@@ -308,6 +312,18 @@ TEST(schema_errors)
       {"name: m\nsource: {table: t}\ntarget: {column: y}\n"
        "features: {numeric: [x]}\nvalidate: {tolerance: -0.1}\n",
        ERR_CONFIG, "validate.tolerance: must be >= 0"},
+      {"name: m\nsource: {table: t}\ntarget: {column: y}\n"
+       "features: {numeric: [x]}\nsplit: {gate_fraction: 1}\n",
+       ERR_CONFIG, "split.gate_fraction: must be >= 0 and < 1"},
+      {"name: m\nsource: {table: t}\ntarget: {column: y}\n"
+       "features: {numeric: [x]}\nsplit: {group_by: z}\n",
+       ERR_CONFIG, "split.group_by: 'z' is neither source.key nor a feature"},
+      {"name: m\nsource: {table: t}\ntarget: {column: y}\n"
+       "features: {numeric: [x]}\nvalidate: {max_regression: -0.01}\n",
+       ERR_CONFIG, "validate.max_regression: must be >= 0 and < 1"},
+      {"name: m\nsource: {table: t}\ntarget: {column: y}\n"
+       "features: {numeric: [x]}\nvalidate: {confidence: 0.3}\n",
+       ERR_CONFIG, "validate.confidence: must be >= 0.5 and < 1"},
       {"name: m\nname: m\n", ERR_CONFIG, "m.yaml:2:1: spec: duplicate key "
                                          "'name'"},
       {"- a\n- b\n", ERR_CONFIG, "m.yaml:1:1: spec: must be a mapping"},
