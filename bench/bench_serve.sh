@@ -31,7 +31,10 @@
 # the run.  At the end it checks that the table holds one row per item
 # the server answered 200 (less those its full-log policy counted as
 # unlogged) and exits 1 when not: a lost or doubled row is a defect, not a
-# figure.  The timing figures never pass or fail.
+# figure.  The timing figures never pass or fail.  A closing summary gives
+# predict single's share of /healthz at 16 and 64 connections (same run),
+# its p99, the CPU per logged row (daemon and MariaDB) and the RSS after
+# the sustained run (60 s of predict single/16).
 #
 #   bench/bench_serve.sh [SECONDS]
 #   BENCH_SERVE_PERF=1 bench/bench_serve.sh   also perf-profile the daemon
@@ -41,12 +44,19 @@
 #                                             keeps perf.data)
 #   BENCH_SERVE_RUNS="healthz16 single16"     only these runs (default all:
 #       startup healthz16 healthz64 single16 single64 batch16 batch64
-#       healthz16b xgb16 xgb64)
+#       healthz16b sustained16 xgb16 xgb64)
+#   BENCH_SERVE_SUSTAIN=S                     seconds of the sustained run
+#                                             (default 60: predict single/16
+#                                             on the daemon after all runs
+#                                             above; its RSS at the end)
 #   BENCH_SERVE_STARTS=N                      restarts of the startup run
 #                                             (default 10)
 #   BENCH_SERVE_FIGURES=FILE                  also append one key=value line
 #                                             per run to FILE (bench/report.sh)
 #   BENCH_SERVE_THREADS=N                     server.threads (default 2)
+#   BENCH_SERVE_AFTER='CMD'                   run CMD after each run, with
+#                                             DPID (the daemon) and RUN_NAME
+#                                             set (e.g. save its smaps)
 #
 # Environment: BUILD (default build), MLOPSD_SRC, MLOPSD_BIN (set by
 # bench/run.sh).  Needs wrk (scripts/install-deps.sh) and python3.
@@ -159,11 +169,12 @@ wait_drained() {
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$DPID/stat"; }
 DBPID=$(cat "$T/db/mysqld.pid" 2>/dev/null)
 db_ticks() { awk '{print $14 + $15}' "/proc/$DBPID/stat" 2>/dev/null || echo 0; }
-RUNS=" ${BENCH_SERVE_RUNS:-startup healthz16 healthz64 single16 single64 batch16 batch64 healthz16b xgb16 xgb64} "
+RUNS=" ${BENCH_SERVE_RUNS:-startup healthz16 healthz64 single16 single64 batch16 batch64 healthz16b sustained16 xgb16 xgb64} "
 want() { case "$RUNS" in *" $1 "*) return 0 ;; esac; return 1; }
 rss_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$DPID/status"; }
 
 ITEMS_OK=0
+declare -A SUM_RPS SUM_US SUM_DB SUM_RSS SUM_PEAK SUM_P99 SUM_LOAD
 printf '%-16s %5s %7s %7s %7s %7s %6s %6s %6s %6s %6s %8s %6s %6s %8s %7s %6s %6s %5s\n' \
   run conns req/s items/s p50_ms p99_ms non2xx us/req wrk_us rss_MB peak_MB \
   log_rows db_us/row drain_s sustained pace_ms waits 'srv>5ms%' load
@@ -223,6 +234,13 @@ run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
     $(( $(rss_kb VmHWM) / 1024 )) "$((w1 - w0))" "$dbus" \
     "$([ "$per" -gt 0 ] && echo "$drain" || echo -)" "$sus" "$pace" "$fw" \
     "$sl" "$load"
+  # for the closing summary
+  SUM_RPS[$name$c]=${rps:-0}; SUM_US[$name$c]=$cpu; SUM_DB[$name$c]=$dbus
+  SUM_RSS[$name$c]=$(( $(rss_kb VmRSS) / 1024 )); SUM_PEAK[$name$c]=$(( $(rss_kb VmHWM) / 1024 ))
+  SUM_P99[$name$c]=$p99; SUM_LOAD[$name$c]=$load
+  # a look inside the daemon after the run (e.g. copy /proc/$DPID/smaps)
+  [ -n "${BENCH_SERVE_AFTER:-}" ] && RUN_NAME="$name$c" DPID=$DPID \
+    bash -c "$BENCH_SERVE_AFTER" >&2
   # the same figures for bench/report.sh, one "key=value" line per run
   local key
   case "$name" in "predict single") key=single ;; "predict batch64") key=batch ;;
@@ -284,6 +302,14 @@ want single64 && run "predict single" 64 /predict "$T/single.jsonl" 1
 want batch16 && run "predict batch64" 16 /predict "$T/batch64.jsonl" 64
 want batch64 && run "predict batch64" 64 /predict "$T/batch64.jsonl" 64
 want healthz16b && run healthz 16 /healthz - 0
+# sustained: predict single/16 for BENCH_SERVE_SUSTAIN seconds (default 60)
+# on the daemon that ran everything above: its RSS at the end is the
+# figure "RSS after 60 s of sustained load" (issue 16: below 40 MB)
+if want sustained16; then
+  DUR_RUNS=$DUR; DUR=${BENCH_SERVE_SUSTAIN:-60}
+  run sustained 16 /predict "$T/single.jsonl" 1
+  DUR=$DUR_RUNS
+fi
 ITEMS_SRV=$(metric mlopsd_predict_items_total)
 UNLOGGED=$(metric mlopsd_plog_rows_unlogged_total)
 stop_daemon
@@ -310,5 +336,16 @@ else
   echo "log table: ${rows:-?} rows, but $ITEMS_SRV items answered 200 - $UNLOGGED unlogged = $((ITEMS_SRV - UNLOGGED)): rows LOST or DOUBLED" >&2
   log_ok=0
 fi
+# The closing summary: the figures issue 16 asks for, from this run
+ratio() {  # ratio A B: A/B in percent, or "-"
+  awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'
+}
+echo "--- summary ---"
+for c in 16 64; do
+  [ -n "${SUM_RPS[predict single$c]:-}" ] || continue
+  echo "predict single/$c: ${SUM_RPS[predict single$c]} req/s = $(ratio "${SUM_RPS[predict single$c]}" "${SUM_RPS[healthz$c]:-0}") of /healthz/$c (${SUM_RPS[healthz$c]:--} req/s, same run); p99 ${SUM_P99[predict single$c]} ms at load ${SUM_LOAD[predict single$c]}; CPU per logged row: daemon ${SUM_US[predict single$c]} us, MariaDB ${SUM_DB[predict single$c]} us"
+done
+[ -n "${SUM_RSS[sustained16]:-}" ] &&
+  echo "RSS after ${BENCH_SERVE_SUSTAIN:-60} s of sustained predict single/16: ${SUM_RSS[sustained16]} MB (peak ${SUM_PEAK[sustained16]} MB); CPU per logged row: daemon ${SUM_US[sustained16]} us, MariaDB ${SUM_DB[sustained16]} us; ${SUM_RPS[sustained16]} req/s at load ${SUM_LOAD[sustained16]}"
 echo "machine: $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk, daemon and MariaDB share them"
 [ "$log_ok" = 1 ]

@@ -1090,8 +1090,17 @@ enum err_code db_bulk_insert(struct db_conn *c, const char *table,
     batch = 500;
   if (batch > DB_MAX_PLACEHOLDERS / ncols)
     batch = DB_MAX_PLACEHOLDERS / ncols;
-  if (batch > nrows)
+  /* Only the statement of the caller's batch size stays cached.  A call
+   * with fewer rows than that (a flush of 137 rows) would otherwise cache a
+   * statement of that odd size too, and each costs its placeholders' binds
+   * twice (here and in libmariadb: about 1.1 MB for 500 rows of 10
+   * columns): the prediction log's flushes filled the cache with such
+   * sizes, 22 MB of RSS under load (issue 16, docs/serving.md). */
+  int one_off = 0;
+  if (batch > nrows) {
     batch = (int)nrows;
+    one_off = 1;
+  }
 
   int64_t full = nrows / batch, rem = nrows % batch, total = 0;
   char *sql = full ? bulk_sql(qtable, cols, ncols, batch, suffix) : NULL;
@@ -1116,7 +1125,7 @@ enum err_code db_bulk_insert(struct db_conn *c, const char *table,
         total += (int64_t)a;
       c->last_insert_id = (int64_t)mysql_stmt_insert_id(s->st);
       rc = db_stmt_drain(c, s, q, e);
-      if (k >= full)
+      if (k >= full || one_off)
         stmt_evict(c, s); /* one-off size: keep the cache for real use */
     }
     if (rc != ERR_OK) {

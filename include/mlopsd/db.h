@@ -169,8 +169,8 @@ enum err_code db_rollback(struct db_conn *c, struct err *e);
 /* Insert nrows rows of ncols values (row-major in vals) into table(cols...)
  * with multi-row prepared INSERTs of up to batch rows each (0 = 500; capped
  * so that one statement has at most 65535 placeholders).  The full-batch
- * statement is prepared once (cached); the remainder uses one more
- * statement.  `table` ("name" or "schema.name") and `cols` must be plain
+ * statement is prepared once (cached); the remainder, and a call with
+ * fewer rows than batch, use a one-off statement (closed after use).  `table` ("name" or "schema.name") and `cols` must be plain
  * identifiers (db_ident_ok), validated here: ERR_INVAL otherwise.  suffix
  * (trusted SQL, not user input) may add e.g. " ON DUPLICATE KEY UPDATE
  * id=id" or be NULL.  Runs in the caller's transaction if one is open;

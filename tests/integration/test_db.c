@@ -900,6 +900,34 @@ TEST(t_bulk_insert)
   CHECK_EQ_INT(aff, 0);
   CHECK_EQ_INT(count_in(c2, "bi"), N);
 
+  /* fewer rows than the batch: a one-off statement, closed after use (a
+   * log flush of any size would otherwise keep a statement per size);
+   * the full-batch statement stays cached */
+  static const char SUF[] = " ON DUPLICATE KEY UPDATE name = name";
+  static const char PREP[] = "SELECT VARIABLE_VALUE FROM information_schema."
+                             "GLOBAL_STATUS WHERE VARIABLE_NAME = "
+                             "'PREPARED_STMT_COUNT'";
+  /* (a fresh connection: c's cache may be full, and then any new
+   * statement evicts another) */
+  struct db_opts o1 = opts_for("it_db", PASS, 1);
+  struct db_pool *p1 = NULL;
+  struct db_conn *c1 = NULL;
+  REQUIRE_OK(db_pool_create(&p1, &o1, &E));
+  REQUIRE_OK(db_acquire(p1, 10000, &c1, &E));
+  (void)q1(c2, PREP);
+  int64_t open0 = q1(c2, PREP);
+  for (int k = 1; k <= 5; k++)
+    CHECK_OK(db_bulk_insert(c1, "bi", cols, NC, vals, 7 * k, 200, SUF, &aff,
+                            &E));
+  CHECK_EQ_INT(q1(c2, PREP), open0);
+  CHECK_OK(db_bulk_insert(c1, "bi", cols, NC, vals, 650, 200, SUF, &aff, &E));
+  CHECK_EQ_INT(q1(c2, PREP), open0 + 1);
+  CHECK_OK(db_bulk_insert(c1, "bi", cols, NC, vals, 400, 200, SUF, &aff, &E));
+  CHECK_EQ_INT(q1(c2, PREP), open0 + 1);
+  CHECK_EQ_INT(count_in(c2, "bi"), N);
+  db_release(p1, c1);
+  db_pool_destroy(p1);
+
   /* all or nothing: the duplicate in the last batch undoes the others */
   for (int i = 0; i < 1000; i++)
     vals[(size_t)i * NC] = DB_V_INT(N + 1 + i);
