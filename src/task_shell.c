@@ -425,6 +425,135 @@ static void first_line(const char *s, char *buf, size_t cap)
     strcat(buf, "...");
 }
 
+/* The command (rendered for the shell) and its working directory
+ * (plain; *cwd NULL when not given).  The caller frees both. */
+static enum err_code shell_render(struct task_ctx *t, char **cmd, char **cwd,
+                                  struct err *e)
+{
+  char tmp[128];
+  const char *raw;
+  enum err_code rc = task_field_text(t, "command", tmp, sizeof(tmp), &raw,
+                                     e);
+  if (rc != ERR_OK)
+    return rc;
+  if (!raw || !*raw)
+    return err_set(e, ERR_INVAL, "field 'command' is required");
+  rc = task_render(t, "command", raw, TMPL_SHELL, cmd, NULL, e);
+  if (rc != ERR_OK)
+    return rc;
+  rc = task_field_text(t, "cwd", tmp, sizeof(tmp), &raw, e);
+  if (rc == ERR_OK && raw && *raw)
+    rc = task_render(t, "cwd", raw, TMPL_PLAIN, cwd, NULL, e);
+  return rc;
+}
+
+/* Wait for the child's exec (the report pipe closes unread) or the reason
+ * it failed (child_run wrote it; the child is reaped then).  Closes
+ * *report. */
+static enum err_code exec_report(pid_t pid, int *report, const char *cwd,
+                                 struct err *e)
+{
+  struct child_fail f;
+  ssize_t r;
+  do
+    r = read(*report, &f, sizeof(f));
+  while (r < 0 && errno == EINTR);
+  close(*report);
+  *report = -1;
+  if (r != (ssize_t)sizeof(f))
+    return ERR_OK;
+  int st;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (f.stage == 1)
+    return err_set(e, ERR_IO, "shell: cannot change to directory '%s': %s",
+                   cwd, strerror(f.err));
+  if (f.stage == 2)
+    return err_set(e, ERR_IO, "shell: cannot run /bin/sh: %s",
+                   strerror(f.err));
+  return err_set(e, ERR_IO, "shell: cannot set up the child: %s",
+                 strerror(f.err));
+}
+
+/* Follow the running command until its leader exits: its output into the
+ * task log, a stop request as SIGTERM to the group and SIGKILL after
+ * SHELL_GRACE_MS.  Then finish() and *status the leader's wait status.
+ * *stopping says whether it was stopped. */
+static enum err_code supervise(struct task_ctx *t, pid_t pid, int pidfd,
+                               struct stream *so, struct stream *se,
+                               int *stopping, int *status, struct err *e)
+{
+  int64_t kill_at = 0;
+  *stopping = 0;
+  for (;;) {
+    if (leader_exited(pid))
+      break;
+    int64_t now = queue_now_ms();
+    if (!*stopping && task_should_stop(t)) {
+      *stopping = 1;
+      kill(-pid, SIGTERM);
+      kill_at = now + SHELL_GRACE_MS;
+      task_logf(t, "stopping: SIGTERM sent to process group %d",
+                (int)pid);
+    }
+    if (*stopping && kill_at > 0 && now >= kill_at) {
+      kill(-pid, SIGKILL);
+      kill_at = 0;
+      task_logf(t, "still running %d ms after SIGTERM: SIGKILL sent",
+                SHELL_GRACE_MS);
+    }
+    int64_t wake = *stopping ? kill_at : task_deadline_ms(t);
+    if (t->job || pidfd < 0)
+      wake = min_pos(wake, now + SHELL_TICK_MS);
+    int timeout = -1;
+    if (wake > 0)
+      timeout = wake > now ? (int)(wake - now) : 0;
+
+    struct pollfd pf[3];
+    int n = 0;
+    if (so->fd >= 0)
+      pf[n++] = (struct pollfd){.fd = so->fd, .events = POLLIN};
+    if (se->fd >= 0)
+      pf[n++] = (struct pollfd){.fd = se->fd, .events = POLLIN};
+    if (pidfd >= 0)
+      pf[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+    if (n == 0 && timeout < 0)
+      timeout = SHELL_TICK_MS; /* cannot happen with a pidfd */
+    if (poll(pf, (nfds_t)n, timeout) < 0 && errno != EINTR) {
+      kill(-pid, SIGKILL);
+      enum err_code rc = err_set(e, ERR_IO, "shell: poll failed: %s",
+                                 strerror(errno));
+      finish(t, pid, so, se);
+      return rc;
+    }
+    stream_read(t, so, SHELL_READ_MAX);
+    stream_read(t, se, SHELL_READ_MAX);
+  }
+  *status = finish(t, pid, so, se);
+  return ERR_OK;
+}
+
+/* The task's result from how the command ended. */
+static enum err_code exit_result(struct task_ctx *t, int status,
+                                 int stopping, int tmo, struct err *e)
+{
+  if (stopping)
+    return task_stopped(t, "command killed", tmo, e);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    task_logf(t, "command exited with status 0");
+    return ERR_OK;
+  }
+  if (WIFEXITED(status))
+    return err_set(e, ERR_STATE, "command exited with status %d",
+                   WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const char *abbr = sigabbrev_np(WTERMSIG(status));
+    return err_set(e, ERR_STATE, "command killed by signal %d (SIG%s)",
+                   WTERMSIG(status), abbr ? abbr : "?");
+  }
+  return err_set(e, ERR_STATE, "command ended with wait status %d", status);
+}
+
 static enum err_code shell_run(struct task_ctx *t, struct err *e)
 {
   enum err_code rc = ERR_OK;
@@ -433,24 +562,9 @@ static enum err_code shell_run(struct task_ctx *t, struct err *e)
   struct envb env = {0};
   int pin = -1, pout[2] = {-1, -1}, perr[2] = {-1, -1};
   int prep[2] = {-1, -1}, pidfd = -1;
-  char tmp[128];
-  const char *raw;
 
-  rc = task_field_text(t, "command", tmp, sizeof(tmp), &raw, e);
-  if (rc != ERR_OK)
-    return rc;
-  if (!raw || !*raw)
-    return err_set(e, ERR_INVAL, "field 'command' is required");
-  rc = task_render(t, "command", raw, TMPL_SHELL, &cmd, NULL, e);
-  if (rc != ERR_OK)
-    goto out;
-  rc = task_field_text(t, "cwd", tmp, sizeof(tmp), &raw, e);
-  if (rc == ERR_OK && raw && *raw)
-    rc = task_render(t, "cwd", raw, TMPL_PLAIN, &cwd, NULL, e);
-  if (rc != ERR_OK)
-    goto out;
-  rc = build_env(t, &env, e);
-  if (rc != ERR_OK)
+  if ((rc = shell_render(t, &cmd, &cwd, e)) != ERR_OK ||
+      (rc = build_env(t, &env, e)) != ERR_OK)
     goto out;
 
   pin = fd_high(open("/dev/null", O_RDONLY | O_CLOEXEC));
@@ -484,30 +598,8 @@ static enum err_code shell_run(struct task_ctx *t, struct err *e)
   close(perr[1]);
   close(prep[1]);
   pin = pout[1] = perr[1] = prep[1] = -1;
-
-  /* Wait for exec (the report pipe closes) or the reason it failed. */
-  struct child_fail f;
-  ssize_t r;
-  do
-    r = read(prep[0], &f, sizeof(f));
-  while (r < 0 && errno == EINTR);
-  close(prep[0]);
-  prep[0] = -1;
-  if (r == (ssize_t)sizeof(f)) {
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    if (f.stage == 1)
-      rc = err_set(e, ERR_IO, "shell: cannot change to directory '%s': "
-                   "%s", cwd, strerror(f.err));
-    else if (f.stage == 2)
-      rc = err_set(e, ERR_IO, "shell: cannot run /bin/sh: %s",
-                   strerror(f.err));
-    else
-      rc = err_set(e, ERR_IO, "shell: cannot set up the child: %s",
-                   strerror(f.err));
+  if ((rc = exec_report(pid, &prep[0], cwd, e)) != ERR_OK)
     goto out;
-  }
 
   struct stream so = {.fd = pout[0], .name = "stdout"};
   struct stream se = {.fd = perr[0], .name = "stderr"};
@@ -515,70 +607,10 @@ static enum err_code shell_run(struct task_ctx *t, struct err *e)
   fcntl(so.fd, F_SETFL, O_NONBLOCK);
   fcntl(se.fd, F_SETFL, O_NONBLOCK);
   pidfd = pidfd_of(pid);
-
-  int stopping = 0;
-  int64_t kill_at = 0;
-  for (;;) {
-    if (leader_exited(pid))
-      break;
-    int64_t now = queue_now_ms();
-    if (!stopping && task_should_stop(t)) {
-      stopping = 1;
-      kill(-pid, SIGTERM);
-      kill_at = now + SHELL_GRACE_MS;
-      task_logf(t, "stopping: SIGTERM sent to process group %d",
-                (int)pid);
-    }
-    if (stopping && kill_at > 0 && now >= kill_at) {
-      kill(-pid, SIGKILL);
-      kill_at = 0;
-      task_logf(t, "still running %d ms after SIGTERM: SIGKILL sent",
-                SHELL_GRACE_MS);
-    }
-    int64_t wake = stopping ? kill_at : task_deadline_ms(t);
-    if (t->job || pidfd < 0)
-      wake = min_pos(wake, now + SHELL_TICK_MS);
-    int timeout = -1;
-    if (wake > 0)
-      timeout = wake > now ? (int)(wake - now) : 0;
-
-    struct pollfd pf[3];
-    int n = 0;
-    if (so.fd >= 0)
-      pf[n++] = (struct pollfd){.fd = so.fd, .events = POLLIN};
-    if (se.fd >= 0)
-      pf[n++] = (struct pollfd){.fd = se.fd, .events = POLLIN};
-    if (pidfd >= 0)
-      pf[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
-    if (n == 0 && timeout < 0)
-      timeout = SHELL_TICK_MS; /* cannot happen with a pidfd */
-    if (poll(pf, (nfds_t)n, timeout) < 0 && errno != EINTR) {
-      kill(-pid, SIGKILL);
-      rc = err_set(e, ERR_IO, "shell: poll failed: %s", strerror(errno));
-      finish(t, pid, &so, &se);
-      goto out;
-    }
-    stream_read(t, &so, SHELL_READ_MAX);
-    stream_read(t, &se, SHELL_READ_MAX);
-  }
-  int status = finish(t, pid, &so, &se);
-
-  if (stopping) {
-    rc = task_stopped(t, "command killed", tmo, e);
-  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-    task_logf(t, "command exited with status 0");
-    rc = ERR_OK;
-  } else if (WIFEXITED(status)) {
-    rc = err_set(e, ERR_STATE, "command exited with status %d",
-                 WEXITSTATUS(status));
-  } else if (WIFSIGNALED(status)) {
-    const char *abbr = sigabbrev_np(WTERMSIG(status));
-    rc = err_set(e, ERR_STATE, "command killed by signal %d (SIG%s)",
-                 WTERMSIG(status), abbr ? abbr : "?");
-  } else {
-    rc = err_set(e, ERR_STATE, "command ended with wait status %d",
-                 status);
-  }
+  int stopping, status = 0;
+  if ((rc = supervise(t, pid, pidfd, &so, &se, &stopping, &status, e)) ==
+      ERR_OK)
+    rc = exit_result(t, status, stopping, tmo, e);
 
 out:
   if (pidfd >= 0)
