@@ -232,6 +232,100 @@ static enum err_code rows_key_columns(struct registry *reg, const char *name,
 
 /* ---- scoring ------------------------------------------------------------ */
 
+/* Line 1 of a validation rows file (j, taken): the mlopsd.validation
+ * header, with the same key columns as drop's when dropping. */
+static enum err_code rows_header(cJSON *j, const char *path,
+                                 const struct keyset *drop, struct err *e)
+{
+  enum err_code rc = ERR_OK;
+  const cJSON *fm = cJSON_GetObjectItemCaseSensitive(j, "format");
+  int ok = cJSON_IsString(fm) &&
+           strcmp(fm->valuestring, "mlopsd.validation") == 0;
+  char *kc = NULL;
+  if (ok && drop) {
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "key_columns");
+    kc = cJSON_IsArray(c) ? cJSON_PrintUnformatted(c) : NULL;
+  }
+  cJSON_Delete(j);
+  if (!ok)
+    return err_set(e, ERR_PARSE,
+                   "%s:1: header {\"format\": \"mlopsd.validation\"} "
+                   "missing",
+                   path);
+  if (drop && (!kc || strcmp(kc, drop->cols) != 0))
+    rc = err_set(e, kc ? ERR_CONFIG : ERR_NOTFOUND,
+                 "%s: the validation rows' key columns %s are not the "
+                 "training keys' %s",
+                 path, kc ? kc : "(none)", drop->cols);
+  cJSON_free(kc);
+  return rc;
+}
+
+/* The rows read so far: features (nf per row) and labels. */
+struct rowset {
+  float *x, *y;
+  size_t n, cap, xcap, dropped;
+};
+
+/* One row line (j, taken) into rs, through the scored version's
+ * preprocessing; rows whose key is in drop (or that have no key) are
+ * counted in rs->dropped instead. */
+static enum err_code rows_add(struct rowset *rs, cJSON *j,
+                              const struct scored *s, size_t nf,
+                              const struct keyset *drop, const char *path,
+                              long lineno, const char *name, int version,
+                              struct err *e)
+{
+  enum err_code rc = ERR_OK;
+  const cJSON *lab = cJSON_GetObjectItemCaseSensitive(j, "label");
+  const cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data");
+  if (!cJSON_IsObject(data) ||
+      !(cJSON_IsString(lab) || cJSON_IsNumber(lab))) {
+    cJSON_Delete(j);
+    return err_set(e, ERR_PARSE, "%s:%ld: expected {\"label\": ..., "
+                                 "\"data\": {...}}",
+                   path, lineno);
+  }
+  if (drop) {
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(j, "key");
+    char *kt = cJSON_IsArray(key) ? cJSON_PrintUnformatted(key) : NULL;
+    int trained = !kt || keyset_has(drop, kt);
+    cJSON_free(kt);
+    if (trained) { /* or without a key: not known to be held out */
+      rs->dropped++;
+      cJSON_Delete(j);
+      return ERR_OK;
+    }
+  }
+  size_t n = rs->n;
+  if (VEC_RESERVE(rs->x, rs->xcap, (n + 1) * nf) ||
+      VEC_RESERVE(rs->y, rs->cap, n + 1)) {
+    cJSON_Delete(j);
+    return err_set(e, ERR_NOMEM, "out of memory scoring %s", name);
+  }
+  if (cJSON_IsString(lab)) {
+    int k = class_of(s->classes, lab->valuestring);
+    if (k < 0) {
+      rc = err_set(e, ERR_INVAL,
+                   "%s:%ld: label '%.60s' is not a class of %s version %d",
+                   path, lineno, lab->valuestring, name, version);
+      cJSON_Delete(j);
+      return rc;
+    }
+    rs->y[n] = (float)k;
+  } else {
+    rs->y[n] = (float)lab->valuedouble;
+  }
+  rc = prep_transform_json(s->prep, data, rs->x + n * nf, e);
+  cJSON_Delete(j);
+  if (rc) {
+    err_prefix(e, "%s:%ld", path, lineno);
+    return rc;
+  }
+  rs->n++;
+  return ERR_OK;
+}
+
 /* Score version on rows_version's validation rows, leaving out those
  * whose key is in drop (NULL: none).  With drop, zero rows left is not an
  * error (*n_rows = 0). */
@@ -244,8 +338,8 @@ static enum err_code score_rows(struct registry *reg, const char *name,
   struct scored s;
   char path[REGISTRY_PATH_MAX];
   enum err_code rc;
-  float *x = NULL, *y = NULL, *out = NULL;
-  size_t n = 0, cap = 0, xcap = 0, dropped = 0;
+  struct rowset rs = {0};
+  float *out = NULL;
   char *line = NULL;
   size_t lcap = 0;
   FILE *f = NULL;
@@ -281,108 +375,40 @@ static enum err_code score_rows(struct registry *reg, const char *name,
                    path, lineno);
       goto out;
     }
-    if (lineno == 1) {
-      const cJSON *fm = cJSON_GetObjectItemCaseSensitive(j, "format");
-      int ok = cJSON_IsString(fm) &&
-               strcmp(fm->valuestring, "mlopsd.validation") == 0;
-      char *kc = NULL;
-      if (ok && drop) {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "key_columns");
-        kc = cJSON_IsArray(c) ? cJSON_PrintUnformatted(c) : NULL;
-      }
-      cJSON_Delete(j);
-      if (!ok) {
-        rc = err_set(e, ERR_PARSE,
-                     "%s:1: header {\"format\": \"mlopsd.validation\"} "
-                     "missing",
-                     path);
-        goto out;
-      }
-      if (drop && (!kc || strcmp(kc, drop->cols) != 0)) {
-        rc = err_set(e, kc ? ERR_CONFIG : ERR_NOTFOUND,
-                     "%s: the validation rows' key columns %s are not the "
-                     "training keys' %s",
-                     path, kc ? kc : "(none)", drop->cols);
-        cJSON_free(kc);
-        goto out;
-      }
-      cJSON_free(kc);
-      continue;
-    }
-    const cJSON *lab = cJSON_GetObjectItemCaseSensitive(j, "label");
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data");
-    if (!cJSON_IsObject(data) ||
-        !(cJSON_IsString(lab) || cJSON_IsNumber(lab))) {
-      cJSON_Delete(j);
-      rc = err_set(e, ERR_PARSE, "%s:%ld: expected {\"label\": ..., "
-                                 "\"data\": {...}}",
-                   path, lineno);
+    rc = lineno == 1 ? rows_header(j, path, drop, e)
+                     : rows_add(&rs, j, &s, nf, drop, path, lineno, name,
+                                version, e);
+    if (rc)
       goto out;
-    }
-    if (drop) {
-      const cJSON *key = cJSON_GetObjectItemCaseSensitive(j, "key");
-      char *kt = cJSON_IsArray(key) ? cJSON_PrintUnformatted(key) : NULL;
-      int trained = !kt || keyset_has(drop, kt);
-      cJSON_free(kt);
-      if (trained) { /* or without a key: not known to be held out */
-        dropped++;
-        cJSON_Delete(j);
-        continue;
-      }
-    }
-    if (VEC_RESERVE(x, xcap, (n + 1) * nf) || VEC_RESERVE(y, cap, n + 1)) {
-      cJSON_Delete(j);
-      rc = err_set(e, ERR_NOMEM, "out of memory scoring %s", name);
-      goto out;
-    }
-    if (cJSON_IsString(lab)) {
-      int k = class_of(s.classes, lab->valuestring);
-      if (k < 0) {
-        rc = err_set(e, ERR_INVAL,
-                     "%s:%ld: label '%.60s' is not a class of %s version %d",
-                     path, lineno, lab->valuestring, name, version);
-        cJSON_Delete(j);
-        goto out;
-      }
-      y[n] = (float)k;
-    } else {
-      y[n] = (float)lab->valuedouble;
-    }
-    rc = prep_transform_json(s.prep, data, x + n * nf, e);
-    cJSON_Delete(j);
-    if (rc) {
-      err_prefix(e, "%s:%ld", path, lineno);
-      goto out;
-    }
-    n++;
   }
   if (n_dropped)
-    *n_dropped = dropped;
-  if (n == 0 && drop)
+    *n_dropped = rs.dropped;
+  if (rs.n == 0 && drop)
     goto out; /* all dropped: the caller decides */
-  if (n == 0) {
+  if (rs.n == 0) {
     rc = err_set(e, ERR_PARSE, "%s: no validation rows", path);
     goto out;
   }
   size_t od = model_output_dim(s.model);
-  out = malloc(n * od * sizeof(float));
+  out = malloc(rs.n * od * sizeof(float));
   if (!out) {
     rc = err_set(e, ERR_NOMEM, "out of memory scoring %s", name);
     goto out;
   }
-  if ((rc = model_predict(s.model, x, n, out, e)) ||
-      (rc = train_eval_metrics(s.objective, s.num_class, y, out, n, m, e))) {
+  if ((rc = model_predict(s.model, rs.x, rs.n, out, e)) ||
+      (rc = train_eval_metrics(s.objective, s.num_class, rs.y, out, rs.n, m,
+                               e))) {
     err_prefix(e, "scoring %s version %d", name, version);
     goto out;
   }
   if (n_rows)
-    *n_rows = n;
+    *n_rows = rs.n;
 out:
   if (f)
     fclose(f);
   free(line);
-  free(x);
-  free(y);
+  free(rs.x);
+  free(rs.y);
   free(out);
   scored_free(&s);
   return rc;
