@@ -177,29 +177,29 @@ int admin_page_args(struct http_req *req, struct http_resp *resp, int64_t def,
   pg->limit = def;
   pg->before = pg->after = 0;
   if (l && admin_parse_i64(l, 1, max, &pg->limit)) {
-    admin_fail(resp, 400, "bad query parameter", "limit must be 1..%lld",
-               (long long)max);
+    admin_invalid(resp, "query", "limit", "int_parsing",
+                  "limit must be 1..%lld", (long long)max);
     return -1;
   }
   if (b && admin_parse_i64(b, 1, INT64_MAX, &pg->before)) {
-    admin_fail(resp, 400, "bad query parameter",
-               "before must be a positive id from a previous page");
+    admin_invalid(resp, "query", "before", "int_parsing",
+                  "before must be a positive id from a previous page");
     return -1;
   }
   if (f && admin_parse_i64(f, 0, INT64_MAX, &pg->after)) {
-    admin_fail(resp, 400, "bad query parameter",
-               "after must be a non-negative id from a previous page");
+    admin_invalid(resp, "query", "after", "int_parsing",
+                  "after must be a non-negative id from a previous page");
     return -1;
   }
   if (b && f) {
-    admin_fail(resp, 400, "bad query parameter",
-               "give before or after, not both");
+    admin_invalid(resp, "query", "after", "value_error",
+                  "give before or after, not both");
     return -1;
   }
   return 0;
 }
 
-/* Parse the request body as a JSON object.  Answers 400 and returns NULL
+/* Parse the request body as a JSON object.  Answers 422 and returns NULL
  * on a bad body; an empty body gives an empty object. */
 cJSON *admin_body_object(struct http_req *req, struct http_resp *resp)
 {
@@ -212,18 +212,21 @@ cJSON *admin_body_object(struct http_req *req, struct http_resp *resp)
     return cJSON_CreateObject();
   struct reqjson_scan sc = {.max_depth = BODY_DEPTH};
   if (reqjson_scan(b, len, &sc) != 0) {
-    admin_fail(resp, 400, "malformed JSON", "%s at line %d, column %d", sc.err,
-               sc.err_line, sc.err_col);
+    admin_invalid(resp, "body", NULL, "json_invalid",
+                  "malformed JSON: %s at line %d, column %d", sc.err,
+                  sc.err_line, sc.err_col);
     return NULL;
   }
   cJSON *o = cJSON_ParseWithLength(b, len);
   if (!o) {
-    admin_fail(resp, 400, "malformed JSON", "the body could not be parsed");
+    admin_invalid(resp, "body", NULL, "json_invalid",
+                  "malformed JSON: the body could not be parsed");
     return NULL;
   }
   if (!cJSON_IsObject(o)) {
     cJSON_Delete(o);
-    admin_fail(resp, 400, "bad request body", "expected a JSON object");
+    admin_invalid(resp, "body", NULL, "model_attributes_type",
+                  "expected a JSON object");
     return NULL;
   }
   return o;

@@ -287,26 +287,169 @@ int admin_dag_known(struct admin *a, struct db_conn *c, const char *dag_id,
 /* ---- DAGs -----------------------------------------------------------------
  */
 
+/* SQL LIKE as Airflow's *_pattern parameters use it: % any run, _ one
+ * character, \ escapes; case-insensitive (ASCII), as MariaDB's default
+ * collation compares. */
+static int like_match(const char *p, const char *s)
+{
+  for (; *p; p++, s++) {
+    if (*p == '%') {
+      while (p[1] == '%')
+        p++;
+      if (!p[1])
+        return 1;
+      for (; *s; s++)
+        if (like_match(p + 1, s))
+          return 1;
+      return like_match(p + 1, s);
+    }
+    if (!*s)
+      return 0;
+    if (*p == '\\' && p[1])
+      p++;
+    else if (*p == '_')
+      continue;
+    if (tolower((unsigned char)*p) != tolower((unsigned char)*s))
+      return 0;
+  }
+  return *s == '\0';
+}
+
+struct tag_acc {
+  const char *v[32];
+  size_t len[32];
+  int n;
+};
+
+static int tag_cb(void *user, const char *value)
+{
+  struct tag_acc *t = user;
+  const char *p = value;
+  for (;;) {
+    const char *c = strchr(p, ',');
+    size_t n = c ? (size_t)(c - p) : strlen(p);
+    if (n && t->n < 32) {
+      t->v[t->n] = p;
+      t->len[t->n++] = n;
+    }
+    if (!c)
+      return 0;
+    p = c + 1;
+  }
+}
+
+static int dag_has_tag(const cJSON *d, const char *v, size_t n)
+{
+  const cJSON *t;
+  cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(d, "tags"))
+  {
+    const char *name = cJSON_IsString(t) ? t->valuestring
+                                         : admin_obj_str(t, "name");
+    if (name && strlen(name) == n && !strncmp(name, v, n))
+      return 1;
+  }
+  return 0;
+}
+
+/* The filters of GET /dags (Airflow's names) over the listed objects. */
+struct dag_filter {
+  int paused;        /* -1 any, 0, 1 */
+  int exclude_stale; /* Airflow's default: true */
+  const char *id_pattern, *name_pattern;
+  struct tag_acc tags;
+  int tags_all;
+  int owners; /* owners= given: mlopsd DAGs have none */
+  int desc;   /* order_by=-dag_id */
+};
+
+static int dag_filter_args(struct admin_q *q, struct dag_filter *f)
+{
+  const char *v;
+  memset(f, 0, sizeof(*f));
+  f->paused = -1;
+  f->exclude_stale = 1;
+  if ((v = http_req_query(q->req, "paused")) && *v) {
+    if (!strcmp(v, "true") || !strcmp(v, "1"))
+      f->paused = 1;
+    else if (!strcmp(v, "false") || !strcmp(v, "0"))
+      f->paused = 0;
+    else
+      admin_q_invalid(q, "query", "paused", "bool_parsing",
+                      "paused must be true or false, got '%.40s'", v);
+  }
+  if ((v = http_req_query(q->req, "exclude_stale")) && *v) {
+    if (!strcmp(v, "false") || !strcmp(v, "0"))
+      f->exclude_stale = 0;
+    else if (strcmp(v, "true") && strcmp(v, "1"))
+      admin_q_invalid(q, "query", "exclude_stale", "bool_parsing",
+                      "exclude_stale must be true or false, got '%.40s'", v);
+  }
+  f->id_pattern = http_req_query(q->req, "dag_id_pattern");
+  f->name_pattern = http_req_query(q->req, "dag_display_name_pattern");
+  http_req_query_each(q->req, "tags", tag_cb, &f->tags);
+  if ((v = http_req_query(q->req, "tags_match_mode")) && *v) {
+    if (!strcmp(v, "all"))
+      f->tags_all = 1;
+    else if (strcmp(v, "any"))
+      admin_q_invalid(q, "query", "tags_match_mode", "enum",
+                      "tags_match_mode must be any or all, got '%.40s'", v);
+  }
+  f->owners = http_req_query(q->req, "owners") != NULL;
+  static const struct admin_order dag_order[] = {
+      {"dag_id", "dag_id"}, {"dag_display_name", "dag_id"}, {NULL, NULL}};
+  if (admin_q_order(q, dag_order, NULL))
+    f->desc = strstr(q->order, "DESC") != NULL;
+  return 0;
+}
+
+static int dag_passes(const struct dag_filter *f, const cJSON *d,
+                      const char *id, int paused)
+{
+  if (f->exclude_stale && cJSON_IsTrue(cJSON_GetObjectItem(d, "is_stale")))
+    return 0;
+  if (f->paused >= 0 && f->paused != paused)
+    return 0;
+  if (f->owners)
+    return 0;
+  if (f->id_pattern && *f->id_pattern && !like_match(f->id_pattern, id))
+    return 0;
+  if (f->name_pattern && *f->name_pattern && !like_match(f->name_pattern, id))
+    return 0;
+  int hits = 0;
+  for (int i = 0; i < f->tags.n; i++)
+    hits += dag_has_tag(d, f->tags.v[i], f->tags.len[i]);
+  if (f->tags.n && (f->tags_all ? hits < f->tags.n : hits == 0))
+    return 0;
+  return 1;
+}
+
+/* GET /dags: the DAG files and the DAGs only the dag table knows (stale),
+ * Airflow's filters (paused, tags, patterns, exclude_stale), order_by
+ * dag_id, limit/offset and the ?after=NAME cursor. */
 static void h_dags_list(struct admin_call *x)
 {
   struct admin *a = x->a;
   struct http_req *req = x->req;
   struct http_resp *resp = x->resp;
   const char *after = http_req_query(req, "after");
-  struct admin_page pg = {0};
-  pg.named = 1;
-  if (admin_page_args(req, resp, 100, ADMIN_LIMIT_MAX, &pg) < 0)
+  struct admin_q q;
+  struct dag_filter f;
+  admin_q_init(&q, req, a->tz);
+  admin_q_paging(&q, 50);
+  dag_filter_args(&q, &f);
+  if (admin_q_fail(&q, resp)) {
+    admin_q_free(&q);
     return;
+  }
+  admin_q_free(&q);
   /* the files, then ids only in the table (DAG files removed) */
   cJSON *arr = cJSON_CreateArray(), *errs = cJSON_CreateArray();
   admin_dags_lock(a);
-  size_t total = a->dags ? dag_set_count(a->dags) : 0;
-  for (size_t i = 0; a->dags && i < total; i++) {
+  size_t nfiles = a->dags ? dag_set_count(a->dags) : 0;
+  for (size_t i = 0; a->dags && i < nfiles; i++) {
     const struct dag *d = dag_set_at(a->dags, i);
     if (after && strcmp(d->dag_id, after) <= 0)
       continue;
-    if (cJSON_GetArraySize(arr) >= pg.limit + 1)
-      break;
     cJSON_AddItemToArray(arr, dag_json(a, d));
   }
   for (size_t i = 0; i < a->errs.n; i++) {
@@ -323,15 +466,17 @@ static void h_dags_list(struct admin_call *x)
     cJSON_Delete(errs);
     return;
   }
-  /* DAGs in the table without a file (removed, or only known so far) */
-  struct admin_col gone_cols[] = {{"dag_id", 's'}, {"fileloc", 's'}};
+  /* DAGs in the table without a file (removed, or only known so far),
+   * and which DAGs are paused, in one pass over the dag table */
+  struct admin_col gone_cols[] = {
+      {"dag_id", 's'}, {"fileloc", 's'}, {"is_paused", 'b'}};
   cJSON *gone = NULL;
   struct db_val gp[] = {DB_V_STR(after ? after : "")};
   if (admin_query_rows(
           c, resp,
-          "SELECT dag_id, fileloc FROM dag WHERE dag_id > ? ORDER BY "
-          "dag_id LIMIT 1000",
-          gp, 1, gone_cols, 2, &gone)) {
+          "SELECT dag_id, fileloc, is_paused FROM dag WHERE dag_id > ? "
+          "ORDER BY dag_id LIMIT 10000",
+          gp, 1, gone_cols, 3, &gone)) {
     cJSON_Delete(arr);
     cJSON_Delete(errs);
     return;
@@ -345,10 +490,6 @@ static void h_dags_list(struct admin_call *x)
     cJSON_ArrayForEach(it, arr) if (id && admin_obj_str(it, "dag_id") &&
                                     !strcmp(admin_obj_str(it, "dag_id"), id))
         have = 1;
-    admin_dags_lock(a);
-    if (a->dags && id && dag_set_find(a->dags, id))
-      have = 1;
-    admin_dags_unlock(a);
     if (!have && id) {
       cJSON *o = cJSON_CreateObject();
       cJSON_AddStringToObject(o, "dag_id", id);
@@ -357,24 +498,39 @@ static void h_dags_list(struct admin_call *x)
       cJSON_AddNullToObject(o, "next_dagrun_logical_date");
       cJSON_AddArrayToObject(o, "tasks");
       cJSON_AddBoolToObject(o, "is_active", 0);
+      cJSON_AddBoolToObject(o, "is_stale", 1);
       cJSON_AddItemToArray(arr, o);
-      total++;
     }
   }
-  cJSON_Delete(gone);
-  /* keep dag_id order across both sources, then cut to the page */
+  /* filter (paused from the table: a DAG not in it is not paused) */
   int n = cJSON_GetArraySize(arr);
+  for (int i = n - 1; i >= 0; i--) {
+    cJSON *d = cJSON_GetArrayItem(arr, i);
+    const char *id = admin_obj_str(d, "dag_id");
+    int paused = 0;
+    cJSON_ArrayForEach(g, gone) if (!strcmp(admin_obj_str(g, "dag_id"), id))
+        paused = cJSON_IsTrue(cJSON_GetObjectItem(g, "is_paused"));
+    if (!dag_passes(&f, d, id, paused))
+      cJSON_DeleteItemFromArray(arr, i);
+  }
+  cJSON_Delete(gone);
+  /* dag_id order across both sources (descending for -dag_id) */
+  n = cJSON_GetArraySize(arr);
   for (int i = 1; i < n; i++) /* insertion sort: lists are short */
     for (int j = i; j > 0; j--) {
       cJSON *p = cJSON_GetArrayItem(arr, j - 1),
             *y = cJSON_GetArrayItem(arr, j);
-      if (strcmp(admin_obj_str(p, "dag_id"), admin_obj_str(y, "dag_id")) <= 0)
+      int cmp = strcmp(admin_obj_str(p, "dag_id"), admin_obj_str(y, "dag_id"));
+      if (f.desc ? cmp >= 0 : cmp <= 0)
         break;
       cJSON_DetachItemViaPointer(arr, y);
       cJSON_InsertItemInArray(arr, j - 1, y);
     }
-  int more = n > pg.limit;
-  while (cJSON_GetArraySize(arr) > pg.limit)
+  size_t total = (size_t)n;
+  for (int64_t k = 0; k < q.offset && cJSON_GetArraySize(arr) > 0; k++)
+    cJSON_DeleteItemFromArray(arr, 0);
+  int more = cJSON_GetArraySize(arr) > q.limit;
+  while (cJSON_GetArraySize(arr) > q.limit)
     cJSON_DeleteItemFromArray(arr, cJSON_GetArraySize(arr) - 1);
   cJSON_ArrayForEach(g, arr)
   {
@@ -387,7 +543,7 @@ static void h_dags_list(struct admin_call *x)
   cJSON *o = cJSON_CreateObject();
   cJSON_AddItemToObject(o, "dags", arr);
   cJSON_AddNumberToObject(o, "total_entries", (double)total);
-  admin_add_next_after_key(o, more, arr, "dag_id");
+  admin_add_next_after_key(o, more && !f.desc, arr, "dag_id");
   cJSON_AddItemToObject(o, "import_errors", errs);
   admin_reply(resp, 200, o);
 }
@@ -454,8 +610,8 @@ static void h_dag_patch(struct admin_call *x)
   const cJSON *p = cJSON_GetObjectItemCaseSensitive(b, "is_paused");
   if (!cJSON_IsBool(p)) {
     cJSON_Delete(b);
-    admin_fail(resp, 400, "bad request body",
-               "expected {\"is_paused\": true} or {\"is_paused\": false}");
+    admin_invalid(resp, "body", "is_paused", "bool_type",
+                  "expected {\"is_paused\": true} or {\"is_paused\": false}");
     return;
   }
   int paused = cJSON_IsTrue(p);

@@ -21,8 +21,10 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "mlopsd/dag.h"
+#include "mlopsd/db.h"
 #include "mlopsd/err.h"
 #include "mlopsd/sha256.h"
 
@@ -143,6 +145,77 @@ int admin_page_args(struct http_req *req, struct http_resp *resp, int64_t def,
 /* The request body as a JSON object (cJSON_Delete); an empty body gives
  * an empty object.  Answers 400 and returns NULL on a bad body. */
 cJSON *admin_body_object(struct http_req *req, struct http_resp *resp);
+
+/* ---- Airflow's query parameters (admin_query.c) ------------------------- */
+
+#define ADMIN_Q_VALS 48
+#define ADMIN_Q_TIMES 16
+
+/* A list request's filters as one parameterised WHERE fragment (each
+ * condition " AND ..."; start the statement's WHERE with a condition of
+ * its own), an ORDER BY text and limit/offset.  Values point into the
+ * request (valid for the handler) or into tbuf.  Bad values are
+ * collected in errs; admin_q_fail answers them all at once (422). */
+struct admin_q {
+  struct http_req *req;
+  const struct cron_tz *tz;
+  cJSON *errs;               /* Airflow ValidationError items */
+  char where[3072];
+  size_t wlen;
+  struct db_val v[ADMIN_Q_VALS];
+  int nv;
+  char tbuf[ADMIN_Q_TIMES][32]; /* UTC "YYYY-MM-DD HH:MM:SS.ffffff" */
+  int nt;
+  int64_t limit, offset;
+  char order[512];           /* "" = the caller's default order */
+};
+
+/* One allowed order_by name and its column (SQL, from static tables). */
+struct admin_order {
+  const char *name;
+  const char *col;
+};
+
+void admin_q_init(struct admin_q *q, struct http_req *req,
+                  const struct cron_tz *tz);
+void admin_q_free(struct admin_q *q);
+/* Record a ValidationError {loc: [loc0, name], msg, type}. */
+void admin_q_invalid(struct admin_q *q, const char *loc0, const char *name,
+                     const char *type, const char *fmt, ...)
+    MLOPSD_PRINTF(5, 6);
+/* 422 with the errors collected (returns -1), or 0 when there are none. */
+int admin_q_fail(struct admin_q *q, struct http_resp *resp);
+void admin_q_cond(struct admin_q *q, const char *frag);
+int admin_q_val(struct admin_q *q, struct db_val v);
+/* ?limit= (>= 0, default def, cut to ADMIN_LIMIT_MAX) and ?offset= (>= 0). */
+void admin_q_paging(struct admin_q *q, int64_t def);
+/* col IN (...) from a repeated (or comma-separated) ?param=; values must
+ * be in allowed (NULL-terminated; NULL = any).  Returns the count. */
+int admin_q_in(struct admin_q *q, const char *param, const char *col,
+               const char *const *allowed);
+/* col >= ?param_gte and col <= ?param_lte (ISO 8601 date-times). */
+void admin_q_range(struct admin_q *q, const char *param, const char *col);
+/* col LIKE ?param (Airflow's *_pattern: % and _ wildcards). */
+void admin_q_like(struct admin_q *q, const char *param, const char *col);
+/* ?order_by=name / -name (repeated or comma-separated) into q->order,
+ * tie ("id DESC") appended; returns how many were given (0: default). */
+int admin_q_order(struct admin_q *q, const struct admin_order *allowed,
+                  const char *tie);
+/* ISO 8601: YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|+HH:MM] (no offset: in tz)
+ * -> UTC "YYYY-MM-DD HH:MM:SS.ffffff" in out, the instant and its
+ * microseconds.  -1 when bad. */
+int admin_parse_time(const struct cron_tz *tz, const char *s, char out[32],
+                     time_t *inst, int *usec);
+
+/* Airflow's validation answer: 422 {"error": first msg, "detail":
+ * [{"loc": [loc0, name], "msg", "type"}]}. */
+void admin_invalid(struct http_resp *resp, const char *loc0, const char *name,
+                   const char *type, const char *fmt, ...)
+    MLOPSD_PRINTF(5, 6);
+/* 422 with detail (an array of ValidationError items, consumed). */
+void admin_reply_invalid(struct http_resp *resp, cJSON *detail);
+cJSON *admin_validation_item(const char *loc0, const char *name,
+                             const char *type, const char *msg);
 
 /* ---- rows to JSON -------------------------------------------------------- */
 

@@ -528,8 +528,8 @@ static void h_promote(struct admin_call *x)
   body_reason(b, "promoted through the admin API", why, sizeof(why));
   cJSON_Delete(b);
   if (bad) {
-    admin_fail(resp, 400, "bad request body",
-               "expected {\"version\": N} with N a version number");
+    admin_invalid(resp, "body", "version", "int_type",
+                  "expected {\"version\": N} with N a version number");
     return;
   }
   if (model_missing(a, resp, name, &vs, &nv))

@@ -160,8 +160,8 @@ static void h_run_trigger(struct admin_call *x)
   const cJSON *ldv = cJSON_GetObjectItemCaseSensitive(b, "logical_date");
   if ((ldv && !cJSON_IsNull(ldv) && !lds) ||
       (lds && parse_logical(a, lds, ld, &inst))) {
-    admin_fail(
-        resp, 400, "bad request body",
+    admin_invalid(
+        resp, "body", "logical_date", "datetime_from_date_parsing",
         "logical_date must be YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (in %s) or "
         "with Z or an offset, got '%.64s'",
         cron_tz_name(a->tz), lds ? lds : "(not a string)");
@@ -170,15 +170,17 @@ static void h_run_trigger(struct admin_call *x)
   }
   if (conf && !cJSON_IsObject(conf) && !cJSON_IsNull(conf)) {
     cJSON_Delete(b);
-    admin_fail(resp, 400, "bad request body", "conf must be a JSON object");
+    admin_invalid(resp, "body", "conf", "dict_type",
+                  "conf must be a JSON object");
     return;
   }
-  if (cJSON_GetObjectItemCaseSensitive(b, "dag_run_id")) {
+  const cJSON *rid = cJSON_GetObjectItemCaseSensitive(b, "dag_run_id");
+  if (rid && !cJSON_IsNull(rid)) { /* generated clients send null */
     cJSON_Delete(b);
-    admin_fail(
-        resp, 400, "bad request body",
+    admin_invalid(
+        resp, "body", "dag_run_id", "value_error",
         "dag_run_id is chosen by mlopsd (DAG, run type and logical date); "
-        "leave it out");
+        "leave it out or send null");
     return;
   }
   if (lds) {
@@ -222,7 +224,7 @@ static void h_run_trigger(struct admin_call *x)
     return;
   }
   if (rc == ERR_INVAL) {
-    admin_fail(resp, 400, "bad request body", "%s", e.msg);
+    admin_invalid(resp, "body", NULL, "value_error", "%s", e.msg);
     return;
   }
   if (rc != ERR_OK) {
@@ -239,52 +241,131 @@ static void h_run_trigger(struct admin_call *x)
   admin_reply(resp, 200, run ? run : cJSON_CreateObject());
 }
 
+/* The keyset cursors ?before=ID / ?after=ID beside Airflow's offset. */
+static void q_cursors(struct admin_q *q, struct admin_page *pg)
+{
+  const char *b = http_req_query(q->req, "before"),
+             *f = http_req_query(q->req, "after");
+  pg->before = pg->after = 0;
+  if (b && admin_parse_i64(b, 1, INT64_MAX, &pg->before))
+    admin_q_invalid(q, "query", "before", "int_parsing",
+                    "before must be a positive id from a previous page");
+  if (f && admin_parse_i64(f, 0, INT64_MAX, &pg->after))
+    admin_q_invalid(q, "query", "after", "int_parsing",
+                    "after must be a non-negative id from a previous page");
+  if (b && f)
+    admin_q_invalid(q, "query", "after", "value_error",
+                    "give before or after, not both");
+}
+
+static const char *const run_states[] = {"queued", "running", "success",
+                                         "failed", NULL};
+static const char *const run_types[] = {"scheduled", "manual", "backfill",
+                                        "asset_triggered", NULL};
+static const struct admin_order run_order[] = {
+    {"id", "id"},
+    {"dag_run_id", "run_id"},
+    {"run_id", "run_id"},
+    {"dag_id", "dag_id"},
+    {"logical_date", "logical_date"},
+    {"run_after", "logical_date"},
+    {"queued_at", "queued_at"},
+    {"start_date", "start_date"},
+    {"end_date", "end_date"},
+    {"state", "state"},
+    {"run_type", "run_type"},
+    {"duration", "TIMESTAMPDIFF(MICROSECOND, start_date, end_date)"},
+    {NULL, NULL},
+};
+
+/* Airflow's filters of a DAG run list (query string) into q. */
+static void run_filters(struct admin_q *q)
+{
+  admin_q_in(q, "state", "state", run_states);
+  admin_q_in(q, "run_type", "run_type", run_types);
+  admin_q_range(q, "logical_date", "logical_date");
+  admin_q_range(q, "run_after", "logical_date");
+  admin_q_range(q, "start_date", "start_date");
+  admin_q_range(q, "end_date", "end_date");
+  admin_q_like(q, "run_id_pattern", "run_id");
+}
+
+/* GET /dags/{dag_id}/dagRuns: Airflow's filters, limit/offset and
+ * order_by (default newest first), the keyset cursors, dag_id "~" for
+ * the runs of every DAG. */
 static void h_runs_list(struct admin_call *x)
 {
   struct admin *a = x->a;
   struct http_req *req = x->req;
   struct http_resp *resp = x->resp;
   const char *dag_id = http_req_param(req, "dag_id");
+  int all = !strcmp(dag_id, "~");
   struct admin_page pg = {0};
-  if (admin_page_args(req, resp, 25, ADMIN_LIMIT_MAX, &pg) < 0)
+  struct admin_q q;
+  admin_q_init(&q, req, a->tz);
+  admin_q_paging(&q, 50);
+  q_cursors(&q, &pg);
+  run_filters(&q);
+  int ordered = admin_q_order(&q, run_order, "id DESC");
+  if (admin_q_fail(&q, resp)) {
+    admin_q_free(&q);
     return;
-  struct db_conn *c = admin_conn(x);
-  if (!c)
-    return;
-  cJSON *dag = admin_dag_lookup(a, c, resp, dag_id);
-  if (!dag)
-    return;
-  cJSON_Delete(dag);
-  cJSON *arr;
-  struct db_val p[] = {DB_V_STR(dag_id), DB_V_INT(0), DB_V_INT(pg.limit + 1)};
-  int r;
-  if (pg.after) {
-    p[1] = DB_V_INT(pg.after);
-    r = admin_query_rows(c, resp,
-                         RUN_SELECT
-                         "WHERE dag_id = ? AND id > ? ORDER BY id ASC "
-                         "LIMIT ?",
-                         p, 3, run_cols, NRUNCOLS, &arr);
-  } else {
-    p[1] = DB_V_INT(pg.before ? pg.before : INT64_MAX);
-    r = admin_query_rows(c, resp,
-                         RUN_SELECT
-                         "WHERE dag_id = ? AND id < ? ORDER BY id DESC "
-                         "LIMIT ?",
-                         p, 3, run_cols, NRUNCOLS, &arr);
   }
-  if (r)
+  pg.limit = q.limit;
+  struct db_conn *c = admin_conn(x);
+  cJSON *dag = NULL;
+  if (!c || (!all && !(dag = admin_dag_lookup(a, c, resp, dag_id)))) {
+    admin_q_free(&q);
     return;
+  }
+  cJSON_Delete(dag);
+  /* dag_id, the filters, a cursor, limit + 1, offset */
+  struct db_val p[ADMIN_Q_VALS + 4];
+  int np = 0;
+  if (!all)
+    p[np++] = DB_V_STR(dag_id);
+  memcpy(p + np, q.v, (size_t)q.nv * sizeof(p[0]));
+  np += q.nv;
+  int nfilter = np;
+  char sql[8192];
+  int asc = !ordered && pg.after;
+  const char *cur = "";
+  if (pg.after)
+    cur = " AND id > ?", p[np++] = DB_V_INT(pg.after);
+  else if (pg.before)
+    cur = " AND id < ?", p[np++] = DB_V_INT(pg.before);
+  snprintf(sql, sizeof(sql), "%sWHERE 1 = 1%s%s%s ORDER BY %s "
+           "LIMIT ? OFFSET ?",
+           RUN_SELECT, all ? "" : " AND dag_id = ?", q.where, cur,
+           ordered ? q.order : asc ? "id ASC" : "id DESC");
+  p[np++] = DB_V_INT(q.limit + 1);
+  p[np++] = DB_V_INT(q.offset);
+  cJSON *arr;
+  if (admin_query_rows(c, resp, sql, p, np, run_cols, NRUNCOLS, &arr)) {
+    admin_q_free(&q);
+    return;
+  }
   int64_t total = 0;
   struct err e = {0};
-  if (db_query_i64(c, "SELECT COUNT(*) FROM dag_run WHERE dag_id = ?", p, 1,
-                   &total, &e) != ERR_OK) {
+  snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM dag_run WHERE 1 = 1%s%s",
+           all ? "" : " AND dag_id = ?", q.where);
+  admin_q_free(&q);
+  if (db_query_i64(c, sql, p, nfilter, &total, &e) != ERR_OK) {
     cJSON_Delete(arr);
     admin_fail_db(resp, &e);
     return;
   }
   cJSON *o = cJSON_CreateObject();
-  admin_page_finish(o, "dag_runs", arr, &pg, pg.after != 0);
+  if (ordered) { /* the id cursors follow id order only */
+    int n = cJSON_GetArraySize(arr);
+    if (n > q.limit)
+      cJSON_DeleteItemFromArray(arr, n - 1);
+    cJSON_AddItemToObject(o, "dag_runs", arr);
+    cJSON_AddNullToObject(o, "next_before");
+    cJSON_AddNullToObject(o, "next_after");
+  } else {
+    admin_page_finish(o, "dag_runs", arr, &pg, asc);
+  }
   cJSON_AddNumberToObject(o, "total_entries", (double)total);
   admin_reply(resp, 200, o);
 }
@@ -475,6 +556,32 @@ static void sort_by_dag(struct admin *a, const char *dag_id, cJSON *arr)
   free(items);
 }
 
+static const char *const ti_states[] = {
+    "removed", "scheduled", "queued", "running", "success", "restarting",
+    "failed", "up_for_retry", "up_for_reschedule", "upstream_failed",
+    "skipped", "deferred", NULL};
+#define TI_RUN_DATE                                                           \
+  "(SELECT r.logical_date FROM dag_run r WHERE r.run_id = task_instance.run_id)"
+static const struct admin_order ti_order[] = {
+    {"id", "id"},
+    {"task_id", "task_id"},
+    {"dag_id", "dag_id"},
+    {"dag_run_id", "run_id"},
+    {"run_id", "run_id"},
+    {"map_index", "id"},
+    {"state", "state"},
+    {"try_number", "try_number"},
+    {"start_date", "start_date"},
+    {"end_date", "end_date"},
+    {"duration", "duration"},
+    {"logical_date", TI_RUN_DATE},
+    {"run_after", TI_RUN_DATE},
+    {NULL, NULL},
+};
+
+/* GET .../dagRuns/{run_id}/taskInstances: Airflow's filters,
+ * limit/offset, order_by (default: the DAG's task order), "~" for every
+ * DAG and/or every run; ?after=TI_ID is the keyset cursor. */
 static void h_tis_list(struct admin_call *x)
 {
   struct admin *a = x->a;
@@ -482,36 +589,90 @@ static void h_tis_list(struct admin_call *x)
   struct http_resp *resp = x->resp;
   const char *dag_id = http_req_param(req, "dag_id"),
              *run_id = http_req_param(req, "run_id");
+  int all_dags = !strcmp(dag_id, "~"), all_runs = !strcmp(run_id, "~");
   struct admin_page pg = {0};
-  if (admin_page_args(req, resp, ADMIN_LIMIT_MAX, ADMIN_LIMIT_MAX, &pg) < 0)
+  struct admin_q q;
+  admin_q_init(&q, req, a->tz);
+  admin_q_paging(&q, 50);
+  q_cursors(&q, &pg);
+  if (pg.before)
+    admin_q_invalid(&q, "query", "before", "value_error",
+                    "task instances page forward only: use after");
+  admin_q_in(&q, "state", "state", ti_states);
+  admin_q_in(&q, "task_id", "task_id", NULL);
+  admin_q_like(&q, "task_display_name_pattern", "task_id");
+  admin_q_range(&q, "start_date", "start_date");
+  admin_q_range(&q, "end_date", "end_date");
+  admin_q_range(&q, "logical_date", TI_RUN_DATE);
+  admin_q_range(&q, "run_after", TI_RUN_DATE);
+  int ordered = admin_q_order(&q, ti_order, "id ASC");
+  if (admin_q_fail(&q, resp)) {
+    admin_q_free(&q);
     return;
+  }
   struct db_conn *c = admin_conn(x);
-  if (!c)
+  if (!c) {
+    admin_q_free(&q);
     return;
+  }
   cJSON *run = NULL, *arr = NULL;
-  if (run_lookup(a, c, resp, dag_id, run_id, &run))
+  if (!all_dags && !all_runs) {
+    if (run_lookup(a, c, resp, dag_id, run_id, &run)) {
+      admin_q_free(&q);
+      return;
+    }
+  } else if (!all_dags && !(run = admin_dag_lookup(a, c, resp, dag_id))) {
+    admin_q_free(&q);
     return;
+  }
   cJSON_Delete(run);
-  struct db_val p[] = {DB_V_STR(dag_id), DB_V_STR(run_id), DB_V_INT(pg.after),
-                       DB_V_INT(pg.limit + 1)};
-  int r =
-      admin_query_rows(c, resp,
-                       TI_SELECT "WHERE dag_id = ? AND run_id = ? AND id > ? "
-                                 "ORDER BY id LIMIT ?",
-                       p, 4, ti_cols, NTICOLS, &arr);
-  if (r)
+  struct db_val p[ADMIN_Q_VALS + 5];
+  int np = 0;
+  if (!all_dags)
+    p[np++] = DB_V_STR(dag_id);
+  if (!all_runs)
+    p[np++] = DB_V_STR(run_id);
+  memcpy(p + np, q.v, (size_t)q.nv * sizeof(p[0]));
+  np += q.nv;
+  int nfilter = np;
+  char sql[8192];
+  p[np++] = DB_V_INT(pg.after);
+  p[np++] = DB_V_INT(q.limit + 1);
+  p[np++] = DB_V_INT(q.offset);
+  snprintf(sql, sizeof(sql),
+           "%sWHERE 1 = 1%s%s%s AND id > ? ORDER BY %s LIMIT ? OFFSET ?",
+           TI_SELECT, all_dags ? "" : " AND dag_id = ?",
+           all_runs ? "" : " AND run_id = ?", q.where,
+           ordered ? q.order : "id");
+  if (admin_query_rows(c, resp, sql, p, np, ti_cols, NTICOLS, &arr)) {
+    admin_q_free(&q);
     return;
-  int n = cJSON_GetArraySize(arr), more = n > pg.limit;
-  if (more)
-    cJSON_DeleteItemFromArray(arr, --n);
-  int64_t last = n ? admin_obj_i64(cJSON_GetArrayItem(arr, n - 1), "ti_id") : 0;
-  sort_by_dag(a, dag_id, arr);
+  }
+  int64_t total = 0;
+  struct err e = {0};
+  snprintf(sql, sizeof(sql),
+           "SELECT COUNT(*) FROM task_instance WHERE 1 = 1%s%s%s",
+           all_dags ? "" : " AND dag_id = ?", all_runs ? "" : " AND run_id = ?",
+           q.where);
+  admin_q_free(&q);
+  if (db_query_i64(c, sql, p, nfilter, &total, &e) != ERR_OK) {
+    cJSON_Delete(arr);
+    admin_fail_db(resp, &e);
+    return;
+  }
+  int n = cJSON_GetArraySize(arr), more = 0;
+  if (n > q.limit)
+    cJSON_DeleteItemFromArray(arr, --n), more = 1;
+  int64_t last =
+      n ? admin_obj_i64(cJSON_GetArrayItem(arr, n - 1), "ti_id") : 0;
+  if (!ordered && !all_runs && !all_dags)
+    sort_by_dag(a, dag_id, arr);
   cJSON *it;
   cJSON_ArrayForEach(it, arr) ti_airflow(a, it);
   cJSON *o = cJSON_CreateObject();
   cJSON_AddItemToObject(o, "task_instances", arr);
-  cJSON_AddNumberToObject(o, "total_entries", n);
-  if (more)
+  cJSON_AddNumberToObject(o, "total_entries", (double)total);
+  if (more && !ordered)
     cJSON_AddNumberToObject(o, "next_after", (double)last);
   else
     cJSON_AddNullToObject(o, "next_after");
@@ -658,13 +819,21 @@ static void h_log(struct admin_call *x)
   struct admin_page pg = {0};
   struct err e = {0};
   if (admin_parse_i64(http_req_param(req, "try_number"), 1, INT_MAX, &try_n)) {
-    admin_fail(resp, 400, "bad try_number",
-               "try_number must be a positive "
-               "integer");
+    admin_invalid(resp, "path", "try_number", "int_parsing",
+                  "try_number must be a positive integer");
     return;
   }
   if (admin_page_args(req, resp, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, &pg) < 0)
     return;
+  /* Airflow's continuation token (?token=): the continuation_token of
+   * the answer before, the same cursor as ?after= */
+  const char *tok = http_req_query(req, "token");
+  if (tok && *tok && !http_req_query(req, "after") &&
+      admin_parse_i64(tok, 0, INT64_MAX, &pg.after)) {
+    admin_invalid(resp, "query", "token", "value_error",
+                  "token must be the continuation_token of an earlier answer");
+    return;
+  }
   int mode = 0;
   if ((fmt && !strcmp(fmt, "text")) ||
       (!fmt && accept && strstr(accept, "text/plain")))

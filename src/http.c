@@ -457,6 +457,34 @@ const char *http_req_query(const struct http_req *q, const char *name)
   return v;
 }
 
+struct query_each {
+  const char *name;
+  int (*fn)(void *user, const char *value);
+  void *user;
+  int n, stop;
+};
+
+static enum MHD_Result query_each_cb(void *cls, enum MHD_ValueKind kind,
+                                     const char *key, const char *value)
+{
+  struct query_each *qe = cls;
+  (void)kind;
+  if (qe->stop || !key || strcmp(key, qe->name) != 0)
+    return MHD_YES;
+  qe->n++;
+  if (qe->fn(qe->user, value ? value : ""))
+    qe->stop = 1;
+  return qe->stop ? MHD_NO : MHD_YES;
+}
+
+int http_req_query_each(const struct http_req *q, const char *name,
+                        int (*fn)(void *user, const char *value), void *user)
+{
+  struct query_each qe = {name, fn, user, 0, 0};
+  MHD_get_connection_values(q->mc, MHD_GET_ARGUMENT_KIND, query_each_cb, &qe);
+  return qe.n;
+}
+
 const char *http_req_content_type(const struct http_req *q)
 {
   return MHD_lookup_connection_value(q->mc, MHD_HEADER_KIND,

@@ -693,7 +693,7 @@
     append(main, list);
     let data;
     try {
-      data = await api.get('/api/v2/dags?limit=200');
+      data = await api.get('/api/v2/dags?limit=200&exclude_stale=false');
     } catch (e) { showError(list, e); return; }
     if (gen !== app.gen) return;
     clear(list);
@@ -1801,7 +1801,7 @@
     }
     let dags = [], models = [];
     try {
-      dags = (await api.get('/api/v2/dags?limit=1000')).dags;
+      dags = (await api.get('/api/v2/dags?limit=1000&exclude_stale=false')).dags;
       models = (await api.get('/api/v2/models?limit=1000')).models;
     } catch (e) { showError(main, e); return; }
     if (gen !== app.gen) return;

@@ -141,6 +141,11 @@ const char *http_req_param(const struct http_req *req, const char *name);
 const char *http_req_header(const struct http_req *req, const char *name);
 /* Query-string argument; NULL if absent ("" for ?flag). */
 const char *http_req_query(const struct http_req *req, const char *name);
+/* Every value of a repeated query argument (?state=a&state=b), in the
+ * order sent: fn(user, value) for each until it returns non-zero.
+ * Returns the number of values visited. */
+int http_req_query_each(const struct http_req *req, const char *name,
+                        int (*fn)(void *user, const char *value), void *user);
 /* Content-Type header or NULL. */
 const char *http_req_content_type(const struct http_req *req);
 /* The request body (at most max_body_bytes), NUL-terminated for

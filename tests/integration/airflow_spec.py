@@ -194,9 +194,89 @@ def main():
     call("POST", R, {"dag_id": DAG},
          body={"logical_date": "2025-07-01T00:00:00Z"}, want=409,
          name="POST dagRuns duplicate")
+    call("POST", R, {"dag_id": DAG},
+         body={"logical_date": "2025-07-02T00:00:00Z", "dag_run_id": None},
+         name="POST dagRuns dag_run_id null")
+    d = call("POST", R, {"dag_id": DAG}, body={"logical_date": "2025-02-30"},
+             want=422, name="POST dagRuns bad date")
+    ok("422 names the field", d and d["detail"][0]["loc"] ==
+       ["body", "logical_date"], str(d))
+    call("POST", R, {"dag_id": DAG}, body=b"{\"logical_date\": ", want=422,
+         name="POST dagRuns bad JSON")
     call("POST", R, {"dag_id": "no_such_dag"},
          body={"logical_date": "2025-07-01T00:00:00Z"}, want=404,
          name="POST dagRuns unknown DAG")
+
+    scenario("dag_runs_query")
+    ids = lambda d: [r["dag_run_id"] for r in (d or {}).get("dag_runs", [])]
+    p0 = call("GET", R, {"dag_id": DAG}, {"limit": 1, "offset": 0},
+              name="dagRuns limit=1 offset=0")
+    p1 = call("GET", R, {"dag_id": DAG}, {"limit": 1, "offset": 1},
+              name="dagRuns limit=1 offset=1")
+    ok("offset moves the page", len(ids(p0)) == 1 and len(ids(p1)) == 1
+       and ids(p0) != ids(p1), f"{ids(p0)} {ids(p1)}")
+    d = call("GET", R, {"dag_id": DAG}, {"state": "failed"},
+             name="dagRuns state=failed")
+    ok("state filter", ids(d) == [RUN_BAD] and d["total_entries"] == 1,
+       str(ids(d)))
+    d = call("GET", R, {"dag_id": DAG}, {"state": ["failed", "success"]},
+             name="dagRuns state=failed&state=success")
+    ok("repeated state", sorted(ids(d)) == sorted([RUN_OK, RUN_BAD]),
+       str(ids(d)))
+    d = call("GET", R, {"dag_id": DAG}, {"run_type": "manual"},
+             name="dagRuns run_type=manual")
+    ok("run_type filter", d and all(r["run_type"] == "manual"
+                                    for r in d["dag_runs"]) and d["dag_runs"])
+    d = call("GET", R, {"dag_id": DAG}, {"order_by": "logical_date"},
+             name="dagRuns order_by=logical_date")
+    lds = [r["logical_date"] for r in (d or {}).get("dag_runs", [])]
+    ok("order_by ascending", lds == sorted(lds) and len(lds) >= 3, str(lds))
+    d = call("GET", R, {"dag_id": DAG}, {"order_by": "-logical_date"},
+             name="dagRuns order_by=-logical_date")
+    lds = [r["logical_date"] for r in (d or {}).get("dag_runs", [])]
+    ok("order_by descending", lds == sorted(lds, reverse=True), str(lds))
+    d = call("GET", R, {"dag_id": DAG},
+             {"logical_date_gte": "2025-08-30T00:00:00Z",
+              "logical_date_lte": "2025-08-31T00:00:00Z"},
+             name="dagRuns logical_date range")
+    ok("date range", ids(d) == [RUN_BAD], str(ids(d)))
+    d = call("GET", R, {"dag_id": "~"}, {"limit": 100},
+             name="dagRuns of every DAG (~)")
+    ok("~ lists runs", d and d["total_entries"] >= 3)
+    for q, nm in (({"state": "bogus"}, "state=bogus"),
+                  ({"limit": -1}, "limit=-1"),
+                  ({"order_by": "secret"}, "order_by=secret"),
+                  ({"start_date_gte": "yesterday"}, "start_date_gte=bad")):
+        d = call("GET", R, {"dag_id": DAG}, q, want=422,
+                 name=f"dagRuns {nm}")
+        ok(f"{nm} says where", d and d["detail"] and
+           d["detail"][0]["loc"][0] == "query")
+    d = call("GET", R, {"dag_id": DAG}, {"limit": 0}, name="dagRuns limit=0")
+    ok("limit=0 gives an empty page", d and d["dag_runs"] == []
+       and d["total_entries"] >= 3)
+
+    scenario("dags_query")
+    dag_ids = lambda d: [x["dag_id"] for x in (d or {}).get("dags", [])]
+    d = call("GET", "/api/v2/dags", query={"paused": "true"},
+             name="dags paused=true")
+    ok("paused filter", DAG in dag_ids(d) and "it_monitor" not in dag_ids(d),
+       str(dag_ids(d)))
+    d = call("GET", "/api/v2/dags", query={"tags": "etl"}, name="dags tags=etl")
+    ok("tags filter", dag_ids(d) == [DAG], str(dag_ids(d)))
+    d = call("GET", "/api/v2/dags", query={"dag_id_pattern": "it_m%"},
+             name="dags dag_id_pattern")
+    ok("pattern filter", dag_ids(d) == ["it_monitor"], str(dag_ids(d)))
+    d = call("GET", "/api/v2/dags", query={"limit": 1, "offset": 1},
+             name="dags limit=1 offset=1")
+    ok("dags offset", len(dag_ids(d)) == 1 and d["total_entries"] >= 2)
+    d = call("GET", "/api/v2/dags", query={"order_by": "-dag_id"},
+             name="dags order_by=-dag_id")
+    ok("dags descending", dag_ids(d) == sorted(dag_ids(d), reverse=True)
+       and len(dag_ids(d)) >= 2)
+    call("GET", "/api/v2/dags", query={"paused": "maybe"}, want=422,
+         name="dags paused=maybe")
+    call("PATCH", "/api/v2/dags/{dag_id}", {"dag_id": DAG},
+         body={"is_paused": "yes"}, want=422, name="PATCH dag bad body")
 
     scenario("task_instances")
     call("GET", TI, {"dag_id": DAG, "dag_run_id": RUN_BAD})
@@ -206,12 +286,46 @@ def main():
          {"dag_id": DAG, "dag_run_id": RUN_BAD, "task_id": "nope"}, want=404,
          name="GET taskInstance unknown")
 
+    scenario("task_instances_query")
+    d = call("GET", TI, {"dag_id": DAG, "dag_run_id": RUN_BAD},
+             {"state": "failed"}, name="taskInstances state=failed")
+    ok("ti state filter", d and [t["task_id"] for t in d["task_instances"]]
+       == ["transform"])
+    d = call("GET", TI, {"dag_id": "~", "dag_run_id": "~"}, {"limit": 100},
+             name="taskInstances of every run (~/~)")
+    ok("~/~ lists all", d and d["total_entries"] >= 9, str(d and d["total_entries"]))
+    d = call("GET", TI, {"dag_id": DAG, "dag_run_id": "~"},
+             {"task_id": "load"}, name="taskInstances ~ run, task_id=load")
+    ok("~ run with task_id", d and d["total_entries"] >= 3 and
+       all(t["task_id"] == "load" for t in d["task_instances"]))
+    call("GET", TI, {"dag_id": DAG, "dag_run_id": RUN_BAD},
+         {"state": "nope"}, want=422, name="taskInstances state=nope")
+
     scenario("logs")
     d = call("GET", TI + "/{task_id}/logs/{try_number}",
              {"dag_id": DAG, "dag_run_id": RUN_BAD, "task_id": "transform",
               "try_number": 2})
     if d:
         ok("log has 3 lines", len(d.get("content", [])) == 3)
+        tok = d.get("continuation_token")
+        d2 = call("GET", TI + "/{task_id}/logs/{try_number}",
+                  {"dag_id": DAG, "dag_run_id": RUN_BAD,
+                   "task_id": "transform", "try_number": 2}, {"token": tok},
+                  name="GET log token=")
+        ok("token: nothing new after the last line",
+           d2 is not None and d2.get("content") == [], str(d2)[:200])
+        d3 = call("GET", TI + "/{task_id}/logs/{try_number}",
+                  {"dag_id": DAG, "dag_run_id": RUN_BAD,
+                   "task_id": "transform", "try_number": 2},
+                  {"limit": 1}, name="GET log limit=1")
+        d4 = call("GET", TI + "/{task_id}/logs/{try_number}",
+                  {"dag_id": DAG, "dag_run_id": RUN_BAD,
+                   "task_id": "transform", "try_number": 2},
+                  {"token": (d3 or {}).get("continuation_token")},
+                  name="GET log token=first line")
+        ok("token continues after the first line",
+           d4 and len(d4["content"]) == 2 and d3 and
+           d4["content"][0]["event"] != d3["content"][0]["event"])
     call("GET", TI + "/{task_id}/logs/{try_number}",
          {"dag_id": DAG, "dag_run_id": RUN_BAD, "task_id": "transform",
           "try_number": 9}, want=404, name="GET log attempt unknown")

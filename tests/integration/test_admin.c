@@ -14,7 +14,7 @@
  * a daemon without a token -> admin API off (403 saying how to enable),
  * with auth.console_read_open reads open and writes still refused; DAG
  * list (schedule, next run, tasks in order); trigger -> dag_run row, 409
- * on a duplicate date, 400 on bad JSON / date / conf, 404 on an unknown
+ * on a duplicate date, 422 on bad JSON / date / conf, 404 on an unknown
  * DAG; pause and unpause (dag row); run pages with keyset cursors; task
  * instances, attempts, logs as JSON, JSON lines and text with a cursor;
  * models, versions with metrics and lineage, trials; promote -> alias
@@ -773,7 +773,8 @@ TEST(list_dags)
   CHECK_EQ_STR(jstr(a.json, "dag_id"), DAG);
   fx_answer_free(&a);
   REQUIRE(get("/api/v2/dags?limit=0", &a) == 0);
-  CHECK_EQ_INT(a.status, 400);
+  CHECK_EQ_INT(a.status, 200); /* Airflow: limit >= 0 */
+  CHECK_EQ_INT(cJSON_GetArraySize(jget(a.json, "dags")), 0);
   fx_answer_free(&a);
 }
 
@@ -811,20 +812,20 @@ TEST(trigger_run)
   /* bad bodies */
   REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
               "{\"logical_date\": \"2025-09-0", &a) == 0);
-  CHECK_EQ_INT(a.status, 400);
-  CHECK(jstr(a.json, "detail") && strstr(jstr(a.json, "detail"), "column"));
+  CHECK_EQ_INT(a.status, 422);
+  CHECK(jstr(a.json, "error") && strstr(jstr(a.json, "error"), "column"));
   fx_answer_free(&a);
   REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
               "{\"logical_date\": \"2025-02-30\"}", &a) == 0);
-  CHECK_EQ_INT(a.status, 400);
+  CHECK_EQ_INT(a.status, 422);
   fx_answer_free(&a);
   REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
               "{\"logical_date\": \"2025-09-03\", \"conf\": [1]}", &a) == 0);
-  CHECK_EQ_INT(a.status, 400);
+  CHECK_EQ_INT(a.status, 422);
   fx_answer_free(&a);
   REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN, "[1, 2]", &a) ==
           0);
-  CHECK_EQ_INT(a.status, 400);
+  CHECK_EQ_INT(a.status, 422);
   fx_answer_free(&a);
   /* an unknown DAG */
   REQUIRE(req("POST", "/api/v2/dags/no_such_dag/dagRuns", TOKEN,
@@ -864,7 +865,7 @@ TEST(pause_unpause)
                0);
   REQUIRE(req("PATCH", "/api/v2/dags/it_monitor", TOKEN,
               "{\"is_paused\": \"yes\"}", &a) == 0);
-  CHECK_EQ_INT(a.status, 400);
+  CHECK_EQ_INT(a.status, 422);
   fx_answer_free(&a);
   REQUIRE(req("PATCH", "/api/v2/dags/nope", TOKEN, "{\"is_paused\": true}",
               &a) == 0);
@@ -939,7 +940,7 @@ TEST(list_runs)
   CHECK_EQ_INT(a.status, 404);
   fx_answer_free(&a);
   REQUIRE(get("/api/v2/dags/" DAG "/dagRuns?before=x", &a) == 0);
-  CHECK_EQ_INT(a.status, 400);
+  CHECK_EQ_INT(a.status, 422);
   fx_answer_free(&a);
 }
 
@@ -1015,7 +1016,7 @@ TEST(task_instances_and_logs)
   CHECK_EQ_INT(a.status, 404);
   fx_answer_free(&a);
   REQUIRE(get(TIS "/transform/logs/0", &a) == 0);
-  CHECK_EQ_INT(a.status, 400);
+  CHECK_EQ_INT(a.status, 422);
   fx_answer_free(&a);
   REQUIRE(get(TIS "/nope/logs/1", &a) == 0);
   CHECK_EQ_INT(a.status, 404);
@@ -1137,11 +1138,11 @@ TEST(promote_and_rollback)
   /* bad bodies and versions */
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
               "{\"version\": \"two\"}", &a) == 0);
-  CHECK_EQ_INT(a.status, 400);
+  CHECK_EQ_INT(a.status, 422);
   fx_answer_free(&a);
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN, "{\"vers",
               &a) == 0);
-  CHECK_EQ_INT(a.status, 400);
+  CHECK_EQ_INT(a.status, 422);
   fx_answer_free(&a);
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
               "{\"version\": 7}", &a) == 0);
