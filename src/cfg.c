@@ -188,6 +188,10 @@ static const struct cfg_key cfg_keys[] = {
           CFG_CK_NONEMPTY, 1, "directory of model specs (*.yaml)"),
     K_STR("models", "registry_dir", models_registry_dir, "var/registry",
           CFG_CK_NONEMPTY, 0, "directory of the model registry"),
+    K_INT("models", "follow_ms", models_follow_ms, "1000", 0, 600000, 0,
+          "role api: milliseconds between reads of table deployment for "
+          "each model's production version (a promotion on any host "
+          "reaches this replica within it); 0: alias files only"),
     K_INT("models", "train_threads", models_train_threads, "1", 1, 256, 1,
           "XGBoost nthread for training"),
     K_INT("models", "train_parallel", models_train_parallel, "0", 0, 256, 1,

@@ -270,6 +270,12 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
                             .default_model = c->server_default_model,
                             .metrics = d->metrics,
                             .no_native = d->no_native};
+  /* A replica on another host may not share this host's alias files:
+   * it follows production through MariaDB (serving.h). */
+  if (d->role == DAEMON_API && c->models_follow_ms > 0) {
+    so.follow_db = d->db;
+    so.follow_ms = c->models_follow_ms;
+  }
   if ((rc = serving_create(&d->sv, &so, e)))
     goto fail;
 

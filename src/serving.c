@@ -33,6 +33,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "mlopsd/db.h"
 #include "mlopsd/fsx.h"
 #include "mlopsd/log.h"
 #include "mlopsd/metrics.h"
@@ -43,6 +44,8 @@
 
 #define MOD "serving"
 #define DISCOVER_EVERY 4 /* polls between two discoveries of names */
+#define FOLLOW_ACQUIRE_MS 1000 /* wait for a connection to follow with */
+#define FOLLOW_RETRY_MS 5000   /* a version that failed to load: again */
 
 struct serving_model {
   atomic_int refs;
@@ -72,6 +75,8 @@ struct slot {
   int failed_version; /* version whose load failed (0: none) */
   char last_error[ERR_MSG_MAX];
   char last_error_at[32];
+  int64_t follow_retry_at; /* under mu: when a failed followed version
+                              may be tried again (monotonic ms) */
   struct metrics_gauge *g_version, *g_load_ms, *g_loaded_at, *g_native;
   struct metrics_counter *c_fail;
 };
@@ -83,6 +88,10 @@ struct serving {
   char default_name[SPEC_NAME_MAX + 1];
   int poll_ms;
   int no_native;
+  struct db_pool *follow_db; /* NULL: alias files only */
+  int follow_ms;
+  int64_t next_follow;       /* watcher thread only (monotonic ms) */
+  int follow_warned;         /* watcher thread only */
 
   pthread_mutex_t add_mu; /* appending slots */
   struct slot slots[SERVING_MAX_MODELS];
@@ -760,6 +769,97 @@ static void poll_all(struct serving *s)
   }
 }
 
+/* ---- following production through MariaDB ----------------------------
+ * Replicas on other hosts may not see this host's alias files, but they
+ * all see the database: the last `deployment` row of alias production per
+ * model (deploy, promote or rollback, written by whoever moved the alias)
+ * names the version to serve.  One indexed query per follow_ms for all
+ * models; the version files come from the registry as always. */
+
+struct follow_row {
+  char name[SPEC_NAME_MAX + 1];
+  int version;
+};
+struct follow_set {
+  struct follow_row v[SERVING_MAX_MODELS];
+  size_t n;
+};
+
+static int follow_cb(void *user, const struct db_row *row)
+{
+  struct follow_set *fs = user;
+  const char *name = db_row_str(row, 0, NULL);
+  int64_t v = db_row_i64(row, 1);
+  if (fs->n >= SERVING_MAX_MODELS)
+    return 1;
+  if (!name || !fsx_name_valid(name) || v < 1 || v > 1000000000)
+    return 0;
+  snprintf(fs->v[fs->n].name, sizeof(fs->v[fs->n].name), "%s", name);
+  fs->v[fs->n].version = (int)v;
+  fs->n++;
+  return 0;
+}
+
+static void follow_one(struct serving *s, const struct follow_row *r,
+                       int64_t now)
+{
+  struct slot *sl = add_slot(s, r->name);
+  if (!sl)
+    return;
+  pthread_mutex_lock(&sl->mu);
+  struct serving_model *cur = atomic_load(&sl->cur);
+  int fv;
+  pthread_mutex_lock(&sl->emu);
+  fv = sl->failed_version;
+  pthread_mutex_unlock(&sl->emu);
+  if ((!cur || cur->version != r->version) &&
+      (fv != r->version || now >= sl->follow_retry_at)) {
+    struct err e = {0};
+    LOG_I(MOD, "model=%s production is version %d in table deployment "
+               "(serving %d): loading",
+          r->name, r->version, cur ? cur->version : 0);
+    if (slot_load(s, sl, r->version, &e) != ERR_OK)
+      sl->follow_retry_at = now + FOLLOW_RETRY_MS;
+  }
+  pthread_mutex_unlock(&sl->mu);
+}
+
+static void follow_db(struct serving *s)
+{
+  struct db_conn *c = NULL;
+  struct err e = {0};
+  struct follow_set *fs = calloc(1, sizeof(*fs));
+  if (!fs)
+    return;
+  enum err_code rc = db_acquire(s->follow_db, FOLLOW_ACQUIRE_MS, &c, &e);
+  if (rc == ERR_OK) {
+    rc = db_query(c,
+                  "SELECT d.model, d.to_version FROM deployment d JOIN "
+                  "(SELECT model, MAX(id) AS id FROM deployment WHERE alias "
+                  "= 'production' AND action IN ('deploy', 'promote', "
+                  "'rollback') AND to_version IS NOT NULL GROUP BY model) m "
+                  "ON d.id = m.id",
+                  NULL, 0, follow_cb, fs, NULL, &e);
+    db_release(s->follow_db, c);
+  }
+  if (rc != ERR_OK) {
+    if (!s->follow_warned)
+      LOG_W(MOD, "following production in table deployment: %s (serving "
+                 "what is loaded; retrying)",
+            e.msg);
+    s->follow_warned = 1;
+    free(fs);
+    return;
+  }
+  if (s->follow_warned)
+    LOG_I(MOD, "following production in table deployment again");
+  s->follow_warned = 0;
+  int64_t now = (int64_t)mono_ms();
+  for (size_t i = 0; i < fs->n; i++)
+    follow_one(s, &fs->v[i], now);
+  free(fs);
+}
+
 static void *watch_main(void *arg)
 {
   struct serving *s = arg;
@@ -780,6 +880,10 @@ static void *watch_main(void *arg)
     if (++tick % DISCOVER_EVERY == 0)
       discover(s);
     poll_all(s);
+    if (s->follow_db && (int64_t)mono_ms() >= s->next_follow) {
+      follow_db(s);
+      s->next_follow = (int64_t)mono_ms() + s->follow_ms;
+    }
     pthread_mutex_lock(&s->th_mu);
   }
   pthread_mutex_unlock(&s->th_mu);
@@ -808,6 +912,8 @@ enum err_code serving_create(struct serving **out,
   s->metrics = o->metrics;
   s->poll_ms = o->poll_ms > 0 ? o->poll_ms : 500;
   s->no_native = o->no_native;
+  s->follow_db = o->follow_db;
+  s->follow_ms = o->follow_ms > 0 ? o->follow_ms : 1000;
   pthread_mutex_init(&s->add_mu, NULL);
   pthread_mutex_init(&s->th_mu, NULL);
   pthread_condattr_t ca;

@@ -61,6 +61,7 @@ struct cfg {
   /* models */
   char models_specs_dir[512];   /* "config/models" */
   char models_registry_dir[512];/* "var/registry" */
+  int models_follow_ms;         /* 1000: role api polls deployment */
   int models_train_threads;     /* 1: XGBoost nthread for training */
   int models_train_parallel;    /* 0: grid trials at once, 0 = the CPUs
                                    divided by train_threads (cfg.h

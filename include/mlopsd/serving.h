@@ -18,6 +18,16 @@
  * serving_describe) and the previous one keeps serving; it is not tried
  * again until the alias changes or serving_reload is called.
  *
+ * Following production through MariaDB (serving_opts.follow_db, the
+ * daemon sets it for role api): every follow_ms the watcher also reads
+ * the latest `deployment` row of alias production per model (actions
+ * deploy, promote, rollback) and loads that version from the registry
+ * when it differs from the one served, so a promotion made on any host
+ * reaches every replica within follow_ms + the load time, whether or not
+ * this host's alias file changed.  The row wins over the alias file when
+ * they disagree.  A version that fails to load is tried again every 5 s
+ * while the row names it.  The database being away only delays this.
+ *
  * Model names are discovered at creation and again every few polls; a
  * name that is neither in the registry nor in the specs is unknown (404),
  * a known name without a loaded version is "not deployed" (503).
@@ -47,6 +57,7 @@ struct serving;
 struct serving_model;
 struct registry;
 struct metrics;
+struct db_pool;
 struct model;
 struct prep;
 struct spec;
@@ -62,6 +73,11 @@ struct serving_opts {
   struct metrics *metrics;   /* borrowed, may be NULL: gauges per model
                                 (version, load time), counters per class */
   int poll_ms;               /* alias polling period; 0 = 500 */
+  struct db_pool *follow_db; /* borrowed, may be NULL: also follow
+                                production through table deployment
+                                (below); must outlive the set */
+  int follow_ms;             /* its period; 0 = 1000 (rounded up to a
+                                multiple of poll_ms) */
   int no_native;             /* non-zero: predict through XGBoost only */
 };
 

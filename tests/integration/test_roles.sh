@@ -4,6 +4,10 @@
 # against the test MariaDB, database it_roles:
 #   api        /readyz names the role, /predict answers, the admin API is
 #              routed, a queued DAG run is not started (no scheduler)
+#   follow     an api replica follows production through table deployment
+#              (models.follow_ms): a promotion recorded by "another host"
+#              (a row only; this host's alias file untouched) is served
+#              within the bound, without a restart; the time is printed
 #   scheduler  --role wins over the file; /readyz names the role, /predict
 #              /metadata and /api/v2 are 404, /metrics and /healthz answer,
 #              the run queued while only the api ran finishes
@@ -24,7 +28,7 @@ start_date: 2025-01-01
 tasks:
   - {id: work, type: shell, command: "echo role-test"}
 EOF
-if lf_db_prepare && lf_train_promote 1; then ok setup; else
+if lf_db_prepare && lf_train_promote 2; then ok setup; else
   bad setup; lf_done; exit 1; fi
 URL=http://127.0.0.1:$PORT
 
@@ -43,6 +47,34 @@ sleep 2
 st=$(sql "$DB" -e "SELECT state FROM dag_run WHERE run_id='$RUN'")
 eq api_runs_no_dag "$st" queued
 has log_role_api "$T/daemon.log" "role=api"
+
+section follow
+model_version() {
+  curl -s "$URL/metadata" | python3 -c \
+    'import json,sys; print(json.load(sys.stdin).get("model_version"))'
+}
+eq serves_v1 "$(model_version)" 1
+sql "$DB" -e "INSERT INTO deployment (model, alias, from_version, to_version,
+  action, actor, created_at) VALUES ('$MODEL', 'production', 1, 2, 'promote',
+  'test:another-host', UTC_TIMESTAMP(6))"
+v=""
+for _ in $(seq 1 100); do
+  v=$(model_version); [ "$v" = 2 ] && break; sleep 0.1
+done
+eq follows_row_v2 "$v" 2
+# the bound: from the row's commit (created_at) to the daemon's swap line
+row=$(sql "$DB" -e "SELECT DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%f')
+  FROM deployment WHERE actor = 'test:another-host'")
+swap=$(grep -m1 'version=2 swapped in' "$T/daemon.log" | cut -d' ' -f1)
+ms=$(python3 -c 'import sys, datetime as d
+a = d.datetime.fromisoformat(sys.argv[1])
+b = d.datetime.fromisoformat(sys.argv[2].rstrip("Z"))
+print(int((b - a).total_seconds() * 1000))' "$row" "$swap")
+echo "  promotion row -> swapped in: ${ms} ms (follow_ms 1000; $(uptime | sed 's/.*load/load/'))"
+LF_FIGURES="follow_ms=$ms"
+check within_bound test "$ms" -lt 5000  # follow_ms + load, with slack for a loaded machine
+eq alias_file_untouched "$(cat "$T/registry/$MODEL/aliases/production")" 1
+eq predict_after_follow "$(lf_predict 13)" 200
 lf_term
 eq api_exit_0 "$DRC" 0
 

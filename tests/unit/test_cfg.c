@@ -170,6 +170,7 @@ TEST(test_defaults)
   CHECK_EQ_STR(c.models_specs_dir, "config/models");
   CHECK_EQ_STR(c.models_registry_dir, "var/registry");
   CHECK_EQ_INT(c.models_train_threads, 1);
+  CHECK_EQ_INT(c.models_follow_ms, 1000);
   CHECK_EQ_INT(c.log_level, LOG_INFO);
   CHECK_EQ_INT(c.log_format, LOG_FMT_TEXT);
   CHECK_EQ_STR(c.path, "");
