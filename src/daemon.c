@@ -367,10 +367,11 @@ enum err_code daemon_start(struct daemon *d, struct err *e)
     evaluator =
         model_native(serving_model_model(m)) ? "native" : "xgboost";
   }
-  LOG_I(MOD, "serving role=%s listen=%s port=%d model=%s version=%s "
-             "evaluator=%s pid=%ld",
-        daemon_role_name(d->role), d->cfg.server_listen, http_port(d->http),
-        d->cfg.server_default_model, ver, evaluator, (long)getpid());
+  LOG_I(MOD, "serving listen=%s port=%d model=%s version=%s "
+             "evaluator=%s pid=%ld role=%s",
+        d->cfg.server_listen, http_port(d->http),
+        d->cfg.server_default_model, ver, evaluator, (long)getpid(),
+        daemon_role_name(d->role));
   serving_release(m);
 
   if (!d->no_sched && role_sched(d)) {
