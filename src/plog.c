@@ -49,12 +49,11 @@
 #include "mlopsd/fsx.h"
 #include "mlopsd/vec.h"
 #include "mlopsd/spool.h"
+#include "plog_int.h"
 
 #define MOD "plog"
 #define NSHARDS 8
 #define NCOLS 10
-#define REC_MAGIC 0x31474c50u /* "PLG1" */
-#define REC_ROW_HDR 44 /* fixed bytes per row in a spool record */
 #define SPOOL_CHUNK_ROWS 1000
 #define SPOOL_CHUNK_BYTES ((size_t)4 << 20)
 #define INSERT_BYTES ((size_t)4 << 20) /* per multi-row statement */
@@ -655,116 +654,13 @@ static enum err_code store_db(struct plog *p, const struct pbuf_row *v, size_t n
   return rc;
 }
 
-/* ---- spool records ---------------------------------------------------- */
-
-static void put32(char **d, uint32_t x)
-{
-  memcpy(*d, &x, 4);
-  *d += 4;
-}
-static void put64(char **d, uint64_t x)
-{
-  memcpy(*d, &x, 8);
-  *d += 8;
-}
-
-/* Encode views into p->enc; returns the length or 0 (no memory). */
-static size_t encode(struct plog *p, const struct pbuf_row *v, size_t n)
-{
-  size_t len = 8;
-  for (size_t i = 0; i < n; i++)
-    len += REC_ROW_HDR + v[i].cid_len + v[i].pred_len + v[i].model_len +
-           v[i].feat_len;
-  if (VEC_RESERVE(p->enc, p->enc_cap, len))
-    return 0;
-  char *d = p->enc;
-  put32(&d, REC_MAGIC);
-  put32(&d, (uint32_t)n);
-  for (size_t i = 0; i < n; i++) {
-    uint64_t conf;
-    memcpy(&conf, &v[i].conf, 8);
-    put64(&d, v[i].seq);
-    put64(&d, (uint64_t)v[i].created_us);
-    put64(&d, conf);
-    put32(&d, (uint32_t)v[i].elapsed_ms);
-    put32(&d, (uint32_t)v[i].model_version);
-    uint16_t l16[3] = {(uint16_t)v[i].cid_len, (uint16_t)v[i].pred_len,
-                       (uint16_t)v[i].model_len};
-    memcpy(d, l16, 6);
-    d += 6;
-    /* 2 bytes of padding, then the features length */
-    memset(d, 0, 2);
-    d += 2;
-    put32(&d, (uint32_t)v[i].feat_len);
-    memcpy(d, v[i].cid, v[i].cid_len);
-    d += v[i].cid_len;
-    memcpy(d, v[i].pred, v[i].pred_len);
-    d += v[i].pred_len;
-    memcpy(d, v[i].model, v[i].model_len);
-    d += v[i].model_len;
-    memcpy(d, v[i].feat, v[i].feat_len);
-    d += v[i].feat_len;
-  }
-  return len;
-}
-
-/* Decode a record into p->views; returns the row count or -1. */
-static long decode(struct plog *p, const void *data, size_t len)
-{
-  const char *s = data, *end = s + len;
-  uint32_t magic, n;
-  if (len < 8)
-    return -1;
-  memcpy(&magic, s, 4);
-  memcpy(&n, s + 4, 4);
-  s += 8;
-  if (magic != REC_MAGIC || n > len / REC_ROW_HDR)
-    return -1;
-  if (VEC_RESERVE(p->views, p->views_cap, n))
-    return -1;
-  for (uint32_t i = 0; i < n; i++) {
-    struct pbuf_row *v = &p->views[i];
-    uint64_t seq, cu, conf;
-    uint32_t el, mv, fl;
-    uint16_t l16[3];
-    if ((size_t)(end - s) < REC_ROW_HDR)
-      return -1;
-    memcpy(&seq, s, 8);
-    memcpy(&cu, s + 8, 8);
-    memcpy(&conf, s + 16, 8);
-    memcpy(&el, s + 24, 4);
-    memcpy(&mv, s + 28, 4);
-    memcpy(l16, s + 32, 6);
-    memcpy(&fl, s + 40, 4);
-    s += 44;
-    size_t need = (size_t)l16[0] + l16[1] + l16[2] + fl;
-    if ((size_t)(end - s) < need)
-      return -1;
-    v->seq = seq;
-    v->created_us = (int64_t)cu;
-    memcpy(&v->conf, &conf, 8);
-    v->elapsed_ms = (int32_t)el;
-    v->model_version = (int32_t)mv;
-    v->cid = s;
-    v->cid_len = l16[0];
-    v->pred = s + l16[0];
-    v->pred_len = l16[1];
-    v->model = v->pred + l16[1];
-    v->model_len = l16[2];
-    v->feat = v->model + l16[2];
-    v->feat_len = fl;
-    s += need;
-  }
-  return s == end ? (long)n : -1;
-}
-
 /* ---- the flush -------------------------------------------------------- */
 
 static int replay_cb(void *arg, uint64_t seq, const void *data, size_t len)
 {
   struct plog *p = arg;
   int64_t ins = 0;
-  long n = decode(p, data, len);
+  long n = plog_rec_decode(&p->views, &p->views_cap, data, len);
   if (n < 0) {
     /* The spool's CRC passed, so this is not disk damage but a record
      * this version cannot read: skipping is the only way forward. */
@@ -918,7 +814,7 @@ static size_t work_views(struct plog *p, struct wcur *c, size_t max,
       continue;
     }
     const struct pbuf_row *v = &p->views[n];
-    size_t b = REC_ROW_HDR + v->cid_len + v->pred_len + v->model_len +
+    size_t b = PLOG_REC_ROW_HDR + v->cid_len + v->pred_len + v->model_len +
                v->feat_len;
     if (n > 0 && enc + b > max_enc) {
       c->off = off0;
@@ -972,7 +868,7 @@ static void to_spool(struct plog *p)
     size_t n = work_views(p, &c, SPOOL_CHUNK_ROWS, SPOOL_CHUNK_BYTES);
     if (n == 0)
       break;
-    size_t len = encode(p, p->views, n);
+    size_t len = plog_rec_encode(&p->enc, &p->enc_cap, p->views, n);
     if (!len) {
       rc = err_set(&e, ERR_NOMEM, "plog: out of memory encoding a batch");
       break;

@@ -1,0 +1,44 @@
+/* plog_int.h - the prediction log's spool record format (src/plog_rec.c),
+ * shared by the writer (src/plog.c) and its tests.  Friend header: not
+ * part of the public interface.
+ *
+ * When MariaDB does not take a batch, plog.c appends it to the spool as
+ * one record and replays it later; the spool checks each record's CRC,
+ * this format says what the bytes are.  A record is
+ *   u32 magic "PLG1", u32 rows,
+ *   then per row a 44-byte header - u64 seq, u64 created_us, f64 conf
+ *   (its bits), u32 elapsed_ms, u32 model_version, u16 cid_len,
+ *   u16 pred_len, u16 model_len, 2 bytes 0, u32 feat_len - followed by
+ *   the customer id, prediction, model name and features texts,
+ * all in host byte order: the spool directory is read back by a
+ * daemon on the same machine.
+ *
+ * Thread rule: no state; any thread, each buffer used by one at a time.
+ */
+#ifndef MLOPSD_PLOG_INT_H
+#define MLOPSD_PLOG_INT_H
+
+#include <stddef.h>
+
+#include "mlopsd/pbuf.h"
+
+#define PLOG_REC_MAGIC 0x31474c50u /* "PLG1" */
+#define PLOG_REC_ROW_HDR 44        /* fixed bytes per row */
+
+/* Encode rows v[0..n) into *buf (grown as needed: *buf and *cap are the
+ * caller's, freed with free()).  Returns the record's length, or 0 when
+ * out of memory (*buf and *cap unchanged then).  The text lengths must
+ * fit their fields (cid, pred, model under 64 KiB: plog.c cuts them
+ * when a row is appended). */
+size_t plog_rec_encode(char **buf, size_t *cap, const struct pbuf_row *v,
+                       size_t n);
+
+/* Decode the record data[0..len) into *views (grown as needed, the
+ * caller's, freed with free()); the views' texts point into data, which
+ * must outlive them.  Returns the row count, or -1 when the bytes are not
+ * one whole record of this format (bad magic, a row cut short, bytes left
+ * over) or out of memory. */
+long plog_rec_decode(struct pbuf_row **views, size_t *cap, const void *data,
+                     size_t len);
+
+#endif
