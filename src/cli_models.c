@@ -112,7 +112,8 @@ static const char usage_rollback[] =
 static const char usage_train[] =
     "usage: mlopsd [-c FILE] models train NAME --date YYYY-MM-DD\n"
     "                [--max-trials N] [--rounds N] [--early-stopping N]\n"
-    "                [--threads N] [--parallel N] [--run-id ID]\n"
+    "                [--threads N] [--parallel N] [--shared-trials]\n"
+    "                [--run-id ID]\n"
     "\n"
     "Run the training pipeline of model NAME (spec in models.specs_dir) for\n"
     "a logical date, as the DAG task `type: train` does: read the training\n"
@@ -125,6 +126,8 @@ static const char usage_train[] =
     "  --threads N         XGBoost threads (default models.train_threads)\n"
     "  --parallel N        trials trained at once (default\n"
     "                      models.train_parallel: CPUs / threads)\n"
+    "  --shared-trials     trials as rows in MariaDB that the trial\n"
+    "                      helpers of running daemons claim too\n"
     "  --run-id ID         names the trial runs ID-t01... (default\n"
     "                      cli-<UTC time>)\n"
     "Exit codes: 0 ok, 1 failure (e.g. no training rows for the date),\n"
@@ -715,6 +718,7 @@ static int models_train(int argc, char **argv)
 {
   const char *name = NULL, *ds = NULL, *run_id = NULL;
   long trials = 0, rounds = 0, esr = -2, threads = 0, parallel = 0;
+  int shared = 0;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -729,6 +733,10 @@ static int models_train(int argc, char **argv)
       else
         run_id = v;
       i++;
+      continue;
+    }
+    if (strcmp(a, "--shared-trials") == 0) {
+      shared = 1;
       continue;
     }
     if (strcmp(a, "--max-trials") == 0) {
@@ -802,6 +810,8 @@ static int models_train(int argc, char **argv)
       .dag_run_id = run_id,
       .nthread = threads ? (int)threads : c.models_train_threads,
       .parallel = parallel ? (int)parallel : cfg_train_parallel(&c),
+      .shared_trials = shared,
+      .lease_s = c.sched_lease_s,
       .max_trials = (size_t)trials,
       .num_boost_round = (int)rounds,
       .early_stopping_rounds = esr == -2 ? 0 : esr == 0 ? -1 : (int)esr,

@@ -37,6 +37,7 @@
 #include "mlopsd/registry.h"
 #include "mlopsd/sched.h"
 #include "mlopsd/serving.h"
+#include "mlopsd/trialw.h"
 
 #define MOD "daemon"
 #define PLOG_POOL 2
@@ -64,6 +65,7 @@ struct daemon {
   struct http *http;
   struct admin *admin;
   struct sched *sched;
+  struct trialw *trialw; /* helpers for other daemons' shared trials */
   _Atomic(struct sched *) sched_pub; /* d->sched for /readyz (HTTP threads) */
   struct metrics_gauge *g_queue_depth, *g_queue_running, *g_up;
 
@@ -387,6 +389,13 @@ enum err_code daemon_start(struct daemon *d, struct err *e)
       return rc;
     }
     atomic_store(&d->sched_pub, d->sched);
+    struct trialw_opts to = {.db = d->db,
+                             .specs_dir = d->cfg.models_specs_dir,
+                             .threads = cfg_train_parallel(&d->cfg),
+                             .nthread = d->cfg.models_train_threads,
+                             .lease_s = d->cfg.sched_lease_s};
+    if ((rc = trialw_create(&d->trialw, &to, e)) != ERR_OK)
+      return rc;
   }
   return ERR_OK;
 }
@@ -480,6 +489,8 @@ enum err_code daemon_stop(struct daemon *d, struct err *e)
     LOG_W(MOD, "HTTP stop: %s", he.msg);
     rc = err_set(e, ERR_TIMEOUT, "%s", he.msg);
   }
+  trialw_destroy(d->trialw); /* a trial it trains goes back to queued */
+  d->trialw = NULL;
   /* before the queue: running attempts are recorded through it */
   sched_destroy(d->sched);
   d->sched = NULL;

@@ -42,6 +42,7 @@
 #include "mlopsd/model.h"
 #include "mlopsd/prep.h"
 #include "mlopsd/registry.h"
+#include "mlopsd/trialq.h"
 
 #define MAX_KV 256
 
@@ -727,10 +728,6 @@ static cJSON *metrics_json(const struct spec *sp,
 struct ptrain;
 static int ptrain_stopping(struct ptrain *T);
 
-static int train_cancel(void *ud)
-{
-  return ptrain_stopping(ud);
-}
 
 /* XGBoost refuses '[', ']' and '<' in feature names, and names must be
  * unique: replace those bytes and suffix duplicates. */
@@ -951,11 +948,17 @@ struct ptrain {
   enum train_select sel;
   struct train_data td;
   int parallel;                /* trials at once */
+  /* shared trials (trialq.h): the search row and this run's claim name */
+  int shared, lease_s;
+  int64_t sid;
+  char owner[TRIALQ_OWNER_MAX + 1];
+  double search_hb;            /* last search heartbeat (under mu) */
   /* shared by the trial threads, under mu */
   pthread_mutex_t mu;
   size_t next, done;           /* next grid point to start, trials done */
   int failed;                  /* a trial failed: start no more */
   /* the best trial so far */
+  int have_best;
   struct train_result best;
   size_t best_i;
   char best_run[PIPELINE_RUN_ID_MAX + 16];
@@ -1295,6 +1298,8 @@ static enum err_code ptrain_grid(struct ptrain *T)
                                           : sp->early_stopping_rounds;
   T->nthread = o->nthread > 0 ? o->nthread : 1;
   T->parallel = o->parallel > 1 ? o->parallel : 1;
+  T->shared = o->shared_trials;
+  T->lease_s = o->lease_s > 0 ? o->lease_s : 30;
   if ((size_t)T->parallel > T->total)
     T->parallel = (int)T->total;
   T->res->trials = calloc(T->total, sizeof(*T->res->trials));
@@ -1328,7 +1333,7 @@ static enum err_code ptrain_record(struct ptrain *T, size_t t,
   /* Strictly better, or as good and earlier in the grid: the same winner
    * whatever order parallel trials finish in. */
   int better = rc == ERR_OK &&
-               (!T->best.booster ||
+               (!T->have_best ||
                 train_better(T->sel, &r->metrics, &T->best.metrics) ||
                 (t < T->best_i &&
                  !train_better(T->sel, &T->best.metrics, &r->metrics)));
@@ -1340,6 +1345,7 @@ static enum err_code ptrain_record(struct ptrain *T, size_t t,
   }
   train_result_free(&T->best);
   T->best = *r;
+  T->have_best = 1;
   T->best_i = t;
   cJSON_Delete(T->best_params);
   cJSON_Delete(T->best_metrics);
@@ -1349,10 +1355,44 @@ static enum err_code ptrain_record(struct ptrain *T, size_t t,
   return ERR_OK;
 }
 
-/* Stage 5, once per trial t of the grid: train, record, compare.  Runs on
- * any trial thread: T's shared fields are touched only under T->mu. */
-static enum err_code ptrain_trial(struct ptrain *T, size_t t, struct err *e)
+/* One trial being trained: its claim (shared trials) and what it gives. */
+struct ptrial {
+  struct ptrain *T;
+  size_t t;
+  /* shared trials: the claimed row, renewed from the cancel poll */
+  int64_t sid;
+  const char *owner;
+  double hb_at;
+  int lost;
+  /* the outcome */
+  struct train_result r;
+  cJSON *pj, *mj;
+  double secs;
+  char desc[512];
+  char run_id[PIPELINE_RUN_ID_MAX + 16];
+};
+
+/* Polled before every boosting round of a trial. */
+static int trial_cancel(void *ud)
 {
+  struct ptrial *P = ud;
+  struct ptrain *T = P->T;
+  if (P->sid > 0 && mono_s() - P->hb_at >= T->lease_s / 3.0) {
+    struct err he = {0};
+    P->hb_at = mono_s();
+    if (trialq_heartbeat(T->db, P->sid, (int)P->t, P->owner, &he) ==
+        ERR_STATE)
+      P->lost = 1; /* another daemon took it over: its result counts */
+  }
+  return P->lost || ptrain_stopping(T);
+}
+
+/* Stage 5a: train grid point P->t into P (r, pj, mj, secs, desc, run_id).
+ * Any trial thread; touches nothing shared. */
+static enum err_code ptrain_fit(struct ptrial *P, struct err *e)
+{
+  struct ptrain *T = P->T;
+  size_t t = P->t;
   const struct spec *sp = T->sp;
   const struct pipeline_opts *o = T->o;
   enum err_code rc;
@@ -1362,14 +1402,14 @@ static enum err_code ptrain_trial(struct ptrain *T, size_t t, struct err *e)
   struct train_kv kv[MAX_KV];
   size_t n_kv = T->n_base;
   memcpy(kv, T->kv, n_kv * sizeof(*kv));
-  char desc[512];
+  char *desc = P->desc;
   size_t dl = 0;
   desc[0] = '\0';
   for (size_t a = 0; a < sp->n_grid; a++) {
     const char *v = spec_grid_value(sp, t, a);
     kv[n_kv++] = (struct train_kv){sp->grid[a].key, v};
-    if (dl < sizeof(desc))
-      dl += (size_t)snprintf(desc + dl, sizeof(desc) - dl, " %s=%s",
+    if (dl < sizeof(P->desc))
+      dl += (size_t)snprintf(desc + dl, sizeof(P->desc) - dl, " %s=%s",
                              sp->grid[a].key, v);
   }
   struct train_params tp = {
@@ -1383,32 +1423,26 @@ static enum err_code ptrain_trial(struct ptrain *T, size_t t, struct err *e)
       .early_stopping_rounds = T->esr,
       .nthread = T->nthread,
       .eval_metric = T->eval_metric,
-      .cancel = train_cancel,
-      .ud = T,
+      .cancel = trial_cancel,
+      .ud = P,
   };
-  struct train_result r;
+  struct train_result *r = &P->r;
   double t1 = mono_s();
-  if ((rc = train_fit(&T->td, &tp, &r, e))) {
+  if ((rc = train_fit(&T->td, &tp, r, e))) {
+    if (P->lost)
+      err_set(e, ERR_STATE, "trial %zu/%zu: claim lost", t + 1, T->total);
     err_prefix(e, "trial %zu/%zu%s", t + 1, T->total, desc);
-    return rc;
+    return P->lost ? ERR_STATE : rc;
   }
-  double secs = mono_s() - t1;
-  struct pipeline_trial *pt = &T->res->trials[t]; /* this thread's slot */
-  pt->m = r.metrics;
-  pt->best_iteration = r.best_iteration;
-  pt->rounds_run = r.rounds_run;
-  pt->n_trees = r.num_trees;
-  pt->seconds = secs;
-
-  char run_id[PIPELINE_RUN_ID_MAX + 16];
-  if (snprintf(run_id, sizeof(run_id), "%s-t%0*zu", T->prefix, T->width,
-               t + 1) >= (int)sizeof(run_id)) {
-    train_result_free(&r);
+  P->secs = mono_s() - t1;
+  if (snprintf(P->run_id, sizeof(P->run_id), "%s-t%0*zu", T->prefix,
+               T->width, t + 1) >= (int)sizeof(P->run_id)) {
+    train_result_free(r);
     return err_set(e, ERR_INTERNAL, "pipeline: run id too long");
   }
-  cJSON *pj = params_json(T->objective, r.num_class > 2 ? r.num_class : 0,
+  cJSON *pj = params_json(T->objective, r->num_class > 2 ? r->num_class : 0,
                           kv, n_kv, T->n_base);
-  cJSON *mj = metrics_json(sp, &r, secs);
+  cJSON *mj = metrics_json(sp, r, P->secs);
   if (pj) {
     cJSON_AddNumberToObject(pj, "num_boost_round", T->nbr);
     cJSON_AddNumberToObject(pj, "early_stopping_rounds", T->esr);
@@ -1421,19 +1455,46 @@ static enum err_code ptrain_trial(struct ptrain *T, size_t t, struct err *e)
   if (!pj || !mj) {
     cJSON_Delete(pj);
     cJSON_Delete(mj);
-    train_result_free(&r);
+    train_result_free(r);
     return err_set(e, ERR_NOMEM, "pipeline: out of memory");
   }
+  P->pj = pj;
+  P->mj = mj;
+  return ERR_OK;
+}
+
+static void ptrain_trial_log(struct ptrain *T, size_t t, const char *desc,
+                             const struct pipeline_trial *pt, double secs,
+                             const char *by)
+{
+  const struct spec *sp = T->sp;
+  plog(T->o, "trial %zu/%zu%s: %s=%.4f best so far %.4f (trial %zu) "
+             "[%d rounds, best %d, %.1f s%s%s]",
+       t + 1, T->total, desc, spec_metric_name(sp->metric),
+       pipeline_metric_value(sp->metric, &pt->m),
+       pipeline_metric_value(sp->metric, &T->best.metrics), T->best_i + 1,
+       pt->rounds_run, pt->best_iteration, secs, by ? ", by " : "",
+       by ? by : "");
+}
+
+/* Stage 5, once per trial t of the grid: train, record, compare.  Runs on
+ * any trial thread: T's shared fields are touched only under T->mu. */
+static enum err_code ptrain_trial(struct ptrain *T, size_t t, struct err *e)
+{
+  struct ptrial P = {.T = T, .t = t};
+  enum err_code rc = ptrain_fit(&P, e);
+  if (rc)
+    return rc;
+  struct pipeline_trial *pt = &T->res->trials[t]; /* this thread's slot */
+  pt->m = P.r.metrics;
+  pt->best_iteration = P.r.best_iteration;
+  pt->rounds_run = P.r.rounds_run;
+  pt->n_trees = P.r.num_trees;
+  pt->seconds = P.secs;
   pthread_mutex_lock(&T->mu);
-  rc = ptrain_record(T, t, run_id, &r, pj, mj, e);
-  if (!rc) {
-    const char *mn = spec_metric_name(sp->metric);
-    plog(o, "trial %zu/%zu%s: %s=%.4f best so far %.4f (trial %zu) "
-            "[%d rounds, best %d, %.1f s]",
-         t + 1, T->total, desc, mn, pipeline_metric_value(sp->metric, &pt->m),
-         pipeline_metric_value(sp->metric, &T->best.metrics), T->best_i + 1,
-         pt->rounds_run, pt->best_iteration, secs);
-  }
+  rc = ptrain_record(T, t, P.run_id, &P.r, P.pj, P.mj, e);
+  if (!rc)
+    ptrain_trial_log(T, t, P.desc, pt, P.secs, NULL);
   pthread_mutex_unlock(&T->mu);
   return rc;
 }
@@ -1452,12 +1513,16 @@ struct ptrain_worker {
   struct err e;
 };
 
+static void *ptrain_shared_worker(struct ptrain_worker *w);
+
 /* A trial thread: take the next grid point until none is left or a trial
  * failed.  The first failure is the run's error. */
 static void *ptrain_worker(void *arg)
 {
   struct ptrain_worker *w = arg;
   struct ptrain *T = w->T;
+  if (T->shared)
+    return ptrain_shared_worker(w);
   for (;;) {
     pthread_mutex_lock(&T->mu);
     size_t t = T->failed ? T->total : T->next;
@@ -1481,11 +1546,272 @@ static void *ptrain_worker(void *arg)
   return NULL;
 }
 
+/* ---- shared trials (trialq.h) ----------------------------------------- */
+
+/* Keep the search alive for helpers: heartbeat it every lease/3 from
+ * whichever trial thread gets here first. */
+static void ptrain_search_alive(struct ptrain *T)
+{
+  if (!T->shared || T->sid <= 0)
+    return;
+  double now = mono_s();
+  pthread_mutex_lock(&T->mu);
+  int due = now - T->search_hb >= T->lease_s / 3.0;
+  if (due)
+    T->search_hb = now;
+  pthread_mutex_unlock(&T->mu);
+  struct err he = {0};
+  if (due && trialq_search_heartbeat(T->db, T->sid, &he))
+    plog(T->o, "shared trials: search heartbeat failed: %s", he.msg);
+}
+
+/* Train claimed trial `trial` of search sid and store its outcome in its
+ * row.  A lost claim is not an error: the daemon that took the trial over
+ * stores the result. */
+static enum err_code ptrain_shared_trial(struct ptrain *T, int64_t sid,
+                                         int trial, const char *owner,
+                                         struct err *e)
+{
+  struct ptrial P = {.T = T, .t = (size_t)trial, .sid = sid,
+                     .owner = owner, .hb_at = mono_s()};
+  struct err fe = {0};
+  enum err_code rc = ptrain_fit(&P, e);
+  if (rc == ERR_STATE)
+    return ERR_OK;
+  if (rc == ERR_CANCELED) {
+    if (trialq_release(T->db, sid, trial, owner, &fe))
+      plog(T->o, "shared trials: giving trial %d back: %s", trial + 1,
+           fe.msg);
+    return rc;
+  }
+  if (rc) {
+    if (trialq_finish(T->db, sid, trial, owner, 0, 0, NULL, NULL, NULL, 0,
+                      e->msg, &fe))
+      plog(T->o, "shared trials: recording trial %d's failure: %s",
+           trial + 1, fe.msg);
+    return rc;
+  }
+  char *buf = NULL, *pjs = NULL, *mjs = NULL;
+  size_t len = 0;
+  if (!(rc = train_result_to_buffer(&P.r, &buf, &len, e))) {
+    pjs = cJSON_PrintUnformatted(P.pj);
+    mjs = cJSON_PrintUnformatted(P.mj);
+    rc = !pjs || !mjs ? err_set(e, ERR_NOMEM, "pipeline: out of memory")
+                      : trialq_finish(T->db, sid, trial, owner, 1, P.secs,
+                                      mjs, pjs, buf, len, NULL, e);
+  }
+  if (!rc)
+    plog(T->o, "trial %d/%d%s: %s=%.4f [%d rounds, best %d, %.1f s]",
+         trial + 1, (int)T->total, P.desc, spec_metric_name(T->sp->metric),
+         pipeline_metric_value(T->sp->metric, &P.r.metrics),
+         P.r.rounds_run, P.r.best_iteration, P.secs);
+  if (rc == ERR_STATE)
+    rc = ERR_OK;
+  free(buf);
+  free(pjs);
+  free(mjs);
+  cJSON_Delete(P.pj);
+  cJSON_Delete(P.mj);
+  train_result_free(&P.r);
+  return rc;
+}
+
+static void ptrain_fail(struct ptrain_worker *w, enum err_code rc)
+{
+  pthread_mutex_lock(&w->T->mu);
+  if (!w->T->failed) {
+    w->T->failed = 1;
+    w->rc = rc;
+  }
+  pthread_mutex_unlock(&w->T->mu);
+}
+
+/* A trial thread of a shared search: claim the search's trials from
+ * MariaDB until none is queued or running anywhere. */
+static void *ptrain_shared_worker(struct ptrain_worker *w)
+{
+  struct ptrain *T = w->T;
+  while (!ptrain_stopping(T)) {
+    ptrain_search_alive(T);
+    int64_t sid;
+    int trial, tries;
+    enum err_code rc = trialq_claim(T->db, T->sid, NULL, NULL, 0, T->owner,
+                                    T->lease_s, &sid, &trial, &tries, &w->e);
+    if (rc == ERR_NOTFOUND) {
+      struct trialq_counts c;
+      if ((rc = trialq_count(T->db, T->sid, &c, &w->e))) {
+        ptrain_fail(w, rc);
+        break;
+      }
+      if (c.failed) {
+        ptrain_fail(w, err_set(&w->e, ERR_XGB,
+                               "%d trial%s failed on another daemon "
+                               "(table train_trial, search %lld)",
+                               c.failed, c.failed == 1 ? "" : "s",
+                               (long long)T->sid));
+        break;
+      }
+      if (!c.queued && !c.running)
+        break;
+      struct timespec ts = {0, 200 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+      continue;
+    }
+    if (!rc)
+      rc = ptrain_shared_trial(T, sid, trial, T->owner, &w->e);
+    if (rc) {
+      ptrain_fail(w, rc);
+      break;
+    }
+  }
+  const struct pipeline_opts *o = T->o;
+  if (o->cancel && o->cancel(o->cancel_ud))
+    ptrain_fail(w, err_set(&w->e, ERR_CANCELED, "training cancelled while "
+                                                "waiting for shared trials"));
+  return NULL;
+}
+
+/* A finished trial row, copied out of trialq_results. */
+struct srow {
+  int state_ok;
+  char by[TRIALQ_OWNER_MAX + 1];
+  cJSON *metrics, *params;
+};
+
+static int srow_cb(void *ud, const struct trialq_row *r)
+{
+  struct srow *v = ud;
+  if (r->trial < 0)
+    return 0;
+  struct srow *x = &v[r->trial];
+  x->state_ok = r->state && !strcmp(r->state, "success");
+  snprintf(x->by, sizeof(x->by), "%s", r->claimed_by ? r->claimed_by : "");
+  x->metrics = r->metrics ? cJSON_Parse(r->metrics) : NULL;
+  x->params = r->params ? cJSON_Parse(r->params) : NULL;
+  return 0;
+}
+
+static double jnum_or_nan(const cJSON *o, const char *k)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* After every trial of the search is done: record them all in the
+ * registry's runs in grid order, pick the best (the sequential rule) and
+ * load its model from its row. */
+static enum err_code ptrain_shared_collect(struct ptrain *T)
+{
+  struct err *e = T->e;
+  struct srow *v = calloc(T->total, sizeof(*v));
+  if (!v)
+    return err_set(e, ERR_NOMEM, "pipeline: out of memory");
+  enum err_code rc = trialq_results(T->db, T->sid, srow_cb, v, e);
+  size_t here = 0;
+  for (size_t t = 0; !rc && t < T->total; t++) {
+    struct srow *x = &v[t];
+    if (!x->state_ok || !x->metrics || !x->params) {
+      rc = err_set(e, ERR_INTERNAL, "shared trials: trial %zu of search "
+                                    "%lld has no result", t + 1,
+                   (long long)T->sid);
+      break;
+    }
+    struct pipeline_trial *pt = &T->res->trials[t];
+    pt->m = (struct train_metrics){
+        .accuracy = jnum_or_nan(x->metrics, "accuracy"),
+        .f1_macro = jnum_or_nan(x->metrics, "f1_macro"),
+        .logloss = jnum_or_nan(x->metrics, "logloss"),
+        .rmse = jnum_or_nan(x->metrics, "rmse"),
+        .mae = jnum_or_nan(x->metrics, "mae")};
+    pt->best_iteration = (int)jnum_or_nan(x->metrics, "best_iteration");
+    pt->rounds_run = (int)jnum_or_nan(x->metrics, "rounds_run");
+    pt->n_trees = (int)jnum_or_nan(x->metrics, "n_trees");
+    pt->seconds = jnum_or_nan(x->metrics, "seconds");
+    int mine = !strcmp(x->by, T->owner);
+    here += mine;
+    /* a stand-in result: metrics for the comparison, booster loaded
+     * for the winner only */
+    struct train_result r = {.metrics = pt->m,
+                             .best_iteration = pt->best_iteration,
+                             .num_rounds = pt->best_iteration + 1,
+                             .rounds_run = pt->rounds_run,
+                             .num_trees = pt->n_trees,
+                             .best_score =
+                                 jnum_or_nan(x->metrics, "best_score")};
+    const cJSON *em = cJSON_GetObjectItemCaseSensitive(x->metrics,
+                                                       "eval_metric");
+    snprintf(r.eval_metric, sizeof(r.eval_metric), "%s",
+             cJSON_IsString(em) ? em->valuestring : "");
+    r.num_class = T->sp->task == SPEC_TASK_MULTICLASS
+                      ? (int)T->sp->target.n_classes
+                  : T->sp->task == SPEC_TASK_REGRESSION ? 0
+                                                        : 2;
+    char run_id[PIPELINE_RUN_ID_MAX + 16];
+    snprintf(run_id, sizeof(run_id), "%s-t%0*zu", T->prefix, T->width, t + 1);
+    /* r has no booster yet: the winner's model is loaded after */
+    rc = ptrain_record(T, t, run_id, &r, x->params, x->metrics, e);
+    x->params = x->metrics = NULL; /* taken */
+    if (!rc && !mine)
+      ptrain_trial_log(T, t, "", pt, pt->seconds, x->by);
+  }
+  for (size_t t = 0; t < T->total; t++) {
+    cJSON_Delete(v[t].metrics);
+    cJSON_Delete(v[t].params);
+  }
+  free(v);
+  if (rc)
+    return rc;
+  char *buf = NULL;
+  size_t len = 0;
+  if ((rc = trialq_model(T->db, T->sid, (int)T->best_i, &buf, &len, e)))
+    return rc;
+  rc = train_result_load_buffer(buf, len, T->nout, &T->best, e);
+  free(buf);
+  if (rc)
+    return rc;
+  T->res->n_trials = T->total;
+  plog(T->o, "shared trials: %zu of %zu trained by this run, %zu by other "
+             "daemons (search %lld)",
+       here, T->total, T->total - here, (long long)T->sid);
+  return ERR_OK;
+}
+
+/* Stage 5 with shared trials: the search and its trials as rows, trained
+ * by this run's threads and any daemon that helps. */
+static enum err_code ptrain_shared_search(struct ptrain *T)
+{
+  struct trialq_search q = {.trials = (int)T->total,
+                            .num_boost_round = T->nbr,
+                            .early_stopping_rounds = T->esr};
+  snprintf(q.model, sizeof(q.model), "%s", T->sp->name);
+  snprintf(q.ds, sizeof(q.ds), "%s", T->o->ds);
+  snprintf(q.run_prefix, sizeof(q.run_prefix), "%s", T->prefix);
+  snprintf(q.spec_sha256, sizeof(q.spec_sha256), "%s", T->sp->sha256);
+  snprintf(q.data_sha256, sizeof(q.data_sha256), "%s",
+           T->res->data_sha256);
+  trialq_owner_name(T->owner, sizeof(T->owner), "train");
+  snprintf(q.owner, sizeof(q.owner), "%s", T->owner);
+  enum err_code rc = trialq_search_create(T->db, &q, T->e);
+  if (rc)
+    return rc;
+  T->sid = q.id;
+  T->search_hb = mono_s();
+  plog(T->o, "shared trials: search %lld, %zu trials claimable by any "
+             "daemon (table train_trial)",
+       (long long)T->sid, T->total);
+  return ERR_OK;
+}
+
 /* Stage 5: every trial, T->parallel at a time (the calling thread is one
  * of them). */
 static enum err_code ptrain_search(struct ptrain *T)
 {
   int n = T->parallel;
+  if (T->shared) {
+    enum err_code src = ptrain_shared_search(T);
+    if (src)
+      return src;
+  }
   struct ptrain_worker *w = calloc((size_t)n, sizeof(*w));
   pthread_t *th = calloc((size_t)n, sizeof(*th));
   if (!w || !th) {
@@ -1508,10 +1834,19 @@ static enum err_code ptrain_search(struct ptrain *T)
       rc = w[i].rc;
       *T->e = w[i].e;
     }
-  if (!rc && T->done < T->total)
-    rc = err_set(T->e, ERR_INTERNAL, "pipeline: %zu of %zu trials ran",
-                 T->done, T->total);
-  T->res->n_trials = T->done;
+  if (T->shared) {
+    if (!rc)
+      rc = ptrain_shared_collect(T);
+    struct err ee = {0};
+    if (trialq_search_end(T->db, T->sid, rc ? "failed" : "success", &ee))
+      plog(T->o, "shared trials: ending search %lld: %s", (long long)T->sid,
+           ee.msg);
+  } else {
+    if (!rc && T->done < T->total)
+      rc = err_set(T->e, ERR_INTERNAL, "pipeline: %zu of %zu trials ran",
+                   T->done, T->total);
+    T->res->n_trials = T->done;
+  }
   free(w);
   free(th);
   return rc;
@@ -1642,4 +1977,94 @@ enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
   if (rc)
     pipeline_result_free(res);
   return rc;
+}
+
+/* ---- helping with another run's shared trials ------------------------- */
+
+struct pipeline_helper {
+  struct ptrain T;
+  struct pipeline_opts o;
+  struct pipeline_result res;
+  struct trialq_search q;
+  struct err e;
+};
+
+enum err_code pipeline_helper_open(struct db_pool *db, const struct spec *sp,
+                                   const struct trialq_search *q,
+                                   int nthread, int lease_s,
+                                   pipeline_log_fn log, void *log_ud,
+                                   pipeline_cancel_fn cancel,
+                                   void *cancel_ud,
+                                   struct pipeline_helper **out,
+                                   struct err *e)
+{
+  *out = NULL;
+  if (strcmp(sp->sha256, q->spec_sha256))
+    return err_set(e, ERR_STATE, "search %lld: spec %s has sha256 %.12s "
+                                 "here, %.12s at the coordinating run",
+                   (long long)q->id, sp->path, sp->sha256, q->spec_sha256);
+  struct pipeline_helper *h = calloc(1, sizeof(*h));
+  if (!h)
+    return err_set(e, ERR_NOMEM, "pipeline: out of memory");
+  h->q = *q;
+  h->o = (struct pipeline_opts){
+      .ds = h->q.ds, .nthread = nthread, .max_trials = (size_t)q->trials,
+      .num_boost_round = q->num_boost_round,
+      .early_stopping_rounds = q->early_stopping_rounds > 0
+                                   ? q->early_stopping_rounds
+                                   : -1,
+      .log = log, .log_ud = log_ud, .cancel = cancel, .cancel_ud = cancel_ud,
+      .lease_s = lease_s};
+  struct ptrain *T = &h->T;
+  *T = (struct ptrain){.db = db, .sp = sp, .o = &h->o, .res = &h->res,
+                       .e = e, .lease_s = lease_s > 0 ? lease_s : 30};
+  pthread_mutex_init(&T->mu, NULL);
+  snprintf(T->prefix, sizeof(T->prefix), "%.*s",
+           (int)sizeof(T->prefix) - 1, q->run_prefix);
+  enum err_code rc = ptrain_read(T);
+  if (!rc)
+    rc = ptrain_prepare(T);
+  if (!rc) {
+    fstore_set_sha256(T->s, sp, h->res.data_sha256);
+    fstore_set_free(T->s);
+    T->s = NULL;
+    if (strcmp(h->res.data_sha256, q->data_sha256))
+      rc = err_set(e, ERR_STATE, "search %lld: the training rows of %s for "
+                                 "%s have sha256 %.12s here, %.12s at the "
+                                 "coordinating run",
+                   (long long)q->id, sp->source.table, q->ds,
+                   h->res.data_sha256, q->data_sha256);
+  }
+  if (!rc)
+    rc = ptrain_grid(T);
+  if (!rc && T->total != (size_t)q->trials)
+    rc = err_set(e, ERR_STATE, "search %lld has %d trials, the spec here "
+                               "gives %zu",
+                 (long long)q->id, q->trials, T->total);
+  T->e = &h->e;
+  if (rc) {
+    pipeline_helper_close(h);
+    return rc;
+  }
+  *out = h;
+  return ERR_OK;
+}
+
+enum err_code pipeline_helper_trial(struct pipeline_helper *h, int trial,
+                                    const char *owner, struct err *e)
+{
+  if (!h || trial < 0 || (size_t)trial >= h->T.total)
+    return err_set(e, ERR_INVAL, "pipeline: no trial %d in this search",
+                   trial + 1);
+  return ptrain_shared_trial(&h->T, h->q.id, trial, owner, e);
+}
+
+void pipeline_helper_close(struct pipeline_helper *h)
+{
+  if (!h)
+    return;
+  ptrain_free(&h->T);
+  pthread_mutex_destroy(&h->T.mu);
+  pipeline_result_free(&h->res);
+  free(h);
 }

@@ -22,6 +22,8 @@
 
 static const struct task_field train_fields[] = {
     {.name = "model", .required = 1, .templated = 1, .role = TASK_ROLE_MODEL},
+    /* the grid's trials as rows any scheduler daemon claims (trialq.h) */
+    {.name = "shared_trials", .kind = TASK_F_BOOL},
     {.name = NULL},
 };
 
@@ -45,8 +47,10 @@ static enum err_code train_run(struct task_ctx *t, struct err *e)
   struct registry *reg = NULL;
   struct pipeline_result res = {0};
   enum err_code rc;
-  if ((rc = task_model_name(t, &name, e)))
-    return rc;
+  int shared = 0;
+  if ((rc = task_model_name(t, &name, e)) ||
+      (rc = task_field_bool(t, "shared_trials", 0, &shared, e)))
+    goto out;
   if (!t->db) {
     rc = err_set(e, ERR_STATE, "train: no database connection pool");
     goto out;
@@ -63,6 +67,8 @@ static enum err_code train_run(struct task_ctx *t, struct err *e)
       .dag_run_id = t->run_id,
       .nthread = c->models_train_threads,
       .parallel = cfg_train_parallel(c),
+      .shared_trials = shared,
+      .lease_s = c->sched_lease_s,
       .log = log_cb,
       .log_ud = t,
       .cancel = cancel_cb,

@@ -417,6 +417,48 @@ enum err_code train_result_save(const struct train_result *r,
   return ERR_OK;
 }
 
+enum err_code train_result_to_buffer(const struct train_result *r,
+                                    char **buf, size_t *len, struct err *e)
+{
+  if (!r || !r->booster || !buf || !len)
+    return err_set(e, ERR_INVAL, "train: no model to serialise");
+  bst_ulong n = 0;
+  const char *raw = NULL;
+  if (XGBoosterSaveModelToBuffer(r->booster->h, "{\"format\": \"ubj\"}", &n,
+                                 &raw))
+    return model_xgb_error(e, "save to buffer");
+  *buf = malloc(n ? (size_t)n : 1);
+  if (!*buf)
+    return err_set(e, ERR_NOMEM, "train: out of memory");
+  memcpy(*buf, raw, (size_t)n);
+  *len = (size_t)n;
+  return ERR_OK;
+}
+
+enum err_code train_result_load_buffer(const void *buf, size_t len,
+                                       size_t nfeat, struct train_result *r,
+                                       struct err *e)
+{
+  if (!buf || !len || !r)
+    return err_set(e, ERR_INVAL, "train: empty model buffer");
+  BoosterHandle h = NULL;
+  if (XGBoosterCreate(NULL, 0, &h))
+    return model_xgb_error(e, "create booster");
+  if (XGBoosterLoadModelFromBuffer(h, buf, (bst_ulong)len)) {
+    enum err_code rc = model_xgb_error(e, "load from buffer");
+    XGBoosterFree(h);
+    return rc;
+  }
+  r->booster = malloc(sizeof(*r->booster));
+  if (!r->booster) {
+    XGBoosterFree(h);
+    return err_set(e, ERR_NOMEM, "train: out of memory");
+  }
+  r->booster->h = h;
+  r->booster->nfeat = nfeat;
+  return ERR_OK;
+}
+
 enum err_code train_result_predict(const struct train_result *r,
                                    const float *x, size_t n, size_t nfeat,
                                    float *out, size_t out_cap,

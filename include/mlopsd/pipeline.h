@@ -91,6 +91,13 @@ struct pipeline_opts {
                              calling one included); 0 or 1 = one after
                              another.  The best trial is the same either
                              way (ties keep the earlier grid point). */
+  int shared_trials;      /* non-zero: the trials become rows in MariaDB
+                             (trialq.h) that this run's `parallel`
+                             threads and any other daemon's trial helpers
+                             claim; the best is chosen when all are done */
+  int lease_s;            /* shared trials: a claim or a search without a
+                             heartbeat for this long is taken over /
+                             abandoned; 0 = 30 */
   /* Overrides for tests and benchmarks (0 = the spec's value): */
   size_t max_trials;          /* run only the first N grid points */
   int num_boost_round;        /* > 0 replaces xgboost.num_boost_round */
@@ -277,6 +284,34 @@ const struct model *pipeline_served_model(const struct pipeline_served *m);
 MLOPSD_WUR enum err_code pipeline_predict_body(
     const struct pipeline_served *m, const char *body, size_t len,
     int *status, char **answer, char **rows_out, struct err *e);
+
+/* ---- helping with another run's shared trials (trialq.h) -------------- */
+
+struct pipeline_helper;
+struct trialq_search;
+
+/* Get ready to train trials of search q (another daemon's run): read
+ * q->ds's training rows with spec, split and preprocess them as the
+ * coordinating run did.  ERR_STATE when spec's sha256 or the data's
+ * differs from the search's (the trials would not be the same); log and
+ * cancel (may be NULL) serve every later call.  Free with
+ * pipeline_helper_close. */
+MLOPSD_WUR enum err_code pipeline_helper_open(
+    struct db_pool *db, const struct spec *spec,
+    const struct trialq_search *q, int nthread, int lease_s,
+    pipeline_log_fn log, void *log_ud, pipeline_cancel_fn cancel,
+    void *cancel_ud, struct pipeline_helper **out, struct err *e);
+
+/* Train trial `trial` of the search, claimed as owner, and store its
+ * outcome in its row (renewing the claim while it trains).  A lost claim
+ * is ERR_OK (the daemon that took it over stores the result); a stop
+ * request gives the trial back (ERR_CANCELED).  One thread at a time per
+ * helper. */
+MLOPSD_WUR enum err_code pipeline_helper_trial(struct pipeline_helper *h,
+                                               int trial, const char *owner,
+                                               struct err *e);
+
+void pipeline_helper_close(struct pipeline_helper *h); /* NULL-safe */
 
 /* Load the spec of model name from specs_dir (NAME.yaml, else NAME.yml).
  * Errors: ERR_INVAL (not a valid model name), ERR_NOTFOUND ("no model

@@ -114,6 +114,20 @@ void train_result_free(struct train_result *r);
 enum err_code train_result_save(const struct train_result *r,
                                 const char *path, struct err *e) MLOPSD_WUR;
 
+/* The kept model as UBJSON bytes (what train_result_save writes to a
+ * .ubj file), malloc'd into *buf (caller frees).  ERR_INVAL, ERR_XGB. */
+enum err_code train_result_to_buffer(const struct train_result *r,
+                                    char **buf, size_t *len,
+                                    struct err *e) MLOPSD_WUR;
+
+/* Load a model saved by train_result_to_buffer into r->booster (nfeat
+ * features).  Only the booster is set: the caller fills the other fields
+ * (they are not in the model).  r must hold no booster.  ERR_XGB for
+ * bytes XGBoost refuses. */
+enum err_code train_result_load_buffer(const void *buf, size_t len,
+                                       size_t nfeat, struct train_result *r,
+                                       struct err *e) MLOPSD_WUR;
+
 /* Predict rows (n x nfeat) with the kept model through XGBoost into out
  * (n * output values per row, as XGBoost predicts: num_class for
  * multi:softprob, else 1). *n_out receives the number of values. */

@@ -38,6 +38,7 @@
 #include "mlopsd/fstore.h"
 #include "mlopsd/pipeline.h"
 #include "mlopsd/registry.h"
+#include "mlopsd/trialq.h"
 #include "mlopsd/spec.h"
 #include "mlopsd/sqlsplit.h"
 #include "mlopsd/task.h"
@@ -690,6 +691,138 @@ TEST(parallel_trials_match_sequential)
   cJSON_Delete(m);
   pipeline_result_free(&r[0]);
   pipeline_result_free(&r[1]);
+}
+
+/* Shared trials with no daemon helping: this run claims every row itself
+ * and registers the version a sequential run gives (same model bytes). */
+TEST(shared_trials_alone_match_sequential)
+{
+  REQUIRE(setup_ok && version1);
+  struct pipeline_result r;
+  struct err e = {0};
+  struct pipeline_opts o = {.ds = DS, .dag_id = "test_dag",
+                            .dag_run_id = "shared-1", .nthread = 1,
+                            .parallel = 2, .shared_trials = 1,
+                            .max_trials = 7, .num_boost_round = 25,
+                            .early_stopping_rounds = 5, .log = log_cb};
+  loglen = 0;
+  REQUIRE(pipeline_train(reg, pool, spec, &o, &r, &e) == ERR_OK);
+  CHECK(strstr(logbuf, "shared trials: 7 of 7 trained by this run, 0 by "
+                       "other daemons") != NULL);
+  int64_t sid = q1("SELECT MAX(id) FROM train_search", NULL);
+  char sql[256];
+  snprintf(sql, sizeof(sql),
+           "SELECT COUNT(*) FROM train_trial WHERE search_id = %lld AND "
+           "state = 'success' AND try_number = 1 AND model_hex IS NOT NULL",
+           (long long)sid);
+  CHECK_EQ_INT(q1(sql, NULL), 7);
+  snprintf(sql, sizeof(sql),
+           "SELECT COUNT(DISTINCT claimed_by) FROM train_trial WHERE "
+           "search_id = %lld", (long long)sid);
+  CHECK_EQ_INT(q1(sql, NULL), 1);
+  snprintf(sql, sizeof(sql),
+           "SELECT state = 'success' FROM train_search WHERE id = %lld",
+           (long long)sid);
+  CHECK_EQ_INT(q1(sql, NULL), 1);
+  /* par-1 is parallel_trials_match_sequential's sequential run */
+  cJSON *a = read_json("%s/%s/runs/par-1-t03/metrics.json", regdir, MODEL);
+  cJSON *b = read_json("%s/%s/runs/shared-1-t03/metrics.json", regdir,
+                       MODEL);
+  REQUIRE(a && b);
+  CHECK_NEAR(jnum(a, "accuracy"), jnum(b, "accuracy"), 0);
+  CHECK_NEAR(jnum(a, "logloss"), jnum(b, "logloss"), 0);
+  cJSON_Delete(a);
+  cJSON_Delete(b);
+  char pa[900], pb[900];
+  snprintf(pa, sizeof(pa), "%s/%s/versions/%d/model.ubj", regdir, MODEL,
+           r.version);
+  int seq = 0;
+  {
+    /* the version par-1 registered: the one whose best_run starts par-1 */
+    for (int v = 1; v < r.version && !seq; v++) {
+      cJSON *m = read_json("%s/%s/versions/%d/meta.json", regdir, MODEL, v);
+      if (m && !strncmp(jstr(m, "best_run"), "par-1-", 6))
+        seq = v;
+      cJSON_Delete(m);
+    }
+  }
+  REQUIRE(seq > 0);
+  snprintf(pb, sizeof(pb), "%s/%s/versions/%d/model.ubj", regdir, MODEL,
+           seq);
+  char *fa = fx_read_file(pa, NULL), *fb = fx_read_file(pb, NULL);
+  struct stat sa, sb;
+  CHECK(fa && fb && stat(pa, &sa) == 0 && stat(pb, &sb) == 0 &&
+        sa.st_size == sb.st_size &&
+        memcmp(fa, fb, (size_t)sa.st_size) == 0);
+  free(fa);
+  free(fb);
+  pipeline_result_free(&r);
+}
+
+/* The claim protocol on its own: queued trials first, an expired claim is
+ * taken over (try 2), and the old claimant can neither renew nor finish. */
+TEST(trialq_lease_takeover)
+{
+  REQUIRE(setup_ok);
+  struct trialq_search q = {.trials = 2, .num_boost_round = 5,
+                            .early_stopping_rounds = 0};
+  snprintf(q.model, sizeof(q.model), "m");
+  snprintf(q.ds, sizeof(q.ds), "2025-09-01");
+  snprintf(q.run_prefix, sizeof(q.run_prefix), "lease");
+  snprintf(q.spec_sha256, sizeof(q.spec_sha256), "%064d", 0);
+  snprintf(q.data_sha256, sizeof(q.data_sha256), "%064d", 0);
+  snprintf(q.owner, sizeof(q.owner), "coord:1:x");
+  struct err e = {0};
+  REQUIRE(trialq_search_create(pool, &q, &e) == ERR_OK);
+  int64_t sid;
+  int trial, tries;
+  REQUIRE(trialq_claim(pool, q.id, NULL, NULL, 0, "dead:1:a", 30, &sid,
+                       &trial, &tries, &e) == ERR_OK);
+  CHECK_EQ_INT(trial, 0);
+  CHECK_EQ_INT(tries, 1);
+  /* a helper (search_id 0) sees the live search unless it is excluded */
+  int64_t skip = q.id;
+  CHECK(trialq_claim(pool, 0, NULL, &skip, 1, "h:2:b", 30, &sid, &trial,
+                     &tries, &e) == ERR_NOTFOUND);
+  CHECK(trialq_claim(pool, 0, "coord:", NULL, 0, "h:2:b", 30, &sid, &trial,
+                     &tries, &e) == ERR_NOTFOUND);
+  REQUIRE(trialq_claim(pool, 0, "other:", NULL, 0, "h:2:b", 30, &sid,
+                       &trial, &tries, &e) == ERR_OK);
+  CHECK_EQ_INT(sid, q.id);
+  CHECK_EQ_INT(trial, 1);
+  /* nothing left until trial 0's lease runs out */
+  CHECK(trialq_claim(pool, q.id, NULL, NULL, 0, "h:2:b", 30, &sid, &trial,
+                     &tries, &e) == ERR_NOTFOUND);
+  char sql[256];
+  snprintf(sql, sizeof(sql),
+           "UPDATE train_trial SET heartbeat_at = UTC_TIMESTAMP(6) - "
+           "INTERVAL 1 HOUR WHERE search_id = %lld AND trial = 0",
+           (long long)q.id);
+  REQUIRE(exec_sql(pool, sql));
+  REQUIRE(trialq_claim(pool, q.id, NULL, NULL, 0, "h:2:b", 30, &sid, &trial,
+                       &tries, &e) == ERR_OK);
+  CHECK_EQ_INT(trial, 0);
+  CHECK_EQ_INT(tries, 2);
+  CHECK(trialq_heartbeat(pool, q.id, 0, "dead:1:a", &e) == ERR_STATE);
+  CHECK(trialq_finish(pool, q.id, 0, "dead:1:a", 1, 1.0, "{}", "{}", "x", 1,
+                      NULL, &e) == ERR_STATE);
+  CHECK(trialq_heartbeat(pool, q.id, 0, "h:2:b", &e) == ERR_OK);
+  CHECK(trialq_finish(pool, q.id, 0, "h:2:b", 1, 1.0, "{\"a\":1}", "{}",
+                      "\x00\xff", 2, NULL, &e) == ERR_OK);
+  char *buf = NULL;
+  size_t len = 0;
+  REQUIRE(trialq_model(pool, q.id, 0, &buf, &len, &e) == ERR_OK);
+  CHECK(len == 2 && (unsigned char)buf[0] == 0 &&
+        (unsigned char)buf[1] == 0xff);
+  free(buf);
+  struct trialq_counts c;
+  REQUIRE(trialq_count(pool, q.id, &c, &e) == ERR_OK);
+  CHECK_EQ_INT(c.success, 1);
+  CHECK_EQ_INT(c.running, 1);
+  CHECK(trialq_search_end(pool, q.id, "failed", &e) == ERR_OK);
+  /* an ended search is no longer offered to helpers */
+  CHECK(trialq_claim(pool, 0, NULL, NULL, 0, "h:3:c", 30, &sid, &trial,
+                     &tries, &e) == ERR_NOTFOUND);
 }
 
 static int latest_version(void);
@@ -1434,6 +1567,8 @@ int main(void)
   RUN(cancel_leaves_no_version);
   RUN(parallel_trials_match_sequential);
   RUN(parallel_cancel_leaves_no_version);
+  RUN(shared_trials_alone_match_sequential);
+  RUN(trialq_lease_takeover);
   RUN(cli_promote_rollback_show_list);
   RUN(corrupt_meta_is_reported_and_others_still_work);
   RUN(validate_scores_rows_neither_version_trained_on);
