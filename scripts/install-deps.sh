@@ -34,6 +34,9 @@ TEST_PKGS="$TEST_PKGS python3-swift memcached"
 # python3-jsonschema, python3-yaml: test_airflow_spec.sh validates the
 # admin API's answers against Airflow's OpenAPI spec (shared/specs).
 TEST_PKGS="$TEST_PKGS python3-jsonschema python3-yaml"
+# tests/galera.sh, tests/cluster/ (make test-cluster, issue 14): a
+# three-node Galera cluster (rsync state transfer) behind haproxy.
+TEST_PKGS="$TEST_PKGS galera-4 rsync haproxy"
 # tests/integration/test_console.sh (the web console in headless Chromium,
 # driven by playwright-core from npm): part of the default set, so that the
 # test never skips for want of a package (a skip fails under CI=true).

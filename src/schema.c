@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mlopsd/fsx.h"
 #include "mlopsd/log.h"
@@ -313,35 +314,114 @@ static enum err_code apply_one(struct db_conn *c, const struct schema_file *f,
   return ERR_OK;
 }
 
-static enum err_code take_lock(struct db_conn *c, struct err *e)
+/* The schema lock: one row of table schema_lock, taken by an UPDATE that
+ * only succeeds while the row is free (or its lease ran out) and
+ * committed at once.  Why not GET_LOCK: on a Galera cluster GET_LOCK is
+ * node-local (a lock held through node 1 is granted on node 2 too), and a
+ * row lock held in an open transaction cannot span the migrations (every
+ * DDL statement commits).  A committed write is what Galera orders: two
+ * runners that both saw the row free through different nodes both
+ * update it, and the second one's COMMIT fails certification (error
+ * 1213), which counts here as "taken by the other".  On a single server
+ * the second UPDATE waits for the first and then matches no row.  The
+ * lease (SCHEMA_LOCK_LEASE_S) frees the row of a runner that died; a
+ * runner renews nothing, so a migration must finish within it. */
+#define SCHEMA_LOCK_LEASE_S 600
+
+static const char *const create_lock_sql =
+    "CREATE TABLE IF NOT EXISTS `schema_lock` ("
+    " `name` varchar(64) NOT NULL,"
+    " `holder` varchar(255) DEFAULT NULL,"
+    " `expires_at` datetime(6) DEFAULT NULL,"
+    " PRIMARY KEY (`name`)"
+    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+/* One statement in its own transaction; 1213/1205 (lost to another
+ * runner, or certification) -> *lost = 1, ERR_OK. */
+static enum err_code lock_stmt(struct db_conn *c, const char *sql,
+                               const struct db_val *p, int np,
+                               int64_t *affected, int *lost, struct err *e)
 {
-  int64_t got = 0;
-  struct db_val p[1] = {DB_V_INT(SCHEMA_LOCK_WAIT_S)};
-  enum err_code rc = db_query_i64(
-      c, "SELECT GET_LOCK(CONCAT('mlopsd.schema.', DATABASE()), ?)", p, 1,
-      &got, e);
-  if (rc == ERR_NOTFOUND) /* NULL: an error inside GET_LOCK */
-    return err_set(e, ERR_DB, "GET_LOCK failed for the schema lock");
-  if (rc != ERR_OK) {
-    err_prefix(e, "taking the schema lock");
-    return rc;
+  enum err_code rc = db_exec_params(c, sql, p, np, affected, e);
+  *lost = 0;
+  if (rc == ERR_DB && db_errno_retryable(db_last_errno(c))) {
+    *lost = 1;
+    return ERR_OK;
   }
-  if (got != 1)
-    return err_set(e, ERR_TIMEOUT,
-                   "another mlopsd db init has held the schema lock for "
-                   "%d s",
-                   SCHEMA_LOCK_WAIT_S);
-  return ERR_OK;
+  return rc;
 }
 
-static void drop_lock(struct db_conn *c)
+static void lock_holder(char *buf, size_t cap)
 {
-  int64_t ignored;
+  char host[128] = "?";
+  if (gethostname(host, sizeof(host)) != 0)
+    snprintf(host, sizeof(host), "?");
+  host[sizeof(host) - 1] = 0;
+  snprintf(buf, cap, "%s:%ld:%ld", host, (long)getpid(),
+           (long)(now_ms() * 1000.0) % 1000000000L);
+}
+
+static enum err_code take_lock(struct db_conn *c, char *holder, size_t cap,
+                               struct err *e)
+{
+  enum err_code rc;
+  int lost = 0;
+  /* a read sees what other nodes committed (ignored where unknown) */
+  struct err ig = {0};
+  if (db_exec(c, "SET SESSION wsrep_sync_wait = 1", NULL, &ig) != ERR_OK)
+    LOG_D("schema", "wsrep_sync_wait not set: %s", ig.msg);
+  if ((rc = db_exec(c, create_lock_sql, NULL, e)) != ERR_OK) {
+    err_prefix(e, "creating schema_lock");
+    return rc;
+  }
+  lock_holder(holder, cap);
+  struct db_val ph[2] = {DB_V_STR(holder), DB_V_INT(SCHEMA_LOCK_LEASE_S)};
+  double deadline = now_ms() + SCHEMA_LOCK_WAIT_S * 1000.0;
+  for (int i = 0;; i++) {
+    rc = lock_stmt(c, "INSERT IGNORE INTO `schema_lock` (`name`) VALUES "
+                      "('schema')",
+                   NULL, 0, NULL, &lost, e);
+    int64_t got = 0;
+    if (rc == ERR_OK && !lost)
+      rc = lock_stmt(c,
+                     "UPDATE `schema_lock` SET `holder` = ?, `expires_at` = "
+                     "UTC_TIMESTAMP(6) + INTERVAL ? SECOND WHERE `name` = "
+                     "'schema' AND (`holder` IS NULL OR `expires_at` < "
+                     "UTC_TIMESTAMP(6))",
+                     ph, 2, &got, &lost, e);
+    if (rc != ERR_OK) {
+      err_prefix(e, "taking the schema lock");
+      return rc;
+    }
+    if (!lost && got == 1)
+      return ERR_OK;
+    if (now_ms() > deadline)
+      return err_set(e, ERR_TIMEOUT,
+                     "another mlopsd db init has held the schema lock (table "
+                     "schema_lock) for %d s",
+                     SCHEMA_LOCK_WAIT_S);
+    struct timespec ts = {0, (long)(50 + (i % 5) * 50) * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+}
+
+static void drop_lock(struct db_conn *c, const char *holder)
+{
   struct err e2 = {0};
-  if (db_query_i64(c,
-                   "SELECT RELEASE_LOCK(CONCAT('mlopsd.schema.', DATABASE()))",
-                   NULL, 0, &ignored, &e2) != ERR_OK)
-    LOG_D("schema", "release lock: %s", e2.msg);
+  struct db_val p[1] = {DB_V_STR(holder)};
+  for (int i = 0; i < 5; i++) {
+    int lost = 0;
+    if (lock_stmt(c,
+                  "UPDATE `schema_lock` SET `holder` = NULL, `expires_at` = "
+                  "NULL WHERE `name` = 'schema' AND `holder` = ?",
+                  p, 1, NULL, &lost, &e2) != ERR_OK) {
+      LOG_W("schema", "releasing the schema lock: %s (it expires in %d s)",
+            e2.msg, SCHEMA_LOCK_LEASE_S);
+      return;
+    }
+    if (!lost)
+      return;
+  }
 }
 
 enum err_code schema_migrate(struct db_conn *c, const char *dir,
@@ -359,7 +439,8 @@ enum err_code schema_migrate(struct db_conn *c, const char *dir,
     free(files);
     return err_set(e, ERR_NOTFOUND, "no NNN_name.sql migrations in %s", dir);
   }
-  rc = take_lock(c, e);
+  char holder[256];
+  rc = take_lock(c, holder, sizeof(holder), e);
   if (rc != ERR_OK) {
     free(files);
     return rc;
@@ -393,7 +474,7 @@ enum err_code schema_migrate(struct db_conn *c, const char *dir,
     if (top_new > res->version)
       res->version = top_new;
   }
-  drop_lock(c);
+  drop_lock(c, holder);
   free(l.v);
   free(files);
   return rc;

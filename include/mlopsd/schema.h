@@ -17,7 +17,9 @@
  * runs again from its start next time.  Migrations must therefore be
  * re-runnable (CREATE TABLE IF NOT EXISTS, CREATE INDEX IF NOT EXISTS...).
  *
- * Concurrent runners on one database are serialised with GET_LOCK.
+ * Concurrent runners on one database (also through different nodes of a
+ * Galera cluster) are serialised by the row `schema` of table
+ * schema_lock (a 600 s lease taken by a committed UPDATE; schema.c).
  * Thread rule: all functions may be called from any thread; a db_conn by
  * one thread at a time (see db.h).
  */
