@@ -91,8 +91,9 @@ STACK=0
 dk() { "$DOCKER" -H "unix://$SOCK" "$@"; }
 dc() {
   DOCKER_HOST="unix://$SOCK" COMPOSE_DOCKER_CLI_BUILD=0 \
-    docker-compose -f docker/docker-compose.yml --env-file "$WORK/env" "$@"
+    docker-compose -f "$CFILE" --env-file "$WORK/env" "$@"
 }
+CFILE=docker/docker-compose.yml
 
 # ---- the host's network, before -------------------------------------------
 links() { ip -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | sort; }
@@ -108,7 +109,7 @@ links >"$WORK/links.before"
 cleanup() {
   if [ "$STACK" = 1 ] && [ -S "$SOCK" ]; then
     timeout 120 env DOCKER_HOST="unix://$SOCK" docker-compose \
-      -f docker/docker-compose.yml --env-file "$WORK/env" \
+      -f "$CFILE" --env-file "$WORK/env" \
       down -v --remove-orphans -t 30 >/dev/null 2>&1
     STACK=0
   fi
@@ -253,20 +254,26 @@ build mariadb "$WORK/b-mariadb.log" -t mariadb:10.11 tests/docker/mariadb &
 b1=$!
 build mlopsd "$WORK/b-mlopsd.log" -t mlopsd:latest -f docker/Dockerfile . &
 b2=$!
+build haproxy "$WORK/b-haproxy.log" -t mlopsd-haproxy:latest docker/haproxy &
+b3=$!
 wait "$b1"; r1=$?
 wait "$b2"; r2=$?
-cat "$WORK/b-mariadb.log.time" "$WORK/b-mlopsd.log.time" 2>/dev/null
+wait "$b3"; r3=$?
+cat "$WORK/b-mariadb.log.time" "$WORK/b-mlopsd.log.time" \
+  "$WORK/b-haproxy.log.time" 2>/dev/null
 echo "time: images_parallel $(since "$t")"
 if [ "$r1" = 0 ]; then ok image_mariadb_standin_built; else
   tail -25 "$WORK/b-mariadb.log" | sed 's/^/  | /'; bad image_mariadb_standin_built; fi
 if [ "$r2" = 0 ]; then ok image_mlopsd_built; else
   tail -25 "$WORK/b-mlopsd.log" | sed 's/^/  | /'; bad image_mlopsd_built; fi
+if [ "$r3" = 0 ]; then ok image_haproxy_built; else
+  tail -25 "$WORK/b-haproxy.log" | sed 's/^/  | /'; bad image_haproxy_built; fi
 # the build context leaves out what .dockerignore names
 ctx=$(grep -E 'transferring context: [0-9.]+[kMG]?B' "$WORK/b-mlopsd.log" | tail -1 |
   sed -E 's/.*transferring context: ([0-9.]+[kMG]?B).*/\1/')
 say "mlopsd build context: ${ctx:-?}"
 dk images --format '{{.Repository}}:{{.Tag}} {{.Size}}' |
-  grep -E '^(debian:12-slim|mariadb:10.11|mlopsd:latest) ' | sed 's/^/size: /'
+  grep -E '^(debian:12-slim|mariadb:10.11|mlopsd:latest|mlopsd-haproxy:latest) ' | sed 's/^/size: /'
 if [ "$fail" != 0 ]; then echo "check: $pass passed, $fail failed"; exit 1; fi
 
 # ---- 3. the stack --------------------------------------------------------------
@@ -413,6 +420,101 @@ STACK=0
 left=$(dk ps -aq; dk volume ls -q; dk network ls -q --filter name="$PROJECT")
 if [ -z "$left" ]; then ok compose_down_v_removes_all; else
   bad compose_down_v_removes_all "left: $(echo $left)"; fi
+
+# ---- 3b. the scale-out stack --------------------------------------------------
+# docker/docker-compose.scale.yml, unchanged: a scheduler and two `api`
+# replicas behind haproxy.  The scheduler trains and deploys; the replicas
+# follow production through MariaDB; haproxy spreads /predict over both,
+# drops a replica killed with SIGKILL, and the restarted replica delivers
+# what it had spooled: every 200 is one row.
+CFILE=docker/docker-compose.scale.yml
+C_SCHED=${PROJECT}_scheduler_1
+C_DB=${PROJECT}_mariadb_1
+C_API=${PROJECT}_api_1
+C_API2=${PROJECT}_api_2
+t=$(date +%s.%N)
+STACK=1
+if dc up -d --scale api=2 >"$WORK/sup.log" 2>&1; then ok scale_compose_up; else
+  sed 's/^/  | /' "$WORK/sup.log" | tail -20; bad scale_compose_up; fi
+healthy_all() {  # healthy_all BOUND_S CONTAINER...
+  local b=$1 end; shift; end=$(($(date +%s) + b))
+  local c st
+  while [ "$(date +%s)" -lt "$end" ]; do
+    st=ok
+    for c in "$@"; do [ "$(health "$c")" = healthy ] || st=no; done
+    [ "$st" = ok ] && return 0
+    sleep 1
+  done
+  for c in "$@"; do echo "  $c: $(health "$c")"; done
+  return 1
+}
+if healthy_all "$HEALTHY_S" "$C_DB" "$C_SCHED" "$C_API" "$C_API2"; then
+  ok scale_all_healthy
+else
+  for c in "$C_SCHED" "$C_API"; do dk logs --tail 20 "$c" 2>&1 | sed "s/^/  $c | /"; done
+  bad scale_all_healthy "not healthy within $HEALTHY_S s"
+fi
+echo "time: scale_up_to_healthy $(since "$t")"
+role=$(curl -s -m 5 "$URL/readyz")
+code=000
+end=$(($(date +%s) + PREDICT_S))
+while [ "$(date +%s)" -lt "$end" ]; do
+  code=$(predict "$WORK/sp.json")
+  [ "$code" = 200 ] && break
+  sleep 2
+done
+if [ "$code" = 200 ]; then ok scale_predict_through_haproxy; else
+  echo "  last answer: HTTP $code $(head -c 300 "$WORK/sp.json" 2>/dev/null)"
+  echo "  /readyz through haproxy: $role"
+  for c in "$C_SCHED" "$C_API"; do dk logs --tail 20 "$c" 2>&1 | sed "s/^/  $c | /"; done
+  bad scale_predict_through_haproxy "no 200 within $PREDICT_S s"
+fi
+echo "time: scale_up_to_first_prediction $(since "$t")"
+# The scheduler runs the DAGs and serves only /healthz, /readyz, /metrics.
+h=$(dk exec "$C_SCHED" sh -c 'mlopsd health --timeout 3 >/dev/null 2>&1; echo $?' 2>/dev/null)
+m=$(dk exec "$C_SCHED" sh -c 'mlopsd health --timeout 3 --url http://127.0.0.1:3000/metadata >/dev/null 2>&1; echo $?' 2>/dev/null)
+if [ "$h" = 0 ] && [ "$m" = 1 ]; then ok scale_scheduler_role_routes; else
+  bad scale_scheduler_role_routes "/healthz exit '$h', /metadata exit '$m' (want 0, 1)"; fi
+# a stream of marked requests; one replica is killed in the middle
+body=$WORK/scale.json
+sed 's/"customer_id": 4096/"customer_id": "scale"/' sql/data/predict_example.json >"$body"
+spredict() {
+  curl -s -o /dev/null -w '%{http_code}\n' -m 10 -X POST "$URL/predict" \
+    -H 'Content-Type: application/json' -d @"$body"
+}
+: >"$WORK/codes"
+for i in $(seq 1 300); do
+  spredict >>"$WORK/codes"
+  [ "$i" = 100 ] && dk kill -s KILL "$C_API2" >/dev/null 2>&1
+done
+n200=$(grep -c '^200$' "$WORK/codes")
+nother=$(grep -vc '^200$' "$WORK/codes")
+say "scale stream: $n200 answered 200, $nother other (the killed replica's in-flight ones)"
+after=$(tail -100 "$WORK/codes" | grep -c '^200$')
+if [ "$after" = 100 ]; then ok scale_replica_killed_others_answer; else
+  bad scale_replica_killed_others_answer "last 100 requests: $after answered 200"; fi
+# The killed replica is started again (a SIGKILL'd container counts as
+# stopped by hand, so its restart policy does not apply) and delivers what
+# its buffer file held; haproxy takes it back once /readyz says ready.
+dk start "$C_API2" >/dev/null 2>&1
+if healthy_all "$HEALTHY_S" "$C_API2"; then ok scale_killed_replica_back; else
+  bad scale_killed_replica_back; fi
+rows=""
+for _ in $(seq 1 60); do
+  rows=$(sql "SELECT COUNT(*) FROM credit_predictions_api_log WHERE customer_id = 'scale'")
+  [ "${rows:-0}" -ge "$n200" ] && break
+  sleep 1
+done
+sources=$(sql "SELECT COUNT(DISTINCT log_source) FROM credit_predictions_api_log WHERE customer_id = 'scale'")
+if [ "${rows:-x}" = "$n200" ]; then ok scale_every_200_logged_once; else
+  bad scale_every_200_logged_once "$n200 answered 200, ${rows:-?} rows"; fi
+if [ "${sources:-0}" -ge 2 ]; then ok scale_both_replicas_served; else
+  bad scale_both_replicas_served "rows from ${sources:-?} replica(s)"; fi
+dc down -v >"$WORK/sdownv.log" 2>&1
+STACK=0
+left=$(dk ps -aq; dk volume ls -q)
+if [ -z "$left" ]; then ok scale_down_v_removes_all; else
+  bad scale_down_v_removes_all "left: $(echo $left)"; fi
 
 # ---- 4. stop everything, check the host ----------------------------------------
 # While dockerd still runs: it was told to leave the host's network alone,

@@ -30,6 +30,16 @@ sed -i 's/^MLOPSD_PUBLISH=.*/MLOPSD_PUBLISH=0.0.0.0:3001/' "$envf"
 if docker-compose -f docker/docker-compose.yml --env-file "$envf" config |
    grep -q -- '- 0.0.0.0:3001:3000'; then ok compose_port_opened_by_env
 else bad compose_port_opened_by_env; fi
+# The scale-out file: valid, haproxy on loopback, roles set.
+cp docker/.env.example "$envf"
+if scfg=$(docker-compose -f docker/docker-compose.scale.yml --env-file "$envf" config) &&
+   grep -q -- '- 127.0.0.1:3000:3000' <<<"$scfg" &&
+   grep -q 'MLOPSD_SERVER_ROLE: scheduler' <<<"$scfg" &&
+   grep -q 'MLOPSD_SERVER_ROLE: api' <<<"$scfg"; then
+  ok compose_scale_config_valid
+else
+  bad compose_scale_config_valid
+fi
 rm -f "$envf"
 scenario dockerignore
 if [ -f .dockerignore ] && grep -qx '.git' .dockerignore &&
