@@ -89,6 +89,7 @@ struct db_pool {
   int connect_timeout_s;
   int read_timeout_s;
   int multi_statements;
+  int multirow_insert;
   char where[256]; /* "host:port" or the socket path, for messages */
   int waiting;     /* guarded by mu */
   /* counters: updated with __atomic builtins */

@@ -79,6 +79,9 @@ struct db_opts {
                              as the write timeout) */
   int multi_statements;   /* non-zero: db_exec() accepts several
                              ;-separated statements (for migrations) */
+  int multirow_insert;    /* non-zero: db_bulk_insert always sends
+                             multi-row INSERTs, also where it could bind
+                             arrays (benchmarks, tests) */
 };
 
 struct cfg;
@@ -167,10 +170,14 @@ enum err_code db_commit(struct db_conn *c, struct err *e) MLOPSD_WUR;
 enum err_code db_rollback(struct db_conn *c, struct err *e);
 
 /* Insert nrows rows of ncols values (row-major in vals) into table(cols...)
- * with multi-row prepared INSERTs of up to batch rows each (0 = 500; capped
- * so that one statement has at most 65535 placeholders).  The full-batch
- * statement is prepared once (cached); the remainder, and a call with
- * fewer rows than batch, use a one-off statement (closed after use).  `table` ("name" or "schema.name") and `cols` must be plain
+ * batch rows at a time (0 = 500; capped so that a multi-row statement has
+ * at most 65535 placeholders).  Against a MariaDB server, with one type per
+ * column across the rows (NULLs aside), each batch is one execution of a
+ * single-row prepared INSERT with arrays bound (STMT_ATTR_ARRAY_SIZE; the
+ * statement is cached); otherwise, or with db_opts.multirow_insert, a
+ * multi-row prepared INSERT: the full-batch statement is prepared once
+ * (cached); the remainder, and a call with fewer rows than batch, use a
+ * one-off statement (closed after use).  `table` ("name" or "schema.name") and `cols` must be plain
  * identifiers (db_ident_ok), validated here: ERR_INVAL otherwise.  suffix
  * (trusted SQL, not user input) may add e.g. " ON DUPLICATE KEY UPDATE
  * id=id" or be NULL.  Runs in the caller's transaction if one is open;

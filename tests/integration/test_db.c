@@ -848,11 +848,13 @@ TEST(t_deadlock)
   db_release(P, w);
 }
 
-TEST(t_bulk_insert)
+/* db_bulk_insert's checks, with array binding (multirow 0: the default
+ * against MariaDB) or multi-row statements (db_opts.multirow_insert) */
+static void bulk_insert_checks(struct db_pool *pool, int multirow)
 {
   struct db_conn *c, *c2;
-  REQUIRE_OK(db_acquire(P, 10000, &c, &E));
-  REQUIRE_OK(db_acquire(P, 10000, &c2, &E));
+  REQUIRE_OK(db_acquire(pool, 10000, &c, &E));
+  REQUIRE_OK(db_acquire(pool, 10000, &c2, &E));
   CHECK_OK(db_exec(c, "DROP TABLE IF EXISTS bi", NULL, &E));
   CHECK_OK(db_exec(c,
                    "CREATE TABLE bi (id BIGINT PRIMARY KEY, name VARCHAR(32), "
@@ -900,9 +902,10 @@ TEST(t_bulk_insert)
   CHECK_EQ_INT(aff, 0);
   CHECK_EQ_INT(count_in(c2, "bi"), N);
 
-  /* fewer rows than the batch: a one-off statement, closed after use (a
-   * log flush of any size would otherwise keep a statement per size);
-   * the full-batch statement stays cached */
+  /* multi-row: fewer rows than the batch use a one-off statement, closed
+   * after use (a log flush of any size would otherwise keep a statement
+   * per size); the full-batch statement stays cached.  Array binding: one
+   * single-row statement, cached, whatever the row count. */
   static const char SUF[] = " ON DUPLICATE KEY UPDATE name = name";
   static const char PREP[] = "SELECT VARIABLE_VALUE FROM information_schema."
                              "GLOBAL_STATUS WHERE VARIABLE_NAME = "
@@ -910,6 +913,7 @@ TEST(t_bulk_insert)
   /* (a fresh connection: c's cache may be full, and then any new
    * statement evicts another) */
   struct db_opts o1 = opts_for("it_db", PASS, 1);
+  o1.multirow_insert = multirow;
   struct db_pool *p1 = NULL;
   struct db_conn *c1 = NULL;
   REQUIRE_OK(db_pool_create(&p1, &o1, &E));
@@ -919,12 +923,22 @@ TEST(t_bulk_insert)
   for (int k = 1; k <= 5; k++)
     CHECK_OK(db_bulk_insert(c1, "bi", cols, NC, vals, 7 * k, 200, SUF, &aff,
                             &E));
-  CHECK_EQ_INT(q1(c2, PREP), open0);
+  CHECK_EQ_INT(q1(c2, PREP), open0 + (multirow ? 0 : 1));
   CHECK_OK(db_bulk_insert(c1, "bi", cols, NC, vals, 650, 200, SUF, &aff, &E));
   CHECK_EQ_INT(q1(c2, PREP), open0 + 1);
   CHECK_OK(db_bulk_insert(c1, "bi", cols, NC, vals, 400, 200, SUF, &aff, &E));
   CHECK_EQ_INT(q1(c2, PREP), open0 + 1);
   CHECK_EQ_INT(count_in(c2, "bi"), N);
+  /* a column whose rows differ in type: multi-row statements */
+  struct db_val mixed[2 * NC] = {
+      DB_V_INT(N + 501), DB_V_STR("text"), DB_V_NULL, DB_V_NULL,
+      DB_V_INT(N + 502), DB_V_INT(42),     DB_V_DBL(1.5), DB_V_NULL};
+  CHECK_OK(db_bulk_insert(c1, "bi", cols, NC, mixed, 2, 200, NULL, &aff, &E));
+  CHECK_EQ_INT(aff, 2);
+  CHECK_EQ_INT(q1(c2, "SELECT COUNT(*) FROM bi WHERE id > 10500 AND "
+                      "name IN ('text', '42')"),
+               2);
+  CHECK_OK(db_exec(c2, "DELETE FROM bi WHERE id > 10500", NULL, &E));
   db_release(p1, c1);
   db_pool_destroy(p1);
 
@@ -980,8 +994,20 @@ TEST(t_bulk_insert)
   free(vals);
   free(names);
   free(notes);
-  db_release(P, c);
-  db_release(P, c2);
+  db_release(pool, c);
+  db_release(pool, c2);
+}
+
+TEST(t_bulk_insert) { bulk_insert_checks(P, 0); }
+
+TEST(t_bulk_insert_multirow)
+{
+  struct db_opts o = opts_for("it_db", PASS, 2);
+  o.multirow_insert = 1;
+  struct db_pool *pm = NULL;
+  REQUIRE_OK(db_pool_create(&pm, &o, &E));
+  bulk_insert_checks(pm, 1);
+  db_pool_destroy(pm);
 }
 
 TEST(t_duplicate_key)
@@ -1358,6 +1384,7 @@ int main(void)
   RUN(t_lock_wait_retry);
   RUN(t_deadlock);
   RUN(t_bulk_insert);
+  RUN(t_bulk_insert_multirow);
   RUN(t_duplicate_key);
   RUN(t_wrong_password);
   RUN(t_threads);

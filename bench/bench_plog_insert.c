@@ -1,0 +1,539 @@
+/* bench_plog_insert.c - CPU per logged row, of the client (the daemon's
+ * flusher) and of MariaDB, for three ways to store the prediction log's
+ * rows (issue 16):
+ *
+ *   multi-row INSERT   db_bulk_insert with db_opts.multirow_insert (what
+ *                      plog did before): one prepared INSERT of 500 rows
+ *                      (5,000 placeholders) ... ON DUPLICATE KEY UPDATE
+ *                      log_seq = log_seq
+ *   array binding      db_bulk_insert as plog uses it now: one single-row
+ *                      prepared INSERT (10 placeholders, same suffix)
+ *                      executed once for 500 rows with STMT_ATTR_ARRAY_SIZE
+ *                      (column-wise arrays; COM_STMT_BULK_EXECUTE)
+ *   LOAD DATA LOCAL    LOAD DATA LOCAL INFILE ... IGNORE fed from memory
+ *                      (mysql_set_local_infile_handler): 500 rows as
+ *                      tab-separated text per statement
+ *
+ * into the real table: `credit_predictions_api_log` as sql/migrations
+ * make it (schema_migrate in its own database: the course's columns,
+ * migration 010's (log_source, log_seq), 040's partitions and page
+ * compression), with the session settings of the log writer (time_zone
+ * +00:00, check_constraint_checks = 0), one transaction per 500 rows as
+ * plog stores them, the features JSON of the course's requests.  Client
+ * CPU includes building the statement's input from the rows (binds,
+ * text).  Each way also stores its first 1,000 rows a second time: the
+ * table must still hold each row once (the exactly-once key), else it
+ * exits 1.
+ *
+ * Prints, per way, the median of BENCH_PLOG_REPS runs (default 3) of
+ * BENCH_PLOG_ROWS rows (default 50000): client us/row (getrusage), server
+ * us/row (mariadbd's /proc/PID/stat, so the server must run on this
+ * machine), rows/s (wall clock: noise on a busy machine).  Run it through
+ * bench/plog_insert.sh (its own MariaDB).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mysql.h>
+
+#include "mlopsd/db.h"
+#include "mlopsd/log.h"
+#include "mlopsd/schema.h"
+
+#define DBNAME "bench_plog_insert"
+#define TABLE "credit_predictions_api_log"
+#define NCOLS 10
+#define CHUNK 500 /* rows per statement and transaction, as plog */
+#define MAXREPS 9
+#define SUFFIX " ON DUPLICATE KEY UPDATE log_seq = log_seq"
+
+static const char *const COLS[NCOLS] = {
+    "customer_id", "features",   "prediction",    "confidence",
+    "elapsed_ms",  "created_at", "model_name",    "model_version",
+    "log_source",  "log_seq"};
+static const char COLS_SQL[] =
+    "customer_id, features, prediction, confidence, elapsed_ms, created_at, "
+    "model_name, model_version, log_source, log_seq";
+
+/* the rows, column-wise (array binding reads these arrays directly) */
+struct rows {
+  size_t n;
+  const char **cid, **feat, **pred, **ts, **model;
+  unsigned long *cid_len, *feat_len, *pred_len, *ts_len, *model_len;
+  double *conf;
+  long long *elapsed, *version, *source, *seq;
+};
+
+static pid_t SERVER_PID;
+
+static void die(const char *what, const char *msg)
+{
+  fprintf(stderr, "bench_plog_insert: %s: %s\n", what, msg ? msg : "");
+  exit(1);
+}
+
+static void *xcalloc(size_t n, size_t sz)
+{
+  void *p = calloc(n ? n : 1, sz);
+  if (!p)
+    die("out of memory", NULL);
+  return p;
+}
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double client_cpu_s(void)
+{
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+/* mariadbd's CPU seconds (user + system), -1 when not on this machine */
+static double server_cpu_s(void)
+{
+  char path[64], buf[1024];
+  if (SERVER_PID <= 0)
+    return -1;
+  snprintf(path, sizeof(path), "/proc/%ld/stat", (long)SERVER_PID);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  unsigned long ut = 0, st = 0;
+  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu "
+                          "%lu",
+                   &ut, &st) != 2)
+    return -1;
+  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void q(MYSQL *my, const char *sql)
+{
+  if (mysql_query(my, sql) != 0) {
+    fprintf(stderr, "bench_plog_insert: %s\n", sql);
+    die("query", mysql_error(my));
+  }
+  MYSQL_RES *r = mysql_store_result(my);
+  if (r)
+    mysql_free_result(r);
+}
+
+static long long q1(MYSQL *my, const char *sql)
+{
+  if (mysql_query(my, sql) != 0)
+    die(sql, mysql_error(my));
+  MYSQL_RES *r = mysql_store_result(my);
+  MYSQL_ROW row = r ? mysql_fetch_row(r) : NULL;
+  long long v = row && row[0] ? atoll(row[0]) : -1;
+  if (r)
+    mysql_free_result(r);
+  return v;
+}
+
+/* The course's requests: the "data" object of each line, as sent. */
+static char **load_features(size_t *n)
+{
+  const char *path = getenv("BENCH_REQUESTS");
+  char buf[1024];
+  if (!path && getenv("MLOPSD_SHARED")) {
+    snprintf(buf, sizeof(buf), "%s/data/credit/predict_requests.jsonl",
+             getenv("MLOPSD_SHARED"));
+    path = buf;
+  }
+  FILE *f = path ? fopen(path, "r") : NULL;
+  if (!f)
+    die("predict_requests.jsonl not found", "set MLOPSD_SHARED or "
+                                            "BENCH_REQUESTS");
+  char line[8192];
+  char **v = NULL;
+  size_t cap = 0;
+  *n = 0;
+  while (fgets(line, sizeof(line), f)) {
+    char *s = strstr(line, "\"data\":");
+    char *end = strrchr(line, '}');
+    if (!s || !end || !(s = strchr(s, '{')) || end <= s)
+      continue;
+    *end = 0; /* the line's closing brace; data's is the one before */
+    if (!(end = strrchr(s, '}')))
+      continue;
+    end[1] = 0;
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 1024;
+      v = realloc(v, cap * sizeof(*v));
+      if (!v)
+        die("out of memory", NULL);
+    }
+    if (!(v[(*n)++] = strdup(s)))
+      die("out of memory", NULL);
+  }
+  fclose(f);
+  if (!*n)
+    die("no requests in", path);
+  return v;
+}
+
+static void make_rows(struct rows *r, size_t n, char **feat, size_t nfeat)
+{
+  static const char *const CLS[3] = {"Good", "Standard", "Poor"};
+  static char ts[24];
+  time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", &tm);
+  r->n = n;
+  r->cid = xcalloc(n, sizeof(char *));
+  r->feat = xcalloc(n, sizeof(char *));
+  r->pred = xcalloc(n, sizeof(char *));
+  r->ts = xcalloc(n, sizeof(char *));
+  r->model = xcalloc(n, sizeof(char *));
+  r->cid_len = xcalloc(n, sizeof(unsigned long));
+  r->feat_len = xcalloc(n, sizeof(unsigned long));
+  r->pred_len = xcalloc(n, sizeof(unsigned long));
+  r->ts_len = xcalloc(n, sizeof(unsigned long));
+  r->model_len = xcalloc(n, sizeof(unsigned long));
+  r->conf = xcalloc(n, sizeof(double));
+  r->elapsed = xcalloc(n, sizeof(long long));
+  r->version = xcalloc(n, sizeof(long long));
+  r->source = xcalloc(n, sizeof(long long));
+  r->seq = xcalloc(n, sizeof(long long));
+  char(*cids)[11] = xcalloc(n, 11);
+  for (size_t i = 0; i < n; i++) {
+    snprintf(cids[i], 11, "%zu", 1000 + i % 50000);
+    r->cid[i] = cids[i];
+    r->cid_len[i] = strlen(cids[i]);
+    r->feat[i] = feat[i % nfeat];
+    r->feat_len[i] = strlen(r->feat[i]);
+    r->pred[i] = CLS[i % 3];
+    r->pred_len[i] = strlen(CLS[i % 3]);
+    r->ts[i] = ts;
+    r->ts_len[i] = strlen(ts);
+    r->model[i] = "credit_score_classification";
+    r->model_len[i] = strlen(r->model[i]);
+    r->conf[i] = 0.5 + (double)(i % 500) / 1000.0;
+    r->elapsed[i] = (long long)(i % 7);
+    r->version[i] = 3;
+    r->source[i] = 7777;
+    r->seq[i] = (long long)i + 1;
+  }
+}
+
+/* ---- the daemon's db_bulk_insert: multi-row INSERTs or array binding,
+ * by the pool's db_opts.multirow_insert -------------------------------- */
+
+static struct db_val *VALS;
+
+static void store_multirow(void *ctx, MYSQL *my, const struct rows *r,
+                           size_t first, size_t n)
+{
+  (void)my;
+  struct db_conn *c = ctx;
+  struct err e;
+  for (size_t i = 0; i < n; i++) {
+    size_t k = first + i;
+    struct db_val *v = VALS + i * NCOLS;
+    v[0] = DB_V_STRN(r->cid[k], r->cid_len[k]);
+    v[1] = DB_V_STRN(r->feat[k], r->feat_len[k]);
+    v[2] = DB_V_STRN(r->pred[k], r->pred_len[k]);
+    v[3] = DB_V_DBL(r->conf[k]);
+    v[4] = DB_V_INT(r->elapsed[k]);
+    v[5] = DB_V_STRN(r->ts[k], r->ts_len[k]);
+    v[6] = DB_V_STRN(r->model[k], r->model_len[k]);
+    v[7] = DB_V_INT(r->version[k]);
+    v[8] = DB_V_INT(r->source[k]);
+    v[9] = DB_V_INT(r->seq[k]);
+  }
+  int64_t aff = 0;
+  if (db_begin(c, &e) != ERR_OK ||
+      db_bulk_insert(c, TABLE, COLS, NCOLS, VALS, (int64_t)n, CHUNK, SUFFIX,
+                     &aff, &e) != ERR_OK ||
+      db_commit(c, &e) != ERR_OK)
+    die("db_bulk_insert", e.msg);
+}
+
+/* ---- LOAD DATA LOCAL INFILE from memory ------------------------------- */
+
+struct infile {
+  const char *p;
+  size_t left;
+};
+static char *TXT;
+static size_t TXT_CAP;
+static struct infile INF;
+
+static int inf_init(void **ptr, const char *name, void *user)
+{
+  (void)name;
+  *ptr = user;
+  return 0;
+}
+
+static int inf_read(void *ptr, char *buf, unsigned int len)
+{
+  struct infile *f = ptr;
+  size_t n = f->left < len ? f->left : len;
+  memcpy(buf, f->p, n);
+  f->p += n;
+  f->left -= n;
+  return (int)n;
+}
+
+static void inf_end(void *ptr) { (void)ptr; }
+
+static int inf_error(void *ptr, char *msg, unsigned int len)
+{
+  (void)ptr;
+  snprintf(msg, len, "in-memory infile error");
+  return 1;
+}
+
+/* a field for LOAD DATA's default escaping (ESCAPED BY '\\'): backslash,
+ * tab, newline and NUL escaped */
+static char *put_field(char *d, const char *s, size_t len)
+{
+  for (size_t i = 0; i < len; i++) {
+    char ch = s[i];
+    switch (ch) {
+    case '\\': *d++ = '\\'; *d++ = '\\'; break;
+    case '\t': *d++ = '\\'; *d++ = 't'; break;
+    case '\n': *d++ = '\\'; *d++ = 'n'; break;
+    case '\0': *d++ = '\\'; *d++ = '0'; break;
+    default: *d++ = ch;
+    }
+  }
+  return d;
+}
+
+static void store_load(void *ctx, MYSQL *my, const struct rows *r,
+                       size_t first, size_t n)
+{
+  (void)ctx;
+  size_t need = 0;
+  for (size_t i = first; i < first + n; i++)
+    need += 2 * (r->cid_len[i] + r->feat_len[i] + r->pred_len[i] +
+                 r->ts_len[i] + r->model_len[i]) + 128;
+  if (need > TXT_CAP) {
+    free(TXT);
+    TXT_CAP = need;
+    TXT = xcalloc(1, TXT_CAP);
+  }
+  char *d = TXT;
+  for (size_t i = first; i < first + n; i++) {
+    d = put_field(d, r->cid[i], r->cid_len[i]);
+    *d++ = '\t';
+    d = put_field(d, r->feat[i], r->feat_len[i]);
+    *d++ = '\t';
+    d = put_field(d, r->pred[i], r->pred_len[i]);
+    d += sprintf(d, "\t%.9g\t%lld\t", r->conf[i], r->elapsed[i]);
+    d = put_field(d, r->ts[i], r->ts_len[i]);
+    *d++ = '\t';
+    d = put_field(d, r->model[i], r->model_len[i]);
+    d += sprintf(d, "\t%lld\t%lld\t%lld\n", r->version[i], r->source[i],
+                 r->seq[i]);
+  }
+  INF.p = TXT;
+  INF.left = (size_t)(d - TXT);
+  mysql_set_local_infile_handler(my, inf_init, inf_read, inf_end, inf_error,
+                                 &INF);
+  q(my, "START TRANSACTION");
+  /* IGNORE: a row whose (log_source, log_seq, created_at) is there is
+   * skipped, which keeps exactly-once like ON DUPLICATE KEY UPDATE */
+  char sql[512];
+  snprintf(sql, sizeof(sql),
+           "LOAD DATA LOCAL INFILE 'plog' IGNORE INTO TABLE " TABLE
+           " CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY "
+           "'\\\\' LINES TERMINATED BY '\\n' (%s)",
+           COLS_SQL);
+  q(my, sql);
+  q(my, "COMMIT");
+}
+
+/* ---- driver ------------------------------------------------------------ */
+
+typedef void (*store_fn)(void *ctx, MYSQL *my, const struct rows *r,
+                         size_t first, size_t n);
+
+static int cmp_dbl(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+  qsort(v, (size_t)n, sizeof(*v), cmp_dbl);
+  return v[n / 2];
+}
+
+struct way {
+  const char *name;
+  store_fn fn;
+  void *ctx;
+  double cl[MAXREPS], sv[MAXREPS], rs[MAXREPS];
+};
+
+/* one run of a way: r->n rows into the emptied table */
+static void run_once(struct way *w, int k, MYSQL *my, const struct rows *r)
+{
+  q(my, "TRUNCATE TABLE " TABLE);
+  double c0 = client_cpu_s(), s0 = server_cpu_s(), t0 = now_s();
+  for (size_t i = 0; i < r->n; i += CHUNK)
+    w->fn(w->ctx, my, r, i, r->n - i < CHUNK ? r->n - i : CHUNK);
+  double t1 = now_s(), c1 = client_cpu_s(), s1 = server_cpu_s();
+  w->cl[k] = (c1 - c0) * 1e6 / (double)r->n;
+  w->sv[k] = s0 >= 0 && s1 >= 0 ? (s1 - s0) * 1e6 / (double)r->n : -1;
+  w->rs[k] = (double)r->n / (t1 - t0);
+}
+
+/* exactly once: the first 1,000 rows stored again change nothing */
+static int repeat_ok(struct way *w, MYSQL *my, const struct rows *r)
+{
+  q(my, "TRUNCATE TABLE " TABLE);
+  for (size_t i = 0; i < r->n; i += CHUNK)
+    w->fn(w->ctx, my, r, i, r->n - i < CHUNK ? r->n - i : CHUNK);
+  for (size_t i = 0; i < 1000 && i < r->n; i += CHUNK)
+    w->fn(w->ctx, my, r, i, CHUNK);
+  long long rows = q1(my, "SELECT COUNT(*) FROM " TABLE);
+  long long distinct = q1(my, "SELECT COUNT(DISTINCT log_seq) FROM " TABLE);
+  return rows == (long long)r->n && distinct == (long long)r->n;
+}
+
+int main(void)
+{
+  const char *host = getenv("MLOPSD_DATABASE_HOST");
+  const char *port = getenv("MLOPSD_DATABASE_PORT");
+  const char *user = getenv("MLOPSD_DATABASE_USER");
+  const char *pass = getenv("MLOPSD_DATABASE_PASSWORD");
+  const char *src = getenv("MLOPSD_SRC");
+  if (!host || !port || !user) {
+    printf("bench_plog_insert: no MLOPSD_DATABASE_HOST/PORT/USER: skipped "
+           "(bench/plog_insert.sh starts a server)\n");
+    return 0;
+  }
+  size_t nrows = getenv("BENCH_PLOG_ROWS")
+                     ? (size_t)atoll(getenv("BENCH_PLOG_ROWS"))
+                     : 50000;
+  if (nrows < 1000)
+    nrows = 1000;
+  nrows = (nrows + CHUNK - 1) / CHUNK * CHUNK;
+  int reps = getenv("BENCH_PLOG_REPS") ? atoi(getenv("BENCH_PLOG_REPS")) : 3;
+  if (reps < 1 || reps > MAXREPS)
+    reps = 3;
+  log_set_level(LOG_WARN);
+  size_t nfeat;
+  char **feat = load_features(&nfeat);
+  struct rows r;
+  make_rows(&r, nrows, feat, nfeat);
+  VALS = xcalloc((size_t)CHUNK * NCOLS, sizeof(*VALS));
+
+  /* the table, as the migrations make it, in a database of its own */
+  struct err e;
+  struct db_opts o = {0};
+  o.host = host;
+  o.port = atoi(port);
+  o.user = user;
+  o.password = pass;
+  o.size = 1;
+  o.connect_timeout_s = 5;
+  o.multirow_insert = 1; /* p: multi-row; pa (below): array binding */
+  struct db_pool *p, *pa;
+  struct db_conn *c, *ca;
+  char dir[1024];
+  snprintf(dir, sizeof(dir), "%s/sql/migrations", src ? src : ".");
+  if (db_pool_create(&p, &o, &e) != ERR_OK ||
+      db_acquire(p, 10000, &c, &e) != ERR_OK ||
+      db_exec(c, "DROP DATABASE IF EXISTS " DBNAME, NULL, &e) != ERR_OK ||
+      db_exec(c, "CREATE DATABASE " DBNAME " CHARACTER SET utf8mb4", NULL,
+              &e) != ERR_OK ||
+      db_exec(c, "USE " DBNAME, NULL, &e) != ERR_OK ||
+      schema_migrate(c, dir, NULL, NULL, NULL, &e) != ERR_OK ||
+      db_exec(c, "SET time_zone = '+00:00', check_constraint_checks = 0",
+              NULL, &e) != ERR_OK)
+    die("setting up " DBNAME, e.msg);
+  o.database = DBNAME;
+  if (db_pool_create(&pa, &o, &e) != ERR_OK ||
+      db_acquire(pa, 10000, &ca, &e) != ERR_OK ||
+      db_exec(ca, "SET time_zone = '+00:00', check_constraint_checks = 0",
+              NULL, &e) != ERR_OK)
+    die("connecting", e.msg);
+
+  /* a plain libmariadb session for the other two ways (LOAD DATA LOCAL
+   * needs the client's consent at connect time) */
+  MYSQL *my = mysql_init(NULL);
+  my_bool on = 1;
+  mysql_optionsv(my, MYSQL_OPT_LOCAL_INFILE, &on);
+  if (!mysql_real_connect(my, host, user, pass, DBNAME,
+                          (unsigned)atoi(port), NULL, 0))
+    die("connect", mysql_error(my));
+  q(my, "SET time_zone = '+00:00', check_constraint_checks = 0");
+  {
+    char pidfile[512] = "";
+    if (mysql_query(my, "SELECT @@pid_file") == 0) {
+      MYSQL_RES *res = mysql_store_result(my);
+      MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+      if (row && row[0])
+        snprintf(pidfile, sizeof(pidfile), "%s", row[0]);
+      if (res)
+        mysql_free_result(res);
+    }
+    FILE *f = fopen(pidfile, "r");
+    long pid = 0;
+    if (f) {
+      if (fscanf(f, "%ld", &pid) != 1)
+        pid = 0;
+      fclose(f);
+    }
+    SERVER_PID = (pid_t)pid;
+  }
+  size_t fb = 0;
+  for (size_t i = 0; i < nrows; i++)
+    fb += r.feat_len[i];
+  printf("bench_plog_insert: libmariadb %s, server %s, %zu rows x %d runs "
+         "(medians), features ~%zu B/row, %d rows per statement and "
+         "transaction, local_infile=%lld\n",
+         mysql_get_client_info(), mysql_get_server_info(my), nrows, reps,
+         fb / nrows, CHUNK, q1(my, "SELECT @@local_infile"));
+  fflush(stdout);
+
+  /* the ways take turns (run k of each, then run k + 1), so a change of
+   * the machine's load hits them alike */
+  struct way ways[3] = {{"multi-row INSERT", store_multirow, c, {0}, {0}, {0}},
+                        {"array binding", store_multirow, ca, {0}, {0}, {0}},
+                        {"LOAD DATA LOCAL", store_load, NULL, {0}, {0}, {0}}};
+  int ok = 1;
+  for (int k = 0; k < reps; k++)
+    for (int w = 0; w < 3; w++)
+      run_once(&ways[w], k, my, &r);
+  for (int w = 0; w < 3; w++) {
+    int once = repeat_ok(&ways[w], my, &r);
+    ok &= once;
+    printf("  %-18s client %5.1f us/row  server %5.1f us/row  %6.0f rows/s"
+           "  (runs: server", ways[w].name, median(ways[w].cl, reps),
+           median(ways[w].sv, reps), median(ways[w].rs, reps));
+    for (int k = 0; k < reps; k++)
+      printf(" %.1f", ways[w].sv[k]);
+    printf(")  stored again: %s\n", once ? "each row once" : "ROWS DOUBLED");
+  }
+
+  q(my, "DROP DATABASE " DBNAME);
+  mysql_close(my);
+  db_release(pa, ca);
+  db_pool_destroy(pa);
+  db_release(p, c);
+  db_pool_destroy(p);
+  return ok ? 0 : 1;
+}
