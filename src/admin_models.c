@@ -126,14 +126,22 @@ static int cmp_str(const void *x, const void *y)
 
 /* production_since and by, per model, from the deployment table: the
  * latest alias change (skip rows are decisions, not changes). */
+/* gate: the validate gate's numbers (sql/migrations/070), null on rows
+ * the paired gate did not write */
 #define DEPLOY_COLS_SQL                                                        \
   "SELECT id, model, alias, from_version, to_version, action, reason, "        \
-  "actor, dag_run_id, " ADMIN_TS("created_at") " FROM deployment "
+  "actor, dag_run_id, " ADMIN_TS("created_at") ", IF(gate_n IS NULL, NULL, "   \
+  "JSON_OBJECT('n', gate_n, 'difference', gate_difference, 'interval', "       \
+  "JSON_ARRAY(gate_ci_low, gate_ci_high), 'level', gate_level, 'p_value', "    \
+  "gate_p_value, 'max_regression', gate_max_regression, 'min_rows', "          \
+  "gate_min_rows, 'candidate_score', gate_candidate_score, "                   \
+  "'production_score', gate_production_score, 'metric', gate_metric, "         \
+  "'method', gate_method)) FROM deployment "
 static const struct admin_col deploy_cols[] = {
     {"id", 'i'},           {"model", 's'},      {"alias", 's'},
     {"from_version", 'i'}, {"to_version", 'i'}, {"action", 's'},
     {"reason", 's'},       {"actor", 's'},      {"dag_run_id", 'i'},
-    {"created_at", 's'},
+    {"created_at", 's'},   {"gate", 'j'},
 };
 #define NDEPLOYCOLS (int)(sizeof(deploy_cols) / sizeof(deploy_cols[0]))
 

@@ -30,6 +30,7 @@
 #include "mlopsd/pipeline.h"
 #include "mlopsd/prep.h"
 #include "mlopsd/registry.h"
+#include "mlopsd/stats.h"
 #include "mlopsd/vec.h"
 
 #define LINE_MAX_BYTES ((size_t)1 << 20)
@@ -326,14 +327,31 @@ static enum err_code rows_add(struct rowset *rs, cJSON *j,
   return ERR_OK;
 }
 
-/* Score version on rows_version's validation rows, leaving out those
- * whose key is in drop (NULL: none).  With drop, zero rows left is not an
- * error (*n_rows = 0). */
+/* Whether one row's output (od values: class probabilities, or one
+ * binary probability) picks label y (ties: the first class, as
+ * train_eval_metrics counts). */
+static unsigned char row_correct(const float *p, size_t od, float y)
+{
+  size_t c = 0;
+  if (od == 1)
+    c = p[0] > 0.5f;
+  else
+    for (size_t j = 1; j < od; j++)
+      if (p[j] > p[c])
+        c = j;
+  return (float)c == y;
+}
+
+/* Score version on rows_version's validation rows (FILE), leaving out
+ * those whose key is in drop (NULL: none).  With drop, zero rows left is
+ * not an error (*n_rows = 0).  correct (may be NULL): a new array of one
+ * flag a scored row, 1 when the version's answer is the label. */
 static enum err_code score_rows(struct registry *reg, const char *name,
                                 int version, int rows_version,
                                 const char *file, const struct keyset *drop,
                                 struct train_metrics *m, size_t *n_rows,
-                                size_t *n_dropped, struct err *e)
+                                size_t *n_dropped, unsigned char **correct,
+                                struct err *e)
 {
   struct scored s;
   char path[REGISTRY_PATH_MAX];
@@ -401,6 +419,12 @@ static enum err_code score_rows(struct registry *reg, const char *name,
     err_prefix(e, "scoring %s version %d", name, version);
     goto out;
   }
+  if (correct && (*correct = malloc(rs.n)) == NULL) {
+    rc = err_set(e, ERR_NOMEM, "out of memory scoring %s", name);
+    goto out;
+  }
+  for (size_t i = 0; correct && i < rs.n; i++)
+    (*correct)[i] = row_correct(out + i * od, od, rs.y[i]);
   if (n_rows)
     *n_rows = rs.n;
 out:
@@ -420,7 +444,7 @@ enum err_code pipeline_score(struct registry *reg, const char *name,
                              struct err *e)
 {
   return score_rows(reg, name, version, rows_version, VALIDATION_ROWS, NULL,
-                    m, n_rows, NULL, e);
+                    m, n_rows, NULL, NULL, e);
 }
 
 enum err_code pipeline_score_heldout(struct registry *reg, const char *name,
@@ -438,7 +462,7 @@ enum err_code pipeline_score_heldout(struct registry *reg, const char *name,
   if (rc)
     return rc;
   rc = score_rows(reg, name, version, rows_version, VALIDATION_ROWS, &ks, m,
-                  n_rows, n_dropped, e);
+                  n_rows, n_dropped, NULL, e);
   keyset_free(&ks);
   return rc;
 }
@@ -450,6 +474,70 @@ enum err_code pipeline_validate(struct registry *reg, const char *name,
                                 size_t min_rows, struct pipeline_verdict *v,
                                 struct err *e)
 {
+  struct pipeline_gate_opts g = {.metric = metric, .tolerance = tolerance,
+                                 .min_rows = min_rows};
+  return pipeline_gate(reg, name, &g, v, e);
+}
+
+/* The paired verdict: counts, interval, decision and its message. */
+static void paired_verdict(struct pipeline_verdict *v,
+                           const struct pipeline_gate_opts *g,
+                           const unsigned char *cc, const unsigned char *pc,
+                           size_t n, const char *rows)
+{
+  long b = 0, c = 0;
+  for (size_t i = 0; i < n; i++) {
+    b += cc[i] && !pc[i];
+    c += pc[i] && !cc[i];
+  }
+  struct stats_paired *st = &v->paired;
+  stats_paired_gate((long)n, b, c, g->confidence, g->max_regression, st);
+  size_t need = g->min_rows ? g->min_rows : 1;
+  v->min_rows = (size_t)st->min_rows > need ? (size_t)st->min_rows : need;
+  v->pass = st->pass && n >= need;
+  const char *why;
+  char wb[200];
+  if (n < v->min_rows) {
+    snprintf(wb, sizeof(wb),
+             "fewer than the %zu rows needed to tell a regression of %g at "
+             "this disagreement (%.1f%% of rows) with 80%% power: too few "
+             "to compare, production stays",
+             v->min_rows, g->max_regression, 100.0 * (double)(b + c) /
+                                                (double)(n ? n : 1));
+    why = wb;
+  } else if (!st->pass) {
+    snprintf(wb, sizeof(wb), "lower bound %+.4f is not above -%g",
+             st->lo, g->max_regression);
+    why = wb;
+  } else {
+    snprintf(wb, sizeof(wb), "lower bound %+.4f > -%g", st->lo,
+             g->max_regression);
+    why = wb;
+  }
+  snprintf(v->method, sizeof(v->method), "exact McNemar, conditional "
+                                         "Clopper-Pearson interval");
+  /* long verdicts are cut: the numbers come first */
+  if (snprintf(v->message, sizeof(v->message),
+               "candidate %d %s: %.160s; vs production %d on %.110s: "
+               "accuracy %.4f vs %.4f, difference=%+.4f interval=[%+.4f, "
+               "%+.4f] (%g%% one-sided bounds) p=%.3g (exact McNemar; "
+               "only-candidate-right %ld, only-production-right %ld) n=%zu "
+               "min_rows=%zu max_regression=%g",
+               v->candidate, v->pass ? "passes" : "fails", why,
+               v->production, rows, v->cand_score, v->prod_score,
+               st->difference, st->lo, st->hi, 100 * st->level, st->p_value,
+               b, c, n, v->min_rows, g->max_regression) < 0)
+    v->message[0] = '\0';
+}
+
+enum err_code pipeline_gate(struct registry *reg, const char *name,
+                            const struct pipeline_gate_opts *g,
+                            struct pipeline_verdict *v, struct err *e)
+{
+  enum spec_metric metric = g->metric;
+  double tolerance = g->tolerance;
+  size_t min_rows = g->min_rows;
+  unsigned char *cc = NULL, *pcr = NULL;
   memset(v, 0, sizeof(*v));
   v->cand_score = v->prod_score = NAN;
   enum err_code rc = registry_latest(reg, name, &v->candidate, e);
@@ -523,8 +611,10 @@ enum err_code pipeline_validate(struct registry *reg, const char *name,
 
   struct train_metrics mc, mp;
   size_t nc = 0, np = 0, dropped = 0;
+  int paired = g->paired && metric == SPEC_METRIC_ACCURACY;
   rc = score_rows(reg, name, v->candidate, v->candidate, file,
-                  held ? &ks : NULL, &mc, &nc, &dropped, e);
+                  held ? &ks : NULL, &mc, &nc, &dropped, paired ? &cc : NULL,
+                  e);
   size_t need = min_rows ? min_rows : 1;
   if (rc == ERR_OK && held && nc < need) {
     v->heldout = 1;
@@ -541,14 +631,21 @@ enum err_code pipeline_validate(struct registry *reg, const char *name,
              v->candidate, nc, nc + dropped, what, v->production, dropped,
              need);
     keyset_free(&ks);
+    free(cc);
     return ERR_OK;
   }
   if (rc == ERR_OK)
     rc = score_rows(reg, name, v->production, v->candidate, file,
-                    held ? &ks : NULL, &mp, &np, NULL, e);
+                    held ? &ks : NULL, &mp, &np, NULL, paired ? &pcr : NULL,
+                    e);
   keyset_free(&ks);
-  if (rc)
+  if (rc == ERR_OK && paired && (!cc || !pcr || np != nc))
+    paired = 0; /* regression target: no per-row answer to pair */
+  if (rc) {
+    free(cc);
+    free(pcr);
     return rc;
+  }
   v->heldout = held;
   v->n_rows = nc;
   v->n_dropped = dropped;
@@ -560,6 +657,20 @@ enum err_code pipeline_validate(struct registry *reg, const char *name,
   v->cand_score = pipeline_metric_value(metric, &mc);
   v->prod_score = pipeline_metric_value(metric, &mp);
   const char *mn = spec_metric_name(metric);
+  if (paired) {
+    char rows[200];
+    snprintf(rows, sizeof(rows), "%s%zu %s rows of version %d%s",
+             held ? "" : "all ", nc, what, v->candidate,
+             held ? " that neither version trained on"
+                  : ", not checked against production's training rows");
+    v->is_paired = 1;
+    paired_verdict(v, g, cc, pcr, nc, rows);
+    free(cc);
+    free(pcr);
+    return ERR_OK;
+  }
+  free(cc);
+  free(pcr);
   if (spec_metric_higher_is_better(metric))
     v->pass = v->cand_score >= v->prod_score - tolerance;
   else
@@ -603,12 +714,44 @@ static void cut_utf8(const char *s, char *buf, size_t cap)
   buf[n] = '\0';
 }
 
+static enum err_code record_row(struct db_pool *db, const char *model,
+                                const char *alias, int from, int to,
+                                const char *action, const char *reason,
+                                const char *actor, const char *dag_run,
+                                const struct pipeline_verdict *v,
+                                const struct pipeline_gate_opts *g,
+                                struct err *e);
+
 enum err_code pipeline_record_deployment(struct db_pool *db,
                                          const char *model, const char *alias,
                                          int from, int to, const char *action,
                                          const char *reason,
                                          const char *actor,
                                          const char *dag_run, struct err *e)
+{
+  return record_row(db, model, alias, from, to, action, reason, actor,
+                    dag_run, NULL, NULL, e);
+}
+
+enum err_code pipeline_record_gate(struct db_pool *db, const char *model,
+                                   const char *alias, int from, int to,
+                                   const char *action, const char *reason,
+                                   const char *actor, const char *dag_run,
+                                   const struct pipeline_verdict *v,
+                                   const struct pipeline_gate_opts *g,
+                                   struct err *e)
+{
+  return record_row(db, model, alias, from, to, action, reason, actor,
+                    dag_run, v && v->is_paired ? v : NULL, g, e);
+}
+
+static enum err_code record_row(struct db_pool *db, const char *model,
+                                const char *alias, int from, int to,
+                                const char *action, const char *reason,
+                                const char *actor, const char *dag_run,
+                                const struct pipeline_verdict *v,
+                                const struct pipeline_gate_opts *g,
+                                struct err *e)
 {
   struct db_conn *c = NULL;
   enum err_code rc = db_acquire(db, DB_WAIT_MS, &c, e);
@@ -644,12 +787,35 @@ enum err_code pipeline_record_deployment(struct db_pool *db,
       actor ? DB_V_STR(ab) : DB_V_NULL,
       have_run ? DB_V_INT(run_pk) : DB_V_NULL,
   };
-  rc = db_exec_params_retry(
-      c,
-      "INSERT INTO deployment (model, alias, from_version, to_version, "
-      "action, reason, actor, dag_run_id, created_at) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))",
-      p, 8, 3, NULL, e);
+  if (v && g) { /* the gate's numbers beside the decision */
+    const struct stats_paired *st = &v->paired;
+#define GNUM(x) (isfinite(x) ? DB_V_DBL(x) : DB_V_NULL)
+    struct db_val q[20] = {
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7],
+        DB_V_INT(st->n), GNUM(st->difference), GNUM(st->lo), GNUM(st->hi),
+        GNUM(st->p_value), GNUM(st->level), GNUM(st->max_regression),
+        DB_V_INT((int64_t)v->min_rows), GNUM(v->cand_score),
+        GNUM(v->prod_score), DB_V_STR(spec_metric_name(g->metric)),
+        DB_V_STR(v->method)};
+#undef GNUM
+    rc = db_exec_params_retry(
+        c,
+        "INSERT INTO deployment (model, alias, from_version, to_version, "
+        "action, reason, actor, dag_run_id, gate_n, gate_difference, "
+        "gate_ci_low, gate_ci_high, gate_p_value, gate_level, "
+        "gate_max_regression, gate_min_rows, gate_candidate_score, "
+        "gate_production_score, gate_metric, gate_method, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, UTC_TIMESTAMP(6))",
+        q, 20, 3, NULL, e);
+  } else {
+    rc = db_exec_params_retry(
+        c,
+        "INSERT INTO deployment (model, alias, from_version, to_version, "
+        "action, reason, actor, dag_run_id, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))",
+        p, 8, 3, NULL, e);
+  }
   if (rc)
     err_prefix(e, "recording the %s of %s in table deployment", action,
                model);

@@ -42,6 +42,8 @@ static const struct task_field validate_fields[] = {
     {.name = "metric"},
     {.name = "tolerance"},
     {.name = "min_rows", .kind = TASK_F_INT},
+    {.name = "max_regression"},
+    {.name = "confidence"},
     {.name = NULL},
 };
 
@@ -97,13 +99,43 @@ static enum err_code read_fields(const struct task_ctx *t, char *mb,
                         &mr, e);
 }
 
+/* max_regression in [0, 1), confidence in [0.5, 1): the spec's values
+ * unless the task gives its own. */
+static enum err_code read_paired(const struct task_ctx *t, double *maxreg,
+                                 double *conf, struct err *e)
+{
+  char b1[64], b2[64];
+  const char *m, *c;
+  enum err_code rc;
+  double d;
+  if ((rc = task_field_text(t, "max_regression", b1, sizeof(b1), &m, e)) ||
+      (rc = task_field_text(t, "confidence", b2, sizeof(b2), &c, e)))
+    return rc;
+  if (m) {
+    if (tolerance_parse(m, &d) || d >= 1)
+      return err_set(e, ERR_INVAL, "field 'max_regression': expected a "
+                                   "number >= 0 and < 1, got '%.40s'",
+                     m);
+    *maxreg = d;
+  }
+  if (c) {
+    if (tolerance_parse(c, &d) || d < 0.5 || d >= 1)
+      return err_set(e, ERR_INVAL, "field 'confidence': expected a number "
+                                   ">= 0.5 and < 1, got '%.40s'",
+                     c);
+    *conf = d;
+  }
+  return ERR_OK;
+}
+
 static enum err_code validate_check(const struct task_ctx *t, struct err *e)
 {
   char mb[64], tb[64];
   const char *metric, *tol;
   enum err_code rc = read_fields(t, mb, sizeof(mb), tb, sizeof(tb), &metric,
                                  &tol, e);
-  if (rc)
+  double mr = 0.02, cf = 0.95;
+  if (rc || (rc = read_paired(t, &mr, &cf, e)))
     return rc;
   return task_model_check(t, e);
 }
@@ -135,10 +167,24 @@ static enum err_code validate_run(struct task_ctx *t, struct err *e)
   if ((rc = task_field_int(t, "min_rows", PIPELINE_MIN_ROWS, 1, 1000000000L,
                            &min_rows, e)))
     goto out;
-  struct pipeline_verdict v;
-  if ((rc = pipeline_validate(reg, name, metric, tol, (size_t)min_rows, &v,
-                              e)))
+  /* the paired test decides accuracy for a classifier unless the task
+   * asks for the point rule by giving a tolerance */
+  struct pipeline_gate_opts g = {
+      .metric = metric, .tolerance = tol, .min_rows = (size_t)min_rows,
+      .paired = metric == SPEC_METRIC_ACCURACY && !tol_s &&
+                spec->task != SPEC_TASK_REGRESSION,
+      .max_regression = spec->max_regression,
+      .confidence = spec->confidence};
+  if ((rc = read_paired(t, &g.max_regression, &g.confidence, e)))
     goto out;
+  struct pipeline_verdict v;
+  if ((rc = pipeline_gate(reg, name, &g, &v, e)))
+    goto out;
+  char actor[600];
+  snprintf(actor, sizeof(actor), "dag:%s/%s", t->dag_id ? t->dag_id : "",
+           t->run_id ? t->run_id : "");
+  char reason[ERR_MSG_MAX + 16];
+  snprintf(reason, sizeof(reason), "validate: %s", v.message);
   if (v.note[0])
     task_logf(t, "%s", v.note);
   task_logf(t, "%s", v.message);
@@ -150,6 +196,13 @@ static enum err_code validate_run(struct task_ctx *t, struct err *e)
                  PIPELINE_STAGING);
       goto out;
     }
+    struct err pe = {0};
+    if (v.is_paired && t->db &&
+        pipeline_record_gate(t->db, name, PIPELINE_STAGING, prev,
+                             v.candidate, "pass", reason, actor, t->run_id,
+                             &v, &g, &pe) != ERR_OK)
+      task_logf(t, "could not record the pass in table deployment: %s",
+                pe.msg);
     if (prev == v.candidate)
       task_logf(t, "alias %s of %s already at version %d", PIPELINE_STAGING,
                 name, v.candidate);
@@ -161,16 +214,11 @@ static enum err_code validate_run(struct task_ctx *t, struct err *e)
                 v.candidate);
     goto out;
   }
-  char actor[600];
-  snprintf(actor, sizeof(actor), "dag:%s/%s", t->dag_id ? t->dag_id : "",
-           t->run_id ? t->run_id : "");
-  char reason[ERR_MSG_MAX + 16];
-  snprintf(reason, sizeof(reason), "validate: %s", v.message);
   struct err de = {0};
   if (!t->db ||
-      pipeline_record_deployment(t->db, name, REGISTRY_PRODUCTION,
-                                 v.production, v.candidate, "skip", reason,
-                                 actor, t->run_id, &de) != ERR_OK)
+      pipeline_record_gate(t->db, name, REGISTRY_PRODUCTION, v.production,
+                           v.candidate, "skip", reason, actor, t->run_id, &v,
+                           &g, &de) != ERR_OK)
     task_logf(t, "could not record the skip in table deployment: %s",
               t->db ? de.msg : "no database");
   else

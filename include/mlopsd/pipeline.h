@@ -53,6 +53,7 @@
 #include "mlopsd/err.h"
 #include "mlopsd/sha256.h"
 #include "mlopsd/spec.h"
+#include "mlopsd/stats.h"
 #include "mlopsd/train.h"
 
 struct db_pool;
@@ -204,6 +205,12 @@ struct pipeline_verdict {
   int heldout;          /* 1: scored on held-out rows only; 0: on all
                            the candidate's validation rows (fallback, see
                            note) or not scored */
+  /* the paired test (pipeline_gate with paired set; is_paired 0 when the
+   * point rule decided): counts, interval, p-value (stats.h) */
+  int is_paired;
+  struct stats_paired paired;
+  size_t min_rows;           /* rows the decision needed */
+  char method[64];           /* the test, for the deployment row */
   char note[ERR_MSG_MAX];    /* which rows were scored and why, for the
                                 task log ("" when nothing was scored) */
   char message[ERR_MSG_MAX]; /* one line, for the task log / reason */
@@ -229,6 +236,42 @@ MLOPSD_WUR enum err_code pipeline_validate(struct registry *reg,
                                            size_t min_rows,
                                            struct pipeline_verdict *v,
                                            struct err *e);
+
+/* How the gate decides (pipeline_gate). */
+struct pipeline_gate_opts {
+  enum spec_metric metric;
+  double tolerance;      /* the point rule: cand >= prod - tolerance */
+  int paired;            /* 1: the paired test instead, when metric is
+                            accuracy and the target has classes */
+  double max_regression; /* paired: deploy when the lower bound of
+                            (cand - prod) > -max_regression */
+  double confidence;     /* paired: one-sided level of that bound */
+  size_t min_rows;       /* fewest rows (the paired test also needs its
+                            power-derived count, stats.h) */
+};
+
+/* The gate as pipeline_validate, with the paired test when g->paired:
+ * both versions answer the same rows (the candidate's gate split, else
+ * its validation split, less production's training rows); b rows only
+ * the candidate gets right, c only production; stats_paired_gate decides
+ * (v->paired, v->min_rows; v->message gives the difference, interval,
+ * p-value, the row counts and the decision). */
+MLOPSD_WUR enum err_code pipeline_gate(struct registry *reg,
+                                       const char *name,
+                                       const struct pipeline_gate_opts *g,
+                                       struct pipeline_verdict *v,
+                                       struct err *e);
+
+/* Record a gate decision in `deployment` (sql/migrations/070): action
+ * "pass" (alias staging, from = the staging version before, to =
+ * candidate) or "skip" (alias production, from = production, to =
+ * candidate), with the gate's numbers in the gate_* columns when
+ * v->is_paired.  Errors as pipeline_record_deployment. */
+MLOPSD_WUR enum err_code pipeline_record_gate(
+    struct db_pool *db, const char *model, const char *alias, int from,
+    int to, const char *action, const char *reason, const char *actor,
+    const char *dag_run, const struct pipeline_verdict *v,
+    const struct pipeline_gate_opts *g, struct err *e);
 
 /* ---- deployments -------------------------------------------------------- */
 

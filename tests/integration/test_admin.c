@@ -1420,6 +1420,45 @@ static int setup(void)
   return 0;
 }
 
+/* A gate decision's numbers (sql/migrations/070) reach the deployment
+ * rows as a `gate` object, the names web/app.js's gateOf reads; rows
+ * without them carry gate null. */
+TEST(deployment_rows_carry_the_gate)
+{
+  struct fx_answer a;
+  REQUIRE(sql_exec("INSERT INTO deployment (model, alias, from_version, "
+                   "to_version, action, reason, actor, gate_n, "
+                   "gate_difference, gate_ci_low, gate_ci_high, "
+                   "gate_p_value, gate_level, gate_max_regression, "
+                   "gate_min_rows, gate_candidate_score, "
+                   "gate_production_score, gate_metric, gate_method, "
+                   "created_at) VALUES ('" MODEL "', 'production', 2, 3, "
+                   "'skip', 'validate: candidate 3 fails: too few', "
+                   "'dag:t/r', 498, -0.008, -0.041, 0.025, 0.68, 0.95, "
+                   "0.02, 2310, 0.61, 0.618, 'accuracy', 'exact McNemar', "
+                   "UTC_TIMESTAMP(6))") ==
+          0);
+  REQUIRE(get("/api/v2/models/" MODEL, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  const cJSON *d = find_by(jget(a.json, "deployments"), "action", "skip");
+  REQUIRE(d != NULL);
+  const cJSON *g = jget(d, "gate");
+  REQUIRE(cJSON_IsObject(g));
+  CHECK_EQ_INT(jnum(g, "n"), 498);
+  CHECK(fabs(jnum(g, "difference") + 0.008) < 1e-12);
+  const cJSON *iv = jget(g, "interval");
+  CHECK(cJSON_IsArray(iv) && cJSON_GetArraySize(iv) == 2);
+  CHECK(fabs(cJSON_GetArrayItem(iv, 0)->valuedouble + 0.041) < 1e-12);
+  CHECK(fabs(jnum(g, "p_value") - 0.68) < 1e-12);
+  CHECK(fabs(jnum(g, "max_regression") - 0.02) < 1e-12);
+  CHECK_EQ_INT(jnum(g, "min_rows"), 2310);
+  CHECK_EQ_STR(jstr(g, "metric"), "accuracy");
+  const cJSON *p = find_by(jget(a.json, "deployments"), "action", "promote");
+  REQUIRE(p != NULL);
+  CHECK(cJSON_IsNull(jget(p, "gate")));
+  fx_answer_free(&a);
+}
+
 int main(int argc, char **argv)
 {
   curl_global_init(CURL_GLOBAL_ALL);
@@ -1451,6 +1490,7 @@ int main(int argc, char **argv)
   RUN(unknown_things);
   RUN(models);
   RUN(promote_and_rollback);
+  RUN(deployment_rows_carry_the_gate);
   RUN(serving_figures);
   RUN(drift_reports);
   RUN(console_assets);

@@ -134,6 +134,11 @@ gate() {
   want=$(echo "$vline" | sed -nE \
     "s/^candidate $cand accuracy=([0-9.]+) .* production $prodv accuracy=([0-9.]+) .*\(tolerance ([0-9.e-]+),.*/\1 \2 \3/p" |
     awk '{ print ($1 >= $2 - $3) ? "success" : "failed" }')
+  # the paired gate (issue 13): passes iff the interval's lower bound is
+  # above -max_regression and there were min_rows rows
+  [ -n "$want" ] || want=$(echo "$vline" | sed -nE \
+    "s/^candidate $cand (passes|fails): .*vs production $prodv .*interval=\[([-+0-9.]+), .* n=([0-9]+) min_rows=([0-9]+) max_regression=([0-9.e-]+).*/\2 \3 \4 \5/p" |
+    awk '{ print ($1 > -$4 && $2 >= $3) ? "success" : "failed" }')
   # too few rows neither version trained on: fails, production stays
   case "$vline" in "candidate $cand: only "*"fewer than min_rows"*)
     want=failed ;; esac

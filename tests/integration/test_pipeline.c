@@ -1535,6 +1535,72 @@ TEST(three_way_split_grouped_by_customer)
   CHECK_EQ_INT(v.n_rows, r2.n_gate);
   CHECK(strstr(v.message, "gate rows of version") != NULL);
 
+  /* the validate task decides with the paired test (no tolerance field):
+   * the decision and its numbers are a deployment row */
+  struct task_ctx t;
+  struct tfields f = {.k = {"model"}, .v = {MODEL}, .n = 1};
+  task_setup(&t, &f, "run_gate_paired");
+  rc = task_type_validate.run(&t, &e);
+  fprintf(stderr, "  (paired gate: %s)\n", f.log);
+  CHECK(strstr(f.log, "difference=") != NULL);
+  CHECK(strstr(f.log, "p=") != NULL);
+  /* ~500 gate rows are far fewer than a 0.02 regression needs */
+  CHECK(rc == ERR_STATE);
+  CHECK(strstr(f.log, "too few to compare, production stays") != NULL);
+  {
+    struct db_conn *c = NULL;
+    REQUIRE(db_acquire(pool, 10000, &c, &e) == ERR_OK);
+    struct db_val p[1] = {DB_V_STR(MODEL)};
+    int64_t n = -1, mr = -1;
+    CHECK(db_query_i64(c, "SELECT gate_n FROM deployment WHERE model = ? "
+                          "AND action = 'skip' ORDER BY id DESC LIMIT 1",
+                       p, 1, &n, &e) == ERR_OK);
+    CHECK(db_query_i64(c, "SELECT gate_min_rows FROM deployment WHERE "
+                          "model = ? ORDER BY id DESC LIMIT 1",
+                       p, 1, &mr, &e) == ERR_OK);
+    CHECK_EQ_INT(n, r2.n_gate);
+    CHECK(mr > n);
+    int64_t ok = -1;
+    /* paired difference == difference of the two accuracies; the
+     * interval holds it; the level and metric are recorded */
+    CHECK(db_query_i64(c,
+                       "SELECT ABS(gate_difference - (gate_candidate_score "
+                       "- gate_production_score)) < 1e-12 AND gate_ci_low "
+                       "<= gate_difference AND gate_difference <= "
+                       "gate_ci_high AND gate_p_value BETWEEN 0 AND 1 AND "
+                       "gate_level = 0.95 AND gate_max_regression = 0.02 "
+                       "AND gate_metric = 'accuracy' FROM deployment WHERE "
+                       "model = ? ORDER BY id DESC LIMIT 1",
+                       p, 1, &ok, &e) == ERR_OK);
+    CHECK_EQ_INT(ok, 1);
+    db_release(pool, c);
+  }
+  /* a generous max_regression: few rows suffice, the candidate passes,
+   * staging moves and the pass is a row */
+  struct tfields f2 = {.k = {"model", "max_regression"},
+                       .v = {MODEL, "0.5"}, .n = 2};
+  task_setup(&t, &f2, "run_gate_paired_pass");
+  rc = task_type_validate.run(&t, &e);
+  if (rc)
+    fprintf(stderr, "  validate: %s\n", e.msg);
+  CHECK(rc == ERR_OK);
+  CHECK(strstr(f2.log, "passes: lower bound") != NULL);
+  int st = 0;
+  REQUIRE(registry_alias_get(reg, MODEL, PIPELINE_STAGING, &st, &e) ==
+          ERR_OK);
+  CHECK_EQ_INT(st, r2.version);
+  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
+                  "action = 'pass' AND alias = 'staging' AND gate_n > 0 AND "
+                  "gate_max_regression = 0.5 AND reason LIKE "
+                  "'validate: candidate % passes: %'",
+                  MODEL),
+               1);
+  struct tfields f3 = {.k = {"model", "confidence"}, .v = {MODEL, "0.3"},
+                       .n = 2};
+  task_setup(&t, &f3, "r");
+  CHECK(task_type_validate.check(&t, &e) == ERR_INVAL);
+  CHECK(strstr(e.msg, "field 'confidence'") != NULL);
+
   /* a spec naming an unknown group column is refused where it says so */
   struct spec *bad = NULL;
   const char *y = "name: m\nsource: {table: t, key: customer_id}\n"
