@@ -34,7 +34,6 @@
 #include "mlopsd/task.h"
 
 #define MOD "admin"
-#define RUN_FILE_MAX 65535 /* params.json, metrics.json of one trial */
 
 /* ---- models ----------------------------------------------------------------
  */
@@ -381,8 +380,6 @@ static void h_trials(struct admin_call *x)
   char **ids = NULL;
   size_t n = 0;
   if (prefix[0] && registry_list_runs(a->reg, name, &ids, &n, &e) == ERR_OK) {
-    char root[REGISTRY_PATH_MAX];
-    snprintf(root, sizeof(root), "%s/%s/runs", registry_root(a->reg), name);
     for (size_t i = 0; i < n && cJSON_GetArraySize(arr) < ADMIN_LIMIT_MAX;
          i++) {
       if (strncmp(ids[i], prefix, strlen(prefix)) != 0)
@@ -392,15 +389,13 @@ static void h_trials(struct admin_call *x)
       cJSON_AddBoolToObject(t, "is_best", best && !strcmp(ids[i], best));
       static const char *const files[] = {"params", "metrics"};
       for (int f = 0; f < 2; f++) {
-        char path[REGISTRY_PATH_MAX + 64];
-        snprintf(path, sizeof(path), "%s/%s/%s.json", root, ids[i], files[f]);
-        /* a missing, unreadable or oversized file shows as null */
-        char *text = NULL;
-        size_t k = 0;
+        char file[32];
+        snprintf(file, sizeof(file), "%s.json", files[f]);
+        /* a missing, unreadable or oversized file shows as null (both
+         * registry kinds: registry_run_read) */
         cJSON *j = NULL;
-        if (fsx_read(path, RUN_FILE_MAX, 0, &text, &k, NULL) == ERR_OK)
-          j = cJSON_ParseWithLength(text, k);
-        free(text);
+        if (registry_run_read(a->reg, name, ids[i], file, &j, NULL))
+          j = NULL;
         cJSON_AddItemToObject(t, files[f], j ? j : cJSON_CreateNull());
       }
       cJSON_AddItemToArray(arr, t);

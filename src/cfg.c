@@ -192,6 +192,19 @@ static const struct cfg_key cfg_keys[] = {
           "role api: milliseconds between reads of table deployment for "
           "each model's production version (a promotion on any host "
           "reaches this replica within it); 0: alias files only"),
+    K_STR("models", "registry_url", models_registry_url, "", CFG_CK_ANY, 0,
+          "s3://BUCKET/PREFIX keeps the registry in object storage "
+          "(numbers and aliases in MariaDB, registry_dir its local cache); "
+          "empty: the directory registry_dir"),
+    K_STR("models", "s3_endpoint", models_s3_endpoint, "", CFG_CK_ANY, 0,
+          "S3 endpoint URL (Swift, Ceph RGW, MinIO); empty: "
+          "https://s3.REGION.amazonaws.com"),
+    K_STR("models", "s3_region", models_s3_region, "us-east-1", CFG_CK_ANY,
+          0, "region the S3 requests are signed for"),
+    K_STR("models", "s3_credentials_file", models_s3_credentials_file, "",
+          CFG_CK_ANY, 0,
+          "AWS-style credentials file, read when AWS_ACCESS_KEY_ID and "
+          "AWS_SECRET_ACCESS_KEY are not set"),
     K_INT("models", "train_threads", models_train_threads, "1", 1, 256, 1,
           "XGBoost nthread for training"),
     K_INT("models", "train_parallel", models_train_parallel, "0", 0, 256, 1,

@@ -246,7 +246,7 @@ static enum err_code resolve(struct registry *reg, const struct ref *r,
     struct err le = {0};
     if (registry_latest(reg, r->name, &dummy, &le) == ERR_NOTFOUND)
       return err_set(e, ERR_NOTFOUND, "no model %s in the registry (%s)",
-                     r->name, registry_root(reg));
+                     r->name, registry_where(reg));
     return err_set(e, ERR_NOTFOUND,
                    "alias %s of %s is not set (no version deployed); name "
                    "a version as %s:VERSION",
@@ -268,7 +268,7 @@ static int open_registry(const struct cfg *c, const char *cmd,
                          struct registry **reg)
 {
   struct err e = {0};
-  if (registry_open(c->models_registry_dir, reg, &e) != ERR_OK)
+  if (registry_open_cfg(c, reg, &e) != ERR_OK)
     return cli_fail(cmd, "%s", e.msg);
   return CLI_OK;
 }
@@ -388,7 +388,7 @@ static int models_list(int argc, char **argv)
   cJSON *arr = json ? cJSON_CreateArray() : NULL;
   if (!json) {
     if (n == 0)
-      printf("no models in %s\n", registry_root(reg));
+      printf("no models in %s\n", registry_where(reg));
     else
       printf("%-32s %8s %6s %10s  %s\n", "NAME", "VERSIONS", "LATEST",
              "PRODUCTION", "LATEST METRICS");
@@ -634,7 +634,7 @@ static int models_promote(int argc, char **argv)
   if (!registry_version_exists(reg, o.pos[0], v)) {
     registry_close(reg);
     return cli_fail("models promote", "%s has no version %d in %s", o.pos[0], v,
-                    c.models_registry_dir);
+                    registry_where(reg));
   }
   struct db_pool *pool = NULL;
   if ((rc = cli_db_open(&c, "models promote", CHANGE_WHY, 2, DB_CLI_ACQUIRE_MS,
@@ -691,7 +691,7 @@ static int models_rollback(int argc, char **argv)
     rc = cli_fail("models rollback",
                   "%s version %d (the previous %s) no longer "
                   "exists in %s",
-                  name, prev, o.alias, c.models_registry_dir);
+                  name, prev, o.alias, registry_where(reg));
     goto out;
   }
   char reason[1024];

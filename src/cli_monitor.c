@@ -472,7 +472,7 @@ int cli_models_history(int argc, char **argv)
   struct err e = {0};
   int *vers = NULL;
   size_t nv = 0;
-  if (registry_open(c.models_registry_dir, &reg, &e) != ERR_OK)
+  if (registry_open_cfg(&c, &reg, &e) != ERR_OK)
     return cli_fail("models history", "%s", e.msg);
   if (registry_list_versions(reg, name, &vers, &nv, &e) != ERR_OK) {
     registry_close(reg);

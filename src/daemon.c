@@ -265,7 +265,7 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
    * runs no DAGs and leaves the log partitions to the scheduler. */
   if (!role_api(d))
     goto http;
-  if ((rc = registry_open(c->models_registry_dir, &d->reg, e)))
+  if ((rc = registry_open_cfg(c, &d->reg, e)))
     goto fail;
   struct serving_opts so = {.registry = d->reg,
                             .specs_dir = c->models_specs_dir,

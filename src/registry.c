@@ -24,6 +24,9 @@
  * positive version numbers, so nothing outside the root can be named.
  */
 #include "mlopsd/registry.h"
+#include "mlopsd/cfg.h"
+#include "mlopsd/db.h"
+#include "registry_int.h"
 #include "mlopsd/fsx.h"
 #include "mlopsd/vec.h"
 
@@ -44,7 +47,8 @@
 #define ALIAS_FILE_MAX 64
 
 struct registry {
-  char *root;
+  char *root;       /* the directory, or object storage's local cache */
+  struct robj *obj; /* NULL: the directory registry */
 };
 
 struct registry_draft {
@@ -105,12 +109,14 @@ enum err_code registry_path(const struct registry *r, const char *name,
     return err_set(e, ERR_INVAL, "registry: invalid version %d (want >= 1)",
                    version);
   if (!file)
-    return fmt_path(buf, cap, e, "%s/%s/versions/%d", r->root, name,
-                    version);
-  if ((rc = check_name("file name", file, e)))
-    return rc;
-  return fmt_path(buf, cap, e, "%s/%s/versions/%d/%s", r->root, name,
+    rc = fmt_path(buf, cap, e, "%s/%s/versions/%d", r->root, name, version);
+  else if (!(rc = check_name("file name", file, e)))
+    rc = fmt_path(buf, cap, e, "%s/%s/versions/%d/%s", r->root, name,
                   version, file);
+  /* object storage: the path must hold the version's files */
+  if (!rc && r->obj)
+    rc = robj_fetch(r->obj, name, version, e);
+  return rc;
 }
 
 /* "[1-9][0-9]*" within 1..INT_MAX, else 0 */
@@ -254,10 +260,56 @@ enum err_code registry_open(const char *root, struct registry **out,
   return ERR_OK;
 }
 
+enum err_code registry_open_obj(const struct registry_obj_opts *o,
+                                struct registry **out, struct err *e)
+{
+  *out = NULL;
+  if (!o->cache_dir || !*o->cache_dir)
+    return err_set(e, ERR_CONFIG, "registry %s: no cache directory", o->url);
+  struct registry *r;
+  enum err_code rc = registry_open(o->cache_dir, &r, e);
+  if (rc)
+    return rc;
+  if ((rc = robj_open(o, r->root, &r->obj, e))) {
+    registry_close(r);
+    return rc;
+  }
+  *out = r;
+  return ERR_OK;
+}
+
+enum err_code registry_open_cfg(const struct cfg *c, struct registry **out,
+                                struct err *e)
+{
+  if (!c->models_registry_url[0])
+    return registry_open(c->models_registry_dir, out, e);
+  struct db_opts db;
+  db_opts_from_cfg(&db, c, 2, 30);
+  struct registry_obj_opts o = {
+      .url = c->models_registry_url,
+      .endpoint = c->models_s3_endpoint,
+      .region = c->models_s3_region,
+      .credentials_file = c->models_s3_credentials_file,
+      .cache_dir = c->models_registry_dir,
+      .db = &db};
+  return registry_open_obj(&o, out, e);
+}
+
+const char *registry_kind(const struct registry *r)
+{
+  return r->obj ? robj_kind(r->obj) : "directory";
+}
+
+const char *registry_where(const struct registry *r)
+{
+  return r->obj ? robj_url(r->obj) : r->root;
+}
+
 void registry_close(struct registry *r)
 {
   if (!r)
     return;
+  robj_close(r->obj);
   free(r->root);
   free(r);
 }
@@ -324,6 +376,8 @@ enum err_code registry_version_begin(struct registry *r, const char *name,
   if ((rc = model_path(r, name, NULL, mdir, sizeof(mdir), e)) ||
       (rc = model_path(r, name, "versions", vdir, sizeof(vdir), e)) ||
       (rc = model_path(r, name, "tmp", tdir, sizeof(tdir), e)))
+    return rc;
+  if (r->obj && (rc = robj_model_touch(r->obj, name, e)))
     return rc;
   if (!mkdir_ok(mdir) || !mkdir_ok(vdir) || !mkdir_ok(tdir))
     return err_set(e, ERR_IO, "registry: mkdir under %s: %s", mdir,
@@ -469,8 +523,41 @@ static enum err_code max_version(const char *vdir, int *max, struct err *e)
   return ERR_OK;
 }
 
+/* Object storage: upload and commit the row; the draft directory became
+ * the cached version (or is removed with its lock file here). */
+static enum err_code commit_obj(struct registry_draft *d, int want,
+                                int *version, struct err *e)
+{
+  enum err_code rc = sync_draft(d->dir, e);
+  if (!rc)
+    rc = robj_commit(d->r->obj, d->name, d->dir, want, version, e);
+  registry_version_abort(d);
+  return rc;
+}
+
+static enum err_code commit_local(struct registry_draft *d, int want,
+                                  int *version, struct err *e);
+
 enum err_code registry_version_commit(struct registry_draft *d, int *version,
                                       struct err *e)
+{
+  return commit_local(d, 0, version, e);
+}
+
+enum err_code registry_version_import(struct registry_draft *d, int version,
+                                      struct err *e)
+{
+  int got = 0;
+  if (d && version < 1) {
+    registry_version_abort(d);
+    return err_set(e, ERR_INVAL, "registry: invalid version %d", version);
+  }
+  return commit_local(d, version, &got, e);
+}
+
+/* want 0: the next number; else exactly want (ERR_EXISTS if taken) */
+static enum err_code commit_local(struct registry_draft *d, int want,
+                                  int *version, struct err *e)
 {
   struct err local;
   if (!e)
@@ -478,6 +565,8 @@ enum err_code registry_version_commit(struct registry_draft *d, int *version,
   *version = 0;
   if (!d)
     return err_set(e, ERR_INVAL, "registry: no draft");
+  if (d->r->obj)
+    return commit_obj(d, want, version, e);
   char vdir[REGISTRY_PATH_MAX], tdir[REGISTRY_PATH_MAX],
       dst[REGISTRY_PATH_MAX];
   enum err_code rc = sync_draft(d->dir, e);
@@ -496,11 +585,16 @@ enum err_code registry_version_commit(struct registry_draft *d, int *version,
   }
   int n = 0;
   rc = max_version(vdir, &n, e);
+  if (!rc && want > 0)
+    n = want - 1; /* import: the number is given */
   if (!rc && n == INT_MAX)
     rc = err_set(e, ERR_FULL, "registry: %s: version numbers exhausted",
                  vdir);
   if (!rc)
     rc = fmt_path(dst, sizeof(dst), e, "%s/%d", vdir, n + 1);
+  struct stat exists;
+  if (!rc && want > 0 && lstat(dst, &exists) == 0)
+    rc = err_set(e, ERR_EXISTS, "registry: %s exists already", dst);
   if (!rc && rename(d->dir, dst) < 0)
     rc = err_set(e, ERR_IO, "registry: rename %s -> %s: %s", d->dir, dst,
                  strerror(errno));
@@ -588,6 +682,8 @@ static enum err_code list_dirs(const char *dir, char ***out, size_t *n,
 enum err_code registry_list_models(struct registry *r, char ***names,
                                    size_t *n, struct err *e)
 {
+  if (r->obj)
+    return robj_list_models(r->obj, names, n, e);
   return list_dirs(r->root, names, n, e);
 }
 
@@ -602,6 +698,8 @@ enum err_code registry_list_versions(struct registry *r, const char *name,
   if ((rc = model_path(r, name, NULL, mdir, sizeof(mdir), e)) ||
       (rc = model_path(r, name, "versions", vdir, sizeof(vdir), e)))
     return rc;
+  if (r->obj)
+    return robj_list_versions(r->obj, name, versions, n, e);
   struct stat st;
   if (stat(mdir, &st) < 0 || !S_ISDIR(st.st_mode))
     return err_set(e, ERR_NOTFOUND, "registry: no model '%s' in %s", name,
@@ -654,6 +752,9 @@ int registry_version_exists(struct registry *r, const char *name, int version)
 {
   char p[REGISTRY_PATH_MAX];
   struct stat st;
+  if (r->obj)
+    return fsx_name_valid(name) && version > 0 &&
+           robj_version_exists(r->obj, name, version);
   if (registry_path(r, name, version, NULL, p, sizeof(p), NULL))
     return 0;
   return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
@@ -668,6 +769,8 @@ enum err_code registry_list_runs(struct registry *r, const char *name,
   enum err_code rc = model_path(r, name, "runs", p, sizeof(p), e);
   if (rc)
     return rc;
+  if (r->obj)
+    return robj_list_runs(r->obj, name, ids, n, e);
   rc = list_dirs(p, ids, n, e);
   if (rc == ERR_NOTFOUND) {
     /* no runs yet is an empty list, not an error */
@@ -741,6 +844,8 @@ enum err_code registry_alias_get(struct registry *r, const char *name,
   enum err_code rc = alias_path(r, name, alias, p, sizeof(p), e);
   if (rc)
     return rc;
+  if (r->obj)
+    return robj_alias_get(r->obj, name, alias, version, NULL, e);
   rc = alias_read(p, version, e);
   if (rc == ERR_NOTFOUND)
     return err_set(e, ERR_NOTFOUND, "registry: alias %s@%s is not set", name,
@@ -761,6 +866,8 @@ enum err_code registry_alias_set(struct registry *r, const char *name,
   enum err_code rc = alias_paths(r, name, alias, p, adir, e);
   if (rc)
     return rc;
+  if (r->obj && version > 0)
+    return robj_alias_set(r->obj, name, alias, version, previous, e);
   if (version < 1 || !registry_version_exists(r, name, version))
     return err_set(e, ERR_NOTFOUND, "registry: model '%s' has no version %d",
                    name, version);
@@ -790,6 +897,8 @@ enum err_code registry_alias_delete(struct registry *r, const char *name,
   enum err_code rc = alias_paths(r, name, alias, p, adir, e);
   if (rc)
     return rc;
+  if (r->obj)
+    return robj_alias_delete(r->obj, name, alias, e);
   if (unlink(p) < 0) {
     if (errno == ENOENT)
       return err_set(e, ERR_NOTFOUND, "registry: alias %s@%s is not set",
@@ -809,6 +918,25 @@ enum err_code registry_alias_stamp(struct registry *r, const char *name,
   enum err_code rc = alias_path(r, name, alias, p, sizeof(p), e);
   if (rc)
     return rc;
+  if (r->obj) {
+    /* the row: (version, serial); serial grows with every change, so two
+     * stamps differ whenever the alias moved, also back and forth */
+    int v = 0;
+    int64_t serial = 0;
+    struct err le;
+    rc = robj_alias_get(r->obj, name, alias, &v, &serial, &le);
+    if (rc == ERR_NOTFOUND)
+      return ERR_OK;
+    if (rc) {
+      if (e)
+        *e = le;
+      return rc;
+    }
+    st->exists = 1;
+    st->ino = (uint64_t)v;
+    st->mtime_ns = serial;
+    return ERR_OK;
+  }
   struct stat sb;
   if (stat(p, &sb) < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
@@ -900,11 +1028,54 @@ enum err_code registry_run_write(struct registry *r, const char *name,
       (rc = check_name("run id", run_id, e)) ||
       (rc = fmt_path(dir, sizeof(dir), e, "%s/%s", rdir, run_id)))
     return rc;
+  if (r->obj) {
+    const cJSON *js[2] = {params, metrics};
+    static const char *const files[2] = {"params.json", "metrics.json"};
+    for (int i = 0; i < 2 && !rc; i++) {
+      if (!js[i])
+        continue;
+      char *text = cJSON_Print(js[i]);
+      if (!text)
+        return err_set(e, ERR_NOMEM, "registry: out of memory");
+      rc = robj_run_put(r->obj, name, run_id, files[i], text, e);
+      free(text);
+    }
+    return rc;
+  }
   if (!mkdir_ok(mdir) || !mkdir_ok(rdir) || !mkdir_ok(dir))
     return err_set(e, ERR_IO, "registry: mkdir %s: %s", dir, strerror(errno));
   if (params && (rc = write_json(dir, "params.json", params, e)))
     return rc;
   if (metrics && (rc = write_json(dir, "metrics.json", metrics, e)))
     return rc;
+  return ERR_OK;
+}
+
+enum err_code registry_run_read(struct registry *r, const char *name,
+                                const char *run_id, const char *file,
+                                cJSON **out, struct err *e)
+{
+  *out = NULL;
+  char rdir[REGISTRY_PATH_MAX], p[REGISTRY_PATH_MAX];
+  enum err_code rc;
+  if ((rc = model_path(r, name, "runs", rdir, sizeof(rdir), e)) ||
+      (rc = check_name("run id", run_id, e)) ||
+      (rc = check_name("file name", file, e)) ||
+      (rc = fmt_path(p, sizeof(p), e, "%s/%s/%s", rdir, run_id, file)))
+    return rc;
+  char *b = NULL;
+  size_t len = 0;
+  if (r->obj)
+    rc = robj_run_get(r->obj, name, run_id, file, &b, &len, e);
+  else
+    rc = read_small(p, REGISTRY_JSON_MAX, &b, &len, e);
+  if (rc)
+    return rc;
+  cJSON *j = cJSON_ParseWithLength(b, len);
+  free(b);
+  if (!j)
+    return err_set(e, ERR_PARSE, "registry: run %s/%s/%s: invalid JSON",
+                   name, run_id, file);
+  *out = j;
   return ERR_OK;
 }

@@ -212,7 +212,7 @@ static enum err_code bp_run(struct task_ctx *t, struct err *e)
     rc = err_set(e, ERR_INVAL, "batch_predict: no database");
     goto out;
   }
-  if ((rc = registry_open(c->models_registry_dir, &reg, e)))
+  if ((rc = registry_open_cfg(c, &reg, e)))
     goto out;
   int v = (int)version;
   if (!v && (rc = registry_alias_get(reg, name, REGISTRY_PRODUCTION, &v, e))) {

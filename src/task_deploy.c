@@ -161,7 +161,7 @@ static enum err_code deploy_run(struct task_ctx *t, struct err *e)
   int only_newer = 0;
   if ((rc = task_field_bool(t, "only_if_newer", 0, &only_newer, e)))
     goto out;
-  if ((rc = registry_open(c->models_registry_dir, &reg, e)))
+  if ((rc = registry_open_cfg(c, &reg, e)))
     goto out;
   if (version == 0 && (rc = registry_latest(reg, name, &version, e)))
     goto out;

@@ -25,10 +25,9 @@
 enum err_code task_monitor_registry(const struct task_ctx *t,
                                     struct registry **out, struct err *e)
 {
-  const char *dir = t->cfg && t->cfg->models_registry_dir[0]
-                        ? t->cfg->models_registry_dir
-                        : MONITOR_DEFAULT_REGISTRY;
-  return registry_open(dir, out, e);
+  if (t->cfg && t->cfg->models_registry_dir[0])
+    return registry_open_cfg(t->cfg, out, e);
+  return registry_open(MONITOR_DEFAULT_REGISTRY, out, e);
 }
 
 enum err_code task_monitor_field_double(const struct task_ctx *t,

@@ -56,11 +56,11 @@ static enum err_code train_run(struct task_ctx *t, struct err *e)
     goto out;
   }
   if ((rc = pipeline_spec_load(c->models_specs_dir, name, &spec, e)) ||
-      (rc = registry_open(c->models_registry_dir, &reg, e)))
+      (rc = registry_open_cfg(c, &reg, e)))
     goto out;
   task_logf(t, "training %s for %s (spec %s, sha256 %.12s, registry %s)",
             spec->name, t->ds, spec->path, spec->sha256,
-            c->models_registry_dir);
+            registry_where(reg));
   struct pipeline_opts o = {
       .ds = t->ds,
       .dag_id = t->dag_id,

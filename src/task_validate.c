@@ -155,7 +155,7 @@ static enum err_code validate_run(struct task_ctx *t, struct err *e)
       (rc = task_model_name(t, &name, e)))
     goto out;
   if ((rc = pipeline_spec_load(c->models_specs_dir, name, &spec, e)) ||
-      (rc = registry_open(c->models_registry_dir, &reg, e)))
+      (rc = registry_open_cfg(c, &reg, e)))
     goto out;
   enum spec_metric metric = spec->metric;
   double tol = spec->tolerance;

@@ -62,6 +62,10 @@ struct cfg {
   char models_specs_dir[512];   /* "config/models" */
   char models_registry_dir[512];/* "var/registry" */
   int models_follow_ms;         /* 1000: role api polls deployment */
+  char models_registry_url[512];/* "": the directory; s3://BUCKET/PREFIX */
+  char models_s3_endpoint[512]; /* "": https://s3.REGION.amazonaws.com */
+  char models_s3_region[64];    /* "us-east-1" */
+  char models_s3_credentials_file[512]; /* "": environment only */
   int models_train_threads;     /* 1: XGBoost nthread for training */
   int models_train_parallel;    /* 0: grid trials at once, 0 = the CPUs
                                    divided by train_threads (cfg.h

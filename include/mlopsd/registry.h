@@ -49,7 +49,62 @@ struct registry_draft; /* opaque */
 MLOPSD_WUR enum err_code registry_open(const char *root,
                                        struct registry **out, struct err *e);
 void registry_close(struct registry *r); /* NULL-safe */
-const char *registry_root(const struct registry *r); /* borrowed */
+/* The directory (the local cache on object storage).  Borrowed. */
+const char *registry_root(const struct registry *r);
+
+/* ---- the registry on object storage (docs/registry.md) ----------------
+ *
+ * Files go to an object store (S3, or a directory standing in for one),
+ * version numbers and aliases are rows in MariaDB (sql/migrations/060):
+ * a version is uploaded under PREFIX/NAME/drafts/DRAFT/ and exists once
+ * its row (with every file's size and sha256) is committed; the number is
+ * claimed in the same transaction (the model's counter row locked), so
+ * numbers have no gaps or duplicates across hosts and a writer that dies
+ * leaves no version.  Readers get local files: registry_path() first
+ * materialises the version in the cache directory (files kept once per
+ * sha256 under CACHE/.objects/, verified against the row, hard-linked
+ * into CACHE/NAME/versions/N/).  Every function of this header works the
+ * same on both kinds; registry_alias_stamp reads the alias row (one
+ * query), so every replica sees an alias change through MariaDB. */
+struct cfg;
+struct db_opts;
+struct registry_obj_opts {
+  const char *url;       /* "s3://BUCKET[/PREFIX]" or "file:///DIR" (a
+                          * directory standing in for a bucket: tests) */
+  const char *endpoint;  /* S3 endpoint URL; "": AWS for the region */
+  const char *region;    /* "": us-east-1 */
+  const char *credentials_file; /* "": environment only */
+  const char *cache_dir; /* local cache and drafts (created) */
+  const struct db_opts *db; /* the database holding the rows (copied) */
+};
+MLOPSD_WUR enum err_code registry_open_obj(const struct registry_obj_opts *o,
+                                           struct registry **out,
+                                           struct err *e);
+/* The registry the configuration names: models.registry_url set -> object
+ * storage (models.s3_*, the database.* keys, registry_dir as the cache);
+ * else the directory models.registry_dir.  Errors: those of the two
+ * opens, ERR_CONFIG (bad URL). */
+MLOPSD_WUR enum err_code registry_open_cfg(const struct cfg *c,
+                                           struct registry **out,
+                                           struct err *e);
+/* "directory" or "s3" / "file" (object storage); static string. */
+const char *registry_kind(const struct registry *r);
+/* The store for messages: the directory, or the URL. Borrowed. */
+const char *registry_where(const struct registry *r);
+
+/* Publish the draft as version `version` exactly (copying a registry:
+ * numbers are kept).  ERR_EXISTS when that version exists (the draft is
+ * consumed either way).  Later commits number from the highest. */
+MLOPSD_WUR enum err_code registry_version_import(struct registry_draft *d,
+                                                 int version, struct err *e);
+
+/* Parse NAME/runs/RUN_ID/FILE (params.json, metrics.json) into *out.
+ * Errors: ERR_NOTFOUND, ERR_PARSE, ERR_IO. */
+MLOPSD_WUR enum err_code registry_run_read(struct registry *r,
+                                           const char *name,
+                                           const char *run_id,
+                                           const char *file, cJSON **out,
+                                           struct err *e);
 
 /* Start a new version of model name: creates NAME/tmp/draft-XXXXXX and
  * removes stale drafts of killed writers.  Write the version's files with
@@ -170,8 +225,12 @@ MLOPSD_WUR enum err_code registry_list_runs(struct registry *r,
                                             size_t *n, struct err *e);
 
 /* Safe path builder: ROOT/NAME/versions/VERSION/FILE (file NULL: the
- * version directory) into buf.  Does not check existence.  Errors:
- * ERR_INVAL (bad name, version < 1, bad file name, too long). */
+ * version directory) into buf.  Does not check existence on the
+ * directory registry; on object storage it first materialises the
+ * version in the cache (ERR_NOTFOUND if it does not exist, ERR_IO when
+ * the store fails, ERR_PARSE when an object's sha256 does not match its
+ * row).  Errors: ERR_INVAL (bad name, version < 1, bad file name, too
+ * long). */
 MLOPSD_WUR enum err_code registry_path(const struct registry *r,
                                        const char *name, int version,
                                        const char *file, char *buf,
