@@ -169,6 +169,11 @@ static const struct cfg_key cfg_keys[] = {
           "Unix socket path; empty means TCP to host:port"),
     K_INT("database", "pool", db_pool, "8", 1, 256, 0,
           "connections in the pool"),
+    K_INT("database", "wsrep_sync_wait", db_wsrep_sync_wait, "1", 0, 15, 0,
+          "Galera: wsrep_sync_wait of every connection (1: a read waits "
+          "until this node has applied what the cluster committed before "
+          "it, so a task sees what another node just wrote; 0: off); no "
+          "effect on a server without Galera"),
     K_INT("database", "connect_timeout", db_connect_timeout_s, "5", 1, 300, 0,
           "seconds to wait for a connection"),
     /* scheduler */

@@ -509,6 +509,7 @@ enum err_code db_pool_create(struct db_pool **out, const struct db_opts *o,
   p->read_timeout_s = o->read_timeout_s > 0 ? o->read_timeout_s : 0;
   p->multi_statements = o->multi_statements != 0;
   p->multirow_insert = o->multirow_insert != 0;
+  p->wsrep_sync_wait = o->wsrep_sync_wait;
   if (!p->conns || !p->host || !p->user || (o->password && !p->password) ||
       (o->database && *o->database && !p->database) ||
       (o->socket && *o->socket && !p->socket)) {
@@ -599,6 +600,15 @@ static int conn_open_once(struct db_pool *p, struct db_conn *c,
     snprintf(msg, msgsz, "%s", mysql_error(my));
     mysql_close(my);
     return -1;
+  }
+  if (p->wsrep_sync_wait > 0) {
+    /* Best effort: a server built without Galera has no such variable,
+     * and the reads this protects then need no waiting. */
+    char q[64];
+    snprintf(q, sizeof(q), "SET SESSION wsrep_sync_wait = %d",
+             p->wsrep_sync_wait);
+    if (mysql_query(my, q) != 0)
+      LOG_D("db", "%s: %s (ignored)", q, mysql_error(my));
   }
   c->my = my;
   c->broken = 0;
@@ -1337,4 +1347,5 @@ void db_opts_from_cfg(struct db_opts *o, const struct cfg *c, int size,
   o->size = size;
   o->connect_timeout_s = c->db_connect_timeout_s;
   o->read_timeout_s = read_timeout_s;
+  o->wsrep_sync_wait = c->db_wsrep_sync_wait;
 }

@@ -90,6 +90,7 @@ struct db_pool {
   int read_timeout_s;
   int multi_statements;
   int multirow_insert;
+  int wsrep_sync_wait;
   char where[256]; /* "host:port" or the socket path, for messages */
   int waiting;     /* guarded by mu */
   /* counters: updated with __atomic builtins */

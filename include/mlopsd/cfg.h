@@ -52,6 +52,7 @@ struct cfg {
   char db_socket[512];          /* "" = TCP */
   int db_pool;                  /* 8 */
   int db_connect_timeout_s;     /* 5 */
+  int db_wsrep_sync_wait;       /* 1: Galera causal reads */
   /* scheduler */
   char sched_dags_dir[512];     /* "config/dags" */
   char sched_timezone[64];      /* "Asia/Seoul" */

@@ -82,6 +82,12 @@ struct db_opts {
   int multirow_insert;    /* non-zero: db_bulk_insert always sends
                              multi-row INSERTs, also where it could bind
                              arrays (benchmarks, tests) */
+  int wsrep_sync_wait;    /* > 0: SET SESSION wsrep_sync_wait = N on every
+                             new connection (Galera: a read first waits
+                             until this node applied what the cluster
+                             committed before it; 1 = reads).  Ignored by
+                             a server without the variable, and by one
+                             where wsrep is off */
 };
 
 struct cfg;

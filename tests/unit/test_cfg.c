@@ -179,7 +179,7 @@ TEST(test_defaults)
 TEST(test_key_table)
 {
   int n = cfg_key_count();
-  CHECK_EQ_INT(n, 46);
+  CHECK_EQ_INT(n, 47);
   CHECK(cfg_key_name(-1) == NULL);
   CHECK(cfg_key_name(n) == NULL);
   CHECK_EQ_STR(cfg_key_name(0), "server.listen");
