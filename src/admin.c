@@ -377,6 +377,34 @@ cJSON *admin_dag_version(const char *dag_id)
   return o;
 }
 
+void admin_sort_by_key(cJSON *arr, const char *key, int desc)
+{
+  int n = cJSON_GetArraySize(arr);
+  if (n < 2)
+    return;
+  cJSON **v = calloc((size_t)n, sizeof(*v));
+  if (!v)
+    return;
+  int k = 0;
+  for (cJSON *it = arr->child; it && k < n; it = it->next)
+    v[k++] = it;
+  for (int i = 1; i < n; i++) /* insertion sort: stable, lists are short */
+    for (int j = i; j > 0; j--) {
+      const char *p = admin_obj_str(v[j - 1], key), *q = admin_obj_str(v[j], key);
+      int cmp = strcmp(p ? p : "", q ? q : "");
+      if (desc ? cmp >= 0 : cmp <= 0)
+        break;
+      cJSON *t = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = t;
+    }
+  for (int i = 0; i < n; i++)
+    cJSON_DetachItemViaPointer(arr, v[i]);
+  for (int i = 0; i < n; i++)
+    cJSON_AddItemToArray(arr, v[i]);
+  free(v);
+}
+
 int64_t admin_obj_i64(const cJSON *o, const char *k)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -567,6 +595,7 @@ enum err_code admin_routes(struct admin *a, struct http *srv, struct err *e)
       {admin_dag_routes, admin_dag_nroutes},
       {admin_run_routes, admin_run_nroutes},
       {admin_model_routes, admin_model_nroutes},
+      {admin_airflow_routes, admin_airflow_nroutes},
   };
   size_t total = 0, k = 0;
   enum err_code rc;

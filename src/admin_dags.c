@@ -516,16 +516,7 @@ static void h_dags_list(struct admin_call *x)
   cJSON_Delete(gone);
   /* dag_id order across both sources (descending for -dag_id) */
   n = cJSON_GetArraySize(arr);
-  for (int i = 1; i < n; i++) /* insertion sort: lists are short */
-    for (int j = i; j > 0; j--) {
-      cJSON *p = cJSON_GetArrayItem(arr, j - 1),
-            *y = cJSON_GetArrayItem(arr, j);
-      int cmp = strcmp(admin_obj_str(p, "dag_id"), admin_obj_str(y, "dag_id"));
-      if (f.desc ? cmp >= 0 : cmp <= 0)
-        break;
-      cJSON_DetachItemViaPointer(arr, y);
-      cJSON_InsertItemInArray(arr, j - 1, y);
-    }
+  admin_sort_by_key(arr, "dag_id", f.desc);
   size_t total = (size_t)n;
   for (int64_t k = 0; k < q.offset && cJSON_GetArraySize(arr) > 0; k++)
     cJSON_DeleteItemFromArray(arr, 0);

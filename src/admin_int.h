@@ -8,6 +8,9 @@
  *   admin_runs.c    runs, task instances, logs, the grid
  *   admin_models.c  models, trials, promote/rollback, drift, /serving
  *   admin_stats.c   the serving figures sampler
+ *   admin_airflow.c /version, /monitor/health, DAG details and tasks,
+ *                   /importErrors, /dagStats (Airflow's shapes)
+ *   admin_query.c   Airflow's query parameters, 422 answers
  *
  * Thread rule: every admin_* helper below runs on the HTTP thread of the
  * request it serves; struct admin is read-only after admin_create except
@@ -104,6 +107,8 @@ extern const struct admin_route admin_run_routes[];
 extern const size_t admin_run_nroutes;
 extern const struct admin_route admin_model_routes[];
 extern const size_t admin_model_nroutes;
+extern const struct admin_route admin_airflow_routes[];
+extern const size_t admin_airflow_nroutes;
 
 /* The call's connection (acquired on first use, ADMIN_DB_ACQUIRE_MS at
  * most; after a failed contact 503 at once for two seconds), or NULL with
@@ -262,6 +267,11 @@ void admin_uuid(char out[37], const char *ns, const char *name, int64_t n);
  * one version per DAG id (version_number 1, created_at the epoch), its
  * id derived from the dag_id.  NULL on allocation failure. */
 cJSON *admin_dag_version(const char *dag_id);
+
+/* Sort the objects of arr by their string field key (strcmp; desc for
+ * descending), stable.  Rebuilds the list from an array of pointers:
+ * few items, and no splicing of cJSON's links in place. */
+void admin_sort_by_key(cJSON *arr, const char *key, int desc);
 
 int64_t admin_obj_i64(const cJSON *o, const char *k);
 const char *admin_obj_str(const cJSON *o, const char *k);

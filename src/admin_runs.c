@@ -76,7 +76,7 @@ static const struct admin_col run_cols[] = {
   ADMIN_TS0("logical_date") ", " ADMIN_TS0("logical_date") ", "             \
   ADMIN_TS0("logical_date") ", NULL, "                                      \
   "CASE run_type WHEN 'scheduled' THEN 'timetable' "                        \
-  "WHEN 'backfill' THEN 'backfill' END, NULL, NULL, '[]', NULL, dag_id "    \
+  "WHEN 'backfill' THEN 'backfill' END, NULL, note, '[]', NULL, dag_id "    \
   "FROM dag_run "
 /* clang-format on */
 
@@ -183,7 +183,23 @@ static void h_run_trigger(struct admin_call *x)
         "leave it out or send null");
     return;
   }
-  if (lds) {
+  const cJSON *note = cJSON_GetObjectItemCaseSensitive(b, "note");
+  if (note && !cJSON_IsNull(note) &&
+      (!cJSON_IsString(note) || strlen(note->valuestring) > 1000)) {
+    cJSON_Delete(b);
+    admin_invalid(resp, "body", "note", "string_type",
+                  "note must be a string of at most 1000 characters or null");
+    return;
+  }
+  /* no date: now, fixed here so that a second trigger in the same second
+   * finds the run it collides with */
+  if (!lds) {
+    struct tm tm;
+    inst = time(NULL);
+    gmtime_r(&inst, &tm);
+    strftime(ld, sizeof(ld), "%Y-%m-%d %H:%M:%S", &tm);
+  }
+  {
     struct cron_civil cv;
     cron_tz_civil(a->tz, inst, &cv);
     snprintf(local, sizeof(local), "%04d-%02d-%02dT%02d:%02d:%02d", cv.year,
@@ -203,17 +219,20 @@ static void h_run_trigger(struct admin_call *x)
       admin_fail(resp, 404, "DAG not found", "no DAG with dag_id '%s'", dag_id);
     return;
   }
-  enum err_code rc = sched_trigger(c, a->tz, dag_id, lds ? local : NULL, conf,
-                                   run_id, sizeof(run_id), &e);
+  enum err_code rc = sched_trigger(c, a->tz, dag_id, local, conf, run_id,
+                                   sizeof(run_id), &e);
+  if (rc == ERR_OK && cJSON_IsString(note)) {
+    struct db_val nq[] = {DB_V_STR(note->valuestring), DB_V_STR(run_id)};
+    rc = db_exec_params(c, "UPDATE dag_run SET note = ? WHERE run_id = ?", nq,
+                        2, NULL, &e);
+  }
   cJSON_Delete(b);
   if (rc == ERR_EXISTS) {
     struct db_val q[] = {DB_V_STR(dag_id), DB_V_STR(ld)};
     cJSON *ex = NULL;
-    int qr = ld[0] ? admin_query_one(c, resp,
-                                     RUN_SELECT "WHERE dag_id = ? AND "
-                                                "logical_date = ?",
-                                     q, 2, run_cols, NRUNCOLS, &ex)
-                   : 0;
+    int qr = admin_query_one(c, resp,
+                             RUN_SELECT "WHERE dag_id = ? AND logical_date = ?",
+                             q, 2, run_cols, NRUNCOLS, &ex);
     if (qr)
       return;
     cJSON *o = cJSON_CreateObject();
@@ -1035,13 +1054,410 @@ static void h_grid(struct admin_call *x)
   admin_reply(resp, 200, o);
 }
 
+/* ---- run changes (Airflow's PATCH dagRun, clearTaskInstances) ----------- */
+
+/* PATCH /dags/{dag_id}/dagRuns/{run_id} {"state"?, "note"?}: mark a run
+ * success (its unfinished task instances success) or failed (running
+ * ones failed, waiting ones skipped), or queued again; store the note.
+ * A running attempt whose row is changed under it finds its claim gone
+ * and writes nothing (sched_attempt_finish). */
+static void h_run_patch(struct admin_call *x)
+{
+  struct admin *a = x->a;
+  struct http_req *req = x->req;
+  struct http_resp *resp = x->resp;
+  const char *dag_id = http_req_param(req, "dag_id"),
+             *run_id = http_req_param(req, "run_id");
+  struct err e = {0};
+  cJSON *b = admin_body_object(req, resp);
+  if (!b)
+    return;
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(b, "state"),
+              *note = cJSON_GetObjectItemCaseSensitive(b, "note");
+  const char *state = cJSON_IsString(st) ? st->valuestring : NULL;
+  if ((st && !cJSON_IsNull(st) && !state) ||
+      (state && strcmp(state, "queued") && strcmp(state, "success") &&
+       strcmp(state, "failed"))) {
+    cJSON_Delete(b);
+    admin_invalid(resp, "body", "state", "enum",
+                  "state must be queued, success or failed");
+    return;
+  }
+  if (note && !cJSON_IsNull(note) &&
+      (!cJSON_IsString(note) || strlen(note->valuestring) > 1000)) {
+    cJSON_Delete(b);
+    admin_invalid(resp, "body", "note", "string_type",
+                  "note must be a string of at most 1000 characters or null");
+    return;
+  }
+  struct db_conn *c = admin_conn(x);
+  cJSON *run = NULL;
+  if (!c || run_lookup(a, c, resp, dag_id, run_id, &run)) {
+    cJSON_Delete(b);
+    return;
+  }
+  cJSON_Delete(run);
+  struct db_val p[] = {DB_V_STR(run_id)};
+  enum err_code rc = ERR_OK;
+  if (state && !strcmp(state, "success")) {
+    rc = db_exec_params(
+        c,
+        "UPDATE task_instance SET state = 'success', end_date = "
+        "COALESCE(end_date, UTC_TIMESTAMP(6)), claimed_by = NULL, "
+        "heartbeat_at = NULL, next_try_at = NULL WHERE run_id = ? AND state "
+        "NOT IN ('success', 'failed', 'skipped', 'upstream_failed')",
+        p, 1, NULL, &e);
+  } else if (state && !strcmp(state, "failed")) {
+    rc = db_exec_params(
+        c,
+        "UPDATE task_instance SET state = IF(state = 'running', 'failed', "
+        "'skipped'), end_date = COALESCE(end_date, UTC_TIMESTAMP(6)), "
+        "claimed_by = NULL, heartbeat_at = NULL, next_try_at = NULL WHERE "
+        "run_id = ? AND state NOT IN ('success', 'failed', 'skipped', "
+        "'upstream_failed')",
+        p, 1, NULL, &e);
+  }
+  if (rc == ERR_OK && state) {
+    struct db_val q[] = {DB_V_STR(state), DB_V_STR(run_id)};
+    rc = db_exec_params(
+        c,
+        "UPDATE dag_run SET state = ?, end_date = IF(state = 'queued', NULL, "
+        "COALESCE(end_date, UTC_TIMESTAMP(6))), claimed_by = NULL, "
+        "heartbeat_at = NULL WHERE run_id = ?",
+        q, 2, NULL, &e);
+  }
+  if (rc == ERR_OK && note) {
+    struct db_val q[] = {cJSON_IsString(note) ? DB_V_STR(note->valuestring)
+                                              : DB_V_NULL,
+                         DB_V_STR(run_id)};
+    rc = db_exec_params(c, "UPDATE dag_run SET note = ? WHERE run_id = ?", q,
+                        2, NULL, &e);
+  }
+  cJSON_Delete(b);
+  if (rc != ERR_OK) {
+    admin_fail_db(resp, &e);
+    return;
+  }
+  if (state)
+    LOG_I(MOD, "dag=%s run=%s marked %s through the admin API", dag_id, run_id,
+          state);
+  if (!run_lookup(a, c, resp, dag_id, run_id, &run))
+    admin_reply(resp, 200, run);
+}
+
+/* A date-time field of a JSON body into q as "col OP ?". */
+static void body_range(struct admin_q *q, const cJSON *b, const char *key,
+                       const char *col, const char *op)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, key);
+  char frag[200];
+  if (!v || cJSON_IsNull(v))
+    return;
+  if (!cJSON_IsString(v) || q->nt >= ADMIN_Q_TIMES ||
+      admin_parse_time(q->tz, v->valuestring, q->tbuf[q->nt], NULL, NULL)) {
+    admin_q_invalid(q, "body", key, "datetime_from_date_parsing",
+                    "%s must be an ISO 8601 date-time", key);
+    return;
+  }
+  snprintf(frag, sizeof(frag), "%s %s ?", col, op);
+  if (admin_q_val(q, DB_V_STR(q->tbuf[q->nt++])) == 0)
+    admin_q_cond(q, frag);
+}
+
+/* A list of strings of a JSON body into q as "col IN (...)". */
+static void body_in(struct admin_q *q, const cJSON *b, const char *key,
+                    const char *col, const char *const *allowed)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, key), *it;
+  char frag[1200];
+  size_t len = 0;
+  int n = 0;
+  if (!v || cJSON_IsNull(v))
+    return;
+  if (!cJSON_IsArray(v)) {
+    admin_q_invalid(q, "body", key, "list_type", "%s must be a list", key);
+    return;
+  }
+  len = (size_t)snprintf(frag, sizeof(frag), "%s IN (", col);
+  cJSON_ArrayForEach(it, v)
+  {
+    if (cJSON_IsNull(it))
+      continue;
+    int okv = cJSON_IsString(it);
+    if (okv && allowed) {
+      okv = 0;
+      for (size_t i = 0; allowed[i]; i++)
+        if (!strcmp(allowed[i], it->valuestring))
+          okv = 1;
+    }
+    if (!okv) {
+      admin_q_invalid(q, "body", key, "enum", "%s: a value is not allowed",
+                      key);
+      return;
+    }
+    if (len + 8 >= sizeof(frag) || admin_q_val(q, DB_V_STR(it->valuestring)))
+      return;
+    len += (size_t)snprintf(frag + len, sizeof(frag) - len, "%s?",
+                            n++ ? ", " : "");
+  }
+  if (n == 0)
+    return;
+  snprintf(frag + len, sizeof(frag) - len, ")");
+  admin_q_cond(q, frag);
+}
+
+/* POST /dags/{dag_id}/dagRuns/list (Airflow's DAGRunsBatchBody; dag_id
+ * "~" or one DAG): the runs matching dag_ids, states and the date ranges,
+ * page_offset / page_limit, order_by. */
+static void h_runs_batch(struct admin_call *x)
+{
+  struct admin *a = x->a;
+  struct http_req *req = x->req;
+  struct http_resp *resp = x->resp;
+  const char *dag_id = http_req_param(req, "dag_id");
+  int all = !strcmp(dag_id, "~");
+  cJSON *b = admin_body_object(req, resp);
+  if (!b)
+    return;
+  struct admin_q q;
+  admin_q_init(&q, req, a->tz);
+  q.limit = 100;
+  const cJSON *v;
+  if ((v = cJSON_GetObjectItemCaseSensitive(b, "page_limit"))) {
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0)
+      admin_q_invalid(&q, "body", "page_limit", "greater_than_equal",
+                      "page_limit must be an integer >= 0");
+    else
+      q.limit = v->valuedouble > ADMIN_LIMIT_MAX ? ADMIN_LIMIT_MAX
+                                                 : (int64_t)v->valuedouble;
+  }
+  if ((v = cJSON_GetObjectItemCaseSensitive(b, "page_offset"))) {
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0)
+      admin_q_invalid(&q, "body", "page_offset", "greater_than_equal",
+                      "page_offset must be an integer >= 0");
+    else
+      q.offset = (int64_t)v->valuedouble;
+  }
+  body_in(&q, b, "dag_ids", "dag_id", NULL);
+  body_in(&q, b, "states", "state", run_states);
+  static const char *const ranges[][2] = {
+      {"logical_date", "logical_date"}, {"run_after", "logical_date"},
+      {"start_date", "start_date"},     {"end_date", "end_date"}};
+  for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+    char k[64];
+    snprintf(k, sizeof(k), "%s_gte", ranges[i][0]);
+    body_range(&q, b, k, ranges[i][1], ">=");
+    snprintf(k, sizeof(k), "%s_lte", ranges[i][0]);
+    body_range(&q, b, k, ranges[i][1], "<=");
+  }
+  const char *ob = NULL;
+  if ((v = cJSON_GetObjectItemCaseSensitive(b, "order_by")) &&
+      cJSON_IsString(v))
+    ob = v->valuestring;
+  if (ob && *ob) {
+    int desc = *ob == '-';
+    const char *col = NULL;
+    for (size_t i = 0; run_order[i].name; i++)
+      if (!strcmp(run_order[i].name, ob + desc))
+        col = run_order[i].col;
+    if (!col)
+      admin_q_invalid(&q, "body", "order_by", "value_error",
+                      "order_by '%.64s' is not allowed", ob);
+    else
+      snprintf(q.order, sizeof(q.order), "%s %s, id DESC", col,
+               desc ? "DESC" : "ASC");
+  }
+  if (admin_q_fail(&q, resp)) {
+    admin_q_free(&q);
+    cJSON_Delete(b);
+    return;
+  }
+  struct db_conn *c = admin_conn(x);
+  cJSON *dag = NULL;
+  if (!c || (!all && !(dag = admin_dag_lookup(a, c, resp, dag_id)))) {
+    admin_q_free(&q);
+    cJSON_Delete(b);
+    return;
+  }
+  cJSON_Delete(dag);
+  struct db_val p[ADMIN_Q_VALS + 3];
+  int np = 0;
+  if (!all)
+    p[np++] = DB_V_STR(dag_id);
+  memcpy(p + np, q.v, (size_t)q.nv * sizeof(p[0]));
+  np += q.nv;
+  int nfilter = np;
+  p[np++] = DB_V_INT(q.limit);
+  p[np++] = DB_V_INT(q.offset);
+  char sql[8192];
+  snprintf(sql, sizeof(sql),
+           "%sWHERE 1 = 1%s%s ORDER BY %s LIMIT ? OFFSET ?", RUN_SELECT,
+           all ? "" : " AND dag_id = ?", q.where,
+           q.order[0] ? q.order : "id DESC");
+  cJSON *arr = NULL;
+  int64_t total = 0;
+  struct err e = {0};
+  int r = admin_query_rows(c, resp, sql, p, np, run_cols, NRUNCOLS, &arr);
+  if (!r) {
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM dag_run WHERE 1 = 1%s%s",
+             all ? "" : " AND dag_id = ?", q.where);
+    if (db_query_i64(c, sql, p, nfilter, &total, &e) != ERR_OK) {
+      admin_fail_db(resp, &e);
+      r = -1;
+    }
+  }
+  admin_q_free(&q);
+  cJSON_Delete(b); /* the values pointed into it */
+  if (r) {
+    cJSON_Delete(arr);
+    return;
+  }
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddItemToObject(o, "dag_runs", arr);
+  cJSON_AddNumberToObject(o, "total_entries", (double)total);
+  admin_reply(resp, 200, o);
+}
+
+static int body_bool(const cJSON *b, const char *key, int def, int *bad)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, key);
+  if (!v || cJSON_IsNull(v))
+    return def;
+  if (!cJSON_IsBool(v))
+    *bad = 1;
+  return cJSON_IsTrue(v);
+}
+
+/* POST /dags/{dag_id}/clearTaskInstances (Airflow's
+ * ClearTaskInstancesBody): the task instances of the DAG matching
+ * dag_run_id, task_ids, only_failed (default true) / only_running and the
+ * logical date range are answered; unless dry_run (default true) they are
+ * set back to scheduled with their attempts given again (max_tries +=
+ * try_number) and, with reset_dag_runs (default true), their runs queued
+ * again, so a running daemon runs them within a tick. */
+static void h_clear(struct admin_call *x)
+{
+  struct admin *a = x->a;
+  struct http_req *req = x->req;
+  struct http_resp *resp = x->resp;
+  const char *dag_id = http_req_param(req, "dag_id");
+  struct err e = {0};
+  cJSON *b = admin_body_object(req, resp);
+  if (!b)
+    return;
+  int bad = 0;
+  int dry = body_bool(b, "dry_run", 1, &bad),
+      only_failed = body_bool(b, "only_failed", 1, &bad),
+      only_running = body_bool(b, "only_running", 0, &bad),
+      reset_runs = body_bool(b, "reset_dag_runs", 1, &bad);
+  struct admin_q q;
+  admin_q_init(&q, req, a->tz);
+  if (bad)
+    admin_q_invalid(&q, "body", NULL, "bool_type",
+                    "dry_run, only_failed, only_running and reset_dag_runs "
+                    "are booleans");
+  const cJSON *rid = cJSON_GetObjectItemCaseSensitive(b, "dag_run_id");
+  if (cJSON_IsString(rid)) {
+    admin_q_val(&q, DB_V_STR(rid->valuestring));
+    admin_q_cond(&q, "t.run_id = ?");
+  } else if (rid && !cJSON_IsNull(rid)) {
+    admin_q_invalid(&q, "body", "dag_run_id", "string_type",
+                    "dag_run_id must be a string");
+  }
+  body_in(&q, b, "task_ids", "t.task_id", NULL);
+  body_range(&q, b, "start_date", "r.logical_date", ">=");
+  body_range(&q, b, "end_date", "r.logical_date", "<=");
+  if (only_failed)
+    admin_q_cond(&q, "t.state IN ('failed', 'upstream_failed')");
+  if (only_running)
+    admin_q_cond(&q, "t.state = 'running'");
+  if (admin_q_fail(&q, resp)) {
+    admin_q_free(&q);
+    cJSON_Delete(b);
+    return;
+  }
+  struct db_conn *c = admin_conn(x);
+  cJSON *dag = NULL;
+  if (!c || !(dag = admin_dag_lookup(a, c, resp, dag_id))) {
+    admin_q_free(&q);
+    cJSON_Delete(b);
+    return;
+  }
+  cJSON_Delete(dag);
+  struct db_val p[ADMIN_Q_VALS + 1];
+  p[0] = DB_V_STR(dag_id);
+  memcpy(p + 1, q.v, (size_t)q.nv * sizeof(p[0]));
+  int np = 1 + q.nv;
+  char sql[8192];
+  cJSON *arr = NULL;
+  /* the task instances, by id, in one statement */
+  snprintf(sql, sizeof(sql),
+           "%sWHERE id IN (SELECT t.id FROM task_instance t JOIN dag_run r ON "
+           "r.run_id = t.run_id WHERE t.dag_id = ?%s) ORDER BY id",
+           TI_SELECT, q.where);
+  int r = admin_query_rows(c, resp, sql, p, np, ti_cols, NTICOLS, &arr);
+  if (!r && !dry && cJSON_GetArraySize(arr) > 0) {
+    enum err_code rc = db_begin(c, &e);
+    cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+      if (rc != ERR_OK)
+        break;
+      struct db_val u[] = {DB_V_INT(admin_obj_i64(it, "ti_id"))};
+      rc = db_exec_params(
+          c,
+          "UPDATE task_instance SET state = 'scheduled', max_tries = "
+          "max_tries + try_number, start_date = NULL, end_date = NULL, "
+          "duration = NULL, hostname = NULL, pid = NULL, claimed_by = NULL, "
+          "heartbeat_at = NULL, next_try_at = NULL WHERE id = ?",
+          u, 1, NULL, &e);
+      if (rc == ERR_OK && reset_runs) {
+        struct db_val w[] = {DB_V_STR(admin_obj_str(it, "dag_run_id"))};
+        rc = db_exec_params(c,
+                            "UPDATE dag_run SET state = 'queued', end_date = "
+                            "NULL, claimed_by = NULL, heartbeat_at = NULL "
+                            "WHERE run_id = ? AND state IN ('success', "
+                            "'failed')",
+                            w, 1, NULL, &e);
+      }
+    }
+    if (rc == ERR_OK)
+      rc = db_commit(c, &e);
+    else
+      db_rollback(c, NULL);
+    if (rc != ERR_OK) {
+      admin_fail_db(resp, &e);
+      r = -1;
+    } else {
+      LOG_I(MOD, "dag=%s: %d task instance(s) cleared through the admin API",
+            dag_id, cJSON_GetArraySize(arr));
+    }
+  }
+  admin_q_free(&q);
+  cJSON_Delete(b);
+  if (r) {
+    cJSON_Delete(arr);
+    return;
+  }
+  cJSON *it;
+  cJSON_ArrayForEach(it, arr) ti_airflow(a, it);
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddNumberToObject(o, "total_entries", cJSON_GetArraySize(arr));
+  cJSON_AddItemToObject(o, "task_instances", arr);
+  cJSON_AddBoolToObject(o, "dry_run", dry);
+  admin_reply(resp, 200, o);
+}
+
 #define RUNS "/api/v2/dags/{dag_id}/dagRuns"
 #define TIS RUNS "/{run_id}/taskInstances"
 const struct admin_route admin_run_routes[] = {
     {"GET", "/api/v2/dags/{dag_id}/grid", ADMIN_READ, h_grid},
     {"POST", RUNS, ADMIN_WRITE, h_run_trigger},
     {"GET", RUNS, ADMIN_READ, h_runs_list},
+    {"POST", RUNS "/list", ADMIN_READ, h_runs_batch},
     {"GET", RUNS "/{run_id}", ADMIN_READ, h_run_get},
+    {"PATCH", RUNS "/{run_id}", ADMIN_WRITE, h_run_patch},
+    {"POST", "/api/v2/dags/{dag_id}/clearTaskInstances", ADMIN_WRITE, h_clear},
     {"GET", TIS, ADMIN_READ, h_tis_list},
     {"GET", TIS "/{task_id}", ADMIN_READ, h_ti_get},
     {"GET", TIS "/{task_id}/logs/{try_number}", ADMIN_READ, h_log},

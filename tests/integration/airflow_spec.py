@@ -194,9 +194,20 @@ def main():
     call("POST", R, {"dag_id": DAG},
          body={"logical_date": "2025-07-01T00:00:00Z"}, want=409,
          name="POST dagRuns duplicate")
-    call("POST", R, {"dag_id": DAG},
-         body={"logical_date": "2025-07-02T00:00:00Z", "dag_run_id": None},
-         name="POST dagRuns dag_run_id null")
+    d = call("POST", R, {"dag_id": DAG},
+             body={"logical_date": "2025-07-02T00:00:00Z", "dag_run_id": None,
+                   "note": "from a client"},
+             name="POST dagRuns dag_run_id null, note")
+    ok("trigger stores the note", d and d.get("note") == "from a client")
+    d = call("POST", R, {"dag_id": "it_monitor"}, body={},
+             name="POST dagRuns no date")
+    # a second trigger without a date: 409 with the run when it lands in
+    # the same second, else a run of its own
+    st, raw, _ = http("POST", R.replace("{dag_id}", "it_monitor"), body={})
+    d2 = json.loads(raw) if raw else {}
+    ok("second trigger: 409 carries the run, or a new run",
+       (st == 409 and d2.get("dag_run") is not None) or st == 200,
+       f"{st} {raw[:200]!r}")
     d = call("POST", R, {"dag_id": DAG}, body={"logical_date": "2025-02-30"},
              want=422, name="POST dagRuns bad date")
     ok("422 names the field", d and d["detail"][0]["loc"] ==
@@ -329,6 +340,94 @@ def main():
     call("GET", TI + "/{task_id}/logs/{try_number}",
          {"dag_id": DAG, "dag_run_id": RUN_BAD, "task_id": "transform",
           "try_number": 9}, want=404, name="GET log attempt unknown")
+
+    scenario("describe")
+    d = call("GET", "/api/v2/version")
+    ok("version is mlopsd's", d and d.get("server") == "mlopsd")
+    d = call("GET", "/api/v2/monitor/health")
+    ok("metadatabase healthy", d and d["metadatabase"]["status"] == "healthy")
+    d = call("GET", "/api/v2/dags/{dag_id}/details", {"dag_id": DAG})
+    ok("details: start_date and timezone", d and d.get("start_date")
+       and d.get("timezone") and d.get("latest_dag_version"))
+    call("GET", "/api/v2/dags/{dag_id}/details", {"dag_id": "nope"},
+         want=404, name="GET details unknown")
+    d = call("GET", "/api/v2/dags/{dag_id}/tasks", {"dag_id": DAG})
+    ok("tasks in order", d and [t["task_id"] for t in d["tasks"]] ==
+       ["extract", "transform", "load"])
+    ok("downstream ids", d and d["tasks"][0]["downstream_task_ids"] ==
+       ["transform"])
+    d = call("GET", "/api/v2/dags/{dag_id}/tasks", {"dag_id": DAG},
+             {"order_by": "task_id"}, name="GET tasks order_by=task_id")
+    got = [t["task_id"] for t in (d or {}).get("tasks", [])]
+    ok("tasks sorted", got == ["extract", "load", "transform"], str(got))
+    call("GET", "/api/v2/dags/{dag_id}/tasks/{task_id}",
+         {"dag_id": DAG, "task_id": "load"})
+    call("GET", "/api/v2/dags/{dag_id}/tasks/{task_id}",
+         {"dag_id": DAG, "task_id": "nope"}, want=404, name="GET task unknown")
+    call("GET", "/api/v2/importErrors")
+    d = call("GET", "/api/v2/dagStats")
+    st = {x["dag_id"]: {y["state"]: y["count"] for y in x["stats"]}
+          for x in (d or {}).get("dags", [])}
+    ok("dagStats counts", st.get(DAG, {}).get("failed") == 1 and
+       st.get(DAG, {}).get("success", 0) >= 1 and "it_monitor" in st, str(st))
+    d = call("GET", "/api/v2/dagStats", query={"dag_ids": "it_monitor"},
+             name="GET dagStats dag_ids")
+    ok("dagStats filter", d and [x["dag_id"] for x in d["dags"]] ==
+       ["it_monitor"])
+
+    scenario("runs_batch")
+    L = "/api/v2/dags/{dag_id}/dagRuns/list"
+    d = call("POST", L, {"dag_id": "~"},
+             body={"states": ["failed"], "dag_ids": [DAG]})
+    ok("batch filter", d and [r["dag_run_id"] for r in d["dag_runs"]] ==
+       [RUN_BAD], str(d)[:200])
+    d = call("POST", L, {"dag_id": "~"},
+             body={"page_limit": 1, "page_offset": 1, "order_by": "logical_date"},
+             name="POST dagRuns/list page")
+    ok("batch page", d and len(d["dag_runs"]) == 1 and d["total_entries"] >= 3)
+    call("POST", L, {"dag_id": "~"}, body={"states": ["nope"]}, want=422,
+         name="POST dagRuns/list bad state")
+
+    scenario("run_patch_and_clear")
+    P = R + "/{dag_run_id}"
+    d = call("PATCH", P, {"dag_id": DAG, "dag_run_id": RUN_OK},
+             body={"note": "checked by hand"})
+    ok("note stored", d and d.get("note") == "checked by hand")
+    d = call("GET", P, {"dag_id": DAG, "dag_run_id": RUN_OK},
+             name="GET dagRun after note")
+    ok("note kept", d and d.get("note") == "checked by hand")
+    call("PATCH", P, {"dag_id": DAG, "dag_run_id": RUN_OK},
+         body={"state": "running"}, want=422, name="PATCH dagRun bad state")
+    call("PATCH", P, {"dag_id": DAG, "dag_run_id": "nope"},
+         body={"note": "x"}, want=404, name="PATCH dagRun unknown")
+    C = "/api/v2/dags/{dag_id}/clearTaskInstances"
+    d = call("POST", C, {"dag_id": DAG}, body={"dag_run_id": RUN_BAD},
+             name="POST clearTaskInstances dry run")
+    ok("dry run lists the failed ones", d and sorted(
+        t["task_id"] for t in d["task_instances"]) == ["load", "transform"],
+       str(d)[:300])
+    d = call("GET", TI + "/{task_id}", {"dag_id": DAG, "dag_run_id": RUN_BAD,
+                                          "task_id": "transform"},
+             name="GET taskInstance after dry run")
+    ok("dry run changed nothing", d and d["state"] == "failed")
+    d = call("POST", C, {"dag_id": DAG},
+             body={"dag_run_id": RUN_BAD, "dry_run": False,
+                   "task_ids": ["load"]},
+             name="POST clearTaskInstances")
+    ok("cleared one", d and [t["task_id"] for t in d["task_instances"]]
+       == ["load"])
+    d = call("GET", TI + "/{task_id}", {"dag_id": DAG, "dag_run_id": RUN_BAD,
+                                          "task_id": "load"},
+             name="GET taskInstance after clear")
+    ok("cleared task scheduled again", d and d["state"] in
+       ("scheduled", "queued", "running", "upstream_failed"), str(d and d["state"]))
+    d = call("GET", P, {"dag_id": DAG, "dag_run_id": RUN_BAD},
+             name="GET dagRun after clear")
+    ok("its run queued again", d and d["state"] in ("queued", "running",
+                                                     "failed"), d and d["state"])
+    d = call("PATCH", P, {"dag_id": DAG, "dag_run_id": RUN_BAD},
+             body={"state": "failed"}, name="PATCH dagRun state=failed")
+    ok("marked failed", d and d["state"] == "failed")
 
     close_scenario()
     print("routes checked against the spec (method template: statuses):")
