@@ -155,24 +155,18 @@ struct dagrow {
 static int dagrow_cb(void *user, const struct db_row *row)
 {
   struct dagrow *r = user;
-  const char *s;
   r->found = 1;
   r->paused = (int)db_row_i64(row, 0);
-  snprintf(r->last_sched, sizeof(r->last_sched), "%s",
-           (s = db_row_str(row, 1, NULL)) ? s : "");
-  snprintf(r->import_error, sizeof(r->import_error), "%s",
-           (s = db_row_str(row, 2, NULL)) ? s : "");
+  db_row_copy(row, 1, r->last_sched, sizeof(r->last_sched));
+  db_row_copy(row, 2, r->import_error, sizeof(r->import_error));
   return 1;
 }
 
 static int lastrun_cb(void *user, const struct db_row *row)
 {
   struct dagrow *r = user;
-  const char *s;
-  snprintf(r->last_state, sizeof(r->last_state), "%s",
-           (s = db_row_str(row, 0, NULL)) ? s : "");
-  snprintf(r->last_date, sizeof(r->last_date), "%s",
-           (s = db_row_str(row, 1, NULL)) ? s : "");
+  db_row_copy(row, 0, r->last_state, sizeof(r->last_state));
+  db_row_copy(row, 1, r->last_date, sizeof(r->last_date));
   return 1;
 }
 

@@ -121,12 +121,9 @@ int cli_sched_tistate_cb(void *user, const struct db_row *row)
   struct cli_sched_tistates *t = user;
   if (VEC_RESERVE(t->v, t->cap, t->n + 1))
     return 1;
-  const char *s;
   struct cli_sched_tistate *x = &t->v[t->n++];
-  snprintf(x->task, sizeof(x->task), "%s",
-           (s = db_row_str(row, 0, NULL)) ? s : "");
-  snprintf(x->state, sizeof(x->state), "%s",
-           (s = db_row_str(row, 1, NULL)) ? s : "");
+  db_row_copy(row, 0, x->task, sizeof(x->task));
+  db_row_copy(row, 1, x->state, sizeof(x->state));
   x->try_number = (int)db_row_i64(row, 2);
   return 0;
 }

@@ -258,6 +258,12 @@ const char *db_row_str(const struct db_row *r, int col, size_t *len)
   return r->s->cols[col].buf;
 }
 
+void db_row_copy(const struct db_row *r, int col, char *buf, size_t cap)
+{
+  const char *s = db_row_str(r, col, NULL);
+  snprintf(buf, cap, "%s", s ? s : "");
+}
+
 int64_t db_row_i64(const struct db_row *r, int col)
 {
   const char *s = db_row_str(r, col, NULL);

@@ -50,12 +50,9 @@ static int claim_row_cb(void *user, const struct db_row *row)
   struct claimed *c = &cl->v[cl->n++];
   const char *s;
   c->id = db_row_i64(row, 0);
-  snprintf(c->run_id, sizeof(c->run_id), "%s",
-           (s = db_row_str(row, 1, NULL)) ? s : "");
-  snprintf(c->dag_id, sizeof(c->dag_id), "%s",
-           (s = db_row_str(row, 2, NULL)) ? s : "");
-  snprintf(c->task_id, sizeof(c->task_id), "%s",
-           (s = db_row_str(row, 3, NULL)) ? s : "");
+  db_row_copy(row, 1, c->run_id, sizeof(c->run_id));
+  db_row_copy(row, 2, c->dag_id, sizeof(c->dag_id));
+  db_row_copy(row, 3, c->task_id, sizeof(c->task_id));
   c->try_number = (int)db_row_i64(row, 4) + 1;
   c->max_tries = (int)db_row_i64(row, 5);
   c->was_retry = (s = db_row_str(row, 6, NULL)) && !strcmp(s, TI_UP_FOR_RETRY);
@@ -377,16 +374,11 @@ static int orphan_cb(void *user, const struct db_row *row)
   if (VEC_RESERVE(o->v, o->cap, o->n + 1))
     return 1;
   struct orphan *r = &o->v[o->n++];
-  const char *s;
   r->id = db_row_i64(row, 0);
-  snprintf(r->run_id, sizeof(r->run_id), "%s",
-           (s = db_row_str(row, 1, NULL)) ? s : "");
-  snprintf(r->dag_id, sizeof(r->dag_id), "%s",
-           (s = db_row_str(row, 2, NULL)) ? s : "");
-  snprintf(r->task_id, sizeof(r->task_id), "%s",
-           (s = db_row_str(row, 3, NULL)) ? s : "");
-  snprintf(r->claimed_by, sizeof(r->claimed_by), "%s",
-           (s = db_row_str(row, 4, NULL)) ? s : "");
+  db_row_copy(row, 1, r->run_id, sizeof(r->run_id));
+  db_row_copy(row, 2, r->dag_id, sizeof(r->dag_id));
+  db_row_copy(row, 3, r->task_id, sizeof(r->task_id));
+  db_row_copy(row, 4, r->claimed_by, sizeof(r->claimed_by));
   r->try_number = (int)db_row_i64(row, 5);
   r->max_tries = (int)db_row_i64(row, 6);
   r->expired = (int)db_row_i64(row, 7);
@@ -611,13 +603,9 @@ static int runrow_cb(void *user, const struct db_row *row)
   if (VEC_RESERVE(o->v, o->cap, o->n + 1))
     return 1;
   struct runrow *r = &o->v[o->n++];
-  const char *s;
-  snprintf(r->run_id, sizeof(r->run_id), "%s",
-           (s = db_row_str(row, 0, NULL)) ? s : "");
-  snprintf(r->dag_id, sizeof(r->dag_id), "%s",
-           (s = db_row_str(row, 1, NULL)) ? s : "");
-  snprintf(r->claimed_by, sizeof(r->claimed_by), "%s",
-           (s = db_row_str(row, 2, NULL)) ? s : "");
+  db_row_copy(row, 0, r->run_id, sizeof(r->run_id));
+  db_row_copy(row, 1, r->dag_id, sizeof(r->dag_id));
+  db_row_copy(row, 2, r->claimed_by, sizeof(r->claimed_by));
   r->stale = (int)db_row_i64(row, 3);
   if (sched_parse_utc(db_row_str(row, 4, NULL), &r->logical_ts) != 0)
     r->logical_ts = 0;

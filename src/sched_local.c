@@ -48,14 +48,10 @@ struct oldrun {
 static int oldrun_cb(void *user, const struct db_row *row)
 {
   struct oldrun *o = user;
-  const char *s;
   o->id = db_row_i64(row, 0);
-  snprintf(o->state, sizeof(o->state), "%s",
-           (s = db_row_str(row, 1, NULL)) ? s : "");
-  snprintf(o->run_id, sizeof(o->run_id), "%s",
-           (s = db_row_str(row, 2, NULL)) ? s : "");
-  snprintf(o->claimed_by, sizeof(o->claimed_by), "%s",
-           (s = db_row_str(row, 3, NULL)) ? s : "");
+  db_row_copy(row, 1, o->state, sizeof(o->state));
+  db_row_copy(row, 2, o->run_id, sizeof(o->run_id));
+  db_row_copy(row, 3, o->claimed_by, sizeof(o->claimed_by));
   return 1;
 }
 

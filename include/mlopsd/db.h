@@ -160,6 +160,9 @@ int db_row_is_null(const struct db_row *r, int col);
 /* Text value (NUL-terminated, borrowed; may contain NULs: use *len);
  * NULL for SQL NULL.  len may be NULL. */
 const char *db_row_str(const struct db_row *r, int col, size_t *len);
+/* The text value into buf as a C string, cut to fit cap (cap > 0); ""
+ * for SQL NULL.  For fixed-size fields of a row struct. */
+void db_row_copy(const struct db_row *r, int col, char *buf, size_t cap);
 int64_t db_row_i64(const struct db_row *r, int col);   /* 0 for NULL */
 double db_row_f64(const struct db_row *r, int col);    /* NAN for NULL */
 
