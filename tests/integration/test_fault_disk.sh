@@ -97,10 +97,12 @@ eq a_healthz "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/h
 lf_dbstart
 drained 10
 eq a_spool_drained "$(lf_metric mlopsd_plog_spool_records)/$(lf_metric mlopsd_plog_backlog_rows)" 0/0
-for _ in $(seq 1 50); do
+for _ in $(seq 1 150); do
   curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz" && break; sleep 0.1
 done
-eq a_ready_again "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/readyz")" 200
+code=$(curl -s -o "$T/readyz" -w '%{http_code}' "http://127.0.0.1:$PORT/readyz")
+eq a_ready_again "$code" 200
+[ "$code" = 200 ] || echo "  /readyz: $(cat "$T/readyz")"
 load a2 4100000 200 --stop-after-errors 4
 eq a_serving_again "$(grep -c ' 200$' "$T/a2.ans")" 200
 lf_term
