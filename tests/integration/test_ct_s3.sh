@@ -1,0 +1,154 @@
+#!/bin/bash
+# test_ct_s3.sh - the continuous-training DAG and a hot swap with the
+# registry on S3 (issue 15): a real daemon (`mlopsd serve`), MariaDB
+# (database it_ct_s3) and the local Swift of tests/s3.sh
+# (models.registry_url: s3://BUCKET/ct-PID, registry_dir its cache):
+#
+#   1. CT for 2025-09-01 (extract, train, validate, deploy) succeeds on
+#      every task; version 1 is a row in registry_version whose files are
+#      in the bucket, production points at it, /metadata serves it.
+#   2. `mlopsd models list/show` read the S3 registry, also from another
+#      cache directory (a second host): the files come from the bucket,
+#      verified, into that cache's .objects/.
+#   3. `mlopsd models train` registers version 2 on S3; `models promote`
+#      moves production (a row) and the running server swaps to version 2
+#      (hot swap through MariaDB); `models rollback` swaps back to 1.
+#   4. The admin API lists the model's versions and aliases on S3.
+. "$(dirname "$0")/../lib.sh"
+tl_init ct_s3
+MODEL=credit_score_classification
+CT=credit_score_classification_ct
+
+if [ -z "${MLOPSD_TEST_S3_ENDPOINT:-}" ] || [ -z "${MLOPSD_DATABASE_HOST:-}" ]; then
+  scenario needs
+  skip s3_store "no S3 store or database (tests/run.sh starts tests/s3.sh and MariaDB)"
+  tl_done; exit
+fi
+
+export MLOPSD_DATABASE_NAME=it_ct_s3
+export MLOPSD_MODELS_SPECS_DIR=$tmp/specs
+export MLOPSD_SCHEDULER_DAGS_DIR=$tmp/dags
+unset MLOPSD_MODELS_REGISTRY_DIR
+PREFIX=ct-$$
+URL=s3://$MLOPSD_TEST_S3_BUCKET/$PREFIX
+q() { sql it_ct_s3 -e "$1"; }
+port=$(free_port)
+api=http://127.0.0.1:$port
+mlopsd() { "$BIN" -c "$tmp/mlopsd.yaml" "$@"; }
+
+scenario config
+mkdir -p "$tmp/specs" "$tmp/dags"
+sed -E -e 's/^( *max_depth:).*/\1 [4]/' \
+  -e 's/^( *colsample_bytree:).*/\1 [1.0]/' \
+  -e 's/^( *lambda:).*/\1 [3]/' \
+  -e 's/^( *num_boost_round:).*/\1 20/' \
+  -e 's/^( *early_stopping_rounds:).*/\1 5/' \
+  config/models/$MODEL.yaml >"$tmp/specs/$MODEL.yaml"
+sed -E -e 's/^( *retries:).*/\1 0/' config/dags/credit_score_ct.yaml \
+  >"$tmp/dags/credit_score_ct.yaml"
+tl_config "$port" it_ct_s3 "$tmp/specs" "  tick_ms: 200" "  workers: 2"
+# the models section gets the S3 keys (tl_config wrote registry_dir: the
+# cache)
+python3 - "$tmp/mlopsd.yaml" "$URL" "$MLOPSD_TEST_S3_ENDPOINT" \
+  "${MLOPSD_TEST_S3_REGION:-us-east-1}" <<'PY'
+import sys
+p, url, ep, region = sys.argv[1:5]
+s = open(p).read()
+s = s.replace("models:\n", "models:\n  registry_url: %s\n  s3_endpoint: %s\n"
+              "  s3_region: %s\n" % (url, ep, region), 1)
+open(p, "w").write(s)
+PY
+check config_has_url grep -q "registry_url: $URL" "$tmp/mlopsd.yaml"
+if mlopsd dags validate >"$tmp/validate.out" 2>&1; then ok dags_valid
+else cat "$tmp/validate.out"; bad dags_valid; fi
+
+scenario data
+if sql -e "DROP DATABASE IF EXISTS it_ct_s3" &&
+   mlopsd db init >"$tmp/init.log" 2>&1 &&
+   mlopsd db seed >"$tmp/seed.log" 2>&1; then
+  ok database_ready
+else
+  cat "$tmp"/*.log; bad database_ready
+fi
+
+scenario ct_dag_on_s3
+MLOPSD_ADMIN_TOKEN=ct-s3-token "$BIN" -c "$tmp/mlopsd.yaml" serve \
+  >"$tmp/daemon.log" 2>&1 &
+daemon_pid=$!
+check daemon_up wait_http "$api/healthz" 60
+served_version() {
+  curl -s "$api/metadata" | python3 -c '
+import json, sys
+try: print(json.load(sys.stdin).get("model_version") or "-")
+except Exception: print("-")'
+}
+wait_served() {  # up to 20 s for the hot swap
+  local v
+  for _ in $(seq 1 200); do
+    v=$(served_version)
+    [ "$v" = "$1" ] && { echo "$v"; return; }
+    sleep 0.1
+  done
+  echo "$v"
+}
+if mlopsd dags trigger "$CT" --date 2025-09-01 --wait --timeout 300 \
+     >"$tmp/ct.out" 2>&1; then ok ct_run_succeeded
+else sed 's/^/  | /' "$tmp/ct.out" | tail -30; tail -30 "$tmp/daemon.log"; bad ct_run_succeeded; fi
+RUN=$(sed -n 's/^queued run //p' "$tmp/ct.out" | tail -1)
+eq ct_all_four_tasks_success "$(q "SELECT COUNT(*) FROM task_instance WHERE
+  run_id = '$RUN' AND state = 'success'")" 4
+eq version_row "$(q "SELECT GROUP_CONCAT(version) FROM registry_version
+  WHERE model = '$MODEL'")" 1
+eq production_row "$(q "SELECT version FROM registry_alias WHERE
+  model = '$MODEL' AND alias = 'production'")" 1
+# the files are in the bucket under the draft the row names (the second
+# cache below reads them from there); this host's cache holds version 1
+check cache_has_v1 test -f "$tmp/registry/$MODEL/versions/1/model.ubj"
+eq served_v1 "$(wait_served 1)" 1
+
+scenario cli_and_second_host
+if mlopsd models list >"$tmp/list.out" 2>&1; then ok models_list
+else cat "$tmp/list.out"; bad models_list; fi
+has models_list_shows_model "$tmp/list.out" "$MODEL"
+# a second host: another cache directory, the same bucket and database
+if MLOPSD_MODELS_REGISTRY_DIR=$tmp/cache2 mlopsd models show "$MODEL:1" --json \
+     >"$tmp/show2.out" 2>"$tmp/show2.err"; then ok show_from_second_cache
+else cat "$tmp/show2.err"; bad show_from_second_cache; fi
+has second_cache_meta "$tmp/show2.out" '"version"'
+n_obj=$(ls "$tmp/cache2/.objects" 2>/dev/null | wc -l)
+if [ "$n_obj" -ge 1 ]; then ok second_cache_objects_by_sha256
+else bad second_cache_objects_by_sha256 "no files in $tmp/cache2/.objects"; fi
+# each cached object's name is its sha256
+okhash=1
+for f in "$tmp"/cache2/.objects/*; do
+  [ -f "$f" ] || continue
+  [ "$(sha256sum "$f" | cut -d' ' -f1)" = "$(basename "$f")" ] || okhash=0
+done
+eq cached_objects_match_their_names "$okhash" 1
+
+scenario hot_swap_on_s3
+if mlopsd models train "$MODEL" --date 2025-09-01 >"$tmp/train.out" 2>&1
+then ok models_train_v2; else tail -20 "$tmp/train.out"; bad models_train_v2; fi
+eq version_rows_1_2 "$(q "SELECT GROUP_CONCAT(version ORDER BY version)
+  FROM registry_version WHERE model = '$MODEL'")" "1,2"
+if mlopsd models promote "$MODEL" 2 --reason "test_ct_s3" >"$tmp/promote.out" 2>&1
+then ok promote_v2; else cat "$tmp/promote.out"; bad promote_v2; fi
+eq served_v2_after_promote "$(wait_served 2)" 2
+if mlopsd models rollback "$MODEL" >"$tmp/rollback.out" 2>&1
+then ok rollback; else cat "$tmp/rollback.out"; bad rollback; fi
+eq served_v1_after_rollback "$(wait_served 1)" 1
+eq production_row_back_to_1 "$(q "SELECT version FROM registry_alias WHERE
+  model = '$MODEL' AND alias = 'production'")" 1
+
+scenario admin_api_on_s3
+vers=$(curl -s -H 'Authorization: Bearer ct-s3-token' \
+  "$api/api/v2/models/$MODEL" | python3 -c '
+import json, sys
+try:
+    d = json.load(sys.stdin)
+    print(",".join(str(v.get("version")) for v in d["versions"]),
+          d.get("production_version"))
+except Exception as e: print("error", e)')
+eq admin_versions_and_production "$vers" "2,1 1"  # newest first
+
+tl_done
