@@ -27,6 +27,9 @@ wrk docker-compose clang libclang-rt-14-dev valgrind strace"
 # prometheus: promtool, for test_conventions.sh (`promtool check metrics`
 # on a live daemon's /metrics); its service is not used.
 TEST_PKGS="$TEST_PKGS prometheus"
+# python3-xgboost at run time too: `train` with `workers: N` starts its
+# rabit tracker (python3 -m xgboost.tracker; 1.7 has no C tracker).
+RUNTIME_PKGS="$RUNTIME_PKGS python3-xgboost"
 # tests/s3.sh: a single-node OpenStack Swift with its S3 API (s3api,
 # tempauth, memcached) for the registry's S3 backend tests (issue 15).
 TEST_PKGS="$TEST_PKGS swift-proxy swift-object swift-container swift-account"

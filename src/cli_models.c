@@ -113,7 +113,7 @@ static const char usage_train[] =
     "usage: mlopsd [-c FILE] models train NAME --date YYYY-MM-DD\n"
     "                [--max-trials N] [--rounds N] [--early-stopping N]\n"
     "                [--threads N] [--parallel N] [--shared-trials]\n"
-    "                [--run-id ID]\n"
+    "                [--workers N [--tracker-host HOST]] [--run-id ID]\n"
     "\n"
     "Run the training pipeline of model NAME (spec in models.specs_dir) for\n"
     "a logical date, as the DAG task `type: train` does: read the training\n"
@@ -128,6 +128,10 @@ static const char usage_train[] =
     "                      models.train_parallel: CPUs / threads)\n"
     "  --shared-trials     trials as rows in MariaDB that the trial\n"
     "                      helpers of running daemons claim too\n"
+    "  --workers N         distributed training: this process is rank 0\n"
+    "                      of N (rows MOD(source.key, N) = rank); ranks\n"
+    "                      1.. are running daemons' trial helpers\n"
+    "  --tracker-host H    address the XGBoost tracker listens on\n"
     "  --run-id ID         names the trial runs ID-t01... (default\n"
     "                      cli-<UTC time>)\n"
     "Exit codes: 0 ok, 1 failure (e.g. no training rows for the date),\n"
@@ -718,7 +722,9 @@ static int models_train(int argc, char **argv)
 {
   const char *name = NULL, *ds = NULL, *run_id = NULL;
   long trials = 0, rounds = 0, esr = -2, threads = 0, parallel = 0;
+  long workers = 0;
   int shared = 0;
+  const char *thost = NULL;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -732,6 +738,14 @@ static int models_train(int argc, char **argv)
         ds = v;
       else
         run_id = v;
+      i++;
+      continue;
+    }
+    if (strcmp(a, "--tracker-host") == 0) {
+      if (!v)
+        return usage_err("models train", "models train",
+                         "option %s needs a value", a);
+      thost = v;
       i++;
       continue;
     }
@@ -755,6 +769,10 @@ static int models_train(int argc, char **argv)
       num = &threads;
       lo = 1;
       hi = 256;
+    } else if (strcmp(a, "--workers") == 0) {
+      num = &workers;
+      lo = 1;
+      hi = 64;
     } else if (strcmp(a, "--parallel") == 0) {
       num = &parallel;
       lo = 1;
@@ -811,6 +829,8 @@ static int models_train(int argc, char **argv)
       .nthread = threads ? (int)threads : c.models_train_threads,
       .parallel = parallel ? (int)parallel : cfg_train_parallel(&c),
       .shared_trials = shared,
+      .workers = (int)workers,
+      .tracker_host = thost,
       .lease_s = c.sched_lease_s,
       .max_trials = (size_t)trials,
       .num_boost_round = (int)rounds,

@@ -583,7 +583,24 @@ enum err_code fstore_read_training(struct db_pool *db,
                                    fstore_cancel_fn cancel, void *cancel_ud,
                                    struct fstore_set **out, struct err *e)
 {
+  return fstore_read_training_shard(db, spec, ds, 1, 0, cancel, cancel_ud,
+                                    out, e);
+}
+
+enum err_code fstore_read_training_shard(struct db_pool *db,
+                                         const struct spec *spec,
+                                         const char *ds, int shards,
+                                         int rank, fstore_cancel_fn cancel,
+                                         void *cancel_ud,
+                                         struct fstore_set **out,
+                                         struct err *e)
+{
   *out = NULL;
+  if (shards > 1 && (!spec || !spec->source.key || rank < 0 ||
+                     rank >= shards))
+    return err_set(e, ERR_INVAL, "fstore: %d shards need source.key in the "
+                                 "spec (rows go to MOD(key, %d) = rank)",
+                   shards, shards);
   if (!db || !spec)
     return err_set(e, ERR_INVAL, "fstore: no database or spec");
   if (!ds_valid(ds))
@@ -657,7 +674,11 @@ enum err_code fstore_read_training(struct db_pool *db,
   if (!bad)
     bad = sql_addf(s->sql, sizeof(s->sql), &len, " FROM %s", tq) ||
           (filter && sql_addf(s->sql, sizeof(s->sql), &len, " WHERE (%s)",
-                              filter));
+                              filter)) ||
+          (shards > 1 &&
+           sql_addf(s->sql, sizeof(s->sql), &len, " %s MOD(`%s`, %d) = %d",
+                    filter ? "AND" : "WHERE", spec->source.key, shards,
+                    rank));
   if (!bad)
     bad = sql_addf(s->sql, sizeof(s->sql), &len, " ORDER BY ");
   if (pk.n > 0) {

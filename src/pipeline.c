@@ -27,8 +27,11 @@
 #include "mlopsd/pipeline.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -783,6 +786,7 @@ struct meta_in {
   const struct train_metrics *m_train, *m_gate;
   const char *objective;
   int nthread, num_boost_round, early_stopping_rounds;
+  const cJSON *dist; /* distributed training, or NULL */
 };
 
 /* {"rows": n, "metrics": {...}} of one split (metrics only when scored). */
@@ -893,6 +897,8 @@ static cJSON *build_meta(struct meta_in *m)
     add_num(tr, "prep_seconds", round(m->res->prep_s * 1000) / 1000);
     add_num(tr, "search_seconds", round(m->res->search_s * 1000) / 1000);
   }
+  if (m->dist)
+    cJSON_AddItemToObject(o, "distributed", cJSON_Duplicate(m->dist, 1));
   cJSON *schema = prep_schema_json(m->prep);
   if (schema)
     cJSON_AddItemToObject(o, "feature_schema", schema);
@@ -953,6 +959,12 @@ struct ptrain {
   int64_t sid;
   char owner[TRIALQ_OWNER_MAX + 1];
   double search_hb;            /* last search heartbeat (under mu) */
+  /* distributed training (workers: N): this rank's shard of the rows */
+  int shards, rank;
+  char (*trial_sha)[SHA256_HEX_LEN]; /* model SHA-256 per trial */
+  pid_t tracker;               /* rank 0: the python tracker, or 0 */
+  int comm;                    /* this thread joined the collective */
+  cJSON *dist;                 /* rank 0: meta.json's "distributed" */
   /* shared by the trial threads, under mu */
   pthread_mutex_t mu;
   size_t next, done;           /* next grid point to start, trials done */
@@ -986,6 +998,8 @@ static void ptrain_free(struct ptrain *T)
   free(T->yga);
   free_names(T->names, T->nout);
   free(T->kv);
+  free(T->trial_sha);
+  cJSON_Delete(T->dist);
 }
 
 /* ---- the three-way split ------------------------------------------------ */
@@ -1148,9 +1162,14 @@ static enum err_code ptrain_read(struct ptrain *T)
   struct fstore_set *s;
   enum err_code rc;
   plog(o, "reading %s for %s", sp->source.table, o->ds);
-  if ((rc = fstore_read_training(T->db, sp, o->ds, o->cancel, o->cancel_ud,
-                                 &T->s, T->e)))
+  if ((rc = fstore_read_training_shard(T->db, sp, o->ds,
+                                       T->shards > 1 ? T->shards : 1,
+                                       T->rank, o->cancel, o->cancel_ud,
+                                       &T->s, T->e)))
     return rc;
+  if (T->shards > 1)
+    plog(o, "shard %d of %d: the rows with MOD(`%s`, %d) = %d", T->rank,
+         T->shards, sp->source.key, T->shards, T->rank);
   s = T->s;
   T->res->n_rows = s->n_rows;
   T->res->read_s = s->read_s;
@@ -1183,7 +1202,8 @@ static enum err_code ptrain_prepare(struct ptrain *T)
   T->res->n_train = T->n_tr;
   T->res->n_val = T->n_va;
   T->res->n_gate = T->n_ga;
-  if ((rc = prep_fit(sp, &s->input, T->tr, T->n_tr, &T->prep, e)))
+  /* a worker of distributed training got rank 0's preprocessing */
+  if (!T->prep && (rc = prep_fit(sp, &s->input, T->tr, T->n_tr, &T->prep, e)))
     return rc;
   T->nout = prep_n_outputs(T->prep);
   T->res->n_outputs = T->nout;
@@ -1361,6 +1381,7 @@ struct ptrial {
   size_t t;
   /* shared trials: the claimed row, renewed from the cancel poll */
   int64_t sid;
+  int row;                     /* its row: the trial, or a worker's rank */
   const char *owner;
   double hb_at;
   int lost;
@@ -1373,14 +1394,17 @@ struct ptrial {
 };
 
 /* Polled before every boosting round of a trial. */
+static void ptrain_search_alive(struct ptrain *T);
+
 static int trial_cancel(void *ud)
 {
   struct ptrial *P = ud;
   struct ptrain *T = P->T;
+  ptrain_search_alive(T); /* a long trial must not look like a dead run */
   if (P->sid > 0 && mono_s() - P->hb_at >= T->lease_s / 3.0) {
     struct err he = {0};
     P->hb_at = mono_s();
-    if (trialq_heartbeat(T->db, P->sid, (int)P->t, P->owner, &he) ==
+    if (trialq_heartbeat(T->db, P->sid, P->row, P->owner, &he) ==
         ERR_STATE)
       P->lost = 1; /* another daemon took it over: its result counts */
   }
@@ -1477,6 +1501,27 @@ static void ptrain_trial_log(struct ptrain *T, size_t t, const char *desc,
        by ? by : "");
 }
 
+/* Distributed training: the SHA-256 of trial t's model on this rank, so
+ * the coordinator can check every rank ended with the same bytes. */
+static enum err_code ptrain_model_sha(struct ptrain *T, size_t t,
+                                      const struct train_result *r,
+                                      struct err *e)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  enum err_code rc = train_result_to_buffer(r, &buf, &len, e);
+  if (rc)
+    return rc;
+  uint8_t d[SHA256_DIGEST_LEN];
+  sha256_buf(buf, len, d);
+  free(buf);
+  if (!T->trial_sha &&
+      !(T->trial_sha = calloc(T->total, sizeof(*T->trial_sha))))
+    return err_set(e, ERR_NOMEM, "pipeline: out of memory");
+  sha256_hex(d, T->trial_sha[t]);
+  return ERR_OK;
+}
+
 /* Stage 5, once per trial t of the grid: train, record, compare.  Runs on
  * any trial thread: T's shared fields are touched only under T->mu. */
 static enum err_code ptrain_trial(struct ptrain *T, size_t t, struct err *e)
@@ -1491,6 +1536,12 @@ static enum err_code ptrain_trial(struct ptrain *T, size_t t, struct err *e)
   pt->rounds_run = P.r.rounds_run;
   pt->n_trees = P.r.num_trees;
   pt->seconds = P.secs;
+  if (T->shards > 1 && (rc = ptrain_model_sha(T, t, &P.r, e))) {
+    cJSON_Delete(P.pj);
+    cJSON_Delete(P.mj);
+    train_result_free(&P.r);
+    return rc;
+  }
   pthread_mutex_lock(&T->mu);
   rc = ptrain_record(T, t, P.run_id, &P.r, P.pj, P.mj, e);
   if (!rc)
@@ -1552,7 +1603,7 @@ static void *ptrain_worker(void *arg)
  * whichever trial thread gets here first. */
 static void ptrain_search_alive(struct ptrain *T)
 {
-  if (!T->shared || T->sid <= 0)
+  if ((!T->shared && T->shards < 2) || T->sid <= 0)
     return;
   double now = mono_s();
   pthread_mutex_lock(&T->mu);
@@ -1572,7 +1623,7 @@ static enum err_code ptrain_shared_trial(struct ptrain *T, int64_t sid,
                                          int trial, const char *owner,
                                          struct err *e)
 {
-  struct ptrial P = {.T = T, .t = (size_t)trial, .sid = sid,
+  struct ptrial P = {.T = T, .t = (size_t)trial, .sid = sid, .row = trial,
                      .owner = owner, .hb_at = mono_s()};
   struct err fe = {0};
   enum err_code rc = ptrain_fit(&P, e);
@@ -1900,7 +1951,7 @@ static enum err_code ptrain_version(struct ptrain *T)
                        .params = T->best_params, .metrics = T->best_metrics,
                        .best = &T->best, .objective = T->objective,
                        .nthread = T->nthread, .num_boost_round = T->nbr,
-                       .early_stopping_rounds = T->esr};
+                       .early_stopping_rounds = T->esr, .dist = T->dist};
   T->best_params = T->best_metrics = NULL; /* taken by build_meta */
   cJSON *meta = build_meta(&mi);
   if (!meta)
@@ -1919,6 +1970,282 @@ static enum err_code ptrain_version(struct ptrain *T)
   return ERR_OK;
 }
 
+/* ---- distributed training (workers: N) --------------------------------- */
+
+#define TRACKER_PYTHON "/usr/bin/python3"
+
+/* Start XGBoost's rabit tracker (python3-xgboost; 1.7 has no C one) for
+ * n workers and read the address it listens on from its stdout. */
+static enum err_code tracker_start(int n, const char *host, pid_t *pid,
+                                   char *addr, size_t cap, struct err *e)
+{
+  const char *py = getenv("MLOPSD_TRACKER_PYTHON");
+  if (!py || !*py)
+    py = TRACKER_PYTHON;
+  int fd[2];
+  if (pipe(fd))
+    return err_set(e, ERR_IO, "tracker: pipe: %s", strerror(errno));
+  char nw[16];
+  snprintf(nw, sizeof(nw), "%d", n);
+  pid_t p = fork();
+  if (p < 0) {
+    close(fd[0]);
+    close(fd[1]);
+    return err_set(e, ERR_IO, "tracker: fork: %s", strerror(errno));
+  }
+  if (p == 0) {
+    dup2(fd[1], 1);
+    close(fd[0]);
+    close(fd[1]);
+    int dn = open("/dev/null", O_WRONLY);
+    if (dn >= 0)
+      dup2(dn, 2);
+    setpgid(0, 0);
+    if (host && *host)
+      execl(py, py, "-m", "xgboost.tracker", "--num-workers", nw,
+            "--host-ip", host, (char *)NULL);
+    else
+      execl(py, py, "-m", "xgboost.tracker", "--num-workers", nw,
+            (char *)NULL);
+    _exit(127);
+  }
+  close(fd[1]);
+  FILE *f = fdopen(fd[0], "r");
+  char line[512], uri[256] = "";
+  int port = 0;
+  while (f && fgets(line, sizeof(line), f)) {
+    line[strcspn(line, "\r\n")] = '\0';
+    if (!strncmp(line, "DMLC_TRACKER_URI=", 17))
+      snprintf(uri, sizeof(uri), "%.*s", (int)sizeof(uri) - 1, line + 17);
+    else if (!strncmp(line, "DMLC_TRACKER_PORT=", 18))
+      port = atoi(line + 18);
+    else if (!strcmp(line, "DMLC_TRACKER_ENV_END"))
+      break;
+  }
+  if (f)
+    fclose(f);
+  else
+    close(fd[0]);
+  if (!uri[0] || port <= 0) {
+    kill(p, SIGKILL);
+    waitpid(p, NULL, 0);
+    return err_set(e, ERR_STATE, "tracker: %s -m xgboost.tracker gave no "
+                                 "address (is python3-xgboost installed?)",
+                   py);
+  }
+  *pid = p;
+  snprintf(addr, cap, "%s:%d", uri, port);
+  return ERR_OK;
+}
+
+static void tracker_stop(pid_t *pid)
+{
+  if (*pid <= 0)
+    return;
+  /* it exits by itself once every worker said shutdown; give it a moment,
+   * then make sure (a failed run leaves it waiting for workers) */
+  for (int i = 0; i < 50 && waitpid(*pid, NULL, WNOHANG) == 0; i++) {
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  if (kill(*pid, 0) == 0) {
+    kill(-*pid, SIGKILL);
+    kill(*pid, SIGKILL);
+    waitpid(*pid, NULL, 0);
+  }
+  *pid = 0;
+}
+
+static enum err_code join_collective(struct ptrain *T, const char *addr,
+                                     struct err *e)
+{
+  char host[256];
+  snprintf(host, sizeof(host), "%s", addr);
+  char *colon = strrchr(host, ':');
+  if (!colon)
+    return err_set(e, ERR_INVAL, "tracker address '%s' has no port", addr);
+  *colon = '\0';
+  int rank = -1, world = 0;
+  enum err_code rc =
+      train_comm_init(host, atoi(colon + 1), T->rank, &rank, &world, e);
+  if (rc)
+    return rc;
+  T->comm = 1;
+  plog(T->o, "joined XGBoost's collective at %s: XGBoost rank %d of %d",
+       addr, rank, world);
+  return ERR_OK;
+}
+
+/* Rank 0: wait until every other rank's row is claimed (they must all
+ * reach the tracker), or finished; fail when one failed or nobody came. */
+static enum err_code wait_ranks(struct ptrain *T, int done, double limit_s,
+                                struct err *e)
+{
+  double t0 = mono_s();
+  for (;;) {
+    struct trialq_counts c;
+    enum err_code rc = trialq_count(T->db, T->sid, &c, e);
+    if (rc)
+      return rc;
+    if (c.failed)
+      return err_set(e, ERR_XGB, "distributed training: %d worker%s failed "
+                                 "(table train_trial, search %lld)",
+                     c.failed, c.failed == 1 ? "" : "s", (long long)T->sid);
+    int others = T->shards - 1;
+    if (done ? c.success == others
+             : c.running + c.success == others)
+      return ERR_OK;
+    if (ptrain_stopping(T))
+      return err_set(e, ERR_CANCELED, "training cancelled while waiting for "
+                                      "workers");
+    if (mono_s() - t0 > limit_s)
+      return err_set(e, ERR_TIMEOUT, "distributed training: %d of %d "
+                                     "workers %s after %.0f s (are %d "
+                                     "scheduler daemons running on this "
+                                     "database?)",
+                     done ? c.success : c.running + c.success, others,
+                     done ? "finished" : "started", limit_s, T->shards);
+    ptrain_search_alive(T);
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* Rank 0 before the trials: tracker, the search row with one row per rank
+ * and the preprocessing, then join the collective once all ranks came. */
+static enum err_code ptrain_dist_start(struct ptrain *T)
+{
+  struct err *e = T->e;
+  char addr[300];
+  enum err_code rc = tracker_start(T->shards, T->o->tracker_host,
+                                   &T->tracker, addr, sizeof(addr), e);
+  if (rc)
+    return rc;
+  cJSON *pj = prep_to_json(T->prep);
+  char *prep = pj ? cJSON_PrintUnformatted(pj) : NULL;
+  cJSON_Delete(pj);
+  if (!prep)
+    return err_set(e, ERR_NOMEM, "pipeline: out of memory");
+  struct trialq_search q = {.trials = (int)T->total,
+                            .num_boost_round = T->nbr,
+                            .early_stopping_rounds = T->esr,
+                            .workers = T->shards, .prep_json = prep};
+  snprintf(q.kind, sizeof(q.kind), "workers");
+  snprintf(q.model, sizeof(q.model), "%s", T->sp->name);
+  snprintf(q.ds, sizeof(q.ds), "%s", T->o->ds);
+  snprintf(q.run_prefix, sizeof(q.run_prefix), "%s", T->prefix);
+  snprintf(q.spec_sha256, sizeof(q.spec_sha256), "%s", T->sp->sha256);
+  snprintf(q.data_sha256, sizeof(q.data_sha256), "%s",
+           T->res->data_sha256);
+  snprintf(q.tracker, sizeof(q.tracker), "%.*s", (int)sizeof(q.tracker) - 1,
+           addr);
+  trialq_owner_name(T->owner, sizeof(T->owner), "rank0");
+  snprintf(q.owner, sizeof(q.owner), "%s", T->owner);
+  rc = trialq_search_create(T->db, &q, e);
+  free(prep);
+  if (rc)
+    return rc;
+  T->sid = q.id;
+  T->search_hb = mono_s(); /* heartbeats: ptrain_search_alive */
+  plog(T->o, "distributed training: %d workers, tracker %s, search %lld: "
+             "waiting for %d worker%s (trial helpers of other daemons)",
+       T->shards, addr, (long long)T->sid, T->shards - 1,
+       T->shards == 2 ? "" : "s");
+  if ((rc = wait_ranks(T, 0, 4.0 * T->lease_s, e)))
+    return rc;
+  return join_collective(T, addr, e);
+}
+
+struct rank_rows {
+  struct ptrain *T;
+  cJSON *rows, *train_rows;
+  int mismatch, missing;
+  char who[TRIALQ_OWNER_MAX + 1];
+};
+
+static int rank_row_cb(void *ud, const struct trialq_row *r)
+{
+  struct rank_rows *rr = ud;
+  struct ptrain *T = rr->T;
+  if (r->trial == 0)
+    return 0;
+  cJSON *m = r->metrics ? cJSON_Parse(r->metrics) : NULL;
+  const cJSON *sha = cJSON_GetObjectItemCaseSensitive(m, "model_sha256");
+  if (!m || cJSON_GetArraySize(sha) != (int)T->total) {
+    rr->missing++;
+  } else {
+    for (size_t t = 0; t < T->total; t++) {
+      const cJSON *h = cJSON_GetArrayItem(sha, (int)t);
+      if (!cJSON_IsString(h) || strcmp(h->valuestring, T->trial_sha[t])) {
+        rr->mismatch++;
+        snprintf(rr->who, sizeof(rr->who), "rank %d (%s) trial %zu",
+                 r->trial, r->claimed_by ? r->claimed_by : "?", t + 1);
+        break;
+      }
+    }
+  }
+  cJSON_AddItemToArray(rr->rows, cJSON_CreateNumber(jnum_or_nan(m, "rows")));
+  cJSON_AddItemToArray(rr->train_rows,
+                       cJSON_CreateNumber(jnum_or_nan(m, "train_rows")));
+  cJSON_Delete(m);
+  return 0;
+}
+
+/* Rank 0 after the trials: leave the collective, wait for the other
+ * ranks, check they ended with the same model bytes for every trial, and
+ * describe it all for meta.json. */
+static enum err_code ptrain_dist_finish(struct ptrain *T)
+{
+  struct err *e = T->e;
+  train_comm_finalize();
+  T->comm = 0;
+  enum err_code rc = wait_ranks(T, 1, 4.0 * T->lease_s, e);
+  if (rc)
+    return rc;
+  struct rank_rows rr = {.T = T, .rows = cJSON_CreateArray(),
+                         .train_rows = cJSON_CreateArray()};
+  cJSON_AddItemToArray(rr.rows, cJSON_CreateNumber((double)T->res->n_rows));
+  cJSON_AddItemToArray(rr.train_rows,
+                       cJSON_CreateNumber((double)T->res->n_train));
+  rc = trialq_results(T->db, T->sid, rank_row_cb, &rr, e);
+  if (!rc && (rr.missing || rr.mismatch))
+    rc = err_set(e, ERR_XGB, "distributed training: %s", rr.missing
+                     ? "a worker recorded no model hashes"
+                     : "a worker ended with other model bytes");
+  if (!rc) {
+    T->dist = cJSON_CreateObject();
+    char shard[200];
+    snprintf(shard, sizeof(shard), "MOD(`%s`, %d) = rank", T->sp->source.key,
+             T->shards);
+    cJSON_AddNumberToObject(T->dist, "workers", T->shards);
+    cJSON_AddStringToObject(T->dist, "sharding", shard);
+    cJSON_AddItemToObject(T->dist, "rows_per_rank", rr.rows);
+    cJSON_AddItemToObject(T->dist, "train_rows_per_rank", rr.train_rows);
+    cJSON_AddBoolToObject(T->dist, "same_model_on_every_rank", 1);
+    cJSON_AddStringToObject(T->dist, "metrics_from",
+                            "rank 0's validation rows");
+    cJSON_AddStringToObject(T->dist, "preprocessing_from",
+                            "rank 0's training rows");
+    rr.rows = rr.train_rows = NULL;
+    plog(T->o, "distributed training: %d workers ended with the same model "
+               "bytes for all %zu trials",
+         T->shards, T->total);
+  }
+  cJSON_Delete(rr.rows);
+  cJSON_Delete(rr.train_rows);
+  return rc;
+}
+
+/* Any rank: give up the collective and the tracker after a failure. */
+static void ptrain_dist_abort(struct ptrain *T)
+{
+  if (T->comm) {
+    train_comm_finalize();
+    T->comm = 0;
+  }
+  tracker_stop(&T->tracker);
+}
+
 enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
                              const struct spec *sp,
                              const struct pipeline_opts *o,
@@ -1933,7 +2260,7 @@ enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
   if (!T)
     return err_set(e, ERR_NOMEM, "pipeline: out of memory");
   *T = (struct ptrain){.reg = reg, .db = db, .sp = sp, .o = o, .res = res,
-                       .e = e};
+                       .e = e, .shards = o->workers > 1 ? o->workers : 1};
   pthread_mutex_init(&T->mu, NULL);
   if (o->dag_run_id) {
     pipeline_safe_name(o->dag_run_id, T->prefix, sizeof(T->prefix));
@@ -1953,8 +2280,28 @@ enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
   if (!rc)
     rc = ptrain_grid(T);
   double ts0 = mono_s();
+  if (!rc && T->shards > 1) {
+    T->parallel = 1; /* the collective belongs to this thread */
+    if (o->shared_trials)
+      rc = err_set(e, ERR_INVAL, "train: workers and shared_trials do not "
+                                 "go together");
+    if (!rc)
+      rc = ptrain_dist_start(T);
+  }
   if (!rc)
     rc = ptrain_search(T);
+  if (!rc && T->shards > 1)
+    rc = ptrain_dist_finish(T);
+  if (T->shards > 1) {
+    ptrain_dist_abort(T);
+    struct err ee = {0};
+    if (T->sid > 0 &&
+        (trialq_coord_state(db, T->sid, rc ? "failed" : "success", NULL,
+                            &ee) ||
+         trialq_search_end(db, T->sid, rc ? "failed" : "success", &ee)))
+      plog(o, "distributed training: ending search %lld: %s",
+           (long long)T->sid, ee.msg);
+  }
   if (!rc) {
     res->search_s = mono_s() - ts0;
     res->best_trial = T->best_i;
@@ -2067,4 +2414,106 @@ void pipeline_helper_close(struct pipeline_helper *h)
   pthread_mutex_destroy(&h->T.mu);
   pipeline_result_free(&h->res);
   free(h);
+}
+
+/* ---- a worker of another run's distributed training ------------------- */
+
+enum err_code pipeline_rank_run(struct db_pool *db, const struct spec *sp,
+                                const struct trialq_search *q, int rank,
+                                const char *owner, int nthread, int lease_s,
+                                pipeline_log_fn log, void *log_ud,
+                                pipeline_cancel_fn cancel, void *cancel_ud,
+                                struct err *e)
+{
+  if (strcmp(sp->sha256, q->spec_sha256))
+    return err_set(e, ERR_STATE, "search %lld: spec %s has sha256 %.12s "
+                                 "here, %.12s at rank 0",
+                   (long long)q->id, sp->path, sp->sha256, q->spec_sha256);
+  struct pipeline_opts o = {
+      .ds = q->ds, .nthread = nthread, .max_trials = (size_t)q->trials,
+      .num_boost_round = q->num_boost_round,
+      .early_stopping_rounds = q->early_stopping_rounds > 0
+                                   ? q->early_stopping_rounds
+                                   : -1,
+      .log = log, .log_ud = log_ud, .cancel = cancel, .cancel_ud = cancel_ud,
+      .lease_s = lease_s};
+  struct pipeline_result res = {0};
+  struct ptrain *T = calloc(1, sizeof(*T));
+  if (!T)
+    return err_set(e, ERR_NOMEM, "pipeline: out of memory");
+  *T = (struct ptrain){.db = db, .sp = sp, .o = &o, .res = &res, .e = e,
+                       .lease_s = lease_s > 0 ? lease_s : 30,
+                       .shards = q->workers, .rank = rank};
+  pthread_mutex_init(&T->mu, NULL);
+  snprintf(T->prefix, sizeof(T->prefix), "%.*s", (int)sizeof(T->prefix) - 1,
+           q->run_prefix);
+  char *pj = NULL;
+  cJSON *root = NULL;
+  enum err_code rc = trialq_search_prep(db, q->id, &pj, e);
+  if (!rc && !(root = cJSON_Parse(pj)))
+    rc = err_set(e, ERR_INVAL, "search %lld: prep_json is not JSON",
+                 (long long)q->id);
+  if (!rc)
+    rc = prep_from_json(root, "rank 0's preprocessing", &T->prep, e);
+  cJSON_Delete(root);
+  free(pj);
+  if (!rc)
+    rc = ptrain_read(T);
+  if (!rc)
+    rc = ptrain_prepare(T);
+  if (!rc) {
+    fstore_set_free(T->s);
+    T->s = NULL;
+    rc = ptrain_grid(T);
+  }
+  if (!rc && T->total != (size_t)q->trials)
+    rc = err_set(e, ERR_STATE, "search %lld has %d trials, the spec here "
+                               "gives %zu",
+                 (long long)q->id, q->trials, T->total);
+  if (!rc)
+    rc = join_collective(T, q->tracker, e);
+  for (size_t t = 0; !rc && t < T->total; t++) {
+    struct ptrial P = {.T = T, .t = t, .sid = q->id, .row = rank,
+                       .owner = owner, .hb_at = mono_s()};
+    if ((rc = ptrain_fit(&P, e)))
+      break;
+    rc = ptrain_model_sha(T, t, &P.r, e);
+    if (!rc)
+      plog(&o, "rank %d: trial %zu/%zu%s: %s=%.4f on this rank's validation "
+               "rows [%d rounds, best %d, %.1f s]",
+           rank, t + 1, T->total, P.desc, spec_metric_name(sp->metric),
+           pipeline_metric_value(sp->metric, &P.r.metrics), P.r.rounds_run,
+           P.r.best_iteration, P.secs);
+    cJSON_Delete(P.pj);
+    cJSON_Delete(P.mj);
+    train_result_free(&P.r);
+  }
+  if (T->comm) {
+    train_comm_finalize();
+    T->comm = 0;
+  }
+  struct err fe = {0};
+  if (!rc) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddNumberToObject(m, "rank", rank);
+    cJSON_AddNumberToObject(m, "rows", (double)res.n_rows);
+    cJSON_AddNumberToObject(m, "train_rows", (double)res.n_train);
+    cJSON *a = cJSON_AddArrayToObject(m, "model_sha256");
+    for (size_t t = 0; a && t < T->total; t++)
+      cJSON_AddItemToArray(a, cJSON_CreateString(T->trial_sha[t]));
+    char *ms = cJSON_PrintUnformatted(m);
+    cJSON_Delete(m);
+    rc = ms ? trialq_finish(db, q->id, rank, owner, 1, 0, ms, NULL, NULL, 0,
+                            NULL, e)
+            : err_set(e, ERR_NOMEM, "pipeline: out of memory");
+    free(ms);
+  } else if (trialq_finish(db, q->id, rank, owner, 0, 0, NULL, NULL, NULL, 0,
+                           e->msg, &fe)) {
+    plog(&o, "rank %d: recording the failure: %s", rank, fe.msg);
+  }
+  ptrain_free(T);
+  pthread_mutex_destroy(&T->mu);
+  free(T);
+  pipeline_result_free(&res);
+  return rc;
 }

@@ -24,6 +24,9 @@ static const struct task_field train_fields[] = {
     {.name = "model", .required = 1, .templated = 1, .role = TASK_ROLE_MODEL},
     /* the grid's trials as rows any scheduler daemon claims (trialq.h) */
     {.name = "shared_trials", .kind = TASK_F_BOOL},
+    /* distributed training through XGBoost's collective: N ranks */
+    {.name = "workers", .kind = TASK_F_INT},
+    {.name = "tracker_host", .templated = 1},
     {.name = NULL},
 };
 
@@ -48,8 +51,14 @@ static enum err_code train_run(struct task_ctx *t, struct err *e)
   struct pipeline_result res = {0};
   enum err_code rc;
   int shared = 0;
+  long workers = 1;
+  const char *thost = NULL;
+  char thbuf[256];
   if ((rc = task_model_name(t, &name, e)) ||
-      (rc = task_field_bool(t, "shared_trials", 0, &shared, e)))
+      (rc = task_field_bool(t, "shared_trials", 0, &shared, e)) ||
+      (rc = task_field_int(t, "workers", 1, 1, 64, &workers, e)) ||
+      (rc = task_field_text(t, "tracker_host", thbuf, sizeof(thbuf), &thost,
+                            e)))
     goto out;
   if (!t->db) {
     rc = err_set(e, ERR_STATE, "train: no database connection pool");
@@ -68,6 +77,8 @@ static enum err_code train_run(struct task_ctx *t, struct err *e)
       .nthread = c->models_train_threads,
       .parallel = cfg_train_parallel(c),
       .shared_trials = shared,
+      .workers = (int)workers,
+      .tracker_host = thost,
       .lease_s = c->sched_lease_s,
       .log = log_cb,
       .log_ud = t,

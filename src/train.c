@@ -459,6 +459,33 @@ enum err_code train_result_load_buffer(const void *buf, size_t len,
   return ERR_OK;
 }
 
+enum err_code train_comm_init(const char *uri, int port, int task_id,
+                              int *rank, int *world, struct err *e)
+{
+  char cfg[512];
+  if (!uri || port <= 0 ||
+      snprintf(cfg, sizeof(cfg),
+               "{\"DMLC_TRACKER_URI\": \"%s\", \"DMLC_TRACKER_PORT\": %d, "
+               "\"DMLC_TASK_ID\": \"%d\"}",
+               uri, port, task_id) >= (int)sizeof(cfg))
+    return err_set(e, ERR_INVAL, "train: bad tracker address");
+  if (XGCommunicatorInit(cfg)) {
+    enum err_code rc = model_xgb_error(e, "join the tracker");
+    err_prefix(e, "%s:%d", uri, port);
+    return rc;
+  }
+  if (rank)
+    *rank = XGCommunicatorGetRank();
+  if (world)
+    *world = XGCommunicatorGetWorldSize();
+  return ERR_OK;
+}
+
+void train_comm_finalize(void)
+{
+  XGCommunicatorFinalize();
+}
+
 enum err_code train_result_predict(const struct train_result *r,
                                    const float *x, size_t n, size_t nfeat,
                                    float *out, size_t out_cap,

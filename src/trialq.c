@@ -53,31 +53,38 @@ static void copy(char *dst, size_t cap, const char *s)
 static enum err_code create_txn(struct db_conn *c, void *ud, struct err *e)
 {
   struct trialq_search *s = ud;
-  struct db_val v[9] = {
+  int workers = !strcmp(s->kind, "workers");
+  struct db_val v[13] = {
       DB_V_STR(s->model),           DB_V_STR(s->ds),
       DB_V_STR(s->run_prefix),      DB_V_STR(s->spec_sha256),
       DB_V_STR(s->data_sha256),     DB_V_INT(s->trials),
       DB_V_INT(s->num_boost_round), DB_V_INT(s->early_stopping_rounds),
-      DB_V_STR(s->owner)};
+      DB_V_STR(s->owner),           DB_V_STR(workers ? "workers" : "grid"),
+      DB_V_INT(s->workers),
+      s->tracker[0] ? DB_V_STR(s->tracker) : DB_V_NULL,
+      s->prep_json ? DB_V_STR(s->prep_json) : DB_V_NULL};
   enum err_code rc = db_exec_params(
       c,
       "INSERT INTO train_search (model, ds, run_prefix, spec_sha256, "
       "data_sha256, trials, num_boost_round, early_stopping_rounds, owner, "
-      "state, heartbeat_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-      "'running', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
-      v, 9, NULL, e);
+      "kind, workers, tracker, prep_json, state, heartbeat_at, created_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', "
+      "UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+      v, 13, NULL, e);
   if (rc)
     return rc;
   int64_t id = 0;
   if ((rc = db_query_i64(c, "SELECT LAST_INSERT_ID()", NULL, 0, &id, e)))
     return rc;
   s->id = id;
-  for (int i = 0; !rc && i < s->trials; i++) {
-    struct db_val t[2] = {DB_V_INT(id), DB_V_INT(i)};
+  int rows = workers ? s->workers : s->trials;
+  for (int i = 0; !rc && i < rows; i++) {
+    struct db_val t[3] = {DB_V_INT(id), DB_V_INT(i),
+                          DB_V_STR(workers && i == 0 ? "coord" : "queued")};
     rc = db_exec_params(c,
                         "INSERT INTO train_trial (search_id, trial, state) "
-                        "VALUES (?, ?, 'queued')",
-                        t, 2, NULL, e);
+                        "VALUES (?, ?, ?)",
+                        t, 3, NULL, e);
   }
   return rc;
 }
@@ -85,8 +92,10 @@ static enum err_code create_txn(struct db_conn *c, void *ud, struct err *e)
 enum err_code trialq_search_create(struct db_pool *db,
                                    struct trialq_search *s, struct err *e)
 {
-  if (!db || !s || s->trials < 1)
-    return err_set(e, ERR_INVAL, "trialq: a search needs trials");
+  if (!db || !s || s->trials < 1 ||
+      (!strcmp(s->kind, "workers") && s->workers < 2))
+    return err_set(e, ERR_INVAL, "trialq: a search needs trials (and 2 or "
+                                 "more workers)");
   struct db_conn *c;
   enum err_code rc = db_acquire(db, ACQUIRE_MS, &c, e);
   if (rc)
@@ -151,6 +160,9 @@ static int search_row(void *ud, const struct db_row *r)
   s->num_boost_round = (int)db_row_i64(r, 7);
   s->early_stopping_rounds = (int)db_row_i64(r, 8);
   copy(s->owner, sizeof(s->owner), db_row_str(r, 9, NULL));
+  copy(s->kind, sizeof(s->kind), db_row_str(r, 10, NULL));
+  s->workers = (int)db_row_i64(r, 11);
+  copy(s->tracker, sizeof(s->tracker), db_row_str(r, 12, NULL));
   return 1;
 }
 
@@ -166,8 +178,8 @@ enum err_code trialq_search_get(struct db_pool *db, int64_t id,
   struct db_val v[1] = {DB_V_INT(id)};
   rc = db_query(c,
                 "SELECT id, model, ds, run_prefix, spec_sha256, data_sha256, "
-                "trials, num_boost_round, early_stopping_rounds, owner FROM "
-                "train_search WHERE id = ?",
+                "trials, num_boost_round, early_stopping_rounds, owner, "
+                "kind, workers, tracker FROM train_search WHERE id = ?",
                 v, 1, search_row, s, &n, e);
   db_release(db, c);
   if (!rc && n == 0)
@@ -181,6 +193,7 @@ struct claim {
   int64_t sid;
   const char *owner;
   int lease_s;
+  int takeover; /* grid trials: an expired claim may be taken over */
   int found, trial, try_number;
 };
 
@@ -197,14 +210,15 @@ static enum err_code claim_txn(struct db_conn *c, void *ud, struct err *e)
 {
   struct claim *cl = ud;
   cl->found = 0;
-  struct db_val v[2] = {DB_V_INT(cl->sid), DB_V_INT(cl->lease_s)};
+  struct db_val v[3] = {DB_V_INT(cl->sid), DB_V_INT(cl->takeover),
+                        DB_V_INT(cl->lease_s)};
   enum err_code rc = db_query(
       c,
       "SELECT trial, try_number FROM train_trial WHERE search_id = ? AND "
-      "(state = 'queued' OR (state = 'running' AND heartbeat_at < "
+      "(state = 'queued' OR (? AND state = 'running' AND heartbeat_at < "
       "UTC_TIMESTAMP(6) - INTERVAL ? SECOND)) ORDER BY state = 'running', "
       "trial LIMIT 1 FOR UPDATE SKIP LOCKED",
-      v, 2, claim_row, cl, NULL, e);
+      v, 3, claim_row, cl, NULL, e);
   if (rc || !cl->found)
     return rc;
   char host[128];
@@ -224,6 +238,7 @@ static enum err_code claim_txn(struct db_conn *c, void *ud, struct err *e)
 
 struct live {
   int64_t id[MAX_LIVE];
+  int grid[MAX_LIVE];
   int n;
 };
 
@@ -232,6 +247,8 @@ static int live_row(void *ud, const struct db_row *r)
   struct live *l = ud;
   if (l->n >= MAX_LIVE)
     return 1;
+  const char *k = db_row_str(r, 1, NULL);
+  l->grid[l->n] = !k || strcmp(k, "workers") != 0;
   l->id[l->n++] = db_row_i64(r, 0);
   return 0;
 }
@@ -248,12 +265,14 @@ enum err_code trialq_claim(struct db_pool *db, int64_t search_id,
     return rc;
   struct live l = {.n = 0};
   if (search_id > 0) {
+    l.grid[l.n] = 1;
     l.id[l.n++] = search_id;
   } else {
     const char *x = exclude_owner && *exclude_owner ? exclude_owner : "\n";
     struct db_val v[3] = {DB_V_INT(lease_s), DB_V_STR(x), DB_V_STR(x)};
     rc = db_query(c,
-                  "SELECT id FROM train_search WHERE state = 'running' AND "
+                  "SELECT id, kind FROM train_search WHERE state = 'running' "
+                  "AND "
                   "heartbeat_at >= UTC_TIMESTAMP(6) - INTERVAL ? SECOND AND "
                   "LEFT(owner, CHAR_LENGTH(?)) <> ? ORDER BY id",
                   v, 3, live_row, &l, NULL, e);
@@ -266,6 +285,9 @@ enum err_code trialq_claim(struct db_pool *db, int64_t search_id,
     if (skipped)
       continue;
     cl.sid = l.id[i];
+    /* a worker of distributed training cannot be replaced mid-way: the
+     * tracker knows its ranks; only grid trials are taken over */
+    cl.takeover = l.grid[i];
     rc = db_txn_retry(c, TXN_TRIES, claim_txn, &cl, e);
     if (!rc && cl.found)
       break;
@@ -498,4 +520,56 @@ enum err_code trialq_model(struct db_pool *db, int64_t sid, int trial,
   *buf = m.buf;
   *len = m.len;
   return ERR_OK;
+}
+
+struct text_out {
+  char *s;
+};
+
+static int text_row(void *ud, const struct db_row *r)
+{
+  struct text_out *t = ud;
+  size_t n = 0;
+  const char *v = db_row_str(r, 0, &n);
+  if (v && (t->s = malloc(n + 1))) {
+    memcpy(t->s, v, n);
+    t->s[n] = '\0';
+  }
+  return 1;
+}
+
+enum err_code trialq_search_prep(struct db_pool *db, int64_t id, char **json,
+                                 struct err *e)
+{
+  struct db_conn *c;
+  enum err_code rc = db_acquire(db, ACQUIRE_MS, &c, e);
+  if (rc)
+    return rc;
+  struct text_out t = {0};
+  struct db_val v[1] = {DB_V_INT(id)};
+  rc = db_query(c, "SELECT prep_json FROM train_search WHERE id = ?", v, 1,
+                text_row, &t, NULL, e);
+  db_release(db, c);
+  if (!rc && !t.s)
+    rc = err_set(e, ERR_NOTFOUND, "search %lld has no preprocessing",
+                 (long long)id);
+  if (rc) {
+    free(t.s);
+    return rc;
+  }
+  *json = t.s;
+  return ERR_OK;
+}
+
+enum err_code trialq_coord_state(struct db_pool *db, int64_t sid,
+                                 const char *state, const char *metrics,
+                                 struct err *e)
+{
+  struct db_val v[3] = {DB_V_STR(state),
+                        metrics ? DB_V_STR(metrics) : DB_V_NULL,
+                        DB_V_INT(sid)};
+  return exec1(db,
+               "UPDATE train_trial SET state = ?, metrics = ?, end_date = "
+               "UTC_TIMESTAMP(6) WHERE search_id = ? AND trial = 0",
+               v, 3, NULL, e);
 }

@@ -109,6 +109,42 @@ static enum err_code prepare(struct helper *h, int64_t sid, struct err *e)
   return ERR_OK;
 }
 
+/* Rank `rank` of a distributed-training search: blocks for the whole
+ * training (pipeline_rank_run records the outcome in the rank's row). */
+static void run_rank(struct helper *h, const struct trialq_search *q,
+                     int rank)
+{
+  struct trialw *w = h->w;
+  struct err e = {0};
+  struct spec *sp = NULL;
+  enum err_code rc = pipeline_spec_load(w->specs_dir, q->model, &sp, &e);
+  if (!rc && strcmp(sp->sha256, q->spec_sha256))
+    rc = err_set(&e, ERR_STATE, "spec %s differs from rank 0's (sha256 "
+                                "%.12s, %.12s there)",
+                 sp->path, sp->sha256, q->spec_sha256);
+  if (rc) {
+    LOG_W(MOD, "search %lld: cannot be rank %d: %s", (long long)q->id, rank,
+          e.msg);
+    skip_search(h, q->id);
+    struct err re = {0};
+    if (trialq_release(w->o.db, q->id, rank, h->owner, &re))
+      LOG_W(MOD, "giving rank %d of search %lld back: %s", rank,
+            (long long)q->id, re.msg);
+    spec_destroy(sp);
+    return;
+  }
+  LOG_I(MOD, "search %lld: rank %d of %d for %s %s (tracker %s)",
+        (long long)q->id, rank, q->workers, q->model, q->ds, q->tracker);
+  drop_search(h); /* no grid search matrices held while this trains */
+  rc = pipeline_rank_run(w->o.db, sp, q, rank, h->owner, w->o.nthread,
+                         w->o.lease_s, hlog, NULL, hstop, w, &e);
+  if (rc)
+    LOG_W(MOD, "search %lld: rank %d: %s", (long long)q->id, rank, e.msg);
+  else
+    LOG_I(MOD, "search %lld: rank %d done", (long long)q->id, rank);
+  spec_destroy(sp);
+}
+
 static void nap(struct trialw *w, int ms)
 {
   struct timespec ts;
@@ -144,6 +180,13 @@ static void *helper_main(void *arg)
       if (h->ph && mono_s() - h->idle_since > IDLE_CLOSE_S)
         drop_search(h); /* free the matrices of a search long done */
       nap(w, poll_ms);
+      continue;
+    }
+    struct trialq_search q;
+    if (!trialq_search_get(w->o.db, sid, &q, &e) &&
+        !strcmp(q.kind, "workers")) {
+      run_rank(h, &q, trial);
+      h->idle_since = mono_s();
       continue;
     }
     if ((rc = prepare(h, sid, &e))) {

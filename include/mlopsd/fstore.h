@@ -101,6 +101,15 @@ MLOPSD_WUR enum err_code fstore_read_training(struct db_pool *db,
                                               struct fstore_set **out,
                                               struct err *e);
 
+/* fstore_read_training of one shard: only the rows with
+ * MOD(source.key, shards) = rank (distributed training, each worker reads
+ * its own).  shards 1 reads everything.  ERR_INVAL when shards > 1 and the
+ * spec has no source.key. */
+MLOPSD_WUR enum err_code fstore_read_training_shard(
+    struct db_pool *db, const struct spec *spec, const char *ds, int shards,
+    int rank, fstore_cancel_fn cancel, void *cancel_ud,
+    struct fstore_set **out, struct err *e);
+
 void fstore_set_free(struct fstore_set *s); /* NULL-safe */
 
 /* SHA-256 of the set in a canonical, documented form (docs/training.md,

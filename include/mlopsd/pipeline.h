@@ -96,6 +96,15 @@ struct pipeline_opts {
                              (trialq.h) that this run's `parallel`
                              threads and any other daemon's trial helpers
                              claim; the best is chosen when all are done */
+  int workers;            /* >= 2: distributed training (docs/training.md):
+                             this run is rank 0 of `workers` ranks, each
+                             reading the rows with MOD(source.key,
+                             workers) = rank; ranks 1.. are other
+                             daemons' trial helpers; trials one at a time
+                             through XGBoost's collective */
+  const char *tracker_host; /* workers: address the tracker listens on
+                               and workers connect to; NULL = the
+                               tracker's guess of this host's address */
   int lease_s;            /* shared trials: a claim or a search without a
                              heartbeat for this long is taken over /
                              abandoned; 0 = 30 */
@@ -355,6 +364,17 @@ MLOPSD_WUR enum err_code pipeline_helper_trial(struct pipeline_helper *h,
                                                struct err *e);
 
 void pipeline_helper_close(struct pipeline_helper *h); /* NULL-safe */
+
+/* Be rank `rank` (claimed as owner) of distributed-training search q: read
+ * this rank's shard, preprocess it with rank 0's preprocessing, join the
+ * tracker on the calling thread, train every trial with the others, and
+ * store the row count and each trial's model SHA-256 in the rank's row.
+ * Blocks for the whole training. */
+MLOPSD_WUR enum err_code pipeline_rank_run(
+    struct db_pool *db, const struct spec *spec,
+    const struct trialq_search *q, int rank, const char *owner,
+    int nthread, int lease_s, pipeline_log_fn log, void *log_ud,
+    pipeline_cancel_fn cancel, void *cancel_ud, struct err *e);
 
 /* Load the spec of model name from specs_dir (NAME.yaml, else NAME.yml).
  * Errors: ERR_INVAL (not a valid model name), ERR_NOTFOUND ("no model

@@ -128,6 +128,21 @@ enum err_code train_result_load_buffer(const void *buf, size_t len,
                                        size_t nfeat, struct train_result *r,
                                        struct err *e) MLOPSD_WUR;
 
+/* ---- XGBoost's collective (distributed training) ---------------------- */
+
+/* Join the rabit tracker at uri:port as task task_id on the calling
+ * thread (the communicator is thread-local in 1.7): every train_fit on
+ * this thread then trains together with the other workers, and each must
+ * run the same trials in the same order.  *rank and *world (may be NULL) get
+ * XGBoost's rank and world size.  ERR_XGB when the tracker refuses or
+ * cannot be reached. */
+enum err_code train_comm_init(const char *uri, int port, int task_id,
+                              int *rank, int *world, struct err *e) MLOPSD_WUR;
+
+/* Leave the collective (calling thread); tells the tracker this worker is
+ * done. */
+void train_comm_finalize(void);
+
 /* Predict rows (n x nfeat) with the kept model through XGBoost into out
  * (n * output values per row, as XGBoost predicts: num_class for
  * multi:softprob, else 1). *n_out receives the number of values. */

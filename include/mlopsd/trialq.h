@@ -42,6 +42,11 @@ struct trialq_search {
   int num_boost_round;
   int early_stopping_rounds;
   char owner[TRIALQ_OWNER_MAX + 1]; /* the coordinating run */
+  /* distributed training (051): kind "workers", one row per rank */
+  char kind[9];                /* "grid" (default when empty) or "workers" */
+  int workers;                 /* ranks; rows 0..workers-1 */
+  char tracker[256];           /* "host:port" of the rabit tracker */
+  const char *prep_json;       /* create only: rank 0's preprocessing */
 };
 
 /* A unique claimant name for this process and thread of work:
@@ -52,7 +57,9 @@ void trialq_owner_name(char *buf, size_t cap, const char *tag);
 void trialq_owner_prefix(char *buf, size_t cap);
 
 /* Insert the search (state running, heartbeat now) and its queued trials
- * in one transaction; s->id is set. */
+ * in one transaction; s->id is set.  Kind "workers": rows 0..workers-1,
+ * row 0 in state 'coord' (the run itself, never claimed), the others
+ * queued. */
 enum err_code trialq_search_create(struct db_pool *db,
                                    struct trialq_search *s,
                                    struct err *e) MLOPSD_WUR;
@@ -65,6 +72,16 @@ enum err_code trialq_search_heartbeat(struct db_pool *db, int64_t id,
  * become "skipped" so no helper starts them. */
 enum err_code trialq_search_end(struct db_pool *db, int64_t id,
                                 const char *state, struct err *e) MLOPSD_WUR;
+
+/* The search's prep_json, malloc'd (caller frees); ERR_NOTFOUND when
+ * none. */
+enum err_code trialq_search_prep(struct db_pool *db, int64_t id, char **json,
+                                 struct err *e) MLOPSD_WUR;
+
+/* Set the coordinator's own row (rank 0 of a "workers" search) to state. */
+enum err_code trialq_coord_state(struct db_pool *db, int64_t sid,
+                                 const char *state, const char *metrics,
+                                 struct err *e) MLOPSD_WUR;
 
 /* Read search id into *s.  ERR_NOTFOUND when there is none. */
 enum err_code trialq_search_get(struct db_pool *db, int64_t id,
