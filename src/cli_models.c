@@ -636,9 +636,11 @@ static int models_promote(int argc, char **argv)
   if ((rc = open_registry(&c, "models promote", &reg)) != CLI_OK)
     return rc;
   if (!registry_version_exists(reg, o.pos[0], v)) {
+    /* the message names the registry: close it after */
+    rc = cli_fail("models promote", "%s has no version %d in %s", o.pos[0], v,
+                  registry_where(reg));
     registry_close(reg);
-    return cli_fail("models promote", "%s has no version %d in %s", o.pos[0], v,
-                    registry_where(reg));
+    return rc;
   }
   struct db_pool *pool = NULL;
   if ((rc = cli_db_open(&c, "models promote", CHANGE_WHY, 2, DB_CLI_ACQUIRE_MS,
