@@ -105,10 +105,16 @@ test: deps
 	tests/run.sh $(BUILD) all
 
 # MLOPSD_DOCKER_CACHE=DIR keeps the engine's images between runs.
-.PHONY: test-docker
+.PHONY: test-docker test-cluster
 test-docker:
 	scripts/install-deps.sh --docker
 	tests/docker/run.sh
+
+# Past one machine (docs/scale-out.md): a three-node Galera cluster, haproxy,
+# three api replicas and two schedulers on loopback (tests/cluster/).
+test-cluster: deps
+	$(MAKE) tests-build
+	tests/run.sh $(BUILD) cluster
 
 unit: $(TEST_BINS) $(BUILD)/mlopsd
 	tests/run.sh $(BUILD) unit

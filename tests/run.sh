@@ -6,6 +6,8 @@
 #   integration  build/tests/integration/test_*    and tests/integration/*.sh
 #   all          both
 #   tsan         the tests whose source says "check: tsan" (concurrency)
+#   cluster      tests/cluster/test_*.sh (make test-cluster): each starts
+#                its own Galera cluster (tests/galera.sh), no shared MariaDB
 #
 # For integration tests a private MariaDB is started in a temp dir on a free
 # port (tests/mariadb.sh) and always stopped and removed on exit, also on
@@ -127,7 +129,7 @@ run_one() {  # run_one NAME CMD...
   rm -f "$out"
 }
 
-units=(); ints=(); shells=()
+units=(); ints=(); shells=(); clusters=()
 case "$MODE" in
   unit|all)
     for b in "$BUILD"/tests/unit/test_*; do [ -x "$b" ] && [ ! -d "$b" ] && units+=("$b"); done ;;
@@ -138,6 +140,8 @@ case "$MODE" in
       case "$b" in *.d|*.o) continue ;; esac
       [ -x "$b" ] && [ ! -d "$b" ] && ints+=("$b"); done
     for s in tests/integration/test_*.sh; do [ -f "$s" ] && shells+=("$s"); done ;;
+  cluster)
+    for s in tests/cluster/test_*.sh; do [ -f "$s" ] && clusters+=("$s"); done ;;
   tsan)
     for src in tests/unit/test_*.c tests/integration/test_*.c; do
       [ -f "$src" ] || continue
@@ -153,6 +157,8 @@ if [ ${#ints[@]} -gt 0 ] || [ ${#shells[@]} -gt 0 ]; then
   for b in "${ints[@]+"${ints[@]}"}"; do run_one "${b#"$BUILD"/tests/}" "$b"; done
   for s in "${shells[@]+"${shells[@]}"}"; do run_one "${s#tests/}" bash "$s"; done
 fi
+
+for s in "${clusters[@]+"${clusters[@]}"}"; do run_one "${s#tests/}" bash "$s"; done
 
 [ -n "$failed_names" ] && echo "failed:$failed_names"
 if [ -n "$skip_lines" ]; then
