@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "mlopsd/admin.h"
+#include "mlopsd/openapi.h"
 #include "mlopsd/cfg.h"
 #include "mlopsd/console.h"
 #include "mlopsd/db.h"
@@ -64,6 +65,7 @@ struct daemon {
   struct predict *pr;
   struct http *http;
   struct admin *admin;
+  struct openapi *openapi; /* GET /openapi.json */
   struct sched *sched;
   struct trialw *trialw; /* helpers for other daemons' shared trials */
   _Atomic(struct sched *) sched_pub; /* d->sched for /readyz (HTTP threads) */
@@ -336,7 +338,9 @@ http:
                           .metrics = d->metrics};
   if ((rc = admin_create(&d->admin, &ao, e)) ||
       (rc = admin_routes(d->admin, d->http, e)) ||
-      (rc = console_register(d->http, e)))
+      (rc = console_register(d->http, e)) ||
+      (rc = openapi_create(&d->openapi, d->http, d->sv, &d->cfg, e)) ||
+      (rc = openapi_routes(d->openapi, d->http, e)))
     goto fail;
   *out = d;
   return ERR_OK;
@@ -521,6 +525,7 @@ void daemon_destroy(struct daemon *d)
     LOG_W(MOD, "stop: %s", e.msg);
   http_destroy(d->http);
   admin_destroy(d->admin);
+  openapi_destroy(d->openapi);
   predict_destroy(d->pr);
   if (d->g_queue_depth)
     metrics_gauge_fn_detach(d->g_queue_depth);

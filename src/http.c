@@ -485,6 +485,15 @@ int http_req_query_each(const struct http_req *q, const char *name,
   return qe.n;
 }
 
+void http_routes_each(const struct http *srv,
+                      void (*fn)(void *user, const char *method,
+                                 const char *pattern),
+                      void *user)
+{
+  for (int i = 0; i < srv->nroutes; i++)
+    fn(user, srv->routes[i]->method, srv->routes[i]->pattern);
+}
+
 const char *http_req_content_type(const struct http_req *q)
 {
   return MHD_lookup_connection_value(q->mc, MHD_HEADER_KIND,

@@ -148,6 +148,13 @@ int http_req_query_each(const struct http_req *req, const char *name,
                         int (*fn)(void *user, const char *value), void *user);
 /* Content-Type header or NULL. */
 const char *http_req_content_type(const struct http_req *req);
+/* Every registered route in registration order: fn(user, method,
+ * pattern).  Routes are fixed once the server started, so any thread may
+ * call this then (the /openapi.json handler does). */
+void http_routes_each(const struct http *srv,
+                      void (*fn)(void *user, const char *method,
+                                 const char *pattern),
+                      void *user);
 /* The request body (at most max_body_bytes), NUL-terminated for
  * convenience (the NUL is not counted in *len); "" with *len 0 if none. */
 const char *http_req_body(const struct http_req *req, size_t *len);

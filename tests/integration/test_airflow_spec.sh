@@ -12,6 +12,10 @@
 # and `mlopsd serve` on it with an admin token, against the MariaDB of
 # tests/run.sh.
 #
+# Also GET /openapi.json (tests/integration/openapi_check.py): valid
+# OpenAPI 3.1, /predict's body generated from the model spec, every
+# documented route answers (not 404).
+#
 # Needs: python3-jsonschema and python3-yaml (scripts/install-deps.sh).
 . "$(dirname "$0")/../lib.sh"
 tl_init airflow_spec
@@ -53,6 +57,22 @@ p=$(sed -nE 's/^spec: ([0-9]+) passed, ([0-9]+) failed.*/\1/p' "$T/spec.out" | t
 f=$(sed -nE 's/^spec: ([0-9]+) passed, ([0-9]+) failed.*/\2/p' "$T/spec.out" | tail -1)
 pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0}))
 [ "$rc" != 0 ] && [ "${f:-0}" = 0 ] && fail=$((fail + 1))
+
+# GET /openapi.json on the same daemon (openapi_check.py): valid OpenAPI
+# 3.1, /predict's body from the model spec, every documented route
+# answers; openapi-spec-validator is used where a python has it
+OPY=$PY
+python3 -c 'import openapi_spec_validator, jsonschema, yaml' 2>/dev/null && OPY=python3
+scenario openapi_json
+if $OPY tests/integration/openapi_check.py "http://127.0.0.1:$PORT" "$TOKEN" \
+    "$SRC/config/models/credit_score_classification.yaml" >"$T/openapi.out" 2>&1; then
+  ok openapi_check
+else
+  grep -E "^not ok|Traceback|Error" "$T/openapi.out" | head -20; bad openapi_check
+fi
+grep -E "^(ok|not ok|note|openapi:)" "$T/openapi.out" | grep -vE "^ok .* answers$" | head -60
+sed -n '/^routes documented/,$p' "$T/openapi.out"
+tl_close_scenario
 
 kill -TERM "$daemon_pid" 2>/dev/null
 st=0; wait "$daemon_pid" || st=$?
