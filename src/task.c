@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,28 +141,50 @@ enum err_code task_field_text(const struct task_ctx *t, const char *name,
   return ERR_OK;
 }
 
+/* Nothing but blanks after a number's text. */
+static int only_blanks(const char *end)
+{
+  while (*end == ' ' || *end == '\t')
+    end++;
+  return *end == '\0';
+}
+
 enum err_code task_field_int(const struct task_ctx *t, const char *name,
                              long def, long min, long max, long *out,
                              struct err *e)
 {
-  char buf[64];
+  char buf[64], *end;
   const char *s;
+  *out = def;
   enum err_code rc = task_field_text(t, name, buf, sizeof(buf), &s, e);
-  if (rc != ERR_OK)
+  if (rc != ERR_OK || !s)
     return rc;
-  if (!s) {
-    *out = def;
-    return ERR_OK;
-  }
-  char *end;
   errno = 0;
   long v = strtol(s, &end, 10);
-  while (*end == ' ' || *end == '\t')
-    end++;
-  if (errno || end == s || *end || v < min || v > max)
+  if (errno || end == s || !only_blanks(end) || v < min || v > max)
     return err_set(e, ERR_INVAL,
                    "field '%s': expected an integer %ld..%ld, got '%.40s'",
                    name, min, max, s);
+  *out = v;
+  return ERR_OK;
+}
+
+enum err_code task_field_double(const struct task_ctx *t, const char *name,
+                                double def, double min, double max,
+                                double *out, struct err *e)
+{
+  char buf[64], *end;
+  const char *s;
+  *out = def;
+  enum err_code rc = task_field_text(t, name, buf, sizeof(buf), &s, e);
+  if (rc != ERR_OK || !s)
+    return rc;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || !only_blanks(end) || !isfinite(v) || v < min ||
+      v > max)
+    return err_set(e, ERR_INVAL, "field '%s': expected a number %g..%g, "
+                   "got '%.40s'", name, min, max, s);
   *out = v;
   return ERR_OK;
 }
@@ -171,13 +194,10 @@ enum err_code task_field_bool(const struct task_ctx *t, const char *name,
 {
   char buf[64];
   const char *s;
+  *out = def;
   enum err_code rc = task_field_text(t, name, buf, sizeof(buf), &s, e);
-  if (rc != ERR_OK)
+  if (rc != ERR_OK || !s)
     return rc;
-  if (!s) {
-    *out = def;
-    return ERR_OK;
-  }
   static const char *const yes[] = {"true", "yes", "on", "1"};
   static const char *const no[] = {"false", "no", "off", "0"};
   for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {

@@ -51,8 +51,8 @@ static enum err_code read_opts(const struct task_ctx *t,
                            DRIFT_WINDOW_MAX, &o->window, e)) ||
       (rc = task_field_int(t, "min_rows", DRIFT_MIN_ROWS_DEFAULT, 0,
                            DRIFT_WINDOW_MAX, &o->min_rows, e)) ||
-      (rc = task_monitor_field_double(t, "threshold", DRIFT_THRESHOLD_DEFAULT,
-                                      0, 1e9, &o->threshold, e)))
+      (rc = task_field_double(t, "threshold", DRIFT_THRESHOLD_DEFAULT, 0,
+                              1e9, &o->threshold, e)))
     return rc;
   return ERR_OK;
 }

@@ -59,8 +59,8 @@ static enum err_code read_opts(const struct task_ctx *t, struct fb_opts *o,
                            e)) ||
       (rc = task_field_int(t, "min_rows", FB_MIN_ROWS_DEFAULT, 1, 1000000000,
                            &o->min_rows, e)) ||
-      (rc = task_monitor_field_double(t, "floor_accuracy", NAN, 0, 1, &o->floor,
-                                      e)))
+      (rc = task_field_double(t, "floor_accuracy", NAN, 0, 1, &o->floor,
+                              e)))
     return rc;
   return ERR_OK;
 }

@@ -30,32 +30,6 @@ enum err_code task_monitor_registry(const struct task_ctx *t,
   return registry_open(MONITOR_DEFAULT_REGISTRY, out, e);
 }
 
-enum err_code task_monitor_field_double(const struct task_ctx *t,
-                                        const char *name, double def,
-                                        double min, double max, double *out,
-                                        struct err *e)
-{
-  char buf[64];
-  const char *s;
-  enum err_code rc = task_field_text(t, name, buf, sizeof(buf), &s, e);
-  if (rc != ERR_OK)
-    return rc;
-  if (!s) {
-    *out = def;
-    return ERR_OK;
-  }
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  while (*end == ' ' || *end == '\t')
-    end++;
-  if (errno || end == s || *end || !isfinite(v) || v < min || v > max)
-    return err_set(e, ERR_INVAL, "field '%s': expected a number %g..%g, "
-                   "got '%.40s'", name, min, max, s);
-  *out = v;
-  return ERR_OK;
-}
-
 enum err_code task_monitor_check_common(const struct task_ctx *t, struct err *e)
 {
   long v;

@@ -37,13 +37,6 @@ MLOPSD_WUR enum err_code task_monitor_registry(const struct task_ctx *t,
                                                struct registry **out,
                                                struct err *e);
 
-/* A floating-point field in [min, max]; *out = def when absent.
- * ERR_INVAL naming the field. */
-MLOPSD_WUR enum err_code task_monitor_field_double(const struct task_ctx *t,
-                                                   const char *name, double def,
-                                                   double min, double max,
-                                                   double *out, struct err *e);
-
 /* Load-time check of the common fields that hold no template. */
 MLOPSD_WUR enum err_code task_monitor_check_common(const struct task_ctx *t,
                                                    struct err *e);

@@ -189,6 +189,11 @@ enum err_code task_field_text(const struct task_ctx *t, const char *name,
 enum err_code task_field_int(const struct task_ctx *t, const char *name,
                              long def, long min, long max, long *out,
                              struct err *e) MLOPSD_WUR;
+/* Floating-point field, finite, in [min, max]; *out = def when absent.
+ * ERR_INVAL naming the field. */
+enum err_code task_field_double(const struct task_ctx *t, const char *name,
+                                double def, double min, double max,
+                                double *out, struct err *e) MLOPSD_WUR;
 /* Boolean field (true/false, yes/no, on/off, 1/0); *out = def when
  * absent.  ERR_INVAL. */
 enum err_code task_field_bool(const struct task_ctx *t, const char *name,
