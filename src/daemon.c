@@ -299,6 +299,10 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
   po.policy = strcmp(c->server_log_full_policy, "serve") == 0
                   ? PLOG_FULL_SERVE
                   : PLOG_FULL_REJECT;
+  /* A replica serves while the shared database is away (rows spool): if
+   * /readyz failed on it, one database blip would empty the load
+   * balancer of every replica at once. */
+  po.ready_without_db = d->role == DAEMON_API;
   if ((rc = plog_create(&d->pl, &po, e)))
     goto fail;
 

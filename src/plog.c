@@ -1381,7 +1381,7 @@ int plog_ready(struct plog *p, char *buf, size_t cap)
 {
   int ok = 1;
   pthread_mutex_lock(&p->st_mu);
-  if (!atomic_load(&p->db_ok)) {
+  if (!atomic_load(&p->db_ok) && !p->o.ready_without_db) {
     snprintf(buf, cap, "prediction log cannot write to MariaDB: %s",
              p->db_reason);
     ok = 0;

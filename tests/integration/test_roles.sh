@@ -13,6 +13,8 @@
 #              the run queued while only the api ran finishes
 #   not_ready  a scheduler whose database cannot be reached: /readyz 503
 #              with the role and the database error
+#   api_db_down an api replica whose database cannot be reached stays
+#              ready (its rows spool) and answers /predict
 #   bad_role   --role worker and MLOPSD_SERVER_ROLE=worker are refused with
 #              the expected values named
 . "$(dirname "$0")/lib_fault.sh"
@@ -117,6 +119,18 @@ eq readyz_503 "$code" 503
 has not_ready_role "$T/r.json" '"role":"scheduler"'
 has not_ready_reason "$T/r.json" 'scheduler: database not reachable'
 lf_term
+
+section api_db_down
+echo "---- api db down $(date +%T.%N)" >>"$T/daemon.log"
+(cd "$T" && exec env MLOPSD_DATABASE_PORT="$dead" \
+  MLOPSD_DATABASE_HOST=127.0.0.1 "$BIN" serve --role api) \
+  >>"$T/daemon.log" 2>&1 &
+DPID=$!
+lf_wait_ready 30 && ok api_ready_without_db || bad api_ready_without_db
+curl -s "$URL/readyz" >"$T/r.json"
+has api_db_down_role "$T/r.json" '"role":"api"'
+eq api_db_down_predict_200 "$(lf_predict 14)" 200
+lf_kill9
 
 section bad_role
 expect flag_refused 2 "$BIN" serve --role worker
