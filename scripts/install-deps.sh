@@ -37,6 +37,9 @@ TEST_PKGS="$TEST_PKGS python3-swift memcached"
 # python3-jsonschema, python3-yaml: test_airflow_spec.sh validates the
 # admin API's answers against Airflow's OpenAPI spec (shared/specs).
 TEST_PKGS="$TEST_PKGS python3-jsonschema python3-yaml"
+# python3-locust: bench/locust.sh runs the course's load client (its
+# locust file) headless against a daemon (issue 18).
+TEST_PKGS="$TEST_PKGS python3-locust"
 # tests/galera.sh, tests/cluster/ (make test-cluster, issue 14): a
 # three-node Galera cluster (rsync state transfer) behind haproxy.
 TEST_PKGS="$TEST_PKGS galera-4 rsync haproxy"
