@@ -174,13 +174,19 @@ static void h_run_trigger(struct admin_call *x)
                   "conf must be a JSON object");
     return;
   }
+  /* Airflow 3: the client may name the run (generated clients send null:
+   * mlopsd names it, manual__DATE) */
   const cJSON *rid = cJSON_GetObjectItemCaseSensitive(b, "dag_run_id");
-  if (rid && !cJSON_IsNull(rid)) { /* generated clients send null */
+  const char *want = cJSON_IsString(rid) ? rid->valuestring : NULL;
+  int bad_rid = rid && !cJSON_IsNull(rid) && !want;
+  for (const char *p = want; p && *p && !bad_rid; p++)
+    bad_rid = (unsigned char)*p < 0x20;
+  if (bad_rid || (want && (!*want || strlen(want) > SCHED_RUN_ID_MAX))) {
     cJSON_Delete(b);
-    admin_invalid(
-        resp, "body", "dag_run_id", "value_error",
-        "dag_run_id is chosen by mlopsd (DAG, run type and logical date); "
-        "leave it out or send null");
+    admin_invalid(resp, "body", "dag_run_id", "string_type",
+                  "dag_run_id must be a string of 1..%d characters without "
+                  "control characters, or null",
+                  SCHED_RUN_ID_MAX);
     return;
   }
   const cJSON *note = cJSON_GetObjectItemCaseSensitive(b, "note");
@@ -219,12 +225,45 @@ static void h_run_trigger(struct admin_call *x)
       admin_fail(resp, 404, "DAG not found", "no DAG with dag_id '%s'", dag_id);
     return;
   }
-  enum err_code rc = sched_trigger(c, a->tz, dag_id, local, conf, run_id,
-                                   sizeof(run_id), &e);
+  /* the run, its client-given id and note in one transaction: no
+   * scheduler sees the run under mlopsd's id before it is renamed */
+  int renamed_taken = 0;
+  enum err_code rc = db_begin(c, &e);
+  if (rc == ERR_OK)
+    rc = sched_trigger(c, a->tz, dag_id, local, conf, run_id, sizeof(run_id),
+                       &e);
+  if (rc == ERR_OK && want && strcmp(want, run_id)) {
+    struct db_val rq[] = {DB_V_STR(want), DB_V_STR(run_id)};
+    rc = db_exec_params(c, "UPDATE dag_run SET run_id = ? WHERE run_id = ?", rq,
+                        2, NULL, &e);
+    if (rc == ERR_DB && db_last_errno(c) == 1062)
+      renamed_taken = 1;
+    else if (rc == ERR_OK)
+      snprintf(run_id, sizeof(run_id), "%s", want);
+  }
   if (rc == ERR_OK && cJSON_IsString(note)) {
     struct db_val nq[] = {DB_V_STR(note->valuestring), DB_V_STR(run_id)};
     rc = db_exec_params(c, "UPDATE dag_run SET note = ? WHERE run_id = ?", nq,
                         2, NULL, &e);
+  }
+  if (rc == ERR_OK)
+    rc = db_commit(c, &e);
+  else
+    db_rollback(c, NULL);
+  if (renamed_taken) {
+    struct db_val q[] = {DB_V_STR(want)};
+    cJSON *ex = NULL;
+    int qr = admin_query_one(c, resp, RUN_SELECT "WHERE run_id = ?", q, 1,
+                             run_cols, NRUNCOLS, &ex);
+    cJSON_Delete(b);
+    if (qr)
+      return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", "DAG run exists");
+    cJSON_AddStringToObject(o, "detail", "a run with this dag_run_id exists");
+    cJSON_AddItemToObject(o, "dag_run", ex ? ex : cJSON_CreateNull());
+    admin_reply(resp, 409, o);
+    return;
   }
   cJSON_Delete(b);
   if (rc == ERR_EXISTS) {

@@ -199,6 +199,27 @@ def main():
                    "note": "from a client"},
              name="POST dagRuns dag_run_id null, note")
     ok("trigger stores the note", d and d.get("note") == "from a client")
+    d = call("POST", R, {"dag_id": DAG},
+             body={"logical_date": "2025-07-03T00:00:00Z",
+                   "dag_run_id": "client named run"},
+             name="POST dagRuns dag_run_id given")
+    ok("the client's dag_run_id kept",
+       d and d.get("dag_run_id") == "client named run", str(d)[:200])
+    d = call("GET", R + "/{dag_run_id}",
+             {"dag_id": DAG, "dag_run_id": "client named run"},
+             name="GET dagRun by the client's id")
+    d = call("POST", R, {"dag_id": DAG},
+             body={"logical_date": "2025-07-04T00:00:00Z",
+                   "dag_run_id": "client named run"}, want=409,
+             name="POST dagRuns dag_run_id taken")
+    ok("409 names the run with that id", d and (d.get("dag_run") or {})
+       .get("logical_date", "").startswith("2025-07-03"), str(d)[:200])
+    d = call("GET", R, {"dag_id": DAG},
+             {"logical_date_gte": "2025-07-04T00:00:00Z",
+              "logical_date_lte": "2025-07-04T23:00:00Z"},
+             name="GET dagRuns after a taken id")
+    ok("a refused rename left no run", d and d["total_entries"] == 0,
+       str(d and d["total_entries"]))
     d = call("POST", R, {"dag_id": "it_monitor"}, body={},
              name="POST dagRuns no date")
     # a second trigger without a date: 409 with the run when it lands in
