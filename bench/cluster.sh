@@ -120,7 +120,7 @@ EOF
         u = 1e6 / hz / (q > 0 ? q : 1)
         printf "   %8d  %6d  %6.2f  %10.1f  %11.1f  %10.1f  %6.1f  %s%s\n",
           n, r, p, h * u, a * u, d * u, w * 1e6 / (q > 0 ? q : 1), l,
-          x > 0 ? "  non2xx=" x : "" }'
+          (x > 0 ? "  non2xx=" x : "") }'
   done
   for i in 0 1 2; do kill -TERM "${APID[$i]}"; done
   wait "${APID[@]}" 2>/dev/null
