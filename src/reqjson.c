@@ -135,10 +135,36 @@ static int hex4(const unsigned char *p, unsigned *out)
   return 0;
 }
 
+/* The end of the plain run of string bytes from s[i] on: the first quote,
+ * backslash or control byte (or n).  Eight bytes at a time (a byte equal
+ * to c shows as a zero byte of x ^ c*ones; a control byte as one below
+ * 0x20): strings are most of a request's bytes, and the byte loop took
+ * about 12 instructions per byte, a tenth of the handler (issue 16,
+ * callgrind).  Bytes >= 0x80 (UTF-8) are plain here, as before. */
+static size_t plain_run(const unsigned char *s, size_t i, size_t n)
+{
+  const uint64_t ones = 0x0101010101010101ULL;
+  const uint64_t high = 0x8080808080808080ULL;
+  while (n - i >= 8) {
+    uint64_t x, q, b;
+    memcpy(&x, s + i, 8);
+    q = x ^ (ones * '"');
+    b = x ^ (ones * '\\');
+    if ((((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x)) &
+        high)
+      break;
+    i += 8;
+  }
+  while (i < n && s[i] != '"' && s[i] != '\\' && s[i] >= 0x20)
+    i++;
+  return i;
+}
+
 static int scan_string(struct scan_st *st)
 {
   st->i++; /* opening quote */
   for (;;) {
+    st->i = plain_run(st->s, st->i, st->n);
     if (st->i >= st->n)
       return scan_fail(st, "unterminated string");
     unsigned c = st->s[st->i];

@@ -91,6 +91,45 @@ TEST(errors_and_positions)
   }
 }
 
+/* Strings are scanned eight bytes at a time: a quote, backslash or
+ * control byte is found at every offset and string length, UTF-8 bytes
+ * (>= 0x80) are plain. */
+TEST(string_runs)
+{
+  char buf[128];
+  int bad = 0;
+  for (int len = 0; len < 40; len++) {
+    for (int at = 0; at <= len; at++) {
+      /* {"k":"<len plain bytes, one of them replaced>"} */
+      char str[64];
+      for (int k = 0; k < len; k++)
+        str[k] = (char)('a' + k % 26);
+      str[len] = 0;
+      snprintf(buf, sizeof(buf), "{\"k\":\"%s\"}", str);
+      bad += !ok(buf);
+      if (at == len)
+        continue;
+      size_t pos = 6 + (size_t)at;
+      buf[pos] = '\x01';
+      bad += !bad_at(buf, "control character", pos);
+      buf[pos] = '\x1f';
+      bad += !bad_at(buf, "control character", pos);
+      buf[pos] = '"'; /* the string ends early: '}' expected after it */
+      bad += ok(buf);
+      snprintf(buf, sizeof(buf), "{\"k\":\"%.*s\\\"%s\"}", at, str,
+               str + at); /* an escaped quote at offset at */
+      bad += !ok(buf);
+      snprintf(buf, sizeof(buf), "{\"k\":\"%.*s\\q%s\"}", at, str,
+               str + at);
+      bad += !bad_at(buf, "invalid escape", 6 + (size_t)at);
+      snprintf(buf, sizeof(buf), "{\"k\":\"%.*s\xc3\xa9%s\"}", at, str,
+               str + at); /* U+00E9 */
+      bad += !ok(buf);
+    }
+  }
+  CHECK_EQ_INT(bad, 0);
+}
+
 TEST(utf8)
 {
   CHECK(bad_at("[\"\xff\"]", "invalid UTF-8", 2));
@@ -178,6 +217,7 @@ int main(void)
 {
   RUN(valid_json);
   RUN(errors_and_positions);
+  RUN(string_runs);
   RUN(utf8);
   RUN(depth);
   RUN(spans);

@@ -1,0 +1,116 @@
+#!/bin/bash
+# bench/callgrind_serve.sh - instructions per logged /predict request (one
+# item), counted by callgrind: load-independent, unlike the CPU times of
+# bench_serve.sh on a shared machine (issue 16).
+#
+# Starts MariaDB (tests/mariadb.sh) and a registry as bench_serve.sh does,
+# runs `mlopsd serve` under valgrind --tool=callgrind, instrumentation off,
+# sends WARM requests, switches instrumentation on, sends N requests one after
+# the other on one keep-alive connection (the course's request bodies, in
+# turn), waits until the log stored them (the flusher's insert is part of
+# the count), switches it off and prints:
+#
+#   - instructions per request: the whole daemon (every thread: HTTP,
+#     flusher, ticker) and the HTTP handler alone (on_request, inclusive);
+#   - the top functions by their own instructions (callgrind_annotate).
+#
+#   bench/callgrind_serve.sh [N]    (default 2000; WARM=200)
+#   CALLGRIND_KEEP=FILE             keep the callgrind output
+#
+# Environment as bench_serve.sh (BUILD, MLOPSD_SRC, MLOPSD_BIN).  Needs
+# valgrind (scripts/install-deps.sh) and python3.  Prints figures only.
+set -u
+SRC=${MLOPSD_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
+BUILD=${BUILD:-build}
+BIN=${MLOPSD_BIN:-$SRC/$BUILD/mlopsd}
+N=${1:-2000}
+WARM=${WARM:-200}
+MLOPSD_SHARED=${MLOPSD_SHARED:-$("$SRC/tests/shared_dir.sh")}
+export MLOPSD_SHARED
+DATA=${MLOPSD_DATA:-$MLOPSD_SHARED/data/credit/predict_requests.jsonl}
+cd "$SRC" || exit 1
+command -v valgrind >/dev/null || { echo "callgrind_serve: valgrind not installed" >&2; exit 1; }
+make -s BUILD="$BUILD" "$BUILD/mlopsd" "$BUILD/tests/integration/test_serve" >&2 || exit 1
+
+T=$(mktemp -d /tmp/mlopsd-callgrind.XXXXXX)
+VPID=""
+cleanup() {
+  [ -n "$VPID" ] && kill "$VPID" 2>/dev/null && wait "$VPID" 2>/dev/null
+  tests/mariadb.sh stop "$T/db" >/dev/null 2>&1
+  rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+envs=$(tests/mariadb.sh start "$T/db") || { echo "callgrind_serve: MariaDB did not start" >&2; exit 1; }
+eval "$envs"
+export MLOPSD_DATABASE_NAME=callgrind_serve
+unset MLOPSD_SERVER_LISTEN
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$T/dags"
+cat >"$T/mlopsd.yaml" <<EOF
+server:
+  listen: "127.0.0.1:$PORT"
+  threads: 2
+  spool_dir: $T/spool
+database:
+  name: callgrind_serve
+models:
+  specs_dir: $SRC/config/models
+  registry_dir: $T/registry
+scheduler:
+  dags_dir: $T/dags
+logging:
+  level: warn
+EOF
+MLOPSD_SRC=$SRC "$BUILD/tests/integration/test_serve" --make-registry "$T/registry" >/dev/null ||
+  { echo "callgrind_serve: could not build the registry" >&2; exit 1; }
+MLOPSD_SQL_DIR=$SRC/sql/migrations "$BIN" -c "$T/mlopsd.yaml" db init >/dev/null 2>&1 ||
+  { echo "callgrind_serve: db init failed" >&2; exit 1; }
+
+valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$T/cg.out" \
+  "$BIN" -c "$T/mlopsd.yaml" serve >"$T/daemon.log" 2>&1 &
+VPID=$!
+for _ in $(seq 1 600); do
+  curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
+  sleep 0.2
+done
+curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null ||
+  { echo "callgrind_serve: daemon not ready" >&2; tail "$T/daemon.log" >&2; exit 1; }
+
+# send COUNT: COUNT requests, one keep-alive connection, bodies in turn;
+# exits 1 unless every answer was 200
+send() {
+  python3 - "$PORT" "$DATA" "$1" <<'EOF'
+import http.client, sys
+port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+bodies = [l.strip().encode() for l in open(path) if l.strip()]
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+bad = 0
+for i in range(n):
+    c.request("POST", "/predict", bodies[i % len(bodies)],
+              {"Content-Type": "application/json"})
+    r = c.getresponse(); r.read()
+    bad += r.status != 200
+sys.exit(1 if bad else 0)
+EOF
+}
+send "$WARM" || { echo "callgrind_serve: warm-up answers not 200" >&2; exit 1; }
+sleep 1
+callgrind_control -i on "$VPID" >/dev/null 2>&1
+send "$N" || { echo "callgrind_serve: answers not 200" >&2; exit 1; }
+sleep 1 # the flusher stores the last rows (every 50 ms)
+callgrind_control -i off "$VPID" >/dev/null 2>&1
+kill "$VPID"; wait "$VPID" 2>/dev/null; VPID=""
+[ -n "${CALLGRIND_KEEP:-}" ] && cp "$T/cg.out" "$CALLGRIND_KEEP"
+
+total=$(awk '/^summary:/ {print $2}' "$T/cg.out")
+echo "callgrind_serve: $N logged /predict requests (one item each), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+awk -v t="$total" -v n="$N" 'BEGIN { printf "  whole daemon: %.0f instructions per request\n", t / n }'
+callgrind_annotate --inclusive=yes "$T/cg.out" 2>/dev/null |
+  awk -v n="$N" '/on_request|flush_job|do_predict|store_db/ && $1 ~ /^[0-9,]+$/ {
+    gsub(",", "", $1); printf "  inclusive %-60s %8.0f per request\n", $NF, $1 / n }' | head -8
+echo "  top functions, own instructions per request:"
+callgrind_annotate "$T/cg.out" 2>/dev/null |
+  awk -v n="$N" '$1 ~ /^[0-9,]+$/ && NF >= 3 { v = $1; gsub(",", "", v);
+    printf "  %8.0f %s\n", v / n, $NF }' | head -"${CALLGRIND_TOP:-25}"
