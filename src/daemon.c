@@ -177,6 +177,149 @@ static double g_qrunning(void *arg)
 
 /* ---- build ------------------------------------------------------------ */
 
+/* Stage 1 of daemon_create: the pid file, metrics, the two MariaDB pools
+ * (the main one and the prediction log's) and the job queue. */
+static enum err_code build_core(struct daemon *d, struct err *e)
+{
+  const struct cfg *c = &d->cfg;
+  enum err_code rc;
+  if (d->pid_file[0] && (rc = pid_write(d, e)))
+    return rc;
+  if ((rc = metrics_create(&d->metrics, e)))
+    return rc;
+
+  struct db_opts dbo;
+  db_opts_from_cfg(&dbo, c, c->db_pool, 30);
+  if ((rc = db_pool_create(&d->db, &dbo, e)))
+    return rc;
+  dbo.size = PLOG_POOL;
+  dbo.read_timeout_s = 10;
+  if ((rc = db_pool_create(&d->log_db, &dbo, e)))
+    return rc;
+  struct err pe = {0};
+  if (db_ping(d->db, &pe) != ERR_OK)
+    LOG_W(MOD, "database not reachable at start (serving anyway; the "
+               "prediction log spools): %s",
+          pe.msg);
+
+  struct queue_opts qo = {.workers = c->sched_workers + 1,
+                          .reserved_high = 1,
+                          .capacity = QUEUE_CAPACITY,
+                          .name = "mlopsd"};
+  if ((rc = queue_create(&d->q, &qo, e)))
+    return rc;
+  {
+    struct err me = {0};
+    if (metrics_gauge_fn_new(d->metrics, "mlopsd_queue_depth",
+                             "Jobs waiting in the queue.", NULL, g_qdepth,
+                             d->q, &d->g_queue_depth, &me) ||
+        metrics_gauge_fn_new(d->metrics, "mlopsd_queue_running",
+                             "Jobs running on queue workers.", NULL,
+                             g_qrunning, d->q, &d->g_queue_running, &me) ||
+        metrics_gauge_new(d->metrics, "mlopsd_up",
+                          "1 while the daemon runs.", NULL, 0, &d->g_up,
+                          &me))
+      LOG_W(MOD, "metrics not registered: %s", me.msg);
+  }
+
+  return ERR_OK;
+}
+
+/* Stage 2 (api and all roles): the registry, the served models, the
+ * prediction log and the /predict handler. */
+static enum err_code build_serving(struct daemon *d, struct err *e)
+{
+  const struct cfg *c = &d->cfg;
+  enum err_code rc;
+  if ((rc = registry_open_cfg(c, &d->reg, e)))
+    return rc;
+  struct serving_opts so = {.registry = d->reg,
+                            .specs_dir = c->models_specs_dir,
+                            .default_model = c->server_default_model,
+                            .metrics = d->metrics,
+                            .no_native = d->no_native};
+  /* A replica on another host may not share this host's alias files:
+   * it follows production through MariaDB (serving.h). */
+  if (d->role == DAEMON_API && c->models_follow_ms > 0) {
+    so.follow_db = d->db;
+    so.follow_ms = c->models_follow_ms;
+  }
+  if ((rc = serving_create(&d->sv, &so, e)))
+    return rc;
+
+  struct plog_opts po;
+  plog_opts_defaults(&po);
+  po.pool = d->log_db;
+  po.queue = d->q;
+  po.metrics = d->metrics;
+  po.spool_dir = c->server_spool_dir;
+  po.spool_max_bytes = (uint64_t)c->server_spool_max_bytes;
+  po.durability = strcmp(c->server_log_durability, "fsync") == 0
+                      ? PLOG_DUR_FSYNC
+                      : PLOG_DUR_PROCESS;
+  po.buffer_dir = c->server_log_buffer_dir;
+  po.max_item_bytes = (size_t)c->server_max_body_bytes;
+  po.spool_min_free = (uint64_t)c->server_spool_min_free_bytes;
+  po.policy = strcmp(c->server_log_full_policy, "serve") == 0
+                  ? PLOG_FULL_SERVE
+                  : PLOG_FULL_REJECT;
+  /* A replica serves while the shared database is away (rows spool): if
+   * /readyz failed on it, one database blip would empty the load
+   * balancer of every replica at once. */
+  po.ready_without_db = d->role == DAEMON_API;
+  if ((rc = plog_create(&d->pl, &po, e)))
+    return rc;
+
+  struct predict_opts pro = {.serving = d->sv,
+                             .plog = d->pl,
+                             .metrics = d->metrics,
+                             .role = daemon_role_name(d->role)};
+  if ((rc = predict_create(&d->pr, &pro, e)))
+    return rc;
+
+  return ERR_OK;
+}
+
+/* Stage 3: log partitions (scheduler roles), the HTTP server and its
+ * routes - a scheduler only /readyz of its own besides http.c's. */
+static enum err_code build_http(struct daemon *d, struct err *e)
+{
+  const struct cfg *c = &d->cfg;
+  enum err_code rc;
+  if (role_sched(d) &&
+      (rc = logpart_from_cfg(c, d->db, d->metrics, &d->lpart, e)))
+    return rc;
+
+  struct http_opts ho;
+  http_opts_defaults(&ho);
+  ho.listen = c->server_listen;
+  ho.threads = c->server_threads;
+  ho.max_connections = (unsigned)c->server_max_connections;
+  ho.idle_timeout_s = (unsigned)c->server_idle_timeout_s;
+  ho.max_body_bytes = (size_t)c->server_max_body_bytes;
+  ho.metrics = d->metrics;
+  if ((rc = http_create(&d->http, &ho, e)))
+    return rc;
+  if (!role_api(d)) {
+    if ((rc = http_route(d->http, "GET", "/readyz", h_sched_readyz, d, e)))
+      return rc;
+    return ERR_OK;
+  }
+  if ((rc = predict_routes(d->pr, d->http, e)))
+    return rc;
+  struct admin_opts ao = {.cfg = &d->cfg,
+                          .registry = d->reg,
+                          .serving = d->sv,
+                          .metrics = d->metrics};
+  if ((rc = admin_create(&d->admin, &ao, e)) ||
+      (rc = admin_routes(d->admin, d->http, e)) ||
+      (rc = console_register(d->http, e)) ||
+      (rc = openapi_create(&d->openapi, d->http, d->sv, &d->cfg, e)) ||
+      (rc = openapi_routes(d->openapi, d->http, e)))
+    return rc;
+  return ERR_OK;
+}
+
 enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
                             struct err *e)
 {
@@ -222,129 +365,12 @@ enum err_code daemon_create(struct daemon **out, const struct daemon_opts *o,
   pthread_sigmask(SIG_BLOCK, &d->sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  const struct cfg *c = &d->cfg;
-  if (d->pid_file[0] && (rc = pid_write(d, e)))
-    goto fail;
-  if ((rc = metrics_create(&d->metrics, e)))
-    goto fail;
-
-  struct db_opts dbo;
-  db_opts_from_cfg(&dbo, c, c->db_pool, 30);
-  if ((rc = db_pool_create(&d->db, &dbo, e)))
-    goto fail;
-  dbo.size = PLOG_POOL;
-  dbo.read_timeout_s = 10;
-  if ((rc = db_pool_create(&d->log_db, &dbo, e)))
-    goto fail;
-  struct err pe = {0};
-  if (db_ping(d->db, &pe) != ERR_OK)
-    LOG_W(MOD, "database not reachable at start (serving anyway; the "
-               "prediction log spools): %s",
-          pe.msg);
-
-  struct queue_opts qo = {.workers = c->sched_workers + 1,
-                          .reserved_high = 1,
-                          .capacity = QUEUE_CAPACITY,
-                          .name = "mlopsd"};
-  if ((rc = queue_create(&d->q, &qo, e)))
-    goto fail;
-  {
-    struct err me = {0};
-    if (metrics_gauge_fn_new(d->metrics, "mlopsd_queue_depth",
-                             "Jobs waiting in the queue.", NULL, g_qdepth,
-                             d->q, &d->g_queue_depth, &me) ||
-        metrics_gauge_fn_new(d->metrics, "mlopsd_queue_running",
-                             "Jobs running on queue workers.", NULL,
-                             g_qrunning, d->q, &d->g_queue_running, &me) ||
-        metrics_gauge_new(d->metrics, "mlopsd_up",
-                          "1 while the daemon runs.", NULL, 0, &d->g_up,
-                          &me))
-      LOG_W(MOD, "metrics not registered: %s", me.msg);
-  }
-
   /* A scheduler serves no predictions: no served models, no prediction
    * log, no admin API (its tasks open what they need).  An api replica
    * runs no DAGs and leaves the log partitions to the scheduler. */
-  if (!role_api(d))
-    goto http;
-  if ((rc = registry_open_cfg(c, &d->reg, e)))
-    goto fail;
-  struct serving_opts so = {.registry = d->reg,
-                            .specs_dir = c->models_specs_dir,
-                            .default_model = c->server_default_model,
-                            .metrics = d->metrics,
-                            .no_native = d->no_native};
-  /* A replica on another host may not share this host's alias files:
-   * it follows production through MariaDB (serving.h). */
-  if (d->role == DAEMON_API && c->models_follow_ms > 0) {
-    so.follow_db = d->db;
-    so.follow_ms = c->models_follow_ms;
-  }
-  if ((rc = serving_create(&d->sv, &so, e)))
-    goto fail;
-
-  struct plog_opts po;
-  plog_opts_defaults(&po);
-  po.pool = d->log_db;
-  po.queue = d->q;
-  po.metrics = d->metrics;
-  po.spool_dir = c->server_spool_dir;
-  po.spool_max_bytes = (uint64_t)c->server_spool_max_bytes;
-  po.durability = strcmp(c->server_log_durability, "fsync") == 0
-                      ? PLOG_DUR_FSYNC
-                      : PLOG_DUR_PROCESS;
-  po.buffer_dir = c->server_log_buffer_dir;
-  po.max_item_bytes = (size_t)c->server_max_body_bytes;
-  po.spool_min_free = (uint64_t)c->server_spool_min_free_bytes;
-  po.policy = strcmp(c->server_log_full_policy, "serve") == 0
-                  ? PLOG_FULL_SERVE
-                  : PLOG_FULL_REJECT;
-  /* A replica serves while the shared database is away (rows spool): if
-   * /readyz failed on it, one database blip would empty the load
-   * balancer of every replica at once. */
-  po.ready_without_db = d->role == DAEMON_API;
-  if ((rc = plog_create(&d->pl, &po, e)))
-    goto fail;
-
-  struct predict_opts pro = {.serving = d->sv,
-                             .plog = d->pl,
-                             .metrics = d->metrics,
-                             .role = daemon_role_name(d->role)};
-  if ((rc = predict_create(&d->pr, &pro, e)))
-    goto fail;
-
-http:
-  if (role_sched(d) &&
-      (rc = logpart_from_cfg(c, d->db, d->metrics, &d->lpart, e)))
-    goto fail;
-
-  struct http_opts ho;
-  http_opts_defaults(&ho);
-  ho.listen = c->server_listen;
-  ho.threads = c->server_threads;
-  ho.max_connections = (unsigned)c->server_max_connections;
-  ho.idle_timeout_s = (unsigned)c->server_idle_timeout_s;
-  ho.max_body_bytes = (size_t)c->server_max_body_bytes;
-  ho.metrics = d->metrics;
-  if ((rc = http_create(&d->http, &ho, e)))
-    goto fail;
-  if (!role_api(d)) {
-    if ((rc = http_route(d->http, "GET", "/readyz", h_sched_readyz, d, e)))
-      goto fail;
-    *out = d;
-    return ERR_OK;
-  }
-  if ((rc = predict_routes(d->pr, d->http, e)))
-    goto fail;
-  struct admin_opts ao = {.cfg = &d->cfg,
-                          .registry = d->reg,
-                          .serving = d->sv,
-                          .metrics = d->metrics};
-  if ((rc = admin_create(&d->admin, &ao, e)) ||
-      (rc = admin_routes(d->admin, d->http, e)) ||
-      (rc = console_register(d->http, e)) ||
-      (rc = openapi_create(&d->openapi, d->http, d->sv, &d->cfg, e)) ||
-      (rc = openapi_routes(d->openapi, d->http, e)))
+  if ((rc = build_core(d, e)) ||
+      (role_api(d) && (rc = build_serving(d, e))) ||
+      (rc = build_http(d, e)))
     goto fail;
   *out = d;
   return ERR_OK;
