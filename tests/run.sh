@@ -122,6 +122,8 @@ run_one() {  # run_one NAME CMD...
     "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$([ "$rc" = 124 ] && echo '  TIMEOUT')"
   if [ "$f" != 0 ] || [ "$rc" != 0 ]; then
     failed_names="$failed_names $name"
+    # the failed checks first (the tail below may not reach back to them)
+    grep -E '^ *not ok' "$out" | head -20 | sed 's/^/    ! /'
     sed 's/^/    | /' "$out" | tail -60
   elif [ -n "${VERBOSE:-}" ]; then
     sed 's/^/    | /' "$out"
