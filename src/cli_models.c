@@ -50,6 +50,7 @@ static const char usage_models[] =
     "       mlopsd [-c FILE] models rollback NAME [--alias ALIAS] "
     "[--reason TEXT]\n"
     "       mlopsd [-c FILE] models train NAME --date YYYY-MM-DD [...]\n"
+    "       mlopsd [-c FILE] models migrate --to DIR|s3://B/P [--from ...]\n"
     "\n"
     "The model registry (models.registry_dir).\n"
     "  list      every model: versions, latest, production version and the\n"
@@ -62,6 +63,7 @@ static const char usage_models[] =
     "            pointed at before, from the deployment table\n"
     "  train     train NAME for a logical date outside any DAG (what the\n"
     "            train task does) and register the best trial\n"
+    "  migrate   copy the registry into S3 or a directory (and back)\n"
     "promote and rollback record the change in the deployment table (actor\n"
     "cli:$USER); they need MariaDB and change nothing when it is down.\n"
     "Run `mlopsd models COMMAND --help` for one command.\n"
@@ -865,6 +867,7 @@ int cli_models(int argc, char **argv)
   const char *help = NULL;
   int (*fn)(int, char **) = NULL;
   if (strcmp(sub, "history") == 0) return cli_models_history(argc, argv);
+  if (strcmp(sub, "migrate") == 0) return cli_models_migrate(argc, argv);
   if (strcmp(sub, "list") == 0) {
     help = usage_list;
     fn = models_list;

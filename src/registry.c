@@ -799,6 +799,48 @@ static enum err_code alias_path(struct registry *r, const char *name,
   return rc;
 }
 
+enum err_code registry_list_aliases(struct registry *r, const char *name,
+                                   char ***aliases, size_t *n, struct err *e)
+{
+  *aliases = NULL;
+  *n = 0;
+  char adir[REGISTRY_PATH_MAX];
+  enum err_code rc = model_path(r, name, "aliases", adir, sizeof(adir), e);
+  if (rc)
+    return rc;
+  if (r->obj)
+    return robj_list_aliases(r->obj, name, aliases, n, e);
+  DIR *d = opendir(adir);
+  char **v = calloc(1, sizeof(*v));
+  size_t cnt = 0, cap = 1;
+  if (!v) {
+    if (d)
+      closedir(d);
+    return err_set(e, ERR_NOMEM, "registry: out of memory");
+  }
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    struct stat st;
+    /* alias files only: temp files of a writer start with '.' */
+    if (!fsx_name_valid(de->d_name) ||
+        fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISREG(st.st_mode))
+      continue;
+    if (VEC_RESERVE(v, cap, cnt + 2) || !(v[cnt] = strdup(de->d_name))) {
+      closedir(d);
+      registry_strv_free(v);
+      return err_set(e, ERR_NOMEM, "registry: out of memory");
+    }
+    v[++cnt] = NULL;
+  }
+  if (d)
+    closedir(d);
+  qsort(v, cnt, sizeof(*v), cmp_str);
+  *aliases = v;
+  *n = cnt;
+  return ERR_OK;
+}
+
 /* The alias file and its directory (REGISTRY_PATH_MAX bytes each), for
  * the writers that fsync the directory. */
 static enum err_code alias_paths(struct registry *r, const char *name,

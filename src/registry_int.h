@@ -51,6 +51,9 @@ MLOPSD_WUR enum err_code robj_alias_set(struct robj *o, const char *name,
                                         int *previous, struct err *e);
 MLOPSD_WUR enum err_code robj_alias_delete(struct robj *o, const char *name,
                                            const char *alias, struct err *e);
+MLOPSD_WUR enum err_code robj_list_aliases(struct robj *o, const char *name,
+                                           char ***aliases, size_t *n,
+                                           struct err *e);
 MLOPSD_WUR enum err_code robj_run_put(struct robj *o, const char *name,
                                       const char *run_id, const char *file,
                                       const char *text, struct err *e);

@@ -900,6 +900,29 @@ enum err_code robj_alias_delete(struct robj *o, const char *name,
   return rc;
 }
 
+enum err_code robj_list_aliases(struct robj *o, const char *name,
+                                char ***aliases, size_t *n, struct err *e)
+{
+  *aliases = NULL;
+  *n = 0;
+  struct db_conn *c;
+  enum err_code rc = conn(o, &c, e);
+  if (rc)
+    return rc;
+  struct db_val p[] = {DB_V_STR(name)};
+  struct strv s = {0};
+  rc = db_query(c,
+                "SELECT alias FROM registry_alias WHERE model = ? "
+                "ORDER BY alias",
+                p, 1, row_str, &s, NULL, e);
+  db_release(o->db, c);
+  if (rc) {
+    registry_strv_free(s.v);
+    return rc;
+  }
+  return strv_done(&s, aliases, n, e);
+}
+
 /* ---- runs ------------------------------------------------------------- */
 
 enum err_code robj_run_put(struct robj *o, const char *name,

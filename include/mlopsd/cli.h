@@ -43,6 +43,8 @@ int cli_predict(int argc, char **argv);
  * NAME` (called by cli_models with argv[0] == "models"). */
 int cli_drift(int argc, char **argv);
 int cli_models_history(int argc, char **argv);
+/* `mlopsd models migrate` (src/cli_migrate.c). */
+int cli_models_migrate(int argc, char **argv);
 /* src/cli_health.c: `mlopsd health`, the container's HEALTHCHECK. */
 int cli_health(int argc, char **argv);
 

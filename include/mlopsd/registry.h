@@ -98,6 +98,27 @@ const char *registry_where(const struct registry *r);
 MLOPSD_WUR enum err_code registry_version_import(struct registry_draft *d,
                                                  int version, struct err *e);
 
+/* Aliases set for name, sorted (registry_strv_free); none: n == 0. */
+MLOPSD_WUR enum err_code registry_list_aliases(struct registry *r,
+                                               const char *name,
+                                               char ***aliases, size_t *n,
+                                               struct err *e);
+
+/* Copy every model of src into dst (a directory into object storage or
+ * back): versions keep their numbers (those dst has already are skipped,
+ * so a second run only copies what is new), then the aliases and the run
+ * records.  log (may be NULL) gets one line per version copied.  The
+ * first failure stops the copy; what was copied stays (each version is
+ * whole or absent in dst). */
+struct registry_copy_stats {
+  int models, versions, skipped, aliases, runs;
+};
+MLOPSD_WUR enum err_code registry_copy(struct registry *src,
+                                       struct registry *dst,
+                                       void (*log)(const char *line),
+                                       struct registry_copy_stats *st,
+                                       struct err *e);
+
 /* Parse NAME/runs/RUN_ID/FILE (params.json, metrics.json) into *out.
  * Errors: ERR_NOTFOUND, ERR_PARSE, ERR_IO. */
 MLOPSD_WUR enum err_code registry_run_read(struct registry *r,

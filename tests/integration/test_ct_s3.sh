@@ -14,6 +14,9 @@
 #      moves production (a row) and the running server swaps to version 2
 #      (hot swap through MariaDB); `models rollback` swaps back to 1.
 #   4. The admin API lists the model's versions and aliases on S3.
+#   5. `mlopsd models migrate` copies the S3 registry into a directory
+#      (numbers, aliases, bytes kept; a second run copies nothing) and the
+#      directory back into S3 (another prefix and database).
 . "$(dirname "$0")/../lib.sh"
 tl_init ct_s3
 MODEL=credit_score_classification
@@ -150,5 +153,40 @@ try:
           d.get("production_version"))
 except Exception as e: print("error", e)')
 eq admin_versions_and_production "$vers" "2,1 1"  # newest first
+
+scenario migrate_s3_to_dir_and_back
+if mlopsd models migrate --to "$tmp/exported" >"$tmp/mig1.out" 2>&1
+then ok migrate_to_dir; else cat "$tmp/mig1.out"; bad migrate_to_dir; fi
+has migrate_to_dir_counts "$tmp/mig1.out" "2 versions copied, 0 already there"
+eq exported_versions "$(ls "$tmp/exported/$MODEL/versions" | sort | tr '\n' ' ')" "1 2 "
+eq exported_production "$(tr -d ' \n' <"$tmp/exported/$MODEL/aliases/production")" 1
+check exported_model_loads test -s "$tmp/exported/$MODEL/versions/2/model.ubj"
+# the copy is byte for byte: compare with this host's cache
+if cmp -s "$tmp/exported/$MODEL/versions/1/model.ubj" \
+          "$tmp/registry/$MODEL/versions/1/model.ubj"; then ok exported_bytes_equal
+else bad exported_bytes_equal; fi
+# a second run copies nothing
+mlopsd models migrate --to "$tmp/exported" >"$tmp/mig2.out" 2>&1
+has migrate_again_skips "$tmp/mig2.out" "0 versions copied, 2 already there"
+# and back into S3 (another prefix, another database: one object-storage
+# registry per database)
+if sql -e "DROP DATABASE IF EXISTS it_ct_s3_back" &&
+   MLOPSD_DATABASE_NAME=it_ct_s3_back mlopsd db init >"$tmp/mig-db.out" 2>&1 &&
+   MLOPSD_DATABASE_NAME=it_ct_s3_back mlopsd models migrate \
+     --from "$tmp/exported" --to "$URL-back" >"$tmp/mig3.out" 2>&1
+then ok migrate_dir_to_s3; else cat "$tmp/mig-db.out" "$tmp/mig3.out"; bad migrate_dir_to_s3; fi
+has migrate_back_counts "$tmp/mig3.out" "2 versions copied, 0 already there"
+eq back_version_rows "$(sql it_ct_s3_back -e "SELECT GROUP_CONCAT(version
+  ORDER BY version) FROM registry_version WHERE model = '$MODEL'")" "1,2"
+eq back_production_row "$(sql it_ct_s3_back -e "SELECT version FROM
+  registry_alias WHERE model = '$MODEL' AND alias = 'production'")" 1
+# read back from the bucket into a fresh cache: the same bytes
+if MLOPSD_DATABASE_NAME=it_ct_s3_back MLOPSD_MODELS_REGISTRY_URL="$URL-back" \
+   MLOPSD_MODELS_REGISTRY_DIR=$tmp/cache3 mlopsd models show "$MODEL:1" --json \
+   >"$tmp/show3.out" 2>&1 &&
+   cmp -s "$tmp/cache3/$MODEL/versions/1/model.ubj" \
+          "$tmp/exported/$MODEL/versions/1/model.ubj"; then ok back_bytes_equal
+else cat "$tmp/show3.out"; bad back_bytes_equal; fi
+sql -e "DROP DATABASE IF EXISTS it_ct_s3_back"
 
 tl_done
