@@ -41,6 +41,7 @@
 #include <cjson/cJSON.h>
 #include "mlopsd/db.h"
 #include "mlopsd/err.h"
+#include "mlopsd/sqlsplit.h"
 
 /* ---- checks on calls that fill a struct err named E ------------------- */
 
@@ -625,6 +626,78 @@ static inline int fx_wait_http(int port, const char *path, double timeout_s)
     fx_msleep(100);
   }
   return -1;
+}
+
+/* The "data" objects of the shared predict_requests.jsonl as compact
+ * JSON texts (at most 8192; free each and the array), *n their count;
+ * NULL (printed) when the file cannot be read or has fewer than min. */
+static inline char **fx_request_lines(size_t min, size_t *n)
+{
+  *n = 0;
+  char *all = fx_read_file(fx_data_path("predict_requests.jsonl"), NULL);
+  if (!all) {
+    fprintf(stderr, "cannot read predict_requests.jsonl\n");
+    return NULL;
+  }
+  size_t cap = 8192;
+  char **v = calloc(cap, sizeof(char *));
+  for (char *p = all, *nl; v && p && *p; p = nl ? nl + 1 : NULL) {
+    nl = strchr(p, '\n');
+    if (nl)
+      *nl = '\0';
+    cJSON *j = cJSON_Parse(p);
+    const cJSON *d = cJSON_GetObjectItem(j, "data");
+    if (cJSON_IsObject(d) && *n < cap)
+      v[(*n)++] = cJSON_PrintUnformatted(d);
+    cJSON_Delete(j);
+  }
+  free(all);
+  if (v && *n >= min)
+    return v;
+  fprintf(stderr, "predict_requests.jsonl: %zu items, want %zu\n", *n, min);
+  for (size_t i = 0; v && i < *n; i++)
+    free(v[i]);
+  free(v);
+  *n = 0;
+  return NULL;
+}
+
+/* The project's sql/features.sql (under src, the source tree) for the
+ * logical date ds, run statement by statement on p; 0 or -1 (printed). */
+static inline int fx_extract_features(struct db_pool *p, const char *src,
+                                      const char *ds)
+{
+  char path[700];
+  struct err e = {0};
+  snprintf(path, sizeof(path), "%s/sql/features.sql", src);
+  size_t len;
+  char *text = fx_read_file(path, &len);
+  if (!text)
+    return -1;
+  /* {{ ds }} -> the date */
+  char *out = malloc(len * 2 + 1);
+  size_t o = 0;
+  for (const char *q = text; out && *q;) {
+    if (strncmp(q, "{{ ds }}", 8) == 0) {
+      o += (size_t)sprintf(out + o, "%s", ds);
+      q += 8;
+    } else {
+      out[o++] = *q++;
+    }
+  }
+  free(text);
+  if (!out)
+    return -1;
+  out[o] = '\0';
+  struct sqlsplit_list l = {0};
+  int r = sqlsplit_split(out, &l, &e) == ERR_OK ? 0 : -1;
+  if (r)
+    fprintf(stderr, "  features.sql: %s\n", e.msg);
+  for (size_t i = 0; r == 0 && i < l.n; i++)
+    r = fx_exec(p, l.v[i].sql, 0);
+  sqlsplit_list_free(&l);
+  free(out);
+  return r;
 }
 
 #endif

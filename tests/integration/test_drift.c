@@ -179,56 +179,13 @@ static int log_requests(size_t from, size_t n, int shift)
 
 static int load_lines(void)
 {
-  char *all = fx_read_file(fx_data_path("predict_requests.jsonl"), NULL);
-  if (!all) {
-    fprintf(stderr, "cannot read predict_requests.jsonl\n");
-    return -1;
-  }
-  size_t cap = 8192;
-  g_lines = calloc(cap, sizeof(char *));
-  for (char *p = all, *nl; p && *p; p = nl ? nl + 1 : NULL) {
-    nl = strchr(p, '\n');
-    if (nl)
-      *nl = '\0';
-    cJSON *j = cJSON_Parse(p);
-    const cJSON *d = cJSON_GetObjectItem(j, "data");
-    if (cJSON_IsObject(d) && g_nlines < cap)
-      g_lines[g_nlines++] = cJSON_PrintUnformatted(d);
-    cJSON_Delete(j);
-  }
-  free(all);
-  return g_nlines >= 2000 ? 0 : -1;
+  g_lines = fx_request_lines(2000, &g_nlines);
+  return g_lines ? 0 : -1;
 }
 
-/* features.sql for ds, run statement by statement. */
 static int extract_features(const char *ds)
 {
-  char path[700];
-  snprintf(path, sizeof(path), "%s/sql/features.sql", g_src);
-  size_t len;
-  char *src = fx_read_file(path, &len);
-  if (!src)
-    return -1;
-  /* {{ ds }} -> the date: same length budget is not needed, build anew */
-  char *out = malloc(len * 2 + 1);
-  size_t o = 0;
-  for (const char *p = src; *p;) {
-    if (strncmp(p, "{{ ds }}", 8) == 0) {
-      o += (size_t)sprintf(out + o, "%s", ds);
-      p += 8;
-    } else {
-      out[o++] = *p++;
-    }
-  }
-  out[o] = '\0';
-  free(src);
-  struct sqlsplit_list l = {0};
-  int r = sqlsplit_split(out, &l, &E) == ERR_OK ? 0 : -1;
-  for (size_t i = 0; r == 0 && i < l.n; i++)
-    r = exec(l.v[i].sql);
-  sqlsplit_list_free(&l);
-  free(out);
-  return r;
+  return fx_extract_features(P, g_src, ds);
 }
 
 static int train_production(void)
