@@ -36,6 +36,7 @@ struct helper {
   struct spec *spec;
   struct pipeline_helper *ph;
   double idle_since;
+  int failing;            /* the last claim failed (logged once) */
 };
 
 struct trialw {
@@ -174,9 +175,18 @@ static void *helper_main(void *arg)
     enum err_code rc =
         trialq_claim(w->o.db, 0, w->prefix, h->skip, h->nskip, h->owner,
                      w->o.lease_s, &sid, &trial, &tries, &e);
+    int bad = rc != ERR_OK && rc != ERR_NOTFOUND;
+    if (bad != h->failing) {
+      /* say it when it starts failing and when it works again, not at
+       * every poll of a database that is down */
+      h->failing = bad;
+      if (h->failing)
+        LOG_W(MOD, "claiming trials: %s (trying again every %d ms)", e.msg,
+              poll_ms);
+      else
+        LOG_I(MOD, "claiming trials works again");
+    }
     if (rc) {
-      if (rc != ERR_NOTFOUND)
-        LOG_W(MOD, "claiming a trial: %s", e.msg);
       if (h->ph && mono_s() - h->idle_since > IDLE_CLOSE_S)
         drop_search(h); /* free the matrices of a search long done */
       nap(w, poll_ms);
