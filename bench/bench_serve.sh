@@ -236,10 +236,11 @@ run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
     "$sl" "$load"
   # for the closing summary
   # (the first run of a name counts: healthz16b repeats healthz16 later)
-  [ -n "${SUM_RPS[$name$c]:-}" ] && [ "$name" = healthz ] && return 0
-  SUM_RPS[$name$c]=${rps:-0}; SUM_US[$name$c]=$cpu; SUM_DB[$name$c]=$dbus
-  SUM_RSS[$name$c]=$(( $(rss_kb VmRSS) / 1024 )); SUM_PEAK[$name$c]=$(( $(rss_kb VmHWM) / 1024 ))
-  SUM_P99[$name$c]=$p99; SUM_LOAD[$name$c]=$load
+  if [ -z "${SUM_RPS[$name$c]:-}" ] || [ "$name" != healthz ]; then
+    SUM_RPS[$name$c]=${rps:-0}; SUM_US[$name$c]=$cpu; SUM_DB[$name$c]=$dbus
+    SUM_RSS[$name$c]=$(( $(rss_kb VmRSS) / 1024 )); SUM_PEAK[$name$c]=$(( $(rss_kb VmHWM) / 1024 ))
+    SUM_P99[$name$c]=$p99; SUM_LOAD[$name$c]=$load
+  fi
   # a look inside the daemon after the run (e.g. copy /proc/$DPID/smaps)
   [ -n "${BENCH_SERVE_AFTER:-}" ] && RUN_NAME="$name$c" DPID=$DPID \
     bash -c "$BENCH_SERVE_AFTER" >&2
