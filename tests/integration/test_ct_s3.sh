@@ -13,6 +13,9 @@
 #   3. `mlopsd models train` registers version 2 on S3; `models promote`
 #      moves production (a row) and the running server swaps to version 2
 #      (hot swap through MariaDB); `models rollback` swaps back to 1.
+#   3b. Two `models train` processes at once get 3 and 4; one killed -9
+#      part-way leaves no version and the next gets the next number; every
+#      version reads complete from a fresh cache.
 #   4. The admin API lists the model's versions and aliases on S3.
 #   5. `mlopsd models migrate` copies the S3 registry into a directory
 #      (numbers, aliases, bytes kept; a second run copies nothing) and the
@@ -143,6 +146,35 @@ eq served_v1_after_rollback "$(wait_served 1)" 1
 eq production_row_back_to_1 "$(q "SELECT version FROM registry_alias WHERE
   model = '$MODEL' AND alias = 'production'")" 1
 
+scenario two_trainers_and_a_kill
+# two processes register at once: 3 and 4, no gap, no duplicate; then a
+# trainer killed part-way (-9) leaves no version, and the next gets 5
+mlopsd models train "$MODEL" --date 2025-09-01 >"$tmp/tA.out" 2>&1 &
+pa=$!
+mlopsd models train "$MODEL" --date 2025-09-01 >"$tmp/tB.out" 2>&1 &
+pb=$!
+wait $pa; ra=$?; wait $pb; rb=$?
+eq two_trainers_ok "$ra $rb" "0 0"
+eq versions_1_to_4 "$(q "SELECT GROUP_CONCAT(version ORDER BY version)
+  FROM registry_version WHERE model = '$MODEL'")" "1,2,3,4"
+mlopsd models train "$MODEL" --date 2025-09-01 >"$tmp/tK.out" 2>&1 &
+pk=$!
+sleep 2
+kill -9 $pk 2>/dev/null; wait $pk 2>/dev/null
+n_after=$(q "SELECT COUNT(*) FROM registry_version WHERE model = '$MODEL'")
+max_after=$(q "SELECT MAX(version) FROM registry_version WHERE model = '$MODEL'")
+eq no_gap_after_kill "$n_after" "$max_after"
+if mlopsd models train "$MODEL" --date 2025-09-01 >"$tmp/tN.out" 2>&1
+then ok train_after_kill; else tail -5 "$tmp/tN.out"; bad train_after_kill; fi
+eq next_number_after_kill "$(sed -n 's/^version //p' "$tmp/tN.out")" "$((max_after + 1))"
+# every version is complete: readable from a fresh cache
+allok=1
+for v in $(seq 1 $((max_after + 1))); do
+  MLOPSD_MODELS_REGISTRY_DIR=$tmp/cache4 mlopsd models show "$MODEL:$v" \
+    >/dev/null 2>&1 || allok=0
+done
+eq all_versions_complete "$allok" 1
+
 scenario admin_api_on_s3
 vers=$(curl -s -H 'Authorization: Bearer ct-s3-token' \
   "$api/api/v2/models/$MODEL" | python3 -c '
@@ -152,13 +184,14 @@ try:
     print(",".join(str(v.get("version")) for v in d["versions"]),
           d.get("production_version"))
 except Exception as e: print("error", e)')
-eq admin_versions_and_production "$vers" "2,1 1"  # newest first
+eq admin_versions_and_production "$vers" "$(seq -s, $((max_after + 1)) -1 1) 1"  # newest first
 
 scenario migrate_s3_to_dir_and_back
 if mlopsd models migrate --to "$tmp/exported" >"$tmp/mig1.out" 2>&1
 then ok migrate_to_dir; else cat "$tmp/mig1.out"; bad migrate_to_dir; fi
-has migrate_to_dir_counts "$tmp/mig1.out" "2 versions copied, 0 already there"
-eq exported_versions "$(ls "$tmp/exported/$MODEL/versions" | sort | tr '\n' ' ')" "1 2 "
+nv=$((max_after + 1))
+has migrate_to_dir_counts "$tmp/mig1.out" "$nv versions copied, 0 already there"
+eq exported_versions "$(ls "$tmp/exported/$MODEL/versions" | sort -n | tr '\n' ' ')" "$(seq -s' ' 1 $nv) "
 eq exported_production "$(tr -d ' \n' <"$tmp/exported/$MODEL/aliases/production")" 1
 check exported_model_loads test -s "$tmp/exported/$MODEL/versions/2/model.ubj"
 # the copy is byte for byte: compare with this host's cache
@@ -167,7 +200,7 @@ if cmp -s "$tmp/exported/$MODEL/versions/1/model.ubj" \
 else bad exported_bytes_equal; fi
 # a second run copies nothing
 mlopsd models migrate --to "$tmp/exported" >"$tmp/mig2.out" 2>&1
-has migrate_again_skips "$tmp/mig2.out" "0 versions copied, 2 already there"
+has migrate_again_skips "$tmp/mig2.out" "0 versions copied, $nv already there"
 # and back into S3 (another prefix, another database: one object-storage
 # registry per database)
 if sql -e "DROP DATABASE IF EXISTS it_ct_s3_back" &&
@@ -175,9 +208,9 @@ if sql -e "DROP DATABASE IF EXISTS it_ct_s3_back" &&
    MLOPSD_DATABASE_NAME=it_ct_s3_back mlopsd models migrate \
      --from "$tmp/exported" --to "$URL-back" >"$tmp/mig3.out" 2>&1
 then ok migrate_dir_to_s3; else cat "$tmp/mig-db.out" "$tmp/mig3.out"; bad migrate_dir_to_s3; fi
-has migrate_back_counts "$tmp/mig3.out" "2 versions copied, 0 already there"
-eq back_version_rows "$(sql it_ct_s3_back -e "SELECT GROUP_CONCAT(version
-  ORDER BY version) FROM registry_version WHERE model = '$MODEL'")" "1,2"
+has migrate_back_counts "$tmp/mig3.out" "$nv versions copied, 0 already there"
+eq back_version_rows "$(sql it_ct_s3_back -e "SELECT COUNT(*), MAX(version)
+  FROM registry_version WHERE model = '$MODEL'")" "$nv	$nv"
 eq back_production_row "$(sql it_ct_s3_back -e "SELECT version FROM
   registry_alias WHERE model = '$MODEL' AND alias = 'production'")" 1
 # read back from the bucket into a fresh cache: the same bytes
