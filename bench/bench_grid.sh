@@ -9,7 +9,8 @@
 # run at once in the one daemon, each with models.train_threads XGBoost
 # threads (BENCH_GRID_THREADS, default 1).  A binary that predates the
 # setting ignores it (sequential), which is how the "before" figure is
-# taken: MLOPSD_BIN=/path/to/old/mlopsd bench/bench_grid.sh 1.
+# taken: BENCH_GRID_TRAIN_BIN=/path/to/old/mlopsd bench/bench_grid.sh 1
+# (the database is set up with MLOPSD_BIN, the current one).
 #
 # Prints per run: the wall time of the train command, the search time and
 # the best trial with its accuracy, plus the load average before and after
@@ -20,6 +21,7 @@ set -u
 SRC=${MLOPSD_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$SRC" || exit 1
 BIN=${MLOPSD_BIN:-$SRC/build/mlopsd}
+TRAIN_BIN=${BENCH_GRID_TRAIN_BIN:-$BIN}
 MODEL=credit_score_classification
 DS=2025-09-01
 [ $# -gt 0 ] || set -- 1 2
@@ -51,7 +53,7 @@ sql -e "DROP DATABASE IF EXISTS bench_grid" &&
 
 trials=()
 [ -n "${BENCH_GRID_TRIALS:-}" ] && trials=(--max-trials "$BENCH_GRID_TRIALS")
-echo "binary $BIN, $(nproc) CPUs, XGBoost threads per trial" \
+echo "binary $TRAIN_BIN, $(nproc) CPUs, XGBoost threads per trial" \
   "$MLOPSD_MODELS_TRAIN_THREADS"
 rc=0
 for par in "$@"; do
@@ -59,7 +61,7 @@ for par in "$@"; do
   export MLOPSD_MODELS_REGISTRY_DIR=$T/registry-$par
   load0=$(cut -d' ' -f1-3 /proc/loadavg)
   t0=$(date +%s.%N)
-  /usr/bin/time -f '%U %S %M' -o "$T/time-$par" "$BIN" models train $MODEL --date $DS "${trials[@]}" --run-id "bench-p$par" \
+  /usr/bin/time -f '%U %S %M' -o "$T/time-$par" "$TRAIN_BIN" models train $MODEL --date $DS "${trials[@]}" --run-id "bench-p$par" \
     >"$T/train-$par.log" 2>&1
   r=$?
   t1=$(date +%s.%N)
