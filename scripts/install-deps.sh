@@ -40,6 +40,9 @@ TEST_PKGS="$TEST_PKGS python3-jsonschema python3-yaml"
 # python3-locust: bench/locust.sh runs the course's load client (its
 # locust file) headless against a daemon (issue 18).
 TEST_PKGS="$TEST_PKGS python3-locust"
+# python3-scipy: test_stats and test_calib check the gate's statistics and
+# the calibration against scipy (issue 13).
+TEST_PKGS="$TEST_PKGS python3-scipy"
 # tests/galera.sh, tests/cluster/ (make test-cluster, issue 14): a
 # three-node Galera cluster (rsync state transfer) behind haproxy.
 TEST_PKGS="$TEST_PKGS galera-4 rsync haproxy"

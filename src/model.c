@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <xgboost/c_api.h>
 
+#include "mlopsd/calib.h"
 #include "mlopsd/log.h"
 #include "mlopsd/tree.h"
 
@@ -43,6 +44,7 @@ struct model {
   char status[ERR_MSG_MAX + 64];
   char path[4096];
   char pred_cfg[160];    /* in-place predict config, built once */
+  double temperature;    /* calibration.json of the version; 1 = none */
 };
 
 /* ---- per-thread proxy DMatrix -------------------------------------- */
@@ -196,9 +198,55 @@ enum err_code model_predict_native(const struct model *m, const float *rows,
 enum err_code model_predict(const struct model *m, const float *rows,
                             size_t n, float *out, struct err *e)
 {
-  if (m && m->native)
-    return tree_predict(m->tm, rows, n, m->nfeat, out, e);
-  return model_predict_xgb(m, rows, n, out, e);
+  enum err_code rc = m && m->native
+                         ? tree_predict(m->tm, rows, n, m->nfeat, out, e)
+                         : model_predict_xgb(m, rows, n, out, e);
+  if (rc == ERR_OK && m->temperature != 1)
+    calib_apply(out, n, m->out_dim, m->temperature);
+  return rc;
+}
+
+double model_temperature(const struct model *m) { return m->temperature; }
+
+/* DIR/calibration.json of a version directory: its temperature (1 when
+ * the file is absent: versions trained before calibration).  Only for
+ * probability outputs; a file that is there but wrong is an error naming
+ * it (a silently uncalibrated model would report other confidences than
+ * the version promised). */
+static enum err_code read_calibration(struct model *m, const char *dir,
+                                      struct err *e)
+{
+  char p[4200];
+  m->temperature = 1;
+  if (!dir)
+    return ERR_OK;
+  snprintf(p, sizeof(p), "%s/%s", dir, CALIB_FILE);
+  FILE *f = fopen(p, "r");
+  if (!f)
+    return errno == ENOENT ? ERR_OK
+                           : err_set(e, ERR_IO, "cannot read %s: %s", p,
+                                     strerror(errno));
+  char buf[4096];
+  size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[len] = '\0';
+  cJSON *j = cJSON_Parse(buf);
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "temperature");
+  const cJSON *me = cJSON_GetObjectItemCaseSensitive(j, "method");
+  int ok = cJSON_IsNumber(t) && cJSON_IsString(me) &&
+           !strcmp(me->valuestring, "temperature") &&
+           t->valuedouble >= CALIB_T_MIN && t->valuedouble <= CALIB_T_MAX;
+  double tv = ok ? t->valuedouble : 1;
+  cJSON_Delete(j);
+  if (!ok)
+    return err_set(e, ERR_CONFIG,
+                   "%s: expected {\"method\": \"temperature\", "
+                   "\"temperature\": %g..%g}",
+                   p, CALIB_T_MIN, CALIB_T_MAX);
+  if (!strcmp(m->objective, "multi:softprob") ||
+      !strcmp(m->objective, "binary:logistic"))
+    m->temperature = tv;
+  return ERR_OK;
 }
 
 int model_native(const struct model *m) { return m->native; }
@@ -384,7 +432,9 @@ enum err_code model_load(const char *path, size_t nfeat,
   enum err_code rc = ERR_OK;
   struct stat sb;
   int n = snprintf(m->path, sizeof(m->path), "%s", path);
-  if (n > 0 && !stat(path, &sb) && S_ISDIR(sb.st_mode))
+  int is_dir = n > 0 && !stat(path, &sb) && S_ISDIR(sb.st_mode);
+  m->temperature = 1;
+  if (is_dir)
     n = snprintf(m->path, sizeof(m->path), "%s/%s", path, MODEL_FILE_NAME);
   if (n < 0 || (size_t)n >= sizeof(m->path)) {
     rc = err_set(e, ERR_INVAL, "model_load: path too long");
@@ -472,7 +522,8 @@ enum err_code model_load(const char *path, size_t nfeat,
       goto fail;
     m->out_dim = len;
   }
-  if ((rc = setup_native(m, o, e)))
+  if ((rc = setup_native(m, o, e)) ||
+      (rc = read_calibration(m, is_dir ? path : NULL, e)))
     goto fail;
   LOG_I("model", "loaded path=%s objective=%s nfeat=%zu rounds=%zu "
                  "evaluator=\"%s\"", m->path, m->objective, m->nfeat,

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mlopsd/calib.h"
 #include "mlopsd/db.h"
 #include "mlopsd/fstore.h"
 #include "mlopsd/fsx.h"
@@ -784,6 +785,7 @@ struct meta_in {
   cJSON *metrics; /* taken */
   const struct train_result *best;
   const struct train_metrics *m_train, *m_gate;
+  cJSON *calibration; /* taken (may be NULL) */
   const char *objective;
   int nthread, num_boost_round, early_stopping_rounds;
   const cJSON *dist; /* distributed training, or NULL */
@@ -819,6 +821,7 @@ static cJSON *build_meta(struct meta_in *m)
   if (!o) {
     cJSON_Delete(m->params);
     cJSON_Delete(m->metrics);
+    cJSON_Delete(m->calibration);
     return NULL;
   }
   utc_iso(now, sizeof(now), 0);
@@ -899,6 +902,9 @@ static cJSON *build_meta(struct meta_in *m)
   }
   if (m->dist)
     cJSON_AddItemToObject(o, "distributed", cJSON_Duplicate(m->dist, 1));
+  if (m->calibration)
+    cJSON_AddItemToObject(o, "calibration", m->calibration);
+  m->calibration = NULL;
   cJSON *schema = prep_schema_json(m->prep);
   if (schema)
     cJSON_AddItemToObject(o, "feature_schema", schema);
@@ -1925,6 +1931,92 @@ static enum err_code split_metrics(struct ptrain *T, const float *x,
   return rc;
 }
 
+static cJSON *bins_json(const struct calib_bin *b)
+{
+  cJSON *a = cJSON_CreateArray();
+  for (int i = 0; a && i < CALIB_BINS; i++) {
+    if (!b[i].count)
+      continue;
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(a, o))
+      break;
+    add_num(o, "confidence", b[i].confidence);
+    add_num(o, "accuracy", b[i].accuracy);
+    cJSON_AddNumberToObject(o, "count", (double)b[i].count);
+  }
+  return a;
+}
+
+/* Calibration (calib.h): fit the temperature on the gate split (the
+ * validation split without one), write calibration.json into the draft
+ * and give meta.json's "calibration" object (*out, NULL for regression).
+ * model_predict applies the file, so every consumer of the version gets
+ * the calibrated probabilities. */
+static enum err_code ptrain_calibrate(struct ptrain *T, cJSON **out)
+{
+  *out = NULL;
+  int multi = !strcmp(T->objective, "multi:softprob");
+  int bin = !strcmp(T->objective, "binary:logistic");
+  const float *x = T->n_ga ? T->xga : T->xva;
+  const float *y = T->n_ga ? T->yga : T->yva;
+  size_t n = T->n_ga ? T->n_ga : T->n_va;
+  if ((!multi && !bin) || n < 2)
+    return ERR_OK;
+  size_t k = multi ? (size_t)T->best.num_class : 1, got = 0;
+  float *p = malloc(n * k * sizeof(float));
+  if (!p)
+    return err_set(T->e, ERR_NOMEM, "pipeline: out of memory");
+  enum err_code rc = train_result_predict(&T->best, x, n, T->nout, p, n * k,
+                                          &got, T->e);
+  if (rc) {
+    free(p);
+    return rc;
+  }
+  struct calib_bin b0[CALIB_BINS], b1[CALIB_BINS];
+  double ece0, br0, ece1, br1;
+  calib_stats(p, y, n, k, &ece0, &br0, b0);
+  double t = calib_fit_temperature(p, y, n, k);
+  calib_apply(p, n, k, t);
+  calib_stats(p, y, n, k, &ece1, &br1, b1);
+  free(p);
+  const char *split = T->n_ga ? "gate" : "valid";
+  char path[REGISTRY_PATH_MAX];
+  cJSON *f = cJSON_CreateObject(), *m = cJSON_CreateObject();
+  if (!f || !m) {
+    cJSON_Delete(f);
+    cJSON_Delete(m);
+    return err_set(T->e, ERR_NOMEM, "pipeline: out of memory");
+  }
+  cJSON_AddStringToObject(f, "format", "mlopsd.calibration");
+  cJSON_AddNumberToObject(f, "format_version", 1);
+  cJSON_AddStringToObject(f, "method", "temperature");
+  cJSON_AddNumberToObject(f, "temperature", t);
+  cJSON_AddStringToObject(f, "split", split);
+  cJSON_AddNumberToObject(f, "rows", (double)n);
+  if (!(rc = draft_path(T->draft, CALIB_FILE, path, sizeof(path), T->e)))
+    rc = write_json(path, f, 1, T->e);
+  cJSON_Delete(f);
+  if (rc) {
+    cJSON_Delete(m);
+    return rc;
+  }
+  cJSON_AddStringToObject(m, "method", "temperature");
+  add_num(m, "temperature", t);
+  cJSON_AddStringToObject(m, "split", split);
+  cJSON_AddNumberToObject(m, "rows", (double)n);
+  add_num(m, "ece_before", ece0);
+  add_num(m, "ece_after", ece1);
+  add_num(m, "brier_before", br0);
+  add_num(m, "brier_after", br1);
+  cJSON_AddItemToObject(m, "bins", bins_json(b1));
+  cJSON_AddItemToObject(m, "bins_before", bins_json(b0));
+  plog(T->o, "calibration on the %zu %s rows: temperature %.4f, ECE %.4f "
+             "-> %.4f, Brier %.4f -> %.4f",
+       n, split, t, ece0, ece1, br0, br1);
+  *out = m;
+  return ERR_OK;
+}
+
 /* Stage 6: the best trial's model and meta.json into the draft, which
  * becomes the next version. */
 static enum err_code ptrain_version(struct ptrain *T)
@@ -1937,8 +2029,10 @@ static enum err_code ptrain_version(struct ptrain *T)
   if ((rc = draft_path(T->draft, MODEL_FILE_NAME, path, sizeof(path), e)) ||
       (rc = train_result_save(&T->best, path, e)))
     return rc;
+  cJSON *calibration = NULL;
   if ((rc = split_metrics(T, T->xtr, T->ytr, T->n_tr, &T->m_train)) ||
-      (rc = split_metrics(T, T->xga, T->yga, T->n_ga, &T->m_gate)))
+      (rc = split_metrics(T, T->xga, T->yga, T->n_ga, &T->m_gate)) ||
+      (rc = ptrain_calibrate(T, &calibration)))
     return rc;
   if (T->n_ga)
     plog(T->o, "kept model on the %zu gate rows (unseen by fitting and "
@@ -1947,6 +2041,7 @@ static enum err_code ptrain_version(struct ptrain *T)
          T->m_gate.logloss);
   struct meta_in mi = {.sp = T->sp, .o = T->o, .res = res, .prep = T->prep,
                        .m_train = &T->m_train, .m_gate = &T->m_gate,
+                       .calibration = calibration,
                        .sql = T->sql, .best_run = T->best_run,
                        .params = T->best_params, .metrics = T->best_metrics,
                        .best = &T->best, .objective = T->objective,

@@ -374,6 +374,8 @@ static enum err_code build_meta(struct serving_model *m, const cJSON *meta,
   cJSON_AddItemToObject(o, "creation_time", meta_copy(meta, "creation_time"));
   cJSON_AddItemToObject(o, "params", meta_copy(meta, "params"));
   cJSON_AddItemToObject(o, "metrics", meta_copy(meta, "metrics"));
+  /* ECE and Brier before/after and the temperature (calib.h) */
+  cJSON_AddItemToObject(o, "calibration", meta_copy(meta, "calibration"));
   cJSON_AddStringToObject(o, "objective", model_objective(m->model));
   cJSON *cls = cJSON_AddArrayToObject(o, "classes");
   for (size_t i = 0; cls && i < m->spec->target.n_classes; i++)

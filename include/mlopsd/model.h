@@ -59,7 +59,9 @@ void model_unref(struct model *m);
 
 /* Predict n rows (n x model_nfeat floats, NaN = missing) into out
  * (n * model_output_dim floats) with the native evaluator when it was
- * accepted, else through XGBoost.  Rows and out are borrowed.
+ * accepted, else through XGBoost; then the version's calibration
+ * (calib.h: the temperature of calibration.json when model_load was
+ * given the version directory).  Rows and out are borrowed.
  * Errors: ERR_INVAL (NULL), ERR_XGB. */
 enum err_code model_predict(const struct model *m, const float *rows,
                             size_t n, float *out, struct err *e) MLOPSD_WUR;
@@ -76,6 +78,10 @@ enum err_code model_predict_xgb(const struct model *m, const float *rows,
 enum err_code model_predict_native(const struct model *m, const float *rows,
                                    size_t n, float *out,
                                    struct err *e) MLOPSD_WUR;
+
+/* The temperature model_predict applies (1: none).  model_predict_xgb
+ * and model_predict_native give the raw outputs. */
+double model_temperature(const struct model *m);
 
 /* 1 when model_predict uses the native evaluator. */
 int model_native(const struct model *m);

@@ -2,7 +2,8 @@
 # test_xgb_interop.sh - the registry holds standard artefacts: another
 # XGBoost consumer (Debian's python3-xgboost) loads versions/N/model.ubj
 # and, on the preprocessed rows `mlopsd predict --print-rows` shows, gets
-# the probabilities `mlopsd predict` answers with (to 1e-6).  The python
+# the probabilities `mlopsd predict` answers with (to 1e-6) once the
+# version's calibration.json temperature is applied with numpy.  The python
 # side also rebuilds those rows from the raw requests with nothing but
 # preprocess.json, so the transform is readable without mlopsd too.
 #
@@ -115,6 +116,14 @@ bst.set_param({"nthread": 1})
 dm = xgb.DMatrix(X, missing=np.nan, feature_names=bst.feature_names)
 p = bst.predict(dm)
 check("python_shape", p.shape == (n, len(classes)), str(p.shape))
+# the version's calibration (calibration.json, temperature scaling):
+# softmax(log(p) / T), computed here with numpy alone
+cal = json.load(open(vdir + "/calibration.json"))
+check("calibration_temperature", cal["method"] == "temperature" and
+      0.05 <= cal["temperature"] <= 20, str(cal.get("temperature")))
+lp = np.log(np.clip(p.astype(np.float64), 1e-300, None)) / cal["temperature"]
+lp -= lp.max(axis=1, keepdims=True)
+p = np.exp(lp) / np.exp(lp).sum(axis=1, keepdims=True)
 d_out = float(np.max(np.abs(p - out)))
 check("python_matches_mlopsd_outputs_1e-6", d_out <= 1e-6,
       "max |diff| %.3g over %d rows" % (d_out, n))
