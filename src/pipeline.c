@@ -48,11 +48,13 @@
 #include "mlopsd/registry.h"
 #include "mlopsd/trialq.h"
 
+#include "pipeline_int.h"
+
 #define MAX_KV 256
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static double mono_s(void)
+double pipeline_mono_s(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -75,9 +77,7 @@ static void utc_iso(char *buf, size_t cap, int compact)
   }
 }
 
-static void plog(const struct pipeline_opts *o, const char *fmt, ...)
-    MLOPSD_PRINTF(2, 3);
-static void plog(const struct pipeline_opts *o, const char *fmt, ...)
+void pipeline_plog(const struct pipeline_opts *o, const char *fmt, ...)
 {
   if (!o->log)
     return;
@@ -142,7 +142,7 @@ static cJSON *json_scalar(const char *v)
   return cJSON_CreateString(v);
 }
 
-static int add_num(cJSON *o, const char *k, double v)
+int pipeline_add_num(cJSON *o, const char *k, double v)
 {
   return cJSON_AddItemToObject(o, k, isfinite(v) ? cJSON_CreateNumber(v)
                                                  : cJSON_CreateNull())
@@ -151,8 +151,8 @@ static int add_num(cJSON *o, const char *k, double v)
 }
 
 /* Write a cJSON document to path (inside a draft: the commit fsyncs). */
-static enum err_code write_json(const char *path, const cJSON *doc,
-                                int pretty, struct err *e)
+enum err_code pipeline_write_json(const char *path, const cJSON *doc,
+                                         int pretty, struct err *e)
 {
   char *txt = pretty ? cJSON_Print(doc) : cJSON_PrintUnformatted(doc);
   if (!txt)
@@ -171,8 +171,8 @@ static enum err_code write_json(const char *path, const cJSON *doc,
   return ERR_OK;
 }
 
-static enum err_code draft_path(struct registry_draft *d, const char *file,
-                                char *buf, size_t cap, struct err *e)
+enum err_code pipeline_draft_path(struct registry_draft *d, const char *file,
+                                         char *buf, size_t cap, struct err *e)
 {
   return registry_draft_path(d, file, buf, cap, e);
 }
@@ -204,231 +204,6 @@ static cJSON *row_request(const struct spec *sp, const struct fstore_set *s,
   return o;
 fail:
   cJSON_Delete(o);
-  return NULL;
-}
-
-/* ---- reference.json --------------------------------------------------- */
-
-static int cmp_double(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static int cmp_ptr(const void *a, const void *b)
-{
-  uintptr_t x = (uintptr_t) * (const char *const *)a;
-  uintptr_t y = (uintptr_t) * (const char *const *)b;
-  return x < y ? -1 : x > y;
-}
-
-/* A counted string (a category or a token). */
-struct cnt {
-  const char *s;
-  size_t len;
-  size_t n;
-};
-
-static int cmp_cnt_bytes(const void *a, const void *b)
-{
-  const struct cnt *x = a, *y = b;
-  size_t m = x->len < y->len ? x->len : y->len;
-  int c = memcmp(x->s, y->s, m);
-  if (c)
-    return c;
-  return x->len < y->len ? -1 : x->len > y->len;
-}
-
-static int cmp_cnt_freq(const void *a, const void *b)
-{
-  const struct cnt *x = a, *y = b;
-  if (x->n != y->n)
-    return x->n > y->n ? -1 : 1;
-  return cmp_cnt_bytes(a, b);
-}
-
-/* Sort by bytes and merge equal strings, summing counts. */
-static size_t merge_cnt(struct cnt *c, size_t n)
-{
-  if (n == 0)
-    return 0;
-  qsort(c, n, sizeof(*c), cmp_cnt_bytes);
-  size_t k = 0;
-  for (size_t i = 1; i < n; i++) {
-    if (cmp_cnt_bytes(&c[k], &c[i]) == 0)
-      c[k].n += c[i].n;
-    else
-      c[++k] = c[i];
-  }
-  return k + 1;
-}
-
-/* numpy-style linear quantile of sorted a[0..n-1]. */
-static double quantile(const double *a, size_t n, double q)
-{
-  double pos = q * (double)(n - 1);
-  size_t lo = (size_t)floor(pos);
-  if (lo >= n - 1)
-    return a[n - 1];
-  double f = pos - (double)lo;
-  return a[lo] + (a[lo + 1] - a[lo]) * f;
-}
-
-static int ref_numeric(cJSON *o, const double *col, const size_t *idx,
-                       size_t n, double *buf)
-{
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (!isnan(col[idx[i]]))
-      buf[k++] = col[idx[i]];
-  add_num(o, "missing_share", n ? (double)(n - k) / (double)n : 0);
-  cJSON *edges = cJSON_AddArrayToObject(o, "edges");
-  cJSON *counts = cJSON_AddArrayToObject(o, "counts");
-  cJSON *shares = cJSON_AddArrayToObject(o, "shares");
-  if (!edges || !counts || !shares)
-    return -1;
-  if (k == 0)
-    return 0;
-  qsort(buf, k, sizeof(double), cmp_double);
-  double e[PIPELINE_REF_BINS + 1];
-  size_t c[PIPELINE_REF_BINS] = {0};
-  for (int b = 0; b <= PIPELINE_REF_BINS; b++)
-    e[b] = quantile(buf, k, (double)b / PIPELINE_REF_BINS);
-  /* bin = number of inner edges <= v (values sorted: one sweep) */
-  size_t b = 0;
-  for (size_t i = 0; i < k; i++) {
-    while (b + 1 < PIPELINE_REF_BINS && e[b + 1] <= buf[i])
-      b++;
-    c[b]++;
-  }
-  for (int j = 0; j <= PIPELINE_REF_BINS; j++)
-    cJSON_AddItemToArray(edges, cJSON_CreateNumber(e[j]));
-  for (int j = 0; j < PIPELINE_REF_BINS; j++) {
-    cJSON_AddItemToArray(counts, cJSON_CreateNumber((double)c[j]));
-    cJSON_AddItemToArray(shares,
-                         cJSON_CreateNumber((double)c[j] / (double)k));
-  }
-  return 0;
-}
-
-/* Categories (text: tokens) of a string column over rows idx. */
-static int ref_strings(cJSON *o, const char *const *col, const size_t *idx,
-                       size_t n, const char *delims, const char **pbuf)
-{
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (col[idx[i]])
-      pbuf[k++] = col[idx[i]];
-  add_num(o, "missing_share", n ? (double)(n - k) / (double)n : 0);
-  /* interned strings: equal values are equal pointers */
-  qsort(pbuf, k, sizeof(*pbuf), cmp_ptr);
-  size_t nd = 0, cap = 64;
-  struct cnt *c = malloc(cap * sizeof(*c));
-  if (!c)
-    return -1;
-  for (size_t i = 0; i < k;) {
-    size_t j = i;
-    while (j < k && pbuf[j] == pbuf[i])
-      j++;
-    size_t run = j - i;
-    const char *s = pbuf[i];
-    if (!delims) {
-      if (nd == cap) {
-        struct cnt *q = realloc(c, 2 * cap * sizeof(*c));
-        if (!q)
-          goto oom;
-        c = q;
-        cap *= 2;
-      }
-      c[nd++] = (struct cnt){s, strlen(s), run};
-    } else {
-      const char *p = s;
-      while (*p) {
-        p += strspn(p, delims);
-        size_t len = strcspn(p, delims);
-        if (!len)
-          break;
-        if (nd == cap) {
-          struct cnt *q = realloc(c, 2 * cap * sizeof(*c));
-          if (!q)
-            goto oom;
-          c = q;
-          cap *= 2;
-        }
-        c[nd++] = (struct cnt){p, len, run};
-        p += len;
-      }
-    }
-    i = j;
-  }
-  nd = merge_cnt(c, nd);
-  qsort(c, nd, sizeof(*c), cmp_cnt_freq);
-  size_t total = 0, other = 0;
-  for (size_t i = 0; i < nd; i++) {
-    total += c[i].n;
-    if (i >= PIPELINE_REF_MAX_CATS)
-      other += c[i].n;
-  }
-  cJSON *cats = cJSON_AddObjectToObject(o, delims ? "tokens" : "categories");
-  if (!cats)
-    goto oom;
-  for (size_t i = 0; i < nd && i < PIPELINE_REF_MAX_CATS; i++) {
-    char kb[512];
-    snprintf(kb, sizeof(kb), "%.*s", (int)(c[i].len < 511 ? c[i].len : 511),
-             c[i].s);
-    cJSON_AddItemToObject(
-        cats, kb, cJSON_CreateNumber((double)c[i].n / (double)total));
-  }
-  add_num(o, "other_share", total ? (double)other / (double)total : 0);
-  add_num(o, "distinct", (double)nd);
-  free(c);
-  return 0;
-oom:
-  free(c);
-  return -1;
-}
-
-static cJSON *build_reference(const struct spec *sp,
-                              const struct fstore_set *s, const size_t *idx,
-                              size_t n)
-{
-  cJSON *root = cJSON_CreateObject();
-  double *dbuf = malloc((n ? n : 1) * sizeof(double));
-  const char **pbuf = malloc((n ? n : 1) * sizeof(char *));
-  if (!root || !dbuf || !pbuf)
-    goto fail;
-  cJSON_AddStringToObject(root, "format", "mlopsd.reference");
-  cJSON_AddNumberToObject(root, "format_version", 1);
-  cJSON_AddStringToObject(root, "split", "train");
-  cJSON_AddNumberToObject(root, "rows", (double)n);
-  cJSON_AddNumberToObject(root, "bins", PIPELINE_REF_BINS);
-  cJSON *feats = cJSON_AddArrayToObject(root, "features");
-  if (!feats)
-    goto fail;
-  for (size_t j = 0; j < sp->n_features; j++) {
-    const struct spec_feature *f = &sp->features[j];
-    cJSON *h = cJSON_CreateObject();
-    if (!h || !cJSON_AddItemToArray(feats, h))
-      goto fail;
-    cJSON_AddStringToObject(h, "name", f->name);
-    cJSON_AddStringToObject(h, "kind", spec_kind_name(f->kind));
-    if (f->kind == SPEC_TEXT)
-      cJSON_AddStringToObject(h, "delimiters", f->delimiters);
-    int bad = f->kind == SPEC_NUMERIC
-                  ? ref_numeric(h, s->cols[j].num, idx, n, dbuf)
-                  : ref_strings(h, s->cols[j].str, idx, n,
-                                f->kind == SPEC_TEXT ? f->delimiters : NULL,
-                                pbuf);
-    if (bad)
-      goto fail;
-  }
-  free(dbuf);
-  free(pbuf);
-  return root;
-fail:
-  free(dbuf);
-  free(pbuf);
-  cJSON_Delete(root);
   return NULL;
 }
 
@@ -483,7 +258,7 @@ static enum err_code write_train_keys(struct registry_draft *d,
   *n_keys = 0;
   if (s->n_row_key_cols == 0)
     return ERR_OK;
-  if ((rc = draft_path(d, PIPELINE_TRAIN_KEYS, path, sizeof(path), e)))
+  if ((rc = pipeline_draft_path(d, PIPELINE_TRAIN_KEYS, path, sizeof(path), e)))
     return rc;
   char **k = calloc(n_tr ? n_tr : 1, sizeof(*k));
   cJSON *cols = row_key_columns(s);
@@ -559,8 +334,8 @@ static enum err_code write_rows(struct registry_draft *d,
 {
   char path[REGISTRY_PATH_MAX], spath[REGISTRY_PATH_MAX];
   enum err_code rc;
-  if ((rc = draft_path(d, file, path, sizeof(path), e)) ||
-      (rc = draft_path(d, "sample.json", spath, sizeof(spath), e)))
+  if ((rc = pipeline_draft_path(d, file, path, sizeof(path), e)) ||
+      (rc = pipeline_draft_path(d, "sample.json", spath, sizeof(spath), e)))
     return rc;
   FILE *f = fopen(path, "w");
   if (!f)
@@ -629,7 +404,7 @@ static enum err_code write_rows(struct registry_draft *d,
     cJSON_Delete(sample);
     return err_set(e, ERR_IO, "cannot write %s: %s", path, strerror(err));
   }
-  rc = with_sample ? write_json(spath, sample, 0, e) : ERR_OK;
+  rc = with_sample ? pipeline_write_json(spath, sample, 0, e) : ERR_OK;
   cJSON_Delete(sample);
   return rc;
 }
@@ -713,24 +488,21 @@ static cJSON *metrics_json(const struct spec *sp,
   if (!o)
     return NULL;
   if (sp->task == SPEC_TASK_REGRESSION) {
-    add_num(o, "rmse", r->metrics.rmse);
-    add_num(o, "mae", r->metrics.mae);
+    pipeline_add_num(o, "rmse", r->metrics.rmse);
+    pipeline_add_num(o, "mae", r->metrics.mae);
   } else {
-    add_num(o, "accuracy", r->metrics.accuracy);
-    add_num(o, "f1_macro", r->metrics.f1_macro);
-    add_num(o, "logloss", r->metrics.logloss);
+    pipeline_add_num(o, "accuracy", r->metrics.accuracy);
+    pipeline_add_num(o, "f1_macro", r->metrics.f1_macro);
+    pipeline_add_num(o, "logloss", r->metrics.logloss);
   }
-  add_num(o, "best_iteration", r->best_iteration);
-  add_num(o, "n_trees", r->num_trees);
-  add_num(o, "rounds_run", r->rounds_run);
-  add_num(o, "best_score", r->best_score);
+  pipeline_add_num(o, "best_iteration", r->best_iteration);
+  pipeline_add_num(o, "n_trees", r->num_trees);
+  pipeline_add_num(o, "rounds_run", r->rounds_run);
+  pipeline_add_num(o, "best_score", r->best_score);
   cJSON_AddStringToObject(o, "eval_metric", r->eval_metric);
-  add_num(o, "seconds", round(seconds * 1000) / 1000);
+  pipeline_add_num(o, "seconds", round(seconds * 1000) / 1000);
   return o;
 }
-
-struct ptrain;
-static int ptrain_stopping(struct ptrain *T);
 
 
 /* XGBoost refuses '[', ']' and '<' in feature names, and names must be
@@ -805,12 +577,12 @@ static void add_split(cJSON *splits, const char *name, const struct spec *sp,
   if (!mm)
     return;
   if (sp->task == SPEC_TASK_REGRESSION) {
-    add_num(mm, "rmse", m->rmse);
-    add_num(mm, "mae", m->mae);
+    pipeline_add_num(mm, "rmse", m->rmse);
+    pipeline_add_num(mm, "mae", m->mae);
   } else {
-    add_num(mm, "accuracy", m->accuracy);
-    add_num(mm, "f1_macro", m->f1_macro);
-    add_num(mm, "logloss", m->logloss);
+    pipeline_add_num(mm, "accuracy", m->accuracy);
+    pipeline_add_num(mm, "f1_macro", m->f1_macro);
+    pipeline_add_num(mm, "logloss", m->logloss);
   }
 }
 
@@ -853,8 +625,8 @@ static cJSON *build_meta(struct meta_in *m)
   cJSON *sel = cJSON_AddObjectToObject(o, "selection");
   if (sel) {
     cJSON_AddStringToObject(sel, "metric", spec_metric_name(m->sp->metric));
-    add_num(sel, "value",
-            pipeline_metric_value(m->sp->metric, &m->best->metrics));
+    pipeline_add_num(sel, "value",
+                     pipeline_metric_value(m->sp->metric, &m->best->metrics));
     cJSON_AddNumberToObject(sel, "trial", (double)m->res->best_trial + 1);
   }
   cJSON_AddNumberToObject(o, "training_rows", (double)m->res->n_rows);
@@ -896,9 +668,10 @@ static cJSON *build_meta(struct meta_in *m)
     cJSON_AddNumberToObject(tr, "num_boost_round", m->num_boost_round);
     cJSON_AddNumberToObject(tr, "early_stopping_rounds",
                             m->early_stopping_rounds);
-    add_num(tr, "read_seconds", round(m->res->read_s * 1000) / 1000);
-    add_num(tr, "prep_seconds", round(m->res->prep_s * 1000) / 1000);
-    add_num(tr, "search_seconds", round(m->res->search_s * 1000) / 1000);
+    pipeline_add_num(tr, "read_seconds", round(m->res->read_s * 1000) / 1000);
+    pipeline_add_num(tr, "prep_seconds", round(m->res->prep_s * 1000) / 1000);
+    pipeline_add_num(tr, "search_seconds",
+                     round(m->res->search_s * 1000) / 1000);
   }
   if (m->dist)
     cJSON_AddItemToObject(o, "distributed", cJSON_Duplicate(m->dist, 1));
@@ -933,59 +706,8 @@ static float *labels_of(const struct fstore_set *s, const size_t *idx,
   return y;
 }
 
-/* What pipeline_train's stages share; freed by ptrain_free. */
-struct ptrain {
-  struct registry *reg;
-  struct db_pool *db;
-  const struct spec *sp;
-  const struct pipeline_opts *o;
-  struct pipeline_result *res;
-  struct err *e;
-  char prefix[PIPELINE_RUN_ID_MAX + 1];
-  /* read, split, preprocessing */
-  struct fstore_set *s;        /* until the artefacts are written */
-  struct prep *prep;
-  size_t *tr, *va, *ga, n_tr, n_va, n_ga;
-  float *xtr, *xva, *xga, *ytr, *yva, *yga;
-  char **names;
-  size_t nout;
-  char sql[FSTORE_SQL_MAX];    /* the training query, for meta.json */
-  struct registry_draft *draft;
-  double t_art;                /* seconds writing the artefacts */
-  /* the grid */
-  const char *objective, *eval_metric;
-  struct train_kv *kv;
-  size_t n_base, total;
-  int nbr, esr, nthread, width;
-  enum train_select sel;
-  struct train_data td;
-  int parallel;                /* trials at once */
-  /* shared trials (trialq.h): the search row and this run's claim name */
-  int shared, lease_s;
-  int64_t sid;
-  char owner[TRIALQ_OWNER_MAX + 1];
-  double search_hb;            /* last search heartbeat (under mu) */
-  /* distributed training (workers: N): this rank's shard of the rows */
-  int shards, rank;
-  char (*trial_sha)[SHA256_HEX_LEN]; /* model SHA-256 per trial */
-  pid_t tracker;               /* rank 0: the python tracker, or 0 */
-  int comm;                    /* this thread joined the collective */
-  cJSON *dist;                 /* rank 0: meta.json's "distributed" */
-  /* shared by the trial threads, under mu */
-  pthread_mutex_t mu;
-  size_t next, done;           /* next grid point to start, trials done */
-  int failed;                  /* a trial failed: start no more */
-  /* the best trial so far */
-  int have_best;
-  struct train_result best;
-  size_t best_i;
-  char best_run[PIPELINE_RUN_ID_MAX + 16];
-  /* the kept model on the training and gate splits (NaN: not scored) */
-  struct train_metrics m_train, m_gate;
-  cJSON *best_params, *best_metrics;
-};
 
-static void ptrain_free(struct ptrain *T)
+void ptrain_free(struct ptrain *T)
 {
   registry_version_abort(T->draft);
   cJSON_Delete(T->best_params);
@@ -1008,184 +730,32 @@ static void ptrain_free(struct ptrain *T)
   cJSON_Delete(T->dist);
 }
 
-/* ---- the three-way split ------------------------------------------------ */
-
-/* A row's split unit as text: the group_by value, else the row key (its
- * columns joined by 0x1f), else the row number (not stable across
- * logical dates: a table without keys). */
-static const char *split_unit(const struct spec *sp,
-                              const struct fstore_set *s, size_t i, int gcol,
-                              char *buf, size_t cap)
-{
-  if (sp->group_by) {
-    if (gcol < 0) /* source.key */
-      return s->keys && s->keys[i] ? s->keys[i] : "";
-    if (s->cols[gcol].num) {
-      double v = s->cols[gcol].num[i];
-      if (isnan(v))
-        return "";
-      snprintf(buf, cap, "%.17g", v);
-      return buf;
-    }
-    return s->cols[gcol].str[i] ? s->cols[gcol].str[i] : "";
-  }
-  if (s->n_row_key_cols == 0) {
-    snprintf(buf, cap, "#%zu", i);
-    return buf;
-  }
-  size_t n = 0;
-  buf[0] = '\0';
-  for (size_t k = 0; k < s->n_row_key_cols && n + 1 < cap; k++) {
-    const char *v = s->row_keys[i * s->n_row_key_cols + k];
-    int w = snprintf(buf + n, cap - n, "%s%s", k ? "\x1f" : "",
-                     v ? v : "\x1e");
-    if (w < 0)
-      break;
-    n += (size_t)w < cap - n ? (size_t)w : cap - n - 1;
-  }
-  return buf;
-}
-
-/* A number in [0, 1) from (seed, salt, text): FNV-1a 64 of the bytes,
- * mixed with the seed by a splitmix64 step.  The same unit gets the same
- * number on every logical date and machine, which keeps a record (or a
- * customer) in the same split every day: a candidate's gate rows were
- * then never fitted on by the production version either. */
-static double split_hash01(uint64_t seed, uint64_t salt, const char *u)
-{
-  uint64_t h = 1469598103934665603ULL;
-  for (const unsigned char *p = (const unsigned char *)u; *p; p++) {
-    h ^= *p;
-    h *= 1099511628211ULL;
-  }
-  uint64_t st = h ^ (seed * 0x9E3779B97F4A7C15ULL) ^ salt;
-  return (double)(prep_splitmix64(&st) >> 11) * 0x1.0p-53;
-}
-
-/* Train / valid / gate.  Without a gate fraction or group_by: the
- * documented prep_split of all rows (no gate).  With group_by: each
- * group's hash puts it in gate (< gate_fraction), else valid (a second
- * hash < val_fraction), else train.  Without group_by: gate by the row
- * key's hash, then prep_split (stratified if asked) of the other rows.
- * val_fraction is a share of the rows outside the gate split. */
-static enum err_code split_three(const struct spec *sp,
-                                 const struct fstore_set *s,
-                                 struct ptrain *T, struct err *e)
-{
-  size_t n = s->n_rows;
-  enum err_code rc;
-  if (!(sp->gate_fraction > 0) && !sp->group_by) {
-    if (sp->stratify && sp->task != SPEC_TASK_REGRESSION)
-      return prep_split_stratified(n, s->labels, sp->target.n_classes,
-                                   sp->val_fraction, sp->seed, &T->tr,
-                                   &T->n_tr, &T->va, &T->n_va, e);
-    return prep_split(n, sp->val_fraction, sp->seed, &T->tr, &T->n_tr,
-                      &T->va, &T->n_va, e);
-  }
-  int gcol = -1;
-  if (sp->group_by && !(sp->source.key && !strcmp(sp->group_by,
-                                                   sp->source.key)))
-    gcol = spec_feature_index(sp, sp->group_by);
-  size_t *ga = malloc(n * sizeof(*ga)), *rest = malloc(n * sizeof(*rest));
-  size_t *va = malloc(n * sizeof(*va));
-  int *lab = s->labels ? malloc(n * sizeof(*lab)) : NULL;
-  if (!ga || !rest || !va || (s->labels && !lab)) {
-    free(ga);
-    free(rest);
-    free(va);
-    free(lab);
-    return err_set(e, ERR_NOMEM, "split: out of memory");
-  }
-  size_t ng = 0, nr = 0, nv = 0;
-  char buf[512];
-  for (size_t i = 0; i < n; i++) {
-    const char *u = split_unit(sp, s, i, gcol, buf, sizeof(buf));
-    if (split_hash01(sp->seed, 0x67617465 /* gate */, u) < sp->gate_fraction)
-      ga[ng++] = i;
-    else if (sp->group_by &&
-             split_hash01(sp->seed, 0x76616c /* val */, u) < sp->val_fraction)
-      va[nv++] = i;
-    else
-      rest[nr++] = i;
-  }
-  rc = ERR_OK;
-  if (sp->group_by) {
-    T->tr = rest;
-    T->n_tr = nr;
-    T->va = va;
-    T->n_va = nv;
-    rest = va = NULL;
-    if (T->n_tr == 0 || T->n_va == 0)
-      rc = err_set(e, ERR_INVAL,
-                   "split: grouping %zu rows by %s left %zu training and "
-                   "%zu validation rows (%zu in the gate split): need at "
-                   "least one of each",
-                   n, sp->group_by, T->n_tr, T->n_va, ng);
-  } else if (nr < 2) {
-    rc = err_set(e, ERR_INVAL,
-                 "split: only %zu of %zu rows outside the gate split "
-                 "(gate_fraction %g): need at least 2 to train and validate",
-                 nr, n, sp->gate_fraction);
-  } else {
-    size_t *tr2 = NULL, *va2 = NULL, ntr = 0, nva = 0;
-    for (size_t i = 0; lab && i < nr; i++)
-      lab[i] = s->labels[rest[i]];
-    if (sp->stratify && sp->task != SPEC_TASK_REGRESSION)
-      rc = prep_split_stratified(nr, lab, sp->target.n_classes,
-                                 sp->val_fraction, sp->seed, &tr2, &ntr,
-                                 &va2, &nva, e);
-    else
-      rc = prep_split(nr, sp->val_fraction, sp->seed, &tr2, &ntr, &va2,
-                      &nva, e);
-    if (!rc) { /* indices into rest -> rows; still ascending */
-      for (size_t i = 0; i < ntr; i++)
-        tr2[i] = rest[tr2[i]];
-      for (size_t i = 0; i < nva; i++)
-        va2[i] = rest[va2[i]];
-      T->tr = tr2;
-      T->n_tr = ntr;
-      T->va = va2;
-      T->n_va = nva;
-    }
-  }
-  free(rest);
-  free(va);
-  free(lab);
-  if (rc) {
-    free(ga);
-    return rc;
-  }
-  T->ga = ga;
-  T->n_ga = ng;
-  return ERR_OK;
-}
-
 /* Stage 1: read the training rows of the logical date. */
-static enum err_code ptrain_read(struct ptrain *T)
+enum err_code ptrain_read(struct ptrain *T)
 {
   const struct spec *sp = T->sp;
   const struct pipeline_opts *o = T->o;
   struct fstore_set *s;
   enum err_code rc;
-  plog(o, "reading %s for %s", sp->source.table, o->ds);
+  pipeline_plog(o, "reading %s for %s", sp->source.table, o->ds);
   if ((rc = fstore_read_training_shard(T->db, sp, o->ds,
                                        T->shards > 1 ? T->shards : 1,
                                        T->rank, o->cancel, o->cancel_ud,
                                        &T->s, T->e)))
     return rc;
   if (T->shards > 1)
-    plog(o, "shard %d of %d: the rows with MOD(`%s`, %d) = %d", T->rank,
-         T->shards, sp->source.key, T->shards, T->rank);
+    pipeline_plog(o, "shard %d of %d: the rows with MOD(`%s`, %d) = %d",
+                  T->rank, T->shards, sp->source.key, T->shards, T->rank);
   s = T->s;
   T->res->n_rows = s->n_rows;
   T->res->read_s = s->read_s;
   T->res->arena_bytes = s->arena_bytes;
   T->res->n_inputs = sp->n_features;
-  plog(o, "read %zu rows x %zu features in %.2f s (%.0f rows/s, %zu "
-          "distinct strings)",
-       s->n_rows, s->n_features, s->read_s,
-       s->read_s > 0 ? (double)s->n_rows / s->read_s : 0.0,
-       s->n_distinct_strings);
+  pipeline_plog(o, "read %zu rows x %zu features in %.2f s (%.0f rows/s, %zu "
+                   "distinct strings)",
+                s->n_rows, s->n_features, s->read_s,
+                s->read_s > 0 ? (double)s->n_rows / s->read_s : 0.0,
+                s->n_distinct_strings);
   if (s->n_rows < 2)
     return err_set(T->e, ERR_INVAL,
                    "only %zu training row in %s for %s: need at least 2 to "
@@ -1196,14 +766,14 @@ static enum err_code ptrain_read(struct ptrain *T)
 
 /* Stage 2: split, fit the preprocessing on the training rows, transform
  * both sides into XGBoost's matrices. */
-static enum err_code ptrain_prepare(struct ptrain *T)
+enum err_code ptrain_prepare(struct ptrain *T)
 {
   const struct spec *sp = T->sp;
   struct fstore_set *s = T->s;
   struct err *e = T->e;
   enum err_code rc;
-  double t0 = mono_s();
-  if ((rc = split_three(sp, s, T, e)))
+  double t0 = pipeline_mono_s();
+  if ((rc = pipeline_split_three(sp, s, T, e)))
     return rc;
   T->res->n_train = T->n_tr;
   T->res->n_val = T->n_va;
@@ -1232,17 +802,17 @@ static enum err_code ptrain_prepare(struct ptrain *T)
       (T->n_ga && (rc = prep_transform_rows(T->prep, &s->input, T->ga,
                                             T->n_ga, T->xga, e))))
     return rc;
-  T->res->prep_s = mono_s() - t0;
+  T->res->prep_s = pipeline_mono_s() - t0;
   char gate[160] = "";
   if (sp->gate_fraction > 0 || sp->group_by)
     snprintf(gate, sizeof(gate), " / %zu gate rows (%s%s)", T->n_ga,
              sp->group_by ? "grouped by " : "by row key",
              sp->group_by ? sp->group_by : "");
-  plog(T->o, "split %zu train / %zu validation rows%s (seed %llu%s); "
-             "preprocessing: %zu inputs -> %zu columns in %.2f s",
-       T->n_tr, T->n_va, gate, (unsigned long long)sp->seed,
-       sp->stratify ? ", stratified" : "", sp->n_features, T->nout,
-       T->res->prep_s);
+  pipeline_plog(T->o, "split %zu train / %zu validation rows%s (seed %llu%s); "
+                      "preprocessing: %zu inputs -> %zu columns in %.2f s",
+                T->n_tr, T->n_va, gate, (unsigned long long)sp->seed,
+                sp->stratify ? ", stratified" : "", sp->n_features, T->nout,
+                T->res->prep_s);
   return ERR_OK;
 }
 
@@ -1255,18 +825,20 @@ static enum err_code ptrain_artefacts(struct ptrain *T)
   struct err *e = T->e;
   char path[REGISTRY_PATH_MAX];
   enum err_code rc;
-  double tw = mono_s();
+  double tw = pipeline_mono_s();
   if ((rc = registry_version_begin(T->reg, sp->name, &T->draft, e)))
     return rc;
-  if ((rc = draft_path(T->draft, "preprocess.json", path, sizeof(path), e)) ||
+  if ((rc = pipeline_draft_path(T->draft, "preprocess.json", path, sizeof(path),
+                                e)) ||
       (rc = prep_save_json(T->prep, path, e)))
     return rc;
-  cJSON *ref = build_reference(sp, s, T->tr, T->n_tr);
+  cJSON *ref = pipeline_build_reference(sp, s, T->tr, T->n_tr);
   if (!ref)
     return err_set(e, ERR_NOMEM, "pipeline: out of memory building "
                                  "reference.json");
-  if (!(rc = draft_path(T->draft, "reference.json", path, sizeof(path), e)))
-    rc = write_json(path, ref, 0, e);
+  if (!(rc = pipeline_draft_path(T->draft, "reference.json", path, sizeof(path),
+                                 e)))
+    rc = pipeline_write_json(path, ref, 0, e);
   cJSON_Delete(ref);
   if (rc)
     return rc;
@@ -1279,23 +851,24 @@ static enum err_code ptrain_artefacts(struct ptrain *T)
   if ((rc = write_train_keys(T->draft, s, T->tr, T->n_tr, &n_keys, e)))
     return rc;
   if (s->n_row_key_cols == 0)
-    plog(T->o, "%s has no primary key and the spec no source.key: no %s "
-               "(the validate gate will score on all validation rows)",
-         sp->source.table, PIPELINE_TRAIN_KEYS);
+    pipeline_plog(T->o,
+                  "%s has no primary key and the spec no source.key: no %s "
+                  "(the validate gate will score on all validation rows)",
+                  sp->source.table, PIPELINE_TRAIN_KEYS);
   else if (n_keys != T->n_tr)
-    plog(T->o, "%s: %zu distinct row keys for %zu training rows",
-         PIPELINE_TRAIN_KEYS, n_keys, T->n_tr);
+    pipeline_plog(T->o, "%s: %zu distinct row keys for %zu training rows",
+                  PIPELINE_TRAIN_KEYS, n_keys, T->n_tr);
   fstore_set_sha256(s, sp, T->res->data_sha256);
   snprintf(T->sql, sizeof(T->sql), "%s", s->sql);
   fstore_set_free(s);
   T->s = NULL;
-  T->t_art = mono_s() - tw;
+  T->t_art = pipeline_mono_s() - tw;
   return ERR_OK;
 }
 
 /* Stage 4: the spec's fixed XGBoost params, the number of trials and the
  * training settings of every trial. */
-static enum err_code ptrain_grid(struct ptrain *T)
+enum err_code ptrain_grid(struct ptrain *T)
 {
   const struct spec *sp = T->sp;
   const struct pipeline_opts *o = T->o;
@@ -1333,12 +906,13 @@ static enum err_code ptrain_grid(struct ptrain *T)
     return err_set(T->e, ERR_NOMEM, "pipeline: out of memory");
   T->width = T->total >= 1000 ? 4 : T->total >= 100 ? 3 : 2;
   T->sel = select_of(sp->metric);
-  plog(o, "grid search: %zu trial%s of %zu, up to %d rounds, early "
-          "stopping %d, %d at a time with %d XGBoost thread%s each, "
-          "selection by %s",
-       T->total, T->total == 1 ? "" : "s", sp->grid_size, T->nbr, T->esr,
-       T->parallel, T->nthread, T->nthread == 1 ? "" : "s",
-       spec_metric_name(sp->metric));
+  pipeline_plog(o,
+                "grid search: %zu trial%s of %zu, up to %d rounds, early "
+                "stopping %d, %d at a time with %d XGBoost thread%s each, "
+                "selection by %s",
+                T->total, T->total == 1 ? "" : "s", sp->grid_size, T->nbr,
+                T->esr, T->parallel, T->nthread, T->nthread == 1 ? "" : "s",
+                spec_metric_name(sp->metric));
   T->td = (struct train_data){.x_train = T->xtr, .y_train = T->ytr,
                               .n_train = T->n_tr, .x_val = T->xva,
                               .y_val = T->yva, .n_val = T->n_va,
@@ -1350,7 +924,7 @@ static enum err_code ptrain_grid(struct ptrain *T)
 
 /* Record trial t (run_id) in the registry's runs and keep it if it is the
  * best so far (r, pj and mj are taken over in any case). */
-static enum err_code ptrain_record(struct ptrain *T, size_t t,
+enum err_code ptrain_record(struct ptrain *T, size_t t,
                                    const char *run_id, struct train_result *r,
                                    cJSON *pj, cJSON *mj, struct err *e)
 {
@@ -1381,35 +955,15 @@ static enum err_code ptrain_record(struct ptrain *T, size_t t,
   return ERR_OK;
 }
 
-/* One trial being trained: its claim (shared trials) and what it gives. */
-struct ptrial {
-  struct ptrain *T;
-  size_t t;
-  /* shared trials: the claimed row, renewed from the cancel poll */
-  int64_t sid;
-  int row;                     /* its row: the trial, or a worker's rank */
-  const char *owner;
-  double hb_at;
-  int lost;
-  /* the outcome */
-  struct train_result r;
-  cJSON *pj, *mj;
-  double secs;
-  char desc[512];
-  char run_id[PIPELINE_RUN_ID_MAX + 16];
-};
-
 /* Polled before every boosting round of a trial. */
-static void ptrain_search_alive(struct ptrain *T);
-
 static int trial_cancel(void *ud)
 {
   struct ptrial *P = ud;
   struct ptrain *T = P->T;
   ptrain_search_alive(T); /* a long trial must not look like a dead run */
-  if (P->sid > 0 && mono_s() - P->hb_at >= T->lease_s / 3.0) {
+  if (P->sid > 0 && pipeline_mono_s() - P->hb_at >= T->lease_s / 3.0) {
     struct err he = {0};
-    P->hb_at = mono_s();
+    P->hb_at = pipeline_mono_s();
     if (trialq_heartbeat(T->db, P->sid, P->row, P->owner, &he) ==
         ERR_STATE)
       P->lost = 1; /* another daemon took it over: its result counts */
@@ -1419,7 +973,7 @@ static int trial_cancel(void *ud)
 
 /* Stage 5a: train grid point P->t into P (r, pj, mj, secs, desc, run_id).
  * Any trial thread; touches nothing shared. */
-static enum err_code ptrain_fit(struct ptrial *P, struct err *e)
+enum err_code ptrain_fit(struct ptrial *P, struct err *e)
 {
   struct ptrain *T = P->T;
   size_t t = P->t;
@@ -1457,14 +1011,14 @@ static enum err_code ptrain_fit(struct ptrial *P, struct err *e)
       .ud = P,
   };
   struct train_result *r = &P->r;
-  double t1 = mono_s();
+  double t1 = pipeline_mono_s();
   if ((rc = train_fit(&T->td, &tp, r, e))) {
     if (P->lost)
       err_set(e, ERR_STATE, "trial %zu/%zu: claim lost", t + 1, T->total);
     err_prefix(e, "trial %zu/%zu%s", t + 1, T->total, desc);
     return P->lost ? ERR_STATE : rc;
   }
-  P->secs = mono_s() - t1;
+  P->secs = pipeline_mono_s() - t1;
   if (snprintf(P->run_id, sizeof(P->run_id), "%s-t%0*zu", T->prefix,
                T->width, t + 1) >= (int)sizeof(P->run_id)) {
     train_result_free(r);
@@ -1493,23 +1047,24 @@ static enum err_code ptrain_fit(struct ptrial *P, struct err *e)
   return ERR_OK;
 }
 
-static void ptrain_trial_log(struct ptrain *T, size_t t, const char *desc,
+void ptrain_trial_log(struct ptrain *T, size_t t, const char *desc,
                              const struct pipeline_trial *pt, double secs,
                              const char *by)
 {
   const struct spec *sp = T->sp;
-  plog(T->o, "trial %zu/%zu%s: %s=%.4f best so far %.4f (trial %zu) "
-             "[%d rounds, best %d, %.1f s%s%s]",
-       t + 1, T->total, desc, spec_metric_name(sp->metric),
-       pipeline_metric_value(sp->metric, &pt->m),
-       pipeline_metric_value(sp->metric, &T->best.metrics), T->best_i + 1,
-       pt->rounds_run, pt->best_iteration, secs, by ? ", by " : "",
-       by ? by : "");
+  pipeline_plog(T->o,
+                "trial %zu/%zu%s: %s=%.4f best so far %.4f (trial %zu) "
+                "[%d rounds, best %d, %.1f s%s%s]",
+                t + 1, T->total, desc, spec_metric_name(sp->metric),
+                pipeline_metric_value(sp->metric, &pt->m),
+                pipeline_metric_value(sp->metric, &T->best.metrics),
+                T->best_i + 1, pt->rounds_run, pt->best_iteration, secs,
+                by ? ", by " : "", by ? by : "");
 }
 
 /* Distributed training: the SHA-256 of trial t's model on this rank, so
  * the coordinator can check every rank ended with the same bytes. */
-static enum err_code ptrain_model_sha(struct ptrain *T, size_t t,
+enum err_code ptrain_model_sha(struct ptrain *T, size_t t,
                                       const struct train_result *r,
                                       struct err *e)
 {
@@ -1556,21 +1111,13 @@ static enum err_code ptrain_trial(struct ptrain *T, size_t t, struct err *e)
   return rc;
 }
 
-static int ptrain_stopping(struct ptrain *T)
+int ptrain_stopping(struct ptrain *T)
 {
   pthread_mutex_lock(&T->mu);
   int failed = T->failed;
   pthread_mutex_unlock(&T->mu);
   return failed || (T->o->cancel && T->o->cancel(T->o->cancel_ud));
 }
-
-struct ptrain_worker {
-  struct ptrain *T;
-  enum err_code rc;
-  struct err e;
-};
-
-static void *ptrain_shared_worker(struct ptrain_worker *w);
 
 /* A trial thread: take the next grid point until none is left or a trial
  * failed.  The first failure is the run's error. */
@@ -1601,262 +1148,6 @@ static void *ptrain_worker(void *arg)
       break;
   }
   return NULL;
-}
-
-/* ---- shared trials (trialq.h) ----------------------------------------- */
-
-/* Keep the search alive for helpers: heartbeat it every lease/3 from
- * whichever trial thread gets here first. */
-static void ptrain_search_alive(struct ptrain *T)
-{
-  if ((!T->shared && T->shards < 2) || T->sid <= 0)
-    return;
-  double now = mono_s();
-  pthread_mutex_lock(&T->mu);
-  int due = now - T->search_hb >= T->lease_s / 3.0;
-  if (due)
-    T->search_hb = now;
-  pthread_mutex_unlock(&T->mu);
-  struct err he = {0};
-  if (due && trialq_search_heartbeat(T->db, T->sid, &he))
-    plog(T->o, "shared trials: search heartbeat failed: %s", he.msg);
-}
-
-/* Train claimed trial `trial` of search sid and store its outcome in its
- * row.  A lost claim is not an error: the daemon that took the trial over
- * stores the result. */
-static enum err_code ptrain_shared_trial(struct ptrain *T, int64_t sid,
-                                         int trial, const char *owner,
-                                         struct err *e)
-{
-  struct ptrial P = {.T = T, .t = (size_t)trial, .sid = sid, .row = trial,
-                     .owner = owner, .hb_at = mono_s()};
-  struct err fe = {0};
-  enum err_code rc = ptrain_fit(&P, e);
-  if (rc == ERR_STATE)
-    return ERR_OK;
-  if (rc == ERR_CANCELED) {
-    if (trialq_release(T->db, sid, trial, owner, &fe))
-      plog(T->o, "shared trials: giving trial %d back: %s", trial + 1,
-           fe.msg);
-    return rc;
-  }
-  if (rc) {
-    if (trialq_finish(T->db, sid, trial, owner, 0, 0, NULL, NULL, NULL, 0,
-                      e->msg, &fe))
-      plog(T->o, "shared trials: recording trial %d's failure: %s",
-           trial + 1, fe.msg);
-    return rc;
-  }
-  char *buf = NULL, *pjs = NULL, *mjs = NULL;
-  size_t len = 0;
-  if (!(rc = train_result_to_buffer(&P.r, &buf, &len, e))) {
-    pjs = cJSON_PrintUnformatted(P.pj);
-    mjs = cJSON_PrintUnformatted(P.mj);
-    rc = !pjs || !mjs ? err_set(e, ERR_NOMEM, "pipeline: out of memory")
-                      : trialq_finish(T->db, sid, trial, owner, 1, P.secs,
-                                      mjs, pjs, buf, len, NULL, e);
-  }
-  if (!rc)
-    plog(T->o, "trial %d/%d%s: %s=%.4f [%d rounds, best %d, %.1f s]",
-         trial + 1, (int)T->total, P.desc, spec_metric_name(T->sp->metric),
-         pipeline_metric_value(T->sp->metric, &P.r.metrics),
-         P.r.rounds_run, P.r.best_iteration, P.secs);
-  if (rc == ERR_STATE)
-    rc = ERR_OK;
-  free(buf);
-  free(pjs);
-  free(mjs);
-  cJSON_Delete(P.pj);
-  cJSON_Delete(P.mj);
-  train_result_free(&P.r);
-  return rc;
-}
-
-static void ptrain_fail(struct ptrain_worker *w, enum err_code rc)
-{
-  pthread_mutex_lock(&w->T->mu);
-  if (!w->T->failed) {
-    w->T->failed = 1;
-    w->rc = rc;
-  }
-  pthread_mutex_unlock(&w->T->mu);
-}
-
-/* A trial thread of a shared search: claim the search's trials from
- * MariaDB until none is queued or running anywhere. */
-static void *ptrain_shared_worker(struct ptrain_worker *w)
-{
-  struct ptrain *T = w->T;
-  while (!ptrain_stopping(T)) {
-    ptrain_search_alive(T);
-    int64_t sid;
-    int trial, tries;
-    enum err_code rc = trialq_claim(T->db, T->sid, NULL, NULL, 0, T->owner,
-                                    T->lease_s, &sid, &trial, &tries, &w->e);
-    if (rc == ERR_NOTFOUND) {
-      struct trialq_counts c;
-      if ((rc = trialq_count(T->db, T->sid, &c, &w->e))) {
-        ptrain_fail(w, rc);
-        break;
-      }
-      if (c.failed) {
-        ptrain_fail(w, err_set(&w->e, ERR_XGB,
-                               "%d trial%s failed on another daemon "
-                               "(table train_trial, search %lld)",
-                               c.failed, c.failed == 1 ? "" : "s",
-                               (long long)T->sid));
-        break;
-      }
-      if (!c.queued && !c.running)
-        break;
-      struct timespec ts = {0, 200 * 1000 * 1000};
-      nanosleep(&ts, NULL);
-      continue;
-    }
-    if (!rc)
-      rc = ptrain_shared_trial(T, sid, trial, T->owner, &w->e);
-    if (rc) {
-      ptrain_fail(w, rc);
-      break;
-    }
-  }
-  const struct pipeline_opts *o = T->o;
-  if (o->cancel && o->cancel(o->cancel_ud))
-    ptrain_fail(w, err_set(&w->e, ERR_CANCELED, "training cancelled while "
-                                                "waiting for shared trials"));
-  return NULL;
-}
-
-/* A finished trial row, copied out of trialq_results. */
-struct srow {
-  int state_ok;
-  char by[TRIALQ_OWNER_MAX + 1];
-  cJSON *metrics, *params;
-};
-
-static int srow_cb(void *ud, const struct trialq_row *r)
-{
-  struct srow *v = ud;
-  if (r->trial < 0)
-    return 0;
-  struct srow *x = &v[r->trial];
-  x->state_ok = r->state && !strcmp(r->state, "success");
-  snprintf(x->by, sizeof(x->by), "%s", r->claimed_by ? r->claimed_by : "");
-  x->metrics = r->metrics ? cJSON_Parse(r->metrics) : NULL;
-  x->params = r->params ? cJSON_Parse(r->params) : NULL;
-  return 0;
-}
-
-static double jnum_or_nan(const cJSON *o, const char *k)
-{
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
-/* After every trial of the search is done: record them all in the
- * registry's runs in grid order, pick the best (the sequential rule) and
- * load its model from its row. */
-static enum err_code ptrain_shared_collect(struct ptrain *T)
-{
-  struct err *e = T->e;
-  struct srow *v = calloc(T->total, sizeof(*v));
-  if (!v)
-    return err_set(e, ERR_NOMEM, "pipeline: out of memory");
-  enum err_code rc = trialq_results(T->db, T->sid, srow_cb, v, e);
-  size_t here = 0;
-  for (size_t t = 0; !rc && t < T->total; t++) {
-    struct srow *x = &v[t];
-    if (!x->state_ok || !x->metrics || !x->params) {
-      rc = err_set(e, ERR_INTERNAL, "shared trials: trial %zu of search "
-                                    "%lld has no result", t + 1,
-                   (long long)T->sid);
-      break;
-    }
-    struct pipeline_trial *pt = &T->res->trials[t];
-    pt->m = (struct train_metrics){
-        .accuracy = jnum_or_nan(x->metrics, "accuracy"),
-        .f1_macro = jnum_or_nan(x->metrics, "f1_macro"),
-        .logloss = jnum_or_nan(x->metrics, "logloss"),
-        .rmse = jnum_or_nan(x->metrics, "rmse"),
-        .mae = jnum_or_nan(x->metrics, "mae")};
-    pt->best_iteration = (int)jnum_or_nan(x->metrics, "best_iteration");
-    pt->rounds_run = (int)jnum_or_nan(x->metrics, "rounds_run");
-    pt->n_trees = (int)jnum_or_nan(x->metrics, "n_trees");
-    pt->seconds = jnum_or_nan(x->metrics, "seconds");
-    int mine = !strcmp(x->by, T->owner);
-    here += mine;
-    /* a stand-in result: metrics for the comparison, booster loaded
-     * for the winner only */
-    struct train_result r = {.metrics = pt->m,
-                             .best_iteration = pt->best_iteration,
-                             .num_rounds = pt->best_iteration + 1,
-                             .rounds_run = pt->rounds_run,
-                             .num_trees = pt->n_trees,
-                             .best_score =
-                                 jnum_or_nan(x->metrics, "best_score")};
-    const cJSON *em = cJSON_GetObjectItemCaseSensitive(x->metrics,
-                                                       "eval_metric");
-    snprintf(r.eval_metric, sizeof(r.eval_metric), "%s",
-             cJSON_IsString(em) ? em->valuestring : "");
-    r.num_class = T->sp->task == SPEC_TASK_MULTICLASS
-                      ? (int)T->sp->target.n_classes
-                  : T->sp->task == SPEC_TASK_REGRESSION ? 0
-                                                        : 2;
-    char run_id[PIPELINE_RUN_ID_MAX + 16];
-    snprintf(run_id, sizeof(run_id), "%s-t%0*zu", T->prefix, T->width, t + 1);
-    /* r has no booster yet: the winner's model is loaded after */
-    rc = ptrain_record(T, t, run_id, &r, x->params, x->metrics, e);
-    x->params = x->metrics = NULL; /* taken */
-    if (!rc && !mine)
-      ptrain_trial_log(T, t, "", pt, pt->seconds, x->by);
-  }
-  for (size_t t = 0; t < T->total; t++) {
-    cJSON_Delete(v[t].metrics);
-    cJSON_Delete(v[t].params);
-  }
-  free(v);
-  if (rc)
-    return rc;
-  char *buf = NULL;
-  size_t len = 0;
-  if ((rc = trialq_model(T->db, T->sid, (int)T->best_i, &buf, &len, e)))
-    return rc;
-  rc = train_result_load_buffer(buf, len, T->nout, &T->best, e);
-  free(buf);
-  if (rc)
-    return rc;
-  T->res->n_trials = T->total;
-  plog(T->o, "shared trials: %zu of %zu trained by this run, %zu by other "
-             "daemons (search %lld)",
-       here, T->total, T->total - here, (long long)T->sid);
-  return ERR_OK;
-}
-
-/* Stage 5 with shared trials: the search and its trials as rows, trained
- * by this run's threads and any daemon that helps. */
-static enum err_code ptrain_shared_search(struct ptrain *T)
-{
-  struct trialq_search q = {.trials = (int)T->total,
-                            .num_boost_round = T->nbr,
-                            .early_stopping_rounds = T->esr};
-  snprintf(q.model, sizeof(q.model), "%s", T->sp->name);
-  snprintf(q.ds, sizeof(q.ds), "%s", T->o->ds);
-  snprintf(q.run_prefix, sizeof(q.run_prefix), "%s", T->prefix);
-  snprintf(q.spec_sha256, sizeof(q.spec_sha256), "%s", T->sp->sha256);
-  snprintf(q.data_sha256, sizeof(q.data_sha256), "%s",
-           T->res->data_sha256);
-  trialq_owner_name(T->owner, sizeof(T->owner), "train");
-  snprintf(q.owner, sizeof(q.owner), "%s", T->owner);
-  enum err_code rc = trialq_search_create(T->db, &q, T->e);
-  if (rc)
-    return rc;
-  T->sid = q.id;
-  T->search_hb = mono_s();
-  plog(T->o, "shared trials: search %lld, %zu trials claimable by any "
-             "daemon (table train_trial)",
-       (long long)T->sid, T->total);
-  return ERR_OK;
 }
 
 /* Stage 5: every trial, T->parallel at a time (the calling thread is one
@@ -1896,8 +1187,8 @@ static enum err_code ptrain_search(struct ptrain *T)
       rc = ptrain_shared_collect(T);
     struct err ee = {0};
     if (trialq_search_end(T->db, T->sid, rc ? "failed" : "success", &ee))
-      plog(T->o, "shared trials: ending search %lld: %s", (long long)T->sid,
-           ee.msg);
+      pipeline_plog(T->o, "shared trials: ending search %lld: %s",
+                    (long long)T->sid, ee.msg);
   } else {
     if (!rc && T->done < T->total)
       rc = err_set(T->e, ERR_INTERNAL, "pipeline: %zu of %zu trials ran",
@@ -1909,114 +1200,6 @@ static enum err_code ptrain_search(struct ptrain *T)
   return rc;
 }
 
-/* Metrics of the kept model on rows x (n x nout); n == 0: all NaN. */
-static enum err_code split_metrics(struct ptrain *T, const float *x,
-                                   const float *y, size_t n,
-                                   struct train_metrics *m)
-{
-  m->accuracy = m->f1_macro = m->logloss = m->rmse = m->mae = NAN;
-  if (!n)
-    return ERR_OK;
-  size_t k = T->best.num_class > 2 ? (size_t)T->best.num_class : 1;
-  size_t got = 0;
-  float *out = malloc(n * k * sizeof(float));
-  if (!out)
-    return err_set(T->e, ERR_NOMEM, "pipeline: out of memory");
-  enum err_code rc = train_result_predict(&T->best, x, n, T->nout, out,
-                                          n * k, &got, T->e);
-  if (!rc)
-    rc = train_eval_metrics(T->objective, T->best.num_class, y, out, n, m,
-                            T->e);
-  free(out);
-  return rc;
-}
-
-static cJSON *bins_json(const struct calib_bin *b)
-{
-  cJSON *a = cJSON_CreateArray();
-  for (int i = 0; a && i < CALIB_BINS; i++) {
-    if (!b[i].count)
-      continue;
-    cJSON *o = cJSON_CreateObject();
-    if (!o || !cJSON_AddItemToArray(a, o))
-      break;
-    add_num(o, "confidence", b[i].confidence);
-    add_num(o, "accuracy", b[i].accuracy);
-    cJSON_AddNumberToObject(o, "count", (double)b[i].count);
-  }
-  return a;
-}
-
-/* Calibration (calib.h): fit the temperature on the gate split (the
- * validation split without one), write calibration.json into the draft
- * and give meta.json's "calibration" object (*out, NULL for regression).
- * model_predict applies the file, so every consumer of the version gets
- * the calibrated probabilities. */
-static enum err_code ptrain_calibrate(struct ptrain *T, cJSON **out)
-{
-  *out = NULL;
-  int multi = !strcmp(T->objective, "multi:softprob");
-  int bin = !strcmp(T->objective, "binary:logistic");
-  const float *x = T->n_ga ? T->xga : T->xva;
-  const float *y = T->n_ga ? T->yga : T->yva;
-  size_t n = T->n_ga ? T->n_ga : T->n_va;
-  if ((!multi && !bin) || n < 2)
-    return ERR_OK;
-  size_t k = multi ? (size_t)T->best.num_class : 1, got = 0;
-  float *p = malloc(n * k * sizeof(float));
-  if (!p)
-    return err_set(T->e, ERR_NOMEM, "pipeline: out of memory");
-  enum err_code rc = train_result_predict(&T->best, x, n, T->nout, p, n * k,
-                                          &got, T->e);
-  if (rc) {
-    free(p);
-    return rc;
-  }
-  struct calib_bin b0[CALIB_BINS], b1[CALIB_BINS];
-  double ece0, br0, ece1, br1;
-  calib_stats(p, y, n, k, &ece0, &br0, b0);
-  double t = calib_fit_temperature(p, y, n, k);
-  calib_apply(p, n, k, t);
-  calib_stats(p, y, n, k, &ece1, &br1, b1);
-  free(p);
-  const char *split = T->n_ga ? "gate" : "valid";
-  char path[REGISTRY_PATH_MAX];
-  cJSON *f = cJSON_CreateObject(), *m = cJSON_CreateObject();
-  if (!f || !m) {
-    cJSON_Delete(f);
-    cJSON_Delete(m);
-    return err_set(T->e, ERR_NOMEM, "pipeline: out of memory");
-  }
-  cJSON_AddStringToObject(f, "format", "mlopsd.calibration");
-  cJSON_AddNumberToObject(f, "format_version", 1);
-  cJSON_AddStringToObject(f, "method", "temperature");
-  cJSON_AddNumberToObject(f, "temperature", t);
-  cJSON_AddStringToObject(f, "split", split);
-  cJSON_AddNumberToObject(f, "rows", (double)n);
-  if (!(rc = draft_path(T->draft, CALIB_FILE, path, sizeof(path), T->e)))
-    rc = write_json(path, f, 1, T->e);
-  cJSON_Delete(f);
-  if (rc) {
-    cJSON_Delete(m);
-    return rc;
-  }
-  cJSON_AddStringToObject(m, "method", "temperature");
-  add_num(m, "temperature", t);
-  cJSON_AddStringToObject(m, "split", split);
-  cJSON_AddNumberToObject(m, "rows", (double)n);
-  add_num(m, "ece_before", ece0);
-  add_num(m, "ece_after", ece1);
-  add_num(m, "brier_before", br0);
-  add_num(m, "brier_after", br1);
-  cJSON_AddItemToObject(m, "bins", bins_json(b1));
-  cJSON_AddItemToObject(m, "bins_before", bins_json(b0));
-  plog(T->o, "calibration on the %zu %s rows: temperature %.4f, ECE %.4f "
-             "-> %.4f, Brier %.4f -> %.4f",
-       n, split, t, ece0, ece1, br0, br1);
-  *out = m;
-  return ERR_OK;
-}
-
 /* Stage 6: the best trial's model and meta.json into the draft, which
  * becomes the next version. */
 static enum err_code ptrain_version(struct ptrain *T)
@@ -2025,20 +1208,22 @@ static enum err_code ptrain_version(struct ptrain *T)
   struct pipeline_result *res = T->res;
   char path[REGISTRY_PATH_MAX];
   enum err_code rc;
-  double tw = mono_s();
-  if ((rc = draft_path(T->draft, MODEL_FILE_NAME, path, sizeof(path), e)) ||
+  double tw = pipeline_mono_s();
+  if ((rc = pipeline_draft_path(T->draft, MODEL_FILE_NAME, path, sizeof(path),
+                                e)) ||
       (rc = train_result_save(&T->best, path, e)))
     return rc;
   cJSON *calibration = NULL;
-  if ((rc = split_metrics(T, T->xtr, T->ytr, T->n_tr, &T->m_train)) ||
-      (rc = split_metrics(T, T->xga, T->yga, T->n_ga, &T->m_gate)) ||
+  if ((rc = pipeline_split_metrics(T, T->xtr, T->ytr, T->n_tr, &T->m_train)) ||
+      (rc = pipeline_split_metrics(T, T->xga, T->yga, T->n_ga, &T->m_gate)) ||
       (rc = ptrain_calibrate(T, &calibration)))
     return rc;
   if (T->n_ga)
-    plog(T->o, "kept model on the %zu gate rows (unseen by fitting and "
-               "selection): accuracy=%.4f f1_macro=%.4f logloss=%.4f",
-         T->n_ga, T->m_gate.accuracy, T->m_gate.f1_macro,
-         T->m_gate.logloss);
+    pipeline_plog(T->o,
+                  "kept model on the %zu gate rows (unseen by fitting and "
+                  "selection): accuracy=%.4f f1_macro=%.4f logloss=%.4f",
+                  T->n_ga, T->m_gate.accuracy, T->m_gate.f1_macro,
+                  T->m_gate.logloss);
   struct meta_in mi = {.sp = T->sp, .o = T->o, .res = res, .prep = T->prep,
                        .m_train = &T->m_train, .m_gate = &T->m_gate,
                        .calibration = calibration,
@@ -2052,8 +1237,8 @@ static enum err_code ptrain_version(struct ptrain *T)
   if (!meta)
     return err_set(e, ERR_NOMEM, "pipeline: out of memory building "
                                  "meta.json");
-  if (!(rc = draft_path(T->draft, "meta.json", path, sizeof(path), e)))
-    rc = write_json(path, meta, 1, e);
+  if (!(rc = pipeline_draft_path(T->draft, "meta.json", path, sizeof(path), e)))
+    rc = pipeline_write_json(path, meta, 1, e);
   cJSON_Delete(meta);
   if (rc)
     return rc;
@@ -2061,284 +1246,8 @@ static enum err_code ptrain_version(struct ptrain *T)
   T->draft = NULL;
   if (rc)
     return rc;
-  res->write_s = mono_s() - tw + T->t_art;
+  res->write_s = pipeline_mono_s() - tw + T->t_art;
   return ERR_OK;
-}
-
-/* ---- distributed training (workers: N) --------------------------------- */
-
-#define TRACKER_PYTHON "/usr/bin/python3"
-
-/* Start XGBoost's rabit tracker (python3-xgboost; 1.7 has no C one) for
- * n workers and read the address it listens on from its stdout. */
-static enum err_code tracker_start(int n, const char *host, pid_t *pid,
-                                   char *addr, size_t cap, struct err *e)
-{
-  const char *py = getenv("MLOPSD_TRACKER_PYTHON");
-  if (!py || !*py)
-    py = TRACKER_PYTHON;
-  int fd[2];
-  if (pipe(fd))
-    return err_set(e, ERR_IO, "tracker: pipe: %s", strerror(errno));
-  char nw[16];
-  snprintf(nw, sizeof(nw), "%d", n);
-  pid_t p = fork();
-  if (p < 0) {
-    close(fd[0]);
-    close(fd[1]);
-    return err_set(e, ERR_IO, "tracker: fork: %s", strerror(errno));
-  }
-  if (p == 0) {
-    dup2(fd[1], 1);
-    close(fd[0]);
-    close(fd[1]);
-    int dn = open("/dev/null", O_WRONLY);
-    if (dn >= 0)
-      dup2(dn, 2);
-    setpgid(0, 0);
-    if (host && *host)
-      execl(py, py, "-m", "xgboost.tracker", "--num-workers", nw,
-            "--host-ip", host, (char *)NULL);
-    else
-      execl(py, py, "-m", "xgboost.tracker", "--num-workers", nw,
-            (char *)NULL);
-    _exit(127);
-  }
-  close(fd[1]);
-  FILE *f = fdopen(fd[0], "r");
-  char line[512], uri[256] = "";
-  int port = 0;
-  while (f && fgets(line, sizeof(line), f)) {
-    line[strcspn(line, "\r\n")] = '\0';
-    if (!strncmp(line, "DMLC_TRACKER_URI=", 17))
-      snprintf(uri, sizeof(uri), "%.*s", (int)sizeof(uri) - 1, line + 17);
-    else if (!strncmp(line, "DMLC_TRACKER_PORT=", 18))
-      port = atoi(line + 18);
-    else if (!strcmp(line, "DMLC_TRACKER_ENV_END"))
-      break;
-  }
-  if (f)
-    fclose(f);
-  else
-    close(fd[0]);
-  if (!uri[0] || port <= 0) {
-    kill(p, SIGKILL);
-    waitpid(p, NULL, 0);
-    return err_set(e, ERR_STATE, "tracker: %s -m xgboost.tracker gave no "
-                                 "address (is python3-xgboost installed?)",
-                   py);
-  }
-  *pid = p;
-  snprintf(addr, cap, "%s:%d", uri, port);
-  return ERR_OK;
-}
-
-static void tracker_stop(pid_t *pid)
-{
-  if (*pid <= 0)
-    return;
-  /* it exits by itself once every worker said shutdown; give it a moment,
-   * then make sure (a failed run leaves it waiting for workers) */
-  for (int i = 0; i < 50 && waitpid(*pid, NULL, WNOHANG) == 0; i++) {
-    struct timespec ts = {0, 20 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-  }
-  if (kill(*pid, 0) == 0) {
-    kill(-*pid, SIGKILL);
-    kill(*pid, SIGKILL);
-    waitpid(*pid, NULL, 0);
-  }
-  *pid = 0;
-}
-
-static enum err_code join_collective(struct ptrain *T, const char *addr,
-                                     struct err *e)
-{
-  char host[256];
-  snprintf(host, sizeof(host), "%s", addr);
-  char *colon = strrchr(host, ':');
-  if (!colon)
-    return err_set(e, ERR_INVAL, "tracker address '%s' has no port", addr);
-  *colon = '\0';
-  int rank = -1, world = 0;
-  enum err_code rc =
-      train_comm_init(host, atoi(colon + 1), T->rank, &rank, &world, e);
-  if (rc)
-    return rc;
-  T->comm = 1;
-  plog(T->o, "joined XGBoost's collective at %s: XGBoost rank %d of %d",
-       addr, rank, world);
-  return ERR_OK;
-}
-
-/* Rank 0: wait until every other rank's row is claimed (they must all
- * reach the tracker), or finished; fail when one failed or nobody came. */
-static enum err_code wait_ranks(struct ptrain *T, int done, double limit_s,
-                                struct err *e)
-{
-  double t0 = mono_s();
-  for (;;) {
-    struct trialq_counts c;
-    enum err_code rc = trialq_count(T->db, T->sid, &c, e);
-    if (rc)
-      return rc;
-    if (c.failed)
-      return err_set(e, ERR_XGB, "distributed training: %d worker%s failed "
-                                 "(table train_trial, search %lld)",
-                     c.failed, c.failed == 1 ? "" : "s", (long long)T->sid);
-    int others = T->shards - 1;
-    if (done ? c.success == others
-             : c.running + c.success == others)
-      return ERR_OK;
-    if (ptrain_stopping(T))
-      return err_set(e, ERR_CANCELED, "training cancelled while waiting for "
-                                      "workers");
-    if (mono_s() - t0 > limit_s)
-      return err_set(e, ERR_TIMEOUT, "distributed training: %d of %d "
-                                     "workers %s after %.0f s (are %d "
-                                     "scheduler daemons running on this "
-                                     "database?)",
-                     done ? c.success : c.running + c.success, others,
-                     done ? "finished" : "started", limit_s, T->shards);
-    ptrain_search_alive(T);
-    struct timespec ts = {0, 200 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-  }
-}
-
-/* Rank 0 before the trials: tracker, the search row with one row per rank
- * and the preprocessing, then join the collective once all ranks came. */
-static enum err_code ptrain_dist_start(struct ptrain *T)
-{
-  struct err *e = T->e;
-  char addr[300];
-  enum err_code rc = tracker_start(T->shards, T->o->tracker_host,
-                                   &T->tracker, addr, sizeof(addr), e);
-  if (rc)
-    return rc;
-  cJSON *pj = prep_to_json(T->prep);
-  char *prep = pj ? cJSON_PrintUnformatted(pj) : NULL;
-  cJSON_Delete(pj);
-  if (!prep)
-    return err_set(e, ERR_NOMEM, "pipeline: out of memory");
-  struct trialq_search q = {.trials = (int)T->total,
-                            .num_boost_round = T->nbr,
-                            .early_stopping_rounds = T->esr,
-                            .workers = T->shards, .prep_json = prep};
-  snprintf(q.kind, sizeof(q.kind), "workers");
-  snprintf(q.model, sizeof(q.model), "%s", T->sp->name);
-  snprintf(q.ds, sizeof(q.ds), "%s", T->o->ds);
-  snprintf(q.run_prefix, sizeof(q.run_prefix), "%s", T->prefix);
-  snprintf(q.spec_sha256, sizeof(q.spec_sha256), "%s", T->sp->sha256);
-  snprintf(q.data_sha256, sizeof(q.data_sha256), "%s",
-           T->res->data_sha256);
-  snprintf(q.tracker, sizeof(q.tracker), "%.*s", (int)sizeof(q.tracker) - 1,
-           addr);
-  trialq_owner_name(T->owner, sizeof(T->owner), "rank0");
-  snprintf(q.owner, sizeof(q.owner), "%s", T->owner);
-  rc = trialq_search_create(T->db, &q, e);
-  free(prep);
-  if (rc)
-    return rc;
-  T->sid = q.id;
-  T->search_hb = mono_s(); /* heartbeats: ptrain_search_alive */
-  plog(T->o, "distributed training: %d workers, tracker %s, search %lld: "
-             "waiting for %d worker%s (trial helpers of other daemons)",
-       T->shards, addr, (long long)T->sid, T->shards - 1,
-       T->shards == 2 ? "" : "s");
-  if ((rc = wait_ranks(T, 0, 4.0 * T->lease_s, e)))
-    return rc;
-  return join_collective(T, addr, e);
-}
-
-struct rank_rows {
-  struct ptrain *T;
-  cJSON *rows, *train_rows;
-  int mismatch, missing;
-  char who[TRIALQ_OWNER_MAX + 1];
-};
-
-static int rank_row_cb(void *ud, const struct trialq_row *r)
-{
-  struct rank_rows *rr = ud;
-  struct ptrain *T = rr->T;
-  if (r->trial == 0)
-    return 0;
-  cJSON *m = r->metrics ? cJSON_Parse(r->metrics) : NULL;
-  const cJSON *sha = cJSON_GetObjectItemCaseSensitive(m, "model_sha256");
-  if (!m || cJSON_GetArraySize(sha) != (int)T->total) {
-    rr->missing++;
-  } else {
-    for (size_t t = 0; t < T->total; t++) {
-      const cJSON *h = cJSON_GetArrayItem(sha, (int)t);
-      if (!cJSON_IsString(h) || strcmp(h->valuestring, T->trial_sha[t])) {
-        rr->mismatch++;
-        snprintf(rr->who, sizeof(rr->who), "rank %d (%s) trial %zu",
-                 r->trial, r->claimed_by ? r->claimed_by : "?", t + 1);
-        break;
-      }
-    }
-  }
-  cJSON_AddItemToArray(rr->rows, cJSON_CreateNumber(jnum_or_nan(m, "rows")));
-  cJSON_AddItemToArray(rr->train_rows,
-                       cJSON_CreateNumber(jnum_or_nan(m, "train_rows")));
-  cJSON_Delete(m);
-  return 0;
-}
-
-/* Rank 0 after the trials: leave the collective, wait for the other
- * ranks, check they ended with the same model bytes for every trial, and
- * describe it all for meta.json. */
-static enum err_code ptrain_dist_finish(struct ptrain *T)
-{
-  struct err *e = T->e;
-  train_comm_finalize();
-  T->comm = 0;
-  enum err_code rc = wait_ranks(T, 1, 4.0 * T->lease_s, e);
-  if (rc)
-    return rc;
-  struct rank_rows rr = {.T = T, .rows = cJSON_CreateArray(),
-                         .train_rows = cJSON_CreateArray()};
-  cJSON_AddItemToArray(rr.rows, cJSON_CreateNumber((double)T->res->n_rows));
-  cJSON_AddItemToArray(rr.train_rows,
-                       cJSON_CreateNumber((double)T->res->n_train));
-  rc = trialq_results(T->db, T->sid, rank_row_cb, &rr, e);
-  if (!rc && (rr.missing || rr.mismatch))
-    rc = err_set(e, ERR_XGB, "distributed training: %s", rr.missing
-                     ? "a worker recorded no model hashes"
-                     : "a worker ended with other model bytes");
-  if (!rc) {
-    T->dist = cJSON_CreateObject();
-    char shard[200];
-    snprintf(shard, sizeof(shard), "MOD(`%s`, %d) = rank", T->sp->source.key,
-             T->shards);
-    cJSON_AddNumberToObject(T->dist, "workers", T->shards);
-    cJSON_AddStringToObject(T->dist, "sharding", shard);
-    cJSON_AddItemToObject(T->dist, "rows_per_rank", rr.rows);
-    cJSON_AddItemToObject(T->dist, "train_rows_per_rank", rr.train_rows);
-    cJSON_AddBoolToObject(T->dist, "same_model_on_every_rank", 1);
-    cJSON_AddStringToObject(T->dist, "metrics_from",
-                            "rank 0's validation rows");
-    cJSON_AddStringToObject(T->dist, "preprocessing_from",
-                            "rank 0's training rows");
-    rr.rows = rr.train_rows = NULL;
-    plog(T->o, "distributed training: %d workers ended with the same model "
-               "bytes for all %zu trials",
-         T->shards, T->total);
-  }
-  cJSON_Delete(rr.rows);
-  cJSON_Delete(rr.train_rows);
-  return rc;
-}
-
-/* Any rank: give up the collective and the tracker after a failure. */
-static void ptrain_dist_abort(struct ptrain *T)
-{
-  if (T->comm) {
-    train_comm_finalize();
-    T->comm = 0;
-  }
-  tracker_stop(&T->tracker);
 }
 
 enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
@@ -2346,7 +1255,7 @@ enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
                              const struct pipeline_opts *o,
                              struct pipeline_result *res, struct err *e)
 {
-  double t_start = mono_s();
+  double t_start = pipeline_mono_s();
   memset(res, 0, sizeof(*res));
   if (!reg || !db || !sp || !o || !o->ds)
     return err_set(e, ERR_INVAL, "pipeline: registry, database, spec and "
@@ -2374,7 +1283,7 @@ enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
     rc = ptrain_artefacts(T);
   if (!rc)
     rc = ptrain_grid(T);
-  double ts0 = mono_s();
+  double ts0 = pipeline_mono_s();
   if (!rc && T->shards > 1) {
     T->parallel = 1; /* the collective belongs to this thread */
     if (o->shared_trials)
@@ -2394,24 +1303,25 @@ enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
         (trialq_coord_state(db, T->sid, rc ? "failed" : "success", NULL,
                             &ee) ||
          trialq_search_end(db, T->sid, rc ? "failed" : "success", &ee)))
-      plog(o, "distributed training: ending search %lld: %s",
-           (long long)T->sid, ee.msg);
+      pipeline_plog(o, "distributed training: ending search %lld: %s",
+                    (long long)T->sid, ee.msg);
   }
   if (!rc) {
-    res->search_s = mono_s() - ts0;
+    res->search_s = pipeline_mono_s() - ts0;
     res->best_trial = T->best_i;
     res->best = T->best.metrics;
     rc = ptrain_version(T);
   }
   if (!rc) {
-    res->total_s = mono_s() - t_start;
-    plog(o, "registered %s version %d from trial %zu/%zu (%s): "
-            "accuracy=%.4f f1_macro=%.4f logloss=%.4f; %zu rows, data "
-            "sha256 %.12s; total %.1f s",
-         sp->name, res->version, T->best_i + 1, res->n_trials, T->best_run,
-         T->best.metrics.accuracy, T->best.metrics.f1_macro,
-         T->best.metrics.logloss, res->n_rows, res->data_sha256,
-         res->total_s);
+    res->total_s = pipeline_mono_s() - t_start;
+    pipeline_plog(o,
+                  "registered %s version %d from trial %zu/%zu (%s): "
+                  "accuracy=%.4f f1_macro=%.4f logloss=%.4f; %zu rows, data "
+                  "sha256 %.12s; total %.1f s",
+                  sp->name, res->version, T->best_i + 1, res->n_trials,
+                  T->best_run, T->best.metrics.accuracy,
+                  T->best.metrics.f1_macro, T->best.metrics.logloss,
+                  res->n_rows, res->data_sha256, res->total_s);
   }
   ptrain_free(T);
   pthread_mutex_destroy(&T->mu);
@@ -2421,194 +1331,3 @@ enum err_code pipeline_train(struct registry *reg, struct db_pool *db,
   return rc;
 }
 
-/* ---- helping with another run's shared trials ------------------------- */
-
-struct pipeline_helper {
-  struct ptrain T;
-  struct pipeline_opts o;
-  struct pipeline_result res;
-  struct trialq_search q;
-  struct err e;
-};
-
-enum err_code pipeline_helper_open(struct db_pool *db, const struct spec *sp,
-                                   const struct trialq_search *q,
-                                   int nthread, int lease_s,
-                                   pipeline_log_fn log, void *log_ud,
-                                   pipeline_cancel_fn cancel,
-                                   void *cancel_ud,
-                                   struct pipeline_helper **out,
-                                   struct err *e)
-{
-  *out = NULL;
-  if (strcmp(sp->sha256, q->spec_sha256))
-    return err_set(e, ERR_STATE, "search %lld: spec %s has sha256 %.12s "
-                                 "here, %.12s at the coordinating run",
-                   (long long)q->id, sp->path, sp->sha256, q->spec_sha256);
-  struct pipeline_helper *h = calloc(1, sizeof(*h));
-  if (!h)
-    return err_set(e, ERR_NOMEM, "pipeline: out of memory");
-  h->q = *q;
-  h->o = (struct pipeline_opts){
-      .ds = h->q.ds, .nthread = nthread, .max_trials = (size_t)q->trials,
-      .num_boost_round = q->num_boost_round,
-      .early_stopping_rounds = q->early_stopping_rounds > 0
-                                   ? q->early_stopping_rounds
-                                   : -1,
-      .log = log, .log_ud = log_ud, .cancel = cancel, .cancel_ud = cancel_ud,
-      .lease_s = lease_s};
-  struct ptrain *T = &h->T;
-  *T = (struct ptrain){.db = db, .sp = sp, .o = &h->o, .res = &h->res,
-                       .e = e, .lease_s = lease_s > 0 ? lease_s : 30};
-  pthread_mutex_init(&T->mu, NULL);
-  snprintf(T->prefix, sizeof(T->prefix), "%.*s",
-           (int)sizeof(T->prefix) - 1, q->run_prefix);
-  enum err_code rc = ptrain_read(T);
-  if (!rc)
-    rc = ptrain_prepare(T);
-  if (!rc) {
-    fstore_set_sha256(T->s, sp, h->res.data_sha256);
-    fstore_set_free(T->s);
-    T->s = NULL;
-    if (strcmp(h->res.data_sha256, q->data_sha256))
-      rc = err_set(e, ERR_STATE, "search %lld: the training rows of %s for "
-                                 "%s have sha256 %.12s here, %.12s at the "
-                                 "coordinating run",
-                   (long long)q->id, sp->source.table, q->ds,
-                   h->res.data_sha256, q->data_sha256);
-  }
-  if (!rc)
-    rc = ptrain_grid(T);
-  if (!rc && T->total != (size_t)q->trials)
-    rc = err_set(e, ERR_STATE, "search %lld has %d trials, the spec here "
-                               "gives %zu",
-                 (long long)q->id, q->trials, T->total);
-  T->e = &h->e;
-  if (rc) {
-    pipeline_helper_close(h);
-    return rc;
-  }
-  *out = h;
-  return ERR_OK;
-}
-
-enum err_code pipeline_helper_trial(struct pipeline_helper *h, int trial,
-                                    const char *owner, struct err *e)
-{
-  if (!h || trial < 0 || (size_t)trial >= h->T.total)
-    return err_set(e, ERR_INVAL, "pipeline: no trial %d in this search",
-                   trial + 1);
-  return ptrain_shared_trial(&h->T, h->q.id, trial, owner, e);
-}
-
-void pipeline_helper_close(struct pipeline_helper *h)
-{
-  if (!h)
-    return;
-  ptrain_free(&h->T);
-  pthread_mutex_destroy(&h->T.mu);
-  pipeline_result_free(&h->res);
-  free(h);
-}
-
-/* ---- a worker of another run's distributed training ------------------- */
-
-enum err_code pipeline_rank_run(struct db_pool *db, const struct spec *sp,
-                                const struct trialq_search *q, int rank,
-                                const char *owner, int nthread, int lease_s,
-                                pipeline_log_fn log, void *log_ud,
-                                pipeline_cancel_fn cancel, void *cancel_ud,
-                                struct err *e)
-{
-  if (strcmp(sp->sha256, q->spec_sha256))
-    return err_set(e, ERR_STATE, "search %lld: spec %s has sha256 %.12s "
-                                 "here, %.12s at rank 0",
-                   (long long)q->id, sp->path, sp->sha256, q->spec_sha256);
-  struct pipeline_opts o = {
-      .ds = q->ds, .nthread = nthread, .max_trials = (size_t)q->trials,
-      .num_boost_round = q->num_boost_round,
-      .early_stopping_rounds = q->early_stopping_rounds > 0
-                                   ? q->early_stopping_rounds
-                                   : -1,
-      .log = log, .log_ud = log_ud, .cancel = cancel, .cancel_ud = cancel_ud,
-      .lease_s = lease_s};
-  struct pipeline_result res = {0};
-  struct ptrain *T = calloc(1, sizeof(*T));
-  if (!T)
-    return err_set(e, ERR_NOMEM, "pipeline: out of memory");
-  *T = (struct ptrain){.db = db, .sp = sp, .o = &o, .res = &res, .e = e,
-                       .lease_s = lease_s > 0 ? lease_s : 30,
-                       .shards = q->workers, .rank = rank};
-  pthread_mutex_init(&T->mu, NULL);
-  snprintf(T->prefix, sizeof(T->prefix), "%.*s", (int)sizeof(T->prefix) - 1,
-           q->run_prefix);
-  char *pj = NULL;
-  cJSON *root = NULL;
-  enum err_code rc = trialq_search_prep(db, q->id, &pj, e);
-  if (!rc && !(root = cJSON_Parse(pj)))
-    rc = err_set(e, ERR_INVAL, "search %lld: prep_json is not JSON",
-                 (long long)q->id);
-  if (!rc)
-    rc = prep_from_json(root, "rank 0's preprocessing", &T->prep, e);
-  cJSON_Delete(root);
-  free(pj);
-  if (!rc)
-    rc = ptrain_read(T);
-  if (!rc)
-    rc = ptrain_prepare(T);
-  if (!rc) {
-    fstore_set_free(T->s);
-    T->s = NULL;
-    rc = ptrain_grid(T);
-  }
-  if (!rc && T->total != (size_t)q->trials)
-    rc = err_set(e, ERR_STATE, "search %lld has %d trials, the spec here "
-                               "gives %zu",
-                 (long long)q->id, q->trials, T->total);
-  if (!rc)
-    rc = join_collective(T, q->tracker, e);
-  for (size_t t = 0; !rc && t < T->total; t++) {
-    struct ptrial P = {.T = T, .t = t, .sid = q->id, .row = rank,
-                       .owner = owner, .hb_at = mono_s()};
-    if ((rc = ptrain_fit(&P, e)))
-      break;
-    rc = ptrain_model_sha(T, t, &P.r, e);
-    if (!rc)
-      plog(&o, "rank %d: trial %zu/%zu%s: %s=%.4f on this rank's validation "
-               "rows [%d rounds, best %d, %.1f s]",
-           rank, t + 1, T->total, P.desc, spec_metric_name(sp->metric),
-           pipeline_metric_value(sp->metric, &P.r.metrics), P.r.rounds_run,
-           P.r.best_iteration, P.secs);
-    cJSON_Delete(P.pj);
-    cJSON_Delete(P.mj);
-    train_result_free(&P.r);
-  }
-  if (T->comm) {
-    train_comm_finalize();
-    T->comm = 0;
-  }
-  struct err fe = {0};
-  if (!rc) {
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddNumberToObject(m, "rank", rank);
-    cJSON_AddNumberToObject(m, "rows", (double)res.n_rows);
-    cJSON_AddNumberToObject(m, "train_rows", (double)res.n_train);
-    cJSON *a = cJSON_AddArrayToObject(m, "model_sha256");
-    for (size_t t = 0; a && t < T->total; t++)
-      cJSON_AddItemToArray(a, cJSON_CreateString(T->trial_sha[t]));
-    char *ms = cJSON_PrintUnformatted(m);
-    cJSON_Delete(m);
-    rc = ms ? trialq_finish(db, q->id, rank, owner, 1, 0, ms, NULL, NULL, 0,
-                            NULL, e)
-            : err_set(e, ERR_NOMEM, "pipeline: out of memory");
-    free(ms);
-  } else if (trialq_finish(db, q->id, rank, owner, 0, 0, NULL, NULL, NULL, 0,
-                           e->msg, &fe)) {
-    plog(&o, "rank %d: recording the failure: %s", rank, fe.msg);
-  }
-  ptrain_free(T);
-  pthread_mutex_destroy(&T->mu);
-  free(T);
-  pipeline_result_free(&res);
-  return rc;
-}
