@@ -202,6 +202,12 @@ int admin_q_in(struct admin_q *q, const char *param, const char *col,
 void admin_q_range(struct admin_q *q, const char *param, const char *col);
 /* col LIKE ?param (Airflow's *_pattern: % and _ wildcards). */
 void admin_q_like(struct admin_q *q, const char *param, const char *col);
+/* The same two from a JSON body (Airflow's *BatchBody): a date-time
+ * field as "col OP ?", a list of strings as "col IN (...)". */
+void admin_q_body_range(struct admin_q *q, const cJSON *b, const char *key,
+                        const char *col, const char *op);
+void admin_q_body_in(struct admin_q *q, const cJSON *b, const char *key,
+                     const char *col, const char *const *allowed);
 /* ?order_by=name / -name (repeated or comma-separated) into q->order,
  * tie ("id DESC") appended; returns how many were given (0: default). */
 int admin_q_order(struct admin_q *q, const struct admin_order *allowed,

@@ -412,3 +412,64 @@ int admin_q_order(struct admin_q *q, const struct admin_order *allowed,
     snprintf(q->order + a.len, sizeof(q->order) - a.len, ", %s", tie);
   return a.n;
 }
+
+/* A date-time field of a JSON body into q as "col OP ?". */
+void admin_q_body_range(struct admin_q *q, const cJSON *b, const char *key,
+                        const char *col, const char *op)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, key);
+  char frag[200];
+  if (!v || cJSON_IsNull(v))
+    return;
+  if (!cJSON_IsString(v) || q->nt >= ADMIN_Q_TIMES ||
+      admin_parse_time(q->tz, v->valuestring, q->tbuf[q->nt], NULL, NULL)) {
+    admin_q_invalid(q, "body", key, "datetime_from_date_parsing",
+                    "%s must be an ISO 8601 date-time", key);
+    return;
+  }
+  snprintf(frag, sizeof(frag), "%s %s ?", col, op);
+  if (admin_q_val(q, DB_V_STR(q->tbuf[q->nt++])) == 0)
+    admin_q_cond(q, frag);
+}
+
+/* A list of strings of a JSON body into q as "col IN (...)". */
+void admin_q_body_in(struct admin_q *q, const cJSON *b, const char *key,
+                     const char *col, const char *const *allowed)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, key), *it;
+  char frag[1200];
+  size_t len = 0;
+  int n = 0;
+  if (!v || cJSON_IsNull(v))
+    return;
+  if (!cJSON_IsArray(v)) {
+    admin_q_invalid(q, "body", key, "list_type", "%s must be a list", key);
+    return;
+  }
+  len = (size_t)snprintf(frag, sizeof(frag), "%s IN (", col);
+  cJSON_ArrayForEach(it, v)
+  {
+    if (cJSON_IsNull(it))
+      continue;
+    int okv = cJSON_IsString(it);
+    if (okv && allowed) {
+      okv = 0;
+      for (size_t i = 0; allowed[i]; i++)
+        if (!strcmp(allowed[i], it->valuestring))
+          okv = 1;
+    }
+    if (!okv) {
+      admin_q_invalid(q, "body", key, "enum", "%s: a value is not allowed",
+                      key);
+      return;
+    }
+    if (len + 8 >= sizeof(frag) || admin_q_val(q, DB_V_STR(it->valuestring)))
+      return;
+    len += (size_t)snprintf(frag + len, sizeof(frag) - len, "%s?",
+                            n++ ? ", " : "");
+  }
+  if (n == 0)
+    return;
+  snprintf(frag + len, sizeof(frag) - len, ")");
+  admin_q_cond(q, frag);
+}

@@ -140,6 +140,39 @@ done:;
   return 0;
 }
 
+/* The run, its client-given id and note in one transaction: no
+ * scheduler sees the run under mlopsd's id before it is renamed.
+ * *renamed_taken: the client's dag_run_id is another run's. */
+static enum err_code trigger_txn(struct admin *a, struct db_conn *c,
+                                 const char *dag_id, const char *local,
+                                 const cJSON *conf, const char *want,
+                                 const cJSON *note, char *run_id, size_t cap,
+                                 int *renamed_taken, struct err *e)
+{
+  enum err_code rc = db_begin(c, e);
+  if (rc == ERR_OK)
+    rc = sched_trigger(c, a->tz, dag_id, local, conf, run_id, cap, e);
+  if (rc == ERR_OK && want && strcmp(want, run_id)) {
+    struct db_val rq[] = {DB_V_STR(want), DB_V_STR(run_id)};
+    rc = db_exec_params(c, "UPDATE dag_run SET run_id = ? WHERE run_id = ?", rq,
+                        2, NULL, e);
+    if (rc == ERR_DB && db_last_errno(c) == 1062)
+      *renamed_taken = 1;
+    else if (rc == ERR_OK)
+      snprintf(run_id, cap, "%s", want);
+  }
+  if (rc == ERR_OK && cJSON_IsString(note)) {
+    struct db_val nq[] = {DB_V_STR(note->valuestring), DB_V_STR(run_id)};
+    rc = db_exec_params(c, "UPDATE dag_run SET note = ? WHERE run_id = ?", nq,
+                        2, NULL, e);
+  }
+  if (rc == ERR_OK)
+    rc = db_commit(c, e);
+  else
+    db_rollback(c, NULL);
+  return rc;
+}
+
 /* The run itself is recorded by the scheduler's sched_trigger (same run
  * ids, same checks as `mlopsd dags trigger`); a date given with Z or an
  * offset is turned into the scheduler zone's wall time for it. */
@@ -225,31 +258,9 @@ static void h_run_trigger(struct admin_call *x)
       admin_fail(resp, 404, "DAG not found", "no DAG with dag_id '%s'", dag_id);
     return;
   }
-  /* the run, its client-given id and note in one transaction: no
-   * scheduler sees the run under mlopsd's id before it is renamed */
   int renamed_taken = 0;
-  enum err_code rc = db_begin(c, &e);
-  if (rc == ERR_OK)
-    rc = sched_trigger(c, a->tz, dag_id, local, conf, run_id, sizeof(run_id),
-                       &e);
-  if (rc == ERR_OK && want && strcmp(want, run_id)) {
-    struct db_val rq[] = {DB_V_STR(want), DB_V_STR(run_id)};
-    rc = db_exec_params(c, "UPDATE dag_run SET run_id = ? WHERE run_id = ?", rq,
-                        2, NULL, &e);
-    if (rc == ERR_DB && db_last_errno(c) == 1062)
-      renamed_taken = 1;
-    else if (rc == ERR_OK)
-      snprintf(run_id, sizeof(run_id), "%s", want);
-  }
-  if (rc == ERR_OK && cJSON_IsString(note)) {
-    struct db_val nq[] = {DB_V_STR(note->valuestring), DB_V_STR(run_id)};
-    rc = db_exec_params(c, "UPDATE dag_run SET note = ? WHERE run_id = ?", nq,
-                        2, NULL, &e);
-  }
-  if (rc == ERR_OK)
-    rc = db_commit(c, &e);
-  else
-    db_rollback(c, NULL);
+  enum err_code rc = trigger_txn(a, c, dag_id, local, conf, want, note,
+                                 run_id, sizeof(run_id), &renamed_taken, &e);
   if (renamed_taken) {
     struct db_val q[] = {DB_V_STR(want)};
     cJSON *ex = NULL;
@@ -1184,67 +1195,6 @@ static void h_run_patch(struct admin_call *x)
     admin_reply(resp, 200, run);
 }
 
-/* A date-time field of a JSON body into q as "col OP ?". */
-static void body_range(struct admin_q *q, const cJSON *b, const char *key,
-                       const char *col, const char *op)
-{
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, key);
-  char frag[200];
-  if (!v || cJSON_IsNull(v))
-    return;
-  if (!cJSON_IsString(v) || q->nt >= ADMIN_Q_TIMES ||
-      admin_parse_time(q->tz, v->valuestring, q->tbuf[q->nt], NULL, NULL)) {
-    admin_q_invalid(q, "body", key, "datetime_from_date_parsing",
-                    "%s must be an ISO 8601 date-time", key);
-    return;
-  }
-  snprintf(frag, sizeof(frag), "%s %s ?", col, op);
-  if (admin_q_val(q, DB_V_STR(q->tbuf[q->nt++])) == 0)
-    admin_q_cond(q, frag);
-}
-
-/* A list of strings of a JSON body into q as "col IN (...)". */
-static void body_in(struct admin_q *q, const cJSON *b, const char *key,
-                    const char *col, const char *const *allowed)
-{
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, key), *it;
-  char frag[1200];
-  size_t len = 0;
-  int n = 0;
-  if (!v || cJSON_IsNull(v))
-    return;
-  if (!cJSON_IsArray(v)) {
-    admin_q_invalid(q, "body", key, "list_type", "%s must be a list", key);
-    return;
-  }
-  len = (size_t)snprintf(frag, sizeof(frag), "%s IN (", col);
-  cJSON_ArrayForEach(it, v)
-  {
-    if (cJSON_IsNull(it))
-      continue;
-    int okv = cJSON_IsString(it);
-    if (okv && allowed) {
-      okv = 0;
-      for (size_t i = 0; allowed[i]; i++)
-        if (!strcmp(allowed[i], it->valuestring))
-          okv = 1;
-    }
-    if (!okv) {
-      admin_q_invalid(q, "body", key, "enum", "%s: a value is not allowed",
-                      key);
-      return;
-    }
-    if (len + 8 >= sizeof(frag) || admin_q_val(q, DB_V_STR(it->valuestring)))
-      return;
-    len += (size_t)snprintf(frag + len, sizeof(frag) - len, "%s?",
-                            n++ ? ", " : "");
-  }
-  if (n == 0)
-    return;
-  snprintf(frag + len, sizeof(frag) - len, ")");
-  admin_q_cond(q, frag);
-}
-
 /* POST /dags/{dag_id}/dagRuns/list (Airflow's DAGRunsBatchBody; dag_id
  * "~" or one DAG): the runs matching dag_ids, states and the date ranges,
  * page_offset / page_limit, order_by. */
@@ -1277,17 +1227,17 @@ static void h_runs_batch(struct admin_call *x)
     else
       q.offset = (int64_t)v->valuedouble;
   }
-  body_in(&q, b, "dag_ids", "dag_id", NULL);
-  body_in(&q, b, "states", "state", run_states);
+  admin_q_body_in(&q, b, "dag_ids", "dag_id", NULL);
+  admin_q_body_in(&q, b, "states", "state", run_states);
   static const char *const ranges[][2] = {
       {"logical_date", "logical_date"}, {"run_after", "logical_date"},
       {"start_date", "start_date"},     {"end_date", "end_date"}};
   for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
     char k[64];
     snprintf(k, sizeof(k), "%s_gte", ranges[i][0]);
-    body_range(&q, b, k, ranges[i][1], ">=");
+    admin_q_body_range(&q, b, k, ranges[i][1], ">=");
     snprintf(k, sizeof(k), "%s_lte", ranges[i][0]);
-    body_range(&q, b, k, ranges[i][1], "<=");
+    admin_q_body_range(&q, b, k, ranges[i][1], "<=");
   }
   const char *ob = NULL;
   if ((v = cJSON_GetObjectItemCaseSensitive(b, "order_by")) &&
@@ -1403,9 +1353,9 @@ static void h_clear(struct admin_call *x)
     admin_q_invalid(&q, "body", "dag_run_id", "string_type",
                     "dag_run_id must be a string");
   }
-  body_in(&q, b, "task_ids", "t.task_id", NULL);
-  body_range(&q, b, "start_date", "r.logical_date", ">=");
-  body_range(&q, b, "end_date", "r.logical_date", "<=");
+  admin_q_body_in(&q, b, "task_ids", "t.task_id", NULL);
+  admin_q_body_range(&q, b, "start_date", "r.logical_date", ">=");
+  admin_q_body_range(&q, b, "end_date", "r.logical_date", "<=");
   if (only_failed)
     admin_q_cond(&q, "t.state IN ('failed', 'upstream_failed')");
   if (only_running)

@@ -530,6 +530,41 @@ static void paired_verdict(struct pipeline_verdict *v,
     v->message[0] = '\0';
 }
 
+/* The verdict by the tolerance rule (not paired): the message gives both
+ * scores and the rows they are on. */
+static void tolerance_verdict(struct pipeline_verdict *v,
+                              enum spec_metric metric, double tolerance,
+                              int held, size_t nc, size_t dropped,
+                              const char *what)
+{
+  const char *mn = spec_metric_name(metric);
+  if (spec_metric_higher_is_better(metric))
+    v->pass = v->cand_score >= v->prod_score - tolerance;
+  else
+    v->pass = v->cand_score <= v->prod_score + tolerance;
+  if (isnan(v->cand_score) || isnan(v->prod_score))
+    v->pass = 0;
+  char rows[160];
+  if (held)
+    snprintf(rows, sizeof(rows),
+             "%zu %s rows of version %d that neither version "
+             "trained on, %zu dropped",
+             nc, what, v->candidate, dropped);
+  else
+    snprintf(rows, sizeof(rows),
+             "all %zu %s rows of version %d, not checked against "
+             "production's training rows",
+             nc, what, v->candidate);
+  snprintf(v->message, sizeof(v->message),
+           "candidate %d %s=%.6f %s production %d %s=%.6f on %s "
+           "(tolerance %g, %s is better): %s",
+           v->candidate, mn, v->cand_score,
+           v->pass ? "vs" : "is worse than", v->production, mn,
+           v->prod_score, rows, tolerance,
+           spec_metric_higher_is_better(metric) ? "higher" : "lower",
+           v->pass ? "passes" : "fails");
+}
+
 enum err_code pipeline_gate(struct registry *reg, const char *name,
                             const struct pipeline_gate_opts *g,
                             struct pipeline_verdict *v, struct err *e)
@@ -656,7 +691,6 @@ enum err_code pipeline_gate(struct registry *reg, const char *name,
              nc, dropped, v->production);
   v->cand_score = pipeline_metric_value(metric, &mc);
   v->prod_score = pipeline_metric_value(metric, &mp);
-  const char *mn = spec_metric_name(metric);
   if (paired) {
     char rows[200];
     snprintf(rows, sizeof(rows), "%s%zu %s rows of version %d%s",
@@ -671,31 +705,7 @@ enum err_code pipeline_gate(struct registry *reg, const char *name,
   }
   free(cc);
   free(pcr);
-  if (spec_metric_higher_is_better(metric))
-    v->pass = v->cand_score >= v->prod_score - tolerance;
-  else
-    v->pass = v->cand_score <= v->prod_score + tolerance;
-  if (isnan(v->cand_score) || isnan(v->prod_score))
-    v->pass = 0;
-  char rows[160];
-  if (held)
-    snprintf(rows, sizeof(rows),
-             "%zu %s rows of version %d that neither version "
-             "trained on, %zu dropped",
-             nc, what, v->candidate, dropped);
-  else
-    snprintf(rows, sizeof(rows),
-             "all %zu %s rows of version %d, not checked against "
-             "production's training rows",
-             nc, what, v->candidate);
-  snprintf(v->message, sizeof(v->message),
-           "candidate %d %s=%.6f %s production %d %s=%.6f on %s "
-           "(tolerance %g, %s is better): %s",
-           v->candidate, mn, v->cand_score,
-           v->pass ? "vs" : "is worse than", v->production, mn,
-           v->prod_score, rows, tolerance,
-           spec_metric_higher_is_better(metric) ? "higher" : "lower",
-           v->pass ? "passes" : "fails");
+  tolerance_verdict(v, metric, tolerance, held, nc, dropped, what);
   return ERR_OK;
 }
 
