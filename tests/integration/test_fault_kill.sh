@@ -32,6 +32,13 @@
 . "$(dirname "$0")/lib_fault.sh"
 lf_init fault_kill
 LONG=${MLOPSD_LONG_TESTS:-0}
+# One training thread: the crash points are counted per thread (strace's
+# inject=...:when=N counts the syscalls of each thread), and with parallel
+# trials (models.train_parallel) which thread writes which trial's files
+# changes from run to run; the commit's rename is then not the Nth of the
+# thread that makes it.  Parallel trials have their own tests
+# (test_pipeline: parallel_trials_match_sequential, parallel_cancel...).
+export MLOPSD_MODELS_TRAIN_PARALLEL=1
 HAVE_STRACE=0
 if command -v strace >/dev/null &&
    strace -f -o /dev/null true 2>/dev/null; then HAVE_STRACE=1; fi
