@@ -8,20 +8,21 @@
 -- passed (alias staging moved), so every decision is a row.
 
 ALTER TABLE `deployment`
-  ADD COLUMN `gate_n` int DEFAULT NULL,
-  ADD COLUMN `gate_difference` double DEFAULT NULL,
-  ADD COLUMN `gate_ci_low` double DEFAULT NULL,
-  ADD COLUMN `gate_ci_high` double DEFAULT NULL,
-  ADD COLUMN `gate_p_value` double DEFAULT NULL,
-  ADD COLUMN `gate_level` double DEFAULT NULL,
-  ADD COLUMN `gate_max_regression` double DEFAULT NULL,
-  ADD COLUMN `gate_min_rows` int DEFAULT NULL,
-  ADD COLUMN `gate_candidate_score` double DEFAULT NULL,
-  ADD COLUMN `gate_production_score` double DEFAULT NULL,
-  ADD COLUMN `gate_metric` varchar(32) DEFAULT NULL,
-  ADD COLUMN `gate_method` varchar(64) DEFAULT NULL;
+  ADD COLUMN IF NOT EXISTS `gate_n` int DEFAULT NULL,
+  ADD COLUMN IF NOT EXISTS `gate_difference` double DEFAULT NULL,
+  ADD COLUMN IF NOT EXISTS `gate_ci_low` double DEFAULT NULL,
+  ADD COLUMN IF NOT EXISTS `gate_ci_high` double DEFAULT NULL,
+  ADD COLUMN IF NOT EXISTS `gate_p_value` double DEFAULT NULL,
+  ADD COLUMN IF NOT EXISTS `gate_level` double DEFAULT NULL,
+  ADD COLUMN IF NOT EXISTS `gate_max_regression` double DEFAULT NULL,
+  ADD COLUMN IF NOT EXISTS `gate_min_rows` int DEFAULT NULL,
+  ADD COLUMN IF NOT EXISTS `gate_candidate_score` double DEFAULT NULL,
+  ADD COLUMN IF NOT EXISTS `gate_production_score` double DEFAULT NULL,
+  ADD COLUMN IF NOT EXISTS `gate_metric` varchar(32) DEFAULT NULL,
+  ADD COLUMN IF NOT EXISTS `gate_method` varchar(64) DEFAULT NULL;
 
-ALTER TABLE `deployment` DROP CONSTRAINT `deployment_action_ck`;
-
-ALTER TABLE `deployment` ADD CONSTRAINT `deployment_action_ck`
+-- The action check restated in one statement (dropped if there, added
+-- again with 'pass'): running it twice gives the same table.
+ALTER TABLE `deployment` DROP CONSTRAINT IF EXISTS `deployment_action_ck`,
+  ADD CONSTRAINT `deployment_action_ck`
   CHECK (`action` IN ('deploy', 'promote', 'rollback', 'skip', 'pass'));

@@ -158,9 +158,9 @@ if "$BIN" predict $MODEL:1 --file "$T/body.json" >"$T/answer.json" &&
 else
   cat "$T/answer.json" "$T/predict.err"; bad predict_and_print_rows; finish
 fi
-if $PY - "$vdir/model.ubj" "$T/rows.json" "$T/answer.json" \
+if $PY - "$vdir/model.ubj" "$T/rows.json" "$T/answer.json" "$vdir" \
      >"$T/py.out" 2>&1 <<'EOF'
-import json, sys
+import json, os, sys
 import numpy as np
 import xgboost as xgb
 bst = xgb.Booster(model_file=sys.argv[1])
@@ -170,14 +170,24 @@ x = np.array([[np.nan if v is None else v for v in r] for r in rows["rows"]],
 bst.set_param({"nthread": 1})
 p = bst.predict(xgb.DMatrix(x, missing=np.nan,
                             feature_names=bst.feature_names))
-want = np.array(rows["outputs"], dtype=np.float64)
-diff = float(np.max(np.abs(p - want)))
 preds = ans
+# the answer's confidence is calibrated with the version's temperature
+# (calibration.json; softmax(log(p) / T)), computed here with numpy
+q = p
+cal_path = os.path.join(sys.argv[4], "calibration.json")
+if os.path.exists(cal_path):
+    t = json.load(open(cal_path))["temperature"]
+    lq = np.log(np.clip(p.astype(np.float64), 1e-300, None)) / t
+    lq -= lq.max(axis=1, keepdims=True)
+    q = np.exp(lq) / np.exp(lq).sum(axis=1, keepdims=True)
+# mlopsd's outputs are the calibrated probabilities too
+want = np.array(rows["outputs"], dtype=np.float64)
+diff = float(np.max(np.abs(q - want)))
 classes = ["Poor", "Standard", "Good"]
 labels = [classes[int(i)] for i in np.argmax(p, axis=1)]
 got = [a["predict"] for a in preds]
-conf = max(abs(float(a["confidence"]) - float(np.max(q)))
-           for a, q in zip(preds, p))
+conf = max(abs(float(a["confidence"]) - float(np.max(r)))
+           for a, r in zip(preds, q))
 print(f"rows {len(x)} max|diff| {diff:.3g} labels equal {labels == got} "
       f"confidence diff {conf:.3g}")
 sys.exit(0 if len(x) > 100 and diff < 1e-6 and labels == got and conf < 1e-6
