@@ -1183,14 +1183,15 @@ static void h_run_patch(struct admin_call *x)
     rc = db_exec_params(c, "UPDATE dag_run SET note = ? WHERE run_id = ?", q,
                         2, NULL, &e);
   }
+  /* state points into the body: log before the body goes */
+  if (rc == ERR_OK && state)
+    LOG_I(MOD, "dag=%s run=%s marked %s through the admin API", dag_id, run_id,
+          state);
   cJSON_Delete(b);
   if (rc != ERR_OK) {
     admin_fail_db(resp, &e);
     return;
   }
-  if (state)
-    LOG_I(MOD, "dag=%s run=%s marked %s through the admin API", dag_id, run_id,
-          state);
   if (!run_lookup(a, c, resp, dag_id, run_id, &run))
     admin_reply(resp, 200, run);
 }
