@@ -31,6 +31,12 @@
 #                         127.0.0.1:PORT (2 threads, spool $T/spool),
 #                         database DB, specs SPECS, registry $T/registry,
 #                         DAGs $T/dags, level warn; YAML lines appended
+#   tl_sched_config DIR PORT DB SPECS  DIR/mlopsd.yaml: one of several
+#                         scheduler daemons on one database (its own
+#                         spool and registry under DIR, DAGs $T/dags, one
+#                         training thread, tick 200 ms, level info)
+#   tl_db_course DB DS    drop and create DB (db init, db seed) and fill
+#                         its features for the date DS; logs in $T/*.log
 set -u
 pass=0; fail=0; skipped=0
 TL_SCEN=""; TL_SCEN_FAILED=0; TL_SCEN_CHECKS=0
@@ -134,6 +140,33 @@ EOF
     local l
     for l in "$@"; do echo "$l"; done
   } >"$T/mlopsd.yaml"
+}
+
+tl_sched_config() {
+  cat >"$1/mlopsd.yaml" <<EOF
+server:
+  listen: "127.0.0.1:$2"
+  threads: 2
+  spool_dir: $1/spool
+database:
+  name: $3
+models:
+  specs_dir: $4
+  registry_dir: $1/registry
+  train_parallel: 1
+logging:
+  level: info
+scheduler:
+  dags_dir: $T/dags
+  tick_ms: 200
+EOF
+}
+
+tl_db_course() {
+  sql -e "DROP DATABASE IF EXISTS $1" &&
+    MLOPSD_DATABASE_NAME=$1 "$BIN" db init >"$T/init.log" 2>&1 &&
+    MLOPSD_DATABASE_NAME=$1 "$BIN" db seed >"$T/seed.log" 2>&1 &&
+    sed "s/{{ ds }}/$2/g" sql/features.sql | sql "$1"
 }
 
 tl_cleanup() {

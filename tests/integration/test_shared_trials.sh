@@ -33,33 +33,11 @@ schedule: null
 tasks:
   - {id: train, type: train, model: $MODEL, shared_trials: true}
 EOF
-config() {  # config DIR PORT: a daemon of its own (registry, spool)
-  cat >"$1/mlopsd.yaml" <<EOF
-server:
-  listen: "127.0.0.1:$2"
-  threads: 2
-  spool_dir: $1/spool
-database:
-  name: $DB
-models:
-  specs_dir: $T/specs
-  registry_dir: $1/registry
-  train_parallel: 1
-logging:
-  level: info
-scheduler:
-  dags_dir: $T/dags
-  tick_ms: 200
-EOF
-}
 port_a=$(free_port)
 port_b=$(free_port)
-config "$T/a" "$port_a"
-config "$T/b" "$port_b"
-if sql -e "DROP DATABASE IF EXISTS $DB" &&
-   "$BIN" db init >"$T/init.log" 2>&1 &&
-   "$BIN" db seed >"$T/seed.log" 2>&1 &&
-   sed "s/{{ ds }}/$DS/g" sql/features.sql | sql "$DB"; then
+tl_sched_config "$T/a" "$port_a" $DB "$T/specs"
+tl_sched_config "$T/b" "$port_b" $DB "$T/specs"
+if tl_db_course $DB $DS; then
   ok database_ready
 else
   cat "$T"/*.log; bad database_ready; finish
