@@ -17,6 +17,12 @@
 
 struct robj;
 
+/* Test hook: with this variable set to 1 when the registry is opened, a
+ * writer on object storage raises SIGSTOP inside its commit transaction,
+ * after the version row and the counter are written and before COMMIT,
+ * so a test can SIGKILL it at exactly that point.  Only tests set it. */
+#define REGISTRY_TEST_STOP_ENV "MLOPSD_TEST_STOP_AT_COMMIT_ROW"
+
 MLOPSD_WUR enum err_code robj_open(const struct registry_obj_opts *o,
                                    const char *cache_root, struct robj **out,
                                    struct err *e);

@@ -38,6 +38,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -63,6 +64,7 @@ struct robj {
   pthread_mutex_t mu; /* guards ver */
   struct verified *ver;
   size_t nver, capver;
+  int stop_at_commit_row; /* the test hook below */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -171,6 +173,11 @@ enum err_code robj_open(const struct registry_obj_opts *oo,
     return err_set(e, ERR_NOMEM, "registry: out of memory");
   }
   snprintf(o->prefix, pl + 2, "%s%s", prefix, pl ? "/" : "");
+  /* test hook (tests/integration/test_registry_s3.c): a writer that stops
+   * itself with the version row inserted but not committed, so the test
+   * kills it exactly there; read once here, never on a request path */
+  const char *stop = getenv(REGISTRY_TEST_STOP_ENV);
+  o->stop_at_commit_row = stop && !strcmp(stop, "1");
   if ((rc = s3_create(&so, &o->s3, e)) ||
       (rc = db_pool_create(&o->db, oo->db, e))) {
     err_prefix(e, "registry (%s)", oo->url);
@@ -233,6 +240,7 @@ struct commit_txn {
   const char *manifest;
   int want;
   int version;
+  int stop; /* raise SIGSTOP before the COMMIT (the test hook) */
 };
 
 static int row_i64(void *ud, const struct db_row *row)
@@ -293,6 +301,8 @@ static enum err_code commit_body(struct db_conn *c, void *ud, struct err *e)
   }
   if (!rc)
     t->version = v;
+  if (!rc && t->stop)
+    raise(SIGSTOP); /* the rows are written, the COMMIT not yet sent */
   return rc;
 }
 
@@ -412,7 +422,7 @@ enum err_code robj_commit(struct robj *o, const char *name,
     struct db_conn *c;
     if (!(rc = conn(o, &c, e))) {
       struct commit_txn t = {.name = name, .draft = draft, .manifest = mtext,
-                             .want = want};
+                             .want = want, .stop = o->stop_at_commit_row};
       rc = db_txn_retry(c, TXN_TRIES, commit_body, &t, e);
       db_release(o->db, c);
       if (!rc)
