@@ -119,3 +119,32 @@ void buf_free(struct buf *b)
   free(b->p);
   buf_init(b, b->max);
 }
+
+/* Bytes go out as they are (callers hand in valid UTF-8); only what JSON
+ * must escape is escaped, as http_resp_json_str does for valid text. */
+enum err_code buf_add_jstr(struct buf *b, const char *s)
+{
+  static const char hex[] = "0123456789abcdef";
+  if (!s)
+    return buf_add(b, "null", 4);
+  buf_add(b, "\"", 1);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    unsigned char c = *p;
+    if (c == '"' || c == '\\') {
+      char t[2] = {'\\', (char)c};
+      buf_add(b, t, 2);
+    } else if (c == '\n') {
+      buf_add(b, "\\n", 2);
+    } else if (c == '\t') {
+      buf_add(b, "\\t", 2);
+    } else if (c == '\r') {
+      buf_add(b, "\\r", 2);
+    } else if (c < 0x20) {
+      char t[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+      buf_add(b, t, 6);
+    } else {
+      buf_add(b, (const char *)p, 1);
+    }
+  }
+  return buf_add(b, "\"", 1);
+}

@@ -80,36 +80,6 @@ enum err_code pipeline_served_load(struct registry *reg,
  * checked once at the end. */
 #define SB_LIT(b, lit) buf_add((b), (lit), sizeof(lit) - 1)
 
-/* A JSON string as the HTTP layer writes it (http_resp_json_str). */
-static void add_jstr(struct buf *b, const char *s)
-{
-  static const char hex[] = "0123456789abcdef";
-  if (!s) {
-    SB_LIT(b, "null");
-    return;
-  }
-  SB_LIT(b, "\"");
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    unsigned char c = *p;
-    if (c == '"' || c == '\\') {
-      char t[2] = {'\\', (char)c};
-      buf_add(b, t, 2);
-    } else if (c == '\n') {
-      SB_LIT(b, "\\n");
-    } else if (c == '\t') {
-      SB_LIT(b, "\\t");
-    } else if (c == '\r') {
-      SB_LIT(b, "\\r");
-    } else if (c < 0x20) {
-      char t[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-      buf_add(b, t, 6);
-    } else {
-      buf_add(b, (const char *)p, 1);
-    }
-  }
-  SB_LIT(b, "\"");
-}
-
 /* {"error": msg}, as http_resp_error. */
 static void set_error(struct buf *b, const char *fmt, ...) MLOPSD_PRINTF(2, 3);
 static void set_error(struct buf *b, const char *fmt, ...)
@@ -121,55 +91,7 @@ static void set_error(struct buf *b, const char *fmt, ...)
   va_end(ap);
   buf_reset(b);
   SB_LIT(b, "{\"error\":");
-  add_jstr(b, msg);
-  SB_LIT(b, "}");
-}
-
-/* The 400 "invalid input" body, one field at a time (predict.c's
- * add_field/end_fields). */
-static void add_field(struct buf *b, cJSON **det, size_t *nf, size_t *more,
-                      const char *prefix, size_t index, int batch,
-                      const char *field, const char *msg,
-                      const cJSON *input)
-{
-  char name[SPEC_REPORT_FIELD + 48];
-  if (*nf >= PREDICT_MAX_FIELDS) {
-    (*more)++;
-    return;
-  }
-  if (*nf == 0) {
-    cJSON_Delete(*det);
-    *det = cJSON_CreateArray();
-  }
-  if (*det) {
-    cJSON *d = predict_detail_item(prefix, index, batch, field, msg, input);
-    if (d)
-      cJSON_AddItemToArray(*det, d);
-  }
-  predict_field_name(name, sizeof(name), prefix, index, batch, field);
-  if (*nf == 0)
-    SB_LIT(b, "{\"error\":\"invalid input\",\"fields\":{");
-  else
-    SB_LIT(b, ",");
-  add_jstr(b, name);
-  SB_LIT(b, ":");
-  add_jstr(b, msg);
-  (*nf)++;
-}
-
-static void end_fields(struct buf *b, cJSON **det, size_t more)
-{
-  if (more)
-    buf_addf(b, ",\"...\":\"%zu more invalid fields not listed\"", more);
-  SB_LIT(b, "}");
-  char *d = *det ? cJSON_PrintUnformatted(*det) : NULL;
-  if (d) {
-    SB_LIT(b, ",\"detail\":");
-    buf_add(b, d, strlen(d));
-    cJSON_free(d);
-  }
-  cJSON_Delete(*det);
-  *det = NULL;
+  buf_add_jstr(b, msg);
   SB_LIT(b, "}");
 }
 
@@ -181,7 +103,7 @@ static void customer_id(struct buf *b, const struct spec *sp,
   const char *key = sp->source.key ? sp->source.key : "customer_id";
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, key);
   if (cJSON_IsString(v)) {
-    add_jstr(b, v->valuestring);
+    buf_add_jstr(b, v->valuestring);
   } else if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
     double d = v->valuedouble;
     if (d == floor(d) && fabs(d) < 9007199254740992.0)
@@ -204,14 +126,27 @@ struct pp_req {
   size_t nfeat, out_dim;
   struct buf b;                /* the answer */
   struct reqjson_span *spans;
-  cJSON *root, *det;           /* det: a 400's "detail" list */
+  cJSON *root;
+  struct predict_bad bad;      /* a 400 being built */
   const cJSON *data;
   const cJSON **items;
   float *rows, *out;
   struct spec_report *rep;
-  size_t n, nf, more;          /* items; fields listed, not listed */
+  size_t n;                    /* items */
   int batch;
 };
+
+/* The 400 built in q->bad as the answer (predict_bad_end).  1, as a
+ * stage's "answer complete"; -1 when out of memory. */
+static int answer_bad(struct pp_req *q)
+{
+  predict_bad_end(&q->bad);
+  buf_reset(&q->b);
+  buf_add(&q->b, buf_str(&q->bad.body), q->bad.body.len);
+  int bad = buf_error(&q->bad.body) != ERR_OK;
+  predict_bad_free(&q->bad);
+  return bad ? -1 : 1;
+}
 
 /* Stage 1: a non-empty body that scans (reqjson_scan) and parses into
  * a JSON object. */
@@ -255,45 +190,9 @@ static int pp_parse(struct pp_req *q, const char *body, size_t len)
  * 1..PREDICT_MAX_BATCH items; room for them. */
 static int pp_shape(struct pp_req *q)
 {
-  struct buf *b = &q->b;
-  int n_data = 0;
-  for (const cJSON *k = q->root->child; k; k = k->next) {
-    if (k->string && strcmp(k->string, "data") == 0) {
-      if (n_data++)
-        add_field(b, &q->det, &q->nf, &q->more, "data", 0, 0, "",
-                  "duplicate field", k);
-    } else {
-      add_field(b, &q->det, &q->nf, &q->more, "", 0, 0,
-                k->string ? k->string : "", "unknown field", k);
-    }
-  }
-  const cJSON *data = cJSON_GetObjectItemCaseSensitive(q->root, "data");
-  q->data = data;
-  q->batch = cJSON_IsArray(data);
-  if (!data) {
-    add_field(b, &q->det, &q->nf, &q->more, "data", 0, 0, "", "is required",
-              NULL);
-  } else if (q->batch) {
-    q->n = (size_t)cJSON_GetArraySize(data);
-    if (q->n == 0)
-      add_field(b, &q->det, &q->nf, &q->more, "data", 0, 0, "",
-                "must not be an empty list", data);
-    else if (q->n > PREDICT_MAX_BATCH) {
-      char msg[64];
-      snprintf(msg, sizeof(msg), "at most %d items per request",
-               PREDICT_MAX_BATCH);
-      add_field(b, &q->det, &q->nf, &q->more, "data", 0, 0, "", msg, NULL);
-    }
-  } else if (cJSON_IsObject(data)) {
-    q->n = 1;
-  } else {
-    add_field(b, &q->det, &q->nf, &q->more, "data", 0, 0, "",
-              "must be an object or a list of objects", data);
-  }
-  if (q->nf) {
-    end_fields(b, &q->det, q->more);
-    return 1;
-  }
+  if (!predict_shape(q->root, PREDICT_MAX_BATCH, &q->bad, &q->data,
+                     &q->batch, &q->n))
+    return answer_bad(q);
   q->items = malloc(q->n * sizeof(*q->items));
   q->rows = malloc(q->n * q->nfeat * sizeof(float));
   q->out = malloc(q->n * q->out_dim * sizeof(float));
@@ -306,7 +205,6 @@ static int pp_shape(struct pp_req *q)
  * the version's preprocessing into rows. */
 static int pp_validate(struct pp_req *q)
 {
-  struct buf *b = &q->b;
   struct spec_report *rep = q->rep;
   size_t i = 0;
   const cJSON *it = q->batch ? q->data->child : q->data;
@@ -317,24 +215,19 @@ static int pp_validate(struct pp_req *q)
     if (spec_validate_request(q->sp, it, rep) == ERR_OK)
       continue;
     for (size_t k = 0; k < rep->n; k++)
-      add_field(b, &q->det, &q->nf, &q->more, "data", i, q->batch,
-                rep->e[k].field, rep->e[k].msg,
-                cJSON_GetObjectItemCaseSensitive(it, rep->e[k].field));
-    q->more += rep->n_more;
+      predict_bad_add(&q->bad, "data", i, q->batch, rep->e[k].field,
+                      rep->e[k].msg,
+                      cJSON_GetObjectItemCaseSensitive(it, rep->e[k].field));
+    q->bad.more += rep->n_more;
   }
-  if (q->nf || q->more) {
-    end_fields(b, &q->det, q->more);
-    return 1;
-  }
+  if (q->bad.nf || q->bad.more)
+    return answer_bad(q);
   for (i = 0; i < q->n; i++) {
     struct err te = {0};
     if (prep_transform_json(q->prep, q->items[i], q->rows + i * q->nfeat,
                             &te) != ERR_OK) {
-      buf_reset(b);
-      add_field(b, &q->det, &q->nf, &q->more, "data", i, q->batch, "",
-                te.msg, NULL);
-      end_fields(b, &q->det, q->more);
-      return 1;
+      predict_bad_add(&q->bad, "data", i, q->batch, "", te.msg, NULL);
+      return answer_bad(q);
     }
   }
   return 0;
@@ -349,7 +242,7 @@ static char *pp_rows_json(const struct pp_req *q)
   for (size_t j = 0; j < q->nfeat; j++) {
     if (j)
       SB_LIT(&r, ",");
-    add_jstr(&r, prep_output_name(q->prep, j));
+    buf_add_jstr(&r, prep_output_name(q->prep, j));
   }
   SB_LIT(&r, "],\"rows\":[");
   for (size_t i = 0; i < q->n; i++) {
@@ -398,7 +291,7 @@ static void pp_answer(struct pp_req *q)
     customer_id(b, q->sp, q->items[i]);
     if (label) {
       SB_LIT(b, ",\"predict\":");
-      add_jstr(b, label);
+      buf_add_jstr(b, label);
       buf_addf(b, ",\"confidence\":%.9g", conf);
     } else {
       buf_addf(b, ",\"predict\":%.9g,\"confidence\":null", value);
@@ -455,7 +348,7 @@ out:
     *rows_out = NULL;
   }
   buf_free(&q.b);
-  cJSON_Delete(q.det); /* non-NULL only when an answer was cut short */
+  predict_bad_free(&q.bad); /* holds memory only when cut short */
   free(q.spans);
   free(q.rep);
   free(q.items);

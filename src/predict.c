@@ -267,7 +267,7 @@ static void customer_id(const struct spec *sp, const cJSON *item,
   }
 }
 
-void predict_field_name(char *buf, size_t cap, const char *prefix,
+static void predict_field_name(char *buf, size_t cap, const char *prefix,
                         size_t index, int batch, const char *field)
 {
   if (batch)
@@ -278,11 +278,8 @@ void predict_field_name(char *buf, size_t cap, const char *prefix,
 }
 
 /* The 400 body's "detail" list (BentoML / pydantic style: one
- * {type, loc, msg, input} per bad field, beside "fields"), built while the
- * fields are streamed and written by end_fields.  Error path only, so
- * plain cJSON allocations (the parse arena is off by then). */
-static _Thread_local cJSON *tl_detail;
-
+ * {type, loc, msg, input} per bad field, beside "fields").  Error path
+ * only, so plain cJSON allocations (the parse arena is off by then). */
 static const char *detail_type(const char *msg)
 {
   if (strstr(msg, "is required"))
@@ -307,7 +304,7 @@ static const char *detail_type(const char *msg)
   return "value_error";
 }
 
-cJSON *predict_detail_item(const char *prefix, size_t index, int batch,
+static cJSON *predict_detail_item(const char *prefix, size_t index, int batch,
                            const char *field, const char *msg,
                            const cJSON *input)
 {
@@ -332,76 +329,100 @@ cJSON *predict_detail_item(const char *prefix, size_t index, int batch,
   return d;
 }
 
-static void add_detail(const char *prefix, size_t index, int batch,
-                       const char *field, const char *msg,
-                       const cJSON *input)
-{
-  if (!tl_detail)
-    return;
-  cJSON *d = predict_detail_item(prefix, index, batch, field, msg, input);
-  if (d)
-    cJSON_AddItemToArray(tl_detail, d);
-}
+/* 1 MiB: PREDICT_MAX_FIELDS fields, each with its offending input */
+#define BAD_BODY_MAX (1u << 20)
 
-/* Start (or continue) the 400 invalid-input body with one field; input is
- * the offending value for "detail" (NULL: none, e.g. a missing field). */
-static enum err_code add_field(struct http_resp *resp, size_t *nf,
-                               size_t *more, const char *prefix,
-                               size_t index, int batch, const char *field,
-                               const char *msg, const cJSON *input)
+void predict_bad_add(struct predict_bad *v, const char *prefix,
+                     size_t index, int batch, const char *field,
+                     const char *msg, const cJSON *input)
 {
   char name[SPEC_REPORT_FIELD + 48];
-  enum err_code rc = ERR_OK;
-  if (*nf >= PREDICT_MAX_FIELDS) {
-    (*more)++;
-    return ERR_OK;
+  if (v->nf >= PREDICT_MAX_FIELDS) {
+    v->more++;
+    return;
   }
-  if (*nf == 0) {
-    cJSON_Delete(tl_detail);
-    tl_detail = cJSON_CreateArray();
+  if (v->nf == 0) {
+    predict_bad_free(v);
+    buf_init(&v->body, BAD_BODY_MAX);
+    v->detail = cJSON_CreateArray();
+    buf_adds(&v->body, "{\"error\":\"invalid input\",\"fields\":{");
+  } else {
+    buf_adds(&v->body, ",");
   }
-  add_detail(prefix, index, batch, field, msg, input);
+  if (v->detail) {
+    cJSON *d = predict_detail_item(prefix, index, batch, field, msg, input);
+    if (d)
+      cJSON_AddItemToArray(v->detail, d);
+  }
   predict_field_name(name, sizeof(name), prefix, index, batch, field);
-  if (*nf == 0)
-    rc = W(resp, "{\"error\":\"invalid input\",\"fields\":{");
-  else
-    rc = W(resp, ",");
-  if (!rc)
-    rc = http_resp_json_str(resp, name);
-  if (!rc)
-    rc = W(resp, ":");
-  if (!rc)
-    rc = http_resp_json_str(resp, msg);
-  (*nf)++;
-  return rc;
+  buf_add_jstr(&v->body, name);
+  buf_adds(&v->body, ":");
+  buf_add_jstr(&v->body, msg);
+  v->nf++;
 }
 
-static void end_fields(struct http_resp *resp, size_t nf, size_t more)
+void predict_bad_end(struct predict_bad *v)
 {
-  enum err_code rc = ERR_OK;
-  if (more)
-    rc = http_resp_printf(resp, ",\"...\":\"%zu more invalid fields not "
-                                "listed\"",
-                          more);
-  if (!rc)
-    rc = W(resp, "}");
-  if (!rc && tl_detail) {
-    char *d = cJSON_PrintUnformatted(tl_detail);
-    if (d) {
-      rc = W(resp, ",\"detail\":");
-      if (!rc)
-        rc = http_resp_write(resp, d, strlen(d));
-      cJSON_free(d);
+  if (v->nf == 0) /* only "more": cannot happen, but answer valid JSON */
+    buf_adds(&v->body, "{\"error\":\"invalid input\",\"fields\":{");
+  if (v->more)
+    buf_addf(&v->body, ",\"...\":\"%zu more invalid fields not listed\"",
+             v->more);
+  buf_adds(&v->body, "}");
+  char *d = v->detail ? cJSON_PrintUnformatted(v->detail) : NULL;
+  if (d) {
+    buf_adds(&v->body, ",\"detail\":");
+    buf_adds(&v->body, d);
+    cJSON_free(d);
+  }
+  buf_adds(&v->body, "}");
+  cJSON_Delete(v->detail);
+  v->detail = NULL;
+}
+
+void predict_bad_free(struct predict_bad *v)
+{
+  buf_free(&v->body);
+  cJSON_Delete(v->detail);
+  v->detail = NULL;
+  v->nf = v->more = 0;
+}
+
+int predict_shape(const cJSON *root, size_t max_batch, struct predict_bad *v,
+                  const cJSON **data_out, int *batch, size_t *n)
+{
+  int n_data = 0;
+  for (const cJSON *k = root->child; k; k = k->next) {
+    if (k->string && strcmp(k->string, "data") == 0) {
+      if (n_data++)
+        predict_bad_add(v, "data", 0, 0, "", "duplicate field", k);
+    } else {
+      predict_bad_add(v, "", 0, 0, k->string ? k->string : "",
+                      "unknown field", k);
     }
   }
-  cJSON_Delete(tl_detail);
-  tl_detail = NULL;
-  if (!rc)
-    rc = W(resp, "}");
-  (void)nf;
-  http_resp_status(resp, 400);
-  if (rc)
-    http_resp_error(resp, 400, "invalid input");
+  const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+  *data_out = data;
+  *batch = cJSON_IsArray(data);
+  *n = 0;
+  if (!data) {
+    predict_bad_add(v, "data", 0, 0, "", "is required", NULL);
+  } else if (*batch) {
+    *n = (size_t)cJSON_GetArraySize(data);
+    if (*n == 0) {
+      predict_bad_add(v, "data", 0, 0, "", "must not be an empty list", data);
+    } else if (*n > max_batch) {
+      char msg[64];
+      snprintf(msg, sizeof(msg), "at most %zu items per request", max_batch);
+      predict_bad_add(v, "data", 0, 0, "", msg, NULL);
+    }
+  } else if (cJSON_IsObject(data)) {
+    *n = 1;
+  } else {
+    predict_bad_add(v, "data", 0, 0, "",
+                    "must be an object or a list of objects", data);
+  }
+  return v->nf == 0 && v->more == 0;
 }
 
 /* Lax numbers, as pydantic's lax mode: a string member whose feature is
@@ -479,8 +500,7 @@ struct preq {
   const cJSON *data;
   int batch;
   size_t n, nfeat, od;         /* items, model inputs, outputs per item */
-  size_t nf, more;             /* fields listed in a 400, and not listed */
-  int wrc;                     /* a write into resp failed */
+  struct predict_bad bad;      /* a 400 being built */
   int64_t t0, created;
 };
 
@@ -488,6 +508,21 @@ static int answer_500_oom(struct preq *q, const char *msg)
 {
   reject(q->p, R_INTERNAL);
   http_resp_error(q->resp, 500, "%s", msg);
+  return -1;
+}
+
+/* The 400 built in q->bad (predict_bad_end), counted under why. */
+static int answer_bad(struct preq *q, enum reject why)
+{
+  reject(q->p, why);
+  predict_bad_end(&q->bad);
+  http_resp_clear(q->resp);
+  if (buf_error(&q->bad.body) ||
+      http_resp_write(q->resp, buf_str(&q->bad.body), q->bad.body.len))
+    http_resp_error(q->resp, 400, "invalid input");
+  else
+    http_resp_status(q->resp, 400);
+  predict_bad_free(&q->bad);
   return -1;
 }
 
@@ -592,47 +627,9 @@ static int preq_shape(struct preq *q)
                                "{\"data\": ...}");
     return -1;
   }
-  int n_data = 0;
-  for (const cJSON *k = q->root->child; k; k = k->next) {
-    if (k->string && strcmp(k->string, "data") == 0) {
-      if (n_data++)
-        q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "",
-                            "duplicate field", k);
-    } else {
-      q->wrc |= add_field(resp, &q->nf, &q->more, "", 0, 0,
-                          k->string ? k->string : "", "unknown field",
-                          k);
-    }
-  }
-  const cJSON *data = cJSON_GetObjectItemCaseSensitive(q->root, "data");
-  q->data = data;
-  q->batch = cJSON_IsArray(data);
-  if (!data) {
-    q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "",
-                        "is required", NULL);
-  } else if (q->batch) {
-    q->n = (size_t)cJSON_GetArraySize(data);
-    if (q->n == 0) {
-      q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "",
-                          "must not be an empty list", data);
-    } else if (q->n > p->max_batch) {
-      char msg[64];
-      snprintf(msg, sizeof(msg), "at most %zu items per request",
-               p->max_batch);
-      q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "", msg,
-                          NULL);
-    }
-  } else if (cJSON_IsObject(data)) {
-    q->n = 1;
-  } else {
-    q->wrc |= add_field(resp, &q->nf, &q->more, "data", 0, 0, "",
-                        "must be an object or a list of objects", data);
-  }
-  if (q->nf) {
-    reject(p, R_SHAPE);
-    end_fields(resp, q->nf, q->more);
-    return -1;
-  }
+  if (!predict_shape(q->root, p->max_batch, &q->bad, &q->data, &q->batch,
+                     &q->n))
+    return answer_bad(q, R_SHAPE);
   q->nfeat = serving_model_nfeat(q->m);
   q->od = serving_model_out_dim(q->m);
   if (scratch_fit(q->s, q->n, q->nfeat, q->od, q->sp->n_features))
@@ -657,19 +654,13 @@ static int preq_validate(struct preq *q)
         ERR_OK)
       continue;
     for (size_t k = 0; k < s->rep.n; k++)
-      q->wrc |= add_field(q->resp, &q->nf, &q->more, "data", i, q->batch,
-                          s->rep.e[k].field, s->rep.e[k].msg,
-                          cJSON_GetObjectItemCaseSensitive(it,
-                                                           s->rep.e[k].field));
-    q->more += s->rep.n_more;
+      predict_bad_add(&q->bad, "data", i, q->batch, s->rep.e[k].field,
+                      s->rep.e[k].msg,
+                      cJSON_GetObjectItemCaseSensitive(it, s->rep.e[k].field));
+    q->bad.more += s->rep.n_more;
   }
-  if (q->nf || q->more) {
-    reject(q->p, R_INPUT);
-    end_fields(q->resp, q->nf, q->more);
-    return -1;
-  }
-  if (q->wrc)
-    return answer_500_oom(q, "out of memory");
+  if (q->bad.nf || q->bad.more)
+    return answer_bad(q, R_INPUT);
   if (q->p->pl && plog_admit(q->p->pl, q->n) != ERR_OK)
     return answer_log_full(q);
   return 0;
@@ -686,12 +677,8 @@ static int preq_predict(struct preq *q)
     /* the members by feature index, found by the validation */
     if (prep_transform_one(pr, member_value, s->byf + i * q->sp->n_features,
                            s->rows + i * q->nfeat, &e) != ERR_OK) {
-      reject(q->p, R_INPUT);
-      http_resp_clear(q->resp);
-      (void)add_field(q->resp, &q->nf, &q->more, "data", i, q->batch, "",
-                      e.msg, NULL);
-      end_fields(q->resp, q->nf, q->more);
-      return -1;
+      predict_bad_add(&q->bad, "data", i, q->batch, "", e.msg, NULL);
+      return answer_bad(q, R_INPUT);
     }
   }
   struct err e = {0};

@@ -57,6 +57,10 @@ enum err_code buf_adds(struct buf *b, const char *s);
 enum err_code buf_addf(struct buf *b, const char *fmt, ...)
     MLOPSD_PRINTF(2, 3);
 
+/* Append s as a JSON string (quoted, with \" \\ and control bytes
+ * escaped); NULL appends null.  Errors as buf_add. */
+enum err_code buf_add_jstr(struct buf *b, const char *s);
+
 /* The first failure of an add, ERR_OK if none. */
 enum err_code buf_error(const struct buf *b);
 

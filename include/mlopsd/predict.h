@@ -42,6 +42,7 @@
 
 #include <stddef.h>
 
+#include "mlopsd/buf.h"
 #include "mlopsd/err.h"
 
 struct predict;
@@ -53,24 +54,37 @@ struct http;
 #define PREDICT_MAX_BATCH 4096  /* items in one request */
 #define PREDICT_MAX_FIELDS 64   /* bad fields listed in one 400 */
 
-/* The name a bad field has in a 400 answer: "data[3].age" in a batch
- * (prefix "data", index 3, field "age"), "age" for one item, the prefix
- * alone when the field is "" (the item itself).  Cut to fit cap.  Shared
- * with pipeline_predict so both answers name fields alike.  Any thread. */
-void predict_field_name(char *buf, size_t cap, const char *prefix,
-                        size_t index, int batch, const char *field);
-
 struct cJSON;
 struct spec;
 
-/* One entry of a 400 body's "detail" list, BentoML/pydantic style:
- * {"type", "loc": ["body", prefix, index?, field?], "msg", "input"}; input
- * (borrowed, may be NULL -> null) is copied.  Returns a new object the
- * caller owns (cJSON_Delete), NULL when out of memory.  Shared with
- * pipeline_predict so the offline answer equals the server's.  Any thread. */
-struct cJSON *predict_detail_item(const char *prefix, size_t index,
-                                  int batch, const char *field,
-                                  const char *msg, const struct cJSON *input);
+/* The 400 "invalid input" body, {"error":"invalid input","fields":{name:
+ * msg, ...},"detail":[...]}, built one bad field at a time: the one writer
+ * for the server and pipeline_predict, so both answers are the same bytes.
+ * Start from {0}; one thread at a time; predict_bad_free when done. */
+struct predict_bad {
+  struct buf body;      /* the body; whole after predict_bad_end */
+  struct cJSON *detail; /* the "detail" list until predict_bad_end */
+  size_t nf, more;      /* fields listed; left out (over PREDICT_MAX_FIELDS) */
+};
+
+/* Add one bad field (named "data[3].age" in a batch, "age"
+ * for one item, the prefix alone for field ""; input, borrowed, may be
+ * NULL, is copied into "detail").  Out of memory shows in buf_error(&v->body). */
+void predict_bad_add(struct predict_bad *v, const char *prefix,
+                     size_t index, int batch, const char *field,
+                     const char *msg, const struct cJSON *input);
+/* Close the body (v->body holds it; check buf_error) and free the list. */
+void predict_bad_end(struct predict_bad *v);
+/* Free what v holds and empty it, ready for reuse. */
+void predict_bad_free(struct predict_bad *v);
+
+/* The request's shape: root (an object) must hold exactly "data", an
+ * object or a list of 1..max_batch objects.  Adds every breach to v; sets
+ * *data (borrowed from root, NULL when missing), *batch (a list) and *n
+ * (items, 0 when unusable).  Returns 1 when the shape is good. */
+int predict_shape(const struct cJSON *root, size_t max_batch,
+                  struct predict_bad *v, const struct cJSON **data,
+                  int *batch, size_t *n);
 
 /* Lax numbers (pydantic's lax mode): a string member of item whose feature
  * is numeric in sp and whose text is a clean decimal number becomes that

@@ -100,11 +100,26 @@ TEST(attach_appends)
   buf_free(&b);
 }
 
+/* JSON strings: quotes, backslashes and control bytes escaped, UTF-8
+ * passed through, NULL as null. */
+TEST(json_string)
+{
+  struct buf b = BUF_INIT(64);
+  CHECK_EQ_INT(buf_add_jstr(&b, "a\"b\\c\n\t\r\x01\xc3\xa9"), ERR_OK);
+  CHECK_EQ_INT(buf_add_jstr(&b, NULL), ERR_OK);
+  CHECK_EQ_STR(buf_str(&b), "\"a\\\"b\\\\c\\n\\t\\r\\u0001\xc3\xa9\"null");
+  struct buf small = BUF_INIT(3);
+  CHECK_EQ_INT(buf_add_jstr(&small, "abcd"), ERR_FULL);
+  buf_free(&small);
+  buf_free(&b);
+}
+
 int main(void)
 {
   RUN(add_and_format);
   RUN(cap_is_exact_and_sticky);
   RUN(take_hands_over);
   RUN(attach_appends);
+  RUN(json_string);
   return check_done();
 }

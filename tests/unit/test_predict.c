@@ -1,11 +1,15 @@
 /* test_predict.c - the /predict body pre-check (reqjson_scan): what it
  * accepts, where it reports the first error, and the spans it records
- * for the prediction log.  The HTTP path itself is covered by
+ * for the prediction log; the shape check and the 400 body writer that
+ * the server and `mlopsd predict` share (predict_shape, predict_bad).  The HTTP path itself is covered by
  * tests/integration/test_serve.c.
  */
+#include <cjson/cJSON.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "check.h"
+#include "mlopsd/predict.h"
 #include "mlopsd/reqjson.h"
 
 static struct reqjson_span sp8[8];
@@ -213,6 +217,69 @@ TEST(spans)
   CHECK_EQ_INT(sc.n_items, 20);
 }
 
+/* The shape check names every breach, and the body lists them in
+ * "fields" and "detail" (pydantic's loc/type) in order. */
+TEST(shape_and_400_body)
+{
+  cJSON *root = cJSON_Parse("{\"data\":[],\"x\":1,\"data\":2}");
+  REQUIRE(root != NULL);
+  struct predict_bad v = {0};
+  const cJSON *data;
+  int batch;
+  size_t n;
+  CHECK_EQ_INT(predict_shape(root, 8, &v, &data, &batch, &n), 0);
+  CHECK(batch && n == 0);
+  predict_bad_end(&v);
+  CHECK_EQ_INT(buf_error(&v.body), ERR_OK);
+  CHECK_EQ_STR(buf_str(&v.body),
+               "{\"error\":\"invalid input\",\"fields\":{"
+               "\"x\":\"unknown field\",\"data\":\"duplicate field\","
+               "\"data\":\"must not be an empty list\"},\"detail\":["
+               "{\"type\":\"extra_forbidden\",\"loc\":[\"body\",\"x\"],"
+               "\"msg\":\"unknown field\",\"input\":1},"
+               "{\"type\":\"value_error\",\"loc\":[\"body\",\"data\"],"
+               "\"msg\":\"duplicate field\",\"input\":2},"
+               "{\"type\":\"value_error\",\"loc\":[\"body\",\"data\"],"
+               "\"msg\":\"must not be an empty list\",\"input\":[]}]}");
+  predict_bad_free(&v);
+  cJSON_Delete(root);
+
+  root = cJSON_Parse("{\"data\":[{},{},{}]}");
+  REQUIRE(root != NULL);
+  CHECK_EQ_INT(predict_shape(root, 2, &v, &data, &batch, &n), 0);
+  CHECK(strstr(buf_str(&v.body), "\"data\":\"at most 2 items per "
+                                 "request\"") != NULL);
+  predict_bad_free(&v);
+  CHECK_EQ_INT(predict_shape(root, 3, &v, &data, &batch, &n), 1);
+  CHECK(batch && n == 3 && data == cJSON_GetObjectItem(root, "data"));
+  CHECK_EQ_INT(v.nf, 0);
+  cJSON_Delete(root);
+}
+
+/* Past PREDICT_MAX_FIELDS the body counts what it leaves out; a batch
+ * item's field is named data[i].field with a quoted message. */
+TEST(bad_fields_capped)
+{
+  struct predict_bad v = {0};
+  for (int i = 0; i < PREDICT_MAX_FIELDS + 3; i++)
+    predict_bad_add(&v, "data", (size_t)i, 1, "age", "must be \"> 0\"",
+                    NULL);
+  CHECK_EQ_INT(v.nf, PREDICT_MAX_FIELDS);
+  CHECK_EQ_INT(v.more, 3);
+  predict_bad_end(&v);
+  const char *s = buf_str(&v.body);
+  CHECK(strstr(s, "\"data[0].age\":\"must be \\\"> 0\\\"\"") != NULL);
+  CHECK(strstr(s, ",\"...\":\"3 more invalid fields not listed\"}") != NULL);
+  CHECK(strstr(s, "\"loc\":[\"body\",\"data\",63,\"age\"]") != NULL);
+  CHECK(strstr(s, "data[64]") == NULL);
+  cJSON *j = cJSON_Parse(s);
+  CHECK(j != NULL);
+  CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(j, "detail")),
+               PREDICT_MAX_FIELDS);
+  cJSON_Delete(j);
+  predict_bad_free(&v);
+}
+
 int main(void)
 {
   RUN(valid_json);
@@ -221,5 +288,7 @@ int main(void)
   RUN(utf8);
   RUN(depth);
   RUN(spans);
+  RUN(shape_and_400_body);
+  RUN(bad_fields_capped);
   return check_done();
 }
