@@ -1,11 +1,15 @@
 #!/bin/bash
 # test_deps.sh - the module include graph (scripts/check-deps.sh): the
 # project's own graph has no cycle with daemon and main on top, and the
-# check really fails on a cycle and on a module including daemon.h
-# (synthetic trees in a temp dir).  No database needed.
+# check really fails on a cycle and on a module including daemon.h; the
+# length caps (scripts/check-size.sh): no src/*.c over 1,500 lines or
+# function over 150, and the check really fails on either (synthetic
+# trees in a temp dir).  This is how make test (CI) runs `make check-deps`.
+# No database needed.
 set -u
 SRC=${MLOPSD_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 CHECK="$SRC/scripts/check-deps.sh"
+SIZE="$SRC/scripts/check-size.sh"
 . "$SRC/tests/lib.sh"  # scenario, ok, bad, tl_done
 tmp=$(mktemp -d /tmp/mlopsd-deps.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -46,5 +50,36 @@ printf '#include "mlopsd/err.h"\n' >"$tmp/ok/src/admin_dags.c"
 : >"$tmp/ok/include/mlopsd/err.h"
 if out=$("$CHECK" "$tmp/ok" 2>&1) && grep -q '4 modules, no cycle' <<<"$out"
 then ok layered_passes; else bad layered_passes "$out"; fi
+
+# 5. the project's files and functions are within the caps
+scenario project_size
+if out=$("$SIZE" "$SRC" 2>&1); then ok project_size
+else bad project_size "$out"; fi
+
+# 6. a 151-line function and a 1,501-line file fail, each named with its
+# length; a 150-line function in a 1,500-line file passes
+scenario size_fails
+mkdir -p "$tmp/long/src" "$tmp/fit/src"
+body() { # $1 lines of body between the braces
+  i=0; while [ "$i" -lt "$1" ]; do echo "  x++;"; i=$((i + 1)); done
+}
+{ printf 'static int x;\nvoid far(void)\n{\n'; body 148; echo '}'; } \
+  >"$tmp/long/src/a.c"
+{ printf 'void near(void)\n{\n'; body 147; echo '}'; body 1350; } \
+  >"$tmp/long/src/b.c"
+if out=$("$SIZE" "$tmp/long" 2>&1); then bad size_fails "passed: $out"
+elif ! grep -q 'src/a.c:2: far: 151 lines (at most 150)' <<<"$out"; then
+  bad size_fails "far not named: $out"
+elif grep -q 'src/b.c' <<<"$out"; then
+  bad size_fails "the 1,500-line file or its 150-line function failed: $out"
+else ok size_fails; fi
+
+scenario size_file_fails
+{ printf 'void near(void)\n{\n'; body 147; echo '}'; body 1351; } \
+  >"$tmp/fit/src/c.c"
+if out=$("$SIZE" "$tmp/fit" 2>&1); then bad size_file_fails "passed: $out"
+elif grep -q 'src/c.c: 1501 lines (at most 1500)' <<<"$out" &&
+     ! grep -q 'near' <<<"$out"; then ok size_file_fails
+else bad size_file_fails "$out"; fi
 
 tl_done
