@@ -202,20 +202,12 @@ static const struct admin_col last_run_cols[] = {
     {"state", 's'},    {"run_type", 's'},   {"start_date", 's'},
     {"end_date", 's'},
 };
-#define LAST_RUN_SQL                                                                        \
-  "SELECT id, run_id, " ADMIN_TS0("logical_date") ", state, "                               \
-                                                  "run_type, " ADMIN_TS("star"              \
-                                                                        "t_"                \
-                                                                        "dat"               \
-                                                                        "e") ", " ADMIN_TS( \
-                                                      "end_date") " FROM "                  \
-                                                                  "dag_run "                \
-                                                                  "WHERE "                  \
-                                                                  "dag_id = "               \
-                                                                  "? ORDER "                \
-                                                                  "BY id "                  \
-                                                                  "DESC "                   \
-                                                                  "LIMIT 1"
+/* clang-format off */
+#define LAST_RUN_SQL                                                          \
+  "SELECT id, run_id, " ADMIN_RUN_LOGICAL("") ", state, run_type, "         \
+  ADMIN_TS("start_date") ", " ADMIN_TS("end_date") " FROM dag_run "        \
+  "WHERE dag_id = ? ORDER BY id DESC LIMIT 1"
+/* clang-format on */
 
 static int dag_add_db(struct db_conn *c, struct http_resp *resp, cJSON *o,
                       const char *dag_id)

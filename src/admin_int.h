@@ -47,6 +47,16 @@ struct serving;
 /* SQL: a DATETIME(6) column (UTC) as ISO 8601 with Z. */
 #define ADMIN_TS(c) "DATE_FORMAT(" c ", '%Y-%m-%dT%H:%i:%s.%fZ')"
 #define ADMIN_TS0(c) "DATE_FORMAT(" c ", '%Y-%m-%dT%H:%i:%sZ')"
+/* A dag_run's instants (migration 080), r = "" or a table alias with its
+ * dot: run_after is logical_date plus its fraction (logical_date_us,
+ * shown only when not 0); the logical date is null for a run triggered
+ * with Airflow 3's "logical_date": null. */
+#define ADMIN_RUN_AFTER(r)                                                    \
+  "CONCAT(DATE_FORMAT(" r "logical_date, '%Y-%m-%dT%H:%i:%s'), IF("         \
+  r "logical_date_us, CONCAT('.', LPAD(" r "logical_date_us, 6, '0')), ''),"\
+  " 'Z')"
+#define ADMIN_RUN_LOGICAL(r)                                                  \
+  "IF(" r "logical_date_null, NULL, " ADMIN_RUN_AFTER(r) ")"
 
 struct admin_bound;
 

@@ -67,25 +67,29 @@ static const struct admin_col run_cols[] = {
     {"dag_display_name", 's'},
 };
 #define NRUNCOLS (int)(sizeof(run_cols) / sizeof(run_cols[0]))
+#define RUN_INSTANT "TIMESTAMPADD(MICROSECOND, logical_date_us, logical_date)"
 /* clang-format off */
 #define RUN_SELECT                                                            \
-  "SELECT id, run_id, dag_id, " ADMIN_TS0("logical_date") ", run_type, "     \
+  "SELECT id, run_id, dag_id, " ADMIN_RUN_LOGICAL("") ", run_type, "        \
   "state, conf, " ADMIN_TS("queued_at") ", " ADMIN_TS("start_date") ", "    \
   ADMIN_TS("end_date") ", external_trigger, "                               \
   "TIMESTAMPDIFF(MICROSECOND, start_date, end_date) / 1e6, "                \
-  ADMIN_TS0("logical_date") ", " ADMIN_TS0("logical_date") ", "             \
-  ADMIN_TS0("logical_date") ", NULL, "                                      \
+  ADMIN_RUN_LOGICAL("") ", " ADMIN_RUN_LOGICAL("") ", "                     \
+  ADMIN_RUN_AFTER("") ", NULL, "                                            \
   "CASE run_type WHEN 'scheduled' THEN 'timetable' "                        \
   "WHEN 'backfill' THEN 'backfill' END, NULL, note, '[]', NULL, dag_id "    \
   "FROM dag_run "
 /* clang-format on */
 
-/* logical_date: "YYYY-MM-DD" (midnight in the scheduler zone) or
- * "YYYY-MM-DDTHH:MM[:SS](Z|+HH:MM|-HH:MM)".  UTC "YYYY-MM-DD HH:MM:SS"
- * into out; -1 on a bad value. */
+/* logical_date / run_after: "YYYY-MM-DD" (midnight in the scheduler
+ * zone) or "YYYY-MM-DDTHH:MM[:SS[.ffffff]](Z|+HH:MM|-HH:MM)".  UTC
+ * "YYYY-MM-DD HH:MM:SS" into out, the instant into *inst and the fraction
+ * of its second in microseconds into *us (digits past the sixth are
+ * dropped, as Python's datetime does); -1 on a bad value. */
 static int parse_logical(struct admin *a, const char *s, char out[24],
-                         time_t *inst)
+                         time_t *inst, int *us)
 {
+  *us = 0;
   int y, mo, d, h = 0, mi = 0, se = 0;
   char date[11];
   time_t t;
@@ -108,9 +112,18 @@ static int parse_logical(struct admin *a, const char *s, char out[24],
       if (sscanf(p + 1, "%2d%n", &se, &n) != 1)
         return -1;
       p += 1 + n;
-      if (*p == '.') /* fractions are dropped */
+      if (*p == '.') {
+        int nd = 0;
+        if (!isdigit((unsigned char)p[1]))
+          return -1;
         while (isdigit((unsigned char)*++p))
-          ;
+          if (nd < 6) {
+            *us = *us * 10 + (*p - '0');
+            nd++;
+          }
+        for (; nd < 6; nd++)
+          *us *= 10;
+      }
     }
     if (h > 23 || mi > 59 || se > 59)
       return -1;
@@ -145,13 +158,15 @@ done:;
  * *renamed_taken: the client's dag_run_id is another run's. */
 static enum err_code trigger_txn(struct admin *a, struct db_conn *c,
                                  const char *dag_id, const char *local,
+                                 const struct sched_trigger_opts *to,
                                  const cJSON *conf, const char *want,
                                  const cJSON *note, char *run_id, size_t cap,
                                  int *renamed_taken, struct err *e)
 {
   enum err_code rc = db_begin(c, e);
   if (rc == ERR_OK)
-    rc = sched_trigger(c, a->tz, dag_id, local, conf, run_id, cap, e);
+    rc = sched_trigger_opts(c, a->tz, dag_id, local, to, conf, run_id, cap,
+                            e);
   if (rc == ERR_OK && want && strcmp(want, run_id)) {
     struct db_val rq[] = {DB_V_STR(want), DB_V_STR(run_id)};
     rc = db_exec_params(c, "UPDATE dag_run SET run_id = ? WHERE run_id = ?", rq,
@@ -185,19 +200,28 @@ static void h_run_trigger(struct admin_call *x)
   struct err e = {0};
   char ld[24] = "", local[32], run_id[SCHED_RUN_ID_MAX + 1] = "";
   time_t inst = 0;
+  struct sched_trigger_opts to = {0, 0};
   cJSON *b = admin_body_object(req, resp);
   if (!b)
     return;
-  const char *lds = admin_obj_str(b, "logical_date");
+  /* Airflow 3: logical_date null (or absent) is a run without a logical
+   * date, scheduled at run_after (given, or now to the microsecond) */
+  const char *field = "logical_date";
+  const char *lds = admin_obj_str(b, field);
+  const cJSON *ldv = cJSON_GetObjectItemCaseSensitive(b, field);
+  if (!ldv || cJSON_IsNull(ldv)) {
+    to.logical_null = 1;
+    field = "run_after";
+    lds = admin_obj_str(b, field);
+    ldv = cJSON_GetObjectItemCaseSensitive(b, field);
+  }
   const cJSON *conf = cJSON_GetObjectItemCaseSensitive(b, "conf");
-  const cJSON *ldv = cJSON_GetObjectItemCaseSensitive(b, "logical_date");
   if ((ldv && !cJSON_IsNull(ldv) && !lds) ||
-      (lds && parse_logical(a, lds, ld, &inst))) {
-    admin_invalid(
-        resp, "body", "logical_date", "datetime_from_date_parsing",
-        "logical_date must be YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (in %s) or "
-        "with Z or an offset, got '%.64s'",
-        cron_tz_name(a->tz), lds ? lds : "(not a string)");
+      (lds && parse_logical(a, lds, ld, &inst, &to.us))) {
+    admin_invalid(resp, "body", field, "datetime_from_date_parsing",
+                  "%s must be YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS[.ffffff]] "
+                  "(in %s) or with Z or an offset, got '%.64s'",
+                  field, cron_tz_name(a->tz), lds ? lds : "(not a string)");
     cJSON_Delete(b); /* lds points into it */
     return;
   }
@@ -230,11 +254,14 @@ static void h_run_trigger(struct admin_call *x)
                   "note must be a string of at most 1000 characters or null");
     return;
   }
-  /* no date: now, fixed here so that a second trigger in the same second
-   * finds the run it collides with */
+  /* no date at all: now, to the microsecond, so that two triggers within
+   * one second are two runs (as in Airflow 3) */
   if (!lds) {
+    struct timespec ts;
     struct tm tm;
-    inst = time(NULL);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    inst = ts.tv_sec;
+    to.us = (int)(ts.tv_nsec / 1000);
     gmtime_r(&inst, &tm);
     strftime(ld, sizeof(ld), "%Y-%m-%d %H:%M:%S", &tm);
   }
@@ -259,7 +286,7 @@ static void h_run_trigger(struct admin_call *x)
     return;
   }
   int renamed_taken = 0;
-  enum err_code rc = trigger_txn(a, c, dag_id, local, conf, want, note,
+  enum err_code rc = trigger_txn(a, c, dag_id, local, &to, conf, want, note,
                                  run_id, sizeof(run_id), &renamed_taken, &e);
   if (renamed_taken) {
     struct db_val q[] = {DB_V_STR(want)};
@@ -278,11 +305,12 @@ static void h_run_trigger(struct admin_call *x)
   }
   cJSON_Delete(b);
   if (rc == ERR_EXISTS) {
-    struct db_val q[] = {DB_V_STR(dag_id), DB_V_STR(ld)};
+    struct db_val q[] = {DB_V_STR(dag_id), DB_V_STR(ld), DB_V_INT(to.us)};
     cJSON *ex = NULL;
     int qr = admin_query_one(c, resp,
-                             RUN_SELECT "WHERE dag_id = ? AND logical_date = ?",
-                             q, 2, run_cols, NRUNCOLS, &ex);
+                             RUN_SELECT "WHERE dag_id = ? AND logical_date = ? "
+                                        "AND logical_date_us = ?",
+                             q, 3, run_cols, NRUNCOLS, &ex);
     if (qr)
       return;
     cJSON *o = cJSON_CreateObject();
@@ -336,8 +364,9 @@ static const struct admin_order run_order[] = {
     {"dag_run_id", "run_id"},
     {"run_id", "run_id"},
     {"dag_id", "dag_id"},
-    {"logical_date", "logical_date"},
-    {"run_after", "logical_date"},
+    /* with the fraction a trigger kept (migration 080) */
+    {"logical_date", RUN_INSTANT},
+    {"run_after", RUN_INSTANT},
     {"queued_at", "queued_at"},
     {"start_date", "start_date"},
     {"end_date", "end_date"},
@@ -518,15 +547,18 @@ static const struct admin_col ti_cols[] = {
 };
 #define NTICOLS (int)(sizeof(ti_cols) / sizeof(ti_cols[0]))
 /* clang-format off */
-#define TI_RUN_TS                                                             \
-  "(SELECT " ADMIN_TS0("r.logical_date") " FROM dag_run r "                 \
+#define TI_RUN_LD                                                             \
+  "(SELECT " ADMIN_RUN_LOGICAL("r.") " FROM dag_run r "                     \
+  "WHERE r.run_id = task_instance.run_id)"
+#define TI_RUN_AFTER                                                          \
+  "(SELECT " ADMIN_RUN_AFTER("r.") " FROM dag_run r "                       \
   "WHERE r.run_id = task_instance.run_id)"
 #define TI_SELECT                                                             \
   "SELECT id, task_id, dag_id, run_id, state, try_number, max_tries, "      \
   ADMIN_TS("start_date") ", " ADMIN_TS("end_date") ", duration, hostname, " \
   "pid, " ADMIN_TS("next_try_at") ", "                                      \
   "CONCAT('00000000-0000-0000-0000-', LPAD(LOWER(HEX(id)), 12, '0')), "     \
-  "-1, " TI_RUN_TS ", " TI_RUN_TS ", task_id, dag_id, NULL, "               \
+  "-1, " TI_RUN_LD ", " TI_RUN_AFTER ", task_id, dag_id, NULL, "               \
   "'default_pool', 1, 'default', 1, NULL, NULL, NULL, NULL, '{}', NULL, "   \
   "NULL, '{}', NULL, NULL FROM task_instance "
 /* clang-format on */
@@ -1231,7 +1263,7 @@ static void h_runs_batch(struct admin_call *x)
   admin_q_body_in(&q, b, "dag_ids", "dag_id", NULL);
   admin_q_body_in(&q, b, "states", "state", run_states);
   static const char *const ranges[][2] = {
-      {"logical_date", "logical_date"}, {"run_after", "logical_date"},
+      {"logical_date", RUN_INSTANT}, {"run_after", RUN_INSTANT},
       {"start_date", "start_date"},     {"end_date", "end_date"}};
   for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
     char k[64];

@@ -101,7 +101,8 @@ static enum err_code prep_txn(struct db_conn *c, void *user, struct err *e)
     return rc;
   rc = db_query(c,
                 "SELECT id, state, run_id, claimed_by FROM dag_run WHERE "
-                "dag_id = ? AND logical_date = ? FOR UPDATE",
+                "dag_id = ? AND logical_date = ? AND logical_date_us = 0 "
+                "FOR UPDATE",
                 p, 2, oldrun_cb, &o, NULL, e);
   if (rc != ERR_OK)
     return rc;
@@ -486,7 +487,8 @@ enum err_code sched_backfill_queue(struct db_conn *c,
   struct db_val q[2] = {DB_V_STR(d->dag_id), DB_V_STR(when)};
   if ((rc = db_query(c,
                      "SELECT id, state, run_id, claimed_by FROM dag_run "
-                     "WHERE dag_id = ? AND logical_date = ?",
+                     "WHERE dag_id = ? AND logical_date = ? "
+                     "AND logical_date_us = 0",
                      q, 2, oldrun_cb, &o, NULL, e)) != ERR_OK)
     return rc;
   snprintf(other, ocap, "%s (%s)", o.id ? o.run_id : "?",

@@ -558,7 +558,31 @@ enum err_code sched_trigger(struct db_conn *c, const struct cron_tz *tz,
                             const struct cJSON *conf, char *run_id,
                             size_t cap, struct err *e)
 {
+  return sched_trigger_opts(c, tz, dag_id, date, NULL, conf, run_id, cap, e);
+}
+
+/* The run id's ISO time with the fraction after its seconds:
+ * "...T10:11:12+00:00" -> "...T10:11:12.000123+00:00".  The id's time is
+ * its last 25 characters (cron_fmt_iso), so the fraction goes 6 from the
+ * end; an id that has no room left keeps its whole-second form. */
+static void run_id_add_us(char *rid, size_t cap, int us)
+{
+  size_t n = strlen(rid);
+  if (us <= 0 || n < 6 || n + 7 > SCHED_RUN_ID_MAX || n + 8 > cap)
+    return;
+  char tail[8];
+  memcpy(tail, rid + n - 6, 7); /* "+HH:MM" and its NUL */
+  snprintf(rid + n - 6, cap - (n - 6), ".%06d%s", us, tail);
+}
+
+enum err_code sched_trigger_opts(struct db_conn *c, const struct cron_tz *tz,
+                                 const char *dag_id, const char *date,
+                                 const struct sched_trigger_opts *opts,
+                                 const struct cJSON *conf, char *run_id,
+                                 size_t cap, struct err *e)
+{
   char rid[SCHED_RUN_ID_MAX + 1], when[20];
+  int us = opts ? opts->us : 0, lnull = opts ? !!opts->logical_null : 0;
   char *conf_text = NULL;
   time_t t;
   enum err_code rc;
@@ -578,28 +602,39 @@ enum err_code sched_trigger(struct db_conn *c, const struct cron_tz *tz,
                      SCHED_CONF_MAX);
     }
   }
+  if (us < 0 || us > 999999) {
+    free(conf_text);
+    return err_set(e, ERR_INVAL, "trigger: fraction of a second %d is not "
+                   "in 0..999999", us);
+  }
   sched_run_id(dag_id, "manual", tz, t, rid, sizeof(rid));
+  run_id_add_us(rid, sizeof(rid), us);
   sched_fmt_utc(t, when);
-  struct db_val p[4] = {DB_V_STR(rid), DB_V_STR(dag_id), DB_V_STR(when),
+  struct db_val p[6] = {DB_V_STR(rid),
+                        DB_V_STR(dag_id),
+                        DB_V_STR(when),
+                        DB_V_INT(us),
+                        DB_V_INT(lnull),
                         conf_text ? DB_V_STR(conf_text) : DB_V_NULL};
   rc = db_exec_params(c,
                       "INSERT INTO dag_run (run_id, dag_id, logical_date, "
-                      "run_type, state, conf, queued_at, external_trigger) "
-                      "VALUES (?, ?, ?, 'manual', 'queued', ?, "
+                      "logical_date_us, logical_date_null, run_type, state, "
+                      "conf, queued_at, external_trigger) "
+                      "VALUES (?, ?, ?, ?, ?, 'manual', 'queued', ?, "
                       "UTC_TIMESTAMP(6), 1)",
-                      p, 4, NULL, e);
+                      p, 6, NULL, e);
   free(conf_text);
   if (rc == ERR_DB && db_last_errno(c) == 1062) {
     char iso[CRON_ISO_LEN];
     cron_fmt_iso(tz, t, iso);
     char other[SCHED_RUN_ID_MAX + 1] = "?";
-    struct db_val q[2] = {DB_V_STR(dag_id), DB_V_STR(when)};
+    struct db_val q[3] = {DB_V_STR(dag_id), DB_V_STR(when), DB_V_INT(us)};
     int64_t id = 0;
     struct err qe = {0};
     if (db_query_i64(c,
                      "SELECT id FROM dag_run WHERE dag_id = ? AND "
-                     "logical_date = ?",
-                     q, 2, &id, &qe) == ERR_OK)
+                     "logical_date = ? AND logical_date_us = ?",
+                     q, 3, &id, &qe) == ERR_OK)
       snprintf(other, sizeof(other), "dag_run id %lld", (long long)id);
     return err_set(e, ERR_EXISTS, "DAG '%s' already has a run for %s (%s)",
                    dag_id, iso, other);

@@ -121,6 +121,26 @@ enum err_code sched_trigger(struct db_conn *c, const struct cron_tz *tz,
                             const struct cJSON *conf, char *run_id,
                             size_t cap, struct err *e) MLOPSD_WUR;
 
+/* What an Airflow 3 client may add to a trigger (POST .../dagRuns). */
+struct sched_trigger_opts {
+  int us;           /* fraction of the logical date's second, 0..999999 */
+  int logical_null; /* the client sent "logical_date": null: the run is
+                       scheduled at `date` (its run_after) and the API
+                       answers a null logical date */
+};
+
+/* sched_trigger with a fraction of a second and Airflow 3's null logical
+ * date (migration 080: dag_run.logical_date_us / logical_date_null).  A
+ * run id then carries the fraction ("...T10:11:12.123456+00:00"), so two
+ * triggers within one second are two runs; a whole second (us 0) still
+ * collides with the run of that second (ERR_EXISTS).  opts NULL = both 0,
+ * exactly sched_trigger. */
+enum err_code sched_trigger_opts(struct db_conn *c, const struct cron_tz *tz,
+                                 const char *dag_id, const char *date,
+                                 const struct sched_trigger_opts *opts,
+                                 const struct cJSON *conf, char *run_id,
+                                 size_t cap, struct err *e) MLOPSD_WUR;
+
 /* Set the `dag` row's pause flag (created if missing).  A paused DAG gets
  * no scheduled runs and its queued runs wait; runs already running
  * finish.  ERR_DB/ERR_DB_CONN. */

@@ -14,6 +14,7 @@ scenario per route, the list of routes checked, and last
 """
 import json
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -220,15 +221,52 @@ def main():
              name="GET dagRuns after a taken id")
     ok("a refused rename left no run", d and d["total_entries"] == 0,
        str(d and d["total_entries"]))
-    d = call("POST", R, {"dag_id": "it_monitor"}, body={},
-             name="POST dagRuns no date")
-    # a second trigger without a date: 409 with the run when it lands in
-    # the same second, else a run of its own
-    st, raw, _ = http("POST", R.replace("{dag_id}", "it_monitor"), body={})
-    d2 = json.loads(raw) if raw else {}
-    ok("second trigger: 409 carries the run, or a new run",
-       (st == 409 and d2.get("dag_run") is not None) or st == 200,
-       f"{st} {raw[:200]!r}")
+    # Airflow 3: no logical date is a run without one, at run_after = now
+    d = call("POST", R, {"dag_id": "it_monitor"}, body={"logical_date": None},
+             name="POST dagRuns logical_date null")
+    ok("logical_date null stays null", d and d.get("logical_date") is None
+       and d.get("data_interval_start") is None, str(d)[:300])
+    ok("run_after is the trigger's instant", d and
+       d.get("run_after", "").startswith(time.strftime("%Y-%m-%d",
+                                                       time.gmtime())),
+       str(d)[:300])
+    d2 = call("POST", R, {"dag_id": "it_monitor"}, body={},
+              name="POST dagRuns no date")
+    # two triggers without a date are two runs, even within one second
+    ok("second trigger without a date: a run of its own", d and d2 and
+       d2.get("logical_date") is None and
+       d2.get("dag_run_id") != d.get("dag_run_id"), str(d2)[:300])
+    d = call("POST", R, {"dag_id": "it_monitor"},
+             body={"logical_date": None, "run_after": "2025-07-06T00:00:00Z"},
+             name="POST dagRuns run_after given")
+    ok("run_after given is kept", d and d.get("logical_date") is None and
+       d.get("run_after") == "2025-07-06T00:00:00Z", str(d)[:300])
+    d = call("GET", R + "/{dag_run_id}",
+             {"dag_id": "it_monitor", "dag_run_id": (d or {}).get("dag_run_id")},
+             name="GET dagRun without a logical date")
+    ok("a stored null logical date reads back null",
+       d and d.get("logical_date") is None, str(d)[:300])
+    # fractions of a second are kept (Airflow answers microseconds)
+    d = call("POST", R, {"dag_id": DAG},
+             body={"logical_date": "2025-07-05T01:02:03.25Z"},
+             name="POST dagRuns with milliseconds")
+    ok("milliseconds kept", d and d.get("logical_date") ==
+       "2025-07-05T01:02:03.250000Z" and
+       ".250000" in d.get("dag_run_id", ""), str(d)[:300])
+    d = call("POST", R, {"dag_id": DAG},
+             body={"logical_date": "2025-07-05T01:02:03.5Z"},
+             name="POST dagRuns another fraction of that second")
+    ok("another fraction of the same second is another run",
+       d and d.get("logical_date") == "2025-07-05T01:02:03.500000Z",
+       str(d)[:300])
+    call("POST", R, {"dag_id": DAG},
+         body={"logical_date": "2025-07-05T01:02:03.250Z"}, want=409,
+         name="POST dagRuns same fraction again")
+    d = call("POST", R, {"dag_id": DAG},
+             body={"logical_date": None, "run_after": "yesterday"}, want=422,
+             name="POST dagRuns bad run_after")
+    ok("422 names run_after", d and d["detail"][0]["loc"] ==
+       ["body", "run_after"], str(d))
     d = call("POST", R, {"dag_id": DAG}, body={"logical_date": "2025-02-30"},
              want=422, name="POST dagRuns bad date")
     ok("422 names the field", d and d["detail"][0]["loc"] ==

@@ -173,7 +173,7 @@ TEST(init_twice)
                   "DATABASE() AND INDEX_NAME IN ("
                   "'credit_score_customer_date',"
                   "'credit_predictions_api_log_created_at',"
-                  "'dag_run_dag_logical','task_instance_run_task',"
+                  "'dag_run_dag_logical_us','task_instance_run_task',"
                   "'task_instance_state_next','task_log_attempt')"),
                6);
   /* Course partitioning kept. */
