@@ -197,6 +197,11 @@ static const struct cfg_key cfg_keys[] = {
           "role api: milliseconds between reads of table deployment for "
           "each model's production version (a promotion on any host "
           "reaches this replica within it); 0: alias files only"),
+    K_BOOL("models", "shadow", models_shadow, "false", 0,
+           "true: serve each model's version aliased staging in shadow "
+           "beside production (production answers; the shadow's "
+           "prediction is logged in table prediction_shadow, see `mlopsd "
+           "models compare`)"),
     K_STR("models", "registry_url", models_registry_url, "", CFG_CK_ANY, 0,
           "s3://BUCKET/PREFIX keeps the registry in object storage "
           "(numbers and aliases in MariaDB, registry_dir its local cache); "

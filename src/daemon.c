@@ -237,7 +237,8 @@ static enum err_code build_serving(struct daemon *d, struct err *e)
                             .specs_dir = c->models_specs_dir,
                             .default_model = c->server_default_model,
                             .metrics = d->metrics,
-                            .no_native = d->no_native};
+                            .no_native = d->no_native,
+                            .shadow = c->models_shadow};
   /* A replica on another host may not share this host's alias files:
    * it follows production through MariaDB (serving.h). */
   if (d->role == DAEMON_API && c->models_follow_ms > 0) {

@@ -90,6 +90,11 @@ struct wcur {
   size_t bytes;
 };
 
+#define NSCOLS 7
+static const char *const scols[NSCOLS] = {
+    "log_source", "log_seq", "created_at", "model_name", "model_version",
+    "prediction", "confidence"};
+
 static const char *const cols[NCOLS] = {
     "customer_id", "features",      "prediction", "confidence",
     "elapsed_ms",  "created_at",    "model_name", "model_version",
@@ -124,6 +129,8 @@ struct plog {
   size_t views_cap;
   struct db_val *vals;
   size_t vals_cap;
+  struct db_val *svals; /* the shadow rows of one store_db */
+  size_t svals_cap;
   char (*ts)[24];
   size_t ts_cap;
   char *enc;
@@ -203,8 +210,10 @@ static size_t utf8_cut(const char *s, size_t len, size_t max)
   return len;
 }
 
-/* The row as it goes into the buffer: strings cut to their columns. */
-static void row_view(const struct plog_row *r, struct pbuf_row *w)
+/* The row as it goes into the buffer: strings cut to their columns; a
+ * shadow prediction is appended to the model text (plog_int.h), built
+ * in mt (PLOG_MODEL_TEXT_MAX bytes, the caller's). */
+static void row_view(const struct plog_row *r, struct pbuf_row *w, char *mt)
 {
   const char *cid = r->customer_id ? r->customer_id : "";
   size_t cl = r->customer_id ? r->customer_id_len : 0;
@@ -221,7 +230,19 @@ static void row_view(const struct plog_row *r, struct pbuf_row *w)
   w->pred = pred;
   w->pred_len = utf8_cut(pred, strlen(pred), PLOG_PREDICTION_MAX);
   w->model = model;
-  w->model_len = ml > 128 ? 128 : ml;
+  w->model_len = ml > PLOG_MODEL_NAME_MAX ? PLOG_MODEL_NAME_MAX : ml;
+  if (r->shadow_version > 0) {
+    const char *sp = r->shadow_prediction ? r->shadow_prediction : "";
+    size_t pl = utf8_cut(sp, strlen(sp), PLOG_PREDICTION_MAX);
+    int n = snprintf(mt, PLOG_MODEL_TEXT_MAX, "%.*s%c%d%c%.17g%c%.*s",
+                     (int)w->model_len, model, PLOG_SHADOW_SEP,
+                     r->shadow_version, PLOG_SHADOW_SEP,
+                     r->shadow_confidence, PLOG_SHADOW_SEP, (int)pl, sp);
+    if (n > 0 && n < PLOG_MODEL_TEXT_MAX) {
+      w->model = mt;
+      w->model_len = (size_t)n;
+    }
+  }
   w->feat = r->features;
   w->feat_len = r->features_len;
 }
@@ -241,11 +262,12 @@ static void count(atomic_uint_fast64_t *a, struct metrics_counter *c,
     metrics_counter_add(c, n);
 }
 
-/* Bytes a row takes in a buffer (upper bound, before cutting). */
+/* Bytes a row takes in a buffer (upper bound, before cutting); the
+ * flusher's view_bytes must give the same for the same row. */
 static size_t row_bytes(const struct plog_row *r)
 {
   return PLOG_CUSTOMER_ID_MAX * 4 + PLOG_PREDICTION_MAX * 4 + 128 +
-         r->features_len;
+         (r->shadow_version > 0 ? 128 : 0) + r->features_len;
 }
 
 static int over(struct plog *p, size_t n, size_t bytes)
@@ -358,7 +380,8 @@ static long chunks_needed(struct plog *p, struct shard *sh,
   long k = 0;
   for (size_t i = 0; i < n; i++) {
     struct pbuf_row w;
-    row_view(&rows[i], &w);
+    char mt[PLOG_MODEL_TEXT_MAX];
+    row_view(&rows[i], &w, mt);
     size_t sz = view_size(&w);
     if (sz > max)
       return -1;
@@ -411,7 +434,8 @@ again:;
   }
   for (size_t i = 0, t = 0; i < n; i++) {
     struct pbuf_row w;
-    row_view(&rows[i], &w);
+    char mt[PLOG_MODEL_TEXT_MAX];
+    row_view(&rows[i], &w, mt);
     if (!sh->cur || pbuf_room(sh->cur) < view_size(&w)) {
       if (sh->cur)
         sh->full[sh->nfull++] = sh->cur;
@@ -590,22 +614,38 @@ static enum err_code store_db(struct plog *p, const struct pbuf_row *v, size_t n
                               int64_t *inserted, struct err *e)
 {
   struct db_conn *c = NULL;
-  size_t maxlen = 1;
+  size_t maxlen = 1, ns = 0;
   enum err_code rc;
   *inserted = 0;
   if (VEC_RESERVE(p->vals, p->vals_cap, n * NCOLS) ||
+      VEC_RESERVE(p->svals, p->svals_cap, n * NSCOLS) ||
       VEC_RESERVE(p->ts, p->ts_cap, n))
     return err_set(e, ERR_NOMEM, "plog: out of memory");
   for (size_t i = 0; i < n; i++) {
     struct db_val *r = p->vals + i * NCOLS;
+    size_t name_len, spl;
+    int sver;
+    double sconf;
+    const char *spred;
     fmt_ts(p->ts[i], v[i].created_us);
+    if (plog_model_split(v[i].model, v[i].model_len, &name_len, &sver,
+                         &sconf, &spred, &spl)) {
+      struct db_val *q = p->svals + ns++ * NSCOLS;
+      q[0] = DB_V_INT(p->source);
+      q[1] = DB_V_INT((int64_t)v[i].seq);
+      q[2] = DB_V_STR(p->ts[i]);
+      q[3] = DB_V_STRN(v[i].model, name_len);
+      q[4] = DB_V_INT(sver);
+      q[5] = DB_V_STRN(spred, spl);
+      q[6] = isfinite(sconf) ? DB_V_DBL(sconf) : DB_V_NULL;
+    }
     r[0] = DB_V_STRN(v[i].cid, v[i].cid_len);
     r[1] = DB_V_STRN(v[i].feat, v[i].feat_len);
     r[2] = DB_V_STRN(v[i].pred, v[i].pred_len);
     r[3] = DB_V_DBL(v[i].conf);
     r[4] = DB_V_INT(v[i].elapsed_ms);
     r[5] = DB_V_STR(p->ts[i]);
-    r[6] = DB_V_STRN(v[i].model, v[i].model_len);
+    r[6] = DB_V_STRN(v[i].model, name_len);
     r[7] = DB_V_INT(v[i].model_version);
     r[8] = DB_V_INT(p->source);
     r[9] = DB_V_INT((int64_t)v[i].seq);
@@ -643,6 +683,13 @@ static enum err_code store_db(struct plog *p, const struct pbuf_row *v, size_t n
     rc = db_bulk_insert(c, p->table, cols, NCOLS, p->vals, (int64_t)n,
                         (int)batch, " ON DUPLICATE KEY UPDATE log_seq = log_seq",
                         inserted, e);
+  /* the shadow's rows in the same transaction: stored with their main
+   * rows or not at all, exactly once through the same key */
+  if (rc == ERR_OK && ns > 0)
+    rc = db_bulk_insert(c, PLOG_SHADOW_TABLE, scols, NSCOLS, p->svals,
+                        (int64_t)ns, (int)batch,
+                        " ON DUPLICATE KEY UPDATE log_seq = log_seq", NULL,
+                        e);
   if (rc == ERR_OK)
     rc = db_commit(c, e);
   if (rc != ERR_OK) {
@@ -729,8 +776,9 @@ static int work_empty(const struct plog *p) { return p->wdone.ci >= p->wk_n; }
 
 static size_t view_bytes(const struct pbuf_row *v)
 {
+  int shadow = memchr(v->model, PLOG_SHADOW_SEP, v->model_len) != NULL;
   return PLOG_CUSTOMER_ID_MAX * 4 + PLOG_PREDICTION_MAX * 4 + 128 +
-         v->feat_len;
+         (shadow ? 128 : 0) + v->feat_len;
 }
 
 /* Number the rows of wk[from..wk_n) that have no seq yet (in the
@@ -1365,6 +1413,7 @@ void plog_destroy(struct plog *p)
   pbuf_close(p->pb);
   free(p->views);
   free(p->vals);
+  free(p->svals);
   free(p->ts);
   free(p->enc);
   pthread_mutex_destroy(&p->flush_mu);

@@ -13,6 +13,13 @@
  * all in host byte order: the spool directory is read back by a
  * daemon on the same machine.
  *
+ * A row with a shadow prediction (plog_row.shadow_version > 0) carries
+ * it in its model text, after the name: "NAME" PLOG_SHADOW_SEP "VERSION"
+ * SEP "CONFIDENCE" SEP "PREDICTION" (confidence %.17g, "nan" when not
+ * finite).  Model names cannot hold the separator (fsx_name_valid), so
+ * rows written before shadows existed read the same, and neither the
+ * buffer file (pbuf.h) nor this record changed their layout.
+ *
  * Thread rule: no state; any thread, each buffer used by one at a time.
  */
 #ifndef MLOPSD_PLOG_INT_H
@@ -24,6 +31,16 @@
 
 #define PLOG_REC_MAGIC 0x31474c50u /* "PLG1" */
 #define PLOG_REC_ROW_HDR 44        /* fixed bytes per row */
+#define PLOG_SHADOW_SEP '\x1f'     /* model text: name, then the shadow */
+#define PLOG_MODEL_NAME_MAX 128    /* bytes of the name kept */
+#define PLOG_MODEL_TEXT_MAX 256    /* name and shadow tail */
+
+/* The shadow part of a model text m[0..len): *name_len gets the name's
+ * length; returns 1 and fills *version, *conf, *pred, *pred_len when a
+ * well-formed shadow tail follows, else 0. */
+int plog_model_split(const char *m, size_t len, size_t *name_len,
+                     int *version, double *conf, const char **pred,
+                     size_t *pred_len);
 
 /* Encode rows v[0..n) into *buf (grown as needed: *buf and *cap are the
  * caller's, freed with free()).  Returns the record's length, or 0 when

@@ -7,6 +7,7 @@
  * memcpy: a record's offsets are not aligned for the wider types.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mlopsd/vec.h"
@@ -111,4 +112,37 @@ long plog_rec_decode(struct pbuf_row **views, size_t *cap, const void *data,
     s += need;
   }
   return s == end ? (long)n : -1;
+}
+
+int plog_model_split(const char *m, size_t len, size_t *name_len,
+                     int *version, double *conf, const char **pred,
+                     size_t *pred_len)
+{
+  const char *end = m + len, *s1 = memchr(m, PLOG_SHADOW_SEP, len);
+  char num[48];
+  *name_len = s1 ? (size_t)(s1 - m) : len;
+  if (!s1)
+    return 0;
+  const char *s2 = memchr(s1 + 1, PLOG_SHADOW_SEP, (size_t)(end - s1 - 1));
+  const char *s3 = s2 ? memchr(s2 + 1, PLOG_SHADOW_SEP,
+                               (size_t)(end - s2 - 1))
+                      : NULL;
+  if (!s3 || s2 - s1 - 1 >= (long)sizeof(num) ||
+      s3 - s2 - 1 >= (long)sizeof(num))
+    return 0;
+  char *ep;
+  memcpy(num, s1 + 1, (size_t)(s2 - s1 - 1));
+  num[s2 - s1 - 1] = 0;
+  long v = strtol(num, &ep, 10);
+  if (*ep || ep == num || v <= 0 || v > 1000000000)
+    return 0;
+  memcpy(num, s2 + 1, (size_t)(s3 - s2 - 1));
+  num[s3 - s2 - 1] = 0;
+  *conf = strtod(num, &ep);
+  if (*ep || ep == num)
+    return 0;
+  *version = (int)v;
+  *pred = s3 + 1;
+  *pred_len = (size_t)(end - s3 - 1);
+  return 1;
 }

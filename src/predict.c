@@ -31,6 +31,7 @@
 #include "mlopsd/prep.h"
 #include "mlopsd/reqjson.h"
 #include "mlopsd/serving.h"
+#include "mlopsd/shadow.h"
 #include "mlopsd/spec.h"
 #include "mlopsd/vec.h"
 
@@ -783,7 +784,16 @@ static int preq_answer(struct preq *q)
 /* Stage 7: log the items (plog), count them, 200. */
 static void preq_commit(struct preq *q)
 {
-  if (q->p->pl && plog_append(q->p->pl, q->s->lrows, q->n, NULL) != ERR_OK) {
+  /* the shadow's answers ride in the log rows; its labels until append */
+  struct serving_model *sh = q->p->pl ? shadow_predict(q->p->sv, q->m,
+                                                       q->s->items, q->n,
+                                                       q->s->lrows)
+                                      : NULL;
+  enum err_code rc = q->p->pl ? plog_append(q->p->pl, q->s->lrows, q->n,
+                                            NULL)
+                              : ERR_OK;
+  serving_release(sh);
+  if (rc != ERR_OK) {
     answer_log_full(q);
     return;
   }

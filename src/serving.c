@@ -79,6 +79,16 @@ struct slot {
                               may be tried again (monotonic ms) */
   struct metrics_gauge *g_version, *g_load_ms, *g_loaded_at, *g_native;
   struct metrics_counter *c_fail;
+  /* the shadow (serving_opts.shadow): the version aliased staging, under
+   * the same reader-counter scheme as cur; stamp and retry under mu,
+   * the error fields under emu */
+  _Atomic(struct serving_model *) shadow;
+  atomic_int sreaders;
+  struct registry_stamp sstamp;
+  int sstamp_valid;
+  int shadow_failed; /* version whose shadow load failed (0: none) */
+  char shadow_error[ERR_MSG_MAX];
+  int64_t shadow_retry_at;
 };
 
 struct serving {
@@ -88,6 +98,7 @@ struct serving {
   char default_name[SPEC_NAME_MAX + 1];
   int poll_ms;
   int no_native;
+  int shadow;                /* also serve alias staging in shadow */
   struct db_pool *follow_db; /* NULL: alias files only */
   int follow_ms;
   int64_t next_follow;       /* watcher thread only (monotonic ms) */
@@ -729,6 +740,98 @@ static enum err_code slot_check(struct serving *s, struct slot *sl,
   return rc;
 }
 
+/* ---- the shadow: the version aliased staging -------------------------
+ * Loaded and swapped like production (same bundle, same reader-counter
+ * publication), but without the per-class counters: the shadow answers
+ * nobody, its predictions only go into the log (shadow.h). */
+
+static void shadow_publish(struct slot *sl, struct serving_model *m)
+{
+  struct serving_model *old = atomic_exchange(&sl->shadow, m);
+  while (atomic_load(&sl->sreaders) != 0)
+    sched_yield();
+  serving_release(old);
+}
+
+/* Load version as sl's shadow and publish it (caller holds sl->mu). */
+static enum err_code shadow_load(struct serving *s, struct slot *sl,
+                                 int version, struct err *e)
+{
+  struct serving_model *m = NULL;
+  double t0 = mono_ms();
+  enum err_code rc = load_bundle(s->reg, s->specs_dir, NULL, s->no_native,
+                                 1, sl->name, version, &m, e);
+  pthread_mutex_lock(&sl->emu);
+  sl->shadow_failed = rc ? version : 0;
+  snprintf(sl->shadow_error, sizeof(sl->shadow_error), "%s",
+           rc ? e->msg : "");
+  pthread_mutex_unlock(&sl->emu);
+  if (rc != ERR_OK) {
+    LOG_E(MOD, "model=%s shadow version=%d (alias %s) load failed, "
+               "shadow unchanged: %s",
+          sl->name, version, SERVING_SHADOW_ALIAS, e->msg);
+    return rc;
+  }
+  shadow_publish(sl, m);
+  LOG_I(MOD, "model=%s shadow version=%d (alias %s) loaded ms=%.1f",
+        sl->name, version, SERVING_SHADOW_ALIAS, mono_ms() - t0);
+  return ERR_OK;
+}
+
+/* Alias staging of one slot: load the version on a change, drop the
+ * shadow when the alias is removed. */
+static void shadow_check(struct serving *s, struct slot *sl)
+{
+  struct registry_stamp st;
+  struct err e = {0};
+  int version = 0;
+  pthread_mutex_lock(&sl->mu);
+  if (registry_alias_stamp(s->reg, sl->name, SERVING_SHADOW_ALIAS, &st,
+                           &e) != ERR_OK ||
+      (sl->sstamp_valid && registry_stamp_equal(&st, &sl->sstamp))) {
+    pthread_mutex_unlock(&sl->mu);
+    return;
+  }
+  sl->sstamp = st;
+  sl->sstamp_valid = 1;
+  struct serving_model *cur = atomic_load(&sl->shadow);
+  if (!st.exists) {
+    if (cur) {
+      LOG_I(MOD, "model=%s alias %s removed: shadow version %d dropped",
+            sl->name, SERVING_SHADOW_ALIAS, cur->version);
+      shadow_publish(sl, NULL);
+    }
+  } else if (registry_alias_get(s->reg, sl->name, SERVING_SHADOW_ALIAS,
+                                &version, &e) != ERR_OK) {
+    LOG_E(MOD, "model=%s alias %s unreadable: %s", sl->name,
+          SERVING_SHADOW_ALIAS, e.msg);
+  } else if (!cur || cur->version != version) {
+    (void)shadow_load(s, sl, version, &e);
+  }
+  pthread_mutex_unlock(&sl->mu);
+}
+
+struct serving_model *serving_acquire_shadow(struct serving *s,
+                                             const struct serving_model *prod)
+{
+  struct slot *sl;
+  struct serving_model *m;
+  if (!s->shadow || !(sl = find_slot(s, prod->name)))
+    return NULL;
+  atomic_fetch_add(&sl->sreaders, 1);
+  m = atomic_load(&sl->shadow);
+  if (m)
+    atomic_fetch_add(&m->refs, 1);
+  atomic_fetch_sub(&sl->sreaders, 1);
+  if (m && m->version == prod->version) {
+    /* staging caught up with production (a promotion): nothing to
+     * compare until staging moves on */
+    serving_release(m);
+    m = NULL;
+  }
+  return m;
+}
+
 static void discover(struct serving *s)
 {
   char **names = NULL;
@@ -768,6 +871,8 @@ static void poll_all(struct serving *s)
     if (slot_check(s, &s->slots[i], 0, &e) != ERR_OK &&
         e.code != ERR_NOTFOUND)
       LOG_D(MOD, "model=%s check: %s", s->slots[i].name, e.msg);
+    if (s->shadow)
+      shadow_check(s, &s->slots[i]);
   }
 }
 
@@ -826,22 +931,58 @@ static void follow_one(struct serving *s, const struct follow_row *r,
   pthread_mutex_unlock(&sl->mu);
 }
 
+/* The shadow's counterpart of follow_one (alias staging). */
+static void follow_shadow_one(struct serving *s, const struct follow_row *r,
+                              int64_t now)
+{
+  struct slot *sl = add_slot(s, r->name);
+  if (!sl)
+    return;
+  pthread_mutex_lock(&sl->mu);
+  struct serving_model *cur = atomic_load(&sl->shadow);
+  int fv;
+  pthread_mutex_lock(&sl->emu);
+  fv = sl->shadow_failed;
+  pthread_mutex_unlock(&sl->emu);
+  if ((!cur || cur->version != r->version) &&
+      (fv != r->version || now >= sl->shadow_retry_at)) {
+    struct err e = {0};
+    LOG_I(MOD, "model=%s staging is version %d in table deployment "
+               "(shadow %d): loading",
+          r->name, r->version, cur ? cur->version : 0);
+    if (shadow_load(s, sl, r->version, &e) != ERR_OK)
+      sl->shadow_retry_at = now + FOLLOW_RETRY_MS;
+  }
+  pthread_mutex_unlock(&sl->mu);
+}
+
+/* The latest deployment row of alias per model (actions that move it;
+ * staging is also moved by the gate's 'pass'). */
+static enum err_code follow_query(struct db_conn *c, const char *alias,
+                                  struct follow_set *fs, struct err *e)
+{
+  char sql[512];
+  snprintf(sql, sizeof(sql),
+           "SELECT d.model, d.to_version FROM deployment d JOIN "
+           "(SELECT model, MAX(id) AS id FROM deployment WHERE alias "
+           "= '%s' AND action IN ('deploy', 'promote', 'rollback'%s) AND "
+           "to_version IS NOT NULL GROUP BY model) m ON d.id = m.id",
+           alias, strcmp(alias, SERVING_SHADOW_ALIAS) == 0 ? ", 'pass'" : "");
+  return db_query(c, sql, NULL, 0, follow_cb, fs, NULL, e);
+}
+
 static void follow_db(struct serving *s)
 {
   struct db_conn *c = NULL;
   struct err e = {0};
-  struct follow_set *fs = calloc(1, sizeof(*fs));
+  struct follow_set *fs = calloc(2, sizeof(*fs));
   if (!fs)
     return;
   enum err_code rc = db_acquire(s->follow_db, FOLLOW_ACQUIRE_MS, &c, &e);
   if (rc == ERR_OK) {
-    rc = db_query(c,
-                  "SELECT d.model, d.to_version FROM deployment d JOIN "
-                  "(SELECT model, MAX(id) AS id FROM deployment WHERE alias "
-                  "= 'production' AND action IN ('deploy', 'promote', "
-                  "'rollback') AND to_version IS NOT NULL GROUP BY model) m "
-                  "ON d.id = m.id",
-                  NULL, 0, follow_cb, fs, NULL, &e);
+    rc = follow_query(c, REGISTRY_PRODUCTION, &fs[0], &e);
+    if (rc == ERR_OK && s->shadow)
+      rc = follow_query(c, SERVING_SHADOW_ALIAS, &fs[1], &e);
     db_release(s->follow_db, c);
   }
   if (rc != ERR_OK) {
@@ -857,8 +998,10 @@ static void follow_db(struct serving *s)
     LOG_I(MOD, "following production in table deployment again");
   s->follow_warned = 0;
   int64_t now = (int64_t)mono_ms();
-  for (size_t i = 0; i < fs->n; i++)
-    follow_one(s, &fs->v[i], now);
+  for (size_t i = 0; i < fs[0].n; i++)
+    follow_one(s, &fs[0].v[i], now);
+  for (size_t i = 0; i < fs[1].n; i++)
+    follow_shadow_one(s, &fs[1].v[i], now);
   free(fs);
 }
 
@@ -914,6 +1057,7 @@ enum err_code serving_create(struct serving **out,
   s->metrics = o->metrics;
   s->poll_ms = o->poll_ms > 0 ? o->poll_ms : 500;
   s->no_native = o->no_native;
+  s->shadow = o->shadow;
   s->follow_db = o->follow_db;
   s->follow_ms = o->follow_ms > 0 ? o->follow_ms : 1000;
   pthread_mutex_init(&s->add_mu, NULL);
@@ -926,6 +1070,8 @@ enum err_code serving_create(struct serving **out,
   for (size_t i = 0; i < SERVING_MAX_MODELS; i++) {
     atomic_init(&s->slots[i].cur, NULL);
     atomic_init(&s->slots[i].readers, 0);
+    atomic_init(&s->slots[i].shadow, NULL);
+    atomic_init(&s->slots[i].sreaders, 0);
     pthread_mutex_init(&s->slots[i].mu, NULL);
     pthread_mutex_init(&s->slots[i].emu, NULL);
   }
@@ -972,8 +1118,10 @@ void serving_destroy(struct serving *s)
   serving_stop(s);
   size_t n = atomic_load(&s->n_slots);
   for (size_t i = 0; i < SERVING_MAX_MODELS; i++) {
-    if (i < n)
+    if (i < n) {
       serving_release(atomic_exchange(&s->slots[i].cur, NULL));
+      serving_release(atomic_exchange(&s->slots[i].shadow, NULL));
+    }
     pthread_mutex_destroy(&s->slots[i].mu);
     pthread_mutex_destroy(&s->slots[i].emu);
   }
@@ -1034,6 +1182,36 @@ int serving_ready(struct serving *s, char *buf, size_t cap)
   return 0;
 }
 
+/* "shadow": {"alias", "model_version" (null: none loaded),
+ * "last_error"} of a slot (models.shadow on). */
+static void describe_shadow(struct slot *sl, cJSON *o)
+{
+  struct serving_model *sh;
+  cJSON *so = cJSON_AddObjectToObject(o, "shadow");
+  if (!so)
+    return;
+  atomic_fetch_add(&sl->sreaders, 1);
+  sh = atomic_load(&sl->shadow);
+  if (sh)
+    atomic_fetch_add(&sh->refs, 1);
+  atomic_fetch_sub(&sl->sreaders, 1);
+  cJSON_AddStringToObject(so, "alias", SERVING_SHADOW_ALIAS);
+  if (sh) {
+    char v[16];
+    snprintf(v, sizeof(v), "%d", sh->version);
+    cJSON_AddStringToObject(so, "model_version", v);
+  } else {
+    cJSON_AddNullToObject(so, "model_version");
+  }
+  serving_release(sh);
+  pthread_mutex_lock(&sl->emu);
+  if (sl->shadow_error[0])
+    cJSON_AddStringToObject(so, "last_error", sl->shadow_error);
+  else
+    cJSON_AddNullToObject(so, "last_error");
+  pthread_mutex_unlock(&sl->emu);
+}
+
 cJSON *serving_describe(struct serving *s, const char *name,
                         int *http_status)
 {
@@ -1089,5 +1267,7 @@ cJSON *serving_describe(struct serving *s, const char *name,
     cJSON_AddNullToObject(o, "last_error");
   }
   pthread_mutex_unlock(&sl->emu);
+  if (s->shadow)
+    describe_shadow(sl, o);
   return o;
 }

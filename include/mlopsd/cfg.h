@@ -63,6 +63,7 @@ struct cfg {
   char models_specs_dir[512];   /* "config/models" */
   char models_registry_dir[512];/* "var/registry" */
   int models_follow_ms;         /* 1000: role api polls deployment */
+  int models_shadow;            /* serve alias staging in shadow */
   char models_registry_url[512];/* "": the directory; s3://BUCKET/PREFIX */
   char models_s3_endpoint[512]; /* "": https://s3.REGION.amazonaws.com */
   char models_s3_region[64];    /* "us-east-1" */

@@ -64,6 +64,7 @@ struct metrics;
 #define PLOG_CUSTOMER_ID_MAX 10 /* varchar(10) of the course's table */
 #define PLOG_PREDICTION_MAX 10  /* varchar(10) */
 #define PLOG_SEQ_RESERVE 1000000
+#define PLOG_SHADOW_TABLE "prediction_shadow" /* sql/migrations/080 */
 
 enum plog_policy { PLOG_FULL_REJECT = 0, PLOG_FULL_SERVE = 1 };
 
@@ -130,6 +131,13 @@ struct plog_row {
   int64_t created_us;      /* wall clock, microseconds since the epoch */
   const char *model;       /* model name (NUL-terminated) */
   int model_version;
+  /* The shadow's answer to the same item (docs/serving.md "Shadow
+   * challenger"): stored as the linked row (log_source, log_seq) of
+   * PLOG_SHADOW_TABLE, in the transaction that stores this row, and
+   * kept with it in the buffer file and the spool.  0 = none. */
+  int shadow_version;
+  const char *shadow_prediction; /* NUL-terminated, cut like prediction */
+  double shadow_confidence;      /* non-finite is stored as NULL */
 };
 
 /* Open the spool, read the sequence high-water mark and reserve the next

@@ -28,6 +28,10 @@
  * they disagree.  A version that fails to load is tried again every 5 s
  * while the row names it.  The database being away only delays this.
  *
+ * Shadow (opts.shadow, config models.shadow): each slot also holds the
+ * version its alias `staging` points at, published the same way, for
+ * serving_acquire_shadow (docs/serving.md "Shadow challenger").
+ *
  * Model names are discovered at creation and again every few polls; a
  * name that is neither in the registry nor in the specs is unknown (404),
  * a known name without a loaded version is "not deployed" (503).
@@ -65,6 +69,7 @@ struct metrics_counter;
 
 #define SERVING_MAX_MODELS 64
 #define SERVING_SAMPLE_MAX 2000 /* sample.json rows used at most */
+#define SERVING_SHADOW_ALIAS "staging" /* the challenger (opts.shadow) */
 
 struct serving_opts {
   struct registry *registry; /* borrowed, must outlive the set */
@@ -79,6 +84,9 @@ struct serving_opts {
   int follow_ms;             /* its period; 0 = 1000 (rounded up to a
                                 multiple of poll_ms) */
   int no_native;             /* non-zero: predict through XGBoost only */
+  int shadow;                /* non-zero: also load the version alias
+                                SERVING_SHADOW_ALIAS points at, per model,
+                                as its shadow (serving_acquire_shadow) */
 };
 
 /* Create the set, discover the model names and load every production
@@ -113,6 +121,16 @@ enum serving_status {
  * caller must serving_release(*out). */
 enum serving_status serving_acquire(struct serving *s, const char *name,
                                     struct serving_model **out);
+/* The shadow of prod's model (opts.shadow): a reference on the bundle of
+ * the version aliased staging, or NULL when shadows are off, none is
+ * loaded, or it is prod's own version.  Loaded, swapped and followed
+ * (alias file, table deployment rows of alias staging including the
+ * gate's 'pass') like production, by the same watcher; a version that
+ * fails to load keeps the previous shadow and shows in /metadata's
+ * "shadow" object.  Wait-free, no allocation; release with
+ * serving_release. */
+struct serving_model *serving_acquire_shadow(struct serving *s,
+                                             const struct serving_model *prod);
 /* Drop a reference (NULL-safe); the last one frees the bundle. */
 void serving_release(struct serving_model *m);
 
@@ -127,8 +145,10 @@ enum err_code serving_reload(struct serving *s, const char *name,
 /* /metadata of name (NULL = default) as a new cJSON object (cJSON_Delete):
  * model_name, model_version, creation_time, params, metrics, objective,
  * classes, n_features, native {enabled, status}, loaded_at, load_ms and
- * last_error (null or the last failed load).  *http_status gets 200, 404
- * (unknown name) or 503 (nothing deployed: the object then says why).
+ * last_error (null or the last failed load), and with opts.shadow
+ * "shadow": {alias, model_version (null: none), last_error}.
+ * *http_status gets 200, 404 (unknown name) or 503 (nothing deployed:
+ * the object then says why).
  * NULL on allocation failure. */
 cJSON *serving_describe(struct serving *s, const char *name,
                         int *http_status);

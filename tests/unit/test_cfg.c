@@ -171,6 +171,7 @@ TEST(test_defaults)
   CHECK_EQ_STR(c.models_registry_dir, "var/registry");
   CHECK_EQ_INT(c.models_train_threads, 1);
   CHECK_EQ_INT(c.models_follow_ms, 1000);
+  CHECK_EQ_INT(c.models_shadow, 0);
   CHECK_EQ_INT(c.log_level, LOG_INFO);
   CHECK_EQ_INT(c.log_format, LOG_FMT_TEXT);
   CHECK_EQ_STR(c.path, "");
@@ -179,7 +180,7 @@ TEST(test_defaults)
 TEST(test_key_table)
 {
   int n = cfg_key_count();
-  CHECK_EQ_INT(n, 47);
+  CHECK_EQ_INT(n, 48);
   CHECK(cfg_key_name(-1) == NULL);
   CHECK(cfg_key_name(n) == NULL);
   CHECK_EQ_STR(cfg_key_name(0), "server.listen");

@@ -112,9 +112,40 @@ TEST(damaged_records_refused)
   free(out);
 }
 
+/* The shadow tail of a model text (plog_int.h): parsed back exactly; a
+ * plain name (rows from before shadows) or a damaged tail is no shadow,
+ * and the name length is right either way. */
+TEST(shadow_tail)
+{
+  size_t nl = 0, pl = 0;
+  int v = 0;
+  double c = 0;
+  const char *pred = NULL;
+  const char ok[] = "credit\x1f" "12\x1f" "0.61234567890123451\x1f" "Standard";
+  CHECK(plog_model_split(ok, strlen(ok), &nl, &v, &c, &pred, &pl) == 1);
+  CHECK(nl == 6 && v == 12 && c == 0.61234567890123451);
+  CHECK(pl == 8 && memcmp(pred, "Standard", 8) == 0);
+  const char nan_conf[] = "m\x1f" "3\x1f" "nan\x1f" "4.5";
+  CHECK(plog_model_split(nan_conf, strlen(nan_conf), &nl, &v, &c, &pred,
+                         &pl) == 1);
+  CHECK(nl == 1 && v == 3 && isnan(c) && pl == 3);
+  CHECK(plog_model_split("credit", 6, &nl, &v, &c, &pred, &pl) == 0);
+  CHECK(nl == 6);
+  const char *bad[] = {"m\x1f", "m\x1f" "3", "m\x1f" "3\x1f" "0.5",
+                       "m\x1f" "x\x1f" "0.5\x1f" "A",
+                       "m\x1f" "0\x1f" "0.5\x1f" "A",
+                       "m\x1f" "3\x1f" "0.5z\x1f" "A"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    CHECK(plog_model_split(bad[i], strlen(bad[i]), &nl, &v, &c, &pred,
+                           &pl) == 0);
+    CHECK(nl == 1);
+  }
+}
+
 int main(void)
 {
   RUN(round_trip);
   RUN(damaged_records_refused);
+  RUN(shadow_tail);
   return check_done();
 }
