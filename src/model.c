@@ -208,6 +208,73 @@ enum err_code model_predict(const struct model *m, const float *rows,
 
 double model_temperature(const struct model *m) { return m->temperature; }
 
+size_t model_num_group(const struct model *m)
+{
+  return strncmp(m->objective, "multi:", 6) == 0 ? m->num_class : 1;
+}
+
+/* XGBoost's answer of config cfg for rows: len must be want. */
+static enum err_code xgb_explain_call(const struct model *m,
+                                      const float *rows, size_t n,
+                                      const char *cfg, size_t want,
+                                      float *out, struct err *e)
+{
+  DMatrixHandle dm;
+  if (XGDMatrixCreateFromMat(rows, (bst_ulong)n, (bst_ulong)m->nfeat, NAN,
+                             &dm))
+    return model_xgb_error(e, "DMatrix");
+  bst_ulong const *shape;
+  bst_ulong dim;
+  const float *res;
+  enum err_code rc = ERR_OK;
+  if (XGBoosterPredictFromDMatrix(m->h, dm, cfg, &shape, &dim, &res)) {
+    rc = model_xgb_error(e, "contributions");
+  } else {
+    size_t len = 1;
+    for (bst_ulong i = 0; i < dim; i++)
+      len *= (size_t)shape[i];
+    if (len != want)
+      rc = err_set(e, ERR_XGB, "XGBoost contributions: %zu values for %zu "
+                               "rows, expected %zu", len, n, want);
+    else
+      memcpy(out, res, len * sizeof(float));
+  }
+  XGDMatrixFree(dm);
+  return rc;
+}
+
+enum err_code model_contribs(const struct model *m, const float *rows,
+                             size_t n, float *out, struct err *e)
+{
+  if (!m || (n && (!rows || !out)))
+    return err_set(e, ERR_INVAL, "model_contribs: NULL argument");
+  if (!n)
+    return ERR_OK;
+  /* type 2: pred_contribs (exact TreeSHAP); a DMatrix per call, as
+   * contributions have no in-place path in 1.7 */
+  return xgb_explain_call(m, rows, n,
+                          "{\"type\": 2, \"training\": false, "
+                          "\"iteration_begin\": 0, \"iteration_end\": 0, "
+                          "\"strict_shape\": false}",
+                          n * model_num_group(m) * (m->nfeat + 1), out, e);
+}
+
+enum err_code model_predict_margin(const struct model *m, const float *rows,
+                                   size_t n, float *out, struct err *e)
+{
+  if (!m || (n && (!rows || !out)))
+    return err_set(e, ERR_INVAL, "model_predict_margin: NULL argument");
+  if (!n)
+    return ERR_OK;
+  if (m->native)
+    return tree_predict_margin(m->tm, rows, n, m->nfeat, out, e);
+  return xgb_explain_call(m, rows, n,
+                          "{\"type\": 1, \"training\": false, "
+                          "\"iteration_begin\": 0, \"iteration_end\": 0, "
+                          "\"strict_shape\": false}",
+                          n * model_num_group(m), out, e);
+}
+
 /* DIR/calibration.json of a version directory: its temperature (1 when
  * the file is absent: versions trained before calibration).  Only for
  * probability outputs; a file that is there but wrong is an error naming

@@ -179,6 +179,28 @@ static cJSON *predict_body(const cJSON *item)
   cJSON_AddNumberToObject(arr, "minItems", 1);
   cJSON_AddNumberToObject(arr, "maxItems", MAX_BATCH);
   cJSON_AddItemToArray(one, arr);
+  /* reason codes (docs/serving.md): true/false/null or {"top_k": K} */
+  cJSON *ex = cJSON_AddArrayToObject(
+      cJSON_AddObjectToObject(
+          cJSON_GetObjectItemCaseSensitive(sch, "properties"), "explain"),
+      "oneOf");
+  cJSON *t = cJSON_CreateObject();
+  cJSON_AddItemToArray(ex, t);
+  cJSON_AddItemToArray(cJSON_AddArrayToObject(t, "type"),
+                       cJSON_CreateString("boolean"));
+  cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(t, "type"),
+                       cJSON_CreateString("null"));
+  cJSON *ko = cJSON_CreateObject();
+  cJSON_AddItemToArray(ex, ko);
+  cJSON_AddStringToObject(ko, "type", "object");
+  cJSON *kp = cJSON_AddObjectToObject(
+      cJSON_AddObjectToObject(ko, "properties"), "top_k");
+  cJSON_AddStringToObject(kp, "type", "integer");
+  cJSON_AddNumberToObject(kp, "minimum", 1);
+  cJSON_AddStringToObject(kp, "description",
+                          "fields listed (default 5), at most the model's "
+                          "input fields");
+  cJSON_AddFalseToObject(ko, "additionalProperties");
   return b;
 }
 
@@ -279,8 +301,25 @@ static void add_route(void *user, const char *method, const char *pattern)
     cJSON_AddItemToArray(params, pa);
   }
   if (k && (!strcmp(pattern, "/predict") ||
-            !strcmp(pattern, "/models/{name}/predict")))
+            !strcmp(pattern, "/models/{name}/predict"))) {
     cJSON_AddItemToObject(op, "requestBody", predict_body(b->item));
+    if (!params)
+      params = cJSON_AddArrayToObject(op, "parameters");
+    cJSON *pa = cJSON_CreateObject();
+    cJSON_AddStringToObject(pa, "name", "explain");
+    cJSON_AddStringToObject(pa, "in", "query");
+    cJSON_AddFalseToObject(pa, "required");
+    cJSON_AddStringToObject(pa, "description",
+                            "1/true: reason codes (the body's \"explain\" "
+                            "wins)");
+    cJSON *ps = cJSON_AddObjectToObject(pa, "schema");
+    cJSON_AddStringToObject(ps, "type", "string");
+    cJSON *en = cJSON_AddArrayToObject(ps, "enum");
+    static const char *const vals[] = {"1", "true", "0", "false"};
+    for (size_t i = 0; i < 4; i++)
+      cJSON_AddItemToArray(en, cJSON_CreateString(vals[i]));
+    cJSON_AddItemToArray(params, pa);
+  }
   else if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
     cJSON *rb = cJSON_AddObjectToObject(op, "requestBody");
     cJSON_AddFalseToObject(rb, "required");

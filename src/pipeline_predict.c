@@ -191,7 +191,7 @@ static int pp_parse(struct pp_req *q, const char *body, size_t len)
 static int pp_shape(struct pp_req *q)
 {
   if (!predict_shape(q->root, PREDICT_MAX_BATCH, &q->bad, &q->data,
-                     &q->batch, &q->n))
+                     &q->batch, &q->n, NULL))
     return answer_bad(q);
   q->items = malloc(q->n * sizeof(*q->items));
   q->rows = malloc(q->n * q->nfeat * sizeof(float));

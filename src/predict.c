@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "mlopsd/explain.h"
 #include "mlopsd/http.h"
 #include "mlopsd/log.h"
 #include "mlopsd/metrics.h"
@@ -137,6 +138,12 @@ struct scratch {
   size_t n_printed, printed_cap;
   char *arena;    /* ARENA_BYTES for tl_arena */
   struct spec_report rep;
+  /* explanations only (sized when a request asks for one) */
+  float *contrib, *margin;
+  size_t contrib_cap, margin_cap;
+  double *fold;
+  size_t *rank;
+  size_t fold_cap, rank_cap;
 };
 
 static pthread_key_t scratch_key;
@@ -157,6 +164,10 @@ static void scratch_free(void *arg)
   free(s->cls);
   free(s->byf);
   free(s->printed);
+  free(s->contrib);
+  free(s->margin);
+  free(s->fold);
+  free(s->rank);
   if (tl_arena.base == s->arena)
     memset(&tl_arena, 0, sizeof(tl_arena));
   free(s->arena);
@@ -390,13 +401,20 @@ void predict_bad_free(struct predict_bad *v)
 }
 
 int predict_shape(const cJSON *root, size_t max_batch, struct predict_bad *v,
-                  const cJSON **data_out, int *batch, size_t *n)
+                  const cJSON **data_out, int *batch, size_t *n,
+                  const cJSON **explain)
 {
   int n_data = 0;
+  if (explain)
+    *explain = NULL;
   for (const cJSON *k = root->child; k; k = k->next) {
     if (k->string && strcmp(k->string, "data") == 0) {
       if (n_data++)
         predict_bad_add(v, "data", 0, 0, "", "duplicate field", k);
+    } else if (explain && k->string && strcmp(k->string, "explain") == 0) {
+      if (*explain)
+        predict_bad_add(v, "", 0, 0, "explain", "duplicate field", k);
+      *explain = k;
     } else {
       predict_bad_add(v, "", 0, 0, k->string ? k->string : "",
                       "unknown field", k);
@@ -503,6 +521,9 @@ struct preq {
   size_t n, nfeat, od;         /* items, model inputs, outputs per item */
   struct predict_bad bad;      /* a 400 being built */
   int64_t t0, created;
+  const char *explain_q;       /* ?explain= (NULL: absent) */
+  const cJSON *explain;        /* the body's "explain" member */
+  size_t top_k;                /* reason codes per item; 0 = none */
 };
 
 static int answer_500_oom(struct preq *q, const char *msg)
@@ -565,6 +586,7 @@ static int preq_admit(struct preq *q, struct http_req *req,
   }
   q->sp = serving_model_spec(q->m);
   q->body = http_req_body(req, &q->len);
+  q->explain_q = http_req_query(req, "explain");
   return 0;
 }
 
@@ -616,6 +638,61 @@ static int preq_parse(struct preq *q)
   return 0;
 }
 
+/* Reason codes asked for: the body's "explain" (true, false, null or
+ * {"top_k": K}) over ?explain= (1, true, 0, false; empty = 1).  Sets
+ * q->top_k, capped to the model's input fields.  Returns 0, or -1 after
+ * adding the bad value to q->bad (named "explain" or "explain.top_k"). */
+static int preq_explain_opt(struct preq *q)
+{
+  size_t ni = q->sp->n_features, k = EXPLAIN_TOP_K_DEFAULT;
+  int bad_member = 0;
+  char msg[96];
+  const char *bad = NULL, *where = "explain";
+  const cJSON *input = q->explain;
+  if (k > ni)
+    k = ni;
+  if (q->explain) {
+    const cJSON *x = q->explain;
+    if (cJSON_IsFalse(x) || cJSON_IsNull(x)) {
+      k = 0;
+    } else if (cJSON_IsObject(x)) {
+      for (const cJSON *c = x->child; c && !bad; c = c->next) {
+        if (!c->string || strcmp(c->string, "top_k") != 0) {
+          char f[SPEC_REPORT_FIELD];
+          snprintf(f, sizeof(f), "explain.%s", c->string ? c->string : "");
+          predict_bad_add(&q->bad, "", 0, 0, f, "unknown field", c);
+          bad_member = 1;
+          continue;
+        }
+        double d = c->valuedouble;
+        if (!cJSON_IsNumber(c) || d != floor(d) || d < 1 || d > (double)ni) {
+          snprintf(msg, sizeof(msg), "must be an integer from 1 to %zu "
+                   "(the model's input fields)", ni);
+          bad = msg;
+          where = "explain.top_k";
+          input = c;
+        } else {
+          k = (size_t)d;
+        }
+      }
+    } else if (!cJSON_IsTrue(x)) {
+      bad = "must be true, false or an object {\"top_k\": K}";
+    }
+  } else {
+    const char *v = q->explain_q;
+    if (!strcmp(v, "0") || !strcasecmp(v, "false"))
+      k = 0;
+    else if (v[0] && strcmp(v, "1") && strcasecmp(v, "true"))
+      bad = "query parameter explain must be 1, true, 0 or false";
+  }
+  if (bad) {
+    predict_bad_add(&q->bad, "", 0, 0, where, bad, input);
+    return -1;
+  }
+  q->top_k = k;
+  return bad_member ? -1 : 0;
+}
+
 /* Stage 3, the shape: {"data": {...}} or {"data": [{...}, ...]} with
  * 1..max_batch items; scratch sized for them. */
 static int preq_shape(struct preq *q)
@@ -628,8 +705,12 @@ static int preq_shape(struct preq *q)
                                "{\"data\": ...}");
     return -1;
   }
-  if (!predict_shape(q->root, p->max_batch, &q->bad, &q->data, &q->batch,
-                     &q->n))
+  int good = predict_shape(q->root, p->max_batch, &q->bad, &q->data,
+                           &q->batch, &q->n, &q->explain);
+  /* checked also after a bad shape: the 400 names every breach */
+  if ((q->explain || q->explain_q) && preq_explain_opt(q) != 0)
+    good = 0;
+  if (!good)
     return answer_bad(q, R_SHAPE);
   q->nfeat = serving_model_nfeat(q->m);
   q->od = serving_model_out_dim(q->m);
@@ -692,6 +773,67 @@ static int preq_predict(struct preq *q)
     return -1;
   }
   return 0;
+}
+
+/* Stage 5b, only when asked: the items' TreeSHAP contributions and raw
+ * margins (model_contribs, model_predict_margin) into scratch. */
+static int preq_explain(struct preq *q)
+{
+  struct scratch *s = q->s;
+  const struct model *md = serving_model_model(q->m);
+  size_t G = model_num_group(md), ni = q->sp->n_features;
+  if (VEC_RESERVE(s->contrib, s->contrib_cap, q->n * G * (q->nfeat + 1)) ||
+      VEC_RESERVE(s->margin, s->margin_cap, q->n * G) ||
+      VEC_RESERVE(s->fold, s->fold_cap, ni + 1) ||
+      VEC_RESERVE(s->rank, s->rank_cap, ni + 1))
+    return answer_500_oom(q, "out of memory");
+  struct err e = {0};
+  if (model_contribs(md, s->rows, q->n, s->contrib, &e) != ERR_OK ||
+      model_predict_margin(md, s->rows, q->n, s->margin, &e) != ERR_OK) {
+    reject(q->p, R_INTERNAL);
+    LOG_E(MOD, "model=%s version=%d explanation failed: %s",
+          serving_model_name(q->m), serving_model_version(q->m), e.msg);
+    http_resp_error(q->resp, 500, "explanation failed");
+    return -1;
+  }
+  return 0;
+}
+
+/* Item i's "explanation": the margin of the predicted class (binary: of
+ * the second class; regression: the value), the bias, the top_k fields
+ * by |contribution| and the rest, so that the listed values + rest +
+ * bias = margin. */
+static int preq_write_explanation(struct preq *q, size_t i, int idx)
+{
+  struct scratch *s = q->s;
+  const struct prep *pr = serving_model_prep(q->m);
+  const struct model *md = serving_model_model(q->m);
+  size_t G = model_num_group(md), ni = q->sp->n_features;
+  size_t g = G > 1 && idx >= 0 ? (size_t)idx : 0;
+  const char *cls = NULL;
+  if (q->sp->target.n_classes)
+    cls = q->sp->target.classes[G > 1 ? g : q->sp->target.n_classes - 1];
+  double bias, rest = 0;
+  explain_fold(pr, s->contrib + (i * G + g) * (q->nfeat + 1), s->fold,
+               &bias);
+  explain_rank(s->fold, ni, s->rank);
+  for (size_t j = q->top_k; j < ni; j++)
+    rest += s->fold[s->rank[j]];
+  int wrc = W(q->resp, ",\"explanation\":{\"class\":");
+  wrc |= cls ? http_resp_json_str(q->resp, cls) : W(q->resp, "null");
+  wrc |= http_resp_printf(q->resp, ",\"margin\":%.9g,\"bias\":%.9g,"
+                                   "\"top_k\":%zu,\"contributions\":[",
+                          (double)s->margin[i * G + g], bias, q->top_k);
+  for (size_t j = 0; j < q->top_k; j++) {
+    if (j)
+      wrc |= W(q->resp, ",");
+    wrc |= W(q->resp, "{\"field\":");
+    wrc |= http_resp_json_str(q->resp, prep_input_name(pr, s->rank[j]));
+    wrc |= http_resp_printf(q->resp, ",\"value\":%.9g}",
+                            s->fold[s->rank[j]]);
+  }
+  wrc |= http_resp_printf(q->resp, "],\"rest\":%.9g}", rest);
+  return wrc;
 }
 
 /* The log row of item i: its bytes as received (the scan's span) or, past
@@ -770,6 +912,8 @@ static int preq_answer(struct preq *q)
     }
     wrc |= W(resp, ",\"model_version\":");
     wrc |= http_resp_write(resp, vjson, vlen);
+    if (q->top_k)
+      wrc |= preq_write_explanation(q, i, idx);
     wrc |= W(resp, "}");
     preq_log_row(q, i, ctxt, clen, label, conf, value, elapsed);
     s->cls[i] = idx;
@@ -819,7 +963,8 @@ static void do_predict(struct predict *p, struct http_req *req,
   if (preq_admit(&q, req, name) != 0)
     return;
   if (preq_parse(&q) == 0 && preq_shape(&q) == 0 && preq_validate(&q) == 0 &&
-      preq_predict(&q) == 0 && preq_answer(&q) == 0)
+      preq_predict(&q) == 0 && (!q.top_k || preq_explain(&q) == 0) &&
+      preq_answer(&q) == 0)
     preq_commit(&q);
   struct scratch *s = q.s;
   for (size_t i = 0; i < s->n_printed; i++)

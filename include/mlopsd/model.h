@@ -83,6 +83,28 @@ enum err_code model_predict_native(const struct model *m, const float *rows,
  * and model_predict_native give the raw outputs. */
 double model_temperature(const struct model *m);
 
+/* Margins per row: num_class for multi:*, else 1 (the raw margins
+ * model_contribs explains). */
+size_t model_num_group(const struct model *m);
+
+/* Exact TreeSHAP contributions through XGBoost (its pred_contribs, a
+ * DMatrix per call; XGBoost 1.7 keeps the trees' node means per call, so
+ * concurrent calls on one booster mutate nothing): out gets
+ * n * model_num_group * (model_nfeat + 1) floats; row r, group g starts
+ * at out + (r * G + g) * (nfeat + 1) and its last value is the bias (the
+ * expected margin, base_score included).  A group's values sum to its
+ * raw margin (model_predict_margin), before calibration.  Any thread.
+ * Errors: ERR_INVAL (NULL), ERR_XGB. */
+enum err_code model_contribs(const struct model *m, const float *rows,
+                             size_t n, float *out,
+                             struct err *e) MLOPSD_WUR;
+
+/* Raw margins (n * model_num_group floats): the native evaluator when
+ * it serves, else XGBoost (output_margin).  Any thread. */
+enum err_code model_predict_margin(const struct model *m, const float *rows,
+                                   size_t n, float *out,
+                                   struct err *e) MLOPSD_WUR;
+
 /* 1 when model_predict uses the native evaluator. */
 int model_native(const struct model *m);
 /* "native: ..." (accepted, with rows compared and max difference) or

@@ -79,12 +79,14 @@ void predict_bad_end(struct predict_bad *v);
 void predict_bad_free(struct predict_bad *v);
 
 /* The request's shape: root (an object) must hold exactly "data", an
- * object or a list of 1..max_batch objects.  Adds every breach to v; sets
- * *data (borrowed from root, NULL when missing), *batch (a list) and *n
- * (items, 0 when unusable).  Returns 1 when the shape is good. */
+ * object or a list of 1..max_batch objects, and, when explain is not
+ * NULL, may hold "explain" (*explain gets it, borrowed, NULL when
+ * absent; its value is the caller's to check).  Adds every breach to v;
+ * sets *data (borrowed from root, NULL when missing), *batch (a list) and
+ * *n (items, 0 when unusable).  Returns 1 when the shape is good. */
 int predict_shape(const struct cJSON *root, size_t max_batch,
                   struct predict_bad *v, const struct cJSON **data,
-                  int *batch, size_t *n);
+                  int *batch, size_t *n, const struct cJSON **explain);
 
 /* Lax numbers (pydantic's lax mode): a string member of item whose feature
  * is numeric in sp and whose text is a clean decimal number becomes that

@@ -174,6 +174,17 @@ def main():
             .get("application/json", {}).get("schema", {}))
     ok("/predict documented with a data body",
        "data" in body.get("properties", {}))
+    ex = body.get("properties", {}).get("explain", {}).get("oneOf", [])
+    topk = [o.get("properties", {}).get("top_k", {}) for o in ex
+            if o.get("type") == "object"]
+    ok("/predict documents explain (boolean or {top_k})",
+       any("boolean" in (o.get("type") or []) for o in ex) and topk and
+       topk[0].get("type") == "integer" and topk[0].get("minimum") == 1,
+       str(ex)[:200])
+    qp = [p.get("name") for p in (doc["paths"].get("/predict", {})
+                                  .get("post", {}).get("parameters", []))
+          if p.get("in") == "query"]
+    ok("/predict documents ?explain", "explain" in qp, str(qp))
     props = item.get("properties", {})
     feats = spec["features"]
     want = [f["name"] for k in ("numeric", "categorical", "text")

@@ -227,7 +227,7 @@ TEST(shape_and_400_body)
   const cJSON *data;
   int batch;
   size_t n;
-  CHECK_EQ_INT(predict_shape(root, 8, &v, &data, &batch, &n), 0);
+  CHECK_EQ_INT(predict_shape(root, 8, &v, &data, &batch, &n, NULL), 0);
   CHECK(batch && n == 0);
   predict_bad_end(&v);
   CHECK_EQ_INT(buf_error(&v.body), ERR_OK);
@@ -246,13 +246,39 @@ TEST(shape_and_400_body)
 
   root = cJSON_Parse("{\"data\":[{},{},{}]}");
   REQUIRE(root != NULL);
-  CHECK_EQ_INT(predict_shape(root, 2, &v, &data, &batch, &n), 0);
+  CHECK_EQ_INT(predict_shape(root, 2, &v, &data, &batch, &n, NULL), 0);
   CHECK(strstr(buf_str(&v.body), "\"data\":\"at most 2 items per "
                                  "request\"") != NULL);
   predict_bad_free(&v);
-  CHECK_EQ_INT(predict_shape(root, 3, &v, &data, &batch, &n), 1);
+  CHECK_EQ_INT(predict_shape(root, 3, &v, &data, &batch, &n, NULL), 1);
   CHECK(batch && n == 3 && data == cJSON_GetObjectItem(root, "data"));
   CHECK_EQ_INT(v.nf, 0);
+  cJSON_Delete(root);
+}
+
+/* "explain" is a member the server takes (its value is the server's to
+ * check) and an unknown field where the caller passes no explain slot
+ * (`mlopsd predict`); given twice it is a duplicate. */
+TEST(shape_explain_member)
+{
+  cJSON *root = cJSON_Parse("{\"data\":{},\"explain\":{\"top_k\":2}}");
+  REQUIRE(root != NULL);
+  struct predict_bad v = {0};
+  const cJSON *data, *ex = NULL;
+  int batch;
+  size_t n;
+  CHECK_EQ_INT(predict_shape(root, 8, &v, &data, &batch, &n, &ex), 1);
+  CHECK(ex == cJSON_GetObjectItem(root, "explain") && n == 1 && !batch);
+  CHECK_EQ_INT(predict_shape(root, 8, &v, &data, &batch, &n, NULL), 0);
+  CHECK(strstr(buf_str(&v.body), "\"explain\":\"unknown field\"") != NULL);
+  predict_bad_free(&v);
+  cJSON_Delete(root);
+  root = cJSON_Parse("{\"data\":{},\"explain\":true,\"explain\":1}");
+  REQUIRE(root != NULL);
+  CHECK_EQ_INT(predict_shape(root, 8, &v, &data, &batch, &n, &ex), 0);
+  CHECK(strstr(buf_str(&v.body), "\"explain\":\"duplicate field\"") !=
+        NULL);
+  predict_bad_free(&v);
   cJSON_Delete(root);
 }
 
@@ -289,6 +315,7 @@ int main(void)
   RUN(depth);
   RUN(spans);
   RUN(shape_and_400_body);
+  RUN(shape_explain_member);
   RUN(bad_fields_capped);
   return check_done();
 }
