@@ -102,29 +102,58 @@ const char *daemon_role_name(enum daemon_role r)
 static int role_api(const struct daemon *d) { return d->role != DAEMON_SCHED; }
 static int role_sched(const struct daemon *d) { return d->role != DAEMON_API; }
 
-/* /readyz of a scheduler-only daemon (an api or all daemon answers it in
- * predict.c): ready once the scheduler runs and its last request for a
- * database connection was granted.  No database call on the HTTP thread. */
-static void h_sched_readyz(struct http_req *req, struct http_resp *resp,
-                           void *arg)
+/* /readyz, decided by role here and nowhere else:
+ *   all        the default model is loaded and the prediction log is
+ *              ready, its database contact included;
+ *   api        the same without the database: a replica serves while the
+ *              shared database is away (rows spool), and if /readyz
+ *              failed on it one database blip would empty the load
+ *              balancer of every replica at once;
+ *   scheduler  the scheduler runs and its last request for a database
+ *              connection was granted.
+ * The answer names the role and, when an api/all daemon is ready, its
+ * default model and version; else 503 with the reasons.  Every check
+ * reads state: no database call on the HTTP thread. */
+static void h_readyz(struct http_req *req, struct http_resp *resp,
+                     void *arg)
 {
   struct daemon *d = arg;
-  char why[ERR_MSG_MAX + 64];
+  char why[2][ERR_MSG_MAX + 160];
+  int n = 0;
   (void)req;
-  int ok = sched_ready(atomic_load(&d->sched_pub), why, sizeof(why));
+  if (role_api(d)) {
+    n += !serving_ready(d->sv, why[n], sizeof(why[n]));
+    n += d->pl && !plog_ready(d->pl, d->role == DAEMON_ALL, why[n],
+                              sizeof(why[n]));
+  } else {
+    n += !sched_ready(atomic_load(&d->sched_pub), why[n], sizeof(why[n]));
+  }
 #define WS(s) http_resp_write(resp, s, strlen(s))
-  int rc = WS(ok ? "{\"status\":\"ready\"" : "{\"status\":\"not ready\"");
-  rc |= WS(",\"role\":\"scheduler\"");
-  if (!ok) {
+  int rc = WS(n ? "{\"status\":\"not ready\"" : "{\"status\":\"ready\"");
+  rc |= WS(",\"role\":");
+  rc |= http_resp_json_str(resp, daemon_role_name(d->role));
+  struct serving_model *m = NULL;
+  if (n) {
     rc |= WS(",\"reasons\":[");
-    rc |= http_resp_json_str(resp, why);
+    for (int i = 0; i < n; i++) {
+      rc |= i ? WS(",") : 0;
+      rc |= http_resp_json_str(resp, why[i]);
+    }
     rc |= WS("]");
+  } else if (role_api(d) && serving_acquire(d->sv, NULL, &m) == SERVING_OK) {
+    size_t vl;
+    const char *v = serving_model_version_json(m, &vl);
+    rc |= WS(",\"model\":");
+    rc |= http_resp_json_str(resp, serving_model_name(m));
+    rc |= WS(",\"model_version\":");
+    rc |= http_resp_write(resp, v, vl);
+    serving_release(m);
   }
   rc |= WS("}");
 #undef WS
-  http_resp_status(resp, ok ? 200 : 503);
+  http_resp_status(resp, n ? 503 : 200);
   if (rc)
-    http_resp_error(resp, 503, "not ready");
+    http_resp_error(resp, n ? 503 : 500, n ? "not ready" : "out of memory");
 }
 
 /* ---- pid file --------------------------------------------------------- */
@@ -264,17 +293,12 @@ static enum err_code build_serving(struct daemon *d, struct err *e)
   po.policy = strcmp(c->server_log_full_policy, "serve") == 0
                   ? PLOG_FULL_SERVE
                   : PLOG_FULL_REJECT;
-  /* A replica serves while the shared database is away (rows spool): if
-   * /readyz failed on it, one database blip would empty the load
-   * balancer of every replica at once. */
-  po.ready_without_db = d->role == DAEMON_API;
   if ((rc = plog_create(&d->pl, &po, e)))
     return rc;
 
   struct predict_opts pro = {.serving = d->sv,
                              .plog = d->pl,
-                             .metrics = d->metrics,
-                             .role = daemon_role_name(d->role)};
+                             .metrics = d->metrics};
   if ((rc = predict_create(&d->pr, &pro, e)))
     return rc;
 
@@ -282,7 +306,7 @@ static enum err_code build_serving(struct daemon *d, struct err *e)
 }
 
 /* Stage 3: log partitions (scheduler roles), the HTTP server and its
- * routes - a scheduler only /readyz of its own besides http.c's. */
+ * routes: /readyz (h_readyz) for every role, the rest by role. */
 static enum err_code build_http(struct daemon *d, struct err *e)
 {
   const struct cfg *c = &d->cfg;
@@ -301,11 +325,10 @@ static enum err_code build_http(struct daemon *d, struct err *e)
   ho.metrics = d->metrics;
   if ((rc = http_create(&d->http, &ho, e)))
     return rc;
-  if (!role_api(d)) {
-    if ((rc = http_route(d->http, "GET", "/readyz", h_sched_readyz, d, e)))
-      return rc;
+  if ((rc = http_route(d->http, "GET", "/readyz", h_readyz, d, e)))
+    return rc;
+  if (!role_api(d))
     return ERR_OK;
-  }
   if ((rc = predict_routes(d->pr, d->http, e)))
     return rc;
   struct admin_opts ao = {.cfg = &d->cfg,

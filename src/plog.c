@@ -1426,11 +1426,11 @@ void plog_destroy(struct plog *p)
   free(p);
 }
 
-int plog_ready(struct plog *p, char *buf, size_t cap)
+int plog_ready(struct plog *p, int with_db, char *buf, size_t cap)
 {
   int ok = 1;
   pthread_mutex_lock(&p->st_mu);
-  if (!atomic_load(&p->db_ok) && !p->o.ready_without_db) {
+  if (with_db && !atomic_load(&p->db_ok)) {
     snprintf(buf, cap, "prediction log cannot write to MariaDB: %s",
              p->db_reason);
     ok = 0;

@@ -62,7 +62,6 @@ struct predict {
   struct plog *pl;
   struct metrics *m;
   size_t max_batch;
-  char role[16];
   struct metrics_counter *c_reject[R_COUNT];
   struct metrics_counter *c_items;
 };
@@ -989,7 +988,7 @@ static void h_model_predict(struct http_req *req, struct http_resp *resp,
   do_predict(arg, req, resp, http_req_param(req, "name"));
 }
 
-/* ---- /metadata, /readyz ----------------------------------------------- */
+/* ---- /metadata -------------------------------------------------------- */
 
 static void write_json(struct http_resp *resp, cJSON *o, int status)
 {
@@ -1017,57 +1016,6 @@ static void h_metadata(struct http_req *req, struct http_resp *resp,
   cJSON_Delete(o);
 }
 
-static void h_readyz(struct http_req *req, struct http_resp *resp, void *arg)
-{
-  struct predict *p = arg;
-  char r1[ERR_MSG_MAX + 160], r2[ERR_MSG_MAX + 160];
-  int ok1 = serving_ready(p->sv, r1, sizeof(r1));
-  int ok2 = p->pl ? plog_ready(p->pl, r2, sizeof(r2)) : 1;
-  (void)req;
-  if (ok1 && ok2) {
-    struct serving_model *m = NULL;
-    int rc = W(resp, "{\"status\":\"ready\"");
-    if (p->role[0]) {
-      rc |= W(resp, ",\"role\":");
-      rc |= http_resp_json_str(resp, p->role);
-    }
-    if (serving_acquire(p->sv, NULL, &m) == SERVING_OK) {
-      size_t vl;
-      const char *v = serving_model_version_json(m, &vl);
-      rc |= W(resp, ",\"model\":");
-      rc |= http_resp_json_str(resp, serving_model_name(m));
-      rc |= W(resp, ",\"model_version\":");
-      rc |= http_resp_write(resp, v, vl);
-      serving_release(m);
-    }
-    rc |= W(resp, "}");
-    http_resp_status(resp, 200);
-    if (rc)
-      http_resp_error(resp, 500, "out of memory");
-    return;
-  }
-  int rc = W(resp, "{\"status\":\"not ready\"");
-  if (p->role[0]) {
-    rc |= W(resp, ",\"role\":");
-    rc |= http_resp_json_str(resp, p->role);
-  }
-  rc |= W(resp, ",\"reasons\":[");
-  int first = 1;
-  if (!ok1) {
-    rc |= http_resp_json_str(resp, r1);
-    first = 0;
-  }
-  if (!ok2) {
-    if (!first)
-      rc |= W(resp, ",");
-    rc |= http_resp_json_str(resp, r2);
-  }
-  rc |= W(resp, "]}");
-  http_resp_status(resp, 503);
-  if (rc)
-    http_resp_error(resp, 503, "not ready");
-}
-
 /* ---- life cycle ------------------------------------------------------- */
 
 enum err_code predict_create(struct predict **out,
@@ -1083,8 +1031,6 @@ enum err_code predict_create(struct predict **out,
   p->pl = o->plog;
   p->m = o->metrics;
   p->max_batch = o->max_batch ? o->max_batch : PREDICT_MAX_BATCH;
-  if (o->role)
-    snprintf(p->role, sizeof(p->role), "%s", o->role);
   pthread_once(&hooks_once, hooks_init);
   if (p->m) {
     for (int r = 0; r < R_COUNT; r++) {
@@ -1118,8 +1064,7 @@ enum err_code predict_routes(struct predict *p, struct http *srv,
       (rc = http_route(srv, "GET", "/metadata", h_metadata, p, e)) ||
       (rc = http_route(srv, "POST", "/metadata", h_metadata, p, e)) ||
       (rc = http_route(srv, "GET", "/models/{name}/metadata", h_metadata, p,
-                       e)) ||
-      (rc = http_route(srv, "GET", "/readyz", h_readyz, p, e)))
+                       e)))
     return rc;
   return ERR_OK;
 }

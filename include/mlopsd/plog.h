@@ -107,10 +107,6 @@ struct plog_opts {
                              the buffer is full, growing from 0 at a
                              quarter of max_rows/max_bytes (see
                              plog_append); 0 = 2000, < 0 = off */
-  int ready_without_db;   /* plog_ready ignores the database (role api:
-                             rows spool meanwhile; a shared database's
-                             blip must not take every replica out of the
-                             load balancer at once) */
 };
 
 void plog_opts_defaults(struct plog_opts *o);
@@ -175,11 +171,12 @@ enum err_code plog_admit(struct plog *p, size_t n);
 enum err_code plog_append(struct plog *p, const struct plog_row *rows,
                           size_t n, int *logged);
 
-/* Readiness: 1 when the last contact with MariaDB worked (unless
- * opts.ready_without_db), the log table
- * has the expected columns, the spool is not full and its file system has
- * spool_min_free bytes free; else 0 and a reason in buf. */
-int plog_ready(struct plog *p, char *buf, size_t cap);
+/* Readiness: 1 when the last contact with MariaDB worked (only asked
+ * when with_db: whether a database blip makes a daemon unready is the
+ * caller's choice, by role), the log table has the expected columns, the
+ * spool is not full and its file system has spool_min_free bytes free;
+ * else 0 and a reason in buf.  Reads state only: no database call. */
+int plog_ready(struct plog *p, int with_db, char *buf, size_t cap);
 
 struct plog_stats {
   uint64_t pending;   /* rows in memory not yet stored */

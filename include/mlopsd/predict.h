@@ -5,11 +5,7 @@
  *   POST /models/{name}/predict   any served model
  *   GET|POST /metadata            the default model's /metadata
  *   GET /models/{name}/metadata   another model's
- *   GET /readyz                   200 when the default model is loaded,
- *                                 MariaDB was reachable at the last contact
- *                                 and the log spool is not full; else 503
- *                                 with the reasons; both name the
- *                                 daemon's role when opts.role is set
+ * (/readyz is the daemon's: it decides by role what readiness rests on.)
  *
  * A prediction request is {"data": {...}} (one) or {"data": [{...}, ...]}
  * (a batch), Content-Type application/json.  The body is checked in one
@@ -98,8 +94,6 @@ struct predict_opts {
   struct plog *plog;       /* borrowed; NULL = predictions are not logged */
   struct metrics *metrics; /* borrowed, may be NULL */
   size_t max_batch;        /* 0 = PREDICT_MAX_BATCH */
-  const char *role;        /* copied; named in /readyz ("api", "all");
-                              NULL = not named */
 };
 
 enum err_code predict_create(struct predict **out,

@@ -112,8 +112,10 @@ TEST(down_database_goes_to_spool)
   CHECK_EQ_INT(st.db_ok, 0);
   CHECK(st.next_seq == 1001);
   char why[1024];
-  CHECK(plog_ready(p, why, sizeof(why)) == 0);
+  CHECK(plog_ready(p, 1, why, sizeof(why)) == 0);
   CHECK(strstr(why, "MariaDB") != NULL);
+  /* without the database (role api) the spooling log is ready */
+  CHECK(plog_ready(p, 0, why, sizeof(why)) == 1);
   uint64_t source = st.source, recs = st.spool_records;
   size_t lost = 99;
   plog_stop(p, 1000, &lost);
@@ -155,7 +157,8 @@ TEST(full_log_rejects)
   CHECK(st.rejected >= 2);
   CHECK(st.spool_full);
   char why[1024];
-  CHECK(plog_ready(p, why, sizeof(why)) == 0);
+  CHECK(plog_ready(p, 0, why, sizeof(why)) == 0); /* full spool: also api */
+  CHECK(strstr(why, "spool is full") != NULL);
   size_t lost = 0;
   plog_stop(p, 200, &lost);
   CHECK(lost > 0); /* neither the database nor the spool takes them */
