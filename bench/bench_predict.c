@@ -128,7 +128,7 @@ int main(int argc, char **argv)
                                          {"lambda", "3"},
                                          {"seed", "42"}};
     struct train_data d = {x, y, nt, x + nt * NFEAT, y + nt, NROWS - nt,
-                           NFEAT, NULL};
+                           NFEAT, NULL, NULL, NULL};
     struct train_params p = {.objective = "multi:softprob",
                              .params = kv,
                              .n_params = 6,

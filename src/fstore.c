@@ -578,6 +578,65 @@ static int select_list(const struct spec *sp, char *sql, size_t cap,
   return 0;
 }
 
+/* " FROM ... WHERE ..." of the training query: the table (with
+ * train_window.rows: its newest rows by the window column, as a derived
+ * table), the spec's filter, train_window.days and the shard.  0, or -1
+ * when the query does not fit. */
+static int from_where(const struct spec *spec, struct fstore_set *s,
+                      const char *tq, const char *filter, const char *ds,
+                      int shards, int rank, size_t *len)
+{
+  const char *wcol = spec->window.column;
+  char *q = s->sql;
+  size_t cap = sizeof(s->sql);
+  int bad, where = 0;
+  if (wcol && spec->window.rows > 0) {
+    bad = sql_addf(q, cap, len, " FROM (SELECT * FROM %s", tq) ||
+          (filter && sql_addf(q, cap, len, " WHERE (%s)", filter)) ||
+          sql_addf(q, cap, len, " ORDER BY `%s` DESC", wcol);
+    for (size_t k = 0; k < s->n_row_key_cols && !bad; k++)
+      bad = sql_addf(q, cap, len, ", `%s` DESC", s->row_key_cols[k]);
+    if (!bad)
+      bad = sql_addf(q, cap, len, " LIMIT %ld) AS w", spec->window.rows);
+  } else {
+    bad = sql_addf(q, cap, len, " FROM %s", tq) ||
+          (filter && sql_addf(q, cap, len, " WHERE (%s)", filter));
+    where = filter != NULL;
+    /* ds is a checked YYYY-MM-DD: compared as text, so a varchar date
+     * column such as the course's works as a DATE one does */
+    if (!bad && wcol && spec->window.days > 0) {
+      bad = sql_addf(q, cap, len,
+                     " %s `%s` > DATE_FORMAT(DATE_SUB(DATE('%s'), INTERVAL "
+                     "%ld DAY), '%%Y-%%m-%%d') AND `%s` <= '%s'",
+                     where ? "AND" : "WHERE", wcol, ds, spec->window.days,
+                     wcol, ds);
+      where = 1;
+    }
+  }
+  if (!bad && shards > 1)
+    bad = sql_addf(q, cap, len, " %s MOD(`%s`, %d) = %d",
+                   where ? "AND" : "WHERE", spec->source.key, shards, rank);
+  return bad ? -1 : 0;
+}
+
+/* train_window.rows with fewer rows: refuse (ERR_NOTFOUND, saying so). */
+static enum err_code window_short(const struct spec *spec,
+                                  const struct fstore_set *s,
+                                  const char *filter, int shards,
+                                  struct err *e)
+{
+  if (!spec->window.column || spec->window.rows <= 0 || shards > 1 ||
+      s->n_rows >= (size_t)spec->window.rows)
+    return ERR_OK;
+  char fw[300];
+  filter_words(filter ? filter : "TRUE", fw, sizeof(fw));
+  return err_set(e, ERR_NOTFOUND,
+                 "%s: train_window.rows is %ld but %s has only %zu rows %s: "
+                 "not trained (a smaller set would not be comparable)",
+                 spec->path, spec->window.rows, spec->source.table,
+                 s->n_rows, fw);
+}
+
 enum err_code fstore_read_training(struct db_pool *db,
                                    const struct spec *spec, const char *ds,
                                    fstore_cancel_fn cancel, void *cancel_ud,
@@ -646,7 +705,6 @@ enum err_code fstore_read_training_shard(struct db_pool *db,
     goto fail;
   }
   s->n_features = spec->n_features;
-
   if ((rc = db_acquire(db, FSTORE_ACQUIRE_MS, &c, e)) != ERR_OK)
     goto fail;
   struct pk_ctx pk;
@@ -671,14 +729,13 @@ enum err_code fstore_read_training_shard(struct db_pool *db,
   for (size_t k = 0; k < r.n_rk && !bad; k++)
     bad = sql_addf(s->sql, sizeof(s->sql), &len, ", `%s`",
                    s->row_key_cols[k]);
-  if (!bad)
-    bad = sql_addf(s->sql, sizeof(s->sql), &len, " FROM %s", tq) ||
-          (filter && sql_addf(s->sql, sizeof(s->sql), &len, " WHERE (%s)",
-                              filter)) ||
-          (shards > 1 &&
-           sql_addf(s->sql, sizeof(s->sql), &len, " %s MOD(`%s`, %d) = %d",
-                    filter ? "AND" : "WHERE", spec->source.key, shards,
-                    rank));
+  if (spec->window.rows > 0 && r.n_rk == 0 &&
+      (rc = err_set(e, ERR_INVAL, "%s: train_window.rows needs a primary "
+                                  "key on %s or source.key (ties at the "
+                                  "edge)",
+                    spec->path, spec->source.table)))
+    goto fail;
+  bad = bad || from_where(spec, s, tq, filter, ds, shards, rank, &len);
   if (!bad)
     bad = sql_addf(s->sql, sizeof(s->sql), &len, " ORDER BY ");
   if (pk.n > 0) {
@@ -713,6 +770,8 @@ enum err_code fstore_read_training_shard(struct db_pool *db,
     err_set(e, rc, "%s", r.err.msg);
     goto fail;
   }
+  if ((rc = window_short(spec, s, filter, shards, e)) != ERR_OK)
+    goto fail;
   if (s->n_rows == 0) {
     char fw[300];
     filter_words(filter ? filter : "TRUE", fw, sizeof(fw));

@@ -561,6 +561,7 @@ struct meta_in {
   const char *objective;
   int nthread, num_boost_round, early_stopping_rounds;
   const cJSON *dist; /* distributed training, or NULL */
+  const double *class_w; /* weights: balanced, per class; or NULL */
 };
 
 /* {"rows": n, "metrics": {...}} of one split (metrics only when scored). */
@@ -662,6 +663,22 @@ static cJSON *build_meta(struct meta_in *m)
                               ? cJSON_CreateString(m->sp->group_by)
                               : cJSON_CreateNull());
   }
+  cJSON *win = cJSON_AddObjectToObject(o, "train_window");
+  if (win && m->sp->window.column) {
+    cJSON_AddNumberToObject(win, m->sp->window.days > 0 ? "days" : "rows",
+                            m->sp->window.days > 0
+                                ? (double)m->sp->window.days
+                                : (double)m->sp->window.rows);
+    cJSON_AddStringToObject(win, "column", m->sp->window.column);
+  }
+  cJSON *wt = cJSON_AddObjectToObject(o, "weights");
+  if (wt) {
+    cJSON_AddStringToObject(wt, "mode", m->class_w ? "balanced" : "none");
+    cJSON *cw = m->class_w ? cJSON_AddObjectToObject(wt, "class_weights")
+                           : NULL;
+    for (size_t c = 0; cw && c < m->sp->target.n_classes; c++)
+      pipeline_add_num(cw, m->sp->target.classes[c], m->class_w[c]);
+  }
   cJSON *tr = cJSON_AddObjectToObject(o, "training");
   if (tr) {
     cJSON_AddNumberToObject(tr, "nthread", m->nthread);
@@ -724,6 +741,9 @@ void ptrain_free(struct ptrain *T)
   free(T->ytr);
   free(T->yva);
   free(T->yga);
+  free(T->wtr);
+  free(T->wva);
+  free(T->class_w);
   free_names(T->names, T->nout);
   free(T->kv);
   free(T->trial_sha);
@@ -761,6 +781,38 @@ enum err_code ptrain_read(struct ptrain *T)
                    "only %zu training row in %s for %s: need at least 2 to "
                    "split",
                    s->n_rows, sp->source.table, o->ds);
+  return ERR_OK;
+}
+
+/* weights: balanced.  Class c weighs n / (K * n_c) with the counts of
+ * the training split (scikit-learn's "balanced"), so every class carries
+ * the same total weight in fitting; the validation rows get the same
+ * class weights, so that early stopping watches the same loss.  A class
+ * without training rows gets weight 1 (it has no rows to weigh). */
+static enum err_code balanced_weights(struct ptrain *T, struct err *e)
+{
+  size_t k = T->sp->target.n_classes;
+  size_t *cnt = calloc(k ? k : 1, sizeof(*cnt));
+  T->class_w = calloc(k ? k : 1, sizeof(*T->class_w));
+  T->wtr = malloc((T->n_tr ? T->n_tr : 1) * sizeof(float));
+  T->wva = malloc((T->n_va ? T->n_va : 1) * sizeof(float));
+  if (!cnt || !T->class_w || !T->wtr || !T->wva) {
+    free(cnt);
+    return err_set(e, ERR_NOMEM, "pipeline: out of memory for weights");
+  }
+  for (size_t i = 0; i < T->n_tr; i++)
+    if (T->ytr[i] >= 0 && (size_t)T->ytr[i] < k)
+      cnt[(size_t)T->ytr[i]]++;
+  for (size_t c = 0; c < k; c++)
+    T->class_w[c] = cnt[c] ? (double)T->n_tr / ((double)k * (double)cnt[c])
+                           : 1.0;
+  free(cnt);
+  for (size_t i = 0; i < T->n_tr; i++)
+    T->wtr[i] = (float)T->class_w[(size_t)T->ytr[i] % k];
+  for (size_t i = 0; i < T->n_va; i++)
+    T->wva[i] = T->yva[i] >= 0 && (size_t)T->yva[i] < k
+                    ? (float)T->class_w[(size_t)T->yva[i]]
+                    : 1.0f;
   return ERR_OK;
 }
 
@@ -802,6 +854,8 @@ enum err_code ptrain_prepare(struct ptrain *T)
       (T->n_ga && (rc = prep_transform_rows(T->prep, &s->input, T->ga,
                                             T->n_ga, T->xga, e))))
     return rc;
+  if (sp->weights_balanced && (rc = balanced_weights(T, e)))
+    return rc;
   T->res->prep_s = pipeline_mono_s() - t0;
   char gate[160] = "";
   if (sp->gate_fraction > 0 || sp->group_by)
@@ -813,6 +867,19 @@ enum err_code ptrain_prepare(struct ptrain *T)
                 T->n_tr, T->n_va, gate, (unsigned long long)sp->seed,
                 sp->stratify ? ", stratified" : "", sp->n_features, T->nout,
                 T->res->prep_s);
+  if (T->class_w) {
+    char cw[256];
+    size_t off = 0;
+    cw[0] = '\0';
+    for (size_t c = 0; c < sp->target.n_classes && off < sizeof(cw); c++) {
+      int w = snprintf(cw + off, sizeof(cw) - off, "%s%s=%.4f", c ? " " : "",
+                       sp->target.classes[c], T->class_w[c]);
+      if (w < 0)
+        break;
+      off += (size_t)w;
+    }
+    pipeline_plog(T->o, "weights: balanced (%s)", cw);
+  }
   return ERR_OK;
 }
 
@@ -916,6 +983,7 @@ enum err_code ptrain_grid(struct ptrain *T)
   T->td = (struct train_data){.x_train = T->xtr, .y_train = T->ytr,
                               .n_train = T->n_tr, .x_val = T->xva,
                               .y_val = T->yva, .n_val = T->n_va,
+                              .w_train = T->wtr, .w_val = T->wva,
                               .nfeat = T->nout,
                               .feature_names =
                                   (const char *const *)T->names};
@@ -1231,7 +1299,8 @@ static enum err_code ptrain_version(struct ptrain *T)
                        .params = T->best_params, .metrics = T->best_metrics,
                        .best = &T->best, .objective = T->objective,
                        .nthread = T->nthread, .num_boost_round = T->nbr,
-                       .early_stopping_rounds = T->esr, .dist = T->dist};
+                       .early_stopping_rounds = T->esr, .dist = T->dist,
+                       .class_w = T->class_w};
   T->best_params = T->best_metrics = NULL; /* taken by build_meta */
   cJSON *meta = build_meta(&mi);
   if (!meta)

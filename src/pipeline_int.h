@@ -40,6 +40,8 @@ struct ptrain {
   struct prep *prep;
   size_t *tr, *va, *ga, n_tr, n_va, n_ga;
   float *xtr, *xva, *xga, *ytr, *yva, *yga;
+  float *wtr, *wva;            /* weights: balanced, else NULL */
+  double *class_w;             /* weights: balanced: per class, else NULL */
   char **names;
   size_t nout;
   char sql[FSTORE_SQL_MAX];    /* the training query, for meta.json */

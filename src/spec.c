@@ -940,6 +940,58 @@ static enum err_code parse_validate(struct sp *p, struct spec *s,
   return ERR_OK;
 }
 
+static enum err_code parse_window(struct sp *p, struct spec *s,
+                                  yaml_node_t *n)
+{
+  static const char *const keys[] = {"days", "rows", "column", NULL};
+  yaml_node_t *v[3];
+  long long x;
+  enum err_code rc = sp_map(p, n, "train_window", keys, v);
+  if (rc)
+    return rc;
+  if (!v[0] == !v[1])
+    return sp_fail(p, n, "train_window: give exactly one of days and rows");
+  if (!v[2])
+    return sp_fail(p, n, "train_window: 'column' is required (the date "
+                         "column the window counts back on)");
+  if (v[0]) {
+    if ((rc = sp_int(p, v[0], "train_window.days", 1, 36600, &x)))
+      return rc;
+    s->window.days = (long)x;
+  } else {
+    if ((rc = sp_int(p, v[1], "train_window.rows", 2, 100000000, &x)))
+      return rc;
+    s->window.rows = (long)x;
+  }
+  if ((rc = sp_str(p, v[2], "train_window.column", 0, &s->window.column)))
+    return rc;
+  if (!ident_valid(s->window.column))
+    return sp_fail(p, v[2], "train_window.column: '%s' is not a valid "
+                            "column name",
+                   s->window.column);
+  return ERR_OK;
+}
+
+static enum err_code parse_weights(struct sp *p, struct spec *s,
+                                   yaml_node_t *n)
+{
+  char *w;
+  enum err_code rc = sp_str(p, n, "weights", 0, &w);
+  if (rc)
+    return rc;
+  int ok = 1;
+  if (!strcmp(w, "balanced"))
+    s->weights_balanced = 1;
+  else if (strcmp(w, "none"))
+    ok = 0;
+  free(w);
+  if (!ok)
+    return sp_fail(p, n, "weights: must be balanced or none");
+  if (s->weights_balanced && s->task == SPEC_TASK_REGRESSION)
+    return sp_fail(p, n, "weights: balanced needs target.classes");
+  return ERR_OK;
+}
+
 static enum err_code parse_drop(struct sp *p, struct spec *s, yaml_node_t *n)
 {
   if (!n || is_null(n))
@@ -978,8 +1030,9 @@ static enum err_code parse_root(struct sp *p, struct spec *s,
 {
   static const char *const keys[] = {
       "name",     "description", "source", "target",    "drop",     "features",
-      "xgboost",  "search",      "selection", "split",  "validate", NULL};
-  yaml_node_t *v[11];
+      "xgboost",  "search",      "selection", "split",  "validate",
+      "train_window", "weights", NULL};
+  yaml_node_t *v[13];
   enum err_code rc = sp_map(p, root, "spec", keys, v);
   if (rc)
     return rc;
@@ -1015,6 +1068,10 @@ static enum err_code parse_root(struct sp *p, struct spec *s,
   if ((rc = parse_selection(p, s, v[8])) || (rc = parse_split(p, s, v[9])) ||
       (rc = parse_validate(p, s, v[10])))
     return rc;
+  if (v[11] && (rc = parse_window(p, s, v[11])))
+    return rc;
+  if (v[12] && (rc = parse_weights(p, s, v[12])))
+    return rc;
   return ERR_OK;
 }
 
@@ -1031,6 +1088,7 @@ void spec_destroy(struct spec *s)
   free(s->source.filter);
   free(s->source.key);
   free(s->group_by);
+  free(s->window.column);
   free(s->target.column);
   strv_free(s->target.classes, s->target.n_classes);
   strv_free(s->drop, s->n_drop);

@@ -78,7 +78,8 @@ static int parse_eval(const char *s, const char *set, const char *metric,
   return -1;
 }
 
-static enum err_code make_dmatrix(const float *x, const float *y, size_t n,
+static enum err_code make_dmatrix(const float *x, const float *y,
+                                  const float *w, size_t n,
                                   const struct train_data *d, int nthread,
                                   DMatrixHandle *out, struct err *e)
 {
@@ -95,6 +96,11 @@ static enum err_code make_dmatrix(const float *x, const float *y, size_t n,
     XGDMatrixFree(*out);
     *out = NULL;
     return model_xgb_error(e, "labels");
+  }
+  if (w && XGDMatrixSetFloatInfo(*out, "weight", w, (bst_ulong)n)) {
+    XGDMatrixFree(*out);
+    *out = NULL;
+    return model_xgb_error(e, "weights");
   }
   if (d->feature_names &&
       XGDMatrixSetStrFeatureInfo(*out, "feature_name",
@@ -343,10 +349,10 @@ enum err_code train_fit(const struct train_data *d,
   BoosterHandle b = NULL;
   float *pred = NULL;
   size_t npred = 0;
-  if ((rc = make_dmatrix(d->x_train, d->y_train, d->n_train, d, p->nthread,
-                         &dtrain, e)) ||
-      (rc = make_dmatrix(d->x_val, d->y_val, d->n_val, d, p->nthread, &dval,
-                         e)))
+  if ((rc = make_dmatrix(d->x_train, d->y_train, d->w_train, d->n_train, d,
+                         p->nthread, &dtrain, e)) ||
+      (rc = make_dmatrix(d->x_val, d->y_val, d->w_val, d->n_val, d,
+                         p->nthread, &dval, e)))
     goto out;
   DMatrixHandle cache[2] = {dtrain, dval};
   if (XGBoosterCreate(cache, 2, &b)) {
@@ -499,7 +505,7 @@ enum err_code train_result_predict(const struct train_result *r,
                    nfeat, r->booster->nfeat);
   struct train_data d = {.nfeat = nfeat};
   DMatrixHandle dm;
-  enum err_code rc = make_dmatrix(x, NULL, n, &d, 1, &dm, e);
+  enum err_code rc = make_dmatrix(x, NULL, NULL, n, &d, 1, &dm, e);
   if (rc)
     return rc;
   float *pred = NULL;

@@ -140,6 +140,24 @@ struct spec {
    * in two splits.  NULL: rows split one by one. */
   char *group_by;
 
+  /* train_window (docs/model-spec.md): which of the rows the source gives
+   * for a logical date are trained on, so that candidates of different
+   * days are comparable.  days > 0: rows whose window column lies in
+   * (ds - days, ds]; rows > 0: the newest `rows` rows by the window
+   * column (ties: the newest row key first), and fewer rows than that
+   * refuse to train.  At most one of the two is set; both 0: no window
+   * (window_column NULL). */
+  struct {
+    long days;
+    long rows;
+    char *column; /* identifier; NULL without a window */
+  } window;
+
+  /* weights: balanced gives each training (and validation) row of class c
+   * the weight n / (K * n_c) of its split (XGBoost DMatrix weights);
+   * 0 = every row weighs 1 (default).  Classifiers only. */
+  int weights_balanced;
+
   double tolerance; /* validate.tolerance, >= 0, default 0 */
   /* validate.max_regression, [0, 1), default 0.02: the gate deploys when
    * the lower confidence bound of (candidate - production) accuracy on

@@ -34,6 +34,11 @@ struct train_data {
   size_t nfeat;
   const char *const *feature_names; /* nfeat names stored in the model, or
                                        NULL */
+  /* Row weights (XGBoost's DMatrix "weight"), n_train and n_val of them,
+   * or NULL: every row weighs 1.  The validation weights weigh the
+   * early-stopping metric. */
+  const float *w_train;
+  const float *w_val;
 };
 
 /* One XGBoost parameter, e.g. {"max_depth", "8"}; strings borrowed. */

@@ -1662,6 +1662,123 @@ TEST(three_way_split_grouped_by_customer)
   pipeline_result_free(&r2);
 }
 
+/* Two files of two versions are byte-equal (or both unreadable). */
+static int same_file(int va, int vb, const char *name)
+{
+  char pa[900], pb[900];
+  snprintf(pa, sizeof(pa), "%s/%s/versions/%d/%s", regdir, MODEL, va, name);
+  snprintf(pb, sizeof(pb), "%s/%s/versions/%d/%s", regdir, MODEL, vb, name);
+  size_t la = 0, lb = 0;
+  char *fa = fx_read_file(pa, &la), *fb = fx_read_file(pb, &lb);
+  int same = fa && fb && la == lb && memcmp(fa, fb, la) == 0;
+  free(fa);
+  free(fb);
+  return same;
+}
+
+/* train_window limits the rows (newest N by the date column, or the
+ * dates within N days of the logical date) and says so in meta.json;
+ * too few rows for a rows window refuse to train; weights: balanced
+ * changes the model and records the class weights. */
+TEST(train_window_and_balanced_weights)
+{
+  REQUIRE(setup_ok && version1);
+  struct err e = {0};
+  struct pipeline_result a, b, c, d;
+  spec->window.column = strdup("date");
+  REQUIRE(spec->window.column);
+  /* rows: the newest 1,000 of the 2,500 */
+  spec->window.rows = 1000;
+  REQUIRE(train_small("win-rows", 1, 20, 0, &a, &e) == ERR_OK);
+  CHECK_EQ_INT(a.n_rows, 1000);
+  CHECK_EQ_INT(a.n_train + a.n_val + a.n_gate, 1000);
+  cJSON *meta = read_json("%s/%s/versions/%d/meta.json", regdir, MODEL,
+                          a.version);
+  REQUIRE(meta);
+  const cJSON *w = cJSON_GetObjectItemCaseSensitive(meta, "train_window");
+  CHECK_EQ_INT(jnum(w, "rows"), 1000);
+  CHECK_EQ_STR(jstr(w, "column"), "date");
+  CHECK_EQ_STR(jstr(cJSON_GetObjectItemCaseSensitive(meta, "weights"),
+                    "mode"),
+               "none");
+  CHECK(strstr(jstr(cJSON_GetObjectItemCaseSensitive(meta, "source"),
+                    "query") ?: "", "LIMIT 1000") != NULL);
+  cJSON_Delete(meta);
+  /* the kept rows are the newest: no training row (train_keys.jsonl) is
+   * older than the 1,000th newest date */
+  char kp[900];
+  snprintf(kp, sizeof(kp), "%s/%s/versions/%d/train_keys.jsonl", regdir,
+           MODEL, a.version);
+  char *keys = fx_read_file(kp, NULL);
+  REQUIRE(keys);
+  size_t cap = strlen(keys) + 512, len = 0, nk = 0;
+  char *sql = malloc(cap);
+  REQUIRE(sql);
+  len = (size_t)snprintf(sql, cap,
+                         "SELECT COUNT(*) FROM credit_score_features_target "
+                         "WHERE base_dt = ? AND date < (SELECT MIN(date) "
+                         "FROM (SELECT date FROM credit_score_features_target"
+                         " WHERE base_dt = '" DS "' ORDER BY date DESC LIMIT "
+                         "1000) AS t) AND id IN (");
+  for (char *l = strchr(keys, '\n'); l && l[1] == '['; l = strchr(l + 1, '\n'))
+    len += (size_t)snprintf(sql + len, cap - len, "%s%ld", nk++ ? "," : "",
+                            strtol(l + 3, NULL, 10));
+  snprintf(sql + len, cap - len, ")");
+  CHECK_EQ_INT(nk, a.n_train);
+  CHECK_EQ_INT(q1(sql, DS), 0);
+  free(sql);
+  free(keys);
+  /* more rows than the day has: refused, saying why and where */
+  spec->window.rows = 3000;
+  struct pipeline_result x;
+  CHECK_EQ_INT(train_small("win-few", 1, 20, 0, &x, &e), ERR_NOTFOUND);
+  CHECK(strstr(e.msg, "train_window.rows is 3000 but "
+                      "credit_score_features_target has only 2500 rows") !=
+        NULL);
+  CHECK(strstr(e.msg, MODEL ".yaml") != NULL);
+  /* days: the rows dated within 10 days of the logical date */
+  spec->window.rows = 0;
+  spec->window.days = 10;
+  REQUIRE(train_small("win-days", 1, 20, 0, &b, &e) == ERR_OK);
+  int64_t in10 = q1("SELECT COUNT(*) FROM credit_score_features_target "
+                    "WHERE base_dt = ? AND date > '2025-08-22' AND "
+                    "date <= '" DS "'",
+                    DS);
+  CHECK(in10 > 100 && in10 < 2500);
+  CHECK_EQ_INT(b.n_rows, in10);
+  /* weights: balanced, same window: another model, weights recorded */
+  spec->weights_balanced = 1;
+  REQUIRE(train_small("win-bal", 1, 20, 0, &c, &e) == ERR_OK);
+  CHECK(strstr(logbuf, "weights: balanced (Poor=") != NULL);
+  CHECK_EQ_INT(c.n_rows, b.n_rows);
+  CHECK_EQ_STR(c.data_sha256, b.data_sha256);
+  CHECK(!same_file(b.version, c.version, "model.ubj"));
+  meta = read_json("%s/%s/versions/%d/meta.json", regdir, MODEL, c.version);
+  REQUIRE(meta);
+  w = cJSON_GetObjectItemCaseSensitive(meta, "weights");
+  CHECK_EQ_STR(jstr(w, "mode"), "balanced");
+  const cJSON *cw = cJSON_GetObjectItemCaseSensitive(w, "class_weights");
+  /* n / (3 * n_c): the majority class (Standard) below 1, the smallest
+   * (Good) above; sum_c n_c * w_c = n, so sum_c 1 / w_c = 3 */
+  double wp = jnum(cw, "Poor"), ws = jnum(cw, "Standard"),
+         wg = jnum(cw, "Good");
+  CHECK(ws < 1 && wg > 1 && wp > 0);
+  CHECK_NEAR(1 / wp + 1 / ws + 1 / wg, 3, 1e-3);
+  cJSON_Delete(meta);
+  /* and the same settings again give the same bytes: the difference
+   * above is the weights' */
+  REQUIRE(train_small("win-bal2", 1, 20, 0, &d, &e) == ERR_OK);
+  CHECK(same_file(c.version, d.version, "model.ubj"));
+  spec->weights_balanced = 0;
+  spec->window.days = 0;
+  free(spec->window.column);
+  spec->window.column = NULL;
+  pipeline_result_free(&a);
+  pipeline_result_free(&b);
+  pipeline_result_free(&c);
+  pipeline_result_free(&d);
+}
+
 int main(void)
 {
   setup_ok = setup();
@@ -1683,6 +1800,7 @@ int main(void)
   RUN(corrupt_meta_is_reported_and_others_still_work);
   RUN(validate_scores_rows_neither_version_trained_on);
   RUN(three_way_split_grouped_by_customer);
+  RUN(train_window_and_balanced_weights);
   registry_close(reg);
   spec_destroy(spec);
   db_pool_destroy(pool);

@@ -279,7 +279,8 @@ static int make_version(struct registry *reg, struct trainset *ts, int depth,
                           {"eta", "0.3"},
                           {"tree_method", "hist"},
                           {"seed", "7"}};
-  struct train_data td = {xtr, ytr, ntr, xva, yva, nva, no, names};
+  struct train_data td = {xtr, ytr, ntr, xva, yva, nva, no, names,
+                          NULL, NULL};
   struct train_params tp = {.objective = "multi:softprob",
                             .num_class = 3,
                             .params = kv,

@@ -93,7 +93,7 @@ static int make_version(const char *name, const char *spec_path, int depth,
     goto out;
   snprintf(dep, sizeof(dep), "%d", depth);
   struct train_kv kv[] = {{"max_depth", dep}, {"eta", "0.3"}, {"seed", "7"}};
-  struct train_data td = {x, y, NROWS, x, y, NROWS, 2, NULL};
+  struct train_data td = {x, y, NROWS, x, y, NROWS, 2, NULL, NULL, NULL};
   struct train_params tp = {.objective = "binary:logistic",
                             .params = kv,
                             .n_params = 3,

@@ -324,6 +324,37 @@ TEST(schema_errors)
       {"name: m\nsource: {table: t}\ntarget: {column: y}\n"
        "features: {numeric: [x]}\nvalidate: {confidence: 0.3}\n",
        ERR_CONFIG, "validate.confidence: must be >= 0.5 and < 1"},
+      {"name: m\nsource: {table: t}\ntarget: {column: y}\n"
+       "features: {numeric: [x]}\ntrain_window: {days: 30}\n",
+       ERR_CONFIG, "m.yaml:5:15: train_window: 'column' is required"},
+      {"name: m\nsource: {table: t}\ntarget: {column: y}\n"
+       "features: {numeric: [x]}\ntrain_window: {days: 3, rows: 9, column: d}\n",
+       ERR_CONFIG, "m.yaml:5:15: train_window: give exactly one of days and "
+                   "rows"},
+      {"name: m\nsource: {table: t}\ntarget: {column: y}\n"
+       "features: {numeric: [x]}\ntrain_window: {column: d}\n",
+       ERR_CONFIG, "train_window: give exactly one of days and rows"},
+      {"name: m\nsource: {table: t}\ntarget: {column: y}\n"
+       "features: {numeric: [x]}\ntrain_window: {days: 0, column: d}\n",
+       ERR_CONFIG, "m.yaml:5:22: train_window.days: must be between 1 and"},
+      {"name: m\nsource: {table: t}\ntarget: {column: y}\n"
+       "features: {numeric: [x]}\ntrain_window: {rows: 1.5, column: d}\n",
+       ERR_CONFIG, "m.yaml:5:22: train_window.rows: must be an integer, not "
+                   "'1.5'"},
+      {"name: m\nsource: {table: t}\ntarget: {column: y}\n"
+       "features: {numeric: [x]}\ntrain_window: {rows: 10, column: \"a b\"}\n",
+       ERR_CONFIG, "m.yaml:5:34: train_window.column: 'a b' is not a valid "
+                   "column name"},
+      {"name: m\nsource: {table: t}\ntarget: {column: y}\n"
+       "features: {numeric: [x]}\ntrain_window: {weeks: 2}\n",
+       ERR_CONFIG, "m.yaml:5:16: train_window: unknown key 'weeks' (allowed: "
+                   "days, rows, column)"},
+      {"name: m\nsource: {table: t}\ntarget: {column: y, classes: [a, b]}\n"
+       "features: {numeric: [x]}\nweights: heavy\n",
+       ERR_CONFIG, "m.yaml:5:10: weights: must be balanced or none"},
+      {"name: m\nsource: {table: t}\ntarget: {column: y}\n"
+       "features: {numeric: [x]}\nweights: balanced\n",
+       ERR_CONFIG, "m.yaml:5:10: weights: balanced needs target.classes"},
       {"name: m\nname: m\n", ERR_CONFIG, "m.yaml:2:1: spec: duplicate key "
                                          "'name'"},
       {"- a\n- b\n", ERR_CONFIG, "m.yaml:1:1: spec: must be a mapping"},
@@ -346,6 +377,41 @@ TEST(schema_errors)
   REQUIRE(s);
   CHECK_EQ_STR(s->features[1].allowed[0], "Yes");
   CHECK_EQ_STR(s->features[1].allowed[1], "No");
+  spec_destroy(s);
+}
+
+/* train_window and weights: the values and their defaults */
+TEST(window_and_weights)
+{
+  char buf[1024];
+  struct spec *s = NULL;
+  struct err e = {0};
+  CHECK_EQ_INT(load_str(base_yaml, &s, &e), ERR_OK);
+  REQUIRE(s);
+  CHECK(s->window.column == NULL);
+  CHECK_EQ_INT(s->window.days, 0);
+  CHECK_EQ_INT(s->window.rows, 0);
+  CHECK_EQ_INT(s->weights_balanced, 0);
+  spec_destroy(s);
+  snprintf(buf, sizeof(buf), "%strain_window: {days: 28, column: date}\n"
+           "weights: balanced\n", base_yaml);
+  s = NULL;
+  CHECK_EQ_INT(load_str(buf, &s, &e), ERR_OK);
+  REQUIRE(s);
+  CHECK_EQ_INT(s->window.days, 28);
+  CHECK_EQ_INT(s->window.rows, 0);
+  CHECK_EQ_STR(s->window.column, "date");
+  CHECK_EQ_INT(s->weights_balanced, 1);
+  spec_destroy(s);
+  snprintf(buf, sizeof(buf), "%strain_window: {rows: 1500, column: dt}\n"
+           "weights: none\n", base_yaml);
+  s = NULL;
+  CHECK_EQ_INT(load_str(buf, &s, &e), ERR_OK);
+  REQUIRE(s);
+  CHECK_EQ_INT(s->window.days, 0);
+  CHECK_EQ_INT(s->window.rows, 1500);
+  CHECK_EQ_STR(s->window.column, "dt");
+  CHECK_EQ_INT(s->weights_balanced, 0);
   spec_destroy(s);
 }
 
@@ -509,6 +575,7 @@ int main(void)
   RUN(course_spec);
   RUN(fixtures_dir);
   RUN(schema_errors);
+  RUN(window_and_weights);
   RUN(name_rule);
   RUN(validate_request);
   RUN(validate_bounds_and_optional);

@@ -22,7 +22,7 @@
 static struct train_data data_of(const struct td *d)
 {
   struct train_data x = {d->xt, d->yt, d->nt, d->xv, d->yv, d->nv,
-                         d->nfeat, NULL};
+                         d->nfeat, NULL, NULL, NULL};
   return x;
 }
 

@@ -33,7 +33,7 @@ static int train_save(const struct td *d, const char *obj,
                       const char *name, struct train_result *r)
 {
   struct train_data data = {d->xt, d->yt, d->nt, d->xv, d->yv, d->nv,
-                            d->nfeat, NULL};
+                            d->nfeat, NULL, NULL, NULL};
   struct train_params p = {.objective = obj,
                            .params = kv,
                            .n_params = nkv,
