@@ -14,6 +14,8 @@
  */
 #include "mlopsd/psi.h"
 
+#include "mlopsd/stats.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -491,6 +493,56 @@ static void bin_label(const struct psi_feat *f, size_t b, char *buf,
     snprintf(buf, cap, "[%.6g, %.6g)", f->edges[b - 1], f->edges[b]);
 }
 
+/* ---- the test ------------------------------------------------------------ */
+
+/* The p-value of feature i (see psi.h, "The test"); ref and live are
+ * scratch of n_vbins doubles each; sets out->chi2 and out->df. */
+static double feature_test(const struct psi_live *l, size_t i, double *ref,
+                           double *live, struct psi_score *out)
+{
+  const struct psi_feat *f = &l->ref->f[i];
+  size_t nv = f->n_vbins;
+  double m = l->ref->rows, n = (double)l->rows;
+  double np = n - l->missing[i], mp = m * (1 - f->missing);
+  double pv = NAN, pm = NAN, tl = 0;
+  for (size_t b = 0; b < nv; b++)
+    tl += l->counts[i][b];
+  out->df = 0;
+  out->chi2 = 0;
+  if (np > 0 && mp > 0 && tl > 0) {
+    /* rows, not tokens: a text value's tokens count as one row between
+     * them; bins expected to hold fewer than PSI_MIN_EXPECTED live rows
+     * are pooled (the chi-square law needs a few per cell) */
+    size_t k = 0;
+    double pr = 0, pl = 0;
+    for (size_t b = 0; b < nv; b++) {
+      double rb = f->ref[b] * m, lb = l->counts[i][b] * np / tl;
+      if (rb / mp * np < PSI_MIN_EXPECTED) {
+        pr += rb;
+        pl += lb;
+      } else {
+        ref[k] = rb;
+        live[k++] = lb;
+      }
+    }
+    ref[k] = pr;
+    live[k++] = pl;
+    out->chi2 = stats_chi2_2xk(ref, live, k, &out->df);
+    pv = out->df > 0 ? stats_chi2_sf(out->chi2, out->df) : 1;
+  }
+  double ml = l->missing[i];
+  if (n > 0 && m > 0 && ml / n > f->missing) {
+    /* more missing values than in training: one-sided 2 x 2 test */
+    double a[2] = {m * f->missing, mp}, b[2] = {ml, np};
+    int df;
+    double x = stats_chi2_2xk(a, b, 2, &df);
+    pm = df > 0 ? stats_chi2_sf(x, df) / 2 : 1;
+  }
+  if (!isnan(pv) && !isnan(pm)) /* Bonferroni within the feature */
+    return fmin(1, 2 * fmin(pv, pm));
+  return !isnan(pv) ? pv : !isnan(pm) ? pm : 1;
+}
+
 enum err_code psi_live_score(const struct psi_live *l, size_t i,
                              struct psi_score *out, struct err *e)
 {
@@ -499,15 +551,16 @@ enum err_code psi_live_score(const struct psi_live *l, size_t i,
     return err_set(e, ERR_INVAL, "psi: feature index %zu out of range", i);
   const struct psi_feat *f = &l->ref->f[i];
   size_t nv = f->n_vbins;
-  double *buf = malloc(3 * nv * sizeof(double));
+  double *buf = malloc(3 * (nv + 1) * sizeof(double));
   if (!buf)
     return err_set(e, ERR_NOMEM, "psi: out of memory");
-  double *ref = buf, *live = buf + nv, *contrib = buf + 2 * nv;
+  double *ref = buf, *live = buf + nv + 1, *contrib = buf + 2 * (nv + 1);
   out->name = f->name;
   out->kind = f->kind;
   out->n_bins = f->n_bins;
   out->missing_ref = f->missing;
   out->psi = out->value_psi = out->missing_psi = NAN;
+  out->p_value = 1;
   if (l->rows == 0)
     goto done;
   double m = l->missing[i] / (double)l->rows, t = 0;
@@ -552,57 +605,86 @@ enum err_code psi_live_score(const struct psi_live *l, size_t i,
     bin_label(f, nv, out->top_bin, sizeof(out->top_bin));
   }
   out->top_contrib = best;
+  out->p_value = feature_test(l, i, ref, live, out);
 done:
   free(buf);
   return ERR_OK;
 }
 
-enum err_code psi_live_scores_json(const struct psi_live *l, cJSON **out,
-                                   double *max_psi, int *worst,
-                                   struct err *e)
+static int add_num_or_null(cJSON *o, const char *k, double v)
+{
+  return (isnan(v) ? cJSON_AddNullToObject(o, k)
+                   : cJSON_AddNumberToObject(o, k, v)) != NULL;
+}
+
+enum err_code psi_live_scores_json(const struct psi_live *l, double alpha,
+                                   double min_psi, cJSON **out,
+                                   struct psi_summary *sum, struct err *e)
 {
   *out = NULL;
-  *max_psi = NAN;
-  *worst = -1;
+  memset(sum, 0, sizeof(*sum));
+  sum->max_psi = NAN;
+  sum->worst = sum->drifted = -1;
+  size_t n = l->ref->n;
+  struct psi_score *sc = calloc(n ? n : 1, sizeof(*sc));
+  double *p = calloc(2 * (n ? n : 1), sizeof(double));
   cJSON *root = cJSON_CreateObject();
-  if (!root)
-    return err_set(e, ERR_NOMEM, "psi: out of memory");
-  for (size_t i = 0; i < l->ref->n; i++) {
-    struct psi_score s;
-    enum err_code rc = psi_live_score(l, i, &s, e);
-    if (rc != ERR_OK) {
-      cJSON_Delete(root);
-      return rc;
-    }
+  enum err_code rc = ERR_OK;
+  if (!sc || !p || !root) {
+    rc = err_set(e, ERR_NOMEM, "psi: out of memory");
+    goto out;
+  }
+  double *adj = p + n;
+  for (size_t i = 0; i < n; i++) {
+    if ((rc = psi_live_score(l, i, &sc[i], e)))
+      goto out;
+    p[i] = isnan(sc[i].p_value) ? 1 : sc[i].p_value;
+  }
+  stats_holm(p, n, adj);
+  for (size_t i = 0; i < n; i++) {
+    const struct psi_score *s = &sc[i];
     cJSON *o = cJSON_CreateObject();
-    int ok = o && cJSON_AddItemToObject(root, s.name, o);
+    int ok = o && cJSON_AddItemToObject(root, s->name, o);
     if (!ok)
       cJSON_Delete(o);
-    ok = ok &&
-         (isnan(s.psi) ? cJSON_AddNullToObject(o, "psi")
-                       : cJSON_AddNumberToObject(o, "psi", s.psi)) &&
-         (isnan(s.value_psi)
-              ? cJSON_AddNullToObject(o, "value_psi")
-              : cJSON_AddNumberToObject(o, "value_psi", s.value_psi)) &&
-         (isnan(s.missing_psi)
-              ? cJSON_AddNullToObject(o, "missing_psi")
-              : cJSON_AddNumberToObject(o, "missing_psi", s.missing_psi)) &&
-         cJSON_AddStringToObject(o, "kind", spec_kind_name(s.kind)) &&
-         cJSON_AddNumberToObject(o, "missing_ref", s.missing_ref) &&
-         cJSON_AddNumberToObject(o, "missing_live", s.missing_live);
-    if (ok && !isnan(s.psi))
-      ok = cJSON_AddStringToObject(o, "top_bin", s.top_bin) &&
-           cJSON_AddNumberToObject(o, "top_ref", s.top_ref) &&
-           cJSON_AddNumberToObject(o, "top_live", s.top_live);
+    ok = ok && add_num_or_null(o, "psi", s->psi) &&
+         add_num_or_null(o, "value_psi", s->value_psi) &&
+         add_num_or_null(o, "missing_psi", s->missing_psi) &&
+         cJSON_AddStringToObject(o, "kind", spec_kind_name(s->kind)) &&
+         cJSON_AddNumberToObject(o, "missing_ref", s->missing_ref) &&
+         cJSON_AddNumberToObject(o, "missing_live", s->missing_live) &&
+         cJSON_AddNumberToObject(o, "chi2", s->chi2) &&
+         cJSON_AddNumberToObject(o, "df", s->df) &&
+         cJSON_AddNumberToObject(o, "p", p[i]) &&
+         cJSON_AddNumberToObject(o, "p_holm", adj[i]);
+    if (ok && !isnan(s->psi))
+      ok = cJSON_AddStringToObject(o, "top_bin", s->top_bin) &&
+           cJSON_AddNumberToObject(o, "top_ref", s->top_ref) &&
+           cJSON_AddNumberToObject(o, "top_live", s->top_live);
     if (!ok) {
-      cJSON_Delete(root);
-      return err_set(e, ERR_NOMEM, "psi: out of memory");
+      rc = err_set(e, ERR_NOMEM, "psi: out of memory");
+      goto out;
     }
-    if (!isnan(s.psi) && (*worst < 0 || s.psi > *max_psi)) {
-      *max_psi = s.psi;
-      *worst = (int)i;
+    if (isnan(s->psi))
+      continue;
+    if (sum->worst < 0 || s->psi > sum->max_psi) {
+      sum->max_psi = s->psi;
+      sum->worst = (int)i;
+    }
+    if (adj[i] < alpha && s->psi > min_psi) {
+      sum->n_drifted++;
+      if (sum->drifted < 0 || s->psi > sc[sum->drifted].psi) {
+        sum->drifted = (int)i;
+        sum->drifted_psi = s->psi;
+        sum->drifted_p = adj[i];
+      }
     }
   }
   *out = root;
-  return ERR_OK;
+  root = NULL;
+out:
+  cJSON_Delete(root);
+  free(sc);
+  free(p);
+  return rc;
 }

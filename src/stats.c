@@ -126,3 +126,116 @@ void stats_paired_gate(long n, long b, long c, double level,
   }
   o->pass = o->lo > -max_regression && n >= o->min_rows;
 }
+
+/* ---- chi-square, Holm, Wilson (drift and label feedback) ---------------- */
+
+/* Regularised upper incomplete gamma Q(a, x), a > 0, x >= 0: the power
+ * series of P below x < a + 1 (where it converges fast), else the
+ * continued fraction of Q evaluated by the modified Lentz method. */
+static double gamma_q(double a, double x)
+{
+  if (x <= 0)
+    return 1;
+  double lead = a * log(x) - x - lgamma(a);
+  if (x < a + 1) {
+    double term = 1 / a, sum = term;
+    for (int n = 1; n < 10000; n++) {
+      term *= x / (a + n);
+      sum += term;
+      if (fabs(term) < fabs(sum) * 1e-16)
+        break;
+    }
+    double p = sum * exp(lead);
+    return p >= 1 ? 0 : 1 - p;
+  }
+  const double tiny = 1e-300;
+  double b = x + 1 - a, c = 1 / tiny, d = 1 / b, h = d;
+  for (int i = 1; i < 10000; i++) {
+    double an = -i * (i - a);
+    b += 2;
+    d = an * d + b;
+    if (fabs(d) < tiny)
+      d = tiny;
+    c = b + an / c;
+    if (fabs(c) < tiny)
+      c = tiny;
+    d = 1 / d;
+    double del = d * c;
+    h *= del;
+    if (fabs(del - 1) < 1e-16)
+      break;
+  }
+  return exp(lead) * h;
+}
+
+double stats_chi2_sf(double x, double df)
+{
+  if (!(df > 0) || isnan(x))
+    return NAN;
+  return gamma_q(df / 2, x / 2);
+}
+
+double stats_chi2_2xk(const double *a, const double *b, size_t k, int *df)
+{
+  double ta = 0, tb = 0;
+  int cols = 0;
+  for (size_t i = 0; i < k; i++) {
+    ta += a[i];
+    tb += b[i];
+    cols += a[i] + b[i] > 0;
+  }
+  *df = cols > 0 ? cols - 1 : 0;
+  if (!(ta > 0) || !(tb > 0) || cols < 2)
+    return 0;
+  double t = ta + tb, s = 0;
+  for (size_t i = 0; i < k; i++) {
+    double c = a[i] + b[i];
+    if (!(c > 0))
+      continue;
+    double ea = ta * c / t, eb = tb * c / t;
+    s += (a[i] - ea) * (a[i] - ea) / ea + (b[i] - eb) * (b[i] - eb) / eb;
+  }
+  return s;
+}
+
+/* O(n^2) without allocation: n is a count of features, a few dozen. */
+static size_t holm_rank(const double *p, size_t n, size_t j)
+{
+  size_t r = 0;
+  for (size_t k = 0; k < n; k++)
+    r += p[k] < p[j] || (p[k] == p[j] && k < j);
+  return r;
+}
+
+void stats_holm(const double *p, size_t n, double *adj)
+{
+  for (size_t i = 0; i < n; i++) {
+    size_t ri = holm_rank(p, n, i);
+    double run = 0;
+    /* adjusted values never decrease along the order */
+    for (size_t j = 0; j < n; j++) {
+      size_t rj = holm_rank(p, n, j);
+      if (rj > ri)
+        continue;
+      double v = (double)(n - rj) * p[j];
+      if (v > run)
+        run = v < 1 ? v : 1;
+    }
+    adj[i] = run;
+  }
+}
+
+void stats_wilson(long k, long n, double level, double *lo, double *hi)
+{
+  if (n <= 0) {
+    *lo = 0;
+    *hi = 1;
+    return;
+  }
+  double z = stats_norm_quantile(level), z2 = z * z, nn = (double)n;
+  double p = (double)k / nn, den = 1 + z2 / nn;
+  double mid = (p + z2 / (2 * nn)) / den;
+  double half = z / den * sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn));
+  *lo = mid - half < 0 ? 0 : mid - half;
+  *hi = mid + half > 1 ? 1 : mid + half;
+}

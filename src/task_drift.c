@@ -8,7 +8,9 @@
  * primary key and streamed: each row's features JSON is parsed, counted
  * into the live histograms and dropped, so memory does not grow with the
  * window.  Verdicts: insufficient_data (fewer than min_rows rows: no
- * trigger, the task succeeds), drift (max PSI > threshold), ok.
+ * trigger, the task succeeds), drift (a feature whose chi-square test
+ * against the reference rejects at family-wise level alpha after Holm's
+ * correction AND whose PSI is above threshold: psi.h, "The test"), ok.
  * docs/monitoring.md has the fields and the report format.
  */
 #include <cjson/cJSON.h>
@@ -27,7 +29,10 @@
 #define DRIFT_WINDOW_DEFAULT 1000
 #define DRIFT_WINDOW_MAX 10000000
 #define DRIFT_THRESHOLD_DEFAULT 0.2
-#define DRIFT_MIN_ROWS_DEFAULT 100
+#define DRIFT_ALPHA_DEFAULT 0.01
+/* measured: under 1% false triggers on no-drift windows of this size
+ * (tests/integration/test_drift.c, false_trigger_rate) */
+#define DRIFT_MIN_ROWS_DEFAULT 200
 #define DRIFT_LOG_TOP 5
 
 static const struct task_field drift_fields[] = {
@@ -35,12 +40,14 @@ static const struct task_field drift_fields[] = {
     {.name = "window", .kind = TASK_F_INT},
     {.name = "threshold", .role = TASK_ROLE_DRIFT_THRESHOLD},
     {.name = "min_rows", .kind = TASK_F_INT},
+    {.name = "alpha"},
     {.name = NULL},
 };
 
 struct drift_opts {
   long window, min_rows;
-  double threshold;
+  double threshold; /* the PSI a drifting feature must exceed */
+  double alpha;     /* family-wise level of the tests */
 };
 
 static enum err_code read_opts(const struct task_ctx *t,
@@ -52,7 +59,9 @@ static enum err_code read_opts(const struct task_ctx *t,
       (rc = task_field_int(t, "min_rows", DRIFT_MIN_ROWS_DEFAULT, 0,
                            DRIFT_WINDOW_MAX, &o->min_rows, e)) ||
       (rc = task_field_double(t, "threshold", DRIFT_THRESHOLD_DEFAULT, 0,
-                              1e9, &o->threshold, e)))
+                              1e9, &o->threshold, e)) ||
+      (rc = task_field_double(t, "alpha", DRIFT_ALPHA_DEFAULT, 1e-12, 1,
+                              &o->alpha, e)))
     return rc;
   return ERR_OK;
 }
@@ -161,9 +170,9 @@ static void log_top(const struct task_ctx *t, const struct psi_ref *ref,
   }
   qsort(s, m, sizeof(*s), cmp_score_desc);
   for (size_t k = 0; k < m && k < DRIFT_LOG_TOP; k++)
-    task_logf(t, "  %-26s psi=%.4f  worst bin %s: ref %.3f live %.3f; "
-              "missing ref %.3f live %.3f",
-              s[k].name, s[k].psi, s[k].top_bin, s[k].top_ref,
+    task_logf(t, "  %-26s psi=%.4f p=%.3g  worst bin %s: ref %.3f live "
+              "%.3f; missing ref %.3f live %.3f",
+              s[k].name, s[k].psi, s[k].p_value, s[k].top_bin, s[k].top_ref,
               s[k].top_live, s[k].missing_ref, s[k].missing_live);
   free(s);
 }
@@ -180,24 +189,15 @@ static enum err_code drift_run(struct task_ctx *t, struct err *e)
   enum err_code rc;
   int timeout_s = task_timeout_s(t);
 
-  if ((rc = read_opts(t, &o, e)) || (rc = task_model_name(t, &model, e)))
+  if ((rc = read_opts(t, &o, e)) ||
+      (rc = task_monitor_begin(t, "drift", &model, &reg, &version, e)))
     goto out;
-  if (!t->db) {
-    rc = err_set(e, ERR_UNSUPPORTED, "drift: no database here");
-    goto out;
-  }
-  if ((rc = task_monitor_registry(t, &reg, e)))
-    goto out;
-  rc = registry_alias_get(reg, model, REGISTRY_PRODUCTION, &version, e);
-  if (rc == ERR_NOTFOUND) {
+  if (version == 0) {
     task_logf(t, "drift: model %s has no production version: nothing to "
               "compare (skipped)", model);
     t->skip = 1;
-    rc = ERR_OK;
     goto out;
   }
-  if (rc)
-    goto out;
   char what[REGISTRY_NAME_MAX + 64];
   snprintf(what, sizeof(what), "%s/versions/%d/reference.json", model,
            version);
@@ -225,24 +225,34 @@ static enum err_code drift_run(struct task_ctx *t, struct err *e)
               "features object (ignored)", (long long)s.bad,
               (long long)s.seen);
 
-  double max_psi = NAN;
-  int worst = -1;
-  if ((rc = psi_live_scores_json(live, &scores, &max_psi, &worst, e)))
+  struct psi_summary sum;
+  if ((rc = psi_live_scores_json(live, o.alpha, o.threshold, &scores, &sum,
+                                 e)))
     goto out;
-  const char *verdict = rows < o.min_rows          ? "insufficient_data"
-                        : max_psi > o.threshold ? "drift"
-                                                   : "ok";
-  /* {"threshold", "min_rows", "window", "bad_rows", "features": {...}} */
+  const char *verdict = rows < o.min_rows ? "insufficient_data"
+                        : sum.drifted >= 0 ? "drift"
+                                           : "ok";
+  const char *wname =
+      sum.worst >= 0 ? psi_ref_feature_name(ref, (size_t)sum.worst) : "-";
+  const char *dname =
+      sum.drifted >= 0 ? psi_ref_feature_name(ref, (size_t)sum.drifted)
+                       : NULL;
+  /* {"threshold", "alpha", "min_rows", "window", "reference_rows",
+   * "bad_rows", "worst", "drifted", "n_drifted", "features": {...}} */
   cJSON *wrap = cJSON_CreateObject();
   if (wrap) {
     cJSON_AddNumberToObject(wrap, "threshold", o.threshold);
+    cJSON_AddNumberToObject(wrap, "alpha", o.alpha);
     cJSON_AddNumberToObject(wrap, "min_rows", (double)o.min_rows);
     cJSON_AddNumberToObject(wrap, "window", (double)o.window);
+    cJSON_AddNumberToObject(wrap, "reference_rows", psi_ref_rows(ref));
     cJSON_AddNumberToObject(wrap, "bad_rows", (double)s.bad);
-    cJSON_AddStringToObject(wrap, "worst",
-                            worst >= 0 ? psi_ref_feature_name(ref,
-                                                              (size_t)worst)
-                                       : "");
+    cJSON_AddStringToObject(wrap, "worst", sum.worst >= 0 ? wname : "");
+    if (dname)
+      cJSON_AddStringToObject(wrap, "drifted", dname);
+    else
+      cJSON_AddNullToObject(wrap, "drifted");
+    cJSON_AddNumberToObject(wrap, "n_drifted", (double)sum.n_drifted);
     cJSON_AddItemToObject(wrap, "features", scores);
     scores = wrap;
   }
@@ -251,41 +261,39 @@ static enum err_code drift_run(struct task_ctx *t, struct err *e)
     goto out;
   }
   int64_t id = 0;
-  if ((rc = write_report(t, model, version, rows, scores_txt, max_psi,
+  if ((rc = write_report(t, model, version, rows, scores_txt, sum.max_psi,
                          verdict, &id, e)))
     goto out;
-  const char *wname = worst >= 0 ? psi_ref_feature_name(ref, (size_t)worst)
-                                 : "-";
   task_logf(t, "drift: model %s version %d: %lld rows (window %ld, "
-            "min_rows %ld), max PSI %.4f (%s), threshold %g -> %s "
+            "min_rows %ld; reference %.0f rows), max PSI %.4f (%s), "
+            "threshold %g, alpha %g: %zu feature(s) drift -> %s "
             "(report %lld)", model, version, (long long)rows, o.window,
-            o.min_rows, isnan(max_psi) ? 0.0 : max_psi, wname, o.threshold,
-            verdict, (long long)id);
+            o.min_rows, psi_ref_rows(ref),
+            isnan(sum.max_psi) ? 0.0 : sum.max_psi, wname, o.threshold,
+            o.alpha, sum.n_drifted, verdict, (long long)id);
   if (rows > 0)
     log_top(t, ref, live);
   if (strcmp(verdict, "drift") != 0)
     goto out;
-  if (!task_monitor_has_trigger(t)) {
-    rc = err_set(e, ERR_STATE,
-                 "drift on model %s version %d: %s PSI %.4f "
-                 "> threshold %g (report %lld; no trigger_dag set)",
-                 model, version, wname, max_psi, o.threshold, (long long)id);
-    goto out;
-  }
   why = cJSON_CreateObject();
-  if (!why || !cJSON_AddStringToObject(why, "reason", "drift") ||
-      !cJSON_AddStringToObject(why, "model", model) ||
-      !cJSON_AddNumberToObject(why, "version", version) ||
-      !cJSON_AddStringToObject(why, "feature", wname) ||
-      !cJSON_AddNumberToObject(why, "psi", max_psi) ||
-      !cJSON_AddNumberToObject(why, "threshold", o.threshold) ||
-      !cJSON_AddNumberToObject(why, "report_id", (double)id)) {
-    rc = err_set(e, ERR_NOMEM, "drift: out of memory");
-    goto out;
+  if (why && !(cJSON_AddStringToObject(why, "reason", "drift") &&
+               cJSON_AddStringToObject(why, "model", model) &&
+               cJSON_AddNumberToObject(why, "version", version) &&
+               cJSON_AddStringToObject(why, "feature", dname) &&
+               cJSON_AddNumberToObject(why, "psi", sum.drifted_psi) &&
+               cJSON_AddNumberToObject(why, "p_holm", sum.drifted_p) &&
+               cJSON_AddNumberToObject(why, "threshold", o.threshold) &&
+               cJSON_AddNumberToObject(why, "alpha", o.alpha) &&
+               cJSON_AddNumberToObject(why, "report_id", (double)id))) {
+    cJSON_Delete(why);
+    why = NULL;
   }
-  int started;
-  char run_id[256];
-  rc = task_monitor_trigger(t, why, &started, run_id, (int)sizeof(run_id), e);
+  rc = task_monitor_fire(t, why, e,
+                         "drift on model %s version %d: %s PSI %.4f "
+                         "> threshold %g, Holm p %.3g < alpha %g (report "
+                         "%lld",
+                         model, version, dname, sum.drifted_psi,
+                         o.threshold, sum.drifted_p, o.alpha, (long long)id);
 out:
   cJSON_Delete(why);
   cJSON_free(scores_txt);

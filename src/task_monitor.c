@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "mlopsd/cfg.h"
 #include "mlopsd/cron.h"
 #include "mlopsd/db.h"
+#include "task_model_int.h"
 
 enum err_code task_monitor_registry(const struct task_ctx *t,
                                     struct registry **out, struct err *e)
@@ -190,4 +192,51 @@ out:
   free(ld);
   cJSON_Delete(conf);
   return rc;
+}
+
+enum err_code task_monitor_begin(const struct task_ctx *t, const char *what,
+                                 char **model, struct registry **reg,
+                                 int *prod, struct err *e)
+{
+  enum err_code rc;
+  *model = NULL;
+  *reg = NULL;
+  *prod = 0;
+  if ((rc = task_model_name(t, model, e)))
+    return rc;
+  if (!t->db) {
+    rc = err_set(e, ERR_UNSUPPORTED, "%s: no database here", what);
+  } else if ((rc = task_monitor_registry(t, reg, e)) == ERR_OK) {
+    rc = registry_alias_get(*reg, *model, REGISTRY_PRODUCTION, prod, e);
+    if (rc == ERR_NOTFOUND) {
+      *prod = 0;
+      rc = ERR_OK;
+    }
+  }
+  if (rc) {
+    registry_close(*reg);
+    free(*model);
+    *reg = NULL;
+    *model = NULL;
+  }
+  return rc;
+}
+
+enum err_code task_monitor_fire(struct task_ctx *t, const cJSON *why,
+                                struct err *e, const char *fmt, ...)
+{
+  if (!why)
+    return err_set(e, ERR_NOMEM, "out of memory building the trigger conf");
+  if (!task_monitor_has_trigger(t)) {
+    char msg[ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return err_set(e, ERR_STATE, "%s; no trigger_dag set)", msg);
+  }
+  int started;
+  char run_id[256];
+  return task_monitor_trigger(t, why, &started, run_id, (int)sizeof(run_id),
+                              e);
 }

@@ -58,4 +58,23 @@ MLOPSD_WUR enum err_code task_monitor_trigger(struct task_ctx *t,
 /* Non-zero when the field trigger_dag is set (non-empty). */
 int task_monitor_has_trigger(const struct task_ctx *t);
 
+/* The prologue both types share: the model field (*model: free), a
+ * database, the registry (*reg: registry_close) and the model's
+ * production version (*prod, 0 when none is set: the caller decides).
+ * what names the type in messages.  On error nothing is left open. */
+MLOPSD_WUR enum err_code task_monitor_begin(const struct task_ctx *t,
+                                            const char *what, char **model,
+                                            struct registry **reg, int *prod,
+                                            struct err *e);
+
+/* A failed check: start trigger_dag with why (NULL: ERR_NOMEM, building it
+ * failed) as task_monitor_trigger does, or without trigger_dag fail with
+ * ERR_STATE and the message fmt..., which must end with an open
+ * parenthesis clause ("... (report 7") that this closes with "; no
+ * trigger_dag set)". */
+MLOPSD_WUR enum err_code task_monitor_fire(struct task_ctx *t,
+                                           const cJSON *why, struct err *e,
+                                           const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

@@ -45,6 +45,27 @@
  *                a present value made of delimiters only adds no token
  *                (as in pipeline.c).
  *
+ * The test.  PSI alone cannot tell drift from noise: the PSI of a window
+ * drawn from the reference population itself shrinks like (k - 1)(1/n +
+ * 1/m) (n window rows, m reference rows, k bins), so a fixed PSI bar
+ * fires on noise in small windows.  Each feature is therefore also
+ * tested, window against reference, by Pearson's chi-square test of
+ * homogeneity (2 x k table, no continuity correction) on its value bins
+ * among present rows (reference counts: shares x m; a text feature's
+ * token counts are scaled so its present rows count once each between
+ * their tokens, which keeps the many tokens of one row from passing for
+ * independent draws; bins expected to hold fewer than PSI_MIN_EXPECTED
+ * window rows are pooled into one, the unseen bin with them), and, when
+ * the window has more missing values than the reference, by the
+ * one-sided 2 x 2 test of the missing shares; with both, p = min(1, 2
+ * min(p_value, p_missing)).  The p-values of all features are adjusted
+ * by Holm's method (stats_holm), and a feature drifts when its adjusted
+ * p is below alpha AND its PSI is above min_psi: a real change that is
+ * also big enough to matter.  Under no drift the chance that a window
+ * reports drift is then at most alpha (as far as the chi-square law
+ * holds; tests/integration/test_drift.c measures it on resampled
+ * training rows).
+ *
  * Thread rule: a struct psi_ref is immutable after loading and may be read
  * from any number of threads; a struct psi_live belongs to one thread.
  */
@@ -63,6 +84,7 @@
 #define PSI_FORMAT "mlopsd.reference"
 #define PSI_FORMAT_VERSION 1
 #define PSI_LABEL_MAX 96      /* bin labels in scores */
+#define PSI_MIN_EXPECTED 5.0  /* expected window rows of a tested bin */
 
 /* ---- the arithmetic ---------------------------------------------------- */
 
@@ -138,6 +160,10 @@ struct psi_score {
                                   ">=9", "Lawyer", "(unseen)",
                                   "(missing)" */
   double top_ref, top_live;    /* that bin's shares (unfloored) */
+  double chi2;           /* the value bins' statistic (0: not tested) */
+  int df;                /* its degrees of freedom */
+  double p_value;        /* the feature's p (see top; 1: nothing to
+                            test) */
 };
 
 /* Score feature i (0 <= i < psi_ref_n_features).  ERR_INVAL for a bad i,
@@ -146,14 +172,29 @@ MLOPSD_WUR enum err_code psi_live_score(const struct psi_live *l, size_t i,
                                         struct psi_score *out,
                                         struct err *e);
 
+/* The window's verdict over all features (psi_live_scores_json). */
+struct psi_summary {
+  double max_psi;      /* the largest feature PSI; NaN with no rows */
+  int worst;           /* its index, -1 if none */
+  int drifted;         /* of the features that drift (Holm-adjusted p <
+                          alpha and PSI > min_psi) the one with the
+                          largest PSI; -1: no drift */
+  size_t n_drifted;    /* how many drift */
+  double drifted_psi;  /* its PSI and adjusted p */
+  double drifted_p;
+};
+
 /* Every feature's score as JSON (drift_report.scores.features):
  * {"age": {"psi": 0.01, "value_psi": 0.01, "missing_psi": 0,
- * "kind": "numeric", "missing_ref": 0,
- * "missing_live": 0, "top_bin": "[30, 34)", "top_ref": 0.1,
- * "top_live": 0.2}, ...}; *max_psi and *worst (index, -1 if none) give
- * the worst feature.  *out: cJSON_Delete.  ERR_NOMEM. */
+ * "kind": "numeric", "missing_ref": 0, "missing_live": 0, "chi2": 9.1,
+ * "df": 9, "p": 0.43, "p_holm": 1, "top_bin": "[30, 34)", "top_ref": 0.1,
+ * "top_live": 0.2}, ...} and the verdict at family-wise level alpha
+ * with the effect floor min_psi (see top) in *sum.  *out: cJSON_Delete.
+ * ERR_NOMEM. */
 MLOPSD_WUR enum err_code psi_live_scores_json(const struct psi_live *l,
-                                              cJSON **out, double *max_psi,
-                                              int *worst, struct err *e);
+                                              double alpha, double min_psi,
+                                              cJSON **out,
+                                              struct psi_summary *sum,
+                                              struct err *e);
 
 #endif

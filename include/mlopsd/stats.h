@@ -59,4 +59,34 @@ struct stats_paired {
 void stats_paired_gate(long n, long b, long c, double level,
                        double max_regression, struct stats_paired *out);
 
+/* ---- drift and label feedback (docs/monitoring.md) --------------------- */
+
+/* P(X > x) for X ~ chi-square with df > 0 degrees of freedom (the
+ * regularised upper incomplete gamma Q(df/2, x/2)); x <= 0 gives 1, a bad
+ * df or a NaN x gives NaN.  Agrees with scipy.stats.chi2.sf to about
+ * 1e-12 relative where the result is above 1e-300. */
+double stats_chi2_sf(double x, double df);
+
+/* Pearson's chi-square statistic of the 2 x k table with rows a and b
+ * (counts, any non-negative scale), over the columns whose total is
+ * non-zero; *df gets (those columns - 1).  What
+ * scipy.stats.chi2_contingency(table, correction=False) computes after
+ * dropping empty columns.  A row with total 0 or fewer than two columns:
+ * 0 (with *df as counted). */
+double stats_chi2_2xk(const double *a, const double *b, size_t k, int *df);
+
+/* Holm's step-down adjustment of n p-values: adj[i] is the smallest
+ * family-wise level at which hypothesis i is rejected (p sorted
+ * ascending, the r-th (0-based) gets max over s <= r of min(1, (n - s)
+ * p_s)).  Rejecting every adj[i] < alpha keeps the chance of any false
+ * rejection below alpha whatever the dependence between the tests.
+ * adj may not alias p. */
+void stats_holm(const double *p, size_t n, double *adj);
+
+/* Wilson score bounds of a proportion, k successes of n, each one-sided
+ * at level (0.95: P(true < lo) <= 5%), i.e. the two-sided interval at
+ * 2 level - 1 (scipy's binomtest(k, n).proportion_ci(2 level - 1,
+ * "wilson")).  n <= 0 gives [0, 1]. */
+void stats_wilson(long k, long n, double level, double *lo, double *hi);
+
 #endif
