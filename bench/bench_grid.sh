@@ -3,11 +3,14 @@
 # 2,500 rows of 2025-09-01) through `mlopsd models train`, and the trial
 # it picks, for each number of parallel trials asked for.
 #
-#   bench/bench_grid.sh [PARALLEL...]     default: 1 2
+#   bench/bench_grid.sh [PARALLEL[xTHREADS]...]     default: 1 2
 #
 # PARALLEL is models.train_parallel (MLOPSD_MODELS_TRAIN_PARALLEL): trials
-# run at once in the one daemon, each with models.train_threads XGBoost
-# threads (BENCH_GRID_THREADS, default 1).  A binary that predates the
+# run at once in the one daemon, each with THREADS XGBoost threads
+# (models.train_threads; default BENCH_GRID_THREADS, else 1).  Repeat the
+# arguments to alternate them on a busy machine (`1 2 1x2 1 2 1x2 1 2
+# 1x2`): the last lines give each setting's median wall time and its
+# ratio to the first setting's.  A binary that predates the
 # setting ignores it (sequential), which is how the "before" figure is
 # taken: BENCH_GRID_TRAIN_BIN=/path/to/old/mlopsd bench/bench_grid.sh 1
 # (the database is set up with MLOPSD_BIN, the current one).
@@ -53,31 +56,54 @@ sql -e "DROP DATABASE IF EXISTS bench_grid" &&
 
 trials=()
 [ -n "${BENCH_GRID_TRIALS:-}" ] && trials=(--max-trials "$BENCH_GRID_TRIALS")
-echo "binary $TRAIN_BIN, $(nproc) CPUs, XGBoost threads per trial" \
-  "$MLOPSD_MODELS_TRAIN_THREADS"
+echo "binary $TRAIN_BIN, $(nproc) CPUs"
 rc=0
-for par in "$@"; do
+n=0
+for arg in "$@"; do
+  n=$((n + 1))
+  par=${arg%%x*}
+  thr=$MLOPSD_MODELS_TRAIN_THREADS
+  [ "$arg" != "$par" ] && thr=${arg#*x}
+  case "$par$thr" in *[!0-9]*|"")
+    echo "bench_grid: argument '$arg': want PARALLEL or PARALLELxTHREADS"
+    exit 2 ;;
+  esac
   export MLOPSD_MODELS_TRAIN_PARALLEL=$par
-  export MLOPSD_MODELS_REGISTRY_DIR=$T/registry-$par
+  export MLOPSD_MODELS_REGISTRY_DIR=$T/registry-$n
   load0=$(cut -d' ' -f1-3 /proc/loadavg)
   t0=$(date +%s.%N)
-  /usr/bin/time -f '%U %S %M' -o "$T/time-$par" "$TRAIN_BIN" models train $MODEL --date $DS "${trials[@]}" --run-id "bench-p$par" \
-    >"$T/train-$par.log" 2>&1
+  MLOPSD_MODELS_TRAIN_THREADS=$thr /usr/bin/time -f '%U %S %M' \
+    -o "$T/time-$n" "$TRAIN_BIN" models train $MODEL --date $DS \
+    "${trials[@]}" --run-id "bench-$n" >"$T/train-$n.log" 2>&1
   r=$?
   t1=$(date +%s.%N)
   load1=$(cut -d' ' -f1-3 /proc/loadavg)
   if [ $r != 0 ]; then
-    tail -5 "$T/train-$par.log"; echo "parallel $par: train failed"; rc=1
+    tail -5 "$T/train-$n.log"; echo "parallel $par x $thr: train failed"; rc=1
     continue
   fi
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
   search=$(sed -n 's/.*"search_seconds":[[:space:]]*\([0-9.]*\).*/\1/p' \
-    "$T/registry-$par/$MODEL/versions/1/meta.json")
-  best=$(grep -o 'from trial [0-9]*/[0-9]*' "$T/train-$par.log" | head -1)
-  acc=$(grep -o 'accuracy=[0-9.]*' "$T/train-$par.log" | tail -1)
-  read -r usr sys rss <"$T/time-$par"
-  echo "parallel $par: wall ${wall} s, search ${search} s, CPU ${usr} s user" \
+    "$T/registry-$n/$MODEL/versions/1/meta.json")
+  best=$(grep -o 'from trial [0-9]*/[0-9]*' "$T/train-$n.log" | head -1)
+  acc=$(grep -o 'accuracy=[0-9.]*' "$T/train-$n.log" | tail -1)
+  read -r usr sys rss <"$T/time-$n"
+  echo "$par x $thr $wall" >>"$T/walls"
+  echo "parallel $par x $thr threads: wall ${wall} s, search ${search} s, CPU ${usr} s user" \
     "${sys} s sys, peak RSS $((rss / 1024)) MB; best ${best#from } $acc;" \
     "load before $load0, after $load1"
 done
+# medians per setting, in the order first given; ratio to the first
+[ -f "$T/walls" ] && awk '
+  { k = $1 " x " $3; if (!(k in cnt)) order[++m] = k; w[k, ++cnt[k]] = $4 }
+  END {
+    for (i = 1; i <= m; i++) {
+      k = order[i]; n = cnt[k]
+      for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++)
+        if (w[k, b] < w[k, a]) { t = w[k, a]; w[k, a] = w[k, b]; w[k, b] = t }
+      med[k] = n % 2 ? w[k, (n + 1) / 2] : (w[k, n / 2] + w[k, n / 2 + 1]) / 2
+      printf "median %s threads: %.2f s over %d runs (%.2fx the first)\n",
+        k, med[k], n, med[k] / med[order[1]]
+    }
+  }' "$T/walls"
 exit $rc

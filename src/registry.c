@@ -1,5 +1,6 @@
-/* registry.c - file-based model registry (see registry.h and
- * docs/registry.md for the layout).
+/* registry.c - the model registry's entry points (registry.h) over a
+ * backend table (registry_int.h), and the directory backend
+ * (regbe_dir_ops; docs/registry.md for the layout).
  *
  * Why plain files: a version must be readable by other tools (python
  * xgboost loads model.ubj directly) and survive any crash without a
@@ -47,9 +48,12 @@
 #define ALIAS_FILE_MAX 64
 
 struct registry {
-  char *root;       /* the directory, or object storage's local cache */
-  struct robj *obj; /* NULL: the directory registry */
+  char *root; /* the directory, or object storage's local cache */
+  const struct regbe_ops *ops;
+  void *be; /* the backend's state: this struct for the directory */
 };
+
+static const struct regbe_ops regbe_dir_ops;
 
 struct registry_draft {
   struct registry *r;
@@ -61,16 +65,16 @@ struct registry_draft {
 
 /* ---- names and paths -------------------------------------------------- */
 
-MLOPSD_PRINTF(4, 5)
-static enum err_code fmt_path(char *buf, size_t cap, struct err *e,
-                              const char *fmt, ...)
+enum err_code registry_fmt(char *buf, size_t cap, struct err *e,
+                           const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
   int w = vsnprintf(buf, cap, fmt, ap);
   va_end(ap);
   if (w < 0 || (size_t)w >= cap)
-    return err_set(e, ERR_INVAL, "registry: path too long");
+    return err_set(e, ERR_INVAL, "registry: path or key too long: %.80s...",
+                   buf);
   return ERR_OK;
 }
 
@@ -94,8 +98,8 @@ static enum err_code model_path(const struct registry *r, const char *name,
   if (rc)
     return rc;
   if (sub)
-    return fmt_path(buf, cap, e, "%s/%s/%s", r->root, name, sub);
-  return fmt_path(buf, cap, e, "%s/%s", r->root, name);
+    return registry_fmt(buf, cap, e, "%s/%s/%s", r->root, name, sub);
+  return registry_fmt(buf, cap, e, "%s/%s", r->root, name);
 }
 
 enum err_code registry_path(const struct registry *r, const char *name,
@@ -109,13 +113,13 @@ enum err_code registry_path(const struct registry *r, const char *name,
     return err_set(e, ERR_INVAL, "registry: invalid version %d (want >= 1)",
                    version);
   if (!file)
-    rc = fmt_path(buf, cap, e, "%s/%s/versions/%d", r->root, name, version);
+    rc = registry_fmt(buf, cap, e, "%s/%s/versions/%d", r->root, name, version);
   else if (!(rc = check_name("file name", file, e)))
-    rc = fmt_path(buf, cap, e, "%s/%s/versions/%d/%s", r->root, name,
+    rc = registry_fmt(buf, cap, e, "%s/%s/versions/%d/%s", r->root, name,
                   version, file);
   /* object storage: the path must hold the version's files */
-  if (!rc && r->obj)
-    rc = robj_fetch(r->obj, name, version, e);
+  if (!rc)
+    rc = r->ops->fetch(r->be, name, version, e);
   return rc;
 }
 
@@ -142,10 +146,10 @@ static int mkdir_ok(const char *p)
   return mkdir(p, 0755) == 0 || errno == EEXIST;
 }
 
-static enum err_code mkdir_p(const char *path, struct err *e)
+enum err_code registry_mkdir_p(const char *path, struct err *e)
 {
   char b[REGISTRY_PATH_MAX];
-  if (fmt_path(b, sizeof(b), e, "%s", path))
+  if (registry_fmt(b, sizeof(b), e, "%s", path))
     return ERR_INVAL;
   for (char *p = b + 1; *p; p++) {
     if (*p != '/')
@@ -191,9 +195,9 @@ static int rm_rf_at(int dfd, const char *name, int depth)
   return rc;
 }
 
-static int rm_rf(const char *path)
+void registry_rm_tree(const char *path)
 {
-  return rm_rf_at(AT_FDCWD, path, 0);
+  (void)rm_rf_at(AT_FDCWD, path, 0);
 }
 
 /* A whole (capped) registry file.  ENOENT -> ERR_NOTFOUND. */
@@ -246,7 +250,7 @@ enum err_code registry_open(const char *root, struct registry **out,
   /* leave room for NAME/versions/N/FILE under the root */
   if (n > REGISTRY_PATH_MAX - 2 * REGISTRY_NAME_MAX - 64)
     return err_set(e, ERR_INVAL, "registry: root path too long");
-  enum err_code rc = mkdir_p(root, e);
+  enum err_code rc = registry_mkdir_p(root, e);
   if (rc)
     return rc;
   struct registry *r = calloc(1, sizeof(*r));
@@ -256,6 +260,8 @@ enum err_code registry_open(const char *root, struct registry **out,
   }
   while (n > 1 && r->root[n - 1] == '/')
     r->root[--n] = '\0';
+  r->ops = &regbe_dir_ops;
+  r->be = r;
   *out = r;
   return ERR_OK;
 }
@@ -270,10 +276,13 @@ enum err_code registry_open_obj(const struct registry_obj_opts *o,
   enum err_code rc = registry_open(o->cache_dir, &r, e);
   if (rc)
     return rc;
-  if ((rc = robj_open(o, r->root, &r->obj, e))) {
+  void *be = NULL;
+  if ((rc = robj_open(o, r->root, &be, e))) {
     registry_close(r);
     return rc;
   }
+  r->ops = &regbe_s3_ops;
+  r->be = be;
   *out = r;
   return ERR_OK;
 }
@@ -297,19 +306,19 @@ enum err_code registry_open_cfg(const struct cfg *c, struct registry **out,
 
 const char *registry_kind(const struct registry *r)
 {
-  return r->obj ? robj_kind(r->obj) : "directory";
+  return r->ops->kind;
 }
 
 const char *registry_where(const struct registry *r)
 {
-  return r->obj ? robj_url(r->obj) : r->root;
+  return r->ops->where(r->be);
 }
 
 void registry_close(struct registry *r)
 {
   if (!r)
     return;
-  robj_close(r->obj);
+  r->ops->close(r->be);
   free(r->root);
   free(r);
 }
@@ -377,7 +386,7 @@ enum err_code registry_version_begin(struct registry *r, const char *name,
       (rc = model_path(r, name, "versions", vdir, sizeof(vdir), e)) ||
       (rc = model_path(r, name, "tmp", tdir, sizeof(tdir), e)))
     return rc;
-  if (r->obj && (rc = robj_model_touch(r->obj, name, e)))
+  if ((rc = r->ops->model_touch(r->be, name, e)))
     return rc;
   if (!mkdir_ok(mdir) || !mkdir_ok(vdir) || !mkdir_ok(tdir))
     return err_set(e, ERR_IO, "registry: mkdir under %s: %s", mdir,
@@ -396,8 +405,8 @@ enum err_code registry_version_begin(struct registry *r, const char *name,
   clean_stale_drafts(tdir);
   rc = ERR_IO;
   for (int attempt = 0; attempt < 10 && rc; attempt++) {
-    if (fmt_path(d->dir, sizeof(d->dir), e, "%s/draft-XXXXXX", tdir) ||
-        fmt_path(d->lock, sizeof(d->lock), e, "%s.lock", d->dir)) {
+    if (registry_fmt(d->dir, sizeof(d->dir), e, "%s/draft-XXXXXX", tdir) ||
+        registry_fmt(d->lock, sizeof(d->lock), e, "%s.lock", d->dir)) {
       rc = ERR_INVAL;
       break;
     }
@@ -450,7 +459,7 @@ enum err_code registry_draft_path(const struct registry_draft *d,
   enum err_code rc = check_name("file name", file, e);
   if (rc)
     return rc;
-  return fmt_path(buf, cap, e, "%s/%s", d->dir, file);
+  return registry_fmt(buf, cap, e, "%s/%s", d->dir, file);
 }
 
 static void draft_free(struct registry_draft *d)
@@ -466,7 +475,7 @@ void registry_version_abort(struct registry_draft *d)
 {
   if (!d)
     return;
-  rm_rf(d->dir);
+  registry_rm_tree(d->dir);
   draft_free(d);
 }
 
@@ -523,25 +532,25 @@ static enum err_code max_version(const char *vdir, int *max, struct err *e)
   return ERR_OK;
 }
 
-/* Object storage: upload and commit the row; the draft directory became
- * the cached version (or is removed with its lock file here). */
-static enum err_code commit_obj(struct registry_draft *d, int want,
-                                int *version, struct err *e)
+static enum err_code commit_draft(struct registry_draft *d, int want,
+                                  int *version, struct err *e)
 {
+  *version = 0;
+  if (!d)
+    return err_set(e, ERR_INVAL, "registry: no draft");
   enum err_code rc = sync_draft(d->dir, e);
-  if (!rc)
-    rc = robj_commit(d->r->obj, d->name, d->dir, want, version, e);
-  registry_version_abort(d);
-  return rc;
+  if (rc) {
+    registry_version_abort(d);
+    return rc;
+  }
+  struct registry *r = d->r;
+  return r->ops->commit(r->be, d, want, version, e);
 }
-
-static enum err_code commit_local(struct registry_draft *d, int want,
-                                  int *version, struct err *e);
 
 enum err_code registry_version_commit(struct registry_draft *d, int *version,
                                       struct err *e)
 {
-  return commit_local(d, 0, version, e);
+  return commit_draft(d, 0, version, e);
 }
 
 enum err_code registry_version_import(struct registry_draft *d, int version,
@@ -552,26 +561,27 @@ enum err_code registry_version_import(struct registry_draft *d, int version,
     registry_version_abort(d);
     return err_set(e, ERR_INVAL, "registry: invalid version %d", version);
   }
-  return commit_local(d, version, &got, e);
+  return commit_draft(d, version, &got, e);
 }
 
-/* want 0: the next number; else exactly want (ERR_EXISTS if taken) */
-static enum err_code commit_local(struct registry_draft *d, int want,
-                                  int *version, struct err *e)
+const char *registry_draft_name(const struct registry_draft *d)
 {
+  return d->name;
+}
+
+/* The directory backend's commit (the draft is fsync'd): want 0: the next
+ * number; else exactly want (ERR_EXISTS if taken) */
+static enum err_code dir_commit(void *be, struct registry_draft *d, int want,
+                                int *version, struct err *e)
+{
+  (void)be;
   struct err local;
   if (!e)
     e = &local; /* the code of a failed helper is read back below */
-  *version = 0;
-  if (!d)
-    return err_set(e, ERR_INVAL, "registry: no draft");
-  if (d->r->obj)
-    return commit_obj(d, want, version, e);
   char vdir[REGISTRY_PATH_MAX], tdir[REGISTRY_PATH_MAX],
       dst[REGISTRY_PATH_MAX];
-  enum err_code rc = sync_draft(d->dir, e);
-  if (!rc)
-    rc = model_path(d->r, d->name, "versions", vdir, sizeof(vdir), e);
+  enum err_code rc =
+      model_path(d->r, d->name, "versions", vdir, sizeof(vdir), e);
   if (!rc)
     rc = model_path(d->r, d->name, "tmp", tdir, sizeof(tdir), e);
   if (rc) {
@@ -591,7 +601,7 @@ static enum err_code commit_local(struct registry_draft *d, int want,
     rc = err_set(e, ERR_FULL, "registry: %s: version numbers exhausted",
                  vdir);
   if (!rc)
-    rc = fmt_path(dst, sizeof(dst), e, "%s/%d", vdir, n + 1);
+    rc = registry_fmt(dst, sizeof(dst), e, "%s/%d", vdir, n + 1);
   struct stat exists;
   if (!rc && want > 0 && lstat(dst, &exists) == 0)
     rc = err_set(e, ERR_EXISTS, "registry: %s exists already", dst);
@@ -615,7 +625,7 @@ static enum err_code commit_local(struct registry_draft *d, int want,
 
 /* ---- listing ---------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
+int registry_cmp_str(const void *a, const void *b)
 {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -673,33 +683,197 @@ static enum err_code list_dirs(const char *dir, char ***out, size_t *n,
     registry_strv_free(v);
     return err_set(e, rc, "registry: %s: out of memory", dir);
   }
-  qsort(v, cnt, sizeof(*v), cmp_str);
+  qsort(v, cnt, sizeof(*v), registry_cmp_str);
   *out = v;
   *n = cnt;
   return ERR_OK;
 }
 
-enum err_code registry_list_models(struct registry *r, char ***names,
-                                   size_t *n, struct err *e)
+/* ---- the directory backend ------------------------------------------- */
+
+static enum err_code dir_key_path(const struct registry *r, const char *key,
+                                  char *buf, struct err *e)
 {
-  if (r->obj)
-    return robj_list_models(r->obj, names, n, e);
-  return list_dirs(r->root, names, n, e);
+  return registry_fmt(buf, REGISTRY_PATH_MAX, e, "%s/%s", r->root, key);
 }
 
-enum err_code registry_list_versions(struct registry *r, const char *name,
-                                     int **versions, size_t *n,
+static enum err_code dir_put(void *be, const char *key, const void *data,
+                             size_t n, struct err *e)
+{
+  char p[REGISTRY_PATH_MAX];
+  enum err_code rc = dir_key_path(be, key, p, e);
+  if (rc)
+    return rc;
+  char *slash = strrchr(p, '/');
+  *slash = '\0';
+  rc = registry_mkdir_p(p, e);
+  *slash = '/';
+  return rc ? rc : fsx_write_atomic(p, data, n, e);
+}
+
+static enum err_code dir_get(void *be, const char *key, size_t max,
+                             char **out, size_t *n, struct err *e)
+{
+  char p[REGISTRY_PATH_MAX];
+  enum err_code rc = dir_key_path(be, key, p, e);
+  return rc ? rc : read_small(p, max, out, n, e);
+}
+
+static enum err_code dir_head(void *be, const char *key, int64_t *size,
+                              struct err *e)
+{
+  char p[REGISTRY_PATH_MAX];
+  enum err_code rc = dir_key_path(be, key, p, e);
+  if (rc)
+    return rc;
+  struct stat st;
+  if (stat(p, &st) < 0 || !S_ISREG(st.st_mode))
+    return err_set(e, ERR_NOTFOUND, "registry: %s: no such file", p);
+  if (size)
+    *size = (int64_t)st.st_size;
+  return ERR_OK;
+}
+
+static enum err_code dir_del(void *be, const char *key, struct err *e)
+{
+  char p[REGISTRY_PATH_MAX];
+  enum err_code rc = dir_key_path(be, key, p, e);
+  if (rc)
+    return rc;
+  if (unlink(p) < 0 && errno != ENOENT)
+    return err_set(e, ERR_IO, "registry: unlink %s: %s", p, strerror(errno));
+  return ERR_OK;
+}
+
+struct dir_walk {
+  char **keys;
+  int64_t *sizes;
+  size_t n, cap;
+  int oom;
+};
+
+/* the regular files below dir (key prefix rel), valid names only */
+static void dir_walk(struct dir_walk *w, const char *dir, const char *rel,
+                     int depth)
+{
+  DIR *d = opendir(dir);
+  if (!d || depth > RM_DEPTH_MAX) {
+    if (d)
+      closedir(d);
+    return;
+  }
+  struct dirent *de;
+  while (!w->oom && (de = readdir(d))) {
+    struct stat st;
+    char p[REGISTRY_PATH_MAX], k[REGISTRY_PATH_MAX];
+    if (!fsx_name_valid(de->d_name) ||
+        fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        registry_fmt(p, sizeof(p), NULL, "%s/%s", dir, de->d_name) ||
+        registry_fmt(k, sizeof(k), NULL, "%s%s", rel, de->d_name))
+      continue;
+    if (S_ISDIR(st.st_mode)) {
+      size_t l = strlen(k);
+      if (l + 1 < sizeof(k)) {
+        k[l] = '/';
+        k[l + 1] = '\0';
+        dir_walk(w, p, k, depth + 1);
+      }
+    } else if (S_ISREG(st.st_mode)) {
+      int64_t *sz = NULL;
+      if (VEC_RESERVE(w->keys, w->cap, w->n + 1) ||
+          !(sz = realloc(w->sizes, w->cap * sizeof(*sz)))) {
+        w->oom = 1;
+        break;
+      }
+      w->sizes = sz;
+      if (!(w->keys[w->n] = strdup(k))) {
+        w->oom = 1;
+        break;
+      }
+      w->sizes[w->n++] = (int64_t)st.st_size;
+    }
+  }
+  closedir(d);
+}
+
+/* Keys under prefix ("NAME/runs/"): the files below the directory of
+ * its part up to the last '/', in key order. */
+static enum err_code dir_list(void *be, const char *prefix, regbe_list_fn fn,
+                              void *ud, struct err *e)
+{
+  struct registry *r = be;
+  char rel[REGISTRY_PATH_MAX], dir[REGISTRY_PATH_MAX];
+  enum err_code rc = registry_fmt(rel, sizeof(rel), e, "%s", prefix);
+  if (rc)
+    return rc;
+  char *slash = strrchr(rel, '/');
+  if (slash)
+    slash[1] = '\0';
+  else
+    rel[0] = '\0';
+  if ((rc = registry_fmt(dir, sizeof(dir), e, "%s/%s", r->root, rel)))
+    return rc;
+  struct dir_walk w = {0};
+  dir_walk(&w, dir, rel, 0);
+  /* sort keys and sizes together: an index sorted by key */
+  size_t *ix = w.oom ? NULL : malloc((w.n + 1) * sizeof(*ix));
+  if (!ix)
+    rc = err_set(e, ERR_NOMEM, "registry: out of memory listing %s", dir);
+  for (size_t i = 0; !rc && i < w.n; i++)
+    ix[i] = i;
+  for (size_t i = 1; !rc && i < w.n; i++) /* few keys: insertion sort */
+    for (size_t j = i; j > 0 && strcmp(w.keys[ix[j - 1]], w.keys[ix[j]]) > 0;
+         j--) {
+      size_t t = ix[j];
+      ix[j] = ix[j - 1];
+      ix[j - 1] = t;
+    }
+  size_t pl = strlen(prefix);
+  for (size_t i = 0; !rc && i < w.n; i++)
+    if (!strncmp(w.keys[ix[i]], prefix, pl) &&
+        fn(w.keys[ix[i]], w.sizes[ix[i]], ud))
+      rc = ERR_CANCELED;
+  for (size_t i = 0; i < w.n; i++)
+    free(w.keys[i]);
+  free(w.keys);
+  free(w.sizes);
+  free(ix);
+  return rc;
+}
+
+static enum err_code dir_model_touch(void *be, const char *name,
                                      struct err *e)
 {
-  *versions = NULL;
-  *n = 0;
+  char mdir[REGISTRY_PATH_MAX];
+  enum err_code rc = model_path(be, name, NULL, mdir, sizeof(mdir), e);
+  if (!rc && !mkdir_ok(mdir))
+    rc = err_set(e, ERR_IO, "registry: mkdir %s: %s", mdir, strerror(errno));
+  return rc;
+}
+
+static enum err_code dir_fetch(void *be, const char *name, int version,
+                               struct err *e)
+{
+  (void)be, (void)name, (void)version, (void)e;
+  return ERR_OK; /* the files are where registry_path points */
+}
+
+static enum err_code dir_list_models(void *be, char ***names, size_t *n,
+                                     struct err *e)
+{
+  return list_dirs(((struct registry *)be)->root, names, n, e);
+}
+
+static enum err_code dir_list_versions(void *be, const char *name,
+                                       int **versions, size_t *n,
+                                       struct err *e)
+{
+  struct registry *r = be;
   char mdir[REGISTRY_PATH_MAX], vdir[REGISTRY_PATH_MAX];
   enum err_code rc;
   if ((rc = model_path(r, name, NULL, mdir, sizeof(mdir), e)) ||
       (rc = model_path(r, name, "versions", vdir, sizeof(vdir), e)))
     return rc;
-  if (r->obj)
-    return robj_list_versions(r->obj, name, versions, n, e);
   struct stat st;
   if (stat(mdir, &st) < 0 || !S_ISDIR(st.st_mode))
     return err_set(e, ERR_NOTFOUND, "registry: no model '%s' in %s", name,
@@ -731,6 +905,35 @@ enum err_code registry_list_versions(struct registry *r, const char *name,
   return ERR_OK;
 }
 
+static int dir_version_exists(void *be, const char *name, int version)
+{
+  char p[REGISTRY_PATH_MAX];
+  struct stat st;
+  if (registry_path(be, name, version, NULL, p, sizeof(p), NULL))
+    return 0;
+  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* ---- the entry points ------------------------------------------------- */
+
+enum err_code registry_list_models(struct registry *r, char ***names,
+                                   size_t *n, struct err *e)
+{
+  *names = NULL;
+  *n = 0;
+  return r->ops->list_models(r->be, names, n, e);
+}
+
+enum err_code registry_list_versions(struct registry *r, const char *name,
+                                     int **versions, size_t *n,
+                                     struct err *e)
+{
+  *versions = NULL;
+  *n = 0;
+  enum err_code rc = check_name("model name", name, e);
+  return rc ? rc : r->ops->list_versions(r->be, name, versions, n, e);
+}
+
 enum err_code registry_latest(struct registry *r, const char *name,
                               int *version, struct err *e)
 {
@@ -750,14 +953,41 @@ enum err_code registry_latest(struct registry *r, const char *name,
 
 int registry_version_exists(struct registry *r, const char *name, int version)
 {
-  char p[REGISTRY_PATH_MAX];
-  struct stat st;
-  if (r->obj)
-    return fsx_name_valid(name) && version > 0 &&
-           robj_version_exists(r->obj, name, version);
-  if (registry_path(r, name, version, NULL, p, sizeof(p), NULL))
+  return fsx_name_valid(name) && version > 0 &&
+         r->ops->version_exists(r->be, name, version);
+}
+
+enum err_code registry_strv_add_uniq(char ***v, size_t *n, size_t *cap,
+                                     const char *x)
+{
+  if (*n && !strcmp((*v)[*n - 1], x))
+    return ERR_OK;
+  if (VEC_RESERVE(*v, *cap, *n + 2) || !((*v)[*n] = strdup(x)))
+    return ERR_NOMEM;
+  (*v)[++*n] = NULL;
+  return ERR_OK;
+}
+
+struct run_ids {
+  size_t skip; /* strlen("NAME/runs/") */
+  char **v;
+  size_t n, cap;
+};
+
+/* NAME/runs/ID/FILE -> ID (keys arrive sorted: repeats are adjacent) */
+static int on_run_key(const char *key, int64_t size, void *ud)
+{
+  (void)size;
+  struct run_ids *l = ud;
+  const char *id = key + l->skip, *slash = strchr(id, '/');
+  if (!slash || (size_t)(slash - id) > REGISTRY_NAME_MAX)
     return 0;
-  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+  char buf[REGISTRY_NAME_MAX + 1];
+  memcpy(buf, id, (size_t)(slash - id));
+  buf[slash - id] = 0;
+  if (!fsx_name_valid(buf))
+    return 0;
+  return registry_strv_add_uniq(&l->v, &l->n, &l->cap, buf) != ERR_OK;
 }
 
 enum err_code registry_list_runs(struct registry *r, const char *name,
@@ -765,24 +995,24 @@ enum err_code registry_list_runs(struct registry *r, const char *name,
 {
   *ids = NULL;
   *n = 0;
-  char p[REGISTRY_PATH_MAX];
-  enum err_code rc = model_path(r, name, "runs", p, sizeof(p), e);
-  if (rc)
+  char pfx[REGISTRY_PATH_MAX];
+  enum err_code rc = check_name("model name", name, e);
+  if (rc ||
+      (rc = registry_fmt(pfx, sizeof(pfx), e, "%s/runs/", name)))
     return rc;
-  if (r->obj)
-    return robj_list_runs(r->obj, name, ids, n, e);
-  rc = list_dirs(p, ids, n, e);
-  if (rc == ERR_NOTFOUND) {
-    /* no runs yet is an empty list, not an error */
-    char **v = calloc(1, sizeof(*v));
-    if (!v)
-      return err_set(e, ERR_NOMEM, "registry: out of memory");
-    *ids = v;
-    if (e)
-      err_clear(e);
-    return ERR_OK;
+  struct run_ids l = {.skip = strlen(pfx)};
+  rc = r->ops->list(r->be, pfx, on_run_key, &l, e);
+  if (!rc && !l.v && !(l.v = calloc(1, sizeof(*l.v))))
+    rc = ERR_CANCELED;
+  if (rc == ERR_CANCELED)
+    rc = err_set(e, ERR_NOMEM, "registry: out of memory");
+  if (rc) {
+    registry_strv_free(l.v);
+    return rc;
   }
-  return rc;
+  *ids = l.v;
+  *n = l.n;
+  return ERR_OK;
 }
 
 /* ---- aliases ---------------------------------------------------------- */
@@ -795,21 +1025,18 @@ static enum err_code alias_path(struct registry *r, const char *name,
   if (!rc)
     rc = check_name("alias", alias, e);
   if (!rc)
-    rc = fmt_path(buf, cap, e, "%s/%s/aliases/%s", r->root, name, alias);
+    rc = registry_fmt(buf, cap, e, "%s/%s/aliases/%s", r->root, name, alias);
   return rc;
 }
 
-enum err_code registry_list_aliases(struct registry *r, const char *name,
-                                   char ***aliases, size_t *n, struct err *e)
+static enum err_code dir_list_aliases(void *be, const char *name,
+                                      char ***aliases, size_t *n,
+                                      struct err *e)
 {
-  *aliases = NULL;
-  *n = 0;
   char adir[REGISTRY_PATH_MAX];
-  enum err_code rc = model_path(r, name, "aliases", adir, sizeof(adir), e);
+  enum err_code rc = model_path(be, name, "aliases", adir, sizeof(adir), e);
   if (rc)
     return rc;
-  if (r->obj)
-    return robj_list_aliases(r->obj, name, aliases, n, e);
   DIR *d = opendir(adir);
   char **v = calloc(1, sizeof(*v));
   size_t cnt = 0, cap = 1;
@@ -835,22 +1062,19 @@ enum err_code registry_list_aliases(struct registry *r, const char *name,
   }
   if (d)
     closedir(d);
-  qsort(v, cnt, sizeof(*v), cmp_str);
+  qsort(v, cnt, sizeof(*v), registry_cmp_str);
   *aliases = v;
   *n = cnt;
   return ERR_OK;
 }
 
-/* The alias file and its directory (REGISTRY_PATH_MAX bytes each), for
- * the writers that fsync the directory. */
-static enum err_code alias_paths(struct registry *r, const char *name,
-                                 const char *alias, char *file, char *dir,
-                                 struct err *e)
+enum err_code registry_list_aliases(struct registry *r, const char *name,
+                                   char ***aliases, size_t *n, struct err *e)
 {
-  enum err_code rc = alias_path(r, name, alias, file, REGISTRY_PATH_MAX, e);
-  if (!rc)
-    rc = model_path(r, name, "aliases", dir, REGISTRY_PATH_MAX, e);
-  return rc;
+  *aliases = NULL;
+  *n = 0;
+  enum err_code rc = check_name("model name", name, e);
+  return rc ? rc : r->ops->list_aliases(r->be, name, aliases, n, e);
 }
 
 static enum err_code alias_read(const char *path, int *version,
@@ -877,40 +1101,46 @@ static enum err_code alias_read(const char *path, int *version,
   return ERR_OK;
 }
 
-enum err_code registry_alias_get(struct registry *r, const char *name,
-                                 const char *alias, int *version,
-                                 struct err *e)
+static enum err_code dir_alias_get(void *be, const char *name,
+                                   const char *alias, int *version,
+                                   struct err *e)
 {
-  *version = 0;
   char p[REGISTRY_PATH_MAX];
-  enum err_code rc = alias_path(r, name, alias, p, sizeof(p), e);
-  if (rc)
-    return rc;
-  if (r->obj)
-    return robj_alias_get(r->obj, name, alias, version, NULL, e);
-  rc = alias_read(p, version, e);
+  enum err_code rc = alias_path(be, name, alias, p, sizeof(p), e);
+  if (!rc)
+    rc = alias_read(p, version, e);
   if (rc == ERR_NOTFOUND)
     return err_set(e, ERR_NOTFOUND, "registry: alias %s@%s is not set", name,
                    alias);
   return rc;
 }
 
-enum err_code registry_alias_set(struct registry *r, const char *name,
-                                 const char *alias, int version,
-                                 int *previous, struct err *e)
+enum err_code registry_alias_get(struct registry *r, const char *name,
+                                 const char *alias, int *version,
+                                 struct err *e)
 {
+  *version = 0;
+  enum err_code rc = check_name("model name", name, e);
+  if (!rc)
+    rc = check_name("alias", alias, e);
+  return rc ? rc : r->ops->alias_get(r->be, name, alias, version, e);
+}
+
+static enum err_code dir_alias_set(void *be, const char *name,
+                                   const char *alias, int version,
+                                   int *previous, struct err *e)
+{
+  struct registry *r = be;
   struct err local;
   if (!e)
     e = &local; /* the code of a failed helper is read back below */
-  if (previous)
-    *previous = 0;
   char p[REGISTRY_PATH_MAX], adir[REGISTRY_PATH_MAX];
-  enum err_code rc = alias_paths(r, name, alias, p, adir, e);
+  enum err_code rc = alias_path(r, name, alias, p, sizeof(p), e);
+  if (!rc)
+    rc = model_path(r, name, "aliases", adir, sizeof(adir), e);
   if (rc)
     return rc;
-  if (r->obj && version > 0)
-    return robj_alias_set(r->obj, name, alias, version, previous, e);
-  if (version < 1 || !registry_version_exists(r, name, version))
+  if (!dir_version_exists(r, name, version))
     return err_set(e, ERR_NOTFOUND, "registry: model '%s' has no version %d",
                    name, version);
   if (!mkdir_ok(adir))
@@ -932,15 +1162,32 @@ enum err_code registry_alias_set(struct registry *r, const char *name,
   return rc;
 }
 
-enum err_code registry_alias_delete(struct registry *r, const char *name,
-                                    const char *alias, struct err *e)
+enum err_code registry_alias_set(struct registry *r, const char *name,
+                                 const char *alias, int version,
+                                 int *previous, struct err *e)
 {
-  char p[REGISTRY_PATH_MAX], adir[REGISTRY_PATH_MAX];
-  enum err_code rc = alias_paths(r, name, alias, p, adir, e);
+  if (previous)
+    *previous = 0;
+  enum err_code rc = check_name("model name", name, e);
+  if (!rc)
+    rc = check_name("alias", alias, e);
   if (rc)
     return rc;
-  if (r->obj)
-    return robj_alias_delete(r->obj, name, alias, e);
+  if (version < 1)
+    return err_set(e, ERR_NOTFOUND, "registry: model '%s' has no version %d",
+                   name, version);
+  return r->ops->alias_set(r->be, name, alias, version, previous, e);
+}
+
+static enum err_code dir_alias_delete(void *be, const char *name,
+                                      const char *alias, struct err *e)
+{
+  char p[REGISTRY_PATH_MAX], adir[REGISTRY_PATH_MAX];
+  enum err_code rc = alias_path(be, name, alias, p, sizeof(p), e);
+  if (!rc)
+    rc = model_path(be, name, "aliases", adir, sizeof(adir), e);
+  if (rc)
+    return rc;
   if (unlink(p) < 0) {
     if (errno == ENOENT)
       return err_set(e, ERR_NOTFOUND, "registry: alias %s@%s is not set",
@@ -951,34 +1198,25 @@ enum err_code registry_alias_delete(struct registry *r, const char *name,
   return ERR_OK;
 }
 
-enum err_code registry_alias_stamp(struct registry *r, const char *name,
-                                   const char *alias,
-                                   struct registry_stamp *st, struct err *e)
+enum err_code registry_alias_delete(struct registry *r, const char *name,
+                                    const char *alias, struct err *e)
 {
-  memset(st, 0, sizeof(*st));
+  enum err_code rc = check_name("model name", name, e);
+  if (!rc)
+    rc = check_name("alias", alias, e);
+  return rc ? rc : r->ops->alias_delete(r->be, name, alias, e);
+}
+
+/* the alias file's identity: any write replaces it (new inode, mtime) */
+static enum err_code dir_alias_stamp(void *be, const char *name,
+                                     const char *alias,
+                                     struct registry_stamp *st,
+                                     struct err *e)
+{
   char p[REGISTRY_PATH_MAX];
-  enum err_code rc = alias_path(r, name, alias, p, sizeof(p), e);
+  enum err_code rc = alias_path(be, name, alias, p, sizeof(p), e);
   if (rc)
     return rc;
-  if (r->obj) {
-    /* the row: (version, serial); serial grows with every change, so two
-     * stamps differ whenever the alias moved, also back and forth */
-    int v = 0;
-    int64_t serial = 0;
-    struct err le;
-    rc = robj_alias_get(r->obj, name, alias, &v, &serial, &le);
-    if (rc == ERR_NOTFOUND)
-      return ERR_OK;
-    if (rc) {
-      if (e)
-        *e = le;
-      return rc;
-    }
-    st->exists = 1;
-    st->ino = (uint64_t)v;
-    st->mtime_ns = serial;
-    return ERR_OK;
-  }
   struct stat sb;
   if (stat(p, &sb) < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
@@ -994,12 +1232,55 @@ enum err_code registry_alias_stamp(struct registry *r, const char *name,
   return ERR_OK;
 }
 
+enum err_code registry_alias_stamp(struct registry *r, const char *name,
+                                   const char *alias,
+                                   struct registry_stamp *st, struct err *e)
+{
+  memset(st, 0, sizeof(*st));
+  enum err_code rc = check_name("model name", name, e);
+  if (!rc)
+    rc = check_name("alias", alias, e);
+  return rc ? rc : r->ops->alias_stamp(r->be, name, alias, st, e);
+}
+
 int registry_stamp_equal(const struct registry_stamp *a,
                          const struct registry_stamp *b)
 {
   return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino &&
          a->mtime_ns == b->mtime_ns && a->size == b->size;
 }
+
+static const char *dir_where(const void *be)
+{
+  return ((const struct registry *)be)->root;
+}
+
+static void dir_close(void *be)
+{
+  (void)be; /* the root is the registry's own */
+}
+
+static const struct regbe_ops regbe_dir_ops = {
+    .kind = "directory",
+    .put = dir_put,
+    .get = dir_get,
+    .head = dir_head,
+    .list = dir_list,
+    .del = dir_del,
+    .model_touch = dir_model_touch,
+    .commit = dir_commit,
+    .fetch = dir_fetch,
+    .list_models = dir_list_models,
+    .list_versions = dir_list_versions,
+    .version_exists = dir_version_exists,
+    .alias_get = dir_alias_get,
+    .alias_stamp = dir_alias_stamp,
+    .alias_set = dir_alias_set,
+    .alias_delete = dir_alias_delete,
+    .list_aliases = dir_list_aliases,
+    .where = dir_where,
+    .close = dir_close,
+};
 
 /* ---- JSON files ------------------------------------------------------- */
 
@@ -1035,62 +1316,39 @@ enum err_code registry_read_meta(struct registry *r, const char *name,
   return registry_read_json(r, name, version, "meta.json", out, e);
 }
 
-static enum err_code write_json(const char *dir, const char *file,
-                                const cJSON *j, struct err *e)
-{
-  char p[REGISTRY_PATH_MAX];
-  enum err_code rc = fmt_path(p, sizeof(p), e, "%s/%s", dir, file);
-  if (rc)
-    return rc;
-  char *text = cJSON_Print(j);
-  if (!text)
-    return err_set(e, ERR_NOMEM, "registry: %s: out of memory", p);
-  size_t n = strlen(text);
-  char *t2 = realloc(text, n + 2);
-  if (!t2) {
-    free(text);
-    return err_set(e, ERR_NOMEM, "registry: %s: out of memory", p);
-  }
-  t2[n] = '\n';
-  t2[n + 1] = '\0';
-  rc = fsx_write_atomic(p, t2, n + 1, e);
-  free(t2);
-  return rc;
-}
-
+/* Run records are objects NAME/runs/RUN_ID/{params,metrics}.json on
+ * either backend (put/get/list of the table). */
 enum err_code registry_run_write(struct registry *r, const char *name,
                                  const char *run_id, const cJSON *params,
                                  const cJSON *metrics, struct err *e)
 {
-  char mdir[REGISTRY_PATH_MAX], rdir[REGISTRY_PATH_MAX],
-      dir[REGISTRY_PATH_MAX];
   enum err_code rc;
-  if ((rc = model_path(r, name, NULL, mdir, sizeof(mdir), e)) ||
-      (rc = model_path(r, name, "runs", rdir, sizeof(rdir), e)) ||
+  if ((rc = check_name("model name", name, e)) ||
       (rc = check_name("run id", run_id, e)) ||
-      (rc = fmt_path(dir, sizeof(dir), e, "%s/%s", rdir, run_id)))
+      (rc = r->ops->model_touch(r->be, name, e)))
     return rc;
-  if (r->obj) {
-    const cJSON *js[2] = {params, metrics};
-    static const char *const files[2] = {"params.json", "metrics.json"};
-    for (int i = 0; i < 2 && !rc; i++) {
-      if (!js[i])
-        continue;
-      char *text = cJSON_Print(js[i]);
-      if (!text)
-        return err_set(e, ERR_NOMEM, "registry: out of memory");
-      rc = robj_run_put(r->obj, name, run_id, files[i], text, e);
+  const cJSON *js[2] = {params, metrics};
+  static const char *const files[2] = {"params.json", "metrics.json"};
+  for (int i = 0; i < 2 && !rc; i++) {
+    if (!js[i])
+      continue;
+    char key[REGISTRY_PATH_MAX];
+    if ((rc = registry_fmt(key, sizeof(key), e, "%s/runs/%s/%s", name, run_id,
+                           files[i])))
+      break;
+    char *text = cJSON_Print(js[i]);
+    size_t n = text ? strlen(text) : 0;
+    char *t2 = text ? realloc(text, n + 2) : NULL;
+    if (!t2) {
       free(text);
+      return err_set(e, ERR_NOMEM, "registry: %s: out of memory", key);
     }
-    return rc;
+    t2[n] = '\n';
+    t2[n + 1] = '\0';
+    rc = r->ops->put(r->be, key, t2, n + 1, e);
+    free(t2);
   }
-  if (!mkdir_ok(mdir) || !mkdir_ok(rdir) || !mkdir_ok(dir))
-    return err_set(e, ERR_IO, "registry: mkdir %s: %s", dir, strerror(errno));
-  if (params && (rc = write_json(dir, "params.json", params, e)))
-    return rc;
-  if (metrics && (rc = write_json(dir, "metrics.json", metrics, e)))
-    return rc;
-  return ERR_OK;
+  return rc;
 }
 
 enum err_code registry_run_read(struct registry *r, const char *name,
@@ -1098,20 +1356,17 @@ enum err_code registry_run_read(struct registry *r, const char *name,
                                 cJSON **out, struct err *e)
 {
   *out = NULL;
-  char rdir[REGISTRY_PATH_MAX], p[REGISTRY_PATH_MAX];
+  char key[REGISTRY_PATH_MAX];
   enum err_code rc;
-  if ((rc = model_path(r, name, "runs", rdir, sizeof(rdir), e)) ||
+  if ((rc = check_name("model name", name, e)) ||
       (rc = check_name("run id", run_id, e)) ||
       (rc = check_name("file name", file, e)) ||
-      (rc = fmt_path(p, sizeof(p), e, "%s/%s/%s", rdir, run_id, file)))
+      (rc = registry_fmt(key, sizeof(key), e, "%s/runs/%s/%s", name, run_id,
+                         file)))
     return rc;
   char *b = NULL;
   size_t len = 0;
-  if (r->obj)
-    rc = robj_run_get(r->obj, name, run_id, file, &b, &len, e);
-  else
-    rc = read_small(p, REGISTRY_JSON_MAX, &b, &len, e);
-  if (rc)
+  if ((rc = r->ops->get(r->be, key, REGISTRY_JSON_MAX, &b, &len, e)))
     return rc;
   cJSON *j = cJSON_ParseWithLength(b, len);
   free(b);

@@ -1,5 +1,5 @@
-/* registry_obj.c - the model registry on object storage (registry_int.h,
- * docs/registry.md "On object storage").
+/* registry_obj.c - the model registry's backend on object storage
+ * (regbe_s3_ops in registry_int.h, docs/registry.md "On object storage").
  *
  * An object store has no rename and no lock, so the two guarantees of the
  * directory registry are rebuilt from MariaDB rows (sql/migrations/060):
@@ -69,19 +69,6 @@ struct robj {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-MLOPSD_PRINTF(4, 5)
-static enum err_code fmt(char *buf, size_t cap, struct err *e,
-                         const char *f, ...)
-{
-  va_list ap;
-  va_start(ap, f);
-  int w = vsnprintf(buf, cap, f, ap);
-  va_end(ap);
-  if (w < 0 || (size_t)w >= cap)
-    return err_set(e, ERR_INVAL, "registry: name too long");
-  return ERR_OK;
-}
-
 static enum err_code conn(struct robj *o, struct db_conn **c, struct err *e)
 {
   enum err_code rc = db_acquire(o->db, DB_WAIT_MS, c, e);
@@ -90,48 +77,22 @@ static enum err_code conn(struct robj *o, struct db_conn **c, struct err *e)
   return rc;
 }
 
-static enum err_code mkdirs(const char *path, struct err *e)
+/* Whether the model has its counter row (it is known). */
+static enum err_code model_known(struct db_conn *c, const char *name,
+                                 int64_t *known, struct err *e)
 {
-  char p[PATH_MAX_];
-  if (fmt(p, sizeof(p), e, "%s", path))
-    return ERR_INVAL;
-  for (char *s = p + 1; *s; s++) {
-    if (*s != '/')
-      continue;
-    *s = 0;
-    if (mkdir(p, 0755) < 0 && errno != EEXIST)
-      return err_set(e, ERR_IO, "registry: mkdir %s: %s", p, strerror(errno));
-    *s = '/';
-  }
-  if (mkdir(p, 0755) < 0 && errno != EEXIST)
-    return err_set(e, ERR_IO, "registry: mkdir %s: %s", p, strerror(errno));
-  return ERR_OK;
-}
-
-static void rm_tree(const char *dir)
-{
-  DIR *d = opendir(dir);
-  if (!d) {
-    unlink(dir);
-    return;
-  }
-  struct dirent *de;
-  char p[PATH_MAX_];
-  while ((de = readdir(d))) {
-    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-      continue;
-    snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-    unlink(p); /* versions hold regular files only */
-  }
-  closedir(d);
-  rmdir(dir);
+  struct db_val p[] = {DB_V_STR(name)};
+  *known = 0;
+  return db_query(c, "SELECT 1 FROM registry_model WHERE model = ?", p, 1,
+                  NULL, NULL, known, e);
 }
 
 /* ---- open / close ----------------------------------------------------- */
 
+static void robj_close(void *be);
+
 enum err_code robj_open(const struct registry_obj_opts *oo,
-                        const char *cache_root, struct robj **out,
-                        struct err *e)
+                        const char *cache_root, void **out, struct err *e)
 {
   *out = NULL;
   char bucket[256], prefix[512];
@@ -188,8 +149,9 @@ enum err_code robj_open(const struct registry_obj_opts *oo,
   return ERR_OK;
 }
 
-void robj_close(struct robj *o)
+static void robj_close(void *be)
 {
+  struct robj *o = be;
   if (!o)
     return;
   s3_destroy(o->s3);
@@ -202,19 +164,17 @@ void robj_close(struct robj *o)
   free(o);
 }
 
-const char *robj_kind(const struct robj *o)
+static const char *robj_url(const void *be)
 {
-  (void)o;
-  return "s3";
+  return ((const struct robj *)be)->url;
 }
-
-const char *robj_url(const struct robj *o) { return o->url; }
 
 /* ---- rows ------------------------------------------------------------- */
 
-enum err_code robj_model_touch(struct robj *o, const char *name,
-                               struct err *e)
+static enum err_code robj_model_touch(void *be, const char *name,
+                                      struct err *e)
 {
+  struct robj *o = be;
   struct db_conn *c;
   enum err_code rc = conn(o, &c, e);
   if (rc)
@@ -223,8 +183,7 @@ enum err_code robj_model_touch(struct robj *o, const char *name,
    * INSERT IGNORE on it would wait for a committer holding its lock */
   struct db_val p[] = {DB_V_STR(name)};
   int64_t known = 0;
-  rc = db_query(c, "SELECT 1 FROM registry_model WHERE model = ?", p, 1,
-                NULL, NULL, &known, e);
+  rc = model_known(c, name, &known, e);
   if (!rc && !known)
     rc = db_exec_params_retry(c,
                               "INSERT IGNORE INTO registry_model (model) "
@@ -308,11 +267,6 @@ static enum err_code commit_body(struct db_conn *c, void *ud, struct err *e)
 
 /* ---- commit ----------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The regular files of dir, sorted (a NULL-terminated array). */
 static enum err_code list_files(const char *dir, char ***out, size_t *n,
                                 struct err *e)
@@ -351,7 +305,7 @@ static enum err_code list_files(const char *dir, char ***out, size_t *n,
     registry_strv_free(v);
     return rc;
   }
-  qsort(v, cnt, sizeof(*v), cmp_str);
+  qsort(v, cnt, sizeof(*v), registry_cmp_str);
   *out = v;
   *n = cnt;
   return ERR_OK;
@@ -362,8 +316,8 @@ static enum err_code list_files(const char *dir, char ***out, size_t *n,
 static void cache_adopt(struct robj *o, const char *path, const char *sha)
 {
   char objdir[PATH_MAX_], obj[PATH_MAX_];
-  if (fmt(objdir, sizeof(objdir), NULL, "%s/.objects", o->cache) ||
-      fmt(obj, sizeof(obj), NULL, "%s/%s", objdir, sha))
+  if (registry_fmt(objdir, sizeof(objdir), NULL, "%s/.objects", o->cache) ||
+      registry_fmt(obj, sizeof(obj), NULL, "%s/%s", objdir, sha))
     return;
   if (mkdir(objdir, 0755) < 0 && errno != EEXIST)
     return;
@@ -371,9 +325,9 @@ static void cache_adopt(struct robj *o, const char *path, const char *sha)
     return; /* the cache is an optimisation: a failure costs a download */
 }
 
-enum err_code robj_commit(struct robj *o, const char *name,
-                          const char *draft_dir, int want, int *version,
-                          struct err *e)
+static enum err_code robj_commit(struct robj *o, const char *name,
+                                 const char *draft_dir, int want,
+                                 int *version, struct err *e)
 {
   *version = 0;
   char **files = NULL;
@@ -395,8 +349,8 @@ enum err_code robj_commit(struct robj *o, const char *name,
   for (size_t i = 0; !rc && i < nf; i++) {
     char path[PATH_MAX_], key[S3_KEY_MAX], sha[SHA256_HEX_LEN];
     struct stat st;
-    if ((rc = fmt(path, sizeof(path), e, "%s/%s", draft_dir, files[i])) ||
-        (rc = fmt(key, sizeof(key), e, "%s%s/drafts/%s/%s", o->prefix, name,
+    if ((rc = registry_fmt(path, sizeof(path), e, "%s/%s", draft_dir, files[i])) ||
+        (rc = registry_fmt(key, sizeof(key), e, "%s%s/drafts/%s/%s", o->prefix, name,
                   draft, files[i])))
       break;
     if ((rc = s3_put_file(o->s3, key, path, sha, e)))
@@ -436,7 +390,7 @@ enum err_code robj_commit(struct robj *o, const char *name,
     for (size_t i = 0; i < nf; i++) {
       char key[S3_KEY_MAX];
       struct err ig;
-      if (!fmt(key, sizeof(key), NULL, "%s%s/drafts/%s/%s", o->prefix, name,
+      if (!registry_fmt(key, sizeof(key), NULL, "%s%s/drafts/%s/%s", o->prefix, name,
                draft, files[i]))
         if (s3_delete(o->s3, key, &ig)) {
           /* invisible anyway: no row names it */
@@ -448,11 +402,11 @@ enum err_code robj_commit(struct robj *o, const char *name,
   registry_strv_free(files);
   /* the draft is the version's content: it becomes the cached copy */
   char vdir[PATH_MAX_], vparent[PATH_MAX_];
-  if (!fmt(vparent, sizeof(vparent), NULL, "%s/%s/versions", o->cache,
+  if (!registry_fmt(vparent, sizeof(vparent), NULL, "%s/%s/versions", o->cache,
            name) &&
-      !fmt(vdir, sizeof(vdir), NULL, "%s/%d", vparent, *version) &&
-      mkdirs(vparent, NULL) == ERR_OK) {
-    rm_tree(vdir); /* a stale copy from an older database */
+      !registry_fmt(vdir, sizeof(vdir), NULL, "%s/%d", vparent, *version) &&
+      registry_mkdir_p(vparent, NULL) == ERR_OK) {
+    registry_rm_tree(vdir); /* a stale copy from an older database */
     if (rename(draft_dir, vdir) == 0) {
       pthread_mutex_lock(&o->mu);
       if (!VEC_RESERVE(o->ver, o->capver, o->nver + 1)) {
@@ -505,7 +459,7 @@ static enum err_code cache_object(struct robj *o, const char *name,
     unlink(obj); /* corrupt or truncated: fetch again */
   }
   char key[S3_KEY_MAX];
-  enum err_code rc = fmt(key, sizeof(key), e, "%s%s/drafts/%s/%s", o->prefix,
+  enum err_code rc = registry_fmt(key, sizeof(key), e, "%s%s/drafts/%s/%s", o->prefix,
                          name, draft, file);
   if (!rc)
     rc = s3_get_file(o->s3, key, obj, have, e);
@@ -532,8 +486,8 @@ static int vdir_current(const char *vdir, cJSON *files, const char *objdir)
     const char *sha = cJSON_GetStringValue(cJSON_GetObjectItem(f, "sha256"));
     char a[PATH_MAX_], b[PATH_MAX_];
     struct stat sa, sb;
-    if (fmt(a, sizeof(a), NULL, "%s/%s", vdir, fn ? fn : "") ||
-        fmt(b, sizeof(b), NULL, "%s/%s", objdir, sha ? sha : "") ||
+    if (registry_fmt(a, sizeof(a), NULL, "%s/%s", vdir, fn ? fn : "") ||
+        registry_fmt(b, sizeof(b), NULL, "%s/%s", objdir, sha ? sha : "") ||
         stat(a, &sa) < 0 || stat(b, &sb) < 0 || sa.st_ino != sb.st_ino ||
         sa.st_dev != sb.st_dev)
       return 0;
@@ -552,9 +506,10 @@ static int vdir_current(const char *vdir, cJSON *files, const char *objdir)
   return m == n;
 }
 
-enum err_code robj_fetch(struct robj *o, const char *name, int version,
-                         struct err *e)
+static enum err_code robj_fetch(void *be, const char *name, int version,
+                                struct err *e)
 {
+  struct robj *o = be;
   if (is_verified(o, name, version))
     return ERR_OK;
   struct db_conn *c;
@@ -582,17 +537,17 @@ enum err_code robj_fetch(struct robj *o, const char *name, int version,
   char objdir[PATH_MAX_], vparent[PATH_MAX_], vdir[PATH_MAX_],
       tdir[PATH_MAX_];
   if (!rc)
-    rc = fmt(objdir, sizeof(objdir), e, "%s/.objects", o->cache);
+    rc = registry_fmt(objdir, sizeof(objdir), e, "%s/.objects", o->cache);
   if (!rc)
-    rc = fmt(vparent, sizeof(vparent), e, "%s/%s/versions", o->cache, name);
+    rc = registry_fmt(vparent, sizeof(vparent), e, "%s/%s/versions", o->cache, name);
   if (!rc)
-    rc = fmt(vdir, sizeof(vdir), e, "%s/%d", vparent, version);
+    rc = registry_fmt(vdir, sizeof(vdir), e, "%s/%d", vparent, version);
   if (!rc)
-    rc = fmt(tdir, sizeof(tdir), e, "%s/.fetch-XXXXXX", vparent);
+    rc = registry_fmt(tdir, sizeof(tdir), e, "%s/.fetch-XXXXXX", vparent);
   if (!rc)
-    rc = mkdirs(objdir, e);
+    rc = registry_mkdir_p(objdir, e);
   if (!rc)
-    rc = mkdirs(vparent, e);
+    rc = registry_mkdir_p(vparent, e);
   const cJSON *f;
   cJSON_ArrayForEach(f, files)
   {
@@ -607,7 +562,7 @@ enum err_code robj_fetch(struct robj *o, const char *name, int version,
       break;
     }
     char obj[PATH_MAX_];
-    if (!(rc = fmt(obj, sizeof(obj), e, "%s/%s", objdir, sha)))
+    if (!(rc = registry_fmt(obj, sizeof(obj), e, "%s/%s", objdir, sha)))
       rc = cache_object(o, name, m.draft, fn, sha, obj, e);
   }
   if (!rc && !vdir_current(vdir, files, objdir)) {
@@ -625,8 +580,8 @@ enum err_code robj_fetch(struct robj *o, const char *name, int version,
       const char *sha =
           cJSON_GetStringValue(cJSON_GetObjectItem(f, "sha256"));
       char a[PATH_MAX_], b[PATH_MAX_];
-      if ((rc = fmt(a, sizeof(a), e, "%s/%s", tdir, fn)) ||
-          (rc = fmt(b, sizeof(b), e, "%s/%s", objdir, sha)))
+      if ((rc = registry_fmt(a, sizeof(a), e, "%s/%s", tdir, fn)) ||
+          (rc = registry_fmt(b, sizeof(b), e, "%s/%s", objdir, sha)))
         break;
       if (link(b, a) < 0)
         rc = err_set(e, ERR_IO, "registry: link %s -> %s: %s", b, a,
@@ -643,7 +598,7 @@ enum err_code robj_fetch(struct robj *o, const char *name, int version,
                      strerror(errno));
       }
     }
-    rm_tree(tdir); /* the loser or the old copy (or nothing) */
+    registry_rm_tree(tdir); /* the loser or the old copy (or nothing) */
   }
   cJSON_Delete(man);
   free(m.draft);
@@ -667,21 +622,12 @@ struct strv {
   enum err_code rc;
 };
 
-static int strv_add(struct strv *s, const char *x)
-{
-  if (s->n && !strcmp(s->v[s->n - 1], x))
-    return 0; /* sorted input: skip repeats */
-  if (VEC_RESERVE(s->v, s->cap, s->n + 2) || !(s->v[s->n] = strdup(x))) {
-    s->rc = ERR_NOMEM;
-    return 1;
-  }
-  s->v[++s->n] = NULL;
-  return 0;
-}
-
 static int row_str(void *ud, const struct db_row *row)
 {
-  return strv_add(ud, db_row_str(row, 0, NULL));
+  struct strv *s = ud;
+  s->rc = registry_strv_add_uniq(&s->v, &s->n, &s->cap,
+                                 db_row_str(row, 0, NULL));
+  return s->rc != ERR_OK;
 }
 
 static enum err_code strv_done(struct strv *s, char ***out, size_t *n,
@@ -698,11 +644,10 @@ static enum err_code strv_done(struct strv *s, char ***out, size_t *n,
   return ERR_OK;
 }
 
-enum err_code robj_list_models(struct robj *o, char ***names, size_t *n,
-                               struct err *e)
+static enum err_code robj_list_models(void *be, char ***names, size_t *n,
+                                      struct err *e)
 {
-  *names = NULL;
-  *n = 0;
+  struct robj *o = be;
   struct db_conn *c;
   enum err_code rc = conn(o, &c, e);
   if (rc)
@@ -735,19 +680,18 @@ static int row_int(void *ud, const struct db_row *row)
   return 0;
 }
 
-enum err_code robj_list_versions(struct robj *o, const char *name,
-                                 int **versions, size_t *n, struct err *e)
+static enum err_code robj_list_versions(void *be, const char *name,
+                                        int **versions, size_t *n,
+                                        struct err *e)
 {
-  *versions = NULL;
-  *n = 0;
+  struct robj *o = be;
   struct db_conn *c;
   enum err_code rc = conn(o, &c, e);
   if (rc)
     return rc;
   struct db_val p[] = {DB_V_STR(name)};
   int64_t known = 0;
-  rc = db_query(c, "SELECT 1 FROM registry_model WHERE model = ?", p, 1,
-                NULL, NULL, &known, e);
+  rc = model_known(c, name, &known, e);
   struct intv s = {0};
   if (!rc && known)
     rc = db_query(c,
@@ -768,8 +712,9 @@ enum err_code robj_list_versions(struct robj *o, const char *name,
   return ERR_OK;
 }
 
-int robj_version_exists(struct robj *o, const char *name, int version)
+static int robj_version_exists(void *be, const char *name, int version)
 {
+  struct robj *o = be;
   struct db_conn *c;
   struct err e;
   if (conn(o, &c, &e))
@@ -798,9 +743,9 @@ static int row_alias(void *ud, const struct db_row *row)
   return 1;
 }
 
-enum err_code robj_alias_get(struct robj *o, const char *name,
-                             const char *alias, int *version,
-                             int64_t *serial, struct err *e)
+static enum err_code alias_row_get(struct robj *o, const char *name,
+                                   const char *alias, int *version,
+                                   int64_t *serial, struct err *e)
 {
   *version = 0;
   if (serial)
@@ -870,10 +815,11 @@ static enum err_code alias_body(struct db_conn *c, void *ud, struct err *e)
       pi, 3, NULL, e);
 }
 
-enum err_code robj_alias_set(struct robj *o, const char *name,
-                             const char *alias, int version, int *previous,
-                             struct err *e)
+static enum err_code robj_alias_set(void *be, const char *name,
+                                    const char *alias, int version,
+                                    int *previous, struct err *e)
 {
+  struct robj *o = be;
   struct db_conn *c;
   enum err_code rc = conn(o, &c, e);
   if (rc)
@@ -890,9 +836,10 @@ enum err_code robj_alias_set(struct robj *o, const char *name,
   return rc;
 }
 
-enum err_code robj_alias_delete(struct robj *o, const char *name,
-                                const char *alias, struct err *e)
+static enum err_code robj_alias_delete(void *be, const char *name,
+                                       const char *alias, struct err *e)
 {
+  struct robj *o = be;
   struct db_conn *c;
   enum err_code rc = conn(o, &c, e);
   if (rc)
@@ -910,11 +857,11 @@ enum err_code robj_alias_delete(struct robj *o, const char *name,
   return rc;
 }
 
-enum err_code robj_list_aliases(struct robj *o, const char *name,
-                                char ***aliases, size_t *n, struct err *e)
+static enum err_code robj_list_aliases(void *be, const char *name,
+                                       char ***aliases, size_t *n,
+                                       struct err *e)
 {
-  *aliases = NULL;
-  *n = 0;
+  struct robj *o = be;
   struct db_conn *c;
   enum err_code rc = conn(o, &c, e);
   if (rc)
@@ -933,69 +880,133 @@ enum err_code robj_list_aliases(struct robj *o, const char *name,
   return strv_done(&s, aliases, n, e);
 }
 
-/* ---- runs ------------------------------------------------------------- */
-
-enum err_code robj_run_put(struct robj *o, const char *name,
-                           const char *run_id, const char *file,
-                           const char *text, struct err *e)
+static enum err_code robj_alias_get(void *be, const char *name,
+                                    const char *alias, int *version,
+                                    struct err *e)
 {
-  char key[S3_KEY_MAX];
-  enum err_code rc = fmt(key, sizeof(key), e, "%s%s/runs/%s/%s", o->prefix,
-                         name, run_id, file);
-  if (rc || (rc = robj_model_touch(o, name, e)))
-    return rc;
-  return s3_put_buf(o->s3, key, text, strlen(text), e);
+  return alias_row_get(be, name, alias, version, NULL, e);
 }
 
-struct run_list {
-  size_t skip; /* length of "PREFIX/NAME/runs/" */
-  struct strv s;
+/* the row: (version, serial); serial grows with every change, so two
+ * stamps differ whenever the alias moved, also back and forth */
+static enum err_code robj_alias_stamp(void *be, const char *name,
+                                      const char *alias,
+                                      struct registry_stamp *st,
+                                      struct err *e)
+{
+  int v = 0;
+  int64_t serial = 0;
+  struct err le;
+  enum err_code rc = alias_row_get(be, name, alias, &v, &serial, &le);
+  if (rc == ERR_NOTFOUND)
+    return ERR_OK;
+  if (rc) {
+    if (e)
+      *e = le;
+    return rc;
+  }
+  st->exists = 1;
+  st->ino = (uint64_t)v;
+  st->mtime_ns = serial;
+  return ERR_OK;
+}
+
+/* ---- the draft -------------------------------------------------------- */
+
+static enum err_code robj_commit_draft(void *be, struct registry_draft *d,
+                                       int want, int *version,
+                                       struct err *e)
+{
+  enum err_code rc = robj_commit(be, registry_draft_name(d),
+                                 registry_draft_dir(d), want, version, e);
+  /* the directory became the cached version, or goes with its lock */
+  registry_version_abort(d);
+  return rc;
+}
+
+/* ---- objects: keys below the URL's prefix ----------------------------- */
+
+static enum err_code obj_key(const struct robj *o, const char *key,
+                             char *buf, struct err *e)
+{
+  return registry_fmt(buf, S3_KEY_MAX, e, "%s%s", o->prefix, key);
+}
+
+static enum err_code robj_put(void *be, const char *key, const void *data,
+                              size_t n, struct err *e)
+{
+  struct robj *o = be;
+  char k[S3_KEY_MAX];
+  enum err_code rc = obj_key(o, key, k, e);
+  return rc ? rc : s3_put_buf(o->s3, k, data, n, e);
+}
+
+static enum err_code robj_get(void *be, const char *key, size_t max,
+                              char **out, size_t *n, struct err *e)
+{
+  struct robj *o = be;
+  char k[S3_KEY_MAX];
+  enum err_code rc = obj_key(o, key, k, e);
+  return rc ? rc : s3_get_buf(o->s3, k, max, out, n, e);
+}
+
+static enum err_code robj_head(void *be, const char *key, int64_t *size,
+                               struct err *e)
+{
+  struct robj *o = be;
+  char k[S3_KEY_MAX];
+  enum err_code rc = obj_key(o, key, k, e);
+  return rc ? rc : s3_head(o->s3, k, size, e);
+}
+
+static enum err_code robj_del(void *be, const char *key, struct err *e)
+{
+  struct robj *o = be;
+  char k[S3_KEY_MAX];
+  enum err_code rc = obj_key(o, key, k, e);
+  return rc ? rc : s3_delete(o->s3, k, e);
+}
+
+struct unprefix {
+  size_t skip; /* strlen(o->prefix) */
+  regbe_list_fn fn;
+  void *ud;
 };
 
-static int on_run_key(const char *key, int64_t size, void *ud)
+static int on_key(const char *key, int64_t size, void *ud)
 {
-  (void)size;
-  struct run_list *l = ud;
-  const char *id = key + l->skip, *slash = strchr(id, '/');
-  if (!slash || (size_t)(slash - id) > REGISTRY_NAME_MAX)
-    return 0;
-  char buf[REGISTRY_NAME_MAX + 1];
-  memcpy(buf, id, (size_t)(slash - id));
-  buf[slash - id] = 0;
-  if (!fsx_name_valid(buf))
-    return 0;
-  return strv_add(&l->s, buf);
+  struct unprefix *u = ud;
+  return u->fn(key + u->skip, size, u->ud);
 }
 
-enum err_code robj_list_runs(struct robj *o, const char *name, char ***ids,
-                             size_t *n, struct err *e)
+static enum err_code robj_list(void *be, const char *prefix, regbe_list_fn fn,
+                               void *ud, struct err *e)
 {
-  *ids = NULL;
-  *n = 0;
-  char pfx[S3_KEY_MAX];
-  enum err_code rc = fmt(pfx, sizeof(pfx), e, "%s%s/runs/", o->prefix, name);
-  if (rc)
-    return rc;
-  struct run_list l = {.skip = strlen(pfx)};
-  rc = s3_list(o->s3, pfx, on_run_key, &l, e);
-  if (rc) {
-    registry_strv_free(l.s.v);
-    return rc == ERR_CANCELED ? err_set(e, ERR_NOMEM, "registry: out of "
-                                        "memory") : rc;
-  }
-  /* keys arrive sorted, so run ids do too (params.json, metrics.json of
-   * one run are adjacent: repeats skipped) */
-  return strv_done(&l.s, ids, n, e);
+  struct robj *o = be;
+  char k[S3_KEY_MAX];
+  enum err_code rc = obj_key(o, prefix, k, e);
+  struct unprefix u = {.skip = strlen(o->prefix), .fn = fn, .ud = ud};
+  return rc ? rc : s3_list(o->s3, k, on_key, &u, e);
 }
 
-enum err_code robj_run_get(struct robj *o, const char *name,
-                           const char *run_id, const char *file, char **text,
-                           size_t *len, struct err *e)
-{
-  char key[S3_KEY_MAX];
-  enum err_code rc = fmt(key, sizeof(key), e, "%s%s/runs/%s/%s", o->prefix,
-                         name, run_id, file);
-  if (rc)
-    return rc;
-  return s3_get_buf(o->s3, key, RUN_FILE_MAX, text, len, e);
-}
+const struct regbe_ops regbe_s3_ops = {
+    .kind = "s3",
+    .put = robj_put,
+    .get = robj_get,
+    .head = robj_head,
+    .list = robj_list,
+    .del = robj_del,
+    .model_touch = robj_model_touch,
+    .commit = robj_commit_draft,
+    .fetch = robj_fetch,
+    .list_models = robj_list_models,
+    .list_versions = robj_list_versions,
+    .version_exists = robj_version_exists,
+    .alias_get = robj_alias_get,
+    .alias_stamp = robj_alias_stamp,
+    .alias_set = robj_alias_set,
+    .alias_delete = robj_alias_delete,
+    .list_aliases = robj_list_aliases,
+    .where = robj_url,
+    .close = robj_close,
+};

@@ -14,7 +14,8 @@
 #      moves production (a row) and the running server swaps to version 2
 #      (hot swap through MariaDB); `models rollback` swaps back to 1.
 #   3b. Two `models train` processes at once get 3 and 4; one killed -9
-#      part-way leaves no version and the next gets the next number; every
+#      at its commit row (the registry's test hook stops it there) leaves
+#      no version and the next gets the next number; every
 #      version reads complete from a fresh cache.
 #   4. The admin API lists the model's versions and aliases on S3.
 #   5. `mlopsd models migrate` copies the S3 registry into a directory
@@ -148,7 +149,8 @@ eq production_row_back_to_1 "$(q "SELECT version FROM registry_alias WHERE
 
 scenario two_trainers_and_a_kill
 # two processes register at once: 3 and 4, no gap, no duplicate; then a
-# trainer killed part-way (-9) leaves no version, and the next gets 5
+# trainer killed (-9) at its commit row leaves no version, and the next
+# gets 5
 mlopsd models train "$MODEL" --date 2025-09-01 >"$tmp/tA.out" 2>&1 &
 pa=$!
 mlopsd models train "$MODEL" --date 2025-09-01 >"$tmp/tB.out" 2>&1 &
@@ -157,9 +159,17 @@ wait $pa; ra=$?; wait $pb; rb=$?
 eq two_trainers_ok "$ra $rb" "0 0"
 eq versions_1_to_4 "$(q "SELECT GROUP_CONCAT(version ORDER BY version)
   FROM registry_version WHERE model = '$MODEL'")" "1,2,3,4"
-mlopsd models train "$MODEL" --date 2025-09-01 >"$tmp/tK.out" 2>&1 &
+# the binary itself in the background (not the mlopsd function, whose
+# subshell a kill would not reach), stopped by the registry's test hook
+# inside its commit transaction (version row written, not committed)
+MLOPSD_TEST_STOP_AT_COMMIT_ROW=1 "$BIN" -c "$tmp/mlopsd.yaml" models train \
+  "$MODEL" --date 2025-09-01 >"$tmp/tK.out" 2>&1 &
 pk=$!
-sleep 2
+for _ in $(seq 1 1200); do
+  case "$(ps -o stat= -p $pk 2>/dev/null)" in T*|"") break ;; esac
+  sleep 0.1
+done
+eq trainer_stopped_at_commit_row "$(ps -o stat= -p $pk 2>/dev/null | cut -c1)" T
 kill -9 $pk 2>/dev/null; wait $pk 2>/dev/null
 n_after=$(q "SELECT COUNT(*) FROM registry_version WHERE model = '$MODEL'")
 max_after=$(q "SELECT MAX(version) FROM registry_version WHERE model = '$MODEL'")

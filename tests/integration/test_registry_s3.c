@@ -514,6 +514,9 @@ TEST(kill_during_alias_changes)
   REQUIRE(r);
   REQUIRE(add_version(r, "ka", "1", 10) == 1);
   REQUIRE(add_version(r, "ka", "2", 10) == 2);
+  /* set before the first writer: one killed before its first change (a
+   * slow start on a busy machine) must leave the old value, not none */
+  REQUIRE(registry_alias_set(r, "ka", "production", 2, NULL, &e) == ERR_OK);
   for (int round = 0; round < 3; round++) {
     fflush(NULL);
     pid_t pid = fork();
@@ -527,7 +530,19 @@ TEST(kill_during_alias_changes)
                                NULL))
           _exit(1);
     }
-    fx_msleep(150 + 70 * round);
+    /* kill while it changes the alias: once its first change is seen
+     * (the row's serial moved), after a varying delay */
+    struct registry_stamp s0, s1;
+    REQUIRE(registry_alias_stamp(r, "ka", "production", &s0, &e) == ERR_OK);
+    int moved = 0;
+    for (double t0 = fx_now_s(); !moved && fx_now_s() - t0 < 60;) {
+      fx_msleep(10);
+      moved = registry_alias_stamp(r, "ka", "production", &s1, &e) ==
+                  ERR_OK &&
+              !registry_stamp_equal(&s0, &s1);
+    }
+    CHECK(moved);
+    fx_msleep(20 + 70 * round);
     kill(pid, SIGKILL);
     int st;
     waitpid(pid, &st, 0);
