@@ -222,6 +222,33 @@ void admin_q_body_in(struct admin_q *q, const cJSON *b, const char *key,
  * tie ("id DESC") appended; returns how many were given (0: default). */
 int admin_q_order(struct admin_q *q, const struct admin_order *allowed,
                   const char *tie);
+/* The same three from a JSON body: page_limit (default def, cut to
+ * ADMIN_LIMIT_MAX) / page_offset, and order_by "name" / "-name". */
+void admin_q_body_paging(struct admin_q *q, const cJSON *b, int64_t def);
+int admin_q_body_order(struct admin_q *q, const cJSON *b,
+                       const struct admin_order *allowed, const char *tie);
+
+/* One list query over a table: its rows matching q within the scope
+ * (col = value pairs, value NULL: any), after the keyset cursor (cursor
+ * " AND id > ?" with cursor_id, or ""), in order, limit rows from
+ * q->offset; and how many match in all (without the cursor). */
+struct admin_list {
+  const char *select;        /* "SELECT ... FROM table " */
+  const char *table;         /* for the count */
+  const char *scope_col[2];  /* e.g. "dag_id", "run_id"; NULL ends */
+  const char *scope_val[2];  /* NULL: every value */
+  const char *cursor;        /* "" or " AND id > ?" / " AND id < ?" */
+  int64_t cursor_id;
+  const char *order;
+  int64_t limit;
+  const struct admin_col *cols;
+  int ncols;
+};
+/* The rows into *arr and the count into *total; -1 when answered (a
+ * database error, *arr NULL). */
+int admin_q_select(struct db_conn *c, struct http_resp *resp,
+                   const struct admin_q *q, const struct admin_list *l,
+                   cJSON **arr, int64_t *total);
 /* ISO 8601: YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|+HH:MM] (no offset: in tz)
  * -> UTC "YYYY-MM-DD HH:MM:SS.ffffff" in out, the instant and its
  * microseconds.  -1 when bad. */

@@ -170,6 +170,36 @@ void admin_q_paging(struct admin_q *q, int64_t def)
 
 /* ---- repeated values ------------------------------------------------------ */
 
+/* Each comma-separated value of each repeated query argument param
+ * (?state=a,b as well as ?state=a&state=b) to one(acc, value, length),
+ * until it returns non-zero. */
+struct each_acc {
+  int (*one)(void *acc, const char *v, size_t n);
+  void *acc;
+};
+
+static int each_cb(void *user, const char *value)
+{
+  struct each_acc *e = user;
+  for (const char *p = value;;) {
+    const char *c = strchr(p, ',');
+    size_t n = c ? (size_t)(c - p) : strlen(p);
+    if (e->one(e->acc, p, n))
+      return 1;
+    if (!c)
+      return 0;
+    p = c + 1;
+  }
+}
+
+static void query_each_value(struct admin_q *q, const char *param,
+                             int (*one)(void *, const char *, size_t),
+                             void *acc)
+{
+  struct each_acc e = {one, acc};
+  http_req_query_each(q->req, param, each_cb, &e);
+}
+
 struct in_acc {
   struct admin_q *q;
   const char *param;
@@ -179,8 +209,9 @@ struct in_acc {
   int n;
 };
 
-static int in_one(struct in_acc *a, const char *v, size_t n)
+static int in_one(void *acc, const char *v, size_t n)
 {
+  struct in_acc *a = acc;
   if (n == 0)
     return 0;
   if (a->allowed) {
@@ -208,27 +239,11 @@ static int in_one(struct in_acc *a, const char *v, size_t n)
   return 0;
 }
 
-static int in_cb(void *user, const char *value)
-{
-  struct in_acc *a = user;
-  /* ?state=a,b as well as ?state=a&state=b */
-  const char *p = value;
-  for (;;) {
-    const char *c = strchr(p, ',');
-    size_t n = c ? (size_t)(c - p) : strlen(p);
-    if (in_one(a, p, n))
-      return 1;
-    if (!c)
-      return 0;
-    p = c + 1;
-  }
-}
-
 int admin_q_in(struct admin_q *q, const char *param, const char *col,
                const char *const *allowed)
 {
   struct in_acc a = {.q = q, .param = param, .allowed = allowed};
-  http_req_query_each(q->req, param, in_cb, &a);
+  query_each_value(q, param, in_one, &a);
   if (a.n == 0)
     return 0;
   char frag[1200];
@@ -351,14 +366,16 @@ void admin_q_like(struct admin_q *q, const char *param, const char *col)
 
 struct order_acc {
   struct admin_q *q;
+  const char *loc0; /* "query" or "body" */
   const struct admin_order *allowed;
   const char *tie; /* unique column last, so pages are stable */
   size_t len;
   int n;
 };
 
-static int order_one(struct order_acc *a, const char *v, size_t n)
+static int order_one(void *acc, const char *v, size_t n)
 {
+  struct order_acc *a = acc;
   int desc = 0;
   if (n && *v == '-')
     desc = 1, v++, n--;
@@ -374,7 +391,7 @@ static int order_one(struct order_acc *a, const char *v, size_t n)
     for (size_t i = 0; a->allowed[i].name && k + 1 < sizeof(all); i++)
       k += (size_t)snprintf(all + k, sizeof(all) - k, "%s%s", i ? ", " : "",
                             a->allowed[i].name);
-    admin_q_invalid(a->q, "query", "order_by", "value_error",
+    admin_q_invalid(a->q, a->loc0, "order_by", "value_error",
                     "Ordering with '%.*s' is disallowed or the attribute does "
                     "not exist on the model; allowed: %s (- for descending)",
                     (int)n, v, all);
@@ -387,30 +404,99 @@ static int order_one(struct order_acc *a, const char *v, size_t n)
   return a->len + 64 >= sizeof(a->q->order);
 }
 
-static int order_cb(void *user, const char *value)
-{
-  struct order_acc *a = user;
-  const char *p = value;
-  for (;;) {
-    const char *c = strchr(p, ',');
-    size_t n = c ? (size_t)(c - p) : strlen(p);
-    if (order_one(a, p, n))
-      return 1;
-    if (!c)
-      return 0;
-    p = c + 1;
-  }
-}
-
 int admin_q_order(struct admin_q *q, const struct admin_order *allowed,
                   const char *tie)
 {
-  struct order_acc a = {.q = q, .allowed = allowed, .tie = tie};
+  struct order_acc a = {.q = q, .loc0 = "query", .allowed = allowed,
+                       .tie = tie};
   q->order[0] = '\0';
-  http_req_query_each(q->req, "order_by", order_cb, &a);
+  query_each_value(q, "order_by", order_one, &a);
   if (a.n && tie)
     snprintf(q->order + a.len, sizeof(q->order) - a.len, ", %s", tie);
   return a.n;
+}
+
+int admin_q_body_order(struct admin_q *q, const cJSON *b,
+                       const struct admin_order *allowed, const char *tie)
+{
+  struct order_acc a = {.q = q, .loc0 = "body", .allowed = allowed,
+                        .tie = tie};
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, "order_by");
+  q->order[0] = '\0';
+  if (!v || cJSON_IsNull(v))
+    return 0;
+  if (!cJSON_IsString(v)) {
+    admin_q_invalid(q, "body", "order_by", "string_type",
+                    "order_by must be a string");
+    return 0;
+  }
+  order_one(&a, v->valuestring, strlen(v->valuestring));
+  if (a.n && tie)
+    snprintf(q->order + a.len, sizeof(q->order) - a.len, ", %s", tie);
+  return a.n;
+}
+
+void admin_q_body_paging(struct admin_q *q, const cJSON *b, int64_t def)
+{
+  static const char *const key[2] = {"page_limit", "page_offset"};
+  q->limit = def;
+  for (int i = 0; i < 2; i++) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, key[i]);
+    if (!v)
+      continue;
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0) {
+      admin_q_invalid(q, "body", key[i], "greater_than_equal",
+                      "%s must be an integer >= 0", key[i]);
+      continue;
+    }
+    if (i == 0)
+      q->limit = v->valuedouble > ADMIN_LIMIT_MAX ? ADMIN_LIMIT_MAX
+                                                  : (int64_t)v->valuedouble;
+    else
+      q->offset = (int64_t)v->valuedouble;
+  }
+}
+
+/* ---- the list query ------------------------------------------------------- */
+
+int admin_q_select(struct db_conn *c, struct http_resp *resp,
+                   const struct admin_q *q, const struct admin_list *l,
+                   cJSON **arr, int64_t *total)
+{
+  struct db_val p[ADMIN_Q_VALS + 5];
+  char scope[160] = "", sql[8192];
+  size_t sl = 0;
+  int np = 0;
+  *arr = NULL;
+  for (int i = 0; i < 2 && l->scope_col[i]; i++) {
+    if (!l->scope_val[i])
+      continue;
+    p[np++] = DB_V_STR(l->scope_val[i]);
+    sl += (size_t)snprintf(scope + sl, sizeof(scope) - sl, " AND %s = ?",
+                           l->scope_col[i]);
+  }
+  memcpy(p + np, q->v, (size_t)q->nv * sizeof(p[0]));
+  np += q->nv;
+  int nfilter = np;
+  if (l->cursor[0])
+    p[np++] = DB_V_INT(l->cursor_id);
+  p[np++] = DB_V_INT(l->limit);
+  p[np++] = DB_V_INT(q->offset);
+  snprintf(sql, sizeof(sql), "%sWHERE 1 = 1%s%s%s ORDER BY %s "
+           "LIMIT ? OFFSET ?", l->select, scope, q->where, l->cursor,
+           l->order);
+  if (admin_query_rows(c, resp, sql, p, np, l->cols, l->ncols, arr))
+    return -1;
+  struct err e = {0};
+  snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE 1 = 1%s%s",
+           l->table, scope, q->where);
+  if (db_query_i64(c, sql, p, nfilter, total, &e) != ERR_OK) {
+    cJSON_Delete(*arr);
+    *arr = NULL;
+    admin_fail_db(resp, &e);
+    return -1;
+  }
+  return 0;
 }
 
 /* A date-time field of a JSON body into q as "col OP ?". */

@@ -81,78 +81,6 @@ static const struct admin_col run_cols[] = {
   "FROM dag_run "
 /* clang-format on */
 
-/* logical_date / run_after: "YYYY-MM-DD" (midnight in the scheduler
- * zone) or "YYYY-MM-DDTHH:MM[:SS[.ffffff]](Z|+HH:MM|-HH:MM)".  UTC
- * "YYYY-MM-DD HH:MM:SS" into out, the instant into *inst and the fraction
- * of its second in microseconds into *us (digits past the sixth are
- * dropped, as Python's datetime does); -1 on a bad value. */
-static int parse_logical(struct admin *a, const char *s, char out[24],
-                         time_t *inst, int *us)
-{
-  *us = 0;
-  int y, mo, d, h = 0, mi = 0, se = 0;
-  char date[11];
-  time_t t;
-  if (strlen(s) < 10)
-    return -1;
-  memcpy(date, s, 10);
-  date[10] = '\0';
-  if (cron_parse_date(date, &y, &mo, &d) != ERR_OK)
-    return -1;
-  if (s[10] == '\0') {
-    t = cron_tz_resolve(a->tz, y, mo, d, 0, 0, 0);
-  } else {
-    const char *p = s + 10;
-    int n = 0, off = 0;
-    if ((*p != 'T' && *p != ' ') ||
-        sscanf(p + 1, "%2d:%2d%n", &h, &mi, &n) != 2)
-      return -1;
-    p += 1 + n;
-    if (*p == ':') {
-      if (sscanf(p + 1, "%2d%n", &se, &n) != 1)
-        return -1;
-      p += 1 + n;
-      if (*p == '.') {
-        int nd = 0;
-        if (!isdigit((unsigned char)p[1]))
-          return -1;
-        while (isdigit((unsigned char)*++p))
-          if (nd < 6) {
-            *us = *us * 10 + (*p - '0');
-            nd++;
-          }
-        for (; nd < 6; nd++)
-          *us *= 10;
-      }
-    }
-    if (h > 23 || mi > 59 || se > 59)
-      return -1;
-    if (*p == 'Z' && p[1] == '\0') {
-      off = 0;
-    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':' &&
-               isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
-               isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5])) {
-      off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 +
-            ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
-      if (*p == '-')
-        off = -off;
-    } else if (*p == '\0') { /* no offset: the scheduler zone */
-      t = cron_tz_resolve(a->tz, y, mo, d, h, mi, se);
-      goto done;
-    } else {
-      return -1;
-    }
-    t = (time_t)(cron_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 +
-                 se - off);
-  }
-done:;
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(out, 24, "%Y-%m-%d %H:%M:%S", &tm);
-  *inst = t;
-  return 0;
-}
-
 /* The run, its client-given id and note in one transaction: no
  * scheduler sees the run under mlopsd's id before it is renamed.
  * *renamed_taken: the client's dag_run_id is another run's. */
@@ -198,7 +126,7 @@ static void h_run_trigger(struct admin_call *x)
   struct http_resp *resp = x->resp;
   const char *dag_id = http_req_param(req, "dag_id");
   struct err e = {0};
-  char ld[24] = "", local[32], run_id[SCHED_RUN_ID_MAX + 1] = "";
+  char ld[32] = "", local[32], run_id[SCHED_RUN_ID_MAX + 1] = "";
   time_t inst = 0;
   struct sched_trigger_opts to = {0, 0};
   cJSON *b = admin_body_object(req, resp);
@@ -217,7 +145,7 @@ static void h_run_trigger(struct admin_call *x)
   }
   const cJSON *conf = cJSON_GetObjectItemCaseSensitive(b, "conf");
   if ((ldv && !cJSON_IsNull(ldv) && !lds) ||
-      (lds && parse_logical(a, lds, ld, &inst, &to.us))) {
+      (lds && admin_parse_time(a->tz, lds, ld, &inst, &to.us))) {
     admin_invalid(resp, "body", field, "datetime_from_date_parsing",
                   "%s must be YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS[.ffffff]] "
                   "(in %s) or with Z or an offset, got '%.64s'",
@@ -225,6 +153,7 @@ static void h_run_trigger(struct admin_call *x)
     cJSON_Delete(b); /* lds points into it */
     return;
   }
+  ld[19] = '\0'; /* the second: its fraction is to.us */
   if (conf && !cJSON_IsObject(conf) && !cJSON_IsNull(conf)) {
     cJSON_Delete(b);
     admin_invalid(resp, "body", "conf", "dict_type",
@@ -417,42 +346,20 @@ static void h_runs_list(struct admin_call *x)
     return;
   }
   cJSON_Delete(dag);
-  /* dag_id, the filters, a cursor, limit + 1, offset */
-  struct db_val p[ADMIN_Q_VALS + 4];
-  int np = 0;
-  if (!all)
-    p[np++] = DB_V_STR(dag_id);
-  memcpy(p + np, q.v, (size_t)q.nv * sizeof(p[0]));
-  np += q.nv;
-  int nfilter = np;
-  char sql[8192];
   int asc = !ordered && pg.after;
-  const char *cur = "";
-  if (pg.after)
-    cur = " AND id > ?", p[np++] = DB_V_INT(pg.after);
-  else if (pg.before)
-    cur = " AND id < ?", p[np++] = DB_V_INT(pg.before);
-  snprintf(sql, sizeof(sql), "%sWHERE 1 = 1%s%s%s ORDER BY %s "
-           "LIMIT ? OFFSET ?",
-           RUN_SELECT, all ? "" : " AND dag_id = ?", q.where, cur,
-           ordered ? q.order : asc ? "id ASC" : "id DESC");
-  p[np++] = DB_V_INT(q.limit + 1);
-  p[np++] = DB_V_INT(q.offset);
+  struct admin_list l = {
+      .select = RUN_SELECT, .table = "dag_run",
+      .scope_col = {"dag_id"}, .scope_val = {all ? NULL : dag_id},
+      .cursor = pg.after ? " AND id > ?" : pg.before ? " AND id < ?" : "",
+      .cursor_id = pg.after ? pg.after : pg.before,
+      .order = ordered ? q.order : asc ? "id ASC" : "id DESC",
+      .limit = q.limit + 1, .cols = run_cols, .ncols = NRUNCOLS};
   cJSON *arr;
-  if (admin_query_rows(c, resp, sql, p, np, run_cols, NRUNCOLS, &arr)) {
-    admin_q_free(&q);
-    return;
-  }
   int64_t total = 0;
-  struct err e = {0};
-  snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM dag_run WHERE 1 = 1%s%s",
-           all ? "" : " AND dag_id = ?", q.where);
+  int r = admin_q_select(c, resp, &q, &l, &arr, &total);
   admin_q_free(&q);
-  if (db_query_i64(c, sql, p, nfilter, &total, &e) != ERR_OK) {
-    cJSON_Delete(arr);
-    admin_fail_db(resp, &e);
+  if (r)
     return;
-  }
   cJSON *o = cJSON_CreateObject();
   if (ordered) { /* the id cursors follow id order only */
     int n = cJSON_GetArraySize(arr);
@@ -727,40 +634,18 @@ static void h_tis_list(struct admin_call *x)
     return;
   }
   cJSON_Delete(run);
-  struct db_val p[ADMIN_Q_VALS + 5];
-  int np = 0;
-  if (!all_dags)
-    p[np++] = DB_V_STR(dag_id);
-  if (!all_runs)
-    p[np++] = DB_V_STR(run_id);
-  memcpy(p + np, q.v, (size_t)q.nv * sizeof(p[0]));
-  np += q.nv;
-  int nfilter = np;
-  char sql[8192];
-  p[np++] = DB_V_INT(pg.after);
-  p[np++] = DB_V_INT(q.limit + 1);
-  p[np++] = DB_V_INT(q.offset);
-  snprintf(sql, sizeof(sql),
-           "%sWHERE 1 = 1%s%s%s AND id > ? ORDER BY %s LIMIT ? OFFSET ?",
-           TI_SELECT, all_dags ? "" : " AND dag_id = ?",
-           all_runs ? "" : " AND run_id = ?", q.where,
-           ordered ? q.order : "id");
-  if (admin_query_rows(c, resp, sql, p, np, ti_cols, NTICOLS, &arr)) {
-    admin_q_free(&q);
-    return;
-  }
+  struct admin_list l = {
+      .select = TI_SELECT, .table = "task_instance",
+      .scope_col = {"dag_id", "run_id"},
+      .scope_val = {all_dags ? NULL : dag_id, all_runs ? NULL : run_id},
+      .cursor = " AND id > ?", .cursor_id = pg.after,
+      .order = ordered ? q.order : "id", .limit = q.limit + 1,
+      .cols = ti_cols, .ncols = NTICOLS};
   int64_t total = 0;
-  struct err e = {0};
-  snprintf(sql, sizeof(sql),
-           "SELECT COUNT(*) FROM task_instance WHERE 1 = 1%s%s%s",
-           all_dags ? "" : " AND dag_id = ?", all_runs ? "" : " AND run_id = ?",
-           q.where);
+  int r = admin_q_select(c, resp, &q, &l, &arr, &total);
   admin_q_free(&q);
-  if (db_query_i64(c, sql, p, nfilter, &total, &e) != ERR_OK) {
-    cJSON_Delete(arr);
-    admin_fail_db(resp, &e);
+  if (r)
     return;
-  }
   int n = cJSON_GetArraySize(arr), more = 0;
   if (n > q.limit)
     cJSON_DeleteItemFromArray(arr, --n), more = 1;
@@ -1243,23 +1128,7 @@ static void h_runs_batch(struct admin_call *x)
     return;
   struct admin_q q;
   admin_q_init(&q, req, a->tz);
-  q.limit = 100;
-  const cJSON *v;
-  if ((v = cJSON_GetObjectItemCaseSensitive(b, "page_limit"))) {
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0)
-      admin_q_invalid(&q, "body", "page_limit", "greater_than_equal",
-                      "page_limit must be an integer >= 0");
-    else
-      q.limit = v->valuedouble > ADMIN_LIMIT_MAX ? ADMIN_LIMIT_MAX
-                                                 : (int64_t)v->valuedouble;
-  }
-  if ((v = cJSON_GetObjectItemCaseSensitive(b, "page_offset"))) {
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0)
-      admin_q_invalid(&q, "body", "page_offset", "greater_than_equal",
-                      "page_offset must be an integer >= 0");
-    else
-      q.offset = (int64_t)v->valuedouble;
-  }
+  admin_q_body_paging(&q, b, 100);
   admin_q_body_in(&q, b, "dag_ids", "dag_id", NULL);
   admin_q_body_in(&q, b, "states", "state", run_states);
   static const char *const ranges[][2] = {
@@ -1272,23 +1141,7 @@ static void h_runs_batch(struct admin_call *x)
     snprintf(k, sizeof(k), "%s_lte", ranges[i][0]);
     admin_q_body_range(&q, b, k, ranges[i][1], "<=");
   }
-  const char *ob = NULL;
-  if ((v = cJSON_GetObjectItemCaseSensitive(b, "order_by")) &&
-      cJSON_IsString(v))
-    ob = v->valuestring;
-  if (ob && *ob) {
-    int desc = *ob == '-';
-    const char *col = NULL;
-    for (size_t i = 0; run_order[i].name; i++)
-      if (!strcmp(run_order[i].name, ob + desc))
-        col = run_order[i].col;
-    if (!col)
-      admin_q_invalid(&q, "body", "order_by", "value_error",
-                      "order_by '%.64s' is not allowed", ob);
-    else
-      snprintf(q.order, sizeof(q.order), "%s %s, id DESC", col,
-               desc ? "DESC" : "ASC");
-  }
+  admin_q_body_order(&q, b, run_order, "id DESC");
   if (admin_q_fail(&q, resp)) {
     admin_q_free(&q);
     cJSON_Delete(b);
@@ -1302,38 +1155,18 @@ static void h_runs_batch(struct admin_call *x)
     return;
   }
   cJSON_Delete(dag);
-  struct db_val p[ADMIN_Q_VALS + 3];
-  int np = 0;
-  if (!all)
-    p[np++] = DB_V_STR(dag_id);
-  memcpy(p + np, q.v, (size_t)q.nv * sizeof(p[0]));
-  np += q.nv;
-  int nfilter = np;
-  p[np++] = DB_V_INT(q.limit);
-  p[np++] = DB_V_INT(q.offset);
-  char sql[8192];
-  snprintf(sql, sizeof(sql),
-           "%sWHERE 1 = 1%s%s ORDER BY %s LIMIT ? OFFSET ?", RUN_SELECT,
-           all ? "" : " AND dag_id = ?", q.where,
-           q.order[0] ? q.order : "id DESC");
+  struct admin_list l = {
+      .select = RUN_SELECT, .table = "dag_run",
+      .scope_col = {"dag_id"}, .scope_val = {all ? NULL : dag_id},
+      .cursor = "", .order = q.order[0] ? q.order : "id DESC",
+      .limit = q.limit, .cols = run_cols, .ncols = NRUNCOLS};
   cJSON *arr = NULL;
   int64_t total = 0;
-  struct err e = {0};
-  int r = admin_query_rows(c, resp, sql, p, np, run_cols, NRUNCOLS, &arr);
-  if (!r) {
-    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM dag_run WHERE 1 = 1%s%s",
-             all ? "" : " AND dag_id = ?", q.where);
-    if (db_query_i64(c, sql, p, nfilter, &total, &e) != ERR_OK) {
-      admin_fail_db(resp, &e);
-      r = -1;
-    }
-  }
+  int r = admin_q_select(c, resp, &q, &l, &arr, &total);
   admin_q_free(&q);
   cJSON_Delete(b); /* the values pointed into it */
-  if (r) {
-    cJSON_Delete(arr);
+  if (r)
     return;
-  }
   cJSON *o = cJSON_CreateObject();
   cJSON_AddItemToObject(o, "dag_runs", arr);
   cJSON_AddNumberToObject(o, "total_entries", (double)total);

@@ -446,6 +446,18 @@ def main():
     ok("batch page", d and len(d["dag_runs"]) == 1 and d["total_entries"] >= 3)
     call("POST", L, {"dag_id": "~"}, body={"states": ["nope"]}, want=422,
          name="POST dagRuns/list bad state")
+    d = call("POST", L, {"dag_id": "~"},
+             body={"order_by": "-nope", "page_limit": -1}, want=422,
+             name="POST dagRuns/list bad order_by")
+    ok("batch 422 names body fields", d and sorted(
+        tuple(x["loc"]) for x in d["detail"]) ==
+       [("body", "order_by"), ("body", "page_limit")], str(d)[:300])
+    d = call("POST", L, {"dag_id": "~"},
+             body={"order_by": "-run_after", "page_limit": 2},
+             name="POST dagRuns/list newest first")
+    ok("batch order desc", d and len(d["dag_runs"]) == 2 and
+       d["dag_runs"][0]["run_after"] > d["dag_runs"][1]["run_after"],
+       str(d)[:300])
 
     scenario("run_patch_and_clear")
     P = R + "/{dag_run_id}"
