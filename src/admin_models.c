@@ -102,6 +102,7 @@ static cJSON *version_json(struct admin *a, const char *name, int v)
   add_copy(o, meta, "selection");
   add_copy(o, meta, "objective");
   add_copy(o, meta, "classes");
+  add_copy(o, meta, "importance"); /* explain.h: global importance */
   cJSON *lin = cJSON_AddObjectToObject(o, "lineage");
   static const char *const lkeys[] = {
       "logical_date",   "dag_id",      "dag_run_id",  "best_run",

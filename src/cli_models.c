@@ -506,6 +506,33 @@ static void kv_line(const cJSON *o, char *buf, size_t cap)
   }
 }
 
+/* meta.json's "importance" (explain.h): the first fields by mean |SHAP|
+ * with their share of XGBoost's gain; versions trained before it have
+ * none. */
+static void show_importance(const cJSON *meta)
+{
+  const cJSON *imp = cJSON_GetObjectItemCaseSensitive(meta, "importance");
+  const cJSON *fields = cJSON_GetObjectItemCaseSensitive(imp, "fields");
+  if (!cJSON_IsArray(fields)) {
+    printf("importance     - (not recorded for this version)\n");
+    return;
+  }
+  printf("importance     mean |SHAP| on %.0f %s rows (share of gain)\n",
+         jnum(imp, "rows"), jstr(imp, "split") ? jstr(imp, "split") : "?");
+  int n = cJSON_GetArraySize(fields), shown = 0;
+  const cJSON *f;
+  cJSON_ArrayForEach(f, fields)
+  {
+    if (shown++ == 10)
+      break;
+    printf("  %-28s %10.4f  (%4.1f%%)\n",
+           jstr(f, "field") ? jstr(f, "field") : "?",
+           jnum(f, "mean_abs_shap"), 100 * jnum(f, "gain_share"));
+  }
+  if (n > 10)
+    printf("  ... %d more (--json)\n", n - 10);
+}
+
 static int models_show(int argc, char **argv)
 {
   int json = 0;
@@ -607,6 +634,7 @@ static int models_show(int argc, char **argv)
     printf("features       %d inputs -> %d columns\n",
            cJSON_IsArray(ins) ? cJSON_GetArraySize(ins) : 0,
            cJSON_IsArray(outs) ? cJSON_GetArraySize(outs) : 0);
+    show_importance(meta);
   }
   cJSON_Delete(meta);
   registry_close(reg);

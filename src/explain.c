@@ -7,7 +7,9 @@
 #include "mlopsd/explain.h"
 
 #include <math.h>
+#include <stdlib.h>
 
+#include "mlopsd/model.h"
 #include "mlopsd/prep.h"
 
 void explain_fold(const struct prep *p, const float *contrib,
@@ -70,4 +72,67 @@ void explain_mean_abs(const struct prep *p, const float *contribs,
   }
   for (size_t i = 0; cnt && i < ni; i++)
     mean_abs[i] /= (double)cnt;
+}
+
+enum err_code explain_importance_json(const struct model *m,
+                                      const struct prep *p,
+                                      const float *rows, size_t n,
+                                      const char *split, cJSON **out,
+                                      struct err *e)
+{
+  *out = NULL;
+  size_t ni = prep_n_inputs(p), nf = prep_n_outputs(p);
+  if (!n || !rows || model_nfeat(m) != nf)
+    return err_set(e, ERR_INVAL, "importance: %zu rows of %zu columns for "
+                                 "a model of %zu", n, nf, model_nfeat(m));
+  if (n > EXPLAIN_IMPORTANCE_MAX_ROWS)
+    n = EXPLAIN_IMPORTANCE_MAX_ROWS;
+  size_t G = model_num_group(m);
+  float *c = malloc(n * G * (nf + 1) * sizeof(*c));
+  double *buf = malloc((3 * ni + nf) * sizeof(*buf));
+  size_t *idx = malloc(ni * sizeof(*idx));
+  enum err_code rc = ERR_OK;
+  if (!c || !buf || !idx) {
+    rc = err_set(e, ERR_NOMEM, "importance: out of memory");
+    goto out;
+  }
+  double *shap = buf, *scratch = buf + ni, *gain = buf + 2 * ni,
+         *gcol = buf + 3 * ni;
+  if ((rc = model_contribs(m, rows, n, c, e)) ||
+      (rc = model_gain(m, gcol, e)))
+    goto out;
+  explain_mean_abs(p, c, n, G, scratch, shap);
+  explain_fold_columns(p, gcol, gain);
+  double total = 0;
+  for (size_t i = 0; i < ni; i++)
+    total += gain[i];
+  explain_rank(shap, ni, idx);
+  cJSON *o = cJSON_CreateObject(), *fields;
+  if (!o || !cJSON_AddNumberToObject(o, "rows", (double)n) ||
+      !cJSON_AddStringToObject(o, "split", split ? split : "") ||
+      !(fields = cJSON_AddArrayToObject(o, "fields"))) {
+    cJSON_Delete(o);
+    rc = err_set(e, ERR_NOMEM, "importance: out of memory");
+    goto out;
+  }
+  for (size_t r = 0; r < ni; r++) {
+    size_t i = idx[r];
+    cJSON *f = cJSON_CreateObject();
+    if (!f || !cJSON_AddItemToArray(fields, f) ||
+        !cJSON_AddStringToObject(f, "field", prep_input_name(p, i)) ||
+        !cJSON_AddNumberToObject(f, "mean_abs_shap", shap[i]) ||
+        !cJSON_AddNumberToObject(f, "gain", gain[i]) ||
+        !cJSON_AddNumberToObject(f, "gain_share",
+                                 total > 0 ? gain[i] / total : 0)) {
+      cJSON_Delete(o);
+      rc = err_set(e, ERR_NOMEM, "importance: out of memory");
+      goto out;
+    }
+  }
+  *out = o;
+out:
+  free(c);
+  free(buf);
+  free(idx);
+  return rc;
 }

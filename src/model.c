@@ -259,6 +259,70 @@ enum err_code model_contribs(const struct model *m, const float *rows,
                           n * model_num_group(m) * (m->nfeat + 1), out, e);
 }
 
+enum err_code model_gain(const struct model *m, double *per_col,
+                         struct err *e)
+{
+  if (!m || !per_col)
+    return err_set(e, ERR_INVAL, "model_gain: NULL argument");
+  for (size_t j = 0; j < m->nfeat; j++)
+    per_col[j] = 0;
+  bst_ulong nf = 0, dim = 0, nnames = 0;
+  char const **feats = NULL, **names = NULL;
+  bst_ulong const *shape = NULL;
+  const float *score = NULL;
+  if (XGBoosterFeatureScore(m->h, "{\"importance_type\": \"total_gain\", "
+                                  "\"feature_map\": \"\"}",
+                            &nf, &feats, &dim, &shape, &score))
+    return model_xgb_error(e, "feature score");
+  if (dim != 1 || shape[0] != nf)
+    return err_set(e, ERR_XGB, "XGBoost feature score: %ju-dimensional "
+                               "scores (expected one per feature)",
+                   (uintmax_t)dim);
+  /* the answer lives in the thread's XGBoost buffers, which the next
+   * call (the feature names) reuses: take the column of each score
+   * first, as "fN" or as its name's position */
+  float *sc = malloc((nf ? nf : 1) * sizeof(*sc));
+  char **fname = calloc(nf ? nf : 1, sizeof(*fname));
+  enum err_code rc = ERR_OK;
+  if (!sc || !fname) {
+    rc = err_set(e, ERR_NOMEM, "model_gain: out of memory");
+    goto out;
+  }
+  for (bst_ulong i = 0; i < nf; i++) {
+    sc[i] = score[i];
+    if (!(fname[i] = strdup(feats[i]))) {
+      rc = err_set(e, ERR_NOMEM, "model_gain: out of memory");
+      goto out;
+    }
+  }
+  if (XGBoosterGetStrFeatureInfo(m->h, "feature_name", &nnames, &names))
+    nnames = 0;
+  for (bst_ulong i = 0; i < nf; i++) {
+    size_t j = m->nfeat;
+    if (nnames == m->nfeat) {
+      for (j = 0; j < m->nfeat && strcmp(names[j], fname[i]); j++)
+        ;
+    } else if (fname[i][0] == 'f') {
+      char *end;
+      unsigned long v = strtoul(fname[i] + 1, &end, 10);
+      if (!*end)
+        j = v;
+    }
+    if (j >= m->nfeat) {
+      rc = err_set(e, ERR_XGB, "XGBoost feature score: unknown feature "
+                               "'%.64s'", fname[i]);
+      goto out;
+    }
+    per_col[j] += sc[i];
+  }
+out:
+  for (bst_ulong i = 0; fname && i < nf; i++)
+    free(fname[i]);
+  free(sc);
+  free(fname);
+  return rc;
+}
+
 enum err_code model_predict_margin(const struct model *m, const float *rows,
                                    size_t n, float *out, struct err *e)
 {

@@ -43,6 +43,7 @@
 #include "mlopsd/db.h"
 #include "mlopsd/fstore.h"
 #include "mlopsd/fsx.h"
+#include "mlopsd/explain.h"
 #include "mlopsd/model.h"
 #include "mlopsd/prep.h"
 #include "mlopsd/registry.h"
@@ -1268,6 +1269,30 @@ static enum err_code ptrain_search(struct ptrain *T)
   return rc;
 }
 
+/* meta.json's "importance" (explain.h): the saved model at path (loaded
+ * as the server loads it) on the gate rows, or the validation rows when
+ * there is no gate split. */
+static enum err_code ptrain_importance(struct ptrain *T, const char *path,
+                                       cJSON *meta)
+{
+  const float *x = T->n_ga ? T->xga : T->xva;
+  size_t n = T->n_ga ? T->n_ga : T->n_va;
+  if (!n)
+    return ERR_OK;
+  struct model_load_opts lo = {.no_native = 1};
+  struct model *m;
+  cJSON *imp = NULL;
+  enum err_code rc = model_load(path, T->nout, &lo, &m, T->e);
+  if (rc)
+    return rc;
+  rc = explain_importance_json(m, T->prep, x, n, T->n_ga ? "gate" : "valid",
+                               &imp, T->e);
+  model_unref(m);
+  if (!rc)
+    cJSON_AddItemToObject(meta, "importance", imp);
+  return rc;
+}
+
 /* Stage 6: the best trial's model and meta.json into the draft, which
  * becomes the next version. */
 static enum err_code ptrain_version(struct ptrain *T)
@@ -1306,7 +1331,10 @@ static enum err_code ptrain_version(struct ptrain *T)
   if (!meta)
     return err_set(e, ERR_NOMEM, "pipeline: out of memory building "
                                  "meta.json");
-  if (!(rc = pipeline_draft_path(T->draft, "meta.json", path, sizeof(path), e)))
+  if (!(rc = pipeline_draft_path(T->draft, MODEL_FILE_NAME, path,
+                                 sizeof(path), e)) &&
+      !(rc = ptrain_importance(T, path, meta)) &&
+      !(rc = pipeline_draft_path(T->draft, "meta.json", path, sizeof(path), e)))
     rc = pipeline_write_json(path, meta, 1, e);
   cJSON_Delete(meta);
   if (rc)

@@ -387,6 +387,8 @@ static enum err_code build_meta(struct serving_model *m, const cJSON *meta,
   cJSON_AddItemToObject(o, "metrics", meta_copy(meta, "metrics"));
   /* ECE and Brier before/after and the temperature (calib.h) */
   cJSON_AddItemToObject(o, "calibration", meta_copy(meta, "calibration"));
+  /* global importance per input field (explain.h) */
+  cJSON_AddItemToObject(o, "importance", meta_copy(meta, "importance"));
   cJSON_AddStringToObject(o, "objective", model_objective(m->model));
   cJSON *cls = cJSON_AddArrayToObject(o, "classes");
   for (size_t i = 0; cls && i < m->spec->target.n_classes; i++)

@@ -1143,9 +1143,13 @@
       rows[f] = rows[f] || { feature: f, shap: null, gain: null };
       rows[f][k] = x;
     };
-    if (Array.isArray(imp)) {
-      imp.forEach((r) => {
-        const f = r && (r.feature || r.name);
+    /* meta.json's shape: {rows, split, fields: [{field, mean_abs_shap,
+     * gain, gain_share}]} (docs/training.md) */
+    const arr = Array.isArray(imp) ? imp
+      : Array.isArray(imp.fields) ? imp.fields : null;
+    if (arr) {
+      arr.forEach((r) => {
+        const f = r && (r.feature || r.field || r.name);
         if (!f) return;
         add(f, 'shap', pickNum(r, ['mean_abs_shap', 'shap']));
         add(f, 'gain', pickNum(r, ['gain']));

@@ -7,14 +7,20 @@
  * its columns' contributions; SHAP values are additive, so the fields'
  * contributions plus the bias still sum to the margin.
  *
- * All functions are pure (any thread) and allocate nothing.
+ * The fold/rank functions are pure (any thread) and allocate nothing;
+ * explain_importance_json (training time) allocates.
  */
 #ifndef MLOPSD_EXPLAIN_H
 #define MLOPSD_EXPLAIN_H
 
 #include <stddef.h>
 
+#include <cjson/cJSON.h>
+
+#include "mlopsd/err.h"
+
 struct prep;
+struct model;
 
 /* Reason codes listed when a request asks for an explanation without
  * saying how many. */
@@ -44,5 +50,23 @@ void explain_rank(const double *v, size_t n, size_t *idx);
 void explain_mean_abs(const struct prep *p, const float *contribs,
                       size_t n_rows, size_t groups, double *scratch,
                       double *mean_abs);
+
+/* Rows scored by explain_importance_json at most (the first ones). */
+#define EXPLAIN_IMPORTANCE_MAX_ROWS 2000
+
+/* Global importance of a version for meta.json: {"rows": N, "split":
+ * split, "fields": [{"field", "mean_abs_shap", "gain", "gain_share"},
+ * ...]} with one entry per input field of p, sorted by mean_abs_shap
+ * (descending, ties in input order): mean_abs_shap as explain_mean_abs
+ * over rows (n x model_nfeat(m) floats, at most
+ * EXPLAIN_IMPORTANCE_MAX_ROWS used), gain XGBoost's total gain of the
+ * field's columns (model_gain) and gain_share its share of all gain.
+ * Any thread.  Errors: ERR_INVAL (no rows, shapes differ), ERR_NOMEM,
+ * those of model_contribs / model_gain. */
+enum err_code explain_importance_json(const struct model *m,
+                                      const struct prep *p,
+                                      const float *rows, size_t n,
+                                      const char *split, cJSON **out,
+                                      struct err *e) MLOPSD_WUR;
 
 #endif

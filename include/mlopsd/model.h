@@ -99,6 +99,12 @@ enum err_code model_contribs(const struct model *m, const float *rows,
                              size_t n, float *out,
                              struct err *e) MLOPSD_WUR;
 
+/* XGBoost's total gain per column (model_nfeat doubles into per_col;
+ * 0 for columns no split uses; multi-class: summed over the classes'
+ * trees).  Any thread.  Errors: ERR_INVAL, ERR_XGB. */
+enum err_code model_gain(const struct model *m, double *per_col,
+                         struct err *e) MLOPSD_WUR;
+
 /* Raw margins (n * model_num_group floats): the native evaluator when
  * it serves, else XGBoost (output_margin).  Any thread. */
 enum err_code model_predict_margin(const struct model *m, const float *rows,

@@ -606,10 +606,15 @@ async function shot(page, name) {
         v.calibration = { method: 'temperature', temperature: 1.42,
           ece_before: 0.071, ece_after: 0.021, brier_before: 0.52,
           brier_after: 0.49, rows: 600, bins };
-        v.importance = { mean_abs_shap: { outstanding_debt: 0.41,
-          credit_mix: 0.77, interest_rate: 0.35, age: 0.05 },
-        gain: { outstanding_debt: 12.5, credit_mix: 30.1, interest_rate: 9.9,
-          age: 1.2 } };
+        /* meta.json's importance as training records it */
+        v.importance = { rows: 600, split: 'gate', fields: [
+          { field: 'credit_mix', mean_abs_shap: 0.77, gain: 30.1,
+            gain_share: 0.56 },
+          { field: 'outstanding_debt', mean_abs_shap: 0.41, gain: 12.5,
+            gain_share: 0.23 },
+          { field: 'age', mean_abs_shap: 0.05, gain: 1.2, gain_share: 0.02 },
+          { field: 'interest_rate', mean_abs_shap: 0.35, gain: 9.9,
+            gain_share: 0.19 }] };
       });
       body.deployments[0].gate = { n: 612, metric: 'accuracy',
         candidate_score: 0.8311, production_score: 0.8333, difference: -0.0022,

@@ -176,6 +176,56 @@ while read -r l; do
 done <"$tmp/py.out"
 [ "$rc" = 0 ] || grep -q '^not ok ' "$tmp/py.out" || bad python_ran
 
+scenario global_importance_in_meta_show_and_metadata
+curl -s "http://127.0.0.1:$port/metadata" >"$tmp/metadata.json"
+"$BIN" models show $MODEL:1 >"$tmp/show.txt" 2>&1
+$PY - "$vdir" "$tmp/metadata.json" "$tmp/show.txt" >"$tmp/imp.out" 2>&1 <<'EOF2'
+import json, sys
+import numpy as np
+import xgboost as xgb
+vdir, md, show = sys.argv[1:4]
+meta = json.load(open(vdir + "/meta.json"))
+prep = json.load(open(vdir + "/preprocess.json"))
+def check(name, cond, detail=""):
+    print(("ok " if cond else "not ok ") + name + (" " + detail if detail else ""))
+imp = meta.get("importance") or {}
+f = imp.get("fields") or []
+names = [i["name"] for i in prep["inputs"]]
+check("one_entry_per_input_field", sorted(x["field"] for x in f) == sorted(names),
+      "%d of %d" % (len(f), len(names)))
+s = [x["mean_abs_shap"] for x in f]
+check("sorted_by_mean_abs_shap", s == sorted(s, reverse=True) and s[0] > 0
+      and min(s) >= 0, str(s[:3]))
+check("rows_and_split", imp.get("rows", 0) > 0 and
+      imp.get("split") in ("gate", "valid"), "%s %s" % (imp.get("rows"), imp.get("split")))
+check("gain_shares_sum_to_1", abs(sum(x["gain_share"] for x in f) - 1) < 1e-9)
+# XGBoost's own total gain per column, summed per field by the mapping
+bst = xgb.Booster(model_file=vdir + "/model.ubj")
+sc = bst.get_score(importance_type="total_gain")
+fn = bst.feature_names or ["f%d" % j for j in range(prep["n_outputs"])]
+want, col = {}, 0
+for inp in prep["inputs"]:
+    w = 1 if inp["kind"] == "numeric" else len(inp["vocabulary"]) + 1
+    want[inp["name"]] = sum(sc.get(fn[j], 0.0) for j in range(col, col + w))
+    col += w
+d = max(abs(x["gain"] - want[x["field"]]) / max(1.0, want[x["field"]]) for x in f)
+check("gain_matches_python_total_gain_1e-5", d <= 1e-5, "max rel diff %.3g" % d)
+m = json.load(open(md))
+check("metadata_has_importance", m.get("importance") == imp)
+t = open(show).read()
+check("models_show_lists_importance",
+      "importance     mean |SHAP| on %d %s rows" % (imp.get("rows", 0), imp.get("split")) in t
+      and ("  " + f[0]["field"]) in t)
+EOF2
+cat "$tmp/imp.out"
+while read -r l; do
+  case $l in
+    "ok "*) ok "${l#ok }" ;;
+    "not ok "*) l=${l#not ok }; bad "${l%% *}" "${l#* }" ;;
+  esac
+done <"$tmp/imp.out"
+grep -q '^ok models_show' "$tmp/imp.out" || bad importance_python_ran
+
 scenario explain_options
 eq true_200 "$(post one_true "$tmp/one_true.json")" 200
 $PY - "$tmp" "$nin" >"$tmp/opt.out" 2>&1 <<'EOF'
