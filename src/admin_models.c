@@ -22,6 +22,7 @@
 #include "admin_int.h"
 #include "mlopsd/admin.h"
 #include "mlopsd/cfg.h"
+#include "mlopsd/compare.h"
 #include "mlopsd/cron.h"
 #include "mlopsd/dag.h"
 #include "mlopsd/db.h"
@@ -428,7 +429,9 @@ static int db_reachable(struct admin_call *x)
 /* Point production of name at `to`, record it, reload the served model.
  * If the record cannot be written the alias is put back.  Answers. */
 static void do_deploy(struct admin *a, struct http_resp *resp, const char *name,
-                      int to, const char *action, const char *reason)
+                      int to, const char *action, const char *reason,
+                      const struct pipeline_verdict *v,
+                      const struct pipeline_gate_opts *g)
 {
   struct err e = {0};
   int prev = 0;
@@ -439,9 +442,9 @@ static void do_deploy(struct admin *a, struct http_resp *resp, const char *name,
                "%s", e.msg);
     return;
   }
-  if (pipeline_record_deployment(a->db, name, REGISTRY_PRODUCTION, prev, to,
-                                 action, reason, "admin-api", NULL,
-                                 &e) != ERR_OK) {
+  /* v: the paired test's numbers beside the decision (from shadow) */
+  if (pipeline_record_gate(a->db, name, REGISTRY_PRODUCTION, prev, to, action,
+                           reason, "admin-api", NULL, v, g, &e) != ERR_OK) {
     struct err ue = {0};
     enum err_code u =
         prev > 0
@@ -514,6 +517,74 @@ static void body_reason(const cJSON *b, const char *def, char *buf, size_t cap)
   snprintf(buf, cap, "%.1000s", r && *r ? r : def);
 }
 
+/* The shadow challenger of name against production (compare.h), or
+ * answers the failure and returns -1. */
+static int shadow_compare(struct admin_call *x, const char *name,
+                          struct compare_result *r)
+{
+  struct admin *a = x->a;
+  int *vs = NULL, prod, sh;
+  size_t nv = 0;
+  struct err e = {0};
+  if (model_missing(a, x->resp, name, &vs, &nv))
+    return -1;
+  free(vs);
+  if (compare_versions(a->reg, name, &prod, &sh, &e) != ERR_OK) {
+    admin_fail(x->resp, 409, "no shadow challenger", "%s", e.msg);
+    return -1;
+  }
+  if (db_reachable(x))
+    return -1;
+  if (compare_run(a->db, a->cfg->models_specs_dir, name, prod, sh, r, &e) !=
+      ERR_OK) {
+    admin_fail_db(x->resp, &e);
+    return -1;
+  }
+  return 0;
+}
+
+/* POST promote {"from_shadow": true}: the staging version replaces
+ * production only when the validate gate's rule passes on the labelled
+ * shadow pairs; the decision is recorded either way. */
+static void promote_shadow(struct admin_call *x, const char *name,
+                           const char *reason)
+{
+  struct compare_result r;
+  struct pipeline_verdict v;
+  struct pipeline_gate_opts g;
+  struct err e = {0};
+  char why[1200];
+  if (shadow_compare(x, name, &r))
+    return;
+  compare_verdict(&r, &v, &g);
+  snprintf(why, sizeof(why), "%.700s: %s", reason, r.reason);
+  if (!r.pass) {
+    if (pipeline_record_gate(x->a->db, name, REGISTRY_PRODUCTION,
+                             r.production, r.shadow, "skip", why,
+                             "admin-api", NULL, &v, &g, &e) != ERR_OK)
+      LOG_W(MOD, "model=%s refused promotion from shadow not recorded: %s",
+            name, e.msg);
+    admin_fail(x->resp, 409, "promotion refused",
+               "shadow version %d not promoted over production %d: %s",
+               r.shadow, r.production, r.reason);
+    return;
+  }
+  do_deploy(x->a, x->resp, name, r.shadow, "promote", why, &v, &g);
+}
+
+static void h_compare(struct admin_call *x)
+{
+  struct compare_result r;
+  if (shadow_compare(x, http_req_param(x->req, "name"), &r))
+    return;
+  cJSON *o = compare_json(&r);
+  if (!o) {
+    admin_fail(x->resp, 500, "out of memory", NULL);
+    return;
+  }
+  admin_reply(x->resp, 200, o);
+}
+
 static void h_promote(struct admin_call *x)
 {
   struct admin *a = x->a;
@@ -528,6 +599,13 @@ static void h_promote(struct admin_call *x)
   cJSON *b = admin_body_object(req, resp);
   if (!b)
     return;
+  if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "from_shadow"))) {
+    body_reason(b, "promoted from shadow through the admin API", why,
+                sizeof(why));
+    cJSON_Delete(b);
+    promote_shadow(x, name, why);
+    return;
+  }
   int bad = body_version(b, &v);
   body_reason(b, "promoted through the admin API", why, sizeof(why));
   cJSON_Delete(b);
@@ -554,7 +632,7 @@ static void h_promote(struct admin_call *x)
   }
   if (db_reachable(x))
     return;
-  do_deploy(a, resp, name, (int)v, "promote", why);
+  do_deploy(a, resp, name, (int)v, "promote", why, NULL, NULL);
 }
 
 /* Rollback: back to the version production pointed at before its current
@@ -603,7 +681,7 @@ static void h_rollback(struct admin_call *x)
                prev, name);
     return;
   }
-  do_deploy(a, resp, name, prev, "rollback", why);
+  do_deploy(a, resp, name, prev, "rollback", why, NULL, NULL);
 }
 
 /* ---- drift -----------------------------------------------------------------
@@ -730,6 +808,7 @@ const struct admin_route admin_model_routes[] = {
     {"GET", "/api/v2/models/{name}/versions/{version}/trials", ADMIN_READ,
      h_trials},
     {"GET", "/api/v2/models/{name}/drift", ADMIN_READ, h_drift},
+    {"GET", "/api/v2/models/{name}/compare", ADMIN_READ, h_compare},
     {"POST", "/api/v2/models/{name}/promote", ADMIN_WRITE, h_promote},
     {"POST", "/api/v2/models/{name}/rollback", ADMIN_WRITE, h_rollback},
     {"GET", "/api/v2/serving", ADMIN_READ, h_serving},

@@ -47,8 +47,11 @@ static const char usage_models[] =
     "       mlopsd [-c FILE] models show NAME[:VERSION|@ALIAS] [--json]\n"
     "       mlopsd [-c FILE] models promote NAME VERSION [--alias ALIAS] "
     "[--reason TEXT]\n"
+    "       mlopsd [-c FILE] models promote NAME --from-shadow "
+    "[--reason TEXT]\n"
     "       mlopsd [-c FILE] models rollback NAME [--alias ALIAS] "
     "[--reason TEXT]\n"
+    "       mlopsd [-c FILE] models compare NAME [--json]\n"
     "       mlopsd [-c FILE] models train NAME --date YYYY-MM-DD [...]\n"
     "       mlopsd [-c FILE] models migrate --to DIR|s3://B/P [--from ...]\n"
     "\n"
@@ -61,6 +64,9 @@ static const char usage_models[] =
     "  promote   point ALIAS (default production) at VERSION\n"
     "  rollback  point ALIAS (default production) back at the version it\n"
     "            pointed at before, from the deployment table\n"
+    "  compare   production against its shadow challenger (alias staging)\n"
+    "            over the logged predictions; promote --from-shadow\n"
+    "            promotes it when the validate gate's rule passes\n"
     "  train     train NAME for a logical date outside any DAG (what the\n"
     "            train task does) and register the best trial\n"
     "  migrate   copy the registry into S3 or a directory (and back)\n"
@@ -896,6 +902,10 @@ int cli_models(int argc, char **argv)
   int (*fn)(int, char **) = NULL;
   if (strcmp(sub, "history") == 0) return cli_models_history(argc, argv);
   if (strcmp(sub, "migrate") == 0) return cli_models_migrate(argc, argv);
+  if (strcmp(sub, "compare") == 0) return cli_models_compare(argc, argv);
+  for (int i = 2; strcmp(sub, "promote") == 0 && i < argc; i++)
+    if (strcmp(argv[i], "--from-shadow") == 0)
+      return cli_models_promote_shadow(argc, argv);
   if (strcmp(sub, "list") == 0) {
     help = usage_list;
     fn = models_list;

@@ -842,6 +842,12 @@
           m.production_change.reason }) : null);
     append(box, head);
 
+    /* the shadow challenger (alias staging) against production */
+    const shadowBox = h('div', { class: 'card', id: 'shadow' },
+      h('h2', { text: 'Shadow challenger' }));
+    append(box, shadowBox);
+    loadShadow(name, shadowBox, gen);
+
     /* the selection metric per version */
     if (metric) {
       const pts = vers.filter((v) => v.metrics && typeof v.metrics[metric] ===
@@ -955,6 +961,47 @@
         (m.deployments_unavailable || '') }) : (deps.length
         ? h('div', { class: 'tbl-wrap' }, dt)
         : h('p', { class: 'muted', text: 'No alias changes recorded.' }))));
+  }
+
+  /* GET /api/v2/models/{name}/compare: pairs, agreement and, with labels,
+   * both accuracies with the gate's paired test (docs/serving.md). */
+  async function loadShadow(name, box, gen) {
+    let c;
+    try {
+      c = await api.get('/api/v2/models/' + enc(name) + '/compare');
+    } catch (e) {
+      if (gen !== app.gen) return;
+      append(box, h('p', { class: 'muted', 'data-field': 'shadow-none',
+        text: e instanceof ApiError && e.status === 409 ? e.message
+          : 'Comparison unavailable: ' + e.message }));
+      return;
+    }
+    if (gen !== app.gen) return;
+    const L = c.labels || {}, t = c.test || {}, ag = c.agreement || {};
+    const iv = t.interval && t.interval.length === 2
+      ? '[' + fmtNum(t.interval[0], 4) + ', ' + fmtNum(t.interval[1], 4) + ']'
+      : '—';
+    append(box,
+      h('div', { class: 'kv' },
+        h('span', {}, 'production ', h('b', { text: 'v' + c.production_version })),
+        h('span', {}, 'shadow ', h('b', { 'data-field': 'shadow-version',
+          text: 'v' + c.shadow_version })),
+        h('span', {}, 'pairs ', h('b', { 'data-field': 'shadow-pairs',
+          text: fmtNum(c.pairs) })),
+        h('span', {}, 'agreement ', h('b', { 'data-field': 'shadow-agreement',
+          text: ag.rate === null ? '—' : fmtNum(ag.rate, 4) })),
+        h('span', {}, 'labelled ', h('b', { text: fmtNum(L.labelled) + ' of ' +
+          fmtNum(L.customers) + ' customer-months' }))),
+      L.labelled ? h('div', { class: 'kv' },
+        h('span', {}, 'accuracy production ', h('b', {
+          text: fmtNum(L.production_accuracy, 4) })),
+        h('span', {}, 'shadow ', h('b', { text: fmtNum(L.shadow_accuracy, 4) })),
+        h('span', {}, 'difference ', h('b', { text: fmtNum(t.difference, 4) +
+          ' ' + iv })),
+        h('span', {}, 'p ', h('b', { text: fmtNum(t.p_value, 3) }))) : null,
+      h('p', { class: c.pass ? 'msg ok' : 'muted small',
+        'data-field': 'shadow-verdict', text: (c.pass ? 'Promotion allowed: '
+          : 'Promotion refused: ') + c.reason }));
   }
 
   async function loadTrials(name, version, box, gen) {

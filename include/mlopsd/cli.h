@@ -43,6 +43,10 @@ int cli_predict(int argc, char **argv);
  * NAME` (called by cli_models with argv[0] == "models"). */
 int cli_drift(int argc, char **argv);
 int cli_models_history(int argc, char **argv);
+/* src/cli_compare.c: `mlopsd models compare NAME` and `mlopsd models
+ * promote NAME --from-shadow` (called by cli_models). */
+int cli_models_compare(int argc, char **argv);
+int cli_models_promote_shadow(int argc, char **argv);
 /* `mlopsd models migrate` (src/cli_migrate.c). */
 int cli_models_migrate(int argc, char **argv);
 /* src/cli_health.c: `mlopsd health`, the container's HEALTHCHECK. */

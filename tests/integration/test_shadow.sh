@@ -6,9 +6,19 @@
 #     with version 2 and the answer `mlopsd predict NAME:2` gives offline;
 #     the HTTP answers are byte for byte production's (offline predict of
 #     production, the path test_models_cli proves equal to the server's)
-#   - alias staging moved to 3 while serving: the shadow follows
-#   - staging == production or no staging alias: no shadow rows
 #   - /metadata names the shadow
+#   - `models compare` (and GET /api/v2/models/NAME/compare): pairs,
+#     agreement, labelled pairs (labels inserted into credit_score for
+#     this month), accuracies, b, c and the exact McNemar p-value equal
+#     what python3 computes from the answers themselves; the spec's
+#     validate.max_regression is the one used
+#   - promote --from-shadow refuses while production is better (exit 1,
+#     a 'skip' row with the test's numbers) and promotes once the shadow
+#     is better on enough labelled pairs (a 'promote' row)
+#   - staging == production: no shadow rows; alias staging moved to 3
+#     while serving: the shadow follows
+#   - bad input: unknown model, no staging version, VERSION with
+#     --from-shadow
 . "$(dirname "$0")/../lib.sh"
 tl_init shadow
 MODEL=credit_score_classification
@@ -16,7 +26,11 @@ DB=it_shadow
 
 export MLOPSD_DATABASE_NAME=$DB
 export MLOPSD_MODELS_REGISTRY_DIR=$tmp/registry
-export MLOPSD_MODELS_SPECS_DIR=config/models
+export MLOPSD_MODELS_SPECS_DIR=$tmp/specs
+# the spec with validate.max_regression 0.05: compare must use the spec's
+mkdir -p "$tmp/specs"
+sed 's/^  max_regression: 0.02$/  max_regression: 0.05/' \
+  config/models/$MODEL.yaml >"$tmp/specs/$MODEL.yaml"
 export USER=shadow_tester
 
 # ---- data, three versions, production 1, staging 2
@@ -34,6 +48,14 @@ for v in 1 2 3; do
     --max-trials 1 --rounds $((v * 12)) --run-id "sh_v$v"
 done
 expect promote_prod 0 "$BIN" models promote $MODEL 1
+expect compare_no_staging 1 "$BIN" models compare $MODEL
+has compare_no_staging_msg "$tmp/err" \
+  "model '$MODEL' has no staging version (alias staging not set)"
+expect compare_unknown 1 "$BIN" models compare nosuch
+has compare_unknown_msg "$tmp/err" "unknown model 'nosuch'"
+expect compare_usage 2 "$BIN" models compare
+expect promote_shadow_usage 2 "$BIN" models promote $MODEL 2 --from-shadow
+has promote_shadow_usage_msg "$tmp/err" "give no VERSION"
 expect promote_staging 0 "$BIN" models promote $MODEL 2 --alias staging
 has promote_staging_msg "$tmp/out" "$MODEL: staging -> 2 (promote)"
 
@@ -61,9 +83,10 @@ for r in rows[::37]:
 EOF
 
 port=$(free_port)
-tl_config "$port" $DB config/models
+tl_config "$port" $DB "$tmp/specs"
 sed -i 's|^  registry_dir: .*|&\n  shadow: true|' "$tmp/mlopsd.yaml"
-"$BIN" -c "$tmp/mlopsd.yaml" serve >"$tmp/daemon.log" 2>&1 &
+MLOPSD_ADMIN_TOKEN=shadow-token "$BIN" -c "$tmp/mlopsd.yaml" serve \
+  >"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
 wait_http "http://127.0.0.1:$port/readyz" 30 && ok server_ready ||
   { cat "$tmp/daemon.log"; bad server_ready; }
@@ -142,5 +165,199 @@ for cid, pred, conf in rows:
     assert pred == wp and abs(float(conf) - wc) < 1e-6, (cid, pred, conf, wp, wc)
 EOF
   bad shadow_is_version_2
+
+# expected figures from the answers themselves (not from the tables):
+# $tmp/expect.py ANSWER_DIR... writes $tmp/want.json from the production
+# answers (*.json of each dir) and version 2's offline answers ($tmp/v2)
+# with the labels of $tmp/labels.tsv (customer_id, label)
+cat >"$tmp/expect.py" <<'EOF'
+import glob, json, math, os, sys
+tmp = os.environ["T"]
+def answers(path):
+    a = json.load(open(path))
+    return a if isinstance(a, list) else [a]
+prod, shadow = {}, {}
+for d in sys.argv[1:]:
+    for f in sorted(glob.glob(d + "/*.json")):
+        b = os.path.basename(f)
+        for x, y in zip(answers(f), answers(tmp + "/v2/" + b)):
+            assert x["customer_id"] == y["customer_id"]
+            prod[str(x["customer_id"])] = x["predict"]
+            shadow[str(y["customer_id"])] = y["predict"]
+labels = dict(l.rstrip("\n").split("\t") for l in open(tmp + "/labels.tsv")) \
+    if os.path.exists(tmp + "/labels.tsv") else {}
+lab = [c for c in prod if c in labels]
+b = sum(shadow[c] == labels[c] and prod[c] != labels[c] for c in lab)
+c = sum(prod[c] == labels[c] and shadow[c] != labels[c] for c in lab)
+m = b + c
+p = min(1.0, 2 * sum(math.comb(m, k) for k in range(min(b, c) + 1)) / 2 ** m) \
+    if m else 1.0
+json.dump({"pairs": len(prod),
+           "agree": sum(prod[k] == shadow[k] for k in prod),
+           "labelled": len(lab), "b": b, "c": c, "p": p,
+           "prod_acc": sum(prod[k] == labels[k] for k in lab) / len(lab) if lab else None,
+           "shadow_acc": sum(shadow[k] == labels[k] for k in lab) / len(lab) if lab else None},
+          open(tmp + "/want.json", "w"))
+EOF
+# check_compare NAME: `models compare --json` against $tmp/want.json
+check_compare() {
+  "$BIN" models compare $MODEL --json >"$tmp/cmp.json" 2>"$tmp/cmp.err"
+  python3 - "$tmp/cmp.json" "$tmp/want.json" <<'EOF' && ok "$1" ||
+import json, sys
+g = json.load(open(sys.argv[1])); w = json.load(open(sys.argv[2]))
+assert g["pairs"] == w["pairs"], (g["pairs"], w)
+assert g["agreement"]["agree"] == w["agree"], (g["agreement"], w)
+assert abs(g["agreement"]["rate"] - w["agree"] / w["pairs"]) < 1e-12
+L = g["labels"]
+assert L["labelled"] == w["labelled"], (L, w)
+assert L["only_shadow_right"] == w["b"] and L["only_production_right"] == w["c"], (L, w)
+if w["labelled"]:
+    assert abs(L["production_accuracy"] - w["prod_acc"]) < 1e-12, (L, w)
+    assert abs(L["shadow_accuracy"] - w["shadow_acc"]) < 1e-12, (L, w)
+    assert abs(g["test"]["p_value"] - w["p"]) < 1e-9 * max(1, w["p"]), (g["test"], w)
+    d = (w["b"] - w["c"]) / w["labelled"]
+    assert abs(g["test"]["difference"] - d) < 1e-12, (g["test"], d)
+    assert g["test"]["interval"][0] <= d <= g["test"]["interval"][1]
+else:
+    assert L["production_accuracy"] is None and g["pass"] is False
+assert g["test"]["max_regression"] == 0.05, g["test"]
+print(json.dumps(g))
+EOF
+  { cat "$tmp/cmp.json" "$tmp/cmp.err"; bad "$1"; }
+}
+
+# ---- agreement before any label
+scenario compare_agreement
+mkdir -p "$tmp/singles" && cp "$tmp"/ans1/*.json "$tmp/singles/"
+T=$tmp python3 "$tmp/expect.py" "$tmp/singles" && check_compare compare_no_labels
+has compare_no_labels_refused "$tmp/cmp.json" '"pass":false'
+# the admin API answers the same object
+admin() {  # admin METHOD PATH [BODY] -> body in $tmp/api.json, prints code
+  curl -s -o "$tmp/api.json" -w '%{http_code}' -X "$1" \
+    -H 'Authorization: Bearer shadow-token' -H 'Content-Type: application/json' \
+    ${3:+--data "$3"} "http://127.0.0.1:$port$2"
+}
+eq api_compare_status "$(admin GET /api/v2/models/$MODEL/compare)" 200
+python3 -c "import json,sys; a=json.load(open('$tmp/api.json')); \
+  c=json.load(open('$tmp/cmp.json')); sys.exit(a != c)" &&
+  ok api_compare_same || { cat "$tmp/api.json"; bad api_compare_same; }
+eq api_compare_unknown "$(admin GET /api/v2/models/nosuch/compare)" 404
+expect compare_text 0 "$BIN" models compare $MODEL
+has compare_text_pairs "$tmp/out" "pairs          $n1, agreement"
+
+# ---- labels that favour production: promotion refused
+scenario promote_refused
+month=$(sql $DB -e "SELECT DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-01')")
+python3 - "$tmp/singles" >"$tmp/labels.tsv" <<'EOF'
+import glob, json, sys
+for f in sorted(glob.glob(sys.argv[1] + "/*.json")):
+    a = json.load(open(f))
+    print("%s\t%s" % (a["customer_id"], a["predict"]))
+EOF
+load_labels() {  # load_labels TSV ID_PREFIX
+  awk -F'\t' -v m="$month" -v p="$2" \
+    '{printf "INSERT INTO credit_score VALUES (\"%s%d\", \"%s\", \"%s\", \"%s\");\n", p, NR, $1, m, $2}' \
+    "$1" | sql $DB
+}
+load_labels "$tmp/labels.tsv" shA
+T=$tmp python3 "$tmp/expect.py" "$tmp/singles" && check_compare compare_labels_production
+expect promote_refused 1 "$BIN" models promote $MODEL --from-shadow
+has promote_refused_msg "$tmp/err" "shadow version 2 not promoted over production 1"
+eq api_promote_refused "$(admin POST /api/v2/models/$MODEL/promote \
+  '{"from_shadow": true}')" 409
+has api_promote_refused_msg "$tmp/api.json" "shadow version 2 not promoted over production 1"
+eq promote_refused_alias "$(tr -d ' \n' <"$tmp/registry/$MODEL/aliases/production")" 1
+eq promote_refused_row "$(sql $DB -e "SELECT COUNT(*) FROM deployment WHERE
+  model='$MODEL' AND action='skip' AND from_version=1 AND to_version=2 AND
+  gate_n=$(python3 -c "import json;print(json.load(open('$tmp/want.json'))['labelled'])")
+  AND ABS(gate_max_regression - 0.05) < 1e-9 AND actor='cli:shadow_tester'")" 1
+eq api_refused_row "$(sql $DB -e "SELECT COUNT(*) FROM deployment WHERE
+  model='$MODEL' AND action='skip' AND actor='admin-api' AND gate_n > 0")" 1
+
+# ---- many customers whose labels favour the shadow: promoted
+scenario promote_from_shadow
+python3 - "$tmp/items/000.json" "$tmp/batch" <<'EOF'
+import copy, json, os, sys
+one = json.load(open(sys.argv[1]))["data"]; d = sys.argv[2]; os.makedirs(d)
+for k in range(3):
+    items = []
+    for i in range(400):
+        it = copy.deepcopy(one)
+        n = k * 400 + i
+        it["customer_id"] = 900000 + n
+        it["age"] = 18 + n % 60
+        it["annual_income"] = 8000 + 97.0 * n
+        it["num_credit_card"] = float(n % 11)
+        it["interest_rate"] = float(1 + n % 30)
+        it["delay_from_due_date"] = float(n % 60)
+        it["outstanding_debt"] = 100.0 + 3.1 * n
+        it["credit_mix"] = ["Good", "Standard", "Bad"][n % 3]
+        items.append(it)
+    json.dump({"data": items}, open("%s/b%d.json" % (d, k), "w"))
+EOF
+mkdir -p "$tmp/ansb"
+nb=0
+for f in "$tmp"/batch/*.json; do
+  b=$(basename "$f")
+  code=$(curl -s -o "$tmp/ansb/$b" -w '%{http_code}' -X POST \
+    -H 'Content-Type: application/json' --data-binary @"$f" \
+    "http://127.0.0.1:$port/predict")
+  [ "$code" = 200 ] && nb=$((nb + 400))
+  "$BIN" predict $MODEL:2 --file "$f" >"$tmp/v2/$b" 2>/dev/null
+done
+eq batches_answered "$nb" 1200
+got=$(wait_rows "SELECT COUNT(*) FROM prediction_shadow" $((n1 + nb)))
+eq batch_shadow_rows "$got" $((n1 + nb))
+python3 - "$tmp/v2" >"$tmp/labels_b.tsv" <<'EOF'
+import glob, json, sys
+for f in sorted(glob.glob(sys.argv[1] + "/b*.json")):
+    for a in json.load(open(f)):
+        print("%s\t%s" % (a["customer_id"], a["predict"]))
+EOF
+load_labels "$tmp/labels_b.tsv" shB
+cat "$tmp/labels_b.tsv" >>"$tmp/labels.tsv"
+T=$tmp python3 "$tmp/expect.py" "$tmp/singles" "$tmp/ansb" &&
+  check_compare compare_labels_both
+has compare_would_pass "$tmp/cmp.json" '"pass":true'
+expect promote_from_shadow 0 "$BIN" models promote $MODEL --from-shadow
+has promote_from_shadow_msg "$tmp/out" "$MODEL: production 1 -> 2 (promote from shadow"
+eq promote_row "$(sql $DB -e "SELECT COUNT(*) FROM deployment WHERE
+  model='$MODEL' AND alias='production' AND action='promote' AND
+  from_version=1 AND to_version=2 AND gate_n=$((n1 + nb)) AND
+  gate_ci_low > -0.05 AND reason LIKE 'from shadow: lower bound%'")" 1
+
+# ---- staging == production: no shadow; staging moved to 3: followed
+scenario staging_followed
+swapped=0
+for _ in $(seq 1 100); do
+  curl -s "http://127.0.0.1:$port/metadata" >"$tmp/meta.json"
+  grep -q '"model_version":"2"' "$tmp/meta.json" && { swapped=1; break; }
+  sleep 0.1
+done
+eq production_swapped "$swapped" 1
+before=$(sql $DB -e "SELECT COUNT(*) FROM prediction_shadow")
+n2=$(post_all "$tmp/ans2")
+got=$(wait_rows "SELECT COUNT(*) FROM credit_predictions_api_log" $((n1 + nb + n2)))
+eq log_rows_2 "$got" $((n1 + nb + n2))
+eq no_shadow_when_same "$(sql $DB -e "SELECT COUNT(*) FROM prediction_shadow")" "$before"
+expect compare_same 1 "$BIN" models compare $MODEL
+has compare_same_msg "$tmp/err" "staging is production (version 2)"
+eq api_compare_same_version "$(admin GET /api/v2/models/$MODEL/compare)" 409
+expect promote_staging_3 0 "$BIN" models promote $MODEL 3 --alias staging
+followed=0
+for _ in $(seq 1 100); do
+  curl -s "http://127.0.0.1:$port/metadata" >"$tmp/meta.json"
+  python3 -c "import json,sys; sys.exit(json.load(open('$tmp/meta.json'))['shadow']['model_version'] != '3')" &&
+    { followed=1; break; }
+  sleep 0.1
+done
+eq shadow_followed "$followed" 1
+n3=$(post_all "$tmp/ans3")
+got=$(wait_rows "SELECT COUNT(*) FROM prediction_shadow WHERE model_version = 3" "$n3")
+eq shadow_rows_v3 "$got" "$n3"
+eq shadow_rows_v3_linked "$(sql $DB -e "SELECT COUNT(*) FROM
+  credit_predictions_api_log p JOIN prediction_shadow s
+  ON s.log_source = p.log_source AND s.log_seq = p.log_seq
+  WHERE p.model_version = 2 AND s.model_version = 3")" "$n3"
 
 tl_done
