@@ -342,6 +342,48 @@ static unsigned char row_correct(const float *p, size_t od, float y)
   return (float)c == y;
 }
 
+/* What a version answered on n rows (out: od values a row): the count
+ * of rows per class it picked (ties: the first class, as row_correct)
+ * and the mean and spread of the top probability, the `confidence` the
+ * server reports (model_predict applies the version's calibration). */
+static void tally_answers(struct pipeline_answers *a, const struct scored *s,
+                          const float *out, size_t n, size_t od)
+{
+  memset(a->counts, 0, sizeof(a->counts));
+  a->n_classes = 0;
+  const cJSON *c;
+  cJSON_ArrayForEach(c, s->classes)
+  {
+    if (a->n_classes == PIPELINE_ANSWER_CLASSES)
+      break;
+    snprintf(a->classes[a->n_classes++], sizeof(a->classes[0]), "%s",
+             cJSON_IsString(c) ? c->valuestring : "");
+  }
+  double sum = 0, sq = 0;
+  for (size_t i = 0; i < n; i++) {
+    const float *p = out + i * od;
+    size_t k = 0;
+    double top;
+    if (od == 1) {
+      k = p[0] > 0.5f;
+      top = k ? p[0] : 1 - p[0];
+    } else {
+      for (size_t j = 1; j < od; j++)
+        if (p[j] > p[k])
+          k = j;
+      top = p[k];
+    }
+    if (k < a->n_classes)
+      a->counts[k] += 1;
+    sum += top;
+    sq += top * top;
+  }
+  a->n_rows = n;
+  a->conf_mean = n ? sum / (double)n : NAN;
+  double var = n > 1 ? (sq - sum * sum / (double)n) / (double)(n - 1) : 0;
+  a->conf_sd = var > 0 ? sqrt(var) : 0;
+}
+
 /* Score version on rows_version's validation rows (FILE), leaving out
  * those whose key is in drop (NULL: none).  With drop, zero rows left is
  * not an error (*n_rows = 0).  correct (may be NULL): a new array of one
@@ -351,7 +393,7 @@ static enum err_code score_rows(struct registry *reg, const char *name,
                                 const char *file, const struct keyset *drop,
                                 struct train_metrics *m, size_t *n_rows,
                                 size_t *n_dropped, unsigned char **correct,
-                                struct err *e)
+                                struct pipeline_answers *ans, struct err *e)
 {
   struct scored s;
   char path[REGISTRY_PATH_MAX];
@@ -425,6 +467,8 @@ static enum err_code score_rows(struct registry *reg, const char *name,
   }
   for (size_t i = 0; correct && i < rs.n; i++)
     (*correct)[i] = row_correct(out + i * od, od, rs.y[i]);
+  if (ans)
+    tally_answers(ans, &s, out, rs.n, od);
   if (n_rows)
     *n_rows = rs.n;
 out:
@@ -444,7 +488,7 @@ enum err_code pipeline_score(struct registry *reg, const char *name,
                              struct err *e)
 {
   return score_rows(reg, name, version, rows_version, VALIDATION_ROWS, NULL,
-                    m, n_rows, NULL, NULL, e);
+                    m, n_rows, NULL, NULL, NULL, e);
 }
 
 enum err_code pipeline_score_heldout(struct registry *reg, const char *name,
@@ -462,9 +506,26 @@ enum err_code pipeline_score_heldout(struct registry *reg, const char *name,
   if (rc)
     return rc;
   rc = score_rows(reg, name, version, rows_version, VALIDATION_ROWS, &ks, m,
-                  n_rows, n_dropped, NULL, e);
+                  n_rows, n_dropped, NULL, NULL, e);
   keyset_free(&ks);
   return rc;
+}
+
+enum err_code pipeline_answers(struct registry *reg, const char *name,
+                               int version, struct pipeline_answers *a,
+                               struct err *e)
+{
+  char gp[REGISTRY_PATH_MAX];
+  struct train_metrics m;
+  memset(a, 0, sizeof(*a));
+  const char *file = VALIDATION_ROWS;
+  if (registry_path(reg, name, version, PIPELINE_GATE_ROWS, gp, sizeof(gp),
+                    e) == ERR_OK &&
+      access(gp, F_OK) == 0)
+    file = PIPELINE_GATE_ROWS;
+  snprintf(a->file, sizeof(a->file), "%s", file);
+  return score_rows(reg, name, version, version, file, NULL, &m, NULL, NULL,
+                    NULL, a, e);
 }
 
 /* ---- the gate ----------------------------------------------------------- */
@@ -649,7 +710,7 @@ enum err_code pipeline_gate(struct registry *reg, const char *name,
   int paired = g->paired && metric == SPEC_METRIC_ACCURACY;
   rc = score_rows(reg, name, v->candidate, v->candidate, file,
                   held ? &ks : NULL, &mc, &nc, &dropped, paired ? &cc : NULL,
-                  e);
+                  NULL, e);
   size_t need = min_rows ? min_rows : 1;
   if (rc == ERR_OK && held && nc < need) {
     v->heldout = 1;
@@ -672,7 +733,7 @@ enum err_code pipeline_gate(struct registry *reg, const char *name,
   if (rc == ERR_OK)
     rc = score_rows(reg, name, v->production, v->candidate, file,
                     held ? &ks : NULL, &mp, &np, NULL, paired ? &pcr : NULL,
-                    e);
+                    NULL, e);
   keyset_free(&ks);
   if (rc == ERR_OK && paired && (!cc || !pcr || np != nc))
     paired = 0; /* regression target: no per-row answer to pair */

@@ -20,8 +20,10 @@
 #include <string.h>
 
 #include "mlopsd/db.h"
+#include "mlopsd/pipeline.h"
 #include "mlopsd/psi.h"
 #include "mlopsd/registry.h"
+#include "mlopsd/stats.h"
 #include "mlopsd/task.h"
 #include "task_monitor_int.h"
 #include "task_model_int.h"
@@ -75,12 +77,38 @@ static enum err_code drift_check(const struct task_ctx *t, struct err *e)
 
 /* ---- reading the window --------------------------------------------- */
 
+/* The answers of the window: the rows per predicted class (in the
+ * reference's class order; the last bin holds classes it does not know)
+ * and the served confidence. */
+struct pred_live {
+  const struct pipeline_answers *ref; /* NULL: no reference answers */
+  double counts[PIPELINE_ANSWER_CLASSES + 1];
+  double n, conf_n, conf_sum, conf_sq;
+};
+
 struct scan {
   const struct task_ctx *t;
   struct psi_live *live;
+  struct pred_live *pred;
   int64_t seen, bad;
   int stopped;
 };
+
+static void pred_add(struct pred_live *p, const char *label, double conf)
+{
+  if (!p->ref || !label)
+    return;
+  size_t k = 0;
+  while (k < p->ref->n_classes && strcmp(p->ref->classes[k], label) != 0)
+    k++;
+  p->counts[k] += 1;
+  p->n += 1;
+  if (!isnan(conf)) {
+    p->conf_n += 1;
+    p->conf_sum += conf;
+    p->conf_sq += conf * conf;
+  }
+}
 
 static int scan_row(void *ud, const struct db_row *row)
 {
@@ -96,6 +124,7 @@ static int scan_row(void *ud, const struct db_row *row)
   if (!j || psi_live_add(s->live, j) != 0)
     s->bad++;
   cJSON_Delete(j);
+  pred_add(s->pred, db_row_str(row, 1, NULL), db_row_f64(row, 2));
   return 0;
 }
 
@@ -108,7 +137,8 @@ static enum err_code read_window(const struct task_ctx *t, const char *model,
     return rc;
   struct db_val p[] = {DB_V_STR(model), DB_V_INT(window)};
   rc = db_query(c,
-                "SELECT features FROM " MONITOR_LOG_TABLE
+                "SELECT features, prediction, confidence FROM "
+                MONITOR_LOG_TABLE
                 " WHERE model_name = ? OR model_name IS NULL"
                 " ORDER BY id DESC LIMIT ?",
                 p, 2, scan_row, s, NULL, e);
@@ -177,6 +207,77 @@ static void log_top(const struct task_ctx *t, const struct psi_ref *ref,
   free(s);
 }
 
+/* Prediction drift (reported, never a trigger): the window's class
+ * shares against the production version's answers on its own gate rows
+ * (chi-square 2 x k, as for a feature, and their PSI), and its mean
+ * confidence against theirs (Welch's z: the two means over their
+ * standard errors, two-sided normal p).  NULL: out of memory. */
+static cJSON *pred_json(const struct pred_live *p, char *line, size_t cap)
+{
+  const struct pipeline_answers *a = p->ref;
+  size_t k = a->n_classes;
+  double ref[PIPELINE_ANSWER_CLASSES + 1], liv[PIPELINE_ANSWER_CLASSES + 1];
+  for (size_t i = 0; i < k; i++) {
+    ref[i] = a->counts[i];
+    liv[i] = p->counts[i];
+  }
+  ref[k] = 0;
+  liv[k] = p->counts[k];
+  int df = 0;
+  double chi2 = stats_chi2_2xk(ref, liv, k + 1, &df);
+  double pv = df > 0 ? stats_chi2_sf(chi2, df) : 1;
+  double psi = p->n > 0 ? psi_counts(ref, liv, k + 1, PSI_EPS, NULL) : NAN;
+  double lm = p->conf_n > 0 ? p->conf_sum / p->conf_n : NAN;
+  double lv = p->conf_n > 1 ? (p->conf_sq - p->conf_sum * p->conf_sum /
+                                                p->conf_n) /
+                                  (p->conf_n - 1)
+                            : 0;
+  double shift = lm - a->conf_mean;
+  double se = sqrt(a->conf_sd * a->conf_sd / (double)(a->n_rows ? a->n_rows
+                                                                 : 1) +
+                   (lv > 0 ? lv : 0) / (p->conf_n > 0 ? p->conf_n : 1));
+  double z = se > 0 ? shift / se : shift == 0 ? 0 : copysign(INFINITY, shift);
+  double zp = isnan(z) ? NAN : erfc(fabs(z) / sqrt(2.0));
+  cJSON *o = cJSON_CreateObject(), *cl = NULL, *cf = NULL;
+  int ok = o && (cl = cJSON_AddObjectToObject(o, "classes")) &&
+           (cf = cJSON_AddObjectToObject(o, "confidence")) &&
+           cJSON_AddStringToObject(o, "reference", a->file) &&
+           cJSON_AddNumberToObject(o, "reference_rows", (double)a->n_rows) &&
+           cJSON_AddNumberToObject(o, "rows", p->n) &&
+           cJSON_AddNumberToObject(o, "chi2", chi2) &&
+           cJSON_AddNumberToObject(o, "df", df) &&
+           cJSON_AddNumberToObject(o, "p", pv) &&
+           (isnan(psi) ? cJSON_AddNullToObject(o, "psi")
+                       : cJSON_AddNumberToObject(o, "psi", psi)) &&
+           cJSON_AddNumberToObject(o, "other_live",
+                                   p->n > 0 ? liv[k] / p->n : 0);
+  for (size_t i = 0; ok && i < k; i++) {
+    cJSON *c = cJSON_AddObjectToObject(cl, a->classes[i]);
+    ok = c &&
+         cJSON_AddNumberToObject(c, "ref", a->n_rows ? ref[i] /
+                                                       (double)a->n_rows
+                                                     : 0) &&
+         cJSON_AddNumberToObject(c, "live", p->n > 0 ? liv[i] / p->n : 0);
+  }
+  ok = ok && cJSON_AddNumberToObject(cf, "ref_mean", a->conf_mean) &&
+       (isnan(lm) ? cJSON_AddNullToObject(cf, "live_mean")
+                  : cJSON_AddNumberToObject(cf, "live_mean", lm)) &&
+       (isnan(shift) ? cJSON_AddNullToObject(cf, "shift")
+                     : cJSON_AddNumberToObject(cf, "shift", shift)) &&
+       (isnan(zp) ? cJSON_AddNullToObject(cf, "p")
+                  : cJSON_AddNumberToObject(cf, "p", zp));
+  if (!ok) {
+    cJSON_Delete(o);
+    return NULL;
+  }
+  snprintf(line, cap, "predictions: class shares chi2 %.2f df %d p %.3g "
+           "(PSI %.4f) against %zu answers on %s; mean confidence %.4f -> "
+           "%.4f (shift %+.4f, p %.3g)", chi2, df, pv,
+           isnan(psi) ? 0.0 : psi, a->n_rows, a->file, a->conf_mean, lm,
+           shift, zp);
+  return o;
+}
+
 static enum err_code drift_run(struct task_ctx *t, struct err *e)
 {
   struct drift_opts o;
@@ -185,6 +286,7 @@ static enum err_code drift_run(struct task_ctx *t, struct err *e)
   cJSON *refj = NULL, *prepj = NULL, *scores = NULL, *why = NULL;
   struct psi_ref *ref = NULL;
   struct psi_live *live = NULL;
+  struct pipeline_answers answers;
   int version = 0;
   enum err_code rc;
   int timeout_s = task_timeout_s(t);
@@ -213,7 +315,18 @@ static enum err_code drift_run(struct task_ctx *t, struct err *e)
       (rc = psi_live_create(ref, &live, e)))
     goto out;
 
-  struct scan s = {.t = t, .live = live};
+  /* the version's own answers on its gate rows: prediction drift's
+   * reference (reported only; a version without stored rows has none) */
+  struct pred_live pl;
+  memset(&pl, 0, sizeof(pl));
+  struct err ae = {0};
+  if (pipeline_answers(reg, model, version, &answers, &ae) == ERR_OK &&
+      answers.n_classes > 0 && answers.n_rows > 0)
+    pl.ref = &answers;
+  else if (answers.n_classes > 0 || ae.code != ERR_OK)
+    task_logf(t, "drift: no prediction drift: %s",
+              ae.code != ERR_OK ? ae.msg : "no answers to compare with");
+  struct scan s = {.t = t, .live = live, .pred = &pl};
   rc = read_window(t, model, o.window, &s, e);
   if (rc == ERR_OK && s.stopped)
     rc = task_stopped(t, "drift check stopped", timeout_s, e);
@@ -238,7 +351,9 @@ static enum err_code drift_run(struct task_ctx *t, struct err *e)
       sum.drifted >= 0 ? psi_ref_feature_name(ref, (size_t)sum.drifted)
                        : NULL;
   /* {"threshold", "alpha", "min_rows", "window", "reference_rows",
-   * "bad_rows", "worst", "drifted", "n_drifted", "features": {...}} */
+   * "bad_rows", "worst", "drifted", "n_drifted", "features": {...},
+   * "predictions": {...}} */
+  char pline[512] = "";
   cJSON *wrap = cJSON_CreateObject();
   if (wrap) {
     cJSON_AddNumberToObject(wrap, "threshold", o.threshold);
@@ -255,6 +370,14 @@ static enum err_code drift_run(struct task_ctx *t, struct err *e)
     cJSON_AddNumberToObject(wrap, "n_drifted", (double)sum.n_drifted);
     cJSON_AddItemToObject(wrap, "features", scores);
     scores = wrap;
+    if (pl.ref && pl.n > 0) {
+      cJSON *pj = pred_json(&pl, pline, sizeof(pline));
+      if (!pj || !cJSON_AddItemToObject(wrap, "predictions", pj)) {
+        cJSON_Delete(pj);
+        rc = err_set(e, ERR_NOMEM, "drift: out of memory");
+        goto out;
+      }
+    }
   }
   if (!wrap || !(scores_txt = cJSON_PrintUnformatted(scores))) {
     rc = err_set(e, ERR_NOMEM, "drift: out of memory");
@@ -273,6 +396,8 @@ static enum err_code drift_run(struct task_ctx *t, struct err *e)
             o.alpha, sum.n_drifted, verdict, (long long)id);
   if (rows > 0)
     log_top(t, ref, live);
+  if (pline[0])
+    task_logf(t, "drift: %s", pline);
   if (strcmp(verdict, "drift") != 0)
     goto out;
   why = cJSON_CreateObject();

@@ -195,6 +195,28 @@ MLOPSD_WUR enum err_code pipeline_score_heldout(struct registry *reg,
                                                 size_t *n_dropped,
                                                 struct err *e);
 
+/* How a version answers rows it never trained on: the reference of the
+ * drift task's prediction drift (docs/monitoring.md). */
+#define PIPELINE_ANSWER_CLASSES 64
+struct pipeline_answers {
+  char file[32];          /* the rows: gate.jsonl or validation.jsonl */
+  size_t n_rows;          /* rows answered */
+  size_t n_classes;       /* meta.json "classes" (at most the cap) */
+  char classes[PIPELINE_ANSWER_CLASSES][64];
+  double counts[PIPELINE_ANSWER_CLASSES]; /* rows answered with class i */
+  double conf_mean;       /* top probability, as served (calibrated) */
+  double conf_sd;         /* its sample standard deviation */
+};
+
+/* Score version `version` of model name on its own gate rows
+ * (gate.jsonl) when it has them, else its validation rows, as
+ * pipeline_score does, and count its answers into *a.  A regression
+ * model gives n_classes 0.  Errors as pipeline_score. */
+MLOPSD_WUR enum err_code pipeline_answers(struct registry *reg,
+                                          const char *name, int version,
+                                          struct pipeline_answers *a,
+                                          struct err *e);
+
 /* The value of metric in m (NaN when it does not apply). */
 double pipeline_metric_value(enum spec_metric metric,
                              const struct train_metrics *m);

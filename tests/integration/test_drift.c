@@ -445,6 +445,74 @@ TEST(min_rows_not_met)
   fx_tc_free(c);
 }
 
+/* Prediction drift of a window whose rows were all logged as "Standard"
+ * with confidence 0.5 (log_row) against the version's answers on its own
+ * held-out rows (meta.json says how many). */
+static void check_predictions(const cJSON *p)
+{
+  REQUIRE(cJSON_IsObject(p));
+  const char *file = cJSON_GetStringValue(cJSON_GetObjectItem(p,
+                                                              "reference"));
+  REQUIRE(file);
+  CHECK(!strcmp(file, "gate.jsonl") || !strcmp(file, "validation.jsonl"));
+  cJSON *meta = NULL;
+  struct registry *reg = NULL;
+  REQUIRE(registry_open(g_reg, &reg, &E) == ERR_OK);
+  REQUIRE(registry_read_meta(reg, MODEL, 1, &meta, &E) == ERR_OK);
+  const cJSON *sp = cJSON_GetObjectItem(cJSON_GetObjectItem(meta, "splits"),
+                                        file[0] == 'g' ? "gate" : "valid");
+  double mrows = cJSON_GetNumberValue(cJSON_GetObjectItem(sp, "rows"));
+  CHECK(mrows > 0);
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(p, "reference_rows")) ==
+        mrows);
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(p, "rows")) == 1000);
+  /* shares: the reference's sum to 1 over the classes, the window's are
+   * all Standard */
+  const cJSON *cl = cJSON_GetObjectItem(p, "classes"), *x;
+  double sr = 0, a[4] = {0}, b[4] = {0};
+  int k = 0;
+  CHECK_EQ_INT(cJSON_GetArraySize(cl), 3);
+  cJSON_ArrayForEach(x, cl)
+  {
+    double r = cJSON_GetNumberValue(cJSON_GetObjectItem(x, "ref"));
+    double l = cJSON_GetNumberValue(cJSON_GetObjectItem(x, "live"));
+    sr += r;
+    CHECK(l == (strcmp(x->string, "Standard") == 0 ? 1 : 0));
+    if (k < 3) {
+      a[k] = r * mrows;
+      b[k++] = l * 1000;
+    }
+  }
+  CHECK(fabs(sr - 1) < 1e-9);
+  /* the statistic is that of the shares' table (other_live 0) */
+  int df;
+  double chi2 = stats_chi2_2xk(a, b, 4, &df);
+  CHECK(fabs(cJSON_GetNumberValue(cJSON_GetObjectItem(p, "chi2")) - chi2) <
+        1e-6 * chi2);
+  CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(p, "df")), df);
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(p, "p")) < 1e-10);
+  /* the confidence: 0.5 logged against the version's mean top
+   * probability, which is above 1/3 for three classes */
+  const cJSON *cf = cJSON_GetObjectItem(p, "confidence");
+  double rm = cJSON_GetNumberValue(cJSON_GetObjectItem(cf, "ref_mean"));
+  CHECK(rm > 1.0 / 3 && rm < 1);
+  CHECK(fabs(cJSON_GetNumberValue(cJSON_GetObjectItem(cf, "live_mean")) -
+             0.5) < 1e-6);
+  CHECK(fabs(cJSON_GetNumberValue(cJSON_GetObjectItem(cf, "shift")) -
+             (0.5 - rm)) < 1e-6);
+  double zp = cJSON_GetNumberValue(cJSON_GetObjectItem(cf, "p"));
+  CHECK(zp >= 0 && zp <= 1);
+  if (fabs(rm - 0.5) > 0.05)
+    CHECK(zp < 1e-6);
+  if (getenv("VERBOSE")) {
+    char *txt = cJSON_PrintUnformatted(p);
+    fprintf(stderr, "    predictions: %s\n", txt ? txt : "?");
+    cJSON_free(txt);
+  }
+  cJSON_Delete(meta);
+  registry_close(reg);
+}
+
 TEST(shifted_population_triggers)
 {
   REQUIRE(log_requests(1000, 1000, 1) == 0);
@@ -473,6 +541,10 @@ TEST(shifted_population_triggers)
   CHECK(age < 0.2);
   CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "worst")),
                "occupation");
+  CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "drifted")),
+               "occupation");
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "n_drifted")) >= 2);
+  check_predictions(cJSON_GetObjectItem(j, "predictions"));
   cJSON_Delete(j);
   /* the CT DAG was started with the reason */
   CHECK_EQ_INT(c->ntrig, 1);
