@@ -614,30 +614,32 @@ enum err_code s3_get_buf(struct s3 *s, const char *key, size_t max,
   return *out ? ERR_OK : err_set(e, ERR_NOMEM, "s3: out of memory");
 }
 
+/* A request without a body either way (HEAD, DELETE); *length (may be
+ * NULL) the Content-Length answered. */
+static enum err_code no_body(struct s3 *s, const char *method,
+                             const char *key, int64_t *length, struct err *e)
+{
+  enum err_code rc;
+  if ((rc = check_key(method, key, e)))
+    return rc;
+  struct req r;
+  req_init(&r, method, key, ERR_BODY_MAX);
+  rc = perform(s, &r, e);
+  buf_free(&r.body);
+  if (!rc && length)
+    *length = r.length;
+  return rc;
+}
+
 enum err_code s3_head(struct s3 *s, const char *key, int64_t *size,
                       struct err *e)
 {
-  enum err_code rc;
-  if ((rc = check_key("HEAD", key, e)))
-    return rc;
-  struct req r;
-  req_init(&r, "HEAD", key, ERR_BODY_MAX);
-  rc = perform(s, &r, e);
-  buf_free(&r.body);
-  if (!rc && size)
-    *size = r.length;
-  return rc;
+  return no_body(s, "HEAD", key, size, e);
 }
 
 enum err_code s3_delete(struct s3 *s, const char *key, struct err *e)
 {
-  enum err_code rc;
-  if ((rc = check_key("DELETE", key, e)))
-    return rc;
-  struct req r;
-  req_init(&r, "DELETE", key, ERR_BODY_MAX);
-  rc = perform(s, &r, e);
-  buf_free(&r.body);
+  enum err_code rc = no_body(s, "DELETE", key, NULL, e);
   if (rc == ERR_NOTFOUND) /* some stores answer 404 for a missing key */
     rc = ERR_OK;
   return rc;
