@@ -405,37 +405,61 @@ static int wait_run(struct cli_sched_ctx *x, const char *run_id, long timeout_s)
   }
 }
 
-static int dags_trigger(int argc, char **argv)
+/* The arguments of `dags trigger` and `dags test`: DAG_ID and --date;
+ * --conf, --wait and --timeout only where trigger (1).  CLI_OK, or the
+ * usage answer's exit code. */
+struct dag_args {
+  const char *dag_id, *date, *conf_text;
+  int wait;
+  long timeout_s;
+};
+
+static int dag_args_parse(int argc, char **argv, int trigger,
+                          struct dag_args *o)
 {
-  const char *W = "dags trigger";
-  const char *dag_id = NULL, *date = NULL, *conf_text = NULL, *v;
-  int wait = 0;
-  long timeout_s = 0;
+  const char *v;
+  memset(o, 0, sizeof(*o));
   for (int i = 2; i < argc; i++) {
     int r;
     if ((r = cli_sched_opt(argc, argv, &i, "--date", &v)) != 0) {
       if (r < 0)
         return cli_sched_usage("dags", "--date needs YYYY-MM-DD", NULL);
-      date = v;
-    } else if ((r = cli_sched_opt(argc, argv, &i, "--conf", &v)) != 0) {
+      o->date = v;
+    } else if (trigger && (r = cli_sched_opt(argc, argv, &i, "--conf", &v))) {
       if (r < 0)
         return cli_sched_usage("dags", "--conf needs a JSON object", NULL);
-      conf_text = v;
-    } else if ((r = cli_sched_opt(argc, argv, &i, "--timeout", &v)) != 0) {
-      if (r < 0 || cli_parse_long(v, 1, 86400 * 30, &timeout_s))
+      o->conf_text = v;
+    } else if (trigger &&
+               (r = cli_sched_opt(argc, argv, &i, "--timeout", &v))) {
+      if (r < 0 || cli_parse_long(v, 1, 86400 * 30, &o->timeout_s))
         return cli_sched_usage("dags", "--timeout needs seconds", v);
-    } else if (!strcmp(argv[i], "--wait")) {
-      wait = 1;
+    } else if (trigger && !strcmp(argv[i], "--wait")) {
+      o->wait = 1;
     } else if (argv[i][0] == '-') {
       return cli_sched_usage("dags", "unknown option", argv[i]);
-    } else if (!dag_id) {
-      dag_id = argv[i];
+    } else if (!o->dag_id) {
+      o->dag_id = argv[i];
     } else {
       return cli_sched_usage("dags", "unexpected argument", argv[i]);
     }
   }
-  if (!dag_id)
-    return cli_sched_usage("dags", "trigger needs a DAG_ID", NULL);
+  if (!o->dag_id)
+    return cli_sched_usage("dags", trigger ? "trigger needs a DAG_ID"
+                                           : "test needs a DAG_ID",
+                           NULL);
+  return CLI_OK;
+}
+
+static int dags_trigger(int argc, char **argv)
+{
+  const char *W = "dags trigger";
+  struct dag_args o;
+  int ar = dag_args_parse(argc, argv, 1, &o);
+  if (ar != CLI_OK)
+    return ar;
+  const char *dag_id = o.dag_id, *date = o.date, *conf_text = o.conf_text;
+  int wait = o.wait;
+  long timeout_s = o.timeout_s;
   cJSON *conf = NULL;
   if (conf_text) {
     conf = cJSON_Parse(conf_text);
@@ -492,23 +516,11 @@ static int dags_trigger(int argc, char **argv)
 static int dags_test(int argc, char **argv)
 {
   const char *W = "dags test";
-  const char *dag_id = NULL, *date = NULL, *v;
-  for (int i = 2; i < argc; i++) {
-    int r;
-    if ((r = cli_sched_opt(argc, argv, &i, "--date", &v)) != 0) {
-      if (r < 0)
-        return cli_sched_usage("dags", "--date needs YYYY-MM-DD", NULL);
-      date = v;
-    } else if (argv[i][0] == '-') {
-      return cli_sched_usage("dags", "unknown option", argv[i]);
-    } else if (!dag_id) {
-      dag_id = argv[i];
-    } else {
-      return cli_sched_usage("dags", "unexpected argument", argv[i]);
-    }
-  }
-  if (!dag_id)
-    return cli_sched_usage("dags", "test needs a DAG_ID", NULL);
+  struct dag_args o;
+  int ar = dag_args_parse(argc, argv, 0, &o);
+  if (ar != CLI_OK)
+    return ar;
+  const char *dag_id = o.dag_id, *date = o.date;
   struct cli_sched_ctx x;
   int rc = cli_sched_open(&x, W, 1, 3);
   if (rc != CLI_OK) {

@@ -149,9 +149,13 @@ static int only_blanks(const char *end)
   return *end == '\0';
 }
 
-enum err_code task_field_int(const struct task_ctx *t, const char *name,
-                             long def, long min, long max, long *out,
-                             struct err *e)
+/* A numeric field: its text through strtol (integer) or strtod, nothing
+ * but blanks after it, finite and within min..max.  *out is def when the
+ * field is absent.  All task fields' bounds are well inside 2^53, so a
+ * long goes through a double exactly. */
+static enum err_code field_number(const struct task_ctx *t, const char *name,
+                                  int integer, double def, double min,
+                                  double max, double *out, struct err *e)
 {
   char buf[64], *end;
   const char *s;
@@ -160,33 +164,33 @@ enum err_code task_field_int(const struct task_ctx *t, const char *name,
   if (rc != ERR_OK || !s)
     return rc;
   errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || !only_blanks(end) || v < min || v > max)
-    return err_set(e, ERR_INVAL,
-                   "field '%s': expected an integer %ld..%ld, got '%.40s'",
-                   name, min, max, s);
+  double v = integer ? (double)strtol(s, &end, 10) : strtod(s, &end);
+  if (errno || end == s || !only_blanks(end) || !isfinite(v) || v < min ||
+      v > max)
+    return integer ? err_set(e, ERR_INVAL, "field '%s': expected an integer "
+                             "%.0f..%.0f, got '%.40s'", name, min, max, s)
+                   : err_set(e, ERR_INVAL, "field '%s': expected a number "
+                             "%g..%g, got '%.40s'", name, min, max, s);
   *out = v;
   return ERR_OK;
+}
+
+enum err_code task_field_int(const struct task_ctx *t, const char *name,
+                             long def, long min, long max, long *out,
+                             struct err *e)
+{
+  double v;
+  enum err_code rc = field_number(t, name, 1, (double)def, (double)min,
+                                  (double)max, &v, e);
+  *out = (long)v;
+  return rc;
 }
 
 enum err_code task_field_double(const struct task_ctx *t, const char *name,
                                 double def, double min, double max,
                                 double *out, struct err *e)
 {
-  char buf[64], *end;
-  const char *s;
-  *out = def;
-  enum err_code rc = task_field_text(t, name, buf, sizeof(buf), &s, e);
-  if (rc != ERR_OK || !s)
-    return rc;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || !only_blanks(end) || !isfinite(v) || v < min ||
-      v > max)
-    return err_set(e, ERR_INVAL, "field '%s': expected a number %g..%g, "
-                   "got '%.40s'", name, min, max, s);
-  *out = v;
-  return ERR_OK;
+  return field_number(t, name, 0, def, min, max, out, e);
 }
 
 enum err_code task_field_bool(const struct task_ctx *t, const char *name,
