@@ -273,6 +273,26 @@ struct upsert {
   const struct acc *a;
 };
 
+/* {"Good": {"n": 6, "recall": 0.83}, ...}: the classes that were a label
+ * in g (live_metrics.recall); NULL when out of memory. */
+static char *group_recall(const struct group *g)
+{
+  cJSON *o = cJSON_CreateObject();
+  int ok = o != NULL;
+  for (int k = 0; ok && k < g->ncls; k++) {
+    int64_t sup = g->tp[k] + g->fn[k];
+    if (sup == 0)
+      continue;
+    cJSON *c = cJSON_AddObjectToObject(o, g->cls[k]);
+    ok = c && cJSON_AddNumberToObject(c, "n", (double)sup) &&
+         cJSON_AddNumberToObject(c, "recall",
+                                 (double)g->tp[k] / (double)sup);
+  }
+  char *txt = ok ? cJSON_PrintUnformatted(o) : NULL;
+  cJSON_Delete(o);
+  return txt;
+}
+
 static enum err_code upsert_txn(struct db_conn *c, void *user,
                                 struct err *e)
 {
@@ -280,6 +300,9 @@ static enum err_code upsert_txn(struct db_conn *c, void *user,
   for (size_t i = 0; i < u->a->n; i++) {
     const struct group *g = &u->a->g[i];
     double f1 = group_f1(g);
+    char *rec = group_recall(g);
+    if (!rec)
+      return err_set(e, ERR_NOMEM, "label_feedback: out of memory");
     struct db_val p[] = {
         DB_V_STR(u->model),
         DB_V_INT(g->version),
@@ -287,14 +310,16 @@ static enum err_code upsert_txn(struct db_conn *c, void *user,
         DB_V_INT(g->n),
         DB_V_DBL((double)g->correct / (double)g->n),
         isnan(f1) ? DB_V_NULL : DB_V_DBL(f1),
+        DB_V_STR(rec),
     };
     enum err_code rc = db_exec_params(
         c,
         "INSERT INTO live_metrics (model, version, day, n, accuracy, "
-        "f1_macro) VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE "
-        "n = VALUES(n), accuracy = VALUES(accuracy), "
-        "f1_macro = VALUES(f1_macro)",
-        p, 6, NULL, e);
+        "f1_macro, recall) VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY "
+        "UPDATE n = VALUES(n), accuracy = VALUES(accuracy), "
+        "f1_macro = VALUES(f1_macro), recall = VALUES(recall)",
+        p, 7, NULL, e);
+    cJSON_free(rec);
     if (rc != ERR_OK)
       return rc;
   }

@@ -870,6 +870,12 @@ TEST(label_feedback_metrics)
      "'2030-01-15'", &b);
   /* F1: Good 6/7, Standard 6/9, Poor 2/4 -> mean 0.674603 */
   CHECK_EQ_STR(b.s, "10 0.700000 0.674603");
+  /* recall: Good 3 of 4, Standard 3 of 3, Poor 1 of 3 */
+  qs("SELECT CONCAT(JSON_VALUE(recall, '$.Good.n'), ' ', ROUND(JSON_VALUE("
+     "recall, '$.Good.recall'), 6), ' ', JSON_VALUE(recall, "
+     "'$.Standard.recall'), ' ', ROUND(JSON_VALUE(recall, '$.Poor.recall'), "
+     "6)) FROM live_metrics WHERE version = 1 AND day = '2030-01-15'", &b);
+  CHECK_EQ_STR(b.s, "4 0.750000 1 0.333333");
   qs("SELECT CONCAT(n, ' ', ROUND(accuracy, 6), ' ', ROUND(f1_macro, 6)) "
      "FROM live_metrics WHERE version = 1 AND day = '2030-01-16'", &b);
   CHECK_EQ_STR(b.s, "4 1.000000 1.000000");
