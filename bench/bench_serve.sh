@@ -12,6 +12,8 @@
 #   POST /predict single         one item per request
 #   POST /predict batch of 64    64 items per request
 #   POST /predict single, --no-native   XGBoost's own predict, same run
+#   POST /predict single, explain       the same bodies with "explain": true
+#                                       (reason codes: XGBoost's TreeSHAP)
 #
 # First (run "startup") it starts the daemon 10 times and reports the time
 # from the start to the first 200 from /readyz and the idle RSS.
@@ -44,7 +46,8 @@
 #                                             keeps perf.data)
 #   BENCH_SERVE_RUNS="healthz16 single16"     only these runs (default all:
 #       startup healthz16 healthz64 single16 single64 batch16 batch64
-#       healthz16b sustained16 xgb16 xgb64)
+#       healthz16b sustained16 explain16 xgb16 xgb64; explain vs plain
+#       predict alone: BENCH_SERVE_RUNS="single16 explain16")
 #   BENCH_SERVE_SUSTAIN=S                     seconds of the sustained run
 #                                             (default 60: predict single/16
 #                                             on the daemon after all runs
@@ -124,6 +127,14 @@ with open(sys.argv[2], "w") as f:
     for i in range(0, len(items) - 63, 64):
         f.write(json.dumps({"data": items[i:i + 64]}) + "\n")
 EOF
+# the same single bodies asking for reason codes
+python3 - "$DATA" "$T/explain.jsonl" <<'EOF'
+import json, sys
+with open(sys.argv[2], "w") as f:
+    for l in open(sys.argv[1]):
+        if l.strip():
+            f.write(json.dumps(dict(json.loads(l), explain=True)) + "\n")
+EOF
 
 metric() {  # metric NAME: value of an unlabelled series (0 if absent)
   curl -s "http://127.0.0.1:$PORT/metrics" |
@@ -169,7 +180,7 @@ wait_drained() {
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$DPID/stat"; }
 DBPID=$(cat "$T/db/mysqld.pid" 2>/dev/null)
 db_ticks() { awk '{print $14 + $15}' "/proc/$DBPID/stat" 2>/dev/null || echo 0; }
-RUNS=" ${BENCH_SERVE_RUNS:-startup healthz16 healthz64 single16 single64 batch16 batch64 healthz16b sustained16 xgb16 xgb64} "
+RUNS=" ${BENCH_SERVE_RUNS:-startup healthz16 healthz64 single16 single64 batch16 batch64 healthz16b sustained16 explain16 xgb16 xgb64} "
 want() { case "$RUNS" in *" $1 "*) return 0 ;; esac; return 1; }
 rss_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$DPID/status"; }
 
@@ -313,6 +324,7 @@ if want sustained16; then
   run sustained 16 /predict "$T/single.jsonl" 1
   DUR=$DUR_RUNS
 fi
+want explain16 && run "predict single, explain" 16 /predict "$T/explain.jsonl" 1
 ITEMS_SRV=$(metric mlopsd_predict_items_total)
 UNLOGGED=$(metric mlopsd_plog_rows_unlogged_total)
 stop_daemon
@@ -348,6 +360,8 @@ for c in 16 64; do
   [ -n "${SUM_RPS[predict single$c]:-}" ] || continue
   echo "predict single/$c: ${SUM_RPS[predict single$c]} req/s = $(ratio "${SUM_RPS[predict single$c]}" "${SUM_RPS[healthz$c]:-0}") of /healthz/$c (${SUM_RPS[healthz$c]:--} req/s, same run); p99 ${SUM_P99[predict single$c]} ms at load ${SUM_LOAD[predict single$c]}; CPU per logged row: daemon ${SUM_US[predict single$c]} us, MariaDB ${SUM_DB[predict single$c]} us"
 done
+[ -n "${SUM_RPS[predict single, explain16]:-}" ] &&
+  echo "predict single/16 with explain: ${SUM_RPS[predict single, explain16]} req/s = $(ratio "${SUM_RPS[predict single, explain16]}" "${SUM_RPS[predict single16]:-0}") of predict single/16 without (${SUM_RPS[predict single16]:--} req/s); p99 ${SUM_P99[predict single, explain16]} ms (without: ${SUM_P99[predict single16]:--} ms) at load ${SUM_LOAD[predict single, explain16]}"
 [ -n "${SUM_RSS[sustained16]:-}" ] &&
   echo "RSS after ${BENCH_SERVE_SUSTAIN:-60} s of sustained predict single/16: ${SUM_RSS[sustained16]} MB (peak ${SUM_PEAK[sustained16]} MB); CPU per logged row: daemon ${SUM_US[sustained16]} us, MariaDB ${SUM_DB[sustained16]} us; ${SUM_RPS[sustained16]} req/s at load ${SUM_LOAD[sustained16]}"
 echo "machine: $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk, daemon and MariaDB share them"
