@@ -614,9 +614,12 @@ static int models_show(int argc, char **argv)
     printf("dag run        %s / %s\n",
            jstr(meta, "dag_id") ? jstr(meta, "dag_id") : "-",
            jstr(meta, "dag_run_id") ? jstr(meta, "dag_run_id") : "-");
-    printf("rows           %.0f (train %.0f, validation %.0f)\n",
+    printf("rows           %.0f (train %.0f, validation %.0f",
            jnum(meta, "training_rows"), jnum(meta, "train_rows"),
            jnum(meta, "val_rows"));
+    if (jnum(meta, "gate_rows") > 0)
+      printf(", gate %.0f", jnum(meta, "gate_rows"));
+    printf(")\n");
     printf("data sha256    %s\n", jstr(meta, "data_sha256")
                                       ? jstr(meta, "data_sha256")
                                       : "?");

@@ -77,7 +77,17 @@ if awk -v m=$MODEL '$1 == m && $2 == 2 && $3 == 2 && $4 == "-"' "$tmp/out" |
    grep -q .; then ok list_columns; else cat "$tmp/out"; bad list_columns; fi
 expect show_v1 0 "$BIN" models show $MODEL:1
 has show_lineage "$tmp/out" "dag run        - / cli_v1"
-has show_rows "$tmp/out" "rows           2500 (train 1750, validation 750)"
+# the course spec: 28 days of rows up to 2025-09-01, a gate split
+rows_line=$(python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["gate_rows"] > 0 and m["train_window"] == {"days": 28, "column": "date"}
+assert m["training_rows"] == m["train_rows"] + m["val_rows"] + m["gate_rows"]
+print("rows           %d (train %d, validation %d, gate %d)" % (
+    m["training_rows"], m["train_rows"], m["val_rows"], m["gate_rows"]))' \
+  "$tmp/registry/$MODEL/versions/1/meta.json") && ok show_rows_meta ||
+  bad show_rows_meta
+has show_rows "$tmp/out" "$rows_line"
 expect show_latest 0 "$BIN" models show $MODEL
 has show_latest_v2 "$tmp/out" "version        2  (nothing deployed)"
 expect show_noalias 1 "$BIN" models show $MODEL@staging

@@ -298,6 +298,13 @@ static int setup(void)
   if (!y)
     return 0;
   y = replace(y, "num_boost_round: 2000", "num_boost_round: 30");
+  /* These tests check the two-way split's exact sizes on the whole day
+   * (2,500 rows: 1,750 / 750); the course spec's gate split, customer
+   * groups and 28-day window have their own tests below. */
+  if (y)
+    y = replace(y, "  gate_fraction: 0.2\n  group_by: customer_id\n", "");
+  if (y)
+    y = replace(y, "train_window:\n  days: 28\n  column: date\n", "");
   if (!y)
     return 0;
   char *g = strstr(y, "search:");
@@ -342,6 +349,18 @@ static int setup(void)
     fprintf(stderr, "setup: %s\n", e.msg);
     return 0;
   }
+  /* the two-way split on the whole day, as the spec copy above */
+  if (!spec->group_by || spec->gate_fraction != 0.2 ||
+      spec->window.days != 28) {
+    fprintf(stderr, "setup: the course spec's split or window changed\n");
+    return 0;
+  }
+  spec->gate_fraction = 0;
+  free(spec->group_by);
+  spec->group_by = NULL;
+  free(spec->window.column);
+  spec->window.column = NULL;
+  spec->window.days = 0;
   return 1;
 }
 
@@ -1779,6 +1798,49 @@ TEST(train_window_and_balanced_weights)
   pipeline_result_free(&d);
 }
 
+/* The course spec as shipped (config/models): 28 days of labels up to the
+ * logical date, a fifth of the customers in the gate split, calibration
+ * on those rows. */
+TEST(course_spec_as_shipped)
+{
+  REQUIRE(setup_ok && version1);
+  struct err e = {0};
+  struct spec *shipped = NULL;
+  char path[700];
+  snprintf(path, sizeof(path), "%s/config/models/%s.yaml", src, MODEL);
+  REQUIRE(spec_load(path, &shipped, &e) == ERR_OK);
+  struct pipeline_opts o = {.ds = DS, .dag_id = "test_dag",
+                            .dag_run_id = "shipped", .nthread = 1,
+                            .max_trials = 1, .num_boost_round = 20,
+                            .log = log_cb};
+  struct pipeline_result r;
+  loglen = 0;
+  enum err_code rc = pipeline_train(reg, pool, shipped, &o, &r, &e);
+  if (rc)
+    fprintf(stderr, "  train: %s\n", e.msg);
+  REQUIRE(rc == ERR_OK);
+  int64_t in28 = q1("SELECT COUNT(*) FROM credit_score_features_target "
+                    "WHERE base_dt = ? AND date > '2025-08-04' AND "
+                    "date <= '" DS "'",
+                    DS);
+  CHECK(in28 > 2000 && in28 < 2500);
+  CHECK_EQ_INT(r.n_rows, in28);
+  CHECK((int64_t)r.n_gate > in28 / 10 && (int64_t)r.n_gate < in28 * 3 / 10);
+  CHECK(strstr(logbuf, "gate rows (grouped by customer_id)") != NULL);
+  cJSON *meta = read_json("%s/%s/versions/%d/meta.json", regdir, MODEL,
+                          r.version);
+  REQUIRE(meta);
+  CHECK_EQ_INT(jnum(cJSON_GetObjectItemCaseSensitive(meta, "train_window"),
+                    "days"),
+               28);
+  CHECK_EQ_STR(jstr(cJSON_GetObjectItemCaseSensitive(meta, "calibration"),
+                    "split"),
+               "gate");
+  cJSON_Delete(meta);
+  pipeline_result_free(&r);
+  spec_destroy(shipped);
+}
+
 int main(void)
 {
   setup_ok = setup();
@@ -1801,6 +1863,7 @@ int main(void)
   RUN(validate_scores_rows_neither_version_trained_on);
   RUN(three_way_split_grouped_by_customer);
   RUN(train_window_and_balanced_weights);
+  RUN(course_spec_as_shipped);
   registry_close(reg);
   spec_destroy(spec);
   db_pool_destroy(pool);

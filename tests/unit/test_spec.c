@@ -119,8 +119,13 @@ TEST(course_spec)
   CHECK_EQ_INT(s->seed, 42);
   CHECK_EQ_INT(s->stratify, 0);
   CHECK(s->tolerance == 0);
-  CHECK(s->gate_fraction == 0);
-  CHECK(s->group_by == NULL);
+  /* the gate split and window the course spec ships with */
+  CHECK(s->gate_fraction == 0.2);
+  CHECK_EQ_STR(s->group_by, "customer_id");
+  CHECK_EQ_INT(s->window.days, 28);
+  CHECK_EQ_INT(s->window.rows, 0);
+  CHECK_EQ_STR(s->window.column, "date");
+  CHECK_EQ_INT(s->weights_balanced, 0);
   CHECK(s->max_regression == 0.02);
   CHECK(s->confidence == 0.95);
 
