@@ -54,8 +54,10 @@ if tl_db_course $DB $DS; then
 else
   cat "$T"/*.log; bad database_ready; finish
 fi
+# the rows of the course spec's train_window (the 28 days up to DS)
 total_rows=$(sql -e "SELECT COUNT(*) FROM credit_score_features_target
-  WHERE base_dt = '$DS'" "$DB")
+  WHERE base_dt = '$DS' AND date > DATE_FORMAT(DATE_SUB(DATE('$DS'),
+  INTERVAL 28 DAY), '%Y-%m-%d') AND date <= '$DS'" "$DB")
 
 scenario two_daemons_train_together
 "$BIN" -c "$T/a/mlopsd.yaml" serve >"$T/a/daemon.log" 2>&1 &
