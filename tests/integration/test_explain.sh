@@ -259,6 +259,22 @@ hasnt query_off_no_explanation "$tmp/q0.out" '"explanation"'
 eq body_over_query_200 "$(post bq "$tmp/one_false.json" '?explain=1')" 200
 hasnt body_over_query_no_explanation "$tmp/bq.out" '"explanation"'
 
+# one booster answers every explanation: parallel requests (2 server
+# threads, 8 clients) get the same bytes as one request at a time
+scenario parallel_explanations_equal_sequential_ones
+$PY - "$tmp/body.json" "$tmp/par.json" "$nin" <<'EOF'
+import json, sys
+body = json.load(open(sys.argv[1]))
+json.dump({"data": body["data"][:20], "explain": {"top_k": int(sys.argv[3])}},
+          open(sys.argv[2], "w"))
+EOF
+eq par_sequential_200 "$(post par_seq "$tmp/par.json")" 200
+seq 1 24 | xargs -P 8 -I{} curl -s -o "$tmp/par_{}.out" -X POST \
+  -H 'Content-Type: application/json' --data-binary @"$tmp/par.json" "$url"
+same=0
+for i in $(seq 1 24); do cmp -s "$tmp/par_$i.out" "$tmp/par_seq.out" && same=$((same + 1)); done
+eq parallel_answers_identical "$same" 24
+
 scenario bad_explain_values
 eq string_400 "$(post bs "$tmp/bad_string.json")" 400
 has string_names_explain "$tmp/bs.out" '"explain":"must be true, false or an object {\"top_k\": K}"'
