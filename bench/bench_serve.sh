@@ -57,6 +57,11 @@
 #   BENCH_SERVE_FIGURES=FILE                  also append one key=value line
 #                                             per run to FILE (bench/report.sh)
 #   BENCH_SERVE_THREADS=N                     server.threads (default 2)
+#   BENCH_SERVE_SHADOW=1                      models.shadow on, the other
+#                                             version aliased staging: every
+#                                             answer also predicted by the
+#                                             shadow and logged beside
+#                                             (docs/serving.md)
 #   BENCH_SERVE_AFTER='CMD'                   run CMD after each run, with
 #                                             DPID (the daemon) and RUN_NAME
 #                                             set (e.g. save its smaps)
@@ -107,6 +112,7 @@ database:
 models:
   specs_dir: $SRC/config/models
   registry_dir: $T/registry
+  shadow: $([ "${BENCH_SERVE_SHADOW:-0}" = 1 ] && echo true || echo false)
 scheduler:
   dags_dir: $T/dags
 logging:
@@ -115,6 +121,15 @@ EOF
 
 MLOPSD_SRC=$SRC "$BUILD/tests/integration/test_serve" --make-registry "$T/registry" >/dev/null ||
   { echo "bench_serve: could not build the registry" >&2; exit 1; }
+if [ "${BENCH_SERVE_SHADOW:-0}" = 1 ]; then
+  # the shadow: the version production does not point at
+  m=$T/registry/credit_score_classification
+  prod=$(tr -d ' \n' <"$m/aliases/production")
+  other=$(ls "$m/versions" | grep -vx "$prod" | head -1)
+  [ -n "$other" ] || { echo "bench_serve: no second version for the shadow" >&2; exit 1; }
+  printf '%s\n' "$other" >"$m/aliases/staging"
+  echo "bench_serve: shadow on: production $prod, staging $other" >&2
+fi
 MLOPSD_SQL_DIR=$SRC/sql/migrations "$BIN" -c "$T/mlopsd.yaml" db init >/dev/null 2>&1 ||
   { echo "bench_serve: db init failed" >&2; exit 1; }
 

@@ -258,6 +258,15 @@ static void h_model_get(struct admin_call *x)
     cJSON_AddNumberToObject(o, "production_version", prod);
   else
     cJSON_AddNullToObject(o, "production_version");
+  /* the shadow challenger's version, if any (the console asks compare
+   * only then) */
+  int stg = 0;
+  struct err se = {0};
+  if (registry_alias_get(a->reg, name, PIPELINE_STAGING, &stg, &se) ==
+      ERR_OK)
+    cJSON_AddNumberToObject(o, "staging_version", stg);
+  else
+    cJSON_AddNullToObject(o, "staging_version");
   int sv = served_version(a, name);
   if (sv)
     cJSON_AddNumberToObject(o, "served_version", sv);

@@ -391,6 +391,32 @@ static enum err_code split(struct logpart *lp, struct db_conn *c, time_t now,
   return rc;
 }
 
+/* The shadow challenger's rows (PLOG_SHADOW_TABLE, not partitioned)
+ * follow their log rows out: those older than the newest bound dropped,
+ * in slices so no statement holds many row locks.  A failure is logged
+ * and retried at the next drop (the rows are only kept longer). */
+static void drop_shadows(struct db_conn *c, int64_t bound)
+{
+  struct db_val p[1] = {DB_V_INT(bound)};
+  int64_t n = 0, total = 0;
+  struct err e = {0};
+  do {
+    if (db_exec_params(c, "DELETE FROM " PLOG_SHADOW_TABLE " WHERE "
+                          "created_at < FROM_UNIXTIME(?) LIMIT 10000",
+                       p, 1, &n, &e) != ERR_OK) {
+      LOG_W(MOD, "table=%s rows older than the dropped partitions not "
+                 "deleted (retried at the next drop): %s",
+            PLOG_SHADOW_TABLE, e.msg);
+      return;
+    }
+    total += n;
+  } while (n == 10000);
+  if (total)
+    LOG_I(MOD, "table=%s deleted=%" PRId64 " rows older than the dropped "
+               "partitions",
+          PLOG_SHADOW_TABLE, total);
+}
+
 static enum err_code drop_old(struct logpart *lp, struct db_conn *c,
                               time_t now, struct logpart_result *r,
                               struct err *e)
@@ -452,6 +478,7 @@ static enum err_code drop_old(struct logpart *lp, struct db_conn *c,
       LOG_I(MOD, "table=%s dropped=%d partitions rows=%" PRId64
                  " older_than=%" PRId64 " ms=%.0f",
             lp->table, k, rows, cutoff, (mono_s() - t0) * 1e3);
+      drop_shadows(c, lp->parts[k - 1].bound);
     } else if (rc == ERR_OK) {
       rc = rc2;
       *e = e2;

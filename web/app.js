@@ -846,7 +846,15 @@
     const shadowBox = h('div', { class: 'card', id: 'shadow' },
       h('h2', { text: 'Shadow challenger' }));
     append(box, shadowBox);
-    loadShadow(name, shadowBox, gen);
+    if (m.staging_version && m.staging_version !== prod)
+      loadShadow(name, shadowBox, gen);
+    else
+      append(shadowBox, h('p', { class: 'muted', 'data-field': 'shadow-none',
+        text: m.staging_version ? 'Staging is production (v' +
+          m.staging_version + '): no challenger to compare.'
+          : 'No challenger: alias staging is not set. With models.shadow: ' +
+          'true the version aliased staging answers in shadow beside ' +
+          'production.' }));
 
     /* the selection metric per version */
     if (metric) {

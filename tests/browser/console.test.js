@@ -293,6 +293,11 @@ async function shot(page, name) {
     check(before !== after, 'sorting by accuracy changes the order');
     const deps = await page.textContent('#deployments');
     check(deps.includes('deploy'), 'deployment history shown');
+    /* the shadow challenger card: the comparison, or why there is none */
+    await page.waitForSelector('#shadow [data-field^="shadow-"]');
+    const sh = await page.textContent('#shadow');
+    check(/No challenger: alias staging is not set|Staging is production|shadow v\d/
+      .test(sh), 'shadow challenger card: ' + sh);
     await shot(page, 'console-models');
   });
 

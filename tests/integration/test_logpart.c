@@ -322,6 +322,19 @@ TEST(partitions_fake_time)
   /* 16:30 with a 2-hour window: the cutoff is 14:30, so the partitions
    * ending 13:00 and 14:00 go (rows 1-3); 14:00-15:00 stays (row 4 is
    * older than the cutoff but shares its partition with newer times) */
+  /* shadow rows (not partitioned) follow the dropped partitions out:
+   * older than the newest dropped bound (14:00) go, the rest stay */
+  char sq[300];
+  REQUIRE(fx_exec(P, "DELETE FROM prediction_shadow", 0) == 0);
+  for (int i = 0; i < 3; i++) {
+    time_t at[3] = {utc(2030, 1, 9, 23, 0), utc(2030, 1, 10, 14, 0) - 1,
+                    utc(2030, 1, 10, 14, 0)};
+    snprintf(sq, sizeof(sq),
+             "INSERT INTO prediction_shadow VALUES (7, %d, FROM_UNIXTIME(%lld), "
+             "'m', 2, 'Good', 0.5)",
+             i + 1, (long long)at[i]);
+    REQUIRE(fx_exec(P, sq, 0) == 0);
+  }
   logpart_destroy(lp);
   lp = lp_new("lp_fake", 3600, 3, 7200, arch);
   REQUIRE(lp);
@@ -329,6 +342,8 @@ TEST(partitions_fake_time)
   CHECK_OK(logpart_run(lp, t1, &r, &E));
   CHECK_EQ_INT(r.dropped, 2);
   CHECK_EQ_INT(r.dropped_rows, 3);
+  CHECK_EQ_INT(fx_q1(P, "SELECT COUNT(*) FROM prediction_shadow"), 1);
+  CHECK_EQ_INT(fx_q1(P, "SELECT log_seq FROM prediction_shadow"), 3);
   CHECK_EQ_INT(r.created, 4); /* 16-17 .. 19-20 */
   CHECK_EQ_INT(fx_q1(P, "SELECT COUNT(*) FROM lp_fake"), 3);
   CHECK_EQ_INT(

@@ -360,4 +360,36 @@ eq shadow_rows_v3_linked "$(sql $DB -e "SELECT COUNT(*) FROM
   ON s.log_source = p.log_source AND s.log_seq = p.log_seq
   WHERE p.model_version = 2 AND s.model_version = 3")" "$n3"
 
+# ---- kill -9 under load: every stored row has its shadow row, once
+scenario kill_keeps_shadow_rows
+maxseq=$(sql $DB -e "SELECT COALESCE(MAX(log_seq), 0) FROM credit_predictions_api_log")
+ls "$tmp"/ans1/*.json | sed "s|$tmp/ans1|$tmp/items|" >"$tmp/answerable"
+( while read -r f; do for _ in 1 2 3 4 5 6; do
+    curl -s -o /dev/null -w '%{http_code}\n' -X POST \
+      -H 'Content-Type: application/json' --data-binary @"$f" \
+      "http://127.0.0.1:$port/predict"; done; done <"$tmp/answerable" \
+    >"$tmp/codes" ) &
+loader=$!
+sleep 1
+kill -9 "$daemon_pid"; wait "$daemon_pid" 2>/dev/null
+wait "$loader"
+answered=$(grep -c '^200$' "$tmp/codes")
+[ "$answered" -gt 0 ] && ok answered_before_kill ||
+  bad answered_before_kill "no answer before the kill: timing too tight here"
+MLOPSD_ADMIN_TOKEN=shadow-token "$BIN" -c "$tmp/mlopsd.yaml" serve \
+  >>"$tmp/daemon.log" 2>&1 &
+daemon_pid=$!
+wait_http "http://127.0.0.1:$port/readyz" 30 && ok restarted ||
+  { tail -20 "$tmp/daemon.log"; bad restarted; }
+got=$(wait_rows "SELECT COUNT(*) FROM credit_predictions_api_log WHERE log_seq > $maxseq" "$answered")
+[ "$got" -ge "$answered" ] && ok answered_rows_stored ||
+  bad answered_rows_stored "$got rows stored, $answered answered"
+eq killed_rows_have_shadows "$(sql $DB -e "SELECT COUNT(*) FROM
+  credit_predictions_api_log p LEFT JOIN prediction_shadow s
+  ON s.log_source = p.log_source AND s.log_seq = p.log_seq
+  WHERE p.log_seq > $maxseq AND (s.log_seq IS NULL OR s.model_version <> 3)")" 0
+eq killed_shadow_rows_once "$(sql $DB -e "SELECT COUNT(*) FROM prediction_shadow
+  WHERE log_seq > $maxseq")" "$(sql $DB -e "SELECT COUNT(*) FROM
+  credit_predictions_api_log WHERE log_seq > $maxseq")"
+
 tl_done
