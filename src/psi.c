@@ -671,7 +671,7 @@ enum err_code psi_live_scores_json(const struct psi_live *l, double alpha,
       sum->max_psi = s->psi;
       sum->worst = (int)i;
     }
-    if (adj[i] < alpha && s->psi > min_psi) {
+    if ((alpha >= 1 || adj[i] < alpha) && s->psi > min_psi) {
       sum->n_drifted++;
       if (sum->drifted < 0 || s->psi > sc[sum->drifted].psi) {
         sum->drifted = (int)i;

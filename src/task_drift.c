@@ -415,7 +415,7 @@ static enum err_code drift_run(struct task_ctx *t, struct err *e)
   }
   rc = task_monitor_fire(t, why, e,
                          "drift on model %s version %d: %s PSI %.4f "
-                         "> threshold %g, Holm p %.3g < alpha %g (report "
+                         "> threshold %g, Holm p %.3g (alpha %g) (report "
                          "%lld",
                          model, version, dname, sum.drifted_psi,
                          o.threshold, sum.drifted_p, o.alpha, (long long)id);

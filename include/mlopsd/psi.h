@@ -189,7 +189,9 @@ struct psi_summary {
  * "kind": "numeric", "missing_ref": 0, "missing_live": 0, "chi2": 9.1,
  * "df": 9, "p": 0.43, "p_holm": 1, "top_bin": "[30, 34)", "top_ref": 0.1,
  * "top_live": 0.2}, ...} and the verdict at family-wise level alpha
- * with the effect floor min_psi (see top) in *sum.  *out: cJSON_Delete.
+ * with the effect floor min_psi (see top) in *sum; alpha >= 1 turns the
+ * tests off (PSI > min_psi alone, the rule before them).  *out:
+ * cJSON_Delete.
  * ERR_NOMEM. */
 MLOPSD_WUR enum err_code psi_live_scores_json(const struct psi_live *l,
                                               double alpha, double min_psi,

@@ -225,6 +225,12 @@ TEST(scores_json)
   CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(t, "p")),
              fmin(1, 2 * pm), 1e-15);
   CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(t, "p_holm")) > 0.1);
+  cJSON_Delete(j);
+  /* alpha 1: the tests are off, PSI alone decides (the old rule) */
+  REQUIRE(psi_live_scores_json(l, 1, 0.2, &j, &sum, &E) == ERR_OK);
+  CHECK_EQ_INT(sum.drifted, 2);
+  CHECK_NEAR(sum.drifted_psi, 5.096451900742996, 1e-9);
+  CHECK(sum.n_drifted >= 1);
   const cJSON *c = cJSON_GetObjectItem(j, "c");
   CHECK(cJSON_IsNumber(cJSON_GetObjectItem(c, "psi")));
   CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(c, "kind")),
