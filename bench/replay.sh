@@ -14,11 +14,21 @@
 #
 # Prints the backfill's line per date, `mlopsd models history`, and the
 # figures: wall time, runs succeeded / failed, versions registered, deploys
-# and skips.  Never judges them; exit 1 only if the replay itself could not
-# run (no database, the backfill crashed or printed no summary).
+# and skips.  Then one line per logical date (version trained or why not,
+# the gate's decision and its reason) and, for every deployed version, its
+# accuracy and calibration error on customers no version trained on
+# (bench/unseen.py: the 4,628 August Kaggle customers outside the course
+# tables, with their labels, from ../shared/data/credit) beside the
+# version it replaced, flagging a drop of more than the spec's
+# validate.max_regression.  Never judges the replay otherwise; exit 1
+# only if the replay itself could not run (no database, the backfill
+# crashed or printed no summary, the unseen data missing).
 #
 #   REPLAY_FROM / REPLAY_TO   the range (default 2025-09-01 / 2025-10-05)
 #   REPLAY_VERBOSE=1          print every task log line (backfill --verbose)
+#   REPLAY_MAX_TRIALS=N       only the first N grid points per version (a
+#                             copy of the spec with a cut grid; the figures
+#                             then say so)
 #   bash bench/replay.sh      (or bench/run.sh build replay)
 set -u
 SRC=${MLOPSD_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -48,6 +58,33 @@ export MLOPSD_DATABASE_NAME=replay
 export MLOPSD_SQL_DIR=$SRC/sql/migrations
 export MLOPSD_MODELS_REGISTRY_DIR=$TMP/registry
 export MLOPSD_MODELS_SPECS_DIR=$SRC/config/models
+if [ -n "${REPLAY_MAX_TRIALS:-}" ]; then
+  # the first N grid points: keep the first N values of the first axis
+  # and the first value of the others (the DAG's train task has no
+  # max_trials)
+  mkdir -p "$TMP/specs"
+  python3 - "$SRC/config/models/$MODEL.yaml" "$TMP/specs/$MODEL.yaml" \
+      "$REPLAY_MAX_TRIALS" <<'PY' || exit 1
+import re, sys
+src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+out, in_grid, first = [], False, True
+for line in open(src):
+    if re.match(r"^  grid:", line):
+        in_grid = True
+    elif in_grid and not re.match(r"^    \w+: \[", line):
+        in_grid = False
+    m = re.match(r"^(    \w+: )\[(.*)\](.*)$", line) if in_grid else None
+    if m:
+        vals = [v.strip() for v in m.group(2).split(",")]
+        vals = vals[:n] if first else vals[:1]
+        first = False
+        line = "%s[%s]\n" % (m.group(1), ", ".join(vals))
+    out.append(line)
+open(dst, "w").write("".join(out))
+PY
+  export MLOPSD_MODELS_SPECS_DIR=$TMP/specs
+  echo "grid cut to $REPLAY_MAX_TRIALS trial(s) per version (REPLAY_MAX_TRIALS)"
+fi
 export MLOPSD_SCHEDULER_DAGS_DIR=$SRC/config/dags
 export MLOPSD_LOGGING_LEVEL=warn
 export MYSQL_PWD=$MLOPSD_DATABASE_PASSWORD
@@ -110,3 +147,95 @@ awk -v a="$t0" -v b="$t1" -v n="$dates" -v ok="$ok" -v bad="$bad" \
   printf "  versions trained: %d (grid trials per version: %s); deployed: %d; kept out by validate: %d; production: %s\n",
          ver, tr, dep, sk, prod
 }'
+
+# ---- per date: trained or why not, and the gate's decision --------------
+echo
+echo "per logical date:"
+SQL "SELECT LEFT(SUBSTRING_INDEX(r.run_id, '__', -1), 10), t.state,
+       COALESCE((SELECT d.action FROM deployment d WHERE d.dag_run_id = r.id
+                 AND d.action IN ('pass', 'skip', 'deploy')
+                 ORDER BY d.id LIMIT 1), '-'),
+       COALESCE((SELECT d.to_version FROM deployment d WHERE
+                 d.dag_run_id = r.id ORDER BY d.id LIMIT 1), ''),
+       COALESCE((SELECT LEFT(d.reason, 150) FROM deployment d WHERE
+                 d.dag_run_id = r.id AND d.action IN ('skip', 'pass')
+                 ORDER BY d.id LIMIT 1), ''),
+       COALESCE((SELECT LEFT(REPLACE(l.line, '\n', ' '), 150) FROM task_log l
+                 WHERE l.run_id = r.run_id AND l.task_id = 'model_training'
+                 AND (l.line LIKE '%train_window%' OR l.line LIKE
+                      '%no training rows%' OR l.line LIKE '%version %')
+                 ORDER BY l.id DESC LIMIT 1), '')
+  FROM dag_run r JOIN task_instance t ON t.run_id = r.run_id
+   AND t.task_id = 'model_training'
+ WHERE r.dag_id = '$DAG' AND r.run_type = 'backfill'
+ ORDER BY r.logical_date" 2>"$TMP/perdate.err" |
+  awk -F'\t' '{ printf "  %s train=%-7s gate=%-6s %s %s\n", $1, $2, $3,
+                  ($4 != "" ? "v" $4 : ""), ($5 != "" ? $5 : $6) }'
+[ -s "$TMP/perdate.err" ] && sed 's/^/  (per-date query: /; s/$/)/' \
+  "$TMP/perdate.err"
+
+# ---- unseen customers: every version deployed to production -------------
+echo
+maxreg=$(python3 -c '
+import re, sys
+m = re.search(r"max_regression:\s*([0-9.]+)", open(sys.argv[1]).read())
+print(m.group(1) if m else "0.02")' "$MLOPSD_MODELS_SPECS_DIR/$MODEL.yaml")
+# every version trained, deployed or not: how the refused compare
+trained=$(find "$TMP/registry/$MODEL/versions" -mindepth 1 -maxdepth 1 \
+  -type d -printf '%f\n' 2>/dev/null | sort -n | tr '\n' ' ')
+deployed=$(SQL "SELECT to_version FROM deployment WHERE model = '$MODEL'
+  AND alias = 'production' AND action IN ('deploy', 'promote') ORDER BY id")
+if [ -z "$deployed" ]; then
+  echo "unseen customers: no version was deployed"
+  exit 0
+fi
+echo "unseen customers (bench/unseen.py; max_regression $maxreg):"
+python3 "$SRC/bench/unseen.py" "$BIN" "$MODEL" $trained \
+  >"$TMP/unseen.all" || exit 1
+for v in $deployed; do
+  grep " v$v: " "$TMP/unseen.all"
+done >"$TMP/unseen.out"
+awk -v mr="$maxreg" '
+  { v = $3; sub(/^v/, "", v); acc = ""; ece = ""; er = ""
+    for (i = 4; i <= NF; i++) {
+      split($i, kv, "=")
+      if (kv[1] == "accuracy") acc = kv[2]
+      if (kv[1] == "ece") ece = kv[2]
+      if (kv[1] == "ece_raw") er = kv[2]
+      if (kv[1] == "n") n = kv[2]
+    }
+    verdict = "first deployed"
+    if (NR > 1) {
+      d = acc - prev
+      verdict = sprintf("vs v%s %+.4f: %s", pv, d,
+                        d < -mr ? "WORSE by more than max_regression" : "ok")
+      if (d < -mr) worse++
+    }
+    printf "  v%-3s n=%d accuracy=%.4f ECE %.4f -> %.4f (calibrated)  %s\n",
+           v, n, acc, er, ece, verdict
+    prev = acc; pv = v; cnt++
+  }
+  END { printf "  deployed versions: %d; worse than the one they replaced by more than %s: %d\n",
+               cnt, mr, worse + 0 }' "$TMP/unseen.out"
+# the versions kept out, on the same customers, against the first
+# deployed version (production for most of the replay)
+first=$(echo $deployed | cut -d' ' -f1)
+awk -v first="$first" -v dep=" $(echo $deployed) " -v mr="$maxreg" '
+  { v = $3; sub(/^v/, "", v); sub(/:$/, "", v)
+    for (i = 4; i <= NF; i++) { split($i, kv, "="); f[v, kv[1]] = kv[2] }
+    vs[++n] = v }
+  END {
+    base = f[first, "accuracy"]
+    for (i = 1; i <= n; i++) {
+      v = vs[i]
+      if (index(dep, " " v " ")) continue
+      a = f[v, "accuracy"]; k++; s += a
+      if (k == 1 || a < lo) lo = a
+      if (k == 1 || a > hi) hi = a
+      if (a < base - mr) w++
+      if (a > base) b++
+    }
+    if (k)
+      printf "  kept out: %d versions, unseen accuracy %.4f-%.4f (mean %.4f); worse than v%s (%.4f) by more than %s: %d; better than it: %d\n",
+             k, lo, hi, s / k, first, base, mr, w + 0, b + 0
+  }' "$TMP/unseen.all"
