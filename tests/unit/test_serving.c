@@ -552,6 +552,85 @@ static int setup(void)
   return 0;
 }
 
+/* Wait until the shadow of name is version want (0: none). */
+static int wait_shadow(struct serving *s, const char *name, int want)
+{
+  for (int i = 0; i < 400; i++) {
+    struct serving_model *m = NULL, *sh = NULL;
+    int v = -1;
+    if (serving_acquire(s, name, &m) == SERVING_OK) {
+      sh = serving_acquire_shadow(s, m);
+      v = sh ? serving_model_version(sh) : 0;
+      serving_release(sh);
+      serving_release(m);
+    }
+    if (v == want)
+      return 1;
+    fx_msleep(25);
+  }
+  return 0;
+}
+
+/* The shadow (opts.shadow): the version aliased staging, loaded and
+ * swapped like production; none when shadows are off, when staging is
+ * production's version, or when the alias is removed; /metadata names
+ * it; a held shadow reference outlives its swap. */
+TEST(t_shadow)
+{
+  struct err E = {0};
+  REQUIRE(!set_production("m", g_v1));
+  REQUIRE_OK(registry_alias_set(g_reg, "m", SERVING_SHADOW_ALIAS, g_v2,
+                                NULL, &E));
+  struct serving_model *p = NULL, *sh = NULL;
+  struct serving *off = new_set("m", 20);
+  REQUIRE(off);
+  REQUIRE(serving_acquire(off, "m", &p) == SERVING_OK);
+  CHECK(serving_acquire_shadow(off, p) == NULL);
+  serving_release(p);
+  serving_destroy(off);
+
+  struct serving_opts o = {.registry = g_reg, .specs_dir = g_specs,
+                           .default_model = "m", .poll_ms = 20,
+                           .shadow = 1};
+  struct serving *s = NULL;
+  REQUIRE_OK(serving_create(&s, &o, &E));
+  REQUIRE_OK(serving_start(s, &E));
+  REQUIRE(serving_acquire(s, "m", &p) == SERVING_OK);
+  CHECK_EQ_INT(serving_model_version(p), g_v1);
+  sh = serving_acquire_shadow(s, p);
+  REQUIRE(sh);
+  CHECK_EQ_INT(serving_model_version(sh), g_v2);
+  CHECK(fabsf(predict_row(sh) - g_p2) < 1e-6f);
+  CHECK(fabsf(predict_row(p) - g_p1) < 1e-6f);
+  int st = 0;
+  cJSON *d = serving_describe(s, "m", &st);
+  REQUIRE(d);
+  const cJSON *so = cJSON_GetObjectItemCaseSensitive(d, "shadow");
+  const cJSON *sv = cJSON_GetObjectItemCaseSensitive(so, "model_version");
+  char want[16];
+  snprintf(want, sizeof(want), "%d", g_v2);
+  CHECK_EQ_INT(st, 200);
+  CHECK(cJSON_IsString(sv) && strcmp(sv->valuestring, want) == 0);
+  cJSON_Delete(d);
+
+  /* staging moved to production's version: no challenger */
+  REQUIRE_OK(registry_alias_set(g_reg, "m", SERVING_SHADOW_ALIAS, g_v1,
+                                NULL, &E));
+  CHECK(wait_shadow(s, "m", 0));
+  /* the held shadow bundle is still whole after its swap */
+  CHECK_EQ_INT(serving_model_version(sh), g_v2);
+  CHECK(fabsf(predict_row(sh) - g_p2) < 1e-6f);
+  serving_release(sh);
+  /* back to 2, then the alias removed: the shadow is dropped */
+  REQUIRE_OK(registry_alias_set(g_reg, "m", SERVING_SHADOW_ALIAS, g_v2,
+                                NULL, &E));
+  CHECK(wait_shadow(s, "m", g_v2));
+  REQUIRE_OK(registry_alias_delete(g_reg, "m", SERVING_SHADOW_ALIAS, &E));
+  CHECK(wait_shadow(s, "m", 0));
+  serving_release(p);
+  serving_destroy(s);
+}
+
 int main(void)
 {
   log_set_level(LOG_ERROR);
@@ -565,6 +644,7 @@ int main(void)
   RUN(t_failed_load_keeps_old);
   RUN(t_model_load);
   RUN(t_swap_under_readers);
+  RUN(t_shadow);
   registry_close(g_reg);
   return check_done();
 }
