@@ -17,6 +17,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
 
 static int check_passed, check_failed, check_skipped, check_cur_failed,
@@ -25,21 +26,32 @@ static const char *check_cur_name;
 
 #define TEST(name) static void name(void)
 
+/* One failed check: "  FAIL file:line: test: what" on stderr, and the
+ * running test marked failed. */
+static inline void check_fail_at(const char *file, int line, const char *fmt,
+                                 ...) __attribute__((format(printf, 3, 4)));
+static inline void check_fail_at(const char *file, int line, const char *fmt,
+                                 ...)
+{
+  va_list ap;
+  fprintf(stderr, "  FAIL %s:%d: %s: ", file, line, check_cur_name);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  check_cur_failed = 1;
+}
+
 #define CHECK(cond)                                                           \
   do {                                                                        \
-    if (!(cond)) {                                                            \
-      fprintf(stderr, "  FAIL %s:%d: %s: %s\n", __FILE__, __LINE__,           \
-              check_cur_name, #cond);                                         \
-      check_cur_failed = 1;                                                   \
-    }                                                                         \
+    if (!(cond))                                                              \
+      check_fail_at(__FILE__, __LINE__, "%s", #cond);                         \
   } while (0)
 
 #define REQUIRE(cond)                                                         \
   do {                                                                        \
     if (!(cond)) {                                                            \
-      fprintf(stderr, "  FAIL %s:%d: %s: required %s\n", __FILE__, __LINE__, \
-              check_cur_name, #cond);                                         \
-      check_cur_failed = 1;                                                   \
+      check_fail_at(__FILE__, __LINE__, "required %s", #cond);                \
       return;                                                                 \
     }                                                                         \
   } while (0)
@@ -55,35 +67,26 @@ static const char *check_cur_name;
 #define CHECK_EQ_INT(a, b)                                                    \
   do {                                                                        \
     long long check_a_ = (long long)(a), check_b_ = (long long)(b);           \
-    if (check_a_ != check_b_) {                                               \
-      fprintf(stderr, "  FAIL %s:%d: %s: %s == %s (%lld != %lld)\n",          \
-              __FILE__, __LINE__, check_cur_name, #a, #b, check_a_,          \
-              check_b_);                                                      \
-      check_cur_failed = 1;                                                   \
-    }                                                                         \
+    if (check_a_ != check_b_)                                                 \
+      check_fail_at(__FILE__, __LINE__, "%s == %s (%lld != %lld)", #a, #b,    \
+                    check_a_, check_b_);                                      \
   } while (0)
 
 #define CHECK_EQ_STR(a, b)                                                    \
   do {                                                                        \
     const char *check_a_ = (a), *check_b_ = (b);                              \
-    if (!check_a_ || !check_b_ || strcmp(check_a_, check_b_) != 0) {          \
-      fprintf(stderr, "  FAIL %s:%d: %s: %s == %s (\"%s\" != \"%s\")\n",      \
-              __FILE__, __LINE__, check_cur_name, #a, #b,                     \
-              check_a_ ? check_a_ : "(null)",                                 \
-              check_b_ ? check_b_ : "(null)");                                \
-      check_cur_failed = 1;                                                   \
-    }                                                                         \
+    if (!check_a_ || !check_b_ || strcmp(check_a_, check_b_) != 0)            \
+      check_fail_at(__FILE__, __LINE__, "%s == %s (\"%s\" != \"%s\")", #a,    \
+                    #b, check_a_ ? check_a_ : "(null)",                       \
+                    check_b_ ? check_b_ : "(null)");                          \
   } while (0)
 
 #define CHECK_NEAR(a, b, eps)                                                 \
   do {                                                                        \
     double check_a_ = (double)(a), check_b_ = (double)(b);                    \
-    if (!(check_a_ - check_b_ <= (eps) && check_b_ - check_a_ <= (eps))) {    \
-      fprintf(stderr, "  FAIL %s:%d: %s: %s ~= %s (%.9g vs %.9g)\n",          \
-              __FILE__, __LINE__, check_cur_name, #a, #b, check_a_,          \
-              check_b_);                                                      \
-      check_cur_failed = 1;                                                   \
-    }                                                                         \
+    if (!(check_a_ - check_b_ <= (eps) && check_b_ - check_a_ <= (eps)))      \
+      check_fail_at(__FILE__, __LINE__, "%s ~= %s (%.9g vs %.9g)", #a, #b,    \
+                    check_a_, check_b_);                                      \
   } while (0)
 
 #define RUN(fn)                                                               \

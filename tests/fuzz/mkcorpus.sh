@@ -41,10 +41,8 @@ for f in config/models/*.yaml tests/unit/data/models/*/*.yaml; do
   cp "$f" "$C/spec/seed-$n"
 done
 
-# SQL splitter: every script the project ships or tests with
-for f in sql/*.sql sql/migrations/*.sql $(find tests/unit/data -name '*.sql'); do
-  cp "$f" "$C/sqlsplit/seed-$(basename "$f")"
-done
+# SQL splitter: no copies; run.sh reads every script the project ships
+# or tests with in place (real_seeds)
 
 # /predict bodies: a few dozen real requests, plus batch and edge shapes
 if [ -f "$DATA/predict_requests.jsonl" ]; then

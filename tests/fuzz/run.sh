@@ -3,7 +3,8 @@
 #
 # Builds nothing: `make fuzz-build` puts the targets in BUILD (build/fuzz).
 # Each target BUILD/fuzz_T first runs every input of tests/fuzz/corpus/T
-# (the seeds and the regression inputs of crashes fixed) and then, when
+# (the seeds and the regression inputs of crashes fixed; sqlsplit also
+# every .sql file of sql/ and tests/unit/data, read in place) and then, when
 # SECONDS > 0, mutates them for SECONDS seconds (-max_total_time).
 # SECONDS = 0 replays the corpus only.  TARGETs are names like "spool"
 # (default: every BUILD/fuzz_* binary).
@@ -45,6 +46,16 @@ RES=$(mktemp -d /tmp/mlopsd-fuzz-run.XXXXXX)
 trap 'rm -rf "$RES"' EXIT
 mkdir -p "$BUILD/logs"
 
+# Seeds read straight from the project's own files instead of committed
+# copies (so they follow the files): the SQL splitter's are every script
+# the project ships or tests with.
+real_seeds() {  # real_seeds NAME -> one path a line
+  case $1 in
+    sqlsplit) { ls sql/*.sql sql/migrations/*.sql
+                find tests/unit/data -name '*.sql'; } | sort ;;
+  esac
+}
+
 run_target() {  # run_target NAME -> writes $RES/NAME
   local t=$1 bin="$BUILD/fuzz_$1" seeds="tests/fuzz/corpus/$1"
   local log="$BUILD/logs/$t.log" art="$BUILD/artifacts/$t/"
@@ -61,6 +72,7 @@ run_target() {  # run_target NAME -> writes $RES/NAME
     local files=()
     while IFS= read -r -d '' f; do files+=("$f"); done \
       < <(find "$seeds" -type f -print0 | sort -z)
+    while IFS= read -r f; do files+=("$f"); done < <(real_seeds "$t")
     if [ ${#files[@]} -eq 0 ]; then
       echo "$t 0 0 0 ok" >"$RES/$t"
       return
@@ -69,6 +81,10 @@ run_target() {  # run_target NAME -> writes $RES/NAME
       "${files[@]}" </dev/null >"$log" 2>&1
     rc=$?
   else
+    local f
+    while IFS= read -r f; do
+      cp "$f" "$work/real-$(echo "$f" | tr / -)"
+    done < <(real_seeds "$t")
     "$bin" -max_total_time="$SECONDS_EACH" -seed="$SEED" -timeout=25 \
       -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$art" \
       ${FUZZ_ARGS:-} "$work" "$seeds" </dev/null >"$log" 2>&1

@@ -14,62 +14,48 @@
 #include "check.h"
 #include "mlopsd/metrics.h"
 
+/* One line through admin_prom_line into the test's buffers (room
+ * labels); its answer. */
+static char P_NAME[64];
+static struct admin_prom_label P_L[4];
+static int P_N;
+static double P_V;
+
+static int prom(const char *s, int room)
+{
+  return admin_prom_line(s, strlen(s), P_NAME, sizeof(P_NAME), P_L, room,
+                         &P_N, &P_V);
+}
+
 TEST(prom_line)
 {
-  char name[64];
-  struct admin_prom_label l[4];
-  int n;
-  double v;
-  const char *s = "mlopsd_http_requests_total{route=\"/models/{name}/predict\","
-                  "method=\"POST\",status=\"200\"} 42";
-  CHECK_EQ_INT(admin_prom_line(s, strlen(s), name, sizeof(name), l, 4, &n,
-                               &v),
+  CHECK_EQ_INT(prom("mlopsd_http_requests_total{route=\"/models/{name}/"
+                    "predict\",method=\"POST\",status=\"200\"} 42", 4),
                0);
-  CHECK_EQ_STR(name, "mlopsd_http_requests_total");
-  CHECK_EQ_INT(n, 3);
-  CHECK_EQ_STR(l[0].key, "route");
-  CHECK_EQ_STR(l[0].val, "/models/{name}/predict");
-  CHECK_EQ_STR(l[2].val, "200");
-  CHECK_NEAR(v, 42, 0);
+  CHECK_EQ_STR(P_NAME, "mlopsd_http_requests_total");
+  CHECK_EQ_INT(P_N, 3);
+  CHECK_EQ_STR(P_L[0].key, "route");
+  CHECK_EQ_STR(P_L[0].val, "/models/{name}/predict");
+  CHECK_EQ_STR(P_L[2].val, "200");
+  CHECK_NEAR(P_V, 42, 0);
   /* escapes in values, no labels, +Inf, comments, junk */
-  s = "x{a=\"q\\\"uote\\\\\",b=\"n\\nl\"} 1.5e3";
-  CHECK_EQ_INT(admin_prom_line(s, strlen(s), name, sizeof(name), l, 4, &n,
-                               &v),
-               0);
-  CHECK_EQ_STR(l[0].val, "q\"uote\\");
-  CHECK_EQ_STR(l[1].val, "n\nl");
-  CHECK_NEAR(v, 1500, 0);
-  s = "mlopsd_up 1";
-  CHECK_EQ_INT(admin_prom_line(s, strlen(s), name, sizeof(name), l, 4, &n,
-                               &v),
-               0);
-  CHECK_EQ_INT(n, 0);
-  s = "h_bucket{le=\"+Inf\"} +Inf";
-  CHECK_EQ_INT(admin_prom_line(s, strlen(s), name, sizeof(name), l, 4, &n,
-                               &v),
-               0);
-  CHECK(isinf(v));
-  s = "# HELP x y";
-  CHECK_EQ_INT(admin_prom_line(s, strlen(s), name, sizeof(name), l, 4, &n,
-                               &v),
-               -1);
-  s = "x{a=\"unterminated} 1";
-  CHECK_EQ_INT(admin_prom_line(s, strlen(s), name, sizeof(name), l, 4, &n,
-                               &v),
-               -1);
-  s = "x{a=b} 1";
-  CHECK_EQ_INT(admin_prom_line(s, strlen(s), name, sizeof(name), l, 4, &n,
-                               &v),
-               -1);
-  CHECK_EQ_INT(admin_prom_line("x", 1, name, sizeof(name), l, 4, &n, &v), -1);
-  CHECK_EQ_INT(admin_prom_line("", 0, name, sizeof(name), l, 4, &n, &v), -1);
+  CHECK_EQ_INT(prom("x{a=\"q\\\"uote\\\\\",b=\"n\\nl\"} 1.5e3", 4), 0);
+  CHECK_EQ_STR(P_L[0].val, "q\"uote\\");
+  CHECK_EQ_STR(P_L[1].val, "n\nl");
+  CHECK_NEAR(P_V, 1500, 0);
+  CHECK_EQ_INT(prom("mlopsd_up 1", 4), 0);
+  CHECK_EQ_INT(P_N, 0);
+  CHECK_EQ_INT(prom("h_bucket{le=\"+Inf\"} +Inf", 4), 0);
+  CHECK(isinf(P_V));
+  CHECK_EQ_INT(prom("# HELP x y", 4), -1);
+  CHECK_EQ_INT(prom("x{a=\"unterminated} 1", 4), -1);
+  CHECK_EQ_INT(prom("x{a=b} 1", 4), -1);
+  CHECK_EQ_INT(prom("x", 4), -1);
+  CHECK_EQ_INT(prom("", 4), -1);
   /* more labels than room: counted up to the room, still parsed */
-  s = "x{a=\"1\",b=\"2\",c=\"3\"} 7";
-  CHECK_EQ_INT(admin_prom_line(s, strlen(s), name, sizeof(name), l, 2, &n,
-                               &v),
-               0);
-  CHECK_EQ_INT(n, 2);
-  CHECK_NEAR(v, 7, 0);
+  CHECK_EQ_INT(prom("x{a=\"1\",b=\"2\",c=\"3\"} 7", 2), 0);
+  CHECK_EQ_INT(P_N, 2);
+  CHECK_NEAR(P_V, 7, 0);
 }
 
 TEST(quantiles)

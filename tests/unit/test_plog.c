@@ -17,12 +17,8 @@
 
 #include "check.h"
 #include "fixture.h"
-#include "mlopsd/db.h"
-#include "mlopsd/log.h"
 #include "mlopsd/plog.h"
-
-static char dir[64];
-static struct db_pool *pool;
+#include "plog_fx.h"
 
 static const char *FEAT =
     "{\"customer_id\": 4096, \"age\": 18, \"occupation\": \"Lawyer\"}";
@@ -35,47 +31,23 @@ static void msleep(int ms)
 
 static struct plog_row row(const char *cid)
 {
-  struct plog_row r = {.customer_id = cid,
-                       .customer_id_len = strlen(cid),
-                       .features = FEAT,
-                       .features_len = strlen(FEAT),
-                       .prediction = "Standard",
-                       .confidence = 0.75,
-                       .elapsed_ms = 1,
-                       .created_us = 1764136800000000LL,
-                       .model = "m",
-                       .model_version = 3};
-  return r;
+  return fx_plog_row(cid, FEAT);
 }
 
 static struct plog *open_log(const char *sub, size_t max_rows,
                              uint64_t spool_max, enum plog_policy pol)
 {
   struct plog_opts o;
-  struct plog *p = NULL;
-  struct err e = {0};
   char path[128];
-  snprintf(path, sizeof(path), "%s/%s", dir, sub);
-  plog_opts_defaults(&o);
-  o.pool = pool;
-  o.spool_dir = path;
+  fx_plog_opts(&o, sub, path);
   o.flush_ms = 5;
-  o.acquire_ms = 20;
   o.full_wait_ms = 50;
   if (max_rows)
     o.max_rows = max_rows;
   if (spool_max)
     o.spool_max_bytes = spool_max;
   o.policy = pol;
-  if (plog_create(&p, &o, &e) != ERR_OK) {
-    fprintf(stderr, "plog_create: %s\n", e.msg);
-    return NULL;
-  }
-  if (plog_start(p, &e) != ERR_OK) {
-    plog_destroy(p);
-    return NULL;
-  }
-  return p;
+  return fx_plog_create(&o, 1);
 }
 
 static int wait_pending(struct plog *p, uint64_t want, int ms)
@@ -195,13 +167,9 @@ TEST(killed_process_loses_no_row)
   struct plog_opts o;
   struct err e = {0};
   char path[128];
-  snprintf(path, sizeof(path), "%s/k", dir);
-  plog_opts_defaults(&o);
-  o.pool = pool;
-  o.spool_dir = path;
+  fx_plog_opts(&o, "k", path);
   o.flush_ms = 60000; /* no flush before the kill */
   o.flush_rows = 100000;
-  o.acquire_ms = 20;
   pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
@@ -292,8 +260,8 @@ TEST(bad_options)
   struct err e = {0};
   plog_opts_defaults(&o);
   CHECK(plog_create(&p, &o, &e) == ERR_INVAL);
-  o.pool = pool;
-  o.spool_dir = dir;
+  o.pool = fx_plog_pool;
+  o.spool_dir = fx_plog_dir;
   o.table = "x; DROP TABLE y";
   CHECK(plog_create(&p, &o, &e) == ERR_INVAL);
   CHECK(strstr(e.msg, "table") != NULL);
@@ -301,27 +269,14 @@ TEST(bad_options)
 
 int main(void)
 {
-  struct db_opts o = {.host = "127.0.0.1",
-                      .port = 1, /* nothing listens there */
-                      .user = "nobody",
-                      .password = "x",
-                      .database = "none",
-                      .size = 1,
-                      .connect_timeout_s = 1};
-  struct err e = {0};
-  log_set_level(LOG_ERROR);
-  snprintf(dir, sizeof(dir), "/tmp/mlopsd-test-plog.XXXXXX");
-  if (!mkdtemp(dir) || db_pool_create(&pool, &o, &e) != ERR_OK) {
-    fprintf(stderr, "set-up failed: %s\n", e.msg);
+  if (fx_plog_setup("plog") != 0)
     return 1;
-  }
   RUN(down_database_goes_to_spool);
   RUN(full_log_rejects);
   RUN(full_log_serves_unlogged);
   RUN(concurrent_appends);
   RUN(killed_process_loses_no_row);
   RUN(bad_options);
-  db_pool_destroy(pool);
-  fx_rmtree(dir);
+  fx_plog_teardown();
   return check_done();
 }

@@ -13,26 +13,14 @@
 
 #include "check.h"
 #include "fixture.h"
-#include "mlopsd/db.h"
-#include "mlopsd/log.h"
 #include "mlopsd/plog.h"
+#include "plog_fx.h"
 
-static char dir[64];
-static struct db_pool *pool;
 static char big[4000];
 
 static struct plog_row row(const char *feat)
 {
-  struct plog_row r = {.customer_id = "c1",
-                       .customer_id_len = 2,
-                       .features = feat,
-                       .features_len = strlen(feat),
-                       .prediction = "Good",
-                       .confidence = 0.5,
-                       .created_us = 1764136800000000LL,
-                       .model = "m",
-                       .model_version = 1};
-  return r;
+  return fx_plog_row("c1", feat);
 }
 
 static struct plog *open_log(const char *sub, size_t max_rows,
@@ -40,25 +28,15 @@ static struct plog *open_log(const char *sub, size_t max_rows,
                              int pace_us)
 {
   struct plog_opts o;
-  struct plog *p = NULL;
-  struct err e = {0};
   char path[128];
-  snprintf(path, sizeof(path), "%s/%s", dir, sub);
-  plog_opts_defaults(&o);
-  o.pool = pool;
-  o.spool_dir = path;
-  o.acquire_ms = 20;
+  fx_plog_opts(&o, sub, path);
   o.full_wait_ms = -1;
   o.max_rows = max_rows;
   if (max_bytes)
     o.max_bytes = max_bytes;
   o.policy = pol;
   o.pace_us = pace_us;
-  if (plog_create(&p, &o, &e) != ERR_OK) {
-    fprintf(stderr, "plog_create: %s\n", e.msg);
-    return NULL;
-  }
-  return p;
+  return fx_plog_create(&o, 0);
 }
 
 static uint64_t paced(struct plog *p)
@@ -187,29 +165,16 @@ TEST(threads_pace_on_their_own)
 
 int main(void)
 {
-  struct db_opts o = {.host = "127.0.0.1",
-                      .port = 1, /* nothing listens there */
-                      .user = "nobody",
-                      .password = "x",
-                      .database = "none",
-                      .size = 1,
-                      .connect_timeout_s = 1};
-  struct err e = {0};
-  log_set_level(LOG_ERROR);
   memset(big, 'x', sizeof(big) - 1);
   big[0] = '"';
   big[sizeof(big) - 2] = '"';
-  snprintf(dir, sizeof(dir), "/tmp/mlopsd-test-plog-pace.XXXXXX");
-  if (!mkdtemp(dir) || db_pool_create(&pool, &o, &e) != ERR_OK) {
-    fprintf(stderr, "set-up failed: %s\n", e.msg);
+  if (fx_plog_setup("plog-pace") != 0)
     return 1;
-  }
   RUN(paces_above_a_quarter_by_rows);
   RUN(paces_by_bytes);
   RUN(batches_pace_too);
   RUN(serve_policy_and_off_never_pace);
   RUN(threads_pace_on_their_own);
-  db_pool_destroy(pool);
-  fx_rmtree(dir);
+  fx_plog_teardown();
   return check_done();
 }
