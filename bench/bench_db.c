@@ -23,6 +23,7 @@
 
 #include "mlopsd/db.h"
 #include "mlopsd/log.h"
+#include "bench_util.h"
 
 #define NCOLS 5
 static const char *const COLS[NCOLS] = {"customer_id", "features",
@@ -39,22 +40,6 @@ struct rows {
   char **feat;
   struct db_val *vals; /* n * NCOLS */
 };
-
-static double now_s(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* CPU seconds of this process: the client side's share of the work */
-static double cpu_s(void)
-{
-  struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
 
 static void die(const char *what, const struct err *e)
 {
@@ -148,7 +133,7 @@ static void bench_single(struct db_conn *c, const struct rows *r, int64_t n,
   double secs[MAXREPS], cpu[MAXREPS];
   for (int k = 0; k < REPS; k++) {
     reset_table(c);
-    double t0 = now_s(), c0 = cpu_s();
+    double t0 = bench_now_s(), c0 = bench_cpu_s();
     if (in_txn && db_begin(c, &e) != ERR_OK)
       die("begin", &e);
     for (int64_t i = 0; i < n; i++)
@@ -157,8 +142,8 @@ static void bench_single(struct db_conn *c, const struct rows *r, int64_t n,
         die("insert", &e);
     if (in_txn && db_commit(c, &e) != ERR_OK)
       die("commit", &e);
-    secs[k] = now_s() - t0;
-    cpu[k] = cpu_s() - c0;
+    secs[k] = bench_now_s() - t0;
+    cpu[k] = bench_cpu_s() - c0;
   }
   report(in_txn ? "single-row, one transaction" : "single-row, autocommit", n,
          secs, cpu, REPS);
@@ -173,12 +158,12 @@ static void bench_bulk(struct db_conn *c, const struct rows *r, int64_t n,
   double secs[MAXREPS], cpu[MAXREPS];
   for (int k = 0; k < REPS; k++) {
     reset_table(c);
-    double t0 = now_s(), c0 = cpu_s();
+    double t0 = bench_now_s(), c0 = bench_cpu_s();
     if (db_bulk_insert(c, "bench_log", COLS, NCOLS, r->vals, n, batch, NULL,
                        &aff, &e) != ERR_OK)
       die("bulk insert", &e);
-    secs[k] = now_s() - t0;
-    cpu[k] = cpu_s() - c0;
+    secs[k] = bench_now_s() - t0;
+    cpu[k] = bench_cpu_s() - c0;
     if (aff != n) {
       fprintf(stderr, "bench_db: bulk insert affected %" PRId64 " rows, "
                       "expected %" PRId64 "\n", aff, n);
@@ -273,13 +258,13 @@ int main(void)
   int64_t bytes = 0, n = 0;
   double secs[MAXREPS], cpu[MAXREPS];
   for (int k = 0; k < REPS; k++) {
-    double t0 = now_s(), c0 = cpu_s();
+    double t0 = bench_now_s(), c0 = bench_cpu_s();
     if (db_query(c, "SELECT customer_id, prediction, features FROM "
                     "bench_log",
                  NULL, 0, read_cb, &bytes, &n, &e) != ERR_OK)
       die("read back", &e);
-    secs[k] = now_s() - t0;
-    cpu[k] = cpu_s() - c0;
+    secs[k] = bench_now_s() - t0;
+    cpu[k] = bench_cpu_s() - c0;
   }
   report("streaming read (db_query)", n, secs, cpu, REPS);
 

@@ -44,6 +44,7 @@
 #include "mlopsd/db.h"
 #include "mlopsd/log.h"
 #include "mlopsd/schema.h"
+#include "bench_util.h"
 
 #define DBNAME "bench_plog_insert"
 #define TABLE "credit_predictions_api_log"
@@ -83,43 +84,6 @@ static void *xcalloc(size_t n, size_t sz)
   if (!p)
     die("out of memory", NULL);
   return p;
-}
-
-static double now_s(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double client_cpu_s(void)
-{
-  struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-/* mariadbd's CPU seconds (user + system), -1 when not on this machine */
-static double server_cpu_s(void)
-{
-  char path[64], buf[1024];
-  if (SERVER_PID <= 0)
-    return -1;
-  snprintf(path, sizeof(path), "/proc/%ld/stat", (long)SERVER_PID);
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return -1;
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  char *p = strrchr(buf, ')');
-  unsigned long ut = 0, st = 0;
-  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu "
-                          "%lu",
-                   &ut, &st) != 2)
-    return -1;
-  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static void q(MYSQL *my, const char *sql)
@@ -390,10 +354,12 @@ struct way {
 static void run_once(struct way *w, int k, MYSQL *my, const struct rows *r)
 {
   q(my, "TRUNCATE TABLE " TABLE);
-  double c0 = client_cpu_s(), s0 = server_cpu_s(), t0 = now_s();
+  double c0 = bench_cpu_s(), s0 = bench_proc_cpu_s(SERVER_PID),
+         t0 = bench_now_s();
   for (size_t i = 0; i < r->n; i += CHUNK)
     w->fn(w->ctx, my, r, i, r->n - i < CHUNK ? r->n - i : CHUNK);
-  double t1 = now_s(), c1 = client_cpu_s(), s1 = server_cpu_s();
+  double t1 = bench_now_s(), c1 = bench_cpu_s(),
+         s1 = bench_proc_cpu_s(SERVER_PID);
   w->cl[k] = (c1 - c0) * 1e6 / (double)r->n;
   w->sv[k] = s0 >= 0 && s1 >= 0 ? (s1 - s0) * 1e6 / (double)r->n : -1;
   w->rs[k] = (double)r->n / (t1 - t0);

@@ -35,6 +35,7 @@
 #include "mlopsd/db.h"
 #include "mlopsd/log.h"
 #include "mlopsd/plog.h"
+#include "bench_util.h"
 
 #define DBNAME "bench_plog_size"
 
@@ -106,13 +107,6 @@ static void die(const char *what, const struct err *e)
   exit(1);
 }
 
-static double now_s(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void exec(const char *sql)
 {
   struct err e;
@@ -147,30 +141,6 @@ static int str_cb(void *user, const struct db_row *r)
   const char *s = db_row_str(r, 0, &len);
   snprintf(user, 512, "%.*s", (int)len, s ? s : "");
   return 0;
-}
-
-/* mariadbd's CPU seconds, or -1 when it is not on this machine */
-static double server_cpu_s(void)
-{
-  char path[64], buf[1024];
-  if (SERVER_PID <= 0)
-    return -1;
-  snprintf(path, sizeof(path), "/proc/%ld/stat", (long)SERVER_PID);
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return -1;
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  char *p = strrchr(buf, ')');
-  if (!p)
-    return -1;
-  unsigned long ut = 0, st = 0;
-  /* fields after the name: state(3) ... utime(14) stime(15) */
-  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-             &ut, &st) != 2)
-    return -1;
-  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static void find_server_pid(void)
@@ -301,7 +271,7 @@ static void run_variant(const struct variant *v, int64_t nrows, int idx)
     die("plog_create", &e);
   if (plog_start(pl, &e) != ERR_OK)
     die("plog_start", &e);
-  double c0 = server_cpu_s(), t0 = now_s();
+  double c0 = bench_proc_cpu_s(SERVER_PID), t0 = bench_now_s();
   struct timeval tv;
   for (int64_t i = 0; i < nrows; i++) {
     char cid[16];
@@ -325,7 +295,7 @@ static void run_variant(const struct variant *v, int64_t nrows, int idx)
   }
   size_t lost = 0;
   plog_stop(pl, 60000, &lost);
-  double t1 = now_s();
+  double t1 = bench_now_s();
   /* write every page of the table out, so the tablespace files show
    * what compression gives (page compression happens when a page is
    * written) and the server's CPU includes that work */
@@ -340,7 +310,7 @@ static void run_variant(const struct variant *v, int64_t nrows, int idx)
       die("unlock", &e);
     db_release(P, c);
   }
-  double c1 = server_cpu_s();
+  double c1 = bench_proc_cpu_s(SERVER_PID);
   struct plog_stats st;
   plog_get_stats(pl, &st);
   plog_destroy(pl);

@@ -41,6 +41,7 @@
 #include "mlopsd/spec.h"
 #include "mlopsd/sqlsplit.h"
 #include "mlopsd/tmpl.h"
+#include "bench_util.h"
 
 #define DBNAME "bench_train"
 #define MODEL "credit_score_classification"
@@ -49,13 +50,6 @@
 
 static char dbdir[256];
 static char tmpdir[256];
-
-static double now_s(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static long env_long(const char *k, long def)
 {
@@ -175,7 +169,7 @@ static int setup_data(void)
   struct tmpl_binds b = {0};
   char *text = NULL, *sql = NULL;
   int rc = -1;
-  double t0 = now_s();
+  double t0 = bench_now_s();
   if (!p || db_acquire(p, 10000, &c, &e) ||
       schema_migrate(c, SCHEMA_DIR_DEFAULT, NULL, NULL, NULL, &e) ||
       seed_load(c, NULL, NULL, NULL, NULL, &e))
@@ -191,7 +185,7 @@ static int setup_data(void)
     if (exec1(p, l.v[i].sql, NULL))
       goto out;
   printf("setup: schema, seed and features for %s in %.1f s\n", DS,
-         now_s() - t0);
+         bench_now_s() - t0);
   rc = 0;
 out:
   if (rc && e.msg[0])
@@ -219,7 +213,7 @@ static int make_synthetic(long n)
   if (!p)
     return -1;
   long copies = (n + 2499) / 2500, per = 20;
-  double t0 = now_s();
+  double t0 = bench_now_s();
   int64_t total = 0;
   /* Source rows and copy numbers in tables of their own: an INSERT ...
    * SELECT from the same table (or a recursive CTE) would go through a
@@ -265,7 +259,7 @@ static int make_synthetic(long n)
   }
   printf("synthetic: %lld rows under base_dt %s in %.1f s (INSERT ... "
          "SELECT, %ld copies of the %s rows with +-5%% jitter)\n",
-         (long long)total, BIG_DS, now_s() - t0, copies, DS);
+         (long long)total, BIG_DS, bench_now_s() - t0, copies, DS);
   db_pool_destroy(p);
   return 0;
 fail:
@@ -324,12 +318,12 @@ static int run_case(const char *label, const char *ds, size_t trials,
                             .num_boost_round = rounds,
                             .log = log_quiet};
   struct pipeline_result res;
-  double t0 = now_s();
+  double t0 = bench_now_s();
   if (pipeline_train(reg, p, spec, &o, &res, &e)) {
     fprintf(stderr, "bench_train: %s: %s\n", label, e.msg);
     return 1;
   }
-  double wall = now_s() - t0;
+  double wall = bench_now_s() - t0;
   double tmin = INFINITY, tmax = 0, tsum = 0;
   int rmin = 1 << 30, rmax = 0;
   for (size_t i = 0; i < res.n_trials; i++) {
