@@ -26,17 +26,11 @@ cmd=${1:-}; dir=${2:-}; node=${3:-}
 if [ -z "$cmd" ] || [ -z "$dir" ]; then
   echo "usage: tests/galera.sh start|stop|kill|join|size DIR [N]" >&2; exit 2
 fi
-case "$dir" in /*) ;; *) dir=$PWD/$dir ;; esac
-MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
-[ -x "$MARIADBD" ] || MARIADBD=/usr/sbin/mariadbd
-INSTALL_DB=$(command -v mariadb-install-db || command -v mysql_install_db || true)
+. "$(dirname "$0")/mysqld_lib.sh"  # dir absolute, MARIADBD, free_port, ...
 PROVIDER=${GALERA_PROVIDER:-/usr/lib/galera/libgalera_smm.so}
 RUN_AS=mysql
 [ "$(id -u)" = 0 ] || RUN_AS=$(id -un)
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 # ports file: one line per node: SQL GCOMM IST SST
 port_of() { sed -n "${1}p" "$dir/ports" | cut -d' ' -f"$2"; }
 as_owner() { if [ "$(id -u)" = 0 ]; then chown -R "$RUN_AS": "$@"; fi; }
@@ -86,18 +80,7 @@ wait_synced() {  # wait_synced N SECONDS
   return 1
 }
 
-stop_node() {  # stop_node N SIGNAL
-  local n=$1 sig=$2 pid i
-  pid=$(cat "$dir/n$n/mysqld.pid" 2>/dev/null || true)
-  [ -n "$pid" ] || return 0
-  kill "-$sig" "$pid" 2>/dev/null || true
-  for i in $(seq 1 150); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$dir/n$n/mysqld.pid"; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  rm -f "$dir/n$n/mysqld.pid"
-}
+stop_node() { stop_pidfile "$dir/n$1/mysqld.pid" "$2" 150; }  # N SIGNAL
 
 case "$cmd" in
   start)
@@ -120,13 +103,7 @@ case "$cmd" in
       { echo "tests/galera.sh: mariadb-install-db failed, see $dir/install.log" >&2; exit 1; }
     start_node 1 --wsrep-new-cluster
     wait_synced 1 60
-    client 1 <<'SQL'
-CREATE USER IF NOT EXISTS 'mlops'@'%' IDENTIFIED BY 'mlops-test-pw';
-CREATE USER IF NOT EXISTS 'mlops'@'localhost' IDENTIFIED BY 'mlops-test-pw';
-GRANT ALL PRIVILEGES ON *.* TO 'mlops'@'%' WITH GRANT OPTION;
-GRANT ALL PRIVILEGES ON *.* TO 'mlops'@'localhost' WITH GRANT OPTION;
-FLUSH PRIVILEGES;
-SQL
+    client 1 <<<"$MLOPS_USER_SQL"
     # one joiner at a time: each takes a full rsync state transfer
     for n in 2 3; do start_node "$n"; wait_synced "$n" 90; done
     cat <<ENV

@@ -16,16 +16,7 @@ cmd=${1:-}; dir=${2:-}
 if [ -z "$cmd" ] || [ -z "$dir" ]; then
   echo "usage: tests/mariadb.sh start|stop|restart DIR" >&2; exit 2
 fi
-# mariadbd resolves a relative --datadir against its basedir (/usr)
-case "$dir" in /*) ;; *) dir=$PWD/$dir ;; esac
-
-MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
-[ -x "$MARIADBD" ] || MARIADBD=/usr/sbin/mariadbd
-INSTALL_DB=$(command -v mariadb-install-db || command -v mysql_install_db || true)
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+. "$(dirname "$0")/mysqld_lib.sh"  # dir absolute, MARIADBD, free_port, ...
 
 start_server() {
   local port=$1
@@ -52,18 +43,7 @@ start_server() {
   return 1
 }
 
-stop_server() {
-  [ -f "$dir/mysqld.pid" ] || return 0
-  local pid; pid=$(cat "$dir/mysqld.pid" 2>/dev/null || true)
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$dir/mysqld.pid"; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  rm -f "$dir/mysqld.pid"
-}
+stop_server() { stop_pidfile "$dir/mysqld.pid" TERM 100; }
 
 case "$cmd" in
   start)
@@ -99,13 +79,8 @@ case "$cmd" in
       start_server "$port"
     fi
     if [ "$fresh" = 1 ]; then
-      mariadb --no-defaults -uroot --socket="$dir/mysqld.sock" <<'SQL'
-CREATE USER IF NOT EXISTS 'mlops'@'%' IDENTIFIED BY 'mlops-test-pw';
-CREATE USER IF NOT EXISTS 'mlops'@'localhost' IDENTIFIED BY 'mlops-test-pw';
-GRANT ALL PRIVILEGES ON *.* TO 'mlops'@'%' WITH GRANT OPTION;
-GRANT ALL PRIVILEGES ON *.* TO 'mlops'@'localhost' WITH GRANT OPTION;
-FLUSH PRIVILEGES;
-SQL
+      mariadb --no-defaults -uroot --socket="$dir/mysqld.sock" \
+        <<<"$MLOPS_USER_SQL"
     fi
     cat <<ENV
 export MLOPSD_DATABASE_HOST=127.0.0.1

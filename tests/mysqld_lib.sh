@@ -1,0 +1,37 @@
+# tests/mysqld_lib.sh - what tests/mariadb.sh (one server) and
+# tests/galera.sh (three nodes) share: the server binaries, a free port
+# and stopping a server by its pid file.  Sourced, after `dir` is set;
+# makes dir absolute (mariadbd resolves a relative --datadir against its
+# basedir, /usr).
+case "$dir" in /*) ;; *) dir=$PWD/$dir ;; esac
+MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
+[ -x "$MARIADBD" ] || MARIADBD=/usr/sbin/mariadbd
+INSTALL_DB=$(command -v mariadb-install-db || command -v mysql_install_db || true)
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# stop_pidfile PIDFILE SIGNAL TENTHS: send SIGNAL to the server named in
+# PIDFILE, wait up to TENTHS tenths of a second for it to go, then
+# SIGKILL; the pid file is removed.  Nothing to do without a pid.
+stop_pidfile() {
+  local pf=$1 sig=$2 tenths=$3 pid
+  pid=$(cat "$pf" 2>/dev/null || true)
+  [ -n "$pid" ] || return 0
+  kill "-$sig" "$pid" 2>/dev/null || true
+  for _ in $(seq 1 "$tenths"); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$pf"; return 0; }
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$pf"
+}
+
+# The SQL that makes the tests' user: mlops / mlops-test-pw, every
+# privilege, from anywhere (feed it to a root client).
+MLOPS_USER_SQL="CREATE USER IF NOT EXISTS 'mlops'@'%' IDENTIFIED BY 'mlops-test-pw';
+CREATE USER IF NOT EXISTS 'mlops'@'localhost' IDENTIFIED BY 'mlops-test-pw';
+GRANT ALL PRIVILEGES ON *.* TO 'mlops'@'%' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO 'mlops'@'localhost' WITH GRANT OPTION;
+FLUSH PRIVILEGES;"
