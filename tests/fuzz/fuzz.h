@@ -14,6 +14,7 @@
 #ifndef MLOPSD_FUZZ_H
 #define MLOPSD_FUZZ_H
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -209,6 +210,25 @@ static inline struct prep *fuzz_fit_prep(const struct spec *s)
   free(num);
   free(str);
   return p;
+}
+
+/* Request JSON text through two preps that must agree (a prep and its
+ * saved-and-loaded copy, nout outputs each, rows of nout floats): both
+ * accept it or both refuse it, and an accepted one gives the same row. */
+static inline void fuzz_same_transform(const struct prep *p,
+                                       const struct prep *p2,
+                                       const char *json, float *row,
+                                       float *row2, size_t nout)
+{
+  struct err e = {0};
+  cJSON *o = cJSON_Parse(json);
+  FUZZ_CHECK(o != NULL);
+  int a = prep_transform_json(p, o, row, &e) == ERR_OK;
+  int b = prep_transform_json(p2, o, row2, &e) == ERR_OK;
+  FUZZ_CHECK(a == b);
+  if (a)
+    FUZZ_CHECK(memcmp(row, row2, nout * sizeof(float)) == 0);
+  cJSON_Delete(o);
 }
 
 #endif

@@ -121,16 +121,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   FUZZ_CHECK(prep_n_outputs(p2) == nout);
 
   grow(nout ? nout : 1);
-  for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
-    cJSON *o = cJSON_Parse(requests[i]);
-    FUZZ_CHECK(o != NULL);
-    int a = prep_transform_json(p, o, row, &e) == ERR_OK;
-    int b = prep_transform_json(p2, o, row2, &e) == ERR_OK;
-    FUZZ_CHECK(a == b);
-    if (a)
-      FUZZ_CHECK(memcmp(row, row2, nout * sizeof(float)) == 0);
-    cJSON_Delete(o);
-  }
+  for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++)
+    fuzz_same_transform(p, p2, requests[i], row, row2, nout);
   prep_destroy(p2);
   prep_destroy(p);
   return 0;

@@ -141,16 +141,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(0);
   }
   FUZZ_CHECK(prep_n_outputs(p2) == nout);
-  cJSON *o = cJSON_Parse(requests[2]);
-  FUZZ_CHECK(o != NULL);
-  int a = prep_transform_json(p, o, row, &e) == ERR_OK;
-  int b = prep_transform_json(p2, o, row2, &e) == ERR_OK;
-  FUZZ_CHECK(a == b);
-  if (a)
-    FUZZ_CHECK(memcmp(row, row2, nout * sizeof(float)) == 0);
+  fuzz_same_transform(p, p2, requests[2], row, row2, nout);
   for (size_t k = 0; k < nout; k++)
     FUZZ_CHECK(strcmp(prep_output_name(p, k), prep_output_name(p2, k)) == 0);
-  cJSON_Delete(o);
   cJSON_Delete(j);
   prep_destroy(p2);
   prep_destroy(p);
