@@ -358,6 +358,32 @@ static inline int fx_db_recreate(const char *name)
 
 /* ---- child processes -------------------------------------------------- */
 
+static inline int fx_run_cmd(const char *cmd);
+
+/* A fresh database DB with the project's migrations: dropped, then
+ * `BIN -c CFG db init` with MLOPSD_DATABASE_NAME=DB and the tree's
+ * sql/migrations, its output appended to LOG; 0 or -1 (printed). */
+static inline int fx_db_init(const char *db, const char *bin, const char *src,
+                             const char *cfg, const char *log)
+{
+  char sql[200], cmd[4096];
+  struct db_pool *p = fx_pool(NULL, 1);
+  snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS `%s`", db);
+  int rc = p ? fx_exec(p, sql, 0) : -1;
+  db_pool_destroy(p);
+  if (rc)
+    return -1;
+  snprintf(cmd, sizeof(cmd),
+           "MLOPSD_DATABASE_NAME=%s MLOPSD_SQL_DIR=%s/sql/migrations %s -c %s "
+           "db init >>%s 2>&1",
+           db, src, bin, cfg, log);
+  if (fx_run_cmd(cmd) != 0) {
+    fprintf(stderr, "db init of %s failed, see %s\n", db, log);
+    return -1;
+  }
+  return 0;
+}
+
 /* system(cmd): the exit status, or -1 when it did not exit. */
 static inline int fx_run_cmd(const char *cmd)
 {

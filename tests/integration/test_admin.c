@@ -472,36 +472,11 @@ static int write_files(const char *dir, int port, const char *db,
 /* Drop and create db with `mlopsd db init`, then insert the rows. */
 static int setup_db(const char *dir, const char *db)
 {
-  struct db_opts o = {0};
-  struct err e = {0};
-  struct db_pool *p = NULL;
-  struct db_conn *c = NULL;
-  char sql[256], cmd[4096];
-  const char *port = getenv("MLOPSD_DATABASE_PORT");
-  o.host = getenv("MLOPSD_DATABASE_HOST");
-  o.port = port ? atoi(port) : 3306;
-  o.user = getenv("MLOPSD_DATABASE_USER");
-  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
-  o.size = 1;
-  o.connect_timeout_s = 5;
-  snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", db);
-  if (db_pool_create(&p, &o, &e) || db_acquire(p, 10000, &c, &e) ||
-      db_exec(c, sql, NULL, &e)) {
-    fprintf(stderr, "setup_db: %s\n", e.msg);
-    db_release(p, c);
-    db_pool_destroy(p);
+  char cfg[512], log[512];
+  snprintf(cfg, sizeof(cfg), "%s/mlopsd.yaml", dir);
+  snprintf(log, sizeof(log), "%s/daemon.log", dir);
+  if (fx_db_init(db, g_bin, g_src, cfg, log) != 0)
     return -1;
-  }
-  db_release(p, c);
-  db_pool_destroy(p);
-  snprintf(cmd, sizeof(cmd),
-           "cd %s && MLOPSD_DATABASE_NAME=%s MLOPSD_SQL_DIR=%s/sql/migrations "
-           "%s -c %s/mlopsd.yaml db init >>%s/daemon.log 2>&1",
-           dir, db, g_src, g_bin, dir, dir);
-  if (fx_run_cmd(cmd) != 0) {
-    fprintf(stderr, "db init failed, see %s/daemon.log\n", dir);
-    return -1;
-  }
   if (!(g_pool = fx_pool(db, 2)))
     return -1;
   /* Runs of it_etl: one success, one failed (transform failed twice,

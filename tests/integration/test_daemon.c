@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "mlopsd/cfg.h"
 #include "mlopsd/daemon.h"
 #include "mlopsd/db.h"
@@ -126,36 +127,10 @@ static int write_cfg(void)
 /* Drop it_daemon and create it with `mlopsd db init`. */
 static int setup_db(void)
 {
-  struct db_opts o = {0};
-  struct err e = {0};
-  struct db_pool *p = NULL;
-  struct db_conn *c = NULL;
-  char cmd[4096];
-  const char *port = getenv("MLOPSD_DATABASE_PORT");
-  o.host = getenv("MLOPSD_DATABASE_HOST");
-  o.port = port ? atoi(port) : 3306;
-  o.user = getenv("MLOPSD_DATABASE_USER");
-  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
-  o.size = 1;
-  o.connect_timeout_s = 5;
-  int bad = db_pool_create(&p, &o, &e) || db_acquire(p, 10000, &c, &e) ||
-            db_exec(c, "DROP DATABASE IF EXISTS " DBNAME, NULL, &e);
-  if (bad)
-    fprintf(stderr, "setup_db: %s\n", e.msg);
-  db_release(p, c);
-  db_pool_destroy(p);
-  if (bad)
-    return -1;
-  snprintf(cmd, sizeof(cmd),
-           "MLOPSD_SQL_DIR=%s/sql/migrations %s -c %s/mlopsd.yaml db init "
-           ">%s/dbinit.log 2>&1",
-           g_src, g_bin, g_tmp, g_tmp);
-  int st = system(cmd);
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-    fprintf(stderr, "db init failed, see %s/dbinit.log\n", g_tmp);
-    return -1;
-  }
-  return 0;
+  char cfg[512], log[512];
+  snprintf(cfg, sizeof(cfg), "%s/mlopsd.yaml", g_tmp);
+  snprintf(log, sizeof(log), "%s/dbinit.log", g_tmp);
+  return fx_db_init(DBNAME, g_bin, g_src, cfg, log);
 }
 
 static void *stopper(void *arg)
