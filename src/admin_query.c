@@ -56,35 +56,41 @@ cJSON *admin_validation_item(const char *loc0, const char *name,
   return it;
 }
 
+/* A ValidationError item with its message formatted from fmt/ap. */
+static cJSON *vitem(const char *loc0, const char *name, const char *type,
+                    const char *fmt, va_list ap)
+{
+  char msg[512];
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  return admin_validation_item(loc0, name, type, msg);
+}
+
+/* it into arr (both may be NULL: out of memory; it is then freed). */
+static void add_item(cJSON *arr, cJSON *it)
+{
+  if (arr && it)
+    cJSON_AddItemToArray(arr, it);
+  else
+    cJSON_Delete(it);
+}
+
 void admin_q_invalid(struct admin_q *q, const char *loc0, const char *name,
                      const char *type, const char *fmt, ...)
 {
-  char msg[512];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  add_item(q->errs, vitem(loc0, name, type, fmt, ap));
   va_end(ap);
-  cJSON *it = admin_validation_item(loc0, name, type, msg);
-  if (it && q->errs)
-    cJSON_AddItemToArray(q->errs, it);
-  else
-    cJSON_Delete(it);
 }
 
 void admin_invalid(struct http_resp *resp, const char *loc0, const char *name,
                    const char *type, const char *fmt, ...)
 {
-  char msg[512];
+  cJSON *arr = cJSON_CreateArray();
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  add_item(arr, vitem(loc0, name, type, fmt, ap));
   va_end(ap);
-  cJSON *arr = cJSON_CreateArray();
-  cJSON *it = admin_validation_item(loc0, name, type, msg);
-  if (arr && it)
-    cJSON_AddItemToArray(arr, it);
-  else
-    cJSON_Delete(it);
   admin_reply_invalid(resp, arr);
 }
 
