@@ -278,6 +278,51 @@ static cJSON *pred_json(const struct pred_live *p, char *line, size_t cap)
   return o;
 }
 
+/* The drift report's JSON: {"threshold", "alpha", "min_rows", "window",
+ * "reference_rows", "bad_rows", "worst", "drifted", "n_drifted",
+ * "features": scores, "predictions"?}.  Takes scores over (also on
+ * failure); the prediction-drift line goes to pline.  NULL when out of
+ * memory. */
+static cJSON *report_json(const struct drift_opts *o,
+                          const struct psi_ref *ref, int64_t bad,
+                          const struct psi_summary *sum, const char *wname,
+                          const char *dname, cJSON *scores,
+                          const struct pred_live *pl, char *pline,
+                          size_t cap)
+{
+  cJSON *wrap = cJSON_CreateObject();
+  if (!wrap) {
+    cJSON_Delete(scores);
+    return NULL;
+  }
+  cJSON_AddNumberToObject(wrap, "threshold", o->threshold);
+  cJSON_AddNumberToObject(wrap, "alpha", o->alpha);
+  cJSON_AddNumberToObject(wrap, "min_rows", (double)o->min_rows);
+  cJSON_AddNumberToObject(wrap, "window", (double)o->window);
+  cJSON_AddNumberToObject(wrap, "reference_rows", psi_ref_rows(ref));
+  cJSON_AddNumberToObject(wrap, "bad_rows", (double)bad);
+  cJSON_AddStringToObject(wrap, "worst", sum->worst >= 0 ? wname : "");
+  if (dname)
+    cJSON_AddStringToObject(wrap, "drifted", dname);
+  else
+    cJSON_AddNullToObject(wrap, "drifted");
+  cJSON_AddNumberToObject(wrap, "n_drifted", (double)sum->n_drifted);
+  if (!cJSON_AddItemToObject(wrap, "features", scores)) {
+    cJSON_Delete(scores);
+    cJSON_Delete(wrap);
+    return NULL;
+  }
+  if (pl->ref && pl->n > 0) {
+    cJSON *pj = pred_json(pl, pline, cap);
+    if (!pj || !cJSON_AddItemToObject(wrap, "predictions", pj)) {
+      cJSON_Delete(pj);
+      cJSON_Delete(wrap);
+      return NULL;
+    }
+  }
+  return wrap;
+}
+
 static enum err_code drift_run(struct task_ctx *t, struct err *e)
 {
   struct drift_opts o;
@@ -350,35 +395,10 @@ static enum err_code drift_run(struct task_ctx *t, struct err *e)
   const char *dname =
       sum.drifted >= 0 ? psi_ref_feature_name(ref, (size_t)sum.drifted)
                        : NULL;
-  /* {"threshold", "alpha", "min_rows", "window", "reference_rows",
-   * "bad_rows", "worst", "drifted", "n_drifted", "features": {...},
-   * "predictions": {...}} */
   char pline[512] = "";
-  cJSON *wrap = cJSON_CreateObject();
-  if (wrap) {
-    cJSON_AddNumberToObject(wrap, "threshold", o.threshold);
-    cJSON_AddNumberToObject(wrap, "alpha", o.alpha);
-    cJSON_AddNumberToObject(wrap, "min_rows", (double)o.min_rows);
-    cJSON_AddNumberToObject(wrap, "window", (double)o.window);
-    cJSON_AddNumberToObject(wrap, "reference_rows", psi_ref_rows(ref));
-    cJSON_AddNumberToObject(wrap, "bad_rows", (double)s.bad);
-    cJSON_AddStringToObject(wrap, "worst", sum.worst >= 0 ? wname : "");
-    if (dname)
-      cJSON_AddStringToObject(wrap, "drifted", dname);
-    else
-      cJSON_AddNullToObject(wrap, "drifted");
-    cJSON_AddNumberToObject(wrap, "n_drifted", (double)sum.n_drifted);
-    cJSON_AddItemToObject(wrap, "features", scores);
-    scores = wrap;
-    if (pl.ref && pl.n > 0) {
-      cJSON *pj = pred_json(&pl, pline, sizeof(pline));
-      if (!pj || !cJSON_AddItemToObject(wrap, "predictions", pj)) {
-        cJSON_Delete(pj);
-        rc = err_set(e, ERR_NOMEM, "drift: out of memory");
-        goto out;
-      }
-    }
-  }
+  cJSON *wrap = report_json(&o, ref, (int64_t)s.bad, &sum, wname, dname,
+                            scores, &pl, pline, sizeof(pline));
+  scores = wrap; /* taken over, also when NULL */
   if (!wrap || !(scores_txt = cJSON_PrintUnformatted(scores))) {
     rc = err_set(e, ERR_NOMEM, "drift: out of memory");
     goto out;
