@@ -12,29 +12,36 @@
 #include "mlopsd/model.h"
 #include "mlopsd/prep.h"
 
+/* The output columns [*lo, *hi) of input field i. */
+static void input_range(const struct prep *p, size_t i, size_t *lo,
+                        size_t *hi)
+{
+  *lo = prep_input_offset(p, i);
+  *hi = i + 1 < prep_n_inputs(p) ? prep_input_offset(p, i + 1)
+                                 : prep_n_outputs(p);
+}
+
 void explain_fold(const struct prep *p, const float *contrib,
                   double *per_input, double *bias)
 {
-  size_t ni = prep_n_inputs(p), no = prep_n_outputs(p);
-  for (size_t i = 0; i < ni; i++) {
-    size_t lo = prep_input_offset(p, i);
-    size_t hi = i + 1 < ni ? prep_input_offset(p, i + 1) : no;
+  size_t lo, hi;
+  for (size_t i = 0; i < prep_n_inputs(p); i++) {
     double s = 0;
+    input_range(p, i, &lo, &hi);
     for (size_t j = lo; j < hi; j++)
       s += contrib[j];
     per_input[i] = s;
   }
-  *bias = contrib[no];
+  *bias = contrib[prep_n_outputs(p)];
 }
 
 void explain_fold_columns(const struct prep *p, const double *per_col,
                           double *per_input)
 {
-  size_t ni = prep_n_inputs(p), no = prep_n_outputs(p);
-  for (size_t i = 0; i < ni; i++) {
-    size_t lo = prep_input_offset(p, i);
-    size_t hi = i + 1 < ni ? prep_input_offset(p, i + 1) : no;
+  size_t lo, hi;
+  for (size_t i = 0; i < prep_n_inputs(p); i++) {
     double s = 0;
+    input_range(p, i, &lo, &hi);
     for (size_t j = lo; j < hi; j++)
       s += per_col[j];
     per_input[i] = s;

@@ -121,7 +121,9 @@ void model_unref(struct model *m)
 }
 
 /* Copy XGBoost's result (owned by the thread/booster pair) at once. */
-static enum err_code copy_result(const struct model *m, size_t n,
+/* XGBoost's answer res (its shape) into out: want values, else an error
+ * naming what was asked (predict, contributions, margins). */
+static enum err_code copy_result(const char *what, size_t n, size_t want,
                                  bst_ulong const *shape, bst_ulong dim,
                                  const float *res, float *out,
                                  struct err *e)
@@ -129,9 +131,9 @@ static enum err_code copy_result(const struct model *m, size_t n,
   size_t len = 1;
   for (bst_ulong i = 0; i < dim; i++)
     len *= (size_t)shape[i];
-  if (len != n * m->out_dim)
-    return err_set(e, ERR_XGB, "XGBoost predict: %zu values for %zu rows "
-                               "of %zu", len, n, m->out_dim);
+  if (len != want)
+    return err_set(e, ERR_XGB, "XGBoost %s: %zu values for %zu rows, "
+                               "expected %zu", what, len, n, want);
   memcpy(out, res, len * sizeof(float));
   return ERR_OK;
 }
@@ -151,13 +153,15 @@ static enum err_code xgb_inplace(const struct model *m, const float *rows,
   if (XGBoosterPredictFromDense(m->h, arr, m->pred_cfg, thread_proxy(),
                                 &shape, &dim, &res))
     return model_xgb_error(e, "predict");
-  return copy_result(m, n, shape, dim, res, out, e);
+  return copy_result("predict", n, n * m->out_dim, shape, dim, res, out, e);
 }
 
-/* Through a DMatrix per call: for boosters without in-place predict
- * (gblinear). */
+/* Through a DMatrix per call, with XGBoost's predict config cfg: for
+ * boosters without in-place predict (gblinear), and for contributions
+ * and margins, which have no in-place path in 1.7. */
 static enum err_code xgb_dmatrix(const struct model *m, const float *rows,
-                                 size_t n, float *out, struct err *e)
+                                 size_t n, const char *cfg, const char *what,
+                                 size_t want, float *out, struct err *e)
 {
   DMatrixHandle dm;
   if (XGDMatrixCreateFromMat(rows, (bst_ulong)n, (bst_ulong)m->nfeat, NAN,
@@ -167,11 +171,10 @@ static enum err_code xgb_dmatrix(const struct model *m, const float *rows,
   bst_ulong dim;
   const float *res;
   enum err_code rc;
-  if (XGBoosterPredictFromDMatrix(m->h, dm, m->pred_cfg, &shape, &dim,
-                                  &res))
-    rc = model_xgb_error(e, "predict");
+  if (XGBoosterPredictFromDMatrix(m->h, dm, cfg, &shape, &dim, &res))
+    rc = model_xgb_error(e, what);
   else
-    rc = copy_result(m, n, shape, dim, res, out, e);
+    rc = copy_result(what, n, want, shape, dim, res, out, e);
   XGDMatrixFree(dm);
   return rc;
 }
@@ -184,7 +187,8 @@ enum err_code model_predict_xgb(const struct model *m, const float *rows,
   if (!n)
     return ERR_OK;
   return m->inplace ? xgb_inplace(m, rows, n, out, e)
-                    : xgb_dmatrix(m, rows, n, out, e);
+                    : xgb_dmatrix(m, rows, n, m->pred_cfg, "predict",
+                                  n * m->out_dim, out, e);
 }
 
 enum err_code model_predict_native(const struct model *m, const float *rows,
@@ -213,36 +217,6 @@ size_t model_num_group(const struct model *m)
   return strncmp(m->objective, "multi:", 6) == 0 ? m->num_class : 1;
 }
 
-/* XGBoost's answer of config cfg for rows: len must be want. */
-static enum err_code xgb_explain_call(const struct model *m,
-                                      const float *rows, size_t n,
-                                      const char *cfg, size_t want,
-                                      float *out, struct err *e)
-{
-  DMatrixHandle dm;
-  if (XGDMatrixCreateFromMat(rows, (bst_ulong)n, (bst_ulong)m->nfeat, NAN,
-                             &dm))
-    return model_xgb_error(e, "DMatrix");
-  bst_ulong const *shape;
-  bst_ulong dim;
-  const float *res;
-  enum err_code rc = ERR_OK;
-  if (XGBoosterPredictFromDMatrix(m->h, dm, cfg, &shape, &dim, &res)) {
-    rc = model_xgb_error(e, "contributions");
-  } else {
-    size_t len = 1;
-    for (bst_ulong i = 0; i < dim; i++)
-      len *= (size_t)shape[i];
-    if (len != want)
-      rc = err_set(e, ERR_XGB, "XGBoost contributions: %zu values for %zu "
-                               "rows, expected %zu", len, n, want);
-    else
-      memcpy(out, res, len * sizeof(float));
-  }
-  XGDMatrixFree(dm);
-  return rc;
-}
-
 enum err_code model_contribs(const struct model *m, const float *rows,
                              size_t n, float *out, struct err *e)
 {
@@ -250,13 +224,13 @@ enum err_code model_contribs(const struct model *m, const float *rows,
     return err_set(e, ERR_INVAL, "model_contribs: NULL argument");
   if (!n)
     return ERR_OK;
-  /* type 2: pred_contribs (exact TreeSHAP); a DMatrix per call, as
-   * contributions have no in-place path in 1.7 */
-  return xgb_explain_call(m, rows, n,
-                          "{\"type\": 2, \"training\": false, "
-                          "\"iteration_begin\": 0, \"iteration_end\": 0, "
-                          "\"strict_shape\": false}",
-                          n * model_num_group(m) * (m->nfeat + 1), out, e);
+  /* type 2: pred_contribs (exact TreeSHAP) */
+  return xgb_dmatrix(m, rows, n,
+                     "{\"type\": 2, \"training\": false, "
+                     "\"iteration_begin\": 0, \"iteration_end\": 0, "
+                     "\"strict_shape\": false}",
+                     "contributions", n * model_num_group(m) * (m->nfeat + 1),
+                     out, e);
 }
 
 enum err_code model_gain(const struct model *m, double *per_col,
@@ -332,11 +306,11 @@ enum err_code model_predict_margin(const struct model *m, const float *rows,
     return ERR_OK;
   if (m->native)
     return tree_predict_margin(m->tm, rows, n, m->nfeat, out, e);
-  return xgb_explain_call(m, rows, n,
-                          "{\"type\": 1, \"training\": false, "
-                          "\"iteration_begin\": 0, \"iteration_end\": 0, "
-                          "\"strict_shape\": false}",
-                          n * model_num_group(m), out, e);
+  return xgb_dmatrix(m, rows, n,
+                     "{\"type\": 1, \"training\": false, "
+                     "\"iteration_begin\": 0, \"iteration_end\": 0, "
+                     "\"strict_shape\": false}",
+                     "margins", n * model_num_group(m), out, e);
 }
 
 /* DIR/calibration.json of a version directory: its temperature (1 when
