@@ -12,7 +12,6 @@
  * usage error.
  */
 #include <math.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,15 +60,6 @@ static int usage(const char *cmd, const char *help, const char *msg,
   fprintf(stderr, msg, arg);
   fprintf(stderr, "\n%s", help);
   return CLI_USAGE;
-}
-
-static const char *user_name(void)
-{
-  const char *u = getenv("USER");
-  if (u && *u)
-    return u;
-  struct passwd *pw = getpwuid(getuid());
-  return pw && pw->pw_name ? pw->pw_name : "unknown";
 }
 
 static void print_text(const struct compare_result *r)
@@ -217,7 +207,7 @@ int cli_models_promote_shadow(int argc, char **argv)
   struct pipeline_gate_opts g;
   compare_verdict(&r, &v, &g);
   char actor[300], why[1200];
-  snprintf(actor, sizeof(actor), "cli:%s", user_name());
+  snprintf(actor, sizeof(actor), "cli:%s", cli_user_name());
   snprintf(why, sizeof(why), "%s%sfrom shadow: %s", reason ? reason : "",
            reason ? "; " : "", r.reason);
   if (!r.pass) {

@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,15 +266,6 @@ static enum err_code resolve(struct registry *reg, const struct ref *r,
   return rc;
 }
 
-static const char *user_name(void)
-{
-  const char *u = getenv("USER");
-  if (u && *u)
-    return u;
-  struct passwd *pw = getpwuid(getuid());
-  return pw && pw->pw_name ? pw->pw_name : "unknown";
-}
-
 static int open_registry(const struct cfg *c, const char *cmd,
                          struct registry **reg)
 {
@@ -334,7 +324,7 @@ static int move_alias(struct registry *reg, struct db_pool *pool,
   if (registry_alias_set(reg, name, alias, to, &prev, &e) != ERR_OK)
     return cli_fail(cmd, "%s", e.msg);
   char actor[300];
-  snprintf(actor, sizeof(actor), "cli:%s", user_name());
+  snprintf(actor, sizeof(actor), "cli:%s", cli_user_name());
   if (pipeline_record_deployment(pool, name, alias, prev, to, action, reason,
                                  actor, NULL, &e) != ERR_OK) {
     struct err ue = {0};

@@ -3,10 +3,12 @@
  * config, so every command reports an unreachable database the same way.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mlopsd/cli.h"
 #include "mlopsd/db.h"
@@ -81,4 +83,13 @@ void cli_db_close(struct db_pool *pool, struct db_conn *conn)
   if (conn)
     db_release(pool, conn);
   db_pool_destroy(pool);
+}
+
+const char *cli_user_name(void)
+{
+  const char *u = getenv("USER");
+  if (u && *u)
+    return u;
+  struct passwd *pw = getpwuid(getuid());
+  return pw && pw->pw_name ? pw->pw_name : "unknown";
 }

@@ -73,6 +73,10 @@ int cli_db_open(const struct cfg *c, const char *cmd, const char *why,
                 int size, int min_wait_ms, struct db_pool **pool,
                 struct db_conn **conn);
 
+/* Who runs the command, for the actor of registry and deployment rows:
+ * $USER, else the passwd name of the uid, else "unknown". */
+const char *cli_user_name(void);
+
 /* Release conn (may be NULL) and destroy pool (NULL-safe). */
 void cli_db_close(struct db_pool *pool, struct db_conn *conn);
 
