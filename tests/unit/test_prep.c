@@ -51,15 +51,37 @@ static float apply1(const struct prep *p, double x)
   return out;
 }
 
+/* Fit one numeric feature and check the (center, scale) it learnt,
+ * naming the case in a failure.  Returns the fitted prep (the caller
+ * destroys it) or NULL when the fit failed. */
+static struct prep *fit_check(const char *what, const char *scaling,
+                              const double *v, size_t n, const size_t *idx,
+                              size_t nidx, double want_c, double want_s)
+{
+  struct prep *p = fit_numeric(scaling, v, n, idx, nidx);
+  double c = NAN, s = NAN;
+  if (!p) {
+    check_fail_at(__FILE__, __LINE__, "%s: %s fit failed", what, scaling);
+    return NULL;
+  }
+  if (prep_numeric_params(p, 0, &c, &s) != 0)
+    check_fail_at(__FILE__, __LINE__, "%s: %s input 0 not numeric", what,
+                  scaling);
+  if (c != want_c)
+    check_fail_at(__FILE__, __LINE__, "%s: %s center %.17g, want %.17g",
+                  what, scaling, c, want_c);
+  if (s != want_s)
+    check_fail_at(__FILE__, __LINE__, "%s: %s scale %.17g, want %.17g", what,
+                  scaling, s, want_s);
+  return p;
+}
+
 TEST(robust_odd_even_nan_zero)
 {
-  double c, s;
   /* odd n: median 3, q25 = a[1] = 2, q75 = a[3] = 4 */
   double odd[] = {10, 2, 4, 1, 3};
-  struct prep *p = fit_numeric("robust", odd, 5, NULL, 0);
+  struct prep *p = fit_check("odd n", "robust", odd, 5, NULL, 0, 3, 2);
   REQUIRE(p);
-  CHECK_EQ_INT(prep_numeric_params(p, 0, &c, &s), 0);
-  CHECK(c == 3 && s == 2);
   CHECK(apply1(p, 10) == 3.5f);
   CHECK(apply1(p, 3) == 0.0f);
   CHECK(isnan(apply1(p, NAN)));
@@ -68,83 +90,55 @@ TEST(robust_odd_even_nan_zero)
   /* even n: median (2+3)/2; q25 at index 0.75 = 1.75, q75 at 2.25 = 3.25
    * (numpy: np.nanpercentile([1,2,3,4], [25,75]) == [1.75, 3.25]) */
   double even[] = {4, 3, 2, 1};
-  p = fit_numeric("robust", even, 4, NULL, 0);
+  p = fit_check("even n", "robust", even, 4, NULL, 0, 2.5, 1.5);
   REQUIRE(p);
-  prep_numeric_params(p, 0, &c, &s);
-  CHECK(c == 2.5 && s == 1.5);
   CHECK(apply1(p, 4) == 1.0f);
   prep_destroy(p);
 
   /* NaN ignored: {1, 4, 7}: median 4, q25 2.5, q75 5.5 */
   double withnan[] = {NAN, 7, 1, NAN, 4};
-  p = fit_numeric("robust", withnan, 5, NULL, 0);
-  REQUIRE(p);
-  prep_numeric_params(p, 0, &c, &s);
-  CHECK(c == 4 && s == 3);
-  prep_destroy(p);
+  prep_destroy(fit_check("NaN", "robust", withnan, 5, NULL, 0, 4, 3));
 
   /* IQR 0 -> scale 1 (sklearn's _handle_zeros_in_scale) */
   double flat[] = {5, 5, 9, 5, 5};
-  p = fit_numeric("robust", flat, 5, NULL, 0);
+  p = fit_check("IQR 0", "robust", flat, 5, NULL, 0, 5, 1);
   REQUIRE(p);
-  prep_numeric_params(p, 0, &c, &s);
-  CHECK(c == 5 && s == 1);
   CHECK(apply1(p, 9) == 4.0f);
   prep_destroy(p);
 
   /* all missing: pass through */
   double none[] = {NAN, NAN};
-  p = fit_numeric("robust", none, 2, NULL, 0);
-  REQUIRE(p);
-  prep_numeric_params(p, 0, &c, &s);
-  CHECK(c == 0 && s == 1);
-  prep_destroy(p);
+  prep_destroy(fit_check("all missing", "robust", none, 2, NULL, 0, 0, 1));
 
   /* only the training rows count: row 2 (1e9) is not in idx */
   double rows[] = {1, 2, 1e9, 3, 4};
   size_t idx[] = {0, 1, 3, 4};
-  p = fit_numeric("robust", rows, 5, idx, 4);
-  REQUIRE(p);
-  prep_numeric_params(p, 0, &c, &s);
-  CHECK(c == 2.5 && s == 1.5);
-  prep_destroy(p);
+  prep_destroy(fit_check("idx", "robust", rows, 5, idx, 4, 2.5, 1.5));
 
   /* numpy's two-sided lerp: q25 of 6 values sits at index 1.25 (t < 0.5,
    * a + d*t), q75 at 3.75 (t >= 0.5, b - d*(1-t)) */
   double six[] = {0.1, 0.7, 0.2, 1.3, 100.9, 0.3};
-  p = fit_numeric("robust", six, 6, NULL, 0);
-  REQUIRE(p);
-  prep_numeric_params(p, 0, &c, &s);
   double q25 = 0.2 + (0.3 - 0.2) * 0.25;
   double q75 = 1.3 - (1.3 - 0.7) * (1 - 0.75);
-  CHECK(c == (0.3 + 0.7) / 2);
-  CHECK(s == q75 - q25);
-  prep_destroy(p);
+  prep_destroy(fit_check("six", "robust", six, 6, NULL, 0, (0.3 + 0.7) / 2,
+                         q75 - q25));
 }
 
 TEST(standard_and_none)
 {
-  double c, s;
   double v[] = {1, 2, NAN, 3, 4};
-  struct prep *p = fit_numeric("standard", v, 5, NULL, 0);
+  /* population std of 1..4 */
+  struct prep *p = fit_check("1..4", "standard", v, 5, NULL, 0, 2.5,
+                             sqrt(1.25));
   REQUIRE(p);
-  prep_numeric_params(p, 0, &c, &s);
-  CHECK(c == 2.5);
-  CHECK(s == sqrt(1.25)); /* population std of 1..4 */
   CHECK_NEAR(apply1(p, 4), 1.5 / sqrt(1.25), 1e-6);
   prep_destroy(p);
 
   double k[] = {3, 3, 3};
-  p = fit_numeric("standard", k, 3, NULL, 0);
-  REQUIRE(p);
-  prep_numeric_params(p, 0, &c, &s);
-  CHECK(c == 3 && s == 1);
-  prep_destroy(p);
+  prep_destroy(fit_check("constant", "standard", k, 3, NULL, 0, 3, 1));
 
-  p = fit_numeric("none", v, 5, NULL, 0);
+  p = fit_check("1..4", "none", v, 5, NULL, 0, 0, 1);
   REQUIRE(p);
-  prep_numeric_params(p, 0, &c, &s);
-  CHECK(c == 0 && s == 1);
   CHECK(apply1(p, 123.25) == 123.25f);
   prep_destroy(p);
 }
