@@ -11,6 +11,10 @@
  * counts as a failure.  check_done() prints "check: N passed, N failed,
  * N skipped" (one unit per TEST function: a scenario) and returns the exit
  * status; tests/run.sh adds the lines of all binaries up.
+ *
+ * Table-driven tests name the row they check with CHECK_CASE("what"): each
+ * failure then reads "  FAIL file:line: test: [what] expr" until the next
+ * CHECK_CASE (CHECK_CASE(NULL) ends it; RUN clears it for the next test).
  */
 #ifndef MLOPSD_CHECK_H
 #define MLOPSD_CHECK_H
@@ -23,6 +27,7 @@
 static int check_passed, check_failed, check_skipped, check_cur_failed,
     check_cur_skipped;
 static const char *check_cur_name;
+static const char *check_cur_case; /* CHECK_CASE: the table row, or NULL */
 
 #define TEST(name) static void name(void)
 
@@ -35,6 +40,8 @@ static inline void check_fail_at(const char *file, int line, const char *fmt,
 {
   va_list ap;
   fprintf(stderr, "  FAIL %s:%d: %s: ", file, line, check_cur_name);
+  if (check_cur_case)
+    fprintf(stderr, "[%s] ", check_cur_case);
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
@@ -47,6 +54,9 @@ static inline void check_fail_at(const char *file, int line, const char *fmt,
     if (!(cond))                                                              \
       check_fail_at(__FILE__, __LINE__, "%s", #cond);                         \
   } while (0)
+
+/* Name the table row (a string that outlives the checks) in failures. */
+#define CHECK_CASE(what) (check_cur_case = (what))
 
 #define REQUIRE(cond)                                                         \
   do {                                                                        \
@@ -92,13 +102,14 @@ static inline void check_fail_at(const char *file, int line, const char *fmt,
 #define RUN(fn)                                                               \
   do {                                                                        \
     check_cur_name = #fn;                                                     \
+    check_cur_case = NULL;                                                    \
     check_cur_failed = 0;                                                     \
     check_cur_skipped = 0;                                                    \
     fn();                                                                     \
     if (check_cur_skipped && !check_cur_failed) {                             \
       check_skipped++;                                                        \
       fprintf(stderr, "skip %s\n", #fn);                                      \
-    } else if (check_cur_failed) {                                                   \
+    } else if (check_cur_failed) {                                            \
       check_failed++;                                                         \
       fprintf(stderr, "not ok %s\n", #fn);                                    \
     } else {                                                                  \

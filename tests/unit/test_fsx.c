@@ -36,17 +36,31 @@ static int put(const char *name, const void *data, size_t n)
   return fclose(f) == 0 && w == n ? 0 : -1;
 }
 
+/* Write NAME holding DATA[0..N) and read it back: the bytes, the length
+ * and the NUL after them. */
+static void put_read_back(const char *name, const char *data, size_t n)
+{
+  char *s = NULL;
+  size_t len = 99;
+  struct err e = {0};
+  CHECK_CASE(name);
+  if (put(name, data, n) != 0) {
+    check_fail_at(__FILE__, __LINE__, "cannot write %s", path_of(name));
+  } else {
+    CHECK_EQ_INT(fsx_read(path_of(name), 100, 0, &s, &len, &e), ERR_OK);
+    CHECK_EQ_INT(len, n);
+    CHECK(s && memcmp(s, data, n) == 0 && s[n] == '\0');
+    free(s);
+  }
+  CHECK_CASE(NULL);
+}
+
 TEST(read_small_file)
 {
-  REQUIRE(put("a.txt", "hello\n", 6) == 0);
-  char *s = NULL;
-  size_t n = 99;
-  struct err e = {0};
-  CHECK_EQ_INT(fsx_read(path_of("a.txt"), 100, 0, &s, &n, &e), ERR_OK);
-  CHECK_EQ_STR(s, "hello\n");
-  CHECK_EQ_INT(n, 6);
-  free(s);
+  put_read_back("a.txt", "hello\n", 6);
   /* len may be NULL; an empty file is "" */
+  char *s = NULL;
+  struct err e = {0};
   REQUIRE(put("empty", "", 0) == 0);
   CHECK_EQ_INT(fsx_read(path_of("empty"), 100, 0, &s, NULL, &e), ERR_OK);
   CHECK_EQ_STR(s, "");
@@ -105,14 +119,10 @@ TEST(read_errors_name_the_path)
 
 TEST(read_nul_bytes)
 {
-  REQUIRE(put("nul.bin", "ab\0cd", 5) == 0);
+  put_read_back("nul.bin", "ab\0cd", 5);
   char *s = NULL;
   size_t n = 0;
   struct err e = {0};
-  CHECK_EQ_INT(fsx_read(path_of("nul.bin"), 10, 0, &s, &n, &e), ERR_OK);
-  CHECK_EQ_INT(n, 5);
-  CHECK(s && memcmp(s, "ab\0cd", 6) == 0);
-  free(s);
   CHECK_EQ_INT(fsx_read(path_of("nul.bin"), 10, FSX_NO_NUL, &s, &n, &e),
                ERR_PARSE);
   CHECK(s == NULL);
@@ -155,38 +165,41 @@ static int pipe_with(size_t n, char name[64])
 
 TEST(read_pipes)
 {
-  char name[64], *s = NULL;
-  size_t n = 0;
-  struct err e = {0};
-  /* a pipe is refused without FSX_ANY_FILE, at once (no blocking) */
-  int fd = pipe_with(10, name);
-  REQUIRE(fd >= 0);
-  CHECK_EQ_INT(fsx_read(name, 100, 0, &s, &n, &e), ERR_IO);
-  CHECK(strstr(e.msg, "is not a regular file") != NULL);
-  close(fd);
-  /* more than the first stream buffer: grows, whole content */
-  fd = pipe_with(20000, name);
-  REQUIRE(fd >= 0);
-  CHECK_EQ_INT(fsx_read(name, 20000, FSX_ANY_FILE, &s, &n, &e), ERR_OK);
-  CHECK_EQ_INT(n, 20000);
-  CHECK(s && s[0] == 'p' && s[19999] == 'p' && s[20000] == '\0');
-  free(s);
-  close(fd);
-  /* over the cap: refused, also with the wiping used for secrets */
-  fd = pipe_with(20000, name);
-  REQUIRE(fd >= 0);
-  CHECK_EQ_INT(fsx_read(name, 19999, FSX_ANY_FILE | FSX_SECRET, &s, &n, &e),
-               ERR_IO);
-  CHECK(s == NULL);
-  CHECK(strstr(e.msg, "is larger than 19999 bytes") != NULL);
-  close(fd);
-  fd = pipe_with(9000, name);
-  REQUIRE(fd >= 0);
-  CHECK_EQ_INT(fsx_read(name, 9000, FSX_ANY_FILE | FSX_SECRET, &s, &n, &e),
-               ERR_OK);
-  CHECK_EQ_INT(n, 9000);
-  free(s);
-  close(fd);
+  static const struct {
+    const char *what;
+    size_t len, cap;
+    unsigned flags;
+    enum err_code rc;
+    const char *msg; /* in the error; NULL: read whole */
+  } c[] = {
+      /* refused without FSX_ANY_FILE, at once (no blocking) */
+      {"no FSX_ANY_FILE", 10, 100, 0, ERR_IO, "is not a regular file"},
+      /* more than the first stream buffer: grows, whole content */
+      {"grows", 20000, 20000, FSX_ANY_FILE, ERR_OK, NULL},
+      /* over the cap: refused, also with the wiping used for secrets */
+      {"over cap, secret", 20000, 19999, FSX_ANY_FILE | FSX_SECRET, ERR_IO,
+       "is larger than 19999 bytes"},
+      {"at cap, secret", 9000, 9000, FSX_ANY_FILE | FSX_SECRET, ERR_OK, NULL},
+  };
+  for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+    char name[64], *s = NULL;
+    size_t n = 0;
+    struct err e = {0};
+    int fd = pipe_with(c[i].len, name);
+    CHECK_CASE(c[i].what);
+    REQUIRE(fd >= 0);
+    CHECK_EQ_INT(fsx_read(name, c[i].cap, c[i].flags, &s, &n, &e), c[i].rc);
+    if (c[i].msg) {
+      CHECK(s == NULL);
+      CHECK(strstr(e.msg, c[i].msg) != NULL);
+    } else {
+      CHECK_EQ_INT(n, c[i].len);
+      CHECK(s && s[0] == 'p' && s[c[i].len - 1] == 'p' &&
+            s[c[i].len] == '\0');
+    }
+    free(s);
+    close(fd);
+  }
 }
 
 TEST(read_stdin)

@@ -49,10 +49,18 @@ TEST(course_spec)
   CHECK_EQ_INT(s->n_categorical, 3);
   CHECK_EQ_INT(s->n_text, 2);
   /* spec order: numeric, categorical, text */
-  CHECK_EQ_STR(s->features[0].name, "age");
-  CHECK_EQ_STR(s->features[16].name, "monthly_balance");
-  CHECK_EQ_STR(s->features[17].name, "occupation");
-  CHECK_EQ_STR(s->features[21].name, "payment_behaviour");
+  static const struct {
+    size_t i;
+    const char *name;
+  } at[] = {{0, "age"},
+            {16, "monthly_balance"},
+            {17, "occupation"},
+            {21, "payment_behaviour"}};
+  for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+    CHECK_CASE(at[k].name);
+    CHECK_EQ_STR(s->features[at[k].i].name, at[k].name);
+  }
+  CHECK_CASE(NULL);
   for (size_t i = 0; i < 17; i++) {
     CHECK_EQ_INT(s->features[i].kind, SPEC_NUMERIC);
     CHECK_EQ_INT(s->features[i].scaling, SPEC_SCALE_ROBUST);
@@ -100,17 +108,21 @@ TEST(course_spec)
   CHECK_EQ_STR(s->grid[1].key, "colsample_bytree");
   CHECK_EQ_STR(s->grid[2].key, "lambda");
   /* trial 0 = first of each; the last axis varies fastest */
-  CHECK_EQ_STR(spec_grid_value(s, 0, 0), "7");
-  CHECK_EQ_STR(spec_grid_value(s, 0, 1), "0.8");
-  CHECK_EQ_STR(spec_grid_value(s, 0, 2), "3");
-  CHECK_EQ_STR(spec_grid_value(s, 1, 2), "5");
-  CHECK_EQ_STR(spec_grid_value(s, 3, 1), "0.9");
-  CHECK_EQ_STR(spec_grid_value(s, 13, 0), "8");
-  CHECK_EQ_STR(spec_grid_value(s, 13, 1), "0.9");
-  CHECK_EQ_STR(spec_grid_value(s, 13, 2), "5");
-  CHECK_EQ_STR(spec_grid_value(s, 26, 0), "9");
-  CHECK_EQ_STR(spec_grid_value(s, 26, 1), "1.0");
-  CHECK_EQ_STR(spec_grid_value(s, 26, 2), "7");
+  static const struct {
+    size_t trial, axis;
+    const char *want;
+  } grid[] = {{0, 0, "7"},  {0, 1, "0.8"},  {0, 2, "3"},  {1, 2, "5"},
+              {3, 1, "0.9"}, {13, 0, "8"},  {13, 1, "0.9"}, {13, 2, "5"},
+              {26, 0, "9"}, {26, 1, "1.0"}, {26, 2, "7"}};
+  for (size_t k = 0; k < sizeof(grid) / sizeof(grid[0]); k++) {
+    char what[32];
+    snprintf(what, sizeof(what), "trial %zu axis %zu", grid[k].trial,
+             grid[k].axis);
+    CHECK_CASE(what);
+    CHECK_EQ_STR(spec_grid_value(s, grid[k].trial, grid[k].axis),
+                 grid[k].want);
+  }
+  CHECK_CASE(NULL);
   CHECK(spec_grid_value(s, 27, 0) == NULL);
   CHECK(spec_grid_value(s, 0, 3) == NULL);
   CHECK_EQ_INT(s->metric, SPEC_METRIC_ACCURACY);
@@ -388,36 +400,38 @@ TEST(schema_errors)
 /* train_window and weights: the values and their defaults */
 TEST(window_and_weights)
 {
-  char buf[1024];
-  struct spec *s = NULL;
-  struct err e = {0};
-  CHECK_EQ_INT(load_str(base_yaml, &s, &e), ERR_OK);
-  REQUIRE(s);
-  CHECK(s->window.column == NULL);
-  CHECK_EQ_INT(s->window.days, 0);
-  CHECK_EQ_INT(s->window.rows, 0);
-  CHECK_EQ_INT(s->weights_balanced, 0);
-  spec_destroy(s);
-  snprintf(buf, sizeof(buf), "%strain_window: {days: 28, column: date}\n"
-           "weights: balanced\n", base_yaml);
-  s = NULL;
-  CHECK_EQ_INT(load_str(buf, &s, &e), ERR_OK);
-  REQUIRE(s);
-  CHECK_EQ_INT(s->window.days, 28);
-  CHECK_EQ_INT(s->window.rows, 0);
-  CHECK_EQ_STR(s->window.column, "date");
-  CHECK_EQ_INT(s->weights_balanced, 1);
-  spec_destroy(s);
-  snprintf(buf, sizeof(buf), "%strain_window: {rows: 1500, column: dt}\n"
-           "weights: none\n", base_yaml);
-  s = NULL;
-  CHECK_EQ_INT(load_str(buf, &s, &e), ERR_OK);
-  REQUIRE(s);
-  CHECK_EQ_INT(s->window.days, 0);
-  CHECK_EQ_INT(s->window.rows, 1500);
-  CHECK_EQ_STR(s->window.column, "dt");
-  CHECK_EQ_INT(s->weights_balanced, 0);
-  spec_destroy(s);
+  static const struct {
+    const char *extra; /* appended to base_yaml */
+    int days, rows;
+    const char *column; /* NULL: no column */
+    int balanced;
+  } c[] = {
+      {"", 0, 0, NULL, 0}, /* the defaults */
+      {"train_window: {days: 28, column: date}\nweights: balanced\n", 28, 0,
+       "date", 1},
+      {"train_window: {rows: 1500, column: dt}\nweights: none\n", 0, 1500,
+       "dt", 0},
+  };
+  for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+    char buf[1024];
+    struct spec *s = NULL;
+    struct err e = {0};
+    snprintf(buf, sizeof(buf), "%s%s", base_yaml, c[i].extra);
+    CHECK_CASE(c[i].extra[0] ? c[i].extra : "defaults");
+    CHECK_EQ_INT(load_str(buf, &s, &e), ERR_OK);
+    if (!s) {
+      CHECK(s != NULL);
+      continue;
+    }
+    CHECK_EQ_INT(s->window.days, c[i].days);
+    CHECK_EQ_INT(s->window.rows, c[i].rows);
+    if (c[i].column)
+      CHECK_EQ_STR(s->window.column, c[i].column);
+    else
+      CHECK(s->window.column == NULL);
+    CHECK_EQ_INT(s->weights_balanced, c[i].balanced);
+    spec_destroy(s);
+  }
 }
 
 TEST(name_rule)
