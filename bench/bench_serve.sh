@@ -86,22 +86,10 @@ command -v wrk >/dev/null || { echo "bench_serve: wrk not installed" >&2; exit 1
 make -s BUILD="$BUILD" "$BUILD/mlopsd" "$BUILD/tests/integration/test_serve" >&2 ||
   exit 1
 
-T=$(mktemp -d /tmp/mlopsd-bench-serve.XXXXXX)
+. bench/lib.sh
 DPID=""
-cleanup() {
-  [ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
-  tests/mariadb.sh stop "$T/db" >/dev/null 2>&1
-  rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-envs=$(tests/mariadb.sh start "$T/db") || { echo "bench_serve: MariaDB did not start" >&2; exit 1; }
-eval "$envs"
-export MLOPSD_DATABASE_NAME=bench_serve
-unset MLOPSD_SERVER_LISTEN
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$T/dags"
+bench_stop() { bench_kill "$DPID"; }
+bench_serve_start bench_serve mlopsd-bench-serve
 cat >"$T/mlopsd.yaml" <<EOF
 server:
   listen: "127.0.0.1:$PORT"
@@ -119,8 +107,7 @@ logging:
   level: warn
 EOF
 
-MLOPSD_SRC=$SRC "$BUILD/tests/integration/test_serve" --make-registry "$T/registry" >/dev/null ||
-  { echo "bench_serve: could not build the registry" >&2; exit 1; }
+bench_serve_registry bench_serve
 if [ "${BENCH_SERVE_SHADOW:-0}" = 1 ]; then
   # the shadow: the version production does not point at
   m=$T/registry/credit_score_classification
@@ -130,8 +117,7 @@ if [ "${BENCH_SERVE_SHADOW:-0}" = 1 ]; then
   printf '%s\n' "$other" >"$m/aliases/staging"
   echo "bench_serve: shadow on: production $prod, staging $other" >&2
 fi
-MLOPSD_SQL_DIR=$SRC/sql/migrations "$BIN" -c "$T/mlopsd.yaml" db init >/dev/null 2>&1 ||
-  { echo "bench_serve: db init failed" >&2; exit 1; }
+bench_serve_db_init bench_serve
 
 # Bodies: every line as it is; batches of 64 items.
 cp "$DATA" "$T/single.jsonl"

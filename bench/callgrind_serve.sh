@@ -32,22 +32,10 @@ cd "$SRC" || exit 1
 command -v valgrind >/dev/null || { echo "callgrind_serve: valgrind not installed" >&2; exit 1; }
 make -s BUILD="$BUILD" "$BUILD/mlopsd" "$BUILD/tests/integration/test_serve" >&2 || exit 1
 
-T=$(mktemp -d /tmp/mlopsd-callgrind.XXXXXX)
+. bench/lib.sh
 VPID=""
-cleanup() {
-  [ -n "$VPID" ] && kill "$VPID" 2>/dev/null && wait "$VPID" 2>/dev/null
-  tests/mariadb.sh stop "$T/db" >/dev/null 2>&1
-  rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-envs=$(tests/mariadb.sh start "$T/db") || { echo "callgrind_serve: MariaDB did not start" >&2; exit 1; }
-eval "$envs"
-export MLOPSD_DATABASE_NAME=callgrind_serve
-unset MLOPSD_SERVER_LISTEN
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$T/dags"
+bench_stop() { bench_kill "$VPID"; }
+bench_serve_start callgrind_serve mlopsd-callgrind
 cat >"$T/mlopsd.yaml" <<EOF
 server:
   listen: "127.0.0.1:$PORT"
@@ -63,10 +51,8 @@ scheduler:
 logging:
   level: warn
 EOF
-MLOPSD_SRC=$SRC "$BUILD/tests/integration/test_serve" --make-registry "$T/registry" >/dev/null ||
-  { echo "callgrind_serve: could not build the registry" >&2; exit 1; }
-MLOPSD_SQL_DIR=$SRC/sql/migrations "$BIN" -c "$T/mlopsd.yaml" db init >/dev/null 2>&1 ||
-  { echo "callgrind_serve: db init failed" >&2; exit 1; }
+bench_serve_registry callgrind_serve
+bench_serve_db_init callgrind_serve
 
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$T/cg.out" \
   "$BIN" -c "$T/mlopsd.yaml" serve >"$T/daemon.log" 2>&1 &

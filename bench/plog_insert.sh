@@ -16,18 +16,7 @@ BIN=$BUILD/bench/bench_plog_insert
 [ -x "$BIN" ] || { echo "plog_insert: $BIN not built (make bench)" >&2; exit 1; }
 MLOPSD_SHARED=${MLOPSD_SHARED:-$(tests/shared_dir.sh)}
 export MLOPSD_SHARED
-T=$(mktemp -d /tmp/bench_plog_insert.XXXXXX)
-cleanup() {
-  tests/mariadb.sh stop "$T/db" >/dev/null 2>&1
-  rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-envs=$(tests/mariadb.sh start "$T/db") ||
-  { echo "plog_insert: MariaDB did not start" >&2; exit 1; }
-eval "$envs"
-echo "load before: $(uptime | sed 's/.*load average/load average/')"
-MLOPSD_SRC=$(pwd) "$BIN"
-rc=$?
-echo "load after: $(uptime | sed 's/.*load average/load average/')"
-exit $rc
+. bench/lib.sh
+bench_tmp bench_plog_insert
+bench_db_start plog_insert
+bench_loaded env MLOPSD_SRC="$(pwd)" "$BIN"

@@ -15,18 +15,7 @@ cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
 BIN=$BUILD/bench/bench_plog_size
 [ -x "$BIN" ] || { echo "plog_size: $BIN not built (make bench)" >&2; exit 1; }
-T=$(mktemp -d /tmp/bench_plog_size.XXXXXX)
-cleanup() {
-  tests/mariadb.sh stop "$T/db" >/dev/null 2>&1
-  rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-envs=$(tests/mariadb.sh start "$T/db") ||
-  { echo "plog_size: MariaDB did not start" >&2; exit 1; }
-eval "$envs"
-echo "load before: $(uptime | sed 's/.*load average/load average/')"
-MLOPSD_SRC=$(pwd) "$BIN" "$@"
-rc=$?
-echo "load after: $(uptime | sed 's/.*load average/load average/')"
-exit $rc
+. bench/lib.sh
+bench_tmp bench_plog_size
+bench_db_start plog_size
+bench_loaded env MLOPSD_SRC="$(pwd)" "$BIN" "$@"

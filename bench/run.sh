@@ -57,7 +57,7 @@ for b in "$BUILD"/bench/bench_*; do
 done
 for s in bench/*.sh; do
   [ -f "$s" ] || continue
-  case "$(basename "$s")" in run.sh|report.sh) continue ;; esac  # drivers
+  case "$(basename "$s")" in run.sh|report.sh|lib.sh) continue ;; esac  # drivers, lib
   name=$(basename "$s" .sh)
   wanted "$name" && run_one "$name" bash "$s"
 done
