@@ -21,26 +21,14 @@ MODEL=credit_score_classification
 ROWS=${BENCH_DIST_ROWS:-1000000}
 ROUNDS=${BENCH_DIST_ROUNDS:-20}
 BIG=2099-01-01
-T=$(mktemp -d /tmp/bench-dist.XXXXXX)
-own_db=""; dpid=""
-cleanup() {
-  [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
-  [ -n "$own_db" ] && tests/mariadb.sh stop "$T/db" >/dev/null 2>&1
-  rm -rf "$T"
-}
-trap cleanup EXIT
-if [ -z "${MLOPSD_DATABASE_HOST:-}" ]; then
-  eval "$(tests/mariadb.sh start "$T/db")" || { echo "no MariaDB"; exit 1; }
-  own_db=1
-fi
+. bench/lib.sh
+dpid=""
+bench_stop() { bench_kill "$dpid"; }
+bench_tmp bench-dist
+bench_db_start_unless_host bench_distributed
 export MLOPSD_DATABASE_NAME=bench_dist MLOPSD_MODELS_SPECS_DIR=$SRC/config/models
 export MLOPSD_MODELS_TRAIN_THREADS=1 MLOPSD_MODELS_TRAIN_PARALLEL=1
-export MYSQL_PWD=${MLOPSD_DATABASE_PASSWORD:-}
-sql() {
-  mariadb --protocol=TCP -h "${MLOPSD_DATABASE_HOST:-127.0.0.1}" \
-    -P "${MLOPSD_DATABASE_PORT:-3306}" -u "${MLOPSD_DATABASE_USER:-root}" \
-    -N -B "$@"
-}
+sql() { bench_sql -N -B "$@"; }
 num="age annual_income monthly_inhand_salary num_bank_accounts
 num_credit_card interest_rate num_of_loan delay_from_due_date
 num_of_delayed_payment changed_credit_limit num_credit_inquiries
@@ -50,11 +38,8 @@ cols=""; jit=""
 for c in $num; do cols="$cols, $c"; jit="$jit, $c * (0.95 + 0.1 * RAND())"; done
 copies=$(( (ROWS + 2499) / 2500 ))
 t0=$(date +%s.%N)
-sql -e "DROP DATABASE IF EXISTS bench_dist" &&
-  "$BIN" db init >"$T/init.log" 2>&1 &&
-  "$BIN" db seed >"$T/seed.log" 2>&1 &&
-  sed "s/{{ ds }}/2025-09-01/g" sql/features.sql | sql bench_dist &&
-  sql bench_dist -e "CREATE TABLE bench_src AS SELECT * FROM
+bench_features_db bench_distributed bench_dist 2025-09-01
+sql bench_dist -e "CREATE TABLE bench_src AS SELECT * FROM
     credit_score_features_target WHERE base_dt = '2025-09-01';
     CREATE TABLE bench_seq (k INT PRIMARY KEY);
     INSERT INTO bench_seq SELECT seq FROM seq_0_to_$((copies - 1));" ||
@@ -87,7 +72,7 @@ train() {  # train NAME ARGS...: timed models train, wall and peak RSS
 }
 train one-worker || exit 1
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(bench_free_port)
 mkdir -p "$T/dags"
 MLOPSD_SERVER_LISTEN=127.0.0.1:$port MLOPSD_SCHEDULER_DAGS_DIR=$T/dags \
   MLOPSD_SERVER_SPOOL_DIR=$T/spool MLOPSD_MODELS_REGISTRY_DIR=$T/reg-d \

@@ -28,31 +28,13 @@ TRAIN_BIN=${BENCH_GRID_TRAIN_BIN:-$BIN}
 MODEL=credit_score_classification
 DS=2025-09-01
 [ $# -gt 0 ] || set -- 1 2
-T=$(mktemp -d /tmp/bench-grid.XXXXXX)
-own_db=""
-cleanup() {
-  [ -n "$own_db" ] && tests/mariadb.sh stop "$T/db" >/dev/null 2>&1
-  rm -rf "$T"
-}
-trap cleanup EXIT
-
-if [ -z "${MLOPSD_DATABASE_HOST:-}" ]; then
-  eval "$(tests/mariadb.sh start "$T/db")" || { echo "no MariaDB"; exit 1; }
-  own_db=1
-fi
+. bench/lib.sh
+bench_tmp bench-grid
+bench_db_start_unless_host bench_grid
 export MLOPSD_DATABASE_NAME=bench_grid
 export MLOPSD_MODELS_SPECS_DIR=$SRC/config/models
 export MLOPSD_MODELS_TRAIN_THREADS=${BENCH_GRID_THREADS:-1}
-export MYSQL_PWD=${MLOPSD_DATABASE_PASSWORD:-}
-sql() {
-  mariadb --protocol=TCP -h "${MLOPSD_DATABASE_HOST:-127.0.0.1}" \
-    -P "${MLOPSD_DATABASE_PORT:-3306}" -u "${MLOPSD_DATABASE_USER:-root}" "$@"
-}
-sql -e "DROP DATABASE IF EXISTS bench_grid" &&
-  "$BIN" db init >"$T/init.log" 2>&1 &&
-  "$BIN" db seed >"$T/seed.log" 2>&1 &&
-  sed "s/{{ ds }}/$DS/g" sql/features.sql | sql bench_grid ||
-  { cat "$T"/*.log; echo "bench_grid: setup failed"; exit 1; }
+bench_features_db bench_grid bench_grid $DS
 
 trials=()
 [ -n "${BENCH_GRID_TRIALS:-}" ] && trials=(--max-trials "$BENCH_GRID_TRIALS")
@@ -94,16 +76,5 @@ for arg in "$@"; do
     "load before $load0, after $load1"
 done
 # medians per setting, in the order first given; ratio to the first
-[ -f "$T/walls" ] && awk '
-  { k = $1 " x " $3; if (!(k in cnt)) order[++m] = k; w[k, ++cnt[k]] = $4 }
-  END {
-    for (i = 1; i <= m; i++) {
-      k = order[i]; n = cnt[k]
-      for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++)
-        if (w[k, b] < w[k, a]) { t = w[k, a]; w[k, a] = w[k, b]; w[k, b] = t }
-      med[k] = n % 2 ? w[k, (n + 1) / 2] : (w[k, n / 2] + w[k, n / 2 + 1]) / 2
-      printf "median %s threads: %.2f s over %d runs (%.2fx the first)\n",
-        k, med[k], n, med[k] / med[order[1]]
-    }
-  }' "$T/walls"
+bench_medians "$T/walls" threads
 exit $rc

@@ -21,35 +21,21 @@ set -u
 SRC=${MLOPSD_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 BIN=${MLOPSD_BIN:-$SRC/build/mlopsd}
 RUNS=${BENCH_SCHED_RUNS:-200}
-TMP=$(mktemp -d /tmp/mlopsd-bench-sched.XXXXXX)
-DBDIR=""
+cd "$SRC" || exit 1
+. bench/lib.sh
 PIDS=()
-
-cleanup() {
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -TERM "$p" 2>/dev/null; done
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do wait "$p" 2>/dev/null; done
-  [ -n "$DBDIR" ] && "$SRC/tests/mariadb.sh" stop "$DBDIR" >/dev/null 2>&1
-  rm -rf "$TMP" "$DBDIR"
-}
-trap cleanup EXIT
+bench_stop() { bench_kill "${PIDS[@]+"${PIDS[@]}"}"; }
 
 if [ ! -x "$BIN" ]; then
   echo "bench_sched: $BIN not built (make)" >&2
   exit 1
 fi
-if [ -z "${MLOPSD_DATABASE_HOST:-}" ]; then
-  DBDIR=$(mktemp -d /tmp/mlopsd-bench-db.XXXXXX)
-  eval "$("$SRC/tests/mariadb.sh" start "$DBDIR")" || exit 1
-fi
+bench_tmp mlopsd-bench-sched
+TMP=$T
+bench_db_start_unless_host bench_sched
 export MLOPSD_DATABASE_NAME=bench_sched MLOPSD_SQL_DIR=$SRC/sql/migrations
-SQL() {
-  mariadb -h "$MLOPSD_DATABASE_HOST" -P "$MLOPSD_DATABASE_PORT" \
-    -u "$MLOPSD_DATABASE_USER" -p"$MLOPSD_DATABASE_PASSWORD" -N -B \
-    bench_sched -e "$1"
-}
-mariadb -h "$MLOPSD_DATABASE_HOST" -P "$MLOPSD_DATABASE_PORT" \
-  -u "$MLOPSD_DATABASE_USER" -p"$MLOPSD_DATABASE_PASSWORD" \
-  -e "DROP DATABASE IF EXISTS bench_sched" || exit 1
+SQL() { bench_sql -N -B bench_sched -e "$1"; }
+bench_sql -e "DROP DATABASE IF EXISTS bench_sched" || exit 1
 
 config() {  # config FILE DAGS_DIR WORKERS
   cat >"$1" <<EOF
@@ -112,16 +98,24 @@ config "$TMP/c0.yaml" "$TMP" 2
   exit 1
 }
 
+# chain_runs K DAG_ID MAX_ACTIVE WORKERS: RUNS queued runs of a 6-task chain
+# DAG_ID (at most MAX_ACTIVE at a time) run to the end by a daemon with
+# WORKERS workers (files $TMP/dagsK, cK.yaml, dK.log); t0, t1 = its start
+# and the moment the last run ended.
+chain_runs() {
+  mkdir -p "$TMP/dags$1"
+  chain_dag "$TMP/dags$1/chain.yaml" "$2" "$3"
+  config "$TMP/c$1.yaml" "$TMP/dags$1" "$4"
+  trigger_runs "$2" "$RUNS"
+  t0=$(date +%s.%N)
+  start_daemon "$TMP/c$1.yaml" "$TMP/d$1.log"
+  wait_done "$2" "$RUNS"
+  t1=$(date +%s.%N)
+  stop_daemon
+}
+
 # ---- 1. dispatch latency ---------------------------------------------------
-mkdir -p "$TMP/dags1"
-chain_dag "$TMP/dags1/chain.yaml" bench_chain 1
-config "$TMP/c1.yaml" "$TMP/dags1" 2
-trigger_runs bench_chain "$RUNS"
-t0=$(date +%s.%N)
-start_daemon "$TMP/c1.yaml" "$TMP/d1.log"
-wait_done bench_chain "$RUNS"
-t1=$(date +%s.%N)
-stop_daemon
+chain_runs 1 bench_chain 1 2
 echo "chain: $RUNS runs x 6 tasks, one run at a time, 2 workers:" \
   "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f s", b - a}')," \
   "$(SQL "SELECT COUNT(*) FROM task_instance WHERE dag_id = 'bench_chain' AND state = 'success'") task instances succeeded"
@@ -142,15 +136,7 @@ SQL "SELECT TIMESTAMPDIFF(MICROSECOND, p.end_date, t.start_date) / 1000
      WHERE r.dag_id = 'bench_chain'" | pct
 
 # ---- 2. throughput -----------------------------------------------------------
-mkdir -p "$TMP/dags2"
-chain_dag "$TMP/dags2/chain.yaml" bench_wide 16
-config "$TMP/c2.yaml" "$TMP/dags2" 4
-trigger_runs bench_wide "$RUNS"
-t0=$(date +%s.%N)
-start_daemon "$TMP/c2.yaml" "$TMP/d2.log"
-wait_done bench_wide "$RUNS"
-t1=$(date +%s.%N)
-stop_daemon
+chain_runs 2 bench_wide 16 4
 n=$(SQL "SELECT COUNT(*) FROM task_instance WHERE dag_id = 'bench_wide' AND state = 'success'")
 awk -v a="$t0" -v b="$t1" -v n="$n" 'BEGIN{printf "throughput: %d task instances in %.1f s = %.0f/s (max_active_runs 16, 4 workers, shell tasks)\n", n, b - a, n / (b - a)}'
 

@@ -23,36 +23,17 @@ MODEL=credit_score_classification
 DS=2025-09-01
 DB=bench_shared
 [ $# -gt 0 ] || set -- 1 2
-T=$(mktemp -d /tmp/bench-shared.XXXXXX)
-own_db=""
+. bench/lib.sh
 pids=()
 stop_daemons() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  bench_kill "${pids[@]}"
   pids=()
 }
-cleanup() {
-  stop_daemons
-  [ -n "$own_db" ] && tests/mariadb.sh stop "$T/db" >/dev/null 2>&1
-  rm -rf "$T"
-}
-trap cleanup EXIT
-
-if [ -z "${MLOPSD_DATABASE_HOST:-}" ]; then
-  eval "$(tests/mariadb.sh start "$T/db")" || { echo "no MariaDB"; exit 1; }
-  own_db=1
-fi
+bench_stop() { stop_daemons; }
+bench_tmp bench-shared
+bench_db_start_unless_host bench_shared
 export MLOPSD_DATABASE_NAME=$DB
-export MYSQL_PWD=${MLOPSD_DATABASE_PASSWORD:-}
-sql() {
-  mariadb --protocol=TCP -h "${MLOPSD_DATABASE_HOST:-127.0.0.1}" \
-    -P "${MLOPSD_DATABASE_PORT:-3306}" -u "${MLOPSD_DATABASE_USER:-root}" \
-    -N -B "$@"
-}
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+sql() { bench_sql -N -B "$@"; }
 mkdir -p "$T/dags"
 cat >"$T/dags/grid_shared.yaml" <<EOF
 dag_id: grid_shared
@@ -70,15 +51,11 @@ for daemons in "$@"; do
   case "$daemons" in 1|2) ;; *)
     echo "bench_shared: argument '$daemons': want 1 or 2 (daemons)"; exit 2 ;;
   esac
-  sql -e "DROP DATABASE IF EXISTS $DB" &&
-    "$BIN" db init >"$T/init.log" 2>&1 &&
-    "$BIN" db seed >"$T/seed.log" 2>&1 &&
-    sed "s/{{ ds }}/$DS/g" sql/features.sql | sql "$DB" ||
-    { cat "$T"/*.log; echo "bench_shared: setup failed"; exit 1; }
+  bench_features_db bench_shared "$DB" $DS
   ports=()
   for d in $(seq 1 "$daemons"); do
     dir=$T/run$n/d$d
-    port=$(free_port)
+    port=$(bench_free_port)
     mkdir -p "$dir"
     cat >"$dir/mlopsd.yaml" <<EOF
 server:
@@ -136,16 +113,5 @@ EOF
   echo "$daemons daemon(s): wall ${wall} s, trials per daemon ${per%+}," \
     "each once; best ${best#from }; load before $load0, after $load1"
 done
-[ -f "$T/walls" ] && awk '
-  { k = $1; if (!(k in cnt)) order[++m] = k; w[k, ++cnt[k]] = $2 }
-  END {
-    for (i = 1; i <= m; i++) {
-      k = order[i]; n = cnt[k]
-      for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++)
-        if (w[k, b] < w[k, a]) { t = w[k, a]; w[k, a] = w[k, b]; w[k, b] = t }
-      med[k] = n % 2 ? w[k, (n + 1) / 2] : (w[k, n / 2] + w[k, n / 2 + 1]) / 2
-      printf "median %s daemon(s): %.2f s over %d runs (%.2fx the first)\n",
-        k, med[k], n, med[k] / med[order[1]]
-    }
-  }' "$T/walls"
+bench_medians "$T/walls" 'daemon(s)'
 exit $rc

@@ -134,3 +134,16 @@ bench_serve_db_init() {
   MLOPSD_SQL_DIR=$SRC/sql/migrations "$BIN" -c "$T/mlopsd.yaml" db init >/dev/null 2>&1 ||
     { echo "$1: db init failed ($BIN -c $T/mlopsd.yaml db init)" >&2; exit 1; }
 }
+
+# bench_features_db WHO DB DS: database DB (dropped first) with the
+# daemon's tables (`$BIN db init`), the course's seed rows (`db seed`) and
+# the feature table for the date DS (sql/features.sql); on failure prints
+# the logs and "WHO: setup failed" and exits 1.  MLOPSD_DATABASE_NAME must
+# name DB.
+bench_features_db() {
+  bench_sql -e "DROP DATABASE IF EXISTS $2" &&
+    "$BIN" db init >"$T/init.log" 2>&1 &&
+    "$BIN" db seed >"$T/seed.log" 2>&1 &&
+    sed "s/{{ ds }}/$3/g" sql/features.sql | bench_sql "$2" ||
+    { cat "$T"/*.log; echo "$1: setup failed (database $2, features of $3)"; exit 1; }
+}

@@ -24,20 +24,13 @@ FIXTURE=$BUILD/tests/integration/test_admin
 LOCUST=$(command -v locust || echo /usr/bin/locust)
 [ -x "$LOCUST" ] || { echo "locust: not installed (apt-get install python3-locust)" >&2; exit 1; }
 [ -x "$BIN" ] && [ -x "$FIXTURE" ] || { echo "locust: make tests-build first" >&2; exit 1; }
-T=$(mktemp -d /tmp/bench_locust.XXXXXX)
+. bench/lib.sh
 PID=""
-cleanup() {
-  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-  tests/mariadb.sh stop "$T/db" >/dev/null 2>&1
-  rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-envs=$(tests/mariadb.sh start "$T/db") ||
-  { echo "locust: MariaDB did not start" >&2; exit 1; }
-eval "$envs"
+bench_stop() { bench_kill "$PID"; }
+bench_tmp bench_locust
+bench_db_start locust
 export MLOPSD_SRC=$(pwd) MLOPSD_BIN=$BIN
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+PORT=$(bench_free_port)
 TOKEN="locust-$$"
 mkdir -p "$T/f"
 "$FIXTURE" --fixture "$T/f" "$PORT" bench_locust >"$T/fixture.log" 2>&1 ||
@@ -55,11 +48,11 @@ curl -sf "http://127.0.0.1:$PORT/metadata" >/dev/null ||
     -d '{"version": 1, "reason": "bench/locust.sh"}' \
     "http://127.0.0.1:$PORT/api/v2/models/credit_score_classification/promote" >/dev/null ||
   { echo "locust: no model served"; tail -20 "$T/daemon.log"; exit 1; }
-echo "load before: $(uptime | sed 's/.*load average/load average/')"
+echo "load before: $(bench_load)"
 "$LOCUST" -f "$LOCUSTFILE" --headless -u "$USERS" -r "$USERS" -t "${SECS}s" \
   --host "http://127.0.0.1:$PORT" --only-summary --csv "$T/out" >"$T/locust.log" 2>&1
 rc=$?
-echo "load after: $(uptime | sed 's/.*load average/load average/')"
+echo "load after: $(bench_load)"
 tail -25 "$T/locust.log"
 if [ -f "$T/out_stats.csv" ]; then
   echo "--- totals (locust's stats CSV) ---"
