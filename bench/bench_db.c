@@ -185,11 +185,8 @@ static int read_cb(void *user, const struct db_row *row)
 
 int main(void)
 {
-  const char *host = getenv("MLOPSD_DATABASE_HOST");
-  const char *port = getenv("MLOPSD_DATABASE_PORT");
-  const char *user = getenv("MLOPSD_DATABASE_USER");
-  const char *pass = getenv("MLOPSD_DATABASE_PASSWORD");
-  if (!host || !port || !user) {
+  struct db_opts o;
+  if (bench_db_opts(&o, 1, 5) != 0) {
     printf("bench_db: MLOPSD_DATABASE_HOST/PORT/USER not set; start a "
            "server first:\n  DIR=$(mktemp -d); eval \"$(tests/mariadb.sh "
            "start $DIR)\"\nskipped.\n");
@@ -204,13 +201,6 @@ int main(void)
     REPS = 3;
   log_set_level(LOG_WARN);
   struct err e;
-  struct db_opts o = {0};
-  o.host = host;
-  o.port = atoi(port);
-  o.user = user;
-  o.password = pass;
-  o.size = 1;
-  o.connect_timeout_s = 5;
   struct db_pool *p;
   struct db_conn *c;
   if (db_pool_create(&p, &o, &e) != ERR_OK)
@@ -244,10 +234,10 @@ int main(void)
   for (int64_t i = 0; i < n_bulk; i++)
     fbytes += strlen(r.feat[i]);
   snprintf(ver, sizeof(ver), "%s", db_client_version());
-  printf("bench_db: libmariadb %s, server %s:%s, "
+  printf("bench_db: libmariadb %s, server %s:%d, "
          "innodb_flush_log_at_trx_commit=%" PRId64 ", features JSON ~%zu "
          "bytes/row\n",
-         ver, host, port, flush, fbytes / (size_t)n_bulk);
+         ver, o.host, o.port, flush, fbytes / (size_t)n_bulk);
 
   bench_single(c, &r, n_auto, 0);
   bench_single(c, &r, n_txn, 1);

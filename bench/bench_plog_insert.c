@@ -380,12 +380,9 @@ static int repeat_ok(struct way *w, MYSQL *my, const struct rows *r)
 
 int main(void)
 {
-  const char *host = getenv("MLOPSD_DATABASE_HOST");
-  const char *port = getenv("MLOPSD_DATABASE_PORT");
-  const char *user = getenv("MLOPSD_DATABASE_USER");
-  const char *pass = getenv("MLOPSD_DATABASE_PASSWORD");
   const char *src = getenv("MLOPSD_SRC");
-  if (!host || !port || !user) {
+  struct db_opts o;
+  if (bench_db_opts(&o, 1, 5) != 0) {
     printf("bench_plog_insert: no MLOPSD_DATABASE_HOST/PORT/USER: skipped "
            "(bench/plog_insert.sh starts a server)\n");
     return 0;
@@ -408,13 +405,6 @@ int main(void)
 
   /* the table, as the migrations make it, in a database of its own */
   struct err e;
-  struct db_opts o = {0};
-  o.host = host;
-  o.port = atoi(port);
-  o.user = user;
-  o.password = pass;
-  o.size = 1;
-  o.connect_timeout_s = 5;
   o.multirow_insert = 1; /* p: multi-row; pa (below): array binding */
   struct db_pool *p, *pa;
   struct db_conn *c, *ca;
@@ -442,8 +432,8 @@ int main(void)
   MYSQL *my = mysql_init(NULL);
   my_bool on = 1;
   mysql_optionsv(my, MYSQL_OPT_LOCAL_INFILE, &on);
-  if (!mysql_real_connect(my, host, user, pass, DBNAME,
-                          (unsigned)atoi(port), NULL, 0))
+  if (!mysql_real_connect(my, o.host, o.user, o.password, DBNAME,
+                          (unsigned)o.port, NULL, 0))
     die("connect", mysql_error(my));
   q(my, "SET time_zone = '+00:00', check_constraint_checks = 0");
   {
@@ -456,14 +446,7 @@ int main(void)
       if (res)
         mysql_free_result(res);
     }
-    FILE *f = fopen(pidfile, "r");
-    long pid = 0;
-    if (f) {
-      if (fscanf(f, "%ld", &pid) != 1)
-        pid = 0;
-      fclose(f);
-    }
-    SERVER_PID = (pid_t)pid;
+    SERVER_PID = bench_pidfile_pid(pidfile);
   }
   size_t fb = 0;
   for (size_t i = 0; i < nrows; i++)

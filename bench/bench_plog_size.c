@@ -154,14 +154,7 @@ static void find_server_pid(void)
       ERR_OK)
     die("pid_file", &e);
   db_release(P, c);
-  FILE *f = fopen(pidfile, "r");
-  long pid = 0;
-  if (f) {
-    if (fscanf(f, "%ld", &pid) != 1)
-      pid = 0;
-    fclose(f);
-  }
-  SERVER_PID = (pid_t)pid;
+  SERVER_PID = bench_pidfile_pid(pidfile);
 }
 
 /* The course's requests: the "data" object of each line, as sent. */
@@ -349,12 +342,9 @@ static void run_variant(const struct variant *v, int64_t nrows, int idx)
 
 int main(int argc, char **argv)
 {
-  const char *host = getenv("MLOPSD_DATABASE_HOST");
-  const char *port = getenv("MLOPSD_DATABASE_PORT");
-  const char *user = getenv("MLOPSD_DATABASE_USER");
-  const char *pass = getenv("MLOPSD_DATABASE_PASSWORD");
   struct err e;
-  if (!host || !port || !user) {
+  struct db_opts o;
+  if (bench_db_opts(&o, 2, 5) != 0) {
     printf("bench_plog_size: no MLOPSD_DATABASE_HOST/PORT/USER: skipped\n");
     return 0;
   }
@@ -365,13 +355,6 @@ int main(int argc, char **argv)
   log_set_level(LOG_WARN);
   load_features();
 
-  struct db_opts o = {0};
-  o.host = host;
-  o.port = atoi(port);
-  o.user = user;
-  o.password = pass ? pass : "";
-  o.size = 2;
-  o.connect_timeout_s = 5;
   if (db_pool_create(&P, &o, &e) != ERR_OK)
     die("connect", &e);
   exec("CREATE DATABASE IF NOT EXISTS " DBNAME);

@@ -104,14 +104,13 @@ static void stop_db(void)
 
 static struct db_pool *pool_for(const char *database, int size)
 {
-  struct db_opts o = {0};
-  o.host = getenv("MLOPSD_DATABASE_HOST");
-  o.port = atoi(getenv("MLOPSD_DATABASE_PORT"));
-  o.user = getenv("MLOPSD_DATABASE_USER");
-  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
+  struct db_opts o;
+  if (bench_db_opts(&o, size, 10) != 0) {
+    fprintf(stderr, "bench_train: MLOPSD_DATABASE_HOST/PORT/USER not all "
+                    "set\n");
+    return NULL;
+  }
   o.database = database;
-  o.size = size;
-  o.connect_timeout_s = 10;
   o.read_timeout_s = 3600;
   struct db_pool *p = NULL;
   struct err e = {0};

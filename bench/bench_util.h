@@ -1,16 +1,20 @@
-/* bench_util.h - the clocks the C benches share: wall time, this
- * process's CPU time and another process's (mariadbd's) from /proc.
- * Header only, static functions; any thread.
+/* bench_util.h - what the C benches share: the clocks (wall time, this
+ * process's CPU time and another process's, mariadbd's, from /proc), the
+ * MariaDB server they were given (tests/mariadb.sh's environment) and its
+ * process id.  Header only, static functions; any thread.
  */
 #ifndef MLOPSD_BENCH_UTIL_H
 #define MLOPSD_BENCH_UTIL_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "mlopsd/db.h"
 
 /* Monotonic seconds. */
 static inline double bench_now_s(void)
@@ -51,6 +55,44 @@ static inline double bench_proc_cpu_s(pid_t pid)
                    &ut, &st) != 2)
     return -1;
   return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Fills *o for the server named by MLOPSD_DATABASE_HOST/PORT/USER/PASSWORD
+ * (the strings are borrowed from the environment; no password is ""): a
+ * pool of size connections, connect_timeout_s seconds to connect, every
+ * other field zero.  Returns 0, or -1 when HOST, PORT or USER is unset
+ * (no server given: the caller says so and skips or starts one). */
+static inline int bench_db_opts(struct db_opts *o, int size,
+                                int connect_timeout_s)
+{
+  const char *host = getenv("MLOPSD_DATABASE_HOST");
+  const char *port = getenv("MLOPSD_DATABASE_PORT");
+  const char *user = getenv("MLOPSD_DATABASE_USER");
+  const char *pass = getenv("MLOPSD_DATABASE_PASSWORD");
+  memset(o, 0, sizeof(*o));
+  if (!host || !port || !user)
+    return -1;
+  o->host = host;
+  o->port = atoi(port);
+  o->user = user;
+  o->password = pass ? pass : "";
+  o->size = size;
+  o->connect_timeout_s = connect_timeout_s;
+  return 0;
+}
+
+/* The process id in the pid file at path (mariadbd's @@pid_file, for
+ * bench_proc_cpu_s); 0 when path is empty, unreadable or holds no number. */
+static inline pid_t bench_pidfile_pid(const char *path)
+{
+  FILE *f = path[0] ? fopen(path, "r") : NULL;
+  long pid = 0;
+  if (f) {
+    if (fscanf(f, "%ld", &pid) != 1)
+      pid = 0;
+    fclose(f);
+  }
+  return (pid_t)pid;
 }
 
 #endif
