@@ -168,23 +168,14 @@ user_test_tester = testing .admin
 use = egg:swift#memcache
 memcache_servers = 127.0.0.1:$mp
 
-[filter:catch_errors]
-use = egg:swift#catch_errors
-[filter:gatekeeper]
-use = egg:swift#gatekeeper
-[filter:healthcheck]
-use = egg:swift#healthcheck
-[filter:proxy-logging]
-use = egg:swift#proxy_logging
-[filter:listing_formats]
-use = egg:swift#listing_formats
-[filter:copy]
-use = egg:swift#copy
-[filter:slo]
-use = egg:swift#slo
-[filter:dlo]
-use = egg:swift#dlo
 CONF
+  # the filters without options: [filter:NAME] use = egg:swift#EGG, where
+  # NAME:EGG is written NAME when both are the same
+  local f
+  for f in catch_errors gatekeeper healthcheck proxy-logging:proxy_logging \
+    listing_formats copy slo dlo; do
+    printf '[filter:%s]\nuse = egg:swift#%s\n' "${f%%:*}" "${f#*:}"
+  done >> "$dir/etc/proxy-server.conf"
 
   local mc_user=""
   [ "$(id -u)" = 0 ] && mc_user="-u root"
