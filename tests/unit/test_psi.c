@@ -127,6 +127,48 @@ static struct psi_live *feed(const struct psi_ref *r, const char **rows,
   return l;
 }
 
+/* REF loaded and fed rows: the reference, the live accumulator and one
+ * feature's score (the tests that need one). */
+struct live_fx {
+  struct psi_ref *r;
+  struct psi_live *l;
+  struct psi_score s;
+};
+
+/* Load the reference REF_TEXT and feed it ROWS[0..n); 1 when both worked,
+ * else 0 after a failed check.  live_close() frees what was made, also
+ * after a 0. */
+static int live_open(struct live_fx *f, const char *ref_text,
+                     const char **rows, size_t n)
+{
+  f->r = load_ref(ref_text, NULL);
+  CHECK(f->r != NULL);
+  f->l = f->r ? feed(f->r, rows, n) : NULL;
+  CHECK(!f->r || f->l != NULL);
+  return f->l != NULL;
+}
+
+static void live_close(struct live_fx *f)
+{
+  psi_live_destroy(f->l);
+  psi_ref_destroy(f->r);
+}
+
+/* live_open, then the score of FEATURE into f->s; 1 when all worked, else
+ * 0 after a failed check, with f closed. */
+static int live_score(struct live_fx *f, const char *ref_text,
+                      const char **rows, size_t n, size_t feature)
+{
+  enum err_code rc = ERR_INVAL;
+  if (live_open(f, ref_text, rows, n)) {
+    rc = psi_live_score(f->l, feature, &f->s, &E);
+    CHECK_EQ_INT(rc, ERR_OK);
+  }
+  if (rc != ERR_OK)
+    live_close(f);
+  return rc == ERR_OK;
+}
+
 TEST(live_numeric_missing)
 {
   struct psi_ref *r = load_ref(REF, NULL);
@@ -159,54 +201,44 @@ TEST(live_numeric_missing)
 
 TEST(live_categorical_unseen)
 {
-  struct psi_ref *r = load_ref(REF, NULL);
-  REQUIRE(r);
-  struct psi_live *l = feed(r, LIVE, 4);
-  REQUIRE(l);
-  struct psi_score s;
-  REQUIRE(psi_live_score(l, 1, &s, &E) == ERR_OK);
+  struct live_fx f;
+  REQUIRE(live_score(&f, REF, LIVE, 4, 1));
   /* present values A B unseen: ref .6 .4 0, live 1/3 each; missing 0 ->
    * .25 counts (more missing than in training) */
   double want = term(1.0 / 3, 0.6) + term(1.0 / 3, 0.4) +
                 term(1.0 / 3, 0) + term(0.25, 0) + term(0.75, 1);
-  CHECK_NEAR(s.psi, want, 1e-12);
-  CHECK_NEAR(s.psi, 4.899145685613788, 1e-9);
-  CHECK_NEAR(s.missing_live, 0.25, 1e-12);
-  CHECK_NEAR(s.missing_ref, 0, 0);
+  CHECK_NEAR(f.s.psi, want, 1e-12);
+  CHECK_NEAR(f.s.psi, 4.899145685613788, 1e-9);
+  CHECK_NEAR(f.s.missing_live, 0.25, 1e-12);
+  CHECK_NEAR(f.s.missing_ref, 0, 0);
   /* the unseen bin (2.70) outweighs the missing part (2.03) */
-  CHECK_EQ_STR(s.top_bin, "(unseen)");
-  CHECK_NEAR(s.top_ref, 0, 0);
-  CHECK_NEAR(s.top_live, 1.0 / 3, 1e-12);
-  psi_live_destroy(l);
-  psi_ref_destroy(r);
+  CHECK_EQ_STR(f.s.top_bin, "(unseen)");
+  CHECK_NEAR(f.s.top_ref, 0, 0);
+  CHECK_NEAR(f.s.top_live, 1.0 / 3, 1e-12);
+  live_close(&f);
 }
 
 TEST(live_text_multihot)
 {
-  struct psi_ref *r = load_ref(REF, NULL);
-  REQUIRE(r);
-  struct psi_live *l = feed(r, LIVE, 4);
-  REQUIRE(l);
-  struct psi_score s;
-  REQUIRE(psi_live_score(l, 2, &s, &E) == ERR_OK);
+  struct live_fx f;
+  REQUIRE(live_score(&f, REF, LIVE, 4, 2));
   /* token occurrences of the 3 present rows: a 3 (twice in the first),
    * b 1, unseen 2 (c twice) -> .5, 1/6, 1/3 of 6; ref a .5, b .5.
    * Missing 0 -> .25 counts. */
   double want = term(0.5, 0.5) + term(1.0 / 6, 0.5) + term(1.0 / 3, 0) +
                 term(0.25, 0) + term(0.75, 1);
-  CHECK_NEAR(s.psi, want, 1e-12);
-  CHECK_NEAR(s.psi, 5.096451900742996, 1e-9);
-  CHECK_NEAR(s.missing_live, 0.25, 1e-12);
-  psi_live_destroy(l);
-  psi_ref_destroy(r);
+  CHECK_NEAR(f.s.psi, want, 1e-12);
+  CHECK_NEAR(f.s.psi, 5.096451900742996, 1e-9);
+  CHECK_NEAR(f.s.missing_live, 0.25, 1e-12);
+  live_close(&f);
 }
 
 TEST(scores_json)
 {
-  struct psi_ref *r = load_ref(REF, NULL);
-  REQUIRE(r);
-  struct psi_live *l = feed(r, LIVE, 4);
-  REQUIRE(l);
+  struct live_fx f;
+  REQUIRE(live_open(&f, REF, LIVE, 4));
+  struct psi_ref *r = f.r;
+  struct psi_live *l = f.l;
   cJSON *j;
   struct psi_summary sum;
   REQUIRE(psi_live_scores_json(l, 0.01, 0.2, &j, &sum, &E) == ERR_OK);
@@ -343,19 +375,14 @@ TEST(numeric_all_missing_in_training)
                     " 1, \"rows\": 5, \"features\": [{\"name\": \"x\","
                     " \"kind\": \"numeric\", \"missing_share\": 1,"
                     " \"edges\": [], \"shares\": []}]}";
-  struct psi_ref *r = load_ref(ref, NULL);
-  REQUIRE(r);
   const char *rows[] = {"{\"x\": 1}", "{\"x\": null}"};
-  struct psi_live *l = feed(r, rows, 2);
-  REQUIRE(l);
-  struct psi_score s;
-  REQUIRE(psi_live_score(l, 0, &s, &E) == ERR_OK);
+  struct live_fx f;
+  REQUIRE(live_score(&f, ref, rows, 2, 0));
   /* no present training value: only the shares compare, both ways */
-  CHECK(isnan(s.value_psi));
-  CHECK_NEAR(s.psi, term(0.5, 0) + term(0.5, 1), 1e-12);
-  CHECK_EQ_STR(s.top_bin, "(missing)");
-  psi_live_destroy(l);
-  psi_ref_destroy(r);
+  CHECK(isnan(f.s.value_psi));
+  CHECK_NEAR(f.s.psi, term(0.5, 0) + term(0.5, 1), 1e-12);
+  CHECK_EQ_STR(f.s.top_bin, "(missing)");
+  live_close(&f);
 }
 
 TEST(text_delimiters_from_preprocess)
