@@ -3,6 +3,9 @@
  *   TEST(name) { CHECK(x == 1); CHECK_EQ_INT(a, b); CHECK_EQ_STR(s, "x"); }
  *   int main(void) { RUN(name); ...; return check_done(); }
  *
+ * A table of scenarios runs each row as a scenario of its own (one unit
+ * each, named by the row): RUN_CASE(row->name, fn, row) calls fn(row).
+ *
  * A failed CHECK prints file:line and the expression, marks the current
  * test failed and carries on with the next statement (tests should not
  * crash on a failed check; use REQUIRE to leave the test).  SKIP("why")
@@ -99,23 +102,43 @@ static inline void check_fail_at(const char *file, int line, const char *fmt,
                     check_a_, check_b_);                                      \
   } while (0)
 
+/* Scenario bookkeeping around one run (RUN, RUN_CASE). */
+static inline void check_begin(const char *name)
+{
+  check_cur_name = name;
+  check_cur_case = NULL;
+  check_cur_failed = 0;
+  check_cur_skipped = 0;
+}
+
+static inline void check_end(void)
+{
+  if (check_cur_skipped && !check_cur_failed) {
+    check_skipped++;
+    fprintf(stderr, "skip %s\n", check_cur_name);
+  } else if (check_cur_failed) {
+    check_failed++;
+    fprintf(stderr, "not ok %s\n", check_cur_name);
+  } else {
+    check_passed++;
+    fprintf(stderr, "ok %s\n", check_cur_name);
+  }
+}
+
 #define RUN(fn)                                                               \
   do {                                                                        \
-    check_cur_name = #fn;                                                     \
-    check_cur_case = NULL;                                                    \
-    check_cur_failed = 0;                                                     \
-    check_cur_skipped = 0;                                                    \
+    check_begin(#fn);                                                         \
     fn();                                                                     \
-    if (check_cur_skipped && !check_cur_failed) {                             \
-      check_skipped++;                                                        \
-      fprintf(stderr, "skip %s\n", #fn);                                      \
-    } else if (check_cur_failed) {                                            \
-      check_failed++;                                                         \
-      fprintf(stderr, "not ok %s\n", #fn);                                    \
-    } else {                                                                  \
-      check_passed++;                                                         \
-      fprintf(stderr, "ok %s\n", #fn);                                        \
-    }                                                                         \
+    check_end();                                                              \
+  } while (0)
+
+/* One row of a scenario table as a scenario of its own, named NAME (a
+ * string that outlives the run): FN(ARG) with the bookkeeping of RUN. */
+#define RUN_CASE(name, fn, arg)                                               \
+  do {                                                                        \
+    check_begin(name);                                                        \
+    fn(arg);                                                                  \
+    check_end();                                                              \
   } while (0)
 
 static inline int check_done(void)

@@ -54,6 +54,56 @@ static int train_save(const struct td *d, const char *obj,
   return 0;
 }
 
+/* A dataset and a model trained on it and saved in the temp dir: the
+ * set-up the tests here start from. */
+struct trained {
+  struct td d;
+  struct train_result r;
+  char path[512]; /* where the model was saved */
+};
+
+/* Load FILE (10% NaN seeded by NAN_SEED, none when 0), train OBJ with KV for
+ * ROUNDS rounds and save it as NAME; 1 when all worked, else 0 after a
+ * failed check, with nothing held.  trained_close() frees a 1. */
+static int trained_open(struct trained *t, const char *file,
+                        unsigned nan_seed, const char *obj,
+                        const struct train_kv *kv, size_t nkv, int rounds,
+                        const char *name)
+{
+  if (td_load(file, &t->d) != 0) {
+    check_fail_at(__FILE__, __LINE__, "cannot load %s", file);
+    return 0;
+  }
+  if (nan_seed)
+    td_add_nan(&t->d, 0.1, nan_seed);
+  if (train_save(&t->d, obj, kv, nkv, rounds, name, &t->r) != 0) {
+    check_fail_at(__FILE__, __LINE__, "cannot train %s on %s as %s", obj,
+                  file, name);
+    td_free(&t->d);
+    return 0;
+  }
+  path_in_tmp(t->path, sizeof(t->path), name);
+  return 1;
+}
+
+static void trained_close(struct trained *t)
+{
+  train_result_free(&t->r);
+  td_free(&t->d);
+}
+
+/* model_load of PATH with NFEAT features and options O: the model, or
+ * NULL after a failed check that names the path and the error. */
+static struct model *load_model(const char *path, size_t nfeat,
+                                const struct model_load_opts *o)
+{
+  struct err e = {0};
+  struct model *m = NULL;
+  if (model_load(path, nfeat, o, &m, &e) != ERR_OK)
+    check_fail_at(__FILE__, __LINE__, "model_load %s: %s", path, e.msg);
+  return m;
+}
+
 struct cmp {
   double maxd;
   size_t exact, total;
@@ -91,32 +141,26 @@ static int compare_rows(const struct model *m, const float *x, size_t n,
 static void check_objective(const char *file, const char *obj, int nan,
                             const struct train_kv *kv, size_t nkv)
 {
-  struct td d;
-  REQUIRE(td_load(file, &d) == 0);
-  if (nan)
-    td_add_nan(&d, 0.10, 7);
   struct train_kv base[8] = {{"max_depth", "4"}, {"eta", "0.3"},
                              {"tree_method", "hist"}, {"seed", "1"}};
   size_t nb = 4;
   for (size_t i = 0; i < nkv && nb < 8; i++)
     base[nb++] = kv[i];
-  struct train_result r;
   char name[64];
   snprintf(name, sizeof(name), "m_%s_%d.ubj", obj + 5, nan);
   for (char *p = name; *p; p++)
     if (*p == ':')
       *p = '_';
-  REQUIRE(train_save(&d, obj, base, nb, 12, name, &r) == 0);
-  char path[512];
-  path_in_tmp(path, sizeof(path), name);
+  struct trained t;
+  REQUIRE(trained_open(&t, file, nan ? 7 : 0, obj, base, nb, 12, name));
 
   struct tree_model *tm = NULL;
   struct err e = {0};
-  CHECK_EQ_INT(tree_compile_file(path, &tm, &e), ERR_OK);
+  CHECK_EQ_INT(tree_compile_file(t.path, &tm, &e), ERR_OK);
   if (tm) {
-    CHECK_EQ_INT(tree_num_trees(tm), r.num_trees);
+    CHECK_EQ_INT(tree_num_trees(tm), t.r.num_trees);
     CHECK_EQ_STR(tree_objective_name(tm), obj);
-    CHECK_EQ_INT(tree_nfeat(tm), d.nfeat);
+    CHECK_EQ_INT(tree_nfeat(tm), t.d.nfeat);
     for (size_t i = 0; i < nkv; i++)
       if (!strcmp(kv[i].key, "base_score"))
         CHECK(tree_base_score(tm) == strtof(kv[i].value, NULL));
@@ -125,124 +169,99 @@ static void check_objective(const char *file, const char *obj, int nan,
     fprintf(stderr, "  compile: %s\n", e.msg);
   }
 
-  struct model_load_opts o = {.sample_rows = d.xv, .n_sample = d.nv};
+  struct model_load_opts o = {.sample_rows = t.d.xv, .n_sample = t.d.nv};
   struct model *m = NULL;
-  CHECK_EQ_INT(model_load(path, d.nfeat, &o, &m, &e), ERR_OK);
+  CHECK_EQ_INT(model_load(t.path, t.d.nfeat, &o, &m, &e), ERR_OK);
   if (m) {
     CHECK(model_native(m));
     struct cmp c;
-    CHECK(compare_rows(m, d.x, d.n, &c) == 0);
+    CHECK(compare_rows(m, t.d.x, t.d.n, &c) == 0);
     fprintf(stderr, "  %-18s %-16s nan=%d trees=%d: %zu/%zu values "
                     "bit-equal, max |diff| %.3g; %s\n",
-            file, obj, nan, r.num_trees, c.exact, c.total, c.maxd,
+            file, obj, nan, t.r.num_trees, c.exact, c.total, c.maxd,
             model_native_status(m));
     CHECK(c.maxd <= 1e-6);
     CHECK_EQ_INT(c.exact, c.total);
     /* The output of model_predict is the native one, same as XGBoost's
      * predict through train_result_predict on a DMatrix. */
     size_t od = model_output_dim(m), nout = 0;
-    float *a = malloc(d.n * od * sizeof(float));
-    float *b = malloc(d.n * od * sizeof(float));
-    CHECK_EQ_INT(model_predict(m, d.x, d.n, a, &e), ERR_OK);
-    CHECK_EQ_INT(train_result_predict(&r, d.x, d.n, d.nfeat, b, d.n * od,
-                                      &nout, &e),
+    float *a = malloc(t.d.n * od * sizeof(float));
+    float *b = malloc(t.d.n * od * sizeof(float));
+    CHECK_EQ_INT(model_predict(m, t.d.x, t.d.n, a, &e), ERR_OK);
+    CHECK_EQ_INT(train_result_predict(&t.r, t.d.x, t.d.n, t.d.nfeat, b,
+                                      t.d.n * od, &nout, &e),
                  ERR_OK);
-    CHECK_EQ_INT(nout, d.n * od);
-    CHECK(memcmp(a, b, d.n * od * sizeof(float)) == 0);
+    CHECK_EQ_INT(nout, t.d.n * od);
+    CHECK(memcmp(a, b, t.d.n * od * sizeof(float)) == 0);
     free(a);
     free(b);
     model_unref(m);
   } else {
     fprintf(stderr, "  model_load: %s\n", e.msg);
   }
-  train_result_free(&r);
-  td_free(&d);
+  trained_close(&t);
 }
 
-TEST(iris_softprob)
+/* One objective scenario: check_objective on a dataset, run by
+ * RUN_CASE as a scenario of its own under its name. */
+struct obj_case {
+  const char *name, *file, *obj;
+  int nan;
+  struct train_kv kv[3];
+  size_t nkv;
+};
+
+/* base_score is stored as a probability; the margin starts at its logit
+ * (cancer_logistic_base_score). */
+static const struct obj_case OBJ_CASES[] = {
+    {"iris_softprob", "iris.csv", "multi:softprob", 0, {{0}}, 0},
+    {"iris_softprob_nan", "iris.csv", "multi:softprob", 1, {{0}}, 0},
+    {"iris_softmax_nan", "iris.csv", "multi:softmax", 1, {{0}}, 0},
+    {"wine_softprob", "wine_data.csv", "multi:softprob", 0, {{0}}, 0},
+    {"wine_softprob_nan", "wine_data.csv", "multi:softprob", 1,
+     {{"colsample_bytree", "0.8"}, {"lambda", "3"}}, 2},
+    {"wine_softmax", "wine_data.csv", "multi:softmax", 0, {{0}}, 0},
+    {"wine_regression_nan", "wine_data.csv", "reg:squarederror", 1, {{0}},
+     0},
+    {"cancer_logistic", "breast_cancer.csv", "binary:logistic", 0, {{0}}, 0},
+    {"cancer_logistic_nan", "breast_cancer.csv", "binary:logistic", 1, {{0}},
+     0},
+    {"cancer_logistic_base_score", "breast_cancer.csv", "binary:logistic", 1,
+     {{"base_score", "0.3"}}, 1},
+    {"cancer_regression_base_score", "breast_cancer.csv", "reg:squarederror",
+     1, {{"base_score", "0.7"}, {"max_depth", "8"}}, 2},
+    {"cancer_deep_lossguide", "breast_cancer.csv", "binary:logistic", 1,
+     {{"max_depth", "0"}, {"grow_policy", "lossguide"}, {"max_leaves", "64"}},
+     3},
+};
+
+static void run_obj_case(const struct obj_case *c)
 {
-  check_objective("iris.csv", "multi:softprob", 0, 0, 0);
-}
-TEST(iris_softprob_nan)
-{
-  check_objective("iris.csv", "multi:softprob", 1, 0, 0);
-}
-TEST(iris_softmax_nan)
-{
-  check_objective("iris.csv", "multi:softmax", 1, 0, 0);
-}
-TEST(wine_softprob)
-{
-  check_objective("wine_data.csv", "multi:softprob", 0, 0, 0);
-}
-TEST(wine_softprob_nan)
-{
-  static const struct train_kv kv[] = {{"colsample_bytree", "0.8"},
-                                       {"lambda", "3"}};
-  check_objective("wine_data.csv", "multi:softprob", 1, kv, 2);
-}
-TEST(wine_softmax)
-{
-  check_objective("wine_data.csv", "multi:softmax", 0, 0, 0);
-}
-TEST(wine_regression_nan)
-{
-  check_objective("wine_data.csv", "reg:squarederror", 1, 0, 0);
-}
-TEST(cancer_logistic)
-{
-  check_objective("breast_cancer.csv", "binary:logistic", 0, 0, 0);
-}
-TEST(cancer_logistic_nan)
-{
-  check_objective("breast_cancer.csv", "binary:logistic", 1, 0, 0);
-}
-TEST(cancer_logistic_base_score)
-{
-  /* base_score is stored as a probability; the margin starts at its
-   * logit. */
-  static const struct train_kv kv[] = {{"base_score", "0.3"}};
-  check_objective("breast_cancer.csv", "binary:logistic", 1, kv, 1);
-}
-TEST(cancer_regression_base_score)
-{
-  static const struct train_kv kv[] = {{"base_score", "0.7"},
-                                       {"max_depth", "8"}};
-  check_objective("breast_cancer.csv", "reg:squarederror", 1, kv, 2);
-}
-TEST(cancer_deep_lossguide)
-{
-  static const struct train_kv kv[] = {{"max_depth", "0"},
-                                       {"grow_policy", "lossguide"},
-                                       {"max_leaves", "64"}};
-  check_objective("breast_cancer.csv", "binary:logistic", 1, kv, 3);
+  check_objective(c->file, c->obj, c->nan, c->nkv ? c->kv : NULL, c->nkv);
 }
 
 /* The JSON form of a model compiles to the same evaluator. */
 TEST(json_equals_ubj)
 {
-  struct td d;
-  REQUIRE(td_load("wine_data.csv", &d) == 0);
-  td_add_nan(&d, 0.1, 3);
-  struct train_result r;
   static const struct train_kv kv[] = {{"max_depth", "5"}};
-  REQUIRE(train_save(&d, "multi:softprob", kv, 1, 8, "j.ubj", &r) == 0);
-  char pj[512], pu[512];
+  struct trained t;
+  REQUIRE(trained_open(&t, "wine_data.csv", 3, "multi:softprob", kv, 1, 8,
+                       "j.ubj"));
+  char pj[512];
   path_in_tmp(pj, sizeof(pj), "j.json");
-  path_in_tmp(pu, sizeof(pu), "j.ubj");
   struct err e = {0};
-  CHECK_EQ_INT(train_result_save(&r, pj, &e), ERR_OK);
+  CHECK_EQ_INT(train_result_save(&t.r, pj, &e), ERR_OK);
   struct tree_model *a = NULL, *b = NULL;
   CHECK_EQ_INT(tree_compile_file(pj, &a, &e), ERR_OK);
-  CHECK_EQ_INT(tree_compile_file(pu, &b, &e), ERR_OK);
+  CHECK_EQ_INT(tree_compile_file(t.path, &b, &e), ERR_OK);
   if (a && b) {
     CHECK_EQ_INT(tree_num_nodes(a), tree_num_nodes(b));
     size_t od = tree_output_dim(a);
-    float *pa = malloc(d.n * od * sizeof(float));
-    float *pb = malloc(d.n * od * sizeof(float));
-    CHECK_EQ_INT(tree_predict(a, d.x, d.n, d.nfeat, pa, &e), ERR_OK);
-    CHECK_EQ_INT(tree_predict(b, d.x, d.n, d.nfeat, pb, &e), ERR_OK);
-    CHECK(memcmp(pa, pb, d.n * od * sizeof(float)) == 0);
+    float *pa = malloc(t.d.n * od * sizeof(float));
+    float *pb = malloc(t.d.n * od * sizeof(float));
+    CHECK_EQ_INT(tree_predict(a, t.d.x, t.d.n, t.d.nfeat, pa, &e), ERR_OK);
+    CHECK_EQ_INT(tree_predict(b, t.d.x, t.d.n, t.d.nfeat, pb, &e), ERR_OK);
+    CHECK(memcmp(pa, pb, t.d.n * od * sizeof(float)) == 0);
     free(pa);
     free(pb);
   }
@@ -254,8 +273,7 @@ TEST(json_equals_ubj)
   if (m)
     CHECK(model_native(m));
   model_unref(m);
-  train_result_free(&r);
-  td_free(&d);
+  trained_close(&t);
 }
 
 /* Unsupported models: refused by the compiler with a clear message and
@@ -263,41 +281,36 @@ TEST(json_equals_ubj)
 static void check_refused(const char *obj, const struct train_kv *kv,
                           size_t nkv, const char *name, const char *needle)
 {
-  struct td d;
-  REQUIRE(td_load("breast_cancer.csv", &d) == 0);
-  td_add_nan(&d, 0.1, 5);
-  struct train_result r;
-  REQUIRE(train_save(&d, obj, kv, nkv, 5, name, &r) == 0);
-  char path[512];
-  path_in_tmp(path, sizeof(path), name);
+  struct trained t;
+  REQUIRE(trained_open(&t, "breast_cancer.csv", 5, obj, kv, nkv, 5, name));
   struct tree_model *tm = NULL;
   struct err e = {0};
-  CHECK_EQ_INT(tree_compile_file(path, &tm, &e), ERR_UNSUPPORTED);
+  CHECK_EQ_INT(tree_compile_file(t.path, &tm, &e), ERR_UNSUPPORTED);
   CHECK(tm == NULL);
   CHECK(strstr(e.msg, needle) != NULL);
   fprintf(stderr, "  refused: %s\n", e.msg);
   struct model *m = NULL;
-  CHECK_EQ_INT(model_load(path, d.nfeat, NULL, &m, &e), ERR_OK);
+  CHECK_EQ_INT(model_load(t.path, t.d.nfeat, NULL, &m, &e), ERR_OK);
   if (!m)
     fprintf(stderr, "  model_load: %s\n", e.msg);
   if (m) {
     CHECK(!model_native(m));
     CHECK(strncmp(model_native_status(m), "xgboost: ", 9) == 0);
     CHECK(strstr(model_native_status(m), needle) != NULL);
-    float *a = malloc(d.n * sizeof(float)), *b = malloc(d.n * sizeof(float));
+    float *a = malloc(t.d.n * sizeof(float)),
+          *b = malloc(t.d.n * sizeof(float));
     size_t nout = 0;
-    CHECK_EQ_INT(model_predict(m, d.x, d.n, a, &e), ERR_OK);
-    CHECK_EQ_INT(train_result_predict(&r, d.x, d.n, d.nfeat, b, d.n, &nout,
-                                      &e),
+    CHECK_EQ_INT(model_predict(m, t.d.x, t.d.n, a, &e), ERR_OK);
+    CHECK_EQ_INT(train_result_predict(&t.r, t.d.x, t.d.n, t.d.nfeat, b, t.d.n,
+                                      &nout, &e),
                  ERR_OK);
-    CHECK(memcmp(a, b, d.n * sizeof(float)) == 0);
-    CHECK_EQ_INT(model_predict_native(m, d.x, 1, a, &e), ERR_UNSUPPORTED);
+    CHECK(memcmp(a, b, t.d.n * sizeof(float)) == 0);
+    CHECK_EQ_INT(model_predict_native(m, t.d.x, 1, a, &e), ERR_UNSUPPORTED);
     free(a);
     free(b);
     model_unref(m);
   }
-  train_result_free(&r);
-  td_free(&d);
+  trained_close(&t);
 }
 
 TEST(dart_refused)
@@ -343,18 +356,16 @@ static char *replace1(const char *s, const char *from, const char *to)
 
 TEST(corrupt_models)
 {
-  struct td d;
-  REQUIRE(td_load("iris.csv", &d) == 0);
-  struct train_result r;
-  REQUIRE(train_save(&d, "multi:softprob", NULL, 0, 4, "c.ubj", &r) == 0);
-  char path[512], bad[512], js[512];
-  path_in_tmp(path, sizeof(path), "c.ubj");
+  struct trained t;
+  REQUIRE(
+      trained_open(&t, "iris.csv", 0, "multi:softprob", NULL, 0, 4, "c.ubj"));
+  char bad[512], js[512];
   path_in_tmp(bad, sizeof(bad), "bad.ubj");
   path_in_tmp(js, sizeof(js), "c.json");
   struct err e = {0};
-  CHECK_EQ_INT(train_result_save(&r, js, &e), ERR_OK);
+  CHECK_EQ_INT(train_result_save(&t.r, js, &e), ERR_OK);
   size_t len;
-  char *buf = fx_read_file(path, &len);
+  char *buf = fx_read_file(t.path, &len);
   REQUIRE(buf && len > 100);
   struct tree_model *tm = NULL;
   struct model *m = NULL;
@@ -400,7 +411,7 @@ TEST(corrupt_models)
   CHECK_EQ_INT(tree_compile_file("/nonexistent/model.ubj", &tm, &e),
                ERR_IO);
   /* Wrong feature count. */
-  CHECK_EQ_INT(model_load(path, d.nfeat + 1, NULL, &m, &e), ERR_INVAL);
+  CHECK_EQ_INT(model_load(t.path, t.d.nfeat + 1, NULL, &m, &e), ERR_INVAL);
   CHECK(strstr(e.msg, "features") != NULL);
   /* A cycle in a tree (left child of the root is the root). */
   size_t jl;
@@ -434,32 +445,28 @@ TEST(corrupt_models)
   free(cat);
   free(j);
   /* Wrong feature count at predict time. */
-  CHECK_EQ_INT(tree_compile_file(path, &tm, &e), ERR_OK);
+  CHECK_EQ_INT(tree_compile_file(t.path, &tm, &e), ERR_OK);
   if (tm) {
     float out[3];
-    CHECK_EQ_INT(tree_predict(tm, d.x, 1, d.nfeat - 1, out, &e), ERR_INVAL);
+    CHECK_EQ_INT(tree_predict(tm, t.d.x, 1, t.d.nfeat - 1, out, &e), ERR_INVAL);
     CHECK(strstr(e.msg, "features") != NULL);
     tree_destroy(tm);
   }
   free(buf);
-  train_result_free(&r);
-  td_free(&d);
+  trained_close(&t);
 }
 
 /* A model where XGBoost and the native parser read different numbers
  * (a duplicated key in JSON): verification must refuse native. */
 TEST(verification_refuses_mismatch)
 {
-  struct td d;
-  REQUIRE(td_load("wine_data.csv", &d) == 0);
-  struct train_result r;
-  REQUIRE(train_save(&d, "reg:squarederror", NULL, 0, 4, "v.json", &r) ==
-          0);
-  char path[512], bad[512];
-  path_in_tmp(path, sizeof(path), "v.json");
+  struct trained t;
+  REQUIRE(trained_open(&t, "wine_data.csv", 0, "reg:squarederror", NULL, 0, 4,
+                       "v.json"));
+  char bad[512];
   path_in_tmp(bad, sizeof(bad), "vdup.json");
   size_t len;
-  char *j = fx_read_file(path, &len);
+  char *j = fx_read_file(t.path, &len);
   REQUIRE(j);
   /* XGBoost keeps the last of duplicated keys, the native reader the
    * first: base_score 0.9 vs 0.5 shifts every native value by 0.4. */
@@ -475,29 +482,25 @@ TEST(verification_refuses_mismatch)
     CHECK(strstr(model_native_status(m), "refused") != NULL);
     fprintf(stderr, "  %s\n", model_native_status(m));
     float a[4], b[4];
-    CHECK_EQ_INT(model_predict(m, d.x, 4, a, &e), ERR_OK);
-    CHECK_EQ_INT(model_predict_xgb(m, d.x, 4, b, &e), ERR_OK);
+    CHECK_EQ_INT(model_predict(m, t.d.x, 4, a, &e), ERR_OK);
+    CHECK_EQ_INT(model_predict_xgb(m, t.d.x, 4, b, &e), ERR_OK);
     CHECK(memcmp(a, b, sizeof(a)) == 0);
     model_unref(m);
   }
   free(dup);
   free(j);
-  train_result_free(&r);
-  td_free(&d);
+  trained_close(&t);
 }
 
 /* Generated verification rows: thresholds, just below them, NaN. */
 TEST(generated_rows)
 {
-  struct td d;
-  REQUIRE(td_load("breast_cancer.csv", &d) == 0);
-  struct train_result r;
-  REQUIRE(train_save(&d, "binary:logistic", NULL, 0, 6, "g.ubj", &r) == 0);
-  char path[512];
-  path_in_tmp(path, sizeof(path), "g.ubj");
+  struct trained t;
+  REQUIRE(trained_open(&t, "breast_cancer.csv", 0, "binary:logistic", NULL, 0,
+                       6, "g.ubj"));
   struct tree_model *tm = NULL;
   struct err e = {0};
-  REQUIRE(tree_compile_file(path, &tm, &e) == ERR_OK);
+  REQUIRE(tree_compile_file(t.path, &tm, &e) == ERR_OK);
   size_t n = 512, nf = tree_nfeat(tm);
   float *x = malloc(n * nf * sizeof(float));
   float *y = malloc(n * nf * sizeof(float));
@@ -510,7 +513,7 @@ TEST(generated_rows)
   CHECK(nans > n * nf / 20 && nans < n * nf / 5);
   struct model *m = NULL;
   struct model_load_opts o = {.n_generated = 64};
-  CHECK_EQ_INT(model_load(path, nf, &o, &m, &e), ERR_OK);
+  CHECK_EQ_INT(model_load(t.path, nf, &o, &m, &e), ERR_OK);
   if (m) {
     CHECK(model_native(m));
     CHECK(strstr(model_native_status(m), "64 rows") != NULL);
@@ -526,7 +529,7 @@ TEST(generated_rows)
     model_unref(m);
   }
   o.no_native = 1;
-  CHECK_EQ_INT(model_load(path, nf, &o, &m, &e), ERR_OK);
+  CHECK_EQ_INT(model_load(t.path, nf, &o, &m, &e), ERR_OK);
   if (m) {
     CHECK(!model_native(m));
     model_unref(m);
@@ -534,22 +537,18 @@ TEST(generated_rows)
   free(x);
   free(y);
   tree_destroy(tm);
-  train_result_free(&r);
-  td_free(&d);
+  trained_close(&t);
 }
 
 /* Loading from a directory holding model.ubj, refcounting. */
 TEST(load_dir_and_refs)
 {
-  struct td d;
-  REQUIRE(td_load("iris.csv", &d) == 0);
-  struct train_result r;
-  REQUIRE(train_save(&d, "multi:softprob", NULL, 0, 3, "model.ubj", &r) ==
-          0);
-  struct err e = {0};
-  struct model *m = NULL;
-  CHECK_EQ_INT(model_load(fx_tmp(), 4, NULL, &m, &e), ERR_OK);
+  struct trained t;
+  REQUIRE(trained_open(&t, "iris.csv", 0, "multi:softprob", NULL, 0, 3,
+                       "model.ubj"));
+  struct model *m = load_model(fx_tmp(), 4, NULL);
   REQUIRE(m);
+  struct err e = {0};
   CHECK(strstr(model_path(m), "/model.ubj") != NULL);
   CHECK_EQ_INT(model_num_class(m), 3);
   CHECK_EQ_INT(model_output_dim(m), 3);
@@ -559,13 +558,12 @@ TEST(load_dir_and_refs)
   CHECK(model_ref(m) == m);
   model_unref(m);
   float out[3];
-  CHECK_EQ_INT(model_predict(m, d.x, 1, out, &e), ERR_OK);
+  CHECK_EQ_INT(model_predict(m, t.d.x, 1, out, &e), ERR_OK);
   CHECK_NEAR(out[0] + out[1] + out[2], 1.0, 1e-6);
   model_unref(m);
   model_unref(NULL);
   CHECK(model_ref(NULL) == NULL);
-  train_result_free(&r);
-  td_free(&d);
+  trained_close(&t);
 }
 
 /* ---- concurrency ---------------------------------------------------- */
@@ -603,23 +601,20 @@ static void *conc_run(void *arg)
 
 TEST(concurrent_predict)
 {
-  struct td d;
-  REQUIRE(td_load("wine_data.csv", &d) == 0);
-  td_add_nan(&d, 0.1, 9);
-  struct train_result r;
-  REQUIRE(train_save(&d, "multi:softprob", NULL, 0, 10, "t.ubj", &r) == 0);
-  char path[512];
-  path_in_tmp(path, sizeof(path), "t.ubj");
-  struct err e = {0};
-  struct model *m = NULL;
-  REQUIRE(model_load(path, d.nfeat, NULL, &m, &e) == ERR_OK);
+  struct trained t;
+  REQUIRE(trained_open(&t, "wine_data.csv", 9, "multi:softprob", NULL, 0, 10,
+                       "t.ubj"));
+  struct model *m = load_model(t.path, t.d.nfeat, NULL);
+  REQUIRE(m);
   CHECK(model_native(m));
-  float *want = malloc(d.n * 3 * sizeof(float));
-  CHECK_EQ_INT(model_predict(m, d.x, d.n, want, &e), ERR_OK);
+  struct err e = {0};
+  float *want = malloc(t.d.n * 3 * sizeof(float));
+  CHECK_EQ_INT(model_predict(m, t.d.x, t.d.n, want, &e), ERR_OK);
   pthread_t th[4];
   struct conc c[4];
   for (int i = 0; i < 4; i++) {
-    c[i] = (struct conc){model_ref(m), d.x, d.n, d.nfeat, 3, want, i & 1, 0};
+    c[i] =
+        (struct conc){model_ref(m), t.d.x, t.d.n, t.d.nfeat, 3, want, i & 1, 0};
     CHECK(pthread_create(&th[i], NULL, conc_run, &c[i]) == 0);
   }
   /* The publisher drops its reference while readers still predict: the
@@ -631,8 +626,7 @@ TEST(concurrent_predict)
     model_unref(c[i].m);
   }
   free(want);
-  train_result_free(&r);
-  td_free(&d);
+  trained_close(&t);
 }
 
 /* ---- another XGBoost consumer reads our model ----------------------- */
@@ -644,17 +638,14 @@ TEST(python_xgboost_reads_model)
     CHECK(0);
     return;
   }
-  struct td d;
-  REQUIRE(td_load("wine_data.csv", &d) == 0);
-  td_add_nan(&d, 0.1, 11);
-  struct train_result r;
   static const struct train_kv kv[] = {{"max_depth", "6"}};
-  REQUIRE(train_save(&d, "multi:softprob", kv, 1, 20, "py.ubj", &r) == 0);
-  char mpath[512], xpath[512], ppath[512], cmd[2048];
-  path_in_tmp(mpath, sizeof(mpath), "py.ubj");
+  struct trained t;
+  REQUIRE(trained_open(&t, "wine_data.csv", 11, "multi:softprob", kv, 1, 20,
+                       "py.ubj"));
+  char xpath[512], ppath[512], cmd[2048];
   path_in_tmp(xpath, sizeof(xpath), "rows.f32");
   path_in_tmp(ppath, sizeof(ppath), "py.f32");
-  CHECK(write_file(xpath, d.x, d.n * d.nfeat * sizeof(float)) == 0);
+  CHECK(write_file(xpath, t.d.x, t.d.n * t.d.nfeat * sizeof(float)) == 0);
   snprintf(cmd, sizeof(cmd),
            "/usr/bin/python3 -c '\n"
            "import sys, numpy as np, xgboost as xgb\n"
@@ -664,33 +655,32 @@ TEST(python_xgboost_reads_model)
            "p = b.predict(xgb.DMatrix(x, missing=np.nan))\n"
            "p.astype(np.float32).tofile(sys.argv[3])\n"
            "' %s %s %s",
-           d.nfeat, mpath, xpath, ppath);
+           t.d.nfeat, t.path, xpath, ppath);
   CHECK_EQ_INT(system(cmd), 0);
   size_t len = 0;
   char *py = fx_read_file(ppath, &len);
   REQUIRE(py);
-  CHECK_EQ_INT(len, d.n * 3 * sizeof(float));
+  CHECK_EQ_INT(len, t.d.n * 3 * sizeof(float));
   struct err e = {0};
   struct model *m = NULL;
-  CHECK_EQ_INT(model_load(mpath, d.nfeat, NULL, &m, &e), ERR_OK);
-  if (m && len == d.n * 3 * sizeof(float)) {
+  CHECK_EQ_INT(model_load(t.path, t.d.nfeat, NULL, &m, &e), ERR_OK);
+  if (m && len == t.d.n * 3 * sizeof(float)) {
     CHECK(model_native(m));
     float *ours = malloc(len);
-    CHECK_EQ_INT(model_predict(m, d.x, d.n, ours, &e), ERR_OK);
+    CHECK_EQ_INT(model_predict(m, t.d.x, t.d.n, ours, &e), ERR_OK);
     const float *pp = (const float *)py;
     double maxd = 0;
-    for (size_t i = 0; i < d.n * 3; i++)
+    for (size_t i = 0; i < t.d.n * 3; i++)
       if (fabs((double)ours[i] - pp[i]) > maxd)
         maxd = fabs((double)ours[i] - pp[i]);
     fprintf(stderr, "  python-xgboost vs mlopsd native: max |diff| %.3g "
-                    "over %zu values\n", maxd, d.n * 3);
+                    "over %zu values\n", maxd, t.d.n * 3);
     CHECK(maxd <= 1e-6);
     free(ours);
   }
   model_unref(m);
   free(py);
-  train_result_free(&r);
-  td_free(&d);
+  trained_close(&t);
 }
 
 static void rm_tmp(void)
@@ -699,18 +689,8 @@ static void rm_tmp(void)
 
 int main(void)
 {
-  RUN(iris_softprob);
-  RUN(iris_softprob_nan);
-  RUN(iris_softmax_nan);
-  RUN(wine_softprob);
-  RUN(wine_softprob_nan);
-  RUN(wine_softmax);
-  RUN(wine_regression_nan);
-  RUN(cancer_logistic);
-  RUN(cancer_logistic_nan);
-  RUN(cancer_logistic_base_score);
-  RUN(cancer_regression_base_score);
-  RUN(cancer_deep_lossguide);
+  for (size_t i = 0; i < sizeof(OBJ_CASES) / sizeof(OBJ_CASES[0]); i++)
+    RUN_CASE(OBJ_CASES[i].name, run_obj_case, &OBJ_CASES[i]);
   RUN(json_equals_ubj);
   RUN(dart_refused);
   RUN(gblinear_refused);
