@@ -21,8 +21,12 @@
  *
  * Needs MLOPSD_DATABASE_HOST/PORT/USER/PASSWORD of a server it may create
  * a database on (tests/mariadb.sh prints them; bench/run.sh scripts start
- * one).  BENCH_PLOG_ROWS (default 50000) rows per variant.  Prints
- * figures, never fails on them.
+ * one).  BENCH_PLOG_ROWS (default 50000) rows per variant; arguments pick
+ * the variants whose name contains any of them; BENCH_PLOG_REPS rounds
+ * (default 1).  A variant's algorithm is set with SET GLOBAL
+ * innodb_compression_algorithm (lz4 and snappy need their provider
+ * plugin loaded; without it the variant is skipped), and the server's own
+ * setting is restored at the end.  Prints figures, never fails on them.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -75,24 +79,34 @@ struct variant {
   const char *table_opts;
   int partitioned;
   int compact; /* features without the separators' spaces */
+  const char *algo; /* innodb_compression_algorithm for the run; NULL:
+                       zlib, what the server uses without a provider */
 };
 
 static const struct variant VARS[] = {
-    {"before: 001+010 (DYNAMIC)", "", KEYS_BEFORE, "", 0, 0},
-    {"before, compact JSON", "", KEYS_BEFORE, "", 0, 1},
-    {"daily partitions", "", KEYS_PART, "", 1, 0},
-    {"partitions, no created_at idx", "", KEYS_PART_NOC, "", 1, 0},
-    {"partitions + COMPRESSED column", "COMPRESSED", KEYS_PART, "", 1, 0},
+    {"before: 001+010 (DYNAMIC)", "", KEYS_BEFORE, "", 0, 0, NULL},
+    {"before, compact JSON", "", KEYS_BEFORE, "", 0, 1, NULL},
+    {"daily partitions", "", KEYS_PART, "", 1, 0, NULL},
+    {"partitions, no created_at idx", "", KEYS_PART_NOC, "", 1, 0, NULL},
+    {"partitions + COMPRESSED column", "COMPRESSED", KEYS_PART, "", 1, 0,
+     NULL},
     {"partitions + PAGE_COMPRESSED", "", KEYS_PART, " PAGE_COMPRESSED=1", 1,
-     0},
+     0, NULL},
     {"partitions + PAGE_COMPRESSED, compact", "", KEYS_PART,
-     " PAGE_COMPRESSED=1", 1, 1},
+     " PAGE_COMPRESSED=1", 1, 1, NULL},
     {"partitions + PAGE_COMPRESSED lvl1", "", KEYS_PART,
-     " PAGE_COMPRESSED=1 PAGE_COMPRESSION_LEVEL=1", 1, 0},
+     " PAGE_COMPRESSED=1 PAGE_COMPRESSION_LEVEL=1", 1, 0, NULL},
+    {"partitions + PAGE_COMPRESSED lvl1, no created_at idx", "",
+     KEYS_PART_NOC, " PAGE_COMPRESSED=1 PAGE_COMPRESSION_LEVEL=1", 1, 0,
+     NULL},
+    {"partitions + PAGE_COMPRESSED lz4", "", KEYS_PART,
+     " PAGE_COMPRESSED=1 PAGE_COMPRESSION_LEVEL=1", 1, 0, "lz4"},
+    {"partitions + PAGE_COMPRESSED snappy", "", KEYS_PART,
+     " PAGE_COMPRESSED=1 PAGE_COMPRESSION_LEVEL=1", 1, 0, "snappy"},
     {"partitions + ROW_FORMAT=COMPRESSED 8K", "", KEYS_PART,
-     " ROW_FORMAT=COMPRESSED KEY_BLOCK_SIZE=8", 1, 0},
+     " ROW_FORMAT=COMPRESSED KEY_BLOCK_SIZE=8", 1, 0, NULL},
     {"partitions + ROW_FORMAT=COMPRESSED 4K", "", KEYS_PART,
-     " ROW_FORMAT=COMPRESSED KEY_BLOCK_SIZE=4", 1, 0},
+     " ROW_FORMAT=COMPRESSED KEY_BLOCK_SIZE=4", 1, 0, NULL},
 };
 #define NVARS (sizeof(VARS) / sizeof(VARS[0]))
 
@@ -141,6 +155,22 @@ static int str_cb(void *user, const struct db_row *r)
   const char *s = db_row_str(r, 0, &len);
   snprintf(user, 512, "%.*s", (int)len, s ? s : "");
   return 0;
+}
+
+/* the server's page compression algorithm for the next variant; 0 when
+ * the server cannot use it (no provider plugin for lz4 or snappy) */
+static int set_algo(const char *algo)
+{
+  char sql[128];
+  struct err e;
+  struct db_conn *c;
+  if (db_acquire(P, 5000, &c, &e) != ERR_OK)
+    die("connect", &e);
+  snprintf(sql, sizeof(sql), "SET GLOBAL innodb_compression_algorithm = '%s'",
+           algo);
+  int ok = db_exec(c, sql, NULL, &e) == ERR_OK;
+  db_release(P, c);
+  return ok;
 }
 
 static void find_server_pid(void)
@@ -233,6 +263,13 @@ static void run_variant(const struct variant *v, int64_t nrows, int idx)
 {
   char sql[4096], cols[1024], table[64], spool[256];
   struct err e;
+  const char *algo = v->algo ? v->algo : "zlib";
+  if (!set_algo(algo)) {
+    printf("  %-38s skipped: the server has no %s provider (Debian: "
+           "mariadb-plugin-provider-%s, plugin_load_add)\n",
+           v->name, algo, algo);
+    return;
+  }
   snprintf(table, sizeof(table), "log_v%d", idx);
   snprintf(cols, sizeof(cols), COLS, v->col_attr);
   snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", table);
@@ -373,11 +410,27 @@ int main(int argc, char **argv)
          "%.0f B as sent, %.0f B compact (%zu requests); server pid %ld\n",
          nrows, (double)flen / (double)NFEAT, (double)clen / (double)NFEAT,
          NFEAT, (long)SERVER_PID);
-  for (size_t i = 0; i < NVARS; i++) {
-    if (argc > 1 && !strstr(VARS[i].name, argv[1]))
-      continue;
-    run_variant(&VARS[i], nrows, (int)i);
+  char algo0[512] = "zlib";
+  {
+    struct db_conn *c;
+    if (db_acquire(P, 5000, &c, &e) != ERR_OK ||
+        db_query(c, "SELECT @@innodb_compression_algorithm", NULL, 0, str_cb,
+                 algo0, NULL, &e) != ERR_OK)
+      die("innodb_compression_algorithm", &e);
+    db_release(P, c);
   }
+  /* BENCH_PLOG_REPS rounds: each round runs every selected variant once,
+   * so a change of the machine's load hits them alike */
+  int reps = getenv("BENCH_PLOG_REPS") ? atoi(getenv("BENCH_PLOG_REPS")) : 1;
+  for (int k = 0; k < (reps > 0 ? reps : 1); k++)
+    for (size_t i = 0; i < NVARS; i++) {
+      int pick = argc < 2;
+      for (int a = 1; a < argc && !pick; a++)
+        pick = strstr(VARS[i].name, argv[a]) != NULL;
+      if (pick)
+        run_variant(&VARS[i], nrows, (int)i);
+    }
+  set_algo(algo0);
   exec("DROP DATABASE " DBNAME);
   db_pool_destroy(P);
   return 0;

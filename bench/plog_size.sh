@@ -5,8 +5,9 @@
 # "Disk").  Starts its own MariaDB (tests/mariadb.sh) in a temp dir, runs
 # build/bench/bench_plog_size against it (see that file for what each
 # column means), prints the load average next to the figures, and stops
-# the server.  BENCH_PLOG_ROWS rows per variant (default 50000); an
-# argument selects the variants whose name contains it.
+# the server.  BENCH_PLOG_ROWS rows per variant (default 50000); arguments
+# select the variants whose name contains any of them; BENCH_PLOG_REPS
+# rounds of them, taking turns (default 1).
 #
 #   make build/bench/bench_plog_size && bench/plog_size.sh
 #   (make bench runs it with the others)

@@ -28,7 +28,7 @@ start_server() {
     --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" \
     --skip-log-bin --skip-name-resolve --innodb-buffer-pool-size=256M \
     --innodb-log-file-size=64M --innodb-flush-log-at-trx-commit=2 \
-    --max-connections=500 --character-set-server=utf8mb4 \
+    --max-connections=500 --character-set-server=utf8mb4 $COMPRESSION_OPTS \
     >/dev/null 2>&1 &
   echo "$port" > "$dir/port"
   for _ in $(seq 1 150); do

@@ -8,6 +8,27 @@ MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
 [ -x "$MARIADBD" ] || MARIADBD=/usr/sbin/mariadbd
 INSTALL_DB=$(command -v mariadb-install-db || command -v mysql_install_db || true)
 
+# Page compression of the prediction log (sql/migrations/040) with LZ4
+# instead of zlib when Debian's mariadb-plugin-provider-lz4 is installed:
+# less CPU per logged row for more disk (docs/serving.md "Issue 16, third
+# round", docs/operations.md "Disk").  Without the plugin, or with
+# MARIADB_COMPRESSION=zlib, new pages are written with zlib: same tables,
+# same results.  The plugin is loaded whenever it is there, so pages an
+# earlier start wrote with LZ4 stay readable (a datadir kept by `make
+# demo`); the algorithm is only set with it, as mariadbd refuses to start
+# InnoDB with innodb_compression_algorithm=lz4 and no provider.
+COMPRESSION_OPTS=""
+for _pd in /usr/lib/mysql/plugin /usr/lib64/mysql/plugin \
+           "$(dirname "$MARIADBD")/../lib/mysql/plugin"; do
+  if [ -f "$_pd/provider_lz4.so" ]; then
+    COMPRESSION_OPTS="--plugin-load-add=provider_lz4"
+    if [ "${MARIADB_COMPRESSION:-lz4}" = lz4 ]; then
+      COMPRESSION_OPTS="$COMPRESSION_OPTS --innodb-compression-algorithm=lz4"
+    fi
+    break
+  fi
+done
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
