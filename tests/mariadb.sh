@@ -8,6 +8,9 @@
 #   tests/mariadb.sh stop DIR    stop that server (SIGTERM, then SIGKILL)
 #   tests/mariadb.sh restart DIR stop, then start again on the same port
 #
+# MARIADB_OPTS: more mariadbd options, after ours (a bench's A/B of server
+# settings); MARIADB_COMPRESSION=zlib: see tests/mysqld_lib.sh.
+#
 # Works as root (CI) and as a normal user.  The server has its own datadir,
 # socket and port, so it never touches a system MariaDB.
 set -eu
@@ -29,6 +32,7 @@ start_server() {
     --skip-log-bin --skip-name-resolve --innodb-buffer-pool-size=256M \
     --innodb-log-file-size=64M --innodb-flush-log-at-trx-commit=2 \
     --max-connections=500 --character-set-server=utf8mb4 $COMPRESSION_OPTS \
+    ${MARIADB_OPTS:-} \
     >/dev/null 2>&1 &
   echo "$port" > "$dir/port"
   for _ in $(seq 1 150); do
