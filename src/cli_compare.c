@@ -90,9 +90,11 @@ static void print_text(const struct compare_result *r)
          r->reason);
 }
 
-/* Resolve the versions and run the comparison; on failure prints and
- * returns CLI_FAIL. */
-static int run(const char *cmd, const struct cfg *c, const char *name,
+/* Check NAME (usage error with help), load the configuration, resolve
+ * the versions and run the comparison.  *reg and *pool are set (NULL
+ * until opened) whatever the outcome: the caller closes both.  Returns
+ * CLI_OK, CLI_USAGE (printed with help) or the failure code (printed). */
+static int run(const char *cmd, const char *help, const char *name,
                struct registry **reg, struct db_pool **pool,
                struct compare_result *r)
 {
@@ -100,14 +102,21 @@ static int run(const char *cmd, const struct cfg *c, const char *name,
   int prod, sh, rc;
   *reg = NULL;
   *pool = NULL;
-  if (registry_open_cfg(c, reg, &e) != ERR_OK)
+  if (!name)
+    return usage(cmd, help, "expected NAME%s", "");
+  if (!fsx_name_valid(name))
+    return usage(cmd, help, "'%s' is not a valid model name", name);
+  struct cfg c;
+  if ((rc = cli_load_config(&c)) != CLI_OK)
+    return rc;
+  if (registry_open_cfg(&c, reg, &e) != ERR_OK)
     return cli_fail(cmd, "%s", e.msg);
   if (compare_versions(*reg, name, &prod, &sh, &e) != ERR_OK)
     return cli_fail(cmd, "%s", e.msg);
-  if ((rc = cli_db_open(c, cmd, "to read the prediction log", 2, ACQUIRE_MS,
+  if ((rc = cli_db_open(&c, cmd, "to read the prediction log", 2, ACQUIRE_MS,
                         pool, NULL)) != CLI_OK)
     return rc;
-  if (compare_run(*pool, c->models_specs_dir, name, prod, sh, r, &e) !=
+  if (compare_run(*pool, c.models_specs_dir, name, prod, sh, r, &e) !=
       ERR_OK)
     return cli_fail(cmd, "%s", e.msg);
   return CLI_OK;
@@ -131,18 +140,10 @@ int cli_models_compare(int argc, char **argv)
     else
       return usage(cmd, usage_compare, "unexpected argument '%s'", argv[i]);
   }
-  if (!name)
-    return usage(cmd, usage_compare, "expected NAME%s", "");
-  if (!fsx_name_valid(name))
-    return usage(cmd, usage_compare, "'%s' is not a valid model name", name);
-  struct cfg c;
-  int rc = cli_load_config(&c);
-  if (rc != CLI_OK)
-    return rc;
   struct registry *reg;
   struct db_pool *pool;
   struct compare_result r;
-  rc = run(cmd, &c, name, &reg, &pool, &r);
+  int rc = run(cmd, usage_compare, name, &reg, &pool, &r);
   if (rc == CLI_OK) {
     if (json) {
       cJSON *o = compare_json(&r);
@@ -187,20 +188,11 @@ int cli_models_promote_shadow(int argc, char **argv)
                    "staging version: give no VERSION)",
                    argv[i]);
   }
-  if (!name)
-    return usage(cmd, usage_promote_shadow, "expected NAME%s", "");
-  if (!fsx_name_valid(name))
-    return usage(cmd, usage_promote_shadow, "'%s' is not a valid model name",
-                 name);
-  struct cfg c;
-  int rc = cli_load_config(&c);
-  if (rc != CLI_OK)
-    return rc;
   struct registry *reg;
   struct db_pool *pool;
   struct compare_result r;
   struct err e = {0};
-  rc = run(cmd, &c, name, &reg, &pool, &r);
+  int rc = run(cmd, usage_promote_shadow, name, &reg, &pool, &r);
   if (rc != CLI_OK)
     goto out;
   struct pipeline_verdict v;

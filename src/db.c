@@ -43,6 +43,7 @@
 #include <mysql.h>
 
 #include "mlopsd/cfg.h"
+#include "mlopsd/hash.h"
 #include "mlopsd/log.h"
 #include "db_int.h"
 
@@ -85,16 +86,6 @@ static void stat_add(int64_t *v)
 static char *dup_or_null(const char *s)
 {
   return (s && *s) ? strdup(s) : NULL;
-}
-
-static uint64_t fnv1a(const char *s, size_t n)
-{
-  uint64_t h = 1469598103934665603ULL;
-  for (size_t i = 0; i < n; i++) {
-    h ^= (unsigned char)s[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
 }
 
 /* The first DB_SQL_BRIEF characters of sql, whitespace runs folded into
@@ -308,7 +299,7 @@ static enum err_code stmt_get(struct db_conn *c, const char *sql,
                               struct db_stmt **out, struct err *e)
 {
   size_t len = strlen(sql);
-  uint64_t h = fnv1a(sql, len);
+  uint64_t h = hash_fnv1a(sql, len);
   for (int i = 0; i < c->nstmts; i++) {
     struct db_stmt *s = c->stmts[i];
     if (s->hash == h && s->sql_len == len && memcmp(s->sql, sql, len) == 0) {

@@ -185,6 +185,22 @@ static enum err_code del_children(struct db_conn *c, const char *table,
   }
 }
 
+/* Delete the rows of the page's ids, head being the statement up to
+ * "id IN (" (LOCKED and any other condition included); *aff counts them. */
+static enum err_code del_ids(struct db_conn *c, const char *head,
+                             const struct page *pg, int64_t *aff,
+                             struct dbclean_result *r, struct err *e)
+{
+  char sql[2048];
+  size_t k = (size_t)snprintf(sql, sizeof(sql), "%s", head);
+  for (int i = 0; i < pg->n; i++)
+    k += (size_t)snprintf(sql + k, sizeof(sql) - k, "%s%" PRId64,
+                          i ? ", " : "", pg->id[i]);
+  snprintf(sql + k, sizeof(sql) - k, ")");
+  *aff = 0;
+  return del(c, sql, NULL, 0, aff, r, e);
+}
+
 static enum err_code clean_runs(struct db_conn *c, int batch,
                                 struct dbclean_result *r, struct err *e)
 {
@@ -206,16 +222,11 @@ static enum err_code clean_runs(struct db_conn *c, int batch,
         (rc = del_children(c, "task_instance", &pg, batch, &r->task_instance,
                            r, e)))
       return rc;
-    char sql[2048];
-    size_t k = (size_t)snprintf(sql, sizeof(sql),
-                                LOCKED "DELETE FROM dag_run WHERE state IN "
-                                       "('success', 'failed') AND id IN (");
-    for (int i = 0; i < pg.n; i++)
-      k += (size_t)snprintf(sql + k, sizeof(sql) - k, "%s%" PRId64,
-                            i ? ", " : "", pg.id[i]);
-    snprintf(sql + k, sizeof(sql) - k, ")");
-    int64_t aff = 0;
-    if ((rc = del(c, sql, NULL, 0, &aff, r, e)) != ERR_OK)
+    int64_t aff;
+    if ((rc = del_ids(c,
+                      LOCKED "DELETE FROM dag_run WHERE state IN "
+                             "('success', 'failed') AND id IN (",
+                      &pg, &aff, r, e)) != ERR_OK)
       return rc;
     r->dag_run += aff;
   }
@@ -236,15 +247,9 @@ static enum err_code clean_drift(struct db_conn *c, struct dbclean_result *r,
       return rc;
     if (pg.n == 0)
       return ERR_OK;
-    char sql[2048];
-    size_t k = (size_t)snprintf(sql, sizeof(sql),
-                                LOCKED "DELETE FROM drift_report WHERE id IN (");
-    for (int i = 0; i < pg.n; i++)
-      k += (size_t)snprintf(sql + k, sizeof(sql) - k, "%s%" PRId64,
-                            i ? ", " : "", pg.id[i]);
-    snprintf(sql + k, sizeof(sql) - k, ")");
-    int64_t aff = 0;
-    if ((rc = del(c, sql, NULL, 0, &aff, r, e)) != ERR_OK)
+    int64_t aff;
+    if ((rc = del_ids(c, LOCKED "DELETE FROM drift_report WHERE id IN (",
+                      &pg, &aff, r, e)) != ERR_OK)
       return rc;
     r->drift_report += aff;
     if (aff == 0) /* someone else removed them: do not spin */

@@ -50,6 +50,14 @@ enum err_code err_set(struct err *e, enum err_code code, const char *fmt, ...)
   return code;
 }
 
+enum err_code err_vset_where(struct err *e, enum err_code code,
+                             const char *where, const char *fmt, va_list ap)
+{
+  char msg[ERR_MSG_MAX];
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  return err_set(e, code, "%s: %s", where, msg);
+}
+
 void err_prefix(struct err *e, const char *fmt, ...)
 {
   if (!e)

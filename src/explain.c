@@ -21,31 +21,33 @@ static void input_range(const struct prep *p, size_t i, size_t *lo,
                                  : prep_n_outputs(p);
 }
 
-void explain_fold(const struct prep *p, const float *contrib,
-                  double *per_input, double *bias)
+/* per_input[i] = the sum, in double and column order, of input i's
+ * columns of one of the float columns f or the double columns d (the
+ * other is NULL): the two public folds differ only in the column type. */
+static void fold_inputs(const struct prep *p, const float *f,
+                        const double *d, double *per_input)
 {
   size_t lo, hi;
   for (size_t i = 0; i < prep_n_inputs(p); i++) {
     double s = 0;
     input_range(p, i, &lo, &hi);
     for (size_t j = lo; j < hi; j++)
-      s += contrib[j];
+      s += f ? (double)f[j] : d[j];
     per_input[i] = s;
   }
+}
+
+void explain_fold(const struct prep *p, const float *contrib,
+                  double *per_input, double *bias)
+{
+  fold_inputs(p, contrib, NULL, per_input);
   *bias = contrib[prep_n_outputs(p)];
 }
 
 void explain_fold_columns(const struct prep *p, const double *per_col,
                           double *per_input)
 {
-  size_t lo, hi;
-  for (size_t i = 0; i < prep_n_inputs(p); i++) {
-    double s = 0;
-    input_range(p, i, &lo, &hi);
-    for (size_t j = lo; j < hi; j++)
-      s += per_col[j];
-    per_input[i] = s;
-  }
+  fold_inputs(p, NULL, per_col, per_input);
 }
 
 void explain_rank(const double *v, size_t n, size_t *idx)

@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "mlopsd/db.h"
+#include "mlopsd/hash.h"
 #include "mlopsd/tmpl.h"
 
 #define ARENA_BLOCK ((size_t)1 << 20)
@@ -73,11 +74,7 @@ static void arena_free(struct fstore_arena *a)
 /* FNV-1a 64: short strings, good enough spread for a power-of-two table. */
 static uint64_t str_hash(const char *s, size_t n)
 {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) {
-    h ^= (unsigned char)s[i];
-    h *= 1099511628211ull;
-  }
+  uint64_t h = hash_fnv1a(s, n);
   return h ? h : 1;
 }
 

@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "mlopsd/fsx.h"
+#include "mlopsd/hash.h"
 
 
 #define PREP_FORMAT "mlopsd.preprocess"
@@ -257,16 +258,6 @@ struct vtab {
   size_t cap, n;
 };
 
-static uint64_t fnv1a(const char *p, size_t n)
-{
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) {
-    h ^= (unsigned char)p[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 static int vtab_grow(struct vtab *v)
 {
   size_t nc = v->cap ? v->cap * 2 : 64;
@@ -276,7 +267,7 @@ static int vtab_grow(struct vtab *v)
   for (size_t i = 0; i < v->cap; i++) {
     if (!v->t[i].p)
       continue;
-    size_t h = (size_t)fnv1a(v->t[i].p, v->t[i].len) & (nc - 1);
+    size_t h = (size_t)hash_fnv1a(v->t[i].p, v->t[i].len) & (nc - 1);
     while (nt[h].p)
       h = (h + 1) & (nc - 1);
     nt[h] = v->t[i];
@@ -292,7 +283,7 @@ static int vtab_add(struct vtab *v, const char *p, size_t len, size_t row)
 {
   if ((v->n + 1) * 2 > v->cap && vtab_grow(v))
     return -1;
-  size_t h = (size_t)fnv1a(p, len) & (v->cap - 1);
+  size_t h = (size_t)hash_fnv1a(p, len) & (v->cap - 1);
   while (v->t[h].p) {
     struct vent *x = &v->t[h];
     if (x->len == len && !memcmp(x->p, p, len)) {
@@ -759,12 +750,11 @@ MLOPSD_PRINTF(3, 4)
 static enum err_code ld_fail(struct ld *l, enum err_code code,
                              const char *fmt, ...)
 {
-  char msg[ERR_MSG_MAX];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  enum err_code rc = err_vset_where(l->e, code, l->what, fmt, ap);
   va_end(ap);
-  return err_set(l->e, code, "%s: %s", l->what, msg);
+  return rc;
 }
 
 static int keys_known(const cJSON *o, const char *const *keys,

@@ -1029,6 +1029,20 @@ static enum err_code alias_path(struct registry *r, const char *name,
   return rc;
 }
 
+/* The alias file (p) and the aliases directory (adir) of name@alias,
+ * both REGISTRY_PATH_MAX bytes: a writer of the file fsyncs the
+ * directory.  ERR_INVAL for a bad name or alias or a path too long. */
+static enum err_code alias_paths(struct registry *r, const char *name,
+                                 const char *alias,
+                                 char p[REGISTRY_PATH_MAX],
+                                 char adir[REGISTRY_PATH_MAX], struct err *e)
+{
+  enum err_code rc = alias_path(r, name, alias, p, REGISTRY_PATH_MAX, e);
+  if (!rc)
+    rc = model_path(r, name, "aliases", adir, REGISTRY_PATH_MAX, e);
+  return rc;
+}
+
 static enum err_code dir_list_aliases(void *be, const char *name,
                                       char ***aliases, size_t *n,
                                       struct err *e)
@@ -1135,9 +1149,7 @@ static enum err_code dir_alias_set(void *be, const char *name,
   if (!e)
     e = &local; /* the code of a failed helper is read back below */
   char p[REGISTRY_PATH_MAX], adir[REGISTRY_PATH_MAX];
-  enum err_code rc = alias_path(r, name, alias, p, sizeof(p), e);
-  if (!rc)
-    rc = model_path(r, name, "aliases", adir, sizeof(adir), e);
+  enum err_code rc = alias_paths(r, name, alias, p, adir, e);
   if (rc)
     return rc;
   if (!dir_version_exists(r, name, version))
@@ -1183,9 +1195,7 @@ static enum err_code dir_alias_delete(void *be, const char *name,
                                       const char *alias, struct err *e)
 {
   char p[REGISTRY_PATH_MAX], adir[REGISTRY_PATH_MAX];
-  enum err_code rc = alias_path(be, name, alias, p, sizeof(p), e);
-  if (!rc)
-    rc = model_path(be, name, "aliases", adir, sizeof(adir), e);
+  enum err_code rc = alias_paths(be, name, alias, p, adir, e);
   if (rc)
     return rc;
   if (unlink(p) < 0) {

@@ -87,6 +87,21 @@ static enum err_code model_known(struct db_conn *c, const char *name,
                   NULL, NULL, known, e);
 }
 
+/* A connection (*c, released by the caller with db_release) and whether
+ * name is known (*known).  On failure nothing is held. */
+static enum err_code conn_known(struct robj *o, const char *name,
+                                struct db_conn **c, int64_t *known,
+                                struct err *e)
+{
+  enum err_code rc = conn(o, c, e);
+  if (rc)
+    return rc;
+  rc = model_known(*c, name, known, e);
+  if (rc)
+    db_release(o->db, *c);
+  return rc;
+}
+
 /* ---- open / close ----------------------------------------------------- */
 
 static void robj_close(void *be);
@@ -176,15 +191,14 @@ static enum err_code robj_model_touch(void *be, const char *name,
 {
   struct robj *o = be;
   struct db_conn *c;
-  enum err_code rc = conn(o, &c, e);
-  if (rc)
-    return rc;
+  int64_t known = 0;
   /* a plain (non-locking) read first: the row usually exists, and an
    * INSERT IGNORE on it would wait for a committer holding its lock */
+  enum err_code rc = conn_known(o, name, &c, &known, e);
+  if (rc)
+    return rc;
   struct db_val p[] = {DB_V_STR(name)};
-  int64_t known = 0;
-  rc = model_known(c, name, &known, e);
-  if (!rc && !known)
+  if (!known)
     rc = db_exec_params_retry(c,
                               "INSERT IGNORE INTO registry_model (model) "
                               "VALUES (?)",
@@ -644,23 +658,31 @@ static enum err_code strv_done(struct strv *s, char ***out, size_t *n,
   return ERR_OK;
 }
 
-static enum err_code robj_list_models(void *be, char ***names, size_t *n,
-                                      struct err *e)
+/* The first column of sql's rows as a NULL-terminated string array
+ * (*out, freed with registry_strv_free), duplicates dropped; *n strings. */
+static enum err_code list_strs(struct robj *o, const char *sql,
+                               const struct db_val *p, int np, char ***out,
+                               size_t *n, struct err *e)
 {
-  struct robj *o = be;
   struct db_conn *c;
   enum err_code rc = conn(o, &c, e);
   if (rc)
     return rc;
   struct strv s = {0};
-  rc = db_query(c, "SELECT model FROM registry_model ORDER BY model", NULL,
-                0, row_str, &s, NULL, e);
+  rc = db_query(c, sql, p, np, row_str, &s, NULL, e);
   db_release(o->db, c);
   if (rc) {
     registry_strv_free(s.v);
     return rc;
   }
-  return strv_done(&s, names, n, e);
+  return strv_done(&s, out, n, e);
+}
+
+static enum err_code robj_list_models(void *be, char ***names, size_t *n,
+                                      struct err *e)
+{
+  return list_strs(be, "SELECT model FROM registry_model ORDER BY model",
+                   NULL, 0, names, n, e);
 }
 
 struct intv {
@@ -686,14 +708,13 @@ static enum err_code robj_list_versions(void *be, const char *name,
 {
   struct robj *o = be;
   struct db_conn *c;
-  enum err_code rc = conn(o, &c, e);
+  int64_t known = 0;
+  enum err_code rc = conn_known(o, name, &c, &known, e);
   if (rc)
     return rc;
   struct db_val p[] = {DB_V_STR(name)};
-  int64_t known = 0;
-  rc = model_known(c, name, &known, e);
   struct intv s = {0};
-  if (!rc && known)
+  if (known)
     rc = db_query(c,
                   "SELECT version FROM registry_version WHERE model = ? "
                   "ORDER BY version",
@@ -861,23 +882,11 @@ static enum err_code robj_list_aliases(void *be, const char *name,
                                        char ***aliases, size_t *n,
                                        struct err *e)
 {
-  struct robj *o = be;
-  struct db_conn *c;
-  enum err_code rc = conn(o, &c, e);
-  if (rc)
-    return rc;
   struct db_val p[] = {DB_V_STR(name)};
-  struct strv s = {0};
-  rc = db_query(c,
-                "SELECT alias FROM registry_alias WHERE model = ? "
-                "ORDER BY alias",
-                p, 1, row_str, &s, NULL, e);
-  db_release(o->db, c);
-  if (rc) {
-    registry_strv_free(s.v);
-    return rc;
-  }
-  return strv_done(&s, aliases, n, e);
+  return list_strs(be,
+                   "SELECT alias FROM registry_alias WHERE model = ? "
+                   "ORDER BY alias",
+                   p, 1, aliases, n, e);
 }
 
 static enum err_code robj_alias_get(void *be, const char *name,

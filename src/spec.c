@@ -86,15 +86,14 @@ MLOPSD_PRINTF(3, 4)
 static enum err_code sp_fail(struct sp *p, const yaml_node_t *n,
                              const char *fmt, ...)
 {
-  char msg[ERR_MSG_MAX];
+  char where[ERR_MSG_MAX];
+  snprintf(where, sizeof(where), "%s:%zu:%zu", p->path,
+           n ? n->start_mark.line + 1 : 1, n ? n->start_mark.column + 1 : 1);
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  enum err_code rc = err_vset_where(p->e, ERR_CONFIG, where, fmt, ap);
   va_end(ap);
-  size_t line = n ? n->start_mark.line + 1 : 1;
-  size_t col = n ? n->start_mark.column + 1 : 1;
-  return err_set(p->e, ERR_CONFIG, "%s:%zu:%zu: %s", p->path, line, col,
-                 msg);
+  return rc;
 }
 
 static yaml_node_t *sp_node(struct sp *p, int id)

@@ -11,6 +11,7 @@
 #ifndef MLOPSD_ERR_H
 #define MLOPSD_ERR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #define ERR_MSG_MAX 512
@@ -58,6 +59,15 @@ const char *err_str(enum err_code code);
  * callers can write `return err_set(e, ERR_INVAL, "...")`. */
 enum err_code err_set(struct err *e, enum err_code code, const char *fmt, ...)
     MLOPSD_PRINTF(3, 4);
+
+/* Set e (if non-NULL) to code and "where: " followed by the message
+ * fmt formats with ap (ap is consumed; the caller still va_ends it);
+ * the whole is cut at ERR_MSG_MAX - 1 bytes.  Returns code.  For the
+ * printf-like error helpers of parsers, whose messages name the file,
+ * line or field first. */
+enum err_code err_vset_where(struct err *e, enum err_code code,
+                             const char *where, const char *fmt, va_list ap)
+    MLOPSD_PRINTF(4, 0);
 
 /* Prefix the existing message of e with a formatted context ("ctx: msg"). */
 void err_prefix(struct err *e, const char *fmt, ...) MLOPSD_PRINTF(2, 3);
