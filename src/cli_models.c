@@ -756,11 +756,22 @@ static int models_train(int argc, char **argv)
   long workers = 0;
   int shared = 0;
   const char *thost = NULL;
+  /* the integer options: where each goes and its range */
+  const struct {
+    const char *opt;
+    long *num, lo, hi;
+  } nums[] = {
+      {"--max-trials", &trials, 1, 100000},
+      {"--rounds", &rounds, 1, 100000},
+      {"--early-stopping", &esr, 0, 100000},
+      {"--threads", &threads, 1, 256},
+      {"--workers", &workers, 1, 64},
+      {"--parallel", &parallel, 1, 256},
+  };
+  const size_t nnums = sizeof(nums) / sizeof(nums[0]);
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    long *num = NULL;
-    long lo = 0, hi = 0;
     if (strcmp(a, "--date") == 0 || strcmp(a, "--run-id") == 0) {
       if (!v)
         return usage_err("models train", "models train",
@@ -784,45 +795,25 @@ static int models_train(int argc, char **argv)
       shared = 1;
       continue;
     }
-    if (strcmp(a, "--max-trials") == 0) {
-      num = &trials;
-      lo = 1;
-      hi = 100000;
-    } else if (strcmp(a, "--rounds") == 0) {
-      num = &rounds;
-      lo = 1;
-      hi = 100000;
-    } else if (strcmp(a, "--early-stopping") == 0) {
-      num = &esr;
-      lo = 0;
-      hi = 100000;
-    } else if (strcmp(a, "--threads") == 0) {
-      num = &threads;
-      lo = 1;
-      hi = 256;
-    } else if (strcmp(a, "--workers") == 0) {
-      num = &workers;
-      lo = 1;
-      hi = 64;
-    } else if (strcmp(a, "--parallel") == 0) {
-      num = &parallel;
-      lo = 1;
-      hi = 256;
+    size_t k = 0;
+    while (k < nnums && strcmp(a, nums[k].opt) != 0)
+      k++;
+    if (k < nnums) {
+      if (!v || cli_parse_long(v, nums[k].lo, nums[k].hi, nums[k].num))
+        return usage_err("models train", "models train",
+                         "option %s needs an integer %ld..%ld", a,
+                         nums[k].lo, nums[k].hi);
+      i++;
     } else if (a[0] == '-' && a[1]) {
       return usage_err("models train", "models train", "unknown option "
                                                        "'%s'",
                        a);
     } else if (!name) {
       name = a;
-      continue;
     } else {
       return usage_err("models train", "models train",
                        "unexpected argument '%s'", a);
     }
-    if (!v || cli_parse_long(v, lo, hi, num))
-      return usage_err("models train", "models train",
-                       "option %s needs an integer %ld..%ld", a, lo, hi);
-    i++;
   }
   if (!name || !ds)
     return usage_err("models train", "models train",

@@ -405,56 +405,114 @@ static int wait_run(struct cli_sched_ctx *x, const char *run_id, long timeout_s)
   }
 }
 
-/* The arguments of `dags trigger` and `dags test`: DAG_ID and --date;
- * --conf, --wait and --timeout only where trigger (1).  CLI_OK, or the
- * usage answer's exit code. */
+/* The command lines of `dags trigger`, `dags test` and `dags backfill`:
+ * DAG_ID and the options the command takes (DA_* bits); an option of
+ * another of them is an unknown option here. */
+enum {
+  DA_DATE = 1,     /* --date YYYY-MM-DD */
+  DA_RANGE = 2,    /* --from DATE --to DATE */
+  DA_WAIT = 4,     /* --conf JSON, --wait, --timeout SECONDS */
+  DA_LOCAL = 8,    /* --local, --verbose/-v */
+  DA_TRIGGER = DA_DATE | DA_WAIT,
+  DA_TEST = DA_DATE,
+  DA_BACKFILL = DA_RANGE | DA_WAIT | DA_LOCAL,
+};
+
 struct dag_args {
-  const char *dag_id, *date, *conf_text;
-  int wait;
+  const char *dag_id, *date, *from_s, *to_s, *conf_text;
+  int wait, local, verbose;
   long timeout_s;
 };
 
-static int dag_args_parse(int argc, char **argv, int trigger,
-                          struct dag_args *o)
+/* One option of the set `takes` at argv[*i] into o: 1 taken (i moved
+ * past its value), 0 not one of them, or -1 with *code the usage
+ * answer's exit code (a value missing or bad). */
+static int dag_opt(int argc, char **argv, int *i, unsigned takes,
+                   struct dag_args *o, int *code)
 {
-  const char *v;
+  const char *v = NULL, *a = argv[*i], *bad = NULL;
+  int r = 0;
+  if ((takes & DA_DATE) &&
+      (r = cli_sched_opt(argc, argv, i, "--date", &v)) != 0) {
+    bad = "--date needs YYYY-MM-DD";
+    o->date = v;
+  } else if ((takes & DA_RANGE) &&
+             (r = cli_sched_opt(argc, argv, i, "--from", &v)) != 0) {
+    bad = "--from needs YYYY-MM-DD";
+    o->from_s = v;
+  } else if ((takes & DA_RANGE) &&
+             (r = cli_sched_opt(argc, argv, i, "--to", &v)) != 0) {
+    bad = "--to needs YYYY-MM-DD";
+    o->to_s = v;
+  } else if ((takes & DA_WAIT) &&
+             (r = cli_sched_opt(argc, argv, i, "--conf", &v)) != 0) {
+    bad = "--conf needs a JSON object";
+    o->conf_text = v;
+  } else if ((takes & DA_WAIT) &&
+             (r = cli_sched_opt(argc, argv, i, "--timeout", &v)) != 0) {
+    if (r > 0 && cli_parse_long(v, 1, 86400 * 30, &o->timeout_s))
+      r = -1;
+    if (r < 0) {
+      *code = cli_sched_usage("dags", "--timeout needs seconds", v);
+      return -1;
+    }
+  } else if ((takes & DA_WAIT) && !strcmp(a, "--wait")) {
+    o->wait = r = 1;
+  } else if ((takes & DA_LOCAL) && !strcmp(a, "--local")) {
+    o->local = r = 1;
+  } else if ((takes & DA_LOCAL) &&
+             (!strcmp(a, "--verbose") || !strcmp(a, "-v"))) {
+    o->verbose = r = 1;
+  }
+  if (r < 0)
+    *code = cli_sched_usage("dags", bad, NULL);
+  return r;
+}
+
+/* argv[2..] of the command `cmd` ("trigger", "test", "backfill") taking
+ * the options `takes` into *o (zeroed first).  CLI_OK, or the usage
+ * answer's exit code; DAG_ID is required. */
+static int dag_args_parse(int argc, char **argv, const char *cmd,
+                          unsigned takes, struct dag_args *o)
+{
   memset(o, 0, sizeof(*o));
   for (int i = 2; i < argc; i++) {
-    int r;
-    if ((r = cli_sched_opt(argc, argv, &i, "--date", &v)) != 0) {
-      if (r < 0)
-        return cli_sched_usage("dags", "--date needs YYYY-MM-DD", NULL);
-      o->date = v;
-    } else if (trigger && (r = cli_sched_opt(argc, argv, &i, "--conf", &v))) {
-      if (r < 0)
-        return cli_sched_usage("dags", "--conf needs a JSON object", NULL);
-      o->conf_text = v;
-    } else if (trigger &&
-               (r = cli_sched_opt(argc, argv, &i, "--timeout", &v))) {
-      if (r < 0 || cli_parse_long(v, 1, 86400 * 30, &o->timeout_s))
-        return cli_sched_usage("dags", "--timeout needs seconds", v);
-    } else if (trigger && !strcmp(argv[i], "--wait")) {
-      o->wait = 1;
-    } else if (argv[i][0] == '-') {
+    int code = CLI_OK, r = dag_opt(argc, argv, &i, takes, o, &code);
+    if (r < 0)
+      return code;
+    if (r > 0)
+      continue;
+    if (argv[i][0] == '-')
       return cli_sched_usage("dags", "unknown option", argv[i]);
-    } else if (!o->dag_id) {
-      o->dag_id = argv[i];
-    } else {
+    if (o->dag_id)
       return cli_sched_usage("dags", "unexpected argument", argv[i]);
-    }
+    o->dag_id = argv[i];
   }
-  if (!o->dag_id)
-    return cli_sched_usage("dags", trigger ? "trigger needs a DAG_ID"
-                                           : "test needs a DAG_ID",
-                           NULL);
+  if (!o->dag_id) {
+    char msg[64];
+    snprintf(msg, sizeof(msg), "%s needs a DAG_ID", cmd);
+    return cli_sched_usage("dags", msg, NULL);
+  }
   return CLI_OK;
+}
+
+/* The failure "no DAG_ID in the DAG directory": closes x (after reading
+ * its configuration) and returns the failure's exit code. */
+static int no_dag(const char *W, struct cli_sched_ctx *x, const char *dag_id)
+{
+  char msg[600];
+  snprintf(msg, sizeof(msg),
+           "no DAG '%s' in %s (mlopsd dags validate shows broken files)",
+           dag_id, x->cfg.sched_dags_dir);
+  cli_sched_close(x);
+  return cli_sched_fail(W, msg);
 }
 
 static int dags_trigger(int argc, char **argv)
 {
   const char *W = "dags trigger";
   struct dag_args o;
-  int ar = dag_args_parse(argc, argv, 1, &o);
+  int ar = dag_args_parse(argc, argv, "trigger", DA_TRIGGER, &o);
   if (ar != CLI_OK)
     return ar;
   const char *dag_id = o.dag_id, *date = o.date, *conf_text = o.conf_text;
@@ -479,13 +537,8 @@ static int dags_trigger(int argc, char **argv)
   int known = s && dag_set_find(s, dag_id);
   dag_set_destroy(s);
   if (!known) {
-    char msg[600];
-    snprintf(msg, sizeof(msg),
-             "no DAG '%s' in %s (mlopsd dags validate shows broken files)",
-             dag_id, x.cfg.sched_dags_dir);
     cJSON_Delete(conf);
-    cli_sched_close(&x);
-    return cli_sched_fail(W, msg);
+    return no_dag(W, &x, dag_id);
   }
   char run_id[SCHED_RUN_ID_MAX + 1];
   struct err e = {0};
@@ -517,7 +570,7 @@ static int dags_test(int argc, char **argv)
 {
   const char *W = "dags test";
   struct dag_args o;
-  int ar = dag_args_parse(argc, argv, 0, &o);
+  int ar = dag_args_parse(argc, argv, "test", DA_TEST, &o);
   if (ar != CLI_OK)
     return ar;
   const char *dag_id = o.dag_id, *date = o.date;
@@ -541,13 +594,8 @@ static int dags_test(int argc, char **argv)
   struct dag_set *set = cli_sched_load_dags(W, &x.cfg, 0);
   struct dag *d = set ? dag_set_find(set, dag_id) : NULL;
   if (!d) {
-    char msg[600];
-    snprintf(msg, sizeof(msg),
-             "no DAG '%s' in %s (mlopsd dags validate shows broken files)",
-             dag_id, x.cfg.sched_dags_dir);
     dag_set_destroy(set);
-    cli_sched_close(&x);
-    return cli_sched_fail(W, msg);
+    return no_dag(W, &x, dag_id);
   }
   struct sched_local *l = NULL;
   struct sched_local_result r;
@@ -766,50 +814,13 @@ static void backfill_sig(int sig)
   (void)w;
 }
 
-/* dags backfill's command line. */
-struct bf_opts {
-  const char *dag_id, *from_s, *to_s, *conf_text;
-  int wait, local, verbose;
-  long timeout_s;
-};
-
-/* The options and their combinations; CLI_OK or the usage code. */
-static int bf_parse_args(int argc, char **argv, struct bf_opts *o)
+/* dags backfill's command line: the options and their combinations;
+ * CLI_OK or the usage code. */
+static int bf_parse_args(int argc, char **argv, struct dag_args *o)
 {
-  const char *v;
-  for (int i = 2; i < argc; i++) {
-    int r;
-    if ((r = cli_sched_opt(argc, argv, &i, "--from", &v)) != 0) {
-      if (r < 0)
-        return cli_sched_usage("dags", "--from needs YYYY-MM-DD", NULL);
-      o->from_s = v;
-    } else if ((r = cli_sched_opt(argc, argv, &i, "--to", &v)) != 0) {
-      if (r < 0)
-        return cli_sched_usage("dags", "--to needs YYYY-MM-DD", NULL);
-      o->to_s = v;
-    } else if ((r = cli_sched_opt(argc, argv, &i, "--conf", &v)) != 0) {
-      if (r < 0)
-        return cli_sched_usage("dags", "--conf needs a JSON object", NULL);
-      o->conf_text = v;
-    } else if ((r = cli_sched_opt(argc, argv, &i, "--timeout", &v)) != 0) {
-      if (r < 0 || cli_parse_long(v, 1, 86400 * 30, &o->timeout_s))
-        return cli_sched_usage("dags", "--timeout needs seconds", v);
-    } else if (!strcmp(argv[i], "--wait")) {
-      o->wait = 1;
-    } else if (!strcmp(argv[i], "--local")) {
-      o->local = 1;
-    } else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {
-      o->verbose = 1;
-    } else if (argv[i][0] == '-') {
-      return cli_sched_usage("dags", "unknown option", argv[i]);
-    } else if (!o->dag_id) {
-      o->dag_id = argv[i];
-    } else {
-      return cli_sched_usage("dags", "unexpected argument", argv[i]);
-    }
-  }
-  if (!o->dag_id)
-    return cli_sched_usage("dags", "backfill needs a DAG_ID", NULL);
+  int rc = dag_args_parse(argc, argv, "backfill", DA_BACKFILL, o);
+  if (rc != CLI_OK)
+    return rc;
   if (!o->from_s || !o->to_s)
     return cli_sched_usage("dags", "backfill needs --from DATE and --to DATE",
                      NULL);
@@ -847,7 +858,7 @@ static int bf_conf(const char *text, char **norm)
 
 /* --from and --to in the scheduler's zone; a plain date as --to takes in
  * the whole day. */
-static int bf_range(const struct cli_sched_ctx *x, const struct bf_opts *o,
+static int bf_range(const struct cli_sched_ctx *x, const struct dag_args *o,
                     time_t *t_from, time_t *t_to)
 {
   struct err e = {0};
@@ -951,7 +962,7 @@ static int bf_run_local(struct cli_sched_ctx *x, struct dag_set *set,
  * with --wait, followed until each finished (backfill_wait). */
 static int bf_queue(struct cli_sched_ctx *x, const struct dag *d,
                     const time_t *dates, size_t n, const char *conf_norm,
-                    const struct bf_opts *o, struct bf_tally *t)
+                    const struct dag_args *o, struct bf_tally *t)
 {
   const char *W = "dags backfill";
   struct err e = {0};
@@ -1003,7 +1014,7 @@ static int bf_queue(struct cli_sched_ctx *x, const struct dag *d,
 static int dags_backfill(int argc, char **argv)
 {
   const char *W = "dags backfill";
-  struct bf_opts o = {0};
+  struct dag_args o;
   char *conf_norm = NULL;
   int rc = bf_parse_args(argc, argv, &o);
   if (rc == CLI_OK)
@@ -1023,14 +1034,9 @@ static int dags_backfill(int argc, char **argv)
   struct dag_set *set = cli_sched_load_dags(W, &x.cfg, 0);
   struct dag *d = set ? dag_set_find(set, o.dag_id) : NULL;
   if (!d) {
-    char msg[600];
-    snprintf(msg, sizeof(msg),
-             "no DAG '%s' in %s (mlopsd dags validate shows broken files)",
-             o.dag_id, x.cfg.sched_dags_dir);
     free(conf_norm);
     dag_set_destroy(set);
-    cli_sched_close(&x);
-    return cli_sched_fail(W, msg);
+    return no_dag(W, &x, o.dag_id);
   }
   time_t *dates = NULL;
   size_t n = 0;

@@ -89,6 +89,21 @@ expect usage_verbose_daemon 2 "$BIN" dags backfill bf_sched \
 expect usage_timeout_nowait 2 "$BIN" dags backfill bf_sched \
   --from 2025-09-01 --to 2025-09-02 --timeout 5
 expect usage_unknown_opt 2 "$BIN" dags backfill bf_sched --frm 2025-09-01
+# trigger, test and backfill share one parser: each takes only its options
+expect usage_trigger_no_dag 2 "$BIN" dags trigger
+has usage_trigger_no_dag_msg "$tmp/err" "trigger needs a DAG_ID"
+expect usage_test_no_dag 2 "$BIN" dags test
+has usage_test_no_dag_msg "$tmp/err" "test needs a DAG_ID"
+expect usage_test_no_wait 2 "$BIN" dags test bf_sched --wait
+has usage_test_no_wait_msg "$tmp/err" "unknown option '--wait'"
+expect usage_trigger_no_from 2 "$BIN" dags trigger bf_sched --from 2025-09-01
+expect usage_backfill_no_date 2 "$BIN" dags backfill bf_sched \
+  --date 2025-09-01 --from 2025-09-01 --to 2025-09-02
+has usage_backfill_no_date_msg "$tmp/err" "unknown option '--date'"
+# a --timeout without its value names no other option's value
+expect usage_timeout_value 2 "$BIN" dags trigger bf_sched --date 2025-09-01 \
+  --timeout
+has usage_timeout_value_msg "$tmp/err" "--timeout needs seconds (try"
 expect unknown_dag 1 "$BIN" dags backfill nosuch --from 2025-09-01 \
   --to 2025-09-02 --local
 has unknown_dag_msg "$tmp/err" "no DAG 'nosuch'"
