@@ -43,6 +43,16 @@ expect usage_show_badver 2 "$BIN" models show $MODEL:abc
 expect usage_promote_args 2 "$BIN" models promote $MODEL
 expect usage_rollback_opt 2 "$BIN" models rollback $MODEL --bogus
 expect usage_train_nodate 2 "$BIN" models train $MODEL
+# the integer options: each with its own range, a missing value refused
+expect usage_train_range 2 "$BIN" models train $MODEL --date 2025-09-01 \
+  --workers 65
+has usage_train_range_msg "$tmp/err" "option --workers needs an integer 1..64"
+expect usage_train_esr 2 "$BIN" models train $MODEL --date 2025-09-01 \
+  --early-stopping -1
+has usage_train_esr_msg "$tmp/err" \
+  "option --early-stopping needs an integer 0..100000"
+expect usage_train_novalue 2 "$BIN" models train $MODEL --date 2025-09-01 \
+  --max-trials
 expect usage_predict_nobody 2 "$BIN" predict $MODEL
 expect usage_predict_both 2 "$BIN" predict $MODEL --json '{}' --file x
 
