@@ -275,6 +275,18 @@ static int open_registry(const struct cfg *c, const char *cmd,
   return CLI_OK;
 }
 
+/* Load the configuration into *c and open its registry (*reg, closed by
+ * the caller with registry_close).  CLI_OK or the printed failure's code;
+ * nothing is open on failure. */
+static int open_cfg_registry(struct cfg *c, const char *cmd,
+                             struct registry **reg)
+{
+  int rc = cli_load_config(c);
+  if (rc != CLI_OK)
+    return rc;
+  return open_registry(c, cmd, reg);
+}
+
 /* Options shared by promote and rollback. */
 struct move_opts {
   const char *alias;
@@ -283,9 +295,13 @@ struct move_opts {
   int npos;
 };
 
-static int parse_move(int argc, char **argv, const char *cmd,
-                      const char *help, struct move_opts *o)
+/* promote's and rollback's command line: the options, then exactly
+ * npos positional arguments (`expect` names them in the usage error), the
+ * first a valid model name.  CLI_OK or the usage code. */
+static int parse_move(int argc, char **argv, const char *cmd, int npos,
+                      const char *expect, struct move_opts *o)
 {
+  const char *help = cmd;
   memset(o, 0, sizeof(*o));
   o->alias = REGISTRY_PRODUCTION;
   for (int i = 2; i < argc; i++) {
@@ -311,6 +327,10 @@ static int parse_move(int argc, char **argv, const char *cmd,
   }
   if (!fsx_name_valid(o->alias))
     return usage_err(cmd, help, "'%s' is not a valid alias name", o->alias);
+  if (o->npos != npos)
+    return usage_err(cmd, help, "%s", expect);
+  if (!fsx_name_valid(o->pos[0]))
+    return usage_err(cmd, help, "'%s' is not a valid model name", o->pos[0]);
   return CLI_OK;
 }
 
@@ -374,11 +394,9 @@ static int models_list(int argc, char **argv)
                        "unexpected argument '%s'", argv[i]);
   }
   struct cfg c;
-  int rc = cli_load_config(&c);
-  if (rc != CLI_OK)
-    return rc;
   struct registry *reg;
-  if ((rc = open_registry(&c, "models list", &reg)) != CLI_OK)
+  int rc = open_cfg_registry(&c, "models list", &reg);
+  if (rc != CLI_OK)
     return rc;
   struct err e = {0};
   char **names = NULL;
@@ -553,11 +571,9 @@ static int models_show(int argc, char **argv)
   if (parse_ref(refs, &r, why, sizeof(why)))
     return usage_err("models show", "models show", "%s", why);
   struct cfg c;
-  int rc = cli_load_config(&c);
-  if (rc != CLI_OK)
-    return rc;
   struct registry *reg;
-  if ((rc = open_registry(&c, "models show", &reg)) != CLI_OK)
+  int rc = open_cfg_registry(&c, "models show", &reg);
+  if (rc != CLI_OK)
     return rc;
   struct err e = {0};
   int v = 0;
@@ -645,24 +661,17 @@ static int models_show(int argc, char **argv)
 static int models_promote(int argc, char **argv)
 {
   struct move_opts o;
-  int rc = parse_move(argc, argv, "models promote", "models promote", &o);
+  int rc = parse_move(argc, argv, "models promote", 2,
+                      "expected NAME VERSION", &o);
   if (rc != CLI_OK)
     return rc;
-  if (o.npos != 2)
-    return usage_err("models promote", "models promote",
-                     "expected NAME VERSION");
-  if (!fsx_name_valid(o.pos[0]))
-    return usage_err("models promote", "models promote",
-                     "'%s' is not a valid model name", o.pos[0]);
   int v = parse_version(o.pos[1]);
   if (v < 0)
     return usage_err("models promote", "models promote",
                      "'%s' is not a version number", o.pos[1]);
   struct cfg c;
-  if ((rc = cli_load_config(&c)) != CLI_OK)
-    return rc;
   struct registry *reg;
-  if ((rc = open_registry(&c, "models promote", &reg)) != CLI_OK)
+  if ((rc = open_cfg_registry(&c, "models promote", &reg)) != CLI_OK)
     return rc;
   if (!registry_version_exists(reg, o.pos[0], v)) {
     /* the message names the registry: close it after */
@@ -688,20 +697,13 @@ static int models_promote(int argc, char **argv)
 static int models_rollback(int argc, char **argv)
 {
   struct move_opts o;
-  int rc = parse_move(argc, argv, "models rollback", "models rollback", &o);
+  int rc = parse_move(argc, argv, "models rollback", 1, "expected NAME", &o);
   if (rc != CLI_OK)
     return rc;
-  if (o.npos != 1)
-    return usage_err("models rollback", "models rollback", "expected NAME");
-  if (!fsx_name_valid(o.pos[0]))
-    return usage_err("models rollback", "models rollback",
-                     "'%s' is not a valid model name", o.pos[0]);
   const char *name = o.pos[0];
   struct cfg c;
-  if ((rc = cli_load_config(&c)) != CLI_OK)
-    return rc;
   struct registry *reg;
-  if ((rc = open_registry(&c, "models rollback", &reg)) != CLI_OK)
+  if ((rc = open_cfg_registry(&c, "models rollback", &reg)) != CLI_OK)
     return rc;
   struct db_pool *pool = NULL;
   if ((rc = cli_db_open(&c, "models rollback", CHANGE_WHY, 2, DB_CLI_ACQUIRE_MS,
