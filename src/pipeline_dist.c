@@ -261,21 +261,32 @@ enum err_code ptrain_shared_collect(struct ptrain *T)
   return ERR_OK;
 }
 
+/* The fields of a search row that shared trials and distributed training
+ * both fill from T: the model, date, run prefix, spec and data hashes,
+ * trials and rounds, and the owner, T->owner named for role ("train",
+ * "rank0").  q's other fields are left as the caller set them. */
+static void ptrain_search_row(struct ptrain *T, struct trialq_search *q,
+                              const char *role)
+{
+  q->trials = (int)T->total;
+  q->num_boost_round = T->nbr;
+  q->early_stopping_rounds = T->esr;
+  snprintf(q->model, sizeof(q->model), "%s", T->sp->name);
+  snprintf(q->ds, sizeof(q->ds), "%s", T->o->ds);
+  snprintf(q->run_prefix, sizeof(q->run_prefix), "%s", T->prefix);
+  snprintf(q->spec_sha256, sizeof(q->spec_sha256), "%s", T->sp->sha256);
+  snprintf(q->data_sha256, sizeof(q->data_sha256), "%s",
+           T->res->data_sha256);
+  trialq_owner_name(T->owner, sizeof(T->owner), role);
+  snprintf(q->owner, sizeof(q->owner), "%s", T->owner);
+}
+
 /* Stage 5 with shared trials: the search and its trials as rows, trained
  * by this run's threads and any daemon that helps. */
 enum err_code ptrain_shared_search(struct ptrain *T)
 {
-  struct trialq_search q = {.trials = (int)T->total,
-                            .num_boost_round = T->nbr,
-                            .early_stopping_rounds = T->esr};
-  snprintf(q.model, sizeof(q.model), "%s", T->sp->name);
-  snprintf(q.ds, sizeof(q.ds), "%s", T->o->ds);
-  snprintf(q.run_prefix, sizeof(q.run_prefix), "%s", T->prefix);
-  snprintf(q.spec_sha256, sizeof(q.spec_sha256), "%s", T->sp->sha256);
-  snprintf(q.data_sha256, sizeof(q.data_sha256), "%s",
-           T->res->data_sha256);
-  trialq_owner_name(T->owner, sizeof(T->owner), "train");
-  snprintf(q.owner, sizeof(q.owner), "%s", T->owner);
+  struct trialq_search q = {0};
+  ptrain_search_row(T, &q, "train");
   enum err_code rc = trialq_search_create(T->db, &q, T->e);
   if (rc)
     return rc;
@@ -444,21 +455,11 @@ enum err_code ptrain_dist_start(struct ptrain *T)
   cJSON_Delete(pj);
   if (!prep)
     return err_set(e, ERR_NOMEM, "pipeline: out of memory");
-  struct trialq_search q = {.trials = (int)T->total,
-                            .num_boost_round = T->nbr,
-                            .early_stopping_rounds = T->esr,
-                            .workers = T->shards, .prep_json = prep};
+  struct trialq_search q = {.workers = T->shards, .prep_json = prep};
   snprintf(q.kind, sizeof(q.kind), "workers");
-  snprintf(q.model, sizeof(q.model), "%s", T->sp->name);
-  snprintf(q.ds, sizeof(q.ds), "%s", T->o->ds);
-  snprintf(q.run_prefix, sizeof(q.run_prefix), "%s", T->prefix);
-  snprintf(q.spec_sha256, sizeof(q.spec_sha256), "%s", T->sp->sha256);
-  snprintf(q.data_sha256, sizeof(q.data_sha256), "%s",
-           T->res->data_sha256);
+  ptrain_search_row(T, &q, "rank0");
   snprintf(q.tracker, sizeof(q.tracker), "%.*s", (int)sizeof(q.tracker) - 1,
            addr);
-  trialq_owner_name(T->owner, sizeof(T->owner), "rank0");
-  snprintf(q.owner, sizeof(q.owner), "%s", T->owner);
   rc = trialq_search_create(T->db, &q, e);
   free(prep);
   if (rc)
@@ -568,6 +569,39 @@ void ptrain_dist_abort(struct ptrain *T)
 
 /* ---- helping with another run's shared trials ------------------------- */
 
+/* ERR_STATE unless this daemon's spec sp is the one search q was started
+ * with (by its coordinator, named in the message as who). */
+static enum err_code search_spec_same(const struct spec *sp,
+                                      const struct trialq_search *q,
+                                      const char *who, struct err *e)
+{
+  if (strcmp(sp->sha256, q->spec_sha256))
+    return err_set(e, ERR_STATE, "search %lld: spec %s has sha256 %.12s "
+                                 "here, %.12s at %s",
+                   (long long)q->id, sp->path, sp->sha256, q->spec_sha256,
+                   who);
+  return ERR_OK;
+}
+
+/* The pipeline options for training trials of search q here: q's date,
+ * trials and rounds (q->ds is borrowed: q must outlive the options), this
+ * daemon's threads, log, cancel test and lease. */
+static struct pipeline_opts search_opts(const struct trialq_search *q,
+                                        int nthread, int lease_s,
+                                        pipeline_log_fn log, void *log_ud,
+                                        pipeline_cancel_fn cancel,
+                                        void *cancel_ud)
+{
+  return (struct pipeline_opts){
+      .ds = q->ds, .nthread = nthread, .max_trials = (size_t)q->trials,
+      .num_boost_round = q->num_boost_round,
+      .early_stopping_rounds = q->early_stopping_rounds > 0
+                                   ? q->early_stopping_rounds
+                                   : -1,
+      .log = log, .log_ud = log_ud, .cancel = cancel, .cancel_ud = cancel_ud,
+      .lease_s = lease_s};
+}
+
 struct pipeline_helper {
   struct ptrain T;
   struct pipeline_opts o;
@@ -586,29 +620,22 @@ enum err_code pipeline_helper_open(struct db_pool *db, const struct spec *sp,
                                    struct err *e)
 {
   *out = NULL;
-  if (strcmp(sp->sha256, q->spec_sha256))
-    return err_set(e, ERR_STATE, "search %lld: spec %s has sha256 %.12s "
-                                 "here, %.12s at the coordinating run",
-                   (long long)q->id, sp->path, sp->sha256, q->spec_sha256);
+  enum err_code rc = search_spec_same(sp, q, "the coordinating run", e);
+  if (rc)
+    return rc;
   struct pipeline_helper *h = calloc(1, sizeof(*h));
   if (!h)
     return err_set(e, ERR_NOMEM, "pipeline: out of memory");
   h->q = *q;
-  h->o = (struct pipeline_opts){
-      .ds = h->q.ds, .nthread = nthread, .max_trials = (size_t)q->trials,
-      .num_boost_round = q->num_boost_round,
-      .early_stopping_rounds = q->early_stopping_rounds > 0
-                                   ? q->early_stopping_rounds
-                                   : -1,
-      .log = log, .log_ud = log_ud, .cancel = cancel, .cancel_ud = cancel_ud,
-      .lease_s = lease_s};
+  h->o = search_opts(&h->q, nthread, lease_s, log, log_ud, cancel,
+                     cancel_ud);
   struct ptrain *T = &h->T;
   *T = (struct ptrain){.db = db, .sp = sp, .o = &h->o, .res = &h->res,
                        .e = e, .lease_s = lease_s > 0 ? lease_s : 30};
   pthread_mutex_init(&T->mu, NULL);
   snprintf(T->prefix, sizeof(T->prefix), "%.*s",
            (int)sizeof(T->prefix) - 1, q->run_prefix);
-  enum err_code rc = ptrain_read(T);
+  rc = ptrain_read(T);
   if (!rc)
     rc = ptrain_prepare(T);
   if (!rc) {
@@ -665,18 +692,11 @@ enum err_code pipeline_rank_run(struct db_pool *db, const struct spec *sp,
                                 pipeline_cancel_fn cancel, void *cancel_ud,
                                 struct err *e)
 {
-  if (strcmp(sp->sha256, q->spec_sha256))
-    return err_set(e, ERR_STATE, "search %lld: spec %s has sha256 %.12s "
-                                 "here, %.12s at rank 0",
-                   (long long)q->id, sp->path, sp->sha256, q->spec_sha256);
-  struct pipeline_opts o = {
-      .ds = q->ds, .nthread = nthread, .max_trials = (size_t)q->trials,
-      .num_boost_round = q->num_boost_round,
-      .early_stopping_rounds = q->early_stopping_rounds > 0
-                                   ? q->early_stopping_rounds
-                                   : -1,
-      .log = log, .log_ud = log_ud, .cancel = cancel, .cancel_ud = cancel_ud,
-      .lease_s = lease_s};
+  enum err_code rc = search_spec_same(sp, q, "rank 0", e);
+  if (rc)
+    return rc;
+  struct pipeline_opts o = search_opts(q, nthread, lease_s, log, log_ud,
+                                       cancel, cancel_ud);
   struct pipeline_result res = {0};
   struct ptrain *T = calloc(1, sizeof(*T));
   if (!T)
@@ -689,7 +709,7 @@ enum err_code pipeline_rank_run(struct db_pool *db, const struct spec *sp,
            q->run_prefix);
   char *pj = NULL;
   cJSON *root = NULL;
-  enum err_code rc = trialq_search_prep(db, q->id, &pj, e);
+  rc = trialq_search_prep(db, q->id, &pj, e);
   if (!rc && !(root = cJSON_Parse(pj)))
     rc = err_set(e, ERR_INVAL, "search %lld: prep_json is not JSON",
                  (long long)q->id);

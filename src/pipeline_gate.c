@@ -785,25 +785,8 @@ static void cut_utf8(const char *s, char *buf, size_t cap)
   buf[n] = '\0';
 }
 
-static enum err_code record_row(struct db_pool *db, const char *model,
-                                const char *alias, int from, int to,
-                                const char *action, const char *reason,
-                                const char *actor, const char *dag_run,
-                                const struct pipeline_verdict *v,
-                                const struct pipeline_gate_opts *g,
-                                struct err *e);
-
-enum err_code pipeline_record_deployment(struct db_pool *db,
-                                         const char *model, const char *alias,
-                                         int from, int to, const char *action,
-                                         const char *reason,
-                                         const char *actor,
-                                         const char *dag_run, struct err *e)
-{
-  return record_row(db, model, alias, from, to, action, reason, actor,
-                    dag_run, NULL, NULL, e);
-}
-
+/* One row of table deployment, for both recorders: the gate's figures
+ * when v is paired and g given, NULL columns otherwise. */
 enum err_code pipeline_record_gate(struct db_pool *db, const char *model,
                                    const char *alias, int from, int to,
                                    const char *action, const char *reason,
@@ -812,18 +795,8 @@ enum err_code pipeline_record_gate(struct db_pool *db, const char *model,
                                    const struct pipeline_gate_opts *g,
                                    struct err *e)
 {
-  return record_row(db, model, alias, from, to, action, reason, actor,
-                    dag_run, v && v->is_paired ? v : NULL, g, e);
-}
-
-static enum err_code record_row(struct db_pool *db, const char *model,
-                                const char *alias, int from, int to,
-                                const char *action, const char *reason,
-                                const char *actor, const char *dag_run,
-                                const struct pipeline_verdict *v,
-                                const struct pipeline_gate_opts *g,
-                                struct err *e)
-{
+  if (v && !v->is_paired)
+    v = NULL;
   struct db_conn *c = NULL;
   enum err_code rc = db_acquire(db, DB_WAIT_MS, &c, e);
   if (rc)
@@ -892,6 +865,17 @@ static enum err_code record_row(struct db_pool *db, const char *model,
                model);
   db_release(db, c);
   return rc;
+}
+
+enum err_code pipeline_record_deployment(struct db_pool *db,
+                                         const char *model, const char *alias,
+                                         int from, int to, const char *action,
+                                         const char *reason,
+                                         const char *actor,
+                                         const char *dag_run, struct err *e)
+{
+  return pipeline_record_gate(db, model, alias, from, to, action, reason,
+                              actor, dag_run, NULL, NULL, e);
 }
 
 struct hist {

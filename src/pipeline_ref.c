@@ -23,6 +23,7 @@
 #include "mlopsd/prep.h"
 #include "mlopsd/registry.h"
 #include "mlopsd/trialq.h"
+#include "mlopsd/vec.h"
 
 
 #include "pipeline_int.h"
@@ -153,14 +154,8 @@ static int ref_strings(cJSON *o, const char *const *col, const size_t *idx,
     size_t run = j - i;
     const char *s = pbuf[i];
     if (!delims) {
-      if (nd == cap) {
-        struct cnt *q = realloc(c, 2 * cap * sizeof(*c));
-        if (!q)
-          goto oom;
-        c = q;
-        cap *= 2;
-      }
-      c[nd++] = (struct cnt){s, strlen(s), run};
+      if (VEC_PUSH(c, nd, cap, ((struct cnt){s, strlen(s), run})))
+        goto oom;
     } else {
       const char *p = s;
       while (*p) {
@@ -168,14 +163,8 @@ static int ref_strings(cJSON *o, const char *const *col, const size_t *idx,
         size_t len = strcspn(p, delims);
         if (!len)
           break;
-        if (nd == cap) {
-          struct cnt *q = realloc(c, 2 * cap * sizeof(*c));
-          if (!q)
-            goto oom;
-          c = q;
-          cap *= 2;
-        }
-        c[nd++] = (struct cnt){p, len, run};
+        if (VEC_PUSH(c, nd, cap, ((struct cnt){p, len, run})))
+          goto oom;
         p += len;
       }
     }

@@ -528,6 +528,26 @@ static enum err_code lock_dag_row(struct db_conn *c, const char *dag_id,
   return err_set(e, ERR_DB, "dag row of %s missing", dag_id);
 }
 
+/* Room for more runs of d: max_active_runs less its runs in one of
+ * states (an SQL list of quoted literals written in this file, such as
+ * "'running'"; never input) into *room, which may be <= 0.  Caller holds
+ * the dag row's lock (lock_dag_row) so the count stays true. */
+static enum err_code dag_room(struct db_conn *c, const struct dag *d,
+                              const char *states, int64_t *room,
+                              struct err *e)
+{
+  char sql[128];
+  int64_t n = 0;
+  struct db_val p[1] = {DB_V_STR(d->dag_id)};
+  snprintf(sql, sizeof(sql),
+           "SELECT COUNT(*) FROM dag_run WHERE dag_id = ? AND state IN (%s)",
+           states);
+  enum err_code rc = db_query_i64(c, sql, p, 1, &n, e);
+  if (rc == ERR_OK)
+    *room = d->max_active_runs - n;
+  return rc;
+}
+
 static enum err_code insert_sched_run(struct db_conn *c, struct create *cr,
                                       time_t t, const char *type,
                                       struct err *e)
@@ -585,14 +605,9 @@ static enum err_code create_txn(struct db_conn *c, void *user, struct err *e)
       cr->next_check = now + 86400;
     return ERR_OK;
   }
-  int64_t active = 0;
-  struct db_val p[1] = {DB_V_STR(d->dag_id)};
-  if ((rc = db_query_i64(c,
-                         "SELECT COUNT(*) FROM dag_run WHERE dag_id = ? AND "
-                         "state IN ('queued', 'running')",
-                         p, 1, &active, e)) != ERR_OK)
+  int64_t room = 0;
+  if ((rc = dag_room(c, d, "'queued', 'running'", &room, e)) != ERR_OK)
     return rc;
-  int64_t room = d->max_active_runs - active;
   time_t added = 0;
   if (d->catchup && (have_last || d->start_date.set)) {
     time_t from = have_last ? last : start - 1;
@@ -714,17 +729,12 @@ static enum err_code promote_txn(struct db_conn *c, void *user, struct err *e)
   pr->promoted = 0;
   if ((rc = lock_dag_row(c, d->dag_id, &r, e)) != ERR_OK || r.paused)
     return rc;
-  int64_t running = 0;
-  struct db_val p[2] = {DB_V_STR(d->dag_id), DB_V_INT(0)};
-  if ((rc = db_query_i64(c,
-                         "SELECT COUNT(*) FROM dag_run WHERE dag_id = ? AND "
-                         "state = 'running'",
-                         p, 1, &running, e)) != ERR_OK)
+  int64_t room = 0;
+  if ((rc = dag_room(c, d, "'running'", &room, e)) != ERR_OK)
     return rc;
-  int64_t room = d->max_active_runs - running;
   if (room <= 0)
     return ERR_OK;
-  p[1] = DB_V_INT(room);
+  struct db_val p[2] = {DB_V_STR(d->dag_id), DB_V_INT(room)};
   rc = db_query(c,
                 "SELECT id, run_id FROM dag_run FORCE INDEX "
                 "(dag_run_dag_state) WHERE dag_id = ? AND state = 'queued' "

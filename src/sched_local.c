@@ -233,17 +233,11 @@ enum err_code sched_local_create(struct sched_local **out,
   l->tz = tz;
   l->c = c;
   l->tl.set = set;
+  /* the task pool's connections are set up as every other pool's
+   * (database.wsrep_sync_wait included); read_timeout 0 (none) as this
+   * pool always had */
   struct db_opts o;
-  memset(&o, 0, sizeof(o));
-  o.host = cfg->db_host;
-  o.port = cfg->db_port;
-  o.user = cfg->db_user;
-  o.password = cfg->db_password;
-  o.database = cfg->db_name;
-  o.socket = cfg->db_socket[0] ? cfg->db_socket : NULL;
-  o.size = 3;
-  o.connect_timeout_s = cfg->db_connect_timeout_s;
-  o.read_timeout_s = 0;
+  db_opts_from_cfg(&o, cfg, 3, 0);
   enum err_code rc = db_pool_create(&l->task_db, &o, e);
   if (rc != ERR_OK) {
     sched_local_destroy(l);
