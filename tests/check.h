@@ -22,10 +22,13 @@
 #ifndef MLOPSD_CHECK_H
 #define MLOPSD_CHECK_H
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int check_passed, check_failed, check_skipped, check_cur_failed,
     check_cur_skipped;
@@ -100,6 +103,39 @@ static inline void check_fail_at(const char *file, int line, const char *fmt,
     if (!(check_a_ - check_b_ <= (eps) && check_b_ - check_a_ <= (eps)))      \
       check_fail_at(__FILE__, __LINE__, "%s ~= %s (%.9g vs %.9g)", #a, #b,    \
                     check_a_, check_b_);                                      \
+  } while (0)
+
+/* Runs FN(ARG) in a child process that then kills itself with SIGKILL: a
+ * writer that dies before any clean-up.  FN returns 0 when its work is
+ * done; another value becomes the child's exit status.  Returns the
+ * child's wait status, or -1 when fork or waitpid failed. */
+static inline int check_crash_child(int (*fn)(void *), void *arg)
+{
+  pid_t pid = fork();
+  int st = 0;
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    int rc = fn(arg);
+    if (rc)
+      _exit(rc);
+    raise(SIGKILL);
+    _exit(127);
+  }
+  return waitpid(pid, &st, 0) == pid ? st : -1;
+}
+
+/* Checks that FN(ARG) ran to its end in a child killed by SIGKILL (see
+ * check_crash_child): two checks, the child ran, and it died that way. */
+#define CHECK_CRASH_CHILD(fn, arg)                                            \
+  do {                                                                        \
+    int check_st_ = check_crash_child((fn), (arg));                           \
+    if (check_st_ < 0)                                                        \
+      check_fail_at(__FILE__, __LINE__, "%s in a child: fork failed", #fn);   \
+    else if (!WIFSIGNALED(check_st_) || WTERMSIG(check_st_) != SIGKILL)       \
+      check_fail_at(__FILE__, __LINE__,                                       \
+                    "%s in a child: wait status %#x, not killed by SIGKILL",  \
+                    #fn, (unsigned)check_st_);                                \
   } while (0)
 
 /* Scenario bookkeeping around one run (RUN, RUN_CASE). */

@@ -109,20 +109,37 @@ TEST(down_database_goes_to_spool)
   plog_destroy(p);
 }
 
+/* Append up to 400 rows of customer CID 1 ms apart to a small log P of
+ * policy POL, until the first ERR_FULL: each append must return ERR_OK, or
+ * ERR_FULL where the policy rejects.  *unlogged counts the rows served
+ * unlogged; returns 1 when the log said full. */
+static int fill_small_log(struct plog *p, enum plog_policy pol,
+                          const char *cid, int *unlogged)
+{
+  struct plog_row r = row(cid);
+  int full = 0;
+  *unlogged = 0;
+  for (int i = 0; i < 400 && !full; i++) {
+    int logged = 1;
+    enum err_code rc = plog_append(p, &r, 1, &logged);
+    if (pol == PLOG_FULL_REJECT)
+      CHECK(rc == ERR_OK || rc == ERR_FULL);
+    else
+      CHECK(rc == ERR_OK);
+    full = rc == ERR_FULL;
+    *unlogged += rc == ERR_OK && !logged;
+    msleep(1);
+  }
+  return full;
+}
+
 TEST(full_log_rejects)
 {
   /* a spool of 8 KiB holds a few rows; then the buffer fills */
   struct plog *p = open_log("b", 50, 8192, PLOG_FULL_REJECT);
   REQUIRE(p != NULL);
-  struct plog_row r = row("c2");
-  int full = 0;
-  for (int i = 0; i < 400 && !full; i++) {
-    enum err_code rc = plog_append(p, &r, 1, NULL);
-    CHECK(rc == ERR_OK || rc == ERR_FULL);
-    full = rc == ERR_FULL;
-    msleep(1);
-  }
-  CHECK(full);
+  int unlogged;
+  CHECK(fill_small_log(p, PLOG_FULL_REJECT, "c2", &unlogged));
   CHECK(plog_admit(p, 1) == ERR_FULL);
   struct plog_stats st;
   plog_get_stats(p, &st);
@@ -141,14 +158,8 @@ TEST(full_log_serves_unlogged)
 {
   struct plog *p = open_log("c", 50, 8192, PLOG_FULL_SERVE);
   REQUIRE(p != NULL);
-  struct plog_row r = row("c3");
-  int unlogged = 0;
-  for (int i = 0; i < 400; i++) {
-    int logged = 1;
-    CHECK(plog_append(p, &r, 1, &logged) == ERR_OK);
-    unlogged += !logged;
-    msleep(1);
-  }
+  int unlogged;
+  CHECK(!fill_small_log(p, PLOG_FULL_SERVE, "c3", &unlogged));
   CHECK(unlogged > 0);
   CHECK(plog_admit(p, 1) == ERR_OK);
   struct plog_stats st;
@@ -158,6 +169,24 @@ TEST(full_log_serves_unlogged)
   size_t lost = 0;
   plog_stop(p, 200, &lost);
   plog_destroy(p);
+}
+
+/* The child of killed_process_loses_no_row: a log with options ARG takes
+ * 500 rows (0, else the step that failed). */
+static int append_500(void *arg)
+{
+  struct plog *p = NULL;
+  struct err e = {0};
+  if (plog_create(&p, arg, &e) != ERR_OK || plog_start(p, &e) != ERR_OK)
+    return 3;
+  char cid[16];
+  for (int i = 0; i < 500; i++) {
+    snprintf(cid, sizeof(cid), "k%d", i);
+    struct plog_row r = row(cid);
+    if (plog_append(p, &r, 1, NULL) != ERR_OK)
+      return 4;
+  }
+  return 0;
 }
 
 /* Issue 16: rows appended by a process killed with SIGKILL before any
@@ -170,25 +199,7 @@ TEST(killed_process_loses_no_row)
   fx_plog_opts(&o, "k", path);
   o.flush_ms = 60000; /* no flush before the kill */
   o.flush_rows = 100000;
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    struct plog *p = NULL;
-    if (plog_create(&p, &o, &e) != ERR_OK || plog_start(p, &e) != ERR_OK)
-      _exit(3);
-    char cid[16];
-    for (int i = 0; i < 500; i++) {
-      snprintf(cid, sizeof(cid), "k%d", i);
-      struct plog_row r = row(cid);
-      if (plog_append(p, &r, 1, NULL) != ERR_OK)
-        _exit(4);
-    }
-    raise(SIGKILL);
-    _exit(5);
-  }
-  int st = 0;
-  waitpid(pid, &st, 0);
-  CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  CHECK_CRASH_CHILD(append_500, &o);
   struct plog *p = NULL;
   o.flush_ms = 5;
   REQUIRE(plog_create(&p, &o, &e) == ERR_OK);
