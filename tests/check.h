@@ -22,6 +22,7 @@
 #ifndef MLOPSD_CHECK_H
 #define MLOPSD_CHECK_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +138,42 @@ static inline int check_crash_child(int (*fn)(void *), void *arg)
                     "%s in a child: wait status %#x, not killed by SIGKILL",  \
                     #fn, (unsigned)check_st_);                                \
   } while (0)
+
+/* A watcher thread: calls probe(arg) until stopped, counting the calls
+ * and the ones that returned 0 (an invariant seen broken while other
+ * threads run).  check_watch_start() gives pthread_create's result;
+ * check_watch_stop() joins, after which n and bad may be read. */
+struct check_watch {
+  int (*probe)(void *arg);
+  void *arg;
+  int stop;
+  unsigned long n, bad;
+  pthread_t th;
+};
+
+static inline void *check_watch_run(void *p)
+{
+  struct check_watch *w = p;
+  while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+    if (!w->probe(w->arg))
+      w->bad++;
+    w->n++;
+  }
+  return NULL;
+}
+
+static inline int check_watch_start(struct check_watch *w,
+                                    int (*probe)(void *), void *arg)
+{
+  *w = (struct check_watch){.probe = probe, .arg = arg};
+  return pthread_create(&w->th, NULL, check_watch_run, w);
+}
+
+static inline void check_watch_stop(struct check_watch *w)
+{
+  __atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
+  pthread_join(w->th, NULL);
+}
 
 /* Scenario bookkeeping around one run (RUN, RUN_CASE). */
 static inline void check_begin(const char *name)

@@ -650,27 +650,16 @@ static void *sproducer(void *p)
   return NULL;
 }
 
-struct swatch {
-  struct queue *q;
-  int stop;
-  uint64_t samples, bad;
-};
-
-/* Reads stats while producers and workers run: the snapshot must add up. */
-static void *swatcher(void *p)
+/* Reads stats while producers and workers run: the snapshot must add up
+ * (a check_watch probe on the queue). */
+static int stats_add_up(void *p)
 {
-  struct swatch *sw = p;
-  while (!__atomic_load_n(&sw->stop, __ATOMIC_ACQUIRE)) {
-    struct queue_stats s;
-    queue_get_stats(sw->q, &s);
-    uint64_t fin = s.completed + s.canceled + s.timed_out + s.dropped;
-    if (s.submitted != fin + (uint64_t)s.queued + (uint64_t)s.running ||
-        s.queued > s.capacity || s.running > s.workers)
-      sw->bad++;
-    sw->samples++;
-    sched_yield();
-  }
-  return NULL;
+  struct queue_stats s;
+  queue_get_stats(p, &s);
+  uint64_t fin = s.completed + s.canceled + s.timed_out + s.dropped;
+  sched_yield();
+  return s.submitted == fin + (uint64_t)s.queued + (uint64_t)s.running &&
+         s.queued <= s.capacity && s.running <= s.workers;
 }
 
 static void stress_run(int shutdown_early)
@@ -680,9 +669,9 @@ static void stress_run(int shutdown_early)
   struct queue *q = mkq(3, 1, 64, "stress");
   REQUIRE(q);
   struct sprod sp[S_PROD];
-  pthread_t th[S_PROD], wt;
-  struct swatch sw = {q, 0, 0, 0};
-  REQUIRE(pthread_create(&wt, NULL, swatcher, &sw) == 0);
+  pthread_t th[S_PROD];
+  struct check_watch sw;
+  REQUIRE(check_watch_start(&sw, stats_add_up, q) == 0);
   for (int i = 0; i < S_PROD; i++) {
     sp[i] = (struct sprod){q, i, S_PER, 1234u + (unsigned)i, shutdown_early,
                            0, 0, 0, 0, 0};
@@ -712,8 +701,7 @@ static void stress_run(int shutdown_early)
     }
     queue_shutdown(q, 10000, &lr, &lq);
   }
-  __atomic_store_n(&sw.stop, 1, __ATOMIC_RELEASE);
-  pthread_join(wt, NULL);
+  check_watch_stop(&sw);
 
   uint64_t fulls = 0, shutdowns = 0, cancels_ok = 0, accepted = 0,
            bad_rc = 0;
@@ -730,7 +718,7 @@ static void stress_run(int shutdown_early)
 
   CHECK_EQ_INT(bad_rc, 0);
   CHECK_EQ_INT(sw.bad, 0);
-  CHECK(sw.samples > 0);
+  CHECK(sw.n > 0);
   if (!shutdown_early)
     CHECK_EQ_INT(accepted, S_JOBS);
   CHECK_EQ_INT(lr, 0); /* jobs are short: none left at a 10 s deadline */
@@ -776,7 +764,7 @@ static void stress_run(int shutdown_early)
           shutdown_early ? " (early shutdown)" : "",
           (unsigned long long)accepted, (unsigned long long)fulls,
           (unsigned long long)st.canceled, (unsigned long long)st.timed_out,
-          (unsigned long long)st.dropped, (unsigned long long)sw.samples);
+          (unsigned long long)st.dropped, (unsigned long long)sw.n);
 }
 
 TEST(stress_mpmc) { stress_run(0); }

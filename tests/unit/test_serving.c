@@ -438,30 +438,16 @@ TEST(t_model_load)
 
 /* Readers acquire and release while the main thread swaps v1 <-> v2:
  * every reference is one whole version that answers as that version. */
-struct rd {
-  struct serving *s;
-  atomic_int stop;
-  long n, bad;
-};
-
-static void *reader(void *arg)
+static int acquire_whole_version(void *arg)
 {
-  struct rd *r = arg;
-  while (!atomic_load(&r->stop)) {
-    struct serving_model *m = NULL;
-    if (serving_acquire(r->s, "m", &m) != SERVING_OK) {
-      r->bad++;
-      continue;
-    }
-    int v = serving_model_version(m);
-    float p = predict_row(m);
-    float want = v == g_v1 ? g_p1 : g_p2;
-    if ((v != g_v1 && v != g_v2) || fabsf(p - want) > 1e-6f)
-      r->bad++;
-    serving_release(m);
-    r->n++;
-  }
-  return NULL;
+  struct serving_model *m = NULL;
+  if (serving_acquire(arg, "m", &m) != SERVING_OK)
+    return 0;
+  int v = serving_model_version(m);
+  float p = predict_row(m);
+  float want = v == g_v1 ? g_p1 : g_p2;
+  serving_release(m);
+  return (v == g_v1 || v == g_v2) && fabsf(p - want) <= 1e-6f;
 }
 
 TEST(t_swap_under_readers)
@@ -469,10 +455,9 @@ TEST(t_swap_under_readers)
   REQUIRE(!set_production("m", g_v1));
   struct serving *s = new_set("m", 0);
   REQUIRE(s);
-  struct rd r[2] = {{.s = s}, {.s = s}};
-  pthread_t th[2];
+  struct check_watch r[2];
   for (int i = 0; i < 2; i++)
-    REQUIRE(pthread_create(&th[i], NULL, reader, &r[i]) == 0);
+    REQUIRE(check_watch_start(&r[i], acquire_whole_version, s) == 0);
   struct err E = {0};
   int swaps = 0;
   for (int k = 0; k < 10; k++) {
@@ -481,10 +466,8 @@ TEST(t_swap_under_readers)
       swaps++;
   }
   fx_msleep(50);
-  for (int i = 0; i < 2; i++) {
-    atomic_store(&r[i].stop, 1);
-    pthread_join(th[i], NULL);
-  }
+  for (int i = 0; i < 2; i++)
+    check_watch_stop(&r[i]);
   CHECK_EQ_INT(swaps, 10);
   CHECK(r[0].n > 0 && r[1].n > 0);
   CHECK_EQ_INT(r[0].bad + r[1].bad, 0);
