@@ -90,13 +90,22 @@ callgrind_control -i off "$VPID" >/dev/null 2>&1
 kill "$VPID"; wait "$VPID" 2>/dev/null; VPID=""
 [ -n "${CALLGRIND_KEEP:-}" ] && cp "$T/cg.out" "$CALLGRIND_KEEP"
 
-total=$(awk '/^summary:/ {print $2}' "$T/cg.out")
+# callgrind 3.19 writes "summary: 0" when instrumentation starts off and
+# the real count on the "totals:" line; annotate lines read
+# "COUNT (PCT%)  FILE:FUNCTION [OBJECT]" (with "( 6.17%)" for small PCT)
+total=$(awk '/^totals:/ {t = $2} /^summary:/ && $2 > 0 && !t {t = $2}
+  END {print t + 0}' "$T/cg.out")
 echo "callgrind_serve: $N logged /predict requests (one item each), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 awk -v t="$total" -v n="$N" 'BEGIN { printf "  whole daemon: %.0f instructions per request\n", t / n }'
+# fn: the function of an annotate line ("file:function" -> function)
+FN='function fn(s) { sub(/^.*:/, "", s); return s } { gsub(/\( +/, "(") }'
 callgrind_annotate --inclusive=yes "$T/cg.out" 2>/dev/null |
-  awk -v n="$N" '/on_request|flush_job|do_predict|store_db/ && $1 ~ /^[0-9,]+$/ {
-    gsub(",", "", $1); printf "  inclusive %-60s %8.0f per request\n", $NF, $1 / n }' | head -8
+  awk -v n="$N" "$FN"'
+    $1 ~ /^[0-9,]+$/ && $2 ~ /^\(/ && $3 ~ /:(on_request|flush_job|do_predict|store_db)$/ {
+      v = $1; gsub(",", "", v); printf "  inclusive %-24s %8.0f per request\n", fn($3), v / n }' |
+  head -8
 echo "  top functions, own instructions per request:"
 callgrind_annotate "$T/cg.out" 2>/dev/null |
-  awk -v n="$N" '$1 ~ /^[0-9,]+$/ && NF >= 3 { v = $1; gsub(",", "", v);
-    printf "  %8.0f %s\n", v / n, $NF }' | head -"${CALLGRIND_TOP:-25}"
+  awk -v n="$N" "$FN"'
+    $1 ~ /^[0-9,]+$/ && $2 ~ /^\(/ && NF >= 3 { v = $1; gsub(",", "", v);
+    printf "  %8.0f %s %s\n", v / n, fn($3), $NF }' | head -"${CALLGRIND_TOP:-25}"

@@ -15,7 +15,8 @@
  *   under its shard's lock and the flusher takes whole chunks, so there
  *   is no shared head pointer, and a chunk is freed by one store once all
  *   its rows are stored.  Free chunks are reused last-in first-out, so the
- *   same few chunks stay hot in the cache and in the page tables.
+ *   same few chunks stay hot in the cache and in the page tables; only
+ *   chunks left unused for a while leave the page tables (pbuf_trim).
  *
  * - A row is published by bumping the chunk's row and byte counts after
  *   its bytes are written; a process killed in between leaves a row that
@@ -64,6 +65,8 @@ struct pbuf_chunk {
   size_t wpos;
   uint32_t n;
   uint32_t idx;
+  uint64_t used_epoch; /* b->epoch when last taken (under b->mu) */
+  int mapped;          /* pages may be in our page tables (under b->mu) */
 };
 
 struct pbuf {
@@ -76,6 +79,7 @@ struct pbuf {
   uint32_t *free_idx;
   size_t nfree;
   uint64_t gen;
+  uint64_t epoch; /* pbuf_trim calls so far */
   struct pbuf_chunk **rec;
   size_t nrec;
   uint64_t rec_rows;
@@ -273,6 +277,7 @@ enum err_code pbuf_open(struct pbuf **out, const char *path,
     c->h = (struct chdr *)(b->map + PBUF_FILE_HDR + i * chunk_bytes);
     c->rows = (char *)c->h + PBUF_CHUNK_HDR;
     c->cap = chunk_bytes - PBUF_CHUNK_HDR;
+    c->mapped = 1; /* the checks above may have touched its pages */
     if (c->h->gen >= b->gen)
       b->gen = c->h->gen + 1;
     if (c->h->magic == CHUNK_MAGIC && recover_chunk(c) > c->h->done) {
@@ -326,6 +331,8 @@ int pbuf_take(struct pbuf *b, struct pbuf_chunk **out, size_t k)
     c->h->magic = CHUNK_MAGIC;
     c->wpos = 0;
     c->n = 0;
+    c->used_epoch = b->epoch;
+    c->mapped = 1;
     out[i] = c;
   }
   pthread_mutex_unlock(&b->mu);
@@ -412,17 +419,41 @@ void pbuf_set_done(struct pbuf_chunk *c, uint32_t n) { c->h->done = n; }
 
 void pbuf_release(struct pbuf *b, struct pbuf_chunk *c)
 {
-  /* Drop the chunk's pages from this process's page tables: they stay in
-   * the page cache (the file keeps them), but no longer count in the
-   * daemon's RSS; a reuse faults them back in from the cache (about 0.1
-   * us per row).  Without this, every chunk ever filled stayed resident:
-   * 12.8 MB of RSS after a 60 s bench run. */
+  /* The chunk's pages stay mapped: free chunks are reused newest first,
+   * so under a load the same few come back at once, and dropping their
+   * pages here (MADV_DONTNEED, as first built) made every reuse fault
+   * each page back in through ext4's page_mkwrite and cost a TLB
+   * shootdown per release: 11% of the daemon's CPU in page faults and 2%
+   * in madvise (perf, bench_serve.sh single/16).  pbuf_trim drops the
+   * pages of chunks that sat unused instead. */
   c->h->magic = 0;
-  if (madvise(c->h, b->chunk_bytes, MADV_DONTNEED) != 0)
-    LOG_D(MOD, "madvise chunk %u: %s", c->idx, strerror(errno));
   pthread_mutex_lock(&b->mu);
   b->free_idx[b->nfree++] = c->idx;
   pthread_mutex_unlock(&b->mu);
+}
+
+size_t pbuf_trim(struct pbuf *b)
+{
+  size_t n = 0;
+  uint32_t *idle = malloc(b->nchunks * sizeof(*idle));
+  pthread_mutex_lock(&b->mu);
+  for (size_t i = 0; idle && i < b->nfree; i++) {
+    struct pbuf_chunk *c = &b->ch[b->free_idx[i]];
+    if (c->mapped && c->used_epoch < b->epoch) {
+      c->mapped = 0;
+      idle[n++] = c->idx;
+    }
+  }
+  b->epoch++;
+  pthread_mutex_unlock(&b->mu);
+  /* Outside the lock: a chunk taken again meanwhile loses nothing (the
+   * rows are in the page cache of a shared file mapping; its pages just
+   * fault back in), so appenders never wait for this. */
+  for (size_t i = 0; i < n; i++)
+    if (madvise(b->ch[idle[i]].h, b->chunk_bytes, MADV_DONTNEED) != 0)
+      LOG_D(MOD, "madvise chunk %u: %s", idle[i], strerror(errno));
+  free(idle);
+  return n;
 }
 
 void pbuf_recovered(struct pbuf *b, struct pbuf_chunk ***list, size_t *n,

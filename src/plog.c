@@ -1061,6 +1061,7 @@ static void *tick_main(void *arg)
       p->last_trim_ms = now_ms();
       pthread_mutex_unlock(&p->tk_mu);
       malloc_trim(0);
+      pbuf_trim(p->pb);
       pthread_mutex_lock(&p->tk_mu);
       if (p->stop)
         break;

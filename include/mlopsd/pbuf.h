@@ -30,10 +30,10 @@
  * the chunks still in use, keeps their rows up to the last one that
  * checks out, and lists them in fill order (pbuf_recovered).
  *
- * Thread rule: pbuf_take, pbuf_release, pbuf_free_count, pbuf_sync and
- * pbuf_sync_wait from any thread.  A chunk is used by one thread at a
- * time (its writer, then the flusher), the caller's locking hands it
- * over.  open/close from one thread.
+ * Thread rule: pbuf_take, pbuf_release, pbuf_trim, pbuf_free_count,
+ * pbuf_sync and pbuf_sync_wait from any thread.  A chunk is used by one
+ * thread at a time (its writer, then the flusher), the caller's locking
+ * hands it over.  open/close from one thread.
  */
 #ifndef MLOPSD_PBUF_H
 #define MLOPSD_PBUF_H
@@ -116,8 +116,16 @@ void pbuf_set_seq(struct pbuf_chunk *c, size_t off, uint64_t seq);
 /* Record that the first n rows are stored (recovery skips them). */
 void pbuf_set_done(struct pbuf_chunk *c, uint32_t n);
 
-/* Give c back (its rows are stored); it may be taken again at once. */
+/* Give c back (its rows are stored); it may be taken again at once.
+ * Its pages stay mapped (a reuse does not fault them in again). */
 void pbuf_release(struct pbuf *b, struct pbuf_chunk *c);
+
+/* Drop from this process's page tables (MADV_DONTNEED; the file and the
+ * page cache keep the bytes) the pages of free chunks not taken since
+ * the previous call, so RSS holds only the chunks a load keeps reusing.
+ * Call it now and then (the log's ticker: every 10 s).  Returns the
+ * chunks dropped. */
+size_t pbuf_trim(struct pbuf *b);
 
 /* Chunks found in use by pbuf_open, oldest fill first; *list belongs to
  * b (valid until the first pbuf_take or pbuf_close).  *rows gets the rows

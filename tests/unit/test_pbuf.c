@@ -1,7 +1,8 @@
 /* test_pbuf.c - the prediction log's crash-safe buffer file: rows put by
  * a process that is then killed with SIGKILL are all found by the next
  * open, with their numbers and bytes; a damaged row ends its chunk's
- * rows; a second open of a file in use is refused; group commit.
+ * rows; a second open of a file in use is refused; group commit; a
+ * released chunk stays mapped until pbuf_trim finds it unused.
  */
 /* check: tsan */
 #include <pthread.h>
@@ -182,6 +183,73 @@ TEST(second_open_refused)
   CHECK(pbuf_open(&a, path, 1000, 4, &e) == ERR_INVAL);
 }
 
+/* KiB of the buffer file mapped in this process (smaps Rss), -1 if the
+ * mapping is not found. */
+static long mapped_kb(void)
+{
+  FILE *f = fopen("/proc/self/smaps", "r");
+  char line[512];
+  long kb = -1;
+  int in = 0;
+  if (!f)
+    return -1;
+  while (fgets(line, sizeof(line), f)) {
+    size_t l = strlen(line), pl = strlen(path);
+    if (l > pl && strncmp(line + l - pl - 1, path, pl) == 0)
+      in = 1;
+    else if (in && sscanf(line, "Rss: %ld kB", &kb) == 1)
+      break;
+  }
+  fclose(f);
+  return in ? kb : -1;
+}
+
+/* Fill c with rows until the next one does not fit: every page written. */
+static void fill_chunk(struct pbuf_chunk *c)
+{
+  char feat[900], cid[16];
+  for (int i = 0;; i++) {
+    struct pbuf_row r = mkrow(i, feat, cid);
+    if (pbuf_room(c) < pbuf_row_size(r.cid_len, r.pred_len, r.model_len,
+                                     r.feat_len))
+      break;
+    pbuf_put(c, &r);
+  }
+}
+
+TEST(trim_drops_only_unused_chunks)
+{
+  struct pbuf *b = NULL;
+  struct err e = {0};
+  struct pbuf_chunk *c[4];
+  REQUIRE(pbuf_open(&b, path, CHUNK, NCH, &e) == ERR_OK);
+  REQUIRE(pbuf_take(b, c, 4) == 0);
+  for (int i = 0; i < 4; i++) {
+    fill_chunk(c[i]);
+    pbuf_release(b, c[i]);
+  }
+  /* released, the pages stay mapped: a reuse does not fault them in */
+  long kb = mapped_kb();
+  CHECK(kb >= 4 * CHUNK / 1024 - 4);
+  /* all four were used since open: the first trim keeps them */
+  CHECK_EQ_INT(pbuf_trim(b), 0);
+  CHECK_EQ_INT(mapped_kb(), kb);
+  /* one is taken again; the next trim drops every other free chunk */
+  REQUIRE(pbuf_take(b, c, 1) == 0);
+  pbuf_release(b, c[0]);
+  CHECK_EQ_INT(pbuf_trim(b), NCH - 1);
+  kb = mapped_kb();
+  CHECK(kb >= CHUNK / 1024 && kb <= CHUNK / 1024 + 8);
+  /* unused since: dropped as well; only the file header may stay */
+  CHECK_EQ_INT(pbuf_trim(b), 1);
+  CHECK(mapped_kb() >= 0 && mapped_kb() <= 8);
+  CHECK_EQ_INT(pbuf_trim(b), 0);
+  /* the rows are still in the file (the page cache kept them) */
+  REQUIRE(pbuf_take(b, c, 1) == 0);
+  CHECK_EQ_INT(pbuf_free_count(b), NCH - 1);
+  pbuf_close(b);
+}
+
 static struct pbuf *gb;
 
 static void *syncer(void *arg)
@@ -225,6 +293,7 @@ int main(void)
   RUN(done_rows_skipped_damage_cuts);
   RUN(second_open_refused);
   RUN(group_commit);
+  RUN(trim_drops_only_unused_chunks);
   char cmd[128];
   snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
   if (system(cmd) != 0)
