@@ -219,6 +219,23 @@ static inline const char *fx_bin(char *buf, size_t cap)
   return buf;
 }
 
+/* MLOPSD_SRC and MLOPSD_BIN copied into src and bin; -1, saying on stderr
+ * what TEST needs, when either or MLOPSD_DATABASE_HOST is not set (run
+ * the test through tests/run.sh). */
+static inline int fx_env(const char *test, char *src, size_t src_cap,
+                         char *bin, size_t bin_cap)
+{
+  const char *s = getenv("MLOPSD_SRC"), *b = getenv("MLOPSD_BIN");
+  if (!s || !b || !getenv("MLOPSD_DATABASE_HOST")) {
+    fprintf(stderr, "%s: MLOPSD_SRC, MLOPSD_BIN and MLOPSD_DATABASE_* must "
+                    "be set (tests/run.sh)\n", test);
+    return -1;
+  }
+  snprintf(src, src_cap, "%s", s);
+  snprintf(bin, bin_cap, "%s", b);
+  return 0;
+}
+
 /* The shared/ folder with data/credit: MLOPSD_SHARED, else what
  * tests/shared_dir.sh prints (shared/ beside the clone or beside the main
  * checkout of a git worktree); "" when neither has it. */
@@ -281,9 +298,10 @@ static inline int fx_free_port(void)
 
 /* ---- the test MariaDB ------------------------------------------------- */
 
-/* A pool of SIZE connections to DATABASE (NULL: none selected) on the
- * test server, or NULL (printed). */
-static inline struct db_pool *fx_pool(const char *database, int size)
+/* Options for SIZE connections to DATABASE (NULL: none selected) on the
+ * test server (MLOPSD_DATABASE_HOST/PORT/USER/PASSWORD; the strings are
+ * the environment's), connect timeout 10 s, read timeout 300 s. */
+static inline struct db_opts fx_db_opts(const char *database, int size)
 {
   struct db_opts o = {0};
   const char *port = getenv("MLOPSD_DATABASE_PORT");
@@ -295,6 +313,14 @@ static inline struct db_pool *fx_pool(const char *database, int size)
   o.size = size;
   o.connect_timeout_s = 10;
   o.read_timeout_s = 300;
+  return o;
+}
+
+/* A pool of SIZE connections to DATABASE (NULL: none selected) on the
+ * test server, or NULL (printed). */
+static inline struct db_pool *fx_pool(const char *database, int size)
+{
+  struct db_opts o = fx_db_opts(database, size);
   struct db_pool *p = NULL;
   struct err e = {0};
   if (!o.host) {
@@ -341,6 +367,35 @@ static inline int64_t fx_q1(struct db_pool *p, const char *sql)
   return v;
 }
 
+/* One text cell: what fx_qs reads. */
+struct fx_str {
+  char s[8192];
+};
+
+static inline int fx_str_row(void *user, const struct db_row *row)
+{
+  struct fx_str *b = user;
+  const char *v = db_row_str(row, 0, NULL);
+  snprintf(b->s, sizeof(b->s), "%s", v ? v : "(null)");
+  return 1;
+}
+
+/* The first column of the first row of SQL as text into OUT: "(null)" for
+ * NULL, "" when there is no row or no connection, "error: WHY" when the
+ * query fails (so a CHECK_EQ_STR on it shows the reason). */
+static inline void fx_qs(struct db_pool *p, const char *sql,
+                         struct fx_str *out)
+{
+  struct db_conn *c = NULL;
+  struct err e = {0};
+  out->s[0] = '\0';
+  if (!p || db_acquire(p, 10000, &c, &e) != ERR_OK)
+    return;
+  if (db_query(c, sql, NULL, 0, fx_str_row, out, NULL, &e) != ERR_OK)
+    snprintf(out->s, sizeof(out->s), "error: %.200s", e.msg);
+  db_release(p, c);
+}
+
 /* DROP and CREATE DATABASE NAME on the test server; 0 or -1. */
 static inline int fx_db_recreate(const char *name)
 {
@@ -379,6 +434,48 @@ static inline int fx_db_init(const char *db, const char *bin, const char *src,
            db, src, bin, cfg, log);
   if (fx_run_cmd(cmd) != 0) {
     fprintf(stderr, "db init of %s failed, see %s\n", db, log);
+    return -1;
+  }
+  return 0;
+}
+
+/* DIR/mlopsd.yaml for a daemon on 127.0.0.1:PORT (0: any port) with two
+ * threads; its spool, registry and DAGs under DIR; database DB (connect
+ * timeout 2 s); the specs of the tree SRC; a scheduler tick of TICK_MS
+ * (0: the default).  SERVER_EXTRA (may be NULL) adds lines to server:,
+ * EXTRA (may be NULL) whole sections at the end.  0 or -1 (printed). */
+static inline int fx_daemon_cfg(const char *dir, const char *src, int port,
+                                const char *db, int tick_ms,
+                                const char *server_extra, const char *extra)
+{
+  char path[1100], tick[40] = "";
+  snprintf(path, sizeof(path), "%s/mlopsd.yaml", dir);
+  if (tick_ms > 0)
+    snprintf(tick, sizeof(tick), "  tick_ms: %d\n", tick_ms);
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    perror(path);
+    return -1;
+  }
+  fprintf(f,
+          "server:\n"
+          "  listen: \"127.0.0.1:%d\"\n"
+          "  threads: 2\n"
+          "  spool_dir: %s/spool\n"
+          "%s"
+          "database:\n"
+          "  name: %s\n"
+          "  connect_timeout: 2\n"
+          "models:\n"
+          "  specs_dir: %s/config/models\n"
+          "  registry_dir: %s/registry\n"
+          "scheduler:\n"
+          "  dags_dir: %s/dags\n"
+          "%s%s",
+          port, dir, server_extra ? server_extra : "", db, src, dir, dir,
+          tick, extra ? extra : "");
+  if (fclose(f) != 0) {
+    perror(path);
     return -1;
   }
   return 0;
@@ -688,24 +785,26 @@ static inline char **fx_request_lines(size_t min, size_t *n)
   return NULL;
 }
 
-/* The project's sql/features.sql (under src, the source tree) for the
- * logical date ds, run statement by statement on p; 0 or -1 (printed). */
-static inline int fx_extract_features(struct db_pool *p, const char *src,
-                                      const char *ds)
+/* The SQL file PATH run statement by statement on p, with every "{{ ds }}"
+ * replaced by DS (NULL: the text as it is); 0, or -1 with the file and
+ * what failed on stderr. */
+static inline int fx_exec_file(struct db_pool *p, const char *path,
+                               const char *ds)
 {
-  char path[700];
   struct err e = {0};
-  snprintf(path, sizeof(path), "%s/sql/features.sql", src);
   size_t len;
   char *text = fx_read_file(path, &len);
-  if (!text)
+  if (!text) {
+    fprintf(stderr, "  %s: cannot read\n", path);
     return -1;
-  /* {{ ds }} -> the date */
-  char *out = malloc(len * 2 + 1);
+  }
+  size_t dl = ds ? strlen(ds) : 0;
+  char *out = malloc(len * (dl > 8 ? dl : 8) / 8 + len + 1);
   size_t o = 0;
   for (const char *q = text; out && *q;) {
-    if (strncmp(q, "{{ ds }}", 8) == 0) {
-      o += (size_t)sprintf(out + o, "%s", ds);
+    if (ds && strncmp(q, "{{ ds }}", 8) == 0) {
+      memcpy(out + o, ds, dl);
+      o += dl;
       q += 8;
     } else {
       out[o++] = *q++;
@@ -718,12 +817,22 @@ static inline int fx_extract_features(struct db_pool *p, const char *src,
   struct sqlsplit_list l = {0};
   int r = sqlsplit_split(out, &l, &e) == ERR_OK ? 0 : -1;
   if (r)
-    fprintf(stderr, "  features.sql: %s\n", e.msg);
+    fprintf(stderr, "  %s: %s\n", path, e.msg);
   for (size_t i = 0; r == 0 && i < l.n; i++)
     r = fx_exec(p, l.v[i].sql, 0);
   sqlsplit_list_free(&l);
   free(out);
   return r;
+}
+
+/* The project's sql/features.sql (under src, the source tree) for the
+ * logical date ds, run statement by statement on p; 0 or -1 (printed). */
+static inline int fx_extract_features(struct db_pool *p, const char *src,
+                                      const char *ds)
+{
+  char path[700];
+  snprintf(path, sizeof(path), "%s/sql/features.sql", src);
+  return fx_exec_file(p, path, ds);
 }
 
 #endif

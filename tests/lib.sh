@@ -35,8 +35,39 @@
 #                         scheduler daemons on one database (its own
 #                         spool and registry under DIR, DAGs $T/dags, one
 #                         training thread, tick 200 ms, level info)
-#   tl_db_course DB DS    drop and create DB (db init, db seed) and fill
-#                         its features for the date DS; logs in $T/*.log
+#   tl_db_seeded DB       drop and create DB (db init, db seed); logs in
+#                         $T/init.log, $T/seed.log
+#   tl_db_course DB DS    tl_db_seeded DB, then its features for the date
+#                         DS
+#   tl_spec_copy OUT KEY=VALUE...  the course spec ($MODEL) with each
+#                         KEY's value replaced (num_boost_round=20,
+#                         'max_depth=[4]')
+#   tl_pair_config DB SPECS  two scheduler daemons on DB ($T/a, $T/b on
+#                         $port_a, $port_b; tl_sched_config); the clean-up
+#                         also stops $pid_b
+#   tl_pair_start         start both ($daemon_pid, $pid_b); checks
+#                         daemon_a_up, daemon_b_up
+#   tl_pair_version FILE  versions/1 of $MODEL in whichever daemon's
+#                         registry holds FILE ("" when neither)
+#   tl_replay FILE        the "ok NAME" / "not ok NAME [WHY]" lines a helper
+#                         (a python check script) wrote to FILE, as checks
+#   tl_predict_rows MODEL:V  `mlopsd predict` of $T/body.json: the answer
+#                         in $T/answer.json, the preprocessed rows
+#                         (--print-rows) in $T/rows.json
+#   tl_served_version URL the model_version URL/metadata shows, or "-"
+#   tl_wait_served URL V [S]  up to S seconds (15) until URL serves V;
+#                         prints the version it saw last
+#   tl_model_env DB [SPECS]  the CLI's environment: database DB, registry
+#                         $T/registry, specs SPECS (config/models)
+#   tl_need_pyxgb         0 when $PY (python3) imports xgboost and numpy, else
+#                         a failed check python_xgboost_available and 1
+#   tl_optional_spec IN OUT  the model spec IN with every feature
+#                         `required: false` (nulls are missing values)
+#   tl_sample_body VDIR N MODEL:V  $T/body.json: the first N rows of the
+#                         version's sample.json as one /predict batch, with
+#                         the rows `mlopsd predict MODEL:V` refuses dropped
+#                         (three tries); its last answer in $T/answer.json
+#                         and $T/predict.err, its status returned
 set -u
 pass=0; fail=0; skipped=0
 TL_SCEN=""; TL_SCEN_FAILED=0; TL_SCEN_CHECKS=0
@@ -162,11 +193,123 @@ scheduler:
 EOF
 }
 
-tl_db_course() {
+tl_db_seeded() {
   sql -e "DROP DATABASE IF EXISTS $1" &&
     MLOPSD_DATABASE_NAME=$1 "$BIN" db init >"$T/init.log" 2>&1 &&
-    MLOPSD_DATABASE_NAME=$1 "$BIN" db seed >"$T/seed.log" 2>&1 &&
-    sed "s/{{ ds }}/$2/g" sql/features.sql | sql "$1"
+    MLOPSD_DATABASE_NAME=$1 "$BIN" db seed >"$T/seed.log" 2>&1
+}
+
+tl_db_course() {
+  tl_db_seeded "$1" && sed "s/{{ ds }}/$2/g" sql/features.sql | sql "$1"
+}
+
+tl_served_version() {
+  curl -s "$1/metadata" | python3 -c '
+import json, sys
+try: print(json.load(sys.stdin).get("model_version") or "-")
+except Exception: print("-")'
+}
+
+tl_wait_served() {
+  local v _
+  for _ in $(seq 1 $(( ${3:-15} * 10 ))); do
+    v=$(tl_served_version "$1")
+    [ "$v" = "$2" ] && { echo "$v"; return; }
+    sleep 0.1
+  done
+  echo "$v"
+}
+
+tl_need_pyxgb() {
+  "${PY:-python3}" -c 'import xgboost, numpy' 2>/dev/null && return 0
+  echo "${PY:-python3} cannot import xgboost and numpy (package python3-xgboost)"
+  bad python_xgboost_available
+  return 1
+}
+
+tl_optional_spec() {
+  sed 's/{name: \([a-z_]*\)/{name: \1, required: false/' "$1" >"$2"
+}
+
+tl_sample_body() {
+  local vdir=$1 n=$2 mv=$3 attempt rc=1
+  "${PY:-python3}" - "$vdir/sample.json" "$T/body.json" "$n" <<'EOF'
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+json.dump({"data": rows[:int(sys.argv[3])]}, open(sys.argv[2], "w"))
+EOF
+  for attempt in 1 2 3; do
+    "$BIN" predict "$mv" --file "$T/body.json" >"$T/answer.json" \
+      2>"$T/predict.err" && return 0
+    rc=$?
+    # drop the items named in the 400 body and try again
+    "${PY:-python3}" - "$T/body.json" "$T/answer.json" <<'EOF'
+import json, re, sys
+body = json.load(open(sys.argv[1])); ans = json.load(open(sys.argv[2]))
+badidx = {int(m.group(1)) for k in ans.get("fields", {})
+          for m in [re.match(r"data\[(\d+)\]", k)] if m}
+body["data"] = [r for i, r in enumerate(body["data"]) if i not in badidx]
+json.dump(body, open(sys.argv[1], "w"))
+EOF
+  done
+  return $rc
+}
+
+tl_spec_copy() {
+  local out=$1 kv args=(); shift
+  for kv in "$@"; do args+=(-e "s/^( *${kv%%=*}:).*/\\1 ${kv#*=}/"); done
+  sed -E "${args[@]}" "config/models/${MODEL:-credit_score_classification}.yaml" >"$out"
+}
+
+tl_pair_config() {
+  mkdir -p "$T/a" "$T/b" "$T/dags"
+  port_a=$(free_port)
+  port_b=$(free_port)
+  tl_sched_config "$T/a" "$port_a" "$1" "$2"
+  tl_sched_config "$T/b" "$port_b" "$1" "$2"
+  pid_b=""
+  TL_CLEANUP_EXTRA='[ -n "$pid_b" ] && kill "$pid_b" 2>/dev/null && wait "$pid_b" 2>/dev/null'
+}
+
+tl_pair_start() {
+  "$BIN" -c "$T/a/mlopsd.yaml" serve >"$T/a/daemon.log" 2>&1 &
+  daemon_pid=$!
+  "$BIN" -c "$T/b/mlopsd.yaml" serve >"$T/b/daemon.log" 2>&1 &
+  pid_b=$!
+  check daemon_a_up wait_http "http://127.0.0.1:$port_a/healthz" 30
+  check daemon_b_up wait_http "http://127.0.0.1:$port_b/healthz" 30
+}
+
+tl_pair_version() {
+  local d v=""
+  for d in a b; do
+    [ -f "$T/$d/registry/${MODEL:-credit_score_classification}/versions/1/$1" ] &&
+      v=$T/$d/registry/${MODEL:-credit_score_classification}/versions/1
+  done
+  echo "$v"
+}
+
+tl_replay() {
+  local l
+  while read -r l; do
+    case $l in
+      "ok "*) ok "${l#ok }" ;;
+      "not ok "*)
+        l=${l#not ok }
+        if [ "${l#* }" = "$l" ]; then bad "$l"; else bad "${l%% *}" "${l#* }"; fi ;;
+    esac
+  done <"$1"
+}
+
+tl_model_env() {
+  export MLOPSD_DATABASE_NAME=$1
+  export MLOPSD_MODELS_REGISTRY_DIR=$T/registry
+  export MLOPSD_MODELS_SPECS_DIR=${2:-config/models}
+}
+
+tl_predict_rows() {
+  "$BIN" predict "$1" --file "$T/body.json" >"$T/answer.json" &&
+    "$BIN" predict "$1" --file "$T/body.json" --print-rows >"$T/rows.json"
 }
 
 tl_cleanup() {

@@ -47,6 +47,7 @@
 
 #include "check.h"
 #include "fixture.h"
+#include "version_fx.h"
 #include "mlopsd/db.h"
 #include "mlopsd/prep.h"
 #include "mlopsd/registry.h"
@@ -249,69 +250,29 @@ static int make_version(struct registry *reg, const struct spec *sp,
     y[i] = (float)(cls < 0 ? 0 : cls);
   }
   struct prep_input in = {n, nf, cols};
-  struct prep *pp = NULL;
-  size_t *tr = NULL, *va = NULL, ntr = 0, nva = 0;
-  int rc = -1;
-  float *xtr = NULL, *xva = NULL, *ytr = NULL, *yva = NULL;
-  const char **names = NULL;
-  struct train_result res = {0};
+  struct fx_fit f;
   struct registry_draft *d = NULL;
-  if (prep_split(n, 0.3, 42, &tr, &ntr, &va, &nva, &e) ||
-      prep_fit(sp, &in, tr, ntr, &pp, &e))
+  int ok = 0;
+  if (fx_fit(sp, &in, y, depth, 8, &f, &e))
     goto out;
-  size_t no = prep_n_outputs(pp);
-  xtr = malloc(ntr * no * sizeof(float));
-  xva = malloc(nva * no * sizeof(float));
-  ytr = malloc(ntr * sizeof(float));
-  yva = malloc(nva * sizeof(float));
-  names = malloc(no * sizeof(char *));
-  if (prep_transform_rows(pp, &in, tr, ntr, xtr, &e) ||
-      prep_transform_rows(pp, &in, va, nva, xva, &e))
-    goto out;
-  for (size_t i = 0; i < ntr; i++)
-    ytr[i] = y[tr[i]];
-  for (size_t i = 0; i < nva; i++)
-    yva[i] = y[va[i]];
-  for (size_t j = 0; j < no; j++)
-    names[j] = prep_output_name(pp, j);
-  char dep[16];
-  snprintf(dep, sizeof(dep), "%d", depth);
-  struct train_kv kv[] = {{"max_depth", dep}, {"eta", "0.3"},
-                          {"tree_method", "hist"}, {"seed", "7"}};
-  struct train_data td = {xtr, ytr, ntr, xva, yva, nva, no, names,
-                          NULL, NULL};
-  struct train_params tp = {.objective = "multi:softprob",
-                            .num_class = 3,
-                            .params = kv,
-                            .n_params = 4,
-                            .num_boost_round = 8,
-                            .nthread = 1};
-  if (train_fit(&td, &tp, &res, &e) != ERR_OK)
-    goto out;
+  const struct train_metrics *m = &f.res.metrics;
   /* two trial records per version: the kept one and a worse one */
   char best[128], other[128];
   snprintf(best, sizeof(best), "%s-t01", prefix);
   snprintf(other, sizeof(other), "%s-t02", prefix);
   cJSON *pj = cJSON_CreateObject(), *mj = cJSON_CreateObject();
-  cJSON_AddStringToObject(pj, "max_depth", dep);
-  cJSON_AddNumberToObject(mj, "accuracy", res.metrics.accuracy);
-  cJSON_AddNumberToObject(mj, "logloss", res.metrics.logloss);
+  cJSON_AddStringToObject(pj, "max_depth", f.depth);
+  cJSON_AddNumberToObject(mj, "accuracy", m->accuracy);
+  cJSON_AddNumberToObject(mj, "logloss", m->logloss);
   int wr = registry_run_write(reg, MODEL, best, pj, mj, &e);
   cJSON_ReplaceItemInObject(pj, "max_depth", cJSON_CreateString("1"));
   cJSON_ReplaceItemInObject(mj, "accuracy",
-                            cJSON_CreateNumber(res.metrics.accuracy / 2));
+                            cJSON_CreateNumber(m->accuracy / 2));
   if (!wr)
     wr = registry_run_write(reg, MODEL, other, pj, mj, &e);
   cJSON_Delete(pj);
   cJSON_Delete(mj);
-  if (wr)
-    goto out;
-  char path[REGISTRY_PATH_MAX];
-  if (registry_version_begin(reg, MODEL, &d, &e) ||
-      registry_draft_path(d, "model.ubj", path, sizeof(path), &e) ||
-      train_result_save(&res, path, &e) ||
-      registry_draft_path(d, "preprocess.json", path, sizeof(path), &e) ||
-      prep_save_json(pp, path, &e))
+  if (wr || fx_draft_begin(reg, MODEL, &f, &d, &e))
     goto out;
   cJSON *meta = cJSON_CreateObject();
   cJSON_AddStringToObject(meta, "format", "mlopsd.meta");
@@ -321,39 +282,24 @@ static int make_version(struct registry *reg, const struct spec *sp,
   cJSON_AddStringToObject(meta, "dag_id", "credit_score_ct");
   cJSON_AddStringToObject(meta, "dag_run_id", prefix);
   cJSON_AddStringToObject(meta, "best_run", best);
-  cJSON *par = cJSON_AddObjectToObject(meta, "params");
-  for (size_t i = 0; i < 4; i++)
-    cJSON_AddStringToObject(par, kv[i].key, kv[i].value);
+  cJSON_AddItemToObject(meta, "params", fx_fit_params(&f));
   cJSON *met = cJSON_AddObjectToObject(meta, "metrics");
-  cJSON_AddNumberToObject(met, "accuracy", res.metrics.accuracy);
-  cJSON_AddNumberToObject(met, "f1_macro", res.metrics.f1_macro);
-  cJSON_AddNumberToObject(met, "logloss", res.metrics.logloss);
+  cJSON_AddNumberToObject(met, "accuracy", m->accuracy);
+  cJSON_AddNumberToObject(met, "f1_macro", m->f1_macro);
+  cJSON_AddNumberToObject(met, "logloss", m->logloss);
   cJSON *sel = cJSON_AddObjectToObject(meta, "selection");
   cJSON_AddStringToObject(sel, "metric", "accuracy");
-  cJSON_AddNumberToObject(sel, "value", res.metrics.accuracy);
+  cJSON_AddNumberToObject(sel, "value", m->accuracy);
   cJSON_AddNumberToObject(meta, "training_rows", (double)n);
-  cJSON_AddNumberToObject(meta, "train_rows", (double)ntr);
-  cJSON_AddNumberToObject(meta, "val_rows", (double)nva);
+  cJSON_AddNumberToObject(meta, "train_rows", (double)f.ntr);
+  cJSON_AddNumberToObject(meta, "val_rows", (double)f.nva);
   cJSON_AddNumberToObject(meta, "trial_count", 2);
   cJSON_AddStringToObject(meta, "data_sha256",
                           "9f2b6c1d0e4a7b3c5d8e1f2a3b4c5d6e7f8091a2b3c4d5e6f"
                           "708192a3b4c5d6e7f");
-  char *txt = cJSON_Print(meta);
-  cJSON_Delete(meta);
-  if (registry_draft_path(d, "meta.json", path, sizeof(path), &e) ||
-      fsx_write_atomic(path, txt, strlen(txt), &e)) {
-    free(txt);
-    goto out;
-  }
-  free(txt);
-  rc = registry_version_commit(d, version, &e) == ERR_OK ? 0 : -1;
-  d = NULL;
-out:
-  if (rc)
-    fprintf(stderr, "make_version: %s\n", e.msg);
-  registry_version_abort(d);
-  train_result_free(&res);
-  prep_destroy(pp);
+  ok = fx_draft_json(d, "meta.json", meta, 1, &e) == 0;
+out:;
+  int rc = fx_version_end(&f, &d, ok, version, &e);
   for (size_t k = 0; k < nf; k++) {
     free(num[k]);
     free(str[k]);
@@ -362,13 +308,6 @@ out:
   free(str);
   free(cols);
   free(y);
-  free(xtr);
-  free(xva);
-  free(ytr);
-  free(yva);
-  free(names);
-  free(tr);
-  free(va);
   return rc;
 }
 
@@ -446,27 +385,13 @@ static int write_files(const char *dir, int port, const char *db,
                  "    threshold: 0.2\n"))
     return -1;
   snprintf(cfg, sizeof(cfg),
-           "server:\n"
-           "  listen: \"127.0.0.1:%d\"\n"
-           "  threads: 2\n"
-           "  spool_dir: %s/spool\n"
-           "  default_model: " MODEL "\n"
            "auth:\n"
            "  console_read_open: %s\n"
-           "database:\n"
-           "  name: %s\n"
-           "  connect_timeout: 2\n"
-           "models:\n"
-           "  specs_dir: %s/config/models\n"
-           "  registry_dir: %s/registry\n"
-           "scheduler:\n"
-           "  dags_dir: %s/dags\n"
-           "  tick_ms: 500\n"
            "logging:\n"
            "  level: info\n",
-           port, dir, read_open ? "true" : "false", db, g_src, dir, dir);
-  snprintf(p, sizeof(p), "%s/mlopsd.yaml", dir);
-  return fx_write_text(p, cfg);
+           read_open ? "true" : "false");
+  return fx_daemon_cfg(dir, g_src, port, db, 500,
+                       "  default_model: " MODEL "\n", cfg);
 }
 
 /* Drop and create db with `mlopsd db init`, then insert the rows. */
@@ -822,35 +747,47 @@ TEST(trigger_run)
 
 TEST(pause_unpause)
 {
-  struct fx_answer a;
-  REQUIRE(req("PATCH", "/api/v2/dags/it_monitor", TOKEN,
-              "{\"is_paused\": true}", &a) == 0);
-  CHECK_EQ_INT(a.status, 200);
-  CHECK(cJSON_IsTrue(jget(a.json, "is_paused")));
-  fx_answer_free(&a);
-  CHECK_EQ_INT(sql_i64("SELECT is_paused FROM dag WHERE dag_id = ?",
-                       "it_monitor"),
-               1);
-  REQUIRE(req("POST", "/api/v2/dags/it_monitor", TOKEN,
-              "{\"is_paused\": false}", &a) == 0);
-  CHECK_EQ_INT(a.status, 200);
-  CHECK(cJSON_IsFalse(jget(a.json, "is_paused")));
-  fx_answer_free(&a);
-  CHECK_EQ_INT(sql_i64("SELECT is_paused FROM dag WHERE dag_id = ?",
-                       "it_monitor"),
-               0);
-  REQUIRE(req("PATCH", "/api/v2/dags/it_monitor", TOKEN,
-              "{\"is_paused\": \"yes\"}", &a) == 0);
-  CHECK_EQ_INT(a.status, 422);
-  fx_answer_free(&a);
-  REQUIRE(req("PATCH", "/api/v2/dags/nope", TOKEN, "{\"is_paused\": true}",
-              &a) == 0);
-  CHECK_EQ_INT(a.status, 404);
-  fx_answer_free(&a);
-  REQUIRE(req("PATCH", "/api/v2/dags/it_monitor", NULL,
-              "{\"is_paused\": true}", &a) == 0);
-  CHECK_EQ_INT(a.status, 401);
-  fx_answer_free(&a);
+  /* PAUSED: what is_paused is after the call (answer and table), -1 when
+   * the call is refused */
+  static const struct {
+    const char *method, *path, *token, *body;
+    long status;
+    int paused;
+  } cases[] = {
+      {"PATCH", "/api/v2/dags/it_monitor", TOKEN, "{\"is_paused\": true}",
+       200, 1},
+      {"POST", "/api/v2/dags/it_monitor", TOKEN, "{\"is_paused\": false}",
+       200, 0},
+      {"PATCH", "/api/v2/dags/it_monitor", TOKEN, "{\"is_paused\": \"yes\"}",
+       422, -1},
+      {"PATCH", "/api/v2/dags/nope", TOKEN, "{\"is_paused\": true}", 404, -1},
+      {"PATCH", "/api/v2/dags/it_monitor", NULL, "{\"is_paused\": true}",
+       401, -1},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    struct fx_answer a;
+    REQUIRE(req(cases[i].method, cases[i].path, cases[i].token,
+                cases[i].body, &a) == 0);
+    if (a.status != cases[i].status)
+      check_fail_at(__FILE__, __LINE__, "%s %s %s (token %s): status %ld, "
+                    "want %ld", cases[i].method, cases[i].path,
+                    cases[i].body, cases[i].token ? "yes" : "no", a.status,
+                    cases[i].status);
+    if (cases[i].paused >= 0) {
+      const cJSON *p = jget(a.json, "is_paused");
+      if (!cJSON_IsBool(p) || cJSON_IsTrue(p) != cases[i].paused)
+        check_fail_at(__FILE__, __LINE__, "%s %s %s: is_paused in %.200s, "
+                      "want %d", cases[i].method, cases[i].path,
+                      cases[i].body, a.body, cases[i].paused);
+      int64_t in_db = sql_i64("SELECT is_paused FROM dag WHERE dag_id = ?",
+                              "it_monitor");
+      if (in_db != cases[i].paused)
+        check_fail_at(__FILE__, __LINE__, "%s %s %s: dag.is_paused %lld, "
+                      "want %d", cases[i].method, cases[i].path,
+                      cases[i].body, (long long)in_db, cases[i].paused);
+    }
+    fx_answer_free(&a);
+  }
 }
 
 TEST(list_runs)

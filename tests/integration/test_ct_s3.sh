@@ -45,12 +45,9 @@ mlopsd() { "$BIN" -c "$tmp/mlopsd.yaml" "$@"; }
 
 scenario config
 mkdir -p "$tmp/specs" "$tmp/dags"
-sed -E -e 's/^( *max_depth:).*/\1 [4]/' \
-  -e 's/^( *colsample_bytree:).*/\1 [1.0]/' \
-  -e 's/^( *lambda:).*/\1 [3]/' \
-  -e 's/^( *num_boost_round:).*/\1 20/' \
-  -e 's/^( *early_stopping_rounds:).*/\1 5/' \
-  config/models/$MODEL.yaml >"$tmp/specs/$MODEL.yaml"
+tl_spec_copy "$tmp/specs/$MODEL.yaml" 'max_depth=[4]' \
+  'colsample_bytree=[1.0]' 'lambda=[3]' num_boost_round=20 \
+  early_stopping_rounds=5
 sed -E -e 's/^( *retries:).*/\1 0/' config/dags/credit_score_ct.yaml \
   >"$tmp/dags/credit_score_ct.yaml"
 tl_config "$port" it_ct_s3 "$tmp/specs" "  tick_ms: 200" "  workers: 2"
@@ -70,9 +67,7 @@ if mlopsd dags validate >"$tmp/validate.out" 2>&1; then ok dags_valid
 else cat "$tmp/validate.out"; bad dags_valid; fi
 
 scenario data
-if sql -e "DROP DATABASE IF EXISTS it_ct_s3" &&
-   mlopsd db init >"$tmp/init.log" 2>&1 &&
-   mlopsd db seed >"$tmp/seed.log" 2>&1; then
+if tl_db_seeded it_ct_s3; then
   ok database_ready
 else
   cat "$tmp"/*.log; bad database_ready
@@ -83,21 +78,8 @@ MLOPSD_ADMIN_TOKEN=ct-s3-token "$BIN" -c "$tmp/mlopsd.yaml" serve \
   >"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
 check daemon_up wait_http "$api/healthz" 60
-served_version() {
-  curl -s "$api/metadata" | python3 -c '
-import json, sys
-try: print(json.load(sys.stdin).get("model_version") or "-")
-except Exception: print("-")'
-}
-wait_served() {  # up to 20 s for the hot swap
-  local v
-  for _ in $(seq 1 200); do
-    v=$(served_version)
-    [ "$v" = "$1" ] && { echo "$v"; return; }
-    sleep 0.1
-  done
-  echo "$v"
-}
+served_version() { tl_served_version "$api"; }
+wait_served() { tl_wait_served "$api" "$1" 20; }  # the hot swap
 if mlopsd dags trigger "$CT" --date 2025-09-01 --wait --timeout 300 \
      >"$tmp/ct.out" 2>&1; then ok ct_run_succeeded
 else sed 's/^/  | /' "$tmp/ct.out" | tail -30; tail -30 "$tmp/daemon.log"; bad ct_run_succeeded; fi

@@ -101,27 +101,7 @@ static int base_cfg(struct cfg *c)
 
 static int write_cfg(void)
 {
-  char path[512];
-  snprintf(path, sizeof(path), "%s/mlopsd.yaml", g_tmp);
-  FILE *f = fopen(path, "w");
-  if (!f)
-    return -1;
-  fprintf(f,
-          "server:\n"
-          "  listen: \"127.0.0.1:0\"\n"
-          "  threads: 2\n"
-          "  spool_dir: %s/spool\n"
-          "database:\n"
-          "  name: " DBNAME "\n"
-          "  connect_timeout: 2\n"
-          "models:\n"
-          "  specs_dir: %s/config/models\n"
-          "  registry_dir: %s/registry\n"
-          "scheduler:\n"
-          "  dags_dir: %s/dags\n"
-          "  tick_ms: 200\n",
-          g_tmp, g_src, g_tmp, g_tmp);
-  return fclose(f);
+  return fx_daemon_cfg(g_tmp, g_src, 0, DBNAME, 200, NULL, NULL);
 }
 
 /* Drop it_daemon and create it with `mlopsd db init`. */

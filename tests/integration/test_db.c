@@ -29,16 +29,13 @@ static const char *HOST, *USER, *PASS, *DIR_;
 static int PORT;
 static char SCRIPT[1024];
 
+/* The test server's options (fx_db_opts) with PASSWORD, 5 s to connect,
+ * 60 s to read. */
 static struct db_opts opts_for(const char *database, const char *password,
                                int size)
 {
-  struct db_opts o = {0};
-  o.host = HOST;
-  o.port = PORT;
-  o.user = USER;
+  struct db_opts o = fx_db_opts(database, size);
   o.password = password;
-  o.database = database;
-  o.size = size;
   o.connect_timeout_s = 5;
   o.read_timeout_s = 60;
   return o;
@@ -1081,15 +1078,16 @@ static void *inflight_main(void *arg)
   return NULL;
 }
 
-TEST(t_killed_in_flight)
+/* Start SELECT SLEEP(30) on C in thread *TH (F keeps its outcome) and
+ * wait, watching from W, until the server runs it.  C's connection id,
+ * or -1 when the thread could not start (then there is nothing to join). */
+static int64_t inflight_start(struct inflight *f, pthread_t *th,
+                              struct db_conn *c, struct db_conn *w)
 {
-  struct db_conn *c, *w;
-  REQUIRE_OK(db_acquire(P, 10000, &c, &E));
-  REQUIRE_OK(db_acquire(P, 10000, &w, &E));
   int64_t id = q1(c, "SELECT CONNECTION_ID()");
-  struct inflight f = {c, ERR_INTERNAL, {0, ""}, -1};
-  pthread_t th;
-  REQUIRE(pthread_create(&th, NULL, inflight_main, &f) == 0);
+  *f = (struct inflight){c, ERR_INTERNAL, {0, ""}, -1};
+  if (pthread_create(th, NULL, inflight_main, f) != 0)
+    return -1;
   struct db_val idv = DB_V_INT(id);
   int64_t running = 0;
   for (int i = 0; i < 500 && running < 1; i++) {
@@ -1099,14 +1097,36 @@ TEST(t_killed_in_flight)
                      &idv, 1, &running, &E) != ERR_OK)
       break;
   }
-  CHECK_EQ_INT(running, 1);
+  if (running != 1)
+    check_fail_at(__FILE__, __LINE__, "SELECT SLEEP(30) of connection %lld "
+                  "not seen running (%lld): %s", (long long)id,
+                  (long long)running, E.msg);
+  return id;
+}
+
+/* Join the in-flight query: it failed as a lost connection, and its
+ * connection is marked broken. */
+static void inflight_lost(struct inflight *f, pthread_t th)
+{
+  pthread_join(th, NULL);
+  CHECK_EQ_INT(f->rc, ERR_DB_CONN);
+  CHECK_HAS(f->e.msg, "SELECT SLEEP(30): database connection lost");
+  CHECK(db_conn_broken(f->c));
+}
+
+TEST(t_killed_in_flight)
+{
+  struct db_conn *c, *w;
+  REQUIRE_OK(db_acquire(P, 10000, &c, &E));
+  REQUIRE_OK(db_acquire(P, 10000, &w, &E));
+  struct inflight f;
+  pthread_t th;
+  int64_t id = inflight_start(&f, &th, c, w);
+  REQUIRE(id >= 0);
   char kill[64];
   snprintf(kill, sizeof(kill), "KILL CONNECTION %" PRId64, id);
   CHECK_OK(db_exec(w, kill, NULL, &E));
-  pthread_join(th, NULL);
-  CHECK_EQ_INT(f.rc, ERR_DB_CONN);
-  CHECK_HAS(f.e.msg, "SELECT SLEEP(30): database connection lost");
-  CHECK(db_conn_broken(c));
+  inflight_lost(&f, th);
   db_release(P, c);
   db_release(P, w);
   REQUIRE_OK(db_acquire(P, 10000, &c, &E));
@@ -1134,28 +1154,14 @@ TEST(t_server_restart)
   CHECK_OK(db_query_i64(c2, "SELECT ? + 1", &v, 1, &out, &E));
   CHECK_EQ_INT(out, 42);
   /* c0 has a query in flight during the restart */
-  int64_t id = q1(c0, "SELECT CONNECTION_ID()");
-  struct inflight f = {c0, ERR_INTERNAL, {0, ""}, -1};
+  struct inflight f;
   pthread_t th;
-  REQUIRE(pthread_create(&th, NULL, inflight_main, &f) == 0);
-  struct db_val idv = DB_V_INT(id);
-  int64_t running = 0;
-  for (int i = 0; i < 500 && running < 1; i++) {
-    fx_msleep(20);
-    if (db_query_i64(c2, "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
-                         "WHERE ID = ? AND INFO LIKE 'SELECT SLEEP%'",
-                     &idv, 1, &running, &E) != ERR_OK)
-      break;
-  }
-  CHECK_EQ_INT(running, 1);
+  REQUIRE(inflight_start(&f, &th, c0, c2) >= 0);
   db_release(p, c2); /* c2 idles across the restart */
 
   int restarted = restart_server();
-  pthread_join(th, NULL);
+  inflight_lost(&f, th);
   REQUIRE(restarted == 0);
-  CHECK_EQ_INT(f.rc, ERR_DB_CONN);
-  CHECK_HAS(f.e.msg, "SELECT SLEEP(30): database connection lost");
-  CHECK(db_conn_broken(c0));
 
   /* c1 was between queries: its next call fails */
   out = 0;

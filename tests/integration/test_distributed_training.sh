@@ -19,25 +19,16 @@ DS=2025-09-01
 finish() { tl_done; exit $?; }
 export MLOPSD_DATABASE_NAME=$DB
 export MLOPSD_MODELS_SPECS_DIR=$T/specs
-pid_b=""
-TL_CLEANUP_EXTRA='[ -n "$pid_b" ] && kill "$pid_b" 2>/dev/null && wait "$pid_b" 2>/dev/null'
 
 scenario setup
-if ! $PY -c 'import xgboost, numpy' 2>/dev/null; then
-  echo "$PY cannot import xgboost and numpy (package python3-xgboost)"
-  bad python_xgboost_available; finish
-fi
-mkdir -p "$T/specs" "$T/dags" "$T/a" "$T/b" "$T/pspecs"
+tl_need_pyxgb || finish
+mkdir -p "$T/specs" "$T/dags" "$T/pspecs"
 # two grid points, 30 rounds: enough to see both ranks agree
-sed -E -e 's/^( *max_depth:).*/\1 [5]/' \
-  -e 's/^( *colsample_bytree:).*/\1 [0.8, 1.0]/' \
-  -e 's/^( *lambda:).*/\1 [3]/' \
-  -e 's/^( *num_boost_round:).*/\1 30/' \
-  -e 's/^( *early_stopping_rounds:).*/\1 5/' \
-  config/models/$MODEL.yaml >"$T/specs/$MODEL.yaml"
+tl_spec_copy "$T/specs/$MODEL.yaml" 'max_depth=[5]' \
+  'colsample_bytree=[0.8, 1.0]' 'lambda=[3]' num_boost_round=30 \
+  early_stopping_rounds=5
 # the predict side takes nulls as missing values (as test_xgb_interop.sh)
-sed 's/{name: \([a-z_]*\)/{name: \1, required: false/' \
-  "$T/specs/$MODEL.yaml" >"$T/pspecs/$MODEL.yaml"
+tl_optional_spec "$T/specs/$MODEL.yaml" "$T/pspecs/$MODEL.yaml"
 cat >"$T/dags/dist.yaml" <<EOF
 dag_id: dist
 schedule: null
@@ -45,10 +36,7 @@ tasks:
   - {id: train, type: train, model: $MODEL, workers: 2,
      tracker_host: 127.0.0.1}
 EOF
-port_a=$(free_port)
-port_b=$(free_port)
-tl_sched_config "$T/a" "$port_a" $DB "$T/specs"
-tl_sched_config "$T/b" "$port_b" $DB "$T/specs"
+tl_pair_config $DB "$T/specs"
 if tl_db_course $DB $DS; then
   ok database_ready
 else
@@ -60,12 +48,7 @@ total_rows=$(sql -e "SELECT COUNT(*) FROM credit_score_features_target
   INTERVAL 28 DAY), '%Y-%m-%d') AND date <= '$DS'" "$DB")
 
 scenario two_daemons_train_together
-"$BIN" -c "$T/a/mlopsd.yaml" serve >"$T/a/daemon.log" 2>&1 &
-daemon_pid=$!
-"$BIN" -c "$T/b/mlopsd.yaml" serve >"$T/b/daemon.log" 2>&1 &
-pid_b=$!
-check daemon_a_up wait_http "http://127.0.0.1:$port_a/healthz" 30
-check daemon_b_up wait_http "http://127.0.0.1:$port_b/healthz" 30
+tl_pair_start
 if "$BIN" -c "$T/a/mlopsd.yaml" dags trigger dist --date $DS --wait \
      --timeout 600 >"$T/trigger.out" 2>&1; then
   ok run_succeeded
@@ -96,11 +79,7 @@ check log_same_bytes grep -q \
   "2 workers ended with the same model bytes for all 2 trials" "$T/task.log"
 
 scenario one_version_records_the_workers
-vdir=""
-for d in a b; do
-  [ -f "$T/$d/registry/$MODEL/versions/1/meta.json" ] &&
-    vdir=$T/$d/registry/$MODEL/versions/1
-done
+vdir=$(tl_pair_version meta.json)
 check version_registered test -n "$vdir"
 eq meta_distributed "$($PY - "$vdir/meta.json" <<'EOF'
 import json, sys
@@ -114,30 +93,9 @@ check no_second_version test ! -e "$(dirname "$vdir")/2"
 scenario python_xgboost_agrees_with_mlopsd_predict
 export MLOPSD_MODELS_SPECS_DIR=$T/pspecs
 export MLOPSD_MODELS_REGISTRY_DIR=$(dirname "$(dirname "$(dirname "$vdir")")")
-$PY - "$vdir/sample.json" "$T/body.json" <<'EOF'
-import json, sys
-rows = json.load(open(sys.argv[1]))["rows"]
-json.dump({"data": rows[:400]}, open(sys.argv[2], "w"))
-EOF
-for attempt in 1 2 3; do
-  "$BIN" predict $MODEL:1 --file "$T/body.json" >"$T/answer.json" \
-    2>"$T/predict.err" && break
-  $PY - "$T/body.json" "$T/answer.json" <<'EOF'
-import json, re, sys
-body = json.load(open(sys.argv[1])); ans = json.load(open(sys.argv[2]))
-bad = {int(m.group(1)) for k in ans.get("fields", {})
-       for m in [re.match(r"data\[(\d+)\]", k)] if m}
-body["data"] = [r for i, r in enumerate(body["data"]) if i not in bad]
-json.dump(body, open(sys.argv[1], "w"))
-EOF
-done
-if "$BIN" predict $MODEL:1 --file "$T/body.json" >"$T/answer.json" &&
-   "$BIN" predict $MODEL:1 --file "$T/body.json" --print-rows \
-     >"$T/rows.json"; then
-  ok predict_and_print_rows
-else
-  cat "$T/answer.json" "$T/predict.err"; bad predict_and_print_rows; finish
-fi
+tl_sample_body "$vdir" 400 $MODEL:1
+tl_predict_rows $MODEL:1 && ok predict_and_print_rows || {
+  cat "$T/answer.json" "$T/predict.err"; bad predict_and_print_rows; finish; }
 if $PY - "$vdir/model.ubj" "$T/rows.json" "$T/answer.json" "$vdir" \
      >"$T/py.out" 2>&1 <<'EOF'
 import json, os, sys

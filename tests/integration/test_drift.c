@@ -23,6 +23,7 @@
 
 #include "check.h"
 #include "fixture.h"
+#include "monitor_fx.h"
 #include "task_ctx.h"
 #include "mlopsd/cfg.h"
 #include "mlopsd/db.h"
@@ -42,27 +43,15 @@
 #define LOGT "credit_predictions_api_log"
 
 static struct err E;
-static struct db_pool *P;
-static struct cfg CFG;
-static char g_src[512], g_bin[512], g_tmp[256], g_cfg[300], g_reg[300],
-    g_log[300];
-static char **g_lines; /* predict_requests.jsonl, the "data" objects */
-static size_t g_nlines;
+static struct fx_mon M; /* the database, the model, the temp directory */
+static struct db_pool *P; /* M.pool */
 
 /* ---- a hand-built task context -------------------------------------- */
 
 /* The monitor DAG's drift check at logical date DS. */
 static struct fx_tc *tc_new(const char *fields, const char *ds)
 {
-  struct fx_tc *c = fx_tc_new(fields, NULL, P);
-  if (!c)
-    return NULL;
-  c->t.dag_id = "credit_score_monitor";
-  c->t.run_id = "scheduled__test";
-  c->t.task_id = "check";
-  c->t.ds = ds;
-  c->t.cfg = &CFG;
-  return c;
+  return fx_mon_tc(&M, fields, ds);
 }
 
 static enum err_code run_type(struct fx_tc *c, const char *type)
@@ -76,52 +65,9 @@ static enum err_code run_type(struct fx_tc *c, const char *type)
 
 /* ---- database helpers ------------------------------------------------ */
 
-static int exec(const char *sql)
-{
-  struct db_conn *c;
-  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
-    return -1;
-  int r = db_exec(c, sql, NULL, &E) == ERR_OK ? 0 : -1;
-  if (r)
-    fprintf(stderr, "  exec: %s\n", E.msg);
-  db_release(P, c);
-  return r;
-}
-
-static int64_t q1(const char *sql)
-{
-  struct db_conn *c;
-  int64_t v = INT64_MIN;
-  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
-    return INT64_MIN;
-  if (db_query_i64(c, sql, NULL, 0, &v, &E) != ERR_OK)
-    v = INT64_MIN;
-  db_release(P, c);
-  return v;
-}
-
-struct strbuf {
-  char s[8192];
-};
-
-static int str_row(void *user, const struct db_row *row)
-{
-  struct strbuf *b = user;
-  const char *v = db_row_str(row, 0, NULL);
-  snprintf(b->s, sizeof(b->s), "%s", v ? v : "(null)");
-  return 1;
-}
-
-static void qs(const char *sql, struct strbuf *out)
-{
-  struct db_conn *c;
-  out->s[0] = '\0';
-  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
-    return;
-  if (db_query(c, sql, NULL, 0, str_row, out, NULL, &E) != ERR_OK)
-    snprintf(out->s, sizeof(out->s), "error: %.200s", E.msg);
-  db_release(P, c);
-}
+static int exec(const char *sql) { return fx_exec(P, sql, 0); }
+static int64_t q1(const char *sql) { return fx_q1(P, sql); }
+static void qs(const char *sql, struct fx_str *out) { fx_qs(P, sql, out); }
 
 /* One prediction-log row; created_at NULL = now; version 0 = NULL. */
 static int log_row(const char *cid, const char *features, const char *pred,
@@ -157,7 +103,7 @@ static int log_row(const char *cid, const char *features, const char *pred,
 static int log_requests(size_t from, size_t n, int shift)
 {
   for (size_t i = 0; i < n; i++) {
-    cJSON *d = cJSON_Parse(g_lines[(from + i) % g_nlines]);
+    cJSON *d = cJSON_Parse(M.lines[(from + i) % M.nlines]);
     if (!d)
       return -1;
     if (shift) {
@@ -182,123 +128,6 @@ static int log_requests(size_t from, size_t n, int shift)
 
 /* ---- set-up ----------------------------------------------------------- */
 
-static int load_lines(void)
-{
-  g_lines = fx_request_lines(2000, &g_nlines);
-  return g_lines ? 0 : -1;
-}
-
-static int extract_features(const char *ds)
-{
-  return fx_extract_features(P, g_src, ds);
-}
-
-static int train_production(void)
-{
-  char path[700];
-  struct spec *sp = NULL;
-  struct registry *reg = NULL;
-  struct pipeline_result res;
-  memset(&res, 0, sizeof(res));
-  snprintf(path, sizeof(path), "%s/config/models/" MODEL ".yaml", g_src);
-  struct pipeline_opts o = {0};
-  o.ds = "2025-09-01";
-  o.dag_id = "it_drift";
-  o.dag_run_id = "it_drift_train";
-  o.nthread = 1;
-  o.max_trials = 1;
-  o.num_boost_round = 10;
-  o.early_stopping_rounds = -1;
-  int r = -1;
-  if (spec_load(path, &sp, &E) == ERR_OK) {
-    /* the reference of the whole day's two-way split (1,750 rows), which
-     * the PSI and bin checks below were measured against; the course
-     * spec's gate split and 28-day window train on fewer rows */
-    sp->gate_fraction = 0;
-    free(sp->group_by);
-    sp->group_by = NULL;
-    free(sp->window.column);
-    sp->window.column = NULL;
-    sp->window.days = 0;
-  }
-  if (!sp || registry_open(g_reg, &reg, &E) ||
-      pipeline_train(reg, P, sp, &o, &res, &E) ||
-      registry_alias_set(reg, MODEL, REGISTRY_PRODUCTION, res.version, NULL,
-                         &E))
-    fprintf(stderr, "train: %s\n", E.msg);
-  else
-    r = 0;
-  pipeline_result_free(&res);
-  registry_close(reg);
-  spec_destroy(sp);
-  return r;
-}
-
-static int setup(void)
-{
-  const char *s = getenv("MLOPSD_SRC"), *b = getenv("MLOPSD_BIN");
-  if (!s || !b || !getenv("MLOPSD_DATABASE_HOST")) {
-    fprintf(stderr, "test_drift: MLOPSD_SRC, MLOPSD_BIN and "
-                    "MLOPSD_DATABASE_* must be set (tests/run.sh)\n");
-    return -1;
-  }
-  snprintf(g_src, sizeof(g_src), "%s", s);
-  snprintf(g_bin, sizeof(g_bin), "%s", b);
-  if (fx_tmpdir(g_tmp, sizeof(g_tmp), "it-drift"))
-    return -1;
-  snprintf(g_reg, sizeof(g_reg), "%s/registry", g_tmp);
-  snprintf(g_cfg, sizeof(g_cfg), "%s/mlopsd.yaml", g_tmp);
-  snprintf(g_log, sizeof(g_log), "%s/cmd.log", g_tmp);
-  setenv("MLOPSD_DATABASE_NAME", DBNAME, 1);
-  FILE *f = fopen(g_cfg, "w");
-  if (!f)
-    return -1;
-  fprintf(f,
-          "database:\n  name: " DBNAME "\n"
-          "models:\n  specs_dir: %s/config/models\n  registry_dir: %s\n"
-          "scheduler:\n  dags_dir: %s/dags\n",
-          g_src, g_reg, g_tmp);
-  fclose(f);
-  cfg_defaults(&CFG);
-  snprintf(CFG.models_registry_dir, sizeof(CFG.models_registry_dir), "%.300s",
-           g_reg);
-
-  struct db_opts o = {0};
-  o.host = getenv("MLOPSD_DATABASE_HOST");
-  o.port = atoi(getenv("MLOPSD_DATABASE_PORT") ? getenv("MLOPSD_DATABASE_PORT")
-                                               : "3306");
-  o.user = getenv("MLOPSD_DATABASE_USER");
-  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
-  o.size = 3;
-  o.connect_timeout_s = 5;
-  struct db_pool *p0 = NULL;
-  struct db_conn *c = NULL;
-  if (db_pool_create(&p0, &o, &E) || db_acquire(p0, 10000, &c, &E) ||
-      db_exec(c, "DROP DATABASE IF EXISTS " DBNAME, NULL, &E)) {
-    fprintf(stderr, "setup: %s\n", E.msg);
-    return -1;
-  }
-  db_release(p0, c);
-  db_pool_destroy(p0);
-  char cmd[8192];
-  snprintf(cmd, sizeof(cmd),
-           "cd %s && %s -c %s db init >>%s 2>&1 && "
-           "%s -c %s db seed --dir %s/sql/data >>%s 2>&1",
-           g_src, g_bin, g_cfg, g_log, g_bin, g_cfg, g_src, g_log);
-  if (fx_run_cmd(cmd) != 0) {
-    fprintf(stderr, "db init/seed failed, see %s\n", g_log);
-    return -1;
-  }
-  o.database = DBNAME;
-  if (db_pool_create(&P, &o, &E)) {
-    fprintf(stderr, "setup: %s\n", E.msg);
-    return -1;
-  }
-  if (load_lines() || extract_features("2025-09-01") || train_production())
-    return -1;
-  return 0;
-}
-
 /* ---- drift -------------------------------------------------------------- */
 
 #define DRIFT_FIELDS(extra)                                                   \
@@ -317,7 +146,7 @@ TEST(no_rows_insufficient)
   CHECK_OK(run_type(c, "drift"));
   CHECK_EQ_INT(c->ntrig, 0);
   CHECK_EQ_INT(c->t.skip, 0);
-  struct strbuf b;
+  struct fx_str b;
   qs("SELECT CONCAT(model, ' ', version, ' ', window_rows, ' ', verdict, "
      "' ', COALESCE(max_score, 'null')) FROM drift_report ORDER BY id DESC "
      "LIMIT 1", &b);
@@ -360,7 +189,7 @@ static int log_training_rows(size_t n)
 /* The latest report's scores ("features" object) into *j. */
 static const cJSON *latest_scores(cJSON **j)
 {
-  static struct strbuf b;
+  static struct fx_str b;
   qs("SELECT scores FROM drift_report ORDER BY id DESC LIMIT 1", &b);
   *j = cJSON_Parse(b.s);
   return cJSON_GetObjectItem(*j, "features");
@@ -378,7 +207,7 @@ TEST(stable_population_ok)
   struct fx_tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
   CHECK_OK(run_type(c, "drift"));
   CHECK_EQ_INT(c->ntrig, 0);
-  struct strbuf b;
+  struct fx_str b;
   qs("SELECT CONCAT(window_rows, ' ', verdict) FROM drift_report ORDER BY "
      "id DESC LIMIT 1", &b);
   CHECK_EQ_STR(b.s, "1000 ok");
@@ -457,11 +286,26 @@ TEST(min_rows_not_met)
                         " \"trigger_dag\": \"ct\"}", "2025-09-01");
   CHECK_OK(run_type(c, "drift"));
   CHECK_EQ_INT(c->ntrig, 0);
-  struct strbuf b;
+  struct fx_str b;
   qs("SELECT CONCAT(window_rows, ' ', verdict) FROM drift_report ORDER BY "
      "id DESC LIMIT 1", &b);
   CHECK_EQ_STR(b.s, "1000 insufficient_data");
   fx_tc_free(c);
+}
+
+/* Version 1's meta.json (free with cJSON_Delete) and in *sp its split
+ * SPLIT ("gate", "valid"); NULL, a failed check, when it cannot be read. */
+static cJSON *v1_split(const char *split, const cJSON **sp)
+{
+  cJSON *meta = NULL;
+  struct registry *reg = NULL;
+  if (registry_open(M.reg, &reg, &E) != ERR_OK ||
+      registry_read_meta(reg, MODEL, 1, &meta, &E) != ERR_OK)
+    check_fail_at(__FILE__, __LINE__, "meta.json of %s version 1: %s", MODEL,
+                  E.msg);
+  registry_close(reg);
+  *sp = cJSON_GetObjectItem(cJSON_GetObjectItem(meta, "splits"), split);
+  return meta;
 }
 
 /* Prediction drift of a window whose rows were all logged as "Standard"
@@ -474,12 +318,9 @@ static void check_predictions(const cJSON *p)
                                                               "reference"));
   REQUIRE(file);
   CHECK(!strcmp(file, "gate.jsonl") || !strcmp(file, "validation.jsonl"));
-  cJSON *meta = NULL;
-  struct registry *reg = NULL;
-  REQUIRE(registry_open(g_reg, &reg, &E) == ERR_OK);
-  REQUIRE(registry_read_meta(reg, MODEL, 1, &meta, &E) == ERR_OK);
-  const cJSON *sp = cJSON_GetObjectItem(cJSON_GetObjectItem(meta, "splits"),
-                                        file[0] == 'g' ? "gate" : "valid");
+  const cJSON *sp = NULL;
+  cJSON *meta = v1_split(file[0] == 'g' ? "gate" : "valid", &sp);
+  REQUIRE(meta);
   double mrows = cJSON_GetNumberValue(cJSON_GetObjectItem(sp, "rows"));
   CHECK(mrows > 0);
   CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(p, "reference_rows")) ==
@@ -529,7 +370,6 @@ static void check_predictions(const cJSON *p)
     cJSON_free(txt);
   }
   cJSON_Delete(meta);
-  registry_close(reg);
 }
 
 TEST(shifted_population_triggers)
@@ -540,7 +380,7 @@ TEST(shifted_population_triggers)
                         "2025-09-01");
   CHECK_OK(run_type(c, "drift"));
   int64_t id = last_report();
-  struct strbuf b;
+  struct fx_str b;
   if (getenv("VERBOSE"))
     fprintf(stderr, "    shifted: report %lld\n", (long long)id);
   qs("SELECT CONCAT(window_rows, ' ', verdict) FROM drift_report ORDER BY "
@@ -595,7 +435,7 @@ TEST(drift_without_trigger_fails)
   CHECK_HAS(E.msg, "no trigger_dag set");
   CHECK_HAS(E.msg, "threshold 0.2");
   CHECK_EQ_INT(c->ntrig, 0);
-  struct strbuf b;
+  struct fx_str b;
   qs("SELECT CONCAT(window_rows, ' ', verdict) FROM drift_report ORDER BY "
      "id DESC LIMIT 1", &b);
   CHECK_EQ_STR(b.s, "500 drift");
@@ -635,7 +475,7 @@ TEST(cooldown)
 TEST(no_production_version_skips)
 {
   struct registry *reg;
-  REQUIRE(registry_open(g_reg, &reg, &E) == ERR_OK);
+  REQUIRE(registry_open(M.reg, &reg, &E) == ERR_OK);
   REQUIRE(registry_alias_delete(reg, MODEL, REGISTRY_PRODUCTION, &E) ==
           ERR_OK);
   int64_t before = last_report();
@@ -762,7 +602,7 @@ TEST(false_trigger_rate)
   char path[700];
   struct spec *sp = NULL;
   struct fstore_set *s = NULL;
-  snprintf(path, sizeof(path), "%s/config/models/" MODEL ".yaml", g_src);
+  snprintf(path, sizeof(path), "%s/config/models/" MODEL ".yaml", M.src);
   REQUIRE(spec_load(path, &sp, &E) == ERR_OK);
   REQUIRE(fstore_read_training(P, sp, "2025-09-01", NULL, NULL, &s, &E) ==
           ERR_OK);
@@ -883,7 +723,7 @@ TEST(label_feedback_metrics)
     fx_tc_free(c);
   }
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM live_metrics"), 3);
-  struct strbuf b;
+  struct fx_str b;
   qs("SELECT CONCAT(n, ' ', ROUND(accuracy, 6), ' ', ROUND(f1_macro, 6)) "
      "FROM live_metrics WHERE model = '" MODEL "' AND version = 1 AND day = "
      "'2030-01-15'", &b);
@@ -905,37 +745,50 @@ TEST(label_feedback_metrics)
   CHECK_EQ_STR(b.s, "5 0.400000 0.355556");
 }
 
+/* Run label_feedback with FIELDS at 2030-01-16: it succeeds, triggers
+ * NTRIG times and logs SAID (NULL: not looked at).  The context, for
+ * more checks (free it); a failure names the fields. */
+static struct fx_tc *feedback_case(const char *fields, int ntrig,
+                                   const char *said)
+{
+  struct fx_tc *c = tc_new(fields, "2030-01-16");
+  enum err_code rc = run_type(c, "label_feedback");
+  if (rc != ERR_OK)
+    check_fail_at(__FILE__, __LINE__, "label_feedback %s: %s: %s", fields,
+                  err_str(rc), E.msg);
+  if (c->ntrig != ntrig)
+    check_fail_at(__FILE__, __LINE__, "label_feedback %s: %d triggers, "
+                  "want %d", fields, c->ntrig, ntrig);
+  if (said && !fx_tc_has(c, NULL, said))
+    check_fail_at(__FILE__, __LINE__, "label_feedback %s: no log line "
+                  "with \"%s\"", fields, said);
+  return c;
+}
+
 TEST(label_feedback_floor)
 {
-  /* production version 1 over the window: 11 of 14 = 0.7857 */
-  struct fx_tc *c = tc_new("{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.5,"
-                        " \"min_rows\": 5, \"trigger_dag\": \"ct\"}",
-                        "2030-01-16");
-  CHECK_OK(run_type(c, "label_feedback"));
-  CHECK_EQ_INT(c->ntrig, 0);
-  CHECK(fx_tc_has(c, NULL, "accuracy 0.7857 over 14"));
-  fx_tc_free(c);
-  c = tc_new("{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.9,"
-             " \"min_rows\": 100, \"trigger_dag\": \"ct\"}",
-             "2030-01-16");
-  CHECK_OK(run_type(c, "label_feedback"));
-  CHECK_EQ_INT(c->ntrig, 0);
-  CHECK(fx_tc_has(c, NULL, "not enough to judge"));
-  fx_tc_free(c);
-  /* 11 of 14: the Wilson upper bound (0.95) is 0.9109, so a floor of 0.9
-   * is not shown to be missed, one of 0.95 is */
-  c = tc_new("{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.9,"
-             " \"min_rows\": 5, \"trigger_dag\": \"ct\"}",
-             "2030-01-16");
-  CHECK_OK(run_type(c, "label_feedback"));
-  CHECK_EQ_INT(c->ntrig, 0);
-  CHECK(fx_tc_has(c, NULL, "Wilson upper bound 0.9109 at 0.95"));
-  fx_tc_free(c);
-  c = tc_new("{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.95,"
-             " \"min_rows\": 5, \"trigger_dag\": \"ct\"}",
-             "2030-01-16");
-  CHECK_OK(run_type(c, "label_feedback"));
-  CHECK_EQ_INT(c->ntrig, 1);
+  static const struct {
+    const char *fields, *said;
+  } quiet[] = {
+      /* production version 1 over the window: 11 of 14 = 0.7857 */
+      {"{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.5,"
+       " \"min_rows\": 5, \"trigger_dag\": \"ct\"}",
+       "accuracy 0.7857 over 14"},
+      {"{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.9,"
+       " \"min_rows\": 100, \"trigger_dag\": \"ct\"}",
+       "not enough to judge"},
+      /* 11 of 14: the Wilson upper bound (0.95) is 0.9109, so a floor of
+       * 0.9 is not shown to be missed, one of 0.95 is (below) */
+      {"{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.9,"
+       " \"min_rows\": 5, \"trigger_dag\": \"ct\"}",
+       "Wilson upper bound 0.9109 at 0.95"},
+  };
+  for (size_t i = 0; i < sizeof(quiet) / sizeof(quiet[0]); i++)
+    fx_tc_free(feedback_case(quiet[i].fields, 0, quiet[i].said));
+  struct fx_tc *c =
+      feedback_case("{\"model\": \"" MODEL "\", \"floor_accuracy\": 0.95,"
+                    " \"min_rows\": 5, \"trigger_dag\": \"ct\"}",
+                    1, NULL);
   CHECK_EQ_STR(c->trig_dag, "ct");
   CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(c->trig_conf,
                                                         "reason")),
@@ -955,13 +808,10 @@ TEST(label_feedback_floor)
                    "predictions; no trigger_dag set)");
   fx_tc_free(c);
   /* a one-day window only sees 2030-01-16: 4 of 4 for version 1 */
-  c = tc_new("{\"model\": \"" MODEL "\", \"days\": 1, \"floor_accuracy\":"
-             " 0.9, \"min_rows\": 1, \"trigger_dag\": \"ct\"}",
-             "2030-01-16");
-  CHECK_OK(run_type(c, "label_feedback"));
-  CHECK_EQ_INT(c->ntrig, 0);
-  CHECK(fx_tc_has(c, NULL, "accuracy 1.0000 over 4"));
-  fx_tc_free(c);
+  fx_tc_free(feedback_case("{\"model\": \"" MODEL "\", \"days\": 1,"
+                           " \"floor_accuracy\": 0.9, \"min_rows\": 1,"
+                           " \"trigger_dag\": \"ct\"}",
+                           0, "accuracy 1.0000 over 4"));
 }
 
 /* Labels and predictions of customers PREFIX0..n-1 in May 2030: label
@@ -1010,12 +860,9 @@ TEST(label_feedback_against_gate_accuracy)
       cJSON_GetStringValue(cJSON_GetObjectItem(cf, "reference"));
   REQUIRE(src);
   CHECK(!strcmp(src, "gate") || !strcmp(src, "valid"));
-  cJSON *meta = NULL;
-  struct registry *reg = NULL;
-  REQUIRE(registry_open(g_reg, &reg, &E) == ERR_OK);
-  REQUIRE(registry_read_meta(reg, MODEL, 1, &meta, &E) == ERR_OK);
-  const cJSON *sp = cJSON_GetObjectItem(cJSON_GetObjectItem(meta, "splits"),
-                                        src);
+  const cJSON *sp = NULL;
+  cJSON *meta = v1_split(src, &sp);
+  REQUIRE(meta);
   double acc = cJSON_GetNumberValue(cJSON_GetObjectItem(
              cJSON_GetObjectItem(sp, "metrics"), "accuracy")),
          rows = cJSON_GetNumberValue(cJSON_GetObjectItem(sp, "rows"));
@@ -1034,7 +881,6 @@ TEST(label_feedback_against_gate_accuracy)
              10.0 / 60, 1e-12);
   CHECK(fx_tc_has(c, NULL, "Good 0.500 (60)"));
   cJSON_Delete(meta);
-  registry_close(reg);
   fx_tc_free(c);
   /* without a trigger the attempt fails and says against what */
   c = tc_new("{\"model\": \"" MODEL "\", \"days\": 14}", "2030-05-20");
@@ -1077,7 +923,7 @@ TEST(label_feedback_dedup)
   fx_tc_free(c);
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM live_metrics WHERE day = "
                   "'2030-03-10'"), 0);
-  struct strbuf b;
+  struct fx_str b;
   qs("SELECT CONCAT(n, ' ', ROUND(accuracy, 6)) FROM live_metrics WHERE "
      "version = 1 AND day = '2030-03-11'", &b);
   CHECK_EQ_STR(b.s, "2 1.000000");
@@ -1088,9 +934,9 @@ TEST(label_feedback_dedup)
 static char *run_out(const char *args, int *status)
 {
   char cmd[4096], out[700];
-  snprintf(out, sizeof(out), "%s/out.txt", g_tmp);
-  snprintf(cmd, sizeof(cmd), "cd %s && %s -c %s %s >%s 2>&1", g_tmp, g_bin,
-           g_cfg, args, out);
+  snprintf(out, sizeof(out), "%s/out.txt", M.tmp);
+  snprintf(cmd, sizeof(cmd), "cd %s && %s -c %s %s >%s 2>&1", M.tmp, M.bin,
+           M.cfg_path, args, out);
   *status = fx_run_cmd(cmd);
   char *o = fx_read_file(out, NULL);
   /* a sanitizer build of the binary reports on stderr: that is a failure */
@@ -1179,10 +1025,14 @@ TEST(cli_models_history)
 
 int main(void)
 {
-  if (setup() != 0) {
+  /* the model: the whole day's two-way split (1,750 rows), which the PSI
+   * and bin checks below were measured against */
+  if (fx_mon_setup(&M, DBNAME, 3) ||
+      fx_mon_model(&M, DBNAME, fx_spec_whole_day)) {
     fprintf(stderr, "test_drift: set-up failed\n");
     return 1;
   }
+  P = M.pool;
   RUN(no_rows_insufficient);
   RUN(stable_population_ok);
   RUN(complete_case_requests);
@@ -1201,13 +1051,6 @@ int main(void)
   /* after cli_models_history, which counts every live_metrics row */
   RUN(label_feedback_against_gate_accuracy);
   RUN(label_feedback_dedup);
-  db_pool_destroy(P);
-  for (size_t i = 0; i < g_nlines; i++)
-    cJSON_free(g_lines[i]);
-  free(g_lines);
-  char cmd[600];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", g_tmp);
-  if (!getenv("KEEP_TMP") && fx_run_cmd(cmd) != 0)
-    fprintf(stderr, "cannot remove %s\n", g_tmp);
+  fx_mon_done(&M);
   return check_done();
 }

@@ -17,20 +17,12 @@ PY=/usr/bin/python3
 MODEL=credit_score_classification
 finish() { tl_done; exit $?; }
 
-export MLOPSD_DATABASE_NAME=it_explain
-export MLOPSD_MODELS_REGISTRY_DIR=$tmp/registry
-export MLOPSD_MODELS_SPECS_DIR=config/models
+tl_model_env it_explain
 
-if ! $PY -c 'import xgboost, numpy' 2>/dev/null; then
-  echo "$PY cannot import xgboost and numpy (package python3-xgboost)"
-  bad python_xgboost_available; finish
-fi
+tl_need_pyxgb || finish
 
 scenario a_trained_and_promoted_version
-if sql -e "DROP DATABASE IF EXISTS it_explain" &&
-   "$BIN" db init >"$tmp/init.log" 2>&1 &&
-   "$BIN" db seed >"$tmp/seed.log" 2>&1 &&
-   sed 's/{{ ds }}/2025-09-01/g' sql/features.sql | sql it_explain &&
+if tl_db_course it_explain 2025-09-01 &&
    "$BIN" models train $MODEL --date 2025-09-01 --max-trials 2 \
      --rounds 40 --run-id explain >"$tmp/train.log" 2>&1 &&
    grep -q '^version 1$' "$tmp/train.log" &&
@@ -43,26 +35,9 @@ vdir=$tmp/registry/$MODEL/versions/1
 
 # every feature optional (the stored rows keep their real missing values)
 mkdir -p "$tmp/specs"
-sed 's/{name: \([a-z_]*\)/{name: \1, required: false/' \
-  config/models/$MODEL.yaml >"$tmp/specs/$MODEL.yaml"
+tl_optional_spec config/models/$MODEL.yaml "$tmp/specs/$MODEL.yaml"
 export MLOPSD_MODELS_SPECS_DIR=$tmp/specs
-$PY - "$vdir/sample.json" "$tmp/body.json" <<'EOF'
-import json, sys
-rows = json.load(open(sys.argv[1]))["rows"]
-json.dump({"data": rows[:300]}, open(sys.argv[2], "w"))
-EOF
-for attempt in 1 2 3; do
-  "$BIN" predict $MODEL:1 --file "$tmp/body.json" >"$tmp/answer.json" \
-    2>"$tmp/predict.err" && break
-  $PY - "$tmp/body.json" "$tmp/answer.json" <<'EOF'
-import json, re, sys
-body = json.load(open(sys.argv[1])); ans = json.load(open(sys.argv[2]))
-badidx = {int(m.group(1)) for k in ans.get("fields", {})
-          for m in [re.match(r"data\[(\d+)\]", k)] if m}
-body["data"] = [r for i, r in enumerate(body["data"]) if i not in badidx]
-json.dump(body, open(sys.argv[1], "w"))
-EOF
-done
+tl_sample_body "$vdir" 300 $MODEL:1
 "$BIN" predict $MODEL:1 --file "$tmp/body.json" --print-rows \
   >"$tmp/rows.json" 2>"$tmp/rows.err" && ok rows_printed ||
   { cat "$tmp/rows.err"; bad rows_printed; finish; }
@@ -168,12 +143,7 @@ sys.exit(0 if all(res) else 1)
 EOF
 rc=$?
 cat "$tmp/py.out"
-while read -r l; do
-  case $l in
-    "ok "*) ok "${l#ok }" ;;
-    "not ok "*) l=${l#not ok }; bad "${l%% *}" "${l#* }" ;;
-  esac
-done <"$tmp/py.out"
+tl_replay "$tmp/py.out"
 [ "$rc" = 0 ] || grep -q '^not ok ' "$tmp/py.out" || bad python_ran
 
 scenario global_importance_in_meta_show_and_metadata
@@ -218,12 +188,7 @@ check("models_show_lists_importance",
       and ("  " + f[0]["field"]) in t)
 EOF2
 cat "$tmp/imp.out"
-while read -r l; do
-  case $l in
-    "ok "*) ok "${l#ok }" ;;
-    "not ok "*) l=${l#not ok }; bad "${l%% *}" "${l#* }" ;;
-  esac
-done <"$tmp/imp.out"
+tl_replay "$tmp/imp.out"
 grep -q '^ok models_show' "$tmp/imp.out" || bad importance_python_ran
 
 scenario explain_options
@@ -242,9 +207,7 @@ check("top_5_plus_rest_plus_bias_is_margin",
       abs(s + ex.get("rest", 1e9) + ex.get("bias", 0) - ex.get("margin", 0)) <= 1e-5)
 EOF
 cat "$tmp/opt.out"
-while read -r l; do
-  case $l in "ok "*) ok "${l#ok }" ;; "not ok "*) bad "${l#not ok }" ;; esac
-done <"$tmp/opt.out"
+tl_replay "$tmp/opt.out"
 eq top2_200 "$(post top2 "$tmp/top2.json")" 200
 eq top2_count "$($PY -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["explanation"]["contributions"]))' "$tmp/top2.out")" 2
 eq query_explain_200 "$(post q1 "$tmp/one_plain.json" '?explain=1')" 200

@@ -106,57 +106,59 @@ TEST(columns_nulls_order_and_labels)
   spec_destroy(s);
 }
 
+/* Reading TABLE under FILTER at DS fails with WANT (ERR_OK: with any
+ * error), gives no set, and E.msg has each of SAID (NULL-terminated, may
+ * be NULL). */
+static void check_refused(const char *table, const char *filter,
+                          const char *ds, enum err_code want,
+                          const char *const *said)
+{
+  struct spec *s = spec_with(table, filter);
+  struct fstore_set *set = NULL;
+  if (!s) {
+    check_fail_at(__FILE__, __LINE__, "no spec for %s", table);
+    return;
+  }
+  enum err_code rc = fstore_read_training(P, s, ds, NULL, NULL, &set, &E);
+  if (want != ERR_OK ? rc != want : rc == ERR_OK)
+    check_fail_at(__FILE__, __LINE__, "%s where %s at %s: %s (%s), want %s",
+                  table, filter, ds, err_str(rc), E.msg,
+                  want != ERR_OK ? err_str(want) : "an error");
+  if (set != NULL)
+    check_fail_at(__FILE__, __LINE__, "%s where %s at %s: a set", table,
+                  filter, ds);
+  for (size_t i = 0; said && said[i]; i++)
+    if (!strstr(E.msg, said[i]))
+      check_fail_at(__FILE__, __LINE__, "%s where %s at %s: \"%s\" lacks "
+                    "\"%s\"", table, filter, ds, E.msg, said[i]);
+  fstore_set_free(set);
+  spec_destroy(s);
+}
+
 TEST(bad_label_named_with_row_and_key)
 {
-  struct spec *s = spec_with("badlabel", "base_dt = '{{ ds }}'");
-  REQUIRE(s);
-  struct fstore_set *set = NULL;
-  CHECK_EQ_INT(fstore_read_training(P, s, "2025-09-01", NULL, NULL, &set,
-                                    &E),
-               ERR_INVAL);
-  CHECK(set == NULL);
-  CHECK_HAS(E.msg, "label 'Fair' in column label (row 2, cust=c7) is not "
-                   "one of the classes Poor, Standard, Good");
-  spec_destroy(s);
+  check_refused("badlabel", "base_dt = '{{ ds }}'", "2025-09-01", ERR_INVAL,
+                (const char *const[]){"label 'Fair' in column label (row 2, "
+                                      "cust=c7) is not one of the classes "
+                                      "Poor, Standard, Good",
+                                      NULL});
 }
 
 TEST(text_in_a_numeric_column)
 {
-  struct spec *s = spec_with("badnum", "base_dt = '{{ ds }}'");
-  REQUIRE(s);
-  struct fstore_set *set = NULL;
-  CHECK_EQ_INT(fstore_read_training(P, s, "2025-09-01", NULL, NULL, &set,
-                                    &E),
-               ERR_INVAL);
-  CHECK_HAS(E.msg, "badnum");
-  CHECK_HAS(E.msg, "income");
-  CHECK_HAS(E.msg, "lots");
-  spec_destroy(s);
+  check_refused("badnum", "base_dt = '{{ ds }}'", "2025-09-01", ERR_INVAL,
+                (const char *const[]){"badnum", "income", "lots", NULL});
 }
 
 TEST(no_rows_bad_ds_and_conf_filter)
 {
-  struct spec *s = spec_with("t", "base_dt = '{{ ds }}'");
-  REQUIRE(s);
-  struct fstore_set *set = NULL;
-  CHECK_EQ_INT(fstore_read_training(P, s, "2025-07-01", NULL, NULL, &set,
-                                    &E),
-               ERR_NOTFOUND);
+  check_refused("t", "base_dt = '{{ ds }}'", "2025-07-01", ERR_NOTFOUND,
+                NULL);
   CHECK_EQ_STR(E.msg, "no training rows in t for base_dt=2025-07-01");
-  CHECK_EQ_INT(fstore_read_training(P, s, "2025-02-30", NULL, NULL, &set,
-                                    &E),
-               ERR_INVAL);
-  CHECK_EQ_INT(fstore_read_training(P, s, "yesterday", NULL, NULL, &set,
-                                    &E),
-               ERR_INVAL);
-  spec_destroy(s);
-  s = spec_with("t", "base_dt = '{{ conf.day }}'");
-  REQUIRE(s);
-  CHECK(fstore_read_training(P, s, "2025-09-01", NULL, NULL, &set, &E) !=
-        ERR_OK);
-  CHECK(set == NULL);
-  CHECK_HAS(E.msg, "conf");
-  spec_destroy(s);
+  check_refused("t", "base_dt = '{{ ds }}'", "2025-02-30", ERR_INVAL, NULL);
+  check_refused("t", "base_dt = '{{ ds }}'", "yesterday", ERR_INVAL, NULL);
+  check_refused("t", "base_dt = '{{ conf.day }}'", "2025-09-01", ERR_OK,
+                (const char *const[]){"conf", NULL});
 }
 
 static int cancel_now(void *ud)

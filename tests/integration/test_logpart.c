@@ -39,6 +39,8 @@
 
 #include "check.h"
 #include "fixture.h"
+#include "monitor_fx.h"
+#include "plog_fx.h"
 #include "mlopsd/cfg.h"
 #include "mlopsd/db.h"
 #include "mlopsd/logpart.h"
@@ -51,171 +53,31 @@
 #include "task_ctx.h"
 
 #define DBNAME "it_logpart"
-#define MODEL "credit_score_classification"
+#define MODEL FX_MON_MODEL
 #define LOGT "credit_predictions_api_log"
 
 static struct err E;
-static struct db_pool *P;
-static struct cfg CFG;
-static char g_src[512], g_bin[512], g_tmp[256], g_cfg[300], g_reg[300],
-    g_log[300];
-static char **g_lines; /* predict_requests.jsonl, the "data" objects */
-static size_t g_nlines;
+static struct fx_mon M; /* the database, the model, the temp directory */
+static struct db_pool *P; /* M.pool */
 
-/* ---- a task context for the drift and label_feedback types --------- */
-
-static struct fx_tc *tc_new(const char *fields, const char *ds)
-{
-  struct fx_tc *c = fx_tc_new(fields, NULL, P);
-  if (!c)
-    return NULL;
-  c->t.dag_id = "credit_score_monitor";
-  c->t.run_id = "scheduled__test";
-  c->t.task_id = "check";
-  c->t.ds = ds;
-  c->t.cfg = &CFG;
-  return c;
-}
-
-/* ---- database helpers ------------------------------------------------ */
-
-struct strbuf {
-  char s[8192];
-};
-
-static int str_row(void *user, const struct db_row *row)
-{
-  struct strbuf *b = user;
-  const char *v = db_row_str(row, 0, NULL);
-  snprintf(b->s, sizeof(b->s), "%s", v ? v : "(null)");
-  return 1;
-}
-
-static void qs(const char *sql, struct strbuf *out)
-{
-  struct db_conn *c;
-  out->s[0] = '\0';
-  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
-    return;
-  if (db_query(c, sql, NULL, 0, str_row, out, NULL, &E) != ERR_OK)
-    snprintf(out->s, sizeof(out->s), "error: %.200s", E.msg);
-  db_release(P, c);
-}
+static void qs(const char *sql, struct fx_str *out) { fx_qs(P, sql, out); }
 
 /* ---- set-up ----------------------------------------------------------- */
 
-static int load_lines(void)
-{
-  g_lines = fx_request_lines(2000, &g_nlines);
-  return g_lines ? 0 : -1;
-}
-
-static int extract_features(const char *ds)
-{
-  return fx_extract_features(P, g_src, ds);
-}
-
-static int train_production(void)
-{
-  char path[700];
-  struct spec *sp = NULL;
-  struct registry *reg = NULL;
-  struct pipeline_result res;
-  memset(&res, 0, sizeof(res));
-  snprintf(path, sizeof(path), "%s/config/models/" MODEL ".yaml", g_src);
-  struct pipeline_opts o = {0};
-  o.ds = "2025-09-01";
-  o.dag_id = "it_logpart";
-  o.dag_run_id = "it_logpart_train";
-  o.nthread = 1;
-  o.max_trials = 1;
-  o.num_boost_round = 10;
-  o.early_stopping_rounds = -1;
-  int r = -1;
-  if (spec_load(path, &sp, &E) || registry_open(g_reg, &reg, &E) ||
-      pipeline_train(reg, P, sp, &o, &res, &E) ||
-      registry_alias_set(reg, MODEL, REGISTRY_PRODUCTION, res.version, NULL,
-                         &E))
-    fprintf(stderr, "train: %s\n", E.msg);
-  else
-    r = 0;
-  pipeline_result_free(&res);
-  registry_close(reg);
-  spec_destroy(sp);
-  return r;
-}
-
 static int setup(void)
 {
-  const char *s = getenv("MLOPSD_SRC"), *b = getenv("MLOPSD_BIN");
-  if (!s || !b || !getenv("MLOPSD_DATABASE_HOST")) {
-    fprintf(stderr, "test_logpart: MLOPSD_SRC, MLOPSD_BIN and "
-                    "MLOPSD_DATABASE_* must be set (tests/run.sh)\n");
+  char path[700];
+  if (fx_mon_setup(&M, DBNAME, 6))
     return -1;
-  }
-  snprintf(g_src, sizeof(g_src), "%s", s);
-  snprintf(g_bin, sizeof(g_bin), "%s", b);
-  snprintf(g_tmp, sizeof(g_tmp), "/tmp/mlopsd-it-logpart.XXXXXX");
-  if (!mkdtemp(g_tmp))
-    return -1;
-  snprintf(g_reg, sizeof(g_reg), "%s/registry", g_tmp);
-  snprintf(g_cfg, sizeof(g_cfg), "%s/mlopsd.yaml", g_tmp);
-  snprintf(g_log, sizeof(g_log), "%s/cmd.log", g_tmp);
-  setenv("MLOPSD_DATABASE_NAME", DBNAME, 1);
-  FILE *f = fopen(g_cfg, "w");
-  if (!f)
-    return -1;
-  fprintf(f,
-          "database:\n  name: " DBNAME "\n"
-          "models:\n  specs_dir: %s/config/models\n  registry_dir: %s\n"
-          "scheduler:\n  dags_dir: %s/dags\n",
-          g_src, g_reg, g_tmp);
-  fclose(f);
-  cfg_defaults(&CFG);
-  snprintf(CFG.models_registry_dir, sizeof(CFG.models_registry_dir), "%.300s",
-           g_reg);
-
-  struct db_pool *p0 = fx_pool(NULL, 1);
-  int dropped = p0 && fx_exec(p0, "DROP DATABASE IF EXISTS " DBNAME, 0) == 0;
-  db_pool_destroy(p0);
-  if (!dropped)
-    return -1;
-  char cmd[8192];
-  snprintf(cmd, sizeof(cmd),
-           "cd %s && %s -c %s db init >>%s 2>&1 && "
-           "%s -c %s db seed --dir %s/sql/data >>%s 2>&1",
-           g_src, g_bin, g_cfg, g_log, g_bin, g_cfg, g_src, g_log);
-  if (fx_run_cmd(cmd) != 0) {
-    fprintf(stderr, "db init/seed failed, see %s\n", g_log);
-    return -1;
-  }
-  if (!(P = fx_pool(DBNAME, 6)))
-    return -1;
+  P = M.pool;
   /* 040 is one ALTER restating keys and partitions: a second run of it
    * (an interrupted `db init` runs a file again) must leave the table as
    * it was */
-  {
-    char path[700];
-    snprintf(path, sizeof(path), "%s/sql/migrations/040_plog_partitions.sql",
-             g_src);
-    char *sqltxt = fx_read_file(path, NULL);
-    struct sqlsplit_list l = {0};
-    if (!sqltxt || sqlsplit_split(sqltxt, &l, &E) != ERR_OK) {
-      fprintf(stderr, "040: %s\n", sqltxt ? E.msg : "cannot read");
-      free(sqltxt);
-      return -1;
-    }
-    int bad = 0;
-    for (size_t i = 0; i < l.n && !bad; i++)
-      bad = fx_exec(P, l.v[i].sql, 0);
-    sqlsplit_list_free(&l);
-    free(sqltxt);
-    if (bad)
-      return -1;
-  }
-  if (load_lines() || extract_features("2025-09-01") || train_production())
+  snprintf(path, sizeof(path), "%s/sql/migrations/040_plog_partitions.sql",
+           M.src);
+  if (fx_exec_file(P, path, NULL))
     return -1;
-  return 0;
+  return fx_mon_model(&M, DBNAME, NULL);
 }
 
 /* ---- partitions at chosen times ---------------------------------------- */
@@ -256,7 +118,7 @@ static struct logpart *lp_new(const char *table, long interval, int ahead,
   o.ahead = ahead;
   o.retention_s = retention;
   o.archive_dir = archive;
-  o.spool_dir = g_tmp;
+  o.spool_dir = M.tmp;
   o.check_s = 2;
   o.db_local = 1;
   if (logpart_create(&lp, &o, &E) != ERR_OK)
@@ -264,7 +126,7 @@ static struct logpart *lp_new(const char *table, long interval, int ahead,
   return lp;
 }
 
-static void part_list(const char *t, struct strbuf *b)
+static void part_list(const char *t, struct fx_str *b)
 {
   char sql[512];
   snprintf(sql, sizeof(sql),
@@ -278,11 +140,11 @@ static void part_list(const char *t, struct strbuf *b)
 
 TEST(partitions_fake_time)
 {
-  struct strbuf b;
+  struct fx_str b;
   char exp[1024], arch[400];
   REQUIRE(fx_exec(P, "DROP TABLE IF EXISTS lp_fake", 0) == 0);
   REQUIRE(fx_exec(P, "CREATE TABLE lp_fake LIKE " LOGT, 0) == 0);
-  snprintf(arch, sizeof(arch), "%s/archive", g_tmp);
+  snprintf(arch, sizeof(arch), "%s/archive", M.tmp);
   struct logpart *lp = lp_new("lp_fake", 3600, 3, 0, arch);
   REQUIRE(lp);
   time_t t0 = utc(2030, 1, 10, 12, 20);
@@ -480,18 +342,12 @@ static void *load_main(void *arg)
     }
     char cid[24];
     snprintf(cid, sizeof(cid), "s%ld", i);
-    const char *f = g_lines[(size_t)i % g_nlines];
-    struct plog_row r = {.customer_id = cid,
-                         .customer_id_len = strlen(cid),
-                         .features = f,
-                         .features_len = strlen(f),
-                         .prediction = "Standard",
-                         .confidence = 0.6,
-                         .elapsed_ms = 1,
-                         .created_us =
-                             (int64_t)tv.tv_sec * 1000000 + tv.tv_usec,
-                         .model = MODEL,
-                         .model_version = 1};
+    const char *f = M.lines[(size_t)i % M.nlines];
+    struct plog_row r = fx_plog_row(cid, f);
+    r.confidence = 0.6;
+    r.created_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+    r.model = MODEL;
+    r.model_version = 1;
     L->created_s[i] = (int64_t)tv.tv_sec;
     if (plog_append(L->pl, &r, 1, NULL) != ERR_OK) {
       L->failed = 1;
@@ -522,7 +378,7 @@ TEST(sustained_load)
   struct load L = {0};
   L.created_s = calloc(MAX_ROWS, sizeof(*L.created_s));
   REQUIRE(L.created_s);
-  snprintf(spool, sizeof(spool), "%s/spool", g_tmp);
+  snprintf(spool, sizeof(spool), "%s/spool", M.tmp);
   REQUIRE(fx_exec(P, "TRUNCATE TABLE " LOGT, 0) == 0);
   REQUIRE(fx_exec(P, "DELETE FROM live_metrics", 0) == 0);
 
@@ -602,9 +458,10 @@ TEST(sustained_load)
       CHECK(wait_stored(L.pl, 10000) == 0);
       dropped_at_checks = st.dropped;
       drift_before = fx_q1(P, "SELECT COUNT(*) FROM drift_report");
-      struct fx_tc *c = tc_new("{\"model\": \"" MODEL "\", \"window\": 1000, "
-                            "\"threshold\": 5, \"min_rows\": 100}",
-                            today);
+      struct fx_tc *c =
+          fx_mon_tc(&M, "{\"model\": \"" MODEL "\", \"window\": 1000, "
+                        "\"threshold\": 5, \"min_rows\": 100}",
+                    today);
       /* the window is the newest rows by id, whatever was dropped */
       CHECK_OK(fx_tc_run(c, "drift", &E));
       fx_tc_free(c);
@@ -626,9 +483,9 @@ TEST(sustained_load)
       strftime(ds_now, sizeof(ds_now), "%Y-%m-%d", &tmn);
       /* floor 0: the metrics are the point here, not the accuracy check
        * (the load answers "Standard" to half "Good" labels) */
-      c = tc_new("{\"model\": \"" MODEL "\", \"days\": 2, \"min_rows\": 1,"
-                 " \"floor_accuracy\": 0}",
-                 ds_now);
+      c = fx_mon_tc(&M, "{\"model\": \"" MODEL "\", \"days\": 2,"
+                        " \"min_rows\": 1, \"floor_accuracy\": 0}",
+                    ds_now);
       CHECK_OK(fx_tc_run(c, "label_feedback", &E));
       fx_tc_free(c);
       fb_n = fx_q1(
@@ -719,10 +576,6 @@ int main(void)
   RUN(partitions_fake_time);
   RUN(dedupe_partitioned);
   RUN(sustained_load);
-  db_pool_destroy(P);
-  char cmd[600];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", g_tmp);
-  if (!getenv("KEEP") && system(cmd) != 0)
-    fprintf(stderr, "could not remove %s\n", g_tmp);
+  fx_mon_done(&M);
   return check_done();
 }

@@ -47,13 +47,12 @@ mlopsd() { "$BIN" -c "$tmp/mlopsd.yaml" "$@"; }
 # ---- a small grid, every feature optional; DAG copies without schedules
 scenario a_small_grid_every_feature_optional
 mkdir -p "$tmp/specs" "$tmp/dags" "$tmp/spool"
-sed -E -e 's/^( *max_depth:).*/\1 [4]/' \
-  -e 's/^( *colsample_bytree:).*/\1 [0.8, 1.0]/' \
-  -e 's/^( *lambda:).*/\1 [3]/' \
-  -e 's/^( *num_boost_round:).*/\1 30/' \
-  -e 's/^( *early_stopping_rounds:).*/\1 10/' \
-  -e 's/^( *- \{name: [a-z_]+)/\1, required: false/' \
-  config/models/$MODEL.yaml >"$tmp/specs/$MODEL.yaml"
+tl_spec_copy "$tmp/specs/$MODEL.yaml.grid" 'max_depth=[4]' \
+  'colsample_bytree=[0.8, 1.0]' 'lambda=[3]' num_boost_round=30 \
+  early_stopping_rounds=10
+sed -E 's/^( *- \{name: [a-z_]+)/\1, required: false/' \
+  "$tmp/specs/$MODEL.yaml.grid" >"$tmp/specs/$MODEL.yaml"
+rm "$tmp/specs/$MODEL.yaml.grid"
 sed -E -e 's/^( *retries:).*/\1 0/' config/dags/credit_score_ct.yaml \
   >"$tmp/dags/credit_score_ct.yaml"
 sed -E -e 's/^schedule:.*/schedule: null/' -e 's/^( *retries:).*/\1 0/' \
@@ -71,9 +70,7 @@ check cd_copy_points_here grep -q "api: $api" "$tmp/dags/credit_score_cd.yaml"
 
 # ---- data
 scenario data
-if sql -e "DROP DATABASE IF EXISTS it_loop" &&
-   mlopsd db init >"$tmp/init.log" 2>&1 &&
-   mlopsd db seed >"$tmp/seed.log" 2>&1; then
+if tl_db_seeded it_loop; then
   ok database_ready
 else
   cat "$tmp"/*.log; bad database_ready
@@ -85,21 +82,8 @@ scenario the_daemon
 daemon_pid=$!
 check daemon_up wait_http "$api/healthz" 30
 
-served_version() {  # the version /metadata shows, or "-"
-  curl -s "$api/metadata" | python3 -c '
-import json, sys
-try: print(json.load(sys.stdin).get("model_version") or "-")
-except Exception: print("-")'
-}
-wait_served() {  # wait_served VERSION: up to 15 s for the hot swap
-  local v
-  for _ in $(seq 1 150); do
-    v=$(served_version)
-    [ "$v" = "$1" ] && { echo "$v"; return; }
-    sleep 0.1
-  done
-  echo "$v"
-}
+served_version() { tl_served_version "$api"; }
+wait_served() { tl_wait_served "$api" "$1" 15; }  # the hot swap
 run_state() {  # run_state RUN_ID: state of the run
   q "SELECT state FROM dag_run WHERE run_id = '$1'"
 }

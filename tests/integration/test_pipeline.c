@@ -33,6 +33,7 @@
 
 #include "check.h"
 #include "fixture.h"
+#include "monitor_fx.h"
 #include "mlopsd/cfg.h"
 #include "mlopsd/db.h"
 #include "mlopsd/fstore.h"
@@ -355,12 +356,7 @@ static int setup(void)
     fprintf(stderr, "setup: the course spec's split or window changed\n");
     return 0;
   }
-  spec->gate_fraction = 0;
-  free(spec->group_by);
-  spec->group_by = NULL;
-  free(spec->window.column);
-  spec->window.column = NULL;
-  spec->window.days = 0;
+  fx_spec_whole_day(spec);
   return 1;
 }
 
@@ -855,28 +851,58 @@ TEST(trialq_lease_takeover)
 }
 
 static int latest_version(void);
-static _Atomic int par_cancel_after;
-static int par_cancel_fn(void *ud)
+static _Atomic int cancel_after;
+static int cancel_fn(void *ud)
 {
   (void)ud;
-  return --par_cancel_after < 0;
+  return --cancel_after < 0;
+}
+
+/* pipeline_train with O, asked to stop after AFTER polls of its cancel
+ * callback: ERR_CANCELED with a message containing WANT (NULL: not looked
+ * at), no new version and no draft left behind. */
+static void check_canceled(struct pipeline_opts *o, int after,
+                           const char *want)
+{
+  int before = latest_version();
+  struct pipeline_result res;
+  struct err e = {0};
+  o->cancel = cancel_fn;
+  cancel_after = after;
+  enum err_code rc = pipeline_train(reg, pool, spec, o, &res, &e);
+  if (rc != ERR_CANCELED)
+    check_fail_at(__FILE__, __LINE__, "stop after %d polls (parallel %d): "
+                  "%s: %s, want cancelled", after, o->parallel, err_str(rc),
+                  e.msg);
+  if (want && !strstr(e.msg, want))
+    check_fail_at(__FILE__, __LINE__, "stop after %d polls: \"%s\" lacks "
+                  "\"%s\"", after, e.msg, want);
+  if (latest_version() != before)
+    check_fail_at(__FILE__, __LINE__, "stop after %d polls: version %d, "
+                  "want %d", after, latest_version(), before);
+  char tdir[900];
+  snprintf(tdir, sizeof(tdir), "%s/%s/tmp", regdir, MODEL);
+  DIR *d = opendir(tdir);
+  int drafts = 0;
+  struct dirent *de;
+  while (d && (de = readdir(d)))
+    drafts += strncmp(de->d_name, "draft-", 6) == 0 &&
+              !strstr(de->d_name, ".lock");
+  if (d)
+    closedir(d);
+  if (drafts != 0)
+    check_fail_at(__FILE__, __LINE__, "stop after %d polls: %d drafts left "
+                  "in %s", after, drafts, tdir);
 }
 
 /* A stop request reaches every trial thread: no version, no draft. */
 TEST(parallel_cancel_leaves_no_version)
 {
   REQUIRE(setup_ok);
-  int before = latest_version();
   struct pipeline_opts o = {.ds = DS, .nthread = 1, .parallel = 2,
                             .max_trials = 6, .num_boost_round = 30,
-                            .early_stopping_rounds = -1,
-                            .cancel = par_cancel_fn};
-  struct pipeline_result res;
-  struct err e = {0};
-  par_cancel_after = 60; /* past the read: inside the trials */
-  CHECK(pipeline_train(reg, pool, spec, &o, &res, &e) == ERR_CANCELED);
-  CHECK(strstr(e.msg, "cancel") != NULL);
-  CHECK_EQ_INT(latest_version(), before);
+                            .early_stopping_rounds = -1};
+  check_canceled(&o, 60, "cancel"); /* past the read: inside the trials */
 }
 
 /* ------------------------------------------------------------- tasks */
@@ -1033,39 +1059,14 @@ TEST(train_task_logs_progress_and_version)
   CHECK_EQ_INT(latest_version(), before + 1);
 }
 
-static int cancel_after;
-static int cancel_fn(void *ud)
-{
-  (void)ud;
-  return --cancel_after < 0;
-}
-
 TEST(cancel_leaves_no_version)
 {
   REQUIRE(setup_ok);
-  int before = latest_version();
   struct pipeline_opts o = {.ds = DS, .nthread = 1, .max_trials = 2,
-                            .num_boost_round = 30, .cancel = cancel_fn};
-  struct pipeline_result res;
-  struct err e = {0};
-  cancel_after = 3; /* a few polls: stops while reading or training */
-  CHECK(pipeline_train(reg, pool, spec, &o, &res, &e) == ERR_CANCELED);
-  CHECK_EQ_INT(latest_version(), before);
-  cancel_after = 40;
-  CHECK(pipeline_train(reg, pool, spec, &o, &res, &e) == ERR_CANCELED);
-  CHECK_EQ_INT(latest_version(), before);
-  /* no draft left behind */
-  char tdir[900];
-  snprintf(tdir, sizeof(tdir), "%s/%s/tmp", regdir, MODEL);
-  DIR *d = opendir(tdir);
-  int drafts = 0;
-  struct dirent *de;
-  while (d && (de = readdir(d)))
-    drafts += strncmp(de->d_name, "draft-", 6) == 0 &&
-              !strstr(de->d_name, ".lock");
-  if (d)
-    closedir(d);
-  CHECK_EQ_INT(drafts, 0);
+                            .num_boost_round = 30};
+  check_canceled(&o, 3, NULL); /* a few polls: stops while reading or
+                                * training */
+  check_canceled(&o, 40, NULL);
 }
 
 /* ------------------------------------------------------------- CLI */

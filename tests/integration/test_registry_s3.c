@@ -575,14 +575,7 @@ int main(void)
     } else {
       db_release(P, c);
     }
-    const char *port = getenv("MLOPSD_DATABASE_PORT");
-    g_db.host = getenv("MLOPSD_DATABASE_HOST");
-    g_db.port = port ? atoi(port) : 3306;
-    g_db.user = getenv("MLOPSD_DATABASE_USER");
-    g_db.password = getenv("MLOPSD_DATABASE_PASSWORD");
-    g_db.database = DBNAME;
-    g_db.size = 4;
-    g_db.connect_timeout_s = 10;
+    g_db = fx_db_opts(DBNAME, 4);
     g_db.read_timeout_s = 60;
     snprintf(g_url, sizeof(g_url), "s3://%s/reg-%d-%ld", bucket,
              (int)getpid(), (long)fx_now_s());

@@ -396,28 +396,15 @@ static int write_cfg(const char *path, const char *db, int workers,
   return write_text(path, cfg);
 }
 
+/* DROP DATABASE NAME (if it exists); 0 or -1 (printed). */
 static int db_fresh(const char *name)
 {
-  struct db_opts o = {0};
-  struct err e = {0};
-  struct db_pool *p = NULL;
-  struct db_conn *c = NULL;
   char sql[200];
-  o.host = getenv("MLOPSD_DATABASE_HOST");
-  o.port = atoi(getenv("MLOPSD_DATABASE_PORT") ? getenv("MLOPSD_DATABASE_PORT")
-                                               : "3306");
-  o.user = getenv("MLOPSD_DATABASE_USER");
-  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
-  o.size = 1;
-  o.connect_timeout_s = 5;
+  struct db_pool *p = fx_pool(NULL, 1);
   snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", name);
-  int rc = db_pool_create(&p, &o, &e) || db_acquire(p, 10000, &c, &e) ||
-           db_exec(c, sql, NULL, &e);
-  if (rc)
-    fprintf(stderr, "db_fresh: %s\n", e.msg);
-  db_release(p, c);
+  int rc = p ? fx_exec(p, sql, 0) : -1;
   db_pool_destroy(p);
-  return rc ? -1 : 0;
+  return rc;
 }
 
 static int copy_dag(const char *name)
@@ -500,14 +487,8 @@ static int write_dynamic_dags(void)
 
 static int setup(void)
 {
-  const char *s = getenv("MLOPSD_SRC"), *b = getenv("MLOPSD_BIN");
-  if (!s || !b || !getenv("MLOPSD_DATABASE_HOST")) {
-    fprintf(stderr, "test_sched: MLOPSD_SRC, MLOPSD_BIN and "
-                    "MLOPSD_DATABASE_* must be set (tests/run.sh)\n");
+  if (fx_env("test_sched", g_src, sizeof(g_src), g_bin, sizeof(g_bin)))
     return -1;
-  }
-  snprintf(g_src, sizeof(g_src), "%s", s);
-  snprintf(g_bin, sizeof(g_bin), "%s", b);
   if (fx_tmpdir(g_tmp, sizeof(g_tmp), "it-sched"))
     return -1;
   snprintf(g_work, sizeof(g_work), "%s/work", g_tmp);
@@ -736,17 +717,31 @@ TEST(trigger_rules)
   free(ran);
 }
 
-TEST(retry_then_success)
+/* Task TASK of RUN ended in STATE after TRIES tries, and its command
+ * appended one line a try to the work file FILE. */
+static void check_tries(const char *run, const char *task, const char *state,
+                        int tries, const char *file)
 {
   char st[32], path[700];
   int tn;
-  ti(r_retry_ok, "flaky", st, sizeof(st), &tn);
-  CHECK_EQ_STR(st, "success");
-  CHECK_EQ_INT(tn, 2);
-  snprintf(path, sizeof(path), "%s/retry_ok.txt", g_work);
+  ti(run, task, st, sizeof(st), &tn);
+  if (strcmp(st, state) != 0)
+    check_fail_at(__FILE__, __LINE__, "%s/%s: state %s, want %s", run, task,
+                  st, state);
+  if (tn != tries)
+    check_fail_at(__FILE__, __LINE__, "%s/%s: %d tries, want %d", run, task,
+                  tn, tries);
+  snprintf(path, sizeof(path), "%s/%s", g_work, file);
   char *t = read_text(path);
-  CHECK_EQ_INT(fx_count_lines(t), 2);
+  if (fx_count_lines(t) != tries)
+    check_fail_at(__FILE__, __LINE__, "%s/%s: %d lines in %s, want %d", run,
+                  task, fx_count_lines(t), path, tries);
   free(t);
+}
+
+TEST(retry_then_success)
+{
+  check_tries(r_retry_ok, "flaky", "success", 2, "retry_ok.txt");
   char *l1 = task_log(r_retry_ok, "flaky", 1);
   char *l2 = task_log(r_retry_ok, "flaky", 2);
   CHECK(strstr(l1, "stderr: first") && strstr(l1, "up for retry in 1s"));
@@ -758,15 +753,7 @@ TEST(retry_then_success)
 
 TEST(retry_exhaustion)
 {
-  char st[32], path[700];
-  int tn;
-  ti(r_retry_ex, "always_bad", st, sizeof(st), &tn);
-  CHECK_EQ_STR(st, "failed");
-  CHECK_EQ_INT(tn, 2);
-  snprintf(path, sizeof(path), "%s/retry_exhaust.txt", g_work);
-  char *t = read_text(path);
-  CHECK_EQ_INT(fx_count_lines(t), 2);
-  free(t);
+  check_tries(r_retry_ex, "always_bad", "failed", 2, "retry_exhaust.txt");
   char *l2 = task_log(r_retry_ex, "always_bad", 2);
   CHECK(strstr(l2, "attempt 2 failed: command exited with status 3"));
   free(l2);

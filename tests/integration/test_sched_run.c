@@ -237,6 +237,31 @@ TEST(t_trigger)
                0);
 }
 
+/* The evaluation EV ended run RID as failed because of task FAILED: d is
+ * upstream_failed and the run's row says failed. */
+static void check_run_failed(const char *rid, const struct sched_eval *ev,
+                             const char *failed)
+{
+  char st[32];
+  struct tirow d = ti(rid, "d");
+  if (strcmp(d.state, "upstream_failed") != 0)
+    check_fail_at(__FILE__, __LINE__, "run %s: d is %s, want "
+                  "upstream_failed", rid, d.state);
+  if (ev->finished != 1)
+    check_fail_at(__FILE__, __LINE__, "run %s: finished %d, want 1", rid,
+                  ev->finished);
+  if (strcmp(ev->state, "failed") != 0)
+    check_fail_at(__FILE__, __LINE__, "run %s: evaluated %s, want failed",
+                  rid, ev->state);
+  if (strcmp(ev->failed, failed) != 0)
+    check_fail_at(__FILE__, __LINE__, "run %s: failed task %s, want %s", rid,
+                  ev->failed, failed);
+  run_state(rid, st);
+  if (strcmp(st, "failed") != 0)
+    check_fail_at(__FILE__, __LINE__, "run %s: dag_run.state %s, want "
+                  "failed", rid, st);
+}
+
 /* Roots queued, the rest scheduled; evaluation follows the trigger rules
  * and ends the run failed when a leaf is upstream_failed. */
 TEST(t_insert_and_evaluate)
@@ -272,16 +297,33 @@ TEST(t_insert_and_evaluate)
                   "('b', 'c')",
                   rid));
   CHECK_OK(evaluate(rid, &ev, &E));
-  CHECK_EQ_STR(ti(rid, "d").state, "upstream_failed");
-  CHECK_EQ_INT(ev.finished, 1);
-  CHECK_EQ_STR(ev.state, "failed");
-  CHECK_EQ_STR(ev.failed, "c");
-  char st[32];
-  run_state(rid, st);
-  CHECK_EQ_STR(st, "failed");
+  check_run_failed(rid, &ev, "c");
   /* a finished run is not finished twice */
   CHECK_OK(evaluate(rid, &ev, &E));
   CHECK_EQ_INT(ev.finished, 0);
+}
+
+/* Claim TASK of RUN_ID as BY and finish the attempt with CODE
+ * (INTERRUPTED): finish succeeds and leaves the attempt in WANT (NULL:
+ * not looked at); *lost and *ev as finish gives them.  -1 when the claim
+ * failed (nothing to check then). */
+static int attempt(const char *run_id, const char *task, const char *by,
+                   enum err_code code, int interrupted, const char *want,
+                   int *lost, struct sched_eval *ev)
+{
+  struct err e = {0};
+  char state[16] = "";
+  if (claim(run_id, task, by))
+    return -1;
+  enum err_code rc = finish(run_id, task, code, interrupted, state, lost, ev,
+                            &e);
+  if (rc != ERR_OK)
+    check_fail_at(__FILE__, __LINE__, "finish %s with %s: %s: %s", task,
+                  err_str(code), err_str(rc), e.msg);
+  if (want && strcmp(state, want) != 0)
+    check_fail_at(__FILE__, __LINE__, "finish %s with %s: state %s, want %s",
+                  task, err_str(code), state, want);
+  return 0;
 }
 
 /* Attempts end through sched_attempt_finish: success queues downstream,
@@ -289,24 +331,20 @@ TEST(t_insert_and_evaluate)
  * failed; the run ends when the last task does. */
 TEST(t_attempts_to_success_and_retry)
 {
-  struct err E = {0};
-  char rid[SCHED_RUN_ID_MAX + 1], state[16];
+  char rid[SCHED_RUN_ID_MAX + 1];
   int lost = -1;
   struct sched_eval ev;
   REQUIRE(!new_run("2025-03-01", rid));
 
-  REQUIRE(!claim(rid, "a", CORE.claim_id));
-  CHECK_OK(finish(rid, "a", ERR_OK, 0, state, &lost, &ev, &E));
-  CHECK_EQ_STR(state, "success");
+  REQUIRE(!attempt(rid, "a", CORE.claim_id, ERR_OK, 0, "success", &lost, &ev));
   CHECK_EQ_INT(lost, 0);
   CHECK_EQ_INT(ev.queued, 2);
   CHECK_EQ_STR(ti(rid, "a").state, "success");
   CHECK_EQ_STR(ti(rid, "b").state, "queued");
 
   /* b fails on try 1 of 2: up_for_retry, retry time set */
-  REQUIRE(!claim(rid, "b", CORE.claim_id));
-  CHECK_OK(finish(rid, "b", ERR_IO, 0, state, &lost, &ev, &E));
-  CHECK_EQ_STR(state, "up_for_retry");
+  REQUIRE(!attempt(rid, "b", CORE.claim_id, ERR_IO, 0, "up_for_retry", &lost,
+                   &ev));
   struct tirow b = ti(rid, "b");
   CHECK_EQ_STR(b.state, "up_for_retry");
   CHECK_EQ_INT(b.next_try_set, 1);
@@ -320,36 +358,25 @@ TEST(t_attempts_to_success_and_retry)
   CHECK(fx_q1(P, sql) >= 1);
 
   /* try 2 of 2 fails too: failed, and d is upstream_failed */
-  REQUIRE(!claim(rid, "b", CORE.claim_id));
-  CHECK_OK(finish(rid, "b", ERR_IO, 0, state, &lost, &ev, &E));
-  CHECK_EQ_STR(state, "failed");
+  REQUIRE(!attempt(rid, "b", CORE.claim_id, ERR_IO, 0, "failed", &lost, &ev));
   CHECK_EQ_INT(ti(rid, "b").try_number, 2);
   CHECK_EQ_INT(ev.finished, 0); /* c still queued */
 
-  REQUIRE(!claim(rid, "c", CORE.claim_id));
-  CHECK_OK(finish(rid, "c", ERR_OK, 0, state, &lost, &ev, &E));
-  CHECK_EQ_STR(ti(rid, "d").state, "upstream_failed");
-  CHECK_EQ_INT(ev.finished, 1);
-  CHECK_EQ_STR(ev.state, "failed");
-  CHECK_EQ_STR(ev.failed, "b");
-  char st[32];
-  run_state(rid, st);
-  CHECK_EQ_STR(st, "failed");
+  REQUIRE(!attempt(rid, "c", CORE.claim_id, ERR_OK, 0, NULL, &lost, &ev));
+  check_run_failed(rid, &ev, "b");
 }
 
 /* The whole DAG succeeds: the run ends `success` with the last task. */
 TEST(t_run_success)
 {
-  struct err E = {0};
-  char rid[SCHED_RUN_ID_MAX + 1], state[16], st[32];
+  char rid[SCHED_RUN_ID_MAX + 1], st[32];
   int lost = -1;
   struct sched_eval ev;
   REQUIRE(!new_run("2025-04-01", rid));
   static const char *const order[] = {"a", "b", "c", "d"};
   for (int i = 0; i < 4; i++) {
-    REQUIRE(!claim(rid, order[i], CORE.claim_id));
-    CHECK_OK(finish(rid, order[i], ERR_OK, 0, state, &lost, &ev, &E));
-    CHECK_EQ_STR(state, "success");
+    REQUIRE(!attempt(rid, order[i], CORE.claim_id, ERR_OK, 0, "success", &lost,
+                     &ev));
     CHECK_EQ_INT(ev.finished, i == 3);
     run_state(rid, st);
     CHECK_EQ_STR(st, i == 3 ? "success" : "running");
@@ -362,22 +389,19 @@ TEST(t_run_success)
  * claim was taken over writes nothing. */
 TEST(t_interrupted_and_lost)
 {
-  struct err E = {0};
-  char rid[SCHED_RUN_ID_MAX + 1], state[16];
+  char rid[SCHED_RUN_ID_MAX + 1];
   int lost = -1;
   struct sched_eval ev;
   REQUIRE(!new_run("2025-05-01", rid));
-  REQUIRE(!claim(rid, "a", CORE.claim_id));
-  CHECK_OK(finish(rid, "a", ERR_CANCELED, 1, state, &lost, &ev, &E));
-  CHECK_EQ_STR(state, "up_for_retry");
+  REQUIRE(!attempt(rid, "a", CORE.claim_id, ERR_CANCELED, 1, "up_for_retry",
+                   &lost, &ev));
   CHECK_EQ_INT(lost, 0);
   struct tirow a = ti(rid, "a");
   CHECK_EQ_STR(a.state, "up_for_retry");
   CHECK_EQ_INT(a.max_tries, 2); /* one try given back */
 
   /* taken over by another daemon: our result is dropped */
-  REQUIRE(!claim(rid, "a", "otherhost:1:abc"));
-  CHECK_OK(finish(rid, "a", ERR_OK, 0, state, &lost, &ev, &E));
+  REQUIRE(!attempt(rid, "a", "otherhost:1:abc", ERR_OK, 0, NULL, &lost, &ev));
   CHECK_EQ_INT(lost, 1);
   CHECK_EQ_STR(ti(rid, "a").state, "running");
   CHECK_EQ_STR(ti(rid, "b").state, "scheduled");

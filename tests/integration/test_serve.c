@@ -40,6 +40,7 @@
 /* check: tsan */
 #include "check.h"
 #include "fixture.h"
+#include "version_fx.h"
 #include "mlopsd/db.h"
 #include "mlopsd/prep.h"
 #include "mlopsd/registry.h"
@@ -251,57 +252,12 @@ static int make_version(struct registry *reg, struct trainset *ts, int depth,
                         int rounds, int *version)
 {
   struct err e = {0};
-  struct prep *pp = NULL;
   struct prep_input in = {ts->n, ts->spec->n_features, ts->cols};
-  size_t *tr = NULL, *va = NULL, ntr = 0, nva = 0;
-  if (prep_split(ts->n, 0.3, 42, &tr, &ntr, &va, &nva, &e) ||
-      prep_fit(ts->spec, &in, tr, ntr, &pp, &e)) {
-    fprintf(stderr, "prep: %s\n", e.msg);
-    return -1;
-  }
-  size_t no = prep_n_outputs(pp);
-  float *xtr = malloc(ntr * no * sizeof(float)),
-        *xva = malloc(nva * no * sizeof(float));
-  float *ytr = malloc(ntr * sizeof(float)), *yva = malloc(nva * sizeof(float));
-  if (prep_transform_rows(pp, &in, tr, ntr, xtr, &e) ||
-      prep_transform_rows(pp, &in, va, nva, xva, &e))
-    return -1;
-  for (size_t i = 0; i < ntr; i++)
-    ytr[i] = ts->y[tr[i]];
-  for (size_t i = 0; i < nva; i++)
-    yva[i] = ts->y[va[i]];
-  const char **names = malloc(no * sizeof(char *));
-  for (size_t j = 0; j < no; j++)
-    names[j] = prep_output_name(pp, j);
-  char dep[16];
-  snprintf(dep, sizeof(dep), "%d", depth);
-  struct train_kv kv[] = {{"max_depth", dep},
-                          {"eta", "0.3"},
-                          {"tree_method", "hist"},
-                          {"seed", "7"}};
-  struct train_data td = {xtr, ytr, ntr, xva, yva, nva, no, names,
-                          NULL, NULL};
-  struct train_params tp = {.objective = "multi:softprob",
-                            .num_class = 3,
-                            .params = kv,
-                            .n_params = 4,
-                            .num_boost_round = rounds,
-                            .nthread = 1};
-  struct train_result res;
-  if (train_fit(&td, &tp, &res, &e) != ERR_OK) {
-    fprintf(stderr, "train: %s\n", e.msg);
-    return -1;
-  }
+  struct fx_fit f;
   struct registry_draft *d = NULL;
-  char path[REGISTRY_PATH_MAX];
-  int rc = -1;
-  if (registry_version_begin(reg, MODEL, &d, &e))
-    goto out;
-  if (registry_draft_path(d, "model.ubj", path, sizeof(path), &e) ||
-      train_result_save(&res, path, &e))
-    goto out;
-  if (registry_draft_path(d, "preprocess.json", path, sizeof(path), &e) ||
-      prep_save_json(pp, path, &e))
+  int ok = 0;
+  if (fx_fit(ts->spec, &in, ts->y, depth, rounds, &f, &e) ||
+      fx_draft_begin(reg, MODEL, &f, &d, &e))
     goto out;
   /* meta.json */
   cJSON *meta = cJSON_CreateObject();
@@ -309,20 +265,12 @@ static int make_version(struct registry *reg, struct trainset *ts, int depth,
   time_t t = time(NULL);
   strftime(ct, sizeof(ct), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
   cJSON_AddStringToObject(meta, "creation_time", ct);
-  cJSON *par = cJSON_AddObjectToObject(meta, "params");
-  for (size_t i = 0; i < 4; i++)
-    cJSON_AddStringToObject(par, kv[i].key, kv[i].value);
+  cJSON_AddItemToObject(meta, "params", fx_fit_params(&f));
   cJSON *met = cJSON_AddObjectToObject(meta, "metrics");
-  cJSON_AddNumberToObject(met, "accuracy", res.metrics.accuracy);
-  cJSON_AddNumberToObject(met, "logloss", res.metrics.logloss);
-  char *txt = cJSON_Print(meta);
-  cJSON_Delete(meta);
-  if (registry_draft_path(d, "meta.json", path, sizeof(path), &e) ||
-      fsx_write_atomic(path, txt, strlen(txt), &e)) {
-    free(txt);
+  cJSON_AddNumberToObject(met, "accuracy", f.res.metrics.accuracy);
+  cJSON_AddNumberToObject(met, "logloss", f.res.metrics.logloss);
+  if (fx_draft_json(d, "meta.json", meta, 1, &e))
     goto out;
-  }
-  free(txt);
   /* sample.json: request objects the server verifies the evaluator on */
   cJSON *sample = cJSON_CreateObject();
   cJSON *rows = cJSON_AddArrayToObject(sample, "rows");
@@ -332,30 +280,9 @@ static int make_version(struct registry *reg, struct trainset *ts, int depth,
     cJSON_AddItemToArray(rows, dd);
     cJSON_Delete(l);
   }
-  txt = cJSON_PrintUnformatted(sample);
-  cJSON_Delete(sample);
-  if (registry_draft_path(d, "sample.json", path, sizeof(path), &e) ||
-      fsx_write_atomic(path, txt, strlen(txt), &e)) {
-    free(txt);
-    goto out;
-  }
-  free(txt);
-  rc = registry_version_commit(d, version, &e) == ERR_OK ? 0 : -1;
-  d = NULL;
+  ok = fx_draft_json(d, "sample.json", sample, 0, &e) == 0;
 out:
-  if (rc)
-    fprintf(stderr, "make_version: %s\n", e.msg);
-  registry_version_abort(d);
-  train_result_free(&res);
-  prep_destroy(pp);
-  free(xtr);
-  free(xva);
-  free(ytr);
-  free(yva);
-  free(names);
-  free(tr);
-  free(va);
-  return rc;
+  return fx_version_end(&f, &d, ok, version, &e);
 }
 
 static int load_lines(void)
@@ -577,6 +504,29 @@ static int count_row(void *user, const struct db_row *r)
   return 0;
 }
 
+/* N predictions with customer ids PREFIX000000.., those answered 200 added
+ * to OK. */
+static void post_ids(struct idset *ok, const char *prefix, int n)
+{
+  for (int i = 0; i < n; i++) {
+    char cid[40], *b;
+    snprintf(cid, sizeof(cid), "%s%06d", prefix, i);
+    b = with_cid((size_t)i, cid);
+    struct fx_answer a;
+    if (post("/predict", b, &a) == 0 && a.status == 200)
+      idset_add(ok, cid);
+    fx_answer_free(&a);
+    free(b);
+  }
+}
+
+static void idset_free(struct idset *s)
+{
+  for (size_t i = 0; i < s->n; i++)
+    free(s->ids[i]);
+  free(s->ids);
+}
+
 /* Every id of want has exactly one row whose customer_id starts with
  * prefix; no row with that prefix is unexpected. */
 static int check_exactly_once(struct idset *want, const char *prefix,
@@ -631,23 +581,19 @@ static int daemon_start_(void)
 
 static int g_db_stopped; /* restart it at the end whatever happened */
 
-static void db_stop(void)
+/* tests/mariadb.sh VERB (stop, start) on the test server's datadir */
+static void db_ctl(const char *verb)
 {
   char cmd[2048];
-  g_db_stopped = 1;
-  snprintf(cmd, sizeof(cmd), "%s/tests/mariadb.sh stop %s >/dev/null 2>&1",
-           g_src, g_dbdir);
-  fx_run_cmd(cmd);
+  g_db_stopped = strcmp(verb, "stop") == 0;
+  snprintf(cmd, sizeof(cmd), "%s/tests/mariadb.sh %s %s >/dev/null 2>&1",
+           g_src, verb, g_dbdir);
+  if (fx_run_cmd(cmd) != 0)
+    fprintf(stderr, "  %s failed\n", cmd);
 }
 
-static void db_start(void)
-{
-  char cmd[2048];
-  g_db_stopped = 0;
-  snprintf(cmd, sizeof(cmd), "%s/tests/mariadb.sh start %s >/dev/null 2>&1",
-           g_src, g_dbdir);
-  fx_run_cmd(cmd);
-}
+static void db_stop(void) { db_ctl("stop"); }
+static void db_start(void) { db_ctl("start"); }
 
 /* ---- tests ---------------------------------------------------------------- */
 
@@ -1218,25 +1164,14 @@ TEST(db_outage)
   CHECK_EQ_INT(dup, 0);
   CHECK_EQ_INT(extra, 0);
   CHECK(metric("mlopsd_plog_rows_replayed_total") > 0);
-  for (size_t i = 0; i < ok.n; i++)
-    free(ok.ids[i]);
-  free(ok.ids);
+  idset_free(&ok);
 }
 
 TEST(kill9_with_spooled_rows)
 {
   struct idset ok = {.mu = PTHREAD_MUTEX_INITIALIZER};
   db_stop();
-  for (int i = 0; i < 300; i++) {
-    char cid[40], *b;
-    snprintf(cid, sizeof(cid), "k%06d", i);
-    b = with_cid((size_t)i, cid);
-    struct fx_answer a;
-    if (post("/predict", b, &a) == 0 && a.status == 200)
-      idset_add(&ok, cid);
-    fx_answer_free(&a);
-    free(b);
-  }
+  post_ids(&ok, "k", 300);
   CHECK_EQ_INT(ok.n, 300);
   /* wait until every row left memory for the spool */
   double t0 = fx_now_s();
@@ -1254,32 +1189,19 @@ TEST(kill9_with_spooled_rows)
   CHECK_EQ_INT(found, 300);
   CHECK_EQ_INT(dup, 0);
   CHECK_EQ_INT(extra, 0);
-  for (size_t i = 0; i < ok.n; i++)
-    free(ok.ids[i]);
-  free(ok.ids);
+  idset_free(&ok);
 }
 
 TEST(sigterm_flushes)
 {
   struct idset ok = {.mu = PTHREAD_MUTEX_INITIALIZER};
-  for (int i = 0; i < 100; i++) {
-    char cid[40], *b;
-    snprintf(cid, sizeof(cid), "t%06d", i);
-    b = with_cid((size_t)i, cid);
-    struct fx_answer a;
-    if (post("/predict", b, &a) == 0 && a.status == 200)
-      idset_add(&ok, cid);
-    fx_answer_free(&a);
-    free(b);
-  }
+  post_ids(&ok, "t", 100);
   CHECK_EQ_INT(fx_daemon_term(&g_pid), 0);
   size_t found = 0, dup = 0, extra = 0;
   REQUIRE(check_exactly_once(&ok, "t", &found, &dup, &extra) == 0);
   CHECK_EQ_INT(found, 100);
   CHECK_EQ_INT(dup, 0);
-  for (size_t i = 0; i < ok.n; i++)
-    free(ok.ids[i]);
-  free(ok.ids);
+  idset_free(&ok);
   /* the pid file is gone, the log has the start line */
   char pidf[600];
   snprintf(pidf, sizeof(pidf), "%s/mlopsd.pid", g_tmp);
@@ -1304,55 +1226,25 @@ TEST(no_sanitizer_reports)
 
 /* ---- set-up ---------------------------------------------------------------- */
 
+/* A fresh DBNAME made by `mlopsd db init`, and g_db on it. */
 static int setup_db(void)
 {
-  struct db_opts o = {0};
-  struct err e = {0};
-  struct db_pool *p = NULL;
-  struct db_conn *c = NULL;
-  o.host = getenv("MLOPSD_DATABASE_HOST");
-  o.port = atoi(getenv("MLOPSD_DATABASE_PORT") ? getenv("MLOPSD_DATABASE_PORT")
-                                               : "3306");
-  o.user = getenv("MLOPSD_DATABASE_USER");
-  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
-  o.size = 2;
-  o.connect_timeout_s = 5;
-  if (db_pool_create(&p, &o, &e) || db_acquire(p, 10000, &c, &e) ||
-      db_exec(c, "DROP DATABASE IF EXISTS " DBNAME, NULL, &e)) {
-    fprintf(stderr, "setup_db: %s\n", e.msg);
+  if (fx_db_init(DBNAME, g_bin, g_src, g_cfg, g_log))
     return -1;
-  }
-  db_release(p, c);
-  db_pool_destroy(p);
-  char cmd[4096];
-  snprintf(cmd, sizeof(cmd),
-           "cd %s && MLOPSD_SQL_DIR=%s/sql/migrations %s -c %s db init "
-           ">>%s 2>&1",
-           g_tmp, g_src, g_bin, g_cfg, g_log);
-  if (fx_run_cmd(cmd) != 0) {
-    fprintf(stderr, "db init failed, see %s\n", g_log);
-    return -1;
-  }
-  o.database = DBNAME;
-  o.size = 4;
-  if (db_pool_create(&g_db, &o, &e)) {
-    fprintf(stderr, "setup_db: %s\n", e.msg);
-    return -1;
-  }
-  return 0;
+  g_db = fx_pool(DBNAME, 4);
+  return g_db ? 0 : -1;
 }
 
 static int setup(void)
 {
-  const char *s = getenv("MLOPSD_SRC"), *b = getenv("MLOPSD_BIN"),
-             *d = getenv("MLOPSD_TEST_DB_DIR");
-  if (!s || !b || !d) {
-    fprintf(stderr, "test_serve: MLOPSD_SRC, MLOPSD_BIN and "
-                    "MLOPSD_TEST_DB_DIR must be set (tests/run.sh)\n");
+  const char *d = getenv("MLOPSD_TEST_DB_DIR");
+  if (fx_env("test_serve", g_src, sizeof(g_src), g_bin, sizeof(g_bin)))
+    return -1;
+  if (!d) {
+    fprintf(stderr, "test_serve: MLOPSD_TEST_DB_DIR must be set "
+                    "(tests/run.sh)\n");
     return -1;
   }
-  snprintf(g_src, sizeof(g_src), "%s", s);
-  snprintf(g_bin, sizeof(g_bin), "%s", b);
   snprintf(g_dbdir, sizeof(g_dbdir), "%s", d);
   if (fx_tmpdir(g_tmp, sizeof(g_tmp), "it-serve"))
     return -1;
@@ -1362,25 +1254,9 @@ static int setup(void)
   g_port = fx_free_port();
   setenv("MLOPSD_DATABASE_NAME", DBNAME, 1);
   unsetenv("MLOPSD_SERVER_LISTEN");
-  char cfg[4096];
-  snprintf(cfg, sizeof(cfg),
-           "server:\n"
-           "  listen: \"127.0.0.1:%d\"\n"
-           "  threads: 2\n"
-           "  spool_dir: %s/spool\n"
-           "  default_model: " MODEL "\n"
-           "database:\n"
-           "  name: " DBNAME "\n"
-           "  connect_timeout: 2\n"
-           "models:\n"
-           "  specs_dir: %s/config/models\n"
-           "  registry_dir: %s\n"
-           "scheduler:\n"
-           "  dags_dir: %s/dags\n"
-           "logging:\n"
-           "  level: info\n",
-           g_port, g_tmp, g_src, g_reg, g_tmp);
-  if (fx_write_text(g_cfg, cfg))
+  if (fx_daemon_cfg(g_tmp, g_src, g_port, DBNAME, 0,
+                    "  default_model: " MODEL "\n",
+                    "logging:\n  level: info\n"))
     return -1;
   if (load_lines() || g_nlines < 500)
     return -1;

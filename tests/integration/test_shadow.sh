@@ -205,6 +205,16 @@ json.dump({"pairs": len(prod),
           open(tmp + "/want.json", "w"))
 EOF
 # check_compare NAME: `models compare --json` against $tmp/want.json
+meta_until() {  # meta_until PY: 1 once /metadata as d makes PY true (10 s), else 0
+  local _
+  for _ in $(seq 1 100); do
+    curl -s "http://127.0.0.1:$port/metadata" >"$tmp/meta.json"
+    python3 -c "import json,sys; d = json.load(open('$tmp/meta.json')); sys.exit(not ($1))" &&
+      { echo 1; return; }
+    sleep 0.1
+  done
+  echo 0
+}
 check_compare() {
   "$BIN" models compare $MODEL --json >"$tmp/cmp.json" 2>"$tmp/cmp.err"
   python3 - "$tmp/cmp.json" "$tmp/want.json" <<'EOF' && ok "$1" ||
@@ -335,15 +345,8 @@ eq promote_row "$(sql $DB -e "SELECT COUNT(*) FROM deployment WHERE
 
 # ---- staging == production: no shadow; staging moved to 3: followed
 scenario staging_followed
-swapped=0
-for _ in $(seq 1 100); do
-  curl -s "http://127.0.0.1:$port/metadata" >"$tmp/meta.json"
-  # the top-level version (the shadow object has one too)
-  python3 -c "import json,sys; sys.exit(json.load(open('$tmp/meta.json'))['model_version'] != '2')" &&
-    { swapped=1; break; }
-  sleep 0.1
-done
-eq production_swapped "$swapped" 1
+# the top-level version (the shadow object has one too)
+eq production_swapped "$(meta_until "d['model_version'] == '2'")" 1
 before=$(sql $DB -e "SELECT COUNT(*) FROM prediction_shadow")
 n2=$(post_all "$tmp/ans2")
 got=$(wait_rows "SELECT COUNT(*) FROM credit_predictions_api_log" $((n1 + nb + n2)))
@@ -353,14 +356,7 @@ expect compare_same 1 "$BIN" models compare $MODEL
 has compare_same_msg "$tmp/err" "staging is production (version 2)"
 eq api_compare_same_version "$(admin GET /api/v2/models/$MODEL/compare)" 409
 expect promote_staging_3 0 "$BIN" models promote $MODEL 3 --alias staging
-followed=0
-for _ in $(seq 1 100); do
-  curl -s "http://127.0.0.1:$port/metadata" >"$tmp/meta.json"
-  python3 -c "import json,sys; sys.exit(json.load(open('$tmp/meta.json'))['shadow']['model_version'] != '3')" &&
-    { followed=1; break; }
-  sleep 0.1
-done
-eq shadow_followed "$followed" 1
+eq shadow_followed "$(meta_until "d['shadow']['model_version'] == '3'")" 1
 n3=$(post_all "$tmp/ans3")
 got=$(wait_rows "SELECT COUNT(*) FROM prediction_shadow WHERE model_version = 3" "$n3")
 eq shadow_rows_v3 "$got" "$n3"

@@ -19,24 +19,18 @@ DS=2025-09-01
 finish() { tl_done; exit $?; }
 export MLOPSD_DATABASE_NAME=$DB
 export MLOPSD_MODELS_SPECS_DIR=$T/specs
-pid_b=""
-TL_CLEANUP_EXTRA='[ -n "$pid_b" ] && kill "$pid_b" 2>/dev/null && wait "$pid_b" 2>/dev/null'
 
 scenario setup
-mkdir -p "$T/specs" "$T/dags" "$T/a" "$T/b"
-sed -E -e 's/^( *num_boost_round:).*/\1 20/' \
-  -e 's/^( *early_stopping_rounds:).*/\1 5/' \
-  config/models/$MODEL.yaml >"$T/specs/$MODEL.yaml"
+mkdir -p "$T/specs" "$T/dags"
+tl_spec_copy "$T/specs/$MODEL.yaml" num_boost_round=20 \
+  early_stopping_rounds=5
 cat >"$T/dags/grid_shared.yaml" <<EOF
 dag_id: grid_shared
 schedule: null
 tasks:
   - {id: train, type: train, model: $MODEL, shared_trials: true}
 EOF
-port_a=$(free_port)
-port_b=$(free_port)
-tl_sched_config "$T/a" "$port_a" $DB "$T/specs"
-tl_sched_config "$T/b" "$port_b" $DB "$T/specs"
+tl_pair_config $DB "$T/specs"
 if tl_db_course $DB $DS; then
   ok database_ready
 else
@@ -59,12 +53,7 @@ check reference_best_found test -n "$ref_best"
 
 # 2. two daemons, the DAG's train task with shared trials
 scenario two_daemons_share_the_grid
-"$BIN" -c "$T/a/mlopsd.yaml" serve >"$T/a/daemon.log" 2>&1 &
-daemon_pid=$!
-"$BIN" -c "$T/b/mlopsd.yaml" serve >"$T/b/daemon.log" 2>&1 &
-pid_b=$!
-check daemon_a_up wait_http "http://127.0.0.1:$port_a/healthz" 30
-check daemon_b_up wait_http "http://127.0.0.1:$port_b/healthz" 30
+tl_pair_start
 t0=$(date +%s.%N)
 if "$BIN" -c "$T/a/mlopsd.yaml" dags trigger grid_shared --date $DS --wait \
      --timeout 600 >"$T/trigger.out" 2>&1; then
@@ -95,11 +84,7 @@ per=$(sql -e "SELECT COUNT(*) FROM train_trial WHERE search_id = $sid
 
 # 3. the same version as the single sequential process
 scenario same_best_trial_and_model
-vdir=""
-for d in a b; do
-  [ -f "$T/$d/registry/$MODEL/versions/1/model.ubj" ] &&
-    vdir=$T/$d/registry/$MODEL/versions/1
-done
+vdir=$(tl_pair_version model.ubj)
 check version_registered test -n "$vdir"
 sql -e "SELECT line FROM task_log WHERE task_id = 'train' ORDER BY id" \
   "$DB" >"$T/task.log"

@@ -55,35 +55,7 @@ static struct fx_tc *tc_new(const char *fields, const char *conf)
   return c;
 }
 
-static int64_t q1(const char *sql)
-{
-  struct db_conn *c;
-  int64_t v = INT64_MIN;
-  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
-    return INT64_MIN;
-  if (db_query_i64(c, sql, NULL, 0, &v, &E) != ERR_OK)
-    v = INT64_MIN;
-  db_release(P, c);
-  return v;
-}
-
-static int str_row(void *user, const struct db_row *row)
-{
-  snprintf(user, 256, "%s", db_row_str(row, 0, NULL) ? db_row_str(row, 0, NULL)
-                                                     : "(null)");
-  return 1;
-}
-
-static void qs(const char *sql, char out[256])
-{
-  struct db_conn *c;
-  out[0] = '\0';
-  if (db_acquire(P, 10000, &c, &E) != ERR_OK)
-    return;
-  if (db_query(c, sql, NULL, 0, str_row, out, NULL, &E) != ERR_OK)
-    snprintf(out, 256, "error: %.200s", E.msg);
-  db_release(P, c);
-}
+static int64_t q1(const char *sql) { return fx_q1(P, sql); }
 
 /* ------------------------------------------------------------------ */
 /* type table */
@@ -252,15 +224,15 @@ TEST(t_sql_script)
   }
   CHECK_EQ_INT(k, 5);
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t1"), 5);
-  char s[256];
-  qs("SELECT s FROM t1 WHERE id = 1", s);
-  CHECK_EQ_STR(s, "a;b");
-  qs("SELECT s FROM t1 WHERE id = 2", s);
-  CHECK_EQ_STR(s, "it's; fine");
-  qs("SELECT s FROM t1 WHERE id = 4", s);
-  CHECK_EQ_STR(s, "x';y!");
-  qs("SELECT s FROM t1 WHERE id = 5", s);
-  CHECK_EQ_STR(s, "ok;!!");
+  struct fx_str s;
+  fx_qs(P, "SELECT s FROM t1 WHERE id = 1", &s);
+  CHECK_EQ_STR(s.s, "a;b");
+  fx_qs(P, "SELECT s FROM t1 WHERE id = 2", &s);
+  CHECK_EQ_STR(s.s, "it's; fine");
+  fx_qs(P, "SELECT s FROM t1 WHERE id = 4", &s);
+  CHECK_EQ_STR(s.s, "x';y!");
+  fx_qs(P, "SELECT s FROM t1 WHERE id = 5", &s);
+  CHECK_EQ_STR(s.s, "ok;!!");
   fx_tc_free(c);
 }
 
@@ -330,11 +302,11 @@ TEST(t_sql_conf_bound)
   CHECK(fx_tc_has(c, "log", "VALUES (?, ?, '2025-09-01')"));
   CHECK(!fx_tc_has(c, "log", "DROP TABLE t3"));
   CHECK_EQ_INT(q1("SELECT COUNT(*) FROM t3"), 2);
-  char s[256];
-  qs("SELECT s FROM t3 WHERE id = 107", s);
-  CHECK_EQ_STR(s, evil);
-  qs("SELECT d FROM t3 WHERE id = 8", s);
-  CHECK_EQ_STR(s, "2025-08-31");
+  struct fx_str s;
+  fx_qs(P, "SELECT s FROM t3 WHERE id = 107", &s);
+  CHECK_EQ_STR(s.s, evil);
+  fx_qs(P, "SELECT d FROM t3 WHERE id = 8", &s);
+  CHECK_EQ_STR(s.s, "2025-08-31");
   fx_tc_free(c);
 
   /* a missing conf value fails before anything runs */
@@ -481,45 +453,46 @@ static struct fx_tc *http_ctx(const char *path, const char *extra)
 
 TEST(t_http_status)
 {
-  struct fx_tc *c = http_ctx("/ok", NULL);
-  CHECK_OK(fx_tc_run(c, "http", &E));
-  CHECK(fx_tc_has(c, "log", "GET http://127.0.0.1:"));
-  CHECK(fx_tc_has(c, "log", "response: HTTP 200, 12 bytes"));
-  CHECK(fx_tc_has(c, "log", "hello"));
-  CHECK(fx_tc_has(c, "log", "world"));
-  fx_tc_free(c);
-
-  c = http_ctx("/fail", NULL);
-  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_STATE);
-  CHECK_HAS(E.msg, "HTTP status 500, expected 2xx");
-  CHECK(fx_tc_has(c, "log", "it broke"));
-  fx_tc_free(c);
-
-  c = http_ctx("/fail", "\"expect_status\": [200, 500]");
-  CHECK_OK(fx_tc_run(c, "http", &E));
-  fx_tc_free(c);
-
-  c = http_ctx("/ok", "\"expect_status\": 201");
-  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_STATE);
-  CHECK_HAS(E.msg, "HTTP status 200, expected 201");
-  fx_tc_free(c);
-
-  c = http_ctx("/ok", "\"expect_status\": [\"204\", 201]");
-  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_STATE);
-  CHECK_HAS(E.msg, "expected 204, 201");
-  fx_tc_free(c);
-
-  c = http_ctx("/nope", NULL);
-  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_STATE);
-  CHECK_HAS(E.msg, "HTTP status 404");
-  fx_tc_free(c);
-
-  /* only the first 4 KiB of the body are logged */
-  c = http_ctx("/big", NULL);
-  CHECK_OK(fx_tc_run(c, "http", &E));
-  CHECK(fx_tc_has(c, "log", "10000 bytes"));
-  CHECK(fx_tc_has(c, "log", "cut: 5904 more bytes"));
-  fx_tc_free(c);
+  /* PATH with EXTRA fields: the run returns RC, E.msg has MSG (NULL: not
+   * looked at), the log has each of LOGS */
+  static const struct {
+    const char *path, *extra;
+    enum err_code rc;
+    const char *msg, *logs[5];
+  } cases[] = {
+      {"/ok", NULL, ERR_OK, NULL,
+       {"GET http://127.0.0.1:", "response: HTTP 200, 12 bytes", "hello",
+        "world", NULL}},
+      {"/fail", NULL, ERR_STATE, "HTTP status 500, expected 2xx",
+       {"it broke", NULL}},
+      {"/fail", "\"expect_status\": [200, 500]", ERR_OK, NULL, {NULL}},
+      {"/ok", "\"expect_status\": 201", ERR_STATE,
+       "HTTP status 200, expected 201", {NULL}},
+      {"/ok", "\"expect_status\": [\"204\", 201]", ERR_STATE,
+       "expected 204, 201", {NULL}},
+      {"/nope", NULL, ERR_STATE, "HTTP status 404", {NULL}},
+      /* only the first 4 KiB of the body are logged */
+      {"/big", NULL, ERR_OK, NULL, {"10000 bytes", "cut: 5904 more bytes",
+                                    NULL}},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const char *extra = cases[i].extra ? cases[i].extra : "";
+    struct fx_tc *c = http_ctx(cases[i].path, cases[i].extra);
+    REQUIRE(c);
+    enum err_code rc = fx_tc_run(c, "http", &E);
+    if (rc != cases[i].rc)
+      check_fail_at(__FILE__, __LINE__, "GET %s {%s}: %s (%s), want %s",
+                    cases[i].path, extra, err_str(rc), E.msg,
+                    err_str(cases[i].rc));
+    if (cases[i].msg && !strstr(E.msg, cases[i].msg))
+      check_fail_at(__FILE__, __LINE__, "GET %s {%s}: \"%s\" lacks \"%s\"",
+                    cases[i].path, extra, E.msg, cases[i].msg);
+    for (size_t k = 0; cases[i].logs[k]; k++)
+      if (!fx_tc_has(c, "log", cases[i].logs[k]))
+        check_fail_at(__FILE__, __LINE__, "GET %s {%s}: no log line with "
+                      "\"%s\"", cases[i].path, extra, cases[i].logs[k]);
+    fx_tc_free(c);
+  }
 }
 
 TEST(t_http_post)

@@ -17,26 +17,18 @@ PY=/usr/bin/python3
 MODEL=credit_score_classification
 finish() { tl_done; exit $?; }
 
-export MLOPSD_DATABASE_NAME=it_interop
-export MLOPSD_MODELS_REGISTRY_DIR=$tmp/registry
-export MLOPSD_MODELS_SPECS_DIR=config/models
+tl_model_env it_interop
 export MYSQL_PWD=${MLOPSD_DATABASE_PASSWORD:-}
 sql() {
   mariadb --protocol=TCP -h "${MLOPSD_DATABASE_HOST:-127.0.0.1}" \
     -P "${MLOPSD_DATABASE_PORT:-3306}" -u "${MLOPSD_DATABASE_USER:-root}" "$@"
 }
 
-if ! $PY -c 'import xgboost, numpy' 2>/dev/null; then
-  echo "$PY cannot import xgboost and numpy (package python3-xgboost)"
-  bad python_xgboost_available; finish
-fi
+tl_need_pyxgb || finish
 
 # 1. data and a trained version
 scenario data_and_a_trained_version
-if sql -e "DROP DATABASE IF EXISTS it_interop" &&
-   "$BIN" db init >"$tmp/init.log" 2>&1 &&
-   "$BIN" db seed >"$tmp/seed.log" 2>&1 &&
-   sed 's/{{ ds }}/2025-09-01/g' sql/features.sql | sql it_interop &&
+if tl_db_course it_interop 2025-09-01 &&
    "$BIN" models train $MODEL --date 2025-09-01 --max-trials 2 \
      --rounds 40 --run-id interop >"$tmp/train.log" 2>&1 &&
    grep -q '^version 1$' "$tmp/train.log"; then
@@ -53,35 +45,12 @@ scenario a_batch_of_raw_rows_the
 #    feature is optional, so nulls pass as missing), minus rows the other
 #    request rules refuse (the training data is not filtered by them)
 mkdir -p "$tmp/specs"
-sed 's/{name: \([a-z_]*\)/{name: \1, required: false/' \
-  config/models/$MODEL.yaml >"$tmp/specs/$MODEL.yaml"
+tl_optional_spec config/models/$MODEL.yaml "$tmp/specs/$MODEL.yaml"
 export MLOPSD_MODELS_SPECS_DIR=$tmp/specs
-$PY - "$vdir/sample.json" "$tmp/body.json" <<'EOF'
-import json, sys
-rows = json.load(open(sys.argv[1]))["rows"]
-json.dump({"data": rows[:600]}, open(sys.argv[2], "w"))
-EOF
-for attempt in 1 2 3; do
-  "$BIN" predict $MODEL:1 --file "$tmp/body.json" >"$tmp/answer.json" \
-    2>"$tmp/predict.err" && break
-  # drop the items named in the 400 body and try again
-  $PY - "$tmp/body.json" "$tmp/answer.json" <<'EOF'
-import json, re, sys
-body = json.load(open(sys.argv[1])); ans = json.load(open(sys.argv[2]))
-badidx = {int(m.group(1)) for k in ans.get("fields", {})
-          for m in [re.match(r"data\[(\d+)\]", k)] if m}
-body["data"] = [r for i, r in enumerate(body["data"]) if i not in badidx]
-json.dump(body, open(sys.argv[1], "w"))
-EOF
-done
-if "$BIN" predict $MODEL:1 --file "$tmp/body.json" >"$tmp/answer.json" &&
-   "$BIN" predict $MODEL:1 --file "$tmp/body.json" --print-rows \
-     >"$tmp/rows.json"; then
-  ok predict_and_print_rows
-else
+tl_sample_body "$vdir" 600 $MODEL:1
+tl_predict_rows $MODEL:1 && ok predict_and_print_rows || {
   cat "$tmp/answer.json" "$tmp/predict.err"; bad predict_and_print_rows
-  finish
-fi
+  finish; }
 
 # 3. python-xgboost on the same rows; python preprocessing from the file
 scenario python_xgboost_on_the_same_rows
