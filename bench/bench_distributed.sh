@@ -6,7 +6,8 @@
 # The synthetic rows are bench_train.c's: copies of the course's 2,500
 # rows of 2025-09-01 under base_dt 2099-01-01 with +-5% jitter on the
 # numeric columns (customer_id kept, so MOD(customer_id, 2) splits them
-# about in half).  One grid point and BENCH_DIST_ROUNDS rounds (default
+# about in half) and their dates moved by as much as base_dt (the spec's
+# 28-day train_window counts back from the logical date).  One grid point and BENCH_DIST_ROUNDS rounds (default
 # 20), one XGBoost thread per rank.  One worker: `models train`; two:
 # `models train --workers 2` (rank 0) plus one `mlopsd serve` whose trial
 # helper is rank 1 (its peak RSS includes the daemon's own, printed
@@ -48,7 +49,8 @@ for ((k0 = 0; k0 < copies; k0 += 20)); do
   sql bench_dist -e "INSERT INTO credit_score_features_target (base_dt, id,
     customer_id, date, occupation, type_of_loan, credit_mix,
     payment_of_min_amount, payment_behaviour, credit_score$cols)
-    SELECT '$BIG', CONCAT(LPAD(k, 3, '0'), id), customer_id, date,
+    SELECT '$BIG', CONCAT(LPAD(k, 3, '0'), id), customer_id,
+    DATE_ADD(date, INTERVAL DATEDIFF('$BIG', '2025-09-01') DAY),
     occupation, type_of_loan, credit_mix, payment_of_min_amount,
     payment_behaviour, credit_score$jit FROM bench_src JOIN bench_seq
     WHERE k >= $k0 AND k < $((k0 + 20))" || exit 1
@@ -78,10 +80,7 @@ MLOPSD_SERVER_LISTEN=127.0.0.1:$port MLOPSD_SCHEDULER_DAGS_DIR=$T/dags \
   MLOPSD_SERVER_SPOOL_DIR=$T/spool MLOPSD_MODELS_REGISTRY_DIR=$T/reg-d \
   "$BIN" serve >"$T/daemon.log" 2>&1 &
 dpid=$!
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
-  sleep 0.2
-done
+bench_wait_http "http://127.0.0.1:$port/healthz" 100
 hwm0=$(awk '/VmHWM/{print int($2/1024)}' /proc/$dpid/status)
 train two-workers --workers 2 --tracker-host 127.0.0.1 || {
   grep trials "$T/daemon.log" | tail; exit 1; }

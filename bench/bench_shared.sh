@@ -80,10 +80,7 @@ EOF
     ports+=("$port")
   done
   for port in "${ports[@]}"; do
-    for _ in $(seq 1 300); do
-      curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" && break
-      sleep 0.1
-    done
+    bench_wait_http "http://127.0.0.1:$port/healthz" 300 0.1
   done
   load0=$(cut -d' ' -f1-3 /proc/loadavg)
   t0=$(date +%s.%N)

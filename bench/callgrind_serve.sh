@@ -57,11 +57,7 @@ bench_serve_db_init callgrind_serve
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$T/cg.out" \
   "$BIN" -c "$T/mlopsd.yaml" serve >"$T/daemon.log" 2>&1 &
 VPID=$!
-for _ in $(seq 1 600); do
-  curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
-  sleep 0.2
-done
-curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null ||
+bench_wait_http "http://127.0.0.1:$PORT/readyz" 600 ||
   { echo "callgrind_serve: daemon not ready" >&2; tail "$T/daemon.log" >&2; exit 1; }
 
 # send COUNT: COUNT requests, one keep-alive connection, bodies in turn;

@@ -67,6 +67,19 @@ bench_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# bench_wait_http URL TRIES [STEP]: polls URL (every STEP seconds, default
+# 0.2) until it answers 2xx, at most TRIES times, then asks once more;
+# returns 0 when it answered, 1 when it never did (a daemon still starting
+# or dead: the caller decides whether that is fatal).
+bench_wait_http() {
+  local i
+  for ((i = 0; i < $2; i++)); do
+    curl -sf -o /dev/null "$1" && return 0
+    sleep "${3:-0.2}"
+  done
+  curl -sf -o /dev/null "$1"
+}
+
 # bench_load: prints "load average: a, b, c" (figures on a shared machine
 # mean little without it).
 bench_load() {

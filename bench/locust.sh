@@ -38,10 +38,7 @@ mkdir -p "$T/f"
 (cd "$T/f" && exec env MLOPSD_DATABASE_NAME=bench_locust MLOPSD_ADMIN_TOKEN="$TOKEN" \
   "$BIN" -c "$T/f/mlopsd.yaml" serve >"$T/daemon.log" 2>&1) &
 PID=$!
-for _ in $(seq 1 150); do
-  curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
-  sleep 0.2
-done
+bench_wait_http "http://127.0.0.1:$PORT/healthz" 150
 # a served version (the fixture's production alias, else version 1)
 curl -sf "http://127.0.0.1:$PORT/metadata" >/dev/null ||
   curl -sf -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
