@@ -13,7 +13,8 @@
  * for 2025-09-01).  The synthetic set: 400 copies of the 2,500 rows of
  * 2025-09-01 under base_dt 2099-01-01 (ids prefixed with the copy number,
  * every numeric value times a uniform factor in [0.95, 1.05), labels and
- * categories kept), built with INSERT ... SELECT.
+ * categories kept, dates moved as far as base_dt so the spec's 28-day
+ * train_window finds them), built with INSERT ... SELECT.
  *
  * Knobs: BENCH_TRAIN_ROWS (synthetic rows, default 1000000, 0 = skip),
  * BENCH_TRAIN_BIG_TRIALS (default 2), BENCH_TRAIN_BIG_ROUNDS (default 20),
@@ -243,7 +244,8 @@ static int make_synthetic(long n)
     len += (size_t)snprintf(
         sql + len, sizeof(sql) - len,
         ") SELECT '" BIG_DS "', CONCAT(LPAD(k, 3, '0'), id), customer_id, "
-        "date, occupation, type_of_loan, credit_mix, payment_of_min_amount, "
+        "DATE_ADD(date, INTERVAL DATEDIFF('" BIG_DS "', '" DS "') DAY), "
+        "occupation, type_of_loan, credit_mix, payment_of_min_amount, "
         "payment_behaviour, credit_score");
     for (size_t j = 0; j < sizeof(num) / sizeof(num[0]); j++)
       len += (size_t)snprintf(sql + len, sizeof(sql) - len,
