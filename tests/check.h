@@ -24,6 +24,8 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdarg.h>
@@ -174,6 +176,70 @@ static inline void check_watch_stop(struct check_watch *w)
   __atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
   pthread_join(w->th, NULL);
 }
+
+/* A whole-number field of a struct (int, int64_t, uint64_t ...), for
+ * CHECK_FIELDS: CHECK_FIELD(struct queue_stats, queued). */
+struct check_field {
+  const char *name;
+  size_t off, size;
+};
+#define CHECK_FIELD(type, f) {#f, offsetof(type, f), sizeof(((type *)0)->f)}
+
+static inline long long check_field_value(const void *obj,
+                                          const struct check_field *f)
+{
+  const char *p = (const char *)obj + f->off;
+  int32_t i4;
+  uint64_t u8;
+  if (f->size == sizeof(i4)) {
+    memcpy(&i4, p, sizeof(i4));
+    return i4;
+  }
+  memcpy(&u8, p, sizeof(u8));
+  return (long long)u8;
+}
+
+/* Compares the fields F[0..n) of OBJ with WANT, "name=value ..." (whole
+ * numbers): one check per name, each mismatch or unknown name a failure
+ * reported at FILE:LINE with the name. */
+static inline void check_fields_at(const char *file, int line,
+                                   const void *obj,
+                                   const struct check_field *f, size_t n,
+                                   const char *want)
+{
+  const char *s = want;
+  for (;;) {
+    while (*s == ' ')
+      s++;
+    if (!*s)
+      return;
+    size_t len = strcspn(s, "= ");
+    char *end = NULL;
+    long long v = s[len] == '=' ? strtoll(s + len + 1, &end, 10) : 0;
+    if (!end || end == s + len + 1 || (*end && *end != ' ')) {
+      check_fail_at(file, line, "bad field list \"%s\" at \"%s\"", want, s);
+      return;
+    }
+    size_t i = 0;
+    while (i < n && (strlen(f[i].name) != len || strncmp(f[i].name, s, len)))
+      i++;
+    if (i == n)
+      check_fail_at(file, line, "no field '%.*s'", (int)len, s);
+    else if (check_field_value(obj, &f[i]) != v)
+      check_fail_at(file, line, "%s == %lld (%lld != %lld)", f[i].name, v,
+                    check_field_value(obj, &f[i]), v);
+    s = end;
+  }
+}
+
+/* Checks the fields of VALUE, of struct TYPE described by the array DEFS
+ * of CHECK_FIELD, against WANT ("name=value ..."). */
+#define CHECK_FIELDS(type, value, defs, want)                                 \
+  do {                                                                        \
+    type check_v_ = (value);                                                  \
+    check_fields_at(__FILE__, __LINE__, &check_v_, (defs),                    \
+                    sizeof(defs) / sizeof((defs)[0]), (want));                \
+  } while (0)
 
 /* Scenario bookkeeping around one run (RUN, RUN_CASE). */
 static inline void check_begin(const char *name)

@@ -212,6 +212,23 @@ static enum err_code sub(struct queue *q, enum queue_prio p, queue_fn fn,
 
 /* ---- tests ------------------------------------------------------------ */
 
+/* The queue's stats as a value, and their fields for CHECK_QSTATS:
+ * CHECK_QSTATS(q, "queued=1 running=2"), one check per field. */
+static struct queue_stats qstats(struct queue *q)
+{
+  struct queue_stats st;
+  queue_get_stats(q, &st);
+  return st;
+}
+#define F(f) CHECK_FIELD(struct queue_stats, f)
+static const struct check_field QSTATS[] = {
+    F(queued), F(running), F(submitted), F(completed), F(rejected),
+    F(canceled), F(timed_out), F(dropped), F(failed), F(workers),
+    F(capacity)};
+#undef F
+#define CHECK_QSTATS(q, want)                                                 \
+  CHECK_FIELDS(struct queue_stats, qstats(q), QSTATS, want)
+
 TEST(create_bad_opts)
 {
   struct queue *q = NULL;
@@ -282,10 +299,7 @@ TEST(priority_and_fifo)
     if (i > 0)
       CHECK(ids[i] > ids[i - 1]);
   }
-  struct queue_stats st;
-  queue_get_stats(q, &st);
-  CHECK_EQ_INT(st.queued, 8);
-  CHECK_EQ_INT(st.running, 1);
+  CHECK_QSTATS(q, "queued=8 running=1");
   open_gate();
   for (int i = 0; i < 8; i++)
     CHECK(wait_ge(&r[i].done_calls, 1));
@@ -322,10 +336,7 @@ TEST(reserved_high_worker)
   CHECK_EQ_INT(high.code, ERR_OK);
   CHECK_EQ_STR(high.thread, "tq-w2"); /* the last worker is the reserved */
   CHECK_EQ_INT(get_locked(&low.ran), 0);
-  struct queue_stats st;
-  queue_get_stats(q, &st);
-  CHECK_EQ_INT(st.queued, 1);
-  CHECK_EQ_INT(st.running, 2);
+  CHECK_QSTATS(q, "queued=1 running=2");
   open_gate();
   CHECK(wait_ge(&low.done_calls, 1));
   queue_destroy(q);
@@ -347,13 +358,7 @@ TEST(full_rejects)
   uint64_t cid = 12345;
   CHECK_EQ_INT(sub(q, QUEUE_PRIO_HIGH, job_record, &c, 0, &cid), ERR_FULL);
   CHECK_EQ_INT(cid, 12345); /* untouched */
-  struct queue_stats st;
-  queue_get_stats(q, &st);
-  CHECK_EQ_INT(st.queued, 2);
-  CHECK_EQ_INT(st.submitted, 3);
-  CHECK_EQ_INT(st.rejected, 1);
-  CHECK_EQ_INT(st.capacity, 2);
-  CHECK_EQ_INT(st.workers, 1);
+  CHECK_QSTATS(q, "queued=2 submitted=3 rejected=1 capacity=2 workers=1");
   open_gate();
   CHECK(wait_ge(&a.done_calls, 1));
   CHECK(wait_ge(&b.done_calls, 1));
@@ -386,10 +391,7 @@ TEST(cancel_queued)
   CHECK_EQ_INT(queue_cancel(q, xid), ERR_NOTFOUND);
   CHECK_EQ_INT(queue_cancel(q, 999999), ERR_NOTFOUND);
   CHECK_EQ_INT(queue_cancel(q, 0), ERR_NOTFOUND);
-  struct queue_stats st;
-  queue_get_stats(q, &st);
-  CHECK_EQ_INT(st.queued, 1);
-  CHECK_EQ_INT(st.canceled, 1);
+  CHECK_QSTATS(q, "queued=1 canceled=1");
   open_gate();
   CHECK(wait_ge(&y.done_calls, 1));
   CHECK_EQ_INT(queue_cancel(q, yid), ERR_NOTFOUND); /* finished */
@@ -423,11 +425,7 @@ TEST(cancel_running)
   CHECK(wait_ge(&p.done_calls, 1));
   CHECK_EQ_INT(p.code, ERR_OK);
   CHECK_EQ_INT(p.stop_seen, 1);
-  struct queue_stats st;
-  queue_get_stats(q, &st);
-  CHECK_EQ_INT(st.canceled, 1);
-  CHECK_EQ_INT(st.completed, 1);
-  CHECK_EQ_INT(st.running, 0);
+  CHECK_QSTATS(q, "canceled=1 completed=1 running=0");
   queue_destroy(q);
   CHECK_EQ_INT(w.done_calls, 1);
   CHECK_EQ_INT(p.done_calls, 1);
@@ -459,10 +457,7 @@ TEST(timeout)
   CHECK_EQ_INT(f.code, ERR_OK);
   CHECK_EQ_INT(f.stop_seen, 0);
   CHECK(f.deadline_ms >= f.start_ms + 599000);
-  struct queue_stats st;
-  queue_get_stats(q, &st);
-  CHECK_EQ_INT(st.timed_out, 2);
-  CHECK_EQ_INT(st.completed, 1);
+  CHECK_QSTATS(q, "timed_out=2 completed=1");
   queue_destroy(q);
 }
 
@@ -502,15 +497,8 @@ TEST(shutdown_counts)
   struct rec late = {0};
   CHECK_EQ_INT(sub(q, QUEUE_PRIO_HIGH, job_record, &late, 0, NULL),
                ERR_SHUTDOWN);
-  struct queue_stats st;
-  queue_get_stats(q, &st);
-  CHECK_EQ_INT(st.queued, 0);
-  CHECK_EQ_INT(st.running, 0);
-  CHECK_EQ_INT(st.submitted, 5);
-  CHECK_EQ_INT(st.dropped, 3);
-  CHECK_EQ_INT(st.completed, 2);
-  CHECK_EQ_INT(st.failed, 2);
-  CHECK_EQ_INT(st.rejected, 1);
+  CHECK_QSTATS(q, "queued=0 running=0 submitted=5 dropped=3 completed=2 "
+                  "failed=2 rejected=1");
   lr = lq = -1;
   queue_shutdown(q, 0, &lr, &lq); /* idempotent: same answer */
   CHECK_EQ_INT(lr, 2);

@@ -200,6 +200,22 @@ static off_t fsize(const char *p)
 
 /* ---- tests ----------------------------------------------------------- */
 
+/* The spool's stats for CHECK_SSTATS(sp, "next_seq=10 corrupt=0"): one
+ * check per field named. */
+#define F(f) CHECK_FIELD(struct spool_stats, f)
+static const struct check_field SSTATS[] = {
+    F(bytes), F(max_bytes), F(segments), F(next_seq), F(committed),
+    F(durable), F(pending), F(corrupt)};
+#undef F
+static struct spool_stats sstats(struct spool *sp)
+{
+  struct spool_stats st;
+  spool_stats(sp, &st);
+  return st;
+}
+#define CHECK_SSTATS(sp, want)                                                \
+  CHECK_FIELDS(struct spool_stats, sstats(sp), SSTATS, want)
+
 TEST(crc32c_vectors)
 {
   CHECK_EQ_INT(spool_crc32c(0, "123456789", 9), 0xE3069283u);
@@ -260,13 +276,8 @@ TEST(append_replay_order_and_redelivery)
   /* commit rules */
   CHECK_EQ_INT(spool_commit(sp, 10, &e), ERR_OK); /* below: no-op */
   CHECK_EQ_INT(spool_commit(sp, 1001, &e), ERR_INVAL);
-  struct spool_stats st;
-  spool_stats(sp, &st);
-  CHECK_EQ_INT(st.committed, 1000);
-  CHECK_EQ_INT(st.next_seq, 1001);
-  CHECK_EQ_INT(st.pending, 0);
-  CHECK_EQ_INT(st.corrupt, 0);
-  CHECK_EQ_INT(st.bytes, 0); /* all consumed: segment deleted */
+  /* bytes=0: all consumed, the segment deleted */
+  CHECK_SSTATS(sp, "committed=1000 next_seq=1001 pending=0 corrupt=0 bytes=0");
   free(c);
   spool_destroy(sp);
   rmtree(dir);
@@ -299,10 +310,7 @@ TEST(restart_keeps_cursor_and_seq)
   /* everything consumed and deleted: seqs still go on */
   sp = open_sp(dir, 0, 0);
   REQUIRE(sp);
-  struct spool_stats st;
-  spool_stats(sp, &st);
-  CHECK_EQ_INT(st.next_seq, 601);
-  CHECK_EQ_INT(st.segments, 0);
+  CHECK_SSTATS(sp, "next_seq=601 segments=0");
   REQUIRE(append_range(sp, 601, 610));
   c->n = 0;
   CHECK_EQ_INT(drain(sp, 1000, c, true), ERR_OK);
@@ -364,9 +372,7 @@ TEST(torn_tail_is_cut)
   CHECK(seqs_are(c, 1, 9));
   /* the lost seq 10 is not reused: it was never acknowledged by a sync,
    * but a reader elsewhere can never have seen it either */
-  struct spool_stats st;
-  spool_stats(sp, &st);
-  CHECK_EQ_INT(st.next_seq, 10);
+  CHECK_SSTATS(sp, "next_seq=10");
   REQUIRE(append_range(sp, 10, 12));
   c->n = 0;
   CHECK_EQ_INT(drain(sp, 100, c, true), ERR_OK);
@@ -416,10 +422,7 @@ TEST(corruption_in_last_segment_kept_and_reported)
   sp = open_sp(dir, 0, 0);
   REQUIRE(sp);
   CHECK_EQ_INT(fsize(path), size); /* not cut: valid records follow */
-  struct spool_stats st;
-  spool_stats(sp, &st);
-  CHECK_EQ_INT(st.corrupt, 1);
-  CHECK_EQ_INT(st.next_seq, 21);
+  CHECK_SSTATS(sp, "corrupt=1 next_seq=21");
   struct collect *c = calloc(1, sizeof(*c));
   REQUIRE(c);
   struct err e;
@@ -441,8 +444,7 @@ TEST(corruption_in_last_segment_kept_and_reported)
   CHECK_EQ_INT(drain(sp, 100, c, true), ERR_OK);
   CHECK(seqs_are(c, 21, 25));
   CHECK_EQ_INT(spool_quarantine(sp, &e), ERR_STATE);
-  spool_stats(sp, &st);
-  CHECK_EQ_INT(st.corrupt, 0);
+  CHECK_SSTATS(sp, "corrupt=0");
   free(c);
   spool_destroy(sp);
   rmtree(dir);
