@@ -892,22 +892,21 @@ int cli_models(int argc, char **argv)
   for (int i = 2; strcmp(sub, "promote") == 0 && i < argc; i++)
     if (strcmp(argv[i], "--from-shadow") == 0)
       return cli_models_promote_shadow(argc, argv);
-  if (strcmp(sub, "list") == 0) {
-    help = usage_list;
-    fn = models_list;
-  } else if (strcmp(sub, "show") == 0) {
-    help = usage_show;
-    fn = models_show;
-  } else if (strcmp(sub, "promote") == 0) {
-    help = usage_promote;
-    fn = models_promote;
-  } else if (strcmp(sub, "rollback") == 0) {
-    help = usage_rollback;
-    fn = models_rollback;
-  } else if (strcmp(sub, "train") == 0) {
-    help = usage_train;
-    fn = models_train;
-  }
+  static const struct {
+    const char *name, *help;
+    int (*fn)(int, char **);
+  } subs[] = {
+      {"list", usage_list, models_list},
+      {"show", usage_show, models_show},
+      {"promote", usage_promote, models_promote},
+      {"rollback", usage_rollback, models_rollback},
+      {"train", usage_train, models_train},
+  };
+  for (size_t k = 0; !fn && k < sizeof(subs) / sizeof(subs[0]); k++)
+    if (strcmp(sub, subs[k].name) == 0) {
+      help = subs[k].help;
+      fn = subs[k].fn;
+    }
   if (cli_wants_help(argc, argv)) {
     fputs(help ? help : usage_models, stdout);
     return CLI_OK;
