@@ -116,6 +116,22 @@ static enum err_code trigger_txn(struct admin *a, struct db_conn *c,
   return rc;
 }
 
+/* The body's "note" (*note, NULL when absent) of a run trigger or change:
+ * null or a string of at most 1000 characters.  A bad one is answered
+ * (422) and b freed: -1; else 0. */
+static int body_note(cJSON *b, struct http_resp *resp, const cJSON **note)
+{
+  *note = cJSON_GetObjectItemCaseSensitive(b, "note");
+  if (*note && !cJSON_IsNull(*note) &&
+      (!cJSON_IsString(*note) || strlen((*note)->valuestring) > 1000)) {
+    cJSON_Delete(b);
+    admin_invalid(resp, "body", "note", "string_type",
+                  "note must be a string of at most 1000 characters or null");
+    return -1;
+  }
+  return 0;
+}
+
 /* The run itself is recorded by the scheduler's sched_trigger (same run
  * ids, same checks as `mlopsd dags trigger`); a date given with Z or an
  * offset is turned into the scheduler zone's wall time for it. */
@@ -175,14 +191,9 @@ static void h_run_trigger(struct admin_call *x)
                   SCHED_RUN_ID_MAX);
     return;
   }
-  const cJSON *note = cJSON_GetObjectItemCaseSensitive(b, "note");
-  if (note && !cJSON_IsNull(note) &&
-      (!cJSON_IsString(note) || strlen(note->valuestring) > 1000)) {
-    cJSON_Delete(b);
-    admin_invalid(resp, "body", "note", "string_type",
-                  "note must be a string of at most 1000 characters or null");
+  const cJSON *note;
+  if (body_note(b, resp, &note))
     return;
-  }
   /* no date at all: now, to the microsecond, so that two triggers within
    * one second are two runs (as in Airflow 3) */
   if (!lds) {
@@ -1039,8 +1050,7 @@ static void h_run_patch(struct admin_call *x)
   cJSON *b = admin_body_object(req, resp);
   if (!b)
     return;
-  const cJSON *st = cJSON_GetObjectItemCaseSensitive(b, "state"),
-              *note = cJSON_GetObjectItemCaseSensitive(b, "note");
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(b, "state"), *note;
   const char *state = cJSON_IsString(st) ? st->valuestring : NULL;
   if ((st && !cJSON_IsNull(st) && !state) ||
       (state && strcmp(state, "queued") && strcmp(state, "success") &&
@@ -1050,13 +1060,8 @@ static void h_run_patch(struct admin_call *x)
                   "state must be queued, success or failed");
     return;
   }
-  if (note && !cJSON_IsNull(note) &&
-      (!cJSON_IsString(note) || strlen(note->valuestring) > 1000)) {
-    cJSON_Delete(b);
-    admin_invalid(resp, "body", "note", "string_type",
-                  "note must be a string of at most 1000 characters or null");
+  if (body_note(b, resp, &note))
     return;
-  }
   struct db_conn *c = admin_conn(x);
   cJSON *run = NULL;
   if (!c || run_lookup(a, c, resp, dag_id, run_id, &run)) {
@@ -1113,6 +1118,25 @@ static void h_run_patch(struct admin_call *x)
     admin_reply(resp, 200, run);
 }
 
+/* The middle of the body-driven list and change handlers: answer q's
+ * validation errors, take a connection and check that the DAG exists
+ * (any DAG: all).  The connection, or NULL when answered (q and b are
+ * then freed). */
+static struct db_conn *q_conn_dag(struct admin_call *x, struct admin_q *q,
+                                  cJSON *b, const char *dag_id, int all)
+{
+  struct db_conn *c = NULL;
+  cJSON *dag = NULL;
+  if (admin_q_fail(q, x->resp) || !(c = admin_conn(x)) ||
+      (!all && !(dag = admin_dag_lookup(x->a, c, x->resp, dag_id)))) {
+    admin_q_free(q);
+    cJSON_Delete(b);
+    return NULL;
+  }
+  cJSON_Delete(dag);
+  return c;
+}
+
 /* POST /dags/{dag_id}/dagRuns/list (Airflow's DAGRunsBatchBody; dag_id
  * "~" or one DAG): the runs matching dag_ids, states and the date ranges,
  * page_offset / page_limit, order_by. */
@@ -1142,19 +1166,9 @@ static void h_runs_batch(struct admin_call *x)
     admin_q_body_range(&q, b, k, ranges[i][1], "<=");
   }
   admin_q_body_order(&q, b, run_order, "id DESC");
-  if (admin_q_fail(&q, resp)) {
-    admin_q_free(&q);
-    cJSON_Delete(b);
+  struct db_conn *c = q_conn_dag(x, &q, b, dag_id, all);
+  if (!c)
     return;
-  }
-  struct db_conn *c = admin_conn(x);
-  cJSON *dag = NULL;
-  if (!c || (!all && !(dag = admin_dag_lookup(a, c, resp, dag_id)))) {
-    admin_q_free(&q);
-    cJSON_Delete(b);
-    return;
-  }
-  cJSON_Delete(dag);
   struct admin_list l = {
       .select = RUN_SELECT, .table = "dag_run",
       .scope_col = {"dag_id"}, .scope_val = {all ? NULL : dag_id},
@@ -1226,19 +1240,9 @@ static void h_clear(struct admin_call *x)
     admin_q_cond(&q, "t.state IN ('failed', 'upstream_failed')");
   if (only_running)
     admin_q_cond(&q, "t.state = 'running'");
-  if (admin_q_fail(&q, resp)) {
-    admin_q_free(&q);
-    cJSON_Delete(b);
+  struct db_conn *c = q_conn_dag(x, &q, b, dag_id, 0);
+  if (!c)
     return;
-  }
-  struct db_conn *c = admin_conn(x);
-  cJSON *dag = NULL;
-  if (!c || !(dag = admin_dag_lookup(a, c, resp, dag_id))) {
-    admin_q_free(&q);
-    cJSON_Delete(b);
-    return;
-  }
-  cJSON_Delete(dag);
   struct db_val p[ADMIN_Q_VALS + 1];
   p[0] = DB_V_STR(dag_id);
   memcpy(p + 1, q.v, (size_t)q.nv * sizeof(p[0]));
