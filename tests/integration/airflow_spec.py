@@ -200,6 +200,12 @@ def main():
                    "note": "from a client"},
              name="POST dagRuns dag_run_id null, note")
     ok("trigger stores the note", d and d.get("note") == "from a client")
+    for bad in ("n" * 1001, 5):
+        d = call("POST", R, {"dag_id": DAG},
+                 body={"logical_date": "2025-07-09T00:00:00Z", "note": bad},
+                 want=422, name="POST dagRuns bad note")
+        ok("bad note named", d and [tuple(x["loc"]) for x in d["detail"]] ==
+           [("body", "note")], str(d)[:300])
     d = call("POST", R, {"dag_id": DAG},
              body={"logical_date": "2025-07-03T00:00:00Z",
                    "dag_run_id": "client named run"},
@@ -458,6 +464,8 @@ def main():
     ok("batch order desc", d and len(d["dag_runs"]) == 2 and
        d["dag_runs"][0]["run_after"] > d["dag_runs"][1]["run_after"],
        str(d)[:300])
+    call("POST", L, {"dag_id": "no_such_dag"}, body={}, want=404,
+         name="POST dagRuns/list unknown DAG")
 
     scenario("run_patch_and_clear")
     P = R + "/{dag_run_id}"
@@ -471,7 +479,18 @@ def main():
          body={"state": "running"}, want=422, name="PATCH dagRun bad state")
     call("PATCH", P, {"dag_id": DAG, "dag_run_id": "nope"},
          body={"note": "x"}, want=404, name="PATCH dagRun unknown")
+    d = call("PATCH", P, {"dag_id": DAG, "dag_run_id": RUN_OK},
+             body={"note": ["x"]}, want=422, name="PATCH dagRun bad note")
+    ok("PATCH bad note named", d and [tuple(x["loc"]) for x in d["detail"]]
+       == [("body", "note")], str(d)[:300])
+    d = call("GET", P, {"dag_id": DAG, "dag_run_id": RUN_OK},
+             name="GET dagRun after bad note")
+    ok("bad note changed nothing", d and d.get("note") == "checked by hand")
     C = "/api/v2/dags/{dag_id}/clearTaskInstances"
+    call("POST", C, {"dag_id": "no_such_dag"}, body={}, want=404,
+         name="POST clearTaskInstances unknown DAG")
+    call("POST", C, {"dag_id": DAG}, body={"task_ids": "load"}, want=422,
+         name="POST clearTaskInstances bad task_ids")
     d = call("POST", C, {"dag_id": DAG}, body={"dag_run_id": RUN_BAD},
              name="POST clearTaskInstances dry run")
     ok("dry run lists the failed ones", d and sorted(
