@@ -265,6 +265,16 @@ static void stmt_free(struct db_stmt *s)
   free(s);
 }
 
+/* Whether the statement error n means the server wants the statement
+ * prepared again (table altered, statement gone) on a connection that is
+ * still up: then one fresh prepare is worth it. */
+static int stmt_stale(struct db_conn *c, unsigned n)
+{
+  return !sock_invalid(c->my) &&
+         (n == CR_NEW_STMT_METADATA || n == ER_NEED_REPREPARE ||
+          n == ER_UNKNOWN_STMT_HANDLER);
+}
+
 static void stmt_evict(struct db_conn *c, struct db_stmt *s)
 {
   for (int i = 0; i < c->nstmts; i++) {
@@ -429,10 +439,7 @@ enum err_code db_stmt_run(struct db_conn *c, const char *sql,
       *out = s;
       return ERR_OK;
     }
-    unsigned n = mysql_stmt_errno(s->st);
-    if (attempt == 0 && !sock_invalid(c->my) &&
-        (n == CR_NEW_STMT_METADATA || n == ER_NEED_REPREPARE ||
-         n == ER_UNKNOWN_STMT_HANDLER)) {
+    if (attempt == 0 && stmt_stale(c, mysql_stmt_errno(s->st))) {
       stmt_evict(c, s);
       continue;
     }
@@ -857,17 +864,24 @@ enum err_code db_exec(struct db_conn *c, const char *sql, int64_t *affected,
   return ERR_OK;
 }
 
+enum err_code db_stmt_start(struct db_conn *c, const char *sql,
+                            const struct db_val *params, int nparams,
+                            struct db_stmt **out, struct err *e)
+{
+  enum err_code rc = db_conn_check(c, sql, e);
+  if (rc == ERR_OK)
+    rc = db_stmt_run(c, sql, params, nparams, out, e);
+  return rc;
+}
+
 enum err_code db_exec_params(struct db_conn *c, const char *sql,
                              const struct db_val *params, int nparams,
                              int64_t *affected, struct err *e)
 {
-  enum err_code rc = db_conn_check(c, sql, e);
   if (affected)
     *affected = 0;
-  if (rc != ERR_OK)
-    return rc;
   struct db_stmt *s;
-  rc = db_stmt_run(c, sql, params, nparams, &s, e);
+  enum err_code rc = db_stmt_start(c, sql, params, nparams, &s, e);
   if (rc != ERR_OK)
     return rc;
   int64_t a = 0;
@@ -1165,9 +1179,7 @@ static enum err_code array_run(struct db_conn *c, const char *sql,
       *out = s;
       return ERR_OK;
     }
-    if (attempt == 0 && !sock_invalid(c->my) &&
-        (en == CR_NEW_STMT_METADATA || en == ER_NEED_REPREPARE ||
-         en == ER_UNKNOWN_STMT_HANDLER)) {
+    if (attempt == 0 && stmt_stale(c, en)) {
       stmt_evict(c, s);
       continue;
     }

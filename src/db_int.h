@@ -113,6 +113,11 @@ enum err_code db_conn_check(struct db_conn *c, const char *sql,
 enum err_code db_stmt_run(struct db_conn *c, const char *sql,
                           const struct db_val *params, int nparams,
                           struct db_stmt **out, struct err *e);
+/* db_conn_check, then db_stmt_run: the start of a parameterised call
+ * (db_exec_params, db_query).  *out is valid only on ERR_OK. */
+enum err_code db_stmt_start(struct db_conn *c, const char *sql,
+                            const struct db_val *params, int nparams,
+                            struct db_stmt **out, struct err *e);
 /* Read and drop what is left of the result(s) of s, so that the
  * connection accepts the next command. */
 enum err_code db_stmt_drain(struct db_conn *c, struct db_stmt *s,

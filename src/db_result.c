@@ -167,13 +167,10 @@ enum err_code db_query(struct db_conn *c, const char *sql,
                        db_row_fn cb, void *user, int64_t *nrows,
                        struct err *e)
 {
-  enum err_code rc = db_conn_check(c, sql, e);
   if (nrows)
     *nrows = 0;
-  if (rc != ERR_OK)
-    return rc;
   struct db_stmt *s;
-  rc = db_stmt_run(c, sql, params, nparams, &s, e);
+  enum err_code rc = db_stmt_start(c, sql, params, nparams, &s, e);
   if (rc != ERR_OK)
     return rc;
   unsigned ncols = mysql_stmt_field_count(s->st);
