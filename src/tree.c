@@ -998,6 +998,30 @@ static inline uint32_t step(const struct tnode *nodes, uint32_t i,
  * group's nodes stay in L1 while all rows of the block pass.  Leaf values
  * are then added in tree order, as XGBoost does, so the float sums are
  * the same bits. */
+/* One group's part of block_margins: the nt trees (nt <= TREE_GROUP) at
+ * roots, with output columns grp and at most depth levels, for rows
+ * [0, nb) (F floats each) into acc (G floats per row).  Always inlined:
+ * called with the constant TREE_GROUP for the full groups, its loops have
+ * a fixed count the compiler unrolls; the last, partial group takes nt. */
+static inline __attribute__((always_inline)) void
+group_margins(const struct tnode *nodes, const uint32_t *roots,
+              const uint32_t *grp, uint32_t depth, size_t nt,
+              const float *rows, size_t nb, size_t F, size_t G, float *acc)
+{
+  for (size_t r = 0; r < nb; r++) {
+    const float *x = rows + r * F;
+    uint32_t id[TREE_GROUP];
+    for (size_t k = 0; k < nt; k++)
+      id[k] = roots[k];
+    for (uint32_t d = 0; d < depth; d++)
+      for (size_t k = 0; k < nt; k++)
+        id[k] = step(nodes, id[k], x);
+    float *a = acc + r * G;
+    for (size_t k = 0; k < nt; k++)
+      a[grp[k]] += nodes[id[k]].v;
+  }
+}
+
 static void block_margins(const struct tree_model *m, const float *rows,
                           size_t nb, float *acc)
 {
@@ -1009,33 +1033,11 @@ static void block_margins(const struct tree_model *m, const float *rows,
     const uint32_t *roots = m->roots + t0, *grp = m->group + t0;
     const uint32_t depth = m->gdepth[t0 / TREE_GROUP];
     size_t nt = m->n_trees - t0;
-    if (nt >= TREE_GROUP) {
-      for (size_t r = 0; r < nb; r++) {
-        const float *x = rows + r * F;
-        uint32_t id[TREE_GROUP];
-        for (size_t k = 0; k < TREE_GROUP; k++)
-          id[k] = roots[k];
-        for (uint32_t d = 0; d < depth; d++)
-          for (size_t k = 0; k < TREE_GROUP; k++)
-            id[k] = step(nodes, id[k], x);
-        float *a = acc + r * G;
-        for (size_t k = 0; k < TREE_GROUP; k++)
-          a[grp[k]] += nodes[id[k]].v;
-      }
-    } else {
-      for (size_t r = 0; r < nb; r++) {
-        const float *x = rows + r * F;
-        uint32_t id[TREE_GROUP];
-        for (size_t k = 0; k < nt; k++)
-          id[k] = roots[k];
-        for (uint32_t d = 0; d < depth; d++)
-          for (size_t k = 0; k < nt; k++)
-            id[k] = step(nodes, id[k], x);
-        float *a = acc + r * G;
-        for (size_t k = 0; k < nt; k++)
-          a[grp[k]] += nodes[id[k]].v;
-      }
-    }
+    if (nt >= TREE_GROUP)
+      group_margins(nodes, roots, grp, depth, TREE_GROUP, rows, nb, F, G,
+                    acc);
+    else
+      group_margins(nodes, roots, grp, depth, nt, rows, nb, F, G, acc);
   }
 }
 
