@@ -65,19 +65,14 @@ static const char KEYS_PART[] =
 static const char KEYS_PART_NOC[] =
     "PRIMARY KEY (`id`, `created_at`),"
     "UNIQUE KEY `s` (`log_source`, `log_seq`, `created_at`)";
-/* daily partitions: the bench's rows all fall in today's */
-static const char PARTS[] =
-    " PARTITION BY RANGE (UNIX_TIMESTAMP(`created_at`)) ("
-    "PARTITION p1 VALUES LESS THAN (%lld),"
-    "PARTITION p2 VALUES LESS THAN (%lld),"
-    "PARTITION pmax VALUES LESS THAN MAXVALUE)";
 
 struct variant {
   const char *name;
   const char *col_attr; /* after `features json` */
   const char *keys;
   const char *table_opts;
-  int partitioned;
+  int partitioned; /* 1: today's, tomorrow's and pmax; N > 1: N - 1 days
+                      before today's too (a month's retention: 31) */
   int compact; /* features without the separators' spaces */
   const char *algo; /* innodb_compression_algorithm for the run; NULL:
                        zlib, what the server uses without a provider */
@@ -101,6 +96,12 @@ static const struct variant VARS[] = {
      NULL},
     {"partitions + PAGE_COMPRESSED lz4", "", KEYS_PART,
      " PAGE_COMPRESSED=1 PAGE_COMPRESSION_LEVEL=1", 1, 0, "lz4"},
+    {"partitions + PAGE_COMPRESSED lz4, no created_at idx", "",
+     KEYS_PART_NOC, " PAGE_COMPRESSED=1 PAGE_COMPRESSION_LEVEL=1", 1, 0,
+     "lz4"},
+    {"31 partitions + PAGE_COMPRESSED lz4, no created_at idx", "",
+     KEYS_PART_NOC, " PAGE_COMPRESSED=1 PAGE_COMPRESSION_LEVEL=1", 31, 0,
+     "lz4"},
     {"partitions + PAGE_COMPRESSED snappy", "", KEYS_PART,
      " PAGE_COMPRESSED=1 PAGE_COMPRESSION_LEVEL=1", 1, 0, "snappy"},
     {"partitions + ROW_FORMAT=COMPRESSED 8K", "", KEYS_PART,
@@ -279,9 +280,20 @@ static void run_variant(const struct variant *v, int64_t nrows, int idx)
                    "CHARSET=utf8mb4%s",
                    table, cols, v->keys, v->table_opts);
   if (v->partitioned) {
+    /* daily partitions: the N - 1 days before today's, today's (p1),
+     * tomorrow's (p2) and pmax, as logpart keeps them */
     long long day = (long long)time(NULL) / 86400 * 86400;
-    snprintf(sql + n, sizeof(sql) - (size_t)n, PARTS, day + 86400,
-             day + 2 * 86400);
+    n += snprintf(sql + n, sizeof(sql) - (size_t)n, "%s",
+                  " PARTITION BY RANGE (UNIX_TIMESTAMP(`created_at`)) (");
+    for (int k = v->partitioned - 1; k >= 1 && n < 3900; k--)
+      n += snprintf(sql + n, sizeof(sql) - (size_t)n,
+                    "PARTITION d%d VALUES LESS THAN (%lld),", k,
+                    day - (long long)(k - 1) * 86400);
+    snprintf(sql + n, sizeof(sql) - (size_t)n,
+             "PARTITION p1 VALUES LESS THAN (%lld),"
+             "PARTITION p2 VALUES LESS THAN (%lld),"
+             "PARTITION pmax VALUES LESS THAN MAXVALUE)",
+             day + 86400, day + 2 * 86400);
   }
   exec(sql);
 

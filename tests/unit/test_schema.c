@@ -135,6 +135,11 @@ TEST(scan_repo_migrations)
           strstr(q, "ADD UNIQUE KEY IF NOT EXISTS ") &&
           count_of(q, "DROP ") == count_of(q, "DROP INDEX IF EXISTS "))
         ok = 1;
+      /* a secondary index dropped if there, and nothing else (095 drops
+       * the log's created_at index): no row is lost */
+      if (!ok && strncmp(q, "DROP INDEX IF EXISTS ", 21) == 0 &&
+          count_of(q, "DROP ") == 1 && strstr(q, " ON "))
+        ok = 1;
       if (!ok)
         fprintf(stderr, "  %s:%d: not a safe re-runnable statement\n",
                 f[i].name, l.v[k].line);
