@@ -22,6 +22,8 @@
 #                         under CI=true)
 #   tl_done               close the last scenario, print "check: N passed,
 #                         N failed, N skipped"; returns 1 if any failed
+#   finish                tl_done, then exit with its status (also to
+#                         stop early after a failed set-up step)
 #   sql [ARGS...]         the mariadb client on the test server (batch,
 #                         no column names)
 #   free_port             a free TCP port on 127.0.0.1
@@ -44,7 +46,8 @@
 #                         'max_depth=[4]')
 #   tl_pair_config DB SPECS  two scheduler daemons on DB ($T/a, $T/b on
 #                         $port_a, $port_b; tl_sched_config); the clean-up
-#                         also stops $pid_b
+#                         also stops $pid_b; the CLI's environment names DB
+#                         and SPECS
 #   tl_pair_start         start both ($daemon_pid, $pid_b); checks
 #                         daemon_a_up, daemon_b_up
 #   tl_pair_version FILE  versions/1 of $MODEL in whichever daemon's
@@ -54,6 +57,9 @@
 #   tl_predict_rows MODEL:V  `mlopsd predict` of $T/body.json: the answer
 #                         in $T/answer.json, the preprocessed rows
 #                         (--print-rows) in $T/rows.json
+#   tl_check_db CMD...    the check database_ready: CMD (tl_db_seeded DB,
+#                         tl_db_course DB DS) succeeds, else the logs in
+#                         $T are shown; its status
 #   tl_served_version URL the model_version URL/metadata shows, or "-"
 #   tl_wait_served URL V [S]  up to S seconds (15) until URL serves V;
 #                         prints the version it saw last
@@ -125,6 +131,8 @@ tl_done() {
   echo "check: $pass passed, $fail failed, $skipped skipped"
   [ "$fail" = 0 ]
 }
+
+finish() { tl_done; exit $?; }
 
 sql() {
   MYSQL_PWD=${MLOPSD_DATABASE_PASSWORD:-} mariadb --protocol=TCP \
@@ -262,6 +270,7 @@ tl_spec_copy() {
 }
 
 tl_pair_config() {
+  export MLOPSD_DATABASE_NAME=$1 MLOPSD_MODELS_SPECS_DIR=$2
   mkdir -p "$T/a" "$T/b" "$T/dags"
   port_a=$(free_port)
   port_b=$(free_port)
@@ -310,6 +319,11 @@ tl_model_env() {
 tl_predict_rows() {
   "$BIN" predict "$1" --file "$T/body.json" >"$T/answer.json" &&
     "$BIN" predict "$1" --file "$T/body.json" --print-rows >"$T/rows.json"
+}
+
+tl_check_db() {
+  "$@" && { ok database_ready; return 0; }
+  cat "$T"/*.log; bad database_ready; return 1
 }
 
 tl_cleanup() {

@@ -67,11 +67,7 @@ if mlopsd dags validate >"$tmp/validate.out" 2>&1; then ok dags_valid
 else cat "$tmp/validate.out"; bad dags_valid; fi
 
 scenario data
-if tl_db_seeded it_ct_s3; then
-  ok database_ready
-else
-  cat "$tmp"/*.log; bad database_ready
-fi
+tl_check_db tl_db_seeded it_ct_s3
 
 scenario ct_dag_on_s3
 MLOPSD_ADMIN_TOKEN=ct-s3-token "$BIN" -c "$tmp/mlopsd.yaml" serve \

@@ -89,6 +89,24 @@ static long rss_kb(void)
 
 /* ------------------------------------------------------------------ */
 
+/* The table CREATE names (CREATE TABLE name ...), dropped and made again
+ * on C. */
+static void fresh_table(struct db_conn *c, const char *create)
+{
+  char name[64] = "", drop[128];
+  enum err_code rc;
+  if (sscanf(create, "CREATE TABLE %63s", name) != 1) {
+    check_fail_at(__FILE__, __LINE__, "not a CREATE TABLE: %s", create);
+    return;
+  }
+  snprintf(drop, sizeof(drop), "DROP TABLE IF EXISTS %s", name);
+  if ((rc = db_exec(c, drop, NULL, &E)) != ERR_OK)
+    check_fail_at(__FILE__, __LINE__, "%s: %s: %s", drop, err_str(rc), E.msg);
+  if ((rc = db_exec(c, create, NULL, &E)) != ERR_OK)
+    check_fail_at(__FILE__, __LINE__, "%s: %s: %s", create, err_str(rc),
+                  E.msg);
+}
+
 TEST(t_ident)
 {
   CHECK(db_ident_ok("credit_score"));
@@ -470,8 +488,7 @@ TEST(t_early_stop_reuse)
   CHECK_HAS(E.msg, "no row");
   CHECK_EQ_INT(db_query_i64(c, "SELECT NULL", NULL, 0, &v, &E),
                ERR_NOTFOUND);
-  CHECK_OK(db_exec(c, "DROP TABLE IF EXISTS es", NULL, &E));
-  CHECK_OK(db_exec(c, "CREATE TABLE es (a INT)", NULL, &E));
+  fresh_table(c, "CREATE TABLE es (a INT)");
   struct db_val one = DB_V_INT(1);
   CHECK_OK(db_exec_params(c, "INSERT INTO es VALUES (?)", &one, 1, NULL, &E));
   CHECK_EQ_INT(q1(c, "SELECT SUM(a) FROM es"), 1);
@@ -629,8 +646,7 @@ TEST(t_stmt_cache)
                        "'PREPARED_STMT_COUNT'");
   CHECK(open >= 1 && open <= 64 * 4 + 8);
   /* a cached SELECT * notices ALTER TABLE */
-  CHECK_OK(db_exec(c, "DROP TABLE IF EXISTS al", NULL, &E));
-  CHECK_OK(db_exec(c, "CREATE TABLE al (a INT)", NULL, &E));
+  fresh_table(c, "CREATE TABLE al (a INT)");
   CHECK_OK(db_exec(c, "INSERT INTO al VALUES (1)", NULL, &E));
   struct str_ctx sc;
   memset(&sc, 0, sizeof(sc));
@@ -676,43 +692,45 @@ static enum err_code txn_fail(struct db_conn *c, void *user, struct err *e)
   return err_set(e, ERR_INVAL, "caller gave up");
 }
 
+/* INSERT (ID, 0) INTO tx on C. */
+static void insert_tx(struct db_conn *c, int id)
+{
+  struct db_val v = DB_V_INT(id);
+  enum err_code rc =
+      db_exec_params(c, "INSERT INTO tx VALUES (?, 0)", &v, 1, NULL, &E);
+  if (rc != ERR_OK)
+    check_fail_at(__FILE__, __LINE__, "INSERT INTO tx VALUES (%d, 0): %s: %s",
+                  id, err_str(rc), E.msg);
+}
+
 TEST(t_transactions)
 {
   struct db_conn *c1, *c2;
   REQUIRE_OK(db_acquire(P, 10000, &c1, &E));
   REQUIRE_OK(db_acquire(P, 10000, &c2, &E));
-  CHECK_OK(db_exec(c1, "DROP TABLE IF EXISTS tx", NULL, &E));
-  CHECK_OK(db_exec(c1, "CREATE TABLE tx (id INT PRIMARY KEY, v INT)", NULL,
-                   &E));
-  struct db_val v = DB_V_INT(1);
+  fresh_table(c1, "CREATE TABLE tx (id INT PRIMARY KEY, v INT)");
   CHECK_OK(db_begin(c1, &E));
   CHECK_EQ_INT(db_begin(c1, &E), ERR_STATE);
-  CHECK_OK(db_exec_params(c1, "INSERT INTO tx VALUES (?, 0)", &v, 1, NULL,
-                          &E));
+  insert_tx(c1, 1);
   CHECK_EQ_INT(count_in(c1, "tx"), 1);
   CHECK_EQ_INT(count_in(c2, "tx"), 0);
   CHECK_OK(db_rollback(c1, &E));
   CHECK_EQ_INT(count_in(c1, "tx"), 0);
   CHECK_OK(db_begin(c1, &E));
-  CHECK_OK(db_exec_params(c1, "INSERT INTO tx VALUES (?, 0)", &v, 1, NULL,
-                          &E));
+  insert_tx(c1, 1);
   CHECK_OK(db_commit(c1, &E));
   CHECK_EQ_INT(count_in(c2, "tx"), 1);
 
   /* released inside a transaction: rolled back */
   CHECK_OK(db_begin(c1, &E));
-  v = DB_V_INT(2);
-  CHECK_OK(db_exec_params(c1, "INSERT INTO tx VALUES (?, 0)", &v, 1, NULL,
-                          &E));
+  insert_tx(c1, 2);
   db_release(P, c1);
   CHECK_EQ_INT(count_in(c2, "tx"), 1);
   REQUIRE_OK(db_acquire(P, 10000, &c1, &E));
   CHECK_EQ_INT(count_in(c1, "tx"), 1);
   /* a transaction begun with plain SQL is seen too */
   CHECK_OK(db_exec(c1, "BEGIN", NULL, &E));
-  v = DB_V_INT(3);
-  CHECK_OK(db_exec_params(c1, "INSERT INTO tx VALUES (?, 0)", &v, 1, NULL,
-                          &E));
+  insert_tx(c1, 3);
   db_release(P, c1);
   CHECK_EQ_INT(count_in(c2, "tx"), 1);
   REQUIRE_OK(db_acquire(P, 10000, &c1, &E));
@@ -757,9 +775,7 @@ TEST(t_lock_wait_retry)
   struct db_conn *c1, *c2;
   REQUIRE_OK(db_acquire(P, 10000, &c1, &E));
   REQUIRE_OK(db_acquire(P, 10000, &c2, &E));
-  CHECK_OK(db_exec(c1, "DROP TABLE IF EXISTS lk", NULL, &E));
-  CHECK_OK(db_exec(c1, "CREATE TABLE lk (id INT PRIMARY KEY, v INT)", NULL,
-                   &E));
+  fresh_table(c1, "CREATE TABLE lk (id INT PRIMARY KEY, v INT)");
   CHECK_OK(db_exec(c1, "INSERT INTO lk VALUES (1, 0)", NULL, &E));
   CHECK_OK(db_exec(c2, "SET SESSION innodb_lock_wait_timeout = 1", NULL, &E));
   CHECK_OK(db_begin(c1, &E));
@@ -804,9 +820,7 @@ TEST(t_deadlock)
   REQUIRE_OK(db_acquire(P, 10000, &a, &E));
   REQUIRE_OK(db_acquire(P, 10000, &b, &E));
   REQUIRE_OK(db_acquire(P, 10000, &w, &E));
-  CHECK_OK(db_exec(a, "DROP TABLE IF EXISTS dl", NULL, &E));
-  CHECK_OK(db_exec(a, "CREATE TABLE dl (id INT PRIMARY KEY, v INT)", NULL,
-                   &E));
+  fresh_table(a, "CREATE TABLE dl (id INT PRIMARY KEY, v INT)");
   CHECK_OK(db_exec(a, "INSERT INTO dl VALUES (1, 0), (2, 0)", NULL, &E));
   CHECK_OK(db_begin(a, &E));
   CHECK_OK(db_exec(a, "UPDATE dl SET v = v + 1 WHERE id = 1", NULL, &E));
@@ -1011,9 +1025,7 @@ TEST(t_duplicate_key)
 {
   struct db_conn *c;
   REQUIRE_OK(db_acquire(P, 10000, &c, &E));
-  CHECK_OK(db_exec(c, "DROP TABLE IF EXISTS dup", NULL, &E));
-  CHECK_OK(db_exec(c, "CREATE TABLE dup (id INT PRIMARY KEY, s TEXT)", NULL,
-                   &E));
+  fresh_table(c, "CREATE TABLE dup (id INT PRIMARY KEY, s TEXT)");
   struct db_val v[2] = {DB_V_INT(1), DB_V_STR("secret-value")};
   CHECK_OK(db_exec_params(c, "INSERT INTO dup (id, s) VALUES (?, ?)", v, 2,
                           NULL, &E));

@@ -16,9 +16,6 @@ PY=/usr/bin/python3
 MODEL=credit_score_classification
 DB=it_distributed
 DS=2025-09-01
-finish() { tl_done; exit $?; }
-export MLOPSD_DATABASE_NAME=$DB
-export MLOPSD_MODELS_SPECS_DIR=$T/specs
 
 scenario setup
 tl_need_pyxgb || finish
@@ -37,11 +34,7 @@ tasks:
      tracker_host: 127.0.0.1}
 EOF
 tl_pair_config $DB "$T/specs"
-if tl_db_course $DB $DS; then
-  ok database_ready
-else
-  cat "$T"/*.log; bad database_ready; finish
-fi
+tl_check_db tl_db_course $DB $DS || finish
 # the rows of the course spec's train_window (the 28 days up to DS)
 total_rows=$(sql -e "SELECT COUNT(*) FROM credit_score_features_target
   WHERE base_dt = '$DS' AND date > DATE_FORMAT(DATE_SUB(DATE('$DS'),

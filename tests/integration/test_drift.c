@@ -140,6 +140,17 @@ static int64_t last_report(void)
   return q1("SELECT MAX(id) FROM drift_report");
 }
 
+/* The newest drift report says "WINDOW_ROWS VERDICT" as WANT. */
+static void check_last_report(const char *want)
+{
+  struct fx_str b;
+  qs("SELECT CONCAT(window_rows, ' ', verdict) FROM drift_report ORDER BY "
+     "id DESC LIMIT 1", &b);
+  if (strcmp(b.s, want) != 0)
+    check_fail_at(__FILE__, __LINE__, "last drift report \"%s\", want "
+                  "\"%s\"", b.s, want);
+}
+
 TEST(no_rows_insufficient)
 {
   struct fx_tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
@@ -207,10 +218,7 @@ TEST(stable_population_ok)
   struct fx_tc *c = tc_new(DRIFT_FIELDS(""), "2025-09-01");
   CHECK_OK(run_type(c, "drift"));
   CHECK_EQ_INT(c->ntrig, 0);
-  struct fx_str b;
-  qs("SELECT CONCAT(window_rows, ' ', verdict) FROM drift_report ORDER BY "
-     "id DESC LIMIT 1", &b);
-  CHECK_EQ_STR(b.s, "1000 ok");
+  check_last_report("1000 ok");
   /* every feature of the spec has a score, all below the threshold */
   cJSON *j;
   const cJSON *f = latest_scores(&j);
@@ -286,10 +294,7 @@ TEST(min_rows_not_met)
                         " \"trigger_dag\": \"ct\"}", "2025-09-01");
   CHECK_OK(run_type(c, "drift"));
   CHECK_EQ_INT(c->ntrig, 0);
-  struct fx_str b;
-  qs("SELECT CONCAT(window_rows, ' ', verdict) FROM drift_report ORDER BY "
-     "id DESC LIMIT 1", &b);
-  CHECK_EQ_STR(b.s, "1000 insufficient_data");
+  check_last_report("1000 insufficient_data");
   fx_tc_free(c);
 }
 
@@ -380,12 +385,9 @@ TEST(shifted_population_triggers)
                         "2025-09-01");
   CHECK_OK(run_type(c, "drift"));
   int64_t id = last_report();
-  struct fx_str b;
   if (getenv("VERBOSE"))
     fprintf(stderr, "    shifted: report %lld\n", (long long)id);
-  qs("SELECT CONCAT(window_rows, ' ', verdict) FROM drift_report ORDER BY "
-     "id DESC LIMIT 1", &b);
-  CHECK_EQ_STR(b.s, "1000 drift");
+  check_last_report("1000 drift");
   cJSON *j;
   const cJSON *f = latest_scores(&j);
   double inc = feature_psi(f, "annual_income");
@@ -435,10 +437,7 @@ TEST(drift_without_trigger_fails)
   CHECK_HAS(E.msg, "no trigger_dag set");
   CHECK_HAS(E.msg, "threshold 0.2");
   CHECK_EQ_INT(c->ntrig, 0);
-  struct fx_str b;
-  qs("SELECT CONCAT(window_rows, ' ', verdict) FROM drift_report ORDER BY "
-     "id DESC LIMIT 1", &b);
-  CHECK_EQ_STR(b.s, "500 drift");
+  check_last_report("500 drift");
   fx_tc_free(c);
 }
 
@@ -948,35 +947,42 @@ static char *run_out(const char *args, int *status)
   return o;
 }
 
-TEST(cli_drift)
+/* `mlopsd ARGS` exits WANT and says each of HAS (NULL-terminated, may be
+ * NULL); its output (free it), for more checks. */
+static char *cli_case(const char *args, int want, const char *const *has)
 {
   int st;
-  char *o = run_out("drift " MODEL " --limit 3", &st);
-  CHECK_EQ_INT(st, 0);
-  CHECK_HAS(o, "drift");
-  CHECK_HAS(o, "occupation");
-  CHECK_HAS(o, "(unseen)");
-  free(o);
-  o = run_out("drift " MODEL " --json --limit 2", &st);
-  CHECK_EQ_INT(st, 0);
+  char *o = run_out(args, &st);
+  if (st != want)
+    check_fail_at(__FILE__, __LINE__, "mlopsd %s: exit %d, want %d", args,
+                  st, want);
+  for (size_t i = 0; has && has[i]; i++)
+    if (!o || !strstr(o, has[i]))
+      check_fail_at(__FILE__, __LINE__, "mlopsd %s: no \"%s\" in %.300s",
+                    args, has[i], o ? o : "(no output)");
+  return o;
+}
+
+TEST(cli_drift)
+{
+  static const struct {
+    const char *args;
+    int status;
+    const char *has[4];
+  } cases[] = {
+      {"drift " MODEL " --limit 3", 0, {"drift", "occupation", "(unseen)"}},
+      {"drift no_such_model", 0, {"no drift reports"}},
+      {"drift", 2, {NULL}},
+      {"drift --help", 0, {"--limit"}},
+      {"drift " MODEL " --limit x", 2, {NULL}},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+    free(cli_case(cases[i].args, cases[i].status, cases[i].has));
+  char *o = cli_case("drift " MODEL " --json --limit 2", 0, NULL);
   cJSON *j = o ? cJSON_Parse(o) : NULL;
   CHECK(cJSON_IsObject(j));
   CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(j, "reports")), 2);
   cJSON_Delete(j);
-  free(o);
-  o = run_out("drift no_such_model", &st);
-  CHECK_EQ_INT(st, 0);
-  CHECK_HAS(o, "no drift reports");
-  free(o);
-  o = run_out("drift", &st);
-  CHECK_EQ_INT(st, 2);
-  free(o);
-  o = run_out("drift --help", &st);
-  CHECK_EQ_INT(st, 0);
-  CHECK_HAS(o, "--limit");
-  free(o);
-  o = run_out("drift " MODEL " --limit x", &st);
-  CHECK_EQ_INT(st, 2);
   free(o);
 }
 
@@ -990,18 +996,12 @@ TEST(cli_models_history)
   CHECK_OK(pipeline_record_deployment(P, MODEL, REGISTRY_PRODUCTION, 1, 1,
                                       "skip", "candidate worse: 0.61 < 0.62",
                                       "scheduler", NULL, &E));
-  int st;
-  char *o = run_out("models history " MODEL, &st);
-  CHECK_EQ_INT(st, 0);
-  CHECK_HAS(o, "production = 1");
-  CHECK_HAS(o, "1 *");
-  CHECK_HAS(o, "2025-09-01");
-  CHECK_HAS(o, "first version");
-  CHECK_HAS(o, "candidate worse: 0.61 < 0.62");
-  CHECK_HAS(o, "2030-01-15..2030-01-16");
-  free(o);
-  o = run_out("models history " MODEL " --json", &st);
-  CHECK_EQ_INT(st, 0);
+  free(cli_case("models history " MODEL, 0,
+                (const char *const[]){"production = 1", "1 *", "2025-09-01",
+                                      "first version",
+                                      "candidate worse: 0.61 < 0.62",
+                                      "2030-01-15..2030-01-16", NULL}));
+  char *o = cli_case("models history " MODEL " --json", 0, NULL);
   cJSON *j = o ? cJSON_Parse(o) : NULL;
   const cJSON *v = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "versions"), 0);
   const cJSON *live = cJSON_GetObjectItem(v, "live");
@@ -1015,12 +1015,8 @@ TEST(cli_models_history)
   CHECK(!cJSON_GetObjectItem(j, "warning"));
   cJSON_Delete(j);
   free(o);
-  o = run_out("models history no_such_model", &st);
-  CHECK_EQ_INT(st, 1);
-  free(o);
-  o = run_out("models history", &st);
-  CHECK_EQ_INT(st, 2);
-  free(o);
+  free(cli_case("models history no_such_model", 1, NULL));
+  free(cli_case("models history", 2, NULL));
 }
 
 int main(void)

@@ -70,11 +70,7 @@ check cd_copy_points_here grep -q "api: $api" "$tmp/dags/credit_score_cd.yaml"
 
 # ---- data
 scenario data
-if tl_db_seeded it_loop; then
-  ok database_ready
-else
-  cat "$tmp"/*.log; bad database_ready
-fi
+tl_check_db tl_db_seeded it_loop
 
 # ---- the daemon
 scenario the_daemon

@@ -51,7 +51,7 @@
 #define MODEL "credit_score_classification"
 #define DS "2025-09-01"
 
-static const char *bin, *src;
+static char bin[256], src[256]; /* MLOPSD_BIN, MLOPSD_SRC */
 static char tmpdir[256], regdir[300], specsdir[300];
 static struct db_pool *pool;
 static struct registry *reg;
@@ -280,13 +280,8 @@ static void task_setup(struct task_ctx *t, struct tfields *f,
 
 static int setup(void)
 {
-  bin = getenv("MLOPSD_BIN");
-  src = getenv("MLOPSD_SRC");
-  if (!bin || !src || !getenv("MLOPSD_DATABASE_HOST")) {
-    fprintf(stderr, "needs MLOPSD_BIN, MLOPSD_SRC and MLOPSD_DATABASE_* "
-                    "(run through tests/run.sh)\n");
+  if (fx_env("test_pipeline", src, sizeof(src), bin, sizeof(bin)))
     return 0;
-  }
   if (fx_tmpdir(tmpdir, sizeof(tmpdir), "it_pipeline"))
     return 0;
   snprintf(regdir, sizeof(regdir), "%s/registry", tmpdir);

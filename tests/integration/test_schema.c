@@ -23,7 +23,7 @@
 #define DB_CK "it_schema_ck"
 #define DB_BAD "it_schema_bad"
 
-static const char *bin, *src;
+static char bin[256], src[256]; /* MLOPSD_BIN, MLOPSD_SRC */
 static char tmpdir[256];
 
 /* ------------------------------------------------------------- helpers */
@@ -572,13 +572,8 @@ TEST(seed_bad_csv)
 
 int main(void)
 {
-  bin = getenv("MLOPSD_BIN");
-  src = getenv("MLOPSD_SRC");
-  if (!bin || !src || !getenv("MLOPSD_DATABASE_PORT")) {
-    fprintf(stderr, "needs MLOPSD_BIN, MLOPSD_SRC and MLOPSD_DATABASE_* "
-                    "(run through tests/run.sh)\n");
+  if (fx_env("test_schema", src, sizeof(src), bin, sizeof(bin)))
     return 1;
-  }
   if (fx_tmpdir(tmpdir, sizeof(tmpdir), "it-schema"))
     return 1;
   if (!exec_on(NULL, "DROP DATABASE IF EXISTS " DB_MAIN) ||

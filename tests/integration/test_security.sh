@@ -264,26 +264,15 @@ eq sqli_api_pause_name "$(api PATCH "/api/v2/dags/x'%3B%20UPDATE%20dag%20SET%20i
 # ---- templates: unsafe params and conf placement refused at load
 section "templates: unsafe params and conf placement refused at load"
 mkdir -p "$T/baddags"
-cat >"$T/baddags/params.yaml" <<'EOF'
-dag_id: bad_params
-params: {who: "x'; DROP TABLE customer_info; --"}
-tasks:
-  - {id: q, type: sql, sql: "SELECT * FROM customer_info WHERE name = '{{ params.who }}'"}
-EOF
-cat >"$T/baddags/quoted.yaml" <<'EOF'
-dag_id: bad_quoted
-tasks:
-  - {id: q, type: sql, sql: "SELECT * FROM customer_info WHERE name = '{{ conf.who }}'"}
-EOF
-cat >"$T/baddags/shellquoted.yaml" <<'EOF'
-dag_id: bad_shellquoted
-tasks:
-  - {id: s, type: shell, command: "echo \"{{ conf.who }}\""}
-EOF
-cat >"$T/baddags/qmark.yaml" <<'EOF'
-dag_id: bad_qmark
-tasks:
-  - {id: q, type: sql, sql: "SELECT * FROM customer_info WHERE name = ?"}
+# NAME|EXTRA LINE|THE TASK: one DAG file a case
+while IFS='|' read -r f extra task; do
+  { echo "dag_id: bad_$f"; [ -z "$extra" ] || echo "$extra"
+    echo "tasks:"; echo "  - $task"; } >"$T/baddags/$f.yaml"
+done <<'EOF'
+params|params: {who: "x'; DROP TABLE customer_info; --"}|{id: q, type: sql, sql: "SELECT * FROM customer_info WHERE name = '{{ params.who }}'"}
+quoted||{id: q, type: sql, sql: "SELECT * FROM customer_info WHERE name = '{{ conf.who }}'"}
+shellquoted||{id: s, type: shell, command: "echo \"{{ conf.who }}\""}
+qmark||{id: q, type: sql, sql: "SELECT * FROM customer_info WHERE name = ?"}
 EOF
 for f in params quoted shellquoted qmark; do
   expect "tmpl_refused_$f" 1 "$BIN" dags validate "$T/baddags/$f.yaml"
@@ -450,17 +439,18 @@ for i in 1 2 3; do
   api GET /api/v2/dags '' "Authorization: Bearer ${TOK}$i" >/dev/null
   api GET /api/v2/dags '' "Authorization: Bearer $i$TOK" >/dev/null
 done
+poke() {  # poke PORT N: up to 5 s for PORT's /healthz, then body N once
+  wait_http "http://127.0.0.1:$1/healthz" 5
+  lf_body "$2" | curl -s -o /dev/null -H 'Content-Type: application/json' \
+    --data-binary @- "http://127.0.0.1:$1/predict"
+}
 # a second daemon and the CLI against a database that does not exist
 PORT2=$(free_port)
 MLOPSD_DATABASE_NAME=it_nosuch_db MLOPSD_SERVER_LISTEN=127.0.0.1:$PORT2 \
   MLOPSD_SERVER_SPOOL_DIR=$T/spool2 MLOPSD_ADMIN_TOKEN="$TOK" \
   "$BIN" serve >"$T/daemon2.log" 2>&1 &
 d2=$!
-for _ in $(seq 1 50); do
-  curl -sf -o /dev/null "http://127.0.0.1:$PORT2/healthz" && break; sleep 0.1
-done
-lf_body 81 | curl -s -o /dev/null -H 'Content-Type: application/json' \
-  --data-binary @- "http://127.0.0.1:$PORT2/predict"
+poke "$PORT2" 81
 curl -s -o /dev/null -H "Authorization: Bearer $TOK" "http://127.0.0.1:$PORT2/api/v2/dags"
 sleep 1
 kill -TERM $d2; wait $d2
@@ -522,11 +512,7 @@ eq modes_spool_not_world_readable "$wr" ""
   MLOPSD_SERVER_LISTEN=127.0.0.1:$PORT3 MLOPSD_SERVER_SPOOL_DIR=$T/spool0 \
     MLOPSD_DATABASE_PORT=1 "$BIN" serve --pid-file "$T/umask.pid" >>"$T/umask.log" 2>&1 &
   p=$!
-  for _ in $(seq 1 50); do
-    curl -sf -o /dev/null "http://127.0.0.1:$PORT3/healthz" && break; sleep 0.1
-  done
-  lf_body 82 | curl -s -o /dev/null -H 'Content-Type: application/json' \
-    --data-binary @- "http://127.0.0.1:$PORT3/predict"
+  poke "$PORT3" 82
   sleep 0.5
   stat -c '%a' "$T/umask.pid" >"$T/umask.pidmode" 2>/dev/null
   kill -TERM $p; wait $p )

@@ -16,9 +16,6 @@ tl_init shared_trials
 MODEL=credit_score_classification
 DB=it_shared_trials
 DS=2025-09-01
-finish() { tl_done; exit $?; }
-export MLOPSD_DATABASE_NAME=$DB
-export MLOPSD_MODELS_SPECS_DIR=$T/specs
 
 scenario setup
 mkdir -p "$T/specs" "$T/dags"
@@ -31,11 +28,7 @@ tasks:
   - {id: train, type: train, model: $MODEL, shared_trials: true}
 EOF
 tl_pair_config $DB "$T/specs"
-if tl_db_course $DB $DS; then
-  ok database_ready
-else
-  cat "$T"/*.log; bad database_ready; finish
-fi
+tl_check_db tl_db_course $DB $DS || finish
 
 # 1. the reference: one process, trials one after another, no sharing
 scenario one_process_sequential

@@ -451,6 +451,31 @@ static struct fx_tc *http_ctx(const char *path, const char *extra)
   return tc_new(buf, NULL);
 }
 
+/* The http type on C (freed here), with CONF (JSON text, may be NULL) as
+ * the run's conf, refuses the task: ERR_INVAL, and E.msg has MSG (NULL:
+ * not looked at). */
+static void http_refused(struct fx_tc *c, const char *conf, const char *msg)
+{
+  if (!c) {
+    check_fail_at(__FILE__, __LINE__, "no task context");
+    return;
+  }
+  if (conf) {
+    c->conf = cJSON_Parse(conf);
+    c->t.conf = c->conf;
+  }
+  enum err_code rc = fx_tc_run(c, "http", &E);
+  if (rc != ERR_INVAL) {
+    char *f = cJSON_PrintUnformatted(c->fields);
+    check_fail_at(__FILE__, __LINE__, "%s: %s (%s), want refused",
+                  f ? f : "?", err_str(rc), E.msg);
+    cJSON_free(f);
+  }
+  if (msg && !strstr(E.msg, msg))
+    check_fail_at(__FILE__, __LINE__, "\"%s\" lacks \"%s\"", E.msg, msg);
+  fx_tc_free(c);
+}
+
 TEST(t_http_status)
 {
   /* PATH with EXTRA fields: the run returns RC, E.msg has MSG (NULL: not
@@ -529,36 +554,26 @@ TEST(t_http_post)
   pthread_mutex_unlock(&SMU);
   fx_tc_free(c);
 
-  c = http_ctx("/echo", "\"method\": \"TRACE\"");
-  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_INVAL);
-  fx_tc_free(c);
+  http_refused(http_ctx("/echo", "\"method\": \"TRACE\""), NULL, NULL);
 }
 
 TEST(t_http_injection)
 {
   int before = nreq();
-  struct fx_tc *c = http_ctx("/echo", "\"method\": \"POST\", \"headers\": "
-                                   "{\"X-Test\": \"a\\r\\nX-Injected: 1\"}");
-  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_INVAL);
-  CHECK_HAS(E.msg, "headers.X-Test");
-  fx_tc_free(c);
-
+  http_refused(http_ctx("/echo", "\"method\": \"POST\", \"headers\": "
+                                 "{\"X-Test\": \"a\\r\\nX-Injected: 1\"}"),
+               NULL, "headers.X-Test");
   /* the same through a conf value */
-  c = http_ctx("/echo", "\"method\": \"POST\", \"headers\": "
-                        "{\"X-Test\": \"{{ conf.v }}\"}");
-  c->conf = cJSON_Parse("{\"v\": \"a\\nX-Injected: 1\"}");
-  c->t.conf = c->conf;
-  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_INVAL);
-  CHECK_HAS(E.msg, "headers.X-Test");
-  fx_tc_free(c);
-
-  c = http_ctx("/echo", "\"headers\": {\"X-Test\\r\\nX-Injected\": \"1\"}");
-  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_INVAL);
-  fx_tc_free(c);
+  http_refused(http_ctx("/echo", "\"method\": \"POST\", \"headers\": "
+                                 "{\"X-Test\": \"{{ conf.v }}\"}"),
+               "{\"v\": \"a\\nX-Injected: 1\"}", "headers.X-Test");
+  http_refused(
+      http_ctx("/echo", "\"headers\": {\"X-Test\\r\\nX-Injected\": \"1\"}"),
+      NULL, NULL);
   CHECK_EQ_INT(nreq(), before); /* nothing was sent */
 
   /* conf in a URL is percent-encoded: it cannot change the path */
-  c = http_ctx("/echo?q={{ conf.v }}", "\"method\": \"POST\"");
+  struct fx_tc *c = http_ctx("/echo?q={{ conf.v }}", "\"method\": \"POST\"");
   c->conf = cJSON_Parse("{\"v\": \"a b/../x\\r\\nX-Injected: 1\"}");
   c->t.conf = c->conf;
   CHECK_OK(fx_tc_run(c, "http", &E));
@@ -567,10 +582,8 @@ TEST(t_http_injection)
   pthread_mutex_unlock(&SMU);
   fx_tc_free(c);
 
-  c = tc_new("{\"url\": \"file:///etc/passwd\"}", NULL);
-  CHECK_EQ_INT(fx_tc_run(c, "http", &E), ERR_INVAL);
-  CHECK_HAS(E.msg, "http://");
-  fx_tc_free(c);
+  http_refused(tc_new("{\"url\": \"file:///etc/passwd\"}", NULL), NULL,
+               "http://");
 
   /* the password of a URL is not logged */
   char url[256];

@@ -15,7 +15,6 @@
 tl_init interop
 PY=/usr/bin/python3
 MODEL=credit_score_classification
-finish() { tl_done; exit $?; }
 
 tl_model_env it_interop
 export MYSQL_PWD=${MLOPSD_DATABASE_PASSWORD:-}
