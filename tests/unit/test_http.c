@@ -87,10 +87,10 @@ static void reply_free(struct reply *r)
   memset(r, 0, sizeof(*r));
 }
 
-/* One request on handle h (connection reused across calls). */
-static void req(CURL *h, int port, const char *method, const char *path,
-                const void *body, size_t blen, const char *const *hdrs,
-                struct reply *r)
+/* The options every request here sets on handle h (reset first; the
+ * connection cache stays): the URL of PATH on PORT, the reply R as sink,
+ * a 20 s timeout. */
+static void req_begin(CURL *h, int port, const char *path, struct reply *r)
 {
   char url[512];
   snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
@@ -103,11 +103,30 @@ static void req(CURL *h, int port, const char *method, const char *path,
   curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+}
+
+/* Run the request set up on h into R, then free the header list SL. */
+static void req_finish(CURL *h, struct curl_slist *sl, struct reply *r)
+{
+  if (sl)
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, sl);
+  r->cc = curl_easy_perform(h);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+  curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &r->nconnects);
+  curl_slist_free_all(sl);
+  if (!r->body)
+    r->body = calloc(1, 1);
+}
+
+/* One request on handle h (connection reused across calls). */
+static void req(CURL *h, int port, const char *method, const char *path,
+                const void *body, size_t blen, const char *const *hdrs,
+                struct reply *r)
+{
+  req_begin(h, port, path, r);
   struct curl_slist *sl = NULL;
   for (size_t i = 0; hdrs && hdrs[i]; i++)
     sl = curl_slist_append(sl, hdrs[i]);
-  if (sl)
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, sl);
   if (strcmp(method, "POST") == 0) {
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
@@ -117,42 +136,21 @@ static void req(CURL *h, int port, const char *method, const char *path,
   } else if (strcmp(method, "GET") != 0) {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
   }
-  r->cc = curl_easy_perform(h);
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-  curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &r->nconnects);
-  curl_slist_free_all(sl);
-  if (!r->body)
-    r->body = calloc(1, 1);
+  req_finish(h, sl, r);
 }
 
 /* POST with Transfer-Encoding: chunked. */
 static void req_chunked(CURL *h, int port, const char *path, const char *body,
                         size_t blen, struct reply *r)
 {
-  char url[512];
-  snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-  memset(r, 0, sizeof(*r));
   struct chunked_src src = {body, blen};
-  curl_easy_reset(h);
-  curl_easy_setopt(h, CURLOPT_URL, url);
+  req_begin(h, port, path, r);
   curl_easy_setopt(h, CURLOPT_POST, 1L);
   curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
   curl_easy_setopt(h, CURLOPT_READDATA, &src);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   struct curl_slist *sl = curl_slist_append(NULL, "Transfer-Encoding: chunked");
   sl = curl_slist_append(sl, "Expect:");
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, sl);
-  r->cc = curl_easy_perform(h);
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-  curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &r->nconnects);
-  curl_slist_free_all(sl);
-  if (!r->body)
-    r->body = calloc(1, 1);
+  req_finish(h, sl, r);
 }
 
 static int raw_connect(int port)
@@ -325,17 +323,75 @@ static struct http *server(unsigned idle_s, size_t max_body)
   return srv;
 }
 
+/* The set-up most tests share: a server (bodies up to 256 KiB) and one
+ * client handle whose connection is reused. */
+struct site {
+  struct http *srv;
+  int port;
+  CURL *h;
+};
+
+/* A server with idle timeout IDLE_S; 1 when it runs and the handle is
+ * made, else 0 with nothing held. */
+static int site_open(struct site *s, unsigned idle_s)
+{
+  s->srv = server(idle_s, 256 << 10);
+  if (!s->srv)
+    return 0;
+  s->port = http_port(s->srv);
+  s->h = curl_easy_init();
+  if (!s->h)
+    http_destroy(s->srv);
+  return s->h != NULL;
+}
+
+static void site_close(struct site *s)
+{
+  curl_easy_cleanup(s->h);
+  http_destroy(s->srv);
+}
+
+/* req() on the site's handle. */
+static void sreq(struct site *s, const char *method, const char *path,
+                 const void *body, size_t blen, const char *const *hdrs,
+                 struct reply *r)
+{
+  req(s->h, s->port, method, path, body, blen, hdrs, r);
+}
+
+/* One request on the site (BODY, if any, a string): checks the status
+ * and that the body holds BODY_HAS and the headers HDRS_HAS (each NULL:
+ * not checked), naming the request in a failure; frees the reply. */
+#define EXPECT(s, method, path, body, status, body_has, hdrs_has)             \
+  expect_at(__FILE__, __LINE__, (s), (method), (path), (body), (status),      \
+            (body_has), (hdrs_has))
+static void expect_at(const char *file, int line, struct site *s,
+                      const char *method, const char *path, const char *body,
+                      long status, const char *body_has, const char *hdrs_has)
+{
+  struct reply r;
+  sreq(s, method, path, body, body ? strlen(body) : 0, NULL, &r);
+  if (r.status != status)
+    check_fail_at(file, line, "%s %s: status %ld, want %ld", method, path,
+                  r.status, status);
+  if (body_has && !strstr(r.body, body_has))
+    check_fail_at(file, line, "%s %s: body lacks %s", method, path,
+                  body_has);
+  if (hdrs_has && !strstr(r.hdrs, hdrs_has))
+    check_fail_at(file, line, "%s %s: headers lack %s", method, path,
+                  hdrs_has);
+  reply_free(&r);
+}
+
 /* ---- tests ----------------------------------------------------------- */
 
 TEST(healthz_keepalive)
 {
-  struct http *srv = server(10, 256 << 10);
-  REQUIRE(srv);
-  int port = http_port(srv);
-  CHECK(port > 0);
-  CURL *h = curl_easy_init();
+  struct site s;
+  REQUIRE(site_open(&s, 10));
+  CHECK(s.port > 0);
   struct reply r;
-  req(h, port, "GET", "/healthz", NULL, 0, NULL, &r);
+  sreq(&s, "GET", "/healthz", NULL, 0, NULL, &r);
   CHECK_EQ_INT(r.cc, CURLE_OK);
   CHECK_EQ_INT(r.status, 200);
   CHECK_EQ_STR(r.body, "{\"status\":\"ok\"}");
@@ -344,82 +400,65 @@ TEST(healthz_keepalive)
   CHECK_EQ_INT(r.nconnects, 1);
   reply_free(&r);
   for (int i = 0; i < 3; i++) {
-    req(h, port, "GET", "/healthz", NULL, 0, NULL, &r);
+    sreq(&s, "GET", "/healthz", NULL, 0, NULL, &r);
     CHECK_EQ_INT(r.status, 200);
     CHECK_EQ_INT(r.nconnects, 0); /* the same connection was reused */
     reply_free(&r);
   }
-  req(h, port, "HEAD", "/healthz", NULL, 0, NULL, &r);
+  sreq(&s, "HEAD", "/healthz", NULL, 0, NULL, &r);
   CHECK_EQ_INT(r.status, 200);
   CHECK_EQ_INT(r.len, 0);
   CHECK_EQ_INT(r.nconnects, 0);
   reply_free(&r);
-  curl_easy_cleanup(h);
-  http_destroy(srv);
+  site_close(&s);
 }
 
 TEST(not_found_and_method_not_allowed)
 {
-  struct http *srv = server(10, 256 << 10);
-  REQUIRE(srv);
-  int port = http_port(srv);
-  CURL *h = curl_easy_init();
+  struct site s;
+  REQUIRE(site_open(&s, 10));
   struct reply r;
-  req(h, port, "GET", "/nope/x", NULL, 0, NULL, &r);
+  sreq(&s, "GET", "/nope/x", NULL, 0, NULL, &r);
   CHECK_EQ_INT(r.status, 404);
   CHECK_EQ_STR(r.body, "{\"error\":\"not found\",\"path\":\"/nope/x\"}");
   CHECK(strstr(r.hdrs, "Content-Type: application/json"));
   reply_free(&r);
-  req(h, port, "DELETE", "/healthz", NULL, 0, NULL, &r);
+  sreq(&s, "DELETE", "/healthz", NULL, 0, NULL, &r);
   CHECK_EQ_INT(r.status, 405);
   CHECK_EQ_STR(r.body, "{\"error\":\"method not allowed\",\"method\":"
                        "\"DELETE\",\"allow\":\"GET, HEAD\"}");
   CHECK(strstr(r.hdrs, "Allow: GET, HEAD\r\n"));
   CHECK_EQ_INT(r.nconnects, 0); /* errors keep the connection */
   reply_free(&r);
-  req(h, port, "GET", "/echo", NULL, 0, NULL, &r);
-  CHECK_EQ_INT(r.status, 405);
-  CHECK(strstr(r.hdrs, "Allow: POST\r\n"));
-  reply_free(&r);
+  EXPECT(&s, "GET", "/echo", NULL, 405, NULL, "Allow: POST\r\n");
   /* a param segment does not match an empty segment */
-  req(h, port, "POST", "/models//predict", "x", 1, NULL, &r);
-  CHECK_EQ_INT(r.status, 404);
-  reply_free(&r);
-  req(h, port, "GET", "/teapot", NULL, 0, NULL, &r);
+  EXPECT(&s, "POST", "/models//predict", "x", 404, NULL, NULL);
+  sreq(&s, "GET", "/teapot", NULL, 0, NULL, &r);
   CHECK_EQ_INT(r.status, 418);
   CHECK_EQ_STR(r.body, "{\"error\":\"short and \\\"stout\\\"\"}");
   reply_free(&r);
-  curl_easy_cleanup(h);
-  http_destroy(srv);
+  site_close(&s);
 }
 
 TEST(routing_params_query_headers)
 {
-  struct http *srv = server(10, 256 << 10);
-  REQUIRE(srv);
-  int port = http_port(srv);
-  CURL *h = curl_easy_init();
+  struct site s;
+  REQUIRE(site_open(&s, 10));
   struct reply r;
-  req(h, port, "POST", "/models/credit_score/predict", "{}", 2, NULL, &r);
+  sreq(&s, "POST", "/models/credit_score/predict", "{}", 2, NULL, &r);
   CHECK_EQ_INT(r.status, 200);
   CHECK_EQ_STR(r.body, "{\"tag\":\"pred\",\"route\":\"/models/{name}/predict\","
                        "\"name\":\"credit_score\",\"q\":null,\"hdr\":null}");
   reply_free(&r);
   /* literal beats {name}; the literal route is GET only */
-  req(h, port, "GET", "/models/list/predict", NULL, 0, NULL, &r);
-  CHECK_EQ_INT(r.status, 200);
-  CHECK(strstr(r.body, "\"tag\":\"list\""));
-  reply_free(&r);
-  req(h, port, "POST", "/models/list/predict", "{}", 2, NULL, &r);
-  CHECK_EQ_INT(r.status, 200);
-  CHECK(strstr(r.body, "\"tag\":\"pred\""));
-  reply_free(&r);
-  req(h, port, "GET", "/models/other/predict", NULL, 0, NULL, &r);
-  CHECK_EQ_INT(r.status, 405);
-  CHECK(strstr(r.hdrs, "Allow: POST\r\n"));
-  reply_free(&r);
+  EXPECT(&s, "GET", "/models/list/predict", NULL, 200,
+         "\"tag\":\"list\"", NULL);
+  EXPECT(&s, "POST", "/models/list/predict", "{}", 200,
+         "\"tag\":\"pred\"", NULL);
+  EXPECT(&s, "GET", "/models/other/predict", NULL, 405,
+         NULL, "Allow: POST\r\n");
   const char *hd[] = {"X-Test: v1", NULL};
-  req(h, port, "GET",
+  sreq(&s, "GET",
       "/api/v2/dags/credit_ct/dagRuns/manual__2025-09-01/taskInstances"
       "?s=a%22b%5C%01%FFz",
       NULL, 0, hd, &r);
@@ -430,12 +469,8 @@ TEST(routing_params_query_headers)
                "\"run_id\":\"manual__2025-09-01\","
                "\"q\":\"a\\\"b\\\\\\u0001\xEF\xBF\xBDz\",\"hdr\":\"v1\"}");
   reply_free(&r);
-  req(h, port, "GET", "/params?s", NULL, 0, NULL, &r);
-  CHECK_EQ_INT(r.status, 200);
-  CHECK(strstr(r.body, "\"q\":\"\""));
-  reply_free(&r);
-  curl_easy_cleanup(h);
-  http_destroy(srv);
+  EXPECT(&s, "GET", "/params?s", NULL, 200, "\"q\":\"\"", NULL);
+  site_close(&s);
 }
 
 TEST(post_echo_100k_reused_buffers)
@@ -637,17 +672,15 @@ static void *slow_client_main(void *arg)
 
 TEST(slow_client_dropped_others_served)
 {
-  struct http *srv = server(1, 256 << 10);
-  REQUIRE(srv);
-  int port = http_port(srv);
-  struct slow_client sc = {port, 0, 0, false};
+  struct site s;
+  REQUIRE(site_open(&s, 1));
+  struct slow_client sc = {s.port, 0, 0, false};
   pthread_t t;
   pthread_create(&t, NULL, slow_client_main, &sc);
-  CURL *h = curl_easy_init();
   int ok = 0;
   for (int i = 0; i < 20; i++) { /* served meanwhile */
     struct reply r;
-    req(h, port, "GET", "/healthz", NULL, 0, NULL, &r);
+    sreq(&s, "GET", "/healthz", NULL, 0, NULL, &r);
     ok += r.status == 200;
     reply_free(&r);
     msleep(20);
@@ -657,39 +690,36 @@ TEST(slow_client_dropped_others_served)
   CHECK(sc.closed_by_server);
   CHECK(sc.sent < sc.total);
   /* an idle connection (no byte at all) is closed too */
-  int fd = raw_connect(port);
+  int fd = raw_connect(s.port);
   REQUIRE(fd >= 0);
   char buf[64];
   CHECK_EQ_INT(recv_all(fd, buf, sizeof(buf)), 0);
   close(fd);
   /* recorded */
   struct reply r;
-  req(h, port, "GET", "/metrics", NULL, 0, NULL, &r);
+  sreq(&s, "GET", "/metrics", NULL, 0, NULL, &r);
   CHECK(strstr(r.body, "mlopsd_http_connections_reaped_total "));
   CHECK(!strstr(r.body, "mlopsd_http_connections_reaped_total 0\n"));
   reply_free(&r);
-  curl_easy_cleanup(h);
-  http_destroy(srv);
+  site_close(&s);
 }
 
 TEST(metrics_counts_requests)
 {
-  struct http *srv = server(10, 256 << 10);
-  REQUIRE(srv);
-  int port = http_port(srv);
-  CURL *h = curl_easy_init();
+  struct site s;
+  REQUIRE(site_open(&s, 10));
   struct reply r;
   for (int i = 0; i < 3; i++) {
-    req(h, port, "GET", "/healthz", NULL, 0, NULL, &r);
+    sreq(&s, "GET", "/healthz", NULL, 0, NULL, &r);
     reply_free(&r);
   }
-  req(h, port, "GET", "/missing", NULL, 0, NULL, &r);
+  sreq(&s, "GET", "/missing", NULL, 0, NULL, &r);
   reply_free(&r);
-  req(h, port, "POST", "/models/a/predict", "{}", 2, NULL, &r);
+  sreq(&s, "POST", "/models/a/predict", "{}", 2, NULL, &r);
   reply_free(&r);
-  req(h, port, "GET", "/teapot", NULL, 0, NULL, &r);
+  sreq(&s, "GET", "/teapot", NULL, 0, NULL, &r);
   reply_free(&r);
-  req(h, port, "GET", "/metrics", NULL, 0, NULL, &r);
+  sreq(&s, "GET", "/metrics", NULL, 0, NULL, &r);
   CHECK_EQ_INT(r.status, 200);
   CHECK(strstr(r.hdrs, "Content-Type: text/plain; version=0.0.4"));
   const char *b = r.body;
@@ -713,8 +743,7 @@ TEST(metrics_counts_requests)
   CHECK(strstr(b, "mlopsd_http_requests_in_flight 1\n")); /* this one */
   CHECK(!strstr(b, "status=\"500\"")); /* zero series are hidden */
   reply_free(&r);
-  curl_easy_cleanup(h);
-  http_destroy(srv);
+  site_close(&s);
 }
 
 struct stopper {
@@ -747,18 +776,13 @@ static void *get_slow_main(void *arg)
 
 TEST(graceful_stop_finishes_in_flight)
 {
-  struct http *srv = server(10, 256 << 10);
-  REQUIRE(srv);
-  int port = http_port(srv);
+  struct site s;
+  REQUIRE(site_open(&s, 10));
   g_slow.entered = g_slow.release = false;
   /* an idle keep-alive connection too: must not hold the stop up */
-  CURL *idle = curl_easy_init();
-  struct reply r;
-  req(idle, port, "GET", "/healthz", NULL, 0, NULL, &r);
-  CHECK_EQ_INT(r.status, 200);
-  reply_free(&r);
+  EXPECT(&s, "GET", "/healthz", NULL, 200, NULL, NULL);
 
-  struct getter g = {port, {0}};
+  struct getter g = {s.port, {0}};
   pthread_t tg, ts;
   pthread_create(&tg, NULL, get_slow_main, &g);
   pthread_mutex_lock(&g_slow.mu);
@@ -766,12 +790,12 @@ TEST(graceful_stop_finishes_in_flight)
     pthread_cond_wait(&g_slow.cv, &g_slow.mu);
   pthread_mutex_unlock(&g_slow.mu);
 
-  struct stopper st = {srv, ERR_INTERNAL, false};
+  struct stopper st = {s.srv, ERR_INTERNAL, false};
   pthread_create(&ts, NULL, stop_main, &st);
   /* wait until new connections are refused: the stop has begun */
   bool refused = false;
   for (int i = 0; i < 2000 && !refused; i++) {
-    int fd = raw_connect(port);
+    int fd = raw_connect(s.port);
     if (fd < 0)
       refused = true;
     else
@@ -792,10 +816,9 @@ TEST(graceful_stop_finishes_in_flight)
   CHECK(strstr(g.r.hdrs, "Connection: close"));
   CHECK_EQ_INT(st.rc, ERR_OK);
   reply_free(&g.r);
-  curl_easy_cleanup(idle);
   struct err e;
-  CHECK_EQ_INT(http_stop(srv, 0, &e), ERR_OK); /* idempotent */
-  http_destroy(srv);
+  CHECK_EQ_INT(http_stop(s.srv, 0, &e), ERR_OK); /* idempotent */
+  site_close(&s);
 }
 
 struct hammer {
