@@ -555,16 +555,10 @@ static enum err_code insert_sched_run(struct db_conn *c, struct create *cr,
   char rid[SCHED_RUN_ID_MAX + 1], when[20];
   sched_run_id(cr->d->dag_id, type, cr->s->tz, t, rid, sizeof(rid));
   sched_fmt_utc(t, when);
-  int64_t aff = 0;
-  struct db_val p[4] = {DB_V_STR(rid), DB_V_STR(cr->d->dag_id),
-                        DB_V_STR(when), DB_V_STR(type)};
-  enum err_code rc = db_exec_params(
-      c,
-      "INSERT INTO dag_run (run_id, dag_id, logical_date, run_type, state, "
-      "queued_at, external_trigger) VALUES (?, ?, ?, ?, 'queued', "
-      "UTC_TIMESTAMP(6), 0) ON DUPLICATE KEY UPDATE id = id",
-      p, 4, &aff, e);
-  if (rc == ERR_OK && aff == 1) {
+  int created = 0;
+  enum err_code rc = sched_queue_run(c, rid, cr->d->dag_id, when, type, NULL,
+                                     &created, e);
+  if (created) {
     cr->created++;
     snprintf(cr->last_run, sizeof(cr->last_run), "%s", rid);
   }

@@ -180,6 +180,16 @@ enum err_code sched_insert_tis(struct db_conn *c, const struct dag *d,
                                const char *run_id, int all_scheduled,
                                struct err *e) MLOPSD_WUR;
 
+/* Insert a queued run run_id of dag_id for logical date when (UTC,
+ * "YYYY-MM-DD hh:mm:ss"), run_type type, conf (JSON text, NULL: none),
+ * not externally triggered, unless the DAG has a run for that date already
+ * (then nothing changes).  *created = 1 when this call inserted it.
+ * Errors: the db_ codes.  Caller holds c (one thread). */
+enum err_code sched_queue_run(struct db_conn *c, const char *run_id,
+                              const char *dag_id, const char *when,
+                              const char *type, const char *conf,
+                              int *created, struct err *e) MLOPSD_WUR;
+
 /* Insert one log line for an attempt directly (takeover notes). */
 enum err_code sched_log_direct(struct db_conn *c, const char *run_id,
                                const char *task_id, int try_number,

@@ -142,27 +142,22 @@ static enum err_code prep_txn(struct db_conn *c, void *user, struct err *e)
     snprintf(pr->other, sizeof(pr->other), "%s (%s%s)", o.run_id, o.state,
              orphan ? ", left by a process that is gone" : "");
   }
-  struct db_val ins[6] = {DB_V_STR(pr->run_id),
+  /* a backfill's runs are not externally triggered, a manual run is */
+  struct db_val ins[7] = {DB_V_STR(pr->run_id),
                           DB_V_STR(pr->d->dag_id),
                           DB_V_STR(pr->when),
                           DB_V_STR(pr->backfill ? "backfill" : "manual"),
                           pr->conf ? DB_V_STR(pr->conf) : DB_V_NULL,
+                          DB_V_INT(pr->backfill ? 0 : 1),
                           DB_V_STR(pr->core->claim_id)};
   if ((rc = db_exec_params(c,
-                           pr->backfill
-                               ? "INSERT INTO dag_run (run_id, dag_id, "
-                                 "logical_date, run_type, state, conf, "
-                                 "queued_at, start_date, external_trigger, "
-                                 "claimed_by, heartbeat_at) VALUES (?, ?, ?, "
-                                 "?, 'running', ?, UTC_TIMESTAMP(6), "
-                                 "UTC_TIMESTAMP(6), 0, ?, UTC_TIMESTAMP(6))"
-                               : "INSERT INTO dag_run (run_id, dag_id, "
-                                 "logical_date, run_type, state, conf, "
-                                 "queued_at, start_date, external_trigger, "
-                                 "claimed_by, heartbeat_at) VALUES (?, ?, ?, "
-                                 "?, 'running', ?, UTC_TIMESTAMP(6), "
-                                 "UTC_TIMESTAMP(6), 1, ?, UTC_TIMESTAMP(6))",
-                           ins, 6, NULL, e)) != ERR_OK)
+                           "INSERT INTO dag_run (run_id, dag_id, "
+                           "logical_date, run_type, state, conf, "
+                           "queued_at, start_date, external_trigger, "
+                           "claimed_by, heartbeat_at) VALUES (?, ?, ?, "
+                           "?, 'running', ?, UTC_TIMESTAMP(6), "
+                           "UTC_TIMESTAMP(6), ?, ?, UTC_TIMESTAMP(6))",
+                           ins, 7, NULL, e)) != ERR_OK)
     return rc;
   pr->run_row = db_last_insert_id(c);
   return sched_insert_tis(c, pr->d, pr->run_id, 1, e);
@@ -462,18 +457,10 @@ enum err_code sched_backfill_queue(struct db_conn *c,
   char when[20];
   sched_run_id(d->dag_id, "backfill", tz, t, run_id, cap);
   sched_fmt_utc(t, when);
-  int64_t aff = 0;
-  struct db_val p[4] = {DB_V_STR(run_id), DB_V_STR(d->dag_id),
-                        DB_V_STR(when), conf ? DB_V_STR(conf) : DB_V_NULL};
-  enum err_code rc = db_exec_params(
-      c,
-      "INSERT INTO dag_run (run_id, dag_id, logical_date, run_type, state, "
-      "conf, queued_at, external_trigger) VALUES (?, ?, ?, 'backfill', "
-      "'queued', ?, UTC_TIMESTAMP(6), 0) ON DUPLICATE KEY UPDATE id = id",
-      p, 4, &aff, e);
+  enum err_code rc = sched_queue_run(c, run_id, d->dag_id, when, "backfill",
+                                     conf, created, e);
   if (rc != ERR_OK)
     return rc;
-  *created = aff == 1;
   if (*created)
     return ERR_OK;
   struct oldrun o;

@@ -508,6 +508,27 @@ out:
   return rc;
 }
 
+enum err_code sched_queue_run(struct db_conn *c, const char *run_id,
+                              const char *dag_id, const char *when,
+                              const char *type, const char *conf,
+                              int *created, struct err *e)
+{
+  int64_t aff = 0;
+  struct db_val p[5] = {DB_V_STR(run_id), DB_V_STR(dag_id), DB_V_STR(when),
+                        DB_V_STR(type), conf ? DB_V_STR(conf) : DB_V_NULL};
+  /* the unique key (dag_id, logical_date, logical_date_us = 0) and the
+   * run_id's make a second scheduler's insert of the same run a no-op
+   * instead of an error */
+  enum err_code rc = db_exec_params(
+      c,
+      "INSERT INTO dag_run (run_id, dag_id, logical_date, run_type, state, "
+      "conf, queued_at, external_trigger) VALUES (?, ?, ?, ?, 'queued', ?, "
+      "UTC_TIMESTAMP(6), 0) ON DUPLICATE KEY UPDATE id = id",
+      p, 5, &aff, e);
+  *created = rc == ERR_OK && aff == 1;
+  return rc;
+}
+
 enum err_code sched_insert_tis(struct db_conn *c, const struct dag *d,
                                const char *run_id, int all_scheduled,
                                struct err *e)
