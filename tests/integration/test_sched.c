@@ -996,6 +996,12 @@ TEST(paused_dag)
                      "'it_paused' AND run_type <> 'manual'",
                      NULL, 0),
                1);
+  /* the scheduler's own run: queued by no one outside, with no conf */
+  CHECK_EQ_INT(q_i64("SELECT COUNT(*) FROM dag_run WHERE dag_id = "
+                     "'it_paused' AND run_type = 'scheduled' AND "
+                     "external_trigger = 0 AND conf IS NULL",
+                     NULL, 0),
+               1);
 }
 
 TEST(catchup)
@@ -1138,6 +1144,12 @@ TEST(cli_with_runs)
   char st[32];
   run_state("it_fan__test__2025-07-01T00:00:00+09:00", st, sizeof(st));
   CHECK_EQ_STR(st, "success");
+  /* a test run is a manual run someone asked for (external_trigger 1) */
+  CHECK_EQ_INT(q_i64("SELECT COUNT(*) FROM dag_run WHERE run_id = "
+                     "'it_fan__test__2025-07-01T00:00:00+09:00' AND "
+                     "run_type = 'manual' AND external_trigger = 1",
+                     NULL, 0),
+               1);
   CHECK_EQ_INT(cli(&out, g_cfg_a, "dags test it_rules --date 2025-07-01"), 1);
   CHECK(out && strstr(out, "=== r_cascade: upstream_failed"));
   free(out);

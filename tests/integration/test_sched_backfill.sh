@@ -129,6 +129,9 @@ eq local_conf_reached_task "$(q "SELECT COUNT(*) FROM task_log WHERE
   'stdout' AND line LIKE 'ds=2025-09-0_ conf=hi'")" 4
 eq local_conf_stored "$(q "SELECT COUNT(*) FROM dag_run WHERE dag_id =
   'bf_sched' AND JSON_VALUE(conf, '$.x') = 'hi'")" 4
+# a backfill's runs were not triggered from outside (external_trigger 0)
+eq local_not_external "$(q "SELECT COUNT(*) FROM dag_run WHERE dag_id =
+  'bf_sched' AND run_type = 'backfill' AND external_trigger = 0")" 4
 expect local_again 0 "$BIN" dags backfill bf_sched --from 2025-09-01 \
   --to 2025-09-05 --local --conf '{"x": "again"}'
 has local_again_exists "$tmp/out" \
