@@ -135,46 +135,83 @@ static void clear_env(void)
     CHECK_EQ_STR(rel(&e_), (want_msg));                                       \
   } while (0)
 
+/* The keys test_defaults and test_block_file read back: each field, its
+ * default, and its value in test_block_file's YAML (NULL / UNSET: that
+ * file leaves it out). */
+struct cfg_field {
+  const char *name;
+  size_t off, size; /* size 0: a string */
+  const char *def_s, *blk_s;
+  long long def_i, blk_i;
+};
+#define UNSET LLONG_MIN
+#define FS(f, d, b) {#f, offsetof(struct cfg, f), 0, d, b, 0, 0}
+#define FI(f, d, b)                                                           \
+  {#f, offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f), NULL, NULL, d, b}
+static const struct cfg_field FIELDS[] = {
+    FS(server_listen, "0.0.0.0:3000", "127.0.0.1:8080"),
+    FS(server_role, "all", NULL),
+    FI(server_threads, 2, 4),
+    FI(server_max_body_bytes, 1048576, 65536),
+    FI(server_max_connections, 1024, 100),
+    FI(server_idle_timeout_s, 30, 10),
+    FS(server_default_model, "credit_score_classification", "other_model"),
+    FS(server_log_full_policy, "reject", "serve"),
+    FS(server_spool_dir, "var/spool", "/var/lib/mlopsd/spool"),
+    FI(server_spool_max_bytes, 256L * 1024 * 1024, 1073741824L),
+    FS(auth_admin_token_env, "MLOPSD_ADMIN_TOKEN", "OTHER_TOKEN"),
+    FS(admin_token, "", NULL),
+    FS(db_host, "127.0.0.1", "db.example"),
+    FI(db_port, 3306, 3307),
+    FS(db_user, "root", "mlops"),
+    FS(db_password_env, "MLOPSD_DATABASE_PASSWORD", "OTHER_DB_PW"),
+    FS(db_password_file, "", ""),
+    FS(db_password, "", NULL),
+    FS(db_name, "mlops", "mlops_test"),
+    FS(db_socket, "", "/run/mysqld/mysqld.sock"),
+    FI(db_pool, 8, 16),
+    FI(db_connect_timeout_s, 5, 3),
+    FS(sched_dags_dir, "config/dags", "dags"),
+    FS(sched_timezone, "Asia/Seoul", "UTC"),
+    FI(sched_workers, 2, 3),
+    FI(sched_tick_ms, 1000, 250),
+    FI(sched_lease_s, 30, 60),
+    FS(models_specs_dir, "config/models", "specs"),
+    FS(models_registry_dir, "var/registry", "reg"),
+    FI(models_train_threads, 1, 2),
+    FI(models_follow_ms, 1000, UNSET),
+    FI(models_shadow, 0, UNSET),
+    FI(log_level, LOG_INFO, LOG_DEBUG),
+    FI(log_format, LOG_FMT_TEXT, LOG_FMT_JSON),
+    FS(path, "", NULL),
+};
+#undef FS
+#undef FI
+
+/* Checks every field of c against its default (BLOCK 0) or its value in
+ * test_block_file's YAML (BLOCK 1), naming the field in a failure. */
+static void check_fields(const struct cfg *c, int block)
+{
+  for (size_t i = 0; i < sizeof(FIELDS) / sizeof(FIELDS[0]); i++) {
+    const struct cfg_field *f = &FIELDS[i];
+    const char *at = (const char *)c + f->off;
+    CHECK_CASE(f->name);
+    if (f->size == 0 && (!block || f->blk_s)) {
+      CHECK_EQ_STR(at, block ? f->blk_s : f->def_s);
+    } else if (f->size && (!block || f->blk_i != UNSET)) {
+      struct check_field cf = {f->name, f->off, f->size};
+      CHECK_EQ_INT(check_field_value(c, &cf), block ? f->blk_i : f->def_i);
+    }
+  }
+  CHECK_CASE(NULL);
+}
+
 TEST(test_defaults)
 {
   struct cfg c;
   memset(&c, 0x5a, sizeof(c));
   cfg_defaults(&c);
-  CHECK_EQ_STR(c.server_listen, "0.0.0.0:3000");
-  CHECK_EQ_STR(c.server_role, "all");
-  CHECK_EQ_INT(c.server_threads, 2);
-  CHECK_EQ_INT(c.server_max_body_bytes, 1048576);
-  CHECK_EQ_INT(c.server_max_connections, 1024);
-  CHECK_EQ_INT(c.server_idle_timeout_s, 30);
-  CHECK_EQ_STR(c.server_default_model, "credit_score_classification");
-  CHECK_EQ_STR(c.server_log_full_policy, "reject");
-  CHECK_EQ_STR(c.server_spool_dir, "var/spool");
-  CHECK_EQ_INT(c.server_spool_max_bytes, 256L * 1024 * 1024);
-  CHECK_EQ_STR(c.auth_admin_token_env, "MLOPSD_ADMIN_TOKEN");
-  CHECK_EQ_STR(c.admin_token, "");
-  CHECK_EQ_STR(c.db_host, "127.0.0.1");
-  CHECK_EQ_INT(c.db_port, 3306);
-  CHECK_EQ_STR(c.db_user, "root");
-  CHECK_EQ_STR(c.db_password_env, "MLOPSD_DATABASE_PASSWORD");
-  CHECK_EQ_STR(c.db_password_file, "");
-  CHECK_EQ_STR(c.db_password, "");
-  CHECK_EQ_STR(c.db_name, "mlops");
-  CHECK_EQ_STR(c.db_socket, "");
-  CHECK_EQ_INT(c.db_pool, 8);
-  CHECK_EQ_INT(c.db_connect_timeout_s, 5);
-  CHECK_EQ_STR(c.sched_dags_dir, "config/dags");
-  CHECK_EQ_STR(c.sched_timezone, "Asia/Seoul");
-  CHECK_EQ_INT(c.sched_workers, 2);
-  CHECK_EQ_INT(c.sched_tick_ms, 1000);
-  CHECK_EQ_INT(c.sched_lease_s, 30);
-  CHECK_EQ_STR(c.models_specs_dir, "config/models");
-  CHECK_EQ_STR(c.models_registry_dir, "var/registry");
-  CHECK_EQ_INT(c.models_train_threads, 1);
-  CHECK_EQ_INT(c.models_follow_ms, 1000);
-  CHECK_EQ_INT(c.models_shadow, 0);
-  CHECK_EQ_INT(c.log_level, LOG_INFO);
-  CHECK_EQ_INT(c.log_format, LOG_FMT_TEXT);
-  CHECK_EQ_STR(c.path, "");
+  check_fields(&c, 0);
 }
 
 TEST(test_key_table)
@@ -285,35 +322,7 @@ TEST(test_block_file)
       "  format: json\n";
   CHECK_EQ_INT(load_text(&c, y, &e), ERR_OK);
   CHECK_EQ_STR(e.msg, "");
-  CHECK_EQ_STR(c.server_listen, "127.0.0.1:8080");
-  CHECK_EQ_INT(c.server_threads, 4);
-  CHECK_EQ_INT(c.server_max_body_bytes, 65536);
-  CHECK_EQ_INT(c.server_max_connections, 100);
-  CHECK_EQ_INT(c.server_idle_timeout_s, 10);
-  CHECK_EQ_STR(c.server_default_model, "other_model");
-  CHECK_EQ_STR(c.server_log_full_policy, "serve");
-  CHECK_EQ_STR(c.server_spool_dir, "/var/lib/mlopsd/spool");
-  CHECK_EQ_INT(c.server_spool_max_bytes, 1073741824L);
-  CHECK_EQ_STR(c.auth_admin_token_env, "OTHER_TOKEN");
-  CHECK_EQ_STR(c.db_host, "db.example");
-  CHECK_EQ_INT(c.db_port, 3307);
-  CHECK_EQ_STR(c.db_user, "mlops");
-  CHECK_EQ_STR(c.db_password_env, "OTHER_DB_PW");
-  CHECK_EQ_STR(c.db_password_file, "");
-  CHECK_EQ_STR(c.db_name, "mlops_test");
-  CHECK_EQ_STR(c.db_socket, "/run/mysqld/mysqld.sock");
-  CHECK_EQ_INT(c.db_pool, 16);
-  CHECK_EQ_INT(c.db_connect_timeout_s, 3);
-  CHECK_EQ_STR(c.sched_dags_dir, "dags");
-  CHECK_EQ_STR(c.sched_timezone, "UTC");
-  CHECK_EQ_INT(c.sched_workers, 3);
-  CHECK_EQ_INT(c.sched_tick_ms, 250);
-  CHECK_EQ_INT(c.sched_lease_s, 60);
-  CHECK_EQ_STR(c.models_specs_dir, "specs");
-  CHECK_EQ_STR(c.models_registry_dir, "reg");
-  CHECK_EQ_INT(c.models_train_threads, 2);
-  CHECK_EQ_INT(c.log_level, LOG_DEBUG);
-  CHECK_EQ_INT(c.log_format, LOG_FMT_JSON);
+  check_fields(&c, 1);
   CHECK(strstr(c.path, "/c.yaml") != NULL);
 }
 
