@@ -136,8 +136,8 @@ static void clear_env(void)
   } while (0)
 
 /* The keys test_defaults and test_block_file read back: each field, its
- * default, and its value in test_block_file's YAML (NULL / UNSET: that
- * file leaves it out). */
+ * default, and its value in tests/unit/data/cfg/every_key.yaml (NULL /
+ * UNSET: that file leaves it out). */
 struct cfg_field {
   const char *name;
   size_t off, size; /* size 0: a string */
@@ -189,7 +189,7 @@ static const struct cfg_field FIELDS[] = {
 #undef FI
 
 /* Checks every field of c against its default (BLOCK 0) or its value in
- * test_block_file's YAML (BLOCK 1), naming the field in a failure. */
+ * every_key.yaml (BLOCK 1), naming the field in a failure. */
 static void check_fields(const struct cfg *c, int block)
 {
   for (size_t i = 0; i < sizeof(FIELDS) / sizeof(FIELDS[0]); i++) {
@@ -281,49 +281,13 @@ TEST(test_missing_files)
 
 TEST(test_block_file)
 {
+  /* every key in block style, none at its default */
   struct cfg c;
   struct err e = {0};
-  const char *y =
-      "# every key, none at its default\n"
-      "server:\n"
-      "  listen: \"127.0.0.1:8080\"\n"
-      "  threads: 4\n"
-      "  max_body_bytes: 65536\n"
-      "  max_connections: 100\n"
-      "  idle_timeout: 10\n"
-      "  default_model: other_model\n"
-      "  log_full_policy: serve\n"
-      "  spool_dir: /var/lib/mlopsd/spool\n"
-      "  spool_max_bytes: 1073741824   # 1 GiB\n"
-      "auth:\n"
-      "  admin_token_env: OTHER_TOKEN\n"
-      "database:\n"
-      "  host: db.example\n"
-      "  port: 3307\n"
-      "  user: 'mlops'\n"
-      "  password_env: OTHER_DB_PW\n"
-      "  password_file:\n"
-      "  name: mlops_test\n"
-      "  socket: /run/mysqld/mysqld.sock\n"
-      "  pool: 16\n"
-      "  connect_timeout: 3\n"
-      "scheduler:\n"
-      "  dags_dir: dags\n"
-      "  timezone: UTC\n"
-      "  workers: 3\n"
-      "  tick_ms: 250\n"
-      "  lease_s: 60\n"
-      "models:\n"
-      "  specs_dir: specs\n"
-      "  registry_dir: reg\n"
-      "  train_threads: 2\n"
-      "logging:\n"
-      "  level: debug\n"
-      "  format: json\n";
-  CHECK_EQ_INT(load_text(&c, y, &e), ERR_OK);
+  CHECK_EQ_INT(cfg_load(&c, "tests/unit/data/cfg/every_key.yaml", &e), ERR_OK);
   CHECK_EQ_STR(e.msg, "");
   check_fields(&c, 1);
-  CHECK(strstr(c.path, "/c.yaml") != NULL);
+  CHECK_EQ_STR(c.path, "tests/unit/data/cfg/every_key.yaml");
 }
 
 TEST(test_flow_file)
@@ -604,25 +568,28 @@ TEST(test_env_overrides)
 TEST(test_env_enum_matches_log)
 {
   /* The table's enum order must be log.h's: check with log.c's parsers. */
-  const char *lv[] = {"error", "warn", "info", "debug"};
-  const char *fm[] = {"text", "json"};
+  static const struct {
+    int format; /* 0: logging.level, 1: logging.format */
+    const char *value;
+  } v[] = {{0, "error"}, {0, "warn"}, {0, "info"},
+           {0, "debug"}, {1, "text"}, {1, "json"}};
   struct cfg c;
   struct err e = {0};
   const char *p = write_file("empty.yaml", "");
-  for (int i = 0; i < 4; i++) {
-    enum log_level l;
-    setenv("MLOPSD_LOGGING_LEVEL", lv[i], 1);
+  for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+    enum log_level l = LOG_ERROR;
+    enum log_format f = LOG_FMT_TEXT;
+    CHECK_CASE(v[i].value);
+    setenv(v[i].format ? "MLOPSD_LOGGING_FORMAT" : "MLOPSD_LOGGING_LEVEL",
+           v[i].value, 1);
     CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_OK);
-    CHECK_EQ_INT(log_level_parse(lv[i], &l), ERR_OK);
-    CHECK_EQ_INT(c.log_level, l);
+    CHECK_EQ_INT(v[i].format ? log_format_parse(v[i].value, &f)
+                             : log_level_parse(v[i].value, &l),
+                 ERR_OK);
+    CHECK_EQ_INT(v[i].format ? c.log_format : c.log_level,
+                 v[i].format ? (int)f : (int)l);
   }
-  for (int i = 0; i < 2; i++) {
-    enum log_format f;
-    setenv("MLOPSD_LOGGING_FORMAT", fm[i], 1);
-    CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_OK);
-    CHECK_EQ_INT(log_format_parse(fm[i], &f), ERR_OK);
-    CHECK_EQ_INT(c.log_format, f);
-  }
+  CHECK_CASE(NULL);
   clear_env();
 }
 
@@ -653,38 +620,46 @@ TEST(test_env_unknown_warns)
   clear_env();
 }
 
+/* cfg_load of PATH, then its two resolved secrets; failures are reported
+ * at the caller's LINE. */
+#define CHECK_SECRETS(path, pw, tok) check_secrets_at(__LINE__, path, pw, tok)
+static void check_secrets_at(int line, const char *path, const char *pw,
+                             const char *tok)
+{
+  struct cfg c;
+  struct err e = {0};
+  if (cfg_load(&c, path, &e) != ERR_OK) {
+    check_fail_at(__FILE__, line, "cfg_load %s: %s", path, e.msg);
+    return;
+  }
+  if (strcmp(c.db_password, pw) != 0)
+    check_fail_at(__FILE__, line, "db_password \"%s\", want \"%s\"",
+                  c.db_password, pw);
+  if (strcmp(c.admin_token, tok) != 0)
+    check_fail_at(__FILE__, line, "admin_token \"%s\", want \"%s\"",
+                  c.admin_token, tok);
+}
+
 TEST(test_secrets_env)
 {
   struct cfg c;
   struct err e = {0};
   const char *p = write_file("empty.yaml", "");
-  CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_OK);
-  CHECK_EQ_STR(c.db_password, "");
-  CHECK_EQ_STR(c.admin_token, "");
+  CHECK_SECRETS(p, "", "");
   setenv("MLOPSD_DATABASE_PASSWORD", "pw-from-env", 1);
   setenv("MLOPSD_ADMIN_TOKEN", "tok-from-env", 1);
-  CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_OK);
-  CHECK_EQ_STR(c.db_password, "pw-from-env");
-  CHECK_EQ_STR(c.admin_token, "tok-from-env");
+  CHECK_SECRETS(p, "pw-from-env", "tok-from-env");
   /* Other variable names, from the file and from the environment. */
   setenv("OTHER_DB_PW", "other-pw", 1);
   setenv("OTHER_TOKEN", "other-tok", 1);
-  CHECK_EQ_INT(cfg_load(&c,
-                        write_file("s.yaml", "database: {password_env: "
-                                             "OTHER_DB_PW}\n"),
-                        &e),
-               ERR_OK);
-  CHECK_EQ_STR(c.db_password, "other-pw");
-  CHECK_EQ_STR(c.admin_token, "tok-from-env");
+  CHECK_SECRETS(write_file("s.yaml", "database: {password_env: OTHER_DB_PW}\n"),
+                "other-pw", "tok-from-env");
   setenv("MLOPSD_AUTH_ADMIN_TOKEN_ENV", "OTHER_TOKEN", 1);
-  CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_OK);
-  CHECK_EQ_STR(c.admin_token, "other-tok");
+  CHECK_SECRETS(p, "pw-from-env", "other-tok");
   /* Empty names: nothing is read. */
   setenv("MLOPSD_AUTH_ADMIN_TOKEN_ENV", "", 1);
   setenv("MLOPSD_DATABASE_PASSWORD_ENV", "", 1);
-  CHECK_EQ_INT(cfg_load(&c, p, &e), ERR_OK);
-  CHECK_EQ_STR(c.admin_token, "");
-  CHECK_EQ_STR(c.db_password, "");
+  CHECK_SECRETS(p, "", "");
   clear_env();
   /* Too long for the buffer: an error naming the variable, not the value. */
   char big[300];
