@@ -421,30 +421,67 @@ static enum err_code bind_params(struct db_conn *c, struct db_stmt *s,
   return ERR_OK;
 }
 
+/* One attempt of stmt_retry at s: bind and execute.  ERR_OK with *failed
+ * 0 (executed) or 1 and *en the statement's error number (the execution
+ * failed: stmt_retry decides); any other code (e set) ends the call. */
+typedef enum err_code (*stmt_exec_fn)(struct db_conn *c, struct db_stmt *s,
+                                      void *ud, int *failed, unsigned *en,
+                                      struct err *e);
+
+/* Prepare (or find) sql and run exec on it (*out on ERR_OK).  A statement
+ * that the server wants prepared again (stmt_stale) is prepared once
+ * more; any other execution failure is db_stmt_fail's. */
+static enum err_code stmt_retry(struct db_conn *c, const char *sql,
+                                stmt_exec_fn exec, void *ud,
+                                struct db_stmt **out, struct err *e)
+{
+  for (int attempt = 0;; attempt++) {
+    struct db_stmt *s;
+    int failed = 0;
+    unsigned en = 0;
+    enum err_code rc = stmt_get(c, sql, &s, e);
+    if (rc == ERR_OK)
+      rc = exec(c, s, ud, &failed, &en, e);
+    if (rc != ERR_OK)
+      return rc;
+    if (!failed) {
+      *out = s;
+      return ERR_OK;
+    }
+    if (attempt == 0 && stmt_stale(c, en)) {
+      stmt_evict(c, s);
+      continue;
+    }
+    return db_stmt_fail(c, s->st, sql, e);
+  }
+}
+
+struct run_args {
+  const char *sql;
+  const struct db_val *params;
+  int nparams;
+};
+
+static enum err_code run_exec(struct db_conn *c, struct db_stmt *s, void *ud,
+                              int *failed, unsigned *en, struct err *e)
+{
+  const struct run_args *a = ud;
+  enum err_code rc = bind_params(c, s, a->sql, a->params, a->nparams, e);
+  if (rc == ERR_OK && mysql_stmt_execute(s->st) != 0) {
+    *failed = 1;
+    *en = mysql_stmt_errno(s->st);
+  }
+  return rc;
+}
+
 /* Prepare (or find), bind and execute.  A statement that the server wants
  * prepared again (table altered, statement gone) is prepared once more. */
 enum err_code db_stmt_run(struct db_conn *c, const char *sql,
                           const struct db_val *params, int nparams,
                           struct db_stmt **out, struct err *e)
 {
-  for (int attempt = 0;; attempt++) {
-    struct db_stmt *s;
-    enum err_code rc = stmt_get(c, sql, &s, e);
-    if (rc != ERR_OK)
-      return rc;
-    rc = bind_params(c, s, sql, params, nparams, e);
-    if (rc != ERR_OK)
-      return rc;
-    if (mysql_stmt_execute(s->st) == 0) {
-      *out = s;
-      return ERR_OK;
-    }
-    if (attempt == 0 && stmt_stale(c, mysql_stmt_errno(s->st))) {
-      stmt_evict(c, s);
-      continue;
-    }
-    return db_stmt_fail(c, s->st, sql, e);
-  }
+  struct run_args a = {sql, params, nparams};
+  return stmt_retry(c, sql, run_exec, &a, out, e);
 }
 
 /* Read and drop what is left of the result(s) of s, so that the
@@ -1118,6 +1155,69 @@ static int array_usable(struct db_conn *c, const struct db_val *vals,
   return 1;
 }
 
+/* array_run's arguments: rows rows of vals (ncols each); cell, len and
+ * ind: scratch of rows * ncols. */
+struct array_args {
+  const struct db_val *vals;
+  int ncols;
+  int64_t rows;
+  union db_cell *cell;
+  unsigned long *len;
+  char *ind;
+};
+
+static enum err_code array_exec(struct db_conn *c, struct db_stmt *s,
+                                void *ud, int *failed, unsigned *en,
+                                struct err *e)
+{
+  const struct array_args *a = ud;
+  if (s->nparams != (unsigned)a->ncols) {
+    c->last_errno = 0;
+    return err_set(e, ERR_INVAL, "array insert: %u placeholders for %d "
+                                 "columns", s->nparams, a->ncols);
+  }
+  memset(s->pbind, 0, sizeof(*s->pbind) * s->nparams);
+  for (int j = 0; j < a->ncols; j++) {
+    MYSQL_BIND *b = &s->pbind[j];
+    size_t base = (size_t)j * (size_t)a->rows;
+    b->buffer_type = MYSQL_TYPE_STRING; /* a column of NULLs only */
+    for (int64_t r = 0; r < a->rows; r++) {
+      const struct db_val *v = &a->vals[r * a->ncols + j];
+      size_t k = base + (size_t)r;
+      a->len[k] = 0;
+      a->cell[k].s = NULL;
+      a->ind[k] = val_null(v) ? STMT_INDICATOR_NULL : STMT_INDICATOR_NONE;
+      if (a->ind[k] == STMT_INDICATOR_NULL)
+        continue;
+      switch (v->type) {
+      case DB_INT:
+        b->buffer_type = MYSQL_TYPE_LONGLONG;
+        a->cell[k].i = v->i;
+        break;
+      case DB_DOUBLE:
+        b->buffer_type = MYSQL_TYPE_DOUBLE;
+        a->cell[k].d = v->d;
+        break;
+      default:
+        a->cell[k].s = v->s;
+        a->len[k] = (unsigned long)(v->len == (size_t)-1 ? strlen(v->s)
+                                                         : v->len);
+      }
+    }
+    b->buffer = &a->cell[base];
+    b->length = &a->len[base];
+    b->u.indicator = &a->ind[base];
+  }
+  unsigned int n = (unsigned int)a->rows, zero = 0;
+  *failed = mysql_stmt_attr_set(s->st, STMT_ATTR_ARRAY_SIZE, &n) ||
+            mysql_stmt_bind_param(s->st, s->pbind) ||
+            mysql_stmt_execute(s->st);
+  *en = *failed ? mysql_stmt_errno(s->st) : 0;
+  /* the statement stays cached: a single-row use must not send arrays */
+  (void)mysql_stmt_attr_set(s->st, STMT_ATTR_ARRAY_SIZE, &zero);
+  return ERR_OK;
+}
+
 /* Run the single-row INSERT sql for rows rows of vals at once.  cell, len
  * and ind: scratch of rows * ncols. */
 static enum err_code array_run(struct db_conn *c, const char *sql,
@@ -1126,65 +1226,8 @@ static enum err_code array_run(struct db_conn *c, const char *sql,
                                unsigned long *len, char *ind,
                                struct db_stmt **out, struct err *e)
 {
-  for (int attempt = 0;; attempt++) {
-    struct db_stmt *s;
-    enum err_code rc = stmt_get(c, sql, &s, e);
-    if (rc != ERR_OK)
-      return rc;
-    if (s->nparams != (unsigned)ncols) {
-      c->last_errno = 0;
-      return err_set(e, ERR_INVAL, "array insert: %u placeholders for %d "
-                                   "columns", s->nparams, ncols);
-    }
-    memset(s->pbind, 0, sizeof(*s->pbind) * s->nparams);
-    for (int j = 0; j < ncols; j++) {
-      MYSQL_BIND *b = &s->pbind[j];
-      size_t base = (size_t)j * (size_t)rows;
-      b->buffer_type = MYSQL_TYPE_STRING; /* a column of NULLs only */
-      for (int64_t r = 0; r < rows; r++) {
-        const struct db_val *v = &vals[r * ncols + j];
-        size_t k = base + (size_t)r;
-        len[k] = 0;
-        cell[k].s = NULL;
-        ind[k] = val_null(v) ? STMT_INDICATOR_NULL : STMT_INDICATOR_NONE;
-        if (ind[k] == STMT_INDICATOR_NULL)
-          continue;
-        switch (v->type) {
-        case DB_INT:
-          b->buffer_type = MYSQL_TYPE_LONGLONG;
-          cell[k].i = v->i;
-          break;
-        case DB_DOUBLE:
-          b->buffer_type = MYSQL_TYPE_DOUBLE;
-          cell[k].d = v->d;
-          break;
-        default:
-          cell[k].s = v->s;
-          len[k] = (unsigned long)(v->len == (size_t)-1 ? strlen(v->s)
-                                                        : v->len);
-        }
-      }
-      b->buffer = &cell[base];
-      b->length = &len[base];
-      b->u.indicator = &ind[base];
-    }
-    unsigned int n = (unsigned int)rows, zero = 0;
-    int failed = mysql_stmt_attr_set(s->st, STMT_ATTR_ARRAY_SIZE, &n) ||
-                 mysql_stmt_bind_param(s->st, s->pbind) ||
-                 mysql_stmt_execute(s->st);
-    unsigned en = failed ? mysql_stmt_errno(s->st) : 0;
-    /* the statement stays cached: a single-row use must not send arrays */
-    (void)mysql_stmt_attr_set(s->st, STMT_ATTR_ARRAY_SIZE, &zero);
-    if (!failed) {
-      *out = s;
-      return ERR_OK;
-    }
-    if (attempt == 0 && stmt_stale(c, en)) {
-      stmt_evict(c, s);
-      continue;
-    }
-    return db_stmt_fail(c, s->st, sql, e);
-  }
+  struct array_args a = {vals, ncols, rows, cell, len, ind};
+  return stmt_retry(c, sql, array_exec, &a, out, e);
 }
 
 enum err_code db_bulk_insert(struct db_conn *c, const char *table,
