@@ -145,6 +145,17 @@ static inline void fuzz_quiet(void)
   log_set_level(LOG_ERROR);
 }
 
+/* The start of a target's LLVMFuzzerInitialize: quiet logging, and with
+ * MLOPSD_FUZZ_MKSEED=DIR set, MKSEED(DIR) writes the target's generated
+ * seeds (tests/fuzz/mkcorpus.sh) and exits. */
+static inline void fuzz_init_seeds(void (*mkseed)(const char *dir))
+{
+  const char *dir = getenv("MLOPSD_FUZZ_MKSEED");
+  fuzz_quiet();
+  if (dir)
+    mkseed(dir);
+}
+
 /* Load a model spec of the source tree (rel to $MLOPSD_SRC); aborts on
  * failure (the harness needs it). */
 static inline struct spec *fuzz_load_spec(const char *rel)

@@ -55,9 +55,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
   static char buf[512];
   (void)argc;
   (void)argv;
-  fuzz_quiet();
-  if (getenv("MLOPSD_FUZZ_MKSEED"))
-    mkseed(getenv("MLOPSD_FUZZ_MKSEED"));
+  fuzz_init_seeds(mkseed);
   snprintf(buf, sizeof(buf), "%s/preprocess.json", fuzz_dir("prep"));
   path = buf;
   return 0;

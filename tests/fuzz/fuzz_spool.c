@@ -95,9 +95,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
   (void)argc;
   (void)argv;
-  fuzz_quiet();
-  if (getenv("MLOPSD_FUZZ_MKSEED"))
-    mkseed(getenv("MLOPSD_FUZZ_MKSEED"));
+  fuzz_init_seeds(mkseed);
   snprintf(dir, sizeof(dir), "%s/spool", fuzz_dir("spool"));
   return 0;
 }
