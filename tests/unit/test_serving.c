@@ -179,28 +179,57 @@ static struct serving *new_set(const char *dflt, int poll_ms)
   return s;
 }
 
-/* Wait until name serves version want (the watcher swapped it in). */
-static int wait_version(struct serving *s, const char *name, int want)
+/* Wait until name serves version want: its production model, or with
+ * SHADOW its shadow (want 0: none). */
+static int wait_served(struct serving *s, const char *name, int shadow,
+                       int want)
 {
   for (int i = 0; i < 400; i++) {
-    struct serving_model *m = NULL;
+    struct serving_model *m = NULL, *sh = NULL;
+    int v = -1;
     if (serving_acquire(s, name, &m) == SERVING_OK) {
-      int v = serving_model_version(m);
+      if (shadow) {
+        sh = serving_acquire_shadow(s, m);
+        v = sh ? serving_model_version(sh) : 0;
+        serving_release(sh);
+      } else {
+        v = serving_model_version(m);
+      }
       serving_release(m);
-      if (v == want)
-        return 1;
     }
+    if (v == want)
+      return 1;
     fx_msleep(25);
   }
   return 0;
+}
+
+/* Wait until name serves version want (the watcher swapped it in). */
+static int wait_version(struct serving *s, const char *name, int want)
+{
+  return wait_served(s, name, 0, want);
+}
+
+/* Model m's production aliased to version V, then a serving set for m
+ * (watcher polling every POLL_MS, 0: none); NULL after a failed check. */
+static struct serving *serving_on(int v, int poll_ms)
+{
+  if (set_production("m", v)) {
+    check_fail_at(__FILE__, __LINE__, "cannot alias m's production to %d",
+                  v);
+    return NULL;
+  }
+  struct serving *s = new_set("m", poll_ms);
+  if (!s)
+    check_fail_at(__FILE__, __LINE__, "no serving set for m");
+  return s;
 }
 
 /* ---- tests ------------------------------------------------------------ */
 
 TEST(t_publish_acquire)
 {
-  REQUIRE(!set_production("m", g_v1));
-  struct serving *s = new_set("m", 0);
+  struct serving *s = serving_on(g_v1, 0);
   REQUIRE(s);
   CHECK_EQ_STR(serving_default_name(s), "m");
   char why[256];
@@ -256,8 +285,7 @@ TEST(t_publish_acquire)
 
 TEST(t_unknown_and_not_deployed)
 {
-  REQUIRE(!set_production("m", g_v1));
-  struct serving *s = new_set("m", 0);
+  struct serving *s = serving_on(g_v1, 0);
   REQUIRE(s);
   struct serving_model *m = (struct serving_model *)&m; /* poisoned */
   CHECK_EQ_INT(serving_acquire(s, "nosuch", &m), SERVING_UNKNOWN);
@@ -299,8 +327,7 @@ TEST(t_unknown_and_not_deployed)
  * new requests get the new version. */
 TEST(t_hot_swap_held_reference)
 {
-  REQUIRE(!set_production("m", g_v1));
-  struct serving *s = new_set("m", 20);
+  struct serving *s = serving_on(g_v1, 20);
   REQUIRE(s);
   struct err E = {0};
   REQUIRE_OK(serving_start(s, &E));
@@ -343,8 +370,7 @@ TEST(t_hot_swap_held_reference)
 /* A version that cannot load is recorded and the previous one serves on. */
 TEST(t_failed_load_keeps_old)
 {
-  REQUIRE(!set_production("m", g_v1));
-  struct serving *s = new_set("m", 0);
+  struct serving *s = serving_on(g_v1, 0);
   REQUIRE(s);
   struct err E = {0};
   const int bad[2] = {g_vbad, g_vnomodel};
@@ -452,8 +478,7 @@ static int acquire_whole_version(void *arg)
 
 TEST(t_swap_under_readers)
 {
-  REQUIRE(!set_production("m", g_v1));
-  struct serving *s = new_set("m", 0);
+  struct serving *s = serving_on(g_v1, 0);
   REQUIRE(s);
   struct check_watch r[2];
   for (int i = 0; i < 2; i++)
@@ -538,20 +563,7 @@ static int setup(void)
 /* Wait until the shadow of name is version want (0: none). */
 static int wait_shadow(struct serving *s, const char *name, int want)
 {
-  for (int i = 0; i < 400; i++) {
-    struct serving_model *m = NULL, *sh = NULL;
-    int v = -1;
-    if (serving_acquire(s, name, &m) == SERVING_OK) {
-      sh = serving_acquire_shadow(s, m);
-      v = sh ? serving_model_version(sh) : 0;
-      serving_release(sh);
-      serving_release(m);
-    }
-    if (v == want)
-      return 1;
-    fx_msleep(25);
-  }
-  return 0;
+  return wait_served(s, name, 1, want);
 }
 
 /* The shadow (opts.shadow): the version aliased staging, loaded and
