@@ -86,13 +86,26 @@ static int add_version(struct registry *r, const char *name,
   return v;
 }
 
+/* registry_version_begin for MODEL: the draft, or NULL after a failed
+ * check that names the model and the error. */
+static struct registry_draft *begin(struct registry *r, const char *model)
+{
+  struct registry_draft *d = NULL;
+  struct err e = {0};
+  if (registry_version_begin(r, model, &d, &e) != ERR_OK) {
+    check_fail_at(__FILE__, __LINE__, "version_begin %s: %s", model, e.msg);
+    return NULL;
+  }
+  return d;
+}
+
 TEST(layout)
 {
   struct registry *r = fresh("layout");
   REQUIRE(r);
   struct err e = {0};
-  struct registry_draft *d;
-  REQUIRE(registry_version_begin(r, "credit", &d, &e) == ERR_OK);
+  struct registry_draft *d = begin(r, "credit");
+  REQUIRE(d);
   const char *files[] = {"model.ubj", "preprocess.json", "meta.json",
                          "reference.json"};
   for (int i = 0; i < 4; i++) {
@@ -168,8 +181,8 @@ TEST(numbering)
   CHECK_EQ_INT(registry_latest(r, "m", &v, &e), ERR_NOTFOUND);
   CHECK_EQ_INT(add_version(r, "m", "{}"), 1);
   /* an aborted draft does not use up a number */
-  struct registry_draft *d;
-  REQUIRE(registry_version_begin(r, "m", &d, &e) == ERR_OK);
+  struct registry_draft *d = begin(r, "m");
+  REQUIRE(d);
   registry_version_abort(d);
   CHECK_EQ_INT(add_version(r, "m", "{}"), 2);
   CHECK_EQ_INT(add_version(r, "m", "{}"), 3);
@@ -359,8 +372,8 @@ TEST(kill_during_write)
   CHECK_EQ_INT(count_entries(tdir), 2); /* draft-XXXXXX + its .lock */
 
   /* ... until the next writer cleans it; the next number is 3 */
-  struct registry_draft *d;
-  REQUIRE(registry_version_begin(r, "m", &d, &e) == ERR_OK);
+  struct registry_draft *d = begin(r, "m");
+  REQUIRE(d);
   CHECK_EQ_INT(count_entries(tdir), 2); /* only the new draft now */
   char p[4096];
   CHECK_EQ_INT(registry_draft_path(d, "meta.json", p, sizeof(p), &e), 0);
@@ -390,9 +403,11 @@ TEST(stale_drafts_cleaned_live_kept)
   CHECK_EQ_INT(write_text(p, ""), 0);
   /* a live draft of this process must survive another writer's cleanup */
   struct registry_draft *live, *other;
-  REQUIRE(registry_version_begin(r, "m", &live, &e) == ERR_OK);
+  live = begin(r, "m");
+  REQUIRE(live);
   CHECK_EQ_INT(count_entries(tdir), 2); /* stale ones gone, live kept */
-  REQUIRE(registry_version_begin(r, "m", &other, &e) == ERR_OK);
+  other = begin(r, "m");
+  REQUIRE(other);
   CHECK_EQ_INT(count_entries(tdir), 4);
   CHECK(file_exists(registry_draft_dir(live)));
   int v;
@@ -409,8 +424,8 @@ TEST(draft_with_subdir_refused)
   struct registry *r = fresh("subdir");
   REQUIRE(r);
   struct err e = {0};
-  struct registry_draft *d;
-  REQUIRE(registry_version_begin(r, "m", &d, &e) == ERR_OK);
+  struct registry_draft *d = begin(r, "m");
+  REQUIRE(d);
   char p[4200];
   snprintf(p, sizeof(p), "%s/nested", registry_draft_dir(d));
   CHECK_EQ_INT(mkdir(p, 0755), 0);
