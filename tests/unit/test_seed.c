@@ -163,41 +163,48 @@ TEST(csv_missing_file)
 
 TEST(parse_numbers)
 {
-  double d;
-  CHECK_EQ_INT(seed_parse_f64("1066.4450000000004", &d), 0);
-  CHECK_NEAR(d, 1066.445, 1e-9);
-  CHECK_EQ_INT(seed_parse_f64("-3.5e2", &d), 0);
-  CHECK_NEAR(d, -350, 1e-12);
-  CHECK_EQ_INT(seed_parse_f64(".5", &d), 0);
-  CHECK_EQ_INT(seed_parse_f64("7.", &d), 0);
-  CHECK_EQ_INT(seed_parse_f64("", &d), -1);
-  CHECK_EQ_INT(seed_parse_f64(".", &d), -1);
-  CHECK_EQ_INT(seed_parse_f64("abc", &d), -1);
-  CHECK_EQ_INT(seed_parse_f64("12_", &d), -1);
-  CHECK_EQ_INT(seed_parse_f64(" 1", &d), -1);
-  CHECK_EQ_INT(seed_parse_f64("nan", &d), -1);
-  CHECK_EQ_INT(seed_parse_f64("inf", &d), -1);
-  CHECK_EQ_INT(seed_parse_f64("0x10", &d), -1);
-  CHECK_EQ_INT(seed_parse_f64("1e999", &d), -1);
-  CHECK_EQ_INT(seed_parse_f64("1e", &d), -1);
-
-  int64_t x;
-  CHECK_EQ_INT(seed_parse_i64("957109944.0", &x), 0);
-  CHECK_EQ_INT(x, 957109944);
-  CHECK_EQ_INT(seed_parse_i64("561676184", &x), 0);
-  CHECK_EQ_INT(x, 561676184);
-  CHECK_EQ_INT(seed_parse_i64("-12.000", &x), 0);
-  CHECK_EQ_INT(x, -12);
-  CHECK_EQ_INT(seed_parse_i64("9223372036854775807", &x), 0);
-  CHECK(x == INT64_MAX);
-  CHECK_EQ_INT(seed_parse_i64("-9223372036854775808", &x), 0);
-  CHECK(x == INT64_MIN);
-  CHECK_EQ_INT(seed_parse_i64("9223372036854775808", &x), -1);
-  CHECK_EQ_INT(seed_parse_i64("1.5", &x), -1);
-  CHECK_EQ_INT(seed_parse_i64("1e9", &x), -1);
-  CHECK_EQ_INT(seed_parse_i64("", &x), -1);
-  CHECK_EQ_INT(seed_parse_i64("-", &x), -1);
-  CHECK_EQ_INT(seed_parse_i64("#F%$D@*&8", &x), -1);
+  static const struct {
+    const char *text;
+    double want, eps;
+  } f64_ok[] = {{"1066.4450000000004", 1066.445, 1e-9},
+                {"-3.5e2", -350, 1e-12},
+                {".5", 0.5, 0},
+                {"7.", 7, 0}};
+  static const char *const f64_bad[] = {"",    ".",    "abc",  "12_",
+                                        " 1",  "nan",  "inf",  "0x10",
+                                        "1e999", "1e"};
+  static const struct {
+    const char *text;
+    int64_t want;
+  } i64_ok[] = {{"957109944.0", 957109944},
+                {"561676184", 561676184},
+                {"-12.000", -12},
+                {"9223372036854775807", INT64_MAX},
+                {"-9223372036854775808", INT64_MIN}};
+  static const char *const i64_bad[] = {"9223372036854775808", "1.5", "1e9",
+                                        "", "-", "#F%$D@*&8"};
+  for (size_t i = 0; i < sizeof(f64_ok) / sizeof(f64_ok[0]); i++) {
+    double d = NAN;
+    CHECK_CASE(f64_ok[i].text);
+    CHECK_EQ_INT(seed_parse_f64(f64_ok[i].text, &d), 0);
+    CHECK_NEAR(d, f64_ok[i].want, f64_ok[i].eps);
+  }
+  for (size_t i = 0; i < sizeof(f64_bad) / sizeof(f64_bad[0]); i++) {
+    double d;
+    CHECK_CASE(f64_bad[i]);
+    CHECK_EQ_INT(seed_parse_f64(f64_bad[i], &d), -1);
+  }
+  for (size_t i = 0; i < sizeof(i64_ok) / sizeof(i64_ok[0]); i++) {
+    int64_t x = 0;
+    CHECK_CASE(i64_ok[i].text);
+    CHECK_EQ_INT(seed_parse_i64(i64_ok[i].text, &x), 0);
+    CHECK_EQ_INT(x, i64_ok[i].want);
+  }
+  for (size_t i = 0; i < sizeof(i64_bad) / sizeof(i64_bad[0]); i++) {
+    int64_t x;
+    CHECK_CASE(i64_bad[i]);
+    CHECK_EQ_INT(seed_parse_i64(i64_bad[i], &x), -1);
+  }
 }
 
 TEST(csv_reads_sample_files)
