@@ -542,14 +542,24 @@ static int jv_is_arr(const struct jv *v)
   return v && (v->kind == JK_ARR || v->kind == JK_TARR);
 }
 
+/* Element i of the typed array a (JK_TARR), as ubj_scalar reads it: *real
+ * says whether it is *dv (a float type) or *iv (an integer type). */
+static void tarr_at(const struct jv *a, size_t i, int64_t *iv, double *dv,
+                    int *real)
+{
+  *iv = 0;
+  *dv = 0;
+  ubj_scalar(a->tm, a->u.raw + i * ubj_size(a->tm), iv, dv, real);
+}
+
 /* Element i of an array as float / integer. */
 static int jv_at_f32(const struct jv *a, size_t i, float *out)
 {
   if (a->kind == JK_TARR) {
-    int64_t iv = 0;
-    double dv = 0;
+    int64_t iv;
+    double dv;
     int real;
-    ubj_scalar(a->tm, a->u.raw + i * ubj_size(a->tm), &iv, &dv, &real);
+    tarr_at(a, i, &iv, &dv, &real);
     *out = real ? (float)dv : (float)iv;
     return 0;
   }
@@ -559,10 +569,10 @@ static int jv_at_f32(const struct jv *a, size_t i, float *out)
 static int jv_at_i64(const struct jv *a, size_t i, int64_t *out)
 {
   if (a->kind == JK_TARR) {
-    int64_t iv = 0;
-    double dv = 0;
+    int64_t iv;
+    double dv;
     int real;
-    ubj_scalar(a->tm, a->u.raw + i * ubj_size(a->tm), &iv, &dv, &real);
+    tarr_at(a, i, &iv, &dv, &real);
     if (real) {
       if (dv != floor(dv))
         return -1;
