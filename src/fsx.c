@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 /* First buffer for a stream whose size fstat cannot tell. */
 #define STREAM_FIRST 4096
 
@@ -170,6 +172,25 @@ static int write_all(int fd, const void *data, size_t len)
     len -= (size_t)w;
   }
   return 0;
+}
+
+enum err_code fsx_read_json(const char *path, size_t cap, cJSON **out,
+                            struct err *e)
+{
+  *out = NULL;
+  char *buf;
+  size_t len;
+  enum err_code rc = fsx_read(path, cap, 0, &buf, &len, e);
+  if (rc)
+    return rc;
+  const char *end = NULL;
+  *out = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+  size_t off = end && end >= buf ? (size_t)(end - buf) : 0;
+  free(buf);
+  if (!*out)
+    return err_set(e, ERR_PARSE, "%s: invalid JSON at byte %zu of %zu "
+                   "(corrupt or truncated)", path, off, len);
+  return ERR_OK;
 }
 
 enum err_code fsx_write_atomic(const char *path, const void *data,

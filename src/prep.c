@@ -1001,20 +1001,10 @@ enum err_code prep_load_json(const char *path, struct prep **out,
                              struct err *e)
 {
   *out = NULL;
-  char *buf;
-  size_t len;
-  enum err_code rc = fsx_read(path, PREP_FILE_MAX, 0, &buf, &len, e);
+  cJSON *root;
+  enum err_code rc = fsx_read_json(path, PREP_FILE_MAX, &root, e);
   if (rc)
     return rc;
-  const char *end = NULL;
-  cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
-  if (!root) {
-    size_t off = end && end >= buf ? (size_t)(end - buf) : 0;
-    free(buf);
-    return err_set(e, ERR_PARSE, "%s: invalid JSON at byte %zu of %zu "
-                   "(corrupt or truncated)", path, off, len);
-  }
-  free(buf);
   rc = prep_from_json(root, path, out, e);
   cJSON_Delete(root);
   return rc;

@@ -1303,21 +1303,9 @@ enum err_code registry_read_json(struct registry *r, const char *name,
   enum err_code rc = registry_path(r, name, version, file, p, sizeof(p), e);
   if (rc)
     return rc;
-  char *b;
-  size_t len;
-  if ((rc = read_small(p, REGISTRY_JSON_MAX, &b, &len, e)))
-    return rc;
-  const char *end = NULL;
-  cJSON *j = cJSON_ParseWithLengthOpts(b, len, &end, 0);
-  if (!j) {
-    size_t off = end && end >= b ? (size_t)(end - b) : 0;
-    free(b);
-    return err_set(e, ERR_PARSE, "registry: %s: invalid JSON at byte %zu of "
-                   "%zu (corrupt or truncated)", p, off, len);
-  }
-  free(b);
-  *out = j;
-  return ERR_OK;
+  if ((rc = fsx_read_json(p, REGISTRY_JSON_MAX, out, e)))
+    err_prefix(e, "registry"); /* as read_small's errors */
+  return rc;
 }
 
 enum err_code registry_read_meta(struct registry *r, const char *name,

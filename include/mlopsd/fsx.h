@@ -59,6 +59,16 @@ MLOPSD_WUR enum err_code fsx_read(const char *path, size_t cap,
                                   unsigned flags, char **out, size_t *len,
                                   struct err *e);
 
+struct cJSON;
+
+/* fsx_read (flags 0) of path, at most cap bytes, parsed as one JSON
+ * document: *out (free with cJSON_Delete; NULL on failure).  Errors:
+ * fsx_read's, and ERR_PARSE "PATH: invalid JSON at byte N of LEN (corrupt
+ * or truncated)" naming where the parser stopped.  Thread rule: any
+ * thread. */
+MLOPSD_WUR enum err_code fsx_read_json(const char *path, size_t cap,
+                                       struct cJSON **out, struct err *e);
+
 /* Replace path with len bytes of data atomically: the data goes to a temp
  * file beside path (same directory, so the rename cannot cross file
  * systems), which is fsync'd, given mode 0644 and renamed over path; then

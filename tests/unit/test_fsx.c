@@ -1,11 +1,14 @@
 /* test_fsx.c - the file helpers on a real temp directory: the capped read
  * at, below and above its cap (files, a file that reports size 0, pipes,
- * stdin), its errors naming path and cap, NUL bytes, the atomic replace
+ * stdin), its errors naming path and cap, NUL bytes, the read as JSON
+ * (errors naming where the parser stopped), the atomic replace
  * seen by a concurrent reader and after a writer killed at random points
  * (always the old or the new content, whole), and the name check. */
 #include "check.h"
 #include "fixture.h"
 #include "mlopsd/fsx.h"
+
+#include <cjson/cJSON.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -364,6 +367,32 @@ TEST(name_valid)
   CHECK(!fsx_name_valid(longname));
 }
 
+TEST(read_json)
+{
+  struct err e = {0};
+  cJSON *j = (cJSON *)1;
+  REQUIRE(put("ok.json", "{\"a\": [1, 2]}\n", 14) == 0);
+  CHECK_EQ_INT(fsx_read_json(path_of("ok.json"), 100, &j, &e), ERR_OK);
+  const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "a");
+  CHECK(cJSON_IsArray(a) && cJSON_GetArraySize(a) == 2);
+  cJSON_Delete(j);
+  /* cut short: where the parser stopped (cJSON: at the last byte it
+   * read), of how many bytes */
+  REQUIRE(put("cut.json", "{\"a\": [1, 2", 11) == 0);
+  j = (cJSON *)1;
+  CHECK_EQ_INT(fsx_read_json(path_of("cut.json"), 100, &j, &e), ERR_PARSE);
+  CHECK(j == NULL);
+  CHECK(strstr(e.msg, path_of("cut.json")) != NULL);
+  CHECK(strstr(e.msg, ": invalid JSON at byte 10 of 11 (corrupt or "
+                      "truncated)") != NULL);
+  /* the read's own errors and cap come through */
+  CHECK_EQ_INT(fsx_read_json(path_of("none.json"), 100, &j, &e),
+               ERR_NOTFOUND);
+  CHECK(j == NULL);
+  CHECK_EQ_INT(fsx_read_json(path_of("ok.json"), 10, &j, &e), ERR_IO);
+  CHECK(j == NULL);
+}
+
 int main(void)
 {
   RUN(read_small_file);
@@ -376,5 +405,6 @@ int main(void)
   RUN(write_atomic_replaces);
   RUN(write_atomic_old_or_new);
   RUN(name_valid);
+  RUN(read_json);
   return check_done();
 }
