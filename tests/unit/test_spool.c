@@ -156,6 +156,61 @@ static bool seqs_are(const struct collect *c, uint64_t first, uint64_t last)
   return !c->bad_payload;
 }
 
+/* A fresh directory with a spool opened in it (max_bytes MAX, segments
+ * SEGB, 0: the defaults) that took seqs 1..N (none when 0): the directory,
+ * or NULL after a failed check.  The spool goes to *SP, or is closed when
+ * SP is NULL.  spool_done() frees what a test made. */
+static char *spool_in_tmp(uint64_t max, uint64_t segb, uint64_t n,
+                          struct spool **sp)
+{
+  char *dir = mktmp();
+  if (sp)
+    *sp = NULL;
+  if (!dir) {
+    check_fail_at(__FILE__, __LINE__, "no temporary directory");
+    return NULL;
+  }
+  struct spool *s = open_sp(dir, max, segb);
+  if (!s || (n && !append_range(s, 1, n))) {
+    check_fail_at(__FILE__, __LINE__, "no spool with seqs 1..%llu in %s",
+                  (unsigned long long)n, dir);
+    spool_destroy(s);
+    rmtree(dir);
+    free(dir);
+    return NULL;
+  }
+  if (sp)
+    *sp = s;
+  else
+    spool_destroy(s);
+  return dir;
+}
+
+static void spool_done(char *dir, struct spool *sp, struct collect *c)
+{
+  free(c);
+  spool_destroy(sp);
+  rmtree(dir);
+  free(dir);
+}
+
+/* Drain SP from the cursor into C (emptied first) in batches of MAX,
+ * committing each when COMMIT: checks that the drain worked and that the
+ * seqs FIRST..LAST came in order, at the caller's LINE. */
+#define CHECK_DRAIN(sp, c, max, commit, first, last)                          \
+  drained_at(__LINE__, (sp), (c), (max), (commit), (first), (last))
+static void drained_at(int line, struct spool *sp, struct collect *c,
+                       size_t max, bool commit, uint64_t first, uint64_t last)
+{
+  c->n = 0;
+  enum err_code rc = drain(sp, max, c, commit);
+  if (rc != ERR_OK)
+    check_fail_at(__FILE__, line, "drain: %s", err_str(rc));
+  if (!seqs_are(c, first, last))
+    check_fail_at(__FILE__, line, "drained %zu records, not seqs %llu..%llu",
+                  c->n, (unsigned long long)first, (unsigned long long)last);
+}
+
 static int count_files(const char *dir, const char *suffix)
 {
   DIR *d = opendir(dir);
@@ -172,8 +227,10 @@ static int count_files(const char *dir, const char *suffix)
   return n;
 }
 
-/* Path of the last (or first) segment file. */
-static void seg_path(const char *dir, bool last, char *out, size_t cap)
+static off_t fsize(const char *p);
+
+/* Path of the last (or first) segment file; returns its size (-1: none). */
+static off_t seg_path(const char *dir, bool last, char *out, size_t cap)
 {
   DIR *d = opendir(dir);
   struct dirent *de;
@@ -190,6 +247,7 @@ static void seg_path(const char *dir, bool last, char *out, size_t cap)
   if (d)
     closedir(d);
   snprintf(out, cap, "%s/%s", dir, best);
+  return fsize(out);
 }
 
 static off_t fsize(const char *p)
@@ -233,10 +291,9 @@ TEST(crc32c_vectors)
 
 TEST(append_replay_order_and_redelivery)
 {
-  char *dir = mktmp();
+  struct spool *sp;
+  char *dir = spool_in_tmp(0, 0, 0, &sp);
   REQUIRE(dir);
-  struct spool *sp = open_sp(dir, 0, 0);
-  REQUIRE(sp);
   struct err e;
   /* not synced: not delivered */
   unsigned char b[400];
@@ -270,28 +327,21 @@ TEST(append_replay_order_and_redelivery)
   CHECK_EQ_INT(n, 3);
   c->stop_after = 0;
   /* the rest, in order */
-  c->n = 0;
-  CHECK_EQ_INT(drain(sp, 77, c, true), ERR_OK);
-  CHECK(seqs_are(c, 51, 1000));
+  CHECK_DRAIN(sp, c, 77, true, 51, 1000);
   /* commit rules */
   CHECK_EQ_INT(spool_commit(sp, 10, &e), ERR_OK); /* below: no-op */
   CHECK_EQ_INT(spool_commit(sp, 1001, &e), ERR_INVAL);
   /* bytes=0: all consumed, the segment deleted */
   CHECK_SSTATS(sp, "committed=1000 next_seq=1001 pending=0 corrupt=0 bytes=0");
-  free(c);
-  spool_destroy(sp);
-  rmtree(dir);
-  free(dir);
+  spool_done(dir, sp, c);
 }
 
 TEST(restart_keeps_cursor_and_seq)
 {
-  char *dir = mktmp();
+  struct spool *sp;
+  char *dir = spool_in_tmp(0, 0, 500, &sp);
   REQUIRE(dir);
-  struct spool *sp = open_sp(dir, 0, 0);
-  REQUIRE(sp);
   uint64_t id = spool_id(sp);
-  REQUIRE(append_range(sp, 1, 500));
   struct err e;
   CHECK_EQ_INT(spool_commit(sp, 200, &e), ERR_OK);
   spool_destroy(sp);
@@ -301,8 +351,7 @@ TEST(restart_keeps_cursor_and_seq)
   CHECK(spool_id(sp) == id);
   struct collect *c = calloc(1, sizeof(*c));
   REQUIRE(c);
-  CHECK_EQ_INT(drain(sp, 1000, c, false), ERR_OK);
-  CHECK(seqs_are(c, 201, 500));
+  CHECK_DRAIN(sp, c, 1000, false, 201, 500);
   REQUIRE(append_range(sp, 501, 600));
   CHECK_EQ_INT(spool_commit(sp, 600, &e), ERR_OK);
   spool_destroy(sp);
@@ -312,13 +361,8 @@ TEST(restart_keeps_cursor_and_seq)
   REQUIRE(sp);
   CHECK_SSTATS(sp, "next_seq=601 segments=0");
   REQUIRE(append_range(sp, 601, 610));
-  c->n = 0;
-  CHECK_EQ_INT(drain(sp, 1000, c, true), ERR_OK);
-  CHECK(seqs_are(c, 601, 610));
-  free(c);
-  spool_destroy(sp);
-  rmtree(dir);
-  free(dir);
+  CHECK_DRAIN(sp, c, 1000, true, 601, 610);
+  spool_done(dir, sp, c);
 }
 
 static void append_bytes(const char *path, const void *p, size_t n)
@@ -333,25 +377,19 @@ static void append_bytes(const char *path, const void *p, size_t n)
 
 TEST(torn_tail_is_cut)
 {
-  char *dir = mktmp();
+  char *dir = spool_in_tmp(0, 0, 10, NULL);
   REQUIRE(dir);
-  struct spool *sp = open_sp(dir, 0, 0);
-  REQUIRE(sp);
-  REQUIRE(append_range(sp, 1, 10));
-  spool_destroy(sp);
   char path[1200];
-  seg_path(dir, true, path, sizeof(path));
-  off_t good = fsize(path);
+  off_t good = seg_path(dir, true, path, sizeof(path));
 
   /* 1: random garbage after the last record */
   append_bytes(path, "garbage!garbage!garbage!", 24);
-  sp = open_sp(dir, 0, 0);
+  struct spool *sp = open_sp(dir, 0, 0);
   REQUIRE(sp);
   CHECK_EQ_INT(fsize(path), good);
   struct collect *c = calloc(1, sizeof(*c));
   REQUIRE(c);
-  CHECK_EQ_INT(drain(sp, 100, c, false), ERR_OK);
-  CHECK(seqs_are(c, 1, 10));
+  CHECK_DRAIN(sp, c, 100, false, 1, 10);
   spool_destroy(sp);
 
   /* 2: a plausible header (right magic, huge length) and a half record */
@@ -367,20 +405,13 @@ TEST(torn_tail_is_cut)
   sp = open_sp(dir, 0, 0);
   REQUIRE(sp);
   CHECK(fsize(path) < good - 7);
-  c->n = 0;
-  CHECK_EQ_INT(drain(sp, 100, c, false), ERR_OK);
-  CHECK(seqs_are(c, 1, 9));
+  CHECK_DRAIN(sp, c, 100, false, 1, 9);
   /* the lost seq 10 is not reused: it was never acknowledged by a sync,
    * but a reader elsewhere can never have seen it either */
   CHECK_SSTATS(sp, "next_seq=10");
   REQUIRE(append_range(sp, 10, 12));
-  c->n = 0;
-  CHECK_EQ_INT(drain(sp, 100, c, true), ERR_OK);
-  CHECK(seqs_are(c, 1, 12));
-  free(c);
-  spool_destroy(sp);
-  rmtree(dir);
-  free(dir);
+  CHECK_DRAIN(sp, c, 100, true, 1, 12);
+  spool_done(dir, sp, c);
 }
 
 static void flip_byte(const char *path, off_t at)
@@ -408,18 +439,13 @@ static off_t rec_off(uint64_t first, uint64_t seq)
 
 TEST(corruption_in_last_segment_kept_and_reported)
 {
-  char *dir = mktmp();
+  char *dir = spool_in_tmp(0, 0, 20, NULL);
   REQUIRE(dir);
-  struct spool *sp = open_sp(dir, 0, 0);
-  REQUIRE(sp);
-  REQUIRE(append_range(sp, 1, 20));
-  spool_destroy(sp);
   char path[1200];
-  seg_path(dir, true, path, sizeof(path));
-  off_t size = fsize(path);
+  off_t size = seg_path(dir, true, path, sizeof(path));
   flip_byte(path, rec_off(1, 5) + 16 + 2); /* payload of record 5 */
 
-  sp = open_sp(dir, 0, 0);
+  struct spool *sp = open_sp(dir, 0, 0);
   REQUIRE(sp);
   CHECK_EQ_INT(fsize(path), size); /* not cut: valid records follow */
   CHECK_SSTATS(sp, "corrupt=1 next_seq=21");
@@ -440,30 +466,21 @@ TEST(corruption_in_last_segment_kept_and_reported)
   /* the operator quarantines the damaged file and the reader goes on */
   CHECK_EQ_INT(spool_quarantine(sp, &e), ERR_OK);
   CHECK_EQ_INT(count_files(dir, ".log.corrupt"), 1);
-  c->n = 0;
-  CHECK_EQ_INT(drain(sp, 100, c, true), ERR_OK);
-  CHECK(seqs_are(c, 21, 25));
+  CHECK_DRAIN(sp, c, 100, true, 21, 25);
   CHECK_EQ_INT(spool_quarantine(sp, &e), ERR_STATE);
   CHECK_SSTATS(sp, "corrupt=0");
-  free(c);
-  spool_destroy(sp);
-  rmtree(dir);
-  free(dir);
+  spool_done(dir, sp, c);
 }
 
 TEST(corruption_in_older_segment_found_by_reader)
 {
-  char *dir = mktmp();
+  char *dir = spool_in_tmp(0, 4096, 100, NULL);
   REQUIRE(dir);
-  struct spool *sp = open_sp(dir, 0, 4096);
-  REQUIRE(sp);
-  REQUIRE(append_range(sp, 1, 100));
-  spool_destroy(sp);
   CHECK(count_files(dir, ".log") > 3);
   char path[1200];
   seg_path(dir, false, path, sizeof(path)); /* seg-1 */
   flip_byte(path, rec_off(1, 3) + 9);       /* seq field of record 3 */
-  sp = open_sp(dir, 0, 4096);
+  struct spool *sp = open_sp(dir, 0, 4096);
   REQUIRE(sp); /* open only checks the last segment: fine */
   struct collect *c = calloc(1, sizeof(*c));
   REQUIRE(c);
@@ -477,18 +494,14 @@ TEST(corruption_in_older_segment_found_by_reader)
   CHECK(c->n > 0 && c->seqs[c->n - 1] == 100 && !c->bad_payload);
   for (size_t i = 1; i < c->n; i++)
     CHECK(c->seqs[i] == c->seqs[i - 1] + 1);
-  free(c);
-  spool_destroy(sp);
-  rmtree(dir);
-  free(dir);
+  spool_done(dir, sp, c);
 }
 
 TEST(full_then_room_after_commit)
 {
-  char *dir = mktmp();
+  struct spool *sp;
+  char *dir = spool_in_tmp(16384, 4096, 0, &sp);
   REQUIRE(dir);
-  struct spool *sp = open_sp(dir, 16384, 4096);
-  REQUIRE(sp);
   unsigned char buf[1000];
   memset(buf, 'f', sizeof(buf));
   struct err e;
@@ -515,18 +528,14 @@ TEST(full_then_room_after_commit)
   CHECK_EQ_INT(spool_sync(sp, &e), ERR_OK);
   CHECK_EQ_INT(spool_append(sp, buf, SPOOL_MAX_RECORD + 1, &seq, &e),
                ERR_INVAL);
-  spool_destroy(sp);
-  rmtree(dir);
-  free(dir);
+  spool_done(dir, sp, NULL);
 }
 
 TEST(segments_deleted_after_commit)
 {
-  char *dir = mktmp();
+  struct spool *sp;
+  char *dir = spool_in_tmp(0, 4096, 200, &sp);
   REQUIRE(dir);
-  struct spool *sp = open_sp(dir, 0, 4096);
-  REQUIRE(sp);
-  REQUIRE(append_range(sp, 1, 200));
   int before = count_files(dir, ".log");
   CHECK(before >= 8);
   struct err e;
@@ -565,13 +574,8 @@ TEST(segments_deleted_after_commit)
   CHECK_EQ_INT(count_files(dir, ".log"), 0);
   REQUIRE(append_range(sp, 201, 210));
   CHECK_EQ_INT(count_files(dir, ".log"), 1);
-  c->n = 0;
-  CHECK_EQ_INT(drain(sp, 1000, c, true), ERR_OK);
-  CHECK(seqs_are(c, 201, 210));
-  free(c);
-  spool_destroy(sp);
-  rmtree(dir);
-  free(dir);
+  CHECK_DRAIN(sp, c, 1000, true, 201, 210);
+  spool_done(dir, sp, c);
 }
 
 /* A writer process that appends batches and reports each synced seq on a
