@@ -90,6 +90,22 @@ static void jvec_free(struct jvec *vec)
   vec->n = vec->cap = 0;
 }
 
+/* The end of reading a container into vec: with rc ERR_OK, v becomes the
+ * object (obj) or array holding vec's items (v takes them over); else vec
+ * is freed and v left as it was.  Returns rc. */
+static enum err_code jvec_done(struct jvec *vec, struct jv *v, int obj,
+                               enum err_code rc)
+{
+  if (rc) {
+    jvec_free(vec);
+    return rc;
+  }
+  v->kind = obj ? JK_OBJ : JK_ARR;
+  v->n = vec->n;
+  v->u.items = vec->items;
+  return ERR_OK;
+}
+
 /* ------------------------------------------------------------------ */
 /* UBJSON reader                                                       */
 
@@ -250,36 +266,32 @@ static enum err_code ubj_container(struct rd *r, struct jv *v, int depth,
     size_t klen = 0;
     if (obj) {
       if ((rc = rd_len(r, &klen)))
-        goto fail;
+        goto done;
       if (klen > (size_t)(r->end - r->p)) {
         rc = rd_fail(r, "key beyond end of data");
-        goto fail;
+        goto done;
       }
       key = (const char *)r->p;
       r->p += klen;
     }
     char m = tm; /* uncounted containers are never typed */
     if (!m && (rc = rd_marker(r, &m)))
-      goto fail;
+      goto done;
     if (!obj && !counted && m == ']')
       break;
     struct jv *slot;
     if (jvec_push(&vec, &slot)) {
       rc = err_set(r->e, ERR_NOMEM, "UBJSON model: out of memory");
-      goto fail;
+      goto done;
     }
     if ((rc = ubj_value(r, m, slot, depth + 1)))
-      goto fail;
+      goto done;
     slot->key = key;
     slot->klen = (unsigned)klen;
   }
-  v->kind = obj ? JK_OBJ : JK_ARR;
-  v->n = vec.n;
-  v->u.items = vec.items;
-  return ERR_OK;
-fail:
-  jvec_free(&vec);
-  return rc;
+  rc = ERR_OK;
+done:
+  return jvec_done(&vec, v, obj, rc);
 }
 
 static enum err_code ubj_value(struct rd *r, char m, struct jv *v, int depth)
@@ -381,23 +393,23 @@ static enum err_code json_value(struct jrd *r, struct jv *v, int depth)
         struct jv *slot;
         if (jvec_push(&vec, &slot)) {
           rc = err_set(r->e, ERR_NOMEM, "JSON model: out of memory");
-          goto fail;
+          goto done;
         }
         const char *key = NULL;
         size_t kl = 0;
         if (c == '{') {
           jr_ws(r);
           if ((rc = jr_string(r, &key, &kl)))
-            goto fail;
+            goto done;
           jr_ws(r);
           if (*r->p != ':') {
             rc = jr_fail(r, "expected ':'");
-            goto fail;
+            goto done;
           }
           r->p++;
         }
         if ((rc = json_value(r, slot, depth + 1)))
-          goto fail;
+          goto done;
         slot->key = key;
         slot->klen = (unsigned)kl;
         jr_ws(r);
@@ -410,16 +422,11 @@ static enum err_code json_value(struct jrd *r, struct jv *v, int depth)
           break;
         }
         rc = jr_fail(r, "expected ',' or end of container");
-        goto fail;
+        goto done;
       }
     }
-    v->kind = c == '{' ? JK_OBJ : JK_ARR;
-    v->n = vec.n;
-    v->u.items = vec.items;
-    return ERR_OK;
-  fail:
-    jvec_free(&vec);
-    return rc;
+  done:
+    return jvec_done(&vec, v, c == '{', rc);
   }
   if (c == '"') {
     v->kind = JK_STR;
@@ -542,46 +549,42 @@ static int jv_is_arr(const struct jv *v)
   return v && (v->kind == JK_ARR || v->kind == JK_TARR);
 }
 
-/* Element i of the typed array a (JK_TARR), as ubj_scalar reads it: *real
- * says whether it is *dv (a float type) or *iv (an integer type). */
-static void tarr_at(const struct jv *a, size_t i, int64_t *iv, double *dv,
-                    int *real)
+/* Element i of the typed array a (JK_TARR), as ubj_scalar reads it:
+ * returns 1 for a float type (the value in *dv), 0 for an integer type
+ * (in *iv). */
+static int tarr_at(const struct jv *a, size_t i, int64_t *iv, double *dv)
 {
+  int real;
   *iv = 0;
   *dv = 0;
-  ubj_scalar(a->tm, a->u.raw + i * ubj_size(a->tm), iv, dv, real);
+  ubj_scalar(a->tm, a->u.raw + i * ubj_size(a->tm), iv, dv, &real);
+  return real;
 }
 
 /* Element i of an array as float / integer. */
 static int jv_at_f32(const struct jv *a, size_t i, float *out)
 {
-  if (a->kind == JK_TARR) {
-    int64_t iv;
-    double dv;
-    int real;
-    tarr_at(a, i, &iv, &dv, &real);
-    *out = real ? (float)dv : (float)iv;
-    return 0;
-  }
-  return jv_f32(&a->u.items[i], out);
+  if (a->kind != JK_TARR)
+    return jv_f32(&a->u.items[i], out);
+  int64_t iv;
+  double dv;
+  *out = tarr_at(a, i, &iv, &dv) ? (float)dv : (float)iv;
+  return 0;
 }
 
 static int jv_at_i64(const struct jv *a, size_t i, int64_t *out)
 {
-  if (a->kind == JK_TARR) {
-    int64_t iv;
-    double dv;
-    int real;
-    tarr_at(a, i, &iv, &dv, &real);
-    if (real) {
-      if (dv != floor(dv))
-        return -1;
-      iv = (int64_t)dv;
-    }
-    *out = iv;
-    return 0;
+  if (a->kind != JK_TARR)
+    return jv_i64(&a->u.items[i], out);
+  int64_t iv;
+  double dv;
+  if (tarr_at(a, i, &iv, &dv)) {
+    if (dv != floor(dv))
+      return -1;
+    iv = (int64_t)dv;
   }
-  return jv_i64(&a->u.items[i], out);
+  *out = iv;
+  return 0;
 }
 
 /* ------------------------------------------------------------------ */
