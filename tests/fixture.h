@@ -561,6 +561,20 @@ static inline int fx_run(struct fx_run *r, const char *tmp, const char *cwd,
   return r->rc;
 }
 
+/* fx_run of BIN with ARGS (NULL-terminated, at most 30). */
+static inline int fx_run_bin(struct fx_run *r, const char *tmp,
+                             const char *cwd, const char *const *env,
+                             const char *bin, const char *const *args)
+{
+  const char *argv[32];
+  int n = 0;
+  argv[n++] = bin;
+  for (int i = 0; args[i] && n < 31; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  return fx_run(r, tmp, cwd, env, argv);
+}
+
 /* Print what a run said (for a failed check). */
 static inline void fx_show(const char *what, const struct fx_run *r)
 {

@@ -95,6 +95,24 @@ static int req(const char *method, const char *path, const char *token,
   return req_port(g_port, method, path, token, body, NULL, a);
 }
 
+/* METHOD PATH with TOKEN and BODY answers STATUS (a failed check naming
+ * the request otherwise); -1 when nothing answered. */
+static int req_status(const char *method, const char *path,
+                      const char *token, const char *body, long status)
+{
+  struct fx_answer a;
+  if (req(method, path, token, body, &a) != 0) {
+    check_fail_at(__FILE__, __LINE__, "%s %s: no answer", method, path);
+    return -1;
+  }
+  if (a.status != status)
+    check_fail_at(__FILE__, __LINE__, "%s %s %s(token %s): %ld, want %ld: "
+                  "%.300s", method, path, body ? body : "",
+                  token ? "yes" : "no", a.status, status, a.body);
+  fx_answer_free(&a);
+  return 0;
+}
+
 static int get(const char *path, struct fx_answer *a)
 {
   return req("GET", path, TOKEN, NULL, a);
@@ -544,9 +562,7 @@ TEST(auth_required)
   CHECK(header(&a, "WWW-Authenticate", h, sizeof(h)) == 0 &&
         strstr(h, "invalid_token") != NULL);
   fx_answer_free(&a);
-  REQUIRE(req("GET", "/api/v2/dags", "it-admin", NULL, &a) == 0);
-  CHECK_EQ_INT(a.status, 401);
-  fx_answer_free(&a);
+  REQUIRE(req_status("GET", "/api/v2/dags", "it-admin", NULL, 401) == 0);
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/rollback", "nope", "{}",
               &a) == 0);
   CHECK_EQ_INT(a.status, 401);
@@ -716,23 +732,16 @@ TEST(trigger_run)
   CHECK_EQ_INT(a.status, 422);
   CHECK(jstr(a.json, "error") && strstr(jstr(a.json, "error"), "column"));
   fx_answer_free(&a);
-  REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
-              "{\"logical_date\": \"2025-02-30\"}", &a) == 0);
-  CHECK_EQ_INT(a.status, 422);
-  fx_answer_free(&a);
-  REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
-              "{\"logical_date\": \"2025-09-03\", \"conf\": [1]}", &a) == 0);
-  CHECK_EQ_INT(a.status, 422);
-  fx_answer_free(&a);
-  REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN, "[1, 2]", &a) ==
-          0);
-  CHECK_EQ_INT(a.status, 422);
-  fx_answer_free(&a);
+  REQUIRE(req_status("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
+                     "{\"logical_date\": \"2025-02-30\"}", 422) == 0);
+  REQUIRE(req_status("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
+                     "{\"logical_date\": \"2025-09-03\", \"conf\": [1]}",
+                     422) == 0);
+  REQUIRE(req_status("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN, "[1, 2]",
+                     422) == 0);
   /* an unknown DAG */
-  REQUIRE(req("POST", "/api/v2/dags/no_such_dag/dagRuns", TOKEN,
-              "{\"logical_date\": \"2025-09-01\"}", &a) == 0);
-  CHECK_EQ_INT(a.status, 404);
-  fx_answer_free(&a);
+  REQUIRE(req_status("POST", "/api/v2/dags/no_such_dag/dagRuns", TOKEN,
+                     "{\"logical_date\": \"2025-09-01\"}", 404) == 0);
   /* an explicit time with an offset, and injection-looking input stays
    * data */
   REQUIRE(req("POST", "/api/v2/dags/" DAG "/dagRuns", TOKEN,
@@ -846,15 +855,12 @@ TEST(list_runs)
               &a) == 0);
   CHECK_EQ_INT(a.status, 200);
   fx_answer_free(&a);
-  REQUIRE(get("/api/v2/dags/" DAG "/dagRuns/nope", &a) == 0);
-  CHECK_EQ_INT(a.status, 404);
-  fx_answer_free(&a);
-  REQUIRE(get("/api/v2/dags/nope/dagRuns", &a) == 0);
-  CHECK_EQ_INT(a.status, 404);
-  fx_answer_free(&a);
-  REQUIRE(get("/api/v2/dags/" DAG "/dagRuns?before=x", &a) == 0);
-  CHECK_EQ_INT(a.status, 422);
-  fx_answer_free(&a);
+  REQUIRE(req_status("GET", "/api/v2/dags/" DAG "/dagRuns/nope", TOKEN, NULL,
+                     404) == 0);
+  REQUIRE(req_status("GET", "/api/v2/dags/nope/dagRuns", TOKEN, NULL,
+                     404) == 0);
+  REQUIRE(req_status("GET", "/api/v2/dags/" DAG "/dagRuns?before=x", TOKEN,
+                     NULL, 422) == 0);
 }
 
 #define TIS "/api/v2/dags/" DAG "/dagRuns/" RUN_BAD "/taskInstances"
@@ -925,18 +931,10 @@ TEST(task_instances_and_logs)
   cJSON_Delete(first);
   fx_answer_free(&a);
   /* attempts that did not start, unknown tasks */
-  REQUIRE(get(TIS "/transform/logs/3", &a) == 0);
-  CHECK_EQ_INT(a.status, 404);
-  fx_answer_free(&a);
-  REQUIRE(get(TIS "/transform/logs/0", &a) == 0);
-  CHECK_EQ_INT(a.status, 422);
-  fx_answer_free(&a);
-  REQUIRE(get(TIS "/nope/logs/1", &a) == 0);
-  CHECK_EQ_INT(a.status, 404);
-  fx_answer_free(&a);
-  REQUIRE(get(TIS "/nope", &a) == 0);
-  CHECK_EQ_INT(a.status, 404);
-  fx_answer_free(&a);
+  REQUIRE(req_status("GET", TIS "/transform/logs/3", TOKEN, NULL, 404) == 0);
+  REQUIRE(req_status("GET", TIS "/transform/logs/0", TOKEN, NULL, 422) == 0);
+  REQUIRE(req_status("GET", TIS "/nope/logs/1", TOKEN, NULL, 404) == 0);
+  REQUIRE(req_status("GET", TIS "/nope", TOKEN, NULL, 404) == 0);
   /* the grid: runs x tasks in one answer */
   REQUIRE(get("/api/v2/dags/" DAG "/grid?limit=10", &a) == 0);
   CHECK_EQ_INT(a.status, 200);
@@ -970,14 +968,10 @@ TEST(unknown_things)
     CHECK(jstr(a.json, "error") != NULL);
     fx_answer_free(&a);
   }
-  struct fx_answer a;
-  REQUIRE(req("POST", "/api/v2/models/nope/promote", TOKEN,
-              "{\"version\": 1}", &a) == 0);
-  CHECK_EQ_INT(a.status, 404);
-  fx_answer_free(&a);
-  REQUIRE(req("POST", "/api/v2/models/nope/rollback", TOKEN, "{}", &a) == 0);
-  CHECK_EQ_INT(a.status, 404);
-  fx_answer_free(&a);
+  REQUIRE(req_status("POST", "/api/v2/models/nope/promote", TOKEN,
+                     "{\"version\": 1}", 404) == 0);
+  REQUIRE(req_status("POST", "/api/v2/models/nope/rollback", TOKEN, "{}",
+                     404) == 0);
 }
 
 static int alias_file(void)
@@ -1044,31 +1038,21 @@ TEST(promote_and_rollback)
   /* nothing recorded yet: production was set on disk (v1) */
   CHECK_EQ_INT(alias_file(), 1);
   CHECK_EQ_INT(served(), 1);
-  REQUIRE(req("POST", "/api/v2/models/" MODEL "/rollback", TOKEN, "", &a) ==
-          0);
-  CHECK_EQ_INT(a.status, 409);
-  fx_answer_free(&a);
+  REQUIRE(req_status("POST", "/api/v2/models/" MODEL "/rollback", TOKEN, "",
+                     409) == 0);
   /* bad bodies and versions */
-  REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
-              "{\"version\": \"two\"}", &a) == 0);
-  CHECK_EQ_INT(a.status, 422);
-  fx_answer_free(&a);
+  REQUIRE(req_status("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
+                     "{\"version\": \"two\"}", 422) == 0);
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN, "{\"vers",
               &a) == 0);
   CHECK_EQ_INT(a.status, 422);
   fx_answer_free(&a);
-  REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
-              "{\"version\": 7}", &a) == 0);
-  CHECK_EQ_INT(a.status, 404);
-  fx_answer_free(&a);
-  REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
-              "{\"version\": 1}", &a) == 0);
-  CHECK_EQ_INT(a.status, 409);
-  fx_answer_free(&a);
-  REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", NULL,
-              "{\"version\": 2}", &a) == 0);
-  CHECK_EQ_INT(a.status, 401);
-  fx_answer_free(&a);
+  REQUIRE(req_status("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
+                     "{\"version\": 7}", 404) == 0);
+  REQUIRE(req_status("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
+                     "{\"version\": 1}", 409) == 0);
+  REQUIRE(req_status("POST", "/api/v2/models/" MODEL "/promote", NULL,
+                     "{\"version\": 2}", 401) == 0);
   CHECK_EQ_INT(alias_file(), 1);
   /* promote v2 */
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
@@ -1086,10 +1070,8 @@ TEST(promote_and_rollback)
                        MODEL),
                1);
   /* promote v1 back, then roll back: the history says v2 */
-  REQUIRE(req("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
-              "{\"version\": \"1\"}", &a) == 0);
-  CHECK_EQ_INT(a.status, 200);
-  fx_answer_free(&a);
+  REQUIRE(req_status("POST", "/api/v2/models/" MODEL "/promote", TOKEN,
+                     "{\"version\": \"1\"}", 200) == 0);
   CHECK_EQ_INT(served(), 1);
   REQUIRE(req("POST", "/api/v2/models/" MODEL "/rollback", TOKEN, NULL, &a) ==
           0);
@@ -1210,12 +1192,8 @@ TEST(console_assets)
           0);
   CHECK_EQ_INT(a.status, 304);
   fx_answer_free(&a);
-  REQUIRE(req("GET", "/console/style.css", NULL, NULL, &a) == 0);
-  CHECK_EQ_INT(a.status, 200);
-  fx_answer_free(&a);
-  REQUIRE(req("GET", "/console/nope.js", NULL, NULL, &a) == 0);
-  CHECK_EQ_INT(a.status, 404);
-  fx_answer_free(&a);
+  REQUIRE(req_status("GET", "/console/style.css", NULL, NULL, 200) == 0);
+  REQUIRE(req_status("GET", "/console/nope.js", NULL, NULL, 404) == 0);
 }
 
 /* MariaDB away: the admin endpoints that need it answer 503 quickly, the

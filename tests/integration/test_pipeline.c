@@ -64,17 +64,11 @@ static int setup_ok;
 static void mlopsd(struct fx_run *r, const char *const *args)
 {
   char regenv[400], specs[400];
-  const char *argv[32];
-  int n = 0;
   snprintf(regenv, sizeof(regenv), "MLOPSD_MODELS_REGISTRY_DIR=%s", regdir);
   snprintf(specs, sizeof(specs), "MLOPSD_MODELS_SPECS_DIR=%s", specsdir);
   const char *env[] = {"MLOPSD_DATABASE_NAME=" DBNAME, regenv, specs,
                        "USER=tester", NULL};
-  argv[n++] = bin;
-  for (int i = 0; args[i] && n < 31; i++)
-    argv[n++] = args[i];
-  argv[n] = NULL;
-  fx_run(r, tmpdir, src, env, argv);
+  fx_run_bin(r, tmpdir, src, env, bin, args);
 }
 
 static int exec_sql(struct db_pool *p, const char *sql)
@@ -845,6 +839,29 @@ TEST(trialq_lease_takeover)
                      &tries, &e) == ERR_NOTFOUND);
 }
 
+/* The version the staging alias names (0: none); -1, a failed check,
+ * when it cannot be read. */
+static int staging_version(void)
+{
+  struct err e = {0};
+  int v = 0;
+  if (registry_alias_get(reg, MODEL, PIPELINE_STAGING, &v, &e) != ERR_OK) {
+    check_fail_at(__FILE__, __LINE__, "staging alias of %s: %s", MODEL,
+                  e.msg);
+    return -1;
+  }
+  return v;
+}
+
+/* Rows of deployment for MODEL matching COND (SQL); -1 on error. */
+static int64_t deployments(const char *cond)
+{
+  char sql[1024];
+  snprintf(sql, sizeof(sql),
+           "SELECT COUNT(*) FROM deployment WHERE model = ? AND %s", cond);
+  return q1(sql, MODEL);
+}
+
 static int latest_version(void);
 static _Atomic int cancel_after;
 static int cancel_fn(void *ud)
@@ -926,8 +943,7 @@ TEST(validate_passes_without_production_and_deploy_records)
   CHECK(strstr(f.log, want) != NULL);
   /* a candidate that passes gets alias staging (no deployment row) */
   int st = 0;
-  REQUIRE(registry_alias_get(reg, MODEL, PIPELINE_STAGING, &st, &e) ==
-          ERR_OK);
+  REQUIRE((st = staging_version()) >= 0);
   CHECK_EQ_INT(st, latest);
   snprintf(want, sizeof(want), "alias staging of %s -> %d", MODEL, latest);
   CHECK(strstr(f.log, want) != NULL);
@@ -944,11 +960,10 @@ TEST(validate_passes_without_production_and_deploy_records)
   int v = 0;
   REQUIRE(registry_alias_get(reg, MODEL, "production", &v, &e) == ERR_OK);
   CHECK_EQ_INT(v, 1);
-  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
-                  "action = 'deploy' AND to_version = 1 AND from_version "
-                  "IS NULL AND alias = 'production' AND actor = "
-                  "'dag:test_dag/run_deploy_1' AND created_at IS NOT NULL",
-                  MODEL),
+  CHECK_EQ_INT(deployments("action = 'deploy' AND to_version = 1 AND "
+                           "from_version IS NULL AND alias = 'production' AND "
+                           "actor = 'dag:test_dag/run_deploy_1' AND created_at "
+                           "IS NOT NULL"),
                1);
   /* a bad version field is refused at load time (a name is an alias) */
   const char *badv[] = {"../x", "0", "2x", "a b"};
@@ -997,14 +1012,12 @@ TEST(validate_fails_a_worse_candidate)
   CHECK(strstr(f.log, want) != NULL);
   /* a failed gate leaves staging where it was */
   int st = 0;
-  REQUIRE(registry_alias_get(reg, MODEL, PIPELINE_STAGING, &st, &e) ==
-          ERR_OK);
+  REQUIRE((st = staging_version()) >= 0);
   CHECK(st != w.version);
-  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
-                  "action = 'skip' AND from_version = 1 AND to_version = "
-                  "(SELECT MAX(to_version) FROM deployment) AND reason LIKE "
-                  "'validate: candidate % fails'",
-                  MODEL),
+  CHECK_EQ_INT(deployments("action = 'skip' AND from_version = 1 AND "
+                           "to_version = (SELECT MAX(to_version) FROM "
+                           "deployment) AND reason LIKE 'validate: candidate % "
+                           "fails'"),
                1);
   /* logloss as the metric: lower is better, still fails */
   struct tfields g = {.k = {"model", "metric"}, .v = {MODEL, "logloss"},
@@ -1016,8 +1029,7 @@ TEST(validate_fails_a_worse_candidate)
   struct tfields h = {.k = {"model", "tolerance"}, .v = {MODEL, "1"}, .n = 2};
   task_setup(&t, &h, "run_validate_4");
   CHECK(task_type_validate.run(&t, &e) == ERR_OK);
-  REQUIRE(registry_alias_get(reg, MODEL, PIPELINE_STAGING, &st, &e) ==
-          ERR_OK);
+  REQUIRE((st = staging_version()) >= 0);
   CHECK_EQ_INT(st, w.version);
   /* min_rows must be a positive integer */
   struct tfields mr = {.k = {"model", "min_rows"}, .v = {MODEL, "0"}, .n = 2};
@@ -1083,10 +1095,8 @@ TEST(cli_promote_rollback_show_list)
   snprintf(want, sizeof(want), "%s: production 1 -> %d (promote)", MODEL,
            latest);
   CHECK(strstr(r.out, want) != NULL);
-  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
-                  "action = 'promote' AND from_version = 1 AND actor = "
-                  "'cli:tester'",
-                  MODEL),
+  CHECK_EQ_INT(deployments("action = 'promote' AND from_version = 1 AND actor "
+                           "= 'cli:tester'"),
                1);
 
   const char *rb[] = {"models", "rollback", MODEL, NULL};
@@ -1101,9 +1111,7 @@ TEST(cli_promote_rollback_show_list)
   struct err e = {0};
   REQUIRE(registry_alias_get(reg, MODEL, "production", &v, &e) == ERR_OK);
   CHECK_EQ_INT(v, 1);
-  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
-                  "action = 'rollback' AND to_version = 1",
-                  MODEL),
+  CHECK_EQ_INT(deployments("action = 'rollback' AND to_version = 1"),
                1);
   /* nothing before version 1: a second rollback fails, alias unchanged */
   mlopsd(&r, rb);
@@ -1342,8 +1350,7 @@ TEST(validate_scores_rows_neither_version_trained_on)
 
   /* too few held-out rows: the candidate fails, production stays */
   int staged = 0;
-  REQUIRE(registry_alias_get(reg, MODEL, PIPELINE_STAGING, &staged, &e) ==
-          ERR_OK);
+  REQUIRE((staged = staging_version()) >= 0);
   struct task_ctx t;
   struct tfields f = {.k = {"model", "min_rows"}, .v = {MODEL, "100000"},
                       .n = 2};
@@ -1355,13 +1362,11 @@ TEST(validate_scores_rows_neither_version_trained_on)
            "min_rows 100000",
            cand, n_val - overlap, n_val, overlap);
   CHECK(strstr(e.msg, want) != NULL);
-  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
-                  "action = 'skip' AND reason LIKE '%fewer than min_rows%'",
-                  MODEL),
+  CHECK_EQ_INT(deployments("action = 'skip' AND reason LIKE '%fewer than "
+                           "min_rows%'"),
                1);
   int st = 0;
-  REQUIRE(registry_alias_get(reg, MODEL, PIPELINE_STAGING, &st, &e) ==
-          ERR_OK);
+  REQUIRE((st = staging_version()) >= 0);
   CHECK_EQ_INT(st, staged);
 
   /* a production version without train keys (an old one): all rows, as
@@ -1393,8 +1398,7 @@ TEST(validate_scores_rows_neither_version_trained_on)
            "scored on %zu rows neither version trained on (%zu dropped",
            n_val - overlap, overlap);
   CHECK(strstr(g.log, want) != NULL);
-  REQUIRE(registry_alias_get(reg, MODEL, PIPELINE_STAGING, &st, &e) ==
-          ERR_OK);
+  REQUIRE((st = staging_version()) >= 0);
   CHECK_EQ_INT(st, cand);
   struct tfields d = {.k = {"model", "version"}, .v = {MODEL, "staging"},
                       .n = 2};
@@ -1405,10 +1409,9 @@ TEST(validate_scores_rows_neither_version_trained_on)
   CHECK(rc == ERR_OK);
   REQUIRE(registry_alias_get(reg, MODEL, "production", &prod, &e) == ERR_OK);
   CHECK_EQ_INT(prod, cand);
-  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
-                  "action = 'deploy' AND from_version = 1 AND reason LIKE "
-                  "'deploy task: version % (alias staging) replaces 1'",
-                  MODEL),
+  CHECK_EQ_INT(deployments("action = 'deploy' AND from_version = 1 AND reason "
+                           "LIKE 'deploy task: version % (alias staging) "
+                           "replaces 1'"),
                1);
   /* an alias that is not set: a clear failure; with only_if_newer (the
    * CD branch) a skip */
@@ -1645,14 +1648,11 @@ TEST(three_way_split_grouped_by_customer)
   CHECK(rc == ERR_OK);
   CHECK(strstr(f2.log, "passes: lower bound") != NULL);
   int st = 0;
-  REQUIRE(registry_alias_get(reg, MODEL, PIPELINE_STAGING, &st, &e) ==
-          ERR_OK);
+  REQUIRE((st = staging_version()) >= 0);
   CHECK_EQ_INT(st, r2.version);
-  CHECK_EQ_INT(q1("SELECT COUNT(*) FROM deployment WHERE model = ? AND "
-                  "action = 'pass' AND alias = 'staging' AND gate_n > 0 AND "
-                  "gate_max_regression = 0.5 AND reason LIKE "
-                  "'validate: candidate % passes: %'",
-                  MODEL),
+  CHECK_EQ_INT(deployments("action = 'pass' AND alias = 'staging' AND gate_n > "
+                           "0 AND gate_max_regression = 0.5 AND reason LIKE "
+                           "'validate: candidate % passes: %'"),
                1);
   struct tfields f3 = {.k = {"model", "confidence"}, .v = {MODEL, "0.3"},
                        .n = 2};

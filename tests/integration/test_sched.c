@@ -528,17 +528,10 @@ static int setup(void)
     return -1;
   }
   free(out);
-  struct db_opts o = {0};
   struct err e = {0};
-  o.host = getenv("MLOPSD_DATABASE_HOST");
-  o.port = atoi(getenv("MLOPSD_DATABASE_PORT"));
-  o.user = getenv("MLOPSD_DATABASE_USER");
-  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
-  o.database = DBNAME;
-  o.size = 4;
-  o.connect_timeout_s = 5;
-  if (db_pool_create(&g_db, &o, &e) ||
-      cron_tz_load(&g_tz, "Asia/Seoul", &e)) {
+  if (!(g_db = fx_pool(DBNAME, 4)))
+    return -1;
+  if (cron_tz_load(&g_tz, "Asia/Seoul", &e)) {
     fprintf(stderr, "setup: %s\n", e.msg);
     return -1;
   }
@@ -1368,16 +1361,7 @@ TEST(course_ct_dags_test)
   CHECK_EQ_INT(rc, 0);
   /* The rows the course's SQL gives for 2025-09-01, run by hand. */
   struct db_pool *save = g_db;
-  struct db_opts o = {0};
-  struct err e = {0};
-  o.host = getenv("MLOPSD_DATABASE_HOST");
-  o.port = atoi(getenv("MLOPSD_DATABASE_PORT"));
-  o.user = getenv("MLOPSD_DATABASE_USER");
-  o.password = getenv("MLOPSD_DATABASE_PASSWORD");
-  o.database = DBNAME_CT;
-  o.size = 1;
-  o.connect_timeout_s = 5;
-  REQUIRE(db_pool_create(&g_db, &o, &e) == ERR_OK);
+  REQUIRE((g_db = fx_pool(DBNAME_CT, 1)) != NULL);
   int64_t got = q_i64("SELECT COUNT(*) FROM credit_score_features_target "
                       "WHERE base_dt = '2025-09-01'",
                       NULL, 0);

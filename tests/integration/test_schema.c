@@ -33,13 +33,18 @@ static char tmpdir[256];
 static void mlopsd(struct fx_run *r, const char *const *env,
                    const char *const *args)
 {
-  const char *argv[32];
-  int n = 0;
-  argv[n++] = bin;
-  for (int i = 0; args[i] && n < 31; i++)
-    argv[n++] = args[i];
-  argv[n] = NULL;
-  fx_run(r, tmpdir, src, env, argv);
+  fx_run_bin(r, tmpdir, src, env, bin, args);
+}
+
+/* mlopsd with ENV and ARGS (as mlopsd()) exits 0; when not, what it said
+ * is shown under WHAT.  1 or 0. */
+static int ran_ok(struct fx_run *r, const char *const *env,
+                  const char *const *args, const char *what)
+{
+  mlopsd(r, env, args);
+  if (r->rc != 0)
+    fx_show(what, r);
+  return r->rc == 0;
 }
 
 /* First column of the first row of sql on database db as an integer;
@@ -126,10 +131,7 @@ TEST(init_twice)
 {
   struct fx_run r;
   const char *init[] = {"db", "init", NULL};
-  mlopsd(&r, env_main, init);
-  if (r.rc != 0)
-    fx_show("init 1", &r);
-  REQUIRE(r.rc == 0);
+  REQUIRE(ran_ok(&r, env_main, init, "init 1"));
   CHECK(strstr(r.out, "created database " DB_MAIN) != NULL);
   CHECK(strstr(r.out, "applied 001_course_tables.sql") != NULL);
   CHECK(strstr(r.out, "applied 002_mlopsd_tables.sql") != NULL);
@@ -138,10 +140,7 @@ TEST(init_twice)
   CHECK(n >= 2);
   CHECK_EQ_INT(q1(DB_MAIN, "SELECT COUNT(*) FROM schema_version"), n);
 
-  mlopsd(&r, env_main, init);
-  if (r.rc != 0)
-    fx_show("init 2", &r);
-  CHECK_EQ_INT(r.rc, 0);
+  CHECK(ran_ok(&r, env_main, init, "init 2"));
   char want[64];
   snprintf(want, sizeof(want), "schema up to date (version %d)\n", top);
   CHECK_EQ_STR(r.out, want);
@@ -218,10 +217,7 @@ TEST(seed_twice)
 {
   struct fx_run r;
   const char *seed[] = {"db", "seed", NULL};
-  mlopsd(&r, env_main, seed);
-  if (r.rc != 0)
-    fx_show("seed 1", &r);
-  REQUIRE(r.rc == 0);
+  REQUIRE(ran_ok(&r, env_main, seed, "seed 1"));
   CHECK(strstr(r.out, "customer_info: 20000 rows (20000 new)") != NULL);
   CHECK(strstr(r.out, "credit_score: 20000 rows (20000 new)") != NULL);
   CHECK(strstr(r.out, "credit_score_features: 3414 rows (3414 new)") !=
@@ -229,10 +225,7 @@ TEST(seed_twice)
   fprintf(stderr, "  first seed: %s", r.out);
 
   const char *seed_dir[] = {"db", "seed", "--dir", "sql/data", NULL};
-  mlopsd(&r, env_main, seed_dir);
-  if (r.rc != 0)
-    fx_show("seed 2", &r);
-  CHECK_EQ_INT(r.rc, 0);
+  CHECK(ran_ok(&r, env_main, seed_dir, "seed 2"));
   CHECK(strstr(r.out, "customer_info: 20000 rows (0 new)") != NULL);
   CHECK(strstr(r.out, "credit_score: 20000 rows (0 new)") != NULL);
   CHECK(strstr(r.out, "credit_score_features: 3414 rows (0 new)") != NULL);
@@ -422,10 +415,7 @@ TEST(migration_dir_changes)
   CHECK_EQ_INT(r.rc, 1);
   CHECK(strstr(r.err, "/nonexistent/sql") != NULL);
   const char *init_dir[] = {"db", "init", "--sql-dir", dir, NULL};
-  mlopsd(&r, env_bad, init_dir);
-  if (r.rc != 0)
-    fx_show("init --sql-dir", &r);
-  CHECK_EQ_INT(r.rc, 0);
+  CHECK(ran_ok(&r, env_bad, init_dir, "init --sql-dir"));
   CHECK(strstr(r.out, "applied 002_mlopsd_tables.sql") != NULL);
 
   /* A new migration is applied alone. */
@@ -436,10 +426,7 @@ TEST(migration_dir_changes)
                      "  a int, b varchar(20) DEFAULT 'x;'\n"
                      ");\n"
                      "INSERT INTO extra VALUES (1, 'semi;\ncolon');\n"));
-  mlopsd(&r, env, init);
-  if (r.rc != 0)
-    fx_show("003", &r);
-  CHECK_EQ_INT(r.rc, 0);
+  CHECK(ran_ok(&r, env, init, "003"));
   CHECK(strstr(r.out, "applied 003_extra.sql (2 statements") != NULL);
   CHECK(strstr(r.out, "001_") == NULL);
   CHECK(strstr(r.out, "schema at version 3") != NULL);
