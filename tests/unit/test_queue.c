@@ -80,8 +80,10 @@ static int get_locked(const int *v)
   return x;
 }
 
-static void mark_ran(struct queue_job_ctx *ctx, struct rec *r)
+/* The start of every job here: ARG is its record; notes the run. */
+static struct rec *mark_ran(struct queue_job_ctx *ctx, void *arg)
 {
+  struct rec *r = arg;
   pthread_mutex_lock(&tmu);
   r->ran++;
   r->id_seen = queue_job_id(ctx);
@@ -90,6 +92,15 @@ static void mark_ran(struct queue_job_ctx *ctx, struct rec *r)
   pthread_getname_np(pthread_self(), r->thread, sizeof(r->thread));
   pthread_cond_broadcast(&tcv);
   pthread_mutex_unlock(&tmu);
+  return r;
+}
+
+/* r->stop_seen = v, under the test lock (the main thread reads it). */
+static void set_stop_seen(struct rec *r, int v)
+{
+  pthread_mutex_lock(&tmu);
+  r->stop_seen = v;
+  pthread_mutex_unlock(&tmu);
 }
 
 /* Runs until the gate opens. */
@@ -97,11 +108,8 @@ static enum err_code job_block(struct queue_job_ctx *ctx, void *arg,
                                struct err *e)
 {
   (void)e;
-  struct rec *r = arg;
-  mark_ran(ctx, r);
-  pthread_mutex_lock(&tmu);
-  wait_ge_locked(&gate_open, 1);
-  pthread_mutex_unlock(&tmu);
+  mark_ran(ctx, arg);
+  wait_ge(&gate_open, 1);
   return ERR_OK;
 }
 
@@ -110,8 +118,7 @@ static enum err_code job_record(struct queue_job_ctx *ctx, void *arg,
                                 struct err *e)
 {
   (void)e;
-  struct rec *r = arg;
-  mark_ran(ctx, r);
+  struct rec *r = mark_ran(ctx, arg);
   pthread_mutex_lock(&tmu);
   if (norder < 64)
     order[norder++] = r->tag;
@@ -124,13 +131,10 @@ static enum err_code job_record(struct queue_job_ctx *ctx, void *arg,
 static enum err_code job_until_stop(struct queue_job_ctx *ctx, void *arg,
                                     struct err *e)
 {
-  struct rec *r = arg;
-  mark_ran(ctx, r);
+  struct rec *r = mark_ran(ctx, arg);
   while (!queue_job_sleep(ctx, 60000))
     ;
-  pthread_mutex_lock(&tmu);
-  r->stop_seen = queue_job_should_stop(ctx);
-  pthread_mutex_unlock(&tmu);
+  set_stop_seen(r, queue_job_should_stop(ctx));
   return err_set(e, ERR_CANCELED, "told to stop");
 }
 
@@ -139,13 +143,10 @@ static enum err_code job_poll_ok(struct queue_job_ctx *ctx, void *arg,
                                  struct err *e)
 {
   (void)e;
-  struct rec *r = arg;
-  mark_ran(ctx, r);
+  struct rec *r = mark_ran(ctx, arg);
   while (!queue_job_should_stop(ctx))
     sched_yield();
-  pthread_mutex_lock(&tmu);
-  r->stop_seen = 1;
-  pthread_mutex_unlock(&tmu);
+  set_stop_seen(r, 1);
   return ERR_OK;
 }
 
@@ -154,12 +155,8 @@ static enum err_code job_nap(struct queue_job_ctx *ctx, void *arg,
                              struct err *e)
 {
   (void)e;
-  struct rec *r = arg;
-  mark_ran(ctx, r);
-  int s = queue_job_sleep(ctx, r->tag);
-  pthread_mutex_lock(&tmu);
-  r->stop_seen = s;
-  pthread_mutex_unlock(&tmu);
+  struct rec *r = mark_ran(ctx, arg);
+  set_stop_seen(r, queue_job_sleep(ctx, r->tag));
   return ERR_OK;
 }
 
@@ -168,8 +165,7 @@ static enum err_code job_deaf(struct queue_job_ctx *ctx, void *arg,
                               struct err *e)
 {
   (void)e;
-  struct rec *r = arg;
-  mark_ran(ctx, r);
+  struct rec *r = mark_ran(ctx, arg);
   struct timespec ts = {r->tag / 1000, (long)(r->tag % 1000) * 1000000};
   nanosleep(&ts, NULL);
   return ERR_OK;
@@ -208,6 +204,42 @@ static enum err_code sub(struct queue *q, enum queue_prio p, queue_fn fn,
                          struct rec *r, int timeout_ms, uint64_t *id)
 {
   return queue_submit(q, p, fn, done_rec, r, timeout_ms, id);
+}
+
+/* The whole-number fields of a job's record for CHECK_REC(r, "ran=1
+ * done_calls=1"), one check per field. */
+#define F(f) CHECK_FIELD(struct rec, f)
+static const struct check_field RECF[] = {
+    F(tag), F(ran), F(done_calls), F(code), F(stop_seen), F(start_ms),
+    F(deadline_ms), F(id_seen), F(id_done)};
+#undef F
+#define CHECK_REC(r, want) CHECK_FIELDS(struct rec, (r), RECF, want)
+
+/* A fresh test state and a queue "tq" (WORKERS, RESERVED for HIGH, CAP),
+ * or NULL after a failed check. */
+static struct queue *tq_open(int workers, int reserved, int cap)
+{
+  reset_state();
+  struct queue *q = mkq(workers, reserved, cap, "tq");
+  if (!q)
+    check_fail_at(__FILE__, __LINE__, "no queue tq");
+  return q;
+}
+
+/* Submit a job_block of priority P recording into R and wait until it
+ * runs (it holds a worker until open_gate); 1 when it did, else 0 after a
+ * failed check. */
+static int start_blocker(struct queue *q, enum queue_prio p, struct rec *r)
+{
+  if (sub(q, p, job_block, r, 0, NULL) != ERR_OK) {
+    check_fail_at(__FILE__, __LINE__, "job_block not submitted");
+    return 0;
+  }
+  if (!wait_ge(&r->ran, 1)) {
+    check_fail_at(__FILE__, __LINE__, "job_block never ran");
+    return 0;
+  }
+  return 1;
 }
 
 /* ---- tests ------------------------------------------------------------ */
@@ -272,19 +304,17 @@ TEST(bad_submit)
                             0, NULL),
                ERR_INVAL);
   queue_destroy(q);
-  CHECK_EQ_INT(r.done_calls, 0);
+  CHECK_REC(r, "done_calls=0");
 }
 
 /* One worker, blocked; jobs of mixed priority queue up behind it and must
  * come out highest priority first, FIFO within a priority. */
 TEST(priority_and_fifo)
 {
-  reset_state();
-  struct queue *q = mkq(1, 0, 16, "tq");
+  struct queue *q = tq_open(1, 0, 16);
   REQUIRE(q);
   struct rec blk = {0};
-  REQUIRE(sub(q, QUEUE_PRIO_NORMAL, job_block, &blk, 0, NULL) == ERR_OK);
-  REQUIRE(wait_ge(&blk.ran, 1));
+  REQUIRE(start_blocker(q, QUEUE_PRIO_NORMAL, &blk));
   /* tag = prio * 10 + sequence within the priority */
   static const enum queue_prio ps[] = {
       QUEUE_PRIO_LOW,  QUEUE_PRIO_NORMAL, QUEUE_PRIO_HIGH, QUEUE_PRIO_LOW,
@@ -315,15 +345,14 @@ TEST(priority_and_fifo)
   }
   CHECK_EQ_STR(blk.thread, "tq-w0");
   queue_destroy(q);
-  CHECK_EQ_INT(blk.done_calls, 1);
+  CHECK_REC(blk, "done_calls=1");
 }
 
 /* Two general workers held by LOW jobs: the reserved worker still runs a
  * HIGH job, and never a LOW one. */
 TEST(reserved_high_worker)
 {
-  reset_state();
-  struct queue *q = mkq(3, 1, 8, "tq");
+  struct queue *q = tq_open(3, 1, 8);
   REQUIRE(q);
   struct rec b1 = {0}, b2 = {0}, low = {0}, high = {0};
   REQUIRE(sub(q, QUEUE_PRIO_LOW, job_block, &b1, 0, NULL) == ERR_OK);
@@ -340,19 +369,17 @@ TEST(reserved_high_worker)
   open_gate();
   CHECK(wait_ge(&low.done_calls, 1));
   queue_destroy(q);
-  CHECK_EQ_INT(b1.done_calls, 1);
-  CHECK_EQ_INT(b2.done_calls, 1);
-  CHECK_EQ_INT(low.ran, 1);
+  CHECK_REC(b1, "done_calls=1");
+  CHECK_REC(b2, "done_calls=1");
+  CHECK_REC(low, "ran=1");
 }
 
 TEST(full_rejects)
 {
-  reset_state();
-  struct queue *q = mkq(1, 0, 2, "tq");
+  struct queue *q = tq_open(1, 0, 2);
   REQUIRE(q);
   struct rec blk = {0}, a = {0}, b = {0}, c = {0};
-  REQUIRE(sub(q, QUEUE_PRIO_NORMAL, job_block, &blk, 0, NULL) == ERR_OK);
-  REQUIRE(wait_ge(&blk.ran, 1));
+  REQUIRE(start_blocker(q, QUEUE_PRIO_NORMAL, &blk));
   CHECK_EQ_INT(sub(q, QUEUE_PRIO_LOW, job_record, &a, 0, NULL), ERR_OK);
   CHECK_EQ_INT(sub(q, QUEUE_PRIO_LOW, job_record, &b, 0, NULL), ERR_OK);
   uint64_t cid = 12345;
@@ -373,13 +400,11 @@ TEST(full_rejects)
 
 TEST(cancel_queued)
 {
-  reset_state();
-  struct queue *q = mkq(1, 0, 4, "tq");
+  struct queue *q = tq_open(1, 0, 4);
   REQUIRE(q);
   struct rec blk = {0}, x = {0}, y = {0};
   uint64_t xid = 0, yid = 0;
-  REQUIRE(sub(q, QUEUE_PRIO_NORMAL, job_block, &blk, 0, NULL) == ERR_OK);
-  REQUIRE(wait_ge(&blk.ran, 1));
+  REQUIRE(start_blocker(q, QUEUE_PRIO_NORMAL, &blk));
   REQUIRE(sub(q, QUEUE_PRIO_NORMAL, job_record, &x, 0, &xid) == ERR_OK);
   REQUIRE(sub(q, QUEUE_PRIO_NORMAL, job_record, &y, 0, &yid) == ERR_OK);
   CHECK_EQ_INT(queue_cancel(q, xid), ERR_OK);
@@ -396,52 +421,67 @@ TEST(cancel_queued)
   CHECK(wait_ge(&y.done_calls, 1));
   CHECK_EQ_INT(queue_cancel(q, yid), ERR_NOTFOUND); /* finished */
   queue_destroy(q);
-  CHECK_EQ_INT(x.ran, 0);
-  CHECK_EQ_INT(x.done_calls, 1);
+  CHECK_REC(x, "ran=0 done_calls=1");
   CHECK_EQ_INT(y.code, ERR_OK);
+}
+
+/* Submit FN recording into R, wait until it runs, cancel it and wait for
+ * its done callback: a failed check per step that did not happen; 1 when
+ * all did. */
+static int cancel_while_running(struct queue *q, queue_fn fn, struct rec *r)
+{
+  uint64_t id = 0;
+  if (sub(q, QUEUE_PRIO_NORMAL, fn, r, 0, &id) != ERR_OK) {
+    check_fail_at(__FILE__, __LINE__, "job not submitted");
+    return 0;
+  }
+  if (!wait_ge(&r->ran, 1)) {
+    check_fail_at(__FILE__, __LINE__, "job never ran");
+    return 0;
+  }
+  int ok = 1;
+  if (queue_cancel(q, id) != ERR_OK) {
+    check_fail_at(__FILE__, __LINE__, "queue_cancel of a running job");
+    ok = 0;
+  }
+  if (!wait_ge(&r->done_calls, 1)) {
+    check_fail_at(__FILE__, __LINE__, "no done callback after the cancel");
+    ok = 0;
+  }
+  return ok;
 }
 
 TEST(cancel_running)
 {
-  reset_state();
-  struct queue *q = mkq(1, 0, 4, "tq");
+  struct queue *q = tq_open(1, 0, 4);
   REQUIRE(q);
   /* a job asleep in queue_job_sleep is woken and reports ERR_CANCELED */
   struct rec w = {0};
-  uint64_t wid = 0;
-  REQUIRE(sub(q, QUEUE_PRIO_NORMAL, job_until_stop, &w, 0, &wid) == ERR_OK);
-  REQUIRE(wait_ge(&w.ran, 1));
-  CHECK_EQ_INT(queue_cancel(q, wid), ERR_OK);
-  CHECK(wait_ge(&w.done_calls, 1));
+  REQUIRE(cancel_while_running(q, job_until_stop, &w));
   CHECK_EQ_INT(w.code, ERR_CANCELED);
-  CHECK_EQ_INT(w.stop_seen, 1);
+  CHECK_REC(w, "stop_seen=1");
   CHECK(strstr(w.msg, "told to stop") != NULL);
   /* a polling job that still returns ERR_OK keeps ERR_OK */
   struct rec p = {0};
-  uint64_t pid = 0;
-  REQUIRE(sub(q, QUEUE_PRIO_NORMAL, job_poll_ok, &p, 0, &pid) == ERR_OK);
-  REQUIRE(wait_ge(&p.ran, 1));
-  CHECK_EQ_INT(queue_cancel(q, pid), ERR_OK);
-  CHECK(wait_ge(&p.done_calls, 1));
+  REQUIRE(cancel_while_running(q, job_poll_ok, &p));
   CHECK_EQ_INT(p.code, ERR_OK);
-  CHECK_EQ_INT(p.stop_seen, 1);
+  CHECK_REC(p, "stop_seen=1");
   CHECK_QSTATS(q, "canceled=1 completed=1 running=0");
   queue_destroy(q);
-  CHECK_EQ_INT(w.done_calls, 1);
-  CHECK_EQ_INT(p.done_calls, 1);
+  CHECK_REC(w, "done_calls=1");
+  CHECK_REC(p, "done_calls=1");
 }
 
 TEST(timeout)
 {
-  reset_state();
-  struct queue *q = mkq(1, 0, 4, "tq");
+  struct queue *q = tq_open(1, 0, 4);
   REQUIRE(q);
   /* sleeps "forever": queue_job_sleep wakes at the deadline */
   struct rec t = {0};
   REQUIRE(sub(q, QUEUE_PRIO_NORMAL, job_until_stop, &t, 50, NULL) == ERR_OK);
   CHECK(wait_ge(&t.done_calls, 1));
   CHECK_EQ_INT(t.code, ERR_TIMEOUT);
-  CHECK_EQ_INT(t.stop_seen, 1);
+  CHECK_REC(t, "stop_seen=1");
   CHECK(t.deadline_ms > 0);
   CHECK(t.deadline_ms <= t.start_ms + 51);
   CHECK(strstr(t.msg, "timed out after 50 ms") != NULL);
@@ -455,7 +495,7 @@ TEST(timeout)
   REQUIRE(sub(q, QUEUE_PRIO_NORMAL, job_nap, &f, 600000, NULL) == ERR_OK);
   CHECK(wait_ge(&f.done_calls, 1));
   CHECK_EQ_INT(f.code, ERR_OK);
-  CHECK_EQ_INT(f.stop_seen, 0);
+  CHECK_REC(f, "stop_seen=0");
   CHECK(f.deadline_ms >= f.start_ms + 599000);
   CHECK_QSTATS(q, "timed_out=2 completed=1");
   queue_destroy(q);
@@ -464,8 +504,7 @@ TEST(timeout)
 /* Two jobs that only stop when told, three queued behind them. */
 TEST(shutdown_counts)
 {
-  reset_state();
-  struct queue *q = mkq(2, 0, 8, "tq");
+  struct queue *q = tq_open(2, 0, 8);
   REQUIRE(q);
   struct rec run[2], wait[3];
   memset(run, 0, sizeof(run));
@@ -508,14 +547,13 @@ TEST(shutdown_counts)
     CHECK_EQ_INT(run[i].done_calls, 1);
   for (int i = 0; i < 3; i++)
     CHECK_EQ_INT(wait[i].done_calls, 1);
-  CHECK_EQ_INT(late.done_calls, 0);
+  CHECK_REC(late, "done_calls=0");
 }
 
 /* A short running job finishes within the grace period, undisturbed. */
 TEST(shutdown_graceful)
 {
-  reset_state();
-  struct queue *q = mkq(1, 0, 4, "tq");
+  struct queue *q = tq_open(1, 0, 4);
   REQUIRE(q);
   struct rec n = {.tag = 20};
   REQUIRE(sub(q, QUEUE_PRIO_NORMAL, job_nap, &n, 0, NULL) == ERR_OK);
@@ -526,7 +564,7 @@ TEST(shutdown_graceful)
   CHECK_EQ_INT(lq, 0);
   CHECK_EQ_INT(get_locked(&n.done_calls), 1);
   CHECK_EQ_INT(n.code, ERR_OK);
-  CHECK_EQ_INT(n.stop_seen, 0);
+  CHECK_REC(n, "stop_seen=0");
   queue_destroy(q);
 }
 
@@ -541,9 +579,9 @@ TEST(destroy_busy)
   REQUIRE(wait_ge(&r.ran, 1));
   REQUIRE(sub(q, QUEUE_PRIO_NORMAL, job_record, &w, 0, NULL) == ERR_OK);
   queue_destroy(q);
-  CHECK_EQ_INT(r.done_calls, 1);
+  CHECK_REC(r, "done_calls=1");
   CHECK_EQ_INT(r.code, ERR_SHUTDOWN);
-  CHECK_EQ_INT(w.done_calls, 1);
+  CHECK_REC(w, "done_calls=1");
   CHECK_EQ_INT(w.code, ERR_SHUTDOWN);
   CHECK_EQ_STR(r.thread, "a-very-long--w0"); /* 15-char thread name limit */
 }
