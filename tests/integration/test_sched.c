@@ -538,6 +538,25 @@ static int setup(void)
   return 0;
 }
 
+/* `mlopsd -c A ARGS` exits WANT and its output has HAS1 and HAS2 but not
+ * LACKS (each NULL: not looked at); a failure names the command. */
+static void cli_says(const char *args, int want, const char *has1,
+                     const char *has2, const char *lacks)
+{
+  char *out = NULL;
+  int rc = cli(&out, g_cfg_a, "%s", args);
+  if (rc != want)
+    check_fail_at(__FILE__, __LINE__, "mlopsd %s: exit %d, want %d", args,
+                  rc, want);
+  if ((has1 || has2 || lacks) &&
+      !(out && (!has1 || strstr(out, has1)) && (!has2 || strstr(out, has2)) &&
+        (!lacks || !strstr(out, lacks))))
+    check_fail_at(__FILE__, __LINE__, "mlopsd %s: want \"%s\", \"%s\" and "
+                  "not \"%s\" in %.500s", args, has1 ? has1 : "",
+                  has2 ? has2 : "", lacks ? lacks : "", out ? out : "");
+  free(out);
+}
+
 /* ---- phase 1: before the daemon ------------------------------------------ */
 
 TEST(cli_offline)
@@ -1089,47 +1108,31 @@ TEST(cli_with_runs)
     n++;
   CHECK_EQ_INT(n, 5);
   free(out);
-  CHECK_EQ_INT(cli(&out, g_cfg_a, "logs '%s' flaky --try 1", r_retry_ok), 0);
-  CHECK(out && strstr(out, "--- flaky try 1 ---") &&
-        strstr(out, "stderr| first") && !strstr(out, "stdout| second"));
-  free(out);
-  CHECK_EQ_INT(cli(&out, g_cfg_a, "logs '%s'", r_retry_ok), 0);
-  CHECK(out && strstr(out, "try 1") && strstr(out, "try 2: success"));
-  free(out);
-  CHECK_EQ_INT(cli(&out, g_cfg_a, "logs '%s' nope", r_retry_ok), 1);
-  free(out);
-  CHECK_EQ_INT(cli(&out, g_cfg_a, "dags list --limit 3"), 0);
-  CHECK(out && strstr(out, "it_catchup_false") && strstr(out, "--after"));
-  free(out);
-  CHECK_EQ_INT(cli(&out, g_cfg_a, "dags list --after it_paused"), 0);
-  CHECK(out && strstr(out, "it_retry_ok") && !strstr(out, "it_fan"));
-  free(out);
+  char args[300];
+  snprintf(args, sizeof(args), "logs '%s' flaky --try 1", r_retry_ok);
+  cli_says(args, 0, "--- flaky try 1 ---", "stderr| first", "stdout| second");
+  snprintf(args, sizeof(args), "logs '%s'", r_retry_ok);
+  cli_says(args, 0, "try 1", "try 2: success", NULL);
+  snprintf(args, sizeof(args), "logs '%s' nope", r_retry_ok);
+  cli_says(args, 1, NULL, NULL, NULL);
+  cli_says("dags list --limit 3", 0, "it_catchup_false", "--after", NULL);
+  cli_says("dags list --after it_paused", 0, "it_retry_ok", NULL, "it_fan");
   /* trigger --wait follows the run and exits with its outcome. */
-  CHECK_EQ_INT(cli(&out, g_cfg_a,
-                   "dags trigger it_fan --date 2025-06-01 --wait --timeout "
-                   "120"),
-               0);
-  CHECK(out && strstr(out, "  e ") && strstr(out, ": success"));
-  free(out);
-  CHECK_EQ_INT(cli(&out, g_cfg_a,
-                   "dags trigger it_retry_exhaust --date 2025-06-01 --wait "
-                   "--timeout 120"),
-               1);
-  CHECK(out && strstr(out, "up_for_retry") && strstr(out, ": failed"));
-  free(out);
-  CHECK_EQ_INT(cli(&out, g_cfg_a, "dags trigger it_fan --date 2025-06-01"),
-               1);
-  CHECK(out && strstr(out, "already has a run"));
-  free(out);
+  cli_says("dags trigger it_fan --date 2025-06-01 --wait --timeout 120", 0,
+           "  e ", ": success", NULL);
+  cli_says("dags trigger it_retry_exhaust --date 2025-06-01 --wait "
+           "--timeout 120",
+           1, "up_for_retry", ": failed", NULL);
+  cli_says("dags trigger it_fan --date 2025-06-01", 1, "already has a run",
+           NULL, NULL);
   /* dags test next to a running daemon: runs in the CLI only. */
   char path[700];
   snprintf(path, sizeof(path), "%s/fan.txt", g_work);
   char *t = read_text(path);
   int before_lines = fx_count_lines(t);
   free(t);
-  CHECK_EQ_INT(cli(&out, g_cfg_a, "dags test it_fan --date 2025-07-01"), 0);
-  CHECK(out && strstr(out, "=== e: success"));
-  free(out);
+  cli_says("dags test it_fan --date 2025-07-01", 0, "=== e: success", NULL,
+           NULL);
   fx_msleep(1500); /* a daemon that wrongly picked tasks up would show now */
   t = read_text(path);
   CHECK_EQ_INT(fx_count_lines(t), before_lines + 5);
@@ -1143,13 +1146,11 @@ TEST(cli_with_runs)
                      "run_type = 'manual' AND external_trigger = 1",
                      NULL, 0),
                1);
-  CHECK_EQ_INT(cli(&out, g_cfg_a, "dags test it_rules --date 2025-07-01"), 1);
-  CHECK(out && strstr(out, "=== r_cascade: upstream_failed"));
-  free(out);
+  cli_says("dags test it_rules --date 2025-07-01", 1,
+           "=== r_cascade: upstream_failed", NULL, NULL);
   /* Again on the same date: replaces the finished test run. */
-  CHECK_EQ_INT(cli(&out, g_cfg_a, "dags test it_fan --date 2025-07-01"), 0);
-  CHECK(out && strstr(out, "replacing run"));
-  free(out);
+  cli_says("dags test it_fan --date 2025-07-01", 0, "replacing run", NULL,
+           NULL);
 }
 
 TEST(dags_test_killed)
