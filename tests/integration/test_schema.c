@@ -391,19 +391,37 @@ TEST(bad_config_and_usage)
   CHECK_EQ_INT(r.rc, 2);
 }
 
+/* A private copy of the tree's sql/SUB files NAMES (NULL-terminated) in
+ * tmpdir/SUB, whose path goes to DIR; 0, or -1 with a failed check naming
+ * the step. */
+static int copy_into(const char *sub, const char *const *names, char *dir,
+                     size_t cap)
+{
+  char from[700], to[700];
+  snprintf(dir, cap, "%s/%s", tmpdir, sub);
+  if (mkdir(dir, 0755) != 0) {
+    check_fail_at(__FILE__, __LINE__, "mkdir %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  for (size_t i = 0; names[i]; i++) {
+    snprintf(from, sizeof(from), "%s/sql/%s/%s", src, sub, names[i]);
+    snprintf(to, sizeof(to), "%s/%s", dir, names[i]);
+    if (!copy_file(from, to)) {
+      check_fail_at(__FILE__, __LINE__, "cannot copy %s to %s", from, to);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 TEST(migration_dir_changes)
 {
   /* A private copy of the migrations, selected by MLOPSD_SQL_DIR and by
    * --sql-dir (which wins). */
   char dir[300], from[700], to[700];
-  snprintf(dir, sizeof(dir), "%s/migrations", tmpdir);
-  REQUIRE(mkdir(dir, 0755) == 0);
-  const char *names[] = {"001_course_tables.sql", "002_mlopsd_tables.sql"};
-  for (int i = 0; i < 2; i++) {
-    snprintf(from, sizeof(from), "%s/sql/migrations/%s", src, names[i]);
-    snprintf(to, sizeof(to), "%s/%s", dir, names[i]);
-    REQUIRE(copy_file(from, to));
-  }
+  static const char *const names[] = {"001_course_tables.sql",
+                                      "002_mlopsd_tables.sql", NULL};
+  REQUIRE(copy_into("migrations", names, dir, sizeof(dir)) == 0);
   char envdir[400];
   snprintf(envdir, sizeof(envdir), "MLOPSD_SQL_DIR=%s", dir);
   const char *env[] = {"MLOPSD_DATABASE_NAME=" DB_CK, envdir, NULL};
@@ -484,14 +502,9 @@ TEST(seed_bad_csv)
   REQUIRE(r.rc == 0);
 
   char dir[300], from[700], to[700];
-  snprintf(dir, sizeof(dir), "%s/data", tmpdir);
-  REQUIRE(mkdir(dir, 0755) == 0);
-  const char *files[] = {"customer_info.csv", "credit_score.csv"};
-  for (int i = 0; i < 2; i++) {
-    snprintf(from, sizeof(from), "%s/sql/data/%s", src, files[i]);
-    snprintf(to, sizeof(to), "%s/%s", dir, files[i]);
-    REQUIRE(copy_file(from, to));
-  }
+  static const char *const files[] = {"customer_info.csv", "credit_score.csv",
+                                      NULL};
+  REQUIRE(copy_into("data", files, dir, sizeof(dir)) == 0);
   const char *seed[] = {"db", "seed", "--dir", dir, NULL};
   mlopsd(&r, env, seed); /* third file missing: nothing loads */
   CHECK_EQ_INT(r.rc, 1);
