@@ -99,13 +99,43 @@ static struct registry_draft *begin(struct registry *r, const char *model)
   return d;
 }
 
+/* fresh(SUB) where model m has versions 1..N, version i holding the
+ * meta.json text METAS[i - 1]; a failed check per version not added;
+ * NULL (a failed check) when the registry does not open. */
+static struct registry *fresh_with(const char *sub, const char *const *metas,
+                                   int n)
+{
+  struct registry *r = fresh(sub);
+  if (!r) {
+    check_fail_at(__FILE__, __LINE__, "no registry %s", sub);
+    return NULL;
+  }
+  for (int i = 0; i < n; i++)
+    if (add_version(r, "m", metas[i]) != i + 1)
+      check_fail_at(__FILE__, __LINE__, "%s: m version %d not added", sub,
+                    i + 1);
+  return r;
+}
+
+/* fresh(SUB) and a draft of MODEL begun in it: the draft (*r set), or
+ * NULL after a failed check (*r NULL when the registry did not open). */
+static struct registry_draft *fresh_draft(const char *sub, const char *model,
+                                          struct registry **r)
+{
+  *r = fresh(sub);
+  if (!*r) {
+    check_fail_at(__FILE__, __LINE__, "no registry %s", sub);
+    return NULL;
+  }
+  return begin(*r, model);
+}
+
 TEST(layout)
 {
-  struct registry *r = fresh("layout");
-  REQUIRE(r);
-  struct err e = {0};
-  struct registry_draft *d = begin(r, "credit");
+  struct registry *r;
+  struct registry_draft *d = fresh_draft("layout", "credit", &r);
   REQUIRE(d);
+  struct err e = {0};
   const char *files[] = {"model.ubj", "preprocess.json", "meta.json",
                          "reference.json"};
   for (int i = 0; i < 4; i++) {
@@ -316,10 +346,10 @@ TEST(concurrent_threads)
 
 TEST(kill_during_write)
 {
-  struct registry *r = fresh("kill");
+  static const char *const metas[] = {"{\"w\": 0, \"k\": 0}",
+                                      "{\"w\": 0, \"k\": 1}"};
+  struct registry *r = fresh_with("kill", metas, 2);
   REQUIRE(r);
-  CHECK_EQ_INT(add_version(r, "m", "{\"w\": 0, \"k\": 0}"), 1);
-  CHECK_EQ_INT(add_version(r, "m", "{\"w\": 0, \"k\": 1}"), 2);
   int pfd[2];
   REQUIRE(pipe(pfd) == 0);
   pid_t pid = fork();
@@ -388,10 +418,10 @@ TEST(kill_during_write)
 
 TEST(stale_drafts_cleaned_live_kept)
 {
-  struct registry *r = fresh("stale");
+  static const char *const metas[] = {"{}"};
+  struct registry *r = fresh_with("stale", metas, 1);
   REQUIRE(r);
   struct err e = {0};
-  CHECK_EQ_INT(add_version(r, "m", "{}"), 1);
   char tdir[4096], p[4200];
   snprintf(tdir, sizeof(tdir), "%s/stale/m/tmp", fx_tmp());
   /* an orphan draft dir (no lock file) and a lock file nobody holds */
@@ -421,11 +451,10 @@ TEST(stale_drafts_cleaned_live_kept)
 
 TEST(draft_with_subdir_refused)
 {
-  struct registry *r = fresh("subdir");
-  REQUIRE(r);
-  struct err e = {0};
-  struct registry_draft *d = begin(r, "m");
+  struct registry *r;
+  struct registry_draft *d = fresh_draft("subdir", "m", &r);
   REQUIRE(d);
+  struct err e = {0};
   char p[4200];
   snprintf(p, sizeof(p), "%s/nested", registry_draft_dir(d));
   CHECK_EQ_INT(mkdir(p, 0755), 0);
@@ -491,12 +520,13 @@ TEST(escaping_names_rejected)
 
 TEST(corrupt_meta_other_versions_ok)
 {
-  struct registry *r = fresh("corrupt");
+  /* version 2's meta.json is cut short */
+  static const char *const metas[] = {"{\"w\": 0, \"k\": 0}",
+                                      "{\"w\": 0, \"k\": 1, \"metr",
+                                      "{\"w\": 0, \"k\": 2}"};
+  struct registry *r = fresh_with("corrupt", metas, 3);
   REQUIRE(r);
   struct err e = {0};
-  CHECK_EQ_INT(add_version(r, "m", "{\"w\": 0, \"k\": 0}"), 1);
-  CHECK_EQ_INT(add_version(r, "m", "{\"w\": 0, \"k\": 1, \"metr"), 2);
-  CHECK_EQ_INT(add_version(r, "m", "{\"w\": 0, \"k\": 2}"), 3);
   cJSON *m = NULL;
   CHECK_EQ_INT(registry_read_meta(r, "m", 2, &m, &e), ERR_PARSE);
   CHECK(m == NULL);
