@@ -275,12 +275,16 @@ static int open_registry(const struct cfg *c, const char *cmd,
   return CLI_OK;
 }
 
-/* Load the configuration into *c and open its registry (*reg, closed by
- * the caller with registry_close).  CLI_OK or the printed failure's code;
- * nothing is open on failure. */
+/* Load the configuration into *c (c NULL: the caller needs only the
+ * registry) and open its registry (*reg, closed by the caller with
+ * registry_close).  CLI_OK or the printed failure's code; nothing is open
+ * on failure. */
 static int open_cfg_registry(struct cfg *c, const char *cmd,
                              struct registry **reg)
 {
+  struct cfg own;
+  if (!c)
+    c = &own;
   int rc = cli_load_config(c);
   if (rc != CLI_OK)
     return rc;
@@ -393,9 +397,8 @@ static int models_list(int argc, char **argv)
       return usage_err("models list", "models list",
                        "unexpected argument '%s'", argv[i]);
   }
-  struct cfg c;
   struct registry *reg;
-  int rc = open_cfg_registry(&c, "models list", &reg);
+  int rc = open_cfg_registry(NULL, "models list", &reg);
   if (rc != CLI_OK)
     return rc;
   struct err e = {0};
@@ -484,6 +487,13 @@ static const char *jstr(const cJSON *o, const char *k)
   return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* jstr, or def when the string is not there. */
+static const char *jstr_or(const cJSON *o, const char *k, const char *def)
+{
+  const char *v = jstr(o, k);
+  return v ? v : def;
+}
+
 static double jnum(const cJSON *o, const char *k)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -532,7 +542,7 @@ static void show_importance(const cJSON *meta)
     return;
   }
   printf("importance     mean |SHAP| on %.0f %s rows (share of gain)\n",
-         jnum(imp, "rows"), jstr(imp, "split") ? jstr(imp, "split") : "?");
+         jnum(imp, "rows"), jstr_or(imp, "split", "?"));
   int n = cJSON_GetArraySize(fields), shown = 0;
   const cJSON *f;
   cJSON_ArrayForEach(f, fields)
@@ -540,7 +550,7 @@ static void show_importance(const cJSON *meta)
     if (shown++ == 10)
       break;
     printf("  %-28s %10.4f  (%4.1f%%)\n",
-           jstr(f, "field") ? jstr(f, "field") : "?",
+           jstr_or(f, "field", "?"),
            jnum(f, "mean_abs_shap"), 100 * jnum(f, "gain_share"));
   }
   if (n > 10)
@@ -570,9 +580,8 @@ static int models_show(int argc, char **argv)
   char why[300];
   if (parse_ref(refs, &r, why, sizeof(why)))
     return usage_err("models show", "models show", "%s", why);
-  struct cfg c;
   struct registry *reg;
-  int rc = open_cfg_registry(&c, "models show", &reg);
+  int rc = open_cfg_registry(NULL, "models show", &reg);
   if (rc != CLI_OK)
     return rc;
   struct err e = {0};
@@ -611,32 +620,24 @@ static int models_show(int argc, char **argv)
     printf("model          %s\n", r.name);
     printf("version        %d%s\n", v,
            prod == v ? "  (production)" : prod ? "" : "  (nothing deployed)");
-    printf("created        %s\n", jstr(meta, "creation_time")
-                                      ? jstr(meta, "creation_time")
-                                      : "?");
-    printf("logical date   %s\n", jstr(meta, "logical_date")
-                                      ? jstr(meta, "logical_date")
-                                      : "?");
+    printf("created        %s\n", jstr_or(meta, "creation_time", "?"));
+    printf("logical date   %s\n", jstr_or(meta, "logical_date", "?"));
     printf("dag run        %s / %s\n",
-           jstr(meta, "dag_id") ? jstr(meta, "dag_id") : "-",
-           jstr(meta, "dag_run_id") ? jstr(meta, "dag_run_id") : "-");
+           jstr_or(meta, "dag_id", "-"),
+           jstr_or(meta, "dag_run_id", "-"));
     printf("rows           %.0f (train %.0f, validation %.0f",
            jnum(meta, "training_rows"), jnum(meta, "train_rows"),
            jnum(meta, "val_rows"));
     if (jnum(meta, "gate_rows") > 0)
       printf(", gate %.0f", jnum(meta, "gate_rows"));
     printf(")\n");
-    printf("data sha256    %s\n", jstr(meta, "data_sha256")
-                                      ? jstr(meta, "data_sha256")
-                                      : "?");
+    printf("data sha256    %s\n", jstr_or(meta, "data_sha256", "?"));
     printf("spec           %s (sha256 %s)\n",
-           jstr(meta, "spec_path") ? jstr(meta, "spec_path") : "?",
-           jstr(meta, "spec_sha256") ? jstr(meta, "spec_sha256") : "?");
-    printf("xgboost        %s\n", jstr(meta, "xgboost_version")
-                                      ? jstr(meta, "xgboost_version")
-                                      : "?");
+           jstr_or(meta, "spec_path", "?"),
+           jstr_or(meta, "spec_sha256", "?"));
+    printf("xgboost        %s\n", jstr_or(meta, "xgboost_version", "?"));
     printf("best run       %s (trial %.0f of %.0f)\n",
-           jstr(meta, "best_run") ? jstr(meta, "best_run") : "?",
+           jstr_or(meta, "best_run", "?"),
            jnum(cJSON_GetObjectItemCaseSensitive(meta, "selection"),
                 "trial"),
            jnum(meta, "trial_count"));
@@ -939,6 +940,16 @@ static int fmt_of(const char *name, const char *path, enum bscore_format *f)
   return 0;
 }
 
+/* predict's NAME[:VERSION|@ALIAS] into *r (a usage error if bad), then
+ * the configuration into *c.  CLI_OK or the printed answer's code. */
+static int predict_ref_cfg(const char *refs, struct ref *r, struct cfg *c)
+{
+  char why[600] = "";
+  if (parse_ref(refs, r, why, sizeof(why)))
+    return usage_err("predict", "predict", "%s", why);
+  return cli_load_config(c);
+}
+
 /* predict --input: stream any number of records (bscore.h). */
 static int predict_stream(const char *refs, const char *input,
                           const char *format, const char *output,
@@ -946,14 +957,11 @@ static int predict_stream(const char *refs, const char *input,
 {
   enum bscore_format fin, fout;
   struct ref r;
-  char why[600] = "";
   if (fmt_of(format, input, &fin) || fmt_of(oformat, output, &fout))
     return usage_err("predict", "predict",
                      "--format and --output-format take jsonl or csv");
-  if (parse_ref(refs, &r, why, sizeof(why)))
-    return usage_err("predict", "predict", "%s", why);
   struct cfg c;
-  int rc = cli_load_config(&c);
+  int rc = predict_ref_cfg(refs, &r, &c);
   if (rc != CLI_OK)
     return rc;
   struct registry *reg = NULL;
@@ -1065,11 +1073,8 @@ int cli_predict(int argc, char **argv)
     return usage_err("predict", "predict",
                      "give exactly one of --json JSON and --file FILE");
   struct ref r;
-  char why[600] = "";
-  if (parse_ref(refs, &r, why, sizeof(why)))
-    return usage_err("predict", "predict", "%s", why);
   struct cfg c;
-  int rc = cli_load_config(&c);
+  int rc = predict_ref_cfg(refs, &r, &c);
   if (rc != CLI_OK)
     return rc;
   long cap = c.server_max_body_bytes > 0 ? c.server_max_body_bytes
