@@ -502,62 +502,64 @@ TEST(t_swap_under_readers)
 
 /* ---- set-up ------------------------------------------------------------ */
 
-static int setup(void)
+/* The specs and the registry versions the scenarios use: NULL, or the step
+ * that failed. */
+static const char *setup(void)
 {
   struct err e = {0};
   char path[600];
   snprintf(g_specs, sizeof(g_specs), "%s/specs", fx_tmp());
   snprintf(g_regdir, sizeof(g_regdir), "%s/registry", fx_tmp());
   if (mkdir(g_specs, 0755))
-    return -1;
+    return "mkdir specs";
   snprintf(path, sizeof(path), "%s/m.yaml", g_specs);
   if (fx_write_text(path, SPEC_M))
-    return -1;
+    return "write specs/m.yaml";
   char other[600];
   snprintf(other, sizeof(other), "%s/other.yaml", g_specs);
   if (fx_write_text(other, SPEC_OTHER))
-    return -1;
+    return "write specs/other.yaml";
   if (registry_open(g_regdir, &g_reg, &e)) {
     fprintf(stderr, "registry_open: %s\n", e.msg);
-    return -1;
+    return "registry_open";
   }
   g_v1 = make_version("m", path, 1, 2);
   g_v2 = make_version("m", path, 4, 20);
   g_vbad = make_version("m", path, 2, 3);
   g_vnomodel = make_version("m", path, 2, 3);
   if (g_v1 < 0 || g_v2 < 0 || g_vbad < 0 || g_vnomodel < 0)
-    return -1;
+    return "train the four versions";
   /* corrupt: model.ubj truncated to half; missing: model.ubj removed */
   char mp[REGISTRY_PATH_MAX];
   size_t len = 0;
   if (registry_path(g_reg, "m", g_vbad, "model.ubj", mp, sizeof(mp), &e))
-    return -1;
+    return "path of the bad version's model.ubj";
   char *ubj = fx_read_file(mp, &len);
   if (!ubj || truncate(mp, (off_t)(len / 2))) {
     free(ubj);
-    return -1;
+    return "truncate the bad version's model.ubj";
   }
   free(ubj);
   if (registry_path(g_reg, "m", g_vnomodel, "model.ubj", mp, sizeof(mp),
                     &e) ||
       unlink(mp))
-    return -1;
+    return "remove the model-less version's model.ubj";
   /* what each version answers for g_row, straight from the files */
   struct serving_model *m = NULL;
   if (set_production("m", g_v1) ||
       serving_model_load(g_reg, g_specs, "m", g_v1, &m, &e))
-    return -1;
+    return "load version 1";
   g_p1 = predict_row(m);
   serving_release(m);
   if (serving_model_load(g_reg, g_specs, "m", g_v2, &m, &e))
-    return -1;
+    return "load version 2";
   g_p2 = predict_row(m);
   serving_release(m);
   if (!(fabsf(g_p1 - g_p2) > 1e-4f)) {
     fprintf(stderr, "setup: v1 and v2 answer alike (%g, %g)\n", g_p1, g_p2);
-    return -1;
+    return "two versions that answer apart";
   }
-  return 0;
+  return NULL;
 }
 
 /* Wait until the shadow of name is version want (0: none). */
@@ -629,8 +631,9 @@ TEST(t_shadow)
 int main(void)
 {
   log_set_level(LOG_ERROR);
-  if (!fx_tmp() || setup()) {
-    fprintf(stderr, "test_serving: set-up failed\n");
+  const char *failed = fx_tmp() ? setup() : "a temporary directory";
+  if (failed) {
+    fprintf(stderr, "test_serving: set-up failed: %s\n", failed);
     return 1;
   }
   RUN(t_publish_acquire);
