@@ -746,10 +746,10 @@ TEST(metrics_counts_requests)
   site_close(&s);
 }
 
+/* http_stop on a thread of its own: the server, and what the stop gave. */
 struct stopper {
   struct http *srv;
   enum err_code rc;
-  bool done;
 };
 
 static void *stop_main(void *arg)
@@ -790,7 +790,7 @@ TEST(graceful_stop_finishes_in_flight)
     pthread_cond_wait(&g_slow.cv, &g_slow.mu);
   pthread_mutex_unlock(&g_slow.mu);
 
-  struct stopper st = {s.srv, ERR_INTERNAL, false};
+  struct stopper st = {s.srv, ERR_INTERNAL};
   pthread_create(&ts, NULL, stop_main, &st);
   /* wait until new connections are refused: the stop has begun */
   bool refused = false;
