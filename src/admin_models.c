@@ -64,6 +64,18 @@ static int model_missing(struct admin *a, struct http_resp *resp,
   return 0;
 }
 
+/* model_missing for the handlers that need only the check, not the
+ * versions. */
+static int model_unknown(struct admin *a, struct http_resp *resp,
+                         const char *name)
+{
+  int *vs = NULL;
+  size_t nv = 0;
+  int r = model_missing(a, resp, name, &vs, &nv);
+  free(vs);
+  return r;
+}
+
 /* The version served now for name (0 if none or no serving set). */
 static int served_version(struct admin *a, const char *name)
 {
@@ -352,12 +364,9 @@ static void h_trials(struct admin_call *x)
   struct http_resp *resp = x->resp;
   const char *name = http_req_param(req, "name");
   int64_t v;
-  int *vs = NULL;
-  size_t nv = 0;
   struct err e = {0};
-  if (model_missing(a, resp, name, &vs, &nv))
+  if (model_unknown(a, resp, name))
     return;
-  free(vs);
   if (admin_parse_i64(http_req_param(req, "version"), 1, INT_MAX, &v) ||
       !registry_version_exists(a->reg, name, (int)v)) {
     admin_fail(resp, 404, "version not found", "model '%s' has no version '%s'",
@@ -532,12 +541,10 @@ static int shadow_compare(struct admin_call *x, const char *name,
                           struct compare_result *r)
 {
   struct admin *a = x->a;
-  int *vs = NULL, prod, sh;
-  size_t nv = 0;
+  int prod, sh;
   struct err e = {0};
-  if (model_missing(a, x->resp, name, &vs, &nv))
+  if (model_unknown(a, x->resp, name))
     return -1;
-  free(vs);
   if (compare_versions(a->reg, name, &prod, &sh, &e) != ERR_OK) {
     admin_fail(x->resp, 409, "no shadow challenger", "%s", e.msg);
     return -1;
@@ -600,8 +607,7 @@ static void h_promote(struct admin_call *x)
   struct http_req *req = x->req;
   struct http_resp *resp = x->resp;
   const char *name = http_req_param(req, "name");
-  int *vs = NULL, prod = 0;
-  size_t nv = 0;
+  int prod = 0;
   int64_t v;
   struct err e = {0};
   char why[1024];
@@ -623,9 +629,8 @@ static void h_promote(struct admin_call *x)
                   "expected {\"version\": N} with N a version number");
     return;
   }
-  if (model_missing(a, resp, name, &vs, &nv))
+  if (model_unknown(a, resp, name))
     return;
-  free(vs);
   if (!registry_version_exists(a->reg, name, (int)v)) {
     admin_fail(resp, 404, "version not found", "model '%s' has no version %lld",
                name, (long long)v);
@@ -652,8 +657,7 @@ static void h_rollback(struct admin_call *x)
   struct http_req *req = x->req;
   struct http_resp *resp = x->resp;
   const char *name = http_req_param(req, "name");
-  int *vs = NULL, cur = 0, prev = 0, now = 0;
-  size_t nv = 0;
+  int cur = 0, prev = 0, now = 0;
   struct err e = {0};
   char why[1024];
   cJSON *b = admin_body_object(req, resp);
@@ -661,9 +665,8 @@ static void h_rollback(struct admin_call *x)
     return;
   body_reason(b, "rolled back through the admin API", why, sizeof(why));
   cJSON_Delete(b);
-  if (model_missing(a, resp, name, &vs, &nv))
+  if (model_unknown(a, resp, name))
     return;
-  free(vs);
   if (db_reachable(x))
     return;
   enum err_code rc = pipeline_previous_version(a->db, name, REGISTRY_PRODUCTION,
@@ -707,14 +710,11 @@ static void h_drift(struct admin_call *x)
   struct http_req *req = x->req;
   struct http_resp *resp = x->resp;
   const char *name = http_req_param(req, "name");
-  int *vs = NULL;
-  size_t nv = 0;
   struct admin_page pg = {0};
   if (admin_page_args(req, resp, 100, ADMIN_LIMIT_MAX, &pg) < 0)
     return;
-  if (model_missing(a, resp, name, &vs, &nv))
+  if (model_unknown(a, resp, name))
     return;
-  free(vs);
   struct db_conn *c = admin_conn(x);
   if (!c)
     return;
