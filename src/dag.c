@@ -29,6 +29,7 @@
 #include <yaml.h>
 
 #include "mlopsd/fsx.h"
+#include "mlopsd/hash.h"
 #include "mlopsd/sqlsplit.h"
 #include "mlopsd/task.h"
 #include "mlopsd/tmpl.h"
@@ -126,16 +127,6 @@ void dag_destroy(struct dag *d)
 
 /* ------------------------------------------------------------------ */
 /* files                                                               */
-
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
-{
-  const unsigned char *s = p;
-  for (size_t i = 0; i < n; i++) {
-    h ^= s[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 /* Read a regular file whole, at most cap bytes, with the stat taken
  * before the read (a change after it shows as a newer file next scan,
@@ -712,8 +703,8 @@ static enum err_code load_file_field(struct loader *L, const struct names *nm,
   if (rc != ERR_OK)
     return dagy_fail_at(L, MARK(n), rc == ERR_NOMEM ? rc : ERR_PARSE,
                         "%s: %s: %s", ctx, f->name, fe.msg);
-  L->d->hash = fnv1a(L->d->hash, "\0", 1);
-  L->d->hash = fnv1a(L->d->hash, t->file_text, len);
+  L->d->hash = hash_fnv1a_more(L->d->hash, "\0", 1);
+  L->d->hash = hash_fnv1a_more(L->d->hash, t->file_text, len);
   if ((rc = add_source(L, t->file_path, &st)) != ERR_OK)
     return rc;
   char fctx[400];
@@ -1360,7 +1351,7 @@ enum err_code dag_load_file(const char *path, struct dag **out,
   d->max_active_runs = 16;
   d->default_args.retry_delay_s = 300;
   d->default_args.max_retry_delay_s = 86400;
-  d->hash = fnv1a(1469598103934665603ull, L.text, L.len);
+  d->hash = hash_fnv1a(L.text, L.len);
   if ((rc = add_source(&L, path, &st)) != ERR_OK)
     goto out;
 

@@ -18,6 +18,7 @@
 
 #include "mlopsd/calib.h"
 #include "mlopsd/db.h"
+#include "mlopsd/hash.h"
 #include "mlopsd/fstore.h"
 #include "mlopsd/fsx.h"
 #include "mlopsd/model.h"
@@ -73,12 +74,7 @@ static const char *split_unit(const struct spec *sp,
  * then never fitted on by the production version either. */
 static double split_hash01(uint64_t seed, uint64_t salt, const char *u)
 {
-  uint64_t h = 1469598103934665603ULL;
-  for (const unsigned char *p = (const unsigned char *)u; *p; p++) {
-    h ^= *p;
-    h *= 1099511628211ULL;
-  }
-  uint64_t st = h ^ (seed * 0x9E3779B97F4A7C15ULL) ^ salt;
+  uint64_t st = hash_fnv1a(u, strlen(u)) ^ (seed * 0x9E3779B97F4A7C15ULL) ^ salt;
   return (double)(prep_splitmix64(&st) >> 11) * 0x1.0p-53;
 }
 

@@ -29,6 +29,7 @@
 
 #include "mlopsd/cfg.h"
 #include "mlopsd/cron.h"
+#include "mlopsd/hash.h"
 #include "mlopsd/log.h"
 #include "mlopsd/queue.h"
 #include "mlopsd/task.h"
@@ -79,16 +80,6 @@ static void now_utc_micro(char out[27])
            (unsigned)(ts.tv_nsec / 1000) % 1000000u);
 }
 
-static uint64_t fnv1a(const char *s)
-{
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++) {
-    h ^= (unsigned char)*s;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
 void sched_run_id(const char *dag_id, const char *type,
                   const struct cron_tz *tz, time_t t, char *out, size_t cap)
 {
@@ -105,7 +96,8 @@ void sched_run_id(const char *dag_id, const char *type,
   if (keep < 1)
     keep = 1;
   snprintf(out, cap, "%.*s-h%016llx__%s__%s", keep, dag_id,
-           (unsigned long long)fnv1a(dag_id), type, iso);
+           (unsigned long long)hash_fnv1a(dag_id, strlen(dag_id)), type,
+           iso);
 }
 
 static int digits(const char *s, int n)

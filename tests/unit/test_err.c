@@ -70,6 +70,12 @@ TEST(fnv1a_values)
   /* bytes above 0x7f are taken unsigned (no sign extension) */
   CHECK(hash_fnv1a("\xff", 1) == ((1469598103934665603ULL ^ 0xffULL) *
                                   1099511628211ULL));
+  /* a running hash over pieces is the hash of the whole (dag.c hashes a
+   * DAG file and then its SQL files this way) */
+  CHECK(hash_fnv1a_more(hash_fnv1a("foo", 3), "bar", 3) ==
+        0x88fad7c0a8ff07f2ULL);
+  CHECK(hash_fnv1a_more(HASH_FNV1A_START, "foobar", 6) ==
+        hash_fnv1a("foobar", 6));
 }
 
 int main(void)
