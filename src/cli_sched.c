@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,38 +425,49 @@ struct dag_args {
   long timeout_s;
 };
 
+/* The options that take a string value: flag, the set it belongs to,
+ * the usage answer when its value is missing, and where it goes. */
+static const struct dag_str_opt {
+  const char *flag;
+  unsigned takes;
+  const char *bad;
+  size_t off;
+} DAG_STR_OPTS[] = {
+    {"--date", DA_DATE, "--date needs YYYY-MM-DD",
+     offsetof(struct dag_args, date)},
+    {"--from", DA_RANGE, "--from needs YYYY-MM-DD",
+     offsetof(struct dag_args, from_s)},
+    {"--to", DA_RANGE, "--to needs YYYY-MM-DD",
+     offsetof(struct dag_args, to_s)},
+    {"--conf", DA_WAIT, "--conf needs a JSON object",
+     offsetof(struct dag_args, conf_text)},
+};
+
 /* One option of the set `takes` at argv[*i] into o: 1 taken (i moved
  * past its value), 0 not one of them, or -1 with *code the usage
  * answer's exit code (a value missing or bad). */
 static int dag_opt(int argc, char **argv, int *i, unsigned takes,
                    struct dag_args *o, int *code)
 {
-  const char *v = NULL, *a = argv[*i], *bad = NULL;
+  const char *v = NULL, *a = argv[*i];
   int r = 0;
-  if ((takes & DA_DATE) &&
-      (r = cli_sched_opt(argc, argv, i, "--date", &v)) != 0) {
-    bad = "--date needs YYYY-MM-DD";
-    o->date = v;
-  } else if ((takes & DA_RANGE) &&
-             (r = cli_sched_opt(argc, argv, i, "--from", &v)) != 0) {
-    bad = "--from needs YYYY-MM-DD";
-    o->from_s = v;
-  } else if ((takes & DA_RANGE) &&
-             (r = cli_sched_opt(argc, argv, i, "--to", &v)) != 0) {
-    bad = "--to needs YYYY-MM-DD";
-    o->to_s = v;
-  } else if ((takes & DA_WAIT) &&
-             (r = cli_sched_opt(argc, argv, i, "--conf", &v)) != 0) {
-    bad = "--conf needs a JSON object";
-    o->conf_text = v;
-  } else if ((takes & DA_WAIT) &&
-             (r = cli_sched_opt(argc, argv, i, "--timeout", &v)) != 0) {
+  for (size_t k = 0; k < sizeof(DAG_STR_OPTS) / sizeof(DAG_STR_OPTS[0]);
+       k++) {
+    const struct dag_str_opt *s = &DAG_STR_OPTS[k];
+    if (!(takes & s->takes) ||
+        (r = cli_sched_opt(argc, argv, i, s->flag, &v)) == 0)
+      continue;
+    *(const char **)((char *)o + s->off) = v;
+    if (r < 0)
+      *code = cli_sched_usage("dags", s->bad, NULL);
+    return r;
+  }
+  if ((takes & DA_WAIT) &&
+      (r = cli_sched_opt(argc, argv, i, "--timeout", &v)) != 0) {
     if (r > 0 && cli_parse_long(v, 1, 86400 * 30, &o->timeout_s))
       r = -1;
-    if (r < 0) {
+    if (r < 0)
       *code = cli_sched_usage("dags", "--timeout needs seconds", v);
-      return -1;
-    }
   } else if ((takes & DA_WAIT) && !strcmp(a, "--wait")) {
     o->wait = r = 1;
   } else if ((takes & DA_LOCAL) && !strcmp(a, "--local")) {
@@ -464,8 +476,6 @@ static int dag_opt(int argc, char **argv, int *i, unsigned takes,
              (!strcmp(a, "--verbose") || !strcmp(a, "-v"))) {
     o->verbose = r = 1;
   }
-  if (r < 0)
-    *code = cli_sched_usage("dags", bad, NULL);
   return r;
 }
 
