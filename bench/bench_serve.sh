@@ -52,6 +52,17 @@
 #                                             (default 60: predict single/16
 #                                             on the daemon after all runs
 #                                             above; its RSS at the end)
+#   BENCH_SERVE_ROUNDS=N                      repeat the runs on the first
+#       daemon (healthz16 healthz64 single16 single64 batch16 batch64
+#       healthz16b, those chosen) N times in turn, on the same daemon and
+#       MariaDB (default 1): issue 16's "alternating runs, medians" in one
+#       command.  Each round's lines follow a "--- round I of N ---" line;
+#       the summary then gives per round predict single's req/s, share of
+#       /healthz (same round), p50/p99, pace_ms, srv>5ms% and load, and
+#       the medians over the rounds (of the req/s, of the per-round
+#       shares, of the latencies and of the CPU per request and row).
+#       startup, sustained16, explain16 and the xgb runs still run once
+#       (after the rounds).  BENCH_SERVE_PERF profiles round 1 only.
 #   BENCH_SERVE_STARTS=N                      restarts of the startup run
 #                                             (default 10)
 #   BENCH_SERVE_FIGURES=FILE                  also append one key=value line
@@ -187,6 +198,14 @@ rss_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$DPID/status"; }
 
 ITEMS_OK=0
 declare -A SUM_RPS SUM_US SUM_DB SUM_RSS SUM_PEAK SUM_P99 SUM_LOAD
+# per round (key "ROUND|name conns"): the figures the rounds' summary needs
+ROUNDS=${BENCH_SERVE_ROUNDS:-1}
+case "$ROUNDS" in ''|*[!0-9]*|0)
+  echo "bench_serve: BENCH_SERVE_ROUNDS=$ROUNDS: expected a whole number >= 1" >&2
+  exit 1 ;;
+esac
+ROUND=1
+declare -A R_RPS R_P50 R_P99 R_US R_DB R_PACE R_SLOW R_LOAD
 printf '%-16s %5s %7s %7s %7s %7s %6s %6s %6s %6s %6s %8s %6s %6s %8s %7s %6s %6s %5s\n' \
   run conns req/s items/s p50_ms p99_ms non2xx us/req wrk_us rss_MB peak_MB \
   log_rows db_us/row drain_s sustained pace_ms waits 'srv>5ms%' load
@@ -253,6 +272,11 @@ run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
     SUM_RSS[$name$c]=$(( $(rss_kb VmRSS) / 1024 )); SUM_PEAK[$name$c]=$(( $(rss_kb VmHWM) / 1024 ))
     SUM_P99[$name$c]=$p99; SUM_LOAD[$name$c]=$load
   fi
+  if [ -z "${R_RPS[$ROUND|$name$c]:-}" ] || [ "$name" != healthz ]; then
+    local rk="$ROUND|$name$c"
+    R_RPS[$rk]=${rps:-0}; R_P50[$rk]=$p50; R_P99[$rk]=$p99; R_US[$rk]=$cpu
+    R_DB[$rk]=$dbus; R_PACE[$rk]=$pace; R_SLOW[$rk]=$sl; R_LOAD[$rk]=$load
+  fi
   # a look inside the daemon after the run (e.g. copy /proc/$DPID/smaps)
   [ -n "${BENCH_SERVE_AFTER:-}" ] && RUN_NAME="$name$c" DPID=$DPID \
     bash -c "$BENCH_SERVE_AFTER" >&2
@@ -263,7 +287,8 @@ run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
   echo "run=$key$c rps=${rps:-0} items_s=$(awk -v r="${rps:-0}" -v p="$per" \
     'BEGIN{printf "%.0f", r * (p ? p : 1)}') p50_ms=$p50 p99_ms=$p99 \
 non2xx=${non:-0} rss_mb=$(( $(rss_kb VmRSS) / 1024 )) \
-peak_mb=$(( $(rss_kb VmHWM) / 1024 )) load=$load" >>"$FIGURES"
+peak_mb=$(( $(rss_kb VmHWM) / 1024 )) load=$load\
+$([ "$ROUNDS" -gt 1 ] && echo " round=$ROUND")" >>"$FIGURES"
 }
 
 # startup N: start the daemon N times; seconds from the start to the first
@@ -297,9 +322,13 @@ startup() {
 FIGURES=${BENCH_SERVE_FIGURES:-/dev/null}
 want startup && startup "${BENCH_SERVE_STARTS:-10}"
 start_daemon
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+[ "$ROUNDS" -gt 1 ] && echo "--- round $ROUND of $ROUNDS ---"
 want healthz16 && run healthz 16 /healthz - 0
 want healthz64 && run healthz 64 /healthz - 0
-if want single16 && [ -n "${BENCH_SERVE_PERF:-}" ] && command -v perf >/dev/null; then
+PERF=""
+if [ "$ROUND" = 1 ] && want single16 && [ -n "${BENCH_SERVE_PERF:-}" ] &&
+  command -v perf >/dev/null; then
   PERF_PID=$DPID PERF_WHO=daemon
   [ "$BENCH_SERVE_PERF" = db ] && PERF_PID=$DBPID PERF_WHO=MariaDB
   perf record -o "$T/perf.data" ${BENCH_SERVE_PERF_CG:--g} -p "$PERF_PID" -- sleep "$DUR" >/dev/null 2>&1 &
@@ -317,6 +346,8 @@ want single64 && run "predict single" 64 /predict "$T/single.jsonl" 1
 want batch16 && run "predict batch64" 16 /predict "$T/batch64.jsonl" 64
 want batch64 && run "predict batch64" 64 /predict "$T/batch64.jsonl" 64
 want healthz16b && run healthz 16 /healthz - 0
+done
+ROUND=$ROUNDS
 # sustained: predict single/16 for BENCH_SERVE_SUSTAIN seconds (default 60)
 # on the daemon that ran everything above: its RSS at the end is the
 # figure "RSS after 60 s of sustained load" (issue 16: below 40 MB)
@@ -358,12 +389,50 @@ ratio() {  # ratio A B: A/B in percent, or "-"
 }
 echo "--- summary ---"
 for c in 16 64; do
-  [ -n "${SUM_RPS[predict single$c]:-}" ] || continue
+  # with rounds, the rounds' lines below give these per round
+  [ "$ROUNDS" = 1 ] && [ -n "${SUM_RPS[predict single$c]:-}" ] || continue
   echo "predict single/$c: ${SUM_RPS[predict single$c]} req/s = $(ratio "${SUM_RPS[predict single$c]}" "${SUM_RPS[healthz$c]:-0}") of /healthz/$c (${SUM_RPS[healthz$c]:--} req/s, same run); p99 ${SUM_P99[predict single$c]} ms at load ${SUM_LOAD[predict single$c]}; CPU per logged row: daemon ${SUM_US[predict single$c]} us, MariaDB ${SUM_DB[predict single$c]} us"
 done
 [ -n "${SUM_RPS[predict single, explain16]:-}" ] &&
   echo "predict single/16 with explain: ${SUM_RPS[predict single, explain16]} req/s = $(ratio "${SUM_RPS[predict single, explain16]}" "${SUM_RPS[predict single16]:-0}") of predict single/16 without (${SUM_RPS[predict single16]:--} req/s); p99 ${SUM_P99[predict single, explain16]} ms (without: ${SUM_P99[predict single16]:--} ms) at load ${SUM_LOAD[predict single, explain16]}"
 [ -n "${SUM_RSS[sustained16]:-}" ] &&
   echo "RSS after ${BENCH_SERVE_SUSTAIN:-60} s of sustained predict single/16: ${SUM_RSS[sustained16]} MB (peak ${SUM_PEAK[sustained16]} MB); CPU per logged row: daemon ${SUM_US[sustained16]} us, MariaDB ${SUM_DB[sustained16]} us; ${SUM_RPS[sustained16]} req/s at load ${SUM_LOAD[sustained16]}"
+# BENCH_SERVE_ROUNDS: each round's figures, then their medians
+med() {  # med V...: the median of the numeric arguments ("-" if none)
+  printf '%s\n' "$@" | awk '$1 + 0 == $1 && $1 != "" { v[n++] = $1 + 0 }
+    END { if (!n) { print "-"; exit }
+      for (i = 1; i < n; i++) for (j = i; j > 0 && v[j-1] > v[j]; j--) {
+        t = v[j]; v[j] = v[j-1]; v[j-1] = t }
+      m = n % 2 ? v[(n-1)/2] : (v[n/2-1] + v[n/2]) / 2
+      printf (m > 100 ? "%.0f\n" : "%.2f\n"), m }'
+}
+pct() {  # pct A B: A/B in percent, a bare number ("" if either is missing)
+  awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.1f", 100 * a / b }'
+}
+if [ "$ROUNDS" -gt 1 ]; then
+  echo "--- $ROUNDS rounds on one daemon ---"
+  for c in 16 64; do
+    k="predict single$c"
+    [ -n "${R_RPS[1|$k]:-}" ] || continue
+    shares=() rpss=() p50s=() p99s=() uss=() dbs=() paces=() slows=() loads=() hzs=()
+    for ((r = 1; r <= ROUNDS; r++)); do
+      sh=$(pct "${R_RPS[$r|$k]:-}" "${R_RPS[$r|healthz$c]:-}")
+      echo "round $r: predict single/$c ${R_RPS[$r|$k]:-} req/s = ${sh:--}% of /healthz/$c (${R_RPS[$r|healthz$c]:--} req/s); p50 ${R_P50[$r|$k]:-} ms, p99 ${R_P99[$r|$k]:-} ms; daemon ${R_US[$r|$k]:-} us, MariaDB ${R_DB[$r|$k]:-} us per row; pace_ms ${R_PACE[$r|$k]:-}, srv>5ms% ${R_SLOW[$r|$k]:-}; load ${R_LOAD[$r|$k]:-}"
+      shares+=("$sh"); rpss+=("${R_RPS[$r|$k]:-}"); p50s+=("${R_P50[$r|$k]:-}")
+      p99s+=("${R_P99[$r|$k]:-}"); uss+=("${R_US[$r|$k]:-}"); dbs+=("${R_DB[$r|$k]:-}")
+      paces+=("${R_PACE[$r|$k]:-}"); slows+=("${R_SLOW[$r|$k]:-}")
+      loads+=("${R_LOAD[$r|$k]:-}"); hzs+=("${R_RPS[$r|healthz$c]:-}")
+    done
+    echo "medians over $ROUNDS rounds, predict single/$c: $(med "${rpss[@]}") req/s, $(med "${shares[@]}")% of /healthz/$c ($(med "${hzs[@]}") req/s); p50 $(med "${p50s[@]}") ms, p99 $(med "${p99s[@]}") ms; daemon $(med "${uss[@]}") us, MariaDB $(med "${dbs[@]}") us per row; pace_ms $(med "${paces[@]}"), srv>5ms% $(med "${slows[@]}"); load $(med "${loads[@]}")"
+  done
+  for k in "predict batch6416" "predict batch6464"; do
+    [ -n "${R_RPS[1|$k]:-}" ] || continue
+    rpss=() p99s=()
+    for ((r = 1; r <= ROUNDS; r++)); do
+      rpss+=("${R_RPS[$r|$k]:-}"); p99s+=("${R_P99[$r|$k]:-}")
+    done
+    echo "medians over $ROUNDS rounds, ${k% *} batch of 64/${k##*batch64}: $(med "${rpss[@]}") req/s (x64 items), p99 $(med "${p99s[@]}") ms"
+  done
+fi
 echo "machine: $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk, daemon and MariaDB share them"
 [ "$log_ok" = 1 ]
