@@ -48,7 +48,7 @@ start_node() {  # start_node N [--wsrep-new-cluster]
   local user_opt=""
   [ "$(id -u)" = 0 ] && user_opt="--user=$RUN_AS"
   # shellcheck disable=SC2086
-  "$MARIADBD" --no-defaults $user_opt --datadir="$dir/n$n/data" \
+  ( run_closed "$MARIADBD" --no-defaults $user_opt --datadir="$dir/n$n/data" \
     --socket="$dir/n$n/mysqld.sock" --port="$(port_of "$n" 1)" \
     --bind-address=127.0.0.1 --pid-file="$dir/n$n/mysqld.pid" \
     --log-error="$dir/n$n/error.log" --skip-name-resolve \
@@ -63,7 +63,7 @@ start_node() {  # start_node N [--wsrep-new-cluster]
     --wsrep-provider-options="base_port=$(port_of "$n" 2);ist.recv_addr=127.0.0.1:$(port_of "$n" 3);gcache.size=64M;evs.inactive_timeout=PT6S;evs.suspect_timeout=PT3S" \
     --wsrep-sst-method=rsync \
     --wsrep-sst-receive-address="127.0.0.1:$(port_of "$n" 4)" \
-    $extra >/dev/null 2>&1 &
+    $extra >/dev/null 2>&1 ) &
 }
 
 wait_synced() {  # wait_synced N SECONDS

@@ -26,14 +26,14 @@ start_server() {
   local user_opt=""
   [ "$(id -u)" = 0 ] && user_opt="--user=root"
   # shellcheck disable=SC2086
-  "$MARIADBD" --no-defaults $user_opt --datadir="$dir/data" \
+  ( run_closed "$MARIADBD" --no-defaults $user_opt --datadir="$dir/data" \
     --socket="$dir/mysqld.sock" --port="$port" --bind-address=127.0.0.1 \
     --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" \
     --skip-log-bin --skip-name-resolve --innodb-buffer-pool-size=256M \
     --innodb-log-file-size=64M --innodb-flush-log-at-trx-commit=2 \
     --max-connections=500 --character-set-server=utf8mb4 $COMPRESSION_OPTS \
     ${MARIADB_OPTS:-} \
-    >/dev/null 2>&1 &
+    >/dev/null 2>&1 ) &
   echo "$port" > "$dir/port"
   for _ in $(seq 1 150); do
     if mariadb --no-defaults -uroot --socket="$dir/mysqld.sock" -e 'SELECT 1' >/dev/null 2>&1 ||

@@ -29,6 +29,21 @@ for _pd in /usr/lib/mysql/plugin /usr/lib64/mysql/plugin \
   fi
 done
 
+# run_closed CMD...: exec CMD with every file descriptor above 2 closed.
+# A server outlives the script that starts it; without this it keeps
+# whatever that script inherited open, e.g. the machine's bench lock that
+# `flock /work/bench.lock bench/...` hands down: a bench killed before it
+# stopped its MariaDB then left the lock held until someone killed the
+# server.  Call it in a subshell ( run_closed ... ) &.
+run_closed() {
+  local f n
+  for f in /proc/$BASHPID/fd/*; do
+    n=${f##*/}
+    [ "$n" -gt 2 ] 2>/dev/null && eval "exec $n>&-"
+  done
+  exec "$@"
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
