@@ -432,8 +432,8 @@ int main(void)
   MYSQL *my = mysql_init(NULL);
   my_bool on = 1;
   mysql_optionsv(my, MYSQL_OPT_LOCAL_INFILE, &on);
-  if (!mysql_real_connect(my, o.host, o.user, o.password, DBNAME,
-                          (unsigned)o.port, NULL, 0))
+  if (!mysql_real_connect(my, o.socket ? NULL : o.host, o.user, o.password,
+                          DBNAME, (unsigned)o.port, o.socket, 0))
     die("connect", mysql_error(my));
   q(my, "SET time_zone = '+00:00', check_constraint_checks = 0");
   {

@@ -74,6 +74,10 @@ static inline int bench_db_opts(struct db_opts *o, int size,
     return -1;
   o->host = host;
   o->port = atoi(port);
+  /* a unix socket instead of TCP when set (bench/lib.sh BENCH_DB_SOCKET) */
+  o->socket = getenv("MLOPSD_DATABASE_SOCKET");
+  if (o->socket && !o->socket[0])
+    o->socket = NULL;
   o->user = user;
   o->password = pass ? pass : "";
   o->size = size;

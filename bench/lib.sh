@@ -46,6 +46,12 @@ bench_db_start() {
   envs=$(tests/mariadb.sh start "$T/db") ||
     { echo "$1: MariaDB did not start (tests/mariadb.sh start $T/db)" >&2; exit 1; }
   eval "$envs"
+  # BENCH_DB_SOCKET=1: clients that read MLOPSD_DATABASE_SOCKET (the
+  # daemon's database.socket, bench_db_opts) use the server's unix socket
+  # instead of TCP to 127.0.0.1 (an A/B of the connection)
+  if [ "${BENCH_DB_SOCKET:-0}" = 1 ]; then
+    export MLOPSD_DATABASE_SOCKET=$MLOPSD_TEST_DB_SOCKET
+  fi
 }
 
 # bench_db_start_unless_host WHO: bench_db_start, unless MLOPSD_DATABASE_HOST
