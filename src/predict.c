@@ -28,6 +28,7 @@
 #include "mlopsd/log.h"
 #include "mlopsd/metrics.h"
 #include "mlopsd/model.h"
+#include "mlopsd/numfmt.h"
 #include "mlopsd/plog.h"
 #include "mlopsd/prep.h"
 #include "mlopsd/reqjson.h"
@@ -269,7 +270,7 @@ static void customer_id(const struct spec *sp, const cJSON *item,
     double d = v->valuedouble;
     int n;
     if (d == floor(d) && fabs(d) < 9007199254740992.0)
-      n = snprintf(buf, CID_TEXT, "%lld", (long long)d);
+      n = (int)numfmt_i64(buf, (int64_t)d);
     else
       n = snprintf(buf, CID_TEXT, "%.17g", d);
     *val = v;
@@ -454,12 +455,15 @@ void predict_lax_numbers(const struct spec *sp, cJSON *item)
   if (!cJSON_IsObject(item))
     return;
   for (cJSON *c = item->child; c; c = c->next) {
-    if (!cJSON_IsString(c) || !c->string || !c->valuestring)
+    /* inline type test: cJSON_IsString is a call into the library, and
+     * this runs for every member of every item */
+    if ((c->type & 0xFF) != cJSON_String || !c->string || !c->valuestring)
       continue;
     const char *t = c->valuestring;
     size_t k = 0;
     for (; t[k]; k++)
-      if (!strchr("0123456789+-.eE", t[k]))
+      if (!((t[k] >= '0' && t[k] <= '9') || t[k] == '+' || t[k] == '-' ||
+            t[k] == '.' || t[k] == 'e' || t[k] == 'E'))
         break;
     if (k == 0 || t[k] || k > 64)
       continue;
@@ -486,12 +490,14 @@ static int member_value(void *ctx, size_t i, const char *name,
 {
   const cJSON *c = ((const cJSON *const *)ctx)[i];
   (void)name;
-  if (!c || cJSON_IsNull(c)) {
+  /* the type tests inline: cJSON_Is* are calls into the shared library */
+  int t = c ? c->type & 0xFF : cJSON_NULL;
+  if (t == cJSON_NULL) {
     v->kind = PREP_V_MISSING;
-  } else if (cJSON_IsNumber(c)) {
+  } else if (t == cJSON_Number) {
     v->kind = PREP_V_NUM;
     v->num = c->valuedouble;
-  } else if (cJSON_IsString(c)) {
+  } else if (t == cJSON_String) {
     v->kind = PREP_V_STR;
     v->str = c->valuestring;
   } else {
@@ -898,16 +904,16 @@ static int preq_answer(struct preq *q)
       wrc |= http_resp_json_str(resp, cval->valuestring);
     else
       wrc |= http_resp_write(resp, ctxt, clen);
-    char num[64];
+    char num[NUMFMT_CAP];
     if (label) {
       wrc |= W(resp, ",\"predict\":");
       wrc |= http_resp_json_str(resp, label);
-      int k = snprintf(num, sizeof(num), ",\"confidence\":%.9g", conf);
-      wrc |= http_resp_write(resp, num, (size_t)k);
+      wrc |= W(resp, ",\"confidence\":");
+      wrc |= http_resp_write(resp, num, numfmt_g9(num, conf));
     } else {
-      int k = snprintf(num, sizeof(num),
-                       ",\"predict\":%.9g,\"confidence\":null", value);
-      wrc |= http_resp_write(resp, num, (size_t)k);
+      wrc |= W(resp, ",\"predict\":");
+      wrc |= http_resp_write(resp, num, numfmt_g9(num, value));
+      wrc |= W(resp, ",\"confidence\":null");
     }
     wrc |= W(resp, ",\"model_version\":");
     wrc |= http_resp_write(resp, vjson, vlen);

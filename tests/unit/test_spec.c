@@ -589,6 +589,91 @@ TEST(validate_bounds_and_optional)
   spec_destroy(s);
 }
 
+/* The validation remembers, per thread, which feature sat at each
+ * position of the previous request (issue 16): requests in another order,
+ * with the source key, a repeated or an unknown member where a feature
+ * was before, and another spec in between must get the same report and
+ * the same members as without that memory. */
+static int members_match(const struct spec *s, const cJSON **mem,
+                         const cJSON *o)
+{
+  for (size_t i = 0; i < s->n_features; i++) {
+    const cJSON *want = cJSON_GetObjectItemCaseSensitive(o,
+                                                         s->features[i].name);
+    if (mem[i] != want)
+      return 0;
+  }
+  return 1;
+}
+
+TEST(validate_member_order)
+{
+  struct spec *s = load_course(), *s2 = NULL;
+  REQUIRE(s);
+  struct err e = {0};
+  REQUIRE(load_str("name: m\nsource: {table: t, key: id}\n"
+                   "target: {column: y}\nfeatures:\n  numeric:\n"
+                   "    - {name: a}\n    - {name: b}\n",
+                   &s2, &e) == ERR_OK);
+  struct spec_report r;
+  const cJSON *mem[64];
+  cJSON *base = cJSON_Parse(good_req);
+  REQUIRE(base);
+  int n = cJSON_GetArraySize(base);
+  int bad_members = 0, bad_report = 0;
+  for (int rot = 0; rot < 2 * n; rot++) {
+    /* members rotated by rot (reversed on the second round) */
+    cJSON *o = cJSON_CreateObject();
+    for (int k = 0; k < n; k++) {
+      int j = rot < n ? (k + rot) % n : (n - 1 - k + rot) % n;
+      cJSON *m = cJSON_GetArrayItem(base, j);
+      cJSON_AddItemToObject(o, m->string, cJSON_Duplicate(m, 1));
+    }
+    for (int twice = 0; twice < 2; twice++) {
+      if (spec_validate_request_members(s, o, &r, mem) != ERR_OK ||
+          r.n != 0)
+        bad_report++;
+      if (!members_match(s, mem, o))
+        bad_members++;
+    }
+    /* the other spec in between: its own members, its own answer */
+    cJSON *o2 = cJSON_Parse("{\"b\": 2, \"id\": 7, \"a\": 1}");
+    const cJSON *mem2[2];
+    CHECK_EQ_INT(spec_validate_request_members(s2, o2, &r, mem2), ERR_OK);
+    CHECK(mem2[0] == cJSON_GetObjectItem(o2, "a") &&
+          mem2[1] == cJSON_GetObjectItem(o2, "b"));
+    cJSON_Delete(o2);
+    cJSON_Delete(o);
+  }
+  CHECK_EQ_INT(bad_report, 0);
+  CHECK_EQ_INT(bad_members, 0);
+
+  /* where "age" was (position 1 of good_req): the key again, the previous
+   * member repeated, an unknown name */
+  REQUIRE(spec_validate_request(s, base, &r) == ERR_OK);
+  cJSON *o = cJSON_Parse("{\"customer_id\": 1, \"customer_id\": 2}");
+  CHECK_EQ_INT(spec_validate_request(s, o, &r), ERR_INVAL);
+  CHECK_EQ_INT(r.n, 1 + s->n_features); /* the duplicate, each feature */
+  CHECK_EQ_STR(r.e[0].field, "customer_id");
+  CHECK_EQ_STR(r.e[0].msg, "duplicate field");
+  cJSON_Delete(o);
+  REQUIRE(spec_validate_request(s, base, &r) == ERR_OK);
+  o = cJSON_Parse(good_req);
+  cJSON_DeleteItemFromObject(o, "customer_id");
+  cJSON_AddNumberToObject(o, "age", 30); /* last: a repeated "age" */
+  cJSON_AddNumberToObject(o, "agе", 30); /* Cyrillic e: unknown */
+  CHECK_EQ_INT(spec_validate_request_members(s, o, &r, mem), ERR_INVAL);
+  CHECK_EQ_INT(r.n, 2);
+  CHECK_EQ_STR(r.e[0].field, "age");
+  CHECK_EQ_STR(r.e[0].msg, "duplicate field");
+  CHECK_EQ_STR(r.e[1].msg, "unknown field");
+  CHECK(mem[spec_feature_index(s, "age")] == cJSON_GetObjectItem(o, "age"));
+  cJSON_Delete(o);
+  cJSON_Delete(base);
+  spec_destroy(s2);
+  spec_destroy(s);
+}
+
 int main(void)
 {
   RUN(course_spec);
@@ -598,5 +683,6 @@ int main(void)
   RUN(name_rule);
   RUN(validate_request);
   RUN(validate_bounds_and_optional);
+  RUN(validate_member_order);
   return check_done();
 }
