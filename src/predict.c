@@ -1,9 +1,8 @@
 /* predict.c - POST /predict and friends (see predict.h).
  *
- * A body is checked by reqjson_scan before anything parses it and parsed
- * by reqjson_parse (reqjson.h: why a scanner first, and why our own
- * parser), which trusts the scan and so costs a fraction of cJSON's own
- * parse.
+ * A body is checked and parsed in one pass by reqjson_scan_parse
+ * (reqjson.h: why our own check and parser), which costs a fraction of
+ * cJSON's own parse.
  *
  * Per-thread scratch (rows, outputs, spans, log rows) grows to the
  * largest request a thread has seen and is then reused, so a request
@@ -69,7 +68,7 @@ struct predict {
 
 /* ---- cJSON arena -------------------------------------------------------
  * A request's parse tree is allocated from a per-thread bump arena and
- * dropped as a whole afterwards.  The tree is built by reqjson_parse
+ * dropped as a whole afterwards.  The tree is built by reqjson_scan_parse
  * with arena_alloc; cJSON's hooks are installed too (process-wide), so
  * that cJSON_Delete of a tree that spilled over to malloc, and
  * cJSON_PrintUnformatted of an item, work on it.  They fall back to
@@ -595,8 +594,8 @@ static int preq_admit(struct preq *q, struct http_req *req,
   return 0;
 }
 
-/* Stage 2: scan the body (reqjson_scan: spans of the items) and parse it
- * into the thread's arena. */
+/* Stage 2: check the body (spans of the items) and parse it into the
+ * thread's arena, one pass (reqjson_scan_parse). */
 static int preq_parse(struct preq *q)
 {
   struct predict *p = q->p;
@@ -616,7 +615,17 @@ static int preq_parse(struct preq *q)
     return answer_500_oom(q, "out of memory");
   q->sc.items = s->spans;
   q->sc.items_cap = s->spans_cap;
-  if (reqjson_scan(q->body, q->len, &q->sc) != 0) {
+  tl_arena.used = 0;
+  tl_arena.spilled = 0;
+  tl_arena.active = 1;
+  /* the check and cJSON's tree in one pass, without cJSON's own parse
+   * (reqjson.h) */
+  int src = reqjson_scan_parse(q->body, q->len, &q->sc, arena_alloc,
+                               &q->root);
+  tl_arena.active = 0;
+  if (src == -2)
+    return answer_500_oom(q, "out of memory parsing the request");
+  if (src != 0) {
     if (strcmp(q->sc.err, "invalid UTF-8") == 0) {
       reject(p, R_UTF8);
       http_resp_error(q->resp, 400,
@@ -631,15 +640,6 @@ static int preq_parse(struct preq *q)
     }
     return -1;
   }
-  tl_arena.used = 0;
-  tl_arena.spilled = 0;
-  tl_arena.active = 1;
-  /* the scan proved the body valid: build cJSON's tree without cJSON's
-   * second validation (reqjson.h) */
-  enum err_code trc = reqjson_parse(q->body, q->len, arena_alloc, &q->root);
-  tl_arena.active = 0;
-  if (trc != ERR_OK)
-    return answer_500_oom(q, "out of memory parsing the request");
   return 0;
 }
 

@@ -96,7 +96,28 @@ struct scan_st {
   size_t n, i;
   int depth, max;
   struct reqjson_scan *o;
+  void *(*alloc)(size_t); /* reqjson_scan_parse: builds the tree */
+  int oom;
 };
+
+/* The tree builder's pieces, shared with reqjson_parse (below). */
+static void set_number(cJSON *item, double d);
+static double num_text(const unsigned char *p, const unsigned char *end,
+                       const unsigned char **stop);
+static char *decode_str(const unsigned char *p, const unsigned char *q,
+                        char *o);
+
+/* A zeroed node from st->alloc, or NULL with st->oom set. */
+static cJSON *scan_node(struct scan_st *st)
+{
+  cJSON *n = st->alloc(sizeof(*n));
+  if (!n) {
+    st->oom = 1;
+    return NULL;
+  }
+  memset(n, 0, sizeof(*n));
+  return n;
+}
 
 static int scan_fail(struct scan_st *st, const char *msg)
 {
@@ -107,7 +128,9 @@ static int scan_fail(struct scan_st *st, const char *msg)
   return -1;
 }
 
-static void skip_ws(struct scan_st *st)
+/* Inline: called four times per member, mostly to skip nothing or one
+ * blank, so the call was most of its cost (issue 16, callgrind). */
+static inline __attribute__((always_inline)) void skip_ws(struct scan_st *st)
 {
   while (st->i < st->n) {
     unsigned char c = st->s[st->i];
@@ -161,15 +184,33 @@ static size_t plain_run(const unsigned char *s, size_t i, size_t n)
   return i;
 }
 
-static int scan_string(struct scan_st *st)
+/* The string at st->i; with out (building), its decoded copy into *out
+ * (a new allocation of the raw length: decoding never lengthens). */
+static int scan_string(struct scan_st *st, char **out)
 {
-  st->i++; /* opening quote */
+  size_t start = ++st->i; /* past the opening quote */
+  int esc = 0;
   for (;;) {
     st->i = plain_run(st->s, st->i, st->n);
     if (st->i >= st->n)
       return scan_fail(st, "unterminated string");
     unsigned c = st->s[st->i];
     if (c == '"') {
+      if (out) {
+        size_t raw = st->i - start;
+        char *o = st->alloc(raw + 1);
+        if (!o) {
+          st->oom = 1;
+          return -1;
+        }
+        if (!esc) {
+          memcpy(o, st->s + start, raw);
+          o[raw] = '\0';
+        } else {
+          decode_str(st->s + start, st->s + st->i, o);
+        }
+        *out = o;
+      }
       st->i++;
       return 0;
     }
@@ -180,6 +221,7 @@ static int scan_string(struct scan_st *st)
       st->i++;
       continue;
     }
+    esc = 1;
     if (st->i + 1 >= st->n)
       return scan_fail(st, "unterminated string");
     c = st->s[st->i + 1];
@@ -208,7 +250,7 @@ static int scan_string(struct scan_st *st)
   }
 }
 
-static int scan_number(struct scan_st *st)
+static int scan_number(struct scan_st *st, cJSON *item)
 {
   size_t start = st->i;
   const unsigned char *s = st->s;
@@ -244,16 +286,40 @@ static int scan_number(struct scan_st *st)
     st->i = start;
     return scan_fail(st, "number too long (more than 63 characters)");
   }
+  if (item)
+    set_number(item, num_text(s + start, s + st->i, NULL));
   return 0;
 }
 
-/* role: 1 = top-level value, 2 = the value of top-level "data". */
-static int scan_value(struct scan_st *st, int role);
+/* role: 1 = top-level value, 2 = the value of top-level "data".  item:
+ * the node to fill (building), or NULL. */
+static int scan_value(struct scan_st *st, int role, cJSON *item);
 
-static int scan_object(struct scan_st *st, int role)
+/* A new child of item after *last (linked before anything is allocated
+ * for it, so a tree cut short by the allocator stays consistent). */
+static cJSON *scan_child(struct scan_st *st, cJSON *item, cJSON **last)
 {
+  cJSON *c = scan_node(st);
+  if (!c)
+    return NULL;
+  if (!*last) {
+    item->child = c;
+  } else {
+    (*last)->next = c;
+    c->prev = *last;
+  }
+  item->child->prev = c;
+  *last = c;
+  return c;
+}
+
+static int scan_object(struct scan_st *st, int role, cJSON *item)
+{
+  cJSON *last = NULL, *c = NULL;
   if (++st->depth > st->max)
     return scan_fail(st, "JSON nested too deeply");
+  if (item)
+    item->type = cJSON_Object;
   st->i++;
   skip_ws(st);
   if (st->i < st->n && st->s[st->i] == '}') {
@@ -267,8 +333,10 @@ static int scan_object(struct scan_st *st, int role)
       return scan_fail(st, "unexpected end of input (object not closed)");
     if (st->s[st->i] != '"')
       return scan_fail(st, "expected a string (member name)");
+    if (item && !(c = scan_child(st, item, &last)))
+      return -1;
     size_t k0 = st->i + 1;
-    if (scan_string(st))
+    if (scan_string(st, c ? &c->string : NULL))
       return -1;
     size_t k1 = st->i - 1;
     skip_ws(st);
@@ -281,7 +349,7 @@ static int scan_object(struct scan_st *st, int role)
     int is_data = role == 1 && !st->o->has_data && k1 - k0 == 4 &&
                   memcmp(st->s + k0, "data", 4) == 0;
     size_t v0 = st->i;
-    if (scan_value(st, is_data ? 2 : 0))
+    if (scan_value(st, is_data ? 2 : 0, c))
       return -1;
     if (is_data) {
       st->o->has_data = 1;
@@ -306,10 +374,13 @@ static int scan_object(struct scan_st *st, int role)
   return 0;
 }
 
-static int scan_array(struct scan_st *st, int role)
+static int scan_array(struct scan_st *st, int role, cJSON *item)
 {
+  cJSON *last = NULL, *c = NULL;
   if (++st->depth > st->max)
     return scan_fail(st, "JSON nested too deeply");
+  if (item)
+    item->type = cJSON_Array;
   st->i++;
   skip_ws(st);
   if (st->i < st->n && st->s[st->i] == ']') {
@@ -320,7 +391,9 @@ static int scan_array(struct scan_st *st, int role)
   for (;;) {
     skip_ws(st);
     size_t v0 = st->i;
-    if (scan_value(st, 0))
+    if (item && !(c = scan_child(st, item, &last)))
+      return -1;
+    if (scan_value(st, 0, c))
       return -1;
     if (role == 2) {
       struct reqjson_scan *o = st->o;
@@ -355,37 +428,52 @@ static int scan_lit(struct scan_st *st, const char *lit, size_t n)
   return 0;
 }
 
-static int scan_value(struct scan_st *st, int role)
+static int scan_value(struct scan_st *st, int role, cJSON *item)
 {
   if (st->i >= st->n)
     return scan_fail(st, "unexpected end of input (value expected)");
   switch (st->s[st->i]) {
   case '{':
-    return scan_object(st, role);
+    return scan_object(st, role, item);
   case '[':
-    return scan_array(st, role);
+    return scan_array(st, role, item);
   case '"':
-    return scan_string(st);
+    if (!item)
+      return scan_string(st, NULL);
+    item->type = cJSON_String;
+    return scan_string(st, &item->valuestring);
   case 't':
+    if (item) {
+      item->type = cJSON_True;
+      item->valueint = 1;
+    }
     return scan_lit(st, "true", 4);
   case 'f':
+    if (item)
+      item->type = cJSON_False;
     return scan_lit(st, "false", 5);
   case 'n':
+    if (item)
+      item->type = cJSON_NULL;
     return scan_lit(st, "null", 4);
   default:
     if (st->s[st->i] == '-' || (st->s[st->i] >= '0' && st->s[st->i] <= '9'))
-      return scan_number(st);
+      return scan_number(st, item);
     return scan_fail(st, "unexpected character (value expected)");
   }
 }
 
-int reqjson_scan(const char *buf, size_t len, struct reqjson_scan *o)
+/* reqjson_scan, and with alloc also the tree into *root. */
+static int scan_run(const char *buf, size_t len, struct reqjson_scan *o,
+                    void *(*alloc)(size_t), cJSON **root)
 {
   struct scan_st st = {.s = (const unsigned char *)buf,
                        .n = len,
                        .max = o->max_depth > 0 ? o->max_depth
                                                : REQJSON_MAX_DEPTH,
-                       .o = o};
+                       .o = o,
+                       .alloc = alloc};
+  cJSON *r = NULL;
   o->has_data = 0;
   o->data.start = o->data.end = 0;
   o->data_kind = 0;
@@ -399,12 +487,19 @@ int reqjson_scan(const char *buf, size_t len, struct reqjson_scan *o)
     scan_fail(&st, "invalid UTF-8");
   } else {
     skip_ws(&st);
-    if (scan_value(&st, 1) == 0) {
+    if (alloc) {
+      *root = r = scan_node(&st);
+      if (!r)
+        return -2;
+    }
+    if (scan_value(&st, 1, r) == 0) {
       skip_ws(&st);
       if (st.i < st.n)
         scan_fail(&st, "unexpected data after the JSON value");
     }
   }
+  if (st.oom)
+    return -2;
   if (!o->err)
     return 0;
   int line = 1, col = 1;
@@ -419,6 +514,18 @@ int reqjson_scan(const char *buf, size_t len, struct reqjson_scan *o)
   o->err_line = line;
   o->err_col = col;
   return -1;
+}
+
+int reqjson_scan(const char *buf, size_t len, struct reqjson_scan *o)
+{
+  return scan_run(buf, len, o, NULL, NULL);
+}
+
+int reqjson_scan_parse(const char *buf, size_t len, struct reqjson_scan *o,
+                       void *(*alloc)(size_t), cJSON **root)
+{
+  *root = NULL;
+  return scan_run(buf, len, o, alloc, root);
 }
 
 /* ---- the parser ------------------------------------------------------- */
@@ -511,6 +618,15 @@ static char *parse_str(struct tp *t)
     out[raw] = '\0';
     return out;
   }
+  decode_str(p, q, out);
+  return out;
+}
+
+/* The string bytes [p, q) (without the quotes) with their escapes
+ * decoded into o, NUL-terminated; returns o. */
+static char *decode_str(const unsigned char *p, const unsigned char *q,
+                        char *out)
+{
   char *o = out;
   while (p < q) {
     if (*p != '\\') {
@@ -561,30 +677,44 @@ static char *parse_str(struct tp *t)
 
 static double parse_num(struct tp *t)
 {
-  const unsigned char *p = t->s, *start = p, *end = t->end;
+  return num_text(t->s, t->end, &t->s);
+}
+
+/* The number whose text starts at p (valid JSON, before end); *stop (if
+ * stop) gets the end of its text. */
+static double num_text(const unsigned char *p, const unsigned char *end,
+                       const unsigned char **stop)
+{
+  const unsigned char *start = p;
   int neg = 0, nd = 0, q = 0, dropped = 0;
   uint64_t w = 0;
   if (p < end && *p == '-') {
     neg = 1;
     p++;
   }
+  /* leading zeros carry nothing; then at most 19 digits fit in w, the
+   * rest of the integer part only scales it */
+  while (p < end && *p == '0')
+    p++;
   for (; p < end && *p >= '0' && *p <= '9'; p++) {
-    if (nd < 19 && (w || *p != '0')) {
+    if (nd < 19) {
       w = w * 10 + (uint64_t)(*p - '0');
       nd += 1;
-    } else if (nd >= 19) {
+    } else {
       q++;
       dropped = 1;
     }
   }
   if (p < end && *p == '.') {
-    for (p++; p < end && *p >= '0' && *p <= '9'; p++) {
-      if (nd < 19 && (w || *p != '0')) {
+    p++;
+    if (!w) /* zeros after the point of a number below one */
+      for (; p < end && *p == '0'; p++)
+        q--;
+    for (; p < end && *p >= '0' && *p <= '9'; p++) {
+      if (nd < 19) {
         w = w * 10 + (uint64_t)(*p - '0');
         nd += 1;
         q--;
-      } else if (nd < 19) {
-        q--; /* a leading zero of the fraction */
       } else {
         dropped = 1;
       }
@@ -600,7 +730,8 @@ static double parse_num(struct tp *t)
         ex = ex * 10 + (*p - '0');
     q += eneg ? -ex : ex;
   }
-  t->s = p;
+  if (stop)
+    *stop = p;
   if (w == 0 && !dropped)
     return neg ? -0.0 : 0.0;
   /* 2^53, not 15 digits: a sixth of the course's numbers have 16

@@ -6,6 +6,7 @@
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -14,12 +15,36 @@
 
 static struct reqjson_span sp8[8];
 
+static struct reqjson_span sp8b[8];
+static int scan_parse_differs;
+
+/* reqjson_scan, checked against reqjson_scan_parse on the same body: the
+ * same result, error, position and spans (the tree itself is compared
+ * with cJSON's in test_predict_tree.c). */
 static int scan(const char *s, struct reqjson_scan *sc)
 {
   memset(sc, 0, sizeof(*sc));
   sc->items = sp8;
   sc->items_cap = 8;
-  return reqjson_scan(s, strlen(s), sc);
+  int rc = reqjson_scan(s, strlen(s), sc);
+  struct reqjson_scan b;
+  memset(&b, 0, sizeof(b));
+  b.items = sp8b;
+  b.items_cap = 8;
+  cJSON *t = NULL;
+  int rb = reqjson_scan_parse(s, strlen(s), &b, malloc, &t);
+  if (rb != rc || !b.err != !sc->err ||
+      (b.err && (strcmp(b.err, sc->err) != 0 || b.err_pos != sc->err_pos ||
+                 b.err_line != sc->err_line || b.err_col != sc->err_col)) ||
+      b.has_data != sc->has_data || b.n_items != sc->n_items ||
+      b.data_kind != sc->data_kind ||
+      memcmp(&b.data, &sc->data, sizeof(b.data)) != 0 ||
+      memcmp(sp8b, sp8, sizeof(sp8)) != 0 || (rb == 0 && !t)) {
+    fprintf(stderr, "  reqjson_scan_parse differs on %s\n", s);
+    scan_parse_differs++;
+  }
+  cJSON_Delete(t); /* also a partial tree of an invalid body (ASan) */
+  return rc;
 }
 
 static int ok(const char *s)
@@ -306,6 +331,13 @@ TEST(bad_fields_capped)
   predict_bad_free(&v);
 }
 
+/* every body the tests above scanned, also through reqjson_scan_parse */
+TEST(scan_parse_agrees)
+{
+  CHECK(ok("{\"data\": [{\"a\": 1}, {\"b\": \"x\\n\"}]}"));
+  CHECK_EQ_INT(scan_parse_differs, 0);
+}
+
 int main(void)
 {
   RUN(valid_json);
@@ -317,5 +349,6 @@ int main(void)
   RUN(shape_and_400_body);
   RUN(shape_explain_member);
   RUN(bad_fields_capped);
+  RUN(scan_parse_agrees);
   return check_done();
 }

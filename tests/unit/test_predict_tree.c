@@ -93,9 +93,20 @@ static int both(const char *s, size_t n)
            same(t, ref, "");
   if (!ok)
     fprintf(stderr, "  differs on %.80s: %s\n", s, why);
+  cJSON_Delete(t);
+  /* and the one-pass check and parse */
+  struct reqjson_scan sc;
+  memset(&sc, 0, sizeof(sc));
+  sc.items = spans;
+  sc.items_cap = sizeof(spans) / sizeof(spans[0]);
+  t = NULL;
+  int ok2 = ref && reqjson_scan_parse(s, n, &sc, malloc, &t) == 0 && t &&
+            same(t, ref, "");
+  if (!ok2)
+    fprintf(stderr, "  reqjson_scan_parse differs on %.80s: %s\n", s, why);
   cJSON_Delete(ref);
   cJSON_Delete(t);
-  return ok;
+  return ok && ok2;
 }
 
 static int both_str(const char *s)
@@ -289,6 +300,29 @@ TEST(out_of_memory_at_every_step)
       break;
   }
   CHECK(calls > 10);
+  /* the one-pass check and parse: -2, then the same tree as cJSON's */
+  cJSON *ref = cJSON_Parse(s);
+  REQUIRE(ref);
+  long calls2 = 0;
+  for (long b = 0;; b++) {
+    cJSON *t = NULL;
+    struct reqjson_scan sc;
+    memset(&sc, 0, sizeof(sc));
+    budget = b;
+    int rc = reqjson_scan_parse(s, strlen(s), &sc, failing_alloc, &t);
+    if (rc == 0) {
+      CHECK(t != NULL && same(t, ref, ""));
+      cJSON_Delete(t);
+      calls2 = b;
+      break;
+    }
+    CHECK_EQ_INT(rc, -2);
+    cJSON_Delete(t); /* the partial tree frees cleanly (ASan) */
+    if (b > 1000)
+      break;
+  }
+  CHECK_EQ_INT(calls2, calls);
+  cJSON_Delete(ref);
 }
 
 int main(void)
