@@ -21,6 +21,13 @@ if [ -z "$cmd" ] || [ -z "$dir" ]; then
 fi
 . "$(dirname "$0")/mysqld_lib.sh"  # dir absolute, MARIADBD, free_port, ...
 
+# The buffer pool is 64 MiB: the course's data (11 MB of CSV) fits many
+# times, and the server is in its steady state from the start.  With
+# 256 MiB a fresh server spent the first minutes of a bench touching new
+# pool memory for the first time (page faults and zeroing, about 3-8 us
+# of every logged row in bench/bench_serve.sh); a long-running server has
+# long paid that, and 64 MiB costs per row what a warm 256 MiB pool costs
+# (docs/serving.md "Issue 16, fourth round: MariaDB's row").
 start_server() {
   local port=$1
   local user_opt=""
@@ -29,7 +36,7 @@ start_server() {
   ( run_closed "$MARIADBD" --no-defaults $user_opt --datadir="$dir/data" \
     --socket="$dir/mysqld.sock" --port="$port" --bind-address=127.0.0.1 \
     --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" \
-    --skip-log-bin --skip-name-resolve --innodb-buffer-pool-size=256M \
+    --skip-log-bin --skip-name-resolve --innodb-buffer-pool-size=64M \
     --innodb-log-file-size=64M --innodb-flush-log-at-trx-commit=2 \
     --max-connections=500 --character-set-server=utf8mb4 $COMPRESSION_OPTS \
     ${MARIADB_OPTS:-} \
