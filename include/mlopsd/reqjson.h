@@ -22,7 +22,9 @@
  * difference.  Numbers of at most 15 significant digits and a decimal
  * exponent within +-22 are converted with one multiplication or division
  * by an exact power of ten, which is correctly rounded, hence equal to
- * strtod's result (Clinger's fast path); the others go through strtod.
+ * strtod's result (Clinger's fast path); those of up to 19 digits with an
+ * exponent within -22..19 are rounded exactly in 128-bit integers; the
+ * others go through strtod.
  *
  * Thread rule: none (no state); any thread.
  */
