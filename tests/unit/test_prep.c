@@ -237,6 +237,23 @@ TEST(layout_onehot_multihot)
   static const float want1[12] = {0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 1};
   CHECK(memcmp(row, want1, sizeof(row)) == 0);
 
+  /* only whole words match: prefixes and extensions of known words are
+   * unknown */
+  const char *o2 = "aa", *l2 = "loa,loans,hom,homes,auto";
+  struct prep_column c2[4] = {
+      {.num = &a1}, {.num = &i1}, {.str = &o2}, {.str = &l2}};
+  struct prep_input in2 = {.n_rows = 1, .n_cols = 4, .cols = c2};
+  CHECK_EQ_INT(prep_transform_rows(p, &in2, NULL, 1, row, NULL), ERR_OK);
+  static const float want2[12] = {0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1};
+  CHECK(memcmp(row, want2, sizeof(row)) == 0);
+  const char *o3 = "b", *l3 = "specified not";
+  struct prep_column c3[4] = {
+      {.num = &a1}, {.num = &i1}, {.str = &o3}, {.str = &l3}};
+  struct prep_input in3 = {.n_rows = 1, .n_cols = 4, .cols = c3};
+  CHECK_EQ_INT(prep_transform_rows(p, &in3, NULL, 1, row, NULL), ERR_OK);
+  static const float want3[12] = {0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 0};
+  CHECK(memcmp(row, want3, sizeof(row)) == 0);
+
   /* a subset of rows through idx */
   size_t idx[] = {4, 0};
   float two[2 * 12];
