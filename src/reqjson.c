@@ -173,13 +173,21 @@ static size_t plain_run(const unsigned char *s, size_t i, size_t n)
   const uint64_t ones = 0x0101010101010101ULL;
   const uint64_t high = 0x8080808080808080ULL;
   while (n - i >= 8) {
-    uint64_t x, q, b;
+    uint64_t x, q, b, hit;
     memcpy(&x, s + i, 8);
     q = x ^ (ones * '"');
     b = x ^ (ones * '\\');
-    if ((((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x)) &
-        high)
+    hit = (((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x)) &
+          high;
+    /* the lowest flagged byte is the first special one (a borrow only
+     * flags bytes above a true hit): no byte loop for the tail */
+    if (hit) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+      return i + (size_t)(__builtin_ctzll(hit) >> 3);
+#else
       break;
+#endif
+    }
     i += 8;
   }
   while (i < n && s[i] != '"' && s[i] != '\\' && s[i] >= 0x20)
