@@ -105,8 +105,8 @@ struct scan_st {
 
 /* The tree builder's pieces, shared with reqjson_parse (below). */
 static void set_number(cJSON *item, double d);
-static double num_text(const unsigned char *p, const unsigned char *end,
-                       const unsigned char **stop);
+static double num_value(int neg, uint64_t w, int q, int dropped,
+                        const unsigned char *start, const unsigned char *end);
 static char *decode_str(const unsigned char *p, const unsigned char *q,
                         char *o);
 
@@ -261,44 +261,79 @@ static int scan_string(struct scan_st *st, char **out)
   }
 }
 
+/* The number at st->i; building (item), its value from the digits
+ * gathered on the way (num_value), the text walked once. */
 static int scan_number(struct scan_st *st, cJSON *item)
 {
-  size_t start = st->i;
   const unsigned char *s = st->s;
-  if (s[st->i] == '-')
-    st->i++;
-  if (st->i >= st->n)
+  size_t start = st->i, i = st->i, n = st->n;
+  int neg = 0, nd = 0, q = 0, dropped = 0;
+  uint64_t w = 0;
+  if (s[i] == '-') {
+    neg = 1;
+    i++;
+  }
+  if (i >= n) {
+    st->i = i;
     return scan_fail(st, "unexpected end of input in a number");
-  if (s[st->i] == '0') {
-    st->i++;
-  } else if (s[st->i] >= '1' && s[st->i] <= '9') {
-    while (st->i < st->n && s[st->i] >= '0' && s[st->i] <= '9')
-      st->i++;
+  }
+  if (s[i] == '0') {
+    i++;
+  } else if (s[i] >= '1' && s[i] <= '9') {
+    /* at most 19 digits fit in w; the rest only scale it */
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+      if (nd < 19) {
+        w = w * 10 + (uint64_t)(s[i] - '0');
+        nd++;
+      } else {
+        q++;
+        dropped = 1;
+      }
+    }
   } else {
+    st->i = i;
     return scan_fail(st, "invalid number");
   }
-  if (st->i < st->n && s[st->i] == '.') {
-    st->i++;
-    if (st->i >= st->n || s[st->i] < '0' || s[st->i] > '9')
+  if (i < n && s[i] == '.') {
+    i++;
+    if (i >= n || s[i] < '0' || s[i] > '9') {
+      st->i = i;
       return scan_fail(st, "invalid number (digit expected after '.')");
-    while (st->i < st->n && s[st->i] >= '0' && s[st->i] <= '9')
-      st->i++;
+    }
+    if (!w) /* zeros after the point of a number below one */
+      for (; i < n && s[i] == '0'; i++)
+        q--;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+      if (nd < 19) {
+        w = w * 10 + (uint64_t)(s[i] - '0');
+        nd++;
+        q--;
+      } else {
+        dropped = 1;
+      }
+    }
   }
-  if (st->i < st->n && (s[st->i] == 'e' || s[st->i] == 'E')) {
-    st->i++;
-    if (st->i < st->n && (s[st->i] == '+' || s[st->i] == '-'))
-      st->i++;
-    if (st->i >= st->n || s[st->i] < '0' || s[st->i] > '9')
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    int eneg = 0, ex = 0;
+    i++;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+      eneg = s[i++] == '-';
+    if (i >= n || s[i] < '0' || s[i] > '9') {
+      st->i = i;
       return scan_fail(st, "invalid number (digit expected in exponent)");
-    while (st->i < st->n && s[st->i] >= '0' && s[st->i] <= '9')
-      st->i++;
+    }
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+      if (ex < 100000)
+        ex = ex * 10 + (s[i] - '0');
+    q += eneg ? -ex : ex;
   }
-  if (st->i - start > REQJSON_MAX_NUMBER) {
+  if (i - start > REQJSON_MAX_NUMBER) {
     st->i = start;
     return scan_fail(st, "number too long (more than 63 characters)");
   }
+  st->i = i;
   if (item)
-    set_number(item, num_text(s + start, s + st->i, NULL));
+    set_number(item, num_value(neg, w, q, dropped, s + start, s + i));
   return 0;
 }
 
@@ -770,6 +805,9 @@ static char *decode_str(const unsigned char *p, const unsigned char *q,
   return out;
 }
 
+static double num_text(const unsigned char *p, const unsigned char *end,
+                       const unsigned char **stop);
+
 static double parse_num(struct tp *t)
 {
   return num_text(t->s, t->end, &t->s);
@@ -827,6 +865,14 @@ static double num_text(const unsigned char *p, const unsigned char *end,
   }
   if (stop)
     *stop = p;
+  return num_value(neg, w, q, dropped, start, p);
+}
+
+/* The number with sign neg, significant digits w (the first 19; dropped:
+ * more followed) and decimal exponent q; its text is [start, end). */
+static double num_value(int neg, uint64_t w, int q, int dropped,
+                        const unsigned char *start, const unsigned char *end)
+{
   if (w == 0 && !dropped)
     return neg ? -0.0 : 0.0;
   /* 2^53, not 15 digits: a sixth of the course's numbers have 16
@@ -843,7 +889,7 @@ static double num_text(const unsigned char *p, const unsigned char *end,
     return neg ? -d : d;
   }
   char buf[REQJSON_MAX_NUMBER + 1];
-  size_t n = (size_t)(p - start);
+  size_t n = (size_t)(end - start);
   if (n > REQJSON_MAX_NUMBER)
     n = REQJSON_MAX_NUMBER;
   memcpy(buf, start, n);
