@@ -151,6 +151,32 @@ static char **load_features(size_t *n)
   return v;
 }
 
+/* The same JSON without the blanks between tokens (", " -> ",",
+ * ": " -> ":"; strings untouched): the bytes a compact writer would store
+ * (issue 16: fewer bytes per row for MariaDB to copy, log and page). */
+static char **compact_features(char **feat, size_t n)
+{
+  char **v = xcalloc(n, sizeof(*v));
+  for (size_t i = 0; i < n; i++) {
+    const char *s = feat[i];
+    char *d = v[i] = xcalloc(1, strlen(s) + 1);
+    int in_str = 0;
+    for (; *s; s++) {
+      if (in_str) {
+        *d++ = *s;
+        if (*s == '\\' && s[1])
+          *d++ = *++s;
+        else if (*s == '"')
+          in_str = 0;
+      } else if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r') {
+        *d++ = *s;
+        in_str = *s == '"';
+      }
+    }
+  }
+  return v;
+}
+
 static void make_rows(struct rows *r, size_t n, char **feat, size_t nfeat)
 {
   static const char *const CLS[3] = {"Good", "Standard", "Poor"};
@@ -200,13 +226,36 @@ static void make_rows(struct rows *r, size_t n, char **feat, size_t nfeat)
  * by the pool's db_opts.multirow_insert -------------------------------- */
 
 static struct db_val *VALS;
+static void fill_vals(const struct rows *r, size_t first, size_t n);
+
+/* how a db way calls db_bulk_insert */
+struct dbway {
+  struct db_conn *c;
+  int set; /* the log session's SET before each call, as plog's flush */
+  int txn; /* BEGIN ... COMMIT around it (plog's flush before 2026-12-05) */
+};
 
 static void store_multirow(void *ctx, MYSQL *my, const struct rows *r,
                            size_t first, size_t n)
 {
   (void)my;
-  struct db_conn *c = ctx;
-  struct err e;
+  const struct dbway *w = ctx;
+  struct err e = {0};
+  fill_vals(r, first, n);
+  int64_t aff = 0;
+  if ((w->set &&
+       db_exec(w->c, "SET time_zone = '+00:00', check_constraint_checks = 0",
+               NULL, &e) != ERR_OK) ||
+      (w->txn && db_begin(w->c, &e) != ERR_OK) ||
+      db_bulk_insert(w->c, TABLE, COLS, NCOLS, VALS, (int64_t)n, CHUNK,
+                     SUFFIX, &aff, &e) != ERR_OK ||
+      (w->txn && db_commit(w->c, &e) != ERR_OK))
+    die("db_bulk_insert", e.msg);
+}
+
+/* VALS = rows first..first+n of r */
+static void fill_vals(const struct rows *r, size_t first, size_t n)
+{
   for (size_t i = 0; i < n; i++) {
     size_t k = first + i;
     struct db_val *v = VALS + i * NCOLS;
@@ -221,12 +270,82 @@ static void store_multirow(void *ctx, MYSQL *my, const struct rows *r,
     v[8] = DB_V_INT(r->source[k]);
     v[9] = DB_V_INT(r->seq[k]);
   }
-  int64_t aff = 0;
-  if (db_begin(c, &e) != ERR_OK ||
-      db_bulk_insert(c, TABLE, COLS, NCOLS, VALS, (int64_t)n, CHUNK, SUFFIX,
-                     &aff, &e) != ERR_OK ||
-      db_commit(c, &e) != ERR_OK)
-    die("db_bulk_insert", e.msg);
+}
+
+/* ---- array binding straight through libmariadb, with other parameter
+ * types: features as MYSQL_TYPE_BLOB (a binary parameter: the server
+ * skips the character scan of a text parameter), created_at as
+ * MYSQL_TYPE_DATETIME (no date text to parse) --------------------------- */
+
+struct raw {
+  MYSQL_STMT *st;
+  int blob_feat, time_ts;
+  int lean; /* the statement alone (autocommit), no SET/BEGIN/COMMIT */
+  MYSQL_TIME *tm;   /* created_at per row, when time_ts */
+  MYSQL_TIME **tmp; /* pointers to them: libmariadb takes a column of a
+                       type without a fixed packed length as pointers */
+};
+
+static void store_raw(void *ctx, MYSQL *my, const struct rows *r,
+                      size_t first, size_t n)
+{
+  struct raw *w = ctx;
+  if (!w->st) {
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO " TABLE " (%s) VALUES (?,?,?,?,?,?,?,?,?,?)" SUFFIX,
+             COLS_SQL);
+    if (!(w->st = mysql_stmt_init(my)) ||
+        mysql_stmt_prepare(w->st, sql, (unsigned long)strlen(sql)))
+      die("prepare", mysql_error(my));
+  }
+  if (w->time_ts && !w->tm) {
+    w->tm = xcalloc(r->n, sizeof(MYSQL_TIME));
+    w->tmp = xcalloc(r->n, sizeof(MYSQL_TIME *));
+    for (size_t i = 0; i < r->n; i++) {
+      MYSQL_TIME *t = w->tmp[i] = &w->tm[i];
+      if (sscanf(r->ts[i], "%u-%u-%u %u:%u:%u", &t->year, &t->month,
+                 &t->day, &t->hour, &t->minute, &t->second) != 6)
+        die("bad created_at", r->ts[i]);
+      t->time_type = MYSQL_TIMESTAMP_DATETIME;
+    }
+  }
+  MYSQL_BIND b[NCOLS];
+  memset(b, 0, sizeof(b));
+#define STRCOL(j, arr, lens, type)                                             \
+  b[j].buffer_type = (type);                                                 \
+  b[j].buffer = (void *)((arr) + first);                                     \
+  b[j].length = (lens) + first
+#define NUMCOL(j, arr, type)                                                   \
+  b[j].buffer_type = (type);                                                 \
+  b[j].buffer = (void *)((arr) + first)
+  STRCOL(0, r->cid, r->cid_len, MYSQL_TYPE_STRING);
+  STRCOL(1, r->feat, r->feat_len,
+         w->blob_feat ? MYSQL_TYPE_BLOB : MYSQL_TYPE_STRING);
+  STRCOL(2, r->pred, r->pred_len, MYSQL_TYPE_STRING);
+  NUMCOL(3, r->conf, MYSQL_TYPE_DOUBLE);
+  NUMCOL(4, r->elapsed, MYSQL_TYPE_LONGLONG);
+  if (w->time_ts) {
+    NUMCOL(5, w->tmp, MYSQL_TYPE_DATETIME);
+  } else {
+    STRCOL(5, r->ts, r->ts_len, MYSQL_TYPE_STRING);
+  }
+  STRCOL(6, r->model, r->model_len, MYSQL_TYPE_STRING);
+  NUMCOL(7, r->version, MYSQL_TYPE_LONGLONG);
+  NUMCOL(8, r->source, MYSQL_TYPE_LONGLONG);
+  NUMCOL(9, r->seq, MYSQL_TYPE_LONGLONG);
+#undef STRCOL
+#undef NUMCOL
+  unsigned int an = (unsigned int)n;
+  if (!w->lean) { /* as plog's flush: the session settings, a transaction */
+    q(my, "SET time_zone = '+00:00', check_constraint_checks = 0");
+    q(my, "START TRANSACTION");
+  }
+  if (mysql_stmt_attr_set(w->st, STMT_ATTR_ARRAY_SIZE, &an) ||
+      mysql_stmt_bind_param(w->st, b) || mysql_stmt_execute(w->st))
+    die("array insert", mysql_stmt_error(w->st));
+  if (!w->lean)
+    q(my, "COMMIT");
 }
 
 /* ---- LOAD DATA LOCAL INFILE from memory ------------------------------- */
@@ -347,6 +466,8 @@ struct way {
   const char *name;
   store_fn fn;
   void *ctx;
+  const struct rows *r; /* the rows it stores */
+  size_t chunk;         /* rows per call (statement and transaction) */
   double cl[MAXREPS], sv[MAXREPS], rs[MAXREPS];
 };
 
@@ -356,8 +477,8 @@ static void run_once(struct way *w, int k, MYSQL *my, const struct rows *r)
   q(my, "TRUNCATE TABLE " TABLE);
   double c0 = bench_cpu_s(), s0 = bench_proc_cpu_s(SERVER_PID),
          t0 = bench_now_s();
-  for (size_t i = 0; i < r->n; i += CHUNK)
-    w->fn(w->ctx, my, r, i, r->n - i < CHUNK ? r->n - i : CHUNK);
+  for (size_t i = 0; i < r->n; i += w->chunk)
+    w->fn(w->ctx, my, r, i, r->n - i < w->chunk ? r->n - i : w->chunk);
   double t1 = bench_now_s(), c1 = bench_cpu_s(),
          s1 = bench_proc_cpu_s(SERVER_PID);
   w->cl[k] = (c1 - c0) * 1e6 / (double)r->n;
@@ -369,10 +490,10 @@ static void run_once(struct way *w, int k, MYSQL *my, const struct rows *r)
 static int repeat_ok(struct way *w, MYSQL *my, const struct rows *r)
 {
   q(my, "TRUNCATE TABLE " TABLE);
-  for (size_t i = 0; i < r->n; i += CHUNK)
-    w->fn(w->ctx, my, r, i, r->n - i < CHUNK ? r->n - i : CHUNK);
-  for (size_t i = 0; i < 1000 && i < r->n; i += CHUNK)
-    w->fn(w->ctx, my, r, i, CHUNK);
+  for (size_t i = 0; i < r->n; i += w->chunk)
+    w->fn(w->ctx, my, r, i, r->n - i < w->chunk ? r->n - i : w->chunk);
+  for (size_t i = 0; i < 1000 && i < r->n; i += w->chunk)
+    w->fn(w->ctx, my, r, i, w->chunk);
   long long rows = q1(my, "SELECT COUNT(*) FROM " TABLE);
   long long distinct = q1(my, "SELECT COUNT(DISTINCT log_seq) FROM " TABLE);
   return rows == (long long)r->n && distinct == (long long)r->n;
@@ -448,29 +569,87 @@ int main(void)
     }
     SERVER_PID = bench_pidfile_pid(pidfile);
   }
-  size_t fb = 0;
-  for (size_t i = 0; i < nrows; i++)
+  struct rows rc; /* the same rows with compact features */
+  make_rows(&rc, nrows, compact_features(feat, nfeat), nfeat);
+  size_t fb = 0, fbc = 0;
+  for (size_t i = 0; i < nrows; i++) {
     fb += r.feat_len[i];
+    fbc += rc.feat_len[i];
+  }
   printf("bench_plog_insert: libmariadb %s, server %s, %zu rows x %d runs "
-         "(medians), features ~%zu B/row, %d rows per statement and "
-         "transaction, local_infile=%lld\n",
+         "(medians), features ~%zu B/row (compact %zu), %d rows per "
+         "statement and transaction, local_infile=%lld, %s\n",
          mysql_get_client_info(), mysql_get_server_info(my), nrows, reps,
-         fb / nrows, CHUNK, q1(my, "SELECT @@local_infile"));
+         fb / nrows, fbc / nrows, CHUNK, q1(my, "SELECT @@local_infile"),
+         o.socket ? "unix socket" : "TCP");
   fflush(stdout);
 
   /* the ways take turns (run k of each, then run k + 1), so a change of
    * the machine's load hits them alike */
-  struct way ways[3] = {{"multi-row INSERT", store_multirow, c, {0}, {0}, {0}},
-                        {"array binding", store_multirow, ca, {0}, {0}, {0}},
-                        {"LOAD DATA LOCAL", store_load, NULL, {0}, {0}, {0}}};
+  /* BENCH_PLOG_WAYS: a comma-separated list of multirow, array,
+   * compact, load, rawtext, rawblob, rawtime, rawsmall, rawsmalllean,
+   * rawlean, old, new, oldsmall, newsmall (default the first four) */
+  struct raw rawtxt = {NULL, 0, 0, 0, NULL, NULL},
+             rawblob = {NULL, 1, 0, 0, NULL, NULL},
+             rawtime = {NULL, 0, 1, 0, NULL, NULL},
+             rawlean = {NULL, 0, 0, 1, NULL, NULL};
+  /* small: the rows per flush plog's flusher made in bench_serve.sh
+   * single/16 (about 143: Innodb_rows_inserted / Com_commit) */
+  size_t small = getenv("BENCH_PLOG_SMALL")
+                     ? (size_t)atoll(getenv("BENCH_PLOG_SMALL"))
+                     : 143;
+  if (small < 1 || small > CHUNK)
+    small = 143;
+  struct dbway dmulti = {c, 0, 1}, darr = {ca, 0, 1}, dold = {ca, 1, 1},
+               dauto = {ca, 1, 0};
+#define WAYS 14
+  struct way all[WAYS] = {
+      {"multi-row INSERT", store_multirow, &dmulti, &r, CHUNK, {0}, {0}, {0}},
+      {"array binding", store_multirow, &darr, &r, CHUNK, {0}, {0}, {0}},
+      {"array, compact JSON", store_multirow, &darr, &rc, CHUNK, {0}, {0},
+       {0}},
+      {"LOAD DATA LOCAL", store_load, NULL, &r, CHUNK, {0}, {0}, {0}},
+      {"raw array, text", store_raw, &rawtxt, &r, CHUNK, {0}, {0}, {0}},
+      {"raw array, BLOB", store_raw, &rawblob, &r, CHUNK, {0}, {0}, {0}},
+      {"raw array, DATETIME", store_raw, &rawtime, &r, CHUNK, {0}, {0}, {0}},
+      {"raw, small txns", store_raw, &rawtxt, &r, small, {0}, {0}, {0}},
+      {"raw, small, lean", store_raw, &rawlean, &r, small, {0}, {0}, {0}},
+      {"raw, 500, lean", store_raw, &rawlean, &r, CHUNK, {0}, {0}, {0}},
+      {"plog old: SET+txn", store_multirow, &dold, &r, CHUNK, {0}, {0}, {0}},
+      {"plog new: SET, auto", store_multirow, &dauto, &r, CHUNK, {0}, {0},
+       {0}},
+      {"old, small", store_multirow, &dold, &r, small, {0}, {0}, {0}},
+      {"new, small", store_multirow, &dauto, &r, small, {0}, {0}, {0}}};
+  static const char *const keys[WAYS] = {
+      "multirow", "array",    "compact",  "load",     "rawtext",
+      "rawblob",  "rawtime",  "rawsmall", "rawsmalllean", "rawlean",
+      "old",      "new",      "oldsmall", "newsmall"};
+  const char *pick = getenv("BENCH_PLOG_WAYS");
+  struct way ways[16];
+  int nw = 0;
+  if (!pick || !*pick) {
+    for (int w = 0; w < 4; w++) /* the raw ways only when asked for */
+      ways[nw++] = all[w];
+  } else { /* in the order given; a name given twice runs twice (does
+              the order matter?) */
+    for (const char *t = pick; *t && nw < 16;) {
+      size_t len = strcspn(t, ",");
+      for (int w = 0; w < WAYS; w++)
+        if (strlen(keys[w]) == len && strncmp(t, keys[w], len) == 0)
+          ways[nw++] = all[w];
+      t += len + (t[len] == ',');
+    }
+  }
+  if (nw == 0)
+    die("BENCH_PLOG_WAYS names no way", pick);
   int ok = 1;
   for (int k = 0; k < reps; k++)
-    for (int w = 0; w < 3; w++)
-      run_once(&ways[w], k, my, &r);
-  for (int w = 0; w < 3; w++) {
-    int once = repeat_ok(&ways[w], my, &r);
+    for (int w = 0; w < nw; w++)
+      run_once(&ways[w], k, my, ways[w].r);
+  for (int w = 0; w < nw; w++) {
+    int once = repeat_ok(&ways[w], my, ways[w].r);
     ok &= once;
-    printf("  %-18s client %5.1f us/row  server %5.1f us/row  %6.0f rows/s"
+    printf("  %-20s client %5.1f us/row  server %5.1f us/row  %6.0f rows/s"
            "  (runs: server", ways[w].name, median(ways[w].cl, reps),
            median(ways[w].sv, reps), median(ways[w].rs, reps));
     for (int k = 0; k < reps; k++)
