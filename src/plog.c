@@ -677,7 +677,13 @@ static enum err_code store_db(struct plog *p, const struct pbuf_row *v, size_t n
   }
   if (p->no_ccc)
     rc = db_exec(c, "SET time_zone = '+00:00'", NULL, e);
-  if (rc == ERR_OK)
+  /* One statement (the usual flush: array binding, or rows <= batch,
+   * and no shadow rows) is atomic on its own under autocommit; a
+   * transaction around it would cost two more round trips and MariaDB
+   * about 1.2 us per row (docs/serving.md "Issue 16, fourth round:
+   * MariaDB's row"). */
+  int txn = ns > 0 || n > batch;
+  if (rc == ERR_OK && txn)
     rc = db_begin(c, e);
   if (rc == ERR_OK)
     rc = db_bulk_insert(c, p->table, cols, NCOLS, p->vals, (int64_t)n,
@@ -690,11 +696,12 @@ static enum err_code store_db(struct plog *p, const struct pbuf_row *v, size_t n
                         (int64_t)ns, (int)batch,
                         " ON DUPLICATE KEY UPDATE log_seq = log_seq", NULL,
                         e);
-  if (rc == ERR_OK)
+  if (rc == ERR_OK && txn)
     rc = db_commit(c, e);
   if (rc != ERR_OK) {
     struct err e2;
-    (void)db_rollback(c, &e2);
+    if (txn)
+      (void)db_rollback(c, &e2);
     *inserted = 0;
   }
   db_release(p->o.pool, c);

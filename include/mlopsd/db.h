@@ -190,7 +190,10 @@ enum err_code db_rollback(struct db_conn *c, struct err *e);
  * identifiers (db_ident_ok), validated here: ERR_INVAL otherwise.  suffix
  * (trusted SQL, not user input) may add e.g. " ON DUPLICATE KEY UPDATE
  * id=id" or be NULL.  Runs in the caller's transaction if one is open;
- * otherwise in its own, so it is all or nothing.  *affected (may be NULL)
+ * otherwise in its own, so it is all or nothing (a call that takes one
+ * statement - array binding, or rows <= batch - runs it on its own under
+ * autocommit: atomic as well, without the BEGIN and COMMIT round trips).
+ * *affected (may be NULL)
  * gets the server's affected-row count (2 per updated row with ON
  * DUPLICATE KEY UPDATE).  A batch must fit max_allowed_packet. */
 enum err_code db_bulk_insert(struct db_conn *c, const char *table,
