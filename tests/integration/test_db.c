@@ -974,6 +974,32 @@ static void bulk_insert_checks(struct db_pool *pool, int multirow)
   CHECK_OK(db_rollback(c, &E));
   CHECK_EQ_INT(count_in(c2, "bi"), N);
 
+  /* outside one: a call that takes one statement runs it alone under
+   * autocommit (no BEGIN/COMMIT, two round trips less for each of the
+   * prediction log's flushes), several statements get a transaction */
+  static const char BEGINS[] = "SELECT VARIABLE_VALUE FROM information_schema"
+                               ".SESSION_STATUS WHERE VARIABLE_NAME = "
+                               "'COM_BEGIN'";
+  int64_t b0 = q1(c, BEGINS);
+  CHECK_OK(db_bulk_insert(c, "bi", cols, NC, vals, 200, 300, NULL, &aff,
+                          &E));
+  CHECK_EQ_INT(aff, 200);
+  CHECK_EQ_INT(q1(c, BEGINS), b0);
+  CHECK_EQ_INT(count_in(c2, "bi"), N + 200);
+  /* a failing single statement stores none of its rows either */
+  vals[(size_t)299 * NC] = DB_V_INT(5);
+  CHECK_EQ_INT(db_bulk_insert(c, "bi", cols, NC, vals + (size_t)200 * NC, 100,
+                              300, NULL, &aff, &E),
+               ERR_DB);
+  CHECK_EQ_INT(db_last_errno(c), 1062);
+  CHECK_EQ_INT(count_in(c2, "bi"), N + 200);
+  vals[(size_t)299 * NC] = DB_V_INT(N + 300);
+  CHECK_OK(db_bulk_insert(c, "bi", cols, NC, vals + (size_t)200 * NC, 800,
+                          300, NULL, &aff, &E));
+  CHECK_EQ_INT(aff, 800);
+  CHECK_EQ_INT(q1(c, BEGINS), b0 + 1);
+  CHECK_EQ_INT(count_in(c2, "bi"), N + 1000);
+
   /* a batch above the placeholder cap is split (65535 / 4 = 16383) */
   CHECK_OK(db_exec(c, "TRUNCATE TABLE bi", NULL, &E));
   for (int i = 0; i < N; i++)
