@@ -32,10 +32,11 @@ end
 done = function(summary, latency, requests)
   local s = summary.duration / 1e6
   io.write(string.format(
-    "RESULT requests=%d rps=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.1f " ..
-    "non2xx=%d sock_errors=%d\n",
+    "RESULT requests=%d rps=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f " ..
+    "p999_ms=%.3f max_ms=%.1f non2xx=%d sock_errors=%d\n",
     summary.requests, summary.requests / s,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
     latency.max / 1000, summary.errors.status,
     summary.errors.connect + summary.errors.read + summary.errors.write +
     summary.errors.timeout))

@@ -21,7 +21,7 @@
 # at 16 and 64 connections (wrk -t2), SECONDS each (default 10).  Between
 # runs it waits until the log has stored everything, so a run never pays
 # for the previous one.  Reports per run: requests/s, items/s, p50/p99
-# (wrk), non-2xx, the daemon's and wrk's CPU per request, the daemon's RSS
+# and p99.9 (wrk), non-2xx, the daemon's and wrk's CPU per request, the daemon's RSS
 # (current and peak), log rows written, MariaDB's CPU per row stored, how
 # long the log took after the run to store what was still pending
 # (drain_s), the sustained rate that makes (rows / (SECONDS + drain_s):
@@ -206,8 +206,8 @@ case "$ROUNDS" in ''|*[!0-9]*|0)
 esac
 ROUND=1
 declare -A R_RPS R_P50 R_P99 R_US R_DB R_PACE R_SLOW R_LOAD
-printf '%-16s %5s %7s %7s %7s %7s %6s %6s %6s %6s %6s %8s %6s %6s %8s %7s %6s %6s %5s\n' \
-  run conns req/s items/s p50_ms p99_ms non2xx us/req wrk_us rss_MB peak_MB \
+printf '%-16s %5s %7s %7s %7s %7s %8s %6s %6s %6s %6s %6s %8s %6s %6s %8s %7s %6s %6s %5s\n' \
+  run conns req/s items/s p50_ms p99_ms p99.9_ms non2xx us/req wrk_us rss_MB peak_MB \
   log_rows db_us/row drain_s sustained pace_ms waits 'srv>5ms%' load
 run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
   local name=$1 c=$2 path=$3 bodies=$4 per=$5 out w0 w1 t0 t1
@@ -237,10 +237,11 @@ run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
   d1=$(db_ticks)
   drain=$(awk -v a="$e0" -v b="$e1" 'BEGIN { printf "%.1f", b - a }')
   w1=$(metric mlopsd_plog_rows_written_total)
-  local rps p50 p99 non reqs
+  local rps p50 p99 p999 non reqs
   rps=$(echo "$out" | sed -n 's/.*rps=\([0-9.]*\).*/\1/p')
   p50=$(echo "$out" | sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p')
   p99=$(echo "$out" | sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p')
+  p999=$(echo "$out" | sed -n 's/.*p999_ms=\([0-9.]*\).*/\1/p')
   reqs=$(echo "$out" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')
   non=$(echo "$out" | sed -n 's/.*non2xx=\([0-9]*\).*/\1/p')
   local cpu; cpu=$(awk -v a="$t0" -v b="$t1" -v r="$rps" -v d="$DUR" \
@@ -258,10 +259,10 @@ run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
     sus=$(awk -v n="$((w1 - w0))" -v d="$DUR" -v x="$drain" \
       'BEGIN { printf "%.0f", n / (d + x) }')
   fi
-  printf '%-16s %5s %7.0f %7.0f %7s %7s %6s %6s %6s %6d %6d %8s %6s %6s %8s %7s %6s %6s %5s\n' \
+  printf '%-16s %5s %7.0f %7.0f %7s %7s %8s %6s %6s %6s %6d %6d %8s %6s %6s %8s %7s %6s %6s %5s\n' \
     "$name" "$c" "${rps:-0}" \
     "$(awk -v r="${rps:-0}" -v p="$per" 'BEGIN{print r * (p ? p : 1)}')" \
-    "$p50" "$p99" "${non:-0}" "$cpu" "${wus:--}" $(( $(rss_kb VmRSS) / 1024 )) \
+    "$p50" "$p99" "$p999" "${non:-0}" "$cpu" "${wus:--}" $(( $(rss_kb VmRSS) / 1024 )) \
     $(( $(rss_kb VmHWM) / 1024 )) "$((w1 - w0))" "$dbus" \
     "$([ "$per" -gt 0 ] && echo "$drain" || echo -)" "$sus" "$pace" "$fw" \
     "$sl" "$load"
@@ -285,7 +286,7 @@ run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
   case "$name" in "predict single") key=single ;; "predict batch64") key=batch ;;
     "single, xgboost") key=xgb ;; *) key=$name ;; esac
   echo "run=$key$c rps=${rps:-0} items_s=$(awk -v r="${rps:-0}" -v p="$per" \
-    'BEGIN{printf "%.0f", r * (p ? p : 1)}') p50_ms=$p50 p99_ms=$p99 \
+    'BEGIN{printf "%.0f", r * (p ? p : 1)}') p50_ms=$p50 p99_ms=$p99 p999_ms=$p999 \
 non2xx=${non:-0} rss_mb=$(( $(rss_kb VmRSS) / 1024 )) \
 peak_mb=$(( $(rss_kb VmHWM) / 1024 )) load=$load\
 $([ "$ROUNDS" -gt 1 ] && echo " round=$ROUND")" >>"$FIGURES"
