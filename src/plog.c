@@ -142,6 +142,8 @@ struct plog {
   size_t svals_cap;
   char (*ts)[24];
   size_t ts_cap;
+  char *feat; /* the features of one store_db, compacted */
+  size_t feat_cap;
   char *enc;
   size_t enc_cap;
   int64_t next_try_ms; /* database back-off */
@@ -618,6 +620,29 @@ static void fmt_ts(char *out, int64_t us)
   last = s;
 }
 
+size_t plog_json_compact(char *dst, const char *src, size_t len)
+{
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    char ch = src[i];
+    if (ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r')
+      continue;
+    dst[o++] = ch;
+    if (ch != '"')
+      continue;
+    /* a string: up to its closing quote, escapes taken whole */
+    for (i++; i < len; i++) {
+      ch = src[i];
+      dst[o++] = ch;
+      if (ch == '\\' && i + 1 < len)
+        dst[o++] = src[++i];
+      else if (ch == '"')
+        break;
+    }
+  }
+  return o;
+}
+
 /* Insert views[0..n) in one transaction.  *inserted gets new rows. */
 static enum err_code store_db(struct plog *p, const struct pbuf_row *v, size_t n,
                               int64_t *inserted, struct err *e)
@@ -626,9 +651,13 @@ static enum err_code store_db(struct plog *p, const struct pbuf_row *v, size_t n
   size_t maxlen = 1, ns = 0;
   enum err_code rc;
   *inserted = 0;
+  size_t feat_total = 0, feat_at = 0;
+  for (size_t i = 0; i < n; i++)
+    feat_total += v[i].feat_len;
   if (VEC_RESERVE(p->vals, p->vals_cap, n * NCOLS) ||
       VEC_RESERVE(p->svals, p->svals_cap, n * NSCOLS) ||
-      VEC_RESERVE(p->ts, p->ts_cap, n))
+      VEC_RESERVE(p->ts, p->ts_cap, n) ||
+      VEC_RESERVE(p->feat, p->feat_cap, feat_total + 1))
     return err_set(e, ERR_NOMEM, "plog: out of memory");
   for (size_t i = 0; i < n; i++) {
     struct db_val *r = p->vals + i * NCOLS;
@@ -649,7 +678,12 @@ static enum err_code store_db(struct plog *p, const struct pbuf_row *v, size_t n
       q[6] = isfinite(sconf) ? DB_V_DBL(sconf) : DB_V_NULL;
     }
     r[0] = DB_V_STRN(v[i].cid, v[i].cid_len);
-    r[1] = DB_V_STRN(v[i].feat, v[i].feat_len);
+    /* the item without its blanks: MariaDB's CPU per row 0.8-1.0 us
+     * less for 6% fewer bytes (plog_int.h) */
+    size_t fl = plog_json_compact(p->feat + feat_at, v[i].feat,
+                                  v[i].feat_len);
+    r[1] = DB_V_STRN(p->feat + feat_at, fl);
+    feat_at += fl;
     r[2] = DB_V_STRN(v[i].pred, v[i].pred_len);
     r[3] = DB_V_DBL(v[i].conf);
     r[4] = DB_V_INT(v[i].elapsed_ms);
@@ -1432,6 +1466,7 @@ void plog_destroy(struct plog *p)
   free(p->vals);
   free(p->svals);
   free(p->ts);
+  free(p->feat);
   free(p->enc);
   pthread_mutex_destroy(&p->flush_mu);
   pthread_mutex_destroy(&p->room_mu);

@@ -42,6 +42,16 @@ int plog_model_split(const char *m, size_t len, size_t *name_len,
                      int *version, double *conf, const char **pred,
                      size_t *pred_len);
 
+/* The JSON text src[0..len) without the blanks between its tokens
+ * (space, tab, CR, LF outside strings; strings copied as they are) into
+ * dst, which has room for len bytes; returns the new length.  src must
+ * be one valid JSON text (a logged item is: reqjson checked it), else
+ * the result is unspecified but stays within len bytes.  What the log
+ * stores in `features`: the same JSON value, so JSON_EXTRACT gives the
+ * same results, in fewer bytes for MariaDB to scan, copy, log and page
+ * (docs/serving.md "Issue 16, fourth round: MariaDB's row"). */
+size_t plog_json_compact(char *dst, const char *src, size_t len);
+
 /* Encode rows v[0..n) into *buf (grown as needed: *buf and *cap are the
  * caller's, freed with free()).  Returns the record's length, or 0 when
  * out of memory (*buf and *cap unchanged then).  The text lengths must

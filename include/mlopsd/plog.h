@@ -115,7 +115,9 @@ void plog_opts_defaults(struct plog_opts *o);
  * prediction are cut to PLOG_*_MAX characters (at a UTF-8 boundary);
  * features must be one valid JSON value (the item as received): the
  * log's session turns MariaDB's check_constraint_checks off, so the
- * server does not check it again (docs/serving.md). */
+ * server does not check it again, and the table gets it without the
+ * blanks between its tokens (plog_int.h plog_json_compact: the same
+ * value; docs/serving.md). */
 struct plog_row {
   const char *customer_id; /* NULL = "" (the column is NOT NULL) */
   size_t customer_id_len;

@@ -40,6 +40,7 @@
 /* check: tsan */
 #include "check.h"
 #include "fixture.h"
+#include "plog_int.h" /* plog_json_compact: what features holds */
 #include "version_fx.h"
 #include "mlopsd/db.h"
 #include "mlopsd/prep.h"
@@ -983,22 +984,32 @@ TEST(log_rows_match_answers)
 {
   REQUIRE(wait_log_drained(20) == 0);
   CHECK_EQ_INT(db_count("1"), (int64_t)g_ok_items);
-  /* features exactly as received, customer_id as text */
+  /* features: the item as received without the blanks between its
+   * tokens (plog_json_compact) - the same JSON value, so JSON_EQUALS
+   * with the text sent and JSON_EXTRACT agree; customer_id as text */
   struct db_conn *c = NULL;
   struct err e = {0};
   REQUIRE(db_acquire(g_db, 5000, &c, &e) == ERR_OK);
   int64_t n = -1;
   const char *d = strstr(g_lines[0], "{\"customer_id\"");
   char *item = strndup(d, strlen(d) - 1);
-  struct db_val p[2] = {DB_V_STR(item), DB_V_STR("4096")};
+  char *compact = malloc(strlen(item) + 1);
+  REQUIRE(item && compact);
+  size_t cl = plog_json_compact(compact, item, strlen(item));
+  compact[cl] = 0;
+  CHECK(cl < strlen(item));
+  struct db_val p[3] = {DB_V_STR(compact), DB_V_STR(item), DB_V_STR("4096")};
   CHECK(db_query_i64(c,
                      "SELECT COUNT(*) FROM credit_predictions_api_log "
-                     "WHERE features = ? AND customer_id = ? AND "
+                     "WHERE features = ? AND JSON_EQUALS(features, ?) AND "
+                     "JSON_EXTRACT(features, '$.customer_id') = 4096 AND "
+                     "customer_id = ? AND "
                      "model_name = '" MODEL "' AND model_version = 1 AND "
                      "log_seq IS NOT NULL AND elapsed_ms >= 0",
-                     p, 2, &n, &e) == ERR_OK);
+                     p, 3, &n, &e) == ERR_OK);
   CHECK(n >= 3);
   db_release(g_db, c);
+  free(compact);
   free(item);
 }
 
