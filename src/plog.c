@@ -720,11 +720,10 @@ static enum err_code store_db(struct plog *p, const struct pbuf_row *v, size_t n
   }
   if (p->no_ccc)
     rc = db_exec(c, "SET time_zone = '+00:00'", NULL, e);
-  /* One statement (the usual flush: array binding, or rows <= batch,
-   * and no shadow rows) is atomic on its own under autocommit; a
-   * transaction around it would cost two more round trips and MariaDB
-   * about 1.2 us per row (docs/serving.md "Issue 16, fourth round:
-   * MariaDB's row"). */
+  /* One statement (rows <= batch and no shadow rows) is atomic on its
+   * own under autocommit; a transaction around it would cost two more
+   * round trips and statements (docs/serving.md "Issue 16, fourth
+   * round: MariaDB's row").  More statements keep one transaction. */
   int txn = ns > 0 || n > batch;
   if (rc == ERR_OK && txn)
     rc = db_begin(c, e);
