@@ -20,9 +20,9 @@
 #
 # at 16 and 64 connections (wrk -t2), SECONDS each (default 10).  Between
 # runs it waits until the log has stored everything, so a run never pays
-# for the previous one.  Reports per run: requests/s, items/s, p50/p99
-# and p99.9 (wrk), non-2xx, the daemon's and wrk's CPU per request, the daemon's RSS
-# (current and peak), log rows written, MariaDB's CPU per row stored, how
+# for the previous one.  Reports per run: requests/s, items/s, p50, p99
+# and p99.9 (wrk), non-2xx, the daemon's and wrk's CPU per request, the
+# daemon's RSS (current and peak), log rows written, MariaDB's CPU per row stored, how
 # long the log took after the run to store what was still pending
 # (drain_s), the sustained rate that makes (rows / (SECONDS + drain_s):
 # what the database really kept up with), the time request threads were
@@ -58,7 +58,8 @@
 #       MariaDB (default 1): issue 16's "alternating runs, medians" in one
 #       command.  Each round's lines follow a "--- round I of N ---" line;
 #       the summary then gives per round predict single's req/s, share of
-#       /healthz (same round), p50/p99, pace_ms, srv>5ms% and load, and
+#       /healthz (same round; and /healthz's own p99: a high one says the
+#       tail was the machine's load), p50/p99, pace_ms, srv>5ms% and load, and
 #       the medians over the rounds (of the req/s, of the per-round
 #       shares, of the latencies and of the CPU per request and row).
 #       startup, sustained16, explain16 and the xgb runs still run once
@@ -415,16 +416,17 @@ if [ "$ROUNDS" -gt 1 ]; then
   for c in 16 64; do
     k="predict single$c"
     [ -n "${R_RPS[1|$k]:-}" ] || continue
-    shares=() rpss=() p50s=() p99s=() uss=() dbs=() paces=() slows=() loads=() hzs=()
+    shares=() rpss=() p50s=() p99s=() uss=() dbs=() paces=() slows=() loads=() hzs=() hzp=()
     for ((r = 1; r <= ROUNDS; r++)); do
       sh=$(pct "${R_RPS[$r|$k]:-}" "${R_RPS[$r|healthz$c]:-}")
-      echo "round $r: predict single/$c ${R_RPS[$r|$k]:-} req/s = ${sh:--}% of /healthz/$c (${R_RPS[$r|healthz$c]:--} req/s); p50 ${R_P50[$r|$k]:-} ms, p99 ${R_P99[$r|$k]:-} ms; daemon ${R_US[$r|$k]:-} us, MariaDB ${R_DB[$r|$k]:-} us per row; pace_ms ${R_PACE[$r|$k]:-}, srv>5ms% ${R_SLOW[$r|$k]:-}; load ${R_LOAD[$r|$k]:-}"
+      echo "round $r: predict single/$c ${R_RPS[$r|$k]:-} req/s = ${sh:--}% of /healthz/$c (${R_RPS[$r|healthz$c]:--} req/s, p99 ${R_P99[$r|healthz$c]:--} ms); p50 ${R_P50[$r|$k]:-} ms, p99 ${R_P99[$r|$k]:-} ms; daemon ${R_US[$r|$k]:-} us, MariaDB ${R_DB[$r|$k]:-} us per row; pace_ms ${R_PACE[$r|$k]:-}, srv>5ms% ${R_SLOW[$r|$k]:-}; load ${R_LOAD[$r|$k]:-}"
       shares+=("$sh"); rpss+=("${R_RPS[$r|$k]:-}"); p50s+=("${R_P50[$r|$k]:-}")
       p99s+=("${R_P99[$r|$k]:-}"); uss+=("${R_US[$r|$k]:-}"); dbs+=("${R_DB[$r|$k]:-}")
       paces+=("${R_PACE[$r|$k]:-}"); slows+=("${R_SLOW[$r|$k]:-}")
       loads+=("${R_LOAD[$r|$k]:-}"); hzs+=("${R_RPS[$r|healthz$c]:-}")
+      hzp+=("${R_P99[$r|healthz$c]:-}")
     done
-    echo "medians over $ROUNDS rounds, predict single/$c: $(med "${rpss[@]}") req/s, $(med "${shares[@]}")% of /healthz/$c ($(med "${hzs[@]}") req/s); p50 $(med "${p50s[@]}") ms, p99 $(med "${p99s[@]}") ms; daemon $(med "${uss[@]}") us, MariaDB $(med "${dbs[@]}") us per row; pace_ms $(med "${paces[@]}"), srv>5ms% $(med "${slows[@]}"); load $(med "${loads[@]}")"
+    echo "medians over $ROUNDS rounds, predict single/$c: $(med "${rpss[@]}") req/s, $(med "${shares[@]}")% of /healthz/$c ($(med "${hzs[@]}") req/s, p99 $(med "${hzp[@]}") ms); p50 $(med "${p50s[@]}") ms, p99 $(med "${p99s[@]}") ms; daemon $(med "${uss[@]}") us, MariaDB $(med "${dbs[@]}") us per row; pace_ms $(med "${paces[@]}"), srv>5ms% $(med "${slows[@]}"); load $(med "${loads[@]}")"
   done
   for k in "predict batch6416" "predict batch6464"; do
     [ -n "${R_RPS[1|$k]:-}" ] || continue
