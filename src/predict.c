@@ -849,8 +849,12 @@ static void preq_log_row(struct preq *q, size_t i, const char *ctxt,
 {
   struct scratch *s = q->s;
   struct plog_row *lr = &s->lrows[i];
+  /* only spans the scan wrote for this body: it records them for the
+   * raw member name "data" only, while the tree also takes an escaped
+   * spelling ("d\u0061ta"); then the item is printed again */
   const struct reqjson_span *span =
-      q->batch ? (i < q->sc.items_cap ? &s->spans[i] : NULL)
+      q->batch ? (i < q->sc.n_items && i < q->sc.items_cap ? &s->spans[i]
+                                                          : NULL)
                : (q->sc.has_data ? &q->sc.data : NULL);
   if (span) {
     lr->features = q->body + span->start;

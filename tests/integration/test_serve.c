@@ -685,6 +685,72 @@ TEST(batch_valid)
   free(b);
 }
 
+/* Regression (issue 16 review): "data" spelled with an escape
+ * ({"d\u0061ta": [...]}) is the member "data" for the parse tree, so it is
+ * served, but the scan records spans only for the raw name: the log took
+ * the items' bytes from spans the scan never set for this body (left from
+ * an earlier request of the thread, or never written) and stored other
+ * bytes as features.  Each logged item must be the item sent. */
+TEST(escaped_data_key_logs_items)
+{
+  char *it[2];
+  size_t l[2];
+  for (int k = 0; k < 2; k++) {
+    char cid[32];
+    snprintf(cid, sizeof(cid), "escdata-%d", k);
+    char *line = with_cid((size_t)(20 + k), cid); /* {"data":{...}} */
+    const char *d = strchr(line + 1, '{');
+    l[k] = strlen(d) - 1;
+    it[k] = strndup(d, l[k]);
+    free(line);
+  }
+  size_t cap = l[0] + l[1] + 64;
+  char *plain = malloc(cap), *esc = malloc(cap);
+  snprintf(plain, cap, "{\"data\":[%s,%s]}", it[0], it[1]);
+  snprintf(esc, cap, "{\"d\\u0061ta\":[%s,%s]}", it[0], it[1]);
+  struct fx_answer a;
+  /* the plain spelling first (logged too, under the same ids): whatever
+   * HTTP thread takes the next request may hold its spans */
+  for (int k = 0; k < 4; k++) {
+    REQUIRE(post("/predict", plain, &a) == 0);
+    CHECK_EQ_INT(a.status, 200);
+    if (a.status == 200)
+      g_ok_items += 2;
+    fx_answer_free(&a);
+  }
+  REQUIRE(post("/predict", esc, &a) == 0);
+  CHECK_EQ_INT(a.status, 200);
+  CHECK_EQ_INT(cJSON_GetArraySize(a.json), 2);
+  if (a.status == 200)
+    g_ok_items += 2;
+  fx_answer_free(&a);
+  REQUIRE(wait_log_drained(20) == 0);
+  for (int k = 0; k < 2; k++) {
+    char cid[32];
+    snprintf(cid, sizeof(cid), "escdata-%d", k);
+    struct db_conn *c = NULL;
+    struct err e = {0};
+    int64_t same = -1, all = -1;
+    struct db_val p[2] = {DB_V_STR(cid), DB_V_STRN(it[k], l[k])};
+    REQUIRE(db_acquire(g_db, 5000, &c, &e) == ERR_OK);
+    CHECK(db_query_i64(c,
+                       "SELECT COUNT(*) FROM credit_predictions_api_log "
+                       "WHERE customer_id = ?",
+                       p, 1, &all, &e) == ERR_OK);
+    CHECK(db_query_i64(c,
+                       "SELECT COUNT(*) FROM credit_predictions_api_log "
+                       "WHERE customer_id = ? AND features = ?",
+                       p, 2, &same, &e) == ERR_OK);
+    db_release(g_db, c);
+    CHECK_EQ_INT(all, 5);
+    CHECK_EQ_INT(same, 5);
+  }
+  free(plain);
+  free(esc);
+  free(it[0]);
+  free(it[1]);
+}
+
 /* Expect a 400 naming field with msg (substring). */
 static void expect_field(const char *body, const char *field,
                          const char *msg, int line)
@@ -1308,6 +1374,7 @@ int main(int argc, char **argv)
   }
   RUN(single_valid);
   RUN(batch_valid);
+  RUN(escaped_data_key_logs_items);
   RUN(validation_rules);
   RUN(bad_bodies);
   RUN(metadata_metrics_ready);
