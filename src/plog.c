@@ -207,62 +207,6 @@ void plog_opts_defaults(struct plog_opts *o)
 
 /* ---- buffers ---------------------------------------------------------- */
 
-/* Length of s cut to at most max characters at a UTF-8 boundary. */
-static size_t utf8_cut(const char *s, size_t len, size_t max)
-{
-  size_t chars = 0;
-  for (size_t i = 0; i < len; i++) {
-    if (((unsigned char)s[i] & 0xC0) != 0x80) {
-      if (chars == max)
-        return i;
-      chars++;
-    }
-  }
-  return len;
-}
-
-/* The row as it goes into the buffer: strings cut to their columns; a
- * shadow prediction is appended to the model text (plog_int.h), built
- * in mt (PLOG_MODEL_TEXT_MAX bytes, the caller's). */
-static void row_view(const struct plog_row *r, struct pbuf_row *w, char *mt)
-{
-  const char *cid = r->customer_id ? r->customer_id : "";
-  size_t cl = r->customer_id ? r->customer_id_len : 0;
-  const char *pred = r->prediction ? r->prediction : "";
-  const char *model = r->model ? r->model : "";
-  size_t ml = strlen(model);
-  w->seq = 0;
-  w->created_us = r->created_us;
-  w->conf = isfinite(r->confidence) ? r->confidence : 0;
-  w->elapsed_ms = r->elapsed_ms < 0 ? 0 : r->elapsed_ms;
-  w->model_version = r->model_version;
-  w->cid = cid;
-  w->cid_len = utf8_cut(cid, cl, PLOG_CUSTOMER_ID_MAX);
-  w->pred = pred;
-  w->pred_len = utf8_cut(pred, strlen(pred), PLOG_PREDICTION_MAX);
-  w->model = model;
-  w->model_len = ml > PLOG_MODEL_NAME_MAX ? PLOG_MODEL_NAME_MAX : ml;
-  if (r->shadow_version > 0) {
-    const char *sp = r->shadow_prediction ? r->shadow_prediction : "";
-    size_t pl = utf8_cut(sp, strlen(sp), PLOG_PREDICTION_MAX);
-    int n = snprintf(mt, PLOG_MODEL_TEXT_MAX, "%.*s%c%d%c%.17g%c%.*s",
-                     (int)w->model_len, model, PLOG_SHADOW_SEP,
-                     r->shadow_version, PLOG_SHADOW_SEP,
-                     r->shadow_confidence, PLOG_SHADOW_SEP, (int)pl, sp);
-    if (n > 0 && n < PLOG_MODEL_TEXT_MAX) {
-      w->model = mt;
-      w->model_len = (size_t)n;
-    }
-  }
-  w->feat = r->features;
-  w->feat_len = r->features_len;
-}
-
-static size_t view_size(const struct pbuf_row *w)
-{
-  return pbuf_row_size(w->cid_len, w->pred_len, w->model_len, w->feat_len);
-}
-
 /* ---- request side ----------------------------------------------------- */
 
 static void count(atomic_uint_fast64_t *a, struct metrics_counter *c,
@@ -392,8 +336,8 @@ static long chunks_needed(struct plog *p, struct shard *sh,
   for (size_t i = 0; i < n; i++) {
     struct pbuf_row w;
     char mt[PLOG_MODEL_TEXT_MAX];
-    row_view(&rows[i], &w, mt);
-    size_t sz = view_size(&w);
+    plog_row_view(&rows[i], &w, mt);
+    size_t sz = plog_view_size(&w);
     if (sz > max)
       return -1;
     if (sz > room) {
@@ -446,8 +390,8 @@ again:;
   for (size_t i = 0, t = 0; i < n; i++) {
     struct pbuf_row w;
     char mt[PLOG_MODEL_TEXT_MAX];
-    row_view(&rows[i], &w, mt);
-    if (!sh->cur || pbuf_room(sh->cur) < view_size(&w)) {
+    plog_row_view(&rows[i], &w, mt);
+    if (!sh->cur || pbuf_room(sh->cur) < plog_view_size(&w)) {
       if (sh->cur)
         sh->full[sh->nfull++] = sh->cur;
       sh->cur = sh->tmp[t++];
@@ -602,47 +546,6 @@ static void schema_check(struct plog *p, struct db_conn *c)
   pthread_mutex_unlock(&p->st_mu);
 }
 
-static void fmt_ts(char *out, int64_t us)
-{
-  /* rows of one flush mostly share their second: format it once */
-  static _Thread_local time_t last = (time_t)-1;
-  static _Thread_local char last_txt[24];
-  struct tm tm;
-  time_t s = (time_t)(us / 1000000);
-  if (s == last) {
-    memcpy(out, last_txt, sizeof(last_txt));
-    return;
-  }
-  gmtime_r(&s, &tm);
-  if (strftime(out, 24, "%Y-%m-%d %H:%M:%S", &tm) == 0)
-    snprintf(out, 24, "1970-01-01 00:00:01");
-  memcpy(last_txt, out, sizeof(last_txt));
-  last = s;
-}
-
-size_t plog_json_compact(char *dst, const char *src, size_t len)
-{
-  size_t o = 0;
-  for (size_t i = 0; i < len; i++) {
-    char ch = src[i];
-    if (ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r')
-      continue;
-    dst[o++] = ch;
-    if (ch != '"')
-      continue;
-    /* a string: up to its closing quote, escapes taken whole */
-    for (i++; i < len; i++) {
-      ch = src[i];
-      dst[o++] = ch;
-      if (ch == '\\' && i + 1 < len)
-        dst[o++] = src[++i];
-      else if (ch == '"')
-        break;
-    }
-  }
-  return o;
-}
-
 /* Insert views[0..n) in one transaction.  *inserted gets new rows. */
 static enum err_code store_db(struct plog *p, const struct pbuf_row *v, size_t n,
                               int64_t *inserted, struct err *e)
@@ -665,7 +568,7 @@ static enum err_code store_db(struct plog *p, const struct pbuf_row *v, size_t n
     int sver;
     double sconf;
     const char *spred;
-    fmt_ts(p->ts[i], v[i].created_us);
+    plog_fmt_ts(p->ts[i], v[i].created_us);
     if (plog_model_split(v[i].model, v[i].model_len, &name_len, &sver,
                          &sconf, &spred, &spl)) {
       struct db_val *q = p->svals + ns++ * NSCOLS;

@@ -1,5 +1,5 @@
-/* plog_int.h - the prediction log's spool record format (src/plog_rec.c),
- * shared by the writer (src/plog.c) and its tests.  Friend header: not
+/* plog_int.h - the prediction log's row and spool record formats
+ * (src/plog_rec.c), shared by the writer (src/plog.c) and its tests.  Friend header: not
  * part of the public interface.
  *
  * When MariaDB does not take a batch, plog.c appends it to the spool as
@@ -27,7 +27,11 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
 #include "mlopsd/pbuf.h"
+
+struct plog_row;
 
 #define PLOG_REC_MAGIC 0x31474c50u /* "PLG1" */
 #define PLOG_REC_ROW_HDR 44        /* fixed bytes per row */
@@ -41,6 +45,20 @@
 int plog_model_split(const char *m, size_t len, size_t *name_len,
                      int *version, double *conf, const char **pred,
                      size_t *pred_len);
+
+/* The row r as it goes into the buffer: strings cut to their columns
+ * at UTF-8 boundaries; a shadow prediction is appended to the model
+ * text (above), built in mt (PLOG_MODEL_TEXT_MAX bytes, the caller's).
+ * w's texts point into r's and mt. */
+void plog_row_view(const struct plog_row *r, struct pbuf_row *w, char *mt);
+
+/* Bytes the view w takes in a buffer chunk (pbuf_row_size). */
+size_t plog_view_size(const struct pbuf_row *w);
+
+/* created_us as MariaDB's DATETIME text "YYYY-MM-DD HH:MM:SS" (UTC) in
+ * out (24 bytes); the last second's text is kept per thread, as the rows
+ * of one flush mostly share it. */
+void plog_fmt_ts(char *out, int64_t us);
 
 /* The JSON text src[0..len) without the blanks between its tokens
  * (space, tab, CR, LF outside strings; strings copied as they are) into

@@ -1,15 +1,21 @@
-/* plog_rec.c - the prediction log's spool record format (see
- * plog_int.h): a batch of rows as one spool record and back.
+/* plog_rec.c - the prediction log's formats (see plog_int.h): a batch
+ * of rows as one spool record and back; a row as the buffer takes it
+ * (cut to its columns) and as the table takes it (compact features, the
+ * DATETIME text).
  *
  * Apart from plog.c because it is a format, not a writer: it has no
  * state, and the tests check a round trip and every way a record can be
  * cut short without a database or a spool.  Fields are copied with
  * memcpy: a record's offsets are not aligned for the wider types.
  */
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "mlopsd/plog.h"
 #include "mlopsd/vec.h"
 #include "plog_int.h"
 
@@ -145,4 +151,103 @@ int plog_model_split(const char *m, size_t len, size_t *name_len,
   *pred = s3 + 1;
   *pred_len = (size_t)(end - s3 - 1);
   return 1;
+}
+
+/* ---- a row as the buffer and the table take it -------------------------- */
+
+/* Length of s cut to at most max characters at a UTF-8 boundary. */
+static size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+  size_t chars = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (((unsigned char)s[i] & 0xC0) != 0x80) {
+      if (chars == max)
+        return i;
+      chars++;
+    }
+  }
+  return len;
+}
+
+/* The row as it goes into the buffer: strings cut to their columns; a
+ * shadow prediction is appended to the model text (plog_int.h), built
+ * in mt (PLOG_MODEL_TEXT_MAX bytes, the caller's). */
+void plog_row_view(const struct plog_row *r, struct pbuf_row *w, char *mt)
+{
+  const char *cid = r->customer_id ? r->customer_id : "";
+  size_t cl = r->customer_id ? r->customer_id_len : 0;
+  const char *pred = r->prediction ? r->prediction : "";
+  const char *model = r->model ? r->model : "";
+  size_t ml = strlen(model);
+  w->seq = 0;
+  w->created_us = r->created_us;
+  w->conf = isfinite(r->confidence) ? r->confidence : 0;
+  w->elapsed_ms = r->elapsed_ms < 0 ? 0 : r->elapsed_ms;
+  w->model_version = r->model_version;
+  w->cid = cid;
+  w->cid_len = utf8_cut(cid, cl, PLOG_CUSTOMER_ID_MAX);
+  w->pred = pred;
+  w->pred_len = utf8_cut(pred, strlen(pred), PLOG_PREDICTION_MAX);
+  w->model = model;
+  w->model_len = ml > PLOG_MODEL_NAME_MAX ? PLOG_MODEL_NAME_MAX : ml;
+  if (r->shadow_version > 0) {
+    const char *sp = r->shadow_prediction ? r->shadow_prediction : "";
+    size_t pl = utf8_cut(sp, strlen(sp), PLOG_PREDICTION_MAX);
+    int n = snprintf(mt, PLOG_MODEL_TEXT_MAX, "%.*s%c%d%c%.17g%c%.*s",
+                     (int)w->model_len, model, PLOG_SHADOW_SEP,
+                     r->shadow_version, PLOG_SHADOW_SEP,
+                     r->shadow_confidence, PLOG_SHADOW_SEP, (int)pl, sp);
+    if (n > 0 && n < PLOG_MODEL_TEXT_MAX) {
+      w->model = mt;
+      w->model_len = (size_t)n;
+    }
+  }
+  w->feat = r->features;
+  w->feat_len = r->features_len;
+}
+
+size_t plog_view_size(const struct pbuf_row *w)
+{
+  return pbuf_row_size(w->cid_len, w->pred_len, w->model_len, w->feat_len);
+}
+
+void plog_fmt_ts(char *out, int64_t us)
+{
+  /* rows of one flush mostly share their second: format it once */
+  static _Thread_local time_t last = (time_t)-1;
+  static _Thread_local char last_txt[24];
+  struct tm tm;
+  time_t s = (time_t)(us / 1000000);
+  if (s == last) {
+    memcpy(out, last_txt, sizeof(last_txt));
+    return;
+  }
+  gmtime_r(&s, &tm);
+  if (strftime(out, 24, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+    snprintf(out, 24, "1970-01-01 00:00:01");
+  memcpy(last_txt, out, sizeof(last_txt));
+  last = s;
+}
+
+size_t plog_json_compact(char *dst, const char *src, size_t len)
+{
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    char ch = src[i];
+    if (ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r')
+      continue;
+    dst[o++] = ch;
+    if (ch != '"')
+      continue;
+    /* a string: up to its closing quote, escapes taken whole */
+    for (i++; i < len; i++) {
+      ch = src[i];
+      dst[o++] = ch;
+      if (ch == '\\' && i + 1 < len)
+        dst[o++] = src[++i];
+      else if (ch == '"')
+        break;
+    }
+  }
+  return o;
 }

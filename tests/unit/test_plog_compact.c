@@ -1,4 +1,4 @@
-/* test_plog_compact.c - plog_json_compact (src/plog.c, plog_int.h), what
+/* test_plog_compact.c - plog_json_compact (src/plog_rec.c, plog_int.h), what
  * the prediction log stores in `features`: the blanks between tokens
  * go, strings (with their blanks, escaped quotes and backslashes) stay
  * byte for byte, and every item of the course's requests keeps its JSON
