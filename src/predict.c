@@ -618,6 +618,11 @@ static int preq_parse(struct preq *q)
   tl_arena.used = 0;
   tl_arena.spilled = 0;
   tl_arena.active = 1;
+  /* the tree straight from the arena; arena_alloc (spilling to malloc)
+   * once it is used up */
+  q->sc.bump = tl_arena.base;
+  q->sc.bump_cap = ARENA_BYTES;
+  q->sc.bump_used = &tl_arena.used;
   /* the check and cJSON's tree in one pass, without cJSON's own parse
    * (reqjson.h) */
   int src = reqjson_scan_parse(q->body, q->len, &q->sc, arena_alloc,

@@ -51,6 +51,12 @@ struct reqjson_scan {
   int max_depth;              /* 0 = REQJSON_MAX_DEPTH */
   struct reqjson_span *items; /* room for the spans of data's elements */
   size_t items_cap;
+  /* reqjson_scan_parse only, optional (NULL: every allocation from its
+   * alloc): a region the tree is taken from first, in 16-byte aligned
+   * steps from bump + *bump_used (which it advances) while bump_cap
+   * lasts; then alloc.  Such memory is the caller's to drop. */
+  char *bump;
+  size_t bump_cap, *bump_used;
   /* out */
   int has_data;               /* top-level object has a member "data" */
   struct reqjson_span data;   /* its value (the first one if repeated) */

@@ -85,6 +85,17 @@ static int same(const cJSON *a, const cJSON *b, const char *path)
   return 1;
 }
 
+/* malloc that remembers what it gave (a tree partly in a bump region
+ * cannot go to cJSON_Delete) */
+static void *spill[1 << 20];
+static size_t n_spill;
+static void *spill_alloc(size_t n)
+{
+  if (n_spill >= sizeof(spill) / sizeof(spill[0]))
+    return NULL;
+  return spill[n_spill++] = malloc(n);
+}
+
 /* Parse s both ways; 1 when the trees are the same. */
 static int both(const char *s, size_t n)
 {
@@ -94,7 +105,8 @@ static int both(const char *s, size_t n)
   if (!ok)
     fprintf(stderr, "  differs on %.80s: %s\n", s, why);
   cJSON_Delete(t);
-  /* and the one-pass check and parse */
+  /* and the one-pass check and parse: from malloc, and from a bump
+   * region of 1 KiB (the rest, if any, from a tracking malloc) */
   struct reqjson_scan sc;
   memset(&sc, 0, sizeof(sc));
   sc.items = spans;
@@ -104,9 +116,24 @@ static int both(const char *s, size_t n)
             same(t, ref, "");
   if (!ok2)
     fprintf(stderr, "  reqjson_scan_parse differs on %.80s: %s\n", s, why);
-  cJSON_Delete(ref);
   cJSON_Delete(t);
-  return ok && ok2;
+  static _Alignas(16) char region[1024];
+  size_t used = 0;
+  memset(&sc, 0, sizeof(sc));
+  sc.bump = region;
+  sc.bump_cap = sizeof(region);
+  sc.bump_used = &used;
+  n_spill = 0;
+  t = NULL;
+  int ok3 = ref && reqjson_scan_parse(s, n, &sc, spill_alloc, &t) == 0 &&
+            t && same(t, ref, "") && used <= sizeof(region) && used % 16 == 0;
+  if (!ok3)
+    fprintf(stderr, "  reqjson_scan_parse (bump) differs on %.80s: %s\n", s,
+            why);
+  for (size_t k = 0; k < n_spill; k++)
+    free(spill[k]);
+  cJSON_Delete(ref);
+  return ok && ok2 && ok3;
 }
 
 static int both_str(const char *s)
