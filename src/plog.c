@@ -560,7 +560,7 @@ static enum err_code store_db(struct plog *p, const struct pbuf_row *v, size_t n
   if (VEC_RESERVE(p->vals, p->vals_cap, n * NCOLS) ||
       VEC_RESERVE(p->svals, p->svals_cap, n * NSCOLS) ||
       VEC_RESERVE(p->ts, p->ts_cap, n) ||
-      VEC_RESERVE(p->feat, p->feat_cap, feat_total + 1))
+      VEC_RESERVE(p->feat, p->feat_cap, feat_total + PLOG_COMPACT_SLACK + 1))
     return err_set(e, ERR_NOMEM, "plog: out of memory");
   for (size_t i = 0; i < n; i++) {
     struct db_val *r = p->vals + i * NCOLS;

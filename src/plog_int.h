@@ -62,12 +62,15 @@ void plog_fmt_ts(char *out, int64_t us);
 
 /* The JSON text src[0..len) without the blanks between its tokens
  * (space, tab, CR, LF outside strings; strings copied as they are) into
- * dst, which has room for len bytes; returns the new length.  src must
+ * dst, which has room for len + PLOG_COMPACT_SLACK bytes (it stores 16
+ * bytes at a time; those past the result are scratch); returns the new
+ * length (<= len).  src must
  * be one valid JSON text (a logged item is: reqjson checked it), else
  * the result is unspecified but stays within len bytes.  What the log
  * stores in `features`: the same JSON value, so JSON_EXTRACT gives the
  * same results, in fewer bytes for MariaDB to scan, copy, log and page
  * (docs/serving.md "Issue 16, fourth round: MariaDB's row"). */
+#define PLOG_COMPACT_SLACK 16
 size_t plog_json_compact(char *dst, const char *src, size_t len);
 
 /* Encode rows v[0..n) into *buf (grown as needed: *buf and *cap are the
