@@ -265,6 +265,10 @@ size_t plog_json_compact(char *dst, const char *src, size_t len)
       continue;
     }
     _mm_store_si128((__m128i *)(void *)blk, x);
+    /* the runs below load 16 bytes from blk + k: defined bytes past the
+     * block (they land only in dst's slack, but uninitialised ones would
+     * make MSan and valgrind report) */
+    _mm_store_si128((__m128i *)(void *)(blk + 16), _mm_setzero_si128());
     unsigned k = 0; /* block bytes before k are done */
     while (sp) {
       unsigned p = (unsigned)__builtin_ctz(sp);
