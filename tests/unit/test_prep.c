@@ -228,31 +228,30 @@ TEST(layout_onehot_multihot)
 
   /* unseen at serving -> unknown columns; repeated token counts once */
   const double a1 = 35, i1 = 0;
-  const char *o1 = "zzz", *l1 = "payday loan,loan_loan";
-  struct prep_column c1[4] = {
-      {.num = &a1}, {.num = &i1}, {.str = &o1}, {.str = &l1}};
-  struct prep_input in1 = {.n_rows = 1, .n_cols = 4, .cols = c1};
+  /* unknown words; then only whole words match: prefixes and extensions
+   * of known words are unknown */
+  static const struct {
+    const char *occ, *loans;
+    float want[12];
+  } cases[] = {
+      {"zzz", "payday loan,loan_loan", {0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 1}},
+      {"aa", "loa,loans,hom,homes,auto", {0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1}},
+      {"b", "specified not", {0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 0}},
+  };
   float row[12];
-  CHECK_EQ_INT(prep_transform_rows(p, &in1, NULL, 1, row, NULL), ERR_OK);
-  static const float want1[12] = {0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 1};
-  CHECK(memcmp(row, want1, sizeof(row)) == 0);
-
-  /* only whole words match: prefixes and extensions of known words are
-   * unknown */
-  const char *o2 = "aa", *l2 = "loa,loans,hom,homes,auto";
-  struct prep_column c2[4] = {
-      {.num = &a1}, {.num = &i1}, {.str = &o2}, {.str = &l2}};
-  struct prep_input in2 = {.n_rows = 1, .n_cols = 4, .cols = c2};
-  CHECK_EQ_INT(prep_transform_rows(p, &in2, NULL, 1, row, NULL), ERR_OK);
-  static const float want2[12] = {0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1};
-  CHECK(memcmp(row, want2, sizeof(row)) == 0);
-  const char *o3 = "b", *l3 = "specified not";
-  struct prep_column c3[4] = {
-      {.num = &a1}, {.num = &i1}, {.str = &o3}, {.str = &l3}};
-  struct prep_input in3 = {.n_rows = 1, .n_cols = 4, .cols = c3};
-  CHECK_EQ_INT(prep_transform_rows(p, &in3, NULL, 1, row, NULL), ERR_OK);
-  static const float want3[12] = {0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 0};
-  CHECK(memcmp(row, want3, sizeof(row)) == 0);
+  for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+    struct prep_column c[4] = {{.num = &a1},
+                               {.num = &i1},
+                               {.str = &cases[k].occ},
+                               {.str = &cases[k].loans}};
+    struct prep_input ink = {.n_rows = 1, .n_cols = 4, .cols = c};
+    CHECK_EQ_INT(prep_transform_rows(p, &ink, NULL, 1, row, NULL), ERR_OK);
+    if (memcmp(row, cases[k].want, sizeof(row)) != 0) {
+      fprintf(stderr, "  case %zu (%s / %s): row differs\n", k,
+              cases[k].occ, cases[k].loans);
+      CHECK(0);
+    }
+  }
 
   /* a subset of rows through idx */
   size_t idx[] = {4, 0};
