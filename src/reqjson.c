@@ -1,17 +1,12 @@
-/* reqjson.c - request JSON: the pre-scanner and the parser of a
- * /predict body (see reqjson.h).
+/* reqjson.c - request JSON: the check and the tree of a /predict body
+ * (see reqjson.h).
  *
  * The scanner (reqjson_scan) checks a body in one pass without allocating:
  * UTF-8, JSON syntax with the position and reason of the first error,
  * nesting and number length, and records the byte range of "data" and of
- * each of its items.
- *
- * The parser (reqjson_parse), why it looks like this:
- *
- * - No checks: reqjson_scan proved the body is one valid JSON value in
- *   UTF-8 with bounded nesting and short numbers, so this walks it once,
- *   straight.  Every read is still bounded by the end of the buffer, so a
- *   caller that breaks the precondition gets a wrong tree, not a crash.
+ * each of its items.  reqjson_scan_parse is the same walk with an
+ * allocator: it also builds the cJSON tree, and why the builder looks
+ * like this:
  *
  * - A node is linked into its parent before anything is allocated for
  *   it, so when the allocator fails the tree built so far is consistent
@@ -103,7 +98,7 @@ struct scan_st {
   int oom;
 };
 
-/* The tree builder's pieces, shared with reqjson_parse (below). */
+/* The tree builder's pieces (below). */
 static void set_number(cJSON *item, double d);
 static double num_value(int neg, uint64_t w, int q, int dropped,
                         const unsigned char *start, const unsigned char *end);
@@ -591,13 +586,7 @@ int reqjson_scan_parse(const char *buf, size_t len, struct reqjson_scan *o,
   return scan_run(buf, len, o, alloc, root);
 }
 
-/* ---- the parser ------------------------------------------------------- */
-
-struct tp {
-  const unsigned char *s, *end;
-  void *(*alloc)(size_t);
-  int oom;
-};
+/* ---- the tree's strings and numbers ---------------------------------- */
 
 /* 10^q for 0 <= q <= 19 (all fit in 64 bits) */
 static uint64_t pow10_u64(int q)
@@ -687,25 +676,8 @@ static double exact_big(uint64_t w, int q)
   return ldexp((double)m, e2);
 }
 
-static void tp_skip_ws(struct tp *t)
-{
-  while (t->s < t->end &&
-         (*t->s == ' ' || *t->s == '\n' || *t->s == '\r' || *t->s == '\t'))
-    t->s++;
-}
-
-static cJSON *new_node(struct tp *t)
-{
-  cJSON *n = t->alloc(sizeof(*n));
-  if (!n) {
-    t->oom = 1;
-    return NULL;
-  }
-  memset(n, 0, sizeof(*n));
-  return n;
-}
-
-static unsigned tp_hex4(const unsigned char *p)
+/* the value of 4 hex digits the scan has checked */
+static unsigned hex4_valid(const unsigned char *p)
 {
   unsigned v = 0;
   for (int k = 0; k < 4; k++) {
@@ -735,40 +707,6 @@ static char *put_utf8(char *o, unsigned cp)
   return o;
 }
 
-/* The string whose opening quote is at t->s, decoded into a new
- * allocation (NULL when out of memory); t->s moves past it. */
-static char *parse_str(struct tp *t)
-{
-  const unsigned char *p = t->s + 1, *end = t->end;
-  /* the closing quote is the first one unless a backslash comes first */
-  const unsigned char *q = memchr(p, '"', (size_t)(end - p));
-  if (!q)
-    q = end;
-  const unsigned char *bs = memchr(p, '\\', (size_t)(q - p));
-  int esc = bs != NULL;
-  if (esc) {
-    for (q = bs; q < end && *q != '"'; q++)
-      if (*q == '\\')
-        q++;
-    if (q > end)
-      q = end;
-  }
-  size_t raw = (size_t)(q - p);
-  t->s = q < end ? q + 1 : end;
-  char *out = t->alloc(raw + 1);
-  if (!out) {
-    t->oom = 1;
-    return NULL;
-  }
-  if (!esc) {
-    memcpy(out, p, raw);
-    out[raw] = '\0';
-    return out;
-  }
-  decode_str(p, q, out);
-  return out;
-}
-
 /* The string bytes [p, q) (without the quotes) with their escapes
  * decoded into o, NUL-terminated; returns o. */
 static char *decode_str(const unsigned char *p, const unsigned char *q,
@@ -786,11 +724,11 @@ static char *decode_str(const unsigned char *p, const unsigned char *q,
     if (c == 'u') {
       if (q - p < 6)
         break;
-      unsigned cp = tp_hex4(p + 2);
+      unsigned cp = hex4_valid(p + 2);
       p += 6;
       if (cp >= 0xD800 && cp <= 0xDBFF && q - p >= 6 && p[0] == '\\' &&
           p[1] == 'u') {
-        unsigned lo = tp_hex4(p + 2);
+        unsigned lo = hex4_valid(p + 2);
         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
         p += 6;
       }
@@ -820,69 +758,6 @@ static char *decode_str(const unsigned char *p, const unsigned char *q,
   }
   *o = '\0';
   return out;
-}
-
-static double num_text(const unsigned char *p, const unsigned char *end,
-                       const unsigned char **stop);
-
-static double parse_num(struct tp *t)
-{
-  return num_text(t->s, t->end, &t->s);
-}
-
-/* The number whose text starts at p (valid JSON, before end); *stop (if
- * stop) gets the end of its text. */
-static double num_text(const unsigned char *p, const unsigned char *end,
-                       const unsigned char **stop)
-{
-  const unsigned char *start = p;
-  int neg = 0, nd = 0, q = 0, dropped = 0;
-  uint64_t w = 0;
-  if (p < end && *p == '-') {
-    neg = 1;
-    p++;
-  }
-  /* leading zeros carry nothing; then at most 19 digits fit in w, the
-   * rest of the integer part only scales it */
-  while (p < end && *p == '0')
-    p++;
-  for (; p < end && *p >= '0' && *p <= '9'; p++) {
-    if (nd < 19) {
-      w = w * 10 + (uint64_t)(*p - '0');
-      nd += 1;
-    } else {
-      q++;
-      dropped = 1;
-    }
-  }
-  if (p < end && *p == '.') {
-    p++;
-    if (!w) /* zeros after the point of a number below one */
-      for (; p < end && *p == '0'; p++)
-        q--;
-    for (; p < end && *p >= '0' && *p <= '9'; p++) {
-      if (nd < 19) {
-        w = w * 10 + (uint64_t)(*p - '0');
-        nd += 1;
-        q--;
-      } else {
-        dropped = 1;
-      }
-    }
-  }
-  if (p < end && (*p == 'e' || *p == 'E')) {
-    int eneg = 0, ex = 0;
-    p++;
-    if (p < end && (*p == '+' || *p == '-'))
-      eneg = *p++ == '-';
-    for (; p < end && *p >= '0' && *p <= '9'; p++)
-      if (ex < 100000)
-        ex = ex * 10 + (*p - '0');
-    q += eneg ? -ex : ex;
-  }
-  if (stop)
-    *stop = p;
-  return num_value(neg, w, q, dropped, start, p);
 }
 
 /* The number with sign neg, significant digits w (the first 19; dropped:
@@ -927,103 +802,3 @@ static void set_number(cJSON *item, double d)
     item->valueint = (int)d;
 }
 
-static void parse_value(struct tp *t, cJSON *item);
-
-/* Object (obj = 1) or array at t->s. */
-static void parse_container(struct tp *t, cJSON *item, int obj)
-{
-  cJSON *head = NULL, *last = NULL;
-  item->type = obj ? cJSON_Object : cJSON_Array;
-  t->s++;
-  tp_skip_ws(t);
-  if (t->s < t->end && *t->s == (obj ? '}' : ']')) {
-    t->s++;
-    return;
-  }
-  while (t->s < t->end) {
-    cJSON *c = new_node(t);
-    if (!c)
-      break;
-    if (!head) {
-      head = c;
-      item->child = c;
-    } else {
-      last->next = c;
-      c->prev = last;
-    }
-    last = c;
-    head->prev = last;
-    tp_skip_ws(t);
-    if (obj) {
-      if (t->s >= t->end || *t->s != '"')
-        break;
-      c->string = parse_str(t);
-      if (t->oom)
-        break;
-      tp_skip_ws(t);
-      if (t->s < t->end)
-        t->s++; /* ':' */
-      tp_skip_ws(t);
-    }
-    parse_value(t, c);
-    if (t->oom)
-      break;
-    tp_skip_ws(t);
-    if (t->s < t->end && *t->s == ',') {
-      t->s++;
-      continue;
-    }
-    if (t->s < t->end)
-      t->s++; /* '}' or ']' */
-    break;
-  }
-}
-
-static void parse_value(struct tp *t, cJSON *item)
-{
-  if (t->s >= t->end)
-    return;
-  switch (*t->s) {
-  case '{':
-    parse_container(t, item, 1);
-    break;
-  case '[':
-    parse_container(t, item, 0);
-    break;
-  case '"':
-    item->type = cJSON_String;
-    item->valuestring = parse_str(t);
-    break;
-  case 't':
-    item->type = cJSON_True;
-    item->valueint = 1;
-    t->s += (size_t)(t->end - t->s) < 4 ? (size_t)(t->end - t->s) : 4;
-    break;
-  case 'f':
-    item->type = cJSON_False;
-    t->s += (size_t)(t->end - t->s) < 5 ? (size_t)(t->end - t->s) : 5;
-    break;
-  case 'n':
-    item->type = cJSON_NULL;
-    t->s += (size_t)(t->end - t->s) < 4 ? (size_t)(t->end - t->s) : 4;
-    break;
-  default:
-    set_number(item, parse_num(t));
-  }
-}
-
-enum err_code reqjson_parse(const char *buf, size_t len,
-                                 void *(*alloc)(size_t), cJSON **root)
-{
-  struct tp t = {.s = (const unsigned char *)buf,
-                 .end = (const unsigned char *)buf + len,
-                 .alloc = alloc};
-  *root = NULL;
-  tp_skip_ws(&t);
-  cJSON *r = new_node(&t);
-  if (!r)
-    return ERR_NOMEM;
-  *root = r;
-  parse_value(&t, r);
-  return t.oom ? ERR_NOMEM : ERR_OK;
-}

@@ -10,8 +10,8 @@
  * A prediction request is {"data": {...}} (one) or {"data": [{...}, ...]}
  * (a batch), Content-Type application/json.  The body is checked in one
  * pass before it is parsed (reqjson.h: UTF-8, nesting depth, JSON
- * syntax with the byte position of the first error, number length), then
- * parsed (reqjson_parse), validated against the model spec (every bad field named), run
+ * syntax with the byte position of the first error, number length) and
+ * parsed in the same pass (reqjson_scan_parse), validated against the model spec (every bad field named), run
  * through the version's preprocessing into per-thread scratch rows,
  * predicted (model_predict: the verified native evaluator) and answered
  * {"customer_id", "predict", "confidence", "model_version"} (or a list).

@@ -10,11 +10,12 @@
  * of every item of "data", which is what the prediction log stores: the
  * item exactly as the client sent it, without printing it again.
  *
- * The parse (reqjson_parse) then relies on the pre-check: cJSON checked
- * it all again, sized every string twice and converted every number
- * through glibc's strtod, which made cJSON's parse the largest user-space
- * cost of a prediction (about half of the handler's instructions).
- * reqjson_parse builds the tree cJSON_ParseWithLengthOpts would build -
+ * The tree: cJSON checked it all again, sized every string twice and
+ * converted every number through glibc's strtod, which made cJSON's parse
+ * the largest user-space cost of a prediction (about half of the
+ * handler's instructions).  reqjson_scan_parse checks the body as
+ * reqjson_scan does and, in the same pass, builds the tree
+ * cJSON_ParseWithLengthOpts would build -
  * the same node types, member names and order (repeated names kept),
  * strings with their escapes decoded, valuedouble bit for bit what strtod
  * gives, valueint saturated as cJSON does - so everything downstream
@@ -76,32 +77,20 @@ struct reqjson_scan {
  * Allocates nothing; any thread. */
 int reqjson_scan(const char *buf, size_t len, struct reqjson_scan *sc);
 
-/* ---- the parse ------------------------------------------------------ */
+/* ---- the check and the tree in one pass ------------------------------ */
 
-/* Build the tree of buf[0..len), which MUST have passed reqjson_scan with
- * the same length (valid UTF-8 JSON, nesting within the scan's limit,
- * numbers of at most REQJSON_MAX_NUMBER characters): nothing is checked
- * again.  Nodes (zeroed, like cJSON_New_Item) and strings are allocated
- * with alloc.  *root gets the tree, also on ERR_NOMEM (alloc returned
- * NULL): then it is the consistent part built so far (or NULL), to be
- * released like a complete one - with cJSON_Delete when alloc is the
- * allocator of cJSON's hooks, or with the arena alloc took it from.
- * Returns ERR_OK or ERR_NOMEM. */
-enum err_code reqjson_parse(const char *buf, size_t len,
-                                 void *(*alloc)(size_t),
-                                 cJSON **root) MLOPSD_WUR;
-
-/* ---- both in one pass ------------------------------------------------ */
-
-/* reqjson_scan and reqjson_parse in one pass over buf: the same check
- * with the same result, spans and error fields as reqjson_scan, and while
- * checking, the tree reqjson_parse would build (nodes and strings from
- * alloc).  A /predict body was walked twice before (the scan, then the
- * parse: together about half of the handler's instructions, issue 16).
+/* The check of reqjson_scan and the tree in one pass over buf: the same
+ * result, spans and error fields as reqjson_scan, and while checking, the
+ * tree described above (nodes zeroed like cJSON_New_Item's, strings from
+ * alloc).  A /predict body was walked twice before (a scan, then a
+ * separate parse: together about half of the handler's instructions,
+ * issue 16).
  * Returns 0 (valid; *root the whole tree), -1 (invalid; sc's error fields
  * set as by reqjson_scan) or -2 (alloc returned NULL; sc's error fields
  * and spans are not complete).  In every case *root is the consistent
- * tree built so far or NULL, released as reqjson_parse's is.  Any
+ * tree built so far or NULL, to be released like a complete one: with
+ * cJSON_Delete when alloc is the allocator of cJSON's hooks and no bump
+ * region was given, else with the arena the memory came from.  Any
  * thread. */
 int reqjson_scan_parse(const char *buf, size_t len, struct reqjson_scan *sc,
                        void *(*alloc)(size_t), cJSON **root);
