@@ -13,7 +13,9 @@
  *     refused, so evaluation always terminates);
  *   - node = {float split_cond or leaf value, uint32 feature | default-left
  *     bit 31, uint32 absolute index of the left child, 0 for a leaf};
- *   - root index and output group per tree.
+ *   - root index and output group per tree;
+ *   - when every split condition is finite (or +inf) and no leaf is -inf,
+ *     a second copy of the nodes for the fast walk (see fast_step).
  */
 #include "mlopsd/tree.h"
 
@@ -24,6 +26,9 @@
 #include <string.h>
 #include "mlopsd/fsx.h"
 #include "mlopsd/vec.h"
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* ------------------------------------------------------------------ */
 /* Value tree for the parsed file                                      */
@@ -621,6 +626,9 @@ struct tree_model {
   enum tree_objective obj;
   float base_score;  /* as stored */
   float base_margin; /* added to every margin */
+  /* The same nodes for fast_step (f = slot of the row copy), or NULL
+   * when the model needs the generic step (see build_fast). */
+  struct tnode *fast;
   /* Split thresholds per feature (CSR), for tree_gen_rows. */
   size_t *thr_off;   /* nfeat + 1 */
   float *thr;
@@ -638,6 +646,7 @@ void tree_destroy(struct tree_model *m)
   if (!m)
     return;
   free(m->nodes);
+  free(m->fast);
   free(m->roots);
   free(m->group);
   free(m->depth);
@@ -738,6 +747,44 @@ static enum err_code compile_tree(struct tree_model *m, const struct jv *t,
     stk[sp++] = (struct walk_ent){(uint32_t)l, nd->l, w.depth + 1};
   }
   return ERR_OK;
+}
+
+/* Floats of the row copies the fast walk reads per block (on the stack):
+ * rows per block = this / (2 * nfeat + 1). */
+#define XBUF_FLOATS 4096
+
+/* The nodes for fast_step.  It reads a row copy of 2 * nfeat + 1 floats:
+ * slots [0, nfeat) hold the row with NaN as +inf, [nfeat, 2 * nfeat) the
+ * row with NaN as -inf, and the last slot -inf.  A split that sends a
+ * missing value right reads the first half, one that sends it left the
+ * second; a leaf reads the last slot.  The direction is then one test,
+ * right = (slot >= split condition), which is what step computes as long
+ * as the condition is above -inf (a NaN condition or -inf would send
+ * values differently) and, for a leaf, -inf >= its value is false (every
+ * leaf value but -inf).  Models outside that, or with too many features
+ * for the stack copy, keep the generic step (m->fast stays NULL); an
+ * allocation failure too, as the generic step gives the same result. */
+static void build_fast(struct tree_model *m)
+{
+  const size_t F = m->nfeat;
+  if (2 * F + 1 > XBUF_FLOATS)
+    return;
+  for (size_t i = 0; i < m->n_nodes; i++) {
+    const struct tnode *n = &m->nodes[i];
+    if (TN_IS_LEAF(n) ? n->v == -INFINITY : !(n->v > -INFINITY))
+      return;
+  }
+  m->fast = malloc(m->n_nodes * sizeof(*m->fast));
+  if (!m->fast)
+    return;
+  for (size_t i = 0; i < m->n_nodes; i++) {
+    const struct tnode *n = &m->nodes[i];
+    uint32_t slot = (uint32_t)(2 * F);
+    if (!TN_IS_LEAF(n))
+      slot = (n->f & TN_FEAT_MASK) +
+             ((n->f & TN_DEFAULT_LEFT) ? (uint32_t)F : 0u);
+    m->fast[i] = (struct tnode){n->v, slot, n->l};
+  }
 }
 
 static int cmp_float(const void *a, const void *b)
@@ -909,6 +956,8 @@ static enum err_code compile(const struct jv *root, struct tree_model *m,
     if (m->depth[t] > m->gdepth[t / TREE_GROUP])
       m->gdepth[t / TREE_GROUP] = m->depth[t];
   rc = build_thresholds(m, e);
+  if (!rc)
+    build_fast(m);
 out:
   free(seen);
   free(stk);
@@ -1035,9 +1084,93 @@ group_margins(const struct tnode *nodes, const uint32_t *roots,
   }
 }
 
-static void block_margins(const struct tree_model *m, const float *rows,
-                          size_t nb, float *acc)
+/* One level down from node i of m->fast for the row copy x (see
+ * build_fast): a load of the slot, one compare, an add. */
+static inline uint32_t fast_step(const struct tnode *nodes, uint32_t i,
+                                 const float *x)
 {
+  const struct tnode *n = &nodes[i];
+  return n->l + (uint32_t)(x[n->f] >= n->v);
+}
+
+/* group_margins for m->fast and the row copies xb (W floats each). */
+static inline __attribute__((always_inline)) void
+group_fast(const struct tnode *nodes, const uint32_t *roots,
+           const uint32_t *grp, uint32_t depth, size_t nt, const float *xb,
+           size_t nb, size_t W, size_t G, float *acc)
+{
+  for (size_t r = 0; r < nb; r++) {
+    const float *x = xb + r * W;
+    uint32_t id[TREE_GROUP];
+    for (size_t k = 0; k < nt; k++)
+      id[k] = roots[k];
+    for (uint32_t d = 0; d < depth; d++)
+#pragma GCC unroll 16
+      for (size_t k = 0; k < nt; k++)
+        id[k] = fast_step(nodes, id[k], x);
+    float *a = acc + r * G;
+    for (size_t k = 0; k < nt; k++)
+      a[grp[k]] += nodes[id[k]].v;
+  }
+}
+
+/* The row copies of rows [0, nb) for fast_step (see build_fast). */
+static void fast_rows(const float *restrict rows, size_t nb, size_t F,
+                      float *restrict xb)
+{
+  const size_t W = 2 * F + 1;
+  for (size_t r = 0; r < nb; r++) {
+    const float *restrict x = rows + r * F;
+    float *restrict hi = xb + r * W, *restrict lo = hi + F;
+    size_t k = 0;
+#ifdef __SSE2__
+    /* Four at a time (-O2 leaves the loop scalar): the NaN lanes of v
+     * replaced by +-inf with a mask. */
+    const __m128 pinf = _mm_set1_ps(INFINITY), ninf = _mm_set1_ps(-INFINITY);
+    for (; k + 4 <= F; k += 4) {
+      __m128 v = _mm_loadu_ps(x + k);
+      __m128 nan = _mm_cmpunord_ps(v, v);
+      __m128 keep = _mm_andnot_ps(nan, v);
+      _mm_storeu_ps(hi + k, _mm_or_ps(keep, _mm_and_ps(nan, pinf)));
+      _mm_storeu_ps(lo + k, _mm_or_ps(keep, _mm_and_ps(nan, ninf)));
+    }
+#endif
+    for (; k < F; k++) {
+      hi[k] = x[k] != x[k] ? INFINITY : x[k];
+      lo[k] = x[k] != x[k] ? -INFINITY : x[k];
+    }
+    lo[F] = -INFINITY;
+  }
+}
+
+/* block_margins through m->fast: same sums in the same order. */
+static void block_fast(const struct tree_model *m, const float *rows,
+                       size_t nb, float *acc)
+{
+  const size_t G = m->num_group, F = m->nfeat, W = 2 * F + 1;
+  const struct tnode *nodes = m->fast;
+  float xb[XBUF_FLOATS];
+  fast_rows(rows, nb, F, xb);
+  for (size_t i = 0; i < nb * G; i++)
+    acc[i] = m->base_margin;
+  for (size_t t0 = 0; t0 < m->n_trees; t0 += TREE_GROUP) {
+    const uint32_t *roots = m->roots + t0, *grp = m->group + t0;
+    const uint32_t depth = m->gdepth[t0 / TREE_GROUP];
+    size_t nt = m->n_trees - t0;
+    if (nt >= TREE_GROUP)
+      group_fast(nodes, roots, grp, depth, TREE_GROUP, xb, nb, W, G, acc);
+    else
+      group_fast(nodes, roots, grp, depth, nt, xb, nb, W, G, acc);
+  }
+}
+
+static void block_margins(const struct tree_model *m, const float *rows,
+                          size_t nb, int generic, float *acc)
+{
+  if (m->fast && !generic) {
+    block_fast(m, rows, nb, acc);
+    return;
+  }
   const size_t G = m->num_group, F = m->nfeat;
   const struct tnode *nodes = m->nodes;
   for (size_t i = 0; i < nb * G; i++)
@@ -1097,7 +1230,7 @@ static void transform(const struct tree_model *m, const float *acc,
 
 static enum err_code predict(const struct tree_model *m, const float *rows,
                              size_t n, size_t nfeat, float *out, int margin,
-                             struct err *e)
+                             int generic, struct err *e)
 {
   if (!m || (!rows && n) || (!out && n))
     return err_set(e, ERR_INVAL, "tree_predict: NULL argument");
@@ -1110,14 +1243,16 @@ static enum err_code predict(const struct tree_model *m, const float *rows,
   size_t bs = ACC_FLOATS / G;
   if (bs > BLOCK_ROWS)
     bs = BLOCK_ROWS;
+  if (m->fast && !generic && bs > XBUF_FLOATS / (2 * nfeat + 1))
+    bs = XBUF_FLOATS / (2 * nfeat + 1);
   const size_t od = margin ? G : m->out_dim;
   for (size_t r0 = 0; r0 < n; r0 += bs) {
     size_t nb = n - r0 < bs ? n - r0 : bs;
     const float *x = rows + r0 * nfeat;
     if (margin) {
-      block_margins(m, x, nb, out + r0 * od);
+      block_margins(m, x, nb, generic, out + r0 * od);
     } else {
-      block_margins(m, x, nb, acc);
+      block_margins(m, x, nb, generic, acc);
       transform(m, acc, nb, out + r0 * od);
     }
   }
@@ -1128,14 +1263,26 @@ enum err_code tree_predict(const struct tree_model *m, const float *rows,
                            size_t n, size_t nfeat, float *out,
                            struct err *e)
 {
-  return predict(m, rows, n, nfeat, out, 0, e);
+  return predict(m, rows, n, nfeat, out, 0, 0, e);
 }
 
 enum err_code tree_predict_margin(const struct tree_model *m,
                                   const float *rows, size_t n, size_t nfeat,
                                   float *out, struct err *e)
 {
-  return predict(m, rows, n, nfeat, out, 1, e);
+  return predict(m, rows, n, nfeat, out, 1, 0, e);
+}
+
+enum err_code tree_predict_generic(const struct tree_model *m,
+                                   const float *rows, size_t n, size_t nfeat,
+                                   float *out, struct err *e)
+{
+  return predict(m, rows, n, nfeat, out, 0, 1, e);
+}
+
+int tree_fast(const struct tree_model *m)
+{
+  return m->fast != NULL;
 }
 
 size_t tree_nfeat(const struct tree_model *m) { return m->nfeat; }

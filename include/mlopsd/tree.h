@@ -82,6 +82,19 @@ enum err_code tree_predict_margin(const struct tree_model *m,
                                   const float *rows, size_t n, size_t nfeat,
                                   float *out, struct err *e) MLOPSD_WUR;
 
+/* tree_predict through the generic step (missing values and default
+ * directions tested per node), whichever walk tree_predict takes: the
+ * reference the tests hold the fast walk to.  Same rules as tree_predict. */
+enum err_code tree_predict_generic(const struct tree_model *m,
+                                   const float *rows, size_t n, size_t nfeat,
+                                   float *out, struct err *e) MLOPSD_WUR;
+
+/* 1 when tree_predict walks the fast copy of the nodes: every split
+ * condition above -inf, no leaf value -inf and 2 * nfeat + 1 <= 4096
+ * (the row copies it reads live on the stack); else 0 and tree_predict
+ * takes the generic step.  Both give the same bits. */
+int tree_fast(const struct tree_model *m);
+
 /* Accessors (any thread). */
 size_t tree_nfeat(const struct tree_model *m);      /* num_feature */
 size_t tree_num_trees(const struct tree_model *m);

@@ -136,6 +136,60 @@ static int compare_rows(const struct model *m, const float *x, size_t n,
   return rc;
 }
 
+/* tree_predict (the fast walk when tree_fast) and tree_predict_generic
+ * give the same bits on the n rows x, in one call and row by row. */
+static void fast_vs_generic(const struct tree_model *tm, const float *x,
+                            size_t n, const char *what)
+{
+  size_t od = tree_output_dim(tm), nf = tree_nfeat(tm);
+  float *a = malloc(n * od * sizeof(float));
+  float *b = malloc(n * od * sizeof(float));
+  float *c = malloc(n * od * sizeof(float));
+  struct err e = {0};
+  REQUIRE(a && b && c);
+  CHECK_EQ_INT(tree_predict(tm, x, n, nf, a, &e), ERR_OK);
+  CHECK_EQ_INT(tree_predict_generic(tm, x, n, nf, b, &e), ERR_OK);
+  for (size_t r = 0; r < n; r++)
+    CHECK_EQ_INT(tree_predict(tm, x + r * nf, 1, nf, c + r * od, &e),
+                 ERR_OK);
+  size_t diff = 0, first = n * od;
+  for (size_t i = 0; i < n * od; i++)
+    if (memcmp(&a[i], &b[i], sizeof(float)) ||
+        memcmp(&c[i], &b[i], sizeof(float))) {
+      diff++;
+      if (first == n * od)
+        first = i;
+    }
+  if (diff)
+    check_fail_at(__FILE__, __LINE__,
+                  "%s: fast walk differs from the generic step in %zu of "
+                  "%zu values, first at row %zu (%.9g / %.9g vs %.9g)",
+                  what, diff, n * od, first / od, (double)a[first],
+                  (double)c[first], (double)b[first]);
+  free(a);
+  free(b);
+  free(c);
+}
+
+/* The fast walk against the generic step on the training rows (with their
+ * NaN), rows generated from the thresholds (on, just below and beyond
+ * each, NaN) and the same with a third of the values +-inf. */
+static void check_fast_walk(const struct tree_model *tm, const float *x,
+                            size_t n)
+{
+  CHECK(tree_fast(tm));
+  fast_vs_generic(tm, x, n, "training rows");
+  size_t ng = 700, nf = tree_nfeat(tm);
+  float *g = malloc(ng * nf * sizeof(float));
+  REQUIRE(g);
+  tree_gen_rows(tm, ng, 11, g);
+  fast_vs_generic(tm, g, ng, "generated rows");
+  for (size_t i = 0; i < ng * nf; i += 3)
+    g[i] = (i / 3) % 2 ? INFINITY : -INFINITY;
+  fast_vs_generic(tm, g, ng, "generated rows with infinities");
+  free(g);
+}
+
 /* Train obj on dataset `file` (optionally with 10% NaN), check that the
  * native evaluator is accepted and matches XGBoost on every row. */
 static void check_objective(const char *file, const char *obj, int nan,
@@ -164,6 +218,7 @@ static void check_objective(const char *file, const char *obj, int nan,
     for (size_t i = 0; i < nkv; i++)
       if (!strcmp(kv[i].key, "base_score"))
         CHECK(tree_base_score(tm) == strtof(kv[i].value, NULL));
+    check_fast_walk(tm, t.d.x, t.d.n);
     tree_destroy(tm);
   } else {
     fprintf(stderr, "  compile: %s\n", e.msg);
@@ -352,6 +407,92 @@ static char *replace1(const char *s, const char *from, const char *to)
   memcpy(o + a, to, tl);
   strcpy(o + a + tl, p + fl);
   return o;
+}
+
+/* Copy of the JSON model j with element idx of the first array named
+ * key replaced by val (a number's text); NULL if there is none. */
+static char *set_elem(const char *j, const char *key, size_t idx,
+                      const char *val)
+{
+  char from[64];
+  snprintf(from, sizeof(from), "\"%s\":[", key);
+  const char *p = strstr(j, from);
+  if (!p)
+    return NULL;
+  p += strlen(from);
+  for (size_t i = 0; i < idx; i++) {
+    p = strpbrk(p, ",]");
+    if (!p || *p == ']')
+      return NULL;
+    p++;
+  }
+  const char *q = strpbrk(p, ",]");
+  if (!q)
+    return NULL;
+  size_t a = (size_t)(p - j), vl = strlen(val);
+  char *o = malloc(strlen(j) + vl + 1);
+  memcpy(o, j, a);
+  memcpy(o + a, val, vl);
+  strcpy(o + a + vl, q);
+  return o;
+}
+
+/* Which models take the fast walk: it is exact only when every split
+ * condition is above -inf and no leaf is -inf (a NaN goes to a slot of
+ * +-inf there).  A -inf condition with the default left, or a -inf leaf,
+ * must keep the generic step; a +inf condition may take the fast walk and
+ * give the generic step's bits. */
+TEST(fast_walk_conditions)
+{
+  struct trained t;
+  REQUIRE(trained_open(&t, "iris.csv", 7, "multi:softprob", NULL, 0, 4,
+                       "fw.json"));
+  size_t jl;
+  char *j = fx_read_file(t.path, &jl);
+  REQUIRE(j);
+  struct tree_model *tm = NULL;
+  struct err e = {0};
+  REQUIRE(tree_compile_buffer(j, jl, &tm, &e) == ERR_OK);
+  check_fast_walk(tm, t.d.x, t.d.n);
+  tree_destroy(tm);
+  /* The first leaf of the first tree (a -1 in its left_children). */
+  const char *lc = strstr(j, "\"left_children\":[");
+  REQUIRE(lc);
+  lc += strlen("\"left_children\":[");
+  size_t leaf = 0;
+  for (char *end; strtol(lc, &end, 10) != -1; lc = end + 1, leaf++)
+    REQUIRE(*end == ',');
+  struct {
+    const char *key;
+    size_t idx;
+    const char *val;
+    int fast;
+  } cases[] = {
+      {"split_conditions", 0, "-1e39", 0}, /* -inf: strtof overflows */
+      {"split_conditions", leaf, "-1e39", 0},
+      {"split_conditions", 0, "1e39", 1},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char *m1 = set_elem(j, cases[i].key, cases[i].idx, cases[i].val);
+    REQUIRE(m1);
+    char *m2 = set_elem(m1, "default_left", 0, "1");
+    REQUIRE(m2);
+    CHECK_EQ_INT(tree_compile_buffer(m2, strlen(m2), &tm, &e), ERR_OK);
+    if (tm) {
+      if (tree_fast(tm) != cases[i].fast)
+        check_fail_at(__FILE__, __LINE__, "case %zu (%s[%zu] = %s): "
+                      "tree_fast %d, want %d", i, cases[i].key,
+                      cases[i].idx, cases[i].val, tree_fast(tm),
+                      cases[i].fast);
+      if (cases[i].fast)
+        check_fast_walk(tm, t.d.x, t.d.n);
+      tree_destroy(tm);
+    }
+    free(m1);
+    free(m2);
+  }
+  free(j);
+  trained_close(&t);
 }
 
 TEST(corrupt_models)
@@ -695,6 +836,7 @@ int main(void)
   RUN(dart_refused);
   RUN(gblinear_refused);
   RUN(objective_refused);
+  RUN(fast_walk_conditions);
   RUN(corrupt_models);
   RUN(verification_refuses_mismatch);
   RUN(generated_rows);
