@@ -245,16 +245,56 @@ size_t plog_json_compact(char *dst, const char *src, size_t len)
   const __m128i c_sp = _mm_set1_epi8(' '), c_nl = _mm_set1_epi8('\n');
   const __m128i c_tb = _mm_set1_epi8('\t'), c_cr = _mm_set1_epi8('\r');
   const __m128i c_qt = _mm_set1_epi8('"'), c_bs = _mm_set1_epi8('\\');
+  _Alignas(16) char blk[32];
   for (; len - i >= 16; i += 16) {
-    _Alignas(16) char blk[32];
     __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(src + i));
     unsigned blank = (unsigned)_mm_movemask_epi8(
         _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, c_sp),
                                   _mm_cmpeq_epi8(x, c_nl)),
                      _mm_or_si128(_mm_cmpeq_epi8(x, c_tb),
                                   _mm_cmpeq_epi8(x, c_cr))));
-    unsigned sp = blank | (unsigned)_mm_movemask_epi8(_mm_or_si128(
-                              _mm_cmpeq_epi8(x, c_qt), _mm_cmpeq_epi8(x, c_bs)));
+    unsigned quote = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, c_qt));
+    unsigned bsl = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, c_bs));
+    if (!bsl && !esc) {
+      /* No escape in the block (the usual case): a byte is inside a
+       * string when an odd number of quotes precede it in the block,
+       * xor the state carried in; only the blanks outside go, walked
+       * bit by bit (about one per 16 bytes in the course's items),
+       * quotes need no stop of their own. */
+      unsigned q = quote;
+      q ^= q << 1;
+      q ^= q << 2;
+      q ^= q << 4;
+      q ^= q << 8;
+      unsigned drop = blank & ~(q ^ (in_str ? 0xffffu : 0u)) & 0xffffu;
+      in_str ^= (int)((q >> 15) & 1u);
+      _mm_storeu_si128((__m128i *)(void *)(dst + o), x);
+      if (!drop) {
+        o += 16;
+        continue;
+      }
+      _mm_store_si128((__m128i *)(void *)blk, x);
+      _mm_store_si128((__m128i *)(void *)(blk + 16), _mm_setzero_si128());
+      unsigned k = 0;
+      while (drop) {
+        unsigned p = (unsigned)__builtin_ctz(drop);
+        drop &= drop - 1;
+        if (k)
+          _mm_storeu_si128((__m128i *)(void *)(dst + o),
+                           _mm_loadu_si128((const __m128i *)(const void *)
+                                           (blk + k)));
+        o += p - k;
+        k = p + 1;
+      }
+      if (k < 16) {
+        _mm_storeu_si128((__m128i *)(void *)(dst + o),
+                         _mm_loadu_si128((const __m128i *)(const void *)
+                                         (blk + k)));
+        o += 16 - k;
+      }
+      continue;
+    }
+    unsigned sp = blank | quote | bsl;
     if (esc) { /* byte 0 follows a backslash: plain */
       sp &= ~1u;
       esc = 0;
