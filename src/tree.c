@@ -629,6 +629,14 @@ struct tree_model {
   /* The same nodes for fast_step (f = slot of the row copy), or NULL
    * when the model needs the generic step (see build_fast). */
   struct tnode *fast;
+  /* The fast walk's lane groups: TREE_GROUP roots each (unused lanes at
+   * the extra leaf fast[n_nodes]), the trees of one output group (class)
+   * in tree order, so a group's leaves add up in one register. */
+  uint32_t *froots;
+  struct fgroup {
+    uint32_t cls, nt, depth;
+  } *fgroups;
+  size_t n_fgroups;
   /* Split thresholds per feature (CSR), for tree_gen_rows. */
   size_t *thr_off;   /* nfeat + 1 */
   float *thr;
@@ -647,6 +655,8 @@ void tree_destroy(struct tree_model *m)
     return;
   free(m->nodes);
   free(m->fast);
+  free(m->froots);
+  free(m->fgroups);
   free(m->roots);
   free(m->group);
   free(m->depth);
@@ -774,9 +784,26 @@ static void build_fast(struct tree_model *m)
     if (TN_IS_LEAF(n) ? n->v == -INFINITY : !(n->v > -INFINITY))
       return;
   }
-  m->fast = malloc(m->n_nodes * sizeof(*m->fast));
-  if (!m->fast)
+  /* groups: per class, its trees in order, TREE_GROUP at a time */
+  size_t ng = 0;
+  for (size_t c = 0; c < m->num_group; c++) {
+    size_t nt = 0;
+    for (size_t t = 0; t < m->n_trees; t++)
+      nt += m->group[t] == c;
+    ng += (nt + TREE_GROUP - 1) / TREE_GROUP;
+  }
+  m->fast = malloc((m->n_nodes + 1) * sizeof(*m->fast));
+  m->froots = malloc((ng ? ng : 1) * TREE_GROUP * sizeof(*m->froots));
+  m->fgroups = calloc(ng ? ng : 1, sizeof(*m->fgroups));
+  if (!m->fast || !m->froots || !m->fgroups) {
+    free(m->fast);
+    free(m->froots);
+    free(m->fgroups);
+    m->fast = NULL;
+    m->froots = NULL;
+    m->fgroups = NULL;
     return;
+  }
   for (size_t i = 0; i < m->n_nodes; i++) {
     const struct tnode *n = &m->nodes[i];
     uint32_t slot = (uint32_t)(2 * F);
@@ -785,6 +812,28 @@ static void build_fast(struct tree_model *m)
              ((n->f & TN_DEFAULT_LEFT) ? (uint32_t)F : 0u);
     m->fast[i] = (struct tnode){n->v, slot, n->l};
   }
+  const uint32_t pad = (uint32_t)m->n_nodes; /* a leaf that stays put */
+  m->fast[pad] = (struct tnode){0.0f, (uint32_t)(2 * F), pad};
+  size_t g = 0;
+  for (size_t c = 0; c < m->num_group; c++) {
+    struct fgroup *fg = NULL;
+    for (size_t t = 0; t < m->n_trees; t++) {
+      if (m->group[t] != c)
+        continue;
+      if (!fg || fg->nt == TREE_GROUP) {
+        fg = &m->fgroups[g];
+        fg->cls = (uint32_t)c;
+        for (size_t k = 0; k < TREE_GROUP; k++)
+          m->froots[g * TREE_GROUP + k] = pad;
+        g++;
+      }
+      m->froots[(size_t)(fg - m->fgroups) * TREE_GROUP + fg->nt++] =
+          m->roots[t];
+      if (m->depth[t] > fg->depth)
+        fg->depth = m->depth[t];
+    }
+  }
+  m->n_fgroups = ng;
 }
 
 static int cmp_float(const void *a, const void *b)
@@ -1093,24 +1142,28 @@ static inline uint32_t fast_step(const struct tnode *nodes, uint32_t i,
   return n->l + (uint32_t)(x[n->f] >= n->v);
 }
 
-/* group_margins for m->fast and the row copies xb (W floats each). */
+/* One lane group of the fast walk (TREE_GROUP lanes, the first nt trees
+ * of class cls, the rest the padding leaf) for the row copies xb (W
+ * floats each) into acc (G floats per row): the leaves added in tree
+ * order, as group_margins does. */
 static inline __attribute__((always_inline)) void
 group_fast(const struct tnode *nodes, const uint32_t *roots,
-           const uint32_t *grp, uint32_t depth, size_t nt, const float *xb,
-           size_t nb, size_t W, size_t G, float *acc)
+           const struct fgroup *fg, const float *xb, size_t nb, size_t W,
+           size_t G, float *acc)
 {
   for (size_t r = 0; r < nb; r++) {
     const float *x = xb + r * W;
     uint32_t id[TREE_GROUP];
-    for (size_t k = 0; k < nt; k++)
+    for (size_t k = 0; k < TREE_GROUP; k++)
       id[k] = roots[k];
-    for (uint32_t d = 0; d < depth; d++)
+    for (uint32_t d = 0; d < fg->depth; d++)
 #pragma GCC unroll 16
-      for (size_t k = 0; k < nt; k++)
+      for (size_t k = 0; k < TREE_GROUP; k++)
         id[k] = fast_step(nodes, id[k], x);
-    float *a = acc + r * G;
-    for (size_t k = 0; k < nt; k++)
-      a[grp[k]] += nodes[id[k]].v;
+    float sum = acc[r * G + fg->cls];
+    for (size_t k = 0; k < fg->nt; k++)
+      sum += nodes[id[k]].v;
+    acc[r * G + fg->cls] = sum;
   }
 }
 
@@ -1153,15 +1206,9 @@ static void block_fast(const struct tree_model *m, const float *rows,
   fast_rows(rows, nb, F, xb);
   for (size_t i = 0; i < nb * G; i++)
     acc[i] = m->base_margin;
-  for (size_t t0 = 0; t0 < m->n_trees; t0 += TREE_GROUP) {
-    const uint32_t *roots = m->roots + t0, *grp = m->group + t0;
-    const uint32_t depth = m->gdepth[t0 / TREE_GROUP];
-    size_t nt = m->n_trees - t0;
-    if (nt >= TREE_GROUP)
-      group_fast(nodes, roots, grp, depth, TREE_GROUP, xb, nb, W, G, acc);
-    else
-      group_fast(nodes, roots, grp, depth, nt, xb, nb, W, G, acc);
-  }
+  for (size_t g = 0; g < m->n_fgroups; g++)
+    group_fast(nodes, m->froots + g * TREE_GROUP, &m->fgroups[g], xb, nb,
+               W, G, acc);
 }
 
 static void block_margins(const struct tree_model *m, const float *rows,
