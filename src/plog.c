@@ -328,16 +328,23 @@ enum err_code plog_admit(struct plog *p, size_t n)
 
 /* Chunks an append of rows[0..n) needs beyond the shard's current one;
  * -1 when a row is larger than a chunk. */
+/* Chunks to take for rows; the first row's view is left in *w0 (its
+ * model text in mt0) for the caller's copy loop: for a single prediction
+ * the view was built twice (issue 16, callgrind). */
 static long chunks_needed(struct plog *p, struct shard *sh,
-                          const struct plog_row *rows, size_t n)
+                          const struct plog_row *rows, size_t n,
+                          struct pbuf_row *w0, char *mt0)
 {
   size_t room = sh->cur ? pbuf_room(sh->cur) : 0, max = pbuf_max_row(p->pb);
   long k = 0;
   for (size_t i = 0; i < n; i++) {
     struct pbuf_row w;
     char mt[PLOG_MODEL_TEXT_MAX];
-    plog_row_view(&rows[i], &w, mt);
-    size_t sz = plog_view_size(&w);
+    if (i == 0)
+      plog_row_view(&rows[0], w0, mt0);
+    else
+      plog_row_view(&rows[i], &w, mt);
+    size_t sz = plog_view_size(i == 0 ? w0 : &w);
     if (sz > max)
       return -1;
     if (sz > room) {
@@ -376,8 +383,10 @@ again:;
     goto undo;
   /* Every row goes into the mapped buffer file before this returns, so
    * it survives the process (pbuf.h); the caller answers after that. */
+  struct pbuf_row w0;
+  char mt0[PLOG_MODEL_TEXT_MAX];
   pthread_mutex_lock(&sh->mu);
-  need = chunks_needed(p, sh, rows, n);
+  need = chunks_needed(p, sh, rows, n, &w0, mt0);
   if (need < 0 || (need > 0 && pbuf_take(p->pb, sh->tmp, (size_t)need))) {
     pthread_mutex_unlock(&sh->mu);
     if (need < 0) {
@@ -390,13 +399,15 @@ again:;
   for (size_t i = 0, t = 0; i < n; i++) {
     struct pbuf_row w;
     char mt[PLOG_MODEL_TEXT_MAX];
-    plog_row_view(&rows[i], &w, mt);
-    if (!sh->cur || pbuf_room(sh->cur) < plog_view_size(&w)) {
+    if (i)
+      plog_row_view(&rows[i], &w, mt);
+    const struct pbuf_row *v = i ? &w : &w0;
+    if (!sh->cur || pbuf_room(sh->cur) < plog_view_size(v)) {
       if (sh->cur)
         sh->full[sh->nfull++] = sh->cur;
       sh->cur = sh->tmp[t++];
     }
-    pbuf_put(sh->cur, &w);
+    pbuf_put(sh->cur, v);
   }
   pthread_mutex_unlock(&sh->mu);
   if (p->o.durability == PLOG_DUR_FSYNC && pbuf_sync_wait(p->pb) != ERR_OK)
