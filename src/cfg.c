@@ -112,6 +112,13 @@ static const struct cfg_key cfg_keys[] = {
             "/livez, /readyz, /metrics) or all (both: one machine)"),
     K_INT("server", "threads", server_threads, "2", 1, 256, 0,
           "HTTP worker threads"),
+    K_INT("server", "thread_nice", server_thread_nice, "0", -20, 19, 0,
+          "nice of the HTTP worker threads; below the daemon's own needs "
+          "CAP_SYS_NICE or RLIMIT_NICE (else logged, not applied)"),
+    K_INT("server", "thread_slice_us", server_thread_slice_us, "0", 0,
+          100000, 0,
+          "scheduler time slice of the HTTP worker threads in us; 0 = the "
+          "kernel's default (Linux 6.12+; the kernel raises 1..99 to 100)"),
     K_INT("server", "max_body_bytes", server_max_body_bytes, "1048576", KIB,
           GIB, 0, "largest request body accepted; larger gets 413"),
     K_INT("server", "max_connections", server_max_connections, "1024", 1,

@@ -319,6 +319,8 @@ static enum err_code build_http(struct daemon *d, struct err *e)
   http_opts_defaults(&ho);
   ho.listen = c->server_listen;
   ho.threads = c->server_threads;
+  ho.thread_nice = c->server_thread_nice;
+  ho.thread_slice_us = c->server_thread_slice_us;
   ho.max_connections = (unsigned)c->server_max_connections;
   ho.idle_timeout_s = (unsigned)c->server_idle_timeout_s;
   ho.max_body_bytes = (size_t)c->server_max_body_bytes;

@@ -53,6 +53,7 @@
 
 #include "mlopsd/log.h"
 #include "mlopsd/metrics.h"
+#include "mlopsd/thsched.h"
 #include "mlopsd/vec.h"
 
 #define HTTP_MAX_HEADERS 16
@@ -167,6 +168,7 @@ struct http {
   _Atomic bool stopping;
   _Atomic int nconns;
   _Atomic int inflight;
+  _Atomic bool sched_warned; /* a refused thread_nice is logged once */
 
   pthread_mutex_t conn_mu;
   struct conn *conns;
@@ -805,12 +807,31 @@ static void conn_free(struct conn *c)
   free(c);
 }
 
+/* The worker threads are libmicrohttpd's, so their nice and slice are set
+ * by each of them on its first connection (a worker accepts its own). */
+static _Thread_local bool tl_sched_done;
+
+static void worker_sched(struct http *srv)
+{
+  tl_sched_done = true;
+  if (srv->o.thread_nice == 0 && srv->o.thread_slice_us == 0)
+    return;
+  struct err e;
+  err_clear(&e);
+  if (thsched_set(srv->o.thread_nice, srv->o.thread_slice_us, &e) != ERR_OK &&
+      !atomic_exchange(&srv->sched_warned, true))
+    LOG_W("http", "server.thread_nice=%d server.thread_slice_us=%d: %s",
+          srv->o.thread_nice, srv->o.thread_slice_us, e.msg);
+}
+
 static void on_connection(void *cls, struct MHD_Connection *mc,
                           void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
   struct http *srv = cls;
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    if (!tl_sched_done)
+      worker_sched(srv);
     struct conn *c = calloc(1, sizeof(*c));
     *socket_context = c;
     if (!c) {
@@ -1188,6 +1209,12 @@ enum err_code http_create(struct http **out, const struct http_opts *o,
     return err_set(e, ERR_INVAL, "http: threads = %d (1..256)", o->threads);
   if (o->max_connections < 1)
     return err_set(e, ERR_INVAL, "http: max_connections must be >= 1");
+  if (o->thread_nice < THSCHED_NICE_MIN || o->thread_nice > THSCHED_NICE_MAX)
+    return err_set(e, ERR_INVAL, "http: thread_nice = %d (%d..%d)",
+                   o->thread_nice, THSCHED_NICE_MIN, THSCHED_NICE_MAX);
+  if (o->thread_slice_us < 0 || o->thread_slice_us > THSCHED_SLICE_MAX_US)
+    return err_set(e, ERR_INVAL, "http: thread_slice_us = %d (0..%d)",
+                   o->thread_slice_us, THSCHED_SLICE_MAX_US);
   if (o->idle_timeout_s < 1)
     return err_set(e, ERR_INVAL, "http: idle_timeout_s must be >= 1");
   if (o->max_body_bytes < 1 || o->max_body_bytes > ((size_t)1 << 30))

@@ -26,6 +26,8 @@ struct cfg {
   char server_role[16];         /* "all", "api" or "scheduler" */
   char server_listen[128];      /* "0.0.0.0:3000" */
   int server_threads;           /* 2 */
+  int server_thread_nice;       /* 0: nice of the HTTP threads */
+  int server_thread_slice_us;   /* 0: their scheduler slice (0 = kernel's) */
   long server_max_body_bytes;   /* 1048576 */
   int server_max_connections;   /* 1024 */
   int server_idle_timeout_s;    /* 30: idle / slow clients are dropped */

@@ -77,6 +77,11 @@ struct http_opts {
                                size, larger ones are freed (64 KiB) */
   struct metrics *metrics;  /* borrowed, must outlive the server; NULL =
                                the server makes its own (http_metrics) */
+  int thread_nice;          /* nice of the worker threads (-20..19; default
+                               0); a refused one is logged once and the
+                               threads keep theirs (thsched.h) */
+  int thread_slice_us;      /* their scheduler slice, 0 = the kernel's
+                               default (0..100000; thsched.h) */
 };
 
 /* Fill o with the defaults above (listen "127.0.0.1:0"). */

@@ -217,7 +217,7 @@ TEST(test_defaults)
 TEST(test_key_table)
 {
   int n = cfg_key_count();
-  CHECK_EQ_INT(n, 48);
+  CHECK_EQ_INT(n, 50);
   CHECK(cfg_key_name(-1) == NULL);
   CHECK(cfg_key_name(n) == NULL);
   CHECK_EQ_STR(cfg_key_name(0), "server.listen");
@@ -353,9 +353,17 @@ TEST(test_errors_keys)
   CHECK_LOAD_ERR("server:\n  threads: 2\nfoo:\n  a: 1\n", ERR_CONFIG,
                  "c.yaml:3:1: unknown section 'foo' (expected one of: "
                  "server, auth, database, scheduler, models, logging)");
+  /* the HTTP threads' scheduling: ranges, file:line:col */
+  CHECK_LOAD_ERR("server:\n  thread_nice: -21\n", ERR_CONFIG,
+                 "c.yaml:2:16: key 'server.thread_nice': expected integer "
+                 "-20..19, got '-21'");
+  CHECK_LOAD_ERR("server:\n  thread_slice_us: 100001\n", ERR_CONFIG,
+                 "c.yaml:2:20: key 'server.thread_slice_us': expected integer "
+                 "0..100000, got '100001'");
   CHECK_LOAD_ERR("server:\n  threads: 2\n  thread: 3\n", ERR_CONFIG,
                  "c.yaml:3:3: unknown key 'server.thread' (expected one of: "
-                 "listen, role, threads, max_body_bytes, max_connections, "
+                 "listen, role, threads, thread_nice, thread_slice_us, "
+                 "max_body_bytes, max_connections, "
                  "idle_timeout, default_model, log_full_policy, spool_dir, "
                  "spool_max_bytes, log_durability, log_buffer_dir, "
                  "spool_min_free_bytes)");

@@ -5,12 +5,14 @@
  * check: tsan */
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -927,6 +929,81 @@ TEST(route_and_option_errors)
   http_destroy(srv);
 }
 
+/* Threads of this process at nice want; the name of the last in name. */
+static int threads_at_nice(int want, char *name, size_t cap)
+{
+  DIR *d = opendir("/proc/self/task");
+  if (!d)
+    return -1;
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (de->d_name[0] == '.')
+      continue;
+    errno = 0;
+    int v = getpriority(PRIO_PROCESS, (id_t)atoi(de->d_name));
+    if (errno || v != want)
+      continue;
+    n++;
+    char path[300];
+    snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+    FILE *f = fopen(path, "r");
+    if (f) {
+      if (!fgets(name, (int)cap, f))
+        name[0] = 0;
+      fclose(f);
+    }
+  }
+  closedir(d);
+  return n;
+}
+
+/* server.thread_nice / thread_slice_us: the worker thread takes them on
+ * its first connection; the rest of the process keeps its nice. */
+TEST(worker_thread_nice)
+{
+  int base = getpriority(PRIO_PROCESS, 0);
+  REQUIRE(base < 19);
+  int want = base + 2 > 19 ? 19 : base + 2;
+  char name[32] = "";
+  REQUIRE(threads_at_nice(want, name, sizeof(name)) == 0);
+  struct http_opts o;
+  struct err e;
+  struct http *srv;
+  http_opts_defaults(&o);
+  o.threads = 1;
+  o.thread_nice = want;
+  o.thread_slice_us = 200;
+  REQUIRE(http_create(&srv, &o, &e) == ERR_OK);
+  REQUIRE(http_start(srv, &e) == ERR_OK);
+  CURL *h = curl_easy_init();
+  REQUIRE(h != NULL);
+  struct reply r;
+  req(h, http_port(srv), "GET", "/healthz", NULL, 0, NULL, &r);
+  CHECK_EQ_INT(r.status, 200);
+  reply_free(&r);
+  curl_easy_cleanup(h);
+  CHECK_EQ_INT(threads_at_nice(want, name, sizeof(name)), 1);
+  CHECK(strncmp(name, "MHD", 3) == 0); /* libmicrohttpd's thread */
+  CHECK_EQ_INT(getpriority(PRIO_PROCESS, 0), base);
+  http_destroy(srv);
+
+  static const struct {
+    int nice, slice_us;
+    const char *msg;
+  } bad[] = {{20, 0, "http: thread_nice = 20 (-20..19)"},
+             {0, 100001, "http: thread_slice_us = 100001 (0..100000)"}};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    CHECK_CASE(bad[i].msg);
+    http_opts_defaults(&o);
+    o.thread_nice = bad[i].nice;
+    o.thread_slice_us = bad[i].slice_us;
+    CHECK_EQ_INT(http_create(&srv, &o, &e), ERR_INVAL);
+    CHECK_EQ_STR(e.msg, bad[i].msg);
+  }
+  CHECK_CASE(NULL);
+}
+
 TEST(shared_registry)
 {
   struct metrics *m;
@@ -972,6 +1049,7 @@ int main(void)
   RUN(concurrent_clients);
   RUN(route_and_option_errors);
   RUN(shared_registry);
+  RUN(worker_thread_nice);
   curl_global_cleanup();
   return check_done();
 }
