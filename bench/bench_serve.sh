@@ -41,7 +41,12 @@
 #   bench/bench_serve.sh [SECONDS]
 #   BENCH_SERVE_PERF=1 bench/bench_serve.sh   also perf-profile the daemon
 #                                             during single/16 (top symbols;
-#                                             =db: MariaDB instead;
+#                                             =db: MariaDB instead; =sched:
+#                                             the machine's scheduler for
+#                                             3 s, bench/sched_waits.py:
+#                                             waits for a core >= 1/2/4 ms
+#                                             of the HTTP threads, wrk and
+#                                             MariaDB, and behind whom;
 #                                             BENCH_SERVE_PERF_KEEP=FILE
 #                                             keeps perf.data)
 #   BENCH_SERVE_RUNS="healthz16 single16"     only these runs (default all:
@@ -333,11 +338,21 @@ if [ "$ROUND" = 1 ] && want single16 && [ -n "${BENCH_SERVE_PERF:-}" ] &&
   command -v perf >/dev/null; then
   PERF_PID=$DPID PERF_WHO=daemon
   [ "$BENCH_SERVE_PERF" = db ] && PERF_PID=$DBPID PERF_WHO=MariaDB
-  perf record -o "$T/perf.data" ${BENCH_SERVE_PERF_CG:--g} -p "$PERF_PID" -- sleep "$DUR" >/dev/null 2>&1 &
+  if [ "$BENCH_SERVE_PERF" = sched ]; then
+    # the whole machine's scheduler for 3 s, 2 s into the run
+    ( sleep 2; perf sched record -a -o "$T/sched.data" -- sleep 3 ) >/dev/null 2>&1 &
+  else
+    perf record -o "$T/perf.data" ${BENCH_SERVE_PERF_CG:--g} -p "$PERF_PID" -- sleep "$DUR" >/dev/null 2>&1 &
+  fi
   PERF=$!
 fi
 want single16 && run "predict single" 16 /predict "$T/single.jsonl" 1
-if [ -n "${PERF:-}" ]; then
+if [ -n "${PERF:-}" ] && [ "$BENCH_SERVE_PERF" = sched ]; then
+  wait "$PERF"
+  echo "--- perf sched: waits for a core during predict single/16 ---"
+  perf sched timehist -i "$T/sched.data" 2>/dev/null | python3 "$SRC/bench/sched_waits.py"
+  [ -n "${BENCH_SERVE_PERF_KEEP:-}" ] && cp "$T/sched.data" "$BENCH_SERVE_PERF_KEEP"
+elif [ -n "${PERF:-}" ]; then
   wait "$PERF"
   echo "--- perf: $PERF_WHO during predict single/16, top symbols (self) ---"
   perf report -i "$T/perf.data" --no-children --sort dso,symbol -g none 2>/dev/null |
