@@ -82,6 +82,15 @@
 #   BENCH_SERVE_AFTER='CMD'                   run CMD after each run, with
 #                                             DPID (the daemon) and RUN_NAME
 #                                             set (e.g. save its smaps)
+#   BENCH_SERVE_CPUS=LIST BENCH_SERVE_DB_CPUS=LIST
+#       CPU placement (taskset lists, e.g. 0 and 1): the daemon and wrk run
+#       on BENCH_SERVE_CPUS, every thread of MariaDB on BENCH_SERVE_DB_CPUS.
+#       With disjoint lists this models a deployment whose database has
+#       its own host, as in production: /healthz's ceiling and the logged
+#       predict then share only the serving CPUs, and MariaDB's work no
+#       longer takes turns with the requests (docs/serving.md, "Issue 16,
+#       fifth round: the database off the serving cores").  Default: no
+#       placement, all three share every CPU.
 #
 # Environment: BUILD (default build), MLOPSD_SRC, MLOPSD_BIN (set by
 # bench/run.sh).  Needs wrk (scripts/install-deps.sh) and python3.
@@ -105,6 +114,13 @@ make -s BUILD="$BUILD" "$BUILD/mlopsd" "$BUILD/tests/integration/test_serve" >&2
 
 . bench/lib.sh
 DPID=""
+# taskset prefix of the daemon and wrk (BENCH_SERVE_CPUS), empty: none
+PIN=""
+if [ -n "${BENCH_SERVE_CPUS:-}" ]; then
+  taskset -c "$BENCH_SERVE_CPUS" true ||
+    { echo "bench_serve: BENCH_SERVE_CPUS='$BENCH_SERVE_CPUS' is not a CPU list taskset takes" >&2; exit 2; }
+  PIN="taskset -c $BENCH_SERVE_CPUS"
+fi
 bench_stop() { bench_kill "$DPID"; }
 bench_serve_start bench_serve mlopsd-bench-serve
 cat >"$T/mlopsd.yaml" <<EOF
@@ -172,7 +188,7 @@ slow5() {
 }
 
 start_daemon() {  # start_daemon [--no-native]
-  "$BIN" -c "$T/mlopsd.yaml" serve "$@" >>"$T/daemon.log" 2>&1 &
+  $PIN "$BIN" -c "$T/mlopsd.yaml" serve "$@" >>"$T/daemon.log" 2>&1 &
   DPID=$!
   for _ in $(seq 1 100); do
     curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && return 0
@@ -197,6 +213,13 @@ wait_drained() {
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$DPID/stat"; }
 DBPID=$(cat "$T/db/mysqld.pid" 2>/dev/null)
+# CPU placement: threads MariaDB creates later inherit the affinity of
+# the thread that creates them, so setting every thread's once suffices
+if [ -n "${BENCH_SERVE_DB_CPUS:-}" ]; then
+  taskset -a -p -c "$BENCH_SERVE_DB_CPUS" "$DBPID" >/dev/null ||
+    { echo "bench_serve: taskset -c '$BENCH_SERVE_DB_CPUS' of MariaDB failed" >&2; exit 1; }
+fi
+echo "placement: daemon and wrk on CPUs ${BENCH_SERVE_CPUS:-all}, MariaDB on CPUs ${BENCH_SERVE_DB_CPUS:-all}"
 db_ticks() { awk '{print $14 + $15}' "/proc/$DBPID/stat" 2>/dev/null || echo 0; }
 RUNS=" ${BENCH_SERVE_RUNS:-startup healthz16 healthz64 single16 single64 batch16 batch64 healthz16b sustained16 explain16 xgb16 xgb64} "
 want() { case "$RUNS" in *" $1 "*) return 0 ;; esac; return 1; }
@@ -227,7 +250,7 @@ run() {  # run NAME CONNS PATH BODIES ITEMS_PER_REQ
   d0=$(db_ticks)
   [ "$bodies" = - ] && bodies=""
   out=$(BODIES=$bodies TARGET=$path /usr/bin/time -f "%U %S" -o "$T/wrk.time" \
-    wrk -t2 -c"$c" -d"${DUR}s" -s "$LUA" "http://127.0.0.1:$PORT$path" |
+    $PIN wrk -t2 -c"$c" -d"${DUR}s" -s "$LUA" "http://127.0.0.1:$PORT$path" |
     grep RESULT)
   t1=$(cpu_ticks)
   local load; load=$(cut -d' ' -f1 /proc/loadavg)
@@ -305,7 +328,7 @@ startup() {
   local i t0 t1 s rss ok
   for i in $(seq 1 "$1"); do
     t0=$(date +%s.%N)
-    "$BIN" -c "$T/mlopsd.yaml" serve >>"$T/daemon.log" 2>&1 &
+    $PIN "$BIN" -c "$T/mlopsd.yaml" serve >>"$T/daemon.log" 2>&1 &
     DPID=$!
     ok=0
     for _ in $(seq 1 2000); do
