@@ -544,7 +544,7 @@ int main(void)
   o.database = DBNAME;
   /* (until 2026-12-05 this pool kept multirow_insert = 1 as well: the
    * "array binding" figures of the second and third rounds in
-   * docs/serving.md were multi-row INSERTs too) */
+   * docs/performance.md were multi-row INSERTs too) */
   o.multirow_insert = 0;
   if (db_pool_create(&pa, &o, &e) != ERR_OK ||
       db_acquire(pa, 10000, &ca, &e) != ERR_OK ||

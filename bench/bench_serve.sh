@@ -88,7 +88,7 @@
 #       With disjoint lists this models a deployment whose database has
 #       its own host, as in production: /healthz's ceiling and the logged
 #       predict then share only the serving CPUs, and MariaDB's work no
-#       longer takes turns with the requests (docs/serving.md, "Issue 16,
+#       longer takes turns with the requests (docs/performance.md, "Issue 16,
 #       fifth round: the database off the serving cores").  Default: no
 #       placement, all three share every CPU.
 #

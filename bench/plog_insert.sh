@@ -2,7 +2,7 @@
 # bench/plog_insert.sh - CPU per logged row (the daemon's flusher and
 # MariaDB) for three ways to store the prediction log's rows: multi-row
 # INSERT (what plog does), array binding (STMT_ATTR_ARRAY_SIZE) and LOAD
-# DATA LOCAL INFILE from memory (issue 16; docs/serving.md).  Starts its
+# DATA LOCAL INFILE from memory (issue 16; docs/performance.md).  Starts its
 # own MariaDB (tests/mariadb.sh) in a temp dir, runs
 # build/bench/bench_plog_insert against it (see that file), prints the load
 # average next to the figures and stops the server.  BENCH_PLOG_ROWS rows

@@ -7,7 +7,7 @@ MHD-*), wrk, MariaDB and the daemon's other threads, how often a thread,
 once runnable, waited 1, 2 and 4 ms or more for a core ("sch delay"),
 and for the HTTP threads' and wrk's waits of 1 ms or more which group
 ran longest on that core meanwhile.  Used by bench/bench_serve.sh
-(BENCH_SERVE_PERF=sched); docs/serving.md "Issue 16, fifth round: the
+(BENCH_SERVE_PERF=sched); docs/performance.md "Issue 16, fifth round: the
 tail" explains why these waits are the tail of wrk's latency.
 """
 import collections

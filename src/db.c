@@ -1271,7 +1271,7 @@ enum err_code db_bulk_insert(struct db_conn *c, const char *table,
    * statement of that odd size too, and each costs its placeholders' binds
    * twice (here and in libmariadb: about 1.1 MB for 500 rows of 10
    * columns): the prediction log's flushes filled the cache with such
-   * sizes, 22 MB of RSS under load (issue 16, docs/serving.md). */
+   * sizes, 22 MB of RSS under load (issue 16, docs/performance.md). */
   int one_off = 0;
   if (batch > nrows) {
     batch = (int)nrows;

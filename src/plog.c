@@ -64,7 +64,7 @@
  * waited (perf sched: 62% of the HTTP threads' and wrk's waits for a core
  * over 1 ms were behind mariadbd).  Between statements of 100 rows the
  * server thread blocks for the next one and the waiting thread runs;
- * the cost per row did not change measurably (docs/serving.md, "the
+ * the cost per row did not change measurably (docs/performance.md, "the
  * tail"). */
 #define STORE_STMT_ROWS 100
 #define PACE_SOFT 0.25 /* pacing starts at this fill of the caps */
@@ -636,7 +636,7 @@ static enum err_code store_db(struct plog *p, const struct pbuf_row *v, size_t n
     rc = db_exec(c, "SET time_zone = '+00:00'", NULL, e);
   /* One statement (rows <= batch and no shadow rows) is atomic on its
    * own under autocommit; a transaction around it would cost two more
-   * round trips and statements (docs/serving.md "Issue 16, fourth
+   * round trips and statements (docs/performance.md "Issue 16, fourth
    * round: MariaDB's row").  More statements keep one transaction. */
   int txn = ns > 0 || n > batch;
   if (rc == ERR_OK && txn)

@@ -69,7 +69,7 @@ void plog_fmt_ts(char *out, int64_t us);
  * the result is unspecified but stays within len bytes.  What the log
  * stores in `features`: the same JSON value, so JSON_EXTRACT gives the
  * same results, in fewer bytes for MariaDB to scan, copy, log and page
- * (docs/serving.md "Issue 16, fourth round: MariaDB's row"). */
+ * (docs/performance.md "Issue 16, fourth round: MariaDB's row"). */
 #define PLOG_COMPACT_SLACK 16
 size_t plog_json_compact(char *dst, const char *src, size_t len);
 

@@ -27,7 +27,7 @@ fi
 # pool memory for the first time (page faults and zeroing, about 3-8 us
 # of every logged row in bench/bench_serve.sh); a long-running server has
 # long paid that, and 64 MiB costs per row what a warm 256 MiB pool costs
-# (docs/serving.md "Issue 16, fourth round: MariaDB's row").
+# (docs/performance.md "Issue 16, fourth round: MariaDB's row").
 start_server() {
   local port=$1
   local user_opt=""

@@ -10,7 +10,7 @@ INSTALL_DB=$(command -v mariadb-install-db || command -v mysql_install_db || tru
 
 # Page compression of the prediction log (sql/migrations/040) with LZ4
 # instead of zlib when Debian's mariadb-plugin-provider-lz4 is installed:
-# less CPU per logged row for more disk (docs/serving.md "Issue 16, third
+# less CPU per logged row for more disk (docs/performance.md "Issue 16, third
 # round", docs/operations.md "Disk").  Without the plugin, or with
 # MARIADB_COMPRESSION=zlib, new pages are written with zlib: same tables,
 # same results.  The plugin is loaded whenever it is there, so pages an

@@ -8,7 +8,7 @@
  * running thread finish its slice first.  A thread with a short slice may
  * preempt a running one with a longer slice when it wakes (Linux 6.12 and
  * later; older kernels ignore the slice); a lower nice gives it the
- * weight to do so more often (docs/serving.md, "Issue 16, fifth round:
+ * weight to do so more often (docs/performance.md, "Issue 16, fifth round:
  * the tail").
  *
  * Thread rule: acts on the calling thread only; any thread.
