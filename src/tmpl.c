@@ -115,6 +115,12 @@ enum err_code tmpl_next(const char *text, size_t *pos, struct tmpl_tag *tag,
                      "bad template '{{ %.*s }}': NAME in %s.NAME must be "
                      "letters, digits or _ (no filters or expressions)",
                      inner, b, tag->kind == TMPL_PARAM ? "params" : "conf");
+    if ((size_t)(ne - n) > TMPL_NAME_MAX)
+      return err_set(e, ERR_PARSE,
+                     "bad template '{{ %.*s }}': NAME in %s.NAME is %zu "
+                     "characters, at most %d", inner, b,
+                     tag->kind == TMPL_PARAM ? "params" : "conf",
+                     (size_t)(ne - n), TMPL_NAME_MAX);
     tag->name = n;
     tag->name_len = (size_t)(ne - n);
   } else if (word_is(b, wn, "ds_add")) {
@@ -745,7 +751,7 @@ enum err_code tmpl_render(const char *text, const struct tmpl_ctx *ctx,
     buf_add(&r.b, text + last, t.off - last);
     last = t.off + t.len;
 
-    char date[CRON_DATE_LEN], name[128];
+    char date[CRON_DATE_LEN], name[TMPL_NAME_MAX + 1];
     const char *v;
     if ((rc = tag_value(text, ctx, mode, &t, date, name, sizeof(name), &v,
                         e)) != ERR_OK ||

@@ -41,6 +41,9 @@
 
 /* Rendered text is capped (ERR_FULL beyond). */
 #define TMPL_OUT_MAX ((size_t)16 << 20)
+/* Longest NAME in params.NAME / conf.NAME: longer ones are a parse error,
+ * so a template tmpl_check accepts can always be looked up. */
+#define TMPL_NAME_MAX 127
 
 enum tmpl_mode {
   TMPL_PLAIN = 0,

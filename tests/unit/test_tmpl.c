@@ -80,6 +80,15 @@ static void check_err(const char *text, enum tmpl_mode mode, int line,
   CHECK_EQ_INT(p.col, col);
 }
 
+/* every conf / params name resolves to user */
+static const char *lookup_any(void *user, enum tmpl_kind kind,
+                              const char *name)
+{
+  (void)kind;
+  (void)name;
+  return user;
+}
+
 TEST(check)
 {
   static const char *const names[] = {"days", "table"};
@@ -117,6 +126,29 @@ TEST(check)
             "bad template '{{ ds_add(1000000) }}': more than 100000 days");
   check_err("{{ conf }}", TMPL_PLAIN, 1, 1,
             "bad template '{{ conf }}': write conf.NAME");
+  /* names up to TMPL_NAME_MAX are looked up; longer ones are refused by
+   * the check, so a checked template never fails to render for that
+   * (fuzz_tmpl found a 133-character conf name the check passed and the
+   * render could not look up) */
+  {
+    char t[TMPL_NAME_MAX + 32], msg[512];
+    int n = snprintf(t, sizeof(t), "{{ conf.%0*d }}", TMPL_NAME_MAX, 0);
+    REQUIRE(n > 0 && (size_t)n < sizeof(t));
+    CHECK_EQ_INT(tmpl_check(t, TMPL_SHELL, NULL, 0, NULL, &e), ERR_OK);
+    char *out = NULL;
+    struct tmpl_binds b = {0};
+    struct tmpl_ctx c = {.ds = "2025-03-30", .lookup = lookup_any,
+                         .user = "42"};
+    CHECK_EQ_INT(tmpl_render(t, &c, TMPL_PLAIN, &out, &b, &e), ERR_OK);
+    CHECK(out && strcmp(out, "42") == 0);
+    free(out);
+    tmpl_binds_free(&b);
+    n = snprintf(t, sizeof(t), "{{ conf.%0*d }}", TMPL_NAME_MAX + 1, 0);
+    REQUIRE(n > 0 && (size_t)n < sizeof(t));
+    snprintf(msg, sizeof(msg), "bad template '%s': NAME in conf.NAME is %d "
+             "characters, at most %d", t, TMPL_NAME_MAX + 1, TMPL_NAME_MAX);
+    check_err(t, TMPL_PLAIN, 1, 1, msg);
+  }
   check_err("{{ conf.a.b }}", TMPL_PLAIN, 1, 1,
             "bad template '{{ conf.a.b }}': NAME in conf.NAME must be "
             "letters, digits or _ (no filters or expressions)");
