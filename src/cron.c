@@ -570,6 +570,8 @@ void cron_tz_destroy(struct cron_tz *tz)
 
 /* --- POSIX TZ string (the TZif footer) --- */
 
+#define PX_OFF_MAX 93600 /* an offset's limit, seconds (+-26 h) */
+
 struct posix_rule {
   char kind; /* 'J' Julian 1-365 no leap day, 'D' day 0-365, 'M' m.w.d */
   int a, b, c;
@@ -679,7 +681,9 @@ static int px_parse(const char *s, struct posix_tz *z)
 {
   int v;
   memset(z, 0, sizeof(*z));
-  if (px_name(&s) || px_time(&s, &v))
+  /* px_time takes the rule times' 167 hours (RFC 8536); an offset is
+   * held to the +-26 h the file's own offsets are held to */
+  if (px_name(&s) || px_time(&s, &v) || v < -PX_OFF_MAX || v > PX_OFF_MAX)
     return -1;
   z->std_off = -v; /* POSIX offsets are west-positive */
   if (!*s)
@@ -689,7 +693,7 @@ static int px_parse(const char *s, struct posix_tz *z)
   z->has_dst = 1;
   z->dst_off = z->std_off + 3600;
   if (*s && *s != ',') {
-    if (px_time(&s, &v))
+    if (px_time(&s, &v) || v < -PX_OFF_MAX || v > PX_OFF_MAX)
       return -1;
     z->dst_off = -v;
   }
@@ -869,7 +873,7 @@ static enum err_code tz_parse(struct cron_tz *tz, const unsigned char *buf,
   int tofs[256];
   for (uint32_t i = 0; i < typecnt; i++) {
     int32_t o = (int32_t)be32(types + 6 * i);
-    if (o < -93600 || o > 93600)
+    if (o < -PX_OFF_MAX || o > PX_OFF_MAX)
       return err_set(e, ERR_PARSE, "time zone '%s': offset out of range", nm);
     tofs[i] = o;
   }

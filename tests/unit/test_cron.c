@@ -10,6 +10,11 @@
 #include "mlopsd/cron.h"
 
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* "YYYY-MM-DDTHH:MM:SS+HH:MM" -> instant */
 static time_t iso(const char *s)
@@ -294,6 +299,83 @@ TEST(tz_load)
   cron_tz_destroy(tz);
 }
 
+/* A TZif version 2 file with one type (UTC, offset 0) in both blocks and
+ * footer: the footer's rule decides every instant after the (absent)
+ * transitions. */
+static int write_tzif(const char *path, const char *footer)
+{
+  static const unsigned char block[] = {
+      'T', 'Z', 'i', 'f', '2', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      0, 0, 0, 0,  /* isutcnt */
+      0, 0, 0, 0,  /* isstdcnt */
+      0, 0, 0, 0,  /* leapcnt */
+      0, 0, 0, 0,  /* timecnt */
+      0, 0, 0, 1,  /* typecnt */
+      0, 0, 0, 4,  /* charcnt */
+      0, 0, 0, 0, 0, 0, /* utoff 0, isdst 0, desigidx 0 */
+      'U', 'T', 'C', 0};
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    return -1;
+  int ok = fwrite(block, sizeof(block), 1, f) == 1 &&
+           fwrite(block, sizeof(block), 1, f) == 1 &&
+           fprintf(f, "\n%s\n", footer) > 0;
+  return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* The footer's offsets are held to +-26 h like the file's own (fuzz_tzif
+ * found "UTC42" loaded as UTC-42 h); its rule times keep RFC 8536's 167
+ * hours. */
+TEST(tz_footer_offsets)
+{
+  char dir[] = "/tmp/mlopsd-test-tzif.XXXXXX", sub[64], path[96];
+  REQUIRE(mkdtemp(dir));
+  snprintf(sub, sizeof(sub), "%s/T", dir);
+  REQUIRE(mkdir(sub, 0700) == 0);
+  snprintf(path, sizeof(path), "%s/Zone", sub);
+  const char *old = getenv("TZDIR");
+  char *keep = old ? strdup(old) : NULL;
+  REQUIRE(setenv("TZDIR", dir, 1) == 0);
+  static const struct {
+    const char *footer;
+    int ok, off; /* off: UTC offset in 2100, when ok */
+  } cases[] = {
+      {"UTC0", 1, 0},
+      {"<+14>-14", 1, 14 * 3600},
+      {"XXX-26", 1, 26 * 3600},
+      {"UTC42", 0, 0},
+      {"XXX-27", 0, 0},
+      {"EST5EDT27", 0, 0},
+      {"EST5EDT,M3.2.0/-167,M11.1.0/167", 1, -4 * 3600},
+      {"EST5EDT,M3.2.0/168,M11.1.0", 0, 0},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    REQUIRE(write_tzif(path, cases[i].footer) == 0);
+    struct cron_tz *tz = NULL;
+    struct err e = {0};
+    enum err_code rc = cron_tz_load(&tz, "T/Zone", &e);
+    if (!cases[i].ok) {
+      CHECK_EQ_INT(rc, ERR_PARSE);
+      CHECK(strstr(e.msg, "bad footer rule") != NULL);
+      CHECK(tz == NULL);
+      continue;
+    }
+    CHECK_EQ_INT(rc, ERR_OK);
+    if (tz)
+      CHECK_EQ_INT(cron_tz_offset(tz, iso("2100-07-01T12:00:00+00:00")),
+                   cases[i].off);
+    cron_tz_destroy(tz);
+  }
+  if (keep)
+    setenv("TZDIR", keep, 1);
+  else
+    unsetenv("TZDIR");
+  free(keep);
+  unlink(path);
+  rmdir(sub);
+  rmdir(dir);
+}
+
 TEST(tz_resolve)
 {
   struct cron_tz *tz = load("Europe/Berlin");
@@ -398,6 +480,7 @@ int main(void)
   RUN(parse_errors);
   RUN(parse_bits);
   RUN(tz_load);
+  RUN(tz_footer_offsets);
   RUN(tz_resolve);
   RUN(walk_year);
   RUN(dates);
