@@ -327,10 +327,9 @@ enum err_code plog_admit(struct plog *p, size_t n)
 }
 
 /* Chunks an append of rows[0..n) needs beyond the shard's current one;
- * -1 when a row is larger than a chunk. */
-/* Chunks to take for rows; the first row's view is left in *w0 (its
- * model text in mt0) for the caller's copy loop: for a single prediction
- * the view was built twice (issue 16, callgrind). */
+ * -1 when a row is larger than a chunk.  The first row's view is left in
+ * *w0 (its model text in mt0) for the caller's copy loop, so a single
+ * prediction builds it once (issue 16, callgrind). */
 static long chunks_needed(struct plog *p, struct shard *sh,
                           const struct plog_row *rows, size_t n,
                           struct pbuf_row *w0, char *mt0)

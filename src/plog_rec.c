@@ -232,6 +232,35 @@ void plog_fmt_ts(char *out, int64_t us)
   last = s;
 }
 
+#ifdef __SSE2__
+/* The compaction's block steps (below).  block_copy keeps the 16 bytes of
+ * x in blk with 16 zero bytes after them: a run loads 16 bytes from
+ * blk + k, and defined bytes past the block (they land only in dst's
+ * slack) keep MSan and valgrind quiet. */
+static inline void block_copy(char *blk, __m128i x)
+{
+  _mm_store_si128((__m128i *)(void *)blk, x);
+  _mm_store_si128((__m128i *)(void *)(blk + 16), _mm_setzero_si128());
+}
+
+/* the 16 bytes from run to out (a run's bytes, then slack) */
+static inline void run_store(char *out, const char *run)
+{
+  _mm_storeu_si128((__m128i *)(void *)out,
+                   _mm_loadu_si128((const __m128i *)(const void *)run));
+}
+
+/* the block's bytes from k on stored at dst + o; the new o */
+static inline size_t block_rest(char *dst, size_t o, const char *blk,
+                                unsigned k)
+{
+  if (k >= 16)
+    return o;
+  run_store(dst + o, blk + k);
+  return o + 16 - k;
+}
+#endif
+
 size_t plog_json_compact(char *dst, const char *src, size_t len)
 {
   size_t o = 0, i = 0;
@@ -273,25 +302,17 @@ size_t plog_json_compact(char *dst, const char *src, size_t len)
         o += 16;
         continue;
       }
-      _mm_store_si128((__m128i *)(void *)blk, x);
-      _mm_store_si128((__m128i *)(void *)(blk + 16), _mm_setzero_si128());
+      block_copy(blk, x);
       unsigned k = 0;
       while (drop) {
         unsigned p = (unsigned)__builtin_ctz(drop);
         drop &= drop - 1;
         if (k)
-          _mm_storeu_si128((__m128i *)(void *)(dst + o),
-                           _mm_loadu_si128((const __m128i *)(const void *)
-                                           (blk + k)));
+          run_store(dst + o, blk + k);
         o += p - k;
         k = p + 1;
       }
-      if (k < 16) {
-        _mm_storeu_si128((__m128i *)(void *)(dst + o),
-                         _mm_loadu_si128((const __m128i *)(const void *)
-                                         (blk + k)));
-        o += 16 - k;
-      }
+      o = block_rest(dst, o, blk, k);
       continue;
     }
     unsigned sp = blank | quote | bsl;
@@ -304,20 +325,14 @@ size_t plog_json_compact(char *dst, const char *src, size_t len)
       o += 16;
       continue;
     }
-    _mm_store_si128((__m128i *)(void *)blk, x);
-    /* the runs below load 16 bytes from blk + k: defined bytes past the
-     * block (they land only in dst's slack, but uninitialised ones would
-     * make MSan and valgrind report) */
-    _mm_store_si128((__m128i *)(void *)(blk + 16), _mm_setzero_si128());
+    block_copy(blk, x);
     unsigned k = 0; /* block bytes before k are done */
     while (sp) {
       unsigned p = (unsigned)__builtin_ctz(sp);
       sp &= sp - 1;
       /* the plain run [k, p): already at dst + o when k == 0 */
       if (k)
-        _mm_storeu_si128((__m128i *)(void *)(dst + o),
-                         _mm_loadu_si128((const __m128i *)(const void *)
-                                         (blk + k)));
+        run_store(dst + o, blk + k);
       o += p - k;
       char ch = blk[p];
       k = p + 1;
@@ -341,11 +356,7 @@ size_t plog_json_compact(char *dst, const char *src, size_t len)
         in_str = 0;
       }
     }
-    if (k < 16) {
-      _mm_storeu_si128((__m128i *)(void *)(dst + o),
-                       _mm_loadu_si128((const __m128i *)(const void *)(blk + k)));
-      o += 16 - k;
-    }
+    o = block_rest(dst, o, blk, k);
   }
 #endif
   for (; i < len; i++) {
